@@ -1,0 +1,100 @@
+//! Input errors that name the file, the field and the problem.
+
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+
+/// A bad input: which file, which field (a JSON/TOML path such as `positions[2].size`), and what
+/// is wrong with it. Nothing is applied when one is returned.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("{file}: {path}: {problem}")]
+pub struct InputError {
+    /// The file (or other origin, such as `--trade`) the input came from.
+    pub file: String,
+    /// Where in the file: a field path, or `line N` for syntax errors.
+    pub path: String,
+    /// What is wrong, in words.
+    pub problem: String,
+}
+
+impl InputError {
+    /// An error at `path` in `file`.
+    pub fn new(
+        file: impl Into<String>,
+        path: impl Into<String>,
+        problem: impl Into<String>,
+    ) -> Self {
+        Self {
+            file: file.into(),
+            path: path.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+fn display_path(path: &serde_path_to_error::Path) -> String {
+    let text = path.to_string();
+    if text == "." || text.is_empty() {
+        "(top level)".to_owned()
+    } else {
+        text
+    }
+}
+
+/// Parses JSON text into `T`, naming the field of the first problem.
+///
+/// # Errors
+/// [`InputError`] with the JSON path of the problem, or the line and column of a syntax error.
+pub fn from_json_str<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, InputError> {
+    if text.trim().is_empty() {
+        return Err(InputError::new(file, "(top level)", "the file is empty"));
+    }
+    let deserializer = &mut serde_json::Deserializer::from_str(text);
+    let value: T = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = display_path(error.path());
+        let inner = error.into_inner();
+        let path = if inner.is_syntax() || inner.is_eof() {
+            format!("line {} column {}", inner.line(), inner.column())
+        } else {
+            path
+        };
+        InputError::new(file, path, strip_position(&inner.to_string()))
+    })?;
+    Ok(value)
+}
+
+/// Parses TOML text into `T`, naming the field of the first problem.
+///
+/// # Errors
+/// [`InputError`] with the TOML path of the problem.
+pub fn from_toml_str<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, InputError> {
+    let deserializer = toml::Deserializer::parse(text).map_err(|error| {
+        InputError::new(
+            file,
+            toml_span(text, error.span()),
+            error.message().to_owned(),
+        )
+    })?;
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = display_path(error.path());
+        let inner = error.into_inner();
+        InputError::new(file, path, inner.message().to_owned())
+    })
+}
+
+fn toml_span(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(range) => {
+            let line = text[..range.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}")
+        }
+        None => "(top level)".to_owned(),
+    }
+}
+
+/// serde_json appends " at line L column C" to messages; the path already says where.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message[..index].to_owned(),
+        None => message.to_owned(),
+    }
+}

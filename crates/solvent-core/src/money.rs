@@ -1,0 +1,298 @@
+//! Exact money: `Amount`, `Price` and `Quantity` newtypes over [`Decimal`].
+//!
+//! Ledger figures never pass through `f64`. In input files they are decimal strings (`"0.5"`) or
+//! integers; a JSON or TOML float is refused, because a binary float can silently change a digit
+//! of a published figure. The conversion to `f64` for risk math is explicit (`to_f64`), and the
+//! way back goes through [`crate::rounding`], which decides which side a rounding favours.
+
+use std::fmt;
+use std::ops::{Add, AddAssign, Neg, Sub};
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Parses a decimal from a string in plain notation (`"123.45"`, `"-1"`), as input files write it.
+///
+/// # Errors
+/// A message naming the offending text when it is not a plain decimal number (this refuses
+/// `"NaN"`, `"inf"`, exponents and empty strings).
+pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err("expected a decimal number, found an empty string".to_owned());
+    }
+    Decimal::from_str_exact(trimmed)
+        .map_err(|_| format!("expected a decimal number like \"1.5\", found {text:?}"))
+}
+
+/// Serde visitor for a decimal written as a string or an integer, never as a float.
+struct DecimalVisitor;
+
+impl Visitor<'_> for DecimalVisitor {
+    type Value = Decimal;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a decimal number written as a string (e.g. \"0.005\") or an integer")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Decimal, E> {
+        parse_decimal(text).map_err(E::custom)
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Decimal, E> {
+        Ok(Decimal::from(value))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Decimal, E> {
+        Ok(Decimal::from(value))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Decimal, E> {
+        Err(E::custom(format!(
+            "write decimals as strings (\"{value}\"), so that no digit is lost to binary floating point"
+        )))
+    }
+}
+
+/// Deserializes a [`Decimal`] from a string or an integer (see [`DecimalVisitor`]).
+///
+/// # Errors
+/// The deserializer's error when the value is a float or not a decimal number.
+pub fn deserialize_decimal<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Decimal, D::Error> {
+    deserializer.deserialize_any(DecimalVisitor)
+}
+
+/// Deserializes an optional [`Decimal`] (see [`deserialize_decimal`]).
+///
+/// # Errors
+/// As [`deserialize_decimal`].
+pub fn deserialize_optional_decimal<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Decimal>, D::Error> {
+    deserialize_decimal(deserializer).map(Some)
+}
+
+macro_rules! decimal_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub Decimal);
+
+        impl $name {
+            /// Zero.
+            pub const ZERO: Self = Self(Decimal::ZERO);
+
+            /// The exact decimal value.
+            #[must_use]
+            pub const fn value(self) -> Decimal {
+                self.0
+            }
+
+            /// The value as `f64` for risk math (nearest double; exactness ends here).
+            #[must_use]
+            pub fn to_f64(self) -> f64 {
+                self.0.to_f64().unwrap_or(f64::NAN)
+            }
+
+            /// Whether the value is zero.
+            #[must_use]
+            pub fn is_zero(self) -> bool {
+                self.0.is_zero()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0.normalize(), formatter)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+
+            fn from_str(text: &str) -> Result<Self, String> {
+                let value = parse_decimal(text)?;
+                Self::try_from(value)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(&self.0.normalize())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let value = deserialize_decimal(deserializer)?;
+                Self::try_from(value).map_err(de::Error::custom)
+            }
+        }
+    };
+}
+
+decimal_newtype!(
+    /// An exact amount of an asset (a balance, a fee, a margin figure); may be negative.
+    Amount
+);
+decimal_newtype!(
+    /// An exact price, always strictly positive.
+    Price
+);
+decimal_newtype!(
+    /// An exact signed position size: positive long, negative short.
+    Quantity
+);
+
+impl TryFrom<Decimal> for Amount {
+    type Error = String;
+
+    fn try_from(value: Decimal) -> Result<Self, String> {
+        Ok(Self(value))
+    }
+}
+
+impl TryFrom<Decimal> for Quantity {
+    type Error = String;
+
+    fn try_from(value: Decimal) -> Result<Self, String> {
+        Ok(Self(value))
+    }
+}
+
+impl TryFrom<Decimal> for Price {
+    type Error = String;
+
+    fn try_from(value: Decimal) -> Result<Self, String> {
+        if value <= Decimal::ZERO {
+            return Err(format!("a price must be greater than zero, found {value}"));
+        }
+        Ok(Self(value))
+    }
+}
+
+impl Price {
+    /// A price from a decimal known to be positive (trusted input).
+    ///
+    /// # Errors
+    /// When the value is zero or negative.
+    pub fn new_checked(value: Decimal) -> Result<Self, String> {
+        Self::try_from(value)
+    }
+}
+
+impl Quantity {
+    /// The absolute size.
+    #[must_use]
+    pub fn abs(self) -> Decimal {
+        self.0.abs()
+    }
+
+    /// `+1` for a long, `-1` for a short, `0` for flat.
+    #[must_use]
+    pub fn side(self) -> i8 {
+        if self.0.is_sign_positive() && !self.0.is_zero() {
+            1
+        } else if self.0.is_zero() {
+            0
+        } else {
+            -1
+        }
+    }
+}
+
+impl Add for Amount {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self(self.0 + other.0)
+    }
+}
+
+impl AddAssign for Amount {
+    fn add_assign(&mut self, other: Self) {
+        self.0 += other.0;
+    }
+}
+
+impl Sub for Amount {
+    type Output = Self;
+
+    fn sub(self, other: Self) -> Self {
+        Self(self.0 - other.0)
+    }
+}
+
+impl Neg for Amount {
+    type Output = Self;
+
+    fn neg(self) -> Self {
+        Self(-self.0)
+    }
+}
+
+impl std::iter::Sum for Amount {
+    fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+        iter.fold(Self::ZERO, Add::add)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_read_from_strings_and_integers_but_not_floats() {
+        let from_string: Amount = serde_json::from_str("\"12.50\"").unwrap();
+        assert_eq!(from_string.value(), Decimal::new(1250, 2));
+        let from_integer: Amount = serde_json::from_str("7").unwrap();
+        assert_eq!(from_integer.value(), Decimal::from(7));
+        let float = serde_json::from_str::<Amount>("0.1")
+            .unwrap_err()
+            .to_string();
+        assert!(float.contains("write decimals as strings"), "{float}");
+    }
+
+    #[test]
+    fn non_numbers_are_refused_with_the_text() {
+        for text in ["\"NaN\"", "\"inf\"", "\"\"", "\"1e5\"", "\"12,5\""] {
+            let error = serde_json::from_str::<Amount>(text)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("expected a decimal number"),
+                "{text}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn prices_must_be_positive() {
+        assert!(serde_json::from_str::<Price>("\"0\"").is_err());
+        assert!(serde_json::from_str::<Price>("\"-3\"").is_err());
+        assert_eq!(
+            serde_json::from_str::<Price>("\"60000.5\"")
+                .unwrap()
+                .value(),
+            Decimal::new(600005, 1)
+        );
+    }
+
+    #[test]
+    fn amounts_serialise_as_normalised_strings() {
+        let amount = Amount(Decimal::new(125000, 4));
+        assert_eq!(serde_json::to_string(&amount).unwrap(), "\"12.5\"");
+    }
+
+    #[test]
+    fn quantity_side() {
+        assert_eq!(Quantity(Decimal::from(-2)).side(), -1);
+        assert_eq!(Quantity(Decimal::ZERO).side(), 0);
+        assert_eq!(Quantity(Decimal::new(1, 3)).side(), 1);
+    }
+}

@@ -1,0 +1,237 @@
+//! Accounts as a trader describes them (`PORTFOLIO.json`), validated against a venue.
+
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{InputError, from_json_str};
+use crate::instrument::Instrument;
+use crate::market::Market;
+use crate::money::{Amount, Price, Quantity, deserialize_optional_decimal};
+use crate::venue::{Asset, Venue};
+
+/// How the account's positions share margin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarginMode {
+    /// Standard margin per position, one shared collateral pool.
+    Cross,
+    /// Risk-based margin over the whole portfolio (DESIGN.md 6.5).
+    Portfolio,
+}
+
+/// A position as written in a portfolio file.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PositionFile {
+    /// Instrument name.
+    pub instrument: String,
+    /// Signed size: base units (linear), USD (inverse) or contracts (options).
+    pub size: Quantity,
+    /// Average entry price (USD per coin; option premium in the settlement currency).
+    pub entry_price: Price,
+    /// Margin set aside for this position alone (isolated), in its settlement asset.
+    #[serde(default)]
+    pub isolated_margin: Option<Amount>,
+    /// Chosen leverage (tiered rules).
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    pub leverage: Option<Decimal>,
+}
+
+/// A portfolio file as written.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortfolioFile {
+    /// Account id.
+    pub account: String,
+    /// Margin mode.
+    pub mode: MarginMode,
+    /// Collateral balances by asset (negative = borrowed).
+    #[serde(default)]
+    pub collateral: IndexMap<String, Amount>,
+    /// Open positions.
+    #[serde(default)]
+    pub positions: Vec<PositionFile>,
+    /// Currency of the report (default: the venue's settlement asset).
+    #[serde(default)]
+    pub settlement_asset: Option<String>,
+    /// A market snapshot shipped with the portfolio (used unless `--market` is given).
+    #[serde(default)]
+    pub market: Option<Market>,
+}
+
+/// A validated position.
+#[derive(Clone, Debug)]
+pub struct Position {
+    /// The resolved instrument.
+    pub instrument: Arc<Instrument>,
+    /// Signed size.
+    pub size: Quantity,
+    /// Average entry price.
+    pub entry_price: Price,
+    /// Isolated margin, if the position is isolated.
+    pub isolated_margin: Option<Amount>,
+    /// Chosen leverage, if any.
+    pub leverage: Option<Decimal>,
+}
+
+/// A validated collateral balance.
+#[derive(Clone, Debug)]
+pub struct Balance {
+    /// The asset.
+    pub asset: Asset,
+    /// The amount (negative = borrowed).
+    pub amount: Amount,
+}
+
+/// A portfolio validated against a venue: every asset and instrument known, every size allowed.
+#[derive(Clone, Debug)]
+pub struct Portfolio {
+    /// Account id.
+    pub account: String,
+    /// Margin mode.
+    pub mode: MarginMode,
+    /// Collateral balances.
+    pub balances: Vec<Balance>,
+    /// Positions.
+    pub positions: Vec<Position>,
+    /// Currency of the report.
+    pub settlement_asset: Asset,
+    /// Market shipped with the portfolio.
+    pub market: Option<Market>,
+}
+
+fn check_precision(amount: Decimal, precision: u32) -> Result<(), String> {
+    let normalized = amount.normalize();
+    if normalized.scale() > precision {
+        return Err(format!(
+            "{normalized} has more than the asset's {precision} decimals"
+        ));
+    }
+    Ok(())
+}
+
+impl Portfolio {
+    /// Reads a portfolio file and validates it against `venue`.
+    ///
+    /// # Errors
+    /// [`InputError`] naming the field of the first problem.
+    pub fn from_json(file: &str, text: &str, venue: &Venue) -> Result<Self, InputError> {
+        let raw: PortfolioFile = from_json_str(file, text)?;
+        Self::validate(file, raw, venue)
+    }
+
+    /// Validates a parsed portfolio against `venue`.
+    ///
+    /// # Errors
+    /// [`InputError`] naming the field of the first problem.
+    pub fn validate(file: &str, raw: PortfolioFile, venue: &Venue) -> Result<Self, InputError> {
+        let fail = |path: String, problem: String| InputError::new(file, path, problem);
+        if raw.account.trim().is_empty() {
+            return Err(fail("account".into(), "must not be empty".into()));
+        }
+        let settlement_symbol = raw
+            .settlement_asset
+            .as_deref()
+            .unwrap_or(&venue.settlement_asset);
+        let settlement_asset = venue
+            .asset(settlement_symbol)
+            .map_err(|problem| fail("settlement_asset".into(), problem))?
+            .clone();
+
+        let mut balances = Vec::with_capacity(raw.collateral.len());
+        for (symbol, amount) in raw.collateral {
+            let path = format!("collateral.{symbol}");
+            let asset = venue
+                .asset(&symbol)
+                .map_err(|problem| fail(path.clone(), problem))?
+                .clone();
+            check_precision(amount.value(), asset.precision)
+                .map_err(|problem| fail(path.clone(), problem))?;
+            if amount.value().is_sign_negative() && !amount.is_zero() {
+                let borrowable = venue
+                    .collateral
+                    .get(&symbol)
+                    .is_some_and(|schedule| schedule.borrow.is_some());
+                if !borrowable {
+                    return Err(fail(
+                        path,
+                        format!("the venue does not allow borrowing {symbol} (negative balance)"),
+                    ));
+                }
+            }
+            balances.push(Balance { asset, amount });
+        }
+
+        let mut positions: Vec<Position> = Vec::with_capacity(raw.positions.len());
+        for (index, position) in raw.positions.into_iter().enumerate() {
+            let path = format!("positions[{index}]");
+            let instrument = venue
+                .instrument(&position.instrument)
+                .map_err(|problem| fail(format!("{path}.instrument"), problem))?;
+            if positions
+                .iter()
+                .any(|p| p.instrument.name == instrument.name)
+            {
+                return Err(fail(
+                    format!("{path}.instrument"),
+                    format!(
+                        "{} is listed twice: combine the positions into one",
+                        instrument.name
+                    ),
+                ));
+            }
+            if position.size.is_zero() {
+                return Err(fail(
+                    format!("{path}.size"),
+                    "a position must not be zero".into(),
+                ));
+            }
+            instrument
+                .check_size(position.size.value())
+                .map_err(|problem| fail(format!("{path}.size"), problem))?;
+            if let Some(margin) = position.isolated_margin {
+                let precision = venue
+                    .asset(&instrument.settlement)
+                    .map_err(|problem| fail(format!("{path}.instrument"), problem))?
+                    .precision;
+                if margin.value().is_sign_negative() && !margin.is_zero() {
+                    return Err(fail(
+                        format!("{path}.isolated_margin"),
+                        "must not be negative".into(),
+                    ));
+                }
+                check_precision(margin.value(), precision)
+                    .map_err(|problem| fail(format!("{path}.isolated_margin"), problem))?;
+            }
+            if let Some(leverage) = position.leverage
+                && leverage <= Decimal::ZERO
+            {
+                return Err(fail(
+                    format!("{path}.leverage"),
+                    format!("must be greater than zero, found {leverage}"),
+                ));
+            }
+            positions.push(Position {
+                instrument,
+                size: position.size,
+                entry_price: position.entry_price,
+                isolated_margin: position.isolated_margin,
+                leverage: position.leverage,
+            });
+        }
+        if let Some(market) = &raw.market {
+            market.validate(file, "market.")?;
+        }
+        Ok(Self {
+            account: raw.account,
+            mode: raw.mode,
+            balances,
+            positions,
+            settlement_asset,
+            market: raw.market,
+        })
+    }
+}

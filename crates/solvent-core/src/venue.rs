@@ -1,0 +1,1132 @@
+//! Venue parameters (`VENUE.toml`, see `docs/venue-format.md`): assets, collateral haircut tiers,
+//! margin rules and instruments, read from a file and validated into [`Venue`].
+
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use jiff::civil::Time;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use crate::error::{InputError, from_toml_str};
+use crate::instrument::{
+    Instrument, InstrumentKind, OptionRight, Style, Terms, parse_deribit_name,
+};
+use crate::money::{Price, deserialize_decimal, deserialize_optional_decimal};
+
+/// An asset: its ledger precision and how it is priced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Asset {
+    /// Symbol (`BTC`).
+    pub symbol: String,
+    /// Decimals of ledger amounts.
+    pub precision: u32,
+    /// Name of the index that prices it in USD.
+    pub index: String,
+    /// Price used when the market gives no index (stablecoins only, and only if the venue says so).
+    pub usd_peg: Option<Decimal>,
+    /// Counts as cash for `withdrawable`.
+    pub cash_like: bool,
+}
+
+/// One progressive collateral tier: value up to `up_to_usd` counts at `ratio`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CollateralTier {
+    /// Upper bound of the tier in USD value; `None` for an open-ended last tier.
+    pub up_to_usd: Option<Decimal>,
+    /// Collateral value ratio inside the tier (1 = no haircut).
+    pub ratio: Decimal,
+}
+
+/// Rates applied to a borrowed (negative) balance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BorrowRates {
+    /// Initial margin on the loan value.
+    pub initial_rate: Decimal,
+    /// Maintenance margin on the loan value.
+    pub maintenance_rate: Decimal,
+}
+
+/// How a held asset counts as collateral.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CollateralSchedule {
+    /// Progressive tiers, ascending.
+    pub tiers: Vec<CollateralTier>,
+    /// Whether and at what margin the asset may be borrowed.
+    pub borrow: Option<BorrowRates>,
+}
+
+/// One bracket of a tiered rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MarginTier {
+    /// Lower bound of position value (the previous tier's `up_to`, 0 for the first).
+    pub floor: Decimal,
+    /// Upper bound of position value (inclusive).
+    pub up_to: Decimal,
+    /// Highest leverage allowed in the bracket.
+    pub max_leverage: Decimal,
+    /// Maintenance margin rate.
+    pub maintenance_rate: Decimal,
+    /// Deduction `d_n = d_(n-1) + floor_n * (mmr_n - mmr_(n-1))` (DESIGN.md 6.3), so that
+    /// `MM = value * mmr_n - d_n` is continuous across brackets.
+    pub deduction: Decimal,
+}
+
+/// A margin rule for perpetuals, futures or options (DESIGN.md 6.3-6.4).
+#[derive(Clone, Debug, PartialEq)]
+pub enum MarginRule {
+    /// Brackets of position value (Binance, Bybit, OKX, Hyperliquid).
+    Tiered {
+        /// The rule's name in the venue file.
+        name: String,
+        /// Brackets, ascending.
+        tiers: Vec<MarginTier>,
+    },
+    /// Rates growing linearly with size in coin (Deribit futures and perpetuals).
+    SizeLinear {
+        /// The rule's name.
+        name: String,
+        /// Initial margin rate at zero size.
+        initial_base: Decimal,
+        /// Maintenance margin rate at zero size.
+        maintenance_base: Decimal,
+        /// Added to both rates per unit of size in coin.
+        rate_per_unit: Decimal,
+        /// Cap on both rates.
+        max_rate: Decimal,
+    },
+    /// `rate = max(base, 0.8 * base + imf * sqrt(size))` (Drift IMF).
+    SizeSqrt {
+        /// The rule's name.
+        name: String,
+        /// Initial margin ratio.
+        initial_base: Decimal,
+        /// Maintenance margin ratio.
+        maintenance_base: Decimal,
+        /// Drift's `imf_factor` as a decimal rate per sqrt(coin).
+        imf_factor: Decimal,
+    },
+    /// Open-interest-scaled initial margin fraction (dYdX v4 liquidity tiers).
+    OpenInterest {
+        /// The rule's name.
+        name: String,
+        /// Base initial margin fraction.
+        initial_base: Decimal,
+        /// Maintenance fraction of the base initial margin fraction.
+        maintenance_fraction: Decimal,
+        /// Open interest (USD) below which the IMF is the base.
+        open_interest_lower_usd: Decimal,
+        /// Open interest (USD) at and above which the IMF is 1.
+        open_interest_upper_usd: Decimal,
+    },
+    /// Deribit's standard option margin.
+    DeribitOption {
+        /// The rule's name.
+        name: String,
+        /// 0.15 at Deribit: initial rate before the out-of-the-money credit.
+        initial_base: Decimal,
+        /// 0.10 at Deribit: floor of the initial rate.
+        initial_floor: Decimal,
+        /// 0.075 at Deribit: maintenance rate.
+        maintenance: Decimal,
+    },
+}
+
+impl MarginRule {
+    /// The rule's name in the venue file.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Tiered { name, .. }
+            | Self::SizeLinear { name, .. }
+            | Self::SizeSqrt { name, .. }
+            | Self::OpenInterest { name, .. }
+            | Self::DeribitOption { name, .. } => name,
+        }
+    }
+}
+
+/// Health thresholds of the account states (DESIGN.md 8.1; defaults from Binance portfolio margin).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HealthThresholds {
+    /// At or below: `margin_call`.
+    pub margin_call: f64,
+    /// At or below: `reduce_only`.
+    pub reduce_only: f64,
+    /// At or below: `liquidating`.
+    pub liquidation: f64,
+}
+
+impl Default for HealthThresholds {
+    fn default() -> Self {
+        Self {
+            margin_call: 1.5,
+            reduce_only: 1.2,
+            liquidation: 1.05,
+        }
+    }
+}
+
+/// Template for instruments named in Deribit style.
+#[derive(Clone, Debug)]
+pub struct Series {
+    kind: InstrumentKind,
+    underlying: String,
+    settlement: String,
+    style: Style,
+    contract_size: Decimal,
+    size_step: Decimal,
+    margin: Arc<MarginRule>,
+    default_leverage: Option<Decimal>,
+}
+
+/// A validated venue.
+#[derive(Clone, Debug)]
+pub struct Venue {
+    /// Display name.
+    pub name: String,
+    /// Default currency of margin reports.
+    pub settlement_asset: String,
+    /// Time of day (UTC) at which date codes expire.
+    pub expiry_time_utc: Time,
+    /// Account state thresholds.
+    pub thresholds: HealthThresholds,
+    /// Assets by symbol.
+    pub assets: IndexMap<String, Asset>,
+    /// Collateral schedules by asset symbol.
+    pub collateral: IndexMap<String, CollateralSchedule>,
+    /// Margin rules by name.
+    pub rules: IndexMap<String, Arc<MarginRule>>,
+    instruments: IndexMap<String, Arc<Instrument>>,
+    series: Vec<Series>,
+}
+
+// ---- the file as written -------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VenueFile {
+    venue: VenueSection,
+    #[serde(default)]
+    assets: IndexMap<String, AssetFile>,
+    #[serde(default)]
+    collateral: IndexMap<String, CollateralFile>,
+    #[serde(default)]
+    margin_rules: IndexMap<String, RuleFile>,
+    #[serde(default)]
+    instruments: IndexMap<String, InstrumentFile>,
+    #[serde(default)]
+    series: Vec<SeriesFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VenueSection {
+    name: String,
+    settlement_asset: String,
+    #[serde(default)]
+    expiry_time_utc: Option<String>,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    margin_call_health: Option<Decimal>,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    reduce_only_health: Option<Decimal>,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    liquidation_health: Option<Decimal>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssetFile {
+    precision: u32,
+    #[serde(default)]
+    index: Option<String>,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    usd_peg: Option<Decimal>,
+    #[serde(default)]
+    cash_like: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CollateralFile {
+    tiers: Vec<TierFile>,
+    #[serde(default)]
+    borrow: Option<BorrowFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TierFile {
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    up_to_usd: Option<Decimal>,
+    #[serde(deserialize_with = "deserialize_decimal")]
+    ratio: Decimal,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BorrowFile {
+    #[serde(deserialize_with = "deserialize_decimal")]
+    initial_rate: Decimal,
+    #[serde(deserialize_with = "deserialize_decimal")]
+    maintenance_rate: Decimal,
+}
+
+#[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum RuleKind {
+    Tiered,
+    SizeLinear,
+    SizeSqrt,
+    OpenInterest,
+    DeribitOption,
+}
+
+/// A margin rule as written: one flat table whose `kind` decides which fields it needs (a flat
+/// struct rather than a tagged enum keeps the exact path of a bad field in error messages).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    kind: RuleKind,
+    #[serde(default)]
+    tiers: Option<Vec<MarginTierFile>>,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    initial_base: Option<Decimal>,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    maintenance_base: Option<Decimal>,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    rate_per_unit: Option<Decimal>,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    max_rate: Option<Decimal>,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    imf_factor: Option<Decimal>,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    maintenance_fraction: Option<Decimal>,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    open_interest_lower_usd: Option<Decimal>,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    open_interest_upper_usd: Option<Decimal>,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    initial_floor: Option<Decimal>,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    maintenance: Option<Decimal>,
+}
+
+impl RuleFile {
+    /// The fields each kind takes, so that a field meant for another kind is refused by name.
+    fn allowed_fields(kind: RuleKind) -> &'static [&'static str] {
+        match kind {
+            RuleKind::Tiered => &["tiers"],
+            RuleKind::SizeLinear => &[
+                "initial_base",
+                "maintenance_base",
+                "rate_per_unit",
+                "max_rate",
+            ],
+            RuleKind::SizeSqrt => &["initial_base", "maintenance_base", "imf_factor"],
+            RuleKind::OpenInterest => &[
+                "initial_base",
+                "maintenance_fraction",
+                "open_interest_lower_usd",
+                "open_interest_upper_usd",
+            ],
+            RuleKind::DeribitOption => &["initial_base", "initial_floor", "maintenance"],
+        }
+    }
+
+    fn present_fields(&self) -> Vec<&'static str> {
+        let mut present = Vec::new();
+        let mut note = |name: &'static str, is_set: bool| {
+            if is_set {
+                present.push(name);
+            }
+        };
+        note("tiers", self.tiers.is_some());
+        note("initial_base", self.initial_base.is_some());
+        note("maintenance_base", self.maintenance_base.is_some());
+        note("rate_per_unit", self.rate_per_unit.is_some());
+        note("max_rate", self.max_rate.is_some());
+        note("imf_factor", self.imf_factor.is_some());
+        note("maintenance_fraction", self.maintenance_fraction.is_some());
+        note(
+            "open_interest_lower_usd",
+            self.open_interest_lower_usd.is_some(),
+        );
+        note(
+            "open_interest_upper_usd",
+            self.open_interest_upper_usd.is_some(),
+        );
+        note("initial_floor", self.initial_floor.is_some());
+        note("maintenance", self.maintenance.is_some());
+        present
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarginTierFile {
+    #[serde(deserialize_with = "deserialize_decimal")]
+    up_to: Decimal,
+    #[serde(deserialize_with = "deserialize_decimal")]
+    max_leverage: Decimal,
+    #[serde(deserialize_with = "deserialize_decimal")]
+    mmr: Decimal,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    deduction: Option<Decimal>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstrumentFile {
+    kind: InstrumentKind,
+    style: Style,
+    underlying: String,
+    settlement: String,
+    #[serde(deserialize_with = "deserialize_decimal")]
+    contract_size: Decimal,
+    #[serde(deserialize_with = "deserialize_decimal")]
+    size_step: Decimal,
+    margin: String,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    default_leverage: Option<Decimal>,
+    #[serde(default)]
+    expiry: Option<String>,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    strike: Option<Decimal>,
+    #[serde(default)]
+    right: Option<OptionRight>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeriesFile {
+    kind: InstrumentKind,
+    underlying: String,
+    settlement: String,
+    style: Style,
+    #[serde(deserialize_with = "deserialize_decimal")]
+    contract_size: Decimal,
+    #[serde(deserialize_with = "deserialize_decimal")]
+    size_step: Decimal,
+    margin: String,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    default_leverage: Option<Decimal>,
+}
+
+// ---- validation ----------------------------------------------------------------------------
+
+struct Checker<'a> {
+    file: &'a str,
+}
+
+impl Checker<'_> {
+    fn fail(&self, path: impl Into<String>, problem: impl Into<String>) -> InputError {
+        InputError::new(self.file, path, problem)
+    }
+
+    fn rate(
+        &self,
+        path: String,
+        value: Decimal,
+        allow_above_one: bool,
+    ) -> Result<Decimal, InputError> {
+        if value < Decimal::ZERO {
+            return Err(self.fail(path, format!("must not be negative, found {value}")));
+        }
+        if !allow_above_one && value > Decimal::ONE {
+            return Err(self.fail(path, format!("must be at most 1, found {value}")));
+        }
+        Ok(value)
+    }
+
+    fn positive(&self, path: String, value: Decimal) -> Result<Decimal, InputError> {
+        if value <= Decimal::ZERO {
+            return Err(self.fail(path, format!("must be greater than zero, found {value}")));
+        }
+        Ok(value)
+    }
+
+    fn health(&self, path: &str, value: Option<Decimal>, default: f64) -> Result<f64, InputError> {
+        match value {
+            None => Ok(default),
+            Some(value) => {
+                let number: f64 = value
+                    .try_into()
+                    .map_err(|_| self.fail(path, "not representable as a number"))?;
+                if number <= 0.0 {
+                    return Err(
+                        self.fail(path, format!("must be greater than zero, found {value}"))
+                    );
+                }
+                Ok(number)
+            }
+        }
+    }
+}
+
+impl Venue {
+    /// Reads and validates a venue file.
+    ///
+    /// # Errors
+    /// [`InputError`] naming the table and field of the first problem.
+    pub fn from_toml(file: &str, text: &str) -> Result<Self, InputError> {
+        let raw: VenueFile = from_toml_str(file, text)?;
+        Self::validate(file, raw)
+    }
+
+    fn validate(file: &str, raw: VenueFile) -> Result<Self, InputError> {
+        let check = Checker { file };
+        let expiry_time_utc = match &raw.venue.expiry_time_utc {
+            None => Time::constant(8, 0, 0, 0),
+            Some(text) => text.parse::<Time>().map_err(|_| {
+                check.fail(
+                    "venue.expiry_time_utc",
+                    format!("expected \"HH:MM\", found {text:?}"),
+                )
+            })?,
+        };
+        let defaults = HealthThresholds::default();
+        let thresholds = HealthThresholds {
+            margin_call: check.health(
+                "venue.margin_call_health",
+                raw.venue.margin_call_health,
+                defaults.margin_call,
+            )?,
+            reduce_only: check.health(
+                "venue.reduce_only_health",
+                raw.venue.reduce_only_health,
+                defaults.reduce_only,
+            )?,
+            liquidation: check.health(
+                "venue.liquidation_health",
+                raw.venue.liquidation_health,
+                defaults.liquidation,
+            )?,
+        };
+        if !(thresholds.margin_call > thresholds.reduce_only
+            && thresholds.reduce_only > thresholds.liquidation)
+        {
+            return Err(check.fail(
+                "venue",
+                "health thresholds must satisfy margin_call_health > reduce_only_health > liquidation_health",
+            ));
+        }
+
+        let mut assets = IndexMap::new();
+        for (symbol, asset) in raw.assets {
+            if asset.precision > 18 {
+                return Err(check.fail(format!("assets.{symbol}.precision"), "must be at most 18"));
+            }
+            if let Some(peg) = asset.usd_peg {
+                check.positive(format!("assets.{symbol}.usd_peg"), peg)?;
+            }
+            assets.insert(
+                symbol.clone(),
+                Asset {
+                    index: asset.index.unwrap_or_else(|| symbol.clone()),
+                    symbol,
+                    precision: asset.precision,
+                    usd_peg: asset.usd_peg,
+                    cash_like: asset.cash_like,
+                },
+            );
+        }
+        let known_asset = |path: String, symbol: &str| -> Result<(), InputError> {
+            if assets.contains_key(symbol) {
+                Ok(())
+            } else {
+                Err(check.fail(
+                    path,
+                    format!("unknown asset {symbol:?}: list it under [assets]"),
+                ))
+            }
+        };
+        known_asset(
+            "venue.settlement_asset".to_owned(),
+            &raw.venue.settlement_asset,
+        )?;
+
+        let mut collateral = IndexMap::new();
+        for (symbol, schedule) in raw.collateral {
+            known_asset(format!("collateral.{symbol}"), &symbol)?;
+            collateral.insert(
+                symbol.clone(),
+                Self::validate_collateral(&check, &symbol, schedule)?,
+            );
+        }
+
+        let mut rules = IndexMap::new();
+        for (name, rule) in raw.margin_rules {
+            let rule = Self::validate_rule(&check, &name, rule)?;
+            rules.insert(name, Arc::new(rule));
+        }
+        let find_rule = |path: String, name: &str| -> Result<Arc<MarginRule>, InputError> {
+            rules.get(name).cloned().ok_or_else(|| {
+                check.fail(
+                    path,
+                    format!("unknown margin rule {name:?}: define it under [margin_rules]"),
+                )
+            })
+        };
+
+        let mut instruments = IndexMap::new();
+        for (name, spec) in raw.instruments {
+            let path = format!("instruments.{name}");
+            known_asset(format!("{path}.settlement"), &spec.settlement)?;
+            let margin = find_rule(format!("{path}.margin"), &spec.margin)?;
+            let terms = Self::validate_terms(&check, &path, &spec)?;
+            let instrument = Instrument {
+                name: name.clone(),
+                terms,
+                style: spec.style,
+                underlying: spec.underlying,
+                settlement: spec.settlement,
+                contract_size: check
+                    .positive(format!("{path}.contract_size"), spec.contract_size)?,
+                size_step: check.positive(format!("{path}.size_step"), spec.size_step)?,
+                margin,
+                default_leverage: Self::leverage(
+                    &check,
+                    format!("{path}.default_leverage"),
+                    spec.default_leverage,
+                )?,
+            };
+            Self::check_rule_fits(&check, &path, &instrument)?;
+            instruments.insert(name, Arc::new(instrument));
+        }
+
+        let mut series = Vec::new();
+        for (position, spec) in raw.series.into_iter().enumerate() {
+            let path = format!("series[{position}]");
+            known_asset(format!("{path}.settlement"), &spec.settlement)?;
+            let entry = Series {
+                kind: spec.kind,
+                margin: find_rule(format!("{path}.margin"), &spec.margin)?,
+                contract_size: check
+                    .positive(format!("{path}.contract_size"), spec.contract_size)?,
+                size_step: check.positive(format!("{path}.size_step"), spec.size_step)?,
+                default_leverage: Self::leverage(
+                    &check,
+                    format!("{path}.default_leverage"),
+                    spec.default_leverage,
+                )?,
+                underlying: spec.underlying,
+                settlement: spec.settlement,
+                style: spec.style,
+            };
+            let is_option_rule = matches!(*entry.margin, MarginRule::DeribitOption { .. });
+            if is_option_rule != (entry.kind == InstrumentKind::Option) {
+                return Err(check.fail(
+                    format!("{path}.margin"),
+                    "options need a deribit_option rule, and only options may use one",
+                ));
+            }
+            series.push(entry);
+        }
+
+        Ok(Self {
+            name: raw.venue.name,
+            settlement_asset: raw.venue.settlement_asset,
+            expiry_time_utc,
+            thresholds,
+            assets,
+            collateral,
+            rules,
+            instruments,
+            series,
+        })
+    }
+
+    fn leverage(
+        check: &Checker<'_>,
+        path: String,
+        value: Option<Decimal>,
+    ) -> Result<Option<Decimal>, InputError> {
+        value
+            .map(|leverage| check.positive(path, leverage))
+            .transpose()
+    }
+
+    fn validate_collateral(
+        check: &Checker<'_>,
+        symbol: &str,
+        schedule: CollateralFile,
+    ) -> Result<CollateralSchedule, InputError> {
+        let mut tiers = Vec::with_capacity(schedule.tiers.len());
+        let mut previous = Decimal::ZERO;
+        let count = schedule.tiers.len();
+        for (position, tier) in schedule.tiers.into_iter().enumerate() {
+            let path = format!("collateral.{symbol}.tiers[{position}]");
+            check.rate(format!("{path}.ratio"), tier.ratio, false)?;
+            match tier.up_to_usd {
+                Some(up_to) if up_to <= previous => {
+                    return Err(check.fail(
+                        format!("{path}.up_to_usd"),
+                        format!(
+                            "tiers must ascend: {up_to} is not above the previous bound {previous}"
+                        ),
+                    ));
+                }
+                Some(up_to) => previous = up_to,
+                None if position + 1 != count => {
+                    return Err(check.fail(
+                        format!("{path}.up_to_usd"),
+                        "only the last tier may be open-ended",
+                    ));
+                }
+                None => {}
+            }
+            tiers.push(CollateralTier {
+                up_to_usd: tier.up_to_usd,
+                ratio: tier.ratio,
+            });
+        }
+        if tiers.is_empty() {
+            return Err(check.fail(
+                format!("collateral.{symbol}.tiers"),
+                "at least one tier is needed",
+            ));
+        }
+        let borrow = match schedule.borrow {
+            None => None,
+            Some(rates) => {
+                let path = format!("collateral.{symbol}.borrow");
+                let initial_rate =
+                    check.rate(format!("{path}.initial_rate"), rates.initial_rate, false)?;
+                let maintenance_rate = check.rate(
+                    format!("{path}.maintenance_rate"),
+                    rates.maintenance_rate,
+                    false,
+                )?;
+                if maintenance_rate > initial_rate {
+                    return Err(check.fail(path, "maintenance_rate must not exceed initial_rate"));
+                }
+                Some(BorrowRates {
+                    initial_rate,
+                    maintenance_rate,
+                })
+            }
+        };
+        Ok(CollateralSchedule { tiers, borrow })
+    }
+
+    fn validate_rule(
+        check: &Checker<'_>,
+        name: &str,
+        rule: RuleFile,
+    ) -> Result<MarginRule, InputError> {
+        let path = format!("margin_rules.{name}");
+        let allowed = RuleFile::allowed_fields(rule.kind);
+        if let Some(field) = rule
+            .present_fields()
+            .into_iter()
+            .find(|field| !allowed.contains(field))
+        {
+            return Err(check.fail(
+                format!("{path}.{field}"),
+                format!(
+                    "not a field of a {:?} rule (it takes {})",
+                    rule.kind,
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        let required = |field: &str, value: Option<Decimal>| {
+            value.ok_or_else(|| {
+                check.fail(
+                    format!("{path}.{field}"),
+                    format!("required for a {:?} rule", rule.kind),
+                )
+            })
+        };
+        let rate = |field: &str, value: Option<Decimal>| {
+            check.rate(format!("{path}.{field}"), required(field, value)?, false)
+        };
+        let name = name.to_owned();
+        Ok(match rule.kind {
+            RuleKind::Tiered => MarginRule::Tiered {
+                tiers: Self::validate_tiers(check, &path, rule.tiers.unwrap_or_default())?,
+                name,
+            },
+            RuleKind::SizeLinear => {
+                let initial_base = rate("initial_base", rule.initial_base)?;
+                let maintenance_base = rate("maintenance_base", rule.maintenance_base)?;
+                if maintenance_base > initial_base {
+                    return Err(check.fail(path, "maintenance_base must not exceed initial_base"));
+                }
+                MarginRule::SizeLinear {
+                    name,
+                    initial_base,
+                    maintenance_base,
+                    rate_per_unit: rate("rate_per_unit", rule.rate_per_unit)?,
+                    max_rate: check.positive(
+                        format!("{path}.max_rate"),
+                        rule.max_rate.unwrap_or(Decimal::ONE),
+                    )?,
+                }
+            }
+            RuleKind::SizeSqrt => {
+                let initial_base = rate("initial_base", rule.initial_base)?;
+                let maintenance_base = rate("maintenance_base", rule.maintenance_base)?;
+                if maintenance_base > initial_base {
+                    return Err(check.fail(path, "maintenance_base must not exceed initial_base"));
+                }
+                MarginRule::SizeSqrt {
+                    name,
+                    initial_base,
+                    maintenance_base,
+                    imf_factor: rate("imf_factor", rule.imf_factor)?,
+                }
+            }
+            RuleKind::OpenInterest => {
+                let lower = required("open_interest_lower_usd", rule.open_interest_lower_usd)?;
+                let upper = required("open_interest_upper_usd", rule.open_interest_upper_usd)?;
+                if lower.is_sign_negative() && !lower.is_zero() {
+                    return Err(check.fail(
+                        format!("{path}.open_interest_lower_usd"),
+                        "must not be negative",
+                    ));
+                }
+                if upper <= lower {
+                    return Err(check.fail(
+                        format!("{path}.open_interest_upper_usd"),
+                        "must be greater than open_interest_lower_usd",
+                    ));
+                }
+                MarginRule::OpenInterest {
+                    name,
+                    initial_base: rate("initial_base", rule.initial_base)?,
+                    maintenance_fraction: rate("maintenance_fraction", rule.maintenance_fraction)?,
+                    open_interest_lower_usd: lower,
+                    open_interest_upper_usd: upper,
+                }
+            }
+            RuleKind::DeribitOption => MarginRule::DeribitOption {
+                name,
+                initial_base: rate("initial_base", rule.initial_base)?,
+                initial_floor: rate("initial_floor", rule.initial_floor)?,
+                maintenance: rate("maintenance", rule.maintenance)?,
+            },
+        })
+    }
+
+    fn validate_tiers(
+        check: &Checker<'_>,
+        path: &str,
+        tiers: Vec<MarginTierFile>,
+    ) -> Result<Vec<MarginTier>, InputError> {
+        if tiers.is_empty() {
+            return Err(check.fail(format!("{path}.tiers"), "at least one tier is needed"));
+        }
+        let mut result: Vec<MarginTier> = Vec::with_capacity(tiers.len());
+        for (position, tier) in tiers.into_iter().enumerate() {
+            let tier_path = format!("{path}.tiers[{position}]");
+            let maintenance_rate = check.rate(format!("{tier_path}.mmr"), tier.mmr, false)?;
+            let max_leverage =
+                check.positive(format!("{tier_path}.max_leverage"), tier.max_leverage)?;
+            if maintenance_rate * max_leverage > Decimal::ONE {
+                return Err(check.fail(
+                    format!("{tier_path}.mmr"),
+                    format!("maintenance rate {maintenance_rate} exceeds the initial rate 1/{max_leverage} of the tier"),
+                ));
+            }
+            let (floor, deduction) = match result.last() {
+                None => (Decimal::ZERO, Decimal::ZERO),
+                Some(previous) => (
+                    previous.up_to,
+                    previous.deduction
+                        + previous.up_to * (maintenance_rate - previous.maintenance_rate),
+                ),
+            };
+            if tier.up_to <= floor {
+                return Err(check.fail(
+                    format!("{tier_path}.up_to"),
+                    format!("tiers must ascend: {} is not above {floor}", tier.up_to),
+                ));
+            }
+            if let Some(published) = tier.deduction
+                && published != deduction
+            {
+                return Err(check.fail(
+                    format!("{tier_path}.deduction"),
+                    format!(
+                        "published deduction {published} differs from d_n = d_(n-1) + floor_n * (mmr_n - mmr_(n-1)) = {}",
+                        deduction.normalize()
+                    ),
+                ));
+            }
+            result.push(MarginTier {
+                floor,
+                up_to: tier.up_to,
+                max_leverage,
+                maintenance_rate,
+                deduction,
+            });
+        }
+        Ok(result)
+    }
+
+    fn validate_terms(
+        check: &Checker<'_>,
+        path: &str,
+        spec: &InstrumentFile,
+    ) -> Result<Terms, InputError> {
+        let expiry = match &spec.expiry {
+            None => None,
+            Some(text) => Some(text.parse::<jiff::Timestamp>().map_err(|_| {
+                check.fail(
+                    format!("{path}.expiry"),
+                    format!("expected an RFC 3339 instant, found {text:?}"),
+                )
+            })?),
+        };
+        let missing = |field: &str| {
+            check.fail(
+                format!("{path}.{field}"),
+                format!("required for a {:?}", spec.kind),
+            )
+        };
+        let unexpected = |field: &str| {
+            check.fail(
+                format!("{path}.{field}"),
+                format!("not allowed for a {:?}", spec.kind),
+            )
+        };
+        match spec.kind {
+            InstrumentKind::Perpetual => {
+                if spec.expiry.is_some() {
+                    return Err(unexpected("expiry"));
+                }
+                if spec.strike.is_some() {
+                    return Err(unexpected("strike"));
+                }
+                Ok(Terms::Perpetual)
+            }
+            InstrumentKind::Future => {
+                if spec.strike.is_some() {
+                    return Err(unexpected("strike"));
+                }
+                Ok(Terms::Future {
+                    expiry: expiry.ok_or_else(|| missing("expiry"))?,
+                })
+            }
+            InstrumentKind::Option => {
+                let strike = spec.strike.ok_or_else(|| missing("strike"))?;
+                Ok(Terms::Option {
+                    expiry: expiry.ok_or_else(|| missing("expiry"))?,
+                    strike: Price::try_from(strike)
+                        .map_err(|problem| check.fail(format!("{path}.strike"), problem))?,
+                    right: spec.right.ok_or_else(|| missing("right"))?,
+                })
+            }
+        }
+    }
+
+    fn check_rule_fits(
+        check: &Checker<'_>,
+        path: &str,
+        instrument: &Instrument,
+    ) -> Result<(), InputError> {
+        let is_option_rule = matches!(*instrument.margin, MarginRule::DeribitOption { .. });
+        let is_option = instrument.terms.kind() == InstrumentKind::Option;
+        if is_option_rule != is_option {
+            return Err(check.fail(
+                format!("{path}.margin"),
+                "options need a deribit_option rule, and only options may use one",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Resolves an instrument name: a venue-listed instrument, or a Deribit-style name matched
+    /// against the venue's series.
+    ///
+    /// # Errors
+    /// A message when the venue does not list the instrument or the name is malformed.
+    pub fn instrument(&self, name: &str) -> Result<Arc<Instrument>, String> {
+        if let Some(instrument) = self.instruments.get(name) {
+            return Ok(Arc::clone(instrument));
+        }
+        let parsed = parse_deribit_name(name, self.expiry_time_utc)
+            .map_err(|error| format!("unknown instrument {name:?}: {error}"))?
+            .ok_or_else(|| format!("unknown instrument {name:?}: the venue does not list it"))?;
+        let kind = parsed.terms.kind();
+        let series = self
+            .series
+            .iter()
+            .find(|s| s.kind == kind && s.underlying == parsed.underlying && s.settlement == parsed.settlement)
+            .ok_or_else(|| {
+                format!(
+                    "unknown instrument {name:?}: the venue lists no {kind:?} series on {} settled in {}",
+                    parsed.underlying, parsed.settlement
+                )
+            })?;
+        Ok(Arc::new(Instrument {
+            name: name.to_owned(),
+            terms: parsed.terms,
+            style: series.style,
+            underlying: series.underlying.clone(),
+            settlement: series.settlement.clone(),
+            contract_size: series.contract_size,
+            size_step: series.size_step,
+            margin: Arc::clone(&series.margin),
+            default_leverage: series.default_leverage,
+        }))
+    }
+
+    /// Instruments listed explicitly in the venue file, in file order.
+    pub fn listed_instruments(&self) -> impl Iterator<Item = &Arc<Instrument>> {
+        self.instruments.values()
+    }
+
+    /// The asset named `symbol`.
+    ///
+    /// # Errors
+    /// A message when the venue does not list it.
+    pub fn asset(&self, symbol: &str) -> Result<&Asset, String> {
+        self.assets
+            .get(symbol)
+            .ok_or_else(|| format!("unknown asset {symbol:?}: the venue does not list it"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    const MINIMAL: &str = r#"
+[venue]
+name = "test"
+settlement_asset = "USDT"
+
+[assets.USDT]
+precision = 6
+usd_peg = "1"
+cash_like = true
+
+[assets.BTC]
+precision = 8
+
+[collateral.BTC]
+tiers = [{ up_to_usd = "100000000", ratio = "1" }, { up_to_usd = "120000000", ratio = "0.975" }]
+
+[margin_rules.ladder]
+kind = "tiered"
+tiers = [
+  { up_to = "2000000", max_leverage = 100, mmr = "0.005" },
+  { up_to = "2600000", max_leverage = 90, mmr = "0.0056", deduction = "1200" },
+  { up_to = "3200000", max_leverage = 80, mmr = "0.0063", deduction = "3020" },
+]
+
+[margin_rules.options]
+kind = "deribit_option"
+initial_base = "0.15"
+initial_floor = "0.10"
+maintenance = "0.075"
+
+[instruments.BTCUSDT]
+kind = "perpetual"
+style = "linear"
+underlying = "BTC"
+settlement = "USDT"
+contract_size = "1"
+size_step = "0.001"
+margin = "ladder"
+default_leverage = 10
+
+[[series]]
+kind = "option"
+underlying = "BTC"
+settlement = "BTC"
+style = "inverse"
+contract_size = "1"
+size_step = "0.1"
+margin = "options"
+"#;
+
+    #[test]
+    fn deductions_follow_the_published_bybit_ladder() {
+        let venue = Venue::from_toml("v.toml", MINIMAL).unwrap();
+        let MarginRule::Tiered { tiers, .. } = venue.rules["ladder"].as_ref() else {
+            panic!("tiered rule expected");
+        };
+        // d_2 = 0 + 2,000,000 * (0.56% - 0.50%) = 1,200; d_3 = 1,200 + 2,600,000 * (0.63% - 0.56%) = 3,020.
+        let deductions: Vec<Decimal> = tiers.iter().map(|t| t.deduction).collect();
+        assert_eq!(deductions, vec![dec!(0), dec!(1200), dec!(3020)]);
+    }
+
+    #[test]
+    fn a_wrong_published_deduction_is_refused() {
+        let text = MINIMAL.replace("deduction = \"3020\"", "deduction = \"3000\"");
+        let error = Venue::from_toml("v.toml", &text).unwrap_err();
+        assert_eq!(error.path, "margin_rules.ladder.tiers[2].deduction");
+        assert!(error.problem.contains("= 3020"), "{error}");
+    }
+
+    #[test]
+    fn floats_unknown_fields_and_unknown_rules_are_named() {
+        let float = Venue::from_toml("v.toml", &MINIMAL.replace("mmr = \"0.005\"", "mmr = 0.005"))
+            .unwrap_err();
+        assert!(
+            float.path.contains("margin_rules.ladder.tiers[0].mmr"),
+            "{float}"
+        );
+        assert!(
+            float.problem.contains("write decimals as strings"),
+            "{float}"
+        );
+
+        let unknown = Venue::from_toml(
+            "v.toml",
+            &MINIMAL.replace("cash_like = true", "cash_like = true\ncolour = 1"),
+        )
+        .unwrap_err();
+        assert!(unknown.path.contains("assets"), "{unknown}");
+        assert!(unknown.problem.contains("colour"), "{unknown}");
+
+        let rule = Venue::from_toml(
+            "v.toml",
+            &MINIMAL.replace("margin = \"ladder\"", "margin = \"nope\""),
+        )
+        .unwrap_err();
+        assert_eq!(rule.path, "instruments.BTCUSDT.margin");
+    }
+
+    #[test]
+    fn deribit_names_resolve_through_series() {
+        let venue = Venue::from_toml("v.toml", MINIMAL).unwrap();
+        let option = venue.instrument("BTC-27DEC26-70000-C").unwrap();
+        assert_eq!(option.settlement, "BTC");
+        assert_eq!(option.style, Style::Inverse);
+        assert!(
+            venue
+                .instrument("ETH-27DEC26-70000-C")
+                .unwrap_err()
+                .contains("no Option series on ETH")
+        );
+        assert!(
+            venue
+                .instrument("DOGEUSDT")
+                .unwrap_err()
+                .contains("does not list it")
+        );
+        assert_eq!(
+            venue.instrument("BTCUSDT").unwrap().default_leverage,
+            Some(dec!(10))
+        );
+    }
+
+    #[test]
+    fn sizes_are_checked_against_the_step() {
+        let venue = Venue::from_toml("v.toml", MINIMAL).unwrap();
+        let perp = venue.instrument("BTCUSDT").unwrap();
+        assert!(perp.check_size(dec!(1.234)).is_ok());
+        assert!(perp.check_size(dec!(1.2340)).is_ok());
+        assert!(
+            perp.check_size(dec!(1.2345))
+                .unwrap_err()
+                .contains("more decimals")
+        );
+    }
+}
