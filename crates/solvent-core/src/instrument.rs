@@ -130,7 +130,10 @@ impl Instrument {
                 self.name
             ));
         }
+        // Inverse perpetuals and futures are sized in USD, a whole number of contracts; inverse
+        // options are sized in coin like linear ones.
         if self.style == Style::Inverse
+            && self.terms.kind() != InstrumentKind::Option
             && !self.contract_size.is_zero()
             && !(normalized % self.contract_size).is_zero()
         {

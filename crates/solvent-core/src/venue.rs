@@ -61,8 +61,8 @@ pub struct CollateralSchedule {
 pub struct MarginTier {
     /// Lower bound of position value (the previous tier's `up_to`, 0 for the first).
     pub floor: Decimal,
-    /// Upper bound of position value (inclusive).
-    pub up_to: Decimal,
+    /// Upper bound of position value (inclusive); `None` for an open-ended last bracket.
+    pub up_to: Option<Decimal>,
     /// Highest leverage allowed in the bracket.
     pub max_leverage: Decimal,
     /// Maintenance margin rate.
@@ -105,6 +105,9 @@ pub enum MarginRule {
         maintenance_base: Decimal,
         /// Drift's `imf_factor` as a decimal rate per sqrt(coin).
         imf_factor: Decimal,
+        /// Rates are floored to a multiple of this step, as the venue's fixed-point arithmetic
+        /// does (Drift: 0.0001, `MARGIN_PRECISION`); `None` keeps them exact.
+        rate_step: Option<Decimal>,
     },
     /// Open-interest-scaled initial margin fraction (dYdX v4 liquidity tiers).
     OpenInterest {
@@ -116,8 +119,11 @@ pub enum MarginRule {
         maintenance_fraction: Decimal,
         /// Open interest (USD) below which the IMF is the base.
         open_interest_lower_usd: Decimal,
-        /// Open interest (USD) at and above which the IMF is 1.
+        /// Open interest (USD) at and above which the IMF is 1. Both caps zero: no scaling
+        /// (dYdX's large-cap tier).
         open_interest_upper_usd: Decimal,
+        /// The scaled IMF is floored to a multiple of this step (dYdX: 0.000001, one ppm).
+        rate_step: Option<Decimal>,
     },
     /// Deribit's standard option margin.
     DeribitOption {
@@ -310,6 +316,8 @@ struct RuleFile {
     initial_floor: Option<Decimal>,
     #[serde(default, deserialize_with = "deserialize_optional_decimal")]
     maintenance: Option<Decimal>,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    rate_step: Option<Decimal>,
 }
 
 impl RuleFile {
@@ -323,12 +331,13 @@ impl RuleFile {
                 "rate_per_unit",
                 "max_rate",
             ],
-            RuleKind::SizeSqrt => &["initial_base", "maintenance_base", "imf_factor"],
+            RuleKind::SizeSqrt => &["initial_base", "maintenance_base", "imf_factor", "rate_step"],
             RuleKind::OpenInterest => &[
                 "initial_base",
                 "maintenance_fraction",
                 "open_interest_lower_usd",
                 "open_interest_upper_usd",
+                "rate_step",
             ],
             RuleKind::DeribitOption => &["initial_base", "initial_floor", "maintenance"],
         }
@@ -358,6 +367,7 @@ impl RuleFile {
         );
         note("initial_floor", self.initial_floor.is_some());
         note("maintenance", self.maintenance.is_some());
+        note("rate_step", self.rate_step.is_some());
         present
     }
 }
@@ -365,8 +375,8 @@ impl RuleFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MarginTierFile {
-    #[serde(deserialize_with = "deserialize_decimal")]
-    up_to: Decimal,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    up_to: Option<Decimal>,
     #[serde(deserialize_with = "deserialize_decimal")]
     max_leverage: Decimal,
     #[serde(deserialize_with = "deserialize_decimal")]
@@ -637,6 +647,16 @@ impl Venue {
         })
     }
 
+    fn step(
+        check: &Checker<'_>,
+        path: &str,
+        value: Option<Decimal>,
+    ) -> Result<Option<Decimal>, InputError> {
+        value
+            .map(|step| check.positive(format!("{path}.rate_step"), step))
+            .transpose()
+    }
+
     fn leverage(
         check: &Checker<'_>,
         path: String,
@@ -776,6 +796,7 @@ impl Venue {
                     initial_base,
                     maintenance_base,
                     imf_factor: rate("imf_factor", rule.imf_factor)?,
+                    rate_step: Self::step(check, &path, rule.rate_step)?,
                 }
             }
             RuleKind::OpenInterest => {
@@ -787,7 +808,8 @@ impl Venue {
                         "must not be negative",
                     ));
                 }
-                if upper <= lower {
+                let disabled = lower.is_zero() && upper.is_zero();
+                if upper <= lower && !disabled {
                     return Err(check.fail(
                         format!("{path}.open_interest_upper_usd"),
                         "must be greater than open_interest_lower_usd",
@@ -799,6 +821,7 @@ impl Venue {
                     maintenance_fraction: rate("maintenance_fraction", rule.maintenance_fraction)?,
                     open_interest_lower_usd: lower,
                     open_interest_upper_usd: upper,
+                    rate_step: Self::step(check, &path, rule.rate_step)?,
                 }
             }
             RuleKind::DeribitOption => MarginRule::DeribitOption {
@@ -832,16 +855,28 @@ impl Venue {
             }
             let (floor, deduction) = match result.last() {
                 None => (Decimal::ZERO, Decimal::ZERO),
-                Some(previous) => (
-                    previous.up_to,
-                    previous.deduction
-                        + previous.up_to * (maintenance_rate - previous.maintenance_rate),
+                Some(MarginTier { up_to: None, .. }) => {
+                    return Err(check.fail(
+                        format!("{path}.tiers[{}].up_to", position - 1),
+                        "only the last tier may be open-ended",
+                    ));
+                }
+                Some(MarginTier {
+                    up_to: Some(previous_up_to),
+                    deduction,
+                    maintenance_rate: previous_rate,
+                    ..
+                }) => (
+                    *previous_up_to,
+                    deduction + previous_up_to * (maintenance_rate - previous_rate),
                 ),
             };
-            if tier.up_to <= floor {
+            if let Some(up_to) = tier.up_to
+                && up_to <= floor
+            {
                 return Err(check.fail(
                     format!("{tier_path}.up_to"),
-                    format!("tiers must ascend: {} is not above {floor}", tier.up_to),
+                    format!("tiers must ascend: {up_to} is not above {floor}"),
                 ));
             }
             if let Some(published) = tier.deduction
