@@ -1,6 +1,12 @@
 //! Input errors that name the file, the field and the problem.
 
-use serde::de::DeserializeOwned;
+use std::fmt;
+use std::hash::Hash;
+use std::marker::PhantomData;
+
+use indexmap::IndexMap;
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 
 /// A bad input: which file, which field (a JSON/TOML path such as `positions[2].size`), and what
@@ -97,4 +103,46 @@ fn strip_position(message: &str) -> String {
         Some(index) => message[..index].to_owned(),
         None => message.to_owned(),
     }
+}
+
+/// Deserializes a map, refusing a key written twice (serde's maps keep the last value silently,
+/// which would let `{"USDT":"10000","USDT":"5"}` lose a balance without a word).
+///
+/// # Errors
+/// The deserializer's error naming the repeated key.
+pub fn unique_map<'de, D, K, V>(deserializer: D) -> Result<IndexMap<K, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    K: Deserialize<'de> + Eq + Hash + fmt::Display,
+    V: Deserialize<'de>,
+{
+    struct UniqueMap<K, V>(PhantomData<(K, V)>);
+
+    impl<'de, K, V> Visitor<'de> for UniqueMap<K, V>
+    where
+        K: Deserialize<'de> + Eq + Hash + fmt::Display,
+        V: Deserialize<'de>,
+    {
+        type Value = IndexMap<K, V>;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            formatter.write_str("an object with distinct keys")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+            let mut map = IndexMap::with_capacity(access.size_hint().unwrap_or(0).min(1024));
+            while let Some(key) = access.next_key::<K>()? {
+                if map.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!(
+                        "key \"{key}\" appears twice"
+                    )));
+                }
+                let value = access.next_value()?;
+                map.insert(key, value);
+            }
+            Ok(map)
+        }
+    }
+
+    deserializer.deserialize_map(UniqueMap(PhantomData))
 }

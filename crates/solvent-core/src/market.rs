@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use jiff::civil::{Date, Time};
 use serde::{Deserialize, Deserializer};
 
-use crate::error::{InputError, from_json_str};
+use crate::error::{InputError, from_json_str, unique_map};
 use crate::instrument::{expiry_instant, parse_date_code};
 use crate::money::{Amount, Price};
 
@@ -28,20 +28,36 @@ pub struct Market {
     #[serde(deserialize_with = "deserialize_timestamp")]
     pub timestamp: Timestamp,
     /// Index price (USD) per underlying or asset index.
+    #[serde(deserialize_with = "unique_map")]
     pub index: IndexMap<String, Price>,
     /// Mark price per instrument, where given (otherwise derived, DESIGN.md 5). Option marks are in
     /// the settlement currency per unit of underlying (coin for inverse options).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_map")]
     pub mark: IndexMap<String, Price>,
     /// Implied-volatility smiles: underlying -> expiry (`27DEC26`, `2026-12-27` or RFC 3339) -> smile.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_vol")]
     pub vol: IndexMap<String, IndexMap<String, Smile>>,
     /// Continuously compounded interest rate for discounting and forwards (0 = none).
     #[serde(default)]
     pub rate: f64,
     /// Open interest per instrument as USD notional (for open-interest-scaled margin).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_map")]
     pub open_interest: IndexMap<String, Amount>,
+}
+
+/// Smiles by expiry, with distinct keys.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct Smiles(#[serde(deserialize_with = "unique_map")] IndexMap<String, Smile>);
+
+fn unique_vol<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<IndexMap<String, IndexMap<String, Smile>>, D::Error> {
+    let outer: IndexMap<String, Smiles> = unique_map(deserializer)?;
+    Ok(outer
+        .into_iter()
+        .map(|(underlying, smiles)| (underlying, smiles.0))
+        .collect())
 }
 
 fn deserialize_timestamp<'de, D: Deserializer<'de>>(

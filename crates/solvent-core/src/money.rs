@@ -149,10 +149,24 @@ decimal_newtype!(
     Quantity
 );
 
+/// Largest absolute amount accepted from input (10^15 units). Together with [`MAX_PRICE`] and
+/// [`MAX_QUANTITY`] it bounds every product Solvent computes well inside `Decimal`'s range
+/// (about 7.9 x 10^28), so no arithmetic on accepted input can overflow.
+pub const MAX_AMOUNT: Decimal = Decimal::from_parts(2_764_472_320, 232_830, 0, false, 0);
+/// Largest price accepted from input (10^12).
+pub const MAX_PRICE: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0);
+/// Largest absolute position size accepted from input (10^15 units).
+pub const MAX_QUANTITY: Decimal = MAX_AMOUNT;
+
 impl TryFrom<Decimal> for Amount {
     type Error = String;
 
     fn try_from(value: Decimal) -> Result<Self, String> {
+        if value.abs() > MAX_AMOUNT {
+            return Err(format!(
+                "an amount must be at most 1e15 in magnitude, found {value}"
+            ));
+        }
         Ok(Self(value))
     }
 }
@@ -161,6 +175,11 @@ impl TryFrom<Decimal> for Quantity {
     type Error = String;
 
     fn try_from(value: Decimal) -> Result<Self, String> {
+        if value.abs() > MAX_QUANTITY {
+            return Err(format!(
+                "a size must be at most 1e15 in magnitude, found {value}"
+            ));
+        }
         Ok(Self(value))
     }
 }
@@ -171,6 +190,9 @@ impl TryFrom<Decimal> for Price {
     fn try_from(value: Decimal) -> Result<Self, String> {
         if value <= Decimal::ZERO {
             return Err(format!("a price must be greater than zero, found {value}"));
+        }
+        if value > MAX_PRICE {
+            return Err(format!("a price must be at most 1e12, found {value}"));
         }
         Ok(Self(value))
     }
@@ -287,6 +309,17 @@ mod tests {
     fn amounts_serialise_as_normalised_strings() {
         let amount = Amount(Decimal::new(125000, 4));
         assert_eq!(serde_json::to_string(&amount).unwrap(), "\"12.5\"");
+    }
+
+    #[test]
+    fn limits_are_powers_of_ten_and_enforced() {
+        assert_eq!(MAX_AMOUNT, Decimal::from(1_000_000_000_000_000_i64));
+        assert_eq!(MAX_PRICE, Decimal::from(1_000_000_000_000_i64));
+        assert!("1000000000000.5".parse::<Price>().is_err());
+        assert!("-1000000000000001".parse::<Amount>().is_err());
+        let error =
+            serde_json::from_str::<Quantity>("\"79228162514264337593543950335\"").unwrap_err();
+        assert!(error.to_string().contains("at most 1e15"), "{error}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use indexmap::IndexMap;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{InputError, from_json_str};
+use crate::error::{InputError, from_json_str, unique_map};
 use crate::instrument::Instrument;
 use crate::market::Market;
 use crate::money::{Amount, Price, Quantity, deserialize_optional_decimal};
@@ -48,8 +48,9 @@ pub struct PortfolioFile {
     pub account: String,
     /// Margin mode.
     pub mode: MarginMode,
-    /// Collateral balances by asset (negative = borrowed).
-    #[serde(default)]
+    /// Collateral balances by asset (negative = borrowed): the cross wallet, not counting margin
+    /// set aside for isolated positions.
+    #[serde(default, deserialize_with = "unique_map")]
     pub collateral: IndexMap<String, Amount>,
     /// Open positions.
     #[serde(default)]

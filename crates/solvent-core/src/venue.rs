@@ -331,7 +331,12 @@ impl RuleFile {
                 "rate_per_unit",
                 "max_rate",
             ],
-            RuleKind::SizeSqrt => &["initial_base", "maintenance_base", "imf_factor", "rate_step"],
+            RuleKind::SizeSqrt => &[
+                "initial_base",
+                "maintenance_base",
+                "imf_factor",
+                "rate_step",
+            ],
             RuleKind::OpenInterest => &[
                 "initial_base",
                 "maintenance_fraction",
@@ -454,6 +459,15 @@ impl Checker<'_> {
             return Err(self.fail(path, format!("must be greater than zero, found {value}")));
         }
         Ok(value)
+    }
+
+    /// A contract size or size step: positive and at most 10^6, so that sizes times contract sizes
+    /// times prices stay far inside `Decimal`'s range.
+    fn contract(&self, path: String, value: Decimal) -> Result<Decimal, InputError> {
+        if value > Decimal::from(1_000_000) {
+            return Err(self.fail(path, format!("must be at most 1000000, found {value}")));
+        }
+        self.positive(path, value)
     }
 
     fn health(&self, path: &str, value: Option<Decimal>, default: f64) -> Result<f64, InputError> {
@@ -592,8 +606,8 @@ impl Venue {
                 underlying: spec.underlying,
                 settlement: spec.settlement,
                 contract_size: check
-                    .positive(format!("{path}.contract_size"), spec.contract_size)?,
-                size_step: check.positive(format!("{path}.size_step"), spec.size_step)?,
+                    .contract(format!("{path}.contract_size"), spec.contract_size)?,
+                size_step: check.contract(format!("{path}.size_step"), spec.size_step)?,
                 margin,
                 default_leverage: Self::leverage(
                     &check,
@@ -613,8 +627,8 @@ impl Venue {
                 kind: spec.kind,
                 margin: find_rule(format!("{path}.margin"), &spec.margin)?,
                 contract_size: check
-                    .positive(format!("{path}.contract_size"), spec.contract_size)?,
-                size_step: check.positive(format!("{path}.size_step"), spec.size_step)?,
+                    .contract(format!("{path}.contract_size"), spec.contract_size)?,
+                size_step: check.contract(format!("{path}.size_step"), spec.size_step)?,
                 default_leverage: Self::leverage(
                     &check,
                     format!("{path}.default_leverage"),

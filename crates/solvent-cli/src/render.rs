@@ -1,0 +1,215 @@
+//! Readable tables of margin reports.
+
+use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::{CellAlignment, ContentArrangement, Table};
+use solvent_core::money::Amount;
+use solvent_risk::report::MarginReport;
+use solvent_risk::whatif::WhatIf;
+
+/// Groups the integer digits of a decimal string in threes (`1234567.5` -> `1,234,567.5`).
+fn grouped(text: &str) -> String {
+    let (sign, unsigned) = text
+        .strip_prefix('-')
+        .map_or(("", text), |rest| ("-", rest));
+    let (integer, fraction) = unsigned
+        .split_once('.')
+        .map_or((unsigned, None), |(i, f)| (i, Some(f)));
+    let mut out = String::with_capacity(text.len() + integer.len() / 3);
+    for (index, digit) in integer.chars().enumerate() {
+        if index > 0 && (integer.len() - index) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    match fraction {
+        Some(fraction) => format!("{sign}{out}.{fraction}"),
+        None => format!("{sign}{out}"),
+    }
+}
+
+fn money(amount: Amount) -> String {
+    grouped(&amount.to_string())
+}
+
+fn ratio(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.4}"))
+}
+
+fn table() -> Table {
+    let mut table = Table::new();
+    // No wrapping: a report is read in a wide terminal or piped to a file, and a wrapped number
+    // is easy to misread.
+    table
+        .load_style(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    table
+}
+
+fn summary(report: &MarginReport) -> Table {
+    let mut summary = table();
+    summary.set_header(vec!["", report.settlement_asset.as_str()]);
+    let rows = [
+        ("collateral value", money(report.collateral_value)),
+        ("unrealised P&L", money(report.unrealized_pnl)),
+        ("option value", money(report.option_value)),
+        ("equity", money(report.equity)),
+        ("initial margin", money(report.initial_margin)),
+        ("maintenance margin", money(report.maintenance_margin)),
+        ("available (equity - IM)", money(report.available)),
+        ("withdrawable", money(report.withdrawable)),
+        ("health (equity / MM)", ratio(report.health)),
+        ("state", report.state.to_string()),
+    ];
+    for (label, value) in rows {
+        summary.add_row(vec![label.to_owned(), value]);
+    }
+    if let Some(column) = summary.column_mut(1) {
+        column.set_cell_alignment(CellAlignment::Right);
+    }
+    summary
+}
+
+/// The margin report as tables: summary, waterfall, positions, warnings.
+pub fn margin(report: &MarginReport, venue_name: &str) -> String {
+    let mut out = format!(
+        "Account {} - {} margin on {venue_name}, at {}, amounts in {}\n\n",
+        report.account,
+        match report.mode {
+            solvent_core::portfolio::MarginMode::Cross => "cross",
+            solvent_core::portfolio::MarginMode::Portfolio => "portfolio",
+        },
+        report.timestamp,
+        report.settlement_asset
+    );
+    out.push_str(&summary(report).to_string());
+    out.push_str("\n\nWhere the figures come from\n");
+    let mut components = table();
+    components.set_header(vec!["component", "amount", "detail"]);
+    for component in &report.components {
+        components.add_row(vec![
+            component.name.clone(),
+            money(component.amount),
+            component.detail.clone(),
+        ]);
+    }
+    if let Some(column) = components.column_mut(1) {
+        column.set_cell_alignment(CellAlignment::Right);
+    }
+    out.push_str(&components.to_string());
+    if !report.positions.is_empty() {
+        out.push_str("\n\nPositions\n");
+        let mut positions = table();
+        positions.set_header(vec![
+            "instrument",
+            "size",
+            "mark",
+            "value",
+            "upnl",
+            "IM",
+            "MM",
+            "IM share",
+            "liq. price",
+            "to liq. %",
+            "to liq. sd",
+            "pool",
+        ]);
+        for position in &report.positions {
+            let pool = match (position.isolated, position.isolated_health) {
+                (false, _) => "cross".to_owned(),
+                (true, health) => format!(
+                    "isolated: equity {}, health {}",
+                    position
+                        .isolated_equity
+                        .map_or_else(|| "-".to_owned(), money),
+                    ratio(health)
+                ),
+            };
+            positions.add_row(vec![
+                position.instrument.clone(),
+                position.size.to_string(),
+                grouped(&position.mark_price.to_string()),
+                money(position.value),
+                money(position.upnl),
+                money(position.initial_margin),
+                money(position.maintenance_margin),
+                format!("{:.1}%", position.im_share * 100.0),
+                position
+                    .liquidation_price
+                    .map_or_else(|| "none".to_owned(), |p| grouped(&p.to_string())),
+                position
+                    .distance_to_liquidation_pct
+                    .map_or_else(|| "-".to_owned(), |d| format!("{d:.2}")),
+                position
+                    .distance_to_liquidation_sd
+                    .map_or_else(|| "-".to_owned(), |d| format!("{d:.2}")),
+                pool,
+            ]);
+        }
+        out.push_str(&positions.to_string());
+    }
+    if !report.warnings.is_empty() {
+        out.push_str("\n\nWarnings\n");
+        for warning in &report.warnings {
+            out.push_str(&format!("- {warning}\n"));
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// Before and after, side by side, with the verdict.
+pub fn what_if(outcome: &WhatIf, trades: &[String]) -> String {
+    let mut out = format!(
+        "What if {} traded {}? (fees not included)\n\n",
+        outcome.before.account,
+        trades.join(", ")
+    );
+    let mut table = table();
+    table.set_header(vec!["", "before", "after"]);
+    let (before, after) = (&outcome.before, &outcome.after);
+    let rows = [
+        ("equity", money(before.equity), money(after.equity)),
+        (
+            "initial margin",
+            money(before.initial_margin),
+            money(after.initial_margin),
+        ),
+        (
+            "maintenance margin",
+            money(before.maintenance_margin),
+            money(after.maintenance_margin),
+        ),
+        ("available", money(before.available), money(after.available)),
+        (
+            "withdrawable",
+            money(before.withdrawable),
+            money(after.withdrawable),
+        ),
+        ("health", ratio(before.health), ratio(after.health)),
+        ("state", before.state.to_string(), after.state.to_string()),
+    ];
+    for (label, left, right) in rows {
+        table.add_row(vec![label.to_owned(), left, right]);
+    }
+    for column in 1..3 {
+        if let Some(column) = table.column_mut(column) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    out.push_str(&table.to_string());
+    out.push_str(&format!("\n\n{}\n", outcome.reason));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grouped;
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(grouped("1234567.5"), "1,234,567.5");
+        assert_eq!(grouped("-1000"), "-1,000");
+        assert_eq!(grouped("999"), "999");
+        assert_eq!(grouped("0.000001"), "0.000001");
+    }
+}

@@ -1,0 +1,521 @@
+//! Price, delta, gamma and vega for many options at once, over structure-of-arrays columns.
+//!
+//! The kernel is the scalar algorithm of [`Black76`](super::Black76) written without branches:
+//! both the Taylor form and the `N(d1)`, `N(d2)` form are computed and the right one selected
+//! per lane, and `exp`, `ln` and `erfcx` are the branch-free versions of `vector_math`. LLVM
+//! turns the loop into SIMD code (2 lanes with the baseline x86-64 target, 4 with AVX2, 8 with
+//! AVX-512). Results agree with the scalar path to `1e-12` relative (absolute `1e-12 * F` for
+//! values below that), which `tests/black76_batch.rs` checks.
+//!
+//! Speed depends on the target the crate is compiled for: with the baseline x86-64 target
+//! (SSE2, no FMA) the last pass does not vectorise and the batch runs at about 23 million
+//! options/s on one core of the development machine (AMD EPYC, Zen 4); with
+//! `-C target-cpu=native` (AVX-512, FMA) at about 80 million/s. `bench/black76.sh` measures
+//! both against numpy, QuantLib and vollib.
+//!
+//! Theta is not computed here (the scalar [`Black76::greeks`](super::Black76::greeks) has it):
+//! the margin models that need speed revalue prices and first/second-order greeks.
+
+use super::vector_math::{erfcx_non_negative, exp_non_positive, fma, ln_ratio, max, min};
+use super::{
+    H_FLOOR, INV_SQRT_2PI, OptionType, SQRT_PI_OVER_2, TAYLOR_MAX_HALF_TOTAL_VOL, limits,
+    taylor_sums,
+};
+use crate::error::{Field, PricingError};
+use std::f64::consts::FRAC_1_SQRT_2;
+
+/// The raw columns of a batch, one element per option (named so no two slices can be swapped
+/// by position).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchColumns<'a> {
+    /// Forward `F` of each option.
+    pub forward: &'a [f64],
+    /// Strike `K`.
+    pub strike: &'a [f64],
+    /// Time to expiry `T`, in years.
+    pub time_to_expiry_years: &'a [f64],
+    /// Volatility `sigma`.
+    pub volatility: &'a [f64],
+    /// Discount factor `DF` (`1.0` = undiscounted).
+    pub discount_factor: &'a [f64],
+    /// Call or put.
+    pub option_type: &'a [OptionType],
+}
+
+/// Validated batch columns: all of one length, every element in the domain of
+/// [`Black76::new_checked`](super::Black76::new_checked).
+#[derive(Debug, Clone, Copy)]
+pub struct Black76Batch<'a> {
+    columns: BatchColumns<'a>,
+}
+
+impl<'a> Black76Batch<'a> {
+    /// Checks the lengths, then every element.
+    ///
+    /// # Errors
+    /// [`PricingError::LengthMismatch`] naming the first column whose length differs from
+    /// `forward`'s; else [`PricingError::BatchElement`] with the index of the first invalid
+    /// element and the error [`Black76::new_checked`](super::Black76::new_checked) gives for it.
+    pub fn new_checked(columns: BatchColumns<'a>) -> Result<Self, PricingError> {
+        let expected = columns.forward.len();
+        let lengths = [
+            (Field::Strike, columns.strike.len()),
+            (Field::TimeToExpiryYears, columns.time_to_expiry_years.len()),
+            (Field::Volatility, columns.volatility.len()),
+            (Field::DiscountFactor, columns.discount_factor.len()),
+            (Field::OptionType, columns.option_type.len()),
+        ];
+        for (field, actual) in lengths {
+            if actual != expected {
+                return Err(PricingError::LengthMismatch {
+                    field,
+                    expected,
+                    actual,
+                });
+            }
+        }
+        // A branch-free pass over each column finds whether anything is wrong; only then is
+        // the (slower) element-by-element check run to name it.
+        if !all_in_domain(&columns) {
+            for i in 0..expected {
+                super::Black76::new_checked(
+                    columns.forward[i],
+                    columns.strike[i],
+                    columns.time_to_expiry_years[i],
+                    columns.volatility[i],
+                    columns.discount_factor[i],
+                )
+                .map_err(|error| PricingError::BatchElement {
+                    index: i,
+                    source: Box::new(error),
+                })?;
+            }
+        }
+        Ok(Self { columns })
+    }
+
+    /// Number of options.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.columns.forward.len()
+    }
+
+    /// `true` when the batch has no option.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.columns.forward.is_empty()
+    }
+
+    /// The validated columns.
+    #[must_use]
+    pub fn columns(&self) -> BatchColumns<'a> {
+        self.columns
+    }
+}
+
+/// `true` when every element satisfies the checks of `Black76::new_checked` (written so the
+/// comparisons vectorise: no early exit).
+fn all_in_domain(columns: &BatchColumns<'_>) -> bool {
+    fn all_within(values: &[f64], min: f64, max: f64) -> bool {
+        // `min <= v <= max` is false for NaN, so finiteness is included.
+        values
+            .iter()
+            .fold(true, |ok, &v| ok & (v >= min) & (v <= max))
+    }
+    use limits::*;
+    all_within(columns.forward, MIN_PRICE_LEVEL, MAX_PRICE_LEVEL)
+        && all_within(columns.strike, MIN_PRICE_LEVEL, MAX_PRICE_LEVEL)
+        && all_within(columns.time_to_expiry_years, 0.0, MAX_TIME_TO_EXPIRY_YEARS)
+        && all_within(columns.volatility, 0.0, MAX_VOLATILITY)
+        && all_within(
+            columns.discount_factor,
+            MIN_DISCOUNT_FACTOR,
+            MAX_DISCOUNT_FACTOR,
+        )
+}
+
+/// Output columns of [`price_and_greeks_batch`]; reused between calls to avoid allocation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GreeksBatch {
+    price: Vec<f64>,
+    delta: Vec<f64>,
+    gamma: Vec<f64>,
+    vega: Vec<f64>,
+}
+
+impl GreeksBatch {
+    /// Empty columns with room for `capacity` options.
+    #[must_use]
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            price: Vec::with_capacity(capacity),
+            delta: Vec::with_capacity(capacity),
+            gamma: Vec::with_capacity(capacity),
+            vega: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Number of options.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.price.len()
+    }
+
+    /// `true` when there is no option.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.price.is_empty()
+    }
+
+    /// Present values.
+    #[must_use]
+    pub fn price(&self) -> &[f64] {
+        &self.price
+    }
+
+    /// `dV/dF` (discounted).
+    #[must_use]
+    pub fn delta(&self) -> &[f64] {
+        &self.delta
+    }
+
+    /// `d2V/dF2`.
+    #[must_use]
+    pub fn gamma(&self) -> &[f64] {
+        &self.gamma
+    }
+
+    /// `dV/dsigma` per 1.00 of volatility.
+    #[must_use]
+    pub fn vega(&self) -> &[f64] {
+        &self.vega
+    }
+}
+
+/// Price, delta, gamma and vega of every option of `batch`, written to `out` (resized to the
+/// batch's length). Definitions as [`Black76::greeks`](super::Black76::greeks).
+pub fn price_and_greeks_batch(batch: &Black76Batch<'_>, out: &mut GreeksBatch) {
+    let n = batch.len();
+    for column in [
+        &mut out.price,
+        &mut out.delta,
+        &mut out.gamma,
+        &mut out.vega,
+    ] {
+        if column.len() != n {
+            column.clear();
+            column.resize(n, 0.0);
+        }
+    }
+    let c = batch.columns;
+    let mut scratch = Scratch::default();
+    let mut start = 0;
+    while start < n {
+        let end = (start + CHUNK).min(n);
+        let input = Chunk {
+            forward: &c.forward[start..end],
+            strike: &c.strike[start..end],
+            time: &c.time_to_expiry_years[start..end],
+            volatility: &c.volatility[start..end],
+            discount: &c.discount_factor[start..end],
+            kind: &c.option_type[start..end],
+        };
+        let output = ChunkOut {
+            price: &mut out.price[start..end],
+            delta: &mut out.delta[start..end],
+            gamma: &mut out.gamma[start..end],
+            vega: &mut out.vega[start..end],
+        };
+        compute_chunk(&input, &mut scratch, output);
+        start = end;
+    }
+}
+
+/// Options per chunk. The kernel runs in four passes over a chunk (coordinates; `exp` and
+/// `erfcx`; the series; outputs) so that each pass is a short loop whose iterations are
+/// independent: the processor overlaps them, where one long pass per option would wait on its
+/// chain of dependent operations (`ln`, then `exp`, then the series). The intermediates of a
+/// chunk stay in the L1 cache.
+const CHUNK: usize = 128;
+
+struct Chunk<'a> {
+    forward: &'a [f64],
+    strike: &'a [f64],
+    time: &'a [f64],
+    volatility: &'a [f64],
+    discount: &'a [f64],
+    kind: &'a [OptionType],
+}
+
+struct ChunkOut<'a> {
+    price: &'a mut [f64],
+    delta: &'a mut [f64],
+    gamma: &'a mut [f64],
+    vega: &'a mut [f64],
+}
+
+/// Per-chunk intermediates.
+struct Scratch {
+    /// `h = -|ln(F/K)| / s`.
+    h: [f64; CHUNK],
+    /// `t = s / 2`.
+    t: [f64; CHUNK],
+    /// `1 / s` (with `s` floored at the minimum total volatility).
+    inv_s: [f64; CHUNK],
+    /// `+1` for a call, `-1` for a put.
+    sign: [f64; CHUNK],
+    /// `sqrt(T)`.
+    sqrt_t: [f64; CHUNK],
+    /// `1 / F`.
+    inv_f: [f64; CHUNK],
+    /// `1.0` where the total volatility is below the minimum (expired), else `0.0`.
+    expired: [f64; CHUNK],
+    /// `n(h + t)`.
+    density_hi: [f64; CHUNK],
+    /// `Y` at the first erfcx argument: `Y(h)` in the Taylor form, `Y(-|h + t|)` otherwise.
+    y1: [f64; CHUNK],
+    /// `Y(h - t)`.
+    y2: [f64; CHUNK],
+    /// Odd and even parts of the Taylor series (computed for every option, used where
+    /// `t < 0.1`; stored so that LLVM cannot turn the choice of form into a branch).
+    odd: [f64; CHUNK],
+    even: [f64; CHUNK],
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self {
+            h: [0.0; CHUNK],
+            t: [0.0; CHUNK],
+            inv_s: [0.0; CHUNK],
+            sign: [0.0; CHUNK],
+            sqrt_t: [0.0; CHUNK],
+            inv_f: [0.0; CHUNK],
+            expired: [0.0; CHUNK],
+            density_hi: [0.0; CHUNK],
+            y1: [0.0; CHUNK],
+            y2: [0.0; CHUNK],
+            odd: [0.0; CHUNK],
+            even: [0.0; CHUNK],
+        }
+    }
+}
+
+/// The kernel over one chunk (at most [`CHUNK`] options), branch-free within each pass.
+#[inline(always)]
+fn compute_chunk(input: &Chunk<'_>, scratch: &mut Scratch, out: ChunkOut<'_>) {
+    let n = input.forward.len();
+    // Equal-length slices let LLVM drop the bounds checks and vectorise each pass.
+    let (forward, strike, time) = (&input.forward[..n], &input.strike[..n], &input.time[..n]);
+    let (volatility, kind) = (&input.volatility[..n], &input.kind[..n]);
+    let (h_out, t_out, inv_s_out) = (
+        &mut scratch.h[..n],
+        &mut scratch.t[..n],
+        &mut scratch.inv_s[..n],
+    );
+    let sign_out = &mut scratch.sign[..n];
+    for i in 0..n {
+        sign_out[i] = kind[i].sign();
+    }
+    let (sqrt_t_out, inv_f_out) = (&mut scratch.sqrt_t[..n], &mut scratch.inv_f[..n]);
+    let expired_out = &mut scratch.expired[..n];
+
+    // Pass 1: normalised out-of-the-money coordinates, as in the scalar path.
+    for i in 0..n {
+        let x = ln_ratio(forward[i], strike[i]);
+        let sqrt_t = time[i].sqrt();
+        let s = volatility[i] * sqrt_t;
+        expired_out[i] = if s < limits::MIN_TOTAL_VOLATILITY {
+            1.0
+        } else {
+            0.0
+        };
+        let s = max(s, limits::MIN_TOTAL_VOLATILITY);
+        let inv_s = 1.0 / s;
+        sqrt_t_out[i] = sqrt_t;
+        inv_f_out[i] = 1.0 / forward[i];
+        h_out[i] = -x.abs() * inv_s;
+        t_out[i] = 0.5 * s;
+        inv_s_out[i] = inv_s;
+    }
+
+    // Pass 2: the density n(h + t) and the two erfcx values. The Taylor form needs Y(h), the
+    // direct form Y(-|h + t|) and Y(h - t).
+    let (h, t) = (&scratch.h[..n], &scratch.t[..n]);
+    let density_out = &mut scratch.density_hi[..n];
+    let (y1_out, y2_out) = (&mut scratch.y1[..n], &mut scratch.y2[..n]);
+    for i in 0..n {
+        let hi = h[i] + t[i];
+        let lo = h[i] - t[i];
+        density_out[i] = INV_SQRT_2PI * exp_non_positive(-0.5 * hi * hi);
+        let taylor = t[i] < TAYLOR_MAX_HALF_TOTAL_VOL;
+        let z1 = if taylor {
+            -max(h[i], H_FLOOR)
+        } else {
+            min(hi.abs(), -H_FLOOR)
+        } * FRAC_1_SQRT_2;
+        let z2 = min(-lo, -H_FLOOR) * FRAC_1_SQRT_2;
+        y1_out[i] = SQRT_PI_OVER_2 * erfcx_non_negative(z1);
+        y2_out[i] = SQRT_PI_OVER_2 * erfcx_non_negative(z2);
+    }
+
+    // Pass 3: the Taylor series.
+    let (odd_out, even_out) = (&mut scratch.odd[..n], &mut scratch.even[..n]);
+    for i in 0..n {
+        let (odd, even) = taylor_sums(max(h[i], H_FLOOR), t[i], scratch.y1[i]);
+        odd_out[i] = odd;
+        even_out[i] = even;
+    }
+
+    // Pass 4: the choice of form, and the outputs.
+    finish_chunk(input, scratch, out.price, out.delta, out.gamma, out.vega);
+}
+
+/// Pass 4 over a chunk. The outputs are separate `&mut` parameters so that LLVM knows they
+/// alias neither the inputs nor each other, and vectorises without run-time overlap checks.
+#[inline(never)]
+fn finish_chunk(
+    input: &Chunk<'_>,
+    scratch: &Scratch,
+    price: &mut [f64],
+    delta: &mut [f64],
+    gamma: &mut [f64],
+    vega: &mut [f64],
+) {
+    let n = input.forward.len();
+    let (forward, strike, discount) = (
+        &input.forward[..n],
+        &input.strike[..n],
+        &input.discount[..n],
+    );
+    let (h, t, inv_s) = (&scratch.h[..n], &scratch.t[..n], &scratch.inv_s[..n]);
+    let (density, y1, y2) = (&scratch.density_hi[..n], &scratch.y1[..n], &scratch.y2[..n]);
+    let (odd, even, sign) = (&scratch.odd[..n], &scratch.even[..n], &scratch.sign[..n]);
+    let (sqrt_t, inv_f, expired) = (
+        &scratch.sqrt_t[..n],
+        &scratch.inv_f[..n],
+        &scratch.expired[..n],
+    );
+    let (price, delta, gamma, vega) = (
+        &mut price[..n],
+        &mut delta[..n],
+        &mut gamma[..n],
+        &mut vega[..n],
+    );
+    for i in 0..n {
+        let g = finish(
+            Option1 {
+                f: forward[i],
+                k: strike[i],
+                df: discount[i],
+                sign: sign[i],
+                sqrt_t: sqrt_t[i],
+                inv_f: inv_f[i],
+                expired: expired[i],
+            },
+            Intermediates {
+                h: h[i],
+                t: t[i],
+                inv_s: inv_s[i],
+                density_hi: density[i],
+                y1: y1[i],
+                y2: y2[i],
+                odd: odd[i],
+                even: even[i],
+            },
+        );
+        price[i] = g[0];
+        delta[i] = g[1];
+        gamma[i] = g[2];
+        vega[i] = g[3];
+    }
+}
+
+/// One option's inputs.
+struct Option1 {
+    f: f64,
+    k: f64,
+    df: f64,
+    /// `sqrt(T)`.
+    sqrt_t: f64,
+    /// `1 / F`.
+    inv_f: f64,
+    /// `1.0` when expired, else `0.0`.
+    expired: f64,
+    /// `+1` call, `-1` put.
+    sign: f64,
+}
+
+/// One option's results from passes 1 to 3.
+struct Intermediates {
+    h: f64,
+    t: f64,
+    inv_s: f64,
+    density_hi: f64,
+    y1: f64,
+    y2: f64,
+    odd: f64,
+    even: f64,
+}
+
+/// Pass 4 for one option, branch-free: `[price, delta, gamma, vega]`.
+#[inline(always)]
+fn finish(o: Option1, m: Intermediates) -> [f64; 4] {
+    let Intermediates {
+        h,
+        t,
+        inv_s,
+        density_hi,
+        y1,
+        y2,
+        odd,
+        even,
+    } = m;
+    let sign = o.sign;
+    let (f, k, df) = (o.f, o.k, o.df);
+    let (sqrt_t, inv_f) = (o.sqrt_t, o.inv_f);
+    let expired = o.expired > 0.0;
+    let f_le_k = f <= k;
+    let hi = h + t;
+    let forward_density = min(f, k) * density_hi; // F n(d1) = min(F, K) n(h + t)
+    let density_d1 = forward_density * inv_f; // n(d1)
+    let taylor = t < TAYLOR_MAX_HALF_TOTAL_VOL;
+
+    // Taylor form (t < 0.1), from y1 = Y(max(h, -40)).
+    let taylor_otm = 2.0 * forward_density * odd;
+    let taylor_n_hi = density_hi * (even + odd);
+    // N(h - t) is needed only when F > K, where n(h - t) = n(-d1) = n(d1).
+    let taylor_n_lo = density_d1 * (even - odd);
+
+    // Direct form: N(z) = n(z) Y(z) for z <= 0.
+    let tail_hi = density_hi * y1; // N(-|h + t|)
+    let direct_n_hi = if hi <= 0.0 { tail_hi } else { 1.0 - tail_hi };
+    // max(F, K) N(h - t) = max(F, K) n(h - t) Y(h - t) = F n(d1) Y(h - t).
+    let direct_otm = fma(min(f, k), direct_n_hi, -forward_density * y2);
+    let direct_n_lo = density_d1 * y2; // used only when F > K, as above
+
+    let otm = max(if taylor { taylor_otm } else { direct_otm }, 0.0);
+    // N(h + t) and N(-(h + t)), each without cancellation, and N(h - t).
+    let n_hi = if taylor { taylor_n_hi } else { direct_n_hi };
+    let direct_n_minus_hi = if hi <= 0.0 { 1.0 - tail_hi } else { tail_hi };
+    let n_minus_hi = if taylor {
+        1.0 - taylor_n_hi
+    } else {
+        direct_n_minus_hi
+    };
+    let n_lo = if taylor { taylor_n_lo } else { direct_n_lo };
+    // d1 = h + t when F <= K, else -d1 = h - t.
+    let n_d1 = if f_le_k { n_hi } else { 1.0 - n_lo };
+    let n_minus_d1 = if f_le_k { n_minus_hi } else { n_lo };
+
+    let intrinsic = max(sign * (f - k), 0.0);
+    let price = df * if expired { intrinsic } else { intrinsic + otm };
+    let delta = df * if sign > 0.0 { n_d1 } else { -n_minus_d1 };
+    let gamma = if expired {
+        0.0
+    } else {
+        df * density_d1 * inv_s * inv_f
+    };
+    let vega = df * forward_density * sqrt_t;
+    [price, delta, gamma, vega]
+}

@@ -1,0 +1,170 @@
+//! Volatility surface: hand-worked interpolation cases and validation errors.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test helpers: a failure is the test failing"
+)]
+
+use solvent_pricing::surface::{SmileInput, VolSurface};
+use solvent_pricing::{Field, PricingError};
+
+fn smile(time: f64, strikes: &[f64], vols: &[f64]) -> SmileInput {
+    SmileInput {
+        time_to_expiry_years: time,
+        strikes: strikes.to_vec(),
+        volatilities: vols.to_vec(),
+    }
+}
+
+/// Two expiries: T = 0.25 with vols (0.60, 0.50, 0.55) at strikes (80, 100, 120), and T = 1.0
+/// with (0.50, 0.40, 0.45).
+fn surface() -> VolSurface {
+    VolSurface::new_checked(vec![
+        smile(0.25, &[80.0, 100.0, 120.0], &[0.60, 0.50, 0.55]),
+        smile(1.0, &[80.0, 100.0, 120.0], &[0.50, 0.40, 0.45]),
+    ])
+    .expect("valid surface")
+}
+
+#[test]
+fn on_the_nodes_the_input_vols() {
+    let s = surface();
+    assert_eq!(s.volatility(100.0, 0.25), 0.50);
+    assert_eq!(s.volatility(80.0, 1.0), 0.50);
+    assert_eq!(s.volatility(120.0, 1.0), 0.45);
+}
+
+#[test]
+fn linear_in_strike_flat_beyond_the_ends() {
+    let s = surface();
+    // K = 90 at T = 0.25: halfway between 0.60 and 0.50.
+    assert!((s.volatility(90.0, 0.25) - 0.55).abs() < 1e-15);
+    // K = 115 at T = 1: 3/4 of the way from 0.40 to 0.45 = 0.4375.
+    assert!((s.volatility(115.0, 1.0) - 0.4375).abs() < 1e-15);
+    // Beyond the ends: the end vols.
+    assert_eq!(s.volatility(50.0, 0.25), 0.60);
+    assert_eq!(s.volatility(500.0, 1.0), 0.45);
+}
+
+#[test]
+fn linear_in_total_variance_across_expiries() {
+    let s = surface();
+    // K = 100, T = 0.5: w(0.25) = 0.5^2 * 0.25 = 0.0625, w(1) = 0.4^2 * 1 = 0.16.
+    // w(0.5) = 0.0625 + (0.16 - 0.0625) * (0.25 / 0.75) = 0.095; sigma = sqrt(0.095 / 0.5).
+    let expected = (0.095_f64 / 0.5).sqrt();
+    assert!(
+        (s.volatility(100.0, 0.5) - expected).abs() < 1e-15,
+        "{}",
+        s.volatility(100.0, 0.5)
+    );
+    // K = 90, T = 0.75: smile vols 0.55 (T = 0.25) and 0.45 (T = 1).
+    // w0 = 0.3025 * 0.25 = 0.075625, w1 = 0.2025; w = w0 + (w1 - w0) * (0.5 / 0.75) = 0.160208333...
+    let w = 0.075_625 + (0.2025 - 0.075_625) * (0.5 / 0.75);
+    assert!((s.volatility(90.0, 0.75) - (w / 0.75_f64).sqrt()).abs() < 1e-15);
+}
+
+#[test]
+fn flat_vol_before_the_first_and_after_the_last_expiry() {
+    let s = surface();
+    assert_eq!(s.volatility(100.0, 0.1), 0.50);
+    assert_eq!(s.volatility(100.0, 0.0), 0.50);
+    assert_eq!(s.volatility(90.0, 5.0), 0.45);
+    // Total for any input, never NaN.
+    assert_eq!(s.volatility(f64::NAN, 0.5), s.volatility(80.0, 0.5));
+    assert_eq!(s.volatility(100.0, f64::NAN), 0.50);
+    assert!(s.volatility_checked(f64::NAN, 0.5).is_err());
+    assert_eq!(s.volatility_checked(100.0, 0.25), Ok(0.50));
+}
+
+#[test]
+fn smiles_may_have_different_strikes() {
+    let s = VolSurface::new_checked(vec![
+        smile(0.5, &[100.0], &[0.3]),
+        smile(2.0, &[50.0, 150.0], &[0.5, 0.3]),
+    ])
+    .expect("valid");
+    // K = 100 at T = 1: w0 = 0.09 * 0.5 = 0.045, second smile at 100 is 0.4 -> w1 = 0.32.
+    let w = 0.045 + (0.32 - 0.045) * (0.5 / 1.5);
+    assert!((s.volatility(100.0, 1.0) - (w / 1.0_f64).sqrt()).abs() < 1e-15);
+}
+
+#[test]
+fn invalid_surfaces_are_named_errors() {
+    let err = VolSurface::new_checked(vec![]).expect_err("empty");
+    assert_eq!(err, PricingError::EmptySurface);
+
+    let err = VolSurface::new_checked(vec![smile(0.5, &[], &[])]).expect_err("empty smile");
+    assert_eq!(err, PricingError::EmptySmile { expiry_index: 0 });
+
+    let err =
+        VolSurface::new_checked(vec![smile(0.5, &[100.0, 110.0], &[0.3])]).expect_err("lengths");
+    assert_eq!(
+        err,
+        PricingError::SurfacePoint {
+            expiry_index: 0,
+            point_index: None,
+            source: Box::new(PricingError::LengthMismatch {
+                field: Field::Volatility,
+                expected: 2,
+                actual: 1
+            }),
+        }
+    );
+
+    let err = VolSurface::new_checked(vec![smile(0.5, &[100.0, 100.0], &[0.3, 0.3])])
+        .expect_err("repeated strike");
+    assert_eq!(
+        err,
+        PricingError::StrikesNotAscending {
+            expiry_index: 0,
+            point_index: 1,
+            previous: 100.0,
+            strike: 100.0
+        }
+    );
+
+    let err = VolSurface::new_checked(vec![
+        smile(1.0, &[100.0], &[0.3]),
+        smile(0.5, &[100.0], &[0.3]),
+    ])
+    .expect_err("expiries out of order");
+    assert_eq!(
+        err,
+        PricingError::ExpiriesNotAscending {
+            expiry_index: 1,
+            previous: 1.0,
+            time: 0.5
+        }
+    );
+
+    let err = VolSurface::new_checked(vec![smile(0.5, &[100.0, 110.0], &[0.3, 0.0])])
+        .expect_err("zero vol");
+    assert_eq!(
+        err,
+        PricingError::SurfacePoint {
+            expiry_index: 0,
+            point_index: Some(1),
+            source: Box::new(PricingError::NotPositive {
+                field: Field::Volatility,
+                value: 0.0
+            }),
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "expiry 0, point 1: volatility must be greater than zero, got 0"
+    );
+
+    let err = VolSurface::new_checked(vec![smile(0.0, &[100.0], &[0.3])]).expect_err("zero expiry");
+    assert_eq!(
+        err.to_string(),
+        "expiry 0: time_to_expiry_years must be greater than zero, got 0"
+    );
+
+    let err = VolSurface::new_checked(vec![smile(0.5, &[f64::INFINITY], &[0.3])])
+        .expect_err("infinite strike");
+    assert_eq!(
+        err.to_string(),
+        "expiry 0, point 0: strike must be finite, got inf"
+    );
+}

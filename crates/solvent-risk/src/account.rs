@@ -1,0 +1,579 @@
+//! The standard (cross + isolated) margin report of one account.
+//!
+//! Every figure is computed exactly in the instrument's settlement currency, converted to the
+//! report's asset at index prices, and rounded once, toward the venue: equity parts down,
+//! requirements up. The parts are rounded first and the totals are their sums, so the waterfall
+//! adds up to the cent and attribution sums exactly to the account figure.
+
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use solvent_core::instrument::Terms;
+use solvent_core::money::{Amount, MAX_AMOUNT, MAX_PRICE, Price};
+use solvent_core::portfolio::{MarginMode, Portfolio, Position};
+use solvent_core::rounding;
+use solvent_core::venue::Asset;
+
+use crate::collateral;
+use crate::error::RiskError;
+use crate::liquidation;
+use crate::report::{AccountState, Component, MarginReport, PositionReport};
+use crate::standard::{self, Basis, Exposure, Requirement};
+use crate::valuation::{Mark, MarketView};
+
+/// One position evaluated at the snapshot, before rounding.
+#[derive(Clone, Debug)]
+pub struct Line<'a> {
+    /// The position.
+    pub position: &'a Position,
+    /// Its mark.
+    pub mark: Mark,
+    /// Underlying index in USD.
+    pub underlying_usd: Decimal,
+    /// Open interest in USD, where the market gives it.
+    pub open_interest_usd: Option<Decimal>,
+    /// The settlement asset.
+    pub settlement: &'a Asset,
+    /// Whether the instrument expired at or before the snapshot.
+    pub expired: bool,
+}
+
+impl Line<'_> {
+    fn exposure_at(&self, mark: Decimal) -> Exposure<'_> {
+        Exposure {
+            instrument: &self.position.instrument,
+            size: self.position.size.value(),
+            mark,
+            underlying_usd: self.underlying_usd,
+            leverage: self.position.leverage,
+            open_interest_usd: self.open_interest_usd,
+            expired: self.expired,
+        }
+    }
+
+    /// Prices between which the position's figures stay bounded (see
+    /// [`standard::bounded_exposure`]): the liquidation search does not look beyond them.
+    fn price_bounds(&self) -> (Decimal, Decimal) {
+        let instrument = &self.position.instrument;
+        let size = self.position.size.value().abs();
+        let lowest = Decimal::new(1, 12);
+        match (instrument.style, &instrument.terms) {
+            (solvent_core::instrument::Style::Inverse, Terms::Perpetual | Terms::Future { .. }) => {
+                let floor = size
+                    .checked_div(MAX_AMOUNT)
+                    .unwrap_or(MAX_PRICE)
+                    .max(lowest);
+                (floor, MAX_PRICE)
+            }
+            _ => {
+                let units = size * instrument.contract_size;
+                let ceiling = if units.is_zero() {
+                    MAX_PRICE
+                } else {
+                    (MAX_AMOUNT / units).min(MAX_PRICE)
+                };
+                (lowest, ceiling)
+            }
+        }
+    }
+
+    /// Requirement in the settlement currency at `mark`.
+    ///
+    /// # Errors
+    /// As [`standard::requirement`].
+    pub fn requirement_at(&self, mark: Decimal) -> Result<Requirement, RiskError> {
+        standard::requirement(&self.exposure_at(mark))
+    }
+
+    /// Equity contribution in the settlement currency at `mark`.
+    #[must_use]
+    pub fn equity_at(&self, mark: Decimal) -> Decimal {
+        standard::equity_contribution(
+            &self.position.instrument,
+            self.position.size.value(),
+            self.position.entry_price.value(),
+            mark,
+        )
+    }
+
+    fn is_option(&self) -> bool {
+        matches!(self.position.instrument.terms, Terms::Option { .. })
+    }
+}
+
+/// Evaluates every position of `portfolio` at the snapshot.
+///
+/// # Errors
+/// [`RiskError`] when the market lacks a price a position needs.
+pub fn lines<'a>(
+    portfolio: &'a Portfolio,
+    view: &MarketView<'a>,
+) -> Result<Vec<Line<'a>>, RiskError> {
+    let venue = view.venue();
+    portfolio
+        .positions
+        .iter()
+        .map(|position| {
+            let instrument = &position.instrument;
+            let settlement = venue.asset(&instrument.settlement).map_err(|problem| RiskError::Unsupported {
+                path: format!("instruments.{}.settlement", instrument.name),
+                problem,
+            })?;
+            let mark = view.mark(instrument)?;
+            let underlying_usd = view.index(&instrument.underlying, &format!("margining {}", instrument.name))?;
+            let prices = [mark.price, position.entry_price.value(), underlying_usd];
+            let priced = if matches!(instrument.terms, Terms::Option { .. }) { &prices[..] } else { &prices[..2] };
+            if standard::bounded_exposure(instrument, position.size.value(), priced).is_none() {
+                return Err(RiskError::Unsupported {
+                    path: format!("positions: {}", instrument.name),
+                    problem: "the position's value exceeds 1e15 (size x contract size x price); Solvent refuses figures it cannot compute exactly"
+                        .to_owned(),
+                });
+            }
+            Ok(Line {
+                position,
+                mark,
+                underlying_usd,
+                open_interest_usd: view.market().open_interest.get(&instrument.name).map(|oi| oi.value()),
+                settlement,
+                expired: instrument.terms.expiry().is_some_and(|expiry| expiry <= view.now()),
+            })
+        })
+        .collect()
+}
+
+/// Formats a decimal for an explanation: at most eight decimals, no trailing zeros.
+fn show(value: Decimal) -> String {
+    value.round_dp(8).normalize().to_string()
+}
+
+fn describe(requirement: &Requirement, value: Decimal, settlement: &str) -> (String, String) {
+    let value_text = format!("{} {settlement}", show(value));
+    let amount = |figure: Decimal| format!("{} {settlement}", show(figure));
+    match &requirement.basis {
+        Basis::Tiered {
+            tier,
+            floor,
+            up_to,
+            maintenance_rate,
+            deduction,
+            leverage,
+            exceeds_limit,
+        } => {
+            let limit = if *exceeds_limit {
+                " (beyond the largest tier)"
+            } else {
+                ""
+            };
+            (
+                format!(
+                    "value {value_text} / leverage {} = {}",
+                    show(*leverage),
+                    amount(requirement.initial)
+                ),
+                format!(
+                    "tier {tier} ({} to {}){limit}: value {value_text} x mmr {} - deduction {} = {}",
+                    show(*floor),
+                    up_to.map_or_else(|| "no limit".to_owned(), show),
+                    show(*maintenance_rate),
+                    show(*deduction),
+                    amount(requirement.maintenance)
+                ),
+            )
+        }
+        Basis::Rates {
+            initial_rate,
+            maintenance_rate,
+        } => (
+            format!(
+                "value {value_text} x rate {} = {}",
+                show(*initial_rate),
+                amount(requirement.initial)
+            ),
+            format!(
+                "value {value_text} x rate {} = {}",
+                show(*maintenance_rate),
+                amount(requirement.maintenance)
+            ),
+        ),
+        Basis::ShortOption {
+            out_of_the_money,
+            initial_rate,
+        } => (
+            format!(
+                "short option, OTM {} USD: (max(base - OTM/S, floor) = {} x underlying + mark) x contracts = {}",
+                show(*out_of_the_money),
+                show(*initial_rate),
+                amount(requirement.initial)
+            ),
+            format!(
+                "short option: (maintenance rate x underlying + mark) x contracts = {}",
+                amount(requirement.maintenance)
+            ),
+        ),
+        Basis::LongOption => (
+            "long option: premium paid, no further margin".to_owned(),
+            "long option: premium paid, no further margin".to_owned(),
+        ),
+        Basis::Expired => (
+            "expired: awaiting settlement, no margin".to_owned(),
+            "expired: awaiting settlement, no margin".to_owned(),
+        ),
+    }
+}
+
+/// The margin report of `portfolio` at the snapshot seen through `view` (standard margin, cross
+/// pool plus isolated positions).
+///
+/// # Errors
+/// [`RiskError`] when a price is missing, a figure cannot be represented, or the account asks
+/// for a mode this version does not compute.
+pub fn margin_report(
+    portfolio: &Portfolio,
+    view: &MarketView<'_>,
+) -> Result<MarginReport, RiskError> {
+    if portfolio.mode == MarginMode::Portfolio {
+        return Err(RiskError::Unsupported {
+            path: "mode".to_owned(),
+            problem: "portfolio margin (risk-based, DESIGN.md 6.5) is not available in this version; use \"cross\""
+                .to_owned(),
+        });
+    }
+    let venue = view.venue();
+    let report_asset = &portfolio.settlement_asset;
+    let decimals = report_asset.precision;
+    let report_usd = view.asset_usd(report_asset)?;
+    let to_report = |amount_usd: Decimal| amount_usd / report_usd;
+
+    let mut components = Vec::new();
+    let mut warnings = Vec::new();
+    let mut collateral_value = Decimal::ZERO;
+    let mut cash_like = Decimal::ZERO;
+    let mut borrow_initial = Decimal::ZERO;
+    let mut borrow_maintenance = Decimal::ZERO;
+    for balance in &portfolio.balances {
+        let asset = &balance.asset;
+        let usd_price = view.asset_usd(asset)?;
+        let schedule = venue.collateral.get(&asset.symbol);
+        let valued = collateral::value(schedule, balance.amount.value(), usd_price);
+        let amount = rounding::credit(to_report(valued.collateral_value_usd), decimals);
+        collateral_value += amount;
+        // The report's own currency is what a withdrawal pays out in, so it counts as cash.
+        if (asset.cash_like || asset.symbol == report_asset.symbol) && amount > Decimal::ZERO {
+            cash_like += amount;
+        }
+        let haircut = if schedule.is_none() {
+            " (not accepted as collateral by the venue)".to_owned()
+        } else if valued.collateral_value_usd == valued.market_value_usd {
+            String::new()
+        } else {
+            format!(
+                " after haircut tiers = {} USD",
+                show(valued.collateral_value_usd)
+            )
+        };
+        components.push(Component {
+            name: format!("collateral:{}", asset.symbol),
+            amount: Amount(amount),
+            detail: format!(
+                "{} {} x index {} = {} USD{haircut}",
+                show(balance.amount.value()),
+                asset.symbol,
+                show(usd_price),
+                show(valued.market_value_usd)
+            ),
+        });
+        if valued.borrow_maintenance_usd > Decimal::ZERO
+            || valued.borrow_initial_usd > Decimal::ZERO
+        {
+            let initial = rounding::requirement(to_report(valued.borrow_initial_usd), decimals);
+            let maintenance =
+                rounding::requirement(to_report(valued.borrow_maintenance_usd), decimals);
+            borrow_initial += initial;
+            borrow_maintenance += maintenance;
+            components.push(Component {
+                name: format!("borrow_initial_margin:{}", asset.symbol),
+                amount: Amount(initial),
+                detail: format!("loan {} USD x initial rate", show(-valued.market_value_usd)),
+            });
+            components.push(Component {
+                name: format!("borrow_maintenance_margin:{}", asset.symbol),
+                amount: Amount(maintenance),
+                detail: format!(
+                    "loan {} USD x maintenance rate",
+                    show(-valued.market_value_usd)
+                ),
+            });
+        }
+    }
+
+    let lines = lines(portfolio, view)?;
+    let mut unrealized_pnl = Decimal::ZERO;
+    let mut option_value = Decimal::ZERO;
+    let mut cross_initial = borrow_initial;
+    let mut cross_maintenance = borrow_maintenance;
+    let mut position_reports = Vec::with_capacity(lines.len());
+    let mut requirements = Vec::with_capacity(lines.len());
+    for line in &lines {
+        let position = line.position;
+        let instrument = &position.instrument;
+        let settle = line.settlement;
+        let size = position.size.value();
+        let mark = line.mark.price;
+        let requirement = line.requirement_at(mark)?;
+        let value_settle = standard::notional(instrument, size, mark);
+        let upnl_settle =
+            standard::unrealized_pnl(instrument, size, position.entry_price.value(), mark);
+        let contribution_settle = line.equity_at(mark);
+        let convert = |amount: Decimal| view.convert(amount, settle, report_asset);
+        let initial = rounding::requirement(convert(requirement.initial)?, decimals);
+        let maintenance = rounding::requirement(convert(requirement.maintenance)?, decimals);
+        let signed_value = if line.is_option() {
+            contribution_settle
+        } else {
+            value_settle * Decimal::from(position.size.side())
+        };
+        if let Basis::Tiered {
+            exceeds_limit: true,
+            up_to: Some(up_to),
+            ..
+        } = &requirement.basis
+        {
+            warnings.push(format!(
+                "{}: position value {} {} exceeds the largest risk-limit tier (up to {}); the venue would refuse to increase it",
+                instrument.name,
+                show(value_settle),
+                settle.symbol,
+                show(*up_to)
+            ));
+        }
+        if line.expired {
+            warnings.push(format!(
+                "{} expired at {}: valued at its settlement value, not margined, until it is settled",
+                instrument.name,
+                instrument.terms.expiry().map_or_else(String::new, |expiry| expiry.to_string())
+            ));
+        }
+        let (initial_detail, maintenance_detail) =
+            describe(&requirement, value_settle, &settle.symbol);
+        let mut report = PositionReport {
+            instrument: instrument.name.clone(),
+            size: position.size,
+            mark_price: Amount(mark),
+            mark_source: line.mark.source,
+            settlement: settle.symbol.clone(),
+            value: Amount(rounding::credit(convert(signed_value)?, decimals)),
+            upnl: Amount(rounding::credit(convert(upnl_settle)?, decimals)),
+            initial_margin: Amount(initial),
+            maintenance_margin: Amount(maintenance),
+            im_share: 0.0,
+            liquidation_price: None,
+            distance_to_liquidation_pct: None,
+            distance_to_liquidation_sd: None,
+            isolated: position.isolated_margin.is_some(),
+            isolated_equity: None,
+            isolated_health: None,
+            margin_basis: requirement.basis.clone(),
+        };
+        match position.isolated_margin {
+            None => {
+                let contribution = rounding::credit(convert(contribution_settle)?, decimals);
+                let (prefix, sink) = if line.is_option() {
+                    ("option_value", &mut option_value)
+                } else {
+                    ("upnl", &mut unrealized_pnl)
+                };
+                *sink += contribution;
+                components.push(Component {
+                    name: format!("{prefix}:{}", instrument.name),
+                    amount: Amount(contribution),
+                    detail: format!(
+                        "{} {} at mark {} (entry {})",
+                        show(size),
+                        instrument.name,
+                        show(mark),
+                        show(position.entry_price.value())
+                    ),
+                });
+                components.push(Component {
+                    name: format!("initial_margin:{}", instrument.name),
+                    amount: Amount(initial),
+                    detail: initial_detail,
+                });
+                components.push(Component {
+                    name: format!("maintenance_margin:{}", instrument.name),
+                    amount: Amount(maintenance),
+                    detail: maintenance_detail,
+                });
+                cross_initial += initial;
+                cross_maintenance += maintenance;
+            }
+            Some(isolated_margin) => {
+                if line.is_option() {
+                    return Err(RiskError::Unsupported {
+                        path: format!("positions: {}.isolated_margin", instrument.name),
+                        problem: "options are margined in the cross pool; isolated margin applies to perpetuals and futures"
+                            .to_owned(),
+                    });
+                }
+                let equity_settle = isolated_margin.value() + upnl_settle;
+                let equity = rounding::credit(convert(equity_settle)?, decimals);
+                report.isolated_equity = Some(Amount(equity));
+                report.isolated_health = ratio(equity, maintenance);
+                report.im_share = 1.0;
+            }
+        }
+        requirements.push(requirement);
+        position_reports.push(report);
+    }
+
+    let equity = collateral_value + unrealized_pnl + option_value;
+    for report in position_reports.iter_mut().filter(|r| !r.isolated) {
+        report.im_share = if cross_initial.is_zero() {
+            0.0
+        } else {
+            (report.initial_margin.value() / cross_initial)
+                .to_f64()
+                .unwrap_or(0.0)
+        };
+    }
+
+    // Liquidation prices, evaluated on exact (unrounded) figures in the report currency.
+    let cross_exact = pool_exact(
+        &lines,
+        view,
+        report_asset,
+        &borrow_maintenance,
+        collateral_value,
+    )?;
+    for (index, line) in lines.iter().enumerate() {
+        let side = line.position.size.side();
+        let price = match line.position.isolated_margin {
+            Some(margin) => liquidation::solve(line.mark.price, side, line.price_bounds(), |p| {
+                Ok(margin.value() + line.equity_at(p) - line.requirement_at(p)?.maintenance)
+            })?,
+            None => {
+                let (others_equity, others_maintenance) = {
+                    let own_equity = view.convert(
+                        line.equity_at(line.mark.price),
+                        line.settlement,
+                        report_asset,
+                    )?;
+                    let own_maintenance = view.convert(
+                        line.requirement_at(line.mark.price)?.maintenance,
+                        line.settlement,
+                        report_asset,
+                    )?;
+                    (cross_exact.0 - own_equity, cross_exact.1 - own_maintenance)
+                };
+                liquidation::solve(line.mark.price, side, line.price_bounds(), |p| {
+                    let equity = view.convert(line.equity_at(p), line.settlement, report_asset)?;
+                    let maintenance = view.convert(
+                        line.requirement_at(p)?.maintenance,
+                        line.settlement,
+                        report_asset,
+                    )?;
+                    Ok(others_equity + equity - others_maintenance - maintenance)
+                })?
+            }
+        };
+        if let (Some(price), Some(report)) = (price, position_reports.get_mut(index)) {
+            report.liquidation_price = Price::new_checked(price).ok();
+            distances(report, line, price, side, view);
+        }
+    }
+
+    let health = ratio(equity, cross_maintenance);
+    let state = AccountState::classify(
+        equity.to_f64().unwrap_or(0.0),
+        cross_maintenance.to_f64().unwrap_or(0.0),
+        &venue.thresholds,
+    );
+    let available = equity - cross_initial;
+    let withdrawable = available.min(cash_like).max(Decimal::ZERO);
+    Ok(MarginReport {
+        account: portfolio.account.clone(),
+        mode: portfolio.mode,
+        settlement_asset: report_asset.symbol.clone(),
+        timestamp: view.now().to_string(),
+        equity: Amount(equity),
+        collateral_value: Amount(collateral_value),
+        unrealized_pnl: Amount(unrealized_pnl),
+        option_value: Amount(option_value),
+        initial_margin: Amount(cross_initial),
+        maintenance_margin: Amount(cross_maintenance),
+        available: Amount(available),
+        withdrawable: Amount(withdrawable),
+        health,
+        state,
+        components,
+        positions: position_reports,
+        warnings,
+    })
+}
+
+/// Exact equity and maintenance margin of the cross pool in the report currency (the collateral
+/// value is already a rounded credit; position figures are not rounded here).
+fn pool_exact(
+    lines: &[Line<'_>],
+    view: &MarketView<'_>,
+    report_asset: &Asset,
+    borrow_maintenance: &Decimal,
+    collateral_value: Decimal,
+) -> Result<(Decimal, Decimal), RiskError> {
+    let mut equity = collateral_value;
+    let mut maintenance = *borrow_maintenance;
+    for line in lines
+        .iter()
+        .filter(|line| line.position.isolated_margin.is_none())
+    {
+        equity += view.convert(
+            line.equity_at(line.mark.price),
+            line.settlement,
+            report_asset,
+        )?;
+        maintenance += view.convert(
+            line.requirement_at(line.mark.price)?.maintenance,
+            line.settlement,
+            report_asset,
+        )?;
+    }
+    Ok((equity, maintenance))
+}
+
+fn ratio(numerator: Decimal, denominator: Decimal) -> Option<f64> {
+    if denominator <= Decimal::ZERO {
+        return None;
+    }
+    (numerator / denominator)
+        .to_f64()
+        .filter(|value| value.is_finite())
+}
+
+fn distances(
+    report: &mut PositionReport,
+    line: &Line<'_>,
+    liquidation_price: Decimal,
+    side: i8,
+    view: &MarketView<'_>,
+) {
+    let (Some(mark), Some(liquidation)) = (line.mark.price.to_f64(), liquidation_price.to_f64())
+    else {
+        return;
+    };
+    if mark <= 0.0 || liquidation <= 0.0 {
+        return;
+    }
+    let direction = f64::from(side);
+    report.distance_to_liquidation_pct = Some(direction * (mark - liquidation) / mark * 100.0);
+    // In standard deviations only where the price is the underlying's (perpetuals and futures):
+    // an option's premium does not move one-for-one with the underlying.
+    let tracks_underlying = matches!(
+        line.position.instrument.terms,
+        Terms::Perpetual | Terms::Future { .. }
+    );
+    if tracks_underlying
+        && let Some(daily) = view.daily_standard_deviation(&line.position.instrument.underlying)
+    {
+        report.distance_to_liquidation_sd = Some(direction * (mark / liquidation).ln() / daily);
+    }
+}

@@ -1,0 +1,30 @@
+//! # solvent-risk
+//!
+//! Margin models over an immutable snapshot: [`valuation`] marks every instrument to market (option
+//! marks from Black-76 on the volatility surface), [`collateral`] values balances through
+//! progressive haircut tiers, [`standard`] applies each venue's rule to one position (tiered
+//! brackets with deductions, Deribit's size-linear rule, Drift's square-root IMF, dYdX's
+//! open-interest-scaled IMF, Deribit's option margin), [`account`] assembles the cross pool and
+//! isolated positions into a [`report::MarginReport`] whose every figure is explained,
+//! [`liquidation`] finds liquidation prices, and [`whatif`] answers "what if I trade this?".
+//!
+//! Ledger figures are exact decimals; the rounding toward the venue happens in
+//! `solvent_core::rounding` and nowhere else.
+
+#![deny(missing_docs)]
+
+pub mod account;
+pub mod collateral;
+pub mod error;
+pub mod filtered;
+pub mod liquidation;
+pub mod prepared;
+pub mod report;
+pub mod standard;
+pub mod valuation;
+pub mod whatif;
+
+pub use account::margin_report;
+pub use error::RiskError;
+pub use report::{AccountState, MarginReport};
+pub use valuation::MarketView;

@@ -1,0 +1,187 @@
+//! The margin report of one account (DESIGN.md 6.6, JSON shape in section 11).
+
+use serde::Serialize;
+use solvent_core::money::{Amount, Price, Quantity};
+use solvent_core::portfolio::MarginMode;
+use solvent_core::venue::HealthThresholds;
+use std::fmt;
+
+use crate::standard::Basis;
+use crate::valuation::MarkSource;
+
+/// Where an account stands (DESIGN.md 8.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountState {
+    /// Health above the margin-call threshold.
+    Healthy,
+    /// Health at or below the margin-call threshold: a call states the deposit that restores IM.
+    MarginCall,
+    /// Health at or below the reduce-only threshold: new risk is refused.
+    ReduceOnly,
+    /// Health at or below the liquidation threshold.
+    Liquidating,
+    /// Equity at or below zero.
+    Bankrupt,
+}
+
+impl fmt::Display for AccountState {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            Self::Healthy => "healthy",
+            Self::MarginCall => "margin_call",
+            Self::ReduceOnly => "reduce_only",
+            Self::Liquidating => "liquidating",
+            Self::Bankrupt => "bankrupt",
+        })
+    }
+}
+
+impl AccountState {
+    /// The state for a given equity and maintenance margin. An account with no requirement and
+    /// non-negative equity is healthy; one with equity at or below zero and something at risk is
+    /// bankrupt.
+    #[must_use]
+    pub fn classify(equity: f64, maintenance_margin: f64, thresholds: &HealthThresholds) -> Self {
+        if maintenance_margin <= 0.0 {
+            return if equity < 0.0 {
+                Self::Bankrupt
+            } else {
+                Self::Healthy
+            };
+        }
+        if equity <= 0.0 {
+            return Self::Bankrupt;
+        }
+        let health = equity / maintenance_margin;
+        if health > thresholds.margin_call {
+            Self::Healthy
+        } else if health > thresholds.reduce_only {
+            Self::MarginCall
+        } else if health > thresholds.liquidation {
+            Self::ReduceOnly
+        } else {
+            Self::Liquidating
+        }
+    }
+}
+
+/// One line of the margin waterfall: what it is, how much, and where it came from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Component {
+    /// `collateral:BTC`, `upnl:BTCUSDT`, `initial_margin:BTCUSDT`, ...
+    pub name: String,
+    /// In the report's settlement asset, rounded toward the venue.
+    pub amount: Amount,
+    /// The arithmetic behind the amount, in words.
+    pub detail: String,
+}
+
+/// One position in the report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PositionReport {
+    /// Instrument name.
+    pub instrument: String,
+    /// Signed size.
+    pub size: Quantity,
+    /// Mark price used (zero for a worthless option).
+    pub mark_price: Amount,
+    /// Where the mark came from.
+    pub mark_source: MarkSource,
+    /// Settlement asset of the instrument.
+    pub settlement: String,
+    /// Signed notional (perpetuals, futures) or signed premium value (options), in the report's
+    /// settlement asset.
+    pub value: Amount,
+    /// Unrealised P&L in the report's settlement asset.
+    pub upnl: Amount,
+    /// Initial margin in the report's settlement asset (rounded up).
+    pub initial_margin: Amount,
+    /// Maintenance margin in the report's settlement asset (rounded up).
+    pub maintenance_margin: Amount,
+    /// Share of the initial margin of the pool the position belongs to (cross pool, or 1 for an
+    /// isolated position, which bears all of its own).
+    pub im_share: f64,
+    /// Price of this instrument at which the pool's health reaches 1, all else fixed.
+    pub liquidation_price: Option<Price>,
+    /// Distance from the mark to the liquidation price in percent of the mark, positive while the
+    /// position is safe, negative when it is already past.
+    pub distance_to_liquidation_pct: Option<f64>,
+    /// The same distance in one-day standard deviations of the underlying (from implied volatility).
+    pub distance_to_liquidation_sd: Option<f64>,
+    /// Whether the position has its own isolated margin.
+    pub isolated: bool,
+    /// Isolated positions: margin plus unrealised P&L, in the report's settlement asset.
+    pub isolated_equity: Option<Amount>,
+    /// Isolated positions: equity / maintenance margin.
+    pub isolated_health: Option<f64>,
+    /// How the venue's rule produced the requirement.
+    pub margin_basis: Basis,
+}
+
+/// The full margin report of one account. Account-level figures describe the cross pool, the
+/// margin the positions without isolated margin share; isolated positions carry their own figures.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MarginReport {
+    /// Account id.
+    pub account: String,
+    /// Margin mode.
+    pub mode: MarginMode,
+    /// Asset every amount is expressed in.
+    pub settlement_asset: String,
+    /// The market snapshot's instant.
+    pub timestamp: String,
+    /// Collateral value + unrealised P&L + option value (cross pool), rounded down.
+    pub equity: Amount,
+    /// Collateral after haircut tiers, loans at full value.
+    pub collateral_value: Amount,
+    /// Sum of unrealised P&L of cross perpetuals and futures.
+    pub unrealized_pnl: Amount,
+    /// Net market value of cross options (long minus short).
+    pub option_value: Amount,
+    /// Initial margin of the cross pool, rounded up.
+    pub initial_margin: Amount,
+    /// Maintenance margin of the cross pool, rounded up.
+    pub maintenance_margin: Amount,
+    /// `equity - initial_margin`.
+    pub available: Amount,
+    /// `max(0, min(cash-like collateral, equity - initial_margin))` (DESIGN.md 7, no buffer policy).
+    pub withdrawable: Amount,
+    /// `equity / maintenance_margin`; `None` when nothing requires margin.
+    pub health: Option<f64>,
+    /// State from health (DESIGN.md 8.1).
+    pub state: AccountState,
+    /// The waterfall: every amount that makes up equity and the requirements.
+    pub components: Vec<Component>,
+    /// Per position.
+    pub positions: Vec<PositionReport>,
+    /// Things the user should know that do not stop the computation.
+    pub warnings: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_follow_the_thresholds() {
+        let thresholds = HealthThresholds::default();
+        let cases = [
+            (100.0, 0.0, AccountState::Healthy),
+            (0.0, 0.0, AccountState::Healthy),
+            (-1.0, 0.0, AccountState::Bankrupt),
+            (151.0, 100.0, AccountState::Healthy),
+            (150.0, 100.0, AccountState::MarginCall),
+            (120.0, 100.0, AccountState::ReduceOnly),
+            (105.0, 100.0, AccountState::Liquidating),
+            (0.0, 100.0, AccountState::Bankrupt),
+        ];
+        for (equity, maintenance, expected) in cases {
+            assert_eq!(
+                AccountState::classify(equity, maintenance, &thresholds),
+                expected,
+                "{equity}/{maintenance}"
+            );
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Marking to market: index prices, asset prices, mark prices (given or derived, DESIGN.md 5),
+//! option marks from Black-76 on the volatility surface, and conversion between assets.
+
+use indexmap::IndexMap;
+use jiff::Timestamp;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use serde::Serialize;
+use solvent_core::instrument::{Instrument, OptionRight, Style, Terms};
+use solvent_core::market::{Market, parse_expiry_key};
+use solvent_core::rounding::model_price_from_f64;
+use solvent_core::venue::{Asset, Venue};
+use solvent_pricing::black76::{Black76, OptionType};
+use solvent_pricing::surface::{SmileInput, VolSurface};
+
+use crate::error::RiskError;
+
+/// Seconds in the 365-day year used for times to expiry (ACT/365, as Deribit).
+const SECONDS_PER_YEAR: f64 = 365.0 * 86_400.0;
+
+/// Where a mark price came from.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum MarkSource {
+    /// Given in the market snapshot.
+    Given,
+    /// The underlying's index (perpetuals and futures without a given mark).
+    Index,
+    /// Black-76 on the volatility surface.
+    Model {
+        /// The implied volatility used.
+        volatility: f64,
+        /// Years to expiry.
+        time_to_expiry: f64,
+    },
+}
+
+/// A mark price in the instrument's quote: USD per coin for perpetuals and futures; the premium
+/// per unit of underlying in the settlement currency for options (coin for inverse options).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Mark {
+    /// The price.
+    pub price: Decimal,
+    /// Its origin.
+    pub source: MarkSource,
+}
+
+/// A read-only view of one market snapshot through one venue's assets and instruments.
+#[derive(Debug)]
+pub struct MarketView<'a> {
+    venue: &'a Venue,
+    market: &'a Market,
+    surfaces: IndexMap<String, VolSurface>,
+}
+
+impl<'a> MarketView<'a> {
+    /// Builds the view, turning each underlying's smiles into a volatility surface. Smiles that
+    /// expired at or before the snapshot are left out.
+    ///
+    /// # Errors
+    /// [`RiskError::Pricing`] naming the smile the surface refused.
+    pub fn new(venue: &'a Venue, market: &'a Market) -> Result<Self, RiskError> {
+        let mut surfaces = IndexMap::new();
+        for (underlying, smiles) in &market.vol {
+            let mut expiries = Vec::new();
+            for (key, smile) in smiles {
+                let path = format!("vol.{underlying}.{key}");
+                let expiry = parse_expiry_key(key, venue.expiry_time_utc).map_err(|problem| {
+                    RiskError::Pricing {
+                        path: path.clone(),
+                        problem,
+                    }
+                })?;
+                let time = years_between(market.timestamp, expiry);
+                if time > 0.0 {
+                    expiries.push(SmileInput {
+                        time_to_expiry_years: time,
+                        strikes: smile.strikes.clone(),
+                        volatilities: smile.vols.clone(),
+                    });
+                }
+            }
+            if expiries.is_empty() {
+                continue;
+            }
+            expiries.sort_by(|a, b| a.time_to_expiry_years.total_cmp(&b.time_to_expiry_years));
+            let surface =
+                VolSurface::new_checked(expiries).map_err(|error| RiskError::Pricing {
+                    path: format!("vol.{underlying}"),
+                    problem: error.to_string(),
+                })?;
+            surfaces.insert(underlying.clone(), surface);
+        }
+        Ok(Self {
+            venue,
+            market,
+            surfaces,
+        })
+    }
+
+    /// The venue.
+    #[must_use]
+    pub fn venue(&self) -> &'a Venue {
+        self.venue
+    }
+
+    /// The snapshot.
+    #[must_use]
+    pub fn market(&self) -> &'a Market {
+        self.market
+    }
+
+    /// The instant of the snapshot.
+    #[must_use]
+    pub fn now(&self) -> Timestamp {
+        self.market.timestamp
+    }
+
+    /// Index price of `name` in USD.
+    ///
+    /// # Errors
+    /// [`RiskError::MissingIndex`] when the market does not give it.
+    pub fn index(&self, name: &str, needed_for: &str) -> Result<Decimal, RiskError> {
+        self.market
+            .index
+            .get(name)
+            .map(|price| price.value())
+            .ok_or_else(|| RiskError::MissingIndex {
+                name: name.to_owned(),
+                needed_for: needed_for.to_owned(),
+            })
+    }
+
+    /// USD price of one unit of `asset`: its index, or its declared peg when the market gives
+    /// no index. Collateral is valued at the index, never at a venue's own order book.
+    ///
+    /// # Errors
+    /// [`RiskError::MissingIndex`] when neither exists.
+    pub fn asset_usd(&self, asset: &Asset) -> Result<Decimal, RiskError> {
+        match self.market.index.get(&asset.index) {
+            Some(price) => Ok(price.value()),
+            None => asset.usd_peg.ok_or_else(|| RiskError::MissingIndex {
+                name: asset.index.clone(),
+                needed_for: format!("valuing {}", asset.symbol),
+            }),
+        }
+    }
+
+    /// Converts an amount of `from` into `to` at their USD prices (exact up to decimal division).
+    ///
+    /// # Errors
+    /// [`RiskError::MissingIndex`] when a price is missing.
+    pub fn convert(&self, amount: Decimal, from: &Asset, to: &Asset) -> Result<Decimal, RiskError> {
+        if from.symbol == to.symbol || amount.is_zero() {
+            return Ok(amount);
+        }
+        Ok(amount * self.asset_usd(from)? / self.asset_usd(to)?)
+    }
+
+    /// Years from the snapshot to `expiry` (negative once expired).
+    #[must_use]
+    pub fn years_to(&self, expiry: Timestamp) -> f64 {
+        years_between(self.market.timestamp, expiry)
+    }
+
+    /// The instrument's mark price: given, or derived (DESIGN.md 5).
+    ///
+    /// # Errors
+    /// [`RiskError`] when the market lacks what the derivation needs.
+    pub fn mark(&self, instrument: &Instrument) -> Result<Mark, RiskError> {
+        if let Some(price) = self.market.mark.get(&instrument.name) {
+            return Ok(Mark {
+                price: price.value(),
+                source: MarkSource::Given,
+            });
+        }
+        match &instrument.terms {
+            Terms::Perpetual | Terms::Future { .. } => Ok(Mark {
+                price: self.index(
+                    &instrument.underlying,
+                    &format!("the mark of {}", instrument.name),
+                )?,
+                source: MarkSource::Index,
+            }),
+            Terms::Option {
+                expiry,
+                strike,
+                right,
+            } => self.option_mark(instrument, *expiry, strike.to_f64(), *right),
+        }
+    }
+
+    fn option_mark(
+        &self,
+        instrument: &Instrument,
+        expiry: Timestamp,
+        strike: f64,
+        right: OptionRight,
+    ) -> Result<Mark, RiskError> {
+        let underlying = self.index(
+            &instrument.underlying,
+            &format!("pricing {}", instrument.name),
+        )?;
+        let spot = underlying.to_f64().unwrap_or(f64::NAN);
+        let time = self.years_to(expiry).max(0.0);
+        let volatility = if time > 0.0 {
+            let surface = self.surfaces.get(&instrument.underlying).ok_or_else(|| {
+                RiskError::MissingOptionMark {
+                    instrument: instrument.name.clone(),
+                    underlying: instrument.underlying.clone(),
+                }
+            })?;
+            surface.volatility(strike, time)
+        } else {
+            0.0
+        };
+        // Crypto options are priced on the forward; without a quoted future of the same expiry
+        // the forward is the index carried at the market rate, F = S * exp(r T) (Black 1976).
+        let rate = self.market.rate;
+        let forward = spot * (rate * time).exp();
+        let discount_factor = (-rate * time).exp();
+        let model = Black76::new_checked(forward, strike, time, volatility, discount_factor)
+            .map_err(|error| RiskError::Pricing {
+                path: format!("vol.{}", instrument.underlying),
+                problem: error.to_string(),
+            })?;
+        let usd = model.price(option_type(right));
+        let premium = match instrument.style {
+            Style::Linear => usd,
+            // Inverse options are quoted in coin: the USD premium divided by the underlying price.
+            Style::Inverse => usd / spot,
+        };
+        // Kept at the model's full precision: rounding it either way would favour one side of
+        // the option; the figures built on it are rounded toward the venue where they are made.
+        let price =
+            model_price_from_f64(premium, &format!("the model mark of {}", instrument.name))?;
+        Ok(Mark {
+            price,
+            source: MarkSource::Model {
+                volatility,
+                time_to_expiry: time,
+            },
+        })
+    }
+
+    /// One-day standard deviation of the underlying's log price, from the at-the-money implied
+    /// volatility of the nearest smile (`sigma / sqrt(365)`); `None` without a surface.
+    #[must_use]
+    pub fn daily_standard_deviation(&self, underlying: &str) -> Option<f64> {
+        let surface = self.surfaces.get(underlying)?;
+        let spot = self.market.index.get(underlying)?.to_f64();
+        let thirty_days = 30.0 / 365.0;
+        let volatility = surface.volatility(spot, thirty_days);
+        (volatility.is_finite() && volatility > 0.0).then(|| volatility / 365.0_f64.sqrt())
+    }
+}
+
+/// Maps the domain's option right onto the pricer's option type.
+#[must_use]
+pub fn option_type(right: OptionRight) -> OptionType {
+    match right {
+        OptionRight::Call => OptionType::Call,
+        OptionRight::Put => OptionType::Put,
+    }
+}
+
+fn years_between(from: Timestamp, to: Timestamp) -> f64 {
+    let seconds = to.as_second() - from.as_second();
+    let nanos = f64::from(to.subsec_nanosecond() - from.subsec_nanosecond());
+    (seconds as f64 + nanos * 1e-9) / SECONDS_PER_YEAR
+}

@@ -1,0 +1,318 @@
+//! What-if: the report before and after a set of trades, and whether the venue would accept them
+//! (initial margin check). The portfolio is cloned, the trades applied, the report recomputed:
+//! the same code answers the venue's pre-trade check and the trader's question.
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+use solvent_core::instrument::Terms;
+use solvent_core::money::{Amount, Price, Quantity, parse_decimal};
+use solvent_core::portfolio::{Balance, Portfolio, Position};
+use solvent_core::rounding;
+
+use crate::account::margin_report;
+use crate::error::RiskError;
+use crate::report::{AccountState, MarginReport};
+use crate::standard;
+use crate::valuation::MarketView;
+
+/// A trade as written on the command line: `INSTRUMENT:SIZE[@PRICE]`, size signed (negative sells).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trade {
+    /// The text as given, for messages.
+    pub text: String,
+    /// Instrument name.
+    pub instrument: String,
+    /// Signed size.
+    pub size: Decimal,
+    /// Execution price; the mark when absent.
+    pub price: Option<Decimal>,
+}
+
+impl Trade {
+    /// Parses `INSTRUMENT:SIZE[@PRICE]`.
+    ///
+    /// # Errors
+    /// [`RiskError::InvalidTrade`] naming the part that is wrong.
+    pub fn parse(text: &str) -> Result<Self, RiskError> {
+        let fail = |problem: String| RiskError::InvalidTrade {
+            trade: text.to_owned(),
+            problem,
+        };
+        let (instrument, rest) = text.rsplit_once(':').ok_or_else(|| {
+            fail("expected INSTRUMENT:SIZE[@PRICE], e.g. BTCUSDT:0.5@60000".to_owned())
+        })?;
+        if instrument.is_empty() {
+            return Err(fail("the instrument is missing".to_owned()));
+        }
+        let (size_text, price_text) = match rest.split_once('@') {
+            Some((size, price)) => (size, Some(price)),
+            None => (rest, None),
+        };
+        let size = parse_decimal(size_text)
+            .and_then(|size| Quantity::try_from(size).map(Quantity::value))
+            .map_err(|problem| fail(format!("size: {problem}")))?;
+        if size.is_zero() {
+            return Err(fail("size: a trade must not be zero".to_owned()));
+        }
+        let price = price_text
+            .map(|text| {
+                parse_decimal(text)
+                    .and_then(|price| Price::try_from(price).map(Price::value))
+                    .map_err(|problem| fail(format!("price: {problem}")))
+            })
+            .transpose()?;
+        Ok(Self {
+            text: text.to_owned(),
+            instrument: instrument.to_owned(),
+            size,
+            price,
+        })
+    }
+}
+
+/// Before, after, and the venue's verdict.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WhatIf {
+    /// The report before the trades.
+    pub before: MarginReport,
+    /// The report after the trades.
+    pub after: MarginReport,
+    /// Whether the venue would accept the trades.
+    pub accepted: bool,
+    /// Why, with the figures.
+    pub reason: String,
+}
+
+/// Applies `trades` to a copy of `portfolio`: positions grow at the size-weighted entry (harmonic
+/// for inverse contracts), shrink with realised P&L credited to the settlement balance, flip at the
+/// trade price; option premiums move cash at once. Fees are not modelled here.
+///
+/// # Errors
+/// [`RiskError::InvalidTrade`] for an unknown instrument or a size the instrument does not allow.
+pub fn apply(
+    portfolio: &Portfolio,
+    trades: &[Trade],
+    view: &MarketView<'_>,
+) -> Result<Portfolio, RiskError> {
+    let venue = view.venue();
+    let mut after = portfolio.clone();
+    for trade in trades {
+        let fail = |problem: String| RiskError::InvalidTrade {
+            trade: trade.text.clone(),
+            problem,
+        };
+        let instrument = venue.instrument(&trade.instrument).map_err(fail)?;
+        instrument.check_size(trade.size).map_err(fail)?;
+        let price = match trade.price {
+            Some(price) => price,
+            None => view.mark(&instrument)?.price,
+        };
+        let settlement = venue.asset(&instrument.settlement).map_err(&fail)?.clone();
+        let is_option = matches!(instrument.terms, Terms::Option { .. });
+        let existing = after
+            .positions
+            .iter()
+            .position(|p| p.instrument.name == instrument.name);
+        let (old_size, old_entry) = existing
+            .and_then(|index| after.positions.get(index))
+            .map_or((Decimal::ZERO, price), |p| {
+                (p.size.value(), p.entry_price.value())
+            });
+        let new_size = Quantity::try_from(old_size + trade.size)
+            .map_err(fail)?
+            .value();
+        let too_large =
+            || fail("the trade's value exceeds 1e15 (size x contract size x price)".to_owned());
+        standard::bounded_exposure(&instrument, trade.size, &[price, old_entry])
+            .ok_or_else(too_large)?;
+        let mut cash = Decimal::ZERO;
+        if is_option {
+            // Premium changes hands now: paid on a buy, received on a sale.
+            cash -= trade.size * instrument.contract_size * price;
+        }
+        let grows =
+            old_size.is_zero() || old_size.is_sign_positive() == trade.size.is_sign_positive();
+        let entry = if grows {
+            average_entry(
+                &instrument,
+                old_size,
+                old_entry,
+                trade.size,
+                price,
+                is_option,
+            )
+        } else {
+            let old_side = if old_size.is_sign_negative() {
+                Decimal::NEGATIVE_ONE
+            } else {
+                Decimal::ONE
+            };
+            let closed = trade.size.abs().min(old_size.abs()) * old_side;
+            if !is_option {
+                cash += standard::unrealized_pnl(&instrument, closed, old_entry, price);
+            }
+            if new_size.is_zero() || new_size.is_sign_positive() == old_size.is_sign_positive() {
+                old_entry
+            } else {
+                price
+            }
+        };
+        match existing {
+            Some(index) if new_size.is_zero() => {
+                // Closing an isolated position returns its margin to the cross wallet.
+                let released = after
+                    .positions
+                    .remove(index)
+                    .isolated_margin
+                    .map_or(Decimal::ZERO, Amount::value);
+                cash += released;
+            }
+            Some(index) => {
+                if let Some(position) = after.positions.get_mut(index) {
+                    position.size = Quantity(new_size);
+                    position.entry_price = Price::new_checked(entry).map_err(fail)?;
+                }
+            }
+            None => after.positions.push(Position {
+                instrument,
+                size: Quantity(new_size),
+                entry_price: Price::new_checked(entry).map_err(fail)?,
+                isolated_margin: None,
+                leverage: None,
+            }),
+        }
+        credit_balance(&mut after, &settlement, cash);
+    }
+    Ok(after)
+}
+
+fn average_entry(
+    instrument: &solvent_core::instrument::Instrument,
+    old_size: Decimal,
+    old_entry: Decimal,
+    added: Decimal,
+    price: Decimal,
+    is_option: bool,
+) -> Decimal {
+    if old_size.is_zero() {
+        return price;
+    }
+    let total = old_size + added;
+    match instrument.style {
+        // Inverse contracts average in 1/price: the entry that keeps the coin P&L unchanged.
+        solvent_core::instrument::Style::Inverse if !is_option => {
+            total / (old_size / old_entry + added / price)
+        }
+        _ => (old_size * old_entry + added * price) / total,
+    }
+}
+
+/// Adds `amount` (negative: a debit) to the account's balance of `asset`, rounded toward the
+/// venue: a credit down, a debit up in magnitude.
+fn credit_balance(portfolio: &mut Portfolio, asset: &solvent_core::venue::Asset, amount: Decimal) {
+    if amount.is_zero() {
+        return;
+    }
+    let rounded = rounding::credit(amount, asset.precision);
+    match portfolio
+        .balances
+        .iter_mut()
+        .find(|b| b.asset.symbol == asset.symbol)
+    {
+        Some(balance) => balance.amount = Amount(balance.amount.value() + rounded),
+        None => portfolio.balances.push(Balance {
+            asset: asset.clone(),
+            amount: Amount(rounded),
+        }),
+    }
+}
+
+fn reduces_risk(before: &Portfolio, after: &Portfolio, trades: &[Trade]) -> bool {
+    let size_of = |portfolio: &Portfolio, name: &str| {
+        portfolio
+            .positions
+            .iter()
+            .find(|p| p.instrument.name == name)
+            .map_or(Decimal::ZERO, |p| p.size.value())
+    };
+    trades.iter().all(|trade| {
+        let old = size_of(before, &trade.instrument);
+        let new = size_of(after, &trade.instrument);
+        new.abs() <= old.abs()
+            && (new.is_zero() || new.is_sign_positive() == old.is_sign_positive())
+    })
+}
+
+/// The report before and after `trades`, and whether the venue accepts them: accepted when the
+/// account covers its initial margin afterwards (cross pool and every isolated position traded),
+/// or when every trade only reduces a position and the initial margin does not rise. An account in
+/// `reduce_only` or worse may only reduce.
+///
+/// # Errors
+/// [`RiskError`] from applying the trades or computing either report.
+pub fn what_if(
+    portfolio: &Portfolio,
+    trades: &[Trade],
+    view: &MarketView<'_>,
+) -> Result<WhatIf, RiskError> {
+    let before = margin_report(portfolio, view)?;
+    let changed = apply(portfolio, trades, view)?;
+    let after = margin_report(&changed, view)?;
+    let reducing =
+        reduces_risk(portfolio, &changed, trades) && after.initial_margin <= before.initial_margin;
+    let isolated_short = after.positions.iter().find(|p| {
+        p.isolated
+            && trades.iter().any(|t| t.instrument == p.instrument)
+            && p.isolated_equity
+                .is_some_and(|equity| equity < p.initial_margin)
+    });
+    let (accepted, reason) = if reducing {
+        (
+            true,
+            format!(
+                "accepted: the trades only reduce positions (initial margin {} -> {})",
+                before.initial_margin, after.initial_margin
+            ),
+        )
+    } else if before.state >= AccountState::ReduceOnly {
+        (
+            false,
+            format!(
+                "refused: the account is {} before the trade and may only reduce risk",
+                before.state
+            ),
+        )
+    } else if let Some(position) = isolated_short {
+        (
+            false,
+            format!(
+                "refused: isolated {} would hold {} against an initial margin of {}",
+                position.instrument,
+                position.isolated_equity.unwrap_or(Amount::ZERO),
+                position.initial_margin
+            ),
+        )
+    } else if after.available.value() >= Decimal::ZERO {
+        (
+            true,
+            format!(
+                "accepted: equity {} covers initial margin {} (available {})",
+                after.equity, after.initial_margin, after.available
+            ),
+        )
+    } else {
+        (
+            false,
+            format!(
+                "refused: initial margin {} exceeds equity {} by {} {}",
+                after.initial_margin, after.equity, -after.available, after.settlement_asset
+            ),
+        )
+    };
+    Ok(WhatIf {
+        before,
+        after,
+        accepted,
+        reason,
+    })
+}

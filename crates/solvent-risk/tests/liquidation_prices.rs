@@ -1,0 +1,102 @@
+//! Liquidation prices in full reports: the numeric solver against closed forms, and the defining
+//! property (health 1 at the price) where the bracket changes on the way.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed unwrap is a failed test"
+)]
+
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use solvent_core::market::Market;
+use solvent_core::portfolio::Portfolio;
+use solvent_core::venue::Venue;
+use solvent_risk::report::MarginReport;
+use solvent_risk::{MarketView, margin_report};
+
+fn report(portfolio: &str, market: &str) -> MarginReport {
+    let path = format!("{}/../../venues/default.toml", env!("CARGO_MANIFEST_DIR"));
+    let venue = Venue::from_toml(&path, &std::fs::read_to_string(&path).unwrap()).unwrap();
+    let portfolio = Portfolio::from_json("p.json", portfolio, &venue).unwrap();
+    let market = Market::from_json("m.json", market).unwrap();
+    margin_report(&portfolio, &MarketView::new(&venue, &market).unwrap()).unwrap()
+}
+
+const MARKET: &str = r#"{"timestamp":"2026-01-06T08:00:00Z","index":{"BTC":"60000","USDT":"1"}}"#;
+
+#[test]
+fn isolated_long_matches_the_hyperliquid_closed_form() {
+    let report = report(
+        r#"{"account":"i","mode":"cross","collateral":{"USDT":"1000"},"positions":[
+            {"instrument":"BTCUSDT","size":"2","entry_price":"60000","isolated_margin":"6000","leverage":20}]}"#,
+        MARKET,
+    );
+    // liq = mark - side (equity - MM) / |size| / (1 - mmr side), equity 6,000, MM = 120,000 x 0.5% = 600:
+    // 60,000 - 5,400 / 2 / 0.995 = 57,286.4321608..., rounded up for a long to 57,286.433.
+    let position = &report.positions[0];
+    assert_eq!(position.liquidation_price.unwrap().value(), dec!(57286.433));
+    // The isolated position keeps its own figures; the cross pool holds only the 1,000 USDT.
+    assert_eq!(position.isolated_equity.unwrap().value(), dec!(6000));
+    assert_eq!(report.equity.value(), dec!(1000));
+    assert_eq!(report.maintenance_margin.value(), dec!(0));
+}
+
+#[test]
+fn isolated_short_matches_the_closed_form() {
+    let report = report(
+        r#"{"account":"i","mode":"cross","collateral":{},"positions":[
+            {"instrument":"BTCUSDT","size":"-2","entry_price":"60000","isolated_margin":"6000","leverage":20}]}"#,
+        MARKET,
+    );
+    // 60,000 + 5,400 / 2 / 1.005 = 62,686.5671641..., rounded down for a short to 62,686.567.
+    assert_eq!(
+        report.positions[0].liquidation_price.unwrap().value(),
+        dec!(62686.567)
+    );
+}
+
+#[test]
+fn cross_long_moves_only_its_own_price() {
+    let report = report(
+        r#"{"account":"c","mode":"cross","collateral":{"USDT":"10000"},"positions":[
+            {"instrument":"BTCUSDT","size":"2","entry_price":"60000","leverage":20}]}"#,
+        MARKET,
+    );
+    // 10,000 + 2 (p - 60,000) = 0.005 x 2 p  =>  p = 110,000 / 1.99 = 55,276.3819095...
+    let position = &report.positions[0];
+    assert_eq!(position.liquidation_price.unwrap().value(), dec!(55276.382));
+    // Distance: (60,000 - 55,276.382) / 60,000 = 7.8727%.
+    let distance = position.distance_to_liquidation_pct.unwrap();
+    assert!((distance - 7.872_697).abs() < 1e-5, "{distance}");
+}
+
+#[test]
+fn the_bracket_can_change_on_the_way_to_liquidation() {
+    // A 30 BTC short at 60,000 is 1,800,000 USDT (tier 1); with 250,000 USDT its liquidation lies
+    // above 2,000,000 of value (66,666.67 per BTC), in tier 2, where MM = value x 0.56% - 1,200.
+    let report = report(
+        r#"{"account":"t","mode":"cross","collateral":{"USDT":"250000"},"positions":[
+            {"instrument":"BTCUSDT","size":"-30","entry_price":"60000","leverage":10}]}"#,
+        MARKET,
+    );
+    let price = report.positions[0].liquidation_price.unwrap().value();
+    // Tier 2: 250,000 - 30 (p - 60,000) = 30 p x 0.0056 - 1,200 => p = 2,051,200 / 30.168.
+    // (Tier 1's formula would give 2,050,000 / 30.15 = 67,993.37, a different price.)
+    let expected = dec!(2051200) / dec!(30.168);
+    assert!(
+        price <= expected && expected - price < dec!(0.001),
+        "{price} vs {expected}"
+    );
+    assert!(price * dec!(30) > dec!(2000000));
+}
+
+#[test]
+fn an_account_without_risk_has_no_liquidation_price() {
+    let report = report(
+        r#"{"account":"s","mode":"cross","collateral":{"USDT":"1000000"},"positions":[
+            {"instrument":"BTCUSDT","size":"1","entry_price":"60000"}]}"#,
+        MARKET,
+    );
+    assert_eq!(report.positions[0].liquidation_price, None);
+    assert_eq!(Decimal::ZERO, report.positions[0].upnl.value());
+}
