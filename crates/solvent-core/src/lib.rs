@@ -20,6 +20,7 @@ pub mod instrument;
 pub mod market;
 pub mod money;
 pub mod portfolio;
+pub mod portfolio_margin;
 pub mod rounding;
 pub mod venue;
 

@@ -205,6 +205,8 @@ pub struct Venue {
     pub rules: IndexMap<String, Arc<MarginRule>>,
     instruments: IndexMap<String, Arc<Instrument>>,
     series: Vec<Series>,
+    /// Portfolio-margin parameters, when the venue offers portfolio margin.
+    pub portfolio_margin: Option<crate::portfolio_margin::PortfolioMarginParams>,
 }
 
 // ---- the file as written -------------------------------------------------------------------
@@ -223,6 +225,8 @@ struct VenueFile {
     instruments: IndexMap<String, InstrumentFile>,
     #[serde(default)]
     series: Vec<SeriesFile>,
+    #[serde(default)]
+    portfolio_margin: Option<crate::portfolio_margin::PortfolioMarginFile>,
 }
 
 #[derive(Deserialize)]
@@ -648,7 +652,12 @@ impl Venue {
             series.push(entry);
         }
 
+        let portfolio_margin = raw
+            .portfolio_margin
+            .map(|params| crate::portfolio_margin::validate(file, params))
+            .transpose()?;
         Ok(Self {
+            portfolio_margin,
             name: raw.venue.name,
             settlement_asset: raw.venue.settlement_asset,
             expiry_time_utc,

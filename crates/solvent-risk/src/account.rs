@@ -218,6 +218,15 @@ fn describe(requirement: &Requirement, value: Decimal, settlement: &str) -> (Str
             "expired: awaiting settlement, no margin".to_owned(),
             "expired: awaiting settlement, no margin".to_owned(),
         ),
+        Basis::PortfolioShare {
+            underlying,
+            worst_scenario,
+        } => (
+            format!(
+                "portfolio margin: share of {underlying} scan (worst: {worst_scenario}) x IM factor"
+            ),
+            format!("portfolio margin: share of {underlying} scan (worst: {worst_scenario})"),
+        ),
     }
 }
 
@@ -231,14 +240,20 @@ pub fn margin_report(
     portfolio: &Portfolio,
     view: &MarketView<'_>,
 ) -> Result<MarginReport, RiskError> {
-    if portfolio.mode == MarginMode::Portfolio {
-        return Err(RiskError::Unsupported {
-            path: "mode".to_owned(),
-            problem: "portfolio margin (risk-based, DESIGN.md 6.5) is not available in this version; use \"cross\""
-                .to_owned(),
-        });
-    }
     let venue = view.venue();
+    let portfolio_params =
+        match portfolio.mode {
+            MarginMode::Cross => None,
+            MarginMode::Portfolio => Some(venue.portfolio_margin.as_ref().ok_or_else(|| {
+                RiskError::Unsupported {
+                    path: "mode".to_owned(),
+                    problem: format!(
+                        "the venue {} offers no portfolio margin (no [portfolio_margin] table)",
+                        venue.name
+                    ),
+                }
+            })?),
+        };
     let report_asset = &portfolio.settlement_asset;
     let decimals = report_asset.precision;
     let report_usd = view.asset_usd(report_asset)?;
@@ -394,18 +409,20 @@ pub fn margin_report(
                         show(position.entry_price.value())
                     ),
                 });
-                components.push(Component {
-                    name: format!("initial_margin:{}", instrument.name),
-                    amount: Amount(initial),
-                    detail: initial_detail,
-                });
-                components.push(Component {
-                    name: format!("maintenance_margin:{}", instrument.name),
-                    amount: Amount(maintenance),
-                    detail: maintenance_detail,
-                });
-                cross_initial += initial;
-                cross_maintenance += maintenance;
+                if portfolio_params.is_none() {
+                    components.push(Component {
+                        name: format!("initial_margin:{}", instrument.name),
+                        amount: Amount(initial),
+                        detail: initial_detail,
+                    });
+                    components.push(Component {
+                        name: format!("maintenance_margin:{}", instrument.name),
+                        amount: Amount(maintenance),
+                        detail: maintenance_detail,
+                    });
+                    cross_initial += initial;
+                    cross_maintenance += maintenance;
+                }
             }
             Some(isolated_margin) => {
                 if line.is_option() {
@@ -427,6 +444,21 @@ pub fn margin_report(
     }
 
     let equity = collateral_value + unrealized_pnl + option_value;
+    if let Some(params) = portfolio_params {
+        let (initial, maintenance) = crate::portfolio_report::apply(
+            &crate::portfolio_report::Inputs {
+                portfolio,
+                view,
+                params,
+                equity,
+                report_asset,
+            },
+            &mut position_reports,
+            &mut components,
+        )?;
+        cross_initial += initial;
+        cross_maintenance += maintenance;
+    }
     for report in position_reports.iter_mut().filter(|r| !r.isolated) {
         report.im_share = if cross_initial.is_zero() {
             0.0
@@ -447,6 +479,11 @@ pub fn margin_report(
     )?;
     for (index, line) in lines.iter().enumerate() {
         let side = line.position.size.side();
+        if portfolio_params.is_some() && line.position.isolated_margin.is_none() {
+            // Under portfolio margin a cross position is liquidated by its underlying's move,
+            // not by its own price: see the per-underlying liquidation moves (solvent stress --reverse).
+            continue;
+        }
         let price = match line.position.isolated_margin {
             Some(margin) => liquidation::solve(line.mark.price, side, line.price_bounds(), |p| {
                 Ok(margin.value() + line.equity_at(p) - line.requirement_at(p)?.maintenance)

@@ -18,6 +18,8 @@ pub mod collateral;
 pub mod error;
 pub mod filtered;
 pub mod liquidation;
+pub mod portfolio_margin;
+pub mod portfolio_report;
 pub mod prepared;
 pub mod report;
 pub mod standard;

@@ -68,6 +68,13 @@ pub enum Basis {
     LongOption,
     /// An expired future or option awaiting settlement: valued, not margined.
     Expired,
+    /// Portfolio margin: the position's share of the account's risk-based requirement.
+    PortfolioShare {
+        /// The underlying whose scan the position belongs to.
+        underlying: String,
+        /// That underlying's worst scenario.
+        worst_scenario: String,
+    },
 }
 
 /// The standard requirement of one position, in its settlement currency.
