@@ -3,6 +3,7 @@
 //! Raw flags are turned into validated, ready-built objects (venue, portfolio, market) before any
 //! work is done; every failure is reported on stderr with exit code 2 and nothing on stdout.
 
+mod plot;
 mod render;
 
 use std::fs;
@@ -13,7 +14,10 @@ use anyhow::{Context, Result, anyhow};
 use clap::{Args, Parser, Subcommand};
 use solvent_core::market::Market;
 use solvent_core::portfolio::Portfolio;
+use solvent_core::shock::{Shock, read_shocks};
 use solvent_core::venue::Venue;
+use solvent_risk::history;
+use solvent_risk::valuation::HistoricalScenarios;
 use solvent_risk::whatif::{Trade, what_if};
 use solvent_risk::{MarketView, RiskError};
 
@@ -37,6 +41,35 @@ enum Command {
     Margin(MarginArgs),
     /// The report before and after trades, and whether the venue would accept them.
     Whatif(WhatIfArgs),
+    /// P&L, equity and margin under shocks; reverse stress; a plot of P&L against the move.
+    Stress(StressArgs),
+    /// Backtests one-day filtered-historical VaR of the account's exposure over a price history
+    /// and reports Kupiec's test.
+    Backtest(BacktestArgs),
+}
+
+#[derive(Args)]
+struct BacktestArgs {
+    /// The account (PORTFOLIO.json); its spot, perpetuals and futures are tested.
+    portfolio: PathBuf,
+    /// Daily price history (the layout of ../shared/data/prices).
+    #[arg(long, value_name = "DIR")]
+    history: PathBuf,
+    /// The history's last row is a complete day (by default it is dropped).
+    #[arg(long)]
+    history_complete: bool,
+    /// VaR confidence level.
+    #[arg(long, default_value_t = 0.99)]
+    level: f64,
+    /// Use only the most recent N scenarios for each day's VaR (all available when absent).
+    #[arg(long)]
+    window: Option<usize>,
+    /// Venue parameters (VENUE.toml); the built-in default when absent.
+    #[arg(long)]
+    venue: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -52,6 +85,15 @@ struct Inputs {
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
+    /// Daily price history (a folder of `COIN-USDT.binance.daily.csv` and optional
+    /// `COIN-DVOL.deribit.daily.csv` files, as ../shared/data/prices) for historical expected
+    /// shortfall and for correlations the venue does not give.
+    #[arg(long, value_name = "DIR")]
+    history: Option<PathBuf>,
+    /// The history's last row is a complete day (by default it is dropped: the shared files end
+    /// with a partial day).
+    #[arg(long, requires = "history")]
+    history_complete: bool,
 }
 
 #[derive(Args)]
@@ -69,15 +111,43 @@ struct WhatIfArgs {
     trades: Vec<String>,
 }
 
+#[derive(Args)]
+struct StressArgs {
+    #[command(flatten)]
+    inputs: Inputs,
+    /// `grid` (joint moves -50%..+50%), `historical` (the largest days in the shared price
+    /// history: 2020-03-12, 2021-05-19, 2022-11-09, 2025-10-10), or a SCENARIOS.json file.
+    #[arg(long, default_value = "grid")]
+    scenarios: String,
+    /// Also find the smallest moves (per underlying and joint) that take health to 1.
+    #[arg(long)]
+    reverse: bool,
+    /// Write an SVG plot of P&L against the joint move, with the IM and MM lines.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+}
+
+/// The named historical days, derived from ../shared/data/prices by
+/// scripts/extract_historical_days.py (checked against the data by ./scripts/test).
+const HISTORICAL_DAYS: &str = include_str!("../../../scenarios/historical-days.json");
+
 struct Loaded {
     venue: Venue,
     portfolio: Portfolio,
     market: Market,
+    history: Option<HistoricalScenarios>,
     /// Where the market came from, to name it in errors about market data.
     market_origin: String,
 }
 
 impl Loaded {
+    /// The market as the risk code sees it, with the price history attached.
+    fn view(&self, portfolio_name: &str) -> Result<MarketView<'_>> {
+        Ok(MarketView::new(&self.venue, &self.market)
+            .map_err(|e| self.locate(portfolio_name, e))?
+            .with_history(self.history.as_ref()))
+    }
+
     /// Names the market's origin in front of an error about market data (whose paths are
     /// relative to the market), and the portfolio's in front of any other.
     fn locate(&self, portfolio_name: &str, error: RiskError) -> anyhow::Error {
@@ -91,6 +161,83 @@ impl Loaded {
 
 fn read(path: &Path) -> Result<String> {
     fs::read_to_string(path).with_context(|| format!("{}: cannot read the file", path.display()))
+}
+
+/// Reads the daily price history of `names` from `directory` (the layout of ../shared/data/prices).
+fn read_price_history(
+    directory: &Path,
+    names: &[String],
+    drop_last: bool,
+) -> Result<history::PriceHistory> {
+    if names.is_empty() {
+        return Err(anyhow!(
+            "--history: the account holds nothing whose price history would matter"
+        ));
+    }
+    let mut spot_texts = Vec::new();
+    let mut vol_texts = Vec::new();
+    for name in names {
+        let spot = directory.join(format!("{name}-USDT.binance.daily.csv"));
+        spot_texts.push((name.clone(), spot.display().to_string(), read(&spot)?));
+        let vol = directory.join(format!("{name}-DVOL.deribit.daily.csv"));
+        if vol.exists() {
+            vol_texts.push((name.clone(), vol.display().to_string(), read(&vol)?));
+        }
+    }
+    let spot_series = series(&spot_texts);
+    let vol_series = series(&vol_texts);
+    Ok(history::PriceHistory::from_texts(
+        &spot_series,
+        &vol_series,
+        &history::LoadOptions {
+            drop_last_spot_row: drop_last,
+        },
+    )?)
+}
+
+/// The venue's filtered-historical parameters (RiskMetrics defaults without them).
+fn filtered_params(venue: &Venue) -> history::FilteredHistoricalParams {
+    let historical = venue
+        .portfolio_margin
+        .as_ref()
+        .and_then(|pm| pm.historical.as_ref());
+    history::FilteredHistoricalParams {
+        lambda: historical.map_or(history::RISKMETRICS_DAILY_LAMBDA, |h| h.lambda),
+        horizon_days: historical.map_or(1, |h| h.horizon_days),
+        window: None,
+    }
+}
+
+/// Reads the price history of the account's underlyings and turns it into filtered historical
+/// scenarios (with the venue's EWMA decay and horizon) and correlations.
+fn load_history(
+    directory: &Path,
+    venue: &Venue,
+    portfolio: &Portfolio,
+    drop_last: bool,
+) -> Result<HistoricalScenarios> {
+    let names = solvent_risk::stress::underlyings(portfolio);
+    let prices = read_price_history(directory, &names, drop_last)?;
+    let scenarios = history::FilteredHistory::new(&prices, &filtered_params(venue))?.scenarios();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let correlations = history::correlation_matrix(&prices, &refs, None)?;
+    Ok(HistoricalScenarios {
+        underlyings: prices.underlyings().to_vec(),
+        scenarios,
+        correlations,
+    })
+}
+
+/// Borrows read history files as the parser's series.
+fn series(texts: &[(String, String, String)]) -> Vec<history::SeriesText<'_>> {
+    texts
+        .iter()
+        .map(|(underlying, origin, text)| history::SeriesText {
+            underlying,
+            origin,
+            text,
+        })
+        .collect()
 }
 
 fn load(inputs: &Inputs) -> Result<Loaded> {
@@ -112,21 +259,129 @@ fn load(inputs: &Inputs) -> Result<Loaded> {
             format!("{portfolio_name}: market."),
         ),
     };
+    let history = match &inputs.history {
+        None => None,
+        Some(directory) => Some(load_history(
+            directory,
+            &venue,
+            &portfolio,
+            !inputs.history_complete,
+        )?),
+    };
     Ok(Loaded {
         venue,
         portfolio,
         market,
+        history,
         market_origin,
     })
 }
 
+fn stress(args: &StressArgs) -> Result<String> {
+    let loaded = load(&args.inputs)?;
+    let name = args.inputs.portfolio.display().to_string();
+    let locate = |e| loaded.locate(&name, e);
+    let view = loaded.view(&name)?;
+    let base = solvent_risk::stress::shocked_report(
+        &loaded.portfolio,
+        &view,
+        &Shock::joint("base", &[], 0.0),
+    )
+    .map_err(locate)?;
+    let shocks = match args.scenarios.as_str() {
+        "grid" => solvent_risk::stress::grid(&loaded.portfolio),
+        "historical" => read_shocks("scenarios/historical-days.json (built in)", HISTORICAL_DAYS)?,
+        path => read_shocks(path, &read(Path::new(path))?)?,
+    };
+    let rows =
+        solvent_risk::stress::run(&loaded.portfolio, &view, &base, &shocks).map_err(locate)?;
+    let reverse = if args.reverse {
+        Some(solvent_risk::stress::reverse(&loaded.portfolio, &view).map_err(locate)?)
+    } else {
+        None
+    };
+    if let Some(path) = &args.plot {
+        let names = solvent_risk::stress::underlyings(&loaded.portfolio);
+        let equity = base.equity.value();
+        let points = (-20..=20)
+            .map(|step| {
+                let price_move = f64::from(step) * 0.025;
+                let shocked = solvent_risk::stress::shocked_report(
+                    &loaded.portfolio,
+                    &view,
+                    &Shock::joint("plot", &names, price_move),
+                )?;
+                let number = |value: solvent_core::Decimal| {
+                    value.to_string().parse::<f64>().unwrap_or(f64::NAN)
+                };
+                Ok(plot::Point {
+                    price_move,
+                    pnl: number(shocked.equity.value() - equity),
+                    initial_line: number(shocked.initial_margin.value() - equity),
+                    maintenance_line: number(shocked.maintenance_margin.value() - equity),
+                })
+            })
+            .collect::<Result<Vec<_>, RiskError>>()
+            .map_err(locate)?;
+        let title = format!(
+            "{}: P&L against a joint move of {}",
+            base.account,
+            names.join(", ")
+        );
+        let svg = plot::stress_svg(&title, &base.settlement_asset, &points)?;
+        fs::write(path, svg)
+            .with_context(|| format!("{}: cannot write the plot", path.display()))?;
+    }
+    if args.inputs.json {
+        let value = serde_json::json!({
+            "account": base.account,
+            "settlement_asset": base.settlement_asset,
+            "base": {
+                "equity": base.equity,
+                "initial_margin": base.initial_margin,
+                "maintenance_margin": base.maintenance_margin,
+                "health": base.health,
+                "state": base.state,
+            },
+            "scenarios": rows,
+            "reverse": reverse,
+        });
+        Ok(serde_json::to_string_pretty(&value)? + "\n")
+    } else {
+        Ok(render::stress(&base, &rows, reverse.as_deref()))
+    }
+}
+
+fn backtest(args: &BacktestArgs) -> Result<String> {
+    let venue = match &args.venue {
+        Some(path) => Venue::from_toml(&path.display().to_string(), &read(path)?)?,
+        None => Venue::from_toml("venues/default.toml (built in)", DEFAULT_VENUE)?,
+    };
+    let name = args.portfolio.display().to_string();
+    let portfolio = Portfolio::from_json(&name, &read(&args.portfolio)?, &venue)?;
+    let names = solvent_risk::stress::underlyings(&portfolio);
+    let prices = read_price_history(&args.history, &names, !args.history_complete)?;
+    let mut params = filtered_params(&venue);
+    params.horizon_days = 1;
+    params.window = args.window;
+    let min_scenarios = args.window.unwrap_or(250).min(250);
+    let report =
+        solvent_risk::backtest::run(&portfolio, &prices, &params, args.level, min_scenarios)
+            .map_err(|e| anyhow!("{name}: {e}"))?;
+    if args.json {
+        return Ok(serde_json::to_string_pretty(&report)? + "\n");
+    }
+    Ok(render::backtest(&portfolio.account, &report))
+}
+
 fn run(cli: Cli) -> Result<String> {
     match cli.command {
+        Command::Backtest(args) => backtest(&args),
+        Command::Stress(args) => stress(&args),
         Command::Margin(args) => {
             let loaded = load(&args.inputs)?;
             let name = args.inputs.portfolio.display().to_string();
-            let view = MarketView::new(&loaded.venue, &loaded.market)
-                .map_err(|e| loaded.locate(&name, e))?;
+            let view = loaded.view(&name)?;
             let report = solvent_risk::margin_report(&loaded.portfolio, &view)
                 .map_err(|e| loaded.locate(&name, e))?;
             if args.inputs.json {
@@ -143,8 +398,7 @@ fn run(cli: Cli) -> Result<String> {
                 .iter()
                 .map(|text| Trade::parse(text))
                 .collect::<Result<Vec<_>, _>>()?;
-            let view = MarketView::new(&loaded.venue, &loaded.market)
-                .map_err(|e| loaded.locate(&name, e))?;
+            let view = loaded.view(&name)?;
             let outcome =
                 what_if(&loaded.portfolio, &trades, &view).map_err(|e| loaded.locate(&name, e))?;
             if args.inputs.json {

@@ -4,6 +4,7 @@ use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 use solvent_core::money::Amount;
 use solvent_risk::report::MarginReport;
+use solvent_risk::stress::{ReverseStress, StressRow};
 use solvent_risk::whatif::WhatIf;
 
 /// Groups the integer digits of a decimal string in threes (`1234567.5` -> `1,234,567.5`).
@@ -198,6 +199,145 @@ pub fn what_if(outcome: &WhatIf, trades: &[String]) -> String {
     }
     out.push_str(&table.to_string());
     out.push_str(&format!("\n\n{}\n", outcome.reason));
+    out
+}
+
+fn moves(moves: &[(String, f64)]) -> String {
+    if moves.is_empty() {
+        return "-".to_owned();
+    }
+    moves
+        .iter()
+        .map(|(name, m)| format!("{name} {:+.2}%", m * 100.0))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Stress rows and reverse stress as tables.
+pub fn stress(
+    base: &MarginReport,
+    rows: &[StressRow],
+    reverse: Option<&[ReverseStress]>,
+) -> String {
+    let mut out = format!(
+        "Stress of {} ({} margin), amounts in {}: equity {}, maintenance margin {}, health {}\n\n",
+        base.account,
+        match base.mode {
+            solvent_core::portfolio::MarginMode::Cross => "cross",
+            solvent_core::portfolio::MarginMode::Portfolio => "portfolio",
+        },
+        base.settlement_asset,
+        money(base.equity),
+        money(base.maintenance_margin),
+        ratio(base.health)
+    );
+    let mut table = table();
+    table.set_header(vec![
+        "scenario",
+        "price moves",
+        "vol changes",
+        "P&L",
+        "equity",
+        "IM",
+        "MM",
+        "health",
+        "state",
+        "liquidates",
+    ]);
+    for row in rows {
+        table.add_row(vec![
+            row.name.clone(),
+            moves(&row.price_moves),
+            moves(&row.vol_changes),
+            money(row.pnl),
+            money(row.equity),
+            money(row.initial_margin),
+            money(row.maintenance_margin),
+            ratio(row.health),
+            row.state.to_string(),
+            match (row.liquidates, row.isolated_liquidations.is_empty()) {
+                (true, _) => "YES".to_owned(),
+                (false, false) => format!("isolated: {}", row.isolated_liquidations.join(", ")),
+                (false, true) => "no".to_owned(),
+            },
+        ]);
+    }
+    for column in 3..8 {
+        if let Some(column) = table.column_mut(column) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    out.push_str(&table.to_string());
+    if let Some(reverse) = reverse {
+        out.push_str("\n\nReverse stress: the smallest move that takes health to 1\n");
+        let mut reverse_table = self::table();
+        reverse_table.set_header(vec!["underlyings moved together", "fall", "rise"]);
+        let show =
+            |m: Option<f64>| m.map_or_else(|| "none".to_owned(), |m| format!("{:+.2}%", m * 100.0));
+        for entry in reverse {
+            reverse_table.add_row(vec![
+                entry.underlyings.join(" + "),
+                show(entry.down),
+                show(entry.up),
+            ]);
+        }
+        out.push_str(&reverse_table.to_string());
+    }
+    out.push('\n');
+    out
+}
+
+/// The VaR backtest: Kupiec's verdict and the exceptions.
+pub fn backtest(account: &str, report: &solvent_risk::backtest::BacktestReport) -> String {
+    let kupiec = &report.kupiec;
+    let exposure = report
+        .exposures
+        .iter()
+        .map(|(name, units)| format!("{units} {name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut out = format!(
+        "VaR backtest of {account} ({exposure}), one day at {:.1}%, {} to {}\n\n",
+        report.level * 100.0,
+        report.first_day,
+        report.last_day
+    );
+    let mut summary = table();
+    summary.set_header(vec!["measure", "value"]);
+    for (label, value) in [
+        ("days tested", kupiec.observations.to_string()),
+        (
+            "exceptions (loss beyond VaR)",
+            kupiec.exceptions.to_string(),
+        ),
+        ("expected", format!("{:.1}", kupiec.expected)),
+        (
+            "Kupiec likelihood ratio",
+            format!("{:.4}", kupiec.likelihood_ratio),
+        ),
+        ("p-value", format!("{:.4}", kupiec.p_value)),
+        (
+            "verdict at 5%",
+            if kupiec.reject_at_5pct {
+                "REJECTED: the exception rate is not the model's".to_owned()
+            } else {
+                "not rejected: the exception rate is consistent with the model".to_owned()
+            },
+        ),
+    ] {
+        summary.add_row(vec![label.to_owned(), value]);
+    }
+    out.push_str(&summary.to_string());
+    if !report.exceptions.is_empty() {
+        out.push_str("\n\nExceptions (USD)\n");
+        let mut days = table();
+        days.set_header(vec!["day", "VaR", "realised P&L"]);
+        for (day, var, pnl) in &report.exceptions {
+            days.add_row(vec![day.clone(), format!("{var:.2}"), format!("{pnl:.2}")]);
+        }
+        out.push_str(&days.to_string());
+    }
+    out.push('\n');
     out
 }
 

@@ -22,6 +22,7 @@ pub mod money;
 pub mod portfolio;
 pub mod portfolio_margin;
 pub mod rounding;
+pub mod shock;
 pub mod venue;
 
 pub use error::InputError;

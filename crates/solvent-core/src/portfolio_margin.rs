@@ -108,7 +108,7 @@ pub struct UnderlyingParams {
 #[derive(Clone, Debug, PartialEq)]
 pub struct HistoricalParams {
     /// Holding period in days.
-    pub horizon_days: f64,
+    pub horizon_days: u32,
     /// EWMA decay (RiskMetrics: 0.94).
     pub lambda: f64,
     /// Expected-shortfall confidence level (0.975).
@@ -318,7 +318,17 @@ pub(crate) fn validate(
                 path: "portfolio_margin.historical".to_owned(),
             };
             Some(HistoricalParams {
-                horizon_days: check.number("horizon_days", historical.horizon_days, 1.0, 30.0)?,
+                horizon_days: {
+                    let days = check.number("horizon_days", historical.horizon_days, 1.0, 30.0)?;
+                    if days.fract() != 0.0 {
+                        return Err(InputError::new(
+                            file,
+                            "portfolio_margin.historical.horizon_days",
+                            "must be a whole number of days",
+                        ));
+                    }
+                    days as u32
+                },
                 lambda: check.optional("lambda", historical.lambda, 0.94, 0.5, 0.9999)?,
                 level: check.optional("level", historical.level, 0.975, 0.9, 0.9999)?,
             })

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Prints one line per path (`batch`, `scalar`) as `name options_per_second`, the best of
-//! several repetitions, and a checksum so the work cannot be optimised away.
+//! several repetitions, a `features` line naming the SIMD features the binary was compiled for,
+//! and (to stderr) a checksum so the work cannot be optimised away.
 
 use solvent_pricing::black76::{
     BatchColumns, Black76, Black76Batch, GreeksBatch, OptionType, price_and_greeks_batch,
@@ -120,6 +121,18 @@ fn main() {
         checksum += black_box(sum);
     }
     println!("batch {:.0}", n as f64 / best_batch);
+    // The SIMD features this binary was compiled for (the workspace ships x86-64-v3).
+    let features = [
+        ("avx2", cfg!(target_feature = "avx2")),
+        ("fma", cfg!(target_feature = "fma")),
+        ("avx512f", cfg!(target_feature = "avx512f")),
+    ];
+    let enabled: Vec<&str> = features
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| *name)
+        .collect();
+    println!("features {}", enabled.join(" "));
     println!("scalar {:.0}", scalar_n as f64 / best_scalar);
     eprintln!("checksum {checksum:e}");
 }

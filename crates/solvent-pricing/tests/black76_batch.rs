@@ -157,3 +157,157 @@ fn batch_agrees_with_scalar_to_1e_12_relative() {
     }
     eprintln!("worst relative differences batch vs scalar (price, delta, gamma, vega): {worst:?}");
 }
+
+/// The batch path sends each option to its direct kernel (the textbook `N(d1)`, `N(d2)`
+/// difference) or to its careful kernel (the scalar algorithm), by the normalised coordinates
+/// `h = -|ln(F / K)| / s` and `t = s / 2` (`s = sigma sqrt(T)`). An option is direct when
+/// `|h| + 1.26 <= 80 t` (cancellation factor at most 40) and `|h| + t <= 4 sqrt(2)` (the range of
+/// its `erfcx`); `src/black76/batch/direct.rs` documents why. These cases sit on both sides of
+/// each boundary, and of the scalar path's own switch to its Taylor series at `t = 0.1`, at
+/// relative distances from `1e-12` to `5%`, mixed in one batch so that every chunk holds both
+/// kinds. Both kernels must agree with the scalar path as everywhere else.
+fn boundary_cases(seed: u64) -> Columns {
+    let mut rng = SplitMix(seed);
+    let mut c = Columns {
+        forward: Vec::new(),
+        strike: Vec::new(),
+        time: Vec::new(),
+        volatility: Vec::new(),
+        discount: Vec::new(),
+        kind: Vec::new(),
+    };
+    let offsets = [
+        -5e-2, -1e-3, -1e-6, -1e-9, -1e-12, 0.0, 1e-12, 1e-9, 1e-6, 1e-3, 5e-2,
+    ];
+    for i in 0..60_000 {
+        let scale = 1.0 + offsets[i % offsets.len()];
+        // A point (|h|, t) on one of the boundaries, then moved by the relative offset.
+        let (abs_h, t) = match (i / offsets.len()) % 3 {
+            // Cancellation boundary |h| + 1.26 = 80 t, for t from 0.016 to 0.065 (above, the
+            // erfcx range decides).
+            0 => {
+                let t = rng.uniform(0.016, 0.065);
+                (80.0 * t - 1.26, t)
+            }
+            // erfcx range boundary |h| + t = 4 sqrt(2), for t from 0.1 to 2.
+            1 => {
+                let t = rng.uniform(0.1, 2.0);
+                (4.0 * std::f64::consts::SQRT_2 - t, t)
+            }
+            // The scalar path's Taylor switch t = 0.1, near and away from the money.
+            _ => (rng.uniform(0.0, 5.0), 0.1),
+        };
+        let (abs_h, t) = if i % 2 == 0 {
+            (abs_h * scale, t)
+        } else {
+            (abs_h, t / scale)
+        };
+        let s = 2.0 * t;
+        let time = rng.log_uniform(1.0 / 365.0, 10.0);
+        let volatility = s / time.sqrt();
+        let forward = rng.log_uniform(1e-3, 1e6);
+        let x = abs_h * s;
+        // Out of the money as a call (K > F) or as a put (K < F).
+        let strike = if rng.unit() < 0.5 {
+            forward * x.exp()
+        } else {
+            forward * (-x).exp()
+        };
+        c.forward.push(forward);
+        c.strike.push(strike);
+        c.time.push(time);
+        c.volatility.push(volatility);
+        c.discount.push(rng.uniform(0.5, 1.05));
+        c.kind.push(if rng.unit() < 0.5 {
+            OptionType::Call
+        } else {
+            OptionType::Put
+        });
+    }
+    c
+}
+
+/// Batch against scalar on `columns`, with the tolerance of
+/// `batch_agrees_with_scalar_to_1e_12_relative`; returns the worst relative differences.
+fn assert_batch_matches_scalar(columns: &Columns) -> [f64; 4] {
+    let batch = columns.batch().expect("valid cases");
+    let mut out = GreeksBatch::default();
+    price_and_greeks_batch(&batch, &mut out);
+    let mut worst = [0.0_f64; 4];
+    for i in 0..out.len() {
+        let (f, df, time) = (columns.forward[i], columns.discount[i], columns.time[i]);
+        let g = Black76::new_checked(f, columns.strike[i], time, columns.volatility[i], df)
+            .expect("valid case")
+            .greeks(columns.kind[i]);
+        let s = columns.volatility[i] * time.sqrt();
+        let gamma_scale = if s > 0.0 { df * 0.4 / (f * s) } else { 0.0 };
+        let pairs = [
+            (out.price()[i], g.price, df * f),
+            (out.delta()[i], g.delta, df),
+            (out.gamma()[i], g.gamma, gamma_scale),
+            (out.vega()[i], g.vega, df * f * 0.4 * time.sqrt()),
+        ];
+        for (j, (ours, scalar, scale)) in pairs.into_iter().enumerate() {
+            if scalar.abs() > 1e-12 * scale {
+                worst[j] = worst[j].max(relative_error(ours, scalar));
+            }
+            assert!(
+                close(ours, scalar, scale),
+                "case {i} (F={f}, K={}, T={time}, sigma={}, DF={df}, {:?}): output {j} batch {ours:e} vs scalar {scalar:e}",
+                columns.strike[i],
+                columns.volatility[i],
+                columns.kind[i],
+            );
+        }
+    }
+    worst
+}
+
+#[test]
+fn batch_agrees_with_scalar_on_both_sides_of_the_kernel_routing() {
+    let worst = assert_batch_matches_scalar(&boundary_cases(11));
+    eprintln!(
+        "worst relative differences at the routing boundaries (price, delta, gamma, vega): {worst:?}"
+    );
+}
+
+/// The mpmath vectors (30 digits) through the batch path, all in one batch: both kernels are
+/// held to the bound the scalar path meets, `2e-13` relative, in every output.
+#[test]
+fn batch_matches_mpmath_to_2e_13_relative() {
+    let rows = common::read_csv("black76_mpmath.csv");
+    let columns = Columns {
+        forward: rows.iter().map(|r| r.get("forward")).collect(),
+        strike: rows.iter().map(|r| r.get("strike")).collect(),
+        time: rows.iter().map(|r| r.get("time_to_expiry_years")).collect(),
+        volatility: rows.iter().map(|r| r.get("volatility")).collect(),
+        discount: rows.iter().map(|r| r.get("discount_factor")).collect(),
+        kind: rows.iter().map(|r| r.option_type).collect(),
+    };
+    let batch = columns.batch().expect("valid oracle rows");
+    let mut out = GreeksBatch::default();
+    price_and_greeks_batch(&batch, &mut out);
+    let mut worst = [0.0_f64; 4];
+    for (i, row) in rows.iter().enumerate() {
+        let ours = [
+            out.price()[i],
+            out.delta()[i],
+            out.gamma()[i],
+            out.vega()[i],
+        ];
+        for (j, name) in ["price", "delta", "gamma", "vega"].iter().enumerate() {
+            let err = relative_error(ours[j], row.get(name));
+            worst[j] = worst[j].max(err);
+            assert!(
+                err < 2e-13,
+                "line {}: batch {name} {} vs mpmath {} (relative error {err:e})",
+                row.line,
+                ours[j],
+                row.get(name)
+            );
+        }
+    }
+    eprintln!(
+        "worst relative errors of the batch vs mpmath (price, delta, gamma, vega): {worst:?}"
+    );
+}

@@ -240,6 +240,87 @@ pub fn margin_report(
     portfolio: &Portfolio,
     view: &MarketView<'_>,
 ) -> Result<MarginReport, RiskError> {
+    let mut report = build_report(portfolio, view, Detail::Full)?;
+    if portfolio.mode == MarginMode::Portfolio {
+        portfolio_liquidation_prices(portfolio, view, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// How much of the report to compute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// Everything, liquidation prices included.
+    Full,
+    /// The figures only (what stress tests recompute many times).
+    Figures,
+}
+
+/// Under portfolio margin a cross position is liquidated by its underlying's move: the nearest
+/// move of the underlying (alone) that takes health to 1, applied to the position's mark.
+fn portfolio_liquidation_prices(
+    portfolio: &Portfolio,
+    view: &MarketView<'_>,
+    report: &mut MarginReport,
+) -> Result<(), RiskError> {
+    let mut moves: Vec<(String, Option<f64>)> = Vec::new();
+    for (position, line) in portfolio.positions.iter().zip(report.positions.iter_mut()) {
+        if position.isolated_margin.is_some() {
+            continue;
+        }
+        let underlying = &position.instrument.underlying;
+        let nearest = match moves.iter().find(|(name, _)| name == underlying) {
+            Some((_, nearest)) => *nearest,
+            None => {
+                let names = [underlying.clone()];
+                let down = crate::stress::search_move(portfolio, view, &names, -1.0, 1.0)?;
+                let up = crate::stress::search_move(portfolio, view, &names, 1.0, 10.0)?;
+                let nearest = match (down, up) {
+                    (Some(d), Some(u)) => Some(if d.abs() <= u { d } else { u }),
+                    (Some(d), None) => Some(d),
+                    (None, up) => up,
+                };
+                moves.push((underlying.clone(), nearest));
+                nearest
+            }
+        };
+        let Some(price_move) = nearest else {
+            continue;
+        };
+        // The position's own mark in the market where its underlying has moved: a perpetual's
+        // moves with it, an option's is repriced.
+        let shock = solvent_core::shock::Shock::joint(
+            "liquidation",
+            std::slice::from_ref(underlying),
+            price_move,
+        );
+        let moved = crate::stress::shocked_market(view, &shock)?;
+        let moved_view = MarketView::new(view.venue(), &moved)?.with_history(view.history());
+        let moved_mark = moved_view.mark(&position.instrument)?.price;
+        let side = if moved_mark < line.mark_price.value() {
+            1
+        } else {
+            -1
+        };
+        line.liquidation_price =
+            Price::new_checked(liquidation::conservative(moved_mark, side)).ok();
+        line.distance_to_liquidation_pct = Some(price_move.abs() * 100.0);
+        line.distance_to_liquidation_sd = view
+            .daily_standard_deviation(underlying)
+            .map(|daily| (1.0 + price_move).ln().abs() / daily);
+    }
+    Ok(())
+}
+
+/// The report at the chosen level of detail.
+///
+/// # Errors
+/// As [`margin_report`].
+pub fn build_report(
+    portfolio: &Portfolio,
+    view: &MarketView<'_>,
+    detail: Detail,
+) -> Result<MarginReport, RiskError> {
     let venue = view.venue();
     let portfolio_params =
         match portfolio.mode {
@@ -455,6 +536,7 @@ pub fn margin_report(
             },
             &mut position_reports,
             &mut components,
+            &mut warnings,
         )?;
         cross_initial += initial;
         cross_maintenance += maintenance;
@@ -479,7 +561,9 @@ pub fn margin_report(
     )?;
     for (index, line) in lines.iter().enumerate() {
         let side = line.position.size.side();
-        if portfolio_params.is_some() && line.position.isolated_margin.is_none() {
+        if detail == Detail::Figures
+            || (portfolio_params.is_some() && line.position.isolated_margin.is_none())
+        {
             // Under portfolio margin a cross position is liquidated by its underlying's move,
             // not by its own price: see the per-underlying liquidation moves (solvent stress --reverse).
             continue;

@@ -14,15 +14,18 @@
 #![deny(missing_docs)]
 
 pub mod account;
+pub mod backtest;
 pub mod collateral;
 pub mod error;
 pub mod filtered;
+pub mod history;
 pub mod liquidation;
 pub mod portfolio_margin;
 pub mod portfolio_report;
 pub mod prepared;
 pub mod report;
 pub mod standard;
+pub mod stress;
 pub mod valuation;
 pub mod whatif;
 

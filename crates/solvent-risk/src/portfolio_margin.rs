@@ -24,7 +24,7 @@ use solvent_pricing::black76::Black76;
 use solvent_pricing::implied::implied_volatility;
 
 use crate::error::RiskError;
-use crate::valuation::{MarkSource, MarketView, option_type};
+use crate::valuation::{HistoricalScenarios, MarkSource, MarketView, option_type};
 
 /// Days in the year of times to expiry (ACT/365).
 const DAYS_PER_YEAR: f64 = 365.0;
@@ -137,6 +137,8 @@ pub struct InstrumentRisk {
     pub name: String,
     /// USD P&L per unit of exposure in each scenario of the underlying.
     pub unit_pnl: Vec<f64>,
+    /// USD P&L per unit of exposure in each historical scenario (empty without a history).
+    pub historical_pnl: Vec<f64>,
     /// Delta in coin per unit of exposure.
     pub unit_delta: f64,
     /// USD moved per unit of exposure by the roll (basis) shock: `S x roll x sqrt(T)`.
@@ -164,6 +166,13 @@ pub struct UnderlyingBook {
 pub struct ScenarioBook {
     /// Books by underlying.
     pub underlyings: IndexMap<String, UnderlyingBook>,
+    /// Per book underlying, its relative move in each historical scenario (when ES is enabled
+    /// and a history is given).
+    pub historical_moves: Option<Vec<Vec<f64>>>,
+    /// The historical scenarios' dates.
+    pub historical_dates: Vec<String>,
+    /// Correlations estimated from the view's price history, for pairs the venue does not give.
+    pub estimated_correlations: Option<crate::history::CorrelationMatrix>,
 }
 
 /// What an account holds of one instrument, as a multiple of its unit.
@@ -210,19 +219,50 @@ impl ScenarioBook {
         spot_assets: &[(String, String)],
     ) -> Result<Self, RiskError> {
         let mut underlyings: IndexMap<String, UnderlyingBook> = IndexMap::new();
+        let history = if params.historical.is_some() {
+            view.history()
+        } else {
+            None
+        };
+        let column = |name: &str| -> Result<Option<(&HistoricalScenarios, usize)>, RiskError> {
+            match history {
+                None => Ok(None),
+                Some(history) => history
+                    .underlyings
+                    .iter()
+                    .position(|u| u == name)
+                    .map(|index| Some((history, index)))
+                    .ok_or_else(|| RiskError::Unsupported {
+                        path: "--history".to_owned(),
+                        problem: format!(
+                            "historical expected shortfall needs a price history of {name}"
+                        ),
+                    }),
+            }
+        };
         for (symbol, index_name) in spot_assets {
+            let history_column = column(index_name)?;
             let book = Self::book_for(&mut underlyings, view, params, index_name)?;
             let name = format!("spot:{symbol}");
+            let price = book.price_usd;
             let unit_pnl = book
                 .scenarios
                 .iter()
-                .map(|s| book.price_usd * s.price_move)
+                .map(|s| price * s.price_move)
                 .collect();
+            let historical_pnl = history_column.map_or_else(Vec::new, |(history, index)| {
+                history
+                    .scenarios
+                    .iter()
+                    .map(|s| price * (s.price_factor.get(index).copied().unwrap_or(1.0) - 1.0))
+                    .collect()
+            });
             book.instruments.insert(
                 name.clone(),
                 InstrumentRisk {
                     name,
                     unit_pnl,
+                    historical_pnl,
                     unit_delta: 1.0,
                     roll_unit: 0.0,
                     is_option: false,
@@ -230,14 +270,41 @@ impl ScenarioBook {
             );
         }
         for instrument in instruments {
+            let history_column = column(&instrument.underlying)?;
             let book = Self::book_for(&mut underlyings, view, params, &instrument.underlying)?;
             if book.instruments.contains_key(&instrument.name) {
                 continue;
             }
-            let risk = instrument_risk(view, instrument, book)?;
+            let risk = instrument_risk(view, instrument, book, history_column)?;
             book.instruments.insert(instrument.name.clone(), risk);
         }
-        Ok(Self { underlyings })
+        let historical_moves = history.map(|history| {
+            underlyings
+                .keys()
+                .map(|name| {
+                    let index = history.underlyings.iter().position(|u| u == name);
+                    history
+                        .scenarios
+                        .iter()
+                        .map(|s| {
+                            index
+                                .and_then(|i| s.price_factor.get(i))
+                                .copied()
+                                .unwrap_or(1.0)
+                                - 1.0
+                        })
+                        .collect()
+                })
+                .collect()
+        });
+        Ok(Self {
+            underlyings,
+            estimated_correlations: view.history().map(|h| h.correlations.clone()),
+            historical_moves,
+            historical_dates: history
+                .map(|h| h.scenarios.iter().map(|s| s.date.to_string()).collect())
+                .unwrap_or_default(),
+        })
     }
 
     fn book_for<'a>(
@@ -284,13 +351,45 @@ impl ScenarioBook {
     }
 }
 
-fn instrument_risk(
+/// How an instrument's USD value per unit of exposure responds to a move of its underlying and a
+/// factor on its implied volatility.
+enum Revaluation {
+    /// Perpetuals, futures, spot: `per_unit x move`.
+    Linear { per_unit: f64 },
+    /// Options: Black-76 at the moved forward, less today's model value.
+    Option {
+        model: Black76,
+        kind: solvent_pricing::black76::OptionType,
+        base: f64,
+    },
+}
+
+impl Revaluation {
+    fn pnl(&self, price_move: f64, volatility: Option<f64>, name: &str) -> Result<f64, RiskError> {
+        match self {
+            Self::Linear { per_unit } => Ok(per_unit * price_move),
+            Self::Option { model, kind, base } => {
+                let moved = model
+                    .with_forward(model.forward() * (1.0 + price_move))
+                    .and_then(|m| match volatility {
+                        Some(volatility) => m.with_volatility(volatility),
+                        None => Ok(m),
+                    })
+                    .map_err(|error| RiskError::Pricing {
+                        path: format!("vol.{name}"),
+                        problem: error.to_string(),
+                    })?;
+                Ok(moved.price(*kind) - base)
+            }
+        }
+    }
+}
+
+fn revaluation(
     view: &MarketView<'_>,
     instrument: &Instrument,
-    book: &UnderlyingBook,
-) -> Result<InstrumentRisk, RiskError> {
-    let spot = book.price_usd;
-    let params = &book.params;
+    spot: f64,
+) -> Result<(Revaluation, f64, f64), RiskError> {
     match &instrument.terms {
         Terms::Perpetual | Terms::Future { .. } => {
             let mark = f64_of(view.mark(instrument)?.price);
@@ -301,23 +400,7 @@ fn instrument_risk(
             } else {
                 mark
             };
-            let years = instrument
-                .terms
-                .expiry()
-                .map_or(1.0 / DAYS_PER_YEAR, |expiry| {
-                    view.years_to(expiry).max(1.0 / DAYS_PER_YEAR)
-                });
-            Ok(InstrumentRisk {
-                name: instrument.name.clone(),
-                unit_pnl: book
-                    .scenarios
-                    .iter()
-                    .map(|s| per_unit * s.price_move)
-                    .collect(),
-                unit_delta: 1.0,
-                roll_unit: spot * params.roll_shock * years.sqrt(),
-                is_option: false,
-            })
+            Ok((Revaluation::Linear { per_unit }, 1.0, 0.0))
         }
         Terms::Option {
             expiry,
@@ -353,41 +436,83 @@ fn instrument_risk(
                     }
                 }
             };
-            let price_at = |forward: f64, volatility: f64| -> Result<f64, RiskError> {
-                Black76::new_checked(forward, strike, time, volatility, discount)
-                    .map(|model| model.price(kind))
-                    .map_err(|error| RiskError::Pricing {
-                        path: format!("vol.{}", instrument.underlying),
-                        problem: format!("{}: {error}", instrument.name),
-                    })
-            };
-            let base_model = Black76::new_checked(forward, strike, time, volatility, discount)
-                .map_err(|error| RiskError::Pricing {
+            let model = Black76::new_checked(forward, strike, time, volatility, discount).map_err(
+                |error| RiskError::Pricing {
                     path: format!("vol.{}", instrument.underlying),
                     problem: format!("{}: {error}", instrument.name),
-                })?;
-            let base = base_model.price(kind);
-            let days = time * DAYS_PER_YEAR;
-            let unit_pnl = book
-                .scenarios
-                .iter()
-                .map(|scenario| {
-                    let shocked = shocked_volatility(volatility, days, scenario.vol, params);
-                    price_at(forward * (1.0 + scenario.price_move), shocked)
-                        .map(|price| price - base)
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+                },
+            )?;
+            let base = model.price(kind);
             // dV/dS = dV/dF x F/S.
-            let delta = base_model.greeks(kind).delta * forward / spot;
-            Ok(InstrumentRisk {
-                name: instrument.name.clone(),
-                unit_pnl,
-                unit_delta: delta,
-                roll_unit: 0.0,
-                is_option: true,
-            })
+            let delta = model.greeks(kind).delta * forward / spot;
+            Ok((Revaluation::Option { model, kind, base }, delta, time))
         }
     }
+}
+
+fn instrument_risk(
+    view: &MarketView<'_>,
+    instrument: &Instrument,
+    book: &UnderlyingBook,
+    history: Option<(&HistoricalScenarios, usize)>,
+) -> Result<InstrumentRisk, RiskError> {
+    let spot = book.price_usd;
+    let params = &book.params;
+    let (revaluation, unit_delta, time) = revaluation(view, instrument, spot)?;
+    let volatility = match &revaluation {
+        Revaluation::Option { model, .. } => Some(model.volatility()),
+        Revaluation::Linear { .. } => None,
+    };
+    let days = time * DAYS_PER_YEAR;
+    let unit_pnl = book
+        .scenarios
+        .iter()
+        .map(|scenario| {
+            let shocked = volatility.map(|vol| shocked_volatility(vol, days, scenario.vol, params));
+            revaluation.pnl(scenario.price_move, shocked, &instrument.underlying)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let historical_pnl = match history {
+        None => Vec::new(),
+        Some((history, column)) => history
+            .scenarios
+            .iter()
+            .map(|scenario| {
+                let price_move = scenario.price_factor.get(column).copied().unwrap_or(1.0) - 1.0;
+                let vol_factor = scenario
+                    .vol_factor
+                    .get(column)
+                    .copied()
+                    .flatten()
+                    .unwrap_or(1.0);
+                revaluation.pnl(
+                    price_move,
+                    volatility.map(|vol| vol * vol_factor),
+                    &instrument.underlying,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let roll_unit = match &instrument.terms {
+        Terms::Option { .. } => 0.0,
+        Terms::Perpetual | Terms::Future { .. } => {
+            let years = instrument
+                .terms
+                .expiry()
+                .map_or(1.0 / DAYS_PER_YEAR, |expiry| {
+                    view.years_to(expiry).max(1.0 / DAYS_PER_YEAR)
+                });
+            spot * params.roll_shock * years.sqrt()
+        }
+    };
+    Ok(InstrumentRisk {
+        name: instrument.name.clone(),
+        unit_pnl,
+        historical_pnl,
+        unit_delta,
+        roll_unit,
+        is_option: matches!(instrument.terms, Terms::Option { .. }),
+    })
 }
 
 /// Why a figure of one underlying is what it is.
@@ -437,12 +562,29 @@ pub struct PortfolioRisk {
     pub additive_contingencies: f64,
     /// Liquidity and concentration.
     pub liquidity: f64,
-    /// Maintenance margin: `combined + additive + liquidity` (no historical ES here).
+    /// Historical expected shortfall, when enabled and a history is given.
+    pub expected_shortfall: Option<ExpectedShortfallFigures>,
+    /// Maintenance margin: `max(combined + additive, ES) + liquidity` (DESIGN.md 6.5).
     pub maintenance_margin: f64,
     /// `im_factor x maintenance`.
     pub initial_margin: f64,
     /// Maintenance attributed to each exposure (same order as the exposures), summing to the total.
     pub attribution: Vec<f64>,
+}
+
+/// Expected shortfall of the account over the filtered historical scenarios.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExpectedShortfallFigures {
+    /// Confidence level (0.975).
+    pub level: f64,
+    /// Expected shortfall (a loss, in the report currency; never below zero).
+    pub loss: f64,
+    /// Value at risk at 99% over the same scenarios, for information.
+    pub value_at_risk_99: f64,
+    /// Number of scenarios.
+    pub scenarios: usize,
+    /// Date of the worst scenario.
+    pub worst_date: String,
 }
 
 /// Converts a USD P&L of underlying `u` into the report currency. When the report currency is
@@ -459,6 +601,21 @@ pub struct ReportCurrency {
 }
 
 impl ReportCurrency {
+    /// A joint P&L (all underlyings moving, `moves` per book underlying) in the report currency.
+    fn convert_joint(&self, pnl_usd: f64, moves: &[Vec<f64>], scenario: usize) -> f64 {
+        match self.priced_by {
+            Some(underlying) => {
+                let price_move = moves
+                    .get(underlying)
+                    .and_then(|m| m.get(scenario))
+                    .copied()
+                    .unwrap_or(0.0);
+                self.convert(underlying, pnl_usd, price_move)
+            }
+            None => pnl_usd / self.price_usd,
+        }
+    }
+
     fn convert(&self, underlying: usize, pnl_usd: f64, price_move: f64) -> f64 {
         if self.priced_by == Some(underlying) {
             let moved = self.price_usd * (1.0 + price_move);
@@ -503,7 +660,8 @@ pub struct Correlations {
 }
 
 impl Correlations {
-    /// The venue's correlations between the book's underlyings.
+    /// Correlations between the book's underlyings: the venue's where it gives them, else those
+    /// estimated from the view's price history, if any.
     #[must_use]
     pub fn new(book: &ScenarioBook, params: &PortfolioMarginParams) -> Self {
         let names: Vec<&String> = book.underlyings.keys().collect();
@@ -513,7 +671,13 @@ impl Correlations {
                 .map(|first| {
                     names
                         .iter()
-                        .map(|second| params.correlation(first, second))
+                        .map(|second| {
+                            params.correlation(first, second).or_else(|| {
+                                book.estimated_correlations
+                                    .as_ref()
+                                    .and_then(|c| c.get(first, second))
+                            })
+                        })
                         .collect()
                 })
                 .collect(),
@@ -732,6 +896,7 @@ pub fn portfolio_risk(
     let (summed_risk, combined_risk, correlated) = combine(&all, &correlations, params.max_offset);
     let floor = (1.0 - params.max_offset) * summed_risk;
     let mut attribution = vec![0.0; exposures.len()];
+    let mut liquidity_attribution = vec![0.0; exposures.len()];
     let mut additive_contingencies = 0.0;
     let mut liquidity = 0.0;
     let mut underlyings = Vec::with_capacity(all.len());
@@ -822,11 +987,22 @@ pub fn portfolio_risk(
         if params_u.short_option_combine == Combine::Add {
             share(charge.short_option_charge, &short, 1.0);
         }
-        share(
-            charge.liquidity_charge + charge.concentration_charge,
-            &delta,
-            1.0,
-        );
+        let liquidity_total = charge.liquidity_charge + charge.concentration_charge;
+        {
+            let weights: Vec<f64> = members.iter().map(|&i| delta(i)).collect();
+            let sum: f64 = weights.iter().sum();
+            for (&index, weight) in members.iter().zip(&weights) {
+                let part = if sum > 0.0 {
+                    liquidity_total * weight / sum
+                } else {
+                    liquidity_total / members.len() as f64
+                };
+                if let Some(slot) = liquidity_attribution.get_mut(index) {
+                    *slot += part;
+                }
+            }
+        }
+        share(liquidity_total, &delta, 1.0);
         additive_contingencies += charge.additive_charge;
         liquidity += charge.liquidity_charge + charge.concentration_charge;
         underlyings.push(UnderlyingRisk {
@@ -850,17 +1026,117 @@ pub fn portfolio_risk(
             direction: charge.direction,
         });
     }
-    let maintenance_margin = combined_risk + additive_contingencies + liquidity;
+    let expected_shortfall = expected_shortfall(book, params, exposures, currency)?;
+    let scan_total = combined_risk + additive_contingencies;
+    if let Some((figures, tail_parts)) = &expected_shortfall
+        && figures.loss > scan_total
+    {
+        // ES binds: the scan's and contingencies' attribution gives way to each exposure's mean
+        // loss over the tail scenarios (the tail weights sum to one, so the parts sum to ES).
+        for (index, slot) in attribution.iter_mut().enumerate() {
+            let liquidity_part = liquidity_attribution.get(index).copied().unwrap_or(0.0);
+            *slot = tail_parts.get(index).copied().unwrap_or(0.0) + liquidity_part;
+        }
+    }
+    let expected_shortfall = expected_shortfall.map(|(figures, _)| figures);
+    let binding_es = expected_shortfall.as_ref().map_or(0.0, |es| es.loss);
+    let maintenance_margin = scan_total.max(binding_es) + liquidity;
     Ok(PortfolioRisk {
         underlyings,
         summed_risk,
         combined_risk,
         additive_contingencies,
         liquidity,
+        expected_shortfall,
         maintenance_margin,
         initial_margin: params.im_factor * maintenance_margin,
         attribution,
     })
+}
+
+/// Historical expected shortfall of the exposures (when the book carries historical scenarios),
+/// with each exposure's weighted mean tail loss (summing to the ES).
+fn expected_shortfall(
+    book: &ScenarioBook,
+    params: &PortfolioMarginParams,
+    exposures: &[Exposure],
+    currency: &ReportCurrency,
+) -> Result<Option<(ExpectedShortfallFigures, Vec<f64>)>, RiskError> {
+    let (Some(historical), Some(moves)) = (&params.historical, &book.historical_moves) else {
+        return Ok(None);
+    };
+    let count = book.historical_dates.len();
+    if count == 0 {
+        return Ok(None);
+    }
+    let mut usd = vec![0.0; count];
+    let mut per_exposure: Vec<&[f64]> = Vec::with_capacity(exposures.len());
+    for exposure in exposures {
+        let risk = book
+            .underlyings
+            .get_index(exposure.underlying)
+            .and_then(|(_, b)| b.instruments.get_index(exposure.instrument))
+            .ok_or_else(outside)?
+            .1;
+        for (total, unit) in usd.iter_mut().zip(&risk.historical_pnl) {
+            *total += exposure.amount * unit;
+        }
+        per_exposure.push(&risk.historical_pnl);
+    }
+    let pnls: Vec<f64> = usd
+        .iter()
+        .enumerate()
+        .map(|(t, value)| currency.convert_joint(*value, moves, t))
+        .collect();
+    let statistics = |error: crate::history::HistoryError| RiskError::Unsupported {
+        path: "portfolio_margin.historical".to_owned(),
+        problem: error.to_string(),
+    };
+    let shortfall =
+        crate::history::expected_shortfall(&pnls, historical.level).map_err(statistics)?;
+    let var_99 = crate::history::value_at_risk(&pnls, 0.99).map_err(statistics)?;
+    let loss = shortfall.loss.max(0.0);
+    let mut parts: Vec<f64> = per_exposure
+        .iter()
+        .zip(exposures)
+        .map(|(units, exposure)| {
+            shortfall
+                .tail
+                .iter()
+                .map(|tail| {
+                    let value = exposure.amount * units.get(tail.scenario).copied().unwrap_or(0.0);
+                    -currency.convert_joint(value, moves, tail.scenario) * tail.weight
+                })
+                .sum()
+        })
+        .collect();
+    // Re-expressing the rest of a coin-margined account's equity is not any one exposure's: scale
+    // the parts so they sum to the ES exactly.
+    let sum: f64 = parts.iter().sum();
+    if sum.abs() > 0.0 {
+        for part in &mut parts {
+            *part *= loss / sum;
+        }
+    }
+    let worst = pnls
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(index, _)| index);
+    Ok(Some((
+        ExpectedShortfallFigures {
+            level: historical.level,
+            loss,
+            value_at_risk_99: var_99.loss,
+            scenarios: count,
+            worst_date: book
+                .historical_dates
+                .get(worst)
+                .cloned()
+                .unwrap_or_default(),
+        },
+        parts,
+    )))
 }
 
 /// The exposures of a portfolio's cross pool (positions without isolated margin, and spot

@@ -65,6 +65,7 @@ pub fn apply(
     inputs: &Inputs<'_>,
     positions: &mut [PositionReport],
     components: &mut Vec<Component>,
+    warnings: &mut Vec<String>,
 ) -> Result<(Decimal, Decimal), RiskError> {
     let Inputs {
         portfolio,
@@ -74,6 +75,12 @@ pub fn apply(
         report_asset,
     } = inputs;
     let decimals = report_asset.precision;
+    if params.historical.is_some() && view.history().is_none() {
+        warnings.push(
+            "historical expected shortfall is enabled by the venue but was not computed: no price history was given (--history DIR)"
+                .to_owned(),
+        );
+    }
     let instruments: Vec<_> = portfolio
         .positions
         .iter()
@@ -206,6 +213,23 @@ fn explain(
                 ),
             ));
         }
+    }
+    if let Some(shortfall) = &risk.expected_shortfall {
+        let scan = risk.combined_risk + risk.additive_contingencies;
+        named.push((
+            "portfolio:expected_shortfall".to_owned(),
+            (shortfall.loss - scan).max(0.0),
+            format!(
+                "ES {:.1}% over {} filtered historical scenarios = {:.2} (worst day {}; VaR 99% {:.2}); {} the scan with contingencies {:.2}",
+                shortfall.level * 100.0,
+                shortfall.scenarios,
+                shortfall.loss,
+                shortfall.worst_date,
+                shortfall.value_at_risk_99,
+                if shortfall.loss > scan { "above" } else { "below" },
+                scan
+            ),
+        ));
     }
     let offset = risk.combined_risk - risk.summed_risk;
     if offset < 0.0 {

@@ -45,12 +45,25 @@ pub struct Mark {
     pub source: MarkSource,
 }
 
+/// Joint historical scenarios (filtered historical simulation) with the correlations of the same
+/// history: market data for expected shortfall and for correlations a venue does not give.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoricalScenarios {
+    /// Underlyings, in the order of each scenario's factors.
+    pub underlyings: Vec<String>,
+    /// The scenarios.
+    pub scenarios: Vec<crate::history::HistoricalScenario>,
+    /// Correlations of daily log returns over the same history.
+    pub correlations: crate::history::CorrelationMatrix,
+}
+
 /// A read-only view of one market snapshot through one venue's assets and instruments.
 #[derive(Debug)]
 pub struct MarketView<'a> {
     venue: &'a Venue,
     market: &'a Market,
     surfaces: IndexMap<String, VolSurface>,
+    history: Option<&'a HistoricalScenarios>,
 }
 
 impl<'a> MarketView<'a> {
@@ -95,7 +108,21 @@ impl<'a> MarketView<'a> {
             venue,
             market,
             surfaces,
+            history: None,
         })
+    }
+
+    /// The same view with historical scenarios attached.
+    #[must_use]
+    pub fn with_history(mut self, history: Option<&'a HistoricalScenarios>) -> Self {
+        self.history = history;
+        self
+    }
+
+    /// Historical scenarios, when given.
+    #[must_use]
+    pub fn history(&self) -> Option<&'a HistoricalScenarios> {
+        self.history
     }
 
     /// The venue.

@@ -1,17 +1,26 @@
 //! Price, delta, gamma and vega for many options at once, over structure-of-arrays columns.
 //!
-//! The kernel is the scalar algorithm of [`Black76`](super::Black76) written without branches:
-//! both the Taylor form and the `N(d1)`, `N(d2)` form are computed and the right one selected
-//! per lane, and `exp`, `ln` and `erfcx` are the branch-free versions of `vector_math`. LLVM
-//! turns the loop into SIMD code (2 lanes with the baseline x86-64 target, 4 with AVX2, 8 with
-//! AVX-512). Results agree with the scalar path to `1e-12` relative (absolute `1e-12 * F` for
-//! values below that), which `tests/black76_batch.rs` checks.
+//! The batch is processed in chunks of `CHUNK` options (their intermediates stay in the L1
+//! cache), each by two kernels, both vectorised (4 lanes with the workspace's x86-64-v3 target):
 //!
-//! Speed depends on the target the crate is compiled for: with the baseline x86-64 target
-//! (SSE2, no FMA) the last pass does not vectorise and the batch runs at about 23 million
-//! options/s on one core of the development machine (AMD EPYC, Zen 4); with
-//! `-C target-cpu=native` (AVX-512, FMA) at about 80 million/s. `bench/black76.sh` measures
-//! both against numpy, QuantLib and vollib.
+//! 1. The *direct* kernel (`direct.rs`) values every option of the chunk by the textbook
+//!    out-of-the-money difference `min(F, K) N(h + t) - max(F, K) N(h - t)`, with two divisions
+//!    per option instead of five, and marks the options for which that difference could lose
+//!    accuracy (cancellation factor above 40, `erfcx` arguments beyond its one rational
+//!    approximation, expired options). In market-like batches about 98% are direct.
+//! 2. The *careful* kernel values the marked options, gathered across chunks into contiguous
+//!    columns: the scalar algorithm of [`Black76`](super::Black76) written without branches
+//!    (both the Taylor form and the `N(d1)`, `N(d2)` form are computed and the right one
+//!    selected per lane), with the branch-free `exp`, `ln` and `erfcx` of `vector_math`. Its
+//!    results overwrite the direct kernel's.
+//!
+//! The choice is made per option from its normalised coordinates and never branches inside a
+//! vector loop. Results agree with the scalar path to `1e-12` relative (absolute `1e-12 * F` for
+//! values below that), which `tests/black76_batch.rs` checks, on both sides of the routing
+//! boundary too. Every operation is a correctly rounded IEEE operation or an explicit FMA, so
+//! the results are the same bits on every machine.
+//!
+//! `bench/black76.sh` measures the throughput against numpy, QuantLib and vollib.
 //!
 //! Theta is not computed here (the scalar [`Black76::greeks`](super::Black76::greeks) has it):
 //! the margin models that need speed revalue prices and first/second-order greeks.
@@ -22,6 +31,8 @@ use super::{
     taylor_sums,
 };
 use crate::error::{Field, PricingError};
+
+mod direct;
 use std::f64::consts::FRAC_1_SQRT_2;
 
 /// The raw columns of a batch, one element per option (named so no two slices can be swapped
@@ -208,7 +219,7 @@ pub fn price_and_greeks_batch(batch: &Black76Batch<'_>, out: &mut GreeksBatch) {
         }
     }
     let c = batch.columns;
-    let mut scratch = Scratch::default();
+    let mut scratch = Scratches::default();
     let mut start = 0;
     while start < n {
         let end = (start + CHUNK).min(n);
@@ -226,17 +237,147 @@ pub fn price_and_greeks_batch(batch: &Black76Batch<'_>, out: &mut GreeksBatch) {
             gamma: &mut out.gamma[start..end],
             vega: &mut out.vega[start..end],
         };
-        compute_chunk(&input, &mut scratch, output);
+        let careful = direct::direct_chunk(&input, &mut scratch.direct, output);
+        if careful > 0 {
+            scratch
+                .subset
+                .collect(&input, start, &scratch.direct.careful[..end - start]);
+            if scratch.subset.len >= CHUNK {
+                scratch.subset.flush(&mut scratch.careful, out);
+            }
+        }
         start = end;
+    }
+    scratch.subset.flush(&mut scratch.careful, out);
+}
+
+/// All the scratch space of one call, allocated once (on the stack) and reused per chunk.
+#[derive(Default)]
+struct Scratches {
+    direct: direct::DirectScratch,
+    careful: Scratch,
+    subset: Subset,
+}
+
+/// The options routed to the careful kernel, gathered across chunks into contiguous columns
+/// until there are enough for a full vectorised chunk (a few per chunk is the usual case).
+struct Subset {
+    len: usize,
+    /// Index of each gathered option in the batch.
+    index: [usize; SUBSET_CAPACITY],
+    forward: [f64; SUBSET_CAPACITY],
+    strike: [f64; SUBSET_CAPACITY],
+    time: [f64; SUBSET_CAPACITY],
+    volatility: [f64; SUBSET_CAPACITY],
+    discount: [f64; SUBSET_CAPACITY],
+    kind: [OptionType; SUBSET_CAPACITY],
+    price: [f64; CHUNK],
+    delta: [f64; CHUNK],
+    gamma: [f64; CHUNK],
+    vega: [f64; CHUNK],
+}
+
+/// Room for one chunk below the flush threshold plus one whole chunk.
+const SUBSET_CAPACITY: usize = 2 * CHUNK;
+
+impl Default for Subset {
+    fn default() -> Self {
+        Self {
+            len: 0,
+            index: [0; SUBSET_CAPACITY],
+            forward: [0.0; SUBSET_CAPACITY],
+            strike: [0.0; SUBSET_CAPACITY],
+            time: [0.0; SUBSET_CAPACITY],
+            volatility: [0.0; SUBSET_CAPACITY],
+            discount: [0.0; SUBSET_CAPACITY],
+            kind: [OptionType::Call; SUBSET_CAPACITY],
+            price: [0.0; CHUNK],
+            delta: [0.0; CHUNK],
+            gamma: [0.0; CHUNK],
+            vega: [0.0; CHUNK],
+        }
     }
 }
 
-/// Options per chunk. The kernel runs in four passes over a chunk (coordinates; `exp` and
-/// `erfcx`; the series; outputs) so that each pass is a short loop whose iterations are
-/// independent: the processor overlaps them, where one long pass per option would wait on its
-/// chain of dependent operations (`ln`, then `exp`, then the series). The intermediates of a
-/// chunk stay in the L1 cache.
-const CHUNK: usize = 128;
+impl Subset {
+    /// Appends the options of a chunk (starting at batch index `offset`) whose flag is set.
+    /// Needs `self.len < CHUNK` on entry, so that a whole chunk fits.
+    #[inline(never)]
+    fn collect(&mut self, input: &Chunk<'_>, offset: usize, flags: &[u8]) {
+        debug_assert!(self.len < CHUNK && flags.len() <= CHUNK);
+        // Marked options are few: skip eight flags at a time while all are clear, and compact
+        // the rest branch-free (every index is written, the count advances only for marked
+        // ones).
+        let mut m = self.len;
+        let (words, rest) = flags.as_chunks::<8>();
+        for (group, eight) in words.iter().enumerate() {
+            if u64::from_ne_bytes(*eight) == 0 {
+                continue;
+            }
+            for (j, &flag) in eight.iter().enumerate() {
+                self.index[m] = group * 8 + j;
+                m += usize::from(flag);
+            }
+        }
+        for (j, &flag) in rest.iter().enumerate() {
+            self.index[m] = words.len() * 8 + j;
+            m += usize::from(flag);
+        }
+        for j in self.len..m {
+            let i = self.index[j];
+            self.index[j] = offset + i;
+            self.forward[j] = input.forward[i];
+            self.strike[j] = input.strike[i];
+            self.time[j] = input.time[i];
+            self.volatility[j] = input.volatility[i];
+            self.discount[j] = input.discount[i];
+            self.kind[j] = input.kind[i];
+        }
+        self.len = m;
+    }
+
+    /// Values every gathered option with the careful kernel, a chunk at a time, writes the
+    /// results to their places in `out`, and empties the subset.
+    #[inline(never)]
+    fn flush(&mut self, scratch: &mut Scratch, out: &mut GreeksBatch) {
+        let mut start = 0;
+        while start < self.len {
+            let end = (start + CHUNK).min(self.len);
+            let m = end - start;
+            let input = Chunk {
+                forward: &self.forward[start..end],
+                strike: &self.strike[start..end],
+                time: &self.time[start..end],
+                volatility: &self.volatility[start..end],
+                discount: &self.discount[start..end],
+                kind: &self.kind[start..end],
+            };
+            let output = ChunkOut {
+                price: &mut self.price[..m],
+                delta: &mut self.delta[..m],
+                gamma: &mut self.gamma[..m],
+                vega: &mut self.vega[..m],
+            };
+            compute_chunk(&input, scratch, output);
+            for j in 0..m {
+                let i = self.index[start + j];
+                out.price[i] = self.price[j];
+                out.delta[i] = self.delta[j];
+                out.gamma[i] = self.gamma[j];
+                out.vega[i] = self.vega[j];
+            }
+            start = end;
+        }
+        self.len = 0;
+    }
+}
+
+/// Options per chunk. Each kernel runs in several passes over a chunk (the careful one:
+/// coordinates; `exp` and `erfcx`; the series; outputs) so that each pass is a short loop whose
+/// iterations are independent: the processor overlaps them, where one long pass per option
+/// would wait on its chain of dependent operations (`ln`, then `exp`, then the series). The
+/// intermediates of a chunk stay in the L1 cache.
+const CHUNK: usize = 256;
 
 struct Chunk<'a> {
     forward: &'a [f64],

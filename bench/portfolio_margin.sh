@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Portfolio margin (DESIGN.md 12): Rust against a numpy implementation of the same algorithm,
+# one core each, on the same workload.
+#
+# Usage: bench/portfolio_margin.sh [extra criterion arguments, e.g. --measurement-time 3]
+#
+# Workload: crates/solvent-risk/benches/portfolio_margin.rs - 10,000 portfolio-mode accounts of
+# 10 positions on a shared set of listed instruments of the default venue, 9 x 3 + 8 = 35
+# scenarios per underlying. The Rust bench times the revaluation (ScenarioBook::new, every
+# instrument once per scenario) and the lean maintenance margin over all accounts, and writes the
+# workload with its MM and IM per account to target/pm-bench/workload.json; the numpy peer
+# (bench/peers/portfolio_margin.py, on scripts/oracles/pm_oracle.py) reads it, times the same two
+# steps (not the file reading) and checks that every account's MM and IM agree with Rust's.
+# Both run pinned to core 0 with taskset when available, Python with one OpenMP/OpenBLAS/MKL
+# thread. Needs the oracle venv: ./scripts/setup-oracles.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY="${PYTHON:-target/oracle-venv/bin/python}"
+if [ ! -x "$PY" ]; then
+    echo "the numpy peer needs its Python environment ($PY is missing): run ./scripts/setup-oracles" >&2
+    exit 1
+fi
+PIN=()
+if command -v taskset >/dev/null 2>&1; then PIN=(taskset -c 0); fi
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+
+work="$PWD/target/pm-bench"
+mkdir -p "$work"
+workload="$work/workload.json"
+rm -f "$workload"
+
+cargo bench --quiet -p solvent-risk --bench portfolio_margin --no-run
+rust_out="$(SOLVENT_PM_WORKLOAD="$workload" "${PIN[@]}" cargo bench --quiet -p solvent-risk \
+    --bench portfolio_margin -- "$@" 2>/dev/null)"
+peer_out="$("${PIN[@]}" "$PY" bench/peers/portfolio_margin.py "$workload")"
+
+estimate() { # mean nanoseconds per iteration of a criterion bench
+    "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["mean"]["point_estimate"])' \
+        "target/criterion/portfolio_margin/$1/new/estimates.json"
+}
+field() { awk -v name="$1" '$1 == name { print $2 }' <<<"$peer_out"; }
+
+accounts="$(field accounts)"
+instruments="$(field instruments)"
+positions=10
+scenarios=35
+rust_margin_ns="$(estimate maintenance_margin_10000_accounts)"
+rust_revaluation_ns="$(estimate revaluation)"
+peer_margin_s="$(field aggregation_s)"
+peer_revaluation_s="$(field revaluation_s)"
+
+grep '^portfolio_margin:' <<<"$rust_out" || true
+echo
+awk -v a="$accounts" -v p="$positions" -v s="$scenarios" -v i="$instruments" \
+    -v rm="$rust_margin_ns" -v rr="$rust_revaluation_ns" \
+    -v pm="$peer_margin_s" -v pr="$peer_revaluation_s" 'BEGIN {
+    printf "workload: %d accounts x %d positions x %d scenarios, %d listed instruments\n\n", a, p, s, i
+    printf "%-28s %14s %16s %16s\n", "implementation (one core)", "accounts/s", "ns/pos-scenario", "revaluation ms"
+    printf "%-28s %14.0f %16.3f %16.3f\n", "rust (criterion mean)", a / (rm * 1e-9), rm / (a * p * s), rr / 1e6
+    printf "%-28s %14.0f %16.3f %16.3f\n", "numpy (best of 7)", a / pm, pm * 1e9 / (a * p * s), pr * 1e3
+    ratio = (pm * 1e9) / rm
+    printf "\nratio rust / numpy, margin over all accounts: %.1fx (target >= 20x: %s)\n", ratio, (ratio >= 20 ? "met" : "NOT met")
+    printf "ratio rust / numpy, revaluation:              %.1fx\n", (pr * 1e9) / rr
+}'
+echo
+grep -E '^(max_rel_gap_vs_rust|check) ' <<<"$peer_out"

@@ -1,0 +1,371 @@
+//! Events (DESIGN.md 9, file format in section 11): what happens to the engine, each with a
+//! sequence number and a timestamp. Time enters the engine only here.
+
+use jiff::Timestamp;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use solvent_core::error::InputError;
+use solvent_core::money::{Amount, Price, Quantity, deserialize_decimal};
+use solvent_core::portfolio::MarginMode;
+
+/// Buy or sell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// Buy: the position grows (or a short shrinks).
+    Buy,
+    /// Sell.
+    Sell,
+}
+
+fn external() -> String {
+    crate::ledger::EXTERNAL.to_owned()
+}
+
+fn serialize_decimal<S: serde::Serializer>(
+    value: &Decimal,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&value.normalize())
+}
+
+/// Money in from outside.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deposit {
+    /// Account.
+    pub account: String,
+    /// Asset.
+    pub asset: String,
+    /// Amount, positive.
+    pub amount: Amount,
+}
+
+/// Money out, up to what is withdrawable.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Withdraw {
+    /// Account.
+    pub account: String,
+    /// Asset.
+    pub asset: String,
+    /// Amount, positive.
+    pub amount: Amount,
+}
+
+/// Money between two of the engine's accounts (a sub-account, a desk).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transfer {
+    /// Paying account.
+    pub from: String,
+    /// Receiving account.
+    pub to: String,
+    /// Asset.
+    pub asset: String,
+    /// Amount, positive.
+    pub amount: Amount,
+}
+
+/// A trade: the account's position changes at `price`; the counterparty (another account or
+/// `external`) takes the other side.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fill {
+    /// Account.
+    pub account: String,
+    /// Instrument.
+    pub instrument: String,
+    /// Buy or sell.
+    pub side: Side,
+    /// Size, positive.
+    pub size: Quantity,
+    /// Price (USD per coin; option premium in the settlement currency).
+    pub price: Price,
+    /// Fee paid by the account (negative: a rebate), in the settlement asset.
+    #[serde(default)]
+    pub fee: Amount,
+    /// The other side: an account or `external`.
+    #[serde(default = "external")]
+    pub counterparty: String,
+}
+
+/// An index price from one source (the engine takes the median of its fresh sources).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexPrice {
+    /// Underlying or asset index.
+    pub underlying: String,
+    /// Price.
+    pub price: Price,
+    /// Source name (default: the only source).
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+/// A mark price.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkPrice {
+    /// Instrument.
+    pub instrument: String,
+    /// Price.
+    pub price: Price,
+}
+
+/// One expiry's implied-volatility smile.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolSurface {
+    /// Underlying.
+    pub underlying: String,
+    /// Expiry (`27DEC26`, `2026-12-27` or RFC 3339).
+    pub expiry: String,
+    /// Strikes, ascending.
+    pub strikes: Vec<f64>,
+    /// Volatilities.
+    pub vols: Vec<f64>,
+}
+
+/// A funding payment: every position pays `size x contract size x mark x rate` (longs pay
+/// shorts when positive).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Funding {
+    /// Perpetual.
+    pub instrument: String,
+    /// Funding rate for the period.
+    #[serde(
+        deserialize_with = "deserialize_decimal",
+        serialize_with = "serialize_decimal"
+    )]
+    pub rate: Decimal,
+}
+
+/// Expiry: every position in the instrument is closed at `price`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settlement {
+    /// Future or option.
+    pub instrument: String,
+    /// Settlement price (USD per coin for futures; the option's settlement value per unit).
+    pub price: Price,
+}
+
+/// Leverage chosen for an instrument.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetLeverage {
+    /// Account.
+    pub account: String,
+    /// Instrument.
+    pub instrument: String,
+    /// Leverage.
+    #[serde(
+        deserialize_with = "deserialize_decimal",
+        serialize_with = "serialize_decimal"
+    )]
+    pub leverage: Decimal,
+}
+
+/// Cross or portfolio margin.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetMarginMode {
+    /// Account.
+    pub account: String,
+    /// Mode.
+    pub mode: MarginMode,
+}
+
+/// Isolated margin of a position: moved from or to the cross wallet so the position holds
+/// `amount` (zero returns it to cross).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetIsolatedMargin {
+    /// Account.
+    pub account: String,
+    /// Instrument.
+    pub instrument: String,
+    /// Target isolated margin, in the settlement asset.
+    pub amount: Amount,
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// Money in from outside.
+    Deposit(Deposit),
+    /// Money out, up to what is withdrawable.
+    Withdraw(Withdraw),
+    /// Money between two of the engine's accounts (a sub-account, a desk).
+    Transfer(Transfer),
+    /// A trade: the account's position changes at `price`; the counterparty (another account or
+    Fill(Fill),
+    /// An index price from one source (the engine takes the median of its fresh sources).
+    IndexPrice(IndexPrice),
+    /// A mark price.
+    MarkPrice(MarkPrice),
+    /// One expiry's implied-volatility smile.
+    VolSurface(VolSurface),
+    /// A funding payment: every position pays `size x contract size x mark x rate` (longs pay
+    Funding(Funding),
+    /// Expiry: every position in the instrument is closed at `price`.
+    Settlement(Settlement),
+    /// Leverage chosen for an instrument.
+    SetLeverage(SetLeverage),
+    /// Cross or portfolio margin.
+    SetMarginMode(SetMarginMode),
+    /// Isolated margin of a position: moved from or to the cross wallet so the position holds
+    SetIsolatedMargin(SetIsolatedMargin),
+}
+
+impl Event {
+    /// Reads an event of type `kind` from its fields, naming the field of a problem.
+    fn from_fields(kind: &str, fields: serde_json::Value) -> Result<Self, (String, String)> {
+        fn read<T: serde::de::DeserializeOwned>(
+            fields: serde_json::Value,
+        ) -> Result<T, (String, String)> {
+            serde_path_to_error::deserialize(fields)
+                .map_err(|error| (error.path().to_string(), error.into_inner().to_string()))
+        }
+        Ok(match kind {
+            "deposit" => Self::Deposit(read(fields)?),
+            "withdraw" => Self::Withdraw(read(fields)?),
+            "transfer" => Self::Transfer(read(fields)?),
+            "fill" => Self::Fill(read(fields)?),
+            "index_price" => Self::IndexPrice(read(fields)?),
+            "mark_price" => Self::MarkPrice(read(fields)?),
+            "vol_surface" => Self::VolSurface(read(fields)?),
+            "funding" => Self::Funding(read(fields)?),
+            "settlement" => Self::Settlement(read(fields)?),
+            "set_leverage" => Self::SetLeverage(read(fields)?),
+            "set_margin_mode" => Self::SetMarginMode(read(fields)?),
+            "set_isolated_margin" => Self::SetIsolatedMargin(read(fields)?),
+            other => {
+                return Err(("type".to_owned(), format!("unknown event type {other:?}")));
+            }
+        })
+    }
+}
+
+/// An event with its sequence number and time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Envelope {
+    /// Strictly increasing sequence number.
+    pub seq: u64,
+    /// When it happened.
+    pub ts: Timestamp,
+    /// What happened.
+    pub event: Event,
+}
+
+/// Reads one line of `EVENTS.jsonl`.
+///
+/// # Errors
+/// [`InputError`] naming the line and field.
+pub fn parse_line(origin: &str, line_number: usize, text: &str) -> Result<Envelope, InputError> {
+    let fail = |path: &str, problem: String| {
+        InputError::new(origin, format!("line {line_number}: {path}"), problem)
+    };
+    let mut value: serde_json::Value =
+        serde_json::from_str(text).map_err(|error| fail("(json)", error.to_string()))?;
+    let object = value
+        .as_object_mut()
+        .ok_or_else(|| fail("(top level)", "an event is a JSON object".to_owned()))?;
+    let seq = object
+        .remove("seq")
+        .ok_or_else(|| fail("seq", "missing".to_owned()))?
+        .as_u64()
+        .ok_or_else(|| fail("seq", "must be a non-negative integer".to_owned()))?;
+    let ts_value = object
+        .remove("ts")
+        .ok_or_else(|| fail("ts", "missing".to_owned()))?;
+    let ts = ts_value
+        .as_str()
+        .and_then(|text| text.parse::<Timestamp>().ok())
+        .ok_or_else(|| {
+            fail(
+                "ts",
+                format!("expected an RFC 3339 instant, found {ts_value}"),
+            )
+        })?;
+    let kind = object
+        .remove("type")
+        .ok_or_else(|| fail("type", "missing".to_owned()))?;
+    let kind = kind
+        .as_str()
+        .ok_or_else(|| fail("type", format!("expected a string, found {kind}")))?
+        .to_owned();
+    let event = Event::from_fields(&kind, value).map_err(|(path, problem)| fail(&path, problem))?;
+    Ok(Envelope { seq, ts, event })
+}
+
+/// Writes an event as one JSON line.
+#[must_use]
+pub fn to_line(envelope: &Envelope) -> String {
+    let mut value = serde_json::to_value(&envelope.event).unwrap_or(serde_json::Value::Null);
+    if let Some(object) = value.as_object_mut() {
+        object.insert("seq".to_owned(), envelope.seq.into());
+        object.insert("ts".to_owned(), envelope.ts.to_string().into());
+    }
+    value.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn design_examples_parse() {
+        let deposit = parse_line(
+            "e.jsonl",
+            1,
+            r#"{"seq":1,"ts":"2026-01-01T00:00:00Z","type":"deposit","account":"a1","asset":"USDT","amount":"10000"}"#,
+        )
+        .unwrap();
+        assert_eq!(deposit.seq, 1);
+        assert!(matches!(deposit.event, Event::Deposit(ref d) if d.account == "a1"));
+        let fill = parse_line(
+            "e.jsonl",
+            3,
+            r#"{"seq":3,"ts":"2026-01-01T00:00:02Z","type":"fill","account":"a1","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","fee":"6","counterparty":"external"}"#,
+        )
+        .unwrap();
+        assert!(matches!(fill.event, Event::Fill(ref f) if f.side == Side::Buy));
+        let round_trip = parse_line("e.jsonl", 3, &to_line(&fill)).unwrap();
+        assert_eq!(round_trip, fill);
+    }
+
+    #[test]
+    fn bad_lines_name_the_line_and_field() {
+        let cases = [
+            (
+                r#"{"ts":"2026-01-01T00:00:00Z","type":"deposit"}"#,
+                "line 7: seq",
+            ),
+            (
+                r#"{"seq":1,"ts":"yesterday","type":"deposit"}"#,
+                "line 7: ts",
+            ),
+            (
+                r#"{"seq":1,"ts":"2026-01-01T00:00:00Z","type":"teleport"}"#,
+                "line 7: type",
+            ),
+            (
+                r#"{"seq":1,"ts":"2026-01-01T00:00:00Z","type":"deposit","account":"a","asset":"USDT","amount":"1","colour":1}"#,
+                "line 7: colour",
+            ),
+            (
+                r#"{"seq":1,"ts":"2026-01-01T00:00:00Z","type":"mark_price","instrument":"X","price":"-1"}"#,
+                "line 7: price",
+            ),
+            ("not json", "line 7: (json)"),
+        ];
+        for (text, path) in cases {
+            let error = parse_line("e.jsonl", 7, text).unwrap_err();
+            assert!(error.path.starts_with(path), "{text}: {error}");
+        }
+    }
+}
