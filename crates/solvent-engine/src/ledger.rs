@@ -1,4 +1,230 @@
-//! The double-entry ledger's account names.
+//! The double-entry ledger (DESIGN.md 4): every movement of money is a transfer between two
+//! ledger accounts, so per asset the sum of all balances is always zero.
+//!
+//! Ledger accounts: each user account's cross wallet (its id), each isolated position's margin
+//! (`ID/isolated/INSTRUMENT`), the insurance fund, the fee account, `external` (deposits,
+//! withdrawals and the world outside), and `clearing`, the central counterparty every realised
+//! P&L, premium, funding payment and settlement passes through. When every position is closed,
+//! `clearing` is back to zero: trading is zero-sum.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+use thiserror::Error;
 
 /// The ledger account for money entering and leaving the system, and for counterparties outside it.
 pub const EXTERNAL: &str = "external";
+/// The insurance fund.
+pub const INSURANCE_FUND: &str = "insurance_fund";
+/// Fees collected.
+pub const FEES: &str = "fees";
+/// The central counterparty of realised P&L, premiums, funding and settlement.
+pub const CLEARING: &str = "clearing";
+
+/// A ledger account.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(into = "String")]
+pub enum LedgerAccount {
+    /// A user account's cross wallet.
+    Wallet(String),
+    /// The margin of one isolated position.
+    Isolated(String, String),
+    /// The insurance fund.
+    InsuranceFund,
+    /// Fees collected.
+    Fees,
+    /// The outside world.
+    External,
+    /// The central counterparty.
+    Clearing,
+}
+
+impl LedgerAccount {
+    /// The ledger account a name in an event refers to (`external` or a user account).
+    #[must_use]
+    pub fn named(name: &str) -> Self {
+        match name {
+            EXTERNAL => Self::External,
+            INSURANCE_FUND => Self::InsuranceFund,
+            FEES => Self::Fees,
+            CLEARING => Self::Clearing,
+            other => Self::Wallet(other.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for LedgerAccount {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Wallet(id) => formatter.write_str(id),
+            Self::Isolated(id, instrument) => write!(formatter, "{id}/isolated/{instrument}"),
+            Self::InsuranceFund => formatter.write_str(INSURANCE_FUND),
+            Self::Fees => formatter.write_str(FEES),
+            Self::External => formatter.write_str(EXTERNAL),
+            Self::Clearing => formatter.write_str(CLEARING),
+        }
+    }
+}
+
+impl From<LedgerAccount> for String {
+    fn from(account: LedgerAccount) -> Self {
+        account.to_string()
+    }
+}
+
+/// A transfer the ledger refused: it would break an invariant.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum LedgerError {
+    /// Amounts move in one direction: from the first account to the second.
+    #[error("a transfer amount must be positive, found {0}")]
+    NotPositive(Decimal),
+    /// An account cannot pay itself.
+    #[error("a transfer needs two different accounts ({0})")]
+    SameAccount(String),
+}
+
+/// Balances by (ledger account, asset). Ordered maps keep iteration, and so every hash and
+/// report built from it, deterministic.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ledger {
+    balances: BTreeMap<(LedgerAccount, String), Decimal>,
+}
+
+impl Ledger {
+    /// The balance of `account` in `asset` (zero when it never moved).
+    #[must_use]
+    pub fn balance(&self, account: &LedgerAccount, asset: &str) -> Decimal {
+        self.balances
+            .get(&(account.clone(), asset.to_owned()))
+            .copied()
+            .unwrap_or(Decimal::ZERO)
+    }
+
+    /// Moves `amount` of `asset` from `from` to `to`.
+    ///
+    /// # Errors
+    /// [`LedgerError`] for a non-positive amount or a transfer to oneself; nothing moves then.
+    pub fn transfer(
+        &mut self,
+        from: &LedgerAccount,
+        to: &LedgerAccount,
+        asset: &str,
+        amount: Decimal,
+    ) -> Result<(), LedgerError> {
+        if amount <= Decimal::ZERO {
+            return Err(LedgerError::NotPositive(amount));
+        }
+        if from == to {
+            return Err(LedgerError::SameAccount(from.to_string()));
+        }
+        *self
+            .balances
+            .entry((from.clone(), asset.to_owned()))
+            .or_insert(Decimal::ZERO) -= amount;
+        *self
+            .balances
+            .entry((to.clone(), asset.to_owned()))
+            .or_insert(Decimal::ZERO) += amount;
+        Ok(())
+    }
+
+    /// Moves a signed amount: positive from `payer` to `payee`, negative the other way, zero not
+    /// at all. Returns the transfer made as `(from, to, amount)`, if any.
+    ///
+    /// # Errors
+    /// [`LedgerError::SameAccount`].
+    pub fn settle(
+        &mut self,
+        payer: &LedgerAccount,
+        payee: &LedgerAccount,
+        asset: &str,
+        amount: Decimal,
+    ) -> Result<Option<(LedgerAccount, LedgerAccount, Decimal)>, LedgerError> {
+        if amount.is_zero() {
+            return Ok(None);
+        }
+        let (from, to, amount) = if amount > Decimal::ZERO {
+            (payer, payee, amount)
+        } else {
+            (payee, payer, -amount)
+        };
+        self.transfer(from, to, asset, amount)?;
+        Ok(Some((from.clone(), to.clone(), amount)))
+    }
+
+    /// Every non-zero balance, ordered.
+    pub fn balances(&self) -> impl Iterator<Item = (&LedgerAccount, &str, Decimal)> {
+        self.balances
+            .iter()
+            .filter(|(_, amount)| !amount.is_zero())
+            .map(|((account, asset), amount)| (account, asset.as_str(), *amount))
+    }
+
+    /// Per asset, the sum of all balances: always zero (the conservation invariant).
+    #[must_use]
+    pub fn totals(&self) -> BTreeMap<String, Decimal> {
+        let mut totals = BTreeMap::new();
+        for ((_, asset), amount) in &self.balances {
+            *totals.entry(asset.clone()).or_insert(Decimal::ZERO) += amount;
+        }
+        totals
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn transfers_move_money_between_two_accounts() {
+        let mut ledger = Ledger::default();
+        let alice = LedgerAccount::Wallet("alice".into());
+        ledger
+            .transfer(&LedgerAccount::External, &alice, "USDT", dec!(100))
+            .unwrap();
+        assert_eq!(ledger.balance(&alice, "USDT"), dec!(100));
+        assert_eq!(ledger.balance(&LedgerAccount::External, "USDT"), dec!(-100));
+        assert!(ledger.transfer(&alice, &alice, "USDT", dec!(1)).is_err());
+        assert!(
+            ledger
+                .transfer(&alice, &LedgerAccount::Fees, "USDT", dec!(0))
+                .is_err()
+        );
+        let made = ledger
+            .settle(&alice, &LedgerAccount::Clearing, "USDT", dec!(-5))
+            .unwrap();
+        assert_eq!(
+            made,
+            Some((LedgerAccount::Clearing, alice.clone(), dec!(5)))
+        );
+        assert_eq!(ledger.balance(&alice, "USDT"), dec!(105));
+        assert_eq!(
+            LedgerAccount::Isolated("a".into(), "BTCUSDT".into()).to_string(),
+            "a/isolated/BTCUSDT"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn every_asset_sums_to_zero(moves in proptest::collection::vec((0usize..4, 0usize..4, 1i64..1_000_000, any::<bool>()), 0..200)) {
+            let accounts = [
+                LedgerAccount::External,
+                LedgerAccount::Wallet("a".into()),
+                LedgerAccount::Isolated("a".into(), "X".into()),
+                LedgerAccount::InsuranceFund,
+            ];
+            let mut ledger = Ledger::default();
+            for (from, to, cents, btc) in moves {
+                let asset = if btc { "BTC" } else { "USDT" };
+                let _ = ledger.transfer(&accounts[from], &accounts[to], asset, Decimal::new(cents, 2));
+            }
+            for total in ledger.totals().values() {
+                prop_assert_eq!(*total, Decimal::ZERO);
+            }
+        }
+    }
+}

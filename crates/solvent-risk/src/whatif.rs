@@ -108,7 +108,6 @@ pub fn apply(
             None => view.mark(&instrument)?.price,
         };
         let settlement = venue.asset(&instrument.settlement).map_err(&fail)?.clone();
-        let is_option = matches!(instrument.terms, Terms::Option { .. });
         let existing = after
             .positions
             .iter()
@@ -125,38 +124,9 @@ pub fn apply(
             || fail("the trade's value exceeds 1e15 (size x contract size x price)".to_owned());
         standard::bounded_exposure(&instrument, trade.size, &[price, old_entry])
             .ok_or_else(too_large)?;
-        let mut cash = Decimal::ZERO;
-        if is_option {
-            // Premium changes hands now: paid on a buy, received on a sale.
-            cash -= trade.size * instrument.contract_size * price;
-        }
-        let grows =
-            old_size.is_zero() || old_size.is_sign_positive() == trade.size.is_sign_positive();
-        let entry = if grows {
-            average_entry(
-                &instrument,
-                old_size,
-                old_entry,
-                trade.size,
-                price,
-                is_option,
-            )
-        } else {
-            let old_side = if old_size.is_sign_negative() {
-                Decimal::NEGATIVE_ONE
-            } else {
-                Decimal::ONE
-            };
-            let closed = trade.size.abs().min(old_size.abs()) * old_side;
-            if !is_option {
-                cash += standard::unrealized_pnl(&instrument, closed, old_entry, price);
-            }
-            if new_size.is_zero() || new_size.is_sign_positive() == old_size.is_sign_positive() {
-                old_entry
-            } else {
-                price
-            }
-        };
+        let outcome = trade_position(&instrument, old_size, old_entry, trade.size, price);
+        let mut cash = outcome.realised + outcome.premium;
+        let entry = outcome.entry;
         match existing {
             Some(index) if new_size.is_zero() => {
                 // Closing an isolated position returns its margin to the cross wallet.
@@ -184,6 +154,75 @@ pub fn apply(
         credit_balance(&mut after, &settlement, cash);
     }
     Ok(after)
+}
+
+/// What a trade does to one position: its new size and entry, the P&L it realises (perpetuals and
+/// futures) and the premium that changes hands (options), both in the settlement asset, exact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TradeOutcome {
+    /// Size after the trade.
+    pub size: Decimal,
+    /// Average entry after the trade (the trade price for a new or flipped position).
+    pub entry: Decimal,
+    /// P&L realised by the part closed (zero for options, whose premium settles at once).
+    pub realised: Decimal,
+    /// Cash from the premium: negative when buying an option, positive when selling.
+    pub premium: Decimal,
+}
+
+/// Applies a signed trade of `trade_size` at `price` to a position of `old_size` at `old_entry`:
+/// positions grow at the size-weighted entry (harmonic for inverse contracts), shrink with the
+/// closed part's P&L realised, and flip at the trade price.
+#[must_use]
+pub fn trade_position(
+    instrument: &solvent_core::instrument::Instrument,
+    old_size: Decimal,
+    old_entry: Decimal,
+    trade_size: Decimal,
+    price: Decimal,
+) -> TradeOutcome {
+    let is_option = matches!(instrument.terms, Terms::Option { .. });
+    let new_size = old_size + trade_size;
+    // Premium changes hands now: paid on a buy, received on a sale.
+    let premium = if is_option {
+        -trade_size * instrument.contract_size * price
+    } else {
+        Decimal::ZERO
+    };
+    let grows = old_size.is_zero() || old_size.is_sign_positive() == trade_size.is_sign_positive();
+    if grows {
+        return TradeOutcome {
+            size: new_size,
+            entry: average_entry(
+                instrument, old_size, old_entry, trade_size, price, is_option,
+            ),
+            realised: Decimal::ZERO,
+            premium,
+        };
+    }
+    let old_side = if old_size.is_sign_negative() {
+        Decimal::NEGATIVE_ONE
+    } else {
+        Decimal::ONE
+    };
+    let closed = trade_size.abs().min(old_size.abs()) * old_side;
+    let realised = if is_option {
+        Decimal::ZERO
+    } else {
+        standard::unrealized_pnl(instrument, closed, old_entry, price)
+    };
+    let entry = if new_size.is_zero() || new_size.is_sign_positive() == old_size.is_sign_positive()
+    {
+        old_entry
+    } else {
+        price
+    };
+    TradeOutcome {
+        size: new_size,
+        entry,
+        realised,
+        premium,
+    }
 }
 
 fn average_entry(

@@ -1,0 +1,74 @@
+//! The engine's parameters: liquidation and price guards (DESIGN.md 8.2-8.3). Each guard is a
+//! parameter with a test in `tests/guards.rs`.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+
+/// How liquidation proceeds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiquidationParams {
+    /// Fee on the notional closed, paid to the insurance fund (as far as the account's equity goes).
+    pub fee_rate: Decimal,
+    /// At most this fraction of a large position is closed per step (Hyperliquid 20%, dYdX 10%).
+    pub max_step_fraction: Decimal,
+    /// Positions whose notional (USD) is at most this are closed whole.
+    pub full_close_notional_usd: Decimal,
+    /// Steps per event at most (a bound on every loop).
+    pub max_steps: usize,
+}
+
+impl Default for LiquidationParams {
+    fn default() -> Self {
+        Self {
+            fee_rate: Decimal::new(5, 3),
+            max_step_fraction: Decimal::new(2, 1),
+            full_close_notional_usd: Decimal::from(10_000),
+            max_steps: 64,
+        }
+    }
+}
+
+/// Guards against bad prices (DESIGN.md 8.3).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GuardParams {
+    /// Index sources further than this fraction from the median are dropped (Deribit 2019: one
+    /// bad source must not move the index).
+    pub index_outlier: Decimal,
+    /// Index sources older than this are dropped; an index whose every source is older is stale,
+    /// and a stale index freezes liquidation (not computation).
+    pub index_stale_ms: i64,
+    /// A mark is clamped to this fraction around its index.
+    pub mark_band: Decimal,
+    /// A move above this fraction needs confirmation by the next update before it is used.
+    pub jump_confirm: Decimal,
+    /// Liquidation starts only after the breach persists for this many evaluations...
+    pub liquidation_persist_updates: u32,
+    /// ...and for this long.
+    pub liquidation_persist_ms: i64,
+    /// Open-interest caps per instrument (size), as dYdX should have had for YFI in 2023.
+    pub max_open_interest: BTreeMap<String, Decimal>,
+}
+
+impl Default for GuardParams {
+    fn default() -> Self {
+        Self {
+            index_outlier: Decimal::new(5, 2),
+            index_stale_ms: 60_000,
+            mark_band: Decimal::new(5, 2),
+            jump_confirm: Decimal::new(2, 1),
+            liquidation_persist_updates: 1,
+            liquidation_persist_ms: 0,
+            max_open_interest: BTreeMap::new(),
+        }
+    }
+}
+
+/// Everything the engine is configured with besides the venue.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EngineConfig {
+    /// Liquidation.
+    pub liquidation: LiquidationParams,
+    /// Price guards.
+    pub guards: GuardParams,
+}

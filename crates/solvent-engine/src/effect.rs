@@ -1,0 +1,208 @@
+//! Effects (DESIGN.md 9): what the engine did in response to an event, written as JSON lines
+//! (`{"seq": n, "type": ..., ...}`, section 11).
+
+use serde::Serialize;
+use solvent_core::money::{Amount, Price, Quantity};
+use solvent_risk::AccountState;
+
+/// Why money moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferReason {
+    /// A deposit.
+    Deposit,
+    /// A withdrawal.
+    Withdrawal,
+    /// A transfer between accounts.
+    Transfer,
+    /// Realised P&L of a fill.
+    RealisedPnl,
+    /// An option premium.
+    Premium,
+    /// A trading fee.
+    Fee,
+    /// A funding payment.
+    Funding,
+    /// Expiry settlement.
+    Settlement,
+    /// Margin moved into or out of an isolated position.
+    IsolatedMargin,
+    /// A liquidation's realised P&L.
+    LiquidationPnl,
+    /// The liquidation fee, paid to the insurance fund.
+    LiquidationFee,
+    /// The insurance fund covering a bankrupt account's deficit.
+    InsuranceCover,
+    /// Auto-deleveraging at the bankruptcy price.
+    Adl,
+}
+
+/// Why the engine refused an event: named, checked in a fixed order (TigerBeetle style).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    /// The sequence number did not increase.
+    SequenceNotIncreasing,
+    /// The timestamp went back.
+    TimestampBeforePrevious,
+    /// The account does not exist.
+    UnknownAccount,
+    /// The asset is not the venue's.
+    UnknownAsset,
+    /// The instrument is not the venue's.
+    UnknownInstrument,
+    /// An amount must be positive.
+    AmountMustBePositive,
+    /// More decimals than the asset allows.
+    PrecisionExceeded,
+    /// A size the instrument does not allow.
+    InvalidSize,
+    /// The account and the counterparty are the same.
+    AccountsMustBeDifferent,
+    /// Not enough balance of the asset.
+    InsufficientBalance,
+    /// The withdrawal exceeds what is withdrawable.
+    ExceedsWithdrawable,
+    /// The account may only reduce risk.
+    ReduceOnly,
+    /// The account would not cover its initial margin.
+    InsufficientInitialMargin,
+    /// Open interest would exceed the venue's cap.
+    OpenInterestCap,
+    /// The leverage is not allowed.
+    InvalidLeverage,
+    /// The market lacks a price the event needs.
+    MissingMarketData,
+    /// The venue or the risk model refused the input.
+    InvalidInput,
+    /// A figure would leave the range Solvent computes exactly.
+    OutOfRange,
+}
+
+/// One effect.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Effect {
+    /// An account's figures after an event that concerned it.
+    AccountUpdated {
+        /// Account.
+        account: String,
+        /// Equity.
+        equity: Amount,
+        /// Initial margin.
+        initial_margin: Amount,
+        /// Maintenance margin.
+        maintenance_margin: Amount,
+        /// Health.
+        health: Option<f64>,
+        /// State.
+        state: AccountState,
+    },
+    /// A margin call: once per episode, with the deposit that restores the initial margin.
+    MarginCall {
+        /// Account.
+        account: String,
+        /// Health.
+        health: Option<f64>,
+        /// Deposit that restores IM, in `asset`.
+        deposit: Amount,
+        /// Asset of the deposit (the account's settlement asset).
+        asset: String,
+    },
+    /// An account's state changed.
+    StateChanged {
+        /// Account.
+        account: String,
+        /// Before.
+        from: AccountState,
+        /// After.
+        to: AccountState,
+    },
+    /// Money moved.
+    TransferApplied {
+        /// Paying ledger account.
+        from: String,
+        /// Receiving ledger account.
+        to: String,
+        /// Asset.
+        asset: String,
+        /// Amount.
+        amount: Amount,
+        /// Why.
+        reason: TransferReason,
+    },
+    /// A liquidation step.
+    Liquidation {
+        /// Account.
+        account: String,
+        /// Instrument.
+        instrument: String,
+        /// Size closed (signed as the trade: negative sells).
+        size: Quantity,
+        /// Price.
+        price: Price,
+        /// Fee to the insurance fund.
+        fee: Amount,
+        /// Why.
+        reason: String,
+    },
+    /// Liquidation was due but a guard held it back.
+    LiquidationDeferred {
+        /// Account.
+        account: String,
+        /// Which guard.
+        reason: String,
+    },
+    /// The insurance fund's balance changed.
+    InsuranceFundChanged {
+        /// Asset.
+        asset: String,
+        /// New balance.
+        balance: Amount,
+        /// Change.
+        change: Amount,
+        /// Why.
+        reason: String,
+    },
+    /// Auto-deleveraging: a profitable opposite position reduced at the bankruptcy price.
+    Adl {
+        /// The bankrupt account.
+        account: String,
+        /// The account deleveraged.
+        counterparty: String,
+        /// Instrument.
+        instrument: String,
+        /// Size taken from the counterparty (signed as the counterparty's trade).
+        size: Quantity,
+        /// Bankruptcy price.
+        price: Price,
+    },
+    /// A price update a guard held or adjusted.
+    PriceGuarded {
+        /// Index or instrument.
+        name: String,
+        /// The price received.
+        received: Price,
+        /// The price used, if any.
+        used: Option<Price>,
+        /// Which guard.
+        reason: String,
+    },
+    /// The event was refused; nothing changed.
+    Rejected {
+        /// Named reason.
+        reason: RejectReason,
+        /// The figures behind it.
+        detail: String,
+    },
+}
+
+/// An effect with the sequence number of the event that caused it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EffectLine {
+    /// The event's sequence number.
+    pub seq: u64,
+    /// The effect.
+    #[serde(flatten)]
+    pub effect: Effect,
+}

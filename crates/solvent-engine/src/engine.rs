@@ -1,0 +1,1954 @@
+//! The state machine: `Engine::apply(event) -> effects`, pure and deterministic (no clock, no
+//! I/O, ordered maps only). Each event is checked by a flat ladder of named rejections before
+//! anything changes, so a refused event leaves the state exactly as it was.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use jiff::Timestamp;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::{Signed, ToPrimitive};
+use solvent_core::instrument::{Instrument, Style, Terms};
+use solvent_core::market::{Market, Smile};
+use solvent_core::money::{Amount, MAX_PRICE, Price, Quantity};
+use solvent_core::portfolio::{Balance, MarginMode, Portfolio, Position};
+use solvent_core::rounding;
+use solvent_core::venue::Venue;
+use solvent_risk::account::{Detail, build_report};
+use solvent_risk::report::MarginReport;
+use solvent_risk::whatif::trade_position;
+use solvent_risk::{AccountState, MarketView, RiskError};
+
+use crate::config::EngineConfig;
+use crate::effect::{Effect, RejectReason, TransferReason};
+use crate::event::{Envelope, Event, Side};
+use crate::ledger::{Ledger, LedgerAccount};
+
+/// A refused event: the named reason and the figures behind it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rejection {
+    /// Named reason.
+    pub reason: RejectReason,
+    /// Details.
+    pub detail: String,
+}
+
+fn reject(reason: RejectReason, detail: impl Into<String>) -> Rejection {
+    Rejection {
+        reason,
+        detail: detail.into(),
+    }
+}
+
+fn risk_rejection(error: RiskError) -> Rejection {
+    match error {
+        RiskError::MissingIndex { .. }
+        | RiskError::MissingOptionMark { .. }
+        | RiskError::MissingOpenInterest { .. } => {
+            reject(RejectReason::MissingMarketData, error.to_string())
+        }
+        _ => reject(RejectReason::InvalidInput, error.to_string()),
+    }
+}
+
+/// A position as the engine holds it.
+#[derive(Clone, Debug)]
+pub struct PositionState {
+    /// The instrument.
+    pub instrument: Arc<Instrument>,
+    /// Signed size.
+    pub size: Decimal,
+    /// Average entry.
+    pub entry: Decimal,
+    /// Whether it has its own isolated margin.
+    pub isolated: bool,
+}
+
+/// An account as the engine holds it (balances live in the ledger).
+#[derive(Clone, Debug)]
+pub struct Account {
+    /// Id.
+    pub id: String,
+    /// Margin mode.
+    pub mode: MarginMode,
+    /// Positions by instrument.
+    pub positions: BTreeMap<String, PositionState>,
+    /// Leverage chosen per instrument.
+    pub leverage: BTreeMap<String, Decimal>,
+    /// Last evaluated state.
+    pub state: AccountState,
+    /// Whether a margin call was sent in the current episode.
+    pub margin_call_sent: bool,
+    /// Consecutive evaluations in breach of the liquidation threshold, and since when.
+    pub breach: Option<(u32, Timestamp)>,
+}
+
+impl Account {
+    fn new(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            mode: MarginMode::Cross,
+            positions: BTreeMap::new(),
+            leverage: BTreeMap::new(),
+            state: AccountState::Healthy,
+            margin_call_sent: false,
+            breach: None,
+        }
+    }
+}
+
+/// One index source's last price.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct SourcePrice {
+    price: Decimal,
+    at: Timestamp,
+}
+
+/// The engine.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    venue: Venue,
+    config: EngineConfig,
+    market: Market,
+    ledger: Ledger,
+    accounts: BTreeMap<String, Account>,
+    /// The outside world's positions (the other side of fills against `external`), so that its
+    /// realised P&L also passes through clearing.
+    external: BTreeMap<String, PositionState>,
+    sources: BTreeMap<String, BTreeMap<String, SourcePrice>>,
+    pending_jumps: BTreeMap<String, Decimal>,
+    holders: BTreeMap<String, BTreeSet<String>>,
+    last_seq: Option<u64>,
+    now: Timestamp,
+    events: u64,
+}
+
+/// The fixed point of time before any event.
+const EPOCH: Timestamp = Timestamp::UNIX_EPOCH;
+
+impl Engine {
+    /// An engine with no accounts and no prices.
+    #[must_use]
+    pub fn new(venue: Venue, config: EngineConfig) -> Self {
+        Self {
+            venue,
+            config,
+            market: Market {
+                timestamp: EPOCH,
+                index: IndexMap::new(),
+                mark: IndexMap::new(),
+                vol: IndexMap::new(),
+                rate: 0.0,
+                open_interest: IndexMap::new(),
+            },
+            ledger: Ledger::default(),
+            accounts: BTreeMap::new(),
+            external: BTreeMap::new(),
+            sources: BTreeMap::new(),
+            pending_jumps: BTreeMap::new(),
+            holders: BTreeMap::new(),
+            last_seq: None,
+            now: EPOCH,
+            events: 0,
+        }
+    }
+
+    /// The ledger.
+    #[must_use]
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The accounts.
+    #[must_use]
+    pub fn accounts(&self) -> &BTreeMap<String, Account> {
+        &self.accounts
+    }
+
+    /// The current market.
+    #[must_use]
+    pub fn market(&self) -> &Market {
+        &self.market
+    }
+
+    /// The venue.
+    #[must_use]
+    pub fn venue(&self) -> &Venue {
+        &self.venue
+    }
+
+    /// Events applied (accepted or refused).
+    #[must_use]
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Applies one event. A refused event yields a single `rejected` effect and changes nothing
+    /// but the last sequence number.
+    pub fn apply(&mut self, envelope: &Envelope) -> Vec<Effect> {
+        if let Some(last) = self.last_seq
+            && envelope.seq <= last
+        {
+            return vec![rejected(&reject(
+                RejectReason::SequenceNotIncreasing,
+                format!("sequence {} after {last}", envelope.seq),
+            ))];
+        }
+        if envelope.ts < self.now {
+            return vec![rejected(&reject(
+                RejectReason::TimestampBeforePrevious,
+                format!("{} is before {}", envelope.ts, self.now),
+            ))];
+        }
+        self.last_seq = Some(envelope.seq);
+        self.events += 1;
+        self.now = envelope.ts;
+        self.market.timestamp = envelope.ts;
+        let result = match &envelope.event {
+            Event::Deposit(e) => self.deposit(&e.account, &e.asset, e.amount.value()),
+            Event::Withdraw(e) => self.withdraw(&e.account, &e.asset, e.amount.value()),
+            Event::Transfer(e) => self.transfer(&e.from, &e.to, &e.asset, e.amount.value()),
+            Event::Fill(e) => self.fill(e),
+            Event::IndexPrice(e) => {
+                self.index_price(&e.underlying, e.price.value(), e.source.as_deref())
+            }
+            Event::MarkPrice(e) => self.mark_price(&e.instrument, e.price.value()),
+            Event::VolSurface(e) => self.vol_surface(&e.underlying, &e.expiry, &e.strikes, &e.vols),
+            Event::Funding(e) => self.funding(&e.instrument, e.rate),
+            Event::Settlement(e) => self.settlement(&e.instrument, e.price.value()),
+            Event::SetLeverage(e) => self.set_leverage(&e.account, &e.instrument, e.leverage),
+            Event::SetMarginMode(e) => self.set_margin_mode(&e.account, e.mode),
+            Event::SetIsolatedMargin(e) => {
+                self.set_isolated_margin(&e.account, &e.instrument, e.amount.value())
+            }
+        };
+        match result {
+            Ok(effects) => effects,
+            Err(rejection) => vec![rejected(&rejection)],
+        }
+    }
+
+    // ---- checks shared by the handlers -------------------------------------------------------
+
+    fn known_account(&self, id: &str) -> Result<&Account, Rejection> {
+        self.accounts.get(id).ok_or_else(|| {
+            reject(
+                RejectReason::UnknownAccount,
+                format!("account {id:?} does not exist"),
+            )
+        })
+    }
+
+    fn checked_amount(&self, asset: &str, amount: Decimal) -> Result<u32, Rejection> {
+        let precision = self
+            .venue
+            .asset(asset)
+            .map_err(|problem| reject(RejectReason::UnknownAsset, problem))?
+            .precision;
+        if amount <= Decimal::ZERO {
+            return Err(reject(
+                RejectReason::AmountMustBePositive,
+                format!("amount {amount}"),
+            ));
+        }
+        if amount.normalize().scale() > precision {
+            return Err(reject(
+                RejectReason::PrecisionExceeded,
+                format!("{amount} has more than {asset}'s {precision} decimals"),
+            ));
+        }
+        Ok(precision)
+    }
+
+    fn instrument(&self, name: &str) -> Result<Arc<Instrument>, Rejection> {
+        self.venue
+            .instrument(name)
+            .map_err(|problem| reject(RejectReason::UnknownInstrument, problem))
+    }
+
+    // ---- valuation ------------------------------------------------------------------------------
+
+    /// The account as a portfolio (balances from the ledger), with `change` applied to a copy.
+    fn portfolio_of(&self, account: &Account) -> Result<Portfolio, Rejection> {
+        let wallet = LedgerAccount::Wallet(account.id.clone());
+        let mut balances = Vec::new();
+        for (symbol, asset) in &self.venue.assets {
+            let amount = self.ledger.balance(&wallet, symbol);
+            if !amount.is_zero() {
+                balances.push(Balance {
+                    asset: asset.clone(),
+                    amount: Amount(amount),
+                });
+            }
+        }
+        let positions = account
+            .positions
+            .values()
+            .map(|p| {
+                let isolated_margin = p.isolated.then(|| {
+                    Amount(self.ledger.balance(
+                        &LedgerAccount::Isolated(account.id.clone(), p.instrument.name.clone()),
+                        &p.instrument.settlement,
+                    ))
+                });
+                Ok(Position {
+                    instrument: Arc::clone(&p.instrument),
+                    size: Quantity(p.size),
+                    entry_price: Price::new_checked(p.entry)
+                        .map_err(|problem| reject(RejectReason::OutOfRange, problem))?,
+                    isolated_margin,
+                    leverage: account.leverage.get(&p.instrument.name).copied(),
+                })
+            })
+            .collect::<Result<Vec<_>, Rejection>>()?;
+        let settlement_asset = self
+            .venue
+            .asset(&self.venue.settlement_asset)
+            .map_err(|problem| reject(RejectReason::UnknownAsset, problem))?
+            .clone();
+        Ok(Portfolio {
+            account: account.id.clone(),
+            mode: account.mode,
+            balances,
+            positions,
+            settlement_asset,
+            market: None,
+        })
+    }
+
+    fn report_of(&self, portfolio: &Portfolio) -> Result<MarginReport, Rejection> {
+        let view = MarketView::new(&self.venue, &self.market).map_err(risk_rejection)?;
+        build_report(portfolio, &view, Detail::Figures).map_err(risk_rejection)
+    }
+
+    fn report(&self, id: &str) -> Result<MarginReport, Rejection> {
+        let account = self.known_account(id)?;
+        self.report_of(&self.portfolio_of(account)?)
+    }
+
+    // ---- money ----------------------------------------------------------------------------------
+
+    fn deposit(
+        &mut self,
+        id: &str,
+        asset: &str,
+        amount: Decimal,
+    ) -> Result<Vec<Effect>, Rejection> {
+        self.checked_amount(asset, amount)?;
+        self.accounts
+            .entry(id.to_owned())
+            .or_insert_with(|| Account::new(id));
+        let mut effects = Vec::new();
+        self.move_money(
+            &LedgerAccount::External,
+            &LedgerAccount::Wallet(id.to_owned()),
+            asset,
+            amount,
+            TransferReason::Deposit,
+            &mut effects,
+        );
+        self.reindex(id);
+        self.evaluate(id, true, &mut effects);
+        Ok(effects)
+    }
+
+    /// Checks that taking `amount` of `asset` out of `id`'s wallet leaves it covering its initial
+    /// margin and holding no negative balance (Hyperliquid 2025: no withdrawal may leave an
+    /// account below IM; Mango 2022: unrealised profit is not a balance, so it cannot leave).
+    fn check_outflow(&self, id: &str, asset: &str, amount: Decimal) -> Result<(), Rejection> {
+        let account = self.known_account(id)?;
+        let balance = self
+            .ledger
+            .balance(&LedgerAccount::Wallet(id.to_owned()), asset);
+        if balance < amount {
+            return Err(reject(
+                RejectReason::InsufficientBalance,
+                format!(
+                    "{id} holds {} {asset}, not {}",
+                    balance.normalize(),
+                    amount.normalize()
+                ),
+            ));
+        }
+        let mut after = self.portfolio_of(account)?;
+        if let Some(held) = after.balances.iter_mut().find(|b| b.asset.symbol == asset) {
+            held.amount = Amount(held.amount.value() - amount);
+        }
+        let report = self.report_of(&after)?;
+        if report.available.value() < Decimal::ZERO && !report.initial_margin.is_zero() {
+            return Err(reject(
+                RejectReason::ExceedsWithdrawable,
+                format!(
+                    "taking {amount} {asset} leaves equity {} below the initial margin {} {}",
+                    report.equity, report.initial_margin, report.settlement_asset
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn withdraw(
+        &mut self,
+        id: &str,
+        asset: &str,
+        amount: Decimal,
+    ) -> Result<Vec<Effect>, Rejection> {
+        self.known_account(id)?;
+        self.checked_amount(asset, amount)?;
+        self.check_outflow(id, asset, amount)?;
+        let mut effects = Vec::new();
+        self.move_money(
+            &LedgerAccount::Wallet(id.to_owned()),
+            &LedgerAccount::External,
+            asset,
+            amount,
+            TransferReason::Withdrawal,
+            &mut effects,
+        );
+        self.reindex(id);
+        self.evaluate(id, true, &mut effects);
+        Ok(effects)
+    }
+
+    fn transfer(
+        &mut self,
+        from: &str,
+        to: &str,
+        asset: &str,
+        amount: Decimal,
+    ) -> Result<Vec<Effect>, Rejection> {
+        self.known_account(from)?;
+        if from == to {
+            return Err(reject(
+                RejectReason::AccountsMustBeDifferent,
+                format!("{from} to itself"),
+            ));
+        }
+        if LedgerAccount::named(to) != LedgerAccount::Wallet(to.to_owned()) {
+            return Err(reject(
+                RejectReason::UnknownAccount,
+                format!("{to:?} is not a user account"),
+            ));
+        }
+        self.checked_amount(asset, amount)?;
+        self.check_outflow(from, asset, amount)?;
+        self.accounts
+            .entry(to.to_owned())
+            .or_insert_with(|| Account::new(to));
+        let mut effects = Vec::new();
+        self.move_money(
+            &LedgerAccount::Wallet(from.to_owned()),
+            &LedgerAccount::Wallet(to.to_owned()),
+            asset,
+            amount,
+            TransferReason::Transfer,
+            &mut effects,
+        );
+        self.reindex(from);
+        self.reindex(to);
+        self.evaluate(from, true, &mut effects);
+        self.evaluate(to, true, &mut effects);
+        Ok(effects)
+    }
+
+    /// Moves a positive amount and records the effect; amounts here are validated beforehand, so
+    /// the ledger cannot refuse them.
+    fn move_money(
+        &mut self,
+        from: &LedgerAccount,
+        to: &LedgerAccount,
+        asset: &str,
+        amount: Decimal,
+        reason: TransferReason,
+        effects: &mut Vec<Effect>,
+    ) {
+        if self.ledger.transfer(from, to, asset, amount).is_ok() {
+            effects.push(Effect::TransferApplied {
+                from: from.to_string(),
+                to: to.to_string(),
+                asset: asset.to_owned(),
+                amount: Amount(amount),
+                reason,
+            });
+        }
+    }
+
+    /// Settles a signed cash flow for `holder` (positive: `holder` receives) against `counter`,
+    /// rounded toward the venue at the asset's precision.
+    fn settle_cash(
+        &mut self,
+        holder: &LedgerAccount,
+        counter: &LedgerAccount,
+        asset: &str,
+        received: Decimal,
+        reason: TransferReason,
+        effects: &mut Vec<Effect>,
+    ) {
+        let precision = self.venue.asset(asset).map_or(8, |a| a.precision);
+        let rounded = rounding::credit(received, precision);
+        if let Ok(Some((from, to, amount))) = self.ledger.settle(counter, holder, asset, rounded) {
+            effects.push(Effect::TransferApplied {
+                from: from.to_string(),
+                to: to.to_string(),
+                asset: asset.to_owned(),
+                amount: Amount(amount),
+                reason,
+            });
+        }
+    }
+
+    // ---- trading --------------------------------------------------------------------------------
+
+    fn fill(&mut self, event: &crate::event::Fill) -> Result<Vec<Effect>, Rejection> {
+        let id = event.account.as_str();
+        self.known_account(id)?;
+        let instrument = self.instrument(&event.instrument)?;
+        let size = event.size.value();
+        if size <= Decimal::ZERO {
+            return Err(reject(
+                RejectReason::InvalidSize,
+                "a fill's size must be positive",
+            ));
+        }
+        instrument
+            .check_size(size)
+            .map_err(|problem| reject(RejectReason::InvalidSize, problem))?;
+        let counterparty = LedgerAccount::named(&event.counterparty);
+        if counterparty == LedgerAccount::Wallet(id.to_owned()) {
+            return Err(reject(
+                RejectReason::AccountsMustBeDifferent,
+                format!("{id} trades with itself"),
+            ));
+        }
+        if let LedgerAccount::Wallet(other) = &counterparty {
+            self.known_account(other)?;
+        } else if counterparty != LedgerAccount::External {
+            return Err(reject(
+                RejectReason::UnknownAccount,
+                format!("counterparty {:?}", event.counterparty),
+            ));
+        }
+        let fee = event.fee.value();
+        if !fee.is_zero() {
+            self.checked_amount(&instrument.settlement, fee.abs())?;
+        }
+        let signed = match event.side {
+            Side::Buy => size,
+            Side::Sell => -size,
+        };
+        let price = event.price.value();
+        if solvent_risk::standard::bounded_exposure(&instrument, signed, &[price]).is_none() {
+            return Err(reject(
+                RejectReason::OutOfRange,
+                "the fill's value exceeds 1e15",
+            ));
+        }
+        self.check_open_interest(&instrument, id, &counterparty, signed)?;
+        self.check_trade_risk(id, &instrument, signed, price, fee)?;
+        if let LedgerAccount::Wallet(other) = &counterparty {
+            self.check_trade_risk(other, &instrument, -signed, price, Decimal::ZERO)?;
+        }
+        // Checked: apply both sides.
+        let mut effects = Vec::new();
+        self.trade(
+            id,
+            &instrument,
+            signed,
+            price,
+            TransferReason::RealisedPnl,
+            &mut effects,
+        );
+        if !fee.is_zero() {
+            self.settle_cash(
+                &LedgerAccount::Wallet(id.to_owned()),
+                &LedgerAccount::Fees,
+                &instrument.settlement,
+                -fee,
+                TransferReason::Fee,
+                &mut effects,
+            );
+        }
+        match &counterparty {
+            LedgerAccount::Wallet(other) => {
+                let other = other.clone();
+                self.trade(
+                    &other,
+                    &instrument,
+                    -signed,
+                    price,
+                    TransferReason::RealisedPnl,
+                    &mut effects,
+                );
+                self.reindex(&other);
+                self.evaluate(&other, true, &mut effects);
+            }
+            _ => self.trade_external(&instrument, -signed, price, &mut effects),
+        }
+        self.reindex(id);
+        self.evaluate(id, true, &mut effects);
+        Ok(effects)
+    }
+
+    fn open_interest(&self, name: &str) -> Decimal {
+        self.accounts
+            .values()
+            .filter_map(|a| a.positions.get(name))
+            .chain(self.external.get(name))
+            .map(|p| p.size.max(Decimal::ZERO))
+            .sum()
+    }
+
+    fn check_open_interest(
+        &self,
+        instrument: &Instrument,
+        id: &str,
+        counterparty: &LedgerAccount,
+        signed: Decimal,
+    ) -> Result<(), Rejection> {
+        let Some(cap) = self.config.guards.max_open_interest.get(&instrument.name) else {
+            return Ok(());
+        };
+        let size_of = |account: Option<&Account>| {
+            account
+                .and_then(|a| a.positions.get(&instrument.name))
+                .map_or(Decimal::ZERO, |p| p.size)
+        };
+        let mine = size_of(self.accounts.get(id));
+        let theirs = match counterparty {
+            LedgerAccount::Wallet(other) => size_of(self.accounts.get(other)),
+            _ => self
+                .external
+                .get(&instrument.name)
+                .map_or(Decimal::ZERO, |p| p.size),
+        };
+        let change = (mine + signed).max(Decimal::ZERO) - mine.max(Decimal::ZERO)
+            + (theirs - signed).max(Decimal::ZERO)
+            - theirs.max(Decimal::ZERO);
+        let after = self.open_interest(&instrument.name) + change;
+        if change > Decimal::ZERO && after > *cap {
+            return Err(reject(
+                RejectReason::OpenInterestCap,
+                format!(
+                    "open interest of {} would be {after}, above its cap {cap}",
+                    instrument.name
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Pre-trade checks of one side: an account in reduce-only or worse may only reduce; any
+    /// account must cover its initial margin after a trade that raises it.
+    fn check_trade_risk(
+        &self,
+        id: &str,
+        instrument: &Arc<Instrument>,
+        signed: Decimal,
+        price: Decimal,
+        fee: Decimal,
+    ) -> Result<(), Rejection> {
+        let account = self.known_account(id)?;
+        let before_portfolio = self.portfolio_of(account)?;
+        let before = self.report_of(&before_portfolio)?;
+        let mut after_account = account.clone();
+        let old = after_account.positions.get(&instrument.name);
+        let (old_size, old_entry, isolated) = old.map_or((Decimal::ZERO, price, false), |p| {
+            (p.size, p.entry, p.isolated)
+        });
+        let outcome = trade_position(instrument, old_size, old_entry, signed, price);
+        if Quantity::try_from(outcome.size).is_err() || outcome.entry > MAX_PRICE {
+            return Err(reject(
+                RejectReason::OutOfRange,
+                "the position would leave the accepted range",
+            ));
+        }
+        let increases = outcome.size.abs() > old_size.abs()
+            || (outcome.size.signum() != old_size.signum() && !outcome.size.is_zero());
+        if outcome.size.is_zero() {
+            after_account.positions.remove(&instrument.name);
+        } else {
+            after_account.positions.insert(
+                instrument.name.clone(),
+                PositionState {
+                    instrument: Arc::clone(instrument),
+                    size: outcome.size,
+                    entry: outcome.entry,
+                    isolated,
+                },
+            );
+        }
+        let mut after_portfolio = self.portfolio_of(&after_account)?;
+        let cash = outcome.realised + outcome.premium - fee;
+        if !isolated && !cash.is_zero() {
+            match after_portfolio
+                .balances
+                .iter_mut()
+                .find(|b| b.asset.symbol == instrument.settlement)
+            {
+                Some(balance) => balance.amount = Amount(balance.amount.value() + cash),
+                None => {
+                    let asset = self
+                        .venue
+                        .asset(&instrument.settlement)
+                        .map_err(|problem| reject(RejectReason::UnknownAsset, problem))?
+                        .clone();
+                    after_portfolio.balances.push(Balance {
+                        asset,
+                        amount: Amount(cash),
+                    });
+                }
+            }
+        }
+        let after = self.report_of(&after_portfolio)?;
+        let raises = increases || after.initial_margin > before.initial_margin;
+        if raises && before.state >= AccountState::ReduceOnly {
+            return Err(reject(
+                RejectReason::ReduceOnly,
+                format!(
+                    "{id} is {} (health {:?}) and may only reduce its positions",
+                    before.state, before.health
+                ),
+            ));
+        }
+        if raises && after.available.value() < Decimal::ZERO {
+            return Err(reject(
+                RejectReason::InsufficientInitialMargin,
+                format!(
+                    "{id}: initial margin {} would exceed equity {} by {} {}",
+                    after.initial_margin, after.equity, -after.available, after.settlement_asset
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Applies a signed trade to an account's position; realised P&L and premium pass through
+    /// clearing (into the isolated margin of an isolated position).
+    fn trade(
+        &mut self,
+        id: &str,
+        instrument: &Arc<Instrument>,
+        signed: Decimal,
+        price: Decimal,
+        reason: TransferReason,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(account) = self.accounts.get_mut(id) else {
+            return;
+        };
+        let old = account.positions.get(&instrument.name).cloned();
+        let (old_size, old_entry, isolated) =
+            old.as_ref().map_or((Decimal::ZERO, price, false), |p| {
+                (p.size, p.entry, p.isolated)
+            });
+        let outcome = trade_position(instrument, old_size, old_entry, signed, price);
+        if outcome.size.is_zero() {
+            account.positions.remove(&instrument.name);
+        } else {
+            account.positions.insert(
+                instrument.name.clone(),
+                PositionState {
+                    instrument: Arc::clone(instrument),
+                    size: outcome.size,
+                    entry: outcome.entry,
+                    isolated,
+                },
+            );
+        }
+        let holder = if isolated {
+            LedgerAccount::Isolated(id.to_owned(), instrument.name.clone())
+        } else {
+            LedgerAccount::Wallet(id.to_owned())
+        };
+        self.settle_cash(
+            &holder,
+            &LedgerAccount::Clearing,
+            &instrument.settlement,
+            outcome.realised,
+            reason,
+            effects,
+        );
+        self.settle_cash(
+            &holder,
+            &LedgerAccount::Clearing,
+            &instrument.settlement,
+            outcome.premium,
+            TransferReason::Premium,
+            effects,
+        );
+        if isolated && outcome.size.is_zero() {
+            self.release_isolated(id, instrument, effects);
+        }
+    }
+
+    /// The outside world's side of a fill: its realised P&L passes through clearing against
+    /// `external`, so clearing returns to zero once everything is closed.
+    fn trade_external(
+        &mut self,
+        instrument: &Arc<Instrument>,
+        signed: Decimal,
+        price: Decimal,
+        effects: &mut Vec<Effect>,
+    ) {
+        let old = self.external.get(&instrument.name).cloned();
+        let (old_size, old_entry) = old
+            .as_ref()
+            .map_or((Decimal::ZERO, price), |p| (p.size, p.entry));
+        let outcome = trade_position(instrument, old_size, old_entry, signed, price);
+        if outcome.size.is_zero() {
+            self.external.remove(&instrument.name);
+        } else {
+            self.external.insert(
+                instrument.name.clone(),
+                PositionState {
+                    instrument: Arc::clone(instrument),
+                    size: outcome.size,
+                    entry: outcome.entry,
+                    isolated: false,
+                },
+            );
+        }
+        for (amount, reason) in [
+            (outcome.realised, TransferReason::RealisedPnl),
+            (outcome.premium, TransferReason::Premium),
+        ] {
+            self.settle_cash(
+                &LedgerAccount::External,
+                &LedgerAccount::Clearing,
+                &instrument.settlement,
+                amount,
+                reason,
+                effects,
+            );
+        }
+    }
+
+    /// Returns what is left of an isolated position's margin to the wallet.
+    fn release_isolated(&mut self, id: &str, instrument: &Instrument, effects: &mut Vec<Effect>) {
+        let isolated = LedgerAccount::Isolated(id.to_owned(), instrument.name.clone());
+        let left = self.ledger.balance(&isolated, &instrument.settlement);
+        self.settle_cash(
+            &LedgerAccount::Wallet(id.to_owned()),
+            &isolated,
+            &instrument.settlement,
+            left,
+            TransferReason::IsolatedMargin,
+            effects,
+        );
+    }
+
+    // ---- settings -------------------------------------------------------------------------------
+
+    fn set_leverage(
+        &mut self,
+        id: &str,
+        name: &str,
+        leverage: Decimal,
+    ) -> Result<Vec<Effect>, Rejection> {
+        let account = self.known_account(id)?.clone();
+        let instrument = self.instrument(name)?;
+        let maximum = match instrument.margin.as_ref() {
+            solvent_core::venue::MarginRule::Tiered { tiers, .. } => {
+                tiers.first().map(|t| t.max_leverage)
+            }
+            _ => None,
+        };
+        if leverage <= Decimal::ZERO || maximum.is_some_and(|max| leverage > max) {
+            return Err(reject(
+                RejectReason::InvalidLeverage,
+                format!("leverage {leverage} for {name} (maximum {maximum:?})"),
+            ));
+        }
+        let mut after = account.clone();
+        after.leverage.insert(name.to_owned(), leverage);
+        let report = self.report_of(&self.portfolio_of(&after)?)?;
+        if report.available.value() < Decimal::ZERO && !report.initial_margin.is_zero() {
+            return Err(reject(
+                RejectReason::InsufficientInitialMargin,
+                format!(
+                    "at {leverage}x the initial margin {} exceeds equity {}",
+                    report.initial_margin, report.equity
+                ),
+            ));
+        }
+        self.accounts.insert(id.to_owned(), after);
+        let mut effects = Vec::new();
+        self.evaluate(id, true, &mut effects);
+        Ok(effects)
+    }
+
+    fn set_margin_mode(&mut self, id: &str, mode: MarginMode) -> Result<Vec<Effect>, Rejection> {
+        let account = self.known_account(id)?.clone();
+        if mode == MarginMode::Portfolio && self.venue.portfolio_margin.is_none() {
+            return Err(reject(
+                RejectReason::InvalidInput,
+                format!("{} offers no portfolio margin", self.venue.name),
+            ));
+        }
+        let mut after = account;
+        after.mode = mode;
+        let report = self.report_of(&self.portfolio_of(&after)?)?;
+        if report.available.value() < Decimal::ZERO && !report.initial_margin.is_zero() {
+            return Err(reject(
+                RejectReason::InsufficientInitialMargin,
+                format!(
+                    "in {mode:?} mode the initial margin {} exceeds equity {}",
+                    report.initial_margin, report.equity
+                ),
+            ));
+        }
+        self.accounts.insert(id.to_owned(), after);
+        let mut effects = Vec::new();
+        self.evaluate(id, true, &mut effects);
+        Ok(effects)
+    }
+
+    fn set_isolated_margin(
+        &mut self,
+        id: &str,
+        name: &str,
+        target: Decimal,
+    ) -> Result<Vec<Effect>, Rejection> {
+        let account = self.known_account(id)?.clone();
+        let instrument = self.instrument(name)?;
+        let Some(position) = account.positions.get(name).cloned() else {
+            return Err(reject(
+                RejectReason::InvalidInput,
+                format!("{id} holds no {name} position"),
+            ));
+        };
+        if matches!(instrument.terms, Terms::Option { .. }) {
+            return Err(reject(
+                RejectReason::InvalidInput,
+                "options are margined in the cross pool",
+            ));
+        }
+        if target < Decimal::ZERO {
+            return Err(reject(
+                RejectReason::AmountMustBePositive,
+                format!("target {target}"),
+            ));
+        }
+        let asset = instrument.settlement.clone();
+        let precision = self.venue.asset(&asset).map_or(8, |a| a.precision);
+        if target.normalize().scale() > precision {
+            return Err(reject(
+                RejectReason::PrecisionExceeded,
+                format!("{target} has more than {precision} decimals"),
+            ));
+        }
+        let isolated = LedgerAccount::Isolated(id.to_owned(), name.to_owned());
+        let current = if position.isolated {
+            self.ledger.balance(&isolated, &asset)
+        } else {
+            Decimal::ZERO
+        };
+        let delta = target - current;
+        let mut after = account.clone();
+        if let Some(p) = after.positions.get_mut(name) {
+            p.isolated = !target.is_zero();
+        }
+        // Check the result: the wallet must cover the cross pool's IM, and an isolated position
+        // its own initial margin.
+        let mut portfolio = self.portfolio_of(&after)?;
+        if let Some(balance) = portfolio
+            .balances
+            .iter_mut()
+            .find(|b| b.asset.symbol == asset)
+        {
+            balance.amount = Amount(balance.amount.value() - delta);
+        } else if delta < Decimal::ZERO {
+            let held = self
+                .venue
+                .asset(&asset)
+                .map_err(|p| reject(RejectReason::UnknownAsset, p))?
+                .clone();
+            portfolio.balances.push(Balance {
+                asset: held,
+                amount: Amount(-delta),
+            });
+        }
+        if let Some(p) = portfolio
+            .positions
+            .iter_mut()
+            .find(|p| p.instrument.name == name)
+        {
+            p.isolated_margin = (!target.is_zero()).then_some(Amount(target));
+        }
+        if delta
+            > self
+                .ledger
+                .balance(&LedgerAccount::Wallet(id.to_owned()), &asset)
+        {
+            return Err(reject(
+                RejectReason::InsufficientBalance,
+                format!("{id} lacks {delta} {asset} for the isolated margin"),
+            ));
+        }
+        let report = self.report_of(&portfolio)?;
+        let isolated_short = report.positions.iter().any(|p| {
+            p.instrument == name
+                && p.isolated
+                && p.isolated_equity.is_some_and(|e| e < p.initial_margin)
+        });
+        if (report.available.value() < Decimal::ZERO && !report.initial_margin.is_zero())
+            || isolated_short
+        {
+            return Err(reject(
+                RejectReason::InsufficientInitialMargin,
+                format!(
+                    "an isolated margin of {target} {asset} leaves the cross pool or the position below its initial margin"
+                ),
+            ));
+        }
+        self.accounts.insert(id.to_owned(), after);
+        let mut effects = Vec::new();
+        if delta > Decimal::ZERO {
+            self.move_money(
+                &LedgerAccount::Wallet(id.to_owned()),
+                &isolated,
+                &asset,
+                delta,
+                TransferReason::IsolatedMargin,
+                &mut effects,
+            );
+        } else if delta < Decimal::ZERO {
+            self.move_money(
+                &isolated,
+                &LedgerAccount::Wallet(id.to_owned()),
+                &asset,
+                -delta,
+                TransferReason::IsolatedMargin,
+                &mut effects,
+            );
+        }
+        self.reindex(id);
+        self.evaluate(id, true, &mut effects);
+        Ok(effects)
+    }
+
+    // ---- market data ----------------------------------------------------------------------------
+
+    fn index_price(
+        &mut self,
+        underlying: &str,
+        price: Decimal,
+        source: Option<&str>,
+    ) -> Result<Vec<Effect>, Rejection> {
+        let mut effects = Vec::new();
+        let source = source.unwrap_or("default").to_owned();
+        self.sources
+            .entry(underlying.to_owned())
+            .or_default()
+            .insert(
+                source,
+                SourcePrice {
+                    price,
+                    at: self.now,
+                },
+            );
+        let Some(median) = self.index_from_sources(underlying) else {
+            effects.push(Effect::PriceGuarded {
+                name: underlying.to_owned(),
+                received: Price(price),
+                used: None,
+                reason: "no fresh source within the outlier band".to_owned(),
+            });
+            return Ok(effects);
+        };
+        let Some(accepted) = self.confirm_jump(
+            underlying,
+            median,
+            self.market.index.get(underlying).map(|p| p.value()),
+            &mut effects,
+        ) else {
+            return Ok(effects);
+        };
+        if accepted != price {
+            effects.push(Effect::PriceGuarded {
+                name: underlying.to_owned(),
+                received: Price(price),
+                used: Some(Price(accepted)),
+                reason: "index is the median of fresh sources".to_owned(),
+            });
+        }
+        let accepted =
+            Price::new_checked(accepted).map_err(|p| reject(RejectReason::OutOfRange, p))?;
+        self.market.index.insert(underlying.to_owned(), accepted);
+        self.revalue_holders(underlying, &mut effects);
+        Ok(effects)
+    }
+
+    /// The median of the sources no older than the staleness limit, after dropping those further
+    /// than the outlier band from the median of all fresh sources (DESIGN.md 8.3).
+    fn index_from_sources(&self, underlying: &str) -> Option<Decimal> {
+        let guards = &self.config.guards;
+        let fresh: Vec<Decimal> = self
+            .sources
+            .get(underlying)?
+            .values()
+            .filter(|s| {
+                (self.now.as_millisecond() - s.at.as_millisecond()) <= guards.index_stale_ms
+            })
+            .map(|s| s.price)
+            .collect();
+        let first = median(fresh.clone())?;
+        let kept: Vec<Decimal> = fresh
+            .into_iter()
+            .filter(|price| ((*price - first) / first).abs() <= guards.index_outlier)
+            .collect();
+        median(kept)
+    }
+
+    /// A move above the jump threshold is held until the next update confirms it (within the
+    /// threshold of the pending price); returns the price to use now, if any.
+    fn confirm_jump(
+        &mut self,
+        name: &str,
+        price: Decimal,
+        previous: Option<Decimal>,
+        effects: &mut Vec<Effect>,
+    ) -> Option<Decimal> {
+        let threshold = self.config.guards.jump_confirm;
+        let Some(previous) = previous else {
+            return Some(price);
+        };
+        let jump = ((price - previous) / previous).abs();
+        if jump <= threshold {
+            self.pending_jumps.remove(name);
+            return Some(price);
+        }
+        if let Some(pending) = self.pending_jumps.remove(name)
+            && ((price - pending) / pending).abs() <= threshold
+        {
+            return Some(price);
+        }
+        self.pending_jumps.insert(name.to_owned(), price);
+        effects.push(Effect::PriceGuarded {
+            name: name.to_owned(),
+            received: Price(price),
+            used: None,
+            reason: format!(
+                "a move of {:.2}% awaits confirmation by the next update",
+                jump.to_f64().unwrap_or(0.0) * 100.0
+            ),
+        });
+        None
+    }
+
+    fn mark_price(&mut self, name: &str, price: Decimal) -> Result<Vec<Effect>, Rejection> {
+        let instrument = self.instrument(name)?;
+        let mut effects = Vec::new();
+        // Perpetual and future marks are clamped to a band around the index (Binance 2025: a thin
+        // book must not mark collateral or positions away from the index).
+        let mut used = price;
+        if matches!(instrument.terms, Terms::Perpetual | Terms::Future { .. })
+            && let Some(index) = self
+                .market
+                .index
+                .get(&instrument.underlying)
+                .map(|p| p.value())
+        {
+            let band = self.config.guards.mark_band;
+            let clamped = price.clamp(index * (Decimal::ONE - band), index * (Decimal::ONE + band));
+            if clamped != price {
+                effects.push(Effect::PriceGuarded {
+                    name: name.to_owned(),
+                    received: Price(price),
+                    used: Some(Price(clamped)),
+                    reason: format!("mark clamped to {band} around the index {index}"),
+                });
+                used = clamped;
+            }
+        }
+        let Some(used) = self.confirm_jump(
+            name,
+            used,
+            self.market.mark.get(name).map(|p| p.value()),
+            &mut effects,
+        ) else {
+            return Ok(effects);
+        };
+        let used = Price::new_checked(used).map_err(|p| reject(RejectReason::OutOfRange, p))?;
+        self.market.mark.insert(name.to_owned(), used);
+        self.revalue_holders(&instrument.underlying, &mut effects);
+        Ok(effects)
+    }
+
+    fn vol_surface(
+        &mut self,
+        underlying: &str,
+        expiry: &str,
+        strikes: &[f64],
+        vols: &[f64],
+    ) -> Result<Vec<Effect>, Rejection> {
+        let mut market = self.market.clone();
+        market.vol.entry(underlying.to_owned()).or_default().insert(
+            expiry.to_owned(),
+            Smile {
+                strikes: strikes.to_vec(),
+                vols: vols.to_vec(),
+            },
+        );
+        market
+            .validate("vol_surface", "")
+            .map_err(|error| reject(RejectReason::InvalidInput, error.to_string()))?;
+        MarketView::new(&self.venue, &market).map_err(risk_rejection)?;
+        self.market = market;
+        let mut effects = Vec::new();
+        self.revalue_holders(underlying, &mut effects);
+        Ok(effects)
+    }
+
+    fn funding(&mut self, name: &str, rate: Decimal) -> Result<Vec<Effect>, Rejection> {
+        let instrument = self.instrument(name)?;
+        if !matches!(instrument.terms, Terms::Perpetual) {
+            return Err(reject(
+                RejectReason::InvalidInput,
+                format!("{name} is not a perpetual"),
+            ));
+        }
+        if rate.abs() > Decimal::ONE {
+            return Err(reject(
+                RejectReason::OutOfRange,
+                format!("funding rate {rate}"),
+            ));
+        }
+        let view = MarketView::new(&self.venue, &self.market).map_err(risk_rejection)?;
+        let mark = view.mark(&instrument).map_err(risk_rejection)?.price;
+        // A long pays `size x contract size x mark x rate` (linear) or `size_usd x rate / mark`
+        // coin (inverse) when the rate is positive; shorts receive it.
+        let payment = |size: Decimal| match instrument.style {
+            Style::Linear => size * instrument.contract_size * mark * rate,
+            Style::Inverse => size * rate / mark,
+        };
+        let mut effects = Vec::new();
+        let holders: Vec<(String, Decimal, bool)> = self
+            .accounts
+            .values()
+            .filter_map(|a| {
+                a.positions
+                    .get(name)
+                    .map(|p| (a.id.clone(), p.size, p.isolated))
+            })
+            .collect();
+        for (id, size, isolated) in &holders {
+            let holder = if *isolated {
+                LedgerAccount::Isolated(id.clone(), name.to_owned())
+            } else {
+                LedgerAccount::Wallet(id.clone())
+            };
+            self.settle_cash(
+                &holder,
+                &LedgerAccount::Clearing,
+                &instrument.settlement,
+                -payment(*size),
+                TransferReason::Funding,
+                &mut effects,
+            );
+        }
+        if let Some(size) = self.external.get(name).map(|p| p.size) {
+            self.settle_cash(
+                &LedgerAccount::External,
+                &LedgerAccount::Clearing,
+                &instrument.settlement,
+                -payment(size),
+                TransferReason::Funding,
+                &mut effects,
+            );
+        }
+        for (id, _, _) in &holders {
+            self.evaluate(id, false, &mut effects);
+        }
+        Ok(effects)
+    }
+
+    fn settlement(&mut self, name: &str, price: Decimal) -> Result<Vec<Effect>, Rejection> {
+        let instrument = self.instrument(name)?;
+        if matches!(instrument.terms, Terms::Perpetual) {
+            return Err(reject(
+                RejectReason::InvalidInput,
+                format!("{name} is a perpetual: it never settles"),
+            ));
+        }
+        let mut effects = Vec::new();
+        let holders: Vec<(String, Decimal)> = self
+            .accounts
+            .values()
+            .filter_map(|a| a.positions.get(name).map(|p| (a.id.clone(), p.size)))
+            .collect();
+        let is_option = matches!(instrument.terms, Terms::Option { .. });
+        for (id, size) in &holders {
+            if is_option {
+                // The option is exercised for its settlement value, paid through clearing.
+                let (holder, isolated) = self.holder_of(id, name);
+                let value = *size * instrument.contract_size * price;
+                if let Some(account) = self.accounts.get_mut(id) {
+                    account.positions.remove(name);
+                }
+                self.settle_cash(
+                    &holder,
+                    &LedgerAccount::Clearing,
+                    &instrument.settlement,
+                    value,
+                    TransferReason::Settlement,
+                    &mut effects,
+                );
+                if isolated {
+                    self.release_isolated(id, &instrument, &mut effects);
+                }
+            } else {
+                self.trade(
+                    id,
+                    &instrument,
+                    -*size,
+                    price,
+                    TransferReason::Settlement,
+                    &mut effects,
+                );
+            }
+            self.reindex(id);
+        }
+        if let Some(size) = self.external.get(name).map(|p| p.size) {
+            if is_option {
+                self.external.remove(name);
+                self.settle_cash(
+                    &LedgerAccount::External,
+                    &LedgerAccount::Clearing,
+                    &instrument.settlement,
+                    size * instrument.contract_size * price,
+                    TransferReason::Settlement,
+                    &mut effects,
+                );
+            } else {
+                self.trade_external(&instrument, -size, price, &mut effects);
+            }
+        }
+        for (id, _) in &holders {
+            self.evaluate(id, true, &mut effects);
+        }
+        Ok(effects)
+    }
+
+    fn holder_of(&self, id: &str, name: &str) -> (LedgerAccount, bool) {
+        let isolated = self
+            .accounts
+            .get(id)
+            .and_then(|a| a.positions.get(name))
+            .is_some_and(|p| p.isolated);
+        if isolated {
+            (
+                LedgerAccount::Isolated(id.to_owned(), name.to_owned()),
+                true,
+            )
+        } else {
+            (LedgerAccount::Wallet(id.to_owned()), false)
+        }
+    }
+
+    // ---- monitoring -----------------------------------------------------------------------------
+
+    /// Re-indexes which underlyings an account is exposed to (positions and collateral).
+    fn reindex(&mut self, id: &str) {
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        if let Some(account) = self.accounts.get(id) {
+            for position in account.positions.values() {
+                names.insert(position.instrument.underlying.clone());
+            }
+        }
+        let wallet = LedgerAccount::Wallet(id.to_owned());
+        for (symbol, asset) in &self.venue.assets {
+            if asset.usd_peg.is_none() && !self.ledger.balance(&wallet, symbol).is_zero() {
+                names.insert(asset.index.clone());
+            }
+        }
+        for (name, holders) in &mut self.holders {
+            if !names.contains(name) {
+                holders.remove(id);
+            }
+        }
+        for name in names {
+            self.holders.entry(name).or_default().insert(id.to_owned());
+        }
+    }
+
+    fn revalue_holders(&mut self, underlying: &str, effects: &mut Vec<Effect>) {
+        let holders: Vec<String> = self
+            .holders
+            .get(underlying)
+            .map(|h| h.iter().cloned().collect())
+            .unwrap_or_default();
+        for id in holders {
+            self.evaluate(&id, false, effects);
+        }
+    }
+
+    fn index_is_stale(&self, underlying: &str) -> bool {
+        self.sources.get(underlying).is_none_or(|sources| {
+            sources.values().all(|s| {
+                self.now.as_millisecond() - s.at.as_millisecond()
+                    > self.config.guards.index_stale_ms
+            })
+        })
+    }
+
+    /// Recomputes an account's figures and acts on them: state changes, one margin call per
+    /// episode, liquidation when due and allowed by the guards.
+    fn evaluate(&mut self, id: &str, report_figures: bool, effects: &mut Vec<Effect>) {
+        let Ok(report) = self.report(id) else {
+            return;
+        };
+        if report_figures {
+            effects.push(Effect::AccountUpdated {
+                account: id.to_owned(),
+                equity: report.equity,
+                initial_margin: report.initial_margin,
+                maintenance_margin: report.maintenance_margin,
+                health: report.health,
+                state: report.state,
+            });
+        }
+        self.track_state(id, &report, effects);
+        let isolated_due: Vec<String> = report
+            .positions
+            .iter()
+            .filter(|p| {
+                p.isolated
+                    && p.isolated_health
+                        .is_some_and(|h| h <= self.venue.thresholds.liquidation)
+            })
+            .map(|p| p.instrument.clone())
+            .collect();
+        if report.state >= AccountState::Liquidating || !isolated_due.is_empty() {
+            self.maybe_liquidate(id, &report, &isolated_due, effects);
+        } else if let Some(account) = self.accounts.get_mut(id) {
+            account.breach = None;
+        }
+    }
+
+    fn track_state(&mut self, id: &str, report: &MarginReport, effects: &mut Vec<Effect>) {
+        let Some(account) = self.accounts.get_mut(id) else {
+            return;
+        };
+        let previous = account.state;
+        if report.state != previous {
+            effects.push(Effect::StateChanged {
+                account: id.to_owned(),
+                from: previous,
+                to: report.state,
+            });
+            account.state = report.state;
+        }
+        if report.state == AccountState::Healthy {
+            account.margin_call_sent = false;
+        } else if report.state >= AccountState::MarginCall && !account.margin_call_sent {
+            account.margin_call_sent = true;
+            effects.push(Effect::MarginCall {
+                account: id.to_owned(),
+                health: report.health,
+                deposit: Amount(
+                    (report.initial_margin.value() - report.equity.value()).max(Decimal::ZERO),
+                ),
+                asset: report.settlement_asset.clone(),
+            });
+        }
+    }
+
+    fn maybe_liquidate(
+        &mut self,
+        id: &str,
+        report: &MarginReport,
+        isolated_due: &[String],
+        effects: &mut Vec<Effect>,
+    ) {
+        let underlyings: BTreeSet<String> = self
+            .accounts
+            .get(id)
+            .map(|a| {
+                a.positions
+                    .values()
+                    .map(|p| p.instrument.underlying.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(stale) = underlyings.iter().find(|u| self.index_is_stale(u)) {
+            effects.push(Effect::LiquidationDeferred {
+                account: id.to_owned(),
+                reason: format!(
+                    "stale_index: no fresh {stale} index source; liquidation waits for one"
+                ),
+            });
+            return;
+        }
+        let guards = &self.config.guards;
+        let now = self.now;
+        let Some(account) = self.accounts.get_mut(id) else {
+            return;
+        };
+        let (count, since) = match account.breach {
+            Some((count, since)) => (count + 1, since),
+            None => (1, now),
+        };
+        account.breach = Some((count, since));
+        let persisted = count >= guards.liquidation_persist_updates
+            && now.as_millisecond() - since.as_millisecond() >= guards.liquidation_persist_ms;
+        if !persisted {
+            effects.push(Effect::LiquidationDeferred {
+                account: id.to_owned(),
+                reason: format!("breach_not_persistent: {count} evaluation(s) since {since}"),
+            });
+            return;
+        }
+        for name in isolated_due {
+            self.liquidate_position(id, name, true, effects);
+        }
+        if report.state >= AccountState::Liquidating {
+            self.liquidate_cross(id, effects);
+        }
+        if let Some(account) = self.accounts.get_mut(id) {
+            account.breach = None;
+        }
+        self.reindex(id);
+        if let Ok(after) = self.report(id) {
+            self.track_state(id, &after, effects);
+        }
+    }
+
+    /// Partial and gradual liquidation of the cross pool (DESIGN.md 8.2): close the position that
+    /// frees the most maintenance margin per unit of notional, at most a fraction of a large one
+    /// per step, until the account is back above the liquidation threshold.
+    fn liquidate_cross(&mut self, id: &str, effects: &mut Vec<Effect>) {
+        for _ in 0..self.config.liquidation.max_steps {
+            let Ok(report) = self.report(id) else {
+                return;
+            };
+            if report.state < AccountState::Liquidating {
+                return;
+            }
+            let choice = report
+                .positions
+                .iter()
+                .filter(|p| !p.isolated && !p.value.is_zero())
+                .max_by(|a, b| {
+                    let rate = |p: &solvent_risk::report::PositionReport| {
+                        (p.maintenance_margin.value() / p.value.value().abs())
+                            .to_f64()
+                            .unwrap_or(0.0)
+                    };
+                    rate(a)
+                        .total_cmp(&rate(b))
+                        .then_with(|| b.instrument.cmp(&a.instrument))
+                })
+                .map(|p| p.instrument.clone());
+            let Some(name) = choice else {
+                break;
+            };
+            self.liquidate_position(id, &name, false, effects);
+        }
+        self.cover_deficit(id, effects);
+    }
+
+    /// One liquidation step of one position: at the mark, vs the market, with the fee to the
+    /// insurance fund. A position the insurance fund cannot make whole is deleveraged instead.
+    fn liquidate_position(
+        &mut self,
+        id: &str,
+        name: &str,
+        isolated: bool,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(position) = self
+            .accounts
+            .get(id)
+            .and_then(|a| a.positions.get(name))
+            .cloned()
+        else {
+            return;
+        };
+        let instrument = Arc::clone(&position.instrument);
+        let Ok(view) = MarketView::new(&self.venue, &self.market) else {
+            return;
+        };
+        let Ok(mark) = view.mark(&instrument) else {
+            return;
+        };
+        let mark = mark.price;
+        let notional_usd = solvent_risk::standard::notional(&instrument, position.size, mark)
+            * view
+                .index(&instrument.settlement, "liquidation")
+                .unwrap_or(Decimal::ONE);
+        let params = &self.config.liquidation;
+        let whole = isolated || notional_usd <= params.full_close_notional_usd;
+        let step = instrument.size_step;
+        let mut quantity = if whole {
+            position.size.abs()
+        } else {
+            ((position.size.abs() * params.max_step_fraction) / step).ceil() * step
+        };
+        if instrument.style == Style::Inverse && !matches!(instrument.terms, Terms::Option { .. }) {
+            quantity = (quantity / instrument.contract_size).ceil() * instrument.contract_size;
+        }
+        let quantity = quantity.min(position.size.abs());
+        let signed = if position.size > Decimal::ZERO {
+            -quantity
+        } else {
+            quantity
+        };
+        let fee = rounding::credit(
+            solvent_risk::standard::notional(&instrument, quantity, mark) * params.fee_rate,
+            self.venue
+                .asset(&instrument.settlement)
+                .map_or(8, |a| a.precision),
+        );
+        let last = quantity == position.size.abs()
+            && self.accounts.get(id).is_some_and(|a| {
+                a.positions
+                    .values()
+                    .filter(|p| p.isolated == isolated)
+                    .count()
+                    <= 1
+                    || isolated
+            });
+        if last && self.deleverage_if_bankrupt(id, &instrument, signed, mark, isolated, effects) {
+            return;
+        }
+        let maintenance_before = self
+            .report(id)
+            .map_or(Decimal::ZERO, |r| r.maintenance_margin.value());
+        self.trade(
+            id,
+            &instrument,
+            signed,
+            mark,
+            TransferReason::LiquidationPnl,
+            effects,
+        );
+        self.trade_external(&instrument, -signed, mark, effects);
+        let holder = if isolated && quantity < position.size.abs() {
+            LedgerAccount::Isolated(id.to_owned(), name.to_owned())
+        } else {
+            LedgerAccount::Wallet(id.to_owned())
+        };
+        // The fee comes out of what the account still has: never beyond its cash, and never so
+        // much that it turns the account's equity negative (the fee must not cause a bankruptcy).
+        // Nor so much that the step cannot raise health: at most half the share of equity matching
+        // the share of maintenance margin the step freed (health then grows by the factor
+        // (1 - freed/2) / (1 - freed) per step), so liquidation stays partial and gradual.
+        let cash = self
+            .ledger
+            .balance(&holder, &instrument.settlement)
+            .max(Decimal::ZERO);
+        let cap = if isolated {
+            cash
+        } else {
+            self.report(id).map_or(Decimal::ZERO, |r| {
+                if r.settlement_asset != instrument.settlement || maintenance_before.is_zero() {
+                    return Decimal::ZERO;
+                }
+                let freed = (Decimal::ONE - r.maintenance_margin.value() / maintenance_before)
+                    .max(Decimal::ZERO);
+                r.equity.value().max(Decimal::ZERO) * freed / Decimal::TWO
+            })
+        };
+        let precision = self
+            .venue
+            .asset(&instrument.settlement)
+            .map_or(8, |a| a.precision);
+        let charged = rounding::credit(fee.min(cash).min(cap), precision);
+        if charged > Decimal::ZERO {
+            self.move_money(
+                &holder,
+                &LedgerAccount::InsuranceFund,
+                &instrument.settlement,
+                charged,
+                TransferReason::LiquidationFee,
+                effects,
+            );
+            self.insurance_changed(&instrument.settlement, charged, "liquidation fee", effects);
+        }
+        effects.push(Effect::Liquidation {
+            account: id.to_owned(),
+            instrument: name.to_owned(),
+            size: Quantity(signed),
+            price: Price(mark),
+            fee: Amount(charged),
+            reason: if isolated {
+                "isolated_health_below_threshold".to_owned()
+            } else {
+                "health_below_threshold".to_owned()
+            },
+        });
+    }
+
+    fn insurance_changed(
+        &self,
+        asset: &str,
+        change: Decimal,
+        reason: &str,
+        effects: &mut Vec<Effect>,
+    ) {
+        effects.push(Effect::InsuranceFundChanged {
+            asset: asset.to_owned(),
+            balance: Amount(self.ledger.balance(&LedgerAccount::InsuranceFund, asset)),
+            change: Amount(change),
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// When closing the last position at the mark would leave the account with negative equity
+    /// that the insurance fund cannot cover, the position is closed at the bankruptcy price
+    /// against the opposite positions ranked by profit x leverage (Hyperliquid, dYdX v4), so the
+    /// account ends at exactly nothing and no account without a position pays. Returns whether it
+    /// deleveraged.
+    fn deleverage_if_bankrupt(
+        &mut self,
+        id: &str,
+        instrument: &Arc<Instrument>,
+        signed: Decimal,
+        mark: Decimal,
+        isolated: bool,
+        effects: &mut Vec<Effect>,
+    ) -> bool {
+        let holder = if isolated {
+            LedgerAccount::Isolated(id.to_owned(), instrument.name.clone())
+        } else {
+            LedgerAccount::Wallet(id.to_owned())
+        };
+        let asset = instrument.settlement.clone();
+        let Some(position) = self
+            .accounts
+            .get(id)
+            .and_then(|a| a.positions.get(&instrument.name))
+            .cloned()
+        else {
+            return false;
+        };
+        let balance = self.ledger.balance(&holder, &asset);
+        let outcome = |price: Decimal| {
+            trade_position(instrument, position.size, position.entry, signed, price)
+        };
+        let at_mark = balance + outcome(mark).realised + outcome(mark).premium;
+        if !isolated && !self.cross_is_single_asset(id, &asset) {
+            return false;
+        }
+        let deficit = -at_mark;
+        let fund = self.ledger.balance(&LedgerAccount::InsuranceFund, &asset);
+        if deficit <= Decimal::ZERO || fund >= deficit {
+            return false;
+        }
+        // Bankruptcy price: the price at which closing leaves the holder with exactly zero.
+        let bankruptcy = solvent_risk::liquidation::solve(
+            mark,
+            position.size.signum().to_i8().unwrap_or(1),
+            (Decimal::new(1, 12), MAX_PRICE),
+            |p| Ok(balance + outcome(p).realised + outcome(p).premium),
+        );
+        let Ok(Some(bankruptcy)) = bankruptcy else {
+            return false;
+        };
+        let mut remaining = signed.abs();
+        let mut ranked: Vec<(String, f64, Decimal)> = self
+            .accounts
+            .values()
+            .filter(|a| a.id != id)
+            .filter_map(|a| {
+                let p = a.positions.get(&instrument.name)?;
+                if p.size.signum() == position.size.signum() {
+                    return None;
+                }
+                let profit =
+                    solvent_risk::standard::unrealized_pnl(instrument, p.size, p.entry, mark);
+                if profit <= Decimal::ZERO {
+                    return None;
+                }
+                let notional = solvent_risk::standard::notional(instrument, p.size, mark);
+                let equity = self
+                    .report(&a.id)
+                    .map(|r| r.equity.value())
+                    .unwrap_or(Decimal::ONE)
+                    .max(Decimal::new(1, 6));
+                let score = (profit * notional / equity).to_f64().unwrap_or(0.0);
+                Some((a.id.clone(), score, p.size.abs()))
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        if ranked.is_empty() {
+            return false;
+        }
+        for (other, _, available) in ranked {
+            if remaining.is_zero() {
+                break;
+            }
+            let take = remaining.min(available);
+            let sign = signed.signum();
+            self.trade(
+                id,
+                instrument,
+                take * sign,
+                bankruptcy,
+                TransferReason::Adl,
+                effects,
+            );
+            self.trade(
+                &other,
+                instrument,
+                -take * sign,
+                bankruptcy,
+                TransferReason::Adl,
+                effects,
+            );
+            effects.push(Effect::Adl {
+                account: id.to_owned(),
+                counterparty: other.clone(),
+                instrument: instrument.name.clone(),
+                size: Quantity(-take * sign),
+                price: Price(bankruptcy),
+            });
+            self.reindex(&other);
+            remaining -= take;
+        }
+        if !remaining.is_zero() {
+            // Not enough opposite interest inside: the rest closes at the market.
+            let rest = remaining * signed.signum();
+            self.trade(
+                id,
+                instrument,
+                rest,
+                mark,
+                TransferReason::LiquidationPnl,
+                effects,
+            );
+            self.trade_external(instrument, -rest, mark, effects);
+        }
+        true
+    }
+
+    fn cross_is_single_asset(&self, id: &str, asset: &str) -> bool {
+        let wallet = LedgerAccount::Wallet(id.to_owned());
+        self.venue
+            .assets
+            .keys()
+            .all(|symbol| symbol == asset || self.ledger.balance(&wallet, symbol).is_zero())
+    }
+
+    /// After liquidation, a negative balance in the settlement asset is covered by the insurance
+    /// fund (which may go negative: the venue's own loss, never another account's).
+    fn cover_deficit(&mut self, id: &str, effects: &mut Vec<Effect>) {
+        let Some(account) = self.accounts.get(id) else {
+            return;
+        };
+        if !account.positions.values().all(|p| p.isolated) {
+            return;
+        }
+        let wallet = LedgerAccount::Wallet(id.to_owned());
+        let assets: Vec<String> = self.venue.assets.keys().cloned().collect();
+        for asset in assets {
+            let balance = self.ledger.balance(&wallet, &asset);
+            if balance < Decimal::ZERO {
+                let borrowable = self
+                    .venue
+                    .collateral
+                    .get(&asset)
+                    .is_some_and(|s| s.borrow.is_some());
+                if borrowable
+                    && !self
+                        .report(id)
+                        .is_ok_and(|r| r.equity.value() < Decimal::ZERO)
+                {
+                    continue;
+                }
+                self.move_money(
+                    &LedgerAccount::InsuranceFund,
+                    &wallet,
+                    &asset,
+                    -balance,
+                    TransferReason::InsuranceCover,
+                    effects,
+                );
+                self.insurance_changed(
+                    &asset,
+                    balance,
+                    "bankrupt account's deficit covered",
+                    effects,
+                );
+            }
+        }
+    }
+
+    /// A deterministic fingerprint of the whole state (FNV-1a 64 over a canonical text): equal
+    /// events in equal order give equal hashes on any machine.
+    #[must_use]
+    pub fn state_hash(&self) -> String {
+        let mut text = String::new();
+        for (account, asset, amount) in self.ledger.balances() {
+            text.push_str(&format!("b|{account}|{asset}|{}\n", amount.normalize()));
+        }
+        for account in self.accounts.values() {
+            text.push_str(&format!(
+                "a|{}|{:?}|{}|{}\n",
+                account.id, account.mode, account.state, account.margin_call_sent
+            ));
+            for (name, p) in &account.positions {
+                text.push_str(&format!(
+                    "p|{}|{name}|{}|{}|{}\n",
+                    account.id,
+                    p.size.normalize(),
+                    p.entry.normalize(),
+                    p.isolated
+                ));
+            }
+            for (name, leverage) in &account.leverage {
+                text.push_str(&format!(
+                    "l|{}|{name}|{}\n",
+                    account.id,
+                    leverage.normalize()
+                ));
+            }
+        }
+        for (name, p) in &self.external {
+            text.push_str(&format!(
+                "x|{name}|{}|{}\n",
+                p.size.normalize(),
+                p.entry.normalize()
+            ));
+        }
+        for (name, price) in &self.market.index {
+            text.push_str(&format!("i|{name}|{price}\n"));
+        }
+        for (name, price) in &self.market.mark {
+            text.push_str(&format!("m|{name}|{price}\n"));
+        }
+        format!("{:016x}", fnv1a(text.as_bytes()))
+    }
+}
+
+fn median(mut values: Vec<Decimal>) -> Option<Decimal> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort();
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values.get(middle).copied()
+    } else {
+        Some((*values.get(middle - 1)? + *values.get(middle)?) / Decimal::TWO)
+    }
+}
+
+fn rejected(rejection: &Rejection) -> Effect {
+    Effect::Rejected {
+        reason: rejection.reason,
+        detail: rejection.detail.clone(),
+    }
+}
+
+/// FNV-1a, 64 bits (Fowler, Noll, Vo): a fixed, dependency-free fingerprint.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
