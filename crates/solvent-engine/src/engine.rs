@@ -1526,6 +1526,13 @@ impl Engine {
             if report.state < AccountState::Liquidating {
                 return;
             }
+            if report.equity.value() <= Decimal::ZERO {
+                // Bankrupt: partial steps at the mark would only realise the loss into a negative
+                // balance. Close everything, the largest position last, which the insurance fund
+                // covers or, beyond it, is deleveraged at the bankruptcy price.
+                self.close_bankrupt(id, &report, effects);
+                break;
+            }
             let choice = report
                 .positions
                 .iter()
@@ -1547,6 +1554,29 @@ impl Engine {
             self.liquidate_position(id, &name, false, effects);
         }
         self.cover_deficit(id, effects);
+    }
+
+    fn close_bankrupt(&mut self, id: &str, report: &MarginReport, effects: &mut Vec<Effect>) {
+        let mut order: Vec<(String, Decimal)> = report
+            .positions
+            .iter()
+            .filter(|p| !p.isolated)
+            .map(|p| (p.instrument.clone(), p.value.value().abs()))
+            .collect();
+        order.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        for (name, _) in order {
+            // Each position closes whole (`liquidate_position` closes whole when bankrupt).
+            for _ in 0..self.config.liquidation.max_steps {
+                let held = self
+                    .accounts
+                    .get(id)
+                    .is_some_and(|a| a.positions.contains_key(&name));
+                if !held {
+                    break;
+                }
+                self.liquidate_position(id, &name, false, effects);
+            }
+        }
     }
 
     /// One liquidation step of one position: at the mark, vs the market, with the fee to the
@@ -1579,7 +1609,11 @@ impl Engine {
                 .index(&instrument.settlement, "liquidation")
                 .unwrap_or(Decimal::ONE);
         let params = &self.config.liquidation;
-        let whole = isolated || notional_usd <= params.full_close_notional_usd;
+        let bankrupt = !isolated
+            && self
+                .report(id)
+                .is_ok_and(|r| r.equity.value() <= Decimal::ZERO);
+        let whole = isolated || bankrupt || notional_usd <= params.full_close_notional_usd;
         let step = instrument.size_step;
         let mut quantity = if whole {
             position.size.abs()

@@ -1,0 +1,558 @@
+//! Each guard of DESIGN.md 8.3 replaying a real incident, and the engine's hand-worked flows:
+//! margin calls, reduce-only, funding, liquidation, the insurance fund and ADL.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests: a failed unwrap is a failed test"
+)]
+
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use solvent_core::venue::Venue;
+use solvent_engine::Engine;
+use solvent_engine::config::EngineConfig;
+use solvent_engine::effect::{Effect, RejectReason};
+use solvent_engine::event::parse_line;
+use solvent_engine::ledger::LedgerAccount;
+use solvent_risk::AccountState;
+
+fn venue() -> Venue {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
+    Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Feeds events written compactly as `(type, fields)`; seq and time are generated, one second apart.
+struct Run {
+    engine: Engine,
+    seq: u64,
+}
+
+impl Run {
+    fn new(config: EngineConfig) -> Self {
+        Self {
+            engine: Engine::new(venue(), config),
+            seq: 0,
+        }
+    }
+
+    fn at(&mut self, seconds: u64, kind: &str, fields: &str) -> Vec<Effect> {
+        self.seq += 1;
+        let line = format!(
+            r#"{{"seq":{},"ts":"{}","type":"{kind}",{fields}}}"#,
+            self.seq,
+            jiff::Timestamp::from_second(1_767_225_600 + i64::try_from(seconds).unwrap()).unwrap()
+        );
+        let envelope = parse_line("test", usize::try_from(self.seq).unwrap(), &line).unwrap();
+        let effects = self.engine.apply(&envelope);
+        for total in self.engine.ledger().totals().values() {
+            assert_eq!(
+                *total,
+                Decimal::ZERO,
+                "money created or destroyed at {line}"
+            );
+        }
+        effects
+    }
+
+    fn next(&mut self, kind: &str, fields: &str) -> Vec<Effect> {
+        let seconds = self.seq;
+        self.at(seconds, kind, fields)
+    }
+
+    fn balance(&self, account: &str, asset: &str) -> Decimal {
+        self.engine
+            .ledger()
+            .balance(&LedgerAccount::named(account), asset)
+    }
+
+    fn state(&self, account: &str) -> AccountState {
+        self.engine.accounts()[account].state
+    }
+}
+
+fn rejection(effects: &[Effect]) -> Option<RejectReason> {
+    effects.iter().find_map(|e| match e {
+        Effect::Rejected { reason, .. } => Some(*reason),
+        _ => None,
+    })
+}
+
+fn index(run: &Run) -> Decimal {
+    run.engine.market().index["BTC"].value()
+}
+
+#[test]
+fn deribit_2019_one_bad_source_does_not_move_the_index() {
+    // March 2019: one of Deribit's index sources printed a bad BTC price and mass liquidations
+    // followed. The index is the median of fresh sources after dropping outliers (5%).
+    let mut run = Run::new(EngineConfig::default());
+    run.next(
+        "index_price",
+        r#""underlying":"BTC","price":"4000","source":"bitstamp""#,
+    );
+    run.next(
+        "index_price",
+        r#""underlying":"BTC","price":"4002","source":"coinbase""#,
+    );
+    run.next(
+        "index_price",
+        r#""underlying":"BTC","price":"3998","source":"kraken""#,
+    );
+    assert_eq!(index(&run), dec!(4000));
+    let effects = run.next(
+        "index_price",
+        r#""underlying":"BTC","price":"3000","source":"coinbase""#,
+    );
+    // Sources 4000, 3000, 3998: median 3998; 3000 is 25% away and dropped; median of the rest 3999.
+    assert_eq!(index(&run), dec!(3999));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::PriceGuarded { .. }))
+    );
+}
+
+#[test]
+fn binance_2025_collateral_is_valued_at_the_external_index() {
+    // October 2025: collateral (USDe, wBETH, BNSOL) marked on Binance's own thin book de-pegged
+    // and liquidated accounts while external markets held. Solvent values collateral at the index,
+    // whose sources are external: the venue's own book is one source among several and is dropped.
+    let mut run = Run::new(EngineConfig::default());
+    run.next("index_price", r#""underlying":"BTC","price":"100000""#);
+    run.next(
+        "index_price",
+        r#""underlying":"USDe","price":"0.9995","source":"curve""#,
+    );
+    run.next(
+        "index_price",
+        r#""underlying":"USDe","price":"0.9992","source":"bybit""#,
+    );
+    run.next(
+        "deposit",
+        r#""account":"u","asset":"USDe","amount":"20000""#,
+    );
+    run.next("deposit", r#""account":"u","asset":"USDT","amount":"1""#);
+    run.next(
+        "fill",
+        r#""account":"u","instrument":"BTCUSDT","side":"buy","size":"1","price":"100000","counterparty":"external""#,
+    );
+    assert_eq!(run.state("u"), AccountState::Healthy);
+    let effects = run.next(
+        "index_price",
+        r#""underlying":"USDe","price":"0.65","source":"own_book""#,
+    );
+    // Median of 0.9995, 0.9992, 0.65 is 0.9992; 0.65 is 35% away and dropped: index 0.99935.
+    assert_eq!(run.engine.market().index["USDe"].value(), dec!(0.99935));
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::Liquidation { .. }))
+    );
+    assert_eq!(run.state("u"), AccountState::Healthy);
+}
+
+#[test]
+fn a_stale_index_freezes_liquidation_but_not_computation() {
+    let mut run = Run::new(EngineConfig::default());
+    run.at(0, "index_price", r#""underlying":"BTC","price":"60000""#);
+    run.at(
+        1,
+        "deposit",
+        r#""account":"a","asset":"USDT","amount":"3100""#,
+    );
+    run.at(
+        2,
+        "fill",
+        r#""account":"a","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"external""#,
+    );
+    // Ten minutes without an index update: the feed is stale (limit 60 s). A mark fall now shows
+    // in the figures (equity 3,100 - 2,900 = 200 against MM 285.5) but must not liquidate.
+    let crash = run.at(
+        601,
+        "mark_price",
+        r#""instrument":"BTCUSDT","price":"57100""#,
+    );
+    assert_eq!(run.state("a"), AccountState::Liquidating);
+    assert!(
+        !crash
+            .iter()
+            .any(|e| matches!(e, Effect::Liquidation { .. })),
+        "{crash:?}"
+    );
+    assert!(crash.iter().any(|e| matches!(e, Effect::LiquidationDeferred { reason, .. } if reason.starts_with("stale_index"))));
+    // A fresh index confirms the fall and liquidation proceeds.
+    let fresh = run.at(602, "index_price", r#""underlying":"BTC","price":"57050""#);
+    assert!(
+        fresh
+            .iter()
+            .any(|e| matches!(e, Effect::Liquidation { .. })),
+        "{fresh:?}"
+    );
+}
+
+#[test]
+fn mango_2022_pumped_unrealised_profit_cannot_be_withdrawn() {
+    // October 2022: a trader pumped MNGO's thin market, marked a huge unrealised profit and
+    // borrowed and withdrew against it. Unrealised profit is not a balance: only cash leaves.
+    let mut run = Run::new(EngineConfig::default());
+    run.next("index_price", r#""underlying":"ETH","price":"3000""#);
+    run.next("deposit", r#""account":"m","asset":"USDT","amount":"5000""#);
+    run.next(
+        "fill",
+        r#""account":"m","instrument":"ETHUSDT","side":"buy","size":"10","price":"3000","counterparty":"external""#,
+    );
+    // The mark is pumped 30%: within a 5% band of the index it is clamped; the index (external
+    // sources) moves only 4%.
+    let pumped = run.next("mark_price", r#""instrument":"ETHUSDT","price":"3900""#);
+    assert!(
+        pumped
+            .iter()
+            .any(|e| matches!(e, Effect::PriceGuarded { .. }))
+    );
+    assert_eq!(run.engine.market().mark["ETHUSDT"].value(), dec!(3150));
+    // 10 x (3,150 - 3,000) = 1,500 of unrealised profit; the wallet holds 5,000 USDT of cash.
+    let greedy = run.next(
+        "withdraw",
+        r#""account":"m","asset":"USDT","amount":"6000""#,
+    );
+    assert_eq!(rejection(&greedy), Some(RejectReason::InsufficientBalance));
+    assert_eq!(run.balance("m", "USDT"), dec!(5000));
+}
+
+#[test]
+fn hyperliquid_2025_no_withdrawal_leaves_an_account_below_initial_margin() {
+    // March 2025: a whale withdrew unrealised profit and left a position at the edge, which the
+    // venue's vault had to absorb. A withdrawal that leaves equity below IM is refused.
+    let mut run = Run::new(EngineConfig::default());
+    run.next("index_price", r#""underlying":"BTC","price":"100000""#);
+    run.next(
+        "deposit",
+        r#""account":"w","asset":"USDT","amount":"12000""#,
+    );
+    run.next(
+        "set_leverage",
+        r#""account":"w","instrument":"BTCUSDT","leverage":"10""#,
+    );
+    run.next(
+        "fill",
+        r#""account":"w","instrument":"BTCUSDT","side":"buy","size":"1","price":"100000","counterparty":"external""#,
+    );
+    // IM = 100,000 / 10 = 10,000; equity 12,000: 2,000 is free, 2,001 is not.
+    let too_much = run.next(
+        "withdraw",
+        r#""account":"w","asset":"USDT","amount":"2001""#,
+    );
+    assert_eq!(
+        rejection(&too_much),
+        Some(RejectReason::ExceedsWithdrawable)
+    );
+    let fine = run.next(
+        "withdraw",
+        r#""account":"w","asset":"USDT","amount":"2000""#,
+    );
+    assert_eq!(rejection(&fine), None);
+    assert_eq!(run.balance("w", "USDT"), dec!(10000));
+}
+
+#[test]
+fn dydx_yfi_2023_open_interest_cap() {
+    // November 2023: YFI's open interest on dYdX grew far beyond its liquidity, was manipulated
+    // and cost the insurance fund about $9M. A cap on open interest refuses new exposure.
+    let mut config = EngineConfig::default();
+    config
+        .guards
+        .max_open_interest
+        .insert("ETHUSDT".to_owned(), dec!(50));
+    let mut run = Run::new(config);
+    run.next("index_price", r#""underlying":"ETH","price":"3000""#);
+    run.next(
+        "deposit",
+        r#""account":"y","asset":"USDT","amount":"1000000""#,
+    );
+    let within = run.next(
+        "fill",
+        r#""account":"y","instrument":"ETHUSDT","side":"buy","size":"40","price":"3000","counterparty":"external""#,
+    );
+    assert_eq!(rejection(&within), None);
+    let beyond = run.next(
+        "fill",
+        r#""account":"y","instrument":"ETHUSDT","side":"buy","size":"20","price":"3000","counterparty":"external""#,
+    );
+    assert_eq!(rejection(&beyond), Some(RejectReason::OpenInterestCap));
+    // Reducing is always allowed.
+    let reduce = run.next(
+        "fill",
+        r#""account":"y","instrument":"ETHUSDT","side":"sell","size":"20","price":"3000","counterparty":"external""#,
+    );
+    assert_eq!(rejection(&reduce), None);
+}
+
+#[test]
+fn a_jump_waits_for_confirmation() {
+    let mut run = Run::new(EngineConfig::default());
+    run.next("index_price", r#""underlying":"BTC","price":"100000""#);
+    let jump = run.next("index_price", r#""underlying":"BTC","price":"70000""#);
+    assert_eq!(index(&run), dec!(100000), "a 30% move is held");
+    assert!(
+        jump.iter()
+            .any(|e| matches!(e, Effect::PriceGuarded { used: None, .. }))
+    );
+    run.next("index_price", r#""underlying":"BTC","price":"70500""#);
+    assert_eq!(index(&run), dec!(70500), "confirmed by the next update");
+}
+
+#[test]
+fn liquidation_waits_for_the_breach_to_persist() {
+    let mut config = EngineConfig::default();
+    config.guards.liquidation_persist_updates = 2;
+    let mut run = Run::new(config);
+    run.next("index_price", r#""underlying":"BTC","price":"60000""#);
+    run.next(
+        "deposit",
+        r#""account":"p","asset":"USDT","amount":"10000""#,
+    );
+    run.next(
+        "fill",
+        r#""account":"p","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"external""#,
+    );
+    let first = run.next("index_price", r#""underlying":"BTC","price":"50150""#);
+    assert!(
+        first
+            .iter()
+            .any(|e| matches!(e, Effect::LiquidationDeferred { .. })),
+        "{first:?}"
+    );
+    assert!(
+        !first
+            .iter()
+            .any(|e| matches!(e, Effect::Liquidation { .. }))
+    );
+    let second = run.next("index_price", r#""underlying":"BTC","price":"50150""#);
+    assert!(
+        second
+            .iter()
+            .any(|e| matches!(e, Effect::Liquidation { .. })),
+        "{second:?}"
+    );
+}
+
+#[test]
+fn margin_call_once_per_episode_and_reduce_only() {
+    let mut run = Run::new(EngineConfig::default());
+    run.next("index_price", r#""underlying":"BTC","price":"60000""#);
+    run.next(
+        "deposit",
+        r#""account":"c","asset":"USDT","amount":"10000""#,
+    );
+    run.next(
+        "fill",
+        r#""account":"c","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"external""#,
+    );
+    // Equity 10,000 - (60,000 - p); MM 0.5% x p. At 50,350: 350 / 251.75 = 1.39 -> margin call.
+    let call = run.next("index_price", r#""underlying":"BTC","price":"50350""#);
+    let calls = |effects: &[Effect]| {
+        effects
+            .iter()
+            .filter(|e| matches!(e, Effect::MarginCall { .. }))
+            .count()
+    };
+    assert_eq!(calls(&call), 1);
+    assert_eq!(run.state("c"), AccountState::MarginCall);
+    // The call states the deposit restoring IM: IM 50,350 / 20 (the venue's default leverage)
+    // = 2,517.5, equity 350 -> 2,167.5.
+    assert!(
+        call.iter().any(
+            |e| matches!(e, Effect::MarginCall { deposit, .. } if deposit.value() == dec!(2167.5))
+        ),
+        "{call:?}"
+    );
+    let again = run.next("index_price", r#""underlying":"BTC","price":"50340""#);
+    assert_eq!(calls(&again), 0, "one call per episode");
+    // Reduce-only at 50,280: 280 / 251.4 = 1.11. Adding risk is refused, reducing is not.
+    run.next("index_price", r#""underlying":"BTC","price":"50280""#);
+    assert_eq!(run.state("c"), AccountState::ReduceOnly);
+    let more = run.next(
+        "fill",
+        r#""account":"c","instrument":"BTCUSDT","side":"buy","size":"0.1","price":"50280","counterparty":"external""#,
+    );
+    assert_eq!(rejection(&more), Some(RejectReason::ReduceOnly));
+    let less = run.next(
+        "fill",
+        r#""account":"c","instrument":"BTCUSDT","side":"sell","size":"0.5","price":"50280","counterparty":"external""#,
+    );
+    assert_eq!(rejection(&less), None);
+}
+
+#[test]
+fn funding_moves_money_from_longs_to_shorts_through_clearing() {
+    let mut run = Run::new(EngineConfig::default());
+    run.next("index_price", r#""underlying":"BTC","price":"50000""#);
+    run.next(
+        "deposit",
+        r#""account":"long","asset":"USDT","amount":"100000""#,
+    );
+    run.next(
+        "deposit",
+        r#""account":"short","asset":"USDT","amount":"100000""#,
+    );
+    run.next(
+        "fill",
+        r#""account":"long","instrument":"BTCUSDT","side":"buy","size":"2","price":"50000","counterparty":"short""#,
+    );
+    run.next("funding", r#""instrument":"BTCUSDT","rate":"0.0001""#);
+    // 2 x 50,000 x 0.01% = 10 USDT from the long, to the short.
+    assert_eq!(run.balance("long", "USDT"), dec!(99990));
+    assert_eq!(run.balance("short", "USDT"), dec!(100010));
+    assert_eq!(run.balance("clearing", "USDT"), dec!(0));
+}
+
+#[test]
+fn realised_pnl_passes_through_clearing_which_returns_to_zero() {
+    let mut run = Run::new(EngineConfig::default());
+    run.next("index_price", r#""underlying":"BTC","price":"60000""#);
+    for id in ["a", "b", "c"] {
+        run.next(
+            "deposit",
+            &format!(r#""account":"{id}","asset":"USDT","amount":"50000""#),
+        );
+    }
+    let fill = |run: &mut Run, account: &str, side: &str, price: &str, counterparty: &str| {
+        let effects = run.next(
+            "fill",
+            &format!(r#""account":"{account}","instrument":"BTCUSDT","side":"{side}","size":"1","price":"{price}","counterparty":"{counterparty}""#),
+        );
+        assert_eq!(rejection(&effects), None, "{effects:?}");
+    };
+    fill(&mut run, "a", "buy", "60000", "b"); // a long, b short at 60,000
+    fill(&mut run, "a", "sell", "61000", "c"); // a realises +1,000; c long at 61,000
+    assert_eq!(run.balance("a", "USDT"), dec!(51000));
+    assert_eq!(run.balance("clearing", "USDT"), dec!(-1000));
+    fill(&mut run, "b", "buy", "61000", "c"); // b realises -1,000; c closes flat
+    assert_eq!(run.balance("b", "USDT"), dec!(49000));
+    assert_eq!(run.balance("c", "USDT"), dec!(50000));
+    assert_eq!(run.balance("clearing", "USDT"), dec!(0));
+}
+
+#[test]
+fn a_bankruptcy_the_fund_cannot_cover_is_deleveraged_at_the_bankruptcy_price() {
+    let mut run = Run::new(EngineConfig::default());
+    run.next("index_price", r#""underlying":"BTC","price":"60000""#);
+    run.next(
+        "deposit",
+        r#""account":"loser","asset":"USDT","amount":"6100""#,
+    );
+    run.next(
+        "deposit",
+        r#""account":"winner","asset":"USDT","amount":"100000""#,
+    );
+    run.next(
+        "set_leverage",
+        r#""account":"loser","instrument":"BTCUSDT","leverage":"10""#,
+    );
+    run.next(
+        "fill",
+        r#""account":"loser","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"winner""#,
+    );
+    // A gap far through the liquidation price (confirmed by a second print): the loser's equity
+    // is 6,100 - 8,000 = -1,900 at 52,000, and the insurance fund is empty.
+    let effects = run.next("index_price", r#""underlying":"BTC","price":"52000""#);
+
+    let adl = effects.iter().find_map(|e| match e {
+        Effect::Adl {
+            counterparty,
+            price,
+            ..
+        } => Some((counterparty.clone(), price.value())),
+        _ => None,
+    });
+    let (counterparty, price) = adl.unwrap_or_else(|| panic!("no ADL: {effects:?}"));
+    assert_eq!(counterparty, "winner");
+    // Bankruptcy price: 6,100 + (p - 60,000) = 0 -> 53,900 (rounded up for a long's liquidation).
+    assert!((price - dec!(53900)).abs() < dec!(0.01), "{price}");
+    // The loser ends with nothing, not less; the winner gives up part of its profit.
+    assert!(
+        run.balance("loser", "USDT").abs() < dec!(0.01),
+        "{}",
+        run.balance("loser", "USDT")
+    );
+    assert!(run.engine.accounts()["loser"].positions.is_empty());
+    assert!(run.balance("winner", "USDT") > dec!(100000));
+}
+
+#[test]
+fn the_same_events_give_the_same_state_hash() {
+    let script = |run: &mut Run| {
+        run.next("index_price", r#""underlying":"BTC","price":"60000""#);
+        run.next(
+            "deposit",
+            r#""account":"a","asset":"USDT","amount":"10000""#,
+        );
+        run.next(
+            "fill",
+            r#""account":"a","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"external""#,
+        );
+        run.next("index_price", r#""underlying":"BTC","price":"50000""#);
+    };
+    let mut first = Run::new(EngineConfig::default());
+    let mut second = Run::new(EngineConfig::default());
+    script(&mut first);
+    script(&mut second);
+    assert_eq!(first.engine.state_hash(), second.engine.state_hash());
+}
+
+#[test]
+fn refused_events_change_nothing() {
+    let mut run = Run::new(EngineConfig::default());
+    run.next("index_price", r#""underlying":"BTC","price":"60000""#);
+    run.next("deposit", r#""account":"a","asset":"USDT","amount":"100""#);
+    let before = run.engine.state_hash();
+    for (kind, fields, reason) in [
+        (
+            "withdraw",
+            r#""account":"a","asset":"USDT","amount":"101""#,
+            RejectReason::InsufficientBalance,
+        ),
+        (
+            "withdraw",
+            r#""account":"nobody","asset":"USDT","amount":"1""#,
+            RejectReason::UnknownAccount,
+        ),
+        (
+            "deposit",
+            r#""account":"a","asset":"DOGE","amount":"1""#,
+            RejectReason::UnknownAsset,
+        ),
+        (
+            "deposit",
+            r#""account":"a","asset":"USDT","amount":"0.0000001""#,
+            RejectReason::PrecisionExceeded,
+        ),
+        (
+            "fill",
+            r#""account":"a","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"external""#,
+            RejectReason::InsufficientInitialMargin,
+        ),
+        (
+            "fill",
+            r#""account":"a","instrument":"NOPE","side":"buy","size":"1","price":"1","counterparty":"external""#,
+            RejectReason::UnknownInstrument,
+        ),
+        (
+            "fill",
+            r#""account":"a","instrument":"BTCUSDT","side":"buy","size":"0.0001","price":"60000""#,
+            RejectReason::InvalidSize,
+        ),
+    ] {
+        let effects = run.next(kind, fields);
+        assert_eq!(
+            rejection(&effects),
+            Some(reason),
+            "{kind} {fields}: {effects:?}"
+        );
+        assert_eq!(
+            run.engine.state_hash(),
+            before,
+            "{kind} {fields} changed the state"
+        );
+    }
+}
