@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 pub mod account;
+pub mod allocation;
 pub mod backtest;
 pub mod collateral;
 pub mod error;
