@@ -71,4 +71,7 @@ pub struct EngineConfig {
     pub liquidation: LiquidationParams,
     /// Price guards.
     pub guards: GuardParams,
+    /// Re-examine every holder at every index update instead of only those taken out of their
+    /// safe band: the reference the band index is tested against (slow by design).
+    pub exhaustive_monitoring: bool,
 }

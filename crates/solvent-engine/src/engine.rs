@@ -98,6 +98,19 @@ impl Account {
     }
 }
 
+/// Safe price bands of one underlying: accounts whose state cannot change while its index stays
+/// strictly inside `(low, high)`, ordered by each bound so a price update finds the accounts it
+/// takes out of their band in `O(log n + crossed)`.
+#[derive(Clone, Debug, Default)]
+struct Bands {
+    by_low: BTreeSet<(Decimal, String)>,
+    by_high: BTreeSet<(Decimal, String)>,
+}
+
+/// An account's exposure to one underlying: its name, index price, and `(coin exposure, largest
+/// maintenance rate)` per position or collateral balance on it.
+type Exposure = (String, Decimal, Vec<(Decimal, Decimal)>);
+
 /// One index source's last price.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct SourcePrice {
@@ -119,6 +132,10 @@ pub struct Engine {
     sources: BTreeMap<String, BTreeMap<String, SourcePrice>>,
     pending_jumps: BTreeMap<String, Decimal>,
     holders: BTreeMap<String, BTreeSet<String>>,
+    bands: BTreeMap<String, Bands>,
+    account_bands: BTreeMap<String, Vec<(String, Decimal, Decimal)>>,
+    /// Holders of an underlying without a band on it yet (examined at its every update).
+    unbanded: BTreeMap<String, BTreeSet<String>>,
     last_seq: Option<u64>,
     now: Timestamp,
     events: u64,
@@ -148,6 +165,9 @@ impl Engine {
             sources: BTreeMap::new(),
             pending_jumps: BTreeMap::new(),
             holders: BTreeMap::new(),
+            bands: BTreeMap::new(),
+            account_bands: BTreeMap::new(),
+            unbanded: BTreeMap::new(),
             last_seq: None,
             now: EPOCH,
             events: 0,
@@ -1076,8 +1096,43 @@ impl Engine {
         let accepted =
             Price::new_checked(accepted).map_err(|p| reject(RejectReason::OutOfRange, p))?;
         self.market.index.insert(underlying.to_owned(), accepted);
-        self.revalue_holders(underlying, &mut effects);
+        self.reclamp_marks(underlying, accepted.value(), &mut effects);
+        self.revalue_crossed(underlying, accepted.value(), &mut effects);
         Ok(effects)
+    }
+
+    /// Keeps every given perpetual and future mark on `underlying` inside the band around the new
+    /// index: a mark is clamped when it arrives, and again whenever the index moves away from it
+    /// (a stale mark must not value a position at a price the index has left).
+    fn reclamp_marks(&mut self, underlying: &str, index: Decimal, effects: &mut Vec<Effect>) {
+        let band = self.config.guards.mark_band;
+        let (low, high) = (index * (Decimal::ONE - band), index * (Decimal::ONE + band));
+        let names: Vec<String> = self.market.mark.keys().cloned().collect();
+        for name in names {
+            let Ok(instrument) = self.venue.instrument(&name) else {
+                continue;
+            };
+            if instrument.underlying != underlying
+                || !matches!(instrument.terms, Terms::Perpetual | Terms::Future { .. })
+            {
+                continue;
+            }
+            let Some(mark) = self.market.mark.get(&name).map(|p| p.value()) else {
+                continue;
+            };
+            let clamped = mark.clamp(low, high);
+            if clamped != mark
+                && let Ok(price) = Price::new_checked(clamped)
+            {
+                self.market.mark.insert(name.clone(), price);
+                effects.push(Effect::PriceGuarded {
+                    name,
+                    received: Price(mark),
+                    used: Some(price),
+                    reason: format!("mark clamped to {band} around the moved index {index}"),
+                });
+            }
+        }
     }
 
     /// The median of the sources no older than the staleness limit, after dropping those further
@@ -1233,6 +1288,9 @@ impl Engine {
                     .map(|p| (a.id.clone(), p.size, p.isolated))
             })
             .collect();
+        let clearing_before = self
+            .ledger
+            .balance(&LedgerAccount::Clearing, &instrument.settlement);
         for (id, size, isolated) in &holders {
             let holder = if *isolated {
                 LedgerAccount::Isolated(id.clone(), name.to_owned())
@@ -1255,6 +1313,22 @@ impl Engine {
                 &instrument.settlement,
                 -payment(size),
                 TransferReason::Funding,
+                &mut effects,
+            );
+        }
+        // Payers round up and receivers down: what that leaves in clearing is the venue's, and
+        // goes to the fee account so that funding itself nets to zero in clearing.
+        let residual = self
+            .ledger
+            .balance(&LedgerAccount::Clearing, &instrument.settlement)
+            - clearing_before;
+        if residual > Decimal::ZERO {
+            self.move_money(
+                &LedgerAccount::Clearing,
+                &LedgerAccount::Fees,
+                &instrument.settlement,
+                residual,
+                TransferReason::Fee,
                 &mut effects,
             );
         }
@@ -1422,8 +1496,245 @@ impl Engine {
             .collect();
         if report.state >= AccountState::Liquidating || !isolated_due.is_empty() {
             self.maybe_liquidate(id, &report, &isolated_due, effects);
-        } else if let Some(account) = self.accounts.get_mut(id) {
-            account.breach = None;
+            // Until it is out of danger, an account is re-examined at every price update.
+            let after = self.report(id).ok();
+            self.set_bands(id, after.as_ref());
+        } else {
+            if let Some(account) = self.accounts.get_mut(id) {
+                account.breach = None;
+            }
+            self.set_bands(id, Some(&report));
+        }
+    }
+
+    /// Recomputes an account's safe bands (see [`Bands`]). With health `h` between the state
+    /// thresholds `h_lo < h <= h_hi`, the state holds while `E - h_lo MM > 0` and
+    /// `h_hi MM - E >= 0`. A move `dP` of underlying `u` changes `E - h MM` by at most
+    /// `S_u |dP|`, with `S_u = sum |coin exposure| (1 + h_hi r_max)` over the positions and
+    /// collateral on `u` (`r_max` the largest maintenance rate the position's rule can reach; an
+    /// option's value and margin move by at most one coin per coin, its rule's rate at most 1.2).
+    /// The smaller slack is shared between underlyings in proportion to `S_u P_u`, so every
+    /// underlying staying inside its band keeps the state. An account in danger (liquidating,
+    /// bankrupt, or with no slack) gets empty bands: it is re-examined at every update.
+    fn set_bands(&mut self, id: &str, report: Option<&MarginReport>) {
+        if let Some(old) = self.account_bands.remove(id) {
+            for (underlying, low, high) in old {
+                if let Some(bands) = self.bands.get_mut(&underlying) {
+                    bands.by_low.remove(&(low, id.to_owned()));
+                    bands.by_high.remove(&(high, id.to_owned()));
+                }
+            }
+        }
+        for holders in self.unbanded.values_mut() {
+            holders.remove(id);
+        }
+        let Some(account) = self.accounts.get(id) else {
+            return;
+        };
+        let exposures = self.coin_exposures(account);
+        let held: Vec<String> = self
+            .holders
+            .iter()
+            .filter(|(_, holders)| holders.contains(id))
+            .map(|(underlying, _)| underlying.clone())
+            .collect();
+        for underlying in held {
+            if !exposures.iter().any(|(u, _, _)| *u == underlying) {
+                self.unbanded
+                    .entry(underlying)
+                    .or_default()
+                    .insert(id.to_owned());
+            }
+        }
+        if exposures.is_empty() {
+            return;
+        }
+        let widths = report.and_then(|r| self.band_widths(account, r, &exposures));
+        let mut entries = Vec::with_capacity(exposures.len());
+        for (underlying, price, _) in &exposures {
+            let half = widths
+                .as_ref()
+                .and_then(|w| w.iter().find(|(u, _)| u == underlying).map(|(_, h)| *h))
+                .unwrap_or(Decimal::ZERO);
+            let (low, high) = (*price - half, *price + half);
+            let bands = self.bands.entry(underlying.clone()).or_default();
+            bands.by_low.insert((low, id.to_owned()));
+            bands.by_high.insert((high, id.to_owned()));
+            entries.push((underlying.clone(), low, high));
+        }
+        self.account_bands.insert(id.to_owned(), entries);
+    }
+
+    /// Per underlying an account is exposed to: its index price and the bound `S_u` of how fast
+    /// `E - h MM` moves with it (before the `h r_max` term, added in [`Self::band_widths`]) as
+    /// `(coin exposure, largest maintenance rate)` pairs.
+    fn coin_exposures(&self, account: &Account) -> Vec<Exposure> {
+        let mut by_underlying: BTreeMap<String, Vec<(Decimal, Decimal)>> = BTreeMap::new();
+        for position in account.positions.values() {
+            let instrument = &position.instrument;
+            let price = self
+                .market
+                .index
+                .get(&instrument.underlying)
+                .map_or(Decimal::ZERO, |p| p.value());
+            let coins = match (instrument.style, &instrument.terms) {
+                // An inverse contract's USD value moves like size / entry coins (see the
+                // portfolio-margin exposure); bounded for prices down to half the entry.
+                (Style::Inverse, Terms::Perpetual | Terms::Future { .. }) => {
+                    let floor = position.entry.min(price).max(Decimal::new(1, 8));
+                    position.size.abs() / floor * Decimal::TWO
+                }
+                _ => position.size.abs() * instrument.contract_size,
+            };
+            let rate = match instrument.margin.as_ref() {
+                solvent_core::venue::MarginRule::Tiered { tiers, .. } => tiers
+                    .iter()
+                    .map(|t| t.maintenance_rate)
+                    .max()
+                    .unwrap_or(Decimal::ONE),
+                solvent_core::venue::MarginRule::SizeLinear { max_rate, .. } => *max_rate,
+                solvent_core::venue::MarginRule::DeribitOption { .. } => Decimal::new(12, 1),
+                _ => Decimal::ONE,
+            };
+            by_underlying
+                .entry(instrument.underlying.clone())
+                .or_default()
+                .push((coins, rate));
+        }
+        let wallet = LedgerAccount::Wallet(account.id.clone());
+        for (symbol, asset) in &self.venue.assets {
+            if asset.usd_peg.is_some() {
+                continue;
+            }
+            let amount = self.ledger.balance(&wallet, symbol);
+            if !amount.is_zero() {
+                let rate = self
+                    .venue
+                    .collateral
+                    .get(symbol)
+                    .and_then(|c| c.borrow.as_ref())
+                    .map_or(Decimal::ZERO, |b| b.maintenance_rate);
+                by_underlying
+                    .entry(asset.index.clone())
+                    .or_default()
+                    .push((amount.abs(), rate));
+            }
+        }
+        by_underlying
+            .into_iter()
+            .filter_map(|(underlying, parts)| {
+                let price = self.market.index.get(&underlying)?.value();
+                Some((underlying, price, parts))
+            })
+            .collect()
+    }
+
+    /// Half-widths of the safe bands, in price, per underlying; `None` when the account must be
+    /// re-examined at every update.
+    fn band_widths(
+        &self,
+        account: &Account,
+        report: &MarginReport,
+        exposures: &[Exposure],
+    ) -> Option<Vec<(String, Decimal)>> {
+        if report.state >= AccountState::Liquidating || account.breach.is_some() {
+            return None;
+        }
+        let settlement = self.venue.asset(&report.settlement_asset).ok()?;
+        // A coin-margined report currency moves with its own underlying: no simple bound.
+        if exposures.iter().any(|(u, _, _)| *u == settlement.index) {
+            return None;
+        }
+        let report_usd = self
+            .market
+            .index
+            .get(&settlement.index)
+            .map(|p| p.value())
+            .or(settlement.usd_peg)?;
+        let thresholds = &self.venue.thresholds;
+        let levels = [
+            0.0,
+            thresholds.liquidation,
+            thresholds.reduce_only,
+            thresholds.margin_call,
+        ];
+        let equity = report.equity.value() * report_usd;
+        let maintenance = report.maintenance_margin.value() * report_usd;
+        let health = report.health.unwrap_or(f64::INFINITY);
+        let below = levels
+            .iter()
+            .copied()
+            .filter(|l| *l < health)
+            .fold(0.0, f64::max);
+        let above = levels.iter().copied().find(|l| *l >= health);
+        let decimal = |value: f64| Decimal::try_from(value).ok();
+        let slack_down = equity - decimal(below)? * maintenance;
+        let (slack_up, top) = match above {
+            Some(level) => (decimal(level)? * maintenance - equity, level),
+            None => (Decimal::MAX, thresholds.margin_call),
+        };
+        let slack = slack_down.min(slack_up);
+        if slack <= Decimal::ZERO {
+            return None;
+        }
+        let top = decimal(top.max(below))?;
+        let sensitivities: Vec<(String, Decimal, Decimal)> = exposures
+            .iter()
+            .map(|(u, price, parts)| {
+                let sensitivity: Decimal = parts
+                    .iter()
+                    .map(|(coins, rate)| *coins * (Decimal::ONE + top * *rate))
+                    .sum();
+                (u.clone(), *price, sensitivity)
+            })
+            .collect();
+        let weight_total: Decimal = sensitivities.iter().map(|(_, p, s)| *p * *s).sum();
+        if weight_total <= Decimal::ZERO {
+            return Some(sensitivities.into_iter().map(|(u, p, _)| (u, p)).collect());
+        }
+        Some(
+            sensitivities
+                .into_iter()
+                .map(|(u, price, sensitivity)| {
+                    let half = if sensitivity.is_zero() {
+                        price
+                    } else {
+                        // Share of the slack: S_u P_u / total; in price: / S_u.
+                        slack * price / weight_total
+                    };
+                    (u, half.min(price / Decimal::TWO))
+                })
+                .collect(),
+        )
+    }
+
+    /// After an index update, re-examines only the accounts the new price takes out of their band.
+    fn revalue_crossed(&mut self, underlying: &str, price: Decimal, effects: &mut Vec<Effect>) {
+        if self.config.exhaustive_monitoring {
+            self.revalue_holders(underlying, effects);
+            return;
+        }
+        let mut crossed: BTreeSet<String> = BTreeSet::new();
+        if let Some(bands) = self.bands.get(underlying) {
+            crossed.extend(
+                bands
+                    .by_low
+                    .range((price, String::new())..)
+                    .map(|(_, id)| id.clone()),
+            );
+            crossed.extend(
+                bands
+                    .by_high
+                    .range(..=(price, String::from(char::MAX)))
+                    .map(|(_, id)| id.clone()),
+            );
+        }
+        // Holders without a band on this underlying yet are examined too.
+        if let Some(holders) = self.unbanded.get(underlying) {
+            crossed.extend(holders.iter().cloned());
+        }
+        for id in crossed {
+            self.evaluate(&id, false, effects);
         }
     }
 

@@ -57,10 +57,17 @@ impl FromStr for BufferPolicy {
     fn from_str(text: &str) -> Result<Self, String> {
         let bad = || format!("expected none, mm:MULTIPLE or sigma:N:DAYS, found {text:?}");
         let parts: Vec<&str> = text.split(':').collect();
-        let number = |s: &str| s.parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0).ok_or_else(bad);
+        let number = |s: &str| {
+            s.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .ok_or_else(bad)
+        };
         match parts.as_slice() {
             ["none"] => Ok(Self::None),
-            ["mm", multiple] => Ok(Self::MaintenanceMultiple { multiple: number(multiple)? }),
+            ["mm", multiple] => Ok(Self::MaintenanceMultiple {
+                multiple: number(multiple)?,
+            }),
             ["sigma", sigmas, days] => Ok(Self::Sigma {
                 sigmas: number(sigmas)?,
                 horizon_days: number(days)?,
@@ -74,9 +81,17 @@ impl fmt::Display for BufferPolicy {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::None => formatter.write_str("none"),
-            Self::MaintenanceMultiple { multiple } => write!(formatter, "equity >= {multiple} x MM"),
-            Self::Sigma { sigmas, horizon_days } => {
-                write!(formatter, "survive a {sigmas}-sigma move over {horizon_days} day(s) above MM")
+            Self::MaintenanceMultiple { multiple } => {
+                write!(formatter, "equity >= {multiple} x MM")
+            }
+            Self::Sigma {
+                sigmas,
+                horizon_days,
+            } => {
+                write!(
+                    formatter,
+                    "survive a {sigmas}-sigma move over {horizon_days} day(s) above MM"
+                )
             }
         }
     }
@@ -154,7 +169,12 @@ pub struct Allocation {
 ///
 /// # Errors
 /// [`RiskError`] when the sigma policy lacks an implied volatility for an underlying.
-pub fn buffer(portfolio: &Portfolio, view: &MarketView<'_>, report: &MarginReport, policy: BufferPolicy) -> Result<(Decimal, String), RiskError> {
+pub fn buffer(
+    portfolio: &Portfolio,
+    view: &MarketView<'_>,
+    report: &MarginReport,
+    policy: BufferPolicy,
+) -> Result<(Decimal, String), RiskError> {
     let decimals = portfolio.settlement_asset.precision;
     match policy {
         BufferPolicy::None => Ok((Decimal::ZERO, "no buffer".to_owned())),
@@ -165,13 +185,20 @@ pub fn buffer(portfolio: &Portfolio, view: &MarketView<'_>, report: &MarginRepor
                 format!("{multiple} x MM {}", report.maintenance_margin),
             ))
         }
-        BufferPolicy::Sigma { sigmas, horizon_days } => {
+        BufferPolicy::Sigma {
+            sigmas,
+            horizon_days,
+        } => {
             let names = underlyings(portfolio);
             let mut moves = Vec::with_capacity(names.len());
             for name in &names {
-                let daily = view.daily_standard_deviation(name).ok_or_else(|| RiskError::Pricing {
-                    path: format!("vol.{name}"),
-                    problem: format!("the {sigmas}-sigma buffer needs an implied volatility smile of {name}"),
+                let daily = view.daily_standard_deviation(name).ok_or_else(|| {
+                    RiskError::Pricing {
+                        path: format!("vol.{name}"),
+                        problem: format!(
+                            "the {sigmas}-sigma buffer needs an implied volatility smile of {name}"
+                        ),
+                    }
                 })?;
                 moves.push((name.clone(), sigmas * daily * horizon_days.sqrt()));
             }
@@ -180,12 +207,16 @@ pub fn buffer(portfolio: &Portfolio, view: &MarketView<'_>, report: &MarginRepor
             for direction in [-1.0, 1.0] {
                 let shock = Shock {
                     name: "buffer".to_owned(),
-                    price_moves: moves.iter().map(|(name, size)| (name.clone(), (direction * size).max(-0.99))).collect(),
+                    price_moves: moves
+                        .iter()
+                        .map(|(name, size)| (name.clone(), (direction * size).max(-0.99)))
+                        .collect(),
                     vol_changes: indexmap::IndexMap::new(),
                 };
                 let moved = shocked_report(portfolio, view, &shock)?;
                 // Equity needed now so that, after the move, equity still covers MM.
-                let needed = moved.maintenance_margin.value() + (report.equity.value() - moved.equity.value());
+                let needed = moved.maintenance_margin.value()
+                    + (report.equity.value() - moved.equity.value());
                 if needed > worst {
                     worst = needed;
                     detail = format!(
@@ -217,7 +248,11 @@ struct Need {
 ///
 /// # Errors
 /// [`RiskError`] from the report or the buffer.
-pub fn allocate(portfolio: &Portfolio, view: &MarketView<'_>, policy: AllocationPolicy) -> Result<Allocation, RiskError> {
+pub fn allocate(
+    portfolio: &Portfolio,
+    view: &MarketView<'_>,
+    policy: AllocationPolicy,
+) -> Result<Allocation, RiskError> {
     let report = crate::margin_report(portfolio, view)?;
     let decimals = portfolio.settlement_asset.precision;
     let (buffer, buffer_detail) = buffer(portfolio, view, &report, policy.buffer)?;
@@ -228,25 +263,38 @@ pub fn allocate(portfolio: &Portfolio, view: &MarketView<'_>, policy: Allocation
     // The report's withdrawable is min(cash-like, equity - IM); the buffer may lower it further.
     let withdrawable = cash_like.min(free);
     let mut needs = Vec::new();
-    for (index, (position, line)) in portfolio.positions.iter().zip(&report.positions).enumerate() {
-        let (Some(health), Some(isolated_equity)) = (line.isolated_health, line.isolated_equity) else {
+    for (index, (position, line)) in portfolio
+        .positions
+        .iter()
+        .zip(&report.positions)
+        .enumerate()
+    {
+        let (Some(health), Some(isolated_equity)) = (line.isolated_health, line.isolated_equity)
+        else {
             continue;
         };
         if health >= policy.trigger_health || line.maintenance_margin.is_zero() {
             continue;
         }
-        let needed = policy.target_health * line.maintenance_margin.to_f64() - isolated_equity.to_f64();
+        let needed =
+            policy.target_health * line.maintenance_margin.to_f64() - isolated_equity.to_f64();
         if needed <= 0.0 {
             continue;
         }
         // Each unit of margin moves a linear position's liquidation price by 1 / (|q| (1 -/+ mmr))
         // (the isolated closed form); in daily standard deviations of the underlying:
         let instrument = &position.instrument;
-        let daily = view.daily_standard_deviation(&instrument.underlying).unwrap_or(0.0);
+        let daily = view
+            .daily_standard_deviation(&instrument.underlying)
+            .unwrap_or(0.0);
         let mark = line.mark_price.to_f64();
-        let units = (position.size.abs() * instrument.contract_size).to_f64().unwrap_or(0.0);
+        let units = (position.size.abs() * instrument.contract_size)
+            .to_f64()
+            .unwrap_or(0.0);
         let slope = match (instrument.style, &instrument.terms) {
-            (Style::Linear, Terms::Perpetual | Terms::Future { .. }) if daily > 0.0 && mark > 0.0 && units > 0.0 => {
+            (Style::Linear, Terms::Perpetual | Terms::Future { .. })
+                if daily > 0.0 && mark > 0.0 && units > 0.0 =>
+            {
                 1.0 / (units * mark * daily)
             }
             _ => 0.0,
@@ -266,11 +314,23 @@ pub fn allocate(portfolio: &Portfolio, view: &MarketView<'_>, policy: Allocation
         water_fill(&needs, pool)
     } else {
         // Without a volatility to measure distance, share in proportion to need.
-        needs.iter().map(|n| if total > 0.0 { pool * n.amount / total } else { 0.0 }).collect()
+        needs
+            .iter()
+            .map(|n| {
+                if total > 0.0 {
+                    pool * n.amount / total
+                } else {
+                    0.0
+                }
+            })
+            .collect()
     };
     let mut moves = Vec::new();
     for (need, grant) in needs.iter().zip(grants) {
-        let (Some(position), Some(line)) = (portfolio.positions.get(need.index), report.positions.get(need.index)) else {
+        let (Some(position), Some(line)) = (
+            portfolio.positions.get(need.index),
+            report.positions.get(need.index),
+        ) else {
             continue;
         };
         let asset = &position.instrument.settlement;
@@ -281,7 +341,8 @@ pub fn allocate(portfolio: &Portfolio, view: &MarketView<'_>, policy: Allocation
             .iter()
             .find(|b| &b.asset.symbol == asset)
             .map_or(Decimal::ZERO, |b| b.amount.value().max(Decimal::ZERO));
-        let amount = Decimal::from_f64(grant).map_or(Decimal::ZERO, |g| rounding::credit(g, precision).min(held));
+        let amount = Decimal::from_f64(grant)
+            .map_or(Decimal::ZERO, |g| rounding::credit(g, precision).min(held));
         if amount <= Decimal::ZERO {
             continue;
         }
@@ -301,7 +362,9 @@ pub fn allocate(portfolio: &Portfolio, view: &MarketView<'_>, policy: Allocation
                 need.distance
             )
         } else {
-            format!("the pool ({pool:.2}) cannot restore every position: shared in proportion to need")
+            format!(
+                "the pool ({pool:.2}) cannot restore every position: shared in proportion to need"
+            )
         };
         moves.push(Move {
             instrument: position.instrument.name.clone(),
@@ -338,7 +401,10 @@ fn water_fill(needs: &[Need], pool: f64) -> Vec<f64> {
             .collect()
     };
     let given = |level: f64| grant(level).iter().sum::<f64>();
-    let mut low = needs.iter().map(|n| n.distance).fold(f64::INFINITY, f64::min);
+    let mut low = needs
+        .iter()
+        .map(|n| n.distance)
+        .fold(f64::INFINITY, f64::min);
     let mut high = needs
         .iter()
         .map(|n| n.distance + n.amount * n.slope)
@@ -364,7 +430,10 @@ mod tests {
     #[test]
     fn policies_parse() {
         assert_eq!("none".parse::<BufferPolicy>().unwrap(), BufferPolicy::None);
-        assert_eq!("mm:1.5".parse::<BufferPolicy>().unwrap(), BufferPolicy::MaintenanceMultiple { multiple: 1.5 });
+        assert_eq!(
+            "mm:1.5".parse::<BufferPolicy>().unwrap(),
+            BufferPolicy::MaintenanceMultiple { multiple: 1.5 }
+        );
         assert_eq!(
             "sigma:3:2".parse::<BufferPolicy>().unwrap(),
             BufferPolicy::Sigma {
@@ -396,6 +465,9 @@ mod tests {
             },
         ];
         let grants = water_fill(&needs, 300.0);
-        assert!((grants[0] - 250.0).abs() < 1e-6 && (grants[1] - 50.0).abs() < 1e-6, "{grants:?}");
+        assert!(
+            (grants[0] - 250.0).abs() < 1e-6 && (grants[1] - 50.0).abs() < 1e-6,
+            "{grants:?}"
+        );
     }
 }

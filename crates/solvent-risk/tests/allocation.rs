@@ -1,7 +1,10 @@
 //! Allocation worked by hand: buffers, withdrawable, restoring an isolated position, and
 //! water-filling when the pool cannot save every position.
 
-#![allow(clippy::unwrap_used, reason = "test helpers: a failed unwrap is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed unwrap is a failed test"
+)]
 
 use rust_decimal_macros::dec;
 use solvent_core::market::Market;
@@ -22,7 +25,12 @@ fn run(portfolio: &str, policy: AllocationPolicy) -> solvent_risk::allocation::A
     let venue = venue();
     let portfolio = Portfolio::from_json("p.json", portfolio, &venue).unwrap();
     let market = Market::from_json("m.json", MARKET).unwrap();
-    allocate(&portfolio, &MarketView::new(&venue, &market).unwrap(), policy).unwrap()
+    allocate(
+        &portfolio,
+        &MarketView::new(&venue, &market).unwrap(),
+        policy,
+    )
+    .unwrap()
 }
 
 #[test]

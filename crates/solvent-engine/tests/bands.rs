@@ -1,0 +1,120 @@
+//! The safe-band index re-examines only the accounts a price update can change: it must act
+//! exactly as re-examining every holder would (same state changes, margin calls, liquidations).
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests: a failed unwrap is a failed test"
+)]
+
+use proptest::prelude::*;
+use solvent_core::venue::Venue;
+use solvent_engine::Engine;
+use solvent_engine::config::EngineConfig;
+use solvent_engine::effect::Effect;
+use solvent_engine::event::parse_line;
+
+fn venue() -> Venue {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
+    Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn events(accounts: &[(u32, i32, u32)], path: &[i32]) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut seq = 0;
+    let mut push = |body: String, lines: &mut Vec<String>| {
+        seq += 1;
+        lines.push(format!(
+            r#"{{"seq":{seq},"ts":"2026-01-01T00:{:02}:{:02}Z",{body}}}"#,
+            (seq / 60) % 60,
+            seq % 60
+        ));
+    };
+    push(
+        r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned(),
+        &mut lines,
+    );
+    push(
+        r#""type":"index_price","underlying":"ETH","price":"3000""#.to_owned(),
+        &mut lines,
+    );
+    for (index, (collateral, btc_thousandths, eth_hundredths)) in accounts.iter().enumerate() {
+        push(
+            format!(
+                r#""type":"deposit","account":"a{index}","asset":"USDT","amount":"{collateral}""#
+            ),
+            &mut lines,
+        );
+        if *btc_thousandths != 0 {
+            let side = if *btc_thousandths > 0 { "buy" } else { "sell" };
+            push(
+                format!(
+                    r#""type":"fill","account":"a{index}","instrument":"BTCUSDT","side":"{side}","size":"{}","price":"60000""#,
+                    f64::from(btc_thousandths.unsigned_abs()) / 1000.0
+                ),
+                &mut lines,
+            );
+        }
+        if *eth_hundredths != 0 {
+            push(
+                format!(
+                    r#""type":"fill","account":"a{index}","instrument":"ETHUSDT","side":"buy","size":"{}","price":"3000""#,
+                    f64::from(*eth_hundredths) / 100.0
+                ),
+                &mut lines,
+            );
+        }
+    }
+    let (mut btc, mut eth) = (60_000_i64, 3_000_i64);
+    for (step, moves) in path.iter().enumerate() {
+        // Small steps (at most 2%) so the jump guard never holds a price.
+        btc = (btc + i64::from(*moves) * 60).max(20_000);
+        eth = (eth - i64::from(*moves) * 2).max(1_000);
+        let (name, price) = if step % 3 == 2 {
+            ("ETH", eth)
+        } else {
+            ("BTC", btc)
+        };
+        push(
+            format!(r#""type":"index_price","underlying":"{name}","price":"{price}""#),
+            &mut lines,
+        );
+    }
+    lines
+}
+
+fn monitored(effects: &[Effect]) -> Vec<String> {
+    effects
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Effect::StateChanged { .. }
+                    | Effect::MarginCall { .. }
+                    | Effect::Liquidation { .. }
+                    | Effect::Adl { .. }
+            )
+        })
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn bands_act_exactly_as_examining_every_holder(
+        accounts in proptest::collection::vec((2_000u32..40_000, -400i32..400, 0u32..300), 1..12),
+        path in proptest::collection::vec(-20i32..20, 1..80),
+    ) {
+        let lines = events(&accounts, &path);
+        let mut banded = Engine::new(venue(), EngineConfig::default());
+        let mut exhaustive = Engine::new(venue(), EngineConfig { exhaustive_monitoring: true, ..EngineConfig::default() });
+        for (number, line) in lines.iter().enumerate() {
+            let envelope = parse_line("bands", number + 1, line).unwrap();
+            let fast = monitored(&banded.apply(&envelope));
+            let slow = monitored(&exhaustive.apply(&envelope));
+            prop_assert_eq!(fast, slow, "line {}", line);
+        }
+        prop_assert_eq!(banded.state_hash(), exhaustive.state_hash());
+    }
+}
