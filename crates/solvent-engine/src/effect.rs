@@ -35,6 +35,10 @@ pub enum TransferReason {
     InsuranceCover,
     /// Auto-deleveraging at the bankruptcy price.
     Adl,
+    /// An automated top-up from the account's external wallet.
+    TopUp,
+    /// Collateral moved from the cross pool to an isolated position nearing liquidation.
+    Reallocation,
 }
 
 /// Why the engine refused an event: named, checked in a fixed order (TigerBeetle style).

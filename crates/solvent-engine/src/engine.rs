@@ -16,6 +16,7 @@ use solvent_core::portfolio::{Balance, MarginMode, Portfolio, Position};
 use solvent_core::rounding;
 use solvent_core::venue::Venue;
 use solvent_risk::account::{Detail, build_report};
+use solvent_risk::allocation::{AllocationPolicy, BufferPolicy};
 use solvent_risk::report::MarginReport;
 use solvent_risk::whatif::trade_position;
 use solvent_risk::{AccountState, MarketView, RiskError};
@@ -65,6 +66,17 @@ pub struct PositionState {
     pub isolated: bool,
 }
 
+/// An automated top-up rule with its use in the current UTC day.
+#[derive(Clone, Debug)]
+pub struct TopUpRule {
+    /// The rule as set.
+    pub rule: crate::event::SetAutoTopUp,
+    /// Day (days since the epoch) the usage counts for.
+    pub day: i64,
+    /// Amount moved that day.
+    pub used: Decimal,
+}
+
 /// An account as the engine holds it (balances live in the ledger).
 #[derive(Clone, Debug)]
 pub struct Account {
@@ -82,6 +94,10 @@ pub struct Account {
     pub margin_call_sent: bool,
     /// Consecutive evaluations in breach of the liquidation threshold, and since when.
     pub breach: Option<(u32, Timestamp)>,
+    /// The equity kept beyond the initial margin.
+    pub buffer: BufferPolicy,
+    /// Automated top-ups.
+    pub top_ups: Vec<TopUpRule>,
 }
 
 impl Account {
@@ -94,6 +110,8 @@ impl Account {
             state: AccountState::Healthy,
             margin_call_sent: false,
             breach: None,
+            buffer: BufferPolicy::None,
+            top_ups: Vec::new(),
         }
     }
 }
@@ -110,6 +128,39 @@ struct Bands {
 /// An account's exposure to one underlying: its name, index price, and `(coin exposure, largest
 /// maintenance rate)` per position or collateral balance on it.
 type Exposure = (String, Decimal, Vec<(Decimal, Decimal)>);
+
+/// The slack of `E - h MM` to the nearest of `levels` below and above `health`, and the larger of
+/// the two levels (the `h` of the sensitivity bound); `None` when there is none.
+fn slack_to_levels(
+    levels: &[f64],
+    health: Option<f64>,
+    equity: Decimal,
+    maintenance: Decimal,
+) -> Option<(Decimal, Decimal)> {
+    let health = health.unwrap_or(f64::INFINITY);
+    let below = levels
+        .iter()
+        .copied()
+        .filter(|l| *l < health)
+        .fold(0.0, f64::max);
+    let above = levels
+        .iter()
+        .copied()
+        .filter(|l| *l >= health)
+        .fold(f64::INFINITY, f64::min);
+    let decimal = |value: f64| Decimal::try_from(value).ok();
+    let slack_down = equity - decimal(below)? * maintenance;
+    let (slack_up, top) = if above.is_finite() {
+        (decimal(above)? * maintenance - equity, above)
+    } else {
+        (Decimal::MAX, levels.iter().copied().fold(0.0, f64::max))
+    };
+    let slack = slack_down.min(slack_up);
+    if slack <= Decimal::ZERO {
+        return None;
+    }
+    Some((slack, decimal(top.max(below))?))
+}
 
 /// One index source's last price.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -242,6 +293,8 @@ impl Engine {
             Event::SetIsolatedMargin(e) => {
                 self.set_isolated_margin(&e.account, &e.instrument, e.amount.value())
             }
+            Event::SetBufferPolicy(e) => self.set_buffer_policy(&e.account, &e.policy),
+            Event::SetAutoTopUp(e) => self.set_auto_top_up(e),
         };
         match result {
             Ok(effects) => effects,
@@ -396,6 +449,16 @@ impl Engine {
             held.amount = Amount(held.amount.value() - amount);
         }
         let report = self.report_of(&after)?;
+        let buffer = self.buffer_of(account, &after, &report)?;
+        if report.equity.value() < buffer {
+            return Err(reject(
+                RejectReason::ExceedsWithdrawable,
+                format!(
+                    "taking {amount} {asset} leaves equity {} below the buffer {buffer} {} the account keeps ({})",
+                    report.equity, report.settlement_asset, account.buffer
+                ),
+            ));
+        }
         if report.available.value() < Decimal::ZERO && !report.initial_margin.is_zero() {
             return Err(reject(
                 RejectReason::ExceedsWithdrawable,
@@ -1048,6 +1111,248 @@ impl Engine {
         Ok(effects)
     }
 
+    /// The equity the account's buffer policy keeps (zero without one).
+    fn buffer_of(
+        &self,
+        account: &Account,
+        portfolio: &Portfolio,
+        report: &MarginReport,
+    ) -> Result<Decimal, Rejection> {
+        if account.buffer == BufferPolicy::None {
+            return Ok(Decimal::ZERO);
+        }
+        let view = MarketView::new(&self.venue, &self.market).map_err(risk_rejection)?;
+        solvent_risk::allocation::buffer(portfolio, &view, report, account.buffer)
+            .map(|(buffer, _)| buffer)
+            .map_err(risk_rejection)
+    }
+
+    fn set_buffer_policy(&mut self, id: &str, policy: &str) -> Result<Vec<Effect>, Rejection> {
+        let account = self.known_account(id)?.clone();
+        let buffer: BufferPolicy = policy.parse().map_err(|problem: String| {
+            reject(RejectReason::InvalidInput, format!("policy: {problem}"))
+        })?;
+        let mut after = account;
+        after.buffer = buffer;
+        // The policy must be computable now (a sigma policy needs volatility for every underlying).
+        let portfolio = self.portfolio_of(&after)?;
+        let report = self.report_of(&portfolio)?;
+        self.buffer_of(&after, &portfolio, &report)?;
+        self.accounts.insert(id.to_owned(), after);
+        let mut effects = Vec::new();
+        self.evaluate(id, true, &mut effects);
+        Ok(effects)
+    }
+
+    fn set_auto_top_up(
+        &mut self,
+        rule: &crate::event::SetAutoTopUp,
+    ) -> Result<Vec<Effect>, Rejection> {
+        let id = rule.account.as_str();
+        self.known_account(id)?;
+        if rule.trigger_health <= Decimal::ZERO || rule.target_health < rule.trigger_health {
+            return Err(reject(
+                RejectReason::InvalidInput,
+                format!(
+                    "need 0 < trigger_health <= target_health, found {} and {}",
+                    rule.trigger_health, rule.target_health
+                ),
+            ));
+        }
+        let asset = match &rule.instrument {
+            Some(name) => self.instrument(name)?.settlement.clone(),
+            None => self.venue.settlement_asset.clone(),
+        };
+        for cap in [rule.per_event_cap.value(), rule.per_day_cap.value()] {
+            self.checked_amount(&asset, cap)?;
+        }
+        if let Some(account) = self.accounts.get_mut(id) {
+            account.top_ups.retain(|r| {
+                !(r.rule.instrument == rule.instrument && r.rule.source == rule.source)
+            });
+            account.top_ups.push(TopUpRule {
+                rule: rule.clone(),
+                day: i64::MIN,
+                used: Decimal::ZERO,
+            });
+        }
+        let mut effects = Vec::new();
+        self.evaluate(id, true, &mut effects);
+        Ok(effects)
+    }
+
+    /// Applies the account's automated top-ups and dynamic reallocation to the figures of
+    /// `report`; returns whether money moved (the caller then recomputes the figures).
+    fn apply_top_ups(
+        &mut self,
+        id: &str,
+        report: &MarginReport,
+        effects: &mut Vec<Effect>,
+    ) -> bool {
+        let Some(account) = self.accounts.get(id) else {
+            return false;
+        };
+        if account.top_ups.is_empty() {
+            return false;
+        }
+        let day = self.now.as_second().div_euclid(86_400);
+        let rules: Vec<(usize, crate::event::SetAutoTopUp, Decimal)> = account
+            .top_ups
+            .iter()
+            .enumerate()
+            .map(|(index, r)| {
+                let used = if r.day == day { r.used } else { Decimal::ZERO };
+                let room = r
+                    .rule
+                    .per_event_cap
+                    .value()
+                    .min(r.rule.per_day_cap.value() - used)
+                    .max(Decimal::ZERO);
+                (index, r.rule.clone(), room)
+            })
+            .collect();
+        let mut moved_any = false;
+        for (index, rule, room) in rules {
+            if room.is_zero() {
+                continue;
+            }
+            let trigger = rule.trigger_health.to_f64().unwrap_or(0.0);
+            let target = rule.target_health.to_f64().unwrap_or(0.0);
+            let mut grants: Vec<(
+                LedgerAccount,
+                LedgerAccount,
+                String,
+                Decimal,
+                TransferReason,
+            )> = Vec::new();
+            match (&rule.instrument, rule.source) {
+                (None, crate::event::TopUpSource::External) => {
+                    if report.health.is_some_and(|h| h < trigger) {
+                        let need = Decimal::try_from(target).unwrap_or(Decimal::ZERO)
+                            * report.maintenance_margin.value()
+                            - report.equity.value();
+                        grants.push((
+                            LedgerAccount::External,
+                            LedgerAccount::Wallet(id.to_owned()),
+                            report.settlement_asset.clone(),
+                            need.min(room),
+                            TransferReason::TopUp,
+                        ));
+                    }
+                }
+                (Some(name), source) => {
+                    let Some(line) = report
+                        .positions
+                        .iter()
+                        .find(|p| &p.instrument == name && p.isolated)
+                    else {
+                        continue;
+                    };
+                    if !line.isolated_health.is_some_and(|h| h < trigger) {
+                        continue;
+                    }
+                    let equity = line.isolated_equity.map_or(Decimal::ZERO, |e| e.value());
+                    let need = Decimal::try_from(target).unwrap_or(Decimal::ZERO)
+                        * line.maintenance_margin.value()
+                        - equity;
+                    let from = match source {
+                        crate::event::TopUpSource::External => LedgerAccount::External,
+                        crate::event::TopUpSource::CrossPool => {
+                            LedgerAccount::Wallet(id.to_owned())
+                        }
+                    };
+                    let mut amount = need.min(room);
+                    if source == crate::event::TopUpSource::CrossPool {
+                        // Never below the pool's own initial margin.
+                        let free = report.available.value().max(Decimal::ZERO);
+                        let held = self
+                            .ledger
+                            .balance(&from, &line.settlement)
+                            .max(Decimal::ZERO);
+                        amount = amount.min(free).min(held);
+                    }
+                    grants.push((
+                        from,
+                        LedgerAccount::Isolated(id.to_owned(), name.clone()),
+                        line.settlement.clone(),
+                        amount,
+                        if source == crate::event::TopUpSource::External {
+                            TransferReason::TopUp
+                        } else {
+                            TransferReason::Reallocation
+                        },
+                    ));
+                }
+                (None, crate::event::TopUpSource::CrossPool) => {
+                    let below = report
+                        .positions
+                        .iter()
+                        .any(|p| p.isolated && p.isolated_health.is_some_and(|h| h < trigger));
+                    if !below {
+                        continue;
+                    }
+                    let Some(account) = self.accounts.get(id) else {
+                        continue;
+                    };
+                    let buffer = account.buffer;
+                    let Ok(portfolio) = self.portfolio_of(account) else {
+                        continue;
+                    };
+                    let Ok(view) = MarketView::new(&self.venue, &self.market) else {
+                        continue;
+                    };
+                    let policy = AllocationPolicy {
+                        buffer,
+                        trigger_health: trigger,
+                        target_health: target,
+                    };
+                    let Ok(allocation) =
+                        solvent_risk::allocation::allocate(&portfolio, &view, policy)
+                    else {
+                        continue;
+                    };
+                    let mut left = room;
+                    for recommended in allocation.moves {
+                        let amount = recommended.amount.value().min(left);
+                        left -= amount;
+                        grants.push((
+                            LedgerAccount::Wallet(id.to_owned()),
+                            LedgerAccount::Isolated(id.to_owned(), recommended.instrument.clone()),
+                            recommended.asset.clone(),
+                            amount,
+                            TransferReason::Reallocation,
+                        ));
+                    }
+                }
+            }
+            let mut used = Decimal::ZERO;
+            for (from, to, asset, amount, reason) in grants {
+                let precision = self.venue.asset(&asset).map_or(8, |a| a.precision);
+                let amount = rounding::credit(amount, precision);
+                if amount <= Decimal::ZERO {
+                    continue;
+                }
+                self.move_money(&from, &to, &asset, amount, reason, effects);
+                used += amount;
+            }
+            if used > Decimal::ZERO {
+                moved_any = true;
+                if let Some(rule) = self
+                    .accounts
+                    .get_mut(id)
+                    .and_then(|a| a.top_ups.get_mut(index))
+                {
+                    if rule.day != day {
+                        rule.day = day;
+                        rule.used = Decimal::ZERO;
+                    }
+                    rule.used += used;
+                }
+            }
+        }
+        moved_any
+    }
+
     // ---- market data ----------------------------------------------------------------------------
 
     fn index_price(
@@ -1470,9 +1775,15 @@ impl Engine {
     /// Recomputes an account's figures and acts on them: state changes, one margin call per
     /// episode, liquidation when due and allowed by the guards.
     fn evaluate(&mut self, id: &str, report_figures: bool, effects: &mut Vec<Effect>) {
-        let Ok(report) = self.report(id) else {
+        let Ok(mut report) = self.report(id) else {
             return;
         };
+        if self.apply_top_ups(id, &report, effects) {
+            match self.report(id) {
+                Ok(after) => report = after,
+                Err(_) => return,
+            }
+        }
         if report_figures {
             effects.push(Effect::AccountUpdated {
                 account: id.to_owned(),
@@ -1577,29 +1888,10 @@ impl Engine {
                 .index
                 .get(&instrument.underlying)
                 .map_or(Decimal::ZERO, |p| p.value());
-            let coins = match (instrument.style, &instrument.terms) {
-                // An inverse contract's USD value moves like size / entry coins (see the
-                // portfolio-margin exposure); bounded for prices down to half the entry.
-                (Style::Inverse, Terms::Perpetual | Terms::Future { .. }) => {
-                    let floor = position.entry.min(price).max(Decimal::new(1, 8));
-                    position.size.abs() / floor * Decimal::TWO
-                }
-                _ => position.size.abs() * instrument.contract_size,
-            };
-            let rate = match instrument.margin.as_ref() {
-                solvent_core::venue::MarginRule::Tiered { tiers, .. } => tiers
-                    .iter()
-                    .map(|t| t.maintenance_rate)
-                    .max()
-                    .unwrap_or(Decimal::ONE),
-                solvent_core::venue::MarginRule::SizeLinear { max_rate, .. } => *max_rate,
-                solvent_core::venue::MarginRule::DeribitOption { .. } => Decimal::new(12, 1),
-                _ => Decimal::ONE,
-            };
             by_underlying
                 .entry(instrument.underlying.clone())
                 .or_default()
-                .push((coins, rate));
+                .push(self.position_sensitivity(position, price));
         }
         let wallet = LedgerAccount::Wallet(account.id.clone());
         for (symbol, asset) in &self.venue.assets {
@@ -1652,32 +1944,30 @@ impl Engine {
             .map(|p| p.value())
             .or(settlement.usd_peg)?;
         let thresholds = &self.venue.thresholds;
-        let levels = [
+        let trigger_levels = |applies: &dyn Fn(&crate::event::SetAutoTopUp) -> bool| -> Vec<f64> {
+            account
+                .top_ups
+                .iter()
+                .filter(|r| applies(&r.rule))
+                .filter_map(|r| r.rule.trigger_health.to_f64())
+                .collect()
+        };
+        // The cross pool: the state thresholds and the cross top-up triggers.
+        let mut levels = vec![
             0.0,
             thresholds.liquidation,
             thresholds.reduce_only,
             thresholds.margin_call,
         ];
-        let equity = report.equity.value() * report_usd;
-        let maintenance = report.maintenance_margin.value() * report_usd;
-        let health = report.health.unwrap_or(f64::INFINITY);
-        let below = levels
-            .iter()
-            .copied()
-            .filter(|l| *l < health)
-            .fold(0.0, f64::max);
-        let above = levels.iter().copied().find(|l| *l >= health);
-        let decimal = |value: f64| Decimal::try_from(value).ok();
-        let slack_down = equity - decimal(below)? * maintenance;
-        let (slack_up, top) = match above {
-            Some(level) => (decimal(level)? * maintenance - equity, level),
-            None => (Decimal::MAX, thresholds.margin_call),
-        };
-        let slack = slack_down.min(slack_up);
-        if slack <= Decimal::ZERO {
-            return None;
-        }
-        let top = decimal(top.max(below))?;
+        levels.extend(trigger_levels(&|r| {
+            r.instrument.is_none() && r.source == crate::event::TopUpSource::External
+        }));
+        let (slack, top) = slack_to_levels(
+            &levels,
+            report.health,
+            report.equity.value() * report_usd,
+            report.maintenance_margin.value() * report_usd,
+        )?;
         let sensitivities: Vec<(String, Decimal, Decimal)> = exposures
             .iter()
             .map(|(u, price, parts)| {
@@ -1689,23 +1979,83 @@ impl Engine {
             })
             .collect();
         let weight_total: Decimal = sensitivities.iter().map(|(_, p, s)| *p * *s).sum();
-        if weight_total <= Decimal::ZERO {
-            return Some(sensitivities.into_iter().map(|(u, p, _)| (u, p)).collect());
+        let mut widths: Vec<(String, Decimal)> = sensitivities
+            .into_iter()
+            .map(|(u, price, sensitivity)| {
+                let half = if sensitivity.is_zero() || weight_total <= Decimal::ZERO {
+                    price
+                } else {
+                    // Share of the slack: S_u P_u / total; in price: / S_u.
+                    slack * price / weight_total
+                };
+                (u, half.min(price / Decimal::TWO))
+            })
+            .collect();
+        // Each isolated position: its own health against the liquidation threshold and its
+        // top-up triggers, over its own sensitivity.
+        for position in account.positions.values().filter(|p| p.isolated) {
+            let name = &position.instrument.name;
+            let line = report
+                .positions
+                .iter()
+                .find(|l| &l.instrument == name && l.isolated)?;
+            let mut levels = vec![0.0, thresholds.liquidation];
+            levels.extend(trigger_levels(&|r| {
+                r.instrument.as_deref() == Some(name.as_str())
+                    || (r.instrument.is_none() && r.source == crate::event::TopUpSource::CrossPool)
+            }));
+            let equity = line.isolated_equity.map_or(Decimal::ZERO, |e| e.value()) * report_usd;
+            let (slack, top) = slack_to_levels(
+                &levels,
+                line.isolated_health,
+                equity,
+                line.maintenance_margin.value() * report_usd,
+            )?;
+            let price = self
+                .market
+                .index
+                .get(&position.instrument.underlying)?
+                .value();
+            let (coins, rate) = self.position_sensitivity(position, price);
+            let sensitivity = coins * (Decimal::ONE + top * rate);
+            if sensitivity.is_zero() {
+                continue;
+            }
+            let half = slack / sensitivity;
+            if let Some((_, width)) = widths
+                .iter_mut()
+                .find(|(u, _)| *u == position.instrument.underlying)
+            {
+                *width = (*width).min(half);
+            }
         }
-        Some(
-            sensitivities
-                .into_iter()
-                .map(|(u, price, sensitivity)| {
-                    let half = if sensitivity.is_zero() {
-                        price
-                    } else {
-                        // Share of the slack: S_u P_u / total; in price: / S_u.
-                        slack * price / weight_total
-                    };
-                    (u, half.min(price / Decimal::TWO))
-                })
-                .collect(),
-        )
+        Some(widths)
+    }
+
+    /// A position's coin exposure and the largest maintenance rate its rule can reach (see
+    /// [`Self::set_bands`]).
+    fn position_sensitivity(&self, position: &PositionState, price: Decimal) -> (Decimal, Decimal) {
+        let instrument = &position.instrument;
+        let coins = match (instrument.style, &instrument.terms) {
+            // An inverse contract's USD value moves like size / entry coins; bounded for prices
+            // down to half the entry.
+            (Style::Inverse, Terms::Perpetual | Terms::Future { .. }) => {
+                let floor = position.entry.min(price).max(Decimal::new(1, 8));
+                position.size.abs() / floor * Decimal::TWO
+            }
+            _ => position.size.abs() * instrument.contract_size,
+        };
+        let rate = match instrument.margin.as_ref() {
+            solvent_core::venue::MarginRule::Tiered { tiers, .. } => tiers
+                .iter()
+                .map(|t| t.maintenance_rate)
+                .max()
+                .unwrap_or(Decimal::ONE),
+            solvent_core::venue::MarginRule::SizeLinear { max_rate, .. } => *max_rate,
+            solvent_core::venue::MarginRule::DeribitOption { .. } => Decimal::new(12, 1),
+            _ => Decimal::ONE,
+        };
+        (coins, rate)
     }
 
     /// After an index update, re-examines only the accounts the new price takes out of their band.

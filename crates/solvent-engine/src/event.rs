@@ -191,6 +191,61 @@ pub struct SetIsolatedMargin {
     pub amount: Amount,
 }
 
+/// The equity an account keeps beyond its initial margin (DESIGN.md 7): `none`, `mm:1.5`
+/// (equity at least 1.5 x MM) or `sigma:3:1` (survive a 3-sigma move over 1 day above MM).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetBufferPolicy {
+    /// Account.
+    pub account: String,
+    /// The policy, as `solvent allocate --buffer` writes it.
+    pub policy: String,
+}
+
+/// Where an automated top-up takes the money from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TopUpSource {
+    /// The account's external wallet: a deposit made on its behalf.
+    External,
+    /// The account's own cross pool (dynamic reallocation to isolated positions), never below
+    /// `max(IM, buffer)`.
+    CrossPool,
+}
+
+/// An automated top-up: when health falls below `trigger_health`, move collateral from
+/// `source` to restore `target_health`, within caps per event and per UTC day. With an
+/// `instrument`, the rule serves that isolated position; without, an external source tops up
+/// the cross pool and the cross pool source serves every isolated position (water-filling when
+/// it cannot save them all).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetAutoTopUp {
+    /// Account.
+    pub account: String,
+    /// The isolated position served, if only one.
+    #[serde(default)]
+    pub instrument: Option<String>,
+    /// Where the money comes from.
+    pub source: TopUpSource,
+    /// Health below which the rule acts.
+    #[serde(
+        deserialize_with = "deserialize_decimal",
+        serialize_with = "serialize_decimal"
+    )]
+    pub trigger_health: Decimal,
+    /// Health it restores.
+    #[serde(
+        deserialize_with = "deserialize_decimal",
+        serialize_with = "serialize_decimal"
+    )]
+    pub target_health: Decimal,
+    /// At most this much per event (settlement asset).
+    pub per_event_cap: Amount,
+    /// At most this much per UTC day.
+    pub per_day_cap: Amount,
+}
+
 /// What happened.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -219,6 +274,10 @@ pub enum Event {
     SetMarginMode(SetMarginMode),
     /// Isolated margin of a position: moved from or to the cross wallet so the position holds
     SetIsolatedMargin(SetIsolatedMargin),
+    /// The equity an account keeps beyond its initial margin.
+    SetBufferPolicy(SetBufferPolicy),
+    /// An automated top-up.
+    SetAutoTopUp(SetAutoTopUp),
 }
 
 impl Event {
@@ -243,6 +302,8 @@ impl Event {
             "set_leverage" => Self::SetLeverage(read(fields)?),
             "set_margin_mode" => Self::SetMarginMode(read(fields)?),
             "set_isolated_margin" => Self::SetIsolatedMargin(read(fields)?),
+            "set_buffer_policy" => Self::SetBufferPolicy(read(fields)?),
+            "set_auto_top_up" => Self::SetAutoTopUp(read(fields)?),
             other => {
                 return Err(("type".to_owned(), format!("unknown event type {other:?}")));
             }

@@ -54,6 +54,32 @@ fn events(accounts: &[(u32, i32, u32)], path: &[i32]) -> Vec<String> {
                 &mut lines,
             );
         }
+        if index % 3 == 0 && *btc_thousandths != 0 {
+            // An isolated position (refused when the wallet cannot cover it: the same in both engines).
+            let margin = (f64::from(btc_thousandths.unsigned_abs()) * 60.0 * 0.2).round();
+            push(
+                format!(
+                    r#""type":"set_isolated_margin","account":"a{index}","instrument":"BTCUSDT","amount":"{margin}""#
+                ),
+                &mut lines,
+            );
+        }
+        if index % 4 == 1 {
+            push(
+                format!(
+                    r#""type":"set_auto_top_up","account":"a{index}","source":"external","trigger_health":"2","target_health":"3","per_event_cap":"500","per_day_cap":"2000""#
+                ),
+                &mut lines,
+            );
+        }
+        if index % 4 == 3 {
+            push(
+                format!(
+                    r#""type":"set_auto_top_up","account":"a{index}","source":"cross_pool","trigger_health":"1.3","target_health":"1.6","per_event_cap":"1000","per_day_cap":"5000""#
+                ),
+                &mut lines,
+            );
+        }
         if *eth_hundredths != 0 {
             push(
                 format!(
@@ -99,7 +125,7 @@ fn monitored(effects: &[Effect]) -> Vec<String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
     fn bands_act_exactly_as_examining_every_holder(

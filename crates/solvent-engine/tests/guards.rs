@@ -556,3 +556,123 @@ fn refused_events_change_nothing() {
         );
     }
 }
+
+#[test]
+fn a_buffer_policy_holds_back_withdrawals() {
+    let mut run = Run::new(EngineConfig::default());
+    run.next("index_price", r#""underlying":"BTC","price":"100000""#);
+    run.next(
+        "deposit",
+        r#""account":"b","asset":"USDT","amount":"20000""#,
+    );
+    run.next(
+        "fill",
+        r#""account":"b","instrument":"BTCUSDT","side":"buy","size":"1","price":"100000","counterparty":"external""#,
+    );
+    // IM 100,000 / 20 = 5,000; MM 500. A buffer of 12 x MM = 6,000 lets 14,000 out, not 14,001.
+    run.next("set_buffer_policy", r#""account":"b","policy":"mm:12""#);
+    let too_much = run.next(
+        "withdraw",
+        r#""account":"b","asset":"USDT","amount":"14001""#,
+    );
+    assert_eq!(
+        rejection(&too_much),
+        Some(RejectReason::ExceedsWithdrawable)
+    );
+    let fine = run.next(
+        "withdraw",
+        r#""account":"b","asset":"USDT","amount":"14000""#,
+    );
+    assert_eq!(rejection(&fine), None);
+    let bad = run.next("set_buffer_policy", r#""account":"b","policy":"lots""#);
+    assert_eq!(rejection(&bad), Some(RejectReason::InvalidInput));
+}
+
+#[test]
+fn automated_top_ups_respect_their_caps() {
+    let mut run = Run::new(EngineConfig::default());
+    run.next("index_price", r#""underlying":"BTC","price":"60000""#);
+    run.next("deposit", r#""account":"t","asset":"USDT","amount":"5000""#);
+    run.next(
+        "fill",
+        r#""account":"t","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"external""#,
+    );
+    // From the external wallet when the cross health falls below 2, back to 3, at most 500 per
+    // event and 800 per day.
+    run.next(
+        "set_auto_top_up",
+        r#""account":"t","source":"external","trigger_health":"2","target_health":"3","per_event_cap":"500","per_day_cap":"800""#,
+    );
+    // At 55,600: equity 5,000 - 4,400 = 600, MM 278: health 2.16, nothing. At 55,500: 500 / 277.5
+    // = 1.80 < 2: top up min(3 x 277.5 - 500 = 332.5, 500) = 332.5.
+    let quiet = run.next("index_price", r#""underlying":"BTC","price":"55600""#);
+    assert!(
+        !quiet
+            .iter()
+            .any(|e| matches!(e, Effect::TransferApplied { .. }))
+    );
+    let first = run.next("index_price", r#""underlying":"BTC","price":"55500""#);
+    let topped = |effects: &[Effect]| -> Decimal {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::TransferApplied {
+                    amount,
+                    reason: solvent_engine::effect::TransferReason::TopUp,
+                    ..
+                } => Some(amount.value()),
+                _ => None,
+            })
+            .sum()
+    };
+    assert_eq!(topped(&first), dec!(332.5));
+    // Another fall to 54,800: equity 832.5 - 700 = 132.5, MM 274: need 3 x 274 - 132.5 = 689.5,
+    // capped at 500 per event by the rule and at 800 - 332.5 = 467.5 left for the day.
+    let second = run.next("index_price", r#""underlying":"BTC","price":"54800""#);
+    assert_eq!(topped(&second), dec!(467.5));
+    let third = run.next("index_price", r#""underlying":"BTC","price":"54700""#);
+    assert_eq!(topped(&third), dec!(0), "the day's cap is spent");
+}
+
+#[test]
+fn dynamic_reallocation_moves_cross_collateral_to_an_isolated_position() {
+    let mut run = Run::new(EngineConfig::default());
+    run.next("index_price", r#""underlying":"BTC","price":"60000""#);
+    run.next(
+        "deposit",
+        r#""account":"r","asset":"USDT","amount":"20000""#,
+    );
+    run.next(
+        "fill",
+        r#""account":"r","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"external""#,
+    );
+    run.next(
+        "set_isolated_margin",
+        r#""account":"r","instrument":"BTCUSDT","amount":"3100""#,
+    );
+    run.next(
+        "set_auto_top_up",
+        r#""account":"r","source":"cross_pool","trigger_health":"1.2","target_health":"1.5","per_event_cap":"10000","per_day_cap":"10000""#,
+    );
+    // At 57,250 the isolated equity is 3,100 - 2,750 = 350 against MM 286.25: health 1.22. At
+    // 57,200: 300 / 286 = 1.049, below the trigger: move 1.5 x 286 - 300 = 129 from the pool.
+    let effects = run.next("index_price", r#""underlying":"BTC","price":"57200""#);
+    let moved: Decimal = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::TransferApplied {
+                amount,
+                reason: solvent_engine::effect::TransferReason::Reallocation,
+                ..
+            } => Some(amount.value()),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(moved, dec!(129));
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::Liquidation { .. })),
+        "saved, not liquidated: {effects:?}"
+    );
+}
