@@ -599,27 +599,14 @@ impl Venue {
 
         let mut instruments = IndexMap::new();
         for (name, spec) in raw.instruments {
-            let path = format!("instruments.{name}");
-            known_asset(format!("{path}.settlement"), &spec.settlement)?;
-            let margin = find_rule(format!("{path}.margin"), &spec.margin)?;
-            let terms = Self::validate_terms(&check, &path, &spec)?;
-            let instrument = Instrument {
-                name: name.clone(),
-                terms,
-                style: spec.style,
-                underlying: spec.underlying,
-                settlement: spec.settlement,
-                contract_size: check
-                    .contract(format!("{path}.contract_size"), spec.contract_size)?,
-                size_step: check.contract(format!("{path}.size_step"), spec.size_step)?,
-                margin,
-                default_leverage: Self::leverage(
-                    &check,
-                    format!("{path}.default_leverage"),
-                    spec.default_leverage,
-                )?,
-            };
-            Self::check_rule_fits(&check, &path, &instrument)?;
+            let instrument = Self::validate_instrument(
+                &check,
+                &assets,
+                &rules,
+                &format!("instruments.{name}"),
+                &name,
+                spec,
+            )?;
             instruments.insert(name, Arc::new(instrument));
         }
 
@@ -678,6 +665,82 @@ impl Venue {
         value
             .map(|step| check.positive(format!("{path}.rate_step"), step))
             .transpose()
+    }
+
+    fn validate_instrument(
+        check: &Checker<'_>,
+        assets: &IndexMap<String, Asset>,
+        rules: &IndexMap<String, Arc<MarginRule>>,
+        path: &str,
+        name: &str,
+        spec: InstrumentFile,
+    ) -> Result<Instrument, InputError> {
+        if !assets.contains_key(&spec.settlement) {
+            return Err(check.fail(
+                format!("{path}.settlement"),
+                format!(
+                    "unknown asset {:?}: list it under [assets]",
+                    spec.settlement
+                ),
+            ));
+        }
+        let margin = rules.get(&spec.margin).cloned().ok_or_else(|| {
+            check.fail(
+                format!("{path}.margin"),
+                format!(
+                    "unknown margin rule {:?}: define it under [margin_rules]",
+                    spec.margin
+                ),
+            )
+        })?;
+        let terms = Self::validate_terms(check, path, &spec)?;
+        let instrument = Instrument {
+            name: name.to_owned(),
+            terms,
+            style: spec.style,
+            underlying: spec.underlying,
+            settlement: spec.settlement,
+            contract_size: check.contract(format!("{path}.contract_size"), spec.contract_size)?,
+            size_step: check.contract(format!("{path}.size_step"), spec.size_step)?,
+            margin,
+            default_leverage: Self::leverage(
+                check,
+                format!("{path}.default_leverage"),
+                spec.default_leverage,
+            )?,
+        };
+        Self::check_rule_fits(check, path, &instrument)?;
+        Ok(instrument)
+    }
+
+    /// Lists a new instrument, written as one `[instruments.NAME]` table would be (as JSON).
+    ///
+    /// # Errors
+    /// [`InputError`] naming the field, or when the name is already listed; the venue is then
+    /// unchanged.
+    pub fn list_instrument(
+        &mut self,
+        origin: &str,
+        name: &str,
+        spec: &serde_json::Value,
+    ) -> Result<(), InputError> {
+        let check = Checker { file: origin };
+        let path = format!("instruments.{name}");
+        if self.instruments.contains_key(name) {
+            return Err(check.fail(path, format!("{name} is already listed")));
+        }
+        let spec: InstrumentFile =
+            serde_path_to_error::deserialize(spec.clone()).map_err(|error| {
+                check.fail(
+                    format!("{path}.{}", error.path()),
+                    error.into_inner().to_string(),
+                )
+            })?;
+        let instrument =
+            Self::validate_instrument(&check, &self.assets, &self.rules, &path, name, spec)?;
+        self.instruments
+            .insert(name.to_owned(), Arc::new(instrument));
+        Ok(())
     }
 
     fn leverage(

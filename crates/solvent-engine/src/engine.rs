@@ -295,6 +295,8 @@ impl Engine {
             }
             Event::SetBufferPolicy(e) => self.set_buffer_policy(&e.account, &e.policy),
             Event::SetAutoTopUp(e) => self.set_auto_top_up(e),
+            Event::ListInstrument(e) => self.list_instrument(&e.name, &e.spec),
+            Event::UpdateVenue(e) => self.update_venue(&e.venue),
         };
         match result {
             Ok(effects) => effects,
@@ -1351,6 +1353,70 @@ impl Engine {
             }
         }
         moved_any
+    }
+
+    fn list_instrument(
+        &mut self,
+        name: &str,
+        spec: &serde_json::Value,
+    ) -> Result<Vec<Effect>, Rejection> {
+        let mut venue = self.venue.clone();
+        venue
+            .list_instrument("list_instrument", name, spec)
+            .map_err(|error| reject(RejectReason::InvalidInput, error.to_string()))?;
+        self.venue = venue;
+        Ok(Vec::new())
+    }
+
+    fn update_venue(&mut self, text: &str) -> Result<Vec<Effect>, Rejection> {
+        let venue = Venue::from_toml("update_venue", text)
+            .map_err(|error| reject(RejectReason::InvalidInput, error.to_string()))?;
+        // Every instrument held must still be listed; positions take the new rules.
+        let mut resolved: Vec<(String, String, Arc<Instrument>)> = Vec::new();
+        for account in self.accounts.values() {
+            for name in account.positions.keys() {
+                let instrument = venue.instrument(name).map_err(|problem| {
+                    reject(
+                        RejectReason::InvalidInput,
+                        format!("{} holds {name}: {problem}", account.id),
+                    )
+                })?;
+                resolved.push((account.id.clone(), name.clone(), instrument));
+            }
+        }
+        for name in self.external.keys() {
+            venue.instrument(name).map_err(|problem| {
+                reject(
+                    RejectReason::InvalidInput,
+                    format!("external holds {name}: {problem}"),
+                )
+            })?;
+        }
+        self.venue = venue;
+        for (id, name, instrument) in resolved {
+            if let Some(position) = self
+                .accounts
+                .get_mut(&id)
+                .and_then(|a| a.positions.get_mut(&name))
+            {
+                position.instrument = instrument;
+            }
+        }
+        let external: Vec<String> = self.external.keys().cloned().collect();
+        for name in external {
+            if let (Ok(instrument), Some(position)) =
+                (self.venue.instrument(&name), self.external.get_mut(&name))
+            {
+                position.instrument = instrument;
+            }
+        }
+        let mut effects = Vec::new();
+        let ids: Vec<String> = self.accounts.keys().cloned().collect();
+        for id in ids {
+            self.reindex(&id);
+            self.evaluate(&id, false, &mut effects);
+        }
+        Ok(effects)
     }
 
     // ---- market data ----------------------------------------------------------------------------

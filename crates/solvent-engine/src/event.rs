@@ -246,6 +246,25 @@ pub struct SetAutoTopUp {
     pub per_day_cap: Amount,
 }
 
+/// A new instrument, written as one `[instruments.NAME]` table of the venue file would be.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListInstrument {
+    /// Instrument name.
+    pub name: String,
+    /// Its specification (`kind`, `style`, `underlying`, `settlement`, `contract_size`,
+    /// `size_step`, `margin`, ...; docs/venue-format.md).
+    pub spec: serde_json::Value,
+}
+
+/// New venue parameters: a whole `VENUE.toml` text. Every account is re-examined under them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateVenue {
+    /// The venue file's text.
+    pub venue: String,
+}
+
 /// What happened.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -278,6 +297,10 @@ pub enum Event {
     SetBufferPolicy(SetBufferPolicy),
     /// An automated top-up.
     SetAutoTopUp(SetAutoTopUp),
+    /// A new instrument.
+    ListInstrument(ListInstrument),
+    /// New venue parameters.
+    UpdateVenue(UpdateVenue),
 }
 
 impl Event {
@@ -304,6 +327,8 @@ impl Event {
             "set_isolated_margin" => Self::SetIsolatedMargin(read(fields)?),
             "set_buffer_policy" => Self::SetBufferPolicy(read(fields)?),
             "set_auto_top_up" => Self::SetAutoTopUp(read(fields)?),
+            "list_instrument" => Self::ListInstrument(read(fields)?),
+            "update_venue" => Self::UpdateVenue(read(fields)?),
             other => {
                 return Err(("type".to_owned(), format!("unknown event type {other:?}")));
             }

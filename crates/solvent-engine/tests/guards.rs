@@ -676,3 +676,36 @@ fn dynamic_reallocation_moves_cross_collateral_to_an_isolated_position() {
         "saved, not liquidated: {effects:?}"
     );
 }
+
+#[test]
+fn a_listed_instrument_trades_and_a_venue_update_re_margins_every_account() {
+    let mut run = Run::new(EngineConfig::default());
+    run.next("index_price", r#""underlying":"SOL","price":"150""#);
+    run.next("deposit", r#""account":"s","asset":"USDT","amount":"1000""#);
+    let missing = run.next(
+        "fill",
+        r#""account":"s","instrument":"SOLUSDT","side":"buy","size":"10","price":"150","counterparty":"external""#,
+    );
+    assert_eq!(rejection(&missing), Some(RejectReason::UnknownInstrument));
+    let listed = run.next(
+        "list_instrument",
+        r#""name":"SOLUSDT","spec":{"kind":"perpetual","style":"linear","underlying":"SOL","settlement":"USDT","contract_size":"1","size_step":"0.1","margin":"bybit_ethusdt","default_leverage":10}"#,
+    );
+    assert_eq!(rejection(&listed), None);
+    let bad = run.next("list_instrument", r#""name":"X","spec":{"kind":"perpetual","style":"linear","underlying":"X","settlement":"USDT","contract_size":"1","size_step":"0.1","margin":"nope"}"#);
+    assert_eq!(rejection(&bad), Some(RejectReason::InvalidInput));
+    let fill = run.next(
+        "fill",
+        r#""account":"s","instrument":"SOLUSDT","side":"buy","size":"10","price":"150","counterparty":"external""#,
+    );
+    assert_eq!(rejection(&fill), None, "{fill:?}");
+    // A venue update that no longer lists SOLUSDT is refused: the account holds it.
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../venues/default.toml"
+    ))
+    .unwrap();
+    let escaped = serde_json::to_string(&text).unwrap();
+    let refused = run.next("update_venue", &format!(r#""venue":{escaped}"#));
+    assert_eq!(rejection(&refused), Some(RejectReason::InvalidInput));
+}
