@@ -734,8 +734,6 @@ impl Engine {
         fee: Decimal,
     ) -> Result<(), Rejection> {
         let account = self.known_account(id)?;
-        let before_portfolio = self.portfolio_of(account)?;
-        let before = self.report_of(&before_portfolio)?;
         let mut after_account = account.clone();
         let old = after_account.positions.get(&instrument.name);
         let (old_size, old_entry, isolated) = old.map_or((Decimal::ZERO, price, false), |p| {
@@ -750,6 +748,14 @@ impl Engine {
         }
         let increases = outcome.size.abs() > old_size.abs()
             || (outcome.size.signum() != old_size.signum() && !outcome.size.is_zero());
+        // Standard margin is non-decreasing in |size| (property-tested in solvent-risk), so a
+        // cross-mode trade that only reduces a position cannot raise the requirement and needs no
+        // further check; the account's state is the one its last evaluation found, which the
+        // safe bands keep exact between evaluations.
+        if !increases && account.mode == MarginMode::Cross {
+            return Ok(());
+        }
+        let before_state = account.state;
         if outcome.size.is_zero() {
             after_account.positions.remove(&instrument.name);
         } else {
@@ -785,15 +791,22 @@ impl Engine {
                 }
             }
         }
-        let after = self.report_of(&after_portfolio)?;
-        let raises = increases || after.initial_margin > before.initial_margin;
-        if raises && before.state >= AccountState::ReduceOnly {
+        if increases && before_state >= AccountState::ReduceOnly {
             return Err(reject(
                 RejectReason::ReduceOnly,
-                format!(
-                    "{id} is {} (health {:?}) and may only reduce its positions",
-                    before.state, before.health
-                ),
+                format!("{id} is {before_state} and may only reduce its positions"),
+            ));
+        }
+        let after = self.report_of(&after_portfolio)?;
+        let raises = increases || {
+            // Portfolio margin: reducing one leg of a hedge can raise the requirement.
+            let before = self.report_of(&self.portfolio_of(account)?)?;
+            after.initial_margin > before.initial_margin
+        };
+        if raises && before_state >= AccountState::ReduceOnly {
+            return Err(reject(
+                RejectReason::ReduceOnly,
+                format!("{id} is {before_state} and may only reduce its positions"),
             ));
         }
         if raises && after.available.value() < Decimal::ZERO {
