@@ -3,8 +3,10 @@
 //! Raw flags are turned into validated, ready-built objects (venue, portfolio, market) before any
 //! work is done; every failure is reported on stderr with exit code 2 and nothing on stdout.
 
+mod cascade;
 mod plot;
 mod render;
+mod replay;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -43,9 +45,19 @@ enum Command {
     Whatif(WhatIfArgs),
     /// P&L, equity and margin under shocks; reverse stress; a plot of P&L against the move.
     Stress(StressArgs),
+    /// Excess, withdrawable, the buffer and the recommended reallocation to isolated positions.
+    Allocate(AllocateArgs),
     /// Backtests one-day filtered-historical VaR of the account's exposure over a price history
     /// and reports Kupiec's test.
     Backtest(BacktestArgs),
+    /// Replays an event stream (EVENTS.jsonl) through the engine: effects to a file, a summary
+    /// of effects, balances and the state hash.
+    Replay(replay::ReplayArgs),
+    /// Draws a seeded population of leveraged accounts as an event stream (ACCOUNTS.jsonl).
+    Population(cascade::PopulationArgs),
+    /// Liquidation cascade across a population: shock, liquidations, square-root price impact,
+    /// repeated until nothing more is liquidated.
+    Cascade(cascade::CascadeArgs),
 }
 
 #[derive(Args)]
@@ -125,6 +137,51 @@ struct StressArgs {
     /// Write an SVG plot of P&L against the joint move, with the IM and MM lines.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct AllocateArgs {
+    #[command(flatten)]
+    inputs: Inputs,
+    /// Buffer kept in the cross pool: `none`, `mm:MULTIPLE` (equity >= k x MM) or
+    /// `sigma:N:DAYS` (survive an N-sigma move over DAYS days above MM).
+    #[arg(long, default_value = "none")]
+    buffer: String,
+    /// Isolated positions below this health receive collateral.
+    #[arg(long, default_value_t = 1.2)]
+    trigger: f64,
+    /// ...up to this health.
+    #[arg(long, default_value_t = 1.5)]
+    target: f64,
+}
+
+fn allocate(args: &AllocateArgs) -> Result<String> {
+    let buffer: solvent_risk::allocation::BufferPolicy = args
+        .buffer
+        .parse()
+        .map_err(|problem| anyhow!("--buffer: {problem}"))?;
+    if !(args.trigger > 0.0 && args.target >= args.trigger) {
+        return Err(anyhow!(
+            "--trigger and --target: need 0 < trigger <= target, found {} and {}",
+            args.trigger,
+            args.target
+        ));
+    }
+    let loaded = load(&args.inputs)?;
+    let name = args.inputs.portfolio.display().to_string();
+    let view = loaded.view(&name)?;
+    let policy = solvent_risk::allocation::AllocationPolicy {
+        buffer,
+        trigger_health: args.trigger,
+        target_health: args.target,
+    };
+    let allocation = solvent_risk::allocation::allocate(&loaded.portfolio, &view, policy)
+        .map_err(|e| loaded.locate(&name, e))?;
+    if args.inputs.json {
+        Ok(serde_json::to_string_pretty(&allocation)? + "\n")
+    } else {
+        Ok(render::allocation(&allocation))
+    }
 }
 
 /// The named historical days, derived from ../shared/data/prices by
@@ -377,7 +434,11 @@ fn backtest(args: &BacktestArgs) -> Result<String> {
 fn run(cli: Cli) -> Result<String> {
     match cli.command {
         Command::Backtest(args) => backtest(&args),
+        Command::Replay(args) => replay::run(&args),
+        Command::Population(args) => cascade::population(&args),
+        Command::Cascade(args) => cascade::run(&args),
         Command::Stress(args) => stress(&args),
+        Command::Allocate(args) => allocate(&args),
         Command::Margin(args) => {
             let loaded = load(&args.inputs)?;
             let name = args.inputs.portfolio.display().to_string();

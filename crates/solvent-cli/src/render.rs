@@ -341,6 +341,127 @@ pub fn backtest(account: &str, report: &solvent_risk::backtest::BacktestReport) 
     out
 }
 
+/// The summary of `solvent replay` as tables: effects by type, refusals by reason, and every
+/// ledger balance (accounts as rows, assets as columns) with the per-asset sum, which must be 0.
+pub fn replay(summary: &crate::replay::Summary) -> String {
+    let total: u64 = summary.effects.values().sum();
+    let mut out = format!(
+        "Replay of {} on {}: {} events, {total} effects, state hash {}\n\n",
+        summary.origin, summary.venue, summary.events, summary.state_hash
+    );
+    let mut effects = table();
+    effects.set_header(vec!["effect", "count"]);
+    for (kind, count) in &summary.effects {
+        effects.add_row(vec![kind.clone(), count.to_string()]);
+    }
+    if let Some(column) = effects.column_mut(1) {
+        column.set_cell_alignment(CellAlignment::Right);
+    }
+    out.push_str("Effects\n");
+    out.push_str(&effects.to_string());
+    if !summary.rejected.is_empty() {
+        let mut rejected = table();
+        rejected.set_header(vec!["rejected because", "count"]);
+        for (reason, count) in &summary.rejected {
+            rejected.add_row(vec![reason.clone(), count.to_string()]);
+        }
+        if let Some(column) = rejected.column_mut(1) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+        out.push_str("\n\nRefused events\n");
+        out.push_str(&rejected.to_string());
+    }
+    // Columns only for the assets some ledger account holds (the JSON lists every asset).
+    let assets: Vec<&String> = summary
+        .conservation
+        .keys()
+        .filter(|asset| {
+            summary
+                .balances
+                .values()
+                .any(|held| held.contains_key(*asset))
+        })
+        .collect();
+    let mut balances = table();
+    let mut header = vec!["ledger account".to_owned()];
+    header.extend(assets.iter().map(|asset| (*asset).clone()));
+    balances.set_header(header);
+    for (account, held) in &summary.balances {
+        let mut row = vec![account.clone()];
+        row.extend(
+            assets
+                .iter()
+                .map(|asset| held.get(*asset).map_or_else(String::new, |v| grouped(v))),
+        );
+        balances.add_row(row);
+    }
+    let mut sums = vec!["sum (must be 0)".to_owned()];
+    sums.extend(assets.iter().map(|asset| {
+        summary
+            .conservation
+            .get(*asset)
+            .map_or_else(String::new, |v| grouped(v))
+    }));
+    balances.add_row(sums);
+    for index in 1..=assets.len() {
+        if let Some(column) = balances.column_mut(index) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    out.push_str("\n\nBalances\n");
+    out.push_str(&balances.to_string());
+    out.push('\n');
+    out
+}
+
+/// The allocation: figures, buffer and moves with their reasons.
+pub fn allocation(allocation: &solvent_risk::allocation::Allocation) -> String {
+    let mut out = format!(
+        "Allocation of {}, amounts in {}; buffer policy: {}\n\n",
+        allocation.account, allocation.settlement_asset, allocation.policy.buffer
+    );
+    let mut figures = table();
+    figures.set_header(vec!["", allocation.settlement_asset.as_str()]);
+    for (label, value) in [
+        ("equity", allocation.equity),
+        ("initial margin", allocation.initial_margin),
+        ("maintenance margin", allocation.maintenance_margin),
+        ("excess (equity - IM)", allocation.excess),
+        ("buffer (equity to keep)", allocation.buffer),
+        ("pool (equity - max(IM, buffer))", allocation.pool),
+        ("withdrawable", allocation.withdrawable),
+    ] {
+        figures.add_row(vec![label.to_owned(), money(value)]);
+    }
+    if let Some(column) = figures.column_mut(1) {
+        column.set_cell_alignment(CellAlignment::Right);
+    }
+    out.push_str(&figures.to_string());
+    out.push_str(&format!("\nbuffer: {}\n", allocation.buffer_detail));
+    if allocation.moves.is_empty() {
+        out.push_str(&format!(
+            "\nNo isolated position is below health {}: nothing to move.\n",
+            allocation.policy.trigger_health
+        ));
+        return out;
+    }
+    out.push_str("\nRecommended moves from the cross pool\n");
+    let mut moves = table();
+    moves.set_header(vec!["to", "amount", "health before", "health after", "why"]);
+    for item in &allocation.moves {
+        moves.add_row(vec![
+            item.instrument.clone(),
+            format!("{} {}", money(item.amount), item.asset),
+            ratio(item.health_before),
+            ratio(item.health_after),
+            item.reason.clone(),
+        ]);
+    }
+    out.push_str(&moves.to_string());
+    out.push('\n');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::grouped;

@@ -39,6 +39,8 @@ pub enum TransferReason {
     TopUp,
     /// Collateral moved from the cross pool to an isolated position nearing liquidation.
     Reallocation,
+    /// A bankrupt account's other collateral sold at the index to pay its deficit.
+    CollateralSale,
 }
 
 /// Why the engine refused an event: named, checked in a fixed order (TigerBeetle style).

@@ -411,6 +411,29 @@ impl Engine {
         amount: Decimal,
     ) -> Result<Vec<Effect>, Rejection> {
         self.checked_amount(asset, amount)?;
+        match LedgerAccount::named(id) {
+            LedgerAccount::InsuranceFund => {
+                // The venue funds its insurance fund from outside.
+                let mut effects = Vec::new();
+                self.move_money(
+                    &LedgerAccount::External,
+                    &LedgerAccount::InsuranceFund,
+                    asset,
+                    amount,
+                    TransferReason::Deposit,
+                    &mut effects,
+                );
+                self.insurance_changed(asset, amount, "funded", &mut effects);
+                return Ok(effects);
+            }
+            LedgerAccount::Wallet(_) => {}
+            _ => {
+                return Err(reject(
+                    RejectReason::InvalidInput,
+                    format!("{id:?} is a system ledger account, not a user account"),
+                ));
+            }
+        }
         self.accounts
             .entry(id.to_owned())
             .or_insert_with(|| Account::new(id));
@@ -2594,6 +2617,16 @@ impl Engine {
                 effects,
             );
             self.trade_external(instrument, -rest, mark, effects);
+            effects.push(Effect::Liquidation {
+                account: id.to_owned(),
+                instrument: instrument.name.clone(),
+                size: Quantity(rest),
+                price: Price(mark),
+                fee: Amount(Decimal::ZERO),
+                reason:
+                    "bankrupt: too little opposite interest to deleverage, closed at the market"
+                        .to_owned(),
+            });
         }
         true
     }
@@ -2617,36 +2650,107 @@ impl Engine {
         }
         let wallet = LedgerAccount::Wallet(id.to_owned());
         let assets: Vec<String> = self.venue.assets.keys().cloned().collect();
-        for asset in assets {
-            let balance = self.ledger.balance(&wallet, &asset);
-            if balance < Decimal::ZERO {
-                let borrowable = self
-                    .venue
-                    .collateral
-                    .get(&asset)
-                    .is_some_and(|s| s.borrow.is_some());
-                if borrowable
-                    && !self
-                        .report(id)
-                        .is_ok_and(|r| r.equity.value() < Decimal::ZERO)
-                {
-                    continue;
-                }
+        for asset in &assets {
+            let balance = self.ledger.balance(&wallet, asset);
+            if balance >= Decimal::ZERO {
+                continue;
+            }
+            let borrowable = self
+                .venue
+                .collateral
+                .get(asset)
+                .is_some_and(|s| s.borrow.is_some());
+            if borrowable
+                && !self
+                    .report(id)
+                    .is_ok_and(|r| r.equity.value() < Decimal::ZERO)
+            {
+                continue;
+            }
+            // The account's other collateral pays first: sold to the market at the index (the
+            // insurance fund is for what the account cannot pay, not for what it still holds).
+            self.sell_collateral_for(id, asset, -balance, &assets, effects);
+            let left = self.ledger.balance(&wallet, asset);
+            if left < Decimal::ZERO {
                 self.move_money(
                     &LedgerAccount::InsuranceFund,
                     &wallet,
-                    &asset,
-                    -balance,
+                    asset,
+                    -left,
                     TransferReason::InsuranceCover,
                     effects,
                 );
-                self.insurance_changed(
-                    &asset,
-                    balance,
-                    "bankrupt account's deficit covered",
-                    effects,
-                );
+                self.insurance_changed(asset, left, "bankrupt account's deficit covered", effects);
             }
+        }
+    }
+
+    /// Sells the account's other positive balances to the market at the index until `needed` of
+    /// `asset` is raised (or nothing is left to sell).
+    fn sell_collateral_for(
+        &mut self,
+        id: &str,
+        asset: &str,
+        needed: Decimal,
+        assets: &[String],
+        effects: &mut Vec<Effect>,
+    ) {
+        let wallet = LedgerAccount::Wallet(id.to_owned());
+        let mut sales: Vec<(String, Decimal, Decimal)> = Vec::new();
+        {
+            let Ok(target) = self.venue.asset(asset) else {
+                return;
+            };
+            let Ok(view) = MarketView::new(&self.venue, &self.market) else {
+                return;
+            };
+            let Ok(target_usd) = view.asset_usd(target) else {
+                return;
+            };
+            let mut needed = needed;
+            for other in assets.iter().filter(|a| a.as_str() != asset) {
+                if needed <= Decimal::ZERO {
+                    break;
+                }
+                let held = self.ledger.balance(&wallet, other);
+                let Ok(held_asset) = self.venue.asset(other) else {
+                    continue;
+                };
+                let Ok(other_usd) = view.asset_usd(held_asset) else {
+                    continue;
+                };
+                if held <= Decimal::ZERO || other_usd <= Decimal::ZERO {
+                    continue;
+                }
+                // Sell just enough (rounded up in the sold asset), or all of it.
+                let wanted =
+                    rounding::requirement(needed * target_usd / other_usd, held_asset.precision);
+                let sold = wanted.min(held);
+                let raised = rounding::credit(sold * other_usd / target_usd, target.precision);
+                if sold <= Decimal::ZERO || raised <= Decimal::ZERO {
+                    continue;
+                }
+                sales.push((other.clone(), sold, raised));
+                needed -= raised;
+            }
+        }
+        for (other, sold, raised) in sales {
+            self.move_money(
+                &wallet,
+                &LedgerAccount::External,
+                &other,
+                sold,
+                TransferReason::CollateralSale,
+                effects,
+            );
+            self.move_money(
+                &LedgerAccount::External,
+                &wallet,
+                asset,
+                raised,
+                TransferReason::CollateralSale,
+                effects,
+            );
         }
     }
 

@@ -8,10 +8,12 @@
 
 #![deny(missing_docs)]
 
+pub mod cascade;
 pub mod config;
 pub mod effect;
 pub mod engine;
 pub mod event;
 pub mod ledger;
+pub mod population;
 
 pub use engine::Engine;

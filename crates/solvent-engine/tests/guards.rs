@@ -709,3 +709,34 @@ fn a_listed_instrument_trades_and_a_venue_update_re_margins_every_account() {
     let refused = run.next("update_venue", &format!(r#""venue":{escaped}"#));
     assert_eq!(rejection(&refused), Some(RejectReason::InvalidInput));
 }
+
+#[test]
+fn a_bankrupt_account_pays_with_its_other_collateral_before_the_fund() {
+    // 1,000 USDT and 0.01 BTC; long 0.1 BTCUSDT at 100,000; BTC gaps to 70,000 (confirmed): the
+    // close loses 3,000 USDT, so USDT is -2,000; the 0.01 BTC (700 at 70,000) is sold first and
+    // the fund covers only the remaining 1,300.
+    let mut run = Run::new(EngineConfig::default());
+    run.next("index_price", r#""underlying":"BTC","price":"100000""#);
+    run.next(
+        "deposit",
+        r#""account":"insurance_fund","asset":"USDT","amount":"5000""#,
+    );
+    assert_eq!(run.balance("insurance_fund", "USDT"), dec!(5000));
+    run.next("deposit", r#""account":"a","asset":"USDT","amount":"1000""#);
+    run.next("deposit", r#""account":"a","asset":"BTC","amount":"0.01""#);
+    run.next(
+        "fill",
+        r#""account":"a","instrument":"BTCUSDT","side":"buy","size":"0.1","price":"100000","counterparty":"external""#,
+    );
+    run.next("index_price", r#""underlying":"BTC","price":"70000""#);
+    run.next("index_price", r#""underlying":"BTC","price":"70000""#);
+    assert!(run.engine.accounts()["a"].positions.is_empty());
+    assert_eq!(run.balance("a", "BTC"), dec!(0));
+    assert_eq!(run.balance("a", "USDT"), dec!(0));
+    assert_eq!(run.balance("insurance_fund", "USDT"), dec!(3700));
+    let system = run.next(
+        "deposit",
+        r#""account":"clearing","asset":"USDT","amount":"1""#,
+    );
+    assert_eq!(rejection(&system), Some(RejectReason::InvalidInput));
+}

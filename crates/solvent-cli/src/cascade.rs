@@ -1,0 +1,359 @@
+//! `solvent population` and `solvent cascade` (DESIGN.md 2, 8.4).
+//!
+//! - `solvent population [--accounts N] [--seed S] [--out ACCOUNTS.jsonl]` draws a seeded,
+//!   calibrated population of leveraged accounts (`solvent_engine::population`) and writes it as
+//!   an `EVENTS.jsonl` stream.
+//! - `solvent cascade ACCOUNTS.jsonl --shock BTC:-0.1[,ETH:-0.12] [--impact 0.1]
+//!   [--adv-usd BTC:...,ETH:...] [--max-rounds 50] [--plot FILE.svg] [--json] [--venue ...]`
+//!   replays it and runs the liquidation cascade (`solvent_engine::cascade`): rounds, volume
+//!   liquidated, insurance fund drawdown, ADL volume, and an SVG of the price path and volume.
+
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow};
+use clap::Args;
+use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::{CellAlignment, ContentArrangement, Table};
+use solvent_core::Decimal;
+use solvent_core::venue::Venue;
+use solvent_engine::cascade::{self, CascadeParams, CascadeReport};
+use solvent_engine::config::EngineConfig;
+use solvent_engine::event::parse_line;
+use solvent_engine::population::{self, PopulationParams};
+
+/// The arguments of `solvent population`.
+#[derive(Args)]
+pub struct PopulationArgs {
+    /// Number of accounts.
+    #[arg(long, default_value_t = 2_000)]
+    accounts: usize,
+    /// Seed of the generator (the same seed gives the same file).
+    #[arg(long, default_value_t = population::DEFAULT_SEED)]
+    seed: u64,
+    /// The population's expected open interest per underlying, as a multiple of its median daily
+    /// traded value (2025, shared price history).
+    #[arg(long, default_value_t = 1.0)]
+    oi_to_adv: f64,
+    /// Write the events here (stdout when absent).
+    #[arg(long, value_name = "ACCOUNTS.jsonl")]
+    out: Option<PathBuf>,
+    /// Venue parameters (VENUE.toml); the built-in venues/default.toml when absent.
+    #[arg(long)]
+    venue: Option<PathBuf>,
+}
+
+/// The arguments of `solvent cascade`.
+#[derive(Args)]
+pub struct CascadeArgs {
+    /// The population: an event stream (ACCOUNTS.jsonl, as `solvent population` writes).
+    accounts: PathBuf,
+    /// Round-0 index moves, e.g. `BTC:-0.1,ETH:-0.12` (fractions).
+    #[arg(long, allow_hyphen_values = true)]
+    shock: String,
+    /// Square-root impact coefficient: a round's net liquidation flow V moves the price by
+    /// impact x sqrt(V / ADV).
+    #[arg(long, default_value_t = 0.1, allow_hyphen_values = true)]
+    impact: f64,
+    /// `cumulative`: V is the net flow since the shock, applied to the shocked price (the
+    /// square-root law of one metaorder); `per-round`: V is the last round's flow, applied to
+    /// the last round's price.
+    #[arg(long, value_enum, default_value_t = ImpactArg::Cumulative)]
+    impact_model: ImpactArg,
+    /// Daily traded value per underlying, USD, e.g. `BTC:1808517626,ETH:1569063906` (default:
+    /// the 2025 medians of the shared Binance history; given underlyings replace those).
+    #[arg(long, value_name = "NAME:USD,...")]
+    adv_usd: Option<String>,
+    /// Rounds at most (the shock round included).
+    #[arg(long, default_value_t = 50)]
+    max_rounds: usize,
+    /// Write an SVG of the price path and the liquidated volume per round.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Venue parameters (VENUE.toml); the built-in venues/default.toml when absent.
+    #[arg(long)]
+    venue: Option<PathBuf>,
+}
+
+/// `--impact-model`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ImpactArg {
+    Cumulative,
+    PerRound,
+}
+
+fn venue(path: Option<&PathBuf>) -> Result<Venue> {
+    Ok(match path {
+        Some(path) => {
+            let text = fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read the file", path.display()))?;
+            Venue::from_toml(&path.display().to_string(), &text)?
+        }
+        None => Venue::from_toml("venues/default.toml (built in)", crate::DEFAULT_VENUE)?,
+    })
+}
+
+/// Runs `solvent population`.
+///
+/// # Errors
+/// Bad parameters, a venue without the population's instruments, an unwritable file.
+pub fn population(args: &PopulationArgs) -> Result<String> {
+    let venue = venue(args.venue.as_ref())?;
+    let params = PopulationParams {
+        accounts: args.accounts,
+        seed: args.seed,
+        open_interest_adv_ratio: args.oi_to_adv,
+        ..PopulationParams::default()
+    };
+    let drawn = population::generate(&venue, &params).map_err(|e| match e {
+        population::PopulationError::InvalidParameter { name, problem } => {
+            anyhow!("--{}: {problem}", flag_of(name))
+        }
+        other => anyhow!(other),
+    })?;
+    let text = drawn.to_jsonl();
+    let Some(path) = &args.out else {
+        return Ok(text);
+    };
+    fs::write(path, &text).with_context(|| format!("{}: cannot write the file", path.display()))?;
+    let legs: Vec<_> = drawn.accounts.iter().flat_map(|a| &a.legs).collect();
+    let mut summary = format!(
+        "wrote {} events for {} accounts (seed {}) to {}\n",
+        drawn.events.len(),
+        drawn.accounts.len(),
+        args.seed,
+        path.display()
+    );
+    for market in &params.market {
+        let on: Vec<_> = legs
+            .iter()
+            .filter(|l| l.underlying == market.underlying)
+            .collect();
+        let open_interest: Decimal = on.iter().map(|l| l.notional_usd).sum();
+        let longs = on.iter().filter(|l| l.size > Decimal::ZERO).count();
+        summary.push_str(&format!(
+            "  {}: {} positions ({} long), open interest {} USD at {}\n",
+            market.underlying,
+            on.len(),
+            longs,
+            grouped(&open_interest.round_dp(0).to_string()),
+            market.price
+        ));
+    }
+    Ok(summary)
+}
+
+fn flag_of(name: &str) -> &str {
+    match name {
+        "open_interest_adv_ratio" => "oi-to-adv",
+        other => other,
+    }
+}
+
+/// Runs `solvent cascade`.
+///
+/// # Errors
+/// An unreadable or malformed population (naming file, line and field), bad `--shock` or
+/// `--adv-usd` text, an unwritable plot, or a cascade the engine cannot run.
+pub fn run(args: &CascadeArgs) -> Result<String> {
+    let shocks = cascade::parse_moves(&args.shock).map_err(|p| anyhow!("--shock: {p}"))?;
+    let mut params = CascadeParams {
+        shocks,
+        impact: args.impact,
+        impact_model: match args.impact_model {
+            ImpactArg::Cumulative => cascade::ImpactModel::Cumulative,
+            ImpactArg::PerRound => cascade::ImpactModel::PerRound,
+        },
+        max_rounds: args.max_rounds,
+        ..CascadeParams::default()
+    };
+    if let Some(text) = &args.adv_usd {
+        let given = cascade::parse_amounts(text).map_err(|p| anyhow!("--adv-usd: {p}"))?;
+        params.adv_usd.extend(given);
+    }
+    let venue = venue(args.venue.as_ref())?;
+    let origin = args.accounts.display().to_string();
+    let text = fs::read_to_string(&args.accounts)
+        .with_context(|| format!("{origin}: cannot read the file"))?;
+    let events = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(n, line)| parse_line(&origin, n + 1, line))
+        .collect::<Result<Vec<_>, _>>()?;
+    let report =
+        cascade::run(venue, EngineConfig::default(), &events, &params).map_err(|e| match e {
+            cascade::CascadeError::InvalidParameter { name, problem } => {
+                anyhow!("--{}: {problem}", name.replace('_', "-"))
+            }
+            cascade::CascadeError::MissingIndex(name) => {
+                anyhow!("--shock: {origin} sets no {name} index price")
+            }
+            other => anyhow!("{origin}: {other}"),
+        })?;
+    if let Some(path) = &args.plot {
+        let svg = crate::plot::cascade_svg(&plot_title(&report), &plot_rounds(&report))?;
+        fs::write(path, svg)
+            .with_context(|| format!("{}: cannot write the plot", path.display()))?;
+    }
+    if args.json {
+        Ok(serde_json::to_string_pretty(&report)? + "\n")
+    } else {
+        Ok(render(&report))
+    }
+}
+
+fn plot_title(report: &CascadeReport) -> String {
+    let shocks: Vec<String> = report
+        .params
+        .shocks
+        .iter()
+        .map(|(name, shock)| format!("{name} {}%", (shock * Decimal::ONE_HUNDRED).normalize()))
+        .collect();
+    format!(
+        "Liquidation cascade: {} accounts, shock {}",
+        report.accounts,
+        shocks.join(", ")
+    )
+}
+
+fn number(value: Decimal) -> f64 {
+    value.to_string().parse().unwrap_or(f64::NAN)
+}
+
+fn plot_rounds(report: &CascadeReport) -> Vec<crate::plot::CascadeRound> {
+    report
+        .rounds
+        .iter()
+        .map(|round| crate::plot::CascadeRound {
+            round: round.round,
+            price_change: round
+                .prices
+                .iter()
+                .filter_map(|(name, price)| {
+                    let start = report.totals.start_prices.get(name)?;
+                    Some((
+                        name.clone(),
+                        (number(*price) / number(*start) - 1.0) * 100.0,
+                    ))
+                })
+                .collect(),
+            volume_usd: number(round.volume_usd),
+            adl_volume_usd: number(round.adl_volume_usd),
+        })
+        .collect()
+}
+
+/// Groups the integer digits of a decimal string in threes.
+fn grouped(text: &str) -> String {
+    let (sign, unsigned) = text
+        .strip_prefix('-')
+        .map_or(("", text), |rest| ("-", rest));
+    let (integer, fraction) = unsigned
+        .split_once('.')
+        .map_or((unsigned, None), |(i, f)| (i, Some(f)));
+    let mut out = String::new();
+    for (index, digit) in integer.chars().enumerate() {
+        if index > 0 && (integer.len() - index) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    match fraction {
+        Some(fraction) => format!("{sign}{out}.{fraction}"),
+        None => format!("{sign}{out}"),
+    }
+}
+
+fn usd(value: Decimal) -> String {
+    grouped(&value.round_dp(0).to_string())
+}
+
+fn table() -> Table {
+    let mut table = Table::new();
+    table
+        .load_style(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    table
+}
+
+fn render(report: &CascadeReport) -> String {
+    let names: Vec<&String> = report.totals.start_prices.keys().collect();
+    let mut rounds = table();
+    let mut header = vec!["round".to_owned()];
+    header.extend(names.iter().map(|n| format!("{n} price")));
+    header.extend(
+        [
+            "accounts liquidated",
+            "volume (USD)",
+            "ADL (USD)",
+            "insurance fund (USD)",
+        ]
+        .map(str::to_owned),
+    );
+    rounds.set_header(header);
+    for round in &report.rounds {
+        let mut row = vec![round.round.to_string()];
+        row.extend(names.iter().map(|n| {
+            round
+                .prices
+                .get(*n)
+                .map_or_else(|| "-".to_owned(), |p| grouped(&p.round_dp(2).to_string()))
+        }));
+        row.push(round.accounts_liquidated.to_string());
+        row.push(usd(round.volume_usd));
+        row.push(usd(round.adl_volume_usd));
+        row.push(grouped(&round.insurance_fund_usd.round_dp(2).to_string()));
+        rounds.add_row(row);
+    }
+    for index in 0..rounds.column_count() {
+        if let Some(column) = rounds.column_mut(index) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    let totals = &report.totals;
+    let mut summary = table();
+    summary.set_header(vec!["total", ""]);
+    let moves: Vec<String> = totals
+        .price_change
+        .iter()
+        .map(|(name, change)| {
+            format!(
+                "{name} {} ({:+.2}%)",
+                grouped(&totals.final_prices[name].round_dp(2).to_string()),
+                change * 100.0
+            )
+        })
+        .collect();
+    let stopped = match totals.stopped {
+        cascade::StopReason::NothingLiquidated => "a round liquidated nothing",
+        cascade::StopReason::MaxRounds => "--max-rounds reached",
+    };
+    for (label, value) in [
+        ("rounds", format!("{} ({stopped})", totals.rounds)),
+        (
+            "accounts liquidated",
+            format!("{} of {}", totals.accounts_liquidated, report.accounts),
+        ),
+        ("volume liquidated (USD)", usd(totals.volume_usd)),
+        ("ADL volume (USD)", usd(totals.adl_volume_usd)),
+        (
+            "insurance fund drawdown (USD)",
+            grouped(&totals.insurance_fund_drawdown_usd.round_dp(2).to_string()),
+        ),
+        ("final prices", moves.join(", ")),
+    ] {
+        summary.add_row(vec![label.to_owned(), value]);
+    }
+    let mut out = format!("{rounds}\n{summary}\n");
+    if report.population_rejected > 0 {
+        out.push_str(&format!(
+            "note: the engine refused {} of the population's {} events\n",
+            report.population_rejected, report.population_events
+        ));
+    }
+    out
+}

@@ -1,0 +1,168 @@
+//! `solvent population` and `solvent cascade` end to end: the file, the JSON report, the plot,
+//! and bad input.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed unwrap is a failed test"
+)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn solvent(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_solvent"))
+        .args(args)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let directory =
+        std::env::temp_dir().join(format!("solvent-cascade-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&directory).unwrap();
+    directory.join(name)
+}
+
+fn population(name: &str, accounts: &str, seed: &str) -> String {
+    let path = scratch(name);
+    let (code, stdout, stderr) = solvent(&[
+        "population",
+        "--accounts",
+        accounts,
+        "--seed",
+        seed,
+        "--out",
+        &path.display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!("for {accounts} accounts")),
+        "{stdout}"
+    );
+    path.display().to_string()
+}
+
+#[test]
+fn population_then_cascade_with_json_and_plot() {
+    let accounts = population("accounts.jsonl", "300", "11");
+    let again = population("again.jsonl", "300", "11");
+    assert_eq!(
+        std::fs::read_to_string(&accounts).unwrap(),
+        std::fs::read_to_string(&again).unwrap(),
+        "same seed, same file"
+    );
+    let plot = scratch("cascade.svg");
+    let _ = std::fs::remove_file(&plot);
+    let (code, stdout, stderr) = solvent(&[
+        "cascade",
+        &accounts,
+        "--shock",
+        "BTC:-0.1,ETH:-0.12",
+        "--impact",
+        "0.1",
+        "--max-rounds",
+        "50",
+        "--plot",
+        &plot.display().to_string(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for key in [
+        "accounts",
+        "population_rejected",
+        "params",
+        "rounds",
+        "totals",
+        "state_hash",
+    ] {
+        assert!(report.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(report["accounts"], 300);
+    assert_eq!(report["population_rejected"], 0);
+    let totals = &report["totals"];
+    for key in [
+        "rounds",
+        "stopped",
+        "volume_usd",
+        "adl_volume_usd",
+        "accounts_liquidated",
+        "insurance_fund_drawdown_usd",
+        "final_prices",
+        "price_change",
+    ] {
+        assert!(totals.get(key).is_some(), "missing totals.{key}");
+    }
+    let rounds = report["rounds"].as_array().unwrap();
+    assert_eq!(totals["rounds"].as_u64().unwrap() as usize, rounds.len());
+    for key in [
+        "prices",
+        "accounts_liquidated",
+        "volume_usd",
+        "insurance_fund",
+        "adl_volume_usd",
+    ] {
+        assert!(rounds[0].get(key).is_some(), "missing rounds[0].{key}");
+    }
+    // The shock itself is round 0's price.
+    let shocked: f64 = rounds[0]["prices"]["BTC"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((shocked - 93_859.71 * 0.9).abs() < 1e-6);
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("Liquidation cascade"));
+
+    // The table form names the totals.
+    let (code, stdout, stderr) = solvent(&["cascade", &accounts, "--shock", "BTC:-0.1"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("insurance fund drawdown (USD)"), "{stdout}");
+    assert!(stdout.contains("ADL volume (USD)"), "{stdout}");
+}
+
+#[test]
+fn bad_arguments_exit_2_naming_the_argument() {
+    let accounts = population("bad.jsonl", "20", "5");
+    for (args, named) in [
+        (vec!["--shock", "BTC=-0.1"], "--shock"),
+        (vec!["--shock", "BTC:-1.5"], "--shock"),
+        (vec!["--shock", "DOGE:-0.1"], "--shock"),
+        (
+            vec!["--shock", "BTC:-0.1", "--adv-usd", "BTC:-5"],
+            "--adv-usd",
+        ),
+        (
+            vec!["--shock", "BTC:-0.1", "--max-rounds", "0"],
+            "--max-rounds",
+        ),
+        (vec!["--shock", "BTC:-0.1", "--impact", "-1"], "--impact"),
+    ] {
+        let mut full = vec!["cascade", accounts.as_str()];
+        full.extend(args.iter().copied());
+        let (code, stdout, stderr) = solvent(&full);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stdout.is_empty());
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+    }
+    let broken = scratch("broken.jsonl");
+    std::fs::write(&broken, "{\"seq\":1}\n").unwrap();
+    let (code, _, stderr) = solvent(&[
+        "cascade",
+        &broken.display().to_string(),
+        "--shock",
+        "BTC:-0.1",
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("line 1"), "{stderr}");
+    let (code, _, stderr) = solvent(&["population", "--accounts", "0"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--accounts"), "{stderr}");
+}

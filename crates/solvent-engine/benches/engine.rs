@@ -1,0 +1,389 @@
+//! Engine throughput (DESIGN.md 12: "engine, in memory >= 1 million events / s on one core").
+//!
+//! A population of accounts is opened through ordinary events (USDT deposits, some BTC
+//! collateral, fills on BTCUSDT / ETHUSDT against `external`; 0.1% of the accounts at 60-90% of
+//! the maximum leverage, the rest at 1.5-12x). Then streams of pre-built events (no parsing: the
+//! `Envelope`s are made before timing) are applied to a fresh clone of that engine (the clone is
+//! not timed) and reported as elements (events) per second:
+//!
+//! - `mixed`: 90% index updates (BTC and ETH, moves N(0, 0.02%)), 5% fills, 5% deposits, 20,000
+//!   a batch;
+//! - `fills`: fills only (4 in 5 against `external`, 1 in 5 between two accounts), 2,000 a batch;
+//! - `index`: index updates only, 20,000 a batch;
+//! - `mark`: `mark_price` updates only (BTCUSDT / ETHUSDT), which re-value every holder of the
+//!   underlying, so they are benchmarked on their own, with few events per batch.
+//!
+//! Population size: `SOLVENT_ENGINE_BENCH_ACCOUNTS` (default 10,000). Each stream's effects are
+//! summarised on stderr once (events rejected must stay near zero, or the figures measure the
+//! rejection path).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use jiff::Timestamp;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rust_decimal::Decimal;
+use solvent_core::money::{Amount, Price, Quantity};
+use solvent_core::venue::Venue;
+use solvent_engine::Engine;
+use solvent_engine::config::EngineConfig;
+use solvent_engine::effect::Effect;
+use solvent_engine::event::{
+    Deposit, Envelope, Event, Fill, IndexPrice, MarkPrice, SetLeverage, Side,
+};
+use solvent_engine::ledger::EXTERNAL;
+
+/// 2026-01-01T00:00:00Z in milliseconds.
+const START_MS: i64 = 1_767_225_600_000;
+/// Events per batch of the `mixed` and `index` streams.
+const BATCH: usize = 20_000;
+/// Events per batch of the `fills` stream (a fill costs about 100 times an index update).
+const FILL_BATCH: usize = 2_000;
+/// Events per batch of the `mark` stream.
+const MARK_BATCH: usize = 4;
+
+/// Builds envelopes with increasing sequence numbers and times.
+#[derive(Clone)]
+struct Stream {
+    seq: u64,
+    ts_ms: i64,
+}
+
+impl Stream {
+    fn next(&mut self, event: Event) -> Envelope {
+        self.seq += 1;
+        Envelope {
+            seq: self.seq,
+            ts: Timestamp::from_millisecond(self.ts_ms).unwrap_or(Timestamp::UNIX_EPOCH),
+            event,
+        }
+    }
+}
+
+fn cents(value: f64) -> Decimal {
+    Decimal::new((value * 100.0).round() as i64, 2)
+}
+
+/// A tradable leg: instrument, underlying, start price, size scale (3 for 0.001), maximum
+/// leverage.
+struct Leg {
+    instrument: &'static str,
+    underlying: &'static str,
+    price: f64,
+    scale: u32,
+    max_leverage: i64,
+}
+
+const LEGS: [Leg; 2] = [
+    Leg {
+        instrument: "BTCUSDT",
+        underlying: "BTC",
+        price: 60_000.0,
+        scale: 3,
+        max_leverage: 100,
+    },
+    Leg {
+        instrument: "ETHUSDT",
+        underlying: "ETH",
+        price: 3_000.0,
+        scale: 2,
+        max_leverage: 50,
+    },
+];
+
+fn account_id(i: usize) -> String {
+    format!("acct{i:07}")
+}
+
+fn fill(account: &str, counterparty: &str, leg: &Leg, long: bool, units: i64) -> Event {
+    let size = Decimal::new(units.max(1), leg.scale);
+    let price = cents(leg.price);
+    Event::Fill(Fill {
+        account: account.to_owned(),
+        instrument: leg.instrument.to_owned(),
+        side: if long { Side::Buy } else { Side::Sell },
+        size: Quantity(size),
+        price: Price(price),
+        // 0.05% taker fee at USDT's 6 decimals.
+        fee: Amount((size * price * Decimal::new(5, 4)).round_dp(6)),
+        counterparty: counterparty.to_owned(),
+    })
+}
+
+fn index(leg: &Leg, price: f64) -> Event {
+    Event::IndexPrice(IndexPrice {
+        underlying: leg.underlying.to_owned(),
+        price: Price(cents(price)),
+        source: None,
+    })
+}
+
+/// The events that open account `i`; returns whether it is one of the few at high leverage.
+fn open_account(i: usize, rng: &mut ChaCha8Rng, events: &mut Vec<Event>) -> bool {
+    let id = account_id(i);
+    let hot = rng.random_bool(0.001);
+    let leg = &LEGS[usize::from(!rng.random_bool(0.535))];
+    let (low, high) = if hot {
+        (500.0_f64, 20_000.0_f64)
+    } else {
+        (500.0, 100_000.0)
+    };
+    let collateral = (low.ln() + rng.random::<f64>() * (high.ln() - low.ln())).exp();
+    events.push(Event::Deposit(Deposit {
+        account: id.clone(),
+        asset: "USDT".to_owned(),
+        amount: Amount(cents(collateral)),
+    }));
+    let leverage = if hot {
+        events.push(Event::SetLeverage(SetLeverage {
+            account: id.clone(),
+            instrument: leg.instrument.to_owned(),
+            leverage: Decimal::from(leg.max_leverage),
+        }));
+        leg.max_leverage as f64 * (0.6 + 0.3 * rng.random::<f64>())
+    } else {
+        1.5 + 10.5 * rng.random::<f64>()
+    };
+    if !hot && rng.random_bool(0.05) {
+        events.push(Event::Deposit(Deposit {
+            account: id.clone(),
+            asset: "BTC".to_owned(),
+            amount: Amount(Decimal::new(rng.random_range(1_000_000..100_000_000), 8)),
+        }));
+    }
+    let units = |notional: f64, leg: &Leg| {
+        (notional / leg.price * 10f64.powi(leg.scale as i32)).floor() as i64
+    };
+    let long = rng.random_bool(0.6);
+    events.push(fill(
+        &id,
+        EXTERNAL,
+        leg,
+        long,
+        units(collateral * leverage, leg),
+    ));
+    if !hot && rng.random_bool(0.15) {
+        let other = &LEGS[usize::from(leg.underlying == "BTC")];
+        let leverage = 1.0 + 3.0 * rng.random::<f64>();
+        events.push(fill(
+            &id,
+            EXTERNAL,
+            other,
+            !long,
+            units(collateral * leverage, other),
+        ));
+    }
+    hot
+}
+
+/// The benchmark's starting point: an engine holding `accounts` accounts, the stream's position,
+/// and which accounts are at ordinary leverage (the ones streams trade and deposit on).
+struct Population {
+    engine: Engine,
+    stream: Stream,
+    ordinary: Vec<usize>,
+}
+
+fn population(accounts: usize) -> Population {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let venue = match Venue::from_toml(path, &text) {
+        Ok(venue) => venue,
+        Err(error) => panic!("the default venue must load: {error}"),
+    };
+    let mut engine = Engine::new(venue, EngineConfig::default());
+    let mut stream = Stream {
+        seq: 0,
+        ts_ms: START_MS,
+    };
+    for leg in &LEGS {
+        engine.apply(&stream.next(index(leg, leg.price)));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut ordinary = Vec::with_capacity(accounts);
+    let mut events = Vec::new();
+    let mut rejected = 0;
+    let start = Instant::now();
+    for i in 0..accounts {
+        events.clear();
+        if !open_account(i, &mut rng, &mut events) {
+            ordinary.push(i);
+        }
+        for event in events.drain(..) {
+            rejected += count_rejected(&engine.apply(&stream.next(event)));
+        }
+    }
+    eprintln!(
+        "engine bench: {accounts} accounts opened in {:.1} s ({rejected} events rejected)",
+        start.elapsed().as_secs_f64()
+    );
+    Population {
+        engine,
+        stream,
+        ordinary,
+    }
+}
+
+fn count_rejected(effects: &[Effect]) -> usize {
+    effects
+        .iter()
+        .filter(|e| matches!(e, Effect::Rejected { .. }))
+        .count()
+}
+
+/// What a stream is made of, in percent (the rest of 100 is deposits).
+#[derive(Clone, Copy)]
+struct Mix {
+    index_pct: u32,
+    fill_pct: u32,
+}
+
+/// `count` events after the population: index updates as a random walk per underlying, fills of
+/// small sizes and deposits on ordinary accounts.
+fn stream(population: &Population, mix: Mix, count: usize, seed: u64) -> Vec<Envelope> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut stream = population.stream.clone();
+    let mut prices = LEGS.map(|leg| leg.price);
+    let pick =
+        |rng: &mut ChaCha8Rng| population.ordinary[rng.random_range(0..population.ordinary.len())];
+    (0..count)
+        .map(|_| {
+            stream.ts_ms += 1;
+            let roll = rng.random_range(0..100);
+            let which = rng.random_range(0..2);
+            let leg = &LEGS[which];
+            let event = if roll < mix.index_pct {
+                // N(0, 0.02%) by Box-Muller.
+                let u1 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+                let u2 = rng.random::<f64>();
+                let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                prices[which] *= 1.0 + 0.0002 * z;
+                index(leg, prices[which])
+            } else if roll < mix.index_pct + mix.fill_pct {
+                let account = account_id(pick(&mut rng));
+                let counterparty = if rng.random_bool(0.2) {
+                    account_id(pick(&mut rng))
+                } else {
+                    EXTERNAL.to_owned()
+                };
+                let units = rng.random_range(1..=10);
+                let mut event = fill(&account, &counterparty, leg, rng.random_bool(0.5), units);
+                if let Event::Fill(fill) = &mut event {
+                    // Trade at the current index, as a venue's fills would.
+                    fill.price = Price(cents(prices[which]));
+                    fill.fee =
+                        Amount((fill.size.0 * fill.price.0 * Decimal::new(5, 4)).round_dp(6));
+                }
+                event
+            } else {
+                Event::Deposit(Deposit {
+                    account: account_id(pick(&mut rng)),
+                    asset: "USDT".to_owned(),
+                    amount: Amount(Decimal::from(rng.random_range(10..1_000))),
+                })
+            };
+            stream.next(event)
+        })
+        .collect()
+}
+
+fn mark_stream(population: &Population, count: usize) -> Vec<Envelope> {
+    let mut stream = population.stream.clone();
+    (0..count)
+        .map(|i| {
+            stream.ts_ms += 1;
+            let leg = &LEGS[i % 2];
+            stream.next(Event::MarkPrice(MarkPrice {
+                instrument: leg.instrument.to_owned(),
+                price: Price(cents(leg.price * (1.0 + 0.0001 * (i / 2) as f64))),
+            }))
+        })
+        .collect()
+}
+
+/// Applies `events` to fresh clones of the engine, timing only `Engine::apply`.
+fn run(engine: &Engine, events: &[Envelope], iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let mut engine = engine.clone();
+        let start = Instant::now();
+        for envelope in events {
+            black_box(engine.apply(black_box(envelope)));
+        }
+        total += start.elapsed();
+        drop(black_box(engine));
+    }
+    total
+}
+
+fn summarise(name: &str, engine: &Engine, events: &[Envelope]) {
+    let mut engine = engine.clone();
+    let (mut effects, mut rejected) = (0, 0);
+    for envelope in events {
+        let out = engine.apply(envelope);
+        effects += out.len();
+        rejected += count_rejected(&out);
+    }
+    eprintln!(
+        "engine bench: {name}: {} events, {effects} effects, {rejected} rejected",
+        events.len()
+    );
+}
+
+fn engine_benches(c: &mut Criterion) {
+    let accounts = std::env::var("SOLVENT_ENGINE_BENCH_ACCOUNTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let population = population(accounts);
+    let streams = [
+        (
+            "mixed",
+            Mix {
+                index_pct: 90,
+                fill_pct: 5,
+            },
+        ),
+        (
+            "fills",
+            Mix {
+                index_pct: 0,
+                fill_pct: 100,
+            },
+        ),
+        (
+            "index",
+            Mix {
+                index_pct: 100,
+                fill_pct: 0,
+            },
+        ),
+    ];
+    let mut group = c.benchmark_group(format!("engine_{accounts}_accounts"));
+    for (seed, (name, mix)) in (1..).zip(streams) {
+        let count = if mix.index_pct == 0 {
+            FILL_BATCH
+        } else {
+            BATCH
+        };
+        let events = stream(&population, mix, count, seed);
+        summarise(name, &population.engine, &events);
+        group.throughput(Throughput::Elements(events.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| run(&population.engine, &events, iters));
+        });
+    }
+    let marks = mark_stream(&population, MARK_BATCH);
+    summarise("mark", &population.engine, &marks);
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(marks.len() as u64));
+    group.bench_function("mark", |b| {
+        b.iter_custom(|iters| run(&population.engine, &marks, iters));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, engine_benches);
+criterion_main!(benches);

@@ -1,0 +1,435 @@
+//! Price tick to liquidation effect (DESIGN.md 12: "1 million accounts: p99 < 1 ms").
+//!
+//! Builds a population through ordinary events (USDT deposits, some BTC collateral, a few
+//! `set_leverage`, fills on BTCUSDT / ETHUSDT against `external`), then applies index updates of
+//! small random moves with an occasional larger one, and records each update's processing time
+//! (`Engine::apply` alone; building the event is not timed) in an HDR histogram.
+//!
+//! Most accounts run 1.5-12x, far from any threshold; a small share (`--hot`, default 0.1%) run
+//! at 60-90x (BTC) or 30-45x (ETH), health about 2.2-3.3, a fraction of a percent from the
+//! margin-call threshold 1.5: those are what a small move can take out of their safe band.
+//!
+//! The engine does not say how many accounts an update re-examined, so the count is estimated
+//! from time: a `mark_price` update re-values every holder of the underlying (it does not use the
+//! bands), which gives the cost of one account evaluation; an index update's time above the
+//! cheapest update, divided by that cost, estimates the accounts it re-examined. The accounts
+//! named in its effects are a lower bound.
+//!
+//! Usage: `tick_latency [accounts (1000000)] [index updates (4000)] [hot share (0.001)]
+//! [large move min % (0.5)] [large move max % (1.0)]`. Every 250th update is a large move. Moves
+//! above the gap between a hot account's liquidation and bankruptcy prices (about 0.6% at 90x)
+//! bankrupt accounts and start auto-deleveraging, whose cost grows with the population.
+//! Run it through `bench/engine.sh`, which builds in release and pins it to one core.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use jiff::Timestamp;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rust_decimal::Decimal;
+use solvent_core::money::{Amount, Price, Quantity};
+use solvent_core::venue::Venue;
+use solvent_engine::Engine;
+use solvent_engine::config::EngineConfig;
+use solvent_engine::effect::Effect;
+use solvent_engine::event::{
+    Deposit, Envelope, Event, Fill, IndexPrice, MarkPrice, SetLeverage, Side,
+};
+use solvent_engine::ledger::EXTERNAL;
+
+/// 2026-01-01T00:00:00Z in milliseconds.
+const START_MS: i64 = 1_767_225_600_000;
+/// Starting index prices, in cents.
+const BTC_START_CENTS: i64 = 6_000_000;
+const ETH_START_CENTS: i64 = 300_000;
+
+/// Builds envelopes with increasing sequence numbers.
+struct Stream {
+    seq: u64,
+    ts_ms: i64,
+}
+
+impl Stream {
+    fn next(&mut self, event: Event) -> Envelope {
+        self.seq += 1;
+        Envelope {
+            seq: self.seq,
+            ts: Timestamp::from_millisecond(self.ts_ms).unwrap_or(Timestamp::UNIX_EPOCH),
+            event,
+        }
+    }
+}
+
+fn cents(value: f64) -> Decimal {
+    Decimal::new((value * 100.0).round() as i64, 2)
+}
+
+/// One leg: instrument, underlying price (USD) and size step as a scale (3 for 0.001).
+struct Leg {
+    instrument: &'static str,
+    price: f64,
+    scale: u32,
+    max_leverage: f64,
+}
+
+const BTC: Leg = Leg {
+    instrument: "BTCUSDT",
+    price: BTC_START_CENTS as f64 / 100.0,
+    scale: 3,
+    max_leverage: 100.0,
+};
+const ETH: Leg = Leg {
+    instrument: "ETHUSDT",
+    price: ETH_START_CENTS as f64 / 100.0,
+    scale: 2,
+    max_leverage: 50.0,
+};
+
+fn fill(account: &str, leg: &Leg, long: bool, notional_usd: f64) -> Option<Event> {
+    let step = 10f64.powi(leg.scale as i32);
+    let units = (notional_usd / leg.price * step).floor() as i64;
+    if units <= 0 {
+        return None;
+    }
+    let size = Decimal::new(units, leg.scale);
+    let price = cents(leg.price);
+    // 0.05% taker fee, at USDT's 6 decimals.
+    let fee = (size * price * Decimal::new(5, 4)).round_dp(6);
+    Some(Event::Fill(Fill {
+        account: account.to_owned(),
+        instrument: leg.instrument.to_owned(),
+        side: if long { Side::Buy } else { Side::Sell },
+        size: Quantity(size),
+        price: Price(price),
+        fee: Amount(fee),
+        counterparty: EXTERNAL.to_owned(),
+    }))
+}
+
+/// The events that open account `i`.
+fn account_events(i: usize, hot_share: f64, rng: &mut ChaCha8Rng) -> Vec<Event> {
+    let id = format!("acct{i:07}");
+    let hot = rng.random_bool(hot_share);
+    let leg = if rng.random_bool(0.535) { &BTC } else { &ETH };
+    let long = rng.random_bool(0.6);
+    let (low, high) = if hot {
+        (500.0_f64, 20_000.0_f64)
+    } else {
+        (500.0, 100_000.0)
+    };
+    let collateral = (low.ln() + rng.random::<f64>() * (high.ln() - low.ln())).exp();
+    let mut events = vec![Event::Deposit(Deposit {
+        account: id.clone(),
+        asset: "USDT".to_owned(),
+        amount: Amount(cents(collateral)),
+    })];
+    let leverage = if hot {
+        let leverage = leg.max_leverage * (0.6 + 0.3 * rng.random::<f64>());
+        events.push(Event::SetLeverage(SetLeverage {
+            account: id.clone(),
+            instrument: leg.instrument.to_owned(),
+            leverage: Decimal::from(leg.max_leverage as i64),
+        }));
+        leverage
+    } else {
+        1.5 + 10.5 * rng.random::<f64>()
+    };
+    if !hot && rng.random_bool(0.05) {
+        // Some BTC collateral: 0.01-1 BTC.
+        let sats = rng.random_range(1_000_000..100_000_000_i64);
+        events.push(Event::Deposit(Deposit {
+            account: id.clone(),
+            asset: "BTC".to_owned(),
+            amount: Amount(Decimal::new(sats, 8)),
+        }));
+    }
+    events.extend(fill(&id, leg, long, collateral * leverage));
+    if !hot && rng.random_bool(0.15) {
+        // A second leg on the other underlying, cross margin.
+        let other = if leg.instrument == BTC.instrument {
+            &ETH
+        } else {
+            &BTC
+        };
+        let leverage = 1.0 + 3.0 * rng.random::<f64>();
+        events.extend(fill(&id, other, !long, collateral * leverage));
+    }
+    events
+}
+
+/// A standard normal draw (Box-Muller).
+fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// Accounts named in effects, and how many of each kind.
+fn effect_accounts(effects: &[Effect], accounts: &mut BTreeSet<String>) -> [usize; 4] {
+    let mut counts = [0; 4]; // state changes, margin calls, liquidation steps, rejections
+    for effect in effects {
+        match effect {
+            Effect::StateChanged { account, .. } => {
+                counts[0] += 1;
+                accounts.insert(account.clone());
+            }
+            Effect::MarginCall { account, .. } => {
+                counts[1] += 1;
+                accounts.insert(account.clone());
+            }
+            Effect::Liquidation { account, .. } => {
+                counts[2] += 1;
+                accounts.insert(account.clone());
+            }
+            Effect::AccountUpdated { account, .. }
+            | Effect::LiquidationDeferred { account, .. }
+            | Effect::Adl { account, .. } => {
+                accounts.insert(account.clone());
+            }
+            Effect::Rejected { .. } => counts[3] += 1,
+            _ => {}
+        }
+    }
+    counts
+}
+
+/// Peak and current resident memory, in MiB, from `/proc/self/status`.
+fn memory_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn print_histogram(name: &str, h: &Histogram<u64>) {
+    if h.is_empty() {
+        return;
+    }
+    let us = |ns: u64| ns as f64 / 1e3;
+    println!(
+        "{name:<22} n {:>6}  p50 {:>9.1} us  p99 {:>9.1} us  p99.9 {:>9.1} us  max {:>9.1} us  mean {:>8.1} us",
+        h.len(),
+        us(h.value_at_quantile(0.5)),
+        us(h.value_at_quantile(0.99)),
+        us(h.value_at_quantile(0.999)),
+        us(h.max()),
+        h.mean() / 1e3
+    );
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let accounts: usize = args.next().map_or(Ok(1_000_000), |a| a.parse())?;
+    let ticks: usize = args.next().map_or(Ok(4_000), |a| a.parse())?;
+    let hot_share: f64 = args.next().map_or(Ok(0.001), |a| a.parse())?;
+    let large_min_pct: f64 = args.next().map_or(Ok(0.5), |a| a.parse())?;
+    let large_max_pct: f64 = args.next().map_or(Ok(1.0), |a| a.parse())?;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
+    let venue = Venue::from_toml(path, &std::fs::read_to_string(path)?)?;
+    let mut engine = Engine::new(venue, EngineConfig::default());
+    let mut rng = ChaCha8Rng::seed_from_u64(20_260_101);
+    let mut stream = Stream {
+        seq: 0,
+        ts_ms: START_MS,
+    };
+    let mut prices = [
+        (String::from("BTC"), BTC_START_CENTS),
+        (String::from("ETH"), ETH_START_CENTS),
+    ];
+    for (underlying, price) in &prices {
+        engine.apply(&stream.next(Event::IndexPrice(IndexPrice {
+            underlying: underlying.clone(),
+            price: Price(Decimal::new(*price, 2)),
+            source: None,
+        })));
+    }
+
+    // ---- setup: ordinary events, applied one by one ---------------------------------------------
+    let mut setup_events = 0usize;
+    let mut setup_rejections = 0usize;
+    let mut apply_time = Duration::ZERO;
+    let setup_start = Instant::now();
+    for i in 0..accounts {
+        for event in account_events(i, hot_share, &mut rng) {
+            let envelope = stream.next(event);
+            let start = Instant::now();
+            let effects = engine.apply(&envelope);
+            apply_time += start.elapsed();
+            setup_events += 1;
+            setup_rejections += effects
+                .iter()
+                .filter(|e| matches!(e, Effect::Rejected { .. }))
+                .count();
+        }
+        if (i + 1) % 100_000 == 0 {
+            eprintln!(
+                "  setup: {} accounts, {:.1} s",
+                i + 1,
+                setup_start.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let setup = setup_start.elapsed();
+    let (peak_setup, rss_setup) = memory_mib();
+    println!("accounts               {accounts} (hot share {hot_share}, seed 20260101)");
+    println!(
+        "setup                  {:.1} s wall, {:.1} s in Engine::apply for {setup_events} events \
+         ({:.1} us/event, {setup_rejections} rejected)",
+        setup.as_secs_f64(),
+        apply_time.as_secs_f64(),
+        micros(apply_time) / setup_events as f64
+    );
+    println!(
+        "memory after setup     VmRSS {rss_setup:.0} MiB, VmHWM {peak_setup:.0} MiB ({:.2} KiB/account)",
+        rss_setup * 1024.0 / accounts as f64
+    );
+
+    // ---- index updates ----------------------------------------------------------------------------
+    let bound_ns = 600_000_000_000;
+    let mut all = Histogram::<u64>::new_with_bounds(1, bound_ns, 3)?;
+    let mut small = Histogram::<u64>::new_with_bounds(1, bound_ns, 3)?;
+    let mut large = Histogram::<u64>::new_with_bounds(1, bound_ns, 3)?;
+    let mut records = Vec::with_capacity(ticks);
+    let mut totals = [0usize; 4];
+    for tick in 0..ticks {
+        stream.ts_ms += 100;
+        let which = rng.random_range(0..2);
+        let is_large = tick % 250 == 249;
+        let change = if is_large {
+            let size =
+                (large_min_pct + (large_max_pct - large_min_pct) * rng.random::<f64>()) / 100.0;
+            if rng.random_bool(0.5) { size } else { -size }
+        } else {
+            0.0002 * normal(&mut rng)
+        };
+        let (underlying, price) = &mut prices[which];
+        *price = ((*price as f64) * (1.0 + change)).round() as i64;
+        let envelope = stream.next(Event::IndexPrice(IndexPrice {
+            underlying: underlying.clone(),
+            price: Price(Decimal::new(*price, 2)),
+            source: None,
+        }));
+        let start = Instant::now();
+        let effects = engine.apply(&envelope);
+        let elapsed = start.elapsed();
+        let ns = elapsed.as_nanos().max(1) as u64;
+        all.record(ns)?;
+        if is_large {
+            large.record(ns)?
+        } else {
+            small.record(ns)?
+        }
+        let mut named = BTreeSet::new();
+        let counts = effect_accounts(&effects, &mut named);
+        for (total, count) in totals.iter_mut().zip(counts) {
+            *total += count;
+        }
+        records.push((
+            underlying.clone(),
+            change,
+            is_large,
+            elapsed,
+            effects.len(),
+            named.len(),
+        ));
+    }
+
+    // ---- one account evaluation: a mark update re-values every holder ----------------------------
+    let btc_price = prices[0].1;
+    let holders = engine
+        .accounts()
+        .values()
+        .filter(|a| {
+            a.positions
+                .values()
+                .any(|p| p.instrument.underlying == "BTC")
+                || !engine
+                    .ledger()
+                    .balance(
+                        &solvent_engine::ledger::LedgerAccount::Wallet(a.id.clone()),
+                        "BTC",
+                    )
+                    .is_zero()
+        })
+        .count();
+    stream.ts_ms += 100;
+    let envelope = stream.next(Event::MarkPrice(MarkPrice {
+        instrument: "BTCUSDT".to_owned(),
+        price: Price(Decimal::new(btc_price, 2)),
+    }));
+    let start = Instant::now();
+    let mark_effects = engine.apply(&envelope);
+    let mark_time = start.elapsed();
+    let per_account = mark_time / holders.max(1) as u32;
+    let floor = records.iter().map(|r| r.3).min().unwrap_or_default();
+    let examined = |elapsed: Duration| {
+        (elapsed.saturating_sub(floor)).as_secs_f64() / per_account.as_secs_f64().max(1e-12)
+    };
+
+    println!();
+    println!(
+        "index updates          {ticks}: small moves N(0, 0.02%), every 250th a \
+         {large_min_pct}-{large_max_pct}% move; timed Engine::apply only"
+    );
+    print_histogram("all updates", &all);
+    print_histogram("small moves", &small);
+    print_histogram("large moves", &large);
+    println!(
+        "effects of the updates state changes {}, margin calls {}, liquidation steps {}, rejections {}",
+        totals[0], totals[1], totals[2], totals[3]
+    );
+    let mut estimates: Vec<f64> = records
+        .iter()
+        .filter(|r| !r.2)
+        .map(|r| examined(r.3))
+        .collect();
+    estimates.sort_by(f64::total_cmp);
+    let pick = |q: f64| {
+        estimates
+            .get(((estimates.len().saturating_sub(1)) as f64 * q) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    println!(
+        "re-examined (estimate) small moves: p50 {:.1}, p99 {:.1}, max {:.1} accounts per update \
+         (time above the cheapest update {:.1} us / {:.2} us per evaluation)",
+        pick(0.5),
+        pick(0.99),
+        pick(1.0),
+        micros(floor),
+        micros(per_account)
+    );
+    println!("large moves, one by one:");
+    for (underlying, change, _, elapsed, effects, named) in records.iter().filter(|r| r.2) {
+        println!(
+            "  {underlying} {:+.2}%  {:>10.1} us  effects {effects:>5}  accounts in effects {named:>5}  \
+             re-examined (estimate) {:>8.0}",
+            change * 100.0,
+            micros(*elapsed),
+            examined(*elapsed)
+        );
+    }
+    println!();
+    println!(
+        "mark_price BTCUSDT     {:.1} ms for {holders} BTC holders ({:.2} us per account; \
+         re-values every holder, not only those out of their band), {} effects",
+        mark_time.as_secs_f64() * 1e3,
+        micros(mark_time) / holders.max(1) as f64,
+        mark_effects.len()
+    );
+    let (peak, rss) = memory_mib();
+    println!("memory at end          VmRSS {rss:.0} MiB, VmHWM {peak:.0} MiB");
+    Ok(())
+}
