@@ -119,7 +119,7 @@ pub fn lines<'a>(
                 problem,
             })?;
             let mark = view.mark(instrument)?;
-            let underlying_usd = view.index(&instrument.underlying, &format!("margining {}", instrument.name))?;
+            let underlying_usd = view.index_for(&instrument.underlying, || format!("margining {}", instrument.name))?;
             let prices = [mark.price, position.entry_price.value(), underlying_usd];
             let priced = if matches!(instrument.terms, Terms::Option { .. }) { &prices[..] } else { &prices[..2] };
             if standard::bounded_exposure(instrument, position.size.value(), priced).is_none() {
@@ -367,17 +367,19 @@ pub fn build_report(
                 show(valued.collateral_value_usd)
             )
         };
-        components.push(Component {
-            name: format!("collateral:{}", asset.symbol),
-            amount: Amount(amount),
-            detail: format!(
-                "{} {} x index {} = {} USD{haircut}",
-                show(balance.amount.value()),
-                asset.symbol,
-                show(usd_price),
-                show(valued.market_value_usd)
-            ),
-        });
+        if detail == Detail::Full {
+            components.push(Component {
+                name: format!("collateral:{}", asset.symbol),
+                amount: Amount(amount),
+                detail: format!(
+                    "{} {} x index {} = {} USD{haircut}",
+                    show(balance.amount.value()),
+                    asset.symbol,
+                    show(usd_price),
+                    show(valued.market_value_usd)
+                ),
+            });
+        }
         if valued.borrow_maintenance_usd > Decimal::ZERO
             || valued.borrow_initial_usd > Decimal::ZERO
         {
@@ -386,19 +388,23 @@ pub fn build_report(
                 rounding::requirement(to_report(valued.borrow_maintenance_usd), decimals);
             borrow_initial += initial;
             borrow_maintenance += maintenance;
-            components.push(Component {
-                name: format!("borrow_initial_margin:{}", asset.symbol),
-                amount: Amount(initial),
-                detail: format!("loan {} USD x initial rate", show(-valued.market_value_usd)),
-            });
-            components.push(Component {
-                name: format!("borrow_maintenance_margin:{}", asset.symbol),
-                amount: Amount(maintenance),
-                detail: format!(
-                    "loan {} USD x maintenance rate",
-                    show(-valued.market_value_usd)
-                ),
-            });
+            if detail == Detail::Full {
+                components.push(Component {
+                    name: format!("borrow_initial_margin:{}", asset.symbol),
+                    amount: Amount(initial),
+                    detail: format!("loan {} USD x initial rate", show(-valued.market_value_usd)),
+                });
+            }
+            if detail == Detail::Full {
+                components.push(Component {
+                    name: format!("borrow_maintenance_margin:{}", asset.symbol),
+                    amount: Amount(maintenance),
+                    detail: format!(
+                        "loan {} USD x maintenance rate",
+                        show(-valued.market_value_usd)
+                    ),
+                });
+            }
         }
     }
 
@@ -449,8 +455,11 @@ pub fn build_report(
                 instrument.terms.expiry().map_or_else(String::new, |expiry| expiry.to_string())
             ));
         }
-        let (initial_detail, maintenance_detail) =
-            describe(&requirement, value_settle, &settle.symbol);
+        let (initial_detail, maintenance_detail) = if detail == Detail::Full {
+            describe(&requirement, value_settle, &settle.symbol)
+        } else {
+            (String::new(), String::new())
+        };
         let mut report = PositionReport {
             instrument: instrument.name.clone(),
             size: position.size,
@@ -479,28 +488,34 @@ pub fn build_report(
                     ("upnl", &mut unrealized_pnl)
                 };
                 *sink += contribution;
-                components.push(Component {
-                    name: format!("{prefix}:{}", instrument.name),
-                    amount: Amount(contribution),
-                    detail: format!(
-                        "{} {} at mark {} (entry {})",
-                        show(size),
-                        instrument.name,
-                        show(mark),
-                        show(position.entry_price.value())
-                    ),
-                });
+                if detail == Detail::Full {
+                    components.push(Component {
+                        name: format!("{prefix}:{}", instrument.name),
+                        amount: Amount(contribution),
+                        detail: format!(
+                            "{} {} at mark {} (entry {})",
+                            show(size),
+                            instrument.name,
+                            show(mark),
+                            show(position.entry_price.value())
+                        ),
+                    });
+                }
                 if portfolio_params.is_none() {
-                    components.push(Component {
-                        name: format!("initial_margin:{}", instrument.name),
-                        amount: Amount(initial),
-                        detail: initial_detail,
-                    });
-                    components.push(Component {
-                        name: format!("maintenance_margin:{}", instrument.name),
-                        amount: Amount(maintenance),
-                        detail: maintenance_detail,
-                    });
+                    if detail == Detail::Full {
+                        components.push(Component {
+                            name: format!("initial_margin:{}", instrument.name),
+                            amount: Amount(initial),
+                            detail: initial_detail,
+                        });
+                    }
+                    if detail == Detail::Full {
+                        components.push(Component {
+                            name: format!("maintenance_margin:{}", instrument.name),
+                            amount: Amount(maintenance),
+                            detail: maintenance_detail,
+                        });
+                    }
                     cross_initial += initial;
                     cross_maintenance += maintenance;
                 }

@@ -143,6 +143,25 @@ impl<'a> MarketView<'a> {
         self.market.timestamp
     }
 
+    /// Index price of `name` in USD, with what needed it described only when it is missing (the
+    /// hot path formats nothing).
+    ///
+    /// # Errors
+    /// [`RiskError::MissingIndex`] when the market does not give it.
+    pub fn index_for(
+        &self,
+        name: &str,
+        needed_for: impl FnOnce() -> String,
+    ) -> Result<Decimal, RiskError> {
+        match self.market.index.get(name) {
+            Some(price) => Ok(price.value()),
+            None => Err(RiskError::MissingIndex {
+                name: name.to_owned(),
+                needed_for: needed_for(),
+            }),
+        }
+    }
+
     /// Index price of `name` in USD.
     ///
     /// # Errors
@@ -203,10 +222,9 @@ impl<'a> MarketView<'a> {
         }
         match &instrument.terms {
             Terms::Perpetual | Terms::Future { .. } => Ok(Mark {
-                price: self.index(
-                    &instrument.underlying,
-                    &format!("the mark of {}", instrument.name),
-                )?,
+                price: self.index_for(&instrument.underlying, || {
+                    format!("the mark of {}", instrument.name)
+                })?,
                 source: MarkSource::Index,
             }),
             Terms::Option {
