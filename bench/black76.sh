@@ -10,7 +10,10 @@
 # Every program is pinned to core 0 with taskset when available, Python with one thread for
 # OpenMP/OpenBLAS/MKL. The peers run on the same deterministic inputs
 # (bench/peers/black76_peers.py). Rates are the best of several repetitions; other load on the
-# machine lowers them. Needs the oracle venv: ./scripts/setup-oracles
+# machine lowers them, so run it a few times and compare the ratios (numpy is measured in the
+# same run). The Rust batch figure is the fused call price_and_greeks_checked, which validates
+# every input (finite, in range) as it values; the numpy peer validates nothing.
+# Needs the oracle venv: ./scripts/setup-oracles
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,20 +37,23 @@ peers_out="$("${PIN[@]}" "$PY" bench/peers/black76_peers.py --options "$OPTIONS"
 rust_shipped="$(rate batch <<<"$shipped_out")"
 rust_native="$(rate batch <<<"$native_out")"
 rust_scalar="$(rate scalar <<<"$shipped_out")"
+rust_two_step="$(rate two_step <<<"$shipped_out")"
 
 echo "shipped build target features: $(awk '$1 == "features" { $1 = ""; print substr($0, 2) }' <<<"$shipped_out")"
 echo
-printf '%-44s %15s\n' "implementation (one core, $OPTIONS options)" "options/s"
-printf '%-44s %15.0f\n' "rust batch, x86-64-v3 (shipped)" "$rust_shipped"
-printf '%-44s %15.0f\n' "rust scalar greeks (incl. theta), x86-64-v3" "$rust_scalar"
-printf '%-44s %15.0f\n' "rust batch, target-cpu=native (information)" "$rust_native"
+printf '%-48s %15s\n' "implementation (one core, $OPTIONS options)" "options/s"
+printf '%-48s %15.0f\n' "rust batch checked+valued, x86-64-v3 (shipped)" "$rust_shipped"
+printf '%-48s %15.0f\n' "rust new_checked then batch, x86-64-v3" "$rust_two_step"
+printf '%-48s %15.0f\n' "rust scalar greeks (incl. theta), x86-64-v3" "$rust_scalar"
+printf '%-48s %15.0f\n' "rust batch checked, target-cpu=native (info)" "$rust_native"
 for peer in numpy quantlib vollib; do
-    printf '%-44s %15.0f\n' "python $peer" "$(rate "$peer" <<<"$peers_out")"
+    printf '%-48s %15.0f\n' "python $peer" "$(rate "$peer" <<<"$peers_out")"
 done
+echo "(rust batch validates every input as it values; the numpy peer does no validation)"
 echo
-printf '%-44s %9s %9s\n' "ratio rust batch / peer" "v3" "native"
+printf '%-48s %9s %9s\n' "ratio rust batch / peer" "v3" "native"
 for peer in numpy quantlib vollib; do
     p="$(rate "$peer" <<<"$peers_out")"
     awk -v s="$rust_shipped" -v n="$rust_native" -v p="$p" -v name="$peer" \
-        'BEGIN { printf "%-44s %8.1fx %8.1fx\n", name, s / p, n / p }'
+        'BEGIN { printf "%-48s %8.1fx %8.1fx\n", name, s / p, n / p }'
 done

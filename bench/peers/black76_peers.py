@@ -3,7 +3,9 @@
 
 Peers, each on the same deterministic inputs as crates/solvent-pricing/examples/black76_throughput.rs
 (same generator, same seed, same order):
-  numpy      vectorised numpy with scipy.special.ndtr for N(x), over all N options
+  numpy      vectorised numpy with scipy.special.ndtr for N(x), over all N options; no input
+             validation (the Rust figure it is compared with, price_and_greeks_checked,
+             validates every input as it values)
   quantlib   QuantLib's blackFormula and BlackCalculator (deltaForward, gammaForward, vega) per
              option, on fewer options
   vollib     vollib.black and vollib.black.greeks.analytical per option, on fewer options

@@ -122,8 +122,10 @@ pub struct PortfolioMarginParams {
     pub im_factor: f64,
     /// Largest credit the cross-underlying offset may give, as a fraction of the summed scan risk.
     pub max_offset: f64,
-    /// Correlations between underlyings' returns (pairs; the diagonal is 1; a missing pair is 0
-    /// unless the caller estimates it from history).
+    /// Correlations between underlyings' returns (pairs; the diagonal is 1). A pair missing here
+    /// is filled by a correlation estimated from the price history when one is given; otherwise
+    /// it counts as perfectly adverse (`rho_uv = d_u d_v`, so the two scan risks add), so an
+    /// unknown correlation never lowers margin.
     pub correlations: Vec<(String, String, f64)>,
     /// Historical ES, when enabled.
     pub historical: Option<HistoricalParams>,

@@ -98,6 +98,8 @@ pub struct Account {
     pub buffer: BufferPolicy,
     /// Automated top-ups.
     pub top_ups: Vec<TopUpRule>,
+    /// Equity at the last evaluation (ranks ADL candidates without recomputing them).
+    pub last_equity: Decimal,
 }
 
 impl Account {
@@ -112,6 +114,7 @@ impl Account {
             breach: None,
             buffer: BufferPolicy::None,
             top_ups: Vec::new(),
+            last_equity: Decimal::ZERO,
         }
     }
 }
@@ -183,6 +186,8 @@ pub struct Engine {
     sources: BTreeMap<String, BTreeMap<String, SourcePrice>>,
     pending_jumps: BTreeMap<String, Decimal>,
     holders: BTreeMap<String, BTreeSet<String>>,
+    /// Accounts holding each instrument (mark updates, ADL candidates).
+    instrument_holders: BTreeMap<String, BTreeSet<String>>,
     bands: BTreeMap<String, Bands>,
     account_bands: BTreeMap<String, Vec<(String, Decimal, Decimal)>>,
     /// Holders of an underlying without a band on it yet (examined at its every update).
@@ -216,6 +221,7 @@ impl Engine {
             sources: BTreeMap::new(),
             pending_jumps: BTreeMap::new(),
             holders: BTreeMap::new(),
+            instrument_holders: BTreeMap::new(),
             bands: BTreeMap::new(),
             account_bands: BTreeMap::new(),
             unbanded: BTreeMap::new(),
@@ -1634,7 +1640,7 @@ impl Engine {
         };
         let used = Price::new_checked(used).map_err(|p| reject(RejectReason::OutOfRange, p))?;
         self.market.mark.insert(name.to_owned(), used);
-        self.revalue_holders(&instrument.underlying, &mut effects);
+        self.revalue_instrument_holders(&instrument.name, &mut effects);
         Ok(effects)
     }
 
@@ -1833,10 +1839,23 @@ impl Engine {
     /// Re-indexes which underlyings an account is exposed to (positions and collateral).
     fn reindex(&mut self, id: &str) {
         let mut names: BTreeSet<String> = BTreeSet::new();
+        let mut instruments: BTreeSet<String> = BTreeSet::new();
         if let Some(account) = self.accounts.get(id) {
             for position in account.positions.values() {
                 names.insert(position.instrument.underlying.clone());
+                instruments.insert(position.instrument.name.clone());
             }
+        }
+        for (name, holders) in &mut self.instrument_holders {
+            if !instruments.contains(name) {
+                holders.remove(id);
+            }
+        }
+        for name in instruments {
+            self.instrument_holders
+                .entry(name)
+                .or_default()
+                .insert(id.to_owned());
         }
         let wallet = LedgerAccount::Wallet(id.to_owned());
         for (symbol, asset) in &self.venue.assets {
@@ -1851,6 +1870,18 @@ impl Engine {
         }
         for name in names {
             self.holders.entry(name).or_default().insert(id.to_owned());
+        }
+    }
+
+    /// A mark update changes only the positions in that instrument: their holders are examined.
+    fn revalue_instrument_holders(&mut self, name: &str, effects: &mut Vec<Effect>) {
+        let holders: Vec<String> = self
+            .instrument_holders
+            .get(name)
+            .map(|h| h.iter().cloned().collect())
+            .unwrap_or_default();
+        for id in holders {
+            self.evaluate(&id, false, effects);
         }
     }
 
@@ -1930,6 +1961,42 @@ impl Engine {
     /// underlying staying inside its band keeps the state. An account in danger (liquidating,
     /// bankrupt, or with no slack) gets empty bands: it is re-examined at every update.
     fn set_bands(&mut self, id: &str, report: Option<&MarginReport>) {
+        let Some(account) = self.accounts.get(id) else {
+            return;
+        };
+        let exposures = self.coin_exposures(account);
+        let widths = report.and_then(|r| self.band_widths(account, r, &exposures));
+        let entries: Vec<(String, Decimal, Decimal)> = exposures
+            .iter()
+            .map(|(underlying, price, _)| {
+                let half = widths
+                    .as_ref()
+                    .and_then(|w| w.iter().find(|(u, _)| u == underlying).map(|(_, h)| *h))
+                    .unwrap_or(Decimal::ZERO);
+                (underlying.clone(), *price - half, *price + half)
+            })
+            .collect();
+        // Held underlyings without a price yet cannot have a band: they are examined at their
+        // every update until they do.
+        let unpriced: Vec<String> = self
+            .holders
+            .iter()
+            .filter(|(underlying, holders)| {
+                holders.contains(id) && !entries.iter().any(|(u, _, _)| u == *underlying)
+            })
+            .map(|(underlying, _)| underlying.clone())
+            .collect();
+        let was_unbanded = self.unbanded.values().any(|holders| holders.contains(id));
+        // Most evaluations leave the bands as they were: nothing to re-index then.
+        if unpriced.is_empty()
+            && !was_unbanded
+            && self
+                .account_bands
+                .get(id)
+                .is_some_and(|old| *old == entries)
+        {
+            return;
+        }
         if let Some(old) = self.account_bands.remove(id) {
             for (underlying, low, high) in old {
                 if let Some(bands) = self.bands.get_mut(&underlying) {
@@ -1938,42 +2005,24 @@ impl Engine {
                 }
             }
         }
-        for holders in self.unbanded.values_mut() {
-            holders.remove(id);
-        }
-        let Some(account) = self.accounts.get(id) else {
-            return;
-        };
-        let exposures = self.coin_exposures(account);
-        let held: Vec<String> = self
-            .holders
-            .iter()
-            .filter(|(_, holders)| holders.contains(id))
-            .map(|(underlying, _)| underlying.clone())
-            .collect();
-        for underlying in held {
-            if !exposures.iter().any(|(u, _, _)| *u == underlying) {
-                self.unbanded
-                    .entry(underlying)
-                    .or_default()
-                    .insert(id.to_owned());
+        if was_unbanded {
+            for holders in self.unbanded.values_mut() {
+                holders.remove(id);
             }
         }
-        if exposures.is_empty() {
+        for underlying in unpriced {
+            self.unbanded
+                .entry(underlying)
+                .or_default()
+                .insert(id.to_owned());
+        }
+        if entries.is_empty() {
             return;
         }
-        let widths = report.and_then(|r| self.band_widths(account, r, &exposures));
-        let mut entries = Vec::with_capacity(exposures.len());
-        for (underlying, price, _) in &exposures {
-            let half = widths
-                .as_ref()
-                .and_then(|w| w.iter().find(|(u, _)| u == underlying).map(|(_, h)| *h))
-                .unwrap_or(Decimal::ZERO);
-            let (low, high) = (*price - half, *price + half);
+        for (underlying, low, high) in &entries {
             let bands = self.bands.entry(underlying.clone()).or_default();
-            bands.by_low.insert((low, id.to_owned()));
-            bands.by_high.insert((high, id.to_owned()));
-            entries.push((underlying.clone(), low, high));
+            bands.by_low.insert((*low, id.to_owned()));
+            bands.by_high.insert((*high, id.to_owned()));
         }
         self.account_bands.insert(id.to_owned(), entries);
     }
@@ -2194,6 +2243,7 @@ impl Engine {
         let Some(account) = self.accounts.get_mut(id) else {
             return;
         };
+        account.last_equity = report.equity.value();
         let previous = account.state;
         if report.state != previous {
             effects.push(Effect::StateChanged {
@@ -2545,10 +2595,18 @@ impl Engine {
             return false;
         };
         let mut remaining = signed.abs();
-        let mut ranked: Vec<(String, f64, Decimal)> = self
-            .accounts
-            .values()
-            .filter(|a| a.id != id)
+        let candidates: Vec<&Account> = self
+            .instrument_holders
+            .get(&instrument.name)
+            .map(|ids| {
+                ids.iter()
+                    .filter(|other| other.as_str() != id)
+                    .filter_map(|other| self.accounts.get(other))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut ranked: Vec<(String, f64, Decimal)> = candidates
+            .into_iter()
             .filter_map(|a| {
                 let p = a.positions.get(&instrument.name)?;
                 if p.size.signum() == position.size.signum() {
@@ -2560,11 +2618,7 @@ impl Engine {
                     return None;
                 }
                 let notional = solvent_risk::standard::notional(instrument, p.size, mark);
-                let equity = self
-                    .report(&a.id)
-                    .map(|r| r.equity.value())
-                    .unwrap_or(Decimal::ONE)
-                    .max(Decimal::new(1, 6));
+                let equity = a.last_equity.max(Decimal::new(1, 6));
                 let score = (profit * notional / equity).to_f64().unwrap_or(0.0);
                 Some((a.id.clone(), score, p.size.abs()))
             })

@@ -52,7 +52,9 @@
 mod batch;
 mod vector_math;
 
-pub use batch::{BatchColumns, Black76Batch, GreeksBatch, price_and_greeks_batch};
+pub use batch::{
+    BatchColumns, Black76Batch, GreeksBatch, price_and_greeks_batch, price_and_greeks_checked,
+};
 
 use crate::error::{Field, PricingError};
 use crate::validate;

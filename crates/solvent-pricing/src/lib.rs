@@ -8,8 +8,10 @@
 //! - [`black76`]: [`Black76`](black76::Black76) holds one validated option (forward, strike,
 //!   time to expiry, volatility, discount factor); [`price`](black76::Black76::price) and
 //!   [`greeks`](black76::Black76::greeks) value it as a call or a put.
-//!   [`price_and_greeks_batch`](black76::price_and_greeks_batch) values many options at once
-//!   over structure-of-arrays columns, vectorised.
+//!   [`price_and_greeks_checked`](black76::price_and_greeks_checked) validates and values many
+//!   options at once over structure-of-arrays columns, vectorised, in one pass over the inputs
+//!   ([`price_and_greeks_batch`](black76::price_and_greeks_batch) values columns validated
+//!   before by [`Black76Batch::new_checked`](black76::Black76Batch::new_checked)).
 //! - [`implied`]: [`implied_volatility`](implied::implied_volatility) inverts the price
 //!   (Jaeckel's "Let's Be Rational"), with typed errors for prices no volatility reaches.
 //! - [`surface`]: [`VolSurface`](surface::VolSurface) interpolates smiles linearly in strike

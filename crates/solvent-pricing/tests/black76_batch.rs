@@ -12,6 +12,7 @@ use common::relative_error;
 use solvent_pricing::PricingError;
 use solvent_pricing::black76::{
     BatchColumns, Black76, Black76Batch, GreeksBatch, OptionType, price_and_greeks_batch,
+    price_and_greeks_checked,
 };
 
 /// A seeded generator (SplitMix64), so the cases are the same on every run and machine.
@@ -47,15 +48,19 @@ struct Columns {
 }
 
 impl Columns {
-    fn batch(&self) -> Result<Black76Batch<'_>, PricingError> {
-        Black76Batch::new_checked(BatchColumns {
+    fn columns(&self) -> BatchColumns<'_> {
+        BatchColumns {
             forward: &self.forward,
             strike: &self.strike,
             time_to_expiry_years: &self.time,
             volatility: &self.volatility,
             discount_factor: &self.discount,
             option_type: &self.kind,
-        })
+        }
+    }
+
+    fn batch(&self) -> Result<Black76Batch<'_>, PricingError> {
+        Black76Batch::new_checked(self.columns())
     }
 }
 
@@ -309,5 +314,79 @@ fn batch_matches_mpmath_to_2e_13_relative() {
     }
     eprintln!(
         "worst relative errors of the batch vs mpmath (price, delta, gamma, vega): {worst:?}"
+    );
+}
+
+/// The fused call validates and values in one pass; it must give the same bits as validating
+/// first and valuing after, on market-like cases, wide cases and the routing boundaries.
+#[test]
+fn checked_call_gives_the_same_bits_as_validate_then_value() {
+    for columns in [cases(50_000, 11), boundary_cases(13)] {
+        let mut two_step = GreeksBatch::default();
+        price_and_greeks_batch(&columns.batch().unwrap(), &mut two_step);
+        // Stale contents of another length must not matter.
+        let mut fused = GreeksBatch::default();
+        price_and_greeks_checked(cases(7, 1).columns(), &mut fused).unwrap();
+        price_and_greeks_checked(columns.columns(), &mut fused).unwrap();
+        assert_eq!(fused.len(), two_step.len());
+        for (a, b) in [
+            (fused.price(), two_step.price()),
+            (fused.delta(), two_step.delta()),
+            (fused.gamma(), two_step.gamma()),
+            (fused.vega(), two_step.vega()),
+        ] {
+            assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()));
+        }
+    }
+    let mut out = GreeksBatch::default();
+    price_and_greeks_checked(cases(0, 1).columns(), &mut out).unwrap();
+    assert!(out.is_empty());
+}
+
+/// The fused call reports the error `Black76Batch::new_checked` reports, whichever column holds
+/// the bad value and wherever it is: first element, inside a later block, last element, and with
+/// a second bad value further on (the first is named).
+#[test]
+fn checked_call_names_the_first_invalid_element_like_new_checked() {
+    type Spoil = fn(&mut Columns, usize);
+    let spoils: [(&str, Spoil); 8] = [
+        ("negative forward", |c, i| c.forward[i] = -1.0),
+        ("NaN strike", |c, i| c.strike[i] = f64::NAN),
+        ("huge strike", |c, i| c.strike[i] = 1e101),
+        ("negative time", |c, i| c.time[i] = -1e-9),
+        ("infinite time", |c, i| c.time[i] = f64::INFINITY),
+        ("volatility above the limit", |c, i| c.volatility[i] = 100.5),
+        ("zero discount factor", |c, i| c.discount[i] = 0.0),
+        ("NaN discount factor", |c, i| c.discount[i] = f64::NAN),
+    ];
+    let n = 3_000;
+    for (name, spoil) in spoils {
+        for index in [0, 255, 256, 1_000, n - 1] {
+            let mut columns = cases(n, 5);
+            spoil(&mut columns, index);
+            if index + 700 < n {
+                spoil(&mut columns, index + 700);
+            }
+            let expected = columns.batch().unwrap_err();
+            let mut out = GreeksBatch::default();
+            let error = price_and_greeks_checked(columns.columns(), &mut out).unwrap_err();
+            // Compared as text: a NaN in the error is not equal to itself.
+            assert_eq!(
+                format!("{error:?}"),
+                format!("{expected:?}"),
+                "{name} at {index}"
+            );
+            assert!(
+                matches!(error, PricingError::BatchElement { index: i, .. } if i == index),
+                "{name} at {index}: {error}"
+            );
+        }
+    }
+    let mut columns = cases(10, 5);
+    columns.kind.pop();
+    let mut out = GreeksBatch::default();
+    assert_eq!(
+        price_and_greeks_checked(columns.columns(), &mut out).unwrap_err(),
+        columns.batch().unwrap_err()
     );
 }

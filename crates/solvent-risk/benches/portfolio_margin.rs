@@ -6,8 +6,13 @@
 //! `BTC_USDC` options, all model-marked), 10,000 portfolio-mode accounts of 10 positions each on
 //! those instruments, reported in USDT; every underlying has 9 x 3 + 8 = 35 scenarios.
 //! - `revaluation`: [`ScenarioBook::new`], every instrument revalued once per scenario;
-//! - `maintenance_margin_10000_accounts`: the lean path over every account (throughput =
-//!   accounts); nanoseconds per position-scenario = time per account / (10 x 35).
+//! - `maintenance_margin_prepared_10000_accounts`: the lean path over every account, each
+//!   prepared beforehand ([`PreparedExposures::new`], not timed): what a price update costs in
+//!   real use, where an account is prepared once when its positions change and reused across
+//!   every price update (the book's revaluation, timed above, is the price update's other part);
+//!   throughput = accounts; nanoseconds per position-scenario = time per account / (10 x 35);
+//! - `maintenance_margin_10000_accounts`: the same from the plain exposures, grouping them by
+//!   underlying inside every call (the cost when an account is margined once).
 //!
 //! With `SOLVENT_PM_WORKLOAD=path` the workload (in `scripts/oracles/pm_oracle.py`'s case format,
 //! with Rust's MM and IM of every account) is written there for the peer, before timing.
@@ -34,8 +39,8 @@ use solvent_core::portfolio_margin::{
 use solvent_core::venue::Venue;
 use solvent_risk::MarketView;
 use solvent_risk::portfolio_margin::{
-    Correlations, Exposure, ReportCurrency, ScenarioBook, Scratch, exposures, maintenance_margin,
-    portfolio_risk,
+    Correlations, Exposure, PreparedExposures, ReportCurrency, ScenarioBook, Scratch, exposures,
+    maintenance_margin, maintenance_margin_prepared, portfolio_risk,
 };
 use solvent_risk::valuation::MarkSource;
 
@@ -323,12 +328,36 @@ fn portfolio_margin(c: &mut Criterion) {
         .iter()
         .map(|p| exposures(p, &book).unwrap())
         .collect();
+    let prepared: Vec<PreparedExposures> = exposures
+        .iter()
+        .map(|e| PreparedExposures::new(e))
+        .collect();
     let correlations = Correlations::new(&book, &params);
     let currency = ReportCurrency {
         price_usd: 1.0,
         priced_by: None,
         equity_usd: 0.0,
     };
+    // The timed lean path is the full path's maintenance margin (ES is not enabled here).
+    let mut scratch = Scratch::default();
+    for (account, exposures) in prepared.iter().zip(&exposures) {
+        let full = portfolio_risk(&book, &params, exposures, &currency)
+            .unwrap()
+            .maintenance_margin;
+        let lean = maintenance_margin_prepared(
+            &book,
+            &correlations,
+            params.max_offset,
+            account,
+            &currency,
+            &mut scratch,
+        )
+        .unwrap();
+        assert!(
+            (lean - full).abs() <= 1e-12 * full.abs().max(1.0),
+            "{lean} != {full}"
+        );
+    }
     if let Some(path) = std::env::var_os("SOLVENT_PM_WORKLOAD") {
         write_workload(
             Path::new(&path),
@@ -350,6 +379,24 @@ fn portfolio_margin(c: &mut Criterion) {
         b.iter(|| black_box(ScenarioBook::new(&view, &params, black_box(&refs), &[]).unwrap()));
     });
     group.throughput(Throughput::Elements(ACCOUNTS as u64));
+    group.bench_function("maintenance_margin_prepared_10000_accounts", |b| {
+        let mut scratch = Scratch::default();
+        b.iter(|| {
+            let mut total = 0.0;
+            for account in &prepared {
+                total += maintenance_margin_prepared(
+                    &book,
+                    &correlations,
+                    params.max_offset,
+                    black_box(account),
+                    &currency,
+                    &mut scratch,
+                )
+                .unwrap();
+            }
+            black_box(total)
+        });
+    });
     group.bench_function("maintenance_margin_10000_accounts", |b| {
         let mut scratch = Scratch::default();
         b.iter(|| {
@@ -370,35 +417,59 @@ fn portfolio_margin(c: &mut Criterion) {
     });
     group.finish();
 
-    // Nanoseconds per position-scenario, from a direct timing of the same loop (best of 20).
+    // Nanoseconds per position-scenario, from a direct timing of the same loops (best of 20).
     let mut scratch = Scratch::default();
-    let best = (0..20)
-        .map(|_| {
-            let start = std::time::Instant::now();
-            for account in &exposures {
-                black_box(
-                    maintenance_margin(
-                        &book,
-                        &correlations,
-                        params.max_offset,
-                        black_box(account),
-                        &currency,
-                        &mut scratch,
-                    )
-                    .unwrap(),
-                );
-            }
-            start.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min);
+    let mut best_of_20 = |run: &mut dyn FnMut(&mut Scratch) -> f64| {
+        (0..20)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                black_box(run(&mut scratch));
+                start.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let lean_prepared = best_of_20(&mut |scratch| {
+        prepared
+            .iter()
+            .map(|account| {
+                maintenance_margin_prepared(
+                    &book,
+                    &correlations,
+                    params.max_offset,
+                    black_box(account),
+                    &currency,
+                    scratch,
+                )
+                .unwrap()
+            })
+            .sum()
+    });
+    let lean = best_of_20(&mut |scratch| {
+        exposures
+            .iter()
+            .map(|account| {
+                maintenance_margin(
+                    &book,
+                    &correlations,
+                    params.max_offset,
+                    black_box(account),
+                    &currency,
+                    scratch,
+                )
+                .unwrap()
+            })
+            .sum()
+    });
     let position_scenarios = (ACCOUNTS * POSITIONS * (9 * 3 + 8)) as f64;
-    println!(
-        "portfolio_margin: {} instruments, {ACCOUNTS} accounts x {POSITIONS} positions x 35 scenarios: \
-         {:.0} accounts/s, {:.3} ns per position-scenario (best of 20)",
-        instruments.len(),
-        ACCOUNTS as f64 / best,
-        best * 1e9 / position_scenarios
-    );
+    for (label, best) in [("prepared", lean_prepared), ("from exposures", lean)] {
+        println!(
+            "portfolio_margin: {} instruments, {ACCOUNTS} accounts x {POSITIONS} positions x 35 \
+             scenarios, {label}: {:.0} accounts/s, {:.3} ns per position-scenario (best of 20)",
+            instruments.len(),
+            ACCOUNTS as f64 / best,
+            best * 1e9 / position_scenarios
+        );
+    }
 }
 
 criterion_group!(benches, portfolio_margin);

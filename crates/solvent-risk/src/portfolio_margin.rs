@@ -9,6 +9,11 @@
 //! The work is split so that a population of accounts is cheap: a [`ScenarioBook`] revalues each
 //! listed instrument once per scenario (`unit P&L`, per unit of exposure); an account's scenario
 //! P&L is then a sum of `exposure x unit P&L` over its positions.
+//!
+//! For the lean path the book also keeps each underlying's unit P&L as one contiguous matrix
+//! (instruments x scenarios, rows padded to whole SIMD lanes), and an account can be prepared once
+//! ([`PreparedExposures`]: grouped by underlying, in book order) and reused across price updates,
+//! so [`maintenance_margin_prepared`] is a straight sum of rows per underlying.
 
 use indexmap::IndexMap;
 use rust_decimal::Decimal;
@@ -156,9 +161,78 @@ pub struct UnderlyingBook {
     pub price_usd: f64,
     /// The scenarios.
     pub scenarios: Vec<Scenario>,
-    /// Instruments by name (spot as `spot:ASSET`).
+    /// Instruments by name (spot as `spot:ASSET`). Read-only once the book is built: the lean
+    /// path reads a packed copy of these rows.
     pub instruments: IndexMap<String, InstrumentRisk>,
     params: UnderlyingParams,
+    packed: PackedRows,
+}
+
+/// Lanes of a packed row: eight `f64`, two AVX2 registers (two independent sums per row load).
+const LANES: usize = 8;
+/// One SIMD-width slice of a row of scenarios.
+type Lane = [f64; LANES];
+
+/// An underlying's instruments laid out for the lean path: the unit P&L as one row-major matrix
+/// (instruments x scenarios, each row padded with zeros to whole lanes) and the per-instrument
+/// scalars side by side, so summing an account's rows needs no map lookup and vectorises.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct PackedRows {
+    /// Number of instruments (rows).
+    rows: usize,
+    /// Lanes per row: `ceil(scenarios / LANES)`.
+    lanes: usize,
+    /// Unit P&L, `rows x lanes`.
+    unit_pnl: Vec<Lane>,
+    /// Scenario weights, `lanes` long, NaN in the padding (a NaN never counts as the worst).
+    weight: Vec<Lane>,
+    /// Per instrument: its scalars.
+    units: Vec<Units>,
+}
+
+/// An instrument's figures besides its scenario row, side by side (one lookup per exposure).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Units {
+    delta: f64,
+    roll: f64,
+    is_option: bool,
+}
+
+impl PackedRows {
+    fn new(scenarios: &[Scenario], instruments: &IndexMap<String, InstrumentRisk>) -> Self {
+        let count = scenarios.len();
+        let lanes = count.div_ceil(LANES);
+        let padded = |values: &mut dyn Iterator<Item = f64>, fill: f64| -> Vec<Lane> {
+            let mut flat: Vec<f64> = values.take(count).collect();
+            flat.resize(lanes * LANES, fill);
+            flat.chunks_exact(LANES)
+                .map(|chunk| {
+                    let mut lane = [fill; LANES];
+                    lane.copy_from_slice(chunk);
+                    lane
+                })
+                .collect()
+        };
+        let mut unit_pnl = Vec::with_capacity(instruments.len() * lanes);
+        for risk in instruments.values() {
+            // A short row (never built by `ScenarioBook::new`) pads with zeros like the full path.
+            unit_pnl.extend(padded(&mut risk.unit_pnl.iter().copied(), 0.0));
+        }
+        Self {
+            rows: instruments.len(),
+            lanes,
+            unit_pnl,
+            weight: padded(&mut scenarios.iter().map(|s| s.weight), f64::NAN),
+            units: instruments
+                .values()
+                .map(|r| Units {
+                    delta: r.unit_delta,
+                    roll: r.roll_unit,
+                    is_option: r.is_option,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Instruments revalued once per scenario, shared by every account that holds them.
@@ -278,6 +352,9 @@ impl ScenarioBook {
             let risk = instrument_risk(view, instrument, book, history_column)?;
             book.instruments.insert(instrument.name.clone(), risk);
         }
+        for book in underlyings.values_mut() {
+            book.packed = PackedRows::new(&book.scenarios, &book.instruments);
+        }
         let historical_moves = history.map(|history| {
             underlyings
                 .keys()
@@ -331,6 +408,7 @@ impl ScenarioBook {
                     scenarios: scenarios(underlying_params),
                     instruments: IndexMap::new(),
                     params: underlying_params.clone(),
+                    packed: PackedRows::default(),
                 },
             );
         }
@@ -653,10 +731,53 @@ struct Charges {
     direction: f64,
 }
 
+impl Charges {
+    /// What the cross-underlying offset reads of these charges.
+    fn leg(&self) -> Leg {
+        Leg {
+            underlying: self.underlying,
+            direction: self.direction,
+            floored_risk: self.floored_risk,
+        }
+    }
+}
+
+/// One underlying's input to the cross-underlying offset.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Leg {
+    underlying: usize,
+    direction: f64,
+    floored_risk: f64,
+}
+
+/// What the lean path keeps of one underlying's [`Charges`]: its leg of the offset and the
+/// charges added after it, grouped as the full path sums them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct LeanCharges {
+    leg: Leg,
+    /// Roll and delta shocks, and minimums added rather than floored.
+    additive: f64,
+    /// Liquidity and concentration.
+    liquidity: f64,
+}
+
+impl LeanCharges {
+    fn of(charges: Charges) -> Self {
+        Self {
+            leg: charges.leg(),
+            additive: charges.additive_charge,
+            liquidity: charges.liquidity_charge + charges.concentration_charge,
+        }
+    }
+}
+
 /// Correlations between the book's underlyings, by index; `None` where the venue gives none.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Correlations {
-    matrix: Vec<Vec<Option<f64>>>,
+    /// Number of underlyings.
+    size: usize,
+    /// Row-major `size x size`.
+    matrix: Vec<Option<f64>>,
 }
 
 impl Correlations {
@@ -666,33 +787,35 @@ impl Correlations {
     pub fn new(book: &ScenarioBook, params: &PortfolioMarginParams) -> Self {
         let names: Vec<&String> = book.underlyings.keys().collect();
         Self {
+            size: names.len(),
             matrix: names
                 .iter()
-                .map(|first| {
-                    names
-                        .iter()
-                        .map(|second| {
-                            params.correlation(first, second).or_else(|| {
-                                book.estimated_correlations
-                                    .as_ref()
-                                    .and_then(|c| c.get(first, second))
-                            })
+                .flat_map(|first| {
+                    names.iter().map(|second| {
+                        params.correlation(first, second).or_else(|| {
+                            book.estimated_correlations
+                                .as_ref()
+                                .and_then(|c| c.get(first, second))
                         })
-                        .collect()
+                    })
                 })
                 .collect(),
         }
     }
 
-    /// The correlation used between two underlyings. A pair the venue does not give counts as
-    /// perfectly adverse (`d_u d_v`), so an unknown correlation never lowers margin.
-    fn effective(&self, first: &Charges, second: &Charges) -> f64 {
-        self.matrix
-            .get(first.underlying)
-            .and_then(|row| row.get(second.underlying))
-            .copied()
-            .flatten()
-            .unwrap_or(first.direction * second.direction)
+    /// The correlation used between two underlyings. A pair that neither the venue gives nor the
+    /// price history estimates counts as perfectly adverse (`d_u d_v`), so an unknown correlation
+    /// never lowers margin.
+    fn effective(&self, first: &Leg, second: &Leg) -> f64 {
+        let given = if first.underlying < self.size && second.underlying < self.size {
+            self.matrix
+                .get(first.underlying * self.size + second.underlying)
+                .copied()
+                .flatten()
+        } else {
+            None
+        };
+        given.unwrap_or(first.direction * second.direction)
     }
 }
 
@@ -703,7 +826,45 @@ fn outside() -> RiskError {
     }
 }
 
-/// The scan and charges of underlying `u` for the exposures on it; `pnl` is scratch space.
+/// An account's delta, short option contracts and roll exposure on one underlying, summed in
+/// exposure order (the full and lean paths add the same terms in the same order).
+#[derive(Clone, Copy, Debug, Default)]
+struct DeltaSums {
+    net_delta: f64,
+    long_delta: f64,
+    short_delta: f64,
+    short_contracts: f64,
+    roll: f64,
+}
+
+impl DeltaSums {
+    fn add(&mut self, amount: f64, unit_delta: f64, roll_unit: f64, is_option: bool) {
+        // Selects rather than branches (signs are random across accounts); adding or taking
+        // away zero leaves a sum as it was, so this is the branching form's result exactly.
+        let delta = amount * unit_delta;
+        self.net_delta += delta;
+        let long = delta > 0.0;
+        self.long_delta += if long { delta } else { 0.0 };
+        self.short_delta -= if long { 0.0 } else { delta };
+        self.short_contracts -= if is_option && amount < 0.0 {
+            amount
+        } else {
+            0.0
+        };
+        self.roll += amount * roll_unit;
+    }
+}
+
+/// The worst weighted scenario of one underlying: its index and weighted P&L in the report
+/// currency (`worst_pnl` stays `+inf` when no scenario is below it, as in a plain `<` scan).
+#[derive(Clone, Copy, Debug)]
+struct Worst {
+    index: usize,
+    pnl: f64,
+}
+
+/// The scan and charges of underlying `u` for the exposures on it (the full path: every
+/// exposure's row looked up by name index); `pnl` is scratch space.
 fn charges(
     book_u: &UnderlyingBook,
     u: usize,
@@ -711,12 +872,10 @@ fn charges(
     currency: &ReportCurrency,
     pnl: &mut Vec<f64>,
 ) -> Result<Option<Charges>, RiskError> {
-    let params = &book_u.params;
     pnl.clear();
     pnl.resize(book_u.scenarios.len(), 0.0);
     let mut held = false;
-    let (mut net_delta, mut long_delta, mut short_delta, mut short_contracts, mut roll) =
-        (0.0, 0.0, 0.0, 0.0, 0.0);
+    let mut sums = DeltaSums::default();
     for exposure in exposures.iter().filter(|e| e.underlying == u) {
         held = true;
         let risk = book_u
@@ -727,33 +886,173 @@ fn charges(
         for (total, unit) in pnl.iter_mut().zip(&risk.unit_pnl) {
             *total += exposure.amount * unit;
         }
-        let delta = exposure.amount * risk.unit_delta;
-        net_delta += delta;
-        if delta > 0.0 {
-            long_delta += delta;
-        } else {
-            short_delta -= delta;
-        }
-        if risk.is_option && exposure.amount < 0.0 {
-            short_contracts -= exposure.amount;
-        }
-        roll += exposure.amount * risk.roll_unit;
+        sums.add(
+            exposure.amount,
+            risk.unit_delta,
+            risk.roll_unit,
+            risk.is_option,
+        );
     }
     if !held {
         return Ok(None);
     }
-    let mut worst = 0;
-    let mut worst_pnl = f64::INFINITY;
+    let mut worst = Worst {
+        index: 0,
+        pnl: f64::INFINITY,
+    };
     for (index, (value, scenario)) in pnl.iter().zip(&book_u.scenarios).enumerate() {
         let weighted = currency.convert(u, *value, scenario.price_move) * scenario.weight;
-        if weighted < worst_pnl {
-            worst_pnl = weighted;
-            worst = index;
+        if weighted < worst.pnl {
+            worst = Worst {
+                index,
+                pnl: weighted,
+            };
         }
     }
+    let to_report = |usd: f64| currency.convert(u, usd, 0.0);
+    settle(book_u, u, to_report, worst, &sums).map(Some)
+}
+
+/// The scan and charges of underlying `u` for one group of a prepared account (the lean path):
+/// the rows of the packed matrix summed lane by lane, in the group's (exposure) order, so the
+/// scenario P&L are the full path's bit for bit. Only the conversion to the report currency
+/// differs when the report asset is not priced by `u`: one multiplication by `1 / price`
+/// instead of a division per scenario (a relative difference of an ulp or two, none when the
+/// report asset is USD-pegged at 1).
+fn lean_charges(
+    book_u: &UnderlyingBook,
+    u: usize,
+    columns: &[Column],
+    currency: &ReportCurrency,
+    lanes: &mut Vec<Lane>,
+) -> Result<LeanCharges, RiskError> {
+    let packed = &book_u.packed;
+    if packed.rows != book_u.instruments.len() {
+        return Err(RiskError::Unsupported {
+            path: format!("portfolio margin: {}", book_u.name),
+            problem: "the book's instruments changed after it was built".to_owned(),
+        });
+    }
+    let width = packed.lanes;
+    let mut sums = DeltaSums::default();
+    for column in columns {
+        let units = packed
+            .units
+            .get(column.instrument as usize)
+            .ok_or_else(outside)?;
+        sums.add(column.amount, units.delta, units.roll, units.is_option);
+    }
+    // Lane by lane, the account's rows in its order: each lane's sums stay in registers. Every
+    // instrument index was checked above (`units` has `rows` entries, `unit_pnl` `rows x width`).
+    lanes.clear();
+    for lane in 0..width {
+        let mut total = [0.0; LANES];
+        for column in columns {
+            let unit = packed.unit_pnl[column.instrument as usize * width + lane];
+            for (total, unit) in total.iter_mut().zip(unit) {
+                *total += column.amount * unit;
+            }
+        }
+        lanes.push(total);
+    }
+    if currency.priced_by == Some(u) {
+        // Coin-margined in this underlying: the account's equity moves with the price; the
+        // full path's conversion, scenario by scenario.
+        let mut worst = Worst {
+            index: 0,
+            pnl: f64::INFINITY,
+        };
+        for (index, (value, scenario)) in lanes
+            .as_flattened()
+            .iter()
+            .zip(&book_u.scenarios)
+            .enumerate()
+        {
+            let weighted = currency.convert(u, *value, scenario.price_move) * scenario.weight;
+            if weighted < worst.pnl {
+                worst = Worst {
+                    index,
+                    pnl: weighted,
+                };
+            }
+        }
+        let to_report = |usd: f64| currency.convert(u, usd, 0.0);
+        settle(book_u, u, to_report, worst, &sums).map(LeanCharges::of)
+    } else {
+        let inverse = 1.0 / currency.price_usd;
+        let worst = lowest(lanes, &packed.weight, inverse);
+        settle(book_u, u, |usd: f64| usd * inverse, worst, &sums).map(LeanCharges::of)
+    }
+}
+
+/// The first scenario of least weighted P&L `value x inverse x weight`, branch-free: each lane
+/// keeps its own strict minimum and where it was, then the lanes meet (least value, then least
+/// index), which is the first minimum a plain `<` scan finds. NaN (the padding's weight) never
+/// counts; with no finite minimum the result is scenario 0 at `+inf`, as in the scan.
+fn lowest(lanes: &[Lane], weight: &[Lane], inverse: f64) -> Worst {
+    let mut low = [f64::INFINITY; LANES];
+    let mut at = [0.0_f64; LANES];
+    let mut base = 0.0;
+    for (lane, weight) in lanes.iter().zip(weight) {
+        for k in 0..LANES {
+            let value = lane[k] * inverse * weight[k];
+            let below = value < low[k];
+            low[k] = if below { value } else { low[k] };
+            at[k] = if below { base + k as f64 } else { at[k] };
+        }
+        base += LANES as f64;
+    }
+    // The lanes meet with selects only (which lane holds the minimum is data, not a pattern a
+    // branch predictor learns): the least value, then the least index holding it.
+    let least = low.iter().fold(
+        f64::INFINITY,
+        |least, &value| if value < least { value } else { least },
+    );
+    let first = low
+        .iter()
+        .zip(&at)
+        .fold(f64::INFINITY, |first, (&value, &index)| {
+            let index = if value == least { index } else { f64::INFINITY };
+            if index < first { index } else { first }
+        });
+    if least < f64::INFINITY {
+        // Scenario counts are small: the index is exact in an f64.
+        Worst {
+            index: first as usize,
+            pnl: least,
+        }
+    } else {
+        Worst {
+            index: 0,
+            pnl: f64::INFINITY,
+        }
+    }
+}
+
+/// The charges of underlying `u` from its worst scenario and delta sums (shared by both paths);
+/// `to_report` converts a USD amount at today's prices into the report currency.
+#[inline]
+fn settle(
+    book_u: &UnderlyingBook,
+    u: usize,
+    to_report: impl Fn(f64) -> f64,
+    worst: Worst,
+    sums: &DeltaSums,
+) -> Result<Charges, RiskError> {
+    let params = &book_u.params;
+    let DeltaSums {
+        net_delta,
+        long_delta,
+        short_delta,
+        short_contracts,
+        roll,
+    } = *sums;
+    let Worst {
+        index: worst,
+        pnl: worst_pnl,
+    } = worst;
     let worst_scenario = book_u.scenarios.get(worst).ok_or_else(outside)?;
     let scan_risk = (-worst_pnl).max(0.0);
-    let to_report = |usd: f64| currency.convert(u, usd, 0.0);
     let price = book_u.price_usd;
     let hedged_delta = long_delta.min(short_delta);
     let min_delta_charge = to_report(
@@ -795,7 +1094,7 @@ fn charges(
             Combine::Floor => {}
         }
     }
-    Ok(Some(Charges {
+    Ok(Charges {
         underlying: u,
         worst,
         worst_pnl,
@@ -815,18 +1114,25 @@ fn charges(
         } else {
             1.0
         },
-    }))
+    })
 }
 
 /// The cross-underlying combination (beyond Deribit, which margins each currency alone):
 /// `R = sqrt(max(0, sum_u sum_v rho_uv d_u d_v R_u R_v))`, never below `(1 - max_offset) sum R_u`
 /// nor above `sum R_u`. Returns `(sum R_u, R, the unbounded correlated R)`.
-fn combine(charges: &[Charges], correlations: &Correlations, max_offset: f64) -> (f64, f64, f64) {
-    let summed: f64 = charges.iter().map(|c| c.floored_risk).sum();
+fn combine<T>(
+    charges: &[T],
+    leg: impl Fn(&T) -> Leg,
+    correlations: &Correlations,
+    max_offset: f64,
+) -> (f64, f64, f64) {
+    let summed: f64 = charges.iter().map(|c| leg(c).floored_risk).sum();
     let mut quadratic = 0.0;
     for first in charges {
+        let first = leg(first);
         for second in charges {
-            quadratic += correlations.effective(first, second)
+            let second = leg(second);
+            quadratic += correlations.effective(&first, &second)
                 * first.direction
                 * second.direction
                 * first.floored_risk
@@ -838,16 +1144,76 @@ fn combine(charges: &[Charges], correlations: &Correlations, max_offset: f64) ->
     (summed, combined, correlated)
 }
 
-/// Scratch buffers for [`maintenance_margin`], reused across accounts.
+/// Scratch buffers for [`maintenance_margin`] and [`maintenance_margin_prepared`], reused across
+/// accounts.
 #[derive(Clone, Debug, Default)]
 pub struct Scratch {
-    pnl: Vec<f64>,
-    charges: Vec<Charges>,
+    lanes: Vec<Lane>,
+    charges: Vec<LeanCharges>,
+    prepared: PreparedExposures,
+}
+
+/// One exposure of a [`PreparedExposures`]: compact, so an account's exposures share a cache line
+/// or two.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Column {
+    underlying: u32,
+    instrument: u32,
+    amount: f64,
+}
+
+/// An account's exposures grouped by underlying, in the book's underlying order and, within an
+/// underlying, in the exposures' order (so sums run in the full path's order). Built once per
+/// account from its [`Exposure`]s and reused across price updates: it holds only indices and
+/// amounts, which a price update does not change (a new [`ScenarioBook`] over the same
+/// instruments keeps their indices). Rebuild it when the account's positions change.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PreparedExposures {
+    columns: Vec<Column>,
+}
+
+impl PreparedExposures {
+    /// Groups `exposures` by underlying.
+    #[must_use]
+    pub fn new(exposures: &[Exposure]) -> Self {
+        let mut prepared = Self::default();
+        prepared.fill(exposures);
+        prepared
+    }
+
+    /// Regroups in place, reusing the buffer.
+    fn fill(&mut self, exposures: &[Exposure]) {
+        // An index past `u32::MAX` cannot be in a book: it becomes one that is outside it.
+        let narrow = |index: usize| u32::try_from(index).unwrap_or(u32::MAX);
+        self.columns.clear();
+        self.columns.extend(exposures.iter().map(|e| Column {
+            underlying: narrow(e.underlying),
+            instrument: narrow(e.instrument),
+            amount: e.amount,
+        }));
+        // Stable: within an underlying, the account's order.
+        self.columns.sort_by_key(|c| c.underlying);
+    }
+
+    /// Number of exposures.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// Whether the account has no exposure.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
 }
 
 /// The maintenance margin of one account: the lean path for populations (no attribution, no
-/// explanation, no allocation once `scratch` has grown). Equals
-/// [`portfolio_risk`]`.maintenance_margin`.
+/// explanation, no allocation once `scratch` has grown). It leaves out historical expected
+/// shortfall: it equals [`portfolio_risk`]`.maintenance_margin` (to rounding, see
+/// [`maintenance_margin_prepared`]) when ES is disabled or does not bind. Groups `exposures` by
+/// underlying on each call; an account margined at many prices should be prepared once with
+/// [`PreparedExposures::new`] and go through [`maintenance_margin_prepared`].
 ///
 /// # Errors
 /// [`RiskError::Unsupported`] when an exposure points outside the book.
@@ -859,19 +1225,48 @@ pub fn maintenance_margin(
     currency: &ReportCurrency,
     scratch: &mut Scratch,
 ) -> Result<f64, RiskError> {
+    let mut prepared = std::mem::take(&mut scratch.prepared);
+    prepared.fill(exposures);
+    let result =
+        maintenance_margin_prepared(book, correlations, max_offset, &prepared, currency, scratch);
+    scratch.prepared = prepared;
+    result
+}
+
+/// [`maintenance_margin`] of a prepared account: per underlying, the account's rows of the packed
+/// unit P&L matrix summed lane by lane, then the charges and the cross-underlying offset. Leaves
+/// out historical ES. The scenario P&L, charges and combination use the full path's operations in
+/// its order, except one: converting to a report asset not priced by the underlying multiplies by
+/// `1 / price` (computed once) instead of dividing each amount, which can move the result by an
+/// ulp or two. When the report asset is worth exactly 1 USD the result is the full path's bit for
+/// bit (tested).
+///
+/// # Errors
+/// [`RiskError::Unsupported`] when an exposure points outside the book, or the book's instruments
+/// were changed after it was built.
+pub fn maintenance_margin_prepared(
+    book: &ScenarioBook,
+    correlations: &Correlations,
+    max_offset: f64,
+    account: &PreparedExposures,
+    currency: &ReportCurrency,
+    scratch: &mut Scratch,
+) -> Result<f64, RiskError> {
     scratch.charges.clear();
-    for (u, book_u) in book.underlyings.values().enumerate() {
-        if let Some(charges) = charges(book_u, u, exposures, currency, &mut scratch.pnl)? {
-            scratch.charges.push(charges);
-        }
+    for group in account
+        .columns
+        .chunk_by(|first, second| first.underlying == second.underlying)
+    {
+        let u = group.first().map_or(usize::MAX, |c| c.underlying as usize);
+        let (_, book_u) = book.underlyings.get_index(u).ok_or_else(outside)?;
+        let charges = lean_charges(book_u, u, group, currency, &mut scratch.lanes)?;
+        scratch.charges.push(charges);
     }
-    let (_, combined, _) = combine(&scratch.charges, correlations, max_offset);
-    let add_ons: f64 = scratch
-        .charges
-        .iter()
-        .map(|c| c.additive_charge + c.liquidity_charge + c.concentration_charge)
-        .sum();
-    Ok(combined + add_ons)
+    let (_, combined, _) = combine(&scratch.charges, |c| c.leg, correlations, max_offset);
+    // Summed as `portfolio_risk` sums them (`combined + additive`, then liquidity).
+    let additive: f64 = scratch.charges.iter().map(|c| c.additive).sum();
+    let liquidity: f64 = scratch.charges.iter().map(|c| c.liquidity).sum();
+    Ok(combined + additive + liquidity)
 }
 
 /// Computes the portfolio margin of an account's `exposures` against `book`, with the Euler
@@ -893,7 +1288,8 @@ pub fn portfolio_risk(
             all.push(charges);
         }
     }
-    let (summed_risk, combined_risk, correlated) = combine(&all, &correlations, params.max_offset);
+    let (summed_risk, combined_risk, correlated) =
+        combine(&all, Charges::leg, &correlations, params.max_offset);
     let floor = (1.0 - params.max_offset) * summed_risk;
     let mut attribution = vec![0.0; exposures.len()];
     let mut liquidity_attribution = vec![0.0; exposures.len()];
@@ -961,7 +1357,7 @@ pub fn portfolio_risk(
         } else if correlated > floor && correlated < summed_risk {
             all.iter()
                 .map(|other| {
-                    correlations.effective(charge, other)
+                    correlations.effective(&charge.leg(), &other.leg())
                         * charge.direction
                         * other.direction
                         * other.floored_risk
@@ -1182,4 +1578,213 @@ pub fn exposures(portfolio: &Portfolio, book: &ScenarioBook) -> Result<Vec<Expos
         }
     }
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use solvent_core::market::Market;
+    use solvent_core::venue::Venue;
+
+    use super::*;
+
+    /// The full path's scan, written plainly: the first scenario strictly below all before it.
+    fn strict_scan(values: &[f64], weights: &[f64], inverse: f64) -> Worst {
+        let mut worst = Worst {
+            index: 0,
+            pnl: f64::INFINITY,
+        };
+        for (index, (value, weight)) in values.iter().zip(weights).enumerate() {
+            let weighted = value * inverse * weight;
+            if weighted < worst.pnl {
+                worst = Worst {
+                    index,
+                    pnl: weighted,
+                };
+            }
+        }
+        worst
+    }
+
+    fn to_lanes(values: &[f64], fill: f64) -> Vec<Lane> {
+        let mut flat = values.to_vec();
+        flat.resize(values.len().div_ceil(LANES) * LANES, fill);
+        flat.chunks_exact(LANES)
+            .map(|chunk| {
+                let mut lane = [fill; LANES];
+                lane.copy_from_slice(chunk);
+                lane
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lowest_finds_the_first_minimum_a_strict_scan_finds() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        // Few distinct values, so ties across lanes are common; NaN, signed zeros, infinities.
+        let pool = [
+            -3.0,
+            -1.0,
+            -0.0,
+            0.0,
+            2.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        for case in 0..20_000 {
+            let count = rng.random_range(1..=40);
+            let values: Vec<f64> = (0..count)
+                .map(|_| pool[rng.random_range(0..pool.len())])
+                .collect();
+            let weights: Vec<f64> = (0..count)
+                .map(|_| if rng.random_bool(0.8) { 1.0 } else { 0.5 })
+                .collect();
+            let expected = strict_scan(&values, &weights, 1.0);
+            let got = lowest(&to_lanes(&values, 0.0), &to_lanes(&weights, f64::NAN), 1.0);
+            assert_eq!(got.index, expected.index, "case {case}: {values:?}");
+            assert!(
+                got.pnl == expected.pnl || (got.pnl.is_nan() && expected.pnl.is_nan()),
+                "case {case}: {} != {}",
+                got.pnl,
+                expected.pnl
+            );
+        }
+    }
+
+    const MARKET: &str = r#"{"timestamp":"2026-01-06T08:00:00Z",
+        "index":{"BTC":"93859.71","ETH":"3224.99","SOL":"137.9","USDT":"1","USDC":"1"},
+        "vol":{"BTC":{"30JAN26":{"strikes":[80000,94000,110000],"vols":[0.55,0.48,0.5]}}},
+        "rate":0.03}"#;
+
+    #[test]
+    fn prepared_lean_path_is_the_full_paths_maintenance_margin_in_every_report_currency() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
+        let venue = Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap();
+        let params = venue.portfolio_margin.clone().unwrap();
+        let market = Market::from_json("m.json", MARKET).unwrap();
+        let view = MarketView::new(&venue, &market).unwrap();
+        let instruments: Vec<_> = [
+            "BTC-PERPETUAL",
+            "ETH-PERPETUAL",
+            "SOL_USDC-PERPETUAL",
+            "BTC-30JAN26-94000-C",
+            "BTC-30JAN26-80000-P",
+            "BTC-30JAN26-110000-C",
+        ]
+        .iter()
+        .map(|name| venue.instrument(name).unwrap())
+        .collect();
+        let refs: Vec<&Instrument> = instruments.iter().map(AsRef::as_ref).collect();
+        let spot = [("BTC".to_owned(), "BTC".to_owned())];
+        let book = ScenarioBook::new(&view, &params, &refs, &spot).unwrap();
+        let correlations = Correlations::new(&book, &params);
+        let btc = book.underlyings.get_index_of("BTC").unwrap();
+        let currencies = [
+            ReportCurrency {
+                price_usd: 1.0,
+                priced_by: None,
+                equity_usd: 0.0,
+            },
+            ReportCurrency {
+                price_usd: 0.9997,
+                priced_by: None,
+                equity_usd: 0.0,
+            },
+            ReportCurrency {
+                price_usd: book.underlyings[btc].price_usd,
+                priced_by: Some(btc),
+                equity_usd: 250_000.0,
+            },
+        ];
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let mut scratch = Scratch::default();
+        for account in 0..2_000 {
+            let count = rng.random_range(1..=8);
+            let exposures: Vec<Exposure> = (0..count)
+                .map(|_| {
+                    let underlying = rng.random_range(0..book.underlyings.len());
+                    let rows = book.underlyings[underlying].instruments.len();
+                    Exposure {
+                        underlying,
+                        instrument: rng.random_range(0..rows),
+                        amount: rng.random_range(-5.0..5.0),
+                        position: None,
+                    }
+                })
+                .collect();
+            let prepared = PreparedExposures::new(&exposures);
+            assert_eq!(prepared.len(), exposures.len());
+            for currency in &currencies {
+                let full = portfolio_risk(&book, &params, &exposures, currency)
+                    .unwrap()
+                    .maintenance_margin;
+                let lean = maintenance_margin_prepared(
+                    &book,
+                    &correlations,
+                    params.max_offset,
+                    &prepared,
+                    currency,
+                    &mut scratch,
+                )
+                .unwrap();
+                let unprepared = maintenance_margin(
+                    &book,
+                    &correlations,
+                    params.max_offset,
+                    &exposures,
+                    currency,
+                    &mut scratch,
+                )
+                .unwrap();
+                assert_eq!(lean.to_bits(), unprepared.to_bits());
+                assert!(
+                    (lean - full).abs() <= 1e-12 * full.abs().max(1.0),
+                    "account {account} in {currency:?}: lean {lean} != full {full}"
+                );
+                if currency.price_usd == 1.0 {
+                    // Multiplying by 1 / 1 is dividing by 1: the same operations in the same
+                    // order, so the same bits.
+                    assert_eq!(lean.to_bits(), full.to_bits(), "account {account}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_exposure_outside_the_book_is_an_error_not_a_panic() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
+        let venue = Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap();
+        let params = venue.portfolio_margin.clone().unwrap();
+        let market = Market::from_json("m.json", MARKET).unwrap();
+        let view = MarketView::new(&venue, &market).unwrap();
+        let perpetual = venue.instrument("BTC-PERPETUAL").unwrap();
+        let book = ScenarioBook::new(&view, &params, &[perpetual.as_ref()], &[]).unwrap();
+        let correlations = Correlations::new(&book, &params);
+        let currency = ReportCurrency {
+            price_usd: 1.0,
+            priced_by: None,
+            equity_usd: 0.0,
+        };
+        for (underlying, instrument) in [(0, 1), (1, 0), (usize::MAX, 0), (0, usize::MAX)] {
+            let exposures = [Exposure {
+                underlying,
+                instrument,
+                amount: 1.0,
+                position: None,
+            }];
+            let result = maintenance_margin(
+                &book,
+                &correlations,
+                params.max_offset,
+                &exposures,
+                &currency,
+                &mut Scratch::default(),
+            );
+            assert!(matches!(result, Err(RiskError::Unsupported { .. })));
+        }
+    }
 }

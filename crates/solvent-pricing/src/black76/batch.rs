@@ -68,39 +68,11 @@ impl<'a> Black76Batch<'a> {
     /// `forward`'s; else [`PricingError::BatchElement`] with the index of the first invalid
     /// element and the error [`Black76::new_checked`](super::Black76::new_checked) gives for it.
     pub fn new_checked(columns: BatchColumns<'a>) -> Result<Self, PricingError> {
-        let expected = columns.forward.len();
-        let lengths = [
-            (Field::Strike, columns.strike.len()),
-            (Field::TimeToExpiryYears, columns.time_to_expiry_years.len()),
-            (Field::Volatility, columns.volatility.len()),
-            (Field::DiscountFactor, columns.discount_factor.len()),
-            (Field::OptionType, columns.option_type.len()),
-        ];
-        for (field, actual) in lengths {
-            if actual != expected {
-                return Err(PricingError::LengthMismatch {
-                    field,
-                    expected,
-                    actual,
-                });
-            }
-        }
+        let n = check_lengths(&columns)?;
         // A branch-free pass over each column finds whether anything is wrong; only then is
         // the (slower) element-by-element check run to name it.
         if !all_in_domain(&columns) {
-            for i in 0..expected {
-                super::Black76::new_checked(
-                    columns.forward[i],
-                    columns.strike[i],
-                    columns.time_to_expiry_years[i],
-                    columns.volatility[i],
-                    columns.discount_factor[i],
-                )
-                .map_err(|error| PricingError::BatchElement {
-                    index: i,
-                    source: Box::new(error),
-                })?;
-            }
+            first_invalid(&columns, 0..n)?;
         }
         Ok(Self { columns })
     }
@@ -124,6 +96,56 @@ impl<'a> Black76Batch<'a> {
     }
 }
 
+/// The common length of the columns.
+///
+/// # Errors
+/// [`PricingError::LengthMismatch`] naming the first column whose length differs from
+/// `forward`'s.
+fn check_lengths(columns: &BatchColumns<'_>) -> Result<usize, PricingError> {
+    let expected = columns.forward.len();
+    let lengths = [
+        (Field::Strike, columns.strike.len()),
+        (Field::TimeToExpiryYears, columns.time_to_expiry_years.len()),
+        (Field::Volatility, columns.volatility.len()),
+        (Field::DiscountFactor, columns.discount_factor.len()),
+        (Field::OptionType, columns.option_type.len()),
+    ];
+    for (field, actual) in lengths {
+        if actual != expected {
+            return Err(PricingError::LengthMismatch {
+                field,
+                expected,
+                actual,
+            });
+        }
+    }
+    Ok(expected)
+}
+
+/// Checks the elements of `range` one by one, as [`Black76::new_checked`](super::Black76::new_checked).
+///
+/// # Errors
+/// [`PricingError::BatchElement`] for the first invalid element.
+fn first_invalid(
+    columns: &BatchColumns<'_>,
+    range: std::ops::Range<usize>,
+) -> Result<(), PricingError> {
+    for i in range {
+        super::Black76::new_checked(
+            columns.forward[i],
+            columns.strike[i],
+            columns.time_to_expiry_years[i],
+            columns.volatility[i],
+            columns.discount_factor[i],
+        )
+        .map_err(|error| PricingError::BatchElement {
+            index: i,
+            source: Box::new(error),
+        })?;
+    }
+    Ok(())
+}
+
 /// `true` when every element satisfies the checks of `Black76::new_checked` (written so the
 /// comparisons vectorise: no early exit).
 fn all_in_domain(columns: &BatchColumns<'_>) -> bool {
@@ -135,10 +157,10 @@ fn all_in_domain(columns: &BatchColumns<'_>) -> bool {
     }
     use limits::*;
     all_within(columns.forward, MIN_PRICE_LEVEL, MAX_PRICE_LEVEL)
-        && all_within(columns.strike, MIN_PRICE_LEVEL, MAX_PRICE_LEVEL)
-        && all_within(columns.time_to_expiry_years, 0.0, MAX_TIME_TO_EXPIRY_YEARS)
-        && all_within(columns.volatility, 0.0, MAX_VOLATILITY)
-        && all_within(
+        & all_within(columns.strike, MIN_PRICE_LEVEL, MAX_PRICE_LEVEL)
+        & all_within(columns.time_to_expiry_years, 0.0, MAX_TIME_TO_EXPIRY_YEARS)
+        & all_within(columns.volatility, 0.0, MAX_VOLATILITY)
+        & all_within(
             columns.discount_factor,
             MIN_DISCOUNT_FACTOR,
             MAX_DISCOUNT_FACTOR,
@@ -205,8 +227,52 @@ impl GreeksBatch {
 
 /// Price, delta, gamma and vega of every option of `batch`, written to `out` (resized to the
 /// batch's length). Definitions as [`Black76::greeks`](super::Black76::greeks).
+///
+/// For columns not yet validated, [`price_and_greeks_checked`] does both in one pass over the
+/// inputs, which is faster for batches larger than the processor's caches.
 pub fn price_and_greeks_batch(batch: &Black76Batch<'_>, out: &mut GreeksBatch) {
-    let n = batch.len();
+    let valued = value_chunks(batch.columns, out, Inputs::Validated);
+    debug_assert!(valued.is_ok(), "a validated batch has no error to report");
+}
+
+/// Validates `columns` as [`Black76Batch::new_checked`] and writes the price, delta, gamma and
+/// vega of every option to `out` (resized to the columns' length), as
+/// [`price_and_greeks_batch`], in one pass: each block of options is checked by the kernel's
+/// first pass over it, so every input is read from memory once. Same results, bit for bit, as
+/// `new_checked` followed by `price_and_greeks_batch`.
+///
+/// # Errors
+/// The error [`Black76Batch::new_checked`] gives for the same columns (a length mismatch, or
+/// the first invalid element). `out` then has the columns' length (when they agree) and
+/// unspecified contents.
+pub fn price_and_greeks_checked(
+    columns: BatchColumns<'_>,
+    out: &mut GreeksBatch,
+) -> Result<(), PricingError> {
+    check_lengths(&columns)?;
+    value_chunks(columns, out, Inputs::Unchecked)
+}
+
+/// Whether the columns given to [`value_chunks`] were validated already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inputs {
+    /// By [`Black76Batch::new_checked`].
+    Validated,
+    /// Not yet: each chunk is checked as it is valued.
+    Unchecked,
+}
+
+/// The chunk loop shared by both entry points. Needs columns of equal length.
+///
+/// # Errors
+/// For [`Inputs::Unchecked`], [`PricingError::BatchElement`] for the first invalid element.
+#[inline(always)]
+fn value_chunks(
+    c: BatchColumns<'_>,
+    out: &mut GreeksBatch,
+    inputs: Inputs,
+) -> Result<(), PricingError> {
+    let n = c.forward.len();
     for column in [
         &mut out.price,
         &mut out.delta,
@@ -218,7 +284,6 @@ pub fn price_and_greeks_batch(batch: &Black76Batch<'_>, out: &mut GreeksBatch) {
             column.resize(n, 0.0);
         }
     }
-    let c = batch.columns;
     let mut scratch = Scratches::default();
     let mut start = 0;
     while start < n {
@@ -237,8 +302,14 @@ pub fn price_and_greeks_batch(batch: &Black76Batch<'_>, out: &mut GreeksBatch) {
             gamma: &mut out.gamma[start..end],
             vega: &mut out.vega[start..end],
         };
-        let careful = direct::direct_chunk(&input, &mut scratch.direct, output);
-        if careful > 0 {
+        let direct = direct::direct_chunk(&input, &mut scratch.direct, output);
+        if inputs == Inputs::Unchecked && !direct.in_domain {
+            // Earlier chunks are valid, so the first invalid element of this chunk is the
+            // first of the batch. (The kernel's results for this chunk are garbage, unused.)
+            first_invalid(&c, start..end)?;
+            debug_assert!(false, "the kernel's domain check agrees with new_checked");
+        }
+        if direct.careful > 0 {
             scratch
                 .subset
                 .collect(&input, start, &scratch.direct.careful[..end - start]);
@@ -249,6 +320,7 @@ pub fn price_and_greeks_batch(batch: &Black76Batch<'_>, out: &mut GreeksBatch) {
         start = end;
     }
     scratch.subset.flush(&mut scratch.careful, out);
+    Ok(())
 }
 
 /// All the scratch space of one call, allocated once (on the stack) and reused per chunk.
@@ -303,25 +375,25 @@ impl Subset {
     /// Appends the options of a chunk (starting at batch index `offset`) whose flag is set.
     /// Needs `self.len < CHUNK` on entry, so that a whole chunk fits.
     #[inline(never)]
-    fn collect(&mut self, input: &Chunk<'_>, offset: usize, flags: &[u8]) {
+    fn collect(&mut self, input: &Chunk<'_>, offset: usize, flags: &[u64]) {
         debug_assert!(self.len < CHUNK && flags.len() <= CHUNK);
         // Marked options are few: skip eight flags at a time while all are clear, and compact
         // the rest branch-free (every index is written, the count advances only for marked
-        // ones).
+        // ones). Flags are 0 or 1.
         let mut m = self.len;
-        let (words, rest) = flags.as_chunks::<8>();
-        for (group, eight) in words.iter().enumerate() {
-            if u64::from_ne_bytes(*eight) == 0 {
+        let (groups, rest) = flags.as_chunks::<8>();
+        for (group, eight) in groups.iter().enumerate() {
+            if eight.iter().fold(0, |any, &flag| any | flag) == 0 {
                 continue;
             }
             for (j, &flag) in eight.iter().enumerate() {
                 self.index[m] = group * 8 + j;
-                m += usize::from(flag);
+                m += usize::from(flag != 0);
             }
         }
         for (j, &flag) in rest.iter().enumerate() {
-            self.index[m] = words.len() * 8 + j;
-            m += usize::from(flag);
+            self.index[m] = groups.len() * 8 + j;
+            m += usize::from(flag != 0);
         }
         for j in self.len..m {
             let i = self.index[j];

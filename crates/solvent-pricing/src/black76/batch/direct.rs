@@ -70,7 +70,8 @@ pub(super) struct DirectScratch {
     exponent: [f64; CHUNK],
     reciprocal: [f64; CHUNK],
     /// `1` where the option needs the careful kernel, else `0`.
-    pub(super) careful: [u8; CHUNK],
+    /// (A word per option, so that storing the flags is one vector store, no packing.)
+    pub(super) careful: [u64; CHUNK],
 }
 
 impl Default for DirectScratch {
@@ -90,23 +91,45 @@ impl Default for DirectScratch {
     }
 }
 
+/// What [`direct_chunk`] found about its chunk.
+pub(super) struct DirectSummary {
+    /// How many options are marked for the careful kernel.
+    pub(super) careful: usize,
+    /// `true` when every input of the chunk is in the domain of `Black76::new_checked` (the
+    /// check of `Black76Batch::new_checked`, done here while the inputs are loaded anyway).
+    pub(super) in_domain: bool,
+}
+
 /// Values every option of the chunk by the direct form, and marks in `scratch.careful` the
-/// ones whose result must be replaced by the careful kernel's. Returns how many are marked.
-/// Their lanes here hold finite or non-finite garbage, never read.
+/// ones whose result must be replaced by the careful kernel's. Their lanes here hold finite or
+/// non-finite garbage, never read. Inputs outside the domain give garbage too (and
+/// `in_domain == false`), never a panic.
 #[inline(always)]
 pub(super) fn direct_chunk(
     input: &Chunk<'_>,
     scratch: &mut DirectScratch,
     out: ChunkOut<'_>,
-) -> usize {
-    let careful = coordinates(input, scratch);
-    values(input, scratch, out);
-    careful
+) -> DirectSummary {
+    let (careful, coordinates_in_domain) = coordinates(input, scratch);
+    let discount_in_domain = values(input, scratch, out);
+    DirectSummary {
+        careful,
+        in_domain: coordinates_in_domain & discount_in_domain,
+    }
+}
+
+/// `low <= v <= high`; false for NaN. Bitwise, so that a loop of these vectorises.
+#[inline(always)]
+fn within(v: f64, low: f64, high: f64) -> bool {
+    (v >= low) & (v <= high)
 }
 
 /// Pass 1: `h`, `t`, `1 / s`, `1 / F`, `sqrt(T)` and the routing, one division per option.
+/// Returns the number of options marked careful, and whether the forwards, strikes, times and
+/// volatilities are all in the domain of `Black76::new_checked`.
 #[inline(never)]
-fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> usize {
+fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> (usize, bool) {
+    use limits::{MAX_PRICE_LEVEL, MAX_TIME_TO_EXPIRY_YEARS, MAX_VOLATILITY, MIN_PRICE_LEVEL};
     let n = input.forward.len();
     let (forward, strike) = (&input.forward[..n], &input.strike[..n]);
     let (time, volatility) = (&input.time[..n], &input.volatility[..n]);
@@ -116,8 +139,13 @@ fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> usize {
     // Pass 1a: the square root and the one division (their latencies overlap across options).
     let (num_out, den_out) = (&mut scratch.numerator[..n], &mut scratch.denominator[..n]);
     let (exp_out, r_out) = (&mut scratch.exponent[..n], &mut scratch.reciprocal[..n]);
+    let mut in_domain = true;
     for i in 0..n {
         let f = forward[i];
+        in_domain &= within(f, MIN_PRICE_LEVEL, MAX_PRICE_LEVEL)
+            & within(strike[i], MIN_PRICE_LEVEL, MAX_PRICE_LEVEL)
+            & within(time[i], 0.0, MAX_TIME_TO_EXPIRY_YEARS)
+            & within(volatility[i], 0.0, MAX_VOLATILITY);
         let sqrt_t = time[i].sqrt();
         let s = max(volatility[i] * sqrt_t, limits::MIN_TOTAL_VOLATILITY);
         let ln = ln_mantissa_parts(f, strike[i]);
@@ -131,7 +159,7 @@ fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> usize {
     // Pass 1b: ln(F / K), h, 1 / s, 1 / F and the routing.
     let (num, den) = (&scratch.numerator[..n], &scratch.denominator[..n]);
     let (exponent, reciprocal) = (&scratch.exponent[..n], &scratch.reciprocal[..n]);
-    let mut careful_count = 0_u32;
+    let mut careful_count = 0_u64;
     for i in 0..n {
         let f = forward[i];
         let t = t_out[i];
@@ -153,16 +181,21 @@ fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> usize {
         h_out[i] = h;
         inv_s_out[i] = inv_s;
         inv_f_out[i] = ln.denominator * s * r;
-        let route = u8::from(!is_direct(h, t));
+        let route = u64::from(!is_direct(h, t));
         careful_out[i] = route;
-        careful_count += u32::from(route);
+        careful_count += route;
     }
-    careful_count as usize
+    (
+        usize::try_from(careful_count).unwrap_or(usize::MAX),
+        in_domain,
+    )
 }
 
-/// Pass 2: the density, both `erfcx` (one division) and the outputs.
+/// Pass 2: the density, both `erfcx` (one division) and the outputs. Returns whether the
+/// discount factors are all in the domain of `Black76::new_checked`.
 #[inline(never)]
-fn values(input: &Chunk<'_>, scratch: &DirectScratch, out: ChunkOut<'_>) {
+fn values(input: &Chunk<'_>, scratch: &DirectScratch, out: ChunkOut<'_>) -> bool {
+    use limits::{MAX_DISCOUNT_FACTOR, MIN_DISCOUNT_FACTOR};
     let n = input.forward.len();
     let (forward, strike) = (&input.forward[..n], &input.strike[..n]);
     let (discount, kind) = (&input.discount[..n], &input.kind[..n]);
@@ -180,8 +213,10 @@ fn values(input: &Chunk<'_>, scratch: &DirectScratch, out: ChunkOut<'_>) {
     } = out;
     let (price, delta) = (&mut price[..n], &mut delta[..n]);
     let (gamma, vega) = (&mut gamma[..n], &mut vega[..n]);
+    let mut in_domain = true;
     for i in 0..n {
         let (f, k, df) = (forward[i], strike[i], discount[i]);
+        in_domain &= within(df, MIN_DISCOUNT_FACTOR, MAX_DISCOUNT_FACTOR);
         let sign = kind[i].sign();
         let (hi, lo) = (h[i] + t[i], h[i] - t[i]);
         let density_hi = INV_SQRT_2PI * exp_non_positive(-0.5 * hi * hi); // n(h + t)
@@ -219,6 +254,7 @@ fn values(input: &Chunk<'_>, scratch: &DirectScratch, out: ChunkOut<'_>) {
         gamma[i] = df * density_d1 * inv_s[i] * inv_f[i];
         vega[i] = df * forward_density * sqrt_t[i];
     }
+    in_domain
 }
 
 #[cfg(test)]
