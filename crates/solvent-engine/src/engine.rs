@@ -98,8 +98,6 @@ pub struct Account {
     pub buffer: BufferPolicy,
     /// Automated top-ups.
     pub top_ups: Vec<TopUpRule>,
-    /// Equity at the last evaluation (ranks ADL candidates without recomputing them).
-    pub last_equity: Decimal,
 }
 
 impl Account {
@@ -114,7 +112,6 @@ impl Account {
             breach: None,
             buffer: BufferPolicy::None,
             top_ups: Vec::new(),
-            last_equity: Decimal::ZERO,
         }
     }
 }
@@ -2243,7 +2240,6 @@ impl Engine {
         let Some(account) = self.accounts.get_mut(id) else {
             return;
         };
-        account.last_equity = report.equity.value();
         let previous = account.state;
         if report.state != previous {
             effects.push(Effect::StateChanged {
@@ -2618,7 +2614,13 @@ impl Engine {
                     return None;
                 }
                 let notional = solvent_risk::standard::notional(instrument, p.size, mark);
-                let equity = a.last_equity.max(Decimal::new(1, 6));
+                // Leverage from the candidate's equity now (profitable opposite holders of this
+                // instrument only, so the count is bounded by its open interest holders).
+                let equity = self
+                    .report(&a.id)
+                    .map(|r| r.equity.value())
+                    .unwrap_or(Decimal::ONE)
+                    .max(Decimal::new(1, 6));
                 let score = (profit * notional / equity).to_f64().unwrap_or(0.0);
                 Some((a.id.clone(), score, p.size.abs()))
             })

@@ -89,7 +89,8 @@ pub enum LedgerError {
 /// report built from it, deterministic.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ledger {
-    balances: BTreeMap<(LedgerAccount, String), Decimal>,
+    /// By account, then asset: a lookup borrows its keys instead of building them.
+    balances: BTreeMap<LedgerAccount, BTreeMap<String, Decimal>>,
 }
 
 impl Ledger {
@@ -97,9 +98,24 @@ impl Ledger {
     #[must_use]
     pub fn balance(&self, account: &LedgerAccount, asset: &str) -> Decimal {
         self.balances
-            .get(&(account.clone(), asset.to_owned()))
+            .get(account)
+            .and_then(|assets| assets.get(asset))
             .copied()
             .unwrap_or(Decimal::ZERO)
+    }
+
+    fn add(&mut self, account: &LedgerAccount, asset: &str, delta: Decimal) {
+        if let Some(assets) = self.balances.get_mut(account) {
+            match assets.get_mut(asset) {
+                Some(value) => *value += delta,
+                None => {
+                    assets.insert(asset.to_owned(), delta);
+                }
+            }
+            return;
+        }
+        self.balances
+            .insert(account.clone(), BTreeMap::from([(asset.to_owned(), delta)]));
     }
 
     /// Moves `amount` of `asset` from `from` to `to`.
@@ -119,14 +135,8 @@ impl Ledger {
         if from == to {
             return Err(LedgerError::SameAccount(from.to_string()));
         }
-        *self
-            .balances
-            .entry((from.clone(), asset.to_owned()))
-            .or_insert(Decimal::ZERO) -= amount;
-        *self
-            .balances
-            .entry((to.clone(), asset.to_owned()))
-            .or_insert(Decimal::ZERO) += amount;
+        self.add(from, asset, -amount);
+        self.add(to, asset, amount);
         Ok(())
     }
 
@@ -156,18 +166,22 @@ impl Ledger {
 
     /// Every non-zero balance, ordered.
     pub fn balances(&self) -> impl Iterator<Item = (&LedgerAccount, &str, Decimal)> {
-        self.balances
-            .iter()
-            .filter(|(_, amount)| !amount.is_zero())
-            .map(|((account, asset), amount)| (account, asset.as_str(), *amount))
+        self.balances.iter().flat_map(|(account, assets)| {
+            assets
+                .iter()
+                .filter(|(_, amount)| !amount.is_zero())
+                .map(move |(asset, amount)| (account, asset.as_str(), *amount))
+        })
     }
 
     /// Per asset, the sum of all balances: always zero (the conservation invariant).
     #[must_use]
     pub fn totals(&self) -> BTreeMap<String, Decimal> {
         let mut totals = BTreeMap::new();
-        for ((_, asset), amount) in &self.balances {
-            *totals.entry(asset.clone()).or_insert(Decimal::ZERO) += amount;
+        for assets in self.balances.values() {
+            for (asset, amount) in assets {
+                *totals.entry(asset.clone()).or_insert(Decimal::ZERO) += amount;
+            }
         }
         totals
     }
