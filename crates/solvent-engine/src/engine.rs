@@ -189,6 +189,9 @@ pub struct Engine {
     account_bands: BTreeMap<String, Vec<(String, Decimal, Decimal)>>,
     /// Holders of an underlying without a band on it yet (examined at its every update).
     unbanded: BTreeMap<String, BTreeSet<String>>,
+    /// ADL counterparties whose profit was just taken at the bankruptcy price: examined again
+    /// before the event ends, since losing that profit can leave them in breach.
+    deleveraged: BTreeSet<String>,
     last_seq: Option<u64>,
     now: Timestamp,
     events: u64,
@@ -222,6 +225,7 @@ impl Engine {
             bands: BTreeMap::new(),
             account_bands: BTreeMap::new(),
             unbanded: BTreeMap::new(),
+            deleveraged: BTreeSet::new(),
             last_seq: None,
             now: EPOCH,
             events: 0,
@@ -302,8 +306,17 @@ impl Engine {
             Event::UpdateVenue(e) => self.update_venue(&e.venue),
         };
         match result {
-            Ok(effects) => effects,
-            Err(rejection) => vec![rejected(&rejection)],
+            Ok(mut effects) => {
+                // Each ADL closes opposite interest, so this ends: open interest only shrinks.
+                while let Some(id) = self.deleveraged.pop_first() {
+                    self.evaluate(&id, true, &mut effects);
+                }
+                effects
+            }
+            Err(rejection) => {
+                self.deleveraged.clear();
+                vec![rejected(&rejection)]
+            }
         }
     }
 
@@ -797,6 +810,17 @@ impl Engine {
         }
         let mut after_portfolio = self.portfolio_of(&after_account)?;
         let cash = outcome.realised + outcome.premium - fee;
+        if isolated {
+            // Realised P&L and premium settle into the position's own margin (see `trade`).
+            if let Some(position) = after_portfolio
+                .positions
+                .iter_mut()
+                .find(|p| p.instrument.name == instrument.name)
+                && let Some(margin) = position.isolated_margin.as_mut()
+            {
+                *margin = Amount(margin.value() + outcome.realised + outcome.premium);
+            }
+        }
         if !isolated && !cash.is_zero() {
             match after_portfolio
                 .balances
@@ -834,6 +858,29 @@ impl Engine {
                 RejectReason::ReduceOnly,
                 format!("{id} is {before_state} and may only reduce its positions"),
             ));
+        }
+        if isolated && increases {
+            // An isolated position answers for itself: its own margin must cover its initial
+            // margin after the trade, whatever the cross pool holds.
+            if let Some(position) = after
+                .positions
+                .iter()
+                .find(|p| p.instrument == instrument.name)
+                && let Some(equity) = position.isolated_equity
+                && equity < position.initial_margin
+            {
+                return Err(reject(
+                    RejectReason::InsufficientInitialMargin,
+                    format!(
+                        "{id}: isolated {}: initial margin {} would exceed its isolated equity {} by {} {}",
+                        instrument.name,
+                        position.initial_margin,
+                        equity,
+                        position.initial_margin.value() - equity.value(),
+                        after.settlement_asset
+                    ),
+                ));
+            }
         }
         if raises && after.available.value() < Decimal::ZERO {
             return Err(reject(
@@ -2659,6 +2706,7 @@ impl Engine {
                 price: Price(bankruptcy),
             });
             self.reindex(&other);
+            self.deleveraged.insert(other);
             remaining -= take;
         }
         if !remaining.is_zero() {
@@ -2695,8 +2743,10 @@ impl Engine {
             .all(|symbol| symbol == asset || self.ledger.balance(&wallet, symbol).is_zero())
     }
 
-    /// After liquidation, a negative balance in the settlement asset is covered by the insurance
-    /// fund (which may go negative: the venue's own loss, never another account's).
+    /// Once no cross position is left, a negative balance is repaid from the account's other
+    /// collateral, sold at the index; what that cannot pay is covered by the insurance fund
+    /// (which may go negative: the venue's own loss, never another account's). A loan of a
+    /// borrowable asset is left open unless the pool is in breach or its equity is negative.
     fn cover_deficit(&mut self, id: &str, effects: &mut Vec<Effect>) {
         let Some(account) = self.accounts.get(id) else {
             return;
@@ -2716,10 +2766,12 @@ impl Engine {
                 .collateral
                 .get(asset)
                 .is_some_and(|s| s.borrow.is_some());
+            // A loan may stay open while the pool can carry it; once the pool is in breach with
+            // no cross position left to close, the loan itself is what must shrink.
             if borrowable
-                && !self
-                    .report(id)
-                    .is_ok_and(|r| r.equity.value() < Decimal::ZERO)
+                && self.report(id).is_ok_and(|r| {
+                    r.equity.value() >= Decimal::ZERO && r.state < AccountState::Liquidating
+                })
             {
                 continue;
             }

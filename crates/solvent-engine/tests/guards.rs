@@ -740,3 +740,46 @@ fn a_bankrupt_account_pays_with_its_other_collateral_before_the_fund() {
     );
     assert_eq!(rejection(&system), Some(RejectReason::InvalidInput));
 }
+
+#[test]
+fn an_isolated_position_grows_only_as_far_as_its_own_margin_allows() {
+    let mut run = Run::new(EngineConfig::default());
+    run.next("index_price", r#""underlying":"BTC","price":"60000""#);
+    run.next(
+        "deposit",
+        r#""account":"i","asset":"USDT","amount":"100000""#,
+    );
+    run.next(
+        "fill",
+        r#""account":"i","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"external""#,
+    );
+    run.next(
+        "set_isolated_margin",
+        r#""account":"i","instrument":"BTCUSDT","amount":"3100""#,
+    );
+    // At BTCUSDT's default leverage of 20 a position needs 5% initial margin: 1.5 BTC at 60,000
+    // need 4,500 of the position's own 3,100, however much the cross pool (96,900 USDT) holds.
+    let effects = run.next(
+        "fill",
+        r#""account":"i","instrument":"BTCUSDT","side":"buy","size":"0.5","price":"60000","counterparty":"external""#,
+    );
+    assert_eq!(
+        rejection(&effects),
+        Some(RejectReason::InsufficientInitialMargin),
+        "{effects:?}"
+    );
+    assert_eq!(
+        run.engine.accounts()["i"].positions["BTCUSDT"].size,
+        dec!(1)
+    );
+    // 1.03 BTC need 3,090: accepted.
+    let effects = run.next(
+        "fill",
+        r#""account":"i","instrument":"BTCUSDT","side":"buy","size":"0.03","price":"60000","counterparty":"external""#,
+    );
+    assert_eq!(rejection(&effects), None, "{effects:?}");
+    assert_eq!(
+        run.engine.accounts()["i"].positions["BTCUSDT"].size,
+        dec!(1.03)
+    );
+}
