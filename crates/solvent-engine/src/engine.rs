@@ -2212,7 +2212,23 @@ impl Engine {
                 .get(&position.instrument.underlying)?
                 .value();
             let (coins, rate) = self.position_sensitivity(position, price);
-            let sensitivity = coins * (Decimal::ONE + top * rate);
+            // A coin held as the position's own margin (an inverse contract's) moves its equity
+            // too: one coin per coin.
+            let settlement = self.venue.asset(&position.instrument.settlement).ok()?;
+            let margin_coins = if settlement.usd_peg.is_some() {
+                Decimal::ZERO
+            } else if settlement.index == position.instrument.underlying {
+                self.ledger
+                    .balance(
+                        &LedgerAccount::Isolated(account.id.clone(), name.clone()),
+                        &settlement.symbol,
+                    )
+                    .abs()
+            } else {
+                // Margin that moves with another underlying: no band on this one bounds it.
+                return None;
+            };
+            let sensitivity = coins * (Decimal::ONE + top * rate) + margin_coins;
             if sensitivity.is_zero() {
                 continue;
             }

@@ -64,6 +64,31 @@ fn events(accounts: &[(u32, i32, u32)], path: &[i32]) -> Vec<String> {
                 &mut lines,
             );
         }
+        if index % 3 == 2 && *btc_thousandths != 0 {
+            // An isolated inverse position margined in BTC, whose margin moves with the index
+            // too: sometimes thin, sometimes more coins than the position is worth (a long then
+            // liquidates near entry / 2.2).
+            let side = if *btc_thousandths > 0 { "sell" } else { "buy" };
+            let usd = btc_thousandths.unsigned_abs() * 60;
+            let margin = f64::from(btc_thousandths.unsigned_abs()) / 1000.0
+                * if index % 2 == 0 { 0.05 } else { 1.2 };
+            push(
+                format!(r#""type":"deposit","account":"a{index}","asset":"BTC","amount":"1""#),
+                &mut lines,
+            );
+            push(
+                format!(
+                    r#""type":"fill","account":"a{index}","instrument":"BTC-PERPETUAL","side":"{side}","size":"{usd}","price":"60000""#
+                ),
+                &mut lines,
+            );
+            push(
+                format!(
+                    r#""type":"set_isolated_margin","account":"a{index}","instrument":"BTC-PERPETUAL","amount":"{margin:.4}""#
+                ),
+                &mut lines,
+            );
+        }
         if index % 4 == 1 {
             push(
                 format!(
@@ -122,6 +147,53 @@ fn monitored(effects: &[Effect]) -> Vec<String> {
         })
         .map(|e| serde_json::to_string(e).unwrap())
         .collect()
+}
+
+fn assert_same_actions(lines: &[String]) {
+    let mut banded = Engine::new(venue(), EngineConfig::default());
+    let mut exhaustive = Engine::new(
+        venue(),
+        EngineConfig {
+            exhaustive_monitoring: true,
+            ..EngineConfig::default()
+        },
+    );
+    for (number, line) in lines.iter().enumerate() {
+        let envelope = parse_line("bands", number + 1, line).unwrap();
+        let fast = monitored(&banded.apply(&envelope));
+        let slow = monitored(&exhaustive.apply(&envelope));
+        assert_eq!(fast, slow, "line {line}");
+    }
+    assert_eq!(banded.state_hash(), exhaustive.state_hash());
+}
+
+/// An isolated inverse long holding more coins as margin than it is worth: its equity moves by
+/// margin + size / entry coins per dollar, more than the position alone. The bands must still
+/// catch its liquidation on a slide from 60,000 to 20,000.
+#[test]
+fn an_over_margined_inverse_isolated_long_is_caught_on_a_slide() {
+    let accounts = [(20_000, 0, 0); 5]
+        .into_iter()
+        .chain([(20_000, -400, 0)])
+        .collect::<Vec<_>>();
+    let lines = events(&accounts, &[-20; 60]);
+    assert!(
+        lines.iter().any(|l| l.contains(r#""account":"a5","instrument":"BTC-PERPETUAL","amount":"0.4800""#)),
+        "precondition: a5 holds the over-margined isolated long"
+    );
+    let mut engine = Engine::new(venue(), EngineConfig::default());
+    let liquidated = lines.iter().enumerate().any(|(number, line)| {
+        let envelope = parse_line("bands", number + 1, line).unwrap();
+        engine.apply(&envelope).iter().any(|e| {
+            matches!(e, Effect::Liquidation { account, instrument, .. }
+                if account == "a5" && instrument == "BTC-PERPETUAL")
+        })
+    });
+    assert!(
+        liquidated,
+        "precondition: the slide liquidates a5's isolated long"
+    );
+    assert_same_actions(&lines);
 }
 
 proptest! {
