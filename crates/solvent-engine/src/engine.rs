@@ -1536,6 +1536,7 @@ impl Engine {
         };
         let Some(accepted) = self.confirm_jump(
             underlying,
+            price,
             median,
             self.market.index.get(underlying).map(|p| p.value()),
             &mut effects,
@@ -1614,10 +1615,12 @@ impl Engine {
     }
 
     /// A move above the jump threshold is held until the next update confirms it (within the
-    /// threshold of the pending price); returns the price to use now, if any.
+    /// threshold of the pending price); returns the price to use now, if any. `price` is the
+    /// candidate (median of sources, or clamped mark), `received` the raw update reported back.
     fn confirm_jump(
         &mut self,
         name: &str,
+        received: Decimal,
         price: Decimal,
         previous: Option<Decimal>,
         effects: &mut Vec<Effect>,
@@ -1639,7 +1642,7 @@ impl Engine {
         self.pending_jumps.insert(name.to_owned(), price);
         effects.push(Effect::PriceGuarded {
             name: name.to_owned(),
-            received: Price(price),
+            received: Price(received),
             used: None,
             reason: format!(
                 "a move of {:.2}% awaits confirmation by the next update",
@@ -1676,6 +1679,7 @@ impl Engine {
         }
         let Some(used) = self.confirm_jump(
             name,
+            price,
             used,
             self.market.mark.get(name).map(|p| p.value()),
             &mut effects,
