@@ -729,9 +729,9 @@ impl Workload {
         }
         if roll < 0.004 {
             let event = self.index_event(1, 0, 1.0);
-            self.seq += 1;
+            // A refused event consumes no sequence number: the next one may reuse it.
             let envelope = Envelope {
-                seq: self.seq,
+                seq: self.seq + 1,
                 ts: Timestamp::from_millisecond(self.ts_ms - 1_000).unwrap(),
                 event,
             };
