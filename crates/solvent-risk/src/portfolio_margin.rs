@@ -25,7 +25,7 @@ pub use solvent_core::portfolio_margin::VolShock;
 use solvent_core::portfolio_margin::{
     Combine, PortfolioMarginParams, UnderlyingParams, VolShockMode,
 };
-use solvent_pricing::black76::Black76;
+use solvent_pricing::black76::{BatchColumns, Black76, GreeksBatch, price_and_greeks_checked};
 use solvent_pricing::implied::implied_volatility;
 
 use crate::error::RiskError;
@@ -112,13 +112,33 @@ pub fn shocked_volatility(
     shock: VolShock,
     params: &UnderlyingParams,
 ) -> f64 {
+    shocked_volatility_scaled(
+        volatility,
+        vol_shock_scale(days_to_expiry, params),
+        shock,
+        params,
+    )
+}
+
+/// The term-structure factor `(30 / max(1, dte))^p` of [`shocked_volatility`], the same for
+/// every scenario of one expiry (so computed once per instrument).
+fn vol_shock_scale(days_to_expiry: f64, params: &UnderlyingParams) -> f64 {
     let days = days_to_expiry.max(1.0);
     let power = if days < 30.0 {
         params.vol_power_short
     } else {
         params.vol_power_long
     };
-    let scale = (30.0 / days).powf(power);
+    (30.0 / days).powf(power)
+}
+
+/// [`shocked_volatility`] given its term-structure factor `scale`.
+fn shocked_volatility_scaled(
+    volatility: f64,
+    scale: f64,
+    shock: VolShock,
+    params: &UnderlyingParams,
+) -> f64 {
     let floor = volatility * MIN_VOL_FRACTION;
     match (params.vol_shock_mode, shock) {
         (_, VolShock::Unchanged) => volatility,
@@ -343,15 +363,31 @@ impl ScenarioBook {
                 },
             );
         }
+        let rows_per_option = params
+            .underlyings
+            .values()
+            .map(|u| scenarios(u).len())
+            .max()
+            .unwrap_or(0)
+            + history.map_or(0, |h| h.scenarios.len())
+            + 1;
+        let mut options = PendingOptions::with_capacity(
+            instruments
+                .iter()
+                .filter(|i| matches!(i.terms, Terms::Option { .. }))
+                .count()
+                * rows_per_option,
+        );
         for instrument in instruments {
             let history_column = column(&instrument.underlying)?;
             let book = Self::book_for(&mut underlyings, view, params, &instrument.underlying)?;
             if book.instruments.contains_key(&instrument.name) {
                 continue;
             }
-            let risk = instrument_risk(view, instrument, book, history_column)?;
+            let risk = instrument_risk(view, instrument, book, history_column, &mut options)?;
             book.instruments.insert(instrument.name.clone(), risk);
         }
+        options.value(&mut underlyings)?;
         for book in underlyings.values_mut() {
             book.packed = PackedRows::new(&book.scenarios, &book.instruments);
         }
@@ -438,28 +474,115 @@ enum Revaluation {
     Option {
         model: Black76,
         kind: solvent_pricing::black76::OptionType,
-        base: f64,
     },
 }
 
-impl Revaluation {
-    fn pnl(&self, price_move: f64, volatility: Option<f64>, name: &str) -> Result<f64, RiskError> {
-        match self {
-            Self::Linear { per_unit } => Ok(per_unit * price_move),
-            Self::Option { model, kind, base } => {
-                let moved = model
-                    .with_forward(model.forward() * (1.0 + price_move))
-                    .and_then(|m| match volatility {
-                        Some(volatility) => m.with_volatility(volatility),
-                        None => Ok(m),
-                    })
-                    .map_err(|error| RiskError::Pricing {
-                        path: format!("vol.{name}"),
-                        problem: error.to_string(),
-                    })?;
-                Ok(moved.price(*kind) - base)
+/// The options of a scenario book awaiting revaluation: every (option, scenario) row of the
+/// book in one set of columns, so the batch Black-76 kernel values them in one call.
+struct PendingOptions {
+    forward: Vec<f64>,
+    strike: Vec<f64>,
+    time: Vec<f64>,
+    volatility: Vec<f64>,
+    discount: Vec<f64>,
+    kind: Vec<solvent_pricing::black76::OptionType>,
+    /// Per option: (underlying, instrument, first row, grid scenarios, rows after the first).
+    slots: Vec<(String, String, usize, usize, usize)>,
+}
+
+impl PendingOptions {
+    /// Room for `rows` rows, so the columns never grow while the book is built.
+    fn with_capacity(rows: usize) -> Self {
+        Self {
+            forward: Vec::with_capacity(rows),
+            strike: Vec::with_capacity(rows),
+            time: Vec::with_capacity(rows),
+            volatility: Vec::with_capacity(rows),
+            discount: Vec::with_capacity(rows),
+            kind: Vec::with_capacity(rows),
+            slots: Vec::new(),
+        }
+    }
+
+    /// Adds an option's rows: the unshocked option first (so a scenario that changes nothing
+    /// has exactly zero P&L), then one per `(price move, volatility)`.
+    fn push(
+        &mut self,
+        instrument: &Instrument,
+        model: &Black76,
+        kind: solvent_pricing::black76::OptionType,
+        moves: &[(f64, Option<f64>)],
+        grid: usize,
+    ) {
+        let start = self.forward.len();
+        let rows = std::iter::once((0.0, None)).chain(moves.iter().copied());
+        for (price_move, shocked) in rows {
+            self.forward.push(model.forward() * (1.0 + price_move));
+            self.volatility
+                .push(shocked.unwrap_or_else(|| model.volatility()));
+            self.strike.push(model.strike());
+            self.time.push(model.time_to_expiry_years());
+            self.discount.push(model.discount_factor());
+            self.kind.push(kind);
+        }
+        self.slots.push((
+            instrument.underlying.clone(),
+            instrument.name.clone(),
+            start,
+            grid,
+            moves.len(),
+        ));
+    }
+
+    /// Values every row and writes each option's P&L into its book.
+    fn value(self, underlyings: &mut IndexMap<String, UnderlyingBook>) -> Result<(), RiskError> {
+        if self.slots.is_empty() {
+            return Ok(());
+        }
+        let mut out = GreeksBatch::with_capacity(self.forward.len());
+        let valued = price_and_greeks_checked(
+            BatchColumns {
+                forward: &self.forward,
+                strike: &self.strike,
+                time_to_expiry_years: &self.time,
+                volatility: &self.volatility,
+                discount_factor: &self.discount,
+                option_type: &self.kind,
+            },
+            &mut out,
+        );
+        if let Err(error) = valued {
+            let row = match &error {
+                solvent_pricing::PricingError::BatchElement { index, .. } => *index,
+                _ => 0,
+            };
+            let (underlying, name) = self
+                .slots
+                .iter()
+                .find(|(_, _, start, _, rows)| (*start..=*start + *rows).contains(&row))
+                .map_or(("", ""), |(u, n, ..)| (u.as_str(), n.as_str()));
+            return Err(RiskError::Pricing {
+                path: format!("vol.{underlying}"),
+                problem: format!("{name}: {error}"),
+            });
+        }
+        let prices = out.price();
+        for (underlying, name, start, grid, rows) in self.slots {
+            let base = prices[start];
+            let mut pnl: Vec<f64> = prices[start + 1..=start + rows]
+                .iter()
+                .map(|price| price - base)
+                .collect();
+            let historical = pnl.split_off(grid);
+            if let Some(risk) = underlyings
+                .get_mut(&underlying)
+                .and_then(|book| book.instruments.get_mut(&name))
+            {
+                risk.unit_pnl = pnl;
+                risk.historical_pnl = historical;
             }
         }
+        Ok(())
     }
 }
 
@@ -520,10 +643,9 @@ fn revaluation(
                     problem: format!("{}: {error}", instrument.name),
                 },
             )?;
-            let base = model.price(kind);
             // dV/dS = dV/dF x F/S.
             let delta = model.greeks(kind).delta * forward / spot;
-            Ok((Revaluation::Option { model, kind, base }, delta, time))
+            Ok((Revaluation::Option { model, kind }, delta, time))
         }
     }
 }
@@ -533,6 +655,7 @@ fn instrument_risk(
     instrument: &Instrument,
     book: &UnderlyingBook,
     history: Option<(&HistoricalScenarios, usize)>,
+    options: &mut PendingOptions,
 ) -> Result<InstrumentRisk, RiskError> {
     let spot = book.price_usd;
     let params = &book.params;
@@ -541,35 +664,40 @@ fn instrument_risk(
         Revaluation::Option { model, .. } => Some(model.volatility()),
         Revaluation::Linear { .. } => None,
     };
-    let days = time * DAYS_PER_YEAR;
-    let unit_pnl = book
+    let scale = vol_shock_scale(time * DAYS_PER_YEAR, params);
+    // Every scenario's (price move, volatility), grid first, then the historical days.
+    let mut moves: Vec<(f64, Option<f64>)> = book
         .scenarios
         .iter()
         .map(|scenario| {
-            let shocked = volatility.map(|vol| shocked_volatility(vol, days, scenario.vol, params));
-            revaluation.pnl(scenario.price_move, shocked, &instrument.underlying)
+            let shocked =
+                volatility.map(|vol| shocked_volatility_scaled(vol, scale, scenario.vol, params));
+            (scenario.price_move, shocked)
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    let historical_pnl = match history {
-        None => Vec::new(),
-        Some((history, column)) => history
-            .scenarios
-            .iter()
-            .map(|scenario| {
-                let price_move = scenario.price_factor.get(column).copied().unwrap_or(1.0) - 1.0;
-                let vol_factor = scenario
-                    .vol_factor
-                    .get(column)
-                    .copied()
-                    .flatten()
-                    .unwrap_or(1.0);
-                revaluation.pnl(
-                    price_move,
-                    volatility.map(|vol| vol * vol_factor),
-                    &instrument.underlying,
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?,
+        .collect();
+    if let Some((history, column)) = history {
+        moves.extend(history.scenarios.iter().map(|scenario| {
+            let price_move = scenario.price_factor.get(column).copied().unwrap_or(1.0) - 1.0;
+            let vol_factor = scenario
+                .vol_factor
+                .get(column)
+                .copied()
+                .flatten()
+                .unwrap_or(1.0);
+            (price_move, volatility.map(|vol| vol * vol_factor))
+        }));
+    }
+    let (unit_pnl, historical_pnl) = match &revaluation {
+        Revaluation::Linear { per_unit } => {
+            let mut pnl: Vec<f64> = moves.iter().map(|(m, _)| per_unit * m).collect();
+            let historical = pnl.split_off(book.scenarios.len());
+            (pnl, historical)
+        }
+        Revaluation::Option { model, kind } => {
+            // Filled in by `PendingOptions::value`, with every other option of the book.
+            options.push(instrument, model, *kind, &moves, book.scenarios.len());
+            (Vec::new(), Vec::new())
+        }
     };
     let roll_unit = match &instrument.terms {
         Terms::Option { .. } => 0.0,
