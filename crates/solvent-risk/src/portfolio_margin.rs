@@ -29,7 +29,7 @@ use solvent_pricing::black76::{BatchColumns, Black76, GreeksBatch, price_and_gre
 use solvent_pricing::implied::implied_volatility;
 
 use crate::error::RiskError;
-use crate::valuation::{HistoricalScenarios, MarkSource, MarketView, option_type};
+use crate::valuation::{HistoricalScenarios, MarketView, option_type};
 
 /// Days in the year of times to expiry (ACT/365).
 const DAYS_PER_YEAR: f64 = 365.0;
@@ -615,15 +615,15 @@ fn revaluation(
             let rate = view.market().rate;
             let forward = spot * (rate * time).exp();
             let discount = (-rate * time).exp();
-            let mark = view.mark(instrument)?;
             // Revalue at the volatility the mark implies: the model's and the market's prices then
-            // agree at the unshocked scenario, so P&L is only what the scenario changes.
-            let volatility = match mark.source {
-                MarkSource::Model { volatility, .. } => volatility,
-                MarkSource::Given | MarkSource::Index => {
+            // agree at the unshocked scenario, so P&L is only what the scenario changes. Without a
+            // given mark that is the surface's volatility (no need to price the model mark).
+            let volatility = match view.market().mark.get(&instrument.name) {
+                None => view.model_volatility(instrument, strike, time)?,
+                Some(given) => {
                     let usd = match instrument.style {
-                        Style::Linear => f64_of(mark.price),
-                        Style::Inverse => f64_of(mark.price) * spot,
+                        Style::Linear => f64_of(given.value()),
+                        Style::Inverse => f64_of(given.value()) * spot,
                     };
                     if time > 0.0 {
                         implied_volatility(usd, forward, strike, time, discount, kind).map_err(

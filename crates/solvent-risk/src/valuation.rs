@@ -235,6 +235,29 @@ impl<'a> MarketView<'a> {
         }
     }
 
+    /// The volatility an option without a given mark is priced at: the underlying's surface at
+    /// its strike and time to expiry (`0` once expired).
+    ///
+    /// # Errors
+    /// [`RiskError::MissingOptionMark`] when the underlying has no surface.
+    pub fn model_volatility(
+        &self,
+        instrument: &Instrument,
+        strike: f64,
+        time_to_expiry: f64,
+    ) -> Result<f64, RiskError> {
+        if time_to_expiry <= 0.0 {
+            return Ok(0.0);
+        }
+        let surface = self.surfaces.get(&instrument.underlying).ok_or_else(|| {
+            RiskError::MissingOptionMark {
+                instrument: instrument.name.clone(),
+                underlying: instrument.underlying.clone(),
+            }
+        })?;
+        Ok(surface.volatility(strike, time_to_expiry))
+    }
+
     fn option_mark(
         &self,
         instrument: &Instrument,
@@ -242,23 +265,12 @@ impl<'a> MarketView<'a> {
         strike: f64,
         right: OptionRight,
     ) -> Result<Mark, RiskError> {
-        let underlying = self.index(
-            &instrument.underlying,
-            &format!("pricing {}", instrument.name),
-        )?;
+        let underlying = self.index_for(&instrument.underlying, || {
+            format!("pricing {}", instrument.name)
+        })?;
         let spot = underlying.to_f64().unwrap_or(f64::NAN);
         let time = self.years_to(expiry).max(0.0);
-        let volatility = if time > 0.0 {
-            let surface = self.surfaces.get(&instrument.underlying).ok_or_else(|| {
-                RiskError::MissingOptionMark {
-                    instrument: instrument.name.clone(),
-                    underlying: instrument.underlying.clone(),
-                }
-            })?;
-            surface.volatility(strike, time)
-        } else {
-            0.0
-        };
+        let volatility = self.model_volatility(instrument, strike, time)?;
         // Crypto options are priced on the forward; without a quoted future of the same expiry
         // the forward is the index carried at the market rate, F = S * exp(r T) (Black 1976).
         let rate = self.market.rate;
