@@ -2026,15 +2026,27 @@ impl Engine {
             .collect();
         // Held underlyings without a price yet cannot have a band: they are examined at their
         // every update until they do.
-        let unpriced: Vec<String> = self
+        // Usually every held underlying has a price and nobody waits unbanded: both scans are
+        // skipped then (they look the account up in every underlying's holder set).
+        let any_unpriced = self
             .holders
-            .iter()
-            .filter(|(underlying, holders)| {
-                holders.contains(id) && !entries.iter().any(|(u, _, _)| u == *underlying)
-            })
-            .map(|(underlying, _)| underlying.clone())
-            .collect();
-        let was_unbanded = self.unbanded.values().any(|holders| holders.contains(id));
+            .keys()
+            .any(|underlying| !self.market.index.contains_key(underlying));
+        let unpriced: Vec<String> = if any_unpriced {
+            self.holders
+                .iter()
+                .filter(|(underlying, holders)| {
+                    holders.contains(id) && !entries.iter().any(|(u, _, _)| u == *underlying)
+                })
+                .map(|(underlying, _)| underlying.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let was_unbanded = self
+            .unbanded
+            .values()
+            .any(|holders| !holders.is_empty() && holders.contains(id));
         // Most evaluations leave the bands as they were: nothing to re-index then.
         if unpriced.is_empty()
             && !was_unbanded
