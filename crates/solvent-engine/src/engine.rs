@@ -18,7 +18,7 @@ use solvent_core::venue::Venue;
 use solvent_risk::account::{Detail, build_report};
 use solvent_risk::allocation::{AllocationPolicy, BufferPolicy};
 use solvent_risk::report::MarginReport;
-use solvent_risk::whatif::trade_position;
+use solvent_risk::whatif::{TradeOutcome, trade_position};
 use solvent_risk::{AccountState, MarketView, RiskError};
 
 use crate::config::EngineConfig;
@@ -112,6 +112,48 @@ impl Account {
             breach: None,
             buffer: BufferPolicy::None,
             top_ups: Vec::new(),
+        }
+    }
+
+    /// A trade at `price` in `instrument`: the position's current size, entry and isolation
+    /// (a new position starts flat, at the trade's price, in the cross pool) and the outcome.
+    fn trade_outcome(
+        &self,
+        instrument: &Instrument,
+        signed: Decimal,
+        price: Decimal,
+    ) -> (TradeOutcome, bool) {
+        let (size, entry, isolated) = self
+            .positions
+            .get(&instrument.name)
+            .map_or((Decimal::ZERO, price, false), |p| {
+                (p.size, p.entry, p.isolated)
+            });
+        (
+            trade_position(instrument, size, entry, signed, price),
+            isolated,
+        )
+    }
+
+    /// Sets a position to a trade's outcome (removed when it is flat).
+    fn apply_outcome(
+        &mut self,
+        instrument: &Arc<Instrument>,
+        outcome: &TradeOutcome,
+        isolated: bool,
+    ) {
+        if outcome.size.is_zero() {
+            self.positions.remove(&instrument.name);
+        } else {
+            self.positions.insert(
+                instrument.name.clone(),
+                PositionState {
+                    instrument: Arc::clone(instrument),
+                    size: outcome.size,
+                    entry: outcome.entry,
+                    isolated,
+                },
+            );
         }
     }
 }
@@ -774,11 +816,11 @@ impl Engine {
     ) -> Result<(), Rejection> {
         let account = self.known_account(id)?;
         let mut after_account = account.clone();
-        let old = after_account.positions.get(&instrument.name);
-        let (old_size, old_entry, isolated) = old.map_or((Decimal::ZERO, price, false), |p| {
-            (p.size, p.entry, p.isolated)
-        });
-        let outcome = trade_position(instrument, old_size, old_entry, signed, price);
+        let old_size = account
+            .positions
+            .get(&instrument.name)
+            .map_or(Decimal::ZERO, |p| p.size);
+        let (outcome, isolated) = account.trade_outcome(instrument, signed, price);
         if Quantity::try_from(outcome.size).is_err() || outcome.entry > MAX_PRICE {
             return Err(reject(
                 RejectReason::OutOfRange,
@@ -795,19 +837,7 @@ impl Engine {
             return Ok(());
         }
         let before_state = account.state;
-        if outcome.size.is_zero() {
-            after_account.positions.remove(&instrument.name);
-        } else {
-            after_account.positions.insert(
-                instrument.name.clone(),
-                PositionState {
-                    instrument: Arc::clone(instrument),
-                    size: outcome.size,
-                    entry: outcome.entry,
-                    isolated,
-                },
-            );
-        }
+        after_account.apply_outcome(instrument, &outcome, isolated);
         let mut after_portfolio = self.portfolio_of(&after_account)?;
         let cash = outcome.realised + outcome.premium - fee;
         if isolated {
@@ -908,25 +938,8 @@ impl Engine {
         let Some(account) = self.accounts.get_mut(id) else {
             return;
         };
-        let old = account.positions.get(&instrument.name).cloned();
-        let (old_size, old_entry, isolated) =
-            old.as_ref().map_or((Decimal::ZERO, price, false), |p| {
-                (p.size, p.entry, p.isolated)
-            });
-        let outcome = trade_position(instrument, old_size, old_entry, signed, price);
-        if outcome.size.is_zero() {
-            account.positions.remove(&instrument.name);
-        } else {
-            account.positions.insert(
-                instrument.name.clone(),
-                PositionState {
-                    instrument: Arc::clone(instrument),
-                    size: outcome.size,
-                    entry: outcome.entry,
-                    isolated,
-                },
-            );
-        }
+        let (outcome, isolated) = account.trade_outcome(instrument, signed, price);
+        account.apply_outcome(instrument, &outcome, isolated);
         let holder = if isolated {
             LedgerAccount::Isolated(id.to_owned(), instrument.name.clone())
         } else {
@@ -1033,12 +1046,23 @@ impl Engine {
         }
         let mut after = account.clone();
         after.leverage.insert(name.to_owned(), leverage);
+        self.replace_account_if_margined(id, after, &format!("at {leverage}x"))
+    }
+
+    /// Replaces an account by `after` (a settings change) when its initial margin stays covered,
+    /// then evaluates it; `setting` names the change in the rejection.
+    fn replace_account_if_margined(
+        &mut self,
+        id: &str,
+        after: Account,
+        setting: &str,
+    ) -> Result<Vec<Effect>, Rejection> {
         let report = self.report_of(&self.portfolio_of(&after)?)?;
         if report.available.value() < Decimal::ZERO && !report.initial_margin.is_zero() {
             return Err(reject(
                 RejectReason::InsufficientInitialMargin,
                 format!(
-                    "at {leverage}x the initial margin {} exceeds equity {}",
+                    "{setting} the initial margin {} exceeds equity {}",
                     report.initial_margin, report.equity
                 ),
             ));
@@ -1059,20 +1083,7 @@ impl Engine {
         }
         let mut after = account;
         after.mode = mode;
-        let report = self.report_of(&self.portfolio_of(&after)?)?;
-        if report.available.value() < Decimal::ZERO && !report.initial_margin.is_zero() {
-            return Err(reject(
-                RejectReason::InsufficientInitialMargin,
-                format!(
-                    "in {mode:?} mode the initial margin {} exceeds equity {}",
-                    report.initial_margin, report.equity
-                ),
-            ));
-        }
-        self.accounts.insert(id.to_owned(), after);
-        let mut effects = Vec::new();
-        self.evaluate(id, true, &mut effects);
-        Ok(effects)
+        self.replace_account_if_margined(id, after, &format!("in {mode:?} mode"))
     }
 
     fn set_isolated_margin(
