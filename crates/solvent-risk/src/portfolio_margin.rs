@@ -991,6 +991,27 @@ struct Worst {
     pnl: f64,
 }
 
+impl Worst {
+    /// The lowest weighted scenario P&L of underlying `u`, in the report currency, from its
+    /// USD P&L per scenario (the first of equal ones).
+    fn of(pnl_usd: &[f64], book_u: &UnderlyingBook, currency: &ReportCurrency, u: usize) -> Self {
+        let mut worst = Self {
+            index: 0,
+            pnl: f64::INFINITY,
+        };
+        for (index, (value, scenario)) in pnl_usd.iter().zip(&book_u.scenarios).enumerate() {
+            let weighted = currency.convert(u, *value, scenario.price_move) * scenario.weight;
+            if weighted < worst.pnl {
+                worst = Self {
+                    index,
+                    pnl: weighted,
+                };
+            }
+        }
+        worst
+    }
+}
+
 /// The scan and charges of underlying `u` for the exposures on it (the full path: every
 /// exposure's row looked up by name index); `pnl` is scratch space.
 fn charges(
@@ -1024,19 +1045,7 @@ fn charges(
     if !held {
         return Ok(None);
     }
-    let mut worst = Worst {
-        index: 0,
-        pnl: f64::INFINITY,
-    };
-    for (index, (value, scenario)) in pnl.iter().zip(&book_u.scenarios).enumerate() {
-        let weighted = currency.convert(u, *value, scenario.price_move) * scenario.weight;
-        if weighted < worst.pnl {
-            worst = Worst {
-                index,
-                pnl: weighted,
-            };
-        }
-    }
+    let worst = Worst::of(pnl, book_u, currency, u);
     let to_report = |usd: f64| currency.convert(u, usd, 0.0);
     settle(book_u, u, to_report, worst, &sums).map(Some)
 }
@@ -1086,24 +1095,7 @@ fn lean_charges(
     if currency.priced_by == Some(u) {
         // Coin-margined in this underlying: the account's equity moves with the price; the
         // full path's conversion, scenario by scenario.
-        let mut worst = Worst {
-            index: 0,
-            pnl: f64::INFINITY,
-        };
-        for (index, (value, scenario)) in lanes
-            .as_flattened()
-            .iter()
-            .zip(&book_u.scenarios)
-            .enumerate()
-        {
-            let weighted = currency.convert(u, *value, scenario.price_move) * scenario.weight;
-            if weighted < worst.pnl {
-                worst = Worst {
-                    index,
-                    pnl: weighted,
-                };
-            }
-        }
+        let worst = Worst::of(lanes.as_flattened(), book_u, currency, u);
         let to_report = |usd: f64| currency.convert(u, usd, 0.0);
         settle(book_u, u, to_report, worst, &sums).map(LeanCharges::of)
     } else {
