@@ -363,20 +363,11 @@ impl ScenarioBook {
                 },
             );
         }
-        let rows_per_option = params
-            .underlyings
-            .values()
-            .map(|u| scenarios(u).len())
-            .max()
-            .unwrap_or(0)
-            + history.map_or(0, |h| h.scenarios.len())
-            + 1;
-        let mut options = PendingOptions::with_capacity(
+        let mut options = PendingOptions::for_options(
             instruments
                 .iter()
                 .filter(|i| matches!(i.terms, Terms::Option { .. }))
-                .count()
-                * rows_per_option,
+                .count(),
         );
         for instrument in instruments {
             let history_column = column(&instrument.underlying)?;
@@ -488,19 +479,23 @@ struct PendingOptions {
     kind: Vec<solvent_pricing::black76::OptionType>,
     /// Per option: (underlying, instrument, first row, grid scenarios, rows after the first).
     slots: Vec<(String, String, usize, usize, usize)>,
+    /// How many options the book holds (to size the columns at the first one).
+    expected_options: usize,
 }
 
 impl PendingOptions {
-    /// Room for `rows` rows, so the columns never grow while the book is built.
-    fn with_capacity(rows: usize) -> Self {
+    /// Columns for `options` options, sized by the first one's rows (books of one venue have
+    /// about as many scenarios each), so they rarely grow while the book is built.
+    fn for_options(options: usize) -> Self {
         Self {
-            forward: Vec::with_capacity(rows),
-            strike: Vec::with_capacity(rows),
-            time: Vec::with_capacity(rows),
-            volatility: Vec::with_capacity(rows),
-            discount: Vec::with_capacity(rows),
-            kind: Vec::with_capacity(rows),
-            slots: Vec::new(),
+            forward: Vec::new(),
+            strike: Vec::new(),
+            time: Vec::new(),
+            volatility: Vec::new(),
+            discount: Vec::new(),
+            kind: Vec::new(),
+            slots: Vec::with_capacity(options),
+            expected_options: options,
         }
     }
 
@@ -515,6 +510,15 @@ impl PendingOptions {
         grid: usize,
     ) {
         let start = self.forward.len();
+        if start == 0 {
+            let rows = self.expected_options.max(1) * (moves.len() + 1);
+            self.forward.reserve(rows);
+            self.strike.reserve(rows);
+            self.time.reserve(rows);
+            self.volatility.reserve(rows);
+            self.discount.reserve(rows);
+            self.kind.reserve(rows);
+        }
         let rows = std::iter::once((0.0, None)).chain(moves.iter().copied());
         for (price_move, shocked) in rows {
             self.forward.push(model.forward() * (1.0 + price_move));
