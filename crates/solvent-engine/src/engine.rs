@@ -98,11 +98,20 @@ pub struct Account {
     pub buffer: BufferPolicy,
     /// Automated top-ups.
     pub top_ups: Vec<TopUpRule>,
+    /// The account's number in the engine (order of opening): the bands' compact key.
+    slot: u32,
+    /// The safe bands registered for it, per underlying: `(underlying, low, high)`.
+    bands: Vec<(String, Decimal, Decimal)>,
+    /// Whether it waits, on some underlying, for a price before it can have a band there.
+    unbanded: bool,
 }
 
 impl Account {
-    fn new(id: &str) -> Self {
+    fn new(id: &str, slot: u32) -> Self {
         Self {
+            slot,
+            bands: Vec::new(),
+            unbanded: false,
             id: id.to_owned(),
             mode: MarginMode::Cross,
             positions: BTreeMap::new(),
@@ -161,10 +170,36 @@ impl Account {
 /// Safe price bands of one underlying: accounts whose state cannot change while its index stays
 /// strictly inside `(low, high)`, ordered by each bound so a price update finds the accounts it
 /// takes out of their band in `O(log n + crossed)`.
+///
+/// Bounds are keyed by [`BandKey`] (an `f64` narrowed outward by `BAND_KEY_MARGIN`) and the
+/// account's slot, so that ordering them compares two integers instead of a decimal and a name.
 #[derive(Clone, Debug, Default)]
 struct Bands {
-    by_low: BTreeSet<(Decimal, String)>,
-    by_high: BTreeSet<(Decimal, String)>,
+    by_low: BTreeSet<(BandKey, u32)>,
+    by_high: BTreeSet<(BandKey, u32)>,
+}
+
+/// The bits of a non-negative `f64`, which order as the values do.
+type BandKey = u64;
+
+/// Relative margin by which a band's keys are narrowed: far above the error of converting a
+/// decimal to `f64` (a few ulps), so a price at or beyond an exact bound is always at or beyond
+/// its key, and far below any band's width.
+const BAND_KEY_MARGIN: f64 = 1e-12;
+
+/// The key of a price (or a bound moved by `factor`), as a non-negative `f64`'s bits.
+fn band_key(price: Decimal, factor: f64) -> BandKey {
+    (price.to_f64().unwrap_or(0.0) * factor).max(0.0).to_bits()
+}
+
+/// The key of a band's lower bound: raised, so it is examined whenever the price reaches `low`.
+fn low_key(low: Decimal) -> BandKey {
+    band_key(low, 1.0 + BAND_KEY_MARGIN)
+}
+
+/// The key of a band's upper bound: lowered, so it is examined whenever the price reaches `high`.
+fn high_key(high: Decimal) -> BandKey {
+    band_key(high, 1.0 - BAND_KEY_MARGIN)
 }
 
 /// An account's exposure to one underlying: its name, index price, and `(coin exposure, largest
@@ -228,7 +263,8 @@ pub struct Engine {
     /// Accounts holding each instrument (mark updates, ADL candidates).
     instrument_holders: BTreeMap<String, BTreeSet<String>>,
     bands: BTreeMap<String, Bands>,
-    account_bands: BTreeMap<String, Vec<(String, Decimal, Decimal)>>,
+    /// Account ids by slot.
+    slots: Vec<String>,
     /// Holders of an underlying without a band on it yet (examined at its every update).
     unbanded: BTreeMap<String, BTreeSet<String>>,
     /// ADL counterparties whose profit was just taken at the bankruptcy price: examined again
@@ -265,7 +301,7 @@ impl Engine {
             holders: BTreeMap::new(),
             instrument_holders: BTreeMap::new(),
             bands: BTreeMap::new(),
-            account_bands: BTreeMap::new(),
+            slots: Vec::new(),
             unbanded: BTreeMap::new(),
             deleveraged: BTreeSet::new(),
             last_seq: None,
@@ -371,6 +407,23 @@ impl Engine {
                 format!("account {id:?} does not exist"),
             )
         })
+    }
+
+    /// Opens `id` if it does not exist yet, in the next slot (before anything else changes, so
+    /// that a refusal leaves the state as it was).
+    fn open_account(&mut self, id: &str) -> Result<(), Rejection> {
+        if self.accounts.contains_key(id) {
+            return Ok(());
+        }
+        let slot = u32::try_from(self.slots.len()).map_err(|_| {
+            reject(
+                RejectReason::OutOfRange,
+                format!("no room for account {id:?}: the engine holds 2^32 accounts"),
+            )
+        })?;
+        self.slots.push(id.to_owned());
+        self.accounts.insert(id.to_owned(), Account::new(id, slot));
+        Ok(())
     }
 
     fn checked_amount(&self, asset: &str, amount: Decimal) -> Result<u32, Rejection> {
@@ -492,9 +545,7 @@ impl Engine {
                 ));
             }
         }
-        self.accounts
-            .entry(id.to_owned())
-            .or_insert_with(|| Account::new(id));
+        self.open_account(id)?;
         let mut effects = Vec::new();
         self.move_money(
             &LedgerAccount::External,
@@ -599,9 +650,7 @@ impl Engine {
         }
         self.checked_amount(asset, amount)?;
         self.check_outflow(from, asset, amount)?;
-        self.accounts
-            .entry(to.to_owned())
-            .or_insert_with(|| Account::new(to));
+        self.open_account(to)?;
         let mut effects = Vec::new();
         self.move_money(
             &LedgerAccount::Wallet(from.to_owned()),
@@ -2054,26 +2103,20 @@ impl Engine {
         } else {
             Vec::new()
         };
-        let was_unbanded = self
-            .unbanded
-            .values()
-            .any(|holders| !holders.is_empty() && holders.contains(id));
+        let (slot, was_unbanded) = (account.slot, account.unbanded);
         // Most evaluations leave the bands as they were: nothing to re-index then.
-        if unpriced.is_empty()
-            && !was_unbanded
-            && self
-                .account_bands
-                .get(id)
-                .is_some_and(|old| *old == entries)
-        {
+        if unpriced.is_empty() && !was_unbanded && account.bands == entries {
             return;
         }
-        if let Some(old) = self.account_bands.remove(id) {
-            for (underlying, low, high) in old {
-                if let Some(bands) = self.bands.get_mut(&underlying) {
-                    bands.by_low.remove(&(low, id.to_owned()));
-                    bands.by_high.remove(&(high, id.to_owned()));
-                }
+        let Some(account) = self.accounts.get_mut(id) else {
+            return;
+        };
+        let old = std::mem::take(&mut account.bands);
+        account.unbanded = !unpriced.is_empty();
+        for (underlying, low, high) in old {
+            if let Some(bands) = self.bands.get_mut(&underlying) {
+                bands.by_low.remove(&(low_key(low), slot));
+                bands.by_high.remove(&(high_key(high), slot));
             }
         }
         if was_unbanded {
@@ -2087,15 +2130,12 @@ impl Engine {
                 .or_default()
                 .insert(id.to_owned());
         }
-        if entries.is_empty() {
-            return;
-        }
         for (underlying, low, high) in &entries {
             let bands = self.bands.entry(underlying.clone()).or_default();
-            bands.by_low.insert((*low, id.to_owned()));
-            bands.by_high.insert((*high, id.to_owned()));
+            bands.by_low.insert((low_key(*low), slot));
+            bands.by_high.insert((high_key(*high), slot));
         }
-        self.account_bands.insert(id.to_owned(), entries);
+        account.bands = entries;
     }
 
     /// Per underlying an account is exposed to: its index price and the bound `S_u` of how fast
@@ -2304,18 +2344,13 @@ impl Engine {
         }
         let mut crossed: BTreeSet<String> = BTreeSet::new();
         if let Some(bands) = self.bands.get(underlying) {
-            crossed.extend(
-                bands
-                    .by_low
-                    .range((price, String::new())..)
-                    .map(|(_, id)| id.clone()),
-            );
-            crossed.extend(
-                bands
-                    .by_high
-                    .range(..=(price, String::from(char::MAX)))
-                    .map(|(_, id)| id.clone()),
-            );
+            let key = band_key(price, 1.0);
+            let slots = bands
+                .by_low
+                .range((key, 0)..)
+                .chain(bands.by_high.range(..=(key, u32::MAX)))
+                .map(|(_, slot)| *slot as usize);
+            crossed.extend(slots.filter_map(|slot| self.slots.get(slot).cloned()));
         }
         // Holders without a band on this underlying yet are examined too.
         if let Some(holders) = self.unbanded.get(underlying) {
