@@ -570,7 +570,7 @@ fn insurance_fund(engine: &Engine) -> BTreeMap<String, Decimal> {
     engine
         .ledger()
         .balances()
-        .filter(|(account, _, _)| **account == LedgerAccount::InsuranceFund)
+        .filter(|(account, _, _)| *account == LedgerAccount::InsuranceFund)
         .map(|(_, asset, amount)| (asset.to_owned(), amount))
         .collect()
 }

@@ -104,6 +104,10 @@ pub struct Account {
     bands: Vec<(String, Decimal, Decimal)>,
     /// Whether it waits, on some underlying, for a price before it can have a band there.
     unbanded: bool,
+    /// The underlyings it is indexed under in the engine's holder sets, sorted.
+    indexed_underlyings: Vec<String>,
+    /// The instruments it is indexed under, sorted.
+    indexed_instruments: Vec<String>,
 }
 
 impl Account {
@@ -112,6 +116,8 @@ impl Account {
             slot,
             bands: Vec::new(),
             unbanded: false,
+            indexed_underlyings: Vec::new(),
+            indexed_instruments: Vec::new(),
             id: id.to_owned(),
             mode: MarginMode::Cross,
             positions: BTreeMap::new(),
@@ -457,17 +463,23 @@ impl Engine {
 
     /// The account as a portfolio (balances from the ledger), with `change` applied to a copy.
     fn portfolio_of(&self, account: &Account) -> Result<Portfolio, Rejection> {
-        let wallet = LedgerAccount::Wallet(account.id.clone());
-        let mut balances = Vec::new();
-        for (symbol, asset) in &self.venue.assets {
-            let amount = self.ledger.balance(&wallet, symbol);
-            if !amount.is_zero() {
-                balances.push(Balance {
-                    asset: asset.clone(),
-                    amount: Amount(amount),
-                });
-            }
-        }
+        // In the venue's order of assets, as a portfolio file lists them.
+        let mut held: Vec<(usize, &solvent_core::venue::Asset, Decimal)> = self
+            .ledger
+            .wallet(&account.id)
+            .filter_map(|(symbol, amount)| {
+                let (index, _, asset) = self.venue.assets.get_full(symbol)?;
+                Some((index, asset, amount))
+            })
+            .collect();
+        held.sort_unstable_by_key(|(index, _, _)| *index);
+        let balances = held
+            .into_iter()
+            .map(|(_, asset, amount)| Balance {
+                asset: asset.clone(),
+                amount: Amount(amount),
+            })
+            .collect();
         let positions = account
             .positions
             .values()
@@ -864,7 +876,6 @@ impl Engine {
         fee: Decimal,
     ) -> Result<(), Rejection> {
         let account = self.known_account(id)?;
-        let mut after_account = account.clone();
         let old_size = account
             .positions
             .get(&instrument.name)
@@ -886,8 +897,35 @@ impl Engine {
             return Ok(());
         }
         let before_state = account.state;
-        after_account.apply_outcome(instrument, &outcome, isolated);
-        let mut after_portfolio = self.portfolio_of(&after_account)?;
+        let mut after_portfolio = self.portfolio_of(account)?;
+        // The account's positions are listed by instrument name: the traded one is found, or
+        // opened in its place, by binary search.
+        let found = after_portfolio
+            .positions
+            .binary_search_by(|p| p.instrument.name.as_str().cmp(instrument.name.as_str()));
+        match found {
+            Ok(index) if outcome.size.is_zero() => {
+                after_portfolio.positions.remove(index);
+            }
+            Ok(index) => {
+                let position = &mut after_portfolio.positions[index];
+                position.size = Quantity(outcome.size);
+                position.entry_price = Price::new_checked(outcome.entry)
+                    .map_err(|problem| reject(RejectReason::OutOfRange, problem))?;
+            }
+            Err(_) if outcome.size.is_zero() => {}
+            Err(index) => after_portfolio.positions.insert(
+                index,
+                Position {
+                    instrument: Arc::clone(instrument),
+                    size: Quantity(outcome.size),
+                    entry_price: Price::new_checked(outcome.entry)
+                        .map_err(|problem| reject(RejectReason::OutOfRange, problem))?,
+                    isolated_margin: None,
+                    leverage: account.leverage.get(&instrument.name).copied(),
+                },
+            ),
+        }
         let cash = outcome.realised + outcome.premium - fee;
         if isolated {
             // Realised P&L and premium settle into the position's own margin (see `trade`).
@@ -1944,41 +1982,49 @@ impl Engine {
 
     // ---- monitoring -----------------------------------------------------------------------------
 
-    /// Re-indexes which underlyings an account is exposed to (positions and collateral).
+    /// Re-indexes which underlyings an account is exposed to (positions and collateral) and
+    /// which instruments it holds, changing only the entries that differ from its last indexing.
     fn reindex(&mut self, id: &str) {
-        let mut names: BTreeSet<String> = BTreeSet::new();
-        let mut instruments: BTreeSet<String> = BTreeSet::new();
-        if let Some(account) = self.accounts.get(id) {
-            for position in account.positions.values() {
-                names.insert(position.instrument.underlying.clone());
-                instruments.insert(position.instrument.name.clone());
+        let Some(account) = self.accounts.get(id) else {
+            return;
+        };
+        let mut underlyings: Vec<String> = Vec::new();
+        let mut instruments: Vec<String> = Vec::new();
+        for position in account.positions.values() {
+            underlyings.push(position.instrument.underlying.clone());
+            instruments.push(position.instrument.name.clone());
+        }
+        for (symbol, _) in self.ledger.wallet(id) {
+            if let Some(asset) = self.venue.assets.get(symbol)
+                && asset.usd_peg.is_none()
+            {
+                underlyings.push(asset.index.clone());
             }
         }
-        for (name, holders) in &mut self.instrument_holders {
-            if !instruments.contains(name) {
-                holders.remove(id);
-            }
+        underlyings.sort_unstable();
+        underlyings.dedup();
+        // Positions are keyed by instrument name: already sorted and distinct.
+        if account.indexed_underlyings == underlyings && account.indexed_instruments == instruments
+        {
+            return;
         }
-        for name in instruments {
-            self.instrument_holders
-                .entry(name)
-                .or_default()
-                .insert(id.to_owned());
-        }
-        let wallet = LedgerAccount::Wallet(id.to_owned());
-        for (symbol, asset) in &self.venue.assets {
-            if asset.usd_peg.is_none() && !self.ledger.balance(&wallet, symbol).is_zero() {
-                names.insert(asset.index.clone());
-            }
-        }
-        for (name, holders) in &mut self.holders {
-            if !names.contains(name) {
-                holders.remove(id);
-            }
-        }
-        for name in names {
-            self.holders.entry(name).or_default().insert(id.to_owned());
-        }
+        let Some(account) = self.accounts.get_mut(id) else {
+            return;
+        };
+        let old_underlyings = std::mem::replace(&mut account.indexed_underlyings, underlyings);
+        let old_instruments = std::mem::replace(&mut account.indexed_instruments, instruments);
+        reindex_sets(
+            &mut self.holders,
+            id,
+            &old_underlyings,
+            &account.indexed_underlyings,
+        );
+        reindex_sets(
+            &mut self.instrument_holders,
+            id,
+            &old_instruments,
+            &account.indexed_instruments,
+        );
     }
 
     /// A mark update changes only the positions in that instrument: their holders are examined.
@@ -2155,24 +2201,23 @@ impl Engine {
                 .or_default()
                 .push(self.position_sensitivity(position, price));
         }
-        let wallet = LedgerAccount::Wallet(account.id.clone());
-        for (symbol, asset) in &self.venue.assets {
+        for (symbol, amount) in self.ledger.wallet(&account.id) {
+            let Some(asset) = self.venue.assets.get(symbol) else {
+                continue;
+            };
             if asset.usd_peg.is_some() {
                 continue;
             }
-            let amount = self.ledger.balance(&wallet, symbol);
-            if !amount.is_zero() {
-                let rate = self
-                    .venue
-                    .collateral
-                    .get(symbol)
-                    .and_then(|c| c.borrow.as_ref())
-                    .map_or(Decimal::ZERO, |b| b.maintenance_rate);
-                by_underlying
-                    .entry(asset.index.clone())
-                    .or_default()
-                    .push((amount.abs(), rate));
-            }
+            let rate = self
+                .venue
+                .collateral
+                .get(symbol)
+                .and_then(|c| c.borrow.as_ref())
+                .map_or(Decimal::ZERO, |b| b.maintenance_rate);
+            by_underlying
+                .entry(asset.index.clone())
+                .or_default()
+                .push((amount.abs(), rate));
         }
         by_underlying
             .into_iter()
@@ -2984,6 +3029,23 @@ impl Engine {
             text.push_str(&format!("m|{name}|{price}\n"));
         }
         format!("{:016x}", fnv1a(text.as_bytes()))
+    }
+}
+
+/// Moves `id` from the sets of `old` names it left to the sets of `new` names it joined.
+fn reindex_sets(
+    sets: &mut BTreeMap<String, BTreeSet<String>>,
+    id: &str,
+    old: &[String],
+    new: &[String],
+) {
+    for name in old.iter().filter(|name| !new.contains(name)) {
+        if let Some(holders) = sets.get_mut(name) {
+            holders.remove(id);
+        }
+    }
+    for name in new.iter().filter(|name| !old.contains(name)) {
+        sets.entry(name.clone()).or_default().insert(id.to_owned());
     }
 }
 

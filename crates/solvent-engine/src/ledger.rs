@@ -85,37 +85,73 @@ pub enum LedgerError {
     SameAccount(String),
 }
 
+/// An account's balances by asset.
+type Holdings = BTreeMap<String, Decimal>;
+
 /// Balances by (ledger account, asset). Ordered maps keep iteration, and so every hash and
 /// report built from it, deterministic.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ledger {
-    /// By account, then asset: a lookup borrows its keys instead of building them.
-    balances: BTreeMap<LedgerAccount, BTreeMap<String, Decimal>>,
+    /// User wallets by id: the lookups of the hot path borrow the id instead of building a key.
+    wallets: BTreeMap<String, Holdings>,
+    /// Every other ledger account (isolated margins and the system accounts).
+    others: BTreeMap<LedgerAccount, Holdings>,
 }
 
 impl Ledger {
+    fn holdings(&self, account: &LedgerAccount) -> Option<&Holdings> {
+        match account {
+            LedgerAccount::Wallet(id) => self.wallets.get(id.as_str()),
+            other => self.others.get(other),
+        }
+    }
+
     /// The balance of `account` in `asset` (zero when it never moved).
     #[must_use]
     pub fn balance(&self, account: &LedgerAccount, asset: &str) -> Decimal {
-        self.balances
-            .get(account)
+        self.holdings(account)
             .and_then(|assets| assets.get(asset))
             .copied()
             .unwrap_or(Decimal::ZERO)
     }
 
+    /// The balance of user account `id`'s wallet in `asset` (zero when it never moved).
+    #[must_use]
+    pub fn wallet_balance(&self, id: &str, asset: &str) -> Decimal {
+        self.wallets
+            .get(id)
+            .and_then(|assets| assets.get(asset))
+            .copied()
+            .unwrap_or(Decimal::ZERO)
+    }
+
+    /// The non-zero balances of user account `id`'s wallet, by asset.
+    pub fn wallet(&self, id: &str) -> impl Iterator<Item = (&str, Decimal)> {
+        self.wallets.get(id).into_iter().flat_map(|assets| {
+            assets
+                .iter()
+                .filter(|(_, amount)| !amount.is_zero())
+                .map(|(asset, amount)| (asset.as_str(), *amount))
+        })
+    }
+
     fn add(&mut self, account: &LedgerAccount, asset: &str, delta: Decimal) {
-        if let Some(assets) = self.balances.get_mut(account) {
-            match assets.get_mut(asset) {
-                Some(value) => *value += delta,
-                None => {
-                    assets.insert(asset.to_owned(), delta);
-                }
+        let assets = match account {
+            LedgerAccount::Wallet(id) => match self.wallets.get_mut(id.as_str()) {
+                Some(assets) => assets,
+                None => self.wallets.entry(id.clone()).or_default(),
+            },
+            other => match self.others.get_mut(other) {
+                Some(assets) => assets,
+                None => self.others.entry(other.clone()).or_default(),
+            },
+        };
+        match assets.get_mut(asset) {
+            Some(value) => *value += delta,
+            None => {
+                assets.insert(asset.to_owned(), delta);
             }
-            return;
         }
-        self.balances
-            .insert(account.clone(), BTreeMap::from([(asset.to_owned(), delta)]));
     }
 
     /// Moves `amount` of `asset` from `from` to `to`.
@@ -164,13 +200,21 @@ impl Ledger {
         Ok(Some((from.clone(), to.clone(), amount)))
     }
 
-    /// Every non-zero balance, ordered.
-    pub fn balances(&self) -> impl Iterator<Item = (&LedgerAccount, &str, Decimal)> {
-        self.balances.iter().flat_map(|(account, assets)| {
+    /// Every non-zero balance, ordered by ledger account (wallets first, by id), then asset.
+    pub fn balances(&self) -> impl Iterator<Item = (LedgerAccount, &str, Decimal)> {
+        let wallets = self
+            .wallets
+            .iter()
+            .map(|(id, assets)| (LedgerAccount::Wallet(id.clone()), assets));
+        let others = self
+            .others
+            .iter()
+            .map(|(account, assets)| (account.clone(), assets));
+        wallets.chain(others).flat_map(|(account, assets)| {
             assets
                 .iter()
                 .filter(|(_, amount)| !amount.is_zero())
-                .map(move |(asset, amount)| (account, asset.as_str(), *amount))
+                .map(move |(asset, amount)| (account.clone(), asset.as_str(), *amount))
         })
     }
 
@@ -178,7 +222,7 @@ impl Ledger {
     #[must_use]
     pub fn totals(&self) -> BTreeMap<String, Decimal> {
         let mut totals = BTreeMap::new();
-        for assets in self.balances.values() {
+        for assets in self.wallets.values().chain(self.others.values()) {
             for (asset, amount) in assets {
                 *totals.entry(asset.clone()).or_insert(Decimal::ZERO) += amount;
             }
