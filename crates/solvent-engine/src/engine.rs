@@ -213,9 +213,10 @@ fn high_key(high: Decimal) -> BandKey {
 type Exposure = (String, Decimal, Vec<(Decimal, Decimal)>);
 
 /// The slack of `E - h MM` to the nearest of `levels` below and above `health`, and the larger of
-/// the two levels (the `h` of the sensitivity bound); `None` when there is none.
+/// the two levels (the `h` of the sensitivity bound); `None` when there is none. Each level is
+/// given as `f64` (to compare with the health) and as the decimal the slack is computed with.
 fn slack_to_levels(
-    levels: &[f64],
+    levels: &[(f64, Decimal)],
     health: Option<f64>,
     equity: Decimal,
     maintenance: Decimal,
@@ -223,26 +224,48 @@ fn slack_to_levels(
     let health = health.unwrap_or(f64::INFINITY);
     let below = levels
         .iter()
-        .copied()
-        .filter(|l| *l < health)
-        .fold(0.0, f64::max);
+        .filter(|(level, _)| *level < health)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map_or(Decimal::ZERO, |(_, exact)| *exact);
     let above = levels
         .iter()
-        .copied()
-        .filter(|l| *l >= health)
-        .fold(f64::INFINITY, f64::min);
-    let decimal = |value: f64| Decimal::try_from(value).ok();
-    let slack_down = equity - decimal(below)? * maintenance;
-    let (slack_up, top) = if above.is_finite() {
-        (decimal(above)? * maintenance - equity, above)
-    } else {
-        (Decimal::MAX, levels.iter().copied().fold(0.0, f64::max))
+        .filter(|(level, _)| *level >= health)
+        .min_by(|a, b| a.0.total_cmp(&b.0));
+    let slack_down = equity - below * maintenance;
+    let (slack_up, top) = match above {
+        Some((_, exact)) => (*exact * maintenance - equity, *exact),
+        None => (
+            Decimal::MAX,
+            levels
+                .iter()
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map_or(Decimal::ZERO, |(_, exact)| *exact),
+        ),
     };
     let slack = slack_down.min(slack_up);
     if slack <= Decimal::ZERO {
         return None;
     }
-    Some((slack, decimal(top.max(below))?))
+    Some((slack, top.max(below)))
+}
+
+/// Health 0 and `venue`'s state thresholds, as [`slack_to_levels`] takes them.
+fn state_levels(venue: &Venue) -> Option<Vec<(f64, Decimal)>> {
+    let thresholds = &venue.thresholds;
+    [
+        0.0,
+        thresholds.liquidation,
+        thresholds.reduce_only,
+        thresholds.margin_call,
+    ]
+    .into_iter()
+    .map(level)
+    .collect()
+}
+
+/// A health level as [`slack_to_levels`] takes it.
+fn level(value: f64) -> Option<(f64, Decimal)> {
+    Some((value, Decimal::try_from(value).ok()?))
 }
 
 /// One index source's last price.
@@ -269,6 +292,9 @@ pub struct Engine {
     /// Accounts holding each instrument (mark updates, ADL candidates).
     instrument_holders: BTreeMap<String, BTreeSet<String>>,
     bands: BTreeMap<String, Bands>,
+    /// Health 0 and the venue's liquidation, reduce-only and margin-call thresholds, in that
+    /// order, as the bands compute with them (`None` if one is not a finite number: no bands).
+    state_levels: Option<Vec<(f64, Decimal)>>,
     /// Account ids by slot.
     slots: Vec<String>,
     /// Holders of an underlying without a band on it yet (examined at its every update).
@@ -289,6 +315,7 @@ impl Engine {
     #[must_use]
     pub fn new(venue: Venue, config: EngineConfig) -> Self {
         Self {
+            state_levels: state_levels(&venue),
             venue,
             config,
             market: Market {
@@ -1548,6 +1575,7 @@ impl Engine {
         venue
             .list_instrument("list_instrument", name, spec)
             .map_err(|error| reject(RejectReason::InvalidInput, error.to_string()))?;
+        self.state_levels = state_levels(&venue);
         self.venue = venue;
         Ok(Vec::new())
     }
@@ -1576,6 +1604,7 @@ impl Engine {
                 )
             })?;
         }
+        self.state_levels = state_levels(&venue);
         self.venue = venue;
         for (id, name, instrument) in resolved {
             if let Some(position) = self
@@ -1612,17 +1641,23 @@ impl Engine {
         source: Option<&str>,
     ) -> Result<Vec<Effect>, Rejection> {
         let mut effects = Vec::new();
-        let source = source.unwrap_or("default").to_owned();
-        self.sources
-            .entry(underlying.to_owned())
-            .or_default()
-            .insert(
-                source,
-                SourcePrice {
-                    price,
-                    at: self.now,
-                },
-            );
+        let source = source.unwrap_or("default");
+        let latest = SourcePrice {
+            price,
+            at: self.now,
+        };
+        // Keys are built only the first time an underlying or a source is seen.
+        if !self.sources.contains_key(underlying) {
+            self.sources.insert(underlying.to_owned(), BTreeMap::new());
+        }
+        if let Some(sources) = self.sources.get_mut(underlying) {
+            match sources.get_mut(source) {
+                Some(known) => *known = latest,
+                None => {
+                    sources.insert(source.to_owned(), latest);
+                }
+            }
+        }
         let Some(median) = self.index_from_sources(underlying) else {
             effects.push(Effect::PriceGuarded {
                 name: underlying.to_owned(),
@@ -1651,7 +1686,12 @@ impl Engine {
         }
         let accepted =
             Price::new_checked(accepted).map_err(|p| reject(RejectReason::OutOfRange, p))?;
-        self.market.index.insert(underlying.to_owned(), accepted);
+        match self.market.index.get_mut(underlying) {
+            Some(index) => *index = accepted,
+            None => {
+                self.market.index.insert(underlying.to_owned(), accepted);
+            }
+        }
         self.reclamp_marks(underlying, accepted.value(), &mut effects);
         self.revalue_crossed(underlying, accepted.value(), &mut effects);
         Ok(effects)
@@ -1661,10 +1701,19 @@ impl Engine {
     /// index: a mark is clamped when it arrives, and again whenever the index moves away from it
     /// (a stale mark must not value a position at a price the index has left).
     fn reclamp_marks(&mut self, underlying: &str, index: Decimal, effects: &mut Vec<Effect>) {
+        if self.market.mark.is_empty() {
+            return;
+        }
         let band = self.config.guards.mark_band;
         let (low, high) = (index * (Decimal::ONE - band), index * (Decimal::ONE + band));
-        let names: Vec<String> = self.market.mark.keys().cloned().collect();
-        for name in names {
+        let outside: Vec<(String, Decimal)> = self
+            .market
+            .mark
+            .iter()
+            .filter(|(_, mark)| mark.value() < low || mark.value() > high)
+            .map(|(name, mark)| (name.clone(), mark.value()))
+            .collect();
+        for (name, mark) in outside {
             let Ok(instrument) = self.venue.instrument(&name) else {
                 continue;
             };
@@ -1673,9 +1722,6 @@ impl Engine {
             {
                 continue;
             }
-            let Some(mark) = self.market.mark.get(&name).map(|p| p.value()) else {
-                continue;
-            };
             let clamped = mark.clamp(low, high);
             if clamped != mark
                 && let Ok(price) = Price::new_checked(clamped)
@@ -1695,9 +1741,15 @@ impl Engine {
     /// than the outlier band from the median of all fresh sources (DESIGN.md 8.3).
     fn index_from_sources(&self, underlying: &str) -> Option<Decimal> {
         let guards = &self.config.guards;
-        let fresh: Vec<Decimal> = self
-            .sources
-            .get(underlying)?
+        let sources = self.sources.get(underlying)?;
+        let is_fresh = |s: &SourcePrice| {
+            (self.now.as_millisecond() - s.at.as_millisecond()) <= guards.index_stale_ms
+        };
+        // One source (the usual feed): it is its own median and never an outlier.
+        if sources.len() == 1 {
+            return sources.values().find(|s| is_fresh(s)).map(|s| s.price);
+        }
+        let fresh: Vec<Decimal> = sources
             .values()
             .filter(|s| {
                 (self.now.as_millisecond() - s.at.as_millisecond()) <= guards.index_stale_ms
@@ -2250,22 +2302,17 @@ impl Engine {
             .get(&settlement.index)
             .map(|p| p.value())
             .or(settlement.usd_peg)?;
-        let thresholds = &self.venue.thresholds;
-        let trigger_levels = |applies: &dyn Fn(&crate::event::SetAutoTopUp) -> bool| -> Vec<f64> {
-            account
-                .top_ups
-                .iter()
-                .filter(|r| applies(&r.rule))
-                .filter_map(|r| r.rule.trigger_health.to_f64())
-                .collect()
-        };
+        let trigger_levels =
+            |applies: &dyn Fn(&crate::event::SetAutoTopUp) -> bool| -> Vec<(f64, Decimal)> {
+                account
+                    .top_ups
+                    .iter()
+                    .filter(|r| applies(&r.rule))
+                    .filter_map(|r| Some((r.rule.trigger_health.to_f64()?, r.rule.trigger_health)))
+                    .collect()
+            };
         // The cross pool: the state thresholds and the cross top-up triggers.
-        let mut levels = vec![
-            0.0,
-            thresholds.liquidation,
-            thresholds.reduce_only,
-            thresholds.margin_call,
-        ];
+        let mut levels = self.state_levels.clone()?;
         levels.extend(trigger_levels(&|r| {
             r.instrument.is_none() && r.source == crate::event::TopUpSource::External
         }));
@@ -2306,7 +2353,7 @@ impl Engine {
                 .positions
                 .iter()
                 .find(|l| &l.instrument == name && l.isolated)?;
-            let mut levels = vec![0.0, thresholds.liquidation];
+            let mut levels = self.state_levels.as_ref()?[..2].to_vec();
             levels.extend(trigger_levels(&|r| {
                 r.instrument.as_deref() == Some(name.as_str())
                     || (r.instrument.is_none() && r.source == crate::event::TopUpSource::CrossPool)
@@ -2369,11 +2416,29 @@ impl Engine {
             _ => position.size.abs() * instrument.contract_size,
         };
         let rate = match instrument.margin.as_ref() {
-            solvent_core::venue::MarginRule::Tiered { tiers, .. } => tiers
-                .iter()
-                .map(|t| t.maintenance_rate)
-                .max()
-                .unwrap_or(Decimal::ONE),
+            solvent_core::venue::MarginRule::Tiered { tiers, .. } => {
+                // MM = value x rate - deduction moves at the rate of the bracket the value is in.
+                // Inside a band the index stays within half of itself and the mark within the
+                // mark band of the index, so the value stays below three times its value now
+                // (linear: 1.5 x (1 + band); inverse: 2 / (1 - band), band <= 1/3): brackets
+                // starting beyond that cannot be reached.
+                let reach = if self.config.guards.mark_band <= Decimal::ONE / Decimal::from(3) {
+                    solvent_risk::standard::notional(
+                        instrument,
+                        position.size,
+                        price.max(Decimal::new(1, 8)),
+                    )
+                    .checked_mul(Decimal::from(3))
+                } else {
+                    None
+                };
+                tiers
+                    .iter()
+                    .filter(|t| reach.is_none_or(|reach| t.floor <= reach))
+                    .map(|t| t.maintenance_rate)
+                    .max()
+                    .unwrap_or(Decimal::ONE)
+            }
             solvent_core::venue::MarginRule::SizeLinear { max_rate, .. } => *max_rate,
             solvent_core::venue::MarginRule::DeribitOption { .. } => Decimal::new(12, 1),
             _ => Decimal::ONE,
