@@ -10,6 +10,7 @@
 //!   a batch;
 //! - `fills`: fills only (4 in 5 against `external`, 1 in 5 between two accounts), 2,000 a batch;
 //! - `index`: index updates only, 20,000 a batch;
+//! - `deposits`: USDT deposits only, 20,000 a batch;
 //! - `mark`: `mark_price` updates only (BTCUSDT / ETHUSDT), which re-value every holder of the
 //!   underlying, so they are benchmarked on their own, with few events per batch.
 //!
@@ -360,10 +361,17 @@ fn engine_benches(c: &mut Criterion) {
                 fill_pct: 0,
             },
         ),
+        (
+            "deposits",
+            Mix {
+                index_pct: 0,
+                fill_pct: 0,
+            },
+        ),
     ];
     let mut group = c.benchmark_group(format!("engine_{accounts}_accounts"));
     for (seed, (name, mix)) in (1..).zip(streams) {
-        let count = if mix.index_pct == 0 {
+        let count = if mix.index_pct == 0 && mix.fill_pct > 0 {
             FILL_BATCH
         } else {
             BATCH

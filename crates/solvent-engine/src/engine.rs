@@ -100,8 +100,8 @@ pub struct Account {
     pub top_ups: Vec<TopUpRule>,
     /// The account's number in the engine (order of opening): the bands' compact key.
     slot: u32,
-    /// The safe bands registered for it, per underlying: `(underlying, low, high)`.
-    bands: Vec<(String, Decimal, Decimal)>,
+    /// The safe bands registered for it, per underlying.
+    bands: Vec<Band>,
     /// Whether it waits, on some underlying, for a price before it can have a band there.
     unbanded: bool,
     /// The underlyings it is indexed under in the engine's holder sets, sorted.
@@ -208,9 +208,34 @@ fn high_key(high: Decimal) -> BandKey {
     band_key(high, 1.0 - BAND_KEY_MARGIN)
 }
 
-/// An account's exposure to one underlying: its name, index price, and `(coin exposure, largest
-/// maintenance rate)` per position or collateral balance on it.
-type Exposure = (String, Decimal, Vec<(Decimal, Decimal)>);
+/// An account's exposure to one underlying, summed over the positions and collateral on it.
+#[derive(Debug)]
+struct Exposure<'a> {
+    underlying: &'a str,
+    /// Its index price.
+    price: Decimal,
+    /// Sum of `|coin exposure|`.
+    coins: Decimal,
+    /// Sum of `|coin exposure| x r_max` (the largest maintenance rate each can reach).
+    coins_at_rate: Decimal,
+}
+
+impl Exposure<'_> {
+    /// `S_u = sum |coin exposure| (1 + h r_max)` (see [`Engine::set_bands`]).
+    fn sensitivity(&self, top: Decimal) -> Decimal {
+        self.coins + top * self.coins_at_rate
+    }
+}
+
+/// A safe band registered for an account on one underlying, with its keys in [`Bands`].
+#[derive(Clone, Debug)]
+struct Band {
+    underlying: String,
+    low: Decimal,
+    high: Decimal,
+    low_key: BandKey,
+    high_key: BandKey,
+}
 
 /// The slack of `E - h MM` to the nearest of `levels` below and above `health`, and the larger of
 /// the two levels (the `h` of the sensitivity bound); `None` when there is none. Each level is
@@ -2040,26 +2065,34 @@ impl Engine {
         let Some(account) = self.accounts.get(id) else {
             return;
         };
-        let mut underlyings: Vec<String> = Vec::new();
-        let mut instruments: Vec<String> = Vec::new();
-        for position in account.positions.values() {
-            underlyings.push(position.instrument.underlying.clone());
-            instruments.push(position.instrument.name.clone());
-        }
+        let mut underlyings: Vec<&str> = account
+            .positions
+            .values()
+            .map(|p| p.instrument.underlying.as_str())
+            .collect();
         for (symbol, _) in self.ledger.wallet(id) {
             if let Some(asset) = self.venue.assets.get(symbol)
                 && asset.usd_peg.is_none()
             {
-                underlyings.push(asset.index.clone());
+                underlyings.push(&asset.index);
             }
         }
         underlyings.sort_unstable();
         underlyings.dedup();
         // Positions are keyed by instrument name: already sorted and distinct.
-        if account.indexed_underlyings == underlyings && account.indexed_instruments == instruments
+        if account
+            .indexed_underlyings
+            .iter()
+            .eq(underlyings.iter().copied())
+            && account
+                .indexed_instruments
+                .iter()
+                .eq(account.positions.keys())
         {
             return;
         }
+        let underlyings: Vec<String> = underlyings.into_iter().map(str::to_owned).collect();
+        let instruments: Vec<String> = account.positions.keys().cloned().collect();
         let Some(account) = self.accounts.get_mut(id) else {
             return;
         };
@@ -2172,14 +2205,16 @@ impl Engine {
         };
         let exposures = self.coin_exposures(account);
         let widths = report.and_then(|r| self.band_widths(account, r, &exposures));
-        let entries: Vec<(String, Decimal, Decimal)> = exposures
+        let entries: Vec<(&str, Decimal, Decimal, Decimal)> = exposures
             .iter()
-            .map(|(underlying, price, _)| {
+            .enumerate()
+            .map(|(index, exposure)| {
                 let half = widths
                     .as_ref()
-                    .and_then(|w| w.iter().find(|(u, _)| u == underlying).map(|(_, h)| *h))
+                    .and_then(|w| w.get(index).copied())
                     .unwrap_or(Decimal::ZERO);
-                (underlying.clone(), *price - half, *price + half)
+                let price = exposure.price;
+                (exposure.underlying, price, price - half, price + half)
             })
             .collect();
         // Held underlyings without a price yet cannot have a band: they are examined at their
@@ -2194,7 +2229,7 @@ impl Engine {
             self.holders
                 .iter()
                 .filter(|(underlying, holders)| {
-                    holders.contains(id) && !entries.iter().any(|(u, _, _)| u == *underlying)
+                    holders.contains(id) && !entries.iter().any(|(u, _, _, _)| u == underlying)
                 })
                 .map(|(underlying, _)| underlying.clone())
                 .collect()
@@ -2202,19 +2237,43 @@ impl Engine {
             Vec::new()
         };
         let (slot, was_unbanded) = (account.slot, account.unbanded);
-        // Most evaluations leave the bands as they were: nothing to re-index then.
-        if unpriced.is_empty() && !was_unbanded && account.bands == entries {
+        // A registered band inside the new one is still safe (staying inside it keeps the price
+        // inside the new band), only narrower: it is kept, sparing the re-indexing, as long as
+        // the price is strictly inside it (else it would be examined at every update). So are
+        // the bands a deposit or a reducing trade widens without a price move.
+        let still_safe =
+            account.bands.len() == entries.len()
+                && account.bands.iter().zip(&entries).all(
+                    |(band, (underlying, price, low, high))| {
+                        band.underlying == *underlying
+                            && *low <= band.low
+                            && band.high <= *high
+                            && band.low < *price
+                            && *price < band.high
+                    },
+                );
+        if unpriced.is_empty() && !was_unbanded && still_safe {
             return;
         }
+        let entries: Vec<Band> = entries
+            .into_iter()
+            .map(|(underlying, _, low, high)| Band {
+                underlying: underlying.to_owned(),
+                low,
+                high,
+                low_key: low_key(low),
+                high_key: high_key(high),
+            })
+            .collect();
         let Some(account) = self.accounts.get_mut(id) else {
             return;
         };
         let old = std::mem::take(&mut account.bands);
         account.unbanded = !unpriced.is_empty();
-        for (underlying, low, high) in old {
-            if let Some(bands) = self.bands.get_mut(&underlying) {
-                bands.by_low.remove(&(low_key(low), slot));
-                bands.by_high.remove(&(high_key(high), slot));
+        for band in old {
+            if let Some(bands) = self.bands.get_mut(&band.underlying) {
+                bands.by_low.remove(&(band.low_key, slot));
+                bands.by_high.remove(&(band.high_key, slot));
             }
         }
         if was_unbanded {
@@ -2228,10 +2287,13 @@ impl Engine {
                 .or_default()
                 .insert(id.to_owned());
         }
-        for (underlying, low, high) in &entries {
-            let bands = self.bands.entry(underlying.clone()).or_default();
-            bands.by_low.insert((low_key(*low), slot));
-            bands.by_high.insert((high_key(*high), slot));
+        for band in &entries {
+            let bands = match self.bands.get_mut(&band.underlying) {
+                Some(bands) => bands,
+                None => self.bands.entry(band.underlying.clone()).or_default(),
+            };
+            bands.by_low.insert((band.low_key, slot));
+            bands.by_high.insert((band.high_key, slot));
         }
         account.bands = entries;
     }
@@ -2239,8 +2301,23 @@ impl Engine {
     /// Per underlying an account is exposed to: its index price and the bound `S_u` of how fast
     /// `E - h MM` moves with it (before the `h r_max` term, added in [`Self::band_widths`]) as
     /// `(coin exposure, largest maintenance rate)` pairs.
-    fn coin_exposures(&self, account: &Account) -> Vec<Exposure> {
-        let mut by_underlying: BTreeMap<String, Vec<(Decimal, Decimal)>> = BTreeMap::new();
+    fn coin_exposures<'a>(&'a self, account: &'a Account) -> Vec<Exposure<'a>> {
+        let mut exposures: Vec<Exposure<'a>> = Vec::new();
+        let mut add = |underlying: &'a str, coins: Decimal, rate: Decimal| match exposures
+            .iter_mut()
+            .find(|e| e.underlying == underlying)
+        {
+            Some(exposure) => {
+                exposure.coins += coins;
+                exposure.coins_at_rate += coins * rate;
+            }
+            None => exposures.push(Exposure {
+                underlying,
+                price: Decimal::ZERO,
+                coins,
+                coins_at_rate: coins * rate,
+            }),
+        };
         for position in account.positions.values() {
             let instrument = &position.instrument;
             let price = self
@@ -2248,10 +2325,8 @@ impl Engine {
                 .index
                 .get(&instrument.underlying)
                 .map_or(Decimal::ZERO, |p| p.value());
-            by_underlying
-                .entry(instrument.underlying.clone())
-                .or_default()
-                .push(self.position_sensitivity(position, price));
+            let (coins, rate) = self.position_sensitivity(position, price);
+            add(&instrument.underlying, coins, rate);
         }
         for (symbol, amount) in self.ledger.wallet(&account.id) {
             let Some(asset) = self.venue.assets.get(symbol) else {
@@ -2266,34 +2341,35 @@ impl Engine {
                 .get(symbol)
                 .and_then(|c| c.borrow.as_ref())
                 .map_or(Decimal::ZERO, |b| b.maintenance_rate);
-            by_underlying
-                .entry(asset.index.clone())
-                .or_default()
-                .push((amount.abs(), rate));
+            add(&asset.index, amount.abs(), rate);
         }
-        by_underlying
-            .into_iter()
-            .filter_map(|(underlying, parts)| {
-                let price = self.market.index.get(&underlying)?.value();
-                Some((underlying, price, parts))
-            })
-            .collect()
+        exposures.retain_mut(
+            |exposure| match self.market.index.get(exposure.underlying) {
+                Some(price) => {
+                    exposure.price = price.value();
+                    true
+                }
+                None => false,
+            },
+        );
+        exposures.sort_unstable_by(|a, b| a.underlying.cmp(b.underlying));
+        exposures
     }
 
-    /// Half-widths of the safe bands, in price, per underlying; `None` when the account must be
+    /// Half-widths of the safe bands, in price, one per exposure (in its order); `None` when the account must be
     /// re-examined at every update.
     fn band_widths(
         &self,
         account: &Account,
         report: &MarginReport,
         exposures: &[Exposure],
-    ) -> Option<Vec<(String, Decimal)>> {
+    ) -> Option<Vec<Decimal>> {
         if report.state >= AccountState::Liquidating || account.breach.is_some() {
             return None;
         }
         let settlement = self.venue.asset(&report.settlement_asset).ok()?;
         // A coin-margined report currency moves with its own underlying: no simple bound.
-        if exposures.iter().any(|(u, _, _)| *u == settlement.index) {
+        if exposures.iter().any(|e| e.underlying == settlement.index) {
             return None;
         }
         let report_usd = self
@@ -2322,27 +2398,17 @@ impl Engine {
             report.equity.value() * report_usd,
             report.maintenance_margin.value() * report_usd,
         )?;
-        let sensitivities: Vec<(String, Decimal, Decimal)> = exposures
+        let weight_total: Decimal = exposures.iter().map(|e| e.price * e.sensitivity(top)).sum();
+        let mut widths: Vec<Decimal> = exposures
             .iter()
-            .map(|(u, price, parts)| {
-                let sensitivity: Decimal = parts
-                    .iter()
-                    .map(|(coins, rate)| *coins * (Decimal::ONE + top * *rate))
-                    .sum();
-                (u.clone(), *price, sensitivity)
-            })
-            .collect();
-        let weight_total: Decimal = sensitivities.iter().map(|(_, p, s)| *p * *s).sum();
-        let mut widths: Vec<(String, Decimal)> = sensitivities
-            .into_iter()
-            .map(|(u, price, sensitivity)| {
-                let half = if sensitivity.is_zero() || weight_total <= Decimal::ZERO {
-                    price
+            .map(|exposure| {
+                let half = if exposure.sensitivity(top).is_zero() || weight_total <= Decimal::ZERO {
+                    exposure.price
                 } else {
                     // Share of the slack: S_u P_u / total; in price: / S_u.
-                    slack * price / weight_total
+                    slack * exposure.price / weight_total
                 };
-                (u, half.min(price / Decimal::TWO))
+                half.min(exposure.price / Decimal::TWO)
             })
             .collect();
         // Each isolated position: its own health against the liquidation threshold and its
@@ -2392,9 +2458,10 @@ impl Engine {
                 continue;
             }
             let half = slack / sensitivity;
-            if let Some((_, width)) = widths
-                .iter_mut()
-                .find(|(u, _)| *u == position.instrument.underlying)
+            if let Some(width) = exposures
+                .iter()
+                .position(|e| e.underlying == position.instrument.underlying)
+                .and_then(|index| widths.get_mut(index))
             {
                 *width = (*width).min(half);
             }
