@@ -357,17 +357,17 @@ pub fn build_report(
         if (asset.cash_like || asset.symbol == report_asset.symbol) && amount > Decimal::ZERO {
             cash_like += amount;
         }
-        let haircut = if schedule.is_none() {
-            " (not accepted as collateral by the venue)".to_owned()
-        } else if valued.collateral_value_usd == valued.market_value_usd {
-            String::new()
-        } else {
-            format!(
-                " after haircut tiers = {} USD",
-                show(valued.collateral_value_usd)
-            )
-        };
         if detail == Detail::Full {
+            let haircut = if schedule.is_none() {
+                " (not accepted as collateral by the venue)".to_owned()
+            } else if valued.collateral_value_usd == valued.market_value_usd {
+                String::new()
+            } else {
+                format!(
+                    " after haircut tiers = {} USD",
+                    show(valued.collateral_value_usd)
+                )
+            };
             components.push(Component {
                 name: format!("collateral:{}", asset.symbol),
                 amount: Amount(amount),
@@ -566,55 +566,62 @@ pub fn build_report(
         };
     }
 
-    // Liquidation prices, evaluated on exact (unrounded) figures in the report currency.
-    let cross_exact = pool_exact(
-        &lines,
-        view,
-        report_asset,
-        &borrow_maintenance,
-        collateral_value,
-    )?;
-    for (index, line) in lines.iter().enumerate() {
-        let side = line.position.size.side();
-        if detail == Detail::Figures
-            || (portfolio_params.is_some() && line.position.isolated_margin.is_none())
-        {
-            // Under portfolio margin a cross position is liquidated by its underlying's move,
-            // not by its own price: see the per-underlying liquidation moves (solvent stress --reverse).
-            continue;
-        }
-        let price = match line.position.isolated_margin {
-            Some(margin) => liquidation::solve(line.mark.price, side, line.price_bounds(), |p| {
-                Ok(margin.value() + line.equity_at(p) - line.requirement_at(p)?.maintenance)
-            })?,
-            None => {
-                let (others_equity, others_maintenance) = {
-                    let own_equity = view.convert(
-                        line.equity_at(line.mark.price),
-                        line.settlement,
-                        report_asset,
-                    )?;
-                    let own_maintenance = view.convert(
-                        line.requirement_at(line.mark.price)?.maintenance,
-                        line.settlement,
-                        report_asset,
-                    )?;
-                    (cross_exact.0 - own_equity, cross_exact.1 - own_maintenance)
-                };
-                liquidation::solve(line.mark.price, side, line.price_bounds(), |p| {
-                    let equity = view.convert(line.equity_at(p), line.settlement, report_asset)?;
-                    let maintenance = view.convert(
-                        line.requirement_at(p)?.maintenance,
-                        line.settlement,
-                        report_asset,
-                    )?;
-                    Ok(others_equity + equity - others_maintenance - maintenance)
-                })?
+    // Liquidation prices, evaluated on exact (unrounded) figures in the report currency; none
+    // in a figures-only report (whose pool figures are then not summed: they could fail only
+    // where the requirements above already would have).
+    if detail == Detail::Full {
+        let cross_exact = pool_exact(
+            &lines,
+            view,
+            report_asset,
+            &borrow_maintenance,
+            collateral_value,
+        )?;
+        for (index, line) in lines.iter().enumerate() {
+            let side = line.position.size.side();
+            if portfolio_params.is_some() && line.position.isolated_margin.is_none() {
+                // Under portfolio margin a cross position is liquidated by its underlying's move,
+                // not by its own price: see the per-underlying liquidation moves (solvent stress --reverse).
+                continue;
             }
-        };
-        if let (Some(price), Some(report)) = (price, position_reports.get_mut(index)) {
-            report.liquidation_price = Price::new_checked(price).ok();
-            distances(report, line, price, side, view);
+            let price =
+                match line.position.isolated_margin {
+                    Some(margin) => {
+                        liquidation::solve(line.mark.price, side, line.price_bounds(), |p| {
+                            Ok(margin.value() + line.equity_at(p)
+                                - line.requirement_at(p)?.maintenance)
+                        })?
+                    }
+                    None => {
+                        let (others_equity, others_maintenance) = {
+                            let own_equity = view.convert(
+                                line.equity_at(line.mark.price),
+                                line.settlement,
+                                report_asset,
+                            )?;
+                            let own_maintenance = view.convert(
+                                line.requirement_at(line.mark.price)?.maintenance,
+                                line.settlement,
+                                report_asset,
+                            )?;
+                            (cross_exact.0 - own_equity, cross_exact.1 - own_maintenance)
+                        };
+                        liquidation::solve(line.mark.price, side, line.price_bounds(), |p| {
+                            let equity =
+                                view.convert(line.equity_at(p), line.settlement, report_asset)?;
+                            let maintenance = view.convert(
+                                line.requirement_at(p)?.maintenance,
+                                line.settlement,
+                                report_asset,
+                            )?;
+                            Ok(others_equity + equity - others_maintenance - maintenance)
+                        })?
+                    }
+                };
+            if let (Some(price), Some(report)) = (price, position_reports.get_mut(index)) {
+                report.liquidation_price = Price::new_checked(price).ok();
+                distances(report, line, price, side, view);
+            }
         }
     }
 
