@@ -313,9 +313,10 @@ pub struct Engine {
     external: BTreeMap<String, PositionState>,
     sources: BTreeMap<String, BTreeMap<String, SourcePrice>>,
     pending_jumps: BTreeMap<String, Decimal>,
-    holders: BTreeMap<String, BTreeSet<String>>,
+    /// Accounts (slots) exposed to each underlying, by positions or collateral.
+    holders: BTreeMap<String, BTreeSet<u32>>,
     /// Accounts holding each instrument (mark updates, ADL candidates).
-    instrument_holders: BTreeMap<String, BTreeSet<String>>,
+    instrument_holders: BTreeMap<String, BTreeSet<u32>>,
     bands: BTreeMap<String, Bands>,
     /// Health 0 and the venue's liquidation, reduce-only and margin-call thresholds, in that
     /// order, as the bands compute with them (`None` if one is not a finite number: no bands).
@@ -323,7 +324,7 @@ pub struct Engine {
     /// Account ids by slot.
     slots: Vec<String>,
     /// Holders of an underlying without a band on it yet (examined at its every update).
-    unbanded: BTreeMap<String, BTreeSet<String>>,
+    unbanded: BTreeMap<String, BTreeSet<u32>>,
     /// ADL counterparties whose profit was just taken at the bankruptcy price: examined again
     /// before the event ends, since losing that profit can leave them in breach.
     deleveraged: BTreeSet<String>,
@@ -2098,15 +2099,16 @@ impl Engine {
         };
         let old_underlyings = std::mem::replace(&mut account.indexed_underlyings, underlyings);
         let old_instruments = std::mem::replace(&mut account.indexed_instruments, instruments);
+        let slot = account.slot;
         reindex_sets(
             &mut self.holders,
-            id,
+            slot,
             &old_underlyings,
             &account.indexed_underlyings,
         );
         reindex_sets(
             &mut self.instrument_holders,
-            id,
+            slot,
             &old_instruments,
             &account.indexed_instruments,
         );
@@ -2114,25 +2116,27 @@ impl Engine {
 
     /// A mark update changes only the positions in that instrument: their holders are examined.
     fn revalue_instrument_holders(&mut self, name: &str, effects: &mut Vec<Effect>) {
-        let holders: Vec<String> = self
-            .instrument_holders
-            .get(name)
-            .map(|h| h.iter().cloned().collect())
-            .unwrap_or_default();
+        let holders = self.ids_of(self.instrument_holders.get(name).into_iter().flatten());
         for id in holders {
             self.evaluate(&id, false, effects);
         }
     }
 
     fn revalue_holders(&mut self, underlying: &str, effects: &mut Vec<Effect>) {
-        let holders: Vec<String> = self
-            .holders
-            .get(underlying)
-            .map(|h| h.iter().cloned().collect())
-            .unwrap_or_default();
+        let holders = self.ids_of(self.holders.get(underlying).into_iter().flatten());
         for id in holders {
             self.evaluate(&id, false, effects);
         }
+    }
+
+    /// The ids of account `slots`, in the order of the ids (the order accounts are examined in).
+    fn ids_of<'a>(&self, slots: impl Iterator<Item = &'a u32>) -> Vec<String> {
+        let mut ids: Vec<String> = slots
+            .filter_map(|slot| self.slots.get(*slot as usize).cloned())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     fn index_is_stale(&self, underlying: &str) -> bool {
@@ -2229,7 +2233,8 @@ impl Engine {
             self.holders
                 .iter()
                 .filter(|(underlying, holders)| {
-                    holders.contains(id) && !entries.iter().any(|(u, _, _, _)| u == underlying)
+                    holders.contains(&account.slot)
+                        && !entries.iter().any(|(u, _, _, _)| u == underlying)
                 })
                 .map(|(underlying, _)| underlying.clone())
                 .collect()
@@ -2278,14 +2283,11 @@ impl Engine {
         }
         if was_unbanded {
             for holders in self.unbanded.values_mut() {
-                holders.remove(id);
+                holders.remove(&slot);
             }
         }
         for underlying in unpriced {
-            self.unbanded
-                .entry(underlying)
-                .or_default()
-                .insert(id.to_owned());
+            self.unbanded.entry(underlying).or_default().insert(slot);
         }
         for band in &entries {
             let bands = match self.bands.get_mut(&band.underlying) {
@@ -2519,20 +2521,17 @@ impl Engine {
             self.revalue_holders(underlying, effects);
             return;
         }
-        let mut crossed: BTreeSet<String> = BTreeSet::new();
-        if let Some(bands) = self.bands.get(underlying) {
-            let key = band_key(price, 1.0);
-            let slots = bands
+        let key = band_key(price, 1.0);
+        let crossed_bands = self.bands.get(underlying).into_iter().flat_map(|bands| {
+            bands
                 .by_low
                 .range((key, 0)..)
                 .chain(bands.by_high.range(..=(key, u32::MAX)))
-                .map(|(_, slot)| *slot as usize);
-            crossed.extend(slots.filter_map(|slot| self.slots.get(slot).cloned()));
-        }
+                .map(|(_, slot)| slot)
+        });
         // Holders without a band on this underlying yet are examined too.
-        if let Some(holders) = self.unbanded.get(underlying) {
-            crossed.extend(holders.iter().cloned());
-        }
+        let unbanded = self.unbanded.get(underlying).into_iter().flatten();
+        let crossed = self.ids_of(crossed_bands.chain(unbanded));
         for id in crossed {
             self.evaluate(&id, false, effects);
         }
@@ -2896,8 +2895,10 @@ impl Engine {
         let candidates: Vec<&Account> = self
             .instrument_holders
             .get(&instrument.name)
-            .map(|ids| {
-                ids.iter()
+            .map(|slots| {
+                slots
+                    .iter()
+                    .filter_map(|slot| self.slots.get(*slot as usize))
                     .filter(|other| other.as_str() != id)
                     .filter_map(|other| self.accounts.get(other))
                     .collect()
@@ -3164,20 +3165,20 @@ impl Engine {
     }
 }
 
-/// Moves `id` from the sets of `old` names it left to the sets of `new` names it joined.
+/// Moves account `slot` from the sets of `old` names it left to the sets of `new` names it joined.
 fn reindex_sets(
-    sets: &mut BTreeMap<String, BTreeSet<String>>,
-    id: &str,
+    sets: &mut BTreeMap<String, BTreeSet<u32>>,
+    slot: u32,
     old: &[String],
     new: &[String],
 ) {
     for name in old.iter().filter(|name| !new.contains(name)) {
         if let Some(holders) = sets.get_mut(name) {
-            holders.remove(id);
+            holders.remove(&slot);
         }
     }
     for name in new.iter().filter(|name| !old.contains(name)) {
-        sets.entry(name.clone()).or_default().insert(id.to_owned());
+        sets.entry(name.clone()).or_default().insert(slot);
     }
 }
 
