@@ -636,12 +636,7 @@ impl Tally {
     /// Adds one event's flows: market flow per (account, instrument) is the position change
     /// less the auto-deleveraged part; what exceeds the `liquidation` effects was closed at the
     /// market without one.
-    fn add(
-        &mut self,
-        engine: &Engine,
-        before: &BTreeMap<String, crate::engine::Account>,
-        effects: &[Effect],
-    ) {
+    fn add(&mut self, engine: &Engine, before: &crate::book::AccountBook, effects: &[Effect]) {
         let Ok(view) = MarketView::new(engine.venue(), engine.market()) else {
             return;
         };

@@ -21,6 +21,7 @@ use solvent_risk::report::MarginReport;
 use solvent_risk::whatif::{TradeOutcome, trade_position};
 use solvent_risk::{AccountState, MarketView, RiskError};
 
+use crate::book::AccountBook;
 use crate::config::EngineConfig;
 use crate::effect::{Effect, RejectReason, TransferReason};
 use crate::event::{Envelope, Event, Side};
@@ -111,6 +112,11 @@ pub struct Account {
 }
 
 impl Account {
+    /// The account's slot (see [`AccountBook`]).
+    pub(crate) fn slot(&self) -> u32 {
+        self.slot
+    }
+
     fn new(id: &str, slot: u32) -> Self {
         Self {
             slot,
@@ -307,7 +313,7 @@ pub struct Engine {
     config: EngineConfig,
     market: Market,
     ledger: Ledger,
-    accounts: BTreeMap<String, Account>,
+    accounts: AccountBook,
     /// The outside world's positions (the other side of fills against `external`), so that its
     /// realised P&L also passes through clearing.
     external: BTreeMap<String, PositionState>,
@@ -321,8 +327,6 @@ pub struct Engine {
     /// Health 0 and the venue's liquidation, reduce-only and margin-call thresholds, in that
     /// order, as the bands compute with them (`None` if one is not a finite number: no bands).
     state_levels: Option<Vec<(f64, Decimal)>>,
-    /// Account ids by slot.
-    slots: Vec<String>,
     /// Holders of an underlying without a band on it yet (examined at its every update).
     unbanded: BTreeMap<String, BTreeSet<u32>>,
     /// ADL counterparties whose profit was just taken at the bankruptcy price: examined again
@@ -353,14 +357,13 @@ impl Engine {
                 open_interest: IndexMap::new(),
             },
             ledger: Ledger::default(),
-            accounts: BTreeMap::new(),
+            accounts: AccountBook::default(),
             external: BTreeMap::new(),
             sources: BTreeMap::new(),
             pending_jumps: BTreeMap::new(),
             holders: BTreeMap::new(),
             instrument_holders: BTreeMap::new(),
             bands: BTreeMap::new(),
-            slots: Vec::new(),
             unbanded: BTreeMap::new(),
             deleveraged: BTreeSet::new(),
             last_seq: None,
@@ -377,7 +380,7 @@ impl Engine {
 
     /// The accounts.
     #[must_use]
-    pub fn accounts(&self) -> &BTreeMap<String, Account> {
+    pub fn accounts(&self) -> &AccountBook {
         &self.accounts
     }
 
@@ -474,14 +477,13 @@ impl Engine {
         if self.accounts.contains_key(id) {
             return Ok(());
         }
-        let slot = u32::try_from(self.slots.len()).map_err(|_| {
+        let slot = self.accounts.next_slot().ok_or_else(|| {
             reject(
                 RejectReason::OutOfRange,
                 format!("no room for account {id:?}: the engine holds 2^32 accounts"),
             )
         })?;
-        self.slots.push(id.to_owned());
-        self.accounts.insert(id.to_owned(), Account::new(id, slot));
+        self.accounts.open(Account::new(id, slot));
         Ok(())
     }
 
@@ -1207,7 +1209,7 @@ impl Engine {
                 ),
             ));
         }
-        self.accounts.insert(id.to_owned(), after);
+        self.accounts.replace(after);
         let mut effects = Vec::new();
         self.evaluate(id, true, &mut effects);
         Ok(effects)
@@ -1324,7 +1326,7 @@ impl Engine {
                 ),
             ));
         }
-        self.accounts.insert(id.to_owned(), after);
+        self.accounts.replace(after);
         let mut effects = Vec::new();
         if delta > Decimal::ZERO {
             self.move_money(
@@ -1377,7 +1379,7 @@ impl Engine {
         let portfolio = self.portfolio_of(&after)?;
         let report = self.report_of(&portfolio)?;
         self.buffer_of(&after, &portfolio, &report)?;
-        self.accounts.insert(id.to_owned(), after);
+        self.accounts.replace(after);
         let mut effects = Vec::new();
         self.evaluate(id, true, &mut effects);
         Ok(effects)
@@ -1650,7 +1652,7 @@ impl Engine {
             }
         }
         let mut effects = Vec::new();
-        let ids: Vec<String> = self.accounts.keys().cloned().collect();
+        let ids: Vec<String> = self.accounts.keys().map(str::to_owned).collect();
         for id in ids {
             self.reindex(&id);
             self.evaluate(&id, false, &mut effects);
@@ -1805,11 +1807,15 @@ impl Engine {
         let Some(previous) = previous else {
             return Some(price);
         };
-        let jump = ((price - previous) / previous).abs();
-        if jump <= threshold {
-            self.pending_jumps.remove(name);
+        // |price - previous| <= threshold x previous: the relative move without a division
+        // (prices are positive).
+        if (price - previous).abs() <= threshold * previous {
+            if !self.pending_jumps.is_empty() {
+                self.pending_jumps.remove(name);
+            }
             return Some(price);
         }
+        let jump = ((price - previous) / previous).abs();
         if let Some(pending) = self.pending_jumps.remove(name)
             && ((price - pending) / pending).abs() <= threshold
         {
@@ -2132,7 +2138,7 @@ impl Engine {
     /// The ids of account `slots`, in the order of the ids (the order accounts are examined in).
     fn ids_of<'a>(&self, slots: impl Iterator<Item = &'a u32>) -> Vec<String> {
         let mut ids: Vec<String> = slots
-            .filter_map(|slot| self.slots.get(*slot as usize).cloned())
+            .filter_map(|slot| self.accounts.by_slot(*slot).map(|a| a.id.clone()))
             .collect();
         ids.sort_unstable();
         ids.dedup();
@@ -2898,9 +2904,8 @@ impl Engine {
             .map(|slots| {
                 slots
                     .iter()
-                    .filter_map(|slot| self.slots.get(*slot as usize))
-                    .filter(|other| other.as_str() != id)
-                    .filter_map(|other| self.accounts.get(other))
+                    .filter_map(|slot| self.accounts.by_slot(*slot))
+                    .filter(|other| other.id != id)
                     .collect()
             })
             .unwrap_or_default();

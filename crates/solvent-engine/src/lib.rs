@@ -8,6 +8,7 @@
 
 #![deny(missing_docs)]
 
+pub mod book;
 pub mod cascade;
 pub mod config;
 pub mod effect;

@@ -66,7 +66,7 @@ impl Run {
     }
 
     fn state(&self, account: &str) -> AccountState {
-        self.engine.accounts()[account].state
+        self.engine.accounts().get(account).unwrap().state
     }
 }
 
@@ -475,7 +475,14 @@ fn a_bankruptcy_the_fund_cannot_cover_is_deleveraged_at_the_bankruptcy_price() {
         "{}",
         run.balance("loser", "USDT")
     );
-    assert!(run.engine.accounts()["loser"].positions.is_empty());
+    assert!(
+        run.engine
+            .accounts()
+            .get("loser")
+            .unwrap()
+            .positions
+            .is_empty()
+    );
     assert!(run.balance("winner", "USDT") > dec!(100000));
 }
 
@@ -730,7 +737,7 @@ fn a_bankrupt_account_pays_with_its_other_collateral_before_the_fund() {
     );
     run.next("index_price", r#""underlying":"BTC","price":"70000""#);
     run.next("index_price", r#""underlying":"BTC","price":"70000""#);
-    assert!(run.engine.accounts()["a"].positions.is_empty());
+    assert!(run.engine.accounts().get("a").unwrap().positions.is_empty());
     assert_eq!(run.balance("a", "BTC"), dec!(0));
     assert_eq!(run.balance("a", "USDT"), dec!(0));
     assert_eq!(run.balance("insurance_fund", "USDT"), dec!(3700));
@@ -769,7 +776,7 @@ fn an_isolated_position_grows_only_as_far_as_its_own_margin_allows() {
         "{effects:?}"
     );
     assert_eq!(
-        run.engine.accounts()["i"].positions["BTCUSDT"].size,
+        run.engine.accounts().get("i").unwrap().positions["BTCUSDT"].size,
         dec!(1)
     );
     // 1.03 BTC need 3,090: accepted.
@@ -779,7 +786,7 @@ fn an_isolated_position_grows_only_as_far_as_its_own_margin_allows() {
     );
     assert_eq!(rejection(&effects), None, "{effects:?}");
     assert_eq!(
-        run.engine.accounts()["i"].positions["BTCUSDT"].size,
+        run.engine.accounts().get("i").unwrap().positions["BTCUSDT"].size,
         dec!(1.03)
     );
 }

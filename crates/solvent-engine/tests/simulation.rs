@@ -481,7 +481,7 @@ fn audit(
     }
     model.balances.retain(|_, amount| !amount.is_zero());
     // 7. Positions equal the auditor's book.
-    for (id, account) in engine.accounts() {
+    for (id, account) in engine.accounts().iter() {
         let engine_sizes: BTreeMap<&str, Decimal> = account
             .positions
             .iter()
@@ -1356,7 +1356,7 @@ fn simulate(seed: u64, events: usize) -> Result<Summary, Failure> {
             accounts.extend(
                 problem
                     .split(|c: char| !c.is_alphanumeric())
-                    .filter(|word| engine.accounts().contains_key(*word))
+                    .filter(|word| engine.accounts().contains_key(word))
                     .map(str::to_owned),
             );
             accounts.sort();
@@ -1430,7 +1430,7 @@ fn check_lines(lines: &[String]) -> Option<(String, String)> {
             accounts.extend(
                 problem
                     .split(|c: char| !c.is_alphanumeric())
-                    .filter(|word| engine.accounts().contains_key(*word))
+                    .filter(|word| engine.accounts().contains_key(word))
                     .map(str::to_owned),
             );
             accounts.sort();
@@ -1644,7 +1644,7 @@ fn adl_remainder_closed_without_effect() {
         r#"{"seq":7,"ts":"2026-01-01T00:00:06Z","type":"index_price","underlying":"BTC","price":"43004.69","source":"s1"}"#,
     ]);
     assert!(
-        engine.accounts()["a02"].positions.is_empty(),
+        engine.accounts().get("a02").unwrap().positions.is_empty(),
         "precondition: a02 closed"
     );
     let mut seen = Decimal::ZERO;

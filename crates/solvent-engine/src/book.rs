@@ -1,0 +1,101 @@
+//! The engine's accounts: found by id in constant time (every event looks its accounts up
+//! several times), listed in id order (hashes, reports and scans that must not depend on when
+//! an account was opened).
+
+use std::collections::{BTreeMap, HashMap};
+
+use foldhash::fast::FixedState;
+
+use crate::engine::Account;
+
+/// Accounts by id. Each keeps the slot it was opened in; none is ever removed.
+#[derive(Clone, Debug, Default)]
+pub struct AccountBook {
+    /// Accounts by slot.
+    accounts: Vec<Account>,
+    /// Slot by id, for lookups. A fixed hasher: the map is never iterated, so the seed could not
+    /// change any result, and a fixed one keeps runs identical to the byte.
+    slots: HashMap<String, u32, FixedState>,
+    /// Slot by id, in id order, for listing.
+    order: BTreeMap<String, u32>,
+}
+
+impl AccountBook {
+    /// The account `id`.
+    #[must_use]
+    pub fn get(&self, id: &str) -> Option<&Account> {
+        let slot = *self.slots.get(id)?;
+        self.accounts.get(slot as usize)
+    }
+
+    /// The account `id`, to change.
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut Account> {
+        let slot = *self.slots.get(id)?;
+        self.accounts.get_mut(slot as usize)
+    }
+
+    /// Whether `id` exists.
+    #[must_use]
+    pub fn contains_key(&self, id: &str) -> bool {
+        self.slots.contains_key(id)
+    }
+
+    /// The account in `slot`.
+    #[must_use]
+    pub fn by_slot(&self, slot: u32) -> Option<&Account> {
+        self.accounts.get(slot as usize)
+    }
+
+    /// Number of accounts.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// Whether there is none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+    }
+
+    /// The slot the next opened account takes.
+    pub(crate) fn next_slot(&self) -> Option<u32> {
+        u32::try_from(self.accounts.len()).ok()
+    }
+
+    /// Opens `account` (its id must be new and its slot [`Self::next_slot`]).
+    pub(crate) fn open(&mut self, account: Account) {
+        let slot = account.slot();
+        debug_assert_eq!(Some(slot), self.next_slot());
+        debug_assert!(!self.contains_key(&account.id));
+        self.slots.insert(account.id.clone(), slot);
+        self.order.insert(account.id.clone(), slot);
+        self.accounts.push(account);
+    }
+
+    /// Replaces the account with `account`'s id (its slot is kept).
+    pub(crate) fn replace(&mut self, account: Account) {
+        if let Some(existing) = self.get_mut(&account.id) {
+            *existing = account;
+        }
+    }
+
+    /// The accounts in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Account)> {
+        self.order.iter().filter_map(|(id, slot)| {
+            self.accounts
+                .get(*slot as usize)
+                .map(|account| (id.as_str(), account))
+        })
+    }
+
+    /// The ids in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.order.keys().map(String::as_str)
+    }
+
+    /// The accounts in id order.
+    pub fn values(&self) -> impl Iterator<Item = &Account> {
+        self.iter().map(|(_, account)| account)
+    }
+}
