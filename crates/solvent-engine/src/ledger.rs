@@ -7,9 +7,10 @@
 //! P&L, premium, funding payment and settlement passes through. When every position is closed,
 //! `clearing` is back to zero: trading is zero-sum.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
+use foldhash::fast::FixedState;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use thiserror::Error;
@@ -85,15 +86,47 @@ pub enum LedgerError {
     SameAccount(String),
 }
 
-/// An account's balances by asset.
-type Holdings = BTreeMap<String, Decimal>;
+/// An account's balances, sorted by asset: an account holds few assets, so a short vector is
+/// both smaller and faster than a map.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Holdings(Vec<(String, Decimal)>);
 
-/// Balances by (ledger account, asset). Ordered maps keep iteration, and so every hash and
-/// report built from it, deterministic.
+impl Holdings {
+    fn get(&self, asset: &str) -> Option<Decimal> {
+        self.0
+            .iter()
+            .find(|(held, _)| held == asset)
+            .map(|(_, amount)| *amount)
+    }
+
+    fn add(&mut self, asset: &str, delta: Decimal) {
+        match self
+            .0
+            .binary_search_by(|(held, _)| held.as_str().cmp(asset))
+        {
+            Ok(index) => {
+                if let Some((_, amount)) = self.0.get_mut(index) {
+                    *amount += delta;
+                }
+            }
+            Err(index) => self.0.insert(index, (asset.to_owned(), delta)),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, Decimal)> {
+        self.0
+            .iter()
+            .map(|(asset, amount)| (asset.as_str(), *amount))
+    }
+}
+
+/// Balances by (ledger account, asset). Every listing is ordered, so every hash and report built
+/// from it is deterministic.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ledger {
-    /// User wallets by id: the lookups of the hot path borrow the id instead of building a key.
-    wallets: BTreeMap<String, Holdings>,
+    /// User wallets by id, found by hashing (the hot path looks them up at every event); listed
+    /// sorted. A fixed hasher: the map is never iterated in its own order.
+    wallets: HashMap<String, Holdings, FixedState>,
     /// Every other ledger account (isolated margins and the system accounts).
     others: BTreeMap<LedgerAccount, Holdings>,
 }
@@ -111,7 +144,6 @@ impl Ledger {
     pub fn balance(&self, account: &LedgerAccount, asset: &str) -> Decimal {
         self.holdings(account)
             .and_then(|assets| assets.get(asset))
-            .copied()
             .unwrap_or(Decimal::ZERO)
     }
 
@@ -121,18 +153,16 @@ impl Ledger {
         self.wallets
             .get(id)
             .and_then(|assets| assets.get(asset))
-            .copied()
             .unwrap_or(Decimal::ZERO)
     }
 
     /// The non-zero balances of user account `id`'s wallet, by asset.
     pub fn wallet(&self, id: &str) -> impl Iterator<Item = (&str, Decimal)> {
-        self.wallets.get(id).into_iter().flat_map(|assets| {
-            assets
-                .iter()
-                .filter(|(_, amount)| !amount.is_zero())
-                .map(|(asset, amount)| (asset.as_str(), *amount))
-        })
+        self.wallets
+            .get(id)
+            .into_iter()
+            .flat_map(Holdings::iter)
+            .filter(|(_, amount)| !amount.is_zero())
     }
 
     fn add(&mut self, account: &LedgerAccount, asset: &str, delta: Decimal) {
@@ -146,12 +176,7 @@ impl Ledger {
                 None => self.others.entry(other.clone()).or_default(),
             },
         };
-        match assets.get_mut(asset) {
-            Some(value) => *value += delta,
-            None => {
-                assets.insert(asset.to_owned(), delta);
-            }
-        }
+        assets.add(asset, delta);
     }
 
     /// Moves `amount` of `asset` from `from` to `to`.
@@ -202,9 +227,10 @@ impl Ledger {
 
     /// Every non-zero balance, ordered by ledger account (wallets first, by id), then asset.
     pub fn balances(&self) -> impl Iterator<Item = (LedgerAccount, &str, Decimal)> {
-        let wallets = self
-            .wallets
-            .iter()
+        let mut wallets: Vec<(&String, &Holdings)> = self.wallets.iter().collect();
+        wallets.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let wallets = wallets
+            .into_iter()
             .map(|(id, assets)| (LedgerAccount::Wallet(id.clone()), assets));
         let others = self
             .others
@@ -214,7 +240,7 @@ impl Ledger {
             assets
                 .iter()
                 .filter(|(_, amount)| !amount.is_zero())
-                .map(move |(asset, amount)| (account.clone(), asset.as_str(), *amount))
+                .map(move |(asset, amount)| (account.clone(), asset, amount))
         })
     }
 
@@ -223,8 +249,8 @@ impl Ledger {
     pub fn totals(&self) -> BTreeMap<String, Decimal> {
         let mut totals = BTreeMap::new();
         for assets in self.wallets.values().chain(self.others.values()) {
-            for (asset, amount) in assets {
-                *totals.entry(asset.clone()).or_insert(Decimal::ZERO) += amount;
+            for (asset, amount) in assets.iter() {
+                *totals.entry(asset.to_owned()).or_insert(Decimal::ZERO) += amount;
             }
         }
         totals
