@@ -1,7 +1,7 @@
 //! Input errors that name the file, the field and the problem.
 
 use std::fmt;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 
 use indexmap::IndexMap;
@@ -110,27 +110,32 @@ fn strip_position(message: &str) -> String {
 ///
 /// # Errors
 /// The deserializer's error naming the repeated key.
-pub fn unique_map<'de, D, K, V>(deserializer: D) -> Result<IndexMap<K, V>, D::Error>
+pub fn unique_map<'de, D, K, V, S>(deserializer: D) -> Result<IndexMap<K, V, S>, D::Error>
 where
     D: Deserializer<'de>,
     K: Deserialize<'de> + Eq + Hash + fmt::Display,
     V: Deserialize<'de>,
+    S: BuildHasher + Default,
 {
-    struct UniqueMap<K, V>(PhantomData<(K, V)>);
+    struct UniqueMap<K, V, S>(PhantomData<(K, V, S)>);
 
-    impl<'de, K, V> Visitor<'de> for UniqueMap<K, V>
+    impl<'de, K, V, S> Visitor<'de> for UniqueMap<K, V, S>
     where
         K: Deserialize<'de> + Eq + Hash + fmt::Display,
         V: Deserialize<'de>,
+        S: BuildHasher + Default,
     {
-        type Value = IndexMap<K, V>;
+        type Value = IndexMap<K, V, S>;
 
         fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
             formatter.write_str("an object with distinct keys")
         }
 
         fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-            let mut map = IndexMap::with_capacity(access.size_hint().unwrap_or(0).min(1024));
+            let mut map = IndexMap::with_capacity_and_hasher(
+                access.size_hint().unwrap_or(0).min(1024),
+                S::default(),
+            );
             while let Some(key) = access.next_key::<K>()? {
                 if map.contains_key(&key) {
                     return Err(serde::de::Error::custom(format!(

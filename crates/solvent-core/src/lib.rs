@@ -19,6 +19,7 @@ pub mod error;
 pub mod instrument;
 pub mod market;
 pub mod money;
+pub mod names;
 pub mod portfolio;
 pub mod portfolio_margin;
 pub mod rounding;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer};
 use crate::error::{InputError, from_json_str, unique_map};
 use crate::instrument::{expiry_instant, parse_date_code};
 use crate::money::{Amount, Price};
+use crate::names::NameMap;
 
 /// One expiry's smile: implied volatility (annualised, 0.55 = 55%) at each strike.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -29,20 +30,20 @@ pub struct Market {
     pub timestamp: Timestamp,
     /// Index price (USD) per underlying or asset index.
     #[serde(deserialize_with = "unique_map")]
-    pub index: IndexMap<String, Price>,
+    pub index: NameMap<Price>,
     /// Mark price per instrument, where given (otherwise derived, DESIGN.md 5). Option marks are in
     /// the settlement currency per unit of underlying (coin for inverse options).
     #[serde(default, deserialize_with = "unique_map")]
-    pub mark: IndexMap<String, Price>,
+    pub mark: NameMap<Price>,
     /// Implied-volatility smiles: underlying -> expiry (`27DEC26`, `2026-12-27` or RFC 3339) -> smile.
     #[serde(default, deserialize_with = "unique_vol")]
-    pub vol: IndexMap<String, IndexMap<String, Smile>>,
+    pub vol: NameMap<IndexMap<String, Smile>>,
     /// Continuously compounded interest rate for discounting and forwards (0 = none).
     #[serde(default)]
     pub rate: f64,
     /// Open interest per instrument as USD notional (for open-interest-scaled margin).
     #[serde(default, deserialize_with = "unique_map")]
-    pub open_interest: IndexMap<String, Amount>,
+    pub open_interest: NameMap<Amount>,
 }
 
 /// Smiles by expiry, with distinct keys.
@@ -52,7 +53,7 @@ struct Smiles(#[serde(deserialize_with = "unique_map")] IndexMap<String, Smile>)
 
 fn unique_vol<'de, D: Deserializer<'de>>(
     deserializer: D,
-) -> Result<IndexMap<String, IndexMap<String, Smile>>, D::Error> {
+) -> Result<NameMap<IndexMap<String, Smile>>, D::Error> {
     let outer: IndexMap<String, Smiles> = unique_map(deserializer)?;
     Ok(outer
         .into_iter()

@@ -13,6 +13,7 @@ use crate::instrument::{
     Instrument, InstrumentKind, OptionRight, Style, Terms, parse_deribit_name,
 };
 use crate::money::{Price, deserialize_decimal, deserialize_optional_decimal};
+use crate::names::NameMap;
 
 /// An asset: its ledger precision and how it is priced.
 #[derive(Clone, Debug, PartialEq)]
@@ -198,12 +199,12 @@ pub struct Venue {
     /// Account state thresholds.
     pub thresholds: HealthThresholds,
     /// Assets by symbol.
-    pub assets: IndexMap<String, Asset>,
+    pub assets: NameMap<Asset>,
     /// Collateral schedules by asset symbol.
-    pub collateral: IndexMap<String, CollateralSchedule>,
+    pub collateral: NameMap<CollateralSchedule>,
     /// Margin rules by name.
-    pub rules: IndexMap<String, Arc<MarginRule>>,
-    instruments: IndexMap<String, Arc<Instrument>>,
+    pub rules: NameMap<Arc<MarginRule>>,
+    instruments: NameMap<Arc<Instrument>>,
     series: Vec<Series>,
     /// Portfolio-margin parameters, when the venue offers portfolio margin.
     pub portfolio_margin: Option<crate::portfolio_margin::PortfolioMarginParams>,
@@ -540,7 +541,7 @@ impl Venue {
             ));
         }
 
-        let mut assets = IndexMap::new();
+        let mut assets = NameMap::default();
         for (symbol, asset) in raw.assets {
             if asset.precision > 18 {
                 return Err(check.fail(format!("assets.{symbol}.precision"), "must be at most 18"));
@@ -574,7 +575,7 @@ impl Venue {
             &raw.venue.settlement_asset,
         )?;
 
-        let mut collateral = IndexMap::new();
+        let mut collateral = NameMap::default();
         for (symbol, schedule) in raw.collateral {
             known_asset(format!("collateral.{symbol}"), &symbol)?;
             collateral.insert(
@@ -583,7 +584,7 @@ impl Venue {
             );
         }
 
-        let mut rules = IndexMap::new();
+        let mut rules = NameMap::default();
         for (name, rule) in raw.margin_rules {
             let rule = Self::validate_rule(&check, &name, rule)?;
             rules.insert(name, Arc::new(rule));
@@ -597,7 +598,7 @@ impl Venue {
             })
         };
 
-        let mut instruments = IndexMap::new();
+        let mut instruments = NameMap::default();
         for (name, spec) in raw.instruments {
             let instrument = Self::validate_instrument(
                 &check,
@@ -669,8 +670,8 @@ impl Venue {
 
     fn validate_instrument(
         check: &Checker<'_>,
-        assets: &IndexMap<String, Asset>,
-        rules: &IndexMap<String, Arc<MarginRule>>,
+        assets: &NameMap<Asset>,
+        rules: &NameMap<Arc<MarginRule>>,
         path: &str,
         name: &str,
         spec: InstrumentFile,

@@ -5,13 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use indexmap::IndexMap;
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::{Signed, ToPrimitive};
 use solvent_core::instrument::{Instrument, Style, Terms};
 use solvent_core::market::{Market, Smile};
 use solvent_core::money::{Amount, MAX_PRICE, Price, Quantity};
+use solvent_core::names::NameMap;
 use solvent_core::portfolio::{Balance, MarginMode, Portfolio, Position};
 use solvent_core::rounding;
 use solvent_core::venue::Venue;
@@ -350,11 +350,11 @@ impl Engine {
             config,
             market: Market {
                 timestamp: EPOCH,
-                index: IndexMap::new(),
-                mark: IndexMap::new(),
-                vol: IndexMap::new(),
+                index: NameMap::default(),
+                mark: NameMap::default(),
+                vol: NameMap::default(),
                 rate: 0.0,
-                open_interest: IndexMap::new(),
+                open_interest: NameMap::default(),
             },
             ledger: Ledger::default(),
             accounts: AccountBook::default(),
