@@ -637,7 +637,7 @@ pub fn build_report(
         account: portfolio.account.clone(),
         mode: portfolio.mode,
         settlement_asset: report_asset.symbol.clone(),
-        timestamp: view.now().to_string(),
+        timestamp: view.now(),
         equity: Amount(equity),
         collateral_value: Amount(collateral_value),
         unrealized_pnl: Amount(unrealized_pnl),

@@ -129,8 +129,10 @@ pub struct MarginReport {
     pub mode: MarginMode,
     /// Asset every amount is expressed in.
     pub settlement_asset: String,
-    /// The market snapshot's instant.
-    pub timestamp: String,
+    /// The market snapshot's instant (written as RFC 3339 text; formatted only when written,
+    /// since monitoring builds many reports that are never printed).
+    #[serde(serialize_with = "serialize_instant")]
+    pub timestamp: jiff::Timestamp,
     /// Collateral value + unrealised P&L + option value (cross pool), rounded down.
     pub equity: Amount,
     /// Collateral after haircut tiers, loans at full value.
@@ -184,4 +186,12 @@ mod tests {
             );
         }
     }
+}
+
+/// An instant as its RFC 3339 text.
+fn serialize_instant<S: serde::Serializer>(
+    instant: &jiff::Timestamp,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(instant)
 }
