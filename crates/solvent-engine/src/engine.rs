@@ -194,32 +194,33 @@ struct Bands {
 /// The bits of a non-negative `f64`, which order as the values do.
 type BandKey = u64;
 
-/// Relative margin by which a band's keys are narrowed: far above the error of converting a
-/// decimal to `f64` (a few ulps), so a price at or beyond an exact bound is always at or beyond
-/// its key, and far below any band's width.
+/// Relative margin by which a band's keys are narrowed. The band is computed in `f64` from
+/// exact figures: converting them and the arithmetic after cost a few ulps (1e-16 relative) of
+/// the price, far below this margin, so a price at or beyond an exact safe bound is always at or
+/// beyond its key; and the margin is far below any band's width.
 const BAND_KEY_MARGIN: f64 = 1e-12;
 
-/// The key of a price (or a bound moved by `factor`), as a non-negative `f64`'s bits.
-fn band_key(price: Decimal, factor: f64) -> BandKey {
-    (price.to_f64().unwrap_or(0.0) * factor).max(0.0).to_bits()
+/// The key of a non-negative price.
+fn band_key(price: f64) -> BandKey {
+    price.max(0.0).to_bits()
 }
 
 /// The key of a band's lower bound: raised, so it is examined whenever the price reaches `low`.
-fn low_key(low: Decimal) -> BandKey {
-    band_key(low, 1.0 + BAND_KEY_MARGIN)
+fn low_key(low: f64) -> BandKey {
+    band_key(low * (1.0 + BAND_KEY_MARGIN))
 }
 
 /// The key of a band's upper bound: lowered, so it is examined whenever the price reaches `high`.
-fn high_key(high: Decimal) -> BandKey {
-    band_key(high, 1.0 - BAND_KEY_MARGIN)
+fn high_key(high: f64) -> BandKey {
+    band_key(high * (1.0 - BAND_KEY_MARGIN))
 }
 
 /// An account's exposure to one underlying, summed over the positions and collateral on it.
 #[derive(Debug)]
 struct Exposure<'a> {
     underlying: &'a str,
-    /// Its index price.
-    price: Decimal,
+    /// Its index price, as `f64` (the bands are computed in it).
+    price_f64: f64,
     /// Sum of `|coin exposure|`.
     coins: Decimal,
     /// Sum of `|coin exposure| x r_max` (the largest maintenance rate each can reach).
@@ -237,8 +238,8 @@ impl Exposure<'_> {
 #[derive(Clone, Debug)]
 struct Band {
     underlying: String,
-    low: Decimal,
-    high: Decimal,
+    low: f64,
+    high: f64,
     low_key: BandKey,
     high_key: BandKey,
 }
@@ -2215,15 +2216,15 @@ impl Engine {
         };
         let exposures = self.coin_exposures(account);
         let widths = report.and_then(|r| self.band_widths(account, r, &exposures));
-        let entries: Vec<(&str, Decimal, Decimal, Decimal)> = exposures
+        let entries: Vec<(&str, f64, f64, f64)> = exposures
             .iter()
             .enumerate()
             .map(|(index, exposure)| {
                 let half = widths
                     .as_ref()
                     .and_then(|w| w.get(index).copied())
-                    .unwrap_or(Decimal::ZERO);
-                let price = exposure.price;
+                    .unwrap_or(0.0);
+                let price = exposure.price_f64;
                 (exposure.underlying, price, price - half, price + half)
             })
             .collect();
@@ -2321,7 +2322,7 @@ impl Engine {
             }
             None => exposures.push(Exposure {
                 underlying,
-                price: Decimal::ZERO,
+                price_f64: 0.0,
                 coins,
                 coins_at_rate: coins * rate,
             }),
@@ -2354,7 +2355,7 @@ impl Engine {
         exposures.retain_mut(
             |exposure| match self.market.index.get(exposure.underlying) {
                 Some(price) => {
-                    exposure.price = price.value();
+                    exposure.price_f64 = price.value().to_f64().unwrap_or(0.0);
                     true
                 }
                 None => false,
@@ -2371,7 +2372,7 @@ impl Engine {
         account: &Account,
         report: &MarginReport,
         exposures: &[Exposure],
-    ) -> Option<Vec<Decimal>> {
+    ) -> Option<Vec<f64>> {
         if report.state >= AccountState::Liquidating || account.breach.is_some() {
             return None;
         }
@@ -2406,17 +2407,29 @@ impl Engine {
             report.equity.value() * report_usd,
             report.maintenance_margin.value() * report_usd,
         )?;
-        let weight_total: Decimal = exposures.iter().map(|e| e.price * e.sensitivity(top)).sum();
-        let mut widths: Vec<Decimal> = exposures
+        // From here in f64: the slack is exact (a difference of exact figures), and what follows
+        // only shares it out; the key margins cover the rounding (see `BAND_KEY_MARGIN`).
+        let slack = slack.to_f64()?;
+        let sensitivities: Vec<f64> = exposures
             .iter()
-            .map(|exposure| {
-                let half = if exposure.sensitivity(top).is_zero() || weight_total <= Decimal::ZERO {
-                    exposure.price
+            .map(|e| e.sensitivity(top).to_f64())
+            .collect::<Option<_>>()?;
+        let weight_total: f64 = exposures
+            .iter()
+            .zip(&sensitivities)
+            .map(|(e, sensitivity)| e.price_f64 * sensitivity)
+            .sum();
+        let mut widths: Vec<f64> = exposures
+            .iter()
+            .zip(&sensitivities)
+            .map(|(exposure, sensitivity)| {
+                let half = if *sensitivity == 0.0 || weight_total <= 0.0 {
+                    exposure.price_f64
                 } else {
                     // Share of the slack: S_u P_u / total; in price: / S_u.
-                    slack * exposure.price / weight_total
+                    slack * exposure.price_f64 / weight_total
                 };
-                half.min(exposure.price / Decimal::TWO)
+                half.min(exposure.price_f64 / 2.0)
             })
             .collect();
         // Each isolated position: its own health against the liquidation threshold and its
@@ -2465,7 +2478,7 @@ impl Engine {
             if sensitivity.is_zero() {
                 continue;
             }
-            let half = slack / sensitivity;
+            let half = slack.to_f64()? / sensitivity.to_f64()?;
             if let Some(width) = exposures
                 .iter()
                 .position(|e| e.underlying == position.instrument.underlying)
@@ -2527,7 +2540,7 @@ impl Engine {
             self.revalue_holders(underlying, effects);
             return;
         }
-        let key = band_key(price, 1.0);
+        let key = band_key(price.to_f64().unwrap_or(0.0));
         let crossed_bands = self.bands.get(underlying).into_iter().flat_map(|bands| {
             bands
                 .by_low
