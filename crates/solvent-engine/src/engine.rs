@@ -2541,11 +2541,22 @@ impl Engine {
             return;
         }
         let key = band_key(price.to_f64().unwrap_or(0.0));
+        // Usually the price stays above every lower bound and below every upper one: the two
+        // extreme bounds say so without searching the ranges.
         let crossed_bands = self.bands.get(underlying).into_iter().flat_map(|bands| {
-            bands
+            let below = bands
                 .by_low
-                .range((key, 0)..)
-                .chain(bands.by_high.range(..=(key, u32::MAX)))
+                .last()
+                .is_some_and(|(highest_low, _)| *highest_low >= key);
+            let above = bands
+                .by_high
+                .first()
+                .is_some_and(|(lowest_high, _)| *lowest_high <= key);
+            let lows = below.then(|| bands.by_low.range((key, 0)..));
+            let highs = above.then(|| bands.by_high.range(..=(key, u32::MAX)));
+            lows.into_iter()
+                .flatten()
+                .chain(highs.into_iter().flatten())
                 .map(|(_, slot)| slot)
         });
         // Holders without a band on this underlying yet are examined too.
