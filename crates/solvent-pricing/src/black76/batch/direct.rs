@@ -127,7 +127,7 @@ fn within(v: f64, low: f64, high: f64) -> bool {
 /// Pass 1: `h`, `t`, `1 / s`, `1 / F`, `sqrt(T)` and the routing, one division per option.
 /// Returns the number of options marked careful, and whether the forwards, strikes, times and
 /// volatilities are all in the domain of `Black76::new_checked`.
-#[inline(never)]
+#[inline(always)]
 fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> (usize, bool) {
     use limits::{MAX_PRICE_LEVEL, MAX_TIME_TO_EXPIRY_YEARS, MAX_VOLATILITY, MIN_PRICE_LEVEL};
     let n = input.forward.len();
@@ -193,7 +193,7 @@ fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> (usize, bool) 
 
 /// Pass 2: the density, both `erfcx` (one division) and the outputs. Returns whether the
 /// discount factors are all in the domain of `Black76::new_checked`.
-#[inline(never)]
+#[inline(always)]
 fn values(input: &Chunk<'_>, scratch: &DirectScratch, out: ChunkOut<'_>) -> bool {
     use limits::{MAX_DISCOUNT_FACTOR, MIN_DISCOUNT_FACTOR};
     let n = input.forward.len();
