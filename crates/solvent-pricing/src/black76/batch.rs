@@ -371,7 +371,12 @@ fn value_chunks(
     let mut scratch = Scratches::default();
     let mut start = 0;
     while start < n {
-        let end = (start + CHUNK).min(n);
+        let end = if start == 0 {
+            first_chunk_len(c.forward)
+        } else {
+            start + CHUNK
+        }
+        .min(n);
         let input = Chunk {
             forward: &c.forward[start..end],
             strike: &c.strike[start..end],
@@ -407,6 +412,20 @@ fn value_chunks(
     Ok(())
 }
 
+/// The length of the first chunk: shortened (by up to 7 options) so that every later chunk
+/// starts on a 64-byte boundary of the forward column, a cache line and one AVX-512 vector.
+///
+/// Columns allocated alike share their offset from such a boundary (8 MB vectors from the system
+/// allocator all start 16 bytes past a page boundary), so then every vector load and store of
+/// the kernels' loops is aligned: none straddles two cache lines. Measured on AMD Zen 4 with a
+/// million options (columns beyond the caches), straddling loads cost about a tenth of the
+/// throughput, and the kernels' scratch arrays are aligned for the same reason.
+fn first_chunk_len(forward: &[f64]) -> usize {
+    const LINE_BYTES: usize = 64;
+    let offset = forward.as_ptr().addr() % LINE_BYTES / std::mem::size_of::<f64>();
+    CHUNK - offset
+}
+
 /// All the scratch space of one call, allocated once (on the stack) and reused per chunk.
 #[derive(Default)]
 struct Scratches {
@@ -417,6 +436,7 @@ struct Scratches {
 
 /// The options routed to the careful kernel, gathered across chunks into contiguous columns
 /// until there are enough for a full vectorised chunk (a few per chunk is the usual case).
+#[repr(align(64))] // see `first_chunk_len`
 struct Subset {
     len: usize,
     /// Index of each gathered option in the batch.
@@ -552,6 +572,7 @@ struct ChunkOut<'a> {
 }
 
 /// Per-chunk intermediates.
+#[repr(align(64))] // see `first_chunk_len`
 struct Scratch {
     /// `h = -|ln(F/K)| / s`.
     h: [f64; CHUNK],

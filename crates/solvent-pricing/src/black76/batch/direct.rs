@@ -58,6 +58,7 @@ pub(super) fn is_direct(h: f64, t: f64) -> bool {
 }
 
 /// Per-chunk intermediates of the direct kernel.
+#[repr(align(64))] // every array on a cache-line boundary: no load straddles two lines
 pub(super) struct DirectScratch {
     h: [f64; CHUNK],
     t: [f64; CHUNK],
