@@ -24,22 +24,30 @@
 //! # Divisions
 //! Division and square root are the slowest vector operations and share one unit. The scalar
 //! algorithm needs five divisions per option (`ln`, `1 / s`, `1 / F` and two `erfcx`); here
-//! they are two reciprocals of products:
+//! there are three:
 //! - `R = 1 / (D s F)`, with `D` the denominator of `ln`'s `atanh` argument, gives
-//!   `1 / D = s F R`, `1 / s = D F R` and `1 / F = D s R`. The product lies in
-//!   `[2e-150, 2e103]` over the accepted domain (`s` floored at the minimum total volatility),
-//!   so nothing overflows or underflows.
-//! - `1 / (Q1 Q2)` gives both `erfcx` quotients `P1 / Q1 = P1 Q2 / (Q1 Q2)`, and `P2 / Q2`
-//!   likewise (`Q1, Q2` are in `[1, 2000]` on `[0, 4]`).
+//!   `1 / D = s F R`, `1 / (F s) = D R`, and from that `1 / s` and `1 / F`. The product lies
+//!   in `[2e-150, 2e103]` over the accepted domain (`s` floored at the minimum total
+//!   volatility), so nothing overflows or underflows. Each costs two or three roundings instead
+//!   of one, well inside the error budget above.
+//! - `Y(-|h + t|)` and `Y(h - t)` take one division each. (Sharing one, as `1 / (Q1 Q2)`, saves
+//!   a division for five multiplications, and the kernel is bound by its multiplications: the
+//!   division unit works alongside them.)
 //!
-//! Each costs two or three roundings instead of one, well inside the error budget above.
+//! # Passes
+//! Pass 1 reads and validates the inputs and computes the coordinates and the routing; pass 2
+//! the density, the two tail ratios and the outputs. Each pass is one loop over the chunk whose
+//! iterations are independent, so the processor overlaps the dependency chains of several
+//! options. With a million options, pass 1 as one loop measured faster than as two (square root
+//! and division in one, the rest in the other), and pass 2 as one loop faster than as three
+//! (density; tail ratios; outputs), whose extra stores and loads of intermediates also take
+//! the chunk's working set beyond the L1 cache.
 
 use super::super::vector_math::{
-    LN2_HI, LN2_LO, LnParts, erfcx_near_parts, exp_non_positive, fma, ln_mantissa_parts, max, min,
+    LN2_HI, LN2_LO, exp_non_positive, fma, ln_mantissa_parts, max, min, normal_tail_ratio,
 };
-use super::super::{INV_SQRT_2PI, SQRT_PI_OVER_2, limits};
+use super::super::{INV_SQRT_2PI, OptionType, limits};
 use super::{CHUNK, Chunk, ChunkOut};
-use std::f64::consts::FRAC_1_SQRT_2;
 
 /// Largest accepted bound on the cancellation factor `C` (see the module documentation).
 pub(super) const MAX_CANCELLATION: f64 = 40.0;
@@ -62,14 +70,10 @@ pub(super) fn is_direct(h: f64, t: f64) -> bool {
 pub(super) struct DirectScratch {
     h: [f64; CHUNK],
     t: [f64; CHUNK],
-    inv_s: [f64; CHUNK],
+    /// `1 / (F s)`.
+    inv_fs: [f64; CHUNK],
     inv_f: [f64; CHUNK],
     sqrt_t: [f64; CHUNK],
-    /// The parts of `ln(F / K)` and `1 / (D s F)`, between passes 1a and 1b.
-    numerator: [f64; CHUNK],
-    denominator: [f64; CHUNK],
-    exponent: [f64; CHUNK],
-    reciprocal: [f64; CHUNK],
     /// `1` where the option needs the careful kernel, else `0`.
     /// (A word per option, so that storing the flags is one vector store, no packing.)
     pub(super) careful: [u64; CHUNK],
@@ -80,13 +84,9 @@ impl Default for DirectScratch {
         Self {
             h: [0.0; CHUNK],
             t: [0.0; CHUNK],
-            inv_s: [0.0; CHUNK],
+            inv_fs: [0.0; CHUNK],
             inv_f: [0.0; CHUNK],
             sqrt_t: [0.0; CHUNK],
-            numerator: [0.0; CHUNK],
-            denominator: [0.0; CHUNK],
-            exponent: [0.0; CHUNK],
-            reciprocal: [0.0; CHUNK],
             careful: [0; CHUNK],
         }
     }
@@ -111,12 +111,9 @@ pub(super) fn direct_chunk(
     scratch: &mut DirectScratch,
     out: ChunkOut<'_>,
 ) -> DirectSummary {
-    let (careful, coordinates_in_domain) = coordinates(input, scratch);
-    let discount_in_domain = values(input, scratch, out);
-    DirectSummary {
-        careful,
-        in_domain: coordinates_in_domain & discount_in_domain,
-    }
+    let (careful, in_domain) = coordinates(input, scratch);
+    values(input, scratch, out);
+    DirectSummary { careful, in_domain }
 }
 
 /// `low <= v <= high`; false for NaN. Bitwise, so that a loop of these vectorises.
@@ -125,54 +122,43 @@ fn within(v: f64, low: f64, high: f64) -> bool {
     (v >= low) & (v <= high)
 }
 
-/// Pass 1: `h`, `t`, `1 / s`, `1 / F`, `sqrt(T)` and the routing, one division per option.
-/// Returns the number of options marked careful, and whether the forwards, strikes, times and
-/// volatilities are all in the domain of `Black76::new_checked`.
+/// Pass 1: `h`, `t`, `1 / (F s)`, `1 / F`, `sqrt(T)` and the routing; one square root and one
+/// division per option. Returns the number of options marked careful, and whether every input
+/// (forward, strike, time, volatility, discount factor) is in the domain of
+/// `Black76::new_checked`.
 #[inline(always)]
 fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> (usize, bool) {
-    use limits::{MAX_PRICE_LEVEL, MAX_TIME_TO_EXPIRY_YEARS, MAX_VOLATILITY, MIN_PRICE_LEVEL};
+    use limits::{
+        MAX_DISCOUNT_FACTOR, MAX_PRICE_LEVEL, MAX_TIME_TO_EXPIRY_YEARS, MAX_VOLATILITY,
+        MIN_DISCOUNT_FACTOR, MIN_PRICE_LEVEL,
+    };
     let n = input.forward.len();
     let (forward, strike) = (&input.forward[..n], &input.strike[..n]);
     let (time, volatility) = (&input.time[..n], &input.volatility[..n]);
+    let discount = &input.discount[..n];
     let (h_out, t_out) = (&mut scratch.h[..n], &mut scratch.t[..n]);
-    let (inv_s_out, inv_f_out) = (&mut scratch.inv_s[..n], &mut scratch.inv_f[..n]);
+    let (inv_fs_out, inv_f_out) = (&mut scratch.inv_fs[..n], &mut scratch.inv_f[..n]);
     let (sqrt_t_out, careful_out) = (&mut scratch.sqrt_t[..n], &mut scratch.careful[..n]);
-    // Pass 1a: the square root and the one division (their latencies overlap across options).
-    let (num_out, den_out) = (&mut scratch.numerator[..n], &mut scratch.denominator[..n]);
-    let (exp_out, r_out) = (&mut scratch.exponent[..n], &mut scratch.reciprocal[..n]);
     let mut in_domain = true;
+    let mut careful_count = 0_u64;
     for i in 0..n {
         let f = forward[i];
         in_domain &= within(f, MIN_PRICE_LEVEL, MAX_PRICE_LEVEL)
             & within(strike[i], MIN_PRICE_LEVEL, MAX_PRICE_LEVEL)
             & within(time[i], 0.0, MAX_TIME_TO_EXPIRY_YEARS)
-            & within(volatility[i], 0.0, MAX_VOLATILITY);
+            & within(volatility[i], 0.0, MAX_VOLATILITY)
+            & within(discount[i], MIN_DISCOUNT_FACTOR, MAX_DISCOUNT_FACTOR);
         let sqrt_t = time[i].sqrt();
         let s = max(volatility[i] * sqrt_t, limits::MIN_TOTAL_VOLATILITY);
         let ln = ln_mantissa_parts(f, strike[i]);
-        num_out[i] = ln.numerator;
-        den_out[i] = ln.denominator;
-        exp_out[i] = ln.exponent;
-        r_out[i] = 1.0 / (ln.denominator * (s * f));
+        let r = 1.0 / (ln.denominator * (s * f));
         sqrt_t_out[i] = sqrt_t;
-        t_out[i] = 0.5 * s;
-    }
-    // Pass 1b: ln(F / K), h, 1 / s, 1 / F and the routing.
-    let (num, den) = (&scratch.numerator[..n], &scratch.denominator[..n]);
-    let (exponent, reciprocal) = (&scratch.exponent[..n], &scratch.reciprocal[..n]);
-    let mut careful_count = 0_u64;
-    for i in 0..n {
-        let f = forward[i];
-        let t = t_out[i];
-        let s = 2.0 * t;
-        let r = reciprocal[i];
-        let ln = LnParts {
-            exponent: exponent[i],
-            numerator: num[i],
-            denominator: den[i],
-        };
+        let t = 0.5 * s;
+        t_out[i] = t;
         let u = ln.numerator * ((s * f) * r);
-        let inv_s = ln.denominator * f * r;
+        // 1 / (F s) = D R, and from it 1 / s and 1 / F.
+        let inv_fs = ln.denominator * r;
+        let inv_s = inv_fs * f;
         let x = fma(
             ln.exponent,
             LN2_HI,
@@ -180,8 +166,8 @@ fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> (usize, bool) 
         );
         let h = -x.abs() * inv_s;
         h_out[i] = h;
-        inv_s_out[i] = inv_s;
-        inv_f_out[i] = ln.denominator * s * r;
+        inv_fs_out[i] = inv_fs;
+        inv_f_out[i] = inv_fs * s;
         let route = u64::from(!is_direct(h, t));
         careful_out[i] = route;
         careful_count += route;
@@ -192,17 +178,15 @@ fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> (usize, bool) 
     )
 }
 
-/// Pass 2: the density, both `erfcx` (one division) and the outputs. Returns whether the
-/// discount factors are all in the domain of `Black76::new_checked`.
+/// Pass 2: the density, both tail ratios `Y` (a division each) and the outputs.
 #[inline(always)]
-fn values(input: &Chunk<'_>, scratch: &DirectScratch, out: ChunkOut<'_>) -> bool {
-    use limits::{MAX_DISCOUNT_FACTOR, MIN_DISCOUNT_FACTOR};
+fn values(input: &Chunk<'_>, scratch: &DirectScratch, out: ChunkOut<'_>) {
     let n = input.forward.len();
     let (forward, strike) = (&input.forward[..n], &input.strike[..n]);
     let (discount, kind) = (&input.discount[..n], &input.kind[..n]);
     let (h, t) = (&scratch.h[..n], &scratch.t[..n]);
-    let (inv_s, inv_f, sqrt_t) = (
-        &scratch.inv_s[..n],
+    let (inv_fs, inv_f, sqrt_t) = (
+        &scratch.inv_fs[..n],
         &scratch.inv_f[..n],
         &scratch.sqrt_t[..n],
     );
@@ -214,25 +198,17 @@ fn values(input: &Chunk<'_>, scratch: &DirectScratch, out: ChunkOut<'_>) -> bool
     } = out;
     let (price, delta) = (&mut price[..n], &mut delta[..n]);
     let (gamma, vega) = (&mut gamma[..n], &mut vega[..n]);
-    let mut in_domain = true;
     for i in 0..n {
         let (f, k, df) = (forward[i], strike[i], discount[i]);
-        in_domain &= within(df, MIN_DISCOUNT_FACTOR, MAX_DISCOUNT_FACTOR);
-        let sign = kind[i].sign();
+        let call = kind[i] == OptionType::Call;
         let (hi, lo) = (h[i] + t[i], h[i] - t[i]);
         let density_hi = INV_SQRT_2PI * exp_non_positive(-0.5 * hi * hi); // n(h + t)
-        // Y(-|h + t|) and Y(h - t) from erfcx; clamped so that careful lanes stay finite.
-        let z1 = min(hi.abs() * FRAC_1_SQRT_2, 4.0);
-        let z2 = min(-lo * FRAC_1_SQRT_2, 4.0);
-        let (p1, q1) = erfcx_near_parts(z1);
-        let (p2, q2) = erfcx_near_parts(z2);
-        let r = SQRT_PI_OVER_2 / (q1 * q2);
-        let y1 = p1 * q2 * r;
-        let y2 = p2 * q1 * r;
+        // Y(-|h + t|) and Y(h - t); clamped so that careful lanes stay finite.
+        let y1 = normal_tail_ratio(min(hi.abs(), MAX_ABS_H_PLUS_T));
+        let y2 = normal_tail_ratio(min(-lo, MAX_ABS_H_PLUS_T));
 
         let low = min(f, k);
         let forward_density = low * density_hi; // F n(d1) = min(F, K) n(h + t)
-        let density_d1 = forward_density * inv_f[i]; // n(d1)
         let tail_hi = density_hi * y1; // N(-|h + t|)
         let upper_hi = 1.0 - tail_hi; // N(|h + t|)
         let (n_hi, n_minus_hi) = if hi <= 0.0 {
@@ -241,21 +217,22 @@ fn values(input: &Chunk<'_>, scratch: &DirectScratch, out: ChunkOut<'_>) -> bool
             (upper_hi, tail_hi)
         };
         // max(F, K) N(h - t) = max(F, K) n(h - t) Y(h - t) = F n(d1) Y(h - t).
-        let otm = max(fma(low, n_hi, -forward_density * y2), 0.0);
-        // N(h - t) = n(h - t) Y(h - t), used only when F > K, where n(h - t) = n(d1).
-        let n_lo = density_d1 * y2;
+        let high_tail = forward_density * y2;
+        let otm = max(fma(low, n_hi, -high_tail), 0.0);
+        // N(h - t), used only when F > K, where max(F, K) = F.
+        let n_lo = high_tail * inv_f[i];
         // d1 = h + t when F <= K, else -d1 = h - t.
         let f_le_k = f <= k;
         let n_d1 = if f_le_k { n_hi } else { 1.0 - n_lo };
         let n_minus_d1 = if f_le_k { n_minus_hi } else { n_lo };
 
-        let intrinsic = max(sign * (f - k), 0.0);
+        let intrinsic = max(if call { f - k } else { k - f }, 0.0);
         price[i] = df * (intrinsic + otm);
-        delta[i] = df * if sign > 0.0 { n_d1 } else { -n_minus_d1 };
-        gamma[i] = df * density_d1 * inv_s[i] * inv_f[i];
-        vega[i] = df * forward_density * sqrt_t[i];
+        delta[i] = df * if call { n_d1 } else { -n_minus_d1 };
+        let discounted_density = df * forward_density; // DF F n(d1)
+        gamma[i] = discounted_density * inv_f[i] * inv_fs[i]; // DF n(d1) / (F s)
+        vega[i] = discounted_density * sqrt_t[i];
     }
-    in_domain
 }
 
 #[cfg(test)]
