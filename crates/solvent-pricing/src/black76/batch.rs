@@ -481,33 +481,26 @@ impl Subset {
     #[inline(always)]
     fn collect(&mut self, input: &Chunk<'_>, offset: usize, flags: &[u64]) {
         debug_assert!(self.len < CHUNK && flags.len() <= CHUNK);
-        // Marked options are few: skip eight flags at a time while all are clear, and compact
-        // the rest branch-free (every index is written, the count advances only for marked
-        // ones). Flags are 0 or 1.
+        // Marked options are few: the flags (0 or 1) of 64 options become the bits of one word
+        // (a vectorised shift-and-or), and only the set bits are visited.
         let mut m = self.len;
-        let (groups, rest) = flags.as_chunks::<8>();
-        for (group, eight) in groups.iter().enumerate() {
-            if eight.iter().fold(0, |any, &flag| any | flag) == 0 {
-                continue;
+        for (word, group) in flags.chunks(64).enumerate() {
+            let mut bits = group
+                .iter()
+                .enumerate()
+                .fold(0_u64, |bits, (j, &flag)| bits | (flag << j));
+            while bits != 0 {
+                let i = word * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                self.index[m] = offset + i;
+                self.forward[m] = input.forward[i];
+                self.strike[m] = input.strike[i];
+                self.time[m] = input.time[i];
+                self.volatility[m] = input.volatility[i];
+                self.discount[m] = input.discount[i];
+                self.kind[m] = input.kind[i];
+                m += 1;
             }
-            for (j, &flag) in eight.iter().enumerate() {
-                self.index[m] = group * 8 + j;
-                m += usize::from(flag != 0);
-            }
-        }
-        for (j, &flag) in rest.iter().enumerate() {
-            self.index[m] = groups.len() * 8 + j;
-            m += usize::from(flag != 0);
-        }
-        for j in self.len..m {
-            let i = self.index[j];
-            self.index[j] = offset + i;
-            self.forward[j] = input.forward[i];
-            self.strike[j] = input.strike[i];
-            self.time[j] = input.time[i];
-            self.volatility[j] = input.volatility[i];
-            self.discount[j] = input.discount[i];
-            self.kind[j] = input.kind[i];
         }
         self.len = m;
     }
