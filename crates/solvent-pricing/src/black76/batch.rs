@@ -398,13 +398,11 @@ fn value_chunks(
             first_invalid(&c, start..end)?;
             debug_assert!(false, "the kernel's domain check agrees with new_checked");
         }
-        if direct.careful > 0 {
-            scratch
-                .subset
-                .collect(&input, start, &scratch.direct.careful[..end - start]);
-            if scratch.subset.len >= CHUNK {
-                scratch.subset.flush(&mut scratch.careful, out);
-            }
+        scratch
+            .subset
+            .collect(&input, start, &scratch.direct.careful[..end - start]);
+        if scratch.subset.len >= CHUNK {
+            scratch.subset.flush(&mut scratch.careful, out);
         }
         start = end;
     }
@@ -479,16 +477,16 @@ impl Subset {
     /// Appends the options of a chunk (starting at batch index `offset`) whose flag is set.
     /// Needs `self.len < CHUNK` on entry, so that a whole chunk fits.
     #[inline(always)]
-    fn collect(&mut self, input: &Chunk<'_>, offset: usize, flags: &[u64]) {
+    fn collect(&mut self, input: &Chunk<'_>, offset: usize, flags: &[f64]) {
         debug_assert!(self.len < CHUNK && flags.len() <= CHUNK);
-        // Marked options are few: the flags (0 or 1) of 64 options become the bits of one word
-        // (a vectorised shift-and-or), and only the set bits are visited.
+        // Marked options are few: the flags (positive routing excesses) of 64 options become
+        // the bits of one word (a vectorised compare, shift and or), and only the set bits are
+        // visited.
         let mut m = self.len;
         for (word, group) in flags.chunks(64).enumerate() {
-            let mut bits = group
-                .iter()
-                .enumerate()
-                .fold(0_u64, |bits, (j, &flag)| bits | (flag << j));
+            let mut bits = group.iter().enumerate().fold(0_u64, |bits, (j, &flag)| {
+                bits | (u64::from(flag > 0.0) << j)
+            });
             while bits != 0 {
                 let i = word * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;

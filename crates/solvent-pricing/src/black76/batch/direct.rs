@@ -55,12 +55,17 @@ pub(super) const Y_OVER_DERIVATIVE_EXCESS: f64 = 1.26;
 /// rational approximation.
 pub(super) const MAX_ABS_H_PLUS_T: f64 = 4.0 * std::f64::consts::SQRT_2;
 
-/// `true` when the option at normalised coordinates `h <= 0`, `t >= 0` is served by this kernel.
+/// Positive when the option at normalised coordinates `h <= 0`, `t >= 0` needs the careful
+/// kernel, else zero or negative: the larger excess over the two bounds of the module
+/// documentation, `|h| + t <= MAX_ABS_H_PLUS_T` and `|h| + 1.26 <= 2 MAX_CANCELLATION t`,
+/// each the difference of the two sides (whose sign is exact: the decision is the comparison's).
 #[inline(always)]
-pub(super) fn is_direct(h: f64, t: f64) -> bool {
+pub(super) fn routing_excess(h: f64, t: f64) -> f64 {
     let abs_h = -h;
-    (abs_h + t <= MAX_ABS_H_PLUS_T)
-        & (abs_h + Y_OVER_DERIVATIVE_EXCESS <= 2.0 * MAX_CANCELLATION * t)
+    max(
+        (abs_h + t) - MAX_ABS_H_PLUS_T,
+        (abs_h + Y_OVER_DERIVATIVE_EXCESS) - 2.0 * MAX_CANCELLATION * t,
+    )
 }
 
 /// Per-chunk intermediates of the direct kernel.
@@ -72,9 +77,8 @@ pub(super) struct DirectScratch {
     inv_fs: [f64; CHUNK],
     inv_f: [f64; CHUNK],
     sqrt_t: [f64; CHUNK],
-    /// `1` where the option needs the careful kernel, else `0`.
-    /// (A word per option, so that storing the flags is one vector store, no packing.)
-    pub(super) careful: [u64; CHUNK],
+    /// Positive where the option needs the careful kernel ([`routing_excess`]).
+    pub(super) careful: [f64; CHUNK],
 }
 
 impl Default for DirectScratch {
@@ -85,15 +89,13 @@ impl Default for DirectScratch {
             inv_fs: [0.0; CHUNK],
             inv_f: [0.0; CHUNK],
             sqrt_t: [0.0; CHUNK],
-            careful: [0; CHUNK],
+            careful: [0.0; CHUNK],
         }
     }
 }
 
 /// What [`direct_chunk`] found about its chunk.
 pub(super) struct DirectSummary {
-    /// How many options are marked for the careful kernel.
-    pub(super) careful: usize,
     /// `true` when every input of the chunk is in the domain of `Black76::new_checked` (the
     /// check of `Black76Batch::new_checked`, done here while the inputs are loaded anyway).
     pub(super) in_domain: bool,
@@ -109,9 +111,9 @@ pub(super) fn direct_chunk(
     scratch: &mut DirectScratch,
     out: ChunkOut<'_>,
 ) -> DirectSummary {
-    let (careful, in_domain) = coordinates(input, scratch);
+    let in_domain = coordinates(input, scratch);
     values(input, scratch, out);
-    DirectSummary { careful, in_domain }
+    DirectSummary { in_domain }
 }
 
 /// `low <= v <= high`; false for NaN. Bitwise, so that a loop of these vectorises.
@@ -125,7 +127,7 @@ fn within(v: f64, low: f64, high: f64) -> bool {
 /// (forward, strike, time, volatility, discount factor) is in the domain of
 /// `Black76::new_checked`.
 #[inline(always)]
-fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> (usize, bool) {
+fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> bool {
     use limits::{
         MAX_DISCOUNT_FACTOR, MAX_PRICE_LEVEL, MAX_TIME_TO_EXPIRY_YEARS, MAX_VOLATILITY,
         MIN_DISCOUNT_FACTOR, MIN_PRICE_LEVEL,
@@ -138,7 +140,6 @@ fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> (usize, bool) 
     let (inv_fs_out, inv_f_out) = (&mut scratch.inv_fs[..n], &mut scratch.inv_f[..n]);
     let (sqrt_t_out, careful_out) = (&mut scratch.sqrt_t[..n], &mut scratch.careful[..n]);
     let mut in_domain = true;
-    let mut careful_count = 0_u64;
     for i in 0..n {
         let f = forward[i];
         in_domain &= within(f, MIN_PRICE_LEVEL, MAX_PRICE_LEVEL)
@@ -160,14 +161,9 @@ fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> (usize, bool) 
         h_out[i] = h;
         inv_fs_out[i] = inv_fs;
         inv_f_out[i] = inv_fs * s;
-        let route = u64::from(!is_direct(h, t));
-        careful_out[i] = route;
-        careful_count += route;
+        careful_out[i] = routing_excess(h, t);
     }
-    (
-        usize::try_from(careful_count).unwrap_or(usize::MAX),
-        in_domain,
-    )
+    in_domain
 }
 
 /// Pass 2: the density, both tail ratios `Y` (a division each) and the outputs.
@@ -231,6 +227,10 @@ fn values(input: &Chunk<'_>, scratch: &DirectScratch, out: ChunkOut<'_>) {
 mod tests {
     use super::*;
 
+    fn is_direct(h: f64, t: f64) -> bool {
+        routing_excess(h, t) <= 0.0
+    }
+
     #[test]
     fn routing_follows_both_boundaries() {
         // Cancellation bound |h| + 1.26 <= 160 t (where |h| + t stays below 4 sqrt(2)).
@@ -249,5 +249,53 @@ mod tests {
         assert!(!is_direct(0.0, 0.5 * limits::MIN_TOTAL_VOLATILITY));
         assert!(!is_direct(-40.0, 0.5));
         assert!(is_direct(0.0, 0.5));
+    }
+
+    /// The two bounds as comparisons, as the module documentation states them.
+    fn is_direct_by_comparison(h: f64, t: f64) -> bool {
+        let abs_h = -h;
+        (abs_h + t <= MAX_ABS_H_PLUS_T)
+            & (abs_h + Y_OVER_DERIVATIVE_EXCESS <= 2.0 * MAX_CANCELLATION * t)
+    }
+
+    #[test]
+    fn routing_excess_decides_as_the_comparisons() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut unit = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1_u64 << 53) as f64
+        };
+        for _ in 0..200_000 {
+            let t = (unit() * 12.0 - 9.0).exp();
+            let h = -(unit() * 2.0 * MAX_ABS_H_PLUS_T) * unit();
+            assert_eq!(
+                is_direct(h, t),
+                is_direct_by_comparison(h, t),
+                "h {h}, t {t}"
+            );
+        }
+        // On the boundaries, to the last bit.
+        for t in [0.01, 0.02, 0.035] {
+            let abs_h = 2.0 * MAX_CANCELLATION * t - Y_OVER_DERIVATIVE_EXCESS;
+            for h in [-abs_h, -abs_h.next_down(), -abs_h.next_up()] {
+                assert_eq!(
+                    is_direct(h, t),
+                    is_direct_by_comparison(h, t),
+                    "h {h}, t {t}"
+                );
+            }
+        }
+        for t in [0.2, 1.0, 3.0] {
+            let abs_h = MAX_ABS_H_PLUS_T - t;
+            for h in [-abs_h, -abs_h.next_down(), -abs_h.next_up()] {
+                assert_eq!(
+                    is_direct(h, t),
+                    is_direct_by_comparison(h, t),
+                    "h {h}, t {t}"
+                );
+            }
+        }
     }
 }
