@@ -267,9 +267,9 @@ pub fn price_and_greeks_checked(
 /// The workspace is built for x86-64-v3 (AVX2 + FMA: 4 lanes, 16 vector registers). On a
 /// processor that also has AVX-512, the same kernels, compiled a second time with those features
 /// enabled, run 8 lanes per instruction with 32 registers (no constants reloaded from memory):
-/// about 1.35 times the throughput on AMD Zen 4, whose vector units are 256 bits wide, because
-/// the kernels there are bound by how many instructions the processor holds in flight rather
-/// than by arithmetic. The results are the same bits: every operation of the kernels is a
+/// measured 1.35 times the throughput on AMD Zen 4, although its vector units are 256 bits wide
+/// (half the instructions for the same arithmetic, so twice the options in flight). The
+/// results are the same bits: every operation of the kernels is a
 /// correctly rounded IEEE operation, a comparison, a selection or an explicit FMA, which AVX-512
 /// computes exactly as AVX2 does (`tests::avx512_gives_the_same_bits_as_avx2`).
 mod dispatch {
@@ -479,7 +479,8 @@ impl Default for Subset {
 }
 
 impl Subset {
-    /// Appends the options of a chunk (starting at batch index `offset`) whose flag is set.
+    /// Appends the options of a chunk (starting at batch index `offset`) whose routing excess
+    /// (`flags`, from the direct kernel's pass 1) is positive.
     /// Needs `self.len < CHUNK` on entry, so that a whole chunk fits.
     #[inline(always)]
     fn collect(&mut self, input: &Chunk<'_>, offset: usize, flags: &[f64]) {

@@ -41,7 +41,7 @@
 //! options.
 //!
 //! Where the time goes (AMD Zen 4, AVX-512, options in the L2 cache, about 19 cycles per
-//! option in all): pass 2 takes about 55%, bound by its 69 multiplications and FMAs per 8
+//! option in all): pass 2 takes about 55%, bound by its 67 multiplications and FMAs per 8
 //! options (one 512-bit FMA per cycle) and by waiting on its two divisions; pass 1 about 35%,
 //! bound by the division unit (a square root, 16 cycles per 8 options, and two divisions, 9
 //! each) and the validation's 15 comparisons; the careful kernel and the gathering of its
@@ -62,8 +62,8 @@ use super::{CHUNK, Chunk, ChunkOut};
 pub(super) const MAX_CANCELLATION: f64 = 80.0;
 /// Upper bound of `Y(h) / Y'(h) - |h|` for `h <= 0` (`sqrt(pi / 2) = 1.2533...`, rounded up).
 pub(super) const Y_OVER_DERIVATIVE_EXCESS: f64 = 1.26;
-/// Largest `|h| + t` served: the `erfcx` arguments stay below `4`, the end of the near-range
-/// rational approximation.
+/// Largest `|h| + t` served: the arguments of `Y` stay in `[-4 sqrt(2), 0]`, the range of its
+/// one rational approximation (`vector_math::normal_tail_ratio`).
 pub(super) const MAX_ABS_H_PLUS_T: f64 = 4.0 * std::f64::consts::SQRT_2;
 
 /// Positive when the option at normalised coordinates `h <= 0`, `t >= 0` needs the careful
@@ -133,10 +133,9 @@ fn within(v: f64, low: f64, high: f64) -> bool {
     (v >= low) & (v <= high)
 }
 
-/// Pass 1: `h`, `t`, `1 / (F s)`, `1 / F`, `sqrt(T)` and the routing; one square root and one
-/// division per option. Returns the number of options marked careful, and whether every input
-/// (forward, strike, time, volatility, discount factor) is in the domain of
-/// `Black76::new_checked`.
+/// Pass 1: `h`, `t`, `1 / (F s)`, `1 / F`, `sqrt(T)` and the routing; one square root and two
+/// divisions per option. Returns whether every input (forward, strike, time, volatility,
+/// discount factor) is in the domain of `Black76::new_checked`.
 #[inline(always)]
 fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> bool {
     use limits::{
