@@ -167,7 +167,7 @@ fn batch_agrees_with_scalar_to_1e_12_relative() {
 /// difference) or to its careful kernel (the scalar algorithm), by the normalised coordinates
 /// `h = -|ln(F / K)| / s` and `t = s / 2` (`s = sigma sqrt(T)`). An option is direct when
 /// `|h| + 1.26 <= 160 t` (cancellation factor at most 80) and `|h| + t <= 4 sqrt(2)` (the range
-/// of its `erfcx`); `src/black76/batch/direct.rs` documents why. These cases sit on both sides
+/// of its approximation of `N(z) / n(z)`); `src/black76/batch/direct.rs` documents why. These cases sit on both sides
 /// of each boundary, of the earlier cancellation boundary `|h| + 1.26 = 80 t` (factor 40), and
 /// of the scalar path's own switch to its Taylor series at `t = 0.1`, at relative distances
 /// from `1e-12` to `5%`, mixed in one batch so that every chunk holds both kinds. Both kernels
@@ -190,7 +190,7 @@ fn boundary_cases(seed: u64) -> Columns {
         // A point (|h|, t) on one of the boundaries, then moved by the relative offset.
         let (abs_h, t) = match (i / offsets.len()) % 4 {
             // Cancellation boundary |h| + 1.26 = 160 t, for t from 0.008 to 0.0355 (above, the
-            // erfcx range decides).
+            // range |h| + t <= 4 sqrt(2) decides).
             3 => {
                 let t = rng.uniform(0.008, 0.0355);
                 (160.0 * t - 1.26, t)
