@@ -88,6 +88,8 @@ pub(super) struct DirectScratch {
     inv_fs: [f64; CHUNK],
     inv_f: [f64; CHUNK],
     sqrt_t: [f64; CHUNK],
+    /// `1.0` for a call, `0.0` for a put.
+    call: [f64; CHUNK],
     /// Positive where the option needs the careful kernel ([`routing_excess`]).
     pub(super) careful: [f64; CHUNK],
 }
@@ -100,6 +102,7 @@ impl Default for DirectScratch {
             inv_fs: [0.0; CHUNK],
             inv_f: [0.0; CHUNK],
             sqrt_t: [0.0; CHUNK],
+            call: [0.0; CHUNK],
             careful: [0.0; CHUNK],
         }
     }
@@ -133,7 +136,7 @@ fn within(v: f64, low: f64, high: f64) -> bool {
     (v >= low) & (v <= high)
 }
 
-/// Pass 1: `h`, `t`, `1 / (F s)`, `1 / F`, `sqrt(T)` and the routing; one square root and two
+/// Pass 1: `h`, `t`, `1 / (F s)`, `1 / F`, `sqrt(T)`, the option type and the routing; one square root and two
 /// divisions per option. Returns whether every input (forward, strike, time, volatility,
 /// discount factor) is in the domain of `Black76::new_checked`.
 #[inline(always)]
@@ -145,7 +148,8 @@ fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> bool {
     let n = input.forward.len();
     let (forward, strike) = (&input.forward[..n], &input.strike[..n]);
     let (time, volatility) = (&input.time[..n], &input.volatility[..n]);
-    let discount = &input.discount[..n];
+    let (discount, kind) = (&input.discount[..n], &input.kind[..n]);
+    let call_out = &mut scratch.call[..n];
     let (h_out, t_out) = (&mut scratch.h[..n], &mut scratch.t[..n]);
     let (inv_fs_out, inv_f_out) = (&mut scratch.inv_fs[..n], &mut scratch.inv_f[..n]);
     let (sqrt_t_out, careful_out) = (&mut scratch.sqrt_t[..n], &mut scratch.careful[..n]);
@@ -172,6 +176,13 @@ fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> bool {
         inv_fs_out[i] = inv_fs;
         inv_f_out[i] = inv_fs * s;
         careful_out[i] = routing_excess(h, t);
+        // The option type as a number, read here with the other inputs: pass 2 then reads no
+        // byte column and makes no mask from bytes (measured 2% to 5% faster).
+        call_out[i] = if kind[i] == OptionType::Call {
+            1.0
+        } else {
+            0.0
+        };
     }
     in_domain
 }
@@ -181,7 +192,7 @@ fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> bool {
 fn values(input: &Chunk<'_>, scratch: &DirectScratch, out: ChunkOut<'_>) {
     let n = input.forward.len();
     let (forward, strike) = (&input.forward[..n], &input.strike[..n]);
-    let (discount, kind) = (&input.discount[..n], &input.kind[..n]);
+    let (discount, calls) = (&input.discount[..n], &scratch.call[..n]);
     let (h, t) = (&scratch.h[..n], &scratch.t[..n]);
     let (inv_fs, inv_f, sqrt_t) = (
         &scratch.inv_fs[..n],
@@ -198,7 +209,7 @@ fn values(input: &Chunk<'_>, scratch: &DirectScratch, out: ChunkOut<'_>) {
     let (gamma, vega) = (&mut gamma[..n], &mut vega[..n]);
     for i in 0..n {
         let (f, k, df) = (forward[i], strike[i], discount[i]);
-        let call = kind[i] == OptionType::Call;
+        let call = calls[i] > 0.0;
         let (hi, lo) = (h[i] + t[i], h[i] - t[i]);
         let density_hi = INV_SQRT_2PI * exp_non_positive(-0.5 * hi * hi); // n(h + t)
         // Y(-|h + t|) and Y(h - t); clamped so that careful lanes stay finite.
