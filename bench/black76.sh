@@ -5,10 +5,11 @@
 #
 # Builds crates/solvent-pricing/examples/black76_throughput.rs as the product ships: for the
 # workspace target in .cargo/config.toml (x86-64-v3: AVX2 + FMA), with RUSTFLAGS cleared so that
-# nothing overrides it. The ratios are computed from that build. For information it also builds
-# for this machine's CPU (-C target-cpu=native, e.g. AVX-512), in a separate target directory.
-# Every program is pinned to core 0 with taskset when available, Python with one thread for
-# OpenMP/OpenBLAS/MKL. The peers run on the same deterministic inputs
+# nothing overrides it; its batch kernels switch to AVX-512 at run time where the processor has
+# it (the script prints which). The ratios are computed from that build. For information it
+# also builds for this machine's CPU (-C target-cpu=native), in a separate target directory.
+# Every program is pinned to core 0 (or to core $BENCH_CORE) with taskset when available, Python
+# with one thread for OpenMP/OpenBLAS/MKL. The peers run on the same deterministic inputs
 # (bench/peers/black76_peers.py). Rates are the best of several repetitions; other load on the
 # machine lowers them, so run it a few times and compare the ratios (numpy is measured in the
 # same run). The Rust batch figure is the fused call price_and_greeks_checked, which validates
@@ -20,7 +21,7 @@ cd "$(dirname "$0")/.."
 OPTIONS="${1:-1000000}"
 PY="${PYTHON:-target/oracle-venv/bin/python}"
 PIN=()
-if command -v taskset >/dev/null 2>&1; then PIN=(taskset -c 0); fi
+if command -v taskset >/dev/null 2>&1; then PIN=(taskset -c "${BENCH_CORE:-0}"); fi
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS \
@@ -40,6 +41,7 @@ rust_scalar="$(rate scalar <<<"$shipped_out")"
 rust_two_step="$(rate two_step <<<"$shipped_out")"
 
 echo "shipped build target features: $(awk '$1 == "features" { $1 = ""; print substr($0, 2) }' <<<"$shipped_out")"
+echo "batch kernels at run time: $(awk '$1 == "runtime" { $1 = ""; print substr($0, 2) }' <<<"$shipped_out")"
 echo
 printf '%-48s %15s\n' "implementation (one core, $OPTIONS options)" "options/s"
 printf '%-48s %15.0f\n' "rust batch checked+valued, x86-64-v3 (shipped)" "$rust_shipped"

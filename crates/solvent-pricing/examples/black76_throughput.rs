@@ -11,8 +11,10 @@
 //! `batch` is the fused call [`price_and_greeks_checked`] (validation included: it is what a
 //! caller with raw columns pays), `two_step` is [`Black76Batch::new_checked`] followed by
 //! [`price_and_greeks_batch`] on the same columns, `scalar` is `Black76::greeks` per option.
-//! Also a `features` line naming the SIMD features the binary was compiled for, and (to
-//! stderr) a checksum so the work cannot be optimised away.
+//! Also a `features` line naming the SIMD features the binary was compiled for, a `runtime`
+//! line naming the instruction set the batch kernels choose on this processor (they switch to
+//! AVX-512 when it is there, whatever the build target), and (to stderr) a checksum so the work
+//! cannot be optimised away.
 
 use solvent_pricing::black76::{
     BatchColumns, Black76, Black76Batch, GreeksBatch, OptionType, price_and_greeks_batch,
@@ -147,6 +149,16 @@ fn main() {
         .map(|(name, _)| *name)
         .collect();
     println!("features {}", enabled.join(" "));
+    // The batch kernels' own run-time choice (src/black76/batch.rs, module `dispatch`).
+    #[cfg(target_arch = "x86_64")]
+    let avx512 = std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512dq")
+        && std::is_x86_feature_detected!("avx512vl")
+        && std::is_x86_feature_detected!("avx512bw")
+        && std::is_x86_feature_detected!("avx512cd");
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx512 = false;
+    println!("runtime {}", if avx512 { "avx512" } else { "as compiled" });
     println!("scalar {:.0}", scalar_n as f64 / best_scalar);
     eprintln!("checksum {checksum:e}");
 }

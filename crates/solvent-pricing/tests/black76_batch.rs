@@ -166,11 +166,12 @@ fn batch_agrees_with_scalar_to_1e_12_relative() {
 /// The batch path sends each option to its direct kernel (the textbook `N(d1)`, `N(d2)`
 /// difference) or to its careful kernel (the scalar algorithm), by the normalised coordinates
 /// `h = -|ln(F / K)| / s` and `t = s / 2` (`s = sigma sqrt(T)`). An option is direct when
-/// `|h| + 1.26 <= 80 t` (cancellation factor at most 40) and `|h| + t <= 4 sqrt(2)` (the range of
-/// its `erfcx`); `src/black76/batch/direct.rs` documents why. These cases sit on both sides of
-/// each boundary, and of the scalar path's own switch to its Taylor series at `t = 0.1`, at
-/// relative distances from `1e-12` to `5%`, mixed in one batch so that every chunk holds both
-/// kinds. Both kernels must agree with the scalar path as everywhere else.
+/// `|h| + 1.26 <= 160 t` (cancellation factor at most 80) and `|h| + t <= 4 sqrt(2)` (the range
+/// of its approximation of `N(z) / n(z)`); `src/black76/batch/direct.rs` documents why. These cases sit on both sides
+/// of each boundary, of the earlier cancellation boundary `|h| + 1.26 = 80 t` (factor 40), and
+/// of the scalar path's own switch to its Taylor series at `t = 0.1`, at relative distances
+/// from `1e-12` to `5%`, mixed in one batch so that every chunk holds both kinds. Both kernels
+/// must agree with the scalar path as everywhere else.
 fn boundary_cases(seed: u64) -> Columns {
     let mut rng = SplitMix(seed);
     let mut c = Columns {
@@ -184,12 +185,17 @@ fn boundary_cases(seed: u64) -> Columns {
     let offsets = [
         -5e-2, -1e-3, -1e-6, -1e-9, -1e-12, 0.0, 1e-12, 1e-9, 1e-6, 1e-3, 5e-2,
     ];
-    for i in 0..60_000 {
+    for i in 0..80_000 {
         let scale = 1.0 + offsets[i % offsets.len()];
         // A point (|h|, t) on one of the boundaries, then moved by the relative offset.
-        let (abs_h, t) = match (i / offsets.len()) % 3 {
-            // Cancellation boundary |h| + 1.26 = 80 t, for t from 0.016 to 0.065 (above, the
-            // erfcx range decides).
+        let (abs_h, t) = match (i / offsets.len()) % 4 {
+            // Cancellation boundary |h| + 1.26 = 160 t, for t from 0.008 to 0.0355 (above, the
+            // range |h| + t <= 4 sqrt(2) decides).
+            3 => {
+                let t = rng.uniform(0.008, 0.0355);
+                (160.0 * t - 1.26, t)
+            }
+            // The earlier cancellation boundary |h| + 1.26 = 80 t, for t from 0.016 to 0.065.
             0 => {
                 let t = rng.uniform(0.016, 0.065);
                 (80.0 * t - 1.26, t)
