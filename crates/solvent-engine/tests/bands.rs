@@ -149,7 +149,9 @@ fn monitored(effects: &[Effect]) -> Vec<String> {
         .collect()
 }
 
-fn assert_same_actions(lines: &[String]) {
+/// Applies `lines` to a banded and an exhaustive engine, checks they act alike, and returns the
+/// actions taken.
+fn assert_same_actions(lines: &[String]) -> Vec<String> {
     let mut banded = Engine::new(venue(), EngineConfig::default());
     let mut exhaustive = Engine::new(
         venue(),
@@ -158,13 +160,16 @@ fn assert_same_actions(lines: &[String]) {
             ..EngineConfig::default()
         },
     );
+    let mut actions = Vec::new();
     for (number, line) in lines.iter().enumerate() {
         let envelope = parse_line("bands", number + 1, line).unwrap();
         let fast = monitored(&banded.apply(&envelope));
         let slow = monitored(&exhaustive.apply(&envelope));
         assert_eq!(fast, slow, "line {line}");
+        actions.extend(fast);
     }
     assert_eq!(banded.state_hash(), exhaustive.state_hash());
+    actions
 }
 
 /// An isolated inverse long holding more coins as margin than it is worth: its equity moves by
@@ -194,6 +199,39 @@ fn an_over_margined_inverse_isolated_long_is_caught_on_a_slide() {
         "precondition: the slide liquidates a5's isolated long"
     );
     assert_same_actions(&lines);
+}
+
+/// Positions near the first bracket boundary of BTCUSDT (2,000,000 USDT): a rise takes them into
+/// the next bracket, whose higher rate the band must already count. Bands act as examining every
+/// holder would, up and down through the boundary.
+#[test]
+fn bands_hold_across_a_tier_boundary() {
+    let accounts: Vec<(u32, i32, u32)> = (0..12)
+        .map(|i| {
+            // 31.0 to 34.3 BTC at 60,000 (1.86 M to 2.06 M USDT), 55x to 95x.
+            let thousandths = 31_000 + 300 * i;
+            let collateral = 2_000_000 / (55 + 4 * i as u32);
+            let side = if i % 2 == 0 { 1 } else { -1 };
+            (collateral, side * thousandths, 0)
+        })
+        .collect();
+    let mut path = vec![2; 12];
+    path.extend([-3; 20]);
+    path.extend([4; 12]);
+    let lines = events(&accounts, &path);
+    let actions = assert_same_actions(&lines);
+    let state_changes = actions
+        .iter()
+        .filter(|a| a.contains("state_changed"))
+        .count();
+    assert!(
+        state_changes >= 10,
+        "precondition: the path moves accounts between states ({state_changes} changes)"
+    );
+    assert!(
+        actions.iter().any(|a| a.contains("liquidation")),
+        "precondition: the path liquidates"
+    );
 }
 
 proptest! {
