@@ -7,9 +7,9 @@
 #   SKIP_CRITERION=1        only the latency run
 #
 # 1. crates/solvent-engine/benches/engine.rs (criterion): events / s for a mixed stream (90% index
-#    updates, 5% fills, 5% deposits), fills alone, index updates alone, and mark updates, on a
-#    population opened through ordinary events; events are built before timing.
-# 2. crates/solvent-engine/examples/tick_latency.rs: opens the population (about 70 s and 2 GiB
+#    updates, 5% fills, 5% deposits), fills alone, index updates alone, deposits alone, and mark
+#    updates, on a population opened through ordinary events; events are built before timing.
+# 2. crates/solvent-engine/examples/tick_latency.rs: opens the population (about 12 s and 2 GiB
 #    for 1 million accounts), then times each index update in an HDR histogram and prints
 #    p50 / p99 / p99.9 / max, the accounts each update re-examined (estimated), setup time and
 #    peak memory (VmHWM).

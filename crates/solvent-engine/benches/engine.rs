@@ -10,7 +10,7 @@
 //!   a batch;
 //! - `fills`: fills only (4 in 5 against `external`, 1 in 5 between two accounts), 2,000 a batch;
 //! - `index`: index updates only, 20,000 a batch;
-//! - `deposits`: USDT deposits only, 20,000 a batch;
+//! - `deposits`: USDT deposits only, 2,000 a batch;
 //! - `mark`: `mark_price` updates only (BTCUSDT / ETHUSDT), which re-value every holder of the
 //!   underlying, so they are benchmarked on their own, with few events per batch.
 //!
@@ -40,7 +40,7 @@ use solvent_engine::ledger::EXTERNAL;
 const START_MS: i64 = 1_767_225_600_000;
 /// Events per batch of the `mixed` and `index` streams.
 const BATCH: usize = 20_000;
-/// Events per batch of the `fills` stream (a fill costs about 100 times an index update).
+/// Events per batch of the `fills` and `deposits` streams (a fill costs tens of index updates).
 const FILL_BATCH: usize = 2_000;
 /// Events per batch of the `mark` stream.
 const MARK_BATCH: usize = 4;
