@@ -161,6 +161,14 @@ pub struct MarginReport {
     pub warnings: Vec<String>,
 }
 
+/// An instant as its RFC 3339 text.
+fn serialize_instant<S: serde::Serializer>(
+    instant: &jiff::Timestamp,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(instant)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,12 +194,4 @@ mod tests {
             );
         }
     }
-}
-
-/// An instant as its RFC 3339 text.
-fn serialize_instant<S: serde::Serializer>(
-    instant: &jiff::Timestamp,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(instant)
 }
