@@ -194,8 +194,8 @@ pub(crate) fn ln_mantissa_parts(a: f64, b: f64) -> LnParts {
 
 /// Numerator and denominator of a rational approximation of `erfcx` on `[0, 4]`, fitted for
 /// this crate (weighted least squares with Lawson's minimax reweighting, 50-digit arithmetic,
-/// `scripts/oracles/erfcx_fit.py`): relative error `1.2e-17` in exact arithmetic, about 3 ulp
-/// when evaluated in `f64`.
+/// `scripts/oracles/rational_fit.py erfcx 8 8 4.0`): relative error `1.2e-17` in exact
+/// arithmetic, about 3 ulp when evaluated in `f64`.
 const NEAR_P: [f64; 9] = [
     1.0,
     1.606_613_986_587_142,
@@ -250,7 +250,7 @@ pub(crate) fn erfcx_near_parts(z: f64) -> (f64, f64) {
 /// `Y(-w) = P(w) / Q(w)` on `[0, 4 sqrt(2)]`, `P` of degree 7 and `Q` of degree 8, lowest
 /// degree first: relative error `7.1e-17` in exact arithmetic, about 3 ulp when evaluated in
 /// `f64` (every coefficient is positive, so nothing cancels). Fitted for this crate by
-/// `crates/solvent-pricing/scripts/tail_ratio_fit.py 7 8 5.656854249492381` (weighted least
+/// `scripts/oracles/rational_fit.py tail_ratio 7 8 5.656854249492381` (weighted least
 /// squares with Lawson's minimax reweighting, in 40-digit arithmetic). A degree less in `P` than
 /// [`NEAR_P`] / [`NEAR_Q`] (8 and 8, in the variable `z = w / sqrt(2)`) for the same accuracy.
 const TAIL_P: [f64; 8] = [
