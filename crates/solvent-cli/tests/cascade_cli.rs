@@ -7,21 +7,11 @@
     reason = "tests: a failed unwrap is a failed test"
 )]
 
-use std::path::PathBuf;
-use std::process::Command;
+mod support;
 
-fn solvent(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_solvent"))
-        .args(args)
-        .current_dir(std::env::temp_dir())
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
+use std::path::PathBuf;
+
+use support::run;
 
 fn scratch(name: &str) -> PathBuf {
     let directory =
@@ -32,7 +22,7 @@ fn scratch(name: &str) -> PathBuf {
 
 fn population(name: &str, accounts: &str, seed: &str) -> String {
     let path = scratch(name);
-    let (code, stdout, stderr) = solvent(&[
+    let (code, stdout, stderr) = run(&[
         "population",
         "--accounts",
         accounts,
@@ -60,7 +50,7 @@ fn population_then_cascade_with_json_and_plot() {
     );
     let plot = scratch("cascade.svg");
     let _ = std::fs::remove_file(&plot);
-    let (code, stdout, stderr) = solvent(&[
+    let (code, stdout, stderr) = run(&[
         "cascade",
         &accounts,
         "--shock",
@@ -122,7 +112,7 @@ fn population_then_cascade_with_json_and_plot() {
     assert!(svg.starts_with("<svg") && svg.contains("Liquidation cascade"));
 
     // The table form names the totals.
-    let (code, stdout, stderr) = solvent(&["cascade", &accounts, "--shock", "BTC:-0.1"]);
+    let (code, stdout, stderr) = run(&["cascade", &accounts, "--shock", "BTC:-0.1"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("insurance fund drawdown (USD)"), "{stdout}");
     assert!(stdout.contains("ADL volume (USD)"), "{stdout}");
@@ -147,14 +137,14 @@ fn bad_arguments_exit_2_naming_the_argument() {
     ] {
         let mut full = vec!["cascade", accounts.as_str()];
         full.extend(args.iter().copied());
-        let (code, stdout, stderr) = solvent(&full);
+        let (code, stdout, stderr) = run(&full);
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(stdout.is_empty());
         assert!(stderr.contains(named), "{args:?}: {stderr}");
     }
     let broken = scratch("broken.jsonl");
     std::fs::write(&broken, "{\"seq\":1}\n").unwrap();
-    let (code, _, stderr) = solvent(&[
+    let (code, _, stderr) = run(&[
         "cascade",
         &broken.display().to_string(),
         "--shock",
@@ -162,7 +152,7 @@ fn bad_arguments_exit_2_naming_the_argument() {
     ]);
     assert_eq!(code, 2);
     assert!(stderr.contains("line 1"), "{stderr}");
-    let (code, _, stderr) = solvent(&["population", "--accounts", "0"]);
+    let (code, _, stderr) = run(&["population", "--accounts", "0"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("--accounts"), "{stderr}");
 }

@@ -14,29 +14,19 @@
     reason = "test harness: a failed expectation is a failed test"
 )]
 
+mod support;
+
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal_macros::dec;
 use serde_json::Value;
+use support::{Scratch, root, solvent, stderr, stdout};
 
 // ------------------------------------------------------------------------------------------------
 // Harness
 // ------------------------------------------------------------------------------------------------
-
-/// The repository root (two levels above this crate).
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("crates/solvent-cli sits two levels below the workspace root")
-        .to_path_buf()
-}
 
 fn example(name: &str) -> String {
     root().join("examples").join(name).display().to_string()
@@ -44,58 +34,6 @@ fn example(name: &str) -> String {
 
 fn venue(name: &str) -> String {
     root().join("venues").join(name).display().to_string()
-}
-
-/// A scratch directory under the system temp dir, unique per test, removed on drop.
-struct Scratch {
-    dir: PathBuf,
-}
-
-impl Scratch {
-    fn new(label: &str) -> Self {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let sequence = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "solvent-cli-test-{}-{label}-{sequence}-{nanos}",
-            std::process::id()
-        ));
-        fs::create_dir_all(&dir).expect("create the scratch directory");
-        Self { dir }
-    }
-
-    /// Writes `text` to `name` inside the scratch directory and returns its full path.
-    fn write(&self, name: &str, text: &str) -> String {
-        let path = self.dir.join(name);
-        fs::write(&path, text).expect("write a scratch file");
-        path.display().to_string()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Runs `solvent ARGS...` from the temp directory (not the repository).
-fn solvent<S: AsRef<str>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_solvent"))
-        .args(args.iter().map(AsRef::as_ref))
-        .current_dir(std::env::temp_dir())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run the solvent binary")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8(output.stderr.clone()).expect("stderr is UTF-8")
 }
 
 /// Runs a command that must succeed and returns its stdout.
@@ -691,7 +629,7 @@ fn run_bad_case(bad: &BadCase) {
     for (name, text) in &bad.files {
         scratch.write(name, text);
     }
-    let dir = scratch.dir.display().to_string();
+    let dir = scratch.dir().display().to_string();
     let args: Vec<String> = bad.args.iter().map(|a| a.replace("{dir}", &dir)).collect();
     let output = solvent(&args);
     let err = stderr(&output);
@@ -1579,18 +1517,10 @@ fn short_option_detail_states_the_position_total() {
 #[test]
 fn runs_from_any_directory_with_relative_paths() {
     // A relative path is resolved against the working directory, not the repository.
-    let output = Command::new(env!("CARGO_BIN_EXE_solvent"))
-        .args(["margin", "examples/btc-desk.json", "--json"])
-        .current_dir(root())
-        .output()
-        .expect("run");
+    let output = support::solvent_in(&root(), &["margin", "examples/btc-desk.json", "--json"]);
     assert_eq!(output.status.code(), Some(0));
     let scratch = Scratch::new("cwd");
-    let output = Command::new(env!("CARGO_BIN_EXE_solvent"))
-        .args(["margin", "examples/btc-desk.json"])
-        .current_dir(&scratch.dir)
-        .output()
-        .expect("run");
+    let output = support::solvent_in(scratch.dir(), &["margin", "examples/btc-desk.json"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(output.stdout.is_empty());
     assert!(stderr(&output).contains("examples/btc-desk.json: cannot read the file"));

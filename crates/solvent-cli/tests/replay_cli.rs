@@ -8,99 +8,22 @@
     reason = "test harness: a failed expectation is a failed test"
 )]
 
+mod support;
+
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
+use support::{Scratch, root, solvent, solvent_in};
 
 // ------------------------------------------------------------------------------------------------
 // Harness
 // ------------------------------------------------------------------------------------------------
-
-/// The repository root (two levels above this crate).
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("crates/solvent-cli sits two levels below the workspace root")
-        .to_path_buf()
-}
 
 fn demo() -> String {
     root()
         .join("examples/events-demo.jsonl")
         .display()
         .to_string()
-}
-
-/// A scratch directory under the system temp dir, unique per test, removed on drop.
-struct Scratch {
-    dir: PathBuf,
-}
-
-impl Scratch {
-    fn new(label: &str) -> Self {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let sequence = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "solvent-replay-test-{}-{label}-{sequence}-{nanos}",
-            std::process::id()
-        ));
-        fs::create_dir_all(&dir).expect("create the scratch directory");
-        Self { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-
-    fn write(&self, name: &str, text: &str) -> String {
-        let path = self.path(name);
-        fs::write(&path, text).expect("write a scratch file");
-        path
-    }
-
-    /// The names of the files in the directory, sorted.
-    fn listing(&self) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(&self.dir)
-            .expect("list the scratch directory")
-            .map(|entry| {
-                entry
-                    .expect("a directory entry")
-                    .file_name()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Runs `solvent ARGS...` from `directory`.
-fn solvent_in<S: AsRef<str>>(directory: &Path, args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_solvent"))
-        .args(args.iter().map(AsRef::as_ref))
-        .current_dir(directory)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run the solvent binary")
-}
-
-fn solvent<S: AsRef<str>>(args: &[S]) -> Output {
-    solvent_in(&std::env::temp_dir(), args)
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -7,33 +7,13 @@
     reason = "tests: a failed unwrap is a failed test"
 )]
 
-use std::path::PathBuf;
-use std::process::Command;
+mod support;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn solvent(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_solvent"))
-        .args(args)
-        .current_dir(std::env::temp_dir())
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
-
-fn path(relative: &str) -> String {
-    root().join(relative).display().to_string()
-}
+use support::{path, root, run};
 
 #[test]
 fn historical_stress_flags_the_isolated_liquidations() {
-    let (code, stdout, stderr) = solvent(&[
+    let (code, stdout, stderr) = run(&[
         "stress",
         &path("examples/btc-desk.json"),
         "--scenarios",
@@ -65,7 +45,7 @@ fn historical_stress_flags_the_isolated_liquidations() {
 fn grid_stress_with_reverse_and_plot() {
     let plot = std::env::temp_dir().join(format!("solvent-stress-{}.svg", std::process::id()));
     let plot_text = plot.display().to_string();
-    let (code, stdout, stderr) = solvent(&[
+    let (code, stdout, stderr) = run(&[
         "stress",
         &path("examples/btc-desk.json"),
         "--reverse",
@@ -97,7 +77,7 @@ fn a_scenario_file_is_read_and_its_errors_are_named() {
         r#"{"scenarios":[{"name":"x","price_moves":{"BTC":"-1.5"}}]}"#,
     )
     .unwrap();
-    let (code, stdout, stderr) = solvent(&[
+    let (code, stdout, stderr) = run(&[
         "stress",
         &path("examples/btc-desk.json"),
         "--scenarios",
@@ -105,7 +85,7 @@ fn a_scenario_file_is_read_and_its_errors_are_named() {
     ]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("BTC -30%, vol x2"));
-    let (code, stdout, stderr) = solvent(&[
+    let (code, stdout, stderr) = run(&[
         "stress",
         &path("examples/btc-desk.json"),
         "--scenarios",
@@ -131,7 +111,7 @@ fn portfolio_mode_with_history_reports_expected_shortfall() {
     )
     .unwrap();
     let history = root().join("../shared/data/prices").display().to_string();
-    let (code, stdout, stderr) = solvent(&[
+    let (code, stdout, stderr) = run(&[
         "margin",
         &portfolio.display().to_string(),
         "--history",
@@ -159,7 +139,7 @@ fn portfolio_mode_with_history_reports_expected_shortfall() {
         report["warnings"]
     );
     // Without the history the venue's ES cannot be computed, and the report says so.
-    let (code, stdout, _) = solvent(&["margin", &portfolio.display().to_string(), "--json"]);
+    let (code, stdout, _) = run(&["margin", &portfolio.display().to_string(), "--json"]);
     assert_eq!(code, 0);
     assert!(stdout.contains("no price history was given"));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -176,7 +156,7 @@ fn backtest_of_one_btc_is_not_rejected_by_kupiec() {
     )
     .unwrap();
     let history = root().join("../shared/data/prices").display().to_string();
-    let (code, stdout, stderr) = solvent(&[
+    let (code, stdout, stderr) = run(&[
         "backtest",
         &portfolio.display().to_string(),
         "--history",
@@ -196,7 +176,7 @@ fn backtest_of_one_btc_is_not_rejected_by_kupiec() {
         r#"{"account":"o","mode":"cross","positions":[{"instrument":"BTC-27DEC26-100000-C","size":"1","entry_price":"0.1"}]}"#,
     )
     .unwrap();
-    let (code, stdout, stderr) = solvent(&[
+    let (code, stdout, stderr) = run(&[
         "backtest",
         &options.display().to_string(),
         "--history",

@@ -163,19 +163,29 @@ impl Account {
         outcome: &TradeOutcome,
         isolated: bool,
     ) {
-        if outcome.size.is_zero() {
-            self.positions.remove(&instrument.name);
-        } else {
-            self.positions.insert(
-                instrument.name.clone(),
-                PositionState {
-                    instrument: Arc::clone(instrument),
-                    size: outcome.size,
-                    entry: outcome.entry,
-                    isolated,
-                },
-            );
-        }
+        set_position(&mut self.positions, instrument, outcome, isolated);
+    }
+}
+
+/// Sets the position in `instrument` among `positions` to a trade's outcome (removed when flat).
+fn set_position(
+    positions: &mut BTreeMap<String, PositionState>,
+    instrument: &Arc<Instrument>,
+    outcome: &TradeOutcome,
+    isolated: bool,
+) {
+    if outcome.size.is_zero() {
+        positions.remove(&instrument.name);
+    } else {
+        positions.insert(
+            instrument.name.clone(),
+            PositionState {
+                instrument: Arc::clone(instrument),
+                size: outcome.size,
+                entry: outcome.entry,
+                isolated,
+            },
+        );
     }
 }
 
@@ -1123,19 +1133,7 @@ impl Engine {
             .as_ref()
             .map_or((Decimal::ZERO, price), |p| (p.size, p.entry));
         let outcome = trade_position(instrument, old_size, old_entry, signed, price);
-        if outcome.size.is_zero() {
-            self.external.remove(&instrument.name);
-        } else {
-            self.external.insert(
-                instrument.name.clone(),
-                PositionState {
-                    instrument: Arc::clone(instrument),
-                    size: outcome.size,
-                    entry: outcome.entry,
-                    isolated: false,
-                },
-            );
-        }
+        set_position(&mut self.external, instrument, &outcome, false);
         for (amount, reason) in [
             (outcome.realised, TransferReason::RealisedPnl),
             (outcome.premium, TransferReason::Premium),
