@@ -18,166 +18,30 @@
 //! summarised on stderr once (events rejected must stay near zero, or the figures measure the
 //! rejection path).
 
+mod support;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use jiff::Timestamp;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
-use solvent_core::money::{Amount, Price, Quantity};
+use solvent_core::money::{Amount, Price};
 use solvent_core::venue::Venue;
 use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
 use solvent_engine::effect::Effect;
-use solvent_engine::event::{
-    Deposit, Envelope, Event, Fill, IndexPrice, MarkPrice, SetLeverage, Side,
-};
+use solvent_engine::event::{Deposit, Envelope, Event, MarkPrice};
 use solvent_engine::ledger::EXTERNAL;
+use support::{LEGS, Stream, account_id, cents, fill, index, normal, open_account};
 
-/// 2026-01-01T00:00:00Z in milliseconds.
-const START_MS: i64 = 1_767_225_600_000;
 /// Events per batch of the `mixed` and `index` streams.
 const BATCH: usize = 20_000;
 /// Events per batch of the `fills` and `deposits` streams (a fill costs tens of index updates).
 const FILL_BATCH: usize = 2_000;
 /// Events per batch of the `mark` stream.
 const MARK_BATCH: usize = 4;
-
-/// Builds envelopes with increasing sequence numbers and times.
-#[derive(Clone)]
-struct Stream {
-    seq: u64,
-    ts_ms: i64,
-}
-
-impl Stream {
-    fn next(&mut self, event: Event) -> Envelope {
-        self.seq += 1;
-        Envelope {
-            seq: self.seq,
-            ts: Timestamp::from_millisecond(self.ts_ms).unwrap_or(Timestamp::UNIX_EPOCH),
-            event,
-        }
-    }
-}
-
-fn cents(value: f64) -> Decimal {
-    Decimal::new((value * 100.0).round() as i64, 2)
-}
-
-/// A tradable leg: instrument, underlying, start price, size scale (3 for 0.001), maximum
-/// leverage.
-struct Leg {
-    instrument: &'static str,
-    underlying: &'static str,
-    price: f64,
-    scale: u32,
-    max_leverage: i64,
-}
-
-const LEGS: [Leg; 2] = [
-    Leg {
-        instrument: "BTCUSDT",
-        underlying: "BTC",
-        price: 60_000.0,
-        scale: 3,
-        max_leverage: 100,
-    },
-    Leg {
-        instrument: "ETHUSDT",
-        underlying: "ETH",
-        price: 3_000.0,
-        scale: 2,
-        max_leverage: 50,
-    },
-];
-
-fn account_id(i: usize) -> String {
-    format!("acct{i:07}")
-}
-
-fn fill(account: &str, counterparty: &str, leg: &Leg, long: bool, units: i64) -> Event {
-    let size = Decimal::new(units.max(1), leg.scale);
-    let price = cents(leg.price);
-    Event::Fill(Fill {
-        account: account.to_owned(),
-        instrument: leg.instrument.to_owned(),
-        side: if long { Side::Buy } else { Side::Sell },
-        size: Quantity(size),
-        price: Price(price),
-        // 0.05% taker fee at USDT's 6 decimals.
-        fee: Amount((size * price * Decimal::new(5, 4)).round_dp(6)),
-        counterparty: counterparty.to_owned(),
-    })
-}
-
-fn index(leg: &Leg, price: f64) -> Event {
-    Event::IndexPrice(IndexPrice {
-        underlying: leg.underlying.to_owned(),
-        price: Price(cents(price)),
-        source: None,
-    })
-}
-
-/// The events that open account `i`; returns whether it is one of the few at high leverage.
-fn open_account(i: usize, rng: &mut ChaCha8Rng, events: &mut Vec<Event>) -> bool {
-    let id = account_id(i);
-    let hot = rng.random_bool(0.001);
-    let leg = &LEGS[usize::from(!rng.random_bool(0.535))];
-    let (low, high) = if hot {
-        (500.0_f64, 20_000.0_f64)
-    } else {
-        (500.0, 100_000.0)
-    };
-    let collateral = (low.ln() + rng.random::<f64>() * (high.ln() - low.ln())).exp();
-    events.push(Event::Deposit(Deposit {
-        account: id.clone(),
-        asset: "USDT".to_owned(),
-        amount: Amount(cents(collateral)),
-    }));
-    let leverage = if hot {
-        events.push(Event::SetLeverage(SetLeverage {
-            account: id.clone(),
-            instrument: leg.instrument.to_owned(),
-            leverage: Decimal::from(leg.max_leverage),
-        }));
-        leg.max_leverage as f64 * (0.6 + 0.3 * rng.random::<f64>())
-    } else {
-        1.5 + 10.5 * rng.random::<f64>()
-    };
-    if !hot && rng.random_bool(0.05) {
-        events.push(Event::Deposit(Deposit {
-            account: id.clone(),
-            asset: "BTC".to_owned(),
-            amount: Amount(Decimal::new(rng.random_range(1_000_000..100_000_000), 8)),
-        }));
-    }
-    let units = |notional: f64, leg: &Leg| {
-        (notional / leg.price * 10f64.powi(leg.scale as i32)).floor() as i64
-    };
-    let long = rng.random_bool(0.6);
-    events.push(fill(
-        &id,
-        EXTERNAL,
-        leg,
-        long,
-        units(collateral * leverage, leg),
-    ));
-    if !hot && rng.random_bool(0.15) {
-        let other = &LEGS[usize::from(leg.underlying == "BTC")];
-        let leverage = 1.0 + 3.0 * rng.random::<f64>();
-        events.push(fill(
-            &id,
-            EXTERNAL,
-            other,
-            !long,
-            units(collateral * leverage, other),
-        ));
-    }
-    hot
-}
 
 /// The benchmark's starting point: an engine holding `accounts` accounts, the stream's position,
 /// and which accounts are at ordinary leverage (the ones streams trade and deposit on).
@@ -195,10 +59,7 @@ fn population(accounts: usize) -> Population {
         Err(error) => panic!("the default venue must load: {error}"),
     };
     let mut engine = Engine::new(venue, EngineConfig::default());
-    let mut stream = Stream {
-        seq: 0,
-        ts_ms: START_MS,
-    };
+    let mut stream = Stream::new();
     for leg in &LEGS {
         engine.apply(&stream.next(index(leg, leg.price)));
     }
@@ -209,7 +70,7 @@ fn population(accounts: usize) -> Population {
     let start = Instant::now();
     for i in 0..accounts {
         events.clear();
-        if !open_account(i, &mut rng, &mut events) {
+        if !open_account(i, 0.001, &mut rng, &mut events) {
             ordinary.push(i);
         }
         for event in events.drain(..) {
@@ -256,11 +117,8 @@ fn stream(population: &Population, mix: Mix, count: usize, seed: u64) -> Vec<Env
             let which = rng.random_range(0..2);
             let leg = &LEGS[which];
             let event = if roll < mix.index_pct {
-                // N(0, 0.02%) by Box-Muller.
-                let u1 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-                let u2 = rng.random::<f64>();
-                let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-                prices[which] *= 1.0 + 0.0002 * z;
+                // N(0, 0.02%).
+                prices[which] *= 1.0 + 0.0002 * normal(&mut rng);
                 index(leg, prices[which])
             } else if roll < mix.index_pct + mix.fill_pct {
                 let account = account_id(pick(&mut rng));
@@ -371,7 +229,7 @@ fn engine_benches(c: &mut Criterion) {
     ];
     let mut group = c.benchmark_group(format!("engine_{accounts}_accounts"));
     for (seed, (name, mix)) in (1..).zip(streams) {
-        let count = if mix.index_pct == 0 && mix.fill_pct > 0 {
+        let count = if mix.index_pct == 0 {
             FILL_BATCH
         } else {
             BATCH

@@ -25,146 +25,23 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use jiff::Timestamp;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
-use solvent_core::money::{Amount, Price, Quantity};
+use solvent_core::money::Price;
 use solvent_core::venue::Venue;
 use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
 use solvent_engine::effect::Effect;
-use solvent_engine::event::{
-    Deposit, Envelope, Event, Fill, IndexPrice, MarkPrice, SetLeverage, Side,
-};
-use solvent_engine::ledger::EXTERNAL;
+use solvent_engine::event::{Event, IndexPrice, MarkPrice};
+use support::{Stream, normal, open_account};
 
-/// 2026-01-01T00:00:00Z in milliseconds.
-const START_MS: i64 = 1_767_225_600_000;
-/// Starting index prices, in cents.
+#[path = "../benches/support/mod.rs"]
+mod support;
+
+/// Starting index prices, in cents (the legs' start prices).
 const BTC_START_CENTS: i64 = 6_000_000;
 const ETH_START_CENTS: i64 = 300_000;
-
-/// Builds envelopes with increasing sequence numbers.
-struct Stream {
-    seq: u64,
-    ts_ms: i64,
-}
-
-impl Stream {
-    fn next(&mut self, event: Event) -> Envelope {
-        self.seq += 1;
-        Envelope {
-            seq: self.seq,
-            ts: Timestamp::from_millisecond(self.ts_ms).unwrap_or(Timestamp::UNIX_EPOCH),
-            event,
-        }
-    }
-}
-
-fn cents(value: f64) -> Decimal {
-    Decimal::new((value * 100.0).round() as i64, 2)
-}
-
-/// One leg: instrument, underlying price (USD) and size step as a scale (3 for 0.001).
-struct Leg {
-    instrument: &'static str,
-    price: f64,
-    scale: u32,
-    max_leverage: f64,
-}
-
-const BTC: Leg = Leg {
-    instrument: "BTCUSDT",
-    price: BTC_START_CENTS as f64 / 100.0,
-    scale: 3,
-    max_leverage: 100.0,
-};
-const ETH: Leg = Leg {
-    instrument: "ETHUSDT",
-    price: ETH_START_CENTS as f64 / 100.0,
-    scale: 2,
-    max_leverage: 50.0,
-};
-
-fn fill(account: &str, leg: &Leg, long: bool, notional_usd: f64) -> Option<Event> {
-    let step = 10f64.powi(leg.scale as i32);
-    let units = (notional_usd / leg.price * step).floor() as i64;
-    if units <= 0 {
-        return None;
-    }
-    let size = Decimal::new(units, leg.scale);
-    let price = cents(leg.price);
-    // 0.05% taker fee, at USDT's 6 decimals.
-    let fee = (size * price * Decimal::new(5, 4)).round_dp(6);
-    Some(Event::Fill(Fill {
-        account: account.to_owned(),
-        instrument: leg.instrument.to_owned(),
-        side: if long { Side::Buy } else { Side::Sell },
-        size: Quantity(size),
-        price: Price(price),
-        fee: Amount(fee),
-        counterparty: EXTERNAL.to_owned(),
-    }))
-}
-
-/// The events that open account `i`.
-fn account_events(i: usize, hot_share: f64, rng: &mut ChaCha8Rng) -> Vec<Event> {
-    let id = format!("acct{i:07}");
-    let hot = rng.random_bool(hot_share);
-    let leg = if rng.random_bool(0.535) { &BTC } else { &ETH };
-    let long = rng.random_bool(0.6);
-    let (low, high) = if hot {
-        (500.0_f64, 20_000.0_f64)
-    } else {
-        (500.0, 100_000.0)
-    };
-    let collateral = (low.ln() + rng.random::<f64>() * (high.ln() - low.ln())).exp();
-    let mut events = vec![Event::Deposit(Deposit {
-        account: id.clone(),
-        asset: "USDT".to_owned(),
-        amount: Amount(cents(collateral)),
-    })];
-    let leverage = if hot {
-        let leverage = leg.max_leverage * (0.6 + 0.3 * rng.random::<f64>());
-        events.push(Event::SetLeverage(SetLeverage {
-            account: id.clone(),
-            instrument: leg.instrument.to_owned(),
-            leverage: Decimal::from(leg.max_leverage as i64),
-        }));
-        leverage
-    } else {
-        1.5 + 10.5 * rng.random::<f64>()
-    };
-    if !hot && rng.random_bool(0.05) {
-        // Some BTC collateral: 0.01-1 BTC.
-        let sats = rng.random_range(1_000_000..100_000_000_i64);
-        events.push(Event::Deposit(Deposit {
-            account: id.clone(),
-            asset: "BTC".to_owned(),
-            amount: Amount(Decimal::new(sats, 8)),
-        }));
-    }
-    events.extend(fill(&id, leg, long, collateral * leverage));
-    if !hot && rng.random_bool(0.15) {
-        // A second leg on the other underlying, cross margin.
-        let other = if leg.instrument == BTC.instrument {
-            &ETH
-        } else {
-            &BTC
-        };
-        let leverage = 1.0 + 3.0 * rng.random::<f64>();
-        events.extend(fill(&id, other, !long, collateral * leverage));
-    }
-    events
-}
-
-/// A standard normal draw (Box-Muller).
-fn normal(rng: &mut ChaCha8Rng) -> f64 {
-    let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-}
 
 /// Accounts named in effects, and how many of each kind.
 fn effect_accounts(effects: &[Effect], accounts: &mut BTreeSet<String>) -> [usize; 4] {
@@ -240,10 +117,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let venue = Venue::from_toml(path, &std::fs::read_to_string(path)?)?;
     let mut engine = Engine::new(venue, EngineConfig::default());
     let mut rng = ChaCha8Rng::seed_from_u64(20_260_101);
-    let mut stream = Stream {
-        seq: 0,
-        ts_ms: START_MS,
-    };
+    let mut stream = Stream::new();
     let mut prices = [
         (String::from("BTC"), BTC_START_CENTS),
         (String::from("ETH"), ETH_START_CENTS),
@@ -261,8 +135,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut setup_rejections = 0usize;
     let mut apply_time = Duration::ZERO;
     let setup_start = Instant::now();
+    let mut events = Vec::new();
     for i in 0..accounts {
-        for event in account_events(i, hot_share, &mut rng) {
+        events.clear();
+        open_account(i, hot_share, &mut rng, &mut events);
+        for event in events.drain(..) {
             let envelope = stream.next(event);
             let start = Instant::now();
             let effects = engine.apply(&envelope);
