@@ -17,59 +17,15 @@
 //! cannot be optimised away.
 
 use solvent_pricing::black76::{
-    BatchColumns, Black76, Black76Batch, GreeksBatch, OptionType, price_and_greeks_batch,
-    price_and_greeks_checked,
+    Black76, Black76Batch, GreeksBatch, price_and_greeks_batch, price_and_greeks_checked,
 };
 use std::hint::black_box;
 use std::time::Instant;
 
-/// The deterministic benchmark inputs, identical to `bench/peers/black76_peers.py`:
-/// a 64-bit linear congruential generator (Knuth's MMIX constants), top 53 bits as a uniform.
-struct Inputs {
-    forward: Vec<f64>,
-    strike: Vec<f64>,
-    time: Vec<f64>,
-    volatility: Vec<f64>,
-    discount: Vec<f64>,
-    kind: Vec<OptionType>,
-}
+use inputs::inputs;
 
-fn inputs(n: usize) -> Inputs {
-    let mut state: u64 = 20_260_101;
-    let mut unit = || {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let mut v = Inputs {
-        forward: Vec::with_capacity(n),
-        strike: Vec::with_capacity(n),
-        time: Vec::with_capacity(n),
-        volatility: Vec::with_capacity(n),
-        discount: Vec::with_capacity(n),
-        kind: Vec::with_capacity(n),
-    };
-    for _ in 0..n {
-        let forward = 100.0;
-        let strike = forward * (0.5 + 1.5 * unit()); // moneyness 0.5 .. 2
-        let time = 1.0 / 365.0 + 2.0 * unit(); // 1 day .. 2 years
-        let volatility = 0.1 + 1.4 * unit(); // 10% .. 150%
-        let rate = 0.05 * unit();
-        let is_call = unit() < 0.5;
-        v.forward.push(forward);
-        v.strike.push(strike);
-        v.time.push(time);
-        v.volatility.push(volatility);
-        v.discount.push((-rate * time).exp());
-        v.kind.push(if is_call {
-            OptionType::Call
-        } else {
-            OptionType::Put
-        });
-    }
-    v
-}
+#[path = "../benches/inputs/mod.rs"]
+mod inputs;
 
 fn main() {
     let n: usize = std::env::args()
@@ -81,14 +37,7 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(15);
     let v = inputs(n);
-    let columns = BatchColumns {
-        forward: &v.forward,
-        strike: &v.strike,
-        time_to_expiry_years: &v.time,
-        volatility: &v.volatility,
-        discount_factor: &v.discount,
-        option_type: &v.kind,
-    };
+    let columns = v.columns();
     let mut out = GreeksBatch::with_capacity(n);
     let mut checksum = 0.0;
     // The two batch paths alternate, so that a change of load on the machine hits both.
