@@ -22,6 +22,8 @@ use solvent_engine::config::EngineConfig;
 use solvent_engine::event::parse_line;
 use solvent_engine::population::{self, PopulationParams};
 
+use crate::render::grouped;
+
 /// The arguments of `solvent population`.
 #[derive(Args)]
 pub struct PopulationArgs {
@@ -245,27 +247,6 @@ fn plot_rounds(report: &CascadeReport) -> Vec<crate::plot::CascadeRound> {
             adl_volume_usd: number(round.adl_volume_usd),
         })
         .collect()
-}
-
-/// Groups the integer digits of a decimal string in threes.
-fn grouped(text: &str) -> String {
-    let (sign, unsigned) = text
-        .strip_prefix('-')
-        .map_or(("", text), |rest| ("-", rest));
-    let (integer, fraction) = unsigned
-        .split_once('.')
-        .map_or((unsigned, None), |(i, f)| (i, Some(f)));
-    let mut out = String::new();
-    for (index, digit) in integer.chars().enumerate() {
-        if index > 0 && (integer.len() - index) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    match fraction {
-        Some(fraction) => format!("{sign}{out}.{fraction}"),
-        None => format!("{sign}{out}"),
-    }
 }
 
 fn usd(value: Decimal) -> String {

@@ -8,7 +8,7 @@ use solvent_risk::stress::{ReverseStress, StressRow};
 use solvent_risk::whatif::WhatIf;
 
 /// Groups the integer digits of a decimal string in threes (`1234567.5` -> `1,234,567.5`).
-fn grouped(text: &str) -> String {
+pub(crate) fn grouped(text: &str) -> String {
     let (sign, unsigned) = text
         .strip_prefix('-')
         .map_or(("", text), |rest| ("-", rest));
