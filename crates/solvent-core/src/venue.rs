@@ -849,6 +849,18 @@ impl Venue {
         let rate = |field: &str, value: Option<Decimal>| {
             check.rate(format!("{path}.{field}"), required(field, value)?, false)
         };
+        // The base rates of the size-scaled rules: maintenance never above initial.
+        let bases = || -> Result<(Decimal, Decimal), InputError> {
+            let initial_base = rate("initial_base", rule.initial_base)?;
+            let maintenance_base = rate("maintenance_base", rule.maintenance_base)?;
+            if maintenance_base > initial_base {
+                return Err(check.fail(
+                    path.clone(),
+                    "maintenance_base must not exceed initial_base",
+                ));
+            }
+            Ok((initial_base, maintenance_base))
+        };
         let name = name.to_owned();
         Ok(match rule.kind {
             RuleKind::Tiered => MarginRule::Tiered {
@@ -856,11 +868,7 @@ impl Venue {
                 name,
             },
             RuleKind::SizeLinear => {
-                let initial_base = rate("initial_base", rule.initial_base)?;
-                let maintenance_base = rate("maintenance_base", rule.maintenance_base)?;
-                if maintenance_base > initial_base {
-                    return Err(check.fail(path, "maintenance_base must not exceed initial_base"));
-                }
+                let (initial_base, maintenance_base) = bases()?;
                 MarginRule::SizeLinear {
                     name,
                     initial_base,
@@ -873,11 +881,7 @@ impl Venue {
                 }
             }
             RuleKind::SizeSqrt => {
-                let initial_base = rate("initial_base", rule.initial_base)?;
-                let maintenance_base = rate("maintenance_base", rule.maintenance_base)?;
-                if maintenance_base > initial_base {
-                    return Err(check.fail(path, "maintenance_base must not exceed initial_base"));
-                }
+                let (initial_base, maintenance_base) = bases()?;
                 MarginRule::SizeSqrt {
                     name,
                     initial_base,
