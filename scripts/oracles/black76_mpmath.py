@@ -20,12 +20,13 @@ Usage:
     black76_mpmath.py --check    # regenerate in memory, exit 1 if the committed file differs
 """
 
-import argparse
 import io
 import pathlib
 import sys
 
 import mpmath as mp
+
+import vectors  # scripts/oracles/vectors.py: the shared command line
 
 mp.mp.dps = 50
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -129,23 +130,5 @@ def render():
     return buf.getvalue()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="compare with the committed file")
-    args = parser.parse_args()
-    text = render()
-    if args.check:
-        committed = OUT.read_text() if OUT.exists() else ""
-        if committed != text:
-            print(f"{OUT} differs from the mpmath oracle; regenerate with {sys.argv[0]}", file=sys.stderr)
-            return 1
-        print(f"{OUT.name}: {len(CASES)} cases match the mpmath oracle")
-        return 0
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text)
-    print(f"wrote {len(CASES)} cases to {OUT}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(vectors.main(__doc__.splitlines()[0], OUT, render, len(CASES), "mpmath"))

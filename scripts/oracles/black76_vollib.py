@@ -20,7 +20,6 @@ Usage:
     black76_vollib.py --check    # regenerate in memory, exit 1 if the committed file differs
 """
 
-import argparse
 import io
 import math
 import pathlib
@@ -31,6 +30,8 @@ import numpy
 from vollib.black import black
 from vollib.black.greeks import analytical
 from vollib.black.implied_volatility import implied_volatility
+
+import vectors  # scripts/oracles/vectors.py: the shared command line
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OUT = ROOT / "crates/solvent-pricing/tests/data/black76_vollib.csv"
@@ -99,23 +100,5 @@ def render():
     return buf.getvalue()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="compare with the committed file")
-    args = parser.parse_args()
-    text = render()
-    if args.check:
-        committed = OUT.read_text() if OUT.exists() else ""
-        if committed != text:
-            print(f"{OUT} differs from the vollib oracle; regenerate with {sys.argv[0]}", file=sys.stderr)
-            return 1
-        print(f"{OUT.name}: {CASES} cases match the vollib oracle")
-        return 0
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text)
-    print(f"wrote {CASES} cases to {OUT}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(vectors.main(__doc__.splitlines()[0], OUT, render, CASES, "vollib"))
