@@ -1,6 +1,7 @@
 //! The state machine: `Engine::apply(event) -> effects`, pure and deterministic (no clock, no
-//! I/O, ordered maps only). Each event is checked by a flat ladder of named rejections before
-//! anything changes, so a refused event leaves the state exactly as it was.
+//! I/O; hashed maps, with a fixed seed, only for lookups, never iterated: every listing is in a
+//! defined order). Each event is checked by a flat ladder of named rejections before anything
+//! changes, so a refused event leaves the state exactly as it was.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
