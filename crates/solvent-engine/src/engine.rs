@@ -106,6 +106,9 @@ pub struct Account {
     bands: Vec<Band>,
     /// Whether it waits, on some underlying, for a price before it can have a band there.
     unbanded: bool,
+    /// The contracts with a given mark it holds whose band is not on that mark (inverse,
+    /// options, other settlement): examined at each of their mark updates. Sorted.
+    mark_watched: Vec<String>,
     /// The underlyings it is indexed under in the engine's holder sets, sorted.
     indexed_underlyings: Vec<String>,
     /// The instruments it is indexed under, sorted.
@@ -123,6 +126,7 @@ impl Account {
             slot,
             bands: Vec::new(),
             unbanded: false,
+            mark_watched: Vec::new(),
             indexed_underlyings: Vec::new(),
             indexed_instruments: Vec::new(),
             id: id.to_owned(),
@@ -202,6 +206,29 @@ struct Bands {
     by_high: BTreeSet<(BandKey, u32)>,
 }
 
+impl Bands {
+    /// The accounts whose band `price` reaches or leaves. Usually the price stays above every
+    /// lower bound and below every upper one: the two extreme bounds say so without searching
+    /// the ranges.
+    fn crossed(&self, price: Decimal) -> impl Iterator<Item = &u32> {
+        let key = band_key(price.to_f64().unwrap_or(0.0));
+        let below = self
+            .by_low
+            .last()
+            .is_some_and(|(highest_low, _)| *highest_low >= key);
+        let above = self
+            .by_high
+            .first()
+            .is_some_and(|(lowest_high, _)| *lowest_high <= key);
+        let lows = below.then(|| self.by_low.range((key, 0)..));
+        let highs = above.then(|| self.by_high.range(..=(key, u32::MAX)));
+        lows.into_iter()
+            .flatten()
+            .chain(highs.into_iter().flatten())
+            .map(|(_, slot)| slot)
+    }
+}
+
 /// The bits of a non-negative `f64`, which order as the values do.
 type BandKey = u64;
 
@@ -229,8 +256,9 @@ fn high_key(high: f64) -> BandKey {
 /// An account's exposure to one underlying, summed over the positions and collateral on it.
 #[derive(Debug)]
 struct Exposure<'a> {
-    underlying: &'a str,
-    /// Its index price, as `f64` (the bands are computed in it).
+    /// The price it moves with: an underlying's index, or a contract's given mark.
+    source: Source<'a>,
+    /// That price, as `f64` (the bands are computed in it).
     price_f64: f64,
     /// Sum of `|coin exposure|`.
     coins: Decimal,
@@ -245,10 +273,46 @@ impl Exposure<'_> {
     }
 }
 
-/// A safe band registered for an account on one underlying, with its keys in [`Bands`].
+/// What moves the value of a position or a balance: an underlying's index, or the given mark of
+/// a contract (then its index does not: a linear contract settled in a pegged asset is valued
+/// and margined at its mark alone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Source<'a> {
+    /// The index of an underlying (or of a collateral asset).
+    Index(&'a str),
+    /// The given mark of a contract.
+    Mark(&'a str),
+}
+
+impl Source<'_> {
+    fn owned(self) -> OwnedSource {
+        match self {
+            Source::Index(name) => OwnedSource::Index(name.to_owned()),
+            Source::Mark(name) => OwnedSource::Mark(name.to_owned()),
+        }
+    }
+}
+
+/// A [`Source`] kept with a registered band.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum OwnedSource {
+    Index(String),
+    Mark(String),
+}
+
+impl OwnedSource {
+    fn borrowed(&self) -> Source<'_> {
+        match self {
+            OwnedSource::Index(name) => Source::Index(name),
+            OwnedSource::Mark(name) => Source::Mark(name),
+        }
+    }
+}
+
+/// A safe band registered for an account on one price source, with its keys in [`Bands`].
 #[derive(Clone, Debug)]
 struct Band {
-    underlying: String,
+    source: OwnedSource,
     low: f64,
     high: f64,
     low_key: BandKey,
@@ -336,6 +400,11 @@ pub struct Engine {
     /// Accounts holding each instrument (mark updates, ADL candidates).
     instrument_holders: BTreeMap<String, BTreeSet<u32>>,
     bands: BTreeMap<String, Bands>,
+    /// Safe bands on the given marks of contracts, by contract.
+    mark_bands: BTreeMap<String, Bands>,
+    /// Holders of a contract with a given mark who are not banded on it (see
+    /// [`Account::mark_watched`]).
+    mark_watchers: BTreeMap<String, BTreeSet<u32>>,
     /// Health 0 and the venue's liquidation, reduce-only and margin-call thresholds, in that
     /// order, as the bands compute with them (`None` if one is not a finite number: no bands).
     state_levels: Option<Vec<(f64, Decimal)>>,
@@ -376,6 +445,8 @@ impl Engine {
             holders: BTreeMap::new(),
             instrument_holders: BTreeMap::new(),
             bands: BTreeMap::new(),
+            mark_bands: BTreeMap::new(),
+            mark_watchers: BTreeMap::new(),
             unbanded: BTreeMap::new(),
             deleveraged: BTreeSet::new(),
             last_seq: None,
@@ -1720,17 +1791,27 @@ impl Engine {
                 self.market.index.insert(underlying.to_owned(), accepted);
             }
         }
-        self.reclamp_marks(underlying, accepted.value(), &mut effects);
-        self.revalue_crossed(underlying, accepted.value(), &mut effects);
+        let reclamped = self.reclamp_marks(underlying, accepted.value(), &mut effects);
+        self.revalue_crossed(
+            Some((underlying, accepted.value())),
+            &reclamped,
+            &mut effects,
+        );
         Ok(effects)
     }
 
     /// Keeps every given perpetual and future mark on `underlying` inside the band around the new
     /// index: a mark is clamped when it arrives, and again whenever the index moves away from it
     /// (a stale mark must not value a position at a price the index has left).
-    fn reclamp_marks(&mut self, underlying: &str, index: Decimal, effects: &mut Vec<Effect>) {
+    fn reclamp_marks(
+        &mut self,
+        underlying: &str,
+        index: Decimal,
+        effects: &mut Vec<Effect>,
+    ) -> Vec<(String, Decimal)> {
+        let mut changed = Vec::new();
         if self.market.mark.is_empty() {
-            return;
+            return changed;
         }
         let band = self.config.guards.mark_band;
         let (low, high) = (index * (Decimal::ONE - band), index * (Decimal::ONE + band));
@@ -1755,6 +1836,7 @@ impl Engine {
                 && let Ok(price) = Price::new_checked(clamped)
             {
                 self.market.mark.insert(name.clone(), price);
+                changed.push((name.clone(), clamped));
                 effects.push(Effect::PriceGuarded {
                     name,
                     received: Price(mark),
@@ -1763,6 +1845,7 @@ impl Engine {
                 });
             }
         }
+        changed
     }
 
     /// The median of the sources no older than the staleness limit, after dropping those further
@@ -1869,8 +1952,14 @@ impl Engine {
             return Ok(effects);
         };
         let used = Price::new_checked(used).map_err(|p| reject(RejectReason::OutOfRange, p))?;
-        self.market.mark.insert(name.to_owned(), used);
-        self.revalue_instrument_holders(&instrument.name, &mut effects);
+        let first = self.market.mark.insert(name.to_owned(), used).is_none();
+        if first {
+            // Its holders were valued at the index until now: every one is examined (and
+            // banded on the mark from now on where that applies).
+            self.revalue_instrument_holders(&instrument.name, &mut effects);
+        } else {
+            self.revalue_crossed(None, &[(name.to_owned(), used.value())], &mut effects);
+        }
         Ok(effects)
     }
 
@@ -2215,7 +2304,7 @@ impl Engine {
         };
         let exposures = self.coin_exposures(account);
         let widths = report.and_then(|r| self.band_widths(account, r, &exposures));
-        let entries: Vec<(&str, f64, f64, f64)> = exposures
+        let entries: Vec<(Source<'_>, f64, f64, f64)> = exposures
             .iter()
             .enumerate()
             .map(|(index, exposure)| {
@@ -2224,9 +2313,20 @@ impl Engine {
                     .and_then(|w| w.get(index).copied())
                     .unwrap_or(0.0);
                 let price = exposure.price_f64;
-                (exposure.underlying, price, price - half, price + half)
+                (exposure.source, price, price - half, price + half)
             })
             .collect();
+        // Contracts with a given mark whose band is not on it: watched at their every mark.
+        let watched: Vec<&str> = account
+            .positions
+            .values()
+            .filter(|p| {
+                self.market.mark.contains_key(&p.instrument.name)
+                    && self.band_source(p) != Source::Mark(&p.instrument.name)
+            })
+            .map(|p| p.instrument.name.as_str())
+            .collect();
+        let watched_changed = !account.mark_watched.iter().eq(watched.iter().copied());
         // Held underlyings without a price yet cannot have a band: they are examined at their
         // every update until they do.
         // Usually every held underlying has a price and nobody waits unbanded: both scans are
@@ -2240,7 +2340,9 @@ impl Engine {
                 .iter()
                 .filter(|(underlying, holders)| {
                     holders.contains(&account.slot)
-                        && !entries.iter().any(|(u, _, _, _)| u == underlying)
+                        && !entries
+                            .iter()
+                            .any(|(source, _, _, _)| *source == Source::Index(underlying))
                 })
                 .map(|(underlying, _)| underlying.clone())
                 .collect()
@@ -2252,37 +2354,54 @@ impl Engine {
         // inside the new band), only narrower: it is kept, sparing the re-indexing, as long as
         // the price is strictly inside it (else it would be examined at every update). So are
         // the bands a deposit or a reducing trade widens without a price move.
-        let still_safe =
-            account.bands.len() == entries.len()
-                && account.bands.iter().zip(&entries).all(
-                    |(band, (underlying, price, low, high))| {
-                        band.underlying == *underlying
-                            && *low <= band.low
-                            && band.high <= *high
-                            && band.low < *price
-                            && *price < band.high
-                    },
-                );
-        if unpriced.is_empty() && !was_unbanded && still_safe {
-            return;
+        let still_safe = account.bands.len() == entries.len()
+            && account
+                .bands
+                .iter()
+                .zip(&entries)
+                .all(|(band, (source, price, low, high))| {
+                    band.source.borrowed() == *source
+                        && *low <= band.low
+                        && band.high <= *high
+                        && band.low < *price
+                        && *price < band.high
+                });
+        let unchanged = unpriced.is_empty() && !was_unbanded && still_safe;
+        let entries: Option<Vec<Band>> = (!unchanged).then(|| {
+            entries
+                .into_iter()
+                .map(|(source, _, low, high)| Band {
+                    source: source.owned(),
+                    low,
+                    high,
+                    low_key: low_key(low),
+                    high_key: high_key(high),
+                })
+                .collect()
+        });
+        let watched: Option<Vec<String>> =
+            watched_changed.then(|| watched.into_iter().map(str::to_owned).collect());
+        if let Some(watched) = watched
+            && let Some(account) = self.accounts.get_mut(id)
+        {
+            let old = std::mem::replace(&mut account.mark_watched, watched);
+            reindex_sets(&mut self.mark_watchers, slot, &old, &account.mark_watched);
         }
-        let entries: Vec<Band> = entries
-            .into_iter()
-            .map(|(underlying, _, low, high)| Band {
-                underlying: underlying.to_owned(),
-                low,
-                high,
-                low_key: low_key(low),
-                high_key: high_key(high),
-            })
-            .collect();
+        // Most evaluations leave the bands as they were (or keep them, see above).
+        let Some(entries) = entries else {
+            return;
+        };
         let Some(account) = self.accounts.get_mut(id) else {
             return;
         };
         let old = std::mem::take(&mut account.bands);
         account.unbanded = !unpriced.is_empty();
         for band in old {
-            if let Some(bands) = self.bands.get_mut(&band.underlying) {
+            let (map, name) = match &band.source {
+                OwnedSource::Index(name) => (&mut self.bands, name),
+                OwnedSource::Mark(name) => (&mut self.mark_bands, name),
+            };
+            if let Some(bands) = map.get_mut(name) {
                 bands.by_low.remove(&(band.low_key, slot));
                 bands.by_high.remove(&(band.high_key, slot));
             }
@@ -2296,9 +2415,13 @@ impl Engine {
             self.unbanded.entry(underlying).or_default().insert(slot);
         }
         for band in &entries {
-            let bands = match self.bands.get_mut(&band.underlying) {
+            let (map, name) = match &band.source {
+                OwnedSource::Index(name) => (&mut self.bands, name),
+                OwnedSource::Mark(name) => (&mut self.mark_bands, name),
+            };
+            let bands = match map.get_mut(name) {
                 Some(bands) => bands,
-                None => self.bands.entry(band.underlying.clone()).or_default(),
+                None => map.entry(name.clone()).or_default(),
             };
             bands.by_low.insert((band.low_key, slot));
             bands.by_high.insert((band.high_key, slot));
@@ -2311,16 +2434,16 @@ impl Engine {
     /// `(coin exposure, largest maintenance rate)` pairs.
     fn coin_exposures<'a>(&'a self, account: &'a Account) -> Vec<Exposure<'a>> {
         let mut exposures: Vec<Exposure<'a>> = Vec::new();
-        let mut add = |underlying: &'a str, coins: Decimal, rate: Decimal| match exposures
+        let mut add = |source: Source<'a>, coins: Decimal, rate: Decimal| match exposures
             .iter_mut()
-            .find(|e| e.underlying == underlying)
+            .find(|e| e.source == source)
         {
             Some(exposure) => {
                 exposure.coins += coins;
                 exposure.coins_at_rate += coins * rate;
             }
             None => exposures.push(Exposure {
-                underlying,
+                source,
                 price_f64: 0.0,
                 coins,
                 coins_at_rate: coins * rate,
@@ -2328,13 +2451,20 @@ impl Engine {
         };
         for position in account.positions.values() {
             let instrument = &position.instrument;
-            let price = self
-                .market
-                .index
-                .get(&instrument.underlying)
-                .map_or(Decimal::ZERO, |p| p.value());
+            let source = self.band_source(position);
+            let price = self.source_price(source).unwrap_or(Decimal::ZERO);
             let (coins, rate) = self.position_sensitivity(position, price);
-            add(&instrument.underlying, coins, rate);
+            add(source, coins, rate);
+            if source != Source::Index(&instrument.underlying) {
+                // Its underlying's index moves nothing here, but an account in danger must be
+                // examined at each of its updates too (a stale index may have held its
+                // liquidation back): a band of its own, empty then, wide otherwise.
+                add(
+                    Source::Index(&instrument.underlying),
+                    Decimal::ZERO,
+                    Decimal::ZERO,
+                );
+            }
         }
         for (symbol, amount) in self.ledger.wallet(&account.id) {
             let Some(asset) = self.venue.assets.get(symbol) else {
@@ -2349,19 +2479,45 @@ impl Engine {
                 .get(symbol)
                 .and_then(|c| c.borrow.as_ref())
                 .map_or(Decimal::ZERO, |b| b.maintenance_rate);
-            add(&asset.index, amount.abs(), rate);
+            add(Source::Index(&asset.index), amount.abs(), rate);
         }
-        exposures.retain_mut(
-            |exposure| match self.market.index.get(exposure.underlying) {
-                Some(price) => {
-                    exposure.price_f64 = price.value().to_f64().unwrap_or(0.0);
-                    true
-                }
-                None => false,
-            },
-        );
-        exposures.sort_unstable_by(|a, b| a.underlying.cmp(b.underlying));
+        exposures.retain_mut(|exposure| match self.source_price(exposure.source) {
+            Some(price) => {
+                exposure.price_f64 = price.to_f64().unwrap_or(0.0);
+                true
+            }
+            None => false,
+        });
+        exposures.sort_unstable_by(|a, b| a.source.cmp(&b.source));
         exposures
+    }
+
+    /// The price a position's band is on: its given mark for a linear perpetual or future settled
+    /// in a pegged asset (valued and margined at the mark alone), else its underlying's index.
+    fn band_source<'a>(&self, position: &'a PositionState) -> Source<'a> {
+        let instrument = &position.instrument;
+        let on_mark = instrument.style == Style::Linear
+            && matches!(instrument.terms, Terms::Perpetual | Terms::Future { .. })
+            && self.market.mark.contains_key(&instrument.name)
+            && self
+                .venue
+                .assets
+                .get(&instrument.settlement)
+                .is_some_and(|asset| asset.usd_peg.is_some());
+        if on_mark {
+            Source::Mark(&instrument.name)
+        } else {
+            Source::Index(&instrument.underlying)
+        }
+    }
+
+    /// The current price of a band's source.
+    fn source_price(&self, source: Source<'_>) -> Option<Decimal> {
+        match source {
+            Source::Index(name) => self.market.index.get(name),
+            Source::Mark(name) => self.market.mark.get(name),
+        }
+        .map(|price| price.value())
     }
 
     /// Half-widths of the safe bands, in price, one per exposure (in its order); `None` when the account must be
@@ -2377,7 +2533,10 @@ impl Engine {
         }
         let settlement = self.venue.asset(&report.settlement_asset).ok()?;
         // A coin-margined report currency moves with its own underlying: no simple bound.
-        if exposures.iter().any(|e| e.underlying == settlement.index) {
+        if exposures
+            .iter()
+            .any(|e| e.source == Source::Index(&settlement.index))
+        {
             return None;
         }
         let report_usd = self
@@ -2451,11 +2610,8 @@ impl Engine {
                 equity,
                 line.maintenance_margin.value() * report_usd,
             )?;
-            let price = self
-                .market
-                .index
-                .get(&position.instrument.underlying)?
-                .value();
+            let source = self.band_source(position);
+            let price = self.source_price(source)?;
             let (coins, rate) = self.position_sensitivity(position, price);
             // A coin held as the position's own margin (an inverse contract's) moves its equity
             // too: one coin per coin.
@@ -2480,7 +2636,7 @@ impl Engine {
             let half = slack.to_f64()? / sensitivity.to_f64()?;
             if let Some(width) = exposures
                 .iter()
-                .position(|e| e.underlying == position.instrument.underlying)
+                .position(|e| e.source == source)
                 .and_then(|index| widths.get_mut(index))
             {
                 *width = (*width).min(half);
@@ -2534,33 +2690,41 @@ impl Engine {
     }
 
     /// After an index update, re-examines only the accounts the new price takes out of their band.
-    fn revalue_crossed(&mut self, underlying: &str, price: Decimal, effects: &mut Vec<Effect>) {
+    fn revalue_crossed(
+        &mut self,
+        index: Option<(&str, Decimal)>,
+        marks: &[(String, Decimal)],
+        effects: &mut Vec<Effect>,
+    ) {
         if self.config.exhaustive_monitoring {
-            self.revalue_holders(underlying, effects);
+            // Every holder of the underlying (which holds every contract on it), or of the
+            // contracts whose mark moved.
+            match index {
+                Some((underlying, _)) => self.revalue_holders(underlying, effects),
+                None => {
+                    for (name, _) in marks {
+                        self.revalue_instrument_holders(name, effects);
+                    }
+                }
+            }
             return;
         }
-        let key = band_key(price.to_f64().unwrap_or(0.0));
-        // Usually the price stays above every lower bound and below every upper one: the two
-        // extreme bounds say so without searching the ranges.
-        let crossed_bands = self.bands.get(underlying).into_iter().flat_map(|bands| {
-            let below = bands
-                .by_low
-                .last()
-                .is_some_and(|(highest_low, _)| *highest_low >= key);
-            let above = bands
-                .by_high
-                .first()
-                .is_some_and(|(lowest_high, _)| *lowest_high <= key);
-            let lows = below.then(|| bands.by_low.range((key, 0)..));
-            let highs = above.then(|| bands.by_high.range(..=(key, u32::MAX)));
-            lows.into_iter()
-                .flatten()
-                .chain(highs.into_iter().flatten())
-                .map(|(_, slot)| slot)
-        });
-        // Holders without a band on this underlying yet are examined too.
-        let unbanded = self.unbanded.get(underlying).into_iter().flatten();
-        let crossed = self.ids_of(crossed_bands.chain(unbanded));
+        let mut crossed: Vec<&u32> = Vec::new();
+        if let Some((underlying, price)) = index {
+            if let Some(bands) = self.bands.get(underlying) {
+                crossed.extend(bands.crossed(price));
+            }
+            // Holders without a band on this underlying yet are examined too.
+            crossed.extend(self.unbanded.get(underlying).into_iter().flatten());
+        }
+        for (name, price) in marks {
+            if let Some(bands) = self.mark_bands.get(name) {
+                crossed.extend(bands.crossed(*price));
+            }
+            // So are the holders banded elsewhere than on this mark.
+            crossed.extend(self.mark_watchers.get(name).into_iter().flatten());
+        }
+        let crossed = self.ids_of(crossed.into_iter());
         for id in crossed {
             self.evaluate(&id, false, effects);
         }

@@ -19,6 +19,17 @@ fn venue() -> Venue {
 }
 
 fn events(accounts: &[(u32, i32, u32)], path: &[i32]) -> Vec<String> {
+    events_with_marks(accounts, path, &[])
+}
+
+/// The events of [`events`], with a mark update after each index step of `path` that `marks`
+/// gives one for: `(step, BTCUSDT?, offset from the index in tenths of a percent)` (beyond
+/// +-50, +-5%, the engine clamps it).
+fn events_with_marks(
+    accounts: &[(u32, i32, u32)],
+    path: &[i32],
+    marks: &[(usize, bool, i32)],
+) -> Vec<String> {
     let mut lines = Vec::new();
     let mut seq = 0;
     let mut push = |body: String, lines: &mut Vec<String>| {
@@ -129,6 +140,18 @@ fn events(accounts: &[(u32, i32, u32)], path: &[i32]) -> Vec<String> {
             format!(r#""type":"index_price","underlying":"{name}","price":"{price}""#),
             &mut lines,
         );
+        for (_, btc_mark, tenths) in marks.iter().filter(|(at, _, _)| *at == step) {
+            let (instrument, index) = if *btc_mark {
+                ("BTCUSDT", btc)
+            } else {
+                ("ETHUSDT", eth)
+            };
+            let mark = index * (1000 + i64::from(*tenths)) / 1000;
+            push(
+                format!(r#""type":"mark_price","instrument":"{instrument}","price":"{mark}""#),
+                &mut lines,
+            );
+        }
     }
     lines
 }
@@ -243,6 +266,26 @@ proptest! {
         path in proptest::collection::vec(-20i32..20, 1..80),
     ) {
         let lines = events(&accounts, &path);
+        let mut banded = Engine::new(venue(), EngineConfig::default());
+        let mut exhaustive = Engine::new(venue(), EngineConfig { exhaustive_monitoring: true, ..EngineConfig::default() });
+        for (number, line) in lines.iter().enumerate() {
+            let envelope = parse_line("bands", number + 1, line).unwrap();
+            let fast = monitored(&banded.apply(&envelope));
+            let slow = monitored(&exhaustive.apply(&envelope));
+            prop_assert_eq!(fast, slow, "line {}", line);
+        }
+        prop_assert_eq!(banded.state_hash(), exhaustive.state_hash());
+    }
+
+    /// With given marks, linear contracts are banded on their mark: mark updates, and index
+    /// moves that clamp a mark, act as examining every holder would.
+    #[test]
+    fn mark_bands_act_exactly_as_examining_every_holder(
+        accounts in proptest::collection::vec((2_000u32..40_000, -400i32..400, 0u32..300), 1..12),
+        path in proptest::collection::vec(-20i32..20, 1..80),
+        marks in proptest::collection::vec((0usize..80, any::<bool>(), -70i32..70), 0..60),
+    ) {
+        let lines = events_with_marks(&accounts, &path, &marks);
         let mut banded = Engine::new(venue(), EngineConfig::default());
         let mut exhaustive = Engine::new(venue(), EngineConfig { exhaustive_monitoring: true, ..EngineConfig::default() });
         for (number, line) in lines.iter().enumerate() {
