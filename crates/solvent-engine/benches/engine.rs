@@ -11,8 +11,14 @@
 //! - `fills`: fills only (4 in 5 against `external`, 1 in 5 between two accounts), 2,000 a batch;
 //! - `index`: index updates only, 20,000 a batch;
 //! - `deposits`: USDT deposits only, 2,000 a batch;
-//! - `mark`: `mark_price` updates only (BTCUSDT / ETHUSDT), which re-value every holder of the
-//!   underlying, so they are benchmarked on their own, with few events per batch.
+//! - `first_marks`: the first `mark_price` of BTCUSDT and of ETHUSDT, which examine every holder
+//!   (they were valued at the index until then), 2 a batch;
+//!
+//! and, on the same population once both contracts have a given mark (set before timing):
+//!
+//! - `marks`: mark updates only (the index, which stays put, times a basis walking N(0, 0.002%)
+//!   a step), 20,000 a batch;
+//! - `mixed_marked`: 45% index updates, 45% mark updates, 5% fills, 5% deposits, 20,000 a batch.
 //!
 //! Population size: `SOLVENT_ENGINE_BENCH_ACCOUNTS` (default 10,000). Each stream's effects are
 //! summarised on stderr once (events rejected must stay near zero, or the figures measure the
@@ -34,14 +40,12 @@ use solvent_engine::config::EngineConfig;
 use solvent_engine::effect::Effect;
 use solvent_engine::event::{Deposit, Envelope, Event, MarkPrice};
 use solvent_engine::ledger::EXTERNAL;
-use support::{LEGS, Stream, account_id, cents, fill, index, normal, open_account};
+use support::{LEGS, Leg, Stream, account_id, cents, fill, index, normal, open_account};
 
 /// Events per batch of the `mixed` and `index` streams.
 const BATCH: usize = 20_000;
 /// Events per batch of the `fills` and `deposits` streams (a fill costs tens of index updates).
 const FILL_BATCH: usize = 2_000;
-/// Events per batch of the `mark` stream.
-const MARK_BATCH: usize = 4;
 
 /// The benchmark's starting point: an engine holding `accounts` accounts, the stream's position,
 /// and which accounts are at ordinary leverage (the ones streams trade and deposit on).
@@ -99,6 +103,7 @@ fn count_rejected(effects: &[Effect]) -> usize {
 #[derive(Clone, Copy)]
 struct Mix {
     index_pct: u32,
+    mark_pct: u32,
     fill_pct: u32,
 }
 
@@ -108,6 +113,7 @@ fn stream(population: &Population, mix: Mix, count: usize, seed: u64) -> Vec<Env
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut stream = population.stream.clone();
     let mut prices = LEGS.map(|leg| leg.price);
+    let mut basis = [0.0_f64; 2];
     let pick =
         |rng: &mut ChaCha8Rng| population.ordinary[rng.random_range(0..population.ordinary.len())];
     (0..count)
@@ -120,7 +126,12 @@ fn stream(population: &Population, mix: Mix, count: usize, seed: u64) -> Vec<Env
                 // N(0, 0.02%).
                 prices[which] *= 1.0 + 0.0002 * normal(&mut rng);
                 index(leg, prices[which])
-            } else if roll < mix.index_pct + mix.fill_pct {
+            } else if roll < mix.index_pct + mix.mark_pct {
+                // The index's walk times a basis that walks too, N(0, 0.002%) a step (a venue's
+                // mark is smoothed: it does not jump about the index).
+                basis[which] += 0.00002 * normal(&mut rng);
+                mark(leg, prices[which] * (1.0 + basis[which]))
+            } else if roll < mix.index_pct + mix.mark_pct + mix.fill_pct {
                 let account = account_id(pick(&mut rng));
                 let counterparty = if rng.random_bool(0.2) {
                     account_id(pick(&mut rng))
@@ -148,18 +159,40 @@ fn stream(population: &Population, mix: Mix, count: usize, seed: u64) -> Vec<Env
         .collect()
 }
 
-fn mark_stream(population: &Population, count: usize) -> Vec<Envelope> {
+/// A mark update of `leg`'s contract.
+fn mark(leg: &Leg, price: f64) -> Event {
+    Event::MarkPrice(MarkPrice {
+        instrument: leg.instrument.to_owned(),
+        price: Price(cents(price)),
+    })
+}
+
+/// The first mark of each contract, at its start price.
+fn first_marks(population: &Population) -> Vec<Envelope> {
     let mut stream = population.stream.clone();
-    (0..count)
-        .map(|i| {
+    LEGS.iter()
+        .map(|leg| {
             stream.ts_ms += 1;
-            let leg = &LEGS[i % 2];
-            stream.next(Event::MarkPrice(MarkPrice {
-                instrument: leg.instrument.to_owned(),
-                price: Price(cents(leg.price * (1.0 + 0.0001 * (i / 2) as f64))),
-            }))
+            stream.next(mark(leg, leg.price))
         })
         .collect()
+}
+
+/// The population once both contracts have a given mark.
+fn with_marks(population: &Population) -> Population {
+    let mut engine = population.engine.clone();
+    let marks = first_marks(population);
+    for envelope in &marks {
+        engine.apply(envelope);
+    }
+    let mut stream = population.stream.clone();
+    stream.seq += marks.len() as u64;
+    stream.ts_ms += marks.len() as i64;
+    Population {
+        engine,
+        stream,
+        ordinary: population.ordinary.clone(),
+    }
 }
 
 /// Applies `events` to fresh clones of the engine, timing only `Engine::apply`.
@@ -197,56 +230,40 @@ fn engine_benches(c: &mut Criterion) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     let population = population(accounts);
+    let marked = with_marks(&population);
+    let mix = |index_pct, mark_pct, fill_pct| Mix {
+        index_pct,
+        mark_pct,
+        fill_pct,
+    };
     let streams = [
-        (
-            "mixed",
-            Mix {
-                index_pct: 90,
-                fill_pct: 5,
-            },
-        ),
-        (
-            "fills",
-            Mix {
-                index_pct: 0,
-                fill_pct: 100,
-            },
-        ),
-        (
-            "index",
-            Mix {
-                index_pct: 100,
-                fill_pct: 0,
-            },
-        ),
-        (
-            "deposits",
-            Mix {
-                index_pct: 0,
-                fill_pct: 0,
-            },
-        ),
+        ("mixed", &population, mix(90, 0, 5)),
+        ("fills", &population, mix(0, 0, 100)),
+        ("index", &population, mix(100, 0, 0)),
+        ("deposits", &population, mix(0, 0, 0)),
+        ("marks", &marked, mix(0, 100, 0)),
+        ("mixed_marked", &marked, mix(45, 45, 5)),
     ];
     let mut group = c.benchmark_group(format!("engine_{accounts}_accounts"));
-    for (seed, (name, mix)) in (1..).zip(streams) {
-        let count = if mix.index_pct == 0 {
+    for (seed, (name, population, mix)) in (1..).zip(streams) {
+        let count = if mix.index_pct + mix.mark_pct == 0 {
             FILL_BATCH
         } else {
             BATCH
         };
-        let events = stream(&population, mix, count, seed);
+        let events = stream(population, mix, count, seed);
         summarise(name, &population.engine, &events);
         group.throughput(Throughput::Elements(events.len() as u64));
         group.bench_function(name, |b| {
             b.iter_custom(|iters| run(&population.engine, &events, iters));
         });
     }
-    let marks = mark_stream(&population, MARK_BATCH);
-    summarise("mark", &population.engine, &marks);
+    let firsts = first_marks(&population);
+    summarise("first_marks", &population.engine, &firsts);
     group.sample_size(10);
-    group.throughput(Throughput::Elements(marks.len() as u64));
-    group.bench_function("mark", |b| {
-        b.iter_custom(|iters| run(&population.engine, &marks, iters));
+    group.throughput(Throughput::Elements(firsts.len() as u64));
+    group.bench_function("first_marks", |b| {
+        b.iter_custom(|iters| run(&population.engine, &firsts, iters));
     });
     group.finish();
 }

@@ -264,6 +264,9 @@ struct Exposure<'a> {
     coins: Decimal,
     /// Sum of `|coin exposure| x r_max` (the largest maintenance rate each can reach).
     coins_at_rate: Decimal,
+    /// Whether it stands only so that an account in danger is examined at this index's every
+    /// update (its contracts are banded on their marks): no band otherwise.
+    companion: bool,
 }
 
 impl Exposure<'_> {
@@ -2307,6 +2310,7 @@ impl Engine {
         let entries: Vec<(Source<'_>, f64, f64, f64)> = exposures
             .iter()
             .enumerate()
+            .filter(|(_, exposure)| widths.is_none() || !exposure.companion)
             .map(|(index, exposure)| {
                 let half = widths
                     .as_ref()
@@ -2339,7 +2343,8 @@ impl Engine {
             self.holders
                 .iter()
                 .filter(|(underlying, holders)| {
-                    holders.contains(&account.slot)
+                    !self.market.index.contains_key(*underlying)
+                        && holders.contains(&account.slot)
                         && !entries
                             .iter()
                             .any(|(source, _, _, _)| *source == Source::Index(underlying))
@@ -2434,35 +2439,39 @@ impl Engine {
     /// `(coin exposure, largest maintenance rate)` pairs.
     fn coin_exposures<'a>(&'a self, account: &'a Account) -> Vec<Exposure<'a>> {
         let mut exposures: Vec<Exposure<'a>> = Vec::new();
-        let mut add = |source: Source<'a>, coins: Decimal, rate: Decimal| match exposures
-            .iter_mut()
-            .find(|e| e.source == source)
-        {
-            Some(exposure) => {
-                exposure.coins += coins;
-                exposure.coins_at_rate += coins * rate;
-            }
-            None => exposures.push(Exposure {
-                source,
-                price_f64: 0.0,
-                coins,
-                coins_at_rate: coins * rate,
-            }),
-        };
+        let mut add =
+            |source: Source<'a>, coins: Decimal, rate: Decimal, companion: bool| match exposures
+                .iter_mut()
+                .find(|e| e.source == source)
+            {
+                Some(exposure) => {
+                    exposure.coins += coins;
+                    exposure.coins_at_rate += coins * rate;
+                    exposure.companion &= companion;
+                }
+                None => exposures.push(Exposure {
+                    source,
+                    price_f64: 0.0,
+                    coins,
+                    coins_at_rate: coins * rate,
+                    companion,
+                }),
+            };
         for position in account.positions.values() {
             let instrument = &position.instrument;
             let source = self.band_source(position);
             let price = self.source_price(source).unwrap_or(Decimal::ZERO);
             let (coins, rate) = self.position_sensitivity(position, price);
-            add(source, coins, rate);
+            add(source, coins, rate, false);
             if source != Source::Index(&instrument.underlying) {
                 // Its underlying's index moves nothing here, but an account in danger must be
                 // examined at each of its updates too (a stale index may have held its
-                // liquidation back): a band of its own, empty then, wide otherwise.
+                // liquidation back): an empty band then, none otherwise.
                 add(
                     Source::Index(&instrument.underlying),
                     Decimal::ZERO,
                     Decimal::ZERO,
+                    true,
                 );
             }
         }
@@ -2479,7 +2488,7 @@ impl Engine {
                 .get(symbol)
                 .and_then(|c| c.borrow.as_ref())
                 .map_or(Decimal::ZERO, |b| b.maintenance_rate);
-            add(Source::Index(&asset.index), amount.abs(), rate);
+            add(Source::Index(&asset.index), amount.abs(), rate, false);
         }
         exposures.retain_mut(|exposure| match self.source_price(exposure.source) {
             Some(price) => {
