@@ -10,10 +10,10 @@
 //! margin-call threshold 1.5: those are what a small move can take out of their safe band.
 //!
 //! The engine does not say how many accounts an update re-examined, so the count is estimated
-//! from time: a `mark_price` update re-values every holder of the underlying (it does not use the
-//! bands), which gives the cost of one account evaluation; an index update's time above the
-//! cheapest update, divided by that cost, estimates the accounts it re-examined. The accounts
-//! named in its effects are a lower bound.
+//! from time: the first `mark_price` of a contract re-values every holder (they were valued at
+//! the index until then), which gives the cost of one account evaluation; an index update's time
+//! above the cheapest update, divided by that cost, estimates the accounts it re-examined. The
+//! accounts named in its effects are a lower bound.
 //!
 //! Usage: `tick_latency [accounts (1000000)] [index updates (4000)] [hot share (0.001)]
 //! [large move min % (0.5)] [large move max % (1.0)]`. Every 250th update is a large move. Moves
@@ -223,7 +223,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ));
     }
 
-    // ---- one account evaluation: a mark update re-values every holder ----------------------------
+    // ---- one account evaluation: a contract's first mark re-values every holder -----------------
     let btc_price = prices[0].1;
     let holders = engine
         .accounts()
@@ -301,7 +301,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!();
     println!(
         "mark_price BTCUSDT     {:.1} ms for {holders} BTC holders ({:.2} us per account; \
-         re-values every holder, not only those out of their band), {} effects",
+         the first mark re-values every holder), {} effects",
         mark_time.as_secs_f64() * 1e3,
         micros(mark_time) / holders.max(1) as f64,
         mark_effects.len()

@@ -1795,6 +1795,10 @@ impl Engine {
             }
         }
         let reclamped = self.reclamp_marks(underlying, accepted.value(), &mut effects);
+        let reclamped: Vec<(&str, Decimal)> = reclamped
+            .iter()
+            .map(|(name, price)| (name.as_str(), *price))
+            .collect();
         self.revalue_crossed(
             Some((underlying, accepted.value())),
             &reclamped,
@@ -1955,13 +1959,22 @@ impl Engine {
             return Ok(effects);
         };
         let used = Price::new_checked(used).map_err(|p| reject(RejectReason::OutOfRange, p))?;
-        let first = self.market.mark.insert(name.to_owned(), used).is_none();
+        let first = match self.market.mark.get_mut(name) {
+            Some(mark) => {
+                *mark = used;
+                false
+            }
+            None => {
+                self.market.mark.insert(name.to_owned(), used);
+                true
+            }
+        };
         if first {
             // Its holders were valued at the index until now: every one is examined (and
             // banded on the mark from now on where that applies).
             self.revalue_instrument_holders(&instrument.name, &mut effects);
         } else {
-            self.revalue_crossed(None, &[(name.to_owned(), used.value())], &mut effects);
+            self.revalue_crossed(None, &[(name, used.value())], &mut effects);
         }
         Ok(effects)
     }
@@ -2702,7 +2715,7 @@ impl Engine {
     fn revalue_crossed(
         &mut self,
         index: Option<(&str, Decimal)>,
-        marks: &[(String, Decimal)],
+        marks: &[(&str, Decimal)],
         effects: &mut Vec<Effect>,
     ) {
         if self.config.exhaustive_monitoring {
@@ -2727,11 +2740,11 @@ impl Engine {
             crossed.extend(self.unbanded.get(underlying).into_iter().flatten());
         }
         for (name, price) in marks {
-            if let Some(bands) = self.mark_bands.get(name) {
+            if let Some(bands) = self.mark_bands.get(*name) {
                 crossed.extend(bands.crossed(*price));
             }
             // So are the holders banded elsewhere than on this mark.
-            crossed.extend(self.mark_watchers.get(name).into_iter().flatten());
+            crossed.extend(self.mark_watchers.get(*name).into_iter().flatten());
         }
         let crossed = self.ids_of(crossed.into_iter());
         for id in crossed {
