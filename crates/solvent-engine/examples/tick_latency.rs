@@ -13,7 +13,8 @@
 //! from time: the first `mark_price` of a contract re-values every holder (they were valued at
 //! the index until then), which gives the cost of one account evaluation; an index update's time
 //! above the cheapest update, divided by that cost, estimates the accounts it re-examined. The
-//! accounts named in its effects are a lower bound.
+//! accounts named in its effects are a lower bound. After that first mark, as many BTCUSDT mark
+//! updates as index updates are timed the same way (the contract is banded on its mark then).
 //!
 //! Usage: `tick_latency [accounts (1000000)] [index updates (4000)] [hot share (0.001)]
 //! [large move min % (0.5)] [large move max % (1.0)]`. Every 250th update is a large move. Moves
@@ -305,6 +306,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         mark_time.as_secs_f64() * 1e3,
         micros(mark_time) / holders.max(1) as f64,
         mark_effects.len()
+    );
+
+    // ---- later marks: BTCUSDT is banded on its mark now -------------------------------------------
+    let mut marks = Histogram::<u64>::new_with_bounds(1, bound_ns, 3)?;
+    let mut mark_totals = [0usize; 4];
+    let mut basis = 0.0_f64;
+    let mut named = BTreeSet::new();
+    for _ in 0..ticks {
+        stream.ts_ms += 100;
+        // The index where it was left, times a basis walking N(0, 0.02%) a step.
+        basis += 0.0002 * normal(&mut rng);
+        let price = ((btc_price as f64) * (1.0 + basis)).round() as i64;
+        let envelope = stream.next(Event::MarkPrice(MarkPrice {
+            instrument: "BTCUSDT".to_owned(),
+            price: Price(Decimal::new(price, 2)),
+        }));
+        let start = Instant::now();
+        let effects = engine.apply(&envelope);
+        marks.record(start.elapsed().as_nanos().max(1) as u64)?;
+        for (total, count) in mark_totals
+            .iter_mut()
+            .zip(effect_accounts(&effects, &mut named))
+        {
+            *total += count;
+        }
+    }
+    println!();
+    println!(
+        "mark updates           {ticks} of BTCUSDT after its first: basis moves N(0, 0.02%); \
+         timed Engine::apply only"
+    );
+    print_histogram("later marks", &marks);
+    println!(
+        "effects of the marks   state changes {}, margin calls {}, liquidation steps {}, rejections {}",
+        mark_totals[0], mark_totals[1], mark_totals[2], mark_totals[3]
     );
     let (peak, rss) = memory_mib();
     println!("memory at end          VmRSS {rss:.0} MiB, VmHWM {peak:.0} MiB");
