@@ -194,9 +194,10 @@ fn set_position(
     }
 }
 
-/// Safe price bands of one underlying: accounts whose state cannot change while its index stays
-/// strictly inside `(low, high)`, ordered by each bound so a price update finds the accounts it
-/// takes out of their band in `O(log n + crossed)`.
+/// Safe price bands of one price source (an underlying's index, or a contract's given mark):
+/// accounts whose state cannot change while that price stays strictly inside `(low, high)`,
+/// ordered by each bound so a price update finds the accounts it takes out of their band in
+/// `O(log n + crossed)`.
 ///
 /// Bounds are keyed by [`BandKey`] (an `f64` narrowed outward by `BAND_KEY_MARGIN`) and the
 /// account's slot, so that ordering them compares two integers instead of a decimal and a name.
@@ -402,6 +403,7 @@ pub struct Engine {
     holders: BTreeMap<String, BTreeSet<u32>>,
     /// Accounts holding each instrument (mark updates, ADL candidates).
     instrument_holders: BTreeMap<String, BTreeSet<u32>>,
+    /// Safe bands on the indices, by underlying.
     bands: BTreeMap<String, Bands>,
     /// Safe bands on the given marks of contracts, by contract.
     mark_bands: BTreeMap<String, Bands>,
@@ -2307,13 +2309,14 @@ impl Engine {
 
     /// Recomputes an account's safe bands (see [`Bands`]). With health `h` between the state
     /// thresholds `h_lo < h <= h_hi`, the state holds while `E - h_lo MM > 0` and
-    /// `h_hi MM - E >= 0`. A move `dP` of underlying `u` changes `E - h MM` by at most
-    /// `S_u |dP|`, with `S_u = sum |coin exposure| (1 + h_hi r_max)` over the positions and
-    /// collateral on `u` (`r_max` the largest maintenance rate the position's rule can reach; an
-    /// option's value and margin move by at most one coin per coin, its rule's rate at most 1.2).
-    /// The smaller slack is shared between underlyings in proportion to `S_u P_u`, so every
-    /// underlying staying inside its band keeps the state. An account in danger (liquidating,
-    /// bankrupt, or with no slack) gets empty bands: it is re-examined at every update.
+    /// `h_hi MM - E >= 0`. A move `dP` of price source `u` (see [`Source`]) changes `E - h MM` by
+    /// at most `S_u |dP|`, with `S_u = sum |coin exposure| (1 + h_hi r_max)` over the positions
+    /// and collateral it moves (`r_max` the largest maintenance rate the position's rule can
+    /// reach; an option's value and margin move by at most one coin per coin, its rule's rate at
+    /// most 1.2). The smaller slack is shared between sources in proportion to `S_u P_u`, so
+    /// every source staying inside its band keeps the state. An account in danger (liquidating,
+    /// bankrupt, or with no slack) gets empty bands: it is re-examined at every update, of the
+    /// marks it is banded on and of their underlyings' indices too.
     fn set_bands(&mut self, id: &str, report: Option<&MarginReport>) {
         let Some(account) = self.accounts.get(id) else {
             return;
@@ -2447,9 +2450,9 @@ impl Engine {
         account.bands = entries;
     }
 
-    /// Per underlying an account is exposed to: its index price and the bound `S_u` of how fast
-    /// `E - h MM` moves with it (before the `h r_max` term, added in [`Self::band_widths`]) as
-    /// `(coin exposure, largest maintenance rate)` pairs.
+    /// Per price source an account is exposed to: its price and the bound `S_u` of how fast
+    /// `E - h MM` moves with it (the sums `S_u` is made of, with the `h r_max` term added in
+    /// [`Self::band_widths`]).
     fn coin_exposures<'a>(&'a self, account: &'a Account) -> Vec<Exposure<'a>> {
         let mut exposures: Vec<Exposure<'a>> = Vec::new();
         let mut add =
@@ -2711,7 +2714,8 @@ impl Engine {
         (coins, rate)
     }
 
-    /// After an index update, re-examines only the accounts the new price takes out of their band.
+    /// After an index update (and the marks it clamped) or a mark update, re-examines only the
+    /// accounts the new prices take out of their band, with those not banded on them yet.
     fn revalue_crossed(
         &mut self,
         index: Option<(&str, Decimal)>,
