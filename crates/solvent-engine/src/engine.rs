@@ -2553,7 +2553,18 @@ impl Engine {
         report: &MarginReport,
         exposures: &[Exposure],
     ) -> Option<Vec<f64>> {
-        if report.state >= AccountState::Liquidating || account.breach.is_some() {
+        // In danger: the cross pool liquidating or worse, a breach being counted, or an isolated
+        // position at its liquidation threshold (whose liquidation a stale index may be holding
+        // back: it must be examined again as soon as a fresh index comes).
+        let isolated_in_breach = report.positions.iter().any(|p| {
+            p.isolated
+                && p.isolated_health
+                    .is_some_and(|h| h <= self.venue.thresholds.liquidation)
+        });
+        if report.state >= AccountState::Liquidating
+            || account.breach.is_some()
+            || isolated_in_breach
+        {
             return None;
         }
         let settlement = self.venue.asset(&report.settlement_asset).ok()?;

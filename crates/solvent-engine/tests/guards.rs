@@ -190,6 +190,53 @@ fn a_stale_index_freezes_liquidation_but_not_computation() {
     );
 }
 
+/// An isolated position whose mark falls through its liquidation threshold while the index is
+/// stale waits; the first fresh index must find it, though it moves no price the position is
+/// banded on (a linear contract with a given mark is banded on its mark).
+#[test]
+fn an_isolated_breach_held_by_a_stale_index_is_liquidated_at_the_first_fresh_one() {
+    let mut run = Run::new(EngineConfig::default());
+    run.at(0, "index_price", r#""underlying":"BTC","price":"60000""#);
+    run.at(
+        1,
+        "deposit",
+        r#""account":"i","asset":"USDT","amount":"10000""#,
+    );
+    run.at(
+        2,
+        "fill",
+        r#""account":"i","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"external""#,
+    );
+    // At 100x the position's initial margin is 600 USDT.
+    run.at(
+        3,
+        "set_leverage",
+        r#""account":"i","instrument":"BTCUSDT","leverage":"100""#,
+    );
+    let isolated = run.at(
+        3,
+        "set_isolated_margin",
+        r#""account":"i","instrument":"BTCUSDT","amount":"700""#,
+    );
+    assert_eq!(rejection(&isolated), None, "{isolated:?}");
+    run.at(4, "mark_price", r#""instrument":"BTCUSDT","price":"60000""#);
+    // Ten minutes later the index is stale: isolated equity 700 - 450 = 250 against MM
+    // 0.5% x 59,550 = 297.75 (health 0.84) waits.
+    let held = run.at(
+        604,
+        "mark_price",
+        r#""instrument":"BTCUSDT","price":"59550""#,
+    );
+    assert!(held.iter().any(|e| matches!(e, Effect::LiquidationDeferred { reason, .. } if reason.starts_with("stale_index"))), "{held:?}");
+    let fresh = run.at(605, "index_price", r#""underlying":"BTC","price":"59560""#);
+    assert!(
+        fresh.iter().any(
+            |e| matches!(e, Effect::Liquidation { account, instrument, .. } if account == "i" && instrument == "BTCUSDT")
+        ),
+        "{fresh:?}"
+    );
+}
+
 #[test]
 fn mango_2022_pumped_unrealised_profit_cannot_be_withdrawn() {
     // October 2022: a trader pumped MNGO's thin market, marked a huge unrealised profit and
