@@ -1450,6 +1450,16 @@ struct Column {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PreparedExposures {
     columns: Vec<Column>,
+    /// The runs of `columns` on one underlying, in order (found once here rather than on every
+    /// call).
+    groups: Vec<Group>,
+}
+
+/// A run of a [`PreparedExposures`]' columns on one underlying: it ends (exclusive) at `end`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Group {
+    underlying: u32,
+    end: u32,
 }
 
 impl PreparedExposures {
@@ -1473,6 +1483,16 @@ impl PreparedExposures {
         }));
         // Stable: within an underlying, the account's order.
         self.columns.sort_by_key(|c| c.underlying);
+        self.groups.clear();
+        let mut end = 0;
+        for run in self.columns.chunk_by(|a, b| a.underlying == b.underlying) {
+            end += run.len();
+            self.groups.push(Group {
+                underlying: run.first().map_or(u32::MAX, |c| c.underlying),
+                // Past `u32::MAX` exposures, a run that ends outside the columns (an error).
+                end: narrow(end),
+            });
+        }
     }
 
     /// Number of exposures.
@@ -1533,16 +1553,17 @@ pub fn maintenance_margin_prepared(
     scratch: &mut Scratch,
 ) -> Result<f64, RiskError> {
     scratch.charges.clear();
-    for group in account
-        .columns
-        .chunk_by(|first, second| first.underlying == second.underlying)
-    {
-        let u = group.first().map_or(usize::MAX, |c| c.underlying as usize);
+    let mut start = 0;
+    for group in &account.groups {
+        let end = group.end as usize;
+        let columns = account.columns.get(start..end).ok_or_else(outside)?;
+        start = end;
+        let u = group.underlying as usize;
         let (_, book_u) = book.underlyings.get_index(u).ok_or_else(outside)?;
         lean_charges(
             book_u,
             u,
-            group,
+            columns,
             currency,
             &mut scratch.lanes,
             &mut scratch.charges,
