@@ -14,8 +14,8 @@
 # workload with its MM and IM per account to target/pm-bench/workload.json; the numpy peer
 # (bench/peers/portfolio_margin.py, on scripts/oracles/pm_oracle.py) reads it, times the same two
 # steps (not the file reading) and checks that every account's MM and IM agree with Rust's.
-# Both run pinned to core 0 with taskset when available, Python with one OpenMP/OpenBLAS/MKL
-# thread. Needs the oracle venv: ./scripts/setup-oracles.
+# Both run pinned to one core with taskset when available (core 0, or BENCH_CORE), Python with
+# one OpenMP/OpenBLAS/MKL thread. Needs the oracle venv: ./scripts/setup-oracles.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +25,7 @@ if [ ! -x "$PY" ]; then
     exit 1
 fi
 PIN=()
-if command -v taskset >/dev/null 2>&1; then PIN=(taskset -c 0); fi
+if command -v taskset >/dev/null 2>&1; then PIN=(taskset -c "${BENCH_CORE:-0}"); fi
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 work="$PWD/target/pm-bench"

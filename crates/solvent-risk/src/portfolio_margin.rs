@@ -188,8 +188,10 @@ pub struct UnderlyingBook {
     packed: PackedRows,
 }
 
-/// Lanes of a packed row: eight `f64`, two AVX2 registers (two independent sums per row load).
-const LANES: usize = 8;
+/// Lanes of a packed row: four `f64`, one AVX2 register. Narrow lanes pad less (35 scenarios
+/// take 9 lanes, 36 values, rather than 40), and an account's sums are kept in registers a whole
+/// row at a time (see [`sum_rows`]), so wider lanes would buy no more independent sums.
+const LANES: usize = 4;
 /// One SIMD-width slice of a row of scenarios.
 type Lane = [f64; LANES];
 
@@ -1059,14 +1061,17 @@ fn charges(
 /// scenario P&L are the full path's bit for bit. Only the conversion to the report currency
 /// differs when the report asset is not priced by `u`: one multiplication by `1 / price`
 /// instead of a division per scenario (a relative difference of an ulp or two, none when the
-/// report asset is USD-pegged at 1).
+/// report asset is USD-pegged at 1). The charges are pushed onto `out`: returned, they would
+/// travel through memory in wide pieces the caller reads back in other widths, which stalls.
+#[inline]
 fn lean_charges(
     book_u: &UnderlyingBook,
     u: usize,
     columns: &[Column],
     currency: &ReportCurrency,
     lanes: &mut Vec<Lane>,
-) -> Result<LeanCharges, RiskError> {
+    out: &mut Vec<LeanCharges>,
+) -> Result<(), RiskError> {
     let packed = &book_u.packed;
     if packed.rows != book_u.instruments.len() {
         return Err(RiskError::Unsupported {
@@ -1074,7 +1079,61 @@ fn lean_charges(
             problem: "the book's instruments changed after it was built".to_owned(),
         });
     }
-    let width = packed.lanes;
+    // Rows of up to 48 scenarios (Deribit's 27 plus extended moves) in registers, with the row
+    // width a constant; longer ones through memory.
+    match packed.lanes {
+        1 => lean_charges_fixed::<1>(book_u, u, columns, currency, lanes, out),
+        2 => lean_charges_fixed::<2>(book_u, u, columns, currency, lanes, out),
+        3 => lean_charges_fixed::<3>(book_u, u, columns, currency, lanes, out),
+        4 => lean_charges_fixed::<4>(book_u, u, columns, currency, lanes, out),
+        5 => lean_charges_fixed::<5>(book_u, u, columns, currency, lanes, out),
+        6 => lean_charges_fixed::<6>(book_u, u, columns, currency, lanes, out),
+        7 => lean_charges_fixed::<7>(book_u, u, columns, currency, lanes, out),
+        8 => lean_charges_fixed::<8>(book_u, u, columns, currency, lanes, out),
+        9 => lean_charges_fixed::<9>(book_u, u, columns, currency, lanes, out),
+        10 => lean_charges_fixed::<10>(book_u, u, columns, currency, lanes, out),
+        11 => lean_charges_fixed::<11>(book_u, u, columns, currency, lanes, out),
+        12 => lean_charges_fixed::<12>(book_u, u, columns, currency, lanes, out),
+        _ => lean_charges_any(book_u, u, columns, currency, lanes, out),
+    }
+}
+
+/// [`lean_charges`] for rows of `W` lanes (the packed rows are checked to be `W` lanes wide by the
+/// caller), every lane's running sum in its own register (see [`sum_fixed`]). Not inlined: one
+/// body per width, called through the dispatch of [`lean_charges`].
+#[inline(never)]
+fn lean_charges_fixed<const W: usize>(
+    book_u: &UnderlyingBook,
+    u: usize,
+    columns: &[Column],
+    currency: &ReportCurrency,
+    lanes: &mut Vec<Lane>,
+    out: &mut Vec<LeanCharges>,
+) -> Result<(), RiskError> {
+    let packed = &book_u.packed;
+    let sums = delta_sums(packed, columns)?;
+    let total = sum_fixed::<W>(&packed.unit_pnl, columns);
+    if currency.priced_by == Some(u) {
+        // Coin-margined in this underlying: the account's equity moves with the price; the
+        // full path's conversion, scenario by scenario (over a copy: `total` stays in
+        // registers).
+        lanes.clear();
+        lanes.extend_from_slice(&total);
+        let worst = Worst::of(lanes.as_flattened(), book_u, currency, u);
+        let to_report = |usd: f64| currency.convert(u, usd, 0.0);
+        settle(book_u, u, to_report, worst, &sums).map(|charges| out.push(LeanCharges::of(charges)))
+    } else {
+        let inverse = 1.0 / currency.price_usd;
+        let weight: &[Lane; W] = packed.weight.as_slice().try_into().map_err(|_| outside())?;
+        let worst = lowest(&total, weight, inverse);
+        settle(book_u, u, |usd: f64| usd * inverse, worst, &sums)
+            .map(|charges| out.push(LeanCharges::of(charges)))
+    }
+}
+
+/// The delta sums of a group, in its order; checks every row is in the book.
+#[inline]
+fn delta_sums(packed: &PackedRows, columns: &[Column]) -> Result<DeltaSums, RiskError> {
     let mut sums = DeltaSums::default();
     for column in columns {
         let units = packed
@@ -1083,36 +1142,133 @@ fn lean_charges(
             .ok_or_else(outside)?;
         sums.add(column.amount, units.delta, units.roll, units.is_option);
     }
-    // Lane by lane, the account's rows in its order: each lane's sums stay in registers. Every
-    // instrument index was checked above (`units` has `rows` entries, `unit_pnl` `rows x width`).
-    lanes.clear();
-    for lane in 0..width {
-        let mut total = [0.0; LANES];
-        for column in columns {
-            let unit = packed.unit_pnl[column.instrument as usize * width + lane];
+    Ok(sums)
+}
+
+/// The group's rows of `unit_pnl` (rows of `W` lanes, each `instrument` checked to be a row by
+/// [`delta_sums`]) summed in the group's order. Each scenario's sum is a chain of additions in
+/// the account's order (the full path's order, so the same bits), and a chain waits on its
+/// previous addition; with the row width a constant, every lane's running sum stays in its own
+/// register and the `W` chains run side by side.
+#[inline]
+fn sum_fixed<const W: usize>(unit_pnl: &[Lane], columns: &[Column]) -> [Lane; W] {
+    let mut total = [[0.0; LANES]; W];
+    for column in columns {
+        let start = column.instrument as usize * W;
+        let row = &unit_pnl[start..start + W];
+        for (total, unit) in total.iter_mut().zip(row) {
             for (total, unit) in total.iter_mut().zip(unit) {
                 *total += column.amount * unit;
             }
         }
-        lanes.push(total);
     }
+    total
+}
+
+/// [`lean_charges`] for rows of any width: the sums through `lanes`, in blocks of registers.
+fn lean_charges_any(
+    book_u: &UnderlyingBook,
+    u: usize,
+    columns: &[Column],
+    currency: &ReportCurrency,
+    lanes: &mut Vec<Lane>,
+    out: &mut Vec<LeanCharges>,
+) -> Result<(), RiskError> {
+    let packed = &book_u.packed;
+    let mut sums = DeltaSums::default();
+    for column in columns {
+        let units = packed
+            .units
+            .get(column.instrument as usize)
+            .ok_or_else(outside)?;
+        sums.add(column.amount, units.delta, units.roll, units.is_option);
+    }
+    lanes.clear();
+    lanes.resize(packed.lanes, [0.0; LANES]);
+    sum_rows(&packed.unit_pnl, packed.lanes, 0, columns, lanes).ok_or_else(outside)?;
     if currency.priced_by == Some(u) {
-        // Coin-margined in this underlying: the account's equity moves with the price; the
-        // full path's conversion, scenario by scenario.
         let worst = Worst::of(lanes.as_flattened(), book_u, currency, u);
         let to_report = |usd: f64| currency.convert(u, usd, 0.0);
-        settle(book_u, u, to_report, worst, &sums).map(LeanCharges::of)
+        settle(book_u, u, to_report, worst, &sums).map(|charges| out.push(LeanCharges::of(charges)))
     } else {
         let inverse = 1.0 / currency.price_usd;
         let worst = lowest(lanes, &packed.weight, inverse);
-        settle(book_u, u, |usd: f64| usd * inverse, worst, &sums).map(LeanCharges::of)
+        settle(book_u, u, |usd: f64| usd * inverse, worst, &sums)
+            .map(|charges| out.push(LeanCharges::of(charges)))
     }
+}
+
+/// Sums the account's rows (`columns`, in their order) of the packed matrix `unit_pnl` (rows of
+/// `width` lanes) over lanes `first..first + out.len()` into `out`, a block of up to 12 lanes at a
+/// time with every lane's sum in a register (as [`lean_charges_fixed`]). `None` when a row is
+/// outside the matrix.
+fn sum_rows(
+    unit_pnl: &[Lane],
+    width: usize,
+    first: usize,
+    columns: &[Column],
+    out: &mut [Lane],
+) -> Option<()> {
+    match out.len() {
+        0 => Some(()),
+        1 => sum_block::<1>(unit_pnl, width, first, columns, out),
+        2 => sum_block::<2>(unit_pnl, width, first, columns, out),
+        3 => sum_block::<3>(unit_pnl, width, first, columns, out),
+        4 => sum_block::<4>(unit_pnl, width, first, columns, out),
+        5 => sum_block::<5>(unit_pnl, width, first, columns, out),
+        6 => sum_block::<6>(unit_pnl, width, first, columns, out),
+        7 => sum_block::<7>(unit_pnl, width, first, columns, out),
+        8 => sum_block::<8>(unit_pnl, width, first, columns, out),
+        9 => sum_block::<9>(unit_pnl, width, first, columns, out),
+        10 => sum_block::<10>(unit_pnl, width, first, columns, out),
+        11 => sum_block::<11>(unit_pnl, width, first, columns, out),
+        12 => sum_block::<12>(unit_pnl, width, first, columns, out),
+        _ => {
+            // Longer rows: blocks of 8 lanes, then the rest.
+            let (head, tail) = out.split_at_mut(8);
+            sum_block::<8>(unit_pnl, width, first, columns, head)?;
+            sum_rows(unit_pnl, width, first + 8, columns, tail)
+        }
+    }
+}
+
+/// [`sum_rows`] over a block of `W` lanes (`out.len() == W`).
+#[inline]
+fn sum_block<const W: usize>(
+    unit_pnl: &[Lane],
+    width: usize,
+    first: usize,
+    columns: &[Column],
+    out: &mut [Lane],
+) -> Option<()> {
+    let mut total = [[0.0; LANES]; W];
+    for column in columns {
+        let start = (column.instrument as usize)
+            .checked_mul(width)?
+            .checked_add(first)?;
+        let row: &[Lane; W] = unit_pnl
+            .get(start..start.checked_add(W)?)?
+            .try_into()
+            .ok()?;
+        for (total, unit) in total.iter_mut().zip(row) {
+            for (total, unit) in total.iter_mut().zip(unit) {
+                *total += column.amount * unit;
+            }
+        }
+    }
+    out.copy_from_slice(&total);
+    Some(())
 }
 
 /// The first scenario of least weighted P&L `value x inverse x weight`, branch-free: each lane
 /// keeps its own strict minimum and where it was, then the lanes meet (least value, then least
 /// index), which is the first minimum a plain `<` scan finds. NaN (the padding's weight) never
 /// counts; with no finite minimum the result is scenario 0 at `+inf`, as in the scan.
+///
+/// Kept out of line: unrolled over a constant width (as it would be inlined into
+/// [`lean_charges_fixed`]), a search written like this one was compiled to scalar code (the
+/// compiler sees a reduction it may not reorder), which cost more than the call.
+#[inline(never)]
 fn lowest(lanes: &[Lane], weight: &[Lane], inverse: f64) -> Worst {
     let mut low = [f64::INFINITY; LANES];
     let mut at = [0.0_f64; LANES];
@@ -1294,6 +1450,16 @@ struct Column {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PreparedExposures {
     columns: Vec<Column>,
+    /// The runs of `columns` on one underlying, in order (found once here rather than on every
+    /// call).
+    groups: Vec<Group>,
+}
+
+/// A run of a [`PreparedExposures`]' columns on one underlying: it ends (exclusive) at `end`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Group {
+    underlying: u32,
+    end: u32,
 }
 
 impl PreparedExposures {
@@ -1317,6 +1483,16 @@ impl PreparedExposures {
         }));
         // Stable: within an underlying, the account's order.
         self.columns.sort_by_key(|c| c.underlying);
+        self.groups.clear();
+        let mut end = 0;
+        for run in self.columns.chunk_by(|a, b| a.underlying == b.underlying) {
+            end += run.len();
+            self.groups.push(Group {
+                underlying: run.first().map_or(u32::MAX, |c| c.underlying),
+                // Past `u32::MAX` exposures, a run that ends outside the columns (an error).
+                end: narrow(end),
+            });
+        }
     }
 
     /// Number of exposures.
@@ -1377,14 +1553,21 @@ pub fn maintenance_margin_prepared(
     scratch: &mut Scratch,
 ) -> Result<f64, RiskError> {
     scratch.charges.clear();
-    for group in account
-        .columns
-        .chunk_by(|first, second| first.underlying == second.underlying)
-    {
-        let u = group.first().map_or(usize::MAX, |c| c.underlying as usize);
+    let mut start = 0;
+    for group in &account.groups {
+        let end = group.end as usize;
+        let columns = account.columns.get(start..end).ok_or_else(outside)?;
+        start = end;
+        let u = group.underlying as usize;
         let (_, book_u) = book.underlyings.get_index(u).ok_or_else(outside)?;
-        let charges = lean_charges(book_u, u, group, currency, &mut scratch.lanes)?;
-        scratch.charges.push(charges);
+        lean_charges(
+            book_u,
+            u,
+            columns,
+            currency,
+            &mut scratch.lanes,
+            &mut scratch.charges,
+        )?;
     }
     let (_, combined, _) = combine(&scratch.charges, |c| c.leg, correlations, max_offset);
     // Summed as `portfolio_risk` sums them (`combined + additive`, then liquidity).
@@ -1789,8 +1972,42 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
         let venue = Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap();
         let params = venue.portfolio_margin.clone().unwrap();
+        lean_path_matches_the_full_path(&venue, &params);
+    }
+
+    #[test]
+    fn prepared_lean_path_is_the_full_paths_for_grids_of_every_width() {
+        // 35 scenarios take the register path for 9 lanes; these widths take others: 5 scenarios
+        // (2 lanes), 27 + 22 = 49 (13 lanes, past the widest in registers) and 27 + 45 = 72.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
+        let venue = Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap();
+        for extended in [0, 22, 45] {
+            let mut params = venue.portfolio_margin.clone().unwrap();
+            for underlying in params.underlyings.values_mut() {
+                if extended == 0 {
+                    underlying.price_moves = vec![-0.1, 0.0, 0.1];
+                    underlying.vol_shocks.truncate(1);
+                    underlying.extended_moves = vec![-0.5, 2.0];
+                } else {
+                    underlying.extended_moves = (0..extended)
+                        .map(|i| {
+                            if i % 2 == 0 {
+                                -0.02 * f64::from(i + 1)
+                            } else {
+                                0.1 * f64::from(i)
+                            }
+                        })
+                        .collect();
+                }
+            }
+            lean_path_matches_the_full_path(&venue, &params);
+        }
+    }
+
+    fn lean_path_matches_the_full_path(venue: &Venue, params: &PortfolioMarginParams) {
+        let params = params.clone();
         let market = Market::from_json("m.json", MARKET).unwrap();
-        let view = MarketView::new(&venue, &market).unwrap();
+        let view = MarketView::new(venue, &market).unwrap();
         let instruments: Vec<_> = [
             "BTC-PERPETUAL",
             "ETH-PERPETUAL",
