@@ -1113,22 +1113,48 @@ fn lean_charges_fixed<const W: usize>(
     let packed = &book_u.packed;
     let sums = delta_sums(packed, columns)?;
     let total = sum_fixed::<W>(&packed.unit_pnl, columns);
+    if packed.weight.len() != W {
+        return Err(outside());
+    }
     if currency.priced_by == Some(u) {
-        // Coin-margined in this underlying: the account's equity moves with the price; the
-        // full path's conversion, scenario by scenario (over a copy: `total` stays in
-        // registers).
+        // Over a copy: `total` stays in registers.
         lanes.clear();
         lanes.extend_from_slice(&total);
-        let worst = Worst::of(lanes.as_flattened(), book_u, currency, u);
-        let to_report = |usd: f64| currency.convert(u, usd, 0.0);
-        settle(book_u, u, to_report, worst, &sums).map(|charges| out.push(LeanCharges::of(charges)))
+        push_charges(book_u, u, currency, lanes, &sums, out)
+    } else {
+        push_charges(book_u, u, currency, &total, &sums, out)
+    }
+}
+
+/// The charges of a group from its scenario P&L (`totals`, in USD, lane by lane) and delta sums,
+/// pushed onto `out`.
+#[inline]
+fn push_charges(
+    book_u: &UnderlyingBook,
+    u: usize,
+    currency: &ReportCurrency,
+    totals: &[Lane],
+    sums: &DeltaSums,
+    out: &mut Vec<LeanCharges>,
+) -> Result<(), RiskError> {
+    let charges = if currency.priced_by == Some(u) {
+        // Coin-margined in this underlying: the account's equity moves with the price; the
+        // full path's conversion, scenario by scenario.
+        let worst = Worst::of(totals.as_flattened(), book_u, currency, u);
+        settle(
+            book_u,
+            u,
+            |usd: f64| currency.convert(u, usd, 0.0),
+            worst,
+            sums,
+        )?
     } else {
         let inverse = 1.0 / currency.price_usd;
-        let weight: &[Lane; W] = packed.weight.as_slice().try_into().map_err(|_| outside())?;
-        let worst = lowest(&total, weight, inverse);
-        settle(book_u, u, |usd: f64| usd * inverse, worst, &sums)
-            .map(|charges| out.push(LeanCharges::of(charges)))
-    }
+        let worst = lowest(totals, &book_u.packed.weight, inverse);
+        settle(book_u, u, |usd: f64| usd * inverse, worst, sums)?
+    };
+    out.push(LeanCharges::of(charges));
+    Ok(())
 }
 
 /// The delta sums of a group, in its order; checks every row is in the book.
@@ -1175,27 +1201,11 @@ fn lean_charges_any(
     out: &mut Vec<LeanCharges>,
 ) -> Result<(), RiskError> {
     let packed = &book_u.packed;
-    let mut sums = DeltaSums::default();
-    for column in columns {
-        let units = packed
-            .units
-            .get(column.instrument as usize)
-            .ok_or_else(outside)?;
-        sums.add(column.amount, units.delta, units.roll, units.is_option);
-    }
+    let sums = delta_sums(packed, columns)?;
     lanes.clear();
     lanes.resize(packed.lanes, [0.0; LANES]);
     sum_rows(&packed.unit_pnl, packed.lanes, 0, columns, lanes).ok_or_else(outside)?;
-    if currency.priced_by == Some(u) {
-        let worst = Worst::of(lanes.as_flattened(), book_u, currency, u);
-        let to_report = |usd: f64| currency.convert(u, usd, 0.0);
-        settle(book_u, u, to_report, worst, &sums).map(|charges| out.push(LeanCharges::of(charges)))
-    } else {
-        let inverse = 1.0 / currency.price_usd;
-        let worst = lowest(lanes, &packed.weight, inverse);
-        settle(book_u, u, |usd: f64| usd * inverse, worst, &sums)
-            .map(|charges| out.push(LeanCharges::of(charges)))
-    }
+    push_charges(book_u, u, currency, lanes, &sums, out)
 }
 
 /// Sums the account's rows (`columns`, in their order) of the packed matrix `unit_pnl` (rows of
