@@ -13,8 +13,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
-use comfy_table::presets::UTF8_BORDERS_ONLY;
-use comfy_table::{CellAlignment, ContentArrangement, Table};
+use comfy_table::CellAlignment;
 use solvent_core::Decimal;
 use solvent_core::venue::Venue;
 use solvent_engine::cascade::{self, CascadeParams, CascadeReport};
@@ -22,7 +21,7 @@ use solvent_engine::config::EngineConfig;
 use solvent_engine::event::parse_line;
 use solvent_engine::population::{self, PopulationParams};
 
-use crate::render::grouped;
+use crate::render::{grouped, table};
 
 /// The arguments of `solvent population`.
 #[derive(Args)]
@@ -251,14 +250,6 @@ fn plot_rounds(report: &CascadeReport) -> Vec<crate::plot::CascadeRound> {
 
 fn usd(value: Decimal) -> String {
     grouped(&value.round_dp(0).to_string())
-}
-
-fn table() -> Table {
-    let mut table = Table::new();
-    table
-        .load_style(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Disabled);
-    table
 }
 
 fn render(report: &CascadeReport) -> String {

@@ -36,7 +36,8 @@ fn ratio(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| format!("{v:.4}"))
 }
 
-fn table() -> Table {
+/// An empty table in the report style: borders only, never wrapped.
+pub(crate) fn table() -> Table {
     let mut table = Table::new();
     // No wrapping: a report is read in a wide terminal or piped to a file, and a wrapped number
     // is easy to misread.

@@ -266,15 +266,7 @@ proptest! {
         path in proptest::collection::vec(-20i32..20, 1..80),
     ) {
         let lines = events(&accounts, &path);
-        let mut banded = Engine::new(venue(), EngineConfig::default());
-        let mut exhaustive = Engine::new(venue(), EngineConfig { exhaustive_monitoring: true, ..EngineConfig::default() });
-        for (number, line) in lines.iter().enumerate() {
-            let envelope = parse_line("bands", number + 1, line).unwrap();
-            let fast = monitored(&banded.apply(&envelope));
-            let slow = monitored(&exhaustive.apply(&envelope));
-            prop_assert_eq!(fast, slow, "line {}", line);
-        }
-        prop_assert_eq!(banded.state_hash(), exhaustive.state_hash());
+        assert_same_actions(&lines);
     }
 
     /// With given marks, linear contracts are banded on their mark: mark updates, and index
@@ -286,14 +278,6 @@ proptest! {
         marks in proptest::collection::vec((0usize..80, any::<bool>(), -70i32..70), 0..60),
     ) {
         let lines = events_with_marks(&accounts, &path, &marks);
-        let mut banded = Engine::new(venue(), EngineConfig::default());
-        let mut exhaustive = Engine::new(venue(), EngineConfig { exhaustive_monitoring: true, ..EngineConfig::default() });
-        for (number, line) in lines.iter().enumerate() {
-            let envelope = parse_line("bands", number + 1, line).unwrap();
-            let fast = monitored(&banded.apply(&envelope));
-            let slow = monitored(&exhaustive.apply(&envelope));
-            prop_assert_eq!(fast, slow, "line {}", line);
-        }
-        prop_assert_eq!(banded.state_hash(), exhaustive.state_hash());
+        assert_same_actions(&lines);
     }
 }
