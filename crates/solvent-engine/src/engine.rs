@@ -720,9 +720,7 @@ impl Engine {
     /// account below IM; Mango 2022: unrealised profit is not a balance, so it cannot leave).
     fn check_outflow(&self, id: &str, asset: &str, amount: Decimal) -> Result<(), Rejection> {
         let account = self.known_account(id)?;
-        let balance = self
-            .ledger
-            .balance(&LedgerAccount::Wallet(id.to_owned()), asset);
+        let balance = self.ledger.wallet_balance(id, asset);
         if balance < amount {
             return Err(reject(
                 RejectReason::InsufficientBalance,
@@ -1376,11 +1374,7 @@ impl Engine {
         {
             p.isolated_margin = (!target.is_zero()).then_some(Amount(target));
         }
-        if delta
-            > self
-                .ledger
-                .balance(&LedgerAccount::Wallet(id.to_owned()), &asset)
-        {
+        if delta > self.ledger.wallet_balance(id, &asset) {
             return Err(reject(
                 RejectReason::InsufficientBalance,
                 format!("{id} lacks {delta} {asset} for the isolated margin"),
