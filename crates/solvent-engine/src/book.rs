@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use compact_str::CompactString;
 use foldhash::fast::FixedState;
 
 use crate::engine::Account;
@@ -15,9 +16,9 @@ pub struct AccountBook {
     accounts: Vec<Account>,
     /// Slot by id, for lookups. A fixed hasher: the map is never iterated, so the seed could not
     /// change any result, and a fixed one keeps runs identical to the byte.
-    slots: HashMap<String, u32, FixedState>,
+    slots: HashMap<CompactString, u32, FixedState>,
     /// Slot by id, in id order, for listing.
-    order: BTreeMap<String, u32>,
+    order: BTreeMap<CompactString, u32>,
 }
 
 impl AccountBook {
@@ -91,7 +92,7 @@ impl AccountBook {
 
     /// The ids in order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.order.keys().map(String::as_str)
+        self.order.keys().map(CompactString::as_str)
     }
 
     /// The accounts in id order.

@@ -42,6 +42,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use compact_str::CompactString;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use serde::Serialize;
@@ -679,9 +680,9 @@ impl Tally {
             }
         }
         for ((account, instrument), (market, adl)) in reported {
-            let size_of = |positions: Option<&BTreeMap<String, PositionState>>| {
+            let size_of = |positions: Option<&BTreeMap<CompactString, PositionState>>| {
                 positions
-                    .and_then(|p| p.get(&instrument))
+                    .and_then(|p| p.get(instrument.as_str()))
                     .map_or(Decimal::ZERO, |p| p.size)
             };
             let old = size_of(before.get(&account).map(|a| &a.positions));

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::{Signed, ToPrimitive};
@@ -82,14 +83,14 @@ pub struct TopUpRule {
 /// An account as the engine holds it (balances live in the ledger).
 #[derive(Clone, Debug)]
 pub struct Account {
-    /// Id.
-    pub id: String,
+    /// Id (inline: see [`LedgerAccount`]).
+    pub id: CompactString,
     /// Margin mode.
     pub mode: MarginMode,
     /// Positions by instrument.
-    pub positions: BTreeMap<String, PositionState>,
+    pub positions: BTreeMap<CompactString, PositionState>,
     /// Leverage chosen per instrument.
-    pub leverage: BTreeMap<String, Decimal>,
+    pub leverage: BTreeMap<CompactString, Decimal>,
     /// Last evaluated state.
     pub state: AccountState,
     /// Whether a margin call was sent in the current episode.
@@ -108,11 +109,11 @@ pub struct Account {
     unbanded: bool,
     /// The contracts with a given mark it holds whose band is not on that mark (inverse,
     /// options, other settlement): examined at each of their mark updates. Sorted.
-    mark_watched: Vec<String>,
+    mark_watched: Vec<CompactString>,
     /// The underlyings it is indexed under in the engine's holder sets, sorted.
-    indexed_underlyings: Vec<String>,
+    indexed_underlyings: Vec<CompactString>,
     /// The instruments it is indexed under, sorted.
-    indexed_instruments: Vec<String>,
+    indexed_instruments: Vec<CompactString>,
 }
 
 impl Account {
@@ -129,7 +130,7 @@ impl Account {
             mark_watched: Vec::new(),
             indexed_underlyings: Vec::new(),
             indexed_instruments: Vec::new(),
-            id: id.to_owned(),
+            id: id.into(),
             mode: MarginMode::Cross,
             positions: BTreeMap::new(),
             leverage: BTreeMap::new(),
@@ -151,7 +152,7 @@ impl Account {
     ) -> (TradeOutcome, bool) {
         let (size, entry, isolated) = self
             .positions
-            .get(&instrument.name)
+            .get(instrument.name.as_str())
             .map_or((Decimal::ZERO, price, false), |p| {
                 (p.size, p.entry, p.isolated)
             });
@@ -174,16 +175,16 @@ impl Account {
 
 /// Sets the position in `instrument` among `positions` to a trade's outcome (removed when flat).
 fn set_position(
-    positions: &mut BTreeMap<String, PositionState>,
+    positions: &mut BTreeMap<CompactString, PositionState>,
     instrument: &Arc<Instrument>,
     outcome: &TradeOutcome,
     isolated: bool,
 ) {
     if outcome.size.is_zero() {
-        positions.remove(&instrument.name);
+        positions.remove(instrument.name.as_str());
     } else {
         positions.insert(
-            instrument.name.clone(),
+            instrument.name.as_str().into(),
             PositionState {
                 instrument: Arc::clone(instrument),
                 size: outcome.size,
@@ -291,8 +292,8 @@ enum Source<'a> {
 impl Source<'_> {
     fn owned(self) -> OwnedSource {
         match self {
-            Source::Index(name) => OwnedSource::Index(name.to_owned()),
-            Source::Mark(name) => OwnedSource::Mark(name.to_owned()),
+            Source::Index(name) => OwnedSource::Index(name.into()),
+            Source::Mark(name) => OwnedSource::Mark(name.into()),
         }
     }
 }
@@ -300,8 +301,8 @@ impl Source<'_> {
 /// A [`Source`] kept with a registered band.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum OwnedSource {
-    Index(String),
-    Mark(String),
+    Index(CompactString),
+    Mark(CompactString),
 }
 
 impl OwnedSource {
@@ -396,7 +397,7 @@ pub struct Engine {
     accounts: AccountBook,
     /// The outside world's positions (the other side of fills against `external`), so that its
     /// realised P&L also passes through clearing.
-    external: BTreeMap<String, PositionState>,
+    external: BTreeMap<CompactString, PositionState>,
     sources: BTreeMap<String, BTreeMap<String, SourcePrice>>,
     pending_jumps: BTreeMap<String, Decimal>,
     /// Accounts (slots) exposed to each underlying, by positions or collateral.
@@ -629,7 +630,10 @@ impl Engine {
             .map(|p| {
                 let isolated_margin = p.isolated.then(|| {
                     Amount(self.ledger.balance(
-                        &LedgerAccount::Isolated(account.id.clone(), p.instrument.name.clone()),
+                        &LedgerAccount::Isolated(
+                            account.id.clone(),
+                            p.instrument.name.as_str().into(),
+                        ),
                         &p.instrument.settlement,
                     ))
                 });
@@ -639,7 +643,7 @@ impl Engine {
                     entry_price: Price::new_checked(p.entry)
                         .map_err(|problem| reject(RejectReason::OutOfRange, problem))?,
                     isolated_margin,
-                    leverage: account.leverage.get(&p.instrument.name).copied(),
+                    leverage: account.leverage.get(p.instrument.name.as_str()).copied(),
                 })
             })
             .collect::<Result<Vec<_>, Rejection>>()?;
@@ -649,7 +653,7 @@ impl Engine {
             .map_err(|problem| reject(RejectReason::UnknownAsset, problem))?
             .clone();
         Ok(Portfolio {
-            account: account.id.clone(),
+            account: account.id.to_string(),
             mode: account.mode,
             balances,
             positions,
@@ -704,7 +708,7 @@ impl Engine {
         let mut effects = Vec::new();
         self.move_money(
             &LedgerAccount::External,
-            &LedgerAccount::Wallet(id.to_owned()),
+            &LedgerAccount::Wallet(id.into()),
             asset,
             amount,
             TransferReason::Deposit,
@@ -769,7 +773,7 @@ impl Engine {
         self.check_outflow(id, asset, amount)?;
         let mut effects = Vec::new();
         self.move_money(
-            &LedgerAccount::Wallet(id.to_owned()),
+            &LedgerAccount::Wallet(id.into()),
             &LedgerAccount::External,
             asset,
             amount,
@@ -795,7 +799,7 @@ impl Engine {
                 format!("{from} to itself"),
             ));
         }
-        if LedgerAccount::named(to) != LedgerAccount::Wallet(to.to_owned()) {
+        if LedgerAccount::named(to) != LedgerAccount::Wallet(to.into()) {
             return Err(reject(
                 RejectReason::UnknownAccount,
                 format!("{to:?} is not a user account"),
@@ -806,8 +810,8 @@ impl Engine {
         self.open_account(to)?;
         let mut effects = Vec::new();
         self.move_money(
-            &LedgerAccount::Wallet(from.to_owned()),
-            &LedgerAccount::Wallet(to.to_owned()),
+            &LedgerAccount::Wallet(from.into()),
+            &LedgerAccount::Wallet(to.into()),
             asset,
             amount,
             TransferReason::Transfer,
@@ -883,7 +887,7 @@ impl Engine {
             .check_size(size)
             .map_err(|problem| reject(RejectReason::InvalidSize, problem))?;
         let counterparty = LedgerAccount::named(&event.counterparty);
-        if counterparty == LedgerAccount::Wallet(id.to_owned()) {
+        if counterparty == LedgerAccount::Wallet(id.into()) {
             return Err(reject(
                 RejectReason::AccountsMustBeDifferent,
                 format!("{id} trades with itself"),
@@ -929,7 +933,7 @@ impl Engine {
         );
         if !fee.is_zero() {
             self.settle_cash(
-                &LedgerAccount::Wallet(id.to_owned()),
+                &LedgerAccount::Wallet(id.into()),
                 &LedgerAccount::Fees,
                 &instrument.settlement,
                 -fee,
@@ -974,12 +978,17 @@ impl Engine {
         counterparty: &LedgerAccount,
         signed: Decimal,
     ) -> Result<(), Rejection> {
-        let Some(cap) = self.config.guards.max_open_interest.get(&instrument.name) else {
+        let Some(cap) = self
+            .config
+            .guards
+            .max_open_interest
+            .get(instrument.name.as_str())
+        else {
             return Ok(());
         };
         let size_of = |account: Option<&Account>| {
             account
-                .and_then(|a| a.positions.get(&instrument.name))
+                .and_then(|a| a.positions.get(instrument.name.as_str()))
                 .map_or(Decimal::ZERO, |p| p.size)
         };
         let mine = size_of(self.accounts.get(id));
@@ -987,7 +996,7 @@ impl Engine {
             LedgerAccount::Wallet(other) => size_of(self.accounts.get(other)),
             _ => self
                 .external
-                .get(&instrument.name)
+                .get(instrument.name.as_str())
                 .map_or(Decimal::ZERO, |p| p.size),
         };
         let change = (mine + signed).max(Decimal::ZERO) - mine.max(Decimal::ZERO)
@@ -1019,7 +1028,7 @@ impl Engine {
         let account = self.known_account(id)?;
         let old_size = account
             .positions
-            .get(&instrument.name)
+            .get(instrument.name.as_str())
             .map_or(Decimal::ZERO, |p| p.size);
         let (outcome, isolated) = account.trade_outcome(instrument, signed, price);
         if Quantity::try_from(outcome.size).is_err() || outcome.entry > MAX_PRICE {
@@ -1063,7 +1072,7 @@ impl Engine {
                     entry_price: Price::new_checked(outcome.entry)
                         .map_err(|problem| reject(RejectReason::OutOfRange, problem))?,
                     isolated_margin: None,
-                    leverage: account.leverage.get(&instrument.name).copied(),
+                    leverage: account.leverage.get(instrument.name.as_str()).copied(),
                 },
             ),
         }
@@ -1169,9 +1178,9 @@ impl Engine {
         let (outcome, isolated) = account.trade_outcome(instrument, signed, price);
         account.apply_outcome(instrument, &outcome, isolated);
         let holder = if isolated {
-            LedgerAccount::Isolated(id.to_owned(), instrument.name.clone())
+            LedgerAccount::Isolated(id.into(), instrument.name.as_str().into())
         } else {
-            LedgerAccount::Wallet(id.to_owned())
+            LedgerAccount::Wallet(id.into())
         };
         self.settle_cash(
             &holder,
@@ -1203,7 +1212,7 @@ impl Engine {
         price: Decimal,
         effects: &mut Vec<Effect>,
     ) {
-        let old = self.external.get(&instrument.name).cloned();
+        let old = self.external.get(instrument.name.as_str()).cloned();
         let (old_size, old_entry) = old
             .as_ref()
             .map_or((Decimal::ZERO, price), |p| (p.size, p.entry));
@@ -1226,10 +1235,10 @@ impl Engine {
 
     /// Returns what is left of an isolated position's margin to the wallet.
     fn release_isolated(&mut self, id: &str, instrument: &Instrument, effects: &mut Vec<Effect>) {
-        let isolated = LedgerAccount::Isolated(id.to_owned(), instrument.name.clone());
+        let isolated = LedgerAccount::Isolated(id.into(), instrument.name.as_str().into());
         let left = self.ledger.balance(&isolated, &instrument.settlement);
         self.settle_cash(
-            &LedgerAccount::Wallet(id.to_owned()),
+            &LedgerAccount::Wallet(id.into()),
             &isolated,
             &instrument.settlement,
             left,
@@ -1261,7 +1270,7 @@ impl Engine {
             ));
         }
         let mut after = account.clone();
-        after.leverage.insert(name.to_owned(), leverage);
+        after.leverage.insert(name.into(), leverage);
         self.replace_account_if_margined(id, after, &format!("at {leverage}x"))
     }
 
@@ -1336,7 +1345,7 @@ impl Engine {
                 format!("{target} has more than {precision} decimals"),
             ));
         }
-        let isolated = LedgerAccount::Isolated(id.to_owned(), name.to_owned());
+        let isolated = LedgerAccount::Isolated(id.into(), name.into());
         let current = if position.isolated {
             self.ledger.balance(&isolated, &asset)
         } else {
@@ -1400,7 +1409,7 @@ impl Engine {
         let mut effects = Vec::new();
         if delta > Decimal::ZERO {
             self.move_money(
-                &LedgerAccount::Wallet(id.to_owned()),
+                &LedgerAccount::Wallet(id.into()),
                 &isolated,
                 &asset,
                 delta,
@@ -1410,7 +1419,7 @@ impl Engine {
         } else if delta < Decimal::ZERO {
             self.move_money(
                 &isolated,
-                &LedgerAccount::Wallet(id.to_owned()),
+                &LedgerAccount::Wallet(id.into()),
                 &asset,
                 -delta,
                 TransferReason::IsolatedMargin,
@@ -1544,7 +1553,7 @@ impl Engine {
                             - report.equity.value();
                         grants.push((
                             LedgerAccount::External,
-                            LedgerAccount::Wallet(id.to_owned()),
+                            LedgerAccount::Wallet(id.into()),
                             report.settlement_asset.clone(),
                             need.min(room),
                             TransferReason::TopUp,
@@ -1568,9 +1577,7 @@ impl Engine {
                         - equity;
                     let from = match source {
                         crate::event::TopUpSource::External => LedgerAccount::External,
-                        crate::event::TopUpSource::CrossPool => {
-                            LedgerAccount::Wallet(id.to_owned())
-                        }
+                        crate::event::TopUpSource::CrossPool => LedgerAccount::Wallet(id.into()),
                     };
                     let mut amount = need.min(room);
                     if source == crate::event::TopUpSource::CrossPool {
@@ -1584,7 +1591,7 @@ impl Engine {
                     }
                     grants.push((
                         from,
-                        LedgerAccount::Isolated(id.to_owned(), name.clone()),
+                        LedgerAccount::Isolated(id.into(), name.as_str().into()),
                         line.settlement.clone(),
                         amount,
                         if source == crate::event::TopUpSource::External {
@@ -1627,8 +1634,11 @@ impl Engine {
                         let amount = recommended.amount.value().min(left);
                         left -= amount;
                         grants.push((
-                            LedgerAccount::Wallet(id.to_owned()),
-                            LedgerAccount::Isolated(id.to_owned(), recommended.instrument.clone()),
+                            LedgerAccount::Wallet(id.into()),
+                            LedgerAccount::Isolated(
+                                id.into(),
+                                recommended.instrument.as_str().into(),
+                            ),
                             recommended.asset.clone(),
                             amount,
                             TransferReason::Reallocation,
@@ -1682,7 +1692,7 @@ impl Engine {
         let venue = Venue::from_toml("update_venue", text)
             .map_err(|error| reject(RejectReason::InvalidInput, error.to_string()))?;
         // Every instrument held must still be listed; positions take the new rules.
-        let mut resolved: Vec<(String, String, Arc<Instrument>)> = Vec::new();
+        let mut resolved: Vec<(CompactString, CompactString, Arc<Instrument>)> = Vec::new();
         for account in self.accounts.values() {
             for name in account.positions.keys() {
                 let instrument = venue.instrument(name).map_err(|problem| {
@@ -1713,7 +1723,7 @@ impl Engine {
                 position.instrument = instrument;
             }
         }
-        let external: Vec<String> = self.external.keys().cloned().collect();
+        let external: Vec<CompactString> = self.external.keys().cloned().collect();
         for name in external {
             if let (Ok(instrument), Some(position)) =
                 (self.venue.instrument(&name), self.external.get_mut(&name))
@@ -2023,7 +2033,7 @@ impl Engine {
             Style::Inverse => size * rate / mark,
         };
         let mut effects = Vec::new();
-        let holders: Vec<(String, Decimal, bool)> = self
+        let holders: Vec<(CompactString, Decimal, bool)> = self
             .accounts
             .values()
             .filter_map(|a| {
@@ -2037,7 +2047,7 @@ impl Engine {
             .balance(&LedgerAccount::Clearing, &instrument.settlement);
         for (id, size, isolated) in &holders {
             let holder = if *isolated {
-                LedgerAccount::Isolated(id.clone(), name.to_owned())
+                LedgerAccount::Isolated(id.clone(), name.into())
             } else {
                 LedgerAccount::Wallet(id.clone())
             };
@@ -2091,7 +2101,7 @@ impl Engine {
             ));
         }
         let mut effects = Vec::new();
-        let holders: Vec<(String, Decimal)> = self
+        let holders: Vec<(CompactString, Decimal)> = self
             .accounts
             .values()
             .filter_map(|a| a.positions.get(name).map(|p| (a.id.clone(), p.size)))
@@ -2156,12 +2166,9 @@ impl Engine {
             .and_then(|a| a.positions.get(name))
             .is_some_and(|p| p.isolated);
         if isolated {
-            (
-                LedgerAccount::Isolated(id.to_owned(), name.to_owned()),
-                true,
-            )
+            (LedgerAccount::Isolated(id.into(), name.into()), true)
         } else {
-            (LedgerAccount::Wallet(id.to_owned()), false)
+            (LedgerAccount::Wallet(id.into()), false)
         }
     }
 
@@ -2199,8 +2206,9 @@ impl Engine {
         {
             return;
         }
-        let underlyings: Vec<String> = underlyings.into_iter().map(str::to_owned).collect();
-        let instruments: Vec<String> = account.positions.keys().cloned().collect();
+        let underlyings: Vec<CompactString> =
+            underlyings.into_iter().map(CompactString::from).collect();
+        let instruments: Vec<CompactString> = account.positions.keys().cloned().collect();
         let Some(account) = self.accounts.get_mut(id) else {
             return;
         };
@@ -2237,8 +2245,8 @@ impl Engine {
     }
 
     /// The ids of account `slots`, in the order of the ids (the order accounts are examined in).
-    fn ids_of<'a>(&self, slots: impl Iterator<Item = &'a u32>) -> Vec<String> {
-        let mut ids: Vec<String> = slots
+    fn ids_of<'a>(&self, slots: impl Iterator<Item = &'a u32>) -> Vec<CompactString> {
+        let mut ids: Vec<CompactString> = slots
             .filter_map(|slot| self.accounts.by_slot(*slot).map(|a| a.id.clone()))
             .collect();
         ids.sort_unstable();
@@ -2335,7 +2343,7 @@ impl Engine {
             .positions
             .values()
             .filter(|p| {
-                self.market.mark.contains_key(&p.instrument.name)
+                self.market.mark.contains_key(p.instrument.name.as_str())
                     && self.band_source(p) != Source::Mark(&p.instrument.name)
             })
             .map(|p| p.instrument.name.as_str())
@@ -2394,8 +2402,8 @@ impl Engine {
                 })
                 .collect()
         });
-        let watched: Option<Vec<String>> =
-            watched_changed.then(|| watched.into_iter().map(str::to_owned).collect());
+        let watched: Option<Vec<CompactString>> =
+            watched_changed.then(|| watched.into_iter().map(CompactString::from).collect());
         if let Some(watched) = watched
             && let Some(account) = self.accounts.get_mut(id)
         {
@@ -2416,7 +2424,7 @@ impl Engine {
                 OwnedSource::Index(name) => (&mut self.bands, name),
                 OwnedSource::Mark(name) => (&mut self.mark_bands, name),
             };
-            if let Some(bands) = map.get_mut(name) {
+            if let Some(bands) = map.get_mut(name.as_str()) {
                 bands.by_low.remove(&(band.low_key, slot));
                 bands.by_high.remove(&(band.high_key, slot));
             }
@@ -2434,9 +2442,9 @@ impl Engine {
                 OwnedSource::Index(name) => (&mut self.bands, name),
                 OwnedSource::Mark(name) => (&mut self.mark_bands, name),
             };
-            let bands = match map.get_mut(name) {
+            let bands = match map.get_mut(name.as_str()) {
                 Some(bands) => bands,
-                None => map.entry(name.clone()).or_default(),
+                None => map.entry(name.to_string()).or_default(),
             };
             bands.by_low.insert((band.low_key, slot));
             bands.by_high.insert((band.high_key, slot));
@@ -2517,7 +2525,7 @@ impl Engine {
         let instrument = &position.instrument;
         let on_mark = instrument.style == Style::Linear
             && matches!(instrument.terms, Terms::Perpetual | Terms::Future { .. })
-            && self.market.mark.contains_key(&instrument.name)
+            && self.market.mark.contains_key(instrument.name.as_str())
             && self
                 .venue
                 .assets
@@ -2651,7 +2659,7 @@ impl Engine {
             } else if settlement.index == position.instrument.underlying {
                 self.ledger
                     .balance(
-                        &LedgerAccount::Isolated(account.id.clone(), name.clone()),
+                        &LedgerAccount::Isolated(account.id.clone(), name.as_str().into()),
                         &settlement.symbol,
                     )
                     .abs()
@@ -2904,7 +2912,7 @@ impl Engine {
                 let held = self
                     .accounts
                     .get(id)
-                    .is_some_and(|a| a.positions.contains_key(&name));
+                    .is_some_and(|a| a.positions.contains_key(name.as_str()));
                 if !held {
                     break;
                 }
@@ -2994,9 +3002,9 @@ impl Engine {
         );
         self.trade_external(&instrument, -signed, mark, effects);
         let holder = if isolated && quantity < position.size.abs() {
-            LedgerAccount::Isolated(id.to_owned(), name.to_owned())
+            LedgerAccount::Isolated(id.into(), name.into())
         } else {
-            LedgerAccount::Wallet(id.to_owned())
+            LedgerAccount::Wallet(id.into())
         };
         // The fee comes out of what the account still has: never beyond its cash, and never so
         // much that it turns the account's equity negative (the fee must not cause a bankruptcy).
@@ -3079,15 +3087,15 @@ impl Engine {
         effects: &mut Vec<Effect>,
     ) -> bool {
         let holder = if isolated {
-            LedgerAccount::Isolated(id.to_owned(), instrument.name.clone())
+            LedgerAccount::Isolated(id.into(), instrument.name.as_str().into())
         } else {
-            LedgerAccount::Wallet(id.to_owned())
+            LedgerAccount::Wallet(id.into())
         };
         let asset = instrument.settlement.clone();
         let Some(position) = self
             .accounts
             .get(id)
-            .and_then(|a| a.positions.get(&instrument.name))
+            .and_then(|a| a.positions.get(instrument.name.as_str()))
             .cloned()
         else {
             return false;
@@ -3118,7 +3126,7 @@ impl Engine {
         let mut remaining = signed.abs();
         let candidates: Vec<&Account> = self
             .instrument_holders
-            .get(&instrument.name)
+            .get(instrument.name.as_str())
             .map(|slots| {
                 slots
                     .iter()
@@ -3127,10 +3135,10 @@ impl Engine {
                     .collect()
             })
             .unwrap_or_default();
-        let mut ranked: Vec<(String, f64, Decimal)> = candidates
+        let mut ranked: Vec<(CompactString, f64, Decimal)> = candidates
             .into_iter()
             .filter_map(|a| {
-                let p = a.positions.get(&instrument.name)?;
+                let p = a.positions.get(instrument.name.as_str())?;
                 if p.size.signum() == position.size.signum() {
                     return None;
                 }
@@ -3179,13 +3187,13 @@ impl Engine {
             );
             effects.push(Effect::Adl {
                 account: id.to_owned(),
-                counterparty: other.clone(),
+                counterparty: other.to_string(),
                 instrument: instrument.name.clone(),
                 size: Quantity(-take * sign),
                 price: Price(bankruptcy),
             });
             self.reindex(&other);
-            self.deleveraged.insert(other);
+            self.deleveraged.insert(other.to_string());
             remaining -= take;
         }
         if !remaining.is_zero() {
@@ -3215,7 +3223,7 @@ impl Engine {
     }
 
     fn cross_is_single_asset(&self, id: &str, asset: &str) -> bool {
-        let wallet = LedgerAccount::Wallet(id.to_owned());
+        let wallet = LedgerAccount::Wallet(id.into());
         self.venue
             .assets
             .keys()
@@ -3233,7 +3241,7 @@ impl Engine {
         if !account.positions.values().all(|p| p.isolated) {
             return;
         }
-        let wallet = LedgerAccount::Wallet(id.to_owned());
+        let wallet = LedgerAccount::Wallet(id.into());
         let assets: Vec<String> = self.venue.assets.keys().cloned().collect();
         for asset in &assets {
             let balance = self.ledger.balance(&wallet, asset);
@@ -3282,7 +3290,7 @@ impl Engine {
         assets: &[String],
         effects: &mut Vec<Effect>,
     ) {
-        let wallet = LedgerAccount::Wallet(id.to_owned());
+        let wallet = LedgerAccount::Wallet(id.into());
         let mut sales: Vec<(String, Decimal, Decimal)> = Vec::new();
         {
             let Ok(target) = self.venue.asset(asset) else {
@@ -3392,16 +3400,16 @@ impl Engine {
 fn reindex_sets(
     sets: &mut BTreeMap<String, BTreeSet<u32>>,
     slot: u32,
-    old: &[String],
-    new: &[String],
+    old: &[CompactString],
+    new: &[CompactString],
 ) {
     for name in old.iter().filter(|name| !new.contains(name)) {
-        if let Some(holders) = sets.get_mut(name) {
+        if let Some(holders) = sets.get_mut(name.as_str()) {
             holders.remove(&slot);
         }
     }
     for name in new.iter().filter(|name| !old.contains(name)) {
-        sets.entry(name.clone()).or_default().insert(slot);
+        sets.entry(name.to_string()).or_default().insert(slot);
     }
 }
 

@@ -248,7 +248,7 @@ fn report_of(engine: &Engine, id: &str) -> Option<MarginReport> {
     use solvent_engine::ledger::LedgerAccount;
     let account = engine.accounts().get(id)?;
     let venue = engine.venue();
-    let wallet = LedgerAccount::Wallet(id.to_owned());
+    let wallet = LedgerAccount::Wallet(id.into());
     let balances = venue
         .assets
         .iter()
@@ -269,11 +269,11 @@ fn report_of(engine: &Engine, id: &str) -> Option<MarginReport> {
             entry_price: Price(p.entry),
             isolated_margin: p.isolated.then(|| {
                 Amount(engine.ledger().balance(
-                    &LedgerAccount::Isolated(id.to_owned(), p.instrument.name.clone()),
+                    &LedgerAccount::Isolated(id.into(), p.instrument.name.as_str().into()),
                     &p.instrument.settlement,
                 ))
             }),
-            leverage: account.leverage.get(&p.instrument.name).copied(),
+            leverage: account.leverage.get(p.instrument.name.as_str()).copied(),
         })
         .collect();
     let portfolio = Portfolio {
@@ -1690,7 +1690,7 @@ fn cross_breach_with_only_isolated() {
     );
     let btc = engine
         .ledger()
-        .balance(&LedgerAccount::Wallet("a1".to_owned()), "BTC");
+        .balance(&LedgerAccount::Wallet("a1".into()), "BTC");
     assert!(btc >= Decimal::ZERO, "a1 still owes {btc} BTC");
     let report = report_of(&engine, "a1").unwrap();
     assert!(
