@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use indexmap::IndexMap;
 use jiff::civil::Time;
 use rust_decimal::Decimal;
@@ -18,12 +19,13 @@ use crate::names::NameMap;
 /// An asset: its ledger precision and how it is priced.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Asset {
-    /// Symbol (`BTC`).
-    pub symbol: String,
+    /// Symbol (`BTC`). Kept inline, as is the index name (both are short): portfolios copy
+    /// assets at every margin evaluation, and a copy then allocates nothing.
+    pub symbol: CompactString,
     /// Decimals of ledger amounts.
     pub precision: u32,
     /// Name of the index that prices it in USD.
-    pub index: String,
+    pub index: CompactString,
     /// Price used when the market gives no index (stablecoins only, and only if the venue says so).
     pub usd_peg: Option<Decimal>,
     /// Counts as cash for `withdrawable`.
@@ -552,8 +554,8 @@ impl Venue {
             assets.insert(
                 symbol.clone(),
                 Asset {
-                    index: asset.index.unwrap_or_else(|| symbol.clone()),
-                    symbol,
+                    index: asset.index.unwrap_or_else(|| symbol.clone()).into(),
+                    symbol: symbol.into(),
                     precision: asset.precision,
                     usd_peg: asset.usd_peg,
                     cash_like: asset.cash_like,

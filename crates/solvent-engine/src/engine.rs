@@ -2610,7 +2610,7 @@ impl Engine {
         let report_usd = self
             .market
             .index
-            .get(&settlement.index)
+            .get(settlement.index.as_str())
             .map(|p| p.value())
             .or(settlement.usd_peg)?;
         let trigger_levels =

@@ -349,7 +349,7 @@ pub fn build_report(
     for balance in &portfolio.balances {
         let asset = &balance.asset;
         let usd_price = view.asset_usd(asset)?;
-        let schedule = venue.collateral.get(&asset.symbol);
+        let schedule = venue.collateral.get(asset.symbol.as_str());
         let valued = collateral::value(schedule, balance.amount.value(), usd_price);
         let amount = rounding::credit(to_report(valued.collateral_value_usd), decimals);
         collateral_value += amount;
@@ -465,7 +465,7 @@ pub fn build_report(
             size: position.size,
             mark_price: Amount(mark),
             mark_source: line.mark.source,
-            settlement: settle.symbol.clone(),
+            settlement: settle.symbol.to_string(),
             value: Amount(rounding::credit(convert(signed_value)?, decimals)),
             upnl: Amount(rounding::credit(convert(upnl_settle)?, decimals)),
             initial_margin: Amount(initial),
@@ -636,7 +636,7 @@ pub fn build_report(
     Ok(MarginReport {
         account: portfolio.account.clone(),
         mode: portfolio.mode,
-        settlement_asset: report_asset.symbol.clone(),
+        settlement_asset: report_asset.symbol.to_string(),
         timestamp: view.now(),
         equity: Amount(equity),
         collateral_value: Amount(collateral_value),

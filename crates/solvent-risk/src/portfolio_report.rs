@@ -90,15 +90,15 @@ pub fn apply(
     let spot_assets: Vec<(String, String)> = portfolio
         .balances
         .iter()
-        .filter(|b| params.underlyings.contains_key(&b.asset.index))
-        .map(|b| (b.asset.symbol.clone(), b.asset.index.clone()))
+        .filter(|b| params.underlyings.contains_key(b.asset.index.as_str()))
+        .map(|b| (b.asset.symbol.to_string(), b.asset.index.to_string()))
         .collect();
     let book = ScenarioBook::new(view, params, &instruments, &spot_assets)?;
     let exposures = exposures(portfolio, &book)?;
     let report_usd = view.asset_usd(report_asset)?.to_f64().unwrap_or(f64::NAN);
     let currency = ReportCurrency {
         price_usd: report_usd,
-        priced_by: book.underlyings.get_index_of(&report_asset.index),
+        priced_by: book.underlyings.get_index_of(report_asset.index.as_str()),
         equity_usd: equity.to_f64().unwrap_or(0.0) * report_usd,
     };
     let risk = portfolio_risk(&book, params, &exposures, &currency)?;

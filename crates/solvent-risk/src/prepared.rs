@@ -405,7 +405,7 @@ impl PreparedAccount {
         for balance in &portfolio.balances {
             let usd = view.asset_usd(&balance.asset)?;
             let valued = collateral::value(
-                view.venue().collateral.get(&balance.asset.symbol),
+                view.venue().collateral.get(balance.asset.symbol.as_str()),
                 balance.amount.value(),
                 usd,
             );

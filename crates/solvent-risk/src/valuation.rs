@@ -183,10 +183,10 @@ impl<'a> MarketView<'a> {
     /// # Errors
     /// [`RiskError::MissingIndex`] when neither exists.
     pub fn asset_usd(&self, asset: &Asset) -> Result<Decimal, RiskError> {
-        match self.market.index.get(&asset.index) {
+        match self.market.index.get(asset.index.as_str()) {
             Some(price) => Ok(price.value()),
             None => asset.usd_peg.ok_or_else(|| RiskError::MissingIndex {
-                name: asset.index.clone(),
+                name: asset.index.to_string(),
                 needed_for: format!("valuing {}", asset.symbol),
             }),
         }

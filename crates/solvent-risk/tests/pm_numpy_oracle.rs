@@ -629,7 +629,7 @@ fn compare(seed: u64, label: &str, params: &PortfolioMarginParams, venue: &Venue
     let view = MarketView::new(venue, &listing.market).unwrap();
     let spot_assets: Vec<(String, String)> = ["BTC", "ETH", "SOL"]
         .iter()
-        .map(|s| ((*s).to_owned(), venue.assets[*s].index.clone()))
+        .map(|s| ((*s).to_owned(), venue.assets[*s].index.to_string()))
         .collect();
     let refs: Vec<&Instrument> = listing.instruments.iter().map(AsRef::as_ref).collect();
     let book = ScenarioBook::new(&view, params, &refs, &spot_assets).unwrap();
@@ -638,7 +638,7 @@ fn compare(seed: u64, label: &str, params: &PortfolioMarginParams, venue: &Venue
     let report_usd = f64_of(view.asset_usd(usdt).unwrap());
     let currency = ReportCurrency {
         price_usd: report_usd,
-        priced_by: book.underlyings.get_index_of(&usdt.index),
+        priced_by: book.underlyings.get_index_of(usdt.index.as_str()),
         equity_usd: 0.0,
     };
     let mut scratch = Scratch::default();

@@ -347,8 +347,8 @@ fn book_margin(venue: &Venue, positions: &str, collateral: &str) -> (f64, f64) {
     let spot: Vec<(String, String)> = portfolio
         .balances
         .iter()
-        .filter(|b| params.underlyings.contains_key(&b.asset.index))
-        .map(|b| (b.asset.symbol.clone(), b.asset.index.clone()))
+        .filter(|b| params.underlyings.contains_key(b.asset.index.as_str()))
+        .map(|b| (b.asset.symbol.to_string(), b.asset.index.to_string()))
         .collect();
     let book = ScenarioBook::new(&view, params, &instruments, &spot).unwrap();
     let exposures = exposures(&portfolio, &book).unwrap();
