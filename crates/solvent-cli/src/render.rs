@@ -127,7 +127,7 @@ pub fn margin(report: &MarginReport, venue_name: &str) -> String {
                 ),
             };
             positions.add_row(vec![
-                position.instrument.clone(),
+                position.instrument.to_string(),
                 position.size.to_string(),
                 grouped(&position.mark_price.to_string()),
                 money(position.value),

@@ -1,5 +1,6 @@
 //! Accounts as a trader describes them (`PORTFOLIO.json`), validated against a venue.
 
+use compact_str::CompactString;
 use std::sync::Arc;
 
 use indexmap::IndexMap;
@@ -91,7 +92,7 @@ pub struct Balance {
 #[derive(Clone, Debug)]
 pub struct Portfolio {
     /// Account id.
-    pub account: String,
+    pub account: CompactString,
     /// Margin mode.
     pub mode: MarginMode,
     /// Collateral balances.
@@ -227,7 +228,7 @@ impl Portfolio {
             market.validate(file, "market.")?;
         }
         Ok(Self {
-            account: raw.account,
+            account: raw.account.into(),
             mode: raw.mode,
             balances,
             positions,

@@ -675,7 +675,7 @@ impl Engine {
             .map_err(|problem| reject(RejectReason::UnknownAsset, problem))?
             .clone();
         Ok(Portfolio {
-            account: account.id.to_string(),
+            account: account.id.clone(),
             mode: account.mode,
             balances,
             positions,
@@ -1584,7 +1584,7 @@ impl Engine {
                         grants.push((
                             LedgerAccount::External,
                             LedgerAccount::Wallet(id.into()),
-                            report.settlement_asset.clone(),
+                            report.settlement_asset.to_string(),
                             need.min(room),
                             TransferReason::TopUp,
                         ));
@@ -1594,7 +1594,7 @@ impl Engine {
                     let Some(line) = report
                         .positions
                         .iter()
-                        .find(|p| &p.instrument == name && p.isolated)
+                        .find(|p| p.instrument == name && p.isolated)
                     else {
                         continue;
                     };
@@ -1622,7 +1622,7 @@ impl Engine {
                     grants.push((
                         from,
                         LedgerAccount::Isolated(id.into(), name.as_str().into()),
-                        line.settlement.clone(),
+                        line.settlement.to_string(),
                         amount,
                         if source == crate::event::TopUpSource::External {
                             TransferReason::TopUp
@@ -2324,7 +2324,7 @@ impl Engine {
                     && p.isolated_health
                         .is_some_and(|h| h <= self.venue.thresholds.liquidation)
             })
-            .map(|p| p.instrument.clone())
+            .map(|p| p.instrument.to_string())
             .collect();
         if report.state >= AccountState::Liquidating || !isolated_due.is_empty() {
             self.maybe_liquidate(id, &report, &isolated_due, effects);
@@ -2665,7 +2665,7 @@ impl Engine {
             let line = report
                 .positions
                 .iter()
-                .find(|l| &l.instrument == name && l.isolated)?;
+                .find(|l| l.instrument == name && l.isolated)?;
             let mut levels = self.state_levels.as_ref()?[..2].to_vec();
             levels.extend(trigger_levels(&|r| {
                 r.instrument.as_deref() == Some(name.as_str())
@@ -2822,7 +2822,7 @@ impl Engine {
                 deposit: Amount(
                     (report.initial_margin.value() - report.equity.value()).max(Decimal::ZERO),
                 ),
-                asset: report.settlement_asset.clone(),
+                asset: report.settlement_asset.to_string(),
             });
         }
     }
@@ -2933,7 +2933,7 @@ impl Engine {
             .positions
             .iter()
             .filter(|p| !p.isolated)
-            .map(|p| (p.instrument.clone(), p.value.value().abs()))
+            .map(|p| (p.instrument.to_string(), p.value.value().abs()))
             .collect();
         order.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         for (name, _) in order {

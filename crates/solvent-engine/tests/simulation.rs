@@ -277,7 +277,7 @@ fn report_of(engine: &Engine, id: &str) -> Option<MarginReport> {
         })
         .collect();
     let portfolio = Portfolio {
-        account: id.to_owned(),
+        account: id.into(),
         mode: account.mode,
         balances,
         positions,

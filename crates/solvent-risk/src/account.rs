@@ -461,11 +461,11 @@ pub fn build_report(
             (String::new(), String::new())
         };
         let mut report = PositionReport {
-            instrument: instrument.name.clone(),
+            instrument: instrument.name.as_str().into(),
             size: position.size,
             mark_price: Amount(mark),
             mark_source: line.mark.source,
-            settlement: settle.symbol.to_string(),
+            settlement: settle.symbol.clone(),
             value: Amount(rounding::credit(convert(signed_value)?, decimals)),
             upnl: Amount(rounding::credit(convert(upnl_settle)?, decimals)),
             initial_margin: Amount(initial),
@@ -636,7 +636,7 @@ pub fn build_report(
     Ok(MarginReport {
         account: portfolio.account.clone(),
         mode: portfolio.mode,
-        settlement_asset: report_asset.symbol.to_string(),
+        settlement_asset: report_asset.symbol.clone(),
         timestamp: view.now(),
         equity: Amount(equity),
         collateral_value: Amount(collateral_value),

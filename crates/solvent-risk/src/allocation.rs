@@ -339,7 +339,7 @@ pub fn allocate(
         let held = portfolio
             .balances
             .iter()
-            .find(|b| &b.asset.symbol == asset)
+            .find(|b| b.asset.symbol == asset)
             .map_or(Decimal::ZERO, |b| b.amount.value().max(Decimal::ZERO));
         let amount = Decimal::from_f64(grant)
             .map_or(Decimal::ZERO, |g| rounding::credit(g, precision).min(held));
@@ -376,8 +376,8 @@ pub fn allocate(
         });
     }
     Ok(Allocation {
-        account: report.account.clone(),
-        settlement_asset: report.settlement_asset.clone(),
+        account: report.account.to_string(),
+        settlement_asset: report.settlement_asset.to_string(),
         equity: report.equity,
         initial_margin: report.initial_margin,
         maintenance_margin: report.maintenance_margin,

@@ -1,5 +1,6 @@
 //! The margin report of one account (DESIGN.md 6.6, JSON shape in section 11).
 
+use compact_str::CompactString;
 use serde::Serialize;
 use solvent_core::money::{Amount, Price, Quantity};
 use solvent_core::portfolio::MarginMode;
@@ -81,7 +82,7 @@ pub struct Component {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PositionReport {
     /// Instrument name.
-    pub instrument: String,
+    pub instrument: CompactString,
     /// Signed size.
     pub size: Quantity,
     /// Mark price used (zero for a worthless option).
@@ -89,7 +90,7 @@ pub struct PositionReport {
     /// Where the mark came from.
     pub mark_source: MarkSource,
     /// Settlement asset of the instrument.
-    pub settlement: String,
+    pub settlement: CompactString,
     /// Signed notional (perpetuals, futures) or signed premium value (options), in the report's
     /// settlement asset.
     pub value: Amount,
@@ -124,11 +125,11 @@ pub struct PositionReport {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MarginReport {
     /// Account id.
-    pub account: String,
+    pub account: CompactString,
     /// Margin mode.
     pub mode: MarginMode,
     /// Asset every amount is expressed in.
-    pub settlement_asset: String,
+    pub settlement_asset: CompactString,
     /// The market snapshot's instant (written as RFC 3339 text; formatted only when written,
     /// since monitoring builds many reports that are never printed).
     #[serde(serialize_with = "serialize_instant")]

@@ -249,7 +249,7 @@ pub fn run(
                     .positions
                     .iter()
                     .filter(|p| p.isolated && p.isolated_health.is_some_and(|health| health <= 1.0))
-                    .map(|p| p.instrument.clone())
+                    .map(|p| p.instrument.to_string())
                     .collect(),
                 equity: report.equity,
                 initial_margin: report.initial_margin,
