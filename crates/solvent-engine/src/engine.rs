@@ -24,7 +24,7 @@ use solvent_risk::whatif::{TradeOutcome, trade_position};
 use solvent_risk::{AccountState, MarketView, RiskError};
 
 use crate::book::AccountBook;
-use crate::config::EngineConfig;
+use crate::config::{EngineConfig, GuardParams};
 use crate::effect::{Effect, RejectReason, TransferReason};
 use crate::event::{Envelope, Event, Side};
 use crate::ledger::{Ledger, LedgerAccount};
@@ -1785,18 +1785,17 @@ impl Engine {
             at: self.now,
         };
         // Keys are built only the first time an underlying or a source is seen.
-        if !self.sources.contains_key(underlying) {
-            self.sources.insert(underlying.to_owned(), BTreeMap::new());
-        }
-        if let Some(sources) = self.sources.get_mut(underlying) {
-            match sources.get_mut(source) {
-                Some(known) => *known = latest,
-                None => {
-                    sources.insert(source.to_owned(), latest);
-                }
+        let sources = match self.sources.get_mut(underlying) {
+            Some(sources) => sources,
+            None => self.sources.entry(underlying.to_owned()).or_default(),
+        };
+        match sources.get_mut(source) {
+            Some(known) => *known = latest,
+            None => {
+                sources.insert(source.to_owned(), latest);
             }
         }
-        let Some(median) = self.index_from_sources(underlying) else {
+        let Some(median) = index_from_sources(sources, self.now, &self.config.guards) else {
             effects.push(Effect::PriceGuarded {
                 name: underlying.to_owned(),
                 received: Price(price),
@@ -1805,13 +1804,13 @@ impl Engine {
             });
             return Ok(effects);
         };
-        let Some(accepted) = self.confirm_jump(
-            underlying,
-            price,
-            median,
-            self.market.index.get(underlying).map(|p| p.value()),
-            &mut effects,
-        ) else {
+        // Found once: the jump guard does not change the market's indices.
+        let known = self.market.index.get_index_of(underlying);
+        let previous = known
+            .and_then(|slot| self.market.index.get_index(slot))
+            .map(|(_, p)| p.value());
+        let Some(accepted) = self.confirm_jump(underlying, price, median, previous, &mut effects)
+        else {
             return Ok(effects);
         };
         if accepted != price {
@@ -1824,8 +1823,8 @@ impl Engine {
         }
         let accepted =
             Price::new_checked(accepted).map_err(|p| reject(RejectReason::OutOfRange, p))?;
-        match self.market.index.get_mut(underlying) {
-            Some(index) => *index = accepted,
+        match known.and_then(|slot| self.market.index.get_index_mut(slot)) {
+            Some((_, index)) => *index = accepted,
             None => {
                 self.market.index.insert(underlying.to_owned(), accepted);
             }
@@ -1889,33 +1888,6 @@ impl Engine {
             }
         }
         changed
-    }
-
-    /// The median of the sources no older than the staleness limit, after dropping those further
-    /// than the outlier band from the median of all fresh sources (DESIGN.md 8.3).
-    fn index_from_sources(&self, underlying: &str) -> Option<Decimal> {
-        let guards = &self.config.guards;
-        let sources = self.sources.get(underlying)?;
-        let is_fresh = |s: &SourcePrice| {
-            (self.now.as_millisecond() - s.at.as_millisecond()) <= guards.index_stale_ms
-        };
-        // One source (the usual feed): it is its own median and never an outlier.
-        if sources.len() == 1 {
-            return sources.values().find(|s| is_fresh(s)).map(|s| s.price);
-        }
-        let fresh: Vec<Decimal> = sources
-            .values()
-            .filter(|s| {
-                (self.now.as_millisecond() - s.at.as_millisecond()) <= guards.index_stale_ms
-            })
-            .map(|s| s.price)
-            .collect();
-        let first = median(fresh.clone())?;
-        let kept: Vec<Decimal> = fresh
-            .into_iter()
-            .filter(|price| ((*price - first) / first).abs() <= guards.index_outlier)
-            .collect();
-        median(kept)
     }
 
     /// A move above the jump threshold is held until the next update confirms it (within the
@@ -3441,6 +3413,33 @@ fn reindex_sets(
     for name in new.iter().filter(|name| !old.contains(name)) {
         sets.entry(name.to_string()).or_default().insert(slot);
     }
+}
+
+/// The median of an underlying's `sources` no older than the staleness limit at `now`, after
+/// dropping those further than the outlier band from the median of all fresh sources
+/// (DESIGN.md 8.3).
+fn index_from_sources(
+    sources: &BTreeMap<String, SourcePrice>,
+    now: Timestamp,
+    guards: &GuardParams,
+) -> Option<Decimal> {
+    let is_fresh =
+        |s: &SourcePrice| (now.as_millisecond() - s.at.as_millisecond()) <= guards.index_stale_ms;
+    // One source (the usual feed): it is its own median and never an outlier.
+    if sources.len() == 1 {
+        return sources.values().find(|s| is_fresh(s)).map(|s| s.price);
+    }
+    let fresh: Vec<Decimal> = sources
+        .values()
+        .filter(|s| is_fresh(s))
+        .map(|s| s.price)
+        .collect();
+    let first = median(fresh.clone())?;
+    let kept: Vec<Decimal> = fresh
+        .into_iter()
+        .filter(|price| ((*price - first) / first).abs() <= guards.index_outlier)
+        .collect();
+    median(kept)
 }
 
 fn median(mut values: Vec<Decimal>) -> Option<Decimal> {
