@@ -346,6 +346,18 @@ struct Band {
     high_key: BandKey,
 }
 
+/// The map holding the bands of `source`'s kind (index or mark bands), and its key there.
+fn band_map<'m, 's>(
+    index_bands: &'m mut BTreeMap<String, Bands>,
+    mark_bands: &'m mut BTreeMap<String, Bands>,
+    source: &'s OwnedSource,
+) -> (&'m mut BTreeMap<String, Bands>, &'s str) {
+    match source {
+        OwnedSource::Index(name) => (index_bands, name),
+        OwnedSource::Mark(name) => (mark_bands, name),
+    }
+}
+
 /// The slack of `E - h MM` to the nearest of `levels` below and above `health`, and the larger of
 /// the two levels (the `h` of the sensitivity bound); `None` when there is none. Each level is
 /// given as `f64` (to compare with the health) and as the decimal the slack is computed with.
@@ -1207,11 +1219,7 @@ impl Engine {
         };
         let (outcome, isolated) = account.trade_outcome(instrument, signed, price);
         account.apply_outcome(instrument, &outcome, isolated);
-        let holder = if isolated {
-            LedgerAccount::Isolated(id.into(), instrument.name.as_str().into())
-        } else {
-            LedgerAccount::Wallet(id.into())
-        };
+        let holder = LedgerAccount::of_position(id, &instrument.name, isolated);
         self.settle_cash(
             &holder,
             &LedgerAccount::Clearing,
@@ -1980,7 +1988,7 @@ impl Engine {
         if first {
             // Its holders were valued at the index until now: every one is examined (and
             // banded on the mark from now on where that applies).
-            self.revalue_instrument_holders(&instrument.name, &mut effects);
+            self.revalue_holders(Source::Mark(&instrument.name), &mut effects);
         } else {
             self.revalue_crossed(None, &[(name, used.value())], &mut effects);
         }
@@ -2008,7 +2016,7 @@ impl Engine {
         MarketView::new(&self.venue, &market).map_err(risk_rejection)?;
         self.market = market;
         let mut effects = Vec::new();
-        self.revalue_holders(underlying, &mut effects);
+        self.revalue_holders(Source::Index(underlying), &mut effects);
         Ok(effects)
     }
 
@@ -2048,11 +2056,7 @@ impl Engine {
             .ledger
             .balance(&LedgerAccount::Clearing, &instrument.settlement);
         for (id, size, isolated) in &holders {
-            let holder = if *isolated {
-                LedgerAccount::Isolated(id.clone(), name.into())
-            } else {
-                LedgerAccount::Wallet(id.clone())
-            };
+            let holder = LedgerAccount::of_position(id, name, *isolated);
             self.settle_cash(
                 &holder,
                 &LedgerAccount::Clearing,
@@ -2167,11 +2171,7 @@ impl Engine {
             .get(id)
             .and_then(|a| a.positions.get(name))
             .is_some_and(|p| p.isolated);
-        if isolated {
-            (LedgerAccount::Isolated(id.into(), name.into()), true)
-        } else {
-            (LedgerAccount::Wallet(id.into()), false)
-        }
+        (LedgerAccount::of_position(id, name, isolated), isolated)
     }
 
     // ---- monitoring -----------------------------------------------------------------------------
@@ -2231,16 +2231,14 @@ impl Engine {
         );
     }
 
-    /// A mark update changes only the positions in that instrument: their holders are examined.
-    fn revalue_instrument_holders(&mut self, name: &str, effects: &mut Vec<Effect>) {
-        let holders = self.ids_of(self.instrument_holders.get(name).into_iter().flatten());
-        for id in holders {
-            self.evaluate(&id, false, effects);
-        }
-    }
-
-    fn revalue_holders(&mut self, underlying: &str, effects: &mut Vec<Effect>) {
-        let holders = self.ids_of(self.holders.get(underlying).into_iter().flatten());
+    /// Examines every account `source` can move: the holders of an underlying (which hold every
+    /// contract on it), or of the contract whose mark it is.
+    fn revalue_holders(&mut self, source: Source<'_>, effects: &mut Vec<Effect>) {
+        let holders = match source {
+            Source::Index(underlying) => self.holders.get(underlying),
+            Source::Mark(name) => self.instrument_holders.get(name),
+        };
+        let holders = self.ids_of(holders.into_iter().flatten());
         for id in holders {
             self.evaluate(&id, false, effects);
         }
@@ -2422,11 +2420,8 @@ impl Engine {
         let old = std::mem::take(&mut account.bands);
         account.unbanded = !unpriced.is_empty();
         for band in old {
-            let (map, name) = match &band.source {
-                OwnedSource::Index(name) => (&mut self.bands, name),
-                OwnedSource::Mark(name) => (&mut self.mark_bands, name),
-            };
-            if let Some(bands) = map.get_mut(name.as_str()) {
+            let (map, name) = band_map(&mut self.bands, &mut self.mark_bands, &band.source);
+            if let Some(bands) = map.get_mut(name) {
                 bands.by_low.remove(&(band.low_key, slot));
                 bands.by_high.remove(&(band.high_key, slot));
             }
@@ -2440,13 +2435,10 @@ impl Engine {
             self.unbanded.entry(underlying).or_default().insert(slot);
         }
         for band in &entries {
-            let (map, name) = match &band.source {
-                OwnedSource::Index(name) => (&mut self.bands, name),
-                OwnedSource::Mark(name) => (&mut self.mark_bands, name),
-            };
-            let bands = match map.get_mut(name.as_str()) {
+            let (map, name) = band_map(&mut self.bands, &mut self.mark_bands, &band.source);
+            let bands = match map.get_mut(name) {
                 Some(bands) => bands,
-                None => map.entry(name.to_string()).or_default(),
+                None => map.entry(name.to_owned()).or_default(),
             };
             bands.by_low.insert((band.low_key, slot));
             bands.by_high.insert((band.high_key, slot));
@@ -2741,10 +2733,10 @@ impl Engine {
             // Every holder of the underlying (which holds every contract on it), or of the
             // contracts whose mark moved.
             match index {
-                Some((underlying, _)) => self.revalue_holders(underlying, effects),
+                Some((underlying, _)) => self.revalue_holders(Source::Index(underlying), effects),
                 None => {
                     for (name, _) in marks {
-                        self.revalue_instrument_holders(name, effects);
+                        self.revalue_holders(Source::Mark(name), effects);
                     }
                 }
             }
@@ -3003,11 +2995,8 @@ impl Engine {
             effects,
         );
         self.trade_external(&instrument, -signed, mark, effects);
-        let holder = if isolated && quantity < position.size.abs() {
-            LedgerAccount::Isolated(id.into(), name.into())
-        } else {
-            LedgerAccount::Wallet(id.into())
-        };
+        let holder =
+            LedgerAccount::of_position(id, name, isolated && quantity < position.size.abs());
         // The fee comes out of what the account still has: never beyond its cash, and never so
         // much that it turns the account's equity negative (the fee must not cause a bankruptcy).
         // Nor so much that the step cannot raise health: at most half the share of equity matching
@@ -3088,11 +3077,7 @@ impl Engine {
         isolated: bool,
         effects: &mut Vec<Effect>,
     ) -> bool {
-        let holder = if isolated {
-            LedgerAccount::Isolated(id.into(), instrument.name.as_str().into())
-        } else {
-            LedgerAccount::Wallet(id.into())
-        };
+        let holder = LedgerAccount::of_position(id, &instrument.name, isolated);
         let asset = instrument.settlement.clone();
         let Some(position) = self
             .accounts

@@ -46,6 +46,17 @@ pub enum LedgerAccount {
 }
 
 impl LedgerAccount {
+    /// Where the money of account `id`'s position in `instrument` sits: its isolated margin, or
+    /// the cross wallet.
+    #[must_use]
+    pub fn of_position(id: &str, instrument: &str, isolated: bool) -> Self {
+        if isolated {
+            Self::Isolated(id.into(), instrument.into())
+        } else {
+            Self::Wallet(id.into())
+        }
+    }
+
     /// The ledger account a name in an event refers to (`external` or a user account).
     #[must_use]
     pub fn named(name: &str) -> Self {
