@@ -748,7 +748,7 @@ impl Engine {
             TransferReason::Deposit,
             &mut effects,
         );
-        // A pegged asset has no index: holding it exposes the account to no new underlying.
+        // Pegged assets are never indexed (see `reindex`): more of one changes no index set.
         if self
             .venue
             .assets
@@ -2093,6 +2093,8 @@ impl Engine {
             );
         }
         for (id, _, _) in &holders {
+            // A payment in an unpegged settlement asset can open or empty a balance on its index.
+            self.reindex(id);
             self.evaluate(id, false, &mut effects);
         }
         Ok(effects)
@@ -2270,6 +2272,8 @@ impl Engine {
             return;
         };
         if self.apply_top_ups(id, &report, effects) {
+            // Money moved in (or between pools) may be an unpegged asset the account did not hold.
+            self.reindex(id);
             match self.report(id) {
                 Ok(after) => report = after,
                 Err(_) => return,
@@ -3479,6 +3483,60 @@ mod tests {
             let tolerance = exact.abs() * 4.0 * f64::EPSILON;
             prop_assert!((fast - exact).abs() <= tolerance, "{value}: {fast} vs {exact}");
         }
+    }
+
+    /// Funding paid in an unpegged settlement asset opens a balance on that asset's index: the
+    /// payer is indexed under it at once (not at its next deposit), so that the index's updates
+    /// reach it.
+    #[test]
+    fn funding_in_an_unpegged_asset_indexes_its_payer_under_that_asset() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let Ok(venue) = Venue::from_toml(path, &text) else {
+            panic!("the default venue must load");
+        };
+        let mut engine = Engine::new(venue, EngineConfig::default());
+        let events = [
+            r#""type":"index_price","underlying":"BTC","price":"60000""#,
+            r#""type":"index_price","underlying":"USDe","price":"1""#,
+            r#""type":"list_instrument","name":"BTCUSDE","spec":{"kind":"perpetual","style":"linear","underlying":"BTC","settlement":"USDe","contract_size":"1","size_step":"0.001","margin":"bybit_ethusdt","default_leverage":10}"#,
+            r#""type":"deposit","account":"a","asset":"USDT","amount":"10000""#,
+            r#""type":"fill","account":"a","instrument":"BTCUSDE","side":"buy","size":"0.1","price":"60000","counterparty":"external""#,
+        ];
+        let apply = |engine: &mut Engine, seq: usize, fields: &str| {
+            let line = format!(r#"{{"seq":{seq},"ts":"2026-01-01T00:00:{seq:02}Z",{fields}}}"#);
+            let envelope = match crate::event::parse_line("test", seq, &line) {
+                Ok(envelope) => envelope,
+                Err(error) => panic!("{line}: {error}"),
+            };
+            let effects = engine.apply(&envelope);
+            assert!(
+                !effects.iter().any(|e| matches!(e, Effect::Rejected { .. })),
+                "{line}: {effects:?}"
+            );
+        };
+        for (seq, fields) in events.iter().enumerate() {
+            apply(&mut engine, seq + 1, fields);
+        }
+        let indexed = |engine: &Engine| {
+            engine
+                .accounts
+                .get("a")
+                .map(|a| a.indexed_underlyings.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(indexed(&engine), ["BTC"]);
+        // The long pays 0.1 x 60,000 x 0.001 = 6 USDe it does not hold: a USDe loan.
+        apply(
+            &mut engine,
+            6,
+            r#""type":"funding","instrument":"BTCUSDE","rate":"0.001""#,
+        );
+        assert_eq!(
+            engine.ledger.wallet_balance("a", "USDe"),
+            Decimal::new(-6, 0)
+        );
+        assert_eq!(indexed(&engine), ["BTC", "USDe"]);
     }
 
     #[test]
