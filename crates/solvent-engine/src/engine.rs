@@ -2595,11 +2595,17 @@ impl Engine {
         levels.extend(trigger_levels(&|r| {
             r.instrument.is_none() && r.source == crate::event::TopUpSource::External
         }));
+        // Slack in USD at the report currency's price, shared out below over coin sensitivities
+        // that take every pegged coin at par. A coin priced above par by the market makes what is
+        // settled in it move faster than that: dividing by the highest such price keeps every
+        // band inside its exact bound (a coin's own index moving re-examines everyone, see
+        // `revalue_crossed`).
+        let usd_per_report_unit = report_usd / self.highest_coin_price();
         let (slack, top) = slack_to_levels(
             &levels,
             report.health,
-            report.equity.value() * report_usd,
-            report.maintenance_margin.value() * report_usd,
+            report.equity.value() * usd_per_report_unit,
+            report.maintenance_margin.value() * usd_per_report_unit,
         )?;
         // From here in f64: the slack is exact (a difference of exact figures), and what follows
         // only shares it out; the key margins cover the rounding (see `BAND_KEY_MARGIN`).
@@ -2639,12 +2645,13 @@ impl Engine {
                 r.instrument.as_deref() == Some(name.as_str())
                     || (r.instrument.is_none() && r.source == crate::event::TopUpSource::CrossPool)
             }));
-            let equity = line.isolated_equity.map_or(Decimal::ZERO, |e| e.value()) * report_usd;
+            let equity =
+                line.isolated_equity.map_or(Decimal::ZERO, |e| e.value()) * usd_per_report_unit;
             let (slack, top) = slack_to_levels(
                 &levels,
                 line.isolated_health,
                 equity,
-                line.maintenance_margin.value() * report_usd,
+                line.maintenance_margin.value() * usd_per_report_unit,
             )?;
             let source = self.band_source(position);
             let price = self.source_price(source)?;
@@ -2679,6 +2686,26 @@ impl Engine {
             }
         }
         Some(widths)
+    }
+
+    /// The highest market price of a pegged coin (one with `usd_peg`), and at least 1.
+    fn highest_coin_price(&self) -> Decimal {
+        self.venue
+            .assets
+            .values()
+            .filter(|asset| asset.usd_peg.is_some())
+            .filter_map(|asset| self.market.index.get(asset.index.as_str()))
+            .map(|price| price.value())
+            .fold(Decimal::ONE, Decimal::max)
+    }
+
+    /// Whether `underlying` is the index of a pegged coin (which the market may price away from
+    /// its peg).
+    fn is_coin_index(&self, underlying: &str) -> bool {
+        self.venue
+            .assets
+            .values()
+            .any(|asset| asset.usd_peg.is_some() && asset.index == underlying)
     }
 
     /// A position's coin exposure and the largest maintenance rate its rule can reach (see
@@ -2733,6 +2760,19 @@ impl Engine {
         marks: &[(&str, Decimal)],
         effects: &mut Vec<Effect>,
     ) {
+        if let Some((underlying, _)) = index
+            && self.is_coin_index(underlying)
+        {
+            // A pegged coin's index re-values every balance in the coin and everything settled
+            // in it, and converts every figure of a report in it: every account is examined.
+            // Venues that value their coins at par never send one; one that streams it pays a
+            // full pass per update.
+            let everyone = self.ids_of(self.accounts.values().map(|a| &a.slot));
+            for id in everyone {
+                self.evaluate(&id, false, effects);
+            }
+            return;
+        }
         if self.config.exhaustive_monitoring {
             // Every holder of the underlying (which holds every contract on it), or of the
             // contracts whose mark moved.

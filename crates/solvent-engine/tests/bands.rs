@@ -30,6 +30,18 @@ fn events_with_marks(
     path: &[i32],
     marks: &[(usize, bool, i32)],
 ) -> Vec<String> {
+    events_with_prices(accounts, path, marks, &[])
+}
+
+/// The events of [`events_with_marks`], with the market pricing USDT (the venue's settlement
+/// coin, pegged at 1 until then) after the index steps `coin` names: `(step, USDT price in
+/// thousandths)`.
+fn events_with_prices(
+    accounts: &[(u32, i32, u32)],
+    path: &[i32],
+    marks: &[(usize, bool, i32)],
+    coin: &[(usize, u32)],
+) -> Vec<String> {
     let mut lines = Vec::new();
     let mut seq = 0;
     let mut push = |body: String, lines: &mut Vec<String>| {
@@ -140,6 +152,15 @@ fn events_with_marks(
             format!(r#""type":"index_price","underlying":"{name}","price":"{price}""#),
             &mut lines,
         );
+        for (_, thousandths) in coin.iter().filter(|(at, _)| *at == step) {
+            push(
+                format!(
+                    r#""type":"index_price","underlying":"USDT","price":"{}""#,
+                    f64::from(*thousandths) / 1000.0
+                ),
+                &mut lines,
+            );
+        }
         for (_, btc_mark, tenths) in marks.iter().filter(|(at, _, _)| *at == step) {
             let (instrument, index) = if *btc_mark {
                 ("BTCUSDT", btc)
@@ -278,6 +299,18 @@ proptest! {
         marks in proptest::collection::vec((0usize..80, any::<bool>(), -70i32..70), 0..60),
     ) {
         let lines = events_with_marks(&accounts, &path, &marks);
+        assert_same_actions(&lines);
+    }
+
+    /// With the market pricing the settlement coin off par (above it, everything settled in it
+    /// moves faster in USD than at par), bands still act as examining every holder would.
+    #[test]
+    fn bands_hold_with_the_settlement_coin_priced_off_par(
+        accounts in proptest::collection::vec((2_000u32..40_000, -400i32..400, 0u32..300), 1..12),
+        path in proptest::collection::vec(-20i32..20, 1..80),
+        coin in proptest::collection::vec((0usize..80, 900u32..1_150), 1..4),
+    ) {
+        let lines = events_with_prices(&accounts, &path, &[], &coin);
         assert_same_actions(&lines);
     }
 }

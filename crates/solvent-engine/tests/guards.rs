@@ -837,3 +837,44 @@ fn an_isolated_position_grows_only_as_far_as_its_own_margin_allows() {
         dec!(1.03)
     );
 }
+
+/// A stablecoin the venue values at par until its market prices it (USDC, October 2025 style
+/// de-peg on the collateral side): the first USDC index below par re-values every account's USDC
+/// collateral at once. 3,000 USDC behind 5 BTCUSDT at 60,000 and 100x: maintenance margin
+/// 0.5% x 300,000 = 1,500, health 3,000 / 1,500 = 2. USDC at 0.70: collateral 2,100, health 1.4,
+/// a margin call (at or below 1.5) asking for IM 3,000 - 2,100 = 900 USDT.
+#[test]
+fn a_stablecoin_priced_below_par_re_values_its_holders_at_once() {
+    for exhaustive_monitoring in [false, true] {
+        let mut run = Run::new(EngineConfig {
+            exhaustive_monitoring,
+            ..EngineConfig::default()
+        });
+        run.next("index_price", r#""underlying":"BTC","price":"60000""#);
+        run.next("deposit", r#""account":"u","asset":"USDC","amount":"3000""#);
+        run.next(
+            "set_leverage",
+            r#""account":"u","instrument":"BTCUSDT","leverage":"100""#,
+        );
+        let fill = run.next(
+            "fill",
+            r#""account":"u","instrument":"BTCUSDT","side":"buy","size":"5","price":"60000","counterparty":"external""#,
+        );
+        assert_eq!(rejection(&fill), None, "{fill:?}");
+        let effects = run.next("index_price", r#""underlying":"USDC","price":"0.70""#);
+        assert!(
+            effects
+                .iter()
+                .any(|e| matches!(e, Effect::StateChanged { account, to, .. }
+                if account == "u" && *to == AccountState::MarginCall)),
+            "exhaustive {exhaustive_monitoring}: {effects:?}"
+        );
+        assert!(
+            effects
+                .iter()
+                .any(|e| matches!(e, Effect::MarginCall { account, deposit, .. }
+                if account == "u" && deposit.value() == Decimal::new(900, 0))),
+            "exhaustive {exhaustive_monitoring}: {effects:?}"
+        );
+    }
+}
