@@ -395,6 +395,16 @@ fn slack_to_levels(
     Some((slack, top.max(below)))
 }
 
+/// The indices of `venue`'s pegged coins.
+fn coin_indices(venue: &Venue) -> Vec<String> {
+    venue
+        .assets
+        .values()
+        .filter(|asset| asset.usd_peg.is_some())
+        .map(|asset| asset.index.to_string())
+        .collect()
+}
+
 /// Health 0 and `venue`'s state thresholds, as [`slack_to_levels`] takes them.
 fn state_levels(venue: &Venue) -> Option<Vec<(f64, Decimal)>> {
     let thresholds = &venue.thresholds;
@@ -448,6 +458,8 @@ pub struct Engine {
     /// Health 0 and the venue's liquidation, reduce-only and margin-call thresholds, in that
     /// order, as the bands compute with them (`None` if one is not a finite number: no bands).
     state_levels: Option<Vec<(f64, Decimal)>>,
+    /// The indices of the venue's pegged coins (which the market may price away from par).
+    coin_indices: Vec<String>,
     /// Holders of an underlying without a band on it yet (examined at its every update).
     unbanded: BTreeMap<String, BTreeSet<u32>>,
     /// ADL counterparties whose profit was just taken at the bankruptcy price: examined again
@@ -467,6 +479,7 @@ impl Engine {
     pub fn new(venue: Venue, config: EngineConfig) -> Self {
         Self {
             state_levels: state_levels(&venue),
+            coin_indices: coin_indices(&venue),
             venue,
             config,
             market: Market {
@@ -1722,6 +1735,7 @@ impl Engine {
             .list_instrument("list_instrument", name, spec)
             .map_err(|error| reject(RejectReason::InvalidInput, error.to_string()))?;
         self.state_levels = state_levels(&venue);
+        self.coin_indices = coin_indices(&venue);
         self.venue = venue;
         Ok(Vec::new())
     }
@@ -1751,6 +1765,7 @@ impl Engine {
             })?;
         }
         self.state_levels = state_levels(&venue);
+        self.coin_indices = coin_indices(&venue);
         self.venue = venue;
         for (id, name, instrument) in resolved {
             if let Some(position) = self
@@ -2188,6 +2203,12 @@ impl Engine {
             .positions
             .values()
             .map(|p| p.instrument.underlying.as_str())
+            .chain(
+                account
+                    .positions
+                    .values()
+                    .filter_map(|p| self.third_coin_index(p)),
+            )
             .collect();
         for (symbol, _) in self.ledger.wallet(id) {
             if let Some(asset) = self.venue.assets.get(symbol)
@@ -2479,6 +2500,12 @@ impl Engine {
             let price = self.source_price(source).unwrap_or(Decimal::ZERO);
             let (coins, rate) = self.position_sensitivity(position, price);
             add(source, coins, rate, false);
+            if let Some(coin) = self.third_coin_index(position) {
+                // Settled in a third coin, its figures move with that coin's index too, by an
+                // amount no band on either bounds: it is examined at the updates of both (empty
+                // bands, see `band_widths`).
+                add(Source::Index(coin), Decimal::ZERO, Decimal::ZERO, true);
+            }
             if source != Source::Index(&instrument.underlying) {
                 // Its underlying's index moves nothing here, but an account in danger must be
                 // examined at each of its updates too (a stale index may have held its
@@ -2555,7 +2582,8 @@ impl Engine {
     ) -> Option<Vec<f64>> {
         // In danger: the cross pool liquidating or worse, a breach being counted, or an isolated
         // position at its liquidation threshold (whose liquidation a stale index may be holding
-        // back: it must be examined again as soon as a fresh index comes).
+        // back: it must be examined again as soon as a fresh index comes). Or a contract settled
+        // in a third coin, which no band bounds (see `coin_exposures`).
         let isolated_in_breach = report.positions.iter().any(|p| {
             p.isolated
                 && p.isolated_health
@@ -2564,6 +2592,10 @@ impl Engine {
         if report.state >= AccountState::Liquidating
             || account.breach.is_some()
             || isolated_in_breach
+            || account
+                .positions
+                .values()
+                .any(|p| self.third_coin_index(p).is_some())
         {
             return None;
         }
@@ -2600,7 +2632,7 @@ impl Engine {
         // settled in it move faster than that: dividing by the highest such price keeps every
         // band inside its exact bound (a coin's own index moving re-examines everyone, see
         // `revalue_crossed`).
-        let usd_per_report_unit = report_usd / self.highest_coin_price();
+        let usd_per_report_unit = report_usd / self.highest_coin_price().max(report_usd);
         let (slack, top) = slack_to_levels(
             &levels,
             report.health,
@@ -2690,22 +2722,23 @@ impl Engine {
 
     /// The highest market price of a pegged coin (one with `usd_peg`), and at least 1.
     fn highest_coin_price(&self) -> Decimal {
-        self.venue
-            .assets
-            .values()
-            .filter(|asset| asset.usd_peg.is_some())
-            .filter_map(|asset| self.market.index.get(asset.index.as_str()))
+        self.coin_indices
+            .iter()
+            .filter_map(|index| self.market.index.get(index.as_str()))
             .map(|price| price.value())
             .fold(Decimal::ONE, Decimal::max)
     }
 
-    /// Whether `underlying` is the index of a pegged coin (which the market may price away from
-    /// its peg).
-    fn is_coin_index(&self, underlying: &str) -> bool {
-        self.venue
+    /// The index of `position`'s settlement coin when it moves the position's figures apart
+    /// from its underlying: a coin that is neither pegged nor the underlying (a quanto-style
+    /// contract settled in a third coin).
+    fn third_coin_index<'a>(&'a self, position: &PositionState) -> Option<&'a str> {
+        let settlement = self
+            .venue
             .assets
-            .values()
-            .any(|asset| asset.usd_peg.is_some() && asset.index == underlying)
+            .get(position.instrument.settlement.as_str())?;
+        (settlement.usd_peg.is_none() && settlement.index != position.instrument.underlying)
+            .then_some(settlement.index.as_str())
     }
 
     /// A position's coin exposure and the largest maintenance rate its rule can reach (see
@@ -2761,7 +2794,7 @@ impl Engine {
         effects: &mut Vec<Effect>,
     ) {
         if let Some((underlying, _)) = index
-            && self.is_coin_index(underlying)
+            && self.coin_indices.iter().any(|coin| coin == underlying)
         {
             // A pegged coin's index re-values every balance in the coin and everything settled
             // in it, and converts every figure of a report in it: every account is examined.
@@ -3525,11 +3558,11 @@ mod tests {
         }
     }
 
-    /// Funding paid in an unpegged settlement asset opens a balance on that asset's index: the
-    /// payer is indexed under it at once (not at its next deposit), so that the index's updates
-    /// reach it.
+    /// A position settled in an unpegged third coin moves with that coin's index, and funding
+    /// paid in it opens a balance on it: the account is indexed under the coin at once (not at
+    /// its next deposit), so that the coin's index updates reach it.
     #[test]
-    fn funding_in_an_unpegged_asset_indexes_its_payer_under_that_asset() {
+    fn a_position_or_funding_in_an_unpegged_coin_indexes_the_account_under_that_coin() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
         let text = std::fs::read_to_string(path).unwrap_or_default();
         let Ok(venue) = Venue::from_toml(path, &text) else {
@@ -3565,18 +3598,29 @@ mod tests {
                 .map(|a| a.indexed_underlyings.clone())
                 .unwrap_or_default()
         };
-        assert_eq!(indexed(&engine), ["BTC"]);
-        // The long pays 0.1 x 60,000 x 0.001 = 6 USDe it does not hold: a USDe loan.
+        // Settled in USDe, the position moves with USDe's index too.
+        assert_eq!(indexed(&engine), ["BTC", "USDe"]);
+        let sell = r#""type":"fill","account":"a","instrument":"BTCUSDE","side":"sell","size":"0.1","price":"60000","counterparty":"external""#;
+        let buy = r#""type":"fill","account":"a","instrument":"BTCUSDE","side":"buy","size":"0.1","price":"60000","counterparty":"external""#;
+        apply(&mut engine, 6, sell);
+        assert!(
+            indexed(&engine).is_empty(),
+            "USDT is pegged: nothing to index"
+        );
+        apply(&mut engine, 7, buy);
+        // The long pays 0.1 x 60,000 x 0.001 = 6 USDe it does not hold: a USDe loan, which keeps
+        // the account on USDe's index once the position is gone.
         apply(
             &mut engine,
-            6,
+            8,
             r#""type":"funding","instrument":"BTCUSDE","rate":"0.001""#,
         );
         assert_eq!(
             engine.ledger.wallet_balance("a", "USDe"),
             Decimal::new(-6, 0)
         );
-        assert_eq!(indexed(&engine), ["BTC", "USDe"]);
+        apply(&mut engine, 9, sell);
+        assert_eq!(indexed(&engine), ["USDe"]);
     }
 
     #[test]

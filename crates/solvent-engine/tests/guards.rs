@@ -878,3 +878,54 @@ fn a_stablecoin_priced_below_par_re_values_its_holders_at_once() {
         );
     }
 }
+
+/// A linear contract settled in a third coin (BTC margined in USDe, listed by the venue) moves
+/// with that coin's index as well as with BTC's: 5 BTCUSDE at 60,000 at 100x behind 3,000 USDT
+/// need 1,500 USDe maintenance margin (0.5% x 300,000), health 2 at USDe = 1. USDe at 1.15:
+/// 1,725 USDT, health 1.74, still healthy; at 1.35: 2,025 USDT, health 1.48, a margin call for
+/// IM 3,000 x 1.35 - 3,000 = 1,050 USDT. Banded or examining every holder, the USDe update finds it.
+#[test]
+fn a_contract_settled_in_a_third_coin_is_re_examined_when_that_coin_moves() {
+    for exhaustive_monitoring in [false, true] {
+        let mut run = Run::new(EngineConfig {
+            exhaustive_monitoring,
+            ..EngineConfig::default()
+        });
+        run.next("index_price", r#""underlying":"BTC","price":"60000""#);
+        run.next("index_price", r#""underlying":"USDe","price":"1""#);
+        let listed = run.next(
+            "list_instrument",
+            r#""name":"BTCUSDE","spec":{"kind":"perpetual","style":"linear","underlying":"BTC","settlement":"USDe","contract_size":"1","size_step":"0.001","margin":"bybit_btcusdt"}"#,
+        );
+        assert_eq!(rejection(&listed), None, "{listed:?}");
+        run.next("deposit", r#""account":"q","asset":"USDT","amount":"3000""#);
+        run.next(
+            "set_leverage",
+            r#""account":"q","instrument":"BTCUSDE","leverage":"100""#,
+        );
+        let fill = run.next(
+            "fill",
+            r#""account":"q","instrument":"BTCUSDE","side":"buy","size":"5","price":"60000","counterparty":"external""#,
+        );
+        assert_eq!(rejection(&fill), None, "{fill:?}");
+        let calls = |effects: &[Effect]| {
+            effects
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::MarginCall {
+                        account, deposit, ..
+                    } if account == "q" => Some(deposit.value()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        let up = run.next("index_price", r#""underlying":"USDe","price":"1.15""#);
+        assert!(calls(&up).is_empty(), "health 1.74: {up:?}");
+        let further = run.next("index_price", r#""underlying":"USDe","price":"1.35""#);
+        assert_eq!(
+            calls(&further),
+            [dec!(1050)],
+            "exhaustive {exhaustive_monitoring}: {further:?}"
+        );
+    }
+}
