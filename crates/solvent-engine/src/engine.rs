@@ -2289,7 +2289,10 @@ impl Engine {
     /// Recomputes an account's figures and acts on them: state changes, one margin call per
     /// episode, liquidation when due and allowed by the guards.
     fn evaluate(&mut self, id: &str, report_figures: bool, effects: &mut Vec<Effect>) {
+        // An account that cannot be valued (a venue update left it holding what the market does
+        // not price) is examined at every update of what it holds until it can.
         let Ok(mut report) = self.report(id) else {
+            self.set_bands(id, None);
             return;
         };
         if self.apply_top_ups(id, &report, effects) {
@@ -2297,7 +2300,10 @@ impl Engine {
             self.reindex(id);
             match self.report(id) {
                 Ok(after) => report = after,
-                Err(_) => return,
+                Err(_) => {
+                    self.set_bands(id, None);
+                    return;
+                }
             }
         }
         if report_figures {
@@ -2632,7 +2638,7 @@ impl Engine {
         // settled in it move faster than that: dividing by the highest such price keeps every
         // band inside its exact bound (a coin's own index moving re-examines everyone, see
         // `revalue_crossed`).
-        let usd_per_report_unit = report_usd / self.highest_coin_price().max(report_usd);
+        let usd_per_report_unit = report_usd / self.highest_coin_price();
         let (slack, top) = slack_to_levels(
             &levels,
             report.health,
