@@ -2193,13 +2193,10 @@ impl Engine {
 
     // ---- monitoring -----------------------------------------------------------------------------
 
-    /// Re-indexes which underlyings an account is exposed to (positions and collateral) and
-    /// which instruments it holds, changing only the entries that differ from its last indexing.
-    fn reindex(&mut self, id: &str) {
-        let Some(account) = self.accounts.get(id) else {
-            return;
-        };
-        let mut underlyings: Vec<&str> = account
+    /// The indices an account's figures move with, sorted: its positions' underlyings, the
+    /// third coins they settle in (see [`Self::third_coin_index`]), and its unpegged coins.
+    fn indices_of<'a>(&'a self, account: &'a Account) -> Vec<&'a str> {
+        let mut indices: Vec<&str> = account
             .positions
             .values()
             .map(|p| p.instrument.underlying.as_str())
@@ -2210,15 +2207,25 @@ impl Engine {
                     .filter_map(|p| self.third_coin_index(p)),
             )
             .collect();
-        for (symbol, _) in self.ledger.wallet(id) {
+        for (symbol, _) in self.ledger.wallet(&account.id) {
             if let Some(asset) = self.venue.assets.get(symbol)
                 && asset.usd_peg.is_none()
             {
-                underlyings.push(&asset.index);
+                indices.push(&asset.index);
             }
         }
-        underlyings.sort_unstable();
-        underlyings.dedup();
+        indices.sort_unstable();
+        indices.dedup();
+        indices
+    }
+
+    /// Re-indexes which underlyings an account is exposed to (positions and collateral) and
+    /// which instruments it holds, changing only the entries that differ from its last indexing.
+    fn reindex(&mut self, id: &str) {
+        let Some(account) = self.accounts.get(id) else {
+            return;
+        };
+        let underlyings = self.indices_of(account);
         // Positions are keyed by instrument name: already sorted and distinct.
         if account
             .indexed_underlyings
@@ -2881,17 +2888,15 @@ impl Engine {
         isolated_due: &[String],
         effects: &mut Vec<Effect>,
     ) {
-        let underlyings: BTreeSet<String> = self
-            .accounts
-            .get(id)
-            .map(|a| {
-                a.positions
-                    .values()
-                    .map(|p| p.instrument.underlying.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(stale) = underlyings.iter().find(|u| self.index_is_stale(u)) {
+        // Any index its figures move with (collateral and settlement coins as well as the
+        // positions' underlyings): a stale one would liquidate on an old price.
+        let stale = self.accounts.get(id).and_then(|account| {
+            self.indices_of(account)
+                .into_iter()
+                .find(|index| self.index_is_stale(index))
+                .map(str::to_owned)
+        });
+        if let Some(stale) = stale {
             effects.push(Effect::LiquidationDeferred {
                 account: id.to_owned(),
                 reason: format!(

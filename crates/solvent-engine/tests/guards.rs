@@ -929,3 +929,45 @@ fn a_contract_settled_in_a_third_coin_is_re_examined_when_that_coin_moves() {
         );
     }
 }
+
+/// A stale index of a coin held as collateral freezes liquidation too: the account's equity is
+/// valued at that coin's old price. 0.05 BTC at 60,000 (3,000 USD) behind 10 ETHUSDT bought at
+/// 3,000; ten minutes later ETH alone is quoted, at 2,720: equity 3,000 - 2,800 = 200 against
+/// MM 1% x 27,200 = 272 (health 0.74): liquidating, but BTC's index is stale. The first fresh BTC
+/// index lets the liquidation proceed.
+#[test]
+fn a_stale_collateral_index_freezes_liquidation() {
+    let mut run = Run::new(EngineConfig::default());
+    run.at(0, "index_price", r#""underlying":"BTC","price":"60000""#);
+    run.at(0, "index_price", r#""underlying":"ETH","price":"3000""#);
+    run.at(
+        1,
+        "deposit",
+        r#""account":"c","asset":"BTC","amount":"0.05""#,
+    );
+    let fill = run.at(
+        2,
+        "fill",
+        r#""account":"c","instrument":"ETHUSDT","side":"buy","size":"10","price":"3000","counterparty":"external""#,
+    );
+    assert_eq!(rejection(&fill), None, "{fill:?}");
+    let fall = run.at(601, "index_price", r#""underlying":"ETH","price":"2720""#);
+    assert_eq!(run.state("c"), AccountState::Liquidating);
+    assert!(
+        !fall.iter().any(|e| matches!(e, Effect::Liquidation { .. })),
+        "{fall:?}"
+    );
+    assert!(
+        fall.iter()
+            .any(|e| matches!(e, Effect::LiquidationDeferred { reason, .. }
+            if reason.starts_with("stale_index: no fresh BTC"))),
+        "{fall:?}"
+    );
+    let fresh = run.at(602, "index_price", r#""underlying":"BTC","price":"60000""#);
+    assert!(
+        fresh
+            .iter()
+            .any(|e| matches!(e, Effect::Liquidation { account, .. } if account == "c")),
+        "{fresh:?}"
+    );
+}
