@@ -971,3 +971,46 @@ fn a_stale_collateral_index_freezes_liquidation() {
         "{fresh:?}"
     );
 }
+
+/// An account the engine cannot value is examined at every update of what it holds until it
+/// can be: a venue update settles BTCUSDT in USDe, which the market does not price yet, so the
+/// holder's report fails. The first USDe index (1.35) values it: 5 BTC at 60,000 and 100x need
+/// 1,500 USDe maintenance margin, 2,025 USDT, against 3,000 USDT (health 1.48): a margin call
+/// for IM 3,000 x 1.35 - 3,000 = 1,050 USDT, at that very update.
+#[test]
+fn an_account_that_cannot_be_valued_is_examined_when_its_price_comes() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let listing = "[instruments.BTCUSDT]";
+    let at = text.find(listing).unwrap();
+    let (head, tail) = text.split_at(at);
+    let moved = format!(
+        "{head}{}",
+        tail.replacen(r#"settlement = "USDT""#, r#"settlement = "USDe""#, 1)
+    );
+    let mut run = Run::new(EngineConfig::default());
+    run.next("index_price", r#""underlying":"BTC","price":"60000""#);
+    run.next("deposit", r#""account":"v","asset":"USDT","amount":"3000""#);
+    run.next(
+        "set_leverage",
+        r#""account":"v","instrument":"BTCUSDT","leverage":"100""#,
+    );
+    let fill = run.next(
+        "fill",
+        r#""account":"v","instrument":"BTCUSDT","side":"buy","size":"5","price":"60000","counterparty":"external""#,
+    );
+    assert_eq!(rejection(&fill), None, "{fill:?}");
+    let update = run.next(
+        "update_venue",
+        &format!(r#""venue":{}"#, serde_json::to_string(&moved).unwrap()),
+    );
+    assert_eq!(rejection(&update), None, "{update:?}");
+    let priced = run.next("index_price", r#""underlying":"USDe","price":"1.35""#);
+    assert!(
+        priced
+            .iter()
+            .any(|e| matches!(e, Effect::MarginCall { account, deposit, .. }
+            if account == "v" && deposit.value() == dec!(1050))),
+        "{priced:?}"
+    );
+}
