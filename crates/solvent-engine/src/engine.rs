@@ -650,6 +650,13 @@ impl Engine {
             .map_err(|problem| reject(RejectReason::UnknownInstrument, problem))
     }
 
+    /// Makes `venue` the engine's, with what the bands derive from it.
+    fn install_venue(&mut self, venue: Venue) {
+        self.state_levels = state_levels(&venue);
+        self.coin_indices = coin_indices(&venue);
+        self.venue = venue;
+    }
+
     // ---- valuation ------------------------------------------------------------------------------
 
     /// The account as a portfolio (balances from the ledger), with `change` applied to a copy.
@@ -1734,9 +1741,7 @@ impl Engine {
         venue
             .list_instrument("list_instrument", name, spec)
             .map_err(|error| reject(RejectReason::InvalidInput, error.to_string()))?;
-        self.state_levels = state_levels(&venue);
-        self.coin_indices = coin_indices(&venue);
-        self.venue = venue;
+        self.install_venue(venue);
         Ok(Vec::new())
     }
 
@@ -1764,9 +1769,7 @@ impl Engine {
                 )
             })?;
         }
-        self.state_levels = state_levels(&venue);
-        self.coin_indices = coin_indices(&venue);
-        self.venue = venue;
+        self.install_venue(venue);
         for (id, name, instrument) in resolved {
             if let Some(position) = self
                 .accounts
@@ -2293,24 +2296,29 @@ impl Engine {
         })
     }
 
+    /// The account's margin report; `None`, with empty bands, for an account that cannot be
+    /// valued (a venue update left it holding what the market does not price): it is examined at
+    /// every update of what it holds until it can be.
+    fn report_or_unband(&mut self, id: &str) -> Option<MarginReport> {
+        let report = self.report(id).ok();
+        if report.is_none() {
+            self.set_bands(id, None);
+        }
+        report
+    }
+
     /// Recomputes an account's figures and acts on them: state changes, one margin call per
     /// episode, liquidation when due and allowed by the guards.
     fn evaluate(&mut self, id: &str, report_figures: bool, effects: &mut Vec<Effect>) {
-        // An account that cannot be valued (a venue update left it holding what the market does
-        // not price) is examined at every update of what it holds until it can.
-        let Ok(mut report) = self.report(id) else {
-            self.set_bands(id, None);
+        let Some(mut report) = self.report_or_unband(id) else {
             return;
         };
         if self.apply_top_ups(id, &report, effects) {
             // Money moved in (or between pools) may be an unpegged asset the account did not hold.
             self.reindex(id);
-            match self.report(id) {
-                Ok(after) => report = after,
-                Err(_) => {
-                    self.set_bands(id, None);
-                    return;
-                }
+            match self.report_or_unband(id) {
+                Some(after) => report = after,
+                None => return,
             }
         }
         if report_figures {
