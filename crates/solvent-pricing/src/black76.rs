@@ -53,7 +53,8 @@ mod batch;
 mod vector_math;
 
 pub use batch::{
-    BatchColumns, Black76Batch, GreeksBatch, price_and_greeks_batch, price_and_greeks_checked,
+    BatchColumns, Black76Batch, GreeksBatch, OwnedColumns, price_and_greeks_batch,
+    price_and_greeks_checked,
 };
 
 use crate::error::{Field, PricingError};

@@ -11,7 +11,7 @@ mod common;
 use common::relative_error;
 use solvent_pricing::PricingError;
 use solvent_pricing::black76::{
-    BatchColumns, Black76, Black76Batch, GreeksBatch, OptionType, price_and_greeks_batch,
+    Black76, Black76Batch, GreeksBatch, OptionType, OwnedColumns, price_and_greeks_batch,
     price_and_greeks_checked,
 };
 
@@ -38,44 +38,16 @@ impl SplitMix {
     }
 }
 
-struct Columns {
-    forward: Vec<f64>,
-    strike: Vec<f64>,
-    time: Vec<f64>,
-    volatility: Vec<f64>,
-    discount: Vec<f64>,
-    kind: Vec<OptionType>,
-}
-
-impl Columns {
-    fn columns(&self) -> BatchColumns<'_> {
-        BatchColumns {
-            forward: &self.forward,
-            strike: &self.strike,
-            time_to_expiry_years: &self.time,
-            volatility: &self.volatility,
-            discount_factor: &self.discount,
-            option_type: &self.kind,
-        }
-    }
-
-    fn batch(&self) -> Result<Black76Batch<'_>, PricingError> {
-        Black76Batch::new_checked(self.columns())
-    }
+/// The columns validated (every test's first step).
+fn checked(columns: &OwnedColumns) -> Result<Black76Batch<'_>, PricingError> {
+    Black76Batch::new_checked(columns.columns())
 }
 
 /// Wide ranges: moneyness from 1/20 to 20, expiries from a minute to 30 years, volatilities
 /// from 1% to 500%, plus exact zeros of time and volatility and the at-the-money point.
-fn cases(n: usize, seed: u64) -> Columns {
+fn cases(n: usize, seed: u64) -> OwnedColumns {
     let mut rng = SplitMix(seed);
-    let mut c = Columns {
-        forward: Vec::new(),
-        strike: Vec::new(),
-        time: Vec::new(),
-        volatility: Vec::new(),
-        discount: Vec::new(),
-        kind: Vec::new(),
-    };
+    let mut c = OwnedColumns::default();
     for i in 0..n {
         let forward = rng.log_uniform(1e-3, 1e6);
         let moneyness = match i % 4 {
@@ -118,7 +90,7 @@ fn close(a: f64, b: f64, scale: f64) -> bool {
 #[test]
 fn batch_agrees_with_scalar_to_1e_12_relative() {
     let columns = cases(200_000, 7);
-    let batch = columns.batch().expect("valid cases");
+    let batch = checked(&columns).expect("valid cases");
     let mut out = GreeksBatch::default();
     price_and_greeks_batch(&batch, &mut out);
     assert_eq!(out.len(), 200_000);
@@ -172,16 +144,9 @@ fn batch_agrees_with_scalar_to_1e_12_relative() {
 /// of the scalar path's own switch to its Taylor series at `t = 0.1`, at relative distances
 /// from `1e-12` to `5%`, mixed in one batch so that every chunk holds both kinds. Both kernels
 /// must agree with the scalar path as everywhere else.
-fn boundary_cases(seed: u64) -> Columns {
+fn boundary_cases(seed: u64) -> OwnedColumns {
     let mut rng = SplitMix(seed);
-    let mut c = Columns {
-        forward: Vec::new(),
-        strike: Vec::new(),
-        time: Vec::new(),
-        volatility: Vec::new(),
-        discount: Vec::new(),
-        kind: Vec::new(),
-    };
+    let mut c = OwnedColumns::default();
     let offsets = [
         -5e-2, -1e-3, -1e-6, -1e-9, -1e-12, 0.0, 1e-12, 1e-9, 1e-6, 1e-3, 5e-2,
     ];
@@ -240,8 +205,8 @@ fn boundary_cases(seed: u64) -> Columns {
 
 /// Batch against scalar on `columns`, with the tolerance of
 /// `batch_agrees_with_scalar_to_1e_12_relative`; returns the worst relative differences.
-fn assert_batch_matches_scalar(columns: &Columns) -> [f64; 4] {
-    let batch = columns.batch().expect("valid cases");
+fn assert_batch_matches_scalar(columns: &OwnedColumns) -> [f64; 4] {
+    let batch = checked(columns).expect("valid cases");
     let mut out = GreeksBatch::default();
     price_and_greeks_batch(&batch, &mut out);
     let mut worst = [0.0_f64; 4];
@@ -287,7 +252,7 @@ fn batch_agrees_with_scalar_on_both_sides_of_the_kernel_routing() {
 #[test]
 fn batch_matches_mpmath_to_2e_13_relative() {
     let rows = common::read_csv("black76_mpmath.csv");
-    let columns = Columns {
+    let columns = OwnedColumns {
         forward: rows.iter().map(|r| r.get("forward")).collect(),
         strike: rows.iter().map(|r| r.get("strike")).collect(),
         time: rows.iter().map(|r| r.get("time_to_expiry_years")).collect(),
@@ -295,7 +260,7 @@ fn batch_matches_mpmath_to_2e_13_relative() {
         discount: rows.iter().map(|r| r.get("discount_factor")).collect(),
         kind: rows.iter().map(|r| r.option_type).collect(),
     };
-    let batch = columns.batch().expect("valid oracle rows");
+    let batch = checked(&columns).expect("valid oracle rows");
     let mut out = GreeksBatch::default();
     price_and_greeks_batch(&batch, &mut out);
     let mut worst = [0.0_f64; 4];
@@ -329,7 +294,7 @@ fn batch_matches_mpmath_to_2e_13_relative() {
 fn checked_call_gives_the_same_bits_as_validate_then_value() {
     for columns in [cases(50_000, 11), boundary_cases(13)] {
         let mut two_step = GreeksBatch::default();
-        price_and_greeks_batch(&columns.batch().unwrap(), &mut two_step);
+        price_and_greeks_batch(&checked(&columns).unwrap(), &mut two_step);
         // Stale contents of another length must not matter.
         let mut fused = GreeksBatch::default();
         price_and_greeks_checked(cases(7, 1).columns(), &mut fused).unwrap();
@@ -354,7 +319,7 @@ fn checked_call_gives_the_same_bits_as_validate_then_value() {
 /// a second bad value further on (the first is named).
 #[test]
 fn checked_call_names_the_first_invalid_element_like_new_checked() {
-    type Spoil = fn(&mut Columns, usize);
+    type Spoil = fn(&mut OwnedColumns, usize);
     let spoils: [(&str, Spoil); 8] = [
         ("negative forward", |c, i| c.forward[i] = -1.0),
         ("NaN strike", |c, i| c.strike[i] = f64::NAN),
@@ -373,7 +338,7 @@ fn checked_call_names_the_first_invalid_element_like_new_checked() {
             if index + 700 < n {
                 spoil(&mut columns, index + 700);
             }
-            let expected = columns.batch().unwrap_err();
+            let expected = checked(&columns).unwrap_err();
             let mut out = GreeksBatch::default();
             let error = price_and_greeks_checked(columns.columns(), &mut out).unwrap_err();
             // Compared as text: a NaN in the error is not equal to itself.
@@ -393,6 +358,6 @@ fn checked_call_names_the_first_invalid_element_like_new_checked() {
     let mut out = GreeksBatch::default();
     assert_eq!(
         price_and_greeks_checked(columns.columns(), &mut out).unwrap_err(),
-        columns.batch().unwrap_err()
+        checked(&columns).unwrap_err()
     );
 }

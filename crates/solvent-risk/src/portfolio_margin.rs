@@ -25,7 +25,7 @@ pub use solvent_core::portfolio_margin::VolShock;
 use solvent_core::portfolio_margin::{
     Combine, PortfolioMarginParams, UnderlyingParams, VolShockMode,
 };
-use solvent_pricing::black76::{BatchColumns, Black76, GreeksBatch, price_and_greeks_checked};
+use solvent_pricing::black76::{Black76, GreeksBatch, OwnedColumns, price_and_greeks_checked};
 use solvent_pricing::implied::implied_volatility;
 
 use crate::error::RiskError;
@@ -473,12 +473,8 @@ enum Revaluation {
 /// The options of a scenario book awaiting revaluation: every (option, scenario) row of the
 /// book in one set of columns, so the batch Black-76 kernel values them in one call.
 struct PendingOptions {
-    forward: Vec<f64>,
-    strike: Vec<f64>,
-    time: Vec<f64>,
-    volatility: Vec<f64>,
-    discount: Vec<f64>,
-    kind: Vec<solvent_pricing::black76::OptionType>,
+    /// One row per (option, scenario).
+    columns: OwnedColumns,
     /// Per option: (underlying, instrument, first row, grid scenarios, rows after the first).
     slots: Vec<(String, String, usize, usize, usize)>,
     /// How many options the book holds (to size the columns at the first one).
@@ -490,12 +486,7 @@ impl PendingOptions {
     /// about as many scenarios each), so they rarely grow while the book is built.
     fn for_options(options: usize) -> Self {
         Self {
-            forward: Vec::new(),
-            strike: Vec::new(),
-            time: Vec::new(),
-            volatility: Vec::new(),
-            discount: Vec::new(),
-            kind: Vec::new(),
+            columns: OwnedColumns::default(),
             slots: Vec::with_capacity(options),
             expected_options: options,
         }
@@ -511,25 +502,22 @@ impl PendingOptions {
         moves: &[(f64, Option<f64>)],
         grid: usize,
     ) {
-        let start = self.forward.len();
+        let start = self.columns.forward.len();
         if start == 0 {
-            let rows = self.expected_options.max(1) * (moves.len() + 1);
-            self.forward.reserve(rows);
-            self.strike.reserve(rows);
-            self.time.reserve(rows);
-            self.volatility.reserve(rows);
-            self.discount.reserve(rows);
-            self.kind.reserve(rows);
+            self.columns =
+                OwnedColumns::with_capacity(self.expected_options.max(1) * (moves.len() + 1));
         }
+        let columns = &mut self.columns;
         let rows = std::iter::once((0.0, None)).chain(moves.iter().copied());
         for (price_move, shocked) in rows {
-            self.forward.push(model.forward() * (1.0 + price_move));
-            self.volatility
+            columns.forward.push(model.forward() * (1.0 + price_move));
+            columns
+                .volatility
                 .push(shocked.unwrap_or_else(|| model.volatility()));
-            self.strike.push(model.strike());
-            self.time.push(model.time_to_expiry_years());
-            self.discount.push(model.discount_factor());
-            self.kind.push(kind);
+            columns.strike.push(model.strike());
+            columns.time.push(model.time_to_expiry_years());
+            columns.discount.push(model.discount_factor());
+            columns.kind.push(kind);
         }
         self.slots.push((
             instrument.underlying.clone(),
@@ -545,18 +533,8 @@ impl PendingOptions {
         if self.slots.is_empty() {
             return Ok(());
         }
-        let mut out = GreeksBatch::with_capacity(self.forward.len());
-        let valued = price_and_greeks_checked(
-            BatchColumns {
-                forward: &self.forward,
-                strike: &self.strike,
-                time_to_expiry_years: &self.time,
-                volatility: &self.volatility,
-                discount_factor: &self.discount,
-                option_type: &self.kind,
-            },
-            &mut out,
-        );
+        let mut out = GreeksBatch::with_capacity(self.columns.forward.len());
+        let valued = price_and_greeks_checked(self.columns.columns(), &mut out);
         if let Err(error) = valued {
             let row = match &error {
                 solvent_pricing::PricingError::BatchElement { index, .. } => *index,

@@ -3,35 +3,11 @@
 //! `bench/peers/black76_peers.py`: a 64-bit linear congruential generator (Knuth's MMIX
 //! constants), top 53 bits as a uniform.
 
-use solvent_pricing::black76::{BatchColumns, OptionType};
-
-/// The columns of `n` options.
-pub struct Inputs {
-    pub forward: Vec<f64>,
-    pub strike: Vec<f64>,
-    pub time: Vec<f64>,
-    pub volatility: Vec<f64>,
-    pub discount: Vec<f64>,
-    pub kind: Vec<OptionType>,
-}
-
-impl Inputs {
-    /// The columns as the batch functions take them.
-    pub fn columns(&self) -> BatchColumns<'_> {
-        BatchColumns {
-            forward: &self.forward,
-            strike: &self.strike,
-            time_to_expiry_years: &self.time,
-            volatility: &self.volatility,
-            discount_factor: &self.discount,
-            option_type: &self.kind,
-        }
-    }
-}
+use solvent_pricing::black76::{OptionType, OwnedColumns};
 
 /// `n` options: forward 100, moneyness 0.5 to 2, 1 day to 2 years, volatility 10% to 150%, rate
 /// 0 to 5%, calls and puts alike.
-pub fn inputs(n: usize) -> Inputs {
+pub fn inputs(n: usize) -> OwnedColumns {
     let mut state: u64 = 20_260_101;
     let mut unit = || {
         state = state
@@ -39,14 +15,7 @@ pub fn inputs(n: usize) -> Inputs {
             .wrapping_add(1_442_695_040_888_963_407);
         (state >> 11) as f64 / (1u64 << 53) as f64
     };
-    let mut v = Inputs {
-        forward: Vec::with_capacity(n),
-        strike: Vec::with_capacity(n),
-        time: Vec::with_capacity(n),
-        volatility: Vec::with_capacity(n),
-        discount: Vec::with_capacity(n),
-        kind: Vec::with_capacity(n),
-    };
+    let mut v = OwnedColumns::with_capacity(n);
     for _ in 0..n {
         let forward = 100.0;
         let strike = forward * (0.5 + 1.5 * unit()); // moneyness 0.5 .. 2

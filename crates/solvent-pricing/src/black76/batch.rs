@@ -62,6 +62,52 @@ pub struct BatchColumns<'a> {
     pub option_type: &'a [OptionType],
 }
 
+/// The columns of a batch, owned: filled option by option, then lent to the batch functions
+/// as [`BatchColumns`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OwnedColumns {
+    /// Forward `F` of each option.
+    pub forward: Vec<f64>,
+    /// Strike `K`.
+    pub strike: Vec<f64>,
+    /// Time to expiry `T`, in years.
+    pub time: Vec<f64>,
+    /// Volatility `sigma`.
+    pub volatility: Vec<f64>,
+    /// Discount factor `DF`.
+    pub discount: Vec<f64>,
+    /// Call or put.
+    pub kind: Vec<OptionType>,
+}
+
+impl OwnedColumns {
+    /// Empty columns with room for `options` options each.
+    #[must_use]
+    pub fn with_capacity(options: usize) -> Self {
+        Self {
+            forward: Vec::with_capacity(options),
+            strike: Vec::with_capacity(options),
+            time: Vec::with_capacity(options),
+            volatility: Vec::with_capacity(options),
+            discount: Vec::with_capacity(options),
+            kind: Vec::with_capacity(options),
+        }
+    }
+
+    /// The columns, lent.
+    #[must_use]
+    pub fn columns(&self) -> BatchColumns<'_> {
+        BatchColumns {
+            forward: &self.forward,
+            strike: &self.strike,
+            time_to_expiry_years: &self.time,
+            volatility: &self.volatility,
+            discount_factor: &self.discount,
+            option_type: &self.kind,
+        }
+    }
+}
+
 /// Validated batch columns: all of one length, every element in the domain of
 /// [`Black76::new_checked`](super::Black76::new_checked).
 #[derive(Debug, Clone, Copy)]
