@@ -2620,6 +2620,18 @@ impl Engine {
         {
             return None;
         }
+        // No sound bound is known (yet) for a requirement that is not a rate times the value:
+        // portfolio margin moves with the worst scenario of its grid (and offsets, add-ons,
+        // expected shortfall), an option's value and margin with gamma, vega and time. Such an
+        // account is examined at every update of what it holds: correctness before speed.
+        if account.mode == MarginMode::Portfolio
+            || account
+                .positions
+                .values()
+                .any(|p| matches!(p.instrument.terms, Terms::Option { .. }))
+        {
+            return None;
+        }
         let settlement = self.venue.asset(&report.settlement_asset).ok()?;
         // A coin-margined report currency moves with its own underlying: no simple bound.
         if exposures

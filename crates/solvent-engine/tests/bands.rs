@@ -314,3 +314,179 @@ proptest! {
         assert_same_actions(&lines);
     }
 }
+
+/// Events for accounts the standard-margin bands were never sized for: portfolio mode, options
+/// (linear and inverse), inverse contracts and collateral in several coins. Each account is
+/// `(USDT collateral, BTC collateral in hundredths, BTCUSDT size in thousandths, option kind,
+/// portfolio mode?)`; option kind 0 holds none, 1 sells a BTC_USDC call, 2 sells a BTC_USDC
+/// put, 3 buys an inverse BTC call, 4 sells an inverse BTC put. `path` moves BTC by 0.1% steps
+/// (and ETH the other way on every third step); `vols` re-quotes the BTC smile at the steps it
+/// names, as `(step, ATM vol in percent)`.
+fn mixed_events(
+    accounts: &[(u32, u32, i32, u8, bool)],
+    path: &[i32],
+    vols: &[(usize, u32)],
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut seq = 0;
+    let mut push = |body: String, lines: &mut Vec<String>| {
+        seq += 1;
+        lines.push(format!(
+            r#"{{"seq":{seq},"ts":"2026-01-01T{:02}:{:02}:{:02}Z",{body}}}"#,
+            seq / 3600,
+            (seq / 60) % 60,
+            seq % 60
+        ));
+    };
+    let smile = |atm: u32| {
+        let atm = f64::from(atm) / 100.0;
+        format!(
+            r#""type":"vol_surface","underlying":"BTC","expiry":"27DEC26","strikes":[30000,45000,60000,75000,90000],"vols":[{:.4},{:.4},{atm:.4},{:.4},{:.4}]"#,
+            atm + 0.12,
+            atm + 0.04,
+            atm + 0.03,
+            atm + 0.08
+        )
+    };
+    for body in [
+        r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned(),
+        r#""type":"index_price","underlying":"ETH","price":"3000""#.to_owned(),
+        smile(60),
+    ] {
+        push(body, &mut lines);
+    }
+    for (index, (usdt, btc_hundredths, btc_thousandths, option, portfolio)) in
+        accounts.iter().enumerate()
+    {
+        let account = format!("m{index}");
+        push(
+            format!(r#""type":"deposit","account":"{account}","asset":"USDT","amount":"{usdt}""#),
+            &mut lines,
+        );
+        if *btc_hundredths > 0 {
+            push(
+                format!(
+                    r#""type":"deposit","account":"{account}","asset":"BTC","amount":"{}""#,
+                    f64::from(*btc_hundredths) / 100.0
+                ),
+                &mut lines,
+            );
+        }
+        if *portfolio {
+            push(
+                format!(r#""type":"set_margin_mode","account":"{account}","mode":"portfolio""#),
+                &mut lines,
+            );
+        }
+        if *btc_thousandths != 0 {
+            let side = if *btc_thousandths > 0 { "buy" } else { "sell" };
+            push(
+                format!(
+                    r#""type":"fill","account":"{account}","instrument":"BTCUSDT","side":"{side}","size":"{}","price":"60000""#,
+                    f64::from(btc_thousandths.unsigned_abs()) / 1000.0
+                ),
+                &mut lines,
+            );
+        }
+        let option_fill = match option {
+            // Near their Black-76 value on the opening smile (about 0.99 years, 60% ATM).
+            1 => Some(("BTC_USDC-27DEC26-65000-C", "sell", "1", "13000")),
+            2 => Some(("BTC_USDC-27DEC26-55000-P", "sell", "1", "12000")),
+            3 => Some(("BTC-27DEC26-70000-C", "buy", "1", "0.2")),
+            4 => Some(("BTC-27DEC26-50000-P", "sell", "1", "0.17")),
+            _ => None,
+        };
+        if let Some((instrument, side, size, price)) = option_fill {
+            push(
+                format!(
+                    r#""type":"fill","account":"{account}","instrument":"{instrument}","side":"{side}","size":"{size}","price":"{price}""#
+                ),
+                &mut lines,
+            );
+        }
+    }
+    let (mut btc, mut eth) = (60_000_000_i64, 3_000_i64);
+    for (step, moves) in path.iter().enumerate() {
+        // BTC in thousandths of a dollar, moved by `moves` tenths of a percent.
+        btc = (btc + btc * i64::from(*moves) / 1000).max(20_000_000);
+        eth = (eth - i64::from(*moves) * 2).max(1_000);
+        if step % 3 == 2 {
+            push(
+                format!(r#""type":"index_price","underlying":"ETH","price":"{eth}""#),
+                &mut lines,
+            );
+        } else {
+            push(
+                format!(
+                    r#""type":"index_price","underlying":"BTC","price":"{}.{:03}""#,
+                    btc / 1000,
+                    btc % 1000
+                ),
+                &mut lines,
+            );
+        }
+        for (_, atm) in vols.iter().filter(|(at, _)| *at == step) {
+            push(smile(*atm), &mut lines);
+        }
+    }
+    lines
+}
+
+/// The case that showed the bands unsound for portfolio mode: a short BTCUSDT in portfolio mode,
+/// BTC rising 0.1% per update. Its requirement moves with the worst scenario of the grid, not
+/// with a maintenance rate of the standard rule: it must reach margin call, reduce-only and
+/// liquidation at the same update as an engine that examines every holder.
+#[test]
+fn a_portfolio_short_reaches_each_state_at_the_update_that_crosses_it() {
+    let accounts = [(14_000, 0, -1_000, 0, true)];
+    let lines = mixed_events(&accounts, &[1; 400], &[]);
+    let actions = assert_same_actions(&lines);
+    for state in ["margin_call", "reduce_only", "liquidating"] {
+        assert!(
+            actions
+                .iter()
+                .any(|a| a.contains("state_changed") && a.contains(&format!(r#""to":"{state}""#))),
+            "precondition: the rise takes the account to {state}: {actions:?}"
+        );
+    }
+}
+
+/// Short options in standard margin: their requirement is not linear in the price (gamma) and
+/// moves with volatility (vega); the account acts as when every holder is examined.
+#[test]
+fn short_options_are_caught_on_a_rally_and_a_volatility_rise() {
+    let accounts = [
+        (19_500, 0, 0, 1, false),
+        (9_000, 0, 0, 1, true),
+        (500, 15, 0, 4, false),
+        (500, 25, 0, 4, true),
+    ];
+    let mut path = vec![2; 60];
+    path.extend([-3; 80]);
+    let lines = mixed_events(&accounts, &path, &[(30, 90), (90, 120)]);
+    let actions = assert_same_actions(&lines);
+    assert!(
+        actions.iter().any(|a| a.contains("state_changed")),
+        "precondition: the path moves an option account between states: {actions:?}"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Random populations of portfolio-mode, option, inverse and multi-coin accounts: the banded
+    /// engine takes every state change, margin call, liquidation and ADL at the same event as
+    /// the exhaustive one.
+    #[test]
+    fn bands_act_exactly_as_examining_every_holder_for_every_kind_of_account(
+        accounts in proptest::collection::vec(
+            (500u32..30_000, 0u32..60, -400i32..400, 0u8..5, any::<bool>()),
+            1..10,
+        ),
+        path in proptest::collection::vec(-8i32..8, 1..120),
+        vols in proptest::collection::vec((0usize..120, 30u32..150), 0..4),
+    ) {
+        let lines = mixed_events(&accounts, &path, &vols);
+        assert_same_actions(&lines);
+    }
+}
