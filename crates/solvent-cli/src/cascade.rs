@@ -316,6 +316,11 @@ fn render(report: &CascadeReport) -> String {
             "insurance fund drawdown (USD)",
             grouped(&totals.insurance_fund_drawdown_usd.round_dp(2).to_string()),
         ),
+        (
+            "insurance fund needed to avoid ADL (USD)",
+            usd(totals.insurance_fund_needed_usd),
+        ),
+        ("deficits left as debt (USD)", usd(totals.account_debt_usd)),
         ("final prices", moves.join(", ")),
     ] {
         summary.add_row(vec![label.to_owned(), value]);

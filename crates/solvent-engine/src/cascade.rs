@@ -162,6 +162,12 @@ pub struct Round {
     pub unreported_market_usd: Decimal,
     /// Auto-deleveraged notional, USD (at the bankruptcy prices).
     pub adl_volume_usd: Decimal,
+    /// Bankrupt accounts' deficits beyond what the insurance fund held, USD at the round's
+    /// prices (`deficit_beyond_fund` effects): what a larger fund would have paid instead of
+    /// auto-deleveraging or leaving a debt.
+    pub deficit_beyond_fund_usd: Decimal,
+    /// The part of it no opposite position could bear, left as the bankrupt accounts' debt, USD.
+    pub account_debt_usd: Decimal,
     /// Insurance fund balance per asset at the end of the round.
     pub insurance_fund: BTreeMap<String, Decimal>,
     /// Its USD value at the round's prices.
@@ -194,6 +200,11 @@ pub struct Totals {
     pub insurance_fund_min_usd: Decimal,
     /// `start - minimum`, never negative.
     pub insurance_fund_drawdown_usd: Decimal,
+    /// The fund a venue would have needed to avoid auto-deleveraging (and bankrupt accounts'
+    /// debt): the fund before the shock plus every deficit beyond what it held, USD.
+    pub insurance_fund_needed_usd: Decimal,
+    /// Bankrupt accounts' deficits left as their debt (nothing to deleverage against), USD.
+    pub account_debt_usd: Decimal,
     /// Per asset: `start - minimum` of the balance, never negative.
     pub insurance_fund_drawdown: BTreeMap<String, Decimal>,
     /// Index prices before the shock.
@@ -445,6 +456,8 @@ pub fn run(
             net_flow_usd: tally.net_flow_usd,
             unreported_market_usd: tally.unreported_usd,
             adl_volume_usd: tally.adl_usd,
+            deficit_beyond_fund_usd: tally.beyond_fund_usd,
+            account_debt_usd: tally.debt_usd,
             insurance_fund_usd: usd_value(&engine, &fund),
             insurance_fund: fund,
             ledger_totals: engine.ledger().totals(),
@@ -497,6 +510,12 @@ pub fn run(
         insurance_fund_start_usd: fund_start_usd,
         insurance_fund_min_usd: fund_min_usd,
         insurance_fund_drawdown_usd: (fund_start_usd - fund_min_usd).max(Decimal::ZERO),
+        insurance_fund_needed_usd: fund_start_usd
+            + rounds
+                .iter()
+                .map(|r| r.deficit_beyond_fund_usd)
+                .sum::<Decimal>(),
+        account_debt_usd: rounds.iter().map(|r| r.account_debt_usd).sum(),
         insurance_fund_drawdown,
         start_prices,
         final_prices,
@@ -631,6 +650,8 @@ struct Tally {
     net_flow_usd: BTreeMap<String, Decimal>,
     unreported_usd: Decimal,
     adl_usd: Decimal,
+    beyond_fund_usd: Decimal,
+    debt_usd: Decimal,
 }
 
 impl Tally {
@@ -675,6 +696,25 @@ impl Tally {
                         .1 -= size.value();
                     self.adl_usd +=
                         usd_notional(engine, &view, instrument, size.value(), price.value());
+                }
+                Effect::DeficitBeyondFund {
+                    asset,
+                    deficit,
+                    fund,
+                    resolution,
+                    ..
+                } => {
+                    let usd = engine
+                        .venue()
+                        .asset(asset)
+                        .ok()
+                        .and_then(|a| view.asset_usd(a).ok())
+                        .unwrap_or(Decimal::ZERO);
+                    let beyond = ((deficit.value() - fund.value()) * usd).round_dp(6);
+                    self.beyond_fund_usd += beyond;
+                    if *resolution == crate::effect::DeficitResolution::AccountDebt {
+                        self.debt_usd += beyond;
+                    }
                 }
                 _ => {}
             }

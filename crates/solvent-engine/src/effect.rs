@@ -43,6 +43,19 @@ pub enum TransferReason {
     CollateralSale,
 }
 
+/// Who bears the part of a bankrupt account's deficit that the insurance fund cannot pay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeficitResolution {
+    /// Opposite positions were reduced at the bankruptcy price (auto-deleveraging), so the
+    /// account closed at exactly nothing and the fund paid nothing.
+    Adl,
+    /// Nothing was left to deleverage (no opposite interest, or the loss was found only once
+    /// every position had closed): the rest stays a negative balance, the account's debt to the
+    /// venue, and never a draw on the fund beyond what it holds.
+    AccountDebt,
+}
+
 /// Why the engine refused an event: named, checked in a fixed order (TigerBeetle style).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -182,6 +195,22 @@ pub enum Effect {
         size: Quantity,
         /// Bankruptcy price.
         price: Price,
+    },
+    /// A bankrupt account's deficit beyond what the insurance fund held: the fund pays what it
+    /// holds and no more (it never goes below zero), and the rest is borne as `resolution` says.
+    /// The sum of `deficit - fund` over a run is what a larger fund would have had to hold to
+    /// avoid auto-deleveraging.
+    DeficitBeyondFund {
+        /// The bankrupt account.
+        account: String,
+        /// Asset of the deficit.
+        asset: String,
+        /// The account's deficit, in `asset`.
+        deficit: Amount,
+        /// What the insurance fund held of `asset` when the deficit was met.
+        fund: Amount,
+        /// Who bears the part the fund could not pay.
+        resolution: DeficitResolution,
     },
     /// A price update a guard held or adjusted.
     PriceGuarded {

@@ -25,7 +25,7 @@ use solvent_risk::{AccountState, MarketView, RiskError};
 
 use crate::book::AccountBook;
 use crate::config::{EngineConfig, GuardParams};
-use crate::effect::{Effect, RejectReason, TransferReason};
+use crate::effect::{DeficitResolution, Effect, RejectReason, TransferReason};
 use crate::event::{Envelope, Event, Side};
 use crate::ledger::{Ledger, LedgerAccount};
 
@@ -3195,16 +3195,23 @@ impl Engine {
         else {
             return false;
         };
-        let balance = self.ledger.balance(&holder, &asset);
+        // What the cross pool's other coins will pay once sold (`cover_deficit`): the deficit
+        // is what is left after them.
+        let balance = self.ledger.balance(&holder, &asset)
+            + if isolated {
+                Decimal::ZERO
+            } else {
+                self.other_coins_value(id, &asset)
+            };
         let outcome = |price: Decimal| {
             trade_position(instrument, position.size, position.entry, signed, price)
         };
         let at_mark = balance + outcome(mark).realised + outcome(mark).premium;
-        if !isolated && !self.cross_is_single_asset(id, &asset) {
-            return false;
-        }
         let deficit = -at_mark;
-        let fund = self.ledger.balance(&LedgerAccount::InsuranceFund, &asset);
+        let fund = self
+            .ledger
+            .balance(&LedgerAccount::InsuranceFund, &asset)
+            .max(Decimal::ZERO);
         if deficit <= Decimal::ZERO || fund >= deficit {
             return false;
         }
@@ -3258,6 +3265,14 @@ impl Engine {
         if ranked.is_empty() {
             return false;
         }
+        let precision = self.venue.asset(&asset).map_or(8, |a| a.precision);
+        effects.push(Effect::DeficitBeyondFund {
+            account: id.to_owned(),
+            asset: asset.to_string(),
+            deficit: Amount(rounding::requirement(deficit, precision)),
+            fund: Amount(fund),
+            resolution: DeficitResolution::Adl,
+        });
         for (other, _, available) in ranked {
             if remaining.is_zero() {
                 break;
@@ -3317,12 +3332,49 @@ impl Engine {
         true
     }
 
-    fn cross_is_single_asset(&self, id: &str, asset: &str) -> bool {
-        let wallet = LedgerAccount::Wallet(id.into());
-        self.venue
-            .assets
-            .keys()
-            .all(|symbol| symbol == asset || self.ledger.balance(&wallet, symbol).is_zero())
+    /// The net worth in `asset` of the account's wallet balances of other coins, at the index:
+    /// holdings count at what selling them raises (rounded down, as [`Self::sell_collateral_for`]
+    /// credits them), loans at what repaying them costs (rounded up). A coin without a price
+    /// counts for nothing when held (so the deficit is never understated) and is not subtracted
+    /// when owed (its loan stays open, as `cover_deficit` leaves it).
+    fn other_coins_value(&self, id: &str, asset: &str) -> Decimal {
+        let Ok(target) = self.venue.asset(asset) else {
+            return Decimal::ZERO;
+        };
+        let Ok(view) = MarketView::new(&self.venue, &self.market) else {
+            return Decimal::ZERO;
+        };
+        let Ok(target_usd) = view.asset_usd(target) else {
+            return Decimal::ZERO;
+        };
+        if target_usd <= Decimal::ZERO {
+            return Decimal::ZERO;
+        }
+        let mut total = Decimal::ZERO;
+        for (symbol, held) in self.ledger.wallet(id) {
+            if symbol == asset || held.is_zero() {
+                continue;
+            }
+            let Ok(other) = self.venue.asset(symbol) else {
+                continue;
+            };
+            let Ok(other_usd) = view.asset_usd(other) else {
+                continue;
+            };
+            let Some(in_target) = held
+                .abs()
+                .checked_mul(other_usd)
+                .and_then(|usd| usd.checked_div(target_usd))
+            else {
+                continue;
+            };
+            if held > Decimal::ZERO {
+                total += rounding::credit(in_target, target.precision);
+            } else {
+                total -= rounding::requirement(in_target, target.precision);
+            }
+        }
+        total
     }
 
     /// Once no cross position is left, a negative balance is repaid from the account's other
@@ -3362,16 +3414,45 @@ impl Engine {
             self.sell_collateral_for(id, asset, -balance, &assets, effects);
             let left = self.ledger.balance(&wallet, asset);
             if left < Decimal::ZERO {
-                self.move_money(
-                    &LedgerAccount::InsuranceFund,
-                    &wallet,
-                    asset,
-                    -left,
-                    TransferReason::InsuranceCover,
-                    effects,
-                );
-                self.insurance_changed(asset, left, "bankrupt account's deficit covered", effects);
+                self.cover_from_fund(id, asset, -left, effects);
             }
+        }
+    }
+
+    /// The insurance fund pays `deficit` of `asset` into the account's wallet as far as it
+    /// holds it, never below zero (a negative fund is a loss nobody bears); what it cannot pay
+    /// stays the account's debt, reported as such.
+    fn cover_from_fund(
+        &mut self,
+        id: &str,
+        asset: &str,
+        deficit: Decimal,
+        effects: &mut Vec<Effect>,
+    ) {
+        let fund = self
+            .ledger
+            .balance(&LedgerAccount::InsuranceFund, asset)
+            .max(Decimal::ZERO);
+        let paid = deficit.min(fund);
+        if paid > Decimal::ZERO {
+            self.move_money(
+                &LedgerAccount::InsuranceFund,
+                &LedgerAccount::Wallet(id.into()),
+                asset,
+                paid,
+                TransferReason::InsuranceCover,
+                effects,
+            );
+            self.insurance_changed(asset, -paid, "bankrupt account's deficit covered", effects);
+        }
+        if paid < deficit {
+            effects.push(Effect::DeficitBeyondFund {
+                account: id.to_owned(),
+                asset: asset.to_owned(),
+                deficit: Amount(deficit),
+                fund: Amount(fund),
+                resolution: DeficitResolution::AccountDebt,
+            });
         }
     }
 

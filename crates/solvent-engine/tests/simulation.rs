@@ -19,7 +19,9 @@
 //!    engine's positions after every event;
 //! 8. determinism: the journal (events written with `to_line`, read back with `parse_line`)
 //!    replayed into a fresh engine gives the identical effects, event by event, and the identical
-//!    final `state_hash()`.
+//!    final `state_hash()`;
+//! 9. the insurance fund never holds less than zero of any asset (what it cannot pay is
+//!    deleveraged or stays the bankrupt account's debt).
 //!
 //! The workload: a few dozen accounts (more appear through deposits and transfers), deposits,
 //! withdrawals and transfers in USDT / USDC / BTC, fills on BTCUSDT, ETHUSDT (linear),
@@ -54,7 +56,7 @@ use solvent_core::portfolio::{Balance, Portfolio, Position};
 use solvent_core::venue::Venue;
 use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
-use solvent_engine::effect::{Effect, RejectReason, TransferReason};
+use solvent_engine::effect::{DeficitResolution, Effect, RejectReason, TransferReason};
 use solvent_engine::event::{
     Deposit, Envelope, Event, Fill, Funding, IndexPrice, MarkPrice, SetIsolatedMargin, SetLeverage,
     Side, Transfer, Withdraw, parse_line, to_line,
@@ -438,7 +440,9 @@ fn audit(
                 mentioned.insert(account.clone());
                 mentioned.insert(counterparty.clone());
             }
-            Effect::StateChanged { account, .. } | Effect::MarginCall { account, .. } => {
+            Effect::StateChanged { account, .. }
+            | Effect::MarginCall { account, .. }
+            | Effect::DeficitBeyondFund { account, .. } => {
                 mentioned.insert(account.clone());
             }
             Effect::InsuranceFundChanged { .. }
@@ -466,6 +470,12 @@ fn audit(
     let mut nonzero = 0usize;
     for (account, asset, amount) in engine.ledger().balances() {
         nonzero += 1;
+        // 9. Every loss is borne by someone: the insurance fund never goes below zero.
+        if account.to_string() == "insurance_fund" && amount < Decimal::ZERO {
+            return Err(format!(
+                "invariant 9: the insurance fund holds {amount} {asset}"
+            ));
+        }
         let mine = model.balance(&account.to_string(), asset);
         if mine != amount {
             return Err(format!(
@@ -1276,6 +1286,7 @@ fn kind(effect: &Effect) -> &'static str {
         Effect::Adl { .. } => "adl",
         Effect::PriceGuarded { .. } => "price_guarded",
         Effect::Rejected { .. } => "rejected",
+        Effect::DeficitBeyondFund { .. } => "deficit_beyond_fund",
     }
 }
 
@@ -1708,6 +1719,9 @@ fn cross_breach_with_only_isolated() {
 /// `evaluate`, after ADL). Fixed: after an ADL the counterparty is evaluated and liquidated
 /// when due (a `liquidation` of a02's BTCUSDT in the same event). The repro's first index
 /// source is the same as the later ones, so the multi-source guard does not hold the move.
+/// a02's short was sold to `external`: nobody inside is left to deleverage, and the empty
+/// insurance fund pays nothing (it used to go negative), so a02 ends flat with its deficit
+/// recorded as its debt.
 #[test]
 fn adl_counterparty_not_reevaluated() {
     let (engine, effects) = replay_lines(&[
@@ -1734,10 +1748,21 @@ fn adl_counterparty_not_reevaluated() {
         "a02 is not liquidated after the ADL: {:?}",
         effects[8]
     );
-    let report = report_of(&engine, "a02").unwrap();
     assert!(
-        report.equity.value() >= Decimal::ZERO,
-        "a02 is left with equity {} after the ADL",
-        report.equity
+        effects[8].iter().any(|e| matches!(e,
+            Effect::DeficitBeyondFund { account, resolution: DeficitResolution::AccountDebt, fund, .. }
+                if account == "a02" && fund.value().is_zero())),
+        "a02's deficit is not recorded as its debt: {:?}",
+        effects[8]
     );
+    let fund = engine
+        .ledger()
+        .balance(&LedgerAccount::InsuranceFund, "USDT");
+    assert_eq!(
+        fund,
+        Decimal::ZERO,
+        "the insurance fund paid what it did not hold"
+    );
+    let report = report_of(&engine, "a02").unwrap();
+    assert!(report.positions.is_empty(), "a02 still holds positions");
 }
