@@ -170,7 +170,7 @@ fn demo_replays_to_the_same_state_hash() {
     let first = summary_of(&demo());
     let second = summary_of(&demo());
     let hash = first["state_hash"].as_str().expect("a string");
-    assert_eq!(hash.len(), 16, "{hash}");
+    assert_eq!(hash.len(), 64, "a 256-bit BLAKE3 digest in hex: {hash}");
     assert_eq!(first, second);
 }
 

@@ -29,6 +29,8 @@ use crate::effect::{DeficitResolution, Effect, RejectReason, TransferReason};
 use crate::event::{Envelope, Event, Side};
 use crate::ledger::{Ledger, LedgerAccount};
 
+mod state_hash;
+
 /// A refused event: the named reason and the figures behind it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rejection {
@@ -468,6 +470,8 @@ pub struct Engine {
     last_seq: Option<u64>,
     now: Timestamp,
     events: u64,
+    /// The digest of the installed venue (see [`state_hash`]).
+    venue_digest: [u8; 32],
 }
 
 /// The fixed point of time before any event.
@@ -478,6 +482,7 @@ impl Engine {
     #[must_use]
     pub fn new(venue: Venue, config: EngineConfig) -> Self {
         Self {
+            venue_digest: state_hash::venue_digest(&venue),
             state_levels: state_levels(&venue),
             coin_indices: coin_indices(&venue),
             venue,
@@ -654,6 +659,7 @@ impl Engine {
     fn install_venue(&mut self, venue: Venue) {
         self.state_levels = state_levels(&venue);
         self.coin_indices = coin_indices(&venue);
+        self.venue_digest = state_hash::venue_digest(&venue);
         self.venue = venue;
     }
 
@@ -3524,52 +3530,6 @@ impl Engine {
             );
         }
     }
-
-    /// A deterministic fingerprint of the whole state (FNV-1a 64 over a canonical text): equal
-    /// events in equal order give equal hashes on any machine.
-    #[must_use]
-    pub fn state_hash(&self) -> String {
-        let mut text = String::new();
-        for (account, asset, amount) in self.ledger.balances() {
-            text.push_str(&format!("b|{account}|{asset}|{}\n", amount.normalize()));
-        }
-        for account in self.accounts.values() {
-            text.push_str(&format!(
-                "a|{}|{:?}|{}|{}\n",
-                account.id, account.mode, account.state, account.margin_call_sent
-            ));
-            for (name, p) in &account.positions {
-                text.push_str(&format!(
-                    "p|{}|{name}|{}|{}|{}\n",
-                    account.id,
-                    p.size.normalize(),
-                    p.entry.normalize(),
-                    p.isolated
-                ));
-            }
-            for (name, leverage) in &account.leverage {
-                text.push_str(&format!(
-                    "l|{}|{name}|{}\n",
-                    account.id,
-                    leverage.normalize()
-                ));
-            }
-        }
-        for (name, p) in &self.external {
-            text.push_str(&format!(
-                "x|{name}|{}|{}\n",
-                p.size.normalize(),
-                p.entry.normalize()
-            ));
-        }
-        for (name, price) in &self.market.index {
-            text.push_str(&format!("i|{name}|{price}\n"));
-        }
-        for (name, price) in &self.market.mark {
-            text.push_str(&format!("m|{name}|{price}\n"));
-        }
-        format!("{:016x}", fnv1a(text.as_bytes()))
-    }
 }
 
 /// Moves account `slot` from the sets of `old` names it left to the sets of `new` names it joined.
@@ -3634,16 +3594,6 @@ fn rejected(rejection: &Rejection) -> Effect {
         reason: rejection.reason,
         detail: rejection.detail.clone(),
     }
-}
-
-/// FNV-1a, 64 bits (Fowler, Noll, Vo): a fixed, dependency-free fingerprint.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
 }
 
 #[cfg(test)]
