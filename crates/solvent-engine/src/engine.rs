@@ -19,6 +19,7 @@ use solvent_core::rounding;
 use solvent_core::venue::Venue;
 use solvent_risk::account::{Detail, build_report};
 use solvent_risk::allocation::{AllocationPolicy, BufferPolicy};
+use solvent_risk::pretrade::{Refusal, TradeLeg, book_trades, decide_trade, decide_withdrawal};
 use solvent_risk::report::MarginReport;
 use solvent_risk::whatif::{TradeOutcome, trade_position};
 use solvent_risk::{AccountState, MarketView, RiskError};
@@ -537,14 +538,24 @@ impl Engine {
         &self.venue
     }
 
+    /// Account `id` as a portfolio (balances from the ledger, isolated margins, chosen
+    /// leverage): what its margin report and the pre-trade rule read. `None` for an unknown
+    /// account, or one whose position left the accepted range.
+    #[must_use]
+    pub fn portfolio(&self, id: &str) -> Option<Portfolio> {
+        let account = self.accounts.get(id)?;
+        self.portfolio_of(account).ok()
+    }
+
     /// Events applied (accepted or refused).
     #[must_use]
     pub fn events(&self) -> u64 {
         self.events
     }
 
-    /// Applies one event. A refused event yields a single `rejected` effect and changes nothing
-    /// but the last sequence number.
+    /// Applies one event. A refused event yields a single `rejected` effect and changes nothing:
+    /// not even the last sequence number or the engine's time move (only [`Self::events`]
+    /// counts it).
     pub fn apply(&mut self, envelope: &Envelope) -> Vec<Effect> {
         if let Some(last) = self.last_seq
             && envelope.seq <= last
@@ -560,6 +571,9 @@ impl Engine {
                 format!("{} is before {}", envelope.ts, self.now),
             ))];
         }
+        // A refusal takes nothing, not even the sequence number or the time (restored below):
+        // a refused event leaves the whole state, and its hash, as they were.
+        let taken = (self.last_seq, self.now, self.market.timestamp);
         self.last_seq = Some(envelope.seq);
         self.events += 1;
         self.now = envelope.ts;
@@ -596,6 +610,7 @@ impl Engine {
             }
             Err(rejection) => {
                 self.deleveraged.clear();
+                (self.last_seq, self.now, self.market.timestamp) = taken;
                 vec![rejected(&rejection)]
             }
         }
@@ -809,25 +824,7 @@ impl Engine {
         }
         let report = self.report_of(&after)?;
         let buffer = self.buffer_of(account, &after, &report)?;
-        if report.equity.value() < buffer {
-            return Err(reject(
-                RejectReason::ExceedsWithdrawable,
-                format!(
-                    "taking {amount} {asset} leaves equity {} below the buffer {buffer} {} the account keeps ({})",
-                    report.equity, report.settlement_asset, account.buffer
-                ),
-            ));
-        }
-        if report.available.value() < Decimal::ZERO && !report.initial_margin.is_zero() {
-            return Err(reject(
-                RejectReason::ExceedsWithdrawable,
-                format!(
-                    "taking {amount} {asset} leaves equity {} below the initial margin {} {}",
-                    report.equity, report.initial_margin, report.settlement_asset
-                ),
-            ));
-        }
-        Ok(())
+        decide_withdrawal(&report, buffer).map_err(|refusal| refused(id, &refusal))
     }
 
     fn withdraw(
@@ -1094,139 +1091,35 @@ impl Engine {
         fee: Decimal,
     ) -> Result<(), Rejection> {
         let account = self.known_account(id)?;
-        let old_size = account
-            .positions
-            .get(instrument.name.as_str())
-            .map_or(Decimal::ZERO, |p| p.size);
-        let (outcome, isolated) = account.trade_outcome(instrument, signed, price);
+        let (outcome, _) = account.trade_outcome(instrument, signed, price);
         if Quantity::try_from(outcome.size).is_err() || outcome.entry > MAX_PRICE {
             return Err(reject(
                 RejectReason::OutOfRange,
                 "the position would leave the accepted range",
             ));
         }
-        let increases = outcome.size.abs() > old_size.abs()
-            || (outcome.size.signum() != old_size.signum() && !outcome.size.is_zero());
-        // Standard margin is non-decreasing in |size| (property-tested in solvent-risk), so a
-        // cross-mode trade that only reduces a position cannot raise the requirement and needs no
-        // further check; the account's state is the one its last evaluation found, which the
-        // safe bands keep exact between evaluations.
-        if !increases && account.mode == MarginMode::Cross {
-            return Ok(());
-        }
-        let before_state = account.state;
-        let mut after_portfolio = self.portfolio_of(account)?;
-        // The account's positions are listed by instrument name: the traded one is found, or
-        // opened in its place, by binary search.
-        let found = after_portfolio
-            .positions
-            .binary_search_by(|p| p.instrument.name.as_str().cmp(instrument.name.as_str()));
-        match found {
-            Ok(index) if outcome.size.is_zero() => {
-                after_portfolio.positions.remove(index);
-            }
-            Ok(index) => {
-                let position = &mut after_portfolio.positions[index];
-                position.size = Quantity(outcome.size);
-                position.entry_price = Price::new_checked(outcome.entry)
-                    .map_err(|problem| reject(RejectReason::OutOfRange, problem))?;
-            }
-            Err(_) if outcome.size.is_zero() => {}
-            Err(index) => after_portfolio.positions.insert(
-                index,
-                Position {
-                    instrument: Arc::clone(instrument),
-                    size: Quantity(outcome.size),
-                    entry_price: Price::new_checked(outcome.entry)
-                        .map_err(|problem| reject(RejectReason::OutOfRange, problem))?,
-                    isolated_margin: None,
-                    leverage: account.leverage.get(instrument.name.as_str()).copied(),
-                },
-            ),
-        }
-        let cash = outcome.realised + outcome.premium - fee;
-        if isolated {
-            // Realised P&L and premium settle into the position's own margin (see `trade`).
-            if let Some(position) = after_portfolio
-                .positions
-                .iter_mut()
-                .find(|p| p.instrument.name == instrument.name)
-                && let Some(margin) = position.isolated_margin.as_mut()
-            {
-                *margin = Amount(margin.value() + outcome.realised + outcome.premium);
-            }
-        }
-        if !isolated && !cash.is_zero() {
-            match after_portfolio
-                .balances
-                .iter_mut()
-                .find(|b| b.asset.symbol == instrument.settlement)
-            {
-                Some(balance) => balance.amount = Amount(balance.amount.value() + cash),
-                None => {
-                    let asset = self
-                        .venue
-                        .asset(&instrument.settlement)
-                        .map_err(|problem| reject(RejectReason::UnknownAsset, problem))?
-                        .clone();
-                    after_portfolio.balances.push(Balance {
-                        asset,
-                        amount: Amount(cash),
-                    });
-                }
-            }
-        }
-        if increases && before_state >= AccountState::ReduceOnly {
-            return Err(reject(
-                RejectReason::ReduceOnly,
-                format!("{id} is {before_state} and may only reduce its positions"),
-            ));
-        }
-        let after = self.report_of(&after_portfolio)?;
-        let raises = increases || {
-            // Portfolio margin: reducing one leg of a hedge can raise the requirement.
-            let before = self.report_of(&self.portfolio_of(account)?)?;
-            after.initial_margin > before.initial_margin
+        let view = MarketView::new(&self.venue, &self.market).map_err(risk_rejection)?;
+        let before = self.portfolio_of(account)?;
+        let leg = TradeLeg {
+            instrument: Arc::clone(instrument),
+            size: signed,
+            price,
+            fee,
         };
-        if raises && before_state >= AccountState::ReduceOnly {
-            return Err(reject(
-                RejectReason::ReduceOnly,
-                format!("{id} is {before_state} and may only reduce its positions"),
-            ));
-        }
-        if isolated && increases {
-            // An isolated position answers for itself: its own margin must cover its initial
-            // margin after the trade, whatever the cross pool holds.
-            if let Some(position) = after
-                .positions
-                .iter()
-                .find(|p| p.instrument == instrument.name)
-                && let Some(equity) = position.isolated_equity
-                && equity < position.initial_margin
-            {
-                return Err(reject(
-                    RejectReason::InsufficientInitialMargin,
-                    format!(
-                        "{id}: isolated {}: initial margin {} would exceed its isolated equity {} by {} {}",
-                        instrument.name,
-                        position.initial_margin,
-                        equity,
-                        position.initial_margin.value() - equity.value(),
-                        after.settlement_asset
-                    ),
-                ));
-            }
-        }
-        if raises && after.available.value() < Decimal::ZERO {
-            return Err(reject(
-                RejectReason::InsufficientInitialMargin,
-                format!(
-                    "{id}: initial margin {} would exceed equity {} by {} {}",
-                    after.initial_margin, after.equity, -after.available, after.settlement_asset
-                ),
-            ));
-        }
-        Ok(())
+        let leverage_of = |name: &str| account.leverage.get(name).copied();
+        let after = book_trades(&before, &[leg], &view, &leverage_of).map_err(risk_rejection)?;
+        let decision = decide_trade(
+            account.state,
+            &before,
+            &after,
+            &[instrument.name.as_str()],
+            &view,
+        )
+        .map_err(risk_rejection)?;
+        decision
+            .verdict
+            .map(|_| ())
+            .map_err(|refusal| refused(id, &refusal))
     }
 
     /// Applies a signed trade to an account's position; realised P&L and premium pass through
@@ -3587,6 +3480,20 @@ fn median(mut values: Vec<Decimal>) -> Option<Decimal> {
     } else {
         Some((*values.get(middle - 1)? + *values.get(middle)?) / Decimal::TWO)
     }
+}
+
+/// A refusal of the pre-trade rule as the engine's rejection.
+fn refused(id: &str, refusal: &Refusal) -> Rejection {
+    let reason = match refusal {
+        Refusal::ReduceOnly { .. } => RejectReason::ReduceOnly,
+        Refusal::IsolatedInitialMargin { .. } | Refusal::InitialMargin { .. } => {
+            RejectReason::InsufficientInitialMargin
+        }
+        Refusal::BelowBuffer { .. } | Refusal::BelowInitialMargin { .. } => {
+            RejectReason::ExceedsWithdrawable
+        }
+    };
+    reject(reason, format!("{id}: {refusal}"))
 }
 
 fn rejected(rejection: &Rejection) -> Effect {

@@ -178,6 +178,8 @@ struct Model {
     quotes: BTreeMap<(String, String), i64>,
     /// The time of the latest accepted event, in ms.
     now_ms: i64,
+    /// The sequence number of the last accepted event (a refused one takes none).
+    last_seq: u64,
 }
 
 impl Model {
@@ -325,6 +327,7 @@ fn audit(
         return Ok(());
     }
     model.now_ms = envelope.ts.as_millisecond();
+    model.last_seq = envelope.seq;
     if let Event::IndexPrice(e) = &envelope.event {
         model.quotes.insert(
             (
@@ -725,10 +728,10 @@ impl Workload {
         }
         let roll: f64 = self.rng.random();
         // Envelope faults: a repeated sequence number or time going back.
-        if roll < 0.002 && self.seq > 0 {
+        if roll < 0.002 && model.last_seq > 0 {
             let event = self.index_event(0, 0, 1.0);
             let envelope = Envelope {
-                seq: self.seq,
+                seq: model.last_seq,
                 ts: Timestamp::from_millisecond(self.ts_ms).unwrap(),
                 event,
             };
@@ -739,10 +742,11 @@ impl Workload {
         }
         if roll < 0.004 {
             let event = self.index_event(1, 0, 1.0);
-            // A refused event consumes no sequence number: the next one may reuse it.
+            // A refused event takes no sequence number and no time: this one goes back before
+            // the last accepted event, and the next may reuse its number.
             let envelope = Envelope {
                 seq: self.seq + 1,
-                ts: Timestamp::from_millisecond(self.ts_ms - 1_000).unwrap(),
+                ts: Timestamp::from_millisecond(model.now_ms - 1_000).unwrap(),
                 event,
             };
             return (

@@ -24,6 +24,7 @@ pub mod liquidation;
 pub mod portfolio_margin;
 pub mod portfolio_report;
 pub mod prepared;
+pub mod pretrade;
 pub mod report;
 pub mod standard;
 pub mod stress;

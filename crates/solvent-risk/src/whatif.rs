@@ -5,13 +5,13 @@
 use rust_decimal::Decimal;
 use serde::Serialize;
 use solvent_core::instrument::Terms;
-use solvent_core::money::{Amount, Price, Quantity, parse_decimal};
-use solvent_core::portfolio::{Balance, Portfolio, Position};
-use solvent_core::rounding;
+use solvent_core::money::{Price, Quantity, parse_decimal};
+use solvent_core::portfolio::Portfolio;
 
 use crate::account::margin_report;
 use crate::error::RiskError;
-use crate::report::{AccountState, MarginReport};
+use crate::pretrade::{Acceptance, TradeLeg, book_trades, decide_trade};
+use crate::report::MarginReport;
 use crate::standard;
 use crate::valuation::MarketView;
 
@@ -79,13 +79,17 @@ pub struct WhatIf {
     pub after: MarginReport,
     /// Whether the venue would accept the trades.
     pub accepted: bool,
+    /// The named refusal (see [`crate::pretrade::Refusal::name`]), when refused.
+    pub refusal: Option<&'static str>,
     /// Why, with the figures.
     pub reason: String,
 }
 
-/// Applies `trades` to a copy of `portfolio`: positions grow at the size-weighted entry (harmonic
-/// for inverse contracts), shrink with realised P&L credited to the settlement balance, flip at the
-/// trade price; option premiums move cash at once. Fees are not modelled here.
+/// Applies `trades` to a copy of `portfolio` as the engine books them
+/// ([`crate::pretrade::book_trades`]): positions grow at the size-weighted entry (harmonic for
+/// inverse contracts), shrink with realised P&L credited to the position's margin (its isolated
+/// margin, or the wallet), flip at the trade price; option premiums move cash at once. A trade
+/// without a price executes at the mark; no fee is charged.
 ///
 /// # Errors
 /// [`RiskError::InvalidTrade`] for an unknown instrument or a size the instrument does not allow.
@@ -94,8 +98,31 @@ pub fn apply(
     trades: &[Trade],
     view: &MarketView<'_>,
 ) -> Result<Portfolio, RiskError> {
+    let legs = legs(portfolio, trades, view)?;
+    let leverage_of = |_: &str| None;
+    book_trades(portfolio, &legs, view, &leverage_of)
+}
+
+/// The trades as legs to book: instruments resolved, sizes checked, prices defaulted to the mark.
+fn legs(
+    portfolio: &Portfolio,
+    trades: &[Trade],
+    view: &MarketView<'_>,
+) -> Result<Vec<TradeLeg>, RiskError> {
     let venue = view.venue();
-    let mut after = portfolio.clone();
+    // Sizes as the trades leave them, to bound each resulting position.
+    let mut sizes: Vec<(String, Decimal, Decimal)> = portfolio
+        .positions
+        .iter()
+        .map(|p| {
+            (
+                p.instrument.name.clone(),
+                p.size.value(),
+                p.entry_price.value(),
+            )
+        })
+        .collect();
+    let mut legs = Vec::with_capacity(trades.len());
     for trade in trades {
         let fail = |problem: String| RiskError::InvalidTrade {
             trade: trade.text.clone(),
@@ -107,53 +134,30 @@ pub fn apply(
             Some(price) => price,
             None => view.mark(&instrument)?.price,
         };
-        let settlement = venue.asset(&instrument.settlement).map_err(&fail)?.clone();
-        let existing = after
-            .positions
+        let (old_size, old_entry) = sizes
             .iter()
-            .position(|p| p.instrument.name == instrument.name);
-        let (old_size, old_entry) = existing
-            .and_then(|index| after.positions.get(index))
-            .map_or((Decimal::ZERO, price), |p| {
-                (p.size.value(), p.entry_price.value())
-            });
-        let new_size = Quantity::try_from(old_size + trade.size)
-            .map_err(fail)?
-            .value();
-        let too_large =
-            || fail("the trade's value exceeds 1e15 (size x contract size x price)".to_owned());
-        standard::bounded_exposure(&instrument, trade.size, &[price, old_entry])
-            .ok_or_else(too_large)?;
+            .find(|(name, _, _)| *name == instrument.name)
+            .map_or((Decimal::ZERO, price), |(_, size, entry)| (*size, *entry));
+        Quantity::try_from(old_size + trade.size).map_err(fail)?;
+        standard::bounded_exposure(&instrument, trade.size, &[price, old_entry]).ok_or_else(
+            || fail("the trade's value exceeds 1e15 (size x contract size x price)".to_owned()),
+        )?;
         let outcome = trade_position(&instrument, old_size, old_entry, trade.size, price);
-        let mut cash = outcome.realised + outcome.premium;
-        let entry = outcome.entry;
-        match existing {
-            Some(index) if new_size.is_zero() => {
-                // Closing an isolated position returns its margin to the cross wallet.
-                let released = after
-                    .positions
-                    .remove(index)
-                    .isolated_margin
-                    .map_or(Decimal::ZERO, Amount::value);
-                cash += released;
-            }
-            Some(index) => {
-                if let Some(position) = after.positions.get_mut(index) {
-                    position.size = Quantity(new_size);
-                    position.entry_price = Price::new_checked(entry).map_err(fail)?;
-                }
-            }
-            None => after.positions.push(Position {
-                instrument,
-                size: Quantity(new_size),
-                entry_price: Price::new_checked(entry).map_err(fail)?,
-                isolated_margin: None,
-                leverage: None,
-            }),
+        match sizes
+            .iter_mut()
+            .find(|(name, _, _)| *name == instrument.name)
+        {
+            Some(entry) => *entry = (entry.0.clone(), outcome.size, outcome.entry),
+            None => sizes.push((instrument.name.clone(), outcome.size, outcome.entry)),
         }
-        credit_balance(&mut after, &settlement, cash);
+        legs.push(TradeLeg {
+            instrument,
+            size: trade.size,
+            price,
+            fee: Decimal::ZERO,
+        });
     }
-    Ok(after)
+    Ok(legs)
 }
 
 /// What a trade does to one position: its new size and entry, the P&L it realises (perpetuals and
@@ -246,46 +250,8 @@ fn average_entry(
     }
 }
 
-/// Adds `amount` (negative: a debit) to the account's balance of `asset`, rounded toward the
-/// venue: a credit down, a debit up in magnitude.
-fn credit_balance(portfolio: &mut Portfolio, asset: &solvent_core::venue::Asset, amount: Decimal) {
-    if amount.is_zero() {
-        return;
-    }
-    let rounded = rounding::credit(amount, asset.precision);
-    match portfolio
-        .balances
-        .iter_mut()
-        .find(|b| b.asset.symbol == asset.symbol)
-    {
-        Some(balance) => balance.amount = Amount(balance.amount.value() + rounded),
-        None => portfolio.balances.push(Balance {
-            asset: asset.clone(),
-            amount: Amount(rounded),
-        }),
-    }
-}
-
-fn reduces_risk(before: &Portfolio, after: &Portfolio, trades: &[Trade]) -> bool {
-    let size_of = |portfolio: &Portfolio, name: &str| {
-        portfolio
-            .positions
-            .iter()
-            .find(|p| p.instrument.name == name)
-            .map_or(Decimal::ZERO, |p| p.size.value())
-    };
-    trades.iter().all(|trade| {
-        let old = size_of(before, &trade.instrument);
-        let new = size_of(after, &trade.instrument);
-        new.abs() <= old.abs()
-            && (new.is_zero() || new.is_sign_positive() == old.is_sign_positive())
-    })
-}
-
-/// The report before and after `trades`, and whether the venue accepts them: accepted when the
-/// account covers its initial margin afterwards (cross pool and every isolated position traded),
-/// or when every trade only reduces a position and the initial margin does not rise. An account in
-/// `reduce_only` or worse may only reduce.
+/// The report before and after `trades`, and whether the venue accepts them, by the one
+/// pre-trade rule the engine applies ([`crate::pretrade::decide_trade`]).
 ///
 /// # Errors
 /// [`RiskError`] from applying the trades or computing either report.
@@ -297,61 +263,32 @@ pub fn what_if(
     let before = margin_report(portfolio, view)?;
     let changed = apply(portfolio, trades, view)?;
     let after = margin_report(&changed, view)?;
-    let reducing =
-        reduces_risk(portfolio, &changed, trades) && after.initial_margin <= before.initial_margin;
-    let isolated_short = after.positions.iter().find(|p| {
-        p.isolated
-            && trades.iter().any(|t| t.instrument == p.instrument)
-            && p.isolated_equity
-                .is_some_and(|equity| equity < p.initial_margin)
-    });
-    let (accepted, reason) = if reducing {
-        (
+    let traded: Vec<&str> = trades.iter().map(|t| t.instrument.as_str()).collect();
+    let decision = decide_trade(before.state, portfolio, &changed, &traded, view)?;
+    let (accepted, refusal, reason) = match decision.verdict {
+        Ok(Acceptance::OnlyReduces) => (
             true,
+            None,
             format!(
                 "accepted: the trades only reduce positions (initial margin {} -> {})",
                 before.initial_margin, after.initial_margin
             ),
-        )
-    } else if before.state >= AccountState::ReduceOnly {
-        (
-            false,
-            format!(
-                "refused: the account is {} before the trade and may only reduce risk",
-                before.state
-            ),
-        )
-    } else if let Some(position) = isolated_short {
-        (
-            false,
-            format!(
-                "refused: isolated {} would hold {} against an initial margin of {}",
-                position.instrument,
-                position.isolated_equity.unwrap_or(Amount::ZERO),
-                position.initial_margin
-            ),
-        )
-    } else if after.available.value() >= Decimal::ZERO {
-        (
+        ),
+        Ok(Acceptance::Covered) => (
             true,
+            None,
             format!(
                 "accepted: equity {} covers initial margin {} (available {})",
                 after.equity, after.initial_margin, after.available
             ),
-        )
-    } else {
-        (
-            false,
-            format!(
-                "refused: initial margin {} exceeds equity {} by {} {}",
-                after.initial_margin, after.equity, -after.available, after.settlement_asset
-            ),
-        )
+        ),
+        Err(refusal) => (false, Some(refusal.name()), format!("refused: {refusal}")),
     };
     Ok(WhatIf {
         before,
         after,
         accepted,
+        refusal,
         reason,
     })
 }
