@@ -1,0 +1,758 @@
+//! Safe price bands: the accounts a price update can change, found without rescanning every holder
+//! (DESIGN.md 9).
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// Safe price bands of one price source (an underlying's index, or a contract's given mark):
+/// accounts whose state cannot change while that price stays strictly inside `(low, high)`,
+/// ordered by each bound so a price update finds the accounts it takes out of their band in
+/// `O(log n + crossed)`.
+///
+/// Bounds are keyed by [`BandKey`] (an `f64` narrowed outward by `BAND_KEY_MARGIN`) and the
+/// account's slot, so that ordering them compares two integers instead of a decimal and a name.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Bands {
+    pub(super) by_low: BTreeSet<(BandKey, u32)>,
+    pub(super) by_high: BTreeSet<(BandKey, u32)>,
+}
+
+impl Bands {
+    /// The accounts whose band `price` reaches or leaves. Usually the price stays above every
+    /// lower bound and below every upper one: the two extreme bounds say so without searching
+    /// the ranges.
+    pub(super) fn crossed(&self, price: Decimal) -> impl Iterator<Item = &u32> {
+        let key = band_key(band_f64(price));
+        let below = self
+            .by_low
+            .last()
+            .is_some_and(|(highest_low, _)| *highest_low >= key);
+        let above = self
+            .by_high
+            .first()
+            .is_some_and(|(lowest_high, _)| *lowest_high <= key);
+        let lows = below.then(|| self.by_low.range((key, 0)..));
+        let highs = above.then(|| self.by_high.range(..=(key, u32::MAX)));
+        lows.into_iter()
+            .flatten()
+            .chain(highs.into_iter().flatten())
+            .map(|(_, slot)| slot)
+    }
+}
+
+/// The bits of a non-negative `f64`, which order as the values do.
+pub(super) type BandKey = u64;
+
+/// Relative margin by which a band's keys are narrowed. The band is computed in `f64` from
+/// exact figures: converting them and the arithmetic after cost a few ulps (1e-16 relative) of
+/// the price, far below this margin, so a price at or beyond an exact safe bound is always at or
+/// beyond its key; and the margin is far below any band's width.
+pub(super) const BAND_KEY_MARGIN: f64 = 1e-12;
+
+/// Powers of ten as `f64` (exact up to 1e22, within half an ulp beyond).
+pub(super) const POWERS_OF_TEN: [f64; 29] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22, 1e23, 1e24, 1e25, 1e26, 1e27, 1e28,
+];
+
+/// A decimal as `f64` for band arithmetic: mantissa over a power of ten, within two ulps (the
+/// key margins cover far more, see `BAND_KEY_MARGIN`). `rust_decimal`'s own conversion is
+/// correctly rounded but splits the number with 128-bit divisions, several times slower, and
+/// every evaluation converts a handful of figures.
+pub(super) fn band_f64(value: Decimal) -> f64 {
+    // A scale is at most 28; the fallback never applies.
+    let power = POWERS_OF_TEN
+        .get(value.scale() as usize)
+        .copied()
+        .unwrap_or(f64::INFINITY);
+    // The mantissa is below 2^96: exact up to 2^53, rounded to the nearest beyond.
+    #[allow(clippy::cast_precision_loss)]
+    let mantissa = value.mantissa() as f64;
+    mantissa / power
+}
+
+/// The key of a non-negative price.
+pub(super) fn band_key(price: f64) -> BandKey {
+    price.max(0.0).to_bits()
+}
+
+/// The key of a band's lower bound: raised, so it is examined whenever the price reaches `low`.
+pub(super) fn low_key(low: f64) -> BandKey {
+    band_key(low * (1.0 + BAND_KEY_MARGIN))
+}
+
+/// The key of a band's upper bound: lowered, so it is examined whenever the price reaches `high`.
+pub(super) fn high_key(high: f64) -> BandKey {
+    band_key(high * (1.0 - BAND_KEY_MARGIN))
+}
+
+/// An account's exposure to one underlying, summed over the positions and collateral on it.
+#[derive(Debug)]
+pub(super) struct Exposure<'a> {
+    /// The price it moves with: an underlying's index, or a contract's given mark.
+    pub(super) source: Source<'a>,
+    /// That price, as `f64` (the bands are computed in it).
+    price_f64: f64,
+    /// Sum of `|coin exposure|`.
+    pub(super) coins: Decimal,
+    /// Sum of `|coin exposure| x r_max` (the largest maintenance rate each can reach).
+    pub(super) coins_at_rate: Decimal,
+    /// Whether it stands only so that an account in danger is examined at this index's every
+    /// update (its contracts are banded on their marks): no band otherwise.
+    pub(super) companion: bool,
+}
+
+impl Exposure<'_> {
+    /// `S_u = sum |coin exposure| (1 + h r_max)` (see [`Engine::set_bands`]).
+    pub(super) fn sensitivity(&self, top: Decimal) -> Decimal {
+        self.coins + top * self.coins_at_rate
+    }
+}
+
+/// What moves the value of a position or a balance: an underlying's index, or the given mark of
+/// a contract (then its index does not: a linear contract settled in a pegged asset is valued
+/// and margined at its mark alone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Source<'a> {
+    /// The index of an underlying (or of a collateral asset).
+    Index(&'a str),
+    /// The given mark of a contract.
+    Mark(&'a str),
+}
+
+impl Source<'_> {
+    pub(super) fn owned(self) -> OwnedSource {
+        match self {
+            Source::Index(name) => OwnedSource::Index(name.into()),
+            Source::Mark(name) => OwnedSource::Mark(name.into()),
+        }
+    }
+}
+
+/// A [`Source`] kept with a registered band.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum OwnedSource {
+    Index(CompactString),
+    Mark(CompactString),
+}
+
+impl OwnedSource {
+    pub(super) fn borrowed(&self) -> Source<'_> {
+        match self {
+            OwnedSource::Index(name) => Source::Index(name),
+            OwnedSource::Mark(name) => Source::Mark(name),
+        }
+    }
+}
+
+/// A safe band registered for an account on one price source, with its keys in [`Bands`].
+#[derive(Clone, Debug)]
+pub(super) struct Band {
+    pub(super) source: OwnedSource,
+    pub(super) low: f64,
+    pub(super) high: f64,
+    pub(super) low_key: BandKey,
+    pub(super) high_key: BandKey,
+}
+
+/// The map holding the bands of `source`'s kind (index or mark bands), and its key there.
+pub(super) fn band_map<'m, 's>(
+    index_bands: &'m mut BTreeMap<String, Bands>,
+    mark_bands: &'m mut BTreeMap<String, Bands>,
+    source: &'s OwnedSource,
+) -> (&'m mut BTreeMap<String, Bands>, &'s str) {
+    match source {
+        OwnedSource::Index(name) => (index_bands, name),
+        OwnedSource::Mark(name) => (mark_bands, name),
+    }
+}
+
+/// The slack of `E - h MM` to the nearest of `levels` below and above `health`, and the larger of
+/// the two levels (the `h` of the sensitivity bound); `None` when there is none. Each level is
+/// given as `f64` (to compare with the health) and as the decimal the slack is computed with.
+pub(super) fn slack_to_levels(
+    levels: &[(f64, Decimal)],
+    health: Option<f64>,
+    equity: Decimal,
+    maintenance: Decimal,
+) -> Option<(Decimal, Decimal)> {
+    let health = health.unwrap_or(f64::INFINITY);
+    let below = levels
+        .iter()
+        .filter(|(level, _)| *level < health)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map_or(Decimal::ZERO, |(_, exact)| *exact);
+    let above = levels
+        .iter()
+        .filter(|(level, _)| *level >= health)
+        .min_by(|a, b| a.0.total_cmp(&b.0));
+    let slack_down = equity - below * maintenance;
+    let (slack_up, top) = match above {
+        Some((_, exact)) => (*exact * maintenance - equity, *exact),
+        None => (
+            Decimal::MAX,
+            levels
+                .iter()
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map_or(Decimal::ZERO, |(_, exact)| *exact),
+        ),
+    };
+    let slack = slack_down.min(slack_up);
+    if slack <= Decimal::ZERO {
+        return None;
+    }
+    Some((slack, top.max(below)))
+}
+
+/// The indices of `venue`'s pegged coins.
+pub(super) fn coin_indices(venue: &Venue) -> Vec<String> {
+    venue
+        .assets
+        .values()
+        .filter(|asset| asset.usd_peg.is_some())
+        .map(|asset| asset.index.to_string())
+        .collect()
+}
+
+/// Health 0 and `venue`'s state thresholds, as [`slack_to_levels`] takes them.
+pub(super) fn state_levels(venue: &Venue) -> Option<Vec<(f64, Decimal)>> {
+    let thresholds = &venue.thresholds;
+    [
+        0.0,
+        thresholds.liquidation,
+        thresholds.reduce_only,
+        thresholds.margin_call,
+    ]
+    .into_iter()
+    .map(level)
+    .collect()
+}
+
+/// A health level as [`slack_to_levels`] takes it.
+pub(super) fn level(value: f64) -> Option<(f64, Decimal)> {
+    Some((value, Decimal::try_from(value).ok()?))
+}
+
+impl Engine {
+    /// Recomputes an account's safe bands (see [`Bands`]). With health `h` between the state
+    /// thresholds `h_lo < h <= h_hi`, the state holds while `E - h_lo MM > 0` and
+    /// `h_hi MM - E >= 0`. A move `dP` of price source `u` (see [`Source`]) changes `E - h MM` by
+    /// at most `S_u |dP|`, with `S_u = sum |coin exposure| (1 + h_hi r_max)` over the positions
+    /// and collateral it moves (`r_max` the largest maintenance rate the position's rule can
+    /// reach; an option's value and margin move by at most one coin per coin, its rule's rate at
+    /// most 1.2). The smaller slack is shared between sources in proportion to `S_u P_u`, so
+    /// every source staying inside its band keeps the state. An account in danger (liquidating,
+    /// bankrupt, or with no slack) gets empty bands: it is re-examined at every update, of the
+    /// marks it is banded on and of their underlyings' indices too.
+    pub(super) fn set_bands(&mut self, id: &str, report: Option<&MarginReport>) {
+        let Some(account) = self.accounts.get(id) else {
+            return;
+        };
+        let exposures = self.coin_exposures(account);
+        let widths = report.and_then(|r| self.band_widths(account, r, &exposures));
+        let entries: Vec<(Source<'_>, f64, f64, f64)> = exposures
+            .iter()
+            .enumerate()
+            .filter(|(_, exposure)| widths.is_none() || !exposure.companion)
+            .map(|(index, exposure)| {
+                let half = widths
+                    .as_ref()
+                    .and_then(|w| w.get(index).copied())
+                    .unwrap_or(0.0);
+                let price = exposure.price_f64;
+                (exposure.source, price, price - half, price + half)
+            })
+            .collect();
+        // Contracts with a given mark whose band is not on it: watched at their every mark.
+        let watched: Vec<&str> = account
+            .positions
+            .values()
+            .filter(|p| {
+                self.market.mark.contains_key(p.instrument.name.as_str())
+                    && self.band_source(p) != Source::Mark(&p.instrument.name)
+            })
+            .map(|p| p.instrument.name.as_str())
+            .collect();
+        let watched_changed = !account.mark_watched.iter().eq(watched.iter().copied());
+        // Held underlyings without a price yet cannot have a band: they are examined at their
+        // every update until they do.
+        // Usually every held underlying has a price and nobody waits unbanded: both scans are
+        // skipped then (they look the account up in every underlying's holder set).
+        let any_unpriced = self
+            .holders
+            .keys()
+            .any(|underlying| !self.market.index.contains_key(underlying));
+        let unpriced: Vec<String> = if any_unpriced {
+            self.holders
+                .iter()
+                .filter(|(underlying, holders)| {
+                    !self.market.index.contains_key(*underlying)
+                        && holders.contains(&account.slot)
+                        && !entries
+                            .iter()
+                            .any(|(source, _, _, _)| *source == Source::Index(underlying))
+                })
+                .map(|(underlying, _)| underlying.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let (slot, was_unbanded) = (account.slot, account.unbanded);
+        // A registered band inside the new one is still safe (staying inside it keeps the price
+        // inside the new band), only narrower: it is kept, sparing the re-indexing, as long as
+        // the price is strictly inside it (else it would be examined at every update). So are
+        // the bands a deposit or a reducing trade widens without a price move.
+        let still_safe = account.bands.len() == entries.len()
+            && account
+                .bands
+                .iter()
+                .zip(&entries)
+                .all(|(band, (source, price, low, high))| {
+                    band.source.borrowed() == *source
+                        && *low <= band.low
+                        && band.high <= *high
+                        && band.low < *price
+                        && *price < band.high
+                });
+        let unchanged = unpriced.is_empty() && !was_unbanded && still_safe;
+        let entries: Option<Vec<Band>> = (!unchanged).then(|| {
+            entries
+                .into_iter()
+                .map(|(source, _, low, high)| Band {
+                    source: source.owned(),
+                    low,
+                    high,
+                    low_key: low_key(low),
+                    high_key: high_key(high),
+                })
+                .collect()
+        });
+        let watched: Option<Vec<CompactString>> =
+            watched_changed.then(|| watched.into_iter().map(CompactString::from).collect());
+        if let Some(watched) = watched
+            && let Some(account) = self.accounts.get_mut(id)
+        {
+            let old = std::mem::replace(&mut account.mark_watched, watched);
+            reindex_sets(&mut self.mark_watchers, slot, &old, &account.mark_watched);
+        }
+        // Most evaluations leave the bands as they were (or keep them, see above).
+        let Some(entries) = entries else {
+            return;
+        };
+        let Some(account) = self.accounts.get_mut(id) else {
+            return;
+        };
+        let old = std::mem::take(&mut account.bands);
+        account.unbanded = !unpriced.is_empty();
+        for band in old {
+            let (map, name) = band_map(&mut self.bands, &mut self.mark_bands, &band.source);
+            if let Some(bands) = map.get_mut(name) {
+                bands.by_low.remove(&(band.low_key, slot));
+                bands.by_high.remove(&(band.high_key, slot));
+            }
+        }
+        if was_unbanded {
+            for holders in self.unbanded.values_mut() {
+                holders.remove(&slot);
+            }
+        }
+        for underlying in unpriced {
+            self.unbanded.entry(underlying).or_default().insert(slot);
+        }
+        for band in &entries {
+            let (map, name) = band_map(&mut self.bands, &mut self.mark_bands, &band.source);
+            let bands = match map.get_mut(name) {
+                Some(bands) => bands,
+                None => map.entry(name.to_owned()).or_default(),
+            };
+            bands.by_low.insert((band.low_key, slot));
+            bands.by_high.insert((band.high_key, slot));
+        }
+        account.bands = entries;
+    }
+
+    /// Per price source an account is exposed to: its price and the bound `S_u` of how fast
+    /// `E - h MM` moves with it (the sums `S_u` is made of, with the `h r_max` term added in
+    /// [`Self::band_widths`]).
+    pub(super) fn coin_exposures<'a>(&'a self, account: &'a Account) -> Vec<Exposure<'a>> {
+        let mut exposures: Vec<Exposure<'a>> = Vec::new();
+        let mut add =
+            |source: Source<'a>, coins: Decimal, rate: Decimal, companion: bool| match exposures
+                .iter_mut()
+                .find(|e| e.source == source)
+            {
+                Some(exposure) => {
+                    exposure.coins += coins;
+                    exposure.coins_at_rate += coins * rate;
+                    exposure.companion &= companion;
+                }
+                None => exposures.push(Exposure {
+                    source,
+                    price_f64: 0.0,
+                    coins,
+                    coins_at_rate: coins * rate,
+                    companion,
+                }),
+            };
+        for position in account.positions.values() {
+            let instrument = &position.instrument;
+            let source = self.band_source(position);
+            let price = self.source_price(source).unwrap_or(Decimal::ZERO);
+            let (coins, rate) = self.position_sensitivity(position, price);
+            add(source, coins, rate, false);
+            if let Some(coin) = self.third_coin_index(position) {
+                // Settled in a third coin, its figures move with that coin's index too, by an
+                // amount no band on either bounds: it is examined at the updates of both (empty
+                // bands, see `band_widths`).
+                add(Source::Index(coin), Decimal::ZERO, Decimal::ZERO, true);
+            }
+            if source != Source::Index(&instrument.underlying) {
+                // Its underlying's index moves nothing here, but an account in danger must be
+                // examined at each of its updates too (a stale index may have held its
+                // liquidation back): an empty band then, none otherwise.
+                add(
+                    Source::Index(&instrument.underlying),
+                    Decimal::ZERO,
+                    Decimal::ZERO,
+                    true,
+                );
+            }
+        }
+        for (symbol, amount) in self.ledger.wallet(&account.id) {
+            let Some(asset) = self.venue.assets.get(symbol) else {
+                continue;
+            };
+            if asset.usd_peg.is_some() {
+                continue;
+            }
+            let rate = self
+                .venue
+                .collateral
+                .get(symbol)
+                .and_then(|c| c.borrow.as_ref())
+                .map_or(Decimal::ZERO, |b| b.maintenance_rate);
+            add(Source::Index(&asset.index), amount.abs(), rate, false);
+        }
+        exposures.retain_mut(|exposure| match self.source_price(exposure.source) {
+            Some(price) => {
+                exposure.price_f64 = band_f64(price);
+                true
+            }
+            None => false,
+        });
+        exposures.sort_unstable_by(|a, b| a.source.cmp(&b.source));
+        exposures
+    }
+
+    /// The price a position's band is on: its given mark for a linear perpetual or future settled
+    /// in a pegged asset (valued and margined at the mark alone), else its underlying's index.
+    pub(super) fn band_source<'a>(&self, position: &'a PositionState) -> Source<'a> {
+        let instrument = &position.instrument;
+        let on_mark = instrument.style == Style::Linear
+            && matches!(instrument.terms, Terms::Perpetual | Terms::Future { .. })
+            && self.market.mark.contains_key(instrument.name.as_str())
+            && self
+                .venue
+                .assets
+                .get(&instrument.settlement)
+                .is_some_and(|asset| asset.usd_peg.is_some());
+        if on_mark {
+            Source::Mark(&instrument.name)
+        } else {
+            Source::Index(&instrument.underlying)
+        }
+    }
+
+    /// The current price of a band's source.
+    pub(super) fn source_price(&self, source: Source<'_>) -> Option<Decimal> {
+        match source {
+            Source::Index(name) => self.market.index.get(name),
+            Source::Mark(name) => self.market.mark.get(name),
+        }
+        .map(|price| price.value())
+    }
+
+    /// Half-widths of the safe bands, in price, one per exposure (in its order); `None` when the account must be
+    /// re-examined at every update.
+    pub(super) fn band_widths(
+        &self,
+        account: &Account,
+        report: &MarginReport,
+        exposures: &[Exposure],
+    ) -> Option<Vec<f64>> {
+        // In danger: the cross pool liquidating or worse, a breach being counted, or an isolated
+        // position at its liquidation threshold (whose liquidation a stale index may be holding
+        // back: it must be examined again as soon as a fresh index comes). Or a contract settled
+        // in a third coin, which no band bounds (see `coin_exposures`).
+        let isolated_in_breach = report.positions.iter().any(|p| {
+            p.isolated
+                && p.isolated_health
+                    .is_some_and(|h| h <= self.venue.thresholds.liquidation)
+        });
+        if report.state >= AccountState::Liquidating
+            || account.breach.is_some()
+            || isolated_in_breach
+            || account
+                .positions
+                .values()
+                .any(|p| self.third_coin_index(p).is_some())
+        {
+            return None;
+        }
+        // No sound bound is known (yet) for a requirement that is not a rate times the value:
+        // portfolio margin moves with the worst scenario of its grid (and offsets, add-ons,
+        // expected shortfall), an option's value and margin with gamma, vega and time. Such an
+        // account is examined at every update of what it holds: correctness before speed.
+        if account.mode == MarginMode::Portfolio
+            || account
+                .positions
+                .values()
+                .any(|p| matches!(p.instrument.terms, Terms::Option { .. }))
+        {
+            return None;
+        }
+        let settlement = self.venue.asset(&report.settlement_asset).ok()?;
+        // A coin-margined report currency moves with its own underlying: no simple bound.
+        if exposures
+            .iter()
+            .any(|e| e.source == Source::Index(&settlement.index))
+        {
+            return None;
+        }
+        let report_usd = self
+            .market
+            .index
+            .get(settlement.index.as_str())
+            .map(|p| p.value())
+            .or(settlement.usd_peg)?;
+        let trigger_levels =
+            |applies: &dyn Fn(&crate::event::SetAutoTopUp) -> bool| -> Vec<(f64, Decimal)> {
+                account
+                    .top_ups
+                    .iter()
+                    .filter(|r| applies(&r.rule))
+                    .filter_map(|r| Some((r.rule.trigger_health.to_f64()?, r.rule.trigger_health)))
+                    .collect()
+            };
+        // The cross pool: the state thresholds and the cross top-up triggers.
+        let mut levels = self.state_levels.clone()?;
+        levels.extend(trigger_levels(&|r| {
+            r.instrument.is_none() && r.source == crate::event::TopUpSource::External
+        }));
+        // Slack in USD at the report currency's price, shared out below over coin sensitivities
+        // that take every pegged coin at par. A coin priced above par by the market makes what is
+        // settled in it move faster than that: dividing by the highest such price keeps every
+        // band inside its exact bound (a coin's own index moving re-examines everyone, see
+        // `revalue_crossed`).
+        let usd_per_report_unit = report_usd / self.highest_coin_price();
+        let (slack, top) = slack_to_levels(
+            &levels,
+            report.health,
+            report.equity.value() * usd_per_report_unit,
+            report.maintenance_margin.value() * usd_per_report_unit,
+        )?;
+        // From here in f64: the slack is exact (a difference of exact figures), and what follows
+        // only shares it out; the key margins cover the rounding (see `BAND_KEY_MARGIN`).
+        let slack = band_f64(slack);
+        let sensitivities: Vec<f64> = exposures
+            .iter()
+            .map(|e| band_f64(e.sensitivity(top)))
+            .collect();
+        let weight_total: f64 = exposures
+            .iter()
+            .zip(&sensitivities)
+            .map(|(e, sensitivity)| e.price_f64 * sensitivity)
+            .sum();
+        let mut widths: Vec<f64> = exposures
+            .iter()
+            .zip(&sensitivities)
+            .map(|(exposure, sensitivity)| {
+                let half = if *sensitivity == 0.0 || weight_total <= 0.0 {
+                    exposure.price_f64
+                } else {
+                    // Share of the slack: S_u P_u / total; in price: / S_u.
+                    slack * exposure.price_f64 / weight_total
+                };
+                half.min(exposure.price_f64 / 2.0)
+            })
+            .collect();
+        // Each isolated position: its own health against the liquidation threshold and its
+        // top-up triggers, over its own sensitivity.
+        for position in account.positions.values().filter(|p| p.isolated) {
+            let name = &position.instrument.name;
+            let line = report
+                .positions
+                .iter()
+                .find(|l| l.instrument == name && l.isolated)?;
+            let mut levels = self.state_levels.as_ref()?[..2].to_vec();
+            levels.extend(trigger_levels(&|r| {
+                r.instrument.as_deref() == Some(name.as_str())
+                    || (r.instrument.is_none() && r.source == crate::event::TopUpSource::CrossPool)
+            }));
+            let equity =
+                line.isolated_equity.map_or(Decimal::ZERO, |e| e.value()) * usd_per_report_unit;
+            let (slack, top) = slack_to_levels(
+                &levels,
+                line.isolated_health,
+                equity,
+                line.maintenance_margin.value() * usd_per_report_unit,
+            )?;
+            let source = self.band_source(position);
+            let price = self.source_price(source)?;
+            let (coins, rate) = self.position_sensitivity(position, price);
+            // A coin held as the position's own margin (an inverse contract's) moves its equity
+            // too: one coin per coin.
+            let settlement = self.venue.asset(&position.instrument.settlement).ok()?;
+            let margin_coins = if settlement.usd_peg.is_some() {
+                Decimal::ZERO
+            } else if settlement.index == position.instrument.underlying {
+                self.ledger
+                    .balance(
+                        &LedgerAccount::Isolated(account.id.clone(), name.as_str().into()),
+                        &settlement.symbol,
+                    )
+                    .abs()
+            } else {
+                // Margin that moves with another underlying: no band on this one bounds it.
+                return None;
+            };
+            let sensitivity = coins * (Decimal::ONE + top * rate) + margin_coins;
+            if sensitivity.is_zero() {
+                continue;
+            }
+            let half = band_f64(slack) / band_f64(sensitivity);
+            if let Some(width) = exposures
+                .iter()
+                .position(|e| e.source == source)
+                .and_then(|index| widths.get_mut(index))
+            {
+                *width = (*width).min(half);
+            }
+        }
+        Some(widths)
+    }
+
+    /// The highest market price of a pegged coin (one with `usd_peg`), and at least 1.
+    pub(super) fn highest_coin_price(&self) -> Decimal {
+        self.coin_indices
+            .iter()
+            .filter_map(|index| self.market.index.get(index.as_str()))
+            .map(|price| price.value())
+            .fold(Decimal::ONE, Decimal::max)
+    }
+
+    /// The index of `position`'s settlement coin when it moves the position's figures apart
+    /// from its underlying: a coin that is neither pegged nor the underlying (a quanto-style
+    /// contract settled in a third coin).
+    pub(super) fn third_coin_index<'a>(&'a self, position: &PositionState) -> Option<&'a str> {
+        let settlement = self
+            .venue
+            .assets
+            .get(position.instrument.settlement.as_str())?;
+        (settlement.usd_peg.is_none() && settlement.index != position.instrument.underlying)
+            .then_some(settlement.index.as_str())
+    }
+
+    /// A position's coin exposure and the largest maintenance rate its rule can reach (see
+    /// [`Self::set_bands`]).
+    pub(super) fn position_sensitivity(
+        &self,
+        position: &PositionState,
+        price: Decimal,
+    ) -> (Decimal, Decimal) {
+        let instrument = &position.instrument;
+        let coins = match (instrument.style, &instrument.terms) {
+            // An inverse contract's USD value moves like size / entry coins; bounded for prices
+            // down to half the entry.
+            (Style::Inverse, Terms::Perpetual | Terms::Future { .. }) => {
+                let floor = position.entry.min(price).max(Decimal::new(1, 8));
+                position.size.abs() / floor * Decimal::TWO
+            }
+            _ => position.size.abs() * instrument.contract_size,
+        };
+        let rate = match instrument.margin.as_ref() {
+            solvent_core::venue::MarginRule::Tiered { tiers, .. } => {
+                // MM = value x rate - deduction moves at the rate of the bracket the value is in.
+                // Inside a band the index stays within half of itself and the mark within the
+                // mark band of the index, so the value stays below three times its value now
+                // (linear: 1.5 x (1 + band); inverse: 2 / (1 - band), band <= 1/3): brackets
+                // starting beyond that cannot be reached.
+                let reach = if self.config.guards.mark_band <= Decimal::ONE / Decimal::from(3) {
+                    solvent_risk::standard::notional(
+                        instrument,
+                        position.size,
+                        price.max(Decimal::new(1, 8)),
+                    )
+                    .checked_mul(Decimal::from(3))
+                } else {
+                    None
+                };
+                tiers
+                    .iter()
+                    .filter(|t| reach.is_none_or(|reach| t.floor <= reach))
+                    .map(|t| t.maintenance_rate)
+                    .max()
+                    .unwrap_or(Decimal::ONE)
+            }
+            solvent_core::venue::MarginRule::SizeLinear { max_rate, .. } => *max_rate,
+            solvent_core::venue::MarginRule::DeribitOption { .. } => Decimal::new(12, 1),
+            _ => Decimal::ONE,
+        };
+        (coins, rate)
+    }
+
+    /// After an index update (and the marks it clamped) or a mark update, re-examines only the
+    /// accounts the new prices take out of their band, with those not banded on them yet.
+    pub(super) fn revalue_crossed(
+        &mut self,
+        index: Option<(&str, Decimal)>,
+        marks: &[(&str, Decimal)],
+        effects: &mut Vec<Effect>,
+    ) {
+        if let Some((underlying, _)) = index
+            && self.coin_indices.iter().any(|coin| coin == underlying)
+        {
+            // A pegged coin's index re-values every balance in the coin and everything settled
+            // in it, and converts every figure of a report in it: every account is examined.
+            // Venues that value their coins at par never send one; one that streams it pays a
+            // full pass per update.
+            let everyone = self.ids_of(self.accounts.values().map(|a| &a.slot));
+            for id in everyone {
+                self.evaluate(&id, false, effects);
+            }
+            return;
+        }
+        if self.config.exhaustive_monitoring {
+            // Every holder of the underlying (which holds every contract on it), or of the
+            // contracts whose mark moved.
+            match index {
+                Some((underlying, _)) => self.revalue_holders(Source::Index(underlying), effects),
+                None => {
+                    for (name, _) in marks {
+                        self.revalue_holders(Source::Mark(name), effects);
+                    }
+                }
+            }
+            return;
+        }
+        let mut crossed: Vec<&u32> = Vec::new();
+        if let Some((underlying, price)) = index {
+            if let Some(bands) = self.bands.get(underlying) {
+                crossed.extend(bands.crossed(price));
+            }
+            // Holders without a band on this underlying yet are examined too.
+            crossed.extend(self.unbanded.get(underlying).into_iter().flatten());
+        }
+        for (name, price) in marks {
+            if let Some(bands) = self.mark_bands.get(*name) {
+                crossed.extend(bands.crossed(*price));
+            }
+            // So are the holders banded elsewhere than on this mark.
+            crossed.extend(self.mark_watchers.get(*name).into_iter().flatten());
+        }
+        let crossed = self.ids_of(crossed.into_iter());
+        for id in crossed {
+            self.evaluate(&id, false, effects);
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! The insurance fund and auto-deleveraging: every loss is borne by someone, and the fund never
+//! goes below zero (DESIGN.md 8.2).
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+impl Engine {
+    pub(super) fn insurance_changed(
+        &self,
+        asset: &str,
+        change: Decimal,
+        reason: &str,
+        effects: &mut Vec<Effect>,
+    ) {
+        effects.push(Effect::InsuranceFundChanged {
+            asset: asset.to_owned(),
+            balance: Amount(self.ledger.balance(&LedgerAccount::InsuranceFund, asset)),
+            change: Amount(change),
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// When closing the last position at the mark would leave the account with negative equity
+    /// that the insurance fund cannot cover, the position is closed at the bankruptcy price
+    /// against the opposite positions ranked by profit x leverage (Hyperliquid, dYdX v4), so the
+    /// account ends at exactly nothing and no account without a position pays. Returns whether it
+    /// deleveraged.
+    pub(super) fn deleverage_if_bankrupt(
+        &mut self,
+        id: &str,
+        instrument: &Arc<Instrument>,
+        signed: Decimal,
+        mark: Decimal,
+        isolated: bool,
+        effects: &mut Vec<Effect>,
+    ) -> bool {
+        let holder = LedgerAccount::of_position(id, &instrument.name, isolated);
+        let asset = instrument.settlement.clone();
+        let Some(position) = self
+            .accounts
+            .get(id)
+            .and_then(|a| a.positions.get(instrument.name.as_str()))
+            .cloned()
+        else {
+            return false;
+        };
+        // What the cross pool's other coins will pay once sold (`cover_deficit`): the deficit
+        // is what is left after them.
+        let balance = self.ledger.balance(&holder, &asset)
+            + if isolated {
+                Decimal::ZERO
+            } else {
+                self.other_coins_value(id, &asset)
+            };
+        let outcome = |price: Decimal| {
+            trade_position(instrument, position.size, position.entry, signed, price)
+        };
+        let at_mark = balance + outcome(mark).realised + outcome(mark).premium;
+        let deficit = -at_mark;
+        let fund = self
+            .ledger
+            .balance(&LedgerAccount::InsuranceFund, &asset)
+            .max(Decimal::ZERO);
+        if deficit <= Decimal::ZERO || fund >= deficit {
+            return false;
+        }
+        // Bankruptcy price: the price at which closing leaves the holder with exactly zero.
+        let bankruptcy = solvent_risk::liquidation::solve(
+            mark,
+            position.size.signum().to_i8().unwrap_or(1),
+            (Decimal::new(1, 12), MAX_PRICE),
+            |p| Ok(balance + outcome(p).realised + outcome(p).premium),
+        );
+        let Ok(Some(bankruptcy)) = bankruptcy else {
+            return false;
+        };
+        let mut remaining = signed.abs();
+        let candidates: Vec<&Account> = self
+            .instrument_holders
+            .get(instrument.name.as_str())
+            .map(|slots| {
+                slots
+                    .iter()
+                    .filter_map(|slot| self.accounts.by_slot(*slot))
+                    .filter(|other| other.id != id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut ranked: Vec<(CompactString, f64, Decimal)> = candidates
+            .into_iter()
+            .filter_map(|a| {
+                let p = a.positions.get(instrument.name.as_str())?;
+                if p.size.signum() == position.size.signum() {
+                    return None;
+                }
+                let profit =
+                    solvent_risk::standard::unrealized_pnl(instrument, p.size, p.entry, mark);
+                if profit <= Decimal::ZERO {
+                    return None;
+                }
+                let notional = solvent_risk::standard::notional(instrument, p.size, mark);
+                // Leverage from the candidate's equity now (profitable opposite holders of this
+                // instrument only, so the count is bounded by its open interest holders).
+                let equity = self
+                    .report(&a.id)
+                    .map(|r| r.equity.value())
+                    .unwrap_or(Decimal::ONE)
+                    .max(Decimal::new(1, 6));
+                let score = (profit * notional / equity).to_f64().unwrap_or(0.0);
+                Some((a.id.clone(), score, p.size.abs()))
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        if ranked.is_empty() {
+            return false;
+        }
+        let precision = self.venue.asset(&asset).map_or(8, |a| a.precision);
+        effects.push(Effect::DeficitBeyondFund {
+            account: id.to_owned(),
+            asset: asset.to_string(),
+            deficit: Amount(rounding::requirement(deficit, precision)),
+            fund: Amount(fund),
+            resolution: DeficitResolution::Adl,
+        });
+        for (other, _, available) in ranked {
+            if remaining.is_zero() {
+                break;
+            }
+            let take = remaining.min(available);
+            let sign = signed.signum();
+            self.trade(
+                id,
+                instrument,
+                take * sign,
+                bankruptcy,
+                TransferReason::Adl,
+                effects,
+            );
+            self.trade(
+                &other,
+                instrument,
+                -take * sign,
+                bankruptcy,
+                TransferReason::Adl,
+                effects,
+            );
+            effects.push(Effect::Adl {
+                account: id.to_owned(),
+                counterparty: other.to_string(),
+                instrument: instrument.name.clone(),
+                size: Quantity(-take * sign),
+                price: Price(bankruptcy),
+            });
+            self.reindex(&other);
+            self.deleveraged.insert(other.to_string());
+            remaining -= take;
+        }
+        if !remaining.is_zero() {
+            // Not enough opposite interest inside: the rest closes at the market.
+            let rest = remaining * signed.signum();
+            self.trade(
+                id,
+                instrument,
+                rest,
+                mark,
+                TransferReason::LiquidationPnl,
+                effects,
+            );
+            self.trade_external(instrument, -rest, mark, effects);
+            effects.push(Effect::Liquidation {
+                account: id.to_owned(),
+                instrument: instrument.name.clone(),
+                size: Quantity(rest),
+                price: Price(mark),
+                fee: Amount(Decimal::ZERO),
+                reason:
+                    "bankrupt: too little opposite interest to deleverage, closed at the market"
+                        .to_owned(),
+            });
+        }
+        true
+    }
+
+    /// The net worth in `asset` of the account's wallet balances of other coins, at the index:
+    /// holdings count at what selling them raises (rounded down, as [`Self::sell_collateral_for`]
+    /// credits them), loans at what repaying them costs (rounded up). A coin without a price
+    /// counts for nothing when held (so the deficit is never understated) and is not subtracted
+    /// when owed (its loan stays open, as `cover_deficit` leaves it).
+    pub(super) fn other_coins_value(&self, id: &str, asset: &str) -> Decimal {
+        let Ok(target) = self.venue.asset(asset) else {
+            return Decimal::ZERO;
+        };
+        let Ok(view) = MarketView::new(&self.venue, &self.market) else {
+            return Decimal::ZERO;
+        };
+        let Ok(target_usd) = view.asset_usd(target) else {
+            return Decimal::ZERO;
+        };
+        if target_usd <= Decimal::ZERO {
+            return Decimal::ZERO;
+        }
+        let mut total = Decimal::ZERO;
+        for (symbol, held) in self.ledger.wallet(id) {
+            if symbol == asset || held.is_zero() {
+                continue;
+            }
+            let Ok(other) = self.venue.asset(symbol) else {
+                continue;
+            };
+            let Ok(other_usd) = view.asset_usd(other) else {
+                continue;
+            };
+            let Some(in_target) = held
+                .abs()
+                .checked_mul(other_usd)
+                .and_then(|usd| usd.checked_div(target_usd))
+            else {
+                continue;
+            };
+            if held > Decimal::ZERO {
+                total += rounding::credit(in_target, target.precision);
+            } else {
+                total -= rounding::requirement(in_target, target.precision);
+            }
+        }
+        total
+    }
+
+    /// Once no cross position is left, a negative balance is repaid from the account's other
+    /// collateral, sold at the index; what that cannot pay is covered by the insurance fund
+    /// (which may go negative: the venue's own loss, never another account's). A loan of a
+    /// borrowable asset is left open unless the pool is in breach or its equity is negative.
+    pub(super) fn cover_deficit(&mut self, id: &str, effects: &mut Vec<Effect>) {
+        let Some(account) = self.accounts.get(id) else {
+            return;
+        };
+        if !account.positions.values().all(|p| p.isolated) {
+            return;
+        }
+        let wallet = LedgerAccount::Wallet(id.into());
+        let assets: Vec<String> = self.venue.assets.keys().cloned().collect();
+        for asset in &assets {
+            let balance = self.ledger.balance(&wallet, asset);
+            if balance >= Decimal::ZERO {
+                continue;
+            }
+            let borrowable = self
+                .venue
+                .collateral
+                .get(asset)
+                .is_some_and(|s| s.borrow.is_some());
+            // A loan may stay open while the pool can carry it; once the pool is in breach with
+            // no cross position left to close, the loan itself is what must shrink.
+            if borrowable
+                && self.report(id).is_ok_and(|r| {
+                    r.equity.value() >= Decimal::ZERO && r.state < AccountState::Liquidating
+                })
+            {
+                continue;
+            }
+            // The account's other collateral pays first: sold to the market at the index (the
+            // insurance fund is for what the account cannot pay, not for what it still holds).
+            self.sell_collateral_for(id, asset, -balance, &assets, effects);
+            let left = self.ledger.balance(&wallet, asset);
+            if left < Decimal::ZERO {
+                self.cover_from_fund(id, asset, -left, effects);
+            }
+        }
+    }
+
+    /// The insurance fund pays `deficit` of `asset` into the account's wallet as far as it
+    /// holds it, never below zero (a negative fund is a loss nobody bears); what it cannot pay
+    /// stays the account's debt, reported as such.
+    pub(super) fn cover_from_fund(
+        &mut self,
+        id: &str,
+        asset: &str,
+        deficit: Decimal,
+        effects: &mut Vec<Effect>,
+    ) {
+        let fund = self
+            .ledger
+            .balance(&LedgerAccount::InsuranceFund, asset)
+            .max(Decimal::ZERO);
+        let paid = deficit.min(fund);
+        if paid > Decimal::ZERO {
+            self.move_money(
+                &LedgerAccount::InsuranceFund,
+                &LedgerAccount::Wallet(id.into()),
+                asset,
+                paid,
+                TransferReason::InsuranceCover,
+                effects,
+            );
+            self.insurance_changed(asset, -paid, "bankrupt account's deficit covered", effects);
+        }
+        if paid < deficit {
+            effects.push(Effect::DeficitBeyondFund {
+                account: id.to_owned(),
+                asset: asset.to_owned(),
+                deficit: Amount(deficit),
+                fund: Amount(fund),
+                resolution: DeficitResolution::AccountDebt,
+            });
+        }
+    }
+
+    /// Sells the account's other positive balances to the market at the index until `needed` of
+    /// `asset` is raised (or nothing is left to sell).
+    pub(super) fn sell_collateral_for(
+        &mut self,
+        id: &str,
+        asset: &str,
+        needed: Decimal,
+        assets: &[String],
+        effects: &mut Vec<Effect>,
+    ) {
+        let wallet = LedgerAccount::Wallet(id.into());
+        let mut sales: Vec<(String, Decimal, Decimal)> = Vec::new();
+        {
+            let Ok(target) = self.venue.asset(asset) else {
+                return;
+            };
+            let Ok(view) = MarketView::new(&self.venue, &self.market) else {
+                return;
+            };
+            let Ok(target_usd) = view.asset_usd(target) else {
+                return;
+            };
+            let mut needed = needed;
+            for other in assets.iter().filter(|a| a.as_str() != asset) {
+                if needed <= Decimal::ZERO {
+                    break;
+                }
+                let held = self.ledger.balance(&wallet, other);
+                let Ok(held_asset) = self.venue.asset(other) else {
+                    continue;
+                };
+                let Ok(other_usd) = view.asset_usd(held_asset) else {
+                    continue;
+                };
+                if held <= Decimal::ZERO || other_usd <= Decimal::ZERO {
+                    continue;
+                }
+                // Sell just enough (rounded up in the sold asset), or all of it.
+                let wanted =
+                    rounding::requirement(needed * target_usd / other_usd, held_asset.precision);
+                let sold = wanted.min(held);
+                let raised = rounding::credit(sold * other_usd / target_usd, target.precision);
+                if sold <= Decimal::ZERO || raised <= Decimal::ZERO {
+                    continue;
+                }
+                sales.push((other.clone(), sold, raised));
+                needed -= raised;
+            }
+        }
+        for (other, sold, raised) in sales {
+            self.move_money(
+                &wallet,
+                &LedgerAccount::External,
+                &other,
+                sold,
+                TransferReason::CollateralSale,
+                effects,
+            );
+            self.move_money(
+                &LedgerAccount::External,
+                &wallet,
+                asset,
+                raised,
+                TransferReason::CollateralSale,
+                effects,
+            );
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Partial and gradual liquidation, with the guards that defer it (DESIGN.md 8.2).
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+impl Engine {
+    pub(super) fn maybe_liquidate(
+        &mut self,
+        id: &str,
+        report: &MarginReport,
+        isolated_due: &[String],
+        effects: &mut Vec<Effect>,
+    ) {
+        // Any index its figures move with (collateral and settlement coins as well as the
+        // positions' underlyings): a stale one would liquidate on an old price.
+        let stale = self.accounts.get(id).and_then(|account| {
+            self.indices_of(account)
+                .into_iter()
+                .find(|index| self.index_is_stale(index))
+                .map(str::to_owned)
+        });
+        if let Some(stale) = stale {
+            effects.push(Effect::LiquidationDeferred {
+                account: id.to_owned(),
+                reason: format!(
+                    "stale_index: no fresh {stale} index source; liquidation waits for one"
+                ),
+            });
+            return;
+        }
+        let guards = &self.config.guards;
+        let now = self.now;
+        let Some(account) = self.accounts.get_mut(id) else {
+            return;
+        };
+        let (count, since) = match account.breach {
+            Some((count, since)) => (count + 1, since),
+            None => (1, now),
+        };
+        account.breach = Some((count, since));
+        let persisted = count >= guards.liquidation_persist_updates
+            && now.as_millisecond() - since.as_millisecond() >= guards.liquidation_persist_ms;
+        if !persisted {
+            effects.push(Effect::LiquidationDeferred {
+                account: id.to_owned(),
+                reason: format!("breach_not_persistent: {count} evaluation(s) since {since}"),
+            });
+            return;
+        }
+        for name in isolated_due {
+            self.liquidate_position(id, name, true, effects);
+        }
+        if report.state >= AccountState::Liquidating {
+            self.liquidate_cross(id, effects);
+        }
+        if let Some(account) = self.accounts.get_mut(id) {
+            account.breach = None;
+        }
+        self.reindex(id);
+        if let Ok(after) = self.report(id) {
+            self.track_state(id, &after, effects);
+        }
+    }
+
+    /// Partial and gradual liquidation of the cross pool (DESIGN.md 8.2): close the position that
+    /// frees the most maintenance margin per unit of notional, at most a fraction of a large one
+    /// per step, until the account is back above the liquidation threshold.
+    pub(super) fn liquidate_cross(&mut self, id: &str, effects: &mut Vec<Effect>) {
+        for _ in 0..self.config.liquidation.max_steps {
+            let Ok(report) = self.report(id) else {
+                return;
+            };
+            if report.state < AccountState::Liquidating {
+                return;
+            }
+            if report.equity.value() <= Decimal::ZERO {
+                // Bankrupt: partial steps at the mark would only realise the loss into a negative
+                // balance. Close everything, the largest position last, which the insurance fund
+                // covers or, beyond it, is deleveraged at the bankruptcy price.
+                self.close_bankrupt(id, &report, effects);
+                break;
+            }
+            let choice = report
+                .positions
+                .iter()
+                .filter(|p| !p.isolated && !p.value.is_zero())
+                .max_by(|a, b| {
+                    let rate = |p: &solvent_risk::report::PositionReport| {
+                        (p.maintenance_margin.value() / p.value.value().abs())
+                            .to_f64()
+                            .unwrap_or(0.0)
+                    };
+                    rate(a)
+                        .total_cmp(&rate(b))
+                        .then_with(|| b.instrument.cmp(&a.instrument))
+                })
+                .map(|p| p.instrument.clone());
+            let Some(name) = choice else {
+                break;
+            };
+            self.liquidate_position(id, &name, false, effects);
+        }
+        self.cover_deficit(id, effects);
+    }
+
+    pub(super) fn close_bankrupt(
+        &mut self,
+        id: &str,
+        report: &MarginReport,
+        effects: &mut Vec<Effect>,
+    ) {
+        let mut order: Vec<(String, Decimal)> = report
+            .positions
+            .iter()
+            .filter(|p| !p.isolated)
+            .map(|p| (p.instrument.to_string(), p.value.value().abs()))
+            .collect();
+        order.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        for (name, _) in order {
+            // Each position closes whole (`liquidate_position` closes whole when bankrupt).
+            for _ in 0..self.config.liquidation.max_steps {
+                let held = self
+                    .accounts
+                    .get(id)
+                    .is_some_and(|a| a.positions.contains_key(name.as_str()));
+                if !held {
+                    break;
+                }
+                self.liquidate_position(id, &name, false, effects);
+            }
+        }
+    }
+
+    /// One liquidation step of one position: at the mark, vs the market, with the fee to the
+    /// insurance fund. A position the insurance fund cannot make whole is deleveraged instead.
+    pub(super) fn liquidate_position(
+        &mut self,
+        id: &str,
+        name: &str,
+        isolated: bool,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(position) = self
+            .accounts
+            .get(id)
+            .and_then(|a| a.positions.get(name))
+            .cloned()
+        else {
+            return;
+        };
+        let instrument = Arc::clone(&position.instrument);
+        let Ok(view) = MarketView::new(&self.venue, &self.market) else {
+            return;
+        };
+        let Ok(mark) = view.mark(&instrument) else {
+            return;
+        };
+        let mark = mark.price;
+        let notional_usd = solvent_risk::standard::notional(&instrument, position.size, mark)
+            * view
+                .index(&instrument.settlement, "liquidation")
+                .unwrap_or(Decimal::ONE);
+        let params = &self.config.liquidation;
+        let bankrupt = !isolated
+            && self
+                .report(id)
+                .is_ok_and(|r| r.equity.value() <= Decimal::ZERO);
+        let whole = isolated || bankrupt || notional_usd <= params.full_close_notional_usd;
+        let step = instrument.size_step;
+        let mut quantity = if whole {
+            position.size.abs()
+        } else {
+            ((position.size.abs() * params.max_step_fraction) / step).ceil() * step
+        };
+        if instrument.style == Style::Inverse && !matches!(instrument.terms, Terms::Option { .. }) {
+            quantity = (quantity / instrument.contract_size).ceil() * instrument.contract_size;
+        }
+        let quantity = quantity.min(position.size.abs());
+        let signed = if position.size > Decimal::ZERO {
+            -quantity
+        } else {
+            quantity
+        };
+        let fee = rounding::credit(
+            solvent_risk::standard::notional(&instrument, quantity, mark) * params.fee_rate,
+            self.venue
+                .asset(&instrument.settlement)
+                .map_or(8, |a| a.precision),
+        );
+        let last = quantity == position.size.abs()
+            && self.accounts.get(id).is_some_and(|a| {
+                a.positions
+                    .values()
+                    .filter(|p| p.isolated == isolated)
+                    .count()
+                    <= 1
+                    || isolated
+            });
+        if last && self.deleverage_if_bankrupt(id, &instrument, signed, mark, isolated, effects) {
+            return;
+        }
+        let maintenance_before = self
+            .report(id)
+            .map_or(Decimal::ZERO, |r| r.maintenance_margin.value());
+        self.trade(
+            id,
+            &instrument,
+            signed,
+            mark,
+            TransferReason::LiquidationPnl,
+            effects,
+        );
+        self.trade_external(&instrument, -signed, mark, effects);
+        let holder =
+            LedgerAccount::of_position(id, name, isolated && quantity < position.size.abs());
+        // The fee comes out of what the account still has: never beyond its cash, and never so
+        // much that it turns the account's equity negative (the fee must not cause a bankruptcy).
+        // Nor so much that the step cannot raise health: at most half the share of equity matching
+        // the share of maintenance margin the step freed (health then grows by the factor
+        // (1 - freed/2) / (1 - freed) per step), so liquidation stays partial and gradual.
+        let cash = self
+            .ledger
+            .balance(&holder, &instrument.settlement)
+            .max(Decimal::ZERO);
+        let cap = if isolated {
+            cash
+        } else {
+            self.report(id).map_or(Decimal::ZERO, |r| {
+                if r.settlement_asset != instrument.settlement || maintenance_before.is_zero() {
+                    return Decimal::ZERO;
+                }
+                let freed = (Decimal::ONE - r.maintenance_margin.value() / maintenance_before)
+                    .max(Decimal::ZERO);
+                r.equity.value().max(Decimal::ZERO) * freed / Decimal::TWO
+            })
+        };
+        let precision = self
+            .venue
+            .asset(&instrument.settlement)
+            .map_or(8, |a| a.precision);
+        let charged = rounding::credit(fee.min(cash).min(cap), precision);
+        if charged > Decimal::ZERO {
+            self.move_money(
+                &holder,
+                &LedgerAccount::InsuranceFund,
+                &instrument.settlement,
+                charged,
+                TransferReason::LiquidationFee,
+                effects,
+            );
+            self.insurance_changed(&instrument.settlement, charged, "liquidation fee", effects);
+        }
+        effects.push(Effect::Liquidation {
+            account: id.to_owned(),
+            instrument: name.to_owned(),
+            size: Quantity(signed),
+            price: Price(mark),
+            fee: Amount(charged),
+            reason: if isolated {
+                "isolated_health_below_threshold".to_owned()
+            } else {
+                "health_below_threshold".to_owned()
+            },
+        });
+    }
+}

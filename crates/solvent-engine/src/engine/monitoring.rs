@@ -1,0 +1,99 @@
+//! Evaluation of an account after anything that can change its figures: state changes, margin
+//! calls, liquidation when due (DESIGN.md 8.1).
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+impl Engine {
+    /// The account's margin report; `None`, with empty bands, for an account that cannot be
+    /// valued (a venue update left it holding what the market does not price): it is examined at
+    /// every update of what it holds until it can be.
+    pub(super) fn report_or_unband(&mut self, id: &str) -> Option<MarginReport> {
+        let report = self.report(id).ok();
+        if report.is_none() {
+            self.set_bands(id, None);
+        }
+        report
+    }
+
+    /// Recomputes an account's figures and acts on them: state changes, one margin call per
+    /// episode, liquidation when due and allowed by the guards.
+    pub(super) fn evaluate(&mut self, id: &str, report_figures: bool, effects: &mut Vec<Effect>) {
+        let Some(mut report) = self.report_or_unband(id) else {
+            return;
+        };
+        if self.apply_top_ups(id, &report, effects) {
+            // Money moved in (or between pools) may be an unpegged asset the account did not hold.
+            self.reindex(id);
+            match self.report_or_unband(id) {
+                Some(after) => report = after,
+                None => return,
+            }
+        }
+        if report_figures {
+            effects.push(Effect::AccountUpdated {
+                account: id.to_owned(),
+                equity: report.equity,
+                initial_margin: report.initial_margin,
+                maintenance_margin: report.maintenance_margin,
+                health: report.health,
+                state: report.state,
+            });
+        }
+        self.track_state(id, &report, effects);
+        let isolated_due: Vec<String> = report
+            .positions
+            .iter()
+            .filter(|p| {
+                p.isolated
+                    && p.isolated_health
+                        .is_some_and(|h| h <= self.venue.thresholds.liquidation)
+            })
+            .map(|p| p.instrument.to_string())
+            .collect();
+        if report.state >= AccountState::Liquidating || !isolated_due.is_empty() {
+            self.maybe_liquidate(id, &report, &isolated_due, effects);
+            // Until it is out of danger, an account is re-examined at every price update.
+            let after = self.report(id).ok();
+            self.set_bands(id, after.as_ref());
+        } else {
+            if let Some(account) = self.accounts.get_mut(id) {
+                account.breach = None;
+            }
+            self.set_bands(id, Some(&report));
+        }
+    }
+
+    pub(super) fn track_state(
+        &mut self,
+        id: &str,
+        report: &MarginReport,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(account) = self.accounts.get_mut(id) else {
+            return;
+        };
+        let previous = account.state;
+        if report.state != previous {
+            effects.push(Effect::StateChanged {
+                account: id.to_owned(),
+                from: previous,
+                to: report.state,
+            });
+            account.state = report.state;
+        }
+        if report.state == AccountState::Healthy {
+            account.margin_call_sent = false;
+        } else if report.state >= AccountState::MarginCall && !account.margin_call_sent {
+            account.margin_call_sent = true;
+            effects.push(Effect::MarginCall {
+                account: id.to_owned(),
+                health: report.health,
+                deposit: Amount(
+                    (report.initial_margin.value() - report.equity.value()).max(Decimal::ZERO),
+                ),
+                asset: report.settlement_asset.to_string(),
+            });
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! An account as the margin model sees it: its portfolio (balances from the ledger) and its report.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+impl Engine {
+    /// The account as a portfolio (balances from the ledger), with `change` applied to a copy.
+    pub(super) fn portfolio_of(&self, account: &Account) -> Result<Portfolio, Rejection> {
+        // In the venue's order of assets, as a portfolio file lists them.
+        let mut held: Vec<(usize, &solvent_core::venue::Asset, Decimal)> = self
+            .ledger
+            .wallet(&account.id)
+            .filter_map(|(symbol, amount)| {
+                let (index, _, asset) = self.venue.assets.get_full(symbol)?;
+                Some((index, asset, amount))
+            })
+            .collect();
+        held.sort_unstable_by_key(|(index, _, _)| *index);
+        let balances = held
+            .into_iter()
+            .map(|(_, asset, amount)| Balance {
+                asset: asset.clone(),
+                amount: Amount(amount),
+            })
+            .collect();
+        let positions = account
+            .positions
+            .values()
+            .map(|p| {
+                let isolated_margin = p.isolated.then(|| {
+                    Amount(self.ledger.balance(
+                        &LedgerAccount::Isolated(
+                            account.id.clone(),
+                            p.instrument.name.as_str().into(),
+                        ),
+                        &p.instrument.settlement,
+                    ))
+                });
+                Ok(Position {
+                    instrument: Arc::clone(&p.instrument),
+                    size: Quantity(p.size),
+                    entry_price: Price::new_checked(p.entry)
+                        .map_err(|problem| reject(RejectReason::OutOfRange, problem))?,
+                    isolated_margin,
+                    leverage: account.leverage.get(p.instrument.name.as_str()).copied(),
+                })
+            })
+            .collect::<Result<Vec<_>, Rejection>>()?;
+        let settlement_asset = self
+            .venue
+            .asset(&self.venue.settlement_asset)
+            .map_err(|problem| reject(RejectReason::UnknownAsset, problem))?
+            .clone();
+        Ok(Portfolio {
+            account: account.id.clone(),
+            mode: account.mode,
+            balances,
+            positions,
+            settlement_asset,
+            market: None,
+        })
+    }
+
+    pub(super) fn report_of(&self, portfolio: &Portfolio) -> Result<MarginReport, Rejection> {
+        let view = MarketView::new(&self.venue, &self.market).map_err(risk_rejection)?;
+        build_report(portfolio, &view, Detail::Figures).map_err(risk_rejection)
+    }
+
+    pub(super) fn report(&self, id: &str) -> Result<MarginReport, Rejection> {
+        let account = self.known_account(id)?;
+        self.report_of(&self.portfolio_of(account)?)
+    }
+}
