@@ -43,6 +43,56 @@ pub enum TransferReason {
     CollateralSale,
 }
 
+/// Why a position was liquidated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiquidationReason {
+    /// The cross pool's health fell to the liquidation threshold.
+    HealthBelowThreshold,
+    /// An isolated position's own health fell to the liquidation threshold.
+    IsolatedHealthBelowThreshold,
+    /// A bankrupt position too large for the opposite interest inside the venue: the rest was
+    /// closed at the market.
+    BankruptBeyondOppositeInterest,
+}
+
+/// Which guard held a due liquidation back (DESIGN.md 8.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeferralReason {
+    /// An index the account's figures move with has no fresh source: liquidating on an old
+    /// price is refused until one comes.
+    StaleIndex,
+    /// The breach has not yet lasted the configured number of updates and time.
+    BreachNotPersistent,
+}
+
+/// Why the insurance fund's balance changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InsuranceFundReason {
+    /// The venue paid into the fund.
+    Funded,
+    /// A liquidation fee.
+    LiquidationFee,
+    /// The fund paid a bankrupt account's deficit (as far as it held it).
+    DeficitCovered,
+}
+
+/// What a price guard did (DESIGN.md 8.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardReason {
+    /// No source is fresh and within the outlier band: the index is left as it was.
+    NoFreshSource,
+    /// The index is the median of the fresh sources, not the quote received.
+    MedianOfFreshSources,
+    /// A jump beyond the threshold waits for the next update to confirm it.
+    JumpAwaitsConfirmation,
+    /// The mark was clamped to its band around the index.
+    MarkClamped,
+}
+
 /// Who bears the part of a bankrupt account's deficit that the insurance fund cannot pay.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -163,14 +213,16 @@ pub enum Effect {
         /// Fee to the insurance fund.
         fee: Amount,
         /// Why.
-        reason: String,
+        reason: LiquidationReason,
     },
     /// Liquidation was due but a guard held it back.
     LiquidationDeferred {
         /// Account.
         account: String,
         /// Which guard.
-        reason: String,
+        reason: DeferralReason,
+        /// The figures behind it.
+        detail: String,
     },
     /// The insurance fund's balance changed.
     InsuranceFundChanged {
@@ -181,7 +233,7 @@ pub enum Effect {
         /// Change.
         change: Amount,
         /// Why.
-        reason: String,
+        reason: InsuranceFundReason,
     },
     /// Auto-deleveraging: a profitable opposite position reduced at the bankruptcy price.
     Adl {
@@ -221,7 +273,9 @@ pub enum Effect {
         /// The price used, if any.
         used: Option<Price>,
         /// Which guard.
-        reason: String,
+        reason: GuardReason,
+        /// The figures behind it.
+        detail: String,
     },
     /// The event was refused; nothing changed.
     Rejected {

@@ -46,7 +46,10 @@ use solvent_risk::{AccountState, MarketView, RiskError};
 
 use crate::book::AccountBook;
 use crate::config::{EngineConfig, GuardParams};
-use crate::effect::{DeficitResolution, Effect, RejectReason, TransferReason};
+use crate::effect::{
+    DeferralReason, DeficitResolution, Effect, GuardReason, InsuranceFundReason, LiquidationReason,
+    RejectReason, TransferReason,
+};
 use crate::event::{Envelope, Event, Side};
 use crate::ledger::{Ledger, LedgerAccount};
 

@@ -11,7 +11,7 @@ use rust_decimal_macros::dec;
 use solvent_core::venue::Venue;
 use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
-use solvent_engine::effect::{Effect, RejectReason};
+use solvent_engine::effect::{DeferralReason, Effect, RejectReason};
 use solvent_engine::event::parse_line;
 use solvent_engine::ledger::LedgerAccount;
 use solvent_risk::AccountState;
@@ -179,7 +179,13 @@ fn a_stale_index_freezes_liquidation_but_not_computation() {
             .any(|e| matches!(e, Effect::Liquidation { .. })),
         "{crash:?}"
     );
-    assert!(crash.iter().any(|e| matches!(e, Effect::LiquidationDeferred { reason, .. } if reason.starts_with("stale_index"))));
+    assert!(crash.iter().any(|e| matches!(
+        e,
+        Effect::LiquidationDeferred {
+            reason: DeferralReason::StaleIndex,
+            ..
+        }
+    )));
     // A fresh index confirms the fall and liquidation proceeds.
     let fresh = run.at(602, "index_price", r#""underlying":"BTC","price":"57050""#);
     assert!(
@@ -227,7 +233,16 @@ fn an_isolated_breach_held_by_a_stale_index_is_liquidated_at_the_first_fresh_one
         "mark_price",
         r#""instrument":"BTCUSDT","price":"59550""#,
     );
-    assert!(held.iter().any(|e| matches!(e, Effect::LiquidationDeferred { reason, .. } if reason.starts_with("stale_index"))), "{held:?}");
+    assert!(
+        held.iter().any(|e| matches!(
+            e,
+            Effect::LiquidationDeferred {
+                reason: DeferralReason::StaleIndex,
+                ..
+            }
+        )),
+        "{held:?}"
+    );
     let fresh = run.at(605, "index_price", r#""underlying":"BTC","price":"59560""#);
     assert!(
         fresh.iter().any(
@@ -959,8 +974,8 @@ fn a_stale_collateral_index_freezes_liquidation() {
     );
     assert!(
         fall.iter()
-            .any(|e| matches!(e, Effect::LiquidationDeferred { reason, .. }
-            if reason.starts_with("stale_index: no fresh BTC"))),
+            .any(|e| matches!(e, Effect::LiquidationDeferred { reason: DeferralReason::StaleIndex, detail, .. }
+            if detail.starts_with("no fresh BTC"))),
         "{fall:?}"
     );
     let fresh = run.at(602, "index_price", r#""underlying":"BTC","price":"60000""#);

@@ -9,14 +9,14 @@ impl Engine {
         &self,
         asset: &str,
         change: Decimal,
-        reason: &str,
+        reason: InsuranceFundReason,
         effects: &mut Vec<Effect>,
     ) {
         effects.push(Effect::InsuranceFundChanged {
             asset: asset.to_owned(),
             balance: Amount(self.ledger.balance(&LedgerAccount::InsuranceFund, asset)),
             change: Amount(change),
-            reason: reason.to_owned(),
+            reason,
         });
     }
 
@@ -173,9 +173,7 @@ impl Engine {
                 size: Quantity(rest),
                 price: Price(mark),
                 fee: Amount(Decimal::ZERO),
-                reason:
-                    "bankrupt: too little opposite interest to deleverage, closed at the market"
-                        .to_owned(),
+                reason: LiquidationReason::BankruptBeyondOppositeInterest,
             });
         }
         true
@@ -292,7 +290,7 @@ impl Engine {
                 TransferReason::InsuranceCover,
                 effects,
             );
-            self.insurance_changed(asset, -paid, "bankrupt account's deficit covered", effects);
+            self.insurance_changed(asset, -paid, InsuranceFundReason::DeficitCovered, effects);
         }
         if paid < deficit {
             effects.push(Effect::DeficitBeyondFund {

@@ -22,9 +22,8 @@ impl Engine {
         if let Some(stale) = stale {
             effects.push(Effect::LiquidationDeferred {
                 account: id.to_owned(),
-                reason: format!(
-                    "stale_index: no fresh {stale} index source; liquidation waits for one"
-                ),
+                reason: DeferralReason::StaleIndex,
+                detail: format!("no fresh {stale} index source; liquidation waits for one"),
             });
             return;
         }
@@ -43,7 +42,8 @@ impl Engine {
         if !persisted {
             effects.push(Effect::LiquidationDeferred {
                 account: id.to_owned(),
-                reason: format!("breach_not_persistent: {count} evaluation(s) since {since}"),
+                reason: DeferralReason::BreachNotPersistent,
+                detail: format!("{count} evaluation(s) in breach since {since}"),
             });
             return;
         }
@@ -248,7 +248,12 @@ impl Engine {
                 TransferReason::LiquidationFee,
                 effects,
             );
-            self.insurance_changed(&instrument.settlement, charged, "liquidation fee", effects);
+            self.insurance_changed(
+                &instrument.settlement,
+                charged,
+                InsuranceFundReason::LiquidationFee,
+                effects,
+            );
         }
         effects.push(Effect::Liquidation {
             account: id.to_owned(),
@@ -257,9 +262,9 @@ impl Engine {
             price: Price(mark),
             fee: Amount(charged),
             reason: if isolated {
-                "isolated_health_below_threshold".to_owned()
+                LiquidationReason::IsolatedHealthBelowThreshold
             } else {
-                "health_below_threshold".to_owned()
+                LiquidationReason::HealthBelowThreshold
             },
         });
     }

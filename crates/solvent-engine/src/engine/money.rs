@@ -24,7 +24,7 @@ impl Engine {
                     TransferReason::Deposit,
                     &mut effects,
                 );
-                self.insurance_changed(asset, amount, "funded", &mut effects);
+                self.insurance_changed(asset, amount, InsuranceFundReason::Funded, &mut effects);
                 return Ok(effects);
             }
             LedgerAccount::Wallet(_) => {}

@@ -73,7 +73,8 @@ impl Engine {
                 name: underlying.to_owned(),
                 received: Price(price),
                 used: None,
-                reason: "no fresh source within the outlier band".to_owned(),
+                reason: GuardReason::NoFreshSource,
+                detail: "no fresh source within the outlier band".to_owned(),
             });
             return Ok(effects);
         };
@@ -91,7 +92,8 @@ impl Engine {
                 name: underlying.to_owned(),
                 received: Price(price),
                 used: Some(Price(accepted)),
-                reason: "index is the median of fresh sources".to_owned(),
+                reason: GuardReason::MedianOfFreshSources,
+                detail: format!("index {accepted} is the median of the fresh sources"),
             });
         }
         let accepted =
@@ -156,7 +158,8 @@ impl Engine {
                     name,
                     received: Price(mark),
                     used: Some(price),
-                    reason: format!("mark clamped to {band} around the moved index {index}"),
+                    reason: GuardReason::MarkClamped,
+                    detail: format!("mark clamped to {band} around the moved index {index}"),
                 });
             }
         }
@@ -197,9 +200,10 @@ impl Engine {
             name: name.to_owned(),
             received: Price(received),
             used: None,
-            reason: format!(
-                "a move of {:.2}% awaits confirmation by the next update",
-                jump.to_f64().unwrap_or(0.0) * 100.0
+            reason: GuardReason::JumpAwaitsConfirmation,
+            detail: format!(
+                "a move of {}% awaits confirmation by the next update",
+                (jump * Decimal::ONE_HUNDRED).round_dp(2)
             ),
         });
         None
@@ -229,7 +233,8 @@ impl Engine {
                     name: name.to_owned(),
                     received: Price(price),
                     used: Some(Price(clamped)),
-                    reason: format!("mark clamped to {band} around the index {index}"),
+                    reason: GuardReason::MarkClamped,
+                    detail: format!("mark clamped to {band} around the index {index}"),
                 });
                 used = clamped;
             }
