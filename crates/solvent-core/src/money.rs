@@ -215,16 +215,10 @@ impl Quantity {
         self.0.abs()
     }
 
-    /// `+1` for a long, `-1` for a short, `0` for flat.
+    /// Long or short; `None` when flat.
     #[must_use]
-    pub fn side(self) -> i8 {
-        if self.0.is_sign_positive() && !self.0.is_zero() {
-            1
-        } else if self.0.is_zero() {
-            0
-        } else {
-            -1
-        }
+    pub fn side(self) -> Option<PositionSide> {
+        PositionSide::of(self.0)
     }
 }
 
@@ -324,8 +318,47 @@ mod tests {
 
     #[test]
     fn quantity_side() {
-        assert_eq!(Quantity(Decimal::from(-2)).side(), -1);
-        assert_eq!(Quantity(Decimal::ZERO).side(), 0);
-        assert_eq!(Quantity(Decimal::new(1, 3)).side(), 1);
+        assert_eq!(
+            Quantity(Decimal::from(-2)).side(),
+            Some(PositionSide::Short)
+        );
+        assert_eq!(Quantity(Decimal::ZERO).side(), None);
+        assert_eq!(
+            Quantity(Decimal::new(1, 3)).side(),
+            Some(PositionSide::Long)
+        );
+    }
+}
+
+/// The side of a position, which says which way its risk lies: a long loses as the price falls,
+/// a short as it rises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PositionSide {
+    /// Positive size.
+    Long,
+    /// Negative size.
+    Short,
+}
+
+impl PositionSide {
+    /// The side of a signed size; `None` when it is zero.
+    #[must_use]
+    pub fn of(size: Decimal) -> Option<Self> {
+        if size.is_zero() {
+            None
+        } else if size.is_sign_positive() {
+            Some(Self::Long)
+        } else {
+            Some(Self::Short)
+        }
+    }
+
+    /// `+1` for a long, `-1` for a short: the sign a move against the position carries.
+    #[must_use]
+    pub fn sign(self) -> Decimal {
+        match self {
+            Self::Long => Decimal::ONE,
+            Self::Short => Decimal::NEGATIVE_ONE,
+        }
     }
 }

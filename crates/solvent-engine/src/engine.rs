@@ -32,7 +32,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::{Signed, ToPrimitive};
 use solvent_core::instrument::{Instrument, Style, Terms};
 use solvent_core::market::{Market, Smile};
-use solvent_core::money::{Amount, MAX_PRICE, Price, Quantity};
+use solvent_core::money::{Amount, MAX_PRICE, PositionSide, Price, Quantity};
 use solvent_core::names::NameMap;
 use solvent_core::portfolio::{Balance, MarginMode, Portfolio, Position};
 use solvent_core::rounding;

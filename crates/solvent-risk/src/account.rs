@@ -8,7 +8,7 @@
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use solvent_core::instrument::Terms;
-use solvent_core::money::{Amount, MAX_AMOUNT, MAX_PRICE, Price};
+use solvent_core::money::{Amount, MAX_AMOUNT, MAX_PRICE, PositionSide, Price};
 use solvent_core::portfolio::{MarginMode, Portfolio, Position};
 use solvent_core::rounding;
 use solvent_core::venue::Asset;
@@ -297,10 +297,11 @@ fn portfolio_liquidation_prices(
         let moved = crate::stress::shocked_market(view, &shock)?;
         let moved_view = MarketView::new(view.venue(), &moved)?.with_history(view.history());
         let moved_mark = moved_view.mark(&position.instrument)?.price;
+        // A fall hurts the account as it hurts a long: round as for one.
         let side = if moved_mark < line.mark_price.value() {
-            1
+            PositionSide::Long
         } else {
-            -1
+            PositionSide::Short
         };
         line.liquidation_price =
             Price::new_checked(liquidation::conservative(moved_mark, side)).ok();
@@ -432,7 +433,10 @@ pub fn build_report(
         let signed_value = if line.is_option() {
             contribution_settle
         } else {
-            value_settle * Decimal::from(position.size.side())
+            position
+                .size
+                .side()
+                .map_or(Decimal::ZERO, |side| value_settle * side.sign())
         };
         if let Basis::Tiered {
             exceeds_limit: true,
@@ -578,7 +582,9 @@ pub fn build_report(
             collateral_value,
         )?;
         for (index, line) in lines.iter().enumerate() {
-            let side = line.position.size.side();
+            let Some(side) = line.position.size.side() else {
+                continue;
+            };
             if portfolio_params.is_some() && line.position.isolated_margin.is_none() {
                 // Under portfolio margin a cross position is liquidated by its underlying's move,
                 // not by its own price: see the per-underlying liquidation moves (solvent stress --reverse).
@@ -696,7 +702,7 @@ fn distances(
     report: &mut PositionReport,
     line: &Line<'_>,
     liquidation_price: Decimal,
-    side: i8,
+    side: PositionSide,
     view: &MarketView<'_>,
 ) {
     let (Some(mark), Some(liquidation)) = (line.mark.price.to_f64(), liquidation_price.to_f64())
@@ -706,7 +712,10 @@ fn distances(
     if mark <= 0.0 || liquidation <= 0.0 {
         return;
     }
-    let direction = f64::from(side);
+    let direction = match side {
+        PositionSide::Long => 1.0,
+        PositionSide::Short => -1.0,
+    };
     report.distance_to_liquidation_pct = Some(direction * (mark - liquidation) / mark * 100.0);
     // In standard deviations only where the price is the underlying's (perpetuals and futures):
     // an option's premium does not move one-for-one with the underlying.

@@ -10,6 +10,7 @@
 
 use rust_decimal::Decimal;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
+use solvent_core::money::PositionSide;
 use solvent_core::rounding;
 
 use crate::error::RiskError;
@@ -21,7 +22,7 @@ const BISECTION_STEPS: usize = 200;
 const SEARCH_SPAN: f64 = 1e6;
 
 /// Finds the price at which `surplus(p) = equity(p) - MM(p)` crosses zero, searching from `mark`
-/// in the adverse direction (down for a long, `side = 1`; up for a short, `side = -1`) when the
+/// in the adverse direction (down for a long, up for a short) when the
 /// surplus is positive, and in the favourable direction (where health would be restored) when it
 /// is not. `None` when no such price exists within six orders of magnitude of the mark and within
 /// `bounds`, the prices at which the position's figures stay representable.
@@ -30,7 +31,7 @@ const SEARCH_SPAN: f64 = 1e6;
 /// [`RiskError`] from evaluating the surplus.
 pub fn solve<F>(
     mark: Decimal,
-    side: i8,
+    side: PositionSide,
     bounds: (Decimal, Decimal),
     mut surplus: F,
 ) -> Result<Option<Decimal>, RiskError>
@@ -46,7 +47,7 @@ where
     }
     let safe = at_mark > Decimal::ZERO;
     // Prices fall when a long is at risk and rise when a short is; once past, look the other way.
-    let goes_down = (side > 0) == safe;
+    let goes_down = (side == PositionSide::Long) == safe;
     let (lowest, highest) = bounds;
     let mut evaluate = |price: f64| -> Result<Option<Decimal>, RiskError> {
         match Decimal::from_f64(price) {
@@ -100,11 +101,11 @@ where
 /// Rounds a liquidation price to about eight significant digits toward the position's risk:
 /// up for a long (liquidated sooner as the price falls), down for a short.
 #[must_use]
-pub fn conservative(price: Decimal, side: i8) -> Decimal {
+pub fn conservative(price: Decimal, side: PositionSide) -> Decimal {
     let magnitude = price.to_f64().map_or(0.0, |p| p.abs().log10().floor());
     let decimals = (7.0 - magnitude).clamp(0.0, 18.0);
     let decimals = decimals.to_u32().unwrap_or(8);
-    let rounded = if side > 0 {
+    let rounded = if side == PositionSide::Long {
         rounding::requirement(price, decimals)
     } else {
         rounding::credit(price, decimals)
@@ -123,7 +124,7 @@ mod tests {
     fn a_linear_long_is_liquidated_where_equity_meets_maintenance() {
         // Isolated long 1 BTC from 60,000 with 6,000 margin, MM rate 0.5%:
         // 6,000 + (p - 60,000) = 0.005 p  =>  p = 54,000 / 0.995 = 54,271.3567...
-        let root = solve(dec!(60000), 1, WIDE, |p| {
+        let root = solve(dec!(60000), PositionSide::Long, WIDE, |p| {
             Ok(dec!(6000) + (p - dec!(60000)) - p * dec!(0.005))
         })
         .unwrap()
@@ -134,7 +135,7 @@ mod tests {
     #[test]
     fn a_short_is_liquidated_above() {
         // Short 2 ETH from 3,000 with 600 margin, MM 1%: 600 - 2 (p - 3,000) = 0.02 p => p = 6,600 / 2.02.
-        let root = solve(dec!(3000), -1, WIDE, |p| {
+        let root = solve(dec!(3000), PositionSide::Short, WIDE, |p| {
             Ok(dec!(600) - dec!(2) * (p - dec!(3000)) - dec!(0.02) * p)
         })
         .unwrap()
@@ -145,7 +146,10 @@ mod tests {
     #[test]
     fn a_fully_collateralised_long_has_no_liquidation_price() {
         assert_eq!(
-            solve(dec!(100), 1, WIDE, |p| Ok(dec!(100) + (p - dec!(100)))).unwrap(),
+            solve(dec!(100), PositionSide::Long, WIDE, |p| Ok(
+                dec!(100) + (p - dec!(100))
+            ))
+            .unwrap(),
             None
         );
     }
@@ -153,7 +157,7 @@ mod tests {
     #[test]
     fn a_position_already_past_reports_the_price_that_restores_health() {
         // Surplus = p - 110: at mark 100 it is negative; health comes back at 110.
-        let root = solve(dec!(100), 1, WIDE, |p| Ok(p - dec!(110)))
+        let root = solve(dec!(100), PositionSide::Long, WIDE, |p| Ok(p - dec!(110)))
             .unwrap()
             .unwrap();
         assert_eq!(root, dec!(110));

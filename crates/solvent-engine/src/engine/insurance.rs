@@ -67,7 +67,11 @@ impl Engine {
         // Bankruptcy price: the price at which closing leaves the holder with exactly zero.
         let bankruptcy = solvent_risk::liquidation::solve(
             mark,
-            position.size.signum().to_i8().unwrap_or(1),
+            if position.size.is_sign_negative() {
+                PositionSide::Short
+            } else {
+                PositionSide::Long
+            },
             (Decimal::new(1, 12), MAX_PRICE),
             |p| Ok(balance + outcome(p).realised + outcome(p).premium),
         );
