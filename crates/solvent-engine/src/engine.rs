@@ -73,6 +73,25 @@ use bands::*;
 #[allow(clippy::wildcard_imports)]
 use holders::*;
 
+/// Whether an evaluation reports the account's figures (an `account_updated` effect): after an
+/// event addressed to the account, not after a price update that merely re-examines it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Figures {
+    /// Report them.
+    Reported,
+    /// Act on them silently.
+    Unreported,
+}
+
+/// Which pool of an account a position is margined in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pool {
+    /// The cross pool.
+    Cross,
+    /// Its own isolated margin.
+    Isolated,
+}
+
 /// A refused event: the named reason and the figures behind it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rejection {
@@ -416,7 +435,7 @@ impl Engine {
             Ok(mut effects) => {
                 // Each ADL closes opposite interest, so this ends: open interest only shrinks.
                 while let Some(id) = self.deleveraged.pop_first() {
-                    self.evaluate(&id, true, &mut effects);
+                    self.evaluate(&id, Figures::Reported, &mut effects);
                 }
                 effects
             }

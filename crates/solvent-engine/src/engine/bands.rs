@@ -718,7 +718,7 @@ impl Engine {
             // full pass per update.
             let everyone = self.ids_of(self.accounts.values().map(|a| &a.slot));
             for id in everyone {
-                self.evaluate(&id, false, effects);
+                self.evaluate(&id, Figures::Unreported, effects);
             }
             return;
         }
@@ -752,7 +752,7 @@ impl Engine {
         }
         let crossed = self.ids_of(crossed.into_iter());
         for id in crossed {
-            self.evaluate(&id, false, effects);
+            self.evaluate(&id, Figures::Unreported, effects);
         }
     }
 }

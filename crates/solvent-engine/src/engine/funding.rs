@@ -79,7 +79,7 @@ impl Engine {
         for (id, _, _) in &holders {
             // A payment in an unpegged settlement asset can open or empty a balance on its index.
             self.reindex(id);
-            self.evaluate(id, false, &mut effects);
+            self.evaluate(id, Figures::Unreported, &mut effects);
         }
         Ok(effects)
     }
@@ -150,7 +150,7 @@ impl Engine {
             }
         }
         for (id, _) in &holders {
-            self.evaluate(id, true, &mut effects);
+            self.evaluate(id, Figures::Reported, &mut effects);
         }
         Ok(effects)
     }

@@ -108,7 +108,7 @@ impl Engine {
         };
         let holders = self.ids_of(holders.into_iter().flatten());
         for id in holders {
-            self.evaluate(&id, false, effects);
+            self.evaluate(&id, Figures::Unreported, effects);
         }
     }
 

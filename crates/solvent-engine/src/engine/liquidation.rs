@@ -48,7 +48,7 @@ impl Engine {
             return;
         }
         for name in isolated_due {
-            self.liquidate_position(id, name, true, effects);
+            self.liquidate_position(id, name, Pool::Isolated, effects);
         }
         if report.state >= AccountState::Liquidating {
             self.liquidate_cross(id, effects);
@@ -98,7 +98,7 @@ impl Engine {
             let Some(name) = choice else {
                 break;
             };
-            self.liquidate_position(id, &name, false, effects);
+            self.liquidate_position(id, &name, Pool::Cross, effects);
         }
         self.cover_deficit(id, effects);
     }
@@ -126,7 +126,7 @@ impl Engine {
                 if !held {
                     break;
                 }
-                self.liquidate_position(id, &name, false, effects);
+                self.liquidate_position(id, &name, Pool::Cross, effects);
             }
         }
     }
@@ -137,9 +137,10 @@ impl Engine {
         &mut self,
         id: &str,
         name: &str,
-        isolated: bool,
+        pool: Pool,
         effects: &mut Vec<Effect>,
     ) {
+        let isolated = pool == Pool::Isolated;
         let Some(position) = self
             .accounts
             .get(id)

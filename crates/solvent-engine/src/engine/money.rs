@@ -54,7 +54,7 @@ impl Engine {
         {
             self.reindex(id);
         }
-        self.evaluate(id, true, &mut effects);
+        self.evaluate(id, Figures::Reported, &mut effects);
         Ok(effects)
     }
 
@@ -77,7 +77,7 @@ impl Engine {
             &mut effects,
         );
         self.reindex(id);
-        self.evaluate(id, true, &mut effects);
+        self.evaluate(id, Figures::Reported, &mut effects);
         Ok(effects)
     }
 
@@ -115,8 +115,8 @@ impl Engine {
         );
         self.reindex(from);
         self.reindex(to);
-        self.evaluate(from, true, &mut effects);
-        self.evaluate(to, true, &mut effects);
+        self.evaluate(from, Figures::Reported, &mut effects);
+        self.evaluate(to, Figures::Reported, &mut effects);
         Ok(effects)
     }
 

@@ -18,7 +18,7 @@ impl Engine {
 
     /// Recomputes an account's figures and acts on them: state changes, one margin call per
     /// episode, liquidation when due and allowed by the guards.
-    pub(super) fn evaluate(&mut self, id: &str, report_figures: bool, effects: &mut Vec<Effect>) {
+    pub(super) fn evaluate(&mut self, id: &str, figures: Figures, effects: &mut Vec<Effect>) {
         let Some(mut report) = self.report_or_unband(id) else {
             return;
         };
@@ -30,7 +30,7 @@ impl Engine {
                 None => return,
             }
         }
-        if report_figures {
+        if figures == Figures::Reported {
             effects.push(Effect::AccountUpdated {
                 account: id.to_owned(),
                 equity: report.equity,

@@ -50,7 +50,7 @@ impl Engine {
         }
         self.accounts.replace(after);
         let mut effects = Vec::new();
-        self.evaluate(id, true, &mut effects);
+        self.evaluate(id, Figures::Reported, &mut effects);
         Ok(effects)
     }
 
@@ -187,7 +187,7 @@ impl Engine {
             );
         }
         self.reindex(id);
-        self.evaluate(id, true, &mut effects);
+        self.evaluate(id, Figures::Reported, &mut effects);
         Ok(effects)
     }
 
@@ -224,7 +224,7 @@ impl Engine {
         self.buffer_of(&after, &portfolio, &report)?;
         self.accounts.replace(after);
         let mut effects = Vec::new();
-        self.evaluate(id, true, &mut effects);
+        self.evaluate(id, Figures::Reported, &mut effects);
         Ok(effects)
     }
 
@@ -261,7 +261,7 @@ impl Engine {
             });
         }
         let mut effects = Vec::new();
-        self.evaluate(id, true, &mut effects);
+        self.evaluate(id, Figures::Reported, &mut effects);
         Ok(effects)
     }
 
@@ -324,7 +324,7 @@ impl Engine {
         let ids: Vec<String> = self.accounts.keys().map(str::to_owned).collect();
         for id in ids {
             self.reindex(&id);
-            self.evaluate(&id, false, &mut effects);
+            self.evaluate(&id, Figures::Unreported, &mut effects);
         }
         Ok(effects)
     }

@@ -85,12 +85,12 @@ impl Engine {
                     &mut effects,
                 );
                 self.reindex(&other);
-                self.evaluate(&other, true, &mut effects);
+                self.evaluate(&other, Figures::Reported, &mut effects);
             }
             _ => self.trade_external(&instrument, -signed, price, &mut effects),
         }
         self.reindex(id);
-        self.evaluate(id, true, &mut effects);
+        self.evaluate(id, Figures::Reported, &mut effects);
         Ok(effects)
     }
 
