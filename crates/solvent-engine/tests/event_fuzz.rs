@@ -61,8 +61,8 @@ fn replace_value(line: &str, field: usize, value: &str) -> String {
         return line.to_owned();
     };
     let rest = &line[start..];
-    let end = if rest.starts_with('"') {
-        rest[1..].find('"').map_or(rest.len(), |at| at + 2)
+    let end = if let Some(quoted) = rest.strip_prefix('"') {
+        quoted.find('"').map_or(rest.len(), |at| at + 2)
     } else {
         rest.find([',', '}']).unwrap_or(rest.len())
     };
