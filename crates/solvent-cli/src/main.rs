@@ -160,21 +160,19 @@ fn allocate(args: &AllocateArgs) -> Result<String> {
         .buffer
         .parse()
         .map_err(|problem| anyhow!("--buffer: {problem}"))?;
-    if !(args.trigger > 0.0 && args.target >= args.trigger) {
-        return Err(anyhow!(
-            "--trigger and --target: need 0 < trigger <= target, found {} and {}",
-            args.trigger,
-            args.target
-        ));
-    }
+    let policy =
+        solvent_risk::allocation::AllocationPolicy::new_checked(buffer, args.trigger, args.target)
+            .map_err(|error| {
+                let flag = if error.field == "trigger_health" {
+                    "--trigger"
+                } else {
+                    "--target"
+                };
+                anyhow!("{flag}: {}", error.problem)
+            })?;
     let loaded = load(&args.inputs)?;
     let name = args.inputs.portfolio.display().to_string();
     let view = loaded.view(&name)?;
-    let policy = solvent_risk::allocation::AllocationPolicy {
-        buffer,
-        trigger_health: args.trigger,
-        target_health: args.target,
-    };
     let allocation = solvent_risk::allocation::allocate(&loaded.portfolio, &view, policy)
         .map_err(|e| loaded.locate(&name, e))?;
     if args.inputs.json {

@@ -55,7 +55,7 @@ pub fn from_json_str<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, I
         return Err(InputError::new(file, "(top level)", "the file is empty"));
     }
     let deserializer = &mut serde_json::Deserializer::from_str(text);
-    let value: T = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+    let value: T = serde_path_to_error::deserialize(&mut *deserializer).map_err(|error| {
         let path = display_path(error.path());
         let inner = error.into_inner();
         let path = if inner.is_syntax() || inner.is_eof() {
@@ -64,6 +64,15 @@ pub fn from_json_str<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, I
             path
         };
         InputError::new(file, path, strip_position(&inner.to_string()))
+    })?;
+    // A file is one document: text after it (`{...} garbage`, a second object pasted in) is a
+    // mistake to report, not something to ignore.
+    deserializer.end().map_err(|error| {
+        InputError::new(
+            file,
+            format!("line {} column {}", error.line(), error.column()),
+            "unexpected text after the end of the JSON document",
+        )
     })?;
     Ok(value)
 }

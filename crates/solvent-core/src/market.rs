@@ -8,8 +8,9 @@ use serde::{Deserialize, Deserializer};
 
 use crate::error::{InputError, from_json_str, unique_map};
 use crate::instrument::{expiry_instant, parse_date_code};
-use crate::money::{Amount, Price};
+use crate::money::{Amount, MAX_PRICE, MIN_PRICE, Price};
 use crate::names::NameMap;
+use rust_decimal::prelude::ToPrimitive;
 
 /// One expiry's smile: implied volatility (annualised, 0.55 = 55%) at each strike.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -139,7 +140,23 @@ impl Market {
     }
 }
 
-fn validate_smile(smile: &Smile) -> Result<(), String> {
+/// Lowest implied volatility a smile may give (0.01%): a volatility of `1e-300` is zero in all but
+/// name, and an option priced at it is its intrinsic value divided by nothing in the greeks.
+pub const MIN_VOLATILITY: f64 = 1e-4;
+/// Highest implied volatility a smile may give (2,000%).
+pub const MAX_VOLATILITY: f64 = 20.0;
+
+/// Checks one smile: strikes within the accepted prices and strictly ascending, as many
+/// volatilities as strikes, each within [`MIN_VOLATILITY`, `MAX_VOLATILITY`]. The event parser
+/// applies the same check to a `vol_surface` event.
+///
+/// # Errors
+/// A message starting with the field (`strikes[2]: ...`).
+pub fn validate_smile(smile: &Smile) -> Result<(), String> {
+    let (min_strike, max_strike) = (
+        MIN_PRICE.to_f64().unwrap_or(f64::MIN_POSITIVE),
+        MAX_PRICE.to_f64().unwrap_or(f64::MAX),
+    );
     if smile.strikes.is_empty() {
         return Err("strikes: at least one strike is needed".to_owned());
     }
@@ -151,9 +168,9 @@ fn validate_smile(smile: &Smile) -> Result<(), String> {
         ));
     }
     for (position, strike) in smile.strikes.iter().enumerate() {
-        if !strike.is_finite() || *strike <= 0.0 {
+        if !(strike.is_finite() && *strike >= min_strike && *strike <= max_strike) {
             return Err(format!(
-                "strikes[{position}]: must be a positive number, found {strike}"
+                "strikes[{position}]: must be a price between 1e-12 and 1e12, found {strike}"
             ));
         }
         if position > 0 && *strike <= smile.strikes[position - 1] {
@@ -161,9 +178,9 @@ fn validate_smile(smile: &Smile) -> Result<(), String> {
         }
     }
     for (position, vol) in smile.vols.iter().enumerate() {
-        if !vol.is_finite() || *vol <= 0.0 || *vol > 20.0 {
+        if !(vol.is_finite() && *vol >= MIN_VOLATILITY && *vol <= MAX_VOLATILITY) {
             return Err(format!(
-                "vols[{position}]: must be an annualised volatility in (0, 20] (0.55 = 55%), found {vol}"
+                "vols[{position}]: must be an annualised volatility in [{MIN_VOLATILITY}, {MAX_VOLATILITY}] (0.55 = 55%), found {vol}"
             ));
         }
     }

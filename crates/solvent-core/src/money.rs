@@ -24,8 +24,26 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
     if trimmed.is_empty() {
         return Err("expected a decimal number, found an empty string".to_owned());
     }
+    // `Decimal::from_str_exact` also takes `1_000`, `+5` and `1.`: a published figure is written
+    // in none of those ways, and a digit group separator is as likely a typo as a thousand.
+    if !is_plain_decimal(trimmed) {
+        return Err(format!(
+            "expected a decimal number like \"1.5\" (digits, one optional leading minus and one decimal point), found {text:?}"
+        ));
+    }
     Decimal::from_str_exact(trimmed)
         .map_err(|_| format!("expected a decimal number like \"1.5\", found {text:?}"))
+}
+
+/// `-?DIGITS(.DIGITS)?`: the only spelling of a number input files use.
+fn is_plain_decimal(text: &str) -> bool {
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = match unsigned.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (unsigned, None),
+    };
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_digit());
+    digits(whole) && fraction.is_none_or(digits)
 }
 
 /// Serde visitor for a decimal written as a string or an integer, never as a float.
@@ -155,6 +173,30 @@ decimal_newtype!(
 pub const MAX_AMOUNT: Decimal = Decimal::from_parts(2_764_472_320, 232_830, 0, false, 0);
 /// Largest price accepted from input (10^12).
 pub const MAX_PRICE: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0);
+/// Smallest price accepted from input (10^-12). A size divided by a price (an inverse
+/// contract's coin exposure) then stays within `MAX_QUANTITY / MIN_PRICE = 10^27`, inside
+/// `Decimal`'s range, and a price of `1e-28` (zero in all but name) is refused as the degenerate
+/// input it is.
+pub const MIN_PRICE: Decimal = Decimal::from_parts(1, 0, 0, false, 12);
+/// Smallest leverage accepted from input: below 1 the initial margin would exceed the position's
+/// value, and a leverage of `1e-20` would multiply a requirement out of `Decimal`'s range.
+pub const MIN_LEVERAGE: Decimal = Decimal::ONE;
+/// Largest leverage accepted from input (1000x: above any venue's published maximum).
+pub const MAX_LEVERAGE: Decimal = Decimal::from_parts(1000, 0, 0, false, 0);
+
+/// Checks a leverage (a position's, a venue's default or a tier's maximum) against
+/// [`MIN_LEVERAGE`] and [`MAX_LEVERAGE`].
+///
+/// # Errors
+/// A message naming the value when it is outside the range.
+pub fn check_leverage(value: Decimal) -> Result<Decimal, String> {
+    if value < MIN_LEVERAGE || value > MAX_LEVERAGE {
+        return Err(format!(
+            "a leverage must be between {MIN_LEVERAGE} and {MAX_LEVERAGE}, found {value}"
+        ));
+    }
+    Ok(value)
+}
 /// Largest absolute position size accepted from input (10^15 units).
 pub const MAX_QUANTITY: Decimal = MAX_AMOUNT;
 
@@ -193,6 +235,11 @@ impl TryFrom<Decimal> for Price {
         }
         if value > MAX_PRICE {
             return Err(format!("a price must be at most 1e12, found {value}"));
+        }
+        if value < MIN_PRICE {
+            return Err(format!(
+                "a price must be at least 1e-12 (smaller is zero in all but name), found {value}"
+            ));
         }
         Ok(Self(value))
     }

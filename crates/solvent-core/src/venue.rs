@@ -13,7 +13,15 @@ use crate::error::{InputError, from_toml_str};
 use crate::instrument::{
     Instrument, InstrumentKind, OptionRight, Style, Terms, parse_deribit_name,
 };
-use crate::money::{Price, deserialize_decimal, deserialize_optional_decimal};
+use crate::money::{Price, check_leverage, deserialize_decimal, deserialize_optional_decimal};
+
+/// Largest USD bound a venue may write (a collateral tier's `up_to_usd`, a margin tier's `up_to`,
+/// an open-interest cap): 10^18 USD, far above any market, so that sums and products of these
+/// bounds with rates stay inside `Decimal`'s range.
+const MAX_USD_BOUND: Decimal = Decimal::from_parts(2_808_348_672, 232_830_643, 0, false, 0);
+
+/// Largest health threshold (a health of 100 is equity 100 times the maintenance margin).
+const MAX_HEALTH: f64 = 100.0;
 use crate::names::NameMap;
 
 /// An asset: its ledger precision and how it is priced.
@@ -468,6 +476,25 @@ impl Checker<'_> {
         Ok(value)
     }
 
+    /// A rate that must be positive and at most 1 (a cap on rates, a rounding step of rates).
+    fn positive_rate(&self, path: String, value: Decimal) -> Result<Decimal, InputError> {
+        self.positive(path.clone(), value)?;
+        self.rate(path, value, false)
+    }
+
+    /// A USD bound: positive and at most [`MAX_USD_BOUND`].
+    fn usd_bound(&self, path: String, value: Decimal) -> Result<Decimal, InputError> {
+        if value > MAX_USD_BOUND {
+            return Err(self.fail(path, format!("must be at most 1e18 USD, found {value}")));
+        }
+        self.positive(path, value)
+    }
+
+    /// A leverage within [`check_leverage`]'s range.
+    fn leverage(&self, path: String, value: Decimal) -> Result<Decimal, InputError> {
+        check_leverage(value).map_err(|problem| self.fail(path, problem))
+    }
+
     /// A contract size or size step: positive and at most 10^6, so that sizes times contract sizes
     /// times prices stay far inside `Decimal`'s range.
     fn contract(&self, path: String, value: Decimal) -> Result<Decimal, InputError> {
@@ -484,10 +511,13 @@ impl Checker<'_> {
                 let number: f64 = value
                     .try_into()
                     .map_err(|_| self.fail(path, "not representable as a number"))?;
-                if number <= 0.0 {
-                    return Err(
-                        self.fail(path, format!("must be greater than zero, found {value}"))
-                    );
+                if !(number > 0.0 && number <= MAX_HEALTH) {
+                    return Err(self.fail(
+                        path,
+                        format!(
+                            "must be greater than zero and at most {MAX_HEALTH}, found {value}"
+                        ),
+                    ));
                 }
                 Ok(number)
             }
@@ -549,7 +579,9 @@ impl Venue {
                 return Err(check.fail(format!("assets.{symbol}.precision"), "must be at most 18"));
             }
             if let Some(peg) = asset.usd_peg {
-                check.positive(format!("assets.{symbol}.usd_peg"), peg)?;
+                // A peg stands in for an index price, so it is bounded like one.
+                Price::try_from(peg)
+                    .map_err(|problem| check.fail(format!("assets.{symbol}.usd_peg"), problem))?;
             }
             assets.insert(
                 symbol.clone(),
@@ -666,7 +698,7 @@ impl Venue {
         value: Option<Decimal>,
     ) -> Result<Option<Decimal>, InputError> {
         value
-            .map(|step| check.positive(format!("{path}.rate_step"), step))
+            .map(|step| check.positive_rate(format!("{path}.rate_step"), step))
             .transpose()
     }
 
@@ -752,7 +784,7 @@ impl Venue {
         value: Option<Decimal>,
     ) -> Result<Option<Decimal>, InputError> {
         value
-            .map(|leverage| check.positive(path, leverage))
+            .map(|leverage| check.leverage(path, leverage))
             .transpose()
     }
 
@@ -767,6 +799,9 @@ impl Venue {
         for (position, tier) in schedule.tiers.into_iter().enumerate() {
             let path = format!("collateral.{symbol}.tiers[{position}]");
             check.rate(format!("{path}.ratio"), tier.ratio, false)?;
+            if let Some(up_to) = tier.up_to_usd {
+                check.usd_bound(format!("{path}.up_to_usd"), up_to)?;
+            }
             match tier.up_to_usd {
                 Some(up_to) if up_to <= previous => {
                     return Err(check.fail(
@@ -876,7 +911,7 @@ impl Venue {
                     initial_base,
                     maintenance_base,
                     rate_per_unit: rate("rate_per_unit", rule.rate_per_unit)?,
-                    max_rate: check.positive(
+                    max_rate: check.positive_rate(
                         format!("{path}.max_rate"),
                         rule.max_rate.unwrap_or(Decimal::ONE),
                     )?,
@@ -899,6 +934,12 @@ impl Venue {
                     return Err(check.fail(
                         format!("{path}.open_interest_lower_usd"),
                         "must not be negative",
+                    ));
+                }
+                if upper > MAX_USD_BOUND {
+                    return Err(check.fail(
+                        format!("{path}.open_interest_upper_usd"),
+                        format!("must be at most 1e18 USD, found {upper}"),
                     ));
                 }
                 let disabled = lower.is_zero() && upper.is_zero();
@@ -939,7 +980,10 @@ impl Venue {
             let tier_path = format!("{path}.tiers[{position}]");
             let maintenance_rate = check.rate(format!("{tier_path}.mmr"), tier.mmr, false)?;
             let max_leverage =
-                check.positive(format!("{tier_path}.max_leverage"), tier.max_leverage)?;
+                check.leverage(format!("{tier_path}.max_leverage"), tier.max_leverage)?;
+            if let Some(up_to) = tier.up_to {
+                check.usd_bound(format!("{tier_path}.up_to"), up_to)?;
+            }
             if maintenance_rate * max_leverage > Decimal::ONE {
                 return Err(check.fail(
                     format!("{tier_path}.mmr"),

@@ -252,10 +252,8 @@ pub fn cascade_config(mut config: EngineConfig) -> EngineConfig {
 /// A message naming the item that is wrong.
 pub fn parse_moves(text: &str) -> Result<BTreeMap<String, Decimal>, String> {
     parse_pairs(text, |name, value| {
-        let number: Decimal = value
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name}: {value:?} is not a decimal number"))?;
+        let number = solvent_core::money::parse_decimal(value)
+            .map_err(|problem| format!("{name}: {problem}"))?;
         if number <= -Decimal::ONE || number > Decimal::from(100) {
             return Err(format!(
                 "{name}: a move must be above -1 and at most 100, found {number}"
@@ -271,13 +269,13 @@ pub fn parse_moves(text: &str) -> Result<BTreeMap<String, Decimal>, String> {
 /// A message naming the item that is wrong.
 pub fn parse_amounts(text: &str) -> Result<BTreeMap<String, Decimal>, String> {
     parse_pairs(text, |name, value| {
-        let number: Decimal = value
-            .trim()
-            .replace('_', "")
-            .parse()
-            .map_err(|_| format!("{name}: {value:?} is not a decimal number"))?;
-        if number <= Decimal::ZERO {
-            return Err(format!("{name}: must be positive, found {number}"));
+        // Plain decimals only, as in every input file (`1_808_517_626` is refused there too).
+        let number = solvent_core::money::parse_decimal(value)
+            .map_err(|problem| format!("{name}: {problem}"))?;
+        if number <= Decimal::ZERO || number > MAX_ADV_USD {
+            return Err(format!(
+                "{name}: must be positive and at most 1e18 USD, found {number}"
+            ));
         }
         Ok(number)
     })
@@ -307,6 +305,12 @@ fn parse_pairs(
     Ok(pairs)
 }
 
+/// Largest average daily volume accepted (10^18 USD).
+const MAX_ADV_USD: Decimal = Decimal::from_parts(2_808_348_672, 232_830_643, 0, false, 0);
+/// Largest square-root impact coefficient accepted (a cost of 100x the flow at one day's volume
+/// is no market).
+const MAX_IMPACT: f64 = 100.0;
+
 fn check_params(params: &CascadeParams) -> Result<(), CascadeError> {
     let fail = |name, problem: &str| {
         Err(CascadeError::InvalidParameter {
@@ -320,8 +324,8 @@ fn check_params(params: &CascadeParams) -> Result<(), CascadeError> {
     if params.shocks.values().any(|m| *m <= -Decimal::ONE) {
         return fail("shocks", "a move must be above -1");
     }
-    if !(params.impact.is_finite() && params.impact >= 0.0) {
-        return fail("impact", "must be a non-negative number");
+    if !(params.impact.is_finite() && params.impact >= 0.0 && params.impact <= MAX_IMPACT) {
+        return fail("impact", "must be a number between 0 and 100");
     }
     if params.max_rounds == 0 || params.max_rounds > 10_000 {
         return fail("max_rounds", "must be between 1 and 10,000");
@@ -332,8 +336,12 @@ fn check_params(params: &CascadeParams) -> Result<(), CascadeError> {
     {
         return fail("max_impact_move", "must be in (0, 1)");
     }
-    if params.adv_usd.values().any(|adv| *adv <= Decimal::ZERO) {
-        return fail("adv_usd", "every ADV must be positive");
+    if params
+        .adv_usd
+        .values()
+        .any(|adv| *adv <= Decimal::ZERO || *adv > MAX_ADV_USD)
+    {
+        return fail("adv_usd", "every ADV must be positive and at most 1e18 USD");
     }
     Ok(())
 }

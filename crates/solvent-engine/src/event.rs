@@ -5,7 +5,9 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use solvent_core::error::InputError;
-use solvent_core::money::{Amount, Price, Quantity, deserialize_decimal};
+use solvent_core::money::{
+    Amount, MAX_LEVERAGE, Price, Quantity, check_leverage, deserialize_decimal,
+};
 use solvent_core::portfolio::MarginMode;
 
 /// Buy or sell.
@@ -303,7 +305,131 @@ pub enum Event {
     UpdateVenue(UpdateVenue),
 }
 
+/// Largest health an automated top-up may name as trigger or target (equity 100 times the
+/// maintenance margin): beyond it a top-up is a deposit of everything allowed, not a rule.
+const MAX_TOP_UP_HEALTH: Decimal = Decimal::from_parts(100, 0, 0, false, 0);
+
+/// Largest funding rate (in magnitude) the parser passes on to the engine.
+const MAX_FUNDING_RATE: Decimal = Decimal::from_parts(100, 0, 0, false, 0);
+
+/// A field problem: `(field path, what is wrong)`.
+type FieldProblem = (String, String);
+
+/// An id or name that must say something: empty or blank ids would open accounts nobody can
+/// name again and instruments no venue lists.
+fn named(field: &str, value: &str) -> Result<(), FieldProblem> {
+    if value.trim().is_empty() {
+        return Err((field.to_owned(), "must not be empty or blank".to_owned()));
+    }
+    Ok(())
+}
+
+/// A health threshold of a top-up rule: above zero and at most [`MAX_TOP_UP_HEALTH`].
+fn health(field: &str, value: Decimal) -> Result<(), FieldProblem> {
+    if value <= Decimal::ZERO || value > MAX_TOP_UP_HEALTH {
+        return Err((
+            field.to_owned(),
+            format!("must be above 0 and at most {MAX_TOP_UP_HEALTH}, found {value}"),
+        ));
+    }
+    Ok(())
+}
+
 impl Event {
+    /// Checks what the types cannot: ids not blank, leverage, funding rates, top-up healths and
+    /// volatility smiles within their bounds, so that nothing the engine computes from an
+    /// accepted event can overflow or divide by nothing.
+    fn check(&self) -> Result<(), FieldProblem> {
+        match self {
+            Self::Deposit(Deposit { account, asset, .. })
+            | Self::Withdraw(Withdraw { account, asset, .. }) => {
+                named("account", account)?;
+                named("asset", asset)
+            }
+            Self::Transfer(e) => {
+                named("from", &e.from)?;
+                named("to", &e.to)?;
+                named("asset", &e.asset)
+            }
+            Self::Fill(e) => {
+                named("account", &e.account)?;
+                named("instrument", &e.instrument)?;
+                named("counterparty", &e.counterparty)
+            }
+            Self::IndexPrice(e) => {
+                named("underlying", &e.underlying)?;
+                e.source
+                    .as_deref()
+                    .map_or(Ok(()), |source| named("source", source))
+            }
+            Self::MarkPrice(MarkPrice { instrument, .. })
+            | Self::Settlement(Settlement { instrument, .. }) => named("instrument", instrument),
+            Self::VolSurface(e) => {
+                named("underlying", &e.underlying)?;
+                named("expiry", &e.expiry)?;
+                let smile = solvent_core::market::Smile {
+                    strikes: e.strikes.clone(),
+                    vols: e.vols.clone(),
+                };
+                solvent_core::market::validate_smile(&smile).map_err(|problem| {
+                    // The smile's message starts with its field (`vols[2]: ...`).
+                    match problem.split_once(": ") {
+                        Some((field, rest)) if !field.contains(' ') => {
+                            (field.to_owned(), rest.to_owned())
+                        }
+                        _ => ("strikes".to_owned(), problem),
+                    }
+                })
+            }
+            Self::Funding(e) => {
+                named("instrument", &e.instrument)?;
+                // The engine refuses a rate above 1 in magnitude by name (`out_of_range`), as an
+                // event of the audited stream; beyond 100 it is no rate at all.
+                if e.rate.abs() > MAX_FUNDING_RATE {
+                    return Err((
+                        "rate".to_owned(),
+                        format!(
+                            "a funding rate must be between -{MAX_FUNDING_RATE} and {MAX_FUNDING_RATE}, found {}",
+                            e.rate
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+            Self::SetLeverage(e) => {
+                named("account", &e.account)?;
+                named("instrument", &e.instrument)?;
+                // Zero and negative leverage reach the engine, which refuses them by name
+                // (`invalid_leverage`); a positive leverage below 1 (`1e-20` would multiply a
+                // requirement out of range) or one beyond the maximum is refused here.
+                if e.leverage > Decimal::ZERO || e.leverage < -MAX_LEVERAGE {
+                    check_leverage(e.leverage)
+                        .map_err(|problem| ("leverage".to_owned(), problem))?;
+                }
+                Ok(())
+            }
+            Self::SetMarginMode(SetMarginMode { account, .. }) => named("account", account),
+            Self::SetIsolatedMargin(e) => {
+                named("account", &e.account)?;
+                named("instrument", &e.instrument)
+            }
+            Self::SetBufferPolicy(e) => {
+                named("account", &e.account)?;
+                named("policy", &e.policy)
+            }
+            Self::SetAutoTopUp(e) => {
+                named("account", &e.account)?;
+                if let Some(instrument) = &e.instrument {
+                    named("instrument", instrument)?;
+                }
+                health("trigger_health", e.trigger_health)?;
+                health("target_health", e.target_health)
+            }
+            Self::ListInstrument(e) => named("name", &e.name),
+            Self::UpdateVenue(e) => named("venue", &e.venue),
+        }
+    }
+
     /// Reads an event of type `kind` from its fields, naming the field of a problem.
     fn from_fields(kind: &str, fields: serde_json::Value) -> Result<Self, (String, String)> {
         fn read<T: serde::de::DeserializeOwned>(
@@ -385,6 +511,9 @@ pub fn parse_line(origin: &str, line_number: usize, text: &str) -> Result<Envelo
         .ok_or_else(|| fail("type", format!("expected a string, found {kind}")))?
         .to_owned();
     let event = Event::from_fields(&kind, value).map_err(|(path, problem)| fail(&path, problem))?;
+    event
+        .check()
+        .map_err(|(path, problem)| fail(&path, problem))?;
     Ok(Envelope { seq, ts, event })
 }
 

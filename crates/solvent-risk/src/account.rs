@@ -18,7 +18,7 @@ use crate::error::RiskError;
 use crate::liquidation;
 use crate::report::{AccountState, Component, MarginReport, PositionReport};
 use crate::standard::{self, Basis, Exposure, Requirement};
-use crate::valuation::{Mark, MarketView};
+use crate::valuation::{Mark, MarkSource, MarketView};
 
 /// One position evaluated at the snapshot, before rounding.
 #[derive(Clone, Debug)]
@@ -123,6 +123,22 @@ pub fn lines<'a>(
             let prices = [mark.price, position.entry_price.value(), underlying_usd];
             let priced = if matches!(instrument.terms, Terms::Option { .. }) { &prices[..] } else { &prices[..2] };
             if standard::bounded_exposure(instrument, position.size.value(), priced).is_none() {
+                // Name the file that holds the culprit: the position is within bounds at its entry
+                // price, so the market's mark (or index) is what takes it out of range.
+                let at_entry = [position.entry_price.value()];
+                if standard::bounded_exposure(instrument, position.size.value(), &at_entry).is_some() {
+                    let path = match mark.source {
+                        MarkSource::Given => format!("mark.{}", instrument.name),
+                        MarkSource::Index | MarkSource::Model { .. } => format!("index.{}", instrument.underlying),
+                    };
+                    return Err(RiskError::Market {
+                        path,
+                        problem: format!(
+                            "{}'s value at this price exceeds 1e15 (size x contract size x price); Solvent refuses figures it cannot compute exactly",
+                            instrument.name
+                        ),
+                    });
+                }
                 return Err(RiskError::Unsupported {
                     path: format!("positions: {}", instrument.name),
                     problem: "the position's value exceeds 1e15 (size x contract size x price); Solvent refuses figures it cannot compute exactly"
@@ -254,6 +270,10 @@ pub enum Detail {
     Full,
     /// The figures only (what stress tests recompute many times).
     Figures,
+    /// The account's figures (equity, requirements, health) without the attribution of a
+    /// portfolio-margin requirement to its positions: what a reverse-stress search, which reads
+    /// only the account's health, recomputes a hundred times.
+    Totals,
 }
 
 /// Under portfolio margin a cross position is liquidated by its underlying's move: the nearest
@@ -263,39 +283,73 @@ fn portfolio_liquidation_prices(
     view: &MarketView<'_>,
     report: &mut MarginReport,
 ) -> Result<(), RiskError> {
-    let mut moves: Vec<(String, Option<f64>)> = Vec::new();
+    // Per underlying, in order of first appearance: the nearest liquidating move and the market
+    // after it. Every position on the underlying reads its moved mark from that one market: a
+    // market shocked and viewed anew for each position made the report quadratic in the
+    // positions when the market gives a mark for each (each shock reprices every mark).
+    let mut underlyings: Vec<(&str, Option<f64>)> = Vec::new();
+    let shock_base = crate::stress::ShockBase::new(view);
+    for position in &portfolio.positions {
+        let underlying = position.instrument.underlying.as_str();
+        if position.isolated_margin.is_some() || underlyings.iter().any(|(u, _)| *u == underlying) {
+            continue;
+        }
+        let names = [underlying.to_owned()];
+        let down = crate::stress::search_move_from(portfolio, &shock_base, &names, -1.0, 1.0)?;
+        let up = crate::stress::search_move_from(portfolio, &shock_base, &names, 1.0, 10.0)?;
+        let nearest = match (down, up) {
+            (Some(d), Some(u)) => Some(if d.abs() <= u { d } else { u }),
+            (Some(d), None) => Some(d),
+            (None, up) => up,
+        };
+        underlyings.push((underlying, nearest));
+    }
+    let moved_markets = underlyings
+        .iter()
+        .map(|(underlying, nearest)| {
+            nearest
+                .map(|price_move| {
+                    // The position's own mark in the market where its underlying has moved: a
+                    // perpetual's moves with it, an option's is repriced.
+                    let shock = solvent_core::shock::Shock::joint(
+                        "liquidation",
+                        &[(*underlying).to_owned()],
+                        price_move,
+                    );
+                    shock_base.market(&shock)
+                })
+                .transpose()
+        })
+        .collect::<Result<Vec<_>, RiskError>>()?;
+    let moved_views = moved_markets
+        .iter()
+        .map(|market| {
+            market
+                .as_ref()
+                .map(|market| {
+                    MarketView::new(view.venue(), market)
+                        .map(|moved| moved.with_history(view.history()))
+                })
+                .transpose()
+        })
+        .collect::<Result<Vec<_>, RiskError>>()?;
     for (position, line) in portfolio.positions.iter().zip(report.positions.iter_mut()) {
         if position.isolated_margin.is_some() {
             continue;
         }
         let underlying = &position.instrument.underlying;
-        let nearest = match moves.iter().find(|(name, _)| name == underlying) {
-            Some((_, nearest)) => *nearest,
-            None => {
-                let names = [underlying.clone()];
-                let down = crate::stress::search_move(portfolio, view, &names, -1.0, 1.0)?;
-                let up = crate::stress::search_move(portfolio, view, &names, 1.0, 10.0)?;
-                let nearest = match (down, up) {
-                    (Some(d), Some(u)) => Some(if d.abs() <= u { d } else { u }),
-                    (Some(d), None) => Some(d),
-                    (None, up) => up,
-                };
-                moves.push((underlying.clone(), nearest));
-                nearest
-            }
-        };
-        let Some(price_move) = nearest else {
+        let Some(slot) = underlyings
+            .iter()
+            .position(|(u, _)| *u == underlying.as_str())
+        else {
             continue;
         };
-        // The position's own mark in the market where its underlying has moved: a perpetual's
-        // moves with it, an option's is repriced.
-        let shock = solvent_core::shock::Shock::joint(
-            "liquidation",
-            std::slice::from_ref(underlying),
-            price_move,
-        );
-        let moved = crate::stress::shocked_market(view, &shock)?;
-        let moved_view = MarketView::new(view.venue(), &moved)?.with_history(view.history());
+        let (Some((_, Some(price_move))), Some(Some(moved_view))) =
+            (underlyings.get(slot), moved_views.get(slot))
+        else {
+            continue;
+        };
+        let price_move = *price_move;
         let moved_mark = moved_view.mark(&position.instrument)?.price;
         // A fall hurts the account as it hurts a long: round as for one.
         let side = if moved_mark < line.mark_price.value() {
@@ -339,7 +393,15 @@ pub fn build_report(
     let report_asset = &portfolio.settlement_asset;
     let decimals = report_asset.precision;
     let report_usd = view.asset_usd(report_asset)?;
-    let to_report = |amount_usd: Decimal| amount_usd / report_usd;
+    // A USD figure in the report currency; checked, as a currency priced near the smallest
+    // accepted price multiplies every figure by up to 10^12.
+    let to_report = |amount_usd: Decimal| {
+        amount_usd
+            .checked_div(report_usd)
+            .ok_or_else(|| RiskError::Overflow {
+                what: format!("{amount_usd} USD in {}", report_asset.symbol),
+            })
+    };
 
     let mut components = Vec::new();
     let mut warnings = Vec::new();
@@ -352,7 +414,7 @@ pub fn build_report(
         let usd_price = view.asset_usd(asset)?;
         let schedule = venue.collateral.get(asset.symbol.as_str());
         let valued = collateral::value(schedule, balance.amount.value(), usd_price);
-        let amount = rounding::credit(to_report(valued.collateral_value_usd), decimals);
+        let amount = rounding::credit(to_report(valued.collateral_value_usd)?, decimals);
         collateral_value += amount;
         // The report's own currency is what a withdrawal pays out in, so it counts as cash.
         if (asset.cash_like || asset.symbol == report_asset.symbol) && amount > Decimal::ZERO {
@@ -384,9 +446,9 @@ pub fn build_report(
         if valued.borrow_maintenance_usd > Decimal::ZERO
             || valued.borrow_initial_usd > Decimal::ZERO
         {
-            let initial = rounding::requirement(to_report(valued.borrow_initial_usd), decimals);
+            let initial = rounding::requirement(to_report(valued.borrow_initial_usd)?, decimals);
             let maintenance =
-                rounding::requirement(to_report(valued.borrow_maintenance_usd), decimals);
+                rounding::requirement(to_report(valued.borrow_maintenance_usd)?, decimals);
             borrow_initial += initial;
             borrow_maintenance += maintenance;
             if detail == Detail::Full {
@@ -552,6 +614,7 @@ pub fn build_report(
                 params,
                 equity,
                 report_asset,
+                detail,
             },
             &mut position_reports,
             &mut components,

@@ -53,24 +53,30 @@ pub enum BufferPolicy {
 impl FromStr for BufferPolicy {
     type Err = String;
 
-    /// `none`, `mm:1.5`, `sigma:3:1` (3 daily standard deviations over 1 day).
+    /// `none`, `mm:1.5`, `sigma:3:1` (3 daily standard deviations over 1 day). Each number is
+    /// bounded (`MULTIPLE` and `N` in (0, 100], `DAYS` in (0, 365]): a buffer of `mm:1e308` or
+    /// `sigma:inf:1` is no policy, and its figures would not be finite.
     fn from_str(text: &str) -> Result<Self, String> {
         let bad = || format!("expected none, mm:MULTIPLE or sigma:N:DAYS, found {text:?}");
         let parts: Vec<&str> = text.split(':').collect();
-        let number = |s: &str| {
-            s.parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v > 0.0)
-                .ok_or_else(bad)
+        let number = |s: &str, name: &str, high: f64| {
+            let value = s.parse::<f64>().map_err(|_| bad())?;
+            if value.is_finite() && value > 0.0 && value <= high {
+                Ok(value)
+            } else {
+                Err(format!(
+                    "{name} must be above 0 and at most {high}, found {s:?} in {text:?}"
+                ))
+            }
         };
         match parts.as_slice() {
             ["none"] => Ok(Self::None),
             ["mm", multiple] => Ok(Self::MaintenanceMultiple {
-                multiple: number(multiple)?,
+                multiple: number(multiple, "MULTIPLE", MAX_POLICY_MULTIPLE)?,
             }),
             ["sigma", sigmas, days] => Ok(Self::Sigma {
-                sigmas: number(sigmas)?,
-                horizon_days: number(days)?,
+                sigmas: number(sigmas, "N", MAX_POLICY_MULTIPLE)?,
+                horizon_days: number(days, "DAYS", MAX_POLICY_DAYS)?,
             }),
             _ => Err(bad()),
         }
@@ -106,6 +112,62 @@ pub struct AllocationPolicy {
     pub trigger_health: f64,
     /// ...up to this health (1.5).
     pub target_health: f64,
+}
+
+/// Largest health target, buffer multiple or number of standard deviations a policy may name.
+pub const MAX_POLICY_MULTIPLE: f64 = 100.0;
+/// Longest horizon of a sigma buffer, in days.
+pub const MAX_POLICY_DAYS: f64 = 365.0;
+
+/// Why an allocation policy was refused: the field and the problem.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct PolicyError {
+    /// The policy field (`trigger_health`, `target_health`).
+    pub field: &'static str,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl AllocationPolicy {
+    /// A policy whose healths are finite, above zero, at most [`MAX_POLICY_MULTIPLE`], and
+    /// ordered `trigger <= target`.
+    ///
+    /// # Errors
+    /// [`PolicyError`] naming the first field out of bounds (an infinite or NaN target
+    /// included).
+    pub fn new_checked(
+        buffer: BufferPolicy,
+        trigger_health: f64,
+        target_health: f64,
+    ) -> Result<Self, PolicyError> {
+        for (field, value) in [
+            ("trigger_health", trigger_health),
+            ("target_health", target_health),
+        ] {
+            if !(value.is_finite() && value > 0.0 && value <= MAX_POLICY_MULTIPLE) {
+                return Err(PolicyError {
+                    field,
+                    problem: format!(
+                        "must be a finite health above 0 and at most {MAX_POLICY_MULTIPLE}, found {value}"
+                    ),
+                });
+            }
+        }
+        if target_health < trigger_health {
+            return Err(PolicyError {
+                field: "target_health",
+                problem: format!(
+                    "must be at least trigger_health {trigger_health}, found {target_health}"
+                ),
+            });
+        }
+        Ok(Self {
+            buffer,
+            trigger_health,
+            target_health,
+        })
+    }
 }
 
 impl Default for AllocationPolicy {

@@ -52,6 +52,24 @@ pub enum RiskError {
         /// What is wrong.
         problem: String,
     },
+    /// A market figure (a mark, an index) at which the account cannot be valued: `path` is
+    /// within the market, so the caller names the market's origin in front of it.
+    #[error("{path}: {problem}")]
+    Market {
+        /// Where in the market (`mark.BTC-PERPETUAL`, `index.BTC`).
+        path: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A figure that leaves `Decimal`'s range: reported instead of the panic of an unchecked
+    /// operation. Input bounds make it unreachable for accepted files; it remains for figures
+    /// built from several accepted inputs at once (a sum over many positions, a conversion at
+    /// two extreme prices).
+    #[error("{what}: the figure exceeds the range Solvent computes exactly")]
+    Overflow {
+        /// The figure being computed.
+        what: String,
+    },
     /// A position the model cannot handle as described.
     #[error("{path}: {problem}")]
     Unsupported {
@@ -71,6 +89,7 @@ impl RiskError {
             self,
             Self::MissingIndex { .. }
                 | Self::MissingOptionMark { .. }
+                | Self::Market { .. }
                 | Self::MissingOpenInterest { .. }
                 | Self::Pricing { .. }
         )

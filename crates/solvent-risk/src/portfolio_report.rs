@@ -10,6 +10,7 @@ use solvent_core::portfolio_margin::PortfolioMarginParams;
 use solvent_core::rounding;
 use solvent_core::venue::Asset;
 
+use crate::account::Detail;
 use crate::error::RiskError;
 use crate::portfolio_margin::{
     PortfolioRisk, ReportCurrency, ScenarioBook, exposures, portfolio_risk,
@@ -30,6 +31,9 @@ pub struct Inputs<'a> {
     pub equity: Decimal,
     /// The report currency.
     pub report_asset: &'a Asset,
+    /// Whether to attribute the margin to positions and explain it (a full report), or only
+    /// compute the account's figures (what a stress search recomputes a hundred times).
+    pub detail: Detail,
 }
 
 /// Splits `total` (already rounded) into parts proportional to `weights`, each rounded up, then
@@ -73,6 +77,7 @@ pub fn apply(
         params,
         equity,
         report_asset,
+        detail,
     } = inputs;
     let decimals = report_asset.precision;
     if params.historical.is_some() && view.history().is_none() {
@@ -109,6 +114,11 @@ pub fn apply(
     )?;
     let initial =
         rounding::requirement_from_f64(risk.initial_margin, decimals, "portfolio initial margin")?;
+    if *detail == Detail::Totals {
+        // The apportionment and the explanation change no account figure; they cost a decimal
+        // rounding and a formatted line per position.
+        return Ok((initial, maintenance));
+    }
 
     // By position (and spot balance): the Euler attribution, apportioned exactly.
     let maintenance_parts = apportion(maintenance, &risk.attribution, decimals)?;

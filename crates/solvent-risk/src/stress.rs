@@ -15,7 +15,7 @@ use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use serde::Serialize;
 use solvent_core::instrument::{Style, Terms};
 use solvent_core::market::Market;
-use solvent_core::money::{Amount, Price};
+use solvent_core::money::{Amount, MIN_PRICE, Price};
 use solvent_core::portfolio::Portfolio;
 use solvent_core::shock::Shock;
 use solvent_pricing::black76::Black76;
@@ -72,135 +72,227 @@ fn price(value: f64, what: &str) -> Result<Price, RiskError> {
 /// [`RiskError`] when an option's mark has no implied volatility or a price leaves the accepted
 /// range.
 pub fn shocked_market(view: &MarketView<'_>, shock: &Shock) -> Result<Market, RiskError> {
-    let market = view.market();
-    let venue = view.venue();
-    let mut shocked = market.clone();
-    for (name, index) in &mut shocked.index {
-        if let Some(price_move) = shock.price_moves.get(name) {
-            *index = price(
-                f64_of(index.value()) * (1.0 + price_move),
-                &format!("index {name}"),
-            )?;
-        }
+    ShockBase::new(view).market(shock)
+}
+
+/// What shocking a market needs that no shock changes, computed once for many shocks: each
+/// mark's instrument, resolved from its name, and each option mark's model inputs and implied
+/// volatility at the unshocked market. A reverse-stress search shocks the same market a hundred
+/// times; solving every option mark's implied volatility again at each shock made it the slowest
+/// part of a margin report. The figures are those of shocking the market afresh: the same
+/// values, computed once.
+pub struct ShockBase<'v> {
+    view: &'v MarketView<'v>,
+    /// Per mark of the market, in its order.
+    marks: Vec<MarkBase>,
+}
+
+/// One mark's unshocked inputs.
+enum MarkBase {
+    /// The venue cannot resolve the name: nothing uses the mark, so no shock moves it.
+    Unresolved,
+    /// A perpetual or future on `underlying`: its mark moves with it.
+    Linear { underlying: String },
+    /// An option on `underlying`; the quote, or why it cannot be repriced (reported only when a
+    /// shock moves it, as a fresh repricing would).
+    Option {
+        underlying: String,
+        quote: Result<OptionQuote, RiskError>,
+    },
+}
+
+/// An option mark's model inputs at the unshocked market.
+struct OptionQuote {
+    name: String,
+    style: Style,
+    kind: solvent_pricing::black76::OptionType,
+    strike: f64,
+    spot: f64,
+    time: f64,
+    forward: f64,
+    discount: f64,
+    /// The mark's implied volatility (when the option has not expired).
+    volatility: Result<f64, RiskError>,
+}
+
+impl<'v> ShockBase<'v> {
+    /// Resolves every mark of `view`'s market and solves the option marks' volatilities.
+    #[must_use]
+    pub fn new(view: &'v MarketView<'v>) -> Self {
+        let venue = view.venue();
+        let marks = view
+            .market()
+            .mark
+            .iter()
+            .map(|(name, mark)| match venue.instrument(name) {
+                Err(_) => MarkBase::Unresolved,
+                Ok(instrument) => match &instrument.terms {
+                    Terms::Perpetual | Terms::Future { .. } => MarkBase::Linear {
+                        underlying: instrument.underlying.clone(),
+                    },
+                    Terms::Option {
+                        expiry,
+                        strike,
+                        right,
+                    } => MarkBase::Option {
+                        underlying: instrument.underlying.clone(),
+                        quote: OptionQuote::new(
+                            view,
+                            &instrument,
+                            *expiry,
+                            strike.to_f64(),
+                            *right,
+                            mark.value(),
+                        ),
+                    },
+                },
+            })
+            .collect();
+        Self { view, marks }
     }
-    for (underlying, smiles) in &mut shocked.vol {
-        if let Some(change) = shock.vol_changes.get(underlying) {
-            for smile in smiles.values_mut() {
-                for vol in &mut smile.vols {
-                    *vol *= 1.0 + change;
+
+    /// The market after `shock`.
+    ///
+    /// # Errors
+    /// As [`shocked_market`].
+    pub fn market(&self, shock: &Shock) -> Result<Market, RiskError> {
+        let mut shocked = self.view.market().clone();
+        for (name, index) in &mut shocked.index {
+            if let Some(price_move) = shock.price_moves.get(name) {
+                *index = price(
+                    f64_of(index.value()) * (1.0 + price_move),
+                    &format!("index {name}"),
+                )?;
+            }
+        }
+        for (underlying, smiles) in &mut shocked.vol {
+            if let Some(change) = shock.vol_changes.get(underlying) {
+                for smile in smiles.values_mut() {
+                    for vol in &mut smile.vols {
+                        *vol *= 1.0 + change;
+                    }
                 }
             }
         }
-    }
-    for (name, mark) in &mut shocked.mark {
-        // Marks of instruments the venue cannot resolve are left as they are: nothing uses them.
-        let Ok(instrument) = venue.instrument(name) else {
-            continue;
-        };
-        let price_move = shock
-            .price_moves
-            .get(&instrument.underlying)
-            .copied()
-            .unwrap_or(0.0);
-        let vol_change = shock
-            .vol_changes
-            .get(&instrument.underlying)
-            .copied()
-            .unwrap_or(0.0);
-        if price_move == 0.0 && vol_change == 0.0 {
-            continue;
-        }
-        match &instrument.terms {
-            Terms::Perpetual | Terms::Future { .. } => {
-                *mark = price(
-                    f64_of(mark.value()) * (1.0 + price_move),
-                    &format!("mark {name}"),
-                )?;
+        for ((name, mark), base) in shocked.mark.iter_mut().zip(&self.marks) {
+            let underlying = match base {
+                MarkBase::Unresolved => continue,
+                MarkBase::Linear { underlying } | MarkBase::Option { underlying, .. } => underlying,
+            };
+            let price_move = shock.price_moves.get(underlying).copied().unwrap_or(0.0);
+            let vol_change = shock.vol_changes.get(underlying).copied().unwrap_or(0.0);
+            if price_move == 0.0 && vol_change == 0.0 {
+                continue;
             }
-            Terms::Option {
-                expiry,
-                strike,
-                right,
-            } => {
-                let repriced = reprice_option(
-                    view,
-                    &instrument,
-                    *expiry,
-                    strike.to_f64(),
-                    *right,
-                    mark.value(),
-                    price_move,
-                    vol_change,
-                )?;
-                // A premium that shrinks to nothing leaves the mark to the model (a price of zero
-                // is no valid mark).
-                *mark = price(repriced.max(1e-12), &format!("mark {name}"))?;
+            match base {
+                MarkBase::Unresolved => {}
+                MarkBase::Linear { .. } => {
+                    *mark = price(
+                        f64_of(mark.value()) * (1.0 + price_move),
+                        &format!("mark {name}"),
+                    )?;
+                }
+                MarkBase::Option { quote, .. } => {
+                    let repriced = quote
+                        .as_ref()
+                        .map_err(Clone::clone)?
+                        .reprice(price_move, vol_change)?;
+                    // A premium that shrinks to nothing is held at the smallest accepted price
+                    // (a price of zero is no valid mark); in `Decimal`, as the nearest double to
+                    // 1e-12 lies just below it.
+                    *mark = match Decimal::from_f64(repriced.max(0.0)) {
+                        Some(exact) if exact < MIN_PRICE => Price(MIN_PRICE),
+                        _ => price(repriced, &format!("mark {name}"))?,
+                    };
+                }
             }
         }
+        Ok(shocked)
     }
-    Ok(shocked)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn reprice_option(
-    view: &MarketView<'_>,
-    instrument: &solvent_core::instrument::Instrument,
-    expiry: Timestamp,
-    strike: f64,
-    right: solvent_core::instrument::OptionRight,
-    mark: Decimal,
-    price_move: f64,
-    vol_change: f64,
-) -> Result<f64, RiskError> {
-    let spot = f64_of(view.index(
-        &instrument.underlying,
-        &format!("shocking {}", instrument.name),
-    )?);
-    let time = view.years_to(expiry).max(0.0);
-    let rate = view.market().rate;
-    let forward = spot * (rate * time).exp();
-    let discount = (-rate * time).exp();
-    let kind = option_type(right);
-    let to_usd = |premium: f64, underlying: f64| match instrument.style {
-        Style::Linear => premium,
-        Style::Inverse => premium * underlying,
-    };
-    let moved_spot = spot * (1.0 + price_move);
-    if time <= 0.0 {
-        let intrinsic = kind.intrinsic(forward * (1.0 + price_move), strike);
-        return Ok(match instrument.style {
-            Style::Linear => intrinsic,
-            Style::Inverse => intrinsic / moved_spot,
-        });
+impl OptionQuote {
+    fn new(
+        view: &MarketView<'_>,
+        instrument: &solvent_core::instrument::Instrument,
+        expiry: Timestamp,
+        strike: f64,
+        right: solvent_core::instrument::OptionRight,
+        mark: Decimal,
+    ) -> Result<Self, RiskError> {
+        let spot = f64_of(view.index(
+            &instrument.underlying,
+            &format!("shocking {}", instrument.name),
+        )?);
+        let time = view.years_to(expiry).max(0.0);
+        let rate = view.market().rate;
+        let forward = spot * (rate * time).exp();
+        let discount = (-rate * time).exp();
+        let kind = option_type(right);
+        let to_usd = |premium: f64, underlying: f64| match instrument.style {
+            Style::Linear => premium,
+            Style::Inverse => premium * underlying,
+        };
+        let volatility = if time <= 0.0 {
+            Ok(0.0)
+        } else {
+            implied_volatility(
+                to_usd(f64_of(mark), spot),
+                forward,
+                strike,
+                time,
+                discount,
+                kind,
+            )
+            .map_err(|error| RiskError::Pricing {
+                path: format!("mark.{}", instrument.name),
+                problem: format!("no implied volatility to reprice it under the shock: {error}"),
+            })
+        };
+        Ok(Self {
+            name: instrument.name.clone(),
+            style: instrument.style,
+            kind,
+            strike,
+            spot,
+            time,
+            forward,
+            discount,
+            volatility,
+        })
     }
-    let volatility = implied_volatility(
-        to_usd(f64_of(mark), spot),
-        forward,
-        strike,
-        time,
-        discount,
-        kind,
-    )
-    .map_err(|error| RiskError::Pricing {
-        path: format!("mark.{}", instrument.name),
-        problem: format!("no implied volatility to reprice it under the shock: {error}"),
-    })?;
-    let usd = Black76::new_checked(
-        forward * (1.0 + price_move),
-        strike,
-        time,
-        volatility * (1.0 + vol_change),
-        discount,
-    )
-    .map(|model| model.price(kind))
-    .map_err(|error| RiskError::Pricing {
-        path: format!("mark.{}", instrument.name),
-        problem: error.to_string(),
-    })?;
-    Ok(match instrument.style {
-        Style::Linear => usd,
-        Style::Inverse => usd / moved_spot,
-    })
+
+    /// The option's mark after the underlying moves by `price_move` and its volatility by
+    /// `vol_change` (relative), in its premium currency.
+    fn reprice(&self, price_move: f64, vol_change: f64) -> Result<f64, RiskError> {
+        let moved_spot = self.spot * (1.0 + price_move);
+        if self.time <= 0.0 {
+            let intrinsic = self
+                .kind
+                .intrinsic(self.forward * (1.0 + price_move), self.strike);
+            return Ok(match self.style {
+                Style::Linear => intrinsic,
+                Style::Inverse => intrinsic / moved_spot,
+            });
+        }
+        let volatility = self.volatility.clone()?;
+        let usd = Black76::new_checked(
+            self.forward * (1.0 + price_move),
+            self.strike,
+            self.time,
+            volatility * (1.0 + vol_change),
+            self.discount,
+        )
+        .map(|model| model.price(self.kind))
+        .map_err(|error| RiskError::Pricing {
+            path: format!("mark.{}", self.name),
+            problem: error.to_string(),
+        })?;
+        Ok(match self.style {
+            Style::Linear => usd,
+            Style::Inverse => usd / moved_spot,
+        })
+    }
 }
 
 /// The report of `portfolio` under `shock`, without liquidation prices.
@@ -212,9 +304,20 @@ pub fn shocked_report(
     view: &MarketView<'_>,
     shock: &Shock,
 ) -> Result<MarginReport, RiskError> {
-    let market = shocked_market(view, shock)?;
+    report_under(portfolio, &ShockBase::new(view), shock, Detail::Figures)
+}
+
+/// [`shocked_report`] from a prepared [`ShockBase`] (many shocks of one market).
+fn report_under(
+    portfolio: &Portfolio,
+    base: &ShockBase<'_>,
+    shock: &Shock,
+    detail: Detail,
+) -> Result<MarginReport, RiskError> {
+    let market = base.market(shock)?;
+    let view = base.view;
     let shocked_view = MarketView::new(view.venue(), &market)?.with_history(view.history());
-    build_report(portfolio, &shocked_view, Detail::Figures)
+    build_report(portfolio, &shocked_view, detail)
 }
 
 /// Every shock's row, against the unshocked report `base`.
@@ -227,10 +330,11 @@ pub fn run(
     base: &MarginReport,
     shocks: &[Shock],
 ) -> Result<Vec<StressRow>, RiskError> {
+    let shock_base = ShockBase::new(view);
     shocks
         .iter()
         .map(|shock| {
-            let report = shocked_report(portfolio, view, shock)?;
+            let report = report_under(portfolio, &shock_base, shock, Detail::Figures)?;
             Ok(StressRow {
                 name: shock.name.clone(),
                 price_moves: shock
@@ -315,11 +419,16 @@ const BISECTION_STEPS: usize = 40;
 /// Health of the account when `names` move by `price_move` (infinite without a requirement).
 fn health_at(
     portfolio: &Portfolio,
-    view: &MarketView<'_>,
+    base: &ShockBase<'_>,
     names: &[String],
     price_move: f64,
 ) -> Result<f64, RiskError> {
-    let report = shocked_report(portfolio, view, &Shock::joint("reverse", names, price_move))?;
+    let report = report_under(
+        portfolio,
+        base,
+        &Shock::joint("reverse", names, price_move),
+        Detail::Totals,
+    )?;
     Ok(
         match (report.health, report.equity.value() <= Decimal::ZERO) {
             (_, true) => 0.0,
@@ -341,17 +450,32 @@ pub fn search_move(
     sign: f64,
     scale: f64,
 ) -> Result<Option<f64>, RiskError> {
+    search_move_from(portfolio, &ShockBase::new(view), names, sign, scale)
+}
+
+/// [`search_move`] from a prepared [`ShockBase`], for callers that search several directions
+/// or underlyings of one market.
+///
+/// # Errors
+/// As [`shocked_report`].
+pub fn search_move_from(
+    portfolio: &Portfolio,
+    base: &ShockBase<'_>,
+    names: &[String],
+    sign: f64,
+    scale: f64,
+) -> Result<Option<f64>, RiskError> {
     let mut safe = 0.0;
     for step in SEARCH {
         let candidate = sign * step * scale;
         if sign < 0.0 && candidate <= -0.99 {
             break;
         }
-        if health_at(portfolio, view, names, candidate)? <= 1.0 {
+        if health_at(portfolio, base, names, candidate)? <= 1.0 {
             let (mut low, mut high) = (safe, candidate);
             for _ in 0..BISECTION_STEPS {
                 let middle = 0.5 * (low + high);
-                if health_at(portfolio, view, names, middle)? <= 1.0 {
+                if health_at(portfolio, base, names, middle)? <= 1.0 {
                     high = middle;
                 } else {
                     low = middle;
@@ -378,9 +502,10 @@ pub fn reverse(
     if all.len() > 1 {
         sets.push(all);
     }
+    let shock_base = ShockBase::new(view);
     sets.into_iter()
         .map(|names| {
-            if health_at(portfolio, view, &names, 0.0)? <= 1.0 {
+            if health_at(portfolio, &shock_base, &names, 0.0)? <= 1.0 {
                 return Ok(ReverseStress {
                     underlyings: names,
                     down: Some(0.0),
@@ -388,8 +513,8 @@ pub fn reverse(
                 });
             }
             Ok(ReverseStress {
-                down: search_move(portfolio, view, &names, -1.0, 1.0)?,
-                up: search_move(portfolio, view, &names, 1.0, 10.0)?,
+                down: search_move_from(portfolio, &shock_base, &names, -1.0, 1.0)?,
+                up: search_move_from(portfolio, &shock_base, &names, 1.0, 10.0)?,
                 underlyings: names,
             })
         })

@@ -195,12 +195,21 @@ impl<'a> MarketView<'a> {
     /// Converts an amount of `from` into `to` at their USD prices (exact up to decimal division).
     ///
     /// # Errors
-    /// [`RiskError::MissingIndex`] when a price is missing.
+    /// [`RiskError::MissingIndex`] when a price is missing; [`RiskError::Overflow`] when the
+    /// converted amount leaves `Decimal`'s range (an amount in a coin priced near the largest
+    /// accepted price, converted into one priced near the smallest).
     pub fn convert(&self, amount: Decimal, from: &Asset, to: &Asset) -> Result<Decimal, RiskError> {
         if from.symbol == to.symbol || amount.is_zero() {
             return Ok(amount);
         }
-        Ok(amount * self.asset_usd(from)? / self.asset_usd(to)?)
+        let overflow = || RiskError::Overflow {
+            what: format!("{amount} {} in {}", from.symbol, to.symbol),
+        };
+        let (from_usd, to_usd) = (self.asset_usd(from)?, self.asset_usd(to)?);
+        amount
+            .checked_mul(from_usd)
+            .and_then(|usd| usd.checked_div(to_usd))
+            .ok_or_else(overflow)
     }
 
     /// Years from the snapshot to `expiry` (negative once expired).

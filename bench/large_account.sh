@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Large accounts through `solvent margin` (issue 9 item 6): a portfolio-mode account of 10,000
+# BTC options (every option marked by the market, as a venue's snapshot marks them, so the
+# liquidation search reprices every mark at each shock), and a cross account of 200,000
+# positions for the validation of a portfolio (linear in its positions).
+#
+# Usage: bench/large_account.sh [OPTIONS] [RUNS]   (OPTIONS: positions of the portfolio-mode
+# account, default 10000; RUNS: timed runs of each, default 5; the best is reported)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+options="${1:-10000}"
+runs="${2:-5}"
+work="$PWD/target/large-account"
+mkdir -p "$work"
+cargo build --quiet --release --locked -p solvent-cli
+solvent="$PWD/target/release/solvent"
+
+python3 - "$options" "$work" <<'PY'
+import json, sys
+options, work = int(sys.argv[1]), sys.argv[2]
+market = json.load(open("examples/btc-desk.json"))["market"]
+expiries = ["27MAR26", "26JUN26", "25SEP26", "25DEC26", "30JAN26", "27FEB26"]
+market["vol"] = {"BTC": {e: {"strikes": [20000, 60000, 80000, 100000, 130000, 200000],
+                             "vols": [0.9, 0.55, 0.47, 0.44, 0.5, 0.7]} for e in expiries}}
+positions, strike = [], 40000
+spot = float(market["index"]["BTC"])
+while len(positions) < options:
+    for expiry in expiries:
+        for right in "CP":
+            if len(positions) == options:
+                break
+            name = f"BTC-{expiry}-{strike}-{right}"
+            positions.append({"instrument": name, "size": "0.1" if len(positions) % 2 else "-0.1",
+                              "entry_price": "0.01"})
+            intrinsic = max(0.0, (spot - strike) if right == "C" else (strike - spot)) / spot
+            market["mark"][name] = f"{intrinsic + 0.02:.4f}"
+    strike += 10
+json.dump({"account": "pm-options", "mode": "portfolio", "collateral": {"BTC": "10000"},
+           "positions": positions, "market": market}, open(f"{work}/options.json", "w"))
+cross = [{"instrument": f"BTC-27DEC26-{1000 + 5 * i}-C", "size": "1", "entry_price": "0.01"}
+         for i in range(200000)]
+json.dump({"account": "wide", "mode": "cross", "collateral": {"BTC": "1"}, "positions": cross,
+           "market": {"timestamp": "2026-01-06T08:00:00Z", "index": {"BTC": "93859.71"},
+                      "vol": {"BTC": {"27DEC26": {"strikes": [1000, 2000000],
+                                                  "vols": [0.6, 0.6]}}}}},
+          open(f"{work}/wide.json", "w"))
+PY
+
+best() { # best wall time in ms of `solvent ARGS...` over $runs runs (output discarded)
+    local best_ms=""
+    for _ in $(seq "$runs"); do
+        local start end ms
+        start=$(date +%s%N)
+        "$solvent" "$@" >/dev/null
+        end=$(date +%s%N)
+        ms=$(( (end - start) / 1000000 ))
+        if [ -z "$best_ms" ] || [ "$ms" -lt "$best_ms" ]; then best_ms=$ms; fi
+    done
+    echo "$best_ms"
+}
+
+echo "solvent margin, portfolio mode, $options options (marked): $(best margin "$work/options.json" --json) ms (best of $runs)"
+echo "solvent margin, cross, 200,000 positions (validation and report): $(best margin "$work/wide.json" --json) ms (best of $runs)"
