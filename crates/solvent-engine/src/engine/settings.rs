@@ -19,7 +19,12 @@ impl Engine {
             }
             _ => None,
         };
-        if leverage <= Decimal::ZERO || maximum.is_some_and(|max| leverage > max) {
+        // Bounded on both sides like every number that enters: an event built in code, not read
+        // by the parser, must not bring a leverage whose initial margin overflows.
+        if leverage < solvent_core::money::MIN_LEVERAGE
+            || leverage > solvent_core::money::MAX_LEVERAGE
+            || maximum.is_some_and(|max| leverage > max)
+        {
             return Err(reject(
                 RejectReason::InvalidLeverage,
                 format!("leverage {leverage} for {name} (maximum {maximum:?})"),
