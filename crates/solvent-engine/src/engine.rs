@@ -30,6 +30,7 @@ use compact_str::CompactString;
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::{Signed, ToPrimitive};
+use smallvec::SmallVec;
 use solvent_core::instrument::{Instrument, Style, Terms};
 use solvent_core::market::{Market, Smile};
 use solvent_core::money::{Amount, MAX_PRICE, PositionSide, Price, Quantity};
@@ -60,6 +61,7 @@ mod insurance;
 mod liquidation;
 mod money;
 mod monitoring;
+mod prepared;
 mod pretrade;
 mod prices;
 mod settings;
@@ -90,6 +92,36 @@ enum Pool {
     Cross,
     /// Its own isolated margin.
     Isolated,
+}
+
+/// What monitoring acts on: the cross pool's figures and the lines of the account's positions
+/// (isolated ones are read). Taken from a full margin report, or from the prepared cross pool
+/// (the measured kernel, see `engine/prepared.rs`), whose figures are the report's own.
+#[derive(Clone, Debug)]
+struct Standing<'r> {
+    equity: Amount,
+    initial_margin: Amount,
+    maintenance_margin: Amount,
+    health: Option<f64>,
+    state: AccountState,
+    settlement_asset: &'r str,
+    /// Every position line of the report; empty from the prepared pool, which serves accounts
+    /// without isolated positions only.
+    positions: &'r [solvent_risk::report::PositionReport],
+}
+
+impl<'r> Standing<'r> {
+    fn of(report: &'r MarginReport) -> Self {
+        Self {
+            equity: report.equity,
+            initial_margin: report.initial_margin,
+            maintenance_margin: report.maintenance_margin,
+            health: report.health,
+            state: report.state,
+            settlement_asset: &report.settlement_asset,
+            positions: &report.positions,
+        }
+    }
 }
 
 /// A refused event: the named reason and the figures behind it.
@@ -173,6 +205,9 @@ pub struct Account {
     /// The contracts with a given mark it holds whose band is not on that mark (inverse,
     /// options, other settlement): examined at each of their mark updates. Sorted.
     mark_watched: Vec<CompactString>,
+    /// Its cross pool prepared for the measured kernel (see `engine/prepared.rs`), when it
+    /// qualifies: a cache of what the rest of the state determines, never hashed.
+    prepared: Option<Box<prepared::PreparedPool>>,
     /// The underlyings it is indexed under in the engine's holder sets, sorted.
     indexed_underlyings: Vec<CompactString>,
     /// The instruments it is indexed under, sorted.
@@ -191,6 +226,7 @@ impl Account {
             bands: Vec::new(),
             unbanded: false,
             mark_watched: Vec::new(),
+            prepared: None,
             indexed_underlyings: Vec::new(),
             indexed_instruments: Vec::new(),
             id: id.into(),
@@ -602,6 +638,93 @@ mod tests {
         );
         apply(&mut engine, 9, sell);
         assert_eq!(indexed(&engine), ["USDe"]);
+    }
+
+    /// A cross account holding perpetuals is evaluated through the prepared kernel, kept across
+    /// price updates and remade when its balances change (debug builds check every prepared
+    /// figure against the full report); an account with an isolated position is not.
+    #[test]
+    fn cross_perpetual_accounts_are_evaluated_through_the_prepared_kernel() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let Ok(venue) = Venue::from_toml(path, &text) else {
+            panic!("the default venue must load");
+        };
+        let mut engine = Engine::new(venue, EngineConfig::default());
+        let mut seq = 0;
+        let mut apply = |engine: &mut Engine, fields: &str| {
+            seq += 1;
+            let line = format!(r#"{{"seq":{seq},"ts":"2026-01-01T00:00:{seq:02}Z",{fields}}}"#);
+            match crate::event::parse_line("test", seq, &line) {
+                Ok(envelope) => engine.apply(&envelope),
+                Err(error) => panic!("{line}: {error}"),
+            }
+        };
+        apply(
+            &mut engine,
+            r#""type":"index_price","underlying":"BTC","price":"60000""#,
+        );
+        apply(
+            &mut engine,
+            r#""type":"deposit","account":"a","asset":"USDT","amount":"5000""#,
+        );
+        apply(
+            &mut engine,
+            r#""type":"fill","account":"a","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"external""#,
+        );
+        let prepared = |engine: &Engine| {
+            engine
+                .accounts
+                .get("a")
+                .and_then(|a| a.prepared.as_deref().cloned())
+        };
+        assert!(
+            prepared(&engine).is_none(),
+            "an event addressed to the account takes the full report"
+        );
+        // After a fall of 2% (inside the jump guard), a re-examination by a price update goes
+        // through the kernel, prepared then (its figures checked against the report in debug).
+        let effects = apply(
+            &mut engine,
+            r#""type":"index_price","underlying":"BTC","price":"58800""#,
+        );
+        assert!(!effects.iter().any(|e| matches!(e, Effect::Rejected { .. })));
+        assert!(
+            engine.prepared_standing("a").is_some(),
+            "a price update prepares the pool"
+        );
+        let updated = apply(
+            &mut engine,
+            r#""type":"deposit","account":"a","asset":"USDT","amount":"1""#,
+        );
+        let equity = updated.iter().find_map(|e| match e {
+            Effect::AccountUpdated { equity, .. } => Some(equity.value()),
+            _ => None,
+        });
+        // 5,001 - 1,200 of loss.
+        assert_eq!(equity, Some(Decimal::from(3801)));
+        assert!(
+            prepared(&engine).is_none(),
+            "the deposit dropped the preparation"
+        );
+        let isolated = apply(
+            &mut engine,
+            r#""type":"set_isolated_margin","account":"a","instrument":"BTCUSDT","amount":"4500""#,
+        );
+        assert!(
+            !isolated
+                .iter()
+                .any(|e| matches!(e, Effect::Rejected { .. })),
+            "{isolated:?}"
+        );
+        apply(
+            &mut engine,
+            r#""type":"index_price","underlying":"BTC","price":"58000""#,
+        );
+        assert!(
+            engine.prepared_standing("a").is_none(),
+            "an isolated position takes the full report"
+        );
     }
 
     #[test]

@@ -244,7 +244,7 @@ impl Engine {
     /// every source staying inside its band keeps the state. An account in danger (liquidating,
     /// bankrupt, or with no slack) gets empty bands: it is re-examined at every update, of the
     /// marks it is banded on and of their underlyings' indices too.
-    pub(super) fn set_bands(&mut self, id: &str, report: Option<&MarginReport>) {
+    pub(super) fn set_bands(&mut self, id: &str, report: Option<&Standing<'_>>) {
         let Some(account) = self.accounts.get(id) else {
             return;
         };
@@ -477,7 +477,7 @@ impl Engine {
     pub(super) fn band_widths(
         &self,
         account: &Account,
-        report: &MarginReport,
+        report: &Standing<'_>,
         exposures: &[Exposure],
     ) -> Option<Vec<f64>> {
         // In danger: the cross pool liquidating or worse, a breach being counted, or an isolated
@@ -511,7 +511,7 @@ impl Engine {
         {
             return None;
         }
-        let settlement = self.venue.asset(&report.settlement_asset).ok()?;
+        let settlement = self.venue.asset(report.settlement_asset).ok()?;
         // A coin-margined report currency moves with its own underlying: no simple bound.
         if exposures
             .iter()

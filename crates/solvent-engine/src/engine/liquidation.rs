@@ -58,7 +58,7 @@ impl Engine {
         }
         self.reindex(id);
         if let Ok(after) = self.report(id) {
-            self.track_state(id, &after, effects);
+            self.track_state(id, &Standing::of(&after), effects);
         }
     }
 

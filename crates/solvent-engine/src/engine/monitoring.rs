@@ -19,6 +19,30 @@ impl Engine {
     /// Recomputes an account's figures and acts on them: state changes, one margin call per
     /// episode, liquidation when due and allowed by the guards.
     pub(super) fn evaluate(&mut self, id: &str, figures: Figures, effects: &mut Vec<Effect>) {
+        // A price update re-examining the account: the measured kernel, when it serves the
+        // account (a cross pool without isolated positions or top-up rules, out of
+        // liquidation), gives all monitoring needs. An event addressed to the account changes
+        // what a preparation fixes: it takes the full report and drops the preparation, which
+        // the next price update makes again (and keeps while only prices move).
+        if figures == Figures::Reported {
+            if let Some(account) = self.accounts.get_mut(id) {
+                account.prepared = None;
+            }
+        } else if let Some(prepared) = self.prepared_standing(id)
+            && prepared.state < AccountState::Liquidating
+        {
+            let standing = Standing {
+                equity: Amount(prepared.figures.equity),
+                initial_margin: Amount(prepared.figures.initial_margin),
+                maintenance_margin: Amount(prepared.figures.maintenance_margin),
+                health: prepared.health,
+                state: prepared.state,
+                settlement_asset: &prepared.settlement_asset,
+                positions: &[],
+            };
+            self.act_on(id, &standing, figures, effects);
+            return;
+        }
         let Some(mut report) = self.report_or_unband(id) else {
             return;
         };
@@ -30,17 +54,9 @@ impl Engine {
                 None => return,
             }
         }
-        if figures == Figures::Reported {
-            effects.push(Effect::AccountUpdated {
-                account: id.to_owned(),
-                equity: report.equity,
-                initial_margin: report.initial_margin,
-                maintenance_margin: report.maintenance_margin,
-                health: report.health,
-                state: report.state,
-            });
-        }
-        self.track_state(id, &report, effects);
+        let standing = Standing::of(&report);
+        self.report_figures(id, &standing, figures, effects);
+        self.track_state(id, &standing, effects);
         let isolated_due: Vec<String> = report
             .positions
             .iter()
@@ -55,19 +71,55 @@ impl Engine {
             self.maybe_liquidate(id, &report, &isolated_due, effects);
             // Until it is out of danger, an account is re-examined at every price update.
             let after = self.report(id).ok();
-            self.set_bands(id, after.as_ref());
+            self.set_bands(id, after.as_ref().map(Standing::of).as_ref());
         } else {
             if let Some(account) = self.accounts.get_mut(id) {
                 account.breach = None;
             }
-            self.set_bands(id, Some(&report));
+            self.set_bands(id, Some(&standing));
+        }
+    }
+
+    /// Monitoring of an account out of liquidation's reach with no isolated position due: its
+    /// figures reported if asked, its state tracked, its breach count cleared, its bands set.
+    fn act_on(
+        &mut self,
+        id: &str,
+        standing: &Standing<'_>,
+        figures: Figures,
+        effects: &mut Vec<Effect>,
+    ) {
+        self.report_figures(id, standing, figures, effects);
+        self.track_state(id, standing, effects);
+        if let Some(account) = self.accounts.get_mut(id) {
+            account.breach = None;
+        }
+        self.set_bands(id, Some(standing));
+    }
+
+    fn report_figures(
+        &self,
+        id: &str,
+        standing: &Standing<'_>,
+        figures: Figures,
+        effects: &mut Vec<Effect>,
+    ) {
+        if figures == Figures::Reported {
+            effects.push(Effect::AccountUpdated {
+                account: id.to_owned(),
+                equity: standing.equity,
+                initial_margin: standing.initial_margin,
+                maintenance_margin: standing.maintenance_margin,
+                health: standing.health,
+                state: standing.state,
+            });
         }
     }
 
     pub(super) fn track_state(
         &mut self,
         id: &str,
-        report: &MarginReport,
+        report: &Standing<'_>,
         effects: &mut Vec<Effect>,
     ) {
         let Some(account) = self.accounts.get_mut(id) else {
