@@ -20,7 +20,8 @@
 # 1 year, round strike grids 0.3x to 3x the forward, a market smile within 30% to 150%), and the
 # same chain with a flat smile. Each is timed against the fastest of several numpy forms, and the
 # fraction of its options the batch sends to its careful (slow) kernel is printed (from both
-# sides: they must agree, which checks that both generated the same chain).
+# sides: they must agree, which checks that both generated the same chain). Measured figures,
+# where the time goes and what is not covered: docs/benchmarks.md.
 # Needs the oracle venv: ./scripts/setup-oracles
 set -euo pipefail
 cd "$(dirname "$0")/.."

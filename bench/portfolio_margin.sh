@@ -19,7 +19,8 @@
 # Rust runs pinned to one core with taskset when available (core 0, or BENCH_CORE). The peer runs
 # twice: with the OpenMP/OpenBLAS/MKL thread variables unset and not pinned (numpy's default BLAS
 # threads, as a quant would run it: the headline ratio), and pinned to Rust's core with one
-# thread. Needs the oracle venv: ./scripts/setup-oracles.
+# thread. Needs the oracle venv: ./scripts/setup-oracles. Measured figures and what the
+# benchmark does not cover (the engine's path, attribution, ES): docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
