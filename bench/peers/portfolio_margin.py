@@ -46,6 +46,7 @@ from scipy.special import ndtr  # noqa: E402
 
 
 def best_of(repeats, work):
+    """The shortest of `repeats` timings of `work()`, in seconds, and its last result."""
     best, result = float("inf"), None
     for _ in range(repeats):
         start = time.perf_counter()
@@ -299,6 +300,7 @@ def margins(case, statics, books, exposures, held):
 
 
 def gap(values, reference):
+    """Largest difference relative to the reference (absolute below 1)."""
     return float(np.max(np.abs(values - reference) / np.maximum(np.abs(reference), 1.0)))
 
 
