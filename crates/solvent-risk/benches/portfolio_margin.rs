@@ -1,5 +1,7 @@
-//! Portfolio margin throughput (DESIGN.md 12: >= 20x a numpy implementation of the same
-//! algorithm, `bench/peers/portfolio_margin.py`, run by `bench/portfolio_margin.sh`).
+//! Portfolio margin throughput (DESIGN.md 12: >= 20x the fastest numpy of the same model,
+//! `bench/peers/portfolio_margin.py`: exposure matrices times scenario P&L matrices, run by
+//! `bench/portfolio_margin.sh`, which also checks the peer and the test oracle
+//! `scripts/oracles/pm_oracle.py` against Rust's MM and IM of every account).
 //!
 //! Workload (seeded, ChaCha8): the default venue, one market (BTC, ETH, SOL; smiles for BTC and
 //! ETH), a shared set of listed instruments (perpetuals, inverse futures, BTC and ETH inverse and

@@ -13,11 +13,13 @@ use rust_decimal_macros::dec;
 use solvent_core::market::Market;
 use solvent_core::portfolio::Portfolio;
 use solvent_core::venue::Venue;
+use solvent_risk::history::{LoadOptions, PriceHistory, SeriesText, correlation_matrix};
 use solvent_risk::portfolio_margin::{
     Correlations, ReportCurrency, ScenarioBook, Scratch, exposures, maintenance_margin,
     portfolio_risk, scenarios, shocked_volatility,
 };
 use solvent_risk::report::MarginReport;
+use solvent_risk::valuation::HistoricalScenarios;
 use solvent_risk::{MarketView, margin_report};
 
 /// A venue with one clean BTC grid (moves +/-10% in 5% steps, no contingencies, no add-ons), so
@@ -306,6 +308,75 @@ fn the_correlated_combination_below_its_bounds() {
         .map(|p| p.maintenance_margin.value())
         .collect();
     assert_eq!(parts, vec![dec!(6000), dec!(0)]);
+}
+
+#[test]
+fn a_correlation_the_venue_does_not_give_comes_from_the_price_history() {
+    // The opposite book of the two tests above (long 1 BTC: R_BTC = 10,000, d = +1; short 10 ETH:
+    // R_ETH = 8,000, d = -1), on the venue without its BTC-ETH correlation and with max_offset 1.
+    let mut venue = venue("").clone();
+    let mut params = venue.portfolio_margin.clone().unwrap();
+    params.correlations.clear();
+    params.max_offset = 1.0;
+    venue.portfolio_margin = Some(params);
+    let portfolio = Portfolio::from_json(
+        "p.json",
+        r#"{"account":"pm","mode":"portfolio","collateral":{"USDT":"100000"},"positions":[
+            {"instrument":"BTCUSDT","size":"1","entry_price":"100000"},
+            {"instrument":"ETHUSDT","size":"-10","entry_price":"4000"}]}"#,
+        &venue,
+    )
+    .unwrap();
+    let market = Market::from_json("m.json", MARKET).unwrap();
+
+    // Without a history the pair is unknown and counts as perfectly adverse (rho d_u d_v = 1):
+    // R = sqrt((10,000 + 8,000)^2) = 18,000.
+    let alone = margin_report(&portfolio, &MarketView::new(&venue, &market).unwrap()).unwrap();
+    assert_eq!(alone.maintenance_margin.value(), dec!(18000));
+
+    // With the committed FTX extract (tests/data, 2022-10-01 to 2023-01-31) as the history, the
+    // pair's correlation is the Pearson correlation of its 122 daily log returns, which numpy
+    // gives over the two CSVs' closes as 0.934659674810183:
+    // R = sqrt(10,000^2 + 8,000^2 - 2 x 0.934659674810183 x 10,000 x 8,000)
+    //   = sqrt(164,000,000 - 149,545,547.9696293) = sqrt(14,454,452.0303707) = 3,801.901107...,
+    // rounded up to USDT's 6 decimals.
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let read = |coin: &str| {
+        std::fs::read_to_string(format!(
+            "{data}/{coin}-USDT.binance.daily.2022-10-01_2023-01-31.csv"
+        ))
+        .unwrap()
+    };
+    let (btc, eth) = (read("BTC"), read("ETH"));
+    let series = |underlying, text| SeriesText {
+        underlying,
+        origin: "extract",
+        text,
+    };
+    let history = PriceHistory::from_texts(
+        &[series("BTC", &btc), series("ETH", &eth)],
+        &[],
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let scenarios = HistoricalScenarios {
+        underlyings: vec!["BTC".to_owned(), "ETH".to_owned()],
+        scenarios: Vec::new(),
+        correlations: correlation_matrix(&history, &["BTC", "ETH"], None).unwrap(),
+    };
+    let view = MarketView::new(&venue, &market)
+        .unwrap()
+        .with_history(Some(&scenarios));
+    let estimated = margin_report(&portfolio, &view).unwrap();
+    let rho = 0.934_659_674_810_183_f64;
+    let expected = (164_000_000.0 - 160_000_000.0 * rho).sqrt();
+    assert!((expected - 3_801.901_107).abs() < 1e-6, "{expected}");
+    let got = estimated.maintenance_margin.value();
+    // The Rust correlation and numpy's differ by at most a few ulp; R moves by
+    // 80,000,000 / R = 21,000 x that, far below the 1e-6 rounding step, unless a rounding
+    // boundary lies in between: allow one step.
+    let wanted = solvent_core::rounding::requirement_from_f64(expected, 6, "R").unwrap();
+    assert!((got - wanted).abs() <= dec!(0.000001), "{got} vs {wanted}");
 }
 
 #[test]

@@ -197,7 +197,11 @@ fn drift_size_premium_unit_tests() {
         size_premium_rate(dec!(0), dec!(0.1), dec!(1000), step),
         dec!(3.1622)
     ); // maintenance 0 -> 31622
-    // get_margin_ratio: imf 0 leaves the base.
+    // get_margin_ratio::test: imf 0 leaves the base, initial 1000 (10%) and maintenance 500 (5%).
+    assert_eq!(
+        size_premium_rate(dec!(0.1), dec!(0), dec!(1), step),
+        dec!(0.1)
+    );
     assert_eq!(
         size_premium_rate(dec!(0.05), dec!(0), dec!(1), step),
         dec!(0.05)
@@ -307,4 +311,238 @@ fn hyperliquid_btc_second_tier() {
     // = 150,000,000 x 1.25% + 50,000,000 x 2.5%.
     let requirement = requirement(&exposure(&perp, dec!(2000), dec!(100000))).unwrap();
     assert_eq!(requirement.maintenance, dec!(3125000));
+}
+
+/// A dYdX-like venue: one open-interest rule (caps in USD = quote quantums / 1e6), ppm floor.
+fn dydx_venue(initial_base: &str, lower_usd: &str, upper_usd: &str) -> Venue {
+    let text = format!(
+        r#"
+[venue]
+name = "dydx test"
+settlement_asset = "USDC"
+[assets.USDC]
+precision = 6
+usd_peg = "1"
+[margin_rules.tier]
+kind = "open_interest"
+initial_base = "{initial_base}"
+maintenance_fraction = "0.5"
+open_interest_lower_usd = "{lower_usd}"
+open_interest_upper_usd = "{upper_usd}"
+rate_step = "0.000001"
+[instruments.BTC-USD]
+kind = "perpetual"
+style = "linear"
+underlying = "BTC"
+settlement = "USDC"
+contract_size = "1"
+size_step = "0.000001"
+margin = "tier"
+"#
+    );
+    Venue::from_toml("dydx.toml", &text).unwrap()
+}
+
+/// `(IM, MM)` of `size` BTC-USD at `price` with `open_interest_usd` on `venue`, each rounded up to
+/// the quote quantum (1e-6 USDC), as dYdX's `BigMulPpm(.., roundUp = true)`.
+fn dydx_requirement(
+    venue: &Venue,
+    size: Decimal,
+    price: Decimal,
+    open_interest_usd: Decimal,
+) -> (Decimal, Decimal) {
+    let perp = venue.instrument("BTC-USD").unwrap();
+    let mut case = exposure(&perp, size, price);
+    case.open_interest_usd = Some(open_interest_usd);
+    let r = requirement(&case).unwrap();
+    (
+        solvent_core::rounding::requirement(r.initial, 6),
+        solvent_core::rounding::requirement(r.maintenance, 6),
+    )
+}
+
+#[test]
+fn dydx_margin_requirements_without_scaling_at_full_scale_and_realistic() {
+    // TestGetMarginRequirementsInQuoteQuantums_2, the three rows beside "scaled to 60%": 0.012 BTC
+    // (12,000 base quantums at atomic resolution -6) at 36,750 = notional 441 USDC
+    // (441,000,000 quote quantums); base IMF 200,000 ppm, maintenance fraction 500,000 ppm.
+    let (size, price) = (dec!(0.012), dec!(36750));
+    // MMR in every row from the base IMF: 441 x 0.2 x 0.5 = 44.1 USDC (44,100,000 quantums).
+    let mmr = dec!(44.1);
+
+    // "no OIMF": caps 0 / 0 disable the scaling. IMR = 441 x 0.2 = 88.2 (88,200,000 quantums).
+    let plain = dydx_venue("0.2", "0", "0");
+    assert_eq!(
+        dydx_requirement(&plain, size, price, dec!(20000000)),
+        (dec!(88.2), mmr)
+    );
+
+    // "scaled to 100%": open interest 1,000,000,000 base quantums = 1,000 BTC x 36,750
+    // = 36,750,000 USDC, above the upper cap 20e12 quantums = 20,000,000 USDC: IMF 1,000,000 ppm,
+    // IMR = the notional, 441 USDC (441,000,000 quantums).
+    let caps_10_20 = dydx_venue("0.2", "10000000", "20000000");
+    assert_eq!(
+        dydx_requirement(&caps_10_20, size, price, dec!(36750000)),
+        (dec!(441), mmr)
+    );
+
+    // "realistic": open interest 1,123,456,789 base quantums x 36,750 = 41,287,036,995,750 quote
+    // quantums = 41,287,036.99575 USDC, caps 25e12 / 50e12 quantums (25,000,000 / 50,000,000 USDC):
+    // IMF = 200,000 + floor(800,000 x 16,287,036.99575 / 25,000,000) = 200,000 + floor(521,185.18...)
+    // = 721,185 ppm; IMR = 441 x 0.721185 = 318.042585 USDC (318,042,585 quantums).
+    let caps_25_50 = dydx_venue("0.2", "25000000", "50000000");
+    assert_eq!(
+        dydx_requirement(&caps_25_50, size, price, dec!(41287036.99575)),
+        (dec!(318.042585), mmr)
+    );
+}
+
+#[test]
+fn dydx_initial_margin_quote_quantums_unit_tests() {
+    // TestGetInitialMarginQuoteQuantums: base 200,000 ppm, notional 500,000 quote quantums
+    // = 0.5 USDC (here 0.00001 BTC at 50,000); caps and open interest in quote quantums / 1e6.
+    let (size, price) = (dec!(0.00001), dec!(50000));
+    let im = |venue: &Venue, oi: Decimal| dydx_requirement(venue, size, price, oi).0;
+    // Caps 1e12 / 2e12 (1 / 2 million USDC), OI 1.5e12: IMF 0.2 + 0.5 x 0.8 = 60%; 300,000 quantums.
+    assert_eq!(
+        im(&dydx_venue("0.2", "1000000", "2000000"), dec!(1500000)),
+        dec!(0.3)
+    );
+    // Caps 25e12 / 50e12, OI 80e12: above the upper cap, IMF 100%; 500,000 quantums.
+    let caps_25_50 = dydx_venue("0.2", "25000000", "50000000");
+    assert_eq!(im(&caps_25_50, dec!(80000000)), dec!(0.5));
+    // OI at the lower cap 25e12: the base IMF 20%; 100,000 quantums.
+    assert_eq!(im(&caps_25_50, dec!(25000000)), dec!(0.1));
+    // Caps 25e12 / 60e12, OI 28,123,456,789,123 quantums: IMF = 200,000 + floor(800,000 x
+    // 3,123,456.789123 / 35,000,000) = 200,000 + floor(71,393.29...) = 271,393 ppm;
+    // 500,000 x 0.271393 = 135,696.5 -> rounded up to 135,697 quantums.
+    assert_eq!(
+        im(
+            &dydx_venue("0.2", "25000000", "60000000"),
+            dec!(28123456.789123)
+        ),
+        dec!(0.135697)
+    );
+    // An initial margin of 56.7243% (567,243 ppm) on 123,456 quantums (0.000001 BTC at 123,456):
+    // 70,029.5518... -> rounded up to 70,030 quantums.
+    let no_caps = dydx_venue("0.567243", "0", "0");
+    assert_eq!(
+        dydx_requirement(&no_caps, dec!(0.000001), dec!(123456), dec!(0)).0,
+        dec!(0.07003)
+    );
+    // 10% of one quantum (0.000001 BTC at 1 USDC) is 0.1 quantum -> rounded up to 1.
+    let ten_percent = dydx_venue("0.1", "0", "0");
+    assert_eq!(
+        dydx_requirement(&ten_percent, dec!(0.000001), dec!(1), dec!(0)).0,
+        dec!(0.000001)
+    );
+}
+
+#[test]
+fn dydx_maintenance_uses_the_base_imf_whatever_the_open_interest() {
+    // TestGetMarginRequirementsInQuoteQuantums (lib_test.go): price 123,456,789,123 x 1e-5
+    // = 1,234,567.89123 USDC, atomic resolution 4 (1 base quantum = 10,000 coins), 1 base
+    // quantum: notional 12,345,678,912.3 USDC (12,345,678,912,300,000 quote quantums). Base IMF
+    // 200,000 ppm, maintenance fraction 500,000. Perpetual open interest 1e12 base quantums
+    // = 1e16 coins x 1,234,567.89123 = 12,345,678,912,300,000,000,000 USDC.
+    let (size, price) = (dec!(10000), dec!(1234567.89123));
+    let oi = dec!(12345678912300000000000);
+    // No caps: IMR = 20% = 2,469,135,782.46 USDC; MMR = 10% = 1,234,567,891.23 USDC.
+    assert_eq!(
+        dydx_requirement(&dydx_venue("0.2", "0", "0"), size, price, oi),
+        (dec!(2469135782.46), dec!(1234567891.23))
+    );
+    // Caps 1e12 / 2e12 quantums (1 / 2 million USDC), far below the OI: IMF 100%, IMR = the
+    // notional 12,345,678,912.3 USDC; MMR unchanged, from the base IMF.
+    assert_eq!(
+        dydx_requirement(&dydx_venue("0.2", "1000000", "2000000"), size, price, oi),
+        (dec!(12345678912.3), dec!(1234567891.23))
+    );
+}
+
+#[test]
+fn bybit_btcusdt_tier_three_uses_the_published_deduction() {
+    let venue = venue("default.toml");
+    let perp = venue.instrument("BTCUSDT").unwrap();
+    // 30 BTC at 100,000 = 3,000,000 USDT, tier 3 (2,600,000 to 3,200,000, 0.63%, deduction 3,020):
+    // MM = 3,000,000 x 0.63% - 3,020 = 18,900 - 3,020 = 15,880
+    // = 2,000,000 x 0.5% + 600,000 x 0.56% + 400,000 x 0.63% = 10,000 + 3,360 + 2,520.
+    let mut case = exposure(&perp, dec!(30), dec!(100000));
+    case.leverage = Some(dec!(80));
+    let requirement = requirement(&case).unwrap();
+    assert_eq!(requirement.maintenance, dec!(15880));
+    // IM at tier 3's 80x: 3,000,000 / 80 = 37,500.
+    assert_eq!(requirement.initial, dec!(37500));
+}
+
+#[test]
+fn binance_usdm_every_published_maintenance_amount() {
+    let venue = venue("binance-usdm.toml");
+    let perp = venue.instrument("BTCUSDT").unwrap();
+    // At each bracket's cap v (BTC at 100,000, v / 100,000 BTC), MM = v x mmr - cum with the
+    // published cum; the bracket sum gives the same (checked at 1,000,000 above).
+    for (cap, mmr, cum) in [
+        (dec!(50000), dec!(0.004), dec!(0)),
+        (dec!(250000), dec!(0.005), dec!(50)),
+        (dec!(3000000), dec!(0.01), dec!(1300)),
+        (dec!(20000000), dec!(0.025), dec!(46300)),
+        (dec!(40000000), dec!(0.05), dec!(546300)),
+        (dec!(100000000), dec!(0.1), dec!(2546300)),
+        (dec!(120000000), dec!(0.125), dec!(5046300)),
+        (dec!(200000000), dec!(0.15), dec!(8046300)),
+        (dec!(300000000), dec!(0.25), dec!(28046300)),
+        (dec!(500000000), dec!(0.5), dec!(103046300)),
+    ] {
+        let requirement = requirement(&exposure(&perp, cap / dec!(100000), dec!(100000))).unwrap();
+        assert_eq!(requirement.maintenance, cap * mmr - cum, "cap {cap}");
+    }
+    // The last bracket by hand: 500,000,000 x 50% - 103,046,300 = 146,953,700.
+    let top = requirement(&exposure(&perp, dec!(5000), dec!(100000))).unwrap();
+    assert_eq!(top.maintenance, dec!(146953700));
+}
+
+#[test]
+fn hyperliquid_sol_and_eth_second_tiers() {
+    let venue = venue("hyperliquid.toml");
+    // SOL: 500,000 SOL at 200 = 100,000,000 (tier 2, mmr 5%, deduction 70,000,000 x 2.5% = 1,750,000):
+    // MM = 5,000,000 - 1,750,000 = 3,250,000 = 70,000,000 x 2.5% + 30,000,000 x 5%.
+    let sol = venue.instrument("SOL").unwrap();
+    let requirement_sol = requirement(&exposure(&sol, dec!(500000), dec!(200))).unwrap();
+    assert_eq!(requirement_sol.maintenance, dec!(3250000));
+    // ETH: 50,000 ETH at 3,000 = 150,000,000 (tier 2, mmr 1/30, deduction 100,000,000 x (1/30 - 2%)
+    // = 1,333,333.33...): MM = 5,000,000 - 1,333,333.33... = 3,666,666.66... = 100,000,000 x 2%
+    // + 50,000,000 / 30. mmr 1/30 is written to 28 decimals, so MM is exact to the USDC micro-unit
+    // once rounded up: 3,666,666.666667.
+    let eth = venue.instrument("ETH").unwrap();
+    let requirement_eth = requirement(&exposure(&eth, dec!(50000), dec!(3000))).unwrap();
+    assert_eq!(
+        solvent_core::rounding::requirement(requirement_eth.maintenance, 6),
+        dec!(3666666.666667)
+    );
+}
+
+#[test]
+fn hyperliquid_isolated_long_liquidation_price_regression() {
+    // docs/published-examples.md 8 [computed, not published]: isolated long 1 BTC at mark 100,000
+    // with 2,500 USDC margin (40x), mmr 1.25% (tier 1): MM = 1,250;
+    // liq = 100,000 - (2,500 - 1,250) / 1 / (1 - 0.0125) = 100,000 - 1,265.8227848...
+    // = 98,734.1772151..., which the report rounds up for a long (toward the mark, the
+    // conservative side) to its 3 price decimals, as tests/liquidation_prices.rs: 98,734.178.
+    let venue = venue("hyperliquid.toml");
+    let portfolio = Portfolio::from_json(
+        "p.json",
+        r#"{"account":"h","mode":"cross","collateral":{},"positions":[
+            {"instrument":"BTC","size":"1","entry_price":"100000","isolated_margin":"2500","leverage":40}]}"#,
+        &venue,
+    )
+    .unwrap();
+    let market = Market::from_json(
+        "m.json",
+        r#"{"timestamp":"2026-01-06T08:00:00Z","index":{"BTC":"100000","USDC":"1"}}"#,
+    )
+    .unwrap();
+    let report = margin_report(&portfolio, &MarketView::new(&venue, &market).unwrap()).unwrap();
+    let position = &report.positions[0];
+    assert_eq!(position.maintenance_margin.value(), dec!(1250));
+    assert_eq!(position.liquidation_price.unwrap().value(), dec!(98734.178));
 }

@@ -1010,8 +1010,13 @@ mod data {
         assert_eq!(es.tail.len(), 3);
         assert_eq!(scenarios[es.tail[0].scenario].date, date("2022-11-08"));
         assert!(es.loss >= es.var.loss && es.var.loss > 0.0);
+        // BTC-ETH Pearson correlation of the extract's 122 daily log returns; numpy over the
+        // two committed CSVs' `close` columns:
+        //   np.corrcoef(np.diff(np.log(btc)), np.diff(np.log(eth)))[0, 1] -> 0.934659674810183
         let m = correlation_matrix(&history, &["BTC", "ETH"], None).unwrap();
-        assert!(m.get("BTC", "ETH").unwrap() > 0.8);
+        assert_eq!(m.observations, 122);
+        let rho = m.get("BTC", "ETH").unwrap();
+        assert!((rho - 0.934_659_674_810_183).abs() < 1e-12, "{rho}");
     }
 
     fn shared_dir() -> PathBuf {
@@ -1211,14 +1216,23 @@ mod data {
     fn shared_files_correlation_and_filtered_es() {
         let shared = Shared::load();
         let both = shared.history(&["BTC", "ETH"], &["BTC", "ETH"]);
-        // BTC-ETH daily log-return correlation over 2019-2025 (returns dated 2019-01-01 to
-        // 2025-12-31): between 0.6 and 0.95 (a direct computation gives 0.828).
+        // BTC-ETH daily log-return correlation over 2019-2025: closes 2018-12-31 to 2025-12-31,
+        // 2,557 returns. The expected values are numpy's over the shared CSVs' `close` columns,
+        // independently of this crate's parser and of nalgebra:
+        //   x, y = np.diff(np.log(btc)), np.diff(np.log(eth))
+        //   np.corrcoef(x, y)[0, 1]                                  -> 0.8279342139546635
+        //   w = 0.94 ** (n - 1 - np.arange(n))
+        //   (w*x*y).sum() / np.sqrt((w*x*x).sum() * (w*y*y).sum())   -> 0.8620104137745438
+        // (RiskMetrics EWMA: zero means; the factor (1 - l) and the normalisation cancel.)
+        // Both to 1e-12: the two sums differ only in the order of their roundings.
         let years = both.window(date("2018-12-31"), date("2025-12-31")).unwrap();
         let m = correlation_matrix(&years, &["BTC", "ETH"], None).unwrap();
+        assert_eq!(m.observations, 2_557);
         let rho = m.get("BTC", "ETH").unwrap();
-        assert!((0.6..0.95).contains(&rho), "{rho}");
+        assert!((rho - 0.827_934_213_954_663_5).abs() < 1e-12, "{rho}");
         let ewma = correlation_matrix(&years, &["BTC", "ETH"], Some(0.94)).unwrap();
-        assert!((0.0..=1.0).contains(&ewma.get("BTC", "ETH").unwrap()));
+        let rho = ewma.get("BTC", "ETH").unwrap();
+        assert!((rho - 0.862_010_413_774_543_8).abs() < 1e-12, "{rho}");
 
         // Filtered ES 97.5% of long 1 BTC, 1-day and 10-day, as of 2026-01-05.
         let params = FilteredHistoricalParams::default();
