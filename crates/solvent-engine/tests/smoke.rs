@@ -15,7 +15,7 @@ use rust_decimal_macros::dec;
 use solvent_core::venue::Venue;
 use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
-use solvent_engine::effect::{Effect, RejectReason};
+use solvent_engine::effect::{DeficitResolution, Effect, LiquidationReason, RejectReason};
 use solvent_engine::event::parse_line;
 use solvent_engine::ledger::LedgerAccount;
 use solvent_risk::AccountState;
@@ -63,7 +63,7 @@ fn liquidations(effects: &[Effect]) -> Vec<(Decimal, Decimal, Decimal)> {
                 reason,
             } => {
                 assert_eq!((account.as_str(), instrument.as_str()), ("a1", "BTCUSDT"));
-                assert_eq!(reason, "health_below_threshold");
+                assert_eq!(*reason, LiquidationReason::HealthBelowThreshold);
                 Some((size.value(), price.value(), fee.value()))
             }
             _ => None,
@@ -176,8 +176,10 @@ fn smoke_liquidates_partially_then_covers_the_bankrupt_remainder() {
 
     // Seq 9, 49,000: equity = 76.378969 + 0.261 x (49,000 - 50,150) = 76.378969 - 300.15
     // = -223.771031 < 0: bankrupt. The remaining 0.261 closes whole at the mark, without fee,
-    // realising 0.261 x 11,000 = 2,871; the insurance fund covers the deficit 223.771031 and is
-    // left at 67.621031 - 223.771031 = -156.15. The account, flat with a zero balance, is healthy.
+    // realising 0.261 x 11,000 = 2,871. The seller was outside the venue: nobody inside can be
+    // deleveraged. The insurance fund pays what it holds, 67.621031, and no more (it never goes
+    // below zero); the rest, 223.771031 - 67.621031 = 156.15, stays the account's debt, reported
+    // as a deficit beyond the fund. Flat with a negative balance, the account stays bankrupt.
     assert_eq!(
         liquidations(&effects[8]),
         [(dec!(-0.261), dec!(49000), dec!(0))]
@@ -191,17 +193,34 @@ fn smoke_liquidates_partially_then_covers_the_bankrupt_remainder() {
             _ => None,
         })
         .unwrap();
-    assert_eq!(cover, (dec!(-156.15), dec!(-223.771031)));
+    assert_eq!(cover, (dec!(0), dec!(-67.621031)));
+    let beyond = effects[8]
+        .iter()
+        .find_map(|e| match e {
+            Effect::DeficitBeyondFund {
+                deficit,
+                fund,
+                resolution,
+                ..
+            } => Some((deficit.value(), fund.value(), *resolution)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        beyond,
+        (
+            dec!(223.771031),
+            dec!(67.621031),
+            DeficitResolution::AccountDebt
+        )
+    );
     assert_eq!(
         state_changes(&effects[8]),
-        [
-            (AccountState::ReduceOnly, AccountState::Bankrupt),
-            (AccountState::Bankrupt, AccountState::Healthy)
-        ]
+        [(AccountState::ReduceOnly, AccountState::Bankrupt)]
     );
 
-    // Seq 10: nothing left to withdraw. The wallet: 10,000 - 6 (fee) - 10,150.15 (losses:
-    // 9,850 x 0.739 + 2,871) - 67.621031 (liquidation fees) + 223.771031 (cover) = 0.
+    // Seq 10: nothing to withdraw. The wallet: 10,000 - 6 (fee) - 10,150.15 (losses:
+    // 9,850 x 0.739 + 2,871) - 67.621031 (liquidation fees) + 67.621031 (cover) = -156.15.
     assert!(matches!(
         effects[9].as_slice(),
         [Effect::Rejected {
@@ -210,11 +229,11 @@ fn smoke_liquidates_partially_then_covers_the_bankrupt_remainder() {
         }]
     ));
     let wallet = LedgerAccount::Wallet("a1".into());
-    assert_eq!(engine.ledger().balance(&wallet, "USDT"), Decimal::ZERO);
+    assert_eq!(engine.ledger().balance(&wallet, "USDT"), dec!(-156.15));
     assert_eq!(
         engine
             .ledger()
             .balance(&LedgerAccount::InsuranceFund, "USDT"),
-        dec!(-156.15)
+        Decimal::ZERO
     );
 }
