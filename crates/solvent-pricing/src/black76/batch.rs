@@ -7,7 +7,7 @@
 //! 1. The *direct* kernel (`direct.rs`) values every option of the chunk by the textbook
 //!    out-of-the-money difference `min(F, K) N(h + t) - max(F, K) N(h - t)`, in two passes
 //!    (inputs, validation and coordinates; then the density, the two tail ratios and the
-//!    outputs), with four divisions and a square root per option, and marks the options for
+//!    outputs), with three divisions and a square root per option, and marks the options for
 //!    which that difference could lose accuracy: cancellation factor above 80, tail-ratio
 //!    arguments beyond its one rational approximation (`|h| + t > 4 sqrt(2)`), expired
 //!    options. In market-like batches 98% are direct.

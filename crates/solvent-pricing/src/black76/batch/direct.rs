@@ -26,13 +26,15 @@
 //! # Divisions
 //! Division and square root are the slowest vector operations and share one unit, which works
 //! alongside the multipliers. The scalar algorithm needs five divisions per option (`ln`,
-//! `1 / s`, `1 / F` and two `erfcx`); here there are four:
-//! - `ln(F / K)` takes one (its `atanh` argument) and `1 / (F s)` one, which also gives
-//!   `1 / s = F / (F s)` and `1 / F = s / (F s)` at one more rounding each. (Sharing a single
-//!   division between the two costs five multiplications and chains the logarithm behind the
-//!   square root; measured no faster.)
-//! - `Y(-|h + t|)` and `Y(h - t)` take one each. (Sharing one, as `1 / (Q1 Q2)`, costs five
-//!   multiplications, and pass 2 is bound by its multiplications; measured slower.)
+//! `1 / s`, `1 / F` and two `erfcx`); here there are three:
+//! - `ln(F / K)` needs `u = n / d` (its `atanh` argument, `d` in `[2, 4]`) and the greeks
+//!   `1 / (F s)`: both come from one reciprocal `r = 1 / (d F s)`, as `u = n (F s r)` and
+//!   `1 / (F s) = d r`, which also gives `1 / s = F / (F s)` and `1 / F = s / (F s)` at one
+//!   more rounding each. (Measured on an Intel Xeon with AVX-512, where pass 1 waits on the
+//!   division unit: 7% faster than a division each; on AMD Zen 4, whose divisions are faster,
+//!   it was no faster.)
+//! - `Y(-|h + t|)` and `Y(h - t)` take one each. (Sharing one, as `1 / (Q1 Q2)`, costs four
+//!   multiplications, and pass 2 is bound by its multiplications; measured slower on both.)
 //!
 //! # Passes
 //! Pass 1 reads and validates the inputs and computes the coordinates and the routing; pass 2
@@ -56,7 +58,9 @@
 //! of `Y` over `[0, 10]` or `[0, 20]` (a degree more, which costs every option more than the
 //! careful kernel saves); software prefetching of the columns.
 
-use super::super::vector_math::{exp_non_positive, fma, ln_ratio, max, min, normal_tail_ratio};
+use super::super::vector_math::{
+    LN2_HI, LN2_LO, exp_non_positive, fma, ln_mantissa_parts, max, min, normal_tail_ratio,
+};
 use super::super::{INV_SQRT_2PI, OptionType, limits};
 use super::{CHUNK, Chunk, ChunkOut};
 
@@ -139,7 +143,7 @@ fn within(v: f64, low: f64, high: f64) -> bool {
 }
 
 /// Pass 1: `h`, `t`, `1 / (F s)`, `1 / F`, `sqrt(T)`, the option type and the routing; one
-/// square root and two divisions per option. Returns whether every input (forward, strike,
+/// square root and one division per option. Returns whether every input (forward, strike,
 /// time, volatility, discount factor) is in the domain of `Black76::new_checked`.
 #[inline(always)]
 fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> bool {
@@ -165,10 +169,18 @@ fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> bool {
             & within(discount[i], MIN_DISCOUNT_FACTOR, MAX_DISCOUNT_FACTOR);
         let sqrt_t = time[i].sqrt();
         let s = max(volatility[i] * sqrt_t, limits::MIN_TOTAL_VOLATILITY);
-        // ln(F / K) and 1 / (F s) by a division each: the two chains (the logarithm's, and
-        // the square root's) run side by side.
-        let x = ln_ratio(f, strike[i]);
-        let inv_fs = 1.0 / (s * f);
+        // ln(F / K) = e ln 2 + 2 atanh(n / d) and 1 / (F s) from one reciprocal
+        // (module documentation, "Divisions").
+        let parts = ln_mantissa_parts(f, strike[i]);
+        let fs = s * f;
+        let r = 1.0 / (parts.denominator * fs);
+        let inv_fs = parts.denominator * r;
+        let u = parts.numerator * (fs * r);
+        let x = fma(
+            parts.exponent,
+            LN2_HI,
+            fma(parts.exponent, LN2_LO, parts.atanh_series(u)),
+        );
         sqrt_t_out[i] = sqrt_t;
         let t = 0.5 * s;
         t_out[i] = t;
