@@ -57,6 +57,21 @@
 //! pipelining: LLVM runs out of registers and reloads constants); one rational approximation
 //! of `Y` over `[0, 10]` or `[0, 20]` (a degree more, which costs every option more than the
 //! careful kernel saves); software prefetching of the columns.
+//!
+//! On the benchmark machine of `docs/benchmarks.md` (an Intel Xeon with AVX-512, where a
+//! 512-bit division takes about 6 ns and a square root about 7.5 ns per 8 options), the crypto
+//! chain in cache, before pass 1 shared its divisions: pass 1 43%, pass 2 44%, the careful
+//! kernel, the gathering of its options and the scratch set-up 12%. Pass 1 waits on the
+//! division unit (dropping the validation's comparisons changed nothing; sharing its two
+//! divisions gained 7%), pass 2 on the multiplier ports (one division for both tail ratios, at
+//! four more multiplications, lost 5%; Horner for the tail ratios lost 1%). Also measured
+//! there: the x86-64-v3 (AVX2) compilation of the kernels 1.46 times slower than the AVX-512
+//! one (16 registers: constants reloaded from memory), AVX-512 at 256 bits
+//! (`prefer-256-bit`) 1.16 times slower, and passes 1 and 2 fused in one loop 1.5 times
+//! slower. A careful option costs about 12 ns more than a direct one: 0.58 ns per option of
+//! the chain (4.9% careful), 2.2 ns of the flat chain (19.3%). In the chain nearly all of them
+//! (49,312 of 49,314 per million) fail the cancellation bound (daily expiries, `t` from 0.01
+//! to 0.03, `|h|` above `160 t - 1.26`), not the range of `Y`.
 
 use super::super::vector_math::{
     LN2_HI, LN2_LO, exp_non_positive, fma, ln_mantissa_parts, max, min, normal_tail_ratio,
