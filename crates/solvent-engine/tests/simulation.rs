@@ -9,7 +9,7 @@
 //!    equal the engine's ledger after every event (no money moves without an effect);
 //! 3. a `rejected` event changes nothing: the state hash equals the one before the event;
 //! 4. `IM >= MM >= 0` in every `account_updated` effect and in the `solvent_risk` report of every
-//!    account the event could affect;
+//!    account the event could affect (per position too, under standard margin);
 //! 5. no account is left at or below the liquidation threshold (account or isolated health) with
 //!    positions and without a `liquidation` / `liquidation_deferred` effect in the event that
 //!    last changed its figures;
@@ -52,14 +52,14 @@ use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use solvent_core::money::{Amount, Price, Quantity};
-use solvent_core::portfolio::{Balance, Portfolio, Position};
+use solvent_core::portfolio::{Balance, MarginMode, Portfolio, Position};
 use solvent_core::venue::Venue;
 use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
 use solvent_engine::effect::{DeficitResolution, Effect, RejectReason, TransferReason};
 use solvent_engine::event::{
     Deposit, Envelope, Event, Fill, Funding, IndexPrice, MarkPrice, SetIsolatedMargin, SetLeverage,
-    Side, Transfer, Withdraw, parse_line, to_line,
+    SetMarginMode, Side, Transfer, VolSurface, Withdraw, parse_line, to_line,
 };
 use solvent_engine::ledger::LedgerAccount;
 use solvent_risk::account::{Detail, build_report};
@@ -119,6 +119,101 @@ const CONTRACTS: [Contract; 4] = [
 
 fn contract(name: &str) -> Option<&'static Contract> {
     CONTRACTS.iter().find(|c| c.name == name)
+}
+
+/// A listed BTC option of the default venue's series (expiry 27DEC26).
+struct OptionContract {
+    name: &'static str,
+    settlement: &'static str,
+    /// Premium and settlement in coin (Deribit's BTC options) rather than USDC.
+    inverse: bool,
+    strike: f64,
+    call: bool,
+    /// Size step as (mantissa, scale).
+    step: (i64, u32),
+}
+
+const OPTION_EXPIRY: &str = "27DEC26";
+/// 2026-12-25T08:00:00Z, the venue's expiry time of day on that date, in ms.
+const OPTION_EXPIRY_MS: i64 = 1_798_185_600_000;
+
+const OPTIONS: [OptionContract; 4] = [
+    OptionContract {
+        name: "BTC_USDC-27DEC26-65000-C",
+        settlement: "USDC",
+        inverse: false,
+        strike: 65_000.0,
+        call: true,
+        step: (1, 2),
+    },
+    OptionContract {
+        name: "BTC_USDC-27DEC26-55000-P",
+        settlement: "USDC",
+        inverse: false,
+        strike: 55_000.0,
+        call: false,
+        step: (1, 2),
+    },
+    OptionContract {
+        name: "BTC-27DEC26-70000-C",
+        settlement: "BTC",
+        inverse: true,
+        strike: 70_000.0,
+        call: true,
+        step: (1, 1),
+    },
+    OptionContract {
+        name: "BTC-27DEC26-50000-P",
+        settlement: "BTC",
+        inverse: true,
+        strike: 50_000.0,
+        call: false,
+        step: (1, 1),
+    },
+];
+
+fn option_contract(name: &str) -> Option<&'static OptionContract> {
+    OPTIONS.iter().find(|o| o.name == name)
+}
+
+/// The underlying (index into [`UNDERLYINGS`]) of a contract or option the workload trades.
+fn underlying_of(name: &str) -> Option<usize> {
+    contract(name)
+        .map(|c| c.underlying)
+        .or_else(|| option_contract(name).map(|_| 0))
+}
+
+/// Black-76 premium per unit of underlying, undiscounted (the workload's quotes, not a check:
+/// the engine prices options itself).
+fn black76(forward: f64, strike: f64, years: f64, vol: f64, call: bool) -> f64 {
+    let sd = vol * years.max(1e-6).sqrt();
+    let d1 = ((forward / strike).ln() + sd * sd / 2.0) / sd;
+    let d2 = d1 - sd;
+    let n = |x: f64| 0.5 * erfc(-x / std::f64::consts::SQRT_2);
+    if call {
+        forward * n(d1) - strike * n(d2)
+    } else {
+        strike * n(-d2) - forward * n(-d1)
+    }
+}
+
+/// Complementary error function (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7:
+/// ample for quoting premiums).
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
+    if x >= 0.0 { r } else { 2.0 - r }
 }
 
 fn precision(asset: &str) -> u32 {
@@ -519,15 +614,14 @@ fn audit(
     // Accounts whose figures this event could change.
     let mut affected = mentioned;
     match &envelope.event {
-        Event::IndexPrice(IndexPrice { underlying, .. }) => {
+        Event::IndexPrice(IndexPrice { underlying, .. })
+        | Event::VolSurface(VolSurface { underlying, .. }) => {
             affected.extend(exposed(model, underlying));
         }
-        Event::MarkPrice(MarkPrice { instrument, .. }) => {
-            if let Some(c) = contract(instrument) {
-                affected.extend(exposed(model, UNDERLYINGS[c.underlying]));
-            }
-        }
-        Event::Funding(Funding { instrument, .. }) => {
+        // A mark moves only its contract's holders (an option's value also moves with time at
+        // every event, but an event that concerns nothing it holds need not re-examine it).
+        Event::MarkPrice(MarkPrice { instrument, .. })
+        | Event::Funding(Funding { instrument, .. }) => {
             affected.extend(
                 model
                     .positions
@@ -552,7 +646,14 @@ fn audit(
         if mm < Decimal::ZERO || im < mm {
             return Err(format!("invariant 4: {id} has IM {im} and MM {mm}"));
         }
-        for p in &report.positions {
+        // Per position under standard margin; under portfolio margin a position's share of
+        // the requirement is its loss in the worst scenario (Euler attribution), negative for a
+        // hedge, so only the account's figures are bounded.
+        for p in report
+            .positions
+            .iter()
+            .filter(|_| report.mode == MarginMode::Cross)
+        {
             let (pim, pmm) = (p.initial_margin.value(), p.maintenance_margin.value());
             if pmm < Decimal::ZERO || pim < pmm {
                 return Err(format!(
@@ -561,8 +662,11 @@ fn audit(
                 ));
             }
         }
-        // 5. Nobody is left in breach without action.
-        let breach = report.health.is_some_and(|h| h <= threshold)
+        // 5. Nobody is left in breach without action. A cross pool with nothing left to
+        // liquidate (a bankrupt account's debt beside isolated positions) is not a breach
+        // liquidation can act on.
+        let breach = (report.health.is_some_and(|h| h <= threshold)
+            && report.positions.iter().any(|p| !p.isolated))
             || report
                 .positions
                 .iter()
@@ -615,7 +719,7 @@ fn exposed(model: &Model, underlying: &str) -> Vec<String> {
         .iter()
         .filter(|(_, book)| {
             book.keys()
-                .any(|name| contract(name).is_some_and(|c| UNDERLYINGS[c.underlying] == underlying))
+                .any(|name| underlying_of(name).is_some_and(|u| UNDERLYINGS[u] == underlying))
         })
         .map(|(id, _)| id.clone())
         .collect();
@@ -657,6 +761,8 @@ struct Workload {
     accounts: Vec<String>,
     created: usize,
     queue: VecDeque<(Event, Expect)>,
+    /// At-the-money volatility of the BTC smile last quoted.
+    atm_vol: f64,
 }
 
 const START_MS: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
@@ -676,6 +782,7 @@ impl Workload {
             accounts,
             created: 0,
             queue: VecDeque::new(),
+            atm_vol: 0.6,
         };
         for u in 0..2 {
             for s in 0..workload.sources[u] {
@@ -683,6 +790,8 @@ impl Workload {
                 workload.queue.push_back((event, Expect::Accept));
             }
         }
+        let smile = workload.smile_event();
+        workload.queue.push_back((smile, Expect::Accept));
         for i in 0..workload.accounts.len() {
             let account = workload.accounts[i].clone();
             for (asset, scale) in ASSETS {
@@ -759,15 +868,18 @@ impl Workload {
             self.ts_ms += self.rng.random_range(61_000..300_000);
         }
         let (event, expect) = match self.rng.random_range(0..1000) {
-            0..250 => self.price_move(),
-            250..350 => (self.mark_event(), Expect::Accept),
-            350..650 => self.fill(model),
+            0..240 => self.price_move(),
+            240..340 => (self.mark_event(), Expect::Accept),
+            340..600 => self.fill(model),
+            600..650 => self.option_fill(model),
             650..720 => self.deposit(),
             720..790 => self.withdraw(model),
             790..840 => self.transfer(model),
             840..870 => self.funding(),
-            870..910 => self.leverage(model),
-            910..960 => self.isolated(model),
+            870..900 => self.leverage(model),
+            900..945 => self.isolated(model),
+            945..958 => (self.smile_event(), Expect::Accept),
+            958..960 => self.margin_mode(model),
             960..975 => self.source_change(),
             975..980 => self.crash(),
             _ => self.close(model),
@@ -1111,7 +1223,10 @@ impl Workload {
         let (account, book) = holders[self.rng.random_range(0..holders.len())];
         let books: Vec<(&String, &Decimal)> = book.iter().collect();
         let (name, held) = books[self.rng.random_range(0..books.len())];
-        let c = contract(name).unwrap();
+        let Some(c) = contract(name) else {
+            // An option: closed through its own quoting.
+            return self.option_fill(model);
+        };
         let fraction = if self.rng.random_bool(0.5) {
             Decimal::ONE
         } else {
@@ -1139,6 +1254,100 @@ impl Workload {
         let account = account.clone();
         let fill = self.fill_event(&account, c, c.name, side, size, price, &counterparty);
         (Event::Fill(fill), expect)
+    }
+
+    /// A re-quote of the BTC smile: the at-the-money volatility wanders (30%-150%), with a
+    /// skew and a smile around it.
+    fn smile_event(&mut self) -> Event {
+        self.atm_vol = (self.atm_vol * (1.0 + 0.1 * self.normal())).clamp(0.3, 1.5);
+        let atm = self.atm_vol;
+        let strikes = vec![30_000.0, 45_000.0, 60_000.0, 75_000.0, 90_000.0];
+        let vols = [0.2, 0.07, 0.0, 0.05, 0.12]
+            .iter()
+            .map(|wing| ((atm + wing) * 10_000.0).round() / 10_000.0)
+            .collect();
+        Event::VolSurface(VolSurface {
+            underlying: "BTC".to_owned(),
+            expiry: OPTION_EXPIRY.to_owned(),
+            strikes,
+            vols,
+        })
+    }
+
+    /// A fill of one of the listed BTC options near its value on the last smile.
+    fn option_fill(&mut self, model: &Model) -> (Event, Expect) {
+        let account = self.account();
+        let o = &OPTIONS[self.rng.random_range(0..OPTIONS.len())];
+        let forward = self.price[0];
+        let years = (OPTION_EXPIRY_MS - self.ts_ms) as f64 / (365.0 * 86_400_000.0);
+        let usd =
+            black76(forward, o.strike, years, self.atm_vol, o.call) * (1.0 + 0.02 * self.normal());
+        let (premium, fee_scale) = if o.inverse {
+            (dec(usd / forward, 4), 8)
+        } else {
+            (dec(usd, 2), 6)
+        };
+        let premium = premium.max(Decimal::new(1, 4));
+        let (mantissa, scale) = o.step;
+        let step = Decimal::new(mantissa, scale);
+        let units = self.rng.random_range(1..40);
+        let size = step * Decimal::from(units);
+        let side = if self.rng.random_bool(0.5) {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
+        let counterparty = if self.rng.random_bool(0.3) {
+            self.account()
+        } else {
+            "external".to_owned()
+        };
+        let expect = if !model.accounts.contains(&account) {
+            Expect::Reject(RejectReason::UnknownAccount)
+        } else if counterparty == account {
+            Expect::Reject(RejectReason::AccountsMustBeDifferent)
+        } else {
+            Expect::Either
+        };
+        // Deribit's option fee: 0.03% of the underlying per contract, at most 12.5% of the
+        // premium (here in the settlement coin).
+        let per_unit = if o.inverse { 0.0003 } else { 0.0003 * forward };
+        let fee = dec(
+            (per_unit * to_f64(size)).min(0.125 * to_f64(premium * size)),
+            fee_scale,
+        );
+        let _ = o.settlement;
+        (
+            Event::Fill(Fill {
+                account,
+                instrument: o.name.to_owned(),
+                side,
+                size: Quantity(size),
+                price: Price(premium),
+                fee: Amount(fee),
+                counterparty,
+            }),
+            expect,
+        )
+    }
+
+    /// An account switches between cross and portfolio margin.
+    fn margin_mode(&mut self, model: &Model) -> (Event, Expect) {
+        let account = self.account();
+        let mode = if self.rng.random_bool(0.5) {
+            MarginMode::Portfolio
+        } else {
+            MarginMode::Cross
+        };
+        let expect = if model.accounts.contains(&account) {
+            Expect::Either
+        } else {
+            Expect::Reject(RejectReason::UnknownAccount)
+        };
+        (
+            Event::SetMarginMode(SetMarginMode { account, mode }),
+            expect,
+        )
     }
 
     fn funding(&mut self) -> (Event, Expect) {

@@ -83,9 +83,21 @@ impl Engine {
             let choice = report
                 .positions
                 .iter()
-                .filter(|p| !p.isolated && !p.value.is_zero())
+                .filter(|p| !p.isolated && !p.size.value().is_zero())
                 .max_by(|a, b| {
+                    // A position worth nothing that still requires margin (a short option far
+                    // out of the money) frees margin at no cost: first. One worth nothing that
+                    // requires nothing (a long option far out of the money) frees nothing, but
+                    // while it is held the pool's loans cannot be repaid from its collateral
+                    // (`cover_deficit`): last.
                     let rate = |p: &solvent_risk::report::PositionReport| {
+                        if p.value.is_zero() {
+                            return if p.maintenance_margin.value() > Decimal::ZERO {
+                                f64::INFINITY
+                            } else {
+                                f64::NEG_INFINITY
+                            };
+                        }
                         (p.maintenance_margin.value() / p.value.value().abs())
                             .to_f64()
                             .unwrap_or(0.0)

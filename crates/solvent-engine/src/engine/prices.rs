@@ -289,8 +289,24 @@ impl Engine {
             .map_err(|error| reject(RejectReason::InvalidInput, error.to_string()))?;
         MarketView::new(&self.venue, &market).map_err(risk_rejection)?;
         self.market = market;
+        // Volatility moves option values and the option legs of a scenario grid, nothing else:
+        // only holders of options on the underlying (any expiry: the surface interpolates
+        // between them) are examined, not every holder of the underlying.
+        let option_holders: Vec<u32> = self
+            .instrument_holders
+            .iter()
+            .filter(|(name, _)| {
+                self.venue.instrument(name).is_ok_and(|instrument| {
+                    matches!(instrument.terms, Terms::Option { .. })
+                        && instrument.underlying == underlying
+                })
+            })
+            .flat_map(|(_, holders)| holders.iter().copied())
+            .collect();
         let mut effects = Vec::new();
-        self.revalue_holders(Source::Index(underlying), &mut effects);
+        for id in self.ids_of(option_holders.iter()) {
+            self.evaluate(&id, Figures::Unreported, &mut effects);
+        }
         Ok(effects)
     }
 
