@@ -1,11 +1,17 @@
-//! Price tick to liquidation effect (DESIGN.md 12: "1 million accounts: p99 < 1 ms").
+//! Price tick to liquidation effect (DESIGN.md 12: "price event to each liquidation effect, 1
+//! million accounts: p99 < 10 ms (index update p99 < 1 ms)").
 //!
-//! Builds a population through ordinary events (USDT deposits, some BTC collateral, a few
-//! `set_leverage`, fills on BTCUSDT / ETHUSDT against `external`), then applies index updates of
-//! small random moves with an occasional larger one, and records each update's processing time
-//! (`Engine::apply` alone; building the event is not timed) in an HDR histogram.
+//! Builds a population through ordinary events (`benches/support`: today's linear-only one by
+//! default, or the mixed one of `support/mixed.rs` with options, portfolio-mode, inverse and
+//! isolated accounts), then applies index updates of small random moves with an occasional
+//! larger one, and records each update's processing time (`Engine::apply` alone; building the
+//! event is not timed) in HDR histograms: all updates, small and large moves, and apart the
+//! updates that produced liquidation effects (`liquidation`, `adl`, `deficit_beyond_fund`). The
+//! engine is synchronous, so a liquidation effect is out when the update that caused it returns:
+//! the latency from the price event to each liquidation effect is that update's time, and a
+//! histogram weighted by liquidation effects gives it per effect.
 //!
-//! Most accounts run 1.5-12x, far from any threshold; a small share (`--hot`, default 0.1%) run
+//! Most accounts run 1.5-12x, far from any threshold; a small share (`hot`, default 0.1%) run
 //! at 60-90x (BTC) or 30-45x (ETH), health about 2.2-3.3, a fraction of a percent from the
 //! margin-call threshold 1.5: those are what a small move can take out of their safe band.
 //!
@@ -17,9 +23,12 @@
 //! updates as index updates are timed the same way (the contract is banded on its mark then).
 //!
 //! Usage: `tick_latency [accounts (1000000)] [index updates (4000)] [hot share (0.001)]
-//! [large move min % (0.5)] [large move max % (1.0)]`. Every 250th update is a large move. Moves
-//! above the gap between a hot account's liquidation and bankruptcy prices (about 0.6% at 90x)
-//! bankrupt accounts and start auto-deleveraging, whose cost grows with the population.
+//! [large move min % (0.5)] [large move max % (1.0)] [population: linear | mixed |
+//! l,i,o,p,s shares (linear)] [a large move every N updates (250)]`. Moves above the gap
+//! between a hot account's liquidation and bankruptcy prices (about 0.6% at 90x) bankrupt
+//! accounts and start auto-deleveraging, whose cost grows with the population. A mixed
+//! population of 1 million accounts costs seconds per index update (its option, portfolio and
+//! inverse accounts are examined at every update of what they hold): give it tens of updates.
 //! Run it through `bench/engine.sh`, which builds in release and pins it to one core.
 
 use std::collections::BTreeSet;
@@ -30,12 +39,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
 use solvent_core::money::Price;
-use solvent_core::venue::Venue;
-use solvent_engine::Engine;
-use solvent_engine::config::EngineConfig;
 use solvent_engine::effect::Effect;
 use solvent_engine::event::{Event, IndexPrice, MarkPrice};
-use support::{Stream, normal, open_account};
+use support::mixed::{Shares, build};
+use support::normal;
 
 #[path = "../benches/support/mod.rs"]
 mod support;
@@ -114,60 +121,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let hot_share: f64 = args.next().map_or(Ok(0.001), |a| a.parse())?;
     let large_min_pct: f64 = args.next().map_or(Ok(0.5), |a| a.parse())?;
     let large_max_pct: f64 = args.next().map_or(Ok(1.0), |a| a.parse())?;
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
-    let venue = Venue::from_toml(path, &std::fs::read_to_string(path)?)?;
-    let mut engine = Engine::new(venue, EngineConfig::default());
-    let mut rng = ChaCha8Rng::seed_from_u64(20_260_101);
-    let mut stream = Stream::new();
+    let population: String = args.next().unwrap_or_else(|| "linear".to_owned());
+    let large_every: usize = args.next().map_or(Ok(250), |a| a.parse())?;
+    let shares = Shares::parse(&population)?;
+    let seed = 20_260_101;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed + 2);
     let mut prices = [
         (String::from("BTC"), BTC_START_CENTS),
         (String::from("ETH"), ETH_START_CENTS),
     ];
-    for (underlying, price) in &prices {
-        engine.apply(&stream.next(Event::IndexPrice(IndexPrice {
-            underlying: underlying.clone(),
-            price: Price(Decimal::new(*price, 2)),
-            source: None,
-        })));
-    }
 
     // ---- setup: ordinary events, applied one by one ---------------------------------------------
-    let mut setup_events = 0usize;
-    let mut setup_rejections = 0usize;
-    let mut apply_time = Duration::ZERO;
     let setup_start = Instant::now();
-    let mut events = Vec::new();
-    for i in 0..accounts {
-        events.clear();
-        open_account(i, hot_share, &mut rng, &mut events);
-        for event in events.drain(..) {
-            let envelope = stream.next(event);
-            let start = Instant::now();
-            let effects = engine.apply(&envelope);
-            apply_time += start.elapsed();
-            setup_events += 1;
-            setup_rejections += effects
-                .iter()
-                .filter(|e| matches!(e, Effect::Rejected { .. }))
-                .count();
-        }
-        if (i + 1) % 100_000 == 0 {
-            eprintln!(
-                "  setup: {} accounts, {:.1} s",
-                i + 1,
-                setup_start.elapsed().as_secs_f64()
-            );
-        }
-    }
+    let built = build(accounts, shares, hot_share, seed);
+    let (mut engine, mut stream) = (built.engine, built.stream);
     let setup = setup_start.elapsed();
     let (peak_setup, rss_setup) = memory_mib();
-    println!("accounts               {accounts} (hot share {hot_share}, seed 20260101)");
     println!(
-        "setup                  {:.1} s wall, {:.1} s in Engine::apply for {setup_events} events \
-         ({:.1} us/event, {setup_rejections} rejected)",
+        "accounts               {accounts} ({}, hot share {hot_share}, seed {seed})",
+        shares.describe()
+    );
+    println!(
+        "setup                  {:.1} s wall, {:.1} s in Engine::apply for {} events \
+         ({:.1} us/event, rejected {:?})",
         setup.as_secs_f64(),
-        apply_time.as_secs_f64(),
-        micros(apply_time) / setup_events as f64
+        built.setup_apply.as_secs_f64(),
+        built.setup_events,
+        micros(built.setup_apply) / built.setup_events.max(1) as f64,
+        built.setup_rejected
     );
     println!(
         "memory after setup     VmRSS {rss_setup:.0} MiB, VmHWM {peak_setup:.0} MiB ({:.2} KiB/account)",
@@ -179,12 +160,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut all = Histogram::<u64>::new_with_bounds(1, bound_ns, 3)?;
     let mut small = Histogram::<u64>::new_with_bounds(1, bound_ns, 3)?;
     let mut large = Histogram::<u64>::new_with_bounds(1, bound_ns, 3)?;
+    // Updates that produced liquidation effects, those that did not, and the latency of each
+    // liquidation effect (its update's time, once per effect).
+    let mut liquidating = Histogram::<u64>::new_with_bounds(1, bound_ns, 3)?;
+    let mut quiet = Histogram::<u64>::new_with_bounds(1, bound_ns, 3)?;
+    let mut per_effect = Histogram::<u64>::new_with_bounds(1, bound_ns, 3)?;
+    let mut liquidating_updates = Vec::new();
     let mut records = Vec::with_capacity(ticks);
     let mut totals = [0usize; 4];
     for tick in 0..ticks {
         stream.ts_ms += 100;
         let which = rng.random_range(0..2);
-        let is_large = tick % 250 == 249;
+        let is_large = large_every > 0 && tick % large_every == large_every - 1;
         let change = if is_large {
             let size =
                 (large_min_pct + (large_max_pct - large_min_pct) * rng.random::<f64>()) / 100.0;
@@ -208,6 +195,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             large.record(ns)?
         } else {
             small.record(ns)?
+        }
+        let liquidation_effects = effects
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Effect::Liquidation { .. }
+                        | Effect::Adl { .. }
+                        | Effect::DeficitBeyondFund { .. }
+                )
+            })
+            .count();
+        if liquidation_effects > 0 {
+            liquidating.record(ns)?;
+            per_effect.record_n(ns, liquidation_effects as u64)?;
+            liquidating_updates.push((tick, change, elapsed, liquidation_effects));
+        } else {
+            quiet.record(ns)?;
         }
         let mut named = BTreeSet::new();
         let counts = effect_accounts(&effects, &mut named);
@@ -258,12 +263,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!();
     println!(
-        "index updates          {ticks}: small moves N(0, 0.02%), every 250th a \
+        "index updates          {ticks}: small moves N(0, 0.02%), every {large_every}th a \
          {large_min_pct}-{large_max_pct}% move; timed Engine::apply only"
     );
     print_histogram("all updates", &all);
     print_histogram("small moves", &small);
     print_histogram("large moves", &large);
+    print_histogram("without liquidation", &quiet);
+    print_histogram("with liquidation", &liquidating);
+    print_histogram("per liquidation effect", &per_effect);
+    println!(
+        "updates with liquidation effects (liquidation, adl, deficit_beyond_fund), one by one:"
+    );
+    for (tick, change, elapsed, count) in &liquidating_updates {
+        println!(
+            "  update {tick:>5} {:+.3}%  {:>10.1} us  liquidation effects {count:>5}",
+            change * 100.0,
+            micros(*elapsed)
+        );
+    }
     println!(
         "effects of the updates state changes {}, margin calls {}, liquidation steps {}, rejections {}",
         totals[0], totals[1], totals[2], totals[3]

@@ -1,10 +1,13 @@
 //! The population and event streams the engine's benchmarks share (`benches/engine.rs` and
 //! `examples/tick_latency.rs`, which includes this file by path): accounts opened through
 //! ordinary events (USDT deposits, some BTC collateral, fills on BTCUSDT / ETHUSDT against
-//! `external`), most at 1.5-12x, a small "hot" share at 60-90% of the maximum leverage.
+//! `external`), most at 1.5-12x, a small "hot" share at 60-90% of the maximum leverage; and, in
+//! [`mixed`], the mixed population (options, portfolio mode, inverse, isolated) built on it.
 
 // Each benchmark uses a part of it.
 #![allow(dead_code, reason = "shared by two benchmarks, each using a part")]
+
+pub mod mixed;
 
 use jiff::Timestamp;
 use rand::Rng;

@@ -1,0 +1,170 @@
+//! How two engine events scale with the holders of a contract, on the product path
+//! (`Engine::apply`), for the engine's authors:
+//!
+//! 1. the first `mark_price` of a contract: its holders were valued at the index until then, so
+//!    every one is re-valued (and banded on the mark from then on);
+//! 2. an auto-deleveraging in a crowded contract: one account long ETHUSDT at 45x is bankrupt
+//!    after a 3% fall of the ETH index, with an empty insurance fund, against N opposite (short)
+//!    holders, every one in profit: the engine ranks them all (profit x leverage, a margin
+//!    report each) and takes the position from the first.
+//!
+//! For each population size (default 10,000, 100,000 and 1,000,000 holders) it opens the
+//! holders through ordinary events (a USDT deposit of 1,000-50,000, a short BTCUSDT and a short
+//! ETHUSDT each at 2-5x against `external`), times an ordinary index update as the floor, the
+//! first BTCUSDT mark, one later BTCUSDT mark, and the index update that deleverages, and prints
+//! each time with its cost per holder. Building the events is not timed.
+//!
+//! Usage: `engine_scaling [holders,holders,... (10000,100000,1000000)]`. Memory: about 3 GiB at
+//! 1,000,000 holders. Run it through `bench/engine.sh` (release, pinned to one core).
+
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rust_decimal::Decimal;
+use solvent_core::money::{Amount, Price};
+use solvent_core::venue::Venue;
+use solvent_engine::Engine;
+use solvent_engine::config::EngineConfig;
+use solvent_engine::effect::Effect;
+use solvent_engine::event::{Deposit, Event, IndexPrice, MarkPrice, SetLeverage};
+use solvent_engine::ledger::EXTERNAL;
+use support::{LEGS, Stream, account_id, cents, fill, index};
+
+#[path = "../benches/support/mod.rs"]
+mod support;
+
+/// The bankrupt account.
+const WHALE: &str = "whale";
+
+fn apply_timed(engine: &mut Engine, stream: &mut Stream, event: Event) -> (Duration, Vec<Effect>) {
+    stream.ts_ms += 100;
+    let envelope = stream.next(event);
+    let start = Instant::now();
+    let effects = engine.apply(&envelope);
+    (start.elapsed(), effects)
+}
+
+fn count(effects: &[Effect], pick: fn(&Effect) -> bool) -> usize {
+    effects.iter().filter(|e| pick(e)).count()
+}
+
+fn run(holders: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
+    let venue = Venue::from_toml(path, &std::fs::read_to_string(path)?)?;
+    let mut engine = Engine::new(venue, EngineConfig::default());
+    let mut stream = Stream::new();
+    for leg in &LEGS {
+        engine.apply(&stream.next(index(leg, leg.price)));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(holders as u64);
+    let setup = Instant::now();
+    let mut rejected = 0;
+    for i in 0..holders {
+        let id = account_id(i);
+        let collateral = (1_000f64.ln() + rng.random::<f64>() * (50f64.ln())).exp();
+        let mut events = vec![Event::Deposit(Deposit {
+            account: id.clone(),
+            asset: "USDT".to_owned(),
+            amount: Amount(cents(collateral)),
+        })];
+        for leg in &LEGS {
+            let leverage = 2.0 + 3.0 * rng.random::<f64>();
+            let units = (collateral * leverage / 2.0 / leg.price * 10f64.powi(leg.scale as i32))
+                .floor() as i64;
+            if units > 0 {
+                events.push(fill(&id, EXTERNAL, leg, false, units));
+            }
+        }
+        for event in events {
+            rejected += count(&engine.apply(&stream.next(event)), |e| {
+                matches!(e, Effect::Rejected { .. })
+            });
+        }
+    }
+    // The whale: 10,000 USDT, 150 ETH long at 3,000 (450,000 notional, 45x).
+    let eth = &LEGS[1];
+    for event in [
+        Event::Deposit(Deposit {
+            account: WHALE.to_owned(),
+            asset: "USDT".to_owned(),
+            amount: Amount(Decimal::from(10_000)),
+        }),
+        Event::SetLeverage(SetLeverage {
+            account: WHALE.to_owned(),
+            instrument: eth.instrument.to_owned(),
+            leverage: Decimal::from(eth.max_leverage),
+        }),
+        fill(WHALE, EXTERNAL, eth, true, 15_000),
+    ] {
+        rejected += count(&engine.apply(&stream.next(event)), |e| {
+            matches!(e, Effect::Rejected { .. })
+        });
+    }
+    println!(
+        "holders {holders}: opened in {:.1} s ({rejected} events rejected)",
+        setup.elapsed().as_secs_f64()
+    );
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / holders as f64;
+    // Floor: an ordinary BTC index update (nobody leaves a band).
+    let (floor, _) = apply_timed(
+        &mut engine,
+        &mut stream,
+        Event::IndexPrice(IndexPrice {
+            underlying: "BTC".to_owned(),
+            price: Price(cents(60_006.0)),
+            source: None,
+        }),
+    );
+    println!(
+        "  ordinary index update       {:>12.1} us",
+        floor.as_secs_f64() * 1e6
+    );
+    let mark = |price: f64| {
+        Event::MarkPrice(MarkPrice {
+            instrument: "BTCUSDT".to_owned(),
+            price: Price(cents(price)),
+        })
+    };
+    let (first, effects) = apply_timed(&mut engine, &mut stream, mark(60_006.0));
+    println!(
+        "  first mark_price BTCUSDT    {:>12.1} us  {:>6.2} us/holder  ({} effects)",
+        first.as_secs_f64() * 1e6,
+        per(first),
+        effects.len()
+    );
+    let (later, _) = apply_timed(&mut engine, &mut stream, mark(60_012.0));
+    println!(
+        "  later mark_price BTCUSDT    {:>12.1} us",
+        later.as_secs_f64() * 1e6
+    );
+    // ETH falls 3%: the whale is bankrupt; the fund is empty; N shorts are in profit.
+    let (adl, effects) = apply_timed(&mut engine, &mut stream, index(eth, eth.price * 0.97));
+    let adls = count(&effects, |e| matches!(e, Effect::Adl { .. }));
+    let deficits = count(&effects, |e| matches!(e, Effect::DeficitBeyondFund { .. }));
+    let liquidations = count(&effects, |e| matches!(e, Effect::Liquidation { .. }));
+    println!(
+        "  index update with ADL       {:>12.1} us  {:>6.2} us/holder  ({adls} adl, \
+         {deficits} deficit_beyond_fund, {liquidations} liquidation, {} effects)",
+        adl.as_secs_f64() * 1e6,
+        per(adl),
+        effects.len()
+    );
+    if adls == 0 {
+        println!("  (no ADL happened: the figure above is not an ADL's cost)");
+    }
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let sizes: Vec<usize> = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "10000,100000,1000000".to_owned())
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    for holders in sizes {
+        run(holders)?;
+    }
+    Ok(())
+}
