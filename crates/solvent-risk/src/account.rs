@@ -294,14 +294,12 @@ fn portfolio_liquidation_prices(
         if position.isolated_margin.is_some() || underlyings.iter().any(|(u, _)| *u == underlying) {
             continue;
         }
-        let names = [underlying.to_owned()];
-        let down = crate::stress::search_move_from(portfolio, &shock_base, &names, -1.0, 1.0)?;
-        let up = crate::stress::search_move_from(portfolio, &shock_base, &names, 1.0, 10.0)?;
-        let nearest = match (down, up) {
-            (Some(d), Some(u)) => Some(if d.abs() <= u { d } else { u }),
-            (Some(d), None) => Some(d),
-            (None, up) => up,
-        };
+        let nearest = crate::stress::nearest_move(
+            portfolio,
+            &shock_base,
+            view.venue().portfolio_margin.as_ref(),
+            underlying,
+        )?;
         underlyings.push((underlying, nearest));
     }
     let moved_markets = underlyings

@@ -188,6 +188,26 @@ pub struct UnderlyingBook {
     packed: PackedRows,
 }
 
+/// What the charges of one underlying read of its book besides the account's sums: its
+/// parameters, scenarios and index price (borrowed from an [`UnderlyingBook`], or the moved
+/// price of a liquidation-move search).
+#[derive(Clone, Copy, Debug)]
+struct Scan<'a> {
+    params: &'a UnderlyingParams,
+    scenarios: &'a [Scenario],
+    price_usd: f64,
+}
+
+impl UnderlyingBook {
+    fn scan(&self) -> Scan<'_> {
+        Scan {
+            params: &self.params,
+            scenarios: &self.scenarios,
+            price_usd: self.price_usd,
+        }
+    }
+}
+
 /// Lanes of a packed row: four `f64`, one AVX2 register. Narrow lanes pad less (35 scenarios
 /// take 9 lanes, 36 values, rather than 40), and an account's sums are kept in registers a whole
 /// row at a time (see [`sum_rows`]), so wider lanes would buy no more independent sums.
@@ -507,18 +527,7 @@ impl PendingOptions {
             self.columns =
                 OwnedColumns::with_capacity(self.expected_options.max(1) * (moves.len() + 1));
         }
-        let columns = &mut self.columns;
-        let rows = std::iter::once((0.0, None)).chain(moves.iter().copied());
-        for (price_move, shocked) in rows {
-            columns.forward.push(model.forward() * (1.0 + price_move));
-            columns
-                .volatility
-                .push(shocked.unwrap_or_else(|| model.volatility()));
-            columns.strike.push(model.strike());
-            columns.time.push(model.time_to_expiry_years());
-            columns.discount.push(model.discount_factor());
-            columns.kind.push(kind);
-        }
+        push_option_rows(&mut self.columns, model, kind, moves);
         self.slots.push((
             instrument.underlying.clone(),
             instrument.name.clone(),
@@ -567,6 +576,27 @@ impl PendingOptions {
             }
         }
         Ok(())
+    }
+}
+
+/// Appends an option's batch rows: the unshocked option first (so a scenario that changes
+/// nothing has exactly zero P&L), then one per `(price move, shocked volatility)`.
+fn push_option_rows(
+    columns: &mut OwnedColumns,
+    model: &Black76,
+    kind: solvent_pricing::black76::OptionType,
+    moves: &[(f64, Option<f64>)],
+) {
+    let rows = std::iter::once((0.0, None)).chain(moves.iter().copied());
+    for (price_move, shocked) in rows {
+        columns.forward.push(model.forward() * (1.0 + price_move));
+        columns
+            .volatility
+            .push(shocked.unwrap_or_else(|| model.volatility()));
+        columns.strike.push(model.strike());
+        columns.time.push(model.time_to_expiry_years());
+        columns.discount.push(model.discount_factor());
+        columns.kind.push(kind);
     }
 }
 
@@ -978,12 +1008,12 @@ struct Worst {
 impl Worst {
     /// The lowest weighted scenario P&L of underlying `u`, in the report currency, from its
     /// USD P&L per scenario (the first of equal ones).
-    fn of(pnl_usd: &[f64], book_u: &UnderlyingBook, currency: &ReportCurrency, u: usize) -> Self {
+    fn of(pnl_usd: &[f64], scenarios: &[Scenario], currency: &ReportCurrency, u: usize) -> Self {
         let mut worst = Self {
             index: 0,
             pnl: f64::INFINITY,
         };
-        for (index, (value, scenario)) in pnl_usd.iter().zip(&book_u.scenarios).enumerate() {
+        for (index, (value, scenario)) in pnl_usd.iter().zip(scenarios).enumerate() {
             let weighted = currency.convert(u, *value, scenario.price_move) * scenario.weight;
             if weighted < worst.pnl {
                 worst = Self {
@@ -1005,6 +1035,22 @@ fn charges(
     currency: &ReportCurrency,
     pnl: &mut Vec<f64>,
 ) -> Result<Option<Charges>, RiskError> {
+    let Some(sums) = scenario_totals(book_u, u, exposures, pnl)? else {
+        return Ok(None);
+    };
+    let worst = Worst::of(pnl, &book_u.scenarios, currency, u);
+    let to_report = |usd: f64| currency.convert(u, usd, 0.0);
+    settle(book_u.scan(), u, to_report, worst, &sums).map(Some)
+}
+
+/// The account's USD P&L in each scenario of underlying `u` (into `pnl`) and its delta sums,
+/// every exposure on `u` added in the account's order; `None` when it holds nothing on `u`.
+fn scenario_totals(
+    book_u: &UnderlyingBook,
+    u: usize,
+    exposures: &[Exposure],
+    pnl: &mut Vec<f64>,
+) -> Result<Option<DeltaSums>, RiskError> {
     pnl.clear();
     pnl.resize(book_u.scenarios.len(), 0.0);
     let mut held = false;
@@ -1026,12 +1072,7 @@ fn charges(
             risk.is_option,
         );
     }
-    if !held {
-        return Ok(None);
-    }
-    let worst = Worst::of(pnl, book_u, currency, u);
-    let to_report = |usd: f64| currency.convert(u, usd, 0.0);
-    settle(book_u, u, to_report, worst, &sums).map(Some)
+    Ok(held.then_some(sums))
 }
 
 /// The scan and charges of underlying `u` for one group of a prepared account (the lean path):
@@ -1118,9 +1159,9 @@ fn push_charges(
     let charges = if currency.priced_by == Some(u) {
         // Coin-margined in this underlying: the account's equity moves with the price; the
         // full path's conversion, scenario by scenario.
-        let worst = Worst::of(totals.as_flattened(), book_u, currency, u);
+        let worst = Worst::of(totals.as_flattened(), &book_u.scenarios, currency, u);
         settle(
-            book_u,
+            book_u.scan(),
             u,
             |usd: f64| currency.convert(u, usd, 0.0),
             worst,
@@ -1129,7 +1170,7 @@ fn push_charges(
     } else {
         let inverse = 1.0 / currency.price_usd;
         let worst = lowest(totals, &book_u.packed.weight, inverse);
-        settle(book_u, u, |usd: f64| usd * inverse, worst, sums)?
+        settle(book_u.scan(), u, |usd: f64| usd * inverse, worst, sums)?
     };
     out.push(LeanCharges::of(charges));
     Ok(())
@@ -1301,13 +1342,13 @@ fn lowest(lanes: &[Lane], weight: &[Lane], inverse: f64) -> Worst {
 /// `to_report` converts a USD amount at today's prices into the report currency.
 #[inline]
 fn settle(
-    book_u: &UnderlyingBook,
+    scan: Scan<'_>,
     u: usize,
     to_report: impl Fn(f64) -> f64,
     worst: Worst,
     sums: &DeltaSums,
 ) -> Result<Charges, RiskError> {
-    let params = &book_u.params;
+    let params = scan.params;
     let DeltaSums {
         net_delta,
         long_delta,
@@ -1319,9 +1360,9 @@ fn settle(
         index: worst,
         pnl: worst_pnl,
     } = worst;
-    let worst_scenario = book_u.scenarios.get(worst).ok_or_else(outside)?;
+    let worst_scenario = scan.scenarios.get(worst).ok_or_else(outside)?;
     let scan_risk = (-worst_pnl).max(0.0);
-    let price = book_u.price_usd;
+    let price = scan.price_usd;
     let hedged_delta = long_delta.min(short_delta);
     let min_delta_charge = to_report(
         (params.min_delta_rate * net_delta.abs() + params.hedged_delta_rate * hedged_delta) * price,
@@ -1873,6 +1914,358 @@ pub fn exposures(portfolio: &Portfolio, book: &ScenarioBook) -> Result<Vec<Expos
         }
     }
     Ok(result)
+}
+
+/// How one instrument of the moved underlying's book is revalued at a step of a
+/// liquidation-move search (as [`ScenarioBook::new`] revalues it in the moved market).
+enum MovedRow {
+    /// A spot balance (`spot:ASSET`): `S x move`.
+    Spot,
+    /// A perpetual or future: `per unit x move`, per unit its moved mark (linear) or the moved
+    /// index (inverse, see `revaluation`); `years` to the roll shock's horizon.
+    Linear { inverse: bool, years: f64 },
+    /// An option.
+    Option(MovedOption),
+}
+
+/// What an option's revaluation keeps across moves of its underlying: everything but the
+/// forward and the volatility its moved mark implies.
+struct MovedOption {
+    kind: solvent_pricing::black76::OptionType,
+    inverse: bool,
+    strike: f64,
+    time: f64,
+    /// `exp(r T)`: the forward is the index carried at the market rate.
+    carry: f64,
+    discount: f64,
+    /// The term-structure factor of the volatility shocks.
+    scale: f64,
+    /// The surface's volatility when the market gives no mark (a price move leaves it as it
+    /// is); `None` when the volatility is implied by the moved mark.
+    surface_volatility: Option<f64>,
+}
+
+/// An account's portfolio margin as one underlying moves alone, for the liquidation-move
+/// search: the moved underlying's instruments are revalued at each step (the same operations,
+/// in the same order, as a [`ScenarioBook`] built on the moved market), while every other
+/// underlying's scenario P&L and delta sums, which the move does not change, are summed once.
+/// Only their conversion into the report currency, which the move may change, is redone. The
+/// figures are [`portfolio_risk`]'s bit for bit; historical expected shortfall is not
+/// computed here (the search then takes the full path).
+pub struct MovedBook {
+    book: ScenarioBook,
+    /// The moved underlying's index in the book.
+    moved: usize,
+    /// Its instruments' names, in the book's order.
+    names: Vec<String>,
+    rows: Vec<MovedRow>,
+    /// The account's exposures on the moved underlying, in its order: (row, amount).
+    held: Vec<(usize, f64)>,
+    /// Per book underlying other than the moved one: the account's USD P&L per scenario and
+    /// delta sums (`None` where it holds nothing).
+    others: Vec<Option<(Vec<f64>, DeltaSums)>>,
+    correlations: Correlations,
+    max_offset: f64,
+    im_factor: f64,
+    scratch: MovedScratch,
+}
+
+/// Buffers reused from one step to the next.
+#[derive(Default)]
+struct MovedScratch {
+    /// Unit P&L, rows x scenarios.
+    unit_pnl: Vec<f64>,
+    /// Per row: (delta, roll, is an option).
+    units: Vec<(f64, f64, bool)>,
+    /// Per option row: (row, first batch row).
+    options: Vec<(usize, usize)>,
+    moves: Vec<(f64, Option<f64>)>,
+    columns: OwnedColumns,
+    valued: GreeksBatch,
+    pnl: Vec<f64>,
+    charges: Vec<Charges>,
+}
+
+impl MovedBook {
+    /// Prepares the search along `underlying` from the account's `book` and `exposures` at the
+    /// unmoved market (`instruments` are the cross pool's, as given to [`ScenarioBook::new`]).
+    /// `None` when the venue's margin includes historical expected shortfall, or the book holds
+    /// an instrument this path does not revalue: the search then rebuilds the full book.
+    ///
+    /// # Errors
+    /// [`RiskError`] as [`ScenarioBook::new`] on the unmoved market.
+    pub fn new(
+        view: &MarketView<'_>,
+        params: &PortfolioMarginParams,
+        book: ScenarioBook,
+        exposures: &[Exposure],
+        underlying: &str,
+        instruments: &[&Instrument],
+    ) -> Result<Option<Self>, RiskError> {
+        if params.historical.is_some() && view.history().is_some() {
+            return Ok(None);
+        }
+        let Some((moved, _, book_u)) = book.underlyings.get_full(underlying) else {
+            return Ok(None);
+        };
+        let by_name: std::collections::HashMap<&str, &Instrument> = instruments
+            .iter()
+            .rev()
+            .map(|instrument| (instrument.name.as_str(), *instrument))
+            .collect();
+        let mut rows = Vec::with_capacity(book_u.instruments.len());
+        for name in book_u.instruments.keys() {
+            let Some(instrument) = by_name.get(name.as_str()) else {
+                if name.starts_with("spot:") {
+                    rows.push(MovedRow::Spot);
+                    continue;
+                }
+                return Ok(None);
+            };
+            rows.push(match &instrument.terms {
+                Terms::Perpetual | Terms::Future { .. } => MovedRow::Linear {
+                    inverse: instrument.style == Style::Inverse,
+                    years: instrument
+                        .terms
+                        .expiry()
+                        .map_or(1.0 / DAYS_PER_YEAR, |expiry| {
+                            view.years_to(expiry).max(1.0 / DAYS_PER_YEAR)
+                        }),
+                },
+                Terms::Option {
+                    expiry,
+                    strike,
+                    right,
+                } => {
+                    let time = view.years_to(*expiry).max(0.0);
+                    let strike = strike.to_f64();
+                    let rate = view.market().rate;
+                    let given = view.market().mark.contains_key(&instrument.name);
+                    MovedRow::Option(MovedOption {
+                        kind: option_type(*right),
+                        inverse: instrument.style == Style::Inverse,
+                        strike,
+                        time,
+                        carry: (rate * time).exp(),
+                        discount: (-rate * time).exp(),
+                        scale: vol_shock_scale(time * DAYS_PER_YEAR, &book_u.params),
+                        surface_volatility: if given {
+                            None
+                        } else {
+                            Some(view.model_volatility(instrument, strike, time)?)
+                        },
+                    })
+                }
+            });
+        }
+        let mut held = Vec::new();
+        for exposure in exposures.iter().filter(|e| e.underlying == moved) {
+            if exposure.instrument >= rows.len() {
+                return Err(outside());
+            }
+            held.push((exposure.instrument, exposure.amount));
+        }
+        let mut others = Vec::with_capacity(book.underlyings.len());
+        for (u, book_v) in book.underlyings.values().enumerate() {
+            let mut pnl = Vec::new();
+            let sums = if u == moved {
+                None
+            } else {
+                scenario_totals(book_v, u, exposures, &mut pnl)?
+            };
+            others.push(sums.map(|sums| (pnl, sums)));
+        }
+        Ok(Some(Self {
+            names: book_u.instruments.keys().cloned().collect(),
+            correlations: Correlations::new(&book, params),
+            max_offset: params.max_offset,
+            im_factor: params.im_factor,
+            book,
+            moved,
+            rows,
+            held,
+            others,
+            scratch: MovedScratch::default(),
+        }))
+    }
+
+    /// The moved underlying's instruments (spot balances as `spot:ASSET`), in the order
+    /// [`MovedBook::margin`] takes their marks.
+    #[must_use]
+    pub fn instruments(&self) -> &[String] {
+        &self.names
+    }
+
+    /// `(maintenance, initial)` margin in the report currency, before rounding, with the moved
+    /// underlying's index at `spot` (USD) and its instruments' marks at `marks` (in the order of
+    /// [`MovedBook::instruments`]: a perpetual's or future's mark as the report reads it, an
+    /// option's mark where the market gives one, `None` for spot balances and options priced by
+    /// the surface). `None` when a revaluation fails: the full path then reports why.
+    pub fn margin(
+        &mut self,
+        spot: f64,
+        marks: &[Option<Decimal>],
+        currency: &ReportCurrency,
+    ) -> Option<(f64, f64)> {
+        let (_, book_u) = self.book.underlyings.get_index(self.moved)?;
+        let scenarios = &book_u.scenarios;
+        let params = &book_u.params;
+        let count = scenarios.len();
+        let scratch = &mut self.scratch;
+        scratch.unit_pnl.clear();
+        scratch.unit_pnl.resize(self.rows.len() * count, 0.0);
+        scratch.units.clear();
+        scratch.options.clear();
+        let columns = &mut scratch.columns;
+        for column in [
+            &mut columns.forward,
+            &mut columns.strike,
+            &mut columns.time,
+            &mut columns.volatility,
+            &mut columns.discount,
+        ] {
+            column.clear();
+        }
+        columns.kind.clear();
+        for (row, kind) in self.rows.iter().enumerate() {
+            let unit = scratch.unit_pnl.get_mut(row * count..(row + 1) * count)?;
+            match kind {
+                MovedRow::Spot => {
+                    for (value, scenario) in unit.iter_mut().zip(scenarios) {
+                        *value = spot * scenario.price_move;
+                    }
+                    scratch.units.push((1.0, 0.0, false));
+                }
+                MovedRow::Linear { inverse, years } => {
+                    let per_unit = if *inverse {
+                        spot
+                    } else {
+                        f64_of((*marks.get(row)?)?)
+                    };
+                    for (value, scenario) in unit.iter_mut().zip(scenarios) {
+                        *value = per_unit * scenario.price_move;
+                    }
+                    let roll = spot * params.roll_shock * years.sqrt();
+                    scratch.units.push((1.0, roll, false));
+                }
+                MovedRow::Option(option) => {
+                    let forward = spot * option.carry;
+                    let volatility = match (option.surface_volatility, marks.get(row)?) {
+                        (Some(volatility), _) => volatility,
+                        (None, Some(mark)) => {
+                            let usd = if option.inverse {
+                                f64_of(*mark) * spot
+                            } else {
+                                f64_of(*mark)
+                            };
+                            if option.time > 0.0 {
+                                implied_volatility(
+                                    usd,
+                                    forward,
+                                    option.strike,
+                                    option.time,
+                                    option.discount,
+                                    option.kind,
+                                )
+                                .ok()?
+                            } else {
+                                0.0
+                            }
+                        }
+                        (None, None) => return None,
+                    };
+                    let model = Black76::new_checked(
+                        forward,
+                        option.strike,
+                        option.time,
+                        volatility,
+                        option.discount,
+                    )
+                    .ok()?;
+                    // dV/dS = dV/dF x F/S, as `revaluation`.
+                    let delta = model.greeks(option.kind).delta * forward / spot;
+                    scratch.units.push((delta, 0.0, true));
+                    let unshocked = model.volatility();
+                    scratch.moves.clear();
+                    scratch.moves.extend(scenarios.iter().map(|scenario| {
+                        let shocked = shocked_volatility_scaled(
+                            unshocked,
+                            option.scale,
+                            scenario.vol,
+                            params,
+                        );
+                        (scenario.price_move, Some(shocked))
+                    }));
+                    scratch.options.push((row, columns.forward.len()));
+                    push_option_rows(columns, &model, option.kind, &scratch.moves);
+                }
+            }
+        }
+        if !scratch.options.is_empty() {
+            price_and_greeks_checked(columns.columns(), &mut scratch.valued).ok()?;
+            let prices = scratch.valued.price();
+            for &(row, start) in &scratch.options {
+                let base = *prices.get(start)?;
+                let shocked = prices.get(start + 1..=start + count)?;
+                let unit = scratch.unit_pnl.get_mut(row * count..(row + 1) * count)?;
+                for (value, price) in unit.iter_mut().zip(shocked) {
+                    *value = price - base;
+                }
+            }
+        }
+        // The account's sums, in its order (as `scenario_totals`).
+        scratch.pnl.clear();
+        scratch.pnl.resize(count, 0.0);
+        let mut sums = DeltaSums::default();
+        for &(row, amount) in &self.held {
+            let unit = scratch.unit_pnl.get(row * count..(row + 1) * count)?;
+            for (total, unit) in scratch.pnl.iter_mut().zip(unit) {
+                *total += amount * unit;
+            }
+            let &(delta, roll, is_option) = scratch.units.get(row)?;
+            sums.add(amount, delta, roll, is_option);
+        }
+        scratch.charges.clear();
+        for (u, book_v) in self.book.underlyings.values().enumerate() {
+            let (pnl, sums, scan) = if u == self.moved {
+                if self.held.is_empty() {
+                    continue;
+                }
+                let scan = Scan {
+                    params,
+                    scenarios,
+                    price_usd: spot,
+                };
+                (&scratch.pnl, &sums, scan)
+            } else {
+                let Some((pnl, sums)) = self.others.get(u)?.as_ref() else {
+                    continue;
+                };
+                (pnl, sums, book_v.scan())
+            };
+            let worst = Worst::of(pnl, scan.scenarios, currency, u);
+            let to_report = |usd: f64| currency.convert(u, usd, 0.0);
+            scratch
+                .charges
+                .push(settle(scan, u, to_report, worst, sums).ok()?);
+        }
+        // Summed as `portfolio_risk` sums them.
+        let (_, combined, _) = combine(
+            &scratch.charges,
+            Charges::leg,
+            &self.correlations,
+            self.max_offset,
+        );
+        let mut additive = 0.0;
+        let mut liquidity = 0.0;
+        for charge in &scratch.charges {
+            additive += charge.additive_charge;
+            liquidity += charge.liquidity_charge + charge.concentration_charge;
+        }
+        // No expected shortfall here: `max(scan, 0)`, as `portfolio_risk` takes it without one.
+        let maintenance = (combined + additive).max(0.0) + liquidity;
+        Some((maintenance, self.im_factor * maintenance))
+    }
 }
 
 #[cfg(test)]
