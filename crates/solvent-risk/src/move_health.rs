@@ -19,10 +19,11 @@
 //! fails, a figure that could leave `Decimal`'s range) it answers `None` and the caller takes the
 //! full path, which then gives the same figure or the same error as before.
 
+use rayon::prelude::*;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use solvent_core::instrument::{Style, Terms};
-use solvent_core::money::{MAX_AMOUNT, Price};
+use solvent_core::money::Price;
 use solvent_core::portfolio::{Portfolio, Position};
 use solvent_core::portfolio_margin::PortfolioMarginParams;
 use solvent_core::rounding;
@@ -40,6 +41,11 @@ use crate::valuation::MarketView;
 /// `Decimal`'s range (about 7.9e28): within it, none of the full path's conversions can overflow.
 const FIGURE_LIMIT: f64 = 1e27;
 
+/// A decimal as `f64` for the risk math (NaN where it has none), as the scenario book reads it.
+fn f64_of(value: Decimal) -> f64 {
+    value.to_f64().unwrap_or(f64::NAN)
+}
+
 /// A position as the move sees it.
 struct Held<'a> {
     position: &'a Position,
@@ -49,17 +55,18 @@ struct Held<'a> {
     /// Whether its figures change with the move: on the moved underlying, or converted through
     /// an asset the underlying prices.
     affected: bool,
-    /// Its mark and underlying index at the unmoved market.
+    /// Its mark at the unmoved market.
     mark: Decimal,
-    underlying_usd: Decimal,
     /// Its slot among the market's marks, when the market gives it.
     given: Option<usize>,
     /// Its contribution to the cross pool's equity at the unmoved market (rounded, in the
     /// report asset); `None` for an isolated position (it adds nothing to the pool).
     contribution: Option<Decimal>,
-    /// Bound of its figures relative to its exposure (see [`figure_factor`]); known for every
-    /// affected position.
-    factor: Option<FigureFactor>,
+    /// Bound of its figures relative to its exposure (see [`figure_factor`]) and its sizes;
+    /// known for every affected position.
+    factor: Option<(FigureFactor, Sizes)>,
+    /// Its underlying's index as `f64` at the unmoved market.
+    underlying_f64: f64,
 }
 
 /// `|figure| <= (exposure + contracts) x (1 + rate) + absolute` for every figure the report
@@ -160,8 +167,8 @@ pub struct MoveHealth<'a> {
     priced_by: Option<usize>,
     /// Step buffers.
     moved_marks: Vec<Decimal>,
-    marks: Vec<Option<Decimal>>,
-    position_marks: Vec<Decimal>,
+    marks: Vec<Option<f64>>,
+    position_marks: Vec<(Decimal, f64)>,
 }
 
 impl<'a> MoveHealth<'a> {
@@ -191,7 +198,7 @@ impl<'a> MoveHealth<'a> {
             let instrument = &position.instrument;
             let on_moved = instrument.underlying == underlying;
             let affected = on_moved || report_moves || line.settlement.index == underlying;
-            let factor = figure_factor(position);
+            let factor = figure_factor(position).zip(Sizes::of(position));
             if affected && factor.is_none() {
                 return Ok(None);
             }
@@ -212,7 +219,7 @@ impl<'a> MoveHealth<'a> {
                 on_moved,
                 affected,
                 mark: line.mark.price,
-                underlying_usd: line.underlying_usd,
+                underlying_f64: f64_of(line.underlying_usd),
                 given: market.mark.get_index_of(&instrument.name),
                 contribution,
                 factor,
@@ -285,11 +292,21 @@ impl<'a> MoveHealth<'a> {
         let underlying = self.underlying;
         let index = moved_index(self.index, underlying, price_move).ok()?;
         let index_usd = index.value();
+        // Every mark on the underlying, repriced on every core (each on its own).
+        let shocks = self.shocks;
         self.moved_marks.clear();
-        for &slot in &self.slots {
-            let mark = self.shocks.moved_mark(slot, underlying, price_move)?.ok()?;
-            self.moved_marks.push(mark.value());
-        }
+        self.moved_marks.resize(self.slots.len(), Decimal::ZERO);
+        self.slots
+            .par_iter()
+            .zip(self.moved_marks.par_iter_mut())
+            .with_min_len(256)
+            .try_for_each(|(&slot, moved)| {
+                *moved = shocks
+                    .moved_mark(slot, underlying, price_move)?
+                    .ok()?
+                    .value();
+                Some(())
+            })?;
         let asset_usd = |asset: &Asset| -> Option<Decimal> {
             if asset.index == underlying {
                 Some(index_usd)
@@ -326,14 +343,15 @@ impl<'a> MoveHealth<'a> {
 
         // Positions: marks, bounds, and the pool's equity in the account's order.
         let report_f64 = report_usd.to_f64()?;
+        let spot = f64_of(index_usd);
         let mut unrealized_pnl = Decimal::ZERO;
         let mut option_value = Decimal::ZERO;
         self.position_marks.clear();
         for held in &self.held {
             let position = held.position;
             let instrument = &position.instrument;
-            let (mark, underlying_usd) = if held.on_moved {
-                let mark = match held.given {
+            let mark = if held.on_moved {
+                match held.given {
                     Some(slot) => {
                         let place = (*self.slot_place.get(slot)?)?;
                         *self.moved_marks.get(place)?
@@ -344,13 +362,12 @@ impl<'a> MoveHealth<'a> {
                             view.model_mark_at(instrument, index_usd).ok()??.price
                         }
                     },
-                };
-                (mark, index_usd)
+                }
             } else {
-                (held.mark, held.underlying_usd)
+                held.mark
             };
-            self.position_marks.push(mark);
             if !held.affected {
+                self.position_marks.push((mark, f64::NAN));
                 if let Some(contribution) = held.contribution {
                     add_to_pool(
                         contribution,
@@ -361,9 +378,16 @@ impl<'a> MoveHealth<'a> {
                 }
                 continue;
             }
-            let exposure = exposure_within_bounds(position, mark, underlying_usd)?;
-            let from_usd = asset_usd(held.settlement)?.to_f64()?;
-            let factor = held.factor?;
+            let mark_f64 = f64_of(mark);
+            self.position_marks.push((mark, mark_f64));
+            let (factor, sizes) = held.factor?;
+            let underlying_f64 = if held.on_moved {
+                spot
+            } else {
+                held.underlying_f64
+            };
+            let exposure = exposure_within_bounds(sizes, mark_f64, underlying_f64)?;
+            let from_usd = f64_of(asset_usd(held.settlement)?);
             let bound = (exposure + factor.contracts) * (1.0 + factor.rate) + factor.absolute;
             if !(bound * from_usd.max(1.0) < FIGURE_LIMIT
                 && bound * from_usd / report_f64 < FIGURE_LIMIT)
@@ -401,7 +425,7 @@ impl<'a> MoveHealth<'a> {
             let mark = match reader {
                 Some(position) => {
                     let held = self.held.get(*position)?;
-                    let mark = *self.position_marks.get(*position)?;
+                    let (_, mark) = *self.position_marks.get(*position)?;
                     // An option priced by the surface has no given mark to imply a volatility.
                     let given = held.given.is_some()
                         || !matches!(held.position.instrument.terms, Terms::Option { .. });
@@ -417,7 +441,6 @@ impl<'a> MoveHealth<'a> {
             priced_by: self.priced_by,
             equity_usd: equity.to_f64().unwrap_or(0.0) * price_usd,
         };
-        let spot = index_usd.to_f64().unwrap_or(f64::NAN);
         let (maintenance, initial) = self.book.margin(spot, &self.marks, &currency)?;
         let maintenance =
             rounding::requirement_from_f64(maintenance, decimals, "portfolio maintenance margin")
@@ -454,29 +477,56 @@ fn add_to_pool(
     }
 }
 
+/// A position's size, contract size and entry price as `f64`, for [`exposure_within_bounds`].
+#[derive(Clone, Copy)]
+struct Sizes {
+    size: f64,
+    contract_size: f64,
+    entry: f64,
+    /// Whether its exposure is `size / price` (inverse perpetuals and futures).
+    inverse: bool,
+    /// Whether the underlying's index is among its prices (options).
+    option: bool,
+}
+
+impl Sizes {
+    fn of(position: &Position) -> Option<Self> {
+        let instrument = &position.instrument;
+        Some(Self {
+            size: position.size.value().abs().to_f64()?,
+            contract_size: instrument.contract_size.to_f64()?,
+            entry: position.entry_price.value().to_f64()?,
+            inverse: instrument.style == Style::Inverse
+                && matches!(instrument.terms, Terms::Perpetual | Terms::Future { .. }),
+            option: matches!(instrument.terms, Terms::Option { .. }),
+        })
+    }
+}
+
 /// The position's exposure as [`standard::bounded_exposure`] measures it (at its mark and
 /// entry, and the underlying's index for an option), in `f64`; `None` when it is not clearly
 /// within the bound the report enforces (the full path then refuses it, or decides exactly).
-fn exposure_within_bounds(
-    position: &Position,
-    mark: Decimal,
-    underlying_usd: Decimal,
-) -> Option<f64> {
-    let instrument = &position.instrument;
-    let size = position.size.value().abs().to_f64()?;
-    let mark = mark.to_f64()?;
-    let entry = position.entry_price.value().to_f64()?;
-    let exposure = match (instrument.style, &instrument.terms) {
-        (Style::Inverse, Terms::Perpetual | Terms::Future { .. }) => size / mark.min(entry),
-        (_, Terms::Option { .. }) => {
-            size * instrument.contract_size.to_f64()?
-                * mark.max(entry).max(underlying_usd.to_f64()?)
-        }
-        _ => size * instrument.contract_size.to_f64()? * mark.max(entry),
+fn exposure_within_bounds(sizes: Sizes, mark: f64, underlying_usd: f64) -> Option<f64> {
+    let Sizes {
+        size,
+        contract_size,
+        entry,
+        inverse,
+        option,
+    } = sizes;
+    let exposure = if inverse {
+        size / mark.min(entry)
+    } else if option {
+        size * contract_size * mark.max(entry).max(underlying_usd)
+    } else {
+        size * contract_size * mark.max(entry)
     };
-    // A relative margin far above the error of the few `f64` operations above.
-    (exposure.is_finite() && exposure < MAX_AMOUNT.to_f64()? * (1.0 - 1e-9)).then_some(exposure)
+    // A relative margin far above the error of the few `f64` operations above (NaN fails).
+    (exposure < MAX_AMOUNT_F64 * (1.0 - 1e-9)).then_some(exposure)
 }
+
+/// [`MAX_AMOUNT`] as `f64` (`1e15`, exact).
+const MAX_AMOUNT_F64: f64 = 1e15;
 
 #[cfg(test)]
 mod tests {
