@@ -294,7 +294,7 @@ impl<'a> MoveHealth<'a> {
         let index_usd = index.value();
         // Every mark on the underlying, repriced on every core (each on its own).
         let shocks = self.shocks;
-        self.moved_marks.clear();
+        // Each entry is overwritten below (or the step fails).
         self.moved_marks.resize(self.slots.len(), Decimal::ZERO);
         self.slots
             .par_iter()

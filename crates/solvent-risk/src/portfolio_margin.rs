@@ -2252,9 +2252,8 @@ impl MovedBook {
             return None;
         }
         let scratch = &mut self.scratch;
-        scratch.unit_pnl.clear();
+        // Every row is written below (or the step fails): no need to clear them first.
         scratch.unit_pnl.resize(self.rows.len() * count, 0.0);
-        scratch.units.clear();
         scratch.units.resize(self.rows.len(), (0.0, 0.0, false));
         let step = MovedStep {
             spot,
