@@ -694,7 +694,9 @@ fn positions_step(
                 instrument.terms.expiry().map_or_else(String::new, |expiry| expiry.to_string())
             ));
         }
-        let (initial_detail, maintenance_detail) = if detail == Detail::Full {
+        // Explained only where they are shown: under portfolio margin the position's share of
+        // the account's requirement replaces them.
+        let (initial_detail, maintenance_detail) = if detail == Detail::Full && !portfolio_margin {
             describe(&requirement, value_settle, &settle.symbol)
         } else {
             (String::new(), String::new())
@@ -852,13 +854,20 @@ fn liquidation_step(
     position_reports: &mut [PositionReport],
 ) -> Result<(), RiskError> {
     let report_asset = target.asset;
-    let cross_exact = pool_exact(
-        lines,
-        view,
-        report_asset,
-        &collateral.borrow_maintenance,
-        collateral.value,
-    )?;
+    // The pool's exact figures, for its positions' own-price searches; none under portfolio
+    // margin, where no cross position is searched by its own price (and where summing them could
+    // fail only on a conversion the positions step already made).
+    let cross_exact = if portfolio_margin {
+        None
+    } else {
+        Some(pool_exact(
+            lines,
+            view,
+            report_asset,
+            &collateral.borrow_maintenance,
+            collateral.value,
+        )?)
+    };
     for (index, line) in lines.iter().enumerate() {
         let Some(side) = line.position.size.side() else {
             continue;
@@ -873,6 +882,9 @@ fn liquidation_step(
                 Ok(margin.value() + line.equity_at(p) - line.requirement_at(p)?.maintenance)
             })?,
             None => {
+                let Some(cross_exact) = cross_exact else {
+                    continue;
+                };
                 let (others_equity, others_maintenance) = {
                     let own_equity = view.convert(
                         line.equity_at(line.mark.price),
