@@ -697,8 +697,9 @@ fn outward(
 ///
 /// It evaluates fewer moves than the two searches: the rise is searched outward only while it
 /// could still be nearer than the fall's bracket, and the two bisections are run only as far as
-/// it takes to tell which is nearer (the bounds of [`Bracket`]), then the nearer one to the end.
-/// A portfolio-margin account's health at each move comes from [`MoveHealth`] (the moved
+/// it takes to tell which is nearer (from rigorous bounds on where each can still end), then the
+/// nearer one to the end.
+/// A portfolio-margin account's health at each move comes from `MoveHealth` (the moved
 /// underlying recomputed, the rest reused), or the full report where that cannot vouch for the
 /// figure. Consequence: a move the two searches evaluated but whose health cannot change the
 /// answer is no longer evaluated, so an error that only such a move raised is no longer raised.
