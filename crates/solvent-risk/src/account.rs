@@ -10,8 +10,9 @@ use rust_decimal::prelude::ToPrimitive;
 use solvent_core::instrument::Terms;
 use solvent_core::money::{Amount, MAX_AMOUNT, MAX_PRICE, PositionSide, Price};
 use solvent_core::portfolio::{MarginMode, Portfolio, Position};
+use solvent_core::portfolio_margin::PortfolioMarginParams;
 use solvent_core::rounding;
-use solvent_core::venue::Asset;
+use solvent_core::venue::{Asset, Venue};
 
 use crate::collateral;
 use crate::error::RiskError;
@@ -294,14 +295,12 @@ fn portfolio_liquidation_prices(
         if position.isolated_margin.is_some() || underlyings.iter().any(|(u, _)| *u == underlying) {
             continue;
         }
-        let names = [underlying.to_owned()];
-        let down = crate::stress::search_move_from(portfolio, &shock_base, &names, -1.0, 1.0)?;
-        let up = crate::stress::search_move_from(portfolio, &shock_base, &names, 1.0, 10.0)?;
-        let nearest = match (down, up) {
-            (Some(d), Some(u)) => Some(if d.abs() <= u { d } else { u }),
-            (Some(d), None) => Some(d),
-            (None, up) => up,
-        };
+        let nearest = crate::stress::nearest_move(
+            portfolio,
+            &shock_base,
+            view.venue().portfolio_margin.as_ref(),
+            underlying,
+        )?;
         underlyings.push((underlying, nearest));
     }
     let moved_markets = underlyings
@@ -367,7 +366,8 @@ fn portfolio_liquidation_prices(
     Ok(())
 }
 
-/// The report at the chosen level of detail.
+/// The report at the chosen level of detail, in four steps: the collateral, the positions, the
+/// requirement, and (in a full report) the liquidation prices.
 ///
 /// # Errors
 /// As [`margin_report`].
@@ -377,34 +377,166 @@ pub fn build_report(
     detail: Detail,
 ) -> Result<MarginReport, RiskError> {
     let venue = view.venue();
-    let portfolio_params =
-        match portfolio.mode {
-            MarginMode::Cross => None,
-            MarginMode::Portfolio => Some(venue.portfolio_margin.as_ref().ok_or_else(|| {
-                RiskError::Unsupported {
+    let portfolio_params = portfolio_params(portfolio, venue)?;
+    let target = ReportAsset::new(portfolio, view)?;
+    let mut components = Vec::new();
+    let mut warnings = Vec::new();
+    let collateral = collateral_step(portfolio, view, &target, detail, &mut components)?;
+    let lines = lines(portfolio, view)?;
+    let mut positions = positions_step(
+        &lines,
+        view,
+        &target,
+        &collateral,
+        portfolio_params.is_some(),
+        detail,
+        &mut components,
+        &mut warnings,
+    )?;
+    let equity = collateral.value + positions.unrealized_pnl + positions.option_value;
+    requirement_step(
+        portfolio,
+        view,
+        portfolio_params,
+        equity,
+        &target,
+        detail,
+        &mut positions,
+        &mut components,
+        &mut warnings,
+    )?;
+    // Liquidation prices: none in a figures-only report (whose pool figures are then not
+    // summed: they could fail only where the requirements above already would have).
+    if detail == Detail::Full {
+        liquidation_step(
+            &lines,
+            view,
+            &target,
+            &collateral,
+            portfolio_params.is_some(),
+            &mut positions.reports,
+        )?;
+    }
+
+    let Positions {
+        reports,
+        unrealized_pnl,
+        option_value,
+        cross_initial,
+        cross_maintenance,
+    } = positions;
+    let health = ratio(equity, cross_maintenance);
+    let state = AccountState::classify(
+        equity.to_f64().unwrap_or(0.0),
+        cross_maintenance.to_f64().unwrap_or(0.0),
+        &venue.thresholds,
+    );
+    let available = equity - cross_initial;
+    let withdrawable = available.min(collateral.cash_like).max(Decimal::ZERO);
+    Ok(MarginReport {
+        account: portfolio.account.clone(),
+        mode: portfolio.mode,
+        settlement_asset: target.asset.symbol.clone(),
+        timestamp: view.now(),
+        equity: Amount(equity),
+        collateral_value: Amount(collateral.value),
+        unrealized_pnl: Amount(unrealized_pnl),
+        option_value: Amount(option_value),
+        initial_margin: Amount(cross_initial),
+        maintenance_margin: Amount(cross_maintenance),
+        available: Amount(available),
+        withdrawable: Amount(withdrawable),
+        health,
+        state,
+        components,
+        positions: reports,
+        warnings,
+    })
+}
+
+/// The venue's portfolio-margin parameters for a portfolio-mode account (`None` in cross mode).
+///
+/// # Errors
+/// [`RiskError::Unsupported`] when the account asks for portfolio margin and the venue offers
+/// none.
+fn portfolio_params<'v>(
+    portfolio: &Portfolio,
+    venue: &'v Venue,
+) -> Result<Option<&'v PortfolioMarginParams>, RiskError> {
+    match portfolio.mode {
+        MarginMode::Cross => Ok(None),
+        MarginMode::Portfolio => {
+            venue
+                .portfolio_margin
+                .as_ref()
+                .map(Some)
+                .ok_or_else(|| RiskError::Unsupported {
                     path: "mode".to_owned(),
                     problem: format!(
                         "the venue {} offers no portfolio margin (no [portfolio_margin] table)",
                         venue.name
                     ),
-                }
-            })?),
-        };
-    let report_asset = &portfolio.settlement_asset;
-    let decimals = report_asset.precision;
-    let report_usd = view.asset_usd(report_asset)?;
-    // A USD figure in the report currency; checked, as a currency priced near the smallest
-    // accepted price multiplies every figure by up to 10^12.
-    let to_report = |amount_usd: Decimal| {
-        amount_usd
-            .checked_div(report_usd)
-            .ok_or_else(|| RiskError::Overflow {
-                what: format!("{amount_usd} USD in {}", report_asset.symbol),
-            })
-    };
+                })
+        }
+    }
+}
 
-    let mut components = Vec::new();
-    let mut warnings = Vec::new();
+/// The asset the report is expressed in, with its precision and USD price.
+struct ReportAsset<'a> {
+    asset: &'a Asset,
+    decimals: u32,
+    usd: Decimal,
+}
+
+impl<'a> ReportAsset<'a> {
+    fn new(portfolio: &'a Portfolio, view: &MarketView<'_>) -> Result<Self, RiskError> {
+        let asset = &portfolio.settlement_asset;
+        Ok(Self {
+            asset,
+            decimals: asset.precision,
+            usd: view.asset_usd(asset)?,
+        })
+    }
+
+    /// A USD figure in the report currency; checked, as a currency priced near the smallest
+    /// accepted price multiplies every figure by up to 10^12.
+    fn usd_in_report(&self, amount_usd: Decimal) -> Result<Decimal, RiskError> {
+        amount_usd
+            .checked_div(self.usd)
+            .ok_or_else(|| RiskError::Overflow {
+                what: format!("{amount_usd} USD in {}", self.asset.symbol),
+            })
+    }
+}
+
+/// The cross pool's collateral, in the report asset, each part rounded toward the venue.
+struct Collateral {
+    /// Collateral value after haircut tiers (credits rounded down).
+    value: Decimal,
+    /// The part a withdrawal can pay out (cash-like assets and the report's own currency).
+    cash_like: Decimal,
+    /// Initial and maintenance margin of borrowed balances (rounded up).
+    borrow_initial: Decimal,
+    borrow_maintenance: Decimal,
+}
+
+/// Step 1, the collateral: every balance valued at its index through the venue's haircut tiers
+/// (a borrowed balance at full value, with its own margin), explained in `components` in a full
+/// report.
+///
+/// # Errors
+/// [`RiskError`] when an asset has no price or a figure leaves the report currency's range.
+fn collateral_step(
+    portfolio: &Portfolio,
+    view: &MarketView<'_>,
+    target: &ReportAsset<'_>,
+    detail: Detail,
+    components: &mut Vec<Component>,
+) -> Result<Collateral, RiskError> {
+    let venue = view.venue();
+    let report_asset = target.asset;
+    let decimals = target.decimals;
+    let to_report = |amount_usd: Decimal| target.usd_in_report(amount_usd);
     let mut collateral_value = Decimal::ZERO;
     let mut cash_like = Decimal::ZERO;
     let mut borrow_initial = Decimal::ZERO;
@@ -470,15 +602,56 @@ pub fn build_report(
             }
         }
     }
+    Ok(Collateral {
+        value: collateral_value,
+        cash_like,
+        borrow_initial,
+        borrow_maintenance,
+    })
+}
 
-    let lines = lines(portfolio, view)?;
+/// The positions' part of the report: each position's figures, and the pool's sums.
+struct Positions {
+    reports: Vec<PositionReport>,
+    unrealized_pnl: Decimal,
+    option_value: Decimal,
+    /// The pool's requirement so far: borrowing, then each cross position's (standard margin;
+    /// portfolio margin adds its own in the requirement step).
+    cross_initial: Decimal,
+    cross_maintenance: Decimal,
+}
+
+/// Step 2, the positions: each one valued at its mark and margined by its own rule (its
+/// requirement counts toward the pool in cross mode; under portfolio margin it is replaced by
+/// the position's share in the requirement step), isolated positions with their own equity and
+/// health. Explained in `components` in a full report; warnings for positions beyond the largest
+/// risk-limit tier and expired instruments.
+///
+/// # Errors
+/// [`RiskError`] when a requirement cannot be computed or converted, or an option asks for
+/// isolated margin.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the step's inputs and the report's three accumulators, each named"
+)]
+fn positions_step(
+    lines: &[Line<'_>],
+    view: &MarketView<'_>,
+    target: &ReportAsset<'_>,
+    collateral: &Collateral,
+    portfolio_margin: bool,
+    detail: Detail,
+    components: &mut Vec<Component>,
+    warnings: &mut Vec<String>,
+) -> Result<Positions, RiskError> {
+    let report_asset = target.asset;
+    let decimals = target.decimals;
     let mut unrealized_pnl = Decimal::ZERO;
     let mut option_value = Decimal::ZERO;
-    let mut cross_initial = borrow_initial;
-    let mut cross_maintenance = borrow_maintenance;
+    let mut cross_initial = collateral.borrow_initial;
+    let mut cross_maintenance = collateral.borrow_maintenance;
     let mut position_reports = Vec::with_capacity(lines.len());
-    let mut requirements = Vec::with_capacity(lines.len());
-    for line in &lines {
+    for line in lines {
         let position = line.position;
         let instrument = &position.instrument;
         let settle = line.settlement;
@@ -521,7 +694,9 @@ pub fn build_report(
                 instrument.terms.expiry().map_or_else(String::new, |expiry| expiry.to_string())
             ));
         }
-        let (initial_detail, maintenance_detail) = if detail == Detail::Full {
+        // Explained only where they are shown: under portfolio margin the position's share of
+        // the account's requirement replaces them.
+        let (initial_detail, maintenance_detail) = if detail == Detail::Full && !portfolio_margin {
             describe(&requirement, value_settle, &settle.symbol)
         } else {
             (String::new(), String::new())
@@ -567,7 +742,7 @@ pub fn build_report(
                         ),
                     });
                 }
-                if portfolio_params.is_none() {
+                if !portfolio_margin {
                     if detail == Detail::Full {
                         components.push(Component {
                             name: format!("initial_margin:{}", instrument.name),
@@ -601,11 +776,39 @@ pub fn build_report(
                 report.im_share = 1.0;
             }
         }
-        requirements.push(requirement);
         position_reports.push(report);
     }
+    Ok(Positions {
+        reports: position_reports,
+        unrealized_pnl,
+        option_value,
+        cross_initial,
+        cross_maintenance,
+    })
+}
 
-    let equity = collateral_value + unrealized_pnl + option_value;
+/// Step 3, the requirement: under portfolio margin, the account's risk-based requirement added
+/// to the pool and attributed to its positions; then each cross position's share of the pool's
+/// initial margin.
+///
+/// # Errors
+/// [`RiskError`] from the portfolio margin.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the step's inputs and the report's three accumulators, each named"
+)]
+fn requirement_step(
+    portfolio: &Portfolio,
+    view: &MarketView<'_>,
+    portfolio_params: Option<&PortfolioMarginParams>,
+    equity: Decimal,
+    target: &ReportAsset<'_>,
+    detail: Detail,
+    positions: &mut Positions,
+    components: &mut Vec<Component>,
+    warnings: &mut Vec<String>,
+) -> Result<(), RiskError> {
+    let report_asset = target.asset;
     if let Some(params) = portfolio_params {
         let (initial, maintenance) = crate::portfolio_report::apply(
             &crate::portfolio_report::Inputs {
@@ -616,111 +819,102 @@ pub fn build_report(
                 report_asset,
                 detail,
             },
-            &mut position_reports,
-            &mut components,
-            &mut warnings,
+            &mut positions.reports,
+            components,
+            warnings,
         )?;
-        cross_initial += initial;
-        cross_maintenance += maintenance;
+        positions.cross_initial += initial;
+        positions.cross_maintenance += maintenance;
     }
-    for report in position_reports.iter_mut().filter(|r| !r.isolated) {
-        report.im_share = if cross_initial.is_zero() {
+    for report in positions.reports.iter_mut().filter(|r| !r.isolated) {
+        report.im_share = if positions.cross_initial.is_zero() {
             0.0
         } else {
-            (report.initial_margin.value() / cross_initial)
+            (report.initial_margin.value() / positions.cross_initial)
                 .to_f64()
                 .unwrap_or(0.0)
         };
     }
+    Ok(())
+}
 
-    // Liquidation prices, evaluated on exact (unrounded) figures in the report currency; none
-    // in a figures-only report (whose pool figures are then not summed: they could fail only
-    // where the requirements above already would have).
-    if detail == Detail::Full {
-        let cross_exact = pool_exact(
-            &lines,
+/// Step 4, the liquidation prices (a full report): each standard-margin position's price at
+/// which its pool's health reaches 1, all else fixed, on exact (unrounded) figures in the report
+/// currency. Under portfolio margin a cross position is liquidated by its underlying's move
+/// instead (see [`portfolio_liquidation_prices`]).
+///
+/// # Errors
+/// [`RiskError`] when a figure of the search cannot be computed.
+fn liquidation_step(
+    lines: &[Line<'_>],
+    view: &MarketView<'_>,
+    target: &ReportAsset<'_>,
+    collateral: &Collateral,
+    portfolio_margin: bool,
+    position_reports: &mut [PositionReport],
+) -> Result<(), RiskError> {
+    let report_asset = target.asset;
+    // The pool's exact figures, for its positions' own-price searches; none under portfolio
+    // margin, where no cross position is searched by its own price (and where summing them could
+    // fail only on a conversion the positions step already made).
+    let cross_exact = if portfolio_margin {
+        None
+    } else {
+        Some(pool_exact(
+            lines,
             view,
             report_asset,
-            &borrow_maintenance,
-            collateral_value,
-        )?;
-        for (index, line) in lines.iter().enumerate() {
-            let Some(side) = line.position.size.side() else {
-                continue;
-            };
-            if portfolio_params.is_some() && line.position.isolated_margin.is_none() {
-                // Under portfolio margin a cross position is liquidated by its underlying's move,
-                // not by its own price: see the per-underlying liquidation moves (solvent stress --reverse).
-                continue;
-            }
-            let price =
-                match line.position.isolated_margin {
-                    Some(margin) => {
-                        liquidation::solve(line.mark.price, side, line.price_bounds(), |p| {
-                            Ok(margin.value() + line.equity_at(p)
-                                - line.requirement_at(p)?.maintenance)
-                        })?
-                    }
-                    None => {
-                        let (others_equity, others_maintenance) = {
-                            let own_equity = view.convert(
-                                line.equity_at(line.mark.price),
-                                line.settlement,
-                                report_asset,
-                            )?;
-                            let own_maintenance = view.convert(
-                                line.requirement_at(line.mark.price)?.maintenance,
-                                line.settlement,
-                                report_asset,
-                            )?;
-                            (cross_exact.0 - own_equity, cross_exact.1 - own_maintenance)
-                        };
-                        liquidation::solve(line.mark.price, side, line.price_bounds(), |p| {
-                            let equity =
-                                view.convert(line.equity_at(p), line.settlement, report_asset)?;
-                            let maintenance = view.convert(
-                                line.requirement_at(p)?.maintenance,
-                                line.settlement,
-                                report_asset,
-                            )?;
-                            Ok(others_equity + equity - others_maintenance - maintenance)
-                        })?
-                    }
+            &collateral.borrow_maintenance,
+            collateral.value,
+        )?)
+    };
+    for (index, line) in lines.iter().enumerate() {
+        let Some(side) = line.position.size.side() else {
+            continue;
+        };
+        if portfolio_margin && line.position.isolated_margin.is_none() {
+            // Under portfolio margin a cross position is liquidated by its underlying's move,
+            // not by its own price: see the per-underlying liquidation moves (solvent stress --reverse).
+            continue;
+        }
+        let price = match line.position.isolated_margin {
+            Some(margin) => liquidation::solve(line.mark.price, side, line.price_bounds(), |p| {
+                Ok(margin.value() + line.equity_at(p) - line.requirement_at(p)?.maintenance)
+            })?,
+            None => {
+                let Some(cross_exact) = cross_exact else {
+                    continue;
                 };
-            if let (Some(price), Some(report)) = (price, position_reports.get_mut(index)) {
-                report.liquidation_price = Price::new_checked(price).ok();
-                distances(report, line, price, side, view);
+                let (others_equity, others_maintenance) = {
+                    let own_equity = view.convert(
+                        line.equity_at(line.mark.price),
+                        line.settlement,
+                        report_asset,
+                    )?;
+                    let own_maintenance = view.convert(
+                        line.requirement_at(line.mark.price)?.maintenance,
+                        line.settlement,
+                        report_asset,
+                    )?;
+                    (cross_exact.0 - own_equity, cross_exact.1 - own_maintenance)
+                };
+                liquidation::solve(line.mark.price, side, line.price_bounds(), |p| {
+                    let equity = view.convert(line.equity_at(p), line.settlement, report_asset)?;
+                    let maintenance = view.convert(
+                        line.requirement_at(p)?.maintenance,
+                        line.settlement,
+                        report_asset,
+                    )?;
+                    Ok(others_equity + equity - others_maintenance - maintenance)
+                })?
             }
+        };
+        if let (Some(price), Some(report)) = (price, position_reports.get_mut(index)) {
+            report.liquidation_price = Price::new_checked(price).ok();
+            distances(report, line, price, side, view);
         }
     }
-
-    let health = ratio(equity, cross_maintenance);
-    let state = AccountState::classify(
-        equity.to_f64().unwrap_or(0.0),
-        cross_maintenance.to_f64().unwrap_or(0.0),
-        &venue.thresholds,
-    );
-    let available = equity - cross_initial;
-    let withdrawable = available.min(cash_like).max(Decimal::ZERO);
-    Ok(MarginReport {
-        account: portfolio.account.clone(),
-        mode: portfolio.mode,
-        settlement_asset: report_asset.symbol.clone(),
-        timestamp: view.now(),
-        equity: Amount(equity),
-        collateral_value: Amount(collateral_value),
-        unrealized_pnl: Amount(unrealized_pnl),
-        option_value: Amount(option_value),
-        initial_margin: Amount(cross_initial),
-        maintenance_margin: Amount(cross_maintenance),
-        available: Amount(available),
-        withdrawable: Amount(withdrawable),
-        health,
-        state,
-        components,
-        positions: position_reports,
-        warnings,
-    })
+    Ok(())
 }
 
 /// Exact equity and maintenance margin of the cross pool in the report currency (the collateral

@@ -21,6 +21,7 @@ pub mod error;
 pub mod filtered;
 pub mod history;
 pub mod liquidation;
+mod move_health;
 pub mod portfolio_margin;
 pub mod portfolio_report;
 pub mod prepared;

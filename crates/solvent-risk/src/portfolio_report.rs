@@ -4,6 +4,7 @@
 
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
+use solvent_core::instrument::Instrument;
 use solvent_core::money::Amount;
 use solvent_core::portfolio::Portfolio;
 use solvent_core::portfolio_margin::PortfolioMarginParams;
@@ -60,6 +61,28 @@ fn apportion(total: Decimal, weights: &[f64], decimals: u32) -> Result<Vec<Decim
     Ok(parts)
 }
 
+/// What the account's scenario book revalues: the cross pool's instruments, and the spot balances
+/// (symbol, index) of assets priced by a scanned underlying.
+#[must_use]
+pub fn book_inputs<'a>(
+    portfolio: &'a Portfolio,
+    params: &PortfolioMarginParams,
+) -> (Vec<&'a Instrument>, Vec<(String, String)>) {
+    let instruments = portfolio
+        .positions
+        .iter()
+        .filter(|p| p.isolated_margin.is_none())
+        .map(|p| p.instrument.as_ref())
+        .collect();
+    let spot_assets = portfolio
+        .balances
+        .iter()
+        .filter(|b| params.underlyings.contains_key(b.asset.index.as_str()))
+        .map(|b| (b.asset.symbol.to_string(), b.asset.index.to_string()))
+        .collect();
+    (instruments, spot_assets)
+}
+
 /// Builds the book, computes the risk, sets each cross position's requirement and appends the
 /// explanation. Returns the pool's `(initial, maintenance)` margin from portfolio margin.
 ///
@@ -86,18 +109,7 @@ pub fn apply(
                 .to_owned(),
         );
     }
-    let instruments: Vec<_> = portfolio
-        .positions
-        .iter()
-        .filter(|p| p.isolated_margin.is_none())
-        .map(|p| p.instrument.as_ref())
-        .collect();
-    let spot_assets: Vec<(String, String)> = portfolio
-        .balances
-        .iter()
-        .filter(|b| params.underlyings.contains_key(b.asset.index.as_str()))
-        .map(|b| (b.asset.symbol.to_string(), b.asset.index.to_string()))
-        .collect();
+    let (instruments, spot_assets) = book_inputs(portfolio, params);
     let book = ScenarioBook::new(view, params, &instruments, &spot_assets)?;
     let exposures = exposures(portfolio, &book)?;
     let report_usd = view.asset_usd(report_asset)?.to_f64().unwrap_or(f64::NAN);

@@ -17,12 +17,14 @@ use solvent_core::instrument::{Style, Terms};
 use solvent_core::market::Market;
 use solvent_core::money::{Amount, MIN_PRICE, Price};
 use solvent_core::portfolio::Portfolio;
+use solvent_core::portfolio_margin::PortfolioMarginParams;
 use solvent_core::shock::Shock;
 use solvent_pricing::black76::Black76;
 use solvent_pricing::implied::implied_volatility;
 
 use crate::account::{Detail, build_report};
 use crate::error::RiskError;
+use crate::move_health::MoveHealth;
 use crate::report::{AccountState, MarginReport};
 use crate::valuation::{MarketView, option_type};
 
@@ -60,10 +62,18 @@ fn f64_of(value: Decimal) -> f64 {
 fn price(value: f64, what: &str) -> Result<Price, RiskError> {
     Decimal::from_f64(value)
         .and_then(|decimal| Price::new_checked(decimal).ok())
-        .ok_or_else(|| RiskError::Unsupported {
-            path: "shock".to_owned(),
-            problem: format!("{what} would be {value}, outside the prices Solvent accepts"),
-        })
+        .ok_or_else(|| out_of_range_named(value, what))
+}
+
+fn out_of_range_named(value: f64, what: &str) -> RiskError {
+    RiskError::Unsupported {
+        path: "shock".to_owned(),
+        problem: format!("{what} would be {value}, outside the prices Solvent accepts"),
+    }
+}
+
+fn out_of_range(value: f64, name: &str) -> RiskError {
+    out_of_range_named(value, &format!("mark {name}"))
 }
 
 /// The market after `shock`.
@@ -159,10 +169,7 @@ impl<'v> ShockBase<'v> {
         let mut shocked = self.view.market().clone();
         for (name, index) in &mut shocked.index {
             if let Some(price_move) = shock.price_moves.get(name) {
-                *index = price(
-                    f64_of(index.value()) * (1.0 + price_move),
-                    &format!("index {name}"),
-                )?;
+                *index = moved_index(*index, name, *price_move)?;
             }
         }
         for (underlying, smiles) in &mut shocked.vol {
@@ -175,39 +182,113 @@ impl<'v> ShockBase<'v> {
             }
         }
         for ((name, mark), base) in shocked.mark.iter_mut().zip(&self.marks) {
-            let underlying = match base {
-                MarkBase::Unresolved => continue,
-                MarkBase::Linear { underlying } | MarkBase::Option { underlying, .. } => underlying,
+            let Some(underlying) = base.underlying() else {
+                continue;
             };
             let price_move = shock.price_moves.get(underlying).copied().unwrap_or(0.0);
             let vol_change = shock.vol_changes.get(underlying).copied().unwrap_or(0.0);
             if price_move == 0.0 && vol_change == 0.0 {
                 continue;
             }
-            match base {
-                MarkBase::Unresolved => {}
-                MarkBase::Linear { .. } => {
-                    *mark = price(
-                        f64_of(mark.value()) * (1.0 + price_move),
-                        &format!("mark {name}"),
-                    )?;
-                }
-                MarkBase::Option { quote, .. } => {
-                    let repriced = quote
-                        .as_ref()
-                        .map_err(Clone::clone)?
-                        .reprice(price_move, vol_change)?;
-                    // A premium that shrinks to nothing is held at the smallest accepted price
-                    // (a price of zero is no valid mark); in `Decimal`, as the nearest double to
-                    // 1e-12 lies just below it.
-                    *mark = match Decimal::from_f64(repriced.max(0.0)) {
-                        Some(exact) if exact < MIN_PRICE => Price(MIN_PRICE),
-                        _ => price(repriced, &format!("mark {name}"))?,
-                    };
+            *mark = base.moved(name, *mark, price_move, vol_change)?;
+        }
+        Ok(shocked)
+    }
+
+    /// The view the base market is seen through.
+    #[must_use]
+    pub fn view(&self) -> &'v MarketView<'v> {
+        self.view
+    }
+
+    /// Mark `slot` of the market (in its order) after its underlying moves by `price_move`
+    /// (volatility unchanged), as [`ShockBase::market`] moves it; `None` when the slot is not
+    /// in the market. A mark whose instrument the venue cannot resolve, or whose underlying is
+    /// not `underlying`, does not move.
+    ///
+    /// # Errors
+    /// As [`shocked_market`].
+    pub fn moved_mark(
+        &self,
+        slot: usize,
+        underlying: &str,
+        price_move: f64,
+    ) -> Option<Result<Price, RiskError>> {
+        let (name, mark) = self.view.market().mark.get_index(slot)?;
+        let base = self.marks.get(slot)?;
+        if base.underlying() != Some(underlying) || price_move == 0.0 {
+            return Some(Ok(*mark));
+        }
+        Some(base.moved(name, *mark, price_move, 0.0))
+    }
+
+    /// The slots of the market's marks whose instrument is on `underlying` (the marks a move of
+    /// it changes).
+    #[must_use]
+    pub fn slots_on(&self, underlying: &str) -> Vec<usize> {
+        self.marks
+            .iter()
+            .enumerate()
+            .filter(|(_, base)| base.underlying() == Some(underlying))
+            .map(|(slot, _)| slot)
+            .collect()
+    }
+}
+
+/// An index price after its underlying moves by `price_move` (through `f64`, as a shock moves
+/// it).
+///
+/// # Errors
+/// [`RiskError::Unsupported`] when the moved price leaves the accepted range.
+pub fn moved_index(index: Price, name: &str, price_move: f64) -> Result<Price, RiskError> {
+    price(
+        f64_of(index.value()) * (1.0 + price_move),
+        &format!("index {name}"),
+    )
+}
+
+impl MarkBase {
+    /// The underlying whose moves move the mark, if the mark is resolved.
+    fn underlying(&self) -> Option<&str> {
+        match self {
+            Self::Unresolved => None,
+            Self::Linear { underlying } | Self::Option { underlying, .. } => Some(underlying),
+        }
+    }
+
+    /// The mark `mark` of instrument `name` after its underlying moves by `price_move` and its
+    /// volatility by `vol_change` (relative).
+    fn moved(
+        &self,
+        name: &str,
+        mark: Price,
+        price_move: f64,
+        vol_change: f64,
+    ) -> Result<Price, RiskError> {
+        match self {
+            Self::Unresolved => Ok(mark),
+            Self::Linear { .. } => price(
+                f64_of(mark.value()) * (1.0 + price_move),
+                &format!("mark {name}"),
+            ),
+            Self::Option { quote, .. } => {
+                let repriced = quote
+                    .as_ref()
+                    .map_err(Clone::clone)?
+                    .reprice(price_move, vol_change)?;
+                // A premium that shrinks to nothing is held at the smallest accepted price
+                // (a price of zero is no valid mark); in `Decimal`, as the nearest double to
+                // 1e-12 lies just below it. The decimal is converted once: a non-negative
+                // premium at or above the smallest price is that decimal, checked for range.
+                match Decimal::from_f64(repriced.max(0.0)) {
+                    Some(exact) if exact < MIN_PRICE => Ok(Price(MIN_PRICE)),
+                    Some(exact) if repriced >= 0.0 => {
+                        Price::new_checked(exact).map_err(|_| out_of_range(repriced, name))
+                    }
+                    _ => price(repriced, &format!("mark {name}")),
                 }
             }
         }
-        Ok(shocked)
     }
 }
 
@@ -417,7 +498,7 @@ const SEARCH: [f64; 14] = [
 const BISECTION_STEPS: usize = 40;
 
 /// Health of the account when `names` move by `price_move` (infinite without a requirement).
-fn health_at(
+pub(crate) fn health_at(
     portfolio: &Portfolio,
     base: &ShockBase<'_>,
     names: &[String],
@@ -519,4 +600,150 @@ pub fn reverse(
             })
         })
         .collect()
+}
+
+/// A bracket of the liquidation-move search: health is above 1 at `low` and at or below 1 at
+/// `high`; bisection moves one end to the middle at each step, and the search's answer is
+/// `high` once `steps_left` reaches zero.
+#[derive(Clone, Copy, Debug)]
+struct Bracket {
+    low: f64,
+    high: f64,
+    steps_left: usize,
+}
+
+impl Bracket {
+    /// One bisection step, exactly as [`search_move_from`] takes it.
+    fn step(
+        &mut self,
+        health: &mut impl FnMut(f64) -> Result<f64, RiskError>,
+    ) -> Result<(), RiskError> {
+        let middle = 0.5 * (self.low + self.high);
+        if health(middle)? <= 1.0 {
+            self.high = middle;
+        } else {
+            self.low = middle;
+        }
+        self.steps_left -= 1;
+        Ok(())
+    }
+
+    /// The answer's magnitude is at most this (bisection only brings `high` toward `low`).
+    fn upper(&self) -> f64 {
+        self.high.abs()
+    }
+
+    /// The answer's magnitude is at least this: `|low|` plus the width the remaining steps
+    /// leave. Each step halves the width up to the rounding of `low + high` (at most
+    /// `max(|low|, |high|) 2^-53`, halved again at each later step), so after `n` steps the
+    /// width is at least `width 2^-n - max 2^-52`.
+    fn lower(&self) -> f64 {
+        if self.steps_left == 0 {
+            return self.upper();
+        }
+        let width = (self.high - self.low).abs() * (1.0 - 1e-15);
+        let scale = self.low.abs().max(self.high.abs());
+        let steps = i32::try_from(self.steps_left).unwrap_or(i32::MAX);
+        let remaining = width * 0.5_f64.powi(steps) - scale * f64::EPSILON;
+        self.low.abs() + remaining.max(0.0)
+    }
+
+    /// Runs the remaining steps; the answer.
+    fn finish(
+        mut self,
+        health: &mut impl FnMut(f64) -> Result<f64, RiskError>,
+    ) -> Result<f64, RiskError> {
+        while self.steps_left > 0 {
+            self.step(health)?;
+        }
+        Ok(self.high)
+    }
+}
+
+/// The outward phase of [`search_move_from`]: the first step at which health reaches 1 and the
+/// last one before it, as a bracket; `None` when no step reaches it. `stop_beyond`: a magnitude
+/// past which the caller needs no answer (the search then stops before evaluating a step whose
+/// safe end is already beyond it, and answers `None`).
+fn outward(
+    health: &mut impl FnMut(f64) -> Result<f64, RiskError>,
+    sign: f64,
+    scale: f64,
+    stop_beyond: Option<f64>,
+) -> Result<Option<Bracket>, RiskError> {
+    let mut safe = 0.0;
+    for step in SEARCH {
+        let candidate = sign * step * scale;
+        if sign < 0.0 && candidate <= -0.99 {
+            break;
+        }
+        if stop_beyond.is_some_and(|limit| limit <= f64::abs(safe)) {
+            return Ok(None);
+        }
+        if health(candidate)? <= 1.0 {
+            return Ok(Some(Bracket {
+                low: safe,
+                high: candidate,
+                steps_left: BISECTION_STEPS,
+            }));
+        }
+        safe = candidate;
+    }
+    Ok(None)
+}
+
+/// The nearest move of `underlying` alone (down to -99%, up to +1000%) that takes the account's
+/// health to 1: the smaller in magnitude of [`search_move_from`]'s fall and rise (the fall on
+/// a tie), the same `f64` to the last bit.
+///
+/// It evaluates fewer moves than the two searches: the rise is searched outward only while it
+/// could still be nearer than the fall's bracket, and the two bisections are run only as far as
+/// it takes to tell which is nearer (from rigorous bounds on where each can still end), then the
+/// nearer one to the end.
+/// A portfolio-margin account's health at each move comes from `MoveHealth` (the moved
+/// underlying recomputed, the rest reused), or the full report where that cannot vouch for the
+/// figure. Consequence: a move the two searches evaluated but whose health cannot change the
+/// answer is no longer evaluated, so an error that only such a move raised is no longer raised.
+///
+/// # Errors
+/// As [`shocked_report`].
+pub fn nearest_move(
+    portfolio: &Portfolio,
+    base: &ShockBase<'_>,
+    params: Option<&PortfolioMarginParams>,
+    underlying: &str,
+) -> Result<Option<f64>, RiskError> {
+    let mut lean = match params {
+        Some(params) => MoveHealth::new(portfolio, base, params, underlying)?,
+        None => None,
+    };
+    let names = [underlying.to_owned()];
+    let mut health = |price_move: f64| -> Result<f64, RiskError> {
+        if let Some(health) = lean.as_mut().and_then(|lean| lean.health(price_move)) {
+            return Ok(health);
+        }
+        health_at(portfolio, base, &names, price_move)
+    };
+    let down = outward(&mut health, -1.0, 1.0, None)?;
+    let up = outward(&mut health, 1.0, 10.0, down.map(|d| d.upper()))?;
+    let (mut down, mut up) = match (down, up) {
+        (None, None) => return Ok(None),
+        (Some(down), None) => return down.finish(&mut health).map(Some),
+        (None, Some(up)) => return up.finish(&mut health).map(Some),
+        (Some(down), Some(up)) => (down, up),
+    };
+    loop {
+        // The fall wins ties (`|down| <= up`).
+        if down.upper() <= up.lower() {
+            return down.finish(&mut health).map(Some);
+        }
+        if up.upper() < down.lower() {
+            return up.finish(&mut health).map(Some);
+        }
+        // Undecided: refine the bracket that may hold the nearer answer.
+        if down.steps_left > 0 && (up.steps_left == 0 || down.lower() <= up.lower()) {
+            down.step(&mut health)?;
+        } else {
+            up.step(&mut health)?;
+        }
+    }
 }

@@ -277,6 +277,40 @@ impl<'a> MarketView<'a> {
         let underlying = self.index_for(&instrument.underlying, || {
             format!("pricing {}", instrument.name)
         })?;
+        self.option_mark_at(instrument, expiry, strike, right, underlying)
+    }
+
+    /// The model mark of an option (no given mark) with its underlying's index at
+    /// `underlying` (USD) rather than the market's: what the mark becomes when the underlying
+    /// alone moves (the surface is by strike and time, so a price move leaves it as it is).
+    ///
+    /// # Errors
+    /// As [`MarketView::mark`].
+    pub fn model_mark_at(
+        &self,
+        instrument: &Instrument,
+        underlying: Decimal,
+    ) -> Result<Option<Mark>, RiskError> {
+        match &instrument.terms {
+            Terms::Option {
+                expiry,
+                strike,
+                right,
+            } => self
+                .option_mark_at(instrument, *expiry, strike.to_f64(), *right, underlying)
+                .map(Some),
+            Terms::Perpetual | Terms::Future { .. } => Ok(None),
+        }
+    }
+
+    fn option_mark_at(
+        &self,
+        instrument: &Instrument,
+        expiry: Timestamp,
+        strike: f64,
+        right: OptionRight,
+        underlying: Decimal,
+    ) -> Result<Mark, RiskError> {
         let spot = underlying.to_f64().unwrap_or(f64::NAN);
         let time = self.years_to(expiry).max(0.0);
         let volatility = self.model_volatility(instrument, strike, time)?;

@@ -1,0 +1,650 @@
+//! The health of a portfolio-margin account as one underlying moves alone: what the
+//! liquidation-move search asks a hundred times (once per step of its bisections).
+//!
+//! The full path shocks the whole market and builds the report again: every mark is repriced,
+//! every position re-margined, every instrument of every underlying revalued under every
+//! scenario. A move of one underlying changes only its index, the marks of its instruments, and
+//! the conversions through assets it prices. [`MoveHealth`] prepares the rest once and, at each
+//! step, recomputes what the move changes with the same operations in the same order, so the
+//! health is the full path's bit for bit:
+//! - the marks of the underlying's instruments, by the shock's own repricing
+//!   ([`ShockBase::moved_mark`]);
+//! - the equity: collateral at the moved index, and the contribution of each position whose
+//!   mark or conversion moved (the others' contributions are reused), summed in the account's
+//!   order;
+//! - the portfolio margin through [`MovedBook`]: only the moved underlying's instruments are
+//!   revalued; the other underlyings' scenario P&L are reused.
+//!
+//! Where it cannot vouch for the full path's result (a price out of range, a revaluation that
+//! fails, a figure that could leave `Decimal`'s range) it answers `None` and the caller takes the
+//! full path, which then gives the same figure or the same error as before.
+
+use rayon::prelude::*;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use solvent_core::instrument::{Style, Terms};
+use solvent_core::money::Price;
+use solvent_core::portfolio::{Portfolio, Position};
+use solvent_core::portfolio_margin::PortfolioMarginParams;
+use solvent_core::rounding;
+use solvent_core::venue::{Asset, MarginRule};
+
+use crate::account::lines;
+use crate::collateral;
+use crate::error::RiskError;
+use crate::portfolio_margin::{MovedBook, ReportCurrency, ScenarioBook, exposures};
+use crate::standard;
+use crate::stress::{ShockBase, moved_index};
+use crate::valuation::MarketView;
+
+/// Converted figures stay below this (USD amounts and report amounts alike), far inside
+/// `Decimal`'s range (about 7.9e28): within it, none of the full path's conversions can overflow.
+const FIGURE_LIMIT: f64 = 1e27;
+
+/// A decimal as `f64` for the risk math (NaN where it has none), as the scenario book reads it.
+fn f64_of(value: Decimal) -> f64 {
+    value.to_f64().unwrap_or(f64::NAN)
+}
+
+/// A position as the move sees it.
+struct Held<'a> {
+    position: &'a Position,
+    settlement: &'a Asset,
+    /// Whether it is on the moved underlying (its mark and index move).
+    on_moved: bool,
+    /// Whether its figures change with the move: on the moved underlying, or converted through
+    /// an asset the underlying prices.
+    affected: bool,
+    /// Its mark at the unmoved market.
+    mark: Decimal,
+    /// Its slot among the market's marks, when the market gives it.
+    given: Option<usize>,
+    /// Its contribution to the cross pool's equity at the unmoved market (rounded, in the
+    /// report asset); `None` for an isolated position (it adds nothing to the pool).
+    contribution: Option<Decimal>,
+    /// Bound of its figures relative to its exposure (see [`figure_factor`]) and its sizes;
+    /// known for every affected position.
+    factor: Option<(FigureFactor, Sizes)>,
+    /// Its underlying's index as `f64` at the unmoved market.
+    underlying_f64: f64,
+}
+
+/// `|figure| <= (exposure + contracts) x (1 + rate) + absolute` for every figure the report
+/// converts for a position (value, P&L, requirements, isolated equity): its rule's largest rate
+/// and deduction, read from the venue file once.
+#[derive(Clone, Copy)]
+struct FigureFactor {
+    rate: f64,
+    absolute: f64,
+    contracts: f64,
+}
+
+/// The bound of a position's figures; `None` for a rule whose requirement is not bounded by a
+/// fixed multiple of the position's exposure (the square-root rule of an inverse contract grows
+/// with `1 / mark`), for which the search takes the full path.
+fn figure_factor(position: &Position) -> Option<FigureFactor> {
+    let instrument = &position.instrument;
+    let abs = |value: Decimal| value.abs().to_f64();
+    let (rate, absolute) = match instrument.margin.as_ref() {
+        MarginRule::Tiered { tiers, .. } => {
+            let chosen = position.leverage.or(instrument.default_leverage);
+            let mut rate: f64 = 0.0;
+            let mut absolute: f64 = 0.0;
+            for tier in tiers {
+                let leverage = chosen.map_or(tier.max_leverage, |c| c.min(tier.max_leverage));
+                if leverage <= Decimal::ZERO {
+                    return None;
+                }
+                rate = rate
+                    .max(1.0 / leverage.to_f64()?)
+                    .max(abs(tier.maintenance_rate)?);
+                absolute = absolute.max(abs(tier.deduction)?);
+            }
+            (rate, absolute)
+        }
+        MarginRule::SizeLinear {
+            initial_base,
+            maintenance_base,
+            rate_per_unit,
+            max_rate,
+            ..
+        } if *rate_per_unit >= Decimal::ZERO => (
+            abs(*initial_base)?
+                .max(abs(*maintenance_base)?)
+                .max(abs(*max_rate)?),
+            0.0,
+        ),
+        MarginRule::SizeLinear { .. } | MarginRule::SizeSqrt { .. } => return None,
+        MarginRule::OpenInterest {
+            initial_base,
+            maintenance_fraction,
+            rate_step,
+            ..
+        } => (
+            1.0 + abs(*initial_base)?
+                + rate_step.map_or(Some(0.0), abs)?
+                + abs(*initial_base * *maintenance_fraction)?,
+            0.0,
+        ),
+        MarginRule::DeribitOption {
+            initial_base,
+            initial_floor,
+            maintenance,
+            ..
+        } => (
+            abs(*initial_base)?.max(abs(*initial_floor)?) + abs(*maintenance)? + 1.0,
+            0.0,
+        ),
+    };
+    let isolated = position
+        .isolated_margin
+        .map_or(Some(0.0), |m| abs(m.value()))?;
+    Some(FigureFactor {
+        rate,
+        absolute: absolute + isolated,
+        contracts: (position.size.value().abs() * instrument.contract_size).to_f64()?,
+    })
+}
+
+/// The health of the account as one underlying moves alone, prepared once for many moves.
+pub struct MoveHealth<'a> {
+    portfolio: &'a Portfolio,
+    view: &'a MarketView<'a>,
+    shocks: &'a ShockBase<'a>,
+    underlying: &'a str,
+    /// The underlying's index at the unmoved market.
+    index: Price,
+    report_asset: &'a Asset,
+    held: Vec<Held<'a>>,
+    /// The market's marks on the underlying (each is repriced at each step, as a shock reprices
+    /// them: one that cannot be is an error of the full path).
+    slots: Vec<usize>,
+    /// Per market mark, its place in `slots` (the marks of other underlyings do not move).
+    slot_place: Vec<Option<usize>>,
+    book: MovedBook,
+    /// Per instrument of the moved book: the position that reads its mark.
+    book_marks: Vec<Option<usize>>,
+    priced_by: Option<usize>,
+    /// Step buffers.
+    moved_marks: Vec<Decimal>,
+    marks: Vec<Option<f64>>,
+    position_marks: Vec<(Decimal, f64)>,
+}
+
+impl<'a> MoveHealth<'a> {
+    /// Prepares the moves of `underlying` for a portfolio-margin account. `None` when the
+    /// account holds something this path does not recompute (the search then takes the full
+    /// path at every step).
+    ///
+    /// # Errors
+    /// [`RiskError`] as the margin report at the unmoved market.
+    pub fn new(
+        portfolio: &'a Portfolio,
+        shocks: &'a ShockBase<'a>,
+        params: &PortfolioMarginParams,
+        underlying: &'a str,
+    ) -> Result<Option<Self>, RiskError> {
+        let view = shocks.view();
+        let market = view.market();
+        let Some(index) = market.index.get(underlying).copied() else {
+            return Ok(None);
+        };
+        let report_asset = &portfolio.settlement_asset;
+        let report_moves = report_asset.index == underlying;
+        let lines = lines(portfolio, view)?;
+        let mut held = Vec::with_capacity(lines.len());
+        for line in &lines {
+            let position = line.position;
+            let instrument = &position.instrument;
+            let on_moved = instrument.underlying == underlying;
+            let affected = on_moved || report_moves || line.settlement.index == underlying;
+            let factor = figure_factor(position).zip(Sizes::of(position));
+            if affected && factor.is_none() {
+                return Ok(None);
+            }
+            let contribution = match position.isolated_margin {
+                Some(_) => None,
+                None => {
+                    let settle = view.convert(
+                        line.equity_at(line.mark.price),
+                        line.settlement,
+                        report_asset,
+                    )?;
+                    Some(rounding::credit(settle, report_asset.precision))
+                }
+            };
+            held.push(Held {
+                position,
+                settlement: line.settlement,
+                on_moved,
+                affected,
+                mark: line.mark.price,
+                underlying_f64: f64_of(line.underlying_usd),
+                given: market.mark.get_index_of(&instrument.name),
+                contribution,
+                factor,
+            });
+        }
+        let (instruments, spot_assets) = crate::portfolio_report::book_inputs(portfolio, params);
+        let scenario_book = ScenarioBook::new(view, params, &instruments, &spot_assets)?;
+        let exposures = exposures(portfolio, &scenario_book)?;
+        let priced_by = scenario_book
+            .underlyings
+            .get_index_of(report_asset.index.as_str());
+        let Some(book) = MovedBook::new(
+            view,
+            params,
+            scenario_book,
+            &exposures,
+            underlying,
+            &instruments,
+        )?
+        else {
+            return Ok(None);
+        };
+        // Each instrument of the moved book reads the mark of the first cross position on it
+        // (every position on one instrument has the same mark).
+        let mut first_reader: std::collections::HashMap<&str, usize> =
+            std::collections::HashMap::new();
+        for (place, h) in held.iter().enumerate() {
+            if h.contribution.is_some() {
+                first_reader
+                    .entry(h.position.instrument.name.as_str())
+                    .or_insert(place);
+            }
+        }
+        let book_marks = book
+            .instruments()
+            .iter()
+            .map(|name| first_reader.get(name.as_str()).copied())
+            .collect();
+        let slots = shocks.slots_on(underlying);
+        let mut slot_place = vec![None; market.mark.len()];
+        for (place, &slot) in slots.iter().enumerate() {
+            if let Some(entry) = slot_place.get_mut(slot) {
+                *entry = Some(place);
+            }
+        }
+        Ok(Some(Self {
+            portfolio,
+            view,
+            shocks,
+            underlying,
+            index,
+            report_asset,
+            held,
+            slots,
+            slot_place,
+            book,
+            book_marks,
+            priced_by,
+            moved_marks: Vec::new(),
+            marks: Vec::new(),
+            position_marks: Vec::new(),
+        }))
+    }
+
+    /// Health when the underlying moves by `price_move` (as the full path's: `0` at or below
+    /// zero equity, infinite without a requirement), or `None` when this path cannot vouch for
+    /// the full path's figure.
+    pub fn health(&mut self, price_move: f64) -> Option<f64> {
+        let view = self.view;
+        let underlying = self.underlying;
+        let index = moved_index(self.index, underlying, price_move).ok()?;
+        let index_usd = index.value();
+        // Every mark on the underlying, repriced on every core (each on its own).
+        let shocks = self.shocks;
+        // Each entry is overwritten below (or the step fails).
+        self.moved_marks.resize(self.slots.len(), Decimal::ZERO);
+        self.slots
+            .par_iter()
+            .zip(self.moved_marks.par_iter_mut())
+            .with_min_len(256)
+            .try_for_each(|(&slot, moved)| {
+                *moved = shocks
+                    .moved_mark(slot, underlying, price_move)?
+                    .ok()?
+                    .value();
+                Some(())
+            })?;
+        let asset_usd = |asset: &Asset| -> Option<Decimal> {
+            if asset.index == underlying {
+                Some(index_usd)
+            } else {
+                view.asset_usd(asset).ok()
+            }
+        };
+        let report_asset = self.report_asset;
+        let decimals = report_asset.precision;
+        let report_usd = asset_usd(report_asset)?;
+
+        // Collateral, as the report values it.
+        let venue = view.venue();
+        let mut collateral_value = Decimal::ZERO;
+        let mut borrow_maintenance = Decimal::ZERO;
+        for balance in &self.portfolio.balances {
+            let usd_price = asset_usd(&balance.asset)?;
+            let schedule = venue.collateral.get(balance.asset.symbol.as_str());
+            let valued = collateral::value(schedule, balance.amount.value(), usd_price);
+            collateral_value += rounding::credit(
+                valued.collateral_value_usd.checked_div(report_usd)?,
+                decimals,
+            );
+            if valued.borrow_maintenance_usd > Decimal::ZERO
+                || valued.borrow_initial_usd > Decimal::ZERO
+            {
+                valued.borrow_initial_usd.checked_div(report_usd)?;
+                borrow_maintenance += rounding::requirement(
+                    valued.borrow_maintenance_usd.checked_div(report_usd)?,
+                    decimals,
+                );
+            }
+        }
+
+        // Positions: marks, bounds, and the pool's equity in the account's order.
+        let report_f64 = report_usd.to_f64()?;
+        let spot = f64_of(index_usd);
+        let mut unrealized_pnl = Decimal::ZERO;
+        let mut option_value = Decimal::ZERO;
+        self.position_marks.clear();
+        for held in &self.held {
+            let position = held.position;
+            let instrument = &position.instrument;
+            let mark = if held.on_moved {
+                match held.given {
+                    Some(slot) => {
+                        let place = (*self.slot_place.get(slot)?)?;
+                        *self.moved_marks.get(place)?
+                    }
+                    None => match &instrument.terms {
+                        Terms::Perpetual | Terms::Future { .. } => index_usd,
+                        Terms::Option { .. } => {
+                            view.model_mark_at(instrument, index_usd).ok()??.price
+                        }
+                    },
+                }
+            } else {
+                held.mark
+            };
+            if !held.affected {
+                self.position_marks.push((mark, f64::NAN));
+                if let Some(contribution) = held.contribution {
+                    add_to_pool(
+                        contribution,
+                        instrument,
+                        &mut unrealized_pnl,
+                        &mut option_value,
+                    );
+                }
+                continue;
+            }
+            let mark_f64 = f64_of(mark);
+            self.position_marks.push((mark, mark_f64));
+            let (factor, sizes) = held.factor?;
+            let underlying_f64 = if held.on_moved {
+                spot
+            } else {
+                held.underlying_f64
+            };
+            let exposure = exposure_within_bounds(sizes, mark_f64, underlying_f64)?;
+            let from_usd = f64_of(asset_usd(held.settlement)?);
+            let bound = (exposure + factor.contracts) * (1.0 + factor.rate) + factor.absolute;
+            if !(bound * from_usd.max(1.0) < FIGURE_LIMIT
+                && bound * from_usd / report_f64 < FIGURE_LIMIT)
+            {
+                return None;
+            }
+            if held.contribution.is_some() {
+                let settle = standard::equity_contribution(
+                    instrument,
+                    position.size.value(),
+                    position.entry_price.value(),
+                    mark,
+                );
+                let converted = if held.settlement.symbol == report_asset.symbol || settle.is_zero()
+                {
+                    settle
+                } else {
+                    settle
+                        .checked_mul(asset_usd(held.settlement)?)?
+                        .checked_div(report_usd)?
+                };
+                add_to_pool(
+                    rounding::credit(converted, decimals),
+                    instrument,
+                    &mut unrealized_pnl,
+                    &mut option_value,
+                );
+            }
+        }
+        let equity = collateral_value + unrealized_pnl + option_value;
+
+        // Portfolio margin.
+        self.marks.clear();
+        for reader in &self.book_marks {
+            let mark = match reader {
+                Some(position) => {
+                    let held = self.held.get(*position)?;
+                    let (_, mark) = *self.position_marks.get(*position)?;
+                    // An option priced by the surface has no given mark to imply a volatility.
+                    let given = held.given.is_some()
+                        || !matches!(held.position.instrument.terms, Terms::Option { .. });
+                    given.then_some(mark)
+                }
+                None => None,
+            };
+            self.marks.push(mark);
+        }
+        let price_usd = report_usd.to_f64().unwrap_or(f64::NAN);
+        let currency = ReportCurrency {
+            price_usd,
+            priced_by: self.priced_by,
+            equity_usd: equity.to_f64().unwrap_or(0.0) * price_usd,
+        };
+        let (maintenance, initial) = self.book.margin(spot, &self.marks, &currency)?;
+        let maintenance =
+            rounding::requirement_from_f64(maintenance, decimals, "portfolio maintenance margin")
+                .ok()?;
+        rounding::requirement_from_f64(initial, decimals, "portfolio initial margin").ok()?;
+        let cross_maintenance = borrow_maintenance + maintenance;
+        if equity <= Decimal::ZERO {
+            return Some(0.0);
+        }
+        if cross_maintenance <= Decimal::ZERO {
+            return Some(f64::INFINITY);
+        }
+        Some(
+            (equity / cross_maintenance)
+                .to_f64()
+                .filter(|value| value.is_finite())
+                .unwrap_or(f64::INFINITY),
+        )
+    }
+}
+
+/// Adds a position's rounded contribution to the pool's option value or unrealised P&L, as the
+/// report adds it.
+fn add_to_pool(
+    contribution: Decimal,
+    instrument: &solvent_core::instrument::Instrument,
+    unrealized_pnl: &mut Decimal,
+    option_value: &mut Decimal,
+) {
+    if matches!(instrument.terms, Terms::Option { .. }) {
+        *option_value += contribution;
+    } else {
+        *unrealized_pnl += contribution;
+    }
+}
+
+/// A position's size, contract size and entry price as `f64`, for [`exposure_within_bounds`].
+#[derive(Clone, Copy)]
+struct Sizes {
+    size: f64,
+    contract_size: f64,
+    entry: f64,
+    /// Whether its exposure is `size / price` (inverse perpetuals and futures).
+    inverse: bool,
+    /// Whether the underlying's index is among its prices (options).
+    option: bool,
+}
+
+impl Sizes {
+    fn of(position: &Position) -> Option<Self> {
+        let instrument = &position.instrument;
+        Some(Self {
+            size: position.size.value().abs().to_f64()?,
+            contract_size: instrument.contract_size.to_f64()?,
+            entry: position.entry_price.value().to_f64()?,
+            inverse: instrument.style == Style::Inverse
+                && matches!(instrument.terms, Terms::Perpetual | Terms::Future { .. }),
+            option: matches!(instrument.terms, Terms::Option { .. }),
+        })
+    }
+}
+
+/// The position's exposure as [`standard::bounded_exposure`] measures it (at its mark and
+/// entry, and the underlying's index for an option), in `f64`; `None` when it is not clearly
+/// within the bound the report enforces (the full path then refuses it, or decides exactly).
+fn exposure_within_bounds(sizes: Sizes, mark: f64, underlying_usd: f64) -> Option<f64> {
+    let Sizes {
+        size,
+        contract_size,
+        entry,
+        inverse,
+        option,
+    } = sizes;
+    let exposure = if inverse {
+        size / mark.min(entry)
+    } else if option {
+        size * contract_size * mark.max(entry).max(underlying_usd)
+    } else {
+        size * contract_size * mark.max(entry)
+    };
+    // A relative margin far above the error of the few `f64` operations above (NaN fails).
+    (exposure < MAX_AMOUNT_F64 * (1.0 - 1e-9)).then_some(exposure)
+}
+
+/// [`MAX_AMOUNT`] as `f64` (`1e15`, exact).
+const MAX_AMOUNT_F64: f64 = 1e15;
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        reason = "test helpers: a failed unwrap is a failed test"
+    )]
+
+    use serde_json::Value;
+    use solvent_core::market::Market;
+    use solvent_core::portfolio::Portfolio;
+    use solvent_core::venue::Venue;
+
+    use super::MoveHealth;
+    use crate::stress::{ShockBase, health_at, nearest_move, search_move_from};
+    use crate::valuation::MarketView;
+
+    fn venue() -> Venue {
+        let path = format!("{}/../../venues/default.toml", env!("CARGO_MANIFEST_DIR"));
+        Venue::from_toml(&path, &std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    /// The desk example in portfolio mode, changed by `edit`.
+    fn desk(edit: impl Fn(&mut Value)) -> Value {
+        let path = format!(
+            "{}/../../examples/btc-desk.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut file: Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        file["mode"] = Value::from("portfolio");
+        edit(&mut file);
+        file
+    }
+
+    fn accounts() -> Vec<Value> {
+        vec![
+            desk(|_| {}),
+            // Coin-margined: the report asset moves with BTC, so every conversion does.
+            desk(|file| file["settlement_asset"] = Value::from("BTC")),
+            // Options priced by the surface (no given marks).
+            desk(|file| {
+                let marks = file["market"]["mark"].as_object_mut().unwrap();
+                marks.retain(|name, _| !name.ends_with("-C") && !name.ends_with("-P"));
+            }),
+            // An isolated perpetual on the moved underlying.
+            desk(|file| {
+                file["positions"][0]["isolated_margin"] = Value::from("5000");
+                file["positions"][0]["leverage"] = Value::from(10);
+            }),
+        ]
+    }
+
+    const MOVES: [f64; 14] = [
+        -0.9, -0.5, -0.16, -0.03, -1e-9, 0.0, 1e-12, 0.004, 0.08, 0.3, 1.0, 2.5, 6.0, 9.9,
+    ];
+
+    #[test]
+    fn lean_health_is_the_full_reports_bit_for_bit() {
+        let venue = venue();
+        let params = venue.portfolio_margin.as_ref().unwrap();
+        let mut lean_steps = 0;
+        for file in accounts() {
+            let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
+            let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
+            let view = MarketView::new(&venue, &market).unwrap();
+            let shocks = ShockBase::new(&view);
+            for underlying in ["BTC", "ETH", "SOL"] {
+                // The desk's SOL perpetual is isolated: no cross position moves with SOL.
+                let Some(mut lean) =
+                    MoveHealth::new(&portfolio, &shocks, params, underlying).unwrap()
+                else {
+                    assert_eq!(underlying, "SOL");
+                    continue;
+                };
+                let names = [underlying.to_owned()];
+                for price_move in MOVES {
+                    let full = health_at(&portfolio, &shocks, &names, price_move);
+                    if let Some(health) = lean.health(price_move) {
+                        lean_steps += 1;
+                        assert_eq!(
+                            health.to_bits(),
+                            full.unwrap().to_bits(),
+                            "{underlying} {price_move}: {health}"
+                        );
+                    }
+                }
+            }
+        }
+        // The lean path answers (nearly) everywhere, not only where it is easy.
+        assert!(lean_steps >= 4 * 2 * (MOVES.len() - 2), "{lean_steps}");
+    }
+
+    #[test]
+    fn the_nearest_move_is_the_nearer_of_the_two_searches() {
+        let venue = venue();
+        let params = venue.portfolio_margin.as_ref();
+        for file in accounts() {
+            let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
+            let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
+            let view = MarketView::new(&venue, &market).unwrap();
+            let shocks = ShockBase::new(&view);
+            for underlying in ["BTC", "ETH", "SOL"] {
+                let names = [underlying.to_owned()];
+                let down = search_move_from(&portfolio, &shocks, &names, -1.0, 1.0).unwrap();
+                let up = search_move_from(&portfolio, &shocks, &names, 1.0, 10.0).unwrap();
+                let expected = match (down, up) {
+                    (Some(d), Some(u)) => Some(if d.abs() <= u { d } else { u }),
+                    (Some(d), None) => Some(d),
+                    (None, up) => up,
+                };
+                let nearest = nearest_move(&portfolio, &shocks, params, underlying).unwrap();
+                assert_eq!(
+                    nearest.map(f64::to_bits),
+                    expected.map(f64::to_bits),
+                    "{underlying}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! The scenario book: every listed instrument (and spot asset) of an underlying revalued once
+//! per scenario, shared by every account that holds it, and an account's exposures located in it.
+
+use super::*;
+
+/// How one listed instrument (or the spot asset) moves with its underlying, per unit of exposure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstrumentRisk {
+    /// Instrument name, or `spot:ASSET`.
+    pub name: String,
+    /// USD P&L per unit of exposure in each scenario of the underlying.
+    pub unit_pnl: Vec<f64>,
+    /// USD P&L per unit of exposure in each historical scenario (empty without a history).
+    pub historical_pnl: Vec<f64>,
+    /// Delta in coin per unit of exposure.
+    pub unit_delta: f64,
+    /// USD moved per unit of exposure by the roll (basis) shock: `S x roll x sqrt(T)`.
+    pub roll_unit: f64,
+    /// Whether a short exposure counts toward the short option minimum.
+    pub is_option: bool,
+}
+
+/// One underlying's scenarios and its instruments revalued under them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnderlyingBook {
+    /// Underlying name.
+    pub name: String,
+    /// Index price (USD).
+    pub price_usd: f64,
+    /// The scenarios.
+    pub scenarios: Vec<Scenario>,
+    /// Instruments by name (spot as `spot:ASSET`). Read-only once the book is built: the lean
+    /// path reads a packed copy of these rows.
+    pub instruments: IndexMap<String, InstrumentRisk>,
+    pub(super) params: UnderlyingParams,
+    pub(super) packed: PackedRows,
+}
+
+/// What the charges of one underlying read of its book besides the account's sums: its
+/// parameters, scenarios and index price (borrowed from an [`UnderlyingBook`], or the moved
+/// price of a liquidation-move search).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Scan<'a> {
+    pub(super) params: &'a UnderlyingParams,
+    pub(super) scenarios: &'a [Scenario],
+    pub(super) price_usd: f64,
+}
+
+impl UnderlyingBook {
+    pub(super) fn scan(&self) -> Scan<'_> {
+        Scan {
+            params: &self.params,
+            scenarios: &self.scenarios,
+            price_usd: self.price_usd,
+        }
+    }
+}
+
+/// Instruments revalued once per scenario, shared by every account that holds them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScenarioBook {
+    /// Books by underlying.
+    pub underlyings: IndexMap<String, UnderlyingBook>,
+    /// Per book underlying, its relative move in each historical scenario (when ES is enabled
+    /// and a history is given).
+    pub historical_moves: Option<Vec<Vec<f64>>>,
+    /// The historical scenarios' dates.
+    pub historical_dates: Vec<String>,
+    /// Correlations estimated from the view's price history, for pairs the venue does not give.
+    pub estimated_correlations: Option<crate::history::CorrelationMatrix>,
+}
+
+/// What an account holds of one instrument, as a multiple of its unit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exposure {
+    /// Underlying index in the book.
+    pub underlying: usize,
+    /// Instrument index in the underlying's book.
+    pub instrument: usize,
+    /// Units of exposure (see [`exposure_of`]).
+    pub amount: f64,
+    /// The position's index in the portfolio, `None` for a spot balance.
+    pub position: Option<usize>,
+}
+
+/// Units of exposure of a position, in the unit its [`InstrumentRisk`] is quoted per:
+/// `size x contract size` (linear instruments, options), `size / entry` coin (inverse perpetuals
+/// and futures: their USD value moves as `size x S x move / entry`, the entry being where the coin
+/// P&L started to accrue).
+#[must_use]
+pub fn exposure_of(instrument: &Instrument, size: Decimal, entry: Decimal) -> f64 {
+    let units = match (instrument.style, &instrument.terms) {
+        (Style::Inverse, Terms::Perpetual | Terms::Future { .. }) => size / entry,
+        _ => size * instrument.contract_size,
+    };
+    units.to_f64().unwrap_or(0.0)
+}
+
+impl ScenarioBook {
+    /// Revalues `instruments` (and the spot assets `spot_assets`, by symbol) under each
+    /// underlying's scenarios. Underlyings without parameters in the venue are an error: a
+    /// portfolio-margin account may hold only what the venue can scan.
+    ///
+    /// # Errors
+    /// [`RiskError`] when parameters, prices or volatilities are missing.
+    pub fn new(
+        view: &MarketView<'_>,
+        params: &PortfolioMarginParams,
+        instruments: &[&Instrument],
+        spot_assets: &[(String, String)],
+    ) -> Result<Self, RiskError> {
+        let mut underlyings: IndexMap<String, UnderlyingBook> = IndexMap::new();
+        let history = if params.historical.is_some() {
+            view.history()
+        } else {
+            None
+        };
+        let column = |name: &str| -> Result<Option<(&HistoricalScenarios, usize)>, RiskError> {
+            match history {
+                None => Ok(None),
+                Some(history) => history
+                    .underlyings
+                    .iter()
+                    .position(|u| u == name)
+                    .map(|index| Some((history, index)))
+                    .ok_or_else(|| RiskError::Unsupported {
+                        path: "--history".to_owned(),
+                        problem: format!(
+                            "historical expected shortfall needs a price history of {name}"
+                        ),
+                    }),
+            }
+        };
+        for (symbol, index_name) in spot_assets {
+            let history_column = column(index_name)?;
+            let book = Self::book_for(&mut underlyings, view, params, index_name)?;
+            let name = format!("spot:{symbol}");
+            let price = book.price_usd;
+            let unit_pnl = book
+                .scenarios
+                .iter()
+                .map(|s| price * s.price_move)
+                .collect();
+            let historical_pnl = history_column.map_or_else(Vec::new, |(history, index)| {
+                history
+                    .scenarios
+                    .iter()
+                    .map(|s| price * (s.price_factor.get(index).copied().unwrap_or(1.0) - 1.0))
+                    .collect()
+            });
+            book.instruments.insert(
+                name.clone(),
+                InstrumentRisk {
+                    name,
+                    unit_pnl,
+                    historical_pnl,
+                    unit_delta: 1.0,
+                    roll_unit: 0.0,
+                    is_option: false,
+                },
+            );
+        }
+        let mut options = PendingOptions::for_options(
+            instruments
+                .iter()
+                .filter(|i| matches!(i.terms, Terms::Option { .. }))
+                .count(),
+        );
+        for instrument in instruments {
+            let history_column = column(&instrument.underlying)?;
+            let book = Self::book_for(&mut underlyings, view, params, &instrument.underlying)?;
+            if book.instruments.contains_key(&instrument.name) {
+                continue;
+            }
+            let risk = instrument_risk(view, instrument, book, history_column, &mut options)?;
+            book.instruments.insert(instrument.name.clone(), risk);
+        }
+        options.value(&mut underlyings)?;
+        for book in underlyings.values_mut() {
+            book.packed = PackedRows::new(&book.scenarios, &book.instruments);
+        }
+        let historical_moves = history.map(|history| {
+            underlyings
+                .keys()
+                .map(|name| {
+                    let index = history.underlyings.iter().position(|u| u == name);
+                    history
+                        .scenarios
+                        .iter()
+                        .map(|s| {
+                            index
+                                .and_then(|i| s.price_factor.get(i))
+                                .copied()
+                                .unwrap_or(1.0)
+                                - 1.0
+                        })
+                        .collect()
+                })
+                .collect()
+        });
+        Ok(Self {
+            underlyings,
+            estimated_correlations: view.history().map(|h| h.correlations.clone()),
+            historical_moves,
+            historical_dates: history
+                .map(|h| h.scenarios.iter().map(|s| s.date.to_string()).collect())
+                .unwrap_or_default(),
+        })
+    }
+
+    pub(super) fn book_for<'a>(
+        underlyings: &'a mut IndexMap<String, UnderlyingBook>,
+        view: &MarketView<'_>,
+        params: &PortfolioMarginParams,
+        name: &str,
+    ) -> Result<&'a mut UnderlyingBook, RiskError> {
+        if !underlyings.contains_key(name) {
+            let underlying_params =
+                params
+                    .underlyings
+                    .get(name)
+                    .ok_or_else(|| RiskError::Unsupported {
+                        path: format!("portfolio_margin.underlyings.{name}"),
+                        problem: format!("the venue has no portfolio-margin parameters for {name}"),
+                    })?;
+            let price_usd = f64_of(view.index(name, "portfolio margin")?);
+            underlyings.insert(
+                name.to_owned(),
+                UnderlyingBook {
+                    name: name.to_owned(),
+                    price_usd,
+                    scenarios: scenarios(underlying_params),
+                    instruments: IndexMap::new(),
+                    params: underlying_params.clone(),
+                    packed: PackedRows::default(),
+                },
+            );
+        }
+        underlyings
+            .get_mut(name)
+            .ok_or_else(|| RiskError::Unsupported {
+                path: format!("portfolio_margin.underlyings.{name}"),
+                problem: "missing after insertion".to_owned(),
+            })
+    }
+
+    /// Position of an instrument: `(underlying, instrument)` indices.
+    #[must_use]
+    pub fn locate(&self, underlying: &str, name: &str) -> Option<(usize, usize)> {
+        let (u, _, book) = self.underlyings.get_full(underlying)?;
+        let i = book.instruments.get_index_of(name)?;
+        Some((u, i))
+    }
+}
+
+/// The exposures of a portfolio's cross pool (positions without isolated margin, and spot
+/// balances of assets priced by a scanned underlying), located in `book`.
+///
+/// # Errors
+/// [`RiskError::Unsupported`] when a position's instrument is not in the book.
+pub fn exposures(portfolio: &Portfolio, book: &ScenarioBook) -> Result<Vec<Exposure>, RiskError> {
+    let mut result = Vec::new();
+    for (index, position) in portfolio.positions.iter().enumerate() {
+        if position.isolated_margin.is_some() {
+            continue;
+        }
+        let instrument = &position.instrument;
+        let (underlying, slot) = book
+            .locate(&instrument.underlying, &instrument.name)
+            .ok_or_else(|| RiskError::Unsupported {
+                path: format!("positions: {}", instrument.name),
+                problem: "not in the scenario book".to_owned(),
+            })?;
+        result.push(Exposure {
+            underlying,
+            instrument: slot,
+            amount: exposure_of(
+                instrument,
+                position.size.value(),
+                position.entry_price.value(),
+            ),
+            position: Some(index),
+        });
+    }
+    for balance in &portfolio.balances {
+        if let Some((underlying, slot)) = book.locate(
+            &balance.asset.index,
+            &format!("spot:{}", balance.asset.symbol),
+        ) {
+            result.push(Exposure {
+                underlying,
+                instrument: slot,
+                amount: f64_of(balance.amount.value()),
+                position: None,
+            });
+        }
+    }
+    Ok(result)
+}
