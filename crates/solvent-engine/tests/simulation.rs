@@ -271,6 +271,8 @@ struct Model {
     last_hash: String,
     /// When each (underlying, source) last quoted, in ms: the auditor's view of index staleness.
     quotes: BTreeMap<(String, String), i64>,
+    /// The engine's index per underlying after the previous event.
+    index_seen: BTreeMap<String, Decimal>,
     /// The time of the latest accepted event, in ms.
     now_ms: i64,
     /// The sequence number of the last accepted event (a refused one takes none).
@@ -614,8 +616,23 @@ fn audit(
     // Accounts whose figures this event could change.
     let mut affected = mentioned;
     match &envelope.event {
-        Event::IndexPrice(IndexPrice { underlying, .. })
-        | Event::VolSurface(VolSurface { underlying, .. }) => {
+        // An index the guards held (a jump awaiting confirmation, no fresh source) moved
+        // nothing: only time passed, which an event that changes nothing an account holds need
+        // not re-examine it for.
+        Event::IndexPrice(IndexPrice { underlying, .. }) => {
+            let now = engine
+                .market()
+                .index
+                .get(underlying.as_str())
+                .map(|p| p.value());
+            if now != model.index_seen.get(underlying).copied() {
+                affected.extend(exposed(model, underlying));
+            }
+            if let Some(now) = now {
+                model.index_seen.insert(underlying.clone(), now);
+            }
+        }
+        Event::VolSurface(VolSurface { underlying, .. }) => {
             affected.extend(exposed(model, underlying));
         }
         // A mark moves only its contract's holders (an option's value also moves with time at
