@@ -9,7 +9,7 @@ impl Engine {
     /// valued (a venue update left it holding what the market does not price): it is examined at
     /// every update of what it holds until it can be.
     pub(super) fn report_or_unband(&mut self, id: &str) -> Option<MarginReport> {
-        let report = self.report(id).ok();
+        let report = self.monitoring_report(id).ok();
         if report.is_none() {
             self.set_bands(id, None);
         }

@@ -70,4 +70,14 @@ impl Engine {
         let account = self.known_account(id)?;
         self.report_of(&self.portfolio_of(account)?)
     }
+
+    /// What monitoring reads: the account's figures and its isolated positions' lines, without
+    /// the attribution of a portfolio-margin requirement to its cross positions (identical
+    /// account figures; liquidation, which chooses among positions, takes [`Self::report`]).
+    pub(super) fn monitoring_report(&self, id: &str) -> Result<MarginReport, Rejection> {
+        let account = self.known_account(id)?;
+        let portfolio = self.portfolio_of(account)?;
+        let view = MarketView::new(&self.venue, &self.market).map_err(risk_rejection)?;
+        build_report(&portfolio, &view, Detail::Totals).map_err(risk_rejection)
+    }
 }
