@@ -340,6 +340,18 @@ pub struct Engine {
     events: u64,
     /// The digest of the installed venue (see [`state_hash`]).
     venue_digest: [u8; 32],
+    /// Counts changes of the volatility smiles (the key of `surfaces`).
+    vol_generation: u64,
+    /// The volatility surfaces at the current time, smiles and venue, built once and shared by
+    /// every account valued before any of them changes: a cache, never hashed.
+    surfaces: std::cell::RefCell<Option<CachedSurfaces>>,
+}
+
+/// Surfaces built at `(time, smiles generation, venue)`.
+#[derive(Clone, Debug)]
+struct CachedSurfaces {
+    key: (Timestamp, u64, [u8; 32]),
+    surfaces: Arc<solvent_risk::valuation::Surfaces>,
 }
 
 /// The fixed point of time before any event.
@@ -350,6 +362,8 @@ impl Engine {
     #[must_use]
     pub fn new(venue: Venue, config: EngineConfig) -> Self {
         Self {
+            vol_generation: 0,
+            surfaces: std::cell::RefCell::new(None),
             venue_digest: state_hash::venue_digest(&venue),
             state_levels: state_levels(&venue),
             coin_indices: coin_indices(&venue),

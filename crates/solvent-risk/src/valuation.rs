@@ -57,13 +57,55 @@ pub struct HistoricalScenarios {
     pub correlations: crate::history::CorrelationMatrix,
 }
 
+/// Volatility surfaces by underlying, as a view builds them from a market's smiles.
+pub type Surfaces = IndexMap<String, VolSurface>;
+
 /// A read-only view of one market snapshot through one venue's assets and instruments.
 #[derive(Debug)]
 pub struct MarketView<'a> {
     venue: &'a Venue,
     market: &'a Market,
-    surfaces: IndexMap<String, VolSurface>,
+    surfaces: std::borrow::Cow<'a, Surfaces>,
     history: Option<&'a HistoricalScenarios>,
+}
+
+/// Each underlying's smiles turned into a volatility surface at the market's time; smiles that
+/// expired at or before it are left out.
+///
+/// # Errors
+/// [`RiskError::Pricing`] naming the smile the surface refused.
+pub fn surfaces(venue: &Venue, market: &Market) -> Result<Surfaces, RiskError> {
+    let mut surfaces = IndexMap::new();
+    for (underlying, smiles) in &market.vol {
+        let mut expiries = Vec::new();
+        for (key, smile) in smiles {
+            let path = format!("vol.{underlying}.{key}");
+            let expiry = parse_expiry_key(key, venue.expiry_time_utc).map_err(|problem| {
+                RiskError::Pricing {
+                    path: path.clone(),
+                    problem,
+                }
+            })?;
+            let time = years_between(market.timestamp, expiry);
+            if time > 0.0 {
+                expiries.push(SmileInput {
+                    time_to_expiry_years: time,
+                    strikes: smile.strikes.clone(),
+                    volatilities: smile.vols.clone(),
+                });
+            }
+        }
+        if expiries.is_empty() {
+            continue;
+        }
+        expiries.sort_by(|a, b| a.time_to_expiry_years.total_cmp(&b.time_to_expiry_years));
+        let surface = VolSurface::new_checked(expiries).map_err(|error| RiskError::Pricing {
+            path: format!("vol.{underlying}"),
+            problem: error.to_string(),
+        })?;
+        surfaces.insert(underlying.clone(), surface);
+    }
+    Ok(surfaces)
 }
 
 impl<'a> MarketView<'a> {
@@ -73,43 +115,24 @@ impl<'a> MarketView<'a> {
     /// # Errors
     /// [`RiskError::Pricing`] naming the smile the surface refused.
     pub fn new(venue: &'a Venue, market: &'a Market) -> Result<Self, RiskError> {
-        let mut surfaces = IndexMap::new();
-        for (underlying, smiles) in &market.vol {
-            let mut expiries = Vec::new();
-            for (key, smile) in smiles {
-                let path = format!("vol.{underlying}.{key}");
-                let expiry = parse_expiry_key(key, venue.expiry_time_utc).map_err(|problem| {
-                    RiskError::Pricing {
-                        path: path.clone(),
-                        problem,
-                    }
-                })?;
-                let time = years_between(market.timestamp, expiry);
-                if time > 0.0 {
-                    expiries.push(SmileInput {
-                        time_to_expiry_years: time,
-                        strikes: smile.strikes.clone(),
-                        volatilities: smile.vols.clone(),
-                    });
-                }
-            }
-            if expiries.is_empty() {
-                continue;
-            }
-            expiries.sort_by(|a, b| a.time_to_expiry_years.total_cmp(&b.time_to_expiry_years));
-            let surface =
-                VolSurface::new_checked(expiries).map_err(|error| RiskError::Pricing {
-                    path: format!("vol.{underlying}"),
-                    problem: error.to_string(),
-                })?;
-            surfaces.insert(underlying.clone(), surface);
-        }
         Ok(Self {
             venue,
             market,
-            surfaces,
+            surfaces: std::borrow::Cow::Owned(surfaces(venue, market)?),
             history: None,
         })
+    }
+
+    /// The view with surfaces already built by [`surfaces`] from the same venue and market (a
+    /// caller valuing many accounts at one snapshot builds them once).
+    #[must_use]
+    pub fn with_surfaces(venue: &'a Venue, market: &'a Market, surfaces: &'a Surfaces) -> Self {
+        Self {
+            venue,
+            market,
+            surfaces: std::borrow::Cow::Borrowed(surfaces),
+            history: None,
+        }
     }
 
     /// The same view with historical scenarios attached.

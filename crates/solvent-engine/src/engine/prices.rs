@@ -289,6 +289,7 @@ impl Engine {
             .map_err(|error| reject(RejectReason::InvalidInput, error.to_string()))?;
         MarketView::new(&self.venue, &market).map_err(risk_rejection)?;
         self.market = market;
+        self.vol_generation += 1;
         // Volatility moves option values and the option legs of a scenario grid, nothing else:
         // only holders of options on the underlying (any expiry: the surface interpolates
         // between them) are examined, not every holder of the underlying.

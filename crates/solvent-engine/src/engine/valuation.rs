@@ -62,8 +62,32 @@ impl Engine {
     }
 
     pub(super) fn report_of(&self, portfolio: &Portfolio) -> Result<MarginReport, Rejection> {
-        let view = MarketView::new(&self.venue, &self.market).map_err(risk_rejection)?;
+        let surfaces = self.surfaces()?;
+        let view = MarketView::with_surfaces(&self.venue, &self.market, &surfaces);
         build_report(portfolio, &view, Detail::Figures).map_err(risk_rejection)
+    }
+
+    /// The volatility surfaces of the current market, built at most once per time, smiles and
+    /// venue: every account valued in between shares them.
+    pub(super) fn surfaces(&self) -> Result<Arc<solvent_risk::valuation::Surfaces>, Rejection> {
+        let key = (
+            self.market.timestamp,
+            self.vol_generation,
+            self.venue_digest,
+        );
+        if let Some(cached) = self.surfaces.borrow().as_ref()
+            && cached.key == key
+        {
+            return Ok(Arc::clone(&cached.surfaces));
+        }
+        let surfaces = Arc::new(
+            solvent_risk::valuation::surfaces(&self.venue, &self.market).map_err(risk_rejection)?,
+        );
+        *self.surfaces.borrow_mut() = Some(CachedSurfaces {
+            key,
+            surfaces: Arc::clone(&surfaces),
+        });
+        Ok(surfaces)
     }
 
     pub(super) fn report(&self, id: &str) -> Result<MarginReport, Rejection> {
@@ -77,7 +101,8 @@ impl Engine {
     pub(super) fn monitoring_report(&self, id: &str) -> Result<MarginReport, Rejection> {
         let account = self.known_account(id)?;
         let portfolio = self.portfolio_of(account)?;
-        let view = MarketView::new(&self.venue, &self.market).map_err(risk_rejection)?;
+        let surfaces = self.surfaces()?;
+        let view = MarketView::with_surfaces(&self.venue, &self.market, &surfaces);
         build_report(&portfolio, &view, Detail::Totals).map_err(risk_rejection)
     }
 }
