@@ -118,7 +118,8 @@ struct MarginArgs {
 struct WhatIfArgs {
     #[command(flatten)]
     inputs: Inputs,
-    /// A trade INSTRUMENT:SIZE[@PRICE] (negative size sells); repeat for several.
+    /// A trade INSTRUMENT:SIZE[@PRICE][,fee=FEE] (negative size sells; the fee in the settlement
+    /// asset, as the engine books it); repeat for several.
     #[arg(long = "trade", required = true, allow_hyphen_values = true)]
     trades: Vec<String>,
 }

@@ -1525,3 +1525,41 @@ fn runs_from_any_directory_with_relative_paths() {
     assert!(output.stdout.is_empty());
     assert!(stderr(&output).contains("examples/btc-desk.json: cannot read the file"));
 }
+
+/// The what-if books a trade's fee as the engine does (one pre-trade rule): on the accepted desk
+/// case, a fee one unit above what the account had available leaves equity below the initial
+/// margin, and the trade is refused as `initial_margin`; the fee comes out of equity exactly.
+#[test]
+fn whatif_books_the_fee_as_the_engine_does() {
+    let portfolio = example("btc-desk.json");
+    let free = ok_json(&whatif_args(
+        &portfolio,
+        &["BTCUSDT:0.5@93000", "ETHUSDT:5"],
+        true,
+    ));
+    assert_eq!(free["accepted"], true, "precondition");
+    let decimal = |value: &Value| {
+        value
+            .as_str()
+            .expect("money is a string")
+            .parse::<rust_decimal::Decimal>()
+            .expect("a decimal")
+    };
+    let available = decimal(&free["after"]["available"]);
+    let fee = available.floor() + rust_decimal::Decimal::ONE;
+    let trade = format!("BTCUSDT:0.5@93000,fee={fee}");
+    let charged = ok_json(&whatif_args(&portfolio, &[&trade, "ETHUSDT:5"], true));
+    assert_eq!(charged["accepted"], false, "{}", charged["reason"]);
+    assert_eq!(charged["refusal"], "initial_margin");
+    assert_eq!(
+        decimal(&free["after"]["equity"]) - decimal(&charged["after"]["equity"]),
+        fee
+    );
+    let (code, _, stderr) = support::run(&whatif_args(
+        &portfolio,
+        &["BTCUSDT:0.5@93000,fee=0.0000001"],
+        false,
+    ));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("fee"), "{stderr}");
+}

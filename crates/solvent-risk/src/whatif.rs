@@ -5,7 +5,7 @@
 use rust_decimal::Decimal;
 use serde::Serialize;
 use solvent_core::instrument::Terms;
-use solvent_core::money::{Price, Quantity, parse_decimal};
+use solvent_core::money::{Amount, Price, Quantity, parse_decimal};
 use solvent_core::portfolio::Portfolio;
 
 use crate::account::margin_report;
@@ -15,7 +15,8 @@ use crate::report::MarginReport;
 use crate::standard;
 use crate::valuation::MarketView;
 
-/// A trade as written on the command line: `INSTRUMENT:SIZE[@PRICE]`, size signed (negative sells).
+/// A trade as written on the command line: `INSTRUMENT:SIZE[@PRICE][,fee=FEE]`, size signed
+/// (negative sells), the fee in the instrument's settlement asset (negative: a rebate).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Trade {
     /// The text as given, for messages.
@@ -26,10 +27,12 @@ pub struct Trade {
     pub size: Decimal,
     /// Execution price; the mark when absent.
     pub price: Option<Decimal>,
+    /// Fee the account pays, in the settlement asset (zero when not given).
+    pub fee: Decimal,
 }
 
 impl Trade {
-    /// Parses `INSTRUMENT:SIZE[@PRICE]`.
+    /// Parses `INSTRUMENT:SIZE[@PRICE][,fee=FEE]`.
     ///
     /// # Errors
     /// [`RiskError::InvalidTrade`] naming the part that is wrong.
@@ -38,8 +41,15 @@ impl Trade {
             trade: text.to_owned(),
             problem,
         };
-        let (instrument, rest) = text.rsplit_once(':').ok_or_else(|| {
-            fail("expected INSTRUMENT:SIZE[@PRICE], e.g. BTCUSDT:0.5@60000".to_owned())
+        let (trade, fee_text) = match text.split_once(",fee=") {
+            Some((trade, fee)) => (trade, Some(fee)),
+            None => (text, None),
+        };
+        let (instrument, rest) = trade.rsplit_once(':').ok_or_else(|| {
+            fail(
+                "expected INSTRUMENT:SIZE[@PRICE][,fee=FEE], e.g. BTCUSDT:0.5@60000,fee=6"
+                    .to_owned(),
+            )
         })?;
         if instrument.is_empty() {
             return Err(fail("the instrument is missing".to_owned()));
@@ -61,11 +71,20 @@ impl Trade {
                     .map_err(|problem| fail(format!("price: {problem}")))
             })
             .transpose()?;
+        let fee = fee_text
+            .map(|text| {
+                parse_decimal(text)
+                    .and_then(|fee| Amount::try_from(fee).map(Amount::value))
+                    .map_err(|problem| fail(format!("fee: {problem}")))
+            })
+            .transpose()?
+            .unwrap_or(Decimal::ZERO);
         Ok(Self {
             text: text.to_owned(),
             instrument: instrument.to_owned(),
             size,
             price,
+            fee,
         })
     }
 }
@@ -88,8 +107,8 @@ pub struct WhatIf {
 /// Applies `trades` to a copy of `portfolio` as the engine books them
 /// ([`crate::pretrade::book_trades`]): positions grow at the size-weighted entry (harmonic for
 /// inverse contracts), shrink with realised P&L credited to the position's margin (its isolated
-/// margin, or the wallet), flip at the trade price; option premiums move cash at once. A trade
-/// without a price executes at the mark; no fee is charged.
+/// margin, or the wallet), flip at the trade price; option premiums move cash at once; the fee
+/// leaves the wallet. A trade without a price executes at the mark.
 ///
 /// # Errors
 /// [`RiskError::InvalidTrade`] for an unknown instrument or a size the instrument does not allow.
@@ -150,11 +169,21 @@ fn legs(
             Some(entry) => *entry = (entry.0.clone(), outcome.size, outcome.entry),
             None => sizes.push((instrument.name.clone(), outcome.size, outcome.entry)),
         }
+        let precision = venue
+            .asset(&instrument.settlement)
+            .map_err(&fail)?
+            .precision;
+        if trade.fee.normalize().scale() > precision {
+            return Err(fail(format!(
+                "fee: {} has more decimals than {}'s {precision}",
+                trade.fee, instrument.settlement
+            )));
+        }
         legs.push(TradeLeg {
             instrument,
             size: trade.size,
             price,
-            fee: Decimal::ZERO,
+            fee: trade.fee,
         });
     }
     Ok(legs)
