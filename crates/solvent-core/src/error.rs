@@ -41,6 +41,9 @@ fn display_path(path: &serde_path_to_error::Path) -> String {
     let text = path.to_string();
     if text == "." || text.is_empty() {
         "(top level)".to_owned()
+    } else if text.trim().is_empty() {
+        // A blank key (`{" ": ...}`) is a path too: quoted, so the message shows it.
+        format!("{text:?}")
     } else {
         text
     }

@@ -402,3 +402,14 @@ fn validating_a_portfolio_is_linear_in_its_positions() {
     let portfolio = Portfolio::from_json("p.json", &text, &default_venue()).unwrap();
     assert_eq!(portfolio.positions.len(), 20_000);
 }
+
+/// Found by the scenario fuzz: a blank key at the top level (`{" ": 1}`) was reported with a
+/// blank path; the path now quotes it.
+#[test]
+fn a_blank_key_is_named_quoted() {
+    let Err(error) = read_shocks("s.json", r#"{" ": 1}"#) else {
+        panic!("a blank key must be refused");
+    };
+    assert_named(&error, "s.json");
+    assert_eq!(error.path, r#"" ""#, "{error}");
+}
