@@ -1788,14 +1788,20 @@ fn seed_4() {
     run(4);
 }
 
-/// Seeds beyond the four above, when `SOLVENT_SIMULATION_SEEDS` asks for more.
+/// Seeds beyond the four above, when `SOLVENT_SIMULATION_SEEDS` asks for more; from
+/// `SOLVENT_SIMULATION_FIRST_SEED` on when given (`bench/simulate.sh` splits a long campaign into
+/// ranges run side by side).
 #[test]
 fn many_seeds() {
-    let seeds: u64 = std::env::var("SOLVENT_SIMULATION_SEEDS")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(4);
-    for seed in 5..=seeds {
+    let number = |name: &str, default: u64| -> u64 {
+        std::env::var(name)
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .unwrap_or(default)
+    };
+    let seeds = number("SOLVENT_SIMULATION_SEEDS", 4);
+    let first = number("SOLVENT_SIMULATION_FIRST_SEED", 5).max(5);
+    for seed in first..=seeds {
         run(seed);
     }
 }
