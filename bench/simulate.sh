@@ -11,8 +11,8 @@
 # Replay one failing seed with
 #   SOLVENT_SIMULATION_EVENTS=E SOLVENT_SIMULATION_SEEDS=S SOLVENT_SIMULATION_FIRST_SEED=S \
 #     cargo test --release -p solvent-engine --test simulation many_seeds
-# Time: about 1-2 s per seed of 10,000 events on one core of the 2-core VM (portfolio and
-# option accounts are examined at every update), so 10,000 seeds take hours: run it overnight.
+# Time: about 3-4 s per seed of 10,000 events on one core of the 2-core VM (portfolio and
+# option accounts are examined at every update), so 10,000 seeds take about 5 hours on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
