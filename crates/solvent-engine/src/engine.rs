@@ -570,6 +570,35 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// An engine on the shipped default venue, for the unit tests here and in `engine/`.
+    pub(super) fn default_engine() -> Engine {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let Ok(venue) = Venue::from_toml(path, &text) else {
+            panic!("the default venue must load");
+        };
+        Engine::new(venue, EngineConfig::default())
+    }
+
+    /// Applies the event `fields` as sequence `seq`, `seq` seconds into 2026, and returns its
+    /// effects.
+    pub(super) fn apply_at(engine: &mut Engine, seq: usize, fields: &str) -> Vec<Effect> {
+        let line = format!(r#"{{"seq":{seq},"ts":"2026-01-01T00:00:{seq:02}Z",{fields}}}"#);
+        match crate::event::parse_line("test", seq, &line) {
+            Ok(envelope) => engine.apply(&envelope),
+            Err(error) => panic!("{line}: {error}"),
+        }
+    }
+
+    /// [`apply_at`], for an event that must be accepted.
+    pub(super) fn apply_accepted(engine: &mut Engine, seq: usize, fields: &str) {
+        let effects = apply_at(engine, seq, fields);
+        assert!(
+            !effects.iter().any(|e| matches!(e, Effect::Rejected { .. })),
+            "{fields}: {effects:?}"
+        );
+    }
+
     proptest! {
         /// The band conversion stays within a few ulps of the correctly rounded one, for every
         /// mantissa and scale a decimal can have: far inside the key margin.
@@ -594,12 +623,7 @@ mod tests {
     /// its next deposit), so that the coin's index updates reach it.
     #[test]
     fn a_position_or_funding_in_an_unpegged_coin_indexes_the_account_under_that_coin() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let Ok(venue) = Venue::from_toml(path, &text) else {
-            panic!("the default venue must load");
-        };
-        let mut engine = Engine::new(venue, EngineConfig::default());
+        let mut engine = default_engine();
         let events = [
             r#""type":"index_price","underlying":"BTC","price":"60000""#,
             r#""type":"index_price","underlying":"USDe","price":"1""#,
@@ -607,20 +631,8 @@ mod tests {
             r#""type":"deposit","account":"a","asset":"USDT","amount":"10000""#,
             r#""type":"fill","account":"a","instrument":"BTCUSDE","side":"buy","size":"0.1","price":"60000","counterparty":"external""#,
         ];
-        let apply = |engine: &mut Engine, seq: usize, fields: &str| {
-            let line = format!(r#"{{"seq":{seq},"ts":"2026-01-01T00:00:{seq:02}Z",{fields}}}"#);
-            let envelope = match crate::event::parse_line("test", seq, &line) {
-                Ok(envelope) => envelope,
-                Err(error) => panic!("{line}: {error}"),
-            };
-            let effects = engine.apply(&envelope);
-            assert!(
-                !effects.iter().any(|e| matches!(e, Effect::Rejected { .. })),
-                "{line}: {effects:?}"
-            );
-        };
         for (seq, fields) in events.iter().enumerate() {
-            apply(&mut engine, seq + 1, fields);
+            apply_accepted(&mut engine, seq + 1, fields);
         }
         let indexed = |engine: &Engine| {
             engine
@@ -633,15 +645,15 @@ mod tests {
         assert_eq!(indexed(&engine), ["BTC", "USDe"]);
         let sell = r#""type":"fill","account":"a","instrument":"BTCUSDE","side":"sell","size":"0.1","price":"60000","counterparty":"external""#;
         let buy = r#""type":"fill","account":"a","instrument":"BTCUSDE","side":"buy","size":"0.1","price":"60000","counterparty":"external""#;
-        apply(&mut engine, 6, sell);
+        apply_accepted(&mut engine, 6, sell);
         assert!(
             indexed(&engine).is_empty(),
             "USDT is pegged: nothing to index"
         );
-        apply(&mut engine, 7, buy);
+        apply_accepted(&mut engine, 7, buy);
         // The long pays 0.1 x 60,000 x 0.001 = 6 USDe it does not hold: a USDe loan, which keeps
         // the account on USDe's index once the position is gone.
-        apply(
+        apply_accepted(
             &mut engine,
             8,
             r#""type":"funding","instrument":"BTCUSDE","rate":"0.001""#,
@@ -650,7 +662,7 @@ mod tests {
             engine.ledger.wallet_balance("a", "USDe"),
             Decimal::new(-6, 0)
         );
-        apply(&mut engine, 9, sell);
+        apply_accepted(&mut engine, 9, sell);
         assert_eq!(indexed(&engine), ["USDe"]);
     }
 
@@ -659,20 +671,11 @@ mod tests {
     /// figure against the full report); an account with an isolated position is not.
     #[test]
     fn cross_perpetual_accounts_are_evaluated_through_the_prepared_kernel() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let Ok(venue) = Venue::from_toml(path, &text) else {
-            panic!("the default venue must load");
-        };
-        let mut engine = Engine::new(venue, EngineConfig::default());
+        let mut engine = default_engine();
         let mut seq = 0;
         let mut apply = |engine: &mut Engine, fields: &str| {
             seq += 1;
-            let line = format!(r#"{{"seq":{seq},"ts":"2026-01-01T00:00:{seq:02}Z",{fields}}}"#);
-            match crate::event::parse_line("test", seq, &line) {
-                Ok(envelope) => engine.apply(&envelope),
-                Err(error) => panic!("{line}: {error}"),
-            }
+            apply_at(engine, seq, fields)
         };
         apply(
             &mut engine,

@@ -203,23 +203,16 @@ mod tests {
     use rust_decimal::Decimal;
     use solvent_core::money::{Amount, Price};
     use solvent_core::portfolio::MarginMode;
-    use solvent_core::venue::Venue;
     use solvent_risk::AccountState;
     use solvent_risk::allocation::BufferPolicy;
 
+    use super::super::tests::{apply_accepted, default_engine};
     use super::super::{Engine, SourcePrice};
-    use crate::config::EngineConfig;
-    use crate::effect::Effect;
     use crate::ledger::LedgerAccount;
 
     /// An engine holding something in every field the hash covers.
     fn engine() -> Engine {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let Ok(venue) = Venue::from_toml(path, &text) else {
-            panic!("the default venue must load");
-        };
-        let mut engine = Engine::new(venue, EngineConfig::default());
+        let mut engine = default_engine();
         let events = [
             r#""type":"index_price","underlying":"BTC","price":"60000","source":"s1""#,
             r#""type":"index_price","underlying":"BTC","price":"60010","source":"s2""#,
@@ -235,17 +228,7 @@ mod tests {
             r#""type":"set_auto_top_up","account":"a","source":"external","trigger_health":"2","target_health":"3","per_event_cap":"500","per_day_cap":"2000""#,
         ];
         for (number, fields) in events.iter().enumerate() {
-            let seq = number + 1;
-            let line = format!(r#"{{"seq":{seq},"ts":"2026-01-01T00:00:{seq:02}Z",{fields}}}"#);
-            let envelope = match crate::event::parse_line("test", seq, &line) {
-                Ok(envelope) => envelope,
-                Err(error) => panic!("{line}: {error}"),
-            };
-            let effects = engine.apply(&envelope);
-            assert!(
-                !effects.iter().any(|e| matches!(e, Effect::Rejected { .. })),
-                "{line}: {effects:?}"
-            );
+            apply_accepted(&mut engine, number + 1, fields);
         }
         engine
     }
