@@ -62,6 +62,7 @@ use solvent_engine::event::{
     SetMarginMode, Side, Transfer, VolSurface, Withdraw, parse_line, to_line,
 };
 use solvent_engine::ledger::LedgerAccount;
+use solvent_pricing::black76::{Black76, OptionType};
 use solvent_risk::account::{Detail, build_report};
 use solvent_risk::{MarginReport, MarketView};
 
@@ -183,37 +184,16 @@ fn underlying_of(name: &str) -> Option<usize> {
         .or_else(|| option_contract(name).map(|_| 0))
 }
 
-/// Black-76 premium per unit of underlying, undiscounted (the workload's quotes, not a check:
-/// the engine prices options itself).
+/// Black-76 premium per unit of underlying, undiscounted, by the project's own pricer (the
+/// workload's quotes, not a check: the engine prices options itself). Zero where the pricer
+/// refuses the inputs (an expired option).
 fn black76(forward: f64, strike: f64, years: f64, vol: f64, call: bool) -> f64 {
-    let sd = vol * years.max(1e-6).sqrt();
-    let d1 = ((forward / strike).ln() + sd * sd / 2.0) / sd;
-    let d2 = d1 - sd;
-    let n = |x: f64| 0.5 * erfc(-x / std::f64::consts::SQRT_2);
-    if call {
-        forward * n(d1) - strike * n(d2)
+    let right = if call {
+        OptionType::Call
     } else {
-        strike * n(-d2) - forward * n(-d1)
-    }
-}
-
-/// Complementary error function (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7:
-/// ample for quoting premiums).
-fn erfc(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t
-        * (-z * z - 1.265_512_23
-            + t * (1.000_023_68
-                + t * (0.374_091_96
-                    + t * (0.096_784_18
-                        + t * (-0.186_288_06
-                            + t * (0.278_868_07
-                                + t * (-1.135_203_98
-                                    + t * (1.488_515_87
-                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
-            .exp();
-    if x >= 0.0 { r } else { 2.0 - r }
+        OptionType::Put
+    };
+    Black76::new_checked(forward, strike, years, vol, 1.0).map_or(0.0, |b| b.price(right))
 }
 
 fn precision(asset: &str) -> u32 {
