@@ -17,7 +17,7 @@ use solvent_core::venue::{Asset, Venue};
 use crate::collateral;
 use crate::error::RiskError;
 use crate::liquidation;
-use crate::report::{AccountState, Component, MarginReport, PositionReport};
+use crate::report::{Component, MarginReport, PositionReport};
 use crate::standard::{self, Basis, Exposure, Requirement};
 use crate::valuation::{Mark, MarkSource, MarketView};
 
@@ -425,12 +425,7 @@ pub fn build_report(
         cross_initial,
         cross_maintenance,
     } = positions;
-    let health = ratio(equity, cross_maintenance);
-    let state = AccountState::classify(
-        equity.to_f64().unwrap_or(0.0),
-        cross_maintenance.to_f64().unwrap_or(0.0),
-        &venue.thresholds,
-    );
+    let (health, state) = crate::report::standing(equity, cross_maintenance, &venue.thresholds);
     let available = equity - cross_initial;
     let withdrawable = available.min(collateral.cash_like).max(Decimal::ZERO);
     Ok(MarginReport {
@@ -772,7 +767,7 @@ fn positions_step(
                 let equity_settle = isolated_margin.value() + upnl_settle;
                 let equity = rounding::credit(convert(equity_settle)?, decimals);
                 report.isolated_equity = Some(Amount(equity));
-                report.isolated_health = ratio(equity, maintenance);
+                report.isolated_health = crate::report::health(equity, maintenance);
                 report.im_share = 1.0;
             }
         }
@@ -944,15 +939,6 @@ fn pool_exact(
         )?;
     }
     Ok((equity, maintenance))
-}
-
-fn ratio(numerator: Decimal, denominator: Decimal) -> Option<f64> {
-    if denominator <= Decimal::ZERO {
-        return None;
-    }
-    (numerator / denominator)
-        .to_f64()
-        .filter(|value| value.is_finite())
 }
 
 fn distances(

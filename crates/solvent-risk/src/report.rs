@@ -1,6 +1,8 @@
 //! The margin report of one account (DESIGN.md 6.6, JSON shape in section 11).
 
 use compact_str::CompactString;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 use solvent_core::money::{Amount, Price, Quantity};
 use solvent_core::portfolio::MarginMode;
@@ -36,6 +38,36 @@ impl fmt::Display for AccountState {
             Self::Bankrupt => "bankrupt",
         })
     }
+}
+
+/// Health, `equity / maintenance margin` (Binance's uniMMR form, DESIGN.md 6.6): `None` without
+/// a requirement.
+#[must_use]
+pub fn health(equity: Decimal, maintenance_margin: Decimal) -> Option<f64> {
+    if maintenance_margin <= Decimal::ZERO {
+        return None;
+    }
+    (equity / maintenance_margin)
+        .to_f64()
+        .filter(|value| value.is_finite())
+}
+
+/// A pool's health and state from its exact equity and maintenance margin, as the margin report
+/// gives them.
+#[must_use]
+pub fn standing(
+    equity: Decimal,
+    maintenance_margin: Decimal,
+    thresholds: &HealthThresholds,
+) -> (Option<f64>, AccountState) {
+    (
+        health(equity, maintenance_margin),
+        AccountState::classify(
+            equity.to_f64().unwrap_or(0.0),
+            maintenance_margin.to_f64().unwrap_or(0.0),
+            thresholds,
+        ),
+    )
 }
 
 impl AccountState {

@@ -63,10 +63,9 @@ impl Engine {
             .map(|(instrument, ..)| self.perpetual_mark(instrument).map(PreparedMark::new))
             .collect::<Option<_>>()?;
         let figures = prepared.pool.figures(&marks).ok()?;
-        let health = ratio(figures.equity, figures.maintenance_margin);
-        let state = AccountState::classify(
-            figures.equity.to_f64().unwrap_or(0.0),
-            figures.maintenance_margin.to_f64().unwrap_or(0.0),
+        let (health, state) = solvent_risk::report::standing(
+            figures.equity,
+            figures.maintenance_margin,
             &self.venue.thresholds,
         );
         let result = PreparedFigures {
@@ -225,15 +224,4 @@ fn position_terms(
             account.leverage.get(p.instrument.name.as_str()).copied(),
         )
     })
-}
-
-/// `numerator / denominator` as the margin report computes health: `None` without a
-/// requirement.
-fn ratio(numerator: Decimal, denominator: Decimal) -> Option<f64> {
-    if denominator <= Decimal::ZERO {
-        return None;
-    }
-    (numerator / denominator)
-        .to_f64()
-        .filter(|value| value.is_finite())
 }
