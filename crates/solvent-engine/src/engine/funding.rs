@@ -18,7 +18,8 @@ impl Engine {
                 format!("funding rate {rate}"),
             ));
         }
-        let view = MarketView::new(&self.venue, &self.market).map_err(risk_rejection)?;
+        let surfaces = self.surfaces()?;
+        let view = MarketView::with_surfaces(&self.venue, &self.market, &surfaces);
         let mark = view.mark(&instrument).map_err(risk_rejection)?.price;
         // A long pays `size x contract size x mark x rate` (linear) or `size_usd x rate / mark`
         // coin (inverse) when the rate is positive; shorts receive it.

@@ -192,9 +192,10 @@ impl Engine {
         let Ok(target) = self.venue.asset(asset) else {
             return Decimal::ZERO;
         };
-        let Ok(view) = MarketView::new(&self.venue, &self.market) else {
+        let Ok(surfaces) = self.surfaces() else {
             return Decimal::ZERO;
         };
+        let view = MarketView::with_surfaces(&self.venue, &self.market, &surfaces);
         let Ok(target_usd) = view.asset_usd(target) else {
             return Decimal::ZERO;
         };
@@ -323,9 +324,10 @@ impl Engine {
             let Ok(target) = self.venue.asset(asset) else {
                 return;
             };
-            let Ok(view) = MarketView::new(&self.venue, &self.market) else {
+            let Ok(surfaces) = self.surfaces() else {
                 return;
             };
+            let view = MarketView::with_surfaces(&self.venue, &self.market, &surfaces);
             let Ok(target_usd) = view.asset_usd(target) else {
                 return;
             };

@@ -162,9 +162,10 @@ impl Engine {
             return;
         };
         let instrument = Arc::clone(&position.instrument);
-        let Ok(view) = MarketView::new(&self.venue, &self.market) else {
+        let Ok(surfaces) = self.surfaces() else {
             return;
         };
+        let view = MarketView::with_surfaces(&self.venue, &self.market, &surfaces);
         let Ok(mark) = view.mark(&instrument) else {
             return;
         };

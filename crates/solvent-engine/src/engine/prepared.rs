@@ -119,7 +119,8 @@ impl Engine {
 
     fn prepare(&self, account: &Account) -> Option<PreparedPool> {
         let portfolio = self.portfolio_of(account).ok()?;
-        let view = MarketView::new(&self.venue, &self.market).ok()?;
+        let surfaces = self.surfaces().ok()?;
+        let view = MarketView::with_surfaces(&self.venue, &self.market, &surfaces);
         let pool = PreparedAccount::new(&portfolio, &view).ok()?;
         Some(PreparedPool {
             pool,

@@ -67,7 +67,8 @@ impl Engine {
                 "the position would leave the accepted range",
             ));
         }
-        let view = MarketView::new(&self.venue, &self.market).map_err(risk_rejection)?;
+        let surfaces = self.surfaces()?;
+        let view = MarketView::with_surfaces(&self.venue, &self.market, &surfaces);
         let before = self.portfolio_of(account)?;
         let leg = TradeLeg {
             instrument: Arc::clone(instrument),

@@ -206,7 +206,8 @@ impl Engine {
         if account.buffer == BufferPolicy::None {
             return Ok(Decimal::ZERO);
         }
-        let view = MarketView::new(&self.venue, &self.market).map_err(risk_rejection)?;
+        let surfaces = self.surfaces()?;
+        let view = MarketView::with_surfaces(&self.venue, &self.market, &surfaces);
         solvent_risk::allocation::buffer(portfolio, &view, report, account.buffer)
             .map(|(buffer, _)| buffer)
             .map_err(risk_rejection)

@@ -119,9 +119,10 @@ impl Engine {
                     let Ok(portfolio) = self.portfolio_of(account) else {
                         continue;
                     };
-                    let Ok(view) = MarketView::new(&self.venue, &self.market) else {
+                    let Ok(surfaces) = self.surfaces() else {
                         continue;
                     };
+                    let view = MarketView::with_surfaces(&self.venue, &self.market, &surfaces);
                     let policy = AllocationPolicy {
                         buffer,
                         trigger_health: trigger,
