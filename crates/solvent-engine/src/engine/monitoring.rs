@@ -55,8 +55,6 @@ impl Engine {
             }
         }
         let standing = Standing::of(&report);
-        self.report_figures(id, &standing, figures, effects);
-        self.track_state(id, &standing, effects);
         let isolated_due: Vec<String> = report
             .positions
             .iter()
@@ -67,17 +65,16 @@ impl Engine {
             })
             .map(|p| p.instrument.to_string())
             .collect();
-        if report.state >= AccountState::Liquidating || !isolated_due.is_empty() {
-            self.maybe_liquidate(id, &report, &isolated_due, effects);
-            // Until it is out of danger, an account is re-examined at every price update.
-            let after = self.report(id).ok();
-            self.set_bands(id, after.as_ref().map(Standing::of).as_ref());
-        } else {
-            if let Some(account) = self.accounts.get_mut(id) {
-                account.breach = None;
-            }
-            self.set_bands(id, Some(&standing));
+        if report.state < AccountState::Liquidating && isolated_due.is_empty() {
+            self.act_on(id, &standing, figures, effects);
+            return;
         }
+        self.report_figures(id, &standing, figures, effects);
+        self.track_state(id, &standing, effects);
+        self.maybe_liquidate(id, &report, &isolated_due, effects);
+        // Until it is out of danger, an account is re-examined at every price update.
+        let after = self.report(id).ok();
+        self.set_bands(id, after.as_ref().map(Standing::of).as_ref());
     }
 
     /// Monitoring of an account out of liquidation's reach with no isolated position due: its
