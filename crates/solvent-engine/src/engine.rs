@@ -428,6 +428,18 @@ impl Engine {
         self.portfolio_of(account).ok()
     }
 
+    /// The sequence number of the last accepted event (`None` before any).
+    #[must_use]
+    pub fn last_seq(&self) -> Option<u64> {
+        self.last_seq
+    }
+
+    /// The engine's time: the timestamp of the last accepted event.
+    #[must_use]
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
     /// Events applied (accepted or refused).
     #[must_use]
     pub fn events(&self) -> u64 {

@@ -430,13 +430,49 @@ impl Event {
         }
     }
 
+    /// Reads an event from a JSON object holding its `type` and fields (no `seq` or `ts`: a
+    /// service numbers and stamps what it receives), and checks it as a journal line is
+    /// checked.
+    ///
+    /// # Errors
+    /// `(field path, problem)`.
+    pub fn from_json_object(
+        mut object: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, (String, String)> {
+        let kind = object
+            .remove("type")
+            .ok_or_else(|| ("type".to_owned(), "missing".to_owned()))?;
+        let kind = kind
+            .as_str()
+            .ok_or_else(|| {
+                (
+                    "type".to_owned(),
+                    format!("expected a string, found {kind}"),
+                )
+            })?
+            .to_owned();
+        let event = Self::from_fields(&kind, serde_json::Value::Object(object))?;
+        event.check()?;
+        Ok(event)
+    }
+
     /// Reads an event of type `kind` from its fields, naming the field of a problem.
     fn from_fields(kind: &str, fields: serde_json::Value) -> Result<Self, (String, String)> {
         fn read<T: serde::de::DeserializeOwned>(
             fields: serde_json::Value,
         ) -> Result<T, (String, String)> {
-            serde_path_to_error::deserialize(fields)
-                .map_err(|error| (error.path().to_string(), error.into_inner().to_string()))
+            serde_path_to_error::deserialize(fields).map_err(|error| {
+                let path = error.path().to_string();
+                let problem = error.into_inner().to_string();
+                // serde reports a missing field at its parent: name the field itself.
+                match problem
+                    .strip_prefix("missing field `")
+                    .and_then(|rest| rest.strip_suffix('`'))
+                {
+                    Some(field) if path == "." => (field.to_owned(), "missing".to_owned()),
+                    _ => (path, problem),
+                }
+            })
         }
         Ok(match kind {
             "deposit" => Self::Deposit(read(fields)?),

@@ -1,0 +1,988 @@
+//! The HTTP routes (DESIGN.md 10), named after what users know from Deribit and OKX.
+//!
+//! Every body is read as bytes and parsed here, so that every malformed request gets the one
+//! error shape with the field named (axum's own extractors answer in plain text). Writes go
+//! through the engine's queue; reads are answered from the latest durable [`View`] on the
+//! runtime's blocking pool, never from the engine's thread.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rust_decimal::Decimal;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use solvent_core::market::Market;
+use solvent_core::portfolio::Portfolio;
+use solvent_core::shock::read_shocks;
+use solvent_engine::event::Event;
+use solvent_risk::account::{Detail, build_report};
+use solvent_risk::whatif::{Trade, what_if};
+use solvent_risk::{AccountState, MarketView, RiskError};
+
+use crate::core::{CoreHandle, Incoming, SubmitError};
+use crate::error::ApiError;
+use crate::feed::Channel;
+use crate::keys::{KeyRing, Scope};
+use crate::view::View;
+
+/// Events one request may carry.
+pub const MAX_EVENTS_PER_REQUEST: usize = 10_000;
+/// The largest request body, in bytes.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The write path.
+    pub core: CoreHandle,
+    /// The keys.
+    pub keys: Arc<RwLock<KeyRing>>,
+    /// Requests per second each key may make (a token bucket with a burst of twice that).
+    pub rate_limit: f64,
+    pub(crate) buckets: Arc<Mutex<std::collections::HashMap<String, Bucket>>>,
+    pub(crate) ranking: Arc<Mutex<Option<Ranking>>>,
+}
+
+impl AppState {
+    /// State over `core` with `keys`, limiting each key to `rate_limit` requests per second.
+    #[must_use]
+    pub fn new(core: CoreHandle, keys: KeyRing, rate_limit: f64) -> Self {
+        Self {
+            core,
+            keys: Arc::new(RwLock::new(keys)),
+            rate_limit,
+            buckets: Arc::default(),
+            ranking: Arc::default(),
+        }
+    }
+
+    /// The latest durable view.
+    #[must_use]
+    pub fn view(&self) -> Arc<View> {
+        self.core.shared().view.load_full()
+    }
+}
+
+pub(crate) struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// The routes of `/v1`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/events", post(post_events))
+        .route("/v1/accounts", get(list_accounts))
+        .route("/v1/accounts/{id}", get(get_account))
+        .route("/v1/accounts/{id}/risk-matrix", get(risk_matrix))
+        .route("/v1/margin", post(post_margin))
+        .route("/v1/margin/order", post(post_margin_order))
+        .route("/v1/whatif", post(post_whatif))
+        .route("/v1/allocate", post(post_allocate))
+        .route("/v1/stress", post(post_stress))
+        .route("/v1/insurance-fund", get(insurance_fund))
+        .route("/v1/liquidations", get(liquidations))
+        .route("/v1/prices", get(prices))
+        .route("/v1/state-hash", get(state_hash))
+}
+
+// ---- keys -------------------------------------------------------------------------------------
+
+/// The caller's scope, from `Authorization: Bearer sk_...` (or `?api_key=` where a browser cannot
+/// set headers: the WebSocket), after the key's rate limit.
+pub struct Caller(pub Scope);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let from_header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::to_owned);
+        let secret = from_header.or_else(|| {
+            parts.uri.query().and_then(|query| {
+                query
+                    .split('&')
+                    .find_map(|pair| pair.strip_prefix("api_key="))
+                    .map(str::to_owned)
+            })
+        });
+        let secret = secret.ok_or_else(ApiError::unauthorized)?;
+        let scope = state
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .check(&secret)
+            .cloned()
+            .ok_or_else(ApiError::unauthorized)?;
+        let id = secret.get(3..11).unwrap_or_default().to_owned();
+        let mut buckets = state
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        let burst = state.rate_limit * 2.0;
+        let bucket = buckets.entry(id).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        bucket.tokens = (bucket.tokens
+            + now.duration_since(bucket.at).as_secs_f64() * state.rate_limit)
+            .min(burst);
+        bucket.at = now;
+        if bucket.tokens < 1.0 {
+            return Err(ApiError::busy(
+                "rate_limited",
+                format!("this key may make {} requests per second", state.rate_limit),
+            ));
+        }
+        bucket.tokens -= 1.0;
+        Ok(Self(scope))
+    }
+}
+
+fn require_book(scope: &Scope) -> Result<(), ApiError> {
+    if scope.can_read_book() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "a key scoped {scope} sees its own account only"
+        )))
+    }
+}
+
+fn require_account(scope: &Scope, id: &str) -> Result<(), ApiError> {
+    if scope.can_read_account(id) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "a key scoped {scope} cannot see account {id:?}"
+        )))
+    }
+}
+
+// ---- bodies -----------------------------------------------------------------------------------
+
+/// Parses a JSON body strictly: unknown fields, wrong types and text after the document are
+/// errors naming the field.
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let field = if path == "." {
+            "(body)".to_owned()
+        } else {
+            path
+        };
+        ApiError::invalid(field, error.into_inner().to_string())
+    })?;
+    deserializer
+        .end()
+        .map_err(|error| ApiError::invalid("(body)", error.to_string()))?;
+    Ok(value)
+}
+
+fn json<T: Serialize>(value: &T) -> Response {
+    axum::Json(value).into_response()
+}
+
+/// Runs a computation on the blocking pool (margin reports can take milliseconds).
+async fn compute<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| ApiError::unavailable(format!("the computation failed: {error}")))?
+}
+
+fn risk_error(prefix: &str, error: &RiskError) -> ApiError {
+    if error.is_about_market() {
+        ApiError::unprocessable(Some("market".to_owned()), format!("market: {error}"))
+    } else {
+        ApiError::unprocessable(Some(prefix.to_owned()), format!("{prefix}: {error}"))
+    }
+}
+
+fn market_view<'a>(view: &'a View, market: &'a Market) -> Result<MarketView<'a>, ApiError> {
+    MarketView::new(&view.venue, market).map_err(|error| risk_error("market", &error))
+}
+
+// ---- events -----------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsBody {
+    events: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Reads every event of a batch before any is queued: one bad event refuses the whole request
+/// and nothing is applied.
+fn read_events(body: &Bytes) -> Result<Vec<Incoming>, ApiError> {
+    let batch: EventsBody = parse(body)?;
+    if batch.events.is_empty() {
+        return Err(ApiError::invalid("events", "no events"));
+    }
+    if batch.events.len() > MAX_EVENTS_PER_REQUEST {
+        return Err(ApiError::invalid(
+            "events",
+            format!(
+                "{} events; a request carries at most {MAX_EVENTS_PER_REQUEST}",
+                batch.events.len()
+            ),
+        ));
+    }
+    batch
+        .events
+        .into_iter()
+        .enumerate()
+        .map(|(index, mut object)| {
+            let at = |field: &str| format!("events[{index}].{field}");
+            if object.contains_key("seq") {
+                return Err(ApiError::invalid(
+                    at("seq"),
+                    "the service numbers events; send a client_id to make a retry safe",
+                ));
+            }
+            let client_id = match object.remove("client_id") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(id))
+                    if !id.trim().is_empty() && id.trim() == id && id.len() <= 128 =>
+                {
+                    Some(id)
+                }
+                Some(other) => {
+                    return Err(ApiError::invalid(
+                        at("client_id"),
+                        format!("expected a non-blank string of at most 128 bytes, found {other}"),
+                    ));
+                }
+            };
+            let ts = match object.remove("ts") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(value) => Some(
+                    value
+                        .as_str()
+                        .and_then(|text| text.parse::<jiff::Timestamp>().ok())
+                        .ok_or_else(|| {
+                            ApiError::invalid(
+                                at("ts"),
+                                format!("expected an RFC 3339 instant, found {value}"),
+                            )
+                        })?,
+                ),
+            };
+            let event = Event::from_json_object(object)
+                .map_err(|(path, problem)| ApiError::invalid(at(&path), problem))?;
+            Ok(Incoming {
+                client_id,
+                ts,
+                event,
+            })
+        })
+        .collect()
+}
+
+async fn post_events(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if !scope.can_write() {
+        return Err(ApiError::forbidden(format!(
+            "a key scoped {scope} cannot send events"
+        )));
+    }
+    let events = read_events(&body)?;
+    let receiver = state.core.submit(events).map_err(submit_error)?;
+    let results = receiver
+        .await
+        .map_err(|_| ApiError::unavailable("the engine stopped before answering"))?
+        .map_err(submit_error)?;
+    Ok(json(&serde_json::json!({ "results": results })))
+}
+
+fn submit_error(error: SubmitError) -> ApiError {
+    match error {
+        SubmitError::QueueFull => ApiError::busy(
+            "queue_full",
+            "the engine's queue is full; retry after a moment",
+        ),
+        SubmitError::JournalFailed(message) => ApiError::unavailable(format!(
+            "the journal failed and the service is stopping: {message}"
+        )),
+    }
+}
+
+async fn state_hash(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+) -> Result<Response, ApiError> {
+    require_book(&scope)?;
+    let receiver = state.core.state_hash().map_err(submit_error)?;
+    let (seq, hash) = receiver
+        .await
+        .map_err(|_| ApiError::unavailable("the engine stopped before answering"))?;
+    Ok(json(&serde_json::json!({ "seq": seq, "state_hash": hash })))
+}
+
+// ---- accounts ---------------------------------------------------------------------------------
+
+/// One account in the ranked list.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ranked {
+    /// Account id.
+    pub account: String,
+    /// The engine's state.
+    pub state: AccountState,
+    /// Health at the view's market (`null`: no requirement, or it could not be computed).
+    pub health: Option<f64>,
+    /// Equity, in `settlement_asset`.
+    pub equity: Option<Decimal>,
+    /// Initial margin.
+    pub initial_margin: Option<Decimal>,
+    /// Maintenance margin.
+    pub maintenance_margin: Option<Decimal>,
+    /// The asset of the figures.
+    pub settlement_asset: String,
+    /// Margin mode.
+    pub mode: solvent_core::portfolio::MarginMode,
+    /// Open positions.
+    pub positions: usize,
+    /// Why the figures are missing, if they are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub(crate) struct Ranking {
+    seq: Option<u64>,
+    at: Instant,
+    accounts: Arc<Vec<Ranked>>,
+}
+
+/// How long a ranking may be reused while events keep coming: recomputing every account's
+/// figures on every query would cost the whole book per request.
+const RANKING_REUSE: Duration = Duration::from_millis(500);
+
+fn rank(view: &View) -> Vec<Ranked> {
+    let market_view = MarketView::new(&view.venue, &view.market);
+    let mut ranked: Vec<Ranked> = view
+        .accounts
+        .iter()
+        .map(|(id, account)| {
+            let portfolio = &account.portfolio;
+            let figures = match &market_view {
+                Ok(market_view) => build_report(portfolio, market_view, Detail::Totals)
+                    .map_err(|error| error.to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+            let (health, equity, initial, maintenance, error) = match figures {
+                Ok(report) => (
+                    report.health,
+                    Some(report.equity.value()),
+                    Some(report.initial_margin.value()),
+                    Some(report.maintenance_margin.value()),
+                    None,
+                ),
+                Err(error) => (None, None, None, None, Some(error)),
+            };
+            Ranked {
+                account: id.clone(),
+                state: account.state,
+                health,
+                equity,
+                initial_margin: initial,
+                maintenance_margin: maintenance,
+                settlement_asset: portfolio.settlement_asset.symbol.to_string(),
+                mode: portfolio.mode,
+                positions: portfolio.positions.len(),
+                error,
+            }
+        })
+        .collect();
+    // Most dangerous first: by state, then by health (none last within a state), then by id.
+    ranked.sort_by(|a, b| {
+        b.state
+            .cmp(&a.state)
+            .then_with(|| match (a.health, b.health) {
+                (Some(x), Some(y)) => x.total_cmp(&y),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            })
+            .then_with(|| a.account.cmp(&b.account))
+    });
+    ranked
+}
+
+async fn ranking(state: &AppState) -> Result<Arc<Vec<Ranked>>, ApiError> {
+    let view = state.view();
+    {
+        let cached = state
+            .ranking
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(ranking) = cached.as_ref()
+            && (ranking.seq == view.seq || ranking.at.elapsed() < RANKING_REUSE)
+        {
+            return Ok(Arc::clone(&ranking.accounts));
+        }
+    }
+    let seq = view.seq;
+    let accounts = Arc::new(compute(move || Ok(rank(&view))).await?);
+    *state
+        .ranking
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Ranking {
+        seq,
+        at: Instant::now(),
+        accounts: Arc::clone(&accounts),
+    });
+    Ok(accounts)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    sort: Option<String>,
+    state: Option<String>,
+    search: Option<String>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+async fn list_accounts(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    require_book(&scope)?;
+    let Query(query) = query.map_err(|error| ApiError::invalid("(query)", error.body_text()))?;
+    match query.sort.as_deref() {
+        None | Some("health") => {}
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "sort",
+                format!("unknown sort {other:?}: accounts sort by health"),
+            ));
+        }
+    }
+    let wanted_state = match query.state.as_deref() {
+        None => None,
+        Some(text) => Some(parse_state(text)?),
+    };
+    let limit = query.limit.unwrap_or(100);
+    if limit == 0 || limit > 10_000 {
+        return Err(ApiError::invalid("limit", "between 1 and 10,000"));
+    }
+    let ranked = ranking(&state).await?;
+    let matching: Vec<&Ranked> = ranked
+        .iter()
+        .filter(|account| wanted_state.is_none_or(|wanted| account.state == wanted))
+        .filter(|account| {
+            query
+                .search
+                .as_deref()
+                .is_none_or(|needle| account.account.contains(needle))
+        })
+        .collect();
+    let offset = query.offset.unwrap_or(0);
+    let page: Vec<&Ranked> = matching.iter().skip(offset).take(limit).copied().collect();
+    let mut counts = std::collections::BTreeMap::new();
+    for account in ranked.iter() {
+        *counts.entry(account.state.to_string()).or_insert(0usize) += 1;
+    }
+    Ok(json(&serde_json::json!({
+        "seq": state.view().seq,
+        "total": matching.len(),
+        "offset": offset,
+        "counts": counts,
+        "accounts": page,
+    })))
+}
+
+fn parse_state(text: &str) -> Result<AccountState, ApiError> {
+    Ok(match text {
+        "healthy" => AccountState::Healthy,
+        "margin_call" => AccountState::MarginCall,
+        "reduce_only" => AccountState::ReduceOnly,
+        "liquidating" => AccountState::Liquidating,
+        "bankrupt" => AccountState::Bankrupt,
+        other => {
+            return Err(ApiError::invalid(
+                "state",
+                format!(
+                    "unknown state {other:?}: healthy, margin_call, reduce_only, liquidating or bankrupt"
+                ),
+            ));
+        }
+    })
+}
+
+fn account_of(view: &View, id: &str) -> Result<Arc<Portfolio>, ApiError> {
+    view.accounts
+        .get(id)
+        .map(|account| Arc::clone(&account.portfolio))
+        .ok_or_else(|| ApiError::not_found("id", format!("no account {id:?}")))
+}
+
+async fn get_account(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_account(&scope, &id)?;
+    let view = state.view();
+    let portfolio = account_of(&view, &id)?;
+    let report = compute(move || {
+        let market_view = market_view(&view, &view.market)?;
+        solvent_risk::margin_report(&portfolio, &market_view)
+            .map_err(|error| risk_error("account", &error))
+    })
+    .await?;
+    Ok(json(&report))
+}
+
+async fn risk_matrix(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_account(&scope, &id)?;
+    let view = state.view();
+    let portfolio = account_of(&view, &id)?;
+    let matrix = compute(move || {
+        let market_view = market_view(&view, &view.market)?;
+        crate::risk_matrix::of(&portfolio, &market_view)
+    })
+    .await?;
+    Ok(json(&matrix))
+}
+
+// ---- computations on a portfolio --------------------------------------------------------------
+
+/// Whose account a computation is on: a live account by id, or a portfolio sent in.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Subject {
+    account: Option<String>,
+    portfolio: Option<serde_json::Value>,
+    market: Option<serde_json::Value>,
+}
+
+struct Resolved {
+    view: Arc<View>,
+    portfolio: Arc<Portfolio>,
+    market: Arc<Market>,
+}
+
+/// The account and market a computation reads: a live account (the caller must see it) or a
+/// portfolio sent in (any key), at the live market or the one sent in.
+fn resolve(state: &AppState, scope: &Scope, subject: Subject) -> Result<Resolved, ApiError> {
+    let view = state.view();
+    let market =
+        match subject.market {
+            None => Arc::clone(&view.market),
+            Some(value) => Arc::new(Market::from_json("market", &value.to_string()).map_err(
+                |error| ApiError::invalid(format!("market.{}", error.path), error.problem),
+            )?),
+        };
+    let portfolio = match (subject.account, subject.portfolio) {
+        (Some(id), None) => {
+            require_account(scope, &id)?;
+            account_of(&view, &id)?
+        }
+        (None, Some(value)) => Arc::new(
+            Portfolio::from_json("portfolio", &value.to_string(), &view.venue).map_err(
+                |error| ApiError::invalid(format!("portfolio.{}", error.path), error.problem),
+            )?,
+        ),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "portfolio",
+                "give an account or a portfolio, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "account",
+                "missing: give a live account's id or a portfolio",
+            ));
+        }
+    };
+    Ok(Resolved {
+        view,
+        portfolio,
+        market,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarginBody {
+    portfolio: serde_json::Value,
+    market: Option<serde_json::Value>,
+}
+
+async fn post_margin(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body: MarginBody = parse(&body)?;
+    let resolved = resolve(
+        &state,
+        &scope,
+        Subject {
+            account: None,
+            portfolio: Some(body.portfolio),
+            market: body.market,
+        },
+    )?;
+    let report = compute(move || {
+        let market_view = market_view(&resolved.view, &resolved.market)?;
+        solvent_risk::margin_report(&resolved.portfolio, &market_view)
+            .map_err(|error| risk_error("portfolio", &error))
+    })
+    .await?;
+    Ok(json(&report))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderBody {
+    account: Option<String>,
+    portfolio: Option<serde_json::Value>,
+    market: Option<serde_json::Value>,
+    instrument: String,
+    amount: String,
+    price: Option<String>,
+}
+
+/// Initial margin of a hypothetical buy and sell of `amount` (Deribit's `get_margins`): the
+/// account's initial margin after each, less before.
+async fn post_margin_order(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body: OrderBody = parse(&body)?;
+    let amount: Decimal = body
+        .amount
+        .parse()
+        .map_err(|_| ApiError::invalid("amount", format!("not a decimal: {:?}", body.amount)))?;
+    if amount <= Decimal::ZERO {
+        return Err(ApiError::invalid("amount", "must be positive"));
+    }
+    let price = match &body.price {
+        None => None,
+        Some(text) => Some(
+            text.parse::<Decimal>()
+                .ok()
+                .filter(|price| *price > Decimal::ZERO)
+                .ok_or_else(|| {
+                    ApiError::invalid("price", format!("not a positive decimal: {text:?}"))
+                })?,
+        ),
+    };
+    let resolved = resolve(
+        &state,
+        &scope,
+        Subject {
+            account: body.account,
+            portfolio: body.portfolio,
+            market: body.market,
+        },
+    )?;
+    let instrument = body.instrument;
+    let answer = compute(move || {
+        let market_view = market_view(&resolved.view, &resolved.market)?;
+        let trade = |size: Decimal| Trade {
+            text: format!("{instrument}:{size}"),
+            instrument: instrument.clone(),
+            size,
+            price,
+            fee: Decimal::ZERO,
+        };
+        let buy = what_if(&resolved.portfolio, &[trade(amount)], &market_view)
+            .map_err(|error| risk_error("instrument", &error))?;
+        let sell = what_if(&resolved.portfolio, &[trade(-amount)], &market_view)
+            .map_err(|error| risk_error("instrument", &error))?;
+        let increase = |outcome: &solvent_risk::whatif::WhatIf| {
+            outcome.after.initial_margin.value() - outcome.before.initial_margin.value()
+        };
+        Ok(serde_json::json!({
+            "instrument": instrument,
+            "amount": amount,
+            "settlement_asset": buy.before.settlement_asset,
+            "buy": increase(&buy),
+            "sell": increase(&sell),
+            "buy_accepted": buy.accepted,
+            "sell_accepted": sell.accepted,
+            "initial_margin": buy.before.initial_margin,
+        }))
+    })
+    .await?;
+    Ok(json(&answer))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WhatIfBody {
+    account: Option<String>,
+    portfolio: Option<serde_json::Value>,
+    market: Option<serde_json::Value>,
+    trades: Vec<String>,
+}
+
+async fn post_whatif(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body: WhatIfBody = parse(&body)?;
+    if body.trades.is_empty() {
+        return Err(ApiError::invalid("trades", "no trades"));
+    }
+    let trades = body
+        .trades
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            Trade::parse(text)
+                .map_err(|error| ApiError::invalid(format!("trades[{index}]"), error.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let resolved = resolve(
+        &state,
+        &scope,
+        Subject {
+            account: body.account,
+            portfolio: body.portfolio,
+            market: body.market,
+        },
+    )?;
+    let outcome = compute(move || {
+        let market_view = market_view(&resolved.view, &resolved.market)?;
+        what_if(&resolved.portfolio, &trades, &market_view)
+            .map_err(|error| risk_error("trades", &error))
+    })
+    .await?;
+    Ok(json(&outcome))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllocateBody {
+    account: Option<String>,
+    portfolio: Option<serde_json::Value>,
+    market: Option<serde_json::Value>,
+    buffer: Option<String>,
+    trigger_health: Option<f64>,
+    target_health: Option<f64>,
+}
+
+async fn post_allocate(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body: AllocateBody = parse(&body)?;
+    let buffer: solvent_risk::allocation::BufferPolicy = body
+        .buffer
+        .as_deref()
+        .unwrap_or("none")
+        .parse()
+        .map_err(|problem: String| ApiError::invalid("buffer", problem))?;
+    let policy = solvent_risk::allocation::AllocationPolicy::new_checked(
+        buffer,
+        body.trigger_health.unwrap_or(1.2),
+        body.target_health.unwrap_or(1.5),
+    )
+    .map_err(|error| ApiError::invalid(error.field, error.problem))?;
+    let resolved = resolve(
+        &state,
+        &scope,
+        Subject {
+            account: body.account,
+            portfolio: body.portfolio,
+            market: body.market,
+        },
+    )?;
+    let allocation = compute(move || {
+        let market_view = market_view(&resolved.view, &resolved.market)?;
+        solvent_risk::allocation::allocate(&resolved.portfolio, &market_view, policy)
+            .map_err(|error| risk_error("account", &error))
+    })
+    .await?;
+    Ok(json(&allocation))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StressBody {
+    account: Option<String>,
+    portfolio: Option<serde_json::Value>,
+    market: Option<serde_json::Value>,
+    /// `grid` (default), `historical`, or a scenario file's object.
+    scenarios: Option<serde_json::Value>,
+    #[serde(default)]
+    reverse: bool,
+}
+
+async fn post_stress(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body: StressBody = parse(&body)?;
+    let scenarios = body.scenarios;
+    let reverse = body.reverse;
+    let resolved = resolve(
+        &state,
+        &scope,
+        Subject {
+            account: body.account,
+            portfolio: body.portfolio,
+            market: body.market,
+        },
+    )?;
+    let answer = compute(move || {
+        let portfolio = &resolved.portfolio;
+        let shocks = match &scenarios {
+            None => solvent_risk::stress::grid(portfolio),
+            Some(serde_json::Value::String(name)) if name == "grid" => {
+                solvent_risk::stress::grid(portfolio)
+            }
+            Some(serde_json::Value::String(name)) if name == "historical" => read_shocks(
+                "scenarios/historical-days.json (built in)",
+                crate::HISTORICAL_DAYS,
+            )
+            .map_err(|error| ApiError::unavailable(error.to_string()))?,
+            Some(value @ serde_json::Value::Object(_)) => {
+                read_shocks("scenarios", &value.to_string()).map_err(|error| {
+                    ApiError::invalid(format!("scenarios.{}", error.path), error.problem)
+                })?
+            }
+            Some(other) => {
+                return Err(ApiError::invalid(
+                    "scenarios",
+                    format!(
+                        "expected \"grid\", \"historical\" or a scenario object, found {other}"
+                    ),
+                ));
+            }
+        };
+        let market_view = market_view(&resolved.view, &resolved.market)?;
+        let base = solvent_risk::stress::shocked_report(
+            portfolio,
+            &market_view,
+            &solvent_core::shock::Shock::joint("base", &[], 0.0),
+        )
+        .map_err(|error| risk_error("account", &error))?;
+        let rows = solvent_risk::stress::run(portfolio, &market_view, &base, &shocks)
+            .map_err(|error| risk_error("scenarios", &error))?;
+        let reverse = if reverse {
+            Some(
+                solvent_risk::stress::reverse(portfolio, &market_view)
+                    .map_err(|error| risk_error("account", &error))?,
+            )
+        } else {
+            None
+        };
+        Ok(serde_json::json!({
+            "account": base.account,
+            "settlement_asset": base.settlement_asset,
+            "base": {
+                "equity": base.equity,
+                "initial_margin": base.initial_margin,
+                "maintenance_margin": base.maintenance_margin,
+                "health": base.health,
+                "state": base.state,
+            },
+            "scenarios": rows,
+            "reverse": reverse,
+        }))
+    })
+    .await?;
+    Ok(json(&answer))
+}
+
+// ---- the book ---------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedQuery {
+    limit: Option<usize>,
+}
+
+fn recent(
+    state: &AppState,
+    channel: &Channel,
+    limit: Option<usize>,
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    let limit = limit.unwrap_or(100);
+    if limit == 0 || limit > 10_000 {
+        return Err(ApiError::invalid("limit", "between 1 and 10,000"));
+    }
+    Ok(state.core.shared().feed.recent(channel, limit))
+}
+
+async fn insurance_fund(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    require_book(&scope)?;
+    let Query(query) = query.map_err(|error| ApiError::invalid("(query)", error.body_text()))?;
+    let view = state.view();
+    let history = recent(&state, &Channel::InsuranceFund, query.limit)?;
+    Ok(json(&serde_json::json!({
+        "seq": view.seq,
+        "balances": view.insurance_fund,
+        "changes": history,
+    })))
+}
+
+async fn liquidations(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    require_book(&scope)?;
+    let Query(query) = query.map_err(|error| ApiError::invalid("(query)", error.body_text()))?;
+    let recent = recent(&state, &Channel::Liquidations, query.limit)?;
+    Ok(json(
+        &serde_json::json!({ "seq": state.view().seq, "liquidations": recent }),
+    ))
+}
+
+async fn prices(State(state): State<AppState>, Caller(_): Caller) -> Result<Response, ApiError> {
+    let view = state.view();
+    let index: std::collections::BTreeMap<&str, String> = view
+        .market
+        .index
+        .iter()
+        .map(|(name, price)| (name.as_ref(), price.value().normalize().to_string()))
+        .collect();
+    let mark: std::collections::BTreeMap<&str, String> = view
+        .market
+        .mark
+        .iter()
+        .map(|(name, price)| (name.as_ref(), price.value().normalize().to_string()))
+        .collect();
+    Ok(json(&serde_json::json!({
+        "seq": view.seq,
+        "timestamp": view.market.timestamp.to_string(),
+        "index": index,
+        "mark": mark,
+    })))
+}

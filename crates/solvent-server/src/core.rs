@@ -1,0 +1,667 @@
+//! The engine's thread and the journal's thread: the service's write path (DESIGN.md 10).
+//!
+//! ```text
+//! HTTP handlers --try_send--> [bounded queue] --> engine thread --> [bounded] --> journal thread
+//!      ^  429 when full                           applies events,                 appends what
+//!      |                                          builds the next view            queued while it
+//!      +------------- replies, feed, view <-------------------------------------- last synced
+//! ```
+//!
+//! The engine thread never waits for a sync: while the journal thread makes batch N durable, it
+//! applies batch N+1. Nothing leaves the service before its batch is durable: replies, WebSocket
+//! messages and the readers' view are all released by the journal thread after the append
+//! returns, in the order the engine applied them. A failed append is final (the storage may have
+//! dropped pages it reported written): the service answers every later request with
+//! `journal_failed` and stops.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use jiff::Timestamp;
+use serde::Serialize;
+use solvent_engine::Engine;
+use solvent_engine::effect::{Effect, EffectLine};
+use solvent_engine::event::{Envelope, Event};
+use solvent_store::{Entry, Journal, JournalError};
+use tokio::sync::oneshot;
+
+use crate::feed::{Channel, Feed};
+use crate::view::View;
+
+/// One event as a client sends it.
+#[derive(Clone, Debug)]
+pub struct Incoming {
+    /// The client's id for it: a retry with the same id is answered with the first result.
+    pub client_id: Option<String>,
+    /// When it happened; `None` stamps it with the service's clock when the engine takes it
+    /// (never before the engine's time, so a clock stepping back cannot refuse live events).
+    pub ts: Option<Timestamp>,
+    /// What happened.
+    pub event: Event,
+}
+
+/// What became of one event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Applied and durable.
+    Accepted,
+    /// Refused: nothing changed (the effects name the reason).
+    Rejected,
+    /// A retry of an event already accepted under the same client id: not applied again; the
+    /// reply is the first one.
+    Duplicate,
+}
+
+/// The answer to one event.
+#[derive(Clone, Debug, Serialize)]
+pub struct EventReply {
+    /// The sequence number the event was given (`None` when refused: a refusal takes none).
+    pub seq: Option<u64>,
+    /// What became of it.
+    pub status: Status,
+    /// The client's id, echoed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Its effects, as `solvent replay` writes them.
+    pub effects: Vec<serde_json::Value>,
+}
+
+/// Why the write path could not take a request.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The engine's queue is full: retry after a moment.
+    #[error("the engine's queue is full")]
+    QueueFull,
+    /// The journal failed and the service is stopping.
+    #[error("the journal failed: {0}")]
+    JournalFailed(String),
+}
+
+type ReplySender = oneshot::Sender<Result<Vec<EventReply>, SubmitError>>;
+
+/// The last sequence number and the state hash at it.
+pub type HashAnswer = (Option<u64>, String);
+
+/// A request to the engine thread.
+pub enum Command {
+    /// Apply these events, in order; answer once they are durable.
+    Submit {
+        /// The events.
+        events: Vec<Incoming>,
+        /// Where the answer goes.
+        reply: ReplySender,
+    },
+    /// Finish what was taken and stop.
+    Stop,
+    /// The engine's state hash, once everything before it is durable.
+    StateHash {
+        /// Where the answer goes: the last sequence number and the hash.
+        reply: oneshot::Sender<HashAnswer>,
+    },
+}
+
+/// What the engine thread hands the journal thread.
+struct Batch {
+    entries: Vec<Entry>,
+    replies: Vec<(ReplySender, Vec<EventReply>)>,
+    hashes: Vec<(oneshot::Sender<HashAnswer>, HashAnswer)>,
+    feed: Vec<(Channel, serde_json::Value)>,
+    view: Arc<View>,
+    events: usize,
+}
+
+/// What readers and the HTTP layer share with the two threads.
+pub struct Shared {
+    /// The latest durable view.
+    pub view: ArcSwap<View>,
+    /// The WebSocket feed.
+    pub feed: Feed,
+    /// Set once the journal fails: the service is stopping.
+    pub failure: OnceLock<String>,
+    /// Submissions waiting in the engine's queue.
+    pub queue_depth: std::sync::atomic::AtomicUsize,
+}
+
+/// Limits of the write path.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Submissions the engine's queue holds before answering 429.
+    pub queue: usize,
+    /// Events the engine thread takes into one batch (more wait for the next).
+    pub batch_events: usize,
+    /// Entries one journal commit takes at most.
+    pub commit_entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            queue: 1024,
+            batch_events: 4096,
+            commit_entries: 65_536,
+        }
+    }
+}
+
+/// The running write path: the queue's sending end and the two threads.
+pub struct Core {
+    sender: SyncSender<Command>,
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Core {
+    /// Starts the engine thread over `engine` (recovered or new) and the journal thread over
+    /// `journal` (which must hold every event `engine` has applied). `client_ids` are the
+    /// replies already given to client ids (from the journal).
+    ///
+    /// # Errors
+    /// The threads could not be spawned.
+    pub fn start(
+        engine: Engine,
+        journal: Box<dyn Journal>,
+        client_ids: HashMap<String, Arc<str>>,
+        limits: Limits,
+    ) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            view: ArcSwap::from_pointee(View::of(&engine)),
+            feed: Feed::new(),
+            failure: OnceLock::new(),
+            queue_depth: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let (sender, commands) = std::sync::mpsc::sync_channel(limits.queue);
+        // Two batches in flight at most: one syncing, one waiting; beyond that the engine
+        // thread waits, its queue fills and clients get 429 (backpressure, not a backlog).
+        let (to_journal, batches) = std::sync::mpsc::sync_channel(2);
+        let engine_thread = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("solvent-engine".to_owned())
+                .spawn(move || {
+                    EngineLoop {
+                        engine,
+                        client_ids,
+                        shared,
+                        limits,
+                    }
+                    .run(&commands, &to_journal);
+                })?
+        };
+        let journal_thread = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("solvent-journal".to_owned())
+                .spawn(move || journal_loop(journal, &batches, &shared, limits.commit_entries))?
+        };
+        Ok(Self {
+            sender,
+            shared,
+            threads: vec![engine_thread, journal_thread],
+        })
+    }
+
+    /// What readers share.
+    #[must_use]
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// A handle to send commands with.
+    #[must_use]
+    pub fn handle(&self) -> CoreHandle {
+        CoreHandle {
+            sender: self.sender.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Stops taking commands and waits until everything taken is durable and answered.
+    pub fn shutdown(self) {
+        // Handles elsewhere keep the queue open: the engine thread is told to stop, after
+        // whatever is queued before this (a blocking send: a full queue drains).
+        let _ = self.sender.send(Command::Stop);
+        self.shared
+            .queue_depth
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        drop(self.sender);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A cloneable handle to the write path.
+#[derive(Clone)]
+pub struct CoreHandle {
+    sender: SyncSender<Command>,
+    shared: Arc<Shared>,
+}
+
+impl CoreHandle {
+    /// Queues `events`; the answer arrives once they are durable.
+    ///
+    /// # Errors
+    /// [`SubmitError::QueueFull`] (never waits), [`SubmitError::JournalFailed`].
+    pub fn submit(
+        &self,
+        events: Vec<Incoming>,
+    ) -> Result<oneshot::Receiver<Result<Vec<EventReply>, SubmitError>>, SubmitError> {
+        if let Some(failure) = self.shared.failure.get() {
+            return Err(SubmitError::JournalFailed(failure.clone()));
+        }
+        let (reply, receiver) = oneshot::channel();
+        self.send(Command::Submit { events, reply })?;
+        Ok(receiver)
+    }
+
+    /// The state hash once everything queued before is durable.
+    ///
+    /// # Errors
+    /// As [`Self::submit`].
+    pub fn state_hash(&self) -> Result<oneshot::Receiver<HashAnswer>, SubmitError> {
+        let (reply, receiver) = oneshot::channel();
+        self.send(Command::StateHash { reply })?;
+        Ok(receiver)
+    }
+
+    fn send(&self, command: Command) -> Result<(), SubmitError> {
+        match self.sender.try_send(command) {
+            Ok(()) => {
+                self.shared
+                    .queue_depth
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
+            Err(TrySendError::Full(_)) => Err(SubmitError::QueueFull),
+            Err(TrySendError::Disconnected(_)) => Err(SubmitError::JournalFailed(
+                self.shared
+                    .failure
+                    .get()
+                    .cloned()
+                    .unwrap_or_else(|| "the engine has stopped".to_owned()),
+            )),
+        }
+    }
+
+    /// What readers share.
+    #[must_use]
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+struct EngineLoop {
+    engine: Engine,
+    client_ids: HashMap<String, Arc<str>>,
+    shared: Arc<Shared>,
+    limits: Limits,
+}
+
+impl EngineLoop {
+    fn run(mut self, commands: &Receiver<Command>, to_journal: &SyncSender<Batch>) {
+        let mut view = self.shared.view.load_full();
+        while let Ok(first) = commands.recv() {
+            let mut batch = Batch {
+                entries: Vec::new(),
+                replies: Vec::new(),
+                hashes: Vec::new(),
+                feed: Vec::new(),
+                view: Arc::clone(&view),
+                events: 0,
+            };
+            let mut touched = BTreeSet::new();
+            let mut changed = Changed::default();
+            let mut next = Some(first);
+            let mut stopping = false;
+            while let Some(command) = next.take() {
+                self.shared
+                    .queue_depth
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                match command {
+                    Command::Submit { events, reply } => {
+                        let replies =
+                            self.apply_all(events, &mut batch, &mut touched, &mut changed);
+                        batch.replies.push((reply, replies));
+                    }
+                    Command::StateHash { reply } => {
+                        let answer = (self.engine.last_seq(), self.engine.state_hash());
+                        batch.hashes.push((reply, answer));
+                    }
+                    Command::Stop => stopping = true,
+                }
+                if !stopping && batch.events < self.limits.batch_events {
+                    next = commands.try_recv().ok();
+                }
+            }
+            if !touched.is_empty() || changed.market || changed.venue || !batch.entries.is_empty() {
+                view = Arc::new(view.next(&self.engine, touched, changed.market, changed.venue));
+            }
+            batch.view = Arc::clone(&view);
+            if to_journal.send(batch).is_err() || stopping {
+                // The journal thread has stopped (a failed append), or the service is
+                // stopping: so does the engine (the journal thread drains what it was sent).
+                return;
+            }
+        }
+    }
+
+    fn apply_all(
+        &mut self,
+        events: Vec<Incoming>,
+        batch: &mut Batch,
+        touched: &mut BTreeSet<String>,
+        changed: &mut Changed,
+    ) -> Vec<EventReply> {
+        let mut replies = Vec::with_capacity(events.len());
+        for incoming in events {
+            batch.events += 1;
+            if let Some(first) = incoming
+                .client_id
+                .as_ref()
+                .and_then(|id| self.client_ids.get(id))
+            {
+                replies.push(duplicate_of(first));
+                continue;
+            }
+            let seq = self.engine.last_seq().map_or(1, |last| last + 1);
+            let ts = incoming
+                .ts
+                .unwrap_or_else(|| Timestamp::now().max(self.engine.now()));
+            let envelope = Envelope {
+                seq,
+                ts,
+                event: incoming.event,
+            };
+            let effects = self.engine.apply(&envelope);
+            let accepted = self.engine.last_seq() == Some(seq);
+            let lines: Vec<serde_json::Value> = effects
+                .iter()
+                .map(|effect| {
+                    serde_json::to_value(EffectLine {
+                        seq,
+                        effect: effect.clone(),
+                    })
+                    .unwrap_or(serde_json::Value::Null)
+                })
+                .collect();
+            let reply = EventReply {
+                seq: accepted.then_some(seq),
+                status: if accepted {
+                    Status::Accepted
+                } else {
+                    Status::Rejected
+                },
+                client_id: incoming.client_id.clone(),
+                effects: lines,
+            };
+            if accepted {
+                touch_event(&envelope.event, touched, changed);
+                for (effect, line) in effects.iter().zip(&reply.effects) {
+                    touch_effect(effect, touched);
+                    for channel in channels(effect) {
+                        batch.feed.push((channel, line.clone()));
+                    }
+                }
+                if let Some(price) = price_message(&envelope) {
+                    batch.feed.push((Channel::Prices, price));
+                }
+                let stored = incoming.client_id.as_ref().map(|id| {
+                    let text: Arc<str> = serde_json::to_string(&reply).unwrap_or_default().into();
+                    self.client_ids.insert(id.clone(), Arc::clone(&text));
+                    text.to_string()
+                });
+                batch.entries.push(Entry {
+                    envelope,
+                    client_id: incoming.client_id,
+                    reply: stored,
+                });
+            }
+            replies.push(reply);
+        }
+        replies
+    }
+}
+
+/// The answer to a retry: the first reply, marked as a duplicate.
+fn duplicate_of(first: &str) -> EventReply {
+    match serde_json::from_str::<serde_json::Value>(first) {
+        Ok(value) => EventReply {
+            seq: value.get("seq").and_then(serde_json::Value::as_u64),
+            status: Status::Duplicate,
+            client_id: value
+                .get("client_id")
+                .and_then(|id| id.as_str())
+                .map(str::to_owned),
+            effects: value
+                .get("effects")
+                .and_then(|effects| effects.as_array().cloned())
+                .unwrap_or_default(),
+        },
+        Err(_) => EventReply {
+            seq: None,
+            status: Status::Duplicate,
+            client_id: None,
+            effects: Vec::new(),
+        },
+    }
+}
+
+#[derive(Default)]
+struct Changed {
+    market: bool,
+    venue: bool,
+}
+
+/// The accounts an accepted event names.
+fn touch_event(event: &Event, touched: &mut BTreeSet<String>, changed: &mut Changed) {
+    match event {
+        Event::Deposit(e) => {
+            touched.insert(e.account.clone());
+        }
+        Event::Withdraw(e) => {
+            touched.insert(e.account.clone());
+        }
+        Event::Transfer(e) => {
+            touched.insert(e.from.clone());
+            touched.insert(e.to.clone());
+        }
+        Event::Fill(e) => {
+            touched.insert(e.account.clone());
+            touched.insert(e.counterparty.clone());
+        }
+        Event::SetLeverage(e) => {
+            touched.insert(e.account.clone());
+        }
+        Event::SetMarginMode(e) => {
+            touched.insert(e.account.clone());
+        }
+        Event::SetIsolatedMargin(e) => {
+            touched.insert(e.account.clone());
+        }
+        Event::SetBufferPolicy(e) => {
+            touched.insert(e.account.clone());
+        }
+        Event::SetAutoTopUp(e) => {
+            touched.insert(e.account.clone());
+        }
+        Event::IndexPrice(_)
+        | Event::MarkPrice(_)
+        | Event::VolSurface(_)
+        | Event::Funding(_)
+        | Event::Settlement(_) => changed.market = true,
+        Event::ListInstrument(_) | Event::UpdateVenue(_) => {
+            changed.venue = true;
+            changed.market = true;
+        }
+    }
+}
+
+/// The user account behind a ledger account's name (`None` for the venue's own accounts).
+fn user_account(ledger_name: &str) -> Option<&str> {
+    use solvent_engine::ledger::{CLEARING, EXTERNAL, FEES, INSURANCE_FUND};
+    let id = ledger_name
+        .split_once("/isolated/")
+        .map_or(ledger_name, |(id, _)| id);
+    (![EXTERNAL, FEES, INSURANCE_FUND, CLEARING].contains(&id)).then_some(id)
+}
+
+/// The accounts an effect changes (positions, balances or state).
+fn touch_effect(effect: &Effect, touched: &mut BTreeSet<String>) {
+    match effect {
+        Effect::AccountUpdated { account, .. }
+        | Effect::MarginCall { account, .. }
+        | Effect::StateChanged { account, .. }
+        | Effect::Liquidation { account, .. }
+        | Effect::LiquidationDeferred { account, .. }
+        | Effect::DeficitBeyondFund { account, .. } => {
+            touched.insert(account.clone());
+        }
+        Effect::Adl {
+            account,
+            counterparty,
+            ..
+        } => {
+            touched.insert(account.clone());
+            touched.insert(counterparty.clone());
+        }
+        Effect::TransferApplied { from, to, .. } => {
+            for name in [from, to] {
+                if let Some(id) = user_account(name) {
+                    touched.insert(id.to_owned());
+                }
+            }
+        }
+        Effect::InsuranceFundChanged { .. }
+        | Effect::PriceGuarded { .. }
+        | Effect::Rejected { .. } => {}
+    }
+}
+
+/// The WebSocket channels an effect goes to.
+fn channels(effect: &Effect) -> Vec<Channel> {
+    let account = |id: &str| Channel::Account(id.to_owned());
+    match effect {
+        Effect::AccountUpdated { account: id, .. } | Effect::StateChanged { account: id, .. } => {
+            vec![account(id), Channel::Health]
+        }
+        Effect::MarginCall { account: id, .. } => vec![account(id), Channel::MarginCalls],
+        Effect::Liquidation { account: id, .. }
+        | Effect::LiquidationDeferred { account: id, .. } => {
+            vec![account(id), Channel::Liquidations]
+        }
+        Effect::Adl {
+            account: id,
+            counterparty,
+            ..
+        } => vec![account(id), account(counterparty), Channel::Liquidations],
+        Effect::DeficitBeyondFund { account: id, .. } => {
+            vec![account(id), Channel::InsuranceFund, Channel::Liquidations]
+        }
+        Effect::InsuranceFundChanged { .. } => vec![Channel::InsuranceFund],
+        Effect::TransferApplied { from, to, .. } => {
+            let mut channels: Vec<Channel> = [from, to]
+                .into_iter()
+                .filter_map(|name| user_account(name))
+                .map(account)
+                .collect();
+            channels.dedup();
+            channels
+        }
+        Effect::PriceGuarded { .. } => vec![Channel::Prices],
+        Effect::Rejected { .. } => Vec::new(),
+    }
+}
+
+/// The `prices` message of an accepted price event.
+fn price_message(envelope: &Envelope) -> Option<serde_json::Value> {
+    let (kind, name, price) = match &envelope.event {
+        Event::IndexPrice(e) => ("index_price", &e.underlying, e.price.value()),
+        Event::MarkPrice(e) => ("mark_price", &e.instrument, e.price.value()),
+        _ => return None,
+    };
+    Some(serde_json::json!({
+        "seq": envelope.seq,
+        "type": kind,
+        "name": name,
+        "price": price.normalize().to_string(),
+        "ts": envelope.ts.to_string(),
+    }))
+}
+
+fn journal_loop(
+    mut journal: Box<dyn Journal>,
+    batches: &Receiver<Batch>,
+    shared: &Shared,
+    commit_entries: usize,
+) {
+    while let Ok(first) = batches.recv() {
+        // Group commit: everything that queued while the previous commit synced, up to the cap.
+        let mut taken = vec![first];
+        let mut count = taken[0].entries.len();
+        while count < commit_entries {
+            match batches.try_recv() {
+                Ok(batch) => {
+                    count += batch.entries.len();
+                    taken.push(batch);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut entries = Vec::with_capacity(count);
+        for batch in &mut taken {
+            entries.append(&mut batch.entries);
+        }
+        let started = Instant::now();
+        let outcome = if entries.is_empty() {
+            Ok(())
+        } else {
+            journal.append(&entries)
+        };
+        match outcome {
+            Ok(()) => {
+                crate::metrics::committed(entries.len(), started.elapsed());
+                for batch in taken {
+                    release(batch, shared);
+                }
+            }
+            Err(error) => {
+                fail(shared, &error, taken);
+                // Everything after a failed append is refused: the engine thread sees this
+                // thread gone and stops.
+                return;
+            }
+        }
+    }
+}
+
+/// Publishes a durable batch: the view first (a reader told of an effect finds it), then the
+/// feed, then the replies.
+fn release(batch: Batch, shared: &Shared) {
+    crate::metrics::applied(batch.events);
+    shared.view.store(batch.view);
+    for (channel, body) in batch.feed {
+        shared.feed.publish(channel, body);
+    }
+    for (reply, replies) in batch.replies {
+        let _ = reply.send(Ok(replies));
+    }
+    for (reply, answer) in batch.hashes {
+        let _ = reply.send(answer);
+    }
+}
+
+fn fail(shared: &Shared, error: &JournalError, taken: Vec<Batch>) {
+    let message = error.to_string();
+    tracing::error!(error = %message, "journal append failed: the service stops");
+    let _ = shared.failure.set(message.clone());
+    for batch in taken {
+        for (reply, _) in batch.replies {
+            let _ = reply.send(Err(SubmitError::JournalFailed(message.clone())));
+        }
+    }
+}

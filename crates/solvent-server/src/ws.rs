@@ -1,0 +1,270 @@
+//! The WebSocket stream `/v1/ws` (DESIGN.md 10).
+//!
+//! Client to server: `{"op":"subscribe","args":["account.a1","health"],"since":123}` (`since`
+//! only on the first subscribe of a connection: resume after the last message seen),
+//! `{"op":"unsubscribe","args":[...]}`, `{"op":"ping"}`. Server to client: a `subscribed` answer
+//! with a snapshot of each new channel, then every message of the subscribed channels as
+//! `{"seq","channel","data"}` with `seq` strictly increasing across the connection, `pong`, and
+//! `error`. The server pings every 20 s. A connection that falls behind the feed is closed with
+//! the reason `slow_subscriber`: the engine never waits for it.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::api::{AppState, Caller};
+use crate::feed::{Channel, Message};
+use crate::keys::Scope;
+
+/// How often the server pings.
+pub const PING_EVERY: Duration = Duration::from_secs(20);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    op: String,
+    #[serde(default)]
+    args: Vec<String>,
+    since: Option<u64>,
+}
+
+/// Upgrades to the stream once the key is checked.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    upgrade
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| serve(socket, state, scope))
+}
+
+fn error(code: &str, message: &str) -> WsMessage {
+    WsMessage::Text(
+        serde_json::json!({"op": "error", "code": code, "message": message})
+            .to_string()
+            .into(),
+    )
+}
+
+fn allowed(scope: &Scope, channel: &Channel) -> bool {
+    match channel {
+        Channel::Account(id) => scope.can_read_account(id),
+        Channel::Prices => true,
+        _ => scope.can_read_book(),
+    }
+}
+
+async fn serve(socket: WebSocket, state: AppState, scope: Scope) {
+    let (mut sink, mut stream) = socket.split();
+    let mut channels: BTreeSet<Channel> = BTreeSet::new();
+    let mut receiver: Option<tokio::sync::broadcast::Receiver<Arc<Message>>> = None;
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        let live = async {
+            match receiver.as_mut() {
+                Some(receiver) => receiver.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            incoming = stream.next() => {
+                let Some(Ok(incoming)) = incoming else { return };
+                let text = match incoming {
+                    WsMessage::Text(text) => text,
+                    WsMessage::Close(_) => return,
+                    _ => continue,
+                };
+                let request: Request = match serde_json::from_str(&text) {
+                    Ok(request) => request,
+                    Err(problem) => {
+                        if sink.send(error("invalid_request", &problem.to_string())).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                let replies = handle(&state, &scope, request, &mut channels, &mut receiver).await;
+                for reply in replies {
+                    if sink.send(reply).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            message = live => {
+                match message {
+                    Ok(message) => {
+                        if !channels.contains(&message.channel) {
+                            continue;
+                        }
+                        if sink.send(frame(&message)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(RecvError::Lagged(missed)) => {
+                        let reason = format!("slow_subscriber: {missed} messages behind; reconnect with since");
+                        let _ = sink.send(WsMessage::Close(Some(CloseFrame {
+                            code: 1008,
+                            reason: reason.into(),
+                        }))).await;
+                        return;
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+            _ = ping.tick() => {
+                if sink.send(WsMessage::Ping(Vec::new().into())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn frame(message: &Message) -> WsMessage {
+    WsMessage::Text(serde_json::to_string(message).unwrap_or_default().into())
+}
+
+async fn handle(
+    state: &AppState,
+    scope: &Scope,
+    request: Request,
+    channels: &mut BTreeSet<Channel>,
+    receiver: &mut Option<tokio::sync::broadcast::Receiver<Arc<Message>>>,
+) -> Vec<WsMessage> {
+    match request.op.as_str() {
+        "ping" => vec![WsMessage::Text(r#"{"op":"pong"}"#.into())],
+        "unsubscribe" => {
+            for name in &request.args {
+                if let Ok(channel) = name.parse::<Channel>() {
+                    channels.remove(&channel);
+                }
+            }
+            vec![WsMessage::Text(
+                serde_json::json!({"op": "unsubscribed", "args": request.args})
+                    .to_string()
+                    .into(),
+            )]
+        }
+        "subscribe" => {
+            let mut wanted = Vec::new();
+            for name in &request.args {
+                match name.parse::<Channel>() {
+                    Ok(channel) if allowed(scope, &channel) => wanted.push(channel),
+                    Ok(_) => {
+                        return vec![error(
+                            "forbidden",
+                            &format!("a key scoped {scope} cannot subscribe to {name}"),
+                        )];
+                    }
+                    Err(problem) => return vec![error("invalid_request", &problem)],
+                }
+            }
+            if wanted.is_empty() {
+                return vec![error("invalid_request", "args: no channels")];
+            }
+            if request.since.is_some() && receiver.is_some() {
+                return vec![error(
+                    "invalid_request",
+                    "since: only on the first subscribe of a connection",
+                )];
+            }
+            let mut out = Vec::new();
+            let mut snapshots = serde_json::Map::new();
+            for channel in &wanted {
+                snapshots.insert(channel.to_string(), snapshot(state, channel).await);
+            }
+            channels.extend(wanted.iter().cloned());
+            let backlog = if receiver.is_none() {
+                match state.core.shared().feed.subscribe(request.since) {
+                    Ok((live, backlog)) => {
+                        *receiver = Some(live);
+                        backlog
+                    }
+                    Err(oldest) => {
+                        let (live, _) = match state.core.shared().feed.subscribe(None) {
+                            Ok(subscribed) => subscribed,
+                            Err(_) => return vec![error("unavailable", "the feed refused")],
+                        };
+                        *receiver = Some(live);
+                        out.push(error(
+                            "resume_gap",
+                            &format!(
+                                "messages after {} are gone (oldest kept: {oldest}); the snapshots below are current",
+                                request.since.unwrap_or(0)
+                            ),
+                        ));
+                        Vec::new()
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            out.insert(
+                0,
+                WsMessage::Text(
+                    serde_json::json!({
+                        "op": "subscribed",
+                        "args": wanted.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                        "next_seq": state.core.shared().feed.next_seq(),
+                        "snapshots": snapshots,
+                    })
+                    .to_string()
+                    .into(),
+                ),
+            );
+            out.extend(
+                backlog
+                    .iter()
+                    .filter(|message| channels.contains(&message.channel))
+                    .map(|message| frame(message)),
+            );
+            out
+        }
+        other => vec![error(
+            "invalid_request",
+            &format!("op: unknown {other:?}: subscribe, unsubscribe or ping"),
+        )],
+    }
+}
+
+/// The current picture of a channel, sent when it is subscribed.
+async fn snapshot(state: &AppState, channel: &Channel) -> serde_json::Value {
+    let view = state.view();
+    match channel {
+        Channel::Account(id) => {
+            let Some(account) = view.accounts.get(id.as_str()) else {
+                return serde_json::json!({"error": format!("no account {id:?} yet")});
+            };
+            let portfolio = Arc::clone(&account.portfolio);
+            let report = tokio::task::spawn_blocking(move || {
+                solvent_risk::MarketView::new(&view.venue, &view.market)
+                    .and_then(|market_view| solvent_risk::margin_report(&portfolio, &market_view))
+                    .map_err(|error| error.to_string())
+            })
+            .await;
+            match report {
+                Ok(Ok(report)) => serde_json::to_value(report).unwrap_or_default(),
+                Ok(Err(problem)) => serde_json::json!({ "error": problem }),
+                Err(problem) => serde_json::json!({ "error": problem.to_string() }),
+            }
+        }
+        Channel::InsuranceFund => serde_json::json!({ "balances": view.insurance_fund }),
+        Channel::Prices => serde_json::json!({
+            "index": view.market.index.iter().map(|(name, price)| (name.to_string(), price.value().normalize().to_string())).collect::<std::collections::BTreeMap<_, _>>(),
+            "mark": view.market.mark.iter().map(|(name, price)| (name.to_string(), price.value().normalize().to_string())).collect::<std::collections::BTreeMap<_, _>>(),
+        }),
+        Channel::Health | Channel::MarginCalls | Channel::Liquidations => {
+            let recent = state.core.shared().feed.recent(channel, 100);
+            serde_json::json!({ "recent": recent })
+        }
+    }
+}

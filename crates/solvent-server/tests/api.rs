@@ -1,0 +1,621 @@
+//! The service end to end on 127.0.0.1 (a free port, stopped by each test): events in, figures
+//! out, errors named, keys scoped, retries deduplicated, the WebSocket live, a full queue
+//! answered 429 and a failed journal stopping the service.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use solvent_core::venue::Venue;
+use solvent_engine::Engine;
+use solvent_engine::config::EngineConfig;
+use solvent_server::keys::{KeyRing, Scope};
+use solvent_server::{Config, Running};
+use solvent_store::{Entry, Journal, JournalError, MemoryJournal};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn engine() -> Engine {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
+    let venue = Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap();
+    Engine::new(venue, EngineConfig::default())
+}
+
+struct Keys {
+    admin: String,
+    viewer: String,
+    a1: String,
+    a2: String,
+}
+
+fn keys() -> (KeyRing, Keys) {
+    let mut ring = KeyRing::in_memory();
+    let at = "2026-12-04T00:00:00Z";
+    let keys = Keys {
+        admin: ring.add(Scope::Admin, at).unwrap(),
+        viewer: ring.add(Scope::Viewer, at).unwrap(),
+        a1: ring.add(Scope::Account("a1".to_owned()), at).unwrap(),
+        a2: ring.add(Scope::Account("a2".to_owned()), at).unwrap(),
+    };
+    (ring, keys)
+}
+
+async fn start_with(journal: Box<dyn Journal>, config: Config) -> (Running, Keys) {
+    let (ring, keys) = keys();
+    let running = solvent_server::start(engine(), journal, HashMap::new(), ring, &config)
+        .await
+        .unwrap();
+    (running, keys)
+}
+
+fn local() -> Config {
+    Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..Config::default()
+    }
+}
+
+/// A minimal HTTP/1.1 exchange (one request per connection).
+async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = body.unwrap_or("");
+    let auth = key.map_or(String::new(), |key| {
+        format!("Authorization: Bearer {key}\r\n")
+    });
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8(response).unwrap();
+    let (head, payload) = text.split_once("\r\n\r\n").unwrap();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let value = serde_json::from_str(payload).unwrap_or(Value::String(payload.to_owned()));
+    (status, value)
+}
+
+async fn post_events(running: &Running, key: &str, events: Value) -> (u16, Value) {
+    let body = json!({ "events": events }).to_string();
+    call(running.addr, "POST", "/v1/events", Some(key), Some(&body)).await
+}
+
+fn opening() -> Value {
+    json!([
+        {"type": "index_price", "underlying": "BTC", "price": "60000", "ts": "2026-01-01T00:00:00Z"},
+        {"type": "deposit", "account": "a1", "asset": "USDT", "amount": "10000", "ts": "2026-01-01T00:00:01Z", "client_id": "dep-1"},
+        {"type": "fill", "account": "a1", "instrument": "BTCUSDT", "side": "buy", "size": "1", "price": "60000", "fee": "6", "counterparty": "external", "ts": "2026-01-01T00:00:02Z"},
+    ])
+}
+
+#[tokio::test]
+async fn events_are_numbered_applied_and_read_back_as_the_margin_report() {
+    let (running, keys) = start_with(Box::new(MemoryJournal::default()), local()).await;
+    let (status, reply) = post_events(&running, &keys.admin, opening()).await;
+    assert_eq!(status, 200, "{reply}");
+    let results = reply["results"].as_array().unwrap();
+    let seqs: Vec<u64> = results.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert!(results.iter().all(|r| r["status"] == "accepted"));
+    // The fill pays its fee: a transfer from a1 to the fee account, numbered with the fill.
+    let fee = results[2]["effects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "transfer_applied" && e["reason"] == "fee")
+        .unwrap();
+    assert_eq!(
+        (fee["seq"].as_u64(), fee["amount"].as_str()),
+        (Some(3), Some("6"))
+    );
+
+    // The account as `solvent margin --json` prints it: 10,000 - 6 fee, at the mark 60,000.
+    let (status, report) = call(running.addr, "GET", "/v1/accounts/a1", Some(&keys.a1), None).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["account"], "a1");
+    assert_eq!(report["equity"], "9994");
+    assert_eq!(report["positions"][0]["instrument"], "BTCUSDT");
+
+    // Ranked list, state filter, unknown sort named.
+    let (status, list) = call(
+        running.addr,
+        "GET",
+        "/v1/accounts?sort=health",
+        Some(&keys.viewer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["accounts"][0]["account"], "a1");
+    assert_eq!(list["accounts"][0]["equity"], "9994");
+    let (status, error) = call(
+        running.addr,
+        "GET",
+        "/v1/accounts?sort=size",
+        Some(&keys.viewer),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (400, Some("sort"))
+    );
+    let (status, list) = call(
+        running.addr,
+        "GET",
+        "/v1/accounts?state=bankrupt",
+        Some(&keys.viewer),
+        None,
+    )
+    .await;
+    assert_eq!((status, list["total"].as_u64()), (200, Some(0)));
+
+    // The same portfolio sent in gets the same figures.
+    let (status, prices) = call(running.addr, "GET", "/v1/prices", Some(&keys.a1), None).await;
+    assert_eq!(
+        (status, prices["index"]["BTC"].as_str()),
+        (200, Some("60000"))
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_bad_event_refuses_the_whole_request_naming_the_field_and_nothing_moves() {
+    let (running, keys) = start_with(Box::new(MemoryJournal::default()), local()).await;
+    post_events(&running, &keys.admin, opening()).await;
+    let (_, before) = call(
+        running.addr,
+        "GET",
+        "/v1/state-hash",
+        Some(&keys.admin),
+        None,
+    )
+    .await;
+    let cases = [
+        (json!({"events": [{"type": "deposit", "account": "a1", "asset": "USDT", "amount": "5"}, {"type": "deposit", "account": "a1", "asset": "USDT"}]}).to_string(), "events[1].amount"),
+        (json!({"events": [{"type": "deposit", "account": "a1", "asset": "USDT", "amount": "1e3"}]}).to_string(), "events[0].amount"),
+        (json!({"events": [{"type": "teleport"}]}).to_string(), "events[0].type"),
+        (json!({"events": [{"type": "deposit", "account": "a1", "asset": "USDT", "amount": "5", "colour": 1}]}).to_string(), "events[0].colour"),
+        (json!({"events": [{"type": "deposit", "account": "a1", "asset": "USDT", "amount": "5", "seq": 9}]}).to_string(), "events[0].seq"),
+        (json!({"events": [{"type": "deposit", "account": "a1", "asset": "USDT", "amount": "5", "ts": "yesterday"}]}).to_string(), "events[0].ts"),
+        (json!({"events": [{"type": "deposit", "account": "a1", "asset": "USDT", "amount": "5", "client_id": " "}]}).to_string(), "events[0].client_id"),
+        (json!({"events": []}).to_string(), "events"),
+        (json!({"events": [], "extra": true}).to_string(), "extra"),
+        (r#"{"events": [] } trailing"#.to_owned(), "(body)"),
+        ("not json".to_owned(), "(body)"),
+    ];
+    for (body, field) in cases {
+        let (status, error) = call(
+            running.addr,
+            "POST",
+            "/v1/events",
+            Some(&keys.admin),
+            Some(&body),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}: {error}");
+        assert_eq!(error["error"]["code"], "invalid_request");
+        assert_eq!(
+            error["error"]["field"].as_str(),
+            Some(field),
+            "{body}: {error}"
+        );
+    }
+    let (_, after) = call(
+        running.addr,
+        "GET",
+        "/v1/state-hash",
+        Some(&keys.admin),
+        None,
+    )
+    .await;
+    assert_eq!(before, after);
+    // A refusal by the engine is an answer, not an error: no sequence number, the reason named.
+    let (status, reply) = post_events(
+        &running,
+        &keys.admin,
+        json!([{"type": "withdraw", "account": "a1", "asset": "USDT", "amount": "100000"}]),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(reply["results"][0]["status"], "rejected");
+    assert_eq!(reply["results"][0]["seq"], Value::Null);
+    assert_eq!(reply["results"][0]["effects"][0]["type"], "rejected");
+    let (_, after_refusal) = call(
+        running.addr,
+        "GET",
+        "/v1/state-hash",
+        Some(&keys.admin),
+        None,
+    )
+    .await;
+    assert_eq!(before, after_refusal);
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_client_id_gets_the_first_result_and_moves_money_once() {
+    let (running, keys) = start_with(Box::new(MemoryJournal::default()), local()).await;
+    let (_, first) = post_events(&running, &keys.admin, opening()).await;
+    let retry = json!([{"type": "deposit", "account": "a1", "asset": "USDT", "amount": "10000", "client_id": "dep-1"}]);
+    let (status, second) = post_events(&running, &keys.admin, retry).await;
+    assert_eq!(status, 200);
+    assert_eq!(second["results"][0]["status"], "duplicate");
+    assert_eq!(second["results"][0]["seq"], first["results"][1]["seq"]);
+    assert_eq!(
+        second["results"][0]["effects"],
+        first["results"][1]["effects"]
+    );
+    let (_, report) = call(
+        running.addr,
+        "GET",
+        "/v1/accounts/a1",
+        Some(&keys.admin),
+        None,
+    )
+    .await;
+    assert_eq!(report["equity"], "9994");
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_route_refuses_a_missing_or_wrong_key() {
+    let (running, keys) = start_with(Box::new(MemoryJournal::default()), local()).await;
+    post_events(&running, &keys.admin, opening()).await;
+    let portfolio = json!({"portfolio": {"account": "x", "mode": "cross", "collateral": {"USDT": "1000"}, "positions": []}}).to_string();
+    let whatif = json!({"account": "a1", "trades": ["BTCUSDT:0.1"]}).to_string();
+    let stress = json!({"account": "a1"}).to_string();
+    let order = json!({"account": "a1", "instrument": "BTCUSDT", "amount": "0.1"}).to_string();
+    let allocate = json!({"account": "a1"}).to_string();
+    let routes: [(&str, &str, Option<&str>); 12] = [
+        (
+            "POST",
+            "/v1/events",
+            Some(r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1"}]}"#),
+        ),
+        ("GET", "/v1/accounts", None),
+        ("GET", "/v1/accounts/a1", None),
+        ("GET", "/v1/accounts/a1/risk-matrix", None),
+        ("POST", "/v1/margin", Some(&portfolio)),
+        ("POST", "/v1/margin/order", Some(&order)),
+        ("POST", "/v1/whatif", Some(&whatif)),
+        ("POST", "/v1/allocate", Some(&allocate)),
+        ("POST", "/v1/stress", Some(&stress)),
+        ("GET", "/v1/insurance-fund", None),
+        ("GET", "/v1/liquidations", None),
+        ("GET", "/v1/state-hash", None),
+    ];
+    for (method, path, body) in routes {
+        let (status, error) = call(running.addr, method, path, None, body).await;
+        assert_eq!(status, 401, "{method} {path} without a key: {error}");
+        let (status, _) = call(running.addr, method, path, Some("sk_00000000_00"), body).await;
+        assert_eq!(status, 401, "{method} {path} with a made-up key");
+        // a2's key sees nothing of a1 and nothing of the book; it may price a portfolio it sends.
+        let (status, error) = call(running.addr, method, path, Some(&keys.a2), body).await;
+        if path == "/v1/margin" {
+            assert_eq!(status, 200, "{method} {path} with a2's key: {error}");
+        } else {
+            assert_eq!(status, 403, "{method} {path} with a2's key: {error}");
+            assert_eq!(error["error"]["code"], "forbidden");
+        }
+        // The viewer reads everything and changes nothing.
+        let (status, error) = call(running.addr, method, path, Some(&keys.viewer), body).await;
+        if path == "/v1/events" {
+            assert_eq!(status, 403, "{error}");
+        } else if path.ends_with("risk-matrix") {
+            // a1 is in cross margin: no risk matrix, and the answer says why.
+            assert_eq!(status, 422, "{error}");
+        } else {
+            assert_eq!(
+                status, 200,
+                "{method} {path} with the viewer's key: {error}"
+            );
+        }
+    }
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn computations_answer_like_the_command_line() {
+    let (running, keys) = start_with(Box::new(MemoryJournal::default()), local()).await;
+    post_events(&running, &keys.admin, opening()).await;
+    // What-if: 1 BTC more on 9,994 equity at the default venue's rates is accepted or refused by
+    // the one pre-trade rule; 100 BTC more is refused with the named reason.
+    let body = json!({"account": "a1", "trades": ["BTCUSDT:100"]}).to_string();
+    let (status, outcome) = call(
+        running.addr,
+        "POST",
+        "/v1/whatif",
+        Some(&keys.a1),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(outcome["accepted"], false);
+    assert_eq!(outcome["refusal"], "initial_margin");
+    let body = json!({"account": "a1", "trades": ["BTCUSDT:nope"]}).to_string();
+    let (status, error) = call(
+        running.addr,
+        "POST",
+        "/v1/whatif",
+        Some(&keys.a1),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (400, Some("trades[0]"))
+    );
+    // get_margins: the buy adds initial margin, the sell of 0.1 against a 1 BTC long frees some.
+    let body = json!({"account": "a1", "instrument": "BTCUSDT", "amount": "0.1"}).to_string();
+    let (status, order) = call(
+        running.addr,
+        "POST",
+        "/v1/margin/order",
+        Some(&keys.a1),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 200, "{order}");
+    let buy: f64 = order["buy"].as_str().unwrap().parse().unwrap();
+    let sell: f64 = order["sell"].as_str().unwrap().parse().unwrap();
+    assert!(buy > 0.0 && sell < 0.0, "{order}");
+    assert!(
+        (buy + sell).abs() < 1e-6,
+        "linear tiers: symmetric around 1 BTC: {order}"
+    );
+    // A stress grid and a reverse stress.
+    let body = json!({"account": "a1", "reverse": true}).to_string();
+    let (status, stress) = call(
+        running.addr,
+        "POST",
+        "/v1/stress",
+        Some(&keys.a1),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 200, "{stress}");
+    assert_eq!(stress["scenarios"].as_array().unwrap().len(), 15);
+    assert!(stress["reverse"].as_array().is_some_and(|r| !r.is_empty()));
+    // A portfolio sent in with an unknown instrument: the field is named.
+    let body = json!({"portfolio": {"account": "x", "mode": "cross", "collateral": {"USDT": "1000"}, "positions": [{"instrument": "NOPE", "size": "1", "entry_price": "1"}]}}).to_string();
+    let (status, error) = call(
+        running.addr,
+        "POST",
+        "/v1/margin",
+        Some(&keys.a1),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["error"]["field"]
+            .as_str()
+            .unwrap()
+            .starts_with("portfolio.positions"),
+        "{error}"
+    );
+    running.stop().await.unwrap();
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn next_text(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("a message within 5 s")
+            .unwrap()
+            .unwrap();
+        if let Ok(text) = message.to_text()
+            && !text.is_empty()
+        {
+            return serde_json::from_str(text).unwrap();
+        }
+    }
+}
+
+async fn subscribe(socket: &mut Socket, request: Value) -> Value {
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::Text(
+            request.to_string().into(),
+        ))
+        .await
+        .unwrap();
+    next_text(socket).await
+}
+
+#[tokio::test]
+async fn the_stream_sends_a_snapshot_then_every_effect_numbered_and_resumes_without_a_gap() {
+    let (running, keys) = start_with(Box::new(MemoryJournal::default()), local()).await;
+    post_events(&running, &keys.admin, opening()).await;
+    let url = format!("ws://{}/v1/ws?api_key={}", running.addr, keys.a1);
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let subscribed = subscribe(
+        &mut socket,
+        json!({"op": "subscribe", "args": ["account.a1", "prices"]}),
+    )
+    .await;
+    assert_eq!(subscribed["op"], "subscribed", "{subscribed}");
+    assert_eq!(subscribed["snapshots"]["account.a1"]["equity"], "9994");
+    assert_eq!(subscribed["snapshots"]["prices"]["index"]["BTC"], "60000");
+    // a1's key may not watch the whole book.
+    let refused = subscribe(
+        &mut socket,
+        json!({"op": "subscribe", "args": ["liquidations"]}),
+    )
+    .await;
+    assert_eq!(refused["code"], "forbidden");
+    let bad = subscribe(&mut socket, json!({"op": "subscribe", "args": ["trades"]})).await;
+    assert_eq!(bad["code"], "invalid_request");
+
+    post_events(
+        &running,
+        &keys.admin,
+        json!([
+            {"type": "index_price", "underlying": "BTC", "price": "59000", "ts": "2026-01-01T00:00:03Z"},
+            {"type": "deposit", "account": "a1", "asset": "USDT", "amount": "5", "ts": "2026-01-01T00:00:04Z"},
+        ]),
+    )
+    .await;
+    let price = next_text(&mut socket).await;
+    assert_eq!(
+        (price["channel"].as_str(), price["data"]["price"].as_str()),
+        (Some("prices"), Some("59000"))
+    );
+    let mut seen = vec![price["seq"].as_u64().unwrap()];
+    let deposit = loop {
+        let message = next_text(&mut socket).await;
+        seen.push(message["seq"].as_u64().unwrap());
+        if message["data"]["reason"] == "deposit" {
+            break message;
+        }
+    };
+    assert_eq!(deposit["channel"], "account.a1");
+    assert_eq!(deposit["data"]["amount"], "5");
+    assert!(seen.windows(2).all(|pair| pair[0] < pair[1]), "{seen:?}");
+    drop(socket);
+
+    // Reconnect after the price: everything after it comes again, in order, then live ones.
+    let resume_after = seen[0];
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let subscribed = subscribe(
+        &mut socket,
+        json!({"op": "subscribe", "args": ["account.a1", "prices"], "since": resume_after}),
+    )
+    .await;
+    assert_eq!(subscribed["op"], "subscribed");
+    let mut resumed = Vec::new();
+    while resumed.len() < seen.len() - 1 {
+        resumed.push(next_text(&mut socket).await["seq"].as_u64().unwrap());
+    }
+    assert_eq!(resumed, seen[1..]);
+    running.stop().await.unwrap();
+}
+
+/// A journal that holds every append until released, to fill the pipeline.
+struct HeldJournal {
+    gate: Arc<(Mutex<bool>, Condvar)>,
+    inner: MemoryJournal,
+}
+
+impl Journal for HeldJournal {
+    fn append(&mut self, entries: &[Entry]) -> Result<(), JournalError> {
+        let (open, changed) = &*self.gate;
+        let mut open = open.lock().unwrap();
+        while !*open {
+            open = changed.wait(open).unwrap();
+        }
+        self.inner.append(entries)
+    }
+    fn last_seq(&self) -> Result<Option<u64>, JournalError> {
+        self.inner.last_seq()
+    }
+    fn read_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError> {
+        self.inner.read_after(after, limit)
+    }
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_429_and_nothing_is_acknowledged_before_it_is_durable() {
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let journal = HeldJournal {
+        gate: Arc::clone(&gate),
+        inner: MemoryJournal::default(),
+    };
+    let mut config = local();
+    config.limits.queue = 2;
+    let (running, keys) = start_with(Box::new(journal), config).await;
+    let deposit = |n: u32| json!([{"type": "deposit", "account": format!("q{n}"), "asset": "USDT", "amount": "1"}]);
+    let mut waiting = Vec::new();
+    let mut refused = None;
+    for n in 0..16 {
+        let body = json!({ "events": deposit(n) }).to_string();
+        let addr = running.addr;
+        let key = keys.admin.clone();
+        let call =
+            tokio::spawn(
+                async move { call(addr, "POST", "/v1/events", Some(&key), Some(&body)).await },
+            );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        if call.is_finished() {
+            refused = Some(call.await.unwrap());
+            break;
+        }
+        waiting.push(call);
+    }
+    let (status, error) = refused.expect("a held journal fills the queue");
+    assert_eq!(status, 429, "{error}");
+    assert_eq!(error["error"]["code"], "queue_full");
+    // Nothing was answered while the journal held the first append.
+    assert!(waiting.iter().all(|call| !call.is_finished()));
+    assert_eq!(running.state.view().seq, None);
+    {
+        let (open, changed) = &*gate;
+        *open.lock().unwrap() = true;
+        changed.notify_all();
+    }
+    for call in waiting {
+        let (status, reply) = call.await.unwrap();
+        assert_eq!(status, 200, "{reply}");
+    }
+    running.stop().await.unwrap();
+}
+
+/// A journal whose every append fails, as a failed fsync does.
+struct FailingJournal;
+
+impl Journal for FailingJournal {
+    fn append(&mut self, _: &[Entry]) -> Result<(), JournalError> {
+        Err(JournalError::Storage(
+            "fsync: input/output error".to_owned(),
+        ))
+    }
+    fn last_seq(&self) -> Result<Option<u64>, JournalError> {
+        Ok(None)
+    }
+    fn read_after(&self, _: Option<u64>, _: usize) -> Result<Vec<Entry>, JournalError> {
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test]
+async fn a_failed_append_is_never_acknowledged_and_stops_the_service() {
+    let (running, keys) = start_with(Box::new(FailingJournal), local()).await;
+    let (status, error) = post_events(&running, &keys.admin, opening()).await;
+    assert_eq!(status, 503, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("fsync")
+    );
+    let (status, _) = post_events(&running, &keys.admin, opening()).await;
+    assert_eq!(status, 503);
+    let (status, _) = call(running.addr, "GET", "/readyz", None, None).await;
+    assert_eq!(status, 503);
+    // Nothing of the refused batch reached the readers.
+    let (status, list) = call(
+        running.addr,
+        "GET",
+        "/v1/accounts",
+        Some(&keys.viewer),
+        None,
+    )
+    .await;
+    assert_eq!((status, list["total"].as_u64()), (200, Some(0)));
+    assert!(running.failed().await.contains("fsync"));
+    running.stop().await.unwrap();
+}
