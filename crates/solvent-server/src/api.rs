@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -74,22 +74,34 @@ pub(crate) struct Bucket {
     at: Instant,
 }
 
+/// Every route of `/v1`: method, path (axum syntax) and handler. The router and the OpenAPI
+/// document's check are both built from this table, so neither can list a route the other lacks.
+pub fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+    vec![
+        ("POST", "/v1/events", post(post_events)),
+        ("GET", "/v1/accounts", get(list_accounts)),
+        ("GET", "/v1/accounts/{id}", get(get_account)),
+        ("GET", "/v1/accounts/{id}/risk-matrix", get(risk_matrix)),
+        ("POST", "/v1/margin", post(post_margin)),
+        ("POST", "/v1/margin/order", post(post_margin_order)),
+        ("POST", "/v1/whatif", post(post_whatif)),
+        ("POST", "/v1/allocate", post(post_allocate)),
+        ("POST", "/v1/stress", post(post_stress)),
+        ("GET", "/v1/insurance-fund", get(insurance_fund)),
+        ("GET", "/v1/liquidations", get(liquidations)),
+        ("GET", "/v1/prices", get(prices)),
+        ("GET", "/v1/state-hash", get(state_hash)),
+        ("GET", "/v1/ws", get(crate::ws::upgrade)),
+    ]
+}
+
 /// The routes of `/v1`.
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/events", post(post_events))
-        .route("/v1/accounts", get(list_accounts))
-        .route("/v1/accounts/{id}", get(get_account))
-        .route("/v1/accounts/{id}/risk-matrix", get(risk_matrix))
-        .route("/v1/margin", post(post_margin))
-        .route("/v1/margin/order", post(post_margin_order))
-        .route("/v1/whatif", post(post_whatif))
-        .route("/v1/allocate", post(post_allocate))
-        .route("/v1/stress", post(post_stress))
-        .route("/v1/insurance-fund", get(insurance_fund))
-        .route("/v1/liquidations", get(liquidations))
-        .route("/v1/prices", get(prices))
-        .route("/v1/state-hash", get(state_hash))
+    route_table()
+        .into_iter()
+        .fold(Router::new(), |router, (_, path, handler)| {
+            router.route(path, handler)
+        })
 }
 
 // ---- keys -------------------------------------------------------------------------------------
@@ -218,9 +230,13 @@ fn market_view<'a>(view: &'a View, market: &'a Market) -> Result<MarketView<'a>,
 
 // ---- events -----------------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+/// The body of a request.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EventsBody {
+pub(crate) struct EventsBody {
+    /// The events, each an object with `type` and its fields, and optionally `ts` (RFC 3339)
+    /// and `client_id`.
+    #[schema(value_type = Vec<Object>)]
     events: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -291,7 +307,11 @@ fn read_events(body: &Bytes) -> Result<Vec<Incoming>, ApiError> {
         .collect()
 }
 
-async fn post_events(
+#[utoipa::path(post, path = "/v1/events", tag = "events", request_body = EventsBody,
+    description = "Apply a batch of events in order; answered once they are durable. Each event is a `solvent replay` line without `seq` (the service numbers events) and with optional `ts` and `client_id`.",
+    responses((status = 200, description = "Each event's sequence number, status and effects", body = EventsReply), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 429, description = "The engine's queue is full", body = ErrorBody), (status = 503, description = "The journal failed", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn post_events(
     State(state): State<AppState>,
     Caller(scope): Caller,
     body: Bytes,
@@ -322,7 +342,10 @@ fn submit_error(error: SubmitError) -> ApiError {
     }
 }
 
-async fn state_hash(
+#[utoipa::path(get, path = "/v1/state-hash", tag = "book",
+    responses((status = 200, description = "The engine's state hash once everything before is durable", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn state_hash(
     State(state): State<AppState>,
     Caller(scope): Caller,
 ) -> Result<Response, ApiError> {
@@ -337,11 +360,12 @@ async fn state_hash(
 // ---- accounts ---------------------------------------------------------------------------------
 
 /// One account in the ranked list.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Ranked {
     /// Account id.
     pub account: String,
     /// The engine's state.
+    #[schema(value_type = String, example = "healthy")]
     pub state: AccountState,
     /// Health at the view's market (`null`: no requirement, or it could not be computed).
     pub health: Option<f64>,
@@ -354,12 +378,84 @@ pub struct Ranked {
     /// The asset of the figures.
     pub settlement_asset: String,
     /// Margin mode.
+    #[schema(value_type = String, example = "cross")]
     pub mode: solvent_core::portfolio::MarginMode,
     /// Open positions.
     pub positions: usize,
     /// Why the figures are missing, if they are.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// The answer to `POST /v1/events`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventsReply {
+    /// One per event, in order.
+    pub results: Vec<crate::core::EventReply>,
+}
+
+/// The answer to `GET /v1/accounts`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AccountList {
+    /// The view's last sequence number.
+    pub seq: Option<u64>,
+    /// Accounts matching the filters.
+    pub total: usize,
+    /// Where the page starts.
+    pub offset: usize,
+    /// Accounts per state, over the whole book.
+    pub counts: std::collections::BTreeMap<String, usize>,
+    /// The page.
+    pub accounts: Vec<Ranked>,
+}
+
+/// The error shape of every 4xx and 5xx answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code (`invalid_request`, `unauthorized`, `forbidden`, `not_found`,
+    /// `cannot_compute`, `queue_full`, `rate_limited`, `unavailable`).
+    pub code: String,
+    /// The request field at fault, as a JSON path.
+    pub field: Option<String>,
+    /// In words.
+    pub message: String,
+}
+
+/// The OpenAPI document of `/v1`, generated from the handlers' annotations and the types.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Solvent", description = "Real-time margin and collateral allocation for crypto derivatives (DESIGN.md 10). Money is a decimal string; every error is `{\"error\": {\"code\", \"field\", \"message\"}}`. The WebSocket stream is at `/v1/ws`."),
+    paths(post_events, list_accounts, get_account, risk_matrix, post_margin, post_margin_order, post_whatif, post_allocate, post_stress, insurance_fund, liquidations, prices, state_hash, crate::ws::upgrade),
+    modifiers(&Bearer),
+)]
+pub struct ApiDoc;
+
+/// Declares the bearer-key scheme the paths refer to.
+struct Bearer;
+
+impl utoipa::Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key `sk_...` (scopes: admin, feeder, viewer, account:<id>)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
 }
 
 pub(crate) struct Ranking {
@@ -451,7 +547,7 @@ async fn ranking(state: &AppState) -> Result<Arc<Vec<Ranked>>, ApiError> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+pub(crate) struct ListQuery {
     sort: Option<String>,
     state: Option<String>,
     search: Option<String>,
@@ -459,7 +555,11 @@ struct ListQuery {
     limit: Option<usize>,
 }
 
-async fn list_accounts(
+#[utoipa::path(get, path = "/v1/accounts", tag = "accounts",
+    params(("sort" = Option<String>, Query, description = "`health` (the only order: most dangerous first)"), ("state" = Option<String>, Query, description = "healthy, margin_call, reduce_only, liquidating or bankrupt"), ("search" = Option<String>, Query, description = "Part of the account id"), ("offset" = Option<usize>, Query), ("limit" = Option<usize>, Query, description = "1-10,000, default 100")),
+    responses((status = 200, description = "Accounts ranked by health, with counts per state", body = AccountList), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn list_accounts(
     State(state): State<AppState>,
     Caller(scope): Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -534,7 +634,11 @@ fn account_of(view: &View, id: &str) -> Result<Arc<Portfolio>, ApiError> {
         .ok_or_else(|| ApiError::not_found("id", format!("no account {id:?}")))
 }
 
-async fn get_account(
+#[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts",
+    params(("id" = String, Path, description = "Account id")),
+    responses((status = 200, description = "The margin report, as `solvent margin --json` prints it", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 404, description = "No such account", body = ErrorBody), (status = 422, description = "A price it needs is missing", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn get_account(
     State(state): State<AppState>,
     Caller(scope): Caller,
     Path(id): Path<String>,
@@ -551,7 +655,11 @@ async fn get_account(
     Ok(json(&report))
 }
 
-async fn risk_matrix(
+#[utoipa::path(get, path = "/v1/accounts/{id}/risk-matrix", tag = "accounts",
+    params(("id" = String, Path, description = "Account id (portfolio mode)")),
+    responses((status = 200, description = "Per underlying, the P&L of each exposure in each scenario", body = Vec<crate::risk_matrix::UnderlyingMatrix>), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 404, description = "No such account", body = ErrorBody), (status = 422, description = "Not in portfolio mode", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn risk_matrix(
     State(state): State<AppState>,
     Caller(scope): Caller,
     Path(id): Path<String>,
@@ -625,14 +733,20 @@ fn resolve(state: &AppState, scope: &Scope, subject: Subject) -> Result<Resolved
     })
 }
 
-#[derive(Deserialize)]
+/// The body of a request.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct MarginBody {
+pub(crate) struct MarginBody {
+    #[schema(value_type = Object)]
     portfolio: serde_json::Value,
+    #[schema(value_type = Object)]
     market: Option<serde_json::Value>,
 }
 
-async fn post_margin(
+#[utoipa::path(post, path = "/v1/margin", tag = "margin", request_body = MarginBody,
+    responses((status = 200, description = "The margin report of the portfolio sent in", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 422, description = "Cannot be computed", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn post_margin(
     State(state): State<AppState>,
     Caller(scope): Caller,
     body: Bytes,
@@ -656,11 +770,14 @@ async fn post_margin(
     Ok(json(&report))
 }
 
-#[derive(Deserialize)]
+/// The body of a request.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct OrderBody {
+pub(crate) struct OrderBody {
     account: Option<String>,
+    #[schema(value_type = Object)]
     portfolio: Option<serde_json::Value>,
+    #[schema(value_type = Object)]
     market: Option<serde_json::Value>,
     instrument: String,
     amount: String,
@@ -669,7 +786,11 @@ struct OrderBody {
 
 /// Initial margin of a hypothetical buy and sell of `amount` (Deribit's `get_margins`): the
 /// account's initial margin after each, less before.
-async fn post_margin_order(
+#[utoipa::path(post, path = "/v1/margin/order", tag = "margin", request_body = OrderBody,
+    description = "Initial margin a buy and a sell of `amount` would add (Deribit's get_margins).",
+    responses((status = 200, description = "The change of initial margin for a buy and a sell", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 422, description = "Cannot be computed", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn post_margin_order(
     State(state): State<AppState>,
     Caller(scope): Caller,
     body: Bytes,
@@ -734,16 +855,22 @@ async fn post_margin_order(
     Ok(json(&answer))
 }
 
-#[derive(Deserialize)]
+/// The body of a request.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct WhatIfBody {
+pub(crate) struct WhatIfBody {
     account: Option<String>,
+    #[schema(value_type = Object)]
     portfolio: Option<serde_json::Value>,
+    #[schema(value_type = Object)]
     market: Option<serde_json::Value>,
     trades: Vec<String>,
 }
 
-async fn post_whatif(
+#[utoipa::path(post, path = "/v1/whatif", tag = "margin", request_body = WhatIfBody,
+    responses((status = 200, description = "Before and after, accepted or the named refusal", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 422, description = "Cannot be computed", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn post_whatif(
     State(state): State<AppState>,
     Caller(scope): Caller,
     body: Bytes,
@@ -779,18 +906,24 @@ async fn post_whatif(
     Ok(json(&outcome))
 }
 
-#[derive(Deserialize)]
+/// The body of a request.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AllocateBody {
+pub(crate) struct AllocateBody {
     account: Option<String>,
+    #[schema(value_type = Object)]
     portfolio: Option<serde_json::Value>,
+    #[schema(value_type = Object)]
     market: Option<serde_json::Value>,
     buffer: Option<String>,
     trigger_health: Option<f64>,
     target_health: Option<f64>,
 }
 
-async fn post_allocate(
+#[utoipa::path(post, path = "/v1/allocate", tag = "margin", request_body = AllocateBody,
+    responses((status = 200, description = "Excess, withdrawable, buffer and the suggested reallocation", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 422, description = "Cannot be computed", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn post_allocate(
     State(state): State<AppState>,
     Caller(scope): Caller,
     body: Bytes,
@@ -826,19 +959,26 @@ async fn post_allocate(
     Ok(json(&allocation))
 }
 
-#[derive(Deserialize)]
+/// The body of a request.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct StressBody {
+pub(crate) struct StressBody {
     account: Option<String>,
+    #[schema(value_type = Object)]
     portfolio: Option<serde_json::Value>,
+    #[schema(value_type = Object)]
     market: Option<serde_json::Value>,
     /// `grid` (default), `historical`, or a scenario file's object.
+    #[schema(value_type = Object)]
     scenarios: Option<serde_json::Value>,
     #[serde(default)]
     reverse: bool,
 }
 
-async fn post_stress(
+#[utoipa::path(post, path = "/v1/stress", tag = "margin", request_body = StressBody,
+    responses((status = 200, description = "P&L and margin under each scenario; the reverse stress", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 422, description = "Cannot be computed", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn post_stress(
     State(state): State<AppState>,
     Caller(scope): Caller,
     body: Bytes,
@@ -920,7 +1060,7 @@ async fn post_stress(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FeedQuery {
+pub(crate) struct FeedQuery {
     limit: Option<usize>,
 }
 
@@ -936,7 +1076,11 @@ fn recent(
     Ok(state.core.shared().feed.recent(channel, limit))
 }
 
-async fn insurance_fund(
+#[utoipa::path(get, path = "/v1/insurance-fund", tag = "book",
+    params(("limit" = Option<usize>, Query, description = "Recent changes to return, 1-10,000")),
+    responses((status = 200, description = "Balances per asset and recent changes", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn insurance_fund(
     State(state): State<AppState>,
     Caller(scope): Caller,
     query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
@@ -952,7 +1096,11 @@ async fn insurance_fund(
     })))
 }
 
-async fn liquidations(
+#[utoipa::path(get, path = "/v1/liquidations", tag = "book",
+    params(("limit" = Option<usize>, Query, description = "1-10,000")),
+    responses((status = 200, description = "Recent liquidations, deferrals, ADL and deficits", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn liquidations(
     State(state): State<AppState>,
     Caller(scope): Caller,
     query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
@@ -965,7 +1113,13 @@ async fn liquidations(
     ))
 }
 
-async fn prices(State(state): State<AppState>, Caller(_): Caller) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/v1/prices", tag = "book",
+    responses((status = 200, description = "Index and mark prices", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn prices(
+    State(state): State<AppState>,
+    Caller(_): Caller,
+) -> Result<Response, ApiError> {
     let view = state.view();
     let index: std::collections::BTreeMap<&str, String> = view
         .market

@@ -45,7 +45,7 @@ pub struct Incoming {
 }
 
 /// What became of one event.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Applied and durable.
@@ -58,7 +58,7 @@ pub enum Status {
 }
 
 /// The answer to one event.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct EventReply {
     /// The sequence number the event was given (`None` when refused: a refusal takes none).
     pub seq: Option<u64>,
@@ -68,6 +68,7 @@ pub struct EventReply {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     /// Its effects, as `solvent replay` writes them.
+    #[schema(value_type = Vec<Object>)]
     pub effects: Vec<serde_json::Value>,
 }
 

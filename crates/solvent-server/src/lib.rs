@@ -108,7 +108,7 @@ impl Running {
 /// The service's router over `state`.
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
     api::routes()
-        .route("/v1/ws", get(ws::upgrade))
+        .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(scrape))
@@ -121,6 +121,11 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             request_timeout,
         ))
         .with_state(state)
+}
+
+async fn openapi() -> Response {
+    use utoipa::OpenApi as _;
+    axum::Json(api::ApiDoc::openapi()).into_response()
 }
 
 async fn ready(State(state): State<AppState>) -> Response {

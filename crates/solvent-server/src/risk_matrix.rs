@@ -10,7 +10,7 @@ use solvent_risk::portfolio_margin::{ScenarioBook, exposures};
 use crate::error::ApiError;
 
 /// One underlying's row block.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct UnderlyingMatrix {
     /// Underlying.
     pub underlying: String,
@@ -23,7 +23,7 @@ pub struct UnderlyingMatrix {
 }
 
 /// One exposure's P&L across the scenarios.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct MatrixRow {
     /// Instrument name, or `spot:ASSET`.
     pub instrument: String,

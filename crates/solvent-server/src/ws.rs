@@ -36,6 +36,10 @@ struct Request {
 }
 
 /// Upgrades to the stream once the key is checked.
+#[utoipa::path(get, path = "/v1/ws", tag = "stream",
+    description = "WebSocket: `{\"op\":\"subscribe\",\"args\":[\"account.ID\",\"health\",\"margin_calls\",\"liquidations\",\"insurance_fund\",\"prices\"],\"since\":N}`; messages `{seq, channel, data}`; the key as `?api_key=` where headers cannot be set.",
+    responses((status = 101, description = "Switching to the WebSocket"), (status = 401, description = "No live key", body = crate::api::ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn upgrade(
     State(state): State<AppState>,
     Caller(scope): Caller,

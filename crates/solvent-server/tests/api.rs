@@ -619,3 +619,40 @@ async fn a_failed_append_is_never_acknowledged_and_stops_the_service() {
     assert!(running.failed().await.contains("fsync"));
     running.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_exactly_the_routes_served() {
+    use utoipa::OpenApi as _;
+    let document = serde_json::to_value(solvent_server::api::ApiDoc::openapi()).unwrap();
+    let mut documented: Vec<(String, String)> = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, methods)| {
+            methods
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| (method.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let mut served: Vec<(String, String)> = solvent_server::api::route_table()
+        .into_iter()
+        .map(|(method, path, _)| (method.to_owned(), path.to_owned()))
+        .collect();
+    documented.sort();
+    served.sort();
+    assert_eq!(documented, served);
+    // Every operation states its security and its error shape.
+    for (method, path) in &documented {
+        let operation = &document["paths"][path][method.to_lowercase()];
+        assert!(operation["security"].is_array(), "{method} {path}");
+        assert!(operation["responses"]["401"].is_object(), "{method} {path}");
+    }
+    // And the service serves it, without a key.
+    let (running, _) = start_with(Box::new(MemoryJournal::default()), local()).await;
+    let (status, served_document) = call(running.addr, "GET", "/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(served_document, document);
+    running.stop().await.unwrap();
+}
