@@ -10,7 +10,7 @@ use foldhash::fast::FixedState;
 use crate::engine::Account;
 
 /// Accounts by id. Each keeps the slot it was opened in; none is ever removed.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct AccountBook {
     /// Accounts by slot.
     accounts: Vec<Account>,

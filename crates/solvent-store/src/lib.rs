@@ -99,6 +99,12 @@ impl Journal for MemoryJournal {
             self.entries
                 .partition_point(|entry| entry.envelope.seq <= after)
         });
-        Ok(self.entries.iter().skip(start).take(limit).cloned().collect())
+        Ok(self
+            .entries
+            .iter()
+            .skip(start)
+            .take(limit)
+            .cloned()
+            .collect())
     }
 }
