@@ -196,7 +196,7 @@ fn snapshot_files(data_dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
             files.push((seq, item.path()));
         }
     }
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
     Ok(files.into_iter().map(|(_, path)| path).collect())
 }
 

@@ -36,11 +36,11 @@ pub fn workload(accounts: usize, ticks: usize) -> Vec<Envelope> {
     };
     let population = generate(&venue(), &params).unwrap();
     let mut events = population.events;
-    let mut seq = events.last().map_or(0, |e| e.seq);
+    let first = events.last().map_or(0, |e| e.seq) + 1;
     let mut ts = events.last().map_or(Timestamp::UNIX_EPOCH, |e| e.ts);
     let mut prices = [("BTC", 93_859.71_f64), ("ETH", 3_224.99_f64)];
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    for tick in 0..ticks {
+    for (seq, tick) in (first..).zip(0..ticks) {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
@@ -54,7 +54,6 @@ pub fn workload(accounts: usize, ticks: usize) -> Vec<Envelope> {
             0.0
         };
         *price *= 1.0 + drift + (uniform - 0.5) * 0.018;
-        seq += 1;
         ts = ts.checked_add(SignedDuration::from_millis(250)).unwrap();
         let cents = Decimal::from_f64_retain(*price).unwrap().round_dp(2);
         events.push(Envelope {
