@@ -314,6 +314,7 @@ fn import(
     let mut imported = 0_u64;
     let mut since_snapshot = 0_u64;
     let mut snapshots = 0_u64;
+    let mut skipped = 0_u64;
     let mut flush = |pending: &mut Vec<Entry>,
                      engine: &mut Engine,
                      journal: &mut SqliteJournal,
@@ -336,6 +337,17 @@ fn import(
             continue;
         }
         let envelope = parse_line(&origin, index + 1, &line)?;
+        // The service numbers what it accepts; a stream's own numbers may repeat or go back
+        // (the engine refuses those events, `sequence_not_increasing`, and they change
+        // nothing). The journal holds increasing numbers only: such lines are left out, counted.
+        let last = pending
+            .last()
+            .map(|entry| entry.envelope.seq)
+            .or(journal.last_seq()?);
+        if last.is_some_and(|last| envelope.seq <= last) {
+            skipped += 1;
+            continue;
+        }
         pending.push(Entry {
             envelope,
             client_id: None,
@@ -354,7 +366,7 @@ fn import(
     flush(&mut pending, &mut engine, &mut journal, true)?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(format!(
-        "imported {imported} events into {} in {seconds:.2} s ({:.0} events/s, parsing, journaling and applying); {snapshots} snapshot(s); state hash {}\n",
+        "imported {imported} events into {} in {seconds:.2} s ({:.0} events/s, parsing, journaling and applying); {snapshots} snapshot(s); {skipped} line(s) left out (sequence not increasing); state hash {}\n",
         dir.display(),
         events_per_second(imported, seconds),
         engine.state_hash()

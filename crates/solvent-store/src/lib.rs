@@ -2,12 +2,45 @@
 //!
 //! Durable storage for the service (DESIGN.md 10): the journal of every accepted event, in
 //! order, behind the [`Journal`] trait so that a distributed log can replace the embedded
-//! default later.
+//! default later; checksummed snapshots of the whole engine; and recovery from both.
 //!
 //! The contract every journal keeps: [`Journal::append`] returns only once its entries are
 //! durable, and a failed append is final: the caller stops rather than retrying, since after a
 //! failed sync the storage may have dropped pages it reported as written (the fsync-gate lesson
-//! of PostgreSQL, 2018).
+//! of PostgreSQL, 2018). (An entry out of order is refused before anything is written and is the
+//! caller's bug, not the storage's.)
+//!
+//! The pieces, in the order a service meets them:
+//!
+//! - [`init_data_dir`] / [`read_venue`]: a data directory holds `journal.sqlite`, `venue.toml`
+//!   (the venue the events were accepted under) and `snapshots/`.
+//! - [`recover`] / [`recover_with`]: the newest valid snapshot plus the journal's tail, giving a
+//!   [`Recovered`] engine, the open [`SqliteJournal`], the [`ClientIndex`] and a
+//!   [`RecoveryReport`]; damage is reported, never taken in silently.
+//! - [`SqliteJournal`]: SQLite in WAL mode with `synchronous=FULL`, one transaction per append,
+//!   events in the compact binary encoding of [`codec`], a CRC per row.
+//! - [`Committer`]: adaptive group commit on its own thread; each batch is acknowledged once the
+//!   commit holding it is durable.
+//! - [`write_snapshot`]: the engine's state as of a journal sequence whose entries are all
+//!   durable, written atomically; [`read_snapshot`] checks and restores one.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::path::Path;
+//! use solvent_engine::config::EngineConfig;
+//! use solvent_store::{Committer, CommitterConfig, read_venue, recover, write_snapshot};
+//!
+//! let dir = Path::new("data");
+//! let (venue, _) = read_venue(dir)?;
+//! let recovered = recover(dir, venue, EngineConfig::default())?;
+//! let mut engine = recovered.engine;
+//! let committer = Committer::start(recovered.journal, CommitterConfig::default());
+//! // ... for each batch of accepted events: submit, apply once durable, answer ...
+//! let last = recovered.report.last_seq.unwrap_or(0);
+//! write_snapshot(dir, &engine, last, 3)?;
+//! # let _ = (&mut engine, committer);
+//! # Ok(()) }
+//! ```
 
 use std::path::{Path, PathBuf};
 
@@ -247,7 +280,20 @@ pub struct MemoryJournal {
 impl Journal for MemoryJournal {
     fn append(&mut self, entries: &[Entry]) -> Result<(), JournalError> {
         let mut last = self.entries.last().map(|entry| entry.envelope.seq);
-        for entry in entries {
+        for (index, entry) in entries.iter().enumerate() {
+            if let Some(client_id) = &entry.client_id {
+                let earlier = entries.iter().take(index);
+                if self.client(client_id)?.is_some()
+                    || earlier
+                        .into_iter()
+                        .any(|other| other.client_id.as_ref() == Some(client_id))
+                {
+                    return Err(JournalError::DuplicateClientId {
+                        seq: entry.envelope.seq,
+                        client_id: client_id.clone(),
+                    });
+                }
+            }
             if last.is_some_and(|last| entry.envelope.seq <= last) {
                 return Err(JournalError::OutOfOrder {
                     seq: entry.envelope.seq,
