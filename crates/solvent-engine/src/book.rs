@@ -16,6 +16,7 @@ pub struct AccountBook {
     accounts: Vec<Account>,
     /// Slot by id, for lookups. A fixed hasher: the map is never iterated, so the seed could not
     /// change any result, and a fixed one keeps runs identical to the byte.
+    #[serde(with = "crate::engine::snapshot::sorted_map")]
     slots: HashMap<CompactString, u32, FixedState>,
     /// Slot by id, in id order, for listing.
     order: BTreeMap<CompactString, u32>,

@@ -141,6 +141,7 @@ impl Holdings {
 pub struct Ledger {
     /// User wallets by id, found by hashing (the hot path looks them up at every event); listed
     /// sorted. A fixed hasher: the map is never iterated in its own order.
+    #[serde(with = "crate::engine::snapshot::sorted_map")]
     wallets: HashMap<CompactString, Holdings, FixedState>,
     /// Every other ledger account (isolated margins and the system accounts).
     #[serde(with = "crate::engine::snapshot::ledger_accounts")]

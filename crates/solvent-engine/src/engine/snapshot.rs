@@ -287,6 +287,44 @@ pub(crate) mod ledger_accounts {
     }
 }
 
+/// A hashed map written in key order: its own order depends on the order of insertion, and the
+/// same state must give the same bytes however it was reached.
+pub(crate) mod sorted_map {
+    use std::collections::HashMap;
+    use std::hash::{BuildHasher, Hash};
+
+    use super::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(crate) fn serialize<K, V, H, S>(
+        map: &HashMap<K, V, H>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error>
+    where
+        K: Serialize + Ord,
+        V: Serialize,
+        S: Serializer,
+    {
+        let mut pairs: Vec<(&K, &V)> = map.iter().collect();
+        pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        serializer.collect_seq(pairs)
+    }
+
+    pub(crate) fn deserialize<'de, K, V, H, D>(
+        deserializer: D,
+    ) -> Result<HashMap<K, V, H>, D::Error>
+    where
+        K: Deserialize<'de> + Eq + Hash,
+        V: Deserialize<'de>,
+        H: BuildHasher + Default,
+        D: Deserializer<'de>,
+    {
+        let pairs: Vec<(K, V)> = Vec::deserialize(deserializer)?;
+        let mut map = HashMap::with_capacity_and_hasher(pairs.len(), H::default());
+        map.extend(pairs);
+        Ok(map)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
