@@ -43,6 +43,76 @@ pub struct SqliteJournal {
     failed: Option<String>,
     /// Reused encoding buffer.
     buffer: Vec<u8>,
+    /// The thread that copies the log into the database file, off the commit path.
+    checkpointer: Option<Checkpointer>,
+}
+
+/// Checkpoints run on their own connection and thread (`PASSIVE`: they never block a commit), so
+/// a commit pays for its own log write and sync only, not now and then for copying the log into
+/// the database file and syncing that too. A failed checkpoint stops the journal like a failed
+/// commit: the database file may have lost pages the log no longer holds.
+struct Checkpointer {
+    stop: std::sync::mpsc::Sender<()>,
+    failed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How often the checkpointer copies the log into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Self, JournalError> {
+        let connection = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|error| JournalError::Storage(format!("{}: {error}", path.display())))?;
+        connection.execute_batch(PRAGMAS).map_err(|e| storage(&e))?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let thread_failed = std::sync::Arc::clone(&failed);
+        let thread = std::thread::Builder::new()
+            .name("journal-checkpoint".to_owned())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    let result: Result<(i64, i64, i64), _> =
+                        connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                        });
+                    if let Err(error) = result {
+                        *thread_failed
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                            Some(format!("checkpoint: {error}"));
+                        return;
+                    }
+                }
+            })
+            .map_err(|error| JournalError::Storage(format!("checkpoint thread: {error}")))?;
+        Ok(Self {
+            stop,
+            failed,
+            thread: Some(thread),
+        })
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteJournal {
@@ -148,9 +218,15 @@ impl SqliteJournal {
             last: None,
             failed: None,
             buffer: Vec::with_capacity(256),
+            checkpointer: None,
         };
         journal.check_meta()?;
         journal.last = journal.stored_last()?;
+        journal
+            .connection
+            .execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(|e| storage(&e))?;
+        journal.checkpointer = Some(Checkpointer::start(&journal.path)?);
         Ok(journal)
     }
 
@@ -386,6 +462,9 @@ fn client_row(row: &rusqlite::Row<'_>) -> Result<(String, ClientRecord), Journal
 
 impl Journal for SqliteJournal {
     fn append(&mut self, entries: &[Entry]) -> Result<(), JournalError> {
+        if self.failed.is_none() {
+            self.failed = self.checkpointer.as_ref().and_then(Checkpointer::failure);
+        }
         if let Some(cause) = &self.failed {
             return Err(JournalError::Stopped {
                 cause: cause.clone(),
