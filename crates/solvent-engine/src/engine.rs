@@ -22,6 +22,7 @@
 //! | `engine/liquidation.rs` | partial, gradual liquidation and its guards |
 //! | `engine/insurance.rs` | the insurance fund, deficits, auto-deleveraging |
 //! | `engine/state_hash.rs` | the whole-state hash |
+//! | `engine/snapshot.rs` | the whole state as bytes and back (snapshots) |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
