@@ -4,6 +4,7 @@
 //! work is done; every failure is reported on stderr with exit code 2 and nothing on stdout.
 
 mod cascade;
+mod journal;
 mod plot;
 mod render;
 mod replay;
@@ -58,6 +59,8 @@ enum Command {
     /// Liquidation cascade across a population: shock, liquidations, square-root price impact,
     /// repeated until nothing more is liquidated.
     Cascade(cascade::CascadeArgs),
+    /// The operator's tools for a data directory: verify, export, replay, import.
+    Journal(journal::JournalArgs),
 }
 
 #[derive(Args)]
@@ -436,6 +439,7 @@ fn run(cli: Cli) -> Result<String> {
         Command::Replay(args) => replay::run(&args),
         Command::Population(args) => cascade::population(&args),
         Command::Cascade(args) => cascade::run(&args),
+        Command::Journal(args) => journal::run(&args),
         Command::Stress(args) => stress(&args),
         Command::Allocate(args) => allocate(&args),
         Command::Margin(args) => {

@@ -45,7 +45,7 @@ pub enum OptionRight {
 }
 
 /// The dated part of an instrument: expiry, and for options strike and right.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Terms {
     /// No expiry.
     Perpetual,
@@ -87,7 +87,7 @@ impl Terms {
 }
 
 /// A fully resolved instrument: what it is and how the venue margins it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Instrument {
     /// The instrument's name as the venue lists it.
     pub name: String,

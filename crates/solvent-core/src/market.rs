@@ -13,7 +13,7 @@ use crate::names::NameMap;
 use rust_decimal::prelude::ToPrimitive;
 
 /// One expiry's smile: implied volatility (annualised, 0.55 = 55%) at each strike.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Smile {
     /// Strikes, strictly ascending.

@@ -139,14 +139,26 @@ macro_rules! decimal_newtype {
             }
         }
 
+        /// Text formats (JSON, TOML) carry the normalised figure people read; binary formats
+        /// (engine snapshots) carry the exact decimal, scale included, since a restored state
+        /// must compute digit for digit as the one it was taken from.
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_str(&self.0.normalize())
+                if serializer.is_human_readable() {
+                    serializer.collect_str(&self.0.normalize())
+                } else {
+                    Serialize::serialize(&self.0, serializer)
+                }
             }
         }
 
+        /// Text formats are input and are checked as such; a binary format holds a value the
+        /// engine once held (a snapshot, checksummed), taken back as it was.
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                if !deserializer.is_human_readable() {
+                    return <Decimal as Deserialize>::deserialize(deserializer).map(Self);
+                }
                 let value = deserialize_decimal(deserializer)?;
                 Self::try_from(value).map_err(de::Error::custom)
             }

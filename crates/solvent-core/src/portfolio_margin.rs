@@ -13,7 +13,7 @@ use crate::error::InputError;
 use crate::money::{deserialize_decimal, deserialize_optional_decimal};
 
 /// How a contingency charge combines with an underlying's scan risk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Combine {
     /// Added to the scan risk.
@@ -35,7 +35,7 @@ pub enum VolShock {
 }
 
 /// Whether volatility shocks scale the volatility or add to it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VolShockMode {
     /// `sigma x (1 +/- shock x (30 / dte)^p)` (Deribit, Paradex).
@@ -45,7 +45,7 @@ pub enum VolShockMode {
 }
 
 /// Scenario and add-on parameters of one underlying.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
 pub struct UnderlyingParams {
     /// Standard price moves as fractions (`-0.16` .. `0.16`), each combined with every volatility
     /// shock; must include 0.
@@ -105,7 +105,7 @@ pub struct UnderlyingParams {
 }
 
 /// Historical expected shortfall by filtered historical simulation.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
 pub struct HistoricalParams {
     /// Holding period in days.
     pub horizon_days: u32,
@@ -116,7 +116,7 @@ pub struct HistoricalParams {
 }
 
 /// A venue's portfolio-margin parameters.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
 pub struct PortfolioMarginParams {
     /// `IM = im_factor x MM`.
     pub im_factor: f64,

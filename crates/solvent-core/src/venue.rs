@@ -7,7 +7,7 @@ use compact_str::CompactString;
 use indexmap::IndexMap;
 use jiff::civil::Time;
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{InputError, from_toml_str};
 use crate::instrument::{
@@ -25,7 +25,7 @@ const MAX_HEALTH: f64 = 100.0;
 use crate::names::NameMap;
 
 /// An asset: its ledger precision and how it is priced.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Asset {
     /// Symbol (`BTC`). Kept inline, as is the index name (both are short): portfolios copy
     /// assets at every margin evaluation, and a copy then allocates nothing.
@@ -41,7 +41,7 @@ pub struct Asset {
 }
 
 /// One progressive collateral tier: value up to `up_to_usd` counts at `ratio`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CollateralTier {
     /// Upper bound of the tier in USD value; `None` for an open-ended last tier.
     pub up_to_usd: Option<Decimal>,
@@ -50,7 +50,7 @@ pub struct CollateralTier {
 }
 
 /// Rates applied to a borrowed (negative) balance.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BorrowRates {
     /// Initial margin on the loan value.
     pub initial_rate: Decimal,
@@ -59,7 +59,7 @@ pub struct BorrowRates {
 }
 
 /// How a held asset counts as collateral.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CollateralSchedule {
     /// Progressive tiers, ascending.
     pub tiers: Vec<CollateralTier>,
@@ -68,7 +68,7 @@ pub struct CollateralSchedule {
 }
 
 /// One bracket of a tiered rule.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MarginTier {
     /// Lower bound of position value (the previous tier's `up_to`, 0 for the first).
     pub floor: Decimal,
@@ -84,7 +84,7 @@ pub struct MarginTier {
 }
 
 /// A margin rule for perpetuals, futures or options (DESIGN.md 6.3-6.4).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum MarginRule {
     /// Brackets of position value (Binance, Bybit, OKX, Hyperliquid).
     Tiered {
@@ -164,7 +164,7 @@ impl MarginRule {
 }
 
 /// Health thresholds of the account states (DESIGN.md 8.1; defaults from Binance portfolio margin).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HealthThresholds {
     /// At or below: `margin_call`.
     pub margin_call: f64,
@@ -185,7 +185,7 @@ impl Default for HealthThresholds {
 }
 
 /// Template for instruments named in Deribit style.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Series {
     kind: InstrumentKind,
     underlying: String,
@@ -198,7 +198,7 @@ pub struct Series {
 }
 
 /// A validated venue.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Venue {
     /// Display name.
     pub name: String,

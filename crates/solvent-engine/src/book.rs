@@ -10,12 +10,13 @@ use foldhash::fast::FixedState;
 use crate::engine::Account;
 
 /// Accounts by id. Each keeps the slot it was opened in; none is ever removed.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct AccountBook {
     /// Accounts by slot.
     accounts: Vec<Account>,
     /// Slot by id, for lookups. A fixed hasher: the map is never iterated, so the seed could not
     /// change any result, and a fixed one keeps runs identical to the byte.
+    #[serde(with = "crate::engine::snapshot::sorted_map")]
     slots: HashMap<CompactString, u32, FixedState>,
     /// Slot by id, in id order, for listing.
     order: BTreeMap<CompactString, u32>,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 
 /// How liquidation proceeds.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LiquidationParams {
     /// Fee on the notional closed, paid to the insurance fund (as far as the account's equity goes).
     pub fee_rate: Decimal,
@@ -30,7 +30,7 @@ impl Default for LiquidationParams {
 }
 
 /// Guards against bad prices (DESIGN.md 8.3).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GuardParams {
     /// Index sources further than this fraction from the median are dropped (Deribit 2019: one
     /// bad source must not move the index).
@@ -65,7 +65,7 @@ impl Default for GuardParams {
 }
 
 /// Everything the engine is configured with besides the venue.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EngineConfig {
     /// Liquidation.
     pub liquidation: LiquidationParams,

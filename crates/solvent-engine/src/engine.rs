@@ -22,6 +22,7 @@
 //! | `engine/liquidation.rs` | partial, gradual liquidation and its guards |
 //! | `engine/insurance.rs` | the insurance fund, deficits, auto-deleveraging |
 //! | `engine/state_hash.rs` | the whole-state hash |
+//! | `engine/snapshot.rs` | the whole state as bytes and back (snapshots) |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use compact_str::CompactString;
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::{Signed, ToPrimitive};
+use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use solvent_core::instrument::{Instrument, Style, Terms};
 use solvent_core::market::{Market, Smile};
@@ -65,10 +67,13 @@ mod prepared;
 mod pretrade;
 mod prices;
 mod settings;
+pub(crate) mod snapshot;
 mod state_hash;
 mod top_ups;
 mod trading;
 mod valuation;
+
+pub use snapshot::{SNAPSHOT_FORMAT, SnapshotError};
 
 #[allow(clippy::wildcard_imports)]
 use bands::*;
@@ -152,9 +157,10 @@ fn risk_rejection(error: RiskError) -> Rejection {
 }
 
 /// A position as the engine holds it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PositionState {
     /// The instrument.
+    #[serde(with = "snapshot::held_instrument")]
     pub instrument: Arc<Instrument>,
     /// Signed size.
     pub size: Decimal,
@@ -165,9 +171,10 @@ pub struct PositionState {
 }
 
 /// An automated top-up rule with its use in the current UTC day.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TopUpRule {
     /// The rule as set.
+    #[serde(with = "snapshot::SetAutoTopUpDef")]
     pub rule: crate::event::SetAutoTopUp,
     /// Day (days since the epoch) the usage counts for.
     pub day: i64,
@@ -176,7 +183,7 @@ pub struct TopUpRule {
 }
 
 /// An account as the engine holds it (balances live in the ledger).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Account {
     /// Id (inline: see [`LedgerAccount`]).
     pub id: CompactString,
@@ -187,12 +194,14 @@ pub struct Account {
     /// Leverage chosen per instrument.
     pub leverage: BTreeMap<CompactString, Decimal>,
     /// Last evaluated state.
+    #[serde(with = "snapshot::AccountStateDef")]
     pub state: AccountState,
     /// Whether a margin call was sent in the current episode.
     pub margin_call_sent: bool,
     /// Consecutive evaluations in breach of the liquidation threshold, and since when.
     pub breach: Option<(u32, Timestamp)>,
     /// The equity kept beyond the initial margin.
+    #[serde(with = "snapshot::BufferPolicyDef")]
     pub buffer: BufferPolicy,
     /// Automated top-ups.
     pub top_ups: Vec<TopUpRule>,
@@ -207,6 +216,7 @@ pub struct Account {
     mark_watched: Vec<CompactString>,
     /// Its cross pool prepared for the measured kernel (see `engine/prepared.rs`), when it
     /// qualifies: a cache of what the rest of the state determines, never hashed.
+    #[serde(skip)]
     prepared: Option<Box<prepared::PreparedPool>>,
     /// The underlyings it is indexed under in the engine's holder sets, sorted.
     indexed_underlyings: Vec<CompactString>,
@@ -295,17 +305,18 @@ fn set_position(
 }
 
 /// One index source's last price.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 struct SourcePrice {
     price: Decimal,
     at: Timestamp,
 }
 
 /// The engine.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Engine {
     venue: Venue,
     config: EngineConfig,
+    #[serde(with = "snapshot::MarketDef")]
     market: Market,
     ledger: Ledger,
     accounts: AccountBook,
@@ -344,6 +355,7 @@ pub struct Engine {
     vol_generation: u64,
     /// The volatility surfaces at the current time, smiles and venue, built once and shared by
     /// every account valued before any of them changes: a cache, never hashed.
+    #[serde(skip)]
     surfaces: std::cell::RefCell<Option<CachedSurfaces>>,
 }
 

@@ -13,7 +13,7 @@ use std::fmt;
 use compact_str::CompactString;
 use foldhash::fast::FixedState;
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use thiserror::Error;
 
@@ -103,7 +103,7 @@ pub enum LedgerError {
 /// An account's balances, sorted by asset: an account holds few assets, so a short vector is
 /// both smaller and faster than a map; the first two are held inline, with their symbols, so a
 /// wallet lookup touches no other memory.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Holdings(SmallVec<[(CompactString, Decimal); 2]>);
 
 impl Holdings {
@@ -137,12 +137,14 @@ impl Holdings {
 
 /// Balances by (ledger account, asset). Every listing is ordered, so every hash and report built
 /// from it is deterministic.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
     /// User wallets by id, found by hashing (the hot path looks them up at every event); listed
     /// sorted. A fixed hasher: the map is never iterated in its own order.
+    #[serde(with = "crate::engine::snapshot::sorted_map")]
     wallets: HashMap<CompactString, Holdings, FixedState>,
     /// Every other ledger account (isolated margins and the system accounts).
+    #[serde(with = "crate::engine::snapshot::ledger_accounts")]
     others: BTreeMap<LedgerAccount, Holdings>,
 }
 

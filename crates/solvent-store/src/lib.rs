@@ -2,14 +2,172 @@
 //!
 //! Durable storage for the service (DESIGN.md 10): the journal of every accepted event, in
 //! order, behind the [`Journal`] trait so that a distributed log can replace the embedded
-//! default later.
+//! default later; checksummed snapshots of the whole engine; and recovery from both.
 //!
 //! The contract every journal keeps: [`Journal::append`] returns only once its entries are
 //! durable, and a failed append is final: the caller stops rather than retrying, since after a
 //! failed sync the storage may have dropped pages it reported as written (the fsync-gate lesson
-//! of PostgreSQL, 2018).
+//! of PostgreSQL, 2018). (An entry out of order is refused before anything is written and is the
+//! caller's bug, not the storage's.)
+//!
+//! The pieces, in the order a service meets them:
+//!
+//! - [`init_data_dir`] / [`read_venue`]: a data directory holds `journal.sqlite`, `venue.toml`
+//!   (the venue the events were accepted under) and `snapshots/`.
+//! - [`recover`] / [`recover_with`]: the newest valid snapshot plus the journal's tail, giving a
+//!   [`Recovered`] engine, the open [`SqliteJournal`], the [`ClientIndex`] and a
+//!   [`RecoveryReport`]; damage is reported, never taken in silently.
+//! - [`SqliteJournal`]: SQLite in WAL mode with `synchronous=FULL`, one transaction per append,
+//!   events in the compact binary encoding of [`codec`], a CRC per row.
+//! - [`Committer`]: adaptive group commit on its own thread; each batch is acknowledged once the
+//!   commit holding it is durable.
+//! - [`write_snapshot`]: the engine's state as of a journal sequence whose entries are all
+//!   durable, written atomically; [`read_snapshot`] checks and restores one.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::path::Path;
+//! use solvent_engine::config::EngineConfig;
+//! use solvent_store::{Committer, CommitterConfig, read_venue, recover, write_snapshot};
+//!
+//! let dir = Path::new("data");
+//! let (venue, _) = read_venue(dir)?;
+//! let recovered = recover(dir, venue, EngineConfig::default())?;
+//! let mut engine = recovered.engine;
+//! let committer = Committer::start(recovered.journal, CommitterConfig::default());
+//! // ... for each batch of accepted events: submit, apply once durable, answer ...
+//! let last = recovered.report.last_seq.unwrap_or(0);
+//! write_snapshot(dir, &engine, last, 3)?;
+//! # let _ = (&mut engine, committer);
+//! # Ok(()) }
+//! ```
 
+use std::path::{Path, PathBuf};
+
+use solvent_core::venue::Venue;
 use solvent_engine::event::Envelope;
+
+pub mod codec;
+mod committer;
+mod recover;
+mod snapshots;
+mod sqlite;
+
+pub use committer::{CommitStats, Committer, CommitterConfig, Done, SubmitError};
+pub use recover::{RecoverOptions, Recovered, RecoveryReport, Truncation, recover, recover_with};
+pub use snapshots::{
+    SNAPSHOT_DIR, SNAPSHOT_FILE_FORMAT, SNAPSHOT_MAGIC, SkippedSnapshot, SnapshotInfo,
+    list_snapshots, read_snapshot, write_snapshot,
+};
+pub use sqlite::{JOURNAL_FILE, JOURNAL_FORMAT, PRAGMAS, SqliteJournal, entry_crc};
+
+/// The venue file's name in a data directory: the venue the journal's events were accepted
+/// under, so that recovery and replay start from the same one.
+pub const VENUE_FILE: &str = "venue.toml";
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The journal failed.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// A file could not be read or written.
+    #[error("{}: {problem}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What went wrong.
+        problem: String,
+    },
+    /// A snapshot file is unusable (or could not be made).
+    #[error("snapshot {}: {problem}", path.display())]
+    Snapshot {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The data directory's venue file is missing, unreadable, invalid, or not the one given.
+    #[error("venue {}: {problem}", path.display())]
+    Venue {
+        /// The venue file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A valid snapshot is newer than the journal's last entry: the journal lost entries that
+    /// were durable when the snapshot was taken.
+    #[error(
+        "snapshot {} is at sequence {snapshot_seq} but the journal ends at {journal_last:?}: the journal lost durable entries",
+        snapshot.display()
+    )]
+    JournalBehindSnapshot {
+        /// The snapshot.
+        snapshot: PathBuf,
+        /// Its sequence number.
+        snapshot_seq: u64,
+        /// The journal's last entry.
+        journal_last: Option<u64>,
+    },
+}
+
+/// Prepares data directory `dir` for a service: creates it, and records `venue_text` as its
+/// venue (`venue.toml`, written durably), or checks that the venue already recorded is the same
+/// text.
+///
+/// # Errors
+/// [`StoreError::Io`]; [`StoreError::Venue`] when the text is not a valid venue or differs from
+/// the one recorded.
+pub fn init_data_dir(dir: &Path, venue_text: &str) -> Result<(), StoreError> {
+    let io = |path: &Path, error: std::io::Error| StoreError::Io {
+        path: path.to_path_buf(),
+        problem: error.to_string(),
+    };
+    let path = dir.join(VENUE_FILE);
+    Venue::from_toml(&path.display().to_string(), venue_text).map_err(|error| {
+        StoreError::Venue {
+            path: path.clone(),
+            problem: error.to_string(),
+        }
+    })?;
+    std::fs::create_dir_all(dir).map_err(|error| io(dir, error))?;
+    if path.exists() {
+        let recorded = std::fs::read_to_string(&path).map_err(|error| io(&path, error))?;
+        if recorded != venue_text {
+            return Err(StoreError::Venue {
+                path,
+                problem: "differs from the venue given: the journal's events were accepted under the recorded one".to_owned(),
+            });
+        }
+        return Ok(());
+    }
+    let temporary = dir.join(format!("{VENUE_FILE}.tmp"));
+    let write = || -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(venue_text.as_bytes())?;
+        file.sync_all()
+    };
+    write().map_err(|error| io(&temporary, error))?;
+    std::fs::rename(&temporary, &path).map_err(|error| io(&path, error))?;
+    snapshots::sync_dir(dir)
+}
+
+/// The venue recorded in data directory `dir`, with its text.
+///
+/// # Errors
+/// [`StoreError::Venue`] when it is missing, unreadable or invalid.
+pub fn read_venue(dir: &Path) -> Result<(Venue, String), StoreError> {
+    let path = dir.join(VENUE_FILE);
+    let bad = |problem: String| StoreError::Venue {
+        path: path.clone(),
+        problem,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|error| bad(error.to_string()))?;
+    let venue = Venue::from_toml(&path.display().to_string(), &text)
+        .map_err(|error| bad(error.to_string()))?;
+    Ok((venue, text))
+}
 
 /// One accepted event as the journal keeps it.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,7 +182,7 @@ pub struct Entry {
 }
 
 /// Why the journal failed. Every failure is final for the process that met it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum JournalError {
     /// The entries do not follow the journal: sequence numbers must increase.
     #[error("entry {seq} does not follow the journal's last sequence {last:?}")]
@@ -45,6 +203,32 @@ pub enum JournalError {
         /// What is wrong.
         problem: String,
     },
+    /// A stored entry fails its checksum or does not decode: torn or corrupted.
+    #[error("journal entry {seq} is corrupt: {problem}")]
+    CorruptEntry {
+        /// The entry's sequence number.
+        seq: u64,
+        /// What is wrong.
+        problem: String,
+    },
+    /// An entry carries a client id the journal already holds (the caller answers retries from
+    /// the client index before appending).
+    #[error("entry {seq} repeats client id {client_id:?}")]
+    DuplicateClientId {
+        /// The entry's sequence number.
+        seq: u64,
+        /// The client id.
+        client_id: String,
+    },
+    /// An earlier append failed: the journal takes nothing more.
+    #[error("the journal stopped after an earlier failure: {cause}")]
+    Stopped {
+        /// The first failure.
+        cause: String,
+    },
+    /// The journal was written by another format than this build reads.
+    #[error("journal format: {0}")]
+    Format(String),
 }
 
 /// The ordered, durable record of accepted events.
@@ -66,7 +250,26 @@ pub trait Journal: Send {
     /// # Errors
     /// [`JournalError::Storage`] or [`JournalError::Corrupt`].
     fn read_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError>;
+
+    /// The entry that carried `client_id`, if any: its sequence number and first reply.
+    ///
+    /// # Errors
+    /// [`JournalError::Storage`] or [`JournalError::Corrupt`].
+    fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, JournalError>;
 }
+
+/// What the journal holds for a client id: the first result, to answer a retry with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientRecord {
+    /// The sequence number of the entry that carried the id.
+    pub seq: u64,
+    /// The reply given then (JSON), if one was kept.
+    pub reply: Option<String>,
+}
+
+/// Every client id a journal holds, in memory: the service answers retries from it without a
+/// read from storage, and adds each id it accepts.
+pub type ClientIndex = std::collections::HashMap<String, ClientRecord>;
 
 /// A journal in memory: for tests and for runs that need no durability.
 #[derive(Clone, Debug, Default)]
@@ -77,7 +280,20 @@ pub struct MemoryJournal {
 impl Journal for MemoryJournal {
     fn append(&mut self, entries: &[Entry]) -> Result<(), JournalError> {
         let mut last = self.entries.last().map(|entry| entry.envelope.seq);
-        for entry in entries {
+        for (index, entry) in entries.iter().enumerate() {
+            if let Some(client_id) = &entry.client_id {
+                let earlier = entries.iter().take(index);
+                if self.client(client_id)?.is_some()
+                    || earlier
+                        .into_iter()
+                        .any(|other| other.client_id.as_ref() == Some(client_id))
+                {
+                    return Err(JournalError::DuplicateClientId {
+                        seq: entry.envelope.seq,
+                        client_id: client_id.clone(),
+                    });
+                }
+            }
             if last.is_some_and(|last| entry.envelope.seq <= last) {
                 return Err(JournalError::OutOfOrder {
                     seq: entry.envelope.seq,
@@ -92,6 +308,16 @@ impl Journal for MemoryJournal {
 
     fn last_seq(&self) -> Result<Option<u64>, JournalError> {
         Ok(self.entries.last().map(|entry| entry.envelope.seq))
+    }
+
+    fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, JournalError> {
+        // A linear search: the in-memory journal serves tests and short runs.
+        Ok(self.entries.iter().find_map(|entry| {
+            (entry.client_id.as_deref() == Some(client_id)).then(|| ClientRecord {
+                seq: entry.envelope.seq,
+                reply: entry.reply.clone(),
+            })
+        }))
     }
 
     fn read_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError> {

@@ -11,7 +11,7 @@ use super::*;
 ///
 /// Bounds are keyed by [`BandKey`] (an `f64` narrowed outward by `BAND_KEY_MARGIN`) and the
 /// account's slot, so that ordering them compares two integers instead of a decimal and a name.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(super) struct Bands {
     pub(super) by_low: BTreeSet<(BandKey, u32)>,
     pub(super) by_high: BTreeSet<(BandKey, u32)>,
@@ -130,7 +130,7 @@ impl Source<'_> {
 }
 
 /// A [`Source`] kept with a registered band.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum OwnedSource {
     Index(CompactString),
     Mark(CompactString),
@@ -146,7 +146,7 @@ impl OwnedSource {
 }
 
 /// A safe band registered for an account on one price source, with its keys in [`Bands`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct Band {
     pub(super) source: OwnedSource,
     pub(super) low: f64,

@@ -1,0 +1,349 @@
+//! Durable journal throughput (DESIGN.md 12: >= 300,000 events / s in batches, acknowledged only
+//! when durable) beside plain SQLite inserts of the same rows in the same run, plus the disk's
+//! own sync latency and the replay path (journal read + decode + apply against apply alone).
+//!
+//! `cargo run --release -p solvent-store --example journal_bench -- [events] [dir]`
+//! (defaults: 1,000,000 events; a temporary directory under the system's temp dir, which should
+//! be on the disk being measured). Run by `bench/journal.sh`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_precision_loss)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use jiff::SignedDuration;
+use rust_decimal::Decimal;
+use solvent_core::money::Price;
+use solvent_core::venue::Venue;
+use solvent_engine::Engine;
+use solvent_engine::config::EngineConfig;
+use solvent_engine::event::{Envelope, Event, IndexPrice};
+use solvent_engine::population::{PopulationParams, generate};
+use solvent_store::{
+    Committer, CommitterConfig, Entry, Journal, JournalError, PRAGMAS, SqliteJournal, codec,
+    entry_crc,
+};
+
+const VENUE: &str = include_str!("../../../venues/default.toml");
+
+/// A population of 20,000 accounts (deposits, leverage, fills), then index updates of BTC and
+/// ETH in a seeded walk until `count` events.
+fn events(count: usize) -> Vec<Envelope> {
+    let venue = Venue::from_toml("venues/default.toml", VENUE).unwrap();
+    let params = PopulationParams {
+        accounts: 20_000,
+        ..PopulationParams::default()
+    };
+    let mut events = generate(&venue, &params).unwrap().events;
+    events.truncate(count);
+    let mut prices = [93_859.71_f64, 3_224.99_f64];
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    while events.len() < count {
+        let last = events.last().unwrap();
+        let (seq, ts) = (last.seq + 1, last.ts + SignedDuration::from_millis(1));
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let uniform = (state >> 11) as f64 / (1_u64 << 53) as f64;
+        let which = (seq % 2) as usize;
+        prices[which] *= 1.0 + (uniform - 0.5) * 0.002;
+        events.push(Envelope {
+            seq,
+            ts,
+            event: Event::IndexPrice(IndexPrice {
+                underlying: ["BTC", "ETH"][which].to_owned(),
+                price: Price(Decimal::from_f64_retain(prices[which]).unwrap().round_dp(2)),
+                source: None,
+            }),
+        });
+    }
+    events
+}
+
+fn rate(count: usize, elapsed: Duration) -> String {
+    format!("{:>10.0} events/s", count as f64 / elapsed.as_secs_f64())
+}
+
+fn fresh(root: &Path, name: &str) -> PathBuf {
+    let dir = root.join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The disk's own cost of a durable write: 4 KiB `fdatasync`ed, 200 times appended to a growing
+/// file (the file system journals the new size too) and 200 times written over the same block
+/// (as a reused write-ahead log is).
+fn sync_latency(root: &Path) {
+    use std::io::{Seek, SeekFrom};
+    let path = root.join("fsync.probe");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let page = [7_u8; 4096];
+    for overwrite in [false, true] {
+        let mut samples = Vec::new();
+        for _ in 0..200 {
+            if overwrite {
+                file.seek(SeekFrom::Start(0)).unwrap();
+            }
+            let start = Instant::now();
+            file.write_all(&page).unwrap();
+            file.sync_data().unwrap();
+            samples.push(start.elapsed());
+        }
+        samples.sort();
+        println!(
+            "disk: 4 KiB {} + fdatasync: p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
+            if overwrite { "overwritten" } else { "appended" },
+            quantile(&samples, 0.5),
+            quantile(&samples, 0.9),
+            quantile(&samples, 0.99),
+            quantile(&samples, 1.0)
+        );
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+/// Plain SQLite: the same rows (sequence, encoded body, checksum), encoded beforehand, one
+/// prepared insert per row, `batch` rows per transaction, the journal's pragmas.
+fn plain_sqlite(root: &Path, rows: &[(i64, Vec<u8>, u32)], batch: usize) -> Duration {
+    let dir = fresh(root, &format!("plain-{batch}"));
+    let mut connection = rusqlite::Connection::open(dir.join("plain.sqlite")).unwrap();
+    connection.execute_batch(PRAGMAS).unwrap();
+    connection
+        .execute_batch(
+            "CREATE TABLE events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL, crc INTEGER NOT NULL)",
+        )
+        .unwrap();
+    let start = Instant::now();
+    for chunk in rows.chunks(batch) {
+        let transaction = connection.transaction().unwrap();
+        {
+            let mut insert = transaction
+                .prepare_cached("INSERT INTO events (seq, body, crc) VALUES (?1, ?2, ?3)")
+                .unwrap();
+            for (seq, body, crc) in chunk {
+                insert.execute(rusqlite::params![seq, body, crc]).unwrap();
+            }
+        }
+        transaction.commit().unwrap();
+    }
+    start.elapsed()
+}
+
+/// The journal, `batch` entries per append (one transaction, encoding and checksums included).
+fn journal(root: &Path, entries: &[Entry], batch: usize) -> Duration {
+    let dir = fresh(root, &format!("journal-{batch}"));
+    let mut journal = SqliteJournal::open(&dir).unwrap();
+    let start = Instant::now();
+    for chunk in entries.chunks(batch) {
+        journal.append(chunk).unwrap();
+    }
+    start.elapsed()
+}
+
+/// The committer: a producer submits batches of `batch` entries as fast as the queue takes
+/// them; each is timed from submission to its durable acknowledgement.
+fn committer(
+    root: &Path,
+    entries: &[Entry],
+    batch: usize,
+    cap: usize,
+) -> (Duration, Vec<Duration>, u64) {
+    let dir = fresh(root, &format!("committer-{batch}"));
+    let journal = SqliteJournal::open(&dir).unwrap();
+    let committer = Committer::start(
+        journal,
+        CommitterConfig {
+            queue_batches: 4096,
+            max_entries_per_commit: cap,
+        },
+    );
+    let (sender, receiver) = mpsc::channel::<Result<Duration, JournalError>>();
+    let start = Instant::now();
+    let mut submitted = 0;
+    for chunk in entries.chunks(batch) {
+        let sender = sender.clone();
+        let submitted_at = Instant::now();
+        committer
+            .submit(chunk.to_vec(), move |result| {
+                let _ = sender.send(result.map(|()| submitted_at.elapsed()));
+            })
+            .unwrap();
+        submitted += 1;
+    }
+    let mut latencies = Vec::with_capacity(submitted);
+    for _ in 0..submitted {
+        latencies.push(receiver.recv().unwrap().unwrap());
+    }
+    let elapsed = start.elapsed();
+    let commits = committer.stats().commits;
+    committer.stop().unwrap();
+    latencies.sort();
+    (elapsed, latencies, commits)
+}
+
+/// A paced committer run: batches of `batch` submitted at `per_second` events / s, acks timed.
+fn paced(root: &Path, entries: &[Entry], batch: usize, per_second: f64) -> Vec<Duration> {
+    let dir = fresh(root, "paced");
+    let journal = SqliteJournal::open(&dir).unwrap();
+    let committer = Committer::start(journal, CommitterConfig::default());
+    let (sender, receiver) = mpsc::channel::<Duration>();
+    let start = Instant::now();
+    let mut submitted = 0;
+    for (index, chunk) in entries.chunks(batch).enumerate() {
+        let due = start + Duration::from_secs_f64((index * batch) as f64 / per_second);
+        // Sleeping, not spinning: the machine's cores are shared with the commit thread.
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let sender = sender.clone();
+        let submitted_at = Instant::now();
+        committer
+            .submit(chunk.to_vec(), move |result| {
+                if result.is_ok() {
+                    let _ = sender.send(submitted_at.elapsed());
+                }
+            })
+            .unwrap();
+        submitted += 1;
+    }
+    let mut latencies: Vec<Duration> = (0..submitted)
+        .filter_map(|_| receiver.recv().ok())
+        .collect();
+    committer.stop().unwrap();
+    latencies.sort();
+    latencies
+}
+
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    sorted
+        .get(((sorted.len().saturating_sub(1)) as f64 * q) as usize)
+        .copied()
+        .unwrap_or_default()
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let count: usize = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let temporary = tempfile::tempdir().unwrap();
+    let root = args
+        .next()
+        .map_or_else(|| temporary.path().to_path_buf(), PathBuf::from);
+    std::fs::create_dir_all(&root).unwrap();
+    println!("journal bench: {count} events in {}", root.display());
+    let events = events(count);
+    let entries: Vec<Entry> = events
+        .iter()
+        .map(|envelope| Entry {
+            envelope: envelope.clone(),
+            client_id: None,
+            reply: None,
+        })
+        .collect();
+    let rows: Vec<(i64, Vec<u8>, u32)> = events
+        .iter()
+        .map(|envelope| {
+            let mut body = Vec::new();
+            codec::encode(envelope, &mut body);
+            let crc = entry_crc(envelope.seq, &body);
+            (i64::try_from(envelope.seq).unwrap(), body, crc)
+        })
+        .collect();
+    let bytes: usize = rows.iter().map(|(_, body, _)| body.len()).sum();
+    println!(
+        "encoded bodies: {:.1} bytes / event on average (JSON lines: {:.1})",
+        bytes as f64 / count as f64,
+        events
+            .iter()
+            .map(|e| solvent_engine::event::to_line(e).len() + 1)
+            .sum::<usize>() as f64
+            / count as f64
+    );
+    sync_latency(&root);
+
+    for batch in [1_000, 10_000] {
+        let plain = plain_sqlite(&root, &rows, batch);
+        let ours = journal(&root, &entries, batch);
+        println!(
+            "batches of {batch:>6}: plain SQLite inserts {} | SqliteJournal {} ({} syncs)",
+            rate(count, plain),
+            rate(count, ours),
+            count.div_ceil(batch)
+        );
+    }
+    for (batch, cap) in [(100, 65_536), (1_000, 65_536)] {
+        let (elapsed, latencies, commits) = committer(&root, &entries, batch, cap);
+        println!(
+            "committer, batches of {batch:>5} submitted back to back: {} in {commits} commits ({:.0} entries / commit); ack p50 {:?}, p99 {:?}",
+            rate(count, elapsed),
+            count as f64 / commits.max(1) as f64,
+            quantile(&latencies, 0.5),
+            quantile(&latencies, 0.99)
+        );
+    }
+    let paced_count = entries.len().min(250_000);
+    let latencies = paced(&root, &entries[..paced_count], 50, 50_000.0);
+    println!(
+        "committer at 50,000 events / s in batches of 50: ack p50 {:?}, p99 {:?}, max {:?}",
+        quantile(&latencies, 0.5),
+        quantile(&latencies, 0.99),
+        quantile(&latencies, 1.0)
+    );
+
+    // Replay: the journal's rows read, checked and decoded, then applied; against apply alone
+    // on events already in memory, in the same run.
+    let dir = root.join("journal-10000");
+    let journal = SqliteJournal::open(&dir).unwrap();
+    let start = Instant::now();
+    let mut decoded = 0_usize;
+    journal
+        .scan(None, |_| {
+            decoded += 1;
+            Ok::<(), JournalError>(())
+        })
+        .unwrap();
+    let read = start.elapsed();
+    let venue = Venue::from_toml("venues/default.toml", VENUE).unwrap();
+    let mut engine = Engine::new(venue.clone(), EngineConfig::default());
+    let start = Instant::now();
+    journal
+        .scan(None, |envelope| {
+            engine.apply(&envelope);
+            Ok::<(), JournalError>(())
+        })
+        .unwrap();
+    let end_to_end = start.elapsed();
+    let mut memory = Engine::new(venue, EngineConfig::default());
+    let start = Instant::now();
+    for envelope in &events {
+        memory.apply(envelope);
+    }
+    let in_memory = start.elapsed();
+    assert_eq!(engine.state_hash(), memory.state_hash());
+    let start = Instant::now();
+    let snapshot = memory.snapshot().unwrap();
+    let taken = start.elapsed();
+    let start = Instant::now();
+    let restored = Engine::restore(&snapshot).unwrap();
+    let restored_in = start.elapsed();
+    assert_eq!(restored.state_hash(), memory.state_hash());
+    println!(
+        "replay: journal read + check + decode {} | + apply (end to end) {} | apply alone in memory {} | ratio {:.2}x",
+        rate(decoded, read),
+        rate(count, end_to_end),
+        rate(count, in_memory),
+        end_to_end.as_secs_f64() / in_memory.as_secs_f64()
+    );
+    println!(
+        "snapshot of {} accounts: {:.1} MB, taken in {:?}, restored in {:?}",
+        memory.accounts().len(),
+        snapshot.len() as f64 / 1e6,
+        taken,
+        restored_in
+    );
+}
