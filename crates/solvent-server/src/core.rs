@@ -1,10 +1,11 @@
 //! The engine's thread and the journal's thread: the service's write path (DESIGN.md 10).
 //!
 //! ```text
-//! HTTP handlers --try_send--> [bounded queue] --> engine thread --> [bounded] --> journal thread
-//!      ^  429 when full                           applies events,                 appends what
-//!      |                                          builds the next view            queued while it
-//!      +------------- replies, feed, view <-------------------------------------- last synced
+//! HTTP handlers --try_send--> [bounded queue] --> engine thread --> [bounded] --> commit thread
+//!      ^  429 when full                           applies events,   (solvent_store::Committer:
+//!      |                                          builds the next    appends what queued while
+//!      |                                          view               the last commit synced)
+//!      +------------- replies, feed, view <-------------------------------------- once durable
 //! ```
 //!
 //! The engine thread never waits for a sync: while the journal thread makes batch N durable, it
@@ -14,7 +15,7 @@
 //! dropped pages it reported written): the service answers every later request with
 //! `journal_failed` and stops.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -26,7 +27,9 @@ use serde::Serialize;
 use solvent_engine::Engine;
 use solvent_engine::effect::{Effect, EffectLine};
 use solvent_engine::event::{Envelope, Event};
-use solvent_store::{Entry, Journal, JournalError};
+use solvent_store::{
+    ClientIndex, ClientRecord, Committer, CommitterConfig, Entry, Journal, JournalError,
+};
 use tokio::sync::oneshot;
 
 use crate::feed::{Channel, Feed};
@@ -106,9 +109,9 @@ pub enum Command {
     },
 }
 
-/// What the engine thread hands the journal thread.
+/// What the engine thread hands the commit thread besides the entries: everything released
+/// once they are durable.
 struct Batch {
-    entries: Vec<Entry>,
     replies: Vec<(ReplySender, Vec<EventReply>)>,
     hashes: Vec<(oneshot::Sender<HashAnswer>, HashAnswer)>,
     feed: Vec<(Channel, serde_json::Value)>,
@@ -166,7 +169,7 @@ impl Core {
     pub fn start(
         engine: Engine,
         journal: Box<dyn Journal>,
-        client_ids: HashMap<String, Arc<str>>,
+        client_ids: ClientIndex,
         limits: Limits,
     ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
@@ -176,9 +179,15 @@ impl Core {
             queue_depth: std::sync::atomic::AtomicUsize::new(0),
         });
         let (sender, commands) = std::sync::mpsc::sync_channel(limits.queue);
-        // Two batches in flight at most: one syncing, one waiting; beyond that the engine
-        // thread waits, its queue fills and clients get 429 (backpressure, not a backlog).
-        let (to_journal, batches) = std::sync::mpsc::sync_channel(2);
+        // Two batches waiting at most while one syncs; beyond that the engine thread waits, its
+        // queue fills and clients get 429 (backpressure, not a backlog).
+        let committer = Committer::start(
+            Box::new(Timed(journal)) as Box<dyn Journal>,
+            CommitterConfig {
+                queue_batches: 2,
+                max_entries_per_commit: limits.commit_entries,
+            },
+        );
         let engine_thread = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
@@ -190,19 +199,13 @@ impl Core {
                         shared,
                         limits,
                     }
-                    .run(&commands, &to_journal);
+                    .run(&commands, committer);
                 })?
-        };
-        let journal_thread = {
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name("solvent-journal".to_owned())
-                .spawn(move || journal_loop(journal, &batches, &shared, limits.commit_entries))?
         };
         Ok(Self {
             sender,
             shared,
-            threads: vec![engine_thread, journal_thread],
+            threads: vec![engine_thread],
         })
     }
 
@@ -298,17 +301,17 @@ impl CoreHandle {
 
 struct EngineLoop {
     engine: Engine,
-    client_ids: HashMap<String, Arc<str>>,
+    client_ids: ClientIndex,
     shared: Arc<Shared>,
     limits: Limits,
 }
 
 impl EngineLoop {
-    fn run(mut self, commands: &Receiver<Command>, to_journal: &SyncSender<Batch>) {
+    fn run(mut self, commands: &Receiver<Command>, committer: Committer<Box<dyn Journal>>) {
         let mut view = self.shared.view.load_full();
         while let Ok(first) = commands.recv() {
+            let mut entries = Vec::new();
             let mut batch = Batch {
-                entries: Vec::new(),
                 replies: Vec::new(),
                 hashes: Vec::new(),
                 feed: Vec::new(),
@@ -325,8 +328,13 @@ impl EngineLoop {
                     .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 match command {
                     Command::Submit { events, reply } => {
-                        let replies =
-                            self.apply_all(events, &mut batch, &mut touched, &mut changed);
+                        let replies = self.apply_all(
+                            events,
+                            &mut batch,
+                            &mut entries,
+                            &mut touched,
+                            &mut changed,
+                        );
                         batch.replies.push((reply, replies));
                     }
                     Command::StateHash { reply } => {
@@ -339,22 +347,35 @@ impl EngineLoop {
                     next = commands.try_recv().ok();
                 }
             }
-            if !touched.is_empty() || changed.market || changed.venue || !batch.entries.is_empty() {
+            if !touched.is_empty() || changed.market || changed.venue || !entries.is_empty() {
                 view = Arc::new(view.next(&self.engine, touched, changed.market, changed.venue));
             }
             batch.view = Arc::clone(&view);
-            if to_journal.send(batch).is_err() || stopping {
-                // The journal thread has stopped (a failed append), or the service is
-                // stopping: so does the engine (the journal thread drains what it was sent).
+            let shared = Arc::clone(&self.shared);
+            let submitted = committer.submit(entries, move |result| match result {
+                Ok(()) => release(batch, &shared),
+                Err(error) => fail(&shared, &error, batch),
+            });
+            if let Err(error) = submitted {
+                // The committer stopped after a failed append: so does the engine. (The batch's
+                // replies were dropped with it: their callers are told the engine stopped.)
+                let _ = self.shared.failure.set(error.to_string());
+                return;
+            }
+            if stopping {
+                // Everything taken is committed and answered before the thread ends.
+                let _ = committer.stop();
                 return;
             }
         }
+        let _ = committer.stop();
     }
 
     fn apply_all(
         &mut self,
         events: Vec<Incoming>,
         batch: &mut Batch,
+        entries: &mut Vec<Entry>,
         touched: &mut BTreeSet<String>,
         changed: &mut Changed,
     ) -> Vec<EventReply> {
@@ -412,11 +433,17 @@ impl EngineLoop {
                     batch.feed.push((Channel::Prices, price));
                 }
                 let stored = incoming.client_id.as_ref().map(|id| {
-                    let text: Arc<str> = serde_json::to_string(&reply).unwrap_or_default().into();
-                    self.client_ids.insert(id.clone(), Arc::clone(&text));
-                    text.to_string()
+                    let text = serde_json::to_string(&reply).unwrap_or_default();
+                    self.client_ids.insert(
+                        id.clone(),
+                        ClientRecord {
+                            seq,
+                            reply: Some(text.clone()),
+                        },
+                    );
+                    text
                 });
-                batch.entries.push(Entry {
+                entries.push(Entry {
                     envelope,
                     client_id: incoming.client_id,
                     reply: stored,
@@ -429,8 +456,16 @@ impl EngineLoop {
 }
 
 /// The answer to a retry: the first reply, marked as a duplicate.
-fn duplicate_of(first: &str) -> EventReply {
-    match serde_json::from_str::<serde_json::Value>(first) {
+fn duplicate_of(first: &ClientRecord) -> EventReply {
+    let Some(reply) = &first.reply else {
+        return EventReply {
+            seq: Some(first.seq),
+            status: Status::Duplicate,
+            client_id: None,
+            effects: Vec::new(),
+        };
+    };
+    match serde_json::from_str::<serde_json::Value>(reply) {
         Ok(value) => EventReply {
             seq: value.get("seq").and_then(serde_json::Value::as_u64),
             status: Status::Duplicate,
@@ -444,7 +479,7 @@ fn duplicate_of(first: &str) -> EventReply {
                 .unwrap_or_default(),
         },
         Err(_) => EventReply {
-            seq: None,
+            seq: Some(first.seq),
             status: Status::Duplicate,
             client_id: None,
             effects: Vec::new(),
@@ -594,49 +629,27 @@ fn price_message(envelope: &Envelope) -> Option<serde_json::Value> {
     }))
 }
 
-fn journal_loop(
-    mut journal: Box<dyn Journal>,
-    batches: &Receiver<Batch>,
-    shared: &Shared,
-    commit_entries: usize,
-) {
-    while let Ok(first) = batches.recv() {
-        // Group commit: everything that queued while the previous commit synced, up to the cap.
-        let mut taken = vec![first];
-        let mut count = taken[0].entries.len();
-        while count < commit_entries {
-            match batches.try_recv() {
-                Ok(batch) => {
-                    count += batch.entries.len();
-                    taken.push(batch);
-                }
-                Err(_) => break,
-            }
-        }
-        let mut entries = Vec::with_capacity(count);
-        for batch in &mut taken {
-            entries.append(&mut batch.entries);
-        }
+/// A journal whose appends (write and sync) are timed for `/metrics`.
+struct Timed(Box<dyn Journal>);
+
+impl Journal for Timed {
+    fn append(&mut self, entries: &[Entry]) -> Result<(), JournalError> {
         let started = Instant::now();
-        let outcome = if entries.is_empty() {
-            Ok(())
-        } else {
-            journal.append(&entries)
-        };
-        match outcome {
-            Ok(()) => {
-                crate::metrics::committed(entries.len(), started.elapsed());
-                for batch in taken {
-                    release(batch, shared);
-                }
-            }
-            Err(error) => {
-                fail(shared, &error, taken);
-                // Everything after a failed append is refused: the engine thread sees this
-                // thread gone and stops.
-                return;
-            }
-        }
+        self.0.append(entries)?;
+        crate::metrics::committed(entries.len(), started.elapsed());
+        Ok(())
+    }
+
+    fn last_seq(&self) -> Result<Option<u64>, JournalError> {
+        self.0.last_seq()
+    }
+
+    fn read_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError> {
+        self.0.read_after(after, limit)
+    }
+
+    fn client(&self, client_id: &str) -> Result<Option<solvent_store::ClientRecord>, JournalError> {
+        self.0.client(client_id)
     }
 }
 
@@ -656,13 +669,12 @@ fn release(batch: Batch, shared: &Shared) {
     }
 }
 
-fn fail(shared: &Shared, error: &JournalError, taken: Vec<Batch>) {
+fn fail(shared: &Shared, error: &JournalError, batch: Batch) {
     let message = error.to_string();
-    tracing::error!(error = %message, "journal append failed: the service stops");
-    let _ = shared.failure.set(message.clone());
-    for batch in taken {
-        for (reply, _) in batch.replies {
-            let _ = reply.send(Err(SubmitError::JournalFailed(message.clone())));
-        }
+    if shared.failure.set(message.clone()).is_ok() {
+        tracing::error!(error = %message, "journal append failed: the service stops");
+    }
+    for (reply, _) in batch.replies {
+        let _ = reply.send(Err(SubmitError::JournalFailed(message.clone())));
     }
 }

@@ -18,9 +18,7 @@ pub mod risk_matrix;
 pub mod view;
 pub mod ws;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -147,7 +145,7 @@ async fn scrape(State(state): State<AppState>) -> String {
 pub async fn start(
     engine: Engine,
     journal: Box<dyn Journal>,
-    client_ids: HashMap<String, Arc<str>>,
+    client_ids: solvent_store::ClientIndex,
     keys: KeyRing,
     config: &Config,
 ) -> std::io::Result<Running> {

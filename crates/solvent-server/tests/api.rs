@@ -3,7 +3,6 @@
 //! answered 429 and a failed journal stopping the service.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -15,7 +14,7 @@ use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
 use solvent_server::keys::{KeyRing, Scope};
 use solvent_server::{Config, Running};
-use solvent_store::{Entry, Journal, JournalError, MemoryJournal};
+use solvent_store::{ClientRecord, Entry, Journal, JournalError, MemoryJournal};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn engine() -> Engine {
@@ -45,9 +44,15 @@ fn keys() -> (KeyRing, Keys) {
 
 async fn start_with(journal: Box<dyn Journal>, config: Config) -> (Running, Keys) {
     let (ring, keys) = keys();
-    let running = solvent_server::start(engine(), journal, HashMap::new(), ring, &config)
-        .await
-        .unwrap();
+    let running = solvent_server::start(
+        engine(),
+        journal,
+        solvent_store::ClientIndex::new(),
+        ring,
+        &config,
+    )
+    .await
+    .unwrap();
     (running, keys)
 }
 
@@ -526,6 +531,9 @@ impl Journal for HeldJournal {
     fn read_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError> {
         self.inner.read_after(after, limit)
     }
+    fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, JournalError> {
+        self.inner.client(client_id)
+    }
 }
 
 #[tokio::test]
@@ -588,6 +596,9 @@ impl Journal for FailingJournal {
     }
     fn read_after(&self, _: Option<u64>, _: usize) -> Result<Vec<Entry>, JournalError> {
         Ok(Vec::new())
+    }
+    fn client(&self, _: &str) -> Result<Option<ClientRecord>, JournalError> {
+        Ok(None)
     }
 }
 

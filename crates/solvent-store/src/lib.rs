@@ -271,6 +271,25 @@ pub struct ClientRecord {
 /// read from storage, and adds each id it accepts.
 pub type ClientIndex = std::collections::HashMap<String, ClientRecord>;
 
+/// A boxed journal is a journal: the service picks its journal at run time.
+impl<J: Journal + ?Sized> Journal for Box<J> {
+    fn append(&mut self, entries: &[Entry]) -> Result<(), JournalError> {
+        (**self).append(entries)
+    }
+
+    fn last_seq(&self) -> Result<Option<u64>, JournalError> {
+        (**self).last_seq()
+    }
+
+    fn read_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError> {
+        (**self).read_after(after, limit)
+    }
+
+    fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, JournalError> {
+        (**self).client(client_id)
+    }
+}
+
 /// A journal in memory: for tests and for runs that need no durability.
 #[derive(Clone, Debug, Default)]
 pub struct MemoryJournal {
