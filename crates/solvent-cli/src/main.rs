@@ -8,6 +8,7 @@ mod journal;
 mod plot;
 mod render;
 mod replay;
+mod serve;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -61,6 +62,11 @@ enum Command {
     Cascade(cascade::CascadeArgs),
     /// The operator's tools for a data directory: verify, export, replay, import.
     Journal(journal::JournalArgs),
+    /// The service: HTTP API, WebSocket stream, durable journal (`--demo`: a live market and
+    /// 10,000 accounts in a temporary directory).
+    Serve(serve::ServeArgs),
+    /// API keys of a data directory: add (prints the secret once), list, revoke.
+    Keys(serve::KeysArgs),
 }
 
 #[derive(Args)]
@@ -440,6 +446,8 @@ fn run(cli: Cli) -> Result<String> {
         Command::Population(args) => cascade::population(&args),
         Command::Cascade(args) => cascade::run(&args),
         Command::Journal(args) => journal::run(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Keys(args) => serve::keys(&args),
         Command::Stress(args) => stress(&args),
         Command::Allocate(args) => allocate(&args),
         Command::Margin(args) => {

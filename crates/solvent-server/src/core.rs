@@ -117,6 +117,9 @@ struct Batch {
     feed: Vec<(Channel, serde_json::Value)>,
     view: Arc<View>,
     events: usize,
+    /// A copy of the engine to snapshot once this batch is durable, with its sequence number.
+    snapshot: Option<(Engine, u64)>,
+    snapshots: Option<SyncSender<(Engine, u64)>>,
 }
 
 /// What readers and the HTTP layer share with the two threads.
@@ -129,6 +132,17 @@ pub struct Shared {
     pub failure: OnceLock<String>,
     /// Submissions waiting in the engine's queue.
     pub queue_depth: std::sync::atomic::AtomicUsize,
+}
+
+/// When and where the service snapshots its state.
+#[derive(Clone, Debug)]
+pub struct SnapshotPolicy {
+    /// The data directory (snapshots go to its `snapshots/`).
+    pub dir: std::path::PathBuf,
+    /// Accepted events between snapshots.
+    pub every_events: u64,
+    /// Snapshot files kept (the newest).
+    pub keep: usize,
 }
 
 /// Limits of the write path.
@@ -171,6 +185,7 @@ impl Core {
         journal: Box<dyn Journal>,
         client_ids: ClientIndex,
         limits: Limits,
+        snapshots: Option<SnapshotPolicy>,
     ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             view: ArcSwap::from_pointee(View::of(&engine)),
@@ -188,6 +203,10 @@ impl Core {
                 max_entries_per_commit: limits.commit_entries,
             },
         );
+        let snapshot_writer = match snapshots {
+            Some(policy) => Some(SnapshotWriter::start(policy)?),
+            None => None,
+        };
         let engine_thread = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
@@ -198,6 +217,8 @@ impl Core {
                         client_ids,
                         shared,
                         limits,
+                        since_snapshot: 0,
+                        snapshot_writer,
                     }
                     .run(&commands, committer);
                 })?
@@ -304,6 +325,44 @@ struct EngineLoop {
     client_ids: ClientIndex,
     shared: Arc<Shared>,
     limits: Limits,
+    since_snapshot: u64,
+    snapshot_writer: Option<SnapshotWriter>,
+}
+
+/// Writes snapshots on its own thread, from copies of the engine taken between batches: the
+/// engine pays for a copy, never for serialising or syncing a file.
+struct SnapshotWriter {
+    every_events: u64,
+    sender: SyncSender<(Engine, u64)>,
+}
+
+impl SnapshotWriter {
+    fn start(policy: SnapshotPolicy) -> std::io::Result<Self> {
+        // One waiting copy at most: a snapshot due while the last is still being written is
+        // skipped (the next one comes `every_events` later), never queued behind it.
+        let (sender, copies) = std::sync::mpsc::sync_channel::<(Engine, u64)>(1);
+        let every_events = policy.every_events;
+        std::thread::Builder::new()
+            .name("solvent-snapshots".to_owned())
+            .spawn(move || {
+                while let Ok((engine, seq)) = copies.recv() {
+                    let started = Instant::now();
+                    match solvent_store::write_snapshot(&policy.dir, &engine, seq, policy.keep) {
+                        Ok(_) => {
+                            crate::metrics::snapshot(started.elapsed());
+                            tracing::info!(seq, "snapshot written");
+                        }
+                        // A failed snapshot loses nothing (the journal holds every event):
+                        // recovery replays a longer tail.
+                        Err(error) => tracing::warn!(seq, %error, "snapshot failed"),
+                    }
+                }
+            })?;
+        Ok(Self {
+            every_events,
+            sender,
+        })
+    }
 }
 
 impl EngineLoop {
@@ -317,6 +376,8 @@ impl EngineLoop {
                 feed: Vec::new(),
                 view: Arc::clone(&view),
                 events: 0,
+                snapshot: None,
+                snapshots: None,
             };
             let mut touched = BTreeSet::new();
             let mut changed = Changed::default();
@@ -351,6 +412,17 @@ impl EngineLoop {
                 view = Arc::new(view.next(&self.engine, touched, changed.market, changed.venue));
             }
             batch.view = Arc::clone(&view);
+            self.since_snapshot += entries.len() as u64;
+            if let Some(writer) = &self.snapshot_writer
+                && self.since_snapshot >= writer.every_events
+                && let Some(seq) = self.engine.last_seq()
+            {
+                // Written only after this batch is durable: a snapshot never holds an event
+                // the journal could lose.
+                batch.snapshot = Some((self.engine.clone(), seq));
+                batch.snapshots = Some(writer.sender.clone());
+                self.since_snapshot = 0;
+            }
             let shared = Arc::clone(&self.shared);
             let submitted = committer.submit(entries, move |result| match result {
                 Ok(()) => release(batch, &shared),
@@ -634,6 +706,9 @@ struct Timed(Box<dyn Journal>);
 
 impl Journal for Timed {
     fn append(&mut self, entries: &[Entry]) -> Result<(), JournalError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
         let started = Instant::now();
         self.0.append(entries)?;
         crate::metrics::committed(entries.len(), started.elapsed());
@@ -666,6 +741,9 @@ fn release(batch: Batch, shared: &Shared) {
     }
     for (reply, answer) in batch.hashes {
         let _ = reply.send(answer);
+    }
+    if let (Some(copy), Some(writer)) = (batch.snapshot, batch.snapshots) {
+        let _ = writer.try_send(copy);
     }
 }
 

@@ -49,6 +49,8 @@ pub struct Config {
     pub rate_limit: f64,
     /// A request not answered in this time gets 408 (slow clients cannot hold a connection).
     pub request_timeout: Duration,
+    /// Periodic snapshots (none: recovery replays the whole journal).
+    pub snapshots: Option<core::SnapshotPolicy>,
 }
 
 impl Default for Config {
@@ -58,6 +60,7 @@ impl Default for Config {
             limits: Limits::default(),
             rate_limit: 10_000.0,
             request_timeout: Duration::from_secs(30),
+            snapshots: None,
         }
     }
 }
@@ -152,7 +155,13 @@ pub async fn start(
     metrics::install();
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    let core = Core::start(engine, journal, client_ids, config.limits)?;
+    let core = Core::start(
+        engine,
+        journal,
+        client_ids,
+        config.limits,
+        config.snapshots.clone(),
+    )?;
     let state = AppState::new(core.handle(), keys, config.rate_limit);
     let app = router(state.clone(), config.request_timeout);
     let (stop, stopped) = oneshot::channel::<()>();

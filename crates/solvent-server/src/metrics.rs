@@ -45,6 +45,11 @@ pub fn committed(events: usize, elapsed: Duration) {
     metrics::counter!("solvent_events_durable_total").increment(events as u64);
 }
 
+/// A snapshot written in `elapsed`.
+pub fn snapshot(elapsed: Duration) {
+    metrics::histogram!("solvent_snapshot_seconds").record(elapsed.as_secs_f64());
+}
+
 /// A batch of `events` applied and released (accepted, refused and duplicates).
 pub fn applied(events: usize) {
     metrics::counter!("solvent_events_applied_total").increment(events as u64);

@@ -1,0 +1,249 @@
+//! `solvent serve` and `solvent keys`: the service's shell (DESIGN.md 10). Everything here is
+//! I/O: the data directory, the clock for key dates, the runtime, signals and logs; the engine,
+//! the journal's format and the API live in their crates.
+//!
+//! A data directory holds `venue.toml` (the venue its events were accepted under), the journal
+//! `journal.sqlite`, `snapshots/` and `keys.json` (SHA-256 digests of the API keys, never a
+//! secret). Starting recovers the newest valid snapshot plus the journal's tail and checks
+//! nothing was lost: a torn or corrupt journal stops the start with the entry named, unless
+//! `--truncate-torn-tail` is given.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use solvent_engine::config::EngineConfig;
+use solvent_server::core::SnapshotPolicy;
+use solvent_server::keys::{KeyRing, Scope};
+use solvent_store::{RecoverOptions, init_data_dir, read_venue, recover_with};
+
+/// The built-in venue (the default of every command).
+const DEFAULT_VENUE: &str = include_str!("../../../venues/default.toml");
+
+/// The arguments of `solvent serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The data directory (created if missing). Required unless `--demo`.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// The venue of a new data directory (default: the built-in default venue). An existing
+    /// directory keeps the venue it was created with.
+    #[arg(long, value_name = "VENUE.toml")]
+    venue: Option<PathBuf>,
+    /// Where to listen (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// A demo: a temporary data directory, a seeded population and a live replay of history.
+    #[arg(long)]
+    demo: bool,
+    /// Accepted events between snapshots.
+    #[arg(long, default_value_t = 100_000, value_name = "EVENTS")]
+    snapshot_every: u64,
+    /// Requests per second allowed per key.
+    #[arg(long, default_value_t = 10_000.0)]
+    rate_limit: f64,
+    /// Cut a torn or corrupt journal tail at recovery (reported), instead of refusing to start.
+    #[arg(long)]
+    truncate_torn_tail: bool,
+    /// Logs as JSON lines (default: human-readable).
+    #[arg(long)]
+    log_json: bool,
+}
+
+/// The arguments of `solvent keys`.
+#[derive(Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Makes a key and prints its secret (shown once; only its digest is kept).
+    Add {
+        /// The data directory.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// admin, feeder, viewer or account:<id>.
+        #[arg(long)]
+        scope: String,
+    },
+    /// Lists the keys (ids, scopes, dates; never secrets).
+    List {
+        /// The data directory.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+    },
+    /// Revokes a key by its id.
+    Revoke {
+        /// The data directory.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The key's id (the 8 hex digits after `sk_`).
+        id: String,
+    },
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+/// `solvent keys`.
+///
+/// # Errors
+/// The key file cannot be read or written; an unknown scope or id.
+pub fn keys(args: &KeysArgs) -> Result<String> {
+    match &args.command {
+        KeysCommand::Add { data, scope } => {
+            let scope: Scope = scope.parse().map_err(|problem| anyhow!("--scope: {problem}"))?;
+            std::fs::create_dir_all(data)
+                .with_context(|| format!("{}: cannot create the directory", data.display()))?;
+            let mut ring = KeyRing::open(data)?;
+            let secret = ring.add(scope.clone(), &now())?;
+            Ok(format!("{secret}\n(scope {scope}; the secret is shown only now)\n"))
+        }
+        KeysCommand::List { data } => {
+            let ring = KeyRing::open(data)?;
+            let mut out = String::new();
+            for key in ring.list() {
+                out.push_str(&format!(
+                    "{}  {:<20}  {}{}\n",
+                    key.id,
+                    key.scope,
+                    key.created,
+                    if key.revoked { "  revoked" } else { "" }
+                ));
+            }
+            if out.is_empty() {
+                out.push_str("no keys\n");
+            }
+            Ok(out)
+        }
+        KeysCommand::Revoke { data, id } => {
+            let mut ring = KeyRing::open(data)?;
+            ring.revoke(id)?;
+            Ok(format!("revoked {id}\n"))
+        }
+    }
+}
+
+fn logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // Only the first subscriber of a process is installed; a second call is a no-op.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// The venue of `dir`: the recorded one, or `venue` (or the default) recorded now.
+fn venue_of(dir: &Path, venue: Option<&Path>) -> Result<solvent_core::venue::Venue> {
+    if !dir.join(solvent_store::VENUE_FILE).exists() {
+        let text = match venue {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read the venue", path.display()))?,
+            None => DEFAULT_VENUE.to_owned(),
+        };
+        init_data_dir(dir, &text)?;
+    } else if let Some(path) = venue {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read the venue", path.display()))?;
+        // Refuses a venue other than the recorded one: the journal was accepted under it.
+        init_data_dir(dir, &text)?;
+    }
+    Ok(read_venue(dir)?.0)
+}
+
+/// `solvent serve`.
+///
+/// # Errors
+/// Recovery fails (named), the address cannot be bound, or the journal fails while serving.
+pub fn run(args: &ServeArgs) -> Result<String> {
+    logs(args.log_json);
+    let dir = match (&args.data, args.demo) {
+        (Some(dir), _) => dir.clone(),
+        (None, true) => {
+            let stamp = jiff::Timestamp::now().as_millisecond();
+            std::env::temp_dir().join(format!("solvent-demo-{}-{stamp}", std::process::id()))
+        }
+        (None, false) => bail!("--data: missing; give a data directory (or --demo)"),
+    };
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("{}: cannot create the data directory", dir.display()))?;
+    let venue = venue_of(&dir, args.venue.as_deref())?;
+    let recovered = recover_with(
+        &dir,
+        venue,
+        EngineConfig::default(),
+        RecoverOptions {
+            truncate_torn_tail: args.truncate_torn_tail,
+        },
+    )
+    .with_context(|| format!("{}: recovery failed", dir.display()))?;
+    let report = &recovered.report;
+    tracing::info!(
+        data = %dir.display(),
+        snapshot = ?report.snapshot.as_ref().map(|s| s.seq),
+        replayed = report.replayed,
+        last_seq = ?report.last_seq,
+        state_hash = %report.state_hash,
+        "recovered"
+    );
+    if let Some(truncation) = &report.truncated {
+        tracing::warn!(?truncation, "a torn journal tail was cut");
+    }
+    let mut ring = KeyRing::open(&dir)?;
+    let mut announce = Vec::new();
+    if args.demo {
+        announce.push(format!("read-only key: {}", ring.add(Scope::Viewer, &now())?));
+    } else if ring.list().is_empty() {
+        announce.push(format!(
+            "admin key (shown once; add more with `solvent keys add`): {}",
+            ring.add(Scope::Admin, &now())?
+        ));
+    }
+    let config = solvent_server::Config {
+        listen: args.listen,
+        rate_limit: args.rate_limit,
+        snapshots: Some(SnapshotPolicy {
+            dir: dir.clone(),
+            every_events: args.snapshot_every.max(1),
+            keep: 3,
+        }),
+        ..solvent_server::Config::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let running = solvent_server::start(
+            recovered.engine,
+            Box::new(recovered.journal),
+            recovered.clients,
+            ring,
+            &config,
+        )
+        .await
+        .with_context(|| format!("{}: cannot listen", args.listen))?;
+        println!("solvent: serving http://{} (data {})", running.addr, dir.display());
+        for line in &announce {
+            println!("{line}");
+        }
+        let failure = tokio::select! {
+            _ = tokio::signal::ctrl_c() => None,
+            failure = running.failed() => Some(failure),
+        };
+        running.stop().await.context("stopping")?;
+        match failure {
+            None => Ok("stopped\n".to_owned()),
+            Some(failure) => Err(anyhow!("the journal failed, the service stopped: {failure}")),
+        }
+    })
+}
