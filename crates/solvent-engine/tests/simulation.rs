@@ -21,7 +21,45 @@
 //!    replayed into a fresh engine gives the identical effects, event by event, and the identical
 //!    final `state_hash()`;
 //! 9. the insurance fund never holds less than zero of any asset (what it cannot pay is
-//!    deleveraged or stays the bankrupt account's debt).
+//!    deleveraged or stays the bankrupt account's debt);
+//! 10. every transfer is recomputed: the auditor keeps its own position book (size, average
+//!     entry, isolation, per account and for `external`) and computes, by its own formulas and
+//!     the rounding of DESIGN.md 4 (a credit rounds down, so a payment rounds up), the transfers
+//!     each accepted event must make — deposits, withdrawals and transfers; a fill's realised
+//!     P&L (linear `closed x contract size x (price - entry)`, inverse
+//!     `closed x (price - entry) / (entry x price)` coin), option premium and fee, for both sides
+//!     and `external`; funding (`size x contract size x mark x rate`, inverse
+//!     `size x rate / mark`, its rounding residual to `fees`); isolated margin moves and the
+//!     release of a closed isolated position; each `liquidation` effect's P&L at its price (which
+//!     must be the mark) and size, and its fee (exactly `min(nominal, cash)` for an isolated
+//!     position or a zero bound, else bounded by both: the cross pool's gradual-liquidation cap
+//!     needs the engine's figures); each `adl` effect's P&L at its price — and compares them,
+//!     per ledger account, asset and reason, to the unit of the asset's precision, with the
+//!     entries and the account states (`state_changed`) the engine holds. Collateral sales,
+//!     insurance cover, top-ups, reallocation and settlement are taken as reported (checked by 1
+//!     and 2 only); the run prints how many transfers were recomputed and how many taken.
+//!
+//! **Predictions.** Every fill, withdrawal and transfer is predicted before the engine sees it,
+//! without the engine's report builder:
+//! - *certain* (any account): validation refusals (unknown account, asset, instrument, bad size
+//!   or precision, self-trade), more than the balance refused (`insufficient_balance`), an
+//!   account without positions or loans may withdraw anything it holds, and the first two rules
+//!   of the pre-trade ladder (`solvent_risk::pretrade`): a cross-margin trade that increases no
+//!   position is accepted, and one that increases a position of an account in `reduce_only` or
+//!   worse (its state from its `state_changed` effects) is refused;
+//! - *exact* (cross margin, perpetuals only, linear or inverse, cross or isolated): the auditor's
+//!   own standard margin model (`Model::pools`: collateral at the index through the venue's
+//!   haircut brackets, loans at full value with their initial rate, uPnL at the mark, initial
+//!   margin by the tiered or size-linear rule and the chosen or default leverage) decides the
+//!   rest of the ladder: an isolated position the trade increases must cover its own initial
+//!   margin, the cross pool its initial margin; a withdrawal must leave equity at or above the
+//!   initial margin. Parameters are read from the venue file; figures are computed here, in
+//!   `f64`, so a band of 0.001 USD + 1e-9 of the figures around each threshold predicts
+//!   *either* (counted as ambiguous);
+//! - *open*: portfolio-margin accounts and accounts holding or trading options, beyond the
+//!   certain rules (the scenario grid and option margin are not modelled).
+//!
+//! Each run prints the count of each kind for fills and for withdrawals and transfers.
 //!
 //! The workload: a few dozen accounts (more appear through deposits and transfers), deposits,
 //! withdrawals and transfers in USDT / USDC / BTC, fills on BTCUSDT, ETHUSDT (linear),
@@ -53,10 +91,13 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use solvent_core::money::{Amount, Price, Quantity};
 use solvent_core::portfolio::{Balance, MarginMode, Portfolio, Position};
+use solvent_core::rounding;
 use solvent_core::venue::Venue;
 use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
-use solvent_engine::effect::{DeficitResolution, Effect, RejectReason, TransferReason};
+use solvent_engine::effect::{
+    DeficitResolution, Effect, LiquidationReason, RejectReason, TransferReason,
+};
 use solvent_engine::event::{
     Deposit, Envelope, Event, Fill, Funding, IndexPrice, MarkPrice, SetIsolatedMargin, SetLeverage,
     SetMarginMode, Side, Transfer, VolSurface, Withdraw, parse_line, to_line,
@@ -64,7 +105,7 @@ use solvent_engine::event::{
 use solvent_engine::ledger::LedgerAccount;
 use solvent_pricing::black76::{Black76, OptionType};
 use solvent_risk::account::{Detail, build_report};
-use solvent_risk::{MarginReport, MarketView};
+use solvent_risk::{AccountState, MarginReport, MarketView};
 
 // ---- the venue as the workload sees it ------------------------------------------------------
 
@@ -81,6 +122,8 @@ struct Contract {
     /// Size step as (mantissa, scale).
     step: (i64, u32),
     max_leverage: Option<u32>,
+    /// Base units per contract (linear), USD per contract (inverse).
+    contract_size: i64,
 }
 
 const CONTRACTS: [Contract; 4] = [
@@ -91,6 +134,7 @@ const CONTRACTS: [Contract; 4] = [
         inverse: false,
         step: (1, 3),
         max_leverage: Some(100),
+        contract_size: 1,
     },
     Contract {
         name: "ETHUSDT",
@@ -99,6 +143,7 @@ const CONTRACTS: [Contract; 4] = [
         inverse: false,
         step: (1, 2),
         max_leverage: Some(50),
+        contract_size: 1,
     },
     Contract {
         name: "BTC-PERPETUAL",
@@ -107,6 +152,7 @@ const CONTRACTS: [Contract; 4] = [
         inverse: true,
         step: (10, 0),
         max_leverage: None,
+        contract_size: 10,
     },
     Contract {
         name: "BTC_USDC-PERPETUAL",
@@ -115,6 +161,7 @@ const CONTRACTS: [Contract; 4] = [
         inverse: false,
         step: (1, 3),
         max_leverage: None,
+        contract_size: 1,
     },
 ];
 
@@ -257,6 +304,22 @@ struct Model {
     now_ms: i64,
     /// The sequence number of the last accepted event (a refused one takes none).
     last_seq: u64,
+    /// (account, instrument) -> (average entry, isolated) of each position in `positions`, booked
+    /// by the auditor's own formulas ([`book_change`]).
+    lots: BTreeMap<(String, String), (Decimal, bool)>,
+    /// The outside world's positions (the other side of fills against `external`):
+    /// instrument -> (signed size, average entry).
+    external: BTreeMap<String, (Decimal, Decimal)>,
+    /// Each account's state as its `state_changed` effects left it (`healthy` at opening).
+    states: BTreeMap<String, AccountState>,
+    /// Accounts switched to portfolio margin by accepted `set_margin_mode` events.
+    portfolio: BTreeSet<String>,
+    /// (account, instrument) -> leverage set by accepted `set_leverage` events.
+    leverage: BTreeMap<(String, String), Decimal>,
+    /// The venue's margin parameters as the auditor reads them.
+    rules: Rules,
+    /// What the auditor recomputed and predicted.
+    counts: Counts,
 }
 
 impl Model {
@@ -321,6 +384,1087 @@ fn owner(ledger_account: &str) -> Option<&str> {
         "external" | "insurance_fund" | "fees" | "clearing" => None,
         other => Some(other.split("/isolated/").next().unwrap_or(other)),
     }
+}
+
+// ---- the auditor's own money: every transfer recomputed ---------------------------------------
+
+/// A contract's terms as the auditor knows them (the workload's tables above).
+#[derive(Clone, Copy)]
+struct Terms {
+    settlement: &'static str,
+    underlying: &'static str,
+    /// An inverse perpetual: size in USD, P&L in coin.
+    inverse: bool,
+    option: bool,
+    contract_size: Decimal,
+}
+
+fn terms(name: &str) -> Option<Terms> {
+    contract(name)
+        .map(|c| Terms {
+            settlement: c.settlement,
+            underlying: UNDERLYINGS[c.underlying],
+            inverse: c.inverse,
+            option: false,
+            contract_size: Decimal::from(c.contract_size),
+        })
+        .or_else(|| {
+            option_contract(name).map(|o| Terms {
+                settlement: o.settlement,
+                underlying: "BTC",
+                inverse: false,
+                option: true,
+                contract_size: Decimal::ONE,
+            })
+        })
+}
+
+/// What a trade of `signed` at `price` does to a position of `size` at `entry` (DESIGN.md 5, 6.1):
+/// (size after, entry after, realised P&L, premium), exact, before rounding. A position grows at
+/// the size-weighted entry (harmonic, `total / (old/entry + added/price)`, for inverse
+/// perpetuals, so the coin P&L is unchanged), shrinks realising `closed x contract size x
+/// (price - entry)` (linear) or `closed x (price - entry) / (entry x price)` coin (inverse,
+/// `closed x (1/entry - 1/price)`), flips at the trade price. An option's premium
+/// `-signed x contract size x price` changes hands at once; it realises nothing.
+fn book_change(
+    t: Terms,
+    size: Decimal,
+    entry: Decimal,
+    signed: Decimal,
+    price: Decimal,
+) -> (Decimal, Decimal, Decimal, Decimal) {
+    let after = size + signed;
+    let premium = if t.option {
+        -signed * t.contract_size * price
+    } else {
+        Decimal::ZERO
+    };
+    if size.is_zero() {
+        return (after, price, Decimal::ZERO, premium);
+    }
+    if size.is_sign_positive() == signed.is_sign_positive() {
+        let entry = if t.inverse {
+            after / (size / entry + signed / price)
+        } else {
+            (size * entry + signed * price) / after
+        };
+        return (after, entry, Decimal::ZERO, premium);
+    }
+    let side = if size.is_sign_negative() {
+        Decimal::NEGATIVE_ONE
+    } else {
+        Decimal::ONE
+    };
+    let closed = signed.abs().min(size.abs()) * side;
+    let realised = if t.option {
+        Decimal::ZERO
+    } else if t.inverse {
+        closed * (price - entry) / (entry * price)
+    } else {
+        closed * t.contract_size * (price - entry)
+    };
+    let kept = after.is_zero() || after.is_sign_positive() == size.is_sign_positive();
+    (after, if kept { entry } else { price }, realised, premium)
+}
+
+/// The ledger account a position's cash goes to: its isolated margin, or the wallet.
+fn holder(account: &str, instrument: &str, isolated: bool) -> String {
+    if isolated {
+        format!("{account}/isolated/{instrument}")
+    } else {
+        account.to_owned()
+    }
+}
+
+fn reason_name(reason: TransferReason) -> &'static str {
+    use TransferReason as R;
+    match reason {
+        R::Deposit => "deposit",
+        R::Withdrawal => "withdrawal",
+        R::Transfer => "transfer",
+        R::RealisedPnl => "realised_pnl",
+        R::Premium => "premium",
+        R::Fee => "fee",
+        R::Funding => "funding",
+        R::Settlement => "settlement",
+        R::IsolatedMargin => "isolated_margin",
+        R::LiquidationPnl => "liquidation_pnl",
+        R::LiquidationFee => "liquidation_fee",
+        R::InsuranceCover => "insurance_cover",
+        R::Adl => "adl",
+        R::TopUp => "top_up",
+        R::Reallocation => "reallocation",
+        R::CollateralSale => "collateral_sale",
+    }
+}
+
+/// Reasons whose amounts the auditor computes itself; the others (collateral sales, insurance
+/// cover, top-ups, reallocation, settlement) it takes as the engine reports them, checked by
+/// conservation and the replayed balances only.
+fn recomputed(reason: TransferReason) -> bool {
+    use TransferReason as R;
+    !matches!(
+        reason,
+        R::CollateralSale | R::InsuranceCover | R::TopUp | R::Reallocation | R::Settlement
+    )
+}
+
+/// Net signed flows of one event: (ledger account, asset, reason) -> amount received.
+#[derive(Default)]
+struct Flows(BTreeMap<(String, &'static str, &'static str), Decimal>);
+
+impl Flows {
+    fn add(&mut self, account: &str, asset: &str, reason: TransferReason, amount: Decimal) {
+        let asset = ASSETS
+            .iter()
+            .find(|(a, _)| *a == asset)
+            .map_or("?", |(a, _)| *a);
+        *self
+            .0
+            .entry((account.to_owned(), asset, reason_name(reason)))
+            .or_insert(Decimal::ZERO) += amount;
+    }
+
+    /// Money moved as given.
+    fn move_money(
+        &mut self,
+        from: &str,
+        to: &str,
+        asset: &str,
+        amount: Decimal,
+        reason: TransferReason,
+    ) {
+        self.add(from, asset, reason, -amount);
+        self.add(to, asset, reason, amount);
+    }
+
+    /// A cash flow `received` by `holder` from `counter`, rounded toward the venue (a credit
+    /// rounds down, so a payment rounds up: DESIGN.md 4).
+    fn settle(
+        &mut self,
+        holder: &str,
+        counter: &str,
+        asset: &str,
+        received: Decimal,
+        reason: TransferReason,
+    ) {
+        let rounded = rounding::credit(received, precision(asset));
+        if !rounded.is_zero() {
+            self.move_money(counter, holder, asset, rounded, reason);
+        }
+    }
+
+    /// What `account` has received of `asset` so far in the event.
+    fn net(&self, account: &str, asset: &str) -> Decimal {
+        self.0
+            .iter()
+            .filter(|((a, s, _), _)| a == account && *s == asset)
+            .map(|(_, amount)| *amount)
+            .sum()
+    }
+}
+
+/// What the auditor counted over a run.
+#[derive(Debug, Default)]
+struct Counts {
+    /// Transfer effects whose amount the auditor recomputed, and those it took as reported.
+    transfers_recomputed: usize,
+    transfers_taken: usize,
+    /// Liquidation fees equal to the nominal rate, and below it (capped by cash or by the
+    /// gradual-liquidation cap, checked as a bound).
+    liquidation_fees_nominal: usize,
+    liquidation_fees_capped: usize,
+    /// Fills and outflows (withdrawals, transfers) by how their outcome was known.
+    fills: Predictions,
+    outflows: Predictions,
+}
+
+/// How an event's outcome was known before the engine applied it.
+#[derive(Debug, Default)]
+struct Predictions {
+    events: usize,
+    /// Certain without margin figures (validation, balances, state, rules 1-2 of the pre-trade
+    /// ladder).
+    certain: usize,
+    /// From the auditor's own margin model, outside the tolerance band.
+    exact: usize,
+    /// Inside the tolerance band around the threshold: either outcome accepted.
+    ambiguous: usize,
+    /// Not predicted: portfolio margin or options, beyond the certain rules.
+    open: usize,
+}
+
+impl Predictions {
+    fn count(&mut self, basis: Basis) {
+        self.events += 1;
+        match basis {
+            Basis::Certain => self.certain += 1,
+            Basis::Exact => self.exact += 1,
+            Basis::Ambiguous => self.ambiguous += 1,
+            Basis::Open => self.open += 1,
+        }
+    }
+}
+
+impl Model {
+    fn lot(&self, account: &str, instrument: &str) -> Option<(Decimal, bool)> {
+        self.lots
+            .get(&(account.to_owned(), instrument.to_owned()))
+            .copied()
+    }
+
+    /// Books a trade on an account's position by [`book_change`]; its cash settles, rounded,
+    /// into `flows` (realised P&L under `reason`, premium under `premium`), and a closed isolated
+    /// position returns what its margin holds to the wallet.
+    #[allow(clippy::too_many_arguments, reason = "a test helper")]
+    fn trade_at(
+        &mut self,
+        flows: &mut Flows,
+        account: &str,
+        instrument: &str,
+        signed: Decimal,
+        price: Decimal,
+        reason: TransferReason,
+    ) -> Result<(), String> {
+        let t =
+            terms(instrument).ok_or_else(|| format!("the auditor does not know {instrument}"))?;
+        let size = self.position(account, instrument);
+        let (entry, isolated) = self.lot(account, instrument).unwrap_or((price, false));
+        let (after, entry, realised, premium) = book_change(t, size, entry, signed, price);
+        self.trade(account, instrument, signed);
+        let key = (account.to_owned(), instrument.to_owned());
+        if after.is_zero() {
+            self.lots.remove(&key);
+        } else {
+            self.lots.insert(key, (entry, isolated));
+        }
+        let cash = holder(account, instrument, isolated);
+        flows.settle(&cash, "clearing", t.settlement, realised, reason);
+        flows.settle(
+            &cash,
+            "clearing",
+            t.settlement,
+            premium,
+            TransferReason::Premium,
+        );
+        if isolated && after.is_zero() {
+            let left = self.balance(&cash, t.settlement) + flows.net(&cash, t.settlement);
+            flows.settle(
+                account,
+                &cash,
+                t.settlement,
+                left,
+                TransferReason::IsolatedMargin,
+            );
+        }
+        Ok(())
+    }
+
+    /// The outside world's side of a trade, through clearing against `external` (its realised
+    /// P&L is `realised_pnl` whatever the other side's reason: a liquidation is, for the
+    /// outside world, an ordinary trade).
+    fn trade_external(
+        &mut self,
+        flows: &mut Flows,
+        instrument: &str,
+        signed: Decimal,
+        price: Decimal,
+    ) -> Result<(), String> {
+        let t =
+            terms(instrument).ok_or_else(|| format!("the auditor does not know {instrument}"))?;
+        let (size, entry) = self
+            .external
+            .get(instrument)
+            .copied()
+            .unwrap_or((Decimal::ZERO, price));
+        let (after, entry, realised, premium) = book_change(t, size, entry, signed, price);
+        if after.is_zero() {
+            self.external.remove(instrument);
+        } else {
+            self.external.insert(instrument.to_owned(), (after, entry));
+        }
+        flows.settle(
+            "external",
+            "clearing",
+            t.settlement,
+            realised,
+            TransferReason::RealisedPnl,
+        );
+        flows.settle(
+            "external",
+            "clearing",
+            t.settlement,
+            premium,
+            TransferReason::Premium,
+        );
+        Ok(())
+    }
+
+    /// The transfers an accepted event must produce, recomputed from the auditor's book and the
+    /// event (and from the liquidation and ADL effects' own price, size and fee); the book moves
+    /// with them. Transfers of reasons the auditor does not recompute are taken as reported, in
+    /// their place, so that running balances stay right.
+    #[allow(clippy::too_many_lines, reason = "one case per event and effect")]
+    fn expected_flows(
+        &mut self,
+        engine: &Engine,
+        event: &Event,
+        effects: &[Effect],
+    ) -> Result<Flows, String> {
+        let mut flows = Flows::default();
+        match event {
+            Event::Deposit(e) => flows.move_money(
+                "external",
+                &e.account,
+                &e.asset,
+                e.amount.value(),
+                TransferReason::Deposit,
+            ),
+            Event::Withdraw(e) => flows.move_money(
+                &e.account,
+                "external",
+                &e.asset,
+                e.amount.value(),
+                TransferReason::Withdrawal,
+            ),
+            Event::Transfer(e) => flows.move_money(
+                &e.from,
+                &e.to,
+                &e.asset,
+                e.amount.value(),
+                TransferReason::Transfer,
+            ),
+            Event::Fill(fill) => {
+                let signed = match fill.side {
+                    Side::Buy => fill.size.value(),
+                    Side::Sell => -fill.size.value(),
+                };
+                let price = fill.price.value();
+                self.trade_at(
+                    &mut flows,
+                    &fill.account,
+                    &fill.instrument,
+                    signed,
+                    price,
+                    TransferReason::RealisedPnl,
+                )?;
+                let settlement = terms(&fill.instrument).map_or("?", |t| t.settlement);
+                flows.settle(
+                    &fill.account,
+                    "fees",
+                    settlement,
+                    -fill.fee.value(),
+                    TransferReason::Fee,
+                );
+                if fill.counterparty == "external" {
+                    self.trade_external(&mut flows, &fill.instrument, -signed, price)?;
+                } else {
+                    self.trade_at(
+                        &mut flows,
+                        &fill.counterparty,
+                        &fill.instrument,
+                        -signed,
+                        price,
+                        TransferReason::RealisedPnl,
+                    )?;
+                }
+            }
+            Event::Funding(Funding { instrument, rate }) => {
+                let t = terms(instrument).ok_or("funding of an unknown contract")?;
+                let mark = mark_of(engine, instrument).ok_or("funding without a mark")?;
+                // A long pays `size x contract size x mark x rate` (linear) or
+                // `size x rate / mark` coin (inverse); shorts receive it.
+                let payment = |size: Decimal| {
+                    if t.inverse {
+                        size * rate / mark
+                    } else {
+                        size * t.contract_size * mark * rate
+                    }
+                };
+                let holders: Vec<(String, Decimal)> = self
+                    .positions
+                    .iter()
+                    .filter_map(|(id, book)| book.get(instrument).map(|size| (id.clone(), *size)))
+                    .collect();
+                let before = flows.net("clearing", t.settlement);
+                for (id, size) in holders {
+                    let isolated = self.lot(&id, instrument).is_some_and(|(_, i)| i);
+                    flows.settle(
+                        &holder(&id, instrument, isolated),
+                        "clearing",
+                        t.settlement,
+                        -payment(size),
+                        TransferReason::Funding,
+                    );
+                }
+                if let Some((size, _)) = self.external.get(instrument) {
+                    flows.settle(
+                        "external",
+                        "clearing",
+                        t.settlement,
+                        -payment(*size),
+                        TransferReason::Funding,
+                    );
+                }
+                // Payers round up, receivers down: what stays in clearing is the venue's fee.
+                let residual = flows.net("clearing", t.settlement) - before;
+                if residual > Decimal::ZERO {
+                    flows.move_money(
+                        "clearing",
+                        "fees",
+                        t.settlement,
+                        residual,
+                        TransferReason::Fee,
+                    );
+                }
+            }
+            Event::SetIsolatedMargin(e) => {
+                let t = terms(&e.instrument).ok_or("isolated margin of an unknown contract")?;
+                let key = (e.account.clone(), e.instrument.clone());
+                let isolated_account = holder(&e.account, &e.instrument, true);
+                let current = match self.lots.get(&key) {
+                    Some((_, true)) => self.balance(&isolated_account, t.settlement),
+                    _ => Decimal::ZERO,
+                };
+                let target = e.amount.value();
+                flows.settle(
+                    &isolated_account,
+                    &e.account,
+                    t.settlement,
+                    target - current,
+                    TransferReason::IsolatedMargin,
+                );
+                if let Some(lot) = self.lots.get_mut(&key) {
+                    lot.1 = !target.is_zero();
+                }
+            }
+            Event::SetLeverage(e) => {
+                self.leverage
+                    .insert((e.account.clone(), e.instrument.clone()), e.leverage);
+            }
+            Event::SetMarginMode(e) => {
+                if e.mode == MarginMode::Portfolio {
+                    self.portfolio.insert(e.account.clone());
+                } else {
+                    self.portfolio.remove(&e.account);
+                }
+            }
+            _ => {}
+        }
+        let fee_rate = EngineConfig::default().liquidation.fee_rate;
+        for effect in effects {
+            match effect {
+                Effect::TransferApplied {
+                    from,
+                    to,
+                    asset,
+                    amount,
+                    reason,
+                } if !recomputed(*reason) => {
+                    flows.move_money(from, to, asset, amount.value(), *reason);
+                }
+                Effect::Liquidation {
+                    account,
+                    instrument,
+                    size,
+                    price,
+                    fee,
+                    reason,
+                } => {
+                    let t = terms(instrument).ok_or("liquidation of an unknown contract")?;
+                    let (size, price, fee) = (size.value(), price.value(), fee.value());
+                    // A step closes at the mark (DESIGN.md 8.2).
+                    if !t.option && Some(price) != mark_of(engine, instrument) {
+                        return Err(format!(
+                            "invariant 10: {account} liquidated {instrument} at {price}, the mark is {:?}",
+                            mark_of(engine, instrument)
+                        ));
+                    }
+                    let held = self.position(account, instrument);
+                    let isolated = self.lot(account, instrument).is_some_and(|(_, i)| i);
+                    if size.is_zero()
+                        || size.is_sign_positive() == held.is_sign_positive()
+                        || size.abs() > held.abs()
+                    {
+                        return Err(format!(
+                            "invariant 10: a liquidation of {size} {instrument} against {account}'s {held}"
+                        ));
+                    }
+                    self.trade_at(
+                        &mut flows,
+                        account,
+                        instrument,
+                        size,
+                        price,
+                        TransferReason::LiquidationPnl,
+                    )?;
+                    self.trade_external(&mut flows, instrument, -size, price)?;
+                    // The fee: the nominal rate on the step's notional, rounded down, at most what
+                    // the paying pool holds (and, in the cross pool, a cap from its figures).
+                    let notional = if t.inverse {
+                        size.abs() / price
+                    } else {
+                        size.abs() * t.contract_size * price
+                    };
+                    let nominal = rounding::credit(notional * fee_rate, precision(t.settlement));
+                    let payer = holder(account, instrument, isolated && size.abs() < held.abs());
+                    let cash = (self.balance(&payer, t.settlement)
+                        + flows.net(&payer, t.settlement))
+                    .max(Decimal::ZERO);
+                    let bound = match reason {
+                        LiquidationReason::BankruptBeyondOppositeInterest => Decimal::ZERO,
+                        _ => nominal.min(cash),
+                    };
+                    let exact = isolated || bound.is_zero();
+                    if fee > bound || (exact && fee != bound) || fee.is_sign_negative() {
+                        return Err(format!(
+                            "invariant 10: {account}'s liquidation fee on {size} {instrument} at {price} is {fee}; the auditor computes {} at most {bound} (nominal {nominal}, cash {cash})",
+                            if exact { "exactly" } else { "" }
+                        ));
+                    }
+                    if fee == nominal {
+                        self.counts.liquidation_fees_nominal += 1;
+                    } else {
+                        self.counts.liquidation_fees_capped += 1;
+                    }
+                    if !fee.is_zero() {
+                        flows.move_money(
+                            &payer,
+                            "insurance_fund",
+                            t.settlement,
+                            fee,
+                            TransferReason::LiquidationFee,
+                        );
+                    }
+                }
+                Effect::Adl {
+                    account,
+                    counterparty,
+                    instrument,
+                    size,
+                    price,
+                } => {
+                    let (size, price) = (size.value(), price.value());
+                    self.trade_at(
+                        &mut flows,
+                        account,
+                        instrument,
+                        -size,
+                        price,
+                        TransferReason::Adl,
+                    )?;
+                    self.trade_at(
+                        &mut flows,
+                        counterparty,
+                        instrument,
+                        size,
+                        price,
+                        TransferReason::Adl,
+                    )?;
+                }
+                Effect::StateChanged { account, from, to } => {
+                    let known = self
+                        .states
+                        .get(account)
+                        .copied()
+                        .unwrap_or(AccountState::Healthy);
+                    if known != *from {
+                        return Err(format!(
+                            "invariant 10: {account} changes from {from:?}, the auditor last saw {known:?}"
+                        ));
+                    }
+                    self.states.insert(account.clone(), *to);
+                }
+                _ => {}
+            }
+        }
+        Ok(flows)
+    }
+}
+
+/// Compares the engine's transfers of one event with the auditor's recomputation, per ledger
+/// account, asset and reason, to the unit of the asset's precision.
+fn compare_flows(expected: &Flows, effects: &[Effect], counts: &mut Counts) -> Result<(), String> {
+    let mut actual = Flows::default();
+    for effect in effects {
+        if let Effect::TransferApplied {
+            from,
+            to,
+            asset,
+            amount,
+            reason,
+        } = effect
+        {
+            actual.move_money(from, to, asset, amount.value(), *reason);
+            if recomputed(*reason) {
+                counts.transfers_recomputed += 1;
+            } else {
+                counts.transfers_taken += 1;
+            }
+        }
+    }
+    let keys: BTreeSet<&(String, &str, &str)> = expected.0.keys().chain(actual.0.keys()).collect();
+    for key in keys {
+        let mine = expected.0.get(key).copied().unwrap_or(Decimal::ZERO);
+        let theirs = actual.0.get(key).copied().unwrap_or(Decimal::ZERO);
+        if mine != theirs {
+            let (account, asset, reason) = key;
+            return Err(format!(
+                "invariant 10: {account} receives {theirs} {asset} as {reason} in the engine's transfers; the auditor computes {mine}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The mark the engine values a perpetual at: the given (clamped) mark, else the index.
+fn mark_of(engine: &Engine, instrument: &str) -> Option<Decimal> {
+    let market = engine.market();
+    market.mark.get(instrument).map(|p| p.value()).or_else(|| {
+        let t = terms(instrument)?;
+        market.index.get(t.underlying).map(|p| p.value())
+    })
+}
+
+// ---- the auditor's own margin model: accept or refuse, predicted ------------------------------
+
+/// A contract's margin rule as the auditor reads it from the venue file (the parameters only;
+/// the requirement is computed here).
+enum Rule {
+    /// Brackets of position value: (upper bound, highest leverage); IM = value / min(leverage,
+    /// bracket maximum), the default leverage when none is chosen (DESIGN.md 6.3).
+    Tiered {
+        brackets: Vec<(f64, f64)>,
+        default_leverage: Option<f64>,
+    },
+    /// IM rate = base + size in coin x per_coin, capped (Deribit, DESIGN.md 6.3).
+    SizeLinear { base: f64, per_coin: f64, cap: f64 },
+    /// Options: margined by the Deribit formulas, not modelled here.
+    Other,
+}
+
+/// An asset's haircut brackets (upper bound in USD, ratio) and the initial rate on a loan of it.
+type Haircuts = (Vec<(f64, f64)>, f64);
+
+/// The venue's parameters the auditor's margin model needs.
+#[derive(Default)]
+struct Rules {
+    contracts: BTreeMap<&'static str, Rule>,
+    /// Per asset: haircut brackets (upper bound in USD, ratio), and the initial rate on a loan.
+    collateral: BTreeMap<&'static str, Haircuts>,
+}
+
+impl Rules {
+    fn of(venue: &Venue) -> Self {
+        use solvent_core::venue::MarginRule;
+        let f = to_f64;
+        let mut contracts = BTreeMap::new();
+        for c in &CONTRACTS {
+            let instrument = venue.instrument(c.name).unwrap();
+            assert_eq!(
+                instrument.contract_size,
+                Decimal::from(c.contract_size),
+                "{}",
+                c.name
+            );
+            let rule = match instrument.margin.as_ref() {
+                MarginRule::Tiered { tiers, .. } => Rule::Tiered {
+                    brackets: tiers
+                        .iter()
+                        .map(|t| (t.up_to.map_or(f64::INFINITY, f), f(t.max_leverage)))
+                        .collect(),
+                    default_leverage: instrument.default_leverage.map(f),
+                },
+                MarginRule::SizeLinear {
+                    initial_base,
+                    rate_per_unit,
+                    max_rate,
+                    ..
+                } => Rule::SizeLinear {
+                    base: f(*initial_base),
+                    per_coin: f(*rate_per_unit),
+                    cap: f(*max_rate),
+                },
+                _ => Rule::Other,
+            };
+            contracts.insert(c.name, rule);
+        }
+        let collateral = ASSETS
+            .iter()
+            .map(|(asset, _)| {
+                let schedule = venue.collateral.get(*asset).unwrap();
+                let brackets = schedule
+                    .tiers
+                    .iter()
+                    .map(|t| (t.up_to_usd.map_or(f64::INFINITY, f), f(t.ratio)))
+                    .collect();
+                let loan = schedule.borrow.as_ref().map_or(0.0, |b| f(b.initial_rate));
+                (*asset, (brackets, loan))
+            })
+            .collect();
+        Self {
+            contracts,
+            collateral,
+        }
+    }
+}
+
+/// One position of an account as the auditor values it.
+struct Holding {
+    name: String,
+    size: f64,
+    entry: f64,
+    /// Its isolated margin, in the settlement asset, when it has one.
+    isolated: Option<f64>,
+}
+
+/// An account as the auditor values it: wallet balances and positions, in `f64` (risk math).
+struct Sheet {
+    wallet: BTreeMap<&'static str, f64>,
+    holdings: Vec<Holding>,
+}
+
+/// The cross pool's equity and initial margin, and each isolated position's, in USD.
+struct Pools {
+    equity: f64,
+    initial: f64,
+    /// (instrument, isolated equity, initial margin).
+    isolated: Vec<(String, f64, f64)>,
+}
+
+/// How a prediction was reached (see [`Predictions`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Basis {
+    Certain,
+    Exact,
+    Ambiguous,
+    Open,
+}
+
+/// Half-width of the band around a margin threshold inside which the auditor predicts nothing:
+/// its `f64` figures differ from the engine's exact, rounded ones by far less (each of a few
+/// dozen figures is rounded to 1e-6 USD; `f64` carries 15 digits).
+fn band(scale: f64) -> f64 {
+    1e-3 + 1e-9 * scale
+}
+
+fn usd(engine: &Engine, asset: &str) -> Option<f64> {
+    match asset {
+        "USDT" | "USDC" => Some(1.0),
+        other => engine.market().index.get(other).map(|p| to_f64(p.value())),
+    }
+}
+
+impl Model {
+    /// The account as the auditor holds it, or `None` when its margin is beyond the model
+    /// (portfolio margin, options).
+    fn sheet(&self, id: &str) -> Option<Sheet> {
+        if self.portfolio.contains(id) {
+            return None;
+        }
+        let wallet = ASSETS
+            .iter()
+            .map(|(asset, _)| (*asset, to_f64(self.balance(id, asset))))
+            .collect();
+        let mut holdings = Vec::new();
+        for (name, size) in self.positions.get(id).into_iter().flatten() {
+            let t = terms(name)?;
+            if t.option {
+                return None;
+            }
+            let (entry, isolated) = self.lot(id, name)?;
+            holdings.push(Holding {
+                name: name.clone(),
+                size: to_f64(*size),
+                entry: to_f64(entry),
+                isolated: isolated
+                    .then(|| to_f64(self.balance(&holder(id, name, true), t.settlement))),
+            });
+        }
+        Some(Sheet { wallet, holdings })
+    }
+
+    /// Standard cross margin (DESIGN.md 6.2, 6.3, 6.6) by the auditor's own formulas: collateral
+    /// at the index through the haircut brackets, a loan at full value with its own initial
+    /// margin; each position's uPnL at the mark; its initial margin by its rule, in the cross
+    /// pool or against its own isolated margin.
+    fn pools(&self, engine: &Engine, id: &str, sheet: &Sheet) -> Option<Pools> {
+        let mut equity = 0.0;
+        let mut initial = 0.0;
+        for (asset, amount) in &sheet.wallet {
+            let value = amount * usd(engine, asset)?;
+            let (brackets, loan_rate) = self.rules.collateral.get(asset)?;
+            if value < 0.0 {
+                equity += value;
+                initial += -value * loan_rate;
+                continue;
+            }
+            let (mut floor, mut left) = (0.0, value);
+            for (up_to, ratio) in brackets {
+                let inside = left.min(up_to - floor);
+                equity += inside * ratio;
+                left -= inside;
+                floor = *up_to;
+                if left <= 0.0 {
+                    break;
+                }
+            }
+        }
+        let mut isolated = Vec::new();
+        for h in &sheet.holdings {
+            let t = terms(&h.name)?;
+            let mark = to_f64(mark_of(engine, &h.name)?);
+            let settle_usd = usd(engine, t.settlement)?;
+            let cs = to_f64(t.contract_size);
+            let (upnl, value, coin) = if t.inverse {
+                (
+                    h.size * (1.0 / h.entry - 1.0 / mark),
+                    h.size.abs() / mark,
+                    h.size.abs() / mark,
+                )
+            } else {
+                (
+                    h.size * cs * (mark - h.entry),
+                    h.size.abs() * cs * mark,
+                    h.size.abs() * cs,
+                )
+            };
+            let im = match self.rules.contracts.get(h.name.as_str())? {
+                Rule::Tiered {
+                    brackets,
+                    default_leverage,
+                } => {
+                    let max = brackets
+                        .iter()
+                        .find(|(up_to, _)| value <= *up_to)
+                        .or(brackets.last())?
+                        .1;
+                    let chosen = self
+                        .leverage
+                        .get(&(id.to_owned(), h.name.clone()))
+                        .map(|l| to_f64(*l))
+                        .or(*default_leverage);
+                    value / chosen.map_or(max, |c| c.min(max))
+                }
+                Rule::SizeLinear {
+                    base,
+                    per_coin,
+                    cap,
+                } => value * (base + coin * per_coin).min(*cap),
+                Rule::Other => return None,
+            };
+            match h.isolated {
+                Some(margin) => isolated.push((
+                    h.name.clone(),
+                    (margin + upnl) * settle_usd,
+                    im * settle_usd,
+                )),
+                None => {
+                    equity += upnl * settle_usd;
+                    initial += im * settle_usd;
+                }
+            }
+        }
+        Some(Pools {
+            equity,
+            initial,
+            isolated,
+        })
+    }
+
+    /// Whether one side of a fill passes the pre-trade rule (`solvent_risk::pretrade`, reimplemented):
+    /// a cross-margin trade that increases no position is accepted; an account in `reduce_only`
+    /// or worse may not increase one; an isolated position the trade increases must cover its own
+    /// initial margin, and the cross pool its initial margin.
+    #[allow(clippy::too_many_arguments, reason = "a test helper")]
+    fn predict_side(
+        &self,
+        engine: &Engine,
+        id: &str,
+        instrument: &str,
+        signed: Decimal,
+        price: Decimal,
+        fee: Decimal,
+    ) -> (Expect, Basis) {
+        let before = self.position(id, instrument);
+        let after = before + signed;
+        let increased = after.abs() > before.abs()
+            || (!after.is_zero()
+                && !before.is_zero()
+                && after.is_sign_positive() != before.is_sign_positive());
+        let cross = !self.portfolio.contains(id);
+        if !increased && cross {
+            return (Expect::Accept, Basis::Certain);
+        }
+        let state = self
+            .states
+            .get(id)
+            .copied()
+            .unwrap_or(AccountState::Healthy);
+        if increased && state >= AccountState::ReduceOnly {
+            return (Expect::Reject(RejectReason::ReduceOnly), Basis::Certain);
+        }
+        let Some(t) = terms(instrument) else {
+            return (Expect::Either, Basis::Open);
+        };
+        let Some(mut sheet) = self.sheet(id).filter(|_| !t.option) else {
+            return (Expect::Either, Basis::Open);
+        };
+        // The trade booked on the auditor's copy, as the ledger would book it.
+        let (entry, _) = self.lot(id, instrument).unwrap_or((price, false));
+        let (size, entry, realised, _) = book_change(t, before, entry, signed, price);
+        let realised = to_f64(rounding::credit(realised, precision(t.settlement)));
+        *sheet.wallet.entry(t.settlement).or_insert(0.0) +=
+            to_f64(rounding::credit(-fee, precision(t.settlement)));
+        match sheet.holdings.iter().position(|h| h.name == instrument) {
+            Some(at) if size.is_zero() => {
+                let gone = sheet.holdings.remove(at);
+                *sheet.wallet.entry(t.settlement).or_insert(0.0) +=
+                    realised + gone.isolated.unwrap_or(0.0);
+            }
+            Some(at) => {
+                let h = &mut sheet.holdings[at];
+                h.size = to_f64(size);
+                h.entry = to_f64(entry);
+                match h.isolated.as_mut() {
+                    Some(margin) => *margin += realised,
+                    None => *sheet.wallet.entry(t.settlement).or_insert(0.0) += realised,
+                }
+            }
+            None => sheet.holdings.push(Holding {
+                name: instrument.to_owned(),
+                size: to_f64(size),
+                entry: to_f64(entry),
+                isolated: None,
+            }),
+        }
+        let Some(pools) = self.pools(engine, id, &sheet) else {
+            return (Expect::Either, Basis::Open);
+        };
+        let mut verdicts = Vec::new();
+        // Rule 5 first: an isolated position the trade increases covers its own margin.
+        if increased
+            && let Some((_, equity, initial)) =
+                pools.isolated.iter().find(|(n, _, _)| n == instrument)
+        {
+            verdicts.push((equity - initial, equity.abs() + initial));
+        }
+        verdicts.push((
+            pools.equity - pools.initial,
+            pools.equity.abs() + pools.initial,
+        ));
+        judge(&verdicts, RejectReason::InsufficientInitialMargin)
+    }
+
+    /// Whether taking `amount` of `asset` out of `id`'s wallet passes the pre-trade rule: equity
+    /// afterwards at least the initial margin (and not negative) (`None` beyond the model).
+    fn predict_outflow(
+        &self,
+        engine: &Engine,
+        id: &str,
+        asset: &str,
+        amount: Decimal,
+    ) -> (Expect, Basis) {
+        let Some(mut sheet) = self.sheet(id) else {
+            return (Expect::Either, Basis::Open);
+        };
+        let Some(held) = ASSETS.iter().find(|(a, _)| *a == asset).map(|(a, _)| *a) else {
+            return (Expect::Either, Basis::Open);
+        };
+        *sheet.wallet.entry(held).or_insert(0.0) -= to_f64(amount);
+        let Some(pools) = self.pools(engine, id, &sheet) else {
+            return (Expect::Either, Basis::Open);
+        };
+        judge(
+            &[(
+                pools.equity - pools.initial,
+                pools.equity.abs() + pools.initial,
+            )],
+            RejectReason::ExceedsWithdrawable,
+        )
+    }
+
+    /// The auditor's prediction for an event the workload could not decide (`Expect::Either`).
+    fn predict(&self, engine: &Engine, event: &Event, expect: Expect) -> (Expect, Option<Basis>) {
+        let certain = |e: Expect| (e, Some(Basis::Certain));
+        match event {
+            Event::Fill(fill) => {
+                if expect != Expect::Either {
+                    return certain(expect);
+                }
+                // Both sides must be known before the pre-trade rule looks at either.
+                if fill.counterparty != "external" && !self.accounts.contains(&fill.counterparty) {
+                    return certain(Expect::Reject(RejectReason::UnknownAccount));
+                }
+                let signed = match fill.side {
+                    Side::Buy => fill.size.value(),
+                    Side::Sell => -fill.size.value(),
+                };
+                let price = fill.price.value();
+                let (mine, basis) = self.predict_side(
+                    engine,
+                    &fill.account,
+                    &fill.instrument,
+                    signed,
+                    price,
+                    fill.fee.value(),
+                );
+                if mine != Expect::Accept || fill.counterparty == "external" {
+                    return (mine, Some(basis));
+                }
+                let (theirs, other) = self.predict_side(
+                    engine,
+                    &fill.counterparty,
+                    &fill.instrument,
+                    -signed,
+                    price,
+                    Decimal::ZERO,
+                );
+                let basis = match (basis, other) {
+                    (_, Basis::Open) | (Basis::Open, _) => Basis::Open,
+                    (_, Basis::Ambiguous) | (Basis::Ambiguous, _) => Basis::Ambiguous,
+                    (Basis::Exact, _) | (_, Basis::Exact) => Basis::Exact,
+                    _ => Basis::Certain,
+                };
+                (theirs, Some(basis))
+            }
+            Event::Withdraw(Withdraw {
+                account,
+                asset,
+                amount,
+            })
+            | Event::Transfer(Transfer {
+                from: account,
+                asset,
+                amount,
+                ..
+            }) => {
+                if expect != Expect::Either {
+                    return certain(expect);
+                }
+                let (e, basis) = self.predict_outflow(engine, account, asset, amount.value());
+                (e, Some(basis))
+            }
+            _ => (expect, None),
+        }
+    }
+}
+
+/// Accepted when every (margin, scale) is clearly positive; refused for `reason` at the first
+/// clearly negative one (checked in the engine's order); either inside the band.
+fn judge(verdicts: &[(f64, f64)], reason: RejectReason) -> (Expect, Basis) {
+    for (margin, scale) in verdicts {
+        if !margin.is_finite() {
+            return (Expect::Either, Basis::Open);
+        }
+        if margin.abs() <= band(*scale) {
+            return (Expect::Either, Basis::Ambiguous);
+        }
+        if *margin < 0.0 {
+            return (Expect::Reject(reason), Basis::Exact);
+        }
+    }
+    (Expect::Accept, Basis::Exact)
 }
 
 /// The margin report of one engine account, built here from the engine's public state with
@@ -420,17 +1564,9 @@ fn audit(
         held.insert(fill.account.clone());
         held.insert(fill.counterparty.clone());
     }
-    // 7. Positions: the event's own trade, then liquidation and ADL effects.
-    if let Event::Fill(fill) = &envelope.event {
-        let signed = match fill.side {
-            Side::Buy => fill.size.value(),
-            Side::Sell => -fill.size.value(),
-        };
-        model.trade(&fill.account, &fill.instrument, signed);
-        if fill.counterparty != "external" {
-            model.trade(&fill.counterparty, &fill.instrument, -signed);
-        }
-    }
+    // 7 and 10. Positions and the transfers they make: the event's own, then liquidation and
+    // ADL effects, booked and recomputed by the auditor.
+    let expected = model.expected_flows(engine, &envelope.event, effects)?;
     let mut acted: BTreeSet<String> = BTreeSet::new();
     let mut adl_counterparties: BTreeSet<String> = BTreeSet::new();
     let mut mentioned: BTreeSet<String> = BTreeSet::new();
@@ -492,13 +1628,7 @@ fn audit(
                 }
                 mentioned.insert(account.clone());
             }
-            Effect::Liquidation {
-                account,
-                instrument,
-                size,
-                ..
-            } => {
-                model.trade(account, instrument, size.value());
+            Effect::Liquidation { account, .. } => {
                 acted.insert(account.clone());
                 mentioned.insert(account.clone());
             }
@@ -509,12 +1639,8 @@ fn audit(
             Effect::Adl {
                 account,
                 counterparty,
-                instrument,
-                size,
                 ..
             } => {
-                model.trade(counterparty, instrument, size.value());
-                model.trade(account, instrument, -size.value());
                 adl_counterparties.insert(counterparty.clone());
                 acted.insert(account.clone());
                 mentioned.insert(account.clone());
@@ -540,6 +1666,8 @@ fn audit(
         }
         _ => {}
     }
+    // 10. Every transfer as the auditor computes it.
+    compare_flows(&expected, effects, &mut model.counts)?;
     // 1. Conservation.
     for (asset, total) in engine.ledger().totals() {
         if !total.is_zero() {
@@ -583,6 +1711,26 @@ fn audit(
         if engine_sizes != mine {
             return Err(format!(
                 "invariant 7: {id} holds {engine_sizes:?} in the engine, {mine:?} by fills and effects"
+            ));
+        }
+        for (name, p) in &account.positions {
+            let lot = model.lot(id, name);
+            if lot != Some((p.entry, p.isolated)) {
+                return Err(format!(
+                    "invariant 7: {id}'s {name} has entry {} (isolated {}) in the engine, {lot:?} by the auditor's book",
+                    p.entry, p.isolated
+                ));
+            }
+        }
+        let state = model
+            .states
+            .get(id)
+            .copied()
+            .unwrap_or(AccountState::Healthy);
+        if account.state != state {
+            return Err(format!(
+                "invariant 10: {id} is {:?} in the engine, {state:?} by its state_changed effects",
+                account.state
             ));
         }
     }
@@ -1482,6 +2630,8 @@ struct Summary {
     effects: BTreeMap<&'static str, usize>,
     audit_seconds: f64,
     replay_seconds: f64,
+    /// What the auditor recomputed and predicted.
+    counts: Counts,
 }
 
 fn kind(effect: &Effect) -> &'static str {
@@ -1558,6 +2708,7 @@ fn simulate(seed: u64, events: usize) -> Result<Summary, Failure> {
     let mut engine = Engine::new(venue(), EngineConfig::default());
     let mut model = Model {
         last_hash: engine.state_hash(),
+        rules: Rules::of(engine.venue()),
         ..Model::default()
     };
     let mut workload = Workload::new(seed);
@@ -1569,6 +2720,14 @@ fn simulate(seed: u64, events: usize) -> Result<Summary, Failure> {
         // The engine sees the event as the journal will hold it (decimals normalised), so the
         // replay below reads exactly what was applied.
         let envelope = parse_line("simulation", journal.len() + 1, &to_line(&generated)).unwrap();
+        let (expect, basis) = model.predict(&engine, &envelope.event, expect);
+        match (&envelope.event, basis) {
+            (Event::Fill(_), Some(basis)) => model.counts.fills.count(basis),
+            (Event::Withdraw(_) | Event::Transfer(_), Some(basis)) => {
+                model.counts.outflows.count(basis);
+            }
+            _ => {}
+        }
         let effects = engine.apply(&envelope);
         let line = to_line(&envelope);
         journal.push(line.clone());
@@ -1605,6 +2764,7 @@ fn simulate(seed: u64, events: usize) -> Result<Summary, Failure> {
         digests.push(digest(&effects));
     }
     summary.events = journal.len();
+    summary.counts = std::mem::take(&mut model.counts);
     summary.audit_seconds = started.elapsed().as_secs_f64();
     let final_hash = engine.state_hash();
     // 8. Determinism: the journal, read back, into a fresh engine.
@@ -1641,12 +2801,14 @@ fn check_lines(lines: &[String]) -> Option<(String, String)> {
     let mut engine = Engine::new(venue(), EngineConfig::default());
     let mut model = Model {
         last_hash: engine.state_hash(),
+        rules: Rules::of(engine.venue()),
         ..Model::default()
     };
     for (n, line) in lines.iter().enumerate() {
         let envelope = parse_line("repro", n + 1, line).unwrap();
+        let (expect, _) = model.predict(&engine, &envelope.event, Expect::Either);
         let effects = engine.apply(&envelope);
-        if let Err(problem) = audit(&engine, &mut model, &envelope, Expect::Either, &effects) {
+        if let Err(problem) = audit(&engine, &mut model, &envelope, expect, &effects) {
             let mut accounts = accounts_of(&envelope.event);
             accounts.extend(
                 problem
@@ -1720,6 +2882,16 @@ fn run(seed: u64) {
         summary.effects
     );
     let _ = seconds;
+    let c = &summary.counts;
+    println!(
+        "seed {seed}: transfers recomputed {} (taken as reported {}); liquidation fees nominal {} capped {}; fills {:?}; withdrawals and transfers {:?}",
+        c.transfers_recomputed,
+        c.transfers_taken,
+        c.liquidation_fees_nominal,
+        c.liquidation_fees_capped,
+        c.fills,
+        c.outflows
+    );
     assert!(summary.effects.get("liquidation").copied().unwrap_or(0) > 0 || events < 2_000);
 }
 
