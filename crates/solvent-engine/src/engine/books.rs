@@ -1,7 +1,8 @@
 //! Scenario books shared by portfolio-mode accounts (DESIGN.md 6.5, 9): one book per
 //! underlying, built at most once per market (time, index prices and marks, smiles, rate and
 //! venue) from every instrument held on it, and read by every portfolio-mode account valued at
-//! that market. An account's own book revalued every instrument it holds under every scenario
+//! that market after the first few (which take their own books: an event that values one or
+//! two accounts does not pay for the whole book). An account's own book revalued every instrument it holds under every scenario
 //! at each examination; a price update of an underlying now revalues each held instrument once,
 //! whatever the number of accounts.
 //!
@@ -20,10 +21,27 @@ use solvent_risk::portfolio_margin::{SharedBooks, UnderlyingBook};
 /// prices, its rate (bits) and the venue's digest.
 type BookKey = (Timestamp, u64, u64, u64, [u8; 32]);
 
-/// A scenario book of one underlying built at `key`.
+/// The request for a book at one market that builds it: the ones before take their own books.
+/// A book holds every instrument held on its underlying (about 30 to 40 times an account's in
+/// the benchmarks' mixed population), so it pays from about that many accounts on.
+#[cfg(not(debug_assertions))]
+const BUILD_AFTER: u32 = 8;
+/// Debug builds build the book at the first request, so that every report read from it is
+/// checked against the account's own (the figures are the same either way).
+#[cfg(debug_assertions)]
+const BUILD_AFTER: u32 = 1;
+
+/// A scenario book of one underlying built at `key`, or only asked for there.
 #[derive(Clone, Debug)]
 pub(super) struct CachedBook {
     key: BookKey,
+    /// Whether the book was built at `key`; until it is, the accounts that ask for it take
+    /// their own book.
+    built: bool,
+    /// How many times the book was asked for at `key` before it was built: it is built at the
+    /// [`BUILD_AFTER`]th (a fill or a deposit values one or two accounts, which would pay for
+    /// revaluing every instrument held on the underlying).
+    asked: u32,
     /// Every instrument the build was given, the ones it could not revalue included (an account
     /// holding one of those takes its own book; building again would not help).
     tried: BTreeSet<String>,
@@ -63,8 +81,9 @@ impl Engine {
         Some(SharedBooks::new(books))
     }
 
-    /// The book of `underlying` at the current market, built now if the cached one is of
-    /// another market or was not given an instrument `portfolio` holds on it.
+    /// The book of `underlying` at the current market: the cached one, built again when it was
+    /// not given an instrument `portfolio` holds on it; at a market where it was asked for fewer
+    /// than [`BUILD_AFTER`] times, none (the account takes its own book).
     fn underlying_book(
         &self,
         underlying: &str,
@@ -87,12 +106,28 @@ impl Engine {
                 .map(|p| &p.instrument)
         };
         {
-            let cached = self.books.borrow();
-            if let Some(cached) = cached.get(underlying)
-                && cached.key == key
+            let mut books = self.books.borrow_mut();
+            let cached = books.get(underlying).filter(|cached| cached.key == key);
+            if let Some(cached) = cached
+                && cached.built
                 && on_it().all(|i| cached.tried.contains(i.name.as_str()))
             {
                 return cached.book.clone();
+            }
+            // Requests at this market so far, this one included.
+            let asked = cached.map_or(1, |cached| cached.asked.saturating_add(1));
+            if asked < BUILD_AFTER {
+                books.insert(
+                    underlying.to_owned(),
+                    CachedBook {
+                        key,
+                        built: false,
+                        asked,
+                        tried: BTreeSet::new(),
+                        book: None,
+                    },
+                );
+                return None;
             }
         }
         // Every instrument held on the underlying, by anyone: the next account on it finds its
@@ -127,6 +162,8 @@ impl Engine {
             underlying.to_owned(),
             CachedBook {
                 key,
+                built: true,
+                asked: BUILD_AFTER,
                 tried: instruments.iter().map(|i| i.name.clone()).collect(),
                 book: book.clone(),
             },
