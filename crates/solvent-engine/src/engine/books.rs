@@ -45,7 +45,8 @@ pub(super) struct CachedBook {
     /// Every instrument the build was given, the ones it could not revalue included (an account
     /// holding one of those takes its own book; building again would not help).
     tried: BTreeSet<String>,
-    /// `None` when the book could not be built.
+    /// `None` when the book could not be built; while not `built`, the book of an earlier
+    /// market (or none), never read.
     book: Option<Arc<UnderlyingBook>>,
 }
 
@@ -117,16 +118,28 @@ impl Engine {
             // Requests at this market so far, this one included.
             let asked = cached.map_or(1, |cached| cached.asked.saturating_add(1));
             if asked < BUILD_AFTER {
-                books.insert(
-                    underlying.to_owned(),
-                    CachedBook {
-                        key,
-                        built: false,
-                        asked,
-                        tried: BTreeSet::new(),
-                        book: None,
-                    },
-                );
+                match books.get_mut(underlying) {
+                    // The book of an earlier market is kept (never read: it is not `built` at
+                    // this key) until the next build replaces it: freeing its rows costs about
+                    // what an account's own book does, which a fill or a deposit would pay.
+                    Some(cached) => {
+                        cached.key = key;
+                        cached.built = false;
+                        cached.asked = asked;
+                    }
+                    None => {
+                        books.insert(
+                            underlying.to_owned(),
+                            CachedBook {
+                                key,
+                                built: false,
+                                asked,
+                                tried: BTreeSet::new(),
+                                book: None,
+                            },
+                        );
+                    }
+                }
                 return None;
             }
         }
