@@ -11,7 +11,8 @@
 #   SKIP_CRITERION=1        skip the criterion benchmark
 #
 # 1. crates/solvent-engine/benches/engine.rs (criterion): events / s on today's linear-only
-#    population, stream by stream; events are built before timing.
+#    population, stream by stream; events are built before timing. benches/portfolio.rs: a BTC
+#    index update over 10,000 portfolio-mode accounts.
 # 2. examples/engine_throughput.rs: events / s of a mixed stream (85% index, 5% marks, 1% vol
 #    surfaces, 5% fills, 4% deposits) and a fill-heavy one (25% index, 70% fills, 5% deposits)
 #    on the linear-only population and on the mixed one (60% linear cross, 15% inverse, 10%
@@ -39,6 +40,11 @@ if [ "${SKIP_CRITERION:-0}" != 1 ]; then
     cargo bench --quiet -p solvent-engine --bench engine --no-run
     SOLVENT_ENGINE_BENCH_ACCOUNTS="${ENGINE_BENCH_ACCOUNTS:-10000}" "${PIN[@]}" \
         cargo bench --quiet -p solvent-engine --bench engine -- --warm-up-time 1 --measurement-time 5
+    # An index update over portfolio-mode accounts (benches/portfolio.rs); the lean kernel alone
+    # is bench/portfolio_margin.sh.
+    cargo bench --quiet -p solvent-engine --bench portfolio --no-run
+    SOLVENT_ENGINE_BENCH_ACCOUNTS="${ENGINE_BENCH_ACCOUNTS:-10000}" "${PIN[@]}" \
+        cargo bench --quiet -p solvent-engine --bench portfolio -- --warm-up-time 2 --measurement-time 8
     echo
 fi
 

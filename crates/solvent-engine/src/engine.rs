@@ -57,6 +57,7 @@ use crate::event::{Envelope, Event, Side};
 use crate::ledger::{Ledger, LedgerAccount};
 
 mod bands;
+mod books;
 mod funding;
 mod holders;
 mod insurance;
@@ -357,6 +358,13 @@ pub struct Engine {
     /// every account valued before any of them changes: a cache, never hashed.
     #[serde(skip)]
     surfaces: std::cell::RefCell<Option<CachedSurfaces>>,
+    /// Counts changes of index prices and marks (with the time, the smiles' generation, the
+    /// rate and the venue, the key of `books`): every change of `market.index` or
+    /// `market.mark` must count here.
+    price_generation: u64,
+    /// Per underlying, the scenario book every portfolio-mode account valued at the current
+    /// market reads (see `engine/books.rs`): a cache, never hashed.
+    books: std::cell::RefCell<BTreeMap<String, books::CachedBook>>,
 }
 
 /// Surfaces built at `(time, smiles generation, venue)`.
@@ -376,6 +384,8 @@ impl Engine {
         Self {
             vol_generation: 0,
             surfaces: std::cell::RefCell::new(None),
+            price_generation: 0,
+            books: std::cell::RefCell::new(BTreeMap::new()),
             venue_digest: state_hash::venue_digest(&venue),
             state_levels: state_levels(&venue),
             coin_indices: coin_indices(&venue),

@@ -14,7 +14,7 @@ use solvent_core::venue::Asset;
 use crate::account::Detail;
 use crate::error::RiskError;
 use crate::portfolio_margin::{
-    PortfolioRisk, ReportCurrency, ScenarioBook, exposures, portfolio_risk,
+    PortfolioRisk, ReportCurrency, ScenarioBook, exposures, portfolio_risk, shared_margin,
 };
 use crate::report::{Component, PositionReport};
 use crate::standard::Basis;
@@ -109,14 +109,34 @@ pub fn apply(
                 .to_owned(),
         );
     }
+    let report_usd = view.asset_usd(report_asset)?.to_f64().unwrap_or(f64::NAN);
+    let equity_usd = equity.to_f64().unwrap_or(0.0) * report_usd;
+    if *detail == Detail::Totals
+        && let Some(books) = view.books()
+        && let Some((initial, maintenance)) = shared_margin(
+            portfolio,
+            view,
+            books,
+            params,
+            report_asset,
+            (report_usd, equity_usd),
+        )
+    {
+        // The account's figures from books shared with the other accounts valued at this
+        // market: the same figures as from its own book (see `shared_margin`), rounded alike.
+        let maintenance =
+            rounding::requirement_from_f64(maintenance, decimals, "portfolio maintenance margin")?;
+        let initial =
+            rounding::requirement_from_f64(initial, decimals, "portfolio initial margin")?;
+        return Ok((initial, maintenance));
+    }
     let (instruments, spot_assets) = book_inputs(portfolio, params);
     let book = ScenarioBook::new(view, params, &instruments, &spot_assets)?;
     let exposures = exposures(portfolio, &book)?;
-    let report_usd = view.asset_usd(report_asset)?.to_f64().unwrap_or(f64::NAN);
     let currency = ReportCurrency {
         price_usd: report_usd,
         priced_by: book.underlyings.get_index_of(report_asset.index.as_str()),
-        equity_usd: equity.to_f64().unwrap_or(0.0) * report_usd,
+        equity_usd,
     };
     let risk = portfolio_risk(&book, params, &exposures, &currency)?;
     let maintenance = rounding::requirement_from_f64(

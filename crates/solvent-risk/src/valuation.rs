@@ -67,6 +67,7 @@ pub struct MarketView<'a> {
     market: &'a Market,
     surfaces: std::borrow::Cow<'a, Surfaces>,
     history: Option<&'a HistoricalScenarios>,
+    books: Option<&'a crate::portfolio_margin::SharedBooks>,
 }
 
 /// Each underlying's smiles turned into a volatility surface at the market's time; smiles that
@@ -120,6 +121,7 @@ impl<'a> MarketView<'a> {
             market,
             surfaces: std::borrow::Cow::Owned(surfaces(venue, market)?),
             history: None,
+            books: None,
         })
     }
 
@@ -132,7 +134,24 @@ impl<'a> MarketView<'a> {
             market,
             surfaces: std::borrow::Cow::Borrowed(surfaces),
             history: None,
+            books: None,
         }
+    }
+
+    /// The same view with scenario books built for this very market (time, prices, volatility
+    /// and venue) and shared by the accounts valued at it: a figures-only report of a
+    /// portfolio-mode account then sums its margin from them (the same figures) rather than
+    /// building its own book.
+    #[must_use]
+    pub fn with_books(mut self, books: &'a crate::portfolio_margin::SharedBooks) -> Self {
+        self.books = Some(books);
+        self
+    }
+
+    /// The shared scenario books attached with [`Self::with_books`], if any.
+    #[must_use]
+    pub fn books(&self) -> Option<&'a crate::portfolio_margin::SharedBooks> {
+        self.books
     }
 
     /// The same view with historical scenarios attached.

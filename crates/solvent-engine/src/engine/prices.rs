@@ -98,6 +98,7 @@ impl Engine {
         }
         let accepted =
             Price::new_checked(accepted).map_err(|p| reject(RejectReason::OutOfRange, p))?;
+        self.price_generation += 1;
         match known.and_then(|slot| self.market.index.get_index_mut(slot)) {
             Some((_, index)) => *index = accepted,
             None => {
@@ -152,6 +153,7 @@ impl Engine {
             if clamped != mark
                 && let Ok(price) = Price::new_checked(clamped)
             {
+                self.price_generation += 1;
                 self.market.mark.insert(name.clone(), price);
                 changed.push((name.clone(), clamped));
                 effects.push(Effect::PriceGuarded {
@@ -249,6 +251,7 @@ impl Engine {
             return Ok(effects);
         };
         let used = Price::new_checked(used).map_err(|p| reject(RejectReason::OutOfRange, p))?;
+        self.price_generation += 1;
         let first = match self.market.mark.get_mut(name) {
             Some(mark) => {
                 *mark = used;

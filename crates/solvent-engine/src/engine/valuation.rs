@@ -98,11 +98,33 @@ impl Engine {
     /// What monitoring reads: the account's figures and its isolated positions' lines, without
     /// the attribution of a portfolio-margin requirement to its cross positions (identical
     /// account figures; liquidation, which chooses among positions, takes [`Self::report`]).
+    /// A portfolio-mode account's margin is summed from the scenario books shared by every
+    /// account valued at this market (`engine/books.rs`): the same report.
     pub(super) fn monitoring_report(&self, id: &str) -> Result<MarginReport, Rejection> {
         let account = self.known_account(id)?;
         let portfolio = self.portfolio_of(account)?;
         let surfaces = self.surfaces()?;
-        let view = MarketView::with_surfaces(&self.venue, &self.market, &surfaces);
-        build_report(&portfolio, &view, Detail::Totals).map_err(risk_rejection)
+        let view = || MarketView::with_surfaces(&self.venue, &self.market, &surfaces);
+        let Some(books) = self.shared_books(&portfolio) else {
+            return build_report(&portfolio, &view(), Detail::Totals).map_err(risk_rejection);
+        };
+        let report = build_report(&portfolio, &view().with_books(&books), Detail::Totals);
+        // Debug builds: the report from the shared books is the one from the account's own.
+        #[cfg(debug_assertions)]
+        {
+            let own = build_report(&portfolio, &view(), Detail::Totals);
+            match (&report, &own) {
+                (Ok(shared), Ok(own)) => assert_eq!(
+                    shared, own,
+                    "{id}: the shared scenario books disagree with the account's own"
+                ),
+                (shared, own) => assert_eq!(
+                    shared.as_ref().err().map(ToString::to_string),
+                    own.as_ref().err().map(ToString::to_string),
+                    "{id}: the shared scenario books and the account's own disagree"
+                ),
+            }
+        }
+        report.map_err(risk_rejection)
     }
 }

@@ -47,6 +47,40 @@ pub(super) struct Scan<'a> {
 }
 
 impl UnderlyingBook {
+    /// Adds the row of the spot asset `symbol` (priced by this underlying): one coin moves by
+    /// the index's move.
+    pub(super) fn insert_spot(
+        &mut self,
+        symbol: &str,
+        history: Option<(&HistoricalScenarios, usize)>,
+    ) {
+        let name = format!("spot:{symbol}");
+        let price = self.price_usd;
+        let unit_pnl = self
+            .scenarios
+            .iter()
+            .map(|s| price * s.price_move)
+            .collect();
+        let historical_pnl = history.map_or_else(Vec::new, |(history, index)| {
+            history
+                .scenarios
+                .iter()
+                .map(|s| price * (s.price_factor.get(index).copied().unwrap_or(1.0) - 1.0))
+                .collect()
+        });
+        self.instruments.insert(
+            name.clone(),
+            InstrumentRisk {
+                name,
+                unit_pnl,
+                historical_pnl,
+                unit_delta: 1.0,
+                roll_unit: 0.0,
+                is_option: false,
+            },
+        );
+    }
+
     pub(super) fn scan(&self) -> Scan<'_> {
         Scan {
             params: &self.params,
@@ -134,31 +168,7 @@ impl ScenarioBook {
         for (symbol, index_name) in spot_assets {
             let history_column = column(index_name)?;
             let book = Self::book_for(&mut underlyings, view, params, index_name)?;
-            let name = format!("spot:{symbol}");
-            let price = book.price_usd;
-            let unit_pnl = book
-                .scenarios
-                .iter()
-                .map(|s| price * s.price_move)
-                .collect();
-            let historical_pnl = history_column.map_or_else(Vec::new, |(history, index)| {
-                history
-                    .scenarios
-                    .iter()
-                    .map(|s| price * (s.price_factor.get(index).copied().unwrap_or(1.0) - 1.0))
-                    .collect()
-            });
-            book.instruments.insert(
-                name.clone(),
-                InstrumentRisk {
-                    name,
-                    unit_pnl,
-                    historical_pnl,
-                    unit_delta: 1.0,
-                    roll_unit: 0.0,
-                    is_option: false,
-                },
-            );
+            book.insert_spot(symbol, history_column);
         }
         let mut options = PendingOptions::for_options(
             instruments

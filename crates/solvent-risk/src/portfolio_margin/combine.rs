@@ -17,18 +17,26 @@ impl Correlations {
     /// estimated from the view's price history, if any.
     #[must_use]
     pub fn new(book: &ScenarioBook, params: &PortfolioMarginParams) -> Self {
-        let names: Vec<&String> = book.underlyings.keys().collect();
+        let names: Vec<&str> = book.underlyings.keys().map(String::as_str).collect();
+        Self::of(&names, params, book.estimated_correlations.as_ref())
+    }
+
+    /// Correlations between the underlyings `names` (in book order): the venue's where it gives
+    /// them, else those of `estimated`, if any.
+    pub(super) fn of(
+        names: &[&str],
+        params: &PortfolioMarginParams,
+        estimated: Option<&crate::history::CorrelationMatrix>,
+    ) -> Self {
         Self {
             size: names.len(),
             matrix: names
                 .iter()
                 .flat_map(|first| {
                     names.iter().map(|second| {
-                        params.correlation(first, second).or_else(|| {
-                            book.estimated_correlations
-                                .as_ref()
-                                .and_then(|c| c.get(first, second))
-                        })
+                        params
+                            .correlation(first, second)
+                            .or_else(|| estimated.and_then(|c| c.get(first, second)))
                     })
                 })
                 .collect(),

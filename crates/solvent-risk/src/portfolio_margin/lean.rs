@@ -5,10 +5,9 @@ use super::*;
 
 /// The scan and charges of underlying `u` for one group of a prepared account (the lean path):
 /// the rows of the packed matrix summed lane by lane, in the group's (exposure) order, so the
-/// scenario P&L are the full path's bit for bit. Only the conversion to the report currency
-/// differs when the report asset is not priced by `u`: one multiplication by `1 / price`
-/// instead of a division per scenario (a relative difference of an ulp or two, none when the
-/// report asset is USD-pegged at 1). The charges are pushed onto `out`: returned, they would
+/// scenario P&L are the full path's bit for bit, and so are the charges: the conversion to the
+/// report currency is the full path's, skipped only where the report asset is worth exactly
+/// 1 USD (where it changes nothing). The charges are pushed onto `out`: returned, they would
 /// travel through memory in wide pieces the caller reads back in other widths, which stalls.
 #[inline]
 pub(super) fn lean_charges(
@@ -84,9 +83,11 @@ pub(super) fn push_charges(
     sums: &DeltaSums,
     out: &mut Vec<LeanCharges>,
 ) -> Result<(), RiskError> {
-    let charges = if currency.priced_by == Some(u) {
-        // Coin-margined in this underlying: the account's equity moves with the price; the
-        // full path's conversion, scenario by scenario.
+    let charges = if currency.priced_by == Some(u) || currency.price_usd != 1.0 {
+        // Coin-margined in this underlying (the account's equity moves with the price), or a
+        // report asset not worth exactly 1 USD (where a multiplication by `1 / price` can be an
+        // ulp away from the division): the full path's conversion, scenario by scenario, so
+        // the figure is the full path's bit for bit.
         let worst = Worst::of(totals.as_flattened(), &book_u.scenarios, currency, u);
         settle(
             book_u.scan(),
@@ -96,9 +97,10 @@ pub(super) fn push_charges(
             sums,
         )?
     } else {
-        let inverse = 1.0 / currency.price_usd;
-        let worst = lowest(totals, &book_u.packed.weight, inverse);
-        settle(book_u.scan(), u, |usd: f64| usd * inverse, worst, sums)?
+        // Worth exactly 1 USD: `x * 1 == x / 1`, so the branch-free search gives the full path's
+        // figure.
+        let worst = lowest(totals, &book_u.packed.weight, 1.0);
+        settle(book_u.scan(), u, |usd: f64| usd, worst, sums)?
     };
     out.push(LeanCharges::of(charges));
     Ok(())
@@ -378,16 +380,34 @@ pub fn maintenance_margin(
 /// [`maintenance_margin`] of a prepared account: per underlying, the account's rows of the packed
 /// unit P&L matrix summed lane by lane, then the charges and the cross-underlying offset. Leaves
 /// out historical ES. The scenario P&L, charges and combination use the full path's operations in
-/// its order, except one: converting to a report asset not priced by the underlying multiplies by
-/// `1 / price` (computed once) instead of dividing each amount, which can move the result by an
-/// ulp or two. When the report asset is worth exactly 1 USD the result is the full path's bit for
-/// bit (tested).
+/// its order, so the result is the full path's bit for bit (tested); where the report asset is
+/// worth exactly 1 USD the conversion, which would change nothing, is skipped.
 ///
 /// # Errors
 /// [`RiskError::Unsupported`] when an exposure points outside the book, or the book's instruments
 /// were changed after it was built.
 pub fn maintenance_margin_prepared(
     book: &ScenarioBook,
+    correlations: &Correlations,
+    max_offset: f64,
+    account: &PreparedExposures,
+    currency: &ReportCurrency,
+    scratch: &mut Scratch,
+) -> Result<f64, RiskError> {
+    lean_margin(
+        |u| book.underlyings.get_index(u).map(|(_, book_u)| book_u),
+        correlations,
+        max_offset,
+        account,
+        currency,
+        scratch,
+    )
+}
+
+/// [`maintenance_margin_prepared`] over the underlying books `book_of` gives by index (a
+/// [`ScenarioBook`]'s, or books shared by many accounts and listed in one account's order).
+pub(super) fn lean_margin<'b>(
+    book_of: impl Fn(usize) -> Option<&'b UnderlyingBook>,
     correlations: &Correlations,
     max_offset: f64,
     account: &PreparedExposures,
@@ -401,7 +421,7 @@ pub fn maintenance_margin_prepared(
         let columns = account.columns.get(start..end).ok_or_else(outside)?;
         start = end;
         let u = group.underlying as usize;
-        let (_, book_u) = book.underlyings.get_index(u).ok_or_else(outside)?;
+        let book_u = book_of(u).ok_or_else(outside)?;
         lean_charges(
             book_u,
             u,

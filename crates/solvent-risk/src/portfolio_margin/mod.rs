@@ -19,8 +19,8 @@
 //! how an instrument is revalued), `charges` (one underlying's scan and contingencies),
 //! `currency` (conversion to the report currency), `combine` (the cross-underlying offset),
 //! `attribution` (the full path, explained and attributed), `shortfall` (historical ES),
-//! `packed` and `lean` (the lean path for populations), `moved` (one underlying moved alone, for
-//! the liquidation-move search).
+//! `packed` and `lean` (the lean path for populations), `shared` (books shared by the accounts
+//! valued at one market), `moved` (one underlying moved alone, for the liquidation-move search).
 
 mod attribution;
 mod book;
@@ -32,6 +32,7 @@ mod lean;
 mod moved;
 mod packed;
 mod revaluation;
+mod shared;
 mod shortfall;
 #[cfg(test)]
 mod tests;
@@ -45,10 +46,13 @@ pub use self::currency::ReportCurrency;
 pub use self::grid::{Scenario, scenarios, shocked_volatility};
 pub use self::lean::{PreparedExposures, Scratch, maintenance_margin, maintenance_margin_prepared};
 pub use self::moved::MovedBook;
+pub use self::shared::{SharedBooks, shared_margin};
 pub use self::shortfall::ExpectedShortfallFigures;
 
 // Every file of the module reads the others' items and the imports below through `super::*`.
-use self::{book::*, charges::*, combine::*, grid::*, packed::*, revaluation::*, shortfall::*};
+use self::{
+    book::*, charges::*, combine::*, grid::*, lean::*, packed::*, revaluation::*, shortfall::*,
+};
 
 use indexmap::IndexMap;
 use rayon::prelude::*;

@@ -1,0 +1,366 @@
+//! Scenario books shared by a population: one book per underlying, built once for a market and
+//! read by every portfolio-mode account valued at it, and an account's margin summed from them
+//! by the lean path.
+//!
+//! An account's own [`ScenarioBook`] revalues only what the account holds; the instrument rows
+//! do not depend on the account (each instrument is revalued alone, and the batch Black-76
+//! kernel gives every option the same bits wherever it sits in the batch), so a book that holds
+//! more instruments gives the account the same rows. The account's underlyings are listed in the
+//! order its own book would list them, so the scan, the charges and the cross-underlying
+//! combination run in the same order and the margin is its own book's bit for bit.
+
+use std::sync::Arc;
+
+use solvent_core::venue::Asset;
+
+use super::*;
+
+/// Underlying books built for one market (time, prices, volatility and venue) and shared by
+/// every account valued at it; attach them to the view with
+/// [`MarketView::with_books`](crate::valuation::MarketView::with_books). Books of another market
+/// must never be attached: the view cannot tell.
+#[derive(Clone, Debug, Default)]
+pub struct SharedBooks {
+    books: Vec<Arc<UnderlyingBook>>,
+}
+
+impl SharedBooks {
+    /// The books, one per underlying (a later book of an underlying already given is ignored).
+    #[must_use]
+    pub fn new(books: Vec<Arc<UnderlyingBook>>) -> Self {
+        Self { books }
+    }
+
+    /// The book of `underlying`.
+    #[must_use]
+    pub fn get(&self, underlying: &str) -> Option<&UnderlyingBook> {
+        self.books
+            .iter()
+            .find(|book| book.name == underlying)
+            .map(AsRef::as_ref)
+    }
+}
+
+impl UnderlyingBook {
+    /// The book of `underlying` for many accounts: the spot rows of `spot_symbols` (assets priced
+    /// by it) and every one of `instruments` on it, each revalued as an account's own book
+    /// revalues it. What cannot be revalued (an expired option, a mark without an implied
+    /// volatility) and what is not on `underlying` is left out: an account holding it is valued
+    /// through its own book, which reports the problem.
+    ///
+    /// # Errors
+    /// [`RiskError`] when the underlying has no parameters or no index, or the batch of option
+    /// rows is refused.
+    pub fn shared(
+        view: &MarketView<'_>,
+        params: &PortfolioMarginParams,
+        underlying: &str,
+        instruments: &[&Instrument],
+        spot_symbols: &[&str],
+    ) -> Result<Self, RiskError> {
+        let mut underlyings: IndexMap<String, UnderlyingBook> = IndexMap::new();
+        let book = ScenarioBook::book_for(&mut underlyings, view, params, underlying)?;
+        for symbol in spot_symbols {
+            book.insert_spot(symbol, None);
+        }
+        let now = view.now();
+        let held: Vec<&Instrument> = instruments
+            .iter()
+            .copied()
+            .filter(|i| {
+                i.underlying == underlying && i.terms.expiry().is_none_or(|expiry| expiry > now)
+            })
+            .collect();
+        let mut options = PendingOptions::for_options(
+            held.iter()
+                .filter(|i| matches!(i.terms, Terms::Option { .. }))
+                .count(),
+        );
+        for instrument in held {
+            if book.instruments.contains_key(&instrument.name) {
+                continue;
+            }
+            // A revaluation that fails pushes no option row: the instrument is left out.
+            if let Ok(risk) = instrument_risk(view, instrument, book, None, &mut options) {
+                book.instruments.insert(instrument.name.clone(), risk);
+            }
+        }
+        options.value(&mut underlyings)?;
+        let mut book =
+            underlyings
+                .swap_remove(underlying)
+                .ok_or_else(|| RiskError::Unsupported {
+                    path: format!("portfolio_margin.underlyings.{underlying}"),
+                    problem: "missing after insertion".to_owned(),
+                })?;
+        book.packed = PackedRows::new(&book.scenarios, &book.instruments);
+        Ok(book)
+    }
+}
+
+/// The maintenance and initial margin of `portfolio`'s cross pool, in the report currency before
+/// rounding, from `books` by the lean path: the figures of [`portfolio_risk`] over the account's
+/// own book, bit for bit (see the module documentation). `None` where this path cannot vouch
+/// for them: an underlying or an instrument the books lack, a price history attached (historical
+/// expected shortfall and estimated correlations read it). The caller then builds the account's
+/// own book.
+#[must_use]
+pub fn shared_margin(
+    portfolio: &Portfolio,
+    view: &MarketView<'_>,
+    books: &SharedBooks,
+    params: &PortfolioMarginParams,
+    report_asset: &Asset,
+    currency: (f64, f64),
+) -> Option<(f64, f64)> {
+    if view.history().is_some() {
+        return None;
+    }
+    let (report_usd, equity_usd) = currency;
+    // The account's underlyings in its own book's order: spot balances first, then positions.
+    let mut order: Vec<&UnderlyingBook> = Vec::with_capacity(2);
+    let mut add = |name: &str| -> Option<()> {
+        if !order.iter().any(|book| book.name == name) {
+            order.push(books.get(name)?);
+        }
+        Some(())
+    };
+    for balance in &portfolio.balances {
+        if params
+            .underlyings
+            .contains_key(balance.asset.index.as_str())
+        {
+            add(&balance.asset.index)?;
+        }
+    }
+    for position in portfolio
+        .positions
+        .iter()
+        .filter(|p| p.isolated_margin.is_none())
+    {
+        add(&position.instrument.underlying)?;
+    }
+    let slot = |name: &str| order.iter().position(|book| book.name == name);
+    // The account's exposures in its own book's order: positions, then spot balances.
+    let mut exposures = Vec::with_capacity(portfolio.positions.len() + 1);
+    for position in portfolio
+        .positions
+        .iter()
+        .filter(|p| p.isolated_margin.is_none())
+    {
+        let instrument = &position.instrument;
+        let underlying = slot(&instrument.underlying)?;
+        exposures.push(Exposure {
+            underlying,
+            instrument: order
+                .get(underlying)?
+                .instruments
+                .get_index_of(&instrument.name)?,
+            amount: exposure_of(
+                instrument,
+                position.size.value(),
+                position.entry_price.value(),
+            ),
+            position: None,
+        });
+    }
+    for balance in &portfolio.balances {
+        if let Some(underlying) = slot(&balance.asset.index) {
+            let spot = format!("spot:{}", balance.asset.symbol);
+            exposures.push(Exposure {
+                underlying,
+                instrument: order.get(underlying)?.instruments.get_index_of(&spot)?,
+                amount: f64_of(balance.amount.value()),
+                position: None,
+            });
+        }
+    }
+    let names: Vec<&str> = order.iter().map(|book| book.name.as_str()).collect();
+    let correlations = Correlations::of(&names, params, None);
+    let currency = ReportCurrency {
+        price_usd: report_usd,
+        priced_by: slot(report_asset.index.as_str()),
+        equity_usd,
+    };
+    let prepared = PreparedExposures::new(&exposures);
+    let maintenance = lean_margin(
+        |u| order.get(u).copied(),
+        &correlations,
+        params.max_offset,
+        &prepared,
+        &currency,
+        &mut Scratch::default(),
+    )
+    .ok()?;
+    // As `portfolio_risk`: no expected shortfall without a history.
+    Some((params.im_factor * maintenance, maintenance))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::Value;
+    use solvent_core::market::Market;
+    use solvent_core::venue::Venue;
+
+    use super::*;
+    use crate::account::{Detail, build_report};
+
+    fn venue() -> Venue {
+        let path = format!("{}/../../venues/default.toml", env!("CARGO_MANIFEST_DIR"));
+        Venue::from_toml(&path, &std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    /// The desk example in portfolio mode, changed by `edit`.
+    fn desk(edit: impl Fn(&mut Value)) -> Value {
+        let path = format!(
+            "{}/../../examples/btc-desk.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut file: Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        file["mode"] = Value::from("portfolio");
+        edit(&mut file);
+        file
+    }
+
+    /// Books of every underlying for the desk's market, holding `instruments` (in an order of
+    /// their own) and the spot rows of every asset.
+    fn books(view: &MarketView<'_>, instruments: &[&Instrument]) -> SharedBooks {
+        let venue = view.venue();
+        let params = venue.portfolio_margin.as_ref().unwrap();
+        let mut books = Vec::new();
+        for underlying in params.underlyings.keys().rev() {
+            let spot: Vec<&str> = venue
+                .assets
+                .values()
+                .filter(|a| a.index == *underlying)
+                .map(|a| a.symbol.as_str())
+                .collect();
+            if let Ok(book) = UnderlyingBook::shared(view, params, underlying, instruments, &spot) {
+                books.push(Arc::new(book));
+            }
+        }
+        SharedBooks::new(books)
+    }
+
+    /// Every listed instrument and every position of `portfolio`, last first.
+    fn everything<'v>(venue: &'v Venue, portfolio: &'v Portfolio) -> Vec<&'v Instrument> {
+        let mut instruments: Vec<&Instrument> =
+            venue.listed_instruments().map(AsRef::as_ref).collect();
+        instruments.extend(portfolio.positions.iter().map(|p| p.instrument.as_ref()));
+        instruments.reverse();
+        instruments
+    }
+
+    #[test]
+    fn shared_books_give_each_accounts_own_figures_bit_for_bit() {
+        let venue = venue();
+        let params = venue.portfolio_margin.as_ref().unwrap();
+        let files = [
+            desk(|_| {}),
+            // Coin-margined: the report asset is priced by a scanned underlying.
+            desk(|file| file["settlement_asset"] = Value::from("BTC")),
+            // Reported in a coin not worth exactly 1 USD and priced by no scanned underlying.
+            desk(|file| {
+                file["settlement_asset"] = Value::from("USDC");
+                file["market"]["index"]["USDC"] = Value::from("0.9997");
+            }),
+            // Options priced by the surface (no given marks).
+            desk(|file| {
+                let marks = file["market"]["mark"].as_object_mut().unwrap();
+                marks.retain(|name, _| !name.ends_with("-C") && !name.ends_with("-P"));
+            }),
+            // An isolated perpetual, left out of the scan.
+            desk(|file| {
+                file["positions"][0]["isolated_margin"] = Value::from("5000");
+                file["positions"][0]["leverage"] = Value::from(10);
+            }),
+        ];
+        let mut served = 0;
+        for file in &files {
+            let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
+            let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
+            let view = MarketView::new(&venue, &market).unwrap();
+            let books = books(&view, &everything(&venue, &portfolio));
+            let shared_view = MarketView::new(&venue, &market).unwrap().with_books(&books);
+            let own = build_report(&portfolio, &view, Detail::Totals).unwrap();
+            let shared = build_report(&portfolio, &shared_view, Detail::Totals).unwrap();
+            let figures = |r: &crate::report::MarginReport| {
+                (
+                    r.equity,
+                    r.initial_margin,
+                    r.maintenance_margin,
+                    r.health.map(f64::to_bits),
+                    r.state,
+                )
+            };
+            assert_eq!(
+                figures(&own),
+                figures(&shared),
+                "{}",
+                file["settlement_asset"]
+            );
+            let report_asset = &portfolio.settlement_asset;
+            let report_usd = view.asset_usd(report_asset).unwrap().to_f64().unwrap();
+            let equity_usd = own.equity.value().to_f64().unwrap() * report_usd;
+            let lean = shared_margin(
+                &portfolio,
+                &shared_view,
+                &books,
+                params,
+                report_asset,
+                (report_usd, equity_usd),
+            );
+            // The account's own book, unrounded.
+            let (instruments, spot) = crate::portfolio_report::book_inputs(&portfolio, params);
+            let book = ScenarioBook::new(&view, params, &instruments, &spot).unwrap();
+            let currency = ReportCurrency {
+                price_usd: report_usd,
+                priced_by: book.underlyings.get_index_of(report_asset.index.as_str()),
+                equity_usd,
+            };
+            let risk = portfolio_risk(
+                &book,
+                params,
+                &exposures(&portfolio, &book).unwrap(),
+                &currency,
+            )
+            .unwrap();
+            let (initial, maintenance) = lean.unwrap();
+            assert_eq!(maintenance.to_bits(), risk.maintenance_margin.to_bits());
+            assert_eq!(initial.to_bits(), risk.initial_margin.to_bits());
+            served += 1;
+        }
+        assert_eq!(served, files.len());
+    }
+
+    #[test]
+    fn an_account_holding_what_the_books_lack_takes_its_own_book() {
+        let venue = venue();
+        let params = venue.portfolio_margin.as_ref().unwrap();
+        let file = desk(|_| {});
+        let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
+        let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
+        let view = MarketView::new(&venue, &market).unwrap();
+        // Books of spot rows only: the desk's positions are not among them.
+        let books = books(&view, &[]);
+        let shared_view = MarketView::new(&venue, &market).unwrap().with_books(&books);
+        assert_eq!(
+            shared_margin(
+                &portfolio,
+                &shared_view,
+                &books,
+                params,
+                &portfolio.settlement_asset,
+                (1.0, 0.0)
+            ),
+            None
+        );
+        let own = build_report(&portfolio, &view, Detail::Totals).unwrap();
+        let shared = build_report(&portfolio, &shared_view, Detail::Totals).unwrap();
+        assert_eq!(own.maintenance_margin, shared.maintenance_margin);
+        assert_eq!(own.initial_margin, shared.initial_margin);
+    }
+}
