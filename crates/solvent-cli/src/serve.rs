@@ -96,12 +96,16 @@ fn now() -> String {
 pub fn keys(args: &KeysArgs) -> Result<String> {
     match &args.command {
         KeysCommand::Add { data, scope } => {
-            let scope: Scope = scope.parse().map_err(|problem| anyhow!("--scope: {problem}"))?;
+            let scope: Scope = scope
+                .parse()
+                .map_err(|problem| anyhow!("--scope: {problem}"))?;
             std::fs::create_dir_all(data)
                 .with_context(|| format!("{}: cannot create the directory", data.display()))?;
             let mut ring = KeyRing::open(data)?;
             let secret = ring.add(scope.clone(), &now())?;
-            Ok(format!("{secret}\n(scope {scope}; the secret is shown only now)\n"))
+            Ok(format!(
+                "{secret}\n(scope {scope}; the secret is shown only now)\n"
+            ))
         }
         KeysCommand::List { data } => {
             let ring = KeyRing::open(data)?;
@@ -201,7 +205,10 @@ pub fn run(args: &ServeArgs) -> Result<String> {
     let mut ring = KeyRing::open(&dir)?;
     let mut announce = Vec::new();
     if args.demo {
-        announce.push(format!("read-only key: {}", ring.add(Scope::Viewer, &now())?));
+        announce.push(format!(
+            "read-only key: {}",
+            ring.add(Scope::Viewer, &now())?
+        ));
     } else if ring.list().is_empty() {
         announce.push(format!(
             "admin key (shown once; add more with `solvent keys add`): {}",
@@ -232,7 +239,11 @@ pub fn run(args: &ServeArgs) -> Result<String> {
         )
         .await
         .with_context(|| format!("{}: cannot listen", args.listen))?;
-        println!("solvent: serving http://{} (data {})", running.addr, dir.display());
+        println!(
+            "solvent: serving http://{} (data {})",
+            running.addr,
+            dir.display()
+        );
         for line in &announce {
             println!("{line}");
         }
@@ -243,7 +254,9 @@ pub fn run(args: &ServeArgs) -> Result<String> {
         running.stop().await.context("stopping")?;
         match failure {
             None => Ok("stopped\n".to_owned()),
-            Some(failure) => Err(anyhow!("the journal failed, the service stopped: {failure}")),
+            Some(failure) => Err(anyhow!(
+                "the journal failed, the service stopped: {failure}"
+            )),
         }
     })
 }

@@ -363,7 +363,8 @@ pub struct Engine {
     /// `market.mark` must count here.
     price_generation: u64,
     /// Per underlying, the scenario book every portfolio-mode account valued at the current
-    /// market reads (see `engine/books.rs`): a cache, never hashed.
+    /// market reads (see `engine/books.rs`): a cache, never hashed nor snapshotted.
+    #[serde(skip)]
     books: std::cell::RefCell<BTreeMap<String, books::CachedBook>>,
 }
 
