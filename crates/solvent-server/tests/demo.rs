@@ -456,3 +456,59 @@ async fn the_feed_drives_a_running_service_into_more_than_one_state() {
     assert!(counts.len() > 1, "{counts:?}");
     running.stop().await.unwrap();
 }
+
+/// The full demo's figures: generating and applying the 10,000-account opening, then the feed's
+/// first `SOLVENT_DEMO_EVENTS` events (default 20,000) applied to the engine. Run with
+/// `cargo test -p solvent-server --test demo -- --ignored --nocapture` (add `--release` for the
+/// product's figures).
+#[test]
+#[ignore = "a measurement, minutes long in a debug build"]
+fn measure_the_ten_thousand_account_demo() {
+    let venue = venue();
+    let extract = Extract::embedded().unwrap();
+    let started = Instant::now();
+    let opening = demo::population(&venue, SEED, 10_000, extract.opening_time()).unwrap();
+    let generated_in = started.elapsed();
+    let mut applier = Applier::new(venue.clone());
+    let started = Instant::now();
+    let refused = opening
+        .iter()
+        .filter(|incoming| rejection(&applier.apply(incoming)).is_some())
+        .count();
+    let applied_in = started.elapsed();
+    eprintln!(
+        "opening: {} events for 10,000 accounts, generated in {generated_in:?}, applied in {applied_in:?}, {refused} refused",
+        opening.len()
+    );
+    assert_eq!(refused, 0);
+    let limit: usize = std::env::var("SOLVENT_DEMO_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let mut feed = Feed::new(&venue, &extract, &opening, FeedParams::default()).unwrap();
+    let started = Instant::now();
+    let (mut events, mut refused, mut generating) = (0usize, 0usize, Duration::ZERO);
+    let mut reached = None;
+    loop {
+        let before = Instant::now();
+        let Some(incoming) = feed.next() else {
+            break;
+        };
+        generating += before.elapsed();
+        reached = incoming.ts;
+        let effects = applier.apply(&incoming);
+        if rejection(&effects).is_some() {
+            refused += 1;
+        }
+        feed.observe_effects(&effects);
+        events += 1;
+        if events >= limit {
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    eprintln!(
+        "feed: {events} events to {reached:?} in {elapsed:?}: {:.0} events/s applied ({generating:?} generating), {refused} refused",
+        events as f64 / elapsed.as_secs_f64()
+    );
+}

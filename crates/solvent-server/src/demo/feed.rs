@@ -42,6 +42,12 @@
 //! 2 to 60 minutes later. Fed the effects of each event as it is applied, the feed is
 //! deterministic for a seed.
 
+mod flow;
+mod observe;
+mod path;
+
+pub use observe::Observation;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
@@ -75,12 +81,6 @@ const PERPETUALS: [&str; 5] = [
     "BTC_USDC-PERPETUAL",
 ];
 
-/// Correlation of the underlyings' steps (default venue, BTC/ETH daily log returns).
-const STEP_CORRELATION: f64 = 0.8067;
-
-/// Probability that a day's extremes come in the conventional order.
-const CONVENTIONAL_ORDER: f64 = 0.7;
-
 /// What the feed generates.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FeedParams {
@@ -112,184 +112,6 @@ impl Default for FeedParams {
             margin_call_deposit_share: 0.5,
         }
     }
-}
-
-/// What the feed learns from the engine's effects.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Observation {
-    /// An account's figures.
-    Updated {
-        /// Account.
-        account: String,
-        /// Health (`None`: nothing required).
-        health: Option<f64>,
-        /// State.
-        state: AccountState,
-    },
-    /// An account's state changed.
-    StateChanged {
-        /// Account.
-        account: String,
-        /// The new state.
-        to: AccountState,
-    },
-    /// A margin call.
-    MarginCall {
-        /// Account.
-        account: String,
-        /// The deposit that restores the initial margin.
-        deposit: Decimal,
-        /// Its asset.
-        asset: String,
-    },
-    /// A position changed without the feed's doing (liquidation, ADL).
-    PositionChanged {
-        /// Account.
-        account: String,
-        /// Instrument.
-        instrument: String,
-        /// Signed change of the size.
-        change: Decimal,
-    },
-}
-
-impl Observation {
-    /// What an effect tells the feed.
-    #[must_use]
-    pub fn from_effect(effect: &Effect) -> Vec<Self> {
-        match effect {
-            Effect::AccountUpdated {
-                account,
-                health,
-                state,
-                ..
-            } => vec![Self::Updated {
-                account: account.clone(),
-                health: *health,
-                state: *state,
-            }],
-            Effect::StateChanged { account, to, .. } => vec![Self::StateChanged {
-                account: account.clone(),
-                to: *to,
-            }],
-            Effect::MarginCall {
-                account,
-                deposit,
-                asset,
-                ..
-            } => vec![Self::MarginCall {
-                account: account.clone(),
-                deposit: deposit.value(),
-                asset: asset.clone(),
-            }],
-            Effect::Liquidation {
-                account,
-                instrument,
-                size,
-                ..
-            } => vec![Self::PositionChanged {
-                account: account.clone(),
-                instrument: instrument.clone(),
-                change: size.value(),
-            }],
-            // The size is the counterparty's trade; the bankrupt account made the opposite one.
-            Effect::Adl {
-                account,
-                counterparty,
-                instrument,
-                size,
-                ..
-            } => vec![
-                Self::PositionChanged {
-                    account: counterparty.clone(),
-                    instrument: instrument.clone(),
-                    change: size.value(),
-                },
-                Self::PositionChanged {
-                    account: account.clone(),
-                    instrument: instrument.clone(),
-                    change: -size.value(),
-                },
-            ],
-            _ => Vec::new(),
-        }
-    }
-
-    /// What an effect as the service writes it (`{"seq", "type", ...}`) tells the feed.
-    #[must_use]
-    pub fn from_json(line: &serde_json::Value) -> Vec<Self> {
-        let text = |field: &str| line.get(field).and_then(|v| v.as_str()).map(str::to_owned);
-        let number = |field: &str| -> Option<Decimal> {
-            match line.get(field)? {
-                serde_json::Value::String(s) => s.parse().ok(),
-                serde_json::Value::Number(n) => n.to_string().parse().ok(),
-                _ => None,
-            }
-        };
-        let state = |field: &str| {
-            line.get(field)
-                .and_then(|v| v.as_str())
-                .and_then(parse_state)
-        };
-        let kind = line
-            .get("type")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default();
-        let observed = match kind {
-            "account_updated" => text("account").zip(state("state")).map(|(account, state)| {
-                vec![Self::Updated {
-                    account,
-                    health: line.get("health").and_then(serde_json::Value::as_f64),
-                    state,
-                }]
-            }),
-            "state_changed" => text("account")
-                .zip(state("to"))
-                .map(|(account, to)| vec![Self::StateChanged { account, to }]),
-            "margin_call" => (|| {
-                Some(vec![Self::MarginCall {
-                    account: text("account")?,
-                    deposit: number("deposit")?,
-                    asset: text("asset")?,
-                }])
-            })(),
-            "liquidation" => (|| {
-                Some(vec![Self::PositionChanged {
-                    account: text("account")?,
-                    instrument: text("instrument")?,
-                    change: number("size")?,
-                }])
-            })(),
-            "adl" => (|| {
-                let (instrument, size) = (text("instrument")?, number("size")?);
-                Some(vec![
-                    Self::PositionChanged {
-                        account: text("counterparty")?,
-                        instrument: instrument.clone(),
-                        change: size,
-                    },
-                    Self::PositionChanged {
-                        account: text("account")?,
-                        instrument,
-                        change: -size,
-                    },
-                ])
-            })(),
-            _ => None,
-        };
-        observed.unwrap_or_default()
-    }
-}
-
-fn parse_state(text: &str) -> Option<AccountState> {
-    Some(match text {
-        "healthy" => AccountState::Healthy,
-        "margin_call" => AccountState::MarginCall,
-        "reduce_only" => AccountState::ReduceOnly,
-        "liquidating" => AccountState::Liquidating,
-        "bankrupt" => AccountState::Bankrupt,
-        _ => return None,
-    })
 }
 
 /// What the feed knows of an account it may trade for.
@@ -398,81 +220,6 @@ impl Feed {
     #[must_use]
     pub fn traders(&self) -> usize {
         self.traders.len()
-    }
-
-    /// Learns what the engine did.
-    pub fn observe(&mut self, observation: Observation) {
-        match observation {
-            Observation::Updated {
-                account,
-                health,
-                state,
-            } => {
-                if let Some(trader) = self.trader_mut(&account) {
-                    trader.health = health;
-                    trader.state = state;
-                }
-            }
-            Observation::StateChanged { account, to } => {
-                if let Some(trader) = self.trader_mut(&account) {
-                    trader.state = to;
-                }
-            }
-            Observation::PositionChanged {
-                account,
-                instrument,
-                change,
-            } => {
-                if let Some(trader) = self.trader_mut(&account) {
-                    let size = trader.positions.entry(instrument.clone()).or_default();
-                    *size += change;
-                    if size.is_zero() {
-                        trader.positions.remove(&instrument);
-                    }
-                }
-            }
-            Observation::MarginCall {
-                account,
-                deposit,
-                asset,
-            } => self.answer_margin_call(account, deposit, asset),
-        }
-    }
-
-    /// Learns what every effect of an applied event tells.
-    pub fn observe_effects(&mut self, effects: &[Effect]) {
-        for effect in effects {
-            for observation in Observation::from_effect(effect) {
-                self.observe(observation);
-            }
-        }
-    }
-
-    fn trader_mut(&mut self, id: &str) -> Option<&mut Trader> {
-        let slot = *self.by_id.get(id)?;
-        self.traders.get_mut(slot)
-    }
-
-    fn answer_margin_call(&mut self, account: String, deposit: Decimal, asset: String) {
-        if self.rng.random::<f64>() >= self.params.margin_call_deposit_share
-            || account == INSURANCE_FUND
-        {
-            return;
-        }
-        let decimals = self.precisions.get(&asset).copied().unwrap_or(2).min(8);
-        let amount = up(deposit, decimals);
-        if amount <= Decimal::ZERO {
-            return;
-        }
-        let delay = SignedDuration::from_secs(self.rng.random_range(120..3_600));
-        let due = self.last_ts.checked_add(delay).unwrap_or(self.last_ts);
-        let event = Event::Deposit(Deposit {
-            account,
-            asset,
-            amount: Amount(amount),
-        });
-        let at = self.reactions.partition_point(|(t, _)| *t <= due);
-        self.reactions.insert(at, (due, event));
     }
 
     /// Reads the opening: who trades perpetuals in cross, with what, and what they posted.
@@ -760,203 +507,6 @@ impl Feed {
             self.push(when, event);
         }
     }
-
-    fn price_of(&self, underlying: &str) -> Option<Decimal> {
-        let slot = self
-            .extract
-            .underlyings
-            .iter()
-            .position(|u| u == underlying)?;
-        self.current.get(slot).copied()
-    }
-
-    fn day_open(&self, underlying: &str) -> Option<Decimal> {
-        let slot = self
-            .extract
-            .underlyings
-            .iter()
-            .position(|u| u == underlying)?;
-        Some(self.extract.days.get(self.day)?.bars.get(slot)?.open)
-    }
-
-    /// A new account: a deposit and a leveraged perpetual at the index.
-    fn arrival(&mut self) -> Result<Vec<Event>, DemoError> {
-        let draw = self.rng.random::<f64>();
-        let (name, asset) = if draw < 0.45 {
-            ("BTCUSDT", "USDT")
-        } else if draw < 0.8 {
-            ("ETHUSDT", "USDT")
-        } else {
-            ("BTC_USDC-PERPETUAL", "USDC")
-        };
-        let instrument = self
-            .instruments
-            .get(name)
-            .cloned()
-            .ok_or_else(|| DemoError::Venue(format!("no {name}")))?;
-        let price = self
-            .price_of(&instrument.underlying)
-            .ok_or_else(|| DemoError::Venue(format!("no {} price", instrument.underlying)))?;
-        let open = self.day_open(&instrument.underlying).unwrap_or(price);
-        let long_share = if price > open { 0.6 } else { 0.4 };
-        let long = self.rng.random::<f64>() < long_share;
-        // ASSUMPTION: a median position of 20,000 USD, log-normal sigma 1.2.
-        let notional = log_normal(&mut self.rng, 20_000.0, 1.2);
-        let mut leverage = pareto(&mut self.rng, 2.0, 1.2, 20.0);
-        let size = super::draw::steps(
-            decimal(notional)? / price / instrument.contract_size,
-            instrument.size_step,
-        );
-        if let MarginRule::SizeLinear {
-            initial_base,
-            rate_per_unit,
-            max_rate,
-            ..
-        } = instrument.margin.as_ref()
-        {
-            let rate = float((*initial_base + *rate_per_unit * size).min(*max_rate));
-            leverage = leverage.min(1.0 / (rate * 1.05));
-        }
-        let notional = size * instrument.contract_size * price;
-        let fee = up(notional * PERPETUAL_FEE_RATE, 2);
-        let deposit = up(
-            notional / decimal(leverage)? * Decimal::new(102, 2) + fee,
-            2,
-        );
-        self.arrivals += 1;
-        let id = format!("new-{:06}", self.arrivals);
-        let signed = if long { size } else { -size };
-        self.by_id.insert(id.clone(), self.traders.len());
-        self.traders.push(Trader {
-            id: id.clone(),
-            stable_deposits: vec![(asset.to_owned(), deposit)],
-            positions: BTreeMap::from([(name.to_owned(), signed)]),
-            state: AccountState::Healthy,
-            health: None,
-        });
-        Ok(vec![
-            Event::Deposit(Deposit {
-                account: id.clone(),
-                asset: asset.to_owned(),
-                amount: Amount(deposit),
-            }),
-            fill(&id, &instrument, signed, price),
-        ])
-    }
-
-    /// A trade by a perpetual trader in good standing: a reduction, or an addition by a
-    /// well-margined one.
-    fn trade(&mut self) -> Option<Event> {
-        if self.traders.is_empty() {
-            return None;
-        }
-        let slot = self.rng.random_range(0..self.traders.len());
-        let trader = self.traders.get(slot)?.clone();
-        if trader.state != AccountState::Healthy || trader.positions.is_empty() {
-            return None;
-        }
-        let pick = self.rng.random_range(0..trader.positions.len());
-        let (name, size) = trader.positions.iter().nth(pick)?;
-        let instrument = self.instruments.get(name)?.clone();
-        let price = self.price_of(&instrument.underlying)?;
-        let adds = trader.health.is_some_and(|h| h > 3.0) && self.rng.random::<f64>() < 0.4;
-        let fraction = if adds {
-            self.rng.random_range(0.1..0.3)
-        } else {
-            self.rng.random_range(0.25..1.0)
-        };
-        let step = instrument.size_step.max(instrument.contract_size);
-        let wanted = decimal(fraction).ok()? * size.abs();
-        let mut amount = ((wanted / step).floor() * step).max(step);
-        if !adds {
-            amount = amount.min(size.abs());
-        }
-        let signed = if (*size > Decimal::ZERO) == adds {
-            amount
-        } else {
-            -amount
-        };
-        if let Some(held) = self.trader_mut(&trader.id) {
-            let after = held.positions.entry(name.clone()).or_default();
-            *after += signed;
-            if after.is_zero() {
-                held.positions.remove(name);
-            }
-        }
-        Some(fill(&trader.id, &instrument, signed, price))
-    }
-
-    /// A withdrawal of 5% of an opening stablecoin deposit by a well-margined account.
-    fn withdrawal(&mut self) -> Option<Event> {
-        if self.traders.is_empty() {
-            return None;
-        }
-        let slot = self.rng.random_range(0..self.traders.len());
-        let trader = self.traders.get(slot)?;
-        if trader.state != AccountState::Healthy || !trader.health.is_some_and(|h| h > 4.0) {
-            return None;
-        }
-        let (asset, deposited) = trader.stable_deposits.first()?;
-        let amount = down(*deposited * Decimal::new(5, 2), 2);
-        (amount > Decimal::ZERO).then(|| {
-            Event::Withdraw(Withdraw {
-                account: trader.id.clone(),
-                asset: asset.clone(),
-                amount: Amount(amount),
-            })
-        })
-    }
-
-    /// Every underlying's path through `day` (see the module documentation).
-    fn day_paths(&mut self, day: usize) -> Vec<Vec<Decimal>> {
-        let Some(day) = self.extract.days.get(day).cloned() else {
-            return Vec::new();
-        };
-        let steps = self.params.steps_per_day as usize;
-        // Anchor times, shared: in (5%, 95%) of the day, distinct, ordered.
-        let lowest = (steps / 20).max(1);
-        let highest = (steps - steps / 20).max(lowest + 2);
-        let mut first = self.rng.random_range(lowest..highest - 1);
-        let mut second = self.rng.random_range(lowest..highest - 1);
-        if first == second {
-            second += 1;
-        }
-        if first > second {
-            std::mem::swap(&mut first, &mut second);
-        }
-        let conventional = self.rng.random::<f64>() < CONVENTIONAL_ORDER;
-        let shared = STEP_CORRELATION.sqrt();
-        let own = (1.0 - STEP_CORRELATION).sqrt();
-        let noise: Vec<Vec<f64>> = (0..=steps)
-            .map(|_| {
-                let common = normal(&mut self.rng);
-                day.bars
-                    .iter()
-                    .map(|_| shared * common + own * normal(&mut self.rng))
-                    .collect()
-            })
-            .collect();
-        day.bars
-            .iter()
-            .enumerate()
-            .map(|(slot, bar)| {
-                let down_day = bar.close < bar.open;
-                // A down day conventionally reaches its high first.
-                let high_first = down_day == conventional;
-                let (a, b) = if high_first {
-                    (bar.high, bar.low)
-                } else {
-                    (bar.low, bar.high)
-                };
-                let anchors = [(0, bar.open), (first, a), (second, b), (steps, bar.close)];
-                let z: Vec<f64> = noise
-                    .iter()
-                    .map(|row| row.get(slot).copied().unwrap_or(0.0))
-                    .collect();
-                bridge(&anchors, &z, bar.low, bar.high, steps)
-            })
-            .collect()
-    }
 }
 
 impl Iterator for Feed {
@@ -966,75 +516,6 @@ impl Iterator for Feed {
         self.fill_queue();
         self.queue.pop_front()
     }
-}
-
-/// A fill against `external` at `price` with the taker fee, in the settlement asset.
-fn fill(account: &str, instrument: &Instrument, signed: Decimal, price: Decimal) -> Event {
-    let size = signed.abs();
-    let fee = match instrument.style {
-        Style::Inverse => up(size / price * PERPETUAL_FEE_RATE, 8),
-        Style::Linear => up(
-            size * instrument.contract_size * price * PERPETUAL_FEE_RATE,
-            2,
-        ),
-    };
-    debug_assert!(matches!(instrument.terms, Terms::Perpetual));
-    Event::Fill(Fill {
-        account: account.to_owned(),
-        instrument: instrument.name.clone(),
-        side: if signed > Decimal::ZERO {
-            Side::Buy
-        } else {
-            Side::Sell
-        },
-        size: Quantity(size),
-        price: Price(price),
-        fee: Amount(fee),
-        counterparty: EXTERNAL.to_owned(),
-    })
-}
-
-/// A path of `steps + 1` points through `anchors` (step, price): Brownian bridges in log price
-/// between consecutive anchors, driven by `z` (one standard normal per step), at Parkinson's daily
-/// scale from `[low, high]`, clamped to it and rounded to cents.
-fn bridge(
-    anchors: &[(usize, Decimal)],
-    z: &[f64],
-    low: Decimal,
-    high: Decimal,
-    steps: usize,
-) -> Vec<Decimal> {
-    let (low_f, high_f) = (float(low), float(high));
-    let sigma_day = (high_f / low_f).ln() / (2.0 * std::f64::consts::LN_2.sqrt());
-    let sigma_step = sigma_day / (steps as f64).sqrt();
-    let mut path = vec![Decimal::ZERO; steps + 1];
-    for pair in anchors.windows(2) {
-        let [(k0, p0), (k1, p1)] = pair else {
-            continue;
-        };
-        let (x0, x1) = (float(*p0).ln(), float(*p1).ln());
-        let span = (k1 - k0).max(1) as f64;
-        let mut walk = vec![0.0; k1 - k0 + 1];
-        for k in 1..walk.len() {
-            walk[k] = walk[k - 1] + sigma_step * z.get(k0 + k).copied().unwrap_or(0.0);
-        }
-        let end = walk.last().copied().unwrap_or(0.0);
-        for (k, w) in walk.iter().enumerate() {
-            let t = k as f64 / span;
-            let x = x0 + t * (x1 - x0) + w - t * end;
-            let price = x.exp().clamp(low_f, high_f);
-            if let Some(point) = path.get_mut(k0 + k) {
-                *point = decimal(price).map_or(*p0, |p| p.round_dp(2).clamp(low, high));
-            }
-        }
-        if let Some(point) = path.get_mut(*k0) {
-            *point = *p0;
-        }
-        if let Some(point) = path.get_mut(*k1) {
-            *point = *p1;
-        }
-    }
-    path
 }
 
 fn check(params: &FeedParams) -> Result<(), DemoError> {
@@ -1047,7 +528,10 @@ fn check(params: &FeedParams) -> Result<(), DemoError> {
     // Whole seconds per step, at least 4 (room for the flow after the prices), and a whole
     // number of steps in 4 hours (the smiles' and the funding's times fall on steps).
     let steps = params.steps_per_day;
-    if !(6..=21_600).contains(&steps) || !86_400_u32.is_multiple_of(steps) || !steps.is_multiple_of(6) {
+    if !(6..=21_600).contains(&steps)
+        || !86_400_u32.is_multiple_of(steps)
+        || !steps.is_multiple_of(6)
+    {
         return fail(
             "steps_per_day",
             "must be a multiple of 6 dividing 86,400, between 6 and 21,600",
