@@ -25,6 +25,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SEED: u64 = 20_251_010;
 
+/// The build the figures printed come from.
+fn build() -> &'static str {
+    if cfg!(debug_assertions) {
+        "debug build"
+    } else {
+        "release build"
+    }
+}
+
 fn venue() -> Venue {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
     Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
@@ -95,9 +104,10 @@ fn the_opening_book_is_accepted_whole_and_holds_the_promised_mix() {
         .filter_map(|incoming| rejection(&applier.apply(incoming)))
         .collect();
     eprintln!(
-        "opening of 300 accounts: {} events, generated in {generated_in:?}, applied in {:?}",
+        "opening of 300 accounts: {} events, generated in {generated_in:?}, applied in {:?} ({})",
         opening.len(),
-        started.elapsed()
+        started.elapsed(),
+        build()
     );
     assert!(
         refused.is_empty(),
@@ -363,8 +373,9 @@ fn the_replayed_cascade_calls_margin_liquidates_and_moves_the_insurance_fund() {
         eprintln!("{date}: {day:?}");
     }
     eprintln!(
-        "feed: {applied} events in {elapsed:?} ({:.0} events/s, debug build); refusals {refusals:?}",
-        applied as f64 / elapsed.as_secs_f64()
+        "feed: {applied} events in {elapsed:?} ({:.0} events/s, {}); refusals {refusals:?}",
+        applied as f64 / elapsed.as_secs_f64(),
+        build()
     );
     let day = &tally[&crash];
     assert!(day.margin_calls > 0, "{day:?}");
@@ -442,8 +453,9 @@ async fn the_feed_drives_a_running_service_into_more_than_one_state() {
     .unwrap();
     let elapsed = started.elapsed();
     eprintln!(
-        "service: {report:?} in {elapsed:?} ({:.0} events/s sent, debug build)",
-        report.events as f64 / elapsed.as_secs_f64()
+        "service: {report:?} in {elapsed:?} ({:.0} events/s sent, {})",
+        report.events as f64 / elapsed.as_secs_f64(),
+        build()
     );
     assert!(report.events > 0 && report.accepted > 0);
     assert!(elapsed < Duration::from_secs(10));
@@ -477,8 +489,9 @@ fn measure_the_ten_thousand_account_demo() {
         .count();
     let applied_in = started.elapsed();
     eprintln!(
-        "opening: {} events for 10,000 accounts, generated in {generated_in:?}, applied in {applied_in:?}, {refused} refused",
-        opening.len()
+        "opening: {} events for 10,000 accounts, generated in {generated_in:?}, applied in {applied_in:?} ({}), {refused} refused",
+        opening.len(),
+        build()
     );
     assert_eq!(refused, 0);
     let limit: usize = std::env::var("SOLVENT_DEMO_EVENTS")
@@ -487,7 +500,9 @@ fn measure_the_ten_thousand_account_demo() {
         .unwrap_or(20_000);
     let mut feed = Feed::new(&venue, &extract, &opening, FeedParams::default()).unwrap();
     let started = Instant::now();
-    let (mut events, mut refused, mut generating) = (0usize, 0usize, Duration::ZERO);
+    let (mut events, mut flow, mut generating) = (0usize, 0usize, Duration::ZERO);
+    let mut refusals: BTreeMap<String, usize> = BTreeMap::new();
+    let mut effects_seen: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut reached = None;
     loop {
         let before = Instant::now();
@@ -496,9 +511,24 @@ fn measure_the_ten_thousand_account_demo() {
         };
         generating += before.elapsed();
         reached = incoming.ts;
+        if account_of(&incoming.event).is_some() || matches!(incoming.event, Event::Withdraw(_)) {
+            flow += 1;
+        }
         let effects = applier.apply(&incoming);
-        if rejection(&effects).is_some() {
-            refused += 1;
+        if let Some(reason) = rejection(&effects) {
+            *refusals
+                .entry(reason.split(':').next().unwrap_or_default().to_owned())
+                .or_default() += 1;
+        }
+        for effect in &effects {
+            let kind = match effect {
+                Effect::MarginCall { .. } => "margin_call",
+                Effect::Liquidation { .. } => "liquidation",
+                Effect::InsuranceFundChanged { .. } => "insurance_fund_changed",
+                Effect::Adl { .. } => "adl",
+                _ => continue,
+            };
+            *effects_seen.entry(kind).or_default() += 1;
         }
         feed.observe_effects(&effects);
         events += 1;
@@ -508,7 +538,8 @@ fn measure_the_ten_thousand_account_demo() {
     }
     let elapsed = started.elapsed();
     eprintln!(
-        "feed: {events} events to {reached:?} in {elapsed:?}: {:.0} events/s applied ({generating:?} generating), {refused} refused",
-        events as f64 / elapsed.as_secs_f64()
+        "feed: {events} events to {reached:?} in {elapsed:?}: {:.0} events/s applied ({generating:?} generating, {}); {flow} flow events, refused {refusals:?}; effects {effects_seen:?}",
+        events as f64 / elapsed.as_secs_f64(),
+        build()
     );
 }

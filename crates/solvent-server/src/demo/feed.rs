@@ -24,10 +24,10 @@
 //!   current index (leverage Pareto from 2x, tail 1.2, at most the default 20x), long with
 //!   probability 0.6 when the index is above the day's open, 0.4 otherwise (trend followers);
 //! - 0.05 trades by cross-margined perpetual traders (the population's and the arrivals'): a
-//!   reduction of 25-100% of a position, or, for an account last seen with health above 3, an
-//!   addition of 10-30%;
+//!   reduction of 25-100% of a position, or, for an account last seen with equity above 1.5
+//!   times its initial margin, an addition of 10-30%;
 //! - 0.005 withdrawals of 5% of an opening stablecoin deposit by an account last seen with
-//!   health above 4.
+//!   equity above twice its initial margin.
 //!
 //! Funding is paid on every perpetual at 00:00, 08:00 and 16:00 UTC: Binance's interest
 //! component of 0.01% per 8 hours plus a premium proxy, 5% of the index's log return over the
@@ -36,8 +36,8 @@
 //! rate.
 //!
 //! # Reactions
-//! The feed cannot see the engine; what the engine did comes back through
-//! [`Feed::observe`]: states and healths, positions closed by liquidation or ADL, and margin
+//! The feed cannot see the engine; what the engine did comes back through [`Feed::observe`]:
+//! states, equity against initial margin, positions closed by liquidation or ADL, and margin
 //! calls, half of which (ASSUMPTION) are answered by a deposit of the amount the call states,
 //! 2 to 60 minutes later. Fed the effects of each event as it is applied, the feed is
 //! deterministic for a seed.
@@ -123,7 +123,8 @@ struct Trader {
     /// Perpetual positions by instrument.
     positions: BTreeMap<String, Decimal>,
     state: AccountState,
-    health: Option<f64>,
+    /// Equity over initial margin when last seen.
+    cover: Option<f64>,
 }
 
 /// The live stream (see the module documentation). An iterator of events in time order.
@@ -237,7 +238,7 @@ impl Feed {
                             stable_deposits: Vec::new(),
                             positions: BTreeMap::new(),
                             state: AccountState::Healthy,
-                            health: None,
+                            cover: None,
                         },
                         true,
                     ),

@@ -75,7 +75,7 @@ impl Feed {
             stable_deposits: vec![(asset.to_owned(), deposit)],
             positions: BTreeMap::from([(name.to_owned(), signed)]),
             state: AccountState::Healthy,
-            health: None,
+            cover: None,
         });
         Ok(vec![
             Event::Deposit(Deposit {
@@ -102,7 +102,7 @@ impl Feed {
         let (name, size) = trader.positions.iter().nth(pick)?;
         let instrument = self.instruments.get(name)?.clone();
         let price = self.price_of(&instrument.underlying)?;
-        let adds = trader.health.is_some_and(|h| h > 3.0) && self.rng.random::<f64>() < 0.4;
+        let adds = trader.cover.is_some_and(|c| c > 1.5) && self.rng.random::<f64>() < 0.4;
         let fraction = if adds {
             self.rng.random_range(0.1..0.3)
         } else {
@@ -136,7 +136,7 @@ impl Feed {
         }
         let slot = self.rng.random_range(0..self.traders.len());
         let trader = self.traders.get(slot)?;
-        if trader.state != AccountState::Healthy || !trader.health.is_some_and(|h| h > 4.0) {
+        if trader.state != AccountState::Healthy || !trader.cover.is_some_and(|c| c > 2.0) {
             return None;
         }
         let (asset, deposited) = trader.stable_deposits.first()?;

@@ -1,5 +1,6 @@
-//! What the engine did, as the feed learns it: states and healths, positions closed by
-//! liquidation or ADL, margin calls (half answered by a deposit, see the module documentation).
+//! What the engine did, as the feed learns it: states, equity against initial margin,
+//! positions closed by liquidation or ADL, and margin calls (half answered by a deposit, see
+//! the module documentation).
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
@@ -11,8 +12,10 @@ pub enum Observation {
     Updated {
         /// Account.
         account: String,
-        /// Health (`None`: nothing required).
-        health: Option<f64>,
+        /// Equity over initial margin (`None`: no initial margin): what the feed trades and
+        /// withdraws against (health, over maintenance, says nothing of the initial margin a
+        /// leverage setting asks).
+        cover: Option<f64>,
         /// State.
         state: AccountState,
     },
@@ -50,12 +53,13 @@ impl Observation {
         match effect {
             Effect::AccountUpdated {
                 account,
-                health,
+                equity,
+                initial_margin,
                 state,
                 ..
             } => vec![Self::Updated {
                 account: account.clone(),
-                health: *health,
+                cover: cover(equity.value(), initial_margin.value()),
                 state: *state,
             }],
             Effect::StateChanged { account, to, .. } => vec![Self::StateChanged {
@@ -129,7 +133,9 @@ impl Observation {
             "account_updated" => text("account").zip(state("state")).map(|(account, state)| {
                 vec![Self::Updated {
                     account,
-                    health: line.get("health").and_then(serde_json::Value::as_f64),
+                    cover: number("equity")
+                        .zip(number("initial_margin"))
+                        .and_then(|(equity, initial)| cover(equity, initial)),
                     state,
                 }]
             }),
@@ -171,6 +177,11 @@ impl Observation {
     }
 }
 
+/// Equity over initial margin, when there is an initial margin.
+fn cover(equity: Decimal, initial_margin: Decimal) -> Option<f64> {
+    (initial_margin > Decimal::ZERO).then(|| float(equity) / float(initial_margin))
+}
+
 fn parse_state(text: &str) -> Option<AccountState> {
     Some(match text {
         "healthy" => AccountState::Healthy,
@@ -188,11 +199,11 @@ impl Feed {
         match observation {
             Observation::Updated {
                 account,
-                health,
+                cover,
                 state,
             } => {
                 if let Some(trader) = self.trader_mut(&account) {
-                    trader.health = health;
+                    trader.cover = cover;
                     trader.state = state;
                 }
             }
