@@ -74,7 +74,8 @@ struct Book {
     underlying: &'static str,
     perpetual: &'static str,
     options: &'static str,
-    /// Premium tick in the option's quote (Deribit: 0.0001 BTC or ETH; 5 USDC for BTC_USDC).
+    /// Premium tick in the option's quote: Deribit's 0.0001 BTC or ETH for inverse options;
+    /// ASSUMPTION: 5 USDC for BTC_USDC options (no stored source gives their tick).
     tick: Decimal,
     /// Strike grid, USD.
     strike_grid: f64,
