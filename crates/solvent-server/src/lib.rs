@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod core;
+pub mod demo;
 pub mod error;
 pub mod feed;
 pub mod keys;
