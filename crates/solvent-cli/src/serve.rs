@@ -15,6 +15,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use solvent_engine::config::EngineConfig;
 use solvent_server::core::SnapshotPolicy;
+use solvent_server::demo;
 use solvent_server::keys::{KeyRing, Scope};
 use solvent_store::{RecoverOptions, init_data_dir, read_venue, recover_with};
 
@@ -49,6 +50,15 @@ pub struct ServeArgs {
     /// Logs as JSON lines (default: human-readable).
     #[arg(long)]
     log_json: bool,
+    /// With `--demo`: the accounts of the seeded opening.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    demo_accounts: usize,
+    /// With `--demo`: historical seconds replayed per real second (1,440: a day a minute).
+    #[arg(long, default_value_t = 1_440.0, value_name = "X")]
+    demo_speed: f64,
+    /// With `--demo`: the seed of the opening and of the feed.
+    #[arg(long, default_value_t = solvent_engine::population::DEFAULT_SEED, value_name = "SEED")]
+    demo_seed: u64,
 }
 
 /// The arguments of `solvent keys`.
@@ -181,9 +191,14 @@ pub fn run(args: &ServeArgs) -> Result<String> {
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("{}: cannot create the data directory", dir.display()))?;
     let venue = venue_of(&dir, args.venue.as_deref())?;
+    let demo = if args.demo {
+        Some(Demo::prepare(args, &venue)?)
+    } else {
+        None
+    };
     let recovered = recover_with(
         &dir,
-        venue,
+        venue.clone(),
         EngineConfig::default(),
         RecoverOptions {
             truncate_torn_tail: args.truncate_torn_tail,
@@ -247,16 +262,88 @@ pub fn run(args: &ServeArgs) -> Result<String> {
         for line in &announce {
             println!("{line}");
         }
-        let failure = tokio::select! {
-            _ = tokio::signal::ctrl_c() => None,
-            failure = running.failed() => Some(failure),
+        // Cancelled by the select below (dropping a future stops it).
+        let demo_run = async {
+            match demo {
+                Some(demo) => demo.run(&running.state.core).await,
+                None => std::future::pending().await,
+            }
         };
-        running.stop().await.context("stopping")?;
-        match failure {
-            None => Ok("stopped\n".to_owned()),
-            Some(failure) => Err(anyhow!(
+        let outcome = tokio::select! {
+            _ = tokio::signal::ctrl_c() => Ok(()),
+            failure = running.failed() => Err(anyhow!(
                 "the journal failed, the service stopped: {failure}"
             )),
+            demo = demo_run => demo,
+        };
+        running.stop().await.context("stopping")?;
+        if args.demo && args.data.is_none() {
+            // The demo's temporary directory; a failure to remove it is not worth an error.
+            let _ = std::fs::remove_dir_all(&dir);
         }
+        outcome.map(|()| "stopped\n".to_owned())
     })
+}
+
+/// The demo's content: the opening events and the feed that follows them (DESIGN.md 10).
+struct Demo {
+    opening: Vec<solvent_server::core::Incoming>,
+    feed: demo::Feed,
+    pace: demo::Pace,
+    accounts: usize,
+    history: (jiff::Timestamp, jiff::Timestamp),
+}
+
+impl Demo {
+    fn prepare(args: &ServeArgs, venue: &solvent_core::venue::Venue) -> Result<Self> {
+        if !(args.demo_speed.is_finite() && args.demo_speed > 0.0) {
+            bail!("--demo-speed: must be a positive number");
+        }
+        let extract = demo::Extract::embedded()?;
+        let opening = demo::population(
+            venue,
+            args.demo_seed,
+            args.demo_accounts,
+            extract.opening_time(),
+        )
+        .context("--demo-accounts")?;
+        let feed = demo::Feed::new(
+            venue,
+            &extract,
+            &opening,
+            demo::FeedParams {
+                seed: args.demo_seed,
+                ..demo::FeedParams::default()
+            },
+        )?;
+        Ok(Self {
+            opening,
+            feed,
+            pace: demo::Pace {
+                speed: args.demo_speed,
+                ..demo::Pace::default()
+            },
+            accounts: args.demo_accounts,
+            history: (extract.start(), extract.end()),
+        })
+    }
+
+    /// Loads the opening, then replays the history; the service keeps serving the final state
+    /// after the end. Runs until dropped.
+    async fn run(mut self, core: &solvent_server::core::CoreHandle) -> Result<()> {
+        let opened = demo::load_opening(core, std::mem::take(&mut self.opening), 1_000).await?;
+        println!(
+            "demo: {} accounts opened ({} events); replaying {} to {} at {}x",
+            self.accounts, opened.accepted, self.history.0, self.history.1, self.pace.speed
+        );
+        let report = demo::run_feed(core, &mut self.feed, &self.pace, std::future::pending()).await?;
+        if report.finished {
+            println!(
+                "demo: the history is replayed ({} events, {} refused); still serving",
+                report.accepted, report.rejected
+            );
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
 }

@@ -58,16 +58,24 @@ fn start(dir: &str, first: bool) -> Result<Server, String> {
         .expect("start solvent serve");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let first_line = lines
+    let addr = lines
         .next()
-        .ok_or("the server ended before listening")?
-        .map_err(|e| e.to_string())?;
-    let addr = first_line
-        .strip_prefix("solvent: serving http://")
-        .and_then(|rest| rest.split(' ').next())
-        .ok_or_else(|| format!("unexpected first line {first_line:?}"))?
-        .parse()
-        .map_err(|e| format!("{e}"))?;
+        .ok_or_else(|| "the server ended before listening".to_owned())
+        .and_then(|line| line.map_err(|e| e.to_string()))
+        .and_then(|line| {
+            line.strip_prefix("solvent: serving http://")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|addr| addr.parse::<SocketAddr>().ok())
+                .ok_or_else(|| format!("unexpected first line {line:?}"))
+        });
+    let addr = match addr {
+        Ok(addr) => addr,
+        Err(problem) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(problem);
+        }
+    };
     let key = if first {
         lines
             .next()

@@ -37,7 +37,7 @@ use thiserror::Error;
 pub use extract::Extract;
 pub use feed::{Feed, FeedParams, Observation};
 pub use opening::EXPIRIES;
-pub use pace::{FeedReport, Pace, run_feed};
+pub use pace::{FeedReport, OpeningReport, Pace, load_opening, run_feed};
 
 use crate::core::Incoming;
 

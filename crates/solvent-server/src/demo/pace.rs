@@ -193,3 +193,60 @@ async fn harvest(
     }
     Ok(())
 }
+
+/// What loading the opening did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OpeningReport {
+    /// Events accepted.
+    pub accepted: u64,
+    /// Events the engine refused (none for a population built by [`super::population`]).
+    pub rejected: u64,
+}
+
+/// Submits the opening `events` to the engine behind `core` in batches of `batch_events`, each
+/// answered (durable) before the next is sent, waiting out a full queue.
+///
+/// # Errors
+/// [`DemoError::InvalidParameter`] for an empty batch size; [`DemoError::Service`] when the
+/// journal has failed or the engine stopped.
+pub async fn load_opening(
+    core: &CoreHandle,
+    events: Vec<crate::core::Incoming>,
+    batch_events: usize,
+) -> Result<OpeningReport, DemoError> {
+    if batch_events == 0 {
+        return Err(DemoError::InvalidParameter {
+            name: "batch_events",
+            problem: "must be at least 1".to_owned(),
+        });
+    }
+    let mut report = OpeningReport::default();
+    let mut events = events.into_iter().peekable();
+    while events.peek().is_some() {
+        let batch: Vec<_> = events.by_ref().take(batch_events).collect();
+        let mut backoff = Duration::from_millis(10);
+        let receiver = loop {
+            match core.submit(batch.clone()) {
+                Ok(receiver) => break receiver,
+                Err(SubmitError::QueueFull) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err(SubmitError::JournalFailed(message)) => {
+                    return Err(DemoError::Service(message));
+                }
+            }
+        };
+        let replies = receiver
+            .await
+            .map_err(|_| DemoError::Service("the engine stopped".to_owned()))?
+            .map_err(|error| DemoError::Service(error.to_string()))?;
+        for reply in replies {
+            match reply.status {
+                Status::Rejected => report.rejected += 1,
+                Status::Accepted | Status::Duplicate => report.accepted += 1,
+            }
+        }
+    }
+    Ok(report)
+}
