@@ -336,7 +336,8 @@ impl Demo {
             "demo: {} accounts opened ({} events); replaying {} to {} at {}x",
             self.accounts, opened.accepted, self.history.0, self.history.1, self.pace.speed
         );
-        let report = demo::run_feed(core, &mut self.feed, &self.pace, std::future::pending()).await?;
+        let report =
+            demo::run_feed(core, &mut self.feed, &self.pace, std::future::pending()).await?;
         if report.finished {
             println!(
                 "demo: the history is replayed ({} events, {} refused); still serving",

@@ -732,6 +732,15 @@ impl Journal for Timed {
 /// feed, then the replies.
 fn release(batch: Batch, shared: &Shared) {
     crate::metrics::applied(batch.events);
+    for (channel, body) in &batch.feed {
+        // Each margin call, liquidation, ADL and uncovered deficit goes to exactly one of these
+        // two channels once, so counting there counts each effect once.
+        if matches!(channel, Channel::MarginCalls | Channel::Liquidations) {
+            if let Some(kind) = body.get("type").and_then(serde_json::Value::as_str) {
+                crate::metrics::effect(kind);
+            }
+        }
+    }
     shared.view.store(batch.view);
     for (channel, body) in batch.feed {
         shared.feed.publish(channel, body);

@@ -55,6 +55,11 @@ pub fn applied(events: usize) {
     metrics::counter!("solvent_events_applied_total").increment(events as u64);
 }
 
+/// A durable effect of `kind` (margin calls, liquidations, ADL, deficits beyond the fund).
+pub fn effect(kind: &str) {
+    metrics::counter!("solvent_effects_total", "type" => kind.to_owned()).increment(1);
+}
+
 /// The scrape: the recorder's metrics and the gauges of the book.
 #[must_use]
 pub fn render(shared: &Shared) -> String {

@@ -667,3 +667,51 @@ async fn the_openapi_document_lists_exactly_the_routes_served() {
     assert_eq!(served_document, document);
     running.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn metrics_count_the_durable_events_and_the_margin_calls_and_liquidations() {
+    let (running, keys) = start_with(Box::new(MemoryJournal::default()), local()).await;
+    post_events(&running, &keys.admin, opening()).await;
+    // 10,000 - 6 on one BTC long: at 50,300 equity is 294 against a maintenance margin near
+    // 250 (a margin call); at 49,000 it is gone (a liquidation).
+    let (status, reply) = post_events(
+        &running,
+        &keys.admin,
+        json!([
+            {"type": "index_price", "underlying": "BTC", "price": "50300", "ts": "2026-01-01T00:00:03Z"},
+            {"type": "index_price", "underlying": "BTC", "price": "49000", "ts": "2026-01-01T00:00:04Z"},
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let kinds: Vec<&str> = reply["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|result| result["effects"].as_array().unwrap())
+        .filter_map(|effect| effect["type"].as_str())
+        .collect();
+    assert!(kinds.contains(&"margin_call"), "{kinds:?}");
+    assert!(kinds.contains(&"liquidation"), "{kinds:?}");
+    let response = reqwest_like_get(running.addr, "/metrics").await;
+    for line in [
+        "solvent_effects_total{type=\"margin_call\"}",
+        "solvent_effects_total{type=\"liquidation\"}",
+        "solvent_events_durable_total",
+        "solvent_accounts{state=",
+    ] {
+        assert!(response.contains(line), "{line} missing from:\n{response}");
+    }
+    running.stop().await.unwrap();
+}
+
+/// An unauthenticated GET returning the body as text (`/metrics` is not JSON).
+async fn reqwest_like_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
