@@ -238,6 +238,12 @@ pub fn run(args: &ServeArgs) -> Result<String> {
             every_events: args.snapshot_every.max(1),
             keep: 3,
         }),
+        // The demo replays 2025: an event posted without a time joins the history's clock.
+        clock: if args.demo {
+            solvent_server::core::Clock::Engine
+        } else {
+            solvent_server::core::Clock::Wall
+        },
         ..solvent_server::Config::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -185,6 +185,7 @@ impl Core {
         journal: Box<dyn Journal>,
         client_ids: ClientIndex,
         limits: Limits,
+        clock: Clock,
         snapshots: Option<SnapshotPolicy>,
     ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
@@ -217,6 +218,7 @@ impl Core {
                         client_ids,
                         shared,
                         limits,
+                        clock,
                         since_snapshot: 0,
                         snapshot_writer,
                     }
@@ -258,6 +260,19 @@ impl Core {
             let _ = thread.join();
         }
     }
+}
+
+/// What stamps an event that comes without a time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Clock {
+    /// The service's wall clock (never before the engine's time, so a clock stepping back
+    /// cannot refuse live events).
+    #[default]
+    Wall,
+    /// The engine's own time: the last event's. For a replay of history such as the demo's,
+    /// where a wall-clock stamp would move the engine years ahead of the feed and every later
+    /// historical event would be refused as out of order.
+    Engine,
 }
 
 /// A cloneable handle to the write path.
@@ -325,6 +340,7 @@ struct EngineLoop {
     client_ids: ClientIndex,
     shared: Arc<Shared>,
     limits: Limits,
+    clock: Clock,
     since_snapshot: u64,
     snapshot_writer: Option<SnapshotWriter>,
 }
@@ -463,9 +479,10 @@ impl EngineLoop {
                 continue;
             }
             let seq = self.engine.last_seq().map_or(1, |last| last + 1);
-            let ts = incoming
-                .ts
-                .unwrap_or_else(|| Timestamp::now().max(self.engine.now()));
+            let ts = incoming.ts.unwrap_or_else(|| match self.clock {
+                Clock::Wall => Timestamp::now().max(self.engine.now()),
+                Clock::Engine => self.engine.now(),
+            });
             let envelope = Envelope {
                 seq,
                 ts,

@@ -52,6 +52,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Periodic snapshots (none: recovery replays the whole journal).
     pub snapshots: Option<core::SnapshotPolicy>,
+    /// What stamps an event sent without a time.
+    pub clock: core::Clock,
 }
 
 impl Default for Config {
@@ -62,6 +64,7 @@ impl Default for Config {
             rate_limit: 10_000.0,
             request_timeout: Duration::from_secs(30),
             snapshots: None,
+            clock: core::Clock::Wall,
         }
     }
 }
@@ -161,6 +164,7 @@ pub async fn start(
         journal,
         client_ids,
         config.limits,
+        config.clock,
         config.snapshots.clone(),
     )?;
     let state = AppState::new(core.handle(), keys, config.rate_limit);

@@ -715,3 +715,35 @@ async fn reqwest_like_get(addr: std::net::SocketAddr, path: &str) -> String {
     stream.read_to_string(&mut response).await.unwrap();
     response
 }
+
+#[tokio::test]
+async fn an_event_without_a_time_takes_the_wall_clock_or_under_a_replay_the_engines() {
+    let later_history = json!([
+        {"type": "deposit", "account": "a1", "asset": "USDT", "amount": "1", "ts": "2026-01-01T00:00:05Z"},
+    ]);
+    let untimed = json!([{"type": "deposit", "account": "a1", "asset": "USDT", "amount": "1"}]);
+    for (clock, later_accepted) in [
+        (solvent_server::core::Clock::Wall, false),
+        (solvent_server::core::Clock::Engine, true),
+    ] {
+        let config = Config { clock, ..local() };
+        let (running, keys) = start_with(Box::new(MemoryJournal::default()), config).await;
+        post_events(&running, &keys.admin, opening()).await;
+        let (status, reply) = post_events(&running, &keys.admin, untimed.clone()).await;
+        assert_eq!(
+            (status, reply["results"][0]["status"].as_str()),
+            (200, Some("accepted")),
+            "{reply}"
+        );
+        // Under the wall clock the untimed deposit is stamped now (after 2026-01-01), so the
+        // history's next event is out of order; under the engine's clock it is not.
+        let (status, reply) = post_events(&running, &keys.admin, later_history.clone()).await;
+        assert_eq!(status, 200, "{reply}");
+        assert_eq!(
+            reply["results"][0]["status"] == "accepted",
+            later_accepted,
+            "{clock:?}: {reply}"
+        );
+        running.stop().await.unwrap();
+    }
+}
