@@ -752,10 +752,10 @@ fn release(batch: Batch, shared: &Shared) {
     for (channel, body) in &batch.feed {
         // Each margin call, liquidation, ADL and uncovered deficit goes to exactly one of these
         // two channels once, so counting there counts each effect once.
-        if matches!(channel, Channel::MarginCalls | Channel::Liquidations) {
-            if let Some(kind) = body.get("type").and_then(serde_json::Value::as_str) {
-                crate::metrics::effect(kind);
-            }
+        if matches!(channel, Channel::MarginCalls | Channel::Liquidations)
+            && let Some(kind) = body.get("type").and_then(serde_json::Value::as_str)
+        {
+            crate::metrics::effect(kind);
         }
     }
     shared.view.store(batch.view);
