@@ -366,6 +366,10 @@ pub struct Engine {
     /// market reads (see `engine/books.rs`): a cache, never hashed nor snapshotted.
     #[serde(skip)]
     books: std::cell::RefCell<BTreeMap<String, books::CachedBook>>,
+    /// Per contract, its ADL queues as ranked at the event's first bankruptcy in it (see
+    /// `engine/insurance.rs`): a cache of one event, never hashed nor snapshotted.
+    #[serde(skip)]
+    adl_queues: BTreeMap<String, insurance::AdlQueues>,
 }
 
 /// Surfaces built at `(time, smiles generation, venue)`.
@@ -387,6 +391,7 @@ impl Engine {
             surfaces: std::cell::RefCell::new(None),
             price_generation: 0,
             books: std::cell::RefCell::new(BTreeMap::new()),
+            adl_queues: BTreeMap::new(),
             venue_digest: state_hash::venue_digest(&venue),
             state_levels: state_levels(&venue),
             coin_indices: coin_indices(&venue),
@@ -522,10 +527,12 @@ impl Engine {
                 while let Some(id) = self.deleveraged.pop_first() {
                     self.evaluate(&id, Figures::Reported, &mut effects);
                 }
+                self.adl_queues.clear();
                 effects
             }
             Err(rejection) => {
                 self.deleveraged.clear();
+                self.adl_queues.clear();
                 (self.last_seq, self.now, self.market.timestamp) = taken;
                 vec![rejected(&rejection)]
             }

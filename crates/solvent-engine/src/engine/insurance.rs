@@ -79,43 +79,39 @@ impl Engine {
             return false;
         };
         let mut remaining = signed.abs();
-        let candidates: Vec<&Account> = self
-            .instrument_holders
-            .get(instrument.name.as_str())
-            .map(|slots| {
-                slots
-                    .iter()
-                    .filter_map(|slot| self.accounts.by_slot(*slot))
-                    .filter(|other| other.id != id)
-                    .collect()
+        let side = if position.size.is_sign_negative() {
+            PositionSide::Short
+        } else {
+            PositionSide::Long
+        };
+        let ranked = self.adl_queue(instrument, side, mark);
+        // The queue was ranked at the event's first bankruptcy in this contract: since then a
+        // candidate may have been deleveraged, liquidated or be the bankrupt account itself, so
+        // each is taken for what it holds now.
+        let takers: Vec<(CompactString, Decimal)> = ranked
+            .iter()
+            .filter(|other| other.as_str() != id)
+            .filter_map(|other| {
+                let p = self
+                    .accounts
+                    .get(other)?
+                    .positions
+                    .get(instrument.name.as_str())?;
+                let opposite = p.size.signum() == -position.size.signum();
+                let profitable =
+                    solvent_risk::standard::unrealized_pnl(instrument, p.size, p.entry, mark)
+                        > Decimal::ZERO;
+                (opposite && profitable).then(|| (other.clone(), p.size.abs()))
             })
-            .unwrap_or_default();
-        let mut ranked: Vec<(CompactString, f64, Decimal)> = candidates
-            .into_iter()
-            .filter_map(|a| {
-                let p = a.positions.get(instrument.name.as_str())?;
-                if p.size.signum() == position.size.signum() {
+            .scan(remaining, |left, (other, available)| {
+                if left.is_zero() {
                     return None;
                 }
-                let profit =
-                    solvent_risk::standard::unrealized_pnl(instrument, p.size, p.entry, mark);
-                if profit <= Decimal::ZERO {
-                    return None;
-                }
-                let notional = solvent_risk::standard::notional(instrument, p.size, mark);
-                // Leverage from the candidate's equity now (profitable opposite holders of this
-                // instrument only, so the count is bounded by its open interest holders).
-                let equity = self
-                    .report(&a.id)
-                    .map(|r| r.equity.value())
-                    .unwrap_or(Decimal::ONE)
-                    .max(Decimal::new(1, 6));
-                let score = (profit * notional / equity).to_f64().unwrap_or(0.0);
-                Some((a.id.clone(), score, p.size.abs()))
+                *left -= (*left).min(available);
+                Some((other, available))
             })
             .collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        if ranked.is_empty() {
+        if takers.is_empty() {
             return false;
         }
         let precision = self.venue.asset(&asset).map_or(8, |a| a.precision);
@@ -126,7 +122,7 @@ impl Engine {
             fund: Amount(fund),
             resolution: DeficitResolution::Adl,
         });
-        for (other, _, available) in ranked {
+        for (other, available) in takers {
             if remaining.is_zero() {
                 break;
             }
@@ -181,6 +177,74 @@ impl Engine {
             });
         }
         true
+    }
+
+    /// The accounts that can take the other side of a bankrupt `side` position in
+    /// `instrument`: the opposite holders in profit at `mark`, ranked by profit x leverage
+    /// (Hyperliquid, dYdX v4), highest first, ties by id. Ranked once per event and contract
+    /// side, as venues rank their ADL queues periodically rather than between two liquidations:
+    /// a cascade of bankruptcies in a crowded contract costs one pass over its holders, not one
+    /// per bankruptcy.
+    fn adl_queue(
+        &mut self,
+        instrument: &Arc<Instrument>,
+        side: PositionSide,
+        mark: Decimal,
+    ) -> Arc<[CompactString]> {
+        let queues = self
+            .adl_queues
+            .entry(instrument.name.to_string())
+            .or_default();
+        let cached = match side {
+            PositionSide::Long => &queues.against_longs,
+            PositionSide::Short => &queues.against_shorts,
+        };
+        if let Some(queue) = cached {
+            return Arc::clone(queue);
+        }
+        let wanted_sign = match side {
+            PositionSide::Long => -Decimal::ONE,
+            PositionSide::Short => Decimal::ONE,
+        };
+        let mut ranked: Vec<(CompactString, f64)> = self
+            .instrument_holders
+            .get(instrument.name.as_str())
+            .into_iter()
+            .flatten()
+            .filter_map(|slot| self.accounts.by_slot(*slot))
+            .filter_map(|a| {
+                let p = a.positions.get(instrument.name.as_str())?;
+                if p.size.signum() != wanted_sign {
+                    return None;
+                }
+                let profit =
+                    solvent_risk::standard::unrealized_pnl(instrument, p.size, p.entry, mark);
+                if profit <= Decimal::ZERO {
+                    return None;
+                }
+                let notional = solvent_risk::standard::notional(instrument, p.size, mark);
+                // Leverage from the candidate's equity now (profitable opposite holders of this
+                // instrument only, so the count is bounded by its open interest holders).
+                let equity = self
+                    .report(&a.id)
+                    .map(|r| r.equity.value())
+                    .unwrap_or(Decimal::ONE)
+                    .max(Decimal::new(1, 6));
+                let score = (profit * notional / equity).to_f64().unwrap_or(0.0);
+                Some((a.id.clone(), score))
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let queue: Arc<[CompactString]> = ranked.into_iter().map(|(id, _)| id).collect();
+        let queues = self
+            .adl_queues
+            .entry(instrument.name.to_string())
+            .or_default();
+        match side {
+            PositionSide::Long => queues.against_longs = Some(Arc::clone(&queue)),
+            PositionSide::Short => queues.against_shorts = Some(Arc::clone(&queue)),
+        }
+        queue
     }
 
     /// The net worth in `asset` of the account's wallet balances of other coins, at the index:
@@ -377,4 +441,13 @@ impl Engine {
             );
         }
     }
+}
+
+/// A contract's ADL queues within one event (see [`Engine::adl_queue`]).
+#[derive(Clone, Debug, Default)]
+pub(super) struct AdlQueues {
+    /// The shorts in profit, ranked: the counterparties of a bankrupt long.
+    against_longs: Option<Arc<[CompactString]>>,
+    /// The longs in profit, ranked: the counterparties of a bankrupt short.
+    against_shorts: Option<Arc<[CompactString]>>,
 }
