@@ -546,3 +546,42 @@ fn hyperliquid_isolated_long_liquidation_price_regression() {
     assert_eq!(position.maintenance_margin.value(), dec!(1250));
     assert_eq!(position.liquidation_price.unwrap().value(), dec!(98734.178));
 }
+
+#[test]
+fn dydx_venue_file_floors_the_scaled_imf_to_ppm_and_large_cap_needs_no_open_interest() {
+    let venue = venue("dydx-v4.toml");
+    // Large-Cap (caps 0 / 0): no open interest in the market, IMF 2%, MMF 2% x 60% = 1.2%.
+    // 1 BTC at 100,000: IM 2,000, MM 1,200.
+    let btc = venue.instrument("BTC-USD").unwrap();
+    let large = requirement(&exposure(&btc, dec!(1), dec!(100000))).unwrap();
+    assert_eq!((large.initial, large.maintenance), (dec!(2000), dec!(1200)));
+    // Small-Cap (10%, caps 20,000,000 - 50,000,000), 1,000 LINK at 14.5 = 14,500 USDC, open
+    // interest 35,123,456.789 USDC [computed, not published]: scale = 15,123,456.789 / 30,000,000
+    // = 0.5041152263; increment 0.9 x scale = 0.45370370367, floored to ppm 0.453703 (dYdX's
+    // integer ppm); IMF 0.553703; IM = 14,500 x 0.553703 = 8,028.6935 (unfloored: 8,028.7037...).
+    // MM from the base IMF: 14,500 x 10% x 50% = 725.
+    let link = venue.instrument("LINK-USD").unwrap();
+    let mut case = exposure(&link, dec!(1000), dec!(14.5));
+    case.open_interest_usd = Some(dec!(35123456.789));
+    let small = requirement(&case).unwrap();
+    assert_eq!(small.initial, dec!(8028.6935));
+    assert_eq!(small.maintenance, dec!(725));
+    // Small-Cap without open interest is refused: the scaling needs it.
+    assert!(requirement(&exposure(&link, dec!(1000), dec!(14.5))).is_err());
+}
+
+#[test]
+fn drift_venue_file_floors_the_size_premium_to_margin_precision() {
+    // venues/drift.toml SOL-PERP (base ratios 5% / 2.5%, imf 0.00005: ASSUMPTION values, see the
+    // file), rate_step 0.0001 (Drift MARGIN_PRECISION). 50,000 SOL at 150 = 7,500,000 USDC
+    // [computed, not published]: sqrt(50,000) = 223.6067977...;
+    // IM ratio max(0.05, floor4(0.04 + 0.00005 x 223.6068 = 0.0511803...)) = 0.0511 -> 383,250
+    // (exact ratio: 383,852.549...); MM ratio max(0.025, floor4(0.0311803...)) = 0.0311 -> 233,250.
+    let venue = venue("drift.toml");
+    let perp = venue.instrument("SOL-PERP").unwrap();
+    let large = requirement(&exposure(&perp, dec!(50000), dec!(150))).unwrap();
+    assert_eq!(
+        (large.initial, large.maintenance),
+        (dec!(383250), dec!(233250))
+    );
+}
