@@ -166,10 +166,10 @@ fn binance_collateral_6000_btc_at_20000() {
 fn binance_usdm_maintenance_amount() {
     let venue = venue("binance-usdm.toml");
     let perp = venue.instrument("BTCUSDT").unwrap();
-    // Notional 1,000,000 (bracket 3, 1%, cum 1,300): MM = 10,000 - 1,300 = 8,700
-    // = 50,000 x 0.4% + 200,000 x 0.5% + 750,000 x 1%.
+    // Notional 1,000,000 (bracket 3: 800,000 - 3,000,000, 0.65%, cum 1,500): MM = 6,500 - 1,500
+    // = 5,000 = 300,000 x 0.4% + 500,000 x 0.5% + 200,000 x 0.65% = 1,200 + 2,500 + 1,300.
     let requirement = requirement(&exposure(&perp, dec!(10), dec!(100000))).unwrap();
-    assert_eq!(requirement.maintenance, dec!(8700));
+    assert_eq!(requirement.maintenance, dec!(5000));
 }
 
 #[test]
@@ -475,30 +475,158 @@ fn bybit_btcusdt_tier_three_uses_the_published_deduction() {
     assert_eq!(requirement.initial, dec!(37500));
 }
 
+/// Binance's published brackets (freqtrade snapshot of `GET /fapi/v1/leverageBracket`, commit
+/// 6bc35af3, 2026-03-26): `(notionalCap, maintMarginRatio, cum)` per bracket, as the venue
+/// publishes them, independent of the venue file.
+const BINANCE_BRACKETS: [(&str, &[(u64, &str, u64)]); 6] = [
+    (
+        "BTCUSDT",
+        &[
+            (300_000, "0.004", 0),
+            (800_000, "0.005", 300),
+            (3_000_000, "0.0065", 1_500),
+            (12_000_000, "0.01", 12_000),
+            (70_000_000, "0.02", 132_000),
+            (100_000_000, "0.025", 482_000),
+            (230_000_000, "0.05", 2_982_000),
+            (480_000_000, "0.1", 14_482_000),
+            (600_000_000, "0.125", 26_482_000),
+            (800_000_000, "0.15", 41_482_000),
+            (1_200_000_000, "0.25", 121_482_000),
+            (1_800_000_000, "0.5", 421_482_000),
+        ],
+    ),
+    (
+        "ETHUSDT",
+        &[
+            (300_000, "0.004", 0),
+            (800_000, "0.005", 300),
+            (3_000_000, "0.0065", 1_500),
+            (12_000_000, "0.01", 12_000),
+            (50_000_000, "0.02", 132_000),
+            (65_000_000, "0.025", 382_000),
+            (150_000_000, "0.05", 2_007_000),
+            (320_000_000, "0.1", 9_507_000),
+            (400_000_000, "0.125", 17_507_000),
+            (530_000_000, "0.15", 27_507_000),
+            (800_000_000, "0.25", 80_507_000),
+            (1_200_000_000, "0.5", 280_507_000),
+        ],
+    ),
+    (
+        "SOLUSDT",
+        &[
+            (50_000, "0.005", 0),
+            (400_000, "0.0065", 75),
+            (1_000_000, "0.01", 1_475),
+            (4_000_000, "0.02", 11_475),
+            (8_000_000, "0.025", 31_475),
+            (40_000_000, "0.05", 231_475),
+            (80_000_000, "0.1", 2_231_475),
+            (100_000_000, "0.125", 4_231_475),
+            (200_000_000, "0.25", 16_731_475),
+            (400_000_000, "0.5", 66_731_475),
+        ],
+    ),
+    (
+        "XRPUSDT",
+        &[
+            (40_000, "0.005", 0),
+            (80_000, "0.006", 40),
+            (150_000, "0.01", 360),
+            (400_000, "0.0125", 735),
+            (1_000_000, "0.02", 3_735),
+            (2_000_000, "0.025", 8_735),
+            (10_000_000, "0.05", 58_735),
+            (20_000_000, "0.1", 558_735),
+            (25_000_000, "0.125", 1_058_735),
+            (50_000_000, "0.25", 4_183_735),
+            (100_000_000, "0.5", 16_683_735),
+        ],
+    ),
+    (
+        "BNBUSDT",
+        &[
+            (10_000, "0.005", 0),
+            (200_000, "0.006", 10),
+            (400_000, "0.01", 810),
+            (1_500_000, "0.02", 4_810),
+            (3_000_000, "0.025", 12_310),
+            (15_000_000, "0.05", 87_310),
+            (30_000_000, "0.1", 837_310),
+            (37_500_000, "0.125", 1_587_310),
+            (75_000_000, "0.25", 6_274_810),
+            (150_000_000, "0.5", 25_024_810),
+        ],
+    ),
+    (
+        "DOGEUSDT",
+        &[
+            (80_000, "0.0065", 0),
+            (150_000, "0.01", 280),
+            (750_000, "0.0125", 655),
+            (2_000_000, "0.02", 6_280),
+            (4_000_000, "0.025", 16_280),
+            (20_000_000, "0.05", 116_280),
+            (40_000_000, "0.1", 1_116_280),
+            (50_000_000, "0.125", 2_116_280),
+            (100_000_000, "0.25", 8_366_280),
+            (200_000_000, "0.5", 33_366_280),
+        ],
+    ),
+];
+
 #[test]
 fn binance_usdm_every_published_maintenance_amount() {
     let venue = venue("binance-usdm.toml");
-    let perp = venue.instrument("BTCUSDT").unwrap();
-    // At each bracket's cap v (BTC at 100,000, v / 100,000 BTC), MM = v x mmr - cum with the
-    // published cum; the bracket sum gives the same (checked at 1,000,000 above).
-    for (cap, mmr, cum) in [
-        (dec!(50000), dec!(0.004), dec!(0)),
-        (dec!(250000), dec!(0.005), dec!(50)),
-        (dec!(3000000), dec!(0.01), dec!(1300)),
-        (dec!(20000000), dec!(0.025), dec!(46300)),
-        (dec!(40000000), dec!(0.05), dec!(546300)),
-        (dec!(100000000), dec!(0.1), dec!(2546300)),
-        (dec!(120000000), dec!(0.125), dec!(5046300)),
-        (dec!(200000000), dec!(0.15), dec!(8046300)),
-        (dec!(300000000), dec!(0.25), dec!(28046300)),
-        (dec!(500000000), dec!(0.5), dec!(103046300)),
-    ] {
-        let requirement = requirement(&exposure(&perp, cap / dec!(100000), dec!(100000))).unwrap();
-        assert_eq!(requirement.maintenance, cap * mmr - cum, "cap {cap}");
+    for (symbol, brackets) in BINANCE_BRACKETS {
+        let perp = venue.instrument(symbol).unwrap();
+        let mut previous: Option<(Decimal, Decimal, Decimal)> = None;
+        for &(cap, mmr, cum) in brackets {
+            let (cap, mmr, cum) = (
+                Decimal::from(cap),
+                mmr.parse::<Decimal>().unwrap(),
+                Decimal::from(cum),
+            );
+            // The published cum follows from the rates: cum_n = cum_(n-1) + floor_n x (mmr_n - mmr_(n-1)).
+            let expected_cum = previous.map_or(Decimal::ZERO, |(floor, prev_mmr, prev_cum)| {
+                prev_cum + floor * (mmr - prev_mmr)
+            });
+            assert_eq!(cum, expected_cum, "{symbol} bracket up to {cap}");
+            // At the bracket's cap (price 1, size = notional), MM = cap x mmr - cum.
+            let at_cap = requirement(&exposure(&perp, cap, dec!(1))).unwrap();
+            assert_eq!(at_cap.maintenance, cap * mmr - cum, "{symbol} cap {cap}");
+            previous = Some((cap, mmr, cum));
+        }
     }
-    // The last bracket by hand: 500,000,000 x 50% - 103,046,300 = 146,953,700.
-    let top = requirement(&exposure(&perp, dec!(5000), dec!(100000))).unwrap();
-    assert_eq!(top.maintenance, dec!(146953700));
+    // BTCUSDT's last bracket by hand: 1,800,000,000 x 50% - 421,482,000 = 478,518,000.
+    let btc = venue.instrument("BTCUSDT").unwrap();
+    let top = requirement(&exposure(&btc, dec!(18000), dec!(100000))).unwrap();
+    assert_eq!(top.maintenance, dec!(478518000));
+}
+
+#[test]
+fn binance_usdm_new_contracts_worked_examples() {
+    let venue = venue("binance-usdm.toml");
+    // [computed, not published] ETHUSDT, 20 ETH at 3,000 = 60,000 (bracket 1, 0.4%): MM 240,
+    // IM at the default 20x 3,000.
+    let eth = venue.instrument("ETHUSDT").unwrap();
+    let small = requirement(&exposure(&eth, dec!(20), dec!(3000))).unwrap();
+    assert_eq!((small.initial, small.maintenance), (dec!(3000), dec!(240)));
+    // SOLUSDT, 10,000 SOL at 150 = 1,500,000 (bracket 4: 1,000,000 - 4,000,000, 2%, cum 11,475):
+    // MM = 30,000 - 11,475 = 18,525 = 50,000 x 0.5% + 350,000 x 0.65% + 600,000 x 1% + 500,000 x 2%
+    // = 250 + 2,275 + 6,000 + 10,000.
+    let sol = venue.instrument("SOLUSDT").unwrap();
+    let mid = requirement(&exposure(&sol, dec!(10000), dec!(150))).unwrap();
+    assert_eq!(mid.maintenance, dec!(18525));
+    // DOGEUSDT short 10,000,000 DOGE at 0.2 = 2,000,000, the cap of bracket 4 (2%, cum 6,280):
+    // MM = 40,000 - 6,280 = 33,720; IM at 20x (bracket max 25x) = 100,000.
+    let doge = venue.instrument("DOGEUSDT").unwrap();
+    let short = requirement(&exposure(&doge, dec!(-10000000), dec!(0.2))).unwrap();
+    assert_eq!(
+        (short.initial, short.maintenance),
+        (dec!(100000), dec!(33720))
+    );
 }
 
 #[test]
