@@ -713,3 +713,80 @@ fn drift_venue_file_floors_the_size_premium_to_margin_precision() {
         (dec!(383250), dec!(233250))
     );
 }
+
+/// Bybit's published BTCUSDT ladder ("Margin Parameters" page, read 2026-12-04):
+/// `(risk limit, max leverage, maintenance margin rate, maintenance margin deduction)`.
+const BYBIT_BTCUSDT: [(u64, u32, &str, u64); 20] = [
+    (2_000_000, 100, "0.005", 0),
+    (2_600_000, 90, "0.0056", 1_200),
+    (3_200_000, 80, "0.0063", 3_020),
+    (3_800_000, 75, "0.0067", 4_300),
+    (4_400_000, 70, "0.0071", 5_820),
+    (5_000_000, 65, "0.0077", 8_460),
+    (5_600_000, 55, "0.0091", 15_460),
+    (8_500_000, 50, "0.01", 20_500),
+    (10_000_000, 45, "0.013", 46_000),
+    (14_000_000, 40, "0.015", 66_000),
+    (20_000_000, 35, "0.016", 80_000),
+    (28_000_000, 30, "0.02", 160_000),
+    (38_000_000, 25, "0.025", 300_000),
+    (50_000_000, 20, "0.029", 452_000),
+    (55_000_000, 19, "0.03", 502_000),
+    (60_000_000, 18, "0.035", 777_000),
+    (65_000_000, 17, "0.036", 837_000),
+    (70_000_000, 16, "0.038", 967_000),
+    (75_000_000, 15, "0.04", 1_107_000),
+    (80_000_000, 14, "0.045", 1_482_000),
+];
+
+#[test]
+fn bybit_btcusdt_every_published_deduction_and_tier() {
+    let venue = venue("bybit-linear.toml");
+    let perp = venue.instrument("BTCUSDT").unwrap();
+    let mut previous: Option<(Decimal, Decimal, Decimal)> = None;
+    for (limit, leverage, mmr, deduction) in BYBIT_BTCUSDT {
+        let (limit, mmr, deduction) = (
+            Decimal::from(limit),
+            mmr.parse::<Decimal>().unwrap(),
+            Decimal::from(deduction),
+        );
+        // Bybit's rule: deduction_n = limit_(n-1) x (mmr_n - mmr_(n-1)) + deduction_(n-1).
+        let expected = previous.map_or(Decimal::ZERO, |(prev_limit, prev_mmr, prev_deduction)| {
+            prev_limit * (mmr - prev_mmr) + prev_deduction
+        });
+        assert_eq!(deduction, expected, "tier up to {limit}");
+        // At the tier's limit (price 1), MM = limit x mmr - deduction and IM = limit / max leverage.
+        let mut case = exposure(&perp, limit, dec!(1));
+        case.leverage = Some(Decimal::from(leverage));
+        let at_limit = requirement(&case).unwrap();
+        assert_eq!(
+            at_limit.maintenance,
+            limit * mmr - deduction,
+            "limit {limit}"
+        );
+        assert_eq!(
+            at_limit.initial,
+            limit / Decimal::from(leverage),
+            "limit {limit}"
+        );
+        previous = Some((limit, mmr, deduction));
+    }
+}
+
+#[test]
+fn bybit_btcusdt_large_positions_reach_the_upper_tiers() {
+    let venue = venue("bybit-linear.toml");
+    let perp = venue.instrument("BTCUSDT").unwrap();
+    // [computed, not published] 90 BTC at 100,000 = 9,000,000 (tier 9: 8,500,000 - 10,000,000,
+    // 1.3%, deduction 46,000): MM = 117,000 - 46,000 = 71,000 = the bracket sum 2,000,000 x 0.5%
+    // + 600,000 x 0.56% + 600,000 x 0.63% + 600,000 x 0.67% + 600,000 x 0.71% + 600,000 x 0.77%
+    // + 600,000 x 0.91% + 2,900,000 x 1% + 500,000 x 1.3% = 10,000 + 3,360 + 3,780 + 4,020
+    // + 4,260 + 4,620 + 5,460 + 29,000 + 6,500. (The ladder that ended at 3,200,000 gave
+    // 9,000,000 x 0.63% - 3,020 = 53,680.)
+    let tier_nine = requirement(&exposure(&perp, dec!(90), dec!(100000))).unwrap();
+    assert_eq!(tier_nine.maintenance, dec!(71000));
+    // 700 BTC at 100,000 = 70,000,000, the limit of tier 18 (3.8%, deduction 967,000):
+    // MM = 2,660,000 - 967,000 = 1,693,000.
+    let whale = requirement(&exposure(&perp, dec!(-700), dec!(100000))).unwrap();
+    assert_eq!(whale.maintenance, dec!(1693000));
+}
