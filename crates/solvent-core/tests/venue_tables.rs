@@ -111,7 +111,7 @@ fn every_tier_ladder_is_contiguous_monotone_and_continuous() {
             }
         }
     }
-    assert!(ladders >= 10, "only {ladders} tiered rules found");
+    assert!(ladders >= 20, "only {ladders} tiered rules found");
 }
 
 #[test]
@@ -164,6 +164,21 @@ fn shipped_tables_are_complete_as_far_as_published() {
         assert_eq!(tier_count("binance-usdm.toml", rule), brackets, "{rule}");
     }
     assert_eq!(tier_count("bybit-linear.toml", "bybit_btcusdt"), 20);
+    // Hyperliquid: the seven tables of the mainnet `meta` (ids 50-56) and the flat 3x and 5x
+    // tables (ids below 50) that the listed perps use.
+    for (rule, tiers) in [
+        ("hl_btc", 2),
+        ("hl_eth", 2),
+        ("hl_sol", 2),
+        ("hl_xrp", 2),
+        ("hl_tiered_10x_20m", 2),
+        ("hl_tiered_10x_3m", 2),
+        ("hl_table_50", 1),
+        ("hl_flat_3x", 1),
+        ("hl_flat_5x", 1),
+    ] {
+        assert_eq!(tier_count("hyperliquid.toml", rule), tiers, "{rule}");
+    }
     let dydx = venue("dydx-v4.toml");
     for tier in [
         "large_cap",

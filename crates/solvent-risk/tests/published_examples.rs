@@ -790,3 +790,26 @@ fn bybit_btcusdt_large_positions_reach_the_upper_tiers() {
     let whale = requirement(&exposure(&perp, dec!(-700), dec!(100000))).unwrap();
     assert_eq!(whale.maintenance, dec!(1693000));
 }
+
+#[test]
+fn hyperliquid_asset_group_tables() {
+    let venue = venue("hyperliquid.toml");
+    let mm = |name: &str, size: Decimal, price: Decimal| {
+        let perp = venue.instrument(name).unwrap();
+        requirement(&exposure(&perp, size, price))
+            .unwrap()
+            .maintenance
+    };
+    // [computed from the published rule] XRP, table 53 (40M: 20x -> 10x): 20,000,000 XRP at 2.5
+    // = 50,000,000; deduction 40,000,000 x (5% - 2.5%) = 1,000,000; MM = 2,500,000 - 1,000,000
+    // = 1,500,000 = 40,000,000 x 2.5% + 10,000,000 x 5%.
+    assert_eq!(mm("XRP", dec!(20000000), dec!(2.5)), dec!(1500000));
+    // DOGE, table 52 (20M: 10x -> 5x): 125,000,000 DOGE at 0.2 = 25,000,000; deduction
+    // 20,000,000 x (10% - 5%) = 1,000,000; MM = 2,500,000 - 1,000,000 = 1,500,000.
+    assert_eq!(mm("DOGE", dec!(125000000), dec!(0.2)), dec!(1500000));
+    // BNB, table 51 (3M: 10x -> 5x): 5,000 BNB at 800 = 4,000,000; deduction 3,000,000 x 5%
+    // = 150,000; MM = 400,000 - 150,000 = 250,000 = 3,000,000 x 5% + 1,000,000 x 10%.
+    assert_eq!(mm("BNB", dec!(5000), dec!(800)), dec!(250000));
+    // Below the boundary the first tier alone: 1,000 BNB at 800 = 800,000 x 5% = 40,000.
+    assert_eq!(mm("BNB", dec!(1000), dec!(800)), dec!(40000));
+}
