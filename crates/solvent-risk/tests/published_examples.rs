@@ -475,10 +475,13 @@ fn bybit_btcusdt_tier_three_uses_the_published_deduction() {
     assert_eq!(requirement.initial, dec!(37500));
 }
 
+/// `(notionalCap, maintMarginRatio, cum)` of one bracket.
+type Bracket = (u64, &'static str, u64);
+
 /// Binance's published brackets (freqtrade snapshot of `GET /fapi/v1/leverageBracket`, commit
 /// 6bc35af3, 2026-03-26): `(notionalCap, maintMarginRatio, cum)` per bracket, as the venue
 /// publishes them, independent of the venue file.
-const BINANCE_BRACKETS: [(&str, &[(u64, &str, u64)]); 6] = [
+const BINANCE_BRACKETS: [(&str, &[Bracket]); 6] = [
     (
         "BTCUSDT",
         &[
