@@ -1266,6 +1266,31 @@ margin = "options"
     }
 
     #[test]
+    fn a_rate_step_is_read_checked_and_refused_where_it_means_nothing() {
+        let rule = "\n[margin_rules.oi]\nkind = \"open_interest\"\ninitial_base = \"0.2\"\nmaintenance_fraction = \"0.5\"\nopen_interest_lower_usd = \"1000000\"\nopen_interest_upper_usd = \"2000000\"\nrate_step = \"STEP\"\n";
+        let with_step = |step: &str| format!("{MINIMAL}{}", rule.replace("STEP", step));
+        // dYdX's one ppm is kept as written.
+        let venue = Venue::from_toml("v.toml", &with_step("0.000001")).unwrap();
+        let MarginRule::OpenInterest { rate_step, .. } = venue.rules["oi"].as_ref() else {
+            panic!("open_interest rule expected");
+        };
+        assert_eq!(*rate_step, Some(dec!(0.000001)));
+        // A step must be positive and at most 1; the error names the field.
+        for bad in ["0", "-0.0001", "1.5"] {
+            let error = Venue::from_toml("v.toml", &with_step(bad)).unwrap_err();
+            assert_eq!(error.path, "margin_rules.oi.rate_step", "{bad}: {error}");
+        }
+        // A tiered rule has no fixed-point step: the field is refused by name.
+        let tiered = MINIMAL.replace(
+            "kind = \"tiered\"\n",
+            "kind = \"tiered\"\nrate_step = \"0.0001\"\n",
+        );
+        let error = Venue::from_toml("v.toml", &tiered).unwrap_err();
+        assert_eq!(error.path, "margin_rules.ladder.rate_step");
+        assert!(error.problem.contains("not a field"), "{error}");
+    }
+
+    #[test]
     fn deribit_names_resolve_through_series() {
         let venue = Venue::from_toml("v.toml", MINIMAL).unwrap();
         let option = venue.instrument("BTC-27DEC26-70000-C").unwrap();

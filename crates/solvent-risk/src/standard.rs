@@ -197,13 +197,18 @@ pub fn requirement(exposure: &Exposure<'_>) -> Result<Requirement, RiskError> {
             open_interest_upper_usd,
             rate_step,
         } => {
-            let open_interest =
-                exposure
-                    .open_interest_usd
-                    .ok_or_else(|| RiskError::MissingOpenInterest {
+            // An upper cap of zero disables the scaling (dYdX's Large-Cap tier): the open
+            // interest is then not read, as `GetAdjustedInitialMarginPpm` does not read it.
+            let open_interest = match exposure.open_interest_usd {
+                Some(open_interest) => open_interest,
+                None if open_interest_upper_usd.is_zero() => Decimal::ZERO,
+                None => {
+                    return Err(RiskError::MissingOpenInterest {
                         instrument: instrument.name.clone(),
                         rule: name.clone(),
-                    })?;
+                    });
+                }
+            };
             let initial_rate = open_interest_initial_rate(
                 *initial_base,
                 *open_interest_lower_usd,

@@ -166,10 +166,10 @@ fn binance_collateral_6000_btc_at_20000() {
 fn binance_usdm_maintenance_amount() {
     let venue = venue("binance-usdm.toml");
     let perp = venue.instrument("BTCUSDT").unwrap();
-    // Notional 1,000,000 (bracket 3, 1%, cum 1,300): MM = 10,000 - 1,300 = 8,700
-    // = 50,000 x 0.4% + 200,000 x 0.5% + 750,000 x 1%.
+    // Notional 1,000,000 (bracket 3: 800,000 - 3,000,000, 0.65%, cum 1,500): MM = 6,500 - 1,500
+    // = 5,000 = 300,000 x 0.4% + 500,000 x 0.5% + 200,000 x 0.65% = 1,200 + 2,500 + 1,300.
     let requirement = requirement(&exposure(&perp, dec!(10), dec!(100000))).unwrap();
-    assert_eq!(requirement.maintenance, dec!(8700));
+    assert_eq!(requirement.maintenance, dec!(5000));
 }
 
 #[test]
@@ -475,30 +475,161 @@ fn bybit_btcusdt_tier_three_uses_the_published_deduction() {
     assert_eq!(requirement.initial, dec!(37500));
 }
 
+/// `(notionalCap, maintMarginRatio, cum)` of one bracket.
+type Bracket = (u64, &'static str, u64);
+
+/// Binance's published brackets (freqtrade snapshot of `GET /fapi/v1/leverageBracket`, commit
+/// 6bc35af3, 2026-03-26): `(notionalCap, maintMarginRatio, cum)` per bracket, as the venue
+/// publishes them, independent of the venue file.
+const BINANCE_BRACKETS: [(&str, &[Bracket]); 6] = [
+    (
+        "BTCUSDT",
+        &[
+            (300_000, "0.004", 0),
+            (800_000, "0.005", 300),
+            (3_000_000, "0.0065", 1_500),
+            (12_000_000, "0.01", 12_000),
+            (70_000_000, "0.02", 132_000),
+            (100_000_000, "0.025", 482_000),
+            (230_000_000, "0.05", 2_982_000),
+            (480_000_000, "0.1", 14_482_000),
+            (600_000_000, "0.125", 26_482_000),
+            (800_000_000, "0.15", 41_482_000),
+            (1_200_000_000, "0.25", 121_482_000),
+            (1_800_000_000, "0.5", 421_482_000),
+        ],
+    ),
+    (
+        "ETHUSDT",
+        &[
+            (300_000, "0.004", 0),
+            (800_000, "0.005", 300),
+            (3_000_000, "0.0065", 1_500),
+            (12_000_000, "0.01", 12_000),
+            (50_000_000, "0.02", 132_000),
+            (65_000_000, "0.025", 382_000),
+            (150_000_000, "0.05", 2_007_000),
+            (320_000_000, "0.1", 9_507_000),
+            (400_000_000, "0.125", 17_507_000),
+            (530_000_000, "0.15", 27_507_000),
+            (800_000_000, "0.25", 80_507_000),
+            (1_200_000_000, "0.5", 280_507_000),
+        ],
+    ),
+    (
+        "SOLUSDT",
+        &[
+            (50_000, "0.005", 0),
+            (400_000, "0.0065", 75),
+            (1_000_000, "0.01", 1_475),
+            (4_000_000, "0.02", 11_475),
+            (8_000_000, "0.025", 31_475),
+            (40_000_000, "0.05", 231_475),
+            (80_000_000, "0.1", 2_231_475),
+            (100_000_000, "0.125", 4_231_475),
+            (200_000_000, "0.25", 16_731_475),
+            (400_000_000, "0.5", 66_731_475),
+        ],
+    ),
+    (
+        "XRPUSDT",
+        &[
+            (40_000, "0.005", 0),
+            (80_000, "0.006", 40),
+            (150_000, "0.01", 360),
+            (400_000, "0.0125", 735),
+            (1_000_000, "0.02", 3_735),
+            (2_000_000, "0.025", 8_735),
+            (10_000_000, "0.05", 58_735),
+            (20_000_000, "0.1", 558_735),
+            (25_000_000, "0.125", 1_058_735),
+            (50_000_000, "0.25", 4_183_735),
+            (100_000_000, "0.5", 16_683_735),
+        ],
+    ),
+    (
+        "BNBUSDT",
+        &[
+            (10_000, "0.005", 0),
+            (200_000, "0.006", 10),
+            (400_000, "0.01", 810),
+            (1_500_000, "0.02", 4_810),
+            (3_000_000, "0.025", 12_310),
+            (15_000_000, "0.05", 87_310),
+            (30_000_000, "0.1", 837_310),
+            (37_500_000, "0.125", 1_587_310),
+            (75_000_000, "0.25", 6_274_810),
+            (150_000_000, "0.5", 25_024_810),
+        ],
+    ),
+    (
+        "DOGEUSDT",
+        &[
+            (80_000, "0.0065", 0),
+            (150_000, "0.01", 280),
+            (750_000, "0.0125", 655),
+            (2_000_000, "0.02", 6_280),
+            (4_000_000, "0.025", 16_280),
+            (20_000_000, "0.05", 116_280),
+            (40_000_000, "0.1", 1_116_280),
+            (50_000_000, "0.125", 2_116_280),
+            (100_000_000, "0.25", 8_366_280),
+            (200_000_000, "0.5", 33_366_280),
+        ],
+    ),
+];
+
 #[test]
 fn binance_usdm_every_published_maintenance_amount() {
     let venue = venue("binance-usdm.toml");
-    let perp = venue.instrument("BTCUSDT").unwrap();
-    // At each bracket's cap v (BTC at 100,000, v / 100,000 BTC), MM = v x mmr - cum with the
-    // published cum; the bracket sum gives the same (checked at 1,000,000 above).
-    for (cap, mmr, cum) in [
-        (dec!(50000), dec!(0.004), dec!(0)),
-        (dec!(250000), dec!(0.005), dec!(50)),
-        (dec!(3000000), dec!(0.01), dec!(1300)),
-        (dec!(20000000), dec!(0.025), dec!(46300)),
-        (dec!(40000000), dec!(0.05), dec!(546300)),
-        (dec!(100000000), dec!(0.1), dec!(2546300)),
-        (dec!(120000000), dec!(0.125), dec!(5046300)),
-        (dec!(200000000), dec!(0.15), dec!(8046300)),
-        (dec!(300000000), dec!(0.25), dec!(28046300)),
-        (dec!(500000000), dec!(0.5), dec!(103046300)),
-    ] {
-        let requirement = requirement(&exposure(&perp, cap / dec!(100000), dec!(100000))).unwrap();
-        assert_eq!(requirement.maintenance, cap * mmr - cum, "cap {cap}");
+    for (symbol, brackets) in BINANCE_BRACKETS {
+        let perp = venue.instrument(symbol).unwrap();
+        let mut previous: Option<(Decimal, Decimal, Decimal)> = None;
+        for &(cap, mmr, cum) in brackets {
+            let (cap, mmr, cum) = (
+                Decimal::from(cap),
+                mmr.parse::<Decimal>().unwrap(),
+                Decimal::from(cum),
+            );
+            // The published cum follows from the rates: cum_n = cum_(n-1) + floor_n x (mmr_n - mmr_(n-1)).
+            let expected_cum = previous.map_or(Decimal::ZERO, |(floor, prev_mmr, prev_cum)| {
+                prev_cum + floor * (mmr - prev_mmr)
+            });
+            assert_eq!(cum, expected_cum, "{symbol} bracket up to {cap}");
+            // At the bracket's cap (price 1, size = notional), MM = cap x mmr - cum.
+            let at_cap = requirement(&exposure(&perp, cap, dec!(1))).unwrap();
+            assert_eq!(at_cap.maintenance, cap * mmr - cum, "{symbol} cap {cap}");
+            previous = Some((cap, mmr, cum));
+        }
     }
-    // The last bracket by hand: 500,000,000 x 50% - 103,046,300 = 146,953,700.
-    let top = requirement(&exposure(&perp, dec!(5000), dec!(100000))).unwrap();
-    assert_eq!(top.maintenance, dec!(146953700));
+    // BTCUSDT's last bracket by hand: 1,800,000,000 x 50% - 421,482,000 = 478,518,000.
+    let btc = venue.instrument("BTCUSDT").unwrap();
+    let top = requirement(&exposure(&btc, dec!(18000), dec!(100000))).unwrap();
+    assert_eq!(top.maintenance, dec!(478518000));
+}
+
+#[test]
+fn binance_usdm_new_contracts_worked_examples() {
+    let venue = venue("binance-usdm.toml");
+    // [computed, not published] ETHUSDT, 20 ETH at 3,000 = 60,000 (bracket 1, 0.4%): MM 240,
+    // IM at the default 20x 3,000.
+    let eth = venue.instrument("ETHUSDT").unwrap();
+    let small = requirement(&exposure(&eth, dec!(20), dec!(3000))).unwrap();
+    assert_eq!((small.initial, small.maintenance), (dec!(3000), dec!(240)));
+    // SOLUSDT, 10,000 SOL at 150 = 1,500,000 (bracket 4: 1,000,000 - 4,000,000, 2%, cum 11,475):
+    // MM = 30,000 - 11,475 = 18,525 = 50,000 x 0.5% + 350,000 x 0.65% + 600,000 x 1% + 500,000 x 2%
+    // = 250 + 2,275 + 6,000 + 10,000.
+    let sol = venue.instrument("SOLUSDT").unwrap();
+    let mid = requirement(&exposure(&sol, dec!(10000), dec!(150))).unwrap();
+    assert_eq!(mid.maintenance, dec!(18525));
+    // DOGEUSDT short 10,000,000 DOGE at 0.2 = 2,000,000, the cap of bracket 4 (2%, cum 6,280):
+    // MM = 40,000 - 6,280 = 33,720; IM at 20x (bracket max 25x) = 100,000.
+    let doge = venue.instrument("DOGEUSDT").unwrap();
+    let short = requirement(&exposure(&doge, dec!(-10000000), dec!(0.2))).unwrap();
+    assert_eq!(
+        (short.initial, short.maintenance),
+        (dec!(100000), dec!(33720))
+    );
 }
 
 #[test]
@@ -545,4 +676,143 @@ fn hyperliquid_isolated_long_liquidation_price_regression() {
     let position = &report.positions[0];
     assert_eq!(position.maintenance_margin.value(), dec!(1250));
     assert_eq!(position.liquidation_price.unwrap().value(), dec!(98734.178));
+}
+
+#[test]
+fn dydx_venue_file_floors_the_scaled_imf_to_ppm_and_large_cap_needs_no_open_interest() {
+    let venue = venue("dydx-v4.toml");
+    // Large-Cap (caps 0 / 0): no open interest in the market, IMF 2%, MMF 2% x 60% = 1.2%.
+    // 1 BTC at 100,000: IM 2,000, MM 1,200.
+    let btc = venue.instrument("BTC-USD").unwrap();
+    let large = requirement(&exposure(&btc, dec!(1), dec!(100000))).unwrap();
+    assert_eq!((large.initial, large.maintenance), (dec!(2000), dec!(1200)));
+    // Small-Cap (10%, caps 20,000,000 - 50,000,000), 1,000 LINK at 14.5 = 14,500 USDC, open
+    // interest 35,123,456.789 USDC [computed, not published]: scale = 15,123,456.789 / 30,000,000
+    // = 0.5041152263; increment 0.9 x scale = 0.45370370367, floored to ppm 0.453703 (dYdX's
+    // integer ppm); IMF 0.553703; IM = 14,500 x 0.553703 = 8,028.6935 (unfloored: 8,028.7037...).
+    // MM from the base IMF: 14,500 x 10% x 50% = 725.
+    let link = venue.instrument("LINK-USD").unwrap();
+    let mut case = exposure(&link, dec!(1000), dec!(14.5));
+    case.open_interest_usd = Some(dec!(35123456.789));
+    let small = requirement(&case).unwrap();
+    assert_eq!(small.initial, dec!(8028.6935));
+    assert_eq!(small.maintenance, dec!(725));
+    // Small-Cap without open interest is refused: the scaling needs it.
+    assert!(requirement(&exposure(&link, dec!(1000), dec!(14.5))).is_err());
+}
+
+#[test]
+fn drift_venue_file_floors_the_size_premium_to_margin_precision() {
+    // venues/drift.toml SOL-PERP (base ratios 5% / 2.5%, imf 0.00005: ASSUMPTION values, see the
+    // file), rate_step 0.0001 (Drift MARGIN_PRECISION). 50,000 SOL at 150 = 7,500,000 USDC
+    // [computed, not published]: sqrt(50,000) = 223.6067977...;
+    // IM ratio max(0.05, floor4(0.04 + 0.00005 x 223.6068 = 0.0511803...)) = 0.0511 -> 383,250
+    // (exact ratio: 383,852.549...); MM ratio max(0.025, floor4(0.0311803...)) = 0.0311 -> 233,250.
+    let venue = venue("drift.toml");
+    let perp = venue.instrument("SOL-PERP").unwrap();
+    let large = requirement(&exposure(&perp, dec!(50000), dec!(150))).unwrap();
+    assert_eq!(
+        (large.initial, large.maintenance),
+        (dec!(383250), dec!(233250))
+    );
+}
+
+/// Bybit's published BTCUSDT ladder ("Margin Parameters" page, read 2026-12-04):
+/// `(risk limit, max leverage, maintenance margin rate, maintenance margin deduction)`.
+const BYBIT_BTCUSDT: [(u64, u32, &str, u64); 20] = [
+    (2_000_000, 100, "0.005", 0),
+    (2_600_000, 90, "0.0056", 1_200),
+    (3_200_000, 80, "0.0063", 3_020),
+    (3_800_000, 75, "0.0067", 4_300),
+    (4_400_000, 70, "0.0071", 5_820),
+    (5_000_000, 65, "0.0077", 8_460),
+    (5_600_000, 55, "0.0091", 15_460),
+    (8_500_000, 50, "0.01", 20_500),
+    (10_000_000, 45, "0.013", 46_000),
+    (14_000_000, 40, "0.015", 66_000),
+    (20_000_000, 35, "0.016", 80_000),
+    (28_000_000, 30, "0.02", 160_000),
+    (38_000_000, 25, "0.025", 300_000),
+    (50_000_000, 20, "0.029", 452_000),
+    (55_000_000, 19, "0.03", 502_000),
+    (60_000_000, 18, "0.035", 777_000),
+    (65_000_000, 17, "0.036", 837_000),
+    (70_000_000, 16, "0.038", 967_000),
+    (75_000_000, 15, "0.04", 1_107_000),
+    (80_000_000, 14, "0.045", 1_482_000),
+];
+
+#[test]
+fn bybit_btcusdt_every_published_deduction_and_tier() {
+    let venue = venue("bybit-linear.toml");
+    let perp = venue.instrument("BTCUSDT").unwrap();
+    let mut previous: Option<(Decimal, Decimal, Decimal)> = None;
+    for (limit, leverage, mmr, deduction) in BYBIT_BTCUSDT {
+        let (limit, mmr, deduction) = (
+            Decimal::from(limit),
+            mmr.parse::<Decimal>().unwrap(),
+            Decimal::from(deduction),
+        );
+        // Bybit's rule: deduction_n = limit_(n-1) x (mmr_n - mmr_(n-1)) + deduction_(n-1).
+        let expected = previous.map_or(Decimal::ZERO, |(prev_limit, prev_mmr, prev_deduction)| {
+            prev_limit * (mmr - prev_mmr) + prev_deduction
+        });
+        assert_eq!(deduction, expected, "tier up to {limit}");
+        // At the tier's limit (price 1), MM = limit x mmr - deduction and IM = limit / max leverage.
+        let mut case = exposure(&perp, limit, dec!(1));
+        case.leverage = Some(Decimal::from(leverage));
+        let at_limit = requirement(&case).unwrap();
+        assert_eq!(
+            at_limit.maintenance,
+            limit * mmr - deduction,
+            "limit {limit}"
+        );
+        assert_eq!(
+            at_limit.initial,
+            limit / Decimal::from(leverage),
+            "limit {limit}"
+        );
+        previous = Some((limit, mmr, deduction));
+    }
+}
+
+#[test]
+fn bybit_btcusdt_large_positions_reach_the_upper_tiers() {
+    let venue = venue("bybit-linear.toml");
+    let perp = venue.instrument("BTCUSDT").unwrap();
+    // [computed, not published] 90 BTC at 100,000 = 9,000,000 (tier 9: 8,500,000 - 10,000,000,
+    // 1.3%, deduction 46,000): MM = 117,000 - 46,000 = 71,000 = the bracket sum 2,000,000 x 0.5%
+    // + 600,000 x 0.56% + 600,000 x 0.63% + 600,000 x 0.67% + 600,000 x 0.71% + 600,000 x 0.77%
+    // + 600,000 x 0.91% + 2,900,000 x 1% + 500,000 x 1.3% = 10,000 + 3,360 + 3,780 + 4,020
+    // + 4,260 + 4,620 + 5,460 + 29,000 + 6,500. (The ladder that ended at 3,200,000 gave
+    // 9,000,000 x 0.63% - 3,020 = 53,680.)
+    let tier_nine = requirement(&exposure(&perp, dec!(90), dec!(100000))).unwrap();
+    assert_eq!(tier_nine.maintenance, dec!(71000));
+    // 700 BTC at 100,000 = 70,000,000, the limit of tier 18 (3.8%, deduction 967,000):
+    // MM = 2,660,000 - 967,000 = 1,693,000.
+    let whale = requirement(&exposure(&perp, dec!(-700), dec!(100000))).unwrap();
+    assert_eq!(whale.maintenance, dec!(1693000));
+}
+
+#[test]
+fn hyperliquid_asset_group_tables() {
+    let venue = venue("hyperliquid.toml");
+    let mm = |name: &str, size: Decimal, price: Decimal| {
+        let perp = venue.instrument(name).unwrap();
+        requirement(&exposure(&perp, size, price))
+            .unwrap()
+            .maintenance
+    };
+    // [computed from the published rule] XRP, table 53 (40M: 20x -> 10x): 20,000,000 XRP at 2.5
+    // = 50,000,000; deduction 40,000,000 x (5% - 2.5%) = 1,000,000; MM = 2,500,000 - 1,000,000
+    // = 1,500,000 = 40,000,000 x 2.5% + 10,000,000 x 5%.
+    assert_eq!(mm("XRP", dec!(20000000), dec!(2.5)), dec!(1500000));
+    // DOGE, table 52 (20M: 10x -> 5x): 125,000,000 DOGE at 0.2 = 25,000,000; deduction
+    // 20,000,000 x (10% - 5%) = 1,000,000; MM = 2,500,000 - 1,000,000 = 1,500,000.
+    assert_eq!(mm("DOGE", dec!(125000000), dec!(0.2)), dec!(1500000));
+    // BNB, table 51 (3M: 10x -> 5x): 5,000 BNB at 800 = 4,000,000; deduction 3,000,000 x 5%
+    // = 150,000; MM = 400,000 - 150,000 = 250,000 = 3,000,000 x 5% + 1,000,000 x 10%.
+    assert_eq!(mm("BNB", dec!(5000), dec!(800)), dec!(250000));
+    // Below the boundary the first tier alone: 1,000 BNB at 800 = 800,000 x 5% = 40,000.
+    assert_eq!(mm("BNB", dec!(1000), dec!(800)), dec!(40000));
 }
