@@ -39,7 +39,7 @@ pub struct PopulationArgs {
     /// Write the events here (stdout when absent).
     #[arg(long, value_name = "ACCOUNTS.jsonl")]
     out: Option<PathBuf>,
-    /// Venue parameters (VENUE.toml); the built-in venues/default.toml when absent.
+    /// The venue: a shipped one by name (`solvent venue list`) or a VENUE.toml file; the built-in default when absent.
     #[arg(long)]
     venue: Option<PathBuf>,
 }
@@ -74,7 +74,7 @@ pub struct CascadeArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
-    /// Venue parameters (VENUE.toml); the built-in venues/default.toml when absent.
+    /// The venue: a shipped one by name (`solvent venue list`) or a VENUE.toml file; the built-in default when absent.
     #[arg(long)]
     venue: Option<PathBuf>,
 }
@@ -87,14 +87,7 @@ enum ImpactArg {
 }
 
 fn venue(path: Option<&PathBuf>) -> Result<Venue> {
-    Ok(match path {
-        Some(path) => {
-            let text = fs::read_to_string(path)
-                .with_context(|| format!("{}: cannot read the file", path.display()))?;
-            Venue::from_toml(&path.display().to_string(), &text)?
-        }
-        None => Venue::from_toml("venues/default.toml (built in)", crate::DEFAULT_VENUE)?,
-    })
+    crate::venues::load(path.map(PathBuf::as_path))
 }
 
 /// Runs `solvent population`.

@@ -9,6 +9,7 @@ mod plot;
 mod render;
 mod replay;
 mod serve;
+mod venues;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -67,6 +68,21 @@ enum Command {
     Serve(serve::ServeArgs),
     /// API keys of a data directory: add (prints the secret once), list, revoke.
     Keys(serve::KeysArgs),
+    /// The shipped venues (`--venue NAME` takes any of them; a path takes a file).
+    Venue(VenueArgs),
+}
+
+/// The arguments of `solvent venue`.
+#[derive(Args)]
+struct VenueArgs {
+    #[command(subcommand)]
+    command: VenueCommand,
+}
+
+#[derive(Subcommand)]
+enum VenueCommand {
+    /// Names the venues built into the binary.
+    List,
 }
 
 #[derive(Args)]
@@ -85,7 +101,7 @@ struct BacktestArgs {
     /// Use only the most recent N scenarios for each day's VaR (all available when absent).
     #[arg(long)]
     window: Option<usize>,
-    /// Venue parameters (VENUE.toml); the built-in default when absent.
+    /// The venue: a shipped one by name (`solvent venue list`) or a VENUE.toml file; the built-in default when absent.
     #[arg(long)]
     venue: Option<PathBuf>,
     /// Print JSON instead of a table.
@@ -100,7 +116,7 @@ struct Inputs {
     /// Market snapshot (MARKET.json); overrides the one inside the portfolio.
     #[arg(long)]
     market: Option<PathBuf>,
-    /// Venue parameters (VENUE.toml); the built-in venues/default.toml when absent.
+    /// The venue: a shipped one by name (`solvent venue list`) or a VENUE.toml file; the built-in default when absent.
     #[arg(long)]
     venue: Option<PathBuf>,
     /// Print JSON instead of tables.
@@ -306,10 +322,7 @@ fn series(texts: &[(String, String, String)]) -> Vec<history::SeriesText<'_>> {
 }
 
 fn load(inputs: &Inputs) -> Result<Loaded> {
-    let venue = match &inputs.venue {
-        Some(path) => Venue::from_toml(&path.display().to_string(), &read(path)?)?,
-        None => Venue::from_toml("venues/default.toml (built in)", DEFAULT_VENUE)?,
-    };
+    let venue = venues::load(inputs.venue.as_deref())?;
     let portfolio_name = inputs.portfolio.display().to_string();
     let portfolio = Portfolio::from_json(&portfolio_name, &read(&inputs.portfolio)?, &venue)?;
     let (market, market_origin) = match &inputs.market {
@@ -418,10 +431,7 @@ fn stress(args: &StressArgs) -> Result<String> {
 }
 
 fn backtest(args: &BacktestArgs) -> Result<String> {
-    let venue = match &args.venue {
-        Some(path) => Venue::from_toml(&path.display().to_string(), &read(path)?)?,
-        None => Venue::from_toml("venues/default.toml (built in)", DEFAULT_VENUE)?,
-    };
+    let venue = venues::load(args.venue.as_deref())?;
     let name = args.portfolio.display().to_string();
     let portfolio = Portfolio::from_json(&name, &read(&args.portfolio)?, &venue)?;
     let names = solvent_risk::stress::underlyings(&portfolio);
@@ -448,6 +458,9 @@ fn run(cli: Cli) -> Result<String> {
         Command::Journal(args) => journal::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Keys(args) => serve::keys(&args),
+        Command::Venue(args) => match args.command {
+            VenueCommand::List => venues::list(),
+        },
         Command::Stress(args) => stress(&args),
         Command::Allocate(args) => allocate(&args),
         Command::Margin(args) => {

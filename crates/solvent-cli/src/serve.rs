@@ -19,18 +19,15 @@ use solvent_server::demo;
 use solvent_server::keys::{KeyRing, Scope};
 use solvent_store::{RecoverOptions, init_data_dir, read_venue, recover_with};
 
-/// The built-in venue (the default of every command).
-const DEFAULT_VENUE: &str = include_str!("../../../venues/default.toml");
-
 /// The arguments of `solvent serve`.
 #[derive(Args)]
 pub struct ServeArgs {
     /// The data directory (created if missing). Required unless `--demo`.
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// The venue of a new data directory (default: the built-in default venue). An existing
-    /// directory keeps the venue it was created with.
-    #[arg(long, value_name = "VENUE.toml")]
+    /// The venue of a new data directory: a shipped one by name or a VENUE.toml file (default:
+    /// the built-in default). An existing directory keeps the venue it was created with.
+    #[arg(long, value_name = "VENUE")]
     venue: Option<PathBuf>,
     /// Where to listen (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -158,17 +155,10 @@ fn logs(json: bool) {
 
 /// The venue of `dir`: the recorded one, or `venue` (or the default) recorded now.
 fn venue_of(dir: &Path, venue: Option<&Path>) -> Result<solvent_core::venue::Venue> {
-    if !dir.join(solvent_store::VENUE_FILE).exists() {
-        let text = match venue {
-            Some(path) => std::fs::read_to_string(path)
-                .with_context(|| format!("{}: cannot read the venue", path.display()))?,
-            None => DEFAULT_VENUE.to_owned(),
-        };
-        init_data_dir(dir, &text)?;
-    } else if let Some(path) = venue {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("{}: cannot read the venue", path.display()))?;
-        // Refuses a venue other than the recorded one: the journal was accepted under it.
+    // A new directory records the venue (default: the built-in one); an existing one refuses
+    // a venue other than the recorded one, since its journal was accepted under it.
+    if venue.is_some() || !dir.join(solvent_store::VENUE_FILE).exists() {
+        let (_, text) = crate::venues::text_of(venue)?;
         init_data_dir(dir, &text)?;
     }
     Ok(read_venue(dir)?.0)
