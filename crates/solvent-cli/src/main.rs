@@ -449,8 +449,18 @@ fn backtest(args: &BacktestArgs) -> Result<String> {
     Ok(render::backtest(&portfolio.account, &report))
 }
 
-fn run(cli: Cli) -> Result<String> {
-    match cli.command {
+/// Exit code of a `whatif` whose trades the venue would refuse (the report is printed; errors
+/// exit 2).
+const EXIT_REFUSED: u8 = 1;
+
+/// What a command prints, and whether it reports a refusal (`whatif`).
+struct Printed {
+    text: String,
+    refused: bool,
+}
+
+fn run(cli: Cli) -> Result<Printed> {
+    let text = match cli.command {
         Command::Backtest(args) => backtest(&args),
         Command::Replay(args) => replay::run(&args),
         Command::Population(args) => cascade::population(&args),
@@ -475,32 +485,47 @@ fn run(cli: Cli) -> Result<String> {
                 Ok(render::margin(&report, &loaded.venue.name))
             }
         }
-        Command::Whatif(args) => {
-            let loaded = load(&args.inputs)?;
-            let name = args.inputs.portfolio.display().to_string();
-            let trades = args
-                .trades
-                .iter()
-                .map(|text| Trade::parse(text))
-                .collect::<Result<Vec<_>, _>>()?;
-            let view = loaded.view(&name)?;
-            let outcome =
-                what_if(&loaded.portfolio, &trades, &view).map_err(|e| loaded.locate(&name, e))?;
-            if args.inputs.json {
-                Ok(serde_json::to_string_pretty(&outcome)? + "\n")
-            } else {
-                Ok(render::what_if(&outcome, &args.trades))
-            }
-        }
-    }
+        Command::Whatif(args) => return whatif(&args),
+    }?;
+    Ok(Printed {
+        text,
+        refused: false,
+    })
+}
+
+/// `solvent whatif`: the report before and after; refused trades exit with [`EXIT_REFUSED`].
+fn whatif(args: &WhatIfArgs) -> Result<Printed> {
+    let loaded = load(&args.inputs)?;
+    let name = args.inputs.portfolio.display().to_string();
+    let trades = args
+        .trades
+        .iter()
+        .map(|text| Trade::parse(text))
+        .collect::<Result<Vec<_>, _>>()?;
+    let view = loaded.view(&name)?;
+    let outcome =
+        what_if(&loaded.portfolio, &trades, &view).map_err(|e| loaded.locate(&name, e))?;
+    let text = if args.inputs.json {
+        serde_json::to_string_pretty(&outcome)? + "\n"
+    } else {
+        render::what_if(&outcome, &args.trades)
+    };
+    Ok(Printed {
+        text,
+        refused: !outcome.accepted,
+    })
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(output) => {
-            print!("{output}");
-            ExitCode::SUCCESS
+        Ok(printed) => {
+            print!("{}", printed.text);
+            if printed.refused {
+                ExitCode::from(EXIT_REFUSED)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(error) => {
             eprintln!("error: {error:#}");

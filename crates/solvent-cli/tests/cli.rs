@@ -261,10 +261,27 @@ fn whatif_args(portfolio: &str, trades: &[&str], json: bool) -> Vec<String> {
     args
 }
 
+/// A `whatif` run: its exit code (0 accepted, 1 refused; nothing on stderr) and its output.
+fn whatif_run<S: AsRef<str> + std::fmt::Debug>(args: &[S]) -> (i32, String) {
+    let output = solvent(args);
+    let code = output.status.code().unwrap_or(-1);
+    assert!(
+        code == 0 || code == 1,
+        "solvent {args:?} failed ({code}): {}",
+        stderr(&output)
+    );
+    assert!(
+        output.stderr.is_empty(),
+        "unexpected stderr: {}",
+        stderr(&output)
+    );
+    (code, stdout(&output))
+}
+
 #[test]
 fn golden_whatif_table() {
     for (name, portfolio, trades) in whatif_cases() {
-        let text = ok(&whatif_args(&portfolio, &trades, false));
+        let (_, text) = whatif_run(&whatif_args(&portfolio, &trades, false));
         insta::assert_snapshot!(format!("whatif_{name}_table"), text);
     }
 }
@@ -272,7 +289,7 @@ fn golden_whatif_table() {
 #[test]
 fn golden_whatif_json() {
     for (name, portfolio, trades) in whatif_cases() {
-        let text = ok(&whatif_args(&portfolio, &trades, true));
+        let (_, text) = whatif_run(&whatif_args(&portfolio, &trades, true));
         insta::assert_snapshot!(format!("whatif_{name}_json"), text);
     }
 }
@@ -289,7 +306,10 @@ fn whatif_verdicts() {
         whatif_cases().into_iter().zip(expected)
     {
         assert_eq!(name, expected_name);
-        let outcome = ok_json(&whatif_args(&portfolio, &trades, true));
+        let (code, text) = whatif_run(&whatif_args(&portfolio, &trades, true));
+        // Refused trades exit 1 (a script can branch on the verdict); errors exit 2.
+        assert_eq!(code, if accepted { 0 } else { 1 }, "{name}");
+        let outcome: Value = serde_json::from_str(&text).expect("JSON");
         assert_eq!(
             outcome["accepted"], accepted,
             "{name}: {}",
@@ -1344,13 +1364,15 @@ fn whatif_opens_a_position() {
     assert_eq!(money(&outcome["after"], "collateral_value"), dec!(100_000));
 
     // 100 BTC: rate 0.02 + 100 x 0.00005 = 0.025; IM 10,000,000 x 0.025 = 250,000 > 100,000.
-    let outcome = ok_json(&[
+    let (code, text) = whatif_run(&[
         "whatif",
         &account,
         "--trade",
         "BTC_USDC-PERPETUAL:100",
         "--json",
     ]);
+    assert_eq!(code, 1, "a refused what-if exits 1");
+    let outcome: Value = serde_json::from_str(&text).expect("JSON");
     assert_eq!(money(&outcome["after"], "initial_margin"), dec!(250_000));
     assert_eq!(outcome["accepted"], false);
     assert!(
@@ -1548,7 +1570,9 @@ fn whatif_books_the_fee_as_the_engine_does() {
     let available = decimal(&free["after"]["available"]);
     let fee = available.floor() + rust_decimal::Decimal::ONE;
     let trade = format!("BTCUSDT:0.5@93000,fee={fee}");
-    let charged = ok_json(&whatif_args(&portfolio, &[&trade, "ETHUSDT:5"], true));
+    let (code, text) = whatif_run(&whatif_args(&portfolio, &[&trade, "ETHUSDT:5"], true));
+    assert_eq!(code, 1, "a refused what-if exits 1");
+    let charged: Value = serde_json::from_str(&text).expect("JSON");
     assert_eq!(charged["accepted"], false, "{}", charged["reason"]);
     assert_eq!(charged["refusal"], "initial_margin");
     assert_eq!(
