@@ -49,7 +49,8 @@ pub struct PopulationArgs {
 pub struct CascadeArgs {
     /// The population: an event stream (ACCOUNTS.jsonl, as `solvent population` writes).
     accounts: PathBuf,
-    /// Round-0 index moves, e.g. `BTC:-0.1,ETH:-0.12` (fractions).
+    /// Round-0 index moves, e.g. `BTC:-0.1,ETH:-12%`: fractions (magnitude below 1) or
+    /// percentages; a bare `BTC:10` is refused as ambiguous.
     #[arg(long, allow_hyphen_values = true)]
     shock: String,
     /// Square-root impact coefficient: a round's net liquidation flow V moves the price by

@@ -246,20 +246,40 @@ pub fn cascade_config(mut config: EngineConfig) -> EngineConfig {
     config
 }
 
-/// Parses `BTC:-0.1,ETH:-0.12` (relative moves, each above -1).
+/// Parses `BTC:-0.1,ETH:-12%` (relative moves: fractions below 1 in magnitude, or percentages;
+/// each above -100%).
 ///
 /// # Errors
 /// A message naming the item that is wrong.
 pub fn parse_moves(text: &str) -> Result<BTreeMap<String, Decimal>, String> {
     parse_pairs(text, |name, value| {
-        let number = solvent_core::money::parse_decimal(value)
+        // `-10%` is a percentage; a bare number is a fraction, and one of magnitude 1 or more
+        // is refused as ambiguous (`BTC:10` would be +1,000% read as a fraction, +10% as a
+        // percentage): such moves are written with `%`.
+        let (number, percent) = match value.strip_suffix('%') {
+            Some(digits) => (digits.trim(), true),
+            None => (value, false),
+        };
+        // A rise may be written with its sign (`+25%`).
+        let number = number.strip_prefix('+').unwrap_or(number);
+        let parsed = solvent_core::money::parse_decimal(number)
             .map_err(|problem| format!("{name}: {problem}"))?;
-        if number <= -Decimal::ONE || number > Decimal::from(100) {
+        let fraction = if percent {
+            parsed / Decimal::ONE_HUNDRED
+        } else if parsed.abs() >= Decimal::ONE {
             return Err(format!(
-                "{name}: a move must be above -1 and at most 100, found {number}"
+                "{name}: {parsed} is ambiguous: write a fraction of magnitude below 1 \
+                 (-0.1 for a fall of 10%) or a percentage ({parsed}%)"
+            ));
+        } else {
+            parsed
+        };
+        if fraction <= -Decimal::ONE || fraction > Decimal::from(100) {
+            return Err(format!(
+                "{name}: a move must be above -100% and at most +10,000%, found {value}"
             ));
         }
-        Ok(number)
+        Ok(fraction)
     })
 }
 

@@ -212,6 +212,23 @@ fn bad_parameters_are_named() {
     assert!(run(&no_adv).to_string().starts_with("adv_usd:"));
     assert!(cascade::parse_moves("BTC=-0.1").is_err());
     assert!(cascade::parse_moves("BTC:-1").is_err());
+    // A bare number of magnitude 1 or more is ambiguous (fraction or percentage?): refused,
+    // with the percentage spelling offered.
+    let ambiguous = cascade::parse_moves("BTC:10").unwrap_err();
+    assert!(
+        ambiguous.contains("ambiguous") && ambiguous.contains("10%"),
+        "{ambiguous}"
+    );
+    assert_eq!(
+        cascade::parse_moves("BTC:-15%,ETH:+250%").unwrap(),
+        [
+            ("BTC".to_owned(), Decimal::new(-15, 2)),
+            ("ETH".to_owned(), Decimal::new(25, 1)),
+        ]
+        .into_iter()
+        .collect()
+    );
+    assert!(cascade::parse_moves("BTC:-100%").is_err());
     assert!(cascade::parse_moves("BTC:x").is_err());
     assert!(cascade::parse_moves("BTC:-0.1,BTC:-0.2").is_err());
     assert_eq!(
