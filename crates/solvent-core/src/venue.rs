@@ -218,6 +218,25 @@ pub struct Venue {
     series: Vec<Series>,
     /// Portfolio-margin parameters, when the venue offers portfolio margin.
     pub portfolio_margin: Option<crate::portfolio_margin::PortfolioMarginParams>,
+    /// Who bears a bankrupt account's deficit beyond the insurance fund.
+    pub deficits: DeficitPolicy,
+}
+
+/// Who bears a bankrupt account's deficit that the insurance fund cannot cover (venue key
+/// `[venue] deficits`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeficitPolicy {
+    /// The opposite positions in profit are reduced at the bankruptcy price, ranked by profit x
+    /// leverage (auto-deleveraging: Binance, Bybit, Hyperliquid, dYdX v4); what no opposite
+    /// interest can take stays the account's debt.
+    #[default]
+    Adl,
+    /// The deficit is shared by the accounts in profit in the deficit's asset, pro rata to
+    /// their unrealised profit and never beyond it (socialised loss: Drift's pool-wide
+    /// settlement of bankruptcies, BitMEX's early clawbacks); what their profit cannot pay
+    /// stays the account's debt.
+    Socialise,
 }
 
 // ---- the file as written -------------------------------------------------------------------
@@ -253,6 +272,8 @@ struct VenueSection {
     reduce_only_health: Option<Decimal>,
     #[serde(default, deserialize_with = "deserialize_optional_decimal")]
     liquidation_health: Option<Decimal>,
+    #[serde(default)]
+    deficits: DeficitPolicy,
 }
 
 #[derive(Deserialize)]
@@ -680,6 +701,7 @@ impl Venue {
             .transpose()?;
         Ok(Self {
             portfolio_margin,
+            deficits: raw.venue.deficits,
             name: raw.venue.name,
             settlement_asset: raw.venue.settlement_asset,
             expiry_time_utc,

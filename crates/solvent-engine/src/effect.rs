@@ -41,6 +41,9 @@ pub enum TransferReason {
     Reallocation,
     /// A bankrupt account's other collateral sold at the index to pay its deficit.
     CollateralSale,
+    /// A share of a bankrupt account's deficit beyond the insurance fund, taken from an account
+    /// in profit (the venue's `deficits = "socialise"`).
+    SocialisedLoss,
 }
 
 /// Why a position was liquidated.
@@ -100,6 +103,9 @@ pub enum DeficitResolution {
     /// Opposite positions were reduced at the bankruptcy price (auto-deleveraging), so the
     /// account closed at exactly nothing and the fund paid nothing.
     Adl,
+    /// The accounts in profit in the asset bore it pro rata to their unrealised profit (the
+    /// venue's `deficits = "socialise"`), so the fund paid what it held and no more.
+    Socialised,
     /// Nothing was left to deleverage (no opposite interest, or the loss was found only once
     /// every position had closed): the rest stays a negative balance, the account's debt to the
     /// venue, and never a draw on the fund beyond what it holds.

@@ -25,7 +25,11 @@ fn venue() -> Venue {
 /// Plays `bodies` (event bodies without `seq` and `ts`), one second apart; returns the engine
 /// and every effect.
 fn play(bodies: &[&str]) -> (Engine, Vec<Effect>) {
-    let mut engine = Engine::new(venue(), EngineConfig::default());
+    play_at(venue(), bodies)
+}
+
+fn play_at(venue: Venue, bodies: &[&str]) -> (Engine, Vec<Effect>) {
+    let mut engine = Engine::new(venue, EngineConfig::default());
     let mut effects = Vec::new();
     for (number, body) in bodies.iter().enumerate() {
         let seq = number + 1;
@@ -151,6 +155,64 @@ fn a_deficit_nobody_inside_can_bear_stays_the_accounts_debt() {
     assert_eq!(
         balance(&engine, &LedgerAccount::Wallet("loser".into()), "USDT"),
         dec!(-15000)
+    );
+    for (asset, total) in engine.ledger().totals() {
+        assert!(total.is_zero(), "{asset} sums to {total}");
+    }
+}
+
+/// A venue that socialises deficits (`deficits = "socialise"`): the loser, long 1.5 BTCUSDT from
+/// 60,000 against two shorts of the venue (1 and 0.5), is bankrupt at 40,000: 1,000 + 0.1 x
+/// 40,000 + 1.5 x (40,000 - 60,000) = -25,000 USDT, the fund empty. Nobody is deleveraged:
+/// the loser's position closes at the market and the shorts, in profit by 20,000 and 10,000,
+/// pay 25,000 pro rata: 16,666.666666 and 8,333.333333 rounded down to USDT's 6 decimals, the
+/// last unit to the larger profit, so 16,666.666667 + 8,333.333333 = 25,000 exactly.
+#[test]
+fn a_venue_that_socialises_shares_the_deficit_pro_rata_to_profit() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
+    let text = std::fs::read_to_string(path).unwrap().replacen(
+        "[venue]\n",
+        "[venue]\ndeficits = \"socialise\"\n",
+        1,
+    );
+    let venue = Venue::from_toml("socialising", &text).unwrap();
+    assert_eq!(
+        venue.deficits,
+        solvent_core::venue::DeficitPolicy::Socialise
+    );
+    let (engine, effects) = play_at(
+        venue,
+        &[
+            r#""type":"index_price","underlying":"BTC","price":"60000""#,
+            r#""type":"deposit","account":"loser","asset":"USDT","amount":"1000""#,
+            r#""type":"deposit","account":"loser","asset":"BTC","amount":"0.1""#,
+            r#""type":"deposit","account":"big","asset":"USDT","amount":"100000""#,
+            r#""type":"deposit","account":"small","asset":"USDT","amount":"100000""#,
+            r#""type":"fill","account":"loser","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"big""#,
+            r#""type":"fill","account":"loser","instrument":"BTCUSDT","side":"buy","size":"0.5","price":"60000","counterparty":"small""#,
+            r#""type":"index_price","underlying":"BTC","price":"40000""#,
+            r#""type":"index_price","underlying":"BTC","price":"40000""#,
+            r#""type":"index_price","underlying":"BTC","price":"40000""#,
+            r#""type":"index_price","underlying":"BTC","price":"40000""#,
+        ],
+    );
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Adl { .. })),
+        "a socialising venue deleverages nobody: {effects:#?}"
+    );
+    assert!(
+        effects.iter().any(|e| matches!(e,
+            Effect::DeficitBeyondFund { account, deficit, resolution: DeficitResolution::Socialised, .. }
+                if account == "loser" && deficit.value() == dec!(25000))),
+        "no socialised deficit: {effects:#?}"
+    );
+    let wallet = |id: &str| balance(&engine, &LedgerAccount::Wallet(id.into()), "USDT");
+    assert_eq!(wallet("big"), dec!(100000) - dec!(16666.666667));
+    assert_eq!(wallet("small"), dec!(100000) - dec!(8333.333333));
+    assert_eq!(wallet("loser"), Decimal::ZERO);
+    assert_eq!(
+        balance(&engine, &LedgerAccount::InsuranceFund, "USDT"),
+        Decimal::ZERO
     );
     for (asset, total) in engine.ledger().totals() {
         assert!(total.is_zero(), "{asset} sums to {total}");

@@ -495,17 +495,24 @@ fn reason_name(reason: TransferReason) -> &'static str {
         R::TopUp => "top_up",
         R::Reallocation => "reallocation",
         R::CollateralSale => "collateral_sale",
+        R::SocialisedLoss => "socialised_loss",
     }
 }
 
 /// Reasons whose amounts the auditor computes itself; the others (collateral sales, insurance
-/// cover, top-ups, reallocation, settlement) it takes as the engine reports them, checked by
+/// cover, socialised losses, which the simulated venue never takes, top-ups, reallocation,
+/// settlement) it takes as the engine reports them, checked by
 /// conservation and the replayed balances only.
 fn recomputed(reason: TransferReason) -> bool {
     use TransferReason as R;
     !matches!(
         reason,
-        R::CollateralSale | R::InsuranceCover | R::TopUp | R::Reallocation | R::Settlement
+        R::CollateralSale
+            | R::InsuranceCover
+            | R::SocialisedLoss
+            | R::TopUp
+            | R::Reallocation
+            | R::Settlement
     )
 }
 

@@ -458,7 +458,9 @@ async fn the_feed_drives_a_running_service_into_more_than_one_state() {
         build()
     );
     assert!(report.events > 0 && report.accepted > 0);
-    assert!(elapsed < Duration::from_secs(10));
+    // The stop is honoured: the run ends after it, once the answers in flight are in (not a
+    // speed check: a loaded machine may take long over those answers).
+    assert!(elapsed < Duration::from_secs(120), "{elapsed:?}");
     // Let the last answers reach the view.
     tokio::time::sleep(Duration::from_millis(700)).await;
     let (status, body) = get(running.addr, "/v1/accounts?limit=20", &viewer).await;

@@ -3,6 +3,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use solvent_core::venue::DeficitPolicy;
 
 impl Engine {
     pub(super) fn insurance_changed(
@@ -34,6 +35,11 @@ impl Engine {
         isolated: bool,
         effects: &mut Vec<Effect>,
     ) -> bool {
+        if self.venue.deficits == DeficitPolicy::Socialise {
+            // The venue shares deficits instead (`cover_from_fund`): the position closes at
+            // the market and what the fund cannot pay goes to the accounts in profit.
+            return false;
+        }
         let holder = LedgerAccount::of_position(id, &instrument.name, isolated);
         let asset = instrument.settlement.clone();
         let Some(position) = self
@@ -362,14 +368,131 @@ impl Engine {
             self.insurance_changed(asset, -paid, InsuranceFundReason::DeficitCovered, effects);
         }
         if paid < deficit {
+            let socialised = if self.venue.deficits == DeficitPolicy::Socialise {
+                self.socialise(id, asset, deficit - paid, effects)
+            } else {
+                Decimal::ZERO
+            };
             effects.push(Effect::DeficitBeyondFund {
                 account: id.to_owned(),
                 asset: asset.to_owned(),
                 deficit: Amount(deficit),
                 fund: Amount(fund),
-                resolution: DeficitResolution::AccountDebt,
+                resolution: if paid + socialised == deficit {
+                    DeficitResolution::Socialised
+                } else {
+                    DeficitResolution::AccountDebt
+                },
             });
         }
+    }
+
+    /// Shares `amount` of `asset` owed by bankrupt `id` among the positions in profit settled
+    /// in `asset` (perpetuals and futures at their marks; options carry no shared P&L), pro rata
+    /// to each one's unrealised profit and never beyond it, and pays it into `id`'s wallet.
+    /// Returns what was shared: `amount`, or all the profit there is when that is less.
+    ///
+    /// Shares are rounded down to the asset's precision; the remainder is handed out one unit
+    /// at a time from the largest profit down (ties by account), so the shares sum to exactly
+    /// what is returned and money is neither made nor lost. Each payer is examined again before
+    /// the event ends (`deleveraged`), since its equity fell. One pass over every account: a
+    /// venue that socialises pays it once per deficit beyond its fund, which is rare.
+    fn socialise(
+        &mut self,
+        id: &str,
+        asset: &str,
+        amount: Decimal,
+        effects: &mut Vec<Effect>,
+    ) -> Decimal {
+        let precision = self.venue.asset(asset).map_or(8, |a| a.precision);
+        let mut payers: Vec<(CompactString, LedgerAccount, Decimal)> = Vec::new();
+        {
+            let Ok(surfaces) = self.surfaces() else {
+                return Decimal::ZERO;
+            };
+            let view = MarketView::with_surfaces(&self.venue, &self.market, &surfaces);
+            for account in self.accounts.values().filter(|a| a.id != id) {
+                for (name, position) in &account.positions {
+                    let Ok(instrument) = self.venue.instrument(name) else {
+                        continue;
+                    };
+                    if instrument.settlement != asset
+                        || matches!(instrument.terms, Terms::Option { .. })
+                    {
+                        continue;
+                    }
+                    let Ok(mark) = view.mark(&instrument) else {
+                        continue;
+                    };
+                    let profit = rounding::credit(
+                        solvent_risk::standard::unrealized_pnl(
+                            &instrument,
+                            position.size,
+                            position.entry,
+                            mark.price,
+                        ),
+                        precision,
+                    );
+                    if profit > Decimal::ZERO {
+                        payers.push((
+                            account.id.clone(),
+                            LedgerAccount::of_position(&account.id, name, position.isolated),
+                            profit,
+                        ));
+                    }
+                }
+            }
+        }
+        let total: Decimal = payers.iter().map(|(_, _, profit)| *profit).sum();
+        if total <= Decimal::ZERO {
+            return Decimal::ZERO;
+        }
+        let shared = amount.min(total);
+        let mut shares: Vec<Decimal> = payers
+            .iter()
+            .map(|(_, _, profit)| rounding::credit(shared * *profit / total, precision))
+            .collect();
+        let mut left = shared - shares.iter().sum::<Decimal>();
+        let unit = Decimal::new(1, precision);
+        let mut order: Vec<usize> = (0..payers.len()).collect();
+        order.sort_by(|&a, &b| {
+            payers[b]
+                .2
+                .cmp(&payers[a].2)
+                .then_with(|| payers[a].0.cmp(&payers[b].0))
+        });
+        while left > Decimal::ZERO {
+            let before = left;
+            for &i in &order {
+                let room = payers[i].2 - shares[i];
+                let add = unit.min(left).min(room);
+                if add > Decimal::ZERO {
+                    shares[i] += add;
+                    left -= add;
+                }
+                if left <= Decimal::ZERO {
+                    break;
+                }
+            }
+            if left == before {
+                break;
+            }
+        }
+        let wallet = LedgerAccount::Wallet(id.into());
+        for ((payer, holder, _), share) in payers.into_iter().zip(shares) {
+            if share > Decimal::ZERO {
+                self.move_money(
+                    &holder,
+                    &wallet,
+                    asset,
+                    share,
+                    TransferReason::SocialisedLoss,
+                    effects,
+                );
+                self.deleveraged.insert(payer.to_string());
+            }
+        }
+        shared - left
     }
 
     /// Sells the account's other positive balances to the market at the index until `needed` of
