@@ -53,7 +53,7 @@ use thiserror::Error;
 
 use crate::config::EngineConfig;
 use crate::effect::Effect;
-use crate::engine::{Engine, PositionState};
+use crate::engine::Engine;
 use crate::event::{Envelope, Event, IndexPrice, MarkPrice};
 use crate::ledger::LedgerAccount;
 
@@ -425,6 +425,7 @@ pub fn run(
         }
     }
     let shocked = prices.clone();
+    let mut sizes = PositionSizes::of(&engine);
     let mut cumulative: BTreeMap<String, Decimal> = BTreeMap::new();
     let mut rounds = Vec::new();
     let mut liquidated_ever = BTreeSet::new();
@@ -446,10 +447,9 @@ pub fn run(
             );
             for event in updates {
                 let envelope = clock.envelope(event);
-                let before = engine.accounts().clone();
                 let effects = engine.apply(&envelope);
                 check_conservation(&engine, envelope.seq)?;
-                tally.add(&engine, &before, &effects);
+                tally.add(&engine, &mut sizes, &effects);
                 for effect in &effects {
                     if let Effect::InsuranceFundChanged { asset, balance, .. } = effect {
                         let low = fund_min.entry(asset.clone()).or_insert(balance.value());
@@ -617,9 +617,8 @@ fn check_conservation(engine: &Engine, seq: u64) -> Result<(), CascadeError> {
 fn insurance_fund(engine: &Engine) -> BTreeMap<String, Decimal> {
     engine
         .ledger()
-        .balances()
-        .filter(|(account, _, _)| *account == LedgerAccount::InsuranceFund)
-        .map(|(_, asset, amount)| (asset.to_owned(), amount))
+        .balances_of(&LedgerAccount::InsuranceFund)
+        .map(|(asset, amount)| (asset.to_owned(), amount))
         .collect()
 }
 
@@ -668,6 +667,74 @@ fn to_f64(value: Decimal) -> f64 {
     value.to_f64().unwrap_or(f64::NAN)
 }
 
+/// Every position's size as of the last event looked at, so an event's position changes are
+/// found without copying every account before it: built once, then refreshed for the accounts
+/// an event's liquidations and ADL name (the only positions a price event changes).
+struct PositionSizes(std::collections::HashMap<(CompactString, CompactString), Decimal>);
+
+impl PositionSizes {
+    fn of(engine: &Engine) -> Self {
+        Self(
+            engine
+                .accounts()
+                .values()
+                .flat_map(|account| {
+                    account.positions.iter().map(|(instrument, position)| {
+                        ((account.id.clone(), instrument.clone()), position.size)
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    fn size(&self, account: &str, instrument: &str) -> Decimal {
+        self.0
+            .get(&(
+                CompactString::from(account),
+                CompactString::from(instrument),
+            ))
+            .copied()
+            .unwrap_or(Decimal::ZERO)
+    }
+
+    fn refresh(&mut self, engine: &Engine, effects: &[Effect]) {
+        for effect in effects {
+            let (named, instrument) = match effect {
+                Effect::Liquidation {
+                    account,
+                    instrument,
+                    ..
+                } => ([Some(account), None], instrument),
+                Effect::Adl {
+                    account,
+                    counterparty,
+                    instrument,
+                    ..
+                } => ([Some(account), Some(counterparty)], instrument),
+                _ => continue,
+            };
+            for account in named.into_iter().flatten() {
+                let key = (
+                    CompactString::from(account.as_str()),
+                    CompactString::from(instrument.as_str()),
+                );
+                match engine
+                    .accounts()
+                    .get(account)
+                    .and_then(|a| a.positions.get(instrument.as_str()))
+                {
+                    Some(position) => {
+                        self.0.insert(key, position.size);
+                    }
+                    None => {
+                        self.0.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One round's flows.
 #[derive(Default)]
 struct Tally {
@@ -686,7 +753,7 @@ impl Tally {
     /// Adds one event's flows: market flow per (account, instrument) is the position change
     /// less the auto-deleveraged part; what exceeds the `liquidation` effects was closed at the
     /// market without one.
-    fn add(&mut self, engine: &Engine, before: &crate::book::AccountBook, effects: &[Effect]) {
+    fn add(&mut self, engine: &Engine, sizes: &mut PositionSizes, effects: &[Effect]) {
         let Ok(view) = MarketView::new(engine.venue(), engine.market()) else {
             return;
         };
@@ -748,13 +815,12 @@ impl Tally {
             }
         }
         for ((account, instrument), (market, adl)) in reported {
-            let size_of = |positions: Option<&BTreeMap<CompactString, PositionState>>| {
-                positions
-                    .and_then(|p| p.get(instrument.as_str()))
-                    .map_or(Decimal::ZERO, |p| p.size)
-            };
-            let old = size_of(before.get(&account).map(|a| &a.positions));
-            let new = size_of(engine.accounts().get(&account).map(|a| &a.positions));
+            let old = sizes.size(&account, &instrument);
+            let new = engine
+                .accounts()
+                .get(&account)
+                .and_then(|a| a.positions.get(instrument.as_str()))
+                .map_or(Decimal::ZERO, |p| p.size);
             let rest = new - old - adl - market;
             if !rest.is_zero()
                 && let Ok(resolved) = engine.venue().instrument(&instrument)
@@ -764,6 +830,7 @@ impl Tally {
                 self.unreported_usd += usd;
             }
         }
+        sizes.refresh(engine, effects);
     }
 
     /// Records a signed market trade; returns its USD notional.

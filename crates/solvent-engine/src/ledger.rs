@@ -156,6 +156,15 @@ impl Ledger {
         }
     }
 
+    /// The non-zero balances of one ledger account, by asset (in the order `balances` lists
+    /// them), without walking the others.
+    pub fn balances_of(&self, account: &LedgerAccount) -> impl Iterator<Item = (&str, Decimal)> {
+        self.holdings(account)
+            .into_iter()
+            .flat_map(|assets| assets.iter())
+            .filter(|(_, amount)| !amount.is_zero())
+    }
+
     /// The balance of `account` in `asset` (zero when it never moved).
     #[must_use]
     pub fn balance(&self, account: &LedgerAccount, asset: &str) -> Decimal {
