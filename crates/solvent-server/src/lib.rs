@@ -9,7 +9,9 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod audit;
 pub mod core;
+pub mod dashboard;
 pub mod demo;
 pub mod error;
 pub mod feed;
@@ -113,12 +115,16 @@ impl Running {
 /// The service's router over `state`.
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
     api::routes()
+        .merge(dashboard::routes())
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(scrape))
         .fallback(|| async {
-            ApiError::not_found("(path)", "no such route; the API lives under /v1")
+            ApiError::not_found(
+                "(path)",
+                "no such route; the API lives under /v1, the dashboard at /",
+            )
         })
         .layer(DefaultBodyLimit::max(api::MAX_BODY_BYTES))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
