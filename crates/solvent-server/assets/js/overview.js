@@ -153,23 +153,41 @@ function renderTotals(totals) {
   }));
 }
 
-async function loadAccounts() {
-  const started = performance.now();
-  let offset = 0;
-  let answer;
-  const fresh = new Map();
-  do {
-    answer = await api(`/v1/accounts?limit=${PAGE}&offset=${offset}`);
-    for (const row of answer.accounts) fresh.set(row.account, row);
-    offset += answer.accounts.length;
-  } while (offset < answer.total && answer.accounts.length > 0);
+// The first page (the most dangerous accounts, the counts and totals of the whole book) is shown
+// at once; the whole book follows for sorting, filtering and searching in the browser.
+const FIRST = 200;
+
+function show(answer, fresh) {
   rows.clear();
   for (const [id, row] of fresh) rows.set(id, row);
   renderCounts(answer.counts);
   renderTotals(answer.totals);
   reorder();
   document.body.dataset.seq = answer.seq ?? '';
-  document.body.dataset.loadedMs = String(Math.round(performance.now() - started));
+}
+
+async function loadAccounts() {
+  const first = await api(`/v1/accounts?limit=${FIRST}`);
+  if (rows.size === 0) {
+    show(first, new Map(first.accounts.map((row) => [row.account, row])));
+    if (!document.body.dataset.firstRenderMs) {
+      document.body.dataset.firstRenderMs = String(Math.round(performance.now()));
+    }
+  }
+  let offset = 0;
+  let answer = first;
+  const fresh = new Map();
+  if (first.total > first.accounts.length) {
+    do {
+      answer = await api(`/v1/accounts?limit=${PAGE}&offset=${offset}`);
+      for (const row of answer.accounts) fresh.set(row.account, row);
+      offset += answer.accounts.length;
+    } while (offset < answer.total && answer.accounts.length > 0);
+  } else {
+    for (const row of first.accounts) fresh.set(row.account, row);
+  }
+  show(answer, fresh);
+  document.body.dataset.loadedMs = String(Math.round(performance.now()));
 }
 
 // Totals come from the API (exact decimal sums); refreshed at most once a second while
