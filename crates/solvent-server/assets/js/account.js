@@ -167,6 +167,7 @@ async function loadReport() {
   renderPositions();
   renderAttribution();
   renderLiquidationAxes();
+  if (healthChart) drawHealth();
   document.body.dataset.ready = 'true';
 }
 
@@ -193,7 +194,11 @@ const healthPoints = [];
 let healthChart = null;
 
 function drawHealth() {
-  healthChart.setData([healthPoints.map((p) => p[0]), healthPoints.map((p) => p[1])]);
+  // The health holds until the report's time: the current figure closes the line.
+  const points = healthPoints.slice();
+  if (report && report.health !== null && report.timestamp) points.push([Date.parse(report.timestamp) / 1000, report.health]);
+  points.sort((a, b) => a[0] - b[0]);
+  healthChart.setData([points.map((p) => p[0]), points.map((p) => p[1])]);
 }
 
 async function loadHistory() {

@@ -229,7 +229,8 @@ export function lineChart(container, { series, xTime = false, xLabel, yLabel }) 
   const options = {
     width,
     height: 220,
-    scales: { x: { time: xTime } },
+    // A single instant (or value) on x still gets a readable range.
+    scales: { x: { time: xTime, range: (u, min, max) => (min === max ? [min - (xTime ? 3600 : 1), max + (xTime ? 3600 : 1)] : [min, max]) } },
     axes: [{ label: xLabel, stroke: '#1f2328' }, { label: yLabel, stroke: '#1f2328', size: 70 }],
     series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.stroke, width: 2, dash: s.dash, points: { show: false } }))],
     legend: { show: true },
