@@ -3,8 +3,9 @@
 //! Solvent as a service (DESIGN.md 10): the engine on its own thread behind a bounded queue
 //! ([`core`]), every accepted event made durable by a [`solvent_store::Journal`] before anything
 //! about it leaves the process, reads from a consistent [`view::View`], an HTTP API ([`api`]),
-//! a WebSocket stream ([`ws`]) of numbered effects ([`feed`]), scoped keys ([`keys`]) and
-//! Prometheus metrics ([`metrics`]).
+//! a WebSocket stream ([`ws`]) of numbered effects ([`feed`]), scoped keys ([`keys`]),
+//! Prometheus metrics ([`metrics`]) and the browser dashboard at `/` ([`dashboard`]), whose audit
+//! page reads the recent events with their effects ([`audit`]).
 
 #![deny(missing_docs)]
 
