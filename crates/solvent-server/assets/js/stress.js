@@ -25,19 +25,21 @@ document.body.dataset.ready = 'true';
 let volumeChart = null;
 let fundChart = null;
 
-function render(report) {
+function render(report, final) {
   const totals = report.totals;
   const list = document.getElementById('cascade-totals');
   list.replaceChildren();
-  const add = (label, value, format = money, name) => list.append(el('dt', {}, label), el('dd', { 'data-name': name, 'data-value': value }, format(value)));
-  add('Rounds', totals.rounds, String, 'rounds');
-  add('Stopped because', totals.stopped.replace(/_/g, ' '), String, 'stopped');
-  add('Accounts liquidated', totals.accounts_liquidated, String, 'accounts_liquidated');
-  add('Liquidated notional (USD)', totals.volume_usd, money, 'volume_usd');
-  add('Auto-deleveraged (USD)', totals.adl_volume_usd, money, 'adl_volume_usd');
-  add('Insurance fund before (USD)', totals.insurance_fund_start_usd, money, 'insurance_fund_start_usd');
-  add('Insurance fund lowest (USD)', totals.insurance_fund_min_usd, money, 'insurance_fund_min_usd');
-  add('Fund needed to avoid ADL (USD)', totals.insurance_fund_needed_usd, money, 'insurance_fund_needed_usd');
+  if (final) {
+    const add = (label, value, format = money, name) => list.append(el('dt', {}, label), el('dd', { 'data-name': name, 'data-value': value }, format(value)));
+    add('Rounds', totals.rounds, String, 'rounds');
+    add('Stopped because', totals.stopped.replace(/_/g, ' '), String, 'stopped');
+    add('Accounts liquidated', totals.accounts_liquidated, String, 'accounts_liquidated');
+    add('Liquidated notional (USD)', totals.volume_usd, money, 'volume_usd');
+    add('Auto-deleveraged (USD)', totals.adl_volume_usd, money, 'adl_volume_usd');
+    add('Insurance fund before (USD)', totals.insurance_fund_start_usd, money, 'insurance_fund_start_usd');
+    add('Insurance fund lowest (USD)', totals.insurance_fund_min_usd, money, 'insurance_fund_min_usd');
+    add('Fund needed to avoid ADL (USD)', totals.insurance_fund_needed_usd, money, 'insurance_fund_needed_usd');
+  }
 
   const tbody = document.querySelector('#rounds-table tbody');
   tbody.replaceChildren(...report.rounds.map((round) => {
@@ -91,7 +93,14 @@ document.getElementById('cascade-form').addEventListener('submit', async (event)
         max_rounds: Number(document.getElementById('rounds').value),
       },
     });
-    render(report);
+    // The rounds appear one after another (two seconds at most), then the totals.
+    const pause = Math.min(300, 2000 / Math.max(1, report.rounds.length));
+    for (let shown = 1; shown < report.rounds.length; shown += 1) {
+      render({ ...report, rounds: report.rounds.slice(0, shown) }, false);
+      status.textContent = `Round ${shown - 1} of ${report.rounds.length - 1}…`;
+      await new Promise((resolve) => { setTimeout(resolve, pause); });
+    }
+    render(report, true);
     status.textContent = `Done in ${((performance.now() - started) / 1000).toFixed(1)} s: ${report.totals.rounds} rounds over ${report.accounts.toLocaleString('en-US')} accounts.`;
     document.body.dataset.cascade = 'done';
   } catch (problem) {
