@@ -61,6 +61,8 @@ function askForKey(message) {
         error.textContent = problem.status === 401 ? 'That key is not valid.' : problem.message;
       }
     };
+    // The pages need a key: Escape does not dismiss the prompt.
+    dialog.oncancel = (event) => event.preventDefault();
     if (!dialog.open) dialog.showModal();
     input.focus();
   });

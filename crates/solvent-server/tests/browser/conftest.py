@@ -121,9 +121,14 @@ def admin_page(chromium, demo):
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # Nothing is loaded from elsewhere: every request goes to the service itself.
+    foreign = []
+    local = demo.url.replace("http://", "")
+    page.on("request", lambda request: None if local in request.url else foreign.append(request.url))
     yield page
     context.close()
     assert not errors, errors
+    assert not foreign, foreign
 
 
 def screenshot(page, name):

@@ -75,6 +75,12 @@ def test_search_filter_and_sort_work_on_the_whole_book(admin_page, demo):
     ids = page.eval_on_selector_all("#accounts tbody tr[data-account]", "rows => rows.map(r => r.dataset.account)")
     assert ids and all("pm-0000" in account for account in ids)
     page.fill("#search", "")
+    # A state's count filters the list to it; a second click shows every state again.
+    page.click("#counts button[data-state=healthy]")
+    assert page.get_attribute("#counts button[data-state=healthy]", "aria-pressed") == "true"
+    assert page.input_value("#state-filter") == "healthy"
+    page.click("#counts button[data-state=healthy]")
+    assert page.input_value("#state-filter") == ""
     page.select_option("#sort", "equity")
     first = page.get_attribute("#accounts tbody tr[data-account]", "data-account")
     _, everything = demo.api("/v1/accounts?limit=10000")
