@@ -379,18 +379,59 @@ pub fn run(
 ) -> Result<CascadeReport, CascadeError> {
     check_params(params)?;
     let mut engine = Engine::new(venue, cascade_config(config));
-    let mut population_rejected = 0;
-    let mut population_liquidations = 0;
+    let mut population = Population {
+        events: events.len(),
+        ..Population::default()
+    };
     for event in events {
         for effect in engine.apply(event) {
             match effect {
-                Effect::Rejected { .. } => population_rejected += 1,
-                Effect::Liquidation { .. } => population_liquidations += 1,
+                Effect::Rejected { .. } => population.rejected += 1,
+                Effect::Liquidation { .. } => population.liquidations += 1,
                 _ => {}
             }
         }
     }
     check_conservation(&engine, events.last().map_or(0, |e| e.seq))?;
+    let clock = Clock {
+        seq: events.last().map_or(0, |e| e.seq),
+        ts: events.last().map_or(jiff::Timestamp::UNIX_EPOCH, |e| e.ts),
+    };
+    shock(engine, &population, clock, params)
+}
+
+/// Runs the cascade on a copy of a live engine: its book as it stands, under the cascade's
+/// guards ([`cascade_config`]). The report's population figures are zero (nothing replayed).
+///
+/// # Errors
+/// As [`run`].
+pub fn run_on(engine: Engine, params: &CascadeParams) -> Result<CascadeReport, CascadeError> {
+    check_params(params)?;
+    let config = cascade_config(engine.config().clone());
+    let engine = engine.reconfigured(config);
+    check_conservation(&engine, engine.last_seq().unwrap_or(0))?;
+    let clock = Clock {
+        seq: engine.last_seq().unwrap_or(0),
+        ts: engine.now(),
+    };
+    shock(engine, &Population::default(), clock, params)
+}
+
+/// What a replay before the shock counted.
+#[derive(Default)]
+struct Population {
+    events: usize,
+    rejected: usize,
+    liquidations: usize,
+}
+
+/// The shock and its rounds, from `engine` as it stands.
+fn shock(
+    mut engine: Engine,
+    population: &Population,
+    mut clock: Clock,
+    params: &CascadeParams,
+) -> Result<CascadeReport, CascadeError> {
     let start_prices: BTreeMap<String, Decimal> = engine
         .market()
         .index
@@ -410,10 +451,6 @@ pub fn run(
             });
         }
     }
-    let mut clock = Clock {
-        seq: events.last().map_or(0, |e| e.seq),
-        ts: events.last().map_or(jiff::Timestamp::UNIX_EPOCH, |e| e.ts),
-    };
     let fund_start = insurance_fund(&engine);
     let fund_start_usd = usd_value(&engine, &fund_start);
     let mut fund_min = fund_start.clone();
@@ -551,9 +588,9 @@ pub fn run(
     };
     Ok(CascadeReport {
         accounts: engine.accounts().len(),
-        population_events: events.len(),
-        population_rejected,
-        population_liquidations,
+        population_events: population.events,
+        population_rejected: population.rejected,
+        population_liquidations: population.liquidations,
         params: params.clone(),
         rounds,
         totals,

@@ -423,6 +423,20 @@ impl Engine {
         }
     }
 
+    /// Its configuration.
+    #[must_use]
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The same engine under another configuration: a copy of a live engine run through a
+    /// simulation with guards of its own (the liquidation cascade of a live book).
+    #[must_use]
+    pub fn reconfigured(mut self, config: EngineConfig) -> Self {
+        self.config = config;
+        self
+    }
+
     /// The ledger.
     #[must_use]
     pub fn ledger(&self) -> &Ledger {

@@ -417,3 +417,31 @@ fn calibration_constants_come_from_the_shared_price_history() {
         assert!((last.1 - f64_of(market.price)).abs() < 1e-9);
     }
 }
+
+/// A cascade on a copy of a live engine (the service's `POST /v1/cascade`) plays the same rounds
+/// as one that replays the same events itself, and leaves the copied engine as it was.
+#[test]
+fn a_cascade_on_a_live_engine_equals_the_replayed_one_and_leaves_the_engine_alone() {
+    let events = hand_population();
+    let params = hand_params(ImpactModel::Cumulative);
+    let replayed = cascade::run(venue(), EngineConfig::default(), &events, &params).unwrap();
+    let mut live = Engine::new(venue(), EngineConfig::default());
+    for event in &events {
+        live.apply(event);
+    }
+    let before = live.state_hash();
+    let copied = cascade::run_on(live.clone(), &params).unwrap();
+    assert_eq!(live.state_hash(), before);
+    assert_eq!(copied.rounds, replayed.rounds);
+    assert_eq!(copied.totals, replayed.totals);
+    assert_eq!(copied.accounts, replayed.accounts);
+    assert_eq!(copied.population_events, 0);
+    let bad = CascadeParams {
+        max_rounds: 0,
+        ..params
+    };
+    assert!(matches!(
+        cascade::run_on(live, &bad),
+        Err(cascade::CascadeError::InvalidParameter { .. })
+    ));
+}

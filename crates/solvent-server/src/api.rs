@@ -47,6 +47,8 @@ pub struct AppState {
     pub rate_limit: f64,
     pub(crate) buckets: Arc<Mutex<std::collections::HashMap<String, Bucket>>>,
     pub(crate) ranking: Arc<Mutex<Option<Ranking>>>,
+    /// One cascade at a time (each runs the whole book on a copy of the engine).
+    pub(crate) cascades: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -59,6 +61,7 @@ impl AppState {
             rate_limit,
             buckets: Arc::default(),
             ranking: Arc::default(),
+            cascades: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
@@ -82,15 +85,19 @@ pub fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)
         ("GET", "/v1/accounts", get(list_accounts)),
         ("GET", "/v1/accounts/{id}", get(get_account)),
         ("GET", "/v1/accounts/{id}/risk-matrix", get(risk_matrix)),
+        ("GET", "/v1/accounts/{id}/history", get(account_history)),
         ("POST", "/v1/margin", post(post_margin)),
         ("POST", "/v1/margin/order", post(post_margin_order)),
         ("POST", "/v1/whatif", post(post_whatif)),
         ("POST", "/v1/allocate", post(post_allocate)),
         ("POST", "/v1/stress", post(post_stress)),
+        ("POST", "/v1/cascade", post(post_cascade)),
         ("GET", "/v1/insurance-fund", get(insurance_fund)),
         ("GET", "/v1/liquidations", get(liquidations)),
         ("GET", "/v1/prices", get(prices)),
         ("GET", "/v1/state-hash", get(state_hash)),
+        ("GET", "/v1/journal", get(journal)),
+        ("GET", "/v1/key", get(key)),
         ("GET", "/v1/ws", get(crate::ws::upgrade)),
     ]
 }
@@ -405,8 +412,36 @@ pub struct AccountList {
     pub offset: usize,
     /// Accounts per state, over the whole book.
     pub counts: std::collections::BTreeMap<String, usize>,
+    /// Per settlement asset, the sums over the whole book (accounts whose figures could be
+    /// computed).
+    pub totals: std::collections::BTreeMap<String, Totals>,
     /// The page.
     pub accounts: Vec<Ranked>,
+}
+
+/// Sums of the book's figures in one settlement asset.
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct Totals {
+    /// Accounts settled in the asset.
+    pub accounts: usize,
+    /// Equity.
+    pub equity: Decimal,
+    /// Initial margin.
+    pub initial_margin: Decimal,
+    /// Maintenance margin.
+    pub maintenance_margin: Decimal,
+}
+
+fn totals(ranked: &[Ranked]) -> std::collections::BTreeMap<String, Totals> {
+    let mut totals: std::collections::BTreeMap<String, Totals> = std::collections::BTreeMap::new();
+    for account in ranked {
+        let entry = totals.entry(account.settlement_asset.clone()).or_default();
+        entry.accounts += 1;
+        entry.equity += account.equity.unwrap_or_default();
+        entry.initial_margin += account.initial_margin.unwrap_or_default();
+        entry.maintenance_margin += account.maintenance_margin.unwrap_or_default();
+    }
+    totals
 }
 
 /// The error shape of every 4xx and 5xx answer.
@@ -432,7 +467,7 @@ pub struct ErrorDetail {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "Solvent", description = "Real-time margin and collateral allocation for crypto derivatives (DESIGN.md 10). Money is a decimal string; every error is `{\"error\": {\"code\", \"field\", \"message\"}}`. The WebSocket stream is at `/v1/ws`."),
-    paths(post_events, list_accounts, get_account, risk_matrix, post_margin, post_margin_order, post_whatif, post_allocate, post_stress, insurance_fund, liquidations, prices, state_hash, crate::ws::upgrade),
+    paths(post_events, list_accounts, get_account, risk_matrix, account_history, post_margin, post_margin_order, post_whatif, post_allocate, post_stress, post_cascade, insurance_fund, liquidations, prices, state_hash, journal, key, crate::ws::upgrade),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;
@@ -605,6 +640,7 @@ pub(crate) async fn list_accounts(
         "total": matching.len(),
         "offset": offset,
         "counts": counts,
+        "totals": totals(&ranked),
         "accounts": page,
     })))
 }
@@ -968,7 +1004,8 @@ pub(crate) struct StressBody {
     portfolio: Option<serde_json::Value>,
     #[schema(value_type = Object)]
     market: Option<serde_json::Value>,
-    /// `grid` (default), `historical`, or a scenario file's object.
+    /// `grid` (default), `curve` (joint moves of every underlying from -50% to +50% by 2.5%, as
+    /// `solvent stress --plot` draws them), `historical`, or a scenario file's object.
     #[schema(value_type = Object)]
     scenarios: Option<serde_json::Value>,
     #[serde(default)]
@@ -1002,6 +1039,7 @@ pub(crate) async fn post_stress(
             Some(serde_json::Value::String(name)) if name == "grid" => {
                 solvent_risk::stress::grid(portfolio)
             }
+            Some(serde_json::Value::String(name)) if name == "curve" => curve(portfolio),
             Some(serde_json::Value::String(name)) if name == "historical" => read_shocks(
                 "scenarios/historical-days.json (built in)",
                 crate::HISTORICAL_DAYS,
@@ -1016,7 +1054,7 @@ pub(crate) async fn post_stress(
                 return Err(ApiError::invalid(
                     "scenarios",
                     format!(
-                        "expected \"grid\", \"historical\" or a scenario object, found {other}"
+                        "expected \"grid\", \"curve\", \"historical\" or a scenario object, found {other}"
                     ),
                 ));
             }
@@ -1054,6 +1092,22 @@ pub(crate) async fn post_stress(
     })
     .await?;
     Ok(json(&answer))
+}
+
+/// The joint moves `solvent stress --plot` draws: every underlying of the account together, from
+/// -50% to +50% in steps of 2.5%.
+fn curve(portfolio: &Portfolio) -> Vec<solvent_core::shock::Shock> {
+    let names = solvent_risk::stress::underlyings(portfolio);
+    (-20..=20_i32)
+        .map(|step| {
+            let price_move = f64::from(step) * 0.025;
+            solvent_core::shock::Shock::joint(
+                format!("joint {:+.1}%", price_move * 100.0),
+                &names,
+                price_move,
+            )
+        })
+        .collect()
 }
 
 // ---- the book ---------------------------------------------------------------------------------
@@ -1139,4 +1193,228 @@ pub(crate) async fn prices(
         "index": index,
         "mark": mark,
     })))
+}
+
+#[utoipa::path(get, path = "/v1/key", tag = "book",
+    responses((status = 200, description = "The caller's key: its scope (what the dashboard may show)", body = Object), (status = 401, description = "No live key", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn key(Caller(scope): Caller) -> Response {
+    let account = match &scope {
+        Scope::Account(id) => Some(id.clone()),
+        _ => None,
+    };
+    json(&serde_json::json!({
+        "scope": scope.to_string(),
+        "account": account,
+        "can_read_book": scope.can_read_book(),
+        "can_write": scope.can_write(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/accounts/{id}/history", tag = "accounts",
+    params(("id" = String, Path, description = "Account id"), ("limit" = Option<usize>, Query, description = "Points to return, 1-10,000 (the latest)")),
+    responses((status = 200, description = "The account's figures after each recent update (health, equity, IM, MM, state), oldest first, as far back as the feed keeps", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 404, description = "No such account", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn account_history(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    Path(id): Path<String>,
+    query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    require_account(&scope, &id)?;
+    let Query(query) = query.map_err(|error| ApiError::invalid("(query)", error.body_text()))?;
+    let view = state.view();
+    account_of(&view, &id)?;
+    let limit = query.limit.unwrap_or(1_000);
+    if limit == 0 || limit > 10_000 {
+        return Err(ApiError::invalid("limit", "between 1 and 10,000"));
+    }
+    let channel = Channel::Account(id.clone());
+    let points: Vec<serde_json::Value> = state
+        .core
+        .shared()
+        .feed
+        .recent(&channel, crate::feed::RETAINED)
+        .into_iter()
+        .filter_map(|message| {
+            let data = message.get("data")?;
+            (data.get("type")?.as_str()? == "account_updated").then(|| {
+                serde_json::json!({
+                    "seq": data.get("seq"),
+                    "ts": data.get("ts"),
+                    "health": data.get("health"),
+                    "state": data.get("state"),
+                    "equity": data.get("equity"),
+                    "initial_margin": data.get("initial_margin"),
+                    "maintenance_margin": data.get("maintenance_margin"),
+                })
+            })
+        })
+        .collect();
+    let start = points.len().saturating_sub(limit);
+    Ok(json(&serde_json::json!({
+        "account": id,
+        "seq": view.seq,
+        "points": points[start..],
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JournalQuery {
+    after: Option<u64>,
+    before: Option<u64>,
+    limit: Option<usize>,
+    account: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/journal", tag = "book",
+    params(("after" = Option<u64>, Query, description = "Events after this sequence number, oldest first"), ("before" = Option<u64>, Query, description = "Events before this sequence number (the latest of them)"), ("limit" = Option<usize>, Query, description = "1-1,000, default 100"), ("account" = Option<String>, Query, description = "Only events that concern this account (or whose effects do)"), ("type" = Option<String>, Query, description = "Only events of this type (deposit, fill, index_price, ...)")),
+    responses((status = 200, description = "Recent accepted events, oldest first, each with the effects it caused; `oldest` is the first event still kept in memory (the durable journal keeps all: `solvent journal`)", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn journal(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    query: Result<Query<JournalQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|error| ApiError::invalid("(query)", error.body_text()))?;
+    // An account key reads the events of its own account only.
+    let account = match (&scope, query.account) {
+        (Scope::Account(own), Some(asked)) if *own != asked => {
+            return Err(ApiError::forbidden(format!(
+                "a key scoped {scope} cannot see account {asked:?}"
+            )));
+        }
+        (Scope::Account(own), _) => Some(own.clone()),
+        (_, asked) => asked,
+    };
+    let limit = query.limit.unwrap_or(100);
+    if limit == 0 || limit > 1_000 {
+        return Err(ApiError::invalid("limit", "between 1 and 1,000"));
+    }
+    if query.after.is_some() && query.before.is_some() {
+        return Err(ApiError::invalid(
+            "before",
+            "give after or before, not both",
+        ));
+    }
+    if let Some(kind) = &query.kind
+        && !kind.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+    {
+        return Err(ApiError::invalid(
+            "type",
+            format!("not an event type: {kind:?}"),
+        ));
+    }
+    let wanted = crate::audit::Query {
+        after: query.after,
+        before: query.before,
+        limit,
+        account,
+        kind: query.kind,
+    };
+    let shared = Arc::clone(state.core.shared());
+    let (oldest, events) =
+        compute(move || Ok((shared.recent.oldest(), shared.recent.query(&wanted)))).await?;
+    Ok(json(&serde_json::json!({
+        "seq": state.view().seq,
+        "oldest": oldest,
+        "events": events,
+    })))
+}
+
+/// The body of a request.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CascadeBody {
+    /// Relative index move per underlying in round 0, as decimal strings (`"-0.1"`: down 10%);
+    /// several underlyings move jointly.
+    shocks: std::collections::BTreeMap<String, String>,
+    /// Square-root impact coefficient (default 0.1).
+    impact: Option<f64>,
+    /// `cumulative` (default) or `per_round`.
+    impact_model: Option<String>,
+    /// Rounds at most, round 0 included (default 50, at most 200).
+    max_rounds: Option<usize>,
+}
+
+#[utoipa::path(post, path = "/v1/cascade", tag = "book", request_body = CascadeBody,
+    description = "Shocks the whole book and plays the liquidation cascade with market impact (as `solvent cascade` does), on a copy of the engine: the live book is not changed. One at a time.",
+    responses((status = 200, description = "Each round (prices, accounts liquidated, liquidated notional, ADL, insurance fund) and the totals", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 422, description = "Cannot be computed (an underlying without an index)", body = ErrorBody), (status = 429, description = "A cascade is already running", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn post_cascade(
+    State(state): State<AppState>,
+    Caller(scope): Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    use solvent_engine::cascade::{CascadeError, CascadeParams, ImpactModel};
+    require_book(&scope)?;
+    let body: CascadeBody = parse(&body)?;
+    if body.shocks.is_empty() {
+        return Err(ApiError::invalid(
+            "shocks",
+            "no shocks: give a move per underlying",
+        ));
+    }
+    let mut params = CascadeParams::default();
+    for (name, text) in &body.shocks {
+        let shock: Decimal = text
+            .parse()
+            .ok()
+            .filter(|shock: &Decimal| *shock > -Decimal::ONE && *shock <= Decimal::from(10))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    format!("shocks.{name}"),
+                    format!("expected a relative move above -1 and at most 10, found {text:?}"),
+                )
+            })?;
+        params.shocks.insert(name.clone(), shock);
+    }
+    if let Some(impact) = body.impact {
+        params.impact = impact;
+    }
+    params.impact_model = match body.impact_model.as_deref() {
+        None | Some("cumulative") => ImpactModel::Cumulative,
+        Some("per_round") => ImpactModel::PerRound,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "impact_model",
+                format!("unknown {other:?}: cumulative or per_round"),
+            ));
+        }
+    };
+    if let Some(rounds) = body.max_rounds {
+        if rounds == 0 || rounds > 200 {
+            return Err(ApiError::invalid("max_rounds", "between 1 and 200"));
+        }
+        params.max_rounds = rounds;
+    }
+    let permit = Arc::clone(&state.cascades)
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::busy(
+                "cascade_running",
+                "a cascade is running; retry when it ends",
+            )
+        })?;
+    let copy = state
+        .core
+        .copy()
+        .map_err(submit_error)?
+        .await
+        .map_err(|_| ApiError::unavailable("the engine stopped before answering"))?;
+    let report = compute(move || {
+        let _permit = permit;
+        solvent_engine::cascade::run_on(*copy, &params).map_err(|error| match error {
+            CascadeError::InvalidParameter { name, problem } => ApiError::invalid(name, problem),
+            CascadeError::MissingIndex(_) => {
+                ApiError::unprocessable(Some("shocks".to_owned()), error.to_string())
+            }
+            other => ApiError::unprocessable(None, other.to_string()),
+        })
+    })
+    .await?;
+    Ok(json(&report))
 }

@@ -107,6 +107,12 @@ pub enum Command {
         /// Where the answer goes: the last sequence number and the hash.
         reply: oneshot::Sender<HashAnswer>,
     },
+    /// A copy of the engine, once everything before it is durable (for simulations such as a
+    /// cascade, which run on the copy, off the engine's thread).
+    Copy {
+        /// Where the copy goes.
+        reply: oneshot::Sender<Box<Engine>>,
+    },
 }
 
 /// What the engine thread hands the commit thread besides the entries: everything released
@@ -114,7 +120,9 @@ pub enum Command {
 struct Batch {
     replies: Vec<(ReplySender, Vec<EventReply>)>,
     hashes: Vec<(oneshot::Sender<HashAnswer>, HashAnswer)>,
+    copies: Vec<(oneshot::Sender<Box<Engine>>, Box<Engine>)>,
     feed: Vec<(Channel, serde_json::Value)>,
+    recorded: Vec<crate::audit::Recorded>,
     view: Arc<View>,
     events: usize,
     /// A copy of the engine to snapshot once this batch is durable, with its sequence number.
@@ -128,6 +136,8 @@ pub struct Shared {
     pub view: ArcSwap<View>,
     /// The WebSocket feed.
     pub feed: Feed,
+    /// The recent events with their effects (the audit page's journal).
+    pub recent: crate::audit::Recent,
     /// Set once the journal fails: the service is stopping.
     pub failure: OnceLock<String>,
     /// Submissions waiting in the engine's queue.
@@ -191,6 +201,7 @@ impl Core {
         let shared = Arc::new(Shared {
             view: ArcSwap::from_pointee(View::of(&engine)),
             feed: Feed::new(),
+            recent: crate::audit::Recent::default(),
             failure: OnceLock::new(),
             queue_depth: std::sync::atomic::AtomicUsize::new(0),
         });
@@ -309,6 +320,16 @@ impl CoreHandle {
         Ok(receiver)
     }
 
+    /// A copy of the engine once everything queued before is durable.
+    ///
+    /// # Errors
+    /// As [`Self::submit`].
+    pub fn copy(&self) -> Result<oneshot::Receiver<Box<Engine>>, SubmitError> {
+        let (reply, receiver) = oneshot::channel();
+        self.send(Command::Copy { reply })?;
+        Ok(receiver)
+    }
+
     fn send(&self, command: Command) -> Result<(), SubmitError> {
         match self.sender.try_send(command) {
             Ok(()) => {
@@ -389,7 +410,9 @@ impl EngineLoop {
             let mut batch = Batch {
                 replies: Vec::new(),
                 hashes: Vec::new(),
+                copies: Vec::new(),
                 feed: Vec::new(),
+                recorded: Vec::new(),
                 view: Arc::clone(&view),
                 events: 0,
                 snapshot: None,
@@ -417,6 +440,9 @@ impl EngineLoop {
                     Command::StateHash { reply } => {
                         let answer = (self.engine.last_seq(), self.engine.state_hash());
                         batch.hashes.push((reply, answer));
+                    }
+                    Command::Copy { reply } => {
+                        batch.copies.push((reply, Box::new(self.engine.clone())));
                     }
                     Command::Stop => stopping = true,
                 }
@@ -512,12 +538,24 @@ impl EngineLoop {
             };
             if accepted {
                 touch_event(&envelope.event, touched, changed);
+                let ts = envelope.ts.to_string();
                 for (effect, line) in effects.iter().zip(&reply.effects) {
                     touch_effect(effect, touched);
+                    // The feed's copy carries the event's time (for charts over time).
+                    let mut stamped = line.clone();
+                    if let Some(fields) = stamped.as_object_mut() {
+                        fields.insert("ts".to_owned(), serde_json::Value::String(ts.clone()));
+                    }
                     for channel in channels(effect) {
-                        batch.feed.push((channel, line.clone()));
+                        batch.feed.push((channel, stamped.clone()));
                     }
                 }
+                batch.recorded.push(crate::audit::Recorded {
+                    seq,
+                    ts,
+                    event: serde_json::to_value(&envelope.event).unwrap_or_default(),
+                    effects: reply.effects.clone(),
+                });
                 if let Some(price) = price_message(&envelope) {
                     batch.feed.push((Channel::Prices, price));
                 }
@@ -759,6 +797,7 @@ fn release(batch: Batch, shared: &Shared) {
         }
     }
     shared.view.store(batch.view);
+    shared.recent.record(batch.recorded);
     for (channel, body) in batch.feed {
         shared.feed.publish(channel, body);
     }
@@ -767,6 +806,9 @@ fn release(batch: Batch, shared: &Shared) {
     }
     for (reply, answer) in batch.hashes {
         let _ = reply.send(answer);
+    }
+    for (reply, copy) in batch.copies {
+        let _ = reply.send(copy);
     }
     if let (Some(copy), Some(writer)) = (batch.snapshot, batch.snapshots) {
         let _ = writer.try_send(copy);

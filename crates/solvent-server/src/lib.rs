@@ -3,13 +3,16 @@
 //! Solvent as a service (DESIGN.md 10): the engine on its own thread behind a bounded queue
 //! ([`core`]), every accepted event made durable by a [`solvent_store::Journal`] before anything
 //! about it leaves the process, reads from a consistent [`view::View`], an HTTP API ([`api`]),
-//! a WebSocket stream ([`ws`]) of numbered effects ([`feed`]), scoped keys ([`keys`]) and
-//! Prometheus metrics ([`metrics`]).
+//! a WebSocket stream ([`ws`]) of numbered effects ([`feed`]), scoped keys ([`keys`]),
+//! Prometheus metrics ([`metrics`]) and the browser dashboard at `/` ([`dashboard`]), whose audit
+//! page reads the recent events with their effects ([`audit`]).
 
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod audit;
 pub mod core;
+pub mod dashboard;
 pub mod demo;
 pub mod error;
 pub mod feed;
@@ -113,12 +116,16 @@ impl Running {
 /// The service's router over `state`.
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
     api::routes()
+        .merge(dashboard::routes())
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(scrape))
         .fallback(|| async {
-            ApiError::not_found("(path)", "no such route; the API lives under /v1")
+            ApiError::not_found(
+                "(path)",
+                "no such route; the API lives under /v1, the dashboard at /",
+            )
         })
         .layer(DefaultBodyLimit::max(api::MAX_BODY_BYTES))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

@@ -747,3 +747,254 @@ async fn an_event_without_a_time_takes_the_wall_clock_or_under_a_replay_the_engi
         running.stop().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn the_dashboard_routes_answer_with_the_key_scope_journal_history_totals_and_a_cascade() {
+    let (running, keys) = start_with(Box::new(MemoryJournal::default()), local()).await;
+    let (status, reply) = post_events(&running, &keys.admin, opening()).await;
+    assert_eq!(status, 200, "{reply}");
+
+    // The pages are public shells; their modules and the chart library are embedded.
+    let (status, page) = call(running.addr, "GET", "/", None, None).await;
+    assert_eq!(status, 200);
+    assert!(page.as_str().unwrap().contains("/assets/js/overview.js"));
+    let (status, page) = call(running.addr, "GET", "/accounts/a1", None, None).await;
+    assert!(status == 200 && page.as_str().unwrap().contains(r#"data-account="a1""#));
+    for path in [
+        "/stress",
+        "/audit",
+        "/assets/js/common.js",
+        "/assets/vendor/uPlot.iife.min.js",
+    ] {
+        assert_eq!(
+            call(running.addr, "GET", path, None, None).await.0,
+            200,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        call(running.addr, "GET", "/assets/nothing.js", None, None)
+            .await
+            .0,
+        404
+    );
+
+    // The key's scope.
+    let (status, who) = call(running.addr, "GET", "/v1/key", Some(&keys.a1), None).await;
+    assert_eq!((status, who["scope"].as_str()), (200, Some("account:a1")));
+    assert_eq!(
+        (who["account"].as_str(), who["can_read_book"].as_bool()),
+        (Some("a1"), Some(false))
+    );
+    assert_eq!(
+        call(running.addr, "GET", "/v1/key", None, None).await.0,
+        401
+    );
+
+    // Totals per settlement asset over the whole book, exact.
+    let (_, list) = call(
+        running.addr,
+        "GET",
+        "/v1/accounts?limit=1",
+        Some(&keys.viewer),
+        None,
+    )
+    .await;
+    assert_eq!(list["totals"]["USDT"]["equity"], "9994");
+    assert_eq!(list["totals"]["USDT"]["accounts"], 1);
+
+    // The journal: events with their effects, filtered; an account key reads its own only.
+    let (status, journal) = call(
+        running.addr,
+        "GET",
+        "/v1/journal?account=a1&type=fill",
+        Some(&keys.viewer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{journal}");
+    let events = journal["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (
+            events[0]["seq"].as_u64(),
+            events[0]["event"]["type"].as_str()
+        ),
+        (Some(3), Some("fill"))
+    );
+    assert!(
+        events[0]["effects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["seq"] == 3)
+    );
+    let (_, journal) = call(
+        running.addr,
+        "GET",
+        "/v1/journal?after=1&limit=1",
+        Some(&keys.a1),
+        None,
+    )
+    .await;
+    assert_eq!(journal["events"][0]["seq"], 2);
+    assert_eq!(
+        call(
+            running.addr,
+            "GET",
+            "/v1/journal?account=a2",
+            Some(&keys.a1),
+            None
+        )
+        .await
+        .0,
+        403
+    );
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("after=1&before=3", "before"),
+        ("type=Fill!", "type"),
+        ("colour=1", "(query)"),
+    ] {
+        let (status, error) = call(
+            running.addr,
+            "GET",
+            &format!("/v1/journal?{query}"),
+            Some(&keys.viewer),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, error["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{query}"
+        );
+    }
+
+    // Health history from the feed, each point with the event's time.
+    let (status, history) = call(
+        running.addr,
+        "GET",
+        "/v1/accounts/a1/history",
+        Some(&keys.a1),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{history}");
+    let points = history["points"].as_array().unwrap();
+    assert!(!points.is_empty());
+    assert_eq!(points.last().unwrap()["ts"], "2026-01-01T00:00:02Z");
+    assert_eq!(
+        call(
+            running.addr,
+            "GET",
+            "/v1/accounts/a1/history",
+            Some(&keys.a2),
+            None
+        )
+        .await
+        .0,
+        403
+    );
+
+    // The stress curve: 41 joint moves from -50% to +50%.
+    let body = json!({"account": "a1", "scenarios": "curve"}).to_string();
+    let (status, stress) = call(
+        running.addr,
+        "POST",
+        "/v1/stress",
+        Some(&keys.a1),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 200, "{stress}");
+    assert_eq!(stress["scenarios"].as_array().unwrap().len(), 41);
+
+    // A cascade on a copy of the engine: the live book does not move.
+    let (_, before) = call(
+        running.addr,
+        "GET",
+        "/v1/state-hash",
+        Some(&keys.admin),
+        None,
+    )
+    .await;
+    let body = json!({"shocks": {"BTC": "-0.5"}, "max_rounds": 5}).to_string();
+    let (status, cascade) = call(
+        running.addr,
+        "POST",
+        "/v1/cascade",
+        Some(&keys.viewer),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 200, "{cascade}");
+    assert_eq!(cascade["rounds"][0]["prices"]["BTC"], "30000.0");
+    assert!(
+        cascade["totals"]["accounts_liquidated"].as_u64().unwrap() >= 1,
+        "{cascade}"
+    );
+    let (_, after) = call(
+        running.addr,
+        "GET",
+        "/v1/state-hash",
+        Some(&keys.admin),
+        None,
+    )
+    .await;
+    assert_eq!(before, after);
+    assert_eq!(
+        call(
+            running.addr,
+            "POST",
+            "/v1/cascade",
+            Some(&keys.a1),
+            Some(&body)
+        )
+        .await
+        .0,
+        403
+    );
+    for (body, field) in [
+        (json!({"shocks": {}}), "shocks"),
+        (json!({"shocks": {"BTC": "-1"}}), "shocks.BTC"),
+        (
+            json!({"shocks": {"BTC": "-0.1"}, "max_rounds": 0}),
+            "max_rounds",
+        ),
+        (
+            json!({"shocks": {"BTC": "-0.1"}, "impact_model": "square"}),
+            "impact_model",
+        ),
+        (json!({"shocks": {"BTC": "-0.1"}, "colour": 1}), "colour"),
+    ] {
+        let (status, error) = call(
+            running.addr,
+            "POST",
+            "/v1/cascade",
+            Some(&keys.viewer),
+            Some(&body.to_string()),
+        )
+        .await;
+        assert_eq!(
+            (status, error["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{body}"
+        );
+    }
+    let body = json!({"shocks": {"DOGE": "-0.1"}}).to_string();
+    let (status, error) = call(
+        running.addr,
+        "POST",
+        "/v1/cascade",
+        Some(&keys.viewer),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (422, Some("shocks")),
+        "{error}"
+    );
+    running.stop().await.unwrap();
+}

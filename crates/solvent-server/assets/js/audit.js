@@ -1,0 +1,99 @@
+// The audit page: the journal's recent events with filters; every effect names and links to
+// the event that caused it (`#event-SEQ`), and `?seq=N` opens the journal at event N.
+
+import { signIn, api, notice, when, el, money, setLive } from './common.js';
+
+const who = await signIn();
+setLive('');
+const form = document.getElementById('audit-form');
+const accountInput = document.getElementById('audit-account');
+const typeInput = document.getElementById('audit-type');
+const afterInput = document.getElementById('audit-after');
+const tbody = document.querySelector('#journal tbody');
+const more = document.getElementById('audit-more');
+const status = document.getElementById('audit-status');
+
+const params = new URLSearchParams(location.search);
+if (who.account) {
+  accountInput.value = who.account;
+  accountInput.readOnly = true;
+}
+if (params.get('account')) accountInput.value = params.get('account');
+if (params.get('type')) typeInput.value = params.get('type');
+const focus = params.get('seq');
+if (focus) afterInput.value = String(Math.max(0, Number(focus) - 1));
+
+function details(event) {
+  const { type, ...fields } = event;
+  return Object.entries(fields)
+    .filter(([, value]) => value !== null && typeof value !== 'object')
+    .map(([name, value]) => `${name} ${value}`)
+    .join(', ');
+}
+
+function effectText(effect) {
+  const parts = [effect.type.replace(/_/g, ' ')];
+  for (const name of ['account', 'counterparty', 'instrument', 'state', 'to', 'asset']) {
+    if (effect[name] !== undefined && typeof effect[name] !== 'object') parts.push(`${name} ${effect[name]}`);
+  }
+  for (const name of ['equity', 'amount', 'balance', 'change', 'deposit', 'deficit']) {
+    if (effect[name] !== undefined) parts.push(`${name} ${money(effect[name])}`);
+  }
+  if (effect.health !== undefined && effect.health !== null) parts.push(`health ${Number(effect.health).toFixed(3)}`);
+  if (effect.size !== undefined) parts.push(`size ${effect.size}`);
+  if (effect.reason !== undefined) parts.push(`(${typeof effect.reason === 'string' ? effect.reason.replace(/_/g, ' ') : JSON.stringify(effect.reason)})`);
+  return parts.join(' ');
+}
+
+function row(entry) {
+  const tr = el('tr', { id: `event-${entry.seq}`, 'data-seq': entry.seq, 'data-type': entry.event.type });
+  const effects = el('ol', { class: 'effects' }, ...entry.effects.map((effect, index) => el('li', { 'data-type': effect.type },
+    el('a', { href: `#event-${effect.seq}`, 'data-caused-by': effect.seq, 'aria-label': `effect ${index + 1}, caused by event ${effect.seq}` }, `#${effect.seq}`),
+    ' ', effectText(effect))));
+  tr.append(
+    el('th', { scope: 'row' }, el('a', { href: `/audit?seq=${entry.seq}#event-${entry.seq}` }, `#${entry.seq}`)),
+    el('td', {}, when(entry.ts)),
+    el('td', {}, entry.event.type.replace(/_/g, ' ')),
+    el('td', {}, details(entry.event)),
+    el('td', {}, entry.effects.length ? effects : el('span', { class: 'muted' }, 'none')),
+  );
+  return tr;
+}
+
+let oldestShown = null;
+
+function query(extra) {
+  const search = new URLSearchParams({ limit: '100', ...extra });
+  if (accountInput.value.trim()) search.set('account', accountInput.value.trim());
+  if (typeInput.value) search.set('type', typeInput.value);
+  return `/v1/journal?${search}`;
+}
+
+async function load() {
+  const after = afterInput.value.trim();
+  try {
+    const answer = await api(query(after ? { after } : {}));
+    tbody.replaceChildren(...answer.events.map(row));
+    oldestShown = answer.events.length ? answer.events[0].seq : null;
+    more.hidden = oldestShown === null || (answer.oldest !== null && oldestShown <= answer.oldest);
+    status.textContent = `${answer.events.length} events shown; the journal kept in memory starts at event ${answer.oldest ?? '—'} (latest ${answer.seq ?? '—'}).`;
+    document.body.dataset.ready = 'true';
+    if (focus) {
+      const target = document.getElementById(`event-${focus}`);
+      if (target) target.scrollIntoView({ block: 'center' });
+    }
+  } catch (problem) {
+    notice(problem.message);
+  }
+}
+
+more.addEventListener('click', async () => {
+  if (oldestShown === null) return;
+  const answer = await api(query({ before: String(oldestShown) }));
+  tbody.prepend(...answer.events.map(row));
+  if (answer.events.length) oldestShown = answer.events[0].seq;
+  more.hidden = answer.events.length === 0;
+});
+
+form.addEventListener('submit', (event) => { event.preventDefault(); load(); });
+await load();
