@@ -90,33 +90,42 @@ impl Engine {
         } else {
             PositionSide::Long
         };
-        let ranked = self.adl_queue(instrument, side, mark);
+        let (ranked, mut cursor) = self.adl_queue(instrument, side, mark);
         // The queue was ranked at the event's first bankruptcy in this contract: since then a
-        // candidate may have been deleveraged, liquidated or be the bankrupt account itself, so
-        // each is taken for what it holds now.
-        let takers: Vec<(CompactString, Decimal)> = ranked
-            .iter()
-            .filter(|other| other.as_str() != id)
-            .filter_map(|other| {
-                let p = self
-                    .accounts
-                    .get(other)?
-                    .positions
-                    .get(instrument.name.as_str())?;
-                let opposite = p.size.signum() == -position.size.signum();
-                let profitable =
-                    solvent_risk::standard::unrealized_pnl(instrument, p.size, p.entry, mark)
-                        > Decimal::ZERO;
-                (opposite && profitable).then(|| (other.clone(), p.size.abs()))
-            })
-            .scan(remaining, |left, (other, available)| {
-                if left.is_zero() {
-                    return None;
+        // candidate may have been deleveraged or liquidated, so each is taken for what it holds
+        // now. Those before the cursor are spent for the rest of the event (a price event opens
+        // no position), so each bankruptcy walks only the candidates it takes from.
+        let mut takers: Vec<(CompactString, Decimal)> = Vec::new();
+        let mut left = remaining;
+        let mut index = cursor;
+        while index < ranked.len() && !left.is_zero() {
+            let other = &ranked[index];
+            let available = self
+                .accounts
+                .get(other)
+                .filter(|_| other.as_str() != id)
+                .and_then(|a| a.positions.get(instrument.name.as_str()))
+                .filter(|p| {
+                    p.size.signum() == -position.size.signum()
+                        && solvent_risk::standard::unrealized_pnl(instrument, p.size, p.entry, mark)
+                            > Decimal::ZERO
+                })
+                .map(|p| p.size.abs());
+            let spent = match available {
+                Some(available) => {
+                    let take = left.min(available);
+                    left -= take;
+                    takers.push((other.clone(), available));
+                    take == available
                 }
-                *left -= (*left).min(available);
-                Some((other, available))
-            })
-            .collect();
+                None => true,
+            };
+            if spent && index == cursor {
+                cursor += 1;
+            }
+            index += 1;
+        }
+        self.set_adl_cursor(instrument, side, cursor);
         if takers.is_empty() {
             return false;
         }
@@ -196,7 +205,7 @@ impl Engine {
         instrument: &Arc<Instrument>,
         side: PositionSide,
         mark: Decimal,
-    ) -> Arc<[CompactString]> {
+    ) -> (Arc<[CompactString]>, usize) {
         let queues = self
             .adl_queues
             .entry(instrument.name.to_string())
@@ -205,8 +214,8 @@ impl Engine {
             PositionSide::Long => &queues.against_longs,
             PositionSide::Short => &queues.against_shorts,
         };
-        if let Some(queue) = cached {
-            return Arc::clone(queue);
+        if let Some((queue, cursor)) = cached {
+            return (Arc::clone(queue), *cursor);
         }
         let wanted_sign = match side {
             PositionSide::Long => -Decimal::ONE,
@@ -247,10 +256,23 @@ impl Engine {
             .entry(instrument.name.to_string())
             .or_default();
         match side {
-            PositionSide::Long => queues.against_longs = Some(Arc::clone(&queue)),
-            PositionSide::Short => queues.against_shorts = Some(Arc::clone(&queue)),
+            PositionSide::Long => queues.against_longs = Some((Arc::clone(&queue), 0)),
+            PositionSide::Short => queues.against_shorts = Some((Arc::clone(&queue), 0)),
         }
-        queue
+        (queue, 0)
+    }
+
+    /// Where the next bankruptcy of `side` in `instrument` starts in its ADL queue this event.
+    fn set_adl_cursor(&mut self, instrument: &Instrument, side: PositionSide, cursor: usize) {
+        if let Some(queues) = self.adl_queues.get_mut(instrument.name.as_str()) {
+            let cached = match side {
+                PositionSide::Long => &mut queues.against_longs,
+                PositionSide::Short => &mut queues.against_shorts,
+            };
+            if let Some((_, at)) = cached {
+                *at = cursor;
+            }
+        }
     }
 
     /// The net worth in `asset` of the account's wallet balances of other coins, at the index:
@@ -569,8 +591,10 @@ impl Engine {
 /// A contract's ADL queues within one event (see [`Engine::adl_queue`]).
 #[derive(Clone, Debug, Default)]
 pub(super) struct AdlQueues {
-    /// The shorts in profit, ranked: the counterparties of a bankrupt long.
-    against_longs: Option<Arc<[CompactString]>>,
-    /// The longs in profit, ranked: the counterparties of a bankrupt short.
-    against_shorts: Option<Arc<[CompactString]>>,
+    /// The shorts in profit, ranked (the counterparties of a bankrupt long), and the first
+    /// one not yet spent.
+    against_longs: Option<(Arc<[CompactString]>, usize)>,
+    /// The longs in profit, ranked (the counterparties of a bankrupt short), and the first one
+    /// not yet spent.
+    against_shorts: Option<(Arc<[CompactString]>, usize)>,
 }
