@@ -27,6 +27,7 @@ use solvent_risk::{AccountState, MarketView, RiskError};
 
 use crate::core::{CoreHandle, Incoming, SubmitError};
 use crate::error::ApiError;
+use crate::extract::BodyBytes;
 use crate::feed::Channel;
 use crate::keys::{KeyRing, Scope};
 use crate::view::View;
@@ -314,7 +315,7 @@ fn read_events(body: &Bytes) -> Result<Vec<Incoming>, ApiError> {
 pub(crate) async fn post_events(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    body: Bytes,
+    BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     if !scope.can_write() {
         return Err(ApiError::forbidden(format!(
@@ -749,7 +750,7 @@ pub(crate) struct MarginBody {
 pub(crate) async fn post_margin(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    body: Bytes,
+    BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     let body: MarginBody = parse(&body)?;
     let resolved = resolve(
@@ -793,7 +794,7 @@ pub(crate) struct OrderBody {
 pub(crate) async fn post_margin_order(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    body: Bytes,
+    BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     let body: OrderBody = parse(&body)?;
     let amount: Decimal = body
@@ -873,7 +874,7 @@ pub(crate) struct WhatIfBody {
 pub(crate) async fn post_whatif(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    body: Bytes,
+    BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     let body: WhatIfBody = parse(&body)?;
     if body.trades.is_empty() {
@@ -926,7 +927,7 @@ pub(crate) struct AllocateBody {
 pub(crate) async fn post_allocate(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    body: Bytes,
+    BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     let body: AllocateBody = parse(&body)?;
     let buffer: solvent_risk::allocation::BufferPolicy = body
@@ -981,7 +982,7 @@ pub(crate) struct StressBody {
 pub(crate) async fn post_stress(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    body: Bytes,
+    BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     let body: StressBody = parse(&body)?;
     let scenarios = body.scenarios;

@@ -12,6 +12,7 @@ pub mod api;
 pub mod core;
 pub mod demo;
 pub mod error;
+pub mod extract;
 pub mod feed;
 pub mod keys;
 pub mod metrics;
@@ -125,6 +126,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ))
+        // Outermost, so that the router's own answers and the timeout's are shaped too.
+        .layer(axum::middleware::from_fn(error::error_shape))
         .with_state(state)
 }
 
