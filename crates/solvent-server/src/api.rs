@@ -10,12 +10,11 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use rust_decimal::Decimal;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use solvent_core::market::Market;
 use solvent_core::portfolio::Portfolio;
@@ -27,7 +26,7 @@ use solvent_risk::{AccountState, MarketView, RiskError};
 
 use crate::core::{CoreHandle, Incoming, SubmitError};
 use crate::error::ApiError;
-use crate::extract::BodyBytes;
+use crate::extract::{AccountId, BodyBytes, Params, parse};
 use crate::feed::Channel;
 use crate::keys::{KeyRing, Scope};
 use crate::view::View;
@@ -184,25 +183,6 @@ fn require_account(scope: &Scope, id: &str) -> Result<(), ApiError> {
 }
 
 // ---- bodies -----------------------------------------------------------------------------------
-
-/// Parses a JSON body strictly: unknown fields, wrong types and text after the document are
-/// errors naming the field.
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let field = if path == "." {
-            "(body)".to_owned()
-        } else {
-            path
-        };
-        ApiError::invalid(field, error.into_inner().to_string())
-    })?;
-    deserializer
-        .end()
-        .map_err(|error| ApiError::invalid("(body)", error.to_string()))?;
-    Ok(value)
-}
 
 fn json<T: Serialize>(value: &T) -> Response {
     axum::Json(value).into_response()
@@ -563,10 +543,9 @@ pub(crate) struct ListQuery {
 pub(crate) async fn list_accounts(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    Params(query): Params<ListQuery>,
 ) -> Result<Response, ApiError> {
     require_book(&scope)?;
-    let Query(query) = query.map_err(|error| ApiError::invalid("(query)", error.body_text()))?;
     match query.sort.as_deref() {
         None | Some("health") => {}
         Some(other) => {
@@ -642,7 +621,7 @@ fn account_of(view: &View, id: &str) -> Result<Arc<Portfolio>, ApiError> {
 pub(crate) async fn get_account(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    Path(id): Path<String>,
+    AccountId(id): AccountId,
 ) -> Result<Response, ApiError> {
     require_account(&scope, &id)?;
     let view = state.view();
@@ -663,7 +642,7 @@ pub(crate) async fn get_account(
 pub(crate) async fn risk_matrix(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    Path(id): Path<String>,
+    AccountId(id): AccountId,
 ) -> Result<Response, ApiError> {
     require_account(&scope, &id)?;
     let view = state.view();
@@ -1084,10 +1063,9 @@ fn recent(
 pub(crate) async fn insurance_fund(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
+    Params(query): Params<FeedQuery>,
 ) -> Result<Response, ApiError> {
     require_book(&scope)?;
-    let Query(query) = query.map_err(|error| ApiError::invalid("(query)", error.body_text()))?;
     let view = state.view();
     let history = recent(&state, &Channel::InsuranceFund, query.limit)?;
     Ok(json(&serde_json::json!({
@@ -1104,10 +1082,9 @@ pub(crate) async fn insurance_fund(
 pub(crate) async fn liquidations(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
+    Params(query): Params<FeedQuery>,
 ) -> Result<Response, ApiError> {
     require_book(&scope)?;
-    let Query(query) = query.map_err(|error| ApiError::invalid("(query)", error.body_text()))?;
     let recent = recent(&state, &Channel::Liquidations, query.limit)?;
     Ok(json(
         &serde_json::json!({ "seq": state.view().seq, "liquidations": recent }),
