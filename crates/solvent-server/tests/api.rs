@@ -959,3 +959,27 @@ async fn a_bad_path_or_query_names_its_field_and_the_key_in_the_query_is_no_para
     }
     running.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_request_to_the_stream_that_is_no_upgrade_is_refused_in_the_error_shape() {
+    // Found by the fuzz: axum's plain-text upgrade rejections.
+    let (running, keys) = start_with(Box::new(MemoryJournal::default()), local()).await;
+    // Each asks to close the connection after the answer (`upgrade` is read as a word).
+    let upgrade = "Upgrade: websocket\r\nConnection: Upgrade, close\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    for extra in [
+        "Connection: close\r\n".to_owned(),
+        upgrade.to_owned(),
+        format!("{upgrade}Sec-WebSocket-Version: 8\r\n"),
+        "Upgrade: websocket\r\nConnection: Upgrade, close\r\nSec-WebSocket-Version: 13\r\n"
+            .to_owned(),
+    ] {
+        let request = format!(
+            "GET /v1/ws HTTP/1.1\r\nHost: test\r\n{extra}Authorization: Bearer {}\r\n\r\n",
+            keys.a1
+        );
+        let (status, head, error) = exchange(running.addr, request.into_bytes()).await;
+        assert_eq!(status, 400, "{extra}: {error}");
+        assert_error(status, &head, &error, "invalid_request", Some("(headers)"));
+    }
+    running.stop().await.unwrap();
+}
