@@ -983,3 +983,64 @@ async fn a_request_to_the_stream_that_is_no_upgrade_is_refused_in_the_error_shap
     }
     running.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_key_written_twice_is_refused_wherever_it_is_and_nothing_moves() {
+    // Found by the fuzz: an event, a portfolio or a scenario naming a key twice was read with
+    // the last value (a deposit of "1" and "1000000" deposited 1,000,000).
+    let (running, keys) = start_with(Box::new(MemoryJournal::default()), local()).await;
+    post_events(&running, &keys.admin, opening()).await;
+    let (_, before) = call(
+        running.addr,
+        "GET",
+        "/v1/state-hash",
+        Some(&keys.admin),
+        None,
+    )
+    .await;
+    let portfolio = r#""portfolio": {"account": "x", "mode": "cross", "collateral": {"USDT": "1", "USDT": "1000000"}}"#;
+    let cases = [
+        (
+            "/v1/events",
+            r#"{"events": [{"type": "deposit", "account": "a1", "asset": "USDT", "amount": "1", "amount": "1000000"}]}"#.to_owned(),
+            "events[0].amount",
+        ),
+        (
+            "/v1/events",
+            r#"{"events": [{"type": "deposit", "account": "a1", "asset": "USDT", "amount": "1", "type": "withdraw"}]}"#.to_owned(),
+            "events[0].type",
+        ),
+        ("/v1/margin", format!("{{{portfolio}}}"), "portfolio.collateral.USDT"),
+        (
+            "/v1/stress",
+            r#"{"account": "a1", "scenarios": {"scenarios": [{"name": "x", "price_moves": {"BTC": "-0.1", "BTC": "-0.9"}}]}}"#.to_owned(),
+            "scenarios.scenarios[0].price_moves.BTC",
+        ),
+        (
+            "/v1/whatif",
+            r#"{"account": "a1", "trades": ["BTCUSDT:0.1"], "account": "a2"}"#.to_owned(),
+            "account",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let (status, error) =
+            call(running.addr, "POST", path, Some(&keys.admin), Some(&body)).await;
+        assert_eq!(status, 400, "{body}: {error}");
+        assert_eq!(error["error"]["code"], "invalid_request");
+        assert_eq!(
+            error["error"]["field"].as_str(),
+            Some(field),
+            "{body}: {error}"
+        );
+    }
+    let (_, after) = call(
+        running.addr,
+        "GET",
+        "/v1/state-hash",
+        Some(&keys.admin),
+        None,
+    )
+    .await;
+    assert_eq!(before, after);
+    running.stop().await.unwrap();
+}
