@@ -17,6 +17,7 @@ use axum::routing::{MethodRouter, get, post};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use solvent_core::market::Market;
+use solvent_core::money::{Price, Quantity, parse_decimal};
 use solvent_core::portfolio::Portfolio;
 use solvent_core::shock::read_shocks;
 use solvent_engine::event::Event;
@@ -776,24 +777,29 @@ pub(crate) async fn post_margin_order(
     BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     let body: OrderBody = parse(&body)?;
-    let amount: Decimal = body
-        .amount
-        .parse()
-        .map_err(|_| ApiError::invalid("amount", format!("not a decimal: {:?}", body.amount)))?;
+    // Read as every decimal of the API is (plain digits, within the bounds of a size and a
+    // price), not by `Decimal::from_str`, which takes `1_000` and sizes no position may have.
+    let amount = parse_decimal(&body.amount)
+        .and_then(|amount| Quantity::try_from(amount).map(Quantity::value))
+        .map_err(|problem| ApiError::invalid("amount", problem))?;
     if amount <= Decimal::ZERO {
         return Err(ApiError::invalid("amount", "must be positive"));
     }
-    let price = match &body.price {
-        None => None,
-        Some(text) => Some(
-            text.parse::<Decimal>()
-                .ok()
-                .filter(|price| *price > Decimal::ZERO)
-                .ok_or_else(|| {
-                    ApiError::invalid("price", format!("not a positive decimal: {text:?}"))
-                })?,
-        ),
-    };
+    let price = body
+        .price
+        .as_deref()
+        .map(|text| {
+            parse_decimal(text)
+                .and_then(|price| Price::try_from(price).map(Price::value))
+                .map_err(|problem| ApiError::invalid("price", problem))
+        })
+        .transpose()?;
+    if body.instrument.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "instrument",
+            "must not be empty or blank",
+        ));
+    }
     let resolved = resolve(
         &state,
         &scope,

@@ -1044,3 +1044,75 @@ async fn a_key_written_twice_is_refused_wherever_it_is_and_nothing_moves() {
     assert_eq!(before, after);
     running.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_order_reads_its_amount_and_price_as_every_decimal_of_the_api() {
+    // Found by the fuzz: `Decimal::from_str` took "1_000" and "1e3" as 1,000, a price of
+    // 1e-28, and an amount beyond any size reached the computation (422 naming `instrument`).
+    let (running, keys) = start_with(Box::new(MemoryJournal::default()), local()).await;
+    post_events(&running, &keys.admin, opening()).await;
+    let order = |amount: &str, price: Option<&str>, instrument: &str| {
+        let mut body = json!({"account": "a1", "instrument": instrument, "amount": amount});
+        if let Some(price) = price {
+            body["price"] = json!(price);
+        }
+        body.to_string()
+    };
+    let mut cases = Vec::new();
+    for amount in [
+        "1_000",
+        "1e3",
+        "+5",
+        "NaN",
+        "",
+        "1.",
+        "0",
+        "-0",
+        "-1",
+        "79228162514264337593543950335",
+        "10000000000000000",
+    ] {
+        cases.push((order(amount, None, "BTCUSDT"), "amount"));
+    }
+    for price in [
+        "0.0000000000000000000000000001",
+        "1_000",
+        "0",
+        "-5",
+        "10000000000001",
+    ] {
+        cases.push((order("0.1", Some(price), "BTCUSDT"), "price"));
+    }
+    cases.push((order("0.1", None, " "), "instrument"));
+    for (body, field) in cases {
+        let (status, error) = call(
+            running.addr,
+            "POST",
+            "/v1/margin/order",
+            Some(&keys.a1),
+            Some(&body),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}: {error}");
+        assert_eq!(
+            error["error"]["field"].as_str(),
+            Some(field),
+            "{body}: {error}"
+        );
+    }
+    // The plain spellings still answer.
+    let (status, answer) = call(
+        running.addr,
+        "POST",
+        "/v1/margin/order",
+        Some(&keys.a1),
+        Some(&order("1000", Some("60000.5"), "BTCUSDT")),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["amount"].as_str()),
+        (200, Some("1000")),
+        "{answer}"
+    );
+    running.stop().await.unwrap();
+}
