@@ -107,7 +107,11 @@ impl Walk {
             field.push('.');
         }
         field.push_str(key);
-        field
+        if field.is_empty() {
+            "(body)".to_owned()
+        } else {
+            field
+        }
     }
 }
 
@@ -183,17 +187,23 @@ impl<'de> Visitor<'de> for Node<'_> {
 }
 
 /// The field at fault: serde reports a missing or repeated field at its parent (`path`), so
-/// the field itself is taken from the message; `whole` stands for the root.
+/// the field itself is taken from the message; `whole` stands for the root, and for a field
+/// whose name is empty (`?=1`, `{"": 1}`).
 fn field_at(path: &str, message: &str, whole: &str) -> String {
     let named = ["missing field `", "duplicate field `"]
         .iter()
         .find_map(|prefix| message.strip_prefix(prefix))
         .and_then(|rest| rest.split('`').next());
-    match (path, named) {
+    let field = match (path, named) {
         (".", Some(name)) => name.to_owned(),
-        (".", None) => whole.to_owned(),
+        (".", None) => String::new(),
         (path, Some(name)) => format!("{path}.{name}"),
         (path, None) => path.to_owned(),
+    };
+    if field.is_empty() {
+        whole.to_owned()
+    } else {
+        field
     }
 }
 
@@ -263,6 +273,7 @@ mod tests {
                 "p.collateral.BTC",
             ),
             (r#"[[{"x": [], "y": {}, "x": null}]]"#, "[0][0].x"),
+            (r#"{"": 1, "": 2}"#, "(body)"),
         ] {
             let error = parse::<serde_json::Value>(body.as_bytes()).unwrap_err();
             assert_eq!(error.field.as_deref(), Some(field), "{body}");
@@ -286,6 +297,7 @@ mod tests {
             ),
             ("events[0]", "invalid type: integer", "events[0]"),
             (".", "expected value at line 1 column 1", "(body)"),
+            ("", "unknown field ``, expected `limit`", "(body)"),
         ] {
             assert_eq!(field_at(path, message, "(body)"), field, "{message}");
         }

@@ -927,6 +927,7 @@ async fn a_bad_path_or_query_names_its_field_and_the_key_in_the_query_is_no_para
         ("/v1/accounts?colour=blue", "colour"),
         ("/v1/liquidations?limit=1.5", "limit"),
         ("/v1/insurance-fund?limit=", "limit"),
+        ("/v1/liquidations?=&&", "(query)"),
     ] {
         let request = head("GET", target, Some(&keys.viewer), "");
         let (status, head, error) = exchange(running.addr, request.into_bytes()).await;
