@@ -402,7 +402,8 @@ pub struct ErrorBody {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable snake_case code (`invalid_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `cannot_compute`, `queue_full`, `rate_limited`, `unavailable`).
+    /// `method_not_allowed`, `timeout`, `body_too_large`, `cannot_compute`, `queue_full`,
+    /// `rate_limited`, `unavailable`).
     pub code: String,
     /// The request field at fault, as a JSON path.
     pub field: Option<String>,
