@@ -240,6 +240,8 @@ async fn a_bad_event_refuses_the_whole_request_naming_the_field_and_nothing_move
         (json!({"events": [{"type": "deposit", "account": "a1", "asset": "USDT", "amount": "5", "seq": 9}]}).to_string(), "events[0].seq"),
         (json!({"events": [{"type": "deposit", "account": "a1", "asset": "USDT", "amount": "5", "ts": "yesterday"}]}).to_string(), "events[0].ts"),
         (json!({"events": [{"type": "deposit", "account": "a1", "asset": "USDT", "amount": "5", "client_id": " "}]}).to_string(), "events[0].client_id"),
+        (json!({"events": [{"type": "deposit", "account": " a1", "asset": "USDT", "amount": "5"}]}).to_string(), "events[0].account"),
+        (json!({"events": [{"type": "deposit", "account": "a".repeat(129), "asset": "USDT", "amount": "5"}]}).to_string(), "events[0].account"),
         (json!({"events": []}).to_string(), "events"),
         (json!({"events": [], "extra": true}).to_string(), "extra"),
         (r#"{"events": [] } trailing"#.to_owned(), "(body)"),
