@@ -660,6 +660,42 @@ fn is_decimal_field(route: &str, steps: &[Step]) -> bool {
     }
 }
 
+/// Whether the value at `steps` of a body of `route` is an id an event gives (an account, a
+/// counterparty, an index source, a listed instrument's name).
+fn is_id_field(route: &str, steps: &[Step]) -> bool {
+    route == "/v1/events"
+        && matches!(
+            steps,
+            [Step::Key(events), Step::Index(_), Step::Key(field)]
+                if events == "events"
+                    && ["account", "from", "to", "counterparty", "source", "name"]
+                        .contains(&field.as_str())
+        )
+}
+
+/// Whether an event of an events body holds, in an id field, a string no id may be (a value
+/// still to be replaced by raw JSON excepted).
+fn holds_a_bad_id(body: &Value) -> bool {
+    let Some(events) = body.get("events").and_then(Value::as_array) else {
+        return false;
+    };
+    events.iter().filter_map(Value::as_object).any(|event| {
+        ["account", "from", "to", "counterparty", "source", "name"]
+            .iter()
+            .filter_map(|field| event.get(*field).and_then(Value::as_str))
+            .any(|text| !text.starts_with('\u{1}') && !is_id(text))
+    })
+}
+
+/// Whether `text` may be an id: not blank, no space around it, no control character, at most
+/// 128 bytes (the rule as the service states it, written out independently).
+fn is_id(text: &str) -> bool {
+    !text.trim().is_empty()
+        && text.trim() == text
+        && !text.chars().any(char::is_control)
+        && text.len() <= 128
+}
+
 /// Values of the wrong type, raw JSON.
 const TYPE_JUNK: [&str; 9] = [
     "null",
@@ -675,17 +711,20 @@ const TYPE_JUNK: [&str; 9] = [
 
 /// Strings put in place of an id, a name, a trade or a policy.
 fn string_junk(rng: &mut ChaCha8Rng) -> String {
-    const FIXED: [&str; 41] = [
+    const FIXED: [&str; 44] = [
         "",
         " ",
         "\t",
         "\u{0}",
+        " alice",
+        "alice\n",
+        "al\u{1b}[31mice",
         "é",
         "🦀",
         "../../etc/passwd",
         "alice",
         "bob",
-        "pm1",
+        "carol",
         "nobody",
         "external",
         "BTCUSDT",
@@ -1013,7 +1052,8 @@ fn path_case(rng: &mut ChaCha8Rng, route: &Route, mut request: Request) -> Case 
                 7 => String::new(),
                 8 => "a".repeat(rng.random_range(200..12_000)),
                 9 => "%FF%FE".to_owned(),
-                10 => "nobody".to_owned(),
+                // No event can open it (a space before it): unknown for the whole run.
+                10 => "%20nobody".to_owned(),
                 11 => "%00".to_owned(),
                 12 => "alice%2Frisk-matrix".to_owned(),
                 _ => "%C3%A9%F0%9F%A6%80".to_owned(),
@@ -1291,16 +1331,36 @@ fn structure_case(rng: &mut ChaCha8Rng, route: &str, request: Request, valid: &V
     // (marker, raw JSON to put in its place, what it does)
     let mut raw: Vec<(String, String, Raw)> = Vec::new();
     let mut edits = Vec::new();
-    for round in 0..rng.random_range(1..=3) {
+    let rounds = if rng.random_bool(0.5) {
+        1
+    } else {
+        rng.random_range(2..=3)
+    };
+    for round in 0..rounds {
         let mut all = Vec::new();
         places(&body, &mut Vec::new(), &mut all);
-        let place = all.choose(rng).unwrap().clone();
+        // Mostly a field of the request's own (a decimal or an id), where the answer is known.
+        let own: Vec<&Vec<Step>> = all
+            .iter()
+            .filter(|place| is_decimal_field(route, place) || is_id_field(route, place))
+            .collect();
+        let place = match own.choose(rng) {
+            Some(place) if rng.random_bool(0.5) => (*place).clone(),
+            _ => all.choose(rng).unwrap().clone(),
+        };
         let here = pointer(&place);
         let marker = format!("\u{1}RAW{round}\u{1}");
         let Some(target) = body.pointer_mut(&here) else {
             continue;
         };
-        match rng.random_range(0..12) {
+        let edit = if is_decimal_field(route, &place) && rng.random_bool(0.6) {
+            0
+        } else if is_id_field(route, &place) && rng.random_bool(0.6) {
+            4
+        } else {
+            rng.random_range(0..12)
+        };
+        match edit {
             0..=3 => {
                 let refused = rng.random_bool(0.7);
                 let spellings: &[&str] = if refused {
@@ -1431,8 +1491,9 @@ fn structure_case(rng: &mut ChaCha8Rng, route: &str, request: Request, valid: &V
             }
         }
     }
+    // An event holding an id no event may give is refused, whatever else was edited.
+    let mut refused = route == "/v1/events" && holds_a_bad_id(&body);
     let mut text = body.to_string();
-    let mut refused = false;
     for (marker, value, what) in raw {
         let quoted = json!(marker).to_string();
         // A later edit may have replaced or removed the marked value.
