@@ -1,9 +1,9 @@
 //! The HTTP routes (DESIGN.md 10), named after what users know from Deribit and OKX.
 //!
-//! Every body is read as bytes and parsed here, so that every malformed request gets the one
-//! error shape with the field named (axum's own extractors answer in plain text). Writes go
-//! through the engine's queue; reads are answered from the latest durable [`View`] on the
-//! runtime's blocking pool, never from the engine's thread.
+//! Bodies, account ids and query strings are read by [`crate::request`], so that every
+//! malformed request gets the one error shape with the field named (axum's own extractors
+//! answer in plain text). Writes go through the engine's queue; reads are answered from the
+//! latest durable [`View`] on the runtime's blocking pool, never from the engine's thread.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -27,9 +27,9 @@ use solvent_risk::{AccountState, MarketView, RiskError};
 
 use crate::core::{CoreHandle, Incoming, SubmitError};
 use crate::error::ApiError;
-use crate::extract::{AccountId, BodyBytes, Params, parse};
 use crate::feed::Channel;
 use crate::keys::{KeyRing, Scope};
+use crate::request::{AccountId, BodyBytes, Params, parse};
 use crate::view::View;
 
 /// Events one request may carry.
