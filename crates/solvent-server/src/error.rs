@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// An error answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {code}: {message}")]
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
