@@ -1,14 +1,14 @@
 //! What handlers read from a request, each refusing in the error shape ([`ApiError`]) with the
 //! field at fault named: axum's own extractors answer in plain text.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::fmt::{self, Write as _};
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use std::cell::RefCell;
-use std::collections::HashSet;
-use std::fmt;
-
 use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use crate::api::MAX_BODY_BYTES;
@@ -100,7 +100,9 @@ impl Walk {
                     field.push('.');
                     field.push_str(name);
                 }
-                Step::Index(index) => field.push_str(&format!("[{index}]")),
+                Step::Index(index) => {
+                    let _ = write!(field, "[{index}]");
+                }
             }
         }
         if !field.is_empty() {
