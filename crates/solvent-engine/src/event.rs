@@ -324,6 +324,30 @@ fn named(field: &str, value: &str) -> Result<(), FieldProblem> {
     Ok(())
 }
 
+/// Longest id an event may give something the engine keeps (an account, an index source, an
+/// instrument it lists), in bytes: the bound of a client id in the service.
+pub const MAX_ID_BYTES: usize = 128;
+
+/// An id the engine keeps once an event names it (an account, a source, a listed instrument):
+/// [`named`], and no spaces around it or control characters in it (no account key could be
+/// scoped to ` a1`, no log line shows `a\u{0}1` as it is), at most [`MAX_ID_BYTES`].
+fn id(field: &str, value: &str) -> Result<(), FieldProblem> {
+    named(field, value)?;
+    let problem = if value.trim() != value {
+        "must not begin or end with a space".to_owned()
+    } else if value.chars().any(char::is_control) {
+        "must not hold control characters".to_owned()
+    } else if value.len() > MAX_ID_BYTES {
+        format!(
+            "must be at most {MAX_ID_BYTES} bytes, found {}",
+            value.len()
+        )
+    } else {
+        return Ok(());
+    };
+    Err((field.to_owned(), problem))
+}
+
 /// A health threshold of a top-up rule: above zero and at most [`MAX_TOP_UP_HEALTH`].
 fn health(field: &str, value: Decimal) -> Result<(), FieldProblem> {
     if value <= Decimal::ZERO || value > MAX_TOP_UP_HEALTH {
@@ -343,24 +367,24 @@ impl Event {
         match self {
             Self::Deposit(Deposit { account, asset, .. })
             | Self::Withdraw(Withdraw { account, asset, .. }) => {
-                named("account", account)?;
+                id("account", account)?;
                 named("asset", asset)
             }
             Self::Transfer(e) => {
-                named("from", &e.from)?;
-                named("to", &e.to)?;
+                id("from", &e.from)?;
+                id("to", &e.to)?;
                 named("asset", &e.asset)
             }
             Self::Fill(e) => {
-                named("account", &e.account)?;
+                id("account", &e.account)?;
                 named("instrument", &e.instrument)?;
-                named("counterparty", &e.counterparty)
+                id("counterparty", &e.counterparty)
             }
             Self::IndexPrice(e) => {
                 named("underlying", &e.underlying)?;
                 e.source
                     .as_deref()
-                    .map_or(Ok(()), |source| named("source", source))
+                    .map_or(Ok(()), |source| id("source", source))
             }
             Self::MarkPrice(MarkPrice { instrument, .. })
             | Self::Settlement(Settlement { instrument, .. }) => named("instrument", instrument),
@@ -397,7 +421,7 @@ impl Event {
                 Ok(())
             }
             Self::SetLeverage(e) => {
-                named("account", &e.account)?;
+                id("account", &e.account)?;
                 named("instrument", &e.instrument)?;
                 // Zero and negative leverage reach the engine, which refuses them by name
                 // (`invalid_leverage`); a positive leverage below 1 (`1e-20` would multiply a
@@ -408,24 +432,24 @@ impl Event {
                 }
                 Ok(())
             }
-            Self::SetMarginMode(SetMarginMode { account, .. }) => named("account", account),
+            Self::SetMarginMode(SetMarginMode { account, .. }) => id("account", account),
             Self::SetIsolatedMargin(e) => {
-                named("account", &e.account)?;
+                id("account", &e.account)?;
                 named("instrument", &e.instrument)
             }
             Self::SetBufferPolicy(e) => {
-                named("account", &e.account)?;
+                id("account", &e.account)?;
                 named("policy", &e.policy)
             }
             Self::SetAutoTopUp(e) => {
-                named("account", &e.account)?;
+                id("account", &e.account)?;
                 if let Some(instrument) = &e.instrument {
                     named("instrument", instrument)?;
                 }
                 health("trigger_health", e.trigger_health)?;
                 health("target_health", e.target_health)
             }
-            Self::ListInstrument(e) => named("name", &e.name),
+            Self::ListInstrument(e) => id("name", &e.name),
             Self::UpdateVenue(e) => named("venue", &e.venue),
         }
     }

@@ -138,6 +138,39 @@ proptest! {
 // ---- regressions: each named after the bug it pins -------------------------------------------
 
 #[test]
+fn ids_with_spaces_around_control_characters_or_over_128_bytes_are_refused() {
+    // Found by the service's fuzz: each opened an account for good (" a1" is one no account
+    // key can be scoped to; 100,000 bytes of id were kept, journalled and ranked).
+    let long = "a".repeat(solvent_engine::event::MAX_ID_BYTES + 1);
+    for (kind, fields, field) in [
+        ("deposit", format!(r#""account":"{long}","asset":"USDT","amount":"1""#), "account"),
+        ("deposit", r#""account":" a1","asset":"USDT","amount":"1""#.to_owned(), "account"),
+        ("withdraw", r#""account":"a1\t","asset":"USDT","amount":"1""#.to_owned(), "account"),
+        ("transfer", r#""from":"a","to":"b\u0000","asset":"USDT","amount":"1""#.to_owned(), "to"),
+        (
+            "fill",
+            r#""account":"a","instrument":"BTCUSDT","side":"buy","size":"1","price":"1","counterparty":"x\ny""#.to_owned(),
+            "counterparty",
+        ),
+        ("set_margin_mode", r#""account":"a\u001b[31m","mode":"cross""#.to_owned(), "account"),
+        ("index_price", format!(r#""underlying":"BTC","price":"1","source":"{long}""#), "source"),
+        ("list_instrument", r#""name":"X ","spec":{}"#.to_owned(), "name"),
+    ] {
+        let line = format!(r#"{{"seq":1,"ts":"2026-01-01T00:00:00Z","type":"{kind}",{fields}}}"#);
+        let error = parse_line("e.jsonl", 4, &line).unwrap_err();
+        assert_eq!(error.path, format!("line 4: {field}"), "{kind}: {error}");
+    }
+    // An id of 128 bytes, and one of letters beyond ASCII, are ids.
+    let longest = "a".repeat(solvent_engine::event::MAX_ID_BYTES);
+    for account in [longest.as_str(), "desk-β/1", "🦀"] {
+        let line = format!(
+            r#"{{"seq":1,"ts":"2026-01-01T00:00:00Z","type":"deposit","account":"{account}","asset":"USDT","amount":"1"}}"#
+        );
+        parse_line("e.jsonl", 1, &line).unwrap();
+    }
+}
+
+#[test]
 fn blank_account_ids_are_refused() {
     for (kind, fields, field) in [
         (

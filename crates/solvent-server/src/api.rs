@@ -1,23 +1,23 @@
 //! The HTTP routes (DESIGN.md 10), named after what users know from Deribit and OKX.
 //!
-//! Every body is read as bytes and parsed here, so that every malformed request gets the one
-//! error shape with the field named (axum's own extractors answer in plain text). Writes go
-//! through the engine's queue; reads are answered from the latest durable [`View`] on the
-//! runtime's blocking pool, never from the engine's thread.
+//! Bodies, account ids and query strings are read by [`crate::request`], so that every
+//! malformed request gets the one error shape with the field named (axum's own extractors
+//! answer in plain text). Writes go through the engine's queue; reads are answered from the
+//! latest durable [`View`] on the runtime's blocking pool, never from the engine's thread.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use rust_decimal::Decimal;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use solvent_core::market::Market;
+use solvent_core::money::{Price, Quantity, parse_decimal};
 use solvent_core::portfolio::Portfolio;
 use solvent_core::shock::read_shocks;
 use solvent_engine::event::Event;
@@ -29,6 +29,7 @@ use crate::core::{CoreHandle, Incoming, SubmitError};
 use crate::error::ApiError;
 use crate::feed::Channel;
 use crate::keys::{KeyRing, Scope};
+use crate::request::{AccountId, BodyBytes, Params, parse};
 use crate::view::View;
 
 /// Events one request may carry.
@@ -191,25 +192,6 @@ fn require_account(scope: &Scope, id: &str) -> Result<(), ApiError> {
 
 // ---- bodies -----------------------------------------------------------------------------------
 
-/// Parses a JSON body strictly: unknown fields, wrong types and text after the document are
-/// errors naming the field.
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let field = if path == "." {
-            "(body)".to_owned()
-        } else {
-            path
-        };
-        ApiError::invalid(field, error.into_inner().to_string())
-    })?;
-    deserializer
-        .end()
-        .map_err(|error| ApiError::invalid("(body)", error.to_string()))?;
-    Ok(value)
-}
-
 fn json<T: Serialize>(value: &T) -> Response {
     axum::Json(value).into_response()
 }
@@ -321,7 +303,7 @@ fn read_events(body: &Bytes) -> Result<Vec<Incoming>, ApiError> {
 pub(crate) async fn post_events(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    body: Bytes,
+    BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     if !scope.can_write() {
         return Err(ApiError::forbidden(format!(
@@ -455,7 +437,8 @@ pub struct ErrorBody {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable snake_case code (`invalid_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `cannot_compute`, `queue_full`, `rate_limited`, `unavailable`).
+    /// `method_not_allowed`, `timeout`, `body_too_large`, `cannot_compute`, `queue_full`,
+    /// `rate_limited`, `unavailable`).
     pub code: String,
     /// The request field at fault, as a JSON path.
     pub field: Option<String>,
@@ -597,10 +580,9 @@ pub(crate) struct ListQuery {
 pub(crate) async fn list_accounts(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    Params(query): Params<ListQuery>,
 ) -> Result<Response, ApiError> {
     require_book(&scope)?;
-    let Query(query) = query.map_err(|error| ApiError::invalid("(query)", error.body_text()))?;
     match query.sort.as_deref() {
         None | Some("health") => {}
         Some(other) => {
@@ -677,7 +659,7 @@ fn account_of(view: &View, id: &str) -> Result<Arc<Portfolio>, ApiError> {
 pub(crate) async fn get_account(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    Path(id): Path<String>,
+    AccountId(id): AccountId,
 ) -> Result<Response, ApiError> {
     require_account(&scope, &id)?;
     let view = state.view();
@@ -698,7 +680,7 @@ pub(crate) async fn get_account(
 pub(crate) async fn risk_matrix(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    Path(id): Path<String>,
+    AccountId(id): AccountId,
 ) -> Result<Response, ApiError> {
     require_account(&scope, &id)?;
     let view = state.view();
@@ -785,7 +767,7 @@ pub(crate) struct MarginBody {
 pub(crate) async fn post_margin(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    body: Bytes,
+    BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     let body: MarginBody = parse(&body)?;
     let resolved = resolve(
@@ -829,27 +811,32 @@ pub(crate) struct OrderBody {
 pub(crate) async fn post_margin_order(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    body: Bytes,
+    BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     let body: OrderBody = parse(&body)?;
-    let amount: Decimal = body
-        .amount
-        .parse()
-        .map_err(|_| ApiError::invalid("amount", format!("not a decimal: {:?}", body.amount)))?;
+    // Read as every decimal of the API is (plain digits, within the bounds of a size and a
+    // price), not by `Decimal::from_str`, which takes `1_000` and sizes no position may have.
+    let amount = parse_decimal(&body.amount)
+        .and_then(|amount| Quantity::try_from(amount).map(Quantity::value))
+        .map_err(|problem| ApiError::invalid("amount", problem))?;
     if amount <= Decimal::ZERO {
         return Err(ApiError::invalid("amount", "must be positive"));
     }
-    let price = match &body.price {
-        None => None,
-        Some(text) => Some(
-            text.parse::<Decimal>()
-                .ok()
-                .filter(|price| *price > Decimal::ZERO)
-                .ok_or_else(|| {
-                    ApiError::invalid("price", format!("not a positive decimal: {text:?}"))
-                })?,
-        ),
-    };
+    let price = body
+        .price
+        .as_deref()
+        .map(|text| {
+            parse_decimal(text)
+                .and_then(|price| Price::try_from(price).map(Price::value))
+                .map_err(|problem| ApiError::invalid("price", problem))
+        })
+        .transpose()?;
+    if body.instrument.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "instrument",
+            "must not be empty or blank",
+        ));
+    }
     let resolved = resolve(
         &state,
         &scope,
@@ -909,7 +896,7 @@ pub(crate) struct WhatIfBody {
 pub(crate) async fn post_whatif(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    body: Bytes,
+    BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     let body: WhatIfBody = parse(&body)?;
     if body.trades.is_empty() {
@@ -962,7 +949,7 @@ pub(crate) struct AllocateBody {
 pub(crate) async fn post_allocate(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    body: Bytes,
+    BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     let body: AllocateBody = parse(&body)?;
     let buffer: solvent_risk::allocation::BufferPolicy = body
@@ -1018,7 +1005,7 @@ pub(crate) struct StressBody {
 pub(crate) async fn post_stress(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    body: Bytes,
+    BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     let body: StressBody = parse(&body)?;
     let scenarios = body.scenarios;
@@ -1137,10 +1124,9 @@ fn recent(
 pub(crate) async fn insurance_fund(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
+    Params(query): Params<FeedQuery>,
 ) -> Result<Response, ApiError> {
     require_book(&scope)?;
-    let Query(query) = query.map_err(|error| ApiError::invalid("(query)", error.body_text()))?;
     let view = state.view();
     let history = recent(&state, &Channel::InsuranceFund, query.limit)?;
     Ok(json(&serde_json::json!({
@@ -1157,10 +1143,9 @@ pub(crate) async fn insurance_fund(
 pub(crate) async fn liquidations(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
+    Params(query): Params<FeedQuery>,
 ) -> Result<Response, ApiError> {
     require_book(&scope)?;
-    let Query(query) = query.map_err(|error| ApiError::invalid("(query)", error.body_text()))?;
     let recent = recent(&state, &Channel::Liquidations, query.limit)?;
     Ok(json(
         &serde_json::json!({ "seq": state.view().seq, "liquidations": recent }),
@@ -1218,11 +1203,10 @@ pub(crate) async fn key(Caller(scope): Caller) -> Response {
 pub(crate) async fn account_history(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    Path(id): Path<String>,
-    query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
+    AccountId(id): AccountId,
+    Params(query): Params<FeedQuery>,
 ) -> Result<Response, ApiError> {
     require_account(&scope, &id)?;
-    let Query(query) = query.map_err(|error| ApiError::invalid("(query)", error.body_text()))?;
     let view = state.view();
     account_of(&view, &id)?;
     let limit = query.limit.unwrap_or(1_000);
@@ -1277,9 +1261,8 @@ pub(crate) struct JournalQuery {
 pub(crate) async fn journal(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    query: Result<Query<JournalQuery>, axum::extract::rejection::QueryRejection>,
+    Params(query): Params<JournalQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|error| ApiError::invalid("(query)", error.body_text()))?;
     // An account key reads the events of its own account only.
     let account = match (&scope, query.account) {
         (Scope::Account(own), Some(asked)) if *own != asked => {
@@ -1338,6 +1321,10 @@ pub(crate) struct CascadeBody {
     impact_model: Option<String>,
     /// Rounds at most, round 0 included (default 50, at most 200).
     max_rounds: Option<usize>,
+    /// Average daily traded value per underlying, USD, as decimal strings: the impact's depth.
+    /// Given underlyings replace the defaults (the 2025 medians of BTC and ETH); every
+    /// underlying with an index in the book needs one.
+    adv_usd: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[utoipa::path(post, path = "/v1/cascade", tag = "book", request_body = CascadeBody,
@@ -1360,8 +1347,7 @@ pub(crate) async fn post_cascade(
     }
     let mut params = CascadeParams::default();
     for (name, text) in &body.shocks {
-        let shock: Decimal = text
-            .parse()
+        let shock: Decimal = solvent_core::money::parse_decimal(text)
             .ok()
             .filter(|shock: &Decimal| *shock > -Decimal::ONE && *shock <= Decimal::from(10))
             .ok_or_else(|| {
@@ -1371,6 +1357,20 @@ pub(crate) async fn post_cascade(
                 )
             })?;
         params.shocks.insert(name.clone(), shock);
+    }
+    for (name, text) in body.adv_usd.iter().flatten() {
+        let adv = solvent_core::money::parse_decimal(text)
+            .ok()
+            .filter(|adv: &Decimal| {
+                *adv > Decimal::ZERO && *adv <= Decimal::from(1_000_000_000_000_000_000_u64)
+            })
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    format!("adv_usd.{name}"),
+                    format!("expected a positive USD amount of at most 1e18, found {text:?}"),
+                )
+            })?;
+        params.adv_usd.insert(name.clone(), adv);
     }
     if let Some(impact) = body.impact {
         params.impact = impact;

@@ -18,6 +18,7 @@ pub mod error;
 pub mod feed;
 pub mod keys;
 pub mod metrics;
+pub mod request;
 pub mod risk_matrix;
 pub mod view;
 pub mod ws;
@@ -132,6 +133,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ))
+        // Outermost, so that the router's own answers and the timeout's are shaped too.
+        .layer(axum::middleware::from_fn(error::error_shape))
         .with_state(state)
 }
 

@@ -13,13 +13,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::{AppState, Caller};
+use crate::error::ApiError;
 use crate::feed::{Channel, Message};
 use crate::keys::Scope;
 
@@ -38,16 +41,30 @@ struct Request {
 /// Upgrades to the stream once the key is checked.
 #[utoipa::path(get, path = "/v1/ws", tag = "stream",
     description = "WebSocket: `{\"op\":\"subscribe\",\"args\":[\"account.ID\",\"health\",\"margin_calls\",\"liquidations\",\"insurance_fund\",\"prices\"],\"since\":N}`; messages `{seq, channel, data}`; the key as `?api_key=` where headers cannot be set.",
-    responses((status = 101, description = "Switching to the WebSocket"), (status = 401, description = "No live key", body = crate::api::ErrorBody)),
+    responses((status = 101, description = "Switching to the WebSocket"), (status = 400, description = "Not a WebSocket upgrade (a header missing or wrong)", body = crate::api::ErrorBody), (status = 401, description = "No live key", body = crate::api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn upgrade(
     State(state): State<AppState>,
     Caller(scope): Caller,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    upgrade
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let upgrade = upgrade.map_err(|rejection| not_an_upgrade(&rejection))?;
+    Ok(upgrade
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| serve(socket, state, scope))
+        .on_upgrade(move |socket| serve(socket, state, scope)))
+}
+
+/// A request to `/v1/ws` that is no WebSocket upgrade, in the error shape.
+fn not_an_upgrade(rejection: &WebSocketUpgradeRejection) -> ApiError {
+    let message = format!(
+        "{}: a WebSocket upgrade sends Connection: Upgrade, Upgrade: websocket, Sec-WebSocket-Version: 13 and a Sec-WebSocket-Key",
+        rejection.body_text()
+    );
+    if rejection.status() == StatusCode::BAD_REQUEST {
+        ApiError::invalid("(headers)", message)
+    } else {
+        ApiError::from_router(rejection.status(), &Method::GET, &message)
+    }
 }
 
 fn error(code: &str, message: &str) -> WsMessage {

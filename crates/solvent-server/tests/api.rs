@@ -90,6 +90,51 @@ async fn call(
     (status, value)
 }
 
+/// One exchange of raw bytes (anything, chunked bodies included), written while the answer is
+/// read: a server may answer before the body is all sent. The status, the head and the body as
+/// JSON (or as a string if it is not JSON).
+async fn exchange(addr: SocketAddr, request: Vec<u8>) -> (u16, String, Value) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let writing = tokio::spawn(async move {
+        let _ = writer.write_all(&request).await;
+        writer
+    });
+    let mut response = Vec::new();
+    reader.read_to_end(&mut response).await.unwrap();
+    writing.abort();
+    let text = String::from_utf8(response).unwrap();
+    let (head, payload) = text.split_once("\r\n\r\n").unwrap();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let value = serde_json::from_str(payload).unwrap_or(Value::String(payload.to_owned()));
+    (status, head.to_owned(), value)
+}
+
+/// A request head for [`exchange`], closing the connection after the answer.
+fn head(method: &str, target: &str, key: Option<&str>, extra: &str) -> String {
+    let auth = key.map_or(String::new(), |key| {
+        format!("Authorization: Bearer {key}\r\n")
+    });
+    format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{auth}{extra}\r\n")
+}
+
+/// Whether `error` is the error shape with `code`, a message and `field`.
+fn assert_error(status: u16, head: &str, error: &Value, code: &str, field: Option<&str>) {
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{status}: {head}"
+    );
+    assert_eq!(error["error"]["code"], code, "{status}: {error}");
+    assert_eq!(error["error"]["field"].as_str(), field, "{status}: {error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|message| !message.is_empty()),
+        "{error}"
+    );
+}
+
 async fn post_events(running: &Running, key: &str, events: Value) -> (u16, Value) {
     let body = json!({ "events": events }).to_string();
     call(running.addr, "POST", "/v1/events", Some(key), Some(&body)).await
@@ -195,6 +240,8 @@ async fn a_bad_event_refuses_the_whole_request_naming_the_field_and_nothing_move
         (json!({"events": [{"type": "deposit", "account": "a1", "asset": "USDT", "amount": "5", "seq": 9}]}).to_string(), "events[0].seq"),
         (json!({"events": [{"type": "deposit", "account": "a1", "asset": "USDT", "amount": "5", "ts": "yesterday"}]}).to_string(), "events[0].ts"),
         (json!({"events": [{"type": "deposit", "account": "a1", "asset": "USDT", "amount": "5", "client_id": " "}]}).to_string(), "events[0].client_id"),
+        (json!({"events": [{"type": "deposit", "account": " a1", "asset": "USDT", "amount": "5"}]}).to_string(), "events[0].account"),
+        (json!({"events": [{"type": "deposit", "account": "a".repeat(129), "asset": "USDT", "amount": "5"}]}).to_string(), "events[0].account"),
         (json!({"events": []}).to_string(), "events"),
         (json!({"events": [], "extra": true}).to_string(), "extra"),
         (r#"{"events": [] } trailing"#.to_owned(), "(body)"),
@@ -854,7 +901,7 @@ async fn the_dashboard_routes_answer_with_the_key_scope_journal_history_totals_a
         ("limit=0", "limit"),
         ("after=1&before=3", "before"),
         ("type=Fill!", "type"),
-        ("colour=1", "(query)"),
+        ("colour=1", "colour"),
     ] {
         let (status, error) = call(
             running.addr,
@@ -995,6 +1042,331 @@ async fn the_dashboard_routes_answer_with_the_key_scope_journal_history_totals_a
         (status, error["error"]["field"].as_str()),
         (422, Some("shocks")),
         "{error}"
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_gets_413_in_the_error_shape_naming_the_limit() {
+    // Found by the fuzz: axum's plain-text "length limit exceeded".
+    let (running, keys) = start_with(Box::new(MemoryJournal::default()), local()).await;
+    post_events(&running, &keys.admin, opening()).await;
+    let (_, before) = call(
+        running.addr,
+        "GET",
+        "/v1/state-hash",
+        Some(&keys.admin),
+        None,
+    )
+    .await;
+    // A valid batch, made too long by spaces after it: only its size is wrong.
+    let mut body =
+        json!({"events": [{"type": "deposit", "account": "a1", "asset": "USDT", "amount": "1"}]})
+            .to_string()
+            .into_bytes();
+    body.resize(solvent_server::api::MAX_BODY_BYTES + 1, b' ');
+    for chunked in [false, true] {
+        let framing = if chunked {
+            "Transfer-Encoding: chunked\r\n".to_owned()
+        } else {
+            format!("Content-Length: {}\r\n", body.len())
+        };
+        let mut request = head("POST", "/v1/events", Some(&keys.admin), &framing).into_bytes();
+        if chunked {
+            request.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+            request.extend_from_slice(&body);
+            request.extend_from_slice(b"\r\n0\r\n\r\n");
+        } else {
+            request.extend_from_slice(&body);
+        }
+        let (status, head, error) = exchange(running.addr, request).await;
+        assert_eq!(status, 413, "chunked {chunked}: {error}");
+        assert_error(status, &head, &error, "body_too_large", None);
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("8388608 bytes"),
+            "{error}"
+        );
+    }
+    let (_, after) = call(
+        running.addr,
+        "GET",
+        "/v1/state-hash",
+        Some(&keys.admin),
+        None,
+    )
+    .await;
+    assert_eq!(before, after);
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_method_a_path_does_not_answer_gets_405_in_the_error_shape_with_allow() {
+    // Found by the fuzz: an empty 405 from the router.
+    let (running, keys) = start_with(Box::new(MemoryJournal::default()), local()).await;
+    for (method, target, allow) in [
+        ("PUT", "/v1/prices", "GET"),
+        ("GET", "/v1/events", "POST"),
+        ("DELETE", "/v1/accounts/a1", "GET"),
+        ("OPTIONS", "/v1/margin/order", "POST"),
+        ("POST", "/healthz", "GET"),
+    ] {
+        let request = head(method, target, Some(&keys.admin), "Content-Length: 0\r\n");
+        let (status, head, error) = exchange(running.addr, request.into_bytes()).await;
+        assert_eq!(status, 405, "{method} {target}: {error}");
+        assert_error(status, &head, &error, "method_not_allowed", None);
+        assert!(
+            head.to_ascii_lowercase()
+                .contains(&format!("allow: {}", allow.to_ascii_lowercase())),
+            "{method} {target}: {head}"
+        );
+    }
+    // An unknown path was already answered in the shape; it stays so.
+    let request = head("GET", "/v2/prices", Some(&keys.admin), "");
+    let (status, head, error) = exchange(running.addr, request.into_bytes()).await;
+    assert_eq!(status, 404);
+    assert_error(status, &head, &error, "not_found", Some("(path)"));
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_request_over_its_time_gets_408_in_the_error_shape() {
+    // The timeout layer answers an empty 408: a journal holding every append keeps a batch of
+    // events from being answered until the time is up.
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let journal = HeldJournal {
+        gate: Arc::clone(&gate),
+        inner: MemoryJournal::default(),
+    };
+    let config = Config {
+        request_timeout: Duration::from_millis(300),
+        ..local()
+    };
+    let (running, keys) = start_with(Box::new(journal), config).await;
+    let body = json!({"events": opening()}).to_string();
+    let mut request = head(
+        "POST",
+        "/v1/events",
+        Some(&keys.admin),
+        &format!("Content-Length: {}\r\n", body.len()),
+    )
+    .into_bytes();
+    request.extend_from_slice(body.as_bytes());
+    let (status, head, error) = exchange(running.addr, request).await;
+    assert_eq!(status, 408, "{error}");
+    assert_error(status, &head, &error, "timeout", None);
+    {
+        let (open, changed) = &*gate;
+        *open.lock().unwrap() = true;
+        changed.notify_all();
+    }
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_bad_path_or_query_names_its_field_and_the_key_in_the_query_is_no_parameter() {
+    // Found by the fuzz: an account id that is not UTF-8 got axum's plain text, and a list read
+    // with the key in the query (as the WebSocket sends it) was refused for an unknown field.
+    let (running, keys) = start_with(Box::new(MemoryJournal::default()), local()).await;
+    post_events(&running, &keys.admin, opening()).await;
+    for (target, field) in [
+        ("/v1/accounts/%FF%FE", "id"),
+        ("/v1/accounts/%C3/risk-matrix", "id"),
+        ("/v1/accounts?limit=abc", "limit"),
+        ("/v1/accounts?offset=-1", "offset"),
+        ("/v1/accounts?limit=1&limit=2", "limit"),
+        ("/v1/accounts?colour=blue", "colour"),
+        ("/v1/liquidations?limit=1.5", "limit"),
+        ("/v1/insurance-fund?limit=", "limit"),
+        ("/v1/liquidations?=&&", "(query)"),
+    ] {
+        let request = head("GET", target, Some(&keys.viewer), "");
+        let (status, head, error) = exchange(running.addr, request.into_bytes()).await;
+        assert_eq!(status, 400, "{target}: {error}");
+        assert_error(status, &head, &error, "invalid_request", Some(field));
+    }
+    // A field missing at the top of a body is named too, not `(body)`.
+    let (status, error) = call(
+        running.addr,
+        "POST",
+        "/v1/whatif",
+        Some(&keys.viewer),
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (400, Some("trades")),
+        "{error}"
+    );
+    for target in [
+        "/v1/accounts?sort=health&api_key=KEY",
+        "/v1/insurance-fund?api_key=KEY&limit=5",
+        "/v1/liquidations?api_key=KEY",
+        "/v1/prices?api_key=KEY",
+    ] {
+        let target = target.replace("KEY", &keys.viewer);
+        let (status, reply) = call(running.addr, "GET", &target, None, None).await;
+        assert_eq!(status, 200, "{target}: {reply}");
+    }
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_request_to_the_stream_that_is_no_upgrade_is_refused_in_the_error_shape() {
+    // Found by the fuzz: axum's plain-text upgrade rejections.
+    let (running, keys) = start_with(Box::new(MemoryJournal::default()), local()).await;
+    // Each asks to close the connection after the answer (`upgrade` is read as a word).
+    let upgrade = "Upgrade: websocket\r\nConnection: Upgrade, close\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    for extra in [
+        "Connection: close\r\n".to_owned(),
+        upgrade.to_owned(),
+        format!("{upgrade}Sec-WebSocket-Version: 8\r\n"),
+        "Upgrade: websocket\r\nConnection: Upgrade, close\r\nSec-WebSocket-Version: 13\r\n"
+            .to_owned(),
+    ] {
+        let request = format!(
+            "GET /v1/ws HTTP/1.1\r\nHost: test\r\n{extra}Authorization: Bearer {}\r\n\r\n",
+            keys.a1
+        );
+        let (status, head, error) = exchange(running.addr, request.into_bytes()).await;
+        assert_eq!(status, 400, "{extra}: {error}");
+        assert_error(status, &head, &error, "invalid_request", Some("(headers)"));
+    }
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_key_written_twice_is_refused_wherever_it_is_and_nothing_moves() {
+    // Found by the fuzz: an event, a portfolio or a scenario naming a key twice was read with
+    // the last value (a deposit of "1" and "1000000" deposited 1,000,000).
+    let (running, keys) = start_with(Box::new(MemoryJournal::default()), local()).await;
+    post_events(&running, &keys.admin, opening()).await;
+    let (_, before) = call(
+        running.addr,
+        "GET",
+        "/v1/state-hash",
+        Some(&keys.admin),
+        None,
+    )
+    .await;
+    let portfolio = r#""portfolio": {"account": "x", "mode": "cross", "collateral": {"USDT": "1", "USDT": "1000000"}}"#;
+    let cases = [
+        (
+            "/v1/events",
+            r#"{"events": [{"type": "deposit", "account": "a1", "asset": "USDT", "amount": "1", "amount": "1000000"}]}"#.to_owned(),
+            "events[0].amount",
+        ),
+        (
+            "/v1/events",
+            r#"{"events": [{"type": "deposit", "account": "a1", "asset": "USDT", "amount": "1", "type": "withdraw"}]}"#.to_owned(),
+            "events[0].type",
+        ),
+        ("/v1/margin", format!("{{{portfolio}}}"), "portfolio.collateral.USDT"),
+        (
+            "/v1/stress",
+            r#"{"account": "a1", "scenarios": {"scenarios": [{"name": "x", "price_moves": {"BTC": "-0.1", "BTC": "-0.9"}}]}}"#.to_owned(),
+            "scenarios.scenarios[0].price_moves.BTC",
+        ),
+        (
+            "/v1/whatif",
+            r#"{"account": "a1", "trades": ["BTCUSDT:0.1"], "account": "a2"}"#.to_owned(),
+            "account",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let (status, error) =
+            call(running.addr, "POST", path, Some(&keys.admin), Some(&body)).await;
+        assert_eq!(status, 400, "{body}: {error}");
+        assert_eq!(error["error"]["code"], "invalid_request");
+        assert_eq!(
+            error["error"]["field"].as_str(),
+            Some(field),
+            "{body}: {error}"
+        );
+    }
+    let (_, after) = call(
+        running.addr,
+        "GET",
+        "/v1/state-hash",
+        Some(&keys.admin),
+        None,
+    )
+    .await;
+    assert_eq!(before, after);
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_order_reads_its_amount_and_price_as_every_decimal_of_the_api() {
+    // Found by the fuzz: `Decimal::from_str` took "1_000" and "1e3" as 1,000, a price of
+    // 1e-28, and an amount beyond any size reached the computation (422 naming `instrument`).
+    let (running, keys) = start_with(Box::new(MemoryJournal::default()), local()).await;
+    post_events(&running, &keys.admin, opening()).await;
+    let order = |amount: &str, price: Option<&str>, instrument: &str| {
+        let mut body = json!({"account": "a1", "instrument": instrument, "amount": amount});
+        if let Some(price) = price {
+            body["price"] = json!(price);
+        }
+        body.to_string()
+    };
+    let mut cases = Vec::new();
+    for amount in [
+        "1_000",
+        "1e3",
+        "+5",
+        "NaN",
+        "",
+        "1.",
+        "0",
+        "-0",
+        "-1",
+        "79228162514264337593543950335",
+        "10000000000000000",
+    ] {
+        cases.push((order(amount, None, "BTCUSDT"), "amount"));
+    }
+    for price in [
+        "0.0000000000000000000000000001",
+        "1_000",
+        "0",
+        "-5",
+        "10000000000001",
+    ] {
+        cases.push((order("0.1", Some(price), "BTCUSDT"), "price"));
+    }
+    cases.push((order("0.1", None, " "), "instrument"));
+    for (body, field) in cases {
+        let (status, error) = call(
+            running.addr,
+            "POST",
+            "/v1/margin/order",
+            Some(&keys.a1),
+            Some(&body),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}: {error}");
+        assert_eq!(
+            error["error"]["field"].as_str(),
+            Some(field),
+            "{body}: {error}"
+        );
+    }
+    // The plain spellings still answer.
+    let (status, answer) = call(
+        running.addr,
+        "POST",
+        "/v1/margin/order",
+        Some(&keys.a1),
+        Some(&order("1000", Some("60000.5"), "BTCUSDT")),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["amount"].as_str()),
+        (200, Some("1000")),
+        "{answer}"
     );
     running.stop().await.unwrap();
 }
