@@ -54,10 +54,38 @@ impl Out<'_> {
         let _ = text.serialize(&mut serde_json::Serializer::new(&mut *self.0));
     }
 
-    /// A decimal as money serializes in text formats: the normalised figure in quotes.
+    /// A decimal as money serializes in text formats: the normalised figure in quotes, as
+    /// `Decimal`'s `Display` writes it (`-0.0012`, `150`). A mantissa within `u64` (every amount
+    /// Solvent accepts has one) is written here digit by digit; zero and wider ones go through
+    /// `Display` itself.
     fn decimal(&mut self, value: Decimal) {
+        let value = value.normalize();
         self.0.push(b'"');
-        let _ = write!(self, "{}", value.normalize());
+        match u64::try_from(value.mantissa().unsigned_abs()) {
+            Ok(magnitude) if magnitude != 0 => {
+                if value.is_sign_negative() {
+                    self.0.push(b'-');
+                }
+                let mut digits = [0_u8; 20];
+                let digits = decimal_digits(magnitude, &mut digits);
+                let scale = value.scale() as usize;
+                if scale == 0 {
+                    self.0.extend_from_slice(digits);
+                } else if scale >= digits.len() {
+                    self.0.extend_from_slice(b"0.");
+                    self.0.resize(self.0.len() + scale - digits.len(), b'0');
+                    self.0.extend_from_slice(digits);
+                } else {
+                    let (whole, fraction) = digits.split_at(digits.len() - scale);
+                    self.0.extend_from_slice(whole);
+                    self.0.push(b'.');
+                    self.0.extend_from_slice(fraction);
+                }
+            }
+            _ => {
+                let _ = write!(self, "{value}");
+            }
+        }
         self.0.push(b'"');
     }
 
@@ -67,7 +95,23 @@ impl Out<'_> {
     }
 
     fn seq(&mut self, seq: u64) {
-        let _ = write!(self, "{seq}");
+        let mut digits = [0_u8; 20];
+        self.0.extend_from_slice(decimal_digits(seq, &mut digits));
+    }
+}
+
+/// The decimal digits of `value` (no sign, no leading zero; `0` for zero), written at the end of
+/// `buffer` (20 digits hold any `u64`).
+fn decimal_digits(mut value: u64, buffer: &mut [u8; 20]) -> &[u8] {
+    let mut start = buffer.len();
+    loop {
+        start -= 1;
+        // The remainder of a division by 10 is a digit.
+        buffer[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            return &buffer[start..];
+        }
     }
 }
 
@@ -714,7 +758,62 @@ mod tests {
         }
     }
 
+    /// `Out::decimal` is `Decimal`'s `Display` of the normalised value, in quotes.
+    fn assert_decimal_as_display(value: Decimal) {
+        let mut bytes = Vec::new();
+        Out(&mut bytes).decimal(value);
+        assert_eq!(
+            String::from_utf8(bytes).unwrap_or_default(),
+            format!("\"{}\"", value.normalize()),
+            "{value:?}"
+        );
+    }
+
+    #[test]
+    fn decimals_are_written_as_display_writes_them() {
+        for (mantissa, scale) in [
+            (0, 0),
+            (0, 5),
+            (1, 0),
+            (-1, 0),
+            (1, 28),
+            (-1, 28),
+            (120, 2),
+            (1_200, 0),
+            (i64::MAX, 0),
+            (i64::MIN, 3),
+            (i64::MAX, 19),
+            (i64::MAX, 20),
+            (-5, 1),
+        ] {
+            assert_decimal_as_display(Decimal::new(mantissa, scale));
+        }
+        assert_decimal_as_display(Decimal::from_parts(0, 0, 0, true, 3));
+        assert_decimal_as_display(Decimal::MAX);
+        assert_decimal_as_display(Decimal::MIN);
+        assert_decimal_as_display(Decimal::from_parts(u32::MAX, u32::MAX, 0, true, 7));
+        assert_decimal_as_display(Decimal::from_parts(0, 0, 1, false, 28));
+        let mut digits = [0_u8; 20];
+        for value in [0, 9, 10, 99, 100, u64::MAX] {
+            assert_eq!(
+                decimal_digits(value, &mut digits),
+                value.to_string().as_bytes()
+            );
+        }
+    }
+
     proptest! {
+        #[test]
+        fn random_decimals_are_written_as_display_writes_them(
+            low in any::<u32>(),
+            mid in any::<u32>(),
+            high in prop_oneof![Just(0_u32), any::<u32>()],
+            negative in any::<bool>(),
+            scale in 0_u32..=28,
+        ) {
+            assert_decimal_as_display(Decimal::from_parts(low, mid, high, negative, scale));
+        }
+
         #[test]
         fn random_figures_match_the_value_path(
             text in "\\PC{0,12}|[\\x00-\\x7f]{0,12}",
