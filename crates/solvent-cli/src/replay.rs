@@ -192,7 +192,7 @@ fn read_events(origin: &str, file: File, batches: &SyncSender<Result<EventBatch>
         return;
     }
     if let Some(error) = failure {
-        // The engine may already have stopped (the writer failed): nothing left to tell.
+        // The engine may already have stopped (a write to --out failed): nothing left to tell.
         let _ = batches.send(Err(error));
     }
 }
