@@ -22,7 +22,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
-use solvent_core::venue::Venue;
 use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
 use solvent_engine::event::{parse_line, to_line};
@@ -245,7 +244,7 @@ fn export(dir: &Path, out: Option<&Path>) -> Result<String> {
 fn replay(dir: &Path, venue_path: Option<&Path>) -> Result<String> {
     let (recorded, _) = read_venue(dir)?;
     let venue = match venue_path {
-        Some(path) => Venue::from_toml(&path.display().to_string(), &crate::read(path)?)?,
+        Some(path) => crate::venues::load(Some(path))?,
         None => recorded.clone(),
     };
     let journal = open_existing(dir)?;
@@ -297,10 +296,7 @@ fn import(
     batch: usize,
     snapshot_every: u64,
 ) -> Result<String> {
-    let venue_text = match venue_path {
-        Some(path) => crate::read(path)?,
-        None => crate::DEFAULT_VENUE.to_owned(),
-    };
+    let (_, venue_text) = crate::venues::text_of(venue_path)?;
     init_data_dir(dir, &venue_text)?;
     let recovered = recover(dir, read_venue(dir)?.0, EngineConfig::default())?;
     let mut engine = recovered.engine;

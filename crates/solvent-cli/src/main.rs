@@ -26,9 +26,6 @@ use solvent_risk::valuation::HistoricalScenarios;
 use solvent_risk::whatif::{Trade, what_if};
 use solvent_risk::{MarketView, RiskError};
 
-/// The venue used when `--venue` is not given: `venues/default.toml`, built into the binary.
-const DEFAULT_VENUE: &str = include_str!("../../../venues/default.toml");
-
 #[derive(Parser)]
 #[command(
     name = "solvent",

@@ -8,27 +8,39 @@
 //! that is renamed over it only once the whole stream has been applied. An event the engine
 //! refuses (a sequence number that does not increase, a withdrawal above what is withdrawable)
 //! is not bad input: it is a `rejected` effect, counted by reason in the summary.
+//!
+//! Two threads share the work, joined by a bounded queue of batches: one reads and parses the
+//! lines, the calling thread applies the events in file order, counts the effects and writes
+//! them (`Effect::write_json_line`, straight into a byte buffer). A bad line reaches the engine
+//! in its place, after every line before it, and stops the replay there, as when one thread did
+//! everything.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use solvent_core::Decimal;
-use solvent_core::venue::Venue;
 use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
-use solvent_engine::effect::EffectLine;
-use solvent_engine::event::parse_line;
+use solvent_engine::effect::{Effect, RejectReason};
+use solvent_engine::event::{Envelope, parse_line};
 use solvent_engine::ledger::{CLEARING, EXTERNAL, FEES, INSURANCE_FUND};
 
-/// Events between two updates of the progress bar (it redraws at most a few times a second
-/// anyway; this keeps the per-event cost to a counter).
-const PROGRESS_EVERY: u64 = 256;
+/// Events per batch from the reader to the engine (the progress bar moves once a batch).
+const BATCH_EVENTS: usize = 1024;
+/// Batches the queue holds before the reader waits: it runs at most this far ahead of the
+/// engine.
+const QUEUE_BATCHES: usize = 4;
+/// The reader's buffer.
+const READ_BUFFER_BYTES: usize = 1 << 20;
+/// Effects are handed to the `--out` file once this many bytes of them are buffered.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
 /// The arguments of `solvent replay`.
 #[derive(Args)]
@@ -79,66 +91,37 @@ pub struct Summary {
 /// An unreadable file, a malformed line (naming the file, line and field), a bad venue, or an
 /// `--out` file that cannot be written. No `--out` file is created then.
 pub fn run(args: &ReplayArgs) -> Result<String> {
-    let venue = match &args.venue {
-        Some(path) => Venue::from_toml(&path.display().to_string(), &crate::read(path)?)?,
-        None => Venue::from_toml("venues/default.toml (built in)", crate::DEFAULT_VENUE)?,
-    };
+    let venue = crate::venues::load(args.venue.as_deref())?;
     let origin = args.events.display().to_string();
     let file =
         File::open(&args.events).with_context(|| format!("{origin}: cannot read the file"))?;
     let size_bytes = file.metadata().map_or(0, |m| m.len());
     let mut out = args.out.as_deref().map(PendingFile::create).transpose()?;
     let progress = progress_bar(size_bytes);
+    let venue_name = venue.name.clone();
+    let mut engine = Engine::new(venue, EngineConfig::default());
+    let counts = std::thread::scope(|scope| {
+        let (events_in, events) = sync_channel(QUEUE_BATCHES);
+        let origin = origin.as_str();
+        scope.spawn(move || read_events(origin, file, &events_in));
+        // On an error the queue is dropped here, which stops the reader.
+        apply_events(&mut engine, &events, out.as_mut(), &progress)
+    })?;
+    progress.finish_and_clear();
+    if let Some(out) = out {
+        out.commit()?;
+    }
     let mut summary = Summary {
         origin: origin.clone(),
-        venue: venue.name.clone(),
-        events: 0,
+        venue: venue_name,
+        events: counts.events,
         effects: BTreeMap::new(),
         rejected: BTreeMap::new(),
         balances: BTreeMap::new(),
         conservation: BTreeMap::new(),
         state_hash: String::new(),
     };
-    let mut engine = Engine::new(venue, EngineConfig::default());
-    let mut reader = BufReader::new(file);
-    let mut line = String::new();
-    let mut line_number = 0_usize;
-    let mut bytes_read = 0_u64;
-    loop {
-        line.clear();
-        let read = reader
-            .read_line(&mut line)
-            .with_context(|| format!("{origin}: line {}: cannot read", line_number + 1))?;
-        if read == 0 {
-            break;
-        }
-        line_number += 1;
-        bytes_read += read as u64;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let envelope = parse_line(&origin, line_number, line.trim_end_matches(['\n', '\r']))?;
-        for effect in engine.apply(&envelope) {
-            let effect_line = EffectLine {
-                seq: envelope.seq,
-                effect,
-            };
-            let value = serde_json::to_value(&effect_line)?;
-            count(&mut summary, &value);
-            if let Some(out) = &mut out {
-                out.write_line(&value)?;
-            }
-        }
-        summary.events += 1;
-        if summary.events.is_multiple_of(PROGRESS_EVERY) {
-            progress.set_position(bytes_read);
-            progress.set_message(format!("{} events", summary.events));
-        }
-    }
-    progress.finish_and_clear();
-    if let Some(out) = out {
-        out.commit()?;
-    }
+    counts.fill(&mut summary);
     finish(&mut summary, &engine);
     for (asset, total) in &summary.conservation {
         if total != "0" {
@@ -154,14 +137,130 @@ pub fn run(args: &ReplayArgs) -> Result<String> {
     }
 }
 
-/// Counts one effect by type, and a refusal by reason.
-fn count(summary: &mut Summary, effect: &serde_json::Value) {
-    let kind = effect["type"].as_str().unwrap_or("(untyped)");
-    *summary.effects.entry(kind.to_owned()).or_default() += 1;
-    if kind == "rejected" {
-        let reason = effect["reason"].as_str().unwrap_or("(none)");
-        *summary.rejected.entry(reason.to_owned()).or_default() += 1;
+/// Parsed events for the engine, and how far into the file they reach (for the progress bar).
+struct EventBatch {
+    events: Vec<Envelope>,
+    bytes_read: u64,
+}
+
+/// The reader: reads and parses every line in file order and sends them in batches. A line
+/// that cannot be read or parsed is sent after every event before it, as the error that stops
+/// the replay; nothing after it is read. Returns when done, or as soon as the engine stops
+/// taking batches.
+fn read_events(origin: &str, file: File, batches: &SyncSender<Result<EventBatch>>) {
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, file);
+    let mut line = String::new();
+    let mut line_number = 0_usize;
+    let mut bytes_read = 0_u64;
+    let mut events = Vec::with_capacity(BATCH_EVENTS);
+    let failure = loop {
+        line.clear();
+        let read = match reader
+            .read_line(&mut line)
+            .with_context(|| format!("{origin}: line {}: cannot read", line_number + 1))
+        {
+            Ok(read) => read,
+            Err(error) => break Some(error),
+        };
+        if read == 0 {
+            break None;
+        }
+        line_number += 1;
+        bytes_read += read as u64;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_line(origin, line_number, line.trim_end_matches(['\n', '\r'])) {
+            Ok(envelope) => events.push(envelope),
+            Err(error) => break Some(error.into()),
+        }
+        if events.len() == BATCH_EVENTS {
+            let batch = EventBatch {
+                events: std::mem::replace(&mut events, Vec::with_capacity(BATCH_EVENTS)),
+                bytes_read,
+            };
+            if batches.send(Ok(batch)).is_err() {
+                return;
+            }
+        }
+    };
+    if !events.is_empty() && batches.send(Ok(EventBatch { events, bytes_read })).is_err() {
+        return;
     }
+    if let Some(error) = failure {
+        // The engine may already have stopped (a write to --out failed): nothing left to tell.
+        let _ = batches.send(Err(error));
+    }
+}
+
+/// Effects counted by type, refusals by reason, without a map lookup per effect.
+#[derive(Default)]
+struct Counts {
+    events: u64,
+    effects: [u64; Effect::KINDS.len()],
+    rejected: [u64; RejectReason::ALL.len()],
+}
+
+impl Counts {
+    fn add(&mut self, effect: &Effect) {
+        self.effects[effect.kind_index()] += 1;
+        if let Effect::Rejected { reason, .. } = effect {
+            self.rejected[*reason as usize] += 1;
+        }
+    }
+
+    /// The summary's maps: every type and reason seen at least once.
+    fn fill(&self, summary: &mut Summary) {
+        for (kind, count) in Effect::KINDS.iter().zip(self.effects) {
+            if count > 0 {
+                summary.effects.insert((*kind).to_owned(), count);
+            }
+        }
+        for (reason, count) in RejectReason::ALL.iter().zip(self.rejected) {
+            if count > 0 {
+                summary.rejected.insert(reason.name().to_owned(), count);
+            }
+        }
+    }
+}
+
+/// The engine's side: applies each batch in order, counts the effects and writes them to the
+/// `--out` file (when there is one). Stops at the reader's error.
+fn apply_events(
+    engine: &mut Engine,
+    batches: &Receiver<Result<EventBatch>>,
+    mut out: Option<&mut PendingFile>,
+    progress: &ProgressBar,
+) -> Result<Counts> {
+    let mut counts = Counts::default();
+    let mut buffer: Vec<u8> = Vec::with_capacity(2 * WRITE_BUFFER_BYTES);
+    for batch in batches {
+        let batch = batch?;
+        for envelope in &batch.events {
+            let effects = engine.apply(envelope);
+            for effect in &effects {
+                counts.add(effect);
+            }
+            if out.is_some() {
+                for effect in &effects {
+                    effect.write_json_line(envelope.seq, &mut buffer);
+                }
+            }
+        }
+        counts.events += batch.events.len() as u64;
+        if let Some(out) = out.as_deref_mut()
+            && buffer.len() >= WRITE_BUFFER_BYTES
+        {
+            out.write(&buffer)?;
+            buffer.clear();
+        }
+        progress.set_position(batch.bytes_read);
+        progress.set_message(format!("{} events", counts.events));
+    }
+    if let Some(out) = out {
+        out.write(&buffer)?;
+    }
+    Ok(counts)
 }
 
 /// Fills in the balances, the conservation sums (added up here from the balances shown, not
@@ -211,7 +310,7 @@ fn progress_bar(size_bytes: u64) -> ProgressBar {
 struct PendingFile {
     target: PathBuf,
     temporary: PathBuf,
-    writer: Option<BufWriter<File>>,
+    file: Option<File>,
     committed: bool,
 }
 
@@ -230,29 +329,25 @@ impl PendingFile {
         Ok(Self {
             target: target.to_path_buf(),
             temporary,
-            writer: Some(BufWriter::new(file)),
+            file: Some(file),
             committed: false,
         })
     }
 
-    fn write_line(&mut self, value: &serde_json::Value) -> Result<()> {
+    /// Appends `bytes` to the temporary file.
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
         let target = &self.target;
-        let writer = self
-            .writer
+        let file = self
+            .file
             .as_mut()
             .ok_or_else(|| anyhow!("--out {}: already closed", target.display()))?;
-        serde_json::to_writer(&mut *writer, value)?;
-        writer
-            .write_all(b"\n")
+        file.write_all(bytes)
             .with_context(|| format!("--out {}: cannot write", target.display()))
     }
 
     fn commit(mut self) -> Result<()> {
         let target = self.target.display().to_string();
-        if let Some(writer) = self.writer.take() {
-            let file = writer
-                .into_inner()
-                .map_err(|error| anyhow!("--out {target}: cannot write: {}", error.error()))?;
+        if let Some(file) = self.file.take() {
             file.sync_all()
                 .with_context(|| format!("--out {target}: cannot write"))?;
         }
@@ -267,7 +362,7 @@ impl Drop for PendingFile {
     fn drop(&mut self) {
         if !self.committed {
             // Close the file before removing it.
-            self.writer = None;
+            self.file = None;
             let _ = fs::remove_file(&self.temporary);
         }
     }

@@ -411,3 +411,117 @@ fn clearing_returns_to_zero_after_funding_and_closing() {
         "{summary}"
     );
 }
+
+// ------------------------------------------------------------------------------------------------
+// Byte for byte: what `replay` writes does not depend on how it reads and writes
+// ------------------------------------------------------------------------------------------------
+
+fn golden(name: &str) -> Vec<u8> {
+    let path = root().join("crates/solvent-cli/tests/golden").join(name);
+    fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// The demo's effects and `--json` summary as `solvent replay` wrote them when it still read
+/// every line through a `serde_json::Value` and wrote every effect through one
+/// (tests/golden/events-demo.*).
+#[test]
+fn demo_effects_and_summary_are_the_golden_bytes() {
+    let scratch = Scratch::new("golden-demo");
+    let out = scratch.path("effects.jsonl");
+    let summary = ok(&["replay", &demo(), "--out", &out, "--json"]);
+    let effects = fs::read(&out).expect("the --out file");
+    assert!(
+        effects == golden("events-demo.effects.jsonl"),
+        "effects differ from tests/golden/events-demo.effects.jsonl"
+    );
+    assert_eq!(
+        summary.as_bytes(),
+        golden("events-demo.summary.json").as_slice()
+    );
+}
+
+/// A population of 200 accounts (`solvent population`), then funding on its three perpetuals,
+/// a fall deep enough for liquidations, auto-deleveraging and deficits, and funding again
+/// (tests/golden/population-tail.jsonl): every effect type but `rejected` (the demo has those).
+fn population_with_funding(scratch: &Scratch) -> String {
+    let events = scratch.path("population.jsonl");
+    let output = solvent(&["population", "--accounts", "200", "--out", &events]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let mut stream = fs::read_to_string(&events).expect("the population");
+    assert_eq!(
+        stream.lines().count(),
+        636,
+        "the population's last seq is 636"
+    );
+    stream.push_str(&String::from_utf8(golden("population-tail.jsonl")).expect("UTF-8"));
+    fs::write(&events, stream).expect("write");
+    events
+}
+
+/// The population stream's effects and summary: byte for byte those of the `serde_json::Value`
+/// path, recomputed here (the general reader, then each effect turned into a `Value` and
+/// printed), and the digests of what `solvent replay` wrote before it stopped using that path.
+/// Should the population generator or the engine change on purpose, the digests move with them:
+/// the comparison with the `Value` path still has to hold.
+#[test]
+fn population_with_funding_writes_what_the_value_path_writes() {
+    use solvent_engine::effect::EffectLine;
+    use solvent_engine::event::parse_line_general;
+
+    let scratch = Scratch::new("golden-population");
+    let events = population_with_funding(&scratch);
+    let out = scratch.path("effects.jsonl");
+    let summary = ok(&["replay", &events, "--out", &out, "--json"]);
+    let effects = fs::read(&out).expect("the --out file");
+
+    let venue = solvent_core::venue::Venue::from_toml(
+        "default.toml",
+        &fs::read_to_string(root().join("venues/default.toml")).expect("the venue"),
+    )
+    .expect("the default venue");
+    let mut engine =
+        solvent_engine::Engine::new(venue, solvent_engine::config::EngineConfig::default());
+    let mut expected = Vec::new();
+    let mut kinds = std::collections::BTreeSet::new();
+    let stream = fs::read_to_string(&events).expect("the stream");
+    for (index, line) in stream.lines().enumerate() {
+        let envelope = parse_line_general(&events, index + 1, line).expect("a good line");
+        for effect in engine.apply(&envelope) {
+            kinds.insert(effect.kind());
+            let line = EffectLine {
+                seq: envelope.seq,
+                effect,
+            };
+            let value = serde_json::to_value(&line).expect("an effect is JSON");
+            serde_json::to_writer(&mut expected, &value).expect("written");
+            expected.push(b'\n');
+        }
+    }
+    assert_eq!(kinds.len(), 10, "every effect type but rejected: {kinds:?}");
+    assert!(effects == expected, "effects differ from the Value path");
+
+    assert_eq!(
+        (effects.len(), sha256_hex(&effects).as_str()),
+        (
+            340_307,
+            "11e940ae56deaf7eaafa0dbc09e5abf93129667de51b9f1c05b7c024f44766ea"
+        )
+    );
+    assert_eq!(
+        (summary.len(), sha256_hex(summary.as_bytes()).as_str()),
+        (
+            11_979,
+            "400517d3637e0e478f5dfc20b86f45dac3e9c291b418f5e4d529270bd20be928"
+        )
+    );
+    // Without --out, the same summary.
+    assert_eq!(ok(&["replay", &events, "--json"]), summary);
+}

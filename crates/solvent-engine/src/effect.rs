@@ -5,6 +5,8 @@ use serde::Serialize;
 use solvent_core::money::{Amount, Price, Quantity};
 use solvent_risk::AccountState;
 
+mod json;
+
 /// Why money moved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

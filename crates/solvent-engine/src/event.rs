@@ -10,6 +10,8 @@ use solvent_core::money::{
 };
 use solvent_core::portfolio::MarginMode;
 
+mod typed;
+
 /// Buy or sell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -535,9 +537,29 @@ pub struct Envelope {
 
 /// Reads one line of `EVENTS.jsonl`.
 ///
+/// A well-formed line of a common event type is read by a typed reader that borrows its keys
+/// from the text (`typed.rs`); anything else, and every error, is read by the general reader,
+/// which names the field of a problem. Both give the same event for the same line.
+///
 /// # Errors
 /// [`InputError`] naming the line and field.
 pub fn parse_line(origin: &str, line_number: usize, text: &str) -> Result<Envelope, InputError> {
+    match typed::parse(text) {
+        Some(envelope) => Ok(envelope),
+        None => parse_line_general(origin, line_number, text),
+    }
+}
+
+/// The general reader of a line: through a `serde_json::Value`, naming the line and field of
+/// any problem. [`parse_line`] gives the same result faster; this is what it falls back on.
+///
+/// # Errors
+/// [`InputError`] naming the line and field.
+pub fn parse_line_general(
+    origin: &str,
+    line_number: usize,
+    text: &str,
+) -> Result<Envelope, InputError> {
     let fail = |path: &str, problem: String| {
         InputError::new(origin, format!("line {line_number}: {path}"), problem)
     };
