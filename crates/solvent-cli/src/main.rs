@@ -4,6 +4,7 @@
 //! work is done; every failure is reported on stderr with exit code 2 and nothing on stdout.
 
 mod cascade;
+mod cluster;
 mod journal;
 mod plot;
 mod render;
@@ -65,6 +66,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// API keys of a data directory: add (prints the secret once), list, revoke.
     Keys(serve::KeysArgs),
+    /// Solvent over NATS JetStream: run a shard, publish events, route accounts.
+    Cluster(cluster::ClusterArgs),
     /// The shipped venues (`--venue NAME` takes any of them; a path takes a file).
     Venue(VenueArgs),
 }
@@ -465,6 +468,7 @@ fn run(cli: Cli) -> Result<Printed> {
         Command::Journal(args) => journal::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Keys(args) => serve::keys(&args),
+        Command::Cluster(args) => cluster::run(&args),
         Command::Venue(args) => match args.command {
             VenueCommand::List => venues::list(),
         },

@@ -56,6 +56,13 @@ pub struct ServeArgs {
     /// With `--demo`: the seed of the opening and of the feed.
     #[arg(long, default_value_t = solvent_engine::population::DEFAULT_SEED, value_name = "SEED")]
     demo_seed: u64,
+    /// Runs as one shard of a cluster over these NATS servers (comma-separated), with
+    /// `--shard K/N` and `--data`: see `solvent cluster shard`.
+    #[arg(long, value_name = "URLS", requires = "shard", conflicts_with = "demo")]
+    cluster: Option<String>,
+    /// With `--cluster`: this shard and the number of shards, `K/N`.
+    #[arg(long, value_name = "K/N", requires = "cluster")]
+    shard: Option<String>,
 }
 
 /// The arguments of `solvent keys`.
@@ -170,6 +177,21 @@ fn venue_of(dir: &Path, venue: Option<&Path>) -> Result<solvent_core::venue::Ven
 /// Recovery fails (named), the address cannot be bound, or the journal fails while serving.
 pub fn run(args: &ServeArgs) -> Result<String> {
     logs(args.log_json);
+    if let (Some(servers), Some(shard)) = (&args.cluster, &args.shard) {
+        let data = args
+            .data
+            .clone()
+            .ok_or_else(|| anyhow!("--data: missing; a shard keeps its snapshots there"))?;
+        return crate::cluster::run_shard(&crate::cluster::ShardArgs {
+            servers: servers.clone(),
+            shard: shard.clone(),
+            data,
+            venue: args.venue.clone(),
+            replicas: 3,
+            snapshot_every: 1_000,
+            stop_at_end: false,
+        });
+    }
     let dir = match (&args.data, args.demo) {
         (Some(dir), _) => dir.clone(),
         (None, true) => {

@@ -1,0 +1,298 @@
+//! `solvent cluster`: Solvent over NATS JetStream (DESIGN.md 10, "Scale-out";
+//! `docs/scale.md`). `shard` runs one engine shard (also `solvent serve --cluster URL --shard
+//! K/N`); `publish` routes an event file into the input stream; `route` prints an account's
+//! shard. Everything here is the shell: the routing, the message format and the shard's
+//! exactly-once loop live in `solvent-cluster`.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use solvent_cluster::publish::Publisher;
+use solvent_cluster::routing::shard_of;
+use solvent_cluster::shard::{self, ShardConfig};
+use solvent_engine::config::EngineConfig;
+use solvent_engine::event::parse_line;
+
+/// The arguments of `solvent cluster`.
+#[derive(Args)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    command: ClusterCommand,
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Runs one shard: its accounts' events and the market's, in stream order, effects out.
+    Shard(ShardArgs),
+    /// Publishes an event file (EVENTS.jsonl), each event to its shard's subject or the market
+    /// subject, acknowledged once JetStream stored it.
+    Publish(PublishArgs),
+    /// Prints the effects the shards wrote (one JSON line each, with `shard` and `input_seq`),
+    /// in the effect stream's order.
+    Effects {
+        /// NATS servers, comma-separated.
+        #[arg(long = "cluster", value_name = "URLS")]
+        servers: String,
+        /// Only this shard's.
+        #[arg(long)]
+        shard: Option<u32>,
+    },
+    /// Prints the shard of each account given.
+    Route {
+        /// The number of shards.
+        #[arg(long)]
+        shards: u32,
+        /// Account ids.
+        #[arg(required = true)]
+        accounts: Vec<String>,
+    },
+}
+
+/// The arguments of a shard (`solvent cluster shard`, `solvent serve --cluster`).
+#[derive(Args, Clone)]
+pub struct ShardArgs {
+    /// NATS servers, comma-separated (`nats://127.0.0.1:4222,nats://127.0.0.1:4223`).
+    #[arg(long = "cluster", value_name = "URLS")]
+    pub servers: String,
+    /// This shard and the number of shards: `K/N`, K from 0.
+    #[arg(long, value_name = "K/N")]
+    pub shard: String,
+    /// The shard's data directory (its venue and snapshots; created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// The venue of a new data directory: a shipped one by name or a VENUE.toml file.
+    #[arg(long, value_name = "VENUE")]
+    pub venue: Option<PathBuf>,
+    /// Replicas of the streams when this shard creates them.
+    #[arg(long, default_value_t = 3)]
+    pub replicas: usize,
+    /// Input messages between snapshots.
+    #[arg(long, default_value_t = 1_000, value_name = "MESSAGES")]
+    pub snapshot_every: u64,
+    /// Stop once the stream's content at the start is applied (for replays and tests), and
+    /// print the shard's report as JSON.
+    #[arg(long)]
+    pub stop_at_end: bool,
+}
+
+/// The arguments of `solvent cluster publish`.
+#[derive(Args)]
+pub struct PublishArgs {
+    /// NATS servers, comma-separated.
+    #[arg(long = "cluster", value_name = "URLS")]
+    servers: String,
+    /// The number of shards the stream is routed for.
+    #[arg(long)]
+    shards: u32,
+    /// Replicas of the streams when this command creates them.
+    #[arg(long, default_value_t = 3)]
+    replicas: usize,
+    /// Events per message, at most.
+    #[arg(long, default_value_t = 1_000)]
+    batch: usize,
+    /// Prefix of the message ids: a publication retried with the same prefix within
+    /// JetStream's duplicate window (two minutes) is not stored twice. Default: the file's
+    /// BLAKE3 digest.
+    #[arg(long)]
+    id_prefix: Option<String>,
+    /// The event file.
+    events: PathBuf,
+}
+
+/// `K/N` as `(K, N)`.
+fn shard_and_count(text: &str) -> Result<(u32, u32)> {
+    let (shard, shards) = text
+        .split_once('/')
+        .ok_or_else(|| anyhow!("--shard {text:?}: expected K/N, e.g. 0/4"))?;
+    let shard: u32 = shard
+        .trim()
+        .parse()
+        .map_err(|_| anyhow!("--shard {text:?}: K must be a whole number"))?;
+    let shards: u32 = shards
+        .trim()
+        .parse()
+        .map_err(|_| anyhow!("--shard {text:?}: N must be a whole number"))?;
+    if shards == 0 || shards > solvent_cluster::routing::MAX_SHARDS {
+        bail!(
+            "--shard {text:?}: N must be between 1 and {}",
+            solvent_cluster::routing::MAX_SHARDS
+        );
+    }
+    if shard >= shards {
+        bail!("--shard {text:?}: K must be below N (shards are numbered from 0)");
+    }
+    Ok((shard, shards))
+}
+
+fn servers(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
+}
+
+/// `solvent cluster ...`.
+///
+/// # Errors
+/// As each subcommand.
+pub fn run(args: &ClusterArgs) -> Result<String> {
+    match &args.command {
+        ClusterCommand::Shard(args) => run_shard(args),
+        ClusterCommand::Publish(args) => publish(args),
+        ClusterCommand::Effects {
+            servers: urls,
+            shard,
+        } => {
+            let urls = servers(urls);
+            let messages = runtime()?.block_on(async move {
+                let js = async_nats::jetstream::new(shard::client(&urls).await?);
+                Ok::<_, anyhow::Error>(solvent_cluster::effects::read_all(&js, *shard).await?)
+            })?;
+            let mut out = String::new();
+            for message in messages {
+                for line in message.lines {
+                    // Spliced rather than parsed and written again: a float read back by
+                    // serde_json may move by an ulp, and these lines are the record.
+                    let fields = line.strip_prefix('{').ok_or_else(|| {
+                        anyhow!(
+                            "shard {}: an effect line is not an object: {line}",
+                            message.shard
+                        )
+                    })?;
+                    out.push_str(&format!(
+                        "{{\"shard\":{},\"input_seq\":{},\"effect_message\":{},{fields}\n",
+                        message.shard, message.input_seq, message.effect_seq
+                    ));
+                }
+            }
+            Ok(out)
+        }
+        ClusterCommand::Route { shards, accounts } => {
+            if *shards == 0 || *shards > solvent_cluster::routing::MAX_SHARDS {
+                bail!(
+                    "--shards {shards}: must be between 1 and {}",
+                    solvent_cluster::routing::MAX_SHARDS
+                );
+            }
+            Ok(accounts
+                .iter()
+                .map(|account| format!("{account}\t{}\n", shard_of(account, *shards)))
+                .collect())
+        }
+    }
+}
+
+/// Runs one shard until Ctrl-C (or, with `--stop-at-end`, until it has caught up).
+///
+/// # Errors
+/// A bad `--shard`, the data directory or venue unusable, NATS unreachable, or the shard's
+/// loop failing (named).
+pub fn run_shard(args: &ShardArgs) -> Result<String> {
+    let (shard, shards) = shard_and_count(&args.shard)?;
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("{}: cannot create the data directory", args.data.display()))?;
+    let venue_text = if args.venue.is_some() || !args.data.join(solvent_store::VENUE_FILE).exists()
+    {
+        crate::venues::text_of(args.venue.as_deref())?.1
+    } else {
+        solvent_store::read_venue(&args.data)?.1
+    };
+    let config = ShardConfig {
+        servers: servers(&args.servers),
+        shard,
+        shards,
+        data_dir: args.data.clone(),
+        venue_text,
+        engine: EngineConfig::default(),
+        replicas: args.replicas,
+        snapshot_every: args.snapshot_every.max(1),
+        stop_at_end: args.stop_at_end,
+    };
+    let (stop_sender, stop) = tokio::sync::watch::channel(false);
+    let report = runtime()?.block_on(async move {
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = stop_sender.send(true);
+            }
+        });
+        if !config.stop_at_end {
+            eprintln!(
+                "solvent: shard {shard}/{shards} reading {} (data {})",
+                config.servers.join(","),
+                config.data_dir.display()
+            );
+        }
+        shard::run(config, stop).await
+    })?;
+    Ok(format!("{}\n", serde_json::to_string(&report)?))
+}
+
+fn publish(args: &PublishArgs) -> Result<String> {
+    if args.shards == 0 || args.shards > solvent_cluster::routing::MAX_SHARDS {
+        bail!(
+            "--shards {}: must be between 1 and {}",
+            args.shards,
+            solvent_cluster::routing::MAX_SHARDS
+        );
+    }
+    let origin = args.events.display().to_string();
+    let bytes = std::fs::read(&args.events).with_context(|| format!("{origin}: cannot read"))?;
+    let id_prefix = args
+        .id_prefix
+        .clone()
+        .unwrap_or_else(|| blake3::hash(&bytes).to_hex()[..16].to_owned());
+    // Every line is parsed before anything is published: a bad line publishes nothing.
+    let mut events = Vec::new();
+    for (index, line) in bytes.lines().enumerate() {
+        let line = line.with_context(|| format!("{origin}: line {}: not UTF-8", index + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let envelope = parse_line(&origin, index + 1, line.trim_end_matches('\r'))?;
+        solvent_cluster::routing::route(&envelope.event, args.shards)
+            .map_err(|error| anyhow!("{origin}: line {}: {error}", index + 1))?;
+        events.push(envelope);
+    }
+    let servers = servers(&args.servers);
+    let report = runtime()?.block_on(async move {
+        let js = shard::connect(&servers, args.shards, args.replicas).await?;
+        let mut publisher = Publisher::new(&js, args.shards, args.batch, &id_prefix);
+        for envelope in events {
+            publisher.push(envelope).await?;
+        }
+        publisher.finish().await
+    })?;
+    Ok(format!("{}\n", serde_json::to_string(&report)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_arguments_are_checked() {
+        assert_eq!(shard_and_count("1/4").ok(), Some((1, 4)));
+        for (text, problem) in [
+            ("4/4", "K must be below N"),
+            ("0/0", "N must be between 1"),
+            ("a/4", "K must be a whole number"),
+            ("1-4", "expected K/N"),
+        ] {
+            let error = shard_and_count(text).err().map(|e| e.to_string());
+            assert!(
+                error.as_deref().is_some_and(|e| e.contains(problem)),
+                "{text}: {error:?}"
+            );
+        }
+    }
+}

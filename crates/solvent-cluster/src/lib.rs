@@ -1,0 +1,52 @@
+//! # solvent-cluster
+//!
+//! Solvent scaled out over NATS JetStream (DESIGN.md 10, "Scale-out"; `docs/scale.md`):
+//! accounts sharded by a stable hash of their id over engine processes, each reading its own
+//! subject and the market subject of one replicated stream, in stream order, through one
+//! ordered consumer.
+//!
+//! - [`routing`]: which subject an event goes to ([`routing::shard_of`], [`routing::route`]).
+//! - [`message`]: a batch of events as one message, numbered by its stream sequence.
+//! - [`publish`]: the publisher; an event is acknowledged once JetStream has stored it.
+//! - [`shard`]: the shard: recovery from its snapshot and the stream, exactly-once effects.
+//!
+//! Not yet built (issue 13): money between shards (a transfer or a fill between accounts of two
+//! shards is refused by the router), the insurance fund and auto-deleveraging as a system shard
+//! (each shard keeps its own fund and deleverages among its own accounts), queries routed to
+//! shards and merged views, and the cluster benchmark.
+
+pub mod effects;
+pub mod message;
+pub mod publish;
+pub mod routing;
+pub mod shard;
+
+/// Why the cluster could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// NATS could not be reached, or JetStream refused or failed a request.
+    #[error("NATS: {0}")]
+    Nats(String),
+    /// The input stream was made for another number of shards.
+    #[error(
+        "the input stream is routed for {recorded:?} shards, not {expected}: its accounts' events are on other subjects (reshard as docs/scale.md describes)"
+    )]
+    ShardCount {
+        /// The count this process was started with.
+        expected: u32,
+        /// The count recorded in the stream's metadata.
+        recorded: Option<String>,
+    },
+    /// The shard's configuration is wrong.
+    #[error("{0}")]
+    Config(String),
+    /// An event no single subject can carry.
+    #[error(transparent)]
+    Route(#[from] routing::RouteError),
+    /// A message that does not decode.
+    #[error(transparent)]
+    Message(#[from] message::MessageError),
+    /// The shard's data directory (venue, snapshots) failed.
+    #[error(transparent)]
+    Store(#[from] solvent_store::StoreError),
+}
