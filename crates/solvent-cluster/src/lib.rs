@@ -37,6 +37,27 @@ pub enum ClusterError {
         /// The count recorded in the stream's metadata.
         recorded: Option<String>,
     },
+    /// The shard's snapshot includes input the stream no longer holds: the stream lost
+    /// acknowledged messages (deleted and made again, or cut).
+    #[error(
+        "the shard's snapshot includes input up to stream sequence {snapshot}, but the input stream ends at {stream_last}: the stream lost messages"
+    )]
+    StreamBehind {
+        /// The snapshot's last input sequence.
+        snapshot: u64,
+        /// The stream's last sequence.
+        stream_last: u64,
+    },
+    /// The stream no longer holds the next message the shard needs.
+    #[error(
+        "the shard needs input from stream sequence {next}, but the input stream starts at {stream_first}: messages were removed before the shard applied them"
+    )]
+    StreamCut {
+        /// The next sequence the shard needs.
+        next: u64,
+        /// The stream's first sequence.
+        stream_first: u64,
+    },
     /// The shard's configuration is wrong.
     #[error("{0}")]
     Config(String),

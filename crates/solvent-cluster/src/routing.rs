@@ -130,7 +130,9 @@ mod tests {
     fn the_hash_is_fixed_and_spreads_accounts_evenly() {
         // Pinned: a change of hash would send every account to another shard.
         assert_eq!(
-            (0..8).map(|i| shard_of(&format!("a{i}"), 4)).collect::<Vec<_>>(),
+            (0..8)
+                .map(|i| shard_of(&format!("a{i}"), 4))
+                .collect::<Vec<_>>(),
             [0, 1, 2, 1, 2, 3, 2, 2]
         );
         assert_eq!(shard_of("acct-0001", 1000), 427);

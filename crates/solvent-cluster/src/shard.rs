@@ -110,8 +110,27 @@ pub async fn connect(
     replicas: usize,
 ) -> Result<Context, ClusterError> {
     let js = jetstream::new(client(servers).await?);
-    ensure_streams(&js, shards, replicas).await?;
-    Ok(js)
+    // While a node of the cluster is down, JetStream answers "temporarily unavailable" until
+    // its groups have elected new leaders (seconds): the streams are asked for again until
+    // then. Any other answer (a stream routed for another count) is final.
+    let deadline = tokio::time::Instant::now() + STREAMS_PATIENCE;
+    loop {
+        match ensure_streams(&js, shards, replicas).await {
+            Err(ClusterError::Nats(problem)) if tokio::time::Instant::now() < deadline => {
+                note_waiting(&problem);
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            result => return result.map(|()| js),
+        }
+    }
+}
+
+/// How long [`connect`] waits for JetStream to answer for the streams.
+const STREAMS_PATIENCE: Duration = Duration::from_secs(30);
+
+/// A transient refusal while connecting: written to stderr (the crate logs nothing else).
+fn note_waiting(problem: &str) {
+    eprintln!("solvent-cluster: waiting for JetStream: {problem}");
 }
 
 /// A client of the NATS servers `servers` (it fails over between them).
@@ -272,13 +291,30 @@ pub async fn run(
         .get_stream(INPUT_STREAM)
         .await
         .map_err(|error| ClusterError::Nats(format!("stream {INPUT_STREAM}: {error}")))?;
-    let end = input
+    let state = input
         .info()
         .await
         .map_err(|error| ClusterError::Nats(format!("stream {INPUT_STREAM}: {error}")))?
         .state
-        .last_sequence;
+        .clone();
+    let end = state.last_sequence;
     let start = recovered_from.map_or(1, |seq| seq + 1);
+    // The stream must still hold what the shard has not applied: a stream behind the snapshot
+    // (deleted and made again, or cut) or one whose first messages are gone lost input.
+    if let Some(snapshot) = recovered_from
+        && end < snapshot
+    {
+        return Err(ClusterError::StreamBehind {
+            snapshot,
+            stream_last: end,
+        });
+    }
+    if state.messages > 0 && state.first_sequence > start {
+        return Err(ClusterError::StreamCut {
+            next: start,
+            stream_first: state.first_sequence,
+        });
+    }
     let deliver_policy = DeliverPolicy::ByStartSequence {
         start_sequence: start,
     };
