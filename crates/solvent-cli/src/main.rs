@@ -70,6 +70,14 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// The shipped venues (`--venue NAME` takes any of them; a path takes a file).
     Venue(VenueArgs),
+    /// Shell completions for bash, zsh, fish, elvish or PowerShell, generated from the parser
+    /// (`solvent completions bash > /etc/bash_completion.d/solvent`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// The man page (roff), generated from the parser (`solvent man > solvent.1`).
+    Man,
 }
 
 /// The arguments of `solvent venue`.
@@ -469,6 +477,23 @@ fn run(cli: Cli) -> Result<Printed> {
         Command::Serve(args) => serve::run(&args),
         Command::Keys(args) => serve::keys(&args),
         Command::Cluster(args) => cluster::run(&args),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "solvent",
+                &mut out,
+            );
+            String::from_utf8(out).map_err(|_| anyhow!("the completions are not UTF-8"))
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut out)
+                .context("cannot render the man page")?;
+            String::from_utf8(out).map_err(|_| anyhow!("the man page is not UTF-8"))
+        }
         Command::Venue(args) => match args.command {
             VenueCommand::List => venues::list(),
         },

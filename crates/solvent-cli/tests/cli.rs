@@ -1587,3 +1587,42 @@ fn whatif_books_the_fee_as_the_engine_does() {
     assert_eq!(code, 2);
     assert!(stderr.contains("fee"), "{stderr}");
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_parser() {
+    let (code, bash, _) = support::run(&["completions", "bash"]);
+    assert_eq!(code, 0);
+    let (_, man, _) = support::run(&["man"]);
+    assert!(man.contains(".TH solvent 1"), "{man}");
+    for command in [
+        "margin",
+        "whatif",
+        "stress",
+        "allocate",
+        "backtest",
+        "replay",
+        "population",
+        "cascade",
+        "journal",
+        "serve",
+        "keys",
+        "venue",
+        "cluster",
+        "completions",
+        "man",
+    ] {
+        assert!(
+            bash.contains(&format!("solvent__subcmd__{command}")),
+            "bash: {command}"
+        );
+        assert!(man.contains(command), "man: {command}");
+    }
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let (code, text, _) = support::run(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}");
+        assert!(text.contains("cluster"), "{shell}");
+    }
+    let (code, _, error) = support::run(&["completions", "tcsh"]);
+    assert_eq!(code, 2);
+    assert!(error.contains("possible values: bash"), "{error}");
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Scale-out throughput (issue 13 item 6; docs/scale.md): the same events through 1, 2 and 4
+# shard processes over a three-node NATS cluster on this machine (JetStream, sync_interval:
+# always, streams R3). For each shard count, on a fresh cluster: publish a seeded population and
+# a market of index updates with fills and deposits between them (publisher rate, acknowledged by
+# JetStream), then run every shard to the end of the stream at once (`--stop-at-end`) and report
+# the wall time, the aggregate events applied per second, and each shard's CPU time and peak
+# memory (GNU time). Two cores cap everything here: NATS's three nodes, the publisher and the
+# shards share them.
+#
+# Usage: bench/cluster.sh [ACCOUNTS] [UPDATES]   (defaults 100000 accounts, 20000 index updates)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+accounts="${1:-100000}"
+updates="${2:-20000}"
+nats_server=$(./scripts/setup-nats)
+cargo build --quiet --release --locked -p solvent-cli
+solvent="$PWD/target/release/solvent"
+work=$(mktemp -d /tmp/solvent-bench-cluster.XXXXXX)
+pids=()
+stop_nats() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  pids=()
+}
+trap 'stop_nats; rm -rf "$work"' EXIT INT TERM
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+"$solvent" population --accounts "$accounts" --out "$work/opening.jsonl" >/dev/null
+python3 - "$work/opening.jsonl" "$work/market.jsonl" "$updates" <<'PY'
+import json, random, sys
+from datetime import datetime, timedelta
+opening = [json.loads(line) for line in open(sys.argv[1])]
+updates = int(sys.argv[3])
+index = {e["underlying"]: float(e["price"]) for e in opening if e["type"] == "index_price"}
+ids = sorted({e["account"] for e in opening if "account" in e})
+ts = datetime.fromisoformat(opening[-1]["ts"].replace("Z", "+00:00"))
+rng = random.Random(13)
+names = sorted(index)
+with open(sys.argv[2], "w") as out:
+    for step in range(updates):
+        ts += timedelta(milliseconds=200)
+        stamp = ts.isoformat().replace("+00:00", "Z")
+        underlying = names[step % len(names)]
+        index[underlying] *= 1 + rng.gauss(0, 0.0004)
+        out.write(json.dumps({"seq": 0, "ts": stamp, "type": "index_price",
+                              "underlying": underlying, "price": f"{index[underlying]:.2f}"}) + "\n")
+        # Trading between the updates: three account events per update.
+        for _ in range(3):
+            account = rng.choice(ids)
+            if rng.random() < 0.5:
+                out.write(json.dumps({"seq": 0, "ts": stamp, "type": "deposit", "account": account,
+                                      "asset": "USDT", "amount": str(rng.randint(10, 1000))}) + "\n")
+            else:
+                out.write(json.dumps({"seq": 0, "ts": stamp, "type": "fill", "account": account,
+                                      "instrument": "BTCUSDT", "side": rng.choice(["buy", "sell"]),
+                                      "size": "0.001", "price": f"{index['BTC']:.2f}", "fee": "0.05"}) + "\n")
+PY
+cat "$work/opening.jsonl" "$work/market.jsonl" > "$work/events.jsonl"
+total=$(wc -l < "$work/events.jsonl")
+echo "events: $total ($accounts accounts; $updates index updates with 3 account events each)"
+printf '%-7s %-14s %-10s %-16s %s\n' shards publish_ev/s apply_s applied_ev/s "per shard: events, CPU s, peak RSS MiB"
+
+for shards in 1 2 4; do
+  run="$work/run-$shards"; mkdir -p "$run"
+  client=() route=()
+  for n in 0 1 2; do client+=("$(free_port)"); route+=("$(free_port)"); done
+  routes="nats-route://127.0.0.1:${route[0]}, nats-route://127.0.0.1:${route[1]}, nats-route://127.0.0.1:${route[2]}"
+  for n in 0 1 2; do
+    mkdir -p "$run/nats-$n"
+    printf 'server_name: n%s\nlisten: 127.0.0.1:%s\njetstream { store_dir: "%s", sync_interval: always }\ncluster { name: solvent, listen: 127.0.0.1:%s, routes: [%s] }\n' \
+      "$n" "${client[$n]}" "$run/nats-$n" "${route[$n]}" "$routes" > "$run/nats-$n.conf"
+    "$nats_server" -c "$run/nats-$n.conf" >"$run/nats-$n.log" 2>&1 &
+    pids+=($!)
+  done
+  urls="nats://127.0.0.1:${client[0]},nats://127.0.0.1:${client[1]},nats://127.0.0.1:${client[2]}"
+  start=$(date +%s.%N)
+  "$solvent" cluster publish --cluster "$urls" --shards "$shards" --batch 1000 "$work/events.jsonl" > "$run/publish.json"
+  published=$(date +%s.%N)
+  shard_pids=()
+  for ((k = 0; k < shards; k++)); do
+    /usr/bin/time -f '%U %S %M' -o "$run/time-$k" \
+      "$solvent" cluster shard --cluster "$urls" --shard "$k/$shards" --data "$run/shard-$k" \
+      --snapshot-every 100000 --stop-at-end > "$run/report-$k.json" &
+    shard_pids+=($!)
+  done
+  for pid in "${shard_pids[@]}"; do wait "$pid"; done
+  applied=$(date +%s.%N)
+  python3 - "$run" "$shards" "$total" "$start" "$published" "$applied" <<'PY'
+import json, sys
+run, shards, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+start, published, applied = map(float, sys.argv[4:7])
+per, events = [], 0
+for k in range(shards):
+    report = json.load(open(f"{run}/report-{k}.json"))
+    user, system, rss_kib = open(f"{run}/time-{k}").read().split()
+    events += report["events"]
+    per.append(f'{report["events"]:,} ev, {float(user) + float(system):.1f} s, {int(rss_kib) / 1024:.0f} MiB')
+print(f"{shards:<7} {total / (published - start):<14,.0f} {applied - published:<10.1f} "
+      f"{events / (applied - published):<16,.0f} {'; '.join(per)}")
+PY
+  stop_nats
+done
