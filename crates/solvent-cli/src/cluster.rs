@@ -39,6 +39,9 @@ enum ClusterCommand {
         #[arg(long)]
         shard: Option<u32>,
     },
+    /// The HTTP front of a cluster: events routed and published, an account's queries sent to
+    /// its shard, rankings and the insurance fund merged from every shard.
+    Gateway(crate::gateway::GatewayArgs),
     /// Prints the shard of each account given.
     Route {
         /// The number of shards.
@@ -126,7 +129,8 @@ fn shard_and_count(text: &str) -> Result<(u32, u32)> {
     Ok((shard, shards))
 }
 
-fn servers(text: &str) -> Vec<String> {
+/// The NATS server URLs of a `--cluster` list.
+pub fn servers(text: &str) -> Vec<String> {
     text.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -149,6 +153,7 @@ pub fn run(args: &ClusterArgs) -> Result<String> {
     match &args.command {
         ClusterCommand::Shard(args) => run_shard(args),
         ClusterCommand::Publish(args) => publish(args),
+        ClusterCommand::Gateway(args) => crate::gateway::run(args),
         ClusterCommand::Effects {
             servers: urls,
             shard,

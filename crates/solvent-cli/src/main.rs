@@ -5,6 +5,7 @@
 
 mod cascade;
 mod cluster;
+mod gateway;
 mod journal;
 mod plot;
 mod render;

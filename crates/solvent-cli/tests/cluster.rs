@@ -23,7 +23,8 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -212,6 +213,10 @@ impl Outcome {
 }
 
 fn reference(events: &[Envelope], accounts: &BTreeSet<String>) -> Outcome {
+    reference_engine(events, accounts).0
+}
+
+fn reference_engine(events: &[Envelope], accounts: &BTreeSet<String>) -> (Outcome, Engine) {
     let venue = solvent_core::venue::Venue::from_toml(
         "default",
         &std::fs::read_to_string(support::root().join("venues/default.toml")).expect("venue"),
@@ -236,7 +241,7 @@ fn reference(events: &[Envelope], accounts: &BTreeSet<String>) -> Outcome {
         outcome.add(accounts, line);
     }
     outcome.fund = fund_balances(engine.ledger());
-    outcome
+    (outcome, engine)
 }
 
 fn fund_balances(
@@ -539,4 +544,194 @@ fn killed_shards_and_a_killed_nats_node_lose_nothing_and_apply_nothing_twice() {
         "a shard did not recover from a snapshot: {reports:?}"
     );
     assert_same(&expected, &cluster_outcome(&urls, &accounts, scratch.dir()));
+}
+
+/// One HTTP/1.1 request to the gateway: status and body.
+fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (head, payload) = response.split_once("\r\n\r\n").expect("a response");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    (status, payload.to_owned())
+}
+
+/// A value as it reads back from JSON text (floats within an ulp, as the gateway's do).
+fn through_text(value: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::from_str(&serde_json::to_string(value).expect("serialise")).expect("read back")
+}
+
+#[test]
+fn the_gateway_sends_each_query_to_its_shard_and_merges_the_views() {
+    let scratch = Scratch::new("cluster-gateway");
+    let (events, accounts) = events();
+    let (expected, engine) = reference_engine(&events, &accounts);
+    let nats = NatsCluster::start(scratch.dir());
+    let urls = nats.urls();
+    // The opening through the publisher, the market through the gateway.
+    let (opening, rest) = events.split_at(events.len() / 2);
+    let first = scratch.dir().join("opening.jsonl");
+    write_events(&first, opening);
+    publish(&urls, &first, "opening");
+    let mut shards: Vec<Child> = (0..SHARDS)
+        .map(|shard| {
+            let shard_text = format!("{shard}/{SHARDS}");
+            let data = scratch
+                .dir()
+                .join(format!("shard-{shard}"))
+                .display()
+                .to_string();
+            Command::new(env!("CARGO_BIN_EXE_solvent"))
+                .args(shard_args(&urls, &shard_text, &data))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start a shard")
+        })
+        .collect();
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_solvent"))
+        .args([
+            "cluster",
+            "gateway",
+            "--cluster",
+            &urls,
+            "--shards",
+            &SHARDS.to_string(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the gateway");
+    let line = BufReader::new(gateway.stdout.take().expect("stdout"))
+        .lines()
+        .next()
+        .expect("the gateway's first line")
+        .expect("UTF-8");
+    let addr: SocketAddr = line
+        .strip_prefix("solvent: gateway on http://")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let mut last = 0;
+    for chunk in rest.chunks(200) {
+        let body: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|e| {
+                let mut value: serde_json::Value = serde_json::from_str(&to_line(e)).expect("json");
+                value.as_object_mut().expect("object").remove("seq");
+                value
+            })
+            .collect();
+        let (status, reply) = http(
+            addr,
+            "POST",
+            "/v1/events",
+            &serde_json::json!({ "events": body }).to_string(),
+        );
+        assert_eq!(status, 200, "{reply}");
+        let reply: serde_json::Value = serde_json::from_str(&reply).expect("json");
+        assert_eq!(reply["accepted"], chunk.len());
+        last = last.max(reply["last_stream_seq"].as_u64().expect("a sequence"));
+    }
+    // Every shard caught up with the last message.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = http(addr, "GET", "/v1/shards", "");
+        assert_eq!(status, 200, "{body}");
+        let statuses: Vec<serde_json::Value> = serde_json::from_str(&body).expect("json");
+        if statuses
+            .iter()
+            .all(|s| s["last_stream_seq"].as_u64().is_some_and(|seq| seq >= last))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "shards behind: {statuses:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // An account's report from its shard is the one engine's.
+    let view = solvent_risk::MarketView::new(engine.venue(), engine.market()).expect("a view");
+    for account in accounts.iter().step_by(12) {
+        let (status, body) = http(addr, "GET", &format!("/v1/accounts/{account}"), "");
+        assert_eq!(status, 200, "{account}: {body}");
+        let portfolio = engine.portfolio(account).expect("an account");
+        let report = solvent_risk::margin_report(&portfolio, &view).expect("a report");
+        let got: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(got, through_text(&report), "{account}");
+    }
+    // The ranking merged from four shards is the one engine's.
+    let (status, body) = http(addr, "GET", "/v1/accounts?limit=40", "");
+    assert_eq!(status, 200, "{body}");
+    let got: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let solvent_cluster::query::Answer::Ok(ranking) = solvent_cluster::query::answer(
+        &engine,
+        0,
+        None,
+        &solvent_cluster::query::Query::Ranked { limit: 40 },
+    ) else {
+        panic!("the reference ranking failed")
+    };
+    assert_eq!(got, through_text(&ranking));
+    assert_eq!(got.as_array().map(Vec::len), Some(40));
+    // The insurance funds add up.
+    let (status, body) = http(addr, "GET", "/v1/insurance-fund", "");
+    assert_eq!(status, 200, "{body}");
+    let fund: BTreeMap<String, String> = serde_json::from_str(&body).expect("json");
+    let fund: BTreeMap<String, rust_decimal::Decimal> = fund
+        .into_iter()
+        .map(|(asset, amount)| (asset, amount.parse().expect("a decimal")))
+        .collect();
+    assert_eq!(fund, expected.fund);
+    // Errors name the field.
+    let (status, body) = http(addr, "GET", "/v1/accounts/nobody", "");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains(r#""field":"account""#), "{body}");
+    let (status, body) = http(addr, "GET", "/v1/accounts?limit=0", "");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains(r#""field":"limit""#), "{body}");
+    let (from, to) = accounts
+        .iter()
+        .flat_map(|a| accounts.iter().map(move |b| (a, b)))
+        .find(|(a, b)| {
+            solvent_cluster::routing::shard_of(a, SHARDS)
+                != solvent_cluster::routing::shard_of(b, SHARDS)
+        })
+        .expect("two accounts on different shards");
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/v1/events",
+        &format!(
+            r#"{{"events":[{{"ts":"2026-02-01T00:00:00Z","type":"transfer","from":"{from}","to":"{to}","asset":"USDT","amount":"1"}}]}}"#
+        ),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("cross_shard"), "{body}");
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/v1/events",
+        r#"{"events":[{"type":"deposit"}]}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains(r#""field":"events[0]""#), "{body}");
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    for child in &mut shards {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }

@@ -9,6 +9,7 @@
 //! - [`message`]: a batch of events as one message, numbered by its stream sequence.
 //! - [`publish`]: the publisher; an event is acknowledged once JetStream has stored it.
 //! - [`shard`]: the shard: recovery from its snapshot and the stream, exactly-once effects.
+//! - [`query`]: queries each shard answers for its accounts, and the merged views.
 //!
 //! Not yet built (issue 13): money between shards (a transfer or a fill between accounts of two
 //! shards is refused by the router), the insurance fund and auto-deleveraging as a system shard
@@ -18,6 +19,7 @@
 pub mod effects;
 pub mod message;
 pub mod publish;
+pub mod query;
 pub mod routing;
 pub mod shard;
 

@@ -33,6 +33,7 @@ use tokio::sync::watch;
 
 use crate::ClusterError;
 use crate::message;
+use crate::query::{Answer, Query, answer, query_subject};
 use crate::routing::{
     EFFECT_STREAM, EFFECT_SUBJECT_PREFIX, INPUT_STREAM, MARKET_SUBJECT, SHARD_SUBJECT_PREFIX,
     SHARDS_METADATA_KEY, effect_subject, shard_subject,
@@ -340,6 +341,14 @@ pub async fn run(
     let mut messages = consumer.messages().await.map_err(|error| {
         ClusterError::Nats(format!("messages of shard {}: {error}", config.shard))
     })?;
+    // Queries about the shard's accounts, answered between two input messages.
+    let mut queries = js
+        .client()
+        .subscribe(query_subject(config.shard))
+        .await
+        .map_err(|error| {
+            ClusterError::Nats(format!("queries of shard {}: {error}", config.shard))
+        })?;
     let mut in_flight: VecDeque<PublishAckFuture> = VecDeque::new();
     let mut since_snapshot = 0_u64;
     let done_at_start = config.stop_at_end && (pending == 0 || end < start);
@@ -349,6 +358,10 @@ pub async fn run(
         }
         let next = tokio::select! {
             next = messages.next() => next,
+            Some(request) = queries.next() => {
+                answer_query(&js, &engine, config.shard, report.last_stream_seq, &request).await?;
+                continue;
+            }
             _ = stop.changed() => None,
         };
         let Some(next) = next else { break };
@@ -410,6 +423,34 @@ pub async fn run(
     report.state_hash = engine.state_hash();
     report.accounts = engine.accounts().len();
     Ok(report)
+}
+
+/// Answers one query (see [`crate::query`]); a request that does not read gets a `bad_query`
+/// answer, one without a reply subject none.
+async fn answer_query(
+    js: &Context,
+    engine: &Engine,
+    shard: u32,
+    last_stream_seq: Option<u64>,
+    request: &async_nats::Message,
+) -> Result<(), ClusterError> {
+    let Some(reply) = request.reply.clone() else {
+        return Ok(());
+    };
+    let answer = match serde_json::from_slice::<Query>(&request.payload) {
+        Ok(query) => answer(engine, shard, last_stream_seq, &query),
+        Err(error) => Answer::Error {
+            code: "bad_query".to_owned(),
+            field: "query".to_owned(),
+            message: error.to_string(),
+        },
+    };
+    let payload = serde_json::to_vec(&answer)
+        .map_err(|error| ClusterError::Nats(format!("encoding an answer: {error}")))?;
+    js.client()
+        .publish(reply, payload.into())
+        .await
+        .map_err(|error| ClusterError::Nats(format!("answering a query: {error}")))
 }
 
 async fn publish_effects(

@@ -1,0 +1,276 @@
+//! Queries over the shards (issue 13 item 4): each shard answers for its own accounts on
+//! `solvent.query.<K>` (NATS request-reply, between two input messages, so every answer is the
+//! state after a whole message); an account's query goes to its shard by the routing hash, and
+//! cross-shard views (accounts ranked by health, the insurance fund, the shards' progress) are
+//! asked of every shard and merged.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use solvent_engine::Engine;
+use solvent_engine::ledger::LedgerAccount;
+use solvent_risk::account::{Detail, build_report};
+use solvent_risk::{AccountState, MarketView};
+
+use crate::ClusterError;
+use crate::routing::shard_of;
+
+/// The prefix of each shard's query subject: `solvent.query.<K>`.
+pub const QUERY_SUBJECT_PREFIX: &str = "solvent.query.";
+
+/// How long a query waits for a shard's answer (a shard answers between two input messages).
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The subject shard `shard` answers queries on.
+#[must_use]
+pub fn query_subject(shard: u32) -> String {
+    format!("{QUERY_SUBJECT_PREFIX}{shard}")
+}
+
+/// A question to one shard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Query {
+    /// One account's margin report, as `solvent margin --json` prints it.
+    Account {
+        /// The account.
+        account: String,
+    },
+    /// The shard's `limit` accounts of lowest health.
+    Ranked {
+        /// How many.
+        limit: usize,
+    },
+    /// The shard's progress and insurance fund.
+    Status,
+}
+
+/// One account in a ranking.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RankedAccount {
+    /// The account.
+    pub account: String,
+    /// Equity over maintenance margin; `None` with no requirement.
+    pub health: Option<f64>,
+    /// Where it stands.
+    pub state: String,
+    /// Equity, in the settlement asset.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub equity: Decimal,
+    /// Maintenance margin.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub maintenance_margin: Decimal,
+}
+
+/// A shard's progress and insurance fund.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The shard.
+    pub shard: u32,
+    /// The last input stream sequence applied.
+    pub last_stream_seq: Option<u64>,
+    /// Accounts held.
+    pub accounts: usize,
+    /// The engine's state hash.
+    pub state_hash: String,
+    /// The shard's insurance fund, per asset (decimal strings).
+    pub insurance_fund: BTreeMap<String, String>,
+}
+
+/// The answer of a shard: the result or a named error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answer {
+    /// The result.
+    Ok(serde_json::Value),
+    /// What went wrong, with the field at fault.
+    Error {
+        /// `not_found`, `bad_query`, `unavailable`.
+        code: String,
+        /// The field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Answer {
+    fn error(code: &str, field: &str, message: String) -> Self {
+        Self::Error {
+            code: code.to_owned(),
+            field: field.to_owned(),
+            message,
+        }
+    }
+}
+
+/// The shard's answer to `query`, from its engine between two input messages.
+#[must_use]
+pub fn answer(engine: &Engine, shard: u32, last_stream_seq: Option<u64>, query: &Query) -> Answer {
+    let view = match MarketView::new(engine.venue(), engine.market()) {
+        Ok(view) => view,
+        Err(error) => return Answer::error("unavailable", "market", error.to_string()),
+    };
+    match query {
+        Query::Account { account } => {
+            let Some(portfolio) = engine.portfolio(account) else {
+                return Answer::error("not_found", "account", format!("no account {account:?}"));
+            };
+            match solvent_risk::margin_report(&portfolio, &view)
+                .map_err(|error| error.to_string())
+                .and_then(|report| serde_json::to_value(report).map_err(|e| e.to_string()))
+            {
+                Ok(value) => Answer::Ok(value),
+                Err(message) => Answer::error("unavailable", "account", message),
+            }
+        }
+        Query::Ranked { limit } => {
+            let mut ranked: Vec<RankedAccount> = engine
+                .accounts()
+                .iter()
+                .filter_map(|(id, _)| {
+                    let portfolio = engine.portfolio(id)?;
+                    let report = build_report(&portfolio, &view, Detail::Totals).ok()?;
+                    Some(RankedAccount {
+                        account: id.to_owned(),
+                        health: report.health,
+                        state: state_name(report.state),
+                        equity: report.equity.value(),
+                        maintenance_margin: report.maintenance_margin.value(),
+                    })
+                })
+                .collect();
+            sort_by_health(&mut ranked);
+            ranked.truncate(*limit);
+            serde_json::to_value(ranked).map_or_else(
+                |error| Answer::error("unavailable", "ranked", error.to_string()),
+                Answer::Ok,
+            )
+        }
+        Query::Status => {
+            let status = Status {
+                shard,
+                last_stream_seq,
+                accounts: engine.accounts().len(),
+                state_hash: engine.state_hash(),
+                insurance_fund: engine
+                    .ledger()
+                    .balances_of(&LedgerAccount::InsuranceFund)
+                    .map(|(asset, amount)| (asset.to_owned(), amount.to_string()))
+                    .collect(),
+            };
+            serde_json::to_value(status).map_or_else(
+                |error| Answer::error("unavailable", "status", error.to_string()),
+                Answer::Ok,
+            )
+        }
+    }
+}
+
+fn state_name(state: AccountState) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Lowest health first; accounts without a requirement (no health) last; ties by id.
+pub fn sort_by_health(accounts: &mut [RankedAccount]) {
+    accounts.sort_by(|a, b| {
+        let health = |r: &RankedAccount| r.health.unwrap_or(f64::INFINITY);
+        health(a)
+            .total_cmp(&health(b))
+            .then_with(|| a.account.cmp(&b.account))
+    });
+}
+
+/// Asks shard `shard` and waits for its answer.
+///
+/// # Errors
+/// [`ClusterError::Nats`] when the shard does not answer within [`QUERY_TIMEOUT`] or its answer
+/// does not read.
+pub async fn ask(
+    client: &async_nats::Client,
+    shard: u32,
+    query: &Query,
+) -> Result<Answer, ClusterError> {
+    let payload = serde_json::to_vec(query)
+        .map_err(|error| ClusterError::Nats(format!("encoding a query: {error}")))?;
+    let reply = tokio::time::timeout(
+        QUERY_TIMEOUT,
+        client.request(query_subject(shard), payload.into()),
+    )
+    .await
+    .map_err(|_| ClusterError::Nats(format!("shard {shard} did not answer in time")))?
+    .map_err(|error| ClusterError::Nats(format!("shard {shard}: {error}")))?;
+    serde_json::from_slice(&reply.payload)
+        .map_err(|error| ClusterError::Nats(format!("shard {shard}'s answer: {error}")))
+}
+
+/// An account's margin report, from its shard.
+///
+/// # Errors
+/// As [`ask`].
+pub async fn account(
+    client: &async_nats::Client,
+    shards: u32,
+    account: &str,
+) -> Result<Answer, ClusterError> {
+    ask(
+        client,
+        shard_of(account, shards),
+        &Query::Account {
+            account: account.to_owned(),
+        },
+    )
+    .await
+}
+
+/// The `limit` accounts of lowest health across every shard: each shard's lowest `limit`,
+/// merged.
+///
+/// # Errors
+/// As [`ask`]; a shard that answers with an error fails the whole view (a ranking that leaves
+/// out a shard would hide its accounts).
+pub async fn ranked(
+    client: &async_nats::Client,
+    shards: u32,
+    limit: usize,
+) -> Result<Vec<RankedAccount>, ClusterError> {
+    let mut merged = Vec::new();
+    for shard in 0..shards {
+        let part: Vec<RankedAccount> =
+            ok_value(shard, ask(client, shard, &Query::Ranked { limit }).await?)?;
+        merged.extend(part);
+    }
+    sort_by_health(&mut merged);
+    merged.truncate(limit);
+    Ok(merged)
+}
+
+/// Every shard's status.
+///
+/// # Errors
+/// As [`ranked`].
+pub async fn statuses(
+    client: &async_nats::Client,
+    shards: u32,
+) -> Result<Vec<Status>, ClusterError> {
+    let mut all = Vec::new();
+    for shard in 0..shards {
+        all.push(ok_value(shard, ask(client, shard, &Query::Status).await?)?);
+    }
+    Ok(all)
+}
+
+fn ok_value<T: serde::de::DeserializeOwned>(shard: u32, answer: Answer) -> Result<T, ClusterError> {
+    match answer {
+        Answer::Ok(value) => serde_json::from_value(value)
+            .map_err(|error| ClusterError::Nats(format!("shard {shard}'s answer: {error}"))),
+        Answer::Error { message, .. } => {
+            Err(ClusterError::Nats(format!("shard {shard}: {message}")))
+        }
+    }
+}
