@@ -4,10 +4,10 @@
 # made with `solvent keys add`), driven over loopback by the load generator
 # crates/solvent-server/examples/load, which measures in one run:
 #   - the opening of a seeded population (default 10,000 accounts), in order, one connection;
-#   - HTTP batch ingest end to end: a fixed number of events of a steady mix (5% index prices,
-#     5% marks, 60% fills of the population's traders, 30% deposits; the index swings 3% down
-#     and back) in batches of 1,000 on 4 kept-alive connections, back to back
-#     (target >= 100,000 events / s);
+#   - HTTP batch ingest end to end: a fixed number of events of a steady mix (1% index prices,
+#     0.1% marks, 70% fills of the population's traders, 28.9% deposits; the index swings 3% down
+#     and back over 2 million events) in batches of 1,000 on 4 kept-alive connections, back to
+#     back (target >= 100,000 events / s);
 #   - then, for --paced-secs, an open-loop offered rate (default 50,000 events / s in batches of
 #     100, latency counted from each batch's scheduled time): the acknowledgement latency
 #     (target p99 < 10 ms), margin queries GET /v1/accounts/{id} at 1,000 / s (target p99 < 2 ms),

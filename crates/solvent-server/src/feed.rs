@@ -235,6 +235,15 @@ impl Subscription {
         }
     }
 
+    /// The next message if one is queued now (`None`: none queued, or the subscription ended,
+    /// which the next [`Self::recv`] reports).
+    pub fn try_recv(&mut self) -> Option<Arc<Message>> {
+        if self.lagged.load(Ordering::Acquire) {
+            return None;
+        }
+        self.receiver.try_recv().ok()
+    }
+
     /// Listens to `channels` too, from the next message published.
     pub fn add(&self, channels: &[Channel]) {
         let mut inner = lock(&self.inner);

@@ -26,6 +26,9 @@ use crate::error::ApiError;
 use crate::feed::{Channel, Ended, LAG_LIMIT, Message, Subscription};
 use crate::keys::Scope;
 
+/// Messages written to a connection before its socket is flushed.
+const BURST: usize = 256;
+
 /// How often the server pings.
 pub const PING_EVERY: Duration = Duration::from_secs(20);
 
@@ -123,11 +126,24 @@ async fn serve(socket: WebSocket, state: AppState, scope: Scope) {
             message = live => {
                 match message {
                     Ok(message) => {
-                        // A channel dropped while its messages were queued.
-                        if !channels.contains(&message.channel) {
-                            continue;
+                        // What is queued goes out in one write (a burst of liquidations reaches
+                        // every subscriber of the channel at once).
+                        let mut queued = vec![message];
+                        if let Some(subscription) = subscription.as_mut() {
+                            while queued.len() < BURST {
+                                let Some(more) = subscription.try_recv() else { break };
+                                queued.push(more);
+                            }
                         }
-                        if sink.send(frame(&message)).await.is_err() {
+                        for message in queued {
+                            // A channel dropped while its messages were queued.
+                            if channels.contains(&message.channel)
+                                && sink.feed(frame(&message)).await.is_err()
+                            {
+                                return;
+                            }
+                        }
+                        if sink.flush().await.is_err() {
                             return;
                         }
                     }

@@ -68,7 +68,7 @@ const HELP: &str = "load --addr HOST:PORT --feeder-key KEY --viewer-key KEY
   --subscribers N       WebSocket subscribers during the paced phase (1000)
   --swing X             depth of the index swing, down and back (0.03)
   --swing-events N      events of one swing (2000000)
-  --mix I,M,F           percent of index prices, marks, fills; the rest deposits (5,5,60)";
+  --mix I,M,F           per mille of index prices, marks, fills; the rest deposits (10,1,700)";
 
 fn options() -> Result<Options, String> {
     let mut options = Options {
@@ -87,7 +87,7 @@ fn options() -> Result<Options, String> {
         subscribers: 1_000,
         swing: 0.03,
         swing_events: 2_000_000,
-        shares: [5, 5, 60],
+        shares: [10, 1, 700],
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -121,7 +121,7 @@ fn options() -> Result<Options, String> {
                     .collect::<Result<_, _>>()
                     .map_err(|_| bad(()))?;
                 match shares[..] {
-                    [index, mark, fill] if index + mark + fill <= 100 => {
+                    [index, mark, fill] if index + mark + fill <= 1_000 => {
                         options.shares = [index, mark, fill];
                     }
                     _ => {
@@ -384,11 +384,11 @@ async fn run(options: Options) -> Result<(), String> {
     }
     let opening_secs = started.elapsed().as_secs_f64();
     println!(
-        "mix: {}% index prices, {}% marks, {}% fills, {}% deposits; the index swings {:.1}% down and back over {} events",
-        options.shares[0],
-        options.shares[1],
-        options.shares[2],
-        100 - options.shares.iter().sum::<u32>(),
+        "mix: {:.1}% index prices, {:.1}% marks, {:.1}% fills, {:.1}% deposits; the index swings {:.1}% down and back over {} events",
+        f64::from(options.shares[0]) / 10.0,
+        f64::from(options.shares[1]) / 10.0,
+        f64::from(options.shares[2]) / 10.0,
+        f64::from(1_000 - options.shares.iter().sum::<u32>()) / 10.0,
         options.swing * 100.0,
         options.swing_events
     );

@@ -1,7 +1,9 @@
 //! What the load generator sends: a seeded population opened first (`solvent_engine::population`:
 //! index prices, deposits, leverage settings, fills), then a steady mix drawn from a ChaCha8
 //! stream: index prices and marks that follow a slow swing down and back (so margin calls and
-//! liquidations happen), small fills of the population's own traders, and deposits.
+//! liquidations happen), small fills of the population's own traders, and deposits. The default
+//! shares (main.rs) make fills the bulk, as on a venue: 1% index prices, 0.1% marks (each mark
+//! re-evaluates every holder of its instrument in the engine), 70% fills, 28.9% deposits.
 
 use std::fmt::Write as _;
 
@@ -48,7 +50,7 @@ pub struct Mix {
     swing: f64,
     /// Events in one swing down and back.
     period_events: u64,
-    /// Shares of index prices, marks and fills, in percent (the rest: deposits).
+    /// Shares of index prices, marks and fills, per mille (the rest: deposits).
     shares: [u32; 3],
 }
 
@@ -62,7 +64,7 @@ pub struct MixParams {
     pub swing: f64,
     /// Events in one swing down and back.
     pub period_events: u64,
-    /// Shares of index prices, marks and fills, in percent (the rest: deposits).
+    /// Shares of index prices, marks and fills, per mille (the rest: deposits).
     pub shares: [u32; 3],
 }
 
@@ -179,10 +181,10 @@ impl Mix {
 
     fn next_event(&mut self, out: &mut String) {
         self.drawn += 1;
-        let roll = self.rng.random_range(0..100_u32);
+        let roll = self.rng.random_range(0..1_000_u32);
         let which = self.rng.random_range(0..self.underlyings.len());
-        let [index_percent, mark_percent, fill_percent] = self.shares;
-        if roll < index_percent {
+        let [index, mark, fill] = self.shares;
+        if roll < index {
             let factor = self.swing_factor();
             let noise = 1.0 + self.rng.random_range(-1e-4..1e-4);
             let underlying = &mut self.underlyings[which];
@@ -192,7 +194,7 @@ impl Mix {
                 r#"{{"type":"index_price","underlying":"{}","price":"{:.2}"}}"#,
                 underlying.name, underlying.index
             );
-        } else if roll < index_percent + mark_percent {
+        } else if roll < index + mark {
             let underlying = &self.underlyings[which];
             let instrument = underlying.marks[self.rng.random_range(0..underlying.marks.len())];
             let price = underlying.index * (1.0 + self.rng.random_range(-5e-4..5e-4));
@@ -200,7 +202,7 @@ impl Mix {
                 out,
                 r#"{{"type":"mark_price","instrument":"{instrument}","price":"{price:.2}"}}"#
             );
-        } else if roll < index_percent + mark_percent + fill_percent && !self.traders.is_empty() {
+        } else if roll < index + mark + fill && !self.traders.is_empty() {
             let trader = &self.traders[self.rng.random_range(0..self.traders.len())];
             let underlying = &self.underlyings[trader.underlying];
             let steps = self.rng.random_range(1..=5_u32);
