@@ -17,21 +17,26 @@
 # The journal alone (SQLite, group commit) is measured by bench/journal.sh.
 #
 # Usage: bench/serve.sh [--paced-secs S (60)] [--rate EVENTS_PER_S (50000)]
-#          [--ingest-events N (2000000)] [--query-rate Q (1000)] [--subscribers N (1000)]
-#          [--accounts N (10000)] [--server-cpus LIST] [--client-cpus LIST] [load options...]
+#          [--ingest-events N (1000000)] [--query-rate Q (1000)] [--subscribers N (1000)]
+#          [--accounts N (10000)] [--server-cpus LIST] [--client-cpus LIST] [--nice N]
+#          [load options...]
 # --server-cpus / --client-cpus pin either side with taskset (e.g. --server-cpus 1
-# --client-cpus 0); by default both float over the machine's cores.
+# --client-cpus 0); by default both float over the machine's cores. --nice N runs both with
+# `nice -n N` (a negative N needs root: on a shared machine, it measures the code with less
+# waiting behind other processes' threads; say so when quoting such figures).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 server_cpus=""
 client_cpus=""
+niceness=""
 load_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --server-cpus) server_cpus="$2"; shift 2 ;;
     --client-cpus) client_cpus="$2"; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    --nice) niceness="$2"; shift 2 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) load_args+=("$1" "$2"); shift 2 ;;
   esac
 done
@@ -64,7 +69,10 @@ solvent=./target/release/solvent
 feeder="$($solvent keys add --data "$work/data" --scope feeder | head -n1)"
 viewer="$($solvent keys add --data "$work/data" --scope viewer | head -n1)"
 
-pin() { if [ -n "$1" ]; then echo "taskset -c $1"; fi; }
+pin() {
+  if [ -n "$niceness" ]; then echo "nice -n $niceness"; fi
+  if [ -n "$1" ]; then echo "taskset -c $1"; fi
+}
 # shellcheck disable=SC2046
 $(pin "$server_cpus") "$solvent" serve --data "$work/data" --listen 127.0.0.1:0 \
   >"$work/serve.out" 2>"$work/serve.err" &
@@ -77,7 +85,7 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 [ -n "$addr" ] || { echo "the server did not start" >&2; cat "$work/serve.err" >&2; exit 1; }
-echo "solvent serve (pid $server_pid${server_cpus:+, cpus $server_cpus}) on $addr; load generator${client_cpus:+ on cpus $client_cpus}"
+echo "solvent serve (pid $server_pid${server_cpus:+, cpus $server_cpus}) on $addr; load generator${client_cpus:+ on cpus $client_cpus}${niceness:+; both at nice $niceness}"
 
 cpu_of() { awk '{print ($14 + $15) / 100}' "/proc/$1/stat"; }
 # shellcheck disable=SC2046

@@ -231,6 +231,54 @@ impl Mix {
     }
 }
 
+/// The engine alone on `bodies` (opening and steady mix), in memory: each event parsed by the
+/// typed line reader the service uses, then applied, one millisecond apart; only `apply` is
+/// timed. The events per second and how many were accepted.
+///
+/// # Errors
+/// A body or an event cannot be read.
+pub fn engine_alone(bodies: &[&[u8]]) -> Result<(f64, usize, usize), String> {
+    #[derive(serde::Deserialize)]
+    struct Batch<'a> {
+        #[serde(borrow)]
+        events: Vec<&'a serde_json::value::RawValue>,
+    }
+    let venue = Venue::from_toml("venues/default.toml", DEFAULT_VENUE)
+        .map_err(|error| error.to_string())?;
+    let mut engine =
+        solvent_engine::Engine::new(venue, solvent_engine::config::EngineConfig::default());
+    let start = jiff::Timestamp::now();
+    let mut envelopes = Vec::new();
+    for body in bodies {
+        let batch: Batch<'_> = serde_json::from_slice(body).map_err(|error| error.to_string())?;
+        for raw in batch.events {
+            let seq = envelopes.len() as u64 + 1;
+            let ts = start
+                .checked_add(jiff::SignedDuration::from_millis(
+                    i64::try_from(seq).unwrap_or(0),
+                ))
+                .map_err(|error| error.to_string())?;
+            let line = format!(
+                r#"{{"seq":{seq},"ts":"{ts}",{}"#,
+                raw.get().strip_prefix('{').unwrap_or_default()
+            );
+            let envelope = solvent_engine::event::parse_line("(load)", envelopes.len() + 1, &line)
+                .map_err(|error| error.to_string())?;
+            envelopes.push(envelope);
+        }
+    }
+    let started = std::time::Instant::now();
+    let mut accepted = 0;
+    for envelope in &envelopes {
+        let _ = engine.apply(envelope);
+        if engine.last_seq() == Some(envelope.seq) {
+            accepted += 1;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    Ok((envelopes.len() as f64 / secs, envelopes.len(), accepted))
+}
+
 /// `{"events":[...]}` of the given JSON objects.
 fn body<'a>(events: impl Iterator<Item = &'a str>) -> Vec<u8> {
     let mut out = String::from("{\"events\":[");
