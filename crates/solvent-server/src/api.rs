@@ -1521,3 +1521,69 @@ pub(crate) async fn post_cascade(
     .await?;
     Ok(json(&report))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn events(incoming: &[Incoming]) -> Vec<(Option<String>, Option<jiff::Timestamp>, Event)> {
+        incoming
+            .iter()
+            .map(|i| (i.client_id.clone(), i.ts, i.event.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn the_fast_reader_takes_plain_batches_as_the_general_one_does_and_leaves_the_rest_to_it() {
+        let plain = Bytes::from(
+            r#"{"events":[
+                {"type":"index_price","underlying":"BTC","price":"60000.5"},
+                {"type":"mark_price","instrument":"BTCUSDT","price":"59990"},
+                {"account":"a1","type":"deposit","asset":"USDT","amount":"10000"},
+                {"type":"fill","account":"a1","instrument":"BTCUSDT","side":"buy","size":"0.001","price":"60000","fee":"0.03","counterparty":"external"},
+                {"type":"index_price","underlying":"ETH","price":"3000","source":"s1"}
+            ]}"#,
+        );
+        let fast = read_plain_events(&plain).unwrap();
+        let general = read_events_general(&plain).unwrap();
+        assert_eq!(events(&fast), events(&general));
+        assert_eq!(fast.len(), 5);
+        // What the fast reader leaves to the general one: times, client ids, a repeated key, a
+        // key it does not know, an escape, a wrong value, an empty or oversized batch.
+        for body in [
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","ts":"2026-01-01T00:00:00Z"}]}"#,
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","client_id":"c1"}]}"#,
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","amount":"2"}]}"#,
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","seq":3}]}"#,
+            r#"{"events":[{"type":"deposit","account":"a\u0031","asset":"USDT","amount":"1"}]}"#,
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","extra":1}]}"#,
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT"}]}"#,
+            r#"{"events":[]}"#,
+            r#"{"events":[{}]}"#,
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1"}],"more":1}"#,
+        ] {
+            assert!(read_plain_events(body.as_bytes()).is_none(), "{body}");
+        }
+        // A value the readers take and the engine refuses when it applies it: the same event.
+        let negative = Bytes::from(
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"-1"}]}"#,
+        );
+        match (read_plain_events(&negative), read_events_general(&negative)) {
+            (Some(fast), Ok(general)) => assert_eq!(events(&fast), events(&general)),
+            (None, _) => {}
+            (Some(_), Err(_)) => panic!("the fast reader took what the general one refuses"),
+        }
+        // Those the general reader takes come out the same through `read_events`.
+        let with_time = Bytes::from(
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","ts":"2026-01-01T00:00:00Z","client_id":"c1"}]}"#,
+        );
+        let read = read_events(&with_time).unwrap();
+        assert_eq!(read[0].client_id.as_deref(), Some("c1"));
+        assert!(read[0].ts.is_some());
+        let repeated = Bytes::from(
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","amount":"2"}]}"#,
+        );
+        assert!(read_events(&repeated).is_err());
+    }
+}
