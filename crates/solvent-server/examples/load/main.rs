@@ -1,6 +1,8 @@
 //! The service benchmark's load generator (`bench/serve.sh`, issue 11 item 11): against a
 //! running `solvent serve` over loopback, in one run,
 //!
+//! 0. the engine alone, in memory in this process, on the events of steps 1 and 2 (the
+//!    reference the end-to-end rate is compared with);
 //! 1. the opening of a seeded population, one batch at a time on one connection;
 //! 2. HTTP batch ingest end to end: a fixed number of events of the steady mix (index and mark
 //!    prices, fills, deposits) in batches, sent back to back on several kept-alive connections
