@@ -232,6 +232,81 @@ pub(crate) struct EventsBody {
 /// Reads every event of a batch before any is queued: one bad event refuses the whole request
 /// and nothing is applied.
 fn read_events(body: &Bytes) -> Result<Vec<Incoming>, ApiError> {
+    match read_plain_events(body) {
+        Some(events) => Ok(events),
+        None => read_events_general(body),
+    }
+}
+
+/// The fast reader of a batch of plain events: each event's keys borrowed from the body, its
+/// fields read by the engine's typed line reader (`solvent_engine::event::parse_line`, the
+/// reader `solvent replay` uses), with no `serde_json::Value` built. It decides nothing on its
+/// own: anything it does not take as it stands (an error of any kind, a `ts`, `client_id` or
+/// `seq` key, a key given twice, an escape, a nested object or array) gives `None`, and
+/// [`read_events_general`] reads the whole body again and gives its result, success or the
+/// error naming the field. What it returns is what the general reader returns for the same
+/// body (the engine's tests hold its typed reader to its general one).
+fn read_plain_events(body: &[u8]) -> Option<Vec<Incoming>> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Batch<'a> {
+        #[serde(borrow)]
+        events: Vec<&'a serde_json::value::RawValue>,
+    }
+    let batch: Batch<'_> = serde_json::from_slice(body).ok()?;
+    if batch.events.is_empty() || batch.events.len() > MAX_EVENTS_PER_REQUEST {
+        return None;
+    }
+    let mut line = String::with_capacity(256);
+    let mut events = Vec::with_capacity(batch.events.len());
+    for (index, raw) in batch.events.iter().enumerate() {
+        let text = raw.get();
+        let fields = text.strip_prefix('{')?;
+        if fields.contains(['{', '[', '\\']) || !plain_keys(text)? {
+            return None;
+        }
+        // A line as `solvent replay` reads it; the number and time are placeholders, dropped.
+        line.clear();
+        line.push_str(r#"{"seq":1,"ts":"1970-01-01T00:00:00Z","#);
+        line.push_str(fields);
+        let envelope = solvent_engine::event::parse_line("(request)", index + 1, &line).ok()?;
+        events.push(Incoming {
+            client_id: None,
+            ts: None,
+            event: envelope.event,
+        });
+    }
+    Some(events)
+}
+
+/// Whether an event object's keys are each given once and none is `seq`, `ts` or `client_id`
+/// (`None`: not an object whose keys can be borrowed).
+fn plain_keys(text: &str) -> Option<bool> {
+    struct Keys;
+    impl<'de> serde::de::Visitor<'de> for Keys {
+        type Value = bool;
+        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("an event object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let mut seen: Vec<&'de str> = Vec::with_capacity(12);
+            while let Some(key) = map.next_key::<&'de str>()? {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                if matches!(key, "seq" | "ts" | "client_id") || seen.contains(&key) {
+                    return Ok(false);
+                }
+                seen.push(key);
+            }
+            Ok(true)
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    serde::Deserializer::deserialize_map(&mut deserializer, Keys).ok()
+}
+
+/// The general reader of a batch: through `serde_json::Value` objects, naming the field of any
+/// problem.
+fn read_events_general(body: &Bytes) -> Result<Vec<Incoming>, ApiError> {
     let batch: EventsBody = parse(body)?;
     if batch.events.is_empty() {
         return Err(ApiError::invalid("events", "no events"));
@@ -316,7 +391,35 @@ pub(crate) async fn post_events(
         .await
         .map_err(|_| ApiError::unavailable("the engine stopped before answering"))?
         .map_err(submit_error)?;
-    Ok(json(&serde_json::json!({ "results": results })))
+    // `{"results": [...]}` written directly: each effect's text is copied as the engine's
+    // thread wrote it.
+    let size: usize = results
+        .iter()
+        .map(|reply| {
+            64 + reply
+                .effects
+                .iter()
+                .map(|e| e.as_str().len() + 1)
+                .sum::<usize>()
+        })
+        .sum();
+    let mut out = String::with_capacity(size + 16);
+    out.push_str(r#"{"results":["#);
+    for (n, reply) in results.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        reply.write_json(&mut out);
+    }
+    out.push_str("]}");
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        out,
+    )
+        .into_response())
 }
 
 fn submit_error(error: SubmitError) -> ApiError {
@@ -1417,4 +1520,70 @@ pub(crate) async fn post_cascade(
     })
     .await?;
     Ok(json(&report))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn events(incoming: &[Incoming]) -> Vec<(Option<String>, Option<jiff::Timestamp>, Event)> {
+        incoming
+            .iter()
+            .map(|i| (i.client_id.clone(), i.ts, i.event.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn the_fast_reader_takes_plain_batches_as_the_general_one_does_and_leaves_the_rest_to_it() {
+        let plain = Bytes::from(
+            r#"{"events":[
+                {"type":"index_price","underlying":"BTC","price":"60000.5"},
+                {"type":"mark_price","instrument":"BTCUSDT","price":"59990"},
+                {"account":"a1","type":"deposit","asset":"USDT","amount":"10000"},
+                {"type":"fill","account":"a1","instrument":"BTCUSDT","side":"buy","size":"0.001","price":"60000","fee":"0.03","counterparty":"external"},
+                {"type":"index_price","underlying":"ETH","price":"3000","source":"s1"}
+            ]}"#,
+        );
+        let fast = read_plain_events(&plain).unwrap();
+        let general = read_events_general(&plain).unwrap();
+        assert_eq!(events(&fast), events(&general));
+        assert_eq!(fast.len(), 5);
+        // What the fast reader leaves to the general one: times, client ids, a repeated key, a
+        // key it does not know, an escape, a wrong value, an empty or oversized batch.
+        for body in [
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","ts":"2026-01-01T00:00:00Z"}]}"#,
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","client_id":"c1"}]}"#,
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","amount":"2"}]}"#,
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","seq":3}]}"#,
+            r#"{"events":[{"type":"deposit","account":"a\u0031","asset":"USDT","amount":"1"}]}"#,
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","extra":1}]}"#,
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT"}]}"#,
+            r#"{"events":[]}"#,
+            r#"{"events":[{}]}"#,
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1"}],"more":1}"#,
+        ] {
+            assert!(read_plain_events(body.as_bytes()).is_none(), "{body}");
+        }
+        // A value the readers take and the engine refuses when it applies it: the same event.
+        let negative = Bytes::from(
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"-1"}]}"#,
+        );
+        match (read_plain_events(&negative), read_events_general(&negative)) {
+            (Some(fast), Ok(general)) => assert_eq!(events(&fast), events(&general)),
+            (None, _) => {}
+            (Some(_), Err(_)) => panic!("the fast reader took what the general one refuses"),
+        }
+        // Those the general reader takes come out the same through `read_events`.
+        let with_time = Bytes::from(
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","ts":"2026-01-01T00:00:00Z","client_id":"c1"}]}"#,
+        );
+        let read = read_events(&with_time).unwrap();
+        assert_eq!(read[0].client_id.as_deref(), Some("c1"));
+        assert!(read[0].ts.is_some());
+        let repeated = Bytes::from(
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","amount":"2"}]}"#,
+        );
+        assert!(read_events(&repeated).is_err());
+    }
 }

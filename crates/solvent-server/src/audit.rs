@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use crate::json_text::JsonText;
+
 /// Events kept.
 pub const KEEP_EVENTS: usize = 50_000;
 /// Effects kept over all the events kept (the oldest events go first).
@@ -20,9 +22,9 @@ pub struct Recorded {
     /// Its time (RFC 3339).
     pub ts: String,
     /// The event as `solvent replay` reads it.
-    pub event: serde_json::Value,
+    pub event: JsonText,
     /// Its effects, as `solvent replay` writes them.
-    pub effects: Vec<serde_json::Value>,
+    pub effects: Vec<JsonText>,
 }
 
 impl Recorded {
@@ -32,32 +34,50 @@ impl Recorded {
     pub fn concerns(&self, account: &str) -> bool {
         std::iter::once(&self.event)
             .chain(&self.effects)
-            .any(|value| names(value, account))
+            .any(|text| names(text, account))
     }
 
     /// The event's type.
     #[must_use]
-    pub fn kind(&self) -> &str {
-        self.event
-            .get("type")
-            .and_then(serde_json::Value::as_str)
+    pub fn kind(&self) -> String {
+        #[derive(serde::Deserialize)]
+        struct Kind<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: Option<std::borrow::Cow<'a, str>>,
+        }
+        serde_json::from_str::<Kind<'_>>(self.event.as_str())
+            .ok()
+            .and_then(|kind| kind.kind)
+            .map(std::borrow::Cow::into_owned)
             .unwrap_or_default()
     }
 }
 
-fn names(value: &serde_json::Value, account: &str) -> bool {
-    ["account", "counterparty", "from", "to"]
-        .iter()
-        .any(|field| {
-            value
-                .get(field)
-                .and_then(serde_json::Value::as_str)
-                .is_some_and(|name| {
-                    name == account
-                        || name
-                            .split_once("/isolated/")
-                            .is_some_and(|(owner, _)| owner == account)
-                })
+/// The names an event or effect gives (read from its text when a query asks).
+#[derive(serde::Deserialize)]
+struct Names<'a> {
+    #[serde(borrow)]
+    account: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    counterparty: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    from: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    to: Option<std::borrow::Cow<'a, str>>,
+}
+
+fn names(text: &JsonText, account: &str) -> bool {
+    let Ok(names) = serde_json::from_str::<Names<'_>>(text.as_str()) else {
+        return false;
+    };
+    [names.account, names.counterparty, names.from, names.to]
+        .into_iter()
+        .flatten()
+        .any(|name| {
+            name == account
+                || name
+                    .split_once("/isolated/")
+                    .is_some_and(|(owner, _)| owner == account)
         })
 }
 
@@ -171,9 +191,13 @@ mod tests {
         Recorded {
             seq,
             ts: "2025-10-01T00:00:00Z".to_owned(),
-            event: serde_json::json!({"type": "deposit", "account": account}),
+            event: JsonText::of(&serde_json::json!({"type": "deposit", "account": account})),
             effects: (0..effects)
-                .map(|_| serde_json::json!({"seq": seq, "type": "account_updated", "account": account}))
+                .map(|_| {
+                    JsonText::of(
+                        &serde_json::json!({"seq": seq, "type": "account_updated", "account": account}),
+                    )
+                })
                 .collect(),
         }
     }

@@ -25,7 +25,7 @@ use arc_swap::ArcSwap;
 use jiff::Timestamp;
 use serde::Serialize;
 use solvent_engine::Engine;
-use solvent_engine::effect::{Effect, EffectLine};
+use solvent_engine::effect::Effect;
 use solvent_engine::event::{Envelope, Event};
 use solvent_store::{
     ClientIndex, ClientRecord, Committer, CommitterConfig, Entry, Journal, JournalError,
@@ -33,6 +33,7 @@ use solvent_store::{
 use tokio::sync::oneshot;
 
 use crate::feed::{Channel, Feed};
+use crate::json_text::JsonText;
 use crate::view::View;
 
 /// One event as a client sends it.
@@ -72,7 +73,38 @@ pub struct EventReply {
     pub client_id: Option<String>,
     /// Its effects, as `solvent replay` writes them.
     #[schema(value_type = Vec<Object>)]
-    pub effects: Vec<serde_json::Value>,
+    pub effects: Vec<JsonText>,
+}
+
+impl EventReply {
+    /// Appends the reply as JSON to `out`: what its `Serialize` writes, the effects copied as
+    /// they were written.
+    pub fn write_json(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        match self.seq {
+            Some(seq) => {
+                let _ = write!(out, r#"{{"seq":{seq},"#);
+            }
+            None => out.push_str(r#"{"seq":null,"#),
+        }
+        out.push_str(match self.status {
+            Status::Accepted => r#""status":"accepted""#,
+            Status::Rejected => r#""status":"rejected""#,
+            Status::Duplicate => r#""status":"duplicate""#,
+        });
+        if let Some(id) = &self.client_id {
+            out.push_str(r#","client_id":"#);
+            out.push_str(&serde_json::to_string(id).unwrap_or_default());
+        }
+        out.push_str(r#","effects":["#);
+        for (n, effect) in self.effects.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            out.push_str(effect.as_str());
+        }
+        out.push_str("]}");
+    }
 }
 
 /// Why the write path could not take a request.
@@ -121,7 +153,9 @@ struct Batch {
     replies: Vec<(ReplySender, Vec<EventReply>)>,
     hashes: Vec<(oneshot::Sender<HashAnswer>, HashAnswer)>,
     copies: Vec<(oneshot::Sender<Box<Engine>>, Box<Engine>)>,
-    feed: Vec<(Channel, serde_json::Value)>,
+    feed: Vec<(Channel, Arc<str>)>,
+    /// The types of the margin calls, liquidations, ADL and deficits, for `/metrics`.
+    counted: Vec<&'static str>,
     recorded: Vec<crate::audit::Recorded>,
     view: Arc<View>,
     events: usize,
@@ -412,6 +446,7 @@ impl EngineLoop {
                 hashes: Vec::new(),
                 copies: Vec::new(),
                 feed: Vec::new(),
+                counted: Vec::new(),
                 recorded: Vec::new(),
                 view: Arc::clone(&view),
                 events: 0,
@@ -494,6 +529,7 @@ impl EngineLoop {
         changed: &mut Changed,
     ) -> Vec<EventReply> {
         let mut replies = Vec::with_capacity(events.len());
+        let mut buffer = Vec::with_capacity(512);
         for incoming in events {
             batch.events += 1;
             if let Some(first) = incoming
@@ -516,15 +552,9 @@ impl EngineLoop {
             };
             let effects = self.engine.apply(&envelope);
             let accepted = self.engine.last_seq() == Some(seq);
-            let lines: Vec<serde_json::Value> = effects
+            let lines: Vec<JsonText> = effects
                 .iter()
-                .map(|effect| {
-                    serde_json::to_value(EffectLine {
-                        seq,
-                        effect: effect.clone(),
-                    })
-                    .unwrap_or(serde_json::Value::Null)
-                })
+                .map(|effect| JsonText::of_effect(effect, seq, &mut buffer))
                 .collect();
             let reply = EventReply {
                 seq: accepted.then_some(seq),
@@ -541,19 +571,28 @@ impl EngineLoop {
                 let ts = envelope.ts.to_string();
                 for (effect, line) in effects.iter().zip(&reply.effects) {
                     touch_effect(effect, touched);
-                    // The feed's copy carries the event's time (for charts over time).
-                    let mut stamped = line.clone();
-                    if let Some(fields) = stamped.as_object_mut() {
-                        fields.insert("ts".to_owned(), serde_json::Value::String(ts.clone()));
+                    let channels = channels(effect);
+                    if channels
+                        .iter()
+                        .any(|c| matches!(c, Channel::MarginCalls | Channel::Liquidations))
+                    {
+                        // Each margin call, liquidation, ADL and uncovered deficit goes to one
+                        // of these two channels once: counted once.
+                        batch.counted.push(effect.kind());
                     }
-                    for channel in channels(effect) {
-                        batch.feed.push((channel, stamped.clone()));
+                    if channels.is_empty() {
+                        continue;
+                    }
+                    // The feed's copy carries the event's time (for charts over time).
+                    let stamped = line.with_field("ts", &ts);
+                    for channel in channels {
+                        batch.feed.push((channel, Arc::clone(&stamped)));
                     }
                 }
                 batch.recorded.push(crate::audit::Recorded {
                     seq,
                     ts,
-                    event: serde_json::to_value(&envelope.event).unwrap_or_default(),
+                    event: JsonText::of(&envelope.event),
                     effects: reply.effects.clone(),
                 });
                 if let Some(price) = price_message(&envelope) {
@@ -602,7 +641,8 @@ fn duplicate_of(first: &ClientRecord) -> EventReply {
                 .map(str::to_owned),
             effects: value
                 .get("effects")
-                .and_then(|effects| effects.as_array().cloned())
+                .and_then(|effects| effects.as_array())
+                .map(|effects| effects.iter().map(JsonText::of).collect())
                 .unwrap_or_default(),
         },
         Err(_) => EventReply {
@@ -675,27 +715,31 @@ fn user_account(ledger_name: &str) -> Option<&str> {
 
 /// The accounts an effect changes (positions, balances or state).
 fn touch_effect(effect: &Effect, touched: &mut BTreeSet<String>) {
+    // Most effects name an account already touched: no new string for those.
+    let mut touch = |id: &str| {
+        if !touched.contains(id) {
+            touched.insert(id.to_owned());
+        }
+    };
     match effect {
         Effect::AccountUpdated { account, .. }
         | Effect::MarginCall { account, .. }
         | Effect::StateChanged { account, .. }
         | Effect::Liquidation { account, .. }
         | Effect::LiquidationDeferred { account, .. }
-        | Effect::DeficitBeyondFund { account, .. } => {
-            touched.insert(account.clone());
-        }
+        | Effect::DeficitBeyondFund { account, .. } => touch(account),
         Effect::Adl {
             account,
             counterparty,
             ..
         } => {
-            touched.insert(account.clone());
-            touched.insert(counterparty.clone());
+            touch(account);
+            touch(counterparty);
         }
         Effect::TransferApplied { from, to, .. } => {
             for name in [from, to] {
                 if let Some(id) = user_account(name) {
-                    touched.insert(id.to_owned());
+                    touch(id);
                 }
             }
         }
@@ -741,19 +785,23 @@ fn channels(effect: &Effect) -> Vec<Channel> {
 }
 
 /// The `prices` message of an accepted price event.
-fn price_message(envelope: &Envelope) -> Option<serde_json::Value> {
+fn price_message(envelope: &Envelope) -> Option<Arc<str>> {
     let (kind, name, price) = match &envelope.event {
         Event::IndexPrice(e) => ("index_price", &e.underlying, e.price.value()),
         Event::MarkPrice(e) => ("mark_price", &e.instrument, e.price.value()),
         _ => return None,
     };
-    Some(serde_json::json!({
-        "seq": envelope.seq,
-        "type": kind,
-        "name": name,
-        "price": price.normalize().to_string(),
-        "ts": envelope.ts.to_string(),
-    }))
+    Some(
+        serde_json::json!({
+            "seq": envelope.seq,
+            "type": kind,
+            "name": name,
+            "price": price.normalize().to_string(),
+            "ts": envelope.ts.to_string(),
+        })
+        .to_string()
+        .into(),
+    )
 }
 
 /// A journal whose appends (write and sync) are timed for `/metrics`.
@@ -787,20 +835,12 @@ impl Journal for Timed {
 /// feed, then the replies.
 fn release(batch: Batch, shared: &Shared) {
     crate::metrics::applied(batch.events);
-    for (channel, body) in &batch.feed {
-        // Each margin call, liquidation, ADL and uncovered deficit goes to exactly one of these
-        // two channels once, so counting there counts each effect once.
-        if matches!(channel, Channel::MarginCalls | Channel::Liquidations)
-            && let Some(kind) = body.get("type").and_then(serde_json::Value::as_str)
-        {
-            crate::metrics::effect(kind);
-        }
+    for kind in &batch.counted {
+        crate::metrics::effect(kind);
     }
     shared.view.store(batch.view);
     shared.recent.record(batch.recorded);
-    for (channel, body) in batch.feed {
-        shared.feed.publish(channel, body);
-    }
+    shared.feed.publish_all(batch.feed);
     for (reply, replies) in batch.replies {
         let _ = reply.send(Ok(replies));
     }

@@ -1,19 +1,22 @@
 //! The WebSocket feed (DESIGN.md 10): every durable effect, numbered, on named channels.
 //!
-//! One broadcast ring carries every message to every connection; each connection keeps the
-//! channels it subscribed to. Publishing never waits for a reader: a connection that falls more
-//! than the ring's capacity behind is dropped with a reason, so a slow subscriber can never hold
-//! the engine back. The last [`RETAINED`] messages are also kept for resuming: a client that
-//! reconnects with the last sequence number it saw gets every message after it, without a gap,
-//! or a `resume_gap` error if they are gone.
+//! Each message is numbered and rendered once, as the WebSocket frame every subscriber of its
+//! channel is sent, when it is published. Publishing routes it to the connections subscribed to
+//! its channel only (a connection registers its channels here), each through a bounded queue of
+//! its own, so the cost of a message is its recipients, not every connection. Publishing never
+//! waits for a reader: a connection whose queue holds [`LAG_LIMIT`] messages is dropped with a
+//! reason, so a slow subscriber can never hold the engine back. The last [`RETAINED`] messages
+//! are also kept for resuming: a client that reconnects with the last sequence number it saw
+//! gets every message after it, without a gap, or a `resume_gap` error if they are gone.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use serde::Serialize;
-use tokio::sync::broadcast;
+use axum::body::Bytes;
+use tokio::sync::mpsc;
 
 /// Messages kept for resuming.
 pub const RETAINED: usize = 100_000;
@@ -73,134 +76,323 @@ impl FromStr for Channel {
     }
 }
 
-/// A live receiver and the retained messages a resume must send first.
-pub type Subscription = (broadcast::Receiver<Arc<Message>>, Vec<Arc<Message>>);
-
 /// One message of the feed.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Message {
     /// Its number in the feed: strictly increasing, with no gaps across all channels.
     pub seq: u64,
     /// The channel.
-    #[serde(serialize_with = "serialize_channel")]
     pub channel: Channel,
-    /// The effect or price, as `solvent replay` writes it.
-    pub data: serde_json::Value,
+    /// The effect or price as JSON text, as `solvent replay` writes it (with the event's `ts`).
+    pub data: Arc<str>,
+    /// The WebSocket frame `{"seq","channel","data"}`, rendered when a subscriber first needs
+    /// it (most messages have none).
+    frame: OnceLock<Bytes>,
 }
 
-fn serialize_channel<S: serde::Serializer>(channel: &Channel, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(channel)
-}
+impl Message {
+    fn new(seq: u64, channel: Channel, data: Arc<str>) -> Self {
+        Self {
+            seq,
+            channel,
+            data,
+            frame: OnceLock::new(),
+        }
+    }
 
-/// The feed: a numbered broadcast with a retained tail.
-pub struct Feed {
-    sender: broadcast::Sender<Arc<Message>>,
-    retained: Mutex<Retained>,
-}
+    /// The frame a subscriber is sent (rendered once, shared by all of them).
+    #[must_use]
+    pub fn frame(&self) -> Bytes {
+        self.frame
+            .get_or_init(|| {
+                let name = serde_json::to_string(&self.channel.to_string()).unwrap_or_default();
+                let (seq, data) = (self.seq, &self.data);
+                Bytes::from(format!(r#"{{"seq":{seq},"channel":{name},"data":{data}}}"#))
+            })
+            .clone()
+    }
 
-struct Retained {
-    next_seq: u64,
-    messages: VecDeque<Arc<Message>>,
-}
-
-impl Default for Feed {
-    fn default() -> Self {
-        Self::new()
+    /// The data as a JSON value.
+    #[must_use]
+    pub fn data_value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.data).unwrap_or(serde_json::Value::Null)
     }
 }
+
+/// The feed: numbered messages routed to their channels' subscribers, with a retained tail.
+#[derive(Default)]
+pub struct Feed {
+    inner: Arc<Mutex<Inner>>,
+}
+
+struct Inner {
+    next_seq: u64,
+    messages: VecDeque<Arc<Message>>,
+    next_id: u64,
+    subscribers: HashMap<u64, Subscriber>,
+    /// Channel -> the subscribers that listen to it.
+    routes: HashMap<Channel, BTreeSet<u64>>,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            next_seq: 1,
+            messages: VecDeque::new(),
+            next_id: 0,
+            subscribers: HashMap::new(),
+            routes: HashMap::new(),
+        }
+    }
+}
+
+struct Subscriber {
+    sender: mpsc::Sender<Arc<Message>>,
+    channels: BTreeSet<Channel>,
+    lagged: Arc<AtomicBool>,
+}
+
+impl Inner {
+    fn drop_subscriber(&mut self, id: u64) {
+        if let Some(subscriber) = self.subscribers.remove(&id) {
+            for channel in &subscriber.channels {
+                self.unroute(channel, id);
+            }
+        }
+    }
+
+    fn unroute(&mut self, channel: &Channel, id: u64) {
+        if let Some(ids) = self.routes.get_mut(channel) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                self.routes.remove(channel);
+            }
+        }
+    }
+
+    fn publish(&mut self, channel: Channel, data: Arc<str>) {
+        let message = Arc::new(Message::new(self.next_seq, channel, data));
+        self.next_seq += 1;
+        if self.messages.len() == RETAINED {
+            self.messages.pop_front();
+        }
+        self.messages.push_back(Arc::clone(&message));
+        let Some(ids) = self.routes.get(&message.channel) else {
+            return;
+        };
+        let mut gone = Vec::new();
+        for id in ids {
+            let Some(subscriber) = self.subscribers.get(id) else {
+                continue;
+            };
+            match subscriber.sender.try_send(Arc::clone(&message)) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    subscriber.lagged.store(true, Ordering::Release);
+                    gone.push(*id);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => gone.push(*id),
+            }
+        }
+        for id in gone {
+            self.drop_subscriber(id);
+        }
+    }
+}
+
+/// Why a subscription ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The connection fell [`LAG_LIMIT`] messages behind and was dropped.
+    Lagged,
+    /// The feed is gone (the service is stopping).
+    Closed,
+}
+
+/// One connection's subscription: the messages of its channels, in order.
+pub struct Subscription {
+    id: u64,
+    inner: Arc<Mutex<Inner>>,
+    receiver: mpsc::Receiver<Arc<Message>>,
+    lagged: Arc<AtomicBool>,
+}
+
+impl Subscription {
+    /// The next message of a subscribed channel.
+    ///
+    /// # Errors
+    /// [`Ended::Lagged`] once the connection fell too far behind (at once, not after the
+    /// messages still queued), [`Ended::Closed`] when the feed is gone.
+    pub async fn recv(&mut self) -> Result<Arc<Message>, Ended> {
+        if self.lagged.load(Ordering::Acquire) {
+            return Err(Ended::Lagged);
+        }
+        match self.receiver.recv().await {
+            Some(message) if !self.lagged.load(Ordering::Acquire) => Ok(message),
+            Some(_) => Err(Ended::Lagged),
+            None if self.lagged.load(Ordering::Acquire) => Err(Ended::Lagged),
+            None => Err(Ended::Closed),
+        }
+    }
+
+    /// The next message if one is queued now (`None`: none queued, or the subscription ended,
+    /// which the next [`Self::recv`] reports).
+    pub fn try_recv(&mut self) -> Option<Arc<Message>> {
+        if self.lagged.load(Ordering::Acquire) {
+            return None;
+        }
+        self.receiver.try_recv().ok()
+    }
+
+    /// Listens to `channels` too, from the next message published.
+    pub fn add(&self, channels: &[Channel]) {
+        let mut inner = lock(&self.inner);
+        let Some(subscriber) = inner.subscribers.get_mut(&self.id) else {
+            return;
+        };
+        let added: Vec<Channel> = channels
+            .iter()
+            .filter(|channel| subscriber.channels.insert((*channel).clone()))
+            .cloned()
+            .collect();
+        for channel in added {
+            inner.routes.entry(channel).or_default().insert(self.id);
+        }
+    }
+
+    /// Stops listening to `channels`.
+    pub fn remove(&self, channels: &[Channel]) {
+        let mut inner = lock(&self.inner);
+        let Some(subscriber) = inner.subscribers.get_mut(&self.id) else {
+            return;
+        };
+        let removed: Vec<Channel> = channels
+            .iter()
+            .filter(|channel| subscriber.channels.remove(*channel))
+            .cloned()
+            .collect();
+        for channel in removed {
+            inner.unroute(&channel, self.id);
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        lock(&self.inner).drop_subscriber(self.id);
+    }
+}
+
+fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    inner
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A live subscription and the retained messages of its channels a resume must send first.
+pub type Subscribed = (Subscription, Vec<Arc<Message>>);
 
 impl Feed {
     /// An empty feed.
     #[must_use]
     pub fn new() -> Self {
-        let (sender, _) = broadcast::channel(LAG_LIMIT);
-        Self {
-            sender,
-            retained: Mutex::new(Retained {
-                next_seq: 1,
-                messages: VecDeque::new(),
-            }),
+        Self::default()
+    }
+
+    /// Numbers and routes one message (`data`: JSON text). Never waits.
+    pub fn publish(&self, channel: Channel, data: impl Into<Arc<str>>) {
+        lock(&self.inner).publish(channel, data.into());
+    }
+
+    /// Numbers and routes messages in order, under one lock. Never waits.
+    pub fn publish_all(&self, messages: impl IntoIterator<Item = (Channel, Arc<str>)>) {
+        let mut inner = lock(&self.inner);
+        for (channel, data) in messages {
+            inner.publish(channel, data);
         }
     }
 
-    /// Numbers and sends one message. Never waits.
-    pub fn publish(&self, channel: Channel, data: serde_json::Value) {
-        // The lock orders numbering and sending together, so receivers see numbers in order.
-        let mut retained = self
-            .retained
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let message = Arc::new(Message {
-            seq: retained.next_seq,
-            channel,
-            data,
-        });
-        retained.next_seq += 1;
-        if retained.messages.len() == RETAINED {
-            retained.messages.pop_front();
-        }
-        retained.messages.push_back(Arc::clone(&message));
-        // No receiver is not an error: nobody is listening.
-        let _ = self.sender.send(message);
-    }
-
-    /// A receiver of every message published from now on, with the retained messages after
-    /// `since` (`None`: none). `Err` with the oldest retained number when messages after `since`
-    /// are gone.
+    /// A subscription to `channels` of every message published from now on, with the retained
+    /// messages of those channels after `since` (`None`: none). `Err` with the oldest retained
+    /// number when messages after `since` are gone.
     ///
     /// # Errors
     /// The oldest sequence number still retained, when `since` is older than the tail.
-    pub fn subscribe(&self, since: Option<u64>) -> Result<Subscription, u64> {
-        let retained = self
-            .retained
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let receiver = self.sender.subscribe();
-        let Some(since) = since else {
-            return Ok((receiver, Vec::new()));
+    pub fn subscribe(&self, since: Option<u64>, channels: &[Channel]) -> Result<Subscribed, u64> {
+        let mut inner = lock(&self.inner);
+        let backlog = match since {
+            None => Vec::new(),
+            Some(since) => {
+                let oldest = inner
+                    .messages
+                    .front()
+                    .map_or(inner.next_seq, |message| message.seq);
+                if since + 1 < oldest {
+                    return Err(oldest);
+                }
+                inner
+                    .messages
+                    .iter()
+                    .filter(|message| message.seq > since && channels.contains(&message.channel))
+                    .cloned()
+                    .collect()
+            }
         };
-        let oldest = retained
-            .messages
-            .front()
-            .map_or(retained.next_seq, |message| message.seq);
-        if since + 1 < oldest {
-            return Err(oldest);
+        let id = inner.next_id;
+        inner.next_id += 1;
+        let (sender, receiver) = mpsc::channel(LAG_LIMIT);
+        let lagged = Arc::new(AtomicBool::new(false));
+        let wanted: BTreeSet<Channel> = channels.iter().cloned().collect();
+        for channel in &wanted {
+            inner.routes.entry(channel.clone()).or_default().insert(id);
         }
-        let backlog = retained
-            .messages
-            .iter()
-            .filter(|message| message.seq > since)
-            .cloned()
-            .collect();
-        Ok((receiver, backlog))
+        inner.subscribers.insert(
+            id,
+            Subscriber {
+                sender,
+                channels: wanted,
+                lagged: Arc::clone(&lagged),
+            },
+        );
+        Ok((
+            Subscription {
+                id,
+                inner: Arc::clone(&self.inner),
+                receiver,
+                lagged,
+            },
+            backlog,
+        ))
     }
 
     /// The last `limit` retained messages of `channel`, oldest first.
     #[must_use]
     pub fn recent(&self, channel: &Channel, limit: usize) -> Vec<serde_json::Value> {
-        let retained = self
-            .retained
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut messages: Vec<serde_json::Value> = retained
+        let found: Vec<Arc<Message>> = lock(&self.inner)
             .messages
             .iter()
             .rev()
             .filter(|message| message.channel == *channel)
             .take(limit)
-            .map(|message| serde_json::json!({ "feed_seq": message.seq, "data": message.data }))
+            .cloned()
             .collect();
-        messages.reverse();
-        messages
+        found
+            .iter()
+            .rev()
+            .map(|message| serde_json::json!({ "feed_seq": message.seq, "data": message.data_value() }))
+            .collect()
     }
 
     /// The number the next message will get.
     #[must_use]
     pub fn next_seq(&self) -> u64 {
-        self.retained
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .next_seq
+        lock(&self.inner).next_seq
+    }
+
+    /// Connections subscribed now.
+    #[must_use]
+    pub fn subscribers(&self) -> usize {
+        lock(&self.inner).subscribers.len()
     }
 }
 
@@ -229,18 +421,58 @@ mod tests {
     fn resume_gives_every_message_after_the_last_seen_and_reports_a_gap() {
         let feed = Feed::new();
         for price in 0..5 {
-            feed.publish(Channel::Prices, serde_json::json!(price));
+            feed.publish(Channel::Prices, price.to_string());
         }
-        let (_, backlog) = feed.subscribe(Some(2)).unwrap();
+        let (_, backlog) = feed.subscribe(Some(2), &[Channel::Prices]).unwrap();
         let numbers: Vec<u64> = backlog.iter().map(|message| message.seq).collect();
         assert_eq!(numbers, [3, 4, 5]);
-        let (mut receiver, backlog) = feed.subscribe(None).unwrap();
+        let (mut subscription, backlog) = feed.subscribe(None, &[Channel::Health]).unwrap();
         assert!(backlog.is_empty());
-        feed.publish(Channel::Health, serde_json::json!("next"));
-        assert_eq!(receiver.try_recv().unwrap().seq, 6);
+        feed.publish(Channel::Health, "\"next\"");
+        assert_eq!(subscription.receiver.try_recv().unwrap().seq, 6);
         for _ in 0..RETAINED {
-            feed.publish(Channel::Prices, serde_json::json!(0));
+            feed.publish(Channel::Prices, "0");
         }
-        assert_eq!(feed.subscribe(Some(3)).unwrap_err(), 7);
+        assert!(feed.subscribe(Some(3), &[Channel::Prices]).is_err());
+    }
+
+    #[test]
+    fn a_message_goes_to_its_channels_subscribers_only_framed_once() {
+        let feed = Feed::new();
+        let (mut a1, _) = feed
+            .subscribe(None, &[Channel::Account("a1".to_owned())])
+            .unwrap();
+        let (mut prices, _) = feed.subscribe(None, &[Channel::Prices]).unwrap();
+        feed.publish(Channel::Account("a1".to_owned()), r#"{"x":1}"#);
+        feed.publish(Channel::Prices, r#"{"p":"1"}"#);
+        let message = a1.receiver.try_recv().unwrap();
+        assert!(a1.receiver.try_recv().is_err());
+        let frame: serde_json::Value = serde_json::from_slice(&message.frame()).unwrap();
+        assert_eq!(
+            frame,
+            serde_json::json!({"seq": 1, "channel": "account.a1", "data": {"x": 1}})
+        );
+        assert_eq!(prices.receiver.try_recv().unwrap().seq, 2);
+        prices.remove(&[Channel::Prices]);
+        a1.add(&[Channel::Prices]);
+        feed.publish(Channel::Prices, r#"{"p":"2"}"#);
+        assert!(prices.receiver.try_recv().is_err());
+        assert_eq!(a1.receiver.try_recv().unwrap().seq, 3);
+        drop(prices);
+        assert_eq!(feed.subscribers(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_is_dropped_at_once_and_the_rest_are_not() {
+        let feed = Feed::new();
+        let (mut slow, _) = feed.subscribe(None, &[Channel::Prices]).unwrap();
+        let (mut other, _) = feed.subscribe(None, &[Channel::Health]).unwrap();
+        for _ in 0..=LAG_LIMIT {
+            feed.publish(Channel::Prices, "0");
+        }
+        feed.publish(Channel::Health, "1");
+        assert_eq!(slow.recv().await.unwrap_err(), Ended::Lagged);
+        assert_eq!(other.recv().await.unwrap().seq, LAG_LIMIT as u64 + 2);
+        assert_eq!(feed.subscribers(), 1);
     }
 }

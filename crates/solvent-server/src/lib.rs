@@ -16,6 +16,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod error;
 pub mod feed;
+pub mod json_text;
 pub mod keys;
 pub mod metrics;
 pub mod request;

@@ -6,7 +6,8 @@
 //! with a snapshot of each new channel, then every message of the subscribed channels as
 //! `{"seq","channel","data"}` with `seq` strictly increasing across the connection, `pong`, and
 //! `error`. The server pings every 20 s. A connection that falls behind the feed is closed with
-//! the reason `slow_subscriber`: the engine never waits for it.
+//! the reason `slow_subscriber`: the engine never waits for it. The feed routes each message to
+//! the connections subscribed to its channel only, as a frame rendered once ([`crate::feed`]).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -14,17 +15,19 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::{AppState, Caller};
 use crate::error::ApiError;
-use crate::feed::{Channel, Message};
+use crate::feed::{Channel, Ended, LAG_LIMIT, Message, Subscription};
 use crate::keys::Scope;
+
+/// Messages written to a connection before its socket is flushed.
+const BURST: usize = 256;
 
 /// How often the server pings.
 pub const PING_EVERY: Duration = Duration::from_secs(20);
@@ -86,13 +89,13 @@ fn allowed(scope: &Scope, channel: &Channel) -> bool {
 async fn serve(socket: WebSocket, state: AppState, scope: Scope) {
     let (mut sink, mut stream) = socket.split();
     let mut channels: BTreeSet<Channel> = BTreeSet::new();
-    let mut receiver: Option<tokio::sync::broadcast::Receiver<Arc<Message>>> = None;
+    let mut subscription: Option<Subscription> = None;
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {
         let live = async {
-            match receiver.as_mut() {
-                Some(receiver) => receiver.recv().await,
+            match subscription.as_mut() {
+                Some(subscription) => subscription.recv().await,
                 None => std::future::pending().await,
             }
         };
@@ -113,7 +116,7 @@ async fn serve(socket: WebSocket, state: AppState, scope: Scope) {
                         continue;
                     }
                 };
-                let replies = handle(&state, &scope, request, &mut channels, &mut receiver).await;
+                let replies = handle(&state, &scope, request, &mut channels, &mut subscription).await;
                 for reply in replies {
                     if sink.send(reply).await.is_err() {
                         return;
@@ -123,22 +126,36 @@ async fn serve(socket: WebSocket, state: AppState, scope: Scope) {
             message = live => {
                 match message {
                     Ok(message) => {
-                        if !channels.contains(&message.channel) {
-                            continue;
+                        // What is queued goes out in one write (a burst of liquidations reaches
+                        // every subscriber of the channel at once).
+                        let mut queued = vec![message];
+                        if let Some(subscription) = subscription.as_mut() {
+                            while queued.len() < BURST {
+                                let Some(more) = subscription.try_recv() else { break };
+                                queued.push(more);
+                            }
                         }
-                        if sink.send(frame(&message)).await.is_err() {
+                        for message in queued {
+                            // A channel dropped while its messages were queued.
+                            if channels.contains(&message.channel)
+                                && sink.feed(frame(&message)).await.is_err()
+                            {
+                                return;
+                            }
+                        }
+                        if sink.flush().await.is_err() {
                             return;
                         }
                     }
-                    Err(RecvError::Lagged(missed)) => {
-                        let reason = format!("slow_subscriber: {missed} messages behind; reconnect with since");
+                    Err(Ended::Lagged) => {
+                        let reason = format!("slow_subscriber: {LAG_LIMIT} messages behind; reconnect with since");
                         let _ = sink.send(WsMessage::Close(Some(CloseFrame {
                             code: 1008,
                             reason: reason.into(),
                         }))).await;
                         return;
                     }
-                    Err(RecvError::Closed) => return,
+                    Err(Ended::Closed) => return,
                 }
             }
             _ = ping.tick() => {
@@ -150,8 +167,13 @@ async fn serve(socket: WebSocket, state: AppState, scope: Scope) {
     }
 }
 
+/// The message's frame, rendered once when it was published.
 fn frame(message: &Message) -> WsMessage {
-    WsMessage::Text(serde_json::to_string(message).unwrap_or_default().into())
+    match Utf8Bytes::try_from(message.frame()) {
+        Ok(text) => WsMessage::Text(text),
+        // Rendered from a `String`: always UTF-8.
+        Err(_) => WsMessage::Text(Utf8Bytes::from_static("{}")),
+    }
 }
 
 async fn handle(
@@ -159,15 +181,19 @@ async fn handle(
     scope: &Scope,
     request: Request,
     channels: &mut BTreeSet<Channel>,
-    receiver: &mut Option<tokio::sync::broadcast::Receiver<Arc<Message>>>,
+    subscription: &mut Option<Subscription>,
 ) -> Vec<WsMessage> {
     match request.op.as_str() {
         "ping" => vec![WsMessage::Text(r#"{"op":"pong"}"#.into())],
         "unsubscribe" => {
-            for name in &request.args {
-                if let Ok(channel) = name.parse::<Channel>() {
-                    channels.remove(&channel);
-                }
+            let gone: Vec<Channel> = request
+                .args
+                .iter()
+                .filter_map(|name| name.parse::<Channel>().ok())
+                .filter(|channel| channels.remove(channel))
+                .collect();
+            if let Some(subscription) = subscription.as_ref() {
+                subscription.remove(&gone);
             }
             vec![WsMessage::Text(
                 serde_json::json!({"op": "unsubscribed", "args": request.args})
@@ -192,7 +218,7 @@ async fn handle(
             if wanted.is_empty() {
                 return vec![error("invalid_request", "args: no channels")];
             }
-            if request.since.is_some() && receiver.is_some() {
+            if request.since.is_some() && subscription.is_some() {
                 return vec![error(
                     "invalid_request",
                     "since: only on the first subscribe of a connection",
@@ -204,18 +230,22 @@ async fn handle(
                 snapshots.insert(channel.to_string(), snapshot(state, channel).await);
             }
             channels.extend(wanted.iter().cloned());
-            let backlog = if receiver.is_none() {
-                match state.core.shared().feed.subscribe(request.since) {
+            let feed = &state.core.shared().feed;
+            let backlog = match subscription.as_ref() {
+                Some(live) => {
+                    live.add(&wanted);
+                    Vec::new()
+                }
+                None => match feed.subscribe(request.since, &wanted) {
                     Ok((live, backlog)) => {
-                        *receiver = Some(live);
+                        *subscription = Some(live);
                         backlog
                     }
                     Err(oldest) => {
-                        let (live, _) = match state.core.shared().feed.subscribe(None) {
-                            Ok(subscribed) => subscribed,
-                            Err(_) => return vec![error("unavailable", "the feed refused")],
+                        let Ok((live, _)) = feed.subscribe(None, &wanted) else {
+                            return vec![error("unavailable", "the feed refused")];
                         };
-                        *receiver = Some(live);
+                        *subscription = Some(live);
                         out.push(error(
                             "resume_gap",
                             &format!(
@@ -225,9 +255,7 @@ async fn handle(
                         ));
                         Vec::new()
                     }
-                }
-            } else {
-                Vec::new()
+                },
             };
             out.insert(
                 0,

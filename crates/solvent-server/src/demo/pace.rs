@@ -185,7 +185,7 @@ async fn harvest(
                 Status::Accepted | Status::Duplicate => report.accepted += 1,
             }
             for line in &reply.effects {
-                for observation in Observation::from_json(line) {
+                for observation in Observation::from_json(&line.value()) {
                     feed.observe(observation);
                 }
             }

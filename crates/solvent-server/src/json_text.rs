@@ -1,0 +1,130 @@
+//! JSON written once and shared: an event or an effect as text, rendered by the engine's thread
+//! when the event is applied and then handed as it is to the HTTP reply, the WebSocket feed and
+//! the audit journal (no `serde_json::Value` built, cloned and dropped on the way).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+/// One JSON value as text (always a valid JSON value: written by a serializer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JsonText(Arc<str>);
+
+impl JsonText {
+    /// Text the caller vouches is one JSON value (written by a serializer).
+    #[must_use]
+    pub fn new(text: impl Into<Arc<str>>) -> Self {
+        Self(text.into())
+    }
+
+    /// The text of any serializable value.
+    #[must_use]
+    pub fn of<T: Serialize>(value: &T) -> Self {
+        Self::new(serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned()))
+    }
+
+    /// An effect of event `seq`, with the bytes `solvent replay` writes for it (keys in
+    /// alphabetical order; `Effect::write_json_line`).
+    #[must_use]
+    pub fn of_effect(
+        effect: &solvent_engine::effect::Effect,
+        seq: u64,
+        buffer: &mut Vec<u8>,
+    ) -> Self {
+        buffer.clear();
+        effect.write_json_line(seq, buffer);
+        while buffer.last() == Some(&b'\n') {
+            buffer.pop();
+        }
+        Self::new(String::from_utf8_lossy(buffer))
+    }
+
+    /// The text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The shared text.
+    #[must_use]
+    pub fn shared(&self) -> Arc<str> {
+        Arc::clone(&self.0)
+    }
+
+    /// The value, parsed.
+    #[must_use]
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.0).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The object with one more string field at its end (`{..., "key": "value"}`); the text
+    /// itself when it is no object.
+    #[must_use]
+    pub fn with_field(&self, key: &str, value: &str) -> Arc<str> {
+        let Some(open) = self.0.strip_suffix('}') else {
+            return self.shared();
+        };
+        let separator = if open.trim_end().ends_with('{') {
+            ""
+        } else {
+            ","
+        };
+        let plain = |text: &str| !text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
+        let mut out = String::with_capacity(open.len() + key.len() + value.len() + 8);
+        out.push_str(open);
+        out.push_str(separator);
+        if plain(key) && plain(value) {
+            // Nothing to escape (a field name and a time stamp, as the service calls it).
+            out.push('"');
+            out.push_str(key);
+            out.push_str(r#"":""#);
+            out.push_str(value);
+            out.push('"');
+        } else {
+            out.push_str(&serde_json::to_string(key).unwrap_or_default());
+            out.push(':');
+            out.push_str(&serde_json::to_string(value).unwrap_or_default());
+        }
+        out.push('}');
+        out.into()
+    }
+}
+
+impl Serialize for JsonText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw: &RawValue = serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn a_field_is_added_at_the_end_and_the_text_serializes_as_it_is() {
+        let text = JsonText::new(r#"{"seq":1,"type":"x"}"#);
+        let stamped = JsonText::new(text.with_field("ts", "2026-01-01T00:00:00Z"));
+        assert_eq!(
+            stamped.value(),
+            serde_json::json!({"seq": 1, "type": "x", "ts": "2026-01-01T00:00:00Z"})
+        );
+        assert_eq!(
+            JsonText::new("{}").with_field("a", "b").as_ref(),
+            r#"{"a":"b"}"#
+        );
+        let wrapped = serde_json::to_string(&serde_json::json!({"e": [1]})).unwrap();
+        assert_eq!(
+            serde_json::to_string(&vec![text.clone()]).unwrap(),
+            format!("[{}]", text.as_str())
+        );
+        assert!(!wrapped.is_empty());
+        let quoted = JsonText::new("{}").with_field("k", "a\"b");
+        assert_eq!(
+            JsonText::new(quoted).value(),
+            serde_json::json!({"k": "a\"b"})
+        );
+    }
+}
