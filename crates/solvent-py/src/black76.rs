@@ -58,7 +58,10 @@ impl<'py> Column<'py> {
                         problem: format!(
                             "expected a float or a 1-D array, found {} of {} dimensions",
                             describe(value),
-                            converted.getattr("ndim").map(|n| n.to_string()).unwrap_or_default()
+                            converted
+                                .getattr("ndim")
+                                .map(|n| n.to_string())
+                                .unwrap_or_default()
                         ),
                         index: None,
                     },
@@ -142,7 +145,9 @@ fn option_types(value: &Bound<'_, PyAny>, n: usize) -> PyResult<(Vec<OptionType>
     let one = |text: &str| match text {
         "call" | "c" | "C" => Ok(OptionType::Call),
         "put" | "p" | "P" => Ok(OptionType::Put),
-        other => Err(bad(format!("expected \"call\" or \"put\", found {other:?}"))),
+        other => Err(bad(format!(
+            "expected \"call\" or \"put\", found {other:?}"
+        ))),
     };
     if let Ok(text) = value.cast::<PyString>() {
         return Ok((vec![one(text.to_cow()?.as_ref())?; n], None));
@@ -151,7 +156,13 @@ fn option_types(value: &Bound<'_, PyAny>, n: usize) -> PyResult<(Vec<OptionType>
         let kinds = flags
             .as_array()
             .iter()
-            .map(|&call| if call { OptionType::Call } else { OptionType::Put })
+            .map(|&call| {
+                if call {
+                    OptionType::Call
+                } else {
+                    OptionType::Put
+                }
+            })
             .collect::<Vec<_>>();
         let length = kinds.len();
         return Ok((kinds, Some(length)));
@@ -256,7 +267,10 @@ pub fn black76_greeks<'py>(
 /// NaN instead of an error; invalid inputs always raise.
 #[pyfunction]
 #[pyo3(signature = (price, forward, strike, time_to_expiry_years, discount_factor = None, option_type = None, on_error = "raise"))]
-#[allow(clippy::too_many_arguments, reason = "the Python signature: named keyword arguments")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the Python signature: named keyword arguments"
+)]
 pub fn black76_implied_vol<'py>(
     py: Python<'py>,
     price: &Bound<'py, PyAny>,
@@ -316,22 +330,23 @@ pub fn black76_implied_vol<'py>(
         values(&time, n),
         values(&discount, n),
     );
-    let solved = py.detach(|| {
-        let (p, f, k, t, d) = (p.slice(), f.slice(), k.slice(), t.slice(), d.slice());
-        (0..n)
-            .map(|i| {
-                match implied_volatility(p[i], f[i], k[i], t[i], d[i], kinds[i]) {
-                    Ok(vol) => Ok(vol),
-                    Err(error) if nan_on_error && unattainable(&error) => Ok(f64::NAN),
-                    Err(error) => Err(solvent_pricing::PricingError::BatchElement {
-                        index: i,
-                        source: Box::new(error),
-                    }),
-                }
-            })
-            .collect::<Result<Vec<f64>, _>>()
-    })
-    .map_err(|error| errors::pricing(&error))?;
+    let solved = py
+        .detach(|| {
+            let (p, f, k, t, d) = (p.slice(), f.slice(), k.slice(), t.slice(), d.slice());
+            (0..n)
+                .map(
+                    |i| match implied_volatility(p[i], f[i], k[i], t[i], d[i], kinds[i]) {
+                        Ok(vol) => Ok(vol),
+                        Err(error) if nan_on_error && unattainable(&error) => Ok(f64::NAN),
+                        Err(error) => Err(solvent_pricing::PricingError::BatchElement {
+                            index: i,
+                            source: Box::new(error),
+                        }),
+                    },
+                )
+                .collect::<Result<Vec<f64>, _>>()
+        })
+        .map_err(|error| errors::pricing(&error))?;
     Ok(PyArray1::from_vec(py, solved))
 }
 

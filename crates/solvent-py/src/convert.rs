@@ -14,9 +14,9 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use rust_decimal::Decimal;
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 
-use crate::errors::{Detail, Kind, raise};
+use crate::errors::{self, Detail, Kind, raise};
 
 static DECIMAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
@@ -33,14 +33,27 @@ pub fn is_decimal(value: &Bound<'_, PyAny>) -> PyResult<bool> {
 /// Deepest nesting read from Python: deeper input is refused, not followed to a stack overflow.
 const MAX_DEPTH: usize = 64;
 
-/// The JSON value of a Python object, refusing what JSON cannot say (a non-finite number, a key
-/// that is not a string). `origin` and `path` name the place in messages.
+/// The JSON text of a Python object, in the dicts' own key order (the order of a portfolio's
+/// collateral is the order of its report's components), refusing what JSON cannot say (a
+/// non-finite number, a key that is not a string). `origin` and the path name the place in
+/// messages.
 ///
 /// # Errors
 /// `InputError` naming the path of the first value that has no JSON form.
-pub fn to_json(value: &Bound<'_, PyAny>, origin: &str) -> PyResult<Value> {
+pub fn to_json_text(value: &Bound<'_, PyAny>, origin: &str) -> PyResult<String> {
+    let mut out = String::new();
     let mut path = String::new();
-    to_json_at(value, origin, &mut path, 0)
+    write_json(value, origin, &mut path, 0, &mut out)?;
+    Ok(out)
+}
+
+/// [`to_json_text`] read back as a JSON value (for readers that take one).
+///
+/// # Errors
+/// As [`to_json_text`].
+pub fn to_json(value: &Bound<'_, PyAny>, origin: &str) -> PyResult<Value> {
+    let text = to_json_text(value, origin)?;
+    serde_json::from_str(&text).map_err(errors::internal)
 }
 
 fn refuse(origin: &str, path: &str, problem: String) -> PyErr {
@@ -48,12 +61,19 @@ fn refuse(origin: &str, path: &str, problem: String) -> PyErr {
     raise(Kind::Input, Detail::at(origin, field, problem))
 }
 
-fn to_json_at(
+/// Appends `text` as a JSON string.
+fn write_string(text: &str, out: &mut String) -> PyResult<()> {
+    out.push_str(&serde_json::to_string(text).map_err(errors::internal)?);
+    Ok(())
+}
+
+fn write_json(
     value: &Bound<'_, PyAny>,
     origin: &str,
     path: &mut String,
     depth: usize,
-) -> PyResult<Value> {
+    out: &mut String,
+) -> PyResult<()> {
     if depth > MAX_DEPTH {
         return Err(refuse(
             origin,
@@ -62,38 +82,29 @@ fn to_json_at(
         ));
     }
     if value.is_none() {
-        return Ok(Value::Null);
-    }
-    if let Ok(text) = value.cast::<PyString>() {
-        return Ok(Value::String(text.to_cow()?.into_owned()));
-    }
-    if value.is_instance_of::<PyBool>() {
-        return Ok(Value::Bool(value.extract::<bool>()?));
-    }
-    if value.is_instance_of::<PyInt>() {
-        if let Ok(small) = value.extract::<i64>() {
-            return Ok(Value::Number(small.into()));
-        }
-        if let Ok(large) = value.extract::<u64>() {
-            return Ok(Value::Number(large.into()));
-        }
-        // Beyond 64 bits: the digits, which the core reads as a decimal (and bounds).
-        return Ok(Value::String(value.str()?.to_cow()?.into_owned()));
-    }
-    if value.is_instance_of::<PyFloat>() {
-        let number = value.extract::<f64>()?;
-        return Number::from_f64(number).map(Value::Number).ok_or_else(|| {
-            refuse(origin, path, format!("must be finite, got {number}"))
+        out.push_str("null");
+    } else if let Ok(text) = value.cast::<PyString>() {
+        write_string(text.to_cow()?.as_ref(), out)?;
+    } else if value.is_instance_of::<PyBool>() {
+        out.push_str(if value.extract::<bool>()? {
+            "true"
+        } else {
+            "false"
         });
-    }
-    if is_decimal(value)? {
-        return decimal_text(value)
-            .map(Value::String)
-            .map_err(|problem| refuse(origin, path, problem));
-    }
-    if let Ok(dict) = value.cast::<PyDict>() {
-        let mut object = Map::new();
-        for (key, item) in dict.iter() {
+    } else if value.is_instance_of::<PyInt>() {
+        // Python's digits: exact at any size (the core bounds what it accepts).
+        out.push_str(value.str()?.to_cow()?.as_ref());
+    } else if value.is_instance_of::<PyFloat>() {
+        let number = value.extract::<f64>()?;
+        let number = Number::from_f64(number)
+            .ok_or_else(|| refuse(origin, path, format!("must be finite, got {number}")))?;
+        out.push_str(&number.to_string());
+    } else if is_decimal(value)? {
+        let text = decimal_text(value).map_err(|problem| refuse(origin, path, problem))?;
+        write_string(&text, out)?;
+    } else if let Ok(dict) = value.cast::<PyDict>() {
+        out.push('{');
+        for (index, (key, item)) in dict.iter().enumerate() {
             let key = key.cast::<PyString>().map_err(|_| {
                 refuse(
                     origin,
@@ -101,36 +112,44 @@ fn to_json_at(
                     format!("keys must be strings, found {}", describe(&key)),
                 )
             })?;
-            let key = key.to_cow()?.into_owned();
+            let key = key.to_cow()?;
+            if index > 0 {
+                out.push(',');
+            }
+            write_string(&key, out)?;
+            out.push(':');
             let length = path.len();
             if !path.is_empty() {
                 path.push('.');
             }
             path.push_str(&key);
-            let converted = to_json_at(&item, origin, path, depth + 1)?;
+            write_json(&item, origin, path, depth + 1, out)?;
             path.truncate(length);
-            object.insert(key, converted);
         }
-        return Ok(Value::Object(object));
-    }
-    if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
-        let mut array = Vec::new();
+        out.push('}');
+    } else if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
+        out.push('[');
         for (index, item) in value.try_iter()?.enumerate() {
+            if index > 0 {
+                out.push(',');
+            }
             let length = path.len();
             path.push_str(&format!("[{index}]"));
-            array.push(to_json_at(&item?, origin, path, depth + 1)?);
+            write_json(&item?, origin, path, depth + 1, out)?;
             path.truncate(length);
         }
-        return Ok(Value::Array(array));
+        out.push(']');
+    } else {
+        return Err(refuse(
+            origin,
+            path,
+            format!(
+                "expected a dict, list, str, int, decimal.Decimal, float, bool or None, found {}",
+                describe(value)
+            ),
+        ));
     }
-    Err(refuse(
-        origin,
-        path,
-        format!(
-            "expected a dict, list, str, int, decimal.Decimal, float, bool or None, found {}",
-            describe(value)
-        ),
-    ))
+    Ok(())
 }
 
 /// The exact plain text of a finite `decimal.Decimal` (`format(d, "f")`: never an exponent).
@@ -194,7 +213,10 @@ pub fn money(value: &Bound<'_, PyAny>, origin: &str, field: &str) -> PyResult<De
     } else if value.is_instance_of::<PyInt>() {
         Some(value.str()?.to_cow()?.into_owned())
     } else if is_decimal(value)? {
-        Some(decimal_text(value).map_err(|problem| raise(Kind::Input, Detail::at(origin, field, problem)))?)
+        Some(
+            decimal_text(value)
+                .map_err(|problem| raise(Kind::Input, Detail::at(origin, field, problem)))?,
+        )
     } else {
         None
     };
@@ -219,8 +241,8 @@ pub fn money(value: &Bound<'_, PyAny>, origin: &str, field: &str) -> PyResult<De
 pub enum Source {
     /// A file.
     File(PathBuf),
-    /// A Python value (a dict in the file's JSON shape).
-    Value(Value),
+    /// A Python value (a dict in the file's JSON shape), as JSON text.
+    Text(String),
 }
 
 /// Reads `value` as a path (`str` or `os.PathLike`) or as a JSON-shaped Python object.
@@ -233,7 +255,7 @@ pub fn source(value: &Bound<'_, PyAny>, origin: &str) -> PyResult<Source> {
         return Ok(Source::File(path));
     }
     if value.is_instance_of::<PyDict>() {
-        return Ok(Source::Value(to_json(value, origin)?));
+        return Ok(Source::Text(to_json_text(value, origin)?));
     }
     Err(PyTypeError::new_err(format!(
         "{origin}: expected a dict in the file's JSON shape or a path, found {}",
@@ -262,7 +284,7 @@ pub fn text_of(source: Source, origin: &str) -> PyResult<(String, String)> {
             })?;
             Ok((name, text))
         }
-        Source::Value(value) => Ok((origin.to_owned(), value.to_string())),
+        Source::Text(text) => Ok((origin.to_owned(), text)),
     }
 }
 
@@ -304,7 +326,11 @@ const TEXT_KEYS: &[&str] = &[
 ///
 /// # Errors
 /// A Python error from building the objects.
-pub fn to_python<'py>(py: Python<'py>, value: &Value, key: Option<&str>) -> PyResult<Bound<'py, PyAny>> {
+pub fn to_python<'py>(
+    py: Python<'py>,
+    value: &Value,
+    key: Option<&str>,
+) -> PyResult<Bound<'py, PyAny>> {
     Ok(match value {
         Value::Null => py.None().into_bound(py),
         Value::Bool(flag) => PyBool::new(py, *flag).to_owned().into_any(),
@@ -314,7 +340,11 @@ pub fn to_python<'py>(py: Python<'py>, value: &Value, key: Option<&str>) -> PyRe
             } else if let Some(large) = number.as_u64() {
                 large.into_pyobject(py)?.into_any()
             } else {
-                number.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any()
+                number
+                    .as_f64()
+                    .unwrap_or(f64::NAN)
+                    .into_pyobject(py)?
+                    .into_any()
             }
         }
         Value::String(text) => {

@@ -41,15 +41,19 @@ fn envelope(engine: &CoreEngine, value: &Bound<'_, PyAny>, index: usize) -> PyRe
             ),
         ));
     }
-    let fail = |field: &str, problem: String| raise(Kind::Input, Detail::at(&origin, field, problem));
+    let fail =
+        |field: &str, problem: String| raise(Kind::Input, Detail::at(&origin, field, problem));
     let serde_json::Value::Object(mut object) = convert::to_json(value, &origin)? else {
         return Err(fail("(top level)", "an event is a dict".to_owned()));
     };
     let seq = match object.remove("seq") {
         None => engine.last_seq().map_or(1, |last| last + 1),
-        Some(seq) => seq
-            .as_u64()
-            .ok_or_else(|| fail("seq", format!("must be a non-negative integer, found {seq}")))?,
+        Some(seq) => seq.as_u64().ok_or_else(|| {
+            fail(
+                "seq",
+                format!("must be a non-negative integer, found {seq}"),
+            )
+        })?,
     };
     let ts = object
         .remove("ts")
@@ -58,12 +62,18 @@ fn envelope(engine: &CoreEngine, value: &Bound<'_, PyAny>, index: usize) -> PyRe
         .as_str()
         .and_then(|text| text.parse::<jiff::Timestamp>().ok())
         .ok_or_else(|| fail("ts", format!("expected an RFC 3339 instant, found {ts}")))?;
-    let event = Event::from_json_object(object).map_err(|(field, problem)| fail(&field, problem))?;
+    let event = Event::from_json_object(object).map_err(|(field, problem)| {
+        errors::input(&solvent_core::InputError::new(&origin, field, problem))
+    })?;
     Ok(Envelope { seq, ts, event })
 }
 
 impl Engine {
-    fn apply_one(&mut self, value: &Bound<'_, PyAny>, index: usize) -> PyResult<(u64, Vec<Effect>)> {
+    fn apply_one(
+        &mut self,
+        value: &Bound<'_, PyAny>,
+        index: usize,
+    ) -> PyResult<(u64, Vec<Effect>)> {
         let envelope = envelope(&self.inner, value, index)?;
         Ok((envelope.seq, self.inner.apply(&envelope)))
     }
@@ -87,7 +97,10 @@ fn columns<'py>(py: Python<'py>, rows: &[Bound<'py, PyAny>]) -> PyResult<Bound<'
         let column = PyList::empty(py);
         for row in rows {
             let row = row.cast::<PyDict>()?;
-            column.append(row.get_item(name)?.unwrap_or_else(|| py.None().into_bound(py)))?;
+            column.append(
+                row.get_item(name)?
+                    .unwrap_or_else(|| py.None().into_bound(py)),
+            )?;
         }
         table.set_item(name, column)?;
     }
@@ -107,7 +120,11 @@ impl Engine {
     /// Applies one event (a dict or a JSON line) and returns its effects as dicts, each with
     /// the event's `seq` (money as `decimal.Decimal`). A refused event gives one `rejected`
     /// effect and changes nothing; an unreadable one raises `InputError`.
-    fn apply<'py>(&mut self, py: Python<'py>, event: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    fn apply<'py>(
+        &mut self,
+        py: Python<'py>,
+        event: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let (seq, effects) = self.apply_one(event, 0)?;
         let list = PyList::empty(py);
         for effect in effects {
@@ -145,9 +162,16 @@ impl Engine {
                 if line.trim().is_empty() {
                     continue;
                 }
-                let envelope = parse_line(&origin, number + 1, line).map_err(|e| errors::input(&e))?;
+                let envelope =
+                    parse_line(&origin, number + 1, line).map_err(|e| errors::input(&e))?;
                 for effect in self.inner.apply(&envelope) {
-                    rows.push(serialize_to_python(py, &EffectLine { seq: envelope.seq, effect })?);
+                    rows.push(serialize_to_python(
+                        py,
+                        &EffectLine {
+                            seq: envelope.seq,
+                            effect,
+                        },
+                    )?);
                 }
             }
         } else {

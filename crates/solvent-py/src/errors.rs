@@ -107,7 +107,11 @@ pub fn input(error: &InputError) -> PyErr {
         error.problem.clone()
     };
     raise(
-        if float { Kind::MoneyAsFloat } else { Kind::Input },
+        if float {
+            Kind::MoneyAsFloat
+        } else {
+            Kind::Input
+        },
         Detail {
             origin: Some(error.file.clone()),
             field: Some(error.path.clone()),
@@ -143,7 +147,9 @@ pub fn risk(error: &RiskError, portfolio_origin: &str, market: (&str, &str)) -> 
         RiskError::Pricing { path, problem }
         | RiskError::Market { path, problem }
         | RiskError::Unsupported { path, problem } => (path.clone(), problem.clone()),
-        RiskError::InvalidTrade { trade, problem } => (format!("trades[{trade:?}]"), problem.clone()),
+        RiskError::InvalidTrade { trade, problem } => {
+            (format!("trades[{trade:?}]"), problem.clone())
+        }
         RiskError::Overflow { what } => (
             what.clone(),
             "the figure exceeds the range Solvent computes exactly".to_owned(),

@@ -301,8 +301,8 @@ impl Portfolio {
         }
         let source = convert::source(value, origin)?;
         let (origin, text) = convert::text_of(source, origin)?;
-        let portfolio =
-            CorePortfolio::from_json(&origin, &text, &venue.inner).map_err(|e| errors::input(&e))?;
+        let portfolio = CorePortfolio::from_json(&origin, &text, &venue.inner)
+            .map_err(|e| errors::input(&e))?;
         Ok(Self {
             inner: Arc::new(portfolio),
             venue: Arc::clone(&venue.inner),

@@ -55,17 +55,22 @@ pub fn margin_many(
     portfolios: &Bound<'_, PyAny>,
     market: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Vec<MarginReport>> {
-    let market = market.map(|market| Market::read(market, "market")).transpose()?;
+    let market = market
+        .map(|market| Market::read(market, "market"))
+        .transpose()?;
     let mut resolved = Vec::new();
     for (index, portfolio) in portfolios.try_iter()?.enumerate() {
         let portfolio = portfolio?;
         let origin = format!("portfolios[{index}]");
         let one = match &market {
             Some(market) => {
-                let market = Bound::new(py, Market {
-                    inner: std::sync::Arc::clone(&market.inner),
-                    origin: market.origin.clone(),
-                })?;
+                let market = Bound::new(
+                    py,
+                    Market {
+                        inner: std::sync::Arc::clone(&market.inner),
+                        origin: market.origin.clone(),
+                    },
+                )?;
                 Resolved::new(venue, &portfolio, Some(market.as_any()), &origin)?
             }
             None => Resolved::new(venue, &portfolio, None, &origin)?,
@@ -75,9 +80,8 @@ pub fn margin_many(
     // One set of volatility surfaces for the shared market.
     let shared = match &market {
         Some(market) => Some(
-            solvent_risk::valuation::surfaces(&venue.inner, &market.inner).map_err(|error| {
-                errors::risk(&error, "portfolios", (&market.origin, ""))
-            })?,
+            solvent_risk::valuation::surfaces(&venue.inner, &market.inner)
+                .map_err(|error| errors::risk(&error, "portfolios", (&market.origin, "")))?,
         ),
         None => None,
     };
@@ -87,8 +91,7 @@ pub fn margin_many(
             .map(|one| match &shared {
                 Some(surfaces) => {
                     let view = MarketView::with_surfaces(&venue.inner, &one.market, surfaces);
-                    solvent_risk::margin_report(&one.portfolio, &view)
-                        .map_err(|error| (one, error))
+                    solvent_risk::margin_report(&one.portfolio, &view).map_err(|error| (one, error))
                 }
                 None => MarketView::new(&venue.inner, &one.market)
                     .and_then(|view| solvent_risk::margin_report(&one.portfolio, &view))
@@ -165,7 +168,11 @@ fn trade(value: &Bound<'_, PyAny>, index: usize) -> PyResult<Trade> {
         if !["instrument", "size", "price", "fee"].contains(&key.as_str()) {
             return Err(raise(
                 Kind::Input,
-                Detail::at(&origin, &key, "unknown field; expected instrument, size, price, fee"),
+                Detail::at(
+                    &origin,
+                    &key,
+                    "unknown field; expected instrument, size, price, fee",
+                ),
             ));
         }
     }
@@ -173,7 +180,12 @@ fn trade(value: &Bound<'_, PyAny>, index: usize) -> PyResult<Trade> {
     let instrument: String = field("instrument")?
         .ok_or_else(|| raise(Kind::Input, Detail::at(&origin, "instrument", "missing")))?
         .extract()
-        .map_err(|_| raise(Kind::Input, Detail::at(&origin, "instrument", "expected a str")))?;
+        .map_err(|_| {
+            raise(
+                Kind::Input,
+                Detail::at(&origin, "instrument", "expected a str"),
+            )
+        })?;
     let size = field("size")?
         .ok_or_else(|| raise(Kind::Input, Detail::at(&origin, "size", "missing")))
         .and_then(|size| convert::money(&size, &origin, "size"))?;
@@ -206,15 +218,16 @@ pub fn whatif(
     trades: &Bound<'_, PyAny>,
     market: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<WhatIf> {
-    let trades: Vec<Trade> = if trades.is_instance_of::<PyString>() || trades.is_instance_of::<PyDict>() {
-        vec![trade(trades, 0)?]
-    } else {
-        trades
-            .try_iter()?
-            .enumerate()
-            .map(|(index, item)| trade(&item?, index))
-            .collect::<PyResult<_>>()?
-    };
+    let trades: Vec<Trade> =
+        if trades.is_instance_of::<PyString>() || trades.is_instance_of::<PyDict>() {
+            vec![trade(trades, 0)?]
+        } else {
+            trades
+                .try_iter()?
+                .enumerate()
+                .map(|(index, item)| trade(&item?, index))
+                .collect::<PyResult<_>>()?
+        };
     if trades.is_empty() {
         return Err(raise(
             Kind::Input,
@@ -223,7 +236,9 @@ pub fn whatif(
     }
     let resolved = Resolved::new(venue, portfolio, market, "portfolio")?;
     let outcome = py.detach(|| {
-        with_view(venue, &resolved, |view| what_if(&resolved.portfolio, &trades, view))
+        with_view(venue, &resolved, |view| {
+            what_if(&resolved.portfolio, &trades, view)
+        })
     })?;
     Ok(WhatIf::new(outcome))
 }
@@ -276,8 +291,8 @@ fn shocks(
     if scenarios.is_instance_of::<PyList>() {
         let wrapped = PyDict::new(scenarios.py());
         wrapped.set_item("scenarios", scenarios)?;
-        let value = convert::to_json(wrapped.as_any(), "scenarios")?;
-        return read("scenarios", &value.to_string());
+        let text = convert::to_json_text(wrapped.as_any(), "scenarios")?;
+        return read("scenarios", &text);
     }
     let source = convert::source(scenarios, "scenarios")?;
     let (origin, text) = convert::text_of(source, "scenarios")?;
