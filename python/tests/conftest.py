@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from decimal import Decimal
 from pathlib import Path
@@ -30,9 +31,18 @@ def run_cli(args: Sequence[str]) -> Tuple[int, str, str]:
     return done.returncode, done.stdout, done.stderr
 
 
+# Keys whose values are names, never figures, however they look.
+NAME_KEYS = {"account", "instrument", "name", "settlement", "settlement_asset", "timestamp", "detail",
+             "reason", "refusal", "state", "mode", "rule", "mark_source", "underlying", "asset"}
+PLAIN_DECIMAL = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
+
+
 def same_figures(cli: Any, ours: Any, where: str = "") -> None:
     """Asserts that the command's JSON (money as decimal strings) and the package's dict (money
-    as Decimal) hold the same figures and nothing else."""
+    as Decimal) hold the same figures and nothing else, and that no figure stayed text."""
+    key = where.rsplit(".", 1)[-1].split("[", 1)[0]
+    if isinstance(ours, str) and PLAIN_DECIMAL.match(ours) and key not in NAME_KEYS:
+        raise AssertionError(f"{where}: the figure {ours!r} is text, not a Decimal")
     if isinstance(ours, Decimal):
         assert isinstance(cli, str), f"{where}: {cli!r} against Decimal {ours}"
         assert Decimal(cli) == ours, f"{where}: {cli} != {ours}"

@@ -2,13 +2,15 @@
 //! file), the portfolio (validated against that venue) and the market snapshot.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 use solvent_core::market::Market as CoreMarket;
 use solvent_core::portfolio::Portfolio as CorePortfolio;
 use solvent_core::venue::Venue as CoreVenue;
+use solvent_risk::MarketView;
+use solvent_risk::valuation::Surfaces;
 
 use crate::convert;
 use crate::errors::{self, Detail, Kind, raise};
@@ -244,6 +246,8 @@ pub struct Portfolio {
     pub(crate) inner: Arc<CorePortfolio>,
     pub(crate) venue: Arc<CoreVenue>,
     pub(crate) origin: String,
+    /// The market inside the portfolio, if any.
+    pub(crate) market: Option<Arc<Snapshot>>,
 }
 
 #[pymethods]
@@ -297,16 +301,22 @@ impl Portfolio {
                 inner: Arc::clone(&read.inner),
                 venue: Arc::clone(&read.venue),
                 origin: read.origin.clone(),
+                market: read.market.clone(),
             });
         }
         let source = convert::source(value, origin)?;
         let (origin, text) = convert::text_of(source, origin)?;
         let portfolio = CorePortfolio::from_json(&origin, &text, &venue.inner)
             .map_err(|e| errors::input(&e))?;
+        let market = portfolio
+            .market
+            .clone()
+            .map(|market| Arc::new(Snapshot::new(market)));
         Ok(Self {
             inner: Arc::new(portfolio),
             venue: Arc::clone(&venue.inner),
             origin,
+            market,
         })
     }
 }
@@ -315,8 +325,48 @@ impl Portfolio {
 /// rate, open interest, and the instant they describe.
 #[pyclass(frozen, module = "solvent._solvent")]
 pub struct Market {
-    pub(crate) inner: Arc<CoreMarket>,
+    pub(crate) inner: Arc<Snapshot>,
     pub(crate) origin: String,
+}
+
+/// A market snapshot with the volatility surfaces its smiles give under the venue last used with
+/// it, built on first use: many calls at one snapshot build them once.
+pub struct Snapshot {
+    /// The market.
+    pub market: CoreMarket,
+    surfaces: Mutex<Option<(Arc<CoreVenue>, Arc<Surfaces>)>>,
+}
+
+impl Snapshot {
+    /// A snapshot with no surfaces built yet.
+    pub fn new(market: CoreMarket) -> Self {
+        Self {
+            market,
+            surfaces: Mutex::new(None),
+        }
+    }
+
+    /// The surfaces of this market under `venue` (built now unless they were for this venue).
+    ///
+    /// # Errors
+    /// The smile the surface refuses.
+    pub fn surfaces(
+        &self,
+        venue: &Arc<CoreVenue>,
+    ) -> Result<Arc<Surfaces>, solvent_risk::RiskError> {
+        let mut cached = self
+            .surfaces
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((built_for, surfaces)) = cached.as_ref()
+            && Arc::ptr_eq(built_for, venue)
+        {
+            return Ok(Arc::clone(surfaces));
+        }
+        let surfaces = Arc::new(solvent_risk::valuation::surfaces(venue, &self.market)?);
+        *cached = Some((Arc::clone(venue), Arc::clone(&surfaces)));
+        Ok(surfaces)
+    }
 }
 
 #[pymethods]
@@ -330,13 +380,13 @@ impl Market {
     /// The instant the snapshot describes (RFC 3339).
     #[getter]
     fn timestamp(&self) -> String {
-        self.inner.timestamp.to_string()
+        self.inner.market.timestamp.to_string()
     }
 
     fn __repr__(&self) -> String {
         format!(
             "Market(timestamp={:?}, origin={:?})",
-            self.inner.timestamp.to_string(),
+            self.inner.market.timestamp.to_string(),
             self.origin
         )
     }
@@ -355,7 +405,7 @@ impl Market {
         let (origin, text) = convert::text_of(source, origin)?;
         let market = CoreMarket::from_json(&origin, &text).map_err(|e| errors::input(&e))?;
         Ok(Self {
-            inner: Arc::new(market),
+            inner: Arc::new(Snapshot::new(market)),
             origin,
         })
     }
@@ -365,7 +415,7 @@ impl Market {
 /// the portfolio.
 pub(crate) struct Resolved {
     pub portfolio: Arc<CorePortfolio>,
-    pub market: Arc<CoreMarket>,
+    pub market: Arc<Snapshot>,
     pub portfolio_origin: String,
     /// Where market errors point: the origin and the prefix of paths inside it.
     pub market_origin: String,
@@ -386,12 +436,8 @@ impl Resolved {
                 let market = Market::read(market, "market")?;
                 (market.inner, market.origin, "")
             }
-            None => match &portfolio.inner.market {
-                Some(market) => (
-                    Arc::new(market.clone()),
-                    portfolio.origin.clone(),
-                    "market.",
-                ),
+            None => match &portfolio.market {
+                Some(market) => (Arc::clone(market), portfolio.origin.clone(), "market."),
                 None => {
                     return Err(raise(
                         Kind::Input,
@@ -411,6 +457,21 @@ impl Resolved {
             market_origin,
             market_prefix,
         })
+    }
+
+    /// `compute` on the view of the market through `venue` (surfaces built once per market and
+    /// venue), its error placed in the right input.
+    pub(crate) fn with_view<T>(
+        &self,
+        venue: &Arc<CoreVenue>,
+        compute: impl FnOnce(&MarketView<'_>) -> Result<T, solvent_risk::RiskError>,
+    ) -> PyResult<T> {
+        let surfaces = self
+            .market
+            .surfaces(venue)
+            .map_err(|error| self.risk_error(&error))?;
+        let view = MarketView::with_surfaces(venue, &self.market.market, &surfaces);
+        compute(&view).map_err(|error| self.risk_error(&error))
     }
 
     /// A risk error placed in the right input.

@@ -7,7 +7,6 @@ use pyo3::types::{PyDict, PyList, PyString};
 use rayon::prelude::*;
 use rust_decimal::Decimal;
 use solvent_core::shock::{Shock, read_shocks};
-use solvent_risk::MarketView;
 use solvent_risk::allocation::{AllocationPolicy, BufferPolicy};
 use solvent_risk::whatif::{Trade, what_if};
 
@@ -20,17 +19,6 @@ use crate::report::{MarginReport, WhatIf};
 /// ../shared/data/prices by scripts/extract_historical_days.py.
 const HISTORICAL_DAYS: &str = include_str!("../../../scenarios/historical-days.json");
 
-/// The view of `resolved`'s market through `venue`, and `compute` on it.
-fn with_view<T>(
-    venue: &Venue,
-    resolved: &Resolved,
-    compute: impl FnOnce(&MarketView<'_>) -> Result<T, solvent_risk::RiskError>,
-) -> PyResult<T> {
-    let view = MarketView::new(&venue.inner, &resolved.market)
-        .map_err(|error| resolved.risk_error(&error))?;
-    compute(&view).map_err(|error| resolved.risk_error(&error))
-}
-
 /// `venue.margin(portfolio, market=None)`.
 pub fn margin(
     py: Python<'_>,
@@ -40,7 +28,7 @@ pub fn margin(
 ) -> PyResult<MarginReport> {
     let resolved = Resolved::new(venue, portfolio, market, "portfolio")?;
     let report = py.detach(|| {
-        with_view(venue, &resolved, |view| {
+        resolved.with_view(&venue.inner, |view| {
             solvent_risk::margin_report(&resolved.portfolio, view)
         })
     })?;
@@ -55,50 +43,25 @@ pub fn margin_many(
     portfolios: &Bound<'_, PyAny>,
     market: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Vec<MarginReport>> {
+    // The market is read once and shared (with its surfaces) by every account.
     let market = market
-        .map(|market| Market::read(market, "market"))
+        .map(|market| Market::read(market, "market").and_then(|market| Bound::new(py, market)))
         .transpose()?;
     let mut resolved = Vec::new();
     for (index, portfolio) in portfolios.try_iter()?.enumerate() {
-        let portfolio = portfolio?;
         let origin = format!("portfolios[{index}]");
-        let one = match &market {
-            Some(market) => {
-                let market = Bound::new(
-                    py,
-                    Market {
-                        inner: std::sync::Arc::clone(&market.inner),
-                        origin: market.origin.clone(),
-                    },
-                )?;
-                Resolved::new(venue, &portfolio, Some(market.as_any()), &origin)?
-            }
-            None => Resolved::new(venue, &portfolio, None, &origin)?,
-        };
-        resolved.push(one);
+        let market = market.as_ref().map(Bound::as_any);
+        resolved.push(Resolved::new(venue, &portfolio?, market, &origin)?);
     }
-    // One set of volatility surfaces for the shared market.
-    let shared = match &market {
-        Some(market) => Some(
-            solvent_risk::valuation::surfaces(&venue.inner, &market.inner)
-                .map_err(|error| errors::risk(&error, "portfolios", (&market.origin, "")))?,
-        ),
-        None => None,
-    };
     let reports = py.detach(|| {
         resolved
             .par_iter()
-            .map(|one| match &shared {
-                Some(surfaces) => {
-                    let view = MarketView::with_surfaces(&venue.inner, &one.market, surfaces);
-                    solvent_risk::margin_report(&one.portfolio, &view).map_err(|error| (one, error))
-                }
-                None => MarketView::new(&venue.inner, &one.market)
-                    .and_then(|view| solvent_risk::margin_report(&one.portfolio, &view))
-                    .map_err(|error| (one, error)),
+            .map(|one| {
+                one.with_view(&venue.inner, |view| {
+                    solvent_risk::margin_report(&one.portfolio, view)
+                })
             })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|(one, error)| one.risk_error(&error))
+            .collect::<PyResult<Vec<_>>>()
     })?;
     Ok(reports.into_iter().map(MarginReport::new).collect())
 }
@@ -236,7 +199,7 @@ pub fn whatif(
     }
     let resolved = Resolved::new(venue, portfolio, market, "portfolio")?;
     let outcome = py.detach(|| {
-        with_view(venue, &resolved, |view| {
+        resolved.with_view(&venue.inner, |view| {
             what_if(&resolved.portfolio, &trades, view)
         })
     })?;
@@ -265,7 +228,7 @@ pub fn allocate<'py>(
     })?;
     let resolved = Resolved::new(venue, portfolio, market, "portfolio")?;
     let allocation = py.detach(|| {
-        with_view(venue, &resolved, |view| {
+        resolved.with_view(&venue.inner, |view| {
             solvent_risk::allocation::allocate(&resolved.portfolio, view, policy)
         })
     })?;
@@ -312,7 +275,7 @@ pub fn stress<'py>(
     let resolved = Resolved::new(venue, portfolio, market, "portfolio")?;
     let shocks = shocks(scenarios, &resolved.portfolio)?;
     let value = py.detach(|| {
-        with_view(venue, &resolved, |view| {
+        resolved.with_view(&venue.inner, |view| {
             let portfolio = &resolved.portfolio;
             let base = solvent_risk::stress::shocked_report(
                 portfolio,
