@@ -4,21 +4,40 @@
 # fastest numpy + scipy form, on the same arrays in the same run (python/benchmarks/bench_binding.py
 # says what each figure is).
 #
-# Usage: bench/python.sh [ARGS for bench_binding.py, e.g. --options 1000000 --accounts 100000]
+# Usage: bench/python.sh [ARGS for bench_binding.py, e.g. --options 1000000 --calls 5000]
 #
 # Builds the release wheel and installs it (scripts/test-python with SOLVENT_WHEEL_PROFILE=release,
-# which also runs the package's tests on it), then runs pinned to one core (taskset, core
-# $BENCH_CORE or 0) with one thread for OpenMP/OpenBLAS/MKL and for rayon; margin_many is run a
-# second time on every core. Rates are the best of several repetitions; other load on the machine
-# lowers them. Figures and what is not covered: docs/benchmarks.md ("Python package").
+# which also runs the package's tests on it) and the same margin computation as a Rust program
+# (crates/solvent-py/examples/margin_rust.rs, on python/benchmarks/account-5.json): the binding's
+# per-call overhead is the Python time per call minus the Rust time per report. Everything runs
+# pinned to one core (taskset, core $BENCH_CORE or 0), with one thread for OpenMP/OpenBLAS/MKL
+# and for rayon (margin_many). Rates are the best of several repetitions; other load on the
+# machine lowers them. Figures and what is not covered: docs/benchmarks.md ("Python package").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SOLVENT_WHEEL_PROFILE=release ./scripts/test-python -q -x >/dev/null
+cargo build --quiet --release --locked -p solvent-py --example margin_rust
 PY=target/python-venv/bin/python
 PIN=()
 if command -v taskset >/dev/null 2>&1; then PIN=(taskset -c "${BENCH_CORE:-0}"); fi
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
-echo "== one core"
-RAYON_NUM_THREADS=1 "${PIN[@]}" "$PY" python/benchmarks/bench_binding.py "$@"
-echo "== margin_many on every core ($(nproc))"
-"$PY" python/benchmarks/bench_binding.py --only margin "$@" | grep '^margin_many'
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 RAYON_NUM_THREADS=1
+
+rust_out="$("${PIN[@]}" target/release/examples/margin_rust)"
+py_out="$("${PIN[@]}" "$PY" python/benchmarks/bench_binding.py "$@")"
+echo "$rust_out"
+echo "$py_out"
+
+value() { awk -v name="$1" '$1 == name { print $2 }'; }
+echo
+echo "== per-call overhead of the binding (Python seconds per call - Rust seconds per report)"
+for detail in full figures; do
+  rust="$(value "rust_margin_${detail}_seconds" <<<"$rust_out")"
+  for how in read_once dicts; do
+    python="$(value "margin_${detail}_${how}_seconds" <<<"$py_out")"
+    awk -v d="$detail" -v h="$how" -v p="$python" -v r="$rust" \
+      'BEGIN { printf "%-8s %-10s python %8.2f us  rust %8.2f us  overhead %7.2f us (%4.1f%%)\n", d, h, p * 1e6, r * 1e6, (p - r) * 1e6, 100 * (p - r) / p }'
+  done
+done
+binding="$(value black76_binding_options_per_s <<<"$py_out")"
+numpy="$(value black76_numpy_options_per_s <<<"$py_out")"
+awk -v b="$binding" -v n="$numpy" 'BEGIN { printf "\nBlack-76 through the binding: %.1f x the fastest numpy + scipy form\n", b / n }'

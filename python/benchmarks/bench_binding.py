@@ -21,6 +21,7 @@ Prints `name value` lines: calls/s, seconds per call, options/s.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -34,23 +35,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench" / "peers"))
 import black76_peers  # noqa: E402  (the peer of bench/black76.sh)
 
-ACCOUNT = {
-    "account": "bench-5",
-    "mode": "cross",
-    "collateral": {"USDT": "250000", "BTC": "2.5", "ETH": "40", "USDC": "60000"},
-    "positions": [
-        {"instrument": "BTCUSDT", "size": "3.2", "entry_price": "88450.5", "leverage": 20},
-        {"instrument": "ETHUSDT", "size": "-45", "entry_price": "3310", "leverage": 10},
-        {"instrument": "BTC_USDC-PERPETUAL", "size": "4.5", "entry_price": "91780"},
-        {"instrument": "SOL_USDC-PERPETUAL", "size": "800", "entry_price": "131.4"},
-        {"instrument": "BTC-PERPETUAL", "size": "-120000", "entry_price": "95210"},
-    ],
-}
-MARKET = {
-    "timestamp": "2026-01-06T08:00:00Z",
-    "index": {"BTC": "93859.71", "ETH": "3224.99", "SOL": "137.9", "USDT": "1", "USDC": "1"},
-    "mark": {"BTCUSDT": "93871.2", "ETHUSDT": "3226.1", "BTC-PERPETUAL": "93880.5"},
-}
+# The 5-position account (with its market) that crates/solvent-py/examples/margin_rust.rs times
+# from Rust in the same run.
+_FILE = json.loads((Path(__file__).with_name("account-5.json")).read_text())
+MARKET = _FILE.pop("market")
+ACCOUNT = _FILE
 
 
 def best_seconds(work, repetitions: int) -> float:
@@ -77,27 +66,31 @@ def margin(calls: int, accounts: int, repetitions: int) -> None:
     report = venue.margin(portfolio, market)
     assert len(report.positions) == 5 and report.maintenance_margin > 0
     assert venue.margin(ACCOUNT, MARKET).to_json() == report.to_json()
+    figures = venue.margin(portfolio, market, detail="figures")
+    assert figures.maintenance_margin == report.maintenance_margin
     floor = per_call(lambda: venue.name, calls * 10, repetitions)
-    from_dicts = per_call(lambda: venue.margin(ACCOUNT, MARKET), calls, repetitions)
-    read_once = per_call(lambda: venue.margin(portfolio, market), calls, repetitions)
-    with_figures = per_call(lambda: venue.margin(portfolio, market).to_dict(), calls, repetitions)
-    attributes = per_call(
-        lambda: (lambda r: (r.equity, r.maintenance_margin, r.health))(venue.margin(portfolio, market)),
-        calls,
-        repetitions,
-    )
-    many = [portfolio] * accounts
-    batch = best_seconds(lambda: venue.margin_many(many, market), repetitions) / accounts
-    threads = os.environ.get("RAYON_NUM_THREADS", "all")
+    rows = [
+        ("full_dicts", lambda: venue.margin(ACCOUNT, MARKET)),
+        ("full_read_once", lambda: venue.margin(portfolio, market)),
+        (
+            "full_read_once_attributes",
+            lambda: (lambda r: (r.equity, r.maintenance_margin, r.health))(venue.margin(portfolio, market)),
+        ),
+        ("full_read_once_to_dict", lambda: venue.margin(portfolio, market).to_dict()),
+        ("figures_dicts", lambda: venue.margin(ACCOUNT, MARKET, detail="figures")),
+        ("figures_read_once", lambda: venue.margin(portfolio, market, detail="figures")),
+    ]
     print(f"getter_seconds {floor:.3e}")
-    print(f"margin_dicts_calls_per_s {1 / from_dicts:.0f}")
-    print(f"margin_read_once_calls_per_s {1 / read_once:.0f}")
-    print(f"margin_read_once_seconds {read_once:.3e}")
-    print(f"margin_read_once_attributes_seconds {attributes:.3e}")
-    print(f"margin_read_once_to_dict_seconds {with_figures:.3e}")
-    print(f"margin_many_threads {threads}")
-    print(f"margin_many_accounts_per_s {1 / batch:.0f}")
-    print(f"margin_many_seconds_per_account {batch:.3e}")
+    for name, work in rows:
+        seconds = per_call(work, calls, repetitions)
+        print(f"margin_{name}_calls_per_s {1 / seconds:.0f}")
+        print(f"margin_{name}_seconds {seconds:.3e}")
+    threads = os.environ.get("RAYON_NUM_THREADS", "all")
+    for detail in ("full", "figures"):
+        many = [portfolio] * accounts
+        batch = best_seconds(lambda: venue.margin_many(many, market, detail=detail), repetitions)
+        print(f"margin_many_{detail}_threads {threads}")
+        print(f"margin_many_{detail}_accounts_per_s {accounts / batch:.0f}")
 
 
 def black76(options: int, repetitions: int) -> None:
@@ -119,8 +112,8 @@ def black76(options: int, repetitions: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=20_000)
-    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--calls", type=int, default=5_000)
+    parser.add_argument("--accounts", type=int, default=20_000)
     parser.add_argument("--options", type=int, default=1_000_000)
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--only", choices=("margin", "black76"))

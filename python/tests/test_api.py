@@ -117,6 +117,22 @@ def test_bad_input_names_the_field() -> None:
     assert raised.value.field == "market"
 
 
+def test_a_figures_only_report_has_the_same_figures_without_liquidation_prices() -> None:
+    venue = solvent.Venue.load("default")
+    full = venue.margin(str(EXAMPLES / "btc-desk.json"))
+    figures = venue.margin(str(EXAMPLES / "btc-desk.json"), detail="figures")
+    for name in ("equity", "initial_margin", "maintenance_margin", "available", "withdrawable"):
+        assert getattr(figures, name) == getattr(full, name)
+    assert figures.components == [] and full.components
+    assert all(p.liquidation_price is None for p in figures.positions)
+    assert [p.maintenance_margin for p in figures.positions] == [p.maintenance_margin for p in full.positions]
+    many = venue.margin_many([str(EXAMPLES / "btc-desk.json")] * 3, detail="figures")
+    assert [r.maintenance_margin for r in many] == [full.maintenance_margin] * 3
+    with pytest.raises(solvent.InputError) as raised:
+        venue.margin(str(EXAMPLES / "btc-desk.json"), detail="some")
+    assert raised.value.field == "detail"
+
+
 def test_liquidation_price_of_the_isolated_example() -> None:
     venue = solvent.Venue.load("default")
     report = venue.margin(str(ISOLATED))

@@ -119,3 +119,21 @@ def test_implied_vol_of_an_unreachable_price_raises_or_gives_nan_on_request() ->
     assert raised.value.index == 0 and raised.value.field == "price"
     solved = black76.implied_vol(prices, 60_000.0, 50_000.0, 0.25, on_error="nan")
     assert math.isnan(solved[0]) and 0.0 < solved[1] < 5.0
+
+
+def test_batches_larger_than_a_chunk_broadcast_and_name_the_element() -> None:
+    # The binding values 16,384 options per kernel call: a batch of 40,000 spans three calls.
+    forward, strike, time, vol, discount, is_call = chain(40_000, seed=11)
+    whole = black76.greeks(forward, strike, time, vol, discount, is_call)
+    expected = reference(forward, strike, time, vol, discount, is_call)
+    assert np.all(np.abs(whole.price - expected) <= 1e-9 * np.maximum(np.abs(expected), forward))
+    # A number broadcasts as the same number repeated, chunk after chunk.
+    broadcast = black76.greeks(forward, strike, time, 0.6, 1.0, "put")
+    repeated = black76.greeks(forward, strike, time, np.full(40_000, 0.6), np.ones(40_000), np.zeros(40_000, bool))
+    for a, b in zip(broadcast, repeated):
+        np.testing.assert_array_equal(a, b)
+    bad = vol.copy()
+    bad[35_000] = -0.1
+    with pytest.raises(solvent.PricingError) as raised:
+        black76.greeks(forward, strike, time, bad, discount, is_call)
+    assert raised.value.index == 35_000 and raised.value.field == "volatility"

@@ -139,26 +139,31 @@ impl Venue {
 
     /// The margin report of an account: `portfolio` a dict in `PORTFOLIO.json`'s shape, a path,
     /// or a `Portfolio`; `market` likewise (`MARKET.json`), or `None` for the portfolio's own.
-    #[pyo3(signature = (portfolio, market = None))]
+    /// `detail="figures"` leaves out the components and the liquidation prices (faster).
+    #[pyo3(signature = (portfolio, market = None, detail = "full"))]
     fn margin(
         &self,
         py: Python<'_>,
         portfolio: &Bound<'_, PyAny>,
         market: Option<&Bound<'_, PyAny>>,
+        detail: &str,
     ) -> PyResult<crate::report::MarginReport> {
-        crate::margin::margin(py, self, portfolio, market)
+        let detail = crate::margin::detail(detail)?;
+        crate::margin::margin(py, self, portfolio, market, detail)
     }
 
     /// The margin reports of many accounts at one market (each at its own when `market` is
     /// `None`), computed in parallel with the GIL released.
-    #[pyo3(signature = (portfolios, market = None))]
+    #[pyo3(signature = (portfolios, market = None, detail = "full"))]
     fn margin_many(
         &self,
         py: Python<'_>,
         portfolios: &Bound<'_, PyAny>,
         market: Option<&Bound<'_, PyAny>>,
+        detail: &str,
     ) -> PyResult<Vec<crate::report::MarginReport>> {
-        crate::margin::margin_many(py, self, portfolios, market)
+        let detail = crate::margin::detail(detail)?;
+        crate::margin::margin_many(py, self, portfolios, market, detail)
     }
 
     /// The price of `instrument` at which the position's pool reaches health 1, all else fixed

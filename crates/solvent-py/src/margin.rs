@@ -11,27 +11,58 @@ use solvent_risk::allocation::{AllocationPolicy, BufferPolicy};
 use solvent_risk::whatif::{Trade, what_if};
 
 use crate::convert::{self, describe, serialize_to_python};
-use crate::errors::{self, Detail, Kind, raise};
+use crate::errors::{self, Kind, raise};
 use crate::inputs::{Market, Resolved, Venue};
 use crate::report::{MarginReport, WhatIf};
+use solvent_risk::account::{Detail, build_report};
 
 /// The named historical days (`solvent stress --scenarios historical`), derived from
 /// ../shared/data/prices by scripts/extract_historical_days.py.
 const HISTORICAL_DAYS: &str = include_str!("../../../scenarios/historical-days.json");
 
-/// `venue.margin(portfolio, market=None)`.
+/// How much of a report to compute: `"full"` (everything, as `solvent margin`) or `"figures"`
+/// (equity, requirements, health, state and the positions' figures, without the waterfall's
+/// components and the liquidation prices: what a backtest checking margin every step needs).
+///
+/// # Errors
+/// `InputError` naming `detail` for any other word.
+pub fn detail(word: &str) -> PyResult<Detail> {
+    match word {
+        "full" => Ok(Detail::Full),
+        "figures" => Ok(Detail::Figures),
+        other => Err(raise(
+            Kind::Input,
+            errors::Detail::at(
+                "margin",
+                "detail",
+                format!("expected \"full\" or \"figures\", found {other:?}"),
+            ),
+        )),
+    }
+}
+
+/// The report of one resolved account at `detail`.
+fn report(
+    venue: &Venue,
+    resolved: &Resolved,
+    detail: Detail,
+) -> PyResult<solvent_risk::report::MarginReport> {
+    resolved.with_view(&venue.inner, |view| match detail {
+        Detail::Full => solvent_risk::margin_report(&resolved.portfolio, view),
+        other => build_report(&resolved.portfolio, view, other),
+    })
+}
+
+/// `venue.margin(portfolio, market=None, detail="full")`.
 pub fn margin(
     py: Python<'_>,
     venue: &Venue,
     portfolio: &Bound<'_, PyAny>,
     market: Option<&Bound<'_, PyAny>>,
+    detail: Detail,
 ) -> PyResult<MarginReport> {
     let resolved = Resolved::new(venue, portfolio, market, "portfolio")?;
-    let report = py.detach(|| {
-        resolved.with_view(&venue.inner, |view| {
-            solvent_risk::margin_report(&resolved.portfolio, view)
-        })
-    })?;
+    let report = py.detach(|| report(venue, &resolved, detail))?;
     Ok(MarginReport::new(report))
 }
 
@@ -42,6 +73,7 @@ pub fn margin_many(
     venue: &Venue,
     portfolios: &Bound<'_, PyAny>,
     market: Option<&Bound<'_, PyAny>>,
+    detail: Detail,
 ) -> PyResult<Vec<MarginReport>> {
     // The market is read once and shared (with its surfaces) by every account.
     let market = market
@@ -56,11 +88,7 @@ pub fn margin_many(
     let reports = py.detach(|| {
         resolved
             .par_iter()
-            .map(|one| {
-                one.with_view(&venue.inner, |view| {
-                    solvent_risk::margin_report(&one.portfolio, view)
-                })
-            })
+            .map(|one| report(venue, one, detail))
             .collect::<PyResult<Vec<_>>>()
     })?;
     Ok(reports.into_iter().map(MarginReport::new).collect())
@@ -74,7 +102,7 @@ pub fn liquidation_price(
     instrument: &str,
     market: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Option<Decimal>> {
-    let report = margin(py, venue, portfolio, market)?;
+    let report = margin(py, venue, portfolio, market, Detail::Full)?;
     let position = report
         .inner
         .positions
@@ -83,7 +111,7 @@ pub fn liquidation_price(
         .ok_or_else(|| {
             raise(
                 Kind::Input,
-                Detail::at(
+                errors::Detail::at(
                     "liquidation_price",
                     "instrument",
                     format!("the account holds no position in {instrument:?}"),
@@ -108,7 +136,7 @@ fn trade(value: &Bound<'_, PyAny>, index: usize) -> PyResult<Trade> {
                     .map_or(("(trade)".to_owned(), problem.clone()), |(field, rest)| {
                         (field.to_owned(), rest.to_owned())
                     });
-                raise(Kind::Input, Detail::at(&origin, &field, problem))
+                raise(Kind::Input, errors::Detail::at(&origin, &field, problem))
             }
             other => errors::internal(other),
         });
@@ -116,7 +144,7 @@ fn trade(value: &Bound<'_, PyAny>, index: usize) -> PyResult<Trade> {
     let dict = value.cast::<PyDict>().map_err(|_| {
         raise(
             Kind::Input,
-            Detail::at(
+            errors::Detail::at(
                 &origin,
                 "(trade)",
                 format!(
@@ -131,7 +159,7 @@ fn trade(value: &Bound<'_, PyAny>, index: usize) -> PyResult<Trade> {
         if !["instrument", "size", "price", "fee"].contains(&key.as_str()) {
             return Err(raise(
                 Kind::Input,
-                Detail::at(
+                errors::Detail::at(
                     &origin,
                     &key,
                     "unknown field; expected instrument, size, price, fee",
@@ -141,16 +169,21 @@ fn trade(value: &Bound<'_, PyAny>, index: usize) -> PyResult<Trade> {
     }
     let field = |name: &str| dict.get_item(name);
     let instrument: String = field("instrument")?
-        .ok_or_else(|| raise(Kind::Input, Detail::at(&origin, "instrument", "missing")))?
+        .ok_or_else(|| {
+            raise(
+                Kind::Input,
+                errors::Detail::at(&origin, "instrument", "missing"),
+            )
+        })?
         .extract()
         .map_err(|_| {
             raise(
                 Kind::Input,
-                Detail::at(&origin, "instrument", "expected a str"),
+                errors::Detail::at(&origin, "instrument", "expected a str"),
             )
         })?;
     let size = field("size")?
-        .ok_or_else(|| raise(Kind::Input, Detail::at(&origin, "size", "missing")))
+        .ok_or_else(|| raise(Kind::Input, errors::Detail::at(&origin, "size", "missing")))
         .and_then(|size| convert::money(&size, &origin, "size"))?;
     let price = field("price")?
         .filter(|price| !price.is_none())
@@ -194,7 +227,7 @@ pub fn whatif(
     if trades.is_empty() {
         return Err(raise(
             Kind::Input,
-            Detail::at("whatif", "trades", "at least one trade is needed"),
+            errors::Detail::at("whatif", "trades", "at least one trade is needed"),
         ));
     }
     let resolved = Resolved::new(venue, portfolio, market, "portfolio")?;
@@ -215,16 +248,22 @@ pub fn allocate<'py>(
     policy: (&str, f64, f64),
 ) -> PyResult<Bound<'py, PyAny>> {
     let (buffer, trigger, target) = policy;
-    let buffer: BufferPolicy = buffer
-        .parse()
-        .map_err(|problem: String| raise(Kind::Input, Detail::at("allocate", "buffer", problem)))?;
+    let buffer: BufferPolicy = buffer.parse().map_err(|problem: String| {
+        raise(
+            Kind::Input,
+            errors::Detail::at("allocate", "buffer", problem),
+        )
+    })?;
     let policy = AllocationPolicy::new_checked(buffer, trigger, target).map_err(|error| {
         let field = if error.field == "trigger_health" {
             "trigger"
         } else {
             "target"
         };
-        raise(Kind::Input, Detail::at("allocate", field, error.problem))
+        raise(
+            Kind::Input,
+            errors::Detail::at("allocate", field, error.problem),
+        )
     })?;
     let resolved = Resolved::new(venue, portfolio, market, "portfolio")?;
     let allocation = py.detach(|| {
