@@ -185,3 +185,34 @@ def test_engine_replays_the_demo_as_the_command(cli_available, monkeypatch) -> N
     assert again.state_hash() == summary["state_hash"]
     assert len(columns["type"]) == len(effects)
     assert all(len(column) == len(effects) for column in columns.values())
+
+
+PM_VENUES = ("default", "deribit", "span-16")  # the shipped venues with [portfolio_margin]
+
+
+@pytest.mark.parametrize("venue_name", PM_VENUES)
+def test_portfolio_margin_of_many_accounts_equals_the_command(venue_name, cli_available, tmp_path) -> None:
+    """Every shipped example switched to portfolio mode: `margin_many` in one call gives, for
+    each account the command accepts, the command's report, and refuses the list naming the
+    first account it does not."""
+    venue = solvent.Venue.load(venue_name)
+    accepted = []
+    for portfolio in PORTFOLIOS:
+        account = load_json(portfolio)
+        account["mode"] = "portfolio"
+        path = tmp_path / portfolio.name
+        path.write_text(json.dumps(account))
+        code, stdout, stderr = run_cli(["margin", str(path), "--venue", venue_name, "--json"])
+        if code == 0:
+            accepted.append((path, stdout))
+        else:
+            with pytest.raises(solvent.SolventError) as raised:
+                venue.margin_many([str(path)])
+            assert stderr.strip() == f"error: {raised.value}".replace("portfolios[0]", str(path))
+    assert accepted, f"no example is accepted in portfolio mode by {venue_name}"
+    reports = venue.margin_many([str(path) for path, _ in accepted] * 3)
+    assert len(reports) == 3 * len(accepted)
+    for index, report in enumerate(reports):
+        path, stdout = accepted[index % len(accepted)]
+        assert report.mode == "portfolio"
+        assert report.to_json() + "\n" == stdout, path.name
