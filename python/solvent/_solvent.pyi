@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from decimal import Decimal
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -39,10 +39,19 @@ class Venue:
         """The names of the instruments the venue lists."""
     def portfolio(self, portfolio: PortfolioLike) -> Portfolio:
         """The portfolio validated against this venue, to reuse across calls."""
-    def margin(self, portfolio: PortfolioLike, market: Optional[MarketLike] = None) -> MarginReport:
-        """The margin report (``market`` ``None``: the portfolio's own market)."""
+    def margin(
+        self,
+        portfolio: PortfolioLike,
+        market: Optional[MarketLike] = None,
+        detail: Literal["full", "figures"] = "full",
+    ) -> MarginReport:
+        """The margin report (``market`` ``None``: the portfolio's own market). ``"figures"``
+        leaves out the components and the liquidation prices."""
     def margin_many(
-        self, portfolios: Iterable[PortfolioLike], market: Optional[MarketLike] = None
+        self,
+        portfolios: Iterable[PortfolioLike],
+        market: Optional[MarketLike] = None,
+        detail: Literal["full", "figures"] = "full",
     ) -> List[MarginReport]:
         """The reports of many accounts at one market, in parallel."""
     def liquidation_price(

@@ -188,3 +188,24 @@ def test_engine_from_dicts_and_columns() -> None:
     with pytest.raises(solvent.InputError) as raised:
         engine.apply({"ts": "2026-01-01T00:00:04Z", "type": "deposit", "account": "a1", "asset": "USDT"})
     assert raised.value.field == "amount"
+
+
+def test_stress_takes_scenarios_as_dicts_with_decimal_moves(tmp_path) -> None:
+    venue = solvent.Venue.load("default")
+    scenarios = [
+        {"name": "btc -30%", "price_moves": {"BTC": Decimal("-0.3")}},
+        {"name": "btc +10%, vol up", "price_moves": {"BTC": "0.1"}, "vol_changes": {"BTC": "0.5"}},
+    ]
+    as_dicts = venue.stress(account(), scenarios=scenarios)
+    path = tmp_path / "scenarios.json"
+    path.write_text(
+        '{"scenarios": [{"name": "btc -30%", "price_moves": {"BTC": "-0.3"}},'
+        ' {"name": "btc +10%, vol up", "price_moves": {"BTC": "0.1"}, "vol_changes": {"BTC": "0.5"}}]}'
+    )
+    assert venue.stress(account(), scenarios=str(path)) == as_dicts
+    row = as_dicts["scenarios"][0]
+    # Long 1 BTCUSDT at 60,000: a 30% fall loses 18,000 USDT.
+    assert row["name"] == "btc -30%" and row["pnl"] == Decimal("-18000")
+    with pytest.raises(solvent.MoneyAsFloatError) as raised:
+        venue.stress(account(), scenarios=[{"name": "x", "price_moves": {"BTC": -0.3}}])
+    assert raised.value.field == "scenarios[0].price_moves.BTC"
