@@ -13,7 +13,7 @@ use solvent_pricing::black76::{BatchColumns, GreeksBatch, OptionType, price_and_
 use solvent_pricing::implied::implied_volatility;
 
 use crate::convert::describe;
-use crate::errors::{self, Detail, Kind, raise};
+use crate::errors::{self, Kind, Problem, raise};
 
 /// One input column as given: an array read in place, or a number to broadcast.
 enum Column<'py> {
@@ -36,7 +36,7 @@ impl<'py> Column<'py> {
             .map_err(|error| {
                 raise(
                     Kind::Pricing,
-                    Detail {
+                    Problem {
                         origin: None,
                         field: Some(field.to_owned()),
                         problem: format!(
@@ -53,7 +53,7 @@ impl<'py> Column<'py> {
             .map_err(|_| {
                 raise(
                     Kind::Pricing,
-                    Detail {
+                    Problem {
                         origin: None,
                         field: Some(field.to_owned()),
                         problem: format!(
@@ -133,7 +133,7 @@ fn common_length(columns: &[(&str, Option<usize>)]) -> PyResult<usize> {
             Some((first, n)) if n != length => {
                 return Err(raise(
                     Kind::Pricing,
-                    Detail {
+                    Problem {
                         origin: None,
                         field: Some((*field).to_owned()),
                         problem: format!("has {length} elements, {first} has {n}"),
@@ -153,7 +153,7 @@ fn option_types(value: &Bound<'_, PyAny>, n: usize) -> PyResult<(Vec<OptionType>
     let bad = |problem: String| {
         raise(
             Kind::Pricing,
-            Detail {
+            Problem {
                 origin: None,
                 field: Some("option_type".to_owned()),
                 problem,
@@ -338,7 +338,7 @@ pub fn black76_implied_vol<'py>(
         other => {
             return Err(raise(
                 Kind::Input,
-                Detail {
+                Problem {
                     origin: None,
                     field: Some("on_error".to_owned()),
                     problem: format!("expected \"raise\" or \"nan\", found {other:?}"),

@@ -16,7 +16,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyT
 use rust_decimal::Decimal;
 use serde_json::{Number, Value};
 
-use crate::errors::{self, Detail, Kind, raise};
+use crate::errors::{self, Kind, Problem, raise};
 
 static DECIMAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
@@ -58,7 +58,7 @@ pub fn to_json(value: &Bound<'_, PyAny>, origin: &str) -> PyResult<Value> {
 
 fn refuse(origin: &str, path: &str, problem: String) -> PyErr {
     let field = if path.is_empty() { "(top level)" } else { path };
-    raise(Kind::Input, Detail::at(origin, field, problem))
+    raise(Kind::Input, Problem::at(origin, field, problem))
 }
 
 /// Appends `text` as a JSON string.
@@ -180,11 +180,11 @@ pub fn describe(value: &Bound<'_, PyAny>) -> String {
         .repr()
         .map(|repr| repr.to_string())
         .unwrap_or_default();
-    let mut repr: String = repr.chars().take(60).collect();
-    if repr.len() < value.repr().map(|r| r.to_string().len()).unwrap_or(0) {
-        repr.push('…');
+    let mut shown: String = repr.chars().take(60).collect();
+    if shown.len() < repr.len() {
+        shown.push('…');
     }
-    format!("{type_name} {repr}")
+    format!("{type_name} {shown}")
 }
 
 /// One money figure from Python: a `str` in plain decimal notation, an `int` or a
@@ -196,7 +196,7 @@ pub fn money(value: &Bound<'_, PyAny>, origin: &str, field: &str) -> PyResult<De
     if value.is_instance_of::<PyFloat>() {
         return Err(raise(
             Kind::MoneyAsFloat,
-            Detail::at(
+            Problem::at(
                 origin,
                 field,
                 format!(
@@ -215,7 +215,7 @@ pub fn money(value: &Bound<'_, PyAny>, origin: &str, field: &str) -> PyResult<De
     } else if is_decimal(value)? {
         Some(
             decimal_text(value)
-                .map_err(|problem| raise(Kind::Input, Detail::at(origin, field, problem)))?,
+                .map_err(|problem| raise(Kind::Input, Problem::at(origin, field, problem)))?,
         )
     } else {
         None
@@ -223,7 +223,7 @@ pub fn money(value: &Bound<'_, PyAny>, origin: &str, field: &str) -> PyResult<De
     let Some(text) = text else {
         return Err(raise(
             Kind::Input,
-            Detail::at(
+            Problem::at(
                 origin,
                 field,
                 format!(
@@ -234,7 +234,7 @@ pub fn money(value: &Bound<'_, PyAny>, origin: &str, field: &str) -> PyResult<De
         ));
     };
     solvent_core::money::parse_decimal(&text)
-        .map_err(|problem| raise(Kind::Input, Detail::at(origin, field, problem)))
+        .map_err(|problem| raise(Kind::Input, Problem::at(origin, field, problem)))
 }
 
 /// Where an input comes from: a path to read, or an object given in Python.
@@ -274,7 +274,7 @@ pub fn text_of(source: Source, origin: &str) -> PyResult<(String, String)> {
             let text = std::fs::read_to_string(&path).map_err(|error| {
                 raise(
                     Kind::Input,
-                    Detail {
+                    Problem {
                         origin: Some(name.clone()),
                         field: None,
                         problem: format!("cannot read the file: {error}"),

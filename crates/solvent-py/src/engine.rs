@@ -12,7 +12,7 @@ use solvent_engine::event::{Envelope, Event, parse_line};
 use solvent_risk::MarketView;
 
 use crate::convert::{self, describe, serialize_to_python};
-use crate::errors::{self, Detail, Kind, raise};
+use crate::errors::{self, Kind, Problem, raise};
 use crate::inputs::Venue;
 use crate::report::MarginReport;
 
@@ -34,7 +34,7 @@ fn envelope(engine: &CoreEngine, value: &Bound<'_, PyAny>, index: usize) -> PyRe
     if !value.is_instance_of::<PyDict>() {
         return Err(raise(
             Kind::Input,
-            Detail::at(
+            Problem::at(
                 &origin,
                 "(top level)",
                 format!("expected a dict or a JSON line, found {}", describe(value)),
@@ -42,7 +42,7 @@ fn envelope(engine: &CoreEngine, value: &Bound<'_, PyAny>, index: usize) -> PyRe
         ));
     }
     let fail =
-        |field: &str, problem: String| raise(Kind::Input, Detail::at(&origin, field, problem));
+        |field: &str, problem: String| raise(Kind::Input, Problem::at(&origin, field, problem));
     let serde_json::Value::Object(mut object) = convert::to_json(value, &origin)? else {
         return Err(fail("(top level)", "an event is a dict".to_owned()));
     };
@@ -150,7 +150,7 @@ impl Engine {
             let text = std::fs::read_to_string(&path).map_err(|error| {
                 raise(
                     Kind::Input,
-                    Detail {
+                    Problem {
                         origin: Some(origin.clone()),
                         field: None,
                         problem: format!("cannot read the file: {error}"),
@@ -195,7 +195,7 @@ impl Engine {
         let portfolio = self.inner.portfolio(account).ok_or_else(|| {
             raise(
                 Kind::Input,
-                Detail::at("engine", "account", format!("no account {account:?}")),
+                Problem::at("engine", "account", format!("no account {account:?}")),
             )
         })?;
         let engine = &self.inner;

@@ -38,7 +38,7 @@ impl Kind {
 
 /// What an error says: the whole message, and the parts a program reads.
 #[derive(Clone, Debug, Default)]
-pub struct Detail {
+pub struct Problem {
     /// Where the input came from (a file path, `portfolio`, `market`, `events[3]`).
     pub origin: Option<String>,
     /// The field, as a path inside the input (`positions[0].size`, `index.BTC`, `strike`).
@@ -49,7 +49,7 @@ pub struct Detail {
     pub index: Option<usize>,
 }
 
-impl Detail {
+impl Problem {
     /// A problem with `field` of the input from `origin`.
     pub fn at(origin: &str, field: &str, problem: impl Into<String>) -> Self {
         Self {
@@ -75,19 +75,19 @@ impl Detail {
     }
 }
 
-/// An instance of `solvent.<kind>` carrying `detail`.
-pub fn raise(kind: Kind, detail: Detail) -> PyErr {
-    Python::attach(|py| build(py, kind, &detail)).unwrap_or_else(|error| error)
+/// An instance of `solvent.<kind>` carrying `problem`.
+pub fn raise(kind: Kind, problem: Problem) -> PyErr {
+    Python::attach(|py| build(py, kind, &problem)).unwrap_or_else(|error| error)
 }
 
-fn build(py: Python<'_>, kind: Kind, detail: &Detail) -> Result<PyErr, PyErr> {
+fn build(py: Python<'_>, kind: Kind, problem: &Problem) -> Result<PyErr, PyErr> {
     let class = py.import("solvent._errors")?.getattr(kind.class_name())?;
     let keywords = PyDict::new(py);
-    keywords.set_item("field", detail.field.as_deref())?;
-    keywords.set_item("problem", &detail.problem)?;
-    keywords.set_item("origin", detail.origin.as_deref())?;
-    keywords.set_item("index", detail.index)?;
-    let instance = class.call((detail.message(),), Some(&keywords))?;
+    keywords.set_item("field", problem.field.as_deref())?;
+    keywords.set_item("problem", &problem.problem)?;
+    keywords.set_item("origin", problem.origin.as_deref())?;
+    keywords.set_item("index", problem.index)?;
+    let instance = class.call((problem.message(),), Some(&keywords))?;
     Ok(PyErr::from_value(instance))
 }
 
@@ -112,7 +112,7 @@ pub fn input(error: &InputError) -> PyErr {
         } else {
             Kind::Input
         },
-        Detail {
+        Problem {
             origin: Some(error.file.clone()),
             field: Some(error.path.clone()),
             problem,
@@ -168,7 +168,7 @@ pub fn risk(error: &RiskError, portfolio_origin: &str, market: (&str, &str)) -> 
     };
     raise(
         kind,
-        Detail {
+        Problem {
             origin: Some(origin.to_owned()),
             field: (!field.is_empty()).then_some(field),
             problem,
@@ -197,7 +197,7 @@ pub fn pricing(error: &PricingError) -> PyErr {
     };
     raise(
         Kind::Pricing,
-        Detail {
+        Problem {
             origin: index.map(|index| format!("element {index}")),
             field,
             problem: inner.to_string(),

@@ -13,7 +13,7 @@ use solvent_risk::MarketView;
 use solvent_risk::valuation::Surfaces;
 
 use crate::convert;
-use crate::errors::{self, Detail, Kind, raise};
+use crate::errors::{self, Kind, Problem, raise};
 
 /// Each shipped venue: its name (the file's stem under `venues/`) and its text, the same files
 /// the `solvent` command embeds.
@@ -68,7 +68,7 @@ impl Venue {
             let text = std::fs::read_to_string(&path).map_err(|error| {
                 raise(
                     Kind::Input,
-                    Detail {
+                    Problem {
                         origin: Some(origin.clone()),
                         field: None,
                         problem: format!("cannot read the file: {error}"),
@@ -86,7 +86,7 @@ impl Venue {
         }
         Err(raise(
             Kind::VenueNotFound,
-            Detail {
+            Problem {
                 origin: Some(name),
                 field: None,
                 problem: format!(
@@ -291,7 +291,7 @@ impl Portfolio {
             if !Arc::ptr_eq(&read.venue, &venue.inner) {
                 return Err(raise(
                     Kind::Input,
-                    Detail {
+                    Problem {
                         origin: Some(read.origin.clone()),
                         field: None,
                         problem: format!(
@@ -446,7 +446,7 @@ impl Resolved {
                 None => {
                     return Err(raise(
                         Kind::Input,
-                        Detail::at(
+                        Problem::at(
                             &portfolio.origin,
                             "market",
                             "missing; pass market=... or give the portfolio a \"market\" object",

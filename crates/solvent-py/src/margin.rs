@@ -32,7 +32,7 @@ pub fn detail(word: &str) -> PyResult<Detail> {
         "figures" => Ok(Detail::Figures),
         other => Err(raise(
             Kind::Input,
-            errors::Detail::at(
+            errors::Problem::at(
                 "margin",
                 "detail",
                 format!("expected \"full\" or \"figures\", found {other:?}"),
@@ -111,7 +111,7 @@ pub fn liquidation_price(
         .ok_or_else(|| {
             raise(
                 Kind::Input,
-                errors::Detail::at(
+                errors::Problem::at(
                     "liquidation_price",
                     "instrument",
                     format!("the account holds no position in {instrument:?}"),
@@ -136,7 +136,7 @@ fn trade(value: &Bound<'_, PyAny>, index: usize) -> PyResult<Trade> {
                     .map_or(("(trade)".to_owned(), problem.clone()), |(field, rest)| {
                         (field.to_owned(), rest.to_owned())
                     });
-                raise(Kind::Input, errors::Detail::at(&origin, &field, problem))
+                raise(Kind::Input, errors::Problem::at(&origin, &field, problem))
             }
             other => errors::internal(other),
         });
@@ -144,7 +144,7 @@ fn trade(value: &Bound<'_, PyAny>, index: usize) -> PyResult<Trade> {
     let dict = value.cast::<PyDict>().map_err(|_| {
         raise(
             Kind::Input,
-            errors::Detail::at(
+            errors::Problem::at(
                 &origin,
                 "(trade)",
                 format!(
@@ -159,7 +159,7 @@ fn trade(value: &Bound<'_, PyAny>, index: usize) -> PyResult<Trade> {
         if !["instrument", "size", "price", "fee"].contains(&key.as_str()) {
             return Err(raise(
                 Kind::Input,
-                errors::Detail::at(
+                errors::Problem::at(
                     &origin,
                     &key,
                     "unknown field; expected instrument, size, price, fee",
@@ -172,18 +172,18 @@ fn trade(value: &Bound<'_, PyAny>, index: usize) -> PyResult<Trade> {
         .ok_or_else(|| {
             raise(
                 Kind::Input,
-                errors::Detail::at(&origin, "instrument", "missing"),
+                errors::Problem::at(&origin, "instrument", "missing"),
             )
         })?
         .extract()
         .map_err(|_| {
             raise(
                 Kind::Input,
-                errors::Detail::at(&origin, "instrument", "expected a str"),
+                errors::Problem::at(&origin, "instrument", "expected a str"),
             )
         })?;
     let size = field("size")?
-        .ok_or_else(|| raise(Kind::Input, errors::Detail::at(&origin, "size", "missing")))
+        .ok_or_else(|| raise(Kind::Input, errors::Problem::at(&origin, "size", "missing")))
         .and_then(|size| convert::money(&size, &origin, "size"))?;
     let price = field("price")?
         .filter(|price| !price.is_none())
@@ -227,7 +227,7 @@ pub fn whatif(
     if trades.is_empty() {
         return Err(raise(
             Kind::Input,
-            errors::Detail::at("whatif", "trades", "at least one trade is needed"),
+            errors::Problem::at("whatif", "trades", "at least one trade is needed"),
         ));
     }
     let resolved = Resolved::new(venue, portfolio, market, "portfolio")?;
@@ -251,7 +251,7 @@ pub fn allocate<'py>(
     let buffer: BufferPolicy = buffer.parse().map_err(|problem: String| {
         raise(
             Kind::Input,
-            errors::Detail::at("allocate", "buffer", problem),
+            errors::Problem::at("allocate", "buffer", problem),
         )
     })?;
     let policy = AllocationPolicy::new_checked(buffer, trigger, target).map_err(|error| {
@@ -262,7 +262,7 @@ pub fn allocate<'py>(
         };
         raise(
             Kind::Input,
-            errors::Detail::at("allocate", field, error.problem),
+            errors::Problem::at("allocate", field, error.problem),
         )
     })?;
     let resolved = Resolved::new(venue, portfolio, market, "portfolio")?;
