@@ -210,7 +210,9 @@ class WhatIf:
 class Engine:
     """The deterministic engine: apply events, get effects."""
 
-    def __init__(self, venue: Venue) -> None: ...
+    def __init__(self, venue: Venue, config: Optional[Mapping[str, Any]] = None) -> None:
+        """``config`` overrides the defaults: ``{"liquidation": {"fee_rate": "0.01"}, "guards": {...}}``."""
+    def config(self) -> Dict[str, Any]: ...
     def apply(self, event: Union[Mapping[str, Any], str]) -> List[Dict[str, Any]]: ...
     def apply_many(
         self,

@@ -209,3 +209,23 @@ def test_stress_takes_scenarios_as_dicts_with_decimal_moves(tmp_path) -> None:
     with pytest.raises(solvent.MoneyAsFloatError) as raised:
         venue.stress(account(), scenarios=[{"name": "x", "price_moves": {"BTC": -0.3}}])
     assert raised.value.field == "scenarios[0].price_moves.BTC"
+
+
+def test_engine_configuration_overrides_the_defaults_and_refuses_float_decimals() -> None:
+    venue = solvent.Venue.load("default")
+    default = solvent.Engine(venue).config()
+    assert isinstance(default["liquidation"]["fee_rate"], Decimal)
+    engine = solvent.Engine(
+        venue, {"liquidation": {"fee_rate": Decimal("0.01"), "max_steps": 8}, "guards": {"max_open_interest": {"BTCUSDT": "50"}}}
+    )
+    config = engine.config()
+    assert config["liquidation"]["fee_rate"] == Decimal("0.01")
+    assert config["liquidation"]["max_steps"] == 8
+    assert config["liquidation"]["max_step_fraction"] == default["liquidation"]["max_step_fraction"]
+    assert config["guards"]["max_open_interest"] == {"BTCUSDT": Decimal("50")}
+    with pytest.raises(solvent.MoneyAsFloatError) as raised:
+        solvent.Engine(venue, {"liquidation": {"fee_rate": 0.01}})
+    assert raised.value.field == "liquidation.fee_rate"
+    with pytest.raises(solvent.InputError) as raised:
+        solvent.Engine(venue, {"liquidation": {"fee": "0.01"}})
+    assert raised.value.field == "liquidation.fee"

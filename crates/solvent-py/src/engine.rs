@@ -68,6 +68,89 @@ fn envelope(engine: &CoreEngine, value: &Bound<'_, PyAny>, index: usize) -> PyRe
     Ok(Envelope { seq, ts, event })
 }
 
+/// The engine's configuration: the defaults with `overrides` (a dict in the shape of
+/// `EngineConfig`'s JSON, e.g. `{"liquidation": {"fee_rate": "0.01"}}`) laid over them. A field
+/// whose default is a decimal takes a `str`, `int` or `Decimal`, never a float.
+fn config(overrides: Option<&Bound<'_, PyAny>>) -> PyResult<EngineConfig> {
+    let Some(overrides) = overrides else {
+        return Ok(EngineConfig::default());
+    };
+    let mut merged = serde_json::to_value(EngineConfig::default()).map_err(errors::internal)?;
+    let given = convert::to_json(overrides, "config")?;
+    overlay(&mut merged, given, &mut String::new())?;
+    let text = merged.to_string();
+    solvent_core::error::from_json_str::<EngineConfig>("config", &text)
+        .map_err(|e| errors::input(&e))
+}
+
+/// Lays `given` over `base`: objects field by field (a struct's unknown field refused; an empty
+/// default object is a map and takes any key), a decimal (a string by default) never from a
+/// float.
+fn overlay(
+    base: &mut serde_json::Value,
+    given: serde_json::Value,
+    path: &mut String,
+) -> PyResult<()> {
+    use serde_json::Value;
+    let fail = |kind: Kind, path: &str, problem: String| {
+        raise(
+            kind,
+            Problem::at(
+                "config",
+                if path.is_empty() { "(top level)" } else { path },
+                problem,
+            ),
+        )
+    };
+    match (base, given) {
+        (Value::Object(base), Value::Object(given)) => {
+            let is_map = base.is_empty();
+            for (key, value) in given {
+                let length = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&key);
+                match base.get_mut(&key) {
+                    Some(slot) => overlay(slot, value, path)?,
+                    None if is_map => {
+                        if value.is_f64() {
+                            return Err(fail(
+                                Kind::MoneyAsFloat,
+                                path,
+                                "a decimal must not be a float: pass a str, int or decimal.Decimal"
+                                    .to_owned(),
+                            ));
+                        }
+                        base.insert(key, value);
+                    }
+                    None => {
+                        let known: Vec<&str> = base.keys().map(String::as_str).collect();
+                        return Err(fail(
+                            Kind::Input,
+                            path,
+                            format!("unknown field; expected one of {}", known.join(", ")),
+                        ));
+                    }
+                }
+                path.truncate(length);
+            }
+            Ok(())
+        }
+        (Value::String(_), Value::Number(number)) if number.is_f64() => Err(fail(
+            Kind::MoneyAsFloat,
+            path,
+            format!(
+                "a decimal must not be a float: pass a str, int or decimal.Decimal (got {number})"
+            ),
+        )),
+        (slot, value) => {
+            *slot = value;
+            Ok(())
+        }
+    }
+}
+
 impl Engine {
     fn apply_one(
         &mut self,
@@ -109,12 +192,19 @@ fn columns<'py>(py: Python<'py>, rows: &[Bound<'py, PyAny>]) -> PyResult<Bound<'
 
 #[pymethods]
 impl Engine {
-    /// An engine with no accounts and no prices, under `venue`.
+    /// An engine with no accounts and no prices, under `venue`, configured by the defaults with
+    /// `config` laid over them (`{"liquidation": {...}, "guards": {...}}`, as `EngineConfig`).
     #[new]
-    fn new(venue: &Venue) -> Self {
-        Self {
-            inner: CoreEngine::new((*venue.inner).clone(), EngineConfig::default()),
-        }
+    #[pyo3(signature = (venue, config = None))]
+    fn new(venue: &Venue, config: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        Ok(Self {
+            inner: CoreEngine::new((*venue.inner).clone(), self::config(config)?),
+        })
+    }
+
+    /// The configuration in force, as a dict (decimals as `decimal.Decimal`).
+    fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        serialize_to_python(py, self.inner.config())
     }
 
     /// Applies one event (a dict or a JSON line) and returns its effects as dicts, each with
