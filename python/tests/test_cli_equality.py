@@ -171,6 +171,8 @@ def test_engine_replays_the_demo_as_the_command(cli_available, monkeypatch) -> N
     engine = solvent.Engine(solvent.Venue.load("default"))
     effects = engine.apply_many(Path("examples/events-demo.jsonl"))
     assert engine.state_hash() == summary["state_hash"]
+    from_text_path = solvent.Engine(solvent.Venue.load("default"))
+    assert from_text_path.apply_many("examples/events-demo.jsonl") == effects
     counts: dict = {}
     for effect in effects:
         counts[effect["type"]] = counts.get(effect["type"], 0) + 1

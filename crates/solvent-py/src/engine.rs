@@ -234,7 +234,8 @@ impl Engine {
         columns: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let mut rows = Vec::new();
-        if events.hasattr("__fspath__")? {
+        // A str is a path here (one JSON line goes to `apply`); so is an `os.PathLike`.
+        if events.is_instance_of::<PyString>() || events.hasattr("__fspath__")? {
             let path: std::path::PathBuf = events.extract()?;
             let origin = path.display().to_string();
             let text = std::fs::read_to_string(&path).map_err(|error| {
