@@ -6,36 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use solvent_core::venue::Venue;
 
-/// Each shipped venue: its name (the file's stem under `venues/`) and its text.
-pub const SHIPPED: &[(&str, &str)] = &[
-    ("default", include_str!("../../../venues/default.toml")),
-    (
-        "binance-usdm",
-        include_str!("../../../venues/binance-usdm.toml"),
-    ),
-    (
-        "bybit-linear",
-        include_str!("../../../venues/bybit-linear.toml"),
-    ),
-    ("deribit", include_str!("../../../venues/deribit.toml")),
-    ("drift", include_str!("../../../venues/drift.toml")),
-    ("dydx-v4", include_str!("../../../venues/dydx-v4.toml")),
-    (
-        "hyperliquid",
-        include_str!("../../../venues/hyperliquid.toml"),
-    ),
-    ("span-16", include_str!("../../../venues/span-16.toml")),
-];
-
-/// The text of the shipped venue `name` (with or without `.toml`).
-#[must_use]
-pub fn shipped(name: &str) -> Option<&'static str> {
-    let stem = name.strip_suffix(".toml").unwrap_or(name);
-    SHIPPED
-        .iter()
-        .find(|(shipped, _)| *shipped == stem)
-        .map(|(_, text)| *text)
-}
+pub use solvent_core::shipped::{SHIPPED, shipped};
 
 /// The venue `--venue` names: a file when the path exists, else a shipped venue by name, else
 /// an error that names the closest shipped venue. `None`: the built-in default.

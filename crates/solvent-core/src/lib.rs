@@ -23,6 +23,7 @@ pub mod names;
 pub mod portfolio;
 pub mod portfolio_margin;
 pub mod rounding;
+pub mod shipped;
 pub mod shock;
 pub mod venue;
 

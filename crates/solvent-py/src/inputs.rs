@@ -15,36 +15,7 @@ use solvent_risk::valuation::Surfaces;
 use crate::convert;
 use crate::errors::{self, Kind, Problem, raise};
 
-/// Each shipped venue: its name (the file's stem under `venues/`) and its text, the same files
-/// the `solvent` command embeds.
-pub const SHIPPED: &[(&str, &str)] = &[
-    ("default", include_str!("../../../venues/default.toml")),
-    (
-        "binance-usdm",
-        include_str!("../../../venues/binance-usdm.toml"),
-    ),
-    (
-        "bybit-linear",
-        include_str!("../../../venues/bybit-linear.toml"),
-    ),
-    ("deribit", include_str!("../../../venues/deribit.toml")),
-    ("drift", include_str!("../../../venues/drift.toml")),
-    ("dydx-v4", include_str!("../../../venues/dydx-v4.toml")),
-    (
-        "hyperliquid",
-        include_str!("../../../venues/hyperliquid.toml"),
-    ),
-    ("span-16", include_str!("../../../venues/span-16.toml")),
-];
-
-/// The text of the shipped venue `name` (with or without `.toml`).
-fn shipped(name: &str) -> Option<&'static str> {
-    let stem = name.strip_suffix(".toml").unwrap_or(name);
-    SHIPPED
-        .iter()
-        .find(|(shipped, _)| *shipped == stem)
-        .map(|(_, text)| *text)
-}
+use solvent_core::shipped::{SHIPPED, shipped};
 
 /// A venue's parameters: assets and haircuts, instruments and their margin rules, thresholds.
 ///
