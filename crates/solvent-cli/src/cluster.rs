@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use solvent_cluster::publish::Publisher;
-use solvent_cluster::routing::shard_of;
+use solvent_cluster::routing::{MAX_SHARDS, shard_of};
 use solvent_cluster::shard::{self, ShardConfig};
 use solvent_engine::config::EngineConfig;
 use solvent_engine::event::parse_line;
@@ -45,7 +45,7 @@ enum ClusterCommand {
     /// Prints the shard of each account given.
     Route {
         /// The number of shards.
-        #[arg(long)]
+        #[arg(long, value_parser = shard_count())]
         shards: u32,
         /// Account ids.
         #[arg(required = true)]
@@ -87,7 +87,7 @@ pub struct PublishArgs {
     #[arg(long = "cluster", value_name = "URLS")]
     servers: String,
     /// The number of shards the stream is routed for.
-    #[arg(long)]
+    #[arg(long, value_parser = shard_count())]
     shards: u32,
     /// Replicas of the streams when this command creates them.
     #[arg(long, default_value_t = 3)]
@@ -104,6 +104,11 @@ pub struct PublishArgs {
     events: PathBuf,
 }
 
+/// The parser of `--shards`: a whole number from 1 to [`MAX_SHARDS`].
+pub fn shard_count() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(1..=i64::from(MAX_SHARDS))
+}
+
 /// `K/N` as `(K, N)`.
 fn shard_and_count(text: &str) -> Result<(u32, u32)> {
     let (shard, shards) = text
@@ -117,11 +122,8 @@ fn shard_and_count(text: &str) -> Result<(u32, u32)> {
         .trim()
         .parse()
         .map_err(|_| anyhow!("--shard {text:?}: N must be a whole number"))?;
-    if shards == 0 || shards > solvent_cluster::routing::MAX_SHARDS {
-        bail!(
-            "--shard {text:?}: N must be between 1 and {}",
-            solvent_cluster::routing::MAX_SHARDS
-        );
+    if shards == 0 || shards > MAX_SHARDS {
+        bail!("--shard {text:?}: N must be between 1 and {MAX_SHARDS}");
     }
     if shard >= shards {
         bail!("--shard {text:?}: K must be below N (shards are numbered from 0)");
@@ -182,18 +184,10 @@ pub fn run(args: &ClusterArgs) -> Result<String> {
             }
             Ok(out)
         }
-        ClusterCommand::Route { shards, accounts } => {
-            if *shards == 0 || *shards > solvent_cluster::routing::MAX_SHARDS {
-                bail!(
-                    "--shards {shards}: must be between 1 and {}",
-                    solvent_cluster::routing::MAX_SHARDS
-                );
-            }
-            Ok(accounts
-                .iter()
-                .map(|account| format!("{account}\t{}\n", shard_of(account, *shards)))
-                .collect())
-        }
+        ClusterCommand::Route { shards, accounts } => Ok(accounts
+            .iter()
+            .map(|account| format!("{account}\t{}\n", shard_of(account, *shards)))
+            .collect()),
     }
 }
 
@@ -243,13 +237,6 @@ pub fn run_shard(args: &ShardArgs) -> Result<String> {
 }
 
 fn publish(args: &PublishArgs) -> Result<String> {
-    if args.shards == 0 || args.shards > solvent_cluster::routing::MAX_SHARDS {
-        bail!(
-            "--shards {}: must be between 1 and {}",
-            args.shards,
-            solvent_cluster::routing::MAX_SHARDS
-        );
-    }
     let origin = args.events.display().to_string();
     let bytes = std::fs::read(&args.events).with_context(|| format!("{origin}: cannot read"))?;
     let id_prefix = args

@@ -31,7 +31,7 @@ pub struct GatewayArgs {
     #[arg(long = "cluster", value_name = "URLS")]
     servers: String,
     /// The number of shards the stream is routed for.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cluster::shard_count())]
     shards: u32,
     /// Where to listen: a loopback address (the gateway checks no API key yet).
     #[arg(long, default_value = "127.0.0.1:8090")]
@@ -237,13 +237,6 @@ pub fn run(args: &GatewayArgs) -> Result<String> {
         bail!(
             "--listen {}: the gateway checks no API key yet, so it listens on a loopback address only",
             args.listen
-        );
-    }
-    if args.shards == 0 || args.shards > solvent_cluster::routing::MAX_SHARDS {
-        bail!(
-            "--shards {}: must be between 1 and {}",
-            args.shards,
-            solvent_cluster::routing::MAX_SHARDS
         );
     }
     let servers = crate::cluster::servers(&args.servers);

@@ -321,6 +321,18 @@ fn shard_args<'a>(urls: &'a str, shard: &'a str, data: &'a str) -> Vec<&'a str> 
     ]
 }
 
+/// Shard `shard` running (not stopping at the end of the stream), its data under `scratch`.
+fn start_shard(urls: &str, scratch: &Path, shard: u32) -> Child {
+    let shard_text = format!("{shard}/{SHARDS}");
+    let data = scratch.join(format!("shard-{shard}")).display().to_string();
+    Command::new(env!("CARGO_BIN_EXE_solvent"))
+        .args(shard_args(urls, &shard_text, &data))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start a shard")
+}
+
 /// Every shard run to the end of the stream (recovering from its snapshot where it has one).
 fn finish_shards(urls: &str, scratch: &Path) -> Vec<serde_json::Value> {
     let children: Vec<Child> = (0..SHARDS)
@@ -480,20 +492,7 @@ fn killed_shards_and_a_killed_nats_node_lose_nothing_and_apply_nothing_twice() {
             .unwrap_or(7),
     );
     // Shards running while the events arrive.
-    let start_shard = |shard: u32| -> Child {
-        let shard_text = format!("{shard}/{SHARDS}");
-        let data = scratch
-            .dir()
-            .join(format!("shard-{shard}"))
-            .display()
-            .to_string();
-        Command::new(env!("CARGO_BIN_EXE_solvent"))
-            .args(shard_args(&urls, &shard_text, &data))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start a shard")
-    };
+    let start_shard = |shard: u32| start_shard(&urls, scratch.dir(), shard);
     let mut shards: Vec<Child> = (0..SHARDS).map(start_shard).collect();
     let publisher = {
         let urls = urls.clone();
@@ -586,20 +585,7 @@ fn the_gateway_sends_each_query_to_its_shard_and_merges_the_views() {
     write_events(&first, opening);
     publish(&urls, &first, "opening");
     let mut shards: Vec<Child> = (0..SHARDS)
-        .map(|shard| {
-            let shard_text = format!("{shard}/{SHARDS}");
-            let data = scratch
-                .dir()
-                .join(format!("shard-{shard}"))
-                .display()
-                .to_string();
-            Command::new(env!("CARGO_BIN_EXE_solvent"))
-                .args(shard_args(&urls, &shard_text, &data))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start a shard")
-        })
+        .map(|shard| start_shard(&urls, scratch.dir(), shard))
         .collect();
     let mut gateway = Command::new(env!("CARGO_BIN_EXE_solvent"))
         .args([
