@@ -445,3 +445,92 @@ fn a_cascade_on_a_live_engine_equals_the_replayed_one_and_leaves_the_engine_alon
         Err(cascade::CascadeError::InvalidParameter { .. })
     ));
 }
+
+/// The seeded cascade whose figures are pinned below: 1,000 accounts of the default population,
+/// BTC down 15%, default impact and depth.
+fn pinned_cascade() -> cascade::CascadeReport {
+    let population = population::generate(
+        &venue(),
+        &PopulationParams {
+            accounts: 1_000,
+            ..PopulationParams::default()
+        },
+    )
+    .unwrap();
+    cascade::run(
+        venue(),
+        EngineConfig::default(),
+        &population.events,
+        &shock(&[("BTC", dec!(-0.15))]),
+    )
+    .unwrap()
+}
+
+/// A seeded cascade keeps its figures: rounds, accounts and volume liquidated, ADL, and the
+/// insurance fund's path, round by round. Work on speed must leave them as they are; a change
+/// that moves them is a change of the model and says why.
+#[test]
+fn a_seeded_cascade_keeps_its_rounds_volumes_and_insurance_fund_path() {
+    let report = pinned_cascade();
+    let path: Vec<(usize, usize, Decimal, Decimal, Decimal)> = report
+        .rounds
+        .iter()
+        .map(|r| {
+            (
+                r.round,
+                r.accounts_liquidated,
+                r.volume_usd,
+                r.adl_volume_usd,
+                r.insurance_fund_usd,
+            )
+        })
+        .collect();
+    // (round, accounts liquidated, volume to the market USD, ADL USD, insurance fund USD)
+    assert_eq!(
+        path,
+        vec![
+            (
+                0,
+                81,
+                dec!(66445575.777089),
+                dec!(299260208.212409),
+                dec!(4610.592573)
+            ),
+            (
+                1,
+                19,
+                dec!(22280346.056400),
+                dec!(20224921.369459),
+                dec!(12317.837366)
+            ),
+            (
+                2,
+                7,
+                dec!(5583148.351047),
+                Decimal::ZERO,
+                dec!(17269.998384)
+            ),
+            (3, 3, dec!(556791.129495), Decimal::ZERO, dec!(18632.210715)),
+            (4, 1, dec!(61930.000000), Decimal::ZERO, dec!(18632.210715)),
+            (5, 0, Decimal::ZERO, Decimal::ZERO, dec!(18632.210715)),
+        ],
+        "{path:#?}"
+    );
+    let totals = &report.totals;
+    assert_eq!(report.population_rejected, 0);
+    assert_eq!(totals.stopped, StopReason::NothingLiquidated);
+    assert_eq!(totals.rounds, 6);
+    assert_eq!(totals.accounts_liquidated, 96);
+    assert_eq!(totals.volume_usd, dec!(94927791.314031));
+    assert_eq!(totals.adl_volume_usd, dec!(319485129.581868));
+    assert_eq!(totals.insurance_fund_start_usd, Decimal::ZERO);
+    assert_eq!(totals.insurance_fund_drawdown_usd, Decimal::ZERO);
+    assert_eq!(totals.insurance_fund_needed_usd, dec!(20934712.234131));
+    assert_eq!(totals.account_debt_usd, Decimal::ZERO);
+    assert_eq!(totals.final_prices["BTC"], dec!(78019.47016019));
+    assert_eq!(totals.final_prices["ETH"], dec!(3234.86312564));
+    // Money is conserved at the end of every round.
+    for round in &report.rounds {
+        assert!(round.ledger_totals.values().all(Decimal::is_zero));
+    }
+}
