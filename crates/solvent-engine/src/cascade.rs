@@ -331,6 +331,17 @@ const MAX_ADV_USD: Decimal = Decimal::from_parts(2_808_348_672, 232_830_643, 0, 
 /// is no market).
 const MAX_IMPACT: f64 = 100.0;
 
+impl CascadeParams {
+    /// Checks every parameter's range (the underlyings are checked against the population
+    /// when the cascade starts).
+    ///
+    /// # Errors
+    /// [`CascadeError::InvalidParameter`] naming the first parameter out of range.
+    pub fn check(&self) -> Result<(), CascadeError> {
+        check_params(self)
+    }
+}
+
 fn check_params(params: &CascadeParams) -> Result<(), CascadeError> {
     let fail = |name, problem: &str| {
         Err(CascadeError::InvalidParameter {
@@ -377,27 +388,75 @@ pub fn run(
     events: &[Envelope],
     params: &CascadeParams,
 ) -> Result<CascadeReport, CascadeError> {
-    check_params(params)?;
-    let mut engine = Engine::new(venue, cascade_config(config));
-    let mut population = Population {
-        events: events.len(),
-        ..Population::default()
-    };
+    params.check()?;
+    let mut replay = Replay::new(venue, config);
     for event in events {
-        for effect in engine.apply(event) {
+        replay.apply(event);
+    }
+    replay.shock(params, |_| {})
+}
+
+/// A population being replayed into a cascade's engine, one event at a time: what [`run`] does
+/// with a slice, for a caller that reads the events as it goes (a file of millions of lines
+/// need not be held whole) and shows progress between them.
+pub struct Replay {
+    engine: Engine,
+    population: Population,
+    /// Sequence number and time of the last event given (the cascade's own events follow it).
+    last: Option<(u64, jiff::Timestamp)>,
+}
+
+impl Replay {
+    /// An empty engine under the cascade's guards ([`cascade_config`] of `config`).
+    #[must_use]
+    pub fn new(venue: Venue, config: EngineConfig) -> Self {
+        Self {
+            engine: Engine::new(venue, cascade_config(config)),
+            population: Population::default(),
+            last: None,
+        }
+    }
+
+    /// Applies the population's next event, counting refusals and liquidations.
+    pub fn apply(&mut self, event: &Envelope) {
+        self.population.events += 1;
+        self.last = Some((event.seq, event.ts));
+        for effect in self.engine.apply(event) {
             match effect {
-                Effect::Rejected { .. } => population.rejected += 1,
-                Effect::Liquidation { .. } => population.liquidations += 1,
+                Effect::Rejected { .. } => self.population.rejected += 1,
+                Effect::Liquidation { .. } => self.population.liquidations += 1,
                 _ => {}
             }
         }
     }
-    check_conservation(&engine, events.last().map_or(0, |e| e.seq))?;
-    let clock = Clock {
-        seq: events.last().map_or(0, |e| e.seq),
-        ts: events.last().map_or(jiff::Timestamp::UNIX_EPOCH, |e| e.ts),
-    };
-    shock(engine, &population, clock, params)
+
+    /// User accounts the engine holds so far.
+    #[must_use]
+    pub fn accounts(&self) -> usize {
+        self.engine.accounts().len()
+    }
+
+    /// Checks the ledger, then shocks the market and plays the rounds; `on_round` sees each
+    /// round as it ends (for progress: a round of a million accounts can take seconds).
+    ///
+    /// # Errors
+    /// As [`run`].
+    pub fn shock(
+        self,
+        params: &CascadeParams,
+        on_round: impl FnMut(&Round),
+    ) -> Result<CascadeReport, CascadeError> {
+        params.check()?;
+        let (seq, ts) = self.last.unwrap_or((0, jiff::Timestamp::UNIX_EPOCH));
+        check_conservation(&self.engine, seq)?;
+        shock(
+            self.engine,
+            &self.population,
+            Clock { seq, ts },
+            params,
+            on_round,
+        )
+    }
 }
 
 /// Runs the cascade on a copy of a live engine: its book as it stands, under the cascade's
@@ -406,7 +465,7 @@ pub fn run(
 /// # Errors
 /// As [`run`].
 pub fn run_on(engine: Engine, params: &CascadeParams) -> Result<CascadeReport, CascadeError> {
-    check_params(params)?;
+    params.check()?;
     let config = cascade_config(engine.config().clone());
     let engine = engine.reconfigured(config);
     check_conservation(&engine, engine.last_seq().unwrap_or(0))?;
@@ -414,7 +473,7 @@ pub fn run_on(engine: Engine, params: &CascadeParams) -> Result<CascadeReport, C
         seq: engine.last_seq().unwrap_or(0),
         ts: engine.now(),
     };
-    shock(engine, &Population::default(), clock, params)
+    shock(engine, &Population::default(), clock, params, |_| {})
 }
 
 /// What a replay before the shock counted.
@@ -431,6 +490,7 @@ fn shock(
     population: &Population,
     mut clock: Clock,
     params: &CascadeParams,
+    mut on_round: impl FnMut(&Round),
 ) -> Result<CascadeReport, CascadeError> {
     let start_prices: BTreeMap<String, Decimal> = engine
         .market()
@@ -529,6 +589,9 @@ fn shock(
             cumulative_net_flow_usd: cumulative.clone(),
             impact_move: impact_move.clone(),
         });
+        if let Some(round) = rounds.last() {
+            on_round(round);
+        }
         if nothing {
             stopped = StopReason::NothingLiquidated;
             break;

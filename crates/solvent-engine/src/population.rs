@@ -245,15 +245,18 @@ impl Population {
     }
 }
 
-/// Appends events with increasing sequence numbers, one millisecond apart.
+/// Appends events with increasing sequence numbers, one millisecond apart, to the batch being
+/// handed out.
 struct Writer {
     events: Vec<Envelope>,
+    /// Events written before this batch.
+    written: u64,
     start: Timestamp,
 }
 
 impl Writer {
     fn push(&mut self, event: Event) {
-        let n = self.events.len() as u64;
+        let n = self.written + self.events.len() as u64;
         let ts = self
             .start
             .checked_add(SignedDuration::from_millis(
@@ -266,6 +269,124 @@ impl Writer {
             event,
         });
     }
+
+    /// Hands out the batch written so far.
+    fn take(&mut self) -> Vec<Envelope> {
+        let events = std::mem::take(&mut self.events);
+        self.written += events.len() as u64;
+        events
+    }
+}
+
+/// Draws a population one account at a time, so that a caller writing it out holds one
+/// account's events at a time, never the whole population (a million accounts are 3.2 million
+/// events). [`Draw::opening`] gives the index prices that come first; each item of the iterator
+/// is the next account with the events that create it. Collected, the items are exactly what
+/// [`generate`] returns.
+pub struct Draw<'a> {
+    params: &'a PopulationParams,
+    markets: Vec<Resolved<'a>>,
+    shares: Vec<f64>,
+    medians: Vec<f64>,
+    rng: ChaCha8Rng,
+    writer: Writer,
+    opening: Vec<Envelope>,
+    /// The number of the next account (from 1).
+    next: usize,
+    /// Digits of an account's number (`acct-0001`).
+    width: usize,
+    /// Set once a draw failed: the iterator ends after reporting it.
+    failed: bool,
+}
+
+impl<'a> Draw<'a> {
+    /// Checks the parameters against the venue and prepares the draw.
+    ///
+    /// # Errors
+    /// [`PopulationError`] for a parameter out of range, a venue without the instruments or
+    /// assets needed, or a price out of range.
+    pub fn new(venue: &Venue, params: &'a PopulationParams) -> Result<Self, PopulationError> {
+        check_params(params)?;
+        let markets = resolve(venue, params)?;
+        let total_adv: f64 = markets.iter().map(|m| m.adv_usd).sum();
+        let shares: Vec<f64> = markets.iter().map(|m| m.adv_usd / total_adv).collect();
+        let medians = median_notionals(params, &markets, &shares);
+        let mut writer = Writer {
+            events: Vec::new(),
+            written: 0,
+            start: params.start,
+        };
+        for market in &markets {
+            writer.push(Event::IndexPrice(IndexPrice {
+                underlying: market.spec.underlying.clone(),
+                price: price(market.spec.price)?,
+                source: None,
+            }));
+        }
+        let opening = writer.take();
+        Ok(Self {
+            params,
+            markets,
+            shares,
+            medians,
+            rng: ChaCha8Rng::seed_from_u64(params.seed),
+            writer,
+            opening,
+            next: 1,
+            width: params.accounts.to_string().len().max(4),
+            failed: false,
+        })
+    }
+
+    /// The events before the first account: one index price per underlying.
+    #[must_use]
+    pub fn opening(&self) -> &[Envelope] {
+        &self.opening
+    }
+
+    fn draw_next(&mut self) -> Result<(AccountSpec, Vec<Envelope>), PopulationError> {
+        let id = format!("acct-{:0width$}", self.next, width = self.width);
+        self.next += 1;
+        let account = draw_account(
+            &mut self.rng,
+            id,
+            self.params,
+            &self.markets,
+            &self.shares,
+            &self.medians,
+        )?;
+        write_account(
+            &mut self.writer,
+            &account,
+            &self.markets,
+            self.params.taker_fee_rate,
+        )?;
+        Ok((account, self.writer.take()))
+    }
+}
+
+impl Iterator for Draw<'_> {
+    /// The next account and its events (deposits, leverage settings, fills), or why it could
+    /// not be drawn (then the iterator ends).
+    type Item = Result<(AccountSpec, Vec<Envelope>), PopulationError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.next > self.params.accounts {
+            return None;
+        }
+        let drawn = self.draw_next();
+        self.failed = drawn.is_err();
+        Some(drawn)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = if self.failed {
+            0
+        } else {
+            (self.params.accounts + 1).saturating_sub(self.next)
+        };
+        (0, Some(left))
+    }
 }
 
 /// Draws the population.
@@ -274,35 +395,15 @@ impl Writer {
 /// [`PopulationError`] for a parameter out of range, a venue without the instruments or assets
 /// needed, or a margin rule the generator cannot size against.
 pub fn generate(venue: &Venue, params: &PopulationParams) -> Result<Population, PopulationError> {
-    check_params(params)?;
-    let markets = resolve(venue, params)?;
-    let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
-    let total_adv: f64 = markets.iter().map(|m| m.adv_usd).sum();
-    let shares: Vec<f64> = markets.iter().map(|m| m.adv_usd / total_adv).collect();
-    let medians = median_notionals(params, &markets, &shares);
-    let mut writer = Writer {
-        events: Vec::new(),
-        start: params.start,
-    };
-    for market in &markets {
-        writer.push(Event::IndexPrice(IndexPrice {
-            underlying: market.spec.underlying.clone(),
-            price: price(market.spec.price)?,
-            source: None,
-        }));
-    }
-    let width = params.accounts.to_string().len().max(4);
+    let mut draw = Draw::new(venue, params)?;
+    let mut events = std::mem::take(&mut draw.opening);
     let mut accounts = Vec::with_capacity(params.accounts);
-    for number in 1..=params.accounts {
-        let id = format!("acct-{number:0width$}");
-        let account = draw_account(&mut rng, id, params, &markets, &shares, &medians)?;
-        write_account(&mut writer, &account, &markets, params.taker_fee_rate)?;
+    for drawn in draw {
+        let (account, created) = drawn?;
+        events.extend(created);
         accounts.push(account);
     }
-    Ok(Population {
-        accounts,
-        events: writer.events,
-    })
+    Ok(Population { accounts, events })
 }
 
 fn check_params(params: &PopulationParams) -> Result<(), PopulationError> {

@@ -534,3 +534,43 @@ fn a_seeded_cascade_keeps_its_rounds_volumes_and_insurance_fund_path() {
         assert!(round.ledger_totals.values().all(Decimal::is_zero));
     }
 }
+
+/// The population drawn one account at a time (what `solvent population` writes as it draws)
+/// is the one `generate` returns, event for event; and a cascade fed event by event through
+/// `Replay` (what `solvent cascade` does as it reads) reports what `run` reports on the slice.
+#[test]
+fn drawing_and_replaying_one_event_at_a_time_changes_nothing() {
+    let params = PopulationParams {
+        accounts: 400,
+        seed: 5,
+        ..PopulationParams::default()
+    };
+    let whole = population::generate(&venue(), &params).unwrap();
+    let mut draw = population::Draw::new(&venue(), &params).unwrap();
+    let mut events = draw.opening().to_vec();
+    assert_eq!(events.len(), 2, "one index price per underlying");
+    assert_eq!(draw.size_hint(), (0, Some(400)));
+    let mut accounts = Vec::new();
+    for drawn in draw.by_ref() {
+        let (account, created) = drawn.unwrap();
+        events.extend(created);
+        accounts.push(account);
+    }
+    assert!(draw.next().is_none());
+    assert_eq!(accounts, whole.accounts);
+    assert_eq!(events, whole.events);
+
+    let shock = shock(&[("BTC", dec!(-0.15))]);
+    let at_once = cascade::run(venue(), EngineConfig::default(), &whole.events, &shock).unwrap();
+    let mut replay = cascade::Replay::new(venue(), EngineConfig::default());
+    for event in &whole.events {
+        replay.apply(event);
+    }
+    assert_eq!(replay.accounts(), 400);
+    let mut seen = Vec::new();
+    let streamed = replay
+        .shock(&shock, |round| seen.push(round.round))
+        .unwrap();
+    assert_eq!(streamed, at_once);
+    assert_eq!(seen, (0..at_once.rounds.len()).collect::<Vec<_>>());
+}
