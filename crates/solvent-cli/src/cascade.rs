@@ -8,8 +8,11 @@
 //!   replays it and runs the liquidation cascade (`solvent_engine::cascade`): rounds, volume
 //!   liquidated, insurance fund drawdown, ADL volume, and an SVG of the price path and volume.
 
-use std::fs;
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::mpsc::sync_channel;
 
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
@@ -18,10 +21,12 @@ use solvent_core::Decimal;
 use solvent_core::venue::Venue;
 use solvent_engine::cascade::{self, CascadeParams, CascadeReport};
 use solvent_engine::config::EngineConfig;
-use solvent_engine::event::parse_line;
+use solvent_engine::event::{Envelope, to_line};
 use solvent_engine::population::{self, PopulationParams};
 
+use crate::progress::{Feedback, count};
 use crate::render::{grouped, table};
+use crate::replay::{PendingFile, QUEUE_BATCHES, read_events};
 
 /// The arguments of `solvent population`.
 #[derive(Args)]
@@ -91,11 +96,14 @@ fn venue(path: Option<&PathBuf>) -> Result<Venue> {
     crate::venues::load(path.map(PathBuf::as_path))
 }
 
-/// Runs `solvent population`.
+/// Runs `solvent population`: draws the accounts one at a time and writes each one's events as
+/// it is drawn (a million accounts never sit in memory), with a bar counting accounts.
 ///
 /// # Errors
-/// Bad parameters, a venue without the population's instruments, an unwritable file.
-pub fn population(args: &PopulationArgs) -> Result<String> {
+/// Bad parameters, a venue without the population's instruments, an unwritable file. With
+/// `--out`, the file is written beside its target and renamed over it at the end: a failure
+/// leaves nothing behind. On stdout the lines go out as they are drawn.
+pub fn population(args: &PopulationArgs, feedback: Feedback) -> Result<String> {
     let venue = venue(args.venue.as_ref())?;
     let params = PopulationParams {
         accounts: args.accounts,
@@ -103,42 +111,127 @@ pub fn population(args: &PopulationArgs) -> Result<String> {
         open_interest_adv_ratio: args.oi_to_adv,
         ..PopulationParams::default()
     };
-    let drawn = population::generate(&venue, &params).map_err(|e| match e {
+    let flag_error = |e| match e {
         population::PopulationError::InvalidParameter { name, problem } => {
             anyhow!("--{}: {problem}", flag_of(name))
         }
         other => anyhow!(other),
-    })?;
-    let text = drawn.to_jsonl();
-    let Some(path) = &args.out else {
-        return Ok(text);
     };
-    fs::write(path, &text).with_context(|| format!("{}: cannot write the file", path.display()))?;
-    let legs: Vec<_> = drawn.accounts.iter().flat_map(|a| &a.legs).collect();
-    let mut summary = format!(
-        "wrote {} events for {} accounts (seed {}) to {}\n",
-        drawn.events.len(),
-        drawn.accounts.len(),
-        args.seed,
-        path.display()
+    let draw = population::Draw::new(&venue, &params).map_err(flag_error)?;
+    let mut sink = match &args.out {
+        Some(path) => Sink::File(PendingFile::create(path)?),
+        None => Sink::Stdout(std::io::stdout().lock()),
+    };
+    let progress = feedback.bar(
+        args.accounts as u64,
+        "population {wide_bar} {pos}/{len} accounts [{elapsed}<{eta}]",
+    );
+    let mut buffer: Vec<u8> = Vec::with_capacity(2 * WRITE_BUFFER_BYTES);
+    let mut summary = DrawSummary::default();
+    write_events(&mut buffer, draw.opening());
+    summary.events += draw.opening().len();
+    for (index, drawn) in draw.enumerate() {
+        let (account, events) = drawn.map_err(flag_error)?;
+        write_events(&mut buffer, &events);
+        summary.add(&account, events.len());
+        if buffer.len() >= WRITE_BUFFER_BYTES {
+            sink.write(&buffer)?;
+            buffer.clear();
+        }
+        // A draw takes about a microsecond: the bar moves once per thousand accounts.
+        if index % 1024 == 0 {
+            progress.set_position(index as u64);
+        }
+    }
+    sink.write(&buffer)?;
+    progress.finish_and_clear();
+    let Sink::File(file) = sink else {
+        return Ok(String::new());
+    };
+    file.commit()?;
+    let path = args
+        .out
+        .as_ref()
+        .map_or_else(String::new, |p| p.display().to_string());
+    let mut text = format!(
+        "wrote {} events for {} accounts (seed {}) to {path}\n",
+        summary.events, summary.accounts, args.seed,
     );
     for market in &params.market {
-        let on: Vec<_> = legs
-            .iter()
-            .filter(|l| l.underlying == market.underlying)
-            .collect();
-        let open_interest: Decimal = on.iter().map(|l| l.notional_usd).sum();
-        let longs = on.iter().filter(|l| l.size > Decimal::ZERO).count();
-        summary.push_str(&format!(
+        let tally = summary
+            .by_underlying
+            .get(&market.underlying)
+            .cloned()
+            .unwrap_or_default();
+        text.push_str(&format!(
             "  {}: {} positions ({} long), open interest {} USD at {}\n",
             market.underlying,
-            on.len(),
-            longs,
-            grouped(&open_interest.round_dp(0).to_string()),
+            tally.positions,
+            tally.longs,
+            grouped(&tally.open_interest_usd.round_dp(0).to_string()),
             market.price
         ));
     }
-    Ok(summary)
+    Ok(text)
+}
+
+/// Effects and events are handed to the output once this many bytes are buffered.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+
+fn write_events(buffer: &mut Vec<u8>, events: &[Envelope]) {
+    for event in events {
+        buffer.extend_from_slice(to_line(event).as_bytes());
+        buffer.push(b'\n');
+    }
+}
+
+/// Where `solvent population` writes.
+enum Sink {
+    File(PendingFile),
+    Stdout(std::io::StdoutLock<'static>),
+}
+
+impl Sink {
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        match self {
+            Self::File(file) => file.write(bytes),
+            Self::Stdout(out) => out.write_all(bytes).context("stdout: cannot write"),
+        }
+    }
+}
+
+/// What the population summary reports, gathered as the accounts are drawn.
+#[derive(Default)]
+struct DrawSummary {
+    events: usize,
+    accounts: usize,
+    by_underlying: BTreeMap<String, UnderlyingTally>,
+}
+
+/// Positions on one underlying.
+#[derive(Clone, Default)]
+struct UnderlyingTally {
+    positions: usize,
+    longs: usize,
+    open_interest_usd: Decimal,
+}
+
+impl DrawSummary {
+    fn add(&mut self, account: &population::AccountSpec, events: usize) {
+        self.accounts += 1;
+        self.events += events;
+        for leg in &account.legs {
+            let tally = self
+                .by_underlying
+                .entry(leg.underlying.clone())
+                .or_default();
+            tally.positions += 1;
+            if leg.size > Decimal::ZERO {
+                tally.longs += 1;
+            }
+            tally.open_interest_usd += leg.notional_usd;
+        }
+    }
 }
 
 fn flag_of(name: &str) -> &str {
@@ -148,12 +241,13 @@ fn flag_of(name: &str) -> &str {
     }
 }
 
-/// Runs `solvent cascade`.
+/// Runs `solvent cascade`: reads and replays the population as it parses it (a bar over the
+/// file's bytes), then plays the rounds (a spinner naming the round and what it liquidated).
 ///
 /// # Errors
 /// An unreadable or malformed population (naming file, line and field), bad `--shock` or
 /// `--adv-usd` text, an unwritable plot, or a cascade the engine cannot run.
-pub fn run(args: &CascadeArgs) -> Result<String> {
+pub fn run(args: &CascadeArgs, feedback: Feedback) -> Result<String> {
     let shocks = cascade::parse_moves(&args.shock).map_err(|p| anyhow!("--shock: {p}"))?;
     let mut params = CascadeParams {
         shocks,
@@ -169,26 +263,56 @@ pub fn run(args: &CascadeArgs) -> Result<String> {
         let given = cascade::parse_amounts(text).map_err(|p| anyhow!("--adv-usd: {p}"))?;
         params.adv_usd.extend(given);
     }
-    let venue = venue(args.venue.as_ref())?;
     let origin = args.accounts.display().to_string();
-    let text = fs::read_to_string(&args.accounts)
-        .with_context(|| format!("{origin}: cannot read the file"))?;
-    let events = text
-        .lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(n, line)| parse_line(&origin, n + 1, line))
-        .collect::<Result<Vec<_>, _>>()?;
-    let report =
-        cascade::run(venue, EngineConfig::default(), &events, &params).map_err(|e| match e {
-            cascade::CascadeError::InvalidParameter { name, problem } => {
-                anyhow!("--{}: {problem}", name.replace('_', "-"))
+    let cascade_error = |e| match e {
+        cascade::CascadeError::InvalidParameter { name, problem } => {
+            anyhow!("--{}: {problem}", name.replace('_', "-"))
+        }
+        cascade::CascadeError::MissingIndex(name) => {
+            anyhow!("--shock: {origin} sets no {name} index price")
+        }
+        other => anyhow!("{origin}: {other}"),
+    };
+    // Parameters first: a bad flag is refused before a large file is read.
+    params.check().map_err(cascade_error)?;
+    let venue = venue(args.venue.as_ref())?;
+    let file =
+        File::open(&args.accounts).with_context(|| format!("{origin}: cannot read the file"))?;
+    let size_bytes = file.metadata().map_or(0, |m| m.len());
+    let mut replay = cascade::Replay::new(venue, EngineConfig::default());
+    let progress = feedback.bar(
+        size_bytes,
+        "population {wide_bar} {percent:>3}% {msg} [{elapsed}<{eta}]",
+    );
+    // One thread reads and parses, this one applies (the reader of `solvent replay`).
+    std::thread::scope(|scope| {
+        let (batches_in, batches) = sync_channel(QUEUE_BATCHES);
+        let origin = origin.as_str();
+        scope.spawn(move || read_events(origin, file, &batches_in));
+        for batch in batches {
+            let batch = batch?;
+            for event in &batch.events {
+                replay.apply(event);
             }
-            cascade::CascadeError::MissingIndex(name) => {
-                anyhow!("--shock: {origin} sets no {name} index price")
-            }
-            other => anyhow!("{origin}: {other}"),
-        })?;
+            progress.set_position(batch.bytes_read);
+            progress.set_message(format!("{} accounts", count(replay.accounts())));
+        }
+        Ok::<(), anyhow::Error>(())
+    })?;
+    progress.finish_and_clear();
+    let rounds = feedback.spinner("cascade {spinner} {msg} [{elapsed}]");
+    rounds.set_message("round 0: the shock");
+    let report = replay
+        .shock(&params, |round| {
+            rounds.set_message(format!(
+                "round {} liquidated {} accounts; round {} next",
+                round.round,
+                count(round.accounts_liquidated),
+                round.round + 1
+            ));
+        })
+        .map_err(cascade_error)?;
+    rounds.finish_and_clear();
     if let Some(path) = &args.plot {
         let svg = crate::plot::cascade_svg(&plot_title(&report), &plot_rounds(&report))?;
         fs::write(path, svg)

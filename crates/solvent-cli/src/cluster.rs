@@ -15,6 +15,8 @@ use solvent_cluster::shard::{self, ShardConfig};
 use solvent_engine::config::EngineConfig;
 use solvent_engine::event::parse_line;
 
+use crate::progress::Feedback;
+
 /// The arguments of `solvent cluster`.
 #[derive(Args)]
 pub struct ClusterArgs {
@@ -151,10 +153,10 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 ///
 /// # Errors
 /// As each subcommand.
-pub fn run(args: &ClusterArgs) -> Result<String> {
+pub fn run(args: &ClusterArgs, feedback: Feedback) -> Result<String> {
     match &args.command {
-        ClusterCommand::Shard(args) => run_shard(args),
-        ClusterCommand::Publish(args) => publish(args),
+        ClusterCommand::Shard(args) => run_shard(args, feedback),
+        ClusterCommand::Publish(args) => publish(args, feedback),
         ClusterCommand::Gateway(args) => crate::gateway::run(args),
         ClusterCommand::Effects {
             servers: urls,
@@ -196,7 +198,7 @@ pub fn run(args: &ClusterArgs) -> Result<String> {
 /// # Errors
 /// A bad `--shard`, the data directory or venue unusable, NATS unreachable, or the shard's
 /// loop failing (named).
-pub fn run_shard(args: &ShardArgs) -> Result<String> {
+pub fn run_shard(args: &ShardArgs, feedback: Feedback) -> Result<String> {
     let (shard, shards) = shard_and_count(&args.shard)?;
     std::fs::create_dir_all(&args.data)
         .with_context(|| format!("{}: cannot create the data directory", args.data.display()))?;
@@ -225,18 +227,18 @@ pub fn run_shard(args: &ShardArgs) -> Result<String> {
             }
         });
         if !config.stop_at_end {
-            eprintln!(
+            feedback.note(&format!(
                 "solvent: shard {shard}/{shards} reading {} (data {})",
                 config.servers.join(","),
                 config.data_dir.display()
-            );
+            ));
         }
         shard::run(config, stop).await
     })?;
     Ok(format!("{}\n", serde_json::to_string(&report)?))
 }
 
-fn publish(args: &PublishArgs) -> Result<String> {
+fn publish(args: &PublishArgs, feedback: Feedback) -> Result<String> {
     let origin = args.events.display().to_string();
     let bytes = std::fs::read(&args.events).with_context(|| format!("{origin}: cannot read"))?;
     let id_prefix = args
@@ -256,14 +258,22 @@ fn publish(args: &PublishArgs) -> Result<String> {
         events.push(envelope);
     }
     let servers = servers(&args.servers);
-    let report = runtime()?.block_on(async move {
+    let progress = feedback.bar(
+        events.len() as u64,
+        "publish {wide_bar} {pos}/{len} events [{elapsed}<{eta}]",
+    );
+    let report = runtime()?.block_on(async {
         let js = shard::connect(&servers, args.shards, args.replicas).await?;
         let mut publisher = Publisher::new(&js, args.shards, args.batch, &id_prefix);
-        for envelope in events {
+        for (index, envelope) in events.into_iter().enumerate() {
             publisher.push(envelope).await?;
+            if index % 1024 == 0 {
+                progress.set_position(index as u64);
+            }
         }
         publisher.finish().await
     })?;
+    progress.finish_and_clear();
     Ok(format!("{}\n", serde_json::to_string(&report)?))
 }
 

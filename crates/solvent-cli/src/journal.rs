@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
+use indicatif::ProgressBar;
 use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
 use solvent_engine::event::{parse_line, to_line};
@@ -29,6 +30,8 @@ use solvent_store::{
     Entry, JOURNAL_FILE, Journal, JournalError, SqliteJournal, init_data_dir, list_snapshots,
     read_snapshot, read_venue, recover, write_snapshot,
 };
+
+use crate::progress::Feedback;
 
 /// The arguments of `solvent journal`.
 #[derive(Args)]
@@ -82,18 +85,24 @@ enum JournalCommand {
 ///
 /// # Errors
 /// A missing or damaged data directory (for `verify`, the summary with every problem found).
-pub fn run(args: &JournalArgs) -> Result<String> {
+pub fn run(args: &JournalArgs, feedback: Feedback) -> Result<String> {
     match &args.command {
-        JournalCommand::Verify { dir } => verify(dir),
-        JournalCommand::Export { dir, out } => export(dir, out.as_deref()),
-        JournalCommand::Replay { dir, venue } => replay(dir, venue.as_deref()),
+        JournalCommand::Verify { dir } => verify(dir, feedback),
+        JournalCommand::Export { dir, out } => export(dir, out.as_deref(), feedback),
+        JournalCommand::Replay { dir, venue } => replay(dir, venue.as_deref(), feedback),
         JournalCommand::Import {
             events,
             dir,
             venue,
             batch,
             snapshot_every,
-        } => import(events, dir, venue.as_deref(), *batch, *snapshot_every),
+        } => import(
+            events,
+            dir,
+            venue.as_deref(),
+            (*batch, *snapshot_every),
+            feedback,
+        ),
     }
 }
 
@@ -112,7 +121,18 @@ fn events_per_second(events: u64, seconds: f64) -> f64 {
     if seconds > 0.0 { events / seconds } else { 0.0 }
 }
 
-fn verify(dir: &Path) -> Result<String> {
+/// A bar counting a journal's entries (moved once per [`STEP`] entries).
+fn entries_bar(feedback: Feedback, verb: &str, entries: u64) -> ProgressBar {
+    feedback.bar(
+        entries,
+        &format!("{verb} {{wide_bar}} {{pos}}/{{len}} entries [{{elapsed}}<{{eta}}]"),
+    )
+}
+
+/// Entries between two moves of a bar (moving it at every entry would cost more than the entry).
+const STEP: u64 = 1024;
+
+fn verify(dir: &Path, feedback: Feedback) -> Result<String> {
     let mut problems: Vec<String> = Vec::new();
     let mut lines: Vec<String> = Vec::new();
     let venue = match read_venue(dir) {
@@ -184,14 +204,19 @@ fn verify(dir: &Path) -> Result<String> {
             }
         };
         let started = Instant::now();
+        let progress = entries_bar(feedback, "verify", entries);
         let scanned = journal.scan(None, |envelope| {
             // A snapshot between two entries' sequence numbers is compared before the next.
             compare(&engine, Some(envelope.seq - 1), &mut problems);
             engine.apply(&envelope);
             replayed += 1;
             compare(&engine, Some(envelope.seq), &mut problems);
+            if replayed.is_multiple_of(STEP) {
+                progress.set_position(replayed);
+            }
             Ok::<(), JournalError>(())
         });
+        progress.finish_and_clear();
         if let Err(error) = scanned {
             problems.push(format!("replay stopped: {error}"));
         }
@@ -220,8 +245,9 @@ fn verify(dir: &Path) -> Result<String> {
     Err(anyhow!("{report}{} problem(s) found", problems.len()))
 }
 
-fn export(dir: &Path, out: Option<&Path>) -> Result<String> {
+fn export(dir: &Path, out: Option<&Path>, feedback: Feedback) -> Result<String> {
     let journal = open_existing(dir)?;
+    let progress = entries_bar(feedback, "export", journal.len()?);
     let mut writer: Box<dyn Write> = match out {
         Some(path) => Box::new(BufWriter::new(
             File::create(path).with_context(|| format!("{}: cannot create", path.display()))?,
@@ -232,16 +258,20 @@ fn export(dir: &Path, out: Option<&Path>) -> Result<String> {
     journal.scan(None, |envelope| {
         writeln!(writer, "{}", to_line(&envelope))?;
         written += 1;
+        if written.is_multiple_of(STEP) {
+            progress.set_position(written);
+        }
         Ok::<(), anyhow::Error>(())
     })?;
     writer.flush()?;
+    progress.finish_and_clear();
     Ok(match out {
         Some(path) => format!("exported {written} events to {}\n", path.display()),
         None => String::new(),
     })
 }
 
-fn replay(dir: &Path, venue_path: Option<&Path>) -> Result<String> {
+fn replay(dir: &Path, venue_path: Option<&Path>, feedback: Feedback) -> Result<String> {
     let (recorded, _) = read_venue(dir)?;
     let venue = match venue_path {
         Some(path) => crate::venues::load(Some(path))?,
@@ -251,11 +281,16 @@ fn replay(dir: &Path, venue_path: Option<&Path>) -> Result<String> {
     let started = Instant::now();
     let mut engine = Engine::new(venue, EngineConfig::default());
     let mut replayed = 0_u64;
+    let progress = entries_bar(feedback, "replay", journal.len()?);
     journal.scan(None, |envelope| {
         engine.apply(&envelope);
         replayed += 1;
+        if replayed.is_multiple_of(STEP) {
+            progress.set_position(replayed);
+        }
         Ok::<(), JournalError>(())
     })?;
+    progress.finish_and_clear();
     let scratch_seconds = started.elapsed().as_secs_f64();
     let scratch = engine.state_hash();
     drop(journal);
@@ -289,12 +324,13 @@ fn replay(dir: &Path, venue_path: Option<&Path>) -> Result<String> {
     Ok(text)
 }
 
+/// `(batch, snapshot_every)`: events per transaction, events between snapshots.
 fn import(
     events: &Path,
     dir: &Path,
     venue_path: Option<&Path>,
-    batch: usize,
-    snapshot_every: u64,
+    (batch, snapshot_every): (usize, u64),
+    feedback: Feedback,
 ) -> Result<String> {
     let (_, venue_text) = crate::venues::text_of(venue_path)?;
     init_data_dir(dir, &venue_text)?;
@@ -302,9 +338,13 @@ fn import(
     let mut engine = recovered.engine;
     let mut journal = recovered.journal;
     let origin = events.display().to_string();
-    let reader = BufReader::new(
-        File::open(events).with_context(|| format!("{origin}: cannot read the file"))?,
+    let file = File::open(events).with_context(|| format!("{origin}: cannot read the file"))?;
+    let progress = feedback.bar(
+        file.metadata().map_or(0, |m| m.len()),
+        "import {wide_bar} {percent:>3}% [{elapsed}<{eta}]",
     );
+    let mut bytes_read = 0_u64;
+    let reader = BufReader::new(file);
     let started = Instant::now();
     let mut pending: Vec<Entry> = Vec::with_capacity(batch.max(1));
     let mut imported = 0_u64;
@@ -329,6 +369,11 @@ fn import(
     };
     for (index, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("{origin}: line {}: cannot read", index + 1))?;
+        // The line and its newline.
+        bytes_read += line.len() as u64 + 1;
+        if index % 1024 == 0 {
+            progress.set_position(bytes_read);
+        }
         if line.trim().is_empty() {
             continue;
         }
@@ -360,6 +405,7 @@ fn import(
         }
     }
     flush(&mut pending, &mut engine, &mut journal, true)?;
+    progress.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     Ok(format!(
         "imported {imported} events into {} in {seconds:.2} s ({:.0} events/s, parsing, journaling and applying); {snapshots} snapshot(s); {skipped} line(s) left out (sequence not increasing); state hash {}\n",

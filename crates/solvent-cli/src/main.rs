@@ -8,6 +8,7 @@ mod cluster;
 mod gateway;
 mod journal;
 mod plot;
+mod progress;
 mod render;
 mod replay;
 mod serve;
@@ -35,6 +36,10 @@ use solvent_risk::{MarketView, RiskError};
     about = "Real-time margin and collateral allocation for crypto derivatives"
 )]
 struct Cli {
+    /// No progress bars or notes on stderr (errors and warnings still print; stdout is the
+    /// same). Bars are drawn only when stderr is a terminal anyway.
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -469,15 +474,16 @@ struct Printed {
 }
 
 fn run(cli: Cli) -> Result<Printed> {
+    let feedback = progress::Feedback::new(cli.quiet);
     let text = match cli.command {
         Command::Backtest(args) => backtest(&args),
-        Command::Replay(args) => replay::run(&args),
-        Command::Population(args) => cascade::population(&args),
-        Command::Cascade(args) => cascade::run(&args),
-        Command::Journal(args) => journal::run(&args),
-        Command::Serve(args) => serve::run(&args),
+        Command::Replay(args) => replay::run(&args, feedback),
+        Command::Population(args) => cascade::population(&args, feedback),
+        Command::Cascade(args) => cascade::run(&args, feedback),
+        Command::Journal(args) => journal::run(&args, feedback),
+        Command::Serve(args) => serve::run(&args, feedback),
         Command::Keys(args) => serve::keys(&args),
-        Command::Cluster(args) => cluster::run(&args),
+        Command::Cluster(args) => cluster::run(&args, feedback),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(

@@ -17,13 +17,13 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::Serialize;
 use solvent_core::Decimal;
 use solvent_engine::Engine;
@@ -32,11 +32,13 @@ use solvent_engine::effect::{Effect, RejectReason};
 use solvent_engine::event::{Envelope, parse_line};
 use solvent_engine::ledger::{CLEARING, EXTERNAL, FEES, INSURANCE_FUND};
 
+use crate::progress::Feedback;
+
 /// Events per batch from the reader to the engine (the progress bar moves once a batch).
 const BATCH_EVENTS: usize = 1024;
 /// Batches the queue holds before the reader waits: it runs at most this far ahead of the
 /// engine.
-const QUEUE_BATCHES: usize = 4;
+pub(crate) const QUEUE_BATCHES: usize = 4;
 /// The reader's buffer.
 const READ_BUFFER_BYTES: usize = 1 << 20;
 /// Effects are handed to the `--out` file once this many bytes of them are buffered.
@@ -90,14 +92,17 @@ pub struct Summary {
 /// # Errors
 /// An unreadable file, a malformed line (naming the file, line and field), a bad venue, or an
 /// `--out` file that cannot be written. No `--out` file is created then.
-pub fn run(args: &ReplayArgs) -> Result<String> {
+pub fn run(args: &ReplayArgs, feedback: Feedback) -> Result<String> {
     let venue = crate::venues::load(args.venue.as_deref())?;
     let origin = args.events.display().to_string();
     let file =
         File::open(&args.events).with_context(|| format!("{origin}: cannot read the file"))?;
     let size_bytes = file.metadata().map_or(0, |m| m.len());
     let mut out = args.out.as_deref().map(PendingFile::create).transpose()?;
-    let progress = progress_bar(size_bytes);
+    let progress = feedback.bar(
+        size_bytes,
+        "replay {wide_bar} {percent:>3}% {msg} [{elapsed}]",
+    );
     let venue_name = venue.name.clone();
     let mut engine = Engine::new(venue, EngineConfig::default());
     let counts = std::thread::scope(|scope| {
@@ -138,16 +143,16 @@ pub fn run(args: &ReplayArgs) -> Result<String> {
 }
 
 /// Parsed events for the engine, and how far into the file they reach (for the progress bar).
-struct EventBatch {
-    events: Vec<Envelope>,
-    bytes_read: u64,
+pub(crate) struct EventBatch {
+    pub(crate) events: Vec<Envelope>,
+    pub(crate) bytes_read: u64,
 }
 
 /// The reader: reads and parses every line in file order and sends them in batches. A line
 /// that cannot be read or parsed is sent after every event before it, as the error that stops
 /// the replay; nothing after it is read. Returns when done, or as soon as the engine stops
 /// taking batches.
-fn read_events(origin: &str, file: File, batches: &SyncSender<Result<EventBatch>>) {
+pub(crate) fn read_events(origin: &str, file: File, batches: &SyncSender<Result<EventBatch>>) {
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, file);
     let mut line = String::new();
     let mut line_number = 0_usize;
@@ -288,26 +293,10 @@ fn finish(summary: &mut Summary, engine: &Engine) {
     summary.state_hash = engine.state_hash();
 }
 
-/// The progress bar on stderr, counting events (its length is the file's size in bytes, so it
-/// fills without reading the file twice). Hidden when stderr is not a terminal, so pipes, tests
-/// and CI logs stay clean.
-fn progress_bar(size_bytes: u64) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(size_bytes), ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        ProgressStyle::with_template("replay {wide_bar} {percent:>3}% {msg} [{elapsed}]")
-    {
-        bar.set_style(style);
-    }
-    bar
-}
-
 /// An `--out` file being written: a temporary file beside the target, renamed over it by
 /// [`PendingFile::commit`] and removed when dropped uncommitted (a replay stopped by bad input
 /// leaves nothing behind).
-struct PendingFile {
+pub(crate) struct PendingFile {
     target: PathBuf,
     temporary: PathBuf,
     file: Option<File>,
@@ -315,7 +304,7 @@ struct PendingFile {
 }
 
 impl PendingFile {
-    fn create(target: &Path) -> Result<Self> {
+    pub(crate) fn create(target: &Path) -> Result<Self> {
         let name = target
             .file_name()
             .ok_or_else(|| anyhow!("--out {}: not a file name", target.display()))?;
@@ -335,7 +324,7 @@ impl PendingFile {
     }
 
     /// Appends `bytes` to the temporary file.
-    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<()> {
         let target = &self.target;
         let file = self
             .file
@@ -345,7 +334,7 @@ impl PendingFile {
             .with_context(|| format!("--out {}: cannot write", target.display()))
     }
 
-    fn commit(mut self) -> Result<()> {
+    pub(crate) fn commit(mut self) -> Result<()> {
         let target = self.target.display().to_string();
         if let Some(file) = self.file.take() {
             file.sync_all()

@@ -175,22 +175,25 @@ fn venue_of(dir: &Path, venue: Option<&Path>) -> Result<solvent_core::venue::Ven
 ///
 /// # Errors
 /// Recovery fails (named), the address cannot be bound, or the journal fails while serving.
-pub fn run(args: &ServeArgs) -> Result<String> {
+pub fn run(args: &ServeArgs, feedback: crate::progress::Feedback) -> Result<String> {
     logs(args.log_json);
     if let (Some(servers), Some(shard)) = (&args.cluster, &args.shard) {
         let data = args
             .data
             .clone()
             .ok_or_else(|| anyhow!("--data: missing; a shard keeps its snapshots there"))?;
-        return crate::cluster::run_shard(&crate::cluster::ShardArgs {
-            servers: servers.clone(),
-            shard: shard.clone(),
-            data,
-            venue: args.venue.clone(),
-            replicas: 3,
-            snapshot_every: 1_000,
-            stop_at_end: false,
-        });
+        return crate::cluster::run_shard(
+            &crate::cluster::ShardArgs {
+                servers: servers.clone(),
+                shard: shard.clone(),
+                data,
+                venue: args.venue.clone(),
+                replicas: 3,
+                snapshot_every: 1_000,
+                stop_at_end: false,
+            },
+            feedback,
+        );
     }
     let dir = match (&args.data, args.demo) {
         (Some(dir), _) => dir.clone(),

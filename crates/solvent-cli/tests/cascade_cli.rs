@@ -156,3 +156,45 @@ fn bad_arguments_exit_2_naming_the_argument() {
     assert_eq!(code, 2);
     assert!(stderr.contains("--accounts"), "{stderr}");
 }
+
+/// Without `--out` the population goes to stdout as it is drawn: the same bytes as the file.
+/// `--quiet`, before or after the subcommand, changes nothing on stdout and leaves stderr empty
+/// (no bar is drawn off a terminal anyway).
+#[test]
+fn population_on_stdout_is_the_file_and_quiet_changes_nothing_there() {
+    let file = population("stdout.jsonl", "150", "3");
+    let (code, stdout, stderr) = run(&["population", "--accounts", "150", "--seed", "3"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, std::fs::read_to_string(&file).unwrap());
+    // Two index prices, then each of the 150 accounts' deposits, leverage settings and fills.
+    assert_eq!(stdout.matches("\"index_price\"").count(), 2);
+    assert!(stdout.matches("\"acct-0150\"").count() >= 2, "{stdout}");
+    for args in [
+        vec!["--quiet", "cascade", file.as_str(), "--shock", "BTC:-15%"],
+        vec!["cascade", file.as_str(), "--shock", "BTC:-15%", "-q"],
+    ] {
+        let (code, quiet, stderr) = run(&args);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stderr.is_empty(), "{stderr}");
+        let (_, loud, _) = run(&["cascade", &file, "--shock", "BTC:-15%"]);
+        assert_eq!(quiet, loud);
+        assert!(quiet.contains("accounts liquidated"), "{quiet}");
+    }
+}
+
+/// A population that cannot be written leaves no file behind, and nothing on stdout.
+#[test]
+fn an_unwritable_population_leaves_nothing() {
+    let missing = scratch("no-such-directory").join("accounts.jsonl");
+    let (code, stdout, stderr) = run(&[
+        "population",
+        "--accounts",
+        "10",
+        "--out",
+        &missing.display().to_string(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("--out"), "{stderr}");
+    assert!(!missing.exists());
+}
