@@ -511,15 +511,15 @@ fn population_with_funding_writes_what_the_value_path_writes() {
     assert_eq!(
         (effects.len(), sha256_hex(&effects).as_str()),
         (
-            340_307,
-            "11e940ae56deaf7eaafa0dbc09e5abf93129667de51b9f1c05b7c024f44766ea"
+            342_135,
+            "cd56f8a99d4368bc9c8a0defb4ae0e45f7799ae668ae19f16bfd6081ea01fb9e"
         )
     );
     assert_eq!(
         (summary.len(), sha256_hex(summary.as_bytes()).as_str()),
         (
-            11_979,
-            "400517d3637e0e478f5dfc20b86f45dac3e9c291b418f5e4d529270bd20be928"
+            11_975,
+            "43b042c004dc82b6d2dcfcb099ed55b3556ba8405bfa0a030a8f33b090817f10"
         )
     );
     // Without --out, the same summary.

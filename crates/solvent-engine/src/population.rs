@@ -643,7 +643,15 @@ fn draw_leg(
     let target_usd = median_usd * (params.size_sigma * normal(rng)).exp();
     let deviation = market.spec.daily_volatility * params.holding_days.sqrt() * normal(rng);
     let entry = round_price(market.price * deviation.exp())?;
-    let step = instrument.size_step.max(instrument.contract_size);
+    // A size is a multiple of the size step, and an inverse perpetual's (USD) a whole number of
+    // contracts too. A linear size counts contracts of `contract_size` coins and steps by the
+    // size step alone: the larger of the two made every BTCUSDT position a whole bitcoin, so a
+    // large population, whose median position is small, overshot its open interest (47 billion
+    // USD of BTC at 1,000,000 accounts against the 1.8 billion meant).
+    let step = match instrument.style {
+        Style::Inverse => instrument.size_step.max(instrument.contract_size),
+        Style::Linear => instrument.size_step,
+    };
     let units = match instrument.style {
         // Inverse: size is USD, a multiple of the contract size.
         Style::Inverse => decimal(target_usd)?,

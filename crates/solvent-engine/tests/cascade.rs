@@ -492,43 +492,43 @@ fn a_seeded_cascade_keeps_its_rounds_volumes_and_insurance_fund_path() {
             (
                 0,
                 81,
-                dec!(66445575.777089),
-                dec!(299260208.212409),
-                dec!(4610.592573)
+                dec!(66424306.565804),
+                dec!(299227356.870967),
+                dec!(4575.014795)
             ),
             (
                 1,
                 19,
-                dec!(22280346.056400),
-                dec!(20224921.369459),
-                dec!(12317.837366)
+                dec!(22159517.278916),
+                dec!(20207252.423816),
+                dec!(12865.426791)
             ),
             (
                 2,
                 7,
-                dec!(5583148.351047),
+                dec!(5552903.254531),
                 Decimal::ZERO,
-                dec!(17269.998384)
+                dec!(17793.914091)
             ),
-            (3, 3, dec!(556791.129495), Decimal::ZERO, dec!(18632.210715)),
-            (4, 1, dec!(61930.000000), Decimal::ZERO, dec!(18632.210715)),
-            (5, 0, Decimal::ZERO, Decimal::ZERO, dec!(18632.210715)),
+            (3, 3, dec!(549624.948664), Decimal::ZERO, dec!(19149.626240)),
+            // Nothing liquidated; the fund holds coin, valued at the round's lower price.
+            (4, 0, Decimal::ZERO, Decimal::ZERO, dec!(19149.168652)),
         ],
         "{path:#?}"
     );
     let totals = &report.totals;
     assert_eq!(report.population_rejected, 0);
     assert_eq!(totals.stopped, StopReason::NothingLiquidated);
-    assert_eq!(totals.rounds, 6);
+    assert_eq!(totals.rounds, 5);
     assert_eq!(totals.accounts_liquidated, 96);
-    assert_eq!(totals.volume_usd, dec!(94927791.314031));
-    assert_eq!(totals.adl_volume_usd, dec!(319485129.581868));
+    assert_eq!(totals.volume_usd, dec!(94686352.047915));
+    assert_eq!(totals.adl_volume_usd, dec!(319434609.294783));
     assert_eq!(totals.insurance_fund_start_usd, Decimal::ZERO);
     assert_eq!(totals.insurance_fund_drawdown_usd, Decimal::ZERO);
-    assert_eq!(totals.insurance_fund_needed_usd, dec!(20934712.234131));
+    assert_eq!(totals.insurance_fund_needed_usd, dec!(20931549.965339));
     assert_eq!(totals.account_debt_usd, Decimal::ZERO);
-    assert_eq!(totals.final_prices["BTC"], dec!(78019.47016019));
-    assert_eq!(totals.final_prices["ETH"], dec!(3234.86312564));
+    assert_eq!(totals.final_prices["BTC"], dec!(78021.88438635));
+    assert_eq!(totals.final_prices["ETH"], dec!(3234.85110169));
     // Money is conserved at the end of every round.
     for round in &report.rounds {
         assert!(round.ledger_totals.values().all(Decimal::is_zero));
@@ -573,4 +573,36 @@ fn drawing_and_replaying_one_event_at_a_time_changes_nothing() {
         .unwrap();
     assert_eq!(streamed, at_once);
     assert_eq!(seen, (0..at_once.rounds.len()).collect::<Vec<_>>());
+}
+
+/// Regression: linear sizes were rounded to whole contracts of one coin (the larger of the size
+/// step and the contract size), so when the median position is small (a large population, or a
+/// small open interest) every BTCUSDT position became one bitcoin and the open interest many
+/// times the one asked for. At 1% of an ADV over 2,000 accounts the median BTC position is about
+/// 0.002 BTC: the open interest must still come out near what was asked.
+#[test]
+fn small_linear_positions_keep_their_size_and_the_open_interest_its_calibration() {
+    let params = PopulationParams {
+        open_interest_adv_ratio: 0.01,
+        ..PopulationParams::default()
+    };
+    let population = population::generate(&venue(), &params).unwrap();
+    let legs: Vec<_> = population.accounts.iter().flat_map(|a| &a.legs).collect();
+    for market in population::default_market() {
+        let open_interest: Decimal = legs
+            .iter()
+            .filter(|l| l.underlying == market.underlying)
+            .map(|l| l.notional_usd)
+            .sum();
+        let ratio = f64_of(open_interest) / (0.01 * f64_of(market.adv_usd));
+        assert!(
+            (0.5..2.0).contains(&ratio),
+            "{}: {ratio}",
+            market.underlying
+        );
+    }
+    // Sizes below one coin, on the size step (0.001 BTC).
+    let btc: Vec<_> = legs.iter().filter(|l| l.instrument == "BTCUSDT").collect();
+    assert!(btc.iter().any(|l| l.size.abs() < Decimal::ONE));
+    assert!(btc.iter().all(|l| (l.size / dec!(0.001)).fract().is_zero()));
 }
