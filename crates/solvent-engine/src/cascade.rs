@@ -37,8 +37,8 @@
 //! opposite interest; reported as `unreported_market_usd`).
 //!
 //! The ledger's conservation (per asset, all balances sum to zero) is checked after the
-//! population and after every cascade event; a break stops the run with
-//! [`CascadeError::ConservationBroken`].
+//! population and at the end of every round (the sum the round reports as `ledger_totals`); a
+//! break stops the run with [`CascadeError::ConservationBroken`], naming the round's last event.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -393,7 +393,7 @@ pub fn run(
     for event in events {
         replay.apply(event);
     }
-    replay.shock(params, |_| {})
+    replay.shock(params, |_| {}).map(|shocked| shocked.report)
 }
 
 /// A population being replayed into a cascade's engine, one event at a time: what [`run`] does
@@ -445,18 +445,29 @@ impl Replay {
         self,
         params: &CascadeParams,
         on_round: impl FnMut(&Round),
-    ) -> Result<CascadeReport, CascadeError> {
+    ) -> Result<Shocked, CascadeError> {
         params.check()?;
         let (seq, ts) = self.last.unwrap_or((0, jiff::Timestamp::UNIX_EPOCH));
-        check_conservation(&self.engine, seq)?;
-        shock(
-            self.engine,
+        let mut engine = self.engine;
+        check_conservation(&engine, seq)?;
+        let report = shock(
+            &mut engine,
             &self.population,
             Clock { seq, ts },
             params,
             on_round,
-        )
+        )?;
+        Ok(Shocked { report, engine })
     }
+}
+
+/// A cascade's report with the engine as the rounds left it (every account after the cascade;
+/// and a caller about to exit may leave it unfreed: a million accounts take seconds to free).
+pub struct Shocked {
+    /// The report.
+    pub report: CascadeReport,
+    /// The engine after the last round.
+    pub engine: Engine,
 }
 
 /// Runs the cascade on a copy of a live engine: its book as it stands, under the cascade's
@@ -473,7 +484,8 @@ pub fn run_on(engine: Engine, params: &CascadeParams) -> Result<CascadeReport, C
         seq: engine.last_seq().unwrap_or(0),
         ts: engine.now(),
     };
-    shock(engine, &Population::default(), clock, params, |_| {})
+    let mut engine = engine;
+    shock(&mut engine, &Population::default(), clock, params, |_| {})
 }
 
 /// What a replay before the shock counted.
@@ -486,7 +498,7 @@ struct Population {
 
 /// The shock and its rounds, from `engine` as it stands.
 fn shock(
-    mut engine: Engine,
+    engine: &mut Engine,
     population: &Population,
     mut clock: Clock,
     params: &CascadeParams,
@@ -511,8 +523,8 @@ fn shock(
             });
         }
     }
-    let fund_start = insurance_fund(&engine);
-    let fund_start_usd = usd_value(&engine, &fund_start);
+    let fund_start = insurance_fund(engine);
+    let fund_start_usd = usd_value(engine, &fund_start);
     let mut fund_min = fund_start.clone();
     let mut fund_min_usd = fund_start_usd;
     let mut prices = start_prices.clone();
@@ -522,7 +534,7 @@ fn shock(
         }
     }
     let shocked = prices.clone();
-    let mut sizes = PositionSizes::of(&engine);
+    let mut sizes = PositionSizes::of(engine);
     let mut cumulative: BTreeMap<String, Decimal> = BTreeMap::new();
     let mut rounds = Vec::new();
     let mut liquidated_ever = BTreeSet::new();
@@ -538,26 +550,35 @@ fn shock(
                 source: None,
             })];
             updates.extend(
-                marked_instruments(&engine, name)
+                marked_instruments(engine, name)
                     .into_iter()
                     .map(|instrument| Event::MarkPrice(MarkPrice { instrument, price })),
             );
             for event in updates {
                 let envelope = clock.envelope(event);
                 let effects = engine.apply(&envelope);
-                check_conservation(&engine, envelope.seq)?;
-                tally.add(&engine, &mut sizes, &effects);
+                tally.add(engine, &mut sizes, &effects);
                 for effect in &effects {
                     if let Effect::InsuranceFundChanged { asset, balance, .. } = effect {
                         let low = fund_min.entry(asset.clone()).or_insert(balance.value());
                         *low = (*low).min(balance.value());
                     }
                 }
-                let now = insurance_fund(&engine);
-                fund_min_usd = fund_min_usd.min(usd_value(&engine, &now));
+                let now = insurance_fund(engine);
+                fund_min_usd = fund_min_usd.min(usd_value(engine, &now));
             }
         }
-        let fund = insurance_fund(&engine);
+        // The ledger's conservation, checked once a round: it sums every balance, and taken after
+        // each of the round's events as well it was 3% of a million-account cascade's time.
+        let ledger_totals = engine.ledger().totals();
+        if let Some((asset, total)) = ledger_totals.iter().find(|(_, t)| !t.is_zero()) {
+            return Err(CascadeError::ConservationBroken {
+                seq: clock.seq,
+                asset: asset.clone(),
+                total: *total,
+            });
+        }
+        let fund = insurance_fund(engine);
         for (asset, balance) in &fund {
             let low = fund_min.entry(asset.clone()).or_insert(*balance);
             *low = (*low).min(*balance);
@@ -583,9 +604,9 @@ fn shock(
             adl_volume_usd: tally.adl_usd,
             deficit_beyond_fund_usd: tally.beyond_fund_usd,
             account_debt_usd: tally.debt_usd,
-            insurance_fund_usd: usd_value(&engine, &fund),
+            insurance_fund_usd: usd_value(engine, &fund),
             insurance_fund: fund,
-            ledger_totals: engine.ledger().totals(),
+            ledger_totals,
             cumulative_net_flow_usd: cumulative.clone(),
             impact_move: impact_move.clone(),
         });

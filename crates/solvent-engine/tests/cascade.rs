@@ -570,7 +570,8 @@ fn drawing_and_replaying_one_event_at_a_time_changes_nothing() {
     let mut seen = Vec::new();
     let streamed = replay
         .shock(&shock, |round| seen.push(round.round))
-        .unwrap();
+        .unwrap()
+        .report;
     assert_eq!(streamed, at_once);
     assert_eq!(seen, (0..at_once.rounds.len()).collect::<Vec<_>>());
 }
