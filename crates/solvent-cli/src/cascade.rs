@@ -21,7 +21,7 @@ use solvent_core::Decimal;
 use solvent_core::venue::Venue;
 use solvent_engine::cascade::{self, CascadeParams, CascadeReport};
 use solvent_engine::config::EngineConfig;
-use solvent_engine::event::{Envelope, to_line};
+use solvent_engine::event::{Envelope, write_line};
 use solvent_engine::population::{self, PopulationParams};
 
 use crate::progress::{Feedback, count};
@@ -180,8 +180,7 @@ const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
 fn write_events(buffer: &mut Vec<u8>, events: &[Envelope]) {
     for event in events {
-        buffer.extend_from_slice(to_line(event).as_bytes());
-        buffer.push(b'\n');
+        write_line(event, buffer);
     }
 }
 
