@@ -327,21 +327,32 @@ fn mixed_events(
     path: &[i32],
     vols: &[(usize, u32)],
 ) -> Vec<String> {
+    mixed_events_timed(accounts, path, vols, 1)
+}
+
+/// The events of [`mixed_events`], `seconds` apart (from 2026-01-01T00:00:00Z); option kinds 5
+/// and 6 are a short BTC_USDC call and 12 long inverse BTC puts expiring 2026-01-09, whose
+/// values decay fast over hours.
+fn mixed_events_timed(
+    accounts: &[(u32, u32, i32, u8, bool)],
+    path: &[i32],
+    vols: &[(usize, u32)],
+    seconds: i64,
+) -> Vec<String> {
+    let start = "2026-01-01T00:00:00Z".parse::<jiff::Timestamp>().unwrap();
     let mut lines = Vec::new();
     let mut seq = 0;
     let mut push = |body: String, lines: &mut Vec<String>| {
         seq += 1;
-        lines.push(format!(
-            r#"{{"seq":{seq},"ts":"2026-01-01T{:02}:{:02}:{:02}Z",{body}}}"#,
-            seq / 3600,
-            (seq / 60) % 60,
-            seq % 60
-        ));
+        let ts = start
+            .checked_add(jiff::SignedDuration::from_secs(seq * seconds))
+            .unwrap();
+        lines.push(format!(r#"{{"seq":{seq},"ts":"{ts}",{body}}}"#));
     };
-    let smile = |atm: u32| {
+    let smile = |atm: u32, expiry: &str| {
         let atm = f64::from(atm) / 100.0;
         format!(
-            r#""type":"vol_surface","underlying":"BTC","expiry":"27DEC26","strikes":[30000,45000,60000,75000,90000],"vols":[{:.4},{:.4},{atm:.4},{:.4},{:.4}]"#,
+            r#""type":"vol_surface","underlying":"BTC","expiry":"{expiry}","strikes":[30000,45000,60000,75000,90000],"vols":[{:.4},{:.4},{atm:.4},{:.4},{:.4}]"#,
             atm + 0.12,
             atm + 0.04,
             atm + 0.03,
@@ -351,7 +362,8 @@ fn mixed_events(
     for body in [
         r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned(),
         r#""type":"index_price","underlying":"ETH","price":"3000""#.to_owned(),
-        smile(60),
+        smile(60, "27DEC26"),
+        smile(55, "09JAN26"),
     ] {
         push(body, &mut lines);
     }
@@ -394,6 +406,8 @@ fn mixed_events(
             2 => Some(("BTC_USDC-27DEC26-55000-P", "sell", "1", "12000")),
             3 => Some(("BTC-27DEC26-70000-C", "buy", "1", "0.2")),
             4 => Some(("BTC-27DEC26-50000-P", "sell", "1", "0.17")),
+            5 => Some(("BTC_USDC-09JAN26-60000-C", "sell", "1", "2200")),
+            6 => Some(("BTC-09JAN26-58000-P", "buy", "12", "0.025")),
             _ => None,
         };
         if let Some((instrument, side, size, price)) = option_fill {
@@ -426,7 +440,7 @@ fn mixed_events(
             );
         }
         for (_, atm) in vols.iter().filter(|(at, _)| *at == step) {
-            push(smile(*atm), &mut lines);
+            push(smile(*atm, "27DEC26"), &mut lines);
         }
     }
     lines
@@ -471,8 +485,49 @@ fn short_options_are_caught_on_a_rally_and_a_volatility_rise() {
     );
 }
 
+/// Short-dated options held while hours pass between updates: time alone moves their value and
+/// requirement (theta), so the bands that spare their holders an examination must expire; the
+/// run goes past the options' expiry.
+#[test]
+fn options_decaying_over_hours_are_caught_as_when_every_holder_is_examined() {
+    // Long puts whose premium carries the equity of a leveraged long perpetual, and short
+    // calls that theta makes healthier.
+    let accounts = [
+        (0, 33, 5_000, 6, false),
+        (300, 33, 5_000, 6, false),
+        (600, 34, 5_000, 6, false),
+        (2_600, 0, 0, 5, false),
+        (20_000, 0, 300, 5, false),
+    ];
+    let path: Vec<i32> = (0..200)
+        .map(|step| if step % 2 == 0 { 1 } else { -1 })
+        .collect();
+    let lines = mixed_events_timed(&accounts, &path, &[], 3_600);
+    let actions = assert_same_actions(&lines);
+    assert!(
+        actions.iter().any(|a| a.contains("state_changed")),
+        "precondition: time alone moves an option account between states: {actions:?}"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Random populations of option accounts over hours and days: the banded engine takes
+    /// every state change at the same event as the exhaustive one, though no price moves
+    /// between some of them.
+    #[test]
+    fn bands_expire_as_options_decay(
+        accounts in proptest::collection::vec(
+            (500u32..30_000, 0u32..60, -400i32..400, 0u8..7, Just(false)),
+            1..10,
+        ),
+        path in proptest::collection::vec(-4i32..4, 1..120),
+        seconds in 60i64..14_400,
+    ) {
+        let lines = mixed_events_timed(&accounts, &path, &[], seconds);
+        assert_same_actions(&lines);
+    }
 
     /// Random populations of portfolio-mode, option, inverse and multi-coin accounts: the banded
     /// engine takes every state change, margin call, liquidation and ADL at the same event as
@@ -480,7 +535,7 @@ proptest! {
     #[test]
     fn bands_act_exactly_as_examining_every_holder_for_every_kind_of_account(
         accounts in proptest::collection::vec(
-            (500u32..30_000, 0u32..60, -400i32..400, 0u8..5, any::<bool>()),
+            (500u32..30_000, 0u32..60, -400i32..400, 0u8..7, any::<bool>()),
             1..10,
         ),
         path in proptest::collection::vec(-8i32..8, 1..120),

@@ -15,13 +15,16 @@ use super::*;
 pub(super) struct Bands {
     pub(super) by_low: BTreeSet<(BandKey, u32)>,
     pub(super) by_high: BTreeSet<(BandKey, u32)>,
+    /// Bands that hold only until a time (in Unix milliseconds): those of accounts holding
+    /// options, whose values decay with time alone (see [`TimeDecay`]).
+    pub(super) by_expiry: BTreeSet<(i64, u32)>,
 }
 
 impl Bands {
-    /// The accounts whose band `price` reaches or leaves. Usually the price stays above every
-    /// lower bound and below every upper one: the two extreme bounds say so without searching
-    /// the ranges.
-    pub(super) fn crossed(&self, price: Decimal) -> impl Iterator<Item = &u32> {
+    /// The accounts whose band `price` reaches or leaves, or whose band has expired by
+    /// `now_ms`. Usually the price stays above every lower bound and below every upper one:
+    /// the two extreme bounds say so without searching the ranges.
+    pub(super) fn crossed(&self, price: Decimal, now_ms: i64) -> impl Iterator<Item = &u32> {
         let key = band_key(band_f64(price));
         let below = self
             .by_low
@@ -33,10 +36,16 @@ impl Bands {
             .is_some_and(|(lowest_high, _)| *lowest_high <= key);
         let lows = below.then(|| self.by_low.range((key, 0)..));
         let highs = above.then(|| self.by_high.range(..=(key, u32::MAX)));
+        let expired = self
+            .by_expiry
+            .first()
+            .is_some_and(|(earliest, _)| *earliest < now_ms)
+            .then(|| self.by_expiry.range(..(now_ms, 0)));
         lows.into_iter()
             .flatten()
             .chain(highs.into_iter().flatten())
             .map(|(_, slot)| slot)
+            .chain(expired.into_iter().flatten().map(|(_, slot)| slot))
     }
 }
 
@@ -153,7 +162,42 @@ pub(super) struct Band {
     pub(super) high: f64,
     pub(super) low_key: BandKey,
     pub(super) high_key: BandKey,
+    /// The last time (Unix milliseconds) the band holds; `None` when time alone changes nothing.
+    pub(super) expires_ms: Option<i64>,
 }
+
+/// Half-widths of an account's safe bands, in price, one per exposure, and the last time they
+/// hold (see [`Engine::band_widths`]).
+#[derive(Debug)]
+pub(super) struct BandWidths {
+    pub(super) halves: Vec<f64>,
+    pub(super) expires_ms: Option<i64>,
+}
+
+/// How far an account's options can move `E - h MM` with time alone: by at most
+/// `per_root_year x sqrt(elapsed years)` (USD), up to `until_ms`, the first expiry among them.
+///
+/// Black-76 at a zero rate prices an option as `C(F, s)`, `s = sigma sqrt(T)` its total
+/// standard deviation, and `dC/ds = F phi(d1) <= F / sqrt(2 pi)` (the vega per unit of `s`). The
+/// surface is by strike and interpolated in total variance between smiles
+/// (`solvent_pricing::surface`), every smile's time shortening as the option's does: at a fixed
+/// strike the total variance falls linearly with calendar time, at a rate that is a weighted
+/// mean of the smiles' `sigma^2` at the strike (or one smile's, outside them), so at most
+/// `sigma_max^2`, the largest volatility of the surface; hence `|ds| <= sigma_max sqrt(elapsed)`
+/// (`sqrt(w) - sqrt(w - r t) <= sqrt(r t)`), whatever smile expires meanwhile (the variance stays
+/// continuous). A Deribit option rule's requirement moves by at most `1 + rate` times the value
+/// (`rate S + C`, `max(rate S, rate C) + C`).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct TimeDecay {
+    pub(super) per_root_year: f64,
+    pub(super) until_ms: i64,
+}
+
+/// `1 / sqrt(2 pi)`, the largest value of the standard normal density.
+const INV_ROOT_TWO_PI: f64 = 0.398_942_280_401_432_7;
+
+/// Milliseconds in the year options' times to expiry are counted in.
+const MS_PER_YEAR: f64 = solvent_risk::valuation::SECONDS_PER_YEAR * 1_000.0;
 
 /// The map holding the bands of `source`'s kind (index or mark bands), and its key there.
 pub(super) fn band_map<'m, 's>(
@@ -250,6 +294,7 @@ impl Engine {
         };
         let exposures = self.coin_exposures(account);
         let widths = report.and_then(|r| self.band_widths(account, r, &exposures));
+        let expires_ms = widths.as_ref().and_then(|w| w.expires_ms);
         let entries: Vec<(Source<'_>, f64, f64, f64)> = exposures
             .iter()
             .enumerate()
@@ -257,7 +302,7 @@ impl Engine {
             .map(|(index, exposure)| {
                 let half = widths
                     .as_ref()
-                    .and_then(|w| w.get(index).copied())
+                    .and_then(|w| w.halves.get(index).copied())
                     .unwrap_or(0.0);
                 let price = exposure.price_f64;
                 (exposure.source, price, price - half, price + half)
@@ -301,7 +346,13 @@ impl Engine {
         // A registered band inside the new one is still safe (staying inside it keeps the price
         // inside the new band), only narrower: it is kept, sparing the re-indexing, as long as
         // the price is strictly inside it (else it would be examined at every update). So are
-        // the bands a deposit or a reducing trade widens without a price move.
+        // the bands a deposit or a reducing trade widens without a price move. A band that
+        // expires is kept only if it expires no later than the new one.
+        let expires_no_later = |kept: Option<i64>| match (kept, expires_ms) {
+            (_, None) => true,
+            (Some(kept), Some(new)) => kept <= new,
+            (None, Some(_)) => false,
+        };
         let still_safe = account.bands.len() == entries.len()
             && account
                 .bands
@@ -313,6 +364,7 @@ impl Engine {
                         && band.high <= *high
                         && band.low < *price
                         && *price < band.high
+                        && expires_no_later(band.expires_ms)
                 });
         let unchanged = unpriced.is_empty() && !was_unbanded && still_safe;
         let entries: Option<Vec<Band>> = (!unchanged).then(|| {
@@ -324,6 +376,7 @@ impl Engine {
                     high,
                     low_key: low_key(low),
                     high_key: high_key(high),
+                    expires_ms,
                 })
                 .collect()
         });
@@ -349,6 +402,9 @@ impl Engine {
             if let Some(bands) = map.get_mut(name) {
                 bands.by_low.remove(&(band.low_key, slot));
                 bands.by_high.remove(&(band.high_key, slot));
+                if let Some(expires) = band.expires_ms {
+                    bands.by_expiry.remove(&(expires, slot));
+                }
             }
         }
         if was_unbanded {
@@ -367,6 +423,9 @@ impl Engine {
             };
             bands.by_low.insert((band.low_key, slot));
             bands.by_high.insert((band.high_key, slot));
+            if let Some(expires) = band.expires_ms {
+                bands.by_expiry.insert((expires, slot));
+            }
         }
         account.bands = entries;
     }
@@ -472,14 +531,15 @@ impl Engine {
         .map(|price| price.value())
     }
 
-    /// Half-widths of the safe bands, in price, one per exposure (in its order); `None` when the account must be
+    /// Half-widths of the safe bands, in price, one per exposure (in its order), and the time
+    /// they hold until when the account holds options; `None` when the account must be
     /// re-examined at every update.
     pub(super) fn band_widths(
         &self,
         account: &Account,
         report: &Standing<'_>,
         exposures: &[Exposure],
-    ) -> Option<Vec<f64>> {
+    ) -> Option<BandWidths> {
         // In danger: the cross pool liquidating or worse, a breach being counted, or an isolated
         // position at its liquidation threshold (whose liquidation a stale index may be holding
         // back: it must be examined again as soon as a fresh index comes). Or a contract settled
@@ -499,16 +559,10 @@ impl Engine {
         {
             return None;
         }
-        // No sound bound is known (yet) for a requirement that is not a rate times the value:
-        // portfolio margin moves with the worst scenario of its grid (and offsets, add-ons,
-        // expected shortfall), an option's value and margin with gamma, vega and time. Such an
-        // account is examined at every update of what it holds: correctness before speed.
-        if account.mode == MarginMode::Portfolio
-            || account
-                .positions
-                .values()
-                .any(|p| matches!(p.instrument.terms, Terms::Option { .. }))
-        {
+        // No sound bound is known (yet) for portfolio margin, which moves with the worst
+        // scenario of its grid (and offsets, add-ons, expected shortfall): such an account is
+        // examined at every update of what it holds, correctness before speed.
+        if account.mode == MarginMode::Portfolio {
             return None;
         }
         let settlement = self.venue.asset(report.settlement_asset).ok()?;
@@ -554,6 +608,25 @@ impl Engine {
         // From here in f64: the slack is exact (a difference of exact figures), and what follows
         // only shares it out; the key margins cover the rounding (see `BAND_KEY_MARGIN`).
         let slack = band_f64(slack);
+        // Options decay with time alone: half of the slack is kept for that, and the bands hold
+        // as long as the decay bound stays under it (`K sqrt(t) <= slack / 2`), at most until
+        // the first option expires.
+        let (slack, expires_ms) = match self.time_decay(account, band_f64(top))? {
+            None => (slack, None),
+            Some(decay) => {
+                let root_years = slack / 2.0 / decay.per_root_year;
+                let held_ms = (root_years * root_years * MS_PER_YEAR).floor();
+                // Beyond a year of milliseconds the first expiry binds anyway.
+                #[allow(clippy::cast_possible_truncation)]
+                let held_ms = held_ms.min(MS_PER_YEAR) as i64;
+                let until = self
+                    .now
+                    .as_millisecond()
+                    .saturating_add(held_ms)
+                    .min(decay.until_ms);
+                (slack / 2.0, Some(until))
+            }
+        };
         let sensitivities: Vec<f64> = exposures
             .iter()
             .map(|e| band_f64(e.sensitivity(top)))
@@ -577,7 +650,8 @@ impl Engine {
             })
             .collect();
         // Each isolated position: its own health against the liquidation threshold and its
-        // top-up triggers, over its own sensitivity.
+        // top-up triggers, over its own sensitivity (an isolated option's time decay is not
+        // bounded here: `time_decay` refuses it).
         for position in account.positions.values().filter(|p| p.isolated) {
             let name = &position.instrument.name;
             let line = report
@@ -629,7 +703,78 @@ impl Engine {
                 *width = (*width).min(half);
             }
         }
-        Some(widths)
+        Some(BandWidths {
+            halves: widths,
+            expires_ms,
+        })
+    }
+
+    /// The bound on how fast time alone moves `E - h MM` through the account's options, `h`
+    /// the highest health level of its slack (see [`TimeDecay`]); `Some(None)` without options,
+    /// `None` where no bound is known: an option with a given mark (its implied volatility
+    /// follows the index), held isolated, under another rule than Deribit's, at a non-zero
+    /// rate (forward and discounting drift with time), expired, or on an underlying without a
+    /// surface.
+    pub(super) fn time_decay(&self, account: &Account, top: f64) -> Option<Option<TimeDecay>> {
+        let mut decay: Option<TimeDecay> = None;
+        for position in account.positions.values() {
+            let instrument = &position.instrument;
+            let Terms::Option { expiry, .. } = &instrument.terms else {
+                continue;
+            };
+            let solvent_core::venue::MarginRule::DeribitOption { maintenance, .. } =
+                instrument.margin.as_ref()
+            else {
+                return None;
+            };
+            if position.isolated
+                || self.market.rate != 0.0
+                || self.market.mark.contains_key(instrument.name.as_str())
+            {
+                return None;
+            }
+            let until_ms = expiry.as_millisecond();
+            if until_ms <= self.now.as_millisecond() {
+                return None;
+            }
+            let highest_volatility = self
+                .market
+                .vol
+                .get(instrument.underlying.as_str())?
+                .values()
+                .flat_map(|smile| smile.vols.iter().copied())
+                .fold(0.0_f64, f64::max);
+            let underlying = band_f64(
+                self.market
+                    .index
+                    .get(instrument.underlying.as_str())?
+                    .value(),
+            );
+            let coins = band_f64((position.size * instrument.contract_size).abs());
+            let rate = if position.size.is_sign_negative() {
+                1.0 + band_f64(*maintenance)
+            } else {
+                0.0
+            };
+            // Inside a band the index stays below 1.5 times itself (half-widths are at most
+            // half the price): the forward's bound.
+            let per_root_year = coins
+                * (1.0 + top * rate)
+                * 1.5
+                * underlying
+                * highest_volatility
+                * INV_ROOT_TWO_PI;
+            if !per_root_year.is_finite() {
+                return None;
+            }
+            let entry = decay.get_or_insert(TimeDecay {
+                per_root_year: 0.0,
+                until_ms,
+            });
+            entry.per_root_year += per_root_year;
+            entry.until_ms = entry.until_ms.min(until_ms);
+        }
+        Some(decay.filter(|d| d.per_root_year > 0.0))
     }
 
     /// The highest market price of a pegged coin (one with `usd_peg`), and at least 1.
@@ -695,7 +840,16 @@ impl Engine {
                     .unwrap_or(Decimal::ONE)
             }
             solvent_core::venue::MarginRule::SizeLinear { max_rate, .. } => *max_rate,
-            solvent_core::venue::MarginRule::DeribitOption { .. } => Decimal::new(12, 1),
+            // A short option's requirement (`rate S + C`, `max(rate S, rate C) + C`, in USD)
+            // moves by at most `1 + rate` per coin, its value by at most one; a long one has
+            // none.
+            solvent_core::venue::MarginRule::DeribitOption { maintenance, .. } => {
+                if position.size.is_sign_negative() {
+                    Decimal::ONE + *maintenance
+                } else {
+                    Decimal::ZERO
+                }
+            }
             _ => Decimal::ONE,
         };
         (coins, rate)
@@ -735,17 +889,18 @@ impl Engine {
             }
             return;
         }
+        let now_ms = self.now.as_millisecond();
         let mut crossed: Vec<&u32> = Vec::new();
         if let Some((underlying, price)) = index {
             if let Some(bands) = self.bands.get(underlying) {
-                crossed.extend(bands.crossed(price));
+                crossed.extend(bands.crossed(price, now_ms));
             }
             // Holders without a band on this underlying yet are examined too.
             crossed.extend(self.unbanded.get(underlying).into_iter().flatten());
         }
         for (name, price) in marks {
             if let Some(bands) = self.mark_bands.get(*name) {
-                crossed.extend(bands.crossed(*price));
+                crossed.extend(bands.crossed(*price, now_ms));
             }
             // So are the holders banded elsewhere than on this mark.
             crossed.extend(self.mark_watchers.get(*name).into_iter().flatten());
