@@ -64,6 +64,7 @@ mod insurance;
 mod liquidation;
 mod money;
 mod monitoring;
+mod portfolio_bands;
 mod prepared;
 mod pretrade;
 mod prices;

@@ -327,17 +327,18 @@ fn mixed_events(
     path: &[i32],
     vols: &[(usize, u32)],
 ) -> Vec<String> {
-    mixed_events_timed(accounts, path, vols, 1)
+    mixed_events_timed(accounts, path, vols, 1, 1_000)
 }
 
 /// The events of [`mixed_events`], `seconds` apart (from 2026-01-01T00:00:00Z); option kinds 5
 /// and 6 are a short BTC_USDC call and 12 long inverse BTC puts expiring 2026-01-09, whose
-/// values decay fast over hours.
+/// values decay fast over hours. `path` moves BTC in `1 / unit` steps (`mixed_events`: 1,000).
 fn mixed_events_timed(
     accounts: &[(u32, u32, i32, u8, bool)],
     path: &[i32],
     vols: &[(usize, u32)],
     seconds: i64,
+    unit: i64,
 ) -> Vec<String> {
     let start = "2026-01-01T00:00:00Z".parse::<jiff::Timestamp>().unwrap();
     let mut lines = Vec::new();
@@ -422,7 +423,7 @@ fn mixed_events_timed(
     let (mut btc, mut eth) = (60_000_000_i64, 3_000_i64);
     for (step, moves) in path.iter().enumerate() {
         // BTC in thousandths of a dollar, moved by `moves` tenths of a percent.
-        btc = (btc + btc * i64::from(*moves) / 1000).max(20_000_000);
+        btc = (btc + btc * i64::from(*moves) / unit).max(20_000_000);
         eth = (eth - i64::from(*moves) * 2).max(1_000);
         if step % 3 == 2 {
             push(
@@ -502,7 +503,7 @@ fn options_decaying_over_hours_are_caught_as_when_every_holder_is_examined() {
     let path: Vec<i32> = (0..200)
         .map(|step| if step % 2 == 0 { 1 } else { -1 })
         .collect();
-    let lines = mixed_events_timed(&accounts, &path, &[], 3_600);
+    let lines = mixed_events_timed(&accounts, &path, &[], 3_600, 1_000);
     let actions = assert_same_actions(&lines);
     assert!(
         actions.iter().any(|a| a.contains("state_changed")),
@@ -519,13 +520,13 @@ proptest! {
     #[test]
     fn bands_expire_as_options_decay(
         accounts in proptest::collection::vec(
-            (500u32..30_000, 0u32..60, -400i32..400, 0u8..7, Just(false)),
+            (500u32..30_000, 0u32..60, -400i32..400, 0u8..7, any::<bool>()),
             1..10,
         ),
         path in proptest::collection::vec(-4i32..4, 1..120),
         seconds in 60i64..14_400,
     ) {
-        let lines = mixed_events_timed(&accounts, &path, &[], seconds);
+        let lines = mixed_events_timed(&accounts, &path, &[], seconds, 1_000);
         assert_same_actions(&lines);
     }
 
@@ -544,4 +545,28 @@ proptest! {
         let lines = mixed_events(&accounts, &path, &vols);
         assert_same_actions(&lines);
     }
+}
+
+/// Portfolio-mode accounts holding short-dated options while hours pass: the scan's option legs
+/// and the options' values decay with time, the charges on the net delta drift with it; the
+/// portfolio bands must expire in time to catch each margin call at the update that brings it.
+#[test]
+fn portfolio_options_decaying_over_hours_are_caught_as_when_every_holder_is_examined() {
+    let accounts = [
+        (0, 33, 1_000, 6, true),
+        (2_000, 33, 2_000, 6, true),
+        (4_000, 33, 2_000, 6, true),
+        (2_000, 33, -1_000, 5, true),
+        (4_000, 33, -1_000, 5, true),
+    ];
+    let path: Vec<i32> = (0..200)
+        .map(|step| if step % 2 == 0 { 1 } else { -1 })
+        .collect();
+    let lines = mixed_events_timed(&accounts, &path, &[], 3_600, 100_000);
+    let actions = assert_same_actions(&lines);
+    let calls = actions.iter().filter(|a| a.contains("margin_call")).count();
+    assert!(
+        calls >= 5,
+        "precondition: time takes portfolio accounts in and out of margin call: {actions:?}"
+    );
 }

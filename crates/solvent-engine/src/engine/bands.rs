@@ -4,6 +4,8 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
+use super::portfolio_bands::PortfolioBound;
+
 /// Safe price bands of one price source (an underlying's index, or a contract's given mark):
 /// accounts whose state cannot change while that price stays strictly inside `(low, high)`,
 /// ordered by each bound so a price update finds the accounts it takes out of their band in
@@ -111,13 +113,6 @@ pub(super) struct Exposure<'a> {
     pub(super) companion: bool,
 }
 
-impl Exposure<'_> {
-    /// `S_u = sum |coin exposure| (1 + h r_max)` (see [`Engine::set_bands`]).
-    pub(super) fn sensitivity(&self, top: Decimal) -> Decimal {
-        self.coins + top * self.coins_at_rate
-    }
-}
-
 /// What moves the value of a position or a balance: an underlying's index, or the given mark of
 /// a contract (then its index does not: a linear contract settled in a pegged asset is valued
 /// and margined at its mark alone).
@@ -172,6 +167,8 @@ pub(super) struct Band {
 pub(super) struct BandWidths {
     pub(super) halves: Vec<f64>,
     pub(super) expires_ms: Option<i64>,
+    /// Whether the companion exposures (see [`Exposure::companion`]) get bands too.
+    pub(super) companions_banded: bool,
 }
 
 /// How far an account's options can move `E - h MM` with time alone: by at most
@@ -194,10 +191,10 @@ pub(super) struct TimeDecay {
 }
 
 /// `1 / sqrt(2 pi)`, the largest value of the standard normal density.
-const INV_ROOT_TWO_PI: f64 = 0.398_942_280_401_432_7;
+pub(super) const INV_ROOT_TWO_PI: f64 = 0.398_942_280_401_432_7;
 
 /// Milliseconds in the year options' times to expiry are counted in.
-const MS_PER_YEAR: f64 = solvent_risk::valuation::SECONDS_PER_YEAR * 1_000.0;
+pub(super) const MS_PER_YEAR: f64 = solvent_risk::valuation::SECONDS_PER_YEAR * 1_000.0;
 
 /// The map holding the bands of `source`'s kind (index or mark bands), and its key there.
 pub(super) fn band_map<'m, 's>(
@@ -298,7 +295,11 @@ impl Engine {
         let entries: Vec<(Source<'_>, f64, f64, f64)> = exposures
             .iter()
             .enumerate()
-            .filter(|(_, exposure)| widths.is_none() || !exposure.companion)
+            .filter(|(_, exposure)| {
+                widths
+                    .as_ref()
+                    .is_none_or(|w| w.companions_banded || !exposure.companion)
+            })
             .map(|(index, exposure)| {
                 let half = widths
                     .as_ref()
@@ -559,12 +560,6 @@ impl Engine {
         {
             return None;
         }
-        // No sound bound is known (yet) for portfolio margin, which moves with the worst
-        // scenario of its grid (and offsets, add-ons, expected shortfall): such an account is
-        // examined at every update of what it holds, correctness before speed.
-        if account.mode == MarginMode::Portfolio {
-            return None;
-        }
         let settlement = self.venue.asset(report.settlement_asset).ok()?;
         // A coin-margined report currency moves with its own underlying: no simple bound.
         if exposures
@@ -608,10 +603,35 @@ impl Engine {
         // From here in f64: the slack is exact (a difference of exact figures), and what follows
         // only shares it out; the key margins cover the rounding (see `BAND_KEY_MARGIN`).
         let slack = band_f64(slack);
+        let top = band_f64(top);
+        // A portfolio-mode account: its requirement's own bounds (`portfolio_bands`), where
+        // one is known; examined at every update otherwise (correctness before speed).
+        let portfolio = if account.mode == MarginMode::Portfolio {
+            let maintenance_usd = band_f64(report.maintenance_margin.value() * report_usd);
+            let bound = self.portfolio_bound(account, maintenance_usd)?;
+            Some(bound)
+        } else {
+            None
+        };
+        if let Some(portfolio) = &portfolio {
+            // Its jumps come off the slack first, with the rounding of the requirement to the
+            // report currency's precision (and the f64 arithmetic of the scan) on top.
+            let precision = POWERS_OF_TEN
+                .get(settlement.precision as usize)
+                .map_or(1.0, |power| 1.0 / power);
+            let maintenance_usd = band_f64(report.maintenance_margin.value() * report_usd);
+            let rounding = 2.0 * precision * band_f64(report_usd) + 1e-9 * maintenance_usd;
+            let slack = slack - top * (portfolio.allowance + rounding);
+            if slack.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+                return None;
+            }
+            let (slack, expires_ms) = self.portfolio_horizon(portfolio, slack, top);
+            return Some(self.share_slack(exposures, slack, top, expires_ms, Some(portfolio)));
+        }
         // Options decay with time alone: half of the slack is kept for that, and the bands hold
         // as long as the decay bound stays under it (`K sqrt(t) <= slack / 2`), at most until
         // the first option expires.
-        let (slack, expires_ms) = match self.time_decay(account, band_f64(top))? {
+        let (slack, expires_ms) = match self.time_decay(account, top)? {
             None => (slack, None),
             Some(decay) => {
                 let root_years = slack / 2.0 / decay.per_root_year;
@@ -627,28 +647,9 @@ impl Engine {
                 (slack / 2.0, Some(until))
             }
         };
-        let sensitivities: Vec<f64> = exposures
-            .iter()
-            .map(|e| band_f64(e.sensitivity(top)))
-            .collect();
-        let weight_total: f64 = exposures
-            .iter()
-            .zip(&sensitivities)
-            .map(|(e, sensitivity)| e.price_f64 * sensitivity)
-            .sum();
-        let mut widths: Vec<f64> = exposures
-            .iter()
-            .zip(&sensitivities)
-            .map(|(exposure, sensitivity)| {
-                let half = if *sensitivity == 0.0 || weight_total <= 0.0 {
-                    exposure.price_f64
-                } else {
-                    // Share of the slack: S_u P_u / total; in price: / S_u.
-                    slack * exposure.price_f64 / weight_total
-                };
-                half.min(exposure.price_f64 / 2.0)
-            })
-            .collect();
+        let BandWidths {
+            halves: mut widths, ..
+        } = self.share_slack(exposures, slack, top, expires_ms, None);
         // Each isolated position: its own health against the liquidation threshold and its
         // top-up triggers, over its own sensitivity (an isolated option's time decay is not
         // bounded here: `time_decay` refuses it).
@@ -706,7 +707,95 @@ impl Engine {
         Some(BandWidths {
             halves: widths,
             expires_ms,
+            companions_banded: false,
         })
+    }
+
+    /// Shares `slack` (USD) out over the exposures in proportion to `S_u P_u`, `S_u` each
+    /// one's sensitivity (with a portfolio requirement's slope on top); every half-width at
+    /// most half the price.
+    fn share_slack(
+        &self,
+        exposures: &[Exposure],
+        slack: f64,
+        top: f64,
+        expires_ms: Option<i64>,
+        portfolio: Option<&PortfolioBound<'_>>,
+    ) -> BandWidths {
+        let sensitivities: Vec<f64> = exposures
+            .iter()
+            .map(|e| {
+                let slope = portfolio.map_or(0.0, |p| {
+                    p.slopes
+                        .iter()
+                        .filter(|(source, _)| *source == e.source)
+                        .map(|(_, slope)| slope)
+                        .sum()
+                });
+                band_f64(e.coins) + top * (band_f64(e.coins_at_rate) + slope)
+            })
+            .collect();
+        let weight_total: f64 = exposures
+            .iter()
+            .zip(&sensitivities)
+            .map(|(e, sensitivity)| e.price_f64 * sensitivity)
+            .sum();
+        let halves = exposures
+            .iter()
+            .zip(&sensitivities)
+            .map(|(exposure, sensitivity)| {
+                let half = if *sensitivity == 0.0 || weight_total <= 0.0 {
+                    exposure.price_f64
+                } else {
+                    // Share of the slack: S_u P_u / total; in price: / S_u.
+                    slack * exposure.price_f64 / weight_total
+                };
+                half.min(exposure.price_f64 / 2.0)
+            })
+            .collect();
+        BandWidths {
+            halves,
+            expires_ms,
+            // A portfolio's charges read the index of an underlying whose contracts are banded
+            // on their marks: that index gets a band of its own.
+            companions_banded: portfolio.is_some(),
+        }
+    }
+
+    /// The slack left for prices and the time the bands hold until, for a portfolio-mode
+    /// account whose options or futures decay: half of the slack for time, and the longest
+    /// horizon (up to the first expiry, quartered until it fits) whose time bound stays under it.
+    fn portfolio_horizon(
+        &self,
+        portfolio: &PortfolioBound<'_>,
+        slack: f64,
+        top: f64,
+    ) -> (f64, Option<i64>) {
+        let Some(until_ms) = portfolio.until_ms else {
+            return (slack, None);
+        };
+        let now_ms = self.now.as_millisecond();
+        #[allow(clippy::cast_precision_loss)]
+        let mut years = ((until_ms - now_ms) as f64 / MS_PER_YEAR).min(1.0);
+        let mut fits = false;
+        for _ in 0..32 {
+            if portfolio.time_bound(years, top) <= slack / 2.0 {
+                fits = true;
+                break;
+            }
+            years /= 4.0;
+        }
+        let held_ms = if fits {
+            (years * MS_PER_YEAR).floor()
+        } else {
+            0.0
+        };
+        #[allow(clippy::cast_possible_truncation)]
+        let held_ms = held_ms as i64;
+        (
+            slack / 2.0,
+            Some(now_ms.saturating_add(held_ms).min(until_ms)),
+        )
     }
 
     /// The bound on how fast time alone moves `E - h MM` through the account's options, `h`
