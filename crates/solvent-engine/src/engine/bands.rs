@@ -167,6 +167,9 @@ pub(super) struct Band {
 pub(super) struct BandWidths {
     pub(super) halves: Vec<f64>,
     pub(super) expires_ms: Option<i64>,
+    /// How far (summed over smile changes) the volatility of the account's options may move
+    /// before it must be examined again.
+    pub(super) vol_tolerance: f64,
     /// Whether the companion exposures (see [`Exposure::companion`]) get bands too.
     pub(super) companions_banded: bool,
 }
@@ -184,9 +187,18 @@ pub(super) struct BandWidths {
 /// (`sqrt(w) - sqrt(w - r t) <= sqrt(r t)`), whatever smile expires meanwhile (the variance stays
 /// continuous). A Deribit option rule's requirement moves by at most `1 + rate` times the value
 /// (`rate S + C`, `max(rate S, rate C) + C`).
+///
+/// A change of the smiles moves each option's volatility by at most the largest change of a
+/// smile (the surface's volatility at a strike is a weighted root-mean-square of its smiles',
+/// 1-Lipschitz in them), and its value by at most its vega, `F sqrt(T) / sqrt(2 pi)` per unit.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct TimeDecay {
+    /// `K`: the decay bound per square root of a year, at the surface's volatilities.
     pub(super) per_root_year: f64,
+    /// What `K` grows by per unit of volatility the smiles may gain.
+    pub(super) per_root_year_per_vol: f64,
+    /// The bound on `|d(E - h MM)|` per unit of volatility change.
+    pub(super) per_vol: f64,
     pub(super) until_ms: i64,
 }
 
@@ -286,11 +298,19 @@ impl Engine {
     /// bankrupt, or with no slack) gets empty bands: it is re-examined at every update, of the
     /// marks it is banded on and of their underlyings' indices too.
     pub(super) fn set_bands(&mut self, id: &str, report: Option<&Standing<'_>>) {
+        let vol_tolerance = self.set_price_bands(id, report);
+        self.set_vol_limits(id, vol_tolerance);
+    }
+
+    /// The price bands and their expiry of [`Self::set_bands`]; returns how far the account's
+    /// options' volatility may travel (0 where it has no bands).
+    fn set_price_bands(&mut self, id: &str, report: Option<&Standing<'_>>) -> f64 {
         let Some(account) = self.accounts.get(id) else {
-            return;
+            return 0.0;
         };
         let exposures = self.coin_exposures(account);
         let widths = report.and_then(|r| self.band_widths(account, r, &exposures));
+        let vol_tolerance = widths.as_ref().map_or(0.0, |w| w.vol_tolerance);
         let expires_ms = widths.as_ref().and_then(|w| w.expires_ms);
         let entries: Vec<(Source<'_>, f64, f64, f64)> = exposures
             .iter()
@@ -391,10 +411,10 @@ impl Engine {
         }
         // Most evaluations leave the bands as they were (or keep them, see above).
         let Some(entries) = entries else {
-            return;
+            return vol_tolerance;
         };
         let Some(account) = self.accounts.get_mut(id) else {
-            return;
+            return vol_tolerance;
         };
         let old = std::mem::take(&mut account.bands);
         account.unbanded = !unpriced.is_empty();
@@ -429,6 +449,7 @@ impl Engine {
             }
         }
         account.bands = entries;
+        vol_tolerance
     }
 
     /// Per price source an account is exposed to: its price and the bound `S_u` of how fast
@@ -606,35 +627,37 @@ impl Engine {
         let top = band_f64(top);
         // A portfolio-mode account: its requirement's own bounds (`portfolio_bands`), where
         // one is known; examined at every update otherwise (correctness before speed).
-        let portfolio = if account.mode == MarginMode::Portfolio {
-            let maintenance_usd = band_f64(report.maintenance_margin.value() * report_usd);
-            let bound = self.portfolio_bound(account, maintenance_usd)?;
-            Some(bound)
-        } else {
-            None
-        };
-        if let Some(portfolio) = &portfolio {
-            // Its jumps come off the slack first, with the rounding of the requirement to the
-            // report currency's precision (and the f64 arithmetic of the scan) on top.
+        if account.mode == MarginMode::Portfolio {
+            // The rounding of the requirement to the report currency's precision (and the f64
+            // arithmetic of the scan) comes off the slack first, then the offset's jump.
             let precision = POWERS_OF_TEN
                 .get(settlement.precision as usize)
                 .map_or(1.0, |power| 1.0 / power);
             let maintenance_usd = band_f64(report.maintenance_margin.value() * report_usd);
             let rounding = 2.0 * precision * band_f64(report_usd) + 1e-9 * maintenance_usd;
-            let slack = slack - top * (portfolio.allowance + rounding);
+            let slack = slack - top * rounding;
+            let portfolio = self.portfolio_bound(account, maintenance_usd, slack, top)?;
+            let slack = slack - top * portfolio.allowance;
             if slack.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
                 return None;
             }
-            let (slack, expires_ms) = self.portfolio_horizon(portfolio, slack, top);
-            return Some(self.share_slack(exposures, slack, top, expires_ms, Some(portfolio)));
+            let (slack, expires_ms) = self.portfolio_horizon(&portfolio, slack, top);
+            let mut widths = self.share_slack(exposures, slack, top, expires_ms, Some(&portfolio));
+            widths.vol_tolerance = portfolio.vol_tolerance;
+            return Some(widths);
         }
-        // Options decay with time alone: half of the slack is kept for that, and the bands hold
-        // as long as the decay bound stays under it (`K sqrt(t) <= slack / 2`), at most until
-        // the first option expires.
-        let (slack, expires_ms) = match self.time_decay(account, top)? {
-            None => (slack, None),
+        // Options decay with time alone and move with their volatility: a quarter of the slack
+        // is kept for each. The volatility may move (summed over smile changes) by
+        // `slack / 4 / per_vol`; the bands hold as long as the decay bound, at the surface's
+        // highest volatility raised by that much, stays under its quarter (`K sqrt(t) <=
+        // slack / 4`), at most until the first option expires.
+        let (slack, expires_ms, vol_tolerance) = match self.time_decay(account, top)? {
+            None => (slack, None, 0.0),
             Some(decay) => {
-                let root_years = slack / 2.0 / decay.per_root_year;
+                let vol_tolerance = (slack / 4.0 / decay.per_vol).min(1.0);
+                let per_root_year =
+                    decay.per_root_year + vol_tolerance * decay.per_root_year_per_vol;
+                let root_years = slack / 4.0 / per_root_year;
                 let held_ms = (root_years * root_years * MS_PER_YEAR).floor();
                 // Beyond a year of milliseconds the first expiry binds anyway.
                 #[allow(clippy::cast_possible_truncation)]
@@ -644,7 +667,7 @@ impl Engine {
                     .as_millisecond()
                     .saturating_add(held_ms)
                     .min(decay.until_ms);
-                (slack / 2.0, Some(until))
+                (slack / 2.0, Some(until), vol_tolerance)
             }
         };
         let BandWidths {
@@ -707,6 +730,7 @@ impl Engine {
         Some(BandWidths {
             halves: widths,
             expires_ms,
+            vol_tolerance,
             companions_banded: false,
         })
     }
@@ -756,6 +780,7 @@ impl Engine {
         BandWidths {
             halves,
             expires_ms,
+            vol_tolerance: 0.0,
             // A portfolio's charges read the index of an underlying whose contracts are banded
             // on their marks: that index gets a band of its own.
             companions_banded: portfolio.is_some(),
@@ -763,8 +788,9 @@ impl Engine {
     }
 
     /// The slack left for prices and the time the bands hold until, for a portfolio-mode
-    /// account whose options or futures decay: half of the slack for time, and the longest
-    /// horizon (up to the first expiry, quartered until it fits) whose time bound stays under it.
+    /// account whose options or futures decay: a quarter of the slack for time (another is the
+    /// volatility's, see [`Engine::portfolio_bound`]), half for prices, and the longest horizon
+    /// (up to its limit, quartered until it fits) whose time bound stays under its share.
     fn portfolio_horizon(
         &self,
         portfolio: &PortfolioBound<'_>,
@@ -772,6 +798,7 @@ impl Engine {
         top: f64,
     ) -> (f64, Option<i64>) {
         let Some(until_ms) = portfolio.until_ms else {
+            // Neither options nor futures: nothing decays, nor moves with volatility.
             return (slack, None);
         };
         let now_ms = self.now.as_millisecond();
@@ -779,7 +806,7 @@ impl Engine {
         let mut years = ((until_ms - now_ms) as f64 / MS_PER_YEAR).min(1.0);
         let mut fits = false;
         for _ in 0..32 {
-            if portfolio.time_bound(years, top) <= slack / 2.0 {
+            if portfolio.time_bound(years, top) <= slack / 4.0 {
                 fits = true;
                 break;
             }
@@ -847,20 +874,23 @@ impl Engine {
             };
             // Inside a band the index stays below 1.5 times itself (half-widths are at most
             // half the price): the forward's bound.
-            let per_root_year = coins
-                * (1.0 + top * rate)
-                * 1.5
-                * underlying
-                * highest_volatility
-                * INV_ROOT_TWO_PI;
-            if !per_root_year.is_finite() {
+            let per_root_year_per_vol =
+                coins * (1.0 + top * rate) * 1.5 * underlying * INV_ROOT_TWO_PI;
+            #[allow(clippy::cast_precision_loss)]
+            let years = (until_ms - self.now.as_millisecond()) as f64 / MS_PER_YEAR;
+            let per_vol = per_root_year_per_vol * years.sqrt();
+            if !per_root_year_per_vol.is_finite() || !per_vol.is_finite() {
                 return None;
             }
             let entry = decay.get_or_insert(TimeDecay {
                 per_root_year: 0.0,
+                per_root_year_per_vol: 0.0,
+                per_vol: 0.0,
                 until_ms,
             });
-            entry.per_root_year += per_root_year;
+            entry.per_root_year += per_root_year_per_vol * highest_volatility;
+            entry.per_root_year_per_vol += per_root_year_per_vol;
+            entry.per_vol += per_vol;
             entry.until_ms = entry.until_ms.min(until_ms);
         }
         Some(decay.filter(|d| d.per_root_year > 0.0))
@@ -942,6 +972,73 @@ impl Engine {
             _ => Decimal::ONE,
         };
         (coins, rate)
+    }
+
+    /// Registers where an account holding options must be examined again as the smiles change:
+    /// at the travel of each of its options' underlyings now plus `tolerance` (narrowed by the
+    /// key margin; 0 in danger or without a bound: at the next change).
+    fn set_vol_limits(&mut self, id: &str, tolerance: f64) {
+        let Some(account) = self.accounts.get(id) else {
+            return;
+        };
+        let mut limits: Vec<(CompactString, u64)> = Vec::new();
+        for position in account.positions.values() {
+            if !matches!(position.instrument.terms, Terms::Option { .. }) {
+                continue;
+            }
+            let underlying = &position.instrument.underlying;
+            if limits.iter().any(|(u, _)| u == underlying.as_str()) {
+                continue;
+            }
+            let travel = self
+                .vol_travel
+                .get(underlying.as_str())
+                .copied()
+                .unwrap_or(0.0);
+            limits.push((
+                underlying.as_str().into(),
+                band_key(travel + tolerance * (1.0 - BAND_KEY_MARGIN)),
+            ));
+        }
+        limits.sort_unstable();
+        if limits == account.vol_limits {
+            return;
+        }
+        let slot = account.slot;
+        let Some(account) = self.accounts.get_mut(id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut account.vol_limits, limits.clone());
+        for (underlying, key) in old {
+            if let Some(set) = self.vol_limits.get_mut(underlying.as_str()) {
+                set.remove(&(key, slot));
+            }
+        }
+        for (underlying, key) in limits {
+            self.vol_limits
+                .entry(underlying.to_string())
+                .or_default()
+                .insert((key, slot));
+        }
+    }
+
+    /// After a smile of `underlying` changed by at most `change` at any strike: the option
+    /// holders the travel reaches, those whose bands on the underlying expired, and those not
+    /// banded on it yet, in id order.
+    pub(super) fn vol_crossed(&mut self, underlying: &str, change: f64) -> Vec<CompactString> {
+        let travel = self.vol_travel.entry(underlying.to_owned()).or_insert(0.0);
+        *travel += change;
+        let key = band_key(*travel);
+        let now_ms = self.now.as_millisecond();
+        let mut crossed: Vec<&u32> = Vec::new();
+        if let Some(limits) = self.vol_limits.get(underlying) {
+            crossed.extend(limits.range(..=(key, u32::MAX)).map(|(_, slot)| slot));
+        }
+        if let Some(bands) = self.bands.get(underlying) {
+            crossed.extend(bands.by_expiry.range(..(now_ms, 0)).map(|(_, slot)| slot));
+        }
+        crossed.extend(self.unbanded.get(underlying).into_iter().flatten());
+        self.ids_of(crossed.into_iter())
     }
 
     /// After an index update (and the marks it clamped) or a mark update, re-examines only the

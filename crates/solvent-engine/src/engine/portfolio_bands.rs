@@ -58,6 +58,9 @@ pub(super) struct PortfolioBound<'a> {
     offset_factor: f64,
     /// The first expiry among the account's options and futures (Unix milliseconds).
     pub(super) until_ms: Option<i64>,
+    /// How far the volatility of its options may move (summed over smile changes) before it
+    /// must be examined again; 0 without options.
+    pub(super) vol_tolerance: f64,
 }
 
 /// One option held, for the bounds.
@@ -199,15 +202,39 @@ fn shocked_deviation_bound(
     per_scale * (later - now).abs() * option.years.sqrt() + highest * option.root_fall(years)
 }
 
+/// What the charges on the net delta cost per coin of delta per unit of the index, at their
+/// steepest inside a band (the liquidity charge's slope at the largest notional, `1.5` times
+/// the index times `delta_max`).
+fn delta_rates_of(params: &UnderlyingParams, delta_max: f64, price: f64) -> f64 {
+    let notional_max = delta_max * price * 1.5;
+    let liquidity_slope = params.half_spread
+        + if params.adv_usd > 0.0 {
+            1.5 * params.impact * (notional_max / params.adv_usd).sqrt()
+        } else {
+            0.0
+        };
+    params.min_delta_rate
+        + params.hedged_delta_rate
+        + params.delta_shock_rate
+        + liquidity_slope
+        + params.concentration_rate
+}
+
 impl Engine {
     /// The bounds of a portfolio-mode account's requirement; `None` where none is known: an
     /// isolated or inverse contract, an underlying without portfolio parameters, an option
     /// with a given mark (its volatility then follows the index) or without a smile of its own
     /// expiry, a non-zero rate, an expired contract.
+    ///
+    /// `slack` (USD) is what the price moves, time and volatility share: a quarter of it (after
+    /// the offset's jump) is the volatility's, the bounds of time and price then taking each
+    /// option's volatility that far from its smile's range.
     pub(super) fn portfolio_bound<'a>(
         &'a self,
         account: &'a Account,
         maintenance_usd: f64,
+        slack: f64,
+        top: f64,
     ) -> Option<PortfolioBound<'a>> {
         let params: &PortfolioMarginParams = self.venue.portfolio_margin.as_ref()?;
         if self.market.rate != 0.0 {
@@ -334,6 +361,74 @@ impl Engine {
         } else {
             (1.0, 0.0)
         };
+        // The volatility's share: the requirement moves with a volatility change `dv` by at
+        // most the options' vegas (`F sqrt(T) / sqrt(2 pi)` per unit, more in a scenario whose
+        // shock scales the volatility) and the delta charges' drift.
+        let mut vol_slope = 0.0;
+        let mut lowest_volatility = f64::INFINITY;
+        for underlying in &underlyings {
+            let underlying_params = params.underlyings.get(underlying.name)?;
+            let price = band_f64(self.market.index.get(underlying.name)?.value());
+            let forward = 1.5 * price;
+            let delta_charge =
+                delta_rates_of(underlying_params, underlying.delta_max, price) * price;
+            let grid = scenarios(underlying_params);
+            let mut worst: f64 = 0.0;
+            for scenario in &grid {
+                let mut moved = 0.0;
+                for option in &underlying.options {
+                    let scale =
+                        vol_shock_scale(option.years / 2.0 * DAYS_PER_YEAR, underlying_params);
+                    let shocked_slope = match (underlying_params.vol_shock_mode, scenario.vol) {
+                        (VolShockMode::Relative, VolShock::Up) => {
+                            1.0 + underlying_params.vol_shock_up * scale
+                        }
+                        _ => 1.0,
+                    };
+                    moved += option.size
+                        * forward
+                        * ((1.0 + scenario.price_move) * shocked_slope + 1.0)
+                        * option.years.sqrt()
+                        * INV_ROOT_TWO_PI;
+                }
+                worst = worst.max(scenario.weight * moved);
+            }
+            let values: f64 = underlying
+                .options
+                .iter()
+                .map(|o| o.size * forward * o.years.sqrt() * INV_ROOT_TWO_PI)
+                .sum();
+            let drift: f64 = underlying
+                .options
+                .iter()
+                .map(|o| {
+                    let halved = HeldOption {
+                        lowest_volatility: o.lowest_volatility / 2.0,
+                        ..*o
+                    };
+                    o.size * halved.delta_per_deviation() * o.years.sqrt()
+                })
+                .sum::<f64>()
+                * delta_charge;
+            vol_slope += values + top * offset_factor * (worst + drift);
+            for option in &underlying.options {
+                lowest_volatility = lowest_volatility.min(option.lowest_volatility);
+            }
+        }
+        let vol_tolerance = if vol_slope > 0.0 {
+            ((slack - top * offset_jump) / 4.0 / vol_slope)
+                .min(lowest_volatility / 2.0)
+                .max(0.0)
+        } else {
+            0.0
+        };
+        // Every option's volatility may now be that far from its smile's range.
+        for underlying in &mut underlyings {
+            for option in &mut underlying.options {
+                option.highest_volatility += vol_tolerance;
+                option.lowest_volatility -= vol_tolerance;
+            }
+        }
         let mut slopes: Vec<(Source<'a>, f64)> = Vec::new();
         let mut add_slope =
             |source: Source<'a>, slope: f64| match slopes.iter_mut().find(|(s, _)| *s == source) {
@@ -380,18 +475,7 @@ impl Engine {
             // The charges on the net delta, at the largest delta and notional the band allows.
             let p = underlying_params;
             let delta_max = underlying.delta_max;
-            let notional_max = delta_max * price * 1.5;
-            let liquidity_slope = p.half_spread
-                + if p.adv_usd > 0.0 {
-                    1.5 * p.impact * (notional_max / p.adv_usd).sqrt()
-                } else {
-                    0.0
-                };
-            let delta_rates = p.min_delta_rate
-                + p.hedged_delta_rate
-                + p.delta_shock_rate
-                + liquidity_slope
-                + p.concentration_rate;
+            let delta_rates = delta_rates_of(p, delta_max, price);
             let charges = delta_rates * delta_max
                 + p.short_option_minimum * underlying.short_contracts
                 + underlying.roll_slope;
@@ -430,6 +514,7 @@ impl Engine {
             decaying,
             offset_factor,
             until_ms,
+            vol_tolerance,
         })
     }
 
