@@ -112,6 +112,25 @@ fn events_with_prices(
                 &mut lines,
             );
         }
+        if index % 3 == 1 && *btc_thousandths != 0 {
+            // A cross inverse position on coin collateral, banded on its mark and its index.
+            let side = if *btc_thousandths > 0 { "buy" } else { "sell" };
+            let usd = btc_thousandths.unsigned_abs() * 30;
+            let coins = f64::from(btc_thousandths.unsigned_abs()) / 1000.0
+                * if index % 2 == 0 { 0.03 } else { 0.6 };
+            push(
+                format!(
+                    r#""type":"deposit","account":"a{index}","asset":"BTC","amount":"{coins:.4}""#
+                ),
+                &mut lines,
+            );
+            push(
+                format!(
+                    r#""type":"fill","account":"a{index}","instrument":"BTC-PERPETUAL","side":"{side}","size":"{usd}","price":"60000""#
+                ),
+                &mut lines,
+            );
+        }
         if index % 4 == 1 {
             push(
                 format!(
@@ -172,6 +191,14 @@ fn events_with_prices(
                 format!(r#""type":"mark_price","instrument":"{instrument}","price":"{mark}""#),
                 &mut lines,
             );
+            if *btc_mark {
+                // The inverse perpetual's mark, on the other side of the index.
+                let mark = index * (1000 - i64::from(*tenths)) / 1000;
+                push(
+                    format!(r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"{mark}""#),
+                    &mut lines,
+                );
+            }
         }
     }
     lines
@@ -569,4 +596,54 @@ fn portfolio_options_decaying_over_hours_are_caught_as_when_every_holder_is_exam
         calls >= 5,
         "precondition: time takes portfolio accounts in and out of margin call: {actions:?}"
     );
+}
+
+/// Cross inverse longs on thin coin collateral while their contract's mark slides below an
+/// unmoving index: the mark alone moves their equity (`N / M` coins) and requirement, so they
+/// are banded on it and must reach each state at the mark update that crosses it.
+#[test]
+fn cross_inverse_longs_are_caught_as_their_mark_slides() {
+    let mut lines = Vec::new();
+    let mut seq = 0;
+    let mut push = |body: String| {
+        seq += 1;
+        lines.push(format!(
+            r#"{{"seq":{seq},"ts":"2026-01-01T{:02}:{:02}:{:02}Z",{body}}}"#,
+            seq / 3600,
+            (seq / 60) % 60,
+            seq % 60
+        ));
+    };
+    push(r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned());
+    push(r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"60000""#.to_owned());
+    for (index, coins) in ["0.056", "0.058", "0.06", "0.062", "0.065", "0.07"]
+        .iter()
+        .enumerate()
+    {
+        push(format!(
+            r#""type":"deposit","account":"i{index}","asset":"BTC","amount":"{coins}""#
+        ));
+        push(format!(
+            r#""type":"fill","account":"i{index}","instrument":"BTC-PERPETUAL","side":"buy","size":"60000","price":"60000""#
+        ));
+    }
+    for step in 1..=48_i64 {
+        let mark = 60_000 - step * 60;
+        push(format!(
+            r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"{mark}""#
+        ));
+        if step % 8 == 0 {
+            push(r#""type":"index_price","underlying":"BTC","price":"60000.5""#.to_owned());
+            push(r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned());
+        }
+    }
+    let actions = assert_same_actions(&lines);
+    for state in ["margin_call", "reduce_only"] {
+        assert!(
+            actions
+                .iter()
+                .any(|a| a.contains("state_changed") && a.contains(&format!(r#""to":"{state}""#))),
+            "precondition: the slide takes an account to {state}: {actions:?}"
+        );
+    }
 }

@@ -336,6 +336,10 @@ impl Engine {
             .filter(|p| {
                 self.market.mark.contains_key(p.instrument.name.as_str())
                     && self.band_source(p) != Source::Mark(&p.instrument.name)
+                    && self
+                        .source_price(self.band_source(p))
+                        .and_then(|price| self.inverse_on_mark(p, price))
+                        .is_none()
             })
             .map(|p| p.instrument.name.as_str())
             .collect();
@@ -480,7 +484,13 @@ impl Engine {
             let source = self.band_source(position);
             let price = self.source_price(source).unwrap_or(Decimal::ZERO);
             let (coins, rate) = self.position_sensitivity(position, price);
-            add(source, coins, rate, false);
+            match self.inverse_on_mark(position, price) {
+                Some((index_coins, mark_coins)) => {
+                    add(source, index_coins, rate, false);
+                    add(Source::Mark(&instrument.name), mark_coins, rate, false);
+                }
+                None => add(source, coins, rate, false),
+            }
             if let Some(coin) = self.third_coin_index(position) {
                 // Settled in a third coin, its figures move with that coin's index too, by an
                 // amount no band on either bounds: it is examined at the updates of both (empty
@@ -915,6 +925,40 @@ impl Engine {
             .get(position.instrument.settlement.as_str())?;
         (settlement.usd_peg.is_none() && settlement.index != position.instrument.underlying)
             .then_some(settlement.index.as_str())
+    }
+
+    /// A cross inverse perpetual or future with a given mark, banded on its mark as well as on
+    /// its index `price`: its coin sensitivities to each, `(index, mark)`. Its USD equity is
+    /// `S (c + N / e - N / M)` and its requirement `r N S / M` (`N` USD size, `e` entry, `S` the
+    /// index, `M` the mark); inside the bands `M >= M0 / 2` and `S <= 1.5 S0`, so
+    /// `|dE/dS| <= c + N / e + 2 N / M0` (the collateral `c` counted apart) and
+    /// `|dE/dM| = S N / M^2 <= 6 N S0 / M0^2`, the requirement's partials `r` times those.
+    /// `None` otherwise (an isolated one is watched at its every mark, see `set_bands`).
+    pub(super) fn inverse_on_mark(
+        &self,
+        position: &PositionState,
+        price: Decimal,
+    ) -> Option<(Decimal, Decimal)> {
+        let instrument = &position.instrument;
+        if instrument.style != Style::Inverse
+            || !matches!(instrument.terms, Terms::Perpetual | Terms::Future { .. })
+            || position.isolated
+        {
+            return None;
+        }
+        let mark = self.market.mark.get(instrument.name.as_str())?.value();
+        let floor = Decimal::new(1, 8);
+        let size = position.size.abs();
+        let index_coins = size.checked_div(position.entry.max(floor))?.checked_add(
+            size.checked_mul(Decimal::TWO)?
+                .checked_div(mark.max(floor))?,
+        )?;
+        let mark_coins = size
+            .checked_mul(Decimal::from(6))?
+            .checked_mul(price)?
+            .checked_div(mark.max(floor))?
+            .checked_div(mark.max(floor))?;
+        Some((index_coins, mark_coins))
     }
 
     /// A position's coin exposure and the largest maintenance rate its rule can reach (see
