@@ -158,6 +158,16 @@ pub fn lines<'a>(
         .collect()
 }
 
+/// A bracket of position value as the venues' tables write it: `1,000,000-5,000,000 USDT`,
+/// `over 5,000,000 USDT` for the last.
+#[must_use]
+pub fn bracket_text(floor: Decimal, up_to: Option<Decimal>, asset: &str) -> String {
+    match up_to {
+        Some(up_to) => format!("position value {}-{} {asset}", show(floor), show(up_to)),
+        None => format!("position value over {} {asset}", show(floor)),
+    }
+}
+
 /// Formats a decimal for an explanation: at most eight decimals, no trailing zeros.
 fn show(value: Decimal) -> String {
     value.round_dp(8).normalize().to_string()
@@ -175,6 +185,7 @@ fn describe(requirement: &Requirement, value: Decimal, settlement: &str) -> (Str
             deduction,
             leverage,
             exceeds_limit,
+            ..
         } => {
             let limit = if *exceeds_limit {
                 " (beyond the largest tier)"
@@ -680,6 +691,24 @@ fn positions_step(
                 show(value_settle),
                 settle.symbol,
                 show(*up_to)
+            ));
+        }
+        if let Basis::Tiered {
+            tier,
+            floor,
+            up_to,
+            leverage,
+            requested_leverage: Some(requested),
+            ..
+        } = &requirement.basis
+        {
+            warnings.push(format!(
+                "{}: leverage {}x is above the {}x maximum of tier {tier} ({}); the venue would refuse it, and initial margin is taken at {}x",
+                instrument.name,
+                show(*requested),
+                show(*leverage),
+                bracket_text(*floor, *up_to, &settle.symbol),
+                show(*leverage)
             ));
         }
         if line.expired {
