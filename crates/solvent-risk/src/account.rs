@@ -301,6 +301,7 @@ fn portfolio_liquidation_prices(
     // positions when the market gives a mark for each (each shock reprices every mark).
     let mut underlyings: Vec<(&str, Option<f64>)> = Vec::new();
     let shock_base = crate::stress::ShockBase::new(view);
+    let unmoved = crate::stress::search_health(report);
     for position in &portfolio.positions {
         let underlying = position.instrument.underlying.as_str();
         if position.isolated_margin.is_some() || underlyings.iter().any(|(u, _)| *u == underlying) {
@@ -311,6 +312,7 @@ fn portfolio_liquidation_prices(
             &shock_base,
             view.venue().portfolio_margin.as_ref(),
             underlying,
+            unmoved,
         )?;
         underlyings.push((underlying, nearest));
     }
