@@ -519,7 +519,7 @@ fn population_with_funding_writes_what_the_value_path_writes() {
         (summary.len(), sha256_hex(summary.as_bytes()).as_str()),
         (
             11_975,
-            "43b042c004dc82b6d2dcfcb099ed55b3556ba8405bfa0a030a8f33b090817f10"
+            "9ec4c0167a906c005e106ee564d6a49f2aafcc4060fb9763dd13278b5f4083ce"
         )
     );
     // Without --out, the same summary.

@@ -64,6 +64,7 @@ mod insurance;
 mod liquidation;
 mod money;
 mod monitoring;
+mod portfolio_bands;
 mod prepared;
 mod pretrade;
 mod prices;
@@ -212,6 +213,9 @@ pub struct Account {
     bands: Vec<Band>,
     /// Whether it waits, on some underlying, for a price before it can have a band there.
     unbanded: bool,
+    /// Per underlying of its options: the volatility travel (see `Engine::vol_travel`) at
+    /// which it must be examined again, as registered in `Engine::vol_limits`.
+    vol_limits: Vec<(CompactString, u64)>,
     /// The contracts with a given mark it holds whose band is not on that mark (inverse,
     /// options, other settlement): examined at each of their mark updates. Sorted.
     mark_watched: Vec<CompactString>,
@@ -236,6 +240,7 @@ impl Account {
             slot,
             bands: Vec::new(),
             unbanded: false,
+            vol_limits: Vec::new(),
             mark_watched: Vec::new(),
             prepared: None,
             indexed_underlyings: Vec::new(),
@@ -344,6 +349,13 @@ pub struct Engine {
     coin_indices: Vec<String>,
     /// Holders of an underlying without a band on it yet (examined at its every update).
     unbanded: BTreeMap<String, BTreeSet<u32>>,
+    /// Per underlying, the sum over its smile changes of the largest change of a volatility
+    /// (the smiles' "travel"): how far any option's volatility can have moved since a time is
+    /// at most the travel since then.
+    vol_travel: BTreeMap<String, f64>,
+    /// Per underlying, option holders by the travel at which they must be examined again
+    /// (the key of an `f64`, see `bands::band_key`): a smile change examines those it reaches.
+    vol_limits: BTreeMap<String, BTreeSet<(u64, u32)>>,
     /// ADL counterparties whose profit was just taken at the bankruptcy price: examined again
     /// before the event ends, since losing that profit can leave them in breach.
     deleveraged: BTreeSet<String>,
@@ -416,6 +428,8 @@ impl Engine {
             mark_bands: BTreeMap::new(),
             mark_watchers: BTreeMap::new(),
             unbanded: BTreeMap::new(),
+            vol_travel: BTreeMap::new(),
+            vol_limits: BTreeMap::new(),
             deleveraged: BTreeSet::new(),
             last_seq: None,
             now: EPOCH,

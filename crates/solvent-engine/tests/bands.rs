@@ -112,6 +112,25 @@ fn events_with_prices(
                 &mut lines,
             );
         }
+        if index % 3 == 1 && *btc_thousandths != 0 {
+            // A cross inverse position on coin collateral, banded on its mark and its index.
+            let side = if *btc_thousandths > 0 { "buy" } else { "sell" };
+            let usd = btc_thousandths.unsigned_abs() * 30;
+            let coins = f64::from(btc_thousandths.unsigned_abs()) / 1000.0
+                * if index % 2 == 0 { 0.03 } else { 0.6 };
+            push(
+                format!(
+                    r#""type":"deposit","account":"a{index}","asset":"BTC","amount":"{coins:.4}""#
+                ),
+                &mut lines,
+            );
+            push(
+                format!(
+                    r#""type":"fill","account":"a{index}","instrument":"BTC-PERPETUAL","side":"{side}","size":"{usd}","price":"60000""#
+                ),
+                &mut lines,
+            );
+        }
         if index % 4 == 1 {
             push(
                 format!(
@@ -172,6 +191,14 @@ fn events_with_prices(
                 format!(r#""type":"mark_price","instrument":"{instrument}","price":"{mark}""#),
                 &mut lines,
             );
+            if *btc_mark {
+                // The inverse perpetual's mark, on the other side of the index.
+                let mark = index * (1000 - i64::from(*tenths)) / 1000;
+                push(
+                    format!(r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"{mark}""#),
+                    &mut lines,
+                );
+            }
         }
     }
     lines
@@ -327,21 +354,33 @@ fn mixed_events(
     path: &[i32],
     vols: &[(usize, u32)],
 ) -> Vec<String> {
+    mixed_events_timed(accounts, path, vols, 1, 1_000)
+}
+
+/// The events of [`mixed_events`], `seconds` apart (from 2026-01-01T00:00:00Z); option kinds 5
+/// and 6 are a short BTC_USDC call and 12 long inverse BTC puts expiring 2026-01-09, whose
+/// values decay fast over hours. `path` moves BTC in `1 / unit` steps (`mixed_events`: 1,000).
+fn mixed_events_timed(
+    accounts: &[(u32, u32, i32, u8, bool)],
+    path: &[i32],
+    vols: &[(usize, u32)],
+    seconds: i64,
+    unit: i64,
+) -> Vec<String> {
+    let start = "2026-01-01T00:00:00Z".parse::<jiff::Timestamp>().unwrap();
     let mut lines = Vec::new();
     let mut seq = 0;
     let mut push = |body: String, lines: &mut Vec<String>| {
         seq += 1;
-        lines.push(format!(
-            r#"{{"seq":{seq},"ts":"2026-01-01T{:02}:{:02}:{:02}Z",{body}}}"#,
-            seq / 3600,
-            (seq / 60) % 60,
-            seq % 60
-        ));
+        let ts = start
+            .checked_add(jiff::SignedDuration::from_secs(seq * seconds))
+            .unwrap();
+        lines.push(format!(r#"{{"seq":{seq},"ts":"{ts}",{body}}}"#));
     };
-    let smile = |atm: u32| {
+    let smile = |atm: u32, expiry: &str| {
         let atm = f64::from(atm) / 100.0;
         format!(
-            r#""type":"vol_surface","underlying":"BTC","expiry":"27DEC26","strikes":[30000,45000,60000,75000,90000],"vols":[{:.4},{:.4},{atm:.4},{:.4},{:.4}]"#,
+            r#""type":"vol_surface","underlying":"BTC","expiry":"{expiry}","strikes":[30000,45000,60000,75000,90000],"vols":[{:.4},{:.4},{atm:.4},{:.4},{:.4}]"#,
             atm + 0.12,
             atm + 0.04,
             atm + 0.03,
@@ -351,7 +390,8 @@ fn mixed_events(
     for body in [
         r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned(),
         r#""type":"index_price","underlying":"ETH","price":"3000""#.to_owned(),
-        smile(60),
+        smile(60, "27DEC26"),
+        smile(55, "09JAN26"),
     ] {
         push(body, &mut lines);
     }
@@ -394,6 +434,8 @@ fn mixed_events(
             2 => Some(("BTC_USDC-27DEC26-55000-P", "sell", "1", "12000")),
             3 => Some(("BTC-27DEC26-70000-C", "buy", "1", "0.2")),
             4 => Some(("BTC-27DEC26-50000-P", "sell", "1", "0.17")),
+            5 => Some(("BTC_USDC-09JAN26-60000-C", "sell", "1", "2200")),
+            6 => Some(("BTC-09JAN26-58000-P", "buy", "12", "0.025")),
             _ => None,
         };
         if let Some((instrument, side, size, price)) = option_fill {
@@ -408,7 +450,7 @@ fn mixed_events(
     let (mut btc, mut eth) = (60_000_000_i64, 3_000_i64);
     for (step, moves) in path.iter().enumerate() {
         // BTC in thousandths of a dollar, moved by `moves` tenths of a percent.
-        btc = (btc + btc * i64::from(*moves) / 1000).max(20_000_000);
+        btc = (btc + btc * i64::from(*moves) / unit).max(20_000_000);
         eth = (eth - i64::from(*moves) * 2).max(1_000);
         if step % 3 == 2 {
             push(
@@ -426,7 +468,7 @@ fn mixed_events(
             );
         }
         for (_, atm) in vols.iter().filter(|(at, _)| *at == step) {
-            push(smile(*atm), &mut lines);
+            push(smile(*atm, "27DEC26"), &mut lines);
         }
     }
     lines
@@ -471,8 +513,49 @@ fn short_options_are_caught_on_a_rally_and_a_volatility_rise() {
     );
 }
 
+/// Short-dated options held while hours pass between updates: time alone moves their value and
+/// requirement (theta), so the bands that spare their holders an examination must expire; the
+/// run goes past the options' expiry.
+#[test]
+fn options_decaying_over_hours_are_caught_as_when_every_holder_is_examined() {
+    // Long puts whose premium carries the equity of a leveraged long perpetual, and short
+    // calls that theta makes healthier.
+    let accounts = [
+        (0, 33, 5_000, 6, false),
+        (300, 33, 5_000, 6, false),
+        (600, 34, 5_000, 6, false),
+        (2_600, 0, 0, 5, false),
+        (20_000, 0, 300, 5, false),
+    ];
+    let path: Vec<i32> = (0..200)
+        .map(|step| if step % 2 == 0 { 1 } else { -1 })
+        .collect();
+    let lines = mixed_events_timed(&accounts, &path, &[], 3_600, 1_000);
+    let actions = assert_same_actions(&lines);
+    assert!(
+        actions.iter().any(|a| a.contains("state_changed")),
+        "precondition: time alone moves an option account between states: {actions:?}"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Random populations of option accounts over hours and days: the banded engine takes
+    /// every state change at the same event as the exhaustive one, though no price moves
+    /// between some of them.
+    #[test]
+    fn bands_expire_as_options_decay(
+        accounts in proptest::collection::vec(
+            (500u32..30_000, 0u32..60, -400i32..400, 0u8..7, any::<bool>()),
+            1..10,
+        ),
+        path in proptest::collection::vec(-4i32..4, 1..120),
+        seconds in 60i64..14_400,
+    ) {
+        let lines = mixed_events_timed(&accounts, &path, &[], seconds, 1_000);
+        assert_same_actions(&lines);
+    }
 
     /// Random populations of portfolio-mode, option, inverse and multi-coin accounts: the banded
     /// engine takes every state change, margin call, liquidation and ADL at the same event as
@@ -480,7 +563,7 @@ proptest! {
     #[test]
     fn bands_act_exactly_as_examining_every_holder_for_every_kind_of_account(
         accounts in proptest::collection::vec(
-            (500u32..30_000, 0u32..60, -400i32..400, 0u8..5, any::<bool>()),
+            (500u32..30_000, 0u32..60, -400i32..400, 0u8..7, any::<bool>()),
             1..10,
         ),
         path in proptest::collection::vec(-8i32..8, 1..120),
@@ -488,5 +571,79 @@ proptest! {
     ) {
         let lines = mixed_events(&accounts, &path, &vols);
         assert_same_actions(&lines);
+    }
+}
+
+/// Portfolio-mode accounts holding short-dated options while hours pass: the scan's option legs
+/// and the options' values decay with time, the charges on the net delta drift with it; the
+/// portfolio bands must expire in time to catch each margin call at the update that brings it.
+#[test]
+fn portfolio_options_decaying_over_hours_are_caught_as_when_every_holder_is_examined() {
+    let accounts = [
+        (0, 33, 1_000, 6, true),
+        (2_000, 33, 2_000, 6, true),
+        (4_000, 33, 2_000, 6, true),
+        (2_000, 33, -1_000, 5, true),
+        (4_000, 33, -1_000, 5, true),
+    ];
+    let path: Vec<i32> = (0..200)
+        .map(|step| if step % 2 == 0 { 1 } else { -1 })
+        .collect();
+    let lines = mixed_events_timed(&accounts, &path, &[], 3_600, 100_000);
+    let actions = assert_same_actions(&lines);
+    let calls = actions.iter().filter(|a| a.contains("margin_call")).count();
+    assert!(
+        calls >= 5,
+        "precondition: time takes portfolio accounts in and out of margin call: {actions:?}"
+    );
+}
+
+/// Cross inverse longs on thin coin collateral while their contract's mark slides below an
+/// unmoving index: the mark alone moves their equity (`N / M` coins) and requirement, so they
+/// are banded on it and must reach each state at the mark update that crosses it.
+#[test]
+fn cross_inverse_longs_are_caught_as_their_mark_slides() {
+    let mut lines = Vec::new();
+    let mut seq = 0;
+    let mut push = |body: String| {
+        seq += 1;
+        lines.push(format!(
+            r#"{{"seq":{seq},"ts":"2026-01-01T{:02}:{:02}:{:02}Z",{body}}}"#,
+            seq / 3600,
+            (seq / 60) % 60,
+            seq % 60
+        ));
+    };
+    push(r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned());
+    push(r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"60000""#.to_owned());
+    for (index, coins) in ["0.056", "0.058", "0.06", "0.062", "0.065", "0.07"]
+        .iter()
+        .enumerate()
+    {
+        push(format!(
+            r#""type":"deposit","account":"i{index}","asset":"BTC","amount":"{coins}""#
+        ));
+        push(format!(
+            r#""type":"fill","account":"i{index}","instrument":"BTC-PERPETUAL","side":"buy","size":"60000","price":"60000""#
+        ));
+    }
+    for step in 1..=48_i64 {
+        let mark = 60_000 - step * 60;
+        push(format!(
+            r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"{mark}""#
+        ));
+        if step % 8 == 0 {
+            push(r#""type":"index_price","underlying":"BTC","price":"60000.5""#.to_owned());
+            push(r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned());
+        }
+    }
+    let actions = assert_same_actions(&lines);
+    for state in ["margin_call", "reduce_only"] {
+        assert!(
+            actions
+                .iter()
+                .any(|a| a.contains("state_changed") && a.contains(&format!(r#""to":"{state}""#))),
+            "precondition: the slide takes an account to {state}: {actions:?}"
+        );
     }
 }

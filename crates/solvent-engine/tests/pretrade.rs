@@ -118,6 +118,7 @@ fn both_decide(
         (Err(refusal), Some(reason)) => {
             let expected = match refusal.name() {
                 "reduce_only" => RejectReason::ReduceOnly,
+                "leverage_above_bracket" => RejectReason::InvalidLeverage,
                 _ => RejectReason::InsufficientInitialMargin,
             };
             assert_eq!(reason, expected, "{refusal}");
@@ -230,4 +231,55 @@ fn reduce_only_accounts_may_only_reduce() {
         both_decide(&setup, ("BTCUSDT", dec!(-0.5), dec!(53820), dec!(0))),
         None
     );
+}
+
+/// A leverage above the bracket's maximum is refused, not capped: BTCUSDT's tier 1 (up to
+/// 2,000,000 USDT) allows 100x, tier 2 (to 2,600,000) 90x. At 100x, 33 BTC at 60,000
+/// (1,980,000 USDT) stands in tier 1 and is accepted; 40 BTC (2,400,000) would stand in tier 2:
+/// refused with the bracket named, though 1,000,000 USDT covers its initial margin at 90x. And
+/// the leverage of a position already in tier 2 may not be raised to 100x.
+#[test]
+fn a_leverage_above_the_bracket_maximum_is_refused_with_the_bracket_named() {
+    let setup = [
+        r#""type":"index_price","underlying":"BTC","price":"60000""#,
+        r#""type":"deposit","account":"a","asset":"USDT","amount":"1000000""#,
+        r#""type":"set_leverage","account":"a","instrument":"BTCUSDT","leverage":"100""#,
+    ];
+    assert_eq!(
+        both_decide(&setup, ("BTCUSDT", dec!(33), dec!(60000), dec!(0))),
+        None
+    );
+    assert_eq!(
+        both_decide(&setup, ("BTCUSDT", dec!(40), dec!(60000), dec!(0))),
+        Some(RejectReason::InvalidLeverage)
+    );
+    let mut engine = engine_after(&setup[..2]);
+    let apply = |engine: &mut Engine, seq: usize, body: &str| {
+        let line = format!(r#"{{"seq":{seq},"ts":"2026-01-01T00:00:{seq:02}Z",{body}}}"#);
+        engine.apply(&parse_line("pretrade", seq, &line).unwrap())
+    };
+    let filled = apply(
+        &mut engine,
+        3,
+        r#""type":"fill","account":"a","instrument":"BTCUSDT","side":"buy","size":"40","price":"60000","fee":"0","counterparty":"external""#,
+    );
+    assert!(
+        !filled.iter().any(|e| matches!(e, Effect::Rejected { .. })),
+        "40 BTC at the default 20x: {filled:?}"
+    );
+    let raised = apply(
+        &mut engine,
+        4,
+        r#""type":"set_leverage","account":"a","instrument":"BTCUSDT","leverage":"100""#,
+    );
+    match raised.as_slice() {
+        [Effect::Rejected { reason, detail }] => {
+            assert_eq!(*reason, RejectReason::InvalidLeverage);
+            assert_eq!(
+                detail,
+                "leverage 100 for BTCUSDT: above the 90x maximum of tier 2 (position value 2000000-2600000 USDT)"
+            );
+        }
+        other => panic!("expected the refusal, got {other:?}"),
+    }
 }

@@ -1348,19 +1348,86 @@ impl Model {
         let Some(pools) = self.pools(engine, id, &sheet) else {
             return (Expect::Either, Basis::Open);
         };
-        let mut verdicts = Vec::new();
         // Rule 5 first: an isolated position the trade increases covers its own margin.
         if increased
             && let Some((_, equity, initial)) =
                 pools.isolated.iter().find(|(n, _, _)| n == instrument)
         {
-            verdicts.push((equity - initial, equity.abs() + initial));
+            let verdict = judge(
+                &[(equity - initial, equity.abs() + initial)],
+                RejectReason::InsufficientInitialMargin,
+            );
+            if verdict.0 != Expect::Accept {
+                return verdict;
+            }
         }
-        verdicts.push((
-            pools.equity - pools.initial,
-            pools.equity.abs() + pools.initial,
-        ));
-        judge(&verdicts, RejectReason::InsufficientInitialMargin)
+        // Then the bracket: a position the trade increases may not stand at a leverage above
+        // the maximum of the bracket its value falls in.
+        if increased && cross {
+            match self.bracket_verdict(engine, id, instrument, &sheet) {
+                Some((Expect::Accept, _)) => {}
+                Some(verdict) => return verdict,
+                None => return (Expect::Either, Basis::Open),
+            }
+        }
+        judge(
+            &[(
+                pools.equity - pools.initial,
+                pools.equity.abs() + pools.initial,
+            )],
+            RejectReason::InsufficientInitialMargin,
+        )
+    }
+
+    /// Whether `instrument`'s position in `sheet` stands at a leverage (chosen, or the default)
+    /// above the maximum of the bracket its value falls in: `invalid_leverage` then; ambiguous
+    /// at a bracket's bound; `None` beyond the model.
+    fn bracket_verdict(
+        &self,
+        engine: &Engine,
+        id: &str,
+        instrument: &str,
+        sheet: &Sheet,
+    ) -> Option<(Expect, Basis)> {
+        let Some(h) = sheet.holdings.iter().find(|h| h.name == instrument) else {
+            return Some((Expect::Accept, Basis::Certain));
+        };
+        let Rule::Tiered {
+            brackets,
+            default_leverage,
+        } = self.rules.contracts.get(instrument)?
+        else {
+            return Some((Expect::Accept, Basis::Certain));
+        };
+        let t = terms(instrument)?;
+        let mark = to_f64(mark_of(engine, instrument)?);
+        let value = if t.inverse {
+            h.size.abs() / mark
+        } else {
+            h.size.abs() * to_f64(t.contract_size) * mark
+        };
+        if brackets
+            .iter()
+            .any(|(up_to, _)| (value - up_to).abs() <= band(*up_to))
+        {
+            return Some((Expect::Either, Basis::Ambiguous));
+        }
+        let max = brackets
+            .iter()
+            .find(|(up_to, _)| value <= *up_to)
+            .or(brackets.last())?
+            .1;
+        let chosen = self
+            .leverage
+            .get(&(id.to_owned(), instrument.to_owned()))
+            .map(|l| to_f64(*l))
+            .or(*default_leverage);
+        Some(match chosen {
+            Some(chosen) if chosen > max => {
+                (Expect::Reject(RejectReason::InvalidLeverage), Basis::Exact)
+            }
+            _ => (Expect::Accept, Basis::Exact),
+        })
     }
 
     /// Whether taking `amount` of `asset` out of `id`'s wallet passes the pre-trade rule: equity

@@ -12,7 +12,7 @@ use solvent_core::money::{Amount, MAX_AMOUNT, MAX_PRICE, PositionSide, Price};
 use solvent_core::portfolio::{MarginMode, Portfolio, Position};
 use solvent_core::portfolio_margin::PortfolioMarginParams;
 use solvent_core::rounding;
-use solvent_core::venue::{Asset, Venue};
+use solvent_core::venue::{Asset, LiquidationMaintenance, Venue};
 
 use crate::collateral;
 use crate::error::RiskError;
@@ -158,6 +158,16 @@ pub fn lines<'a>(
         .collect()
 }
 
+/// A bracket of position value as the venues' tables write it: `1,000,000-5,000,000 USDT`,
+/// `over 5,000,000 USDT` for the last.
+#[must_use]
+pub fn bracket_text(floor: Decimal, up_to: Option<Decimal>, asset: &str) -> String {
+    match up_to {
+        Some(up_to) => format!("position value {}-{} {asset}", show(floor), show(up_to)),
+        None => format!("position value over {} {asset}", show(floor)),
+    }
+}
+
 /// Formats a decimal for an explanation: at most eight decimals, no trailing zeros.
 fn show(value: Decimal) -> String {
     value.round_dp(8).normalize().to_string()
@@ -175,6 +185,7 @@ fn describe(requirement: &Requirement, value: Decimal, settlement: &str) -> (Str
             deduction,
             leverage,
             exceeds_limit,
+            ..
         } => {
             let limit = if *exceeds_limit {
                 " (beyond the largest tier)"
@@ -290,6 +301,7 @@ fn portfolio_liquidation_prices(
     // positions when the market gives a mark for each (each shock reprices every mark).
     let mut underlyings: Vec<(&str, Option<f64>)> = Vec::new();
     let shock_base = crate::stress::ShockBase::new(view);
+    let unmoved = crate::stress::search_health(report);
     for position in &portfolio.positions {
         let underlying = position.instrument.underlying.as_str();
         if position.isolated_margin.is_some() || underlyings.iter().any(|(u, _)| *u == underlying) {
@@ -300,6 +312,7 @@ fn portfolio_liquidation_prices(
             &shock_base,
             view.venue().portfolio_margin.as_ref(),
             underlying,
+            unmoved,
         )?;
         underlyings.push((underlying, nearest));
     }
@@ -682,6 +695,24 @@ fn positions_step(
                 show(*up_to)
             ));
         }
+        if let Basis::Tiered {
+            tier,
+            floor,
+            up_to,
+            leverage,
+            requested_leverage: Some(requested),
+            ..
+        } = &requirement.basis
+        {
+            warnings.push(format!(
+                "{}: leverage {}x is above the {}x maximum of tier {tier} ({}); the venue would refuse it, and initial margin is taken at {}x",
+                instrument.name,
+                show(*requested),
+                show(*leverage),
+                bracket_text(*floor, *up_to, &settle.symbol),
+                show(*leverage)
+            ));
+        }
         if line.expired {
             warnings.push(format!(
                 "{} expired at {}: valued at its settlement value, not margined, until it is settled",
@@ -873,9 +904,24 @@ fn liquidation_step(
             continue;
         }
         let price = match line.position.isolated_margin {
-            Some(margin) => liquidation::solve(line.mark.price, side, line.price_bounds(), |p| {
-                Ok(margin.value() + line.equity_at(p) - line.requirement_at(p)?.maintenance)
-            })?,
+            Some(margin) => {
+                // The venue's convention: the maintenance margin at the liquidation price, or
+                // fixed on the entry value.
+                let at_entry = match view.venue().liquidation_maintenance {
+                    LiquidationMaintenance::AtLiquidationPrice => None,
+                    LiquidationMaintenance::AtEntryValue => Some(
+                        line.requirement_at(line.position.entry_price.value())?
+                            .maintenance,
+                    ),
+                };
+                liquidation::solve(line.mark.price, side, line.price_bounds(), |p| {
+                    let maintenance = match at_entry {
+                        Some(maintenance) => maintenance,
+                        None => line.requirement_at(p)?.maintenance,
+                    };
+                    Ok(margin.value() + line.equity_at(p) - maintenance)
+                })?
+            }
             None => {
                 let Some(cross_exact) = cross_exact else {
                     continue;

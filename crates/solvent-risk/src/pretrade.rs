@@ -29,6 +29,7 @@ use solvent_core::rounding;
 use crate::account::{Detail, build_report};
 use crate::error::RiskError;
 use crate::report::{AccountState, MarginReport};
+use crate::standard::Basis;
 use crate::valuation::MarketView;
 use crate::whatif::trade_position;
 
@@ -72,6 +73,20 @@ pub enum Refusal {
         /// The report's settlement asset.
         asset: String,
     },
+    /// A position the trades increase would stand at a leverage above the maximum of the
+    /// bracket its value falls in (the venue refuses it; Solvent does not cap it silently).
+    LeverageAboveBracket {
+        /// The position.
+        instrument: String,
+        /// The leverage chosen for it.
+        leverage: Decimal,
+        /// The bracket (1-based) its value falls in after the trades.
+        tier: usize,
+        /// That bracket's maximum leverage.
+        max_leverage: Decimal,
+        /// The bracket's bounds, as text (`position value 1,000,000-5,000,000 USDT`).
+        bracket: String,
+    },
     /// A withdrawal would leave equity below the buffer the account keeps.
     BelowBuffer {
         /// Equity after the withdrawal.
@@ -99,6 +114,7 @@ impl Refusal {
         match self {
             Self::ReduceOnly { .. } => "reduce_only",
             Self::IsolatedInitialMargin { .. } => "isolated_initial_margin",
+            Self::LeverageAboveBracket { .. } => "leverage_above_bracket",
             Self::InitialMargin { .. } => "initial_margin",
             Self::BelowBuffer { .. } => "below_buffer",
             Self::BelowInitialMargin { .. } => "below_initial_margin",
@@ -120,6 +136,18 @@ impl fmt::Display for Refusal {
                 f,
                 "isolated {instrument} would hold {isolated_equity} against an initial margin of {initial_margin}, short by {}",
                 Amount(initial_margin.value() - isolated_equity.value())
+            ),
+            Self::LeverageAboveBracket {
+                instrument,
+                leverage,
+                tier,
+                max_leverage,
+                bracket,
+            } => write!(
+                f,
+                "{instrument} at {}x would stand in tier {tier} ({bracket}), whose maximum leverage is {}x",
+                leverage.normalize(),
+                max_leverage.normalize()
             ),
             Self::InitialMargin {
                 initial_margin,
@@ -334,6 +362,9 @@ pub fn decide_trade(
     if let Some(refusal) = short_isolated {
         return decision(Err(refusal), Some(report));
     }
+    if let Some(refusal) = bracket_refusal(&report, &increased) {
+        return decision(Err(refusal), Some(report));
+    }
     if report.available.value() < Decimal::ZERO {
         let refusal = Refusal::InitialMargin {
             initial_margin: report.initial_margin,
@@ -343,6 +374,33 @@ pub fn decide_trade(
         return decision(Err(refusal), Some(report));
     }
     decision(Ok(Acceptance::Covered), Some(report))
+}
+
+/// The refusal of a position the trades increase to a value whose bracket allows less than the
+/// leverage chosen for it. (Growing beyond the largest bracket is reported as a warning, not
+/// refused: several shipped tables stop before the venue's last bracket.)
+fn bracket_refusal(report: &MarginReport, increased: &[&str]) -> Option<Refusal> {
+    report
+        .positions
+        .iter()
+        .filter(|line| increased.contains(&line.instrument.as_str()))
+        .find_map(|line| match &line.margin_basis {
+            Basis::Tiered {
+                tier,
+                floor,
+                up_to,
+                leverage,
+                requested_leverage: Some(requested),
+                ..
+            } => Some(Refusal::LeverageAboveBracket {
+                instrument: line.instrument.to_string(),
+                leverage: *requested,
+                tier: *tier,
+                max_leverage: *leverage,
+                bracket: crate::account::bracket_text(*floor, *up_to, &line.settlement),
+            }),
+            _ => None,
+        })
 }
 
 /// Judges a withdrawal from the report of the account without the money: equity must stay at

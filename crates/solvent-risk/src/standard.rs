@@ -49,6 +49,10 @@ pub enum Basis {
         leverage: Decimal,
         /// Whether the position exceeds the largest bracket (the venue would refuse to grow it).
         exceeds_limit: bool,
+        /// The leverage chosen for the position when it is above the bracket's maximum (the
+        /// venue would refuse it; initial margin is taken at the bracket's maximum).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        requested_leverage: Option<Decimal>,
     },
     /// Rates from size (Deribit size-linear, Drift square root, dYdX open interest).
     Rates {
@@ -335,6 +339,7 @@ fn tiered(
     let tier = tiers.get(index)?;
     let leverage =
         chosen_leverage.map_or(tier.max_leverage, |chosen| chosen.min(tier.max_leverage));
+    let requested_leverage = chosen_leverage.filter(|chosen| *chosen > tier.max_leverage);
     // The deduction keeps MM continuous across brackets; it can never make MM negative because
     // d_n <= floor_n * mmr_n <= value * mmr_n.
     let maintenance = (value * tier.maintenance_rate - tier.deduction).max(Decimal::ZERO);
@@ -349,6 +354,7 @@ fn tiered(
             deduction: tier.deduction,
             leverage,
             exceeds_limit,
+            requested_leverage,
         },
     })
 }

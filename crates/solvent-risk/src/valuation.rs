@@ -16,7 +16,8 @@ use solvent_pricing::surface::{SmileInput, VolSurface};
 use crate::error::RiskError;
 
 /// Seconds in the 365-day year used for times to expiry (ACT/365, as Deribit).
-const SECONDS_PER_YEAR: f64 = 365.0 * 86_400.0;
+/// An annualised volatility is per square root of this year.
+pub const SECONDS_PER_YEAR: f64 = 365.0 * 86_400.0;
 
 /// Where a mark price came from.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]

@@ -4,6 +4,8 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
+use super::portfolio_bands::PortfolioBound;
+
 /// Safe price bands of one price source (an underlying's index, or a contract's given mark):
 /// accounts whose state cannot change while that price stays strictly inside `(low, high)`,
 /// ordered by each bound so a price update finds the accounts it takes out of their band in
@@ -15,13 +17,16 @@ use super::*;
 pub(super) struct Bands {
     pub(super) by_low: BTreeSet<(BandKey, u32)>,
     pub(super) by_high: BTreeSet<(BandKey, u32)>,
+    /// Bands that hold only until a time (in Unix milliseconds): those of accounts holding
+    /// options, whose values decay with time alone (see [`TimeDecay`]).
+    pub(super) by_expiry: BTreeSet<(i64, u32)>,
 }
 
 impl Bands {
-    /// The accounts whose band `price` reaches or leaves. Usually the price stays above every
-    /// lower bound and below every upper one: the two extreme bounds say so without searching
-    /// the ranges.
-    pub(super) fn crossed(&self, price: Decimal) -> impl Iterator<Item = &u32> {
+    /// The accounts whose band `price` reaches or leaves, or whose band has expired by
+    /// `now_ms`. Usually the price stays above every lower bound and below every upper one:
+    /// the two extreme bounds say so without searching the ranges.
+    pub(super) fn crossed(&self, price: Decimal, now_ms: i64) -> impl Iterator<Item = &u32> {
         let key = band_key(band_f64(price));
         let below = self
             .by_low
@@ -33,10 +38,16 @@ impl Bands {
             .is_some_and(|(lowest_high, _)| *lowest_high <= key);
         let lows = below.then(|| self.by_low.range((key, 0)..));
         let highs = above.then(|| self.by_high.range(..=(key, u32::MAX)));
+        let expired = self
+            .by_expiry
+            .first()
+            .is_some_and(|(earliest, _)| *earliest < now_ms)
+            .then(|| self.by_expiry.range(..(now_ms, 0)));
         lows.into_iter()
             .flatten()
             .chain(highs.into_iter().flatten())
             .map(|(_, slot)| slot)
+            .chain(expired.into_iter().flatten().map(|(_, slot)| slot))
     }
 }
 
@@ -102,13 +113,6 @@ pub(super) struct Exposure<'a> {
     pub(super) companion: bool,
 }
 
-impl Exposure<'_> {
-    /// `S_u = sum |coin exposure| (1 + h r_max)` (see [`Engine::set_bands`]).
-    pub(super) fn sensitivity(&self, top: Decimal) -> Decimal {
-        self.coins + top * self.coins_at_rate
-    }
-}
-
 /// What moves the value of a position or a balance: an underlying's index, or the given mark of
 /// a contract (then its index does not: a linear contract settled in a pegged asset is valued
 /// and margined at its mark alone).
@@ -153,7 +157,56 @@ pub(super) struct Band {
     pub(super) high: f64,
     pub(super) low_key: BandKey,
     pub(super) high_key: BandKey,
+    /// The last time (Unix milliseconds) the band holds; `None` when time alone changes nothing.
+    pub(super) expires_ms: Option<i64>,
 }
+
+/// Half-widths of an account's safe bands, in price, one per exposure, and the last time they
+/// hold (see [`Engine::band_widths`]).
+#[derive(Debug)]
+pub(super) struct BandWidths {
+    pub(super) halves: Vec<f64>,
+    pub(super) expires_ms: Option<i64>,
+    /// How far (summed over smile changes) the volatility of the account's options may move
+    /// before it must be examined again.
+    pub(super) vol_tolerance: f64,
+    /// Whether the companion exposures (see [`Exposure::companion`]) get bands too.
+    pub(super) companions_banded: bool,
+}
+
+/// How far an account's options can move `E - h MM` with time alone: by at most
+/// `per_root_year x sqrt(elapsed years)` (USD), up to `until_ms`, the first expiry among them.
+///
+/// Black-76 at a zero rate prices an option as `C(F, s)`, `s = sigma sqrt(T)` its total
+/// standard deviation, and `dC/ds = F phi(d1) <= F / sqrt(2 pi)` (the vega per unit of `s`). The
+/// surface is by strike and interpolated in total variance between smiles
+/// (`solvent_pricing::surface`), every smile's time shortening as the option's does: at a fixed
+/// strike the total variance falls linearly with calendar time, at a rate that is a weighted
+/// mean of the smiles' `sigma^2` at the strike (or one smile's, outside them), so at most
+/// `sigma_max^2`, the largest volatility of the surface; hence `|ds| <= sigma_max sqrt(elapsed)`
+/// (`sqrt(w) - sqrt(w - r t) <= sqrt(r t)`), whatever smile expires meanwhile (the variance stays
+/// continuous). A Deribit option rule's requirement moves by at most `1 + rate` times the value
+/// (`rate S + C`, `max(rate S, rate C) + C`).
+///
+/// A change of the smiles moves each option's volatility by at most the largest change of a
+/// smile (the surface's volatility at a strike is a weighted root-mean-square of its smiles',
+/// 1-Lipschitz in them), and its value by at most its vega, `F sqrt(T) / sqrt(2 pi)` per unit.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct TimeDecay {
+    /// `K`: the decay bound per square root of a year, at the surface's volatilities.
+    pub(super) per_root_year: f64,
+    /// What `K` grows by per unit of volatility the smiles may gain.
+    pub(super) per_root_year_per_vol: f64,
+    /// The bound on `|d(E - h MM)|` per unit of volatility change.
+    pub(super) per_vol: f64,
+    pub(super) until_ms: i64,
+}
+
+/// `1 / sqrt(2 pi)`, the largest value of the standard normal density.
+pub(super) const INV_ROOT_TWO_PI: f64 = 0.398_942_280_401_432_7;
+
+/// Milliseconds in the year options' times to expiry are counted in.
+pub(super) const MS_PER_YEAR: f64 = solvent_risk::valuation::SECONDS_PER_YEAR * 1_000.0;
 
 /// The map holding the bands of `source`'s kind (index or mark bands), and its key there.
 pub(super) fn band_map<'m, 's>(
@@ -245,19 +298,32 @@ impl Engine {
     /// bankrupt, or with no slack) gets empty bands: it is re-examined at every update, of the
     /// marks it is banded on and of their underlyings' indices too.
     pub(super) fn set_bands(&mut self, id: &str, report: Option<&Standing<'_>>) {
+        let vol_tolerance = self.set_price_bands(id, report);
+        self.set_vol_limits(id, vol_tolerance);
+    }
+
+    /// The price bands and their expiry of [`Self::set_bands`]; returns how far the account's
+    /// options' volatility may travel (0 where it has no bands).
+    fn set_price_bands(&mut self, id: &str, report: Option<&Standing<'_>>) -> f64 {
         let Some(account) = self.accounts.get(id) else {
-            return;
+            return 0.0;
         };
         let exposures = self.coin_exposures(account);
         let widths = report.and_then(|r| self.band_widths(account, r, &exposures));
+        let vol_tolerance = widths.as_ref().map_or(0.0, |w| w.vol_tolerance);
+        let expires_ms = widths.as_ref().and_then(|w| w.expires_ms);
         let entries: Vec<(Source<'_>, f64, f64, f64)> = exposures
             .iter()
             .enumerate()
-            .filter(|(_, exposure)| widths.is_none() || !exposure.companion)
+            .filter(|(_, exposure)| {
+                widths
+                    .as_ref()
+                    .is_none_or(|w| w.companions_banded || !exposure.companion)
+            })
             .map(|(index, exposure)| {
                 let half = widths
                     .as_ref()
-                    .and_then(|w| w.get(index).copied())
+                    .and_then(|w| w.halves.get(index).copied())
                     .unwrap_or(0.0);
                 let price = exposure.price_f64;
                 (exposure.source, price, price - half, price + half)
@@ -270,6 +336,10 @@ impl Engine {
             .filter(|p| {
                 self.market.mark.contains_key(p.instrument.name.as_str())
                     && self.band_source(p) != Source::Mark(&p.instrument.name)
+                    && self
+                        .source_price(self.band_source(p))
+                        .and_then(|price| self.inverse_on_mark(p, price))
+                        .is_none()
             })
             .map(|p| p.instrument.name.as_str())
             .collect();
@@ -301,7 +371,13 @@ impl Engine {
         // A registered band inside the new one is still safe (staying inside it keeps the price
         // inside the new band), only narrower: it is kept, sparing the re-indexing, as long as
         // the price is strictly inside it (else it would be examined at every update). So are
-        // the bands a deposit or a reducing trade widens without a price move.
+        // the bands a deposit or a reducing trade widens without a price move. A band that
+        // expires is kept only if it expires no later than the new one.
+        let expires_no_later = |kept: Option<i64>| match (kept, expires_ms) {
+            (_, None) => true,
+            (Some(kept), Some(new)) => kept <= new,
+            (None, Some(_)) => false,
+        };
         let still_safe = account.bands.len() == entries.len()
             && account
                 .bands
@@ -313,6 +389,7 @@ impl Engine {
                         && band.high <= *high
                         && band.low < *price
                         && *price < band.high
+                        && expires_no_later(band.expires_ms)
                 });
         let unchanged = unpriced.is_empty() && !was_unbanded && still_safe;
         let entries: Option<Vec<Band>> = (!unchanged).then(|| {
@@ -324,6 +401,7 @@ impl Engine {
                     high,
                     low_key: low_key(low),
                     high_key: high_key(high),
+                    expires_ms,
                 })
                 .collect()
         });
@@ -337,10 +415,10 @@ impl Engine {
         }
         // Most evaluations leave the bands as they were (or keep them, see above).
         let Some(entries) = entries else {
-            return;
+            return vol_tolerance;
         };
         let Some(account) = self.accounts.get_mut(id) else {
-            return;
+            return vol_tolerance;
         };
         let old = std::mem::take(&mut account.bands);
         account.unbanded = !unpriced.is_empty();
@@ -349,6 +427,9 @@ impl Engine {
             if let Some(bands) = map.get_mut(name) {
                 bands.by_low.remove(&(band.low_key, slot));
                 bands.by_high.remove(&(band.high_key, slot));
+                if let Some(expires) = band.expires_ms {
+                    bands.by_expiry.remove(&(expires, slot));
+                }
             }
         }
         if was_unbanded {
@@ -367,8 +448,12 @@ impl Engine {
             };
             bands.by_low.insert((band.low_key, slot));
             bands.by_high.insert((band.high_key, slot));
+            if let Some(expires) = band.expires_ms {
+                bands.by_expiry.insert((expires, slot));
+            }
         }
         account.bands = entries;
+        vol_tolerance
     }
 
     /// Per price source an account is exposed to: its price and the bound `S_u` of how fast
@@ -399,7 +484,13 @@ impl Engine {
             let source = self.band_source(position);
             let price = self.source_price(source).unwrap_or(Decimal::ZERO);
             let (coins, rate) = self.position_sensitivity(position, price);
-            add(source, coins, rate, false);
+            match self.inverse_on_mark(position, price) {
+                Some((index_coins, mark_coins)) => {
+                    add(source, index_coins, rate, false);
+                    add(Source::Mark(&instrument.name), mark_coins, rate, false);
+                }
+                None => add(source, coins, rate, false),
+            }
             if let Some(coin) = self.third_coin_index(position) {
                 // Settled in a third coin, its figures move with that coin's index too, by an
                 // amount no band on either bounds: it is examined at the updates of both (empty
@@ -472,14 +563,15 @@ impl Engine {
         .map(|price| price.value())
     }
 
-    /// Half-widths of the safe bands, in price, one per exposure (in its order); `None` when the account must be
+    /// Half-widths of the safe bands, in price, one per exposure (in its order), and the time
+    /// they hold until when the account holds options; `None` when the account must be
     /// re-examined at every update.
     pub(super) fn band_widths(
         &self,
         account: &Account,
         report: &Standing<'_>,
         exposures: &[Exposure],
-    ) -> Option<Vec<f64>> {
+    ) -> Option<BandWidths> {
         // In danger: the cross pool liquidating or worse, a breach being counted, or an isolated
         // position at its liquidation threshold (whose liquidation a stale index may be holding
         // back: it must be examined again as soon as a fresh index comes). Or a contract settled
@@ -496,18 +588,6 @@ impl Engine {
                 .positions
                 .values()
                 .any(|p| self.third_coin_index(p).is_some())
-        {
-            return None;
-        }
-        // No sound bound is known (yet) for a requirement that is not a rate times the value:
-        // portfolio margin moves with the worst scenario of its grid (and offsets, add-ons,
-        // expected shortfall), an option's value and margin with gamma, vega and time. Such an
-        // account is examined at every update of what it holds: correctness before speed.
-        if account.mode == MarginMode::Portfolio
-            || account
-                .positions
-                .values()
-                .any(|p| matches!(p.instrument.terms, Terms::Option { .. }))
         {
             return None;
         }
@@ -554,30 +634,58 @@ impl Engine {
         // From here in f64: the slack is exact (a difference of exact figures), and what follows
         // only shares it out; the key margins cover the rounding (see `BAND_KEY_MARGIN`).
         let slack = band_f64(slack);
-        let sensitivities: Vec<f64> = exposures
-            .iter()
-            .map(|e| band_f64(e.sensitivity(top)))
-            .collect();
-        let weight_total: f64 = exposures
-            .iter()
-            .zip(&sensitivities)
-            .map(|(e, sensitivity)| e.price_f64 * sensitivity)
-            .sum();
-        let mut widths: Vec<f64> = exposures
-            .iter()
-            .zip(&sensitivities)
-            .map(|(exposure, sensitivity)| {
-                let half = if *sensitivity == 0.0 || weight_total <= 0.0 {
-                    exposure.price_f64
-                } else {
-                    // Share of the slack: S_u P_u / total; in price: / S_u.
-                    slack * exposure.price_f64 / weight_total
-                };
-                half.min(exposure.price_f64 / 2.0)
-            })
-            .collect();
+        let top = band_f64(top);
+        // A portfolio-mode account: its requirement's own bounds (`portfolio_bands`), where
+        // one is known; examined at every update otherwise (correctness before speed).
+        if account.mode == MarginMode::Portfolio {
+            // The rounding of the requirement to the report currency's precision (and the f64
+            // arithmetic of the scan) comes off the slack first, then the offset's jump.
+            let precision = POWERS_OF_TEN
+                .get(settlement.precision as usize)
+                .map_or(1.0, |power| 1.0 / power);
+            let maintenance_usd = band_f64(report.maintenance_margin.value() * report_usd);
+            let rounding = 2.0 * precision * band_f64(report_usd) + 1e-9 * maintenance_usd;
+            let slack = slack - top * rounding;
+            let portfolio = self.portfolio_bound(account, maintenance_usd, slack, top)?;
+            let slack = slack - top * portfolio.allowance;
+            if slack.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+                return None;
+            }
+            let (slack, expires_ms) = self.portfolio_horizon(&portfolio, slack, top);
+            let mut widths = self.share_slack(exposures, slack, top, expires_ms, Some(&portfolio));
+            widths.vol_tolerance = portfolio.vol_tolerance;
+            return Some(widths);
+        }
+        // Options decay with time alone and move with their volatility: a quarter of the slack
+        // is kept for each. The volatility may move (summed over smile changes) by
+        // `slack / 4 / per_vol`; the bands hold as long as the decay bound, at the surface's
+        // highest volatility raised by that much, stays under its quarter (`K sqrt(t) <=
+        // slack / 4`), at most until the first option expires.
+        let (slack, expires_ms, vol_tolerance) = match self.time_decay(account, top)? {
+            None => (slack, None, 0.0),
+            Some(decay) => {
+                let vol_tolerance = (slack / 4.0 / decay.per_vol).min(1.0);
+                let per_root_year =
+                    decay.per_root_year + vol_tolerance * decay.per_root_year_per_vol;
+                let root_years = slack / 4.0 / per_root_year;
+                let held_ms = (root_years * root_years * MS_PER_YEAR).floor();
+                // Beyond a year of milliseconds the first expiry binds anyway.
+                #[allow(clippy::cast_possible_truncation)]
+                let held_ms = held_ms.min(MS_PER_YEAR) as i64;
+                let until = self
+                    .now
+                    .as_millisecond()
+                    .saturating_add(held_ms)
+                    .min(decay.until_ms);
+                (slack / 2.0, Some(until), vol_tolerance)
+            }
+        };
+        let BandWidths {
+            halves: mut widths, ..
+        } = self.share_slack(exposures, slack, top, expires_ms, None);
         // Each isolated position: its own health against the liquidation threshold and its
-        // top-up triggers, over its own sensitivity.
+        // top-up triggers, over its own sensitivity (an isolated option's time decay is not
+        // bounded here: `time_decay` refuses it).
         for position in account.positions.values().filter(|p| p.isolated) {
             let name = &position.instrument.name;
             let line = report
@@ -629,7 +737,173 @@ impl Engine {
                 *width = (*width).min(half);
             }
         }
-        Some(widths)
+        Some(BandWidths {
+            halves: widths,
+            expires_ms,
+            vol_tolerance,
+            companions_banded: false,
+        })
+    }
+
+    /// Shares `slack` (USD) out over the exposures in proportion to `S_u P_u`, `S_u` each
+    /// one's sensitivity (with a portfolio requirement's slope on top); every half-width at
+    /// most half the price.
+    fn share_slack(
+        &self,
+        exposures: &[Exposure],
+        slack: f64,
+        top: f64,
+        expires_ms: Option<i64>,
+        portfolio: Option<&PortfolioBound<'_>>,
+    ) -> BandWidths {
+        let sensitivities: Vec<f64> = exposures
+            .iter()
+            .map(|e| {
+                let slope = portfolio.map_or(0.0, |p| {
+                    p.slopes
+                        .iter()
+                        .filter(|(source, _)| *source == e.source)
+                        .map(|(_, slope)| slope)
+                        .sum()
+                });
+                band_f64(e.coins) + top * (band_f64(e.coins_at_rate) + slope)
+            })
+            .collect();
+        let weight_total: f64 = exposures
+            .iter()
+            .zip(&sensitivities)
+            .map(|(e, sensitivity)| e.price_f64 * sensitivity)
+            .sum();
+        let halves = exposures
+            .iter()
+            .zip(&sensitivities)
+            .map(|(exposure, sensitivity)| {
+                let half = if *sensitivity == 0.0 || weight_total <= 0.0 {
+                    exposure.price_f64
+                } else {
+                    // Share of the slack: S_u P_u / total; in price: / S_u.
+                    slack * exposure.price_f64 / weight_total
+                };
+                half.min(exposure.price_f64 / 2.0)
+            })
+            .collect();
+        BandWidths {
+            halves,
+            expires_ms,
+            vol_tolerance: 0.0,
+            // A portfolio's charges read the index of an underlying whose contracts are banded
+            // on their marks: that index gets a band of its own.
+            companions_banded: portfolio.is_some(),
+        }
+    }
+
+    /// The slack left for prices and the time the bands hold until, for a portfolio-mode
+    /// account whose options or futures decay: a quarter of the slack for time (another is the
+    /// volatility's, see [`Engine::portfolio_bound`]), half for prices, and the longest horizon
+    /// (up to its limit, quartered until it fits) whose time bound stays under its share.
+    fn portfolio_horizon(
+        &self,
+        portfolio: &PortfolioBound<'_>,
+        slack: f64,
+        top: f64,
+    ) -> (f64, Option<i64>) {
+        let Some(until_ms) = portfolio.until_ms else {
+            // Neither options nor futures: nothing decays, nor moves with volatility.
+            return (slack, None);
+        };
+        let now_ms = self.now.as_millisecond();
+        #[allow(clippy::cast_precision_loss)]
+        let mut years = ((until_ms - now_ms) as f64 / MS_PER_YEAR).min(1.0);
+        let mut fits = false;
+        for _ in 0..32 {
+            if portfolio.time_bound(years, top) <= slack / 4.0 {
+                fits = true;
+                break;
+            }
+            years /= 4.0;
+        }
+        let held_ms = if fits {
+            (years * MS_PER_YEAR).floor()
+        } else {
+            0.0
+        };
+        #[allow(clippy::cast_possible_truncation)]
+        let held_ms = held_ms as i64;
+        (
+            slack / 2.0,
+            Some(now_ms.saturating_add(held_ms).min(until_ms)),
+        )
+    }
+
+    /// The bound on how fast time alone moves `E - h MM` through the account's options, `h`
+    /// the highest health level of its slack (see [`TimeDecay`]); `Some(None)` without options,
+    /// `None` where no bound is known: an option with a given mark (its implied volatility
+    /// follows the index), held isolated, under another rule than Deribit's, at a non-zero
+    /// rate (forward and discounting drift with time), expired, or on an underlying without a
+    /// surface.
+    pub(super) fn time_decay(&self, account: &Account, top: f64) -> Option<Option<TimeDecay>> {
+        let mut decay: Option<TimeDecay> = None;
+        for position in account.positions.values() {
+            let instrument = &position.instrument;
+            let Terms::Option { expiry, .. } = &instrument.terms else {
+                continue;
+            };
+            let solvent_core::venue::MarginRule::DeribitOption { maintenance, .. } =
+                instrument.margin.as_ref()
+            else {
+                return None;
+            };
+            if position.isolated
+                || self.market.rate != 0.0
+                || self.market.mark.contains_key(instrument.name.as_str())
+            {
+                return None;
+            }
+            let until_ms = expiry.as_millisecond();
+            if until_ms <= self.now.as_millisecond() {
+                return None;
+            }
+            let highest_volatility = self
+                .market
+                .vol
+                .get(instrument.underlying.as_str())?
+                .values()
+                .flat_map(|smile| smile.vols.iter().copied())
+                .fold(0.0_f64, f64::max);
+            let underlying = band_f64(
+                self.market
+                    .index
+                    .get(instrument.underlying.as_str())?
+                    .value(),
+            );
+            let coins = band_f64((position.size * instrument.contract_size).abs());
+            let rate = if position.size.is_sign_negative() {
+                1.0 + band_f64(*maintenance)
+            } else {
+                0.0
+            };
+            // Inside a band the index stays below 1.5 times itself (half-widths are at most
+            // half the price): the forward's bound.
+            let per_root_year_per_vol =
+                coins * (1.0 + top * rate) * 1.5 * underlying * INV_ROOT_TWO_PI;
+            #[allow(clippy::cast_precision_loss)]
+            let years = (until_ms - self.now.as_millisecond()) as f64 / MS_PER_YEAR;
+            let per_vol = per_root_year_per_vol * years.sqrt();
+            if !per_root_year_per_vol.is_finite() || !per_vol.is_finite() {
+                return None;
+            }
+            let entry = decay.get_or_insert(TimeDecay {
+                per_root_year: 0.0,
+                per_root_year_per_vol: 0.0,
+                per_vol: 0.0,
+                until_ms,
+            });
+            entry.per_root_year += per_root_year_per_vol * highest_volatility;
+            entry.per_root_year_per_vol += per_root_year_per_vol;
+            entry.per_vol += per_vol;
+            entry.until_ms = entry.until_ms.min(until_ms);
+        }
+        Some(decay.filter(|d| d.per_root_year > 0.0))
     }
 
     /// The highest market price of a pegged coin (one with `usd_peg`), and at least 1.
@@ -651,6 +925,40 @@ impl Engine {
             .get(position.instrument.settlement.as_str())?;
         (settlement.usd_peg.is_none() && settlement.index != position.instrument.underlying)
             .then_some(settlement.index.as_str())
+    }
+
+    /// A cross inverse perpetual or future with a given mark, banded on its mark as well as on
+    /// its index `price`: its coin sensitivities to each, `(index, mark)`. Its USD equity is
+    /// `S (c + N / e - N / M)` and its requirement `r N S / M` (`N` USD size, `e` entry, `S` the
+    /// index, `M` the mark); inside the bands `M >= M0 / 2` and `S <= 1.5 S0`, so
+    /// `|dE/dS| <= c + N / e + 2 N / M0` (the collateral `c` counted apart) and
+    /// `|dE/dM| = S N / M^2 <= 6 N S0 / M0^2`, the requirement's partials `r` times those.
+    /// `None` otherwise (an isolated one is watched at its every mark, see `set_bands`).
+    pub(super) fn inverse_on_mark(
+        &self,
+        position: &PositionState,
+        price: Decimal,
+    ) -> Option<(Decimal, Decimal)> {
+        let instrument = &position.instrument;
+        if instrument.style != Style::Inverse
+            || !matches!(instrument.terms, Terms::Perpetual | Terms::Future { .. })
+            || position.isolated
+        {
+            return None;
+        }
+        let mark = self.market.mark.get(instrument.name.as_str())?.value();
+        let floor = Decimal::new(1, 8);
+        let size = position.size.abs();
+        let index_coins = size.checked_div(position.entry.max(floor))?.checked_add(
+            size.checked_mul(Decimal::TWO)?
+                .checked_div(mark.max(floor))?,
+        )?;
+        let mark_coins = size
+            .checked_mul(Decimal::from(6))?
+            .checked_mul(price)?
+            .checked_div(mark.max(floor))?
+            .checked_div(mark.max(floor))?;
+        Some((index_coins, mark_coins))
     }
 
     /// A position's coin exposure and the largest maintenance rate its rule can reach (see
@@ -695,10 +1003,86 @@ impl Engine {
                     .unwrap_or(Decimal::ONE)
             }
             solvent_core::venue::MarginRule::SizeLinear { max_rate, .. } => *max_rate,
-            solvent_core::venue::MarginRule::DeribitOption { .. } => Decimal::new(12, 1),
+            // A short option's requirement (`rate S + C`, `max(rate S, rate C) + C`, in USD)
+            // moves by at most `1 + rate` per coin, its value by at most one; a long one has
+            // none.
+            solvent_core::venue::MarginRule::DeribitOption { maintenance, .. } => {
+                if position.size.is_sign_negative() {
+                    Decimal::ONE + *maintenance
+                } else {
+                    Decimal::ZERO
+                }
+            }
             _ => Decimal::ONE,
         };
         (coins, rate)
+    }
+
+    /// Registers where an account holding options must be examined again as the smiles change:
+    /// at the travel of each of its options' underlyings now plus `tolerance` (narrowed by the
+    /// key margin; 0 in danger or without a bound: at the next change).
+    fn set_vol_limits(&mut self, id: &str, tolerance: f64) {
+        let Some(account) = self.accounts.get(id) else {
+            return;
+        };
+        let mut limits: Vec<(CompactString, u64)> = Vec::new();
+        for position in account.positions.values() {
+            if !matches!(position.instrument.terms, Terms::Option { .. }) {
+                continue;
+            }
+            let underlying = &position.instrument.underlying;
+            if limits.iter().any(|(u, _)| u == underlying.as_str()) {
+                continue;
+            }
+            let travel = self
+                .vol_travel
+                .get(underlying.as_str())
+                .copied()
+                .unwrap_or(0.0);
+            limits.push((
+                underlying.as_str().into(),
+                band_key(travel + tolerance * (1.0 - BAND_KEY_MARGIN)),
+            ));
+        }
+        limits.sort_unstable();
+        if limits == account.vol_limits {
+            return;
+        }
+        let slot = account.slot;
+        let Some(account) = self.accounts.get_mut(id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut account.vol_limits, limits.clone());
+        for (underlying, key) in old {
+            if let Some(set) = self.vol_limits.get_mut(underlying.as_str()) {
+                set.remove(&(key, slot));
+            }
+        }
+        for (underlying, key) in limits {
+            self.vol_limits
+                .entry(underlying.to_string())
+                .or_default()
+                .insert((key, slot));
+        }
+    }
+
+    /// After a smile of `underlying` changed by at most `change` at any strike: the option
+    /// holders the travel reaches, those whose bands on the underlying expired, and those not
+    /// banded on it yet, in id order.
+    pub(super) fn vol_crossed(&mut self, underlying: &str, change: f64) -> Vec<CompactString> {
+        let travel = self.vol_travel.entry(underlying.to_owned()).or_insert(0.0);
+        *travel += change;
+        let key = band_key(*travel);
+        let now_ms = self.now.as_millisecond();
+        let mut crossed: Vec<&u32> = Vec::new();
+        if let Some(limits) = self.vol_limits.get(underlying) {
+            crossed.extend(limits.range(..=(key, u32::MAX)).map(|(_, slot)| slot));
+        }
+        if let Some(bands) = self.bands.get(underlying) {
+            crossed.extend(bands.by_expiry.range(..(now_ms, 0)).map(|(_, slot)| slot));
+        }
+        crossed.extend(self.unbanded.get(underlying).into_iter().flatten());
+        self.ids_of(crossed.into_iter())
     }
 
     /// After an index update (and the marks it clamped) or a mark update, re-examines only the
@@ -735,17 +1119,18 @@ impl Engine {
             }
             return;
         }
+        let now_ms = self.now.as_millisecond();
         let mut crossed: Vec<&u32> = Vec::new();
         if let Some((underlying, price)) = index {
             if let Some(bands) = self.bands.get(underlying) {
-                crossed.extend(bands.crossed(price));
+                crossed.extend(bands.crossed(price, now_ms));
             }
             // Holders without a band on this underlying yet are examined too.
             crossed.extend(self.unbanded.get(underlying).into_iter().flatten());
         }
         for (name, price) in marks {
             if let Some(bands) = self.mark_bands.get(*name) {
-                crossed.extend(bands.crossed(*price));
+                crossed.extend(bands.crossed(*price, now_ms));
             }
             // So are the holders banded elsewhere than on this mark.
             crossed.extend(self.mark_watchers.get(*name).into_iter().flatten());

@@ -8,6 +8,7 @@ use super::*;
 pub(super) fn refused(id: &str, refusal: &Refusal) -> Rejection {
     let reason = match refusal {
         Refusal::ReduceOnly { .. } => RejectReason::ReduceOnly,
+        Refusal::LeverageAboveBracket { .. } => RejectReason::InvalidLeverage,
         Refusal::IsolatedInitialMargin { .. } | Refusal::InitialMargin { .. } => {
             RejectReason::InsufficientInitialMargin
         }

@@ -32,6 +32,30 @@ impl Engine {
         }
         let mut after = account.clone();
         after.leverage.insert(name.into(), leverage);
+        // A position already held is refused a leverage above its own bracket's maximum (the
+        // first bracket's allows the most), as the venue refuses it.
+        if account.positions.contains_key(name) {
+            let report = self.report_of(&self.portfolio_of(&after)?)?;
+            if let Some(line) = report.positions.iter().find(|l| l.instrument == name)
+                && let solvent_risk::standard::Basis::Tiered {
+                    tier,
+                    floor,
+                    up_to,
+                    leverage: maximum,
+                    requested_leverage: Some(_),
+                    ..
+                } = &line.margin_basis
+            {
+                return Err(reject(
+                    RejectReason::InvalidLeverage,
+                    format!(
+                        "leverage {leverage} for {name}: above the {}x maximum of tier {tier} ({})",
+                        maximum.normalize(),
+                        solvent_risk::account::bracket_text(*floor, *up_to, &line.settlement)
+                    ),
+                ));
+            }
+        }
         self.replace_account_if_margined(id, after, &format!("at {leverage}x"))
     }
 

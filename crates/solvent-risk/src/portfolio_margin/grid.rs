@@ -91,8 +91,9 @@ pub fn shocked_volatility(
 }
 
 /// The term-structure factor `(30 / max(1, dte))^p` of [`shocked_volatility`], the same for
-/// every scenario of one expiry (so computed once per instrument).
-pub(super) fn vol_shock_scale(days_to_expiry: f64, params: &UnderlyingParams) -> f64 {
+/// every scenario of one expiry (so computed once per instrument); it grows as the expiry
+/// nears (both powers are at least 0).
+pub fn vol_shock_scale(days_to_expiry: f64, params: &UnderlyingParams) -> f64 {
     let days = days_to_expiry.max(1.0);
     let power = if days < 30.0 {
         params.vol_power_short
