@@ -519,7 +519,7 @@ fn population_with_funding_writes_what_the_value_path_writes() {
         (summary.len(), sha256_hex(summary.as_bytes()).as_str()),
         (
             11_979,
-            "400517d3637e0e478f5dfc20b86f45dac3e9c291b418f5e4d529270bd20be928"
+            "47a5735d80ad11cb7b217a3c03a3af9e64f1d038dc8f35ef08ab023d7c1dac63"
         )
     );
     // Without --out, the same summary.

@@ -220,6 +220,25 @@ pub struct Venue {
     pub portfolio_margin: Option<crate::portfolio_margin::PortfolioMarginParams>,
     /// Who bears a bankrupt account's deficit beyond the insurance fund.
     pub deficits: DeficitPolicy,
+    /// Where an isolated position's liquidation price takes its maintenance margin.
+    #[serde(default)]
+    pub liquidation_maintenance: LiquidationMaintenance,
+}
+
+/// Where the liquidation price of an isolated position takes its maintenance margin (venue key
+/// `[venue] liquidation_maintenance`): venues publish different formulas for the same rule.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiquidationMaintenance {
+    /// At the liquidation price itself: the price where the margin plus the P&L meets the
+    /// maintenance margin of the position valued there (Binance's isolated formula with its
+    /// maintenance amount, Hyperliquid's `liq = mark - side x margin / |size| / (1 - l x side)`).
+    #[default]
+    AtLiquidationPrice,
+    /// On the position's entry value: `liq = entry - side x (margin - MM(entry)) / |size|`
+    /// (Bybit "Liquidation Price (USDT Contract)", isolated: `Entry - (IM - MM) / size`, with IM
+    /// and MM on `Position Value = size x Entry Price`).
+    AtEntryValue,
 }
 
 /// Who bears a bankrupt account's deficit that the insurance fund cannot cover (venue key
@@ -274,6 +293,8 @@ struct VenueSection {
     liquidation_health: Option<Decimal>,
     #[serde(default)]
     deficits: DeficitPolicy,
+    #[serde(default)]
+    liquidation_maintenance: LiquidationMaintenance,
 }
 
 #[derive(Deserialize)]
@@ -702,6 +723,7 @@ impl Venue {
         Ok(Self {
             portfolio_margin,
             deficits: raw.venue.deficits,
+            liquidation_maintenance: raw.venue.liquidation_maintenance,
             name: raw.venue.name,
             settlement_asset: raw.venue.settlement_asset,
             expiry_time_utc,

@@ -12,7 +12,7 @@ use solvent_core::money::{Amount, MAX_AMOUNT, MAX_PRICE, PositionSide, Price};
 use solvent_core::portfolio::{MarginMode, Portfolio, Position};
 use solvent_core::portfolio_margin::PortfolioMarginParams;
 use solvent_core::rounding;
-use solvent_core::venue::{Asset, Venue};
+use solvent_core::venue::{Asset, LiquidationMaintenance, Venue};
 
 use crate::collateral;
 use crate::error::RiskError;
@@ -904,9 +904,24 @@ fn liquidation_step(
             continue;
         }
         let price = match line.position.isolated_margin {
-            Some(margin) => liquidation::solve(line.mark.price, side, line.price_bounds(), |p| {
-                Ok(margin.value() + line.equity_at(p) - line.requirement_at(p)?.maintenance)
-            })?,
+            Some(margin) => {
+                // The venue's convention: the maintenance margin at the liquidation price, or
+                // fixed on the entry value.
+                let at_entry = match view.venue().liquidation_maintenance {
+                    LiquidationMaintenance::AtLiquidationPrice => None,
+                    LiquidationMaintenance::AtEntryValue => Some(
+                        line.requirement_at(line.position.entry_price.value())?
+                            .maintenance,
+                    ),
+                };
+                liquidation::solve(line.mark.price, side, line.price_bounds(), |p| {
+                    let maintenance = match at_entry {
+                        Some(maintenance) => maintenance,
+                        None => line.requirement_at(p)?.maintenance,
+                    };
+                    Ok(margin.value() + line.equity_at(p) - maintenance)
+                })?
+            }
             None => {
                 let Some(cross_exact) = cross_exact else {
                     continue;

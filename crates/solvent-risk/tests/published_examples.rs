@@ -678,6 +678,39 @@ fn hyperliquid_isolated_long_liquidation_price_regression() {
     assert_eq!(position.liquidation_price.unwrap().value(), dec!(98734.178));
 }
 
+/// Bybit help "Liquidation Price (USDT Contract)", isolated margin, Example 1 (Long): 1 BTC at
+/// 20,000 USDT at 50x, MMR 0.5%, no extra margin: IM = 20,000 / 50 = 400, MM = 20,000 x 0.5%
+/// = 100, LP = 20,000 - (400 - 100) = 19,700 (Bybit takes MM on the entry value:
+/// `liquidation_maintenance = "at_entry_value"`). The short, by the page's formula
+/// [computed, not published]: 20,000 + 300 = 20,300. Binance's convention (MM at the
+/// liquidation price) would give 19,698.49... and 20,298.50... instead.
+#[test]
+fn bybit_isolated_liquidation_price_takes_maintenance_on_the_entry_value() {
+    let venue = venue("bybit-linear.toml");
+    let liquidation = |size: &str| {
+        let portfolio = Portfolio::from_json(
+            "p.json",
+            &format!(
+                r#"{{"account":"b","mode":"cross","collateral":{{}},"positions":[
+                {{"instrument":"BTCUSDT","size":"{size}","entry_price":"20000","isolated_margin":"400","leverage":50}}]}}"#
+            ),
+            &venue,
+        )
+        .unwrap();
+        let market = Market::from_json(
+            "m.json",
+            r#"{"timestamp":"2026-01-06T08:00:00Z","index":{"BTC":"20000"},"mark":{"BTCUSDT":"20000"}}"#,
+        )
+        .unwrap();
+        let report = margin_report(&portfolio, &MarketView::new(&venue, &market).unwrap()).unwrap();
+        let position = &report.positions[0];
+        assert_eq!(position.maintenance_margin.value(), dec!(100));
+        position.liquidation_price.unwrap().value()
+    };
+    assert_eq!(liquidation("1"), dec!(19700));
+    assert_eq!(liquidation("-1"), dec!(20300));
+}
+
 #[test]
 fn dydx_venue_file_floors_the_scaled_imf_to_ppm_and_large_cap_needs_no_open_interest() {
     let venue = venue("dydx-v4.toml");
