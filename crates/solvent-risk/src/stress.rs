@@ -24,7 +24,7 @@ use solvent_pricing::implied::implied_volatility;
 
 use crate::account::{Detail, build_report};
 use crate::error::RiskError;
-use crate::move_health::MoveHealth;
+use crate::move_health::{MoveHealth, Precision};
 use crate::report::{AccountState, MarginReport};
 use crate::valuation::{MarketView, option_type};
 
@@ -222,6 +222,30 @@ impl<'v> ShockBase<'v> {
         Some(base.moved(name, *mark, price_move, 0.0))
     }
 
+    /// [`ShockBase::moved_mark`] with the volatility an option's mark was repriced at, when the
+    /// mark is that repricing's premium (not held at the smallest price, not expired): the
+    /// volatility a full report would solve again from the moved mark, known here without the
+    /// solve (the two differ by the solver's error, about 1e-15 relative).
+    ///
+    /// # Errors
+    /// As [`shocked_market`].
+    pub fn moved_mark_priced(
+        &self,
+        slot: usize,
+        underlying: &str,
+        price_move: f64,
+    ) -> Option<Result<MovedMark, RiskError>> {
+        let (name, mark) = self.view.market().mark.get_index(slot)?;
+        let base = self.marks.get(slot)?;
+        if base.underlying() != Some(underlying) || price_move == 0.0 {
+            return Some(Ok(MovedMark {
+                price: *mark,
+                volatility: None,
+            }));
+        }
+        Some(base.moved_priced(name, *mark, price_move, 0.0))
+    }
+
     /// The slots of the market's marks whose instrument is on `underlying` (the marks a move of
     /// it changes).
     #[must_use]
@@ -233,6 +257,17 @@ impl<'v> ShockBase<'v> {
             .map(|(slot, _)| slot)
             .collect()
     }
+}
+
+/// A mark after a shock, with the volatility an option's mark was repriced at (see
+/// [`ShockBase::moved_mark_priced`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MovedMark {
+    /// The moved mark, as the shocked market holds it.
+    pub price: Price,
+    /// The volatility it was priced at, when the mark is that repricing's premium: `None` for
+    /// linear marks, expired options and premiums held at the smallest price.
+    pub volatility: Option<f64>,
 }
 
 /// An index price after its underlying moves by `price_move` (through `f64`, as a shock moves
@@ -265,14 +300,32 @@ impl MarkBase {
         price_move: f64,
         vol_change: f64,
     ) -> Result<Price, RiskError> {
+        self.moved_priced(name, mark, price_move, vol_change)
+            .map(|moved| moved.price)
+    }
+
+    /// [`MarkBase::moved`] with the volatility the option was repriced at (see
+    /// [`ShockBase::moved_mark_priced`]).
+    fn moved_priced(
+        &self,
+        name: &str,
+        mark: Price,
+        price_move: f64,
+        vol_change: f64,
+    ) -> Result<MovedMark, RiskError> {
+        let linear = |price| MovedMark {
+            price,
+            volatility: None,
+        };
         match self {
-            Self::Unresolved => Ok(mark),
+            Self::Unresolved => Ok(linear(mark)),
             Self::Linear { .. } => price(
                 f64_of(mark.value()) * (1.0 + price_move),
                 &format!("mark {name}"),
-            ),
+            )
+            .map(linear),
             Self::Option { quote, .. } => {
-                let repriced = quote
+                let (repriced, volatility) = quote
                     .as_ref()
                     .map_err(Clone::clone)?
                     .reprice(price_move, vol_change)?;
@@ -280,12 +333,13 @@ impl MarkBase {
                 // (a price of zero is no valid mark); in `Decimal`, as the nearest double to
                 // 1e-12 lies just below it. The decimal is converted once: a non-negative
                 // premium at or above the smallest price is that decimal, checked for range.
+                // A held mark no longer implies the volatility it was priced at.
                 match Decimal::from_f64(repriced.max(0.0)) {
-                    Some(exact) if exact < MIN_PRICE => Ok(Price(MIN_PRICE)),
-                    Some(exact) if repriced >= 0.0 => {
-                        Price::new_checked(exact).map_err(|_| out_of_range(repriced, name))
-                    }
-                    _ => price(repriced, &format!("mark {name}")),
+                    Some(exact) if exact < MIN_PRICE => Ok(linear(Price(MIN_PRICE))),
+                    Some(exact) if repriced >= 0.0 => Price::new_checked(exact)
+                        .map(|price| MovedMark { price, volatility })
+                        .map_err(|_| out_of_range(repriced, name)),
+                    _ => price(repriced, &format!("mark {name}")).map(linear),
                 }
             }
         }
@@ -344,35 +398,40 @@ impl OptionQuote {
     }
 
     /// The option's mark after the underlying moves by `price_move` and its volatility by
-    /// `vol_change` (relative), in its premium currency.
-    fn reprice(&self, price_move: f64, vol_change: f64) -> Result<f64, RiskError> {
+    /// `vol_change` (relative), in its premium currency, and the volatility it was priced at
+    /// (`None` when expired: its mark is its intrinsic value).
+    fn reprice(&self, price_move: f64, vol_change: f64) -> Result<(f64, Option<f64>), RiskError> {
         let moved_spot = self.spot * (1.0 + price_move);
         if self.time <= 0.0 {
             let intrinsic = self
                 .kind
                 .intrinsic(self.forward * (1.0 + price_move), self.strike);
-            return Ok(match self.style {
-                Style::Linear => intrinsic,
-                Style::Inverse => intrinsic / moved_spot,
-            });
+            return Ok((
+                match self.style {
+                    Style::Linear => intrinsic,
+                    Style::Inverse => intrinsic / moved_spot,
+                },
+                None,
+            ));
         }
-        let volatility = self.volatility.clone()?;
-        let usd = Black76::new_checked(
+        let volatility = self.volatility.clone()? * (1.0 + vol_change);
+        let model = Black76::new_checked(
             self.forward * (1.0 + price_move),
             self.strike,
             self.time,
-            volatility * (1.0 + vol_change),
+            volatility,
             self.discount,
         )
-        .map(|model| model.price(self.kind))
         .map_err(|error| RiskError::Pricing {
             path: format!("mark.{}", self.name),
             problem: error.to_string(),
         })?;
-        Ok(match self.style {
+        let usd = model.price(self.kind);
+        let premium = match self.style {
             Style::Linear => usd,
             Style::Inverse => usd / moved_spot,
-        })
+        };
+        Ok((premium, Some(model.volatility())))
     }
 }
 
@@ -552,8 +611,8 @@ pub struct Crossing {
     pub safe: f64,
     /// The precision: the first bracket's width `2^-40` (the width forty bisection steps leave).
     pub tolerance: f64,
-    /// Health evaluations the refinement took after the outward search (for the benchmarks and
-    /// tests that hold the search to its cost).
+    /// Health evaluations the refinement took after the outward search, the exact checks of a
+    /// fast answer included (for the benchmarks and tests that hold the search to its cost).
     pub refinements: usize,
 }
 
@@ -954,33 +1013,125 @@ pub fn nearest_crossing(
         Some(params) => MoveHealth::new(portfolio, base, params, underlying)?,
         None => None,
     };
+    // Without the lean path every step is the full report: nothing to confirm.
+    let steps_fast = lean.is_some();
     let names = [underlying.to_owned()];
-    let mut health = |price_move: f64| -> Result<f64, RiskError> {
-        if let Some(health) = lean.as_mut().and_then(|lean| lean.health(price_move)) {
+    let mut health_to = |price_move: f64, precision: Precision| -> Result<f64, RiskError> {
+        if let Some(health) = lean
+            .as_mut()
+            .and_then(|lean| lean.health(price_move, precision))
+        {
             return Ok(health);
         }
         health_at(portfolio, base, &names, price_move)
     };
-    let (down, up) = outward_both(&mut health, unmoved)?;
+    // The steps run fast; the answer is then held to the full path's health (`confirm`), and
+    // where that cannot be done within a few tolerances, the search runs again exactly.
+    let fast = search_nearest(
+        &mut |price_move| health_to(price_move, Precision::Fast),
+        unmoved,
+    )?;
+    let mut exact = |price_move| health_to(price_move, Precision::Exact);
+    match fast {
+        None => Ok(None),
+        Some(crossing) if !steps_fast => Ok(Some(crossing)),
+        Some(crossing) => match confirm(crossing, &mut exact) {
+            Some(confirmed) => Ok(Some(confirmed)),
+            None => search_nearest(&mut exact, unmoved),
+        },
+    }
+}
+
+/// Most steps [`confirm`] takes before it gives up on a fast answer (each moves the bracket by
+/// one tolerance; the fast and exact healths differ by about 1e-15 relative, so one step is
+/// already more than their difference ever moves the crossing on a smooth stretch).
+const CONFIRM_STEPS: usize = 4;
+
+/// A crossing found with [`Precision::Fast`] steps, held to `exact` health: at or below 1 at
+/// `crossed`, above 1 at `safe` (the unmoved market's health, above 1, is taken as known). Where
+/// the exact health disagrees at an end, the bracket steps by one tolerance toward where it
+/// crosses and is checked again. `None` when it does not settle within [`CONFIRM_STEPS`] steps
+/// or an exact evaluation fails: the caller then searches again exactly.
+fn confirm(
+    crossing: Crossing,
+    exact: &mut impl FnMut(f64) -> Result<f64, RiskError>,
+) -> Option<Crossing> {
+    let Crossing {
+        mut crossed,
+        mut safe,
+        tolerance,
+        refinements,
+    } = crossing;
+    if crossed == 0.0 {
+        return Some(crossing);
+    }
+    let sign = crossed.signum();
+    let mut crossed_known = false;
+    let mut safe_known = safe == 0.0;
+    let mut checks = 0;
+    for _ in 0..=2 * CONFIRM_STEPS {
+        if !crossed_known {
+            checks += 1;
+            if exact(crossed).ok()? > 1.0 {
+                // Not crossed yet: the crossing lies further out.
+                safe = crossed;
+                safe_known = true;
+                crossed += sign * tolerance;
+                continue;
+            }
+        }
+        if !safe_known {
+            checks += 1;
+            if exact(safe).ok()? <= 1.0 {
+                // Already crossed: the crossing lies nearer to zero.
+                crossed = safe;
+                crossed_known = true;
+                safe = if safe.abs() > tolerance {
+                    safe - sign * tolerance
+                } else {
+                    0.0
+                };
+                safe_known = safe == 0.0;
+                continue;
+            }
+        }
+        // Both ends hold by the exact health.
+        return Some(Crossing {
+            crossed,
+            safe,
+            tolerance,
+            refinements: refinements + checks,
+        });
+    }
+    None
+}
+
+/// The nearest crossing of [`nearest_crossing`] with the health `health`, for an account above
+/// health 1 at the unmoved market (`unmoved`).
+fn search_nearest(
+    health: &mut impl FnMut(f64) -> Result<f64, RiskError>,
+    unmoved: f64,
+) -> Result<Option<Crossing>, RiskError> {
+    let (down, up) = outward_both(health, unmoved)?;
     let (mut down, mut up) = match (down, up) {
         (None, None) => return Ok(None),
-        (Some(down), None) => return down.finish(&mut health).map(Some),
-        (None, Some(up)) => return up.finish(&mut health).map(Some),
+        (Some(down), None) => return down.finish(health).map(Some),
+        (None, Some(up)) => return up.finish(health).map(Some),
         (Some(down), Some(up)) => (down, up),
     };
     loop {
         // The fall wins ties (`|down| <= up`).
         if down.upper() <= up.lower() {
-            return down.finish(&mut health).map(Some);
+            return down.finish(health).map(Some);
         }
         if up.upper() < down.lower() {
-            return up.finish(&mut health).map(Some);
+            return up.finish(health).map(Some);
         }
         // Undecided: refine the bracket that may hold the nearer answer.
         if !down.done() && (up.done() || down.lower() <= up.lower()) {
-            down.step(&mut health)?;
+            down.step(health)?;
         } else {
-            up.step(&mut health)?;
+            up.step(health)?;
         }
     }
 }

@@ -45,7 +45,7 @@ pub use self::combine::Correlations;
 pub use self::currency::ReportCurrency;
 pub use self::grid::{Scenario, scenarios, shocked_volatility, vol_shock_scale};
 pub use self::lean::{PreparedExposures, Scratch, maintenance_margin, maintenance_margin_prepared};
-pub use self::moved::MovedBook;
+pub use self::moved::{BookMark, MovedBook};
 pub use self::shared::{SharedBooks, shared_margin};
 pub use self::shortfall::ExpectedShortfallFigures;
 

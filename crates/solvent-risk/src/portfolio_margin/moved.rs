@@ -68,6 +68,19 @@ pub(super) struct MovedScratch {
     pub(super) charges: Vec<Charges>,
 }
 
+/// The mark of one instrument of the moved book at a step, as [`MovedBook::margin`] reads it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BookMark {
+    /// The mark as `f64`: a perpetual's or future's mark as the report reads it, an option's
+    /// mark where the market gives one; `None` for spot balances and options priced by the
+    /// surface.
+    pub price: Option<f64>,
+    /// The volatility an option's moved mark was repriced at, when known: the revaluation
+    /// takes it instead of solving it again from `price` (the two differ by the solver's error,
+    /// about 1e-15 relative; `None` solves, as the full report does).
+    pub volatility: Option<f64>,
+}
+
 /// Rows of the moved book revalued together: their options' batch columns (37 rows of 48 bytes
 /// each per option) then stay in the cache, where one batch of the whole book streamed
 /// megabytes through memory at every step.
@@ -95,7 +108,7 @@ impl MovedStep<'_> {
     pub(super) fn revalue(
         &self,
         rows: &[MovedRow],
-        marks: &[Option<f64>],
+        marks: &[BookMark],
         unit_pnl: &mut [f64],
         units: &mut [(f64, f64, bool)],
         scratch: &mut BlockScratch,
@@ -133,7 +146,7 @@ impl MovedStep<'_> {
                     *slot = (1.0, 0.0, false);
                 }
                 MovedRow::Linear { inverse, years } => {
-                    let per_unit = if *inverse { spot } else { (*mark)? };
+                    let per_unit = if *inverse { spot } else { mark.price? };
                     for (value, scenario) in unit.iter_mut().zip(scenarios) {
                         *value = per_unit * scenario.price_move;
                     }
@@ -141,10 +154,14 @@ impl MovedStep<'_> {
                 }
                 MovedRow::Option(option) => {
                     let forward = spot * option.carry;
-                    let volatility = match (option.surface_volatility, mark) {
+                    let volatility = match (option.surface_volatility, mark.price) {
                         (Some(volatility), _) => volatility,
+                        // Repriced by the search at this volatility: no solve needed.
+                        (None, Some(_)) if option.time > 0.0 && mark.volatility.is_some() => {
+                            mark.volatility?
+                        }
                         (None, Some(mark)) if option.time > 0.0 => {
-                            let usd = if option.inverse { mark * spot } else { *mark };
+                            let usd = if option.inverse { mark * spot } else { mark };
                             implied_volatility(
                                 usd,
                                 forward,
@@ -313,13 +330,12 @@ impl MovedBook {
 
     /// `(maintenance, initial)` margin in the report currency, before rounding, with the moved
     /// underlying's index at `spot` (USD) and its instruments' marks at `marks` (in the order of
-    /// [`MovedBook::instruments`], as `f64`: a perpetual's or future's mark as the report reads
-    /// it, an option's mark where the market gives one, `None` for spot balances and options
-    /// priced by the surface). `None` when a revaluation fails: the full path then reports why.
+    /// [`MovedBook::instruments`], see [`BookMark`]). `None` when a revaluation fails: the full
+    /// path then reports why.
     pub fn margin(
         &mut self,
         spot: f64,
-        marks: &[Option<f64>],
+        marks: &[BookMark],
         currency: &ReportCurrency,
     ) -> Option<(f64, f64)> {
         let (_, book_u) = self.book.underlyings.get_index(self.moved)?;
