@@ -1241,16 +1241,8 @@ impl Model {
                     brackets,
                     default_leverage,
                 } => {
-                    let max = brackets
-                        .iter()
-                        .find(|(up_to, _)| value <= *up_to)
-                        .or(brackets.last())?
-                        .1;
-                    let chosen = self
-                        .leverage
-                        .get(&(id.to_owned(), h.name.clone()))
-                        .map(|l| to_f64(*l))
-                        .or(*default_leverage);
+                    let max = bracket_maximum(brackets, value)?;
+                    let chosen = self.chosen_leverage(id, &h.name, *default_leverage);
                     value / chosen.map_or(max, |c| c.min(max))
                 }
                 Rule::SizeLinear {
@@ -1379,6 +1371,15 @@ impl Model {
         )
     }
 
+    /// The leverage `id` chose for `instrument` by accepted `set_leverage` events, else the
+    /// contract's default.
+    fn chosen_leverage(&self, id: &str, instrument: &str, default: Option<f64>) -> Option<f64> {
+        self.leverage
+            .get(&(id.to_owned(), instrument.to_owned()))
+            .map(|l| to_f64(*l))
+            .or(default)
+    }
+
     /// Whether `instrument`'s position in `sheet` stands at a leverage (chosen, or the default)
     /// above the maximum of the bracket its value falls in: `invalid_leverage` then; ambiguous
     /// at a bracket's bound; `None` beyond the model.
@@ -1412,16 +1413,8 @@ impl Model {
         {
             return Some((Expect::Either, Basis::Ambiguous));
         }
-        let max = brackets
-            .iter()
-            .find(|(up_to, _)| value <= *up_to)
-            .or(brackets.last())?
-            .1;
-        let chosen = self
-            .leverage
-            .get(&(id.to_owned(), instrument.to_owned()))
-            .map(|l| to_f64(*l))
-            .or(*default_leverage);
+        let max = bracket_maximum(brackets, value)?;
+        let chosen = self.chosen_leverage(id, instrument, *default_leverage);
         Some(match chosen {
             Some(chosen) if chosen > max => {
                 (Expect::Reject(RejectReason::InvalidLeverage), Basis::Exact)
@@ -1526,6 +1519,15 @@ impl Model {
 
 /// Accepted when every (margin, scale) is clearly positive; refused for `reason` at the first
 /// clearly negative one (checked in the engine's order); either inside the band.
+/// The highest leverage of the bracket `value` falls in (the last bracket beyond them all).
+fn bracket_maximum(brackets: &[(f64, f64)], value: f64) -> Option<f64> {
+    brackets
+        .iter()
+        .find(|(up_to, _)| value <= *up_to)
+        .or(brackets.last())
+        .map(|(_, max)| *max)
+}
+
 fn judge(verdicts: &[(f64, f64)], reason: RejectReason) -> (Expect, Basis) {
     for (margin, scale) in verdicts {
         if !margin.is_finite() {
