@@ -364,17 +364,30 @@ impl Engine {
         // The volatility's share: the requirement moves with a volatility change `dv` by at
         // most the options' vegas (`F sqrt(T) / sqrt(2 pi)` per unit, more in a scenario whose
         // shock scales the volatility) and the delta charges' drift.
-        let mut vol_slope = 0.0;
-        let mut lowest_volatility = f64::INFINITY;
+        // Each underlying's parameters, scenario grid, index and delta-charge rate, read once
+        // for the volatility's share and for the slopes below.
+        let mut priced = Vec::with_capacity(underlyings.len());
         for underlying in &underlyings {
             let underlying_params = params.underlyings.get(underlying.name)?;
             let price = band_f64(self.market.index.get(underlying.name)?.value());
+            let delta_rates = delta_rates_of(underlying_params, underlying.delta_max, price);
+            priced.push((
+                underlying_params,
+                scenarios(underlying_params),
+                price,
+                delta_rates,
+            ));
+        }
+        let mut vol_slope = 0.0;
+        let mut lowest_volatility = f64::INFINITY;
+        for (underlying, (underlying_params, grid, price, delta_rates)) in
+            underlyings.iter().zip(&priced)
+        {
+            let (underlying_params, price) = (*underlying_params, *price);
             let forward = 1.5 * price;
-            let delta_charge =
-                delta_rates_of(underlying_params, underlying.delta_max, price) * price;
-            let grid = scenarios(underlying_params);
+            let delta_charge = delta_rates * price;
             let mut worst: f64 = 0.0;
-            for scenario in &grid {
+            for scenario in grid {
                 let mut moved = 0.0;
                 for option in &underlying.options {
                     let scale =
@@ -437,10 +450,9 @@ impl Engine {
             };
         let allowance = offset_jump;
         let mut decaying = Vec::new();
-        for underlying in underlyings {
-            let underlying_params = params.underlyings.get(underlying.name)?;
-            let grid = scenarios(underlying_params);
-            let price = band_f64(self.market.index.get(underlying.name)?.value());
+        for (underlying, (underlying_params, grid, price, delta_rates)) in
+            underlyings.into_iter().zip(priced)
+        {
             let coin: f64 = coins
                 .iter()
                 .filter(|(name, _)| *name == underlying.name)
@@ -475,7 +487,6 @@ impl Engine {
             // The charges on the net delta, at the largest delta and notional the band allows.
             let p = underlying_params;
             let delta_max = underlying.delta_max;
-            let delta_rates = delta_rates_of(p, delta_max, price);
             let charges = delta_rates * delta_max
                 + p.short_option_minimum * underlying.short_contracts
                 + underlying.roll_slope;
