@@ -21,6 +21,14 @@ use solvent_engine::effect::Effect;
 use solvent_engine::event::{Envelope, parse_line};
 use solvent_engine::population::{self, PopulationParams};
 
+/// The open interest (USD notional) of the drawn legs on `underlying`.
+fn open_interest(legs: &[&population::LegSpec], underlying: &str) -> Decimal {
+    legs.iter()
+        .filter(|l| l.underlying == underlying)
+        .map(|l| l.notional_usd)
+        .sum()
+}
+
 fn venue() -> Venue {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
     Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
@@ -363,11 +371,7 @@ fn generator_matches_its_documented_calibration() {
     assert!(legs.iter().all(|l| (2.0..=50.0).contains(&l.leverage)));
     // Open interest per underlying near one ADV (a log-normal sum: within a factor of two).
     for market in population::default_market() {
-        let open_interest: Decimal = legs
-            .iter()
-            .filter(|l| l.underlying == market.underlying)
-            .map(|l| l.notional_usd)
-            .sum();
+        let open_interest = open_interest(&legs, &market.underlying);
         let ratio = f64_of(open_interest) / f64_of(market.adv_usd);
         assert!(
             (0.5..2.0).contains(&ratio),
@@ -590,11 +594,7 @@ fn small_linear_positions_keep_their_size_and_the_open_interest_its_calibration(
     let population = population::generate(&venue(), &params).unwrap();
     let legs: Vec<_> = population.accounts.iter().flat_map(|a| &a.legs).collect();
     for market in population::default_market() {
-        let open_interest: Decimal = legs
-            .iter()
-            .filter(|l| l.underlying == market.underlying)
-            .map(|l| l.notional_usd)
-            .sum();
+        let open_interest = open_interest(&legs, &market.underlying);
         let ratio = f64_of(open_interest) / (0.01 * f64_of(market.adv_usd));
         assert!(
             (0.5..2.0).contains(&ratio),
