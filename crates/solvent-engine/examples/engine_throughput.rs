@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use solvent_engine::effect::Effect;
+use solvent_engine::engine::Evaluations;
 use solvent_engine::event::{Envelope, Event};
 use support::LEGS;
 use support::mixed::{Built, Kind, MARKED, Shares, StreamMix, Streamer, build, count_rejections};
@@ -93,13 +94,18 @@ struct Tally {
     count: usize,
     total: Duration,
     max: Duration,
+    /// Accounts evaluated through the prepared kernel and through the full report.
+    prepared: u64,
+    reported: u64,
 }
 
 impl Tally {
-    fn add(&mut self, elapsed: Duration) {
+    fn add(&mut self, elapsed: Duration, before: Evaluations, after: Evaluations) {
         self.count += 1;
         self.total += elapsed;
         self.max = self.max.max(elapsed);
+        self.prepared += after.prepared - before.prepared;
+        self.reported += after.reported - before.reported;
     }
 }
 
@@ -138,12 +144,16 @@ fn run_stream(built: &mut Built, name: &str, mix: StreamMix, options: &Options, 
     let mut rejected = BTreeMap::new();
     let mut applied = 0usize;
     for (envelope, class) in &events {
+        let before = built.engine.evaluations();
         let start = Instant::now();
         let out = built.engine.apply(envelope);
         let elapsed = start.elapsed();
         total += elapsed;
         applied += 1;
-        tallies.entry(class.clone()).or_default().add(elapsed);
+        tallies
+            .entry(class.clone())
+            .or_default()
+            .add(elapsed, before, built.engine.evaluations());
         effects += out.len();
         liquidations += out
             .iter()
@@ -169,16 +179,25 @@ fn run_stream(built: &mut Built, name: &str, mix: StreamMix, options: &Options, 
         total.as_secs_f64() * 1e6 / applied.max(1) as f64,
     );
     println!(
-        "    {:<28} {:>8} {:>11} {:>11} {:>7}",
-        "event (account kind)", "count", "mean us", "max us", "time %"
+        "    {:<28} {:>8} {:>11} {:>11} {:>7} {:>14} {:>12}",
+        "event (account kind)",
+        "count",
+        "mean us",
+        "max us",
+        "time %",
+        "examined/event",
+        "full report"
     );
     for (class, tally) in &tallies {
+        let examined = tally.prepared + tally.reported;
         println!(
-            "    {class:<28} {:>8} {:>11.2} {:>11.1} {:>6.1}%",
+            "    {class:<28} {:>8} {:>11.2} {:>11.1} {:>6.1}% {:>14.2} {:>11.0}%",
             tally.count,
             tally.total.as_secs_f64() * 1e6 / tally.count.max(1) as f64,
             tally.max.as_secs_f64() * 1e6,
-            100.0 * tally.total.as_secs_f64() / total.as_secs_f64().max(1e-12)
+            100.0 * tally.total.as_secs_f64() / total.as_secs_f64().max(1e-12),
+            examined as f64 / tally.count.max(1) as f64,
+            100.0 * tally.reported as f64 / examined.max(1) as f64,
         );
     }
 }

@@ -366,6 +366,10 @@ pub struct Engine {
     venue_digest: [u8; 32],
     /// Counts changes of the volatility smiles (the key of `surfaces`).
     vol_generation: u64,
+    /// How many times accounts were evaluated, and how: what the bands spare is read here
+    /// (diagnostics only, never hashed nor snapshotted).
+    #[serde(skip)]
+    evaluations: Evaluations,
     /// The volatility surfaces at the current time, smiles and venue, built once and shared by
     /// every account valued before any of them changes: a cache, never hashed.
     #[serde(skip)]
@@ -384,6 +388,16 @@ pub struct Engine {
     adl_queues: BTreeMap<String, insurance::AdlQueues>,
 }
 
+/// How many account evaluations an engine has made since it was built, by the path that gave
+/// the figures: what monitoring costs is the count times the path's price.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Evaluations {
+    /// Figures from the prepared standard-margin kernel (`engine/prepared.rs`).
+    pub prepared: u64,
+    /// Figures from the full margin report.
+    pub reported: u64,
+}
+
 /// Surfaces built at `(time, smiles generation, venue)`.
 #[derive(Clone, Debug)]
 struct CachedSurfaces {
@@ -400,6 +414,7 @@ impl Engine {
     pub fn new(venue: Venue, config: EngineConfig) -> Self {
         Self {
             vol_generation: 0,
+            evaluations: Evaluations::default(),
             surfaces: std::cell::RefCell::new(None),
             price_generation: 0,
             books: std::cell::RefCell::new(BTreeMap::new()),
@@ -461,6 +476,13 @@ impl Engine {
     #[must_use]
     pub fn accounts(&self) -> &AccountBook {
         &self.accounts
+    }
+
+    /// How many account evaluations the engine has made since it was built or restored, by
+    /// path (diagnostics for benchmarks and metrics; not part of the state).
+    #[must_use]
+    pub fn evaluations(&self) -> Evaluations {
+        self.evaluations
     }
 
     /// The current market.

@@ -40,9 +40,11 @@ impl Engine {
                 settlement_asset: &prepared.settlement_asset,
                 positions: &[],
             };
+            self.evaluations.prepared += 1;
             self.act_on(id, &standing, figures, effects);
             return;
         }
+        self.evaluations.reported += 1;
         let Some(mut report) = self.report_or_unband(id) else {
             return;
         };
