@@ -18,6 +18,7 @@
 //! | `engine/funding.rs` | funding and expiry settlement |
 //! | `engine/holders.rs` | which accounts hold what (the sets a price update looks up) |
 //! | `engine/bands.rs` | safe price bands: which accounts a price update can change |
+//! | `engine/vol_bands.rs` | which option holders a smile change can change |
 //! | `engine/monitoring.rs` | evaluation: state changes, margin calls, liquidation when due |
 //! | `engine/liquidation.rs` | partial, gradual liquidation and its guards |
 //! | `engine/insurance.rs` | the insurance fund, deficits, auto-deleveraging |
@@ -28,6 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use compact_str::CompactString;
+use indexmap::IndexMap;
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::{Signed, ToPrimitive};
@@ -74,6 +76,7 @@ mod state_hash;
 mod top_ups;
 mod trading;
 mod valuation;
+mod vol_bands;
 
 pub use snapshot::{SNAPSHOT_FORMAT, SnapshotError};
 
@@ -213,9 +216,9 @@ pub struct Account {
     bands: Vec<Band>,
     /// Whether it waits, on some underlying, for a price before it can have a band there.
     unbanded: bool,
-    /// Per underlying of its options: the volatility travel (see `Engine::vol_travel`) at
-    /// which it must be examined again, as registered in `Engine::vol_limits`.
-    vol_limits: Vec<(CompactString, u64)>,
+    /// Per underlying of its options (sorted): the smiles' epoch it is registered against and
+    /// the key of its tolerance there, as registered in `Engine::vol_watch`.
+    vol_limits: Vec<(CompactString, u64, bands::BandKey)>,
     /// The contracts with a given mark it holds whose band is not on that mark (inverse,
     /// options, other settlement): examined at each of their mark updates. Sorted.
     mark_watched: Vec<CompactString>,
@@ -349,13 +352,10 @@ pub struct Engine {
     coin_indices: Vec<String>,
     /// Holders of an underlying without a band on it yet (examined at its every update).
     unbanded: BTreeMap<String, BTreeSet<u32>>,
-    /// Per underlying, the sum over its smile changes of the largest change of a volatility
-    /// (the smiles' "travel"): how far any option's volatility can have moved since a time is
-    /// at most the travel since then.
-    vol_travel: BTreeMap<String, f64>,
-    /// Per underlying, option holders by the travel at which they must be examined again
-    /// (the key of an `f64`, see `bands::band_key`): a smile change examines those it reaches.
-    vol_limits: BTreeMap<String, BTreeSet<(u64, u32)>>,
+    /// Per underlying, its option holders registered against snapshots of its smiles with
+    /// their volatility tolerance (see `engine/vol_bands.rs`): a smile change examines those
+    /// whose tolerance today's distance from their snapshot reaches.
+    vol_watch: BTreeMap<String, vol_bands::VolWatch>,
     /// ADL counterparties whose profit was just taken at the bankruptcy price: examined again
     /// before the event ends, since losing that profit can leave them in breach.
     deleveraged: BTreeSet<String>,
@@ -443,8 +443,7 @@ impl Engine {
             mark_bands: BTreeMap::new(),
             mark_watchers: BTreeMap::new(),
             unbanded: BTreeMap::new(),
-            vol_travel: BTreeMap::new(),
-            vol_limits: BTreeMap::new(),
+            vol_watch: BTreeMap::new(),
             deleveraged: BTreeSet::new(),
             last_seq: None,
             now: EPOCH,

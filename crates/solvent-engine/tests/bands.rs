@@ -647,3 +647,79 @@ fn cross_inverse_longs_are_caught_as_their_mark_slides() {
         );
     }
 }
+
+/// Smiles re-quoted up and down: an option holder is examined when today's smiles have moved
+/// from those it was last examined at by more than its tolerance, not when the re-quotes' sizes
+/// add up to it. One point up and down 200 times (400 points of moves, never more than one
+/// from where they started) never examine a short put whose tolerance is about 1.5 points (a
+/// 30-point rise moves it), and the banded engine acts as the exhaustive one throughout.
+#[test]
+fn smiles_requoted_up_and_down_examine_no_holder_they_cannot_change() {
+    let accounts = [(30_000, 0, 0, 2, false)];
+    let mut vols: Vec<(usize, u32)> = (0..400)
+        .map(|step| (step, if step % 2 == 0 { 61 } else { 60 }))
+        .collect();
+    vols.push((400, 90));
+    let lines = mixed_events(&accounts, &[0; 401], &vols);
+    let actions = assert_same_actions(&lines);
+    assert!(
+        actions.iter().any(|a| a.contains("state_changed")),
+        "precondition: the 30-point rise moves the account: {actions:?}"
+    );
+    let mut engine = Engine::new(venue(), EngineConfig::default());
+    let mut examined_in_requotes = 0;
+    for (number, line) in lines.iter().enumerate() {
+        let envelope = parse_line("bands", number + 1, line).unwrap();
+        let before = engine.evaluations();
+        engine.apply(&envelope);
+        let after = engine.evaluations();
+        // The opening smiles (the first four lines) and the rise apart.
+        if number >= 4 && line.contains("vol_surface") && !line.contains(r#""vols":[1.0200"#) {
+            examined_in_requotes +=
+                (after.prepared + after.reported) - (before.prepared + before.reported);
+        }
+    }
+    assert_eq!(
+        examined_in_requotes, 0,
+        "re-quotes within the holder's tolerance examined it"
+    );
+}
+
+/// Many option holders while the smile walks at random for 600 re-quotes and the index with
+/// it: holders are registered against many snapshots of the smiles, the oldest merged into
+/// newer ones as their number passes the limit, and every action still comes at the update an
+/// engine examining every holder takes it.
+#[test]
+fn option_holders_follow_a_smile_walking_at_random() {
+    let accounts: Vec<(u32, u32, i32, u8, bool)> = (0..24)
+        .map(|i: u32| {
+            let kind = [1, 2, 4, 5][(i % 4) as usize];
+            let btc = if kind == 4 { 15 + i % 5 * 5 } else { 0 };
+            (12_000 + i * 1_500, btc, 0, kind, i % 6 == 5)
+        })
+        .collect();
+    // A fixed pseudo-random walk (a 64-bit LCG): at-the-money between 40 and 90 points.
+    let mut state: u64 = 0x5eed;
+    let mut draw = || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) % 5
+    };
+    let mut atm: u32 = 60;
+    let mut path = Vec::new();
+    let mut vols = Vec::new();
+    for step in 0..600 {
+        path.push(i32::try_from(draw()).unwrap() - 2);
+        atm = (atm + u32::try_from(draw()).unwrap())
+            .saturating_sub(2)
+            .clamp(40, 90);
+        vols.push((step, atm));
+    }
+    let lines = mixed_events(&accounts, &path, &vols);
+    let actions = assert_same_actions(&lines);
+    assert!(
+        actions.iter().any(|a| a.contains("state_changed")),
+        "precondition: the walk moves some account between states: {actions:?}"
+    );
+}

@@ -36,24 +36,63 @@ struct Smile {
 impl Smile {
     /// Linear in strike, flat beyond the ends. `strikes` is non-empty and ascending.
     fn volatility(&self, strike: f64) -> f64 {
-        let (strikes, vols) = (&self.strikes, &self.volatilities);
-        // Index of the first strike above `strike` (NaN counts as below every strike).
-        let upper = strikes.partition_point(|&k| k <= strike);
-        match (upper.checked_sub(1), vols.get(upper)) {
-            (None, _) => vols[0],
-            (Some(i), None) => vols[i],
-            (Some(i), Some(&v_hi)) => {
-                let (k_lo, k_hi, v_lo) = (strikes[i], strikes[upper], vols[i]);
-                let weight = (strike - k_lo) / (k_hi - k_lo);
-                v_lo + weight * (v_hi - v_lo)
-            }
-        }
+        smile_volatility(&self.strikes, &self.volatilities, strike)
     }
 
     fn total_variance(&self, strike: f64) -> f64 {
         let v = self.volatility(strike);
         v * v * self.time_to_expiry_years
     }
+}
+
+/// The volatility of a smile at `strike`: linear in strike between points, flat beyond the
+/// ends. `strikes` is non-empty, ascending and as long as `vols`.
+fn smile_volatility(strikes: &[f64], vols: &[f64], strike: f64) -> f64 {
+    // Index of the first strike above `strike` (NaN counts as below every strike).
+    let upper = strikes.partition_point(|&k| k <= strike);
+    match (upper.checked_sub(1), vols.get(upper)) {
+        (None, _) => vols[0],
+        (Some(i), None) => vols[i],
+        (Some(i), Some(&v_hi)) => {
+            let (k_lo, k_hi, v_lo) = (strikes[i], strikes[upper], vols[i]);
+            let weight = (strike - k_lo) / (k_hi - k_lo);
+            v_lo + weight * (v_hi - v_lo)
+        }
+    }
+}
+
+/// The largest difference, over every strike, between the volatilities two smiles of one expiry
+/// give under this module's interpolation (`(strikes, vols)` each).
+///
+/// Both smiles are linear between their strikes and flat beyond, so their difference is
+/// piecewise linear with its kinks at their strikes: the largest is reached at one of them.
+/// A smile that is empty, whose lengths differ, or whose strikes do not strictly ascend, and a
+/// non-finite difference, give `f64::INFINITY` (no bound).
+///
+/// With the interpolation in time above, a volatility anywhere on a surface moves by at most the
+/// largest of its smiles' distances: `sigma = sqrt(a s0^2 + b s1^2)` with `a + b = 1`, a norm of
+/// the two smiles' volatilities, which is 1-Lipschitz in them.
+#[must_use]
+pub fn smile_distance(before: (&[f64], &[f64]), after: (&[f64], &[f64])) -> f64 {
+    let valid = |(strikes, vols): (&[f64], &[f64])| {
+        !strikes.is_empty()
+            && strikes.len() == vols.len()
+            && strikes.windows(2).all(|pair| pair[0] < pair[1])
+    };
+    if !valid(before) || !valid(after) {
+        return f64::INFINITY;
+    }
+    let mut largest = 0.0_f64;
+    for &strike in before.0.iter().chain(after.0) {
+        let difference = (smile_volatility(after.0, after.1, strike)
+            - smile_volatility(before.0, before.1, strike))
+        .abs();
+        if !difference.is_finite() {
+            return f64::INFINITY;
+        }
+        largest = largest.max(difference);
+    }
+    largest
 }
 
 /// Implied volatilities of one underlying by strike and time to expiry (see the module

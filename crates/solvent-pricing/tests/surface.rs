@@ -168,3 +168,67 @@ fn invalid_surfaces_are_named_errors() {
         "expiry 0, point 0: strike must be finite, got inf"
     );
 }
+
+/// Hand-worked: a two-point smile (0.50 at 100, 0.60 at 200) against a flat 0.55 one-point
+/// smile differs by 0.05 at both of the first's strikes and not at all at 150, in between.
+#[test]
+fn smile_distance_is_reached_at_a_strike_of_either_smile() {
+    use solvent_pricing::surface::smile_distance;
+    let before = ([100.0, 200.0], [0.50, 0.60]);
+    let flat = ([150.0], [0.55]);
+    let distance = smile_distance((&before.0, &before.1), (&flat.0, &flat.1));
+    assert!((distance - 0.05).abs() < 1e-15, "{distance}");
+    // Re-quoted on the same strikes: 0.52 and 0.57, the larger move 0.03 at 200.
+    let requoted = ([100.0, 200.0], [0.52, 0.57]);
+    let distance = smile_distance((&before.0, &before.1), (&requoted.0, &requoted.1));
+    assert!((distance - 0.03).abs() < 1e-15, "{distance}");
+    // Anything it cannot bound is infinitely far.
+    let unsorted = ([200.0, 100.0], [0.5, 0.6]);
+    assert_eq!(
+        smile_distance((&before.0, &before.1), (&unsorted.0, &unsorted.1)),
+        f64::INFINITY
+    );
+    assert_eq!(
+        smile_distance((&before.0, &before.1), (&[100.0], &[0.5, 0.6])),
+        f64::INFINITY
+    );
+}
+
+proptest::proptest! {
+    /// The distance of two smiles bounds the change of the surface's volatility at every strike
+    /// and every time, between and beyond the expiries (the engine's volatility bands rest on
+    /// it): two expiries, each re-quoted on strikes of its own.
+    #[test]
+    fn smile_distance_bounds_the_surface_everywhere(
+        near in proptest::collection::vec((50.0_f64..150.0, 0.2_f64..1.5), 1..6),
+        near_after in proptest::collection::vec((50.0_f64..150.0, 0.2_f64..1.5), 1..6),
+        far in proptest::collection::vec((50.0_f64..150.0, 0.2_f64..1.5), 1..6),
+        far_after in proptest::collection::vec((50.0_f64..150.0, 0.2_f64..1.5), 1..6),
+        strike in 30.0_f64..200.0,
+        time in 0.01_f64..2.0,
+    ) {
+        use solvent_pricing::surface::smile_distance;
+        let points = |mut points: Vec<(f64, f64)>| {
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            points.dedup_by(|a, b| (a.0 - b.0).abs() < 1e-6);
+            points.into_iter().unzip::<f64, f64, Vec<f64>, Vec<f64>>()
+        };
+        let (near, near_after, far, far_after) =
+            (points(near), points(near_after), points(far), points(far_after));
+        let distance = smile_distance((&near.0, &near.1), (&near_after.0, &near_after.1)).max(
+            smile_distance((&far.0, &far.1), (&far_after.0, &far_after.1)),
+        );
+        let before = VolSurface::new_checked(vec![
+            smile(0.1, &near.0, &near.1),
+            smile(1.0, &far.0, &far.1),
+        ])
+        .unwrap();
+        let after = VolSurface::new_checked(vec![
+            smile(0.1, &near_after.0, &near_after.1),
+            smile(1.0, &far_after.0, &far_after.1),
+        ])
+        .unwrap();
+        let moved = (after.volatility(strike, time) - before.volatility(strike, time)).abs();
+        proptest::prop_assert!(moved <= distance * (1.0 + 1e-12) + 1e-15, "{moved} > {distance}");
+    }
+}

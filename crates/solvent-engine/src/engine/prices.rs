@@ -279,14 +279,13 @@ impl Engine {
         strikes: &[f64],
         vols: &[f64],
     ) -> Result<Vec<Effect>, Rejection> {
-        // How far the smile moves: the largest change of a volatility at any strike, or none
-        // known (a new expiry, which re-weights the surface's interpolation).
-        let change = self
+        // Whether a distance bounds the change: not for a new expiry, which re-weights the
+        // surface's interpolation in time.
+        let known = self
             .market
             .vol
             .get(underlying)
-            .and_then(|smiles| smiles.get(expiry))
-            .and_then(|old| smile_change(old, strikes, vols));
+            .is_some_and(|smiles| smiles.contains_key(expiry));
         let mut market = self.market.clone();
         market.vol.entry(underlying.to_owned()).or_default().insert(
             expiry.to_owned(),
@@ -302,16 +301,15 @@ impl Engine {
         self.market = market;
         self.vol_generation += 1;
         let mut effects = Vec::new();
-        if let Some(change) = change
-            && !self.config.exhaustive_monitoring
-        {
-            // Only the option holders whose volatility allowance the change uses up (see
-            // `Engine::vol_crossed`).
-            for id in self.vol_crossed(underlying, change) {
+        if known && !self.config.exhaustive_monitoring {
+            // Only the option holders whose volatility tolerance the change uses up (see
+            // `engine/vol_bands.rs`).
+            for id in self.vol_crossed(underlying, expiry) {
                 self.evaluate(&id, Figures::Unreported, &mut effects);
             }
             return Ok(effects);
         }
+        self.vol_reset(underlying);
         // Volatility moves option values and the option legs of a scenario grid, nothing else:
         // only holders of options on the underlying (any expiry: the surface interpolates
         // between them) are examined, not every holder of the underlying.
@@ -340,29 +338,4 @@ impl Engine {
             })
         })
     }
-}
-
-/// The largest change of the volatility at any strike between two smiles of one expiry (both
-/// linear between their strikes and flat beyond, so the largest change is at one of their
-/// strikes); `None` if either is not a valid smile.
-fn smile_change(old: &Smile, strikes: &[f64], vols: &[f64]) -> Option<f64> {
-    let surface = |strikes: &[f64], vols: &[f64]| {
-        solvent_pricing::surface::VolSurface::new_checked(vec![
-            solvent_pricing::surface::SmileInput {
-                time_to_expiry_years: 1.0,
-                strikes: strikes.to_vec(),
-                volatilities: vols.to_vec(),
-            },
-        ])
-        .ok()
-    };
-    let before = surface(&old.strikes, &old.vols)?;
-    let after = surface(strikes, vols)?;
-    let change = old
-        .strikes
-        .iter()
-        .chain(strikes)
-        .map(|strike| (after.volatility(*strike, 1.0) - before.volatility(*strike, 1.0)).abs())
-        .fold(0.0_f64, f64::max);
-    change.is_finite().then_some(change)
 }

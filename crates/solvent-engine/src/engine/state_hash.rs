@@ -358,8 +358,7 @@ mod tests {
         cleared.holders.clear();
         cleared.instrument_holders.clear();
         cleared.unbanded.clear();
-        cleared.vol_travel.clear();
-        cleared.vol_limits.clear();
+        cleared.vol_watch.clear();
         assert_eq!(cleared.state_hash(), engine.state_hash());
         assert_eq!(engine.state_hash().len(), 64, "a 256-bit digest in hex");
     }
