@@ -164,6 +164,12 @@ fn shipped_tables_are_complete_as_far_as_published() {
         assert_eq!(tier_count("binance-usdm.toml", rule), brackets, "{rule}");
     }
     assert_eq!(tier_count("bybit-linear.toml", "bybit_btcusdt"), 20);
+    // The default venue's BTCUSDT is Bybit's ladder, to the same 80,000,000 and tier for tier.
+    assert_eq!(tier_count("default.toml", "bybit_btcusdt"), 20);
+    assert_eq!(
+        venue("default.toml").rules["bybit_btcusdt"],
+        venue("bybit-linear.toml").rules["bybit_btcusdt"]
+    );
     // Hyperliquid: the seven tables of the mainnet `meta` (ids 50-56) and the flat 3x and 5x
     // tables (ids below 50) that the listed perps use.
     for (rule, tiers) in [
