@@ -12,6 +12,7 @@ mod progress;
 mod render;
 mod replay;
 mod serve;
+mod venue_view;
 mod venues;
 
 use std::fs;
@@ -97,6 +98,24 @@ struct VenueArgs {
 enum VenueCommand {
     /// Names the venues built into the binary.
     List,
+    /// Prints a venue's rules as the venue's own pages lay them out: a table per margin rule
+    /// (tier, position value range, maximum leverage, maintenance rate, maintenance amount),
+    /// collateral haircuts, contracts and the sources the file cites.
+    Show {
+        /// A shipped venue by name (`solvent venue list`) or a VENUE.toml file.
+        venue: PathBuf,
+        /// Only this contract: its terms and its table (a listed name, or a Deribit-style name
+        /// of one of the venue's series).
+        instrument: Option<String>,
+    },
+    /// Validates a venue file: every key the reader checks, then the tables (tiers that do not
+    /// start where the previous ended, deductions that do not follow from the rates,
+    /// maintenance rates that fall, leverage that rises, collateral ratios that rise), each
+    /// error naming the key. Exit 0 when valid, 2 with the errors otherwise.
+    Check {
+        /// The venue file (or a shipped venue's name).
+        file: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -503,6 +522,10 @@ fn run(cli: Cli) -> Result<Printed> {
         }
         Command::Venue(args) => match args.command {
             VenueCommand::List => venues::list(),
+            VenueCommand::Show { venue, instrument } => {
+                venue_view::show(&venue, instrument.as_deref())
+            }
+            VenueCommand::Check { file } => venue_view::check(&file),
         },
         Command::Stress(args) => stress(&args),
         Command::Allocate(args) => allocate(&args),

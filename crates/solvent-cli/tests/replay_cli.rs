@@ -511,15 +511,15 @@ fn population_with_funding_writes_what_the_value_path_writes() {
     assert_eq!(
         (effects.len(), sha256_hex(&effects).as_str()),
         (
-            342_135,
-            "cd56f8a99d4368bc9c8a0defb4ae0e45f7799ae668ae19f16bfd6081ea01fb9e"
+            346_815,
+            "a8c254924e04ee06700a29757adfe76f6037709acb133040b971acbfbe590d73"
         )
     );
     assert_eq!(
         (summary.len(), sha256_hex(summary.as_bytes()).as_str()),
         (
-            11_975,
-            "9ec4c0167a906c005e106ee564d6a49f2aafcc4060fb9763dd13278b5f4083ce"
+            11_921,
+            "cd530a5d0b54ab7883c2130b15848ba8c497b70513be38139e78a2e7744d3c84"
         )
     );
     // Without --out, the same summary.

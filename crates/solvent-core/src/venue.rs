@@ -187,14 +187,22 @@ impl Default for HealthThresholds {
 /// Template for instruments named in Deribit style.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Series {
-    kind: InstrumentKind,
-    underlying: String,
-    settlement: String,
-    style: Style,
-    contract_size: Decimal,
-    size_step: Decimal,
-    margin: Arc<MarginRule>,
-    default_leverage: Option<Decimal>,
+    /// Perpetual, future or option.
+    pub kind: InstrumentKind,
+    /// Index name of the underlying (`BTC`).
+    pub underlying: String,
+    /// Asset the series settles in.
+    pub settlement: String,
+    /// Linear or inverse.
+    pub style: Style,
+    /// As [`Instrument::contract_size`].
+    pub contract_size: Decimal,
+    /// Smallest size increment.
+    pub size_step: Decimal,
+    /// The margin rule of every instrument of the series.
+    pub margin: Arc<MarginRule>,
+    /// Leverage for `tiered` initial margin when a position names none.
+    pub default_leverage: Option<Decimal>,
 }
 
 /// A validated venue.
@@ -437,6 +445,8 @@ impl RuleFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MarginTierFile {
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    from: Option<Decimal>,
     #[serde(default, deserialize_with = "deserialize_optional_decimal")]
     up_to: Option<Decimal>,
     #[serde(deserialize_with = "deserialize_decimal")]
@@ -1052,6 +1062,22 @@ impl Venue {
                     deduction + previous_up_to * (maintenance_rate - previous_rate),
                 ),
             };
+            if let Some(from) = tier.from
+                && from != floor
+            {
+                let previous = match position {
+                    0 => "the first tier starts at 0".to_owned(),
+                    _ => format!("tier {position} ends at {}", floor.normalize()),
+                };
+                return Err(check.fail(
+                    format!("{tier_path}.from"),
+                    format!(
+                        "tiers must be contiguous: tier {} starts at {} but {previous}",
+                        position + 1,
+                        from.normalize()
+                    ),
+                ));
+            }
             if let Some(up_to) = tier.up_to
                 && up_to <= floor
             {
@@ -1195,6 +1221,71 @@ impl Venue {
         self.instruments.values()
     }
 
+    /// The series that Deribit-style names resolve against, in file order.
+    pub fn series(&self) -> impl Iterator<Item = &Series> {
+        self.series.iter()
+    }
+
+    /// Problems of a venue's tables that the reader accepts but that no venue publishes, each
+    /// with the key it concerns (`margin_rules.NAME.tiers[i].mmr`) and what is wrong: a tiered
+    /// rule whose maintenance rate falls or whose maximum leverage rises from one tier to the
+    /// next (a larger position would need less), and a collateral schedule whose ratio rises with
+    /// value. `solvent venue check` reports them as errors; an empty list means none.
+    #[must_use]
+    pub fn table_problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        for (key, rule) in &self.rules {
+            let MarginRule::Tiered { tiers, .. } = rule.as_ref() else {
+                continue;
+            };
+            for (index, pair) in tiers.windows(2).enumerate() {
+                let (previous, tier) = (&pair[0], &pair[1]);
+                let path = format!("margin_rules.{key}.tiers[{}]", index + 1);
+                if tier.maintenance_rate < previous.maintenance_rate {
+                    problems.push((
+                        format!("{path}.mmr"),
+                        format!(
+                            "the maintenance rate falls: tier {} has {} after tier {}'s {}",
+                            index + 2,
+                            tier.maintenance_rate.normalize(),
+                            index + 1,
+                            previous.maintenance_rate.normalize()
+                        ),
+                    ));
+                }
+                if tier.max_leverage > previous.max_leverage {
+                    problems.push((
+                        format!("{path}.max_leverage"),
+                        format!(
+                            "the maximum leverage rises: tier {} allows {}x after tier {}'s {}x",
+                            index + 2,
+                            tier.max_leverage.normalize(),
+                            index + 1,
+                            previous.max_leverage.normalize()
+                        ),
+                    ));
+                }
+            }
+        }
+        for (symbol, schedule) in &self.collateral {
+            for (index, pair) in schedule.tiers.windows(2).enumerate() {
+                if pair[1].ratio > pair[0].ratio {
+                    problems.push((
+                        format!("collateral.{symbol}.tiers[{}].ratio", index + 1),
+                        format!(
+                            "the collateral ratio rises: tier {} counts at {} after tier {}'s {}",
+                            index + 2,
+                            pair[1].ratio.normalize(),
+                            index + 1,
+                            pair[0].ratio.normalize()
+                        ),
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
     /// The asset named `symbol`.
     ///
     /// # Errors
@@ -1278,6 +1369,65 @@ margin = "options"
         let error = Venue::from_toml("v.toml", &text).unwrap_err();
         assert_eq!(error.path, "margin_rules.ladder.tiers[2].deduction");
         assert!(error.problem.contains("= 3020"), "{error}");
+    }
+
+    #[test]
+    fn a_tier_that_does_not_start_where_the_previous_ends_is_refused() {
+        let text = MINIMAL.replace(
+            "{ up_to = \"3200000\", max_leverage = 80",
+            "{ from = \"2700000\", up_to = \"3200000\", max_leverage = 80",
+        );
+        let error = Venue::from_toml("v.toml", &text).unwrap_err();
+        assert_eq!(error.path, "margin_rules.ladder.tiers[2].from");
+        assert_eq!(
+            error.problem,
+            "tiers must be contiguous: tier 3 starts at 2700000 but tier 2 ends at 2600000"
+        );
+        // A floor that matches is accepted and changes nothing.
+        let text = MINIMAL.replace(
+            "{ up_to = \"3200000\", max_leverage = 80",
+            "{ from = \"2600000\", up_to = \"3200000\", max_leverage = 80",
+        );
+        let venue = Venue::from_toml("v.toml", &text).unwrap();
+        assert_eq!(
+            venue.rules["ladder"],
+            Venue::from_toml("v.toml", MINIMAL).unwrap().rules["ladder"]
+        );
+    }
+
+    #[test]
+    fn falling_rates_rising_leverage_and_rising_ratios_are_named() {
+        assert!(
+            Venue::from_toml("v.toml", MINIMAL)
+                .unwrap()
+                .table_problems()
+                .is_empty()
+        );
+        let text = MINIMAL
+            .replace(
+                "{ up_to = \"2600000\", max_leverage = 90, mmr = \"0.0056\", deduction = \"1200\" }",
+                "{ up_to = \"2600000\", max_leverage = 120, mmr = \"0.004\" }",
+            )
+            .replace(", deduction = \"3020\"", "")
+            .replace("ratio = \"1\" }, {", "ratio = \"0.9\" }, {");
+        let problems = Venue::from_toml("v.toml", &text).unwrap().table_problems();
+        let paths: Vec<&str> = problems.iter().map(|(path, _)| path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "margin_rules.ladder.tiers[1].mmr",
+                "margin_rules.ladder.tiers[1].max_leverage",
+                "collateral.BTC.tiers[1].ratio",
+            ]
+        );
+        assert_eq!(
+            problems[0].1,
+            "the maintenance rate falls: tier 2 has 0.004 after tier 1's 0.005"
+        );
+        assert_eq!(
+            problems[1].1,
+            "the maximum leverage rises: tier 2 allows 120x after tier 1's 100x"
+        );
     }
 
     #[test]

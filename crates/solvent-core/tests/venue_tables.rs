@@ -4,7 +4,8 @@
 //! maintenance margin is continuous at every tier boundary, and the open-interest and size rules
 //! carry the rounding step of their venue. The published deductions themselves are checked on
 //! load (docs/venue-format.md) and, against independent copies of the venues' lists, in
-//! crates/solvent-risk/tests/published_examples.rs.
+//! crates/solvent-risk/tests/published_examples.rs. Each venue file has its own test (a failure
+//! names the venue), and no shipped file has a problem `solvent venue check` would report.
 
 #![allow(
     clippy::unwrap_used,
@@ -62,55 +63,107 @@ fn maintenance(tier: &MarginTier, value: Decimal) -> Decimal {
     value * tier.maintenance_rate - tier.deduction
 }
 
-#[test]
-fn every_tier_ladder_is_contiguous_monotone_and_continuous() {
+/// Checks every tiered rule of one shipped venue file; returns how many it checked.
+fn check_ladders(file: &str, venue: &Venue) -> usize {
     let mut ladders = 0;
-    for (file, venue) in shipped_venues() {
-        for (name, tiers) in tiered(&venue) {
-            ladders += 1;
-            let at = |index: usize| format!("{file} {name} tier {}", index + 1);
-            assert!(!tiers.is_empty(), "{file} {name}: no tiers");
-            assert_eq!(tiers[0].floor, Decimal::ZERO, "{}", at(0));
-            assert_eq!(tiers[0].deduction, Decimal::ZERO, "{}", at(0));
-            for (index, pair) in tiers.windows(2).enumerate() {
-                let (previous, tier) = (&pair[0], &pair[1]);
-                let here = at(index + 1);
-                let cap = previous
-                    .up_to
-                    .expect("only the last tier may be open-ended");
-                // Contiguous: the floor is the previous cap, and the tier is not empty.
-                assert_eq!(tier.floor, cap, "{here}: floor");
-                assert!(tier.up_to.is_none_or(|up_to| up_to > cap), "{here}: empty");
-                // Monotone: a larger position never gets a lower rate or a higher leverage.
-                assert!(
-                    tier.maintenance_rate >= previous.maintenance_rate,
-                    "{here}: mmr falls"
-                );
-                assert!(
-                    tier.max_leverage <= previous.max_leverage,
-                    "{here}: leverage rises"
-                );
-                // The deduction follows from the rates...
-                let expected =
-                    previous.deduction + cap * (tier.maintenance_rate - previous.maintenance_rate);
-                assert_eq!(tier.deduction, expected, "{here}: deduction");
-                // ...so the maintenance margin is the same on either side of the boundary.
-                assert_eq!(
-                    maintenance(tier, cap),
-                    maintenance(previous, cap),
-                    "{here}: MM jumps at {cap}"
-                );
-            }
-            // IM >= MM in every tier: 1 / max_leverage >= mmr.
-            for (index, tier) in tiers.iter().enumerate() {
-                assert!(
-                    tier.maintenance_rate * tier.max_leverage <= Decimal::ONE,
-                    "{}: mmr above the initial rate",
-                    at(index)
-                );
-            }
+    for (name, tiers) in tiered(venue) {
+        ladders += 1;
+        let at = |index: usize| format!("{file} {name} tier {}", index + 1);
+        assert!(!tiers.is_empty(), "{file} {name}: no tiers");
+        assert_eq!(tiers[0].floor, Decimal::ZERO, "{}", at(0));
+        assert_eq!(tiers[0].deduction, Decimal::ZERO, "{}", at(0));
+        for (index, pair) in tiers.windows(2).enumerate() {
+            let (previous, tier) = (&pair[0], &pair[1]);
+            let here = at(index + 1);
+            let cap = previous
+                .up_to
+                .expect("only the last tier may be open-ended");
+            // Contiguous: the floor is the previous cap, and the tier is not empty.
+            assert_eq!(tier.floor, cap, "{here}: floor");
+            assert!(tier.up_to.is_none_or(|up_to| up_to > cap), "{here}: empty");
+            // Monotone: a larger position never gets a lower rate or a higher leverage.
+            assert!(
+                tier.maintenance_rate >= previous.maintenance_rate,
+                "{here}: mmr falls"
+            );
+            assert!(
+                tier.max_leverage <= previous.max_leverage,
+                "{here}: leverage rises"
+            );
+            // The deduction follows from the rates...
+            let expected =
+                previous.deduction + cap * (tier.maintenance_rate - previous.maintenance_rate);
+            assert_eq!(tier.deduction, expected, "{here}: deduction");
+            // ...so the maintenance margin is the same on either side of the boundary.
+            assert_eq!(
+                maintenance(tier, cap),
+                maintenance(previous, cap),
+                "{here}: MM jumps at {cap}"
+            );
+        }
+        // IM >= MM in every tier: 1 / max_leverage >= mmr.
+        for (index, tier) in tiers.iter().enumerate() {
+            assert!(
+                tier.maintenance_rate * tier.max_leverage <= Decimal::ONE,
+                "{}: mmr above the initial rate",
+                at(index)
+            );
         }
     }
+    // What `solvent venue check` would report (falling rates, rising leverage or ratios).
+    assert_eq!(venue.table_problems(), Vec::new(), "{file}");
+    ladders
+}
+
+/// The tiered rules of the shipped file `file`, checked by [`check_ladders`]; their count.
+fn ladders_of(file: &str) -> usize {
+    let venues = shipped_venues();
+    let (_, venue) = venues
+        .iter()
+        .find(|(name, _)| name == file)
+        .unwrap_or_else(|| panic!("{file} is not shipped"));
+    check_ladders(file, venue)
+}
+
+// One test per venue file, with the number of tiered rules it holds.
+#[test]
+fn binance_usdm_brackets_hold_together() {
+    assert_eq!(ladders_of("binance-usdm.toml"), 6);
+}
+
+#[test]
+fn bybit_linear_risk_limits_hold_together() {
+    assert_eq!(ladders_of("bybit-linear.toml"), 2);
+}
+
+#[test]
+fn default_venue_ladders_hold_together() {
+    assert_eq!(ladders_of("default.toml"), 2);
+}
+
+#[test]
+fn hyperliquid_margin_tables_hold_together() {
+    assert_eq!(ladders_of("hyperliquid.toml"), 9);
+}
+
+#[test]
+fn span_16_ladder_holds_together() {
+    assert_eq!(ladders_of("span-16.toml"), 1);
+}
+
+#[test]
+fn venues_without_tiers_have_none_to_break() {
+    for file in ["deribit.toml", "drift.toml", "dydx-v4.toml"] {
+        assert_eq!(ladders_of(file), 0, "{file}");
+    }
+}
+
+#[test]
+fn every_tier_ladder_is_contiguous_monotone_and_continuous() {
+    let ladders: usize = shipped_venues()
+        .iter()
+        .map(|(file, venue)| check_ladders(file, venue))
+        .sum();
     assert!(ladders >= 20, "only {ladders} tiered rules found");
 }
 
@@ -164,6 +217,12 @@ fn shipped_tables_are_complete_as_far_as_published() {
         assert_eq!(tier_count("binance-usdm.toml", rule), brackets, "{rule}");
     }
     assert_eq!(tier_count("bybit-linear.toml", "bybit_btcusdt"), 20);
+    // The default venue's BTCUSDT is Bybit's ladder, to the same 80,000,000 and tier for tier.
+    assert_eq!(tier_count("default.toml", "bybit_btcusdt"), 20);
+    assert_eq!(
+        venue("default.toml").rules["bybit_btcusdt"],
+        venue("bybit-linear.toml").rules["bybit_btcusdt"]
+    );
     // Hyperliquid: the seven tables of the mainnet `meta` (ids 50-56) and the flat 3x and 5x
     // tables (ids below 50) that the listed perps use.
     for (rule, tiers) in [

@@ -497,26 +497,26 @@ fn a_seeded_cascade_keeps_its_rounds_volumes_and_insurance_fund_path() {
                 0,
                 81,
                 dec!(66424306.565804),
-                dec!(299227356.870967),
-                dec!(4575.014795)
+                dec!(298345869.137289),
+                dec!(4630.171689)
             ),
             (
                 1,
                 19,
-                dec!(22159517.278916),
-                dec!(20207252.423816),
-                dec!(12865.426791)
+                dec!(22524935.949078),
+                dec!(20207307.562760),
+                dec!(15470.345830)
             ),
             (
                 2,
                 7,
-                dec!(5552903.254531),
+                dec!(5360382.640578),
                 Decimal::ZERO,
-                dec!(17793.914091)
+                dec!(19853.247069)
             ),
-            (3, 3, dec!(549624.948664), Decimal::ZERO, dec!(19149.626240)),
-            // Nothing liquidated; the fund holds coin, valued at the round's lower price.
-            (4, 0, Decimal::ZERO, Decimal::ZERO, dec!(19149.168652)),
+            (3, 3, dec!(487816.410843), Decimal::ZERO, dec!(21043.786333)),
+            // Nothing liquidated; the fund keeps its value of round 3.
+            (4, 0, Decimal::ZERO, Decimal::ZERO, dec!(21043.786333)),
         ],
         "{path:#?}"
     );
@@ -525,13 +525,13 @@ fn a_seeded_cascade_keeps_its_rounds_volumes_and_insurance_fund_path() {
     assert_eq!(totals.stopped, StopReason::NothingLiquidated);
     assert_eq!(totals.rounds, 5);
     assert_eq!(totals.accounts_liquidated, 96);
-    assert_eq!(totals.volume_usd, dec!(94686352.047915));
-    assert_eq!(totals.adl_volume_usd, dec!(319434609.294783));
+    assert_eq!(totals.volume_usd, dec!(94797441.566303));
+    assert_eq!(totals.adl_volume_usd, dec!(318553176.700049));
     assert_eq!(totals.insurance_fund_start_usd, Decimal::ZERO);
     assert_eq!(totals.insurance_fund_drawdown_usd, Decimal::ZERO);
-    assert_eq!(totals.insurance_fund_needed_usd, dec!(20931549.965339));
+    assert_eq!(totals.insurance_fund_needed_usd, dec!(20041695.769282));
     assert_eq!(totals.account_debt_usd, Decimal::ZERO);
-    assert_eq!(totals.final_prices["BTC"], dec!(78021.88438635));
+    assert_eq!(totals.final_prices["BTC"], dec!(78020.77330484));
     assert_eq!(totals.final_prices["ETH"], dec!(3234.85110169));
     // Money is conserved at the end of every round.
     for round in &report.rounds {
