@@ -519,7 +519,7 @@ fn population_with_funding_writes_what_the_value_path_writes() {
         (summary.len(), sha256_hex(summary.as_bytes()).as_str()),
         (
             11_975,
-            "9ec4c0167a906c005e106ee564d6a49f2aafcc4060fb9763dd13278b5f4083ce"
+            "6220a01800ab32005a83a7332cb6633453ef3090e98d27d4346eb6a31a96daf8"
         )
     );
     // Without --out, the same summary.
