@@ -1166,6 +1166,38 @@ fn binance_collateral_tiers_published_example() {
     assert_eq!(money(&report, "withdrawable"), Decimal::ZERO);
 }
 
+/// Regression: the Deribit profile's header read "portfolio margin on Deribit (standard
+/// margin)", the venue's name carrying a model it did not compute; the header now names the
+/// account's margin model and the venue apart.
+#[test]
+fn the_margin_header_names_the_margin_model() {
+    let deribit = venue("deribit.toml");
+    let header = |args: &[&str]| ok(args).lines().next().unwrap_or_default().to_owned();
+    let cross = header(&[
+        "margin",
+        &example("deribit-btc-inverse.json"),
+        "--venue",
+        &deribit,
+    ]);
+    assert!(
+        cross.starts_with("Account deribit-btc-1 - cross margin on Deribit, at"),
+        "{cross}"
+    );
+    let segregated = header(&["margin", &example("deribit-spm.json"), "--venue", &deribit]);
+    assert!(
+        segregated.starts_with(
+            "Account deribit-spm-1 - segregated portfolio margin (S:PM, each settlement currency apart) on Deribit, at"
+        ),
+        "{segregated}"
+    );
+    // The same account at a cross-collateral venue.
+    let cross_collateral = header(&["margin", &example("deribit-spm.json")]);
+    assert!(
+        cross_collateral.contains("- cross-collateral portfolio margin (X:PM) on "),
+        "{cross_collateral}"
+    );
+}
+
 #[test]
 fn deribit_inverse_account_reported_in_btc() {
     // examples/deribit-btc-inverse.json, report in BTC, index = mark = 100,000.
