@@ -538,7 +538,7 @@ fn run(cli: Cli) -> Result<Printed> {
             if args.inputs.json {
                 Ok(serde_json::to_string_pretty(&report)? + "\n")
             } else {
-                Ok(render::margin(&report, &loaded.venue.name))
+                Ok(render::margin(&report, &loaded.venue))
             }
         }
         Command::Whatif(args) => return whatif(&args),

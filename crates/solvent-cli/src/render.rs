@@ -3,6 +3,8 @@
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 use solvent_core::money::Amount;
+use solvent_core::portfolio::MarginMode;
+use solvent_core::venue::Venue;
 use solvent_risk::report::MarginReport;
 use solvent_risk::stress::{ReverseStress, StressRow};
 use solvent_risk::whatif::WhatIf;
@@ -59,7 +61,15 @@ fn summary(report: &MarginReport) -> Table {
         ("maintenance margin", money(report.maintenance_margin)),
         ("available (equity - IM)", money(report.available)),
         ("withdrawable", money(report.withdrawable)),
-        ("health (equity / MM)", ratio(report.health)),
+        (
+            // Segregated margin: each currency covers its own requirement alone.
+            if report.currencies.is_empty() {
+                "health (equity / MM)"
+            } else {
+                "health (weakest currency)"
+            },
+            ratio(report.health),
+        ),
         ("state", report.state.to_string()),
     ];
     for (label, value) in rows {
@@ -71,19 +81,93 @@ fn summary(report: &MarginReport) -> Table {
     summary
 }
 
-/// The margin report as tables: summary, waterfall, positions, warnings.
-pub fn margin(report: &MarginReport, venue_name: &str) -> String {
+/// The margin model an account of `mode` is margined by at `venue`, as the report header names
+/// it: cross margin, or the venue's portfolio-margin model (cross-collateral or segregated).
+#[must_use]
+pub fn margin_model(mode: MarginMode, venue: &Venue) -> &'static str {
+    match (mode, &venue.portfolio_margin) {
+        (MarginMode::Cross, _) => "cross margin",
+        (MarginMode::Portfolio, Some(params)) => params.collateral.describe(),
+        // A portfolio account at a venue without portfolio margin is refused before a report.
+        (MarginMode::Portfolio, None) => "portfolio margin",
+    }
+}
+
+/// Each settlement currency's figures in its coin and in USD, with the USD total (segregated
+/// portfolio margin).
+fn currencies(report: &MarginReport) -> String {
+    let mut out = "\n\nEach settlement currency apart (in its coin; USD at its index)\n".to_owned();
+    let mut table = table();
+    table.set_header(vec![
+        "currency",
+        "equity",
+        "IM",
+        "MM",
+        "available",
+        "health",
+        "state",
+        "index USD",
+        "equity USD",
+        "IM USD",
+        "MM USD",
+    ]);
+    let mut totals = [Amount::ZERO; 3];
+    for currency in &report.currencies {
+        totals[0] = Amount(totals[0].value() + currency.equity_usd.value());
+        totals[1] = Amount(totals[1].value() + currency.initial_margin_usd.value());
+        totals[2] = Amount(totals[2].value() + currency.maintenance_margin_usd.value());
+        table.add_row(vec![
+            currency.currency.to_string(),
+            money(currency.equity),
+            money(currency.initial_margin),
+            money(currency.maintenance_margin),
+            money(currency.available),
+            ratio(currency.health),
+            currency.state.to_string(),
+            money(currency.price_usd),
+            money(currency.equity_usd),
+            money(currency.initial_margin_usd),
+            money(currency.maintenance_margin_usd),
+        ]);
+    }
+    let blank = String::new;
+    table.add_row(vec![
+        "total (USD)".to_owned(),
+        blank(),
+        blank(),
+        blank(),
+        blank(),
+        blank(),
+        blank(),
+        blank(),
+        money(totals[0]),
+        money(totals[1]),
+        money(totals[2]),
+    ]);
+    for column in 1..=10 {
+        if let Some(column) = table.column_mut(column) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    out.push_str(&table.to_string());
+    out
+}
+
+/// The margin report as tables: header naming the margin model, summary, each currency under
+/// segregated portfolio margin, waterfall, positions, warnings.
+pub fn margin(report: &MarginReport, venue: &Venue) -> String {
     let mut out = format!(
-        "Account {} - {} margin on {venue_name}, at {}, amounts in {}\n\n",
+        "Account {} - {} on {}, at {}, amounts in {}\n\n",
         report.account,
-        match report.mode {
-            solvent_core::portfolio::MarginMode::Cross => "cross",
-            solvent_core::portfolio::MarginMode::Portfolio => "portfolio",
-        },
+        margin_model(report.mode, venue),
+        venue.name,
         report.timestamp,
         report.settlement_asset
     );
     out.push_str(&summary(report).to_string());
+    if !report.currencies.is_empty() {
+        out.push_str(&currencies(report));
+    }
     out.push_str("\n\nWhere the figures come from\n");
     let mut components = table();
     components.set_header(vec!["component", "amount", "detail"]);

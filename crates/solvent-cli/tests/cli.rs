@@ -157,6 +157,14 @@ fn examples() -> Vec<(&'static str, Vec<String>)> {
         ("margin_call", vec![example("margin-call.json")]),
         ("reduce_only", vec![example("reduce-only.json")]),
         ("isolated_btcusdt", vec![example("isolated-btcusdt.json")]),
+        (
+            "deribit_spm",
+            vec![
+                example("deribit-spm.json"),
+                "--venue".into(),
+                venue("deribit.toml"),
+            ],
+        ),
     ]
 }
 
@@ -870,8 +878,33 @@ fn check_report(label: &str, report: &Value) {
         withdrawable <= available.max(Decimal::ZERO),
         "{label}: withdrawable {withdrawable} > available {available}"
     );
+    // Segregated portfolio margin: each currency's equity covers only its own requirement, so
+    // the account stands at the lowest of its own and its currencies' health (each currency's
+    // figures hold to the same rules, in its coin).
+    let currencies = report["currencies"].as_array().cloned().unwrap_or_default();
+    let mut standings = vec![(equity, maintenance)];
+    for currency in &currencies {
+        let coin = currency["currency"].as_str().unwrap_or_default();
+        let (equity, initial) = (money(currency, "equity"), money(currency, "initial_margin"));
+        assert_eq!(
+            money(currency, "available"),
+            equity - initial,
+            "{label} {coin}: available = equity - IM"
+        );
+        assert!(
+            initial >= money(currency, "maintenance_margin"),
+            "{label} {coin}: IM < MM"
+        );
+        standings.push((equity, money(currency, "maintenance_margin")));
+    }
+    let weakest = standings
+        .iter()
+        .filter(|(_, maintenance)| !maintenance.is_zero())
+        .min_by(|a, b| (a.0 / a.1).cmp(&(b.0 / b.1)))
+        .copied();
     match health {
         Some(health) => {
+            let (equity, maintenance) = weakest.expect("a requirement behind the health");
             let exact = (equity / maintenance).to_f64().expect("finite");
             close(
                 health,
@@ -885,14 +918,18 @@ fn check_report(label: &str, report: &Value) {
             "{label}: health null with MM {maintenance}"
         ),
     }
+    let (state_equity, state_maintenance) = weakest.unwrap_or((equity, maintenance));
     assert_eq!(
         report["state"],
-        expected_state(equity, maintenance),
+        expected_state(state_equity, state_maintenance),
         "{label}: state for health {health:?}"
     );
 
-    // The waterfall adds up to the totals, to the last unit.
+    // The waterfall adds up to the totals, to the last unit; a portfolio-margin explanation
+    // (`portfolio...` components) decomposes the scanned maintenance margin a second time.
     let mut sums = [Decimal::ZERO; 5];
+    let mut explained = Decimal::ZERO;
+    let mut borrow_maintenance = Decimal::ZERO;
     for entry in components {
         for key in ["name", "detail"] {
             assert!(
@@ -902,6 +939,13 @@ fn check_report(label: &str, report: &Value) {
         }
         let name = entry["name"].as_str().unwrap_or_default();
         let amount = money(entry, "amount");
+        if name.starts_with("portfolio") {
+            explained += amount;
+            continue;
+        }
+        if name.starts_with("borrow_maintenance_margin:") {
+            borrow_maintenance += amount;
+        }
         let slot = match name.split_once(':').map(|(kind, _)| kind) {
             Some("collateral") => 0,
             Some("upnl") => 1,
@@ -917,6 +961,13 @@ fn check_report(label: &str, report: &Value) {
         [collateral, upnl, options, initial, maintenance],
         "{label}: components sum to the totals"
     );
+    if !explained.is_zero() {
+        assert_eq!(
+            explained,
+            maintenance - borrow_maintenance,
+            "{label}: the portfolio explanation sums to the scanned maintenance margin"
+        );
+    }
 
     // Per position.
     let mut cross_share = 0.0;
@@ -1113,6 +1164,38 @@ fn binance_collateral_tiers_published_example() {
     assert!(report["health"].is_null());
     assert_eq!(report["state"], "healthy");
     assert_eq!(money(&report, "withdrawable"), Decimal::ZERO);
+}
+
+/// Regression: the Deribit profile's header read "portfolio margin on Deribit (standard
+/// margin)", the venue's name carrying a model it did not compute; the header now names the
+/// account's margin model and the venue apart.
+#[test]
+fn the_margin_header_names_the_margin_model() {
+    let deribit = venue("deribit.toml");
+    let header = |args: &[&str]| ok(args).lines().next().unwrap_or_default().to_owned();
+    let cross = header(&[
+        "margin",
+        &example("deribit-btc-inverse.json"),
+        "--venue",
+        &deribit,
+    ]);
+    assert!(
+        cross.starts_with("Account deribit-btc-1 - cross margin on Deribit, at"),
+        "{cross}"
+    );
+    let segregated = header(&["margin", &example("deribit-spm.json"), "--venue", &deribit]);
+    assert!(
+        segregated.starts_with(
+            "Account deribit-spm-1 - segregated portfolio margin (S:PM, each settlement currency apart) on Deribit, at"
+        ),
+        "{segregated}"
+    );
+    // The same account at a cross-collateral venue.
+    let cross_collateral = header(&["margin", &example("deribit-spm.json")]);
+    assert!(
+        cross_collateral.contains("- cross-collateral portfolio margin (X:PM) on "),
+        "{cross_collateral}"
+    );
 }
 
 #[test]

@@ -519,7 +519,7 @@ fn population_with_funding_writes_what_the_value_path_writes() {
         (summary.len(), sha256_hex(summary.as_bytes()).as_str()),
         (
             11_921,
-            "cd530a5d0b54ab7883c2130b15848ba8c497b70513be38139e78a2e7744d3c84"
+            "1c7d453f2d8a014b2c12683adec1031191c4848e2f1febe360e5f6e858ce05e8"
         )
     );
     // Without --out, the same summary.

@@ -104,6 +104,35 @@ pub struct UnderlyingParams {
     pub concentration_rate: f64,
 }
 
+/// Which balances a portfolio-margin scan covers, and in what currency (Deribit's two
+/// portfolio-margin models, support article "Margin types and usage").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortfolioCollateral {
+    /// Cross-collateral portfolio margin (Deribit X:PM, OKX, Binance): every position and
+    /// balance of the account in one scan, valued in USD; a coin balance is a spot position.
+    #[default]
+    Cross,
+    /// Segregated portfolio margin (Deribit S:PM, "each of the settlement currencies is treated
+    /// separately"): the positions settled in a coin and that coin's balance form one
+    /// sub-portfolio scanned in the coin, so the coin's own balance is no risk in itself; each
+    /// currency's equity covers its own requirement.
+    Segregated,
+}
+
+impl PortfolioCollateral {
+    /// The model's name as a report header gives it, with the venue's code.
+    #[must_use]
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Cross => "cross-collateral portfolio margin (X:PM)",
+            Self::Segregated => {
+                "segregated portfolio margin (S:PM, each settlement currency apart)"
+            }
+        }
+    }
+}
+
 /// Historical expected shortfall by filtered historical simulation.
 #[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
 pub struct HistoricalParams {
@@ -118,6 +147,9 @@ pub struct HistoricalParams {
 /// A venue's portfolio-margin parameters.
 #[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
 pub struct PortfolioMarginParams {
+    /// Cross-collateral (one scan in USD) or segregated (one scan per settlement currency, in
+    /// that currency).
+    pub collateral: PortfolioCollateral,
     /// `IM = im_factor x MM`.
     pub im_factor: f64,
     /// Largest credit the cross-underlying offset may give, as a fraction of the summed scan risk.
@@ -152,6 +184,8 @@ impl PortfolioMarginParams {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PortfolioMarginFile {
+    #[serde(default)]
+    collateral: PortfolioCollateral,
     #[serde(deserialize_with = "deserialize_decimal")]
     im_factor: Decimal,
     #[serde(deserialize_with = "deserialize_decimal")]
@@ -467,6 +501,7 @@ pub(crate) fn validate(
         underlyings.insert(name, params);
     }
     Ok(PortfolioMarginParams {
+        collateral: raw.collateral,
         im_factor,
         max_offset,
         correlations,

@@ -17,7 +17,7 @@ use solvent_core::venue::{Asset, LiquidationMaintenance, Venue};
 use crate::collateral;
 use crate::error::RiskError;
 use crate::liquidation;
-use crate::report::{Component, MarginReport, PositionReport};
+use crate::report::{Component, CurrencyMargin, MarginReport, PositionReport};
 use crate::standard::{self, Basis, Exposure, Requirement};
 use crate::valuation::{Mark, MarkSource, MarketView};
 
@@ -414,6 +414,7 @@ pub fn build_report(
         equity,
         &target,
         detail,
+        &lines,
         &mut positions,
         &mut components,
         &mut warnings,
@@ -437,10 +438,42 @@ pub fn build_report(
         option_value,
         cross_initial,
         cross_maintenance,
+        currencies,
     } = positions;
-    let (health, state) = crate::report::standing(equity, cross_maintenance, &venue.thresholds);
+    let (mut health, mut state) =
+        crate::report::standing(equity, cross_maintenance, &venue.thresholds);
+    // Segregated margin: one currency's surplus does not cover another's deficit, so the account
+    // stands where its weakest currency stands.
+    for currency in &currencies {
+        state = state.max(currency.state);
+        if let Some(own) = currency.health {
+            health = Some(health.map_or(own, |h| h.min(own)));
+        }
+    }
     let available = equity - cross_initial;
-    let withdrawable = available.min(collateral.cash_like).max(Decimal::ZERO);
+    let mut withdrawable = available.min(collateral.cash_like).max(Decimal::ZERO);
+    if !currencies.is_empty() {
+        // Segregated margin: a cash-like currency pays out only what its own equity leaves above
+        // its own initial margin, whatever another currency's surplus.
+        let mut own = Decimal::ZERO;
+        for currency in &currencies {
+            let cash = portfolio.balances.iter().any(|b| {
+                b.asset.symbol == currency.currency
+                    && (b.asset.cash_like || b.asset.symbol == target.asset.symbol)
+            });
+            if cash && currency.available.value() > Decimal::ZERO {
+                let usd = currency
+                    .available
+                    .value()
+                    .checked_mul(currency.price_usd.value())
+                    .ok_or_else(|| RiskError::Overflow {
+                        what: format!("{} {} in USD", currency.available, currency.currency),
+                    })?;
+                own += rounding::credit(target.usd_in_report(usd)?, target.decimals);
+            }
+        }
+        withdrawable = withdrawable.min(own);
+    }
     Ok(MarginReport {
         account: portfolio.account.clone(),
         mode: portfolio.mode,
@@ -456,6 +489,7 @@ pub fn build_report(
         withdrawable: Amount(withdrawable),
         health,
         state,
+        currencies,
         components,
         positions: reports,
         warnings,
@@ -627,6 +661,9 @@ struct Positions {
     /// portfolio margin adds its own in the requirement step).
     cross_initial: Decimal,
     cross_maintenance: Decimal,
+    /// Under segregated portfolio margin, each settlement currency's figures (the requirement
+    /// step fills them).
+    currencies: Vec<CurrencyMargin>,
 }
 
 /// Step 2, the positions: each one valued at its mark and margined by its own rule (its
@@ -810,6 +847,7 @@ fn positions_step(
         option_value,
         cross_initial,
         cross_maintenance,
+        currencies: Vec::new(),
     })
 }
 
@@ -830,13 +868,14 @@ fn requirement_step(
     equity: Decimal,
     target: &ReportAsset<'_>,
     detail: Detail,
+    lines: &[Line<'_>],
     positions: &mut Positions,
     components: &mut Vec<Component>,
     warnings: &mut Vec<String>,
 ) -> Result<(), RiskError> {
     let report_asset = target.asset;
     if let Some(params) = portfolio_params {
-        let (initial, maintenance) = crate::portfolio_report::apply(
+        let requirement = crate::portfolio_report::apply(
             &crate::portfolio_report::Inputs {
                 portfolio,
                 view,
@@ -844,13 +883,15 @@ fn requirement_step(
                 equity,
                 report_asset,
                 detail,
+                lines,
             },
             &mut positions.reports,
             components,
             warnings,
         )?;
-        positions.cross_initial += initial;
-        positions.cross_maintenance += maintenance;
+        positions.cross_initial += requirement.initial;
+        positions.cross_maintenance += requirement.maintenance;
+        positions.currencies = requirement.currencies;
     }
     for report in positions.reports.iter_mut().filter(|r| !r.isolated) {
         report.im_share = if positions.cross_initial.is_zero() {

@@ -27,6 +27,7 @@ pub mod portfolio_report;
 pub mod prepared;
 pub mod pretrade;
 pub mod report;
+mod segregated;
 pub mod standard;
 pub mod stress;
 pub mod valuation;
@@ -34,5 +35,5 @@ pub mod whatif;
 
 pub use account::margin_report;
 pub use error::RiskError;
-pub use report::{AccountState, MarginReport};
+pub use report::{AccountState, CurrencyMargin, MarginReport};
 pub use valuation::MarketView;

@@ -207,6 +207,11 @@ impl<'a> MoveHealth<'a> {
         if portfolio.mode != MarginMode::Portfolio {
             return Ok(None);
         }
+        // Segregated portfolio margin scans each currency in its coin and takes the weakest
+        // currency's health, which the one-book fast path does not compute: the full report.
+        if params.collateral == solvent_core::portfolio_margin::PortfolioCollateral::Segregated {
+            return Ok(None);
+        }
         let Some(index) = market.index.get(underlying).copied() else {
             return Ok(None);
         };

@@ -7,16 +7,16 @@ use rust_decimal::prelude::ToPrimitive;
 use solvent_core::instrument::Instrument;
 use solvent_core::money::Amount;
 use solvent_core::portfolio::Portfolio;
-use solvent_core::portfolio_margin::PortfolioMarginParams;
+use solvent_core::portfolio_margin::{PortfolioCollateral, PortfolioMarginParams};
 use solvent_core::rounding;
 use solvent_core::venue::Asset;
 
-use crate::account::Detail;
+use crate::account::{Detail, Line};
 use crate::error::RiskError;
 use crate::portfolio_margin::{
-    PortfolioRisk, ReportCurrency, ScenarioBook, exposures, portfolio_risk, shared_margin,
+    Exposure, PortfolioRisk, ReportCurrency, ScenarioBook, exposures, portfolio_risk, shared_margin,
 };
-use crate::report::{Component, PositionReport};
+use crate::report::{Component, CurrencyMargin, PositionReport};
 use crate::standard::Basis;
 use crate::valuation::MarketView;
 
@@ -35,6 +35,23 @@ pub struct Inputs<'a> {
     /// Whether to attribute the margin to positions and explain it (a full report), or only
     /// compute the account's figures (what a stress search recomputes a hundred times).
     pub detail: Detail,
+    /// The account's positions evaluated at the snapshot, in the portfolio's order (their
+    /// equity contributions in their settlement coin make each currency's equity under
+    /// segregated margin).
+    pub lines: &'a [Line<'a>],
+}
+
+/// The portfolio-margin requirement of the cross pool, in the report currency, and under
+/// segregated margin each currency's figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolRequirement {
+    /// Initial margin, rounded up.
+    pub initial: Decimal,
+    /// Maintenance margin, rounded up.
+    pub maintenance: Decimal,
+    /// Each settlement currency's figures (segregated margin only; empty under cross-collateral
+    /// margin).
+    pub currencies: Vec<CurrencyMargin>,
 }
 
 /// Splits `total` (already rounded) into parts proportional to `weights`, each rounded up, then
@@ -84,7 +101,8 @@ pub fn book_inputs<'a>(
 }
 
 /// Builds the book, computes the risk, sets each cross position's requirement and appends the
-/// explanation. Returns the pool's `(initial, maintenance)` margin from portfolio margin.
+/// explanation. Returns the pool's initial and maintenance margin from portfolio margin (and,
+/// under segregated margin, each currency's figures).
 ///
 /// # Errors
 /// [`RiskError`] from building the book or rounding.
@@ -93,7 +111,7 @@ pub fn apply(
     positions: &mut [PositionReport],
     components: &mut Vec<Component>,
     warnings: &mut Vec<String>,
-) -> Result<(Decimal, Decimal), RiskError> {
+) -> Result<PoolRequirement, RiskError> {
     let Inputs {
         portfolio,
         view,
@@ -101,6 +119,7 @@ pub fn apply(
         equity,
         report_asset,
         detail,
+        ..
     } = inputs;
     let decimals = report_asset.precision;
     if params.historical.is_some() && view.history().is_none() {
@@ -108,6 +127,9 @@ pub fn apply(
             "historical expected shortfall is enabled by the venue but was not computed: no price history was given (--history DIR)"
                 .to_owned(),
         );
+    }
+    if params.collateral == PortfolioCollateral::Segregated {
+        return crate::segregated::apply(inputs, positions, components);
     }
     let report_usd = view.asset_usd(report_asset)?.to_f64().unwrap_or(f64::NAN);
     let equity_usd = equity.to_f64().unwrap_or(0.0) * report_usd;
@@ -128,7 +150,11 @@ pub fn apply(
             rounding::requirement_from_f64(maintenance, decimals, "portfolio maintenance margin")?;
         let initial =
             rounding::requirement_from_f64(initial, decimals, "portfolio initial margin")?;
-        return Ok((initial, maintenance));
+        return Ok(PoolRequirement {
+            initial,
+            maintenance,
+            currencies: Vec::new(),
+        });
     }
     let (instruments, spot_assets) = book_inputs(portfolio, params);
     let book = ScenarioBook::new(view, params, &instruments, &spot_assets)?;
@@ -146,12 +172,72 @@ pub fn apply(
     )?;
     let initial =
         rounding::requirement_from_f64(risk.initial_margin, decimals, "portfolio initial margin")?;
-    if *detail == Detail::Totals {
+    if *detail != Detail::Totals {
         // The apportionment and the explanation change no account figure; they cost a decimal
         // rounding and a formatted line per position.
-        return Ok((initial, maintenance));
+        let scan = Scan {
+            book: &book,
+            risk: &risk,
+            exposures: &exposures,
+            positions_of: &|index| Some(index),
+            scope: "",
+            digits: 2,
+        };
+        attribute(
+            portfolio,
+            params,
+            &scan,
+            (initial, maintenance),
+            decimals,
+            positions,
+            components,
+        )?;
     }
+    Ok(PoolRequirement {
+        initial,
+        maintenance,
+        currencies: Vec::new(),
+    })
+}
 
+/// One scan's results as [`attribute`] reads them.
+pub(crate) struct Scan<'a> {
+    /// The book scanned.
+    pub(crate) book: &'a ScenarioBook,
+    /// Its risk.
+    pub(crate) risk: &'a PortfolioRisk,
+    /// The exposures scanned, in the order of `risk.attribution`.
+    pub(crate) exposures: &'a [Exposure],
+    /// The portfolio's index of an exposure's position (a sub-portfolio numbers its own).
+    pub(crate) positions_of: &'a dyn Fn(usize) -> Option<usize>,
+    /// Inserted after `portfolio` in the explanation's names (`[BTC]` for a currency's scan), so
+    /// two currencies' scans of one underlying keep apart.
+    pub(crate) scope: &'a str,
+    /// Decimals of the P&L figures in the explanation's words.
+    pub(crate) digits: usize,
+}
+
+/// Attributes `(initial, maintenance)` (the scan's requirement in the report currency, rounded)
+/// to the scan's positions and spot balances, exactly, and explains it by source.
+///
+/// # Errors
+/// [`RiskError`] from rounding.
+pub(crate) fn attribute(
+    portfolio: &Portfolio,
+    params: &PortfolioMarginParams,
+    scan: &Scan<'_>,
+    (initial, maintenance): (Decimal, Decimal),
+    decimals: u32,
+    positions: &mut [PositionReport],
+    components: &mut Vec<Component>,
+) -> Result<(), RiskError> {
+    let Scan {
+        book,
+        risk,
+        exposures,
+        positions_of,
+        ..
+    } = scan;
     // By position (and spot balance): the Euler attribution, apportioned exactly.
     let maintenance_parts = apportion(maintenance, &risk.attribution, decimals)?;
     let initial_parts = apportion(initial, &risk.attribution, decimals)?;
@@ -170,7 +256,8 @@ pub fn apply(
             .find(|u| u.underlying == underlying)
             .map(|u| u.worst_scenario.clone())
             .unwrap_or_default();
-        let label = match exposure.position.and_then(|p| portfolio.positions.get(p)) {
+        let position = exposure.position.and_then(positions_of);
+        let label = match position.and_then(|p| portfolio.positions.get(p)) {
             Some(position) => position.instrument.name.clone(),
             None => book
                 .underlyings
@@ -179,7 +266,7 @@ pub fn apply(
                 .map(|(name, _)| name.clone())
                 .unwrap_or_default(),
         };
-        if let Some(report) = exposure.position.and_then(|p| positions.get_mut(p)) {
+        if let Some(report) = position.and_then(|p| positions.get_mut(p)) {
             report.maintenance_margin = Amount(*mm);
             report.initial_margin = Amount(*im);
             report.margin_basis = Basis::PortfolioShare {
@@ -200,46 +287,52 @@ pub fn apply(
             ),
         });
     }
-    explain(&risk, maintenance, decimals, components)?;
-    Ok((initial, maintenance))
+    explain(scan, maintenance, decimals, components)
 }
 
 /// The same maintenance margin decomposed by source (`portfolio:` components): floored scan risk
 /// per underlying, the cross-underlying offset, contingencies and liquidity, apportioned so they
 /// also sum exactly to the maintenance margin.
 fn explain(
-    risk: &PortfolioRisk,
+    scan: &Scan<'_>,
     maintenance: Decimal,
     decimals: u32,
     components: &mut Vec<Component>,
 ) -> Result<(), RiskError> {
+    let Scan {
+        risk,
+        scope,
+        digits,
+        ..
+    } = scan;
+    let digits = *digits;
     let mut named: Vec<(String, f64, String)> = Vec::new();
     for underlying in &risk.underlyings {
         let name = &underlying.underlying;
         named.push((
-            format!("portfolio:scan_risk:{name}"),
+            format!("portfolio{scope}:scan_risk:{name}"),
             underlying.scan_risk,
             format!(
-                "worst scenario {}: P&L {:.2}",
+                "worst scenario {}: P&L {:.digits$}",
                 underlying.worst_scenario, underlying.worst_pnl
             ),
         ));
         if underlying.floored_risk > underlying.scan_risk {
             named.push((
-                format!("portfolio:minimum_charge:{name}"),
+                format!("portfolio{scope}:minimum_charge:{name}"),
                 underlying.floored_risk - underlying.scan_risk,
                 format!(
-                    "floor above the scan: minimum delta charge {:.2} (net delta {:.6}), short option minimum {:.2}",
+                    "floor above the scan: minimum delta charge {:.digits$} (net delta {:.6}), short option minimum {:.digits$}",
                     underlying.min_delta_charge, underlying.net_delta, underlying.short_option_charge
                 ),
             ));
         }
         if underlying.additive_charge > 0.0 {
             named.push((
-                format!("portfolio:contingencies:{name}"),
+                format!("portfolio{scope}:contingencies:{name}"),
                 underlying.additive_charge,
                 format!(
-                    "roll (basis) shock {:.2}, delta shock {:.2}",
+                    "roll (basis) shock {:.digits$}, delta shock {:.digits$}",
                     underlying.roll_charge, underlying.delta_shock_charge
                 ),
             ));
@@ -247,10 +340,10 @@ fn explain(
         let liquidity = underlying.liquidity_charge + underlying.concentration_charge;
         if liquidity > 0.0 {
             named.push((
-                format!("portfolio:liquidity:{name}"),
+                format!("portfolio{scope}:liquidity:{name}"),
                 liquidity,
                 format!(
-                    "closing cost of net delta {:.6}: spread and square-root impact {:.2}, concentration {:.2}",
+                    "closing cost of net delta {:.6}: spread and square-root impact {:.digits$}, concentration {:.digits$}",
                     underlying.net_delta, underlying.liquidity_charge, underlying.concentration_charge
                 ),
             ));
@@ -259,10 +352,10 @@ fn explain(
     if let Some(shortfall) = &risk.expected_shortfall {
         let scan = risk.combined_risk + risk.additive_contingencies;
         named.push((
-            "portfolio:expected_shortfall".to_owned(),
+            format!("portfolio{scope}:expected_shortfall"),
             (shortfall.loss - scan).max(0.0),
             format!(
-                "ES {:.1}% over {} filtered historical scenarios = {:.2} (worst day {}; VaR 99% {:.2}); {} the scan with contingencies {:.2}",
+                "ES {:.1}% over {} filtered historical scenarios = {:.digits$} (worst day {}; VaR 99% {:.digits$}); {} the scan with contingencies {:.digits$}",
                 shortfall.level * 100.0,
                 shortfall.scenarios,
                 shortfall.loss,
@@ -276,10 +369,10 @@ fn explain(
     let offset = risk.combined_risk - risk.summed_risk;
     if offset < 0.0 {
         named.push((
-            "portfolio:cross_underlying_offset".to_owned(),
+            format!("portfolio{scope}:cross_underlying_offset"),
             offset,
             format!(
-                "correlated combination of {:.2} of scan risk gives {:.2} (credit capped by max_offset)",
+                "correlated combination of {:.digits$} of scan risk gives {:.digits$} (credit capped by max_offset)",
                 risk.summed_risk, risk.combined_risk
             ),
         ));

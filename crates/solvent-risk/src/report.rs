@@ -152,6 +152,36 @@ pub struct PositionReport {
     pub margin_basis: Basis,
 }
 
+/// One settlement currency's sub-portfolio under segregated portfolio margin (Deribit S:PM): its
+/// figures in its own coin, as the venue shows them, and in USD so the currencies add up.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CurrencyMargin {
+    /// The coin (`BTC`, `USDC`): the settlement asset of the sub-portfolio's positions.
+    pub currency: CompactString,
+    /// USD price of one coin used for the USD figures (the coin's index).
+    pub price_usd: Amount,
+    /// The coin's balance plus the unrealised P&L and option value of the positions settled in
+    /// it, in the coin, rounded down.
+    pub equity: Amount,
+    /// Initial margin of the sub-portfolio in the coin, rounded up.
+    pub initial_margin: Amount,
+    /// Maintenance margin of the sub-portfolio in the coin, rounded up.
+    pub maintenance_margin: Amount,
+    /// `equity - initial_margin`, in the coin.
+    pub available: Amount,
+    /// `equity / maintenance_margin` of this currency alone; `None` when it requires nothing.
+    pub health: Option<f64>,
+    /// The currency's state: under segregated margin one currency's surplus does not cover
+    /// another's deficit.
+    pub state: AccountState,
+    /// `equity` in USD, to the cent, rounded down.
+    pub equity_usd: Amount,
+    /// `initial_margin` in USD, to the cent, rounded up.
+    pub initial_margin_usd: Amount,
+    /// `maintenance_margin` in USD, to the cent, rounded up.
+    pub maintenance_margin_usd: Amount,
+}
+
 /// The full margin report of one account. Account-level figures describe the cross pool, the
 /// margin the positions without isolated margin share; isolated positions carry their own figures.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -180,12 +210,21 @@ pub struct MarginReport {
     pub maintenance_margin: Amount,
     /// `equity - initial_margin`.
     pub available: Amount,
-    /// `max(0, min(cash-like collateral, equity - initial_margin))` (DESIGN.md 7, no buffer policy).
+    /// `max(0, min(cash-like collateral, equity - initial_margin))` (DESIGN.md 7, no buffer policy);
+    /// under segregated portfolio margin, no more than the cash-like currencies' own
+    /// `available`, each currency paying out only above its own initial margin.
     pub withdrawable: Amount,
-    /// `equity / maintenance_margin`; `None` when nothing requires margin.
+    /// `equity / maintenance_margin`; `None` when nothing requires margin. Under segregated
+    /// portfolio margin, the health of the weakest currency (see `currencies`).
     pub health: Option<f64>,
-    /// State from health (DESIGN.md 8.1).
+    /// State from health (DESIGN.md 8.1); under segregated portfolio margin, the worst
+    /// currency's state.
     pub state: AccountState,
+    /// Under segregated portfolio margin (Deribit S:PM), each settlement currency's figures in
+    /// its coin and in USD, in order of first appearance (balances, then positions); empty
+    /// otherwise (and then left out of the JSON).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub currencies: Vec<CurrencyMargin>,
     /// The waterfall: every amount that makes up equity and the requirements.
     pub components: Vec<Component>,
     /// Per position.

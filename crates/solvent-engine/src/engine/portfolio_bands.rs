@@ -36,7 +36,7 @@
 use super::*;
 
 use solvent_core::portfolio_margin::{
-    PortfolioMarginParams, UnderlyingParams, VolShock, VolShockMode,
+    PortfolioCollateral, PortfolioMarginParams, UnderlyingParams, VolShock, VolShockMode,
 };
 use solvent_risk::portfolio_margin::{Scenario, scenarios, vol_shock_scale};
 
@@ -222,9 +222,9 @@ fn delta_rates_of(params: &UnderlyingParams, delta_max: f64, price: f64) -> f64 
 
 impl Engine {
     /// The bounds of a portfolio-mode account's requirement; `None` where none is known: an
-    /// isolated or inverse contract, an underlying without portfolio parameters, an option
-    /// with a given mark (its volatility then follows the index) or without a smile of its own
-    /// expiry, a non-zero rate, an expired contract.
+    /// isolated or inverse contract, a venue of segregated portfolio margin, an underlying
+    /// without portfolio parameters, an option with a given mark (its volatility then follows
+    /// the index) or without a smile of its own expiry, a non-zero rate, an expired contract.
     ///
     /// `slack` (USD) is what the price moves, time and volatility share: a quarter of it (after
     /// the offset's jump) is the volatility's, the bounds of time and price then taking each
@@ -237,7 +237,9 @@ impl Engine {
         top: f64,
     ) -> Option<PortfolioBound<'a>> {
         let params: &PortfolioMarginParams = self.venue.portfolio_margin.as_ref()?;
-        if self.market.rate != 0.0 {
+        // The bounds are of one USD scan; segregated margin scans each currency in its coin and
+        // stands at its weakest currency: no band, the account is recomputed at every price.
+        if self.market.rate != 0.0 || params.collateral == PortfolioCollateral::Segregated {
             return None;
         }
         let now_ms = self.now.as_millisecond();
