@@ -14,7 +14,7 @@
 //! re-quoted up and down: the sum of `n` moves grows as `n`, their net as about `sqrt(n)`.
 //!
 //! Each smile change costs one smile comparison per live epoch; at most [`MAX_EPOCHS`] are kept
-//! per underlying, the oldest merged into the next beyond that (its holders' tolerance reduced
+//! per underlying, the oldest merged into the newest beyond that (its holders' tolerance reduced
 //! by the distance between the two snapshots).
 
 #[allow(clippy::wildcard_imports)]
@@ -113,11 +113,13 @@ impl VolWatch {
         }
     }
 
-    /// Beyond [`MAX_EPOCHS`] live epochs, merges the oldest live one into the one after it:
-    /// each holder's tolerance is reduced by the distance between the two snapshots (if
-    /// `d(old, later) <= t` is needed and `d(old, later) <= d(old, next) + d(next, later)`,
-    /// `t - d(old, next)` from the next one suffices). Returns the holders moved, with the
-    /// epoch and key they are registered at now.
+    /// Beyond [`MAX_EPOCHS`] live epochs, merges the oldest live one into the newest: each
+    /// holder's tolerance is reduced by the distance between the two snapshots (if
+    /// `d(old, later) <= t` is needed and `d(old, later) <= d(old, new) + d(new, later)`,
+    /// `t - d(old, new)` from the newest suffices). Into the newest, not the next: re-quotes
+    /// that go up and down cost a holder their net move over the epochs merged, not the sum
+    /// of the moves between each. Returns the holders moved, with the epoch and key they are
+    /// registered at now.
     fn merge_oldest(&mut self) -> Vec<(u32, u64, BandKey)> {
         let live = self
             .epochs
@@ -133,7 +135,7 @@ impl VolWatch {
         let Some(merged) = self.epochs.remove(oldest) else {
             return Vec::new();
         };
-        let Some(next) = self.epochs.get_mut(oldest) else {
+        let Some(next) = self.epochs.back_mut() else {
             return Vec::new();
         };
         let apart = merged
@@ -352,16 +354,21 @@ mod tests {
         assert_eq!(watch.placement(0.02).0, watch.changes);
     }
 
-    /// Beyond `MAX_EPOCHS` snapshots the oldest is merged into the next, its holders' tolerance
-    /// less the distance between the two: the smile re-quoted between 50.0 and 50.1 with a
-    /// holder of 0.3 points registered after each quote; holder 0 (from a 50.0 snapshot) keeps
-    /// 0.2 points from the 50.1 one, so a smile 0.21 points above that reaches it, as it must
-    /// (0.31 points from where it was examined).
+    /// Beyond `MAX_EPOCHS` snapshots the oldest is merged into the newest, its holders'
+    /// tolerance less the distance between the two: a holder of 0.3 points registered at 50.0,
+    /// then one after each re-quote between 50.1 and 50.2 (each a snapshot of its own); holder 0
+    /// keeps 0.2 points from the newest snapshot (50.1), so a smile at 50.31 reaches it, as it
+    /// must (0.31 points from where it was examined), and no other holder.
     #[test]
     fn the_oldest_snapshot_is_merged_with_its_holders_charged_the_distance() {
         let mut watch = VolWatch::default();
-        for slot in 0..=u32::try_from(MAX_EPOCHS).unwrap_or(u32::MAX) {
-            let vol = 0.50 + 0.001 * f64::from(slot % 2);
+        let last = u32::try_from(MAX_EPOCHS).unwrap_or(u32::MAX);
+        for slot in 0..=last {
+            let vol = if slot == 0 {
+                0.500
+            } else {
+                0.501 + 0.001 * f64::from(slot % 2 == 1)
+            };
             if slot > 0 {
                 assert!(watch.changed("E", &flat(vol)).is_empty());
             }
@@ -373,14 +380,11 @@ mod tests {
         let (slot, at_change, key) = moved[0];
         assert_eq!(
             (slot, at_change),
-            (0, 1),
-            "holder 0 now counts from the second snapshot"
+            (0, u64::from(last)),
+            "holder 0 now counts from the newest snapshot"
         );
         assert!((tolerance(key) - 0.002).abs() < 1e-12 && tolerance(key) < 0.002);
         assert_eq!(watch.epochs.len(), MAX_EPOCHS);
-        let reached = watch.changed("E", &flat(0.501 + 0.0021));
-        assert!(reached.contains(&0), "{reached:?}");
-        // Holders examined at 50.1 have 3.1 points left; those at 50.0 are reached too.
-        assert!(!reached.contains(&31) && reached.contains(&32), "{reached:?}");
+        assert_eq!(watch.changed("E", &flat(0.5031)), vec![0]);
     }
 }
