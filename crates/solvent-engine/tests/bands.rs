@@ -723,3 +723,58 @@ fn option_holders_follow_a_smile_walking_at_random() {
         "precondition: the walk moves some account between states: {actions:?}"
     );
 }
+
+/// Cross inverse perpetuals on coin collateral, priced by the index alone: a long's equity in
+/// USD moves by `C + N / E` coins per dollar, a short's by `C - N / E` (its collateral hedged
+/// by the position). Longs slide into margin call and beyond on the way down, shorts on the
+/// way back up, each at the update an engine examining every holder acts on.
+#[test]
+fn cross_inverse_perpetuals_on_the_index_are_caught_both_ways() {
+    let mut lines = Vec::new();
+    let mut seq = 0;
+    let mut push = |body: String| {
+        seq += 1;
+        lines.push(format!(
+            r#"{{"seq":{seq},"ts":"2026-01-01T{:02}:{:02}:{:02}Z",{body}}}"#,
+            seq / 3600,
+            (seq / 60) % 60,
+            seq % 60
+        ));
+    };
+    push(r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned());
+    let accounts = [
+        ("0.08", "buy", "60000"),
+        ("0.1", "buy", "60000"),
+        ("0.14", "buy", "60000"),
+        ("0.03", "sell", "60000"),
+        ("0.04", "sell", "60000"),
+        ("1", "sell", "60000"),
+        ("0.05", "sell", "30000"),
+    ];
+    for (index, (coins, side, size)) in accounts.iter().enumerate() {
+        push(format!(
+            r#""type":"deposit","account":"v{index}","asset":"BTC","amount":"{coins}""#
+        ));
+        push(format!(
+            r#""type":"fill","account":"v{index}","instrument":"BTC-PERPETUAL","side":"{side}","size":"{size}","price":"60000""#
+        ));
+    }
+    let mut price = 60_000.0_f64;
+    let path = std::iter::repeat_n(0.999, 300).chain(std::iter::repeat_n(1.0015, 600));
+    for step in path {
+        price *= step;
+        push(format!(
+            r#""type":"index_price","underlying":"BTC","price":"{price:.2}""#
+        ));
+    }
+    let actions = assert_same_actions(&lines);
+    for account in ["v0", "v3"] {
+        assert!(
+            actions
+                .iter()
+                .any(|a| a.contains("state_changed")
+                    && a.contains(&format!(r#""account":"{account}""#))),
+            "precondition: the path moves {account} between states: {actions:?}"
+        );
+    }
+}

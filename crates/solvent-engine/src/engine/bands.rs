@@ -461,21 +461,23 @@ impl Engine {
     /// [`Self::band_widths`]).
     pub(super) fn coin_exposures<'a>(&'a self, account: &'a Account) -> Vec<Exposure<'a>> {
         let mut exposures: Vec<Exposure<'a>> = Vec::new();
+        // `coins`: how many coins the equity moves by per dollar of the source; `at_rate`: a
+        // bound on the maintenance margin's.
         let mut add =
-            |source: Source<'a>, coins: Decimal, rate: Decimal, companion: bool| match exposures
+            |source: Source<'a>, coins: Decimal, at_rate: Decimal, companion: bool| match exposures
                 .iter_mut()
                 .find(|e| e.source == source)
             {
                 Some(exposure) => {
                     exposure.coins += coins;
-                    exposure.coins_at_rate += coins * rate;
+                    exposure.coins_at_rate += at_rate;
                     exposure.companion &= companion;
                 }
                 None => exposures.push(Exposure {
                     source,
                     price_f64: 0.0,
                     coins,
-                    coins_at_rate: coins * rate,
+                    coins_at_rate: at_rate,
                     companion,
                 }),
             };
@@ -486,10 +488,20 @@ impl Engine {
             let (coins, rate) = self.position_sensitivity(position, price);
             match self.inverse_on_mark(position, price) {
                 Some((index_coins, mark_coins)) => {
-                    add(source, index_coins, rate, false);
-                    add(Source::Mark(&instrument.name), mark_coins, rate, false);
+                    add(source, index_coins, index_coins * rate, false);
+                    add(
+                        Source::Mark(&instrument.name),
+                        mark_coins,
+                        mark_coins * rate,
+                        false,
+                    );
                 }
-                None => add(source, coins, rate, false),
+                None => add(
+                    source,
+                    self.equity_coins(position).unwrap_or(coins),
+                    coins * rate,
+                    false,
+                ),
             }
             if let Some(coin) = self.third_coin_index(position) {
                 // Settled in a third coin, its figures move with that coin's index too, by an
@@ -522,7 +534,12 @@ impl Engine {
                 .get(symbol)
                 .and_then(|c| c.borrow.as_ref())
                 .map_or(Decimal::ZERO, |b| b.maintenance_rate);
-            add(Source::Index(&asset.index), amount.abs(), rate, false);
+            add(
+                Source::Index(&asset.index),
+                amount.abs(),
+                amount.abs() * rate,
+                false,
+            );
         }
         exposures.retain_mut(|exposure| match self.source_price(exposure.source) {
             Some(price) => {
@@ -959,6 +976,28 @@ impl Engine {
             .checked_div(mark.max(floor))?
             .checked_div(mark.max(floor))?;
         Some((index_coins, mark_coins))
+    }
+
+    /// How many coins a cross inverse perpetual or future priced by its underlying's index
+    /// moves the account's equity by per dollar of that index, exactly: its P&L in the coin,
+    /// `N (1 / E - 1 / S)` at the index `S`, converted at `S` (the coin's index is the
+    /// underlying's: a third coin has no bands), is `N S / E - N` in USD, linear with slope
+    /// `N / E` (a future's mark `S e^(rT)` leaves it so). `None` for anything else, whose
+    /// [`Self::position_sensitivity`] bounds it. The requirement's slope is bounded apart.
+    fn equity_coins(&self, position: &PositionState) -> Option<Decimal> {
+        let instrument = &position.instrument;
+        if instrument.style != Style::Inverse
+            || !matches!(instrument.terms, Terms::Perpetual | Terms::Future { .. })
+            || position.isolated
+            || self.market.mark.contains_key(instrument.name.as_str())
+            || self.third_coin_index(position).is_some()
+        {
+            return None;
+        }
+        position
+            .size
+            .abs()
+            .checked_div(position.entry.max(Decimal::new(1, 8)))
     }
 
     /// A position's coin exposure and the largest maintenance rate its rule can reach (see
