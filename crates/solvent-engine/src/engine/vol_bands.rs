@@ -381,6 +381,9 @@ mod tests {
         let reached = watch.changed("E", &flat(0.501 + 0.0021));
         assert!(reached.contains(&0), "{reached:?}");
         // Holders examined at 50.1 have 3.1 points left; those at 50.0 are reached too.
-        assert!(!reached.contains(&31) && reached.contains(&32), "{reached:?}");
+        assert!(
+            !reached.contains(&31) && reached.contains(&32),
+            "{reached:?}"
+        );
     }
 }
