@@ -451,10 +451,20 @@ fn series_line(series: &Series) -> String {
 }
 
 fn header_lines(venue: &Venue, origin: &str) -> String {
-    let liquidation = match venue.liquidation_maintenance {
-        LiquidationMaintenance::AtLiquidationPrice => "maintenance margin at the liquidation price",
-        LiquidationMaintenance::AtEntryValue => "maintenance margin on the entry value",
+    let mut liquidation = match venue.liquidation_maintenance {
+        LiquidationMaintenance::AtLiquidationPrice => {
+            "maintenance margin at the liquidation price".to_owned()
+        }
+        LiquidationMaintenance::AtEntryValue => "maintenance margin on the entry value".to_owned(),
     };
+    // Only a venue that adds a fee to close says so: the others' line stays as it was.
+    if !venue.liquidation_fee_rate.is_zero() {
+        let _ = write!(
+            liquidation,
+            " plus a fee to close of {}% of the value at that price",
+            (venue.liquidation_fee_rate * Decimal::ONE_HUNDRED).normalize()
+        );
+    }
     let deficits = match venue.deficits {
         DeficitPolicy::Adl => "auto-deleveraging",
         DeficitPolicy::Socialise => "socialised",

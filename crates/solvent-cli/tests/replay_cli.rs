@@ -519,7 +519,7 @@ fn population_with_funding_writes_what_the_value_path_writes() {
         (summary.len(), sha256_hex(summary.as_bytes()).as_str()),
         (
             11_921,
-            "1c7d453f2d8a014b2c12683adec1031191c4848e2f1febe360e5f6e858ce05e8"
+            "33c5bf8dfd86558104bbc53652065d8172bec0ebcb2d6b3825d92c2fe59922ef"
         )
     );
     // Without --out, the same summary.

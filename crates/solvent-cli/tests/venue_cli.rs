@@ -181,6 +181,32 @@ fn check(scratch: &Scratch, text: &str) -> (i32, String, String) {
 }
 
 #[test]
+fn show_states_the_fee_to_close_a_venue_adds_to_the_liquidation_price() {
+    let scratch = Scratch::new("venue-fee");
+    let with_fee = LADDER.replacen(
+        "[venue]\n",
+        "[venue]\nliquidation_fee_rate = \"0.00075\"\n",
+        1,
+    );
+    assert_ne!(with_fee, LADDER, "the [venue] table must be found");
+    let file = scratch.write("fee.toml", &with_fee);
+    let (code, text, error) = run(&["venue", "show", &file]);
+    assert_eq!(code, 0, "{error}");
+    assert!(
+        text.contains(
+            "liquidation price of an isolated position: maintenance margin at the liquidation \
+             price plus a fee to close of 0.075% of the value at that price;"
+        ),
+        "{text}"
+    );
+    // Without the key, no fee is named.
+    let file = scratch.write("plain.toml", LADDER);
+    let (code, text, error) = run(&["venue", "show", &file]);
+    assert_eq!(code, 0, "{error}");
+    assert!(!text.contains("fee to close"), "{text}");
+}
+
+#[test]
 fn check_names_the_table_and_tier_of_each_problem() {
     let scratch = Scratch::new("venue-check");
     let (code, text, error) = check(&scratch, LADDER);

@@ -231,6 +231,14 @@ pub struct Venue {
     /// Where an isolated position's liquidation price takes its maintenance margin.
     #[serde(default)]
     pub liquidation_maintenance: LiquidationMaintenance,
+    /// Rate of the fee to close a perpetual or future that the liquidation price adds to the
+    /// maintenance rate (venue key `[venue] liquidation_fee_rate`, default 0): OKX and Gate
+    /// liquidate when the margin no longer covers the maintenance margin plus the taker fee of
+    /// closing the position at the liquidation price, so their price sits that much closer to
+    /// the mark than the maintenance margin alone puts it. A fraction of the position value at
+    /// the liquidation price, from 0 to 1.
+    #[serde(default)]
+    pub liquidation_fee_rate: Decimal,
 }
 
 /// Where the liquidation price of an isolated position takes its maintenance margin (venue key
@@ -303,6 +311,8 @@ struct VenueSection {
     deficits: DeficitPolicy,
     #[serde(default)]
     liquidation_maintenance: LiquidationMaintenance,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    liquidation_fee_rate: Option<Decimal>,
 }
 
 #[derive(Deserialize)]
@@ -624,6 +634,20 @@ impl Venue {
                 "health thresholds must satisfy margin_call_health > reduce_only_health > liquidation_health",
             ));
         }
+        // A fee of 100% or more of the position would put a long's liquidation price at or
+        // above any mark; venues charge a fraction of a percent.
+        let liquidation_fee_rate = match raw.venue.liquidation_fee_rate {
+            None => Decimal::ZERO,
+            Some(rate) => {
+                let rate = check.rate("venue.liquidation_fee_rate".to_owned(), rate, false)?;
+                if rate == Decimal::ONE {
+                    return Err(
+                        check.fail("venue.liquidation_fee_rate", "must be below 1, found 1")
+                    );
+                }
+                rate
+            }
+        };
 
         let mut assets = NameMap::default();
         for (symbol, asset) in raw.assets {
@@ -734,6 +758,7 @@ impl Venue {
             portfolio_margin,
             deficits: raw.venue.deficits,
             liquidation_maintenance: raw.venue.liquidation_maintenance,
+            liquidation_fee_rate,
             name: raw.venue.name,
             settlement_asset: raw.venue.settlement_asset,
             expiry_time_utc,
@@ -1361,6 +1386,39 @@ margin = "options"
         // d_2 = 0 + 2,000,000 * (0.56% - 0.50%) = 1,200; d_3 = 1,200 + 2,600,000 * (0.63% - 0.56%) = 3,020.
         let deductions: Vec<Decimal> = tiers.iter().map(|t| t.deduction).collect();
         assert_eq!(deductions, vec![dec!(0), dec!(1200), dec!(3020)]);
+    }
+
+    #[test]
+    fn the_fee_to_close_rate_reads_and_defaults_to_none() {
+        assert_eq!(
+            Venue::from_toml("v.toml", MINIMAL)
+                .unwrap()
+                .liquidation_fee_rate,
+            Decimal::ZERO
+        );
+        let text = MINIMAL.replace(
+            "settlement_asset = \"USDT\"\n",
+            "settlement_asset = \"USDT\"\nliquidation_fee_rate = \"0.0005\"\n",
+        );
+        let venue = Venue::from_toml("v.toml", &text).unwrap();
+        assert_eq!(venue.liquidation_fee_rate, dec!(0.0005));
+    }
+
+    #[test]
+    fn a_negative_or_whole_fee_to_close_rate_is_refused_by_key() {
+        for (rate, problem) in [
+            ("-0.0005", "must not be negative, found -0.0005"),
+            ("1", "must be below 1, found 1"),
+            ("1.5", "must be at most 1, found 1.5"),
+        ] {
+            let text = MINIMAL.replace(
+                "settlement_asset = \"USDT\"\n",
+                &format!("settlement_asset = \"USDT\"\nliquidation_fee_rate = \"{rate}\"\n"),
+            );
+            let error = Venue::from_toml("v.toml", &text).unwrap_err();
+            assert_eq!(error.path, "venue.liquidation_fee_rate");
+            assert_eq!(error.problem, problem);
+        }
     }
 
     #[test]

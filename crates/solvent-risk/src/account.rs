@@ -96,6 +96,16 @@ impl Line<'_> {
         )
     }
 
+    /// The fee to close the position at `mark` in the settlement currency, at `rate` of its
+    /// value there (the venue's `liquidation_fee_rate`). Options carry none: OKX charges them
+    /// on the premium under its own cap, which this rate does not describe.
+    fn close_fee_at(&self, rate: Decimal, mark: Decimal) -> Decimal {
+        if rate.is_zero() || self.is_option() {
+            return Decimal::ZERO;
+        }
+        rate * standard::notional(&self.position.instrument, self.position.size.value(), mark)
+    }
+
     fn is_option(&self) -> bool {
         matches!(self.position.instrument.terms, Terms::Option { .. })
     }
@@ -907,8 +917,10 @@ fn requirement_step(
 
 /// Step 4, the liquidation prices (a full report): each standard-margin position's price at
 /// which its pool's health reaches 1, all else fixed, on exact (unrounded) figures in the report
-/// currency. Under portfolio margin a cross position is liquidated by its underlying's move
-/// instead (see [`portfolio_liquidation_prices`]).
+/// currency; where the venue sets a fee to close (`liquidation_fee_rate`), the price where the
+/// pool's equity meets its maintenance margin plus that fee. Under portfolio margin a cross
+/// position is liquidated by its underlying's move instead (see
+/// [`portfolio_liquidation_prices`]).
 ///
 /// # Errors
 /// [`RiskError`] when a figure of the search cannot be computed.
@@ -921,6 +933,9 @@ fn liquidation_step(
     position_reports: &mut [PositionReport],
 ) -> Result<(), RiskError> {
     let report_asset = target.asset;
+    // The venue's fee to close, added to each position's maintenance margin where the price
+    // is solved (0 unless the venue file sets it).
+    let fee_rate = view.venue().liquidation_fee_rate;
     // The pool's exact figures, for its positions' own-price searches; none under portfolio
     // margin, where no cross position is searched by its own price (and where summing them could
     // fail only on a conversion the positions step already made).
@@ -960,7 +975,9 @@ fn liquidation_step(
                         Some(maintenance) => maintenance,
                         None => line.requirement_at(p)?.maintenance,
                     };
-                    Ok(margin.value() + line.equity_at(p) - maintenance)
+                    // OKX and Gate: the margin must also pay the fee to close at p.
+                    let fee = line.close_fee_at(fee_rate, p);
+                    Ok(margin.value() + line.equity_at(p) - maintenance - fee)
                 })?
             }
             None => {
@@ -974,7 +991,8 @@ fn liquidation_step(
                         report_asset,
                     )?;
                     let own_maintenance = view.convert(
-                        line.requirement_at(line.mark.price)?.maintenance,
+                        line.requirement_at(line.mark.price)?.maintenance
+                            + line.close_fee_at(fee_rate, line.mark.price),
                         line.settlement,
                         report_asset,
                     )?;
@@ -983,7 +1001,7 @@ fn liquidation_step(
                 liquidation::solve(line.mark.price, side, line.price_bounds(), |p| {
                     let equity = view.convert(line.equity_at(p), line.settlement, report_asset)?;
                     let maintenance = view.convert(
-                        line.requirement_at(p)?.maintenance,
+                        line.requirement_at(p)?.maintenance + line.close_fee_at(fee_rate, p),
                         line.settlement,
                         report_asset,
                     )?;
@@ -999,8 +1017,9 @@ fn liquidation_step(
     Ok(())
 }
 
-/// Exact equity and maintenance margin of the cross pool in the report currency (the collateral
-/// value is already a rounded credit; position figures are not rounded here).
+/// Exact equity and maintenance margin of the cross pool in the report currency, the latter with
+/// the venue's fee to close each position at its mark (the collateral value is already a rounded
+/// credit; position figures are not rounded here).
 fn pool_exact(
     lines: &[Line<'_>],
     view: &MarketView<'_>,
@@ -1020,7 +1039,8 @@ fn pool_exact(
             report_asset,
         )?;
         maintenance += view.convert(
-            line.requirement_at(line.mark.price)?.maintenance,
+            line.requirement_at(line.mark.price)?.maintenance
+                + line.close_fee_at(view.venue().liquidation_fee_rate, line.mark.price),
             line.settlement,
             report_asset,
         )?;

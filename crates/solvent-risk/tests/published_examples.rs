@@ -711,6 +711,74 @@ fn bybit_isolated_liquidation_price_takes_maintenance_on_the_entry_value() {
     assert_eq!(liquidation("-1"), dec!(20300));
 }
 
+/// Gate's published rule (support reply on Gate's forum, gatenode.pro/post/status/3870211,
+/// read 2026-12-04): "liquidation price = (average opening price ± margin / contract multiplier /
+/// position) / [1 ± (maintenance margin ratio + Taker fee Rate)]", "long is subtracted, and short
+/// is added", "Taker rate = 0.075%"; OKX's isolated margin ratio has the same denominator,
+/// "Face value × |Contracts| × Mark price × (Tiered margin rate + fee rate)". No numeric example
+/// is published; the figures are [computed, not published] from that formula, on the default
+/// venue's BTCUSDT (tier 1, mmr 0.5%) with `liquidation_fee_rate = "0.00075"`:
+/// 1 BTC at 20,000 with 400 USDT of margin (50x).
+#[test]
+fn fee_to_close_joins_the_maintenance_rate_in_the_liquidation_price() {
+    let path = format!("{}/../../venues/default.toml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let with_fee = text.replacen(
+        "[venue]\n",
+        "[venue]\nliquidation_fee_rate = \"0.00075\"\n",
+        1,
+    );
+    assert_ne!(with_fee, text, "the [venue] table must be found");
+    let liquidation = |venue_text: &str, position: &str, collateral: &str| {
+        let venue = Venue::from_toml("v.toml", venue_text).unwrap();
+        let portfolio = Portfolio::from_json(
+            "p.json",
+            &format!(
+                r#"{{"account":"g","mode":"cross","collateral":{{{collateral}}},"positions":[{position}]}}"#
+            ),
+            &venue,
+        )
+        .unwrap();
+        let market = Market::from_json(
+            "m.json",
+            r#"{"timestamp":"2026-01-06T08:00:00Z","index":{"BTC":"20000"},"mark":{"BTCUSDT":"20000"}}"#,
+        )
+        .unwrap();
+        let report = margin_report(&portfolio, &MarketView::new(&venue, &market).unwrap()).unwrap();
+        let position = &report.positions[0];
+        // The maintenance margin itself is not changed by the fee: 20,000 x 0.5% = 100.
+        assert_eq!(position.maintenance_margin.value(), dec!(100));
+        position.liquidation_price.unwrap().value()
+    };
+    let isolated = |size: &str| {
+        format!(
+            r#"{{"instrument":"BTCUSDT","size":"{size}","entry_price":"20000","isolated_margin":"400","leverage":50}}"#
+        )
+    };
+    // Long: (20,000 - 400 / 1 / 1) / (1 - (0.005 + 0.00075)) = 19,600 / 0.99425
+    // = 19,713.351772..., rounded up for a long to eight significant digits.
+    assert_eq!(liquidation(&with_fee, &isolated("1"), ""), dec!(19713.352));
+    // Short: (20,000 + 400) / (1 + 0.00575) = 20,283.370618..., rounded down for a short.
+    assert_eq!(liquidation(&with_fee, &isolated("-1"), ""), dec!(20283.37));
+    // Without the fee (the default): 19,600 / 0.995 = 19,698.492462... and
+    // 20,400 / 1.005 = 20,298.507462...: the fee moves each price about 15 USDT toward the mark.
+    assert_eq!(liquidation(&text, &isolated("1"), ""), dec!(19698.493));
+    assert_eq!(liquidation(&text, &isolated("-1"), ""), dec!(20298.507));
+    // A cross position whose pool holds the same 400 USDT meets the same equation (equity
+    // 400 + (p - 20,000) against 0.005 p + 0.00075 p), so the same prices.
+    let cross = |size: &str| {
+        format!(r#"{{"instrument":"BTCUSDT","size":"{size}","entry_price":"20000","leverage":50}}"#)
+    };
+    assert_eq!(
+        liquidation(&with_fee, &cross("1"), r#""USDT":"400""#),
+        dec!(19713.352)
+    );
+    assert_eq!(
+        liquidation(&with_fee, &cross("-1"), r#""USDT":"400""#),
+        dec!(20283.37)
+    );
+}
+
 #[test]
 fn dydx_venue_file_floors_the_scaled_imf_to_ppm_and_large_cap_needs_no_open_interest() {
     let venue = venue("dydx-v4.toml");
