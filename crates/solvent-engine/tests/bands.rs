@@ -223,9 +223,14 @@ fn monitored(effects: &[Effect]) -> Vec<String> {
 /// Applies `lines` to a banded and an exhaustive engine, checks they act alike, and returns the
 /// actions taken.
 fn assert_same_actions(lines: &[String]) -> Vec<String> {
-    let mut banded = Engine::new(venue(), EngineConfig::default());
+    assert_same_actions_on(&venue(), lines)
+}
+
+/// [`assert_same_actions`] on `venue`.
+fn assert_same_actions_on(venue: &Venue, lines: &[String]) -> Vec<String> {
+    let mut banded = Engine::new(venue.clone(), EngineConfig::default());
     let mut exhaustive = Engine::new(
-        venue(),
+        venue.clone(),
         EngineConfig {
             exhaustive_monitoring: true,
             ..EngineConfig::default()
@@ -724,6 +729,67 @@ fn option_holders_follow_a_smile_walking_at_random() {
     );
 }
 
+/// A short inverse perpetual hedged by its collateral (its equity in USD stands still) under a
+/// size-linear rule whose rate grows fast with the size in coin (`k` = 5% per BTC, a
+/// thousand times Deribit's, in an edited default venue): as the index falls the size in coin
+/// `N / S` grows, and with it the requirement in USD (`k q^2` per dollar). Only that term
+/// moves the account toward its thresholds, and the bands must see it coming (here the
+/// collateral's and the position's own coins, which the bands add up without netting, already
+/// bound it: the test holds the path sound, it does not isolate the term).
+#[test]
+fn a_hedged_inverse_short_is_caught_as_its_size_in_coin_grows() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let rule = "[margin_rules.deribit_btc_inverse]";
+    let at = text.find(rule).unwrap();
+    let edited = format!(
+        "{}{}",
+        &text[..at],
+        text[at..].replacen(
+            r#"rate_per_unit = "0.00005""#,
+            r#"rate_per_unit = "0.05""#,
+            1
+        )
+    );
+    let venue = Venue::from_toml(path, &edited).unwrap();
+    let mut lines = Vec::new();
+    let mut seq = 0;
+    let mut push = |body: String| {
+        seq += 1;
+        lines.push(format!(
+            r#"{{"seq":{seq},"ts":"2026-01-01T{:02}:{:02}:{:02}Z",{body}}}"#,
+            seq / 3600,
+            (seq / 60) % 60,
+            seq % 60
+        ));
+    };
+    push(r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned());
+    for (index, coins) in ["10", "10.5", "11"].iter().enumerate() {
+        push(format!(
+            r#""type":"deposit","account":"h{index}","asset":"BTC","amount":"{coins}""#
+        ));
+        push(format!(
+            r#""type":"fill","account":"h{index}","instrument":"BTC-PERPETUAL","side":"sell","size":"600000","price":"60000""#
+        ));
+    }
+    let mut price = 60_000.0_f64;
+    for _ in 0..600 {
+        price *= 0.999;
+        push(format!(
+            r#""type":"index_price","underlying":"BTC","price":"{price:.2}""#
+        ));
+    }
+    let actions = assert_same_actions_on(&venue, &lines);
+    for state in ["margin_call", "reduce_only"] {
+        assert!(
+            actions
+                .iter()
+                .any(|a| a.contains("state_changed") && a.contains(&format!(r#""to":"{state}""#))),
+            "precondition: the fall takes a hedged short to {state}: {actions:?}"
+        );
+    }
+}
+
 /// Cross inverse perpetuals on coin collateral, priced by the index alone: a long's equity in
 /// USD moves by `C + N / E` coins per dollar, a short's by `C - N / E` (its collateral hedged
 /// by the position). Longs slide into margin call and beyond on the way down, shorts on the
@@ -769,6 +835,59 @@ fn cross_inverse_perpetuals_on_the_index_are_caught_both_ways() {
     }
     let actions = assert_same_actions(&lines);
     for account in ["v0", "v3"] {
+        assert!(
+            actions
+                .iter()
+                .any(|a| a.contains("state_changed")
+                    && a.contains(&format!(r#""account":"{account}""#))),
+            "precondition: the path moves {account} between states: {actions:?}"
+        );
+    }
+}
+
+/// Linear perpetuals under Deribit's size-linear rule (`BTC_USDC-PERPETUAL`: the rate grows
+/// with the size in coin, fixed for a linear contract), longs and shorts of several sizes on
+/// USDC: the requirement moves by exactly its rate times the size, and every state change
+/// comes at the update an engine examining every holder takes it, down and back up.
+#[test]
+fn size_linear_perpetuals_are_caught_both_ways() {
+    let mut lines = Vec::new();
+    let mut seq = 0;
+    let mut push = |body: String| {
+        seq += 1;
+        lines.push(format!(
+            r#"{{"seq":{seq},"ts":"2026-01-01T{:02}:{:02}:{:02}Z",{body}}}"#,
+            seq / 3600,
+            (seq / 60) % 60,
+            seq % 60
+        ));
+    };
+    push(r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned());
+    let accounts = [
+        ("6000", "buy", "1"),
+        ("9000", "buy", "1.5"),
+        ("60000", "buy", "12"),
+        ("5000", "sell", "1"),
+        ("70000", "sell", "15"),
+    ];
+    for (index, (usdc, side, size)) in accounts.iter().enumerate() {
+        push(format!(
+            r#""type":"deposit","account":"u{index}","asset":"USDC","amount":"{usdc}""#
+        ));
+        push(format!(
+            r#""type":"fill","account":"u{index}","instrument":"BTC_USDC-PERPETUAL","side":"{side}","size":"{size}","price":"60000""#
+        ));
+    }
+    let mut price = 60_000.0_f64;
+    let path = std::iter::repeat_n(0.999, 150).chain(std::iter::repeat_n(1.0015, 250));
+    for step in path {
+        price *= step;
+        push(format!(
+            r#""type":"index_price","underlying":"BTC","price":"{price:.2}""#
+        ));
+    }
+    let actions = assert_same_actions(&lines);
+    for account in ["u0", "u3"] {
         assert!(
             actions
                 .iter()

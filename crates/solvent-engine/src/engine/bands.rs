@@ -499,7 +499,7 @@ impl Engine {
                 None => add(
                     source,
                     self.equity_coins(position).unwrap_or(coins),
-                    coins * rate,
+                    self.requirement_coins(position, coins, rate),
                     false,
                 ),
             }
@@ -998,6 +998,46 @@ impl Engine {
             .size
             .abs()
             .checked_div(position.entry.max(Decimal::new(1, 8)))
+    }
+
+    /// How many coins (USD per dollar of its band's source) a cross position's maintenance
+    /// margin moves by at most inside its band: `coins x rate` of
+    /// [`Self::position_sensitivity`], except where a size-linear rule (Deribit's `rate = base
+    /// + k q`, capped) gives an exact figure:
+    /// - on a linear contract the size in coin `q` is fixed, so is the rate: the requirement
+    ///   `min(base + k q, cap) q S` moves by exactly `min(base + k q, cap) q`;
+    /// - on an inverse perpetual priced by the index (see [`Self::equity_coins`]), `q = N / S`
+    ///   and the requirement in USD is `min(base + k q, cap) N`, which moves by `k q^2` per
+    ///   dollar below the cap and not at all at it; inside a band `S` stays above half of the
+    ///   lower of entry and price, so `q <= coins` (`2 N / floor`) and `k coins^2` bounds it.
+    fn requirement_coins(
+        &self,
+        position: &PositionState,
+        coins: Decimal,
+        rate: Decimal,
+    ) -> Decimal {
+        let instrument = &position.instrument;
+        let solvent_core::venue::MarginRule::SizeLinear {
+            maintenance_base,
+            rate_per_unit,
+            max_rate,
+            ..
+        } = instrument.margin.as_ref()
+        else {
+            return coins * rate;
+        };
+        match (instrument.style, &instrument.terms) {
+            (Style::Linear, Terms::Perpetual | Terms::Future { .. }) => {
+                let size = position.size.abs() * instrument.contract_size;
+                let exact = (*maintenance_base + size * *rate_per_unit).min(*max_rate);
+                size * exact.abs()
+            }
+            (Style::Inverse, Terms::Perpetual) if self.equity_coins(position).is_some() => coins
+                .checked_mul(coins)
+                .and_then(|square| square.checked_mul(rate_per_unit.abs()))
+                .unwrap_or(coins * rate),
+            _ => coins * rate,
+        }
     }
 
     /// A position's coin exposure and the largest maintenance rate its rule can reach (see
