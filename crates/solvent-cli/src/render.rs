@@ -496,6 +496,39 @@ pub fn replay(summary: &crate::replay::Summary) -> String {
     out.push_str("\n\nBalances\n");
     out.push_str(&balances.to_string());
     out.push('\n');
+    if !summary.accounts.is_empty() {
+        let mut accounts = table();
+        accounts.set_header(vec![
+            "account",
+            "in",
+            "equity",
+            "initial margin",
+            "maintenance margin",
+            "health",
+            "state",
+            "liquidations",
+        ]);
+        for account in &summary.accounts {
+            accounts.add_row(vec![
+                account.account.clone(),
+                account.settlement_asset.clone(),
+                grouped(&account.equity),
+                grouped(&account.initial_margin),
+                grouped(&account.maintenance_margin),
+                ratio(account.health),
+                account.state.clone(),
+                account.liquidations.to_string(),
+            ]);
+        }
+        for index in [2, 3, 4, 5, 7] {
+            if let Some(column) = accounts.column_mut(index) {
+                column.set_cell_alignment(CellAlignment::Right);
+            }
+        }
+        out.push_str("\nAccounts at the end, weakest first\n");
+        out.push_str(&accounts.to_string());
+        out.push('\n');
+    }
     out
 }
 

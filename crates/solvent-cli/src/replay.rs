@@ -31,6 +31,8 @@ use solvent_engine::config::EngineConfig;
 use solvent_engine::effect::{Effect, RejectReason};
 use solvent_engine::event::{Envelope, parse_line};
 use solvent_engine::ledger::{CLEARING, EXTERNAL, FEES, INSURANCE_FUND};
+use solvent_risk::MarketView;
+use solvent_risk::account::{Detail, build_report};
 
 use crate::progress::Feedback;
 
@@ -59,6 +61,33 @@ pub struct ReplayArgs {
     /// Print the summary as JSON instead of tables.
     #[arg(long)]
     json: bool,
+    /// Also every account at the end of the stream, weakest first: equity, initial and
+    /// maintenance margin (in the account's report currency), health, state and the
+    /// liquidations it took. One margin report per account: on a large population this is most
+    /// of the work, hence a flag.
+    #[arg(long)]
+    accounts: bool,
+}
+
+/// One account at the end of a replay (`solvent replay --accounts`).
+#[derive(Debug, Serialize)]
+pub struct AccountSummary {
+    /// The account's id.
+    pub account: String,
+    /// The currency of the figures below (the report's settlement asset).
+    pub settlement_asset: String,
+    /// Equity (decimal string).
+    pub equity: String,
+    /// Initial margin (decimal string).
+    pub initial_margin: String,
+    /// Maintenance margin (decimal string).
+    pub maintenance_margin: String,
+    /// Equity over maintenance margin; `None` without a requirement.
+    pub health: Option<f64>,
+    /// The account's state as the engine holds it.
+    pub state: String,
+    /// Liquidation effects the account took during the stream.
+    pub liquidations: u64,
 }
 
 /// What a replay ends with (DESIGN.md 11): counts, every ledger balance, the conservation check
@@ -85,6 +114,9 @@ pub struct Summary {
     pub conservation: BTreeMap<String, String>,
     /// The engine's fingerprint of its whole state.
     pub state_hash: String,
+    /// Every account, weakest first (only with `--accounts`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<AccountSummary>,
 }
 
 /// Runs the replay and returns what to print on stdout.
@@ -125,9 +157,13 @@ pub fn run(args: &ReplayArgs, feedback: Feedback) -> Result<String> {
         balances: BTreeMap::new(),
         conservation: BTreeMap::new(),
         state_hash: String::new(),
+        accounts: Vec::new(),
     };
     counts.fill(&mut summary);
     finish(&mut summary, &engine);
+    if args.accounts {
+        summary.accounts = accounts(&engine, &counts.liquidations)?;
+    }
     for (asset, total) in &summary.conservation {
         if total != "0" {
             eprintln!(
@@ -204,13 +240,19 @@ struct Counts {
     events: u64,
     effects: [u64; Effect::KINDS.len()],
     rejected: [u64; RejectReason::ALL.len()],
+    /// Liquidation effects per account.
+    liquidations: BTreeMap<String, u64>,
 }
 
 impl Counts {
     fn add(&mut self, effect: &Effect) {
         self.effects[effect.kind_index()] += 1;
-        if let Effect::Rejected { reason, .. } = effect {
-            self.rejected[*reason as usize] += 1;
+        match effect {
+            Effect::Rejected { reason, .. } => self.rejected[*reason as usize] += 1,
+            Effect::Liquidation { account, .. } => {
+                *self.liquidations.entry(account.clone()).or_default() += 1;
+            }
+            _ => {}
         }
     }
 
@@ -291,6 +333,44 @@ fn finish(summary: &mut Summary, engine: &Engine) {
         .map(|(asset, total)| (asset, total.normalize().to_string()))
         .collect();
     summary.state_hash = engine.state_hash();
+}
+
+/// Every account's figures at the end of the replay, weakest first (lowest health; accounts
+/// without a requirement last), then by id.
+///
+/// # Errors
+/// The market cannot be valued, or an account's report cannot be built (named).
+fn accounts(engine: &Engine, liquidations: &BTreeMap<String, u64>) -> Result<Vec<AccountSummary>> {
+    let market = MarketView::new(engine.venue(), engine.market())
+        .map_err(|error| anyhow!("the market at the end of the stream: {error}"))?;
+    let mut accounts = engine
+        .accounts()
+        .iter()
+        .map(|(id, account)| {
+            let portfolio = engine
+                .portfolio(id)
+                .ok_or_else(|| anyhow!("account {id}: not in the engine"))?;
+            let report = build_report(&portfolio, &market, Detail::Totals)
+                .map_err(|error| anyhow!("account {id}: {error}"))?;
+            Ok(AccountSummary {
+                account: id.to_owned(),
+                settlement_asset: report.settlement_asset.to_string(),
+                equity: report.equity.value().normalize().to_string(),
+                initial_margin: report.initial_margin.value().normalize().to_string(),
+                maintenance_margin: report.maintenance_margin.value().normalize().to_string(),
+                health: report.health,
+                state: account.state.to_string(),
+                liquidations: liquidations.get(id).copied().unwrap_or(0),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    accounts.sort_by(|a, b| {
+        let health = |s: &AccountSummary| s.health.unwrap_or(f64::INFINITY);
+        health(a)
+            .total_cmp(&health(b))
+            .then_with(|| a.account.cmp(&b.account))
+    });
+    Ok(accounts)
 }
 
 /// An `--out` file being written: a temporary file beside the target, renamed over it by

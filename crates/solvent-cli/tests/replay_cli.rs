@@ -525,3 +525,72 @@ fn population_with_funding_writes_what_the_value_path_writes() {
     // Without --out, the same summary.
     assert_eq!(ok(&["replay", &events, "--json"]), summary);
 }
+
+/// `replay --accounts`: every account at the end, weakest first, with the liquidations it took
+/// counted as the effects file lists them, health its equity over its maintenance margin, and
+/// the accounts without a requirement last; without the flag the summary has no `accounts`.
+#[test]
+fn replay_accounts_lists_every_account_weakest_first() {
+    let scratch = Scratch::new("accounts");
+    let effects_path = scratch.path("effects.jsonl");
+    let stdout = ok(&[
+        "replay",
+        &demo(),
+        "--accounts",
+        "--json",
+        "--out",
+        &effects_path,
+    ]);
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    let accounts = summary["accounts"].as_array().unwrap();
+    let ids: Vec<&str> = accounts
+        .iter()
+        .map(|a| a["account"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["alice", "carol", "dave", "bob"]);
+    let effects = std::fs::read_to_string(&effects_path).unwrap();
+    for account in accounts {
+        let id = account["account"].as_str().unwrap();
+        let liquidations = effects
+            .lines()
+            .filter(|line| {
+                line.contains(r#""type":"liquidation""#)
+                    && line.contains(&format!(r#""account":"{id}""#))
+            })
+            .count();
+        assert_eq!(
+            account["liquidations"].as_u64(),
+            Some(liquidations as u64),
+            "{id}"
+        );
+        let figure = |key: &str| account[key].as_str().unwrap().parse::<f64>().unwrap();
+        match account["health"].as_f64() {
+            Some(health) => {
+                let expected = figure("equity") / figure("maintenance_margin");
+                assert!(
+                    (health - expected).abs() < 1e-9 * expected,
+                    "{id}: {health}"
+                );
+            }
+            None => assert_eq!(figure("maintenance_margin"), 0.0, "{id}"),
+        }
+    }
+    // bob: liquidated five times on the way, flat at the end.
+    assert_eq!(accounts[3]["liquidations"].as_u64(), Some(5));
+    assert!(accounts[3]["health"].is_null());
+    let healths: Vec<f64> = accounts[..3]
+        .iter()
+        .map(|a| a["health"].as_f64().unwrap())
+        .collect();
+    assert!(
+        healths.windows(2).all(|pair| pair[0] <= pair[1]),
+        "{healths:?}"
+    );
+    assert!(summary_of(&demo()).get("accounts").is_none());
+    let table = solvent_in(
+        &root(),
+        &["replay", "examples/events-demo.jsonl", "--accounts"],
+    );
+    assert_eq!(table.status.code(), Some(0), "{}", text(&table.stderr));
+    insta::assert_snapshot!("replay_demo_accounts_table", text(&table.stdout));
+}
