@@ -87,49 +87,6 @@ pub(super) fn band_key(price: f64) -> BandKey {
     price.max(0.0).to_bits()
 }
 
-/// The interval of how many coins a wallet balance of `amount` moves the equity by per dollar
-/// of its coin's index (`solvent_risk::collateral::value`): a loan counts at full value (exactly
-/// `amount`); a holding by its tiers' ratios, progressive like tax brackets, so its value's
-/// slope lies between the lowest and the highest ratio of the tiers its value can reach (zero
-/// beyond a bounded last tier), times `amount`; no schedule, no value. Inside a band the index
-/// stays below 1.5 times itself: tiers starting beyond `reach` (three times the value at
-/// `price`, as for margin tiers) cannot be reached; without a price, every tier can.
-pub(super) fn collateral_slope(
-    schedule: Option<&solvent_core::venue::CollateralSchedule>,
-    amount: Decimal,
-    price: Option<Decimal>,
-) -> (Decimal, Decimal) {
-    if amount.is_sign_negative() {
-        return (amount, amount);
-    }
-    let Some(schedule) = schedule else {
-        return (Decimal::ZERO, Decimal::ZERO);
-    };
-    let reach = price
-        .and_then(|price| amount.checked_mul(price))
-        .and_then(|value| value.checked_mul(Decimal::from(3)));
-    let mut floor = Decimal::ZERO;
-    let mut ratios: Vec<Decimal> = Vec::with_capacity(schedule.tiers.len() + 1);
-    for tier in &schedule.tiers {
-        if reach.is_some_and(|reach| floor > reach) {
-            break;
-        }
-        ratios.push(tier.ratio);
-        floor = tier.up_to_usd.unwrap_or(Decimal::MAX);
-    }
-    // Beyond a bounded last tier the value counts at zero, if the reach gets there.
-    let bounded_end = schedule
-        .tiers
-        .last()
-        .is_none_or(|tier| tier.up_to_usd.is_some());
-    if bounded_end && reach.is_none_or(|reach| floor <= reach) {
-        ratios.push(Decimal::ZERO);
-    }
-    let lowest = ratios.iter().copied().min().unwrap_or(Decimal::ZERO);
-    let highest = ratios.iter().copied().max().unwrap_or(Decimal::ZERO);
-    (amount * lowest, amount * highest)
-}
-
 /// The key of a band's lower bound: raised, so it is examined whenever the price reaches `low`.
 pub(super) fn low_key(low: f64) -> BandKey {
     band_key(low * (1.0 + BAND_KEY_MARGIN))
@@ -147,11 +104,7 @@ pub(super) struct Exposure<'a> {
     pub(super) source: Source<'a>,
     /// That price, as `f64` (the bands are computed in it).
     price_f64: f64,
-    /// Lowest and highest coins the equity can move by per dollar of the source (sums of each
-    /// term's interval).
-    low: Decimal,
-    high: Decimal,
-    /// How many coins the equity moves by at most per dollar: `max(|low|, |high|)`.
+    /// Sum of `|coin exposure|`.
     pub(super) coins: Decimal,
     /// Sum of `|coin exposure| x r_max` (the largest maintenance rate each can reach).
     pub(super) coins_at_rate: Decimal,
@@ -508,35 +461,26 @@ impl Engine {
     /// [`Self::band_widths`]).
     pub(super) fn coin_exposures<'a>(&'a self, account: &'a Account) -> Vec<Exposure<'a>> {
         let mut exposures: Vec<Exposure<'a>> = Vec::new();
-        // `(low, high)`: an interval holding how many coins the equity moves by per dollar of
-        // the source (signed: a short and the collateral it hedges net out); `at_rate`: a bound
-        // on how many the maintenance margin moves by.
+        // `coins`: how many coins the equity moves by per dollar of the source; `at_rate`: a
+        // bound on the maintenance margin's.
         let mut add =
-            |source: Source<'a>,
-             (low, high): (Decimal, Decimal),
-             at_rate: Decimal,
-             companion: bool| match exposures.iter_mut().find(|e| e.source == source) {
+            |source: Source<'a>, coins: Decimal, at_rate: Decimal, companion: bool| match exposures
+                .iter_mut()
+                .find(|e| e.source == source)
+            {
                 Some(exposure) => {
-                    exposure.low += low;
-                    exposure.high += high;
+                    exposure.coins += coins;
                     exposure.coins_at_rate += at_rate;
                     exposure.companion &= companion;
                 }
                 None => exposures.push(Exposure {
                     source,
                     price_f64: 0.0,
-                    low,
-                    high,
-                    coins: Decimal::ZERO,
+                    coins,
                     coins_at_rate: at_rate,
                     companion,
                 }),
             };
-        let symmetric = |coins: Decimal| (-coins, coins);
-        // Signed slopes are netted only where the cross equity is `collateral + unrealised P&L
-        // + option value` at the report's prices (standard mode): elsewhere every term counts
-        // in size.
-        let nets = account.mode != MarginMode::Portfolio;
         for position in account.positions.values() {
             let instrument = &position.instrument;
             let source = self.band_source(position);
@@ -544,18 +488,17 @@ impl Engine {
             let (coins, rate) = self.position_sensitivity(position, price);
             match self.inverse_on_mark(position, price) {
                 Some((index_coins, mark_coins)) => {
-                    add(source, symmetric(index_coins), index_coins * rate, false);
+                    add(source, index_coins, index_coins * rate, false);
                     add(
                         Source::Mark(&instrument.name),
-                        symmetric(mark_coins),
+                        mark_coins,
                         mark_coins * rate,
                         false,
                     );
                 }
                 None => add(
                     source,
-                    self.equity_slope(position, nets)
-                        .unwrap_or_else(|| symmetric(coins)),
+                    self.equity_coins(position).unwrap_or(coins),
                     self.requirement_coins(position, coins, rate),
                     false,
                 ),
@@ -564,12 +507,7 @@ impl Engine {
                 // Settled in a third coin, its figures move with that coin's index too, by an
                 // amount no band on either bounds: it is examined at the updates of both (empty
                 // bands, see `band_widths`).
-                add(
-                    Source::Index(coin),
-                    (Decimal::ZERO, Decimal::ZERO),
-                    Decimal::ZERO,
-                    true,
-                );
+                add(Source::Index(coin), Decimal::ZERO, Decimal::ZERO, true);
             }
             if source != Source::Index(&instrument.underlying) {
                 // Its underlying's index moves nothing here, but an account in danger must be
@@ -577,7 +515,7 @@ impl Engine {
                 // liquidation back): an empty band then, none otherwise.
                 add(
                     Source::Index(&instrument.underlying),
-                    (Decimal::ZERO, Decimal::ZERO),
+                    Decimal::ZERO,
                     Decimal::ZERO,
                     true,
                 );
@@ -590,29 +528,18 @@ impl Engine {
             if asset.usd_peg.is_some() {
                 continue;
             }
-            let schedule = self.venue.collateral.get(symbol);
-            let rate = schedule
+            let rate = self
+                .venue
+                .collateral
+                .get(symbol)
                 .and_then(|c| c.borrow.as_ref())
                 .map_or(Decimal::ZERO, |b| b.maintenance_rate);
-            let slope = if nets {
-                let price = self
-                    .market
-                    .index
-                    .get(asset.index.as_str())
-                    .map(|p| p.value());
-                collateral_slope(schedule, amount, price)
-            } else {
-                symmetric(amount.abs())
-            };
             add(
                 Source::Index(&asset.index),
-                slope,
+                amount.abs(),
                 amount.abs() * rate,
                 false,
             );
-        }
-        for exposure in &mut exposures {
-            exposure.coins = exposure.low.abs().max(exposure.high.abs());
         }
         exposures.retain_mut(|exposure| match self.source_price(exposure.source) {
             Some(price) => {
@@ -1051,40 +978,26 @@ impl Engine {
         Some((index_coins, mark_coins))
     }
 
-    /// The interval of how many coins a cross position moves the account's equity by per
-    /// dollar of its band's source, where it is known exactly (`None` otherwise: its
-    /// [`Self::position_sensitivity`] bounds it in size). Signed (`nets`) for a linear perpetual
-    /// or future (`q`, its size in coin) and for an inverse one priced by its underlying's index:
-    /// its P&L in the coin, `N (1 / E - 1 / S)` at the index `S`, converted at `S` (the coin's
-    /// index is the underlying's: a third coin has no bands), is `N S / E - N` in USD, linear
-    /// with slope `N / E` (a future's mark `S e^(rT)` leaves it so). An isolated position's P&L
-    /// is not in the cross equity: never netted. Without `nets`, the size `|N| / E` for the
-    /// inverse one.
-    fn equity_slope(&self, position: &PositionState, nets: bool) -> Option<(Decimal, Decimal)> {
+    /// How many coins a cross inverse perpetual or future priced by its underlying's index
+    /// moves the account's equity by per dollar of that index, exactly: its P&L in the coin,
+    /// `N (1 / E - 1 / S)` at the index `S`, converted at `S` (the coin's index is the
+    /// underlying's: a third coin has no bands), is `N S / E - N` in USD, linear with slope
+    /// `N / E` (a future's mark `S e^(rT)` leaves it so). `None` for anything else, whose
+    /// [`Self::position_sensitivity`] bounds it. The requirement's slope is bounded apart.
+    fn equity_coins(&self, position: &PositionState) -> Option<Decimal> {
         let instrument = &position.instrument;
-        if position.isolated
+        if instrument.style != Style::Inverse
             || !matches!(instrument.terms, Terms::Perpetual | Terms::Future { .. })
+            || position.isolated
+            || self.market.mark.contains_key(instrument.name.as_str())
             || self.third_coin_index(position).is_some()
         {
             return None;
         }
-        let signed = match instrument.style {
-            Style::Linear if nets => position.size.checked_mul(instrument.contract_size)?,
-            Style::Linear => return None,
-            Style::Inverse => {
-                if self.market.mark.contains_key(instrument.name.as_str()) {
-                    return None;
-                }
-                let slope = position
-                    .size
-                    .checked_div(position.entry.max(Decimal::new(1, 8)))?;
-                if !nets {
-                    return Some((-slope.abs(), slope.abs()));
-                }
-                slope
-            }
-        };
-        Some((signed, signed))
+        position
+            .size
+            .abs()
+            .checked_div(position.entry.max(Decimal::new(1, 8)))
     }
 
     /// How many coins (USD per dollar of its band's source) a cross position's maintenance
@@ -1093,7 +1006,7 @@ impl Engine {
     /// + k q`, capped) gives an exact figure:
     /// - on a linear contract the size in coin `q` is fixed, so is the rate: the requirement
     ///   `min(base + k q, cap) q S` moves by exactly `min(base + k q, cap) q`;
-    /// - on an inverse perpetual priced by the index (see [`Self::equity_slope`]), `q = N / S`
+    /// - on an inverse perpetual priced by the index (see [`Self::equity_coins`]), `q = N / S`
     ///   and the requirement in USD is `min(base + k q, cap) N`, which moves by `k q^2` per
     ///   dollar below the cap and not at all at it; inside a band `S` stays above half of the
     ///   lower of entry and price, so `q <= coins` (`2 N / floor`) and `k coins^2` bounds it.
@@ -1119,12 +1032,10 @@ impl Engine {
                 let exact = (*maintenance_base + size * *rate_per_unit).min(*max_rate);
                 size * exact.abs()
             }
-            (Style::Inverse, Terms::Perpetual) if self.equity_slope(position, false).is_some() => {
-                coins
-                    .checked_mul(coins)
-                    .and_then(|square| square.checked_mul(rate_per_unit.abs()))
-                    .unwrap_or(coins * rate)
-            }
+            (Style::Inverse, Terms::Perpetual) if self.equity_coins(position).is_some() => coins
+                .checked_mul(coins)
+                .and_then(|square| square.checked_mul(rate_per_unit.abs()))
+                .unwrap_or(coins * rate),
             _ => coins * rate,
         }
     }
@@ -1240,60 +1151,5 @@ impl Engine {
         for id in crossed {
             self.evaluate(&id, Figures::Unreported, effects);
         }
-    }
-}
-
-#[cfg(test)]
-mod collateral_tests {
-    use super::collateral_slope;
-    use rust_decimal::Decimal;
-    use solvent_core::venue::{CollateralSchedule, CollateralTier};
-
-    /// Binance's BTC collateral tiers as `venues/default.toml` writes them: 100% to 100 M,
-    /// then 97.5%, 95%, 90%, 85% to 200 M, nothing beyond.
-    fn binance_btc() -> CollateralSchedule {
-        let tier = |up_to: i64, ratio: i64| CollateralTier {
-            up_to_usd: Some(Decimal::from(up_to)),
-            ratio: Decimal::new(ratio, 3),
-        };
-        CollateralSchedule {
-            tiers: vec![
-                tier(100_000_000, 1000),
-                tier(120_000_000, 975),
-                tier(150_000_000, 950),
-                tier(180_000_000, 900),
-                tier(200_000_000, 850),
-            ],
-            borrow: None,
-        }
-    }
-
-    /// 1 BTC at 60,000 reaches 180,000 at most: the first tier only, so exactly 1 coin per
-    /// dollar; 2,000 BTC (120 M, reaching 360 M) spans every tier and the zero beyond; a loan
-    /// counts in full; an asset without a schedule counts nothing.
-    #[test]
-    fn a_balance_moves_the_equity_by_the_ratios_it_can_reach() {
-        let schedule = binance_btc();
-        let price = Some(Decimal::from(60_000));
-        assert_eq!(
-            collateral_slope(Some(&schedule), Decimal::ONE, price),
-            (Decimal::ONE, Decimal::ONE)
-        );
-        let whale = Decimal::from(2_000);
-        assert_eq!(
-            collateral_slope(Some(&schedule), whale, price),
-            (Decimal::ZERO, whale)
-        );
-        // Without a price every tier can be reached.
-        assert_eq!(
-            collateral_slope(Some(&schedule), Decimal::ONE, None),
-            (Decimal::ZERO, Decimal::ONE)
-        );
-        let loan = Decimal::from(-2);
-        assert_eq!(collateral_slope(Some(&schedule), loan, price), (loan, loan));
-        assert_eq!(
-            collateral_slope(None, Decimal::ONE, price),
-            (Decimal::ZERO, Decimal::ZERO)
-        );
     }
 }
