@@ -496,12 +496,15 @@ impl Engine {
                         false,
                     );
                 }
-                None => add(
-                    source,
-                    self.equity_coins(position).unwrap_or(coins),
-                    self.requirement_coins(position, coins, rate),
-                    false,
-                ),
+                None => {
+                    let on_index = self.equity_coins(position);
+                    add(
+                        source,
+                        on_index.unwrap_or(coins),
+                        self.requirement_coins(position, coins, rate, on_index.is_some()),
+                        false,
+                    );
+                }
             }
             if let Some(coin) = self.third_coin_index(position) {
                 // Settled in a third coin, its figures move with that coin's index too, by an
@@ -1006,15 +1009,17 @@ impl Engine {
     /// + k q`, capped) gives an exact figure:
     /// - on a linear contract the size in coin `q` is fixed, so is the rate: the requirement
     ///   `min(base + k q, cap) q S` moves by exactly `min(base + k q, cap) q`;
-    /// - on an inverse perpetual priced by the index (see [`Self::equity_coins`]), `q = N / S`
-    ///   and the requirement in USD is `min(base + k q, cap) N`, which moves by `k q^2` per
-    ///   dollar below the cap and not at all at it; inside a band `S` stays above half of the
-    ///   lower of entry and price, so `q <= coins` (`2 N / floor`) and `k coins^2` bounds it.
+    /// - on an inverse perpetual priced by the index (`on_index`, as [`Self::equity_coins`]
+    ///   found it), `q = N / S` and the requirement in USD is `min(base + k q, cap) N`, which
+    ///   moves by `k q^2` per dollar below the cap and not at all at it; inside a band `S` stays
+    ///   above half of the lower of entry and price, so `q <= coins` (`2 N / floor`) and
+    ///   `k coins^2` bounds it.
     fn requirement_coins(
         &self,
         position: &PositionState,
         coins: Decimal,
         rate: Decimal,
+        on_index: bool,
     ) -> Decimal {
         let instrument = &position.instrument;
         let solvent_core::venue::MarginRule::SizeLinear {
@@ -1032,7 +1037,7 @@ impl Engine {
                 let exact = (*maintenance_base + size * *rate_per_unit).min(*max_rate);
                 size * exact.abs()
             }
-            (Style::Inverse, Terms::Perpetual) if self.equity_coins(position).is_some() => coins
+            (Style::Inverse, Terms::Perpetual) if on_index => coins
                 .checked_mul(coins)
                 .and_then(|square| square.checked_mul(rate_per_unit.abs()))
                 .unwrap_or(coins * rate),
