@@ -248,6 +248,74 @@ fn assert_same_actions_on(venue: &Venue, lines: &[String]) -> Vec<String> {
     actions
 }
 
+/// Events one second apart from 2026-01-01T00:00:00Z, as JSON lines (`seq` from 1).
+#[derive(Default)]
+struct Timed {
+    lines: Vec<String>,
+}
+
+impl Timed {
+    /// Appends the event whose fields (after `seq` and `ts`) are `body`.
+    fn push(&mut self, body: &str) {
+        let seq = self.lines.len() + 1;
+        self.lines.push(format!(
+            r#"{{"seq":{seq},"ts":"2026-01-01T{:02}:{:02}:{:02}Z",{body}}}"#,
+            seq / 3600,
+            (seq / 60) % 60,
+            seq % 60
+        ));
+    }
+
+    /// Opens `account`: deposits `(asset, amount)`, then fills `(instrument, side, size)` at
+    /// 60,000.
+    fn open(&mut self, account: &str, (asset, amount): (&str, &str), fill: (&str, &str, &str)) {
+        let (instrument, side, size) = fill;
+        self.push(&format!(
+            r#""type":"deposit","account":"{account}","asset":"{asset}","amount":"{amount}""#
+        ));
+        self.push(&format!(
+            r#""type":"fill","account":"{account}","instrument":"{instrument}","side":"{side}","size":"{size}","price":"60000""#
+        ));
+    }
+
+    /// BTC's index from 60,000, multiplied by each factor in turn (to the cent).
+    fn walk_btc(&mut self, factors: impl IntoIterator<Item = f64>) {
+        let mut price = 60_000.0_f64;
+        for factor in factors {
+            price *= factor;
+            self.push(&format!(
+                r#""type":"index_price","underlying":"BTC","price":"{price:.2}""#
+            ));
+        }
+    }
+}
+
+/// Precondition of a test: the actions take some account to each of `states` (`path` says
+/// what should have).
+fn assert_reached(actions: &[String], states: &[&str], path: &str) {
+    for state in states {
+        assert!(
+            actions
+                .iter()
+                .any(|a| a.contains("state_changed") && a.contains(&format!(r#""to":"{state}""#))),
+            "precondition: {path} takes an account to {state}: {actions:?}"
+        );
+    }
+}
+
+/// Precondition of a test: the actions move each of `accounts` between states.
+fn assert_moved(actions: &[String], accounts: &[&str]) {
+    for account in accounts {
+        assert!(
+            actions
+                .iter()
+                .any(|a| a.contains("state_changed")
+                    && a.contains(&format!(r#""account":"{account}""#))),
+            "precondition: the path moves {account} between states: {actions:?}"
+        );
+    }
+}
+
 /// An isolated inverse long holding more coins as margin than it is worth: its equity moves by
 /// margin + size / entry coins per dollar, more than the position alone. The bands must still
 /// catch its liquidation on a slide from 60,000 to 20,000.
@@ -608,49 +676,31 @@ fn portfolio_options_decaying_over_hours_are_caught_as_when_every_holder_is_exam
 /// are banded on it and must reach each state at the mark update that crosses it.
 #[test]
 fn cross_inverse_longs_are_caught_as_their_mark_slides() {
-    let mut lines = Vec::new();
-    let mut seq = 0;
-    let mut push = |body: String| {
-        seq += 1;
-        lines.push(format!(
-            r#"{{"seq":{seq},"ts":"2026-01-01T{:02}:{:02}:{:02}Z",{body}}}"#,
-            seq / 3600,
-            (seq / 60) % 60,
-            seq % 60
-        ));
-    };
-    push(r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned());
-    push(r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"60000""#.to_owned());
+    let mut stream = Timed::default();
+    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
+    stream.push(r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"60000""#);
     for (index, coins) in ["0.056", "0.058", "0.06", "0.062", "0.065", "0.07"]
         .iter()
         .enumerate()
     {
-        push(format!(
-            r#""type":"deposit","account":"i{index}","asset":"BTC","amount":"{coins}""#
-        ));
-        push(format!(
-            r#""type":"fill","account":"i{index}","instrument":"BTC-PERPETUAL","side":"buy","size":"60000","price":"60000""#
-        ));
+        stream.open(
+            &format!("i{index}"),
+            ("BTC", coins),
+            ("BTC-PERPETUAL", "buy", "60000"),
+        );
     }
     for step in 1..=48_i64 {
         let mark = 60_000 - step * 60;
-        push(format!(
+        stream.push(&format!(
             r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"{mark}""#
         ));
         if step % 8 == 0 {
-            push(r#""type":"index_price","underlying":"BTC","price":"60000.5""#.to_owned());
-            push(r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned());
+            stream.push(r#""type":"index_price","underlying":"BTC","price":"60000.5""#);
+            stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
         }
     }
-    let actions = assert_same_actions(&lines);
-    for state in ["margin_call", "reduce_only"] {
-        assert!(
-            actions
-                .iter()
-                .any(|a| a.contains("state_changed") && a.contains(&format!(r#""to":"{state}""#))),
-            "precondition: the slide takes an account to {state}: {actions:?}"
-        );
-    }
+    let actions = assert_same_actions(&stream.lines);
+    assert_reached(&actions, &["margin_call", "reduce_only"], "the slide");
 }
 
 /// Smiles re-quoted up and down: an option holder is examined when today's smiles have moved
@@ -752,42 +802,18 @@ fn a_hedged_inverse_short_is_caught_as_its_size_in_coin_grows() {
         )
     );
     let venue = Venue::from_toml(path, &edited).unwrap();
-    let mut lines = Vec::new();
-    let mut seq = 0;
-    let mut push = |body: String| {
-        seq += 1;
-        lines.push(format!(
-            r#"{{"seq":{seq},"ts":"2026-01-01T{:02}:{:02}:{:02}Z",{body}}}"#,
-            seq / 3600,
-            (seq / 60) % 60,
-            seq % 60
-        ));
-    };
-    push(r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned());
+    let mut stream = Timed::default();
+    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
     for (index, coins) in ["10", "10.5", "11"].iter().enumerate() {
-        push(format!(
-            r#""type":"deposit","account":"h{index}","asset":"BTC","amount":"{coins}""#
-        ));
-        push(format!(
-            r#""type":"fill","account":"h{index}","instrument":"BTC-PERPETUAL","side":"sell","size":"600000","price":"60000""#
-        ));
-    }
-    let mut price = 60_000.0_f64;
-    for _ in 0..600 {
-        price *= 0.999;
-        push(format!(
-            r#""type":"index_price","underlying":"BTC","price":"{price:.2}""#
-        ));
-    }
-    let actions = assert_same_actions_on(&venue, &lines);
-    for state in ["margin_call", "reduce_only"] {
-        assert!(
-            actions
-                .iter()
-                .any(|a| a.contains("state_changed") && a.contains(&format!(r#""to":"{state}""#))),
-            "precondition: the fall takes a hedged short to {state}: {actions:?}"
+        stream.open(
+            &format!("h{index}"),
+            ("BTC", coins),
+            ("BTC-PERPETUAL", "sell", "600000"),
         );
     }
+    stream.walk_btc(std::iter::repeat_n(0.999, 600));
+    let actions = assert_same_actions_on(&venue, &stream.lines);
+    assert_reached(&actions, &["margin_call", "reduce_only"], "the fall");
 }
 
 /// Cross inverse perpetuals on coin collateral, priced by the index alone: a long's equity in
@@ -796,18 +822,8 @@ fn a_hedged_inverse_short_is_caught_as_its_size_in_coin_grows() {
 /// way back up, each at the update an engine examining every holder acts on.
 #[test]
 fn cross_inverse_perpetuals_on_the_index_are_caught_both_ways() {
-    let mut lines = Vec::new();
-    let mut seq = 0;
-    let mut push = |body: String| {
-        seq += 1;
-        lines.push(format!(
-            r#"{{"seq":{seq},"ts":"2026-01-01T{:02}:{:02}:{:02}Z",{body}}}"#,
-            seq / 3600,
-            (seq / 60) % 60,
-            seq % 60
-        ));
-    };
-    push(r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned());
+    let mut stream = Timed::default();
+    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
     let accounts = [
         ("0.08", "buy", "60000"),
         ("0.1", "buy", "60000"),
@@ -818,31 +834,15 @@ fn cross_inverse_perpetuals_on_the_index_are_caught_both_ways() {
         ("0.05", "sell", "30000"),
     ];
     for (index, (coins, side, size)) in accounts.iter().enumerate() {
-        push(format!(
-            r#""type":"deposit","account":"v{index}","asset":"BTC","amount":"{coins}""#
-        ));
-        push(format!(
-            r#""type":"fill","account":"v{index}","instrument":"BTC-PERPETUAL","side":"{side}","size":"{size}","price":"60000""#
-        ));
-    }
-    let mut price = 60_000.0_f64;
-    let path = std::iter::repeat_n(0.999, 300).chain(std::iter::repeat_n(1.0015, 600));
-    for step in path {
-        price *= step;
-        push(format!(
-            r#""type":"index_price","underlying":"BTC","price":"{price:.2}""#
-        ));
-    }
-    let actions = assert_same_actions(&lines);
-    for account in ["v0", "v3"] {
-        assert!(
-            actions
-                .iter()
-                .any(|a| a.contains("state_changed")
-                    && a.contains(&format!(r#""account":"{account}""#))),
-            "precondition: the path moves {account} between states: {actions:?}"
+        stream.open(
+            &format!("v{index}"),
+            ("BTC", coins),
+            ("BTC-PERPETUAL", side, size),
         );
     }
+    stream.walk_btc(std::iter::repeat_n(0.999, 300).chain(std::iter::repeat_n(1.0015, 600)));
+    let actions = assert_same_actions(&stream.lines);
+    assert_moved(&actions, &["v0", "v3"]);
 }
 
 /// Linear perpetuals under Deribit's size-linear rule (`BTC_USDC-PERPETUAL`: the rate grows
@@ -851,18 +851,8 @@ fn cross_inverse_perpetuals_on_the_index_are_caught_both_ways() {
 /// comes at the update an engine examining every holder takes it, down and back up.
 #[test]
 fn size_linear_perpetuals_are_caught_both_ways() {
-    let mut lines = Vec::new();
-    let mut seq = 0;
-    let mut push = |body: String| {
-        seq += 1;
-        lines.push(format!(
-            r#"{{"seq":{seq},"ts":"2026-01-01T{:02}:{:02}:{:02}Z",{body}}}"#,
-            seq / 3600,
-            (seq / 60) % 60,
-            seq % 60
-        ));
-    };
-    push(r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned());
+    let mut stream = Timed::default();
+    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
     let accounts = [
         ("6000", "buy", "1"),
         ("9000", "buy", "1.5"),
@@ -871,29 +861,13 @@ fn size_linear_perpetuals_are_caught_both_ways() {
         ("70000", "sell", "15"),
     ];
     for (index, (usdc, side, size)) in accounts.iter().enumerate() {
-        push(format!(
-            r#""type":"deposit","account":"u{index}","asset":"USDC","amount":"{usdc}""#
-        ));
-        push(format!(
-            r#""type":"fill","account":"u{index}","instrument":"BTC_USDC-PERPETUAL","side":"{side}","size":"{size}","price":"60000""#
-        ));
-    }
-    let mut price = 60_000.0_f64;
-    let path = std::iter::repeat_n(0.999, 150).chain(std::iter::repeat_n(1.0015, 250));
-    for step in path {
-        price *= step;
-        push(format!(
-            r#""type":"index_price","underlying":"BTC","price":"{price:.2}""#
-        ));
-    }
-    let actions = assert_same_actions(&lines);
-    for account in ["u0", "u3"] {
-        assert!(
-            actions
-                .iter()
-                .any(|a| a.contains("state_changed")
-                    && a.contains(&format!(r#""account":"{account}""#))),
-            "precondition: the path moves {account} between states: {actions:?}"
+        stream.open(
+            &format!("u{index}"),
+            ("USDC", usdc),
+            ("BTC_USDC-PERPETUAL", side, size),
         );
     }
+    stream.walk_btc(std::iter::repeat_n(0.999, 150).chain(std::iter::repeat_n(1.0015, 250)));
+    let actions = assert_same_actions(&stream.lines);
+    assert_moved(&actions, &["u0", "u3"]);
 }
