@@ -60,6 +60,14 @@ struct VolEpoch {
     holders: BTreeSet<(BandKey, u32)>,
 }
 
+/// How far a smile moved from `before` to `after` (see [`smile_distance`]).
+fn distance(before: &Smile, after: &Smile) -> f64 {
+    smile_distance(
+        (&before.strikes, &before.vols),
+        (&after.strikes, &after.vols),
+    )
+}
+
 impl VolEpoch {
     fn reached(&self) -> impl Iterator<Item = &u32> {
         self.holders
@@ -145,12 +153,7 @@ impl VolWatch {
                 next.smiles
                     .iter()
                     .find(|(e, _)| e == expiry)
-                    .map_or(f64::INFINITY, |(_, after)| {
-                        smile_distance(
-                            (&before.strikes, &before.vols),
-                            (&after.strikes, &after.vols),
-                        )
-                    })
+                    .map_or(f64::INFINITY, |(_, after)| distance(before, after))
             })
             .fold(0.0, f64::max)
             * (1.0 + BAND_KEY_MARGIN);
@@ -194,10 +197,7 @@ impl VolWatch {
                 epoch.distance = match epoch.smiles.iter().position(|(e, _)| e == expiry) {
                     Some(place) => {
                         let before = &epoch.smiles[place].1;
-                        epoch.distances[place] = smile_distance(
-                            (&before.strikes, &before.vols),
-                            (&smile.strikes, &smile.vols),
-                        );
+                        epoch.distances[place] = distance(before, smile);
                         epoch.distances.iter().copied().fold(0.0, f64::max)
                     }
                     None => f64::INFINITY,
