@@ -871,3 +871,54 @@ fn size_linear_perpetuals_are_caught_both_ways() {
     let actions = assert_same_actions(&stream.lines);
     assert_moved(&actions, &["u0", "u3"]);
 }
+
+/// Portfolio accounts short a BTC strangle (1 call, 1.9 puts) and long ETH: BTC's worst scenario
+/// changes side (+16% vol up to -16% vol up, near 59,000) as BTC walks down and back, and with
+/// it the sign of the BTC-ETH correlation term in the cross-underlying offset, so the
+/// requirement jumps at the update that turns it. Bands that count on BTC's direction must end
+/// where the gap between its worst rising and worst falling scenario can close: every state
+/// change at the same update as when every holder is examined.
+#[test]
+fn a_flip_of_the_offsets_direction_is_caught_at_the_update_that_turns_it() {
+    let mut stream = Timed::default();
+    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
+    stream.push(r#""type":"index_price","underlying":"ETH","price":"3000""#);
+    stream.push(
+        r#""type":"vol_surface","underlying":"BTC","expiry":"27DEC26","strikes":[30000,45000,60000,75000,90000],"vols":[0.72,0.64,0.60,0.63,0.68]"#,
+    );
+    let accounts: Vec<String> = (0..24).map(|index| format!("f{index}")).collect();
+    for (index, account) in accounts.iter().enumerate() {
+        let collateral = 16_000 + 1_500 * index;
+        stream.push(&format!(
+            r#""type":"deposit","account":"{account}","asset":"USDT","amount":"{collateral}""#
+        ));
+        stream.push(&format!(
+            r#""type":"set_margin_mode","account":"{account}","mode":"portfolio""#
+        ));
+        for (instrument, side, size, price) in [
+            ("BTC_USDC-27DEC26-65000-C", "sell", "1", "13000"),
+            ("BTC_USDC-27DEC26-55000-P", "sell", "1.9", "12000"),
+            ("ETHUSDT", "buy", "20", "3000"),
+        ] {
+            stream.push(&format!(
+                r#""type":"fill","account":"{account}","instrument":"{instrument}","side":"{side}","size":"{size}","price":"{price}""#
+            ));
+        }
+    }
+    // Down to 57,000, up to 63,000 and back, by 0.05% per update: the flip jumps the
+    // maintenance margin of every account by about a third (18,800 to 25,500 USDT).
+    let down = std::iter::repeat_n(0.9995, 100);
+    let up = std::iter::repeat_n(1.0005, 200);
+    let back = std::iter::repeat_n(0.9995, 100);
+    stream.walk_btc(down.chain(up).chain(back));
+    let actions = assert_same_actions(&stream.lines);
+    let changes = actions
+        .iter()
+        .filter(|a| a.contains("state_changed"))
+        .count();
+    assert!(
+        changes >= 4,
+        "precondition: the walk moves accounts between states: {actions:?}"
+    );
+    // Checked to fail when the bands count on the directions without the gap's check.
+}

@@ -666,15 +666,7 @@ impl Engine {
             let maintenance_usd = band_f64(report.maintenance_margin.value() * report_usd);
             let rounding = 2.0 * precision * band_f64(report_usd) + 1e-9 * maintenance_usd;
             let slack = slack - top * rounding;
-            let portfolio = self.portfolio_bound(account, maintenance_usd, slack, top)?;
-            let slack = slack - top * portfolio.allowance;
-            if slack.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-                return None;
-            }
-            let (slack, expires_ms) = self.portfolio_horizon(&portfolio, slack, top);
-            let mut widths = self.share_slack(exposures, slack, top, expires_ms, Some(&portfolio));
-            widths.vol_tolerance = portfolio.vol_tolerance;
-            return Some(widths);
+            return self.portfolio_widths(account, exposures, maintenance_usd, slack, top);
         }
         // Options decay with time alone and move with their volatility: a quarter of the slack
         // is kept for each. The volatility may move (summed over smile changes) by
@@ -768,7 +760,7 @@ impl Engine {
     /// Shares `slack` (USD) out over the exposures in proportion to `S_u P_u`, `S_u` each
     /// one's sensitivity (with a portfolio requirement's slope on top); every half-width at
     /// most half the price.
-    fn share_slack(
+    pub(super) fn share_slack(
         &self,
         exposures: &[Exposure],
         slack: f64,
@@ -821,7 +813,7 @@ impl Engine {
     /// account whose options or futures decay: a quarter of the slack for time (another is the
     /// volatility's, see [`Engine::portfolio_bound`]), half for prices, and the longest horizon
     /// (up to its limit, quartered until it fits) whose time bound stays under its share.
-    fn portfolio_horizon(
+    pub(super) fn portfolio_horizon(
         &self,
         portfolio: &PortfolioBound<'_>,
         slack: f64,

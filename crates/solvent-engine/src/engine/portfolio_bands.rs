@@ -21,7 +21,11 @@
 //! - the offset `combine` lies in `[(1 - max_offset) sum R_u, sum R_u]` and its correlated value
 //!   flips with the direction of an underlying's worst scenario: with more than one underlying
 //!   it may jump by `max_offset sum R_u <= max_offset MM / (1 - max_offset)`, and moves by at most
-//!   `(1 + max_offset)` times `sum R_u`'s change otherwise.
+//!   `(1 + max_offset)` times `sum R_u`'s change otherwise. The direction is the side (rising or
+//!   not) of the worst weighted scenario; it cannot flip while the worst of each side stay
+//!   further apart than twice what any one scenario moves (each bounded by the scan's slopes,
+//!   vega and time bounds), so bands within that reach need no allowance for the jump
+//!   ([`Engine::portfolio_widths`]).
 //!
 //! Time moves an option's value through its total deviation `s = sigma sqrt(T)` only (zero
 //! rate): `|dV| <= F |ds| / sqrt(2 pi)`. An option with a smile of its own expiry keeps its
@@ -38,9 +42,9 @@ use super::*;
 use solvent_core::portfolio_margin::{
     PortfolioCollateral, PortfolioMarginParams, UnderlyingParams, VolShock, VolShockMode,
 };
-use solvent_risk::portfolio_margin::{Scenario, scenarios, vol_shock_scale};
+use solvent_risk::portfolio_margin::{Scenario, ScenarioSides, scenarios, vol_shock_scale};
 
-use super::bands::{INV_ROOT_TWO_PI, MS_PER_YEAR, Source, band_f64};
+use super::bands::{BandWidths, Exposure, INV_ROOT_TWO_PI, MS_PER_YEAR, Source, band_f64};
 
 /// Days in the year of the scenario grid's times to expiry.
 const DAYS_PER_YEAR: f64 = 365.0;
@@ -50,8 +54,15 @@ const DAYS_PER_YEAR: f64 = 365.0;
 pub(super) struct PortfolioBound<'a> {
     /// Per price source: the requirement's slope bound (USD per USD of the price).
     pub(super) slopes: Vec<(Source<'a>, f64)>,
-    /// What the requirement may move by whatever the move and the time (USD).
+    /// What the requirement may move by whatever the move and the time (USD): the offset's
+    /// jump where its directions may flip, else 0.
     pub(super) allowance: f64,
+    /// What a flip of an underlying's direction may move the offset by (USD); 0 with one
+    /// underlying.
+    pub(super) offset_jump: f64,
+    /// Per underlying, how fast any one of its weighted scenario P&L moves (for the gap that
+    /// keeps its direction, see [`PortfolioBound::scenario_reach`]).
+    reaches: Vec<ScenarioReach<'a>>,
     /// Options and futures whose values or charges decay with time.
     decaying: Vec<Decaying<'a>>,
     /// `1 + max_offset` with more than one underlying, else 1.
@@ -108,6 +119,31 @@ impl HeldOption {
     }
 }
 
+/// Whether the bands may count on each underlying's direction in the cross-underlying offset
+/// holding (the caller checks it against the gap between the scenarios' two sides), or must
+/// allow for its flip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Directions {
+    /// A direction may flip inside the bands: the offset's jump comes off the slack.
+    MayFlip,
+    /// Every direction holds inside the bands (to be checked by the caller).
+    Hold,
+}
+
+/// How fast one underlying's weighted scenario P&L can move: each is bounded by the scan's
+/// slopes (the same `max_k` over scenarios that bounds the scan risk), its vega bound and its
+/// time bound, without the offset, the charges or the equity.
+#[derive(Debug)]
+struct ScenarioReach<'a> {
+    underlying: &'a str,
+    /// Per price source (USD per USD).
+    slopes: Vec<(Source<'a>, f64)>,
+    /// Per unit of every option's volatility (USD).
+    per_vol: f64,
+    /// Its entry among the decaying underlyings, for the time bound.
+    decaying: Option<usize>,
+}
+
 /// `1 / sqrt(2 pi e)`, the largest value of `phi(x) |x|`.
 const INV_ROOT_TWO_PI_E: f64 = 0.241_970_724_519_143_37;
 
@@ -148,24 +184,59 @@ impl PortfolioBound<'_> {
                 .sum::<f64>()
                 * underlying.delta_charge;
             // The scan: the worst of the scenarios' bounds.
-            let mut worst: f64 = 0.0;
-            for scenario in &underlying.scenarios {
-                let mut moved = 0.0;
-                for option in &underlying.options {
-                    let shocked_deviation =
-                        shocked_deviation_bound(underlying.params, scenario.vol, option, years);
-                    moved += option.size
-                        * forward
-                        * ((1.0 + scenario.price_move) * shocked_deviation
-                            + option.deviation_fall(years))
-                        * INV_ROOT_TWO_PI;
-                }
-                worst = worst.max(scenario.weight * moved);
-            }
+            let worst = underlying.scenario_time_bound(years);
             let roll = underlying.futures_roll * forward * root;
             total += values + top * self.offset_factor * (worst + roll + drift);
         }
         total
+    }
+}
+
+impl Decaying<'_> {
+    /// How far time alone (at most `years`) moves any one weighted scenario P&L (USD): its
+    /// options' shocked and unshocked values each by their deviation's fall.
+    fn scenario_time_bound(&self, years: f64) -> f64 {
+        let forward = self.forward_max;
+        let mut worst: f64 = 0.0;
+        for scenario in &self.scenarios {
+            let mut moved = 0.0;
+            for option in &self.options {
+                let shocked_deviation =
+                    shocked_deviation_bound(self.params, scenario.vol, option, years);
+                moved += option.size
+                    * forward
+                    * ((1.0 + scenario.price_move) * shocked_deviation
+                        + option.deviation_fall(years))
+                    * INV_ROOT_TWO_PI;
+            }
+            worst = worst.max(scenario.weight * moved);
+        }
+        worst
+    }
+}
+
+impl PortfolioBound<'_> {
+    /// How far any one weighted scenario P&L of `underlying` can move inside bands of
+    /// half-widths `half_of` (per source), for at most `years` and a volatility moved by at most
+    /// `vol_tolerance` (USD); `None` for an underlying the bound does not hold.
+    pub(super) fn scenario_reach(
+        &self,
+        underlying: &str,
+        half_of: impl Fn(Source<'_>) -> Option<f64>,
+        years: Option<f64>,
+        vol_tolerance: f64,
+    ) -> Option<f64> {
+        let reach = self.reaches.iter().find(|r| r.underlying == underlying)?;
+        let mut total = reach.per_vol * vol_tolerance;
+        for (source, slope) in &reach.slopes {
+            if *slope > 0.0 {
+                total += slope * half_of(*source)?;
+            }
+        }
+        if let Some(decaying) = reach.decaying {
+            total += self.decaying.get(decaying)?.scenario_time_bound(years?);
+        }
+        Some(total)
     }
 }
 
@@ -235,6 +306,7 @@ impl Engine {
         maintenance_usd: f64,
         slack: f64,
         top: f64,
+        directions: Directions,
     ) -> Option<PortfolioBound<'a>> {
         let params: &PortfolioMarginParams = self.venue.portfolio_margin.as_ref()?;
         // The bounds are of one USD scan; segregated margin scans each currency in its coin and
@@ -363,6 +435,10 @@ impl Engine {
         } else {
             (1.0, 0.0)
         };
+        let allowance = match directions {
+            Directions::MayFlip => offset_jump,
+            Directions::Hold => 0.0,
+        };
         // The volatility's share: the requirement moves with a volatility change `dv` by at
         // most the options' vegas (`F sqrt(T) / sqrt(2 pi)` per unit, more in a scenario whose
         // shock scales the volatility) and the delta charges' drift.
@@ -381,6 +457,7 @@ impl Engine {
             ));
         }
         let mut vol_slope = 0.0;
+        let mut scenario_per_vol = Vec::with_capacity(underlyings.len());
         let mut lowest_volatility = f64::INFINITY;
         for (underlying, (underlying_params, grid, price, delta_rates)) in
             underlyings.iter().zip(&priced)
@@ -408,6 +485,7 @@ impl Engine {
                 }
                 worst = worst.max(scenario.weight * moved);
             }
+            scenario_per_vol.push(worst);
             let values: f64 = underlying
                 .options
                 .iter()
@@ -431,7 +509,7 @@ impl Engine {
             }
         }
         let vol_tolerance = if vol_slope > 0.0 {
-            ((slack - top * offset_jump) / 4.0 / vol_slope)
+            ((slack - top * allowance) / 4.0 / vol_slope)
                 .min(lowest_volatility / 2.0)
                 .max(0.0)
         } else {
@@ -450,11 +528,17 @@ impl Engine {
                 Some((_, total)) => *total += slope,
                 None => slopes.push((source, slope)),
             };
-        let allowance = offset_jump;
         let mut decaying = Vec::new();
-        for (underlying, (underlying_params, grid, price, delta_rates)) in
-            underlyings.into_iter().zip(priced)
+        let mut reaches = Vec::with_capacity(underlyings.len());
+        for ((underlying, (underlying_params, grid, price, delta_rates)), per_vol) in
+            underlyings.into_iter().zip(priced).zip(scenario_per_vol)
         {
+            let mut reach = ScenarioReach {
+                underlying: underlying.name,
+                slopes: Vec::new(),
+                per_vol,
+                decaying: None,
+            };
             let coin: f64 = coins
                 .iter()
                 .filter(|(name, _)| *name == underlying.name)
@@ -484,8 +568,12 @@ impl Engine {
                         .map(|s| s.weight * size * s.price_move.abs())
                         .fold(0.0, f64::max);
                     add_slope(*source, offset_factor * scan);
+                    reach.slopes.push((*source, scan));
                 }
             }
+            reach
+                .slopes
+                .push((Source::Index(underlying.name), index_scan));
             // The charges on the net delta, at the largest delta and notional the band allows.
             let p = underlying_params;
             let delta_max = underlying.delta_max;
@@ -508,6 +596,7 @@ impl Engine {
                 offset_factor * delta_rates * price * gamma,
             );
             if !underlying.options.is_empty() || underlying.futures_roll > 0.0 {
+                reach.decaying = Some(decaying.len());
                 decaying.push(Decaying {
                     params: underlying_params,
                     scenarios: grid,
@@ -517,18 +606,145 @@ impl Engine {
                     futures_roll: underlying.futures_roll,
                 });
             }
+            reaches.push(reach);
         }
-        if !allowance.is_finite() || slopes.iter().any(|(_, slope)| !slope.is_finite()) {
+        if !offset_jump.is_finite() || slopes.iter().any(|(_, slope)| !slope.is_finite()) {
             return None;
         }
         Some(PortfolioBound {
             slopes,
             allowance,
+            offset_jump,
+            reaches,
             decaying,
             offset_factor,
             until_ms,
             vol_tolerance,
         })
+    }
+
+    /// The bands of a portfolio-mode account with `slack` (USD, after rounding) to its nearest
+    /// level; `None` where the account must be examined at every update.
+    ///
+    /// With several underlyings, the cross-underlying offset reads each underlying's direction
+    /// (the side of its worst scenario) and jumps when one flips. Either the bands hold the
+    /// directions (each underlying's worst rising and worst other scenario are further apart
+    /// than twice what any one scenario can move inside them, checked on the scan itself), or
+    /// the jump comes off the slack. The jump, `max_offset MM / (1 - max_offset)`, exceeds the
+    /// slack of any account below a health of about `1 + 1 / (1 - max_offset)`, where the
+    /// held directions still leave bands; the wider of the two is taken. A first try of held
+    /// directions over the whole slack that the gaps do not bear is tried once more over the
+    /// share of the slack they bear.
+    pub(super) fn portfolio_widths(
+        &self,
+        account: &Account,
+        exposures: &[Exposure],
+        maintenance_usd: f64,
+        slack: f64,
+        top: f64,
+    ) -> Option<BandWidths> {
+        let held = self.portfolio_bound(account, maintenance_usd, slack, top, Directions::Hold)?;
+        if held.offset_jump == 0.0 {
+            return self.portfolio_bands_of(&held, exposures, slack, top);
+        }
+        let flipping = self
+            .portfolio_bound(account, maintenance_usd, slack, top, Directions::MayFlip)
+            .and_then(|bound| {
+                let left = slack - top * bound.allowance;
+                Some((left, self.portfolio_bands_of(&bound, exposures, left, top)?))
+            });
+        let beaten = |trial: f64| flipping.as_ref().is_some_and(|(left, _)| *left >= trial);
+        let Some(sides) = self.scenario_sides_of(account) else {
+            return flipping.map(|(_, widths)| widths);
+        };
+        let mut trial = slack;
+        let mut bound = held;
+        for attempt in 0..2 {
+            if beaten(trial) {
+                break;
+            }
+            let Some(widths) = self.portfolio_bands_of(&bound, exposures, trial, top) else {
+                break;
+            };
+            let room = self.direction_room(&bound, &sides, exposures, &widths);
+            if room > 1.0 {
+                return Some(widths);
+            }
+            if room <= 0.0 || attempt == 1 {
+                break;
+            }
+            // The price bands and the volatility's tolerance scale with the slack, the horizon
+            // only shrinks with it: the next try is checked again all the same.
+            trial *= 0.9 * room;
+            bound = self.portfolio_bound(account, maintenance_usd, trial, top, Directions::Hold)?;
+        }
+        flipping.map(|(_, widths)| widths)
+    }
+
+    /// The bands of `bound` over `slack` (USD, after any allowance): the horizon's share for
+    /// time, the rest shared over the exposures.
+    fn portfolio_bands_of(
+        &self,
+        bound: &PortfolioBound<'_>,
+        exposures: &[Exposure],
+        slack: f64,
+        top: f64,
+    ) -> Option<BandWidths> {
+        if slack.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+            return None;
+        }
+        let (slack, expires_ms) = self.portfolio_horizon(bound, slack, top);
+        let mut widths = self.share_slack(exposures, slack, top, expires_ms, Some(bound));
+        widths.vol_tolerance = bound.vol_tolerance;
+        Some(widths)
+    }
+
+    /// How many times over the gap between each underlying's two sides covers twice what one
+    /// scenario can move inside `widths` (the least over the underlyings): above 1, no
+    /// direction can flip inside the bands. A margin of `1e-9` of the sides covers the scan's
+    /// f64 rounding (the lean path weighs the same P&L in another order).
+    fn direction_room(
+        &self,
+        bound: &PortfolioBound<'_>,
+        sides: &[ScenarioSides],
+        exposures: &[Exposure],
+        widths: &BandWidths,
+    ) -> f64 {
+        let half_of = |source: Source<'_>| {
+            exposures
+                .iter()
+                .position(|e| e.source == source)
+                .and_then(|index| widths.halves.get(index).copied())
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let years = widths
+            .expires_ms
+            .map(|until| (until - self.now.as_millisecond()).max(0) as f64 / MS_PER_YEAR);
+        let mut room = f64::INFINITY;
+        for side in sides {
+            if side.rising == f64::INFINITY || side.not_rising == f64::INFINITY {
+                // No scenario on one side: the direction cannot change.
+                continue;
+            }
+            let Some(reach) =
+                bound.scenario_reach(&side.underlying, half_of, years, widths.vol_tolerance)
+            else {
+                return 0.0;
+            };
+            let margin = 1e-9 * (side.rising.abs() + side.not_rising.abs() + 1.0);
+            let gap = (side.rising - side.not_rising).abs();
+            room = room.min(gap / (2.0 * reach + margin));
+        }
+        if room.is_nan() { 0.0 } else { room }
+    }
+
+    /// Each underlying's worst scenario on either side of its price, from the books shared at
+    /// this market (the scan the account's figures came from).
+    fn scenario_sides_of(&self, account: &Account) -> Option<Vec<ScenarioSides>> {
+        let params = self.venue.portfolio_margin.as_ref()?;
+        let portfolio = self.portfolio_of(account).ok()?;
+        let books = self.shared_books(&portfolio)?;
+        solvent_risk::portfolio_margin::scenario_sides(&portfolio, &books, params)
     }
 
     /// The lowest and highest volatility of the smile of an option's own expiry (the option's

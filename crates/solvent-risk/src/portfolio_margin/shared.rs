@@ -117,6 +117,37 @@ pub fn shared_margin(
         return None;
     }
     let (report_usd, equity_usd) = currency;
+    let (order, exposures) = shared_exposures(portfolio, books, params)?;
+    let slot = |name: &str| order.iter().position(|book| book.name == name);
+    let names: Vec<&str> = order.iter().map(|book| book.name.as_str()).collect();
+    let correlations = Correlations::of(&names, params, None);
+    let currency = ReportCurrency {
+        price_usd: report_usd,
+        priced_by: slot(report_asset.index.as_str()),
+        equity_usd,
+    };
+    let prepared = PreparedExposures::new(&exposures);
+    let maintenance = lean_margin(
+        |u| order.get(u).copied(),
+        &correlations,
+        params.max_offset,
+        &prepared,
+        &currency,
+        &mut Scratch::default(),
+    )
+    .ok()?;
+    // As `portfolio_risk`: no expected shortfall without a history.
+    Some((params.im_factor * maintenance, maintenance))
+}
+
+/// The account's underlying books in the order its own book would list them (spot balances
+/// first, then positions) and its exposures in that book's order (positions, then spot
+/// balances); `None` where the books lack an underlying or an instrument it holds.
+fn shared_exposures<'b>(
+    portfolio: &Portfolio,
+    books: &'b SharedBooks,
+    params: &PortfolioMarginParams,
+) -> Option<(Vec<&'b UnderlyingBook>, Vec<Exposure>)> {
     // The account's underlyings in its own book's order: spot balances first, then positions.
     let mut order: Vec<&UnderlyingBook> = Vec::with_capacity(2);
     let mut add = |name: &str| -> Option<()> {
@@ -175,25 +206,56 @@ pub fn shared_margin(
             });
         }
     }
-    let names: Vec<&str> = order.iter().map(|book| book.name.as_str()).collect();
-    let correlations = Correlations::of(&names, params, None);
-    let currency = ReportCurrency {
-        price_usd: report_usd,
-        priced_by: slot(report_asset.index.as_str()),
-        equity_usd,
-    };
-    let prepared = PreparedExposures::new(&exposures);
-    let maintenance = lean_margin(
-        |u| order.get(u).copied(),
-        &correlations,
-        params.max_offset,
-        &prepared,
-        &currency,
-        &mut Scratch::default(),
-    )
-    .ok()?;
-    // As `portfolio_risk`: no expected shortfall without a history.
-    Some((params.im_factor * maintenance, maintenance))
+    Some((order, exposures))
+}
+
+/// One underlying's worst weighted scenario P&L on each side of its price, in USD (weights
+/// applied, no conversion to the report currency): which side is worse sets the underlying's
+/// direction in the cross-underlying offset (`direction` in the charges), so the gap between the
+/// two is how far the scenarios must move apart before that direction can flip.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScenarioSides {
+    /// The underlying.
+    pub underlying: String,
+    /// The lowest weighted P&L among the scenarios that move the price up; `+inf` without one.
+    pub rising: f64,
+    /// The lowest weighted P&L among the scenarios that move it down or leave it; `+inf`
+    /// without one.
+    pub not_rising: f64,
+}
+
+/// Each underlying's [`ScenarioSides`] for `portfolio`'s cross pool from `books`, in the order
+/// its own book lists them; `None` where the books lack an underlying or an instrument it holds.
+#[must_use]
+pub fn scenario_sides(
+    portfolio: &Portfolio,
+    books: &SharedBooks,
+    params: &PortfolioMarginParams,
+) -> Option<Vec<ScenarioSides>> {
+    let (order, exposures) = shared_exposures(portfolio, books, params)?;
+    let mut pnl = Vec::new();
+    let mut sides = Vec::with_capacity(order.len());
+    for (u, book_u) in order.iter().enumerate() {
+        scenario_totals(book_u, u, &exposures, &mut pnl).ok()?;
+        let mut rising = f64::INFINITY;
+        let mut not_rising = f64::INFINITY;
+        for (value, scenario) in pnl.iter().zip(&book_u.scenarios) {
+            let weighted = value * scenario.weight;
+            // The charges' rule: an up move sets the direction -1, any other +1.
+            let side = if scenario.price_move > 0.0 {
+                &mut rising
+            } else {
+                &mut not_rising
+            };
+            *side = side.min(weighted);
+        }
+        sides.push(ScenarioSides {
+            underlying: book_u.name.clone(),
+            rising,
+            not_rising,
+        });
+    }
+    Some(sides)
 }
 
 #[cfg(test)]
@@ -334,6 +396,84 @@ mod tests {
             served += 1;
         }
         assert_eq!(served, files.len());
+    }
+
+    #[test]
+    fn scenario_sides_hold_the_worst_scenario_and_its_direction() {
+        let venue = venue();
+        let params = venue.portfolio_margin.as_ref().unwrap();
+        // The desk in USDT (BTC and ETH scanned), and its mirror image: every worst
+        // scenario changes side.
+        let mirrored = desk(|file| {
+            for position in file["positions"].as_array_mut().unwrap() {
+                let size = position["size"].as_str().unwrap().to_owned();
+                position["size"] = Value::from(match size.strip_prefix('-') {
+                    Some(positive) => positive.to_owned(),
+                    None => format!("-{size}"),
+                });
+            }
+        });
+        let mut directions = Vec::new();
+        for file in [desk(|_| {}), mirrored] {
+            let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
+            let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
+            let view = MarketView::new(&venue, &market).unwrap();
+            let books = books(&view, &everything(&venue, &portfolio));
+            let sides = scenario_sides(&portfolio, &books, params).unwrap();
+            let (instruments, spot) = crate::portfolio_report::book_inputs(&portfolio, params);
+            let book = ScenarioBook::new(&view, params, &instruments, &spot).unwrap();
+            let report_usd = view
+                .asset_usd(&portfolio.settlement_asset)
+                .unwrap()
+                .to_f64()
+                .unwrap();
+            let currency = ReportCurrency {
+                price_usd: report_usd,
+                priced_by: None,
+                equity_usd: 0.0,
+            };
+            let risk = portfolio_risk(
+                &book,
+                params,
+                &exposures(&portfolio, &book).unwrap(),
+                &currency,
+            )
+            .unwrap();
+            assert_eq!(
+                sides
+                    .iter()
+                    .map(|s| s.underlying.as_str())
+                    .collect::<Vec<_>>(),
+                ["BTC", "ETH"]
+            );
+            assert_eq!(sides.len(), risk.underlyings.len());
+            for (side, underlying) in sides.iter().zip(&risk.underlyings) {
+                assert_eq!(side.underlying, underlying.underlying);
+                let worst_usd = side.rising.min(side.not_rising);
+                assert!(
+                    (worst_usd / report_usd - underlying.worst_pnl).abs() <= 1e-9 * worst_usd.abs(),
+                    "{}: {worst_usd} USD against {} in the report currency",
+                    side.underlying,
+                    underlying.worst_pnl
+                );
+                let direction = if side.rising < side.not_rising {
+                    -1.0
+                } else {
+                    1.0
+                };
+                assert_eq!(direction, underlying.direction, "{}", side.underlying);
+                assert!(side.rising.is_finite() && side.not_rising.is_finite());
+            }
+            directions.push(
+                risk.underlyings
+                    .iter()
+                    .map(|u| u.direction)
+                    .collect::<Vec<_>>(),
+            );
+        }
+        // The mirror turns ETH's worst scenario over (BTC's options keep its own a fall): the
+        // test sees both sides.
+        assert_eq!(directions, [[1.0, -1.0], [1.0, 1.0]]);
     }
 
     #[test]
