@@ -173,7 +173,7 @@ fn check_accepts_every_shipped_venue() {
     }
     let (_, text, _) = run(&["venue", "check", "binance-coinm"]);
     assert!(
-        text.contains("2 margin rules with 20 tiers, 2 instruments"),
+        text.contains("8 margin rules with 72 tiers, 8 instruments"),
         "{text}"
     );
     let (_, text, _) = run(&["venue", "check", "binance-usdm"]);

@@ -133,7 +133,7 @@ fn binance_usdm_brackets_hold_together() {
 
 #[test]
 fn binance_coinm_brackets_hold_together() {
-    assert_eq!(ladders_of("binance-coinm.toml"), 2);
+    assert_eq!(ladders_of("binance-coinm.toml"), 8);
 }
 
 #[test]
@@ -226,9 +226,18 @@ fn shipped_tables_are_complete_as_far_as_published() {
     ] {
         assert_eq!(tier_count("binance-usdm.toml", rule), brackets, "{rule}");
     }
-    // Binance COIN-M: the ten brackets of each inverse perpetual, in coin.
-    for rule in ["binance_btcusd_perp", "binance_ethusd_perp"] {
-        assert_eq!(tier_count("binance-coinm.toml", rule), 10, "{rule}");
+    // Binance COIN-M: every bracket of each inverse perpetual, in coin.
+    for (rule, brackets) in [
+        ("binance_btcusd_perp", 10),
+        ("binance_ethusd_perp", 10),
+        ("binance_solusd_perp", 9),
+        ("binance_xrpusd_perp", 9),
+        ("binance_dogeusd_perp", 7),
+        ("binance_bnbusd_perp", 9),
+        ("binance_adausd_perp", 9),
+        ("binance_linkusd_perp", 9),
+    ] {
+        assert_eq!(tier_count("binance-coinm.toml", rule), brackets, "{rule}");
     }
     assert_eq!(tier_count("bybit-linear.toml", "bybit_btcusdt"), 20);
     // Bybit inverse: BTCUSD's first tier is all that is published (the file says where it stops).

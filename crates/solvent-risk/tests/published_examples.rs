@@ -969,16 +969,16 @@ fn binance_coinm_maintenance_margin_of_the_faq_example() {
 /// cumFastMaintenanceAmount in coin).
 type CoinBracket = (&'static str, &'static str, &'static str);
 
-/// Every maintenance amount of the two brackets tables, as published in the capture of Binance's
+/// Every maintenance amount of the eight brackets tables, as published in the capture of Binance's
 /// brackets endpoint (venues/binance-coinm.toml names it), checked against the rates and at
 /// every bracket's cap.
 #[test]
 fn binance_coinm_every_published_maintenance_amount() {
     let venue = venue("binance-coinm.toml");
-    let tables: [(&str, [CoinBracket; 10]); 2] = [
+    let tables: [(&str, &[CoinBracket]); 8] = [
         (
             "BTCUSD_PERP",
-            [
+            &[
                 ("5", "0.004", "0"),
                 ("10", "0.005", "0.005"),
                 ("25", "0.01", "0.055"),
@@ -993,7 +993,7 @@ fn binance_coinm_every_published_maintenance_amount() {
         ),
         (
             "ETHUSD_PERP",
-            [
+            &[
                 ("15", "0.005", "0"),
                 ("100", "0.0065", "0.0225"),
                 ("400", "0.01", "0.3725"),
@@ -1004,6 +1004,88 @@ fn binance_coinm_every_published_maintenance_amount() {
                 ("24000", "0.15", "1093.8725"),
                 ("36000", "0.25", "3493.8725"),
                 ("55000", "0.5", "12493.8725"),
+            ],
+        ),
+        (
+            "SOLUSD_PERP",
+            &[
+                ("400", "0.01", "0"),
+                ("2300", "0.02", "4"),
+                ("4600", "0.025", "15.5"),
+                ("23400", "0.05", "130.5"),
+                ("37400", "0.1", "1300.5"),
+                ("46800", "0.125", "2235.5"),
+                ("56100", "0.1667", "4187.06"),
+                ("93600", "0.25", "8860.19"),
+                ("187200", "0.5", "32260.19"),
+            ],
+        ),
+        (
+            "XRPUSD_PERP",
+            &[
+                ("33100", "0.01", "0"),
+                ("165600", "0.02", "331"),
+                ("500000", "0.025", "1159"),
+                ("2000000", "0.05", "13659"),
+                ("3000000", "0.1", "113659"),
+                ("5000000", "0.125", "188659"),
+                ("10000000", "0.15", "313659"),
+                ("20000000", "0.25", "1313659"),
+                ("40000000", "0.5", "6313659"),
+            ],
+        ),
+        (
+            "DOGEUSD_PERP",
+            &[
+                ("500000", "0.012", "0"),
+                ("2500000", "0.025", "6500"),
+                ("5000000", "0.05", "69000"),
+                ("10000000", "0.1", "319000"),
+                ("20000000", "0.125", "569000"),
+                ("50000000", "0.25", "3069000"),
+                ("75000000", "0.5", "15569000"),
+            ],
+        ),
+        (
+            "BNBUSD_PERP",
+            &[
+                ("2000", "0.025", "0"),
+                ("4000", "0.05", "50"),
+                ("10000", "0.05", "50"),
+                ("20000", "0.05", "50"),
+                ("40000", "0.1", "1050"),
+                ("60000", "0.125", "2050"),
+                ("100000", "0.15", "3550"),
+                ("150000", "0.25", "13550"),
+                ("250000", "0.5", "51050"),
+            ],
+        ),
+        (
+            "ADAUSD_PERP",
+            &[
+                ("250000", "0.025", "0"),
+                ("500000", "0.0498", "6200"),
+                ("1000000", "0.0499", "6250"),
+                ("2000000", "0.05", "6350"),
+                ("3000000", "0.1", "106350"),
+                ("4000000", "0.125", "181350"),
+                ("5000000", "0.15", "281350"),
+                ("10000000", "0.25", "781350"),
+                ("15000000", "0.5", "3281350"),
+            ],
+        ),
+        (
+            "LINKUSD_PERP",
+            &[
+                ("10000", "0.025", "0"),
+                ("20000", "0.05", "250"),
+                ("40000", "0.05", "250"),
+                ("60000", "0.05", "250"),
+                ("80000", "0.1", "3250"),
+                ("100000", "0.125", "5250"),
+                ("150000", "0.15", "7750"),
+                ("2000000", "0.25", "22750"),
+                ("3000000", "0.5", "522750"),
             ],
         ),
     ];
@@ -1029,20 +1111,32 @@ fn binance_coinm_every_published_maintenance_amount() {
     }
 }
 
-/// [computed, not published] ETHUSD_PERP, 1,000,000 USD (100,000 contracts of 10 USD) at 2,000:
+/// [computed, not published] ETHUSD_PERP, -1,000,000 USD (100,000 contracts of 10 USD) at 2,000:
 /// 500 ETH, bracket 4 (400-1,500 ETH, 2.5%, cum 6.3725): MM = 12.5 - 6.3725 = 6.1275 ETH, the
 /// bracket sum 15 x 0.5% + 85 x 0.65% + 300 x 1% + 100 x 2.5%; IM at the bracket's 20x: 25 ETH.
 #[test]
-fn binance_coinm_ethusd_bracket_sum() {
+fn binance_coinm_bracket_sums() {
     let venue = venue("binance-coinm.toml");
-    let perp = venue.instrument("ETHUSD_PERP").unwrap();
-    let requirement = requirement(&exposure(&perp, dec!(-1000000), dec!(2000))).unwrap();
+    let eth = venue.instrument("ETHUSD_PERP").unwrap();
+    let eth_short = requirement(&exposure(&eth, dec!(-1000000), dec!(2000))).unwrap();
     assert_eq!(
-        requirement.maintenance,
+        eth_short.maintenance,
         dec!(0.075) + dec!(0.5525) + dec!(3) + dec!(2.5)
     );
-    assert_eq!(requirement.maintenance, dec!(6.1275));
-    assert_eq!(requirement.initial, dec!(25));
+    assert_eq!(eth_short.maintenance, dec!(6.1275));
+    assert_eq!(eth_short.initial, dec!(25));
+    // [computed, not published] SOLUSD_PERP, short 5,000,000 USD at 100 = 50,000 SOL, bracket 7
+    // (46,800-56,100 SOL, 16.67%, cum 4,187.06): MM = 8,335 - 4,187.06 = 4,147.94 SOL, the
+    // bracket sum 400 x 1% + 1,900 x 2% + 2,300 x 2.5% + 18,800 x 5% + 14,000 x 10%
+    // + 9,400 x 12.5% + 3,200 x 16.67%; IM at the bracket's 3x: 50,000 / 3.
+    let sol = venue.instrument("SOLUSD_PERP").unwrap();
+    let sol_short = requirement(&exposure(&sol, dec!(-5000000), dec!(100))).unwrap();
+    assert_eq!(
+        sol_short.maintenance,
+        dec!(4) + dec!(38) + dec!(57.5) + dec!(940) + dec!(1400) + dec!(1175) + dec!(533.44)
+    );
+    assert_eq!(sol_short.maintenance, dec!(4147.94));
+    assert_eq!(sol_short.initial, dec!(50000) / dec!(3));
 }
 
 /// Binance's COIN-M liquidation price (FAQ formula, one-way mode, one position):
