@@ -1180,8 +1180,8 @@ fn binance_coinm_liquidation_price_takes_the_maintenance_at_that_price() {
 
 /// Bybit help "Liquidation Price Calculation under Isolated Mode (Unified Trading Account)",
 /// inverse contracts, Example (testnet.bybit.com/ar-SA copy, read 2026-12-04): "a long entry of
-/// 60,000 USD of BTCUSD ... at 50,000 USD with 10x leverage. Assuming the Maintenance Margin Rate
-/// (MMR) is 0.5% and no extra margin is added: Position Value = 60,000 / 50,000 = 1.2 BTC, Initial
+/// 60,000 USD of BTCUSD short position [sic; the long formula follows] at 50,000 USD with 10x
+/// leverage. Assuming the Maintenance Margin Rate (MMR) is 0.5% and no extra margin is added: Position Value = 60,000 / 50,000 = 1.2 BTC, Initial
 /// Margin = 1.2 / 10 = 0.12 BTC". The stored copy stops there; the rest is
 /// [computed, not published] by the page's formula: MM = 1.2 x 0.5% = 0.006 BTC,
 /// LP (long) = 60,000 / [1.2 + (0.12 - 0.006)] = 45,662.100456... (reported rounded up, 45,662.101);
