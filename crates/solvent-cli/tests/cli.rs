@@ -158,6 +158,14 @@ fn examples() -> Vec<(&'static str, Vec<String>)> {
         ("reduce_only", vec![example("reduce-only.json")]),
         ("isolated_btcusdt", vec![example("isolated-btcusdt.json")]),
         (
+            "binance_coinm_btcusd",
+            vec![
+                example("binance-coinm-btcusd.json"),
+                "--venue".into(),
+                venue("binance-coinm.toml"),
+            ],
+        ),
+        (
             "deribit_spm",
             vec![
                 example("deribit-spm.json"),
@@ -1250,6 +1258,32 @@ fn deribit_inverse_account_reported_in_btc() {
         1e-7,
         "call liquidation",
     );
+}
+
+#[test]
+fn binance_coinm_inverse_account_reported_in_btc() {
+    // examples/binance-coinm-btcusd.json on venues/binance-coinm.toml: a 2 BTC COIN-M wallet, long
+    // 1,000,000 USD of BTCUSD_PERP (10,000 contracts of 100 USD) from 95,000 at 20x, mark 100,000.
+    let report = ok_json(&[
+        "margin",
+        &example("binance-coinm-btcusd.json"),
+        "--venue",
+        &venue("binance-coinm.toml"),
+        "--json",
+    ]);
+    assert_eq!(report["settlement_asset"], "BTC");
+    // upnl = 1,000,000 x (1/95,000 - 1/100,000) = 0.526315789... -> 0.52631578 (credit, down).
+    assert_eq!(money(&report, "equity"), dec!(2.52631578));
+    let perp = position(&report, "BTCUSD_PERP");
+    // Notional 1,000,000 / 100,000 = 10 BTC: bracket 2 (5-10 BTC, 0.5%, cum 0.005).
+    assert_eq!(money(perp, "value"), dec!(10));
+    // MM = 10 x 0.5% - 0.005 = 0.045 BTC; IM = 10 / 20 = 0.5 BTC.
+    assert_eq!(money(perp, "maintenance_margin"), dec!(0.045));
+    assert_eq!(money(perp, "initial_margin"), dec!(0.5));
+    // Cross liquidation by Binance's formula, LP = Q (1 + MMR) / (WB + cum + Q / EP), in the
+    // bracket the price lands in (bracket 3 at 12.46 BTC: 1%, cum 0.055):
+    // 1,010,000 / (2 + 10.526315789... + 0.055) = 80,277.77197, rounded up for a long.
+    assert_eq!(money(perp, "liquidation_price"), dec!(80277.772));
 }
 
 #[test]

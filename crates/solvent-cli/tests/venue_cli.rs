@@ -54,6 +54,34 @@ fn show_lays_out_a_contracts_brackets_as_the_venue_does() {
 }
 
 #[test]
+fn show_lays_out_an_inverse_contracts_brackets_in_coin() {
+    let (code, text, error) = run(&["venue", "show", "binance-coinm", "BTCUSD_PERP"]);
+    assert_eq!(code, 0, "{error}");
+    // Binance COIN-M brackets are in BTC: bracket 5, 150 - 400 BTC at 10x, 5%, cum 4.18
+    // = 0.43 + 150 x (5% - 2.5%).
+    assert!(text.contains("Position value (BTC)"), "{text}");
+    assert_eq!(row(&text, "5"), ["5", "150 - 400", "10x", "5.00%", "4.18"]);
+    assert_eq!(
+        row(&text, "10"),
+        ["10", "2,400 - 3,500", "1x", "50.00%", "837.93"]
+    );
+    assert!(text.contains("contract size 100 USD"), "{text}");
+    assert!(
+        text.contains("komekome898-web/trade"),
+        "the source is cited:\n{text}"
+    );
+    // Bybit inverse: the table that stops at its first tier says so beside it.
+    let (code, text, error) = run(&["venue", "show", "bybit-inverse", "BTCUSD"]);
+    assert_eq!(code, 0, "{error}");
+    assert_eq!(row(&text, "1"), ["1", "0 - 150", "100x", "0.50%", "0"]);
+    assert!(text.contains("TABLE STOPS at tier 1"), "{text}");
+    assert!(
+        text.contains("maintenance margin on the entry value"),
+        "{text}"
+    );
+}
+
+#[test]
 fn show_without_an_instrument_prints_collateral_contracts_and_every_rule() {
     let (code, text, error) = run(&["venue", "show", "bybit-linear"]);
     assert_eq!(code, 0, "{error}");
@@ -129,7 +157,9 @@ fn check_accepts_every_shipped_venue() {
     for name in [
         "default",
         "binance-usdm",
+        "binance-coinm",
         "bybit-linear",
+        "bybit-inverse",
         "deribit",
         "drift",
         "dydx-v4",
@@ -141,6 +171,11 @@ fn check_accepts_every_shipped_venue() {
         assert_eq!(code, 0, "{name}: {error}");
         assert!(text.contains(": ok ("), "{name}: {text}");
     }
+    let (_, text, _) = run(&["venue", "check", "binance-coinm"]);
+    assert!(
+        text.contains("8 margin rules with 72 tiers, 8 instruments"),
+        "{text}"
+    );
     let (_, text, _) = run(&["venue", "check", "binance-usdm"]);
     assert!(
         text.contains("6 margin rules with 65 tiers, 6 instruments"),

@@ -10,8 +10,16 @@ pub const SHIPPED: &[(&str, &str)] = &[
         include_str!("../../../venues/binance-usdm.toml"),
     ),
     (
+        "binance-coinm",
+        include_str!("../../../venues/binance-coinm.toml"),
+    ),
+    (
         "bybit-linear",
         include_str!("../../../venues/bybit-linear.toml"),
+    ),
+    (
+        "bybit-inverse",
+        include_str!("../../../venues/bybit-inverse.toml"),
     ),
     ("deribit", include_str!("../../../venues/deribit.toml")),
     ("drift", include_str!("../../../venues/drift.toml")),

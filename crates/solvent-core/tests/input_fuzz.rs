@@ -48,8 +48,10 @@ const PORTFOLIOS: [&str; 9] = [
     "examples/btc-desk.json",
 ];
 
-const VENUES: [&str; 8] = [
+const VENUES: [&str; 10] = [
+    "venues/binance-coinm.toml",
     "venues/binance-usdm.toml",
+    "venues/bybit-inverse.toml",
     "venues/bybit-linear.toml",
     "venues/default.toml",
     "venues/deribit.toml",

@@ -132,8 +132,18 @@ fn binance_usdm_brackets_hold_together() {
 }
 
 #[test]
+fn binance_coinm_brackets_hold_together() {
+    assert_eq!(ladders_of("binance-coinm.toml"), 8);
+}
+
+#[test]
 fn bybit_linear_risk_limits_hold_together() {
     assert_eq!(ladders_of("bybit-linear.toml"), 2);
+}
+
+#[test]
+fn bybit_inverse_risk_limits_hold_together() {
+    assert_eq!(ladders_of("bybit-inverse.toml"), 1);
 }
 
 #[test]
@@ -216,7 +226,22 @@ fn shipped_tables_are_complete_as_far_as_published() {
     ] {
         assert_eq!(tier_count("binance-usdm.toml", rule), brackets, "{rule}");
     }
+    // Binance COIN-M: every bracket of each inverse perpetual, in coin.
+    for (rule, brackets) in [
+        ("binance_btcusd_perp", 10),
+        ("binance_ethusd_perp", 10),
+        ("binance_solusd_perp", 9),
+        ("binance_xrpusd_perp", 9),
+        ("binance_dogeusd_perp", 7),
+        ("binance_bnbusd_perp", 9),
+        ("binance_adausd_perp", 9),
+        ("binance_linkusd_perp", 9),
+    ] {
+        assert_eq!(tier_count("binance-coinm.toml", rule), brackets, "{rule}");
+    }
     assert_eq!(tier_count("bybit-linear.toml", "bybit_btcusdt"), 20);
+    // Bybit inverse: BTCUSD's first tier is all that is published (the file says where it stops).
+    assert_eq!(tier_count("bybit-inverse.toml", "bybit_btcusd"), 1);
     // The default venue's BTCUSDT is Bybit's ladder, to the same 80,000,000 and tier for tier.
     assert_eq!(tier_count("default.toml", "bybit_btcusdt"), 20);
     assert_eq!(

@@ -917,3 +917,355 @@ fn hyperliquid_asset_group_tables() {
     // Below the boundary the first tier alone: 1,000 BNB at 800 = 800,000 x 5% = 40,000.
     assert_eq!(mm("BNB", dec!(1000), dec!(800)), dec!(40000));
 }
+
+// ---- Binance COIN-M (venues/binance-coinm.toml), docs/published-examples.md section 10 --------
+
+/// The margin report of a one-position Binance COIN-M portfolio (BTC wallet) at `mark`.
+fn coinm_report(position: &str, collateral: &str, mark: &str) -> solvent_risk::MarginReport {
+    let venue = venue("binance-coinm.toml");
+    let portfolio = Portfolio::from_json(
+        "p.json",
+        &format!(
+            r#"{{"account":"cm","mode":"cross","collateral":{{{collateral}}},"positions":[{position}]}}"#
+        ),
+        &venue,
+    )
+    .unwrap();
+    let market = Market::from_json(
+        "m.json",
+        &format!(
+            r#"{{"timestamp":"2026-01-06T08:00:00Z","index":{{"BTC":"{mark}"}},"mark":{{"BTCUSD_PERP":"{mark}"}}}}"#
+        ),
+    )
+    .unwrap();
+    margin_report(&portfolio, &MarketView::new(&venue, &market).unwrap()).unwrap()
+}
+
+/// Binance FAQ "How to Calculate Liquidation Price of Coin-M Futures Contracts" (es-MX copy,
+/// read 2026-12-04): "you have 100 BTCUSDT [sic: BTCUSD] Perpetual contracts, and the latest Mark
+/// Price is 25,000 USDT. The position's notional value is calculated as 100 * 100 / 25,000 = 0.4
+/// BTC, which is in margin level 1 ... Maintenance Margin = 100 * 100 / 25,000 * 0.4% - 0 =
+/// 0.0016 BTC". In Solvent the size is the USD amount, 100 contracts of 100 USD = 10,000.
+#[test]
+fn binance_coinm_maintenance_margin_of_the_faq_example() {
+    let venue = venue("binance-coinm.toml");
+    let perp = venue.instrument("BTCUSD_PERP").unwrap();
+    let requirement = requirement(&exposure(&perp, dec!(10000), dec!(25000))).unwrap();
+    // Notional 10,000 / 25,000 = 0.4 BTC, bracket 1 (0-5 BTC, 0.4%, cum 0): 0.4 x 0.4% - 0.
+    assert_eq!(requirement.maintenance, dec!(0.0016));
+    // [computed, not published] IM at the bracket's 125x (no leverage named): 0.4 / 125.
+    assert_eq!(requirement.initial, dec!(0.0032));
+    // The report shows the same figure in BTC, the settlement coin.
+    let report = coinm_report(
+        r#"{"instrument":"BTCUSD_PERP","size":"10000","entry_price":"25000"}"#,
+        r#""BTC":"1""#,
+        "25000",
+    );
+    assert_eq!(report.positions[0].maintenance_margin.value(), dec!(0.0016));
+    assert_eq!(report.settlement_asset, "BTC");
+}
+
+/// One published COIN-M bracket: (bracketNotionalCap in coin, bracketMaintenanceMarginRate,
+/// cumFastMaintenanceAmount in coin).
+type CoinBracket = (&'static str, &'static str, &'static str);
+
+/// Every maintenance amount of the eight brackets tables, as published in the capture of Binance's
+/// brackets endpoint (venues/binance-coinm.toml names it), checked against the rates and at
+/// every bracket's cap.
+#[test]
+fn binance_coinm_every_published_maintenance_amount() {
+    let venue = venue("binance-coinm.toml");
+    let tables: [(&str, &[CoinBracket]); 8] = [
+        (
+            "BTCUSD_PERP",
+            &[
+                ("5", "0.004", "0"),
+                ("10", "0.005", "0.005"),
+                ("25", "0.01", "0.055"),
+                ("150", "0.025", "0.43"),
+                ("400", "0.05", "4.18"),
+                ("950", "0.1", "24.18"),
+                ("1200", "0.125", "47.93"),
+                ("1600", "0.15", "77.93"),
+                ("2400", "0.25", "237.93"),
+                ("3500", "0.5", "837.93"),
+            ],
+        ),
+        (
+            "ETHUSD_PERP",
+            &[
+                ("15", "0.005", "0"),
+                ("100", "0.0065", "0.0225"),
+                ("400", "0.01", "0.3725"),
+                ("1500", "0.025", "6.3725"),
+                ("5000", "0.05", "43.8725"),
+                ("14000", "0.1", "293.8725"),
+                ("18000", "0.125", "643.8725"),
+                ("24000", "0.15", "1093.8725"),
+                ("36000", "0.25", "3493.8725"),
+                ("55000", "0.5", "12493.8725"),
+            ],
+        ),
+        (
+            "SOLUSD_PERP",
+            &[
+                ("400", "0.01", "0"),
+                ("2300", "0.02", "4"),
+                ("4600", "0.025", "15.5"),
+                ("23400", "0.05", "130.5"),
+                ("37400", "0.1", "1300.5"),
+                ("46800", "0.125", "2235.5"),
+                ("56100", "0.1667", "4187.06"),
+                ("93600", "0.25", "8860.19"),
+                ("187200", "0.5", "32260.19"),
+            ],
+        ),
+        (
+            "XRPUSD_PERP",
+            &[
+                ("33100", "0.01", "0"),
+                ("165600", "0.02", "331"),
+                ("500000", "0.025", "1159"),
+                ("2000000", "0.05", "13659"),
+                ("3000000", "0.1", "113659"),
+                ("5000000", "0.125", "188659"),
+                ("10000000", "0.15", "313659"),
+                ("20000000", "0.25", "1313659"),
+                ("40000000", "0.5", "6313659"),
+            ],
+        ),
+        (
+            "DOGEUSD_PERP",
+            &[
+                ("500000", "0.012", "0"),
+                ("2500000", "0.025", "6500"),
+                ("5000000", "0.05", "69000"),
+                ("10000000", "0.1", "319000"),
+                ("20000000", "0.125", "569000"),
+                ("50000000", "0.25", "3069000"),
+                ("75000000", "0.5", "15569000"),
+            ],
+        ),
+        (
+            "BNBUSD_PERP",
+            &[
+                ("2000", "0.025", "0"),
+                ("4000", "0.05", "50"),
+                ("10000", "0.05", "50"),
+                ("20000", "0.05", "50"),
+                ("40000", "0.1", "1050"),
+                ("60000", "0.125", "2050"),
+                ("100000", "0.15", "3550"),
+                ("150000", "0.25", "13550"),
+                ("250000", "0.5", "51050"),
+            ],
+        ),
+        (
+            "ADAUSD_PERP",
+            &[
+                ("250000", "0.025", "0"),
+                ("500000", "0.0498", "6200"),
+                ("1000000", "0.0499", "6250"),
+                ("2000000", "0.05", "6350"),
+                ("3000000", "0.1", "106350"),
+                ("4000000", "0.125", "181350"),
+                ("5000000", "0.15", "281350"),
+                ("10000000", "0.25", "781350"),
+                ("15000000", "0.5", "3281350"),
+            ],
+        ),
+        (
+            "LINKUSD_PERP",
+            &[
+                ("10000", "0.025", "0"),
+                ("20000", "0.05", "250"),
+                ("40000", "0.05", "250"),
+                ("60000", "0.05", "250"),
+                ("80000", "0.1", "3250"),
+                ("100000", "0.125", "5250"),
+                ("150000", "0.15", "7750"),
+                ("2000000", "0.25", "22750"),
+                ("3000000", "0.5", "522750"),
+            ],
+        ),
+    ];
+    for (symbol, brackets) in tables {
+        let perp = venue.instrument(symbol).unwrap();
+        let mut previous: Option<(Decimal, Decimal, Decimal)> = None;
+        for (cap, mmr, cum) in brackets {
+            let (cap, mmr, cum): (Decimal, Decimal, Decimal) = (
+                cap.parse().unwrap(),
+                mmr.parse().unwrap(),
+                cum.parse().unwrap(),
+            );
+            // Binance's rule: cum_n = floor_n x (mmr_n - mmr_(n-1)) + cum_(n-1).
+            let expected = previous.map_or(Decimal::ZERO, |(floor, prev_mmr, prev_cum)| {
+                prev_cum + floor * (mmr - prev_mmr)
+            });
+            assert_eq!(cum, expected, "{symbol} bracket up to {cap}");
+            // At the cap (mark 1 USD, size = cap USD, so the notional is cap coins).
+            let at_cap = requirement(&exposure(&perp, cap, dec!(1))).unwrap();
+            assert_eq!(at_cap.maintenance, cap * mmr - cum, "{symbol} cap {cap}");
+            previous = Some((cap, mmr, cum));
+        }
+    }
+}
+
+/// [computed, not published] ETHUSD_PERP, -1,000,000 USD (100,000 contracts of 10 USD) at 2,000:
+/// 500 ETH, bracket 4 (400-1,500 ETH, 2.5%, cum 6.3725): MM = 12.5 - 6.3725 = 6.1275 ETH, the
+/// bracket sum 15 x 0.5% + 85 x 0.65% + 300 x 1% + 100 x 2.5%; IM at the bracket's 20x: 25 ETH.
+#[test]
+fn binance_coinm_bracket_sums() {
+    let venue = venue("binance-coinm.toml");
+    let eth = venue.instrument("ETHUSD_PERP").unwrap();
+    let eth_short = requirement(&exposure(&eth, dec!(-1000000), dec!(2000))).unwrap();
+    assert_eq!(
+        eth_short.maintenance,
+        dec!(0.075) + dec!(0.5525) + dec!(3) + dec!(2.5)
+    );
+    assert_eq!(eth_short.maintenance, dec!(6.1275));
+    assert_eq!(eth_short.initial, dec!(25));
+    // [computed, not published] SOLUSD_PERP, short 5,000,000 USD at 100 = 50,000 SOL, bracket 7
+    // (46,800-56,100 SOL, 16.67%, cum 4,187.06): MM = 8,335 - 4,187.06 = 4,147.94 SOL, the
+    // bracket sum 400 x 1% + 1,900 x 2% + 2,300 x 2.5% + 18,800 x 5% + 14,000 x 10%
+    // + 9,400 x 12.5% + 3,200 x 16.67%; IM at the bracket's 3x: 50,000 / 3.
+    let sol = venue.instrument("SOLUSD_PERP").unwrap();
+    let sol_short = requirement(&exposure(&sol, dec!(-5000000), dec!(100))).unwrap();
+    assert_eq!(
+        sol_short.maintenance,
+        dec!(4) + dec!(38) + dec!(57.5) + dec!(940) + dec!(1400) + dec!(1175) + dec!(533.44)
+    );
+    assert_eq!(sol_short.maintenance, dec!(4147.94));
+    assert_eq!(sol_short.initial, dec!(50000) / dec!(3));
+}
+
+/// Binance's COIN-M liquidation price (FAQ formula, one-way mode, one position):
+/// `LP = (B x MMR + side x B) / ((WB + cum) / CM + side x B / EP)`, B contracts of CM USD, WB in
+/// coin; with Q = B x CM in USD, `LP = Q (MMR + side) / (WB + cum + side Q / EP)`. No numeric
+/// example with today's brackets is published; the figures are [computed, not published].
+/// Isolated: 1,000 contracts (100,000 USD) from 100,000 with 0.05 BTC of margin (20x), bracket 1
+/// (0.4%, cum 0) at the liquidation price:
+/// long `100,000 x 1.004 / (0.05 + 1) = 95,619.0476...` (reported rounded up, 95,619.048),
+/// short `100,000 x 0.996 / (1 - 0.05) = 104,842.1052...` (reported rounded down, 104,842.1).
+/// Cross, with the inputs of a user's case on Binance's developer forum (dev.binance.vision
+/// t/6292: wallet 101 BTC, long 10,000,000 USD from 45,000) on today's brackets: at the price
+/// found the notional is 311.8 BTC, bracket 5 (5%, cum 4.18):
+/// `10,000,000 x 1.05 / (101 + 4.18 + 222.2222...) = 32,070.6436...` (reported 32,070.644).
+#[test]
+fn binance_coinm_liquidation_price_takes_the_maintenance_at_that_price() {
+    let isolated = |size: &str| {
+        let report = coinm_report(
+            &format!(
+                r#"{{"instrument":"BTCUSD_PERP","size":"{size}","entry_price":"100000","isolated_margin":"0.05","leverage":20}}"#
+            ),
+            "",
+            "100000",
+        );
+        report.positions[0].liquidation_price.unwrap().value()
+    };
+    assert_eq!(isolated("100000"), dec!(95619.048));
+    assert_eq!(isolated("-100000"), dec!(104842.1));
+    let cross = coinm_report(
+        r#"{"instrument":"BTCUSD_PERP","size":"10000000","entry_price":"45000"}"#,
+        r#""BTC":"101""#,
+        "45000",
+    );
+    assert_eq!(
+        cross.positions[0].liquidation_price.unwrap().value(),
+        dec!(32070.644)
+    );
+}
+
+// ---- Bybit inverse (venues/bybit-inverse.toml), docs/published-examples.md section 11 --------
+
+/// Bybit help "Liquidation Price Calculation under Isolated Mode (Unified Trading Account)",
+/// inverse contracts, Example (testnet.bybit.com/ar-SA copy, read 2026-12-04): "a long entry of
+/// 60,000 USD of BTCUSD short position [sic; the long formula follows] at 50,000 USD with 10x
+/// leverage. Assuming the Maintenance Margin Rate (MMR) is 0.5% and no extra margin is added: Position Value = 60,000 / 50,000 = 1.2 BTC, Initial
+/// Margin = 1.2 / 10 = 0.12 BTC". The stored copy stops there; the rest is
+/// [computed, not published] by the page's formula: MM = 1.2 x 0.5% = 0.006 BTC,
+/// LP (long) = 60,000 / [1.2 + (0.12 - 0.006)] = 45,662.100456... (reported rounded up, 45,662.101);
+/// LP (short) = 60,000 / [1.2 - (0.12 - 0.006)] = 55,248.618784... (reported rounded down).
+/// MM at the liquidation price (Binance's convention) would give 60,300 / 1.32 = 45,681.818...
+#[test]
+fn bybit_inverse_isolated_liquidation_price_takes_maintenance_on_the_entry_value() {
+    let venue = venue("bybit-inverse.toml");
+    let report = |size: &str| {
+        let portfolio = Portfolio::from_json(
+            "p.json",
+            &format!(
+                r#"{{"account":"bi","mode":"cross","collateral":{{}},"positions":[
+                {{"instrument":"BTCUSD","size":"{size}","entry_price":"50000","isolated_margin":"0.12","leverage":10}}]}}"#
+            ),
+            &venue,
+        )
+        .unwrap();
+        let market = Market::from_json(
+            "m.json",
+            r#"{"timestamp":"2026-01-06T08:00:00Z","index":{"BTC":"50000"},"mark":{"BTCUSD":"50000"}}"#,
+        )
+        .unwrap();
+        margin_report(&portfolio, &MarketView::new(&venue, &market).unwrap()).unwrap()
+    };
+    let long = report("60000");
+    let position = &long.positions[0];
+    // Published: Position Value 1.2 BTC, Initial Margin 0.12 BTC.
+    assert_eq!(position.value.value(), dec!(1.2));
+    assert_eq!(position.initial_margin.value(), dec!(0.12));
+    // MM = 1.2 x 0.5% - 0 (tier 1).
+    assert_eq!(position.maintenance_margin.value(), dec!(0.006));
+    assert_eq!(position.liquidation_price.unwrap().value(), dec!(45662.101));
+    let short = report("-60000");
+    assert_eq!(
+        short.positions[0].liquidation_price.unwrap().value(),
+        dec!(55248.618)
+    );
+}
+
+/// Bybit help "Maintenance Margin (Inverse Contract)", section "Illustration" (read 2026-12-04 in
+/// the stored search listings of bybit.global): XYZUSD tiers "1: 0 - 10: 1%", "2: >10 - 20: 2%",
+/// "3: >20 - 30: 3%", "4: >30 - 40: 4%", "5: >40 - 50: 5%" (in XYZ); "a long position of 10,000
+/// contracts with 10x leverage at 400 USD ... Position Value = Contract quantity / Average Entry
+/// Price = 10,000 / 400 = 25 XYZ, Initial Margin = Position Value / Leverage = 25 / 10 = 2.5 XYZ".
+/// The stored text stops before the maintenance margin; by Bybit's stated method ("any excess
+/// beyond a particular tier is subject to ... the MMR of the new tier") it is
+/// [computed, not published] 10 x 1% + 10 x 2% + 5 x 3% = 0.45 XYZ. The page gives no leverage
+/// per tier; the test writes the example's 10x for every tier.
+#[test]
+fn bybit_inverse_illustration_of_progressive_maintenance() {
+    let text = r#"
+[venue]
+name = "bybit inverse illustration"
+settlement_asset = "XYZ"
+[assets.XYZ]
+precision = 8
+[collateral.XYZ]
+tiers = [{ ratio = "1" }]
+[margin_rules.xyzusd]
+kind = "tiered"
+tiers = [
+  { up_to = "10", max_leverage = 10, mmr = "0.01" },
+  { up_to = "20", max_leverage = 10, mmr = "0.02", deduction = "0.1" },
+  { up_to = "30", max_leverage = 10, mmr = "0.03", deduction = "0.3" },
+  { up_to = "40", max_leverage = 10, mmr = "0.04", deduction = "0.6" },
+  { up_to = "50", max_leverage = 10, mmr = "0.05", deduction = "1" },
+]
+[instruments.XYZUSD]
+kind = "perpetual"
+style = "inverse"
+underlying = "XYZ"
+settlement = "XYZ"
+contract_size = "1"
+size_step = "1"
+margin = "xyzusd"
+"#;
+    let venue = Venue::from_toml("illustration.toml", text).unwrap();
+    let perp = venue.instrument("XYZUSD").unwrap();
+    let mut case = exposure(&perp, dec!(10000), dec!(400));
+    case.leverage = Some(dec!(10));
+    let requirement = requirement(&case).unwrap();
+    // IM = 25 / 10 = 2.5 XYZ (published).
+    assert_eq!(requirement.initial, dec!(2.5));
+    // MM: tier 3 (20-30, 3%, deduction 0.3): 25 x 3% - 0.3 = 0.45 = 0.1 + 0.2 + 0.15.
+    assert_eq!(requirement.maintenance, dec!(0.1) + dec!(0.2) + dec!(0.15));
+}
