@@ -632,9 +632,9 @@ impl Engine {
     /// than twice what any one scenario can move inside them, checked on the scan itself), or
     /// the jump comes off the slack. The jump, `max_offset MM / (1 - max_offset)`, exceeds the
     /// slack of any account below a health of about `1 + 1 / (1 - max_offset)`, where the
-    /// held directions still leave bands; the wider of the two is taken. A first try of held
-    /// directions over the whole slack that the gaps do not bear is tried once more over the
-    /// share of the slack they bear.
+    /// held directions still leave bands. Held directions over the whole slack are tried first;
+    /// where the gaps do not bear them, the wider of the jump's bands and held directions over
+    /// the share of the slack the gaps bear.
     pub(super) fn portfolio_widths(
         &self,
         account: &Account,
@@ -647,36 +647,36 @@ impl Engine {
         if held.offset_jump == 0.0 {
             return self.portfolio_bands_of(&held, exposures, slack, top);
         }
+        // Held directions over the whole slack leave wider bands than the jump's allowance
+        // does: when the gaps bear them, nothing else need be tried.
+        let sides = self.scenario_sides_of(account);
+        let mut room = 0.0;
+        if let Some(sides) = &sides {
+            let widths = self.portfolio_bands_of(&held, exposures, slack, top)?;
+            room = self.direction_room(&held, sides, exposures, &widths);
+            if room > 1.0 {
+                return Some(widths);
+            }
+        }
         let flipping = self
             .portfolio_bound(account, maintenance_usd, slack, top, Directions::MayFlip)
             .and_then(|bound| {
                 let left = slack - top * bound.allowance;
                 Some((left, self.portfolio_bands_of(&bound, exposures, left, top)?))
             });
-        let beaten = |trial: f64| flipping.as_ref().is_some_and(|(left, _)| *left >= trial);
-        let Some(sides) = self.scenario_sides_of(account) else {
-            return flipping.map(|(_, widths)| widths);
-        };
-        let mut trial = slack;
-        let mut bound = held;
-        for attempt in 0..2 {
-            if beaten(trial) {
-                break;
-            }
-            let Some(widths) = self.portfolio_bands_of(&bound, exposures, trial, top) else {
-                break;
-            };
-            let room = self.direction_room(&bound, &sides, exposures, &widths);
-            if room > 1.0 {
-                return Some(widths);
-            }
-            if room <= 0.0 || attempt == 1 {
-                break;
-            }
-            // The price bands and the volatility's tolerance scale with the slack, the horizon
-            // only shrinks with it: the next try is checked again all the same.
-            trial *= 0.9 * room;
-            bound = self.portfolio_bound(account, maintenance_usd, trial, top, Directions::Hold)?;
+        // Once more over the share of the slack the gaps bear, where that is more than the
+        // jump leaves: the price bands and the volatility's tolerance scale with the slack, the
+        // horizon only shrinks with it, and the directions are checked again all the same.
+        let trial = 0.9 * room * slack;
+        if let Some(sides) = &sides
+            && trial > 0.0
+            && flipping.as_ref().is_none_or(|(left, _)| *left < trial)
+            && let Some(bound) =
+                self.portfolio_bound(account, maintenance_usd, trial, top, Directions::Hold)
+            && let Some(widths) = self.portfolio_bands_of(&bound, exposures, trial, top)
+            && self.direction_room(&bound, sides, exposures, &widths) > 1.0
+        {
+            return Some(widths);
         }
         flipping.map(|(_, widths)| widths)
     }
