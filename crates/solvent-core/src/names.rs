@@ -9,3 +9,48 @@ use indexmap::IndexMap;
 /// lookups are on the hot path. The seed is fixed, so that nothing depends on a random state
 /// (iteration follows insertion, never the hash).
 pub type NameMap<V> = IndexMap<String, V, FixedState>;
+
+/// Similarity (Jaro-Winkler, case folded) above which a known name is offered as the one meant:
+/// high enough that `BTC-PERPETUL` suggests `BTC-PERPETUAL` but `ETH` does not suggest `BTC`.
+const SUGGESTION_SIMILARITY: f64 = 0.85;
+
+/// The candidate most like `name`, if one is alike enough to be what was meant (a "did you
+/// mean" for an unknown instrument, asset or venue).
+#[must_use]
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let folded = name.to_uppercase();
+    candidates
+        .into_iter()
+        .filter(|candidate| *candidate != name)
+        .map(|candidate| {
+            let score = strsim::jaro_winkler(&folded, &candidate.to_uppercase());
+            (score, candidate)
+        })
+        .filter(|(score, _)| *score >= SUGGESTION_SIMILARITY)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
+}
+
+/// ` (did you mean `X`?)` when [`closest`] finds one, else nothing: appended to an error.
+#[must_use]
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    closest(name, candidates)
+        .map_or_else(String::new, |found| format!(" (did you mean `{found}`?)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_name_finds_the_one_meant_and_a_different_one_nothing() {
+        let names = ["BTC-PERPETUAL", "ETH-PERPETUAL", "BTCUSDT"];
+        assert_eq!(closest("BTC-PERPETUL", names), Some("BTC-PERPETUAL"));
+        assert_eq!(closest("btcusdt", names), Some("BTCUSDT"));
+        assert_eq!(closest("SOL", ["BTC", "ETH", "USDT"]), None);
+        assert_eq!(
+            did_you_mean("USTD", ["USDT", "BTC"]),
+            " (did you mean `USDT`?)"
+        );
+    }
+}
