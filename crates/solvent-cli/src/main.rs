@@ -21,7 +21,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use solvent_core::market::Market;
 use solvent_core::portfolio::Portfolio;
@@ -429,7 +429,13 @@ fn stress(args: &StressArgs) -> Result<Printed> {
             let origin = "scenarios/historical-days.json (built in)";
             (read_shocks(origin, HISTORICAL_DAYS)?, Some(origin))
         }
-        path => (read_shocks(path, &read(Path::new(path))?)?, Some(path)),
+        path => {
+            let suggestion = solvent_core::names::did_you_mean(path, ["grid", "historical"]);
+            if !suggestion.is_empty() && !Path::new(path).exists() {
+                bail!("--scenarios {path}: no such file{suggestion}");
+            }
+            (read_shocks(path, &read(Path::new(path))?)?, Some(path))
+        }
     };
     // The grid moves every underlying; a scenario file may leave a held coin where it is.
     if let Some(origin) = origin {

@@ -509,7 +509,7 @@ pub fn backtest(account: &str, report: &solvent_risk::backtest::BacktestReport) 
 
 /// The summary of `solvent replay` as tables: effects by type, refusals by reason, and every
 /// ledger balance (accounts as rows, assets as columns) with the per-asset sum, which must be 0.
-pub fn replay(summary: &crate::replay::Summary) -> String {
+pub fn replay(summary: &crate::replay::Summary, venue: &Venue, layout: Layout) -> String {
     let total: u64 = summary.effects.values().sum();
     let mut out = format!(
         "Replay of {} on {}: {} events, {total} effects, state hash {}\n\n",
@@ -578,39 +578,56 @@ pub fn replay(summary: &crate::replay::Summary) -> String {
     out.push_str(&balances.to_string());
     out.push('\n');
     if !summary.accounts.is_empty() {
-        let mut accounts = table();
-        accounts.set_header(vec![
-            "account",
-            "in",
-            "equity",
-            "initial margin",
-            "maintenance margin",
-            "health",
-            "state",
-            "liquidations",
-        ]);
-        for account in &summary.accounts {
-            accounts.add_row(vec![
-                account.account.clone(),
-                account.settlement_asset.clone(),
-                grouped(&account.equity),
-                grouped(&account.initial_margin),
-                grouped(&account.maintenance_margin),
-                ratio(account.health),
-                account.state.clone(),
-                account.liquidations.to_string(),
-            ]);
-        }
-        for index in [2, 3, 4, 5, 7] {
-            if let Some(column) = accounts.column_mut(index) {
-                column.set_cell_alignment(CellAlignment::Right);
-            }
-        }
         out.push_str("\nAccounts at the end, weakest first\n");
-        out.push_str(&accounts.to_string());
+        out.push_str(&replay_accounts(&summary.accounts, venue, layout));
         out.push('\n');
     }
     out
+}
+
+/// The accounts at the end of a replay: risk figures rounded to each account's settlement
+/// asset (the ledger balances above stay exact: their sum must be exactly 0).
+fn replay_accounts(
+    accounts: &[crate::replay::AccountSummary],
+    venue: &Venue,
+    layout: Layout,
+) -> String {
+    let units: Vec<Option<String>> = accounts
+        .iter()
+        .map(|account| Some(account.settlement_asset.clone()))
+        .collect();
+    let (equity, _) = unit_column("equity", &units);
+    let (initial, _) = unit_column("IM", &units);
+    let (maintenance, _) = unit_column("MM", &units);
+    let mut table = Grid::new(vec![
+        Column::new("account", Kind::Label),
+        Column::new("in", Kind::Label),
+        Column::new(equity, Kind::Number),
+        Column::new(initial, Kind::Number),
+        Column::new(maintenance, Kind::Number),
+        Column::new("health", Kind::Number),
+        Column::new("state", Kind::Label),
+        Column::new("liquidations", Kind::Number),
+    ]);
+    for account in accounts {
+        let money = Money::new(venue, &account.settlement_asset);
+        // The figures are the engine's exact decimals; one that does not parse is shown as is.
+        let show = |text: &str| {
+            text.parse::<Decimal>()
+                .map_or_else(|_| text.to_owned(), |value| money.show(value))
+        };
+        table.row(vec![
+            account.account.clone(),
+            account.settlement_asset.clone(),
+            show(&account.equity),
+            show(&account.initial_margin),
+            show(&account.maintenance_margin),
+            ratio(account.health),
+            account.state.clone(),
+            account.liquidations.to_string(),
+        ]);
+    }
+    table.render(layout)
 }
 
 /// The allocation: figures, buffer and moves with their reasons.

@@ -349,6 +349,18 @@ fn misspelt_instrument_asset_and_venue_names_get_a_suggestion() {
     assert!(stderr.contains("(did you mean `USDT`?)"), "{stderr}");
 
     let (code, _, stderr) = run(&[
+        "stress",
+        &path("examples/btc-desk.json"),
+        "--scenarios",
+        "histroical",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        stderr,
+        "error: --scenarios histroical: no such file (did you mean `historical`?)\n"
+    );
+
+    let (code, _, stderr) = run(&[
         "margin",
         &path("examples/btc-desk.json"),
         "--venue",
