@@ -64,11 +64,16 @@ pub fn inputs(
         }
     }
     for (name, mark) in &market.mark {
-        // A mark of an instrument the venue does not know is checked where it is used.
-        let Ok(instrument) = venue.instrument(name) else {
-            continue;
-        };
         let field = format!("{}mark.{name}", origins.market);
+        // A market snapshot may quote more than the account holds, so an unknown name is not an
+        // error; but it is often a misspelt held one, whose mark then silently falls back.
+        let instrument = match venue.instrument(name) {
+            Ok(instrument) => instrument,
+            Err(problem) => {
+                warnings.push(format!("{field}: ignored: {problem}"));
+                continue;
+            }
+        };
         check_premium(&instrument, mark.value(), &field)?;
         if let Some(problem) = far_mark(&instrument, mark.value(), market) {
             if !allow_far_marks {
@@ -203,23 +208,57 @@ fn missing_marks(portfolio: &Portfolio, market: &Market, origin: &str) -> Warnin
 }
 
 /// Each held underlying a scenario does not move (left at its index, which a file's author
-/// may not mean: a historical day without data for the coin), one warning per underlying.
+/// may not mean: a historical day without data for the coin), one warning per underlying, with
+/// the name a scenario moves instead when it looks like a misspelling of it.
 #[must_use]
 pub fn unmoved(origin: &str, shocks: &[Shock], underlyings: &[String]) -> Warnings {
     underlyings
         .iter()
         .filter_map(|underlying| {
-            let names: Vec<&str> = shocks
+            let unmoving: Vec<&Shock> = shocks
                 .iter()
                 .filter(|shock| !shock.price_moves.contains_key(underlying))
-                .map(|shock| shock.name.as_str())
                 .collect();
-            (!names.is_empty()).then(|| {
-                format!(
-                    "{origin}: {underlying} is held but not moved by {}: it stays at its index there",
-                    names.join(", ")
-                )
-            })
+            if unmoving.is_empty() {
+                return None;
+            }
+            let names: Vec<&str> = unmoving.iter().map(|shock| shock.name.as_str()).collect();
+            let misspelt = unmoving
+                .iter()
+                .flat_map(|shock| shock.price_moves.keys())
+                .filter(|moved| !underlyings.contains(moved))
+                .find(|moved| {
+                    solvent_core::names::closest(moved, [underlying.as_str()]).is_some()
+                })
+                .map(|moved| format!(" (it moves {moved}: did you mean {underlying}?)"))
+                .unwrap_or_default();
+            Some(format!(
+                "{origin}: {underlying} is held but not moved by {}: it stays at its index there{misspelt}",
+                names.join(", ")
+            ))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unmoved_coin_is_named_with_the_misspelling_that_left_it() {
+        let shock = Shock {
+            name: "crash".to_owned(),
+            price_moves: [("ETHH".to_owned(), -0.3), ("BTC".to_owned(), -0.2)]
+                .into_iter()
+                .collect(),
+            vol_changes: Default::default(),
+        };
+        let held = ["BTC".to_owned(), "ETH".to_owned()];
+        assert_eq!(
+            unmoved("s.json", &[shock], &held),
+            [
+                "s.json: ETH is held but not moved by crash: it stays at its index there (it moves ETHH: did you mean ETH?)"
+            ]
+        );
+    }
 }

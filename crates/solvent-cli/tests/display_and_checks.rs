@@ -336,6 +336,28 @@ fn misspelt_instrument_asset_and_venue_names_get_a_suggestion() {
         "{stderr}"
     );
 
+    // A misspelt mark is not an error (a snapshot may quote more than is held) but is named,
+    // and the held instrument's mark then falls back to the index, named too.
+    let mut portfolio = example("deribit-btc-inverse.json");
+    portfolio["market"]["mark"] = serde_json::json!({
+        "BTC-PERPETUL": "100000",
+        "BTC-27DEC26-110000-C": "0.01"
+    });
+    let file = write(&scratch, &portfolio);
+    let (code, _, stderr) = run(&["margin", &file]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        warnings(&stderr),
+        [
+            format!(
+                "warning: {file}: market.mark.BTC-PERPETUL: ignored: unknown instrument \"BTC-PERPETUL\" (did you mean `BTC-PERPETUAL`?): instrument \"BTC-PERPETUL\": \"PERPETUL\" is not a date code like 27DEC26"
+            ),
+            format!(
+                "warning: {file}: market.mark.BTC-PERPETUAL: missing; the BTC index 100,000.00 stands in for it"
+            ),
+        ]
+    );
+
     let mut portfolio = example("isolated-btcusdt.json");
     portfolio["positions"][0]["instrument"] = "BTCUSTD".into();
     let (code, _, stderr) = run(&["margin", &write(&scratch, &portfolio)]);
@@ -347,6 +369,16 @@ fn misspelt_instrument_asset_and_venue_names_get_a_suggestion() {
     let (code, _, stderr) = run(&["margin", &write(&scratch, &portfolio)]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("(did you mean `USDT`?)"), "{stderr}");
+    // USDC is another asset, not a misspelt USDT: no suggestion.
+    portfolio["collateral"] = serde_json::json!({"USDC": "10000"});
+    let (code, _, stderr) = run(&[
+        "margin",
+        &write(&scratch, &portfolio),
+        "--venue",
+        "bybit-linear",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(!stderr.contains("did you mean"), "{stderr}");
 
     let (code, _, stderr) = run(&[
         "stress",
