@@ -476,12 +476,9 @@ pub fn backtest(account: &str, report: &solvent_risk::backtest::BacktestReport) 
             "exceptions (loss beyond VaR)",
             kupiec.exceptions.to_string(),
         ),
-        ("expected", format!("{:.1}", kupiec.expected)),
-        (
-            "Kupiec likelihood ratio",
-            format!("{:.4}", kupiec.likelihood_ratio),
-        ),
-        ("p-value", format!("{:.4}", kupiec.p_value)),
+        ("expected", float(kupiec.expected, 1)),
+        ("Kupiec likelihood ratio", float(kupiec.likelihood_ratio, 4)),
+        ("p-value", float(kupiec.p_value, 4)),
         (
             "verdict at 5%",
             if kupiec.reject_at_5pct {
@@ -495,13 +492,16 @@ pub fn backtest(account: &str, report: &solvent_risk::backtest::BacktestReport) 
     }
     out.push_str(&summary.to_string());
     if !report.exceptions.is_empty() {
-        out.push_str("\n\nExceptions (USD)\n");
-        let mut days = table();
-        days.set_header(vec!["day", "VaR", "realised P&L"]);
+        out.push_str("\n\nExceptions\n");
+        let mut days = Grid::new(vec![
+            Column::new("day", Kind::Label),
+            Column::new("VaR (USD)", Kind::Number),
+            Column::new("realised P&L (USD)", Kind::Number),
+        ]);
         for (day, var, pnl) in &report.exceptions {
-            days.add_row(vec![day.clone(), float(*var, 2), float(*pnl, 2)]);
+            days.row(vec![day.clone(), float(*var, 2), float(*pnl, 2)]);
         }
-        out.push_str(&days.to_string());
+        out.push_str(&days.render(Layout::Fit));
     }
     out.push('\n');
     out
