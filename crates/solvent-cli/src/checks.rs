@@ -64,16 +64,12 @@ pub fn inputs(
         }
     }
     for (name, mark) in &market.mark {
-        let field = format!("{}mark.{name}", origins.market);
-        // A market snapshot may quote more than the account holds, so an unknown name is not an
-        // error; but it is often a misspelt held one, whose mark then silently falls back.
-        let instrument = match venue.instrument(name) {
-            Ok(instrument) => instrument,
-            Err(problem) => {
-                warnings.push(format!("{field}: ignored: {problem}"));
-                continue;
-            }
+        // A snapshot may quote instruments of other venues: a name this venue does not know is
+        // left alone here (a misspelt held one is named where its mark is found missing).
+        let Ok(instrument) = venue.instrument(name) else {
+            continue;
         };
+        let field = format!("{}mark.{name}", origins.market);
         check_premium(&instrument, mark.value(), &field)?;
         if let Some(problem) = far_mark(&instrument, mark.value(), market) {
             if !allow_far_marks {
@@ -86,7 +82,7 @@ pub fn inputs(
             ));
         }
     }
-    warnings.extend(missing_marks(portfolio, market, origins.market));
+    warnings.extend(missing_marks(venue, portfolio, market, origins.market));
     Ok(warnings)
 }
 
@@ -176,8 +172,15 @@ fn far_mark(instrument: &Instrument, mark: Decimal, market: &Market) -> Option<S
     }
 }
 
-/// The marks the market does not give for held positions, each with what stands in for it.
-fn missing_marks(portfolio: &Portfolio, market: &Market, origin: &str) -> Warnings {
+/// The marks the market does not give for held positions, each with what stands in for it, and
+/// the market's mark of an unknown instrument it may be misspelt as.
+fn missing_marks(venue: &Venue, portfolio: &Portfolio, market: &Market, origin: &str) -> Warnings {
+    let unknown: Vec<&str> = market
+        .mark
+        .keys()
+        .filter(|name| venue.instrument(name).is_err())
+        .map(String::as_str)
+        .collect();
     let mut warnings = Vec::new();
     for position in &portfolio.positions {
         let instrument = &position.instrument;
@@ -199,8 +202,13 @@ fn missing_marks(portfolio: &Portfolio, market: &Market, origin: &str) -> Warnin
                 fixed(index.value(), 2)
             ),
         };
+        let misspelt = solvent_core::names::closest(&instrument.name, unknown.iter().copied())
+            .map(|quoted| {
+                format!(" (the market marks `{quoted}`, which the venue does not list: misspelt?)")
+            })
+            .unwrap_or_default();
         warnings.push(format!(
-            "{origin}mark.{}: missing; {stand_in}",
+            "{origin}mark.{}: missing; {stand_in}{misspelt}",
             instrument.name
         ));
     }
