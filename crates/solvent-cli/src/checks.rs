@@ -63,6 +63,7 @@ pub fn inputs(
             ));
         }
     }
+    misspelt_index(portfolio, market, origins.market)?;
     for (name, mark) in &market.mark {
         // A snapshot may quote instruments of other venues: a name this venue does not know is
         // left alone here (a misspelt held one is named where its mark is found missing).
@@ -84,6 +85,25 @@ pub fn inputs(
     }
     warnings.extend(missing_marks(venue, portfolio, market, origins.market));
     Ok(warnings)
+}
+
+/// Refuses a market without the index of a held underlying when it gives one under a name that
+/// looks misspelt (`btc` or `BCT` for `BTC`): the valuation would refuse it anyway, without the hint. A
+/// missing index with no look-alike is left to the valuation, which says what needed it.
+fn misspelt_index(portfolio: &Portfolio, market: &Market, origin: &str) -> Result<()> {
+    for underlying in solvent_risk::stress::underlyings(portfolio) {
+        if market.index.contains_key(&underlying) {
+            continue;
+        }
+        if let Some(found) =
+            solvent_core::names::closest(&underlying, market.index.keys().map(String::as_str))
+        {
+            bail!(
+                "{origin}index.{underlying}: missing (the market gives `{found}`: did you mean {underlying}?)"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Refuses an inverse option's premium of one coin or more: the option pays at most one coin

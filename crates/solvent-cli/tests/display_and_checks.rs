@@ -353,6 +353,19 @@ fn misspelt_instrument_asset_and_venue_names_get_a_suggestion() {
         )]
     );
 
+    // An index under a misspelt name: refused naming the field, with the look-alike.
+    let mut portfolio = example("isolated-btcusdt.json");
+    portfolio["market"]["index"] = serde_json::json!({"btc": "100000", "USDT": "1"});
+    let file = write(&scratch, &portfolio);
+    let (code, _, stderr) = run(&["margin", &file]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {file}: market.index.BTC: missing (the market gives `btc`: did you mean BTC?)\n"
+        )
+    );
+
     let mut portfolio = example("isolated-btcusdt.json");
     portfolio["positions"][0]["instrument"] = "BTCUSTD".into();
     let (code, _, stderr) = run(&["margin", &write(&scratch, &portfolio)]);
