@@ -11,6 +11,7 @@ use solvent_core::market::Market;
 use solvent_core::portfolio::{MarginMode, Portfolio};
 use solvent_core::shock::Shock;
 use solvent_core::venue::{MarginRule, Venue};
+use solvent_risk::whatif::Trade;
 
 use crate::display::{fixed, float};
 
@@ -88,8 +89,8 @@ pub fn inputs(
 }
 
 /// Refuses a market without the index of a held underlying when it gives one under a name that
-/// looks misspelt (`btc` or `BCT` for `BTC`): the valuation would refuse it anyway, without the hint. A
-/// missing index with no look-alike is left to the valuation, which says what needed it.
+/// looks misspelt (`btc` or `BCT` for `BTC`): the valuation would refuse it anyway, without the
+/// hint. A missing index with no look-alike is left to the valuation, which says what needed it.
 fn misspelt_index(portfolio: &Portfolio, market: &Market, origin: &str) -> Result<()> {
     for underlying in solvent_risk::stress::underlyings(portfolio) {
         if market.index.contains_key(&underlying) {
@@ -104,6 +105,21 @@ fn misspelt_index(portfolio: &Portfolio, market: &Market, origin: &str) -> Resul
         }
     }
     Ok(())
+}
+
+/// Refuses a `whatif` trade at an inverse option premium of one coin or more (the price is in
+/// coin, as the mark is).
+///
+/// # Errors
+/// The trade, named as given, and the problem.
+pub fn trade_price(venue: &Venue, trade: &Trade) -> Result<()> {
+    match (trade.price, venue.instrument(&trade.instrument)) {
+        (Some(price), Ok(instrument)) => {
+            check_premium(&instrument, price, &format!("--trade {}", trade.text))
+        }
+        // An unknown instrument is refused by the what-if itself, naming it.
+        _ => Ok(()),
+    }
 }
 
 /// Refuses an inverse option's premium of one coin or more: the option pays at most one coin

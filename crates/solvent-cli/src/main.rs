@@ -623,6 +623,9 @@ fn whatif(args: &WhatIfArgs) -> Result<Printed> {
         .map(|text| Trade::parse(text))
         .collect::<Result<Vec<_>, _>>()?;
     let loaded = load(&args.inputs)?;
+    for trade in &trades {
+        checks::trade_price(&loaded.venue, trade)?;
+    }
     let name = args.inputs.portfolio.display().to_string();
     let view = loaded.view(&name)?;
     let outcome =

@@ -201,6 +201,20 @@ fn an_inverse_option_premium_of_a_coin_or_more_is_refused_naming_the_field() {
         stderr.contains("positions[1].entry_price: 1200 is not a premium"),
         "{stderr}"
     );
+    // A what-if trade at a USD premium: refused naming the trade.
+    let (code, stdout, stderr) = run(&[
+        "whatif",
+        &path("examples/deribit-btc-inverse.json"),
+        "--trade",
+        "BTC-27DEC26-110000-C:1@1000",
+    ]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stderr.starts_with(
+            "error: --trade BTC-27DEC26-110000-C:1@1000: 1000 is not a premium of BTC-27DEC26-110000-C"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]

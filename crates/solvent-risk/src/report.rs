@@ -200,6 +200,17 @@ pub enum WithdrawLimit {
 }
 
 impl WithdrawLimit {
+    /// The limit's name as the JSON writes it (`cash_like_collateral`, `initial_margin`,
+    /// `currency_initial_margin`).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CashLikeCollateral => "cash_like_collateral",
+            Self::InitialMargin => "initial_margin",
+            Self::CurrencyInitialMargin => "currency_initial_margin",
+        }
+    }
+
     /// The limit in words, as the tables name it.
     #[must_use]
     pub fn describe(self) -> &'static str {
