@@ -54,6 +54,7 @@ pub fn inputs(
             &position.instrument,
             position.entry_price.value(),
             &format!("{field}.entry_price"),
+            market,
         )?;
         if let Some(leverage) = position.leverage
             && let Some(why) = ignored_leverage(portfolio.mode, &position.instrument)
@@ -72,7 +73,7 @@ pub fn inputs(
             continue;
         };
         let field = format!("{}mark.{name}", origins.market);
-        check_premium(&instrument, mark.value(), &field)?;
+        check_premium(&instrument, mark.value(), &field, market)?;
         if let Some(problem) = far_mark(&instrument, mark.value(), market) {
             if !allow_far_marks {
                 bail!(
@@ -112,30 +113,63 @@ fn misspelt_index(portfolio: &Portfolio, market: &Market, origin: &str) -> Resul
 ///
 /// # Errors
 /// The trade, named as given, and the problem.
-pub fn trade_price(venue: &Venue, trade: &Trade) -> Result<()> {
+pub fn trade_price(venue: &Venue, market: &Market, trade: &Trade) -> Result<()> {
     match (trade.price, venue.instrument(&trade.instrument)) {
-        (Some(price), Ok(instrument)) => {
-            check_premium(&instrument, price, &format!("--trade {}", trade.text))
-        }
+        (Some(price), Ok(instrument)) => check_premium(
+            &instrument,
+            price,
+            &format!("--trade {}", trade.text),
+            market,
+        ),
         // An unknown instrument is refused by the what-if itself, naming it.
         _ => Ok(()),
     }
 }
 
-/// Refuses an inverse option's premium of one coin or more: the option pays at most one coin
-/// per unit, so such a figure is a USD premium (or a typo), which would be valued thousands of
-/// times too high.
-fn check_premium(instrument: &Instrument, premium: Decimal, field: &str) -> Result<()> {
-    if instrument.style == Style::Inverse
-        && instrument.terms.kind() == InstrumentKind::Option
-        && premium >= Decimal::ONE
-    {
+/// Refuses an inverse option's premium (in coin) that no such option can be worth, the mark of
+/// a USD premium (or a typo) that would be valued thousands of times too high: a call pays at
+/// most one coin per unit (`(S - K) / S`), so one coin or more is refused; a put pays at most
+/// `K / S` coins, more than one when deep in the money, so its bound is the larger of one coin
+/// and the strike over the index (one coin when the market gives no index).
+fn check_premium(
+    instrument: &Instrument,
+    premium: Decimal,
+    field: &str,
+    market: &Market,
+) -> Result<()> {
+    let Terms::Option { strike, right, .. } = &instrument.terms else {
+        return Ok(());
+    };
+    if instrument.style != Style::Inverse {
+        return Ok(());
+    }
+    let (bound, why) = match right {
+        OptionRight::Call => (
+            Decimal::ONE,
+            format!("a call on one {} pays at most one", instrument.underlying),
+        ),
+        OptionRight::Put => {
+            let strike_over_index = market
+                .index
+                .get(&instrument.underlying)
+                .and_then(|index| strike.value().checked_div(index.value()))
+                .unwrap_or(Decimal::ONE);
+            (
+                strike_over_index.max(Decimal::ONE),
+                format!(
+                    "a put on one {} pays at most its strike over the index, or one when that is less",
+                    instrument.underlying
+                ),
+            )
+        }
+    };
+    if premium >= bound {
         bail!(
             "{field}: {} is not a premium of {}: an inverse option's premium is in {coin} and \
-             below 1 {coin} (an option on one {underlying} is worth less than one {underlying}); \
-             a premium in USD must be divided by the {underlying} index",
+             below {} {coin} ({why}); a premium in USD must be divided by the {underlying} index",
             premium.normalize(),
             instrument.name,
+            bound.round_dp(8).normalize(),
             coin = instrument.settlement,
             underlying = instrument.underlying,
         );

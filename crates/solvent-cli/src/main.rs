@@ -624,7 +624,7 @@ fn whatif(args: &WhatIfArgs) -> Result<Printed> {
         .collect::<Result<Vec<_>, _>>()?;
     let loaded = load(&args.inputs)?;
     for trade in &trades {
-        checks::trade_price(&loaded.venue, trade)?;
+        checks::trade_price(&loaded.venue, &loaded.market, trade)?;
     }
     let name = args.inputs.portfolio.display().to_string();
     let view = loaded.view(&name)?;

@@ -201,6 +201,25 @@ fn an_inverse_option_premium_of_a_coin_or_more_is_refused_naming_the_field() {
         stderr.contains("positions[1].entry_price: 1200 is not a premium"),
         "{stderr}"
     );
+    // A deep in-the-money inverse put may be worth more than a coin: the 200,000 put at an index
+    // of 100,000 pays up to 2 BTC, so 1.05 BTC is a premium and 950 is not.
+    portfolio["positions"][1] = serde_json::json!(
+        {"instrument": "BTC-27DEC26-200000-P", "size": "-1", "entry_price": "1.02"}
+    );
+    portfolio["market"]["mark"] = serde_json::json!(
+        {"BTC-PERPETUAL": "100000", "BTC-27DEC26-200000-P": "1.05"}
+    );
+    let (code, _, stderr) = run(&["margin", &write(&scratch, &portfolio)]);
+    assert_eq!(code, 0, "{stderr}");
+    portfolio["market"]["mark"]["BTC-27DEC26-200000-P"] = "950".into();
+    let (code, _, stderr) = run(&["margin", &write(&scratch, &portfolio)]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(
+            "market.mark.BTC-27DEC26-200000-P: 950 is not a premium of BTC-27DEC26-200000-P: an inverse option's premium is in BTC and below 2 BTC"
+        ),
+        "{stderr}"
+    );
     // A what-if trade at a USD premium: refused naming the trade.
     let (code, stdout, stderr) = run(&[
         "whatif",
