@@ -58,6 +58,7 @@ def test_margin_equals_the_command(case, cli_available, monkeypatch) -> None:
     # The attributes are the same figures.
     for name in ("equity", "initial_margin", "maintenance_margin", "available", "withdrawable"):
         assert getattr(report, name) == Decimal(cli[name])
+    assert report.withdrawable_limit == cli["withdrawable_limit"]
     for ours, theirs in zip(report.positions, cli["positions"]):
         assert ours.instrument == theirs["instrument"]
         assert ours.maintenance_margin == Decimal(theirs["maintenance_margin"])

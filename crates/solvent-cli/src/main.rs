@@ -4,7 +4,9 @@
 //! work is done; every failure is reported on stderr with exit code 2 and nothing on stdout.
 
 mod cascade;
+mod checks;
 mod cluster;
+mod display;
 mod gateway;
 mod journal;
 mod plot;
@@ -19,7 +21,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use solvent_core::market::Market;
 use solvent_core::portfolio::Portfolio;
@@ -155,6 +157,14 @@ struct Inputs {
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
+    /// Every column of every table, however wide (by default optional columns are left out
+    /// and prose wrapped to fit 120 columns, and a line under the table names what was left out).
+    #[arg(long)]
+    wide: bool,
+    /// Value marks far from their index (a perpetual's or future's beyond 20% of it, an
+    /// option's above the most it can be worth) with a warning, rather than refusing them.
+    #[arg(long)]
+    allow_far_marks: bool,
     /// Daily price history (a folder of `COIN-USDT.binance.daily.csv` and optional
     /// `COIN-DVOL.deribit.daily.csv` files, as ../shared/data/prices) for historical expected
     /// shortfall and for correlations the venue does not give.
@@ -214,7 +224,7 @@ struct AllocateArgs {
     target: f64,
 }
 
-fn allocate(args: &AllocateArgs) -> Result<String> {
+fn allocate(args: &AllocateArgs) -> Result<Printed> {
     let buffer: solvent_risk::allocation::BufferPolicy = args
         .buffer
         .parse()
@@ -234,11 +244,16 @@ fn allocate(args: &AllocateArgs) -> Result<String> {
     let view = loaded.view(&name)?;
     let allocation = solvent_risk::allocation::allocate(&loaded.portfolio, &view, policy)
         .map_err(|e| loaded.locate(&name, e))?;
-    if args.inputs.json {
-        Ok(serde_json::to_string_pretty(&allocation)? + "\n")
+    let text = if args.inputs.json {
+        serde_json::to_string_pretty(&allocation)? + "\n"
     } else {
-        Ok(render::allocation(&allocation))
-    }
+        render::allocation(
+            &allocation,
+            &loaded.venue,
+            display::Layout::new(args.inputs.wide),
+        )
+    };
+    Ok(Printed::warned(text, loaded.warnings))
 }
 
 /// The named historical days, derived from ../shared/data/prices by
@@ -252,6 +267,8 @@ struct Loaded {
     history: Option<HistoricalScenarios>,
     /// Where the market came from, to name it in errors about market data.
     market_origin: String,
+    /// The defaults filled in and the far marks accepted, printed if the command succeeds.
+    warnings: checks::Warnings,
 }
 
 impl Loaded {
@@ -370,6 +387,11 @@ fn load(inputs: &Inputs) -> Result<Loaded> {
             format!("{portfolio_name}: market."),
         ),
     };
+    let origins = checks::Origins {
+        portfolio: &portfolio_name,
+        market: &market_origin,
+    };
+    let warnings = checks::inputs(&venue, &portfolio, &market, origins, inputs.allow_far_marks)?;
     let history = match &inputs.history {
         None => None,
         Some(directory) => Some(load_history(
@@ -385,11 +407,13 @@ fn load(inputs: &Inputs) -> Result<Loaded> {
         market,
         history,
         market_origin,
+        warnings,
     })
 }
 
-fn stress(args: &StressArgs) -> Result<String> {
+fn stress(args: &StressArgs) -> Result<Printed> {
     let loaded = load(&args.inputs)?;
+    let mut warnings = loaded.warnings.clone();
     let name = args.inputs.portfolio.display().to_string();
     let locate = |e| loaded.locate(&name, e);
     let view = loaded.view(&name)?;
@@ -399,11 +423,25 @@ fn stress(args: &StressArgs) -> Result<String> {
         &Shock::joint("base", &[], 0.0),
     )
     .map_err(locate)?;
-    let shocks = match args.scenarios.as_str() {
-        "grid" => solvent_risk::stress::grid(&loaded.portfolio),
-        "historical" => read_shocks("scenarios/historical-days.json (built in)", HISTORICAL_DAYS)?,
-        path => read_shocks(path, &read(Path::new(path))?)?,
+    let (shocks, origin) = match args.scenarios.as_str() {
+        "grid" => (solvent_risk::stress::grid(&loaded.portfolio), None),
+        "historical" => {
+            let origin = "scenarios/historical-days.json (built in)";
+            (read_shocks(origin, HISTORICAL_DAYS)?, Some(origin))
+        }
+        path => {
+            let suggestion = solvent_core::names::did_you_mean(path, ["grid", "historical"]);
+            if !suggestion.is_empty() && !Path::new(path).exists() {
+                bail!("--scenarios {path}: no such file{suggestion}");
+            }
+            (read_shocks(path, &read(Path::new(path))?)?, Some(path))
+        }
     };
+    // The grid moves every underlying; a scenario file may leave a held coin where it is.
+    if let Some(origin) = origin {
+        let held = solvent_risk::stress::underlyings(&loaded.portfolio);
+        warnings.extend(checks::unmoved(origin, &shocks, &held));
+    }
     let rows =
         solvent_risk::stress::run(&loaded.portfolio, &view, &base, &shocks).map_err(locate)?;
     let reverse = if args.reverse {
@@ -443,7 +481,7 @@ fn stress(args: &StressArgs) -> Result<String> {
         fs::write(path, svg)
             .with_context(|| format!("{}: cannot write the plot", path.display()))?;
     }
-    if args.inputs.json {
+    let text = if args.inputs.json {
         let value = serde_json::json!({
             "account": base.account,
             "settlement_asset": base.settlement_asset,
@@ -457,10 +495,17 @@ fn stress(args: &StressArgs) -> Result<String> {
             "scenarios": rows,
             "reverse": reverse,
         });
-        Ok(serde_json::to_string_pretty(&value)? + "\n")
+        serde_json::to_string_pretty(&value)? + "\n"
     } else {
-        Ok(render::stress(&base, &rows, reverse.as_deref()))
-    }
+        render::stress(
+            &base,
+            &rows,
+            reverse.as_deref(),
+            &loaded.venue,
+            display::Layout::new(args.inputs.wide),
+        )
+    };
+    Ok(Printed::warned(text, warnings))
 }
 
 fn backtest(args: &BacktestArgs) -> Result<String> {
@@ -490,6 +535,21 @@ const EXIT_REFUSED: u8 = 1;
 struct Printed {
     text: String,
     refused: bool,
+    /// The defaults filled in and the far marks accepted: printed on stderr before the text,
+    /// only when the command succeeds (a failure prints its error alone), and even with
+    /// `--quiet` (a warning qualifies the figures; it is not progress).
+    warnings: checks::Warnings,
+}
+
+impl Printed {
+    /// A command's output with the warnings that qualify it.
+    fn warned(text: String, warnings: checks::Warnings) -> Self {
+        Self {
+            text,
+            refused: false,
+            warnings,
+        }
+    }
 }
 
 fn run(cli: Cli) -> Result<Printed> {
@@ -527,48 +587,63 @@ fn run(cli: Cli) -> Result<Printed> {
             }
             VenueCommand::Check { file } => venue_view::check(&file),
         },
-        Command::Stress(args) => stress(&args),
-        Command::Allocate(args) => allocate(&args),
-        Command::Margin(args) => {
-            let loaded = load(&args.inputs)?;
-            let name = args.inputs.portfolio.display().to_string();
-            let view = loaded.view(&name)?;
-            let report = solvent_risk::margin_report(&loaded.portfolio, &view)
-                .map_err(|e| loaded.locate(&name, e))?;
-            if args.inputs.json {
-                Ok(serde_json::to_string_pretty(&report)? + "\n")
-            } else {
-                Ok(render::margin(&report, &loaded.venue))
-            }
-        }
+        Command::Stress(args) => return stress(&args),
+        Command::Allocate(args) => return allocate(&args),
+        Command::Margin(args) => return margin(&args),
         Command::Whatif(args) => return whatif(&args),
     }?;
-    Ok(Printed {
-        text,
-        refused: false,
-    })
+    Ok(Printed::warned(text, Vec::new()))
+}
+
+/// `solvent margin`: the report as tables or JSON.
+fn margin(args: &MarginArgs) -> Result<Printed> {
+    let loaded = load(&args.inputs)?;
+    let name = args.inputs.portfolio.display().to_string();
+    let view = loaded.view(&name)?;
+    let report = solvent_risk::margin_report(&loaded.portfolio, &view)
+        .map_err(|e| loaded.locate(&name, e))?;
+    let text = if args.inputs.json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else {
+        render::margin(
+            &report,
+            &loaded.venue,
+            display::Layout::new(args.inputs.wide),
+        )
+    };
+    Ok(Printed::warned(text, loaded.warnings))
 }
 
 /// `solvent whatif`: the report before and after; refused trades exit with [`EXIT_REFUSED`].
 fn whatif(args: &WhatIfArgs) -> Result<Printed> {
-    let loaded = load(&args.inputs)?;
-    let name = args.inputs.portfolio.display().to_string();
+    // The flags first: a malformed trade is refused before any file is read.
     let trades = args
         .trades
         .iter()
         .map(|text| Trade::parse(text))
         .collect::<Result<Vec<_>, _>>()?;
+    let loaded = load(&args.inputs)?;
+    for trade in &trades {
+        checks::trade_price(&loaded.venue, &loaded.market, trade)?;
+    }
+    let name = args.inputs.portfolio.display().to_string();
     let view = loaded.view(&name)?;
     let outcome =
         what_if(&loaded.portfolio, &trades, &view).map_err(|e| loaded.locate(&name, e))?;
     let text = if args.inputs.json {
         serde_json::to_string_pretty(&outcome)? + "\n"
     } else {
-        render::what_if(&outcome, &args.trades)
+        render::what_if(
+            &outcome,
+            &args.trades,
+            &loaded.venue,
+            display::Layout::new(args.inputs.wide),
+        )
     };
     Ok(Printed {
         text,
         refused: !outcome.accepted,
+        warnings: loaded.warnings,
     })
 }
 
@@ -576,6 +651,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(printed) => {
+            for warning in &printed.warnings {
+                eprintln!("warning: {warning}");
+            }
             print!("{}", printed.text);
             if printed.refused {
                 ExitCode::from(EXIT_REFUSED)

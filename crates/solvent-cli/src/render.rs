@@ -2,6 +2,7 @@
 
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
+use rust_decimal::Decimal;
 use solvent_core::money::Amount;
 use solvent_core::portfolio::MarginMode;
 use solvent_core::venue::Venue;
@@ -9,34 +10,8 @@ use solvent_risk::report::MarginReport;
 use solvent_risk::stress::{ReverseStress, StressRow};
 use solvent_risk::whatif::WhatIf;
 
-/// Groups the integer digits of a decimal string in threes (`1234567.5` -> `1,234,567.5`).
-pub(crate) fn grouped(text: &str) -> String {
-    let (sign, unsigned) = text
-        .strip_prefix('-')
-        .map_or(("", text), |rest| ("-", rest));
-    let (integer, fraction) = unsigned
-        .split_once('.')
-        .map_or((unsigned, None), |(i, f)| (i, Some(f)));
-    let mut out = String::with_capacity(text.len() + integer.len() / 3);
-    for (index, digit) in integer.chars().enumerate() {
-        if index > 0 && (integer.len() - index) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    match fraction {
-        Some(fraction) => format!("{sign}{out}.{fraction}"),
-        None => format!("{sign}{out}"),
-    }
-}
-
-fn money(amount: Amount) -> String {
-    grouped(&amount.to_string())
-}
-
-fn ratio(value: Option<f64>) -> String {
-    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.4}"))
-}
+pub(crate) use crate::display::grouped;
+use crate::display::{self, Column, Grid, Kind, Layout, Money, Quote, float, ratio};
 
 /// An empty table in the report style: borders only, never wrapped.
 pub(crate) fn table() -> Table {
@@ -49,18 +24,36 @@ pub(crate) fn table() -> Table {
     table
 }
 
-fn summary(report: &MarginReport) -> Table {
-    let mut summary = table();
-    summary.set_header(vec!["", report.settlement_asset.as_str()]);
+fn summary(report: &MarginReport, money: &Money, layout: Layout) -> String {
+    let mut summary = Grid::new(vec![
+        Column::new("", Kind::Label),
+        Column::new(money.unit.clone(), Kind::Number),
+    ]);
+    let withdrawable = format!(
+        "withdrawable, bound by {}",
+        report.withdrawable_limit.describe()
+    );
     let rows = [
-        ("collateral value", money(report.collateral_value)),
-        ("unrealised P&L", money(report.unrealized_pnl)),
-        ("option value", money(report.option_value)),
-        ("equity", money(report.equity)),
-        ("initial margin", money(report.initial_margin)),
-        ("maintenance margin", money(report.maintenance_margin)),
-        ("available (equity - IM)", money(report.available)),
-        ("withdrawable", money(report.withdrawable)),
+        (
+            "collateral value",
+            money.show(report.collateral_value.value()),
+        ),
+        ("unrealised P&L", money.show(report.unrealized_pnl.value())),
+        ("option value", money.show(report.option_value.value())),
+        ("equity", money.show(report.equity.value())),
+        ("initial margin", money.show(report.initial_margin.value())),
+        (
+            "maintenance margin",
+            money.show(report.maintenance_margin.value()),
+        ),
+        (
+            "available (equity - IM)",
+            money.show(report.available.value()),
+        ),
+        (
+            withdrawable.as_str(),
+            money.show(report.withdrawable.value()),
+        ),
         (
             // Segregated margin: each currency covers its own requirement alone.
             if report.currencies.is_empty() {
@@ -73,12 +66,9 @@ fn summary(report: &MarginReport) -> Table {
         ("state", report.state.to_string()),
     ];
     for (label, value) in rows {
-        summary.add_row(vec![label.to_owned(), value]);
+        summary.row(vec![label.to_owned(), value]);
     }
-    if let Some(column) = summary.column_mut(1) {
-        column.set_cell_alignment(CellAlignment::Right);
-    }
-    summary
+    summary.render(layout)
 }
 
 /// The margin model an account of `mode` is margined by at `venue`, as the report header names
@@ -95,143 +85,122 @@ pub fn margin_model(mode: MarginMode, venue: &Venue) -> &'static str {
 
 /// Each settlement currency's figures in its coin and in USD, with the USD total (segregated
 /// portfolio margin).
-fn currencies(report: &MarginReport) -> String {
+fn currencies(report: &MarginReport, venue: &Venue, layout: Layout) -> String {
     let mut out = "\n\nEach settlement currency apart (in its coin; USD at its index)\n".to_owned();
-    let mut table = table();
-    table.set_header(vec![
-        "currency",
-        "equity",
-        "IM",
-        "MM",
-        "available",
-        "health",
-        "state",
-        "index USD",
-        "equity USD",
-        "IM USD",
-        "MM USD",
+    let usd = Money::new(venue, "USD");
+    let mut table = Grid::new(vec![
+        Column::new("currency", Kind::Label),
+        Column::new("equity (coin)", Kind::Number),
+        Column::new("IM (coin)", Kind::Number),
+        Column::new("MM (coin)", Kind::Number),
+        Column::new("available (coin)", Kind::Number).optional(1),
+        Column::new("health", Kind::Number),
+        Column::new("state", Kind::Label),
+        Column::new("index (USD)", Kind::Number).optional(0),
+        Column::new("equity (USD)", Kind::Number),
+        Column::new("IM (USD)", Kind::Number).optional(2),
+        Column::new("MM (USD)", Kind::Number),
     ]);
-    let mut totals = [Amount::ZERO; 3];
+    let mut totals = [Decimal::ZERO; 3];
     for currency in &report.currencies {
-        totals[0] = Amount(totals[0].value() + currency.equity_usd.value());
-        totals[1] = Amount(totals[1].value() + currency.initial_margin_usd.value());
-        totals[2] = Amount(totals[2].value() + currency.maintenance_margin_usd.value());
-        table.add_row(vec![
+        let coin = Money::new(venue, &currency.currency);
+        totals[0] += currency.equity_usd.value();
+        totals[1] += currency.initial_margin_usd.value();
+        totals[2] += currency.maintenance_margin_usd.value();
+        table.row(vec![
             currency.currency.to_string(),
-            money(currency.equity),
-            money(currency.initial_margin),
-            money(currency.maintenance_margin),
-            money(currency.available),
+            coin.show(currency.equity.value()),
+            coin.show(currency.initial_margin.value()),
+            coin.show(currency.maintenance_margin.value()),
+            coin.show(currency.available.value()),
             ratio(currency.health),
             currency.state.to_string(),
-            money(currency.price_usd),
-            money(currency.equity_usd),
-            money(currency.initial_margin_usd),
-            money(currency.maintenance_margin_usd),
+            usd.show(currency.price_usd.value()),
+            usd.show(currency.equity_usd.value()),
+            usd.show(currency.initial_margin_usd.value()),
+            usd.show(currency.maintenance_margin_usd.value()),
         ]);
     }
-    let blank = String::new;
-    table.add_row(vec![
-        "total (USD)".to_owned(),
-        blank(),
-        blank(),
-        blank(),
-        blank(),
-        blank(),
-        blank(),
-        blank(),
-        money(totals[0]),
-        money(totals[1]),
-        money(totals[2]),
-    ]);
-    for column in 1..=10 {
-        if let Some(column) = table.column_mut(column) {
-            column.set_cell_alignment(CellAlignment::Right);
-        }
-    }
-    out.push_str(&table.to_string());
+    let mut total = vec!["total (USD)".to_owned()];
+    total.extend(std::iter::repeat_n(String::new(), 7));
+    total.extend(totals.iter().map(|value| usd.show(*value)));
+    table.row(total);
+    out.push_str(&table.render(layout));
     out
+}
+
+/// A size with its unit: the coin for linear contracts and options, USD for inverse
+/// perpetuals and futures (sized in USD).
+fn size_unit(venue: &Venue, instrument: &str) -> Option<String> {
+    let instrument = venue.instrument(instrument).ok()?;
+    Some(
+        match (
+            instrument.style,
+            instrument.terms.kind() == solvent_core::instrument::InstrumentKind::Option,
+        ) {
+            (solvent_core::instrument::Style::Inverse, false) => "USD".to_owned(),
+            _ => instrument.underlying.clone(),
+        },
+    )
+}
+
+/// The header of a column whose rows may be in different units: the unit in the header when
+/// every row shares it (the cells then carry none), else in every cell (the header then names
+/// none: `size` over `3.2 BTC` and `-120,000 USD`).
+fn unit_column(label: &str, units: &[Option<String>]) -> (String, bool) {
+    let first = units.first().cloned().flatten();
+    if units.iter().all(|unit| *unit == first) {
+        match first {
+            Some(unit) => (format!("{label} ({unit})"), false),
+            None => (label.to_owned(), false),
+        }
+    } else {
+        (label.to_owned(), true)
+    }
+}
+
+/// `text` followed by its unit when the column carries one per cell.
+fn with_unit(text: String, unit: Option<&String>, per_cell: bool) -> String {
+    match (per_cell, unit) {
+        (true, Some(unit)) => format!("{text} {unit}"),
+        _ => text,
+    }
 }
 
 /// The margin report as tables: header naming the margin model, summary, each currency under
 /// segregated portfolio margin, waterfall, positions, warnings.
-pub fn margin(report: &MarginReport, venue: &Venue) -> String {
+pub fn margin(report: &MarginReport, venue: &Venue, layout: Layout) -> String {
+    let money = Money::new(venue, &report.settlement_asset);
     let mut out = format!(
-        "Account {} - {} on {}, at {}, amounts in {}\n\n",
+        // Two lines: a venue's long model name keeps each under the 120 columns.
+        "Account {} - {} on {}\nat {}, amounts in {}\n\n",
         report.account,
         margin_model(report.mode, venue),
         venue.name,
         report.timestamp,
         report.settlement_asset
     );
-    out.push_str(&summary(report).to_string());
+    out.push_str(&summary(report, &money, layout));
     if !report.currencies.is_empty() {
-        out.push_str(&currencies(report));
+        out.push_str(&currencies(report, venue, layout));
     }
     out.push_str("\n\nWhere the figures come from\n");
-    let mut components = table();
-    components.set_header(vec!["component", "amount", "detail"]);
+    let mut components = Grid::new(vec![
+        Column::new("component", Kind::Label),
+        Column::new(money.header("amount"), Kind::Number),
+        Column::new("detail", Kind::Text),
+    ]);
     for component in &report.components {
-        components.add_row(vec![
+        components.row(vec![
             component.name.clone(),
-            money(component.amount),
+            money.show(component.amount.value()),
             component.detail.clone(),
         ]);
     }
-    if let Some(column) = components.column_mut(1) {
-        column.set_cell_alignment(CellAlignment::Right);
-    }
-    out.push_str(&components.to_string());
+    out.push_str(&components.render(layout));
     if !report.positions.is_empty() {
         out.push_str("\n\nPositions\n");
-        let mut positions = table();
-        positions.set_header(vec![
-            "instrument",
-            "size",
-            "mark",
-            "value",
-            "upnl",
-            "IM",
-            "MM",
-            "IM share",
-            "liq. price",
-            "to liq. %",
-            "to liq. sd",
-            "pool",
-        ]);
-        for position in &report.positions {
-            let pool = match (position.isolated, position.isolated_health) {
-                (false, _) => "cross".to_owned(),
-                (true, health) => format!(
-                    "isolated: equity {}, health {}",
-                    position
-                        .isolated_equity
-                        .map_or_else(|| "-".to_owned(), money),
-                    ratio(health)
-                ),
-            };
-            positions.add_row(vec![
-                position.instrument.to_string(),
-                position.size.to_string(),
-                grouped(&position.mark_price.to_string()),
-                money(position.value),
-                money(position.upnl),
-                money(position.initial_margin),
-                money(position.maintenance_margin),
-                format!("{:.1}%", position.im_share * 100.0),
-                position
-                    .liquidation_price
-                    .map_or_else(|| "none".to_owned(), |p| grouped(&p.to_string())),
-                position
-                    .distance_to_liquidation_pct
-                    .map_or_else(|| "-".to_owned(), |d| format!("{d:.2}")),
-                position
-                    .distance_to_liquidation_sd
-                    .map_or_else(|| "-".to_owned(), |d| format!("{d:.2}")),
-                pool,
-            ]);
-        }
-        out.push_str(&positions.to_string());
+        out.push_str(&positions(report, venue, &money, layout));
     }
     if !report.warnings.is_empty() {
         out.push_str("\n\nWarnings\n");
@@ -243,46 +212,159 @@ pub fn margin(report: &MarginReport, venue: &Venue) -> String {
     out
 }
 
+/// The positions as two tables that each fit the width: what is held (size, mark, value, P&L,
+/// pool), then what it requires and where it is liquidated. Sizes and prices are in their own
+/// units, amounts in the report's.
+fn positions(report: &MarginReport, venue: &Venue, money: &Money, layout: Layout) -> String {
+    let sizes: Vec<Option<String>> = report
+        .positions
+        .iter()
+        .map(|position| size_unit(venue, &position.instrument))
+        .collect();
+    let quotes: Vec<Option<Quote>> = report
+        .positions
+        .iter()
+        .map(|position| Quote::of(venue, &position.instrument))
+        .collect();
+    let quote_units: Vec<Option<String>> = quotes
+        .iter()
+        .map(|quote| quote.as_ref().map(|q| q.unit.clone()))
+        .collect();
+    let (size_header, size_per_cell) = unit_column("size", &sizes);
+    let (mark_header, mark_per_cell) = unit_column("mark", &quote_units);
+    let (liquidation_header, _) = unit_column("liq. price", &quote_units);
+    let mut held = Grid::new(vec![
+        Column::new("instrument", Kind::Label),
+        Column::new(size_header, Kind::Number),
+        Column::new(mark_header, Kind::Number),
+        Column::new(money.header("value"), Kind::Number),
+        Column::new(money.header("upnl"), Kind::Number),
+        Column::new("pool", Kind::Label),
+    ]);
+    let mut margin = Grid::new(vec![
+        Column::new("instrument", Kind::Label),
+        Column::new(money.header("IM"), Kind::Number),
+        Column::new(money.header("MM"), Kind::Number),
+        Column::new("IM share (%)", Kind::Number).optional(1),
+        Column::new(liquidation_header, Kind::Number),
+        Column::new("to liq. (%)", Kind::Number).optional(2),
+        Column::new("to liq. (sd)", Kind::Number).optional(0),
+    ]);
+    let mut isolated = Vec::new();
+    for (index, position) in report.positions.iter().enumerate() {
+        let pool = if position.isolated {
+            isolated.push(format!(
+                "{} has its own isolated margin: equity {}, health {}",
+                position.instrument,
+                position
+                    .isolated_equity
+                    .map_or_else(|| "-".to_owned(), |equity| money.labelled(equity.value())),
+                ratio(position.isolated_health)
+            ));
+            "isolated"
+        } else {
+            "cross"
+        };
+        let quote = quotes[index].as_ref();
+        let price = |value: Decimal| {
+            let text = quote.map_or_else(|| grouped(&value.to_string()), |q| q.show(value));
+            with_unit(text, quote_units[index].as_ref(), mark_per_cell)
+        };
+        held.row(vec![
+            position.instrument.to_string(),
+            with_unit(
+                grouped(&position.size.value().normalize().to_string()),
+                sizes[index].as_ref(),
+                size_per_cell,
+            ),
+            price(position.mark_price.value()),
+            money.show(position.value.value()),
+            money.show(position.upnl.value()),
+            pool.to_owned(),
+        ]);
+        margin.row(vec![
+            position.instrument.to_string(),
+            money.show(position.initial_margin.value()),
+            money.show(position.maintenance_margin.value()),
+            float(position.im_share * 100.0, 1),
+            position
+                .liquidation_price
+                .map_or_else(|| "none".to_owned(), |p| price(p.value())),
+            position
+                .distance_to_liquidation_pct
+                .map_or_else(|| "-".to_owned(), |d| float(d, 2)),
+            position
+                .distance_to_liquidation_sd
+                .map_or_else(|| "-".to_owned(), |d| float(d, 2)),
+        ]);
+    }
+    let mut out = held.render(layout);
+    for line in isolated {
+        out.push('\n');
+        out.push_str(&line);
+    }
+    out.push_str("\n\nMargin and liquidation by position\n");
+    out.push_str(&margin.render(layout));
+    out
+}
+
 /// Before and after, side by side, with the verdict.
-pub fn what_if(outcome: &WhatIf, trades: &[String]) -> String {
+pub fn what_if(outcome: &WhatIf, trades: &[String], venue: &Venue, layout: Layout) -> String {
+    let money = Money::new(venue, &outcome.before.settlement_asset);
     let mut out = format!(
         "What if {} traded {}? (fees not included)\n\n",
         outcome.before.account,
         trades.join(", ")
     );
-    let mut table = table();
-    table.set_header(vec!["", "before", "after"]);
+    let mut table = Grid::new(vec![
+        Column::new("", Kind::Label),
+        Column::new(money.header("before"), Kind::Number),
+        Column::new(money.header("after"), Kind::Number),
+    ]);
     let (before, after) = (&outcome.before, &outcome.after);
+    let show = |value: Amount| money.show(value.value());
     let rows = [
-        ("equity", money(before.equity), money(after.equity)),
+        ("equity".to_owned(), show(before.equity), show(after.equity)),
         (
-            "initial margin",
-            money(before.initial_margin),
-            money(after.initial_margin),
+            "initial margin".to_owned(),
+            show(before.initial_margin),
+            show(after.initial_margin),
         ),
         (
-            "maintenance margin",
-            money(before.maintenance_margin),
-            money(after.maintenance_margin),
+            "maintenance margin".to_owned(),
+            show(before.maintenance_margin),
+            show(after.maintenance_margin),
         ),
-        ("available", money(before.available), money(after.available)),
         (
-            "withdrawable",
-            money(before.withdrawable),
-            money(after.withdrawable),
+            "available".to_owned(),
+            show(before.available),
+            show(after.available),
         ),
-        ("health", ratio(before.health), ratio(after.health)),
-        ("state", before.state.to_string(), after.state.to_string()),
+        (
+            "withdrawable".to_owned(),
+            show(before.withdrawable),
+            show(after.withdrawable),
+        ),
+        (
+            "  bound by".to_owned(),
+            before.withdrawable_limit.describe().to_owned(),
+            after.withdrawable_limit.describe().to_owned(),
+        ),
+        (
+            "health (equity / MM)".to_owned(),
+            ratio(before.health),
+            ratio(after.health),
+        ),
+        (
+            "state".to_owned(),
+            before.state.to_string(),
+            after.state.to_string(),
+        ),
     ];
     for (label, left, right) in rows {
-        table.add_row(vec![label.to_owned(), left, right]);
+        table.row(vec![label, left, right]);
     }
-    for column in 1..3 {
-        if let Some(column) = table.column_mut(column) {
-            column.set_cell_alignment(CellAlignment::Right);
-        }
-    }
-    out.push_str(&table.to_string());
+    out.push_str(&table.render(layout));
     out.push_str(&format!("\n\n{}\n", outcome.reason));
     out
 }
@@ -293,7 +375,7 @@ fn moves(moves: &[(String, f64)]) -> String {
     }
     moves
         .iter()
-        .map(|(name, m)| format!("{name} {:+.2}%", m * 100.0))
+        .map(|(name, m)| format!("{name} {}", display::signed_percent(*m)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -303,41 +385,43 @@ pub fn stress(
     base: &MarginReport,
     rows: &[StressRow],
     reverse: Option<&[ReverseStress]>,
+    venue: &Venue,
+    layout: Layout,
 ) -> String {
+    let money = Money::new(venue, &base.settlement_asset);
     let mut out = format!(
-        "Stress of {} ({} margin), amounts in {}: equity {}, maintenance margin {}, health {}\n\n",
+        "Stress of {} ({} margin), amounts in {}\nequity {}, maintenance margin {}, health {}\n\n",
         base.account,
         match base.mode {
             solvent_core::portfolio::MarginMode::Cross => "cross",
             solvent_core::portfolio::MarginMode::Portfolio => "portfolio",
         },
         base.settlement_asset,
-        money(base.equity),
-        money(base.maintenance_margin),
+        money.show(base.equity.value()),
+        money.show(base.maintenance_margin.value()),
         ratio(base.health)
     );
-    let mut table = table();
-    table.set_header(vec![
-        "scenario",
-        "price moves",
-        "vol changes",
-        "P&L",
-        "equity",
-        "IM",
-        "MM",
-        "health",
-        "state",
-        "liquidates",
+    let mut table = Grid::new(vec![
+        Column::new("scenario", Kind::Text),
+        Column::new("price moves", Kind::Text),
+        Column::new("vol changes", Kind::Text).optional(1),
+        Column::new(money.header("P&L"), Kind::Number),
+        Column::new(money.header("equity"), Kind::Number),
+        Column::new(money.header("IM"), Kind::Number).optional(0),
+        Column::new(money.header("MM"), Kind::Number),
+        Column::new("health", Kind::Number),
+        Column::new("state", Kind::Label).optional(2),
+        Column::new("liquidates", Kind::Text),
     ]);
     for row in rows {
-        table.add_row(vec![
+        table.row(vec![
             row.name.clone(),
             moves(&row.price_moves),
             moves(&row.vol_changes),
-            money(row.pnl),
-            money(row.equity),
-            money(row.initial_margin),
-            money(row.maintenance_margin),
+            money.show(row.pnl.value()),
+            money.show(row.equity.value()),
+            money.show(row.initial_margin.value()),
+            money.show(row.maintenance_margin.value()),
             ratio(row.health),
             row.state.to_string(),
             match (row.liquidates, row.isolated_liquidations.is_empty()) {
@@ -347,26 +431,23 @@ pub fn stress(
             },
         ]);
     }
-    for column in 3..8 {
-        if let Some(column) = table.column_mut(column) {
-            column.set_cell_alignment(CellAlignment::Right);
-        }
-    }
-    out.push_str(&table.to_string());
+    out.push_str(&table.render(layout));
     if let Some(reverse) = reverse {
         out.push_str("\n\nReverse stress: the smallest move that takes health to 1\n");
-        let mut reverse_table = self::table();
-        reverse_table.set_header(vec!["underlyings moved together", "fall", "rise"]);
-        let show =
-            |m: Option<f64>| m.map_or_else(|| "none".to_owned(), |m| format!("{:+.2}%", m * 100.0));
+        let mut reverse_table = Grid::new(vec![
+            Column::new("underlyings moved together", Kind::Label),
+            Column::new("fall", Kind::Number),
+            Column::new("rise", Kind::Number),
+        ]);
+        let show = |m: Option<f64>| m.map_or_else(|| "none".to_owned(), display::signed_percent);
         for entry in reverse {
-            reverse_table.add_row(vec![
+            reverse_table.row(vec![
                 entry.underlyings.join(" + "),
                 show(entry.down),
                 show(entry.up),
             ]);
         }
-        out.push_str(&reverse_table.to_string());
+        out.push_str(&reverse_table.render(layout));
     }
     out.push('\n');
     out
@@ -395,12 +476,9 @@ pub fn backtest(account: &str, report: &solvent_risk::backtest::BacktestReport) 
             "exceptions (loss beyond VaR)",
             kupiec.exceptions.to_string(),
         ),
-        ("expected", format!("{:.1}", kupiec.expected)),
-        (
-            "Kupiec likelihood ratio",
-            format!("{:.4}", kupiec.likelihood_ratio),
-        ),
-        ("p-value", format!("{:.4}", kupiec.p_value)),
+        ("expected", float(kupiec.expected, 1)),
+        ("Kupiec likelihood ratio", float(kupiec.likelihood_ratio, 4)),
+        ("p-value", float(kupiec.p_value, 4)),
         (
             "verdict at 5%",
             if kupiec.reject_at_5pct {
@@ -414,13 +492,16 @@ pub fn backtest(account: &str, report: &solvent_risk::backtest::BacktestReport) 
     }
     out.push_str(&summary.to_string());
     if !report.exceptions.is_empty() {
-        out.push_str("\n\nExceptions (USD)\n");
-        let mut days = table();
-        days.set_header(vec!["day", "VaR", "realised P&L"]);
+        out.push_str("\n\nExceptions\n");
+        let mut days = Grid::new(vec![
+            Column::new("day", Kind::Label),
+            Column::new("VaR (USD)", Kind::Number),
+            Column::new("realised P&L (USD)", Kind::Number),
+        ]);
         for (day, var, pnl) in &report.exceptions {
-            days.add_row(vec![day.clone(), format!("{var:.2}"), format!("{pnl:.2}")]);
+            days.row(vec![day.clone(), float(*var, 2), float(*pnl, 2)]);
         }
-        out.push_str(&days.to_string());
+        out.push_str(&days.render(Layout::Fit));
     }
     out.push('\n');
     out
@@ -428,7 +509,7 @@ pub fn backtest(account: &str, report: &solvent_risk::backtest::BacktestReport) 
 
 /// The summary of `solvent replay` as tables: effects by type, refusals by reason, and every
 /// ledger balance (accounts as rows, assets as columns) with the per-asset sum, which must be 0.
-pub fn replay(summary: &crate::replay::Summary) -> String {
+pub fn replay(summary: &crate::replay::Summary, venue: &Venue, layout: Layout) -> String {
     let total: u64 = summary.effects.values().sum();
     let mut out = format!(
         "Replay of {} on {}: {} events, {total} effects, state hash {}\n\n",
@@ -497,49 +578,73 @@ pub fn replay(summary: &crate::replay::Summary) -> String {
     out.push_str(&balances.to_string());
     out.push('\n');
     if !summary.accounts.is_empty() {
-        let mut accounts = table();
-        accounts.set_header(vec![
-            "account",
-            "in",
-            "equity",
-            "initial margin",
-            "maintenance margin",
-            "health",
-            "state",
-            "liquidations",
-        ]);
-        for account in &summary.accounts {
-            accounts.add_row(vec![
-                account.account.clone(),
-                account.settlement_asset.clone(),
-                grouped(&account.equity),
-                grouped(&account.initial_margin),
-                grouped(&account.maintenance_margin),
-                ratio(account.health),
-                account.state.clone(),
-                account.liquidations.to_string(),
-            ]);
-        }
-        for index in [2, 3, 4, 5, 7] {
-            if let Some(column) = accounts.column_mut(index) {
-                column.set_cell_alignment(CellAlignment::Right);
-            }
-        }
         out.push_str("\nAccounts at the end, weakest first\n");
-        out.push_str(&accounts.to_string());
+        out.push_str(&replay_accounts(&summary.accounts, venue, layout));
         out.push('\n');
     }
     out
 }
 
+/// The accounts at the end of a replay: risk figures rounded to each account's settlement
+/// asset (the ledger balances above stay exact: their sum must be exactly 0).
+fn replay_accounts(
+    accounts: &[crate::replay::AccountSummary],
+    venue: &Venue,
+    layout: Layout,
+) -> String {
+    let units: Vec<Option<String>> = accounts
+        .iter()
+        .map(|account| Some(account.settlement_asset.clone()))
+        .collect();
+    let (equity, _) = unit_column("equity", &units);
+    let (initial, _) = unit_column("IM", &units);
+    let (maintenance, _) = unit_column("MM", &units);
+    let mut table = Grid::new(vec![
+        Column::new("account", Kind::Label),
+        Column::new("in", Kind::Label),
+        Column::new(equity, Kind::Number),
+        Column::new(initial, Kind::Number),
+        Column::new(maintenance, Kind::Number),
+        Column::new("health", Kind::Number),
+        Column::new("state", Kind::Label),
+        Column::new("liquidations", Kind::Number),
+    ]);
+    for account in accounts {
+        let money = Money::new(venue, &account.settlement_asset);
+        // The figures are the engine's exact decimals; one that does not parse is shown as is.
+        let show = |text: &str| {
+            text.parse::<Decimal>()
+                .map_or_else(|_| text.to_owned(), |value| money.show(value))
+        };
+        table.row(vec![
+            account.account.clone(),
+            account.settlement_asset.clone(),
+            show(&account.equity),
+            show(&account.initial_margin),
+            show(&account.maintenance_margin),
+            ratio(account.health),
+            account.state.clone(),
+            account.liquidations.to_string(),
+        ]);
+    }
+    table.render(layout)
+}
+
 /// The allocation: figures, buffer and moves with their reasons.
-pub fn allocation(allocation: &solvent_risk::allocation::Allocation) -> String {
+pub fn allocation(
+    allocation: &solvent_risk::allocation::Allocation,
+    venue: &Venue,
+    layout: Layout,
+) -> String {
+    let money = Money::new(venue, &allocation.settlement_asset);
     let mut out = format!(
         "Allocation of {}, amounts in {}; buffer policy: {}\n\n",
         allocation.account, allocation.settlement_asset, allocation.policy.buffer
     );
-    let mut figures = table();
-    figures.set_header(vec!["", allocation.settlement_asset.as_str()]);
+    let mut figures = Grid::new(vec![
+        Column::new("", Kind::Label),
+        Column::new(money.unit.clone(), Kind::Number),
+    ]);
     for (label, value) in [
         ("equity", allocation.equity),
         ("initial margin", allocation.initial_margin),
@@ -549,12 +654,9 @@ pub fn allocation(allocation: &solvent_risk::allocation::Allocation) -> String {
         ("pool (equity - max(IM, buffer))", allocation.pool),
         ("withdrawable", allocation.withdrawable),
     ] {
-        figures.add_row(vec![label.to_owned(), money(value)]);
+        figures.row(vec![label.to_owned(), money.show(value.value())]);
     }
-    if let Some(column) = figures.column_mut(1) {
-        column.set_cell_alignment(CellAlignment::Right);
-    }
-    out.push_str(&figures.to_string());
+    out.push_str(&figures.render(layout));
     out.push_str(&format!("\nbuffer: {}\n", allocation.buffer_detail));
     if allocation.moves.is_empty() {
         out.push_str(&format!(
@@ -564,31 +666,24 @@ pub fn allocation(allocation: &solvent_risk::allocation::Allocation) -> String {
         return out;
     }
     out.push_str("\nRecommended moves from the cross pool\n");
-    let mut moves = table();
-    moves.set_header(vec!["to", "amount", "health before", "health after", "why"]);
+    let mut moves = Grid::new(vec![
+        Column::new("to", Kind::Label),
+        Column::new("amount", Kind::Number),
+        Column::new("health before", Kind::Number),
+        Column::new("health after", Kind::Number),
+        Column::new("why", Kind::Text),
+    ]);
     for item in &allocation.moves {
-        moves.add_row(vec![
+        let asset = Money::new(venue, &item.asset);
+        moves.row(vec![
             item.instrument.clone(),
-            format!("{} {}", money(item.amount), item.asset),
+            format!("{} {}", asset.show(item.amount.value()), item.asset),
             ratio(item.health_before),
             ratio(item.health_after),
             item.reason.clone(),
         ]);
     }
-    out.push_str(&moves.to_string());
+    out.push_str(&moves.render(layout));
     out.push('\n');
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::grouped;
-
-    #[test]
-    fn thousands_are_grouped() {
-        assert_eq!(grouped("1234567.5"), "1,234,567.5");
-        assert_eq!(grouped("-1000"), "-1,000");
-        assert_eq!(grouped("999"), "999");
-        assert_eq!(grouped("0.000001"), "0.000001");
-    }
 }

@@ -67,6 +67,9 @@ pub struct ReplayArgs {
     /// of the work, hence a flag.
     #[arg(long)]
     accounts: bool,
+    /// Every column of the accounts table, however wide (by default it fits 120 columns).
+    #[arg(long)]
+    wide: bool,
 }
 
 /// One account at the end of a replay (`solvent replay --accounts`).
@@ -174,7 +177,11 @@ pub fn run(args: &ReplayArgs, feedback: Feedback) -> Result<String> {
     if args.json {
         Ok(serde_json::to_string_pretty(&summary)? + "\n")
     } else {
-        Ok(crate::render::replay(&summary))
+        Ok(crate::render::replay(
+            &summary,
+            engine.venue(),
+            crate::display::Layout::new(args.wide),
+        ))
     }
 }
 

@@ -1215,8 +1215,18 @@ impl Venue {
             return Ok(Arc::clone(instrument));
         }
         let parsed = parse_deribit_name(name, self.expiry_time_utc)
-            .map_err(|error| format!("unknown instrument {name:?}: {error}"))?
-            .ok_or_else(|| format!("unknown instrument {name:?}: the venue does not list it"))?;
+            .map_err(|error| {
+                format!(
+                    "unknown instrument {name:?}{}: {error}",
+                    self.instrument_suggestion(name)
+                )
+            })?
+            .ok_or_else(|| {
+                format!(
+                    "unknown instrument {name:?}{}: the venue does not list it",
+                    self.instrument_suggestion(name)
+                )
+            })?;
         let kind = parsed.terms.kind();
         let series = self
             .series
@@ -1224,8 +1234,10 @@ impl Venue {
             .find(|s| s.kind == kind && s.underlying == parsed.underlying && s.settlement == parsed.settlement)
             .ok_or_else(|| {
                 format!(
-                    "unknown instrument {name:?}: the venue lists no {kind:?} series on {} settled in {}",
-                    parsed.underlying, parsed.settlement
+                    "unknown instrument {name:?}{}: the venue lists no {kind:?} series on {} settled in {}",
+                    self.instrument_suggestion(name),
+                    parsed.underlying,
+                    parsed.settlement
                 )
             })?;
         Ok(Arc::new(Instrument {
@@ -1239,6 +1251,31 @@ impl Venue {
             margin: Arc::clone(&series.margin),
             default_leverage: series.default_leverage,
         }))
+    }
+
+    /// ` (did you mean `X`?)` for an instrument name the venue does not know: the closest of
+    /// the listed instruments and of the perpetuals its series name (a misspelt dated name
+    /// is refused by its date or strike, which the message then names).
+    fn instrument_suggestion(&self, name: &str) -> String {
+        let perpetuals: Vec<String> = self
+            .series
+            .iter()
+            .filter(|series| series.kind == InstrumentKind::Perpetual)
+            .map(|series| {
+                if series.settlement == series.underlying {
+                    format!("{}-PERPETUAL", series.underlying)
+                } else {
+                    format!("{}_{}-PERPETUAL", series.underlying, series.settlement)
+                }
+            })
+            .collect();
+        crate::names::did_you_mean(
+            name,
+            self.instruments
+                .keys()
+                .map(String::as_str)
+                .chain(perpetuals.iter().map(String::as_str)),
+        )
     }
 
     /// Instruments listed explicitly in the venue file, in file order.
@@ -1316,9 +1353,12 @@ impl Venue {
     /// # Errors
     /// A message when the venue does not list it.
     pub fn asset(&self, symbol: &str) -> Result<&Asset, String> {
-        self.assets
-            .get(symbol)
-            .ok_or_else(|| format!("unknown asset {symbol:?}: the venue does not list it"))
+        self.assets.get(symbol).ok_or_else(|| {
+            format!(
+                "unknown asset {symbol:?}{}: the venue does not list it",
+                crate::names::did_you_mean(symbol, self.assets.keys().map(String::as_str))
+            )
+        })
     }
 }
 

@@ -101,6 +101,12 @@ impl MarginReport {
     fn withdrawable(&self) -> Decimal {
         self.inner.withdrawable.value()
     }
+    /// The limit that binds `withdrawable`: `cash_like_collateral`, `initial_margin` or
+    /// `currency_initial_margin` (segregated portfolio margin), as the JSON names it.
+    #[getter]
+    fn withdrawable_limit(&self) -> &'static str {
+        self.inner.withdrawable_limit.name()
+    }
     /// `equity / maintenance_margin`; `None` when nothing requires margin.
     #[getter]
     fn health(&self) -> Option<f64> {

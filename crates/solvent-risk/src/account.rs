@@ -17,7 +17,7 @@ use solvent_core::venue::{Asset, LiquidationMaintenance, Venue};
 use crate::collateral;
 use crate::error::RiskError;
 use crate::liquidation;
-use crate::report::{Component, CurrencyMargin, MarginReport, PositionReport};
+use crate::report::{Component, CurrencyMargin, MarginReport, PositionReport, WithdrawLimit};
 use crate::standard::{self, Basis, Exposure, Requirement};
 use crate::valuation::{Mark, MarkSource, MarketView};
 
@@ -461,7 +461,12 @@ pub fn build_report(
         }
     }
     let available = equity - cross_initial;
-    let mut withdrawable = available.min(collateral.cash_like).max(Decimal::ZERO);
+    let (bound, mut withdrawable_limit) = if collateral.cash_like <= available {
+        (collateral.cash_like, WithdrawLimit::CashLikeCollateral)
+    } else {
+        (available, WithdrawLimit::InitialMargin)
+    };
+    let mut withdrawable = bound.max(Decimal::ZERO);
     if !currencies.is_empty() {
         // Segregated margin: a cash-like currency pays out only what its own equity leaves above
         // its own initial margin, whatever another currency's surplus.
@@ -482,7 +487,10 @@ pub fn build_report(
                 own += rounding::credit(target.usd_in_report(usd)?, target.decimals);
             }
         }
-        withdrawable = withdrawable.min(own);
+        if own < withdrawable {
+            withdrawable = own;
+            withdrawable_limit = WithdrawLimit::CurrencyInitialMargin;
+        }
     }
     Ok(MarginReport {
         account: portfolio.account.clone(),
@@ -497,6 +505,7 @@ pub fn build_report(
         maintenance_margin: Amount(cross_maintenance),
         available: Amount(available),
         withdrawable: Amount(withdrawable),
+        withdrawable_limit,
         health,
         state,
         currencies,

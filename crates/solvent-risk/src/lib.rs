@@ -35,5 +35,5 @@ pub mod whatif;
 
 pub use account::margin_report;
 pub use error::RiskError;
-pub use report::{AccountState, CurrencyMargin, MarginReport};
+pub use report::{AccountState, CurrencyMargin, MarginReport, WithdrawLimit};
 pub use valuation::MarketView;

@@ -182,6 +182,46 @@ pub struct CurrencyMargin {
     pub maintenance_margin_usd: Amount,
 }
 
+/// The limit that binds `withdrawable`: the smallest of the amounts DESIGN.md 7 allows out, so
+/// a withdrawable of 0 on a large equity says why (no cash-like collateral, or no equity above
+/// the initial margin). On a tie, the cash-like collateral is named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WithdrawLimit {
+    /// The cash-like collateral: coins counted after their haircut and unrealised profit make
+    /// equity but are not paid out.
+    CashLikeCollateral,
+    /// The equity above the cross pool's initial margin (`available`): more out would leave
+    /// the pool below its initial margin.
+    InitialMargin,
+    /// Under segregated portfolio margin, the cash-like currencies' own equity above their own
+    /// initial margin: another currency's surplus does not pay out.
+    CurrencyInitialMargin,
+}
+
+impl WithdrawLimit {
+    /// The limit's name as the JSON writes it (`cash_like_collateral`, `initial_margin`,
+    /// `currency_initial_margin`).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CashLikeCollateral => "cash_like_collateral",
+            Self::InitialMargin => "initial_margin",
+            Self::CurrencyInitialMargin => "currency_initial_margin",
+        }
+    }
+
+    /// The limit in words, as the tables name it.
+    #[must_use]
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::CashLikeCollateral => "cash-like collateral",
+            Self::InitialMargin => "equity above IM",
+            Self::CurrencyInitialMargin => "each currency's equity above its IM",
+        }
+    }
+}
+
 /// The full margin report of one account. Account-level figures describe the cross pool, the
 /// margin the positions without isolated margin share; isolated positions carry their own figures.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -214,6 +254,9 @@ pub struct MarginReport {
     /// under segregated portfolio margin, no more than the cash-like currencies' own
     /// `available`, each currency paying out only above its own initial margin.
     pub withdrawable: Amount,
+    /// Which of the limits on `withdrawable` binds it (added after the first release of the
+    /// JSON: readers that do not know the field may ignore it).
+    pub withdrawable_limit: WithdrawLimit,
     /// `equity / maintenance_margin`; `None` when nothing requires margin. Under segregated
     /// portfolio margin, the health of the weakest currency (see `currencies`).
     pub health: Option<f64>,

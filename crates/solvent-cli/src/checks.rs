@@ -1,0 +1,342 @@
+//! Sanity checks on the inputs, before any figure is computed: values that parse but cannot be
+//! meant (an inverse option's premium of a coin or more, a mark far from its index) are refused
+//! naming the file and field, and every default the computation would fill in silently (a
+//! missing mark, a leverage the rule ignores, a coin a scenario does not move) is named as a
+//! warning on stderr.
+
+use anyhow::{Result, bail};
+use rust_decimal::Decimal;
+use solvent_core::instrument::{Instrument, InstrumentKind, OptionRight, Style, Terms};
+use solvent_core::market::Market;
+use solvent_core::portfolio::{MarginMode, Portfolio};
+use solvent_core::shock::Shock;
+use solvent_core::venue::{MarginRule, Venue};
+use solvent_risk::whatif::Trade;
+
+use crate::display::{fixed, float};
+
+/// How far a perpetual's or future's mark may sit from its index, as a fraction of the index,
+/// before it is refused (or, with `--allow-far-marks`, accepted with a warning). No shipped
+/// venue file gives a mark band, so this is Solvent's: 20% is far beyond any perpetual's
+/// premium and any listed future's basis (a few percent), and close enough to catch a mark
+/// typed ten times too large or small, or in the wrong unit.
+pub const DEFAULT_MARK_BAND: Decimal = Decimal::from_parts(2, 0, 0, false, 1);
+
+/// What the checks accept with a warning: each line names the file and field.
+pub type Warnings = Vec<String>;
+
+/// Where the checked inputs came from, to name them in messages.
+#[derive(Clone, Copy, Debug)]
+pub struct Origins<'a> {
+    /// The portfolio file.
+    pub portfolio: &'a str,
+    /// Prefix of a market field: `MARKET.json: ` or `PORTFOLIO.json: market.`.
+    pub market: &'a str,
+}
+
+/// Checks the portfolio and market against each other and the venue.
+///
+/// # Errors
+/// The first value that cannot be meant: an inverse option's premium (mark or entry price) of
+/// one coin or more; a mark beyond [`DEFAULT_MARK_BAND`] of its index, or an option's mark above
+/// the most the option can be worth, unless `allow_far_marks`.
+pub fn inputs(
+    venue: &Venue,
+    portfolio: &Portfolio,
+    market: &Market,
+    origins: Origins<'_>,
+    allow_far_marks: bool,
+) -> Result<Warnings> {
+    let mut warnings = Vec::new();
+    for (index, position) in portfolio.positions.iter().enumerate() {
+        let field = format!("{}: positions[{index}]", origins.portfolio);
+        check_premium(
+            &position.instrument,
+            position.entry_price.value(),
+            &format!("{field}.entry_price"),
+            market,
+        )?;
+        if let Some(leverage) = position.leverage
+            && let Some(why) = ignored_leverage(portfolio.mode, &position.instrument)
+        {
+            warnings.push(format!(
+                "{field}.leverage: {}x is ignored: {why}",
+                leverage.normalize()
+            ));
+        }
+    }
+    misspelt_index(portfolio, market, origins.market)?;
+    for (name, mark) in &market.mark {
+        // A snapshot may quote instruments of other venues: a name this venue does not know is
+        // left alone here (a misspelt held one is named where its mark is found missing).
+        let Ok(instrument) = venue.instrument(name) else {
+            continue;
+        };
+        let field = format!("{}mark.{name}", origins.market);
+        check_premium(&instrument, mark.value(), &field, market)?;
+        if let Some(problem) = far_mark(&instrument, mark.value(), market) {
+            if !allow_far_marks {
+                bail!(
+                    "{field}: {problem}; check the mark, or pass --allow-far-marks to value it anyway"
+                );
+            }
+            warnings.push(format!(
+                "{field}: {problem}; valued anyway (--allow-far-marks)"
+            ));
+        }
+    }
+    warnings.extend(missing_marks(venue, portfolio, market, origins.market));
+    Ok(warnings)
+}
+
+/// Refuses a market without the index of a held underlying when it gives one under a name that
+/// looks misspelt (`btc` or `BCT` for `BTC`): the valuation would refuse it anyway, without the
+/// hint. A missing index with no look-alike is left to the valuation, which says what needed it.
+fn misspelt_index(portfolio: &Portfolio, market: &Market, origin: &str) -> Result<()> {
+    for underlying in solvent_risk::stress::underlyings(portfolio) {
+        if market.index.contains_key(&underlying) {
+            continue;
+        }
+        if let Some(found) =
+            solvent_core::names::closest(&underlying, market.index.keys().map(String::as_str))
+        {
+            bail!(
+                "{origin}index.{underlying}: missing (the market gives `{found}`: did you mean {underlying}?)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a `whatif` trade at an inverse option premium of one coin or more (the price is in
+/// coin, as the mark is).
+///
+/// # Errors
+/// The trade, named as given, and the problem.
+pub fn trade_price(venue: &Venue, market: &Market, trade: &Trade) -> Result<()> {
+    match (trade.price, venue.instrument(&trade.instrument)) {
+        (Some(price), Ok(instrument)) => check_premium(
+            &instrument,
+            price,
+            &format!("--trade {}", trade.text),
+            market,
+        ),
+        // An unknown instrument is refused by the what-if itself, naming it.
+        _ => Ok(()),
+    }
+}
+
+/// Refuses an inverse option's premium (in coin) that no such option can be worth, the mark of
+/// a USD premium (or a typo) that would be valued thousands of times too high: a call pays at
+/// most one coin per unit (`(S - K) / S`), so one coin or more is refused; a put pays at most
+/// `K / S` coins, more than one when deep in the money, so its bound is the larger of one coin
+/// and the strike over the index (one coin when the market gives no index).
+fn check_premium(
+    instrument: &Instrument,
+    premium: Decimal,
+    field: &str,
+    market: &Market,
+) -> Result<()> {
+    let Terms::Option { strike, right, .. } = &instrument.terms else {
+        return Ok(());
+    };
+    if instrument.style != Style::Inverse {
+        return Ok(());
+    }
+    let (bound, why) = match right {
+        OptionRight::Call => (
+            Decimal::ONE,
+            format!("a call on one {} pays at most one", instrument.underlying),
+        ),
+        OptionRight::Put => {
+            let strike_over_index = market
+                .index
+                .get(&instrument.underlying)
+                .and_then(|index| strike.value().checked_div(index.value()))
+                .unwrap_or(Decimal::ONE);
+            (
+                strike_over_index.max(Decimal::ONE),
+                format!(
+                    "a put on one {} pays at most its strike over the index, or one when that is less",
+                    instrument.underlying
+                ),
+            )
+        }
+    };
+    if premium >= bound {
+        bail!(
+            "{field}: {} is not a premium of {}: an inverse option's premium is in {coin} and \
+             below {} {coin} ({why}); a premium in USD must be divided by the {underlying} index",
+            premium.normalize(),
+            instrument.name,
+            bound.round_dp(8).normalize(),
+            coin = instrument.settlement,
+            underlying = instrument.underlying,
+        );
+    }
+    Ok(())
+}
+
+/// Why a position's leverage changes nothing, if it does not: only tiered rules take initial
+/// margin from leverage, and portfolio margin takes it from scenarios.
+fn ignored_leverage(mode: MarginMode, instrument: &Instrument) -> Option<String> {
+    if mode == MarginMode::Portfolio {
+        return Some("portfolio margin takes the requirement from its scenarios".to_owned());
+    }
+    match instrument.margin.as_ref() {
+        MarginRule::Tiered { .. } => None,
+        rule => Some(format!(
+            "{}'s margin rule `{}` does not depend on leverage (only tiered rules do)",
+            instrument.name,
+            rule.name()
+        )),
+    }
+}
+
+/// What is wrong with a mark far from its index, if it is: a perpetual's or future's beyond
+/// [`DEFAULT_MARK_BAND`], an option's above the most it can be worth (a call its underlying, a
+/// put its strike). `None` when the index is missing (refused where it is needed).
+fn far_mark(instrument: &Instrument, mark: Decimal, market: &Market) -> Option<String> {
+    let index = market.index.get(&instrument.underlying)?.value();
+    if index.is_zero() {
+        return None;
+    }
+    let underlying = &instrument.underlying;
+    match &instrument.terms {
+        Terms::Perpetual | Terms::Future { .. } => {
+            let distance = (mark - index).abs() / index;
+            (distance > DEFAULT_MARK_BAND).then(|| {
+                format!(
+                    "{} is {}% from the {underlying} index {}, beyond the {}% mark band",
+                    fixed(mark, 2),
+                    float(
+                        rust_decimal::prelude::ToPrimitive::to_f64(
+                            &(distance * Decimal::ONE_HUNDRED)
+                        )
+                        .unwrap_or(f64::NAN),
+                        1
+                    ),
+                    fixed(index, 2),
+                    (DEFAULT_MARK_BAND * Decimal::ONE_HUNDRED).normalize()
+                )
+            })
+        }
+        Terms::Option { strike, right, .. } => {
+            // The premium in USD: an inverse option's mark is in coin.
+            let usd = match instrument.style {
+                Style::Inverse => mark * index,
+                Style::Linear => mark,
+            };
+            let (bound, what) = match right {
+                OptionRight::Call => (index, format!("the {underlying} index")),
+                OptionRight::Put => (strike.value(), "the strike".to_owned()),
+            };
+            (usd > bound).then(|| {
+                format!(
+                    "a premium of {} USD is above {what} ({} USD), the most the option can be worth",
+                    fixed(usd, 2),
+                    fixed(bound, 2)
+                )
+            })
+        }
+    }
+}
+
+/// The marks the market does not give for held positions, each with what stands in for it, and
+/// the market's mark of an unknown instrument it may be misspelt as.
+fn missing_marks(venue: &Venue, portfolio: &Portfolio, market: &Market, origin: &str) -> Warnings {
+    let unknown: Vec<&str> = market
+        .mark
+        .keys()
+        .filter(|name| venue.instrument(name).is_err())
+        .map(String::as_str)
+        .collect();
+    let mut warnings = Vec::new();
+    for position in &portfolio.positions {
+        let instrument = &position.instrument;
+        if market.mark.contains_key(&instrument.name) {
+            continue;
+        }
+        // Without an index the valuation is refused, naming what is missing.
+        let Some(index) = market.index.get(&instrument.underlying) else {
+            continue;
+        };
+        let stand_in = match instrument.terms.kind() {
+            InstrumentKind::Option => format!(
+                "priced from the {} volatility surface",
+                instrument.underlying
+            ),
+            InstrumentKind::Perpetual | InstrumentKind::Future => format!(
+                "the {} index {} stands in for it",
+                instrument.underlying,
+                fixed(index.value(), 2)
+            ),
+        };
+        let misspelt = solvent_core::names::closest(&instrument.name, unknown.iter().copied())
+            .map(|quoted| {
+                format!(" (the market marks `{quoted}`, which the venue does not list: misspelt?)")
+            })
+            .unwrap_or_default();
+        warnings.push(format!(
+            "{origin}mark.{}: missing; {stand_in}{misspelt}",
+            instrument.name
+        ));
+    }
+    warnings
+}
+
+/// Each held underlying a scenario does not move (left at its index, which a file's author
+/// may not mean: a historical day without data for the coin), one warning per underlying, with
+/// the name a scenario moves instead when it looks like a misspelling of it.
+#[must_use]
+pub fn unmoved(origin: &str, shocks: &[Shock], underlyings: &[String]) -> Warnings {
+    underlyings
+        .iter()
+        .filter_map(|underlying| {
+            let unmoving: Vec<&Shock> = shocks
+                .iter()
+                .filter(|shock| !shock.price_moves.contains_key(underlying))
+                .collect();
+            if unmoving.is_empty() {
+                return None;
+            }
+            let names: Vec<&str> = unmoving.iter().map(|shock| shock.name.as_str()).collect();
+            let misspelt = unmoving
+                .iter()
+                .flat_map(|shock| shock.price_moves.keys())
+                .filter(|moved| !underlyings.contains(moved))
+                .find(|moved| {
+                    solvent_core::names::closest(moved, [underlying.as_str()]).is_some()
+                })
+                .map(|moved| format!(" (it moves {moved}: did you mean {underlying}?)"))
+                .unwrap_or_default();
+            Some(format!(
+                "{origin}: {underlying} is held but not moved by {}: it stays at its index there{misspelt}",
+                names.join(", ")
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unmoved_coin_is_named_with_the_misspelling_that_left_it() {
+        let shock = Shock {
+            name: "crash".to_owned(),
+            price_moves: [("ETHH".to_owned(), -0.3), ("BTC".to_owned(), -0.2)]
+                .into_iter()
+                .collect(),
+            vol_changes: Default::default(),
+        };
+        let held = ["BTC".to_owned(), "ETH".to_owned()];
+        assert_eq!(
+            unmoved("s.json", &[shock], &held),
+            [
+                "s.json: ETH is held but not moved by crash: it stays at its index there (it moves ETHH: did you mean ETH?)"
+            ]
+        );
+    }
+}

@@ -1,0 +1,502 @@
+//! The display layer the commands' tables share: how a number is written (rounded to its
+//! asset's precision or its price's tick, digits grouped in threes, never an unrounded float),
+//! which unit a column is in, and how a table is laid out to fit 120 columns (`--wide` for
+//! every column).
+//!
+//! JSON output never passes through here: it carries the exact figures.
+
+use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table, Width};
+use rust_decimal::{Decimal, RoundingStrategy};
+use solvent_core::instrument::{InstrumentKind, Style};
+use solvent_core::venue::Venue;
+
+/// Width a table is fitted to unless `--wide` asks for every column: a common terminal, and
+/// what a report pasted into a ticket or a review keeps without wrapping.
+pub const DEFAULT_WIDTH: usize = 120;
+
+/// Decimals an amount of an asset the venue does not list is shown with (the venue's own assets
+/// carry their precision).
+const FALLBACK_DECIMALS: u32 = 8;
+
+/// Decimals of an amount in a stablecoin pegged to the USD: a cent. The ledger keeps 6, but a
+/// millionth of a dollar is noise in a report; JSON keeps every digit.
+const PEGGED_DECIMALS: u32 = 2;
+
+/// Significant digits a price below 1 keeps (`0.15234` DOGE, `0.000012345` PEPE): the shipped
+/// venues list no tick sizes, so the tick is derived from the price.
+const SMALL_PRICE_DIGITS: i32 = 5;
+
+/// The tick an inverse option's premium (in coin) is shown to: Deribit's BTC and ETH option tick
+/// (0.0001 coin below 0.005, 0.0005 above, so four decimals show every listed premium).
+const COIN_PREMIUM_DECIMALS: u32 = 4;
+
+/// Narrowest a prose column is wrapped to: below it, a column is left out instead (a word a
+/// line is unreadable).
+const PROSE_MIN_WIDTH: u16 = 16;
+
+/// The longest word a prose column keeps whole when wrapped (an instrument's name).
+const PROSE_MAX_WORD: usize = 30;
+
+/// Digits after the point of a ratio (health): enough to tell 1.0499 (liquidating) from 1.05.
+const RATIO_DECIMALS: usize = 4;
+
+/// Whether a table may be as wide as its content or must fit [`DEFAULT_WIDTH`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Optional columns dropped and text wrapped until the table fits [`DEFAULT_WIDTH`].
+    Fit,
+    /// Every column, as wide as its content (`--wide`).
+    Wide,
+}
+
+impl Layout {
+    /// `--wide` or not.
+    #[must_use]
+    pub fn new(wide: bool) -> Self {
+        if wide { Self::Wide } else { Self::Fit }
+    }
+}
+
+/// Groups the integer digits of a decimal string in threes (`1234567.5` -> `1,234,567.5`).
+#[must_use]
+pub fn grouped(text: &str) -> String {
+    let (sign, unsigned) = text
+        .strip_prefix('-')
+        .map_or(("", text), |rest| ("-", rest));
+    let (integer, fraction) = unsigned
+        .split_once('.')
+        .map_or((unsigned, None), |(i, f)| (i, Some(f)));
+    let mut out = String::with_capacity(text.len() + integer.len() / 3);
+    for (index, digit) in integer.chars().enumerate() {
+        if index > 0 && (integer.len() - index) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    match fraction {
+        Some(fraction) => format!("{sign}{out}.{fraction}"),
+        None => format!("{sign}{out}"),
+    }
+}
+
+/// `value` rounded half away from zero to exactly `decimals` places (zeros added, so that a
+/// column's points line up), grouped; never `-0`.
+#[must_use]
+pub fn fixed(value: Decimal, decimals: u32) -> String {
+    let mut rounded =
+        value.round_dp_with_strategy(decimals, RoundingStrategy::MidpointAwayFromZero);
+    if rounded.is_zero() {
+        rounded.set_sign_positive(true);
+    }
+    rounded.rescale(decimals);
+    grouped(&rounded.to_string())
+}
+
+/// `value` to `decimals` places, grouped; `-` for a non-finite value (a report never holds one,
+/// but a table must not print `NaN` as a figure).
+#[must_use]
+pub fn float(value: f64, decimals: usize) -> String {
+    if !value.is_finite() {
+        return "-".to_owned();
+    }
+    let text = format!("{value:.decimals$}");
+    // `-0.00`: a tiny negative rounds to zero, which has no sign.
+    let text = match text.strip_prefix('-') {
+        Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_owned(),
+        _ => text,
+    };
+    grouped(&text)
+}
+
+/// A health (`equity / MM`), or `-` when nothing requires margin.
+#[must_use]
+pub fn ratio(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| float(v, RATIO_DECIMALS))
+}
+
+/// A fraction as a signed percentage with two decimals (`-0.153` -> `-15.30%`).
+#[must_use]
+pub fn signed_percent(fraction: f64) -> String {
+    let text = float(fraction * 100.0, 2);
+    if text.starts_with('-') || text == "0.00" {
+        format!("{text}%")
+    } else {
+        format!("+{text}%")
+    }
+}
+
+/// Decimals amounts of `asset` are shown with at `venue`: its ledger precision, a cent for a
+/// stablecoin pegged to the USD.
+#[must_use]
+pub fn asset_decimals(venue: &Venue, asset: &str) -> u32 {
+    match venue.assets.get(asset) {
+        Some(listed) if listed.usd_peg.is_some() => listed.precision.min(PEGGED_DECIMALS),
+        Some(listed) => listed.precision,
+        // `USD` itself (USD figures of segregated currencies): to the cent.
+        None if asset == "USD" => PEGGED_DECIMALS,
+        None => FALLBACK_DECIMALS,
+    }
+}
+
+/// Amounts of one asset as a table shows them.
+#[derive(Clone, Debug)]
+pub struct Money {
+    /// The asset's symbol, the unit a column header names.
+    pub unit: String,
+    decimals: u32,
+}
+
+impl Money {
+    /// Amounts of `asset` at `venue`.
+    #[must_use]
+    pub fn new(venue: &Venue, asset: &str) -> Self {
+        Self {
+            unit: asset.to_owned(),
+            decimals: asset_decimals(venue, asset),
+        }
+    }
+
+    /// `value` rounded to the asset's display precision, grouped.
+    #[must_use]
+    pub fn show(&self, value: Decimal) -> String {
+        fixed(value, self.decimals)
+    }
+
+    /// `value` with its unit: `17,200.00 USDT`.
+    #[must_use]
+    pub fn labelled(&self, value: Decimal) -> String {
+        format!("{} {}", self.show(value), self.unit)
+    }
+
+    /// A header naming the unit: `equity (BTC)`.
+    #[must_use]
+    pub fn header(&self, label: &str) -> String {
+        format!("{label} ({})", self.unit)
+    }
+}
+
+/// What an instrument's price is quoted in and how finely, as its mark is shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quote {
+    /// The unit: the coin for an inverse option's premium, USD for an inverse perpetual's or
+    /// future's price, the settlement asset for a linear contract.
+    pub unit: String,
+    /// Decimals of the premium when it is in coin; `None`: derived from the price (a cent at 1
+    /// and above, [`SMALL_PRICE_DIGITS`] significant digits below).
+    coin_decimals: Option<u32>,
+}
+
+impl Quote {
+    /// The quote of the instrument `name` at `venue`; `None` when the venue does not resolve it
+    /// (a report only holds instruments it resolved).
+    #[must_use]
+    pub fn of(venue: &Venue, name: &str) -> Option<Self> {
+        let instrument = venue.instrument(name).ok()?;
+        let kind = instrument.terms.kind();
+        Some(match (instrument.style, kind) {
+            (Style::Inverse, InstrumentKind::Option) => Self {
+                unit: instrument.settlement.clone(),
+                coin_decimals: Some(COIN_PREMIUM_DECIMALS),
+            },
+            (Style::Inverse, _) => Self {
+                unit: "USD".to_owned(),
+                coin_decimals: None,
+            },
+            (Style::Linear, _) => Self {
+                unit: instrument.settlement.clone(),
+                coin_decimals: None,
+            },
+        })
+    }
+
+    /// `price` to the quote's tick, grouped.
+    #[must_use]
+    pub fn show(&self, price: Decimal) -> String {
+        fixed(
+            price,
+            self.coin_decimals.unwrap_or_else(|| price_decimals(price)),
+        )
+    }
+}
+
+/// Decimals a price in USD (or a stablecoin) is shown with: a cent at 1 and above; below,
+/// enough for [`SMALL_PRICE_DIGITS`] significant digits (at most 12).
+#[must_use]
+pub fn price_decimals(price: Decimal) -> u32 {
+    let magnitude = price.abs();
+    if magnitude >= Decimal::ONE || magnitude.is_zero() {
+        return 2;
+    }
+    // Leading zeros after the point: 0.15 has none, 0.00001 has four.
+    let mut zeros = 0;
+    let mut scaled = magnitude;
+    while scaled < Decimal::new(1, 1) && zeros < 12 {
+        scaled *= Decimal::TEN;
+        zeros += 1;
+    }
+    u32::try_from(zeros + SMALL_PRICE_DIGITS)
+        .unwrap_or(12)
+        .min(12)
+}
+
+/// How a column is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A figure: right-aligned, never wrapped.
+    Number,
+    /// A name or a state: left-aligned, never wrapped.
+    Label,
+    /// Prose (a component's arithmetic): left-aligned, wrapped to fit.
+    Text,
+}
+
+/// One column of a [`Grid`].
+#[derive(Clone, Debug)]
+pub struct Column {
+    header: String,
+    kind: Kind,
+    /// `Some(rank)`: dropped to fit the width, lowest rank first; `None`: always shown.
+    optional: Option<u8>,
+}
+
+impl Column {
+    /// A column always shown.
+    #[must_use]
+    pub fn new(header: impl Into<String>, kind: Kind) -> Self {
+        Self {
+            header: header.into(),
+            kind,
+            optional: None,
+        }
+    }
+
+    /// A column dropped when the table must fit the width, those of lower `rank` first.
+    #[must_use]
+    pub fn optional(mut self, rank: u8) -> Self {
+        self.optional = Some(rank);
+        self
+    }
+}
+
+/// A table's columns and rows, laid out by [`Grid::render`].
+#[derive(Clone, Debug)]
+pub struct Grid {
+    columns: Vec<Column>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Grid {
+    /// A table of these columns, no rows yet.
+    #[must_use]
+    pub fn new(columns: Vec<Column>) -> Self {
+        Self {
+            columns,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row (one cell per column; missing cells are blank).
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// The table, fitted to the layout: under [`Layout::Fit`] prose is wrapped and, while that
+    /// is not enough, optional columns are dropped (lowest rank first) until it is at most
+    /// [`DEFAULT_WIDTH`] wide; a line under it names the columns left out.
+    #[must_use]
+    pub fn render(&self, layout: Layout) -> String {
+        let mut shown: Vec<usize> = (0..self.columns.len()).collect();
+        if layout == Layout::Wide {
+            return self.table(&shown, None).to_string();
+        }
+        let mut dropped = Vec::new();
+        let mut table = self.fitted(&shown);
+        while width(&table) > DEFAULT_WIDTH {
+            let next = shown
+                .iter()
+                .enumerate()
+                .filter_map(|(place, &index)| {
+                    self.columns[index].optional.map(|rank| (rank, place))
+                })
+                .min();
+            let Some((_, place)) = next else { break };
+            dropped.push(self.columns[shown.remove(place)].header.clone());
+            table = self.fitted(&shown);
+        }
+        let mut out = table.to_string();
+        if !dropped.is_empty() {
+            out.push_str(&format!(
+                "\n(left out to fit {DEFAULT_WIDTH} columns: {}; --wide shows them)",
+                dropped.join(", ")
+            ));
+        }
+        out
+    }
+
+    /// The table of the `shown` columns as wide as its content, or with its prose wrapped when
+    /// that is wider than [`DEFAULT_WIDTH`].
+    fn fitted(&self, shown: &[usize]) -> Table {
+        let table = self.table(shown, None);
+        if width(&table) <= DEFAULT_WIDTH {
+            return table;
+        }
+        self.table(shown, Some(DEFAULT_WIDTH))
+    }
+
+    /// The comfy table of the `shown` columns; with a width, prose columns wrap to fit it.
+    fn table(&self, shown: &[usize], fit: Option<usize>) -> Table {
+        let mut table = Table::new();
+        table.load_style(UTF8_BORDERS_ONLY);
+        match fit.and_then(|width| u16::try_from(width).ok()) {
+            Some(width) => {
+                table
+                    .set_content_arrangement(ContentArrangement::Dynamic)
+                    .set_width(width);
+            }
+            // No wrapping unless needed: a wrapped number is easy to misread.
+            None => {
+                table.set_content_arrangement(ContentArrangement::Disabled);
+            }
+        }
+        table.set_header(
+            shown
+                .iter()
+                .map(|&index| self.columns[index].header.clone())
+                .collect::<Vec<_>>(),
+        );
+        for row in &self.rows {
+            table.add_row(
+                shown
+                    .iter()
+                    .map(|&index| row.get(index).cloned().unwrap_or_default())
+                    .collect::<Vec<_>>(),
+            );
+        }
+        for (place, &index) in shown.iter().enumerate() {
+            let kind = self.columns[index].kind;
+            if let Some(column) = table.column_mut(place) {
+                if kind == Kind::Number {
+                    column.set_cell_alignment(CellAlignment::Right);
+                }
+                column.set_constraint(if kind == Kind::Text {
+                    ColumnConstraint::LowerBoundary(Width::Fixed(self.prose_floor(index)))
+                } else {
+                    ColumnConstraint::ContentWidth
+                });
+            }
+        }
+        table
+    }
+}
+
+impl Grid {
+    /// The narrowest a prose column may be wrapped to: [`PROSE_MIN_WIDTH`], or its longest word
+    /// when that is wider (up to [`PROSE_MAX_WORD`]: a name is not split mid-word), or its
+    /// content's width when that is less (a short column keeps its own width).
+    fn prose_floor(&self, index: usize) -> u16 {
+        let cells = || {
+            self.rows
+                .iter()
+                .filter_map(|row| row.get(index))
+                .chain(std::iter::once(&self.columns[index].header))
+        };
+        let widest = cells().map(|cell| text_width(cell)).max().unwrap_or(0);
+        let longest_word = cells()
+            .flat_map(|cell| cell.split_whitespace())
+            .map(|word| word.chars().count())
+            .max()
+            .unwrap_or(0);
+        let floor = longest_word
+            .min(PROSE_MAX_WORD)
+            .max(usize::from(PROSE_MIN_WIDTH))
+            .min(widest);
+        // comfy-table's boundary counts the cell's padding, one space each side.
+        u16::try_from(floor + 2).unwrap_or(PROSE_MIN_WIDTH)
+    }
+}
+
+/// The widest line of a table, in characters (its borders are one column each).
+#[must_use]
+pub fn width(table: &Table) -> usize {
+    text_width(&table.to_string())
+}
+
+/// The widest line of a text, in characters.
+#[must_use]
+pub fn text_width(text: &str) -> usize {
+    text.lines()
+        .map(|line| line.chars().count())
+        .max()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(grouped("1234567.5"), "1,234,567.5");
+        assert_eq!(grouped("-1000"), "-1,000");
+        assert_eq!(grouped("999"), "999");
+        assert_eq!(grouped("0.000001"), "0.000001");
+    }
+
+    #[test]
+    fn amounts_are_fixed_to_their_decimals() {
+        assert_eq!(fixed(dec!(49999.999999), 2), "50,000.00");
+        assert_eq!(fixed(dec!(1.31578947), 8), "1.31578947");
+        assert_eq!(fixed(dec!(2), 8), "2.00000000");
+        assert_eq!(fixed(dec!(-0.001), 2), "0.00");
+        assert_eq!(fixed(dec!(-1234.565), 2), "-1,234.57");
+    }
+
+    #[test]
+    fn floats_never_print_unrounded() {
+        assert_eq!(float(0.028_900_280_836_230_59, 4), "0.0289");
+        assert_eq!(float(-0.000_01, 2), "0.00");
+        assert_eq!(float(14_697.7, 2), "14,697.70");
+        assert_eq!(float(f64::NAN, 2), "-");
+        assert_eq!(signed_percent(-0.153), "-15.30%");
+        assert_eq!(signed_percent(0.25), "+25.00%");
+    }
+
+    #[test]
+    fn prices_keep_a_cent_or_five_significant_digits() {
+        assert_eq!(price_decimals(dec!(89596.638)), 2);
+        assert_eq!(price_decimals(dec!(0.15234)), 5);
+        assert_eq!(price_decimals(dec!(0.000012345)), 9);
+        assert_eq!(
+            fixed(dec!(0.000012345), price_decimals(dec!(0.000012345))),
+            "0.000012345"
+        );
+    }
+
+    #[test]
+    fn a_wide_grid_drops_optional_columns_to_fit() {
+        let mut grid = Grid::new(vec![
+            Column::new("name", Kind::Label),
+            Column::new("a", Kind::Number).optional(1),
+            Column::new("b", Kind::Number).optional(0),
+            Column::new("prose", Kind::Text),
+        ]);
+        grid.row(vec![
+            "x".to_owned(),
+            "1".repeat(60),
+            "2".repeat(60),
+            "word ".repeat(30),
+        ]);
+        let fitted = grid.render(Layout::Fit);
+        assert!(text_width(&fitted) <= DEFAULT_WIDTH, "{fitted}");
+        assert!(fitted.contains(&"1".repeat(60)), "{fitted}");
+        assert!(!fitted.contains(&"2".repeat(60)), "{fitted}");
+        assert!(
+            fitted.contains("left out to fit 120 columns: b;"),
+            "{fitted}"
+        );
+        let wide = grid.render(Layout::Wide);
+        assert!(wide.contains(&"2".repeat(60)) && text_width(&wide) > DEFAULT_WIDTH);
+    }
+}
