@@ -118,6 +118,9 @@ struct Standing<'r> {
     /// Every position line of the report; empty from the prepared pool, which serves accounts
     /// without isolated positions only.
     positions: &'r [solvent_risk::report::PositionReport],
+    /// A portfolio-mode account's scan: each underlying's worst scenario on either side (empty
+    /// from the prepared pool, which serves cross accounts only).
+    scenario_sides: &'r [solvent_risk::portfolio_margin::ScenarioSides],
 }
 
 impl<'r> Standing<'r> {
@@ -130,6 +133,7 @@ impl<'r> Standing<'r> {
             state: report.state,
             settlement_asset: &report.settlement_asset,
             positions: &report.positions,
+            scenario_sides: &report.scenario_sides,
         }
     }
 }

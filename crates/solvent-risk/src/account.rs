@@ -449,6 +449,7 @@ pub fn build_report(
         cross_initial,
         cross_maintenance,
         currencies,
+        scenario_sides,
     } = positions;
     let (mut health, mut state) =
         crate::report::standing(equity, cross_maintenance, &venue.thresholds);
@@ -509,6 +510,7 @@ pub fn build_report(
         health,
         state,
         currencies,
+        scenario_sides,
         components,
         positions: reports,
         warnings,
@@ -683,6 +685,9 @@ struct Positions {
     /// Under segregated portfolio margin, each settlement currency's figures (the requirement
     /// step fills them).
     currencies: Vec<CurrencyMargin>,
+    /// Under cross-collateral portfolio margin, each scanned underlying's worst scenario on
+    /// either side (the requirement step fills them).
+    scenario_sides: Vec<crate::portfolio_margin::ScenarioSides>,
 }
 
 /// Step 2, the positions: each one valued at its mark and margined by its own rule (its
@@ -867,6 +872,7 @@ fn positions_step(
         cross_initial,
         cross_maintenance,
         currencies: Vec::new(),
+        scenario_sides: Vec::new(),
     })
 }
 
@@ -911,6 +917,7 @@ fn requirement_step(
         positions.cross_initial += requirement.initial;
         positions.cross_maintenance += requirement.maintenance;
         positions.currencies = requirement.currencies;
+        positions.scenario_sides = requirement.scenario_sides;
     }
     for report in positions.reports.iter_mut().filter(|r| !r.isolated) {
         report.im_share = if positions.cross_initial.is_zero() {

@@ -14,7 +14,8 @@ use solvent_core::venue::Asset;
 use crate::account::{Detail, Line};
 use crate::error::RiskError;
 use crate::portfolio_margin::{
-    Exposure, PortfolioRisk, ReportCurrency, ScenarioBook, exposures, portfolio_risk, shared_margin,
+    Exposure, PortfolioRisk, ReportCurrency, ScenarioBook, ScenarioSides, UnderlyingBook,
+    exposures, portfolio_risk, shared_margin_and_sides, sides_of,
 };
 use crate::report::{Component, CurrencyMargin, PositionReport};
 use crate::standard::Basis;
@@ -52,6 +53,9 @@ pub struct PoolRequirement {
     /// Each settlement currency's figures (segregated margin only; empty under cross-collateral
     /// margin).
     pub currencies: Vec<CurrencyMargin>,
+    /// Each scanned underlying's worst scenario on either side of its price (cross-collateral
+    /// margin only; empty under segregated margin).
+    pub scenario_sides: Vec<ScenarioSides>,
 }
 
 /// Splits `total` (already rounded) into parts proportional to `weights`, each rounded up, then
@@ -135,7 +139,7 @@ pub fn apply(
     let equity_usd = equity.to_f64().unwrap_or(0.0) * report_usd;
     if *detail == Detail::Totals
         && let Some(books) = view.books()
-        && let Some((initial, maintenance)) = shared_margin(
+        && let Some(((initial, maintenance), scenario_sides)) = shared_margin_and_sides(
             portfolio,
             view,
             books,
@@ -154,6 +158,7 @@ pub fn apply(
             initial,
             maintenance,
             currencies: Vec::new(),
+            scenario_sides,
         });
     }
     let (instruments, spot_assets) = book_inputs(portfolio, params);
@@ -193,10 +198,13 @@ pub fn apply(
             components,
         )?;
     }
+    let order: Vec<&UnderlyingBook> = book.underlyings.values().collect();
+    let scenario_sides = sides_of(&order, &exposures).unwrap_or_default();
     Ok(PoolRequirement {
         initial,
         maintenance,
         currencies: Vec::new(),
+        scenario_sides,
     })
 }
 

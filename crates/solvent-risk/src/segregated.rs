@@ -57,6 +57,7 @@ pub(crate) fn apply(
         initial: Decimal::ZERO,
         maintenance: Decimal::ZERO,
         currencies: Vec::with_capacity(currencies.len()),
+        scenario_sides: Vec::new(),
     };
     for coin in currencies {
         let (figures, initial, maintenance) = currency(inputs, coin, positions, components)?;

@@ -666,7 +666,14 @@ impl Engine {
             let maintenance_usd = band_f64(report.maintenance_margin.value() * report_usd);
             let rounding = 2.0 * precision * band_f64(report_usd) + 1e-9 * maintenance_usd;
             let slack = slack - top * rounding;
-            return self.portfolio_widths(account, exposures, maintenance_usd, slack, top);
+            return self.portfolio_widths(
+                account,
+                exposures,
+                report.scenario_sides,
+                maintenance_usd,
+                slack,
+                top,
+            );
         }
         // Options decay with time alone and move with their volatility: a quarter of the slack
         // is kept for each. The volatility may move (summed over smile changes) by

@@ -39,6 +39,7 @@ impl Engine {
                 state: prepared.state,
                 settlement_asset: &prepared.settlement_asset,
                 positions: &[],
+                scenario_sides: &[],
             };
             self.evaluations.prepared += 1;
             self.act_on(id, &standing, figures, effects);

@@ -632,45 +632,43 @@ impl Engine {
     /// than twice what any one scenario can move inside them, checked on the scan itself), or
     /// the jump comes off the slack. The jump, `max_offset MM / (1 - max_offset)`, exceeds the
     /// slack of any account below a health of about `1 + 1 / (1 - max_offset)`, where the
-    /// held directions still leave bands. Held directions over the whole slack are tried first;
-    /// where the gaps do not bear them, the wider of the jump's bands and held directions over
-    /// the share of the slack the gaps bear.
+    /// held directions still leave bands. Where the jump takes half the slack or more, held
+    /// directions over the whole slack are tried; where the gaps do not bear them, held
+    /// directions over the share of the slack the gaps bear, if more than the jump leaves.
     pub(super) fn portfolio_widths(
         &self,
         account: &Account,
         exposures: &[Exposure],
+        sides: &[ScenarioSides],
         maintenance_usd: f64,
         slack: f64,
         top: f64,
     ) -> Option<BandWidths> {
-        let held = self.portfolio_bound(account, maintenance_usd, slack, top, Directions::Hold)?;
-        if held.offset_jump == 0.0 {
-            return self.portfolio_bands_of(&held, exposures, slack, top);
+        // The jump's allowance first: with one underlying there is none, and where it takes
+        // less than half the slack the gaps' check (two more bounds) is not worth its cost.
+        let flipping =
+            self.portfolio_bound(account, maintenance_usd, slack, top, Directions::MayFlip)?;
+        let left = slack - top * flipping.allowance;
+        if flipping.offset_jump == 0.0 || left >= slack / 2.0 {
+            return self.portfolio_bands_of(&flipping, exposures, left, top);
+        }
+        let flipped = || self.portfolio_bands_of(&flipping, exposures, left, top);
+        if sides.is_empty() {
+            return flipped();
         }
         // Held directions over the whole slack leave wider bands than the jump's allowance
         // does: when the gaps bear them, nothing else need be tried.
-        let sides = self.scenario_sides_of(account);
-        let mut room = 0.0;
-        if let Some(sides) = &sides {
-            let widths = self.portfolio_bands_of(&held, exposures, slack, top)?;
-            room = self.direction_room(&held, sides, exposures, &widths);
-            if room > 1.0 {
-                return Some(widths);
-            }
+        let held = self.portfolio_bound(account, maintenance_usd, slack, top, Directions::Hold)?;
+        let widths = self.portfolio_bands_of(&held, exposures, slack, top)?;
+        let room = self.direction_room(&held, sides, exposures, &widths);
+        if room > 1.0 {
+            return Some(widths);
         }
-        let flipping = self
-            .portfolio_bound(account, maintenance_usd, slack, top, Directions::MayFlip)
-            .and_then(|bound| {
-                let left = slack - top * bound.allowance;
-                Some((left, self.portfolio_bands_of(&bound, exposures, left, top)?))
-            });
         // Once more over the share of the slack the gaps bear, where that is more than the
         // jump leaves: the price bands and the volatility's tolerance scale with the slack, the
         // horizon only shrinks with it, and the directions are checked again all the same.
         let trial = 0.9 * room * slack;
-        if let Some(sides) = &sides
-            && trial > 0.0
-            && flipping.as_ref().is_none_or(|(left, _)| *left < trial)
+        if trial > left.max(0.0)
             && let Some(bound) =
                 self.portfolio_bound(account, maintenance_usd, trial, top, Directions::Hold)
             && let Some(widths) = self.portfolio_bands_of(&bound, exposures, trial, top)
@@ -678,7 +676,7 @@ impl Engine {
         {
             return Some(widths);
         }
-        flipping.map(|(_, widths)| widths)
+        flipped()
     }
 
     /// The bands of `bound` over `slack` (USD, after any allowance): the horizon's share for
@@ -736,15 +734,6 @@ impl Engine {
             room = room.min(gap / (2.0 * reach + margin));
         }
         if room.is_nan() { 0.0 } else { room }
-    }
-
-    /// Each underlying's worst scenario on either side of its price, from the books shared at
-    /// this market (the scan the account's figures came from).
-    fn scenario_sides_of(&self, account: &Account) -> Option<Vec<ScenarioSides>> {
-        let params = self.venue.portfolio_margin.as_ref()?;
-        let portfolio = self.portfolio_of(account).ok()?;
-        let books = self.shared_books(&portfolio)?;
-        solvent_risk::portfolio_margin::scenario_sides(&portfolio, &books, params)
     }
 
     /// The lowest and highest volatility of the smile of an option's own expiry (the option's

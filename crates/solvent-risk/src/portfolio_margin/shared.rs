@@ -113,6 +113,21 @@ pub fn shared_margin(
     report_asset: &Asset,
     currency: (f64, f64),
 ) -> Option<(f64, f64)> {
+    shared_margin_and_sides(portfolio, view, books, params, report_asset, currency)
+        .map(|(figures, _)| figures)
+}
+
+/// [`shared_margin`] and each underlying's [`ScenarioSides`] (in the account's own book's
+/// order), read from the same rows.
+#[must_use]
+pub fn shared_margin_and_sides(
+    portfolio: &Portfolio,
+    view: &MarketView<'_>,
+    books: &SharedBooks,
+    params: &PortfolioMarginParams,
+    report_asset: &Asset,
+    currency: (f64, f64),
+) -> Option<((f64, f64), Vec<ScenarioSides>)> {
     if view.history().is_some() {
         return None;
     }
@@ -136,8 +151,9 @@ pub fn shared_margin(
         &mut Scratch::default(),
     )
     .ok()?;
+    let sides = sides_of(&order, &exposures)?;
     // As `portfolio_risk`: no expected shortfall without a history.
-    Some((params.im_factor * maintenance, maintenance))
+    Some(((params.im_factor * maintenance, maintenance), sides))
 }
 
 /// The account's underlying books in the order its own book would list them (spot balances
@@ -213,7 +229,7 @@ fn shared_exposures<'b>(
 /// applied, no conversion to the report currency): which side is worse sets the underlying's
 /// direction in the cross-underlying offset (`direction` in the charges), so the gap between the
 /// two is how far the scenarios must move apart before that direction can flip.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ScenarioSides {
     /// The underlying.
     pub underlying: String,
@@ -233,10 +249,19 @@ pub fn scenario_sides(
     params: &PortfolioMarginParams,
 ) -> Option<Vec<ScenarioSides>> {
     let (order, exposures) = shared_exposures(portfolio, books, params)?;
+    sides_of(&order, &exposures)
+}
+
+/// Each of `order`'s underlyings' [`ScenarioSides`] for `exposures` (whose `underlying` indexes
+/// `order`): the scenario P&L summed as the scan sums them.
+pub(crate) fn sides_of(
+    order: &[&UnderlyingBook],
+    exposures: &[Exposure],
+) -> Option<Vec<ScenarioSides>> {
     let mut pnl = Vec::new();
     let mut sides = Vec::with_capacity(order.len());
     for (u, book_u) in order.iter().enumerate() {
-        scenario_totals(book_u, u, &exposures, &mut pnl).ok()?;
+        scenario_totals(book_u, u, exposures, &mut pnl).ok()?;
         let mut rising = f64::INFINITY;
         let mut not_rising = f64::INFINITY;
         for (value, scenario) in pnl.iter().zip(&book_u.scenarios) {
@@ -420,6 +445,12 @@ mod tests {
             let view = MarketView::new(&venue, &market).unwrap();
             let books = books(&view, &everything(&venue, &portfolio));
             let sides = scenario_sides(&portfolio, &books, params).unwrap();
+            // The report carries the same sides, from its own book and from the shared ones.
+            let own = build_report(&portfolio, &view, Detail::Totals).unwrap();
+            assert_eq!(own.scenario_sides, sides);
+            let shared_view = MarketView::new(&venue, &market).unwrap().with_books(&books);
+            let shared = build_report(&portfolio, &shared_view, Detail::Totals).unwrap();
+            assert_eq!(shared.scenario_sides, sides);
             let (instruments, spot) = crate::portfolio_report::book_inputs(&portfolio, params);
             let book = ScenarioBook::new(&view, params, &instruments, &spot).unwrap();
             let report_usd = view
