@@ -419,7 +419,8 @@ proptest! {
 /// (linear and inverse), inverse contracts and collateral in several coins. Each account is
 /// `(USDT collateral, BTC collateral in hundredths, BTCUSDT size in thousandths, option kind,
 /// portfolio mode?)`; option kind 0 holds none, 1 sells a BTC_USDC call, 2 sells a BTC_USDC
-/// put, 3 buys an inverse BTC call, 4 sells an inverse BTC put. `path` moves BTC by 0.1% steps
+/// put, 3 buys an inverse BTC call, 4 sells an inverse BTC put, 7 sells a BTC_USDC strangle and
+/// buys ETHUSDT, 8 sells ETHUSDT. `path` moves BTC by 0.1% steps
 /// (and ETH the other way on every third step); `vols` re-quotes the BTC smile at the steps it
 /// names, as `(step, ATM vol in percent)`.
 fn mixed_events(
@@ -501,17 +502,25 @@ fn mixed_events_timed(
                 &mut lines,
             );
         }
-        let option_fill = match option {
+        let option_fills: &[(&str, &str, &str, &str)] = match option {
             // Near their Black-76 value on the opening smile (about 0.99 years, 60% ATM).
-            1 => Some(("BTC_USDC-27DEC26-65000-C", "sell", "1", "13000")),
-            2 => Some(("BTC_USDC-27DEC26-55000-P", "sell", "1", "12000")),
-            3 => Some(("BTC-27DEC26-70000-C", "buy", "1", "0.2")),
-            4 => Some(("BTC-27DEC26-50000-P", "sell", "1", "0.17")),
-            5 => Some(("BTC_USDC-09JAN26-60000-C", "sell", "1", "2200")),
-            6 => Some(("BTC-09JAN26-58000-P", "buy", "12", "0.025")),
-            _ => None,
+            1 => &[("BTC_USDC-27DEC26-65000-C", "sell", "1", "13000")],
+            2 => &[("BTC_USDC-27DEC26-55000-P", "sell", "1", "12000")],
+            3 => &[("BTC-27DEC26-70000-C", "buy", "1", "0.2")],
+            4 => &[("BTC-27DEC26-50000-P", "sell", "1", "0.17")],
+            5 => &[("BTC_USDC-09JAN26-60000-C", "sell", "1", "2200")],
+            6 => &[("BTC-09JAN26-58000-P", "buy", "12", "0.025")],
+            // A short strangle whose worst scenario changes side near 59,000, and ETH: the
+            // cross-underlying offset's direction turns (portfolio mode).
+            7 => &[
+                ("BTC_USDC-27DEC26-65000-C", "sell", "1", "13000"),
+                ("BTC_USDC-27DEC26-55000-P", "sell", "1.9", "12000"),
+                ("ETHUSDT", "buy", "20", "3000"),
+            ],
+            8 => &[("ETHUSDT", "sell", "15", "3000")],
+            _ => &[],
         };
-        if let Some((instrument, side, size, price)) = option_fill {
+        for (instrument, side, size, price) in option_fills {
             push(
                 format!(
                     r#""type":"fill","account":"{account}","instrument":"{instrument}","side":"{side}","size":"{size}","price":"{price}""#
@@ -620,7 +629,7 @@ proptest! {
     #[test]
     fn bands_expire_as_options_decay(
         accounts in proptest::collection::vec(
-            (500u32..30_000, 0u32..60, -400i32..400, 0u8..7, any::<bool>()),
+            (500u32..30_000, 0u32..60, -400i32..400, 0u8..9, any::<bool>()),
             1..10,
         ),
         path in proptest::collection::vec(-4i32..4, 1..120),
@@ -636,7 +645,7 @@ proptest! {
     #[test]
     fn bands_act_exactly_as_examining_every_holder_for_every_kind_of_account(
         accounts in proptest::collection::vec(
-            (500u32..30_000, 0u32..60, -400i32..400, 0u8..7, any::<bool>()),
+            (500u32..30_000, 0u32..60, -400i32..400, 0u8..9, any::<bool>()),
             1..10,
         ),
         path in proptest::collection::vec(-8i32..8, 1..120),
