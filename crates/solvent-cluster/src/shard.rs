@@ -697,4 +697,26 @@ mod tests {
         assert_eq!(positions.floor(20), 80);
         assert_eq!(positions.floor(25), 80);
     }
+
+    #[test]
+    fn a_floor_reads_back_and_only_the_newest_are_kept() -> Result<(), ClusterError> {
+        let dir = std::env::temp_dir().join(format!("solvent-floors-{}", std::process::id()));
+        // A snapshot without a floor reads the whole subject.
+        assert_eq!(read_floor(&dir, 7), 0);
+        for seq in 1..=6 {
+            write_floor(&dir, seq * 10, seq * 100)?;
+        }
+        assert_eq!(read_floor(&dir, 60), 600);
+        assert_eq!(read_floor(&dir, 30), 300);
+        // One more than the snapshots kept.
+        assert_eq!(read_floor(&dir, 20), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.join(FLOORS_DIR))
+                .map(Iterator::count)
+                .ok(),
+            Some(SNAPSHOTS_KEPT + 1)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
 }
