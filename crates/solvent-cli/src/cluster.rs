@@ -76,6 +76,14 @@ pub struct ShardArgs {
     /// Input messages between snapshots.
     #[arg(long, default_value_t = 1_000, value_name = "MESSAGES")]
     pub snapshot_every: u64,
+    /// Effect messages published and not yet acknowledged by JetStream, at most, before the
+    /// shard reads on (0: each acknowledged before the next input).
+    #[arg(long, default_value_t = shard::DEFAULT_EFFECTS_IN_FLIGHT, value_name = "MESSAGES")]
+    pub effects_in_flight: usize,
+    /// Testing: the N-th effect message this run publishes is not sent and its
+    /// acknowledgement fails (the messages after it are sent), so the shard stops there.
+    #[arg(long, hide = true, value_name = "N")]
+    pub fail_effect_message: Option<u64>,
     /// Stop once the stream's content at the start is applied (for replays and tests), and
     /// print the shard's report as JSON.
     #[arg(long)]
@@ -217,6 +225,8 @@ pub fn run_shard(args: &ShardArgs, feedback: Feedback) -> Result<String> {
         engine: EngineConfig::default(),
         replicas: args.replicas,
         snapshot_every: args.snapshot_every.max(1),
+        effects_in_flight: args.effects_in_flight,
+        fail_effect_message: args.fail_effect_message,
         stop_at_end: args.stop_at_end,
     };
     let (stop_sender, stop) = tokio::sync::watch::channel(false);

@@ -190,6 +190,8 @@ pub fn run(args: &ServeArgs, feedback: crate::progress::Feedback) -> Result<Stri
                 venue: args.venue.clone(),
                 replicas: 3,
                 snapshot_every: 1_000,
+                effects_in_flight: solvent_cluster::shard::DEFAULT_EFFECTS_IN_FLIGHT,
+                fail_effect_message: None,
                 stop_at_end: false,
             },
             feedback,

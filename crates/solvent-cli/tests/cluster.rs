@@ -10,6 +10,12 @@
 //!   stream published while one NATS node is killed with SIGKILL, and every shard killed with
 //!   SIGKILL at random moments and restarted: every shard's effect stream holds each input
 //!   message's effects exactly once, and the effects equal the one engine's again.
+//! - `shards_killed_with_their_effect_window_full_publish_each_effect_once`: every shard
+//!   catching up on the whole stream, its effect messages pipelined: three runs of each whose
+//!   20th effect message is lost while the ones after it are stored (the shard stops at its
+//!   failed acknowledgement), then three killed with SIGKILL as soon as they have written a
+//!   snapshot (while their window of unacknowledged effect messages is full): what a run lost
+//!   in flight is published again by the next, once, and what it stored is not.
 //!
 //! The NATS server comes from `scripts/setup-nats` (`target/nats-venv/bin/nats-server`, or
 //! `SOLVENT_NATS_SERVER`); `./scripts/test` runs it first.
@@ -276,6 +282,11 @@ fn solvent(args: &[&str]) -> String {
 /// Publishes until JetStream has acknowledged every message (a publication that fails, as it
 /// may while a node dies, is retried with the same message ids: JetStream drops duplicates).
 fn publish(urls: &str, events: &Path, id_prefix: &str) -> serde_json::Value {
+    publish_batched(urls, events, id_prefix, 50)
+}
+
+/// As [`publish`], at most `batch` events per message.
+fn publish_batched(urls: &str, events: &Path, id_prefix: &str, batch: usize) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let output = Command::new(env!("CARGO_BIN_EXE_solvent"))
@@ -287,7 +298,7 @@ fn publish(urls: &str, events: &Path, id_prefix: &str) -> serde_json::Value {
                 "--shards",
                 &SHARDS.to_string(),
                 "--batch",
-                "50",
+                &batch.to_string(),
                 "--id-prefix",
                 id_prefix,
                 &events.display().to_string(),
@@ -306,6 +317,12 @@ fn publish(urls: &str, events: &Path, id_prefix: &str) -> serde_json::Value {
     }
 }
 
+/// Input messages between a test shard's snapshots, and its effect messages in flight at most:
+/// a window smaller than the snapshot interval, so that it fills between two snapshots (a shard
+/// waits for every acknowledgement before a snapshot).
+const SNAPSHOT_EVERY: &str = "40";
+const EFFECTS_IN_FLIGHT: &str = "8";
+
 fn shard_args<'a>(urls: &'a str, shard: &'a str, data: &'a str) -> Vec<&'a str> {
     vec![
         "cluster",
@@ -317,16 +334,24 @@ fn shard_args<'a>(urls: &'a str, shard: &'a str, data: &'a str) -> Vec<&'a str> 
         "--data",
         data,
         "--snapshot-every",
-        "7",
+        SNAPSHOT_EVERY,
+        "--effects-in-flight",
+        EFFECTS_IN_FLIGHT,
     ]
 }
 
 /// Shard `shard` running (not stopping at the end of the stream), its data under `scratch`.
 fn start_shard(urls: &str, scratch: &Path, shard: u32) -> Child {
+    start_shard_with(urls, scratch, shard, &[])
+}
+
+/// As [`start_shard`], with `extra` arguments.
+fn start_shard_with(urls: &str, scratch: &Path, shard: u32, extra: &[&str]) -> Child {
     let shard_text = format!("{shard}/{SHARDS}");
     let data = scratch.join(format!("shard-{shard}")).display().to_string();
     Command::new(env!("CARGO_BIN_EXE_solvent"))
         .args(shard_args(urls, &shard_text, &data))
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -538,6 +563,85 @@ fn killed_shards_and_a_killed_nats_node_lose_nothing_and_apply_nothing_twice() {
     }
     let reports = finish_shards(&urls, scratch.dir());
     assert!(kills >= 12);
+    assert!(
+        reports.iter().all(|r| !r["recovered_from"].is_null()),
+        "a shard did not recover from a snapshot: {reports:?}"
+    );
+    assert_same(&expected, &cluster_outcome(&urls, &accounts, scratch.dir()));
+}
+
+#[test]
+fn shards_killed_with_their_effect_window_full_publish_each_effect_once() {
+    let scratch = Scratch::new("cluster-window");
+    let (events, accounts) = events();
+    let expected = reference(&events, &accounts);
+    let nats = NatsCluster::start(scratch.dir());
+    let urls = nats.urls();
+    // The whole stream first, one event per message (so that each shard has many messages with
+    // effects between two snapshots): each shard then reads as fast as it can, with its window
+    // of unacknowledged effect messages full (an fsynced acknowledgement takes milliseconds, an
+    // input message microseconds).
+    let file = scratch.dir().join("events.jsonl");
+    write_events(&file, &events);
+    publish_batched(&urls, &file, "all", 1);
+    let newest_snapshot = |shard: u32| {
+        solvent_store::list_snapshots(&scratch.dir().join(format!("shard-{shard}")))
+            .ok()
+            .flatten()
+            .and_then(|files| files.into_iter().next())
+    };
+    // A publication lost in the middle of the window: the shard stops at its acknowledgement,
+    // with later ones stored (the case where "the last effect message stored" is not a
+    // prefix). Recovery must publish the lost one again.
+    for _ in 0..3 {
+        for shard in 0..SHARDS {
+            let mut child = start_shard_with(
+                &urls,
+                scratch.dir(),
+                shard,
+                &["--fail-effect-message", "20"],
+            );
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let status = loop {
+                if let Some(status) = child.try_wait().expect("the shard's status") {
+                    break status;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "shard {shard} did not stop at its lost effect message"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            assert!(!status.success(), "shard {shard} did not fail");
+        }
+    }
+    let mut kills = 0;
+    for _ in 0..3 {
+        for shard in 0..SHARDS {
+            let before = newest_snapshot(shard);
+            let mut child = start_shard(&urls, scratch.dir(), shard);
+            // Killed as soon as it has written a new snapshot: it has read on since, publishing
+            // the effects of the next messages without waiting for their acknowledgements.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while newest_snapshot(shard) == before
+                && Instant::now() < deadline
+                && child.try_wait().ok().flatten().is_none()
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_ne!(
+                newest_snapshot(shard),
+                before,
+                "shard {shard} wrote no new snapshot (it has {:?})",
+                child.try_wait()
+            );
+            let _ = child.kill();
+            let _ = child.wait();
+            kills += 1;
+        }
+    }
+    assert_eq!(kills, 12);
+    let reports = finish_shards(&urls, scratch.dir());
     assert!(
         reports.iter().all(|r| !r["recovered_from"].is_null()),
         "a shard did not recover from a snapshot: {reports:?}"

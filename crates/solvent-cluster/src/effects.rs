@@ -24,7 +24,9 @@ pub struct EffectMessage {
 }
 
 /// Every effect message of shard `shard` (all shards if `None`) the effect stream holds now, in
-/// stream order.
+/// input order (by input sequence, then shard). Not stream order: a shard publishes its effect
+/// messages pipelined, and one lost in flight is published again by the shard's next run,
+/// after later ones that were stored.
 ///
 /// # Errors
 /// [`ClusterError::Nats`] when the stream cannot be read, or a message is not an effect message
@@ -33,14 +35,45 @@ pub async fn read_all(
     js: &Context,
     shard: Option<u32>,
 ) -> Result<Vec<EffectMessage>, ClusterError> {
+    let mut messages = read(js, shard, 0).await?;
+    messages.sort_by_key(|message| (message.input_seq, message.shard, message.effect_seq));
+    Ok(messages)
+}
+
+/// The effect messages of shard `shard` (all shards if `None`) stored at effect-stream
+/// sequences above `after`, in stream order: what a recovering shard reads to learn which
+/// inputs' effects are stored since its snapshot.
+///
+/// # Errors
+/// As [`read_all`].
+pub async fn read_after(
+    js: &Context,
+    shard: Option<u32>,
+    after: u64,
+) -> Result<Vec<EffectMessage>, ClusterError> {
+    read(js, shard, after).await
+}
+
+async fn read(
+    js: &Context,
+    shard: Option<u32>,
+    after: u64,
+) -> Result<Vec<EffectMessage>, ClusterError> {
     let nats =
         |error: &dyn std::fmt::Display| ClusterError::Nats(format!("{EFFECT_STREAM}: {error}"));
     let stream = js.get_stream(EFFECT_STREAM).await.map_err(|e| nats(&e))?;
     let filter = shard.map_or_else(|| format!("{EFFECT_SUBJECT_PREFIX}*"), effect_subject);
+    let deliver_policy = if after == 0 {
+        DeliverPolicy::All
+    } else {
+        DeliverPolicy::ByStartSequence {
+            start_sequence: after + 1,
+        }
+    };
     let mut consumer = stream
         .create_consumer(OrderedConfig {
             filter_subject: filter,
-            deliver_policy: DeliverPolicy::All,
+            deliver_policy,
             ..OrderedConfig::default()
         })
         .await

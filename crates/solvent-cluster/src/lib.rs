@@ -60,6 +60,14 @@ pub enum ClusterError {
         /// The stream's first sequence.
         stream_first: u64,
     },
+    /// A file of the shard's data directory (an effect floor) could not be written.
+    #[error("{}: {problem}", path.display())]
+    Io {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        problem: String,
+    },
     /// The shard's configuration is wrong.
     #[error("{0}")]
     Config(String),

@@ -9,21 +9,28 @@
 //!   itself) is skipped. Each event's sequence number is derived from its message's stream
 //!   sequence ([`crate::message::event_seq`]), so a replay numbers the events as the first run.
 //! - **Effects.** A message's effects are published with the message's stream sequence in a
-//!   header and as JetStream's message id (`shard-K-S`); on recovery the shard reads the last
-//!   effect message of its subject and publishes nothing for input at or below it. The engine is
-//!   deterministic, so what it would publish again is what was published.
+//!   header and as JetStream's message id (`shard-K-S`), up to
+//!   [`ShardConfig::effects_in_flight`] of them awaiting JetStream's acknowledgement at once.
+//!   On recovery the shard reads every effect message of its subject stored since its
+//!   snapshot's *effect floor* (below every effect message for input after the snapshot) and,
+//!   replaying the input after the snapshot, publishes the effects of exactly the inputs it
+//!   did not find: the engine is deterministic, so what it would publish again is what was
+//!   published. A previous run's publication still landing while the shard recovers carries
+//!   the same message id, so JetStream drops whichever of the two comes second.
 //! - **Snapshots** are written only once every effect up to their sequence is acknowledged by
-//!   JetStream: a snapshot never holds a state whose effects could be lost.
+//!   JetStream, with their effect floor beside them (`effect-floors/<seq>`): a snapshot never
+//!   holds a state whose effects could be lost, and recovery knows where to look for the
+//!   effects of the input after it.
 
-use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::consumer::pull::OrderedConfig;
 use async_nats::jetstream::context::PublishAckFuture;
-use async_nats::jetstream::stream::{Config as StreamConfig, LastRawMessageErrorKind, StorageType};
+use async_nats::jetstream::stream::{Config as StreamConfig, StorageType};
 use async_nats::jetstream::{self, Context};
 use futures_util::StreamExt;
 use solvent_engine::Engine;
@@ -32,6 +39,7 @@ use solvent_engine::effect::EffectLine;
 use tokio::sync::watch;
 
 use crate::ClusterError;
+use crate::effects;
 use crate::message;
 use crate::query::{Answer, Query, answer, query_subject};
 use crate::routing::{
@@ -42,13 +50,14 @@ use crate::routing::{
 /// The header that carries the input stream sequence an effect message answers.
 pub const INPUT_SEQ_HEADER: &str = "Solvent-Input-Seq";
 
-/// Effect messages published and not yet acknowledged, at most, before the shard reads on:
-/// none. Recovery skips the input at or below the last effect message stored, which is sound
-/// only if what is stored is a prefix: with several in flight, an early one can fail (a stream
-/// leader changing) while a later one is stored, and its effects would be skipped for good (the
-/// cluster kill test found it). Pipelining needs recovery to read which inputs' effects are
-/// stored since the snapshot (their effect-stream position kept with it): not built yet.
-const EFFECTS_IN_FLIGHT: usize = 0;
+/// Effect messages published and not yet acknowledged, at most, by default. Waiting for each
+/// one's fsynced acknowledgement before reading on cost a shard five times its throughput
+/// (docs/scale.md, "Measured"); what is stored need not be a prefix, since recovery reads which
+/// inputs' effects are stored rather than the last one.
+pub const DEFAULT_EFFECTS_IN_FLIGHT: usize = 256;
+
+/// The directory of the data directory holding each snapshot's effect floor.
+const FLOORS_DIR: &str = "effect-floors";
 
 /// Snapshots kept in the shard's data directory.
 const SNAPSHOTS_KEPT: usize = 3;
@@ -73,6 +82,14 @@ pub struct ShardConfig {
     pub replicas: usize,
     /// Input messages between snapshots.
     pub snapshot_every: u64,
+    /// Effect messages published and not yet acknowledged, at most, before the shard reads
+    /// on (0: each acknowledged before the next input).
+    pub effects_in_flight: usize,
+    /// Testing: the `n`-th effect message this run publishes (from 1) is not sent and its
+    /// acknowledgement fails, while the messages after it are sent, as when a publication
+    /// fails while a stream leader changes: the shard stops at that acknowledgement, and its
+    /// next run must publish the lost message again and not the later ones.
+    pub fail_effect_message: Option<u64>,
     /// Stop once everything the stream held for this shard when it started is applied.
     pub stop_at_end: bool,
 }
@@ -96,6 +113,9 @@ pub struct ShardReport {
     pub effects: u64,
     /// Effect messages not published again because JetStream already held them.
     pub effects_already_published: u64,
+    /// Effect messages found stored since the snapshot's effect floor at recovery (this
+    /// shard's, for input after the snapshot).
+    pub effects_found_at_recovery: u64,
     /// Input messages delivered again and skipped.
     pub redelivered: u64,
     /// The engine's state hash at the end.
@@ -229,34 +249,83 @@ fn recover(config: &ShardConfig) -> Result<(Engine, Option<u64>, Vec<String>), C
     Ok((Engine::new(venue, config.engine.clone()), None, skipped))
 }
 
-/// The last input stream sequence whose effects shard `shard` has published, if any.
-async fn effects_published_through(js: &Context, shard: u32) -> Result<Option<u64>, ClusterError> {
-    let stream = js
-        .get_stream(EFFECT_STREAM)
-        .await
-        .map_err(|error| ClusterError::Nats(format!("stream {EFFECT_STREAM}: {error}")))?;
-    match stream
-        .get_last_raw_message_by_subject(&effect_subject(shard))
-        .await
-    {
-        Ok(message) => {
-            let seq = message
-                .headers
-                .get(INPUT_SEQ_HEADER)
-                .and_then(|value| value.as_str().parse::<u64>().ok())
-                .ok_or_else(|| {
-                    ClusterError::Nats(format!(
-                        "effect message {} of shard {shard} has no {INPUT_SEQ_HEADER} header",
-                        message.sequence
-                    ))
-                })?;
-            Ok(Some(seq))
+/// Where a shard's effect messages are in the effect stream, for the floor recorded with each
+/// snapshot: an effect-stream sequence below every effect message of the shard for input after
+/// the snapshot, stored or still to come. Recovery reads the shard's effect messages above it.
+struct EffectPositions {
+    /// The effect messages recovery found stored for input after the snapshot: input sequence
+    /// to effect-stream sequence.
+    stored: BTreeMap<u64, u64>,
+    /// The effect-stream sequence recovery read through: a previous run's publication that
+    /// lands after the read is stored above it.
+    read_through: u64,
+    /// The input stream's last sequence when this run started: a previous run read no further,
+    /// so it published no effects for input beyond it.
+    previous_end: u64,
+    /// The highest effect-stream sequence acknowledged to this run.
+    acknowledged: u64,
+}
+
+impl EffectPositions {
+    /// The floor for a snapshot at input `seq`, once every effect message up to it is
+    /// acknowledged.
+    fn floor(&self, seq: u64) -> u64 {
+        // This run's own publications for input after `seq` come after every acknowledgement
+        // it has had (the snapshot waited for them), so they are stored above it.
+        let mut floor = self.acknowledged.max(self.read_through);
+        if seq < self.previous_end {
+            // A previous run may have published for input after `seq`, stored before the read
+            // (in `stored`) or landing after it (above `read_through`).
+            floor = floor.min(self.read_through);
+            if let Some(first) = self.stored.range(seq + 1..).map(|(_, at)| *at).min() {
+                floor = floor.min(first.saturating_sub(1));
+            }
         }
-        Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
-        Err(error) => Err(ClusterError::Nats(format!(
-            "last effect of shard {shard}: {error}"
-        ))),
+        floor
     }
+}
+
+/// The effect floor recorded with the snapshot at `seq`; 0 (the shard's whole effect subject)
+/// when there is none or it does not read, which is slower to recover from but as exact.
+fn read_floor(data_dir: &Path, seq: u64) -> u64 {
+    std::fs::read_to_string(data_dir.join(FLOORS_DIR).join(seq.to_string()))
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Records the effect floor of the snapshot at `seq` (before the snapshot itself, so that every
+/// snapshot has one), durably, and removes the floors of snapshots no longer kept.
+fn write_floor(data_dir: &Path, seq: u64, floor: u64) -> Result<(), ClusterError> {
+    let dir = data_dir.join(FLOORS_DIR);
+    let io = |path: &Path, error: std::io::Error| ClusterError::Io {
+        path: path.to_path_buf(),
+        problem: error.to_string(),
+    };
+    std::fs::create_dir_all(&dir).map_err(|error| io(&dir, error))?;
+    let path = dir.join(seq.to_string());
+    let temporary = dir.join(format!("{seq}.tmp"));
+    {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(&temporary).map_err(|error| io(&temporary, error))?;
+        file.write_all(floor.to_string().as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|error| io(&temporary, error))?;
+    }
+    std::fs::rename(&temporary, &path).map_err(|error| io(&path, error))?;
+    let mut seqs: Vec<u64> = std::fs::read_dir(&dir)
+        .map_err(|error| io(&dir, error))?
+        .filter_map(|item| item.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    seqs.sort_unstable();
+    // One more than the snapshots kept: a floor written before a snapshot that then failed
+    // must not push out the floor of one that is kept.
+    let excess = seqs.len().saturating_sub(SNAPSHOTS_KEPT + 1);
+    for old in &seqs[..excess] {
+        let old = dir.join(old.to_string());
+        std::fs::remove_file(&old).map_err(|error| io(&old, error))?;
+    }
+    Ok(())
 }
 
 /// Runs shard `config.shard` until `stop` turns true (or, with `stop_at_end`, until it has
@@ -278,7 +347,6 @@ pub async fn run(
     }
     let (mut engine, recovered_from, skipped_snapshots) = recover(&config)?;
     let js = connect(&config.servers, config.shards, config.replicas).await?;
-    let published_through = effects_published_through(&js, config.shard).await?;
     let mut report = ShardReport {
         shard: config.shard,
         recovered_from,
@@ -288,6 +356,7 @@ pub async fn run(
         events: 0,
         effects: 0,
         effects_already_published: 0,
+        effects_found_at_recovery: 0,
         redelivered: 0,
         state_hash: String::new(),
         accounts: 0,
@@ -320,6 +389,14 @@ pub async fn run(
             stream_first: state.first_sequence,
         });
     }
+    let mut positions = stored_effects(
+        &js,
+        &config,
+        recovered_from,
+        end,
+        &mut report.effects_found_at_recovery,
+    )
+    .await?;
     let deliver_policy = DeliverPolicy::ByStartSequence {
         start_sequence: start,
     };
@@ -368,7 +445,8 @@ pub async fn run(
         .map_err(|error| {
             ClusterError::Nats(format!("queries of shard {}: {error}", config.shard))
         })?;
-    let mut in_flight: VecDeque<PublishAckFuture> = VecDeque::new();
+    let mut in_flight: VecDeque<Publication> = VecDeque::new();
+    let mut published = 0_u64;
     let mut since_snapshot = 0_u64;
     let done_at_start = config.stop_at_end && (pending == 0 || end < start);
     loop {
@@ -413,18 +491,23 @@ pub async fn run(
         report.effects += lines.len() as u64;
         report.last_stream_seq = Some(stream_seq);
         if !lines.is_empty() {
-            if published_through.is_some_and(|through| stream_seq <= through) {
+            if positions.stored.contains_key(&stream_seq) {
                 report.effects_already_published += 1;
             } else {
-                in_flight.push_back(publish_effects(&js, config.shard, stream_seq, &lines).await?);
-                while in_flight.len() > EFFECTS_IN_FLIGHT {
-                    acknowledged(in_flight.pop_front()).await?;
+                published += 1;
+                in_flight.push_back(if config.fail_effect_message == Some(published) {
+                    Publication::Failed(stream_seq)
+                } else {
+                    Publication::Sent(publish_effects(&js, config.shard, stream_seq, &lines).await?)
+                });
+                while in_flight.len() > config.effects_in_flight {
+                    acknowledged(in_flight.pop_front(), &mut positions).await?;
                 }
             }
         }
         since_snapshot += 1;
         if since_snapshot >= config.snapshot_every {
-            snapshot(&config, &engine, stream_seq, &mut in_flight).await?;
+            snapshot(&config, &engine, stream_seq, &mut in_flight, &mut positions).await?;
             since_snapshot = 0;
         }
         if config.stop_at_end && (pending == 0 || stream_seq >= end) {
@@ -434,10 +517,10 @@ pub async fn run(
     if let Some(last) = report.last_stream_seq
         && since_snapshot > 0
     {
-        snapshot(&config, &engine, last, &mut in_flight).await?;
+        snapshot(&config, &engine, last, &mut in_flight, &mut positions).await?;
     }
-    while let Some(ack) = in_flight.pop_front() {
-        acknowledged(Some(ack)).await?;
+    while let Some(publication) = in_flight.pop_front() {
+        acknowledged(Some(publication), &mut positions).await?;
     }
     report.state_hash = engine.state_hash();
     report.accounts = engine.accounts().len();
@@ -495,24 +578,145 @@ async fn publish_effects(
         .map_err(|error| ClusterError::Nats(format!("publishing effects: {error}")))
 }
 
-async fn acknowledged(ack: Option<PublishAckFuture>) -> Result<(), ClusterError> {
-    if let Some(ack) = ack {
-        ack.await
-            .map_err(|error| ClusterError::Nats(format!("effects not acknowledged: {error}")))?;
+/// Waits for one effect message's acknowledgement. A failure stops the shard: the effect
+/// messages after it may be stored or not, and recovery, which reads which are, publishes the
+/// rest again.
+async fn acknowledged(
+    publication: Option<Publication>,
+    positions: &mut EffectPositions,
+) -> Result<(), ClusterError> {
+    match publication {
+        Some(Publication::Sent(ack)) => {
+            let ack = ack.await.map_err(|error| {
+                ClusterError::Nats(format!("effects not acknowledged: {error}"))
+            })?;
+            positions.acknowledged = positions.acknowledged.max(ack.sequence);
+        }
+        Some(Publication::Failed(input_seq)) => {
+            return Err(ClusterError::Nats(format!(
+                "effects of input {input_seq} not sent (fail_effect_message, for testing)"
+            )));
+        }
+        None => {}
     }
     Ok(())
 }
 
-/// Writes a snapshot at `stream_seq` once every effect published so far is acknowledged.
+/// An effect message awaiting its acknowledgement.
+enum Publication {
+    /// Sent: JetStream's acknowledgement to come.
+    Sent(PublishAckFuture),
+    /// Not sent, for testing ([`ShardConfig::fail_effect_message`]): the effects of this input
+    /// sequence, whose acknowledgement fails.
+    Failed(u64),
+}
+
+/// Writes a snapshot at `stream_seq`, with its effect floor, once every effect published so
+/// far is acknowledged.
 async fn snapshot(
     config: &ShardConfig,
     engine: &Engine,
     stream_seq: u64,
-    in_flight: &mut VecDeque<PublishAckFuture>,
+    in_flight: &mut VecDeque<Publication>,
+    positions: &mut EffectPositions,
 ) -> Result<(), ClusterError> {
-    while let Some(ack) = in_flight.pop_front() {
-        acknowledged(Some(ack)).await?;
+    while let Some(publication) = in_flight.pop_front() {
+        acknowledged(Some(publication), positions).await?;
     }
+    write_floor(&config.data_dir, stream_seq, positions.floor(stream_seq))?;
     solvent_store::write_snapshot(&config.data_dir, engine, stream_seq, SNAPSHOTS_KEPT)?;
     Ok(())
+}
+
+/// The effect messages of the shard stored since its snapshot's floor (every one for input
+/// after the snapshot, whichever run published it), asked for again while JetStream elects
+/// leaders (as in [`connect`]); `previous_end` is the input stream's last sequence now.
+async fn stored_effects(
+    js: &Context,
+    config: &ShardConfig,
+    recovered_from: Option<u64>,
+    previous_end: u64,
+    found: &mut u64,
+) -> Result<EffectPositions, ClusterError> {
+    let floor = recovered_from.map_or(0, |seq| read_floor(&config.data_dir, seq));
+    let deadline = tokio::time::Instant::now() + STREAMS_PATIENCE;
+    let messages = loop {
+        match effects::read_after(js, Some(config.shard), floor).await {
+            Err(ClusterError::Nats(problem)) if tokio::time::Instant::now() < deadline => {
+                note_waiting(&problem);
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            result => break result?,
+        }
+    };
+    let after = recovered_from.unwrap_or(0);
+    let mut positions = EffectPositions {
+        stored: BTreeMap::new(),
+        read_through: floor,
+        previous_end,
+        acknowledged: 0,
+    };
+    for message in messages {
+        positions.read_through = positions.read_through.max(message.effect_seq);
+        if message.input_seq > after {
+            *found += 1;
+            positions
+                .stored
+                .entry(message.input_seq)
+                .or_insert(message.effect_seq);
+        }
+    }
+    Ok(positions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A previous run stored the effects of inputs 12 and 15 out of order (15 first, at 45;
+    /// 12 at 50); recovery from a snapshot at 10 read through 60; the input stream ended at 20
+    /// when this run started; this run has had acknowledgements up to 80.
+    fn positions() -> EffectPositions {
+        EffectPositions {
+            stored: BTreeMap::from([(12, 50), (15, 45)]),
+            read_through: 60,
+            previous_end: 20,
+            acknowledged: 80,
+        }
+    }
+
+    #[test]
+    fn the_floor_stays_below_every_effect_message_a_recovery_after_it_must_find() {
+        let positions = positions();
+        // Below the first stored message for input after the snapshot, whatever its input.
+        assert_eq!(positions.floor(10), 44);
+        assert_eq!(positions.floor(12), 44);
+        // Nothing stored after 15, but a previous run's late publication lands above 60.
+        assert_eq!(positions.floor(15), 60);
+        // Beyond what a previous run can have read: this run's own acknowledgements.
+        assert_eq!(positions.floor(20), 80);
+        assert_eq!(positions.floor(25), 80);
+    }
+
+    #[test]
+    fn a_floor_reads_back_and_only_the_newest_are_kept() -> Result<(), ClusterError> {
+        let dir = std::env::temp_dir().join(format!("solvent-floors-{}", std::process::id()));
+        // A snapshot without a floor reads the whole subject.
+        assert_eq!(read_floor(&dir, 7), 0);
+        for seq in 1..=6 {
+            write_floor(&dir, seq * 10, seq * 100)?;
+        }
+        assert_eq!(read_floor(&dir, 60), 600);
+        assert_eq!(read_floor(&dir, 30), 300);
+        // One more than the snapshots kept.
+        assert_eq!(read_floor(&dir, 20), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.join(FLOORS_DIR))
+                .map(Iterator::count)
+                .ok(),
+            Some(SNAPSHOTS_KEPT + 1)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
 }
