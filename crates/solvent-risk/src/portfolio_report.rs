@@ -198,8 +198,14 @@ pub fn apply(
             components,
         )?;
     }
-    let order: Vec<&UnderlyingBook> = book.underlyings.values().collect();
-    let scenario_sides = sides_of(&order, &exposures).unwrap_or_default();
+    // Sides in USD say which scenario is worst only where the report currency does not move
+    // with a scenario (see `shared_margin_and_sides`).
+    let scenario_sides = if currency.priced_by.is_none() {
+        let order: Vec<&UnderlyingBook> = book.underlyings.values().collect();
+        sides_of(&order, &exposures).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     Ok(PoolRequirement {
         initial,
         maintenance,

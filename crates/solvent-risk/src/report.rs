@@ -268,10 +268,11 @@ pub struct MarginReport {
     /// otherwise (and then left out of the JSON).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub currencies: Vec<CurrencyMargin>,
-    /// Under cross-collateral portfolio margin, each scanned underlying's worst weighted
-    /// scenario P&L on either side of its price (USD): which is worse sets the underlying's
-    /// direction in the cross-underlying offset, and the gap between them how far prices must
-    /// move before it can turn. Read by monitoring; not part of the printed report.
+    /// Under cross-collateral portfolio margin, reported in a currency no scenario moves, each
+    /// scanned underlying's worst weighted scenario P&L on either side of its price (USD):
+    /// which is worse sets the underlying's direction in the cross-underlying offset, and the
+    /// gap between them (a P&L, closed by prices, time and volatility) how far the scenarios
+    /// must move before it can turn. Read by monitoring; not part of the printed report.
     #[serde(skip)]
     pub scenario_sides: Vec<crate::portfolio_margin::ScenarioSides>,
     /// The waterfall: every amount that makes up equity and the requirements.

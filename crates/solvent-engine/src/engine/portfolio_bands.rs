@@ -65,7 +65,8 @@ pub(super) struct PortfolioBound<'a> {
     reaches: Vec<ScenarioReach<'a>>,
     /// Options and futures whose values or charges decay with time.
     decaying: Vec<Decaying<'a>>,
-    /// `1 + max_offset` with more than one underlying, else 1.
+    /// The offset's slope bound: `1 + max_offset` with more than one underlying (`1 / (1 -
+    /// max_offset)` with directions held over three or more), else 1.
     offset_factor: f64,
     /// The first expiry among the account's options and futures (Unix milliseconds).
     pub(super) until_ms: Option<i64>,
@@ -428,10 +429,18 @@ impl Engine {
             if !(0.0..1.0).contains(&max_offset) {
                 return None;
             }
-            (
-                1.0 + max_offset,
-                max_offset * maintenance_usd / (1.0 - max_offset),
-            )
+            // The offset's slope in the summed changes of the `R_u`, directions fixed: `(M R)_u /
+            // sqrt(R' M R)` on its correlated branch (`M_uv = rho_uv d_u d_v`, `|M_uv| <= 1`),
+            // at most 1 where `M` is positive semidefinite (Cauchy-Schwarz), as any 2 x 2 one
+            // is; with three or more underlyings a partial or inconsistent set of correlations
+            // may not be, and the branch's floor `(1 - max_offset) sum R_u` bounds it by
+            // `1 / (1 - max_offset)`. A direction that may flip is covered by the allowance,
+            // the whole range the offset can swing in, over the slope `1 + max_offset`.
+            let factor = match directions {
+                Directions::Hold if held > 2 => 1.0 / (1.0 - max_offset),
+                Directions::Hold | Directions::MayFlip => 1.0 + max_offset,
+            };
+            (factor, max_offset * maintenance_usd / (1.0 - max_offset))
         } else {
             (1.0, 0.0)
         };
@@ -699,8 +708,9 @@ impl Engine {
 
     /// How many times over the gap between each underlying's two sides covers twice what one
     /// scenario can move inside `widths` (the least over the underlyings): above 1, no
-    /// direction can flip inside the bands. A margin of `1e-9` of the sides covers the scan's
-    /// f64 rounding (the lean path weighs the same P&L in another order).
+    /// direction can flip inside the bands. A margin of `1e-9` of the sides covers the f64
+    /// rounding between these USD sides and the report currency the scan divides them into,
+    /// and the scan's first-of-equals rule (a tie is a gap of 0).
     fn direction_room(
         &self,
         bound: &PortfolioBound<'_>,
@@ -731,9 +741,13 @@ impl Engine {
             };
             let margin = 1e-9 * (side.rising.abs() + side.not_rising.abs() + 1.0);
             let gap = (side.rising - side.not_rising).abs();
-            room = room.min(gap / (2.0 * reach + margin));
+            let share = gap / (2.0 * reach + margin);
+            if share.is_nan() {
+                return 0.0;
+            }
+            room = room.min(share);
         }
-        if room.is_nan() { 0.0 } else { room }
+        room
     }
 
     /// The lowest and highest volatility of the smile of an option's own expiry (the option's

@@ -151,7 +151,13 @@ pub fn shared_margin_and_sides(
         &mut Scratch::default(),
     )
     .ok()?;
-    let sides = sides_of(&order, &exposures)?;
+    let sides = if currency.priced_by.is_none() {
+        sides_of(&order, &exposures)?
+    } else {
+        // Reported in a coin the scan moves: the conversion reorders the scenarios, and the
+        // USD sides would not say which is worst.
+        Vec::new()
+    };
     // As `portfolio_risk`: no expected shortfall without a history.
     Some(((params.im_factor * maintenance, maintenance), sides))
 }
@@ -242,8 +248,8 @@ pub struct ScenarioSides {
 
 /// Each underlying's [`ScenarioSides`] for `portfolio`'s cross pool from `books`, in the order
 /// its own book lists them; `None` where the books lack an underlying or an instrument it holds.
-#[must_use]
-pub fn scenario_sides(
+#[cfg(test)]
+fn scenario_sides(
     portfolio: &Portfolio,
     books: &SharedBooks,
     params: &PortfolioMarginParams,
@@ -253,7 +259,7 @@ pub fn scenario_sides(
 }
 
 /// Each of `order`'s underlyings' [`ScenarioSides`] for `exposures` (whose `underlying` indexes
-/// `order`): the scenario P&L summed as the scan sums them.
+/// `order`): the scenario P&L summed as the scan sums them; `None` where one is not a number.
 pub(crate) fn sides_of(
     order: &[&UnderlyingBook],
     exposures: &[Exposure],
@@ -266,6 +272,10 @@ pub(crate) fn sides_of(
         let mut not_rising = f64::INFINITY;
         for (value, scenario) in pnl.iter().zip(&book_u.scenarios) {
             let weighted = value * scenario.weight;
+            // `min` would pass over a NaN: no sides rather than a side without it.
+            if weighted.is_nan() {
+                return None;
+            }
             // The charges' rule: an up move sets the direction -1, any other +1.
             let side = if scenario.price_move > 0.0 {
                 &mut rising
