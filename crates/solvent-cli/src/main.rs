@@ -605,10 +605,19 @@ fn margin(args: &MarginArgs) -> Result<Printed> {
     let text = if args.inputs.json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {
+        // The reverse stress beside the report: the JSON stays the report (`stress --reverse`
+        // gives the moves as JSON).
+        let reverse = solvent_risk::stress::reverse(&loaded.portfolio, &view)
+            .map_err(|error| loaded.locate(&name, error).to_string());
+        let index = |underlying: &str| loaded.market.index.get(underlying).map(|p| p.value());
         render::margin(
             &report,
             &loaded.venue,
             display::Layout::new(args.inputs.wide),
+            Some(&render::LiquidationMoves {
+                reverse: reverse.as_deref().map_err(Clone::clone),
+                index: &index,
+            }),
         )
     };
     Ok(Printed::warned(text, loaded.warnings))

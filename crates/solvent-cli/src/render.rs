@@ -169,7 +169,24 @@ fn with_unit(text: String, unit: Option<&String>, per_cell: bool) -> String {
 
 /// The margin report as tables: header naming the margin model, summary, each currency under
 /// segregated portfolio margin, waterfall, positions, warnings.
-pub fn margin(report: &MarginReport, venue: &Venue, layout: Layout) -> String {
+/// The moves that liquidate the account: per underlying its index's smallest fall and rise that
+/// take the cross pool's health to 1 with every cross position and coin on it moving with the
+/// index (the reverse stress, `solvent stress --reverse`), and the index level each gives, or
+/// why the search could not run.
+pub struct LiquidationMoves<'a> {
+    /// The reverse stress, or why it is missing.
+    pub reverse: Result<&'a [ReverseStress], String>,
+    /// Each underlying's index now (USD).
+    pub index: &'a dyn Fn(&str) -> Option<Decimal>,
+}
+
+/// A margin report as tables, with the liquidating moves of [`LiquidationMoves`] where given.
+pub fn margin(
+    report: &MarginReport,
+    venue: &Venue,
+    layout: Layout,
+    moves: Option<&LiquidationMoves<'_>>,
+) -> String {
     let money = Money::new(venue, &report.settlement_asset);
     let mut out = format!(
         // Two lines: a venue's long model name keeps each under the 120 columns.
@@ -202,6 +219,9 @@ pub fn margin(report: &MarginReport, venue: &Venue, layout: Layout) -> String {
         out.push_str("\n\nPositions\n");
         out.push_str(&positions(report, venue, &money, layout));
     }
+    if let Some(moves) = moves {
+        out.push_str(&liquidation_moves(moves, layout));
+    }
     if !report.warnings.is_empty() {
         out.push_str("\n\nWarnings\n");
         for warning in &report.warnings {
@@ -209,6 +229,55 @@ pub fn margin(report: &MarginReport, venue: &Venue, layout: Layout) -> String {
         }
     }
     out.push('\n');
+    out
+}
+
+/// The liquidating moves per underlying (see [`LiquidationMoves`]). The positions table's
+/// figure holds every other price and the collateral fixed; this one moves everything on the
+/// underlying together, as a market move does.
+fn liquidation_moves(moves: &LiquidationMoves<'_>, layout: Layout) -> String {
+    let mut out = "\n\nLiquidation by underlying: the index's smallest move that takes the cross \
+                   pool's health to 1,\nevery cross position and coin on it moving with it \
+                   (an isolated position liquidates at its own liq. price above)\n"
+        .to_owned();
+    let reverse = match &moves.reverse {
+        Ok(reverse) => reverse,
+        Err(why) => {
+            out.push_str(&format!("not computed: {why}\n"));
+            return out;
+        }
+    };
+    let usd = |value: Decimal| display::fixed(value, display::price_decimals(value));
+    let mut table = Grid::new(vec![
+        Column::new("underlyings moved together", Kind::Label),
+        Column::new("fall", Kind::Number),
+        Column::new("index at fall (USD)", Kind::Number),
+        Column::new("rise", Kind::Number),
+        Column::new("index at rise (USD)", Kind::Number),
+    ]);
+    for entry in reverse.iter() {
+        // One underlying: the index level the move reaches; several move together, no one level.
+        let index = match entry.underlyings.as_slice() {
+            [one] => (moves.index)(one),
+            _ => None,
+        };
+        let level = |change: Option<f64>| match (index, change) {
+            (Some(index), Some(change)) => Decimal::from_f64_retain(1.0 + change)
+                .and_then(|factor| index.checked_mul(factor))
+                .map_or_else(|| "-".to_owned(), usd),
+            _ => "-".to_owned(),
+        };
+        let percent =
+            |change: Option<f64>| change.map_or_else(|| "none".to_owned(), display::signed_percent);
+        table.row(vec![
+            entry.underlyings.join(" + "),
+            percent(entry.down),
+            level(entry.down),
+            percent(entry.up),
+            level(entry.up),
+        ]);
+    }
+    out.push_str(&table.render(layout));
     out
 }
 
@@ -232,7 +301,9 @@ fn positions(report: &MarginReport, venue: &Venue, money: &Money, layout: Layout
         .collect();
     let (size_header, size_per_cell) = unit_column("size", &sizes);
     let (mark_header, mark_per_cell) = unit_column("mark", &quote_units);
-    let (liquidation_header, _) = unit_column("liq. price", &quote_units);
+    // Every other price and the collateral held where they are: the move of the index that
+    // liquidates is in the table of liquidation by underlying.
+    let (liquidation_header, _) = unit_column("liq. price, others fixed", &quote_units);
     let mut held = Grid::new(vec![
         Column::new("instrument", Kind::Label),
         Column::new(size_header, Kind::Number),

@@ -442,3 +442,34 @@ fn misspelt_instrument_asset_and_venue_names_get_a_suggestion() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("did you mean `bybit-linear`"), "{stderr}");
 }
+
+/// Issue 16 item 1: the positions table's liquidation price says that it holds everything else
+/// fixed, and the report adds each underlying's liquidating move with everything on it moving
+/// together: the reverse stress's own figure (`stress --reverse`), and the index level it gives.
+#[test]
+fn the_margin_table_gives_each_underlyings_liquidating_move_as_the_reverse_stress_does() {
+    let portfolio = path("examples/deribit-btc-inverse.json");
+    let (code, text, stderr) = run(&["margin", &portfolio, "--venue", "deribit"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(text.contains("liq. price, others fixed"), "{text}");
+    let (code, json, stderr) = run(&[
+        "stress",
+        &portfolio,
+        "--venue",
+        "deribit",
+        "--reverse",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let reverse: Value = serde_json::from_str(&json).unwrap();
+    let down = reverse["reverse"][0]["down"].as_f64().unwrap();
+    assert!((down - -0.104_610_373_376).abs() < 1e-9, "{down}");
+    let row = text
+        .lines()
+        .skip_while(|line| !line.starts_with("Liquidation by underlying"))
+        .find(|line| line.contains("│ BTC "))
+        .unwrap();
+    // -10.46% of the index 100,000.00 (the example's): 89,538.96.
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[2..6], ["-10.46%", "89,538.96", "none", "-"], "{row}");
+}
