@@ -167,8 +167,6 @@ fn with_unit(text: String, unit: Option<&String>, per_cell: bool) -> String {
     }
 }
 
-/// The margin report as tables: header naming the margin model, summary, each currency under
-/// segregated portfolio margin, waterfall, positions, warnings.
 /// The moves that liquidate the account: per underlying its index's smallest fall and rise that
 /// take the cross pool's health to 1 with every cross position and coin on it moving with the
 /// index (the reverse stress, `solvent stress --reverse`), and the index level each gives, or
@@ -180,7 +178,9 @@ pub struct LiquidationMoves<'a> {
     pub index: &'a dyn Fn(&str) -> Option<Decimal>,
 }
 
-/// A margin report as tables, with the liquidating moves of [`LiquidationMoves`] where given.
+/// The margin report as tables: header naming the margin model, summary, each currency under
+/// segregated portfolio margin, waterfall, positions, the liquidating moves of
+/// [`LiquidationMoves`] where given, warnings.
 pub fn margin(
     report: &MarginReport,
     venue: &Venue,
