@@ -14,8 +14,8 @@ use solvent_core::venue::Asset;
 use crate::account::{Detail, Line};
 use crate::error::RiskError;
 use crate::portfolio_margin::{
-    Exposure, PortfolioRisk, ReportCurrency, ScenarioBook, ScenarioSides, UnderlyingBook,
-    exposures, portfolio_risk, shared_margin_and_sides, sides_of,
+    Exposure, PortfolioRisk, ReportCurrency, ScenarioBook, ScenarioSides, SharedMargin,
+    UnderlyingBook, exposures, portfolio_risk, shared_margin, sides_of,
 };
 use crate::report::{Component, CurrencyMargin, PositionReport};
 use crate::standard::Basis;
@@ -139,7 +139,11 @@ pub fn apply(
     let equity_usd = equity.to_f64().unwrap_or(0.0) * report_usd;
     if *detail == Detail::Totals
         && let Some(books) = view.books()
-        && let Some(((initial, maintenance), scenario_sides)) = shared_margin_and_sides(
+        && let Some(SharedMargin {
+            initial,
+            maintenance,
+            scenario_sides,
+        }) = shared_margin(
             portfolio,
             view,
             books,

@@ -191,6 +191,29 @@ impl PortfolioBound<'_> {
         }
         total
     }
+
+    /// How far any one weighted scenario P&L of `underlying` can move inside bands of
+    /// half-widths `half_of` (per source), for at most `years` and a volatility moved by at most
+    /// `vol_tolerance` (USD); `None` for an underlying the bound does not hold.
+    pub(super) fn scenario_reach(
+        &self,
+        underlying: &str,
+        half_of: impl Fn(Source<'_>) -> Option<f64>,
+        years: Option<f64>,
+        vol_tolerance: f64,
+    ) -> Option<f64> {
+        let reach = self.reaches.iter().find(|r| r.underlying == underlying)?;
+        let mut total = reach.per_vol * vol_tolerance;
+        for (source, slope) in &reach.slopes {
+            if *slope > 0.0 {
+                total += slope * half_of(*source)?;
+            }
+        }
+        if let Some(decaying) = reach.decaying {
+            total += self.decaying.get(decaying)?.scenario_time_bound(years?);
+        }
+        Some(total)
+    }
 }
 
 impl Decaying<'_> {
@@ -213,31 +236,6 @@ impl Decaying<'_> {
             worst = worst.max(scenario.weight * moved);
         }
         worst
-    }
-}
-
-impl PortfolioBound<'_> {
-    /// How far any one weighted scenario P&L of `underlying` can move inside bands of
-    /// half-widths `half_of` (per source), for at most `years` and a volatility moved by at most
-    /// `vol_tolerance` (USD); `None` for an underlying the bound does not hold.
-    pub(super) fn scenario_reach(
-        &self,
-        underlying: &str,
-        half_of: impl Fn(Source<'_>) -> Option<f64>,
-        years: Option<f64>,
-        vol_tolerance: f64,
-    ) -> Option<f64> {
-        let reach = self.reaches.iter().find(|r| r.underlying == underlying)?;
-        let mut total = reach.per_vol * vol_tolerance;
-        for (source, slope) in &reach.slopes {
-            if *slope > 0.0 {
-                total += slope * half_of(*source)?;
-            }
-        }
-        if let Some(decaying) = reach.decaying {
-            total += self.decaying.get(decaying)?.scenario_time_bound(years?);
-        }
-        Some(total)
     }
 }
 

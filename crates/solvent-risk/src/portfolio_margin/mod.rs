@@ -47,7 +47,7 @@ pub use self::grid::{Scenario, scenarios, shocked_volatility, vol_shock_scale};
 pub use self::lean::{PreparedExposures, Scratch, maintenance_margin, maintenance_margin_prepared};
 pub use self::moved::{BookMark, MovedBook};
 pub(crate) use self::shared::sides_of;
-pub use self::shared::{ScenarioSides, SharedBooks, shared_margin, shared_margin_and_sides};
+pub use self::shared::{ScenarioSides, SharedBooks, SharedMargin, shared_margin};
 pub use self::shortfall::ExpectedShortfallFigures;
 
 // Every file of the module reads the others' items and the imports below through `super::*`.

@@ -98,12 +98,11 @@ impl UnderlyingBook {
     }
 }
 
-/// The maintenance and initial margin of `portfolio`'s cross pool, in the report currency before
-/// rounding, from `books` by the lean path: the figures of [`portfolio_risk`] over the account's
-/// own book, bit for bit (see the module documentation). `None` where this path cannot vouch
-/// for them: an underlying or an instrument the books lack, a price history attached (historical
-/// expected shortfall and estimated correlations read it). The caller then builds the account's
-/// own book.
+/// The margin of `portfolio`'s cross pool from `books` by the lean path (see [`SharedMargin`]):
+/// the figures of [`portfolio_risk`] over the account's own book, bit for bit (see the module
+/// documentation). `None` where this path cannot vouch for them: an underlying or an instrument
+/// the books lack, a price history attached (historical expected shortfall and estimated
+/// correlations read it). The caller then builds the account's own book.
 #[must_use]
 pub fn shared_margin(
     portfolio: &Portfolio,
@@ -112,22 +111,7 @@ pub fn shared_margin(
     params: &PortfolioMarginParams,
     report_asset: &Asset,
     currency: (f64, f64),
-) -> Option<(f64, f64)> {
-    shared_margin_and_sides(portfolio, view, books, params, report_asset, currency)
-        .map(|(figures, _)| figures)
-}
-
-/// [`shared_margin`] and each underlying's [`ScenarioSides`] (in the account's own book's
-/// order), read from the same rows.
-#[must_use]
-pub fn shared_margin_and_sides(
-    portfolio: &Portfolio,
-    view: &MarketView<'_>,
-    books: &SharedBooks,
-    params: &PortfolioMarginParams,
-    report_asset: &Asset,
-    currency: (f64, f64),
-) -> Option<((f64, f64), Vec<ScenarioSides>)> {
+) -> Option<SharedMargin> {
     if view.history().is_some() {
         return None;
     }
@@ -159,7 +143,23 @@ pub fn shared_margin_and_sides(
         Vec::new()
     };
     // As `portfolio_risk`: no expected shortfall without a history.
-    Some(((params.im_factor * maintenance, maintenance), sides))
+    Some(SharedMargin {
+        initial: params.im_factor * maintenance,
+        maintenance,
+        scenario_sides: sides,
+    })
+}
+
+/// What [`shared_margin`] reads from the shared books for one account.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SharedMargin {
+    /// Initial margin, in the report currency before rounding.
+    pub initial: f64,
+    /// Maintenance margin, in the report currency before rounding.
+    pub maintenance: f64,
+    /// Each underlying's [`ScenarioSides`], in the account's own book's order, from the same
+    /// rows; empty where the report currency moves with a scenario.
+    pub scenario_sides: Vec<ScenarioSides>,
 }
 
 /// The account's underlying books in the order its own book would list them (spot balances
@@ -246,18 +246,6 @@ pub struct ScenarioSides {
     pub not_rising: f64,
 }
 
-/// Each underlying's [`ScenarioSides`] for `portfolio`'s cross pool from `books`, in the order
-/// its own book lists them; `None` where the books lack an underlying or an instrument it holds.
-#[cfg(test)]
-fn scenario_sides(
-    portfolio: &Portfolio,
-    books: &SharedBooks,
-    params: &PortfolioMarginParams,
-) -> Option<Vec<ScenarioSides>> {
-    let (order, exposures) = shared_exposures(portfolio, books, params)?;
-    sides_of(&order, &exposures)
-}
-
 /// Each of `order`'s underlyings' [`ScenarioSides`] for `exposures` (whose `underlying` indexes
 /// `order`): the scenario P&L summed as the scan sums them; `None` where one is not a number.
 pub(crate) fn sides_of(
@@ -342,6 +330,19 @@ mod tests {
         SharedBooks::new(books)
     }
 
+    /// `portfolio`'s risk over its own book, in the currency `currency` makes of that book.
+    fn own_risk(
+        view: &MarketView<'_>,
+        portfolio: &Portfolio,
+        currency: impl Fn(&ScenarioBook) -> ReportCurrency,
+    ) -> PortfolioRisk {
+        let params = view.venue().portfolio_margin.as_ref().unwrap();
+        let (instruments, spot) = crate::portfolio_report::book_inputs(portfolio, params);
+        let book = ScenarioBook::new(view, params, &instruments, &spot).unwrap();
+        let exposures = exposures(portfolio, &book).unwrap();
+        portfolio_risk(&book, params, &exposures, &currency(&book)).unwrap()
+    }
+
     /// Every listed instrument and every position of `portfolio`, last first.
     fn everything<'v>(venue: &'v Venue, portfolio: &'v Portfolio) -> Vec<&'v Instrument> {
         let mut instruments: Vec<&Instrument> =
@@ -411,23 +412,17 @@ mod tests {
                 (report_usd, equity_usd),
             );
             // The account's own book, unrounded.
-            let (instruments, spot) = crate::portfolio_report::book_inputs(&portfolio, params);
-            let book = ScenarioBook::new(&view, params, &instruments, &spot).unwrap();
-            let currency = ReportCurrency {
+            let risk = own_risk(&view, &portfolio, |book| ReportCurrency {
                 price_usd: report_usd,
                 priced_by: book.underlyings.get_index_of(report_asset.index.as_str()),
                 equity_usd,
-            };
-            let risk = portfolio_risk(
-                &book,
-                params,
-                &exposures(&portfolio, &book).unwrap(),
-                &currency,
-            )
-            .unwrap();
-            let (initial, maintenance) = lean.unwrap();
-            assert_eq!(maintenance.to_bits(), risk.maintenance_margin.to_bits());
-            assert_eq!(initial.to_bits(), risk.initial_margin.to_bits());
+            });
+            let lean = lean.unwrap();
+            assert_eq!(
+                lean.maintenance.to_bits(),
+                risk.maintenance_margin.to_bits()
+            );
+            assert_eq!(lean.initial.to_bits(), risk.initial_margin.to_bits());
             served += 1;
         }
         assert_eq!(served, files.len());
@@ -454,32 +449,32 @@ mod tests {
             let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
             let view = MarketView::new(&venue, &market).unwrap();
             let books = books(&view, &everything(&venue, &portfolio));
-            let sides = scenario_sides(&portfolio, &books, params).unwrap();
-            // The report carries the same sides, from its own book and from the shared ones.
-            let own = build_report(&portfolio, &view, Detail::Totals).unwrap();
-            assert_eq!(own.scenario_sides, sides);
             let shared_view = MarketView::new(&venue, &market).unwrap().with_books(&books);
-            let shared = build_report(&portfolio, &shared_view, Detail::Totals).unwrap();
-            assert_eq!(shared.scenario_sides, sides);
-            let (instruments, spot) = crate::portfolio_report::book_inputs(&portfolio, params);
-            let book = ScenarioBook::new(&view, params, &instruments, &spot).unwrap();
             let report_usd = view
                 .asset_usd(&portfolio.settlement_asset)
                 .unwrap()
                 .to_f64()
                 .unwrap();
-            let currency = ReportCurrency {
+            let sides = shared_margin(
+                &portfolio,
+                &shared_view,
+                &books,
+                params,
+                &portfolio.settlement_asset,
+                (report_usd, 0.0),
+            )
+            .unwrap()
+            .scenario_sides;
+            // The report carries the same sides, from its own book and from the shared ones.
+            let own = build_report(&portfolio, &view, Detail::Totals).unwrap();
+            assert_eq!(own.scenario_sides, sides);
+            let shared = build_report(&portfolio, &shared_view, Detail::Totals).unwrap();
+            assert_eq!(shared.scenario_sides, sides);
+            let risk = own_risk(&view, &portfolio, |_| ReportCurrency {
                 price_usd: report_usd,
                 priced_by: None,
                 equity_usd: 0.0,
-            };
-            let risk = portfolio_risk(
-                &book,
-                params,
-                &exposures(&portfolio, &book).unwrap(),
-                &currency,
-            )
-            .unwrap();
+            });
             assert_eq!(
                 sides
                     .iter()
