@@ -712,6 +712,71 @@ fn cross_inverse_longs_are_caught_as_their_mark_slides() {
     assert_reached(&actions, &["margin_call", "reduce_only"], "the slide");
 }
 
+/// Bands sized by what moves each pool. An isolated BTCUSDT long with little cash left in its
+/// cross pool (whose equity the position does not move: it used to take the cross pool's
+/// 500 USDT of slack, a band of 0.4%), and a cross inverse long on thin coin collateral banded on
+/// its mark and its index (whose slopes were bounded over bands of half the price, eight times
+/// the slope at the price, a band of about 0.5%; over bands of an eighth, 1.2%). Marks wiggling
+/// 0.35% either way (0.7% from one extreme to the other) examine neither (40 examinations
+/// before); a slide then takes both to liquidation, each at the update that crosses it, as an
+/// engine examining every holder does.
+#[test]
+fn marks_wiggling_inside_each_pools_own_slack_examine_nobody() {
+    let mut stream = Timed::default();
+    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
+    stream.push(r#""type":"mark_price","instrument":"BTCUSDT","price":"60000""#);
+    stream.push(r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"60000""#);
+    stream.open("iso", ("USDT", "12500"), ("BTCUSDT", "buy", "2"));
+    stream.push(
+        r#""type":"set_isolated_margin","account":"iso","instrument":"BTCUSDT","amount":"12000""#,
+    );
+    stream.open("inv", ("BTC", "0.03"), ("BTC-PERPETUAL", "buy", "30000"));
+    let opened = stream.lines.len();
+    let marks = |stream: &mut Timed, btcusdt: f64, perpetual: f64| {
+        stream.push(&format!(
+            r#""type":"mark_price","instrument":"BTCUSDT","price":"{btcusdt:.2}""#
+        ));
+        stream.push(&format!(
+            r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"{perpetual:.2}""#
+        ));
+    };
+    for step in 0..40 {
+        let factor = if step % 2 == 0 { 1.0035 } else { 0.9965 };
+        marks(&mut stream, 60_000.0 * factor, 60_000.0 * (2.0 - factor));
+    }
+    let wiggled = stream.lines.len();
+    for step in 1..=100_i32 {
+        let price = 60_000.0 * (1.0 - 0.004 * f64::from(step));
+        stream.push(&format!(
+            r#""type":"index_price","underlying":"BTC","price":"{price:.2}""#
+        ));
+        marks(&mut stream, price, price);
+    }
+    let mut banded = Engine::new(venue(), EngineConfig::default());
+    let mut examined_in_wiggle = 0;
+    for (number, line) in stream.lines.iter().enumerate() {
+        let before = banded.evaluations();
+        banded.apply(&parse_line("bands", number + 1, line).unwrap());
+        let after = banded.evaluations();
+        if (opened..wiggled).contains(&number) {
+            examined_in_wiggle +=
+                (after.prepared + after.reported) - (before.prepared + before.reported);
+        }
+    }
+    assert_eq!(
+        examined_in_wiggle, 0,
+        "a wiggle within the slack examined an account"
+    );
+    let actions = assert_same_actions(&stream.lines);
+    for account in ["iso", "inv"] {
+        assert!(
+            actions.iter().any(|a| a.contains(r#""type":"liquidation""#)
+                && a.contains(&format!(r#""account":"{account}""#))),
+            "precondition: the slide liquidates {account}: {actions:?}"
+        );
+    }
+}
+
 /// Smiles re-quoted up and down: an option holder is examined when today's smiles have moved
 /// from those it was last examined at by more than its tolerance, not when the re-quotes' sizes
 /// add up to it. One point up and down 200 times (400 points of moves, never more than one

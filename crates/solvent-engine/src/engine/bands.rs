@@ -111,7 +111,16 @@ pub(super) struct Exposure<'a> {
     /// Whether it stands only so that an account in danger is examined at this index's every
     /// update (its contracts are banded on their marks): no band otherwise.
     pub(super) companion: bool,
+    /// The largest half-width, relative to its price, for which `coins` and `coins_at_rate`
+    /// bound the moves: the band is no wider (half the price, or [`INVERSE_ON_MARK_REACH`]).
+    pub(super) reach: f64,
 }
+
+/// The reach of the sources of a cross inverse contract valued at its given mark and converted
+/// at its index (see [`Engine::inverse_on_mark`]): its slopes grow as `1 / mark` and
+/// `1 / mark^2` fall, so a bound over bands of half the price is eight times the slope at the
+/// price; over bands of an eighth it is under three times.
+const INVERSE_ON_MARK_REACH: f64 = 0.125;
 
 /// What moves the value of a position or a balance: an underlying's index, or the given mark of
 /// a contract (then its index does not: a linear contract settled in a pegged asset is valued
@@ -479,15 +488,24 @@ impl Engine {
                     coins,
                     coins_at_rate: at_rate,
                     companion,
+                    reach: 0.5,
                 }),
             };
+        // Sources whose bounds hold only within [`INVERSE_ON_MARK_REACH`].
+        let mut narrow: Vec<Source<'a>> = Vec::new();
         for position in account.positions.values() {
             let instrument = &position.instrument;
             let source = self.band_source(position);
             let price = self.source_price(source).unwrap_or(Decimal::ZERO);
             let (coins, rate) = self.position_sensitivity(position, price);
             match self.inverse_on_mark(position, price) {
+                // An isolated position moves neither the cross pool's equity nor its
+                // requirement (its P&L and margin are its own pool's): its source stands here
+                // so that it gets a band, which its own health sizes (`band_widths`), and takes
+                // no share of the cross pool's slack.
+                _ if position.isolated => add(source, Decimal::ZERO, Decimal::ZERO, false),
                 Some((index_coins, mark_coins)) => {
+                    narrow.extend([source, Source::Mark(&instrument.name)]);
                     add(source, index_coins, index_coins * rate, false);
                     add(
                         Source::Mark(&instrument.name),
@@ -543,6 +561,11 @@ impl Engine {
                 amount.abs() * rate,
                 false,
             );
+        }
+        for exposure in &mut exposures {
+            if narrow.contains(&exposure.source) {
+                exposure.reach = INVERSE_ON_MARK_REACH;
+            }
         }
         exposures.retain_mut(|exposure| match self.source_price(exposure.source) {
             Some(price) => {
@@ -766,7 +789,7 @@ impl Engine {
 
     /// Shares `slack` (USD) out over the exposures in proportion to `S_u P_u`, `S_u` each
     /// one's sensitivity (with a portfolio requirement's slope on top); every half-width at
-    /// most half the price.
+    /// most its reach (half the price, or less: see [`Exposure::reach`]).
     pub(super) fn share_slack(
         &self,
         exposures: &[Exposure],
@@ -803,7 +826,7 @@ impl Engine {
                     // Share of the slack: S_u P_u / total; in price: / S_u.
                     slack * exposure.price_f64 / weight_total
                 };
-                half.min(exposure.price_f64 / 2.0)
+                half.min(exposure.price_f64 * exposure.reach)
             })
             .collect();
         BandWidths {
@@ -949,9 +972,11 @@ impl Engine {
     /// A cross inverse perpetual or future with a given mark, banded on its mark as well as on
     /// its index `price`: its coin sensitivities to each, `(index, mark)`. Its USD equity is
     /// `S (c + N / e - N / M)` and its requirement `r N S / M` (`N` USD size, `e` entry, `S` the
-    /// index, `M` the mark); inside the bands `M >= M0 / 2` and `S <= 1.5 S0`, so
-    /// `|dE/dS| <= c + N / e + 2 N / M0` (the collateral `c` counted apart) and
-    /// `|dE/dM| = S N / M^2 <= 6 N S0 / M0^2`, the requirement's partials `r` times those.
+    /// index, `M` the mark); inside the bands, whose reach is [`INVERSE_ON_MARK_REACH`] (an
+    /// eighth of the price), `M >= 7/8 M0` and `S <= 9/8 S0`, so
+    /// `|dE/dS| <= c + N / e + 8/7 N / M0` (the collateral `c` counted apart) and
+    /// `|dE/dM| = S N / M^2 <= 72/49 N S0 / M0^2`, the requirement's partials `r` times those
+    /// (the fractions rounded up to four decimals).
     /// `None` otherwise (an isolated one is watched at its every mark, see `set_bands`).
     pub(super) fn inverse_on_mark(
         &self,
@@ -968,12 +993,15 @@ impl Engine {
         let mark = self.market.mark.get(instrument.name.as_str())?.value();
         let floor = Decimal::new(1, 8);
         let size = position.size.abs();
+        // 8/7 and 72/49, rounded up.
+        let mark_floor_factor = Decimal::new(11_429, 4);
+        let mark_slope_factor = Decimal::new(14_694, 4);
         let index_coins = size.checked_div(position.entry.max(floor))?.checked_add(
-            size.checked_mul(Decimal::TWO)?
+            size.checked_mul(mark_floor_factor)?
                 .checked_div(mark.max(floor))?,
         )?;
         let mark_coins = size
-            .checked_mul(Decimal::from(6))?
+            .checked_mul(mark_slope_factor)?
             .checked_mul(price)?
             .checked_div(mark.max(floor))?
             .checked_div(mark.max(floor))?;
