@@ -3,12 +3,17 @@
 //! funding, settlement, listings, venue updates) to the subject every shard reads.
 
 use solvent_engine::event::Event;
-use solvent_engine::ledger::EXTERNAL;
+use solvent_engine::ledger::{EXTERNAL, INSURANCE_FUND};
 
 /// The JetStream stream every input goes through.
 pub const INPUT_STREAM: &str = "SOLVENT";
 /// The subject every shard reads besides its own: market-wide events.
 pub const MARKET_SUBJECT: &str = "solvent.market";
+/// The subject of the system shard's answers to deficit claims, which every account shard
+/// reads besides its own and the market's (see [`crate::system`]).
+pub const FUND_SUBJECT: &str = "solvent.fund";
+/// The subject only the system shard reads: the venue's deposits to the insurance fund.
+pub const SYSTEM_SUBJECT: &str = "solvent.system";
 /// The prefix of each shard's subject: `solvent.shard.<K>`.
 pub const SHARD_SUBJECT_PREFIX: &str = "solvent.shard.";
 /// The JetStream stream the shards write their effects to.
@@ -56,6 +61,9 @@ pub enum Route {
     Shard(u32),
     /// To the market subject, which every shard reads.
     Market,
+    /// To the system shard's subject: a deposit to the insurance fund, which the system shard
+    /// holds.
+    System,
 }
 
 /// An event that no single subject can carry.
@@ -102,6 +110,7 @@ pub fn route(event: &Event, shards: u32) -> Result<Route, RouteError> {
     };
     let one = |account: &str| Ok(Route::Shard(shard_of(account, shards)));
     match event {
+        Event::Deposit(e) if e.account == INSURANCE_FUND => Ok(Route::System),
         Event::Deposit(e) => one(&e.account),
         Event::Withdraw(e) => one(&e.account),
         Event::Transfer(e) => between("to", &e.from, &e.to),

@@ -43,8 +43,8 @@ use crate::effects;
 use crate::message;
 use crate::query::{Answer, Query, answer, query_subject};
 use crate::routing::{
-    EFFECT_STREAM, EFFECT_SUBJECT_PREFIX, INPUT_STREAM, MARKET_SUBJECT, SHARD_SUBJECT_PREFIX,
-    SHARDS_METADATA_KEY, effect_subject, shard_subject,
+    EFFECT_STREAM, EFFECT_SUBJECT_PREFIX, FUND_SUBJECT, INPUT_STREAM, MARKET_SUBJECT,
+    SHARD_SUBJECT_PREFIX, SHARDS_METADATA_KEY, SYSTEM_SUBJECT, effect_subject, shard_subject,
 };
 
 /// The header that carries the input stream sequence an effect message answers.
@@ -190,6 +190,8 @@ async fn ensure_streams(js: &Context, shards: u32, replicas: usize) -> Result<()
             name: INPUT_STREAM.to_owned(),
             subjects: vec![
                 MARKET_SUBJECT.to_owned(),
+                FUND_SUBJECT.to_owned(),
+                SYSTEM_SUBJECT.to_owned(),
                 format!("{SHARD_SUBJECT_PREFIX}*"),
             ],
             storage: StorageType::File,
@@ -400,7 +402,11 @@ pub async fn run(
     let deliver_policy = DeliverPolicy::ByStartSequence {
         start_sequence: start,
     };
-    let subjects = vec![shard_subject(config.shard), MARKET_SUBJECT.to_owned()];
+    let subjects = vec![
+        shard_subject(config.shard),
+        MARKET_SUBJECT.to_owned(),
+        FUND_SUBJECT.to_owned(),
+    ];
     // As for the streams (see `connect`): while a node is down, making the consumer may time
     // out until JetStream has elected new leaders; it is asked for again until then.
     let deadline = tokio::time::Instant::now() + STREAMS_PATIENCE;
@@ -476,18 +482,13 @@ pub async fn run(
             report.redelivered += 1;
             continue;
         }
-        let events = message::decode(stream_seq, &message.payload)?;
-        let mut lines = Vec::new();
-        for envelope in &events {
-            for effect in engine.apply(envelope) {
-                lines.push(EffectLine {
-                    seq: envelope.seq,
-                    effect,
-                });
-            }
-        }
+        let (lines, events) = if message.subject.as_str() == FUND_SUBJECT {
+            apply_answer(&mut engine, config.shard, stream_seq, &message.payload)?
+        } else {
+            apply_events(&mut engine, stream_seq, &message.payload)?
+        };
         report.messages += 1;
-        report.events += events.len() as u64;
+        report.events += events;
         report.effects += lines.len() as u64;
         report.last_stream_seq = Some(stream_seq);
         if !lines.is_empty() {
@@ -525,6 +526,47 @@ pub async fn run(
     report.state_hash = engine.state_hash();
     report.accounts = engine.accounts().len();
     Ok(report)
+}
+
+/// Applies the events of the input message at `stream_seq`: their effects, and how many.
+fn apply_events(
+    engine: &mut Engine,
+    stream_seq: u64,
+    payload: &[u8],
+) -> Result<(Vec<EffectLine>, u64), ClusterError> {
+    let events = message::decode(stream_seq, payload)?;
+    let mut lines = Vec::new();
+    for envelope in &events {
+        for effect in engine.apply(envelope) {
+            lines.push(EffectLine {
+                seq: envelope.seq,
+                effect,
+            });
+        }
+    }
+    Ok((lines, events.len() as u64))
+}
+
+/// Applies the system shard's answer at `stream_seq` when it answers one of this shard's
+/// claims (numbered as the first event of its message); another shard's answer is read and
+/// changes nothing here.
+fn apply_answer(
+    engine: &mut Engine,
+    shard: u32,
+    stream_seq: u64,
+    payload: &[u8],
+) -> Result<(Vec<EffectLine>, u64), ClusterError> {
+    let answer = crate::system::decode_answer(stream_seq, payload)?;
+    if answer.claim.shard != shard {
+        return Ok((Vec::new(), 0));
+    }
+    let seq = message::event_seq(stream_seq, 0);
+    let lines = engine
+        .apply_claim_answer(seq, &answer.for_engine())
+        .into_iter()
+        .map(|effect| EffectLine { seq, effect })
+        .collect();
+    Ok((lines, 1))
 }
 
 /// Answers one query (see [`crate::query`]); a request that does not read gets a `bad_query`

@@ -3,6 +3,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use crate::config::FundAuthority;
 use solvent_core::venue::DeficitPolicy;
 
 impl Engine {
@@ -38,6 +39,12 @@ impl Engine {
         if self.venue.deficits == DeficitPolicy::Socialise {
             // The venue shares deficits instead (`cover_from_fund`): the position closes at
             // the market and what the fund cannot pay goes to the accounts in profit.
+            return false;
+        }
+        if self.config.fund == FundAuthority::SystemShard {
+            // The fund is the system shard's: this shard cannot know whether it covers the
+            // deficit, so the position closes at the market and the deficit is claimed
+            // (`cover_from_fund`); the rest is the claim's answer's to settle.
             return false;
         }
         let holder = LedgerAccount::of_position(id, &instrument.name, isolated);
@@ -373,6 +380,10 @@ impl Engine {
         deficit: Decimal,
         effects: &mut Vec<Effect>,
     ) {
+        if self.config.fund == FundAuthority::SystemShard {
+            self.claim_deficit(id, asset, deficit, effects);
+            return;
+        }
         let fund = self
             .ledger
             .balance(&LedgerAccount::InsuranceFund, asset)

@@ -1,0 +1,580 @@
+//! The system shard (issue 13 item 3; docs/scale.md, "Money across shards"): the one authority
+//! over the insurance fund. The venue's deposits to `insurance_fund` are routed to it
+//! ([`SYSTEM_SUBJECT`] of the input stream). Account shards run with
+//! [`FundAuthority::SystemShard`](solvent_engine::config::FundAuthority::SystemShard): the
+//! liquidation fees that feed the fund they book (in their piece of it, their
+//! `insurance_fund` ledger account) and report in their effects, and a bankrupt account's
+//! deficit they advance from `pending_claims` and claim, in their effects too. The system
+//! shard reads every shard's effect messages in effect-stream order, keeps the fund's balance
+//! per asset ([`Fund`]), and answers each claim with a [`ClaimAnswer`] on [`FUND_SUBJECT`] of the input stream, which
+//! every account shard reads in stream order: the answer is an input at a stream sequence,
+//! so a replay applies it at the same place.
+//!
+//! Two phases, deterministic both: the claim is an effect of an input message (exactly once,
+//! as every effect), the answer a function of the effect stream up to the claim (the system
+//! shard reads it from the start at every run and publishes only the answers the input stream
+//! does not hold yet, each with its own message id).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::Context;
+use async_nats::jetstream::consumer::DeliverPolicy;
+use async_nats::jetstream::consumer::pull::OrderedConfig;
+use futures_util::StreamExt;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::ClusterError;
+use crate::effects::{self, EffectMessage};
+use crate::routing::{FUND_SUBJECT, INPUT_STREAM, SYSTEM_SUBJECT};
+use solvent_engine::event::Event;
+
+/// Which claim an answer settles: the shard that claimed, the input message whose effects
+/// hold the claim, and the claim's place among that message's claims.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimId {
+    /// The account shard that claimed.
+    pub shard: u32,
+    /// The input stream sequence whose effects hold the claim.
+    pub input_seq: u64,
+    /// The claim's place among that message's claims, from 0.
+    pub index: u32,
+}
+
+impl ClaimId {
+    /// The JetStream message id of the answer (`answer-<shard>-<input seq>-<index>`): a
+    /// re-published answer is dropped within the duplicate window, and the system shard reads
+    /// which answers are stored before it publishes any.
+    #[must_use]
+    pub fn message_id(&self) -> String {
+        format!("answer-{}-{}-{}", self.shard, self.input_seq, self.index)
+    }
+}
+
+/// The system shard's answer to one deficit claim: the JSON payload of a message on
+/// [`FUND_SUBJECT`]. Amounts are decimal strings.
+///
+/// ```json
+/// {"claim":{"shard":1,"input_seq":42,"index":0},"account":"a7","asset":"USDT",
+///  "claimed":"19000","covered":"19000","fund_before":"30000"}
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimAnswer {
+    /// The claim answered.
+    pub claim: ClaimId,
+    /// The bankrupt account.
+    pub account: String,
+    /// The asset of the deficit.
+    pub asset: String,
+    /// The deficit claimed.
+    pub claimed: Decimal,
+    /// What the fund pays: the deficit, or all the fund held of the asset when that is less.
+    pub covered: Decimal,
+    /// What the fund held of the asset before this answer.
+    pub fund_before: Decimal,
+}
+
+impl ClaimAnswer {
+    /// The answer as the claiming shard's engine applies it.
+    #[must_use]
+    pub fn for_engine(&self) -> solvent_engine::engine::ClaimAnswer {
+        solvent_engine::engine::ClaimAnswer {
+            account: self.account.clone(),
+            asset: self.asset.clone(),
+            claimed: self.claimed,
+            covered: self.covered,
+            fund_before: self.fund_before,
+        }
+    }
+}
+
+/// What the system shard reads in an effect line: what feeds the fund, and claims.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FundLine {
+    /// Money paid into the fund on a shard (the venue's deposit, `funded`, or a liquidation
+    /// fee, `liquidation_fee`).
+    Paid {
+        /// The asset.
+        asset: String,
+        /// The amount (positive).
+        amount: Decimal,
+    },
+    /// A deficit claimed (`deficit_beyond_fund` with resolution `claimed`).
+    Claim {
+        /// The bankrupt account.
+        account: String,
+        /// The asset.
+        asset: String,
+        /// The deficit.
+        deficit: Decimal,
+    },
+}
+
+/// Why an effect line could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("effect line {line:?}: {problem}")]
+pub struct FundLineError {
+    /// The line.
+    pub line: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// The effect line's meaning for the fund, if it has one; `Ok(None)` for every other effect.
+///
+/// # Errors
+/// [`FundLineError`] for a line that is not JSON, or a fund effect missing a field.
+pub fn fund_line(line: &str) -> Result<Option<FundLine>, FundLineError> {
+    let bad = |problem: &str| FundLineError {
+        line: line.to_owned(),
+        problem: problem.to_owned(),
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|error| bad(&error.to_string()))?;
+    let text = |field: &str| {
+        value
+            .get(field)
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| bad(&format!("no {field}")))
+    };
+    let amount = |field: &str| -> Result<Decimal, FundLineError> {
+        text(field)?
+            .parse::<Decimal>()
+            .map_err(|error| bad(&format!("{field}: {error}")))
+    };
+    match value.get("type").and_then(serde_json::Value::as_str) {
+        Some("insurance_fund_changed") => match text("reason")? {
+            "funded" | "liquidation_fee" => Ok(Some(FundLine::Paid {
+                asset: text("asset")?.to_owned(),
+                amount: amount("change")?,
+            })),
+            // A cover is the answer's doing: already taken from the fund when answered.
+            _ => Ok(None),
+        },
+        Some("deficit_beyond_fund") if text("resolution")? == "claimed" => {
+            Ok(Some(FundLine::Claim {
+                account: text("account")?.to_owned(),
+                asset: text("asset")?.to_owned(),
+                deficit: amount("deficit")?,
+            }))
+        }
+        Some(_) => Ok(None),
+        None => Err(bad("no type")),
+    }
+}
+
+/// The insurance fund as the system shard keeps it: a pure state machine over the venue's
+/// deposits to the fund (input stream, [`SYSTEM_SUBJECT`]) and the account shards' effect
+/// messages (effect-stream order).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fund {
+    /// What the fund holds, by asset: everything paid in less everything covered.
+    balances: BTreeMap<String, Decimal>,
+    /// Deposits read and not yet counted, by input stream sequence: each is counted before
+    /// the first claim of a later input, so a claim sees exactly the deposits before it in
+    /// the input stream.
+    deposits: BTreeMap<u64, Vec<(String, Decimal)>>,
+    /// The claims answered, so that an effect message read twice claims nothing twice.
+    answered: BTreeSet<ClaimId>,
+}
+
+impl Fund {
+    /// What the fund holds, by asset, counting every deposit read.
+    #[must_use]
+    pub fn balances(&mut self) -> &BTreeMap<String, Decimal> {
+        self.count_deposits_before(u64::MAX);
+        &self.balances
+    }
+
+    /// A deposit of `amount` of `asset` to the fund, in the input message at `stream_seq`
+    /// (a deposit read twice is counted once: it is keyed by its place).
+    pub fn deposit(&mut self, stream_seq: u64, index: usize, asset: &str, amount: Decimal) {
+        let at = self.deposits.entry(stream_seq).or_default();
+        if at.len() == index && amount > Decimal::ZERO {
+            at.push((asset.to_owned(), amount));
+        }
+    }
+
+    /// Counts the deposits of input before `input_seq`.
+    fn count_deposits_before(&mut self, input_seq: u64) {
+        let later = self.deposits.split_off(&input_seq);
+        for (asset, amount) in std::mem::replace(&mut self.deposits, later)
+            .into_values()
+            .flatten()
+        {
+            *self.balances.entry(asset).or_default() += amount;
+        }
+    }
+
+    /// Applies one effect message of shard `shard` for input `input_seq`: the deposits of
+    /// earlier input and what was paid in add to the fund; each claim is covered as far as the
+    /// fund holds the asset (never below zero) and answered. Returns the answers, in the order
+    /// of the claims.
+    #[must_use]
+    pub fn apply(&mut self, shard: u32, input_seq: u64, lines: &[FundLine]) -> Vec<ClaimAnswer> {
+        self.count_deposits_before(input_seq);
+        let mut answers = Vec::new();
+        let mut index = 0_u32;
+        for line in lines {
+            match line {
+                FundLine::Paid { asset, amount } => {
+                    *self.balances.entry(asset.clone()).or_default() += *amount;
+                }
+                FundLine::Claim {
+                    account,
+                    asset,
+                    deficit,
+                } => {
+                    let claim = ClaimId {
+                        shard,
+                        input_seq,
+                        index,
+                    };
+                    index += 1;
+                    if *deficit <= Decimal::ZERO || !self.answered.insert(claim.clone()) {
+                        continue;
+                    }
+                    let held = self.balances.entry(asset.clone()).or_default();
+                    let fund_before = *held;
+                    let covered = (*deficit).min(fund_before.max(Decimal::ZERO));
+                    *held -= covered;
+                    answers.push(ClaimAnswer {
+                        claim,
+                        account: account.clone(),
+                        asset: asset.clone(),
+                        claimed: *deficit,
+                        covered,
+                        fund_before,
+                    });
+                }
+            }
+        }
+        answers
+    }
+}
+
+/// What the system shard is.
+#[derive(Clone, Debug)]
+pub struct SystemConfig {
+    /// NATS server URLs.
+    pub servers: Vec<String>,
+    /// The number of account shards the input is routed for.
+    pub shards: u32,
+    /// Replicas of the streams when the system shard creates them.
+    pub replicas: usize,
+    /// Stop once every effect message stored when it started is read and answered.
+    pub stop_at_end: bool,
+    /// How often the effect stream is read again for new messages.
+    pub poll: Duration,
+}
+
+/// What the system shard did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SystemReport {
+    /// Effect messages read.
+    pub effect_messages: u64,
+    /// Claims answered (by this run or an earlier one).
+    pub claims: u64,
+    /// Answers this run published.
+    pub answers_published: u64,
+    /// Answers found on the input stream already (an earlier run's), not published again.
+    pub answers_already_published: u64,
+    /// What the fund holds at the end, by asset.
+    pub fund: BTreeMap<String, Decimal>,
+}
+
+/// Runs the system shard until `stop` turns true (or, with `stop_at_end`, until the effect
+/// messages stored when it started are answered). It holds no state of its own on disk: each
+/// run reads the effect stream from its start, so the fund and every answer are rebuilt the
+/// same, and publishes only the answers the input stream lacks.
+///
+/// # Errors
+/// [`ClusterError`]: NATS unreachable or refusing, an effect or answer message that does not
+/// read. Restarting it answers what is left, nothing twice.
+pub async fn run(
+    config: SystemConfig,
+    mut stop: watch::Receiver<bool>,
+) -> Result<SystemReport, ClusterError> {
+    let js = crate::shard::connect(&config.servers, config.shards, config.replicas).await?;
+    let published = published_answers(&js).await?;
+    let mut fund = Fund::default();
+    let mut report = SystemReport::default();
+    let mut read_through = 0_u64;
+    let mut deposits_through = 0_u64;
+    loop {
+        let messages = effects::read_after(&js, None, read_through).await?;
+        // After the effects: every deposit before a claim read is stored by now (the claim's
+        // input was stored after it, and its effect message after that).
+        for (stream_seq, payload) in read_input(&js, SYSTEM_SUBJECT, deposits_through).await? {
+            deposits_through = deposits_through.max(stream_seq);
+            for (index, envelope) in crate::message::decode(stream_seq, &payload)?
+                .iter()
+                .enumerate()
+            {
+                if let Event::Deposit(deposit) = &envelope.event {
+                    fund.deposit(stream_seq, index, &deposit.asset, deposit.amount.value());
+                }
+            }
+        }
+        for message in &messages {
+            read_through = read_through.max(message.effect_seq);
+            report.effect_messages += 1;
+            for answer in answers_to(&mut fund, message)? {
+                report.claims += 1;
+                if published.contains(&answer.claim) {
+                    report.answers_already_published += 1;
+                } else {
+                    publish_answer(&js, &answer).await?;
+                    report.answers_published += 1;
+                }
+            }
+        }
+        if config.stop_at_end {
+            break;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(config.poll) => {}
+            _ = stop.changed() => break,
+        }
+    }
+    report.fund = fund.balances().clone();
+    Ok(report)
+}
+
+/// The answers one effect message gives.
+fn answers_to(fund: &mut Fund, message: &EffectMessage) -> Result<Vec<ClaimAnswer>, ClusterError> {
+    let mut lines = Vec::new();
+    for line in &message.lines {
+        if let Some(line) = fund_line(line).map_err(|error| {
+            ClusterError::Config(format!(
+                "effect message {} of shard {}: {error}",
+                message.effect_seq, message.shard
+            ))
+        })? {
+            lines.push(line);
+        }
+    }
+    Ok(fund.apply(message.shard, message.input_seq, &lines))
+}
+
+async fn publish_answer(js: &Context, answer: &ClaimAnswer) -> Result<(), ClusterError> {
+    let payload = serde_json::to_vec(answer)
+        .map_err(|error| ClusterError::Nats(format!("encoding an answer: {error}")))?;
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", answer.claim.message_id().as_str());
+    js.publish_with_headers(FUND_SUBJECT, headers, payload.into())
+        .await
+        .map_err(|error| ClusterError::Nats(format!("publishing an answer: {error}")))?
+        .await
+        .map_err(|error| ClusterError::Nats(format!("answer not acknowledged: {error}")))?;
+    Ok(())
+}
+
+/// The claims whose answers the input stream holds.
+///
+/// # Errors
+/// [`ClusterError`] when the stream cannot be read or an answer does not read.
+pub async fn published_answers(js: &Context) -> Result<BTreeSet<ClaimId>, ClusterError> {
+    Ok(read_answers(js)
+        .await?
+        .into_iter()
+        .map(|(_, answer)| answer.claim)
+        .collect())
+}
+
+/// Every answer the input stream holds, with its stream sequence, in stream order.
+///
+/// # Errors
+/// [`ClusterError`] when the stream cannot be read or an answer does not read.
+pub async fn read_answers(js: &Context) -> Result<Vec<(u64, ClaimAnswer)>, ClusterError> {
+    read_input(js, FUND_SUBJECT, 0)
+        .await?
+        .into_iter()
+        .map(|(stream_seq, payload)| Ok((stream_seq, decode_answer(stream_seq, &payload)?)))
+        .collect()
+}
+
+/// The messages of `subject` the input stream holds above sequence `after`, with their
+/// sequences, in stream order.
+async fn read_input(
+    js: &Context,
+    subject: &str,
+    after: u64,
+) -> Result<Vec<(u64, bytes::Bytes)>, ClusterError> {
+    let nats =
+        |error: &dyn std::fmt::Display| ClusterError::Nats(format!("{INPUT_STREAM}: {error}"));
+    let stream = js.get_stream(INPUT_STREAM).await.map_err(|e| nats(&e))?;
+    let deliver_policy = if after == 0 {
+        DeliverPolicy::All
+    } else {
+        DeliverPolicy::ByStartSequence {
+            start_sequence: after + 1,
+        }
+    };
+    let mut consumer = stream
+        .create_consumer(OrderedConfig {
+            filter_subject: subject.to_owned(),
+            deliver_policy,
+            ..OrderedConfig::default()
+        })
+        .await
+        .map_err(|e| nats(&e))?;
+    let mut pending = consumer.info().await.map_err(|e| nats(&e))?.num_pending;
+    let mut out = Vec::new();
+    if pending == 0 {
+        return Ok(out);
+    }
+    let mut messages = consumer.messages().await.map_err(|e| nats(&e))?;
+    while pending > 0 {
+        let Some(message) = messages.next().await else {
+            break;
+        };
+        let message = message.map_err(|e| nats(&e))?;
+        let info = message.info().map_err(|e| nats(&e))?;
+        pending = info.pending;
+        out.push((info.stream_sequence, message.payload.clone()));
+    }
+    Ok(out)
+}
+
+/// Reads the answer carried by the input message at `stream_seq`.
+///
+/// # Errors
+/// [`crate::message::MessageError::NotAnAnswer`] naming the message.
+pub fn decode_answer(stream_seq: u64, payload: &[u8]) -> Result<ClaimAnswer, ClusterError> {
+    serde_json::from_slice(payload).map_err(|error| {
+        ClusterError::Message(crate::message::MessageError::NotAnAnswer {
+            stream_seq,
+            problem: error.to_string(),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    fn claim(account: &str, deficit: Decimal) -> FundLine {
+        FundLine::Claim {
+            account: account.to_owned(),
+            asset: "USDT".to_owned(),
+            deficit,
+        }
+    }
+
+    fn paid(amount: Decimal) -> FundLine {
+        FundLine::Paid {
+            asset: "USDT".to_owned(),
+            amount,
+        }
+    }
+
+    /// Funded with 30,000 at input 3 and a 12.5 fee on shard 2; shard 1 claims 19,000 then
+    /// shard 3 claims 19,000: the first is covered whole (30,012.5 - 19,000 = 11,012.5 left),
+    /// the second as far as the fund goes (11,012.5; 7,987.5 uncovered), and the fund ends at
+    /// zero, not below. A deposit of later input (20) is not there for a claim of input 11.
+    #[test]
+    fn claims_are_covered_in_order_as_far_as_the_one_fund_goes() {
+        let mut fund = Fund::default();
+        fund.deposit(3, 0, "USDT", dec!(30000));
+        fund.deposit(3, 0, "USDT", dec!(30000)); // read twice, counted once
+        fund.deposit(20, 0, "USDT", dec!(100));
+        assert!(fund.apply(2, 5, &[paid(dec!(12.5))]).is_empty());
+        let first = fund.apply(1, 7, &[claim("a", dec!(19000))]);
+        assert_eq!(
+            first
+                .iter()
+                .map(|a| (a.covered, a.fund_before))
+                .collect::<Vec<_>>(),
+            [(dec!(19000), dec!(30012.5))]
+        );
+        let second = fund.apply(3, 9, &[claim("b", dec!(19000))]);
+        assert_eq!(
+            second
+                .iter()
+                .map(|a| (a.claim.clone(), a.covered, a.fund_before))
+                .collect::<Vec<_>>(),
+            [(
+                ClaimId {
+                    shard: 3,
+                    input_seq: 9,
+                    index: 0
+                },
+                dec!(11012.5),
+                dec!(11012.5)
+            )]
+        );
+        // The same effect message read again answers nothing twice.
+        assert!(fund.apply(3, 9, &[claim("b", dec!(19000))]).is_empty());
+        // A fee paid later refills it; the deposit of input 20 is not yet there at input 11.
+        let third = fund.apply(2, 11, &[paid(dec!(5)), claim("c", dec!(10))]);
+        assert_eq!(
+            third
+                .iter()
+                .map(|a| (a.covered, a.fund_before))
+                .collect::<Vec<_>>(),
+            [(dec!(5), dec!(5))]
+        );
+        assert_eq!(fund.balances().get("USDT"), Some(&dec!(100)));
+    }
+
+    #[test]
+    fn fund_lines_are_read_from_effect_lines() {
+        let fee = r#"{"asset":"USDT","balance":"12.5","change":"12.5","reason":"liquidation_fee","seq":65536,"type":"insurance_fund_changed"}"#;
+        let cover = r#"{"asset":"USDT","balance":"-100","change":"-100","reason":"deficit_covered","seq":65536,"type":"insurance_fund_changed"}"#;
+        let claimed = r#"{"account":"a7","asset":"USDT","deficit":"19000","fund":"0","resolution":"claimed","seq":65537,"type":"deficit_beyond_fund"}"#;
+        let debt = r#"{"account":"a7","asset":"USDT","deficit":"19000","fund":"0","resolution":"account_debt","seq":65537,"type":"deficit_beyond_fund"}"#;
+        assert_eq!(fund_line(fee), Ok(Some(paid(dec!(12.5)))));
+        assert_eq!(fund_line(cover), Ok(None));
+        assert_eq!(fund_line(claimed), Ok(Some(claim("a7", dec!(19000)))));
+        assert_eq!(fund_line(debt), Ok(None));
+        assert_eq!(fund_line(r#"{"type":"margin_call"}"#), Ok(None));
+        assert!(fund_line("nope").is_err());
+        assert!(fund_line(r#"{"type":"insurance_fund_changed","reason":"funded"}"#).is_err());
+    }
+
+    #[test]
+    fn an_answer_reads_back_and_rejects_unknown_fields() {
+        let answer = ClaimAnswer {
+            claim: ClaimId {
+                shard: 1,
+                input_seq: 42,
+                index: 0,
+            },
+            account: "a7".to_owned(),
+            asset: "USDT".to_owned(),
+            claimed: dec!(19000),
+            covered: dec!(19000),
+            fund_before: dec!(30000),
+        };
+        let text = serde_json::to_string(&answer).unwrap_or_default();
+        assert_eq!(
+            text,
+            r#"{"claim":{"shard":1,"input_seq":42,"index":0},"account":"a7","asset":"USDT","claimed":"19000","covered":"19000","fund_before":"30000"}"#
+        );
+        assert_eq!(decode_answer(5, text.as_bytes()).ok(), Some(answer));
+        assert!(
+            decode_answer(
+                5,
+                br#"{"claim":{"shard":1,"input_seq":42,"index":0},"extra":1}"#
+            )
+            .is_err()
+        );
+        assert_eq!(answer_id(), "answer-1-42-0");
+    }
+
+    fn answer_id() -> String {
+        ClaimId {
+            shard: 1,
+            input_seq: 42,
+            index: 0,
+        }
+        .message_id()
+    }
+}
