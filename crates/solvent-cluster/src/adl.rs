@@ -10,9 +10,11 @@
 //! is met, so a shard need offer no more candidates than it takes for its own offers' sizes to
 //! reach the quantity.
 //!
-//! Built: the offer's format, the merge and the assignment ([`merge`], [`assign`]). Not built
-//! yet: the engine's offer on a claim, and the shards applying an assignment at the bankruptcy
-//! price (a deficit the fund cannot cover stays the account's debt on a sharded venue today).
+//! Built: the offer (each shard's engine ranks its own, [`solvent_engine::Engine::adl_candidates`],
+//! asked over NATS with [`crate::query::Query::AdlCandidates`]), the merge and the assignment
+//! ([`merge`], [`assign`]). Not built yet: the system shard asking for offers when a claim
+//! exceeds the fund, and the shards applying an assignment at the bankruptcy price (a deficit
+//! the fund cannot cover stays the account's debt on a sharded venue today).
 
 use std::cmp::Ordering;
 
@@ -20,18 +22,33 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// One account a shard offers to take the other side of a bankrupt position.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdlCandidate {
     /// The shard that holds the account.
     pub shard: u32,
     /// The account.
     pub account: String,
-    /// Its rank key: unrealised profit x notional / equity at the mark (the engine's), higher
-    /// first.
-    pub score: Decimal,
+    /// Its rank key: unrealised profit x notional / equity at the mark, higher first: a ratio,
+    /// not money, compared exactly as the engine's ADL queue compares it (JSON carries a
+    /// finite `f64` exactly).
+    pub score: f64,
     /// What it holds on the opposite side (absolute contracts), the most it can take.
     pub size: Decimal,
+}
+
+/// Shard `shard`'s offer, from its engine's ranking.
+#[must_use]
+pub fn offer(shard: u32, ranked: &[solvent_engine::engine::AdlCandidate]) -> Vec<AdlCandidate> {
+    ranked
+        .iter()
+        .map(|candidate| AdlCandidate {
+            shard,
+            account: candidate.account.to_string(),
+            score: candidate.score,
+            size: candidate.size,
+        })
+        .collect()
 }
 
 /// A share of the quantity to deleverage, for one account of one shard.
@@ -50,7 +67,7 @@ pub struct AdlAssignment {
 /// is on one shard, so the last only makes the order total).
 fn rank(a: &AdlCandidate, b: &AdlCandidate) -> Ordering {
     b.score
-        .cmp(&a.score)
+        .total_cmp(&a.score)
         .then_with(|| a.account.cmp(&b.account))
         .then_with(|| a.shard.cmp(&b.shard))
 }
@@ -114,7 +131,7 @@ mod tests {
     use super::*;
     use rust_decimal_macros::dec;
 
-    fn candidate(shard: u32, account: &str, score: Decimal, size: Decimal) -> AdlCandidate {
+    fn candidate(shard: u32, account: &str, score: f64, size: Decimal) -> AdlCandidate {
         AdlCandidate {
             shard,
             account: account.to_owned(),
@@ -130,17 +147,17 @@ mod tests {
     fn offers_merge_into_the_clusters_ranking_and_the_quantity_goes_down_it() {
         let offers = vec![
             vec![
-                candidate(0, "a1", dec!(90), dec!(1)),
-                candidate(0, "a2", dec!(10), dec!(5)),
+                candidate(0, "a1", 90.0, dec!(1)),
+                candidate(0, "a2", 10.0, dec!(5)),
             ],
             vec![
-                candidate(1, "b1", dec!(70), dec!(0.5)),
-                candidate(1, "b2", dec!(40), dec!(3)),
-                candidate(1, "b3", dec!(5), dec!(1)),
+                candidate(1, "b1", 70.0, dec!(0.5)),
+                candidate(1, "b2", 40.0, dec!(3)),
+                candidate(1, "b3", 5.0, dec!(1)),
             ],
             vec![
-                candidate(2, "c1", dec!(40), dec!(2)),
-                candidate(2, "c2", dec!(20), dec!(2)),
+                candidate(2, "c1", 40.0, dec!(2)),
+                candidate(2, "c2", 20.0, dec!(2)),
             ],
         ];
         let merged = merge(&offers, 5);
@@ -184,7 +201,7 @@ mod tests {
             for i in 0..40 {
                 let shard = u32::try_from(next(4)).unwrap_or(0);
                 // Few distinct scores, so ties by id are exercised.
-                let score = Decimal::from(next(12));
+                let score = f64::from(u32::try_from(next(12)).unwrap_or(0));
                 let size = Decimal::new(i64::try_from(1 + next(300)).unwrap_or(1), 2);
                 population.push(candidate(shard, &format!("acct-{i:02}"), score, size));
             }

@@ -80,6 +80,7 @@ mod valuation;
 mod vol_bands;
 
 pub use claims::ClaimAnswer;
+pub use insurance::AdlCandidate;
 pub use snapshot::{SNAPSHOT_FORMAT, SnapshotError};
 
 #[allow(clippy::wildcard_imports)]
