@@ -273,8 +273,15 @@ pub struct SystemConfig {
     pub poll: Duration,
 }
 
+/// The subject the system shard answers on with its [`SystemReport`] so far (NATS
+/// request-reply, any payload): the gateway's view of the fund.
+pub const SYSTEM_QUERY_SUBJECT: &str = "solvent.query.system";
+
+/// How long [`fund`] waits for the system shard.
+pub const SYSTEM_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What the system shard did.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SystemReport {
     /// Effect messages read.
     pub effect_messages: u64,
@@ -301,6 +308,11 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> Result<SystemReport, ClusterError> {
     let js = crate::shard::connect(&config.servers, config.shards, config.replicas).await?;
+    let mut queries = js
+        .client()
+        .subscribe(SYSTEM_QUERY_SUBJECT)
+        .await
+        .map_err(|error| ClusterError::Nats(format!("queries of the system shard: {error}")))?;
     let published = published_answers(&js).await?;
     let mut fund = Fund::default();
     let mut report = SystemReport::default();
@@ -334,16 +346,60 @@ pub async fn run(
                 }
             }
         }
+        report.fund = fund.balances().clone();
         if config.stop_at_end {
             break;
         }
-        tokio::select! {
-            () = tokio::time::sleep(config.poll) => {}
-            _ = stop.changed() => break,
+        let wake = tokio::time::sleep(config.poll);
+        tokio::pin!(wake);
+        loop {
+            tokio::select! {
+                () = &mut wake => break,
+                Some(request) = queries.next() => answer_query(&js, &report, &request).await?,
+                _ = stop.changed() => return Ok(report),
+            }
         }
     }
-    report.fund = fund.balances().clone();
     Ok(report)
+}
+
+/// Answers a query with the report so far; one without a reply subject gets none.
+async fn answer_query(
+    js: &Context,
+    report: &SystemReport,
+    request: &async_nats::Message,
+) -> Result<(), ClusterError> {
+    let Some(reply) = request.reply.clone() else {
+        return Ok(());
+    };
+    let payload = serde_json::to_vec(report)
+        .map_err(|error| ClusterError::Nats(format!("encoding the report: {error}")))?;
+    js.client()
+        .publish(reply, payload.into())
+        .await
+        .map_err(|error| ClusterError::Nats(format!("answering a query: {error}")))
+}
+
+/// The fund as the system shard holds it, by asset; `None` when no system shard runs (NATS
+/// reports no responder: the cluster's shards keep their own funds).
+///
+/// # Errors
+/// [`ClusterError::Nats`] when the system shard does not answer within
+/// [`SYSTEM_QUERY_TIMEOUT`] or its answer does not read.
+pub async fn fund(
+    client: &async_nats::Client,
+) -> Result<Option<BTreeMap<String, Decimal>>, ClusterError> {
+    let request = client.request(SYSTEM_QUERY_SUBJECT, bytes::Bytes::new());
+    match tokio::time::timeout(SYSTEM_QUERY_TIMEOUT, request).await {
+        Err(_) => Err(ClusterError::Nats(
+            "the system shard did not answer in time".to_owned(),
+        )),
+        Ok(Err(error)) if error.kind() == async_nats::RequestErrorKind::NoResponders => Ok(None),
+        Ok(Err(error)) => Err(ClusterError::Nats(format!("the system shard: {error}"))),
+        Ok(Ok(reply)) => serde_json::from_slice::<SystemReport>(&reply.payload)
+            .map(|report| Some(report.fund))
+            .map_err(|error| ClusterError::Nats(format!("the system shard's answer: {error}"))),
+    }
 }
 
 /// The answers one effect message gives.

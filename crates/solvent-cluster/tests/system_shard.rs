@@ -386,8 +386,42 @@ async fn a_deficit_beyond_its_shards_share_is_met_from_the_one_fund_and_money_is
     let report = cluster.run_system().await;
     assert_eq!((report.claims, report.answers_published), (1, 1));
     assert_eq!(report.fund.get("USDT"), Some(&dec!(4000)));
-    // Run again: it finds the answer stored and publishes nothing twice.
-    let again = cluster.run_system().await;
+    // Run again: it finds the answer stored and publishes nothing twice. While it runs, it
+    // answers for the fund (and nobody does when it is not running).
+    let client = shard::client(std::slice::from_ref(&cluster.url))
+        .await
+        .expect("a client");
+    assert_eq!(system::fund(&client).await.expect("no responder"), None);
+    let (stop, stopped) = watch::channel(false);
+    let running = tokio::spawn(system::run(
+        SystemConfig {
+            servers: vec![cluster.url.clone()],
+            shards: SHARDS,
+            replicas: 1,
+            stop_at_end: false,
+            poll: Duration::from_millis(50),
+        },
+        stopped,
+    ));
+    let mut seen = None;
+    for _ in 0..100 {
+        if let Ok(Some(fund)) = system::fund(&client).await
+            && !fund.is_empty()
+        {
+            seen = Some(fund);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        seen.and_then(|fund| fund.get("USDT").copied()),
+        Some(dec!(4000))
+    );
+    let _ = stop.send(true);
+    let again = running
+        .await
+        .expect("the system shard's task")
+        .expect("the system shard");
     assert_eq!(
         (again.answers_published, again.answers_already_published),
         (0, 1)
