@@ -202,19 +202,31 @@ async fn ensure_streams(js: &Context, shards: u32, replicas: usize) -> Result<()
         })
         .await
         .map_err(|error| ClusterError::Nats(format!("stream {INPUT_STREAM}: {error}")))?;
-    let recorded = input
+    let mut recorded_config = input
         .info()
         .await
         .map_err(|error| ClusterError::Nats(format!("stream {INPUT_STREAM}: {error}")))?
         .config
-        .metadata
-        .get(SHARDS_METADATA_KEY)
-        .cloned();
+        .clone();
+    let recorded = recorded_config.metadata.get(SHARDS_METADATA_KEY).cloned();
     if recorded.as_deref() != Some(shards.to_string().as_str()) {
         return Err(ClusterError::ShardCount {
             expected: shards,
             recorded,
         });
+    }
+    // A stream made before the system shard lacks its subjects: they are added (the stream's
+    // messages and sequences stay as they are).
+    let missing: Vec<String> = [FUND_SUBJECT, SYSTEM_SUBJECT]
+        .into_iter()
+        .filter(|subject| !recorded_config.subjects.iter().any(|held| held == subject))
+        .map(str::to_owned)
+        .collect();
+    if !missing.is_empty() {
+        recorded_config.subjects.extend(missing);
+        js.update_stream(&recorded_config)
+            .await
+            .map_err(|error| ClusterError::Nats(format!("stream {INPUT_STREAM}: {error}")))?;
     }
     js.get_or_create_stream(StreamConfig {
         name: EFFECT_STREAM.to_owned(),
@@ -549,18 +561,29 @@ fn apply_events(
 
 /// Applies the system shard's answer at `stream_seq` when it answers one of this shard's
 /// claims (numbered as the first event of its message); another shard's answer is read and
-/// changes nothing here.
+/// changes nothing here; a message that is not an answer is refused (a `rejected` effect).
 fn apply_answer(
     engine: &mut Engine,
     shard: u32,
     stream_seq: u64,
     payload: &[u8],
 ) -> Result<(Vec<EffectLine>, u64), ClusterError> {
-    let answer = crate::system::decode_answer(stream_seq, payload)?;
+    let seq = message::event_seq(stream_seq, 0);
+    let answer = match crate::system::decode_answer(stream_seq, payload) {
+        Ok(answer) => answer,
+        // Refused, not fatal: a message that would stop every shard at each restart is
+        // recorded as refused (the same on every shard and in every replay) and passed.
+        Err(error) => {
+            let effect = solvent_engine::effect::Effect::Rejected {
+                reason: solvent_engine::effect::RejectReason::InvalidInput,
+                detail: error.to_string(),
+            };
+            return Ok((vec![EffectLine { seq, effect }], 1));
+        }
+    };
     if answer.claim.shard != shard {
         return Ok((Vec::new(), 0));
     }
-    let seq = message::event_seq(stream_seq, 0);
     let lines = engine
         .apply_claim_answer(seq, &answer.for_engine())
         .into_iter()

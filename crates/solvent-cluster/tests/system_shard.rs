@@ -503,4 +503,70 @@ async fn a_deficit_beyond_its_shards_share_is_met_from_the_one_fund_and_money_is
     assert_eq!(wallet(&one, &cast.eth_loser), dec!(-3470));
     // Money is conserved: every balance but the outside's, per asset, is one engine's.
     assert_eq!(per_asset(&cluster_balances), per_asset(&one_balances));
+
+    // A message on the fund subject that is not an answer is refused by every shard, which
+    // reads on: it stops none of them.
+    let js = shard::connect(std::slice::from_ref(&cluster.url), SHARDS, 1)
+        .await
+        .expect("connect");
+    js.publish(
+        solvent_cluster::routing::FUND_SUBJECT,
+        "not an answer".into(),
+    )
+    .await
+    .expect("published")
+    .await
+    .expect("stored");
+    cluster.run_shards().await;
+    let after: Vec<String> = cluster.engines().iter().map(Engine::state_hash).collect();
+    let before: Vec<String> = engines.iter().map(Engine::state_hash).collect();
+    assert_eq!(after, before, "a refused message changes no state");
+}
+
+/// A stream made before the system shard (no `solvent.fund`, no `solvent.system`) gains their
+/// subjects when a shard connects, keeping its messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_made_before_the_system_shard_gains_its_subjects() {
+    use async_nats::jetstream::stream::{Config, StorageType};
+    use solvent_cluster::routing::{
+        FUND_SUBJECT, INPUT_STREAM, MARKET_SUBJECT, SHARD_SUBJECT_PREFIX, SHARDS_METADATA_KEY,
+        SYSTEM_SUBJECT,
+    };
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let nats = Nats::start(scratch.path());
+    wait_for(&nats.url()).await;
+    let js = async_nats::jetstream::new(shard::client(&[nats.url()]).await.expect("a client"));
+    js.create_stream(Config {
+        name: INPUT_STREAM.to_owned(),
+        subjects: vec![
+            MARKET_SUBJECT.to_owned(),
+            format!("{SHARD_SUBJECT_PREFIX}*"),
+        ],
+        storage: StorageType::File,
+        metadata: std::collections::HashMap::from([(
+            SHARDS_METADATA_KEY.to_owned(),
+            SHARDS.to_string(),
+        )]),
+        ..Config::default()
+    })
+    .await
+    .expect("the old stream");
+    js.publish(MARKET_SUBJECT, "old".into())
+        .await
+        .expect("published")
+        .await
+        .expect("stored");
+    let js = shard::connect(&[nats.url()], SHARDS, 1)
+        .await
+        .expect("connect");
+    let mut stream = js.get_stream(INPUT_STREAM).await.expect("the stream");
+    let info = stream.info().await.expect("its info");
+    for subject in [FUND_SUBJECT, SYSTEM_SUBJECT] {
+        assert!(
+            info.config.subjects.iter().any(|held| held == subject),
+            "{subject} missing from {:?}",
+            info.config.subjects
+        );
+    }
+    assert_eq!(info.state.messages, 1, "the old message is kept");
 }
