@@ -179,8 +179,9 @@ pub struct Fund {
     /// the first claim of a later input, so a claim sees exactly the deposits before it in
     /// the input stream.
     deposits: BTreeMap<u64, Vec<(String, Decimal)>>,
-    /// The claims answered, so that an effect message read twice claims nothing twice.
-    answered: BTreeSet<ClaimId>,
+    /// The effect messages applied, by (shard, input sequence): one read twice, or stored twice
+    /// beyond JetStream's duplicate window, pays nothing in and claims nothing twice.
+    applied: BTreeSet<(u32, u64)>,
 }
 
 impl Fund {
@@ -214,9 +215,12 @@ impl Fund {
     /// Applies one effect message of shard `shard` for input `input_seq`: the deposits of
     /// earlier input and what was paid in add to the fund; each claim is covered as far as the
     /// fund holds the asset (never below zero) and answered. Returns the answers, in the order
-    /// of the claims.
+    /// of the claims; nothing for a message applied before.
     #[must_use]
     pub fn apply(&mut self, shard: u32, input_seq: u64, lines: &[FundLine]) -> Vec<ClaimAnswer> {
+        if !self.applied.insert((shard, input_seq)) {
+            return Vec::new();
+        }
         self.count_deposits_before(input_seq);
         let mut answers = Vec::new();
         let mut index = 0_u32;
@@ -236,7 +240,7 @@ impl Fund {
                         index,
                     };
                     index += 1;
-                    if *deficit <= Decimal::ZERO || !self.answered.insert(claim.clone()) {
+                    if *deficit <= Decimal::ZERO {
                         continue;
                     }
                     let held = self.balances.entry(asset.clone()).or_default();
@@ -566,8 +570,9 @@ mod tests {
                 dec!(11012.5)
             )]
         );
-        // The same effect message read again answers nothing twice.
+        // The same effect message read again answers nothing twice and pays nothing twice.
         assert!(fund.apply(3, 9, &[claim("b", dec!(19000))]).is_empty());
+        assert!(fund.apply(2, 5, &[paid(dec!(12.5))]).is_empty());
         // A fee paid later refills it; the deposit of input 20 is not yet there at input 11.
         let third = fund.apply(2, 11, &[paid(dec!(5)), claim("c", dec!(10))]);
         assert_eq!(
