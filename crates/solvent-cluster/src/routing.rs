@@ -20,6 +20,10 @@ pub const SHARD_SUBJECT_PREFIX: &str = "solvent.shard.";
 pub const EFFECT_STREAM: &str = "SOLVENT_EFFECTS";
 /// The prefix of each shard's effect subject: `solvent.effects.<K>`.
 pub const EFFECT_SUBJECT_PREFIX: &str = "solvent.effects.";
+/// The prefix of each shard's progress subject in the effect stream: `solvent.progress.<K>`,
+/// where a shard records that every effect of its input up to a stream sequence is stored (the
+/// system shard's watermark).
+pub const PROGRESS_SUBJECT_PREFIX: &str = "solvent.progress.";
 /// The stream metadata key that records the number of shards the stream was routed for: a
 /// shard started with another count refuses to read it (its accounts would be elsewhere).
 pub const SHARDS_METADATA_KEY: &str = "solvent_shards";
@@ -37,6 +41,12 @@ pub fn shard_subject(shard: u32) -> String {
 #[must_use]
 pub fn effect_subject(shard: u32) -> String {
     format!("{EFFECT_SUBJECT_PREFIX}{shard}")
+}
+
+/// The subject shard `shard` writes its progress to.
+#[must_use]
+pub fn progress_subject(shard: u32) -> String {
+    format!("{PROGRESS_SUBJECT_PREFIX}{shard}")
 }
 
 /// The shard that holds `account` among `shards`: the first eight bytes of the account id's

@@ -44,7 +44,8 @@ use crate::message;
 use crate::query::{Answer, Query, answer, query_subject};
 use crate::routing::{
     EFFECT_STREAM, EFFECT_SUBJECT_PREFIX, FUND_SUBJECT, INPUT_STREAM, MARKET_SUBJECT,
-    SHARD_SUBJECT_PREFIX, SHARDS_METADATA_KEY, SYSTEM_SUBJECT, effect_subject, shard_subject,
+    PROGRESS_SUBJECT_PREFIX, SHARD_SUBJECT_PREFIX, SHARDS_METADATA_KEY, SYSTEM_SUBJECT,
+    effect_subject, progress_subject, shard_subject,
 };
 
 /// The header that carries the input stream sequence an effect message answers.
@@ -228,17 +229,31 @@ async fn ensure_streams(js: &Context, shards: u32, replicas: usize) -> Result<()
             .await
             .map_err(|error| ClusterError::Nats(format!("stream {INPUT_STREAM}: {error}")))?;
     }
-    js.get_or_create_stream(StreamConfig {
-        name: EFFECT_STREAM.to_owned(),
-        subjects: vec![format!("{EFFECT_SUBJECT_PREFIX}*")],
-        storage: StorageType::File,
-        num_replicas: replicas,
-        duplicate_window: Duration::from_secs(120),
-        metadata,
-        ..StreamConfig::default()
-    })
-    .await
-    .map_err(|error| ClusterError::Nats(format!("stream {EFFECT_STREAM}: {error}")))?;
+    let progress = format!("{PROGRESS_SUBJECT_PREFIX}*");
+    let mut effects = js
+        .get_or_create_stream(StreamConfig {
+            name: EFFECT_STREAM.to_owned(),
+            subjects: vec![format!("{EFFECT_SUBJECT_PREFIX}*"), progress.clone()],
+            storage: StorageType::File,
+            num_replicas: replicas,
+            duplicate_window: Duration::from_secs(120),
+            metadata,
+            ..StreamConfig::default()
+        })
+        .await
+        .map_err(|error| ClusterError::Nats(format!("stream {EFFECT_STREAM}: {error}")))?;
+    let mut effects_config = effects
+        .info()
+        .await
+        .map_err(|error| ClusterError::Nats(format!("stream {EFFECT_STREAM}: {error}")))?
+        .config
+        .clone();
+    if !effects_config.subjects.contains(&progress) {
+        effects_config.subjects.push(progress);
+        js.update_stream(&effects_config)
+            .await
+            .map_err(|error| ClusterError::Nats(format!("stream {EFFECT_STREAM}: {error}")))?;
+    }
     Ok(())
 }
 
@@ -452,6 +467,7 @@ pub async fn run(
             .map_err(|error| ClusterError::Nats(format!("consumer info: {error}")))?
             .num_pending
     };
+    let mut info_consumer = consumer.clone();
     let mut messages = consumer.messages().await.map_err(|error| {
         ClusterError::Nats(format!("messages of shard {}: {error}", config.shard))
     })?;
@@ -467,6 +483,8 @@ pub async fn run(
     let mut published = 0_u64;
     let mut since_snapshot = 0_u64;
     let done_at_start = config.stop_at_end && (pending == 0 || end < start);
+    // Whether the shard has applied input since it last recorded its progress.
+    let mut progress_due = true;
     loop {
         if done_at_start {
             break;
@@ -477,8 +495,21 @@ pub async fn run(
                 answer_query(&js, &engine, config.shard, report.last_stream_seq, &request).await?;
                 continue;
             }
+            () = tokio::time::sleep(PROGRESS_IDLE), if progress_due => {
+                if let Some(through) =
+                    caught_up_through(&mut input, &mut info_consumer, report.last_stream_seq).await
+                {
+                    while let Some(publication) = in_flight.pop_front() {
+                        acknowledged(Some(publication), &mut positions).await?;
+                    }
+                    publish_progress(&js, config.shard, through).await?;
+                    progress_due = false;
+                }
+                continue;
+            }
             _ = stop.changed() => None,
         };
+        progress_due = true;
         let Some(next) = next else { break };
         let message =
             next.map_err(|error| ClusterError::Nats(format!("reading the stream: {error}")))?;
@@ -535,9 +566,52 @@ pub async fn run(
     while let Some(publication) = in_flight.pop_front() {
         acknowledged(Some(publication), &mut positions).await?;
     }
+    if config.stop_at_end {
+        // Everything the stream held for this shard when it started is applied and its
+        // effects are stored.
+        publish_progress(
+            &js,
+            config.shard,
+            end.max(report.last_stream_seq.unwrap_or(0)),
+        )
+        .await?;
+    }
     report.state_hash = engine.state_hash();
     report.accounts = engine.accounts().len();
     Ok(report)
+}
+
+/// How long a shard waits without input before it records its progress.
+const PROGRESS_IDLE: Duration = Duration::from_millis(200);
+
+/// The input stream sequence through which the shard has applied everything the stream holds
+/// for it, when it has: nothing of its subjects is pending for its consumer and everything
+/// delivered is applied. The stream's last sequence is read first, so whatever of its
+/// subjects is at or below it was delivered by the time the consumer says nothing is pending.
+/// `None` when that cannot be said now (input still to apply, or NATS not answering).
+async fn caught_up_through(
+    input: &mut async_nats::jetstream::stream::Stream,
+    consumer: &mut async_nats::jetstream::consumer::Consumer<OrderedConfig>,
+    applied: Option<u64>,
+) -> Option<u64> {
+    let last = input.info().await.ok()?.state.last_sequence;
+    let info = consumer.info().await.ok()?;
+    (info.num_pending == 0 && info.delivered.stream_sequence <= applied.unwrap_or(0))
+        .then_some(last)
+}
+
+/// Records that every effect of the shard's input up to stream sequence `through` is stored
+/// (the caller has had every acknowledgement): the system shard answers a claim only once
+/// every shard's progress has reached it.
+async fn publish_progress(js: &Context, shard: u32, through: u64) -> Result<(), ClusterError> {
+    let mut headers = HeaderMap::new();
+    headers.insert(INPUT_SEQ_HEADER, through.to_string().as_str());
+    js.publish_with_headers(progress_subject(shard), headers, through.to_string().into())
+        .await
+        .map_err(|error| ClusterError::Nats(format!("publishing progress: {error}")))?
+        .await
+        .map_err(|error| ClusterError::Nats(format!("progress not acknowledged: {error}")))?;
+    Ok(())
 }
 
 /// Applies the events of the input message at `stream_seq`: their effects, and how many.

@@ -29,7 +29,9 @@ use tokio::sync::watch;
 
 use crate::ClusterError;
 use crate::effects::{self, EffectMessage};
-use crate::routing::{FUND_SUBJECT, INPUT_STREAM, SYSTEM_SUBJECT};
+use crate::routing::{
+    EFFECT_STREAM, FUND_SUBJECT, INPUT_STREAM, PROGRESS_SUBJECT_PREFIX, SYSTEM_SUBJECT,
+};
 use solvent_engine::event::Event;
 
 /// Which claim an answer settles: the shard that claimed, the input message whose effects
@@ -297,6 +299,37 @@ pub struct SystemReport {
     pub answers_already_published: u64,
     /// What the fund holds at the end, by asset.
     pub fund: BTreeMap<String, Decimal>,
+    /// The input stream sequence every shard's effects are stored through (the least of the
+    /// shards' recorded progress), if every shard has recorded some.
+    pub watermark: Option<u64>,
+    /// Effect messages read and not yet applied: of input beyond the watermark.
+    pub effect_messages_waiting: usize,
+}
+
+/// The input stream sequence through which every one of `shards` shards has recorded that its
+/// effects are stored; `None` while one has recorded nothing.
+#[must_use]
+pub fn watermark(progress: &BTreeMap<u32, u64>, shards: u32) -> Option<u64> {
+    (0..shards)
+        .map(|shard| progress.get(&shard).copied())
+        .collect::<Option<Vec<u64>>>()?
+        .into_iter()
+        .min()
+}
+
+/// The effect messages of input at or below `watermark`, taken from `waiting` in input order
+/// (then shard): the order the fund applies them in, whatever order the effect stream holds
+/// them in, so a claim sees exactly the fees of earlier input.
+#[must_use]
+pub fn ready(
+    waiting: &mut BTreeMap<(u64, u32), EffectMessage>,
+    watermark: Option<u64>,
+) -> Vec<EffectMessage> {
+    let Some(watermark) = watermark else {
+        return Vec::new();
+    };
+    let later = waiting.split_off(&(watermark.saturating_add(1), 0));
+    std::mem::replace(waiting, later).into_values().collect()
 }
 
 /// Runs the system shard until `stop` turns true (or, with `stop_at_end`, until the effect
@@ -322,11 +355,41 @@ pub async fn run(
     let mut report = SystemReport::default();
     let mut read_through = 0_u64;
     let mut deposits_through = 0_u64;
+    let mut progress_through = 0_u64;
+    let mut progress: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut waiting: BTreeMap<(u64, u32), EffectMessage> = BTreeMap::new();
     loop {
-        let messages = effects::read_after(&js, None, read_through).await?;
-        // After the effects: every deposit before a claim read is stored by now (the claim's
-        // input was stored after it, and its effect message after that).
-        for (stream_seq, payload) in read_input(&js, SYSTEM_SUBJECT, deposits_through).await? {
+        // First the shards' progress, then the effects and the deposits: every effect message
+        // and deposit of input up to a shard's recorded progress is stored by the time the
+        // progress is (the shard had every acknowledgement first).
+        for (stream_seq, subject, payload) in read_stream(
+            &js,
+            EFFECT_STREAM,
+            &format!("{PROGRESS_SUBJECT_PREFIX}*"),
+            progress_through,
+        )
+        .await?
+        {
+            progress_through = progress_through.max(stream_seq);
+            let shard = subject
+                .strip_prefix(PROGRESS_SUBJECT_PREFIX)
+                .and_then(|k| k.parse::<u32>().ok());
+            let through = std::str::from_utf8(&payload)
+                .ok()
+                .and_then(|text| text.parse::<u64>().ok());
+            if let (Some(shard), Some(through)) = (shard, through) {
+                let at = progress.entry(shard).or_default();
+                *at = (*at).max(through);
+            }
+        }
+        for message in effects::read_after(&js, None, read_through).await? {
+            read_through = read_through.max(message.effect_seq);
+            report.effect_messages += 1;
+            waiting.insert((message.input_seq, message.shard), message);
+        }
+        for (stream_seq, _, payload) in
+            read_stream(&js, INPUT_STREAM, SYSTEM_SUBJECT, deposits_through).await?
+        {
             deposits_through = deposits_through.max(stream_seq);
             for (index, envelope) in crate::message::decode(stream_seq, &payload)?
                 .iter()
@@ -337,10 +400,9 @@ pub async fn run(
                 }
             }
         }
-        for message in &messages {
-            read_through = read_through.max(message.effect_seq);
-            report.effect_messages += 1;
-            for answer in answers_to(&mut fund, message)? {
+        report.watermark = watermark(&progress, config.shards);
+        for message in ready(&mut waiting, report.watermark) {
+            for answer in answers_to(&mut fund, &message)? {
                 report.claims += 1;
                 if published.contains(&answer.claim) {
                     report.answers_already_published += 1;
@@ -350,6 +412,7 @@ pub async fn run(
                 }
             }
         }
+        report.effect_messages_waiting = waiting.len();
         report.fund = fund.balances().clone();
         if config.stop_at_end {
             break;
@@ -452,23 +515,23 @@ pub async fn published_answers(js: &Context) -> Result<BTreeSet<ClaimId>, Cluste
 /// # Errors
 /// [`ClusterError`] when the stream cannot be read or an answer does not read.
 pub async fn read_answers(js: &Context) -> Result<Vec<(u64, ClaimAnswer)>, ClusterError> {
-    read_input(js, FUND_SUBJECT, 0)
+    read_stream(js, INPUT_STREAM, FUND_SUBJECT, 0)
         .await?
         .into_iter()
-        .map(|(stream_seq, payload)| Ok((stream_seq, decode_answer(stream_seq, &payload)?)))
+        .map(|(stream_seq, _, payload)| Ok((stream_seq, decode_answer(stream_seq, &payload)?)))
         .collect()
 }
 
-/// The messages of `subject` the input stream holds above sequence `after`, with their
-/// sequences, in stream order.
-async fn read_input(
+/// The messages of `subject` (a filter, wildcards allowed) that stream `stream` holds above
+/// sequence `after`, with their sequences and subjects, in stream order.
+async fn read_stream(
     js: &Context,
+    stream: &str,
     subject: &str,
     after: u64,
-) -> Result<Vec<(u64, bytes::Bytes)>, ClusterError> {
-    let nats =
-        |error: &dyn std::fmt::Display| ClusterError::Nats(format!("{INPUT_STREAM}: {error}"));
-    let stream = js.get_stream(INPUT_STREAM).await.map_err(|e| nats(&e))?;
+) -> Result<Vec<(u64, String, bytes::Bytes)>, ClusterError> {
+    let nats = |error: &dyn std::fmt::Display| ClusterError::Nats(format!("{stream}: {error}"));
+    let stream = js.get_stream(stream).await.map_err(|e| nats(&e))?;
     let deliver_policy = if after == 0 {
         DeliverPolicy::All
     } else {
@@ -497,7 +560,11 @@ async fn read_input(
         let message = message.map_err(|e| nats(&e))?;
         let info = message.info().map_err(|e| nats(&e))?;
         pending = info.pending;
-        out.push((info.stream_sequence, message.payload.clone()));
+        out.push((
+            info.stream_sequence,
+            message.subject.to_string(),
+            message.payload.clone(),
+        ));
     }
     Ok(out)
 }
@@ -583,6 +650,41 @@ mod tests {
             [(dec!(5), dec!(5))]
         );
         assert_eq!(fund.balances().get("USDT"), Some(&dec!(100)));
+    }
+
+    fn message(shard: u32, input_seq: u64) -> EffectMessage {
+        EffectMessage {
+            shard,
+            input_seq,
+            effect_seq: 100 - input_seq,
+            lines: Vec::new(),
+        }
+    }
+
+    /// Effect messages stored out of input order (shard 1's input 9 before shard 0's input 5)
+    /// are applied in input order, and only up to the least progress every shard recorded.
+    #[test]
+    fn effect_messages_wait_for_every_shards_progress_and_go_in_input_order() {
+        let mut waiting = BTreeMap::new();
+        for (shard, input_seq) in [(1, 9), (0, 5), (1, 12), (0, 9)] {
+            waiting.insert((input_seq, shard), message(shard, input_seq));
+        }
+        let mut progress = BTreeMap::from([(0, 10)]);
+        // Shard 1 has recorded nothing: nothing is ready.
+        assert_eq!(watermark(&progress, 2), None);
+        assert!(ready(&mut waiting, watermark(&progress, 2)).is_empty());
+        progress.insert(1, 9);
+        assert_eq!(watermark(&progress, 2), Some(9));
+        let order: Vec<(u64, u32)> = ready(&mut waiting, watermark(&progress, 2))
+            .iter()
+            .map(|m| (m.input_seq, m.shard))
+            .collect();
+        assert_eq!(order, [(5, 0), (9, 0), (9, 1)]);
+        assert_eq!(waiting.len(), 1);
+        progress.insert(1, 20);
+        progress.insert(0, 20);
+        assert_eq!(ready(&mut waiting, watermark(&progress, 2)).len(), 1);
+        assert!(waiting.is_empty());
     }
 
     #[test]

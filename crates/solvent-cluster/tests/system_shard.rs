@@ -271,12 +271,17 @@ impl Cluster {
     /// Runs every account shard until it has applied what the stream holds for it.
     async fn run_shards(&self) {
         for shard in 0..SHARDS {
-            let (_stop, stopped) = watch::channel(false);
-            let report = shard::run(self.shard_config(shard), stopped)
-                .await
-                .unwrap_or_else(|error| panic!("shard {shard}: {error}"));
-            assert_eq!(report.redelivered, 0);
+            self.run_shard(shard).await;
         }
+    }
+
+    /// Runs account shard `shard` until it has applied what the stream holds for it.
+    async fn run_shard(&self, shard: u32) {
+        let (_stop, stopped) = watch::channel(false);
+        let report = shard::run(self.shard_config(shard), stopped)
+            .await
+            .unwrap_or_else(|error| panic!("shard {shard}: {error}"));
+        assert_eq!(report.redelivered, 0);
     }
 
     /// Runs the system shard until it has answered every claim stored.
@@ -428,14 +433,23 @@ async fn a_deficit_beyond_its_shards_share_is_met_from_the_one_fund_and_money_is
     );
     cluster.run_shards().await;
 
-    // Step 2: a liquidation fee on the claimant's shard feeds the fund.
+    // Steps 2 and 3: a liquidation fee on the first claimant's shard feeds the fund, then the
+    // second bankruptcy, on the other shard, claims beyond what the fund has left. The
+    // claimant's shard runs first, so its claim is stored before the fee in the effect
+    // stream: the system shard waits until every shard has recorded its progress past the
+    // claim, and then applies the fee first, in input order.
     cluster.publish(&steps[1]).await;
-    cluster.run_shards().await;
-
-    // Step 3: the second bankruptcy, beyond what the fund has left.
     cluster.publish(&steps[2]).await;
-    cluster.run_shards().await;
+    cluster.run_shard(cast.fund_shard).await;
+    let early = cluster.run_system().await;
+    assert_eq!(
+        early.answers_published, 0,
+        "answered before the fee's shard ran"
+    );
+    assert!(early.effect_messages_waiting > 0);
+    cluster.run_shard(loser_shard).await;
     let report = cluster.run_system().await;
+    assert_eq!(report.answers_published, 1);
     cluster.run_shards().await;
 
     let answers = cluster.answers().await;
