@@ -5,15 +5,17 @@
 //! liquidation fees that feed the fund they book (in their piece of it, their
 //! `insurance_fund` ledger account) and report in their effects, and a bankrupt account's
 //! deficit they advance from `pending_claims` and claim, in their effects too. The system
-//! shard reads every shard's effect messages in effect-stream order, keeps the fund's balance
-//! per asset ([`Fund`]), and answers each claim with a [`ClaimAnswer`] on [`FUND_SUBJECT`] of the input stream, which
+//! shard reads every shard's effect messages, applies them in input order, keeps the fund's
+//! balance per asset ([`Fund`]), and answers each claim with a [`ClaimAnswer`] on [`FUND_SUBJECT`] of the input stream, which
 //! every account shard reads in stream order: the answer is an input at a stream sequence,
 //! so a replay applies it at the same place.
 //!
 //! Two phases, deterministic both: the claim is an effect of an input message (exactly once,
-//! as every effect), the answer a function of the effect stream up to the claim (the system
-//! shard reads it from the start at every run and publishes only the answers the input stream
-//! does not hold yet, each with its own message id).
+//! as every effect); the answer a function of the deposits and effects of earlier input, taken
+//! in input order once every shard has recorded its progress past the claim
+//! (`solvent.progress.<K>`, [`watermark`]). The system shard reads the streams from the start
+//! at every run and publishes only the answers the input stream does not hold yet, each with
+//! its own message id.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -172,7 +174,7 @@ pub fn fund_line(line: &str) -> Result<Option<FundLine>, FundLineError> {
 
 /// The insurance fund as the system shard keeps it: a pure state machine over the venue's
 /// deposits to the fund (input stream, [`SYSTEM_SUBJECT`]) and the account shards' effect
-/// messages (effect-stream order).
+/// messages (in input order, see [`ready`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Fund {
     /// What the fund holds, by asset: everything paid in less everything covered.
@@ -187,11 +189,15 @@ pub struct Fund {
 }
 
 impl Fund {
-    /// What the fund holds, by asset, counting every deposit read.
+    /// What the fund holds, by asset, counting every deposit read (also those of input after
+    /// the claims answered so far, which are not counted for those claims).
     #[must_use]
-    pub fn balances(&mut self) -> &BTreeMap<String, Decimal> {
-        self.count_deposits_before(u64::MAX);
-        &self.balances
+    pub fn balances(&self) -> BTreeMap<String, Decimal> {
+        let mut balances = self.balances.clone();
+        for (asset, amount) in self.deposits.values().flatten() {
+            *balances.entry(asset.clone()).or_default() += *amount;
+        }
+        balances
     }
 
     /// A deposit of `amount` of `asset` to the fund, in the input message at `stream_seq`
@@ -413,7 +419,7 @@ pub async fn run(
             }
         }
         report.effect_messages_waiting = waiting.len();
-        report.fund = fund.balances().clone();
+        report.fund = fund.balances();
         if config.stop_at_end {
             break;
         }
@@ -640,7 +646,10 @@ mod tests {
         // The same effect message read again answers nothing twice and pays nothing twice.
         assert!(fund.apply(3, 9, &[claim("b", dec!(19000))]).is_empty());
         assert!(fund.apply(2, 5, &[paid(dec!(12.5))]).is_empty());
-        // A fee paid later refills it; the deposit of input 20 is not yet there at input 11.
+        // The balance shown counts the deposit of input 20 already read...
+        assert_eq!(fund.balances().get("USDT"), Some(&dec!(100)));
+        // ...but a claim of input 11 does not see it: a fee paid later refills the fund, and
+        // the claim gets that alone.
         let third = fund.apply(2, 11, &[paid(dec!(5)), claim("c", dec!(10))]);
         assert_eq!(
             third
@@ -650,6 +659,15 @@ mod tests {
             [(dec!(5), dec!(5))]
         );
         assert_eq!(fund.balances().get("USDT"), Some(&dec!(100)));
+        // Counted for a claim of later input.
+        let fourth = fund.apply(1, 21, &[claim("d", dec!(150))]);
+        assert_eq!(
+            fourth
+                .iter()
+                .map(|a| (a.covered, a.fund_before))
+                .collect::<Vec<_>>(),
+            [(dec!(100), dec!(100))]
+        );
     }
 
     fn message(shard: u32, input_seq: u64) -> EffectMessage {
