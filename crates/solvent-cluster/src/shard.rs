@@ -17,6 +17,10 @@
 //!   did not find: the engine is deterministic, so what it would publish again is what was
 //!   published. A previous run's publication still landing while the shard recovers carries
 //!   the same message id, so JetStream drops whichever of the two comes second.
+//! - **The fund.** A shard also reads `solvent.fund`, the system shard's answers to deficit
+//!   claims ([`crate::system`]), and applies those to its own claims at their stream sequence;
+//!   when it has caught up (or stops at the end) with every effect stored, it records its
+//!   progress on `solvent.progress.<K>`, which the system shard waits for before answering.
 //! - **Snapshots** are written only once every effect up to their sequence is acknowledged by
 //!   JetStream, with their effect floor beside them (`effect-floors/<seq>`): a snapshot never
 //!   holds a state whose effects could be lost, and recovery knows where to look for the

@@ -6,9 +6,9 @@
 //! `insurance_fund` ledger account) and report in their effects, and a bankrupt account's
 //! deficit they advance from `pending_claims` and claim, in their effects too. The system
 //! shard reads every shard's effect messages, applies them in input order, keeps the fund's
-//! balance per asset ([`Fund`]), and answers each claim with a [`ClaimAnswer`] on [`FUND_SUBJECT`] of the input stream, which
-//! every account shard reads in stream order: the answer is an input at a stream sequence,
-//! so a replay applies it at the same place.
+//! balance per asset ([`Fund`]), and answers each claim with a [`ClaimAnswer`] on
+//! [`FUND_SUBJECT`] of the input stream, which every account shard reads in stream order: the
+//! answer is an input at a stream sequence, so a replay applies it at the same place.
 //!
 //! Two phases, deterministic both: the claim is an effect of an input message (exactly once,
 //! as every effect); the answer a function of the deposits and effects of earlier input, taken
@@ -338,10 +338,10 @@ pub fn ready(
     std::mem::replace(waiting, later).into_values().collect()
 }
 
-/// Runs the system shard until `stop` turns true (or, with `stop_at_end`, until the effect
-/// messages stored when it started are answered). It holds no state of its own on disk: each
-/// run reads the effect stream from its start, so the fund and every answer are rebuilt the
-/// same, and publishes only the answers the input stream lacks.
+/// Runs the system shard until `stop` turns true (or, with `stop_at_end`, after one reading
+/// of the streams, having answered the claims up to the watermark). It holds no state of its
+/// own on disk: each run reads the streams from their start, so the fund and every answer are
+/// rebuilt the same, and publishes only the answers the input stream lacks.
 ///
 /// # Errors
 /// [`ClusterError`]: NATS unreachable or refusing, an effect or answer message that does not
