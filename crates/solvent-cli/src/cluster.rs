@@ -119,7 +119,12 @@ pub struct SystemArgs {
     /// Replicas of the streams when this command creates them.
     #[arg(long, default_value_t = 3)]
     replicas: usize,
-    /// Stop once the effect messages stored at the start are answered, and print the report.
+    /// The venue, whose rules a deposit to the fund must meet: a shipped one by name or a
+    /// VENUE.toml file (default: the shipped default).
+    #[arg(long, value_name = "VENUE")]
+    venue: Option<PathBuf>,
+    /// Stop after one reading of the streams (the claims answered up to every shard's
+    /// progress), and print the report.
     #[arg(long)]
     stop_at_end: bool,
 }
@@ -297,6 +302,7 @@ pub fn run_shard(args: &ShardArgs, feedback: Feedback) -> Result<String> {
 fn run_system(args: &SystemArgs, feedback: Feedback) -> Result<String> {
     let config = solvent_cluster::system::SystemConfig {
         servers: servers(&args.servers),
+        venue_text: crate::venues::text_of(args.venue.as_deref())?.1,
         shards: args.shards,
         replicas: args.replicas,
         stop_at_end: args.stop_at_end,

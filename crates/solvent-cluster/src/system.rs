@@ -34,6 +34,8 @@ use crate::effects::{self, EffectMessage};
 use crate::routing::{
     EFFECT_STREAM, FUND_SUBJECT, INPUT_STREAM, PROGRESS_SUBJECT_PREFIX, SYSTEM_SUBJECT,
 };
+use solvent_engine::config::EngineConfig;
+use solvent_engine::effect::Effect;
 use solvent_engine::event::Event;
 
 /// Which claim an answer settles: the shard that claimed, the input message whose effects
@@ -275,6 +277,9 @@ impl Fund {
 pub struct SystemConfig {
     /// NATS server URLs.
     pub servers: Vec<String>,
+    /// The venue's text (TOML): a deposit to the fund is checked by its rules, as one engine
+    /// checks it (known asset, positive amount, the asset's precision).
+    pub venue_text: String,
     /// The number of account shards the input is routed for.
     pub shards: u32,
     /// Replicas of the streams when the system shard creates them.
@@ -301,6 +306,9 @@ pub struct SystemReport {
     pub claims: u64,
     /// Answers this run published.
     pub answers_published: u64,
+    /// Deposits to the fund refused by the venue's rules (not counted), as one engine refuses
+    /// them.
+    pub deposits_refused: u64,
     /// Answers found on the input stream already (an earlier run's), not published again.
     pub answers_already_published: u64,
     /// What the fund holds at the end, by asset.
@@ -350,6 +358,11 @@ pub async fn run(
     config: SystemConfig,
     mut stop: watch::Receiver<bool>,
 ) -> Result<SystemReport, ClusterError> {
+    let venue = solvent_core::venue::Venue::from_toml("venue", &config.venue_text)
+        .map_err(|error| ClusterError::Config(format!("the system shard's venue: {error}")))?;
+    // Deposits to the fund go through an engine of their own, which books them (its ledger
+    // holds the fund's deposits) by the rules one engine applies, refusing what it refuses.
+    let mut deposits = solvent_engine::Engine::new(venue, EngineConfig::default());
     let js = crate::shard::connect(&config.servers, config.shards, config.replicas).await?;
     let mut queries = js
         .client()
@@ -401,8 +414,15 @@ pub async fn run(
                 .iter()
                 .enumerate()
             {
-                if let Event::Deposit(deposit) = &envelope.event {
-                    fund.deposit(stream_seq, index, &deposit.asset, deposit.amount.value());
+                let refused = deposits
+                    .apply(envelope)
+                    .iter()
+                    .any(|effect| matches!(effect, Effect::Rejected { .. }));
+                match &envelope.event {
+                    Event::Deposit(deposit) if !refused => {
+                        fund.deposit(stream_seq, index, &deposit.asset, deposit.amount.value());
+                    }
+                    _ => report.deposits_refused += 1,
                 }
             }
         }

@@ -165,6 +165,8 @@ fn steps(cast: &Cast) -> [Vec<String>; 3] {
         index("BTC", "60000"),
         index("ETH", "3000"),
         deposit(INSURANCE_FUND, "20000"),
+        // More decimals than USDT's 6: refused, by one engine and by the system shard alike.
+        deposit(INSURANCE_FUND, "1.0000001"),
         deposit(&cast.btc_loser, "4000"),
         buy(&cast.btc_loser, "BTCUSDT", "1", "60000"),
         deposit(&cast.payer, "600"),
@@ -290,6 +292,7 @@ impl Cluster {
         system::run(
             SystemConfig {
                 servers: vec![self.url.clone()],
+                venue_text: venue_text(),
                 shards: SHARDS,
                 replicas: 1,
                 stop_at_end: true,
@@ -390,6 +393,7 @@ async fn a_deficit_beyond_its_shards_share_is_met_from_the_one_fund_and_money_is
     }
     let report = cluster.run_system().await;
     assert_eq!((report.claims, report.answers_published), (1, 1));
+    assert_eq!(report.deposits_refused, 1);
     assert_eq!(report.fund.get("USDT"), Some(&dec!(4000)));
     // Run again: it finds the answer stored and publishes nothing twice. While it runs, it
     // answers for the fund (and nobody does when it is not running).
@@ -401,6 +405,7 @@ async fn a_deficit_beyond_its_shards_share_is_met_from_the_one_fund_and_money_is
     let running = tokio::spawn(system::run(
         SystemConfig {
             servers: vec![cluster.url.clone()],
+            venue_text: venue_text(),
             shards: SHARDS,
             replicas: 1,
             stop_at_end: false,
