@@ -211,6 +211,15 @@ impl Fund {
         }
     }
 
+    /// Makes the fund what it is had `answer` (computed now) been `published` (computed by an
+    /// earlier run, and applied by the shards): the difference of their covers goes back.
+    pub fn settled_as(&mut self, answer: &ClaimAnswer, published: &ClaimAnswer) {
+        let difference = answer.covered - published.covered;
+        if !difference.is_zero() {
+            *self.balances.entry(answer.asset.clone()).or_default() += difference;
+        }
+    }
+
     /// Counts the deposits of input before `input_seq`.
     fn count_deposits_before(&mut self, input_seq: u64) {
         let later = self.deposits.split_off(&input_seq);
@@ -430,7 +439,10 @@ pub async fn run(
         for message in ready(&mut waiting, report.watermark) {
             for answer in answers_to(&mut fund, &message)? {
                 report.claims += 1;
-                if published.contains(&answer.claim) {
+                if let Some(earlier) = published.get(&answer.claim) {
+                    // What was published is what the shards apply: the fund follows it, should
+                    // this run have computed otherwise.
+                    fund.settled_as(&answer, earlier);
                     report.answers_already_published += 1;
                 } else {
                     publish_answer(&js, &answer).await?;
@@ -524,16 +536,18 @@ async fn publish_answer(js: &Context, answer: &ClaimAnswer) -> Result<(), Cluste
     Ok(())
 }
 
-/// The claims whose answers the input stream holds.
+/// The answers the input stream holds, by claim (the first of each, as the shards apply it).
 ///
 /// # Errors
 /// [`ClusterError`] when the stream cannot be read or an answer does not read.
-pub async fn published_answers(js: &Context) -> Result<BTreeSet<ClaimId>, ClusterError> {
-    Ok(read_answers(js)
-        .await?
-        .into_iter()
-        .map(|(_, answer)| answer.claim)
-        .collect())
+pub async fn published_answers(
+    js: &Context,
+) -> Result<BTreeMap<ClaimId, ClaimAnswer>, ClusterError> {
+    let mut published = BTreeMap::new();
+    for (_, answer) in read_answers(js).await? {
+        published.entry(answer.claim.clone()).or_insert(answer);
+    }
+    Ok(published)
 }
 
 /// Every answer the input stream holds, with its stream sequence, in stream order.
@@ -688,6 +702,24 @@ mod tests {
                 .collect::<Vec<_>>(),
             [(dec!(100), dec!(100))]
         );
+    }
+
+    /// An earlier run answered a claim covered 600 of 1,000 (say, its view of the fees was
+    /// different); this run computes 1,000: the fund follows what was published, which the
+    /// shards applied.
+    #[test]
+    fn the_fund_follows_the_answers_published_before() {
+        let mut fund = Fund::default();
+        fund.deposit(1, 0, "USDT", dec!(1500));
+        let computed = fund.apply(0, 4, &[claim("a", dec!(1000))]);
+        assert_eq!(computed.first().map(|a| a.covered), Some(dec!(1000)));
+        let published = ClaimAnswer {
+            covered: dec!(600),
+            fund_before: dec!(1100),
+            ..computed[0].clone()
+        };
+        fund.settled_as(&computed[0], &published);
+        assert_eq!(fund.balances().get("USDT"), Some(&dec!(900)));
     }
 
     fn message(shard: u32, input_seq: u64) -> EffectMessage {
