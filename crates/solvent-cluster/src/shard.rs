@@ -471,7 +471,6 @@ pub async fn run(
             .map_err(|error| ClusterError::Nats(format!("consumer info: {error}")))?
             .num_pending
     };
-    let mut info_consumer = consumer.clone();
     let mut messages = consumer.messages().await.map_err(|error| {
         ClusterError::Nats(format!("messages of shard {}: {error}", config.shard))
     })?;
@@ -501,7 +500,7 @@ pub async fn run(
             }
             () = tokio::time::sleep(PROGRESS_IDLE), if progress_due => {
                 if let Some(through) =
-                    caught_up_through(&mut input, &mut info_consumer, report.last_stream_seq).await
+                    caught_up_through(&mut input, &subjects, report.last_stream_seq).await
                 {
                     while let Some(publication) = in_flight.pop_front() {
                         acknowledged(Some(publication), &mut positions).await?;
@@ -589,19 +588,27 @@ pub async fn run(
 const PROGRESS_IDLE: Duration = Duration::from_millis(200);
 
 /// The input stream sequence through which the shard has applied everything the stream holds
-/// for it, when it has: nothing of its subjects is pending for its consumer and everything
-/// delivered is applied. The stream's last sequence is read first, so whatever of its
-/// subjects is at or below it was delivered by the time the consumer says nothing is pending.
-/// `None` when that cannot be said now (input still to apply, or NATS not answering).
+/// for it, when it has: the stream's last sequence `L` is read first, then the last message of
+/// each of the shard's subjects; when none is beyond what the shard applied, every message of
+/// its subjects up to `L` (all stored before those reads) is applied. `None` when that cannot
+/// be said now (input still to apply, or NATS not answering).
 async fn caught_up_through(
     input: &mut async_nats::jetstream::stream::Stream,
-    consumer: &mut async_nats::jetstream::consumer::Consumer<OrderedConfig>,
+    subjects: &[String],
     applied: Option<u64>,
 ) -> Option<u64> {
+    use async_nats::jetstream::stream::LastRawMessageErrorKind;
     let last = input.info().await.ok()?.state.last_sequence;
-    let info = consumer.info().await.ok()?;
-    (info.num_pending == 0 && info.delivered.stream_sequence <= applied.unwrap_or(0))
-        .then_some(last)
+    let applied = applied.unwrap_or(0);
+    for subject in subjects {
+        match input.get_last_raw_message_by_subject(subject).await {
+            Ok(message) if message.sequence > applied => return None,
+            Ok(_) => {}
+            Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => {}
+            Err(_) => return None,
+        }
+    }
+    Some(last)
 }
 
 /// Records that every effect of the shard's input up to stream sequence `through` is stored

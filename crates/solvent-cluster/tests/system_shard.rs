@@ -589,3 +589,102 @@ async fn a_stream_made_before_the_system_shard_gains_its_subjects() {
     }
     assert_eq!(info.state.messages, 1, "the old message is kept");
 }
+
+/// Everything running, as in production: the shards and the system shard read on, none stops
+/// at the end. The shards record their progress when idle, so the claim is answered and
+/// applied without anything being restarted; the books then equal one engine's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_shards_record_their_progress_and_the_claim_is_answered_live() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let nats = Nats::start(scratch.path());
+    wait_for(&nats.url()).await;
+    let cluster = Cluster {
+        url: nats.url(),
+        dir: scratch.path().to_path_buf(),
+    };
+    let cast = Cast::new();
+    let steps = envelopes(&steps(&cast));
+    // The connection makes the streams before anyone reads them.
+    shard::connect(std::slice::from_ref(&cluster.url), SHARDS, 1)
+        .await
+        .expect("connect");
+    let (stop, stopped) = watch::channel(false);
+    // A shard's future holds its engine across its awaits (it is not `Send`): everything runs
+    // on this task, side by side.
+    let shards = futures_util::future::join_all((0..SHARDS).map(|shard| {
+        let config = ShardConfig {
+            stop_at_end: false,
+            ..cluster.shard_config(shard)
+        };
+        shard::run(config, stopped.clone())
+    }));
+    let system = system::run(
+        SystemConfig {
+            servers: vec![cluster.url.clone()],
+            venue_text: venue_text(),
+            shards: SHARDS,
+            replicas: 1,
+            stop_at_end: false,
+            poll: Duration::from_millis(50),
+        },
+        stopped.clone(),
+    );
+    let loser_shard = 1 - cast.fund_shard;
+    let check = async {
+        cluster.publish(&steps[0]).await;
+        let client = shard::client(std::slice::from_ref(&cluster.url))
+            .await
+            .expect("a client");
+        let js = shard::connect(std::slice::from_ref(&cluster.url), SHARDS, 1)
+            .await
+            .expect("connect");
+        let mut settled = false;
+        for _ in 0..200 {
+            // Once answered, the answer is the stream's last message: settled when the
+            // claimant's shard has applied it.
+            if !cluster.answers().await.is_empty() {
+                let mut stream = js
+                    .get_stream(solvent_cluster::routing::INPUT_STREAM)
+                    .await
+                    .expect("the stream");
+                let last = stream.info().await.expect("its info").state.last_sequence;
+                let applied = solvent_cluster::query::statuses(&client, SHARDS)
+                    .await
+                    .ok()
+                    .and_then(|statuses| statuses.get(loser_shard as usize)?.last_stream_seq);
+                if applied == Some(last) {
+                    settled = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = stop.send(true);
+        settled
+    };
+    let (shards, system, settled) = tokio::join!(shards, system, check);
+    assert!(
+        settled,
+        "the claim was not answered and applied while running"
+    );
+    for (shard, result) in shards.into_iter().enumerate() {
+        result.unwrap_or_else(|error| panic!("shard {shard}: {error}"));
+    }
+    let report = system.expect("the system shard");
+    assert_eq!(report.fund.get("USDT"), Some(&dec!(4000)));
+    assert_eq!(report.answers_published, 1);
+    let all: Vec<Envelope> = steps[0].clone();
+    let (one, _) = one_engine(&all);
+    let engines = cluster.engines();
+    assert_eq!(
+        wallet(&engines[loser_shard as usize], &cast.btc_loser),
+        wallet(&one, &cast.btc_loser)
+    );
+    assert_eq!(
+        ledger(
+            &engines[loser_shard as usize],
+            &LedgerAccount::PendingClaims
+        ),
+        dec!(0)
+    );
+}
