@@ -486,8 +486,10 @@ pub async fn run(
     let mut published = 0_u64;
     let mut since_snapshot = 0_u64;
     let done_at_start = config.stop_at_end && (pending == 0 || end < start);
-    // Whether the shard has applied input since it last recorded its progress.
+    // Whether the shard has applied input since it last recorded its progress, and when it
+    // last recorded it while busy.
     let mut progress_due = true;
+    let mut last_progress = tokio::time::Instant::now();
     loop {
         if done_at_start {
             break;
@@ -505,8 +507,7 @@ pub async fn run(
                     while let Some(publication) = in_flight.pop_front() {
                         acknowledged(Some(publication), &mut positions).await?;
                     }
-                    publish_progress(&js, config.shard, through).await?;
-                    progress_due = false;
+                    progress_due = !publish_progress(&js, config.shard, through).await;
                 }
                 continue;
             }
@@ -552,6 +553,16 @@ pub async fn run(
                 }
             }
         }
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            // Busy: the input never pauses long enough for the idle record, so the progress
+            // through the last input applied is recorded now and then (after every
+            // acknowledgement, one round trip).
+            while let Some(publication) = in_flight.pop_front() {
+                acknowledged(Some(publication), &mut positions).await?;
+            }
+            let _ = publish_progress(&js, config.shard, stream_seq).await;
+            last_progress = tokio::time::Instant::now();
+        }
         since_snapshot += 1;
         if since_snapshot >= config.snapshot_every {
             snapshot(&config, &engine, stream_seq, &mut in_flight, &mut positions).await?;
@@ -572,12 +583,12 @@ pub async fn run(
     if config.stop_at_end {
         // Everything the stream held for this shard when it started is applied and its
         // effects are stored.
-        publish_progress(
+        let _ = publish_progress(
             &js,
             config.shard,
             end.max(report.last_stream_seq.unwrap_or(0)),
         )
-        .await?;
+        .await;
     }
     report.state_hash = engine.state_hash();
     report.accounts = engine.accounts().len();
@@ -586,6 +597,9 @@ pub async fn run(
 
 /// How long a shard waits without input before it records its progress.
 const PROGRESS_IDLE: Duration = Duration::from_millis(200);
+
+/// How often a busy shard records its progress (through the last input it applied).
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// The input stream sequence through which the shard has applied everything the stream holds
 /// for it, when it has: the stream's last sequence `L` is read first, then the last message of
@@ -613,16 +627,25 @@ async fn caught_up_through(
 
 /// Records that every effect of the shard's input up to stream sequence `through` is stored
 /// (the caller has had every acknowledgement): the system shard answers a claim only once
-/// every shard's progress has reached it.
-async fn publish_progress(js: &Context, shard: u32, through: u64) -> Result<(), ClusterError> {
+/// every shard's progress has reached it. A record that fails is noted on stderr and reported
+/// (`false`), not an error: the next one (a second later, or at the next idle check)
+/// supersedes it, and until then answers only wait.
+async fn publish_progress(js: &Context, shard: u32, through: u64) -> bool {
     let mut headers = HeaderMap::new();
     headers.insert(INPUT_SEQ_HEADER, through.to_string().as_str());
-    js.publish_with_headers(progress_subject(shard), headers, through.to_string().into())
+    let stored = match js
+        .publish_with_headers(progress_subject(shard), headers, through.to_string().into())
         .await
-        .map_err(|error| ClusterError::Nats(format!("publishing progress: {error}")))?
-        .await
-        .map_err(|error| ClusterError::Nats(format!("progress not acknowledged: {error}")))?;
-    Ok(())
+    {
+        Ok(ack) => ack.await.map(|_| ()).map_err(|error| error.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    if let Err(problem) = &stored {
+        eprintln!(
+            "solvent-cluster: shard {shard}: progress through {through} not recorded: {problem}"
+        );
+    }
+    stored.is_ok()
 }
 
 /// Applies the events of the input message at `stream_seq`: their effects, and how many.
