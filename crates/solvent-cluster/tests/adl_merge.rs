@@ -6,12 +6,14 @@
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
+    clippy::panic,
     reason = "tests: a failed unwrap is a failed test"
 )]
 
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use solvent_cluster::adl::{self, AdlCandidate};
+use solvent_cluster::query::{Answer, Query, answer};
 use solvent_cluster::routing::{Route, route};
 use solvent_core::money::PositionSide;
 use solvent_core::venue::Venue;
@@ -140,4 +142,26 @@ fn each_shards_top_candidates_merged_are_one_engines_adl_queue() {
         one.adl_candidates("NOPE", PositionSide::Long, mark, 3)
             .is_err()
     );
+    // The query a shard answers over NATS gives the same offer, through JSON.
+    let query: Query = serde_json::from_str(
+        r#"{"op":"adl_candidates","instrument":"BTCUSDT","side":"long","mark":"55000","limit":4}"#,
+    )
+    .expect("the query reads");
+    let Answer::Ok(value) = answer(&shards[1], 1, None, &query) else {
+        panic!("no offer");
+    };
+    let offered: Vec<AdlCandidate> = serde_json::from_value(value).expect("an offer");
+    let ranked = shards[1]
+        .adl_candidates("BTCUSDT", PositionSide::Long, mark, 4)
+        .expect("candidates");
+    assert_eq!(offered, adl::offer(1, &ranked));
+    assert!(!offered.is_empty());
+    let unknown: Query = serde_json::from_str(
+        r#"{"op":"adl_candidates","instrument":"NOPE","side":"short","mark":"1","limit":4}"#,
+    )
+    .expect("the query reads");
+    assert!(matches!(
+        answer(&shards[1], 1, None, &unknown),
+        Answer::Error { code, .. } if code == "not_found"
+    ));
 }
