@@ -1,6 +1,6 @@
 //! `solvent cluster`: Solvent over NATS JetStream (DESIGN.md 10, "Scale-out";
 //! `docs/scale.md`). `shard` runs one engine shard (also `solvent serve --cluster URL --shard
-//! K/N`); `publish` routes an event file into the input stream; `route` prints an account's
+//! K/N`); `system` runs the system shard, which holds the insurance fund; `publish` routes an event file into the input stream; `route` prints an account's
 //! shard. Everything here is the shell: the routing, the message format and the shard's
 //! exactly-once loop live in `solvent-cluster`.
 
@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use solvent_cluster::publish::Publisher;
 use solvent_cluster::routing::{MAX_SHARDS, shard_of};
 use solvent_cluster::shard::{self, ShardConfig};
-use solvent_engine::config::EngineConfig;
+use solvent_engine::config::{EngineConfig, FundAuthority};
 use solvent_engine::event::parse_line;
 
 use crate::progress::Feedback;
@@ -28,6 +28,9 @@ pub struct ClusterArgs {
 enum ClusterCommand {
     /// Runs one shard: its accounts' events and the market's, in stream order, effects out.
     Shard(ShardArgs),
+    /// Runs the system shard: the one insurance fund, answering the account shards' deficit
+    /// claims (account shards started with `--fund system`).
+    System(SystemArgs),
     /// Publishes an event file (EVENTS.jsonl), each event to its shard's subject or the market
     /// subject, acknowledged once JetStream stored it.
     Publish(PublishArgs),
@@ -88,6 +91,42 @@ pub struct ShardArgs {
     /// print the shard's report as JSON.
     #[arg(long)]
     pub stop_at_end: bool,
+    /// Who decides what the insurance fund pays: `local`, the shard's own fund (its
+    /// liquidation fees), or `system`, the system shard (`solvent cluster system`), to which
+    /// the shard claims each deficit.
+    #[arg(long, value_enum, default_value_t = Fund::Local)]
+    pub fund: Fund,
+}
+
+/// Who decides what the insurance fund pays, as `--fund` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fund {
+    /// The shard's own fund: its fees, deficits met among its own accounts.
+    Local,
+    /// The system shard's: deficits claimed and answered.
+    System,
+}
+
+/// The arguments of `solvent cluster system`.
+#[derive(Args)]
+pub struct SystemArgs {
+    /// NATS servers, comma-separated.
+    #[arg(long = "cluster", value_name = "URLS")]
+    servers: String,
+    /// The number of account shards the stream is routed for.
+    #[arg(long, value_parser = shard_count())]
+    shards: u32,
+    /// Replicas of the streams when this command creates them.
+    #[arg(long, default_value_t = 3)]
+    replicas: usize,
+    /// The venue, whose rules a deposit to the fund must meet: a shipped one by name or a
+    /// VENUE.toml file (default: the shipped default).
+    #[arg(long, value_name = "VENUE")]
+    venue: Option<PathBuf>,
+    /// Stop after one reading of the streams (the claims answered up to every shard's
+    /// progress), and print the report.
+    #[arg(long)]
+    stop_at_end: bool,
 }
 
 /// The arguments of `solvent cluster publish`.
@@ -164,6 +203,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn run(args: &ClusterArgs, feedback: Feedback) -> Result<String> {
     match &args.command {
         ClusterCommand::Shard(args) => run_shard(args, feedback),
+        ClusterCommand::System(args) => run_system(args, feedback),
         ClusterCommand::Publish(args) => publish(args, feedback),
         ClusterCommand::Gateway(args) => crate::gateway::run(args),
         ClusterCommand::Effects {
@@ -222,7 +262,13 @@ pub fn run_shard(args: &ShardArgs, feedback: Feedback) -> Result<String> {
         shards,
         data_dir: args.data.clone(),
         venue_text,
-        engine: EngineConfig::default(),
+        engine: EngineConfig {
+            fund: match args.fund {
+                Fund::Local => FundAuthority::Local,
+                Fund::System => FundAuthority::SystemShard,
+            },
+            ..EngineConfig::default()
+        },
         replicas: args.replicas,
         snapshot_every: args.snapshot_every.max(1),
         effects_in_flight: args.effects_in_flight,
@@ -244,6 +290,39 @@ pub fn run_shard(args: &ShardArgs, feedback: Feedback) -> Result<String> {
             ));
         }
         shard::run(config, stop).await
+    })?;
+    Ok(format!("{}\n", serde_json::to_string(&report)?))
+}
+
+/// Runs the system shard until Ctrl-C (or, with `--stop-at-end`, until it has answered what
+/// was stored), printing its report.
+///
+/// # Errors
+/// NATS unreachable, or an effect or answer message that does not read (named).
+fn run_system(args: &SystemArgs, feedback: Feedback) -> Result<String> {
+    let config = solvent_cluster::system::SystemConfig {
+        servers: servers(&args.servers),
+        venue_text: crate::venues::text_of(args.venue.as_deref())?.1,
+        shards: args.shards,
+        replicas: args.replicas,
+        stop_at_end: args.stop_at_end,
+        poll: std::time::Duration::from_millis(100),
+    };
+    let (stop_sender, stop) = tokio::sync::watch::channel(false);
+    let report = runtime()?.block_on(async move {
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = stop_sender.send(true);
+            }
+        });
+        if !config.stop_at_end {
+            feedback.note(&format!(
+                "solvent: system shard of {} reading {}",
+                config.shards,
+                config.servers.join(",")
+            ));
+        }
+        solvent_cluster::system::run(config, stop).await
     })?;
     Ok(format!("{}\n", serde_json::to_string(&report)?))
 }

@@ -144,6 +144,20 @@ async fn shards(State(gateway): State<Gateway>) -> Response {
 }
 
 async fn insurance_fund(State(gateway): State<Gateway>) -> Response {
+    // The system shard's fund when one runs (shards with `--fund system`); else each shard's
+    // own, added up.
+    match solvent_cluster::system::fund(&gateway.client).await {
+        Ok(Some(fund)) => {
+            let fund: BTreeMap<String, String> = fund
+                .into_iter()
+                .filter(|(_, amount)| !amount.is_zero())
+                .map(|(asset, amount)| (asset, amount.normalize().to_string()))
+                .collect();
+            return axum::Json(fund).into_response();
+        }
+        Ok(None) => {}
+        Err(problem) => return unavailable(problem),
+    }
     let statuses = match query::statuses(&gateway.client, gateway.shards).await {
         Ok(statuses) => statuses,
         Err(problem) => return unavailable(problem),

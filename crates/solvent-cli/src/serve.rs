@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// With `--cluster`: this shard and the number of shards, `K/N`.
     #[arg(long, value_name = "K/N", requires = "cluster")]
     shard: Option<String>,
+    /// With `--cluster`: who decides what the insurance fund pays (`system`: the system shard,
+    /// `solvent cluster system`; see `solvent cluster shard --fund`).
+    #[arg(long, value_enum, default_value_t = crate::cluster::Fund::Local, requires = "cluster")]
+    fund: crate::cluster::Fund,
 }
 
 /// The arguments of `solvent keys`.
@@ -193,6 +197,7 @@ pub fn run(args: &ServeArgs, feedback: crate::progress::Feedback) -> Result<Stri
                 effects_in_flight: solvent_cluster::shard::DEFAULT_EFFECTS_IN_FLIGHT,
                 fail_effect_message: None,
                 stop_at_end: false,
+                fund: args.fund,
             },
             feedback,
         );

@@ -10,18 +10,22 @@
 //! - [`publish`]: the publisher; an event is acknowledged once JetStream has stored it.
 //! - [`shard`]: the shard: recovery from its snapshot and the stream, exactly-once effects.
 //! - [`query`]: queries each shard answers for its accounts, and the merged views.
+//! - [`system`]: the system shard, the one authority over the insurance fund: it answers the
+//!   account shards' deficit claims (two phases, both on the streams).
+//! - [`adl`]: auto-deleveraging candidates merged from each shard's best.
 //!
 //! Not yet built (issue 13): money between shards (a transfer or a fill between accounts of two
-//! shards is refused by the router), the insurance fund and auto-deleveraging as a system shard
-//! (each shard keeps its own fund and deleverages among its own accounts), queries routed to
-//! shards and merged views, and the cluster benchmark.
+//! shards is refused by the router), and auto-deleveraging applied across shards (a deficit the
+//! fund cannot cover stays the account's debt on a sharded venue; see docs/scale.md).
 
+pub mod adl;
 pub mod effects;
 pub mod message;
 pub mod publish;
 pub mod query;
 pub mod routing;
 pub mod shard;
+pub mod system;
 
 /// Why the cluster could not do something.
 #[derive(Debug, thiserror::Error)]

@@ -56,6 +56,15 @@ pub enum MessageError {
         /// What is wrong.
         problem: String,
     },
+    /// A message on the fund subject that is not a claim answer
+    /// ([`crate::system::ClaimAnswer`]).
+    #[error("message at stream sequence {stream_seq}: not a claim answer: {problem}")]
+    NotAnAnswer {
+        /// Its stream sequence.
+        stream_seq: u64,
+        /// What is wrong.
+        problem: String,
+    },
     /// More events than [`MAX_EVENTS_PER_MESSAGE`].
     #[error("message at stream sequence {stream_seq}: more than {MAX_EVENTS_PER_MESSAGE} events")]
     TooManyEvents {

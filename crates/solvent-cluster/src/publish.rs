@@ -16,7 +16,7 @@ use solvent_engine::event::Envelope;
 
 use crate::ClusterError;
 use crate::message::{self, MAX_EVENTS_PER_MESSAGE};
-use crate::routing::{MARKET_SUBJECT, Route, route, shard_subject};
+use crate::routing::{MARKET_SUBJECT, Route, SYSTEM_SUBJECT, route, shard_subject};
 
 /// Messages published and not yet acknowledged, at most.
 const IN_FLIGHT: usize = 256;
@@ -84,6 +84,14 @@ impl<'a> Publisher<'a> {
                     let events = std::mem::take(batch);
                     self.send(&shard_subject(shard), &events).await?;
                 }
+            }
+            Route::System => {
+                // Alone, after everything queued before it: the system shard sees it in its
+                // place among the accounts' events.
+                self.flush_shards().await?;
+                self.flush_market().await?;
+                self.send(SYSTEM_SUBJECT, std::slice::from_ref(&envelope))
+                    .await?;
             }
             Route::Market => {
                 self.flush_shards().await?;

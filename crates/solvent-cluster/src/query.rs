@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use solvent_core::money::PositionSide;
 use solvent_engine::Engine;
 use solvent_engine::ledger::LedgerAccount;
 use solvent_risk::account::{Detail, build_report};
@@ -45,6 +46,39 @@ pub enum Query {
     },
     /// The shard's progress and insurance fund.
     Status,
+    /// The shard's first `limit` candidates to take the other side of a bankrupt `side`
+    /// position in `instrument` at `mark`, ranked as its engine's ADL queue (see
+    /// [`crate::adl`]).
+    AdlCandidates {
+        /// The instrument.
+        instrument: String,
+        /// The bankrupt position's side.
+        side: BankruptSide,
+        /// The mark the candidates' profit is taken at.
+        #[serde(with = "rust_decimal::serde::str")]
+        mark: Decimal,
+        /// How many.
+        limit: usize,
+    },
+}
+
+/// The side of a bankrupt position, as a query names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BankruptSide {
+    /// A long: the candidates are shorts in profit.
+    Long,
+    /// A short: the candidates are longs in profit.
+    Short,
+}
+
+impl From<BankruptSide> for PositionSide {
+    fn from(side: BankruptSide) -> Self {
+        match side {
+            BankruptSide::Long => Self::Long,
+            BankruptSide::Short => Self::Short,
+        }
+    }
 }
 
 /// One account in a ranking.
@@ -149,6 +183,18 @@ pub fn answer(engine: &Engine, shard: u32, last_stream_seq: Option<u64>, query: 
                 Answer::Ok,
             )
         }
+        Query::AdlCandidates {
+            instrument,
+            side,
+            mark,
+            limit,
+        } => match engine.adl_candidates(instrument, (*side).into(), *mark, *limit) {
+            Ok(ranked) => serde_json::to_value(crate::adl::offer(shard, &ranked)).map_or_else(
+                |error| Answer::error("unavailable", "adl_candidates", error.to_string()),
+                Answer::Ok,
+            ),
+            Err(rejection) => Answer::error("not_found", "instrument", rejection.detail),
+        },
         Query::Status => {
             let status = Status {
                 shard,

@@ -3,18 +3,27 @@
 //! funding, settlement, listings, venue updates) to the subject every shard reads.
 
 use solvent_engine::event::Event;
-use solvent_engine::ledger::EXTERNAL;
+use solvent_engine::ledger::{EXTERNAL, INSURANCE_FUND};
 
 /// The JetStream stream every input goes through.
 pub const INPUT_STREAM: &str = "SOLVENT";
 /// The subject every shard reads besides its own: market-wide events.
 pub const MARKET_SUBJECT: &str = "solvent.market";
+/// The subject of the system shard's answers to deficit claims, which every account shard
+/// reads besides its own and the market's (see [`crate::system`]).
+pub const FUND_SUBJECT: &str = "solvent.fund";
+/// The subject only the system shard reads: the venue's deposits to the insurance fund.
+pub const SYSTEM_SUBJECT: &str = "solvent.system";
 /// The prefix of each shard's subject: `solvent.shard.<K>`.
 pub const SHARD_SUBJECT_PREFIX: &str = "solvent.shard.";
 /// The JetStream stream the shards write their effects to.
 pub const EFFECT_STREAM: &str = "SOLVENT_EFFECTS";
 /// The prefix of each shard's effect subject: `solvent.effects.<K>`.
 pub const EFFECT_SUBJECT_PREFIX: &str = "solvent.effects.";
+/// The prefix of each shard's progress subject in the effect stream: `solvent.progress.<K>`,
+/// where a shard records that every effect of its input up to a stream sequence is stored (the
+/// system shard's watermark).
+pub const PROGRESS_SUBJECT_PREFIX: &str = "solvent.progress.";
 /// The stream metadata key that records the number of shards the stream was routed for: a
 /// shard started with another count refuses to read it (its accounts would be elsewhere).
 pub const SHARDS_METADATA_KEY: &str = "solvent_shards";
@@ -32,6 +41,12 @@ pub fn shard_subject(shard: u32) -> String {
 #[must_use]
 pub fn effect_subject(shard: u32) -> String {
     format!("{EFFECT_SUBJECT_PREFIX}{shard}")
+}
+
+/// The subject shard `shard` writes its progress to.
+#[must_use]
+pub fn progress_subject(shard: u32) -> String {
+    format!("{PROGRESS_SUBJECT_PREFIX}{shard}")
 }
 
 /// The shard that holds `account` among `shards`: the first eight bytes of the account id's
@@ -56,6 +71,9 @@ pub enum Route {
     Shard(u32),
     /// To the market subject, which every shard reads.
     Market,
+    /// To the system shard's subject: a deposit to the insurance fund, which the system shard
+    /// holds.
+    System,
 }
 
 /// An event that no single subject can carry.
@@ -102,6 +120,7 @@ pub fn route(event: &Event, shards: u32) -> Result<Route, RouteError> {
     };
     let one = |account: &str| Ok(Route::Shard(shard_of(account, shards)));
     match event {
+        Event::Deposit(e) if e.account == INSURANCE_FUND => Ok(Route::System),
         Event::Deposit(e) => one(&e.account),
         Event::Withdraw(e) => one(&e.account),
         Event::Transfer(e) => between("to", &e.from, &e.to),

@@ -17,6 +17,10 @@
 //!   did not find: the engine is deterministic, so what it would publish again is what was
 //!   published. A previous run's publication still landing while the shard recovers carries
 //!   the same message id, so JetStream drops whichever of the two comes second.
+//! - **The fund.** A shard also reads `solvent.fund`, the system shard's answers to deficit
+//!   claims ([`crate::system`]), and applies those to its own claims at their stream sequence;
+//!   when it has caught up (or stops at the end) with every effect stored, it records its
+//!   progress on `solvent.progress.<K>`, which the system shard waits for before answering.
 //! - **Snapshots** are written only once every effect up to their sequence is acknowledged by
 //!   JetStream, with their effect floor beside them (`effect-floors/<seq>`): a snapshot never
 //!   holds a state whose effects could be lost, and recovery knows where to look for the
@@ -43,8 +47,9 @@ use crate::effects;
 use crate::message;
 use crate::query::{Answer, Query, answer, query_subject};
 use crate::routing::{
-    EFFECT_STREAM, EFFECT_SUBJECT_PREFIX, INPUT_STREAM, MARKET_SUBJECT, SHARD_SUBJECT_PREFIX,
-    SHARDS_METADATA_KEY, effect_subject, shard_subject,
+    EFFECT_STREAM, EFFECT_SUBJECT_PREFIX, FUND_SUBJECT, INPUT_STREAM, MARKET_SUBJECT,
+    PROGRESS_SUBJECT_PREFIX, SHARD_SUBJECT_PREFIX, SHARDS_METADATA_KEY, SYSTEM_SUBJECT,
+    effect_subject, progress_subject, shard_subject,
 };
 
 /// The header that carries the input stream sequence an effect message answers.
@@ -190,6 +195,8 @@ async fn ensure_streams(js: &Context, shards: u32, replicas: usize) -> Result<()
             name: INPUT_STREAM.to_owned(),
             subjects: vec![
                 MARKET_SUBJECT.to_owned(),
+                FUND_SUBJECT.to_owned(),
+                SYSTEM_SUBJECT.to_owned(),
                 format!("{SHARD_SUBJECT_PREFIX}*"),
             ],
             storage: StorageType::File,
@@ -200,31 +207,57 @@ async fn ensure_streams(js: &Context, shards: u32, replicas: usize) -> Result<()
         })
         .await
         .map_err(|error| ClusterError::Nats(format!("stream {INPUT_STREAM}: {error}")))?;
-    let recorded = input
+    let mut recorded_config = input
         .info()
         .await
         .map_err(|error| ClusterError::Nats(format!("stream {INPUT_STREAM}: {error}")))?
         .config
-        .metadata
-        .get(SHARDS_METADATA_KEY)
-        .cloned();
+        .clone();
+    let recorded = recorded_config.metadata.get(SHARDS_METADATA_KEY).cloned();
     if recorded.as_deref() != Some(shards.to_string().as_str()) {
         return Err(ClusterError::ShardCount {
             expected: shards,
             recorded,
         });
     }
-    js.get_or_create_stream(StreamConfig {
-        name: EFFECT_STREAM.to_owned(),
-        subjects: vec![format!("{EFFECT_SUBJECT_PREFIX}*")],
-        storage: StorageType::File,
-        num_replicas: replicas,
-        duplicate_window: Duration::from_secs(120),
-        metadata,
-        ..StreamConfig::default()
-    })
-    .await
-    .map_err(|error| ClusterError::Nats(format!("stream {EFFECT_STREAM}: {error}")))?;
+    // A stream made before the system shard lacks its subjects: they are added (the stream's
+    // messages and sequences stay as they are).
+    let missing: Vec<String> = [FUND_SUBJECT, SYSTEM_SUBJECT]
+        .into_iter()
+        .filter(|subject| !recorded_config.subjects.iter().any(|held| held == subject))
+        .map(str::to_owned)
+        .collect();
+    if !missing.is_empty() {
+        recorded_config.subjects.extend(missing);
+        js.update_stream(&recorded_config)
+            .await
+            .map_err(|error| ClusterError::Nats(format!("stream {INPUT_STREAM}: {error}")))?;
+    }
+    let progress = format!("{PROGRESS_SUBJECT_PREFIX}*");
+    let mut effects = js
+        .get_or_create_stream(StreamConfig {
+            name: EFFECT_STREAM.to_owned(),
+            subjects: vec![format!("{EFFECT_SUBJECT_PREFIX}*"), progress.clone()],
+            storage: StorageType::File,
+            num_replicas: replicas,
+            duplicate_window: Duration::from_secs(120),
+            metadata,
+            ..StreamConfig::default()
+        })
+        .await
+        .map_err(|error| ClusterError::Nats(format!("stream {EFFECT_STREAM}: {error}")))?;
+    let mut effects_config = effects
+        .info()
+        .await
+        .map_err(|error| ClusterError::Nats(format!("stream {EFFECT_STREAM}: {error}")))?
+        .config
+        .clone();
+    if !effects_config.subjects.contains(&progress) {
+        effects_config.subjects.push(progress);
+        js.update_stream(&effects_config)
+            .await
+            .map_err(|error| ClusterError::Nats(format!("stream {EFFECT_STREAM}: {error}")))?;
+    }
     Ok(())
 }
 
@@ -400,7 +433,11 @@ pub async fn run(
     let deliver_policy = DeliverPolicy::ByStartSequence {
         start_sequence: start,
     };
-    let subjects = vec![shard_subject(config.shard), MARKET_SUBJECT.to_owned()];
+    let subjects = vec![
+        shard_subject(config.shard),
+        MARKET_SUBJECT.to_owned(),
+        FUND_SUBJECT.to_owned(),
+    ];
     // As for the streams (see `connect`): while a node is down, making the consumer may time
     // out until JetStream has elected new leaders; it is asked for again until then.
     let deadline = tokio::time::Instant::now() + STREAMS_PATIENCE;
@@ -449,6 +486,10 @@ pub async fn run(
     let mut published = 0_u64;
     let mut since_snapshot = 0_u64;
     let done_at_start = config.stop_at_end && (pending == 0 || end < start);
+    // Whether the shard has applied input since it last recorded its progress, and when it
+    // last recorded it while busy.
+    let mut progress_due = true;
+    let mut last_progress = tokio::time::Instant::now();
     loop {
         if done_at_start {
             break;
@@ -459,8 +500,20 @@ pub async fn run(
                 answer_query(&js, &engine, config.shard, report.last_stream_seq, &request).await?;
                 continue;
             }
+            () = tokio::time::sleep(PROGRESS_IDLE), if progress_due => {
+                if let Some(through) =
+                    caught_up_through(&mut input, &subjects, report.last_stream_seq).await
+                {
+                    while let Some(publication) = in_flight.pop_front() {
+                        acknowledged(Some(publication), &mut positions).await?;
+                    }
+                    progress_due = !publish_progress(&js, config.shard, through).await;
+                }
+                continue;
+            }
             _ = stop.changed() => None,
         };
+        progress_due = true;
         let Some(next) = next else { break };
         let message =
             next.map_err(|error| ClusterError::Nats(format!("reading the stream: {error}")))?;
@@ -476,18 +529,13 @@ pub async fn run(
             report.redelivered += 1;
             continue;
         }
-        let events = message::decode(stream_seq, &message.payload)?;
-        let mut lines = Vec::new();
-        for envelope in &events {
-            for effect in engine.apply(envelope) {
-                lines.push(EffectLine {
-                    seq: envelope.seq,
-                    effect,
-                });
-            }
-        }
+        let (lines, events) = if message.subject.as_str() == FUND_SUBJECT {
+            apply_answer(&mut engine, config.shard, stream_seq, &message.payload)?
+        } else {
+            apply_events(&mut engine, stream_seq, &message.payload)?
+        };
         report.messages += 1;
-        report.events += events.len() as u64;
+        report.events += events;
         report.effects += lines.len() as u64;
         report.last_stream_seq = Some(stream_seq);
         if !lines.is_empty() {
@@ -504,6 +552,16 @@ pub async fn run(
                     acknowledged(in_flight.pop_front(), &mut positions).await?;
                 }
             }
+        }
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            // Busy: the input never pauses long enough for the idle record, so the progress
+            // through the last input applied is recorded now and then (after every
+            // acknowledgement, one round trip).
+            while let Some(publication) = in_flight.pop_front() {
+                acknowledged(Some(publication), &mut positions).await?;
+            }
+            let _ = publish_progress(&js, config.shard, stream_seq).await;
+            last_progress = tokio::time::Instant::now();
         }
         since_snapshot += 1;
         if since_snapshot >= config.snapshot_every {
@@ -522,9 +580,124 @@ pub async fn run(
     while let Some(publication) = in_flight.pop_front() {
         acknowledged(Some(publication), &mut positions).await?;
     }
+    if config.stop_at_end {
+        // Everything the stream held for this shard when it started is applied and its
+        // effects are stored.
+        let _ = publish_progress(
+            &js,
+            config.shard,
+            end.max(report.last_stream_seq.unwrap_or(0)),
+        )
+        .await;
+    }
     report.state_hash = engine.state_hash();
     report.accounts = engine.accounts().len();
     Ok(report)
+}
+
+/// How long a shard waits without input before it records its progress.
+const PROGRESS_IDLE: Duration = Duration::from_millis(200);
+
+/// How often a busy shard records its progress (through the last input it applied).
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// The input stream sequence through which the shard has applied everything the stream holds
+/// for it, when it has: the stream's last sequence `L` is read first, then the last message of
+/// each of the shard's subjects; when none is beyond what the shard applied, every message of
+/// its subjects up to `L` (all stored before those reads) is applied. `None` when that cannot
+/// be said now (input still to apply, or NATS not answering).
+async fn caught_up_through(
+    input: &mut async_nats::jetstream::stream::Stream,
+    subjects: &[String],
+    applied: Option<u64>,
+) -> Option<u64> {
+    use async_nats::jetstream::stream::LastRawMessageErrorKind;
+    let last = input.info().await.ok()?.state.last_sequence;
+    let applied = applied.unwrap_or(0);
+    for subject in subjects {
+        match input.get_last_raw_message_by_subject(subject).await {
+            Ok(message) if message.sequence > applied => return None,
+            Ok(_) => {}
+            Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => {}
+            Err(_) => return None,
+        }
+    }
+    Some(last)
+}
+
+/// Records that every effect of the shard's input up to stream sequence `through` is stored
+/// (the caller has had every acknowledgement): the system shard answers a claim only once
+/// every shard's progress has reached it. A record that fails is noted on stderr and reported
+/// (`false`), not an error: the next one (a second later, or at the next idle check)
+/// supersedes it, and until then answers only wait.
+async fn publish_progress(js: &Context, shard: u32, through: u64) -> bool {
+    let mut headers = HeaderMap::new();
+    headers.insert(INPUT_SEQ_HEADER, through.to_string().as_str());
+    let stored = match js
+        .publish_with_headers(progress_subject(shard), headers, through.to_string().into())
+        .await
+    {
+        Ok(ack) => ack.await.map(|_| ()).map_err(|error| error.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    if let Err(problem) = &stored {
+        eprintln!(
+            "solvent-cluster: shard {shard}: progress through {through} not recorded: {problem}"
+        );
+    }
+    stored.is_ok()
+}
+
+/// Applies the events of the input message at `stream_seq`: their effects, and how many.
+fn apply_events(
+    engine: &mut Engine,
+    stream_seq: u64,
+    payload: &[u8],
+) -> Result<(Vec<EffectLine>, u64), ClusterError> {
+    let events = message::decode(stream_seq, payload)?;
+    let mut lines = Vec::new();
+    for envelope in &events {
+        for effect in engine.apply(envelope) {
+            lines.push(EffectLine {
+                seq: envelope.seq,
+                effect,
+            });
+        }
+    }
+    Ok((lines, events.len() as u64))
+}
+
+/// Applies the system shard's answer at `stream_seq` when it answers one of this shard's
+/// claims (numbered as the first event of its message); another shard's answer is read and
+/// changes nothing here; a message that is not an answer is refused (a `rejected` effect).
+fn apply_answer(
+    engine: &mut Engine,
+    shard: u32,
+    stream_seq: u64,
+    payload: &[u8],
+) -> Result<(Vec<EffectLine>, u64), ClusterError> {
+    let seq = message::event_seq(stream_seq, 0);
+    let answer = match crate::system::decode_answer(stream_seq, payload) {
+        Ok(answer) => answer,
+        // Refused, not fatal: a message that would stop every shard at each restart is
+        // recorded as refused (the same on every shard and in every replay) and passed.
+        Err(error) => {
+            let effect = solvent_engine::effect::Effect::Rejected {
+                reason: solvent_engine::effect::RejectReason::InvalidInput,
+                detail: error.to_string(),
+            };
+            return Ok((vec![EffectLine { seq, effect }], 1));
+        }
+    };
+    if answer.claim.shard != shard {
+        return Ok((Vec::new(), 0));
+    }
+    let lines = engine
+        .apply_claim_answer(seq, &answer.for_engine())
+        .into_iter()
+        .map(|effect| EffectLine { seq, effect })
+        .collect();
+    Ok((lines, 1))
 }
 
 /// Answers one query (see [`crate::query`]); a request that does not read gets a `bad_query`

@@ -74,4 +74,24 @@ pub struct EngineConfig {
     /// Re-examine every holder at every index update instead of only those taken out of their
     /// safe band: the reference the band index is tested against (slow by design).
     pub exhaustive_monitoring: bool,
+    /// Who decides what the insurance fund pays: this engine, or a cluster's system shard to
+    /// which a bankrupt account's deficit is claimed (docs/scale.md, "Money across shards").
+    #[serde(default)]
+    pub fund: FundAuthority,
+}
+
+/// Who decides what the insurance fund pays for a bankrupt account's deficit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FundAuthority {
+    /// This engine holds the whole fund: it pays a deficit as far as the fund holds it and
+    /// deleverages or socialises the rest at once (one process).
+    #[default]
+    Local,
+    /// An account shard of a cluster: the fund is the system shard's. A deficit is advanced to
+    /// the account from the `pending_claims` ledger account and claimed (a
+    /// `deficit_beyond_fund` effect with resolution `claimed`); the system shard's answer,
+    /// applied by [`crate::Engine::apply_claim_answer`], settles it. The engine neither
+    /// deleverages nor socialises among its own accounts.
+    SystemShard,
 }

@@ -46,6 +46,12 @@ pub enum TransferReason {
     /// A share of a bankrupt account's deficit beyond the insurance fund, taken from an account
     /// in profit (the venue's `deficits = "socialise"`).
     SocialisedLoss,
+    /// A bankrupt account's deficit advanced from `pending_claims` while it is claimed from a
+    /// cluster's system shard.
+    DeficitClaimed,
+    /// The part of a claimed deficit the system shard's fund could not pay, taken back from the
+    /// account into `pending_claims`: the account's debt.
+    ClaimUncovered,
 }
 
 /// Why a position was liquidated.
@@ -112,6 +118,10 @@ pub enum DeficitResolution {
     /// every position had closed): the rest stays a negative balance, the account's debt to the
     /// venue, and never a draw on the fund beyond what it holds.
     AccountDebt,
+    /// Claimed from a cluster's system shard, which holds the fund: advanced to the account from
+    /// `pending_claims` until the answer (the effect's `fund` is then 0: the shard does not know
+    /// it).
+    Claimed,
 }
 
 /// Why the engine refused an event: named, checked in a fixed order (TigerBeetle style).

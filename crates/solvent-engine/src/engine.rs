@@ -60,6 +60,7 @@ use crate::ledger::{Ledger, LedgerAccount};
 
 mod bands;
 mod books;
+mod claims;
 mod funding;
 mod holders;
 mod insurance;
@@ -78,6 +79,8 @@ mod trading;
 mod valuation;
 mod vol_bands;
 
+pub use claims::ClaimAnswer;
+pub use insurance::AdlCandidate;
 pub use snapshot::{SNAPSHOT_FORMAT, SnapshotError};
 
 #[allow(clippy::wildcard_imports)]

@@ -25,6 +25,9 @@ pub const INSURANCE_FUND: &str = "insurance_fund";
 pub const FEES: &str = "fees";
 /// The central counterparty of realised P&L, premiums, funding and settlement.
 pub const CLEARING: &str = "clearing";
+/// Deficits claimed from a cluster's system shard and not yet answered (a receivable: negative
+/// while claims are pending, zero once each is answered).
+pub const PENDING_CLAIMS: &str = "pending_claims";
 
 /// A ledger account.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -43,6 +46,9 @@ pub enum LedgerAccount {
     External,
     /// The central counterparty.
     Clearing,
+    /// Deficits advanced to bankrupt accounts and claimed from the cluster's system shard, not
+    /// yet answered (see [`crate::config::FundAuthority::SystemShard`]).
+    PendingClaims,
 }
 
 impl LedgerAccount {
@@ -65,6 +71,7 @@ impl LedgerAccount {
             INSURANCE_FUND => Self::InsuranceFund,
             FEES => Self::Fees,
             CLEARING => Self::Clearing,
+            PENDING_CLAIMS => Self::PendingClaims,
             other => Self::Wallet(other.into()),
         }
     }
@@ -79,6 +86,7 @@ impl fmt::Display for LedgerAccount {
             Self::Fees => formatter.write_str(FEES),
             Self::External => formatter.write_str(EXTERNAL),
             Self::Clearing => formatter.write_str(CLEARING),
+            Self::PendingClaims => formatter.write_str(PENDING_CLAIMS),
         }
     }
 }

@@ -496,6 +496,8 @@ fn reason_name(reason: TransferReason) -> &'static str {
         R::Reallocation => "reallocation",
         R::CollateralSale => "collateral_sale",
         R::SocialisedLoss => "socialised_loss",
+        R::DeficitClaimed => "deficit_claimed",
+        R::ClaimUncovered => "claim_uncovered",
     }
 }
 
@@ -510,6 +512,8 @@ fn recomputed(reason: TransferReason) -> bool {
         R::CollateralSale
             | R::InsuranceCover
             | R::SocialisedLoss
+            | R::DeficitClaimed
+            | R::ClaimUncovered
             | R::TopUp
             | R::Reallocation
             | R::Settlement

@@ -422,6 +422,8 @@ impl TransferReason {
             Self::Reallocation => "reallocation",
             Self::CollateralSale => "collateral_sale",
             Self::SocialisedLoss => "socialised_loss",
+            Self::DeficitClaimed => "deficit_claimed",
+            Self::ClaimUncovered => "claim_uncovered",
         }
     }
 }
@@ -482,6 +484,7 @@ impl DeficitResolution {
             Self::Adl => "adl",
             Self::Socialised => "socialised",
             Self::AccountDebt => "account_debt",
+            Self::Claimed => "claimed",
         }
     }
 }
@@ -626,6 +629,8 @@ mod tests {
             TransferReason::Reallocation,
             TransferReason::CollateralSale,
             TransferReason::SocialisedLoss,
+            TransferReason::DeficitClaimed,
+            TransferReason::ClaimUncovered,
         ] {
             effects.push(Effect::TransferApplied {
                 from: text.to_owned(),
@@ -675,6 +680,7 @@ mod tests {
             DeficitResolution::Adl,
             DeficitResolution::Socialised,
             DeficitResolution::AccountDebt,
+            DeficitResolution::Claimed,
         ] {
             effects.push(Effect::DeficitBeyondFund {
                 account: text.to_owned(),

@@ -3,6 +3,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use crate::config::FundAuthority;
 use solvent_core::venue::DeficitPolicy;
 
 impl Engine {
@@ -38,6 +39,12 @@ impl Engine {
         if self.venue.deficits == DeficitPolicy::Socialise {
             // The venue shares deficits instead (`cover_from_fund`): the position closes at
             // the market and what the fund cannot pay goes to the accounts in profit.
+            return false;
+        }
+        if self.config.fund == FundAuthority::SystemShard {
+            // The fund is the system shard's: this shard cannot know whether it covers the
+            // deficit, so the position closes at the market and the deficit is claimed
+            // (`cover_from_fund`); the rest is the claim's answer's to settle.
             return false;
         }
         let holder = LedgerAccount::of_position(id, &instrument.name, isolated);
@@ -217,11 +224,32 @@ impl Engine {
         if let Some((queue, cursor)) = cached {
             return (Arc::clone(queue), *cursor);
         }
+        let ranked = self.adl_ranking(instrument, side, mark);
+        let queue: Arc<[CompactString]> = ranked.into_iter().map(|c| c.account).collect();
+        let queues = self
+            .adl_queues
+            .entry(instrument.name.to_string())
+            .or_default();
+        match side {
+            PositionSide::Long => queues.against_longs = Some((Arc::clone(&queue), 0)),
+            PositionSide::Short => queues.against_shorts = Some((Arc::clone(&queue), 0)),
+        }
+        (queue, 0)
+    }
+
+    /// The opposite holders in profit of a bankrupt `side` position in `instrument` at `mark`,
+    /// ranked by profit x leverage, highest first, ties by id: the order of the ADL queue.
+    fn adl_ranking(
+        &self,
+        instrument: &Instrument,
+        side: PositionSide,
+        mark: Decimal,
+    ) -> Vec<AdlCandidate> {
         let wanted_sign = match side {
             PositionSide::Long => -Decimal::ONE,
             PositionSide::Short => Decimal::ONE,
         };
-        let mut ranked: Vec<(CompactString, f64)> = self
+        let mut ranked: Vec<AdlCandidate> = self
             .instrument_holders
             .get(instrument.name.as_str())
             .into_iter()
@@ -246,20 +274,38 @@ impl Engine {
                     .unwrap_or(Decimal::ONE)
                     .max(Decimal::new(1, 6));
                 let score = (profit * notional / equity).to_f64().unwrap_or(0.0);
-                Some((a.id.clone(), score))
+                Some(AdlCandidate {
+                    account: a.id.clone(),
+                    score,
+                    size: p.size.abs(),
+                })
             })
             .collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let queue: Arc<[CompactString]> = ranked.into_iter().map(|(id, _)| id).collect();
-        let queues = self
-            .adl_queues
-            .entry(instrument.name.to_string())
-            .or_default();
-        match side {
-            PositionSide::Long => queues.against_longs = Some((Arc::clone(&queue), 0)),
-            PositionSide::Short => queues.against_shorts = Some((Arc::clone(&queue), 0)),
-        }
-        (queue, 0)
+        ranked.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.account.cmp(&b.account))
+        });
+        ranked
+    }
+
+    /// This engine's first `limit` candidates to take the other side of a bankrupt `side`
+    /// position in `instrument` at `mark`, in the order of its ADL queue: what an account
+    /// shard offers for the cluster's merged ranking (docs/scale.md, "Money across shards").
+    ///
+    /// # Errors
+    /// [`Rejection`] naming an unknown instrument.
+    pub fn adl_candidates(
+        &self,
+        instrument: &str,
+        side: PositionSide,
+        mark: Decimal,
+        limit: usize,
+    ) -> Result<Vec<AdlCandidate>, Rejection> {
+        let instrument = self.instrument(instrument)?;
+        let mut ranked = self.adl_ranking(&instrument, side, mark);
+        ranked.truncate(limit);
+        Ok(ranked)
     }
 
     /// Where the next bankruptcy of `side` in `instrument` starts in its ADL queue this event.
@@ -373,6 +419,10 @@ impl Engine {
         deficit: Decimal,
         effects: &mut Vec<Effect>,
     ) {
+        if self.config.fund == FundAuthority::SystemShard {
+            self.claim_deficit(id, asset, deficit, effects);
+            return;
+        }
         let fund = self
             .ledger
             .balance(&LedgerAccount::InsuranceFund, asset)
@@ -586,6 +636,19 @@ impl Engine {
             );
         }
     }
+}
+
+/// One account that can take the other side of a bankrupt position (see
+/// [`Engine::adl_candidates`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdlCandidate {
+    /// The account.
+    pub account: CompactString,
+    /// Its rank key: unrealised profit x notional / equity at the mark, higher first (a
+    /// ratio, compared as the engine's ADL queue compares it).
+    pub score: f64,
+    /// What it holds on the opposite side (absolute contracts): the most it can take.
+    pub size: Decimal,
 }
 
 /// A contract's ADL queues within one event (see [`Engine::adl_queue`]).

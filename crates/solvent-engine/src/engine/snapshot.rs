@@ -248,6 +248,7 @@ enum LedgerAccountDef {
     Fees,
     External,
     Clearing,
+    PendingClaims,
 }
 
 /// The ledger's map keyed by [`LedgerAccount`], as a sequence of pairs.

@@ -1,0 +1,690 @@
+//! Money across shards (issue 13 item 3): two account shards and the system shard on one NATS
+//! node (JetStream, 127.0.0.1, a free port). The venue's 20,000 USDT deposit to the insurance
+//! fund goes to the system shard; an account of one shard, which holds no part of the fund,
+//! goes bankrupt with a deficit of 16,000, claims it, and the system shard's answer covers it
+//! from the one fund; a liquidation fee on that shard feeds the fund through the system shard;
+//! a second bankruptcy, on the other shard, claims more than the fund has left and keeps the
+//! rest as its debt.
+//!
+//! Checked: between claim and answer the deficit is pending (the account at zero,
+//! `pending_claims` short by it, the books balanced); the answers' amounts; and at the end each
+//! account's balances, the fund (the system shard's, and the shards' pieces added up), and the
+//! sum of every balance but `external`, per asset, equal one engine's over the same events.
+//!
+//! The NATS server comes from `scripts/setup-nats` (`target/nats-venv/bin/nats-server`) or
+//! `SOLVENT_NATS_SERVER`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests: a failed unwrap is a failed test"
+)]
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use solvent_cluster::publish::Publisher;
+use solvent_cluster::routing::shard_of;
+use solvent_cluster::shard::{self, ShardConfig};
+use solvent_cluster::system::{self, ClaimAnswer, SystemConfig, SystemReport};
+use solvent_engine::Engine;
+use solvent_engine::config::{EngineConfig, FundAuthority};
+use solvent_engine::effect::Effect;
+use solvent_engine::event::{Envelope, parse_line};
+use solvent_engine::ledger::{INSURANCE_FUND, LedgerAccount};
+use tokio::sync::watch;
+
+const SHARDS: u32 = 2;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn nats_server() -> PathBuf {
+    if let Some(path) = std::env::var_os("SOLVENT_NATS_SERVER") {
+        return PathBuf::from(path);
+    }
+    let installed = root().join("target/nats-venv/bin/nats-server");
+    assert!(
+        installed.exists(),
+        "no nats-server at {}: run ./scripts/setup-nats (./scripts/test does), or set SOLVENT_NATS_SERVER",
+        installed.display()
+    );
+    installed
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+/// One NATS node with JetStream on 127.0.0.1, killed when dropped.
+struct Nats {
+    child: Child,
+    port: u16,
+}
+
+impl Nats {
+    fn start(dir: &Path) -> Self {
+        let port = free_port();
+        let store = dir.join("nats");
+        std::fs::create_dir_all(&store).expect("store dir");
+        let config = format!(
+            "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\", sync_interval: always }}\n",
+            store.display()
+        );
+        let path = dir.join("nats.conf");
+        std::fs::write(&path, config).expect("write the configuration");
+        let child = Command::new(nats_server())
+            .arg("-c")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        Self { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn venue_text() -> String {
+    std::fs::read_to_string(root().join("venues/default.toml")).expect("the default venue")
+}
+
+/// The first id `prefix-N` held by a shard for which `wanted` holds.
+fn account_on(prefix: &str, wanted: impl Fn(u32) -> bool) -> String {
+    (0..1000)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|id| wanted(shard_of(id, SHARDS)))
+        .expect("an id on the wanted shard")
+}
+
+/// The accounts: the BTC loser and the fee payer on one shard, the ETH loser on the other (the
+/// shard `insurance_fund` would hash to: its deposit goes to the system shard instead).
+struct Cast {
+    fund_shard: u32,
+    btc_loser: String,
+    payer: String,
+    eth_loser: String,
+}
+
+impl Cast {
+    fn new() -> Self {
+        let fund_shard = shard_of(INSURANCE_FUND, SHARDS);
+        Self {
+            fund_shard,
+            btc_loser: account_on("btc-loser", |k| k != fund_shard),
+            payer: account_on("payer", |k| k != fund_shard),
+            eth_loser: account_on("eth-loser", |k| k == fund_shard),
+        }
+    }
+}
+
+/// The events in three steps, each a list of event bodies:
+/// 1. the fund's 20,000; the BTC loser long 1 BTCUSDT from 60,000 on 4,000 and BTC at 40,000
+///    (confirmed): 4,000 - 20,000 = -16,000, a deficit of 16,000, more than its shard's piece
+///    of the fund (nothing): the fund covers it whole, 4,000 left;
+/// 2. the payer, long 3 ETHUSDT from 3,000 on 600, liquidated whole as ETH falls to 2,820
+///    (equity 600 - 540 = 60 below the maintenance margin of 1% x 8,460 = 84.6; a notional
+///    under 10,000 closes whole), paying a liquidation fee into the fund: 0.5% x 8,460 = 42.3,
+///    capped at half its equity times the share of margin freed, 60 x 1 / 2 = 30;
+/// 3. the ETH loser, long 10 ETHUSDT from 3,000 on 2,500 (healthy at 2,820: 700 against
+///    282), bankrupt as ETH falls to 2,000: 2,500 - 10,000 = -7,500, more than the fund has
+///    left (4,030): 3,470 stays its debt.
+fn steps(cast: &Cast) -> [Vec<String>; 3] {
+    let index = |underlying: &str, price: &str| {
+        format!(r#""type":"index_price","underlying":"{underlying}","price":"{price}""#)
+    };
+    let deposit = |account: &str, amount: &str| {
+        format!(r#""type":"deposit","account":"{account}","asset":"USDT","amount":"{amount}""#)
+    };
+    let buy = |account: &str, instrument: &str, size: &str, price: &str| {
+        format!(
+            r#""type":"fill","account":"{account}","instrument":"{instrument}","side":"buy","size":"{size}","price":"{price}","counterparty":"external""#
+        )
+    };
+    let mut first = vec![
+        index("BTC", "60000"),
+        index("ETH", "3000"),
+        deposit(INSURANCE_FUND, "20000"),
+        // More decimals than USDT's 6: refused, by one engine and by the system shard alike.
+        deposit(INSURANCE_FUND, "1.0000001"),
+        deposit(&cast.btc_loser, "4000"),
+        buy(&cast.btc_loser, "BTCUSDT", "1", "60000"),
+        deposit(&cast.payer, "600"),
+        buy(&cast.payer, "ETHUSDT", "3", "3000"),
+        deposit(&cast.eth_loser, "2500"),
+        buy(&cast.eth_loser, "ETHUSDT", "10", "3000"),
+    ];
+    first.extend((0..4).map(|_| index("BTC", "40000")));
+    let second = (0..4).map(|_| index("ETH", "2820")).collect();
+    let third = (0..4).map(|_| index("ETH", "2000")).collect();
+    [first, second, third]
+}
+
+/// Numbers every body of `steps` (seq from 1, a second apart).
+fn envelopes(steps: &[Vec<String>]) -> Vec<Vec<Envelope>> {
+    let mut seq = 0_usize;
+    steps
+        .iter()
+        .map(|bodies| {
+            bodies
+                .iter()
+                .map(|body| {
+                    seq += 1;
+                    let line = format!(
+                        r#"{{"seq":{seq},"ts":"2026-01-01T00:{:02}:{:02}Z",{body}}}"#,
+                        seq / 60,
+                        seq % 60
+                    );
+                    parse_line("system_shard", seq, &line).expect("an event")
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// One engine over every event, with its effects.
+fn one_engine(events: &[Envelope]) -> (Engine, Vec<Effect>) {
+    let venue = solvent_core::venue::Venue::from_toml("default", &venue_text()).expect("the venue");
+    let mut engine = Engine::new(venue, EngineConfig::default());
+    let mut effects = Vec::new();
+    for envelope in events {
+        effects.extend(engine.apply(envelope));
+    }
+    (engine, effects)
+}
+
+/// Every balance but `external`'s, by (ledger account, asset).
+fn balances(engine: &Engine) -> BTreeMap<(String, String), Decimal> {
+    engine
+        .ledger()
+        .balances()
+        .filter(|(account, _, _)| *account != LedgerAccount::External)
+        .map(|(account, asset, amount)| ((account.to_string(), asset.to_owned()), amount))
+        .collect()
+}
+
+/// Sums per asset.
+fn per_asset(balances: &BTreeMap<(String, String), Decimal>) -> BTreeMap<String, Decimal> {
+    let mut sums = BTreeMap::new();
+    for ((_, asset), amount) in balances {
+        *sums.entry(asset.clone()).or_default() += *amount;
+    }
+    sums.retain(|_, amount: &mut Decimal| !amount.is_zero());
+    sums
+}
+
+struct Cluster {
+    url: String,
+    dir: PathBuf,
+}
+
+impl Cluster {
+    fn shard_config(&self, shard: u32) -> ShardConfig {
+        ShardConfig {
+            servers: vec![self.url.clone()],
+            shard,
+            shards: SHARDS,
+            data_dir: self.dir.join(format!("shard-{shard}")),
+            venue_text: venue_text(),
+            engine: EngineConfig {
+                fund: FundAuthority::SystemShard,
+                ..EngineConfig::default()
+            },
+            replicas: 1,
+            snapshot_every: 1000,
+            effects_in_flight: 8,
+            fail_effect_message: None,
+            stop_at_end: true,
+        }
+    }
+
+    async fn publish(&self, events: &[Envelope]) {
+        let js = shard::connect(std::slice::from_ref(&self.url), SHARDS, 1)
+            .await
+            .expect("connect");
+        let prefix = format!("step-{}", events.first().map_or(0, |e| e.seq));
+        let mut publisher = Publisher::new(&js, SHARDS, 64, &prefix);
+        for envelope in events {
+            publisher.push(envelope.clone()).await.expect("publish");
+        }
+        publisher.finish().await.expect("acknowledged");
+    }
+
+    /// Runs every account shard until it has applied what the stream holds for it.
+    async fn run_shards(&self) {
+        for shard in 0..SHARDS {
+            self.run_shard(shard).await;
+        }
+    }
+
+    /// Runs account shard `shard` until it has applied what the stream holds for it.
+    async fn run_shard(&self, shard: u32) {
+        let (_stop, stopped) = watch::channel(false);
+        let report = shard::run(self.shard_config(shard), stopped)
+            .await
+            .unwrap_or_else(|error| panic!("shard {shard}: {error}"));
+        assert_eq!(report.redelivered, 0);
+    }
+
+    /// Runs the system shard until it has answered every claim stored.
+    async fn run_system(&self) -> SystemReport {
+        let (_stop, stopped) = watch::channel(false);
+        system::run(
+            SystemConfig {
+                servers: vec![self.url.clone()],
+                venue_text: venue_text(),
+                shards: SHARDS,
+                replicas: 1,
+                stop_at_end: true,
+                poll: Duration::from_millis(100),
+            },
+            stopped,
+        )
+        .await
+        .expect("the system shard")
+    }
+
+    /// Each shard's engine as its newest snapshot holds it.
+    fn engines(&self) -> Vec<Engine> {
+        (0..SHARDS)
+            .map(|shard| {
+                let dir = self.dir.join(format!("shard-{shard}"));
+                let newest = solvent_store::list_snapshots(&dir)
+                    .expect("snapshots")
+                    .and_then(|paths| paths.into_iter().next())
+                    .expect("a snapshot");
+                solvent_store::read_snapshot(&newest).expect("it reads").1
+            })
+            .collect()
+    }
+
+    async fn answers(&self) -> Vec<ClaimAnswer> {
+        let js = shard::connect(std::slice::from_ref(&self.url), SHARDS, 1)
+            .await
+            .expect("connect");
+        system::read_answers(&js)
+            .await
+            .expect("answers")
+            .into_iter()
+            .map(|(_, answer)| answer)
+            .collect()
+    }
+}
+
+/// Waits until NATS answers.
+async fn wait_for(url: &str) {
+    for _ in 0..100 {
+        if shard::client(&[url.to_owned()]).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("NATS at {url} did not start");
+}
+
+fn wallet(engine: &Engine, id: &str) -> Decimal {
+    engine
+        .ledger()
+        .balance(&LedgerAccount::Wallet(id.into()), "USDT")
+}
+
+fn ledger(engine: &Engine, account: &LedgerAccount) -> Decimal {
+    engine.ledger().balance(account, "USDT")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deficit_beyond_its_shards_share_is_met_from_the_one_fund_and_money_is_conserved() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let nats = Nats::start(scratch.path());
+    wait_for(&nats.url()).await;
+    let cluster = Cluster {
+        url: nats.url(),
+        dir: scratch.path().to_path_buf(),
+    };
+    let cast = Cast::new();
+    let steps = envelopes(&steps(&cast));
+    let all: Vec<Envelope> = steps.iter().flatten().cloned().collect();
+    let (one, one_effects) = one_engine(&all);
+    let fee: Decimal = one_effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Liquidation { account, fee, .. } if *account == cast.payer => Some(fee.value()),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(fee, dec!(30), "the payer's liquidation fee");
+    let loser_shard = 1 - cast.fund_shard;
+
+    // Step 1: the claim, then the system shard down until it is answered.
+    cluster.publish(&steps[0]).await;
+    cluster.run_shards().await;
+    let engines = cluster.engines();
+    let claimant = &engines[loser_shard as usize];
+    assert_eq!(wallet(claimant, &cast.btc_loser), dec!(0));
+    assert_eq!(
+        ledger(claimant, &LedgerAccount::PendingClaims),
+        dec!(-16000)
+    );
+    assert_eq!(ledger(claimant, &LedgerAccount::InsuranceFund), dec!(0));
+    for engine in &engines {
+        for (asset, total) in engine.ledger().totals() {
+            assert!(total.is_zero(), "{asset} sums to {total} while pending");
+        }
+    }
+    let report = cluster.run_system().await;
+    assert_eq!((report.claims, report.answers_published), (1, 1));
+    assert_eq!(report.deposits_refused, 1);
+    assert_eq!(report.fund.get("USDT"), Some(&dec!(4000)));
+    // Run again: it finds the answer stored and publishes nothing twice. While it runs, it
+    // answers for the fund (and nobody does when it is not running).
+    let client = shard::client(std::slice::from_ref(&cluster.url))
+        .await
+        .expect("a client");
+    assert_eq!(system::fund(&client).await.expect("no responder"), None);
+    let (stop, stopped) = watch::channel(false);
+    let running = tokio::spawn(system::run(
+        SystemConfig {
+            servers: vec![cluster.url.clone()],
+            venue_text: venue_text(),
+            shards: SHARDS,
+            replicas: 1,
+            stop_at_end: false,
+            poll: Duration::from_millis(50),
+        },
+        stopped,
+    ));
+    let mut seen = None;
+    for _ in 0..100 {
+        if let Ok(Some(fund)) = system::fund(&client).await
+            && !fund.is_empty()
+        {
+            seen = Some(fund);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        seen.and_then(|fund| fund.get("USDT").copied()),
+        Some(dec!(4000))
+    );
+    let _ = stop.send(true);
+    let again = running
+        .await
+        .expect("the system shard's task")
+        .expect("the system shard");
+    assert_eq!(
+        (again.answers_published, again.answers_already_published),
+        (0, 1)
+    );
+    cluster.run_shards().await;
+
+    // Steps 2 and 3: a liquidation fee on the first claimant's shard feeds the fund, then the
+    // second bankruptcy, on the other shard, claims beyond what the fund has left. The
+    // claimant's shard runs first, so its claim is stored before the fee in the effect
+    // stream: the system shard waits until every shard has recorded its progress past the
+    // claim, and then applies the fee first, in input order.
+    cluster.publish(&steps[1]).await;
+    cluster.publish(&steps[2]).await;
+    cluster.run_shard(cast.fund_shard).await;
+    let early = cluster.run_system().await;
+    assert_eq!(
+        early.answers_published, 0,
+        "answered before the fee's shard ran"
+    );
+    assert!(early.effect_messages_waiting > 0);
+    cluster.run_shard(loser_shard).await;
+    let report = cluster.run_system().await;
+    assert_eq!(report.answers_published, 1);
+    cluster.run_shards().await;
+
+    let answers = cluster.answers().await;
+    let amounts: Vec<_> = answers
+        .iter()
+        .map(|a| {
+            (
+                a.claim.shard,
+                a.account.as_str(),
+                a.claimed,
+                a.covered,
+                a.fund_before,
+            )
+        })
+        .collect();
+    assert_eq!(
+        amounts,
+        [
+            (
+                loser_shard,
+                cast.btc_loser.as_str(),
+                dec!(16000),
+                dec!(16000),
+                dec!(20000)
+            ),
+            (
+                cast.fund_shard,
+                cast.eth_loser.as_str(),
+                dec!(7500),
+                dec!(4030),
+                dec!(4030)
+            ),
+        ]
+    );
+    assert_eq!(report.fund.get("USDT"), Some(&dec!(0)));
+
+    // Against one engine: every account's balances, the fund, and every sum. The fund is in
+    // pieces: the 20,000 deposited, which the system shard holds, and each shard's
+    // `insurance_fund` ledger account (the fees it collected less the covers it drew).
+    let engines = cluster.engines();
+    let mut cluster_balances: BTreeMap<(String, String), Decimal> = BTreeMap::new();
+    for engine in &engines {
+        for (key, amount) in balances(engine) {
+            *cluster_balances.entry(key).or_default() += amount;
+        }
+        assert_eq!(ledger(engine, &LedgerAccount::PendingClaims), dec!(0));
+    }
+    let fund_key = (INSURANCE_FUND.to_owned(), "USDT".to_owned());
+    let pieces = cluster_balances.remove(&fund_key).unwrap_or_default();
+    let deposited = dec!(20000);
+    let fund = report.fund.get("USDT").copied().unwrap_or_default();
+    assert_eq!(
+        deposited + pieces,
+        fund,
+        "the pieces add up to the system shard's fund"
+    );
+    assert_eq!(fund, ledger(&one, &LedgerAccount::InsuranceFund));
+    if !fund.is_zero() {
+        cluster_balances.insert(fund_key, fund);
+    }
+    cluster_balances.retain(|_, amount| !amount.is_zero());
+    let one_balances = balances(&one);
+    assert_eq!(cluster_balances, one_balances);
+    assert_eq!(wallet(&one, &cast.btc_loser), dec!(0));
+    assert_eq!(wallet(&one, &cast.eth_loser), dec!(-3470));
+    // Money is conserved: every balance but the outside's, per asset, is one engine's.
+    assert_eq!(per_asset(&cluster_balances), per_asset(&one_balances));
+
+    // A message on the fund subject that is not an answer is refused by every shard, which
+    // reads on: it stops none of them.
+    let js = shard::connect(std::slice::from_ref(&cluster.url), SHARDS, 1)
+        .await
+        .expect("connect");
+    js.publish(
+        solvent_cluster::routing::FUND_SUBJECT,
+        "not an answer".into(),
+    )
+    .await
+    .expect("published")
+    .await
+    .expect("stored");
+    cluster.run_shards().await;
+    let after: Vec<String> = cluster.engines().iter().map(Engine::state_hash).collect();
+    let before: Vec<String> = engines.iter().map(Engine::state_hash).collect();
+    assert_eq!(after, before, "a refused message changes no state");
+}
+
+/// A stream made before the system shard (no `solvent.fund`, no `solvent.system`) gains their
+/// subjects when a shard connects, keeping its messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_made_before_the_system_shard_gains_its_subjects() {
+    use async_nats::jetstream::stream::{Config, StorageType};
+    use solvent_cluster::routing::{
+        FUND_SUBJECT, INPUT_STREAM, MARKET_SUBJECT, SHARD_SUBJECT_PREFIX, SHARDS_METADATA_KEY,
+        SYSTEM_SUBJECT,
+    };
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let nats = Nats::start(scratch.path());
+    wait_for(&nats.url()).await;
+    let js = async_nats::jetstream::new(shard::client(&[nats.url()]).await.expect("a client"));
+    js.create_stream(Config {
+        name: INPUT_STREAM.to_owned(),
+        subjects: vec![
+            MARKET_SUBJECT.to_owned(),
+            format!("{SHARD_SUBJECT_PREFIX}*"),
+        ],
+        storage: StorageType::File,
+        metadata: std::collections::HashMap::from([(
+            SHARDS_METADATA_KEY.to_owned(),
+            SHARDS.to_string(),
+        )]),
+        ..Config::default()
+    })
+    .await
+    .expect("the old stream");
+    js.publish(MARKET_SUBJECT, "old".into())
+        .await
+        .expect("published")
+        .await
+        .expect("stored");
+    let js = shard::connect(&[nats.url()], SHARDS, 1)
+        .await
+        .expect("connect");
+    let mut stream = js.get_stream(INPUT_STREAM).await.expect("the stream");
+    let info = stream.info().await.expect("its info");
+    for subject in [FUND_SUBJECT, SYSTEM_SUBJECT] {
+        assert!(
+            info.config.subjects.iter().any(|held| held == subject),
+            "{subject} missing from {:?}",
+            info.config.subjects
+        );
+    }
+    assert_eq!(info.state.messages, 1, "the old message is kept");
+}
+
+/// Everything running, as in production: the shards and the system shard read on, none stops
+/// at the end. The shards record their progress when idle, so the claim is answered and
+/// applied without anything being restarted; the books then equal one engine's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_shards_record_their_progress_and_the_claim_is_answered_live() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let nats = Nats::start(scratch.path());
+    wait_for(&nats.url()).await;
+    let cluster = Cluster {
+        url: nats.url(),
+        dir: scratch.path().to_path_buf(),
+    };
+    let cast = Cast::new();
+    let steps = envelopes(&steps(&cast));
+    // The connection makes the streams before anyone reads them.
+    shard::connect(std::slice::from_ref(&cluster.url), SHARDS, 1)
+        .await
+        .expect("connect");
+    let (stop, stopped) = watch::channel(false);
+    // A shard's future holds its engine across its awaits (it is not `Send`): everything runs
+    // on this task, side by side.
+    let shards = futures_util::future::join_all((0..SHARDS).map(|shard| {
+        let config = ShardConfig {
+            stop_at_end: false,
+            ..cluster.shard_config(shard)
+        };
+        shard::run(config, stopped.clone())
+    }));
+    let system = system::run(
+        SystemConfig {
+            servers: vec![cluster.url.clone()],
+            venue_text: venue_text(),
+            shards: SHARDS,
+            replicas: 1,
+            stop_at_end: false,
+            poll: Duration::from_millis(50),
+        },
+        stopped.clone(),
+    );
+    let loser_shard = 1 - cast.fund_shard;
+    let check = async {
+        cluster.publish(&steps[0]).await;
+        let client = shard::client(std::slice::from_ref(&cluster.url))
+            .await
+            .expect("a client");
+        let js = shard::connect(std::slice::from_ref(&cluster.url), SHARDS, 1)
+            .await
+            .expect("connect");
+        let mut settled = false;
+        for _ in 0..200 {
+            // Once answered, the answer is the stream's last message: settled when the
+            // claimant's shard has applied it.
+            if !cluster.answers().await.is_empty() {
+                let mut stream = js
+                    .get_stream(solvent_cluster::routing::INPUT_STREAM)
+                    .await
+                    .expect("the stream");
+                let last = stream.info().await.expect("its info").state.last_sequence;
+                let applied = solvent_cluster::query::statuses(&client, SHARDS)
+                    .await
+                    .ok()
+                    .and_then(|statuses| statuses.get(loser_shard as usize)?.last_stream_seq);
+                if applied == Some(last) {
+                    settled = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = stop.send(true);
+        settled
+    };
+    let (shards, system, settled) = tokio::join!(shards, system, check);
+    assert!(
+        settled,
+        "the claim was not answered and applied while running"
+    );
+    for (shard, result) in shards.into_iter().enumerate() {
+        result.unwrap_or_else(|error| panic!("shard {shard}: {error}"));
+    }
+    let report = system.expect("the system shard");
+    assert_eq!(report.fund.get("USDT"), Some(&dec!(4000)));
+    assert_eq!(report.answers_published, 1);
+    let all: Vec<Envelope> = steps[0].clone();
+    let (one, _) = one_engine(&all);
+    let engines = cluster.engines();
+    assert_eq!(
+        wallet(&engines[loser_shard as usize], &cast.btc_loser),
+        wallet(&one, &cast.btc_loser)
+    );
+    assert_eq!(
+        ledger(
+            &engines[loser_shard as usize],
+            &LedgerAccount::PendingClaims
+        ),
+        dec!(0)
+    );
+}

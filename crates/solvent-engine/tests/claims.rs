@@ -1,0 +1,216 @@
+//! Deficits claimed from a cluster's system shard (`FundAuthority::SystemShard`, docs/scale.md
+//! "Money across shards"): an account shard advances a bankrupt account's deficit from
+//! `pending_claims` and claims it; the system shard's answer settles it. Once answered, the
+//! shard's books, together with the shard that holds the fund's deposit, are one engine's.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests: a failed unwrap is a failed test"
+)]
+
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use solvent_core::venue::Venue;
+use solvent_engine::Engine;
+use solvent_engine::config::{EngineConfig, FundAuthority};
+use solvent_engine::effect::{DeficitResolution, Effect};
+use solvent_engine::engine::ClaimAnswer;
+use solvent_engine::event::parse_line;
+use solvent_engine::ledger::LedgerAccount;
+
+fn venue() -> Venue {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
+    Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Plays `bodies` one second apart (seq 1, 2, ...) on an engine with `fund`.
+fn play(fund: FundAuthority, bodies: &[&str]) -> (Engine, Vec<Effect>) {
+    let mut engine = Engine::new(
+        venue(),
+        EngineConfig {
+            fund,
+            ..EngineConfig::default()
+        },
+    );
+    let mut effects = Vec::new();
+    for (number, body) in bodies.iter().enumerate() {
+        let seq = number + 1;
+        let line = format!(
+            r#"{{"seq":{seq},"ts":"2026-01-01T00:{:02}:{:02}Z",{body}}}"#,
+            seq / 60,
+            seq % 60
+        );
+        effects.extend(engine.apply(&parse_line("claims", seq, &line).unwrap()));
+    }
+    (engine, effects)
+}
+
+const FUND_DEPOSIT: &str =
+    r#""type":"deposit","account":"insurance_fund","asset":"USDT","amount":"30000""#;
+
+/// Long 1 BTCUSDT from 60,000 on 4,000 USDT (15x; the initial margin at 20x is 3,000), bought
+/// outside the venue; BTC falls to 40,000 in one confirmed jump: 4,000 + (40,000 - 60,000) =
+/// -16,000 USDT, a deficit of 16,000.
+const CRASH: [&str; 7] = [
+    r#""type":"index_price","underlying":"BTC","price":"60000""#,
+    r#""type":"deposit","account":"loser","asset":"USDT","amount":"4000""#,
+    r#""type":"fill","account":"loser","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"external""#,
+    r#""type":"index_price","underlying":"BTC","price":"40000""#,
+    r#""type":"index_price","underlying":"BTC","price":"40000""#,
+    r#""type":"index_price","underlying":"BTC","price":"40000""#,
+    r#""type":"index_price","underlying":"BTC","price":"40000""#,
+];
+
+fn balance(engine: &Engine, account: &LedgerAccount) -> Decimal {
+    engine.ledger().balance(account, "USDT")
+}
+
+fn loser(engine: &Engine) -> Decimal {
+    balance(engine, &LedgerAccount::Wallet("loser".into()))
+}
+
+fn answer(claimed: Decimal, covered: Decimal, fund_before: Decimal) -> ClaimAnswer {
+    ClaimAnswer {
+        account: "loser".to_owned(),
+        asset: "USDT".to_owned(),
+        claimed,
+        covered,
+        fund_before,
+    }
+}
+
+fn assert_books_balance(engine: &Engine) {
+    for (asset, total) in engine.ledger().totals() {
+        assert!(total.is_zero(), "{asset} sums to {total}");
+    }
+}
+
+/// One engine with a 30,000 fund covers the 16,000 at once (14,000 left). The account shard,
+/// which holds no part of the fund, advances the 16,000 and claims it: between claim and
+/// answer the account is at zero and `pending_claims` at -16,000 (money neither made nor
+/// lost); the answer (covered whole, the fund held 30,000 on another shard) moves 16,000 out
+/// of the shard's piece of the fund: with the other shard's 30,000, 14,000, as one engine.
+#[test]
+fn a_claimed_deficit_is_advanced_and_the_answer_settles_it_as_one_engine_covers_it() {
+    let mut with_fund = vec![FUND_DEPOSIT];
+    with_fund.extend(CRASH);
+    let (one, _) = play(FundAuthority::Local, &with_fund);
+    assert_eq!(loser(&one), dec!(0));
+    assert_eq!(balance(&one, &LedgerAccount::InsuranceFund), dec!(14000));
+
+    let (mut shard, effects) = play(FundAuthority::SystemShard, &CRASH);
+    let claims: Vec<_> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::DeficitBeyondFund {
+                account,
+                deficit,
+                fund,
+                resolution,
+                ..
+            } => Some((account.as_str(), deficit.value(), fund.value(), *resolution)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        claims,
+        [("loser", dec!(16000), dec!(0), DeficitResolution::Claimed)]
+    );
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Adl { .. })),
+        "an account shard deleverages nobody itself"
+    );
+    // Between claim and answer.
+    assert_eq!(loser(&shard), dec!(0));
+    assert_eq!(balance(&shard, &LedgerAccount::PendingClaims), dec!(-16000));
+    assert_eq!(balance(&shard, &LedgerAccount::InsuranceFund), dec!(0));
+    assert_books_balance(&shard);
+
+    let effects = shard.apply_claim_answer(100, &answer(dec!(16000), dec!(16000), dec!(30000)));
+    assert!(
+        effects.iter().any(|e| matches!(e,
+            Effect::InsuranceFundChanged { change, .. } if change.value() == dec!(-16000))),
+        "{effects:#?}"
+    );
+    assert_eq!(loser(&shard), dec!(0));
+    assert_eq!(balance(&shard, &LedgerAccount::PendingClaims), dec!(0));
+    // The fund in pieces: 30,000 deposited on the fund's shard, -16,000 drawn through this one.
+    assert_eq!(
+        dec!(30000) + balance(&shard, &LedgerAccount::InsuranceFund),
+        balance(&one, &LedgerAccount::InsuranceFund)
+    );
+    assert_books_balance(&shard);
+
+    // Nothing is pending any more: the same answer again is refused and changes nothing.
+    let again = shard.apply_claim_answer(101, &answer(dec!(16000), dec!(16000), dec!(30000)));
+    assert!(
+        matches!(again.as_slice(), [Effect::Rejected { .. }]),
+        "{again:#?}"
+    );
+    assert_eq!(balance(&shard, &LedgerAccount::PendingClaims), dec!(0));
+}
+
+/// A fund of 1,000 against the 16,000: one engine pays 1,000 and leaves 15,000 as the
+/// account's debt (nobody inside holds the other side). The shard's answer, covered 1,000 of
+/// 16,000, takes the 15,000 back from the account: the same debt, reported the same way.
+#[test]
+fn an_answer_the_fund_cannot_cover_leaves_the_rest_the_accounts_debt_as_one_engine() {
+    let small_fund =
+        r#""type":"deposit","account":"insurance_fund","asset":"USDT","amount":"1000""#;
+    let mut with_fund = vec![small_fund];
+    with_fund.extend(CRASH);
+    let (one, one_effects) = play(FundAuthority::Local, &with_fund);
+    assert_eq!(loser(&one), dec!(-15000));
+    assert_eq!(balance(&one, &LedgerAccount::InsuranceFund), dec!(0));
+    let debt = |effects: &[Effect]| {
+        effects.iter().find_map(|e| match e {
+            Effect::DeficitBeyondFund {
+                deficit,
+                fund,
+                resolution: DeficitResolution::AccountDebt,
+                ..
+            } => Some((deficit.value(), fund.value())),
+            _ => None,
+        })
+    };
+    assert_eq!(debt(&one_effects), Some((dec!(16000), dec!(1000))));
+
+    let (mut shard, _) = play(FundAuthority::SystemShard, &CRASH);
+    let effects = shard.apply_claim_answer(100, &answer(dec!(16000), dec!(1000), dec!(1000)));
+    assert_eq!(debt(&effects), Some((dec!(16000), dec!(1000))));
+    assert_eq!(loser(&shard), dec!(-15000));
+    assert_eq!(balance(&shard, &LedgerAccount::PendingClaims), dec!(0));
+    assert_eq!(
+        dec!(1000) + balance(&shard, &LedgerAccount::InsuranceFund),
+        balance(&one, &LedgerAccount::InsuranceFund)
+    );
+    assert_books_balance(&shard);
+}
+
+/// Answers that do not fit what is pending are refused, in order, and change nothing.
+#[test]
+fn an_answer_that_does_not_fit_is_refused_and_changes_nothing() {
+    let (mut shard, _) = play(FundAuthority::SystemShard, &CRASH);
+    let hash = shard.state_hash();
+    for (seq, bad) in [
+        (7, answer(dec!(16000), dec!(16000), dec!(30000))), // not after the last event (7)
+        (100, answer(dec!(16000), dec!(16001), dec!(30000))), // covers more than claimed
+        (100, answer(dec!(16000), dec!(-1), dec!(30000))),  // negative cover
+        (100, answer(dec!(0), dec!(0), dec!(30000))),       // nothing claimed
+        (100, answer(dec!(16000.01), dec!(0), dec!(30000))), // more than is pending
+        (
+            100,
+            ClaimAnswer {
+                asset: "XYZ".to_owned(),
+                ..answer(dec!(1), dec!(1), dec!(1))
+            },
+        ),
+    ] {
+        let effects = shard.apply_claim_answer(seq, &bad);
+        assert!(
+            matches!(effects.as_slice(), [Effect::Rejected { .. }]),
+            "{bad:?}: {effects:#?}"
+        );
+        assert_eq!(shard.state_hash(), hash, "{bad:?} changed the state");
+    }
+}
