@@ -1,0 +1,472 @@
+//! CRIF, ISDA's Common Risk Interchange Format (ISDA SIMM Methodology: Risk Data Standards,
+//! section 2): one sensitivity per row, tab- or comma-separated, with a header naming the columns.
+//!
+//! Read columns (names matched without regard to case): `PortfolioID` (the netting set; empty when
+//! absent), `TradeID` (optional), `ProductClass`, `RiskType`, `Qualifier`, `Bucket`, `Label1`,
+//! `Label2` and `AmountUSD`. Other columns are ignored. Every error names the row (1 is the header)
+//! and the column at fault.
+
+use crate::error::CrifError;
+
+/// A SIMM product class (SIMM section A.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum ProductClass {
+    /// Interest rates and FX.
+    RatesFX,
+    /// Credit.
+    Credit,
+    /// Equity.
+    Equity,
+    /// Commodity.
+    Commodity,
+}
+
+impl ProductClass {
+    /// The product classes in the order ORE and ISDA list them.
+    pub const ALL: [ProductClass; 4] = [
+        ProductClass::RatesFX,
+        ProductClass::Credit,
+        ProductClass::Equity,
+        ProductClass::Commodity,
+    ];
+
+    /// The CRIF name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProductClass::RatesFX => "RatesFX",
+            ProductClass::Credit => "Credit",
+            ProductClass::Equity => "Equity",
+            ProductClass::Commodity => "Commodity",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        ProductClass::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(text))
+    }
+}
+
+/// A CRIF risk type Solvent computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum RiskType {
+    /// `Risk_FX`: FX delta, qualifier a currency.
+    Fx,
+    /// `Risk_FXVol`: FX vega, qualifier a currency pair.
+    FxVol,
+    /// `Risk_Equity`: equity delta.
+    Equity,
+    /// `Risk_EquityVol`: equity vega.
+    EquityVol,
+    /// `Risk_Commodity`: commodity delta.
+    Commodity,
+    /// `Risk_CommodityVol`: commodity vega.
+    CommodityVol,
+}
+
+/// The CRIF risk types SIMM defines that Solvent does not compute yet.
+const NOT_COVERED: [&str; 11] = [
+    "Risk_IRCurve",
+    "Risk_IRVol",
+    "Risk_Inflation",
+    "Risk_InflationVol",
+    "Risk_XCcyBasis",
+    "Risk_CreditQ",
+    "Risk_CreditNonQ",
+    "Risk_CreditVol",
+    "Risk_CreditVolNonQ",
+    "Risk_BaseCorr",
+    "Risk_AddOnNotionalFactor",
+];
+
+impl RiskType {
+    /// Every risk type computed.
+    pub const ALL: [RiskType; 6] = [
+        RiskType::Fx,
+        RiskType::FxVol,
+        RiskType::Equity,
+        RiskType::EquityVol,
+        RiskType::Commodity,
+        RiskType::CommodityVol,
+    ];
+
+    /// The CRIF name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RiskType::Fx => "Risk_FX",
+            RiskType::FxVol => "Risk_FXVol",
+            RiskType::Equity => "Risk_Equity",
+            RiskType::EquityVol => "Risk_EquityVol",
+            RiskType::Commodity => "Risk_Commodity",
+            RiskType::CommodityVol => "Risk_CommodityVol",
+        }
+    }
+
+    /// Whether the sensitivity is a vega (the volatility risk types).
+    pub fn is_vega(self) -> bool {
+        matches!(
+            self,
+            RiskType::FxVol | RiskType::EquityVol | RiskType::CommodityVol
+        )
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        RiskType::ALL
+            .into_iter()
+            .find(|r| r.name().eq_ignore_ascii_case(text))
+    }
+}
+
+/// A bucket: a number or `Residual`; FX rows have none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Bucket {
+    /// No bucket (FX).
+    None,
+    /// The residual bucket (equity).
+    Residual,
+    /// A numbered bucket.
+    Numbered(u8),
+}
+
+impl Bucket {
+    /// Parses `1`..`99` or `Residual` (any case); `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.eq_ignore_ascii_case("residual") {
+            return Some(Bucket::Residual);
+        }
+        text.parse::<u8>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Bucket::Numbered)
+    }
+
+    /// The slot of the bucket in the calibration's tables: 0 residual, else the number.
+    pub(crate) fn slot(self) -> usize {
+        match self {
+            Bucket::None | Bucket::Residual => 0,
+            Bucket::Numbered(n) => usize::from(n),
+        }
+    }
+
+    /// The bucket as the CRIF writes it.
+    pub fn label(self) -> String {
+        match self {
+            Bucket::None => String::new(),
+            Bucket::Residual => "Residual".to_string(),
+            Bucket::Numbered(n) => n.to_string(),
+        }
+    }
+}
+
+/// A vega or curvature tenor (`Label1` of the volatility risk types, SIMM section C.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tenor {
+    /// 2 weeks.
+    W2,
+    /// 1 month.
+    M1,
+    /// 3 months.
+    M3,
+    /// 6 months.
+    M6,
+    /// 1 year.
+    Y1,
+    /// 2 years.
+    Y2,
+    /// 3 years.
+    Y3,
+    /// 5 years.
+    Y5,
+    /// 10 years.
+    Y10,
+    /// 15 years.
+    Y15,
+    /// 20 years.
+    Y20,
+    /// 30 years.
+    Y30,
+}
+
+impl Tenor {
+    const NAMES: [(&'static str, Tenor); 12] = [
+        ("2w", Tenor::W2),
+        ("1m", Tenor::M1),
+        ("3m", Tenor::M3),
+        ("6m", Tenor::M6),
+        ("1y", Tenor::Y1),
+        ("2y", Tenor::Y2),
+        ("3y", Tenor::Y3),
+        ("5y", Tenor::Y5),
+        ("10y", Tenor::Y10),
+        ("15y", Tenor::Y15),
+        ("20y", Tenor::Y20),
+        ("30y", Tenor::Y30),
+    ];
+
+    fn parse(text: &str) -> Option<Self> {
+        Tenor::NAMES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(text))
+            .map(|(_, t)| *t)
+    }
+
+    /// The tenor as the CRIF writes it.
+    pub fn label(self) -> &'static str {
+        Tenor::NAMES
+            .iter()
+            .find(|(_, t)| *t == self)
+            .map_or("", |(name, _)| name)
+    }
+}
+
+/// One CRIF sensitivity, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sensitivity {
+    /// The netting set (`PortfolioID`).
+    pub netting_set: String,
+    /// The product class.
+    pub product_class: ProductClass,
+    /// The risk type.
+    pub risk_type: RiskType,
+    /// The qualifier: a currency, currency pair, issuer or commodity.
+    pub qualifier: String,
+    /// The bucket.
+    pub bucket: Bucket,
+    /// The tenor of a vega sensitivity; `None` for deltas.
+    pub tenor: Option<Tenor>,
+    /// The amount in USD.
+    pub amount_usd: f64,
+}
+
+/// The columns read, by position in the header.
+struct Columns {
+    netting_set: Option<usize>,
+    product_class: usize,
+    risk_type: usize,
+    qualifier: usize,
+    bucket: usize,
+    label1: usize,
+    amount_usd: usize,
+}
+
+fn find(header: &[&str], name: &'static str) -> Option<usize> {
+    header
+        .iter()
+        .position(|h| h.trim().eq_ignore_ascii_case(name))
+}
+
+impl Columns {
+    fn read(header: &[&str]) -> Result<Self, CrifError> {
+        let need = |name: &'static str| find(header, name).ok_or(CrifError::MissingColumn(name));
+        Ok(Columns {
+            netting_set: find(header, "PortfolioID"),
+            product_class: need("ProductClass")?,
+            risk_type: need("RiskType")?,
+            qualifier: need("Qualifier")?,
+            bucket: need("Bucket")?,
+            label1: need("Label1")?,
+            amount_usd: need("AmountUSD")?,
+        })
+    }
+}
+
+/// Parses a CRIF text: tab-separated, or comma-separated when the header holds no tab.
+///
+/// # Errors
+/// [`CrifError`] naming the row and column of the first bad field, a missing column, or a risk
+/// type SIMM defines that Solvent does not compute.
+pub fn parse(text: &str) -> Result<Vec<Sensitivity>, CrifError> {
+    let mut lines = text.lines().enumerate();
+    let (_, header_line) = lines
+        .by_ref()
+        .find(|(_, l)| !l.trim().is_empty())
+        .ok_or(CrifError::Empty)?;
+    let delimiter = if header_line.contains('\t') {
+        '\t'
+    } else {
+        ','
+    };
+    let header: Vec<&str> = header_line.split(delimiter).collect();
+    let columns = Columns::read(&header)?;
+    let mut rows = Vec::new();
+    for (index, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(delimiter).collect();
+        rows.push(parse_row(&fields, &columns, &header, index + 1)?);
+    }
+    Ok(rows)
+}
+
+fn parse_row(
+    fields: &[&str],
+    columns: &Columns,
+    header: &[&str],
+    row: usize,
+) -> Result<Sensitivity, CrifError> {
+    let field = |index: usize| fields.get(index).map_or("", |f| f.trim());
+    let bad = |index: usize, message: String| CrifError::Field {
+        row,
+        column: header.get(index).map_or("", |h| h.trim()).to_string(),
+        value: field(index).to_string(),
+        message,
+    };
+    let risk_text = field(columns.risk_type);
+    let risk_type = RiskType::parse(risk_text).ok_or_else(|| {
+        if NOT_COVERED
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(risk_text))
+        {
+            CrifError::NotCovered {
+                row,
+                risk_type: risk_text.to_string(),
+            }
+        } else {
+            bad(columns.risk_type, "not a SIMM risk type".into())
+        }
+    })?;
+    let product_class = ProductClass::parse(field(columns.product_class)).ok_or_else(|| {
+        bad(
+            columns.product_class,
+            "expected RatesFX, Credit, Equity or Commodity".into(),
+        )
+    })?;
+    let qualifier = field(columns.qualifier).to_string();
+    let currency = |s: &str| s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase());
+    let bucket_text = field(columns.bucket);
+    let bucket = match risk_type {
+        RiskType::Fx | RiskType::FxVol => Bucket::None,
+        RiskType::Equity | RiskType::EquityVol => Bucket::parse(bucket_text)
+            .filter(
+                |b| !matches!(b, Bucket::Numbered(n) if *n > crate::calibration::EQUITY_BUCKETS),
+            )
+            .ok_or_else(|| {
+                bad(
+                    columns.bucket,
+                    "expected an equity bucket 1-12 or Residual".into(),
+                )
+            })?,
+        RiskType::Commodity | RiskType::CommodityVol => Bucket::parse(bucket_text)
+            .filter(
+                |b| matches!(b, Bucket::Numbered(n) if *n <= crate::calibration::COMMODITY_BUCKETS),
+            )
+            .ok_or_else(|| bad(columns.bucket, "expected a commodity bucket 1-17".into()))?,
+    };
+    match risk_type {
+        RiskType::Fx if !currency(&qualifier) => {
+            return Err(bad(
+                columns.qualifier,
+                "expected a three-letter currency code".into(),
+            ));
+        }
+        RiskType::FxVol
+            if !(qualifier.len() == 6
+                && currency(&qualifier[..3])
+                && currency(&qualifier[3..])) =>
+        {
+            return Err(bad(
+                columns.qualifier,
+                "expected a currency pair such as EURUSD".into(),
+            ));
+        }
+        _ if qualifier.is_empty() => {
+            return Err(bad(columns.qualifier, "a qualifier is required".into()));
+        }
+        _ => {}
+    }
+    let tenor = if risk_type.is_vega() {
+        Some(Tenor::parse(field(columns.label1)).ok_or_else(|| {
+            bad(
+                columns.label1,
+                "expected a tenor: 2w, 1m, 3m, 6m, 1y, 2y, 3y, 5y, 10y, 15y, 20y or 30y".into(),
+            )
+        })?)
+    } else {
+        None
+    };
+    let amount_usd = field(columns.amount_usd)
+        .parse::<f64>()
+        .ok()
+        .filter(|a| a.is_finite())
+        .ok_or_else(|| bad(columns.amount_usd, "expected a finite number".into()))?;
+    Ok(Sensitivity {
+        netting_set: columns
+            .netting_set
+            .map(|i| field(i).to_string())
+            .unwrap_or_default(),
+        product_class,
+        risk_type,
+        qualifier,
+        bucket,
+        tenor,
+        amount_usd,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "TradeID\tPortfolioID\tProductClass\tRiskType\tQualifier\tBucket\tLabel1\tLabel2\tAmountUSD";
+
+    #[test]
+    fn reads_a_vega_row() {
+        let text = format!("{HEADER}\nt1\tNS\tEquity\tRisk_EquityVol\tBTC\t12\t1y\t\t1000\n");
+        let rows = parse(&text);
+        assert_eq!(
+            rows,
+            Ok(vec![Sensitivity {
+                netting_set: "NS".into(),
+                product_class: ProductClass::Equity,
+                risk_type: RiskType::EquityVol,
+                qualifier: "BTC".into(),
+                bucket: Bucket::Numbered(12),
+                tenor: Some(Tenor::Y1),
+                amount_usd: 1000.0,
+            }])
+        );
+    }
+
+    #[test]
+    fn a_bad_amount_names_row_and_column() {
+        let text = format!("{HEADER}\nt1\tNS\tEquity\tRisk_Equity\tBTC\t12\t\t\tlots\n");
+        assert_eq!(
+            parse(&text),
+            Err(CrifError::Field {
+                row: 2,
+                column: "AmountUSD".into(),
+                value: "lots".into(),
+                message: "expected a finite number".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn an_equity_bucket_past_twelve_is_refused() {
+        let text = format!("{HEADER}\nt1\tNS\tEquity\tRisk_Equity\tBTC\t13\t\t\t1\n");
+        assert!(
+            matches!(parse(&text), Err(CrifError::Field { row: 2, column, .. }) if column == "Bucket")
+        );
+    }
+
+    #[test]
+    fn interest_rate_rows_are_named_as_not_covered() {
+        let text = format!("{HEADER}\n\nt1\tNS\tRatesFX\tRisk_IRCurve\tUSD\t1\t5y\tOIS\t1\n");
+        assert_eq!(
+            parse(&text),
+            Err(CrifError::NotCovered {
+                row: 3,
+                risk_type: "Risk_IRCurve".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_missing_column_is_named() {
+        assert_eq!(
+            parse("ProductClass,RiskType,Qualifier,Bucket,Label1\n"),
+            Err(CrifError::MissingColumn("AmountUSD"))
+        );
+    }
+}

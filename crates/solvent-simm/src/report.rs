@@ -1,0 +1,313 @@
+//! SIMM per netting set with its breakdown: each product class's risk classes and their delta,
+//! vega and curvature margins; the product class totals aggregated across risk classes with the
+//! correlations `psi` (SIMM section B.13); the netting set's total, the sum over product classes
+//! (section B.14). The totals by margin type and by risk class follow ORE's report: across risk
+//! classes with `psi` inside a product class, summed across product classes.
+
+use serde::Serialize;
+
+use crate::calibration::Calibration;
+use crate::crif::{ProductClass, RiskType, Sensitivity};
+use crate::margin::{Aggregated, curvature, delta_or_vega};
+
+/// A SIMM risk class (section A.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum RiskClass {
+    /// Interest rate.
+    InterestRate,
+    /// Credit (qualifying).
+    CreditQualifying,
+    /// Credit (non-qualifying).
+    CreditNonQualifying,
+    /// Equity.
+    Equity,
+    /// Commodity.
+    Commodity,
+    /// FX.
+    Fx,
+}
+
+impl RiskClass {
+    /// The risk classes in the order of the `psi` table.
+    pub const ALL: [RiskClass; 6] = [
+        RiskClass::InterestRate,
+        RiskClass::CreditQualifying,
+        RiskClass::CreditNonQualifying,
+        RiskClass::Equity,
+        RiskClass::Commodity,
+        RiskClass::Fx,
+    ];
+
+    /// The name ORE and the calibration tables use.
+    pub fn ore_name(self) -> &'static str {
+        match self {
+            RiskClass::InterestRate => "InterestRate",
+            RiskClass::CreditQualifying => "CreditQualifying",
+            RiskClass::CreditNonQualifying => "CreditNonQualifying",
+            RiskClass::Equity => "Equity",
+            RiskClass::Commodity => "Commodity",
+            RiskClass::Fx => "FX",
+        }
+    }
+
+    fn index(self) -> usize {
+        RiskClass::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+
+    /// The risk class of a CRIF risk type.
+    pub fn of(risk_type: RiskType) -> RiskClass {
+        match risk_type {
+            RiskType::Fx | RiskType::FxVol => RiskClass::Fx,
+            RiskType::Equity | RiskType::EquityVol => RiskClass::Equity,
+            RiskType::Commodity | RiskType::CommodityVol => RiskClass::Commodity,
+        }
+    }
+}
+
+/// Margins by margin type; `None` where the CRIF has no sensitivity of that type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct MarginTypes {
+    /// Delta margin.
+    pub delta: Option<f64>,
+    /// Vega margin.
+    pub vega: Option<f64>,
+    /// Curvature margin (present whenever vega is).
+    pub curvature: Option<f64>,
+}
+
+impl MarginTypes {
+    /// `[delta, vega, curvature]`.
+    fn values(&self) -> [Option<f64>; 3] {
+        [self.delta, self.vega, self.curvature]
+    }
+
+    fn from_values(values: [Option<f64>; 3]) -> Self {
+        MarginTypes {
+            delta: values[0],
+            vega: values[1],
+            curvature: values[2],
+        }
+    }
+
+    /// The sum of the margin types present (a risk class's margin, section B.12).
+    pub fn total(&self) -> f64 {
+        self.values().iter().flatten().sum()
+    }
+}
+
+/// One risk class's margin.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RiskClassSimm {
+    /// The risk class.
+    pub risk_class: RiskClass,
+    /// Its margins by type.
+    pub margins: MarginTypes,
+    /// Delta + vega + curvature.
+    pub total: f64,
+}
+
+/// One product class's margin.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProductClassSimm {
+    /// The product class.
+    pub product_class: ProductClass,
+    /// Its risk classes, in `psi` order.
+    pub risk_classes: Vec<RiskClassSimm>,
+    /// Each margin type aggregated across the risk classes with `psi`.
+    pub margins: MarginTypes,
+    /// `sqrt(sum_r sum_s psi_rs IM_r IM_s)` (section B.13).
+    pub total: f64,
+}
+
+/// SIMM of one netting set.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NettingSetSimm {
+    /// The netting set (the CRIF's `PortfolioID`).
+    pub netting_set: String,
+    /// Its product classes.
+    pub product_classes: Vec<ProductClassSimm>,
+    /// Each risk class summed across product classes.
+    pub risk_classes: Vec<RiskClassSimm>,
+    /// Each margin type summed across product classes.
+    pub margins: MarginTypes,
+    /// SIMM: the sum of the product classes' margins (section B.14).
+    pub total: f64,
+}
+
+/// `sqrt(sum_r sum_s psi_rs m_r m_s)` over the risk classes present.
+fn psi_aggregate(calibration: &Calibration, values: &[(RiskClass, f64)]) -> f64 {
+    let mut total = 0.0;
+    for (i, (a, x)) in values.iter().enumerate() {
+        total += x * x;
+        for (b, y) in values.iter().take(i) {
+            total += 2.0 * calibration.risk_class_correlation[a.index()][b.index()] * x * y;
+        }
+    }
+    total.max(0.0).sqrt()
+}
+
+/// The margins of one product class from its sensitivities grouped by risk type.
+fn product_class(
+    calibration: &Calibration,
+    product_class: ProductClass,
+    by_risk_type: &[(RiskType, Vec<Aggregated<'_>>)],
+) -> ProductClassSimm {
+    let mut risk_classes = Vec::new();
+    for class in RiskClass::ALL {
+        let mut margins = MarginTypes::default();
+        for (risk_type, sensitivities) in by_risk_type {
+            if RiskClass::of(*risk_type) != class {
+                continue;
+            }
+            if risk_type.is_vega() {
+                margins.vega = Some(delta_or_vega(calibration, *risk_type, sensitivities));
+                margins.curvature = Some(curvature(calibration, *risk_type, sensitivities));
+            } else {
+                margins.delta = Some(delta_or_vega(calibration, *risk_type, sensitivities));
+            }
+        }
+        if margins.values().iter().any(Option::is_some) {
+            risk_classes.push(RiskClassSimm {
+                risk_class: class,
+                total: margins.total(),
+                margins,
+            });
+        }
+    }
+    let by_type = |k: usize| -> Option<f64> {
+        let present: Vec<(RiskClass, f64)> = risk_classes
+            .iter()
+            .filter_map(|r| r.margins.values()[k].map(|m| (r.risk_class, m)))
+            .collect();
+        (!present.is_empty()).then(|| psi_aggregate(calibration, &present))
+    };
+    let margins = MarginTypes::from_values([by_type(0), by_type(1), by_type(2)]);
+    let totals: Vec<(RiskClass, f64)> = risk_classes
+        .iter()
+        .map(|r| (r.risk_class, r.total))
+        .collect();
+    ProductClassSimm {
+        product_class,
+        total: psi_aggregate(calibration, &totals),
+        risk_classes,
+        margins,
+    }
+}
+
+fn add(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x + y),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+fn netting_set(
+    calibration: &Calibration,
+    name: &str,
+    groups: &[(ProductClass, RiskType, Vec<Aggregated<'_>>)],
+) -> NettingSetSimm {
+    let mut product_classes = Vec::new();
+    for class in ProductClass::ALL {
+        let by_risk_type: Vec<(RiskType, Vec<Aggregated<'_>>)> = groups
+            .iter()
+            .filter(|(p, _, _)| *p == class)
+            .map(|(_, r, s)| (*r, s.clone()))
+            .collect();
+        if !by_risk_type.is_empty() {
+            product_classes.push(product_class(calibration, class, &by_risk_type));
+        }
+    }
+    let mut risk_classes: Vec<RiskClassSimm> = Vec::new();
+    for class in RiskClass::ALL {
+        let mut margins = MarginTypes::default();
+        let mut present = false;
+        for p in &product_classes {
+            if let Some(r) = p.risk_classes.iter().find(|r| r.risk_class == class) {
+                present = true;
+                margins = MarginTypes::from_values([
+                    add(margins.delta, r.margins.delta),
+                    add(margins.vega, r.margins.vega),
+                    add(margins.curvature, r.margins.curvature),
+                ]);
+            }
+        }
+        if present {
+            risk_classes.push(RiskClassSimm {
+                risk_class: class,
+                total: margins.total(),
+                margins,
+            });
+        }
+    }
+    let mut margins = MarginTypes::default();
+    for p in &product_classes {
+        margins = MarginTypes::from_values([
+            add(margins.delta, p.margins.delta),
+            add(margins.vega, p.margins.vega),
+            add(margins.curvature, p.margins.curvature),
+        ]);
+    }
+    NettingSetSimm {
+        netting_set: name.to_string(),
+        total: product_classes.iter().map(|p| p.total).sum(),
+        product_classes,
+        risk_classes,
+        margins,
+    }
+}
+
+/// SIMM of every netting set in the sensitivities, in the order of their names.
+///
+/// Rows with the same netting set, product class, risk type, qualifier, bucket and tenor are
+/// summed first, as ORE aggregates its CRIF.
+pub fn simm(sensitivities: &[Sensitivity], calibration: &Calibration) -> Vec<NettingSetSimm> {
+    let mut order: Vec<&Sensitivity> = sensitivities.iter().collect();
+    order.sort_by(|a, b| {
+        (
+            &a.netting_set,
+            a.product_class,
+            a.risk_type,
+            a.bucket,
+            &a.qualifier,
+            a.tenor,
+        )
+            .cmp(&(
+                &b.netting_set,
+                b.product_class,
+                b.risk_type,
+                b.bucket,
+                &b.qualifier,
+                b.tenor,
+            ))
+    });
+    let mut results = Vec::new();
+    for set in order.chunk_by(|a, b| a.netting_set == b.netting_set) {
+        let mut groups: Vec<(ProductClass, RiskType, Vec<Aggregated<'_>>)> = Vec::new();
+        for group in
+            set.chunk_by(|a, b| a.product_class == b.product_class && a.risk_type == b.risk_type)
+        {
+            let mut aggregated: Vec<Aggregated<'_>> = Vec::with_capacity(group.len());
+            for s in group {
+                match aggregated.last_mut() {
+                    Some(last)
+                        if last.qualifier == s.qualifier
+                            && last.bucket == s.bucket
+                            && last.tenor == s.tenor =>
+                    {
+                        last.amount_usd += s.amount_usd;
+                    }
+                    _ => aggregated.push(Aggregated {
+                        qualifier: &s.qualifier,
+                        bucket: s.bucket,
+                        tenor: s.tenor,
+                        amount_usd: s.amount_usd,
+                    }),
+                }
+            }
+            groups.push((group[0].product_class, group[0].risk_type, aggregated));
+        }
+        results.push(netting_set(calibration, &set[0].netting_set, &groups));
+    }
+    results
+}
