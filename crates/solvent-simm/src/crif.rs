@@ -299,6 +299,26 @@ pub fn parse(text: &str) -> Result<Vec<Sensitivity>, CrifError> {
     Ok(rows)
 }
 
+/// An FX volatility qualifier as one risk factor: upper case, delimiters (`/.,-_|;: `) removed,
+/// the two currencies in alphabetical order (`USDEUR` and `EUR/USD` are both `EURUSD`: the
+/// volatility of a pair is the volatility of its inverse), as ORE files them.
+fn fx_pair(text: &str) -> String {
+    let joined: String = text
+        .chars()
+        .filter(|c| !"/.,-_|;: ".contains(*c))
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    if joined.len() != 6 || !joined.is_ascii() {
+        return joined;
+    }
+    let (first, second) = joined.split_at(3);
+    if first > second {
+        format!("{second}{first}")
+    } else {
+        joined
+    }
+}
+
 fn parse_row(
     fields: &[&str],
     columns: &Columns,
@@ -332,7 +352,11 @@ fn parse_row(
             "expected RatesFX, Credit, Equity or Commodity".into(),
         )
     })?;
-    let qualifier = field(columns.qualifier).to_string();
+    let qualifier = match risk_type {
+        RiskType::Fx => field(columns.qualifier).to_ascii_uppercase(),
+        RiskType::FxVol => fx_pair(field(columns.qualifier)),
+        _ => field(columns.qualifier).to_string(),
+    };
     let currency = |s: &str| s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase());
     let bucket_text = field(columns.bucket);
     let bucket = match risk_type {
@@ -426,6 +450,13 @@ mod tests {
                 amount_usd: 1000.0,
             }])
         );
+    }
+
+    #[test]
+    fn an_fx_volatility_pair_is_one_risk_factor_whichever_way_written() {
+        assert_eq!(fx_pair("USDEUR"), "EURUSD");
+        assert_eq!(fx_pair("eur/usd"), "EURUSD");
+        assert_eq!(fx_pair("CHFGBP"), "CHFGBP");
     }
 
     #[test]

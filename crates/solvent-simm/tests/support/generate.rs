@@ -1,0 +1,115 @@
+//! A seeded generator of CRIF files covering the FX, equity and commodity risk classes: every
+//! product class, every equity bucket (1-12 and Residual) and commodity bucket (1-17), FX
+//! currencies of every volatility group and concentration category (USD, the calculation currency,
+//! among them), vega at every tenor, amounts from thousands to billions of USD so that
+//! concentration thresholds bind, and repeated rows that must be summed.
+
+use std::fmt::Write;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Currencies of FX concentration categories 1, 2 and 3 and of the high-volatility groups of
+/// SIMM 2.6 (BRL, RUB, TRY) and 2.7/2.8 (ARS, EGP, NGN, RUB...).
+pub const CURRENCIES: [&str; 16] = [
+    "USD", "EUR", "JPY", "GBP", "CHF", "BRL", "CNY", "MXN", "TRY", "RUB", "ZAR", "ARS", "EGP",
+    "NGN", "PLN", "THB",
+];
+
+pub const TENORS: [&str; 12] = [
+    "2w", "1m", "3m", "6m", "1y", "2y", "3y", "5y", "10y", "15y", "20y", "30y",
+];
+
+const PRODUCT_CLASSES: [&str; 4] = ["RatesFX", "Credit", "Equity", "Commodity"];
+
+/// Equity qualifier `k` lives in bucket `k % 13` (0 is Residual).
+fn equity(k: usize) -> (String, String) {
+    let bucket = k % 13;
+    let label = if bucket == 0 {
+        "Residual".to_string()
+    } else {
+        bucket.to_string()
+    };
+    (format!("EQ{k}"), label)
+}
+
+/// Commodity qualifier `k` lives in bucket `k % 17 + 1`.
+fn commodity(k: usize) -> (String, String) {
+    (format!("CM{k}"), (k % 17 + 1).to_string())
+}
+
+/// A signed amount, log-uniform between 10^3 and 10^`max_exponent` USD (at most 3.2 billion: larger
+/// sensitivities give margins past 10^13 USD, where one f64 step exceeds a cent).
+fn amount(rng: &mut ChaCha8Rng, max_exponent: f64) -> f64 {
+    let magnitude = 10f64.powf(rng.random_range(3.0..max_exponent));
+    let signed = if rng.random_bool(0.5) {
+        magnitude
+    } else {
+        -magnitude
+    };
+    (signed * 100.0).round() / 100.0
+}
+
+/// A CRIF with `netting_sets` netting sets of `rows` rows each (tab-separated, ORE's columns).
+pub fn crif(seed: u64, netting_sets: usize, rows: usize) -> String {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = String::from(
+        "TradeID\tPortfolioID\tProductClass\tRiskType\tQualifier\tBucket\tLabel1\tLabel2\tAmountCurrency\tAmount\tAmountUSD\n",
+    );
+    for set in 0..netting_sets {
+        let mut previous: Option<String> = None;
+        for row in 0..rows {
+            let product_class = PRODUCT_CLASSES[rng.random_range(0..PRODUCT_CLASSES.len())];
+            let max_exponent = if rng.random_bool(0.15) { 9.5 } else { 7.5 };
+            let value = amount(&mut rng, max_exponent);
+            let (risk_type, qualifier, bucket, label1) = match rng.random_range(0..6) {
+                0 => {
+                    let c = CURRENCIES[rng.random_range(0..CURRENCIES.len())];
+                    ("Risk_FX", c.to_string(), String::new(), String::new())
+                }
+                1 => {
+                    let a = rng.random_range(0..CURRENCIES.len());
+                    let b = (a + rng.random_range(1..CURRENCIES.len())) % CURRENCIES.len();
+                    let tenor = TENORS[rng.random_range(0..TENORS.len())];
+                    let pair = format!("{}{}", CURRENCIES[a], CURRENCIES[b]);
+                    ("Risk_FXVol", pair, String::new(), tenor.to_string())
+                }
+                2 => {
+                    let (q, b) = equity(rng.random_range(0..39));
+                    ("Risk_Equity", q, b, String::new())
+                }
+                3 => {
+                    let (q, b) = equity(rng.random_range(0..39));
+                    let tenor = TENORS[rng.random_range(0..TENORS.len())];
+                    ("Risk_EquityVol", q, b, tenor.to_string())
+                }
+                4 => {
+                    let (q, b) = commodity(rng.random_range(0..34));
+                    ("Risk_Commodity", q, b, String::new())
+                }
+                _ => {
+                    let (q, b) = commodity(rng.random_range(0..34));
+                    let tenor = TENORS[rng.random_range(0..TENORS.len())];
+                    ("Risk_CommodityVol", q, b, tenor.to_string())
+                }
+            };
+            let line = format!(
+                "NS{set}\t{product_class}\t{risk_type}\t{qualifier}\t{bucket}\t{label1}\t\tUSD\t{value}\t{value}"
+            );
+            // One row in ten repeats the previous sensitivity, with a new amount.
+            if rng.random_bool(0.1)
+                && let Some(p) = &previous
+            {
+                let repeated = amount(&mut rng, 7.0);
+                let mut fields: Vec<&str> = p.split('\t').collect();
+                let text = repeated.to_string();
+                fields[8] = &text;
+                fields[9] = &text;
+                let _ = writeln!(out, "T{set}_{row}r\t{}", fields.join("\t"));
+            }
+            let _ = writeln!(out, "T{set}_{row}\t{line}");
+            previous = Some(line);
+        }
+    }
+    out
+}
