@@ -114,8 +114,8 @@ fn tables(version: Version, results: &[NettingSetSimm]) -> String {
     let _ = writeln!(
         out,
         "Collect side, USD, 10-day margin period. A risk class's total is delta + vega + curvature;\n\
-         a product class's aggregates its risk classes with psi (SIMM B.13); SIMM is the sum of the\n\
-         product classes (B.14)."
+         a product class's aggregates its risk classes with psi (SIMM B.6-7, K); SIMM is the sum of\n\
+         the product classes (B.6-7)."
     );
     out
 }

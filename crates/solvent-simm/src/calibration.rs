@@ -62,7 +62,7 @@ impl Version {
 /// Number of bucket slots: index 0 is the residual bucket, 1..=17 the numbered ones.
 pub(crate) const BUCKET_SLOTS: usize = 18;
 
-/// Equity buckets 1..=12 and Residual; commodity buckets 1..=17 (SIMM sections D and E).
+/// Equity buckets 1..=12 and Residual; commodity buckets 1..=17 (SIMM sections G and H).
 pub(crate) const EQUITY_BUCKETS: u8 = 12;
 pub(crate) const COMMODITY_BUCKETS: u8 = 17;
 
@@ -211,7 +211,7 @@ impl Calibration {
             Ok(out)
         };
         let scaled = |t: BucketTable| t.map(|x| x * THRESHOLD_UNIT_USD);
-        // Residual equity buckets have an intra-bucket correlation of 0 (SIMM section D.3).
+        // Residual equity buckets have an intra-bucket correlation of 0 (SIMM section G).
         let mut equity_intra = sparse(&raw.intra_bucket_correlation, "Equity")?;
         equity_intra[0] = Some(0.0);
         let equity = BucketedClass {
@@ -335,7 +335,7 @@ impl Calibration {
         self.version
     }
 
-    /// The FX group of a currency: 1 for the high-volatility group, else 0 (SIMM section C.7).
+    /// The FX group of a currency: 1 for the high-volatility group, else 0 (SIMM section I).
     pub(crate) fn fx_group(&self, currency: &str) -> usize {
         usize::from(self.fx.high_volatility.iter().any(|c| c == currency))
     }

@@ -8,7 +8,7 @@
 
 use crate::error::CrifError;
 
-/// A SIMM product class (SIMM section A.4).
+/// A SIMM product class (SIMM section B.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub enum ProductClass {
     /// Interest rates and FX.
@@ -158,7 +158,7 @@ impl Bucket {
     }
 }
 
-/// A vega or curvature tenor (`Label1` of the volatility risk types, SIMM section C.1).
+/// A vega or curvature tenor (`Label1` of the volatility risk types, SIMM section C).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Tenor {
     /// 2 weeks.
@@ -289,11 +289,14 @@ pub fn parse(text: &str) -> Result<Vec<Sensitivity>, CrifError> {
     let header: Vec<&str> = header_line.split(delimiter).collect();
     let columns = Columns::read(&header)?;
     let mut rows = Vec::new();
+    // One buffer of fields for every row: no allocation per row beyond the row's own strings.
+    let mut fields: Vec<&str> = Vec::with_capacity(header.len());
     for (index, line) in lines {
         if line.trim().is_empty() {
             continue;
         }
-        let fields: Vec<&str> = line.split(delimiter).collect();
+        fields.clear();
+        fields.extend(line.split(delimiter));
         rows.push(parse_row(&fields, &columns, &header, index + 1)?);
     }
     Ok(rows)

@@ -21,7 +21,7 @@
 //! let rows = crif::parse(text).expect("a valid CRIF");
 //! let calibration = Calibration::load(Version::V2_6).expect("shipped");
 //! let result = simm(&rows, &calibration);
-//! // One equity delta in bucket 12 below its threshold: RW 19 x 1,000,000 (SIMM 2.6 section D.1).
+//! // One equity delta in bucket 12 below its threshold: RW 19 x 1,000,000 (SIMM 2.6 section G).
 //! assert!((result[0].total - 19_000_000.0).abs() < 1e-6);
 //! ```
 

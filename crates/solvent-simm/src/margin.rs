@@ -1,6 +1,6 @@
 //! The margin of one risk class in one product class of one netting set: delta and vega margins
 //! (SIMM sections B.8 to B.10, with the concentration risk of section B.10 and the parameters of
-//! sections C to F and J) and the curvature margin (section B.11). The figures follow ISDA's
+//! sections G to J) and the curvature margin (section B.11). The figures follow ISDA's
 //! formulas in the order Open Source Risk Engine evaluates them, so they agree to the last cent.
 //!
 //! Sensitivities arrive aggregated (one per qualifier, bucket and tenor) and sorted by bucket,
@@ -11,7 +11,7 @@ use crate::calibration::{
 };
 use crate::crif::{Bucket, RiskType, Tenor};
 
-/// The calculation currency: its own FX delta is no risk (SIMM section C.7).
+/// The calculation currency: its own FX delta is no risk (SIMM section I).
 pub(crate) const CALCULATION_CURRENCY: &str = "USD";
 
 /// An aggregated sensitivity: the sum of the CRIF rows with the same qualifier, bucket and tenor.
@@ -38,7 +38,7 @@ fn bucketed(calibration: &Calibration, risk_type: RiskType) -> Option<&BucketedC
     }
 }
 
-/// The FX delta risk weight of a currency against the calculation currency (section C.7).
+/// The FX delta risk weight of a currency against the calculation currency (section I).
 fn fx_weight(calibration: &Calibration, calculation: &str, currency: &str) -> f64 {
     calibration.fx.delta_weight[calibration.fx_group(calculation)][calibration.fx_group(currency)]
 }
@@ -51,7 +51,7 @@ fn weights(calibration: &Calibration, risk_type: RiskType, s: &Aggregated<'_>) -
             sigma: 1.0,
         },
         RiskType::FxVol => {
-            // sigma of an FX vega is the FX delta risk weight of the pair's two currencies (C.8).
+            // sigma of an FX vega is the FX delta risk weight of the pair's two currencies (section I).
             let (first, second) = s.qualifier.split_at(s.qualifier.len().min(3));
             Weights {
                 risk_weight: calibration.fx.vega_weight,
@@ -96,7 +96,7 @@ fn threshold(calibration: &Calibration, risk_type: RiskType, s: &Aggregated<'_>)
     }
 }
 
-/// The correlation of two sensitivities in one bucket (sections C.8, D.3, E.3).
+/// The correlation of two sensitivities in one bucket (sections G, H, I).
 fn intra_correlation(
     calibration: &Calibration,
     risk_type: RiskType,
@@ -105,7 +105,7 @@ fn intra_correlation(
 ) -> f64 {
     match risk_type {
         RiskType::Fx => {
-            // Section C.8: the correlation depends on the volatility groups of the two currencies
+            // Section I: the correlation depends on the volatility groups of the two currencies
             // and of the calculation currency.
             let table = if calibration.fx_group(CALCULATION_CURRENCY) == 1 {
                 &calibration.fx.correlation_high
@@ -163,7 +163,7 @@ pub(crate) fn delta_or_vega(
     let mut sums = Vec::new();
     let mut weighted: Vec<(f64, f64)> = Vec::new();
     for bucket in bucket_runs(sensitivities) {
-        // The calculation currency's own FX delta is no risk (section C.7).
+        // The calculation currency's own FX delta is no risk (section I).
         let kept: Vec<&Aggregated<'_>> = bucket
             .iter()
             .filter(|s| !(risk_type == RiskType::Fx && s.qualifier == CALCULATION_CURRENCY))

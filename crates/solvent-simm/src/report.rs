@@ -1,16 +1,19 @@
 //! SIMM per netting set with its breakdown: each product class's risk classes and their delta,
 //! vega and curvature margins; the product class totals aggregated across risk classes with the
-//! correlations `psi` (SIMM section B.13); the netting set's total, the sum over product classes
-//! (section B.14). The totals by margin type and by risk class follow ORE's report: across risk
+//! correlations `psi` (SIMM sections B.6-7 with the psi of section K); the netting set's total, the sum over product
+//! classes (sections B.6-7). The totals by margin type and by risk class follow ORE's report: across risk
 //! classes with `psi` inside a product class, summed across product classes.
 
+use std::collections::HashMap;
+
+use foldhash::fast::FixedState;
 use serde::Serialize;
 
 use crate::calibration::Calibration;
 use crate::crif::{ProductClass, RiskType, Sensitivity};
 use crate::margin::{Aggregated, curvature, delta_or_vega};
 
-/// A SIMM risk class (section A.3).
+/// A SIMM risk class (section B.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum RiskClass {
     /// Interest rate.
@@ -89,7 +92,7 @@ impl MarginTypes {
         }
     }
 
-    /// The sum of the margin types present (a risk class's margin, section B.12).
+    /// The sum of the margin types present (a risk class's margin, section B.5).
     pub fn total(&self) -> f64 {
         self.values().iter().flatten().sum()
     }
@@ -115,7 +118,7 @@ pub struct ProductClassSimm {
     pub risk_classes: Vec<RiskClassSimm>,
     /// Each margin type aggregated across the risk classes with `psi`.
     pub margins: MarginTypes,
-    /// `sqrt(sum_r sum_s psi_rs IM_r IM_s)` (section B.13).
+    /// `sqrt(sum_r sum_s psi_rs IM_r IM_s)` (sections B.6-7, psi of section K).
     pub total: f64,
 }
 
@@ -130,7 +133,7 @@ pub struct NettingSetSimm {
     pub risk_classes: Vec<RiskClassSimm>,
     /// Each margin type summed across product classes.
     pub margins: MarginTypes,
-    /// SIMM: the sum of the product classes' margins (section B.14).
+    /// SIMM: the sum of the product classes' margins (sections B.6-7).
     pub total: f64,
 }
 
@@ -150,7 +153,7 @@ fn psi_aggregate(calibration: &Calibration, values: &[(RiskClass, f64)]) -> f64 
 fn product_class(
     calibration: &Calibration,
     product_class: ProductClass,
-    by_risk_type: &[(RiskType, Vec<Aggregated<'_>>)],
+    by_risk_type: &[(RiskType, &[Aggregated<'_>])],
 ) -> ProductClassSimm {
     let mut risk_classes = Vec::new();
     for class in RiskClass::ALL {
@@ -209,10 +212,10 @@ fn netting_set(
 ) -> NettingSetSimm {
     let mut product_classes = Vec::new();
     for class in ProductClass::ALL {
-        let by_risk_type: Vec<(RiskType, Vec<Aggregated<'_>>)> = groups
+        let by_risk_type: Vec<(RiskType, &[Aggregated<'_>])> = groups
             .iter()
             .filter(|(p, _, _)| *p == class)
-            .map(|(_, r, s)| (*r, s.clone()))
+            .map(|(_, r, s)| (*r, s.as_slice()))
             .collect();
         if !by_risk_type.is_empty() {
             product_classes.push(product_class(calibration, class, &by_risk_type));
@@ -262,52 +265,67 @@ fn netting_set(
 /// Rows with the same netting set, product class, risk type, qualifier, bucket and tenor are
 /// summed first, as ORE aggregates its CRIF.
 pub fn simm(sensitivities: &[Sensitivity], calibration: &Calibration) -> Vec<NettingSetSimm> {
-    let mut order: Vec<&Sensitivity> = sensitivities.iter().collect();
-    order.sort_by(|a, b| {
-        (
-            &a.netting_set,
-            a.product_class,
-            a.risk_type,
-            a.bucket,
-            &a.qualifier,
-            a.tenor,
-        )
-            .cmp(&(
-                &b.netting_set,
-                b.product_class,
-                b.risk_type,
-                b.bucket,
-                &b.qualifier,
-                b.tenor,
-            ))
-    });
-    let mut results = Vec::new();
-    for set in order.chunk_by(|a, b| a.netting_set == b.netting_set) {
-        let mut groups: Vec<(ProductClass, RiskType, Vec<Aggregated<'_>>)> = Vec::new();
-        for group in
-            set.chunk_by(|a, b| a.product_class == b.product_class && a.risk_type == b.risk_type)
-        {
-            let mut aggregated: Vec<Aggregated<'_>> = Vec::with_capacity(group.len());
-            for s in group {
-                match aggregated.last_mut() {
-                    Some(last)
-                        if last.qualifier == s.qualifier
-                            && last.bucket == s.bucket
-                            && last.tenor == s.tenor =>
-                    {
-                        last.amount_usd += s.amount_usd;
-                    }
-                    _ => aggregated.push(Aggregated {
-                        qualifier: &s.qualifier,
-                        bucket: s.bucket,
-                        tenor: s.tenor,
-                        amount_usd: s.amount_usd,
-                    }),
-                }
-            }
-            groups.push((group[0].product_class, group[0].risk_type, aggregated));
-        }
-        results.push(netting_set(calibration, &set[0].netting_set, &groups));
+    // Group by netting set first (a hash map, then the names sorted), so that the sort that
+    // aggregates runs over one netting set's rows at a time.
+    // A fixed hasher seed: the same input takes the same path on every run.
+    let mut by_set: HashMap<&str, Vec<&Sensitivity>, FixedState> =
+        HashMap::with_hasher(FixedState::with_seed(0));
+    for s in sensitivities {
+        by_set.entry(s.netting_set.as_str()).or_default().push(s);
+    }
+    let mut names: Vec<&str> = by_set.keys().copied().collect();
+    names.sort_unstable();
+    let mut results = Vec::with_capacity(names.len());
+    for name in names {
+        let Some(mut set) = by_set.remove(name) else {
+            continue;
+        };
+        set.sort_by(|a, b| {
+            (
+                a.product_class,
+                a.risk_type,
+                a.bucket,
+                &a.qualifier,
+                a.tenor,
+            )
+                .cmp(&(
+                    b.product_class,
+                    b.risk_type,
+                    b.bucket,
+                    &b.qualifier,
+                    b.tenor,
+                ))
+        });
+        results.push(netting_set_of(calibration, name, &set));
     }
     results
+}
+
+/// SIMM of one netting set's rows, sorted by product class, risk type, bucket, qualifier, tenor.
+fn netting_set_of(calibration: &Calibration, name: &str, set: &[&Sensitivity]) -> NettingSetSimm {
+    let mut groups: Vec<(ProductClass, RiskType, Vec<Aggregated<'_>>)> = Vec::new();
+    for group in
+        set.chunk_by(|a, b| a.product_class == b.product_class && a.risk_type == b.risk_type)
+    {
+        let mut aggregated: Vec<Aggregated<'_>> = Vec::with_capacity(group.len());
+        for s in group {
+            match aggregated.last_mut() {
+                Some(last)
+                    if last.qualifier == s.qualifier
+                        && last.bucket == s.bucket
+                        && last.tenor == s.tenor =>
+                {
+                    last.amount_usd += s.amount_usd;
+                }
+                _ => aggregated.push(Aggregated {
+                    qualifier: &s.qualifier,
+                    bucket: s.bucket,
+                    tenor: s.tenor,
+                    amount_usd: s.amount_usd,
+                }),
+            }
+        }
+        groups.push((group[0].product_class, group[0].risk_type, aggregated));
+    }
+    netting_set(calibration, name, &groups)
 }

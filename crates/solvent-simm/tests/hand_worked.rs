@@ -1,5 +1,5 @@
 //! Hand-worked SIMM 2.6 cases, each expected value written as ISDA SIMM Methodology 2.6's formula
-//! with the calibration's published numbers (risk weights of sections C-E, correlations, section J
+//! with the calibration's published numbers (risk weights and correlations of sections G-I, section J
 //! thresholds in USD millions).
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -53,7 +53,7 @@ fn a_concentrated_equity_position() {
 
 #[test]
 fn the_residual_bucket_adds_without_diversification() {
-    // Section D: K_residual is added to the aggregate of the other buckets.
+    // Section G: K_residual is added to the aggregate of the other buckets.
     // Bucket 1: 30 x 100,000; Residual: RW 50 x 100,000.
     let result = run(&[
         "A\tEquity\tRisk_Equity\tACME\t1\t\t\t100000",
@@ -79,7 +79,7 @@ fn two_equity_buckets_correlate_through_gamma() {
 
 #[test]
 fn fx_delta_leaves_out_the_calculation_currency() {
-    // Section C.7/C.8: USD (the calculation currency) is no risk. EUR is regular (RW 7.4), BRL
+    // Section I: USD (the calculation currency) is no risk. EUR is regular (RW 7.4), BRL
     // high volatility (RW 14.7 against a regular calculation currency); their correlation with a
     // regular calculation currency is 0.25.
     let result = run(&[
@@ -128,8 +128,8 @@ fn equity_bucket_twelve_has_no_curvature() {
 
 #[test]
 fn risk_classes_aggregate_with_psi_and_product_classes_add() {
-    // Section B.13: in one product class, sqrt(E^2 + C^2 + 2 psi E C) with psi(equity, commodity)
-    // = 0.35. Section B.14: product classes add.
+    // Sections B.6-7 with section K: in one product class, sqrt(E^2 + C^2 + 2 psi E C) with psi(equity, commodity)
+    // = 0.35. Sections B.6-7: product classes add.
     // Equity: 30 x 100,000. Commodity bucket 2: RW 29 x 100,000. A second product class holds
     // the same equity again.
     let result = run(&[

@@ -51,6 +51,7 @@ fn amount(rng: &mut ChaCha8Rng, max_exponent: f64) -> f64 {
 }
 
 /// A CRIF with `netting_sets` netting sets of `rows` rows each (tab-separated, ORE's columns).
+#[allow(dead_code)]
 pub fn crif(seed: u64, netting_sets: usize, rows: usize) -> String {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut out = String::from(
@@ -96,17 +97,18 @@ pub fn crif(seed: u64, netting_sets: usize, rows: usize) -> String {
             let line = format!(
                 "NS{set}\t{product_class}\t{risk_type}\t{qualifier}\t{bucket}\t{label1}\t\tUSD\t{value}\t{value}"
             );
-            // One row in ten repeats the previous sensitivity, with a new amount.
-            if rng.random_bool(0.1)
-                && let Some(p) = &previous
-            {
-                let repeated = amount(&mut rng, 7.0);
-                let mut fields: Vec<&str> = p.split('\t').collect();
-                let text = repeated.to_string();
-                fields[8] = &text;
-                fields[9] = &text;
-                let _ = writeln!(out, "T{set}_{row}r\t{}", fields.join("\t"));
-            }
+            // One row in ten repeats the previous sensitivity with a new amount (rows that ORE and
+            // Solvent must sum).
+            let line = match &previous {
+                Some(p) if rng.random_bool(0.1) => {
+                    let repeated = amount(&mut rng, 7.0).to_string();
+                    let mut fields: Vec<&str> = p.split('\t').collect();
+                    fields[8] = &repeated;
+                    fields[9] = &repeated;
+                    fields.join("\t")
+                }
+                _ => line,
+            };
             let _ = writeln!(out, "T{set}_{row}\t{line}");
             previous = Some(line);
         }
