@@ -8,7 +8,8 @@
 //! every netting set (ORE's own timer around `Crif.fromCSVString` and `SimmCalculator`, so Python's
 //! start-up and result extraction are not counted). Every netting set's SIMM must agree to the cent.
 //!
-//! Usage: simm_vs_ore [SETS] [ROWS] [CRIF_PATH]   (defaults 10000 50 target/simm-bench.tsv)
+//! Usage: simm_vs_ore [SETS] [ROWS] [CRIF_PATH]   (defaults 10000 50 target/simm-bench.tsv);
+//! `SIMM_BENCH_SOLVENT_ONLY=1` skips ORE.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -54,6 +55,9 @@ fn main() {
         best_parse * 1e3
     );
 
+    if std::env::var_os("SIMM_BENCH_SOLVENT_ONLY").is_some() {
+        return;
+    }
     let python = root.join("target/oracle-venv/bin/python");
     let output = Command::new(&python)
         .arg(root.join("scripts/oracles/simm_ore.py"))
