@@ -4,11 +4,11 @@ open-source-risk-engine) on a CRIF file, for the tests of crates/solvent-simm an
 Usage: simm_ore.py CRIF.tsv VERSION [VERSION...]   (VERSION: 2.6, 2.7, 2.8, 2.8+2512)
 
 Prints JSON: {"seconds": {version: s}, "results": {version: {netting_set: breakdown}}}, where a
-breakdown holds "total", "margin_types" {Delta, Vega, Curvature}, "risk_classes" {rc: {Delta,
-Vega, Curvature, All}} and "product_classes" {pc: {"total", "margin_types", "risk_classes"}}:
+breakdown holds "total", "margin_types" {Delta, Vega, Curvature, BaseCorr}, "risk_classes" {rc:
+{Delta, Vega, Curvature, BaseCorr, All}} and "product_classes" {pc: {"total", "margin_types", "risk_classes"}}:
 ORE's collect ("Call") side, result and calculation currency USD, 10-day margin period.
 `seconds` is the time ORE takes to load the CRIF and compute SIMM for every netting set.
-The bucket of each equity and commodity qualifier is given to ORE's bucket mapper from the CRIF.
+The bucket of each equity, commodity and credit qualifier is given to ORE's bucket mapper from the CRIF.
 """
 import csv
 import io
@@ -44,6 +44,7 @@ MARGIN_TYPES = {
     "Delta": S.MarginType_Delta,
     "Vega": S.MarginType_Vega,
     "Curvature": S.MarginType_Curvature,
+    "BaseCorr": S.MarginType_BaseCorr,
     "All": S.MarginType_All,
 }
 BUCKETED = {
@@ -51,6 +52,10 @@ BUCKETED = {
     "Risk_EquityVol": R.RiskType_Equity,
     "Risk_Commodity": R.RiskType_Commodity,
     "Risk_CommodityVol": R.RiskType_Commodity,
+    "Risk_CreditQ": R.RiskType_CreditQ,
+    "Risk_CreditVol": R.RiskType_CreditQ,
+    "Risk_CreditNonQ": R.RiskType_CreditNonQ,
+    "Risk_CreditVolNonQ": R.RiskType_CreditNonQ,
 }
 
 

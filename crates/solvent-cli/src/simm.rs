@@ -56,6 +56,7 @@ fn row(product: &str, risk: &str, margins: &MarginTypes, total: f64) -> Vec<Stri
         usd(margins.delta),
         usd(margins.vega),
         usd(margins.curvature),
+        usd(margins.base_correlation),
         usd(Some(total)),
     ]
 }
@@ -81,6 +82,7 @@ fn tables(version: Version, results: &[NettingSetSimm]) -> String {
             "delta",
             "vega",
             "curvature",
+            "base corr.",
             "total",
         ]);
         for product in &set.product_classes {
@@ -104,7 +106,7 @@ fn tables(version: Version, results: &[NettingSetSimm]) -> String {
             ));
         }
         grid.add_row(row("all", "all", &set.margins, set.total));
-        for column in 2..6 {
+        for column in 2..7 {
             if let Some(c) = grid.column_mut(column) {
                 c.set_cell_alignment(comfy_table::CellAlignment::Right);
             }
@@ -113,7 +115,7 @@ fn tables(version: Version, results: &[NettingSetSimm]) -> String {
     }
     let _ = writeln!(
         out,
-        "Collect side, USD, 10-day margin period. A risk class's total is delta + vega + curvature;\n\
+        "Collect side, USD, 10-day margin period. A risk class's total is the sum of its margin types;\n\
          a product class's aggregates its risk classes with psi (SIMM B.6-7, K); SIMM is the sum of\n\
          the product classes (B.6-7)."
     );

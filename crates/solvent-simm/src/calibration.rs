@@ -65,6 +65,9 @@ pub(crate) const BUCKET_SLOTS: usize = 18;
 /// Equity buckets 1..=12 and Residual; commodity buckets 1..=17 (SIMM sections G and H).
 pub(crate) const EQUITY_BUCKETS: u8 = 12;
 pub(crate) const COMMODITY_BUCKETS: u8 = 17;
+/// Qualifying credit buckets 1..=12 and Residual; non-qualifying 1..=2 and Residual (sections E, F).
+pub(crate) const CREDIT_QUALIFYING_BUCKETS: u8 = 12;
+pub(crate) const CREDIT_NON_QUALIFYING_BUCKETS: u8 = 2;
 
 /// A table indexed by bucket slot; `None` where the version defines no value.
 type SparseTable = [Option<f64>; BUCKET_SLOTS];
@@ -90,6 +93,27 @@ pub(crate) struct BucketedClass {
     pub vega_threshold: BucketTable,
     /// Historical volatility ratio applied to vega.
     pub vega_hvr: f64,
+}
+
+/// The parameters of a credit risk class (sections E and F).
+#[derive(Debug, Clone)]
+pub(crate) struct CreditClass {
+    /// Delta risk weight per bucket.
+    pub delta_weight: BucketTable,
+    /// Flat vega risk weight.
+    pub vega_weight: f64,
+    /// Correlation of two buckets (qualifying: a matrix; non-qualifying: every pair alike).
+    pub inter: BucketMatrix,
+    /// Correlation in one bucket: the same issuer (qualifying) or group (non-qualifying).
+    pub same: f64,
+    /// Correlation in one bucket otherwise.
+    pub different: f64,
+    /// Correlation of two sensitivities in the residual bucket.
+    pub residual: f64,
+    /// Delta concentration threshold per bucket, USD.
+    pub delta_threshold: BucketTable,
+    /// Vega concentration threshold, USD.
+    pub vega_threshold: f64,
 }
 
 /// The FX parameters.
@@ -121,6 +145,11 @@ pub struct Calibration {
     pub(crate) equity: BucketedClass,
     pub(crate) commodity: BucketedClass,
     pub(crate) fx: FxClass,
+    pub(crate) credit_qualifying: CreditClass,
+    pub(crate) credit_non_qualifying: CreditClass,
+    /// Base correlation: flat risk weight and the correlation of two index families.
+    pub(crate) base_correlation_weight: f64,
+    pub(crate) base_correlation_correlation: f64,
     /// Correlation between risk classes, indexed by [`crate::RiskClass`] order.
     pub(crate) risk_class_correlation: [[f64; 6]; 6],
 }
@@ -136,6 +165,7 @@ struct RawFx {
 #[derive(Deserialize)]
 struct RawConcentration {
     fx_categories: BTreeMap<String, Vec<String>>,
+    flat: BTreeMap<String, f64>,
     bucket: BTreeMap<String, BTreeMap<String, f64>>,
 }
 
@@ -265,6 +295,75 @@ impl Calibration {
             )?),
             vega_hvr: hvr("CommodityVol")?,
         };
+        let scalar = |name: &str| {
+            raw.scalar_correlation
+                .get(name)
+                .copied()
+                .ok_or_else(|| missing(format!("scalar_correlation.{name}")))
+        };
+        let flat_threshold = |name: &str| {
+            raw.concentration
+                .flat
+                .get(name)
+                .map(|t| t * THRESHOLD_UNIT_USD)
+                .ok_or_else(|| missing(format!("concentration.flat.{name}")))
+        };
+        let qualifying_slots: Vec<usize> = (0..=usize::from(CREDIT_QUALIFYING_BUCKETS)).collect();
+        let non_qualifying_slots: Vec<usize> =
+            (0..=usize::from(CREDIT_NON_QUALIFYING_BUCKETS)).collect();
+        let credit_qualifying = CreditClass {
+            delta_weight: complete(
+                sparse(&raw.risk_weight_bucket, "CreditQ")?,
+                &qualifying_slots,
+                "qualifying credit weight",
+            )?,
+            vega_weight: flat("CreditVol")?,
+            inter: matrix("CreditQ", &qualifying_slots)?,
+            same: scalar("crqSameIntraCorr")?,
+            different: scalar("crqDiffIntraCorr")?,
+            residual: scalar("crqResidualIntraCorr")?,
+            delta_threshold: scaled(complete(
+                sparse(thresholds, "CreditQ")?,
+                &qualifying_slots,
+                "qualifying credit threshold",
+            )?),
+            vega_threshold: flat_threshold("CreditVol")?,
+        };
+        let non_qualifying_inter = scalar("crnqInterCorr")?;
+        // Section F: every pair of different non-qualifying buckets correlates alike.
+        let mut inter = [[0.0; BUCKET_SLOTS]; BUCKET_SLOTS];
+        let buckets = 1..=usize::from(CREDIT_NON_QUALIFYING_BUCKETS);
+        for (i, row) in inter
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| buckets.contains(i))
+        {
+            for (j, cell) in row.iter_mut().enumerate() {
+                if j != i && buckets.contains(&j) {
+                    *cell = non_qualifying_inter;
+                }
+            }
+        }
+        let credit_non_qualifying = CreditClass {
+            delta_weight: complete(
+                sparse(&raw.risk_weight_bucket, "CreditNonQ")?,
+                &non_qualifying_slots,
+                "non-qualifying credit weight",
+            )?,
+            vega_weight: flat("CreditVolNonQ")?,
+            inter,
+            same: scalar("crnqSameIntraCorr")?,
+            different: scalar("crnqDiffIntraCorr")?,
+            residual: scalar("crnqResidualIntraCorr")?,
+            delta_threshold: scaled(complete(
+                sparse(thresholds, "CreditNonQ")?,
+                &non_qualifying_slots,
+                "non-qualifying credit threshold",
+            )?),
+            vega_threshold: flat_threshold("CreditVolNonQ")?,
+        };
+        let base_correlation_weight = flat("BaseCorr")?;
+        let base_correlation_correlation = scalar("basecorrCorr")?;
         let fx_threshold = |name: &str, n: usize| -> Result<Vec<f64>, CalibrationError> {
             let t = thresholds.get(name).ok_or_else(|| missing(name.into()))?;
             (1..=n)
@@ -289,11 +388,7 @@ impl Calibration {
             delta_weight: raw.fx.risk_weight,
             correlation_regular: raw.fx.correlation_regular_calculation_currency,
             correlation_high: raw.fx.correlation_high_calculation_currency,
-            vega_correlation: raw
-                .scalar_correlation
-                .get("fxCorr")
-                .copied()
-                .ok_or_else(|| missing("scalar_correlation.fxCorr".into()))?,
+            vega_correlation: scalar("fxCorr")?,
             vega_weight: flat("FXVol")?,
             vega_hvr: hvr("FXVol")?,
             category_1: category("1"),
@@ -326,6 +421,10 @@ impl Calibration {
             equity,
             commodity,
             fx,
+            credit_qualifying,
+            credit_non_qualifying,
+            base_correlation_weight,
+            base_correlation_correlation,
             risk_class_correlation,
         })
     }

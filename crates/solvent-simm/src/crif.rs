@@ -62,32 +62,45 @@ pub enum RiskType {
     Commodity,
     /// `Risk_CommodityVol`: commodity vega.
     CommodityVol,
+    /// `Risk_CreditQ`: credit (qualifying) delta, qualifier an issuer and seniority.
+    CreditQ,
+    /// `Risk_CreditVol`: credit (qualifying) vega.
+    CreditVol,
+    /// `Risk_CreditNonQ`: credit (non-qualifying) delta.
+    CreditNonQ,
+    /// `Risk_CreditVolNonQ`: credit (non-qualifying) vega.
+    CreditVolNonQ,
+    /// `Risk_BaseCorr`: sensitivity to the base correlation of a credit index family.
+    BaseCorr,
 }
 
 /// The CRIF risk types SIMM defines that Solvent does not compute yet.
-const NOT_COVERED: [&str; 11] = [
+const NOT_COVERED: [&str; 9] = [
     "Risk_IRCurve",
     "Risk_IRVol",
     "Risk_Inflation",
     "Risk_InflationVol",
     "Risk_XCcyBasis",
-    "Risk_CreditQ",
-    "Risk_CreditNonQ",
-    "Risk_CreditVol",
-    "Risk_CreditVolNonQ",
-    "Risk_BaseCorr",
     "Risk_AddOnNotionalFactor",
+    "Risk_AddOnFixedAmount",
+    "Risk_ProductClassMultiplier",
+    "Risk_PV",
 ];
 
 impl RiskType {
     /// Every risk type computed.
-    pub const ALL: [RiskType; 6] = [
+    pub const ALL: [RiskType; 11] = [
         RiskType::Fx,
         RiskType::FxVol,
         RiskType::Equity,
         RiskType::EquityVol,
         RiskType::Commodity,
         RiskType::CommodityVol,
+        RiskType::CreditQ,
+        RiskType::CreditVol,
+        RiskType::CreditNonQ,
+        RiskType::CreditVolNonQ,
+        RiskType::BaseCorr,
     ];
 
     /// The CRIF name.
@@ -99,6 +112,11 @@ impl RiskType {
             RiskType::EquityVol => "Risk_EquityVol",
             RiskType::Commodity => "Risk_Commodity",
             RiskType::CommodityVol => "Risk_CommodityVol",
+            RiskType::CreditQ => "Risk_CreditQ",
+            RiskType::CreditVol => "Risk_CreditVol",
+            RiskType::CreditNonQ => "Risk_CreditNonQ",
+            RiskType::CreditVolNonQ => "Risk_CreditVolNonQ",
+            RiskType::BaseCorr => "Risk_BaseCorr",
         }
     }
 
@@ -106,7 +124,22 @@ impl RiskType {
     pub fn is_vega(self) -> bool {
         matches!(
             self,
-            RiskType::FxVol | RiskType::EquityVol | RiskType::CommodityVol
+            RiskType::FxVol
+                | RiskType::EquityVol
+                | RiskType::CommodityVol
+                | RiskType::CreditVol
+                | RiskType::CreditVolNonQ
+        )
+    }
+
+    /// Whether the risk type is a credit one (its tenors are 1y, 2y, 3y, 5y and 10y).
+    pub fn is_credit(self) -> bool {
+        matches!(
+            self,
+            RiskType::CreditQ
+                | RiskType::CreditVol
+                | RiskType::CreditNonQ
+                | RiskType::CreditVolNonQ
         )
     }
 
@@ -188,6 +221,9 @@ pub enum Tenor {
 }
 
 impl Tenor {
+    /// The tenors of credit sensitivities (SIMM section C).
+    pub const CREDIT: [Tenor; 5] = [Tenor::Y1, Tenor::Y2, Tenor::Y3, Tenor::Y5, Tenor::Y10];
+
     const NAMES: [(&'static str, Tenor); 12] = [
         ("2w", Tenor::W2),
         ("1m", Tenor::M1),
@@ -232,8 +268,11 @@ pub struct Sensitivity {
     pub qualifier: String,
     /// The bucket.
     pub bucket: Bucket,
-    /// The tenor of a vega sensitivity; `None` for deltas.
+    /// The tenor (`Label1`) of a vega or credit sensitivity; `None` otherwise.
     pub tenor: Option<Tenor>,
+    /// `Label2`: `Sec` for a qualifying securitisation, the group of a non-qualifying name; empty
+    /// otherwise.
+    pub label2: String,
     /// The amount in USD.
     pub amount_usd: f64,
 }
@@ -246,6 +285,7 @@ struct Columns {
     qualifier: usize,
     bucket: usize,
     label1: usize,
+    label2: Option<usize>,
     amount_usd: usize,
 }
 
@@ -265,6 +305,7 @@ impl Columns {
             qualifier: need("Qualifier")?,
             bucket: need("Bucket")?,
             label1: need("Label1")?,
+            label2: find(header, "Label2"),
             amount_usd: need("AmountUSD")?,
         })
     }
@@ -362,23 +403,37 @@ fn parse_row(
     };
     let currency = |s: &str| s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase());
     let bucket_text = field(columns.bucket);
+    let numbered = |max: u8, residual: bool, what: &str| {
+        Bucket::parse(bucket_text)
+            .filter(|b| match b {
+                Bucket::Numbered(n) => *n <= max,
+                Bucket::Residual => residual,
+                Bucket::None => false,
+            })
+            .ok_or_else(|| bad(columns.bucket, format!("expected {what}")))
+    };
     let bucket = match risk_type {
-        RiskType::Fx | RiskType::FxVol => Bucket::None,
-        RiskType::Equity | RiskType::EquityVol => Bucket::parse(bucket_text)
-            .filter(
-                |b| !matches!(b, Bucket::Numbered(n) if *n > crate::calibration::EQUITY_BUCKETS),
-            )
-            .ok_or_else(|| {
-                bad(
-                    columns.bucket,
-                    "expected an equity bucket 1-12 or Residual".into(),
-                )
-            })?,
-        RiskType::Commodity | RiskType::CommodityVol => Bucket::parse(bucket_text)
-            .filter(
-                |b| matches!(b, Bucket::Numbered(n) if *n <= crate::calibration::COMMODITY_BUCKETS),
-            )
-            .ok_or_else(|| bad(columns.bucket, "expected a commodity bucket 1-17".into()))?,
+        RiskType::Fx | RiskType::FxVol | RiskType::BaseCorr => Bucket::None,
+        RiskType::Equity | RiskType::EquityVol => numbered(
+            crate::calibration::EQUITY_BUCKETS,
+            true,
+            "an equity bucket 1-12 or Residual",
+        )?,
+        RiskType::Commodity | RiskType::CommodityVol => numbered(
+            crate::calibration::COMMODITY_BUCKETS,
+            false,
+            "a commodity bucket 1-17",
+        )?,
+        RiskType::CreditQ | RiskType::CreditVol => numbered(
+            crate::calibration::CREDIT_QUALIFYING_BUCKETS,
+            true,
+            "a qualifying credit bucket 1-12 or Residual",
+        )?,
+        RiskType::CreditNonQ | RiskType::CreditVolNonQ => numbered(
+            crate::calibration::CREDIT_NON_QUALIFYING_BUCKETS,
+            true,
+            "a non-qualifying credit bucket 1-2 or Residual",
+        )?,
     };
     match risk_type {
         RiskType::Fx if !currency(&qualifier) => {
@@ -402,7 +457,18 @@ fn parse_row(
         }
         _ => {}
     }
-    let tenor = if risk_type.is_vega() {
+    let tenor = if risk_type.is_credit() {
+        Some(
+            Tenor::parse(field(columns.label1))
+                .filter(|t| Tenor::CREDIT.contains(t))
+                .ok_or_else(|| {
+                    bad(
+                        columns.label1,
+                        "expected a credit tenor: 1y, 2y, 3y, 5y or 10y".into(),
+                    )
+                })?,
+        )
+    } else if risk_type.is_vega() {
         Some(Tenor::parse(field(columns.label1)).ok_or_else(|| {
             bad(
                 columns.label1,
@@ -411,6 +477,14 @@ fn parse_row(
         })?)
     } else {
         None
+    };
+    let label2 = if risk_type.is_credit() {
+        columns
+            .label2
+            .map(|i| field(i).to_string())
+            .unwrap_or_default()
+    } else {
+        String::new()
     };
     let amount_usd = field(columns.amount_usd)
         .parse::<f64>()
@@ -427,6 +501,7 @@ fn parse_row(
         qualifier,
         bucket,
         tenor,
+        label2,
         amount_usd,
     })
 }
@@ -450,6 +525,7 @@ mod tests {
                 qualifier: "BTC".into(),
                 bucket: Bucket::Numbered(12),
                 tenor: Some(Tenor::Y1),
+                label2: String::new(),
                 amount_usd: 1000.0,
             }])
         );

@@ -25,7 +25,7 @@ pub enum CrifError {
     },
     /// A SIMM risk type Solvent does not compute yet.
     #[error(
-        "row {row}: risk type {risk_type} is not covered yet (covered: FX, equity and commodity delta, vega and curvature)"
+        "row {row}: risk type {risk_type} is not covered yet (covered: FX, equity, commodity and credit)"
     )]
     NotCovered {
         /// 1-based line number.

@@ -7,7 +7,7 @@
 //! qualifier and tenor.
 
 use crate::calibration::{
-    BucketedClass, Calibration, curvature_lambda, curvature_scaling, sigma_multiplier,
+    BucketedClass, Calibration, CreditClass, curvature_lambda, curvature_scaling, sigma_multiplier,
 };
 use crate::crif::{Bucket, RiskType, Tenor};
 
@@ -20,6 +20,7 @@ pub(crate) struct Aggregated<'a> {
     pub qualifier: &'a str,
     pub bucket: Bucket,
     pub tenor: Option<Tenor>,
+    pub label2: &'a str,
     pub amount_usd: f64,
 }
 
@@ -34,7 +35,15 @@ fn bucketed(calibration: &Calibration, risk_type: RiskType) -> Option<&BucketedC
     match risk_type {
         RiskType::Equity | RiskType::EquityVol => Some(&calibration.equity),
         RiskType::Commodity | RiskType::CommodityVol => Some(&calibration.commodity),
-        RiskType::Fx | RiskType::FxVol => None,
+        _ => None,
+    }
+}
+
+fn credit(calibration: &Calibration, risk_type: RiskType) -> Option<&CreditClass> {
+    match risk_type {
+        RiskType::CreditQ | RiskType::CreditVol => Some(&calibration.credit_qualifying),
+        RiskType::CreditNonQ | RiskType::CreditVolNonQ => Some(&calibration.credit_non_qualifying),
+        _ => None,
     }
 }
 
@@ -69,6 +78,19 @@ fn weights(calibration: &Calibration, risk_type: RiskType, s: &Aggregated<'_>) -
                 sigma: sigma_multiplier() * class.map_or(0.0, |c| c.delta_weight[slot]),
             }
         }
+        // Credit vega is already a volatility-weighted sensitivity: no sigma (section B.10).
+        RiskType::CreditQ | RiskType::CreditNonQ => Weights {
+            risk_weight: credit(calibration, risk_type).map_or(0.0, |c| c.delta_weight[slot]),
+            sigma: 1.0,
+        },
+        RiskType::CreditVol | RiskType::CreditVolNonQ => Weights {
+            risk_weight: credit(calibration, risk_type).map_or(0.0, |c| c.vega_weight),
+            sigma: 1.0,
+        },
+        RiskType::BaseCorr => Weights {
+            risk_weight: calibration.base_correlation_weight,
+            sigma: 1.0,
+        },
     }
 }
 
@@ -77,7 +99,7 @@ fn historical_volatility_ratio(calibration: &Calibration, risk_type: RiskType) -
         RiskType::FxVol => calibration.fx.vega_hvr,
         RiskType::EquityVol => calibration.equity.vega_hvr,
         RiskType::CommodityVol => calibration.commodity.vega_hvr,
-        RiskType::Fx | RiskType::Equity | RiskType::Commodity => 1.0,
+        _ => 1.0,
     }
 }
 
@@ -93,6 +115,14 @@ fn threshold(calibration: &Calibration, risk_type: RiskType, s: &Aggregated<'_>)
         RiskType::EquityVol | RiskType::CommodityVol => {
             bucketed(calibration, risk_type).map_or(f64::MAX, |c| c.vega_threshold[slot])
         }
+        RiskType::CreditQ | RiskType::CreditNonQ => {
+            credit(calibration, risk_type).map_or(f64::MAX, |c| c.delta_threshold[slot])
+        }
+        RiskType::CreditVol | RiskType::CreditVolNonQ => {
+            credit(calibration, risk_type).map_or(f64::MAX, |c| c.vega_threshold)
+        }
+        // No concentration threshold: CR = 1.
+        RiskType::BaseCorr => f64::MAX,
     }
 }
 
@@ -114,15 +144,47 @@ fn intra_correlation(
             };
             table[calibration.fx_group(a.qualifier)][calibration.fx_group(b.qualifier)]
         }
+        _ if a.qualifier == b.qualifier
+            && a.bucket == b.bucket
+            && a.tenor == b.tenor
+            && a.label2 == b.label2 =>
+        {
+            1.0
+        }
+        RiskType::CreditQ | RiskType::CreditVol => {
+            // Section E: residual pairs at the residual correlation; in a bucket, the same issuer
+            // and seniority (any tenor or Label2) at `same`, different issuers at `different`.
+            let class = &calibration.credit_qualifying;
+            if a.bucket == Bucket::Residual {
+                class.residual
+            } else if a.qualifier == b.qualifier {
+                class.same
+            } else {
+                class.different
+            }
+        }
+        RiskType::CreditNonQ | RiskType::CreditVolNonQ => {
+            // Section F (since SIMM 2.2): in a bucket, names of the same group (Label2) at `same`.
+            let class = &calibration.credit_non_qualifying;
+            if a.bucket == Bucket::Residual {
+                class.residual
+            } else if a.label2 == b.label2 {
+                class.same
+            } else {
+                class.different
+            }
+        }
+        RiskType::BaseCorr => calibration.base_correlation_correlation,
         _ if a.qualifier == b.qualifier => 1.0,
         RiskType::FxVol => calibration.fx.vega_correlation,
-        RiskType::Equity | RiskType::EquityVol | RiskType::Commodity | RiskType::CommodityVol => {
-            bucketed(calibration, risk_type).map_or(0.0, |c| c.intra[a.bucket.slot()])
-        }
+        _ => bucketed(calibration, risk_type).map_or(0.0, |c| c.intra[a.bucket.slot()]),
     }
 }
 
 fn inter_correlation(calibration: &Calibration, risk_type: RiskType, a: Bucket, b: Bucket) -> f64 {
+    if let Some(class) = credit(calibration, risk_type) {
+        return class.inter[a.slot()][b.slot()];
+    }
     bucketed(calibration, risk_type).map_or(0.0, |c| c.inter[a.slot()][b.slot()])
 }
 
@@ -274,6 +336,9 @@ pub(crate) fn curvature(
     for bucket in bucket_runs(sensitivities) {
         cvr.clear();
         let zero = risk_type == RiskType::EquityVol && bucket[0].bucket == Bucket::Numbered(12);
+        // The denominator of theta: the absolute CVR of each qualifier (net over its tenors), of
+        // each sensitivity for credit (ORE's risk-factor labels).
+        let per_sensitivity = risk_type.is_credit();
         let mut sum_abs = 0.0;
         for qualifier in qualifier_runs(bucket) {
             let mut net = 0.0;
@@ -285,7 +350,11 @@ pub(crate) fn curvature(
                 } else {
                     scaling * (s.amount_usd * sigma)
                 };
-                net += value;
+                if per_sensitivity {
+                    sum_abs += value.abs();
+                } else {
+                    net += value;
+                }
                 cvr.push(value);
             }
             sum_abs += net.abs();

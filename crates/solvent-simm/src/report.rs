@@ -63,6 +63,10 @@ impl RiskClass {
             RiskType::Fx | RiskType::FxVol => RiskClass::Fx,
             RiskType::Equity | RiskType::EquityVol => RiskClass::Equity,
             RiskType::Commodity | RiskType::CommodityVol => RiskClass::Commodity,
+            RiskType::CreditQ | RiskType::CreditVol | RiskType::BaseCorr => {
+                RiskClass::CreditQualifying
+            }
+            RiskType::CreditNonQ | RiskType::CreditVolNonQ => RiskClass::CreditNonQualifying,
         }
     }
 }
@@ -76,20 +80,33 @@ pub struct MarginTypes {
     pub vega: Option<f64>,
     /// Curvature margin (present whenever vega is).
     pub curvature: Option<f64>,
+    /// Base correlation margin (qualifying credit only).
+    pub base_correlation: Option<f64>,
 }
 
 impl MarginTypes {
-    /// `[delta, vega, curvature]`.
-    fn values(&self) -> [Option<f64>; 3] {
-        [self.delta, self.vega, self.curvature]
+    /// `[delta, vega, curvature, base correlation]`.
+    fn values(&self) -> [Option<f64>; 4] {
+        [self.delta, self.vega, self.curvature, self.base_correlation]
     }
 
-    fn from_values(values: [Option<f64>; 3]) -> Self {
+    fn from_values(values: [Option<f64>; 4]) -> Self {
         MarginTypes {
             delta: values[0],
             vega: values[1],
             curvature: values[2],
+            base_correlation: values[3],
         }
+    }
+
+    fn plus(&self, other: &MarginTypes) -> MarginTypes {
+        let (a, b) = (self.values(), other.values());
+        MarginTypes::from_values([
+            add(a[0], b[0]),
+            add(a[1], b[1]),
+            add(a[2], b[2]),
+            add(a[3], b[3]),
+        ])
     }
 
     /// The sum of the margin types present (a risk class's margin, section B.5).
@@ -162,7 +179,10 @@ fn product_class(
             if RiskClass::of(*risk_type) != class {
                 continue;
             }
-            if risk_type.is_vega() {
+            if *risk_type == RiskType::BaseCorr {
+                margins.base_correlation =
+                    Some(delta_or_vega(calibration, *risk_type, sensitivities));
+            } else if risk_type.is_vega() {
                 margins.vega = Some(delta_or_vega(calibration, *risk_type, sensitivities));
                 margins.curvature = Some(curvature(calibration, *risk_type, sensitivities));
             } else {
@@ -184,7 +204,7 @@ fn product_class(
             .collect();
         (!present.is_empty()).then(|| psi_aggregate(calibration, &present))
     };
-    let margins = MarginTypes::from_values([by_type(0), by_type(1), by_type(2)]);
+    let margins = MarginTypes::from_values([by_type(0), by_type(1), by_type(2), by_type(3)]);
     let totals: Vec<(RiskClass, f64)> = risk_classes
         .iter()
         .map(|r| (r.risk_class, r.total))
@@ -228,11 +248,7 @@ fn netting_set(
         for p in &product_classes {
             if let Some(r) = p.risk_classes.iter().find(|r| r.risk_class == class) {
                 present = true;
-                margins = MarginTypes::from_values([
-                    add(margins.delta, r.margins.delta),
-                    add(margins.vega, r.margins.vega),
-                    add(margins.curvature, r.margins.curvature),
-                ]);
+                margins = margins.plus(&r.margins);
             }
         }
         if present {
@@ -245,11 +261,7 @@ fn netting_set(
     }
     let mut margins = MarginTypes::default();
     for p in &product_classes {
-        margins = MarginTypes::from_values([
-            add(margins.delta, p.margins.delta),
-            add(margins.vega, p.margins.vega),
-            add(margins.curvature, p.margins.curvature),
-        ]);
+        margins = margins.plus(&p.margins);
     }
     NettingSetSimm {
         netting_set: name.to_string(),
@@ -262,8 +274,8 @@ fn netting_set(
 
 /// SIMM of every netting set in the sensitivities, in the order of their names.
 ///
-/// Rows with the same netting set, product class, risk type, qualifier, bucket and tenor are
-/// summed first, as ORE aggregates its CRIF.
+/// Rows with the same netting set, product class, risk type, qualifier, bucket, tenor and Label2
+/// are summed first, as ORE aggregates its CRIF.
 pub fn simm(sensitivities: &[Sensitivity], calibration: &Calibration) -> Vec<NettingSetSimm> {
     // Group by netting set first (a hash map, then the names sorted), so that the sort that
     // aggregates runs over one netting set's rows at a time.
@@ -301,7 +313,8 @@ pub fn simm(sensitivities: &[Sensitivity], calibration: &Calibration) -> Vec<Net
     results
 }
 
-/// SIMM of one netting set's rows, sorted by product class, risk type, bucket, qualifier, tenor.
+/// SIMM of one netting set's rows, sorted by product class, risk type, bucket, qualifier, tenor
+/// and Label2.
 fn netting_set_of(calibration: &Calibration, name: &str, set: &[&Sensitivity]) -> NettingSetSimm {
     let mut groups: Vec<(ProductClass, RiskType, Vec<Aggregated<'_>>)> = Vec::new();
     for group in
@@ -313,7 +326,8 @@ fn netting_set_of(calibration: &Calibration, name: &str, set: &[&Sensitivity]) -
                 Some(last)
                     if last.qualifier == s.qualifier
                         && last.bucket == s.bucket
-                        && last.tenor == s.tenor =>
+                        && last.tenor == s.tenor
+                        && last.label2 == s.label2 =>
                 {
                     last.amount_usd += s.amount_usd;
                 }
@@ -321,6 +335,7 @@ fn netting_set_of(calibration: &Calibration, name: &str, set: &[&Sensitivity]) -
                     qualifier: &s.qualifier,
                     bucket: s.bucket,
                     tenor: s.tenor,
+                    label2: &s.label2,
                     amount_usd: s.amount_usd,
                 }),
             }

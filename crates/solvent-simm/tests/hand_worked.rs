@@ -152,3 +152,41 @@ fn repeated_rows_are_summed() {
     ]);
     assert_close(split.total, once.total);
 }
+
+#[test]
+fn qualifying_credit_issuers_in_one_bucket() {
+    // Section E, bucket 1: RW 75 per basis point, threshold 1 mm (CR = 1 here); the same issuer
+    // at another tenor correlates at 0.93, another issuer at 0.46.
+    // WS: A 1y 75 x 10,000; A 5y 75 x 20,000; B 1y 75 x -15,000.
+    let result = run(&[
+        "A\tCredit\tRisk_CreditQ\tISSUER_A\t1\t1y\t\t10000",
+        "A\tCredit\tRisk_CreditQ\tISSUER_A\t1\t5y\t\t20000",
+        "A\tCredit\tRisk_CreditQ\tISSUER_B\t1\t1y\t\t-15000",
+    ]);
+    let (a1, a5, b1): (f64, f64, f64) = (750_000.0, 1_500_000.0, -1_125_000.0);
+    let expected = (a1 * a1
+        + a5 * a5
+        + b1 * b1
+        + 2.0 * 0.93 * a1 * a5
+        + 2.0 * 0.46 * a1 * b1
+        + 2.0 * 0.46 * a5 * b1)
+        .sqrt();
+    let credit = &result.product_classes[0].risk_classes[0];
+    assert_eq!(credit.risk_class, RiskClass::CreditQualifying);
+    assert_close(credit.margins.delta.unwrap(), expected);
+}
+
+#[test]
+fn base_correlation_of_two_index_families() {
+    // Base correlation: RW 10, correlation 0.29 between families, part of qualifying credit.
+    let result = run(&[
+        "A\tCredit\tRisk_BaseCorr\tCDX.NA.IG\t\t\t\t10000",
+        "A\tCredit\tRisk_BaseCorr\tiTraxx Europe\t\t\t\t-5000",
+    ]);
+    let (x, y): (f64, f64) = (100_000.0, -50_000.0);
+    let expected = (x * x + y * y + 2.0 * 0.29 * x * y).sqrt();
+    let credit = &result.product_classes[0].risk_classes[0];
+    assert_eq!(credit.risk_class, RiskClass::CreditQualifying);
+    assert_close(credit.margins.base_correlation.unwrap(), expected);
+    assert_close(result.total, expected);
+}

@@ -1,12 +1,13 @@
 //! SIMM against Open Source Risk Engine's `SimmCalculator` (the pip package
 //! `open-source-risk-engine`, run by `scripts/oracles/simm_ore.py`), for every version both ship.
 //!
-//! Seeded CRIFs (`support/generate.rs`) cover the FX, equity and commodity risk classes in all four
-//! product classes: every equity and commodity bucket, FX currencies of every volatility group and
+//! Seeded CRIFs (`support/generate.rs`) cover the FX, equity, commodity and credit risk classes in
+//! all four product classes: every equity, commodity and credit bucket, securitisations, groups of
+//! non-qualifying names, base correlation, FX currencies of every volatility group and
 //! concentration category, vega at every tenor, amounts that make the concentration thresholds
 //! bind, repeated rows. Every figure ORE reports for a netting set must agree to the cent: the total,
 //! the totals by margin type and by risk class, and per product class its total, its margin types
-//! and each risk class's delta, vega, curvature and sum.
+//! and each risk class's delta, vega, curvature, base correlation and sum.
 //!
 //! Needs the oracle venv: `./scripts/setup-oracles`. Without it the test fails.
 

@@ -1,5 +1,7 @@
-//! A seeded generator of CRIF files covering the FX, equity and commodity risk classes: every
-//! product class, every equity bucket (1-12 and Residual) and commodity bucket (1-17), FX
+//! A seeded generator of CRIF files covering the FX, equity, commodity and credit risk classes
+//! (qualifying with securitisations and base correlation, non-qualifying with groups): every
+//! product class, every equity and qualifying credit bucket (1-12 and Residual), commodity bucket
+//! (1-17) and non-qualifying bucket (1, 2, Residual), credit tenors, FX
 //! currencies of every volatility group and concentration category (USD, the calculation currency,
 //! among them), vega at every tenor, amounts from thousands to billions of USD so that
 //! concentration thresholds bind, and repeated rows that must be summed.
@@ -20,6 +22,13 @@ pub const TENORS: [&str; 12] = [
     "2w", "1m", "3m", "6m", "1y", "2y", "3y", "5y", "10y", "15y", "20y", "30y",
 ];
 
+pub const CREDIT_TENORS: [&str; 5] = ["1y", "2y", "3y", "5y", "10y"];
+
+/// Groups of non-qualifying names (`Label2`), the empty one among them.
+const GROUPS: [&str; 3] = ["", "CMBX", "ABX"];
+
+const INDEX_FAMILIES: [&str; 3] = ["CDX.NA.IG", "CDX.NA.HY", "iTraxx Europe"];
+
 const PRODUCT_CLASSES: [&str; 4] = ["RatesFX", "Credit", "Equity", "Commodity"];
 
 /// Equity qualifier `k` lives in bucket `k % 13` (0 is Residual).
@@ -36,6 +45,21 @@ fn equity(k: usize) -> (String, String) {
 /// Commodity qualifier `k` lives in bucket `k % 17 + 1`.
 fn commodity(k: usize) -> (String, String) {
     (format!("CM{k}"), (k % 17 + 1).to_string())
+}
+
+/// Qualifying credit issuer `k` lives in bucket `k % 13` (0 is Residual).
+fn qualifying(k: usize) -> (String, String) {
+    let (_, bucket) = equity(k);
+    (format!("ISSUER{k}"), bucket)
+}
+
+/// Non-qualifying credit name `k` lives in bucket `k % 3` (0 is Residual).
+fn non_qualifying(k: usize) -> (String, String) {
+    let bucket = match k % 3 {
+        0 => "Residual".to_string(),
+        n => n.to_string(),
+    };
+    (format!("RMBS{k}"), bucket)
 }
 
 /// A signed amount, log-uniform between 10^3 and 10^`max_exponent` USD (at most 3.2 billion: larger
@@ -61,9 +85,19 @@ pub fn crif(seed: u64, netting_sets: usize, rows: usize) -> String {
         let mut previous: Option<String> = None;
         for row in 0..rows {
             let product_class = PRODUCT_CLASSES[rng.random_range(0..PRODUCT_CLASSES.len())];
-            let max_exponent = if rng.random_bool(0.15) { 9.5 } else { 7.5 };
+            let kind = rng.random_range(0..11);
+            let big = rng.random_bool(0.15);
+            // Credit sensitivities are per basis point against thresholds of a fraction of a
+            // million: smaller amounts make them bind.
+            let max_exponent = match (kind >= 6, big) {
+                (false, true) => 9.5,
+                (false, false) => 7.5,
+                (true, true) => 6.5,
+                (true, false) => 5.0,
+            };
             let value = amount(&mut rng, max_exponent);
-            let (risk_type, qualifier, bucket, label1) = match rng.random_range(0..6) {
+            let mut label2 = String::new();
+            let (risk_type, qualifier, bucket, label1) = match kind {
                 0 => {
                     let c = CURRENCIES[rng.random_range(0..CURRENCIES.len())];
                     ("Risk_FX", c.to_string(), String::new(), String::new())
@@ -88,14 +122,42 @@ pub fn crif(seed: u64, netting_sets: usize, rows: usize) -> String {
                     let (q, b) = commodity(rng.random_range(0..34));
                     ("Risk_Commodity", q, b, String::new())
                 }
-                _ => {
+                5 => {
                     let (q, b) = commodity(rng.random_range(0..34));
                     let tenor = TENORS[rng.random_range(0..TENORS.len())];
                     ("Risk_CommodityVol", q, b, tenor.to_string())
                 }
+                6 | 7 => {
+                    let (q, b) = qualifying(rng.random_range(0..39));
+                    let tenor = CREDIT_TENORS[rng.random_range(0..CREDIT_TENORS.len())];
+                    if kind == 6 && rng.random_bool(0.2) {
+                        label2 = "Sec".to_string();
+                    }
+                    let risk_type = if kind == 6 {
+                        "Risk_CreditQ"
+                    } else {
+                        "Risk_CreditVol"
+                    };
+                    (risk_type, q, b, tenor.to_string())
+                }
+                8 | 9 => {
+                    let (q, b) = non_qualifying(rng.random_range(0..12));
+                    let tenor = CREDIT_TENORS[rng.random_range(0..CREDIT_TENORS.len())];
+                    label2 = GROUPS[rng.random_range(0..GROUPS.len())].to_string();
+                    let risk_type = if kind == 8 {
+                        "Risk_CreditNonQ"
+                    } else {
+                        "Risk_CreditVolNonQ"
+                    };
+                    (risk_type, q, b, tenor.to_string())
+                }
+                _ => {
+                    let q = INDEX_FAMILIES[rng.random_range(0..INDEX_FAMILIES.len())];
+                    ("Risk_BaseCorr", q.to_string(), String::new(), String::new())
+                }
             };
             let line = format!(
-                "NS{set}\t{product_class}\t{risk_type}\t{qualifier}\t{bucket}\t{label1}\t\tUSD\t{value}\t{value}"
+                "NS{set}\t{product_class}\t{risk_type}\t{qualifier}\t{bucket}\t{label1}\t{label2}\tUSD\t{value}\t{value}"
             );
             // One row in ten repeats the previous sensitivity with a new amount (rows that ORE and
             // Solvent must sum).
