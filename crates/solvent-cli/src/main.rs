@@ -78,8 +78,8 @@ enum Command {
     Keys(serve::KeysArgs),
     /// Solvent over NATS JetStream: run a shard, publish events, route accounts.
     Cluster(cluster::ClusterArgs),
-    /// ISDA SIMM per netting set from a CRIF file (FX, equity, commodity and credit risk
-    /// classes), broken down by product class, risk class and margin type.
+    /// ISDA SIMM per netting set from a CRIF file, broken down by product class, risk class and
+    /// margin type.
     Simm(simm::SimmArgs),
     /// The shipped venues (`--venue NAME` takes any of them; a path takes a file).
     Venue(VenueArgs),

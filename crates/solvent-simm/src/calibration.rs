@@ -116,6 +116,44 @@ pub(crate) struct CreditClass {
     pub vega_threshold: f64,
 }
 
+/// The interest rate parameters (section D).
+#[derive(Debug, Clone)]
+pub(crate) struct InterestRateClass {
+    /// Delta risk weight by volatility group (1 regular, 2 low, 3 high) and tenor.
+    pub delta_weight: [[f64; 12]; 4],
+    /// Correlation of two tenors.
+    pub tenor_correlation: [[f64; 12]; 12],
+    /// Flat risk weights of inflation, cross-currency basis, volatility and inflation volatility.
+    pub inflation_weight: f64,
+    pub basis_weight: f64,
+    pub vega_weight: f64,
+    pub inflation_vega_weight: f64,
+    /// Correlations: sub-curves of one currency, two currencies, inflation with the curve,
+    /// basis with the curve and inflation, inflation volatility with volatility.
+    pub sub_curve: f64,
+    pub inter_currency: f64,
+    pub inflation: f64,
+    pub basis: f64,
+    pub inflation_vega: f64,
+    /// The historical volatility ratio whose inverse square scales curvature.
+    pub hvr: f64,
+    /// Concentration categories 2, 3 and 4 (the rest are 1), section J.
+    pub categories: Vec<(usize, Vec<String>)>,
+    /// Delta and vega concentration thresholds per category 1..=4, USD.
+    pub delta_threshold: [f64; 5],
+    pub vega_threshold: [f64; 5],
+}
+
+impl InterestRateClass {
+    /// The concentration category of a currency (section J).
+    pub(crate) fn category(&self, currency: &str) -> usize {
+        self.categories
+            .iter()
+            .find(|(_, members)| members.iter().any(|c| c == currency))
+            .map_or(1, |(k, _)| *k)
+    }
+}
+
 /// The FX parameters.
 #[derive(Debug, Clone)]
 pub(crate) struct FxClass {
@@ -145,6 +183,7 @@ pub struct Calibration {
     pub(crate) equity: BucketedClass,
     pub(crate) commodity: BucketedClass,
     pub(crate) fx: FxClass,
+    pub(crate) interest_rate: InterestRateClass,
     pub(crate) credit_qualifying: CreditClass,
     pub(crate) credit_non_qualifying: CreditClass,
     /// Base correlation: flat risk weight and the correlation of two index families.
@@ -164,6 +203,7 @@ struct RawFx {
 
 #[derive(Deserialize)]
 struct RawConcentration {
+    ir_categories: BTreeMap<String, Vec<String>>,
     fx_categories: BTreeMap<String, Vec<String>>,
     flat: BTreeMap<String, f64>,
     bucket: BTreeMap<String, BTreeMap<String, f64>>,
@@ -174,6 +214,7 @@ struct Raw {
     fx: RawFx,
     risk_weight_flat: BTreeMap<String, f64>,
     risk_weight_bucket: BTreeMap<String, BTreeMap<String, f64>>,
+    risk_weight_label1: BTreeMap<String, BTreeMap<String, f64>>,
     historical_volatility_ratio: BTreeMap<String, f64>,
     risk_class_correlation: BTreeMap<String, f64>,
     inter_bucket_correlation: BTreeMap<String, BTreeMap<String, f64>>,
@@ -362,6 +403,7 @@ impl Calibration {
             )?),
             vega_threshold: flat_threshold("CreditVolNonQ")?,
         };
+        let interest_rate = interest_rate(&raw, &missing)?;
         let base_correlation_weight = flat("BaseCorr")?;
         let base_correlation_correlation = scalar("basecorrCorr")?;
         let fx_threshold = |name: &str, n: usize| -> Result<Vec<f64>, CalibrationError> {
@@ -421,6 +463,7 @@ impl Calibration {
             equity,
             commodity,
             fx,
+            interest_rate,
             credit_qualifying,
             credit_non_qualifying,
             base_correlation_weight,
@@ -467,6 +510,78 @@ impl Calibration {
         };
         self.fx.vega_threshold[index]
     }
+}
+
+/// The tenors in the order of [`Tenor`].
+const TENOR_LABELS: [&str; 12] = [
+    "2w", "1m", "3m", "6m", "1y", "2y", "3y", "5y", "10y", "15y", "20y", "30y",
+];
+
+fn interest_rate(
+    raw: &Raw,
+    missing: &dyn Fn(String) -> CalibrationError,
+) -> Result<InterestRateClass, CalibrationError> {
+    let get = |map: Option<&BTreeMap<String, f64>>, key: &str, what: &str| {
+        map.and_then(|m| m.get(key))
+            .copied()
+            .ok_or_else(|| missing(format!("{what} {key}")))
+    };
+    let weights = raw.risk_weight_label1.get("IRCurve");
+    let mut delta_weight = [[0.0; 12]; 4];
+    for (group, row) in delta_weight.iter_mut().enumerate().skip(1) {
+        for (cell, tenor) in row.iter_mut().zip(TENOR_LABELS) {
+            *cell = get(weights, &format!("{group}:{tenor}"), "IRCurve risk weight")?;
+        }
+    }
+    let correlations = raw.intra_bucket_correlation.get("IRCurve");
+    let mut tenor_correlation = [[1.0; 12]; 12];
+    for (i, row) in tenor_correlation.iter_mut().enumerate() {
+        for (j, cell) in row.iter_mut().enumerate() {
+            if i != j {
+                let key = format!("{}:{}", TENOR_LABELS[i], TENOR_LABELS[j]);
+                *cell = get(correlations, &key, "IRCurve tenor correlation")?;
+            }
+        }
+    }
+    let flat = Some(&raw.risk_weight_flat);
+    let scalar = Some(&raw.scalar_correlation);
+    let thresholds = |name: &str| -> Result<[f64; 5], CalibrationError> {
+        let table = raw.concentration.bucket.get(name);
+        let mut out = [0.0; 5];
+        for (k, cell) in out.iter_mut().enumerate().skip(1) {
+            *cell = get(table, &k.to_string(), name)? * THRESHOLD_UNIT_USD;
+        }
+        Ok(out)
+    };
+    let mut categories = Vec::new();
+    for (key, members) in &raw.concentration.ir_categories {
+        if let Ok(k) = key.parse::<usize>()
+            && !members.is_empty()
+        {
+            categories.push((k, members.clone()));
+        }
+    }
+    Ok(InterestRateClass {
+        delta_weight,
+        tenor_correlation,
+        inflation_weight: get(flat, "Inflation", "risk weight")?,
+        basis_weight: get(flat, "XCcyBasis", "risk weight")?,
+        vega_weight: get(flat, "IRVol", "risk weight")?,
+        inflation_vega_weight: get(flat, "InflationVol", "risk weight")?,
+        sub_curve: get(scalar, "irSubCurveCorr", "correlation")?,
+        inter_currency: get(scalar, "irInterCurrencyCorr", "correlation")?,
+        inflation: get(scalar, "infCorr", "correlation")?,
+        basis: get(scalar, "xccyCorr", "correlation")?,
+        inflation_vega: get(scalar, "infVolCorr", "correlation")?,
+        hvr: get(
+            Some(&raw.historical_volatility_ratio),
+            "InterestRate",
+            "historical volatility ratio",
+        )?,
+        categories,
+        delta_threshold: thresholds("IRCurve")?,
+        vega_threshold: thresholds("IRVol")?,
+    })
 }
 
 fn slot_of(key: &str) -> Option<usize> {

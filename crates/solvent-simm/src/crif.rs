@@ -72,15 +72,21 @@ pub enum RiskType {
     CreditVolNonQ,
     /// `Risk_BaseCorr`: sensitivity to the base correlation of a credit index family.
     BaseCorr,
+    /// `Risk_IRCurve`: interest rate delta, qualifier a currency, Label1 a tenor, Label2 a
+    /// sub-curve.
+    IrCurve,
+    /// `Risk_Inflation`: inflation delta of a currency.
+    Inflation,
+    /// `Risk_XCcyBasis`: cross-currency basis delta of a currency.
+    XccyBasis,
+    /// `Risk_IRVol`: interest rate vega.
+    IrVol,
+    /// `Risk_InflationVol`: inflation vega.
+    InflationVol,
 }
 
 /// The CRIF risk types SIMM defines that Solvent does not compute yet.
-const NOT_COVERED: [&str; 9] = [
-    "Risk_IRCurve",
-    "Risk_IRVol",
-    "Risk_Inflation",
-    "Risk_InflationVol",
-    "Risk_XCcyBasis",
+const NOT_COVERED: [&str; 4] = [
     "Risk_AddOnNotionalFactor",
     "Risk_AddOnFixedAmount",
     "Risk_ProductClassMultiplier",
@@ -89,7 +95,7 @@ const NOT_COVERED: [&str; 9] = [
 
 impl RiskType {
     /// Every risk type computed.
-    pub const ALL: [RiskType; 11] = [
+    pub const ALL: [RiskType; 16] = [
         RiskType::Fx,
         RiskType::FxVol,
         RiskType::Equity,
@@ -101,6 +107,11 @@ impl RiskType {
         RiskType::CreditNonQ,
         RiskType::CreditVolNonQ,
         RiskType::BaseCorr,
+        RiskType::IrCurve,
+        RiskType::Inflation,
+        RiskType::XccyBasis,
+        RiskType::IrVol,
+        RiskType::InflationVol,
     ];
 
     /// The CRIF name.
@@ -117,6 +128,11 @@ impl RiskType {
             RiskType::CreditNonQ => "Risk_CreditNonQ",
             RiskType::CreditVolNonQ => "Risk_CreditVolNonQ",
             RiskType::BaseCorr => "Risk_BaseCorr",
+            RiskType::IrCurve => "Risk_IRCurve",
+            RiskType::Inflation => "Risk_Inflation",
+            RiskType::XccyBasis => "Risk_XCcyBasis",
+            RiskType::IrVol => "Risk_IRVol",
+            RiskType::InflationVol => "Risk_InflationVol",
         }
     }
 
@@ -129,6 +145,20 @@ impl RiskType {
                 | RiskType::CommodityVol
                 | RiskType::CreditVol
                 | RiskType::CreditVolNonQ
+                | RiskType::IrVol
+                | RiskType::InflationVol
+        )
+    }
+
+    /// Whether the risk type belongs to the interest rate risk class.
+    pub fn is_interest_rate(self) -> bool {
+        matches!(
+            self,
+            RiskType::IrCurve
+                | RiskType::Inflation
+                | RiskType::XccyBasis
+                | RiskType::IrVol
+                | RiskType::InflationVol
         )
     }
 
@@ -254,6 +284,17 @@ impl Tenor {
             .map_or("", |(name, _)| name)
     }
 }
+
+/// The interest rate sub-curves (`Label2` of `Risk_IRCurve`, SIMM section C).
+const SUB_CURVES: [&str; 7] = [
+    "OIS",
+    "Libor1m",
+    "Libor3m",
+    "Libor6m",
+    "Libor12m",
+    "Prime",
+    "Municipal",
+];
 
 /// One CRIF sensitivity, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -397,7 +438,12 @@ fn parse_row(
         )
     })?;
     let qualifier = match risk_type {
-        RiskType::Fx => field(columns.qualifier).to_ascii_uppercase(),
+        RiskType::Fx
+        | RiskType::IrCurve
+        | RiskType::Inflation
+        | RiskType::XccyBasis
+        | RiskType::IrVol
+        | RiskType::InflationVol => field(columns.qualifier).to_ascii_uppercase(),
         RiskType::FxVol => fx_pair(field(columns.qualifier)),
         _ => field(columns.qualifier).to_string(),
     };
@@ -413,7 +459,15 @@ fn parse_row(
             .ok_or_else(|| bad(columns.bucket, format!("expected {what}")))
     };
     let bucket = match risk_type {
-        RiskType::Fx | RiskType::FxVol | RiskType::BaseCorr => Bucket::None,
+        // Interest rate buckets are the currency's volatility group, found from the qualifier.
+        RiskType::Fx
+        | RiskType::FxVol
+        | RiskType::BaseCorr
+        | RiskType::IrCurve
+        | RiskType::Inflation
+        | RiskType::XccyBasis
+        | RiskType::IrVol
+        | RiskType::InflationVol => Bucket::None,
         RiskType::Equity | RiskType::EquityVol => numbered(
             crate::calibration::EQUITY_BUCKETS,
             true,
@@ -436,7 +490,14 @@ fn parse_row(
         )?,
     };
     match risk_type {
-        RiskType::Fx if !currency(&qualifier) => {
+        RiskType::Fx
+        | RiskType::IrCurve
+        | RiskType::Inflation
+        | RiskType::XccyBasis
+        | RiskType::IrVol
+        | RiskType::InflationVol
+            if !currency(&qualifier) =>
+        {
             return Err(bad(
                 columns.qualifier,
                 "expected a three-letter currency code".into(),
@@ -468,7 +529,7 @@ fn parse_row(
                     )
                 })?,
         )
-    } else if risk_type.is_vega() {
+    } else if risk_type.is_vega() || risk_type == RiskType::IrCurve {
         Some(Tenor::parse(field(columns.label1)).ok_or_else(|| {
             bad(
                 columns.label1,
@@ -483,6 +544,18 @@ fn parse_row(
             .label2
             .map(|i| field(i).to_string())
             .unwrap_or_default()
+    } else if risk_type == RiskType::IrCurve {
+        let text = columns.label2.map_or("", field);
+        SUB_CURVES
+            .iter()
+            .find(|c| c.eq_ignore_ascii_case(text))
+            .map(|c| (*c).to_string())
+            .ok_or_else(|| {
+                bad(
+                    columns.label2.unwrap_or(columns.label1),
+                    format!("expected a sub-curve: {}", SUB_CURVES.join(", ")),
+                )
+            })?
     } else {
         String::new()
     };
@@ -561,13 +634,14 @@ mod tests {
     }
 
     #[test]
-    fn interest_rate_rows_are_named_as_not_covered() {
-        let text = format!("{HEADER}\n\nt1\tNS\tRatesFX\tRisk_IRCurve\tUSD\t1\t5y\tOIS\t1\n");
+    fn add_on_rows_are_named_as_not_covered() {
+        let text =
+            format!("{HEADER}\n\nt1\tNS\tRatesFX\tRisk_AddOnNotionalFactor\tSwap\t\t\t\t1\n");
         assert_eq!(
             parse(&text),
             Err(CrifError::NotCovered {
                 row: 3,
-                risk_type: "Risk_IRCurve".into()
+                risk_type: "Risk_AddOnNotionalFactor".into()
             })
         );
     }

@@ -25,7 +25,7 @@ pub enum CrifError {
     },
     /// A SIMM risk type Solvent does not compute yet.
     #[error(
-        "row {row}: risk type {risk_type} is not covered yet (covered: FX, equity, commodity and credit)"
+        "row {row}: risk type {risk_type} is not covered yet (covered: the six risk classes; not add-ons)"
     )]
     NotCovered {
         /// 1-based line number.

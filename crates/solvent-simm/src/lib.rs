@@ -7,10 +7,10 @@
 //! - [`simm`] computes, per netting set, the delta, vega and curvature margins of each risk class
 //!   (`margin`), then aggregates them across risk classes and product classes ([`NettingSetSimm`]).
 //!
-//! Covered: the FX, equity, commodity, credit qualifying and credit non-qualifying risk classes
-//! (delta, vega, curvature, base correlation, concentration) in the four product classes, for
-//! SIMM 2.6, 2.7 (+2412) and 2.8 (+2506) at a 10-day margin period. The calculation currency is
-//! USD and amounts are read from `AmountUSD`. Interest rate rows and add-ons are refused by name. The figures agree with Open Source Risk Engine's `SimmCalculator`
+//! Covered: every risk class (interest rate, credit qualifying and non-qualifying, equity,
+//! commodity, FX: delta, vega, curvature, base correlation, concentration) in the four product
+//! classes, for SIMM 2.6, 2.7 (+2412) and 2.8 (+2506) at a 10-day margin period. The calculation
+//! currency is USD and amounts are read from `AmountUSD`. Add-ons are refused by name. The figures agree with Open Source Risk Engine's `SimmCalculator`
 //! (the collect side) to the cent; see `docs/simm.md`.
 //!
 //! ```
@@ -28,6 +28,7 @@
 mod calibration;
 pub mod crif;
 mod error;
+mod interest_rate;
 mod margin;
 mod report;
 

@@ -91,6 +91,15 @@ fn weights(calibration: &Calibration, risk_type: RiskType, s: &Aggregated<'_>) -
             risk_weight: calibration.base_correlation_weight,
             sigma: 1.0,
         },
+        // Interest rates are weighted in their own module.
+        RiskType::IrCurve
+        | RiskType::Inflation
+        | RiskType::XccyBasis
+        | RiskType::IrVol
+        | RiskType::InflationVol => Weights {
+            risk_weight: 0.0,
+            sigma: 1.0,
+        },
     }
 }
 
@@ -121,8 +130,13 @@ fn threshold(calibration: &Calibration, risk_type: RiskType, s: &Aggregated<'_>)
         RiskType::CreditVol | RiskType::CreditVolNonQ => {
             credit(calibration, risk_type).map_or(f64::MAX, |c| c.vega_threshold)
         }
-        // No concentration threshold: CR = 1.
-        RiskType::BaseCorr => f64::MAX,
+        // No concentration threshold: CR = 1. (Interest rates are computed in their own module.)
+        RiskType::BaseCorr
+        | RiskType::IrCurve
+        | RiskType::Inflation
+        | RiskType::XccyBasis
+        | RiskType::IrVol
+        | RiskType::InflationVol => f64::MAX,
     }
 }
 

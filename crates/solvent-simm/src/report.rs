@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::calibration::Calibration;
 use crate::crif::{ProductClass, RiskType, Sensitivity};
+use crate::interest_rate;
 use crate::margin::{Aggregated, curvature, delta_or_vega};
 
 /// A SIMM risk class (section B.5).
@@ -67,6 +68,11 @@ impl RiskClass {
                 RiskClass::CreditQualifying
             }
             RiskType::CreditNonQ | RiskType::CreditVolNonQ => RiskClass::CreditNonQualifying,
+            RiskType::IrCurve
+            | RiskType::Inflation
+            | RiskType::XccyBasis
+            | RiskType::IrVol
+            | RiskType::InflationVol => RiskClass::InterestRate,
         }
     }
 }
@@ -166,6 +172,36 @@ fn psi_aggregate(calibration: &Calibration, values: &[(RiskClass, f64)]) -> f64 
     total.max(0.0).sqrt()
 }
 
+/// The interest rate margins of one product class (section D): the curve, inflation and basis
+/// deltas together, the volatility and inflation volatility vegas and curvature together.
+fn interest_rate_margins(
+    calibration: &Calibration,
+    by_risk_type: &[(RiskType, &[Aggregated<'_>])],
+) -> MarginTypes {
+    let slice = |wanted: RiskType| -> &[Aggregated<'_>] {
+        by_risk_type
+            .iter()
+            .find(|(r, _)| *r == wanted)
+            .map_or(&[], |(_, s)| s)
+    };
+    let (curve, inflation, basis) = (
+        slice(RiskType::IrCurve),
+        slice(RiskType::Inflation),
+        slice(RiskType::XccyBasis),
+    );
+    let (volatility, inflation_volatility) =
+        (slice(RiskType::IrVol), slice(RiskType::InflationVol));
+    let has_delta = !(curve.is_empty() && inflation.is_empty() && basis.is_empty());
+    let has_vega = !(volatility.is_empty() && inflation_volatility.is_empty());
+    MarginTypes {
+        delta: has_delta.then(|| interest_rate::delta(calibration, curve, inflation, basis)),
+        vega: has_vega.then(|| interest_rate::vega(calibration, volatility, inflation_volatility)),
+        curvature: has_vega
+            .then(|| interest_rate::curvature(calibration, volatility, inflation_volatility)),
+        base_correlation: None,
+    }
+}
+
 /// The margins of one product class from its sensitivities grouped by risk type.
 fn product_class(
     calibration: &Calibration,
@@ -175,7 +211,13 @@ fn product_class(
     let mut risk_classes = Vec::new();
     for class in RiskClass::ALL {
         let mut margins = MarginTypes::default();
+        if class == RiskClass::InterestRate {
+            margins = interest_rate_margins(calibration, by_risk_type);
+        }
         for (risk_type, sensitivities) in by_risk_type {
+            if risk_type.is_interest_rate() {
+                continue;
+            }
             if RiskClass::of(*risk_type) != class {
                 continue;
             }

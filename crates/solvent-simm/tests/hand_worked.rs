@@ -190,3 +190,30 @@ fn base_correlation_of_two_index_families() {
     assert_close(credit.margins.base_correlation.unwrap(), expected);
     assert_close(result.total, expected);
 }
+
+#[test]
+fn interest_rate_tenors_and_sub_curves_of_one_currency() {
+    // Section D: USD is a regular-volatility currency, RW 60 at 5y and 10y; the tenor correlation
+    // of 5y and 10y is 0.95, the sub-curve correlation (OIS against Libor3m) 0.993; the USD
+    // threshold (330 mm per basis point) does not bind.
+    let result = run(&[
+        "A\tRatesFX\tRisk_IRCurve\tUSD\t1\t5y\tOIS\t10000",
+        "A\tRatesFX\tRisk_IRCurve\tUSD\t1\t10y\tLibor3m\t5000",
+    ]);
+    let (a, b): (f64, f64) = (60.0 * 10_000.0, 60.0 * 5_000.0);
+    let expected = (a * a + b * b + 2.0 * 0.993 * 0.95 * a * b).sqrt();
+    let rates = &result.product_classes[0].risk_classes[0];
+    assert_eq!(rates.risk_class, RiskClass::InterestRate);
+    assert_close(rates.margins.delta.unwrap(), expected);
+}
+
+#[test]
+fn interest_rate_vega_and_curvature_scaled_by_the_historical_volatility_ratio() {
+    // Vega: RW 0.23 x 10,000 (section D). Curvature: CVR = SF(1y) x 10,000, one positive CVR gives
+    // N^-1(0.995)^2 CVR, scaled by HVR_IR^-2 = 0.47^-2 (section B.11(d)).
+    let result = run(&["A\tRatesFX\tRisk_IRVol\tEUR\t\t1y\t\t10000"]);
+    let cvr = 0.5 * 14.0 / 365.0 * 10_000.0;
+    let curvature = 2.575_829_303_548_9_f64.powi(2) * cvr / (0.47 * 0.47);
+    assert_close(result.margins.vega.unwrap(), 0.23 * 10_000.0);
+    assert_close(result.margins.curvature.unwrap(), curvature);
+}

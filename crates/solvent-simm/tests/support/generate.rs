@@ -1,5 +1,6 @@
-//! A seeded generator of CRIF files covering the FX, equity, commodity and credit risk classes
-//! (qualifying with securitisations and base correlation, non-qualifying with groups): every
+//! A seeded generator of CRIF files covering every risk class: interest rate (every tenor and
+//! sub-curve, inflation, cross-currency basis, volatility), credit (qualifying with securitisations
+//! and base correlation, non-qualifying with groups), equity, commodity and FX: every
 //! product class, every equity and qualifying credit bucket (1-12 and Residual), commodity bucket
 //! (1-17) and non-qualifying bucket (1, 2, Residual), credit tenors, FX
 //! currencies of every volatility group and concentration category (USD, the calculation currency,
@@ -26,6 +27,25 @@ pub const CREDIT_TENORS: [&str; 5] = ["1y", "2y", "3y", "5y", "10y"];
 
 /// Groups of non-qualifying names (`Label2`), the empty one among them.
 const GROUPS: [&str; 3] = ["", "CMBX", "ABX"];
+
+const SUB_CURVES: [&str; 7] = [
+    "OIS",
+    "Libor1m",
+    "Libor3m",
+    "Libor6m",
+    "Libor12m",
+    "Prime",
+    "Municipal",
+];
+
+/// The CRIF bucket of an interest rate currency: its volatility group.
+fn ir_bucket(currency: &str) -> &'static str {
+    match currency {
+        "JPY" => "2",
+        "USD" | "EUR" | "GBP" | "CHF" => "1",
+        _ => "3",
+    }
+}
 
 const INDEX_FAMILIES: [&str; 3] = ["CDX.NA.IG", "CDX.NA.HY", "iTraxx Europe"];
 
@@ -62,8 +82,8 @@ fn non_qualifying(k: usize) -> (String, String) {
     (format!("RMBS{k}"), bucket)
 }
 
-/// A signed amount, log-uniform between 10^3 and 10^`max_exponent` USD (at most 3.2 billion: larger
-/// sensitivities give margins past 10^13 USD, where one f64 step exceeds a cent).
+/// A signed amount, log-uniform between 10^3 and 10^`max_exponent` USD (at most 1.6 billion: larger
+/// sensitivities give margins past 10^13 USD, where one f64 step is a good part of a cent).
 fn amount(rng: &mut ChaCha8Rng, max_exponent: f64) -> f64 {
     let magnitude = 10f64.powf(rng.random_range(3.0..max_exponent));
     let signed = if rng.random_bool(0.5) {
@@ -85,12 +105,12 @@ pub fn crif(seed: u64, netting_sets: usize, rows: usize) -> String {
         let mut previous: Option<String> = None;
         for row in 0..rows {
             let product_class = PRODUCT_CLASSES[rng.random_range(0..PRODUCT_CLASSES.len())];
-            let kind = rng.random_range(0..11);
+            let kind = rng.random_range(0..16);
             let big = rng.random_bool(0.15);
             // Credit sensitivities are per basis point against thresholds of a fraction of a
             // million: smaller amounts make them bind.
-            let max_exponent = match (kind >= 6, big) {
-                (false, true) => 9.5,
+            let max_exponent = match ((6..=10).contains(&kind), big) {
+                (false, true) => 9.2,
                 (false, false) => 7.5,
                 (true, true) => 6.5,
                 (true, false) => 5.0,
@@ -151,9 +171,34 @@ pub fn crif(seed: u64, netting_sets: usize, rows: usize) -> String {
                     };
                     (risk_type, q, b, tenor.to_string())
                 }
-                _ => {
+                10 => {
                     let q = INDEX_FAMILIES[rng.random_range(0..INDEX_FAMILIES.len())];
                     ("Risk_BaseCorr", q.to_string(), String::new(), String::new())
+                }
+                _ => {
+                    let c = CURRENCIES[rng.random_range(0..CURRENCIES.len())];
+                    let tenor = TENORS[rng.random_range(0..TENORS.len())].to_string();
+                    match kind {
+                        11 | 12 => {
+                            label2 = SUB_CURVES[rng.random_range(0..SUB_CURVES.len())].to_string();
+                            (
+                                "Risk_IRCurve",
+                                c.to_string(),
+                                ir_bucket(c).to_string(),
+                                tenor,
+                            )
+                        }
+                        13 => {
+                            let risk_type = if rng.random_bool(0.5) {
+                                "Risk_Inflation"
+                            } else {
+                                "Risk_XCcyBasis"
+                            };
+                            (risk_type, c.to_string(), String::new(), String::new())
+                        }
+                        14 => ("Risk_IRVol", c.to_string(), String::new(), tenor),
+                        _ => ("Risk_InflationVol", c.to_string(), String::new(), tenor),
+                    }
                 }
             };
             let line = format!(
