@@ -1,12 +1,13 @@
 """ISDA SIMM oracle: Open Source Risk Engine's SimmCalculator (pip package
 open-source-risk-engine) on a CRIF file, for the tests of crates/solvent-simm and bench/simm.sh.
 
-Usage: simm_ore.py CRIF.tsv VERSION [VERSION...]   (VERSION: 2.6, 2.7, 2.8, 2.8+2512)
+Usage: simm_ore.py [--post] CRIF.tsv VERSION [VERSION...]   (VERSION: 2.6, 2.7, 2.8, 2.8+2512)
 
 Prints JSON: {"seconds": {version: s}, "results": {version: {netting_set: breakdown}}}, where a
 breakdown holds "total", "margin_types" {Delta, Vega, Curvature, BaseCorr}, "risk_classes" {rc:
 {Delta, Vega, Curvature, BaseCorr, All}} and "product_classes" {pc: {"total", "margin_types", "risk_classes"}}:
-ORE's collect ("Call") side, result and calculation currency USD, 10-day margin period.
+ORE's collect ("Call") side, or its "Post" side with --post; result and calculation currency USD,
+10-day margin period.
 `seconds` is the time ORE takes to load the CRIF and compute SIMM for every netting set.
 The bucket of each equity, commodity and credit qualifier is given to ORE's bucket mapper from the CRIF.
 """
@@ -77,7 +78,7 @@ def breakdown(res, pc):
     }
 
 
-def run(text, rows, version):
+def run(text, rows, version, side):
     mapper = ORE.SimmBucketMapperBase()
     for row in rows:
         risk_type = BUCKETED.get(row["RiskType"])
@@ -92,7 +93,7 @@ def run(text, rows, version):
     seconds = time.perf_counter() - start
     out = {}
     for netting_set in sorted({row.get("PortfolioID", "") for row in rows}):
-        res = calculator.finalSimmResults(S.SimmSide_Call, ORE.NettingSetDetails(netting_set)).second
+        res = calculator.finalSimmResults(side, ORE.NettingSetDetails(netting_set)).second
         entry = breakdown(res, R.ProductClass_All)
         entry["product_classes"] = {
             name: breakdown(res, pc)
@@ -104,12 +105,17 @@ def run(text, rows, version):
 
 
 def main():
-    path, versions = sys.argv[1], sys.argv[2:]
+    args = sys.argv[1:]
+    side = S.SimmSide_Call
+    if args and args[0] == "--post":
+        side = S.SimmSide_Post
+        args = args[1:]
+    path, versions = args[0], args[1:]
     text = open(path).read()
     rows = list(csv.DictReader(io.StringIO(text), delimiter="\t"))
     results, seconds = {}, {}
     for version in versions:
-        results[version], seconds[version] = run(text, rows, version)
+        results[version], seconds[version] = run(text, rows, version, side)
     json.dump({"seconds": seconds, "results": results}, sys.stdout)
 
 

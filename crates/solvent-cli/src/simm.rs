@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
-use solvent_simm::{Calibration, MarginTypes, NettingSetSimm, Version, crif, simm};
+use solvent_simm::{Calibration, MarginTypes, NettingSetSimm, Side, Version, crif, simm_for_side};
 
 use crate::render::{grouped, table};
 
@@ -20,9 +20,36 @@ pub(crate) struct SimmArgs {
     /// The SIMM version: 2.6, 2.7 (+2412) or 2.8 (+2506).
     #[arg(long, default_value = "2.8")]
     version: String,
+    /// The side: the margin to collect (the sensitivities as given) or to post (negated, which
+    /// changes curvature only).
+    #[arg(long, value_enum, default_value_t = SideArg::Collect)]
+    side: SideArg,
     /// JSON instead of tables (every figure at full precision).
     #[arg(long)]
     json: bool,
+}
+
+/// `--side`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SideArg {
+    Collect,
+    Post,
+}
+
+impl SideArg {
+    fn side(self) -> Side {
+        match self {
+            SideArg::Collect => Side::Collect,
+            SideArg::Post => Side::Post,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            SideArg::Collect => "collect",
+            SideArg::Post => "post",
+        }
+    }
 }
 
 /// Runs `solvent simm`.
@@ -32,16 +59,17 @@ pub(crate) fn run(args: &SimmArgs) -> Result<String> {
         .with_context(|| format!("cannot read {}", args.crif.display()))?;
     let sensitivities = crif::parse(&text).with_context(|| format!("{}", args.crif.display()))?;
     let calibration = Calibration::load(version)?;
-    let results = simm(&sensitivities, &calibration);
+    let results = simm_for_side(&sensitivities, &calibration, args.side.side());
     if args.json {
         let value = json!({
             "version": version.name(),
+            "side": args.side.name(),
             "currency": "USD",
             "netting_sets": results,
         });
         return Ok(format!("{}\n", serde_json::to_string_pretty(&value)?));
     }
-    Ok(tables(version, &results))
+    Ok(tables(version, args.side, &results))
 }
 
 /// USD to the cent with thousands separators; an absent margin type shows as `-`.
@@ -61,7 +89,7 @@ fn row(product: &str, risk: &str, margins: &MarginTypes, total: f64) -> Vec<Stri
     ]
 }
 
-fn tables(version: Version, results: &[NettingSetSimm]) -> String {
+fn tables(version: Version, side: SideArg, results: &[NettingSetSimm]) -> String {
     let mut out = String::new();
     for set in results {
         let name = if set.netting_set.is_empty() {
@@ -115,9 +143,14 @@ fn tables(version: Version, results: &[NettingSetSimm]) -> String {
     }
     let _ = writeln!(
         out,
-        "Collect side, USD, 10-day margin period. A risk class's total is the sum of its margin types;\n\
+        "{} side, USD, 10-day margin period. A risk class's total is the sum of its margin types;\n\
          a product class's aggregates its risk classes with psi (SIMM B.6-7, K); SIMM is the sum of\n\
-         the product classes (B.6-7)."
+         the product classes (B.6-7).",
+        if matches!(side, SideArg::Post) {
+            "Post"
+        } else {
+            "Collect"
+        }
     );
     out
 }

@@ -74,3 +74,28 @@ fn an_unknown_version_is_refused() {
     assert_eq!(code, 2);
     assert!(error.contains("unknown SIMM version '1.0'"), "{error}");
 }
+
+#[test]
+fn the_post_side_negates_the_sensitivities_for_curvature() {
+    let crif = path("examples/simm/crypto-desk.tsv");
+    let (code, text, error) = run(&[
+        "simm",
+        crif.as_str(),
+        "--version",
+        "2.6",
+        "--side",
+        "post",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{error}");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(value["side"], "post");
+    // ORE SimmCalculator, SIMM 2.6, post side: cpty-A 11,764,369.169533279 (its long vega has no
+    // curvature to post); cpty-B 60,678,197.04395413 (curvature 44,352,692.59691724).
+    let sets = value["netting_sets"].as_array().expect("netting sets");
+    let total = |i: usize| sets[i]["total"].as_f64().expect("total");
+    assert!((total(0) - 11_764_369.169_533_279).abs() < 0.005);
+    assert!((total(1) - 60_678_197.043_954_13).abs() < 0.005);
+    let curvature = sets[1]["margins"]["curvature"].as_f64().expect("curvature");
+    assert!((curvature - 44_352_692.596_917_24).abs() < 0.005);
+}

@@ -15,6 +15,7 @@
 use crate::calibration::{Calibration, curvature_lambda, curvature_scaling};
 use crate::crif::Tenor;
 use crate::margin::Aggregated;
+use crate::report::Side;
 
 /// The volatility group of a currency for the interest rate risk weights (section D.1): regular
 /// (1), low (2: JPY) or high (3: every other currency).
@@ -228,7 +229,9 @@ pub(crate) fn curvature(
     calibration: &Calibration,
     volatility: &[Aggregated<'_>],
     inflation: &[Aggregated<'_>],
+    side: Side,
 ) -> f64 {
+    let sign = side.sign();
     let ir = &calibration.interest_rate;
     let mut per_currency = Vec::new();
     let mut sum_all = 0.0;
@@ -237,7 +240,7 @@ pub(crate) fn curvature(
         let volatility = of(volatility, currency);
         let cvr: Vec<f64> = volatility
             .iter()
-            .map(|s| s.tenor.map_or(0.0, curvature_scaling) * s.amount_usd)
+            .map(|s| s.tenor.map_or(0.0, curvature_scaling) * (s.amount_usd * sign))
             .collect();
         let mut squared = 0.0;
         let mut sum = 0.0;
@@ -257,7 +260,7 @@ pub(crate) fn curvature(
         }
         let mut inflation_cvr = 0.0;
         for s in of(inflation, currency) {
-            inflation_cvr += s.tenor.map_or(0.0, curvature_scaling) * s.amount_usd;
+            inflation_cvr += s.tenor.map_or(0.0, curvature_scaling) * (s.amount_usd * sign);
         }
         sum += inflation_cvr;
         sum_all += inflation_cvr;

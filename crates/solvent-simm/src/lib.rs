@@ -35,4 +35,7 @@ mod report;
 pub use calibration::{Calibration, Version};
 pub use crif::{Bucket, ProductClass, RiskType, Sensitivity, Tenor};
 pub use error::{CalibrationError, CrifError};
-pub use report::{MarginTypes, NettingSetSimm, ProductClassSimm, RiskClass, RiskClassSimm, simm};
+pub use report::{
+    MarginTypes, NettingSetSimm, ProductClassSimm, RiskClass, RiskClassSimm, Side, simm,
+    simm_for_side,
+};

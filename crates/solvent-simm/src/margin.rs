@@ -10,6 +10,7 @@ use crate::calibration::{
     BucketedClass, Calibration, CreditClass, curvature_lambda, curvature_scaling, sigma_multiplier,
 };
 use crate::crif::{Bucket, RiskType, Tenor};
+use crate::report::Side;
 
 /// The calculation currency: its own FX delta is no risk (SIMM section I).
 pub(crate) const CALCULATION_CURRENCY: &str = "USD";
@@ -344,7 +345,9 @@ pub(crate) fn curvature(
     calibration: &Calibration,
     risk_type: RiskType,
     sensitivities: &[Aggregated<'_>],
+    side: Side,
 ) -> f64 {
+    let sign = side.sign();
     let mut sums = Vec::new();
     let mut cvr: Vec<f64> = Vec::new();
     for bucket in bucket_runs(sensitivities) {
@@ -362,7 +365,7 @@ pub(crate) fn curvature(
                 let value = if zero {
                     0.0
                 } else {
-                    scaling * (s.amount_usd * sigma)
+                    scaling * ((s.amount_usd * sign) * sigma)
                 };
                 if per_sensitivity {
                     sum_abs += value.abs();

@@ -14,6 +14,25 @@ use crate::crif::{ProductClass, RiskType, Sensitivity};
 use crate::interest_rate;
 use crate::margin::{Aggregated, curvature, delta_or_vega};
 
+/// The side of the margin: what the calculating party collects (the CRIF's sensitivities as they
+/// are) or posts (the same sensitivities negated, which changes only curvature).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Side {
+    /// Initial margin to collect.
+    Collect,
+    /// Initial margin to post.
+    Post,
+}
+
+impl Side {
+    pub(crate) fn sign(self) -> f64 {
+        match self {
+            Side::Collect => 1.0,
+            Side::Post => -1.0,
+        }
+    }
+}
+
 /// A SIMM risk class (section B.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum RiskClass {
@@ -177,6 +196,7 @@ fn psi_aggregate(calibration: &Calibration, values: &[(RiskClass, f64)]) -> f64 
 fn interest_rate_margins(
     calibration: &Calibration,
     by_risk_type: &[(RiskType, &[Aggregated<'_>])],
+    side: Side,
 ) -> MarginTypes {
     let slice = |wanted: RiskType| -> &[Aggregated<'_>] {
         by_risk_type
@@ -197,7 +217,7 @@ fn interest_rate_margins(
         delta: has_delta.then(|| interest_rate::delta(calibration, curve, inflation, basis)),
         vega: has_vega.then(|| interest_rate::vega(calibration, volatility, inflation_volatility)),
         curvature: has_vega
-            .then(|| interest_rate::curvature(calibration, volatility, inflation_volatility)),
+            .then(|| interest_rate::curvature(calibration, volatility, inflation_volatility, side)),
         base_correlation: None,
     }
 }
@@ -207,12 +227,13 @@ fn product_class(
     calibration: &Calibration,
     product_class: ProductClass,
     by_risk_type: &[(RiskType, &[Aggregated<'_>])],
+    side: Side,
 ) -> ProductClassSimm {
     let mut risk_classes = Vec::new();
     for class in RiskClass::ALL {
         let mut margins = MarginTypes::default();
         if class == RiskClass::InterestRate {
-            margins = interest_rate_margins(calibration, by_risk_type);
+            margins = interest_rate_margins(calibration, by_risk_type, side);
         }
         for (risk_type, sensitivities) in by_risk_type {
             if risk_type.is_interest_rate() {
@@ -226,7 +247,7 @@ fn product_class(
                     Some(delta_or_vega(calibration, *risk_type, sensitivities));
             } else if risk_type.is_vega() {
                 margins.vega = Some(delta_or_vega(calibration, *risk_type, sensitivities));
-                margins.curvature = Some(curvature(calibration, *risk_type, sensitivities));
+                margins.curvature = Some(curvature(calibration, *risk_type, sensitivities, side));
             } else {
                 margins.delta = Some(delta_or_vega(calibration, *risk_type, sensitivities));
             }
@@ -271,6 +292,7 @@ fn netting_set(
     calibration: &Calibration,
     name: &str,
     groups: &[(ProductClass, RiskType, Vec<Aggregated<'_>>)],
+    side: Side,
 ) -> NettingSetSimm {
     let mut product_classes = Vec::new();
     for class in ProductClass::ALL {
@@ -280,7 +302,7 @@ fn netting_set(
             .map(|(_, r, s)| (*r, s.as_slice()))
             .collect();
         if !by_risk_type.is_empty() {
-            product_classes.push(product_class(calibration, class, &by_risk_type));
+            product_classes.push(product_class(calibration, class, &by_risk_type, side));
         }
     }
     let mut risk_classes: Vec<RiskClassSimm> = Vec::new();
@@ -319,6 +341,15 @@ fn netting_set(
 /// Rows with the same netting set, product class, risk type, qualifier, bucket, tenor and Label2
 /// are summed first, as ORE aggregates its CRIF.
 pub fn simm(sensitivities: &[Sensitivity], calibration: &Calibration) -> Vec<NettingSetSimm> {
+    simm_for_side(sensitivities, calibration, Side::Collect)
+}
+
+/// SIMM of every netting set for one side: [`simm`] is the collect side.
+pub fn simm_for_side(
+    sensitivities: &[Sensitivity],
+    calibration: &Calibration,
+    side: Side,
+) -> Vec<NettingSetSimm> {
     // Group by netting set first (a hash map, then the names sorted), so that the sort that
     // aggregates runs over one netting set's rows at a time.
     // A fixed hasher seed: the same input takes the same path on every run.
@@ -350,14 +381,19 @@ pub fn simm(sensitivities: &[Sensitivity], calibration: &Calibration) -> Vec<Net
                     b.tenor,
                 ))
         });
-        results.push(netting_set_of(calibration, name, &set));
+        results.push(netting_set_of(calibration, name, &set, side));
     }
     results
 }
 
 /// SIMM of one netting set's rows, sorted by product class, risk type, bucket, qualifier, tenor
 /// and Label2.
-fn netting_set_of(calibration: &Calibration, name: &str, set: &[&Sensitivity]) -> NettingSetSimm {
+fn netting_set_of(
+    calibration: &Calibration,
+    name: &str,
+    set: &[&Sensitivity],
+    side: Side,
+) -> NettingSetSimm {
     let mut groups: Vec<(ProductClass, RiskType, Vec<Aggregated<'_>>)> = Vec::new();
     for group in
         set.chunk_by(|a, b| a.product_class == b.product_class && a.risk_type == b.risk_type)
@@ -384,5 +420,5 @@ fn netting_set_of(calibration: &Calibration, name: &str, set: &[&Sensitivity]) -
         }
         groups.push((group[0].product_class, group[0].risk_type, aggregated));
     }
-    netting_set(calibration, name, &groups)
+    netting_set(calibration, name, &groups, side)
 }

@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use solvent_simm::{Calibration, MarginTypes, NettingSetSimm, RiskClassSimm, Version, crif, simm};
+use solvent_simm::{
+    Calibration, MarginTypes, NettingSetSimm, RiskClassSimm, Side, Version, crif, simm_for_side,
+};
 
 /// To the cent.
 const CENT: f64 = 0.005;
@@ -38,13 +40,15 @@ fn oracle_name(version: Version) -> &'static str {
     }
 }
 
-/// Runs the oracle on a CRIF file for every version.
-pub fn ore(path: &Path) -> Value {
+/// Runs the oracle on a CRIF file for every version, for one side.
+pub fn ore(path: &Path, side: Side) -> Value {
     let python = root().join("target/oracle-venv/bin/python");
     let mut command = Command::new(&python);
-    command
-        .arg(root().join("scripts/oracles/simm_ore.py"))
-        .arg(path);
+    command.arg(root().join("scripts/oracles/simm_ore.py"));
+    if side == Side::Post {
+        command.arg("--post");
+    }
+    command.arg(path);
     for version in Version::ALL {
         command.arg(oracle_name(version));
     }
@@ -130,15 +134,19 @@ impl Comparison {
 }
 
 fn compare(name: &str, text: &str, every_risk_class: bool) {
+    compare_side(name, text, every_risk_class, Side::Collect);
+}
+
+fn compare_side(name: &str, text: &str, every_risk_class: bool, side: Side) {
     let dir = std::env::temp_dir().join(format!("solvent-simm-oracle-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.tsv"));
     std::fs::write(&path, text).unwrap();
-    let expected = ore(&path);
+    let expected = ore(&path, side);
     let rows = crif::parse(text).expect("generated CRIF");
     for version in Version::ALL {
         let calibration = Calibration::load(version).unwrap();
-        let results = simm(&rows, &calibration);
+        let results = simm_for_side(&rows, &calibration, side);
         let theirs = &expected["results"][oracle_name(version)];
         let sets = theirs.as_object().expect("netting sets");
         assert_eq!(
@@ -152,7 +160,11 @@ fn compare(name: &str, text: &str, every_risk_class: bool) {
             seen: Default::default(),
         };
         for ours in &results {
-            let what = format!("{name} SIMM {} {}", version.name(), ours.netting_set);
+            let what = format!(
+                "{name} SIMM {} {side:?} {}",
+                version.name(),
+                ours.netting_set
+            );
             comparison.netting_set(&what, ours, &theirs[&ours.netting_set]);
         }
         if every_risk_class {
@@ -177,6 +189,12 @@ fn many_small_netting_sets_agree_with_ore() {
 #[test]
 fn netting_sets_spanning_every_bucket_agree_with_ore() {
     compare("wide", &generate::crif(2, 25, 150), true);
+}
+
+#[test]
+fn the_post_side_agrees_with_ore() {
+    // Posting negates every sensitivity, which changes curvature only.
+    compare_side("post", &generate::crif(3, 60, 40), true, Side::Post);
 }
 
 #[test]
