@@ -6,6 +6,8 @@
 //! `Label2` and `AmountUSD`. Other columns are ignored. Every error names the row (1 is the header)
 //! and the column at fault.
 
+use compact_str::CompactString;
+
 use crate::error::CrifError;
 
 /// A SIMM product class (SIMM section B.6).
@@ -300,20 +302,20 @@ const SUB_CURVES: [&str; 7] = [
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sensitivity {
     /// The netting set (`PortfolioID`).
-    pub netting_set: String,
+    pub netting_set: CompactString,
     /// The product class.
     pub product_class: ProductClass,
     /// The risk type.
     pub risk_type: RiskType,
     /// The qualifier: a currency, currency pair, issuer or commodity.
-    pub qualifier: String,
+    pub qualifier: CompactString,
     /// The bucket.
     pub bucket: Bucket,
     /// The tenor (`Label1`) of a vega or credit sensitivity; `None` otherwise.
     pub tenor: Option<Tenor>,
     /// `Label2`: `Sec` for a qualifying securitisation, the group of a non-qualifying name; empty
     /// otherwise.
-    pub label2: String,
+    pub label2: CompactString,
     /// The amount in USD.
     pub amount_usd: f64,
 }
@@ -437,15 +439,15 @@ fn parse_row(
             "expected RatesFX, Credit, Equity or Commodity".into(),
         )
     })?;
-    let qualifier = match risk_type {
+    let qualifier: CompactString = match risk_type {
         RiskType::Fx
         | RiskType::IrCurve
         | RiskType::Inflation
         | RiskType::XccyBasis
         | RiskType::IrVol
-        | RiskType::InflationVol => field(columns.qualifier).to_ascii_uppercase(),
-        RiskType::FxVol => fx_pair(field(columns.qualifier)),
-        _ => field(columns.qualifier).to_string(),
+        | RiskType::InflationVol => field(columns.qualifier).to_ascii_uppercase().into(),
+        RiskType::FxVol => fx_pair(field(columns.qualifier)).into(),
+        _ => CompactString::from(field(columns.qualifier)),
     };
     let currency = |s: &str| s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase());
     let bucket_text = field(columns.bucket);
@@ -539,17 +541,17 @@ fn parse_row(
     } else {
         None
     };
-    let label2 = if risk_type.is_credit() {
+    let label2: CompactString = if risk_type.is_credit() {
         columns
             .label2
-            .map(|i| field(i).to_string())
+            .map(|i| CompactString::from(field(i)))
             .unwrap_or_default()
     } else if risk_type == RiskType::IrCurve {
         let text = columns.label2.map_or("", field);
         SUB_CURVES
             .iter()
             .find(|c| c.eq_ignore_ascii_case(text))
-            .map(|c| (*c).to_string())
+            .map(|c| CompactString::from(*c))
             .ok_or_else(|| {
                 bad(
                     columns.label2.unwrap_or(columns.label1),
@@ -557,7 +559,7 @@ fn parse_row(
                 )
             })?
     } else {
-        String::new()
+        CompactString::default()
     };
     let amount_usd = field(columns.amount_usd)
         .parse::<f64>()
@@ -567,7 +569,7 @@ fn parse_row(
     Ok(Sensitivity {
         netting_set: columns
             .netting_set
-            .map(|i| field(i).to_string())
+            .map(|i| CompactString::from(field(i)))
             .unwrap_or_default(),
         product_class,
         risk_type,
@@ -598,7 +600,7 @@ mod tests {
                 qualifier: "BTC".into(),
                 bucket: Bucket::Numbered(12),
                 tenor: Some(Tenor::Y1),
-                label2: String::new(),
+                label2: CompactString::default(),
                 amount_usd: 1000.0,
             }])
         );
