@@ -507,6 +507,7 @@ fn parse_row(
         }
         RiskType::FxVol
             if !(qualifier.len() == 6
+                && qualifier.is_ascii()
                 && currency(&qualifier[..3])
                 && currency(&qualifier[3..])) =>
         {
@@ -611,6 +612,14 @@ mod tests {
         assert_eq!(fx_pair("USDEUR"), "EURUSD");
         assert_eq!(fx_pair("eur/usd"), "EURUSD");
         assert_eq!(fx_pair("CHFGBP"), "CHFGBP");
+    }
+
+    #[test]
+    fn a_non_ascii_fx_volatility_pair_is_refused_not_sliced() {
+        let text = format!("{HEADER}\nt1\tNS\tRatesFX\tRisk_FXVol\tAé€\t\t1y\t\t1\n");
+        assert!(
+            matches!(parse(&text), Err(CrifError::Field { row: 2, column, .. }) if column == "Qualifier")
+        );
     }
 
     #[test]
