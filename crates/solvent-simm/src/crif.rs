@@ -287,6 +287,10 @@ impl Tenor {
     }
 }
 
+/// The largest sensitivity read, in USD: every margin built on sensitivities below it stays finite
+/// (risk weights are below 10^4, concentration factors below 10^5).
+const AMOUNT_USD_MAX: f64 = 1e15;
+
 /// The interest rate sub-curves (`Label2` of `Risk_IRCurve`, SIMM section C).
 const SUB_CURVES: [&str; 7] = [
     "OIS",
@@ -567,6 +571,14 @@ fn parse_row(
         .ok()
         .filter(|a| a.is_finite())
         .ok_or_else(|| bad(columns.amount_usd, "expected a finite number".into()))?;
+    if amount_usd.abs() > AMOUNT_USD_MAX {
+        return Err(bad(
+            columns.amount_usd,
+            "beyond 10^15 USD: no sensitivity is that large, and margins built on it would \
+             overflow"
+                .into(),
+        ));
+    }
     Ok(Sensitivity {
         netting_set: columns
             .netting_set
