@@ -4,7 +4,7 @@ open-source-risk-engine) on a CRIF file, for the tests of crates/solvent-simm an
 Usage: simm_ore.py [--post] CRIF.tsv VERSION [VERSION...]   (VERSION: 2.6, 2.7, 2.8, 2.8+2512)
 
 Prints JSON: {"seconds": {version: s}, "results": {version: {netting_set: breakdown}}}, where a
-breakdown holds "total", "margin_types" {Delta, Vega, Curvature, BaseCorr}, "risk_classes" {rc:
+breakdown holds "total", "margin_types" {Delta, Vega, Curvature, BaseCorr, AdditionalIM}, "risk_classes" {rc:
 {Delta, Vega, Curvature, BaseCorr, All}} and "product_classes" {pc: {"total", "margin_types", "risk_classes"}}:
 ORE's collect ("Call") side, or its "Post" side with --post; result and calculation currency USD,
 10-day margin period.
@@ -46,6 +46,7 @@ MARGIN_TYPES = {
     "Vega": S.MarginType_Vega,
     "Curvature": S.MarginType_Curvature,
     "BaseCorr": S.MarginType_BaseCorr,
+    "AdditionalIM": S.MarginType_AdditionalIM,
     "All": S.MarginType_All,
 }
 BUCKETED = {

@@ -89,6 +89,14 @@ fn row(product: &str, risk: &str, margins: &MarginTypes, total: f64) -> Vec<Stri
     ]
 }
 
+/// A row of an add-on: only its total.
+fn add_on_row(product: &str, what: &str, amount: f64) -> Vec<String> {
+    let mut cells = vec![product.to_string(), what.to_string()];
+    cells.extend(std::iter::repeat_n(String::new(), 4));
+    cells.push(usd(Some(amount)));
+    cells
+}
+
 fn tables(version: Version, side: SideArg, results: &[NettingSetSimm]) -> String {
     let mut out = String::new();
     for set in results {
@@ -123,7 +131,20 @@ fn tables(version: Version, side: SideArg, results: &[NettingSetSimm]) -> String
                     risk.total,
                 ));
             }
-            grid.add_row(row(name, "all (psi)", &product.margins, product.total));
+            match product.additional {
+                Some(extra) => {
+                    grid.add_row(row(
+                        name,
+                        "all (psi)",
+                        &product.margins,
+                        product.total - extra,
+                    ));
+                    grid.add_row(add_on_row(name, "x multiplier", extra));
+                }
+                None => {
+                    grid.add_row(row(name, "all (psi)", &product.margins, product.total));
+                }
+            }
         }
         for risk in &set.risk_classes {
             grid.add_row(row(
@@ -132,6 +153,9 @@ fn tables(version: Version, side: SideArg, results: &[NettingSetSimm]) -> String
                 &risk.margins,
                 risk.total,
             ));
+        }
+        if let Some(additional) = set.additional {
+            grid.add_row(add_on_row("all", "add-ons", additional));
         }
         grid.add_row(row("all", "all", &set.margins, set.total));
         for column in 2..7 {
@@ -145,7 +169,7 @@ fn tables(version: Version, side: SideArg, results: &[NettingSetSimm]) -> String
         out,
         "{} side, USD, 10-day margin period. A risk class's total is the sum of its margin types;\n\
          a product class's aggregates its risk classes with psi (SIMM B.6-7, K); SIMM is the sum of\n\
-         the product classes (B.6-7).",
+         the product classes (B.6-7) and of the add-ons.",
         if matches!(side, SideArg::Post) {
             "Post"
         } else {

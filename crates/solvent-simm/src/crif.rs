@@ -2,8 +2,9 @@
 //! section 2): one sensitivity per row, tab- or comma-separated, with a header naming the columns.
 //!
 //! Read columns (names matched without regard to case): `PortfolioID` (the netting set; empty when
-//! absent), `TradeID` (optional), `ProductClass`, `RiskType`, `Qualifier`, `Bucket`, `Label1`,
-//! `Label2` and `AmountUSD`. Other columns are ignored. Every error names the row (1 is the header)
+//! absent), `ProductClass`, `RiskType`, `Qualifier`, `Bucket`, `Label1`, `Label2`, `AmountUSD`, and
+//! `Amount` for the factors of the add-on rows (`Param_ProductClassMultiplier`,
+//! `Param_AddOnNotionalFactor`). Other columns are ignored. Every error names the row (1 is the header)
 //! and the column at fault.
 
 use compact_str::CompactString;
@@ -88,12 +89,7 @@ pub enum RiskType {
 }
 
 /// The CRIF risk types SIMM defines that Solvent does not compute yet.
-const NOT_COVERED: [&str; 4] = [
-    "Risk_AddOnNotionalFactor",
-    "Risk_AddOnFixedAmount",
-    "Risk_ProductClassMultiplier",
-    "Risk_PV",
-];
+const NOT_COVERED: [&str; 1] = ["PV"];
 
 impl RiskType {
     /// Every risk type computed.
@@ -324,6 +320,58 @@ pub struct Sensitivity {
     pub amount_usd: f64,
 }
 
+/// A SIMM parameter row of a CRIF (ISDA SIMM Methodology: Risk Data Standards, the `Param_`
+/// rows): an addition to the netting set's margin. Such rows have no product class.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AddOnKind {
+    /// `Param_ProductClassMultiplier`: the product class's margin is multiplied by `factor`
+    /// (the `Amount` column, at least 0); the qualifier names the product class.
+    ProductClassMultiplier {
+        /// The product class multiplied.
+        product_class: ProductClass,
+        /// The multiplier.
+        factor: f64,
+    },
+    /// `Param_AddOnFixedAmount`: a fixed amount of margin (`AmountUSD`).
+    FixedAmount {
+        /// The amount, USD.
+        amount_usd: f64,
+    },
+    /// `Param_AddOnNotionalFactor`: `factor_percent` % (the `Amount` column) of the notional of
+    /// the `Notional` row with the same qualifier.
+    NotionalFactor {
+        /// The product the factor applies to.
+        qualifier: CompactString,
+        /// The factor, in percent.
+        factor_percent: f64,
+    },
+    /// `Notional`: the notional a `Param_AddOnNotionalFactor` applies to (`AmountUSD`).
+    Notional {
+        /// The product.
+        qualifier: CompactString,
+        /// The notional, USD.
+        amount_usd: f64,
+    },
+}
+
+/// One add-on row of a netting set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddOn {
+    /// The netting set (`PortfolioID`).
+    pub netting_set: CompactString,
+    /// What it adds.
+    pub kind: AddOnKind,
+}
+
+/// A parsed CRIF: its sensitivities and its add-on rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Crif {
+    /// The sensitivities.
+    pub sensitivities: Vec<Sensitivity>,
+    /// The add-on rows.
+    pub add_ons: Vec<AddOn>,
+}
+
 /// The columns read, by position in the header.
 struct Columns {
     netting_set: Option<usize>,
@@ -333,6 +381,7 @@ struct Columns {
     bucket: usize,
     label1: usize,
     label2: Option<usize>,
+    amount: Option<usize>,
     amount_usd: usize,
 }
 
@@ -353,6 +402,7 @@ impl Columns {
             bucket: need("Bucket")?,
             label1: need("Label1")?,
             label2: find(header, "Label2"),
+            amount: find(header, "Amount"),
             amount_usd: need("AmountUSD")?,
         })
     }
@@ -363,7 +413,7 @@ impl Columns {
 /// # Errors
 /// [`CrifError`] naming the row and column of the first bad field, a missing column, or a risk
 /// type SIMM defines that Solvent does not compute.
-pub fn parse(text: &str) -> Result<Vec<Sensitivity>, CrifError> {
+pub fn parse(text: &str) -> Result<Crif, CrifError> {
     let mut lines = text.lines().enumerate();
     let (_, header_line) = lines
         .by_ref()
@@ -376,7 +426,7 @@ pub fn parse(text: &str) -> Result<Vec<Sensitivity>, CrifError> {
     };
     let header: Vec<&str> = header_line.split(delimiter).collect();
     let columns = Columns::read(&header)?;
-    let mut rows = Vec::new();
+    let mut crif = Crif::default();
     // One buffer of fields for every row: no allocation per row beyond the row's own strings.
     let mut fields: Vec<&str> = Vec::with_capacity(header.len());
     for (index, line) in lines {
@@ -385,9 +435,94 @@ pub fn parse(text: &str) -> Result<Vec<Sensitivity>, CrifError> {
         }
         fields.clear();
         fields.extend(line.split(delimiter));
-        rows.push(parse_row(&fields, &columns, &header, index + 1)?);
+        let risk_type = fields.get(columns.risk_type).map_or("", |f| f.trim());
+        if risk_type.starts_with("Param_") || risk_type.eq_ignore_ascii_case("Notional") {
+            crif.add_ons
+                .push(parse_add_on(&fields, &columns, &header, index + 1)?);
+        } else {
+            crif.sensitivities
+                .push(parse_row(&fields, &columns, &header, index + 1)?);
+        }
     }
-    Ok(rows)
+    Ok(crif)
+}
+
+/// Reads an add-on row (`Param_*` or `Notional`).
+fn parse_add_on(
+    fields: &[&str],
+    columns: &Columns,
+    header: &[&str],
+    row: usize,
+) -> Result<AddOn, CrifError> {
+    let field = |index: usize| fields.get(index).map_or("", |f| f.trim());
+    let bad = |index: usize, message: String| CrifError::Field {
+        row,
+        column: header.get(index).map_or("", |h| h.trim()).to_string(),
+        value: field(index).to_string(),
+        message,
+    };
+    if !field(columns.product_class).is_empty() {
+        return Err(bad(
+            columns.product_class,
+            "an add-on row has no product class".into(),
+        ));
+    }
+    let number = |index: usize| -> Result<f64, CrifError> {
+        field(index)
+            .parse::<f64>()
+            .ok()
+            .filter(|a| a.is_finite() && a.abs() <= AMOUNT_USD_MAX)
+            .ok_or_else(|| bad(index, "expected a finite number within 10^15".into()))
+    };
+    let amount = || -> Result<f64, CrifError> {
+        let index = columns.amount.ok_or(CrifError::MissingColumn("Amount"))?;
+        number(index)
+    };
+    let qualifier = CompactString::from(field(columns.qualifier));
+    let risk_type = field(columns.risk_type);
+    let kind = if risk_type.eq_ignore_ascii_case("Param_ProductClassMultiplier") {
+        let product_class = ProductClass::parse(&qualifier).ok_or_else(|| {
+            bad(
+                columns.qualifier,
+                "expected the product class multiplied: RatesFX, Credit, Equity or Commodity"
+                    .into(),
+            )
+        })?;
+        let factor = amount()?;
+        if factor < 0.0 {
+            return Err(bad(
+                columns.amount.unwrap_or(columns.amount_usd),
+                "a multiplier is at least 0".into(),
+            ));
+        }
+        AddOnKind::ProductClassMultiplier {
+            product_class,
+            factor,
+        }
+    } else if risk_type.eq_ignore_ascii_case("Param_AddOnFixedAmount") {
+        AddOnKind::FixedAmount {
+            amount_usd: number(columns.amount_usd)?,
+        }
+    } else if risk_type.eq_ignore_ascii_case("Param_AddOnNotionalFactor") {
+        AddOnKind::NotionalFactor {
+            qualifier,
+            factor_percent: amount()?,
+        }
+    } else if risk_type.eq_ignore_ascii_case("Notional") {
+        AddOnKind::Notional {
+            qualifier,
+            amount_usd: number(columns.amount_usd)?,
+        }
+    } else {
+        return Err(bad(columns.risk_type, "not a SIMM parameter".into()));
+    };
+    Ok(AddOn {
+        netting_set: columns
+            .netting_set
+            .map(|i| CompactString::from(field(i)))
+            .unwrap_or_default(),
+        kind,
+    })
 }
 
 /// An FX volatility qualifier as one risk factor: upper case, delimiters (`/.,-_|;: `) removed,
@@ -603,7 +738,7 @@ mod tests {
     #[test]
     fn reads_a_vega_row() {
         let text = format!("{HEADER}\nt1\tNS\tEquity\tRisk_EquityVol\tBTC\t12\t1y\t\t1000\n");
-        let rows = parse(&text);
+        let rows = parse(&text).map(|c| c.sensitivities);
         assert_eq!(
             rows,
             Ok(vec![Sensitivity {
@@ -657,15 +792,22 @@ mod tests {
     }
 
     #[test]
-    fn add_on_rows_are_named_as_not_covered() {
-        let text =
-            format!("{HEADER}\n\nt1\tNS\tRatesFX\tRisk_AddOnNotionalFactor\tSwap\t\t\t\t1\n");
+    fn schedule_rows_are_named_as_not_covered() {
+        let text = format!("{HEADER}\n\nt1\tNS\tRatesFX\tPV\tSwap\t\t\t\t1\n");
         assert_eq!(
             parse(&text),
             Err(CrifError::NotCovered {
                 row: 3,
-                risk_type: "Risk_AddOnNotionalFactor".into()
+                risk_type: "PV".into()
             })
+        );
+    }
+
+    #[test]
+    fn an_add_on_with_a_product_class_is_refused() {
+        let text = format!("{HEADER}\nt1\tNS\tEquity\tParam_AddOnFixedAmount\t\t\t\t\t1\n");
+        assert!(
+            matches!(parse(&text), Err(CrifError::Field { row: 2, column, .. }) if column == "ProductClass")
         );
     }
 

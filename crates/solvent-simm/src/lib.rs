@@ -10,7 +10,8 @@
 //! Covered: every risk class (interest rate, credit qualifying and non-qualifying, equity,
 //! commodity, FX: delta, vega, curvature, base correlation, concentration) in the four product
 //! classes, for SIMM 2.6, 2.7 (+2412) and 2.8 (+2506) at a 10-day margin period. The calculation
-//! currency is USD and amounts are read from `AmountUSD`. Add-ons are refused by name. The figures agree with Open Source Risk Engine's `SimmCalculator`
+//! currency is USD and amounts are read from `AmountUSD`. The add-on rows (product class
+//! multipliers, fixed amounts, notional factors) are applied as ORE applies them. The figures agree with Open Source Risk Engine's `SimmCalculator`
 //! (the collect side) to the cent; see `docs/simm.md`.
 //!
 //! ```
@@ -33,7 +34,7 @@ mod margin;
 mod report;
 
 pub use calibration::{Calibration, Version};
-pub use crif::{Bucket, ProductClass, RiskType, Sensitivity, Tenor};
+pub use crif::{AddOn, AddOnKind, Bucket, Crif, ProductClass, RiskType, Sensitivity, Tenor};
 pub use error::{CalibrationError, CrifError};
 pub use report::{
     MarginTypes, NettingSetSimm, ProductClassSimm, RiskClass, RiskClassSimm, Side, simm,

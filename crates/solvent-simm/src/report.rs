@@ -10,7 +10,7 @@ use foldhash::fast::FixedState;
 use serde::Serialize;
 
 use crate::calibration::Calibration;
-use crate::crif::{ProductClass, RiskType, Sensitivity};
+use crate::crif::{AddOn, AddOnKind, Crif, ProductClass, RiskType, Sensitivity};
 use crate::interest_rate;
 use crate::margin::{Aggregated, curvature, delta_or_vega};
 
@@ -160,7 +160,10 @@ pub struct ProductClassSimm {
     pub risk_classes: Vec<RiskClassSimm>,
     /// Each margin type aggregated across the risk classes with `psi`.
     pub margins: MarginTypes,
-    /// `sqrt(sum_r sum_s psi_rs IM_r IM_s)` (sections B.6-7, psi of section K).
+    /// `(multiplier - 1) x` the product class's margin, when a `Param_ProductClassMultiplier`
+    /// row names it.
+    pub additional: Option<f64>,
+    /// `sqrt(sum_r sum_s psi_rs IM_r IM_s)` (sections B.6-7, psi of section K), plus `additional`.
     pub total: f64,
 }
 
@@ -175,7 +178,10 @@ pub struct NettingSetSimm {
     pub risk_classes: Vec<RiskClassSimm>,
     /// Each margin type summed across product classes.
     pub margins: MarginTypes,
-    /// SIMM: the sum of the product classes' margins (sections B.6-7).
+    /// The add-ons: product class multipliers, fixed amounts and notional factors.
+    pub additional: Option<f64>,
+    /// SIMM: the sum of the product classes' margins (sections B.6-7) and of the fixed and
+    /// notional add-ons.
     pub total: f64,
 }
 
@@ -277,6 +283,7 @@ fn product_class(
         total: psi_aggregate(calibration, &totals),
         risk_classes,
         margins,
+        additional: None,
     }
 }
 
@@ -292,6 +299,7 @@ fn netting_set(
     calibration: &Calibration,
     name: &str,
     groups: &[(ProductClass, RiskType, Vec<Aggregated<'_>>)],
+    add_ons: &[&AddOn],
     side: Side,
 ) -> NettingSetSimm {
     let mut product_classes = Vec::new();
@@ -327,44 +335,107 @@ fn netting_set(
     for p in &product_classes {
         margins = margins.plus(&p.margins);
     }
+    let mut total: f64 = product_classes.iter().map(|p| p.total).sum();
+    let additional = apply_add_ons(&mut product_classes, add_ons);
+    if let Some(a) = additional {
+        total += a;
+    }
     NettingSetSimm {
         netting_set: name.to_string(),
-        total: product_classes.iter().map(|p| p.total).sum(),
+        total,
         product_classes,
         risk_classes,
         margins,
+        additional,
     }
+}
+
+/// Applies a netting set's add-on rows as ORE does: a product class multiplier adds
+/// `(factor - 1) x` the product class's margin (to that product class and to SIMM), a fixed amount
+/// adds itself, a notional factor adds `notional x factor / 100` for the notional of its qualifier.
+/// Rows of the same kind and qualifier are summed first. Returns the sum of the add-ons, `None`
+/// when there are none.
+fn apply_add_ons(product_classes: &mut [ProductClassSimm], add_ons: &[&AddOn]) -> Option<f64> {
+    if add_ons.is_empty() {
+        return None;
+    }
+    let mut additional = 0.0;
+    for p in product_classes.iter_mut() {
+        let factors: Vec<f64> = add_ons
+            .iter()
+            .filter_map(|a| match a.kind {
+                AddOnKind::ProductClassMultiplier {
+                    product_class,
+                    factor,
+                } if product_class == p.product_class => Some(factor),
+                _ => None,
+            })
+            .collect();
+        if !factors.is_empty() {
+            let factor: f64 = factors.iter().sum();
+            let extra = (factor - 1.0) * p.total;
+            p.additional = Some(extra);
+            p.total += extra;
+            additional += extra;
+        }
+    }
+    for a in add_ons {
+        match &a.kind {
+            AddOnKind::FixedAmount { amount_usd } => additional += amount_usd,
+            AddOnKind::NotionalFactor {
+                qualifier,
+                factor_percent,
+            } => {
+                let notionals: Vec<f64> = add_ons
+                    .iter()
+                    .filter_map(|n| match &n.kind {
+                        AddOnKind::Notional {
+                            qualifier: q,
+                            amount_usd,
+                        } if q == qualifier => Some(*amount_usd),
+                        _ => None,
+                    })
+                    .collect();
+                if !notionals.is_empty() {
+                    let notional: f64 = notionals.iter().sum();
+                    additional += notional * factor_percent / 100.0;
+                }
+            }
+            AddOnKind::ProductClassMultiplier { .. } | AddOnKind::Notional { .. } => {}
+        }
+    }
+    Some(additional)
 }
 
 /// SIMM of every netting set in the sensitivities, in the order of their names.
 ///
 /// Rows with the same netting set, product class, risk type, qualifier, bucket, tenor and Label2
 /// are summed first, as ORE aggregates its CRIF.
-pub fn simm(sensitivities: &[Sensitivity], calibration: &Calibration) -> Vec<NettingSetSimm> {
-    simm_for_side(sensitivities, calibration, Side::Collect)
+pub fn simm(crif: &Crif, calibration: &Calibration) -> Vec<NettingSetSimm> {
+    simm_for_side(crif, calibration, Side::Collect)
 }
 
 /// SIMM of every netting set for one side: [`simm`] is the collect side.
-pub fn simm_for_side(
-    sensitivities: &[Sensitivity],
-    calibration: &Calibration,
-    side: Side,
-) -> Vec<NettingSetSimm> {
+pub fn simm_for_side(crif: &Crif, calibration: &Calibration, side: Side) -> Vec<NettingSetSimm> {
     // Group by netting set first (a hash map, then the names sorted), so that the sort that
     // aggregates runs over one netting set's rows at a time.
     // A fixed hasher seed: the same input takes the same path on every run.
     let mut by_set: HashMap<&str, Vec<&Sensitivity>, FixedState> =
         HashMap::with_hasher(FixedState::with_seed(0));
-    for s in sensitivities {
+    for s in &crif.sensitivities {
         by_set.entry(s.netting_set.as_str()).or_default().push(s);
     }
-    let mut names: Vec<&str> = by_set.keys().copied().collect();
+    let mut add_ons: HashMap<&str, Vec<&AddOn>, FixedState> =
+        HashMap::with_hasher(FixedState::with_seed(0));
+    for a in &crif.add_ons {
+        add_ons.entry(a.netting_set.as_str()).or_default().push(a);
+    }
+    let mut names: Vec<&str> = by_set.keys().chain(add_ons.keys()).copied().collect();
     names.sort_unstable();
+    names.dedup();
     let mut results = Vec::with_capacity(names.len());
     for name in names {
-        let Some(mut set) = by_set.remove(name) else {
-            continue;
-        };
+        let mut set = by_set.remove(name).unwrap_or_default();
         set.sort_by(|a, b| {
             (
                 a.product_class,
@@ -372,6 +443,7 @@ pub fn simm_for_side(
                 a.bucket,
                 &a.qualifier,
                 a.tenor,
+                &a.label2,
             )
                 .cmp(&(
                     b.product_class,
@@ -379,9 +451,11 @@ pub fn simm_for_side(
                     b.bucket,
                     &b.qualifier,
                     b.tenor,
+                    &b.label2,
                 ))
         });
-        results.push(netting_set_of(calibration, name, &set, side));
+        let set_add_ons = add_ons.remove(name).unwrap_or_default();
+        results.push(netting_set_of(calibration, name, &set, &set_add_ons, side));
     }
     results
 }
@@ -392,6 +466,7 @@ fn netting_set_of(
     calibration: &Calibration,
     name: &str,
     set: &[&Sensitivity],
+    add_ons: &[&AddOn],
     side: Side,
 ) -> NettingSetSimm {
     let mut groups: Vec<(ProductClass, RiskType, Vec<Aggregated<'_>>)> = Vec::new();
@@ -420,5 +495,5 @@ fn netting_set_of(
         }
         groups.push((group[0].product_class, group[0].risk_type, aggregated));
     }
-    netting_set(calibration, name, &groups, side)
+    netting_set(calibration, name, &groups, add_ons, side)
 }

@@ -217,3 +217,26 @@ fn interest_rate_vega_and_curvature_scaled_by_the_historical_volatility_ratio() 
     assert_close(result.margins.vega.unwrap(), 0.23 * 10_000.0);
     assert_close(result.margins.curvature.unwrap(), curvature);
 }
+
+#[test]
+fn add_ons_multiply_a_product_class_and_add_amounts() {
+    // Equity delta 30 x 100,000 = 3,000,000; a product class multiplier of 1.5 adds
+    // 0.5 x 3,000,000; a fixed add-on adds 250,000; a notional factor of 2% on a notional of
+    // 10,000,000 adds 200,000.
+    let text = "PortfolioID\tProductClass\tRiskType\tQualifier\tBucket\tLabel1\tLabel2\tAmount\tAmountUSD\n\
+                A\tEquity\tRisk_Equity\tACME\t1\t\t\t100000\t100000\n\
+                A\t\tParam_ProductClassMultiplier\tEquity\t\t\t\t1.5\t\n\
+                A\t\tParam_AddOnFixedAmount\tFixed\t\t\t\t\t250000\n\
+                A\t\tParam_AddOnNotionalFactor\tSwaption\t\t\t\t2\t\n\
+                A\t\tNotional\tSwaption\t\t\t\t\t10000000\n";
+    let crif = crif::parse(text).unwrap();
+    let calibration = Calibration::load(Version::V2_6).unwrap();
+    let result = &simm(&crif, &calibration)[0];
+    assert_close(result.product_classes[0].additional.unwrap(), 1_500_000.0);
+    assert_close(result.product_classes[0].total, 4_500_000.0);
+    assert_close(
+        result.additional.unwrap(),
+        1_500_000.0 + 250_000.0 + 200_000.0,
+    );
+    assert_close(result.total, 3_000_000.0 + 1_950_000.0);
+}

@@ -113,6 +113,11 @@ impl Comparison {
 
     fn netting_set(&mut self, what: &str, ours: &NettingSetSimm, theirs: &Value) {
         self.check(&format!("{what} total"), Some(ours.total), &theirs["total"]);
+        self.check(
+            &format!("{what} add-ons"),
+            ours.additional,
+            &theirs["margin_types"]["AdditionalIM"],
+        );
         self.margin_types(what, &ours.margins, &theirs["margin_types"]);
         self.risk_classes(what, &ours.risk_classes, &theirs["risk_classes"]);
         let products = theirs["product_classes"]
@@ -127,6 +132,11 @@ impl Comparison {
             let t = &theirs["product_classes"][p.product_class.name()];
             let label = format!("{what} {}", p.product_class.name());
             self.check(&format!("{label} total"), Some(p.total), &t["total"]);
+            self.check(
+                &format!("{label} multiplier"),
+                p.additional,
+                &t["margin_types"]["AdditionalIM"],
+            );
             self.margin_types(&label, &p.margins, &t["margin_types"]);
             self.risk_classes(&label, &p.risk_classes, &t["risk_classes"]);
         }
@@ -189,6 +199,13 @@ fn many_small_netting_sets_agree_with_ore() {
 #[test]
 fn netting_sets_spanning_every_bucket_agree_with_ore() {
     compare("wide", &generate::crif(2, 25, 150), true);
+}
+
+#[test]
+fn add_ons_agree_with_ore() {
+    let mut text = generate::crif(4, 80, 20);
+    text.push_str(&generate::add_ons(4, 80));
+    compare("add-ons", &text, false);
 }
 
 #[test]

@@ -222,3 +222,42 @@ pub fn crif(seed: u64, netting_sets: usize, rows: usize) -> String {
     }
     out
 }
+
+/// Add-on rows for some of the netting sets of [`crif`] (no header): product class multipliers,
+/// fixed amounts, notional factors with their notionals.
+#[allow(dead_code)]
+pub fn add_ons(seed: u64, netting_sets: usize) -> String {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = String::new();
+    for set in 0..netting_sets {
+        if rng.random_bool(0.4) {
+            let pc = PRODUCT_CLASSES[rng.random_range(0..PRODUCT_CLASSES.len())];
+            let factor = (rng.random_range(0.5..2.5_f64) * 100.0).round() / 100.0;
+            let _ = writeln!(
+                out,
+                "A{set}m\tNS{set}\t\tParam_ProductClassMultiplier\t{pc}\t\t\t\tUSD\t{factor}\t{factor}"
+            );
+        }
+        if rng.random_bool(0.4) {
+            let amount = amount(&mut rng, 7.0).abs();
+            let _ = writeln!(
+                out,
+                "A{set}f\tNS{set}\t\tParam_AddOnFixedAmount\tFixed\t\t\t\tUSD\t{amount}\t{amount}"
+            );
+        }
+        if rng.random_bool(0.4) {
+            let product = ["Swaption", "Exotic"][rng.random_range(0..2)];
+            let factor = (rng.random_range(0.1..5.0_f64) * 100.0).round() / 100.0;
+            let notional = amount(&mut rng, 9.0).abs();
+            let _ = writeln!(
+                out,
+                "A{set}n\tNS{set}\t\tParam_AddOnNotionalFactor\t{product}\t\t\t\tUSD\t{factor}\t{factor}"
+            );
+            let _ = writeln!(
+                out,
+                "A{set}N\tNS{set}\t\tNotional\t{product}\t\t\t\tUSD\t{notional}\t{notional}"
+            );
+        }
+    }
+    out
+}
