@@ -172,9 +172,16 @@ impl RiskType {
     }
 
     fn parse(text: &str) -> Option<Self> {
+        // The names as CRIFs write them first (most comparisons stop at the length), then any
+        // other case.
         RiskType::ALL
             .into_iter()
-            .find(|r| r.name().eq_ignore_ascii_case(text))
+            .find(|r| r.name() == text)
+            .or_else(|| {
+                RiskType::ALL
+                    .into_iter()
+                    .find(|r| r.name().eq_ignore_ascii_case(text))
+            })
     }
 }
 

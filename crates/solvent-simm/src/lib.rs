@@ -1,11 +1,13 @@
 //! ISDA SIMM (the Standard Initial Margin Model for non-cleared derivatives) from a CRIF.
 //!
-//! - [`crif`] reads the Common Risk Interchange Format into validated [`Sensitivity`] rows; every
-//!   error names its row and column.
+//! - [`crif`] reads the Common Risk Interchange Format into validated [`Sensitivity`] rows and
+//!   [`AddOn`] rows; every error names its row and column.
 //! - [`Calibration`] holds one version's risk weights, correlations, concentration thresholds and
 //!   historical volatility ratios, shipped as data under `calibration/` with their source.
-//! - [`simm`] computes, per netting set, the delta, vega and curvature margins of each risk class
-//!   (`margin`), then aggregates them across risk classes and product classes ([`NettingSetSimm`]).
+//! - [`simm`] computes, per netting set, the delta, vega, curvature and base correlation margins of
+//!   each risk class (`margin` for the bucketed classes, `interest_rate` for one bucket per
+//!   currency), aggregates them across risk classes and product classes and applies the add-ons
+//!   ([`NettingSetSimm`]); [`simm_for_side`] gives the post side.
 //!
 //! Covered: every risk class (interest rate, credit qualifying and non-qualifying, equity,
 //! commodity, FX: delta, vega, curvature, base correlation, concentration) in the four product
