@@ -1,7 +1,8 @@
 """ISDA SIMM oracle: Open Source Risk Engine's SimmCalculator (pip package
 open-source-risk-engine) on a CRIF file, for the tests of crates/solvent-simm and bench/simm.sh.
 
-Usage: simm_ore.py [--post] CRIF.tsv VERSION [VERSION...]   (VERSION: 2.6, 2.7, 2.8, 2.8+2512)
+Usage: simm_ore.py [--post] [--one-day] CRIF.tsv VERSION [VERSION...]
+  (VERSION: 2.6, 2.7, 2.8, 2.8+2512; --one-day: the 1-day margin period of risk)
 
 Prints JSON: {"seconds": {version: s}, "results": {version: {netting_set: breakdown}}}, where a
 breakdown holds "total", "margin_types" {Delta, Vega, Curvature, BaseCorr, AdditionalIM}, "risk_classes" {rc:
@@ -79,14 +80,14 @@ def breakdown(res, pc):
     }
 
 
-def run(text, rows, version, side):
+def run(text, rows, version, side, mpor):
     mapper = ORE.SimmBucketMapperBase()
     for row in rows:
         risk_type = BUCKETED.get(row["RiskType"])
         if risk_type is not None and not mapper.has(risk_type, row["Qualifier"]):
             mapper.addMapping(risk_type, row["Qualifier"], row["Bucket"])
     start = time.perf_counter()
-    config = CONFIGS[version](mapper)
+    config = CONFIGS[version](mapper, mpor)
     crif = ORE.Crif()
     crif.setCsvLoaderConfig(config)
     crif.fromCSVString(text)
@@ -108,15 +109,21 @@ def run(text, rows, version, side):
 def main():
     args = sys.argv[1:]
     side = S.SimmSide_Call
-    if args and args[0] == "--post":
-        side = S.SimmSide_Post
+    mpor = 10
+    while args and args[0].startswith("--"):
+        if args[0] == "--post":
+            side = S.SimmSide_Post
+        elif args[0] == "--one-day":
+            mpor = 1
+        else:
+            raise SystemExit(f"unknown option {args[0]}")
         args = args[1:]
     path, versions = args[0], args[1:]
     text = open(path).read()
     rows = list(csv.DictReader(io.StringIO(text), delimiter="\t"))
     results, seconds = {}, {}
     for version in versions:
-        results[version], seconds[version] = run(text, rows, version, side)
+        results[version], seconds[version] = run(text, rows, version, side, mpor)
     json.dump({"seconds": seconds, "results": results}, sys.stdout)
 
 

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
-use solvent_simm::{Calibration, MarginTypes, NettingSetSimm, Side, Version, crif, simm_for_side};
+use solvent_simm::{
+    Calibration, MarginPeriod, MarginTypes, NettingSetSimm, Side, Version, crif, simm_for_side,
+};
 
 use crate::render::{grouped, table};
 
@@ -20,6 +22,9 @@ pub(crate) struct SimmArgs {
     /// The SIMM version: 2.6, 2.7 (+2412) or 2.8 (+2506).
     #[arg(long, default_value = "2.8")]
     version: String,
+    /// The margin period of risk in days: 10, or 1 (one-day calibration, no concentration).
+    #[arg(long, default_value = "10", value_name = "DAYS")]
+    mpor: String,
     /// The side: the margin to collect (the sensitivities as given) or to post (negated, which
     /// changes curvature only).
     #[arg(long, value_enum, default_value_t = SideArg::Collect)]
@@ -58,18 +63,20 @@ pub(crate) fn run(args: &SimmArgs) -> Result<String> {
     let text = fs::read_to_string(&args.crif)
         .with_context(|| format!("cannot read {}", args.crif.display()))?;
     let sensitivities = crif::parse(&text).with_context(|| format!("{}", args.crif.display()))?;
-    let calibration = Calibration::load(version)?;
+    let period = MarginPeriod::parse(&args.mpor)?;
+    let calibration = Calibration::load_for(version, period)?;
     let results = simm_for_side(&sensitivities, &calibration, args.side.side());
     if args.json {
         let value = json!({
             "version": version.name(),
             "side": args.side.name(),
+            "margin_period_days": if period == MarginPeriod::OneDay { 1 } else { 10 },
             "currency": "USD",
             "netting_sets": results,
         });
         return Ok(format!("{}\n", serde_json::to_string_pretty(&value)?));
     }
-    Ok(tables(version, args.side, &results))
+    Ok(tables(version, args.side, period, &results))
 }
 
 /// USD to the cent with thousands separators; an absent margin type shows as `-`.
@@ -97,7 +104,12 @@ fn add_on_row(product: &str, what: &str, amount: f64) -> Vec<String> {
     cells
 }
 
-fn tables(version: Version, side: SideArg, results: &[NettingSetSimm]) -> String {
+fn tables(
+    version: Version,
+    side: SideArg,
+    period: MarginPeriod,
+    results: &[NettingSetSimm],
+) -> String {
     let mut out = String::new();
     for set in results {
         let name = if set.netting_set.is_empty() {
@@ -167,13 +179,18 @@ fn tables(version: Version, side: SideArg, results: &[NettingSetSimm]) -> String
     }
     let _ = writeln!(
         out,
-        "{} side, USD, 10-day margin period. A risk class's total is the sum of its margin types;\n\
+        "{} side, USD, {}-day margin period. A risk class's total is the sum of its margin types;\n\
          a product class's aggregates its risk classes with psi (SIMM B.6-7, K); SIMM is the sum of\n\
          the product classes (B.6-7) and of the add-ons.",
         if matches!(side, SideArg::Post) {
             "Post"
         } else {
             "Collect"
+        },
+        if period == MarginPeriod::OneDay {
+            1
+        } else {
+            10
         }
     );
     out

@@ -99,3 +99,32 @@ fn the_post_side_negates_the_sensitivities_for_curvature() {
     let curvature = sets[1]["margins"]["curvature"].as_f64().expect("curvature");
     assert!((curvature - 44_352_692.596_917_24).abs() < 0.005);
 }
+
+#[test]
+fn a_one_day_margin_period_gives_ores_one_day_figures() {
+    let crif = path("examples/simm/crypto-desk.tsv");
+    let (code, text, error) = run(&[
+        "simm",
+        crif.as_str(),
+        "--version",
+        "2.6",
+        "--mpor",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{error}");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(value["margin_period_days"], 1);
+    // ORE SimmCalculator, SIMM 2.6, one-day margin period: cpty-A 2,886,174.859987664,
+    // cpty-B 3,872,388.9228040315.
+    let sets = value["netting_sets"].as_array().expect("netting sets");
+    let total = |i: usize| sets[i]["total"].as_f64().expect("total");
+    assert!((total(0) - 2_886_174.859_987_664).abs() < 0.005);
+    assert!((total(1) - 3_872_388.922_804_031_5).abs() < 0.005);
+    let (code, _, error) = run(&["simm", crif.as_str(), "--mpor", "5"]);
+    assert_eq!(code, 2);
+    assert!(
+        error.contains("unknown margin period of risk '5'"),
+        "{error}"
+    );
+}

@@ -50,11 +50,38 @@ impl Version {
         }
     }
 
-    fn source(self) -> &'static str {
-        match self {
-            Version::V2_6 => include_str!("../calibration/v2_6.toml"),
-            Version::V2_7 => include_str!("../calibration/v2_7.toml"),
-            Version::V2_8 => include_str!("../calibration/v2_8.toml"),
+    fn source(self, period: MarginPeriod) -> &'static str {
+        match (self, period) {
+            (Version::V2_6, MarginPeriod::TenDays) => include_str!("../calibration/v2_6.toml"),
+            (Version::V2_7, MarginPeriod::TenDays) => include_str!("../calibration/v2_7.toml"),
+            (Version::V2_8, MarginPeriod::TenDays) => include_str!("../calibration/v2_8.toml"),
+            (Version::V2_6, MarginPeriod::OneDay) => include_str!("../calibration/v2_6_1d.toml"),
+            (Version::V2_7, MarginPeriod::OneDay) => include_str!("../calibration/v2_7_1d.toml"),
+            (Version::V2_8, MarginPeriod::OneDay) => include_str!("../calibration/v2_8_1d.toml"),
+        }
+    }
+}
+
+/// The margin period of risk of a calibration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum MarginPeriod {
+    /// Ten days, SIMM's standard.
+    TenDays,
+    /// One day (ISDA SIMM Technical Paper, section I): one-day risk weights, curvature weights and
+    /// volatility ratios, no concentration thresholds.
+    OneDay,
+}
+
+impl MarginPeriod {
+    /// Parses `10` or `1` (days).
+    ///
+    /// # Errors
+    /// [`CalibrationError::UnknownMarginPeriod`] for anything else.
+    pub fn parse(text: &str) -> Result<Self, CalibrationError> {
+        match text.trim() {
+            "10" => Ok(MarginPeriod::TenDays),
+            "1" => Ok(MarginPeriod::OneDay),
+            other => Err(CalibrationError::UnknownMarginPeriod(other.to_string())),
         }
     }
 }
@@ -180,6 +207,7 @@ pub(crate) struct FxClass {
 #[derive(Debug, Clone)]
 pub struct Calibration {
     version: Version,
+    pub(crate) period: MarginPeriod,
     pub(crate) equity: BucketedClass,
     pub(crate) commodity: BucketedClass,
     pub(crate) fx: FxClass,
@@ -227,12 +255,20 @@ struct Raw {
 const THRESHOLD_UNIT_USD: f64 = 1_000_000.0;
 
 impl Calibration {
-    /// Loads the calibration shipped for `version`.
+    /// Loads the calibration shipped for `version`, 10-day margin period of risk.
     ///
     /// # Errors
     /// [`CalibrationError`] when the embedded table is malformed (a build defect, never input).
     pub fn load(version: Version) -> Result<Self, CalibrationError> {
-        let raw: Raw = toml::from_str(version.source())
+        Self::load_for(version, MarginPeriod::TenDays)
+    }
+
+    /// Loads the calibration shipped for `version` and a margin period of risk.
+    ///
+    /// # Errors
+    /// [`CalibrationError`] when the embedded table is malformed (a build defect, never input).
+    pub fn load_for(version: Version, period: MarginPeriod) -> Result<Self, CalibrationError> {
+        let raw: Raw = toml::from_str(version.source(period))
             .map_err(|e| CalibrationError::Malformed(version.name(), e.to_string()))?;
         let missing = |what: String| CalibrationError::Missing(version.name(), what);
         let sparse = |map: &BTreeMap<String, BTreeMap<String, f64>>, name: &str| {
@@ -458,8 +494,9 @@ impl Calibration {
                 }
             }
         }
-        Ok(Calibration {
+        let mut calibration = Calibration {
             version,
+            period,
             equity,
             commodity,
             fx,
@@ -469,7 +506,34 @@ impl Calibration {
             base_correlation_weight,
             base_correlation_correlation,
             risk_class_correlation,
-        })
+        };
+        if period == MarginPeriod::OneDay {
+            calibration.without_concentration();
+        }
+        Ok(calibration)
+    }
+
+    /// Technical Paper I.4: with a one-day margin period the concentration risk feature is
+    /// disabled. Infinite thresholds make every concentration factor 1.
+    fn without_concentration(&mut self) {
+        let none = f64::INFINITY;
+        for class in [&mut self.equity, &mut self.commodity] {
+            class.delta_threshold = [none; BUCKET_SLOTS];
+            class.vega_threshold = [none; BUCKET_SLOTS];
+        }
+        for class in [&mut self.credit_qualifying, &mut self.credit_non_qualifying] {
+            class.delta_threshold = [none; BUCKET_SLOTS];
+            class.vega_threshold = none;
+        }
+        self.fx.delta_threshold = [none; 3];
+        self.fx.vega_threshold = [none; 6];
+        self.interest_rate.delta_threshold = [none; 5];
+        self.interest_rate.vega_threshold = [none; 5];
+    }
+
+    /// The margin period of risk.
+    pub fn margin_period(&self) -> MarginPeriod {
+        self.period
     }
 
     /// The version this calibration belongs to.
@@ -616,8 +680,13 @@ fn sparse_matrix(map: &BTreeMap<String, f64>) -> [[Option<f64>; BUCKET_SLOTS]; B
 
 /// `sqrt(365 / 14) / N^-1(0.99)`: turns a delta risk weight into the volatility `sigma` of a vega
 /// sensitivity for a 10-day margin period (SIMM section B.10(b); Technical Paper I.2).
-pub(crate) fn sigma_multiplier() -> f64 {
-    (365.0_f64 / 14.0).sqrt() / NORMAL_QUANTILE_99
+pub(crate) fn sigma_multiplier(period: MarginPeriod) -> f64 {
+    // sqrt(365 / (1.4 x days)): 365 / 14 for ten days (Technical Paper I.2 for one day).
+    let days = match period {
+        MarginPeriod::TenDays => 14.0,
+        MarginPeriod::OneDay => 1.4,
+    };
+    (365.0_f64 / days).sqrt() / NORMAL_QUANTILE_99
 }
 
 /// `N^-1(0.99)`.
@@ -632,10 +701,20 @@ pub(crate) fn curvature_lambda(theta: f64) -> f64 {
 }
 
 /// The curvature scaling function `SF(t) = 0.5 * min(1, 14 / t)` with `t` in calendar days
-/// (SIMM section B.11(b)), written as ORE writes it so the figures agree to the last bit.
-pub(crate) fn curvature_scaling(tenor: Tenor) -> f64 {
+/// (SIMM section B.11(b)); for one day `0.5 * min(1, 1.4 / t)` (Technical Paper I.3), written as
+/// ORE writes them so the figures agree to the last bit.
+pub(crate) fn curvature_scaling(period: MarginPeriod, tenor: Tenor) -> f64 {
+    let horizon = match period {
+        MarginPeriod::TenDays => 14.0,
+        MarginPeriod::OneDay => 1.40,
+    };
     let days = match tenor {
-        Tenor::W2 => return 0.5,
+        Tenor::W2 => {
+            return match period {
+                MarginPeriod::TenDays => 0.5,
+                MarginPeriod::OneDay => 0.5 / 10.0,
+            };
+        }
         Tenor::M1 => 365.0 / 12.0,
         Tenor::M3 => 3.0 * 365.0 / 12.0,
         Tenor::M6 => 6.0 * 365.0 / 12.0,
@@ -648,7 +727,7 @@ pub(crate) fn curvature_scaling(tenor: Tenor) -> f64 {
         Tenor::Y20 => 20.0 * 365.0,
         Tenor::Y30 => 30.0 * 365.0,
     };
-    0.5 * 14.0 / days
+    0.5 * horizon / days
 }
 
 #[cfg(test)]
@@ -658,15 +737,22 @@ mod tests {
     #[test]
     fn every_version_loads() {
         for version in Version::ALL {
-            let calibration = Calibration::load(version);
-            assert!(calibration.is_ok(), "{version:?}: {calibration:?}");
+            for period in [MarginPeriod::TenDays, MarginPeriod::OneDay] {
+                let calibration = Calibration::load_for(version, period);
+                assert!(
+                    calibration.is_ok(),
+                    "{version:?} {period:?}: {calibration:?}"
+                );
+            }
         }
     }
 
     #[test]
     fn sigma_multiplier_is_the_published_expression() {
         // sqrt(365 / 14) / N^-1(0.99) = 5.10603... / 2.32635... = 2.19486...
-        assert!((sigma_multiplier() - 2.194_864_712_328_153_7).abs() < 1e-14);
+        assert!((sigma_multiplier(MarginPeriod::TenDays) - 2.194_864_712_328_153_7).abs() < 1e-14);
+        // sqrt(365 / 1.4) / N^-1(0.99) = 16.1467... / 2.32635...
+        assert!((sigma_multiplier(MarginPeriod::OneDay) - 6.940_771_646_887_217).abs() < 1e-12);
     }
 
     #[test]

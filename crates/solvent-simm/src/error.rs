@@ -41,6 +41,9 @@ pub enum CalibrationError {
     /// No calibration is shipped for this version.
     #[error("unknown SIMM version '{0}': expected 2.6, 2.7 or 2.8")]
     UnknownVersion(String),
+    /// No calibration is shipped for this margin period of risk.
+    #[error("unknown margin period of risk '{0}': expected 10 or 1 (days)")]
+    UnknownMarginPeriod(String),
     /// The embedded table does not parse (a build defect).
     #[error("SIMM {0} calibration is malformed: {1}")]
     Malformed(&'static str, String),

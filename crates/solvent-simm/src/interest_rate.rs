@@ -240,7 +240,11 @@ pub(crate) fn curvature(
         let volatility = of(volatility, currency);
         let cvr: Vec<f64> = volatility
             .iter()
-            .map(|s| s.tenor.map_or(0.0, curvature_scaling) * (s.amount_usd * sign))
+            .map(|s| {
+                s.tenor
+                    .map_or(0.0, |t| curvature_scaling(calibration.period, t))
+                    * (s.amount_usd * sign)
+            })
             .collect();
         let mut squared = 0.0;
         let mut sum = 0.0;
@@ -260,7 +264,10 @@ pub(crate) fn curvature(
         }
         let mut inflation_cvr = 0.0;
         for s in of(inflation, currency) {
-            inflation_cvr += s.tenor.map_or(0.0, curvature_scaling) * (s.amount_usd * sign);
+            inflation_cvr += s
+                .tenor
+                .map_or(0.0, |t| curvature_scaling(calibration.period, t))
+                * (s.amount_usd * sign);
         }
         sum += inflation_cvr;
         sum_all += inflation_cvr;

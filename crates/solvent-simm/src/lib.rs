@@ -35,7 +35,7 @@ mod interest_rate;
 mod margin;
 mod report;
 
-pub use calibration::{Calibration, Version};
+pub use calibration::{Calibration, MarginPeriod, Version};
 pub use crif::{AddOn, AddOnKind, Bucket, Crif, ProductClass, RiskType, Sensitivity, Tenor};
 pub use error::{CalibrationError, CrifError};
 pub use report::{

@@ -65,7 +65,7 @@ fn weights(calibration: &Calibration, risk_type: RiskType, s: &Aggregated<'_>) -
             let (first, second) = s.qualifier.split_at(s.qualifier.len().min(3));
             Weights {
                 risk_weight: calibration.fx.vega_weight,
-                sigma: sigma_multiplier() * fx_weight(calibration, second, first),
+                sigma: sigma_multiplier(calibration.period) * fx_weight(calibration, second, first),
             }
         }
         RiskType::Equity | RiskType::Commodity => Weights {
@@ -76,7 +76,8 @@ fn weights(calibration: &Calibration, risk_type: RiskType, s: &Aggregated<'_>) -
             let class = bucketed(calibration, risk_type);
             Weights {
                 risk_weight: class.map_or(0.0, |c| c.vega_weight[slot]),
-                sigma: sigma_multiplier() * class.map_or(0.0, |c| c.delta_weight[slot]),
+                sigma: sigma_multiplier(calibration.period)
+                    * class.map_or(0.0, |c| c.delta_weight[slot]),
             }
         }
         // Credit vega is already a volatility-weighted sensitivity: no sigma (section B.10).
@@ -360,7 +361,9 @@ pub(crate) fn curvature(
         for qualifier in qualifier_runs(bucket) {
             let mut net = 0.0;
             for s in qualifier {
-                let scaling = s.tenor.map_or(0.0, curvature_scaling);
+                let scaling = s
+                    .tenor
+                    .map_or(0.0, |t| curvature_scaling(calibration.period, t));
                 let sigma = weights(calibration, risk_type, s).sigma;
                 let value = if zero {
                     0.0

@@ -22,7 +22,8 @@ use std::process::Command;
 
 use serde_json::Value;
 use solvent_simm::{
-    Calibration, MarginTypes, NettingSetSimm, RiskClassSimm, Side, Version, crif, simm_for_side,
+    Calibration, MarginPeriod, MarginTypes, NettingSetSimm, RiskClassSimm, Side, Version, crif,
+    simm_for_side,
 };
 
 /// To the cent.
@@ -40,13 +41,16 @@ fn oracle_name(version: Version) -> &'static str {
     }
 }
 
-/// Runs the oracle on a CRIF file for every version, for one side.
-pub fn ore(path: &Path, side: Side) -> Value {
+/// Runs the oracle on a CRIF file for every version, for one side and margin period.
+pub fn ore(path: &Path, side: Side, period: MarginPeriod) -> Value {
     let python = root().join("target/oracle-venv/bin/python");
     let mut command = Command::new(&python);
     command.arg(root().join("scripts/oracles/simm_ore.py"));
     if side == Side::Post {
         command.arg("--post");
+    }
+    if period == MarginPeriod::OneDay {
+        command.arg("--one-day");
     }
     command.arg(path);
     for version in Version::ALL {
@@ -144,18 +148,24 @@ impl Comparison {
 }
 
 fn compare(name: &str, text: &str, every_risk_class: bool) {
-    compare_side(name, text, every_risk_class, Side::Collect);
+    compare_side(
+        name,
+        text,
+        every_risk_class,
+        Side::Collect,
+        MarginPeriod::TenDays,
+    );
 }
 
-fn compare_side(name: &str, text: &str, every_risk_class: bool, side: Side) {
+fn compare_side(name: &str, text: &str, every_risk_class: bool, side: Side, period: MarginPeriod) {
     let dir = std::env::temp_dir().join(format!("solvent-simm-oracle-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.tsv"));
     std::fs::write(&path, text).unwrap();
-    let expected = ore(&path, side);
+    let expected = ore(&path, side, period);
     let rows = crif::parse(text).expect("generated CRIF");
     for version in Version::ALL {
-        let calibration = Calibration::load(version).unwrap();
+        let calibration = Calibration::load_for(version, period).unwrap();
         let results = simm_for_side(&rows, &calibration, side);
         let theirs = &expected["results"][oracle_name(version)];
         let sets = theirs.as_object().expect("netting sets");
@@ -211,7 +221,25 @@ fn add_ons_agree_with_ore() {
 #[test]
 fn the_post_side_agrees_with_ore() {
     // Posting negates every sensitivity, which changes curvature only.
-    compare_side("post", &generate::crif(3, 60, 40), true, Side::Post);
+    compare_side(
+        "post",
+        &generate::crif(3, 60, 40),
+        true,
+        Side::Post,
+        MarginPeriod::TenDays,
+    );
+}
+
+#[test]
+fn a_one_day_margin_period_agrees_with_ore() {
+    // One-day risk weights, curvature weights and volatility ratios; no concentration.
+    compare_side(
+        "one-day",
+        &generate::crif(6, 60, 40),
+        true,
+        Side::Collect,
+        MarginPeriod::OneDay,
+    );
 }
 
 #[test]
