@@ -46,7 +46,7 @@ fn concentration(net: f64, threshold: f64) -> f64 {
 fn of<'s, 'a>(sensitivities: &'s [Aggregated<'a>], currency: &str) -> &'s [Aggregated<'a>] {
     let start = sensitivities.partition_point(|s| s.qualifier < currency);
     let end = sensitivities.partition_point(|s| s.qualifier <= currency);
-    &sensitivities[start..end]
+    sensitivities.get(start..end).unwrap_or(&[])
 }
 
 /// The currencies of several sorted slices, sorted and unique.
