@@ -437,12 +437,12 @@ pub fn parse(text: &str) -> Result<Crif, CrifError> {
     // One buffer of fields for every row: no allocation per row beyond the row's own strings.
     let mut fields: Vec<&str> = Vec::with_capacity(header.len());
     for (index, line) in lines {
-        if line.trim().is_empty() {
+        if line.trim_ascii().is_empty() {
             continue;
         }
         fields.clear();
         fields.extend(line.split(delimiter));
-        let risk_type = fields.get(columns.risk_type).map_or("", |f| f.trim());
+        let risk_type = fields.get(columns.risk_type).map_or("", |f| f.trim_ascii());
         if risk_type.starts_with("Param_") || risk_type.eq_ignore_ascii_case("Notional") {
             crif.add_ons
                 .push(parse_add_on(&fields, &columns, &header, index + 1)?);
@@ -461,7 +461,7 @@ fn parse_add_on(
     header: &[&str],
     row: usize,
 ) -> Result<AddOn, CrifError> {
-    let field = |index: usize| fields.get(index).map_or("", |f| f.trim());
+    let field = |index: usize| fields.get(index).map_or("", |f| f.trim_ascii());
     let bad = |index: usize, message: String| CrifError::Field {
         row,
         column: header.get(index).map_or("", |h| h.trim()).to_string(),
@@ -558,7 +558,7 @@ fn parse_row(
     header: &[&str],
     row: usize,
 ) -> Result<Sensitivity, CrifError> {
-    let field = |index: usize| fields.get(index).map_or("", |f| f.trim());
+    let field = |index: usize| fields.get(index).map_or("", |f| f.trim_ascii());
     let bad = |index: usize, message: String| CrifError::Field {
         row,
         column: header.get(index).map_or("", |h| h.trim()).to_string(),
