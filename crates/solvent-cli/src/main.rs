@@ -14,6 +14,7 @@ mod progress;
 mod render;
 mod replay;
 mod serve;
+mod simm;
 mod venue_view;
 mod venues;
 
@@ -77,6 +78,9 @@ enum Command {
     Keys(serve::KeysArgs),
     /// Solvent over NATS JetStream: run a shard, publish events, route accounts.
     Cluster(cluster::ClusterArgs),
+    /// ISDA SIMM per netting set from a CRIF file, broken down by product class, risk class and
+    /// margin type.
+    Simm(simm::SimmArgs),
     /// The shipped venues (`--venue NAME` takes any of them; a path takes a file).
     Venue(VenueArgs),
     /// Shell completions for bash, zsh, fish, elvish or PowerShell, generated from the parser
@@ -563,6 +567,7 @@ fn run(cli: Cli) -> Result<Printed> {
         Command::Serve(args) => serve::run(&args, feedback),
         Command::Keys(args) => serve::keys(&args),
         Command::Cluster(args) => cluster::run(&args, feedback),
+        Command::Simm(args) => simm::run(&args),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(

@@ -1,0 +1,130 @@
+//! End-to-end tests of `solvent simm`: the crypto option desk's CRIF (`examples/simm/`) gives
+//! ORE's figures (`scripts/oracles/simm_ore.py`, pip `open-source-risk-engine` 1.8.17.0) to the
+//! cent in the table and in JSON, and a bad CRIF is refused naming its row and column.
+
+#![allow(
+    clippy::expect_used,
+    reason = "test harness: a failed expectation is a failed test"
+)]
+
+mod support;
+
+use support::{Scratch, path, run};
+
+#[test]
+fn the_crypto_desk_gives_ores_figures_in_the_table() {
+    let crif = path("examples/simm/crypto-desk.tsv");
+    let (code, text, error) = run(&["simm", crif.as_str(), "--version", "2.6"]);
+    assert_eq!(code, 0, "{error}");
+    // ORE SimmCalculator, SIMM 2.6, collect side: cpty-A 14,103,294.223194186; cpty-B
+    // 16,325,504.447036883 (delta 7,628,133.192334807, vega 8,697,371.254702076).
+    assert!(
+        text.contains("SIMM 2.6 netting set cpty-A: 14,103,294.22 USD"),
+        "{text}"
+    );
+    assert!(
+        text.contains("SIMM 2.6 netting set cpty-B: 16,325,504.45 USD"),
+        "{text}"
+    );
+    assert!(text.contains("7,628,133.19"), "{text}");
+    assert!(text.contains("8,697,371.25"), "{text}");
+}
+
+#[test]
+fn the_crypto_desk_gives_ores_figures_in_json() {
+    let crif = path("examples/simm/crypto-desk.tsv");
+    let (code, text, error) = run(&["simm", crif.as_str(), "--json"]);
+    assert_eq!(code, 0, "{error}");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(value["version"], "2.8+2506");
+    // ORE SimmCalculator, SIMM 2.8+2506, collect side.
+    let expected = [
+        ("cpty-A", 11_799_204.276_130_11),
+        ("cpty-B", 13_802_444.430_590_916),
+    ];
+    for (set, (name, total)) in value["netting_sets"]
+        .as_array()
+        .expect("netting sets")
+        .iter()
+        .zip(expected)
+    {
+        assert_eq!(set["netting_set"], name);
+        let ours = set["total"].as_f64().expect("total");
+        assert!((ours - total).abs() < 0.005, "{name}: {ours} vs {total}");
+    }
+}
+
+#[test]
+fn a_bad_row_is_refused_naming_row_and_column() {
+    let scratch = Scratch::new("simm");
+    let crif = scratch.write(
+        "bad.tsv",
+        "PortfolioID\tProductClass\tRiskType\tQualifier\tBucket\tLabel1\tLabel2\tAmountUSD\n\
+         A\tEquity\tRisk_EquityVol\tBTC\t12\t7y\t\t1000\n",
+    );
+    let (code, _, error) = run(&["simm", crif.as_str()]);
+    assert_eq!(code, 2);
+    assert!(error.contains("row 2, column Label1"), "{error}");
+}
+
+#[test]
+fn an_unknown_version_is_refused() {
+    let crif = path("examples/simm/crypto-desk.tsv");
+    let (code, _, error) = run(&["simm", crif.as_str(), "--version", "1.0"]);
+    assert_eq!(code, 2);
+    assert!(error.contains("unknown SIMM version '1.0'"), "{error}");
+}
+
+#[test]
+fn the_post_side_negates_the_sensitivities_for_curvature() {
+    let crif = path("examples/simm/crypto-desk.tsv");
+    let (code, text, error) = run(&[
+        "simm",
+        crif.as_str(),
+        "--version",
+        "2.6",
+        "--side",
+        "post",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{error}");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(value["side"], "post");
+    // ORE SimmCalculator, SIMM 2.6, post side: cpty-A 11,764,369.169533279 (its long vega has no
+    // curvature to post); cpty-B 60,678,197.04395413 (curvature 44,352,692.59691724).
+    let sets = value["netting_sets"].as_array().expect("netting sets");
+    let total = |i: usize| sets[i]["total"].as_f64().expect("total");
+    assert!((total(0) - 11_764_369.169_533_279).abs() < 0.005);
+    assert!((total(1) - 60_678_197.043_954_13).abs() < 0.005);
+    let curvature = sets[1]["margins"]["curvature"].as_f64().expect("curvature");
+    assert!((curvature - 44_352_692.596_917_24).abs() < 0.005);
+}
+
+#[test]
+fn a_one_day_margin_period_gives_ores_one_day_figures() {
+    let crif = path("examples/simm/crypto-desk.tsv");
+    let (code, text, error) = run(&[
+        "simm",
+        crif.as_str(),
+        "--version",
+        "2.6",
+        "--mpor",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{error}");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(value["margin_period_days"], 1);
+    // ORE SimmCalculator, SIMM 2.6, one-day margin period: cpty-A 2,886,174.859987664,
+    // cpty-B 3,872,388.9228040315.
+    let sets = value["netting_sets"].as_array().expect("netting sets");
+    let total = |i: usize| sets[i]["total"].as_f64().expect("total");
+    assert!((total(0) - 2_886_174.859_987_664).abs() < 0.005);
+    assert!((total(1) - 3_872_388.922_804_031_5).abs() < 0.005);
+    let (code, _, error) = run(&["simm", crif.as_str(), "--mpor", "5"]);
+    assert_eq!(code, 2);
+    assert!(
+        error.contains("unknown margin period of risk '5'"),
+        "{error}"
+    );
+}

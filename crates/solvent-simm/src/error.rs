@@ -1,0 +1,53 @@
+//! The errors of CRIF parsing and of loading a calibration.
+
+use thiserror::Error;
+
+/// A CRIF that cannot be read.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum CrifError {
+    /// The text has no header line.
+    #[error("the CRIF is empty: expected a header line")]
+    Empty,
+    /// The header lacks a column SIMM needs.
+    #[error("the CRIF header has no column {0}")]
+    MissingColumn(&'static str),
+    /// A field cannot be read.
+    #[error("row {row}, column {column}: {message} (found '{value}')")]
+    Field {
+        /// 1-based line number (the header is row 1).
+        row: usize,
+        /// The column's name as the header writes it.
+        column: String,
+        /// The field as found.
+        value: String,
+        /// What was expected.
+        message: String,
+    },
+    /// A SIMM risk type Solvent does not compute yet.
+    #[error(
+        "row {row}: risk type {risk_type} is not covered yet (covered: the six risk classes; not add-ons)"
+    )]
+    NotCovered {
+        /// 1-based line number.
+        row: usize,
+        /// The risk type as found.
+        risk_type: String,
+    },
+}
+
+/// A calibration that cannot be loaded.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum CalibrationError {
+    /// No calibration is shipped for this version.
+    #[error("unknown SIMM version '{0}': expected 2.6, 2.7 or 2.8")]
+    UnknownVersion(String),
+    /// No calibration is shipped for this margin period of risk.
+    #[error("unknown margin period of risk '{0}': expected 10 or 1 (days)")]
+    UnknownMarginPeriod(String),
+    /// The embedded table does not parse (a build defect).
+    #[error("SIMM {0} calibration is malformed: {1}")]
+    Malformed(&'static str, String),
+    /// The embedded table lacks a parameter (a build defect).
+    #[error("SIMM {0} calibration lacks {1}")]
+    Missing(&'static str, String),
+}

@@ -1,0 +1,249 @@
+//! SIMM against Open Source Risk Engine's `SimmCalculator` (the pip package
+//! `open-source-risk-engine`, run by `scripts/oracles/simm_ore.py`), for every version both ship.
+//!
+//! Seeded CRIFs (`support/generate.rs`) cover every risk class in all four product classes (the
+//! test checks that all six appear): interest rate tenors, sub-curves, inflation, cross-currency
+//! basis and volatility; every equity, commodity and credit bucket, securitisations, groups of
+//! non-qualifying names, base correlation, FX currencies of every volatility group and
+//! concentration category, vega at every tenor, amounts that make the concentration thresholds
+//! bind, repeated rows. Every figure ORE reports for a netting set must agree to the cent: the total,
+//! the totals by margin type and by risk class, and per product class its total, its margin types
+//! and each risk class's delta, vega, curvature, base correlation and sum.
+//!
+//! Needs the oracle venv: `./scripts/setup-oracles`. Without it the test fails.
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/generate.rs"]
+mod generate;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use solvent_simm::{
+    Calibration, MarginPeriod, MarginTypes, NettingSetSimm, RiskClassSimm, Side, Version, crif,
+    simm_for_side,
+};
+
+/// To the cent.
+const CENT: f64 = 0.005;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn oracle_name(version: Version) -> &'static str {
+    match version {
+        Version::V2_6 => "2.6",
+        Version::V2_7 => "2.7",
+        Version::V2_8 => "2.8",
+    }
+}
+
+/// Runs the oracle on a CRIF file for every version, for one side and margin period.
+pub fn ore(path: &Path, side: Side, period: MarginPeriod) -> Value {
+    let python = root().join("target/oracle-venv/bin/python");
+    let mut command = Command::new(&python);
+    command.arg(root().join("scripts/oracles/simm_ore.py"));
+    if side == Side::Post {
+        command.arg("--post");
+    }
+    if period == MarginPeriod::OneDay {
+        command.arg("--one-day");
+    }
+    command.arg(path);
+    for version in Version::ALL {
+        command.arg(oracle_name(version));
+    }
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (run ./scripts/setup-oracles)", python.display()));
+    assert!(
+        output.status.success(),
+        "oracle failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("oracle JSON")
+}
+
+struct Comparison {
+    figures: usize,
+    worst: f64,
+    /// The risk classes ORE reported, with a margin type present.
+    seen: std::collections::BTreeSet<String>,
+}
+
+impl Comparison {
+    fn check(&mut self, what: &str, ours: Option<f64>, theirs: &Value) {
+        let theirs = theirs.as_f64();
+        match (ours, theirs) {
+            (Some(a), Some(b)) => {
+                let diff = (a - b).abs();
+                self.worst = self.worst.max(diff);
+                self.figures += 1;
+                assert!(diff < CENT, "{what}: solvent {a} vs ORE {b} (diff {diff})");
+            }
+            (None, None) => {}
+            (a, b) => panic!("{what}: solvent {a:?} vs ORE {b:?}"),
+        }
+    }
+
+    fn margin_types(&mut self, what: &str, ours: &MarginTypes, theirs: &Value) {
+        self.check(&format!("{what} delta"), ours.delta, &theirs["Delta"]);
+        self.check(&format!("{what} vega"), ours.vega, &theirs["Vega"]);
+        self.check(
+            &format!("{what} curvature"),
+            ours.curvature,
+            &theirs["Curvature"],
+        );
+    }
+
+    fn risk_classes(&mut self, what: &str, ours: &[RiskClassSimm], theirs: &Value) {
+        let names = theirs.as_object().expect("risk classes");
+        assert_eq!(
+            ours.len(),
+            names.len(),
+            "{what}: risk classes {ours:?} vs {theirs}"
+        );
+        for r in ours {
+            self.seen.insert(r.risk_class.ore_name().to_string());
+            let t = &theirs[r.risk_class.ore_name()];
+            let label = format!("{what} {}", r.risk_class.ore_name());
+            self.margin_types(&label, &r.margins, t);
+            self.check(&format!("{label} total"), Some(r.total), &t["All"]);
+        }
+    }
+
+    fn netting_set(&mut self, what: &str, ours: &NettingSetSimm, theirs: &Value) {
+        self.check(&format!("{what} total"), Some(ours.total), &theirs["total"]);
+        self.check(
+            &format!("{what} add-ons"),
+            ours.additional,
+            &theirs["margin_types"]["AdditionalIM"],
+        );
+        self.margin_types(what, &ours.margins, &theirs["margin_types"]);
+        self.risk_classes(what, &ours.risk_classes, &theirs["risk_classes"]);
+        let products = theirs["product_classes"]
+            .as_object()
+            .expect("product classes");
+        assert_eq!(
+            ours.product_classes.len(),
+            products.len(),
+            "{what}: product classes"
+        );
+        for p in &ours.product_classes {
+            let t = &theirs["product_classes"][p.product_class.name()];
+            let label = format!("{what} {}", p.product_class.name());
+            self.check(&format!("{label} total"), Some(p.total), &t["total"]);
+            self.check(
+                &format!("{label} multiplier"),
+                p.additional,
+                &t["margin_types"]["AdditionalIM"],
+            );
+            self.margin_types(&label, &p.margins, &t["margin_types"]);
+            self.risk_classes(&label, &p.risk_classes, &t["risk_classes"]);
+        }
+    }
+}
+
+fn compare(name: &str, text: &str, every_risk_class: bool) {
+    compare_side(
+        name,
+        text,
+        every_risk_class,
+        Side::Collect,
+        MarginPeriod::TenDays,
+    );
+}
+
+fn compare_side(name: &str, text: &str, every_risk_class: bool, side: Side, period: MarginPeriod) {
+    let dir = std::env::temp_dir().join(format!("solvent-simm-oracle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.tsv"));
+    std::fs::write(&path, text).unwrap();
+    let expected = ore(&path, side, period);
+    let rows = crif::parse(text).expect("generated CRIF");
+    for version in Version::ALL {
+        let calibration = Calibration::load_for(version, period).unwrap();
+        let results = simm_for_side(&rows, &calibration, side);
+        let theirs = &expected["results"][oracle_name(version)];
+        let sets = theirs.as_object().expect("netting sets");
+        assert_eq!(
+            results.len(),
+            sets.len(),
+            "{name} {version:?}: netting sets"
+        );
+        let mut comparison = Comparison {
+            figures: 0,
+            worst: 0.0,
+            seen: Default::default(),
+        };
+        for ours in &results {
+            let what = format!(
+                "{name} SIMM {} {side:?} {}",
+                version.name(),
+                ours.netting_set
+            );
+            comparison.netting_set(&what, ours, &theirs[&ours.netting_set]);
+        }
+        if every_risk_class {
+            assert_eq!(comparison.seen.len(), 6, "{name}: {:?}", comparison.seen);
+        }
+        eprintln!(
+            "{name} SIMM {}: {} netting sets, {} figures, largest difference {:.2e} USD",
+            version.name(),
+            results.len(),
+            comparison.figures,
+            comparison.worst
+        );
+    }
+    std::fs::remove_file(&path).ok();
+}
+
+#[test]
+fn many_small_netting_sets_agree_with_ore() {
+    compare("small", &generate::crif(1, 120, 12), true);
+}
+
+#[test]
+fn netting_sets_spanning_every_bucket_agree_with_ore() {
+    compare("wide", &generate::crif(2, 25, 150), true);
+}
+
+#[test]
+fn add_ons_agree_with_ore() {
+    let mut text = generate::crif(4, 80, 20);
+    text.push_str(&generate::add_ons(4, 80));
+    compare("add-ons", &text, false);
+}
+
+#[test]
+fn the_post_side_agrees_with_ore() {
+    // Posting negates every sensitivity, which changes curvature only.
+    compare_side(
+        "post",
+        &generate::crif(3, 60, 40),
+        true,
+        Side::Post,
+        MarginPeriod::TenDays,
+    );
+}
+
+#[test]
+fn a_one_day_margin_period_agrees_with_ore() {
+    // One-day risk weights, curvature weights and volatility ratios; no concentration.
+    compare_side(
+        "one-day",
+        &generate::crif(6, 60, 40),
+        true,
+        Side::Collect,
+        MarginPeriod::OneDay,
+    );
+}
+
+#[test]
+fn a_crypto_option_desk_agrees_with_ore() {
+    let text = std::fs::read_to_string(root().join("examples/simm/crypto-desk.tsv")).unwrap();
+    compare("crypto-desk", &text, false);
+}
