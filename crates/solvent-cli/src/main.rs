@@ -602,22 +602,26 @@ fn margin(args: &MarginArgs) -> Result<Printed> {
     let view = loaded.view(&name)?;
     let report = solvent_risk::margin_report(&loaded.portfolio, &view)
         .map_err(|e| loaded.locate(&name, e))?;
+    // The reverse stress beside the report: the moves that liquidate the account.
+    let with_moves =
+        solvent_risk::stress::ReportWithMoves::new(&report, &loaded.portfolio, &view, |error| {
+            loaded.locate(&name, error).to_string()
+        });
     let text = if args.inputs.json {
-        serde_json::to_string_pretty(&report)? + "\n"
+        serde_json::to_string_pretty(&with_moves)? + "\n"
     } else {
-        // The reverse stress beside the report: the JSON stays the report (`stress --reverse`
-        // gives the moves as JSON).
-        let reverse = solvent_risk::stress::reverse(&loaded.portfolio, &view)
-            .map_err(|error| loaded.locate(&name, error).to_string());
-        let index = |underlying: &str| loaded.market.index.get(underlying).map(|p| p.value());
+        let moves = match (
+            &with_moves.liquidation_moves,
+            &with_moves.liquidation_moves_error,
+        ) {
+            (Some(moves), _) => Ok(moves.as_slice()),
+            (None, why) => Err(why.clone().unwrap_or_default()),
+        };
         render::margin(
             &report,
             &loaded.venue,
             display::Layout::new(args.inputs.wide),
-            Some(&render::LiquidationMoves {
-                reverse: reverse.as_deref().map_err(Clone::clone),
-                index: &index,
-            }),
+            Some(&moves),
         )
     };
     Ok(Printed::warned(text, loaded.warnings))

@@ -6,8 +6,8 @@ use rust_decimal::Decimal;
 use solvent_core::money::Amount;
 use solvent_core::portfolio::MarginMode;
 use solvent_core::venue::Venue;
-use solvent_risk::report::MarginReport;
-use solvent_risk::stress::{ReverseStress, StressRow};
+use solvent_risk::report::{LiquidationLevel, MarginReport};
+use solvent_risk::stress::{LiquidatingMove, ReverseStress, StressRow};
 use solvent_risk::whatif::WhatIf;
 
 pub(crate) use crate::display::grouped;
@@ -129,6 +129,9 @@ fn currencies(report: &MarginReport, venue: &Venue, layout: Layout) -> String {
     out
 }
 
+/// The unit of an option's liquidation level: its underlying's index, in USD.
+const INDEX_UNIT: &str = "USD index";
+
 /// A size with its unit: the coin for linear contracts and options, USD for inverse
 /// perpetuals and futures (sized in USD).
 fn size_unit(venue: &Venue, instrument: &str) -> Option<String> {
@@ -167,16 +170,11 @@ fn with_unit(text: String, unit: Option<&String>, per_cell: bool) -> String {
     }
 }
 
-/// The moves that liquidate the account: per underlying its index's smallest fall and rise that
-/// take the cross pool's health to 1 with every cross position and coin on it moving with the
-/// index (the reverse stress, `solvent stress --reverse`), and the index level each gives, or
+/// The moves that liquidate the account ([`solvent_risk::stress::LiquidationMoves`]: per
+/// underlying its index's smallest fall and rise that take the cross pool's health to 1 with
+/// every cross position and coin on it moving with the index, and the level each reaches), or
 /// why the search could not run.
-pub struct LiquidationMoves<'a> {
-    /// The reverse stress, or why it is missing.
-    pub reverse: Result<&'a [ReverseStress], String>,
-    /// Each underlying's index now (USD).
-    pub index: &'a dyn Fn(&str) -> Option<Decimal>,
-}
+pub type LiquidationMoves<'a> = Result<&'a [solvent_risk::stress::LiquidationMoves], String>;
 
 /// The margin report as tables: header naming the margin model, summary, each currency under
 /// segregated portfolio margin, waterfall, positions, the liquidating moves of
@@ -240,14 +238,13 @@ fn liquidation_moves(moves: &LiquidationMoves<'_>, layout: Layout) -> String {
                    pool's health to 1,\nevery cross position and coin on it moving with it \
                    (an isolated position liquidates at its own liq. price above)\n"
         .to_owned();
-    let reverse = match &moves.reverse {
-        Ok(reverse) => reverse,
+    let moves = match moves {
+        Ok(moves) => moves,
         Err(why) => {
             out.push_str(&format!("not computed: {why}\n"));
             return out;
         }
     };
-    let usd = |value: Decimal| display::fixed(value, display::price_decimals(value));
     let mut table = Grid::new(vec![
         Column::new("underlyings moved together", Kind::Label),
         Column::new("fall", Kind::Number),
@@ -255,26 +252,25 @@ fn liquidation_moves(moves: &LiquidationMoves<'_>, layout: Layout) -> String {
         Column::new("rise", Kind::Number),
         Column::new("index at rise (USD)", Kind::Number),
     ]);
-    for entry in reverse.iter() {
-        // One underlying: the index level the move reaches; several move together, no one level.
-        let index = match entry.underlyings.as_slice() {
-            [one] => (moves.index)(one),
-            _ => None,
-        };
-        let level = |change: Option<f64>| match (index, change) {
-            (Some(index), Some(change)) => Decimal::from_f64_retain(1.0 + change)
-                .and_then(|factor| index.checked_mul(factor))
-                .map_or_else(|| "-".to_owned(), usd),
-            _ => "-".to_owned(),
-        };
-        let percent =
-            |change: Option<f64>| change.map_or_else(|| "none".to_owned(), display::signed_percent);
+    let percent = |found: Option<&LiquidatingMove>| {
+        found.map_or_else(
+            || "none".to_owned(),
+            |m| display::signed_percent(m.price_move),
+        )
+    };
+    let level = |found: Option<&LiquidatingMove>| {
+        found.and_then(|m| m.index).map_or_else(
+            || "-".to_owned(),
+            |index| display::fixed(index.value(), display::price_decimals(index.value())),
+        )
+    };
+    for entry in moves.iter() {
         table.row(vec![
             entry.underlyings.join(" + "),
-            percent(entry.down),
-            level(entry.down),
-            percent(entry.up),
-            level(entry.up),
+            percent(entry.fall.as_ref()),
+            level(entry.fall.as_ref()),
+            percent(entry.rise.as_ref()),
+            level(entry.rise.as_ref()),
         ]);
     }
     out.push_str(&table.render(layout));
@@ -303,7 +299,18 @@ fn positions(report: &MarginReport, venue: &Venue, money: &Money, layout: Layout
     let (mark_header, mark_per_cell) = unit_column("mark", &quote_units);
     // Every other price and the collateral held where they are: the move of the index that
     // liquidates is in the table of liquidation by underlying.
-    let (liquidation_header, _) = unit_column("liq. price, others fixed", &quote_units);
+    // An option's level is its underlying's index (the option repriced from it), in USD.
+    let liquidation_units: Vec<Option<String>> = report
+        .positions
+        .iter()
+        .zip(&quote_units)
+        .map(|(position, unit)| match position.liquidation_price_of {
+            LiquidationLevel::Index => Some(INDEX_UNIT.to_owned()),
+            LiquidationLevel::Mark => unit.clone(),
+        })
+        .collect();
+    let (liquidation_header, liquidation_per_cell) =
+        unit_column("liq. price, others fixed", &liquidation_units);
     let mut held = Grid::new(vec![
         Column::new("instrument", Kind::Label),
         Column::new(size_header, Kind::Number),
@@ -358,9 +365,27 @@ fn positions(report: &MarginReport, venue: &Venue, money: &Money, layout: Layout
             money.show(position.initial_margin.value()),
             money.show(position.maintenance_margin.value()),
             float(position.im_share * 100.0, 1),
-            position
-                .liquidation_price
-                .map_or_else(|| "none".to_owned(), |p| price(p.value())),
+            position.liquidation_price.map_or_else(
+                || "none".to_owned(),
+                |level| match position.liquidation_price_of {
+                    LiquidationLevel::Index => with_unit(
+                        display::fixed(level.value(), display::price_decimals(level.value())),
+                        liquidation_units[index].as_ref(),
+                        liquidation_per_cell,
+                    ),
+                    LiquidationLevel::Mark => {
+                        let text = quote.map_or_else(
+                            || grouped(&level.value().to_string()),
+                            |q| q.show(level.value()),
+                        );
+                        with_unit(
+                            text,
+                            liquidation_units[index].as_ref(),
+                            liquidation_per_cell,
+                        )
+                    }
+                },
+            ),
             position
                 .distance_to_liquidation_pct
                 .map_or_else(|| "-".to_owned(), |d| float(d, 2)),
