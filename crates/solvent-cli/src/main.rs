@@ -180,6 +180,10 @@ struct Inputs {
 struct MarginArgs {
     #[command(flatten)]
     inputs: Inputs,
+    /// Print one table as CSV (RFC 4180: a header row naming each column's unit, then the
+    /// exact figures, unrounded): summary, currencies, components, positions or moves.
+    #[arg(long, value_name = "TABLE", value_enum, conflicts_with = "json")]
+    csv: Option<render::MarginTable>,
 }
 
 #[derive(Args)]
@@ -190,6 +194,10 @@ struct WhatIfArgs {
     /// asset, as the engine books it); repeat for several.
     #[arg(long = "trade", required = true, allow_hyphen_values = true)]
     trades: Vec<String>,
+    /// Print the before and after figures as CSV (RFC 4180: a header row naming each column's
+    /// unit, then the exact figures, unrounded; the verdict last).
+    #[arg(long, conflicts_with = "json")]
+    csv: bool,
 }
 
 #[derive(Args)]
@@ -206,6 +214,10 @@ struct StressArgs {
     /// Write an SVG plot of P&L against the joint move, with the IM and MM lines.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
+    /// Print one table as CSV (RFC 4180: a header row naming each column's unit, then the
+    /// exact figures, unrounded): scenarios, or reverse (with --reverse).
+    #[arg(long, value_name = "TABLE", value_enum, conflicts_with = "json")]
+    csv: Option<render::StressTable>,
 }
 
 #[derive(Args)]
@@ -222,6 +234,10 @@ struct AllocateArgs {
     /// ...up to this health.
     #[arg(long, default_value_t = 1.5)]
     target: f64,
+    /// Print one table as CSV (RFC 4180: a header row naming each column's unit, then the
+    /// exact figures, unrounded): figures or moves.
+    #[arg(long, value_name = "TABLE", value_enum, conflicts_with = "json")]
+    csv: Option<render::AllocationTable>,
 }
 
 fn allocate(args: &AllocateArgs) -> Result<Printed> {
@@ -244,7 +260,9 @@ fn allocate(args: &AllocateArgs) -> Result<Printed> {
     let view = loaded.view(&name)?;
     let allocation = solvent_risk::allocation::allocate(&loaded.portfolio, &view, policy)
         .map_err(|e| loaded.locate(&name, e))?;
-    let text = if args.inputs.json {
+    let text = if let Some(table) = args.csv {
+        render::allocation_csv(&allocation, &loaded.venue, table)?
+    } else if args.inputs.json {
         serde_json::to_string_pretty(&allocation)? + "\n"
     } else {
         render::allocation(
@@ -481,7 +499,9 @@ fn stress(args: &StressArgs) -> Result<Printed> {
         fs::write(path, svg)
             .with_context(|| format!("{}: cannot write the plot", path.display()))?;
     }
-    let text = if args.inputs.json {
+    let text = if let Some(table) = args.csv {
+        render::stress_csv(&base, &rows, reverse.as_deref(), &loaded.venue, table)?
+    } else if args.inputs.json {
         let value = serde_json::json!({
             "account": base.account,
             "settlement_asset": base.settlement_asset,
@@ -602,6 +622,18 @@ fn margin(args: &MarginArgs) -> Result<Printed> {
     let view = loaded.view(&name)?;
     let report = solvent_risk::margin_report(&loaded.portfolio, &view)
         .map_err(|e| loaded.locate(&name, e))?;
+    if let Some(table) = args.csv {
+        // The reverse stress only for the table of moves: the others do not read it.
+        let found = match table {
+            render::MarginTable::Moves => solvent_risk::stress::reverse(&loaded.portfolio, &view)
+                .map(|reverse| solvent_risk::stress::liquidation_moves(&reverse, &loaded.market))
+                .map_err(|error| loaded.locate(&name, error).to_string()),
+            _ => Ok(Vec::new()),
+        };
+        let moves = found.as_deref().map_err(Clone::clone);
+        let text = render::margin_csv(&report, &loaded.venue, &moves, table)?;
+        return Ok(Printed::warned(text, loaded.warnings));
+    }
     // The reverse stress beside the report: the moves that liquidate the account.
     let with_moves =
         solvent_risk::stress::ReportWithMoves::new(&report, &loaded.portfolio, &view, |error| {
@@ -643,7 +675,9 @@ fn whatif(args: &WhatIfArgs) -> Result<Printed> {
     let view = loaded.view(&name)?;
     let outcome =
         what_if(&loaded.portfolio, &trades, &view).map_err(|e| loaded.locate(&name, e))?;
-    let text = if args.inputs.json {
+    let text = if args.csv {
+        render::what_if_csv(&outcome, &loaded.venue)?
+    } else if args.inputs.json {
         serde_json::to_string_pretty(&outcome)? + "\n"
     } else {
         render::what_if(

@@ -755,9 +755,9 @@ fn account_of(view: &View, id: &str) -> Result<Arc<Portfolio>, ApiError> {
         .ok_or_else(|| ApiError::not_found("id", format!("no account {id:?}")))
 }
 
-/// The query of `GET /v1/accounts/{id}`.
+/// The query of `GET /v1/accounts/{id}`. Other parameters are ignored, as they were before the
+/// query had any.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct AccountQuery {
     /// Also the moves that liquidate the account (the reverse stress: off by default, as the
     /// account query is the one a book polls).
