@@ -45,6 +45,12 @@ fn row<'a>(rows: &'a [Vec<String>], first: &str) -> &'a [String] {
         .unwrap_or_else(|| panic!("no row {first} in {rows:?}"))
 }
 
+/// Whether `csv` is the JSON's `json` (serde_json's reader may land a unit in the last place away
+/// from the shortest text both writers print).
+fn same_float(csv: f64, json: Option<f64>) -> bool {
+    json.is_some_and(|json| (csv - json).abs() <= 1e-15 * json.abs())
+}
+
 fn decimal(text: &str) -> Decimal {
     text.parse()
         .unwrap_or_else(|_| panic!("{text:?} is no decimal"))
@@ -67,7 +73,7 @@ fn margin_summary_is_the_reports_exact_figures() {
     assert_eq!(row(&rows, "equity")[1], json["equity"].as_str().unwrap());
     // The health as the JSON's f64, every digit: 3.30578947 / 0.36625.
     let health: f64 = row(&rows, "health (equity / MM)")[1].parse().unwrap();
-    assert_eq!(Some(health), json["health"].as_f64());
+    assert!(same_float(health, json["health"].as_f64()), "{health}");
     assert!((health - 3.305_789_47 / 0.366_25).abs() < 1e-9);
     assert_eq!(row(&rows, "state")[1], "healthy");
 }
@@ -185,7 +191,10 @@ fn stress_scenarios_and_reverse_are_the_jsons() {
     let text = ok(&["stress", &portfolio, "--reverse", "--csv", "reverse"]);
     let (_, rows) = records(&text);
     let rise: f64 = row(&rows, "BTC")[2].parse().unwrap();
-    assert_eq!(Some(rise), json["reverse"][0]["up"].as_f64());
+    assert!(
+        same_float(rise, json["reverse"][0]["up"].as_f64()),
+        "{rise}"
+    );
     // Without --reverse there is no reverse table to write.
     let (code, _, stderr) = run(&["stress", &portfolio, "--csv", "reverse"]);
     assert_eq!(code, 2);
@@ -238,4 +247,47 @@ fn csv_and_json_are_one_or_the_other() {
     let (code, _, stderr) = run(&["margin", &portfolio, "--csv", "everything"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("summary"), "{stderr}");
+}
+
+#[test]
+fn cascade_rounds_and_totals_are_the_jsons() {
+    let scratch = support::Scratch::new("csv-cascade");
+    let accounts = scratch.path("accounts.jsonl");
+    ok(&[
+        "population",
+        "--accounts",
+        "300",
+        "--seed",
+        "11",
+        "--out",
+        &accounts,
+    ]);
+    let args = ["cascade", &accounts, "--shock", "BTC:-0.1,ETH:-0.12"];
+    let json: Value = serde_json::from_str(&ok(&[&args[..], &["--json"]].concat())).unwrap();
+    let text = ok(&[&args[..], &["--csv", "rounds"]].concat());
+    let (header, rows) = records(&text);
+    assert_eq!(header[..3], ["round", "BTC price (USD)", "ETH price (USD)"]);
+    let rounds = json["rounds"].as_array().unwrap();
+    assert_eq!(rows.len(), rounds.len());
+    // Round 0 is the shock: BTC at 93,859.71 x 0.9, exact.
+    assert_eq!(decimal(&rows[0][1]), dec!(93859.71) * dec!(0.9));
+    for (row, round) in rows.iter().zip(rounds) {
+        assert_eq!(row[1], round["prices"]["BTC"].as_str().unwrap());
+        assert_eq!(row[4], round["volume_usd"].as_str().unwrap());
+    }
+    let text = ok(&[&args[..], &["--csv", "totals"]].concat());
+    let (_, rows) = records(&text);
+    let totals = &json["totals"];
+    assert_eq!(row(&rows, "accounts")[1], "300");
+    assert_eq!(
+        row(&rows, "volume liquidated (USD)")[1],
+        totals["volume_usd"].as_str().unwrap()
+    );
+    let change: f64 = row(&rows, "BTC price change (fraction)")[1]
+        .parse()
+        .unwrap();
+    assert!(
+        same_float(change, totals["price_change"]["BTC"].as_f64()),
+        "{change}"
+    );
 }
