@@ -44,6 +44,11 @@ pub struct PopulationArgs {
     /// Write the events here (stdout when absent).
     #[arg(long, value_name = "ACCOUNTS.jsonl")]
     out: Option<PathBuf>,
+    /// Print the population's summary per underlying as CSV (RFC 4180: positions, longs, open
+    /// interest in USD, exact; the index price) in place of the lines (with --out: without it
+    /// stdout is the events).
+    #[arg(long, requires = "out")]
+    csv: bool,
     /// The venue: a shipped one by name (`solvent venue list`) or a VENUE.toml file; the built-in default when absent.
     #[arg(long)]
     venue: Option<PathBuf>,
@@ -166,6 +171,30 @@ pub fn population(args: &PopulationArgs, feedback: Feedback) -> Result<String> {
         .out
         .as_ref()
         .map_or_else(String::new, |p| p.display().to_string());
+    if args.csv {
+        let mut grid = Grid::new(vec![
+            Column::new("underlying", Kind::Label),
+            Column::new("positions", Kind::Number),
+            Column::new("longs", Kind::Number),
+            Column::new("open interest (USD)", Kind::Number),
+            Column::new("index (USD)", Kind::Number),
+        ]);
+        for market in &params.market {
+            let tally = summary
+                .by_underlying
+                .get(&market.underlying)
+                .cloned()
+                .unwrap_or_default();
+            grid.row(vec![
+                market.underlying.to_string(),
+                tally.positions.to_string(),
+                tally.longs.to_string(),
+                tally.open_interest_usd.normalize().to_string(),
+                market.price.to_string(),
+            ]);
+        }
+        return Ok(grid.csv()?);
+    }
     let mut text = format!(
         "wrote {} events for {} accounts (seed {}) to {path}\n",
         summary.events, summary.accounts, args.seed,

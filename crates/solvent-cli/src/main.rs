@@ -99,7 +99,11 @@ struct VenueArgs {
 #[derive(Subcommand)]
 enum VenueCommand {
     /// Names the venues built into the binary.
-    List,
+    List {
+        /// As CSV (RFC 4180): the name `--venue` takes and the venue's own name.
+        #[arg(long)]
+        csv: bool,
+    },
     /// Prints a venue's rules as the venue's own pages lay them out: a table per margin rule
     /// (tier, position value range, maximum leverage, maintenance rate, maintenance amount),
     /// collateral haircuts, contracts and the sources the file cites.
@@ -109,6 +113,10 @@ enum VenueCommand {
         /// Only this contract: its terms and its table (a listed name, or a Deribit-style name
         /// of one of the venue's series).
         instrument: Option<String>,
+        /// Print one table as CSV (RFC 4180, rates as fractions, bounds exact): tiers (every
+        /// tiered rule's, or the contract's) or collateral.
+        #[arg(long, value_name = "TABLE", value_enum)]
+        csv: Option<venue_view::VenueTable>,
     },
     /// Validates a venue file: every key the reader checks, then the tables (tiers that do not
     /// start where the previous ended, deductions that do not follow from the rates,
@@ -601,10 +609,18 @@ fn run(cli: Cli) -> Result<Printed> {
             String::from_utf8(out).map_err(|_| anyhow!("the man page is not UTF-8"))
         }
         Command::Venue(args) => match args.command {
-            VenueCommand::List => venues::list(),
-            VenueCommand::Show { venue, instrument } => {
-                venue_view::show(&venue, instrument.as_deref())
-            }
+            VenueCommand::List { csv: false } => venues::list(),
+            VenueCommand::List { csv: true } => venues::list_csv(),
+            VenueCommand::Show {
+                venue,
+                instrument,
+                csv: None,
+            } => venue_view::show(&venue, instrument.as_deref()),
+            VenueCommand::Show {
+                venue,
+                instrument,
+                csv: Some(table),
+            } => venue_view::show_csv(&venue, instrument.as_deref(), table),
             VenueCommand::Check { file } => venue_view::check(&file),
         },
         Command::Stress(args) => return stress(&args),

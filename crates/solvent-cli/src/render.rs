@@ -830,6 +830,68 @@ pub fn replay(summary: &crate::replay::Summary, venue: &Venue, layout: Layout) -
     out
 }
 
+/// Which table of `solvent replay` `--csv` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplayTable {
+    /// Effects by type.
+    Effects,
+    /// Refused events by reason.
+    Refused,
+    /// Every ledger balance: one row per ledger account and asset, then each asset's sum.
+    Balances,
+    /// The accounts at the end, weakest first (needs `--accounts`).
+    Accounts,
+}
+
+/// One table of a replay's summary as CSV (see [`Grid::csv`]): balances as the ledger holds
+/// them, exactly.
+///
+/// # Errors
+/// When a record cannot be written.
+pub fn replay_csv(
+    summary: &crate::replay::Summary,
+    venue: &Venue,
+    table: ReplayTable,
+) -> Result<String, csv::Error> {
+    let counts = |label: &str, counts: &std::collections::BTreeMap<String, u64>| {
+        let mut grid = Grid::new(vec![
+            Column::new(label, Kind::Label),
+            Column::new("count", Kind::Number),
+        ]);
+        for (name, count) in counts {
+            grid.row(vec![name.clone(), count.to_string()]);
+        }
+        grid
+    };
+    let grid = match table {
+        ReplayTable::Effects => counts("effect", &summary.effects),
+        ReplayTable::Refused => counts("rejected because", &summary.rejected),
+        ReplayTable::Balances => {
+            // Long form: one row per holding (an account holds few of the assets).
+            let mut grid = Grid::new(vec![
+                Column::new("ledger account", Kind::Label),
+                Column::new("asset", Kind::Label),
+                Column::new("balance", Kind::Number),
+            ]);
+            for (account, held) in &summary.balances {
+                for (asset, balance) in held {
+                    grid.row(vec![account.clone(), asset.clone(), balance.clone()]);
+                }
+            }
+            for (asset, total) in &summary.conservation {
+                grid.row(vec![
+                    "sum (must be 0)".to_owned(),
+                    asset.clone(),
+                    total.clone(),
+                ]);
+            }
+            grid
+        }
+        ReplayTable::Accounts => replay_accounts_grid(&summary.accounts, venue),
+    };
+    grid.csv()
+}
+
 /// The accounts at the end of a replay: risk figures rounded to each account's settlement
 /// asset (the ledger balances above stay exact: their sum must be exactly 0).
 fn replay_accounts(
@@ -837,6 +899,12 @@ fn replay_accounts(
     venue: &Venue,
     layout: Layout,
 ) -> String {
+    replay_accounts_grid(accounts, venue).render(layout)
+}
+
+/// The accounts at the end of a replay, each figure shown in its account's settlement asset and
+/// kept exact for CSV.
+fn replay_accounts_grid(accounts: &[crate::replay::AccountSummary], venue: &Venue) -> Grid {
     let units: Vec<Option<String>> = accounts
         .iter()
         .map(|account| Some(account.settlement_asset.clone()))
@@ -858,21 +926,23 @@ fn replay_accounts(
         let money = Money::new(venue, &account.settlement_asset);
         // The figures are the engine's exact decimals; one that does not parse is shown as is.
         let show = |text: &str| {
-            text.parse::<Decimal>()
-                .map_or_else(|_| text.to_owned(), |value| money.show(value))
+            let shown = text
+                .parse::<Decimal>()
+                .map_or_else(|_| text.to_owned(), |value| money.show(value));
+            Cell::figure(shown, text)
         };
-        table.row(vec![
-            account.account.clone(),
-            account.settlement_asset.clone(),
+        table.cells(vec![
+            Cell::text(account.account.clone()),
+            Cell::text(account.settlement_asset.clone()),
             show(&account.equity),
             show(&account.initial_margin),
             show(&account.maintenance_margin),
-            ratio(account.health),
-            account.state.clone(),
-            account.liquidations.to_string(),
+            Cell::float(ratio(account.health), account.health),
+            Cell::text(account.state.clone()),
+            Cell::text(account.liquidations.to_string()),
         ]);
     }
-    table.render(layout)
+    table
 }
 
 /// The allocation: figures, buffer and moves with their reasons.

@@ -291,3 +291,129 @@ fn cascade_rounds_and_totals_are_the_jsons() {
         "{change}"
     );
 }
+
+#[test]
+fn replay_tables_are_the_jsons() {
+    let events = path("examples/events-demo.jsonl");
+    let json: Value =
+        serde_json::from_str(&ok(&["replay", &events, "--accounts", "--json"])).unwrap();
+    let (header, rows) = records(&ok(&["replay", &events, "--csv", "balances"]));
+    assert_eq!(header, ["ledger account", "asset", "balance"]);
+    // Every balance exactly as the ledger holds it, and each asset's sum 0.
+    for row in &rows {
+        let expected = if row[0] == "sum (must be 0)" {
+            &json["conservation"][&row[1]]
+        } else {
+            &json["balances"][&row[0]][&row[1]]
+        };
+        assert_eq!(row[2], expected.as_str().unwrap(), "{row:?}");
+    }
+    let sums: Vec<&Vec<String>> = rows.iter().filter(|r| r[0] == "sum (must be 0)").collect();
+    assert!(!sums.is_empty() && sums.iter().all(|r| r[2] == "0"));
+    let (_, rows) = records(&ok(&["replay", &events, "--csv", "effects"]));
+    assert_eq!(
+        row(&rows, "liquidation")[1],
+        json["effects"]["liquidation"].to_string()
+    );
+    let (header, rows) = records(&ok(&["replay", &events, "--accounts", "--csv", "accounts"]));
+    assert_eq!(header[..3], ["account", "in", "equity (USDT)"]);
+    let accounts = json["accounts"].as_array().unwrap();
+    for (row, account) in rows.iter().zip(accounts) {
+        assert_eq!(row[0], account["account"].as_str().unwrap());
+        assert_eq!(row[2], account["equity"].as_str().unwrap());
+    }
+    // The accounts table needs --accounts.
+    let (code, _, stderr) = run(&["replay", &events, "--csv", "accounts"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--accounts"), "{stderr}");
+}
+
+#[test]
+fn population_summary_as_csv() {
+    let scratch = support::Scratch::new("csv-population");
+    let accounts = scratch.path("accounts.jsonl");
+    let text = ok(&[
+        "population",
+        "--accounts",
+        "200",
+        "--seed",
+        "3",
+        "--out",
+        &accounts,
+        "--csv",
+    ]);
+    let (header, rows) = records(&text);
+    assert_eq!(
+        header,
+        [
+            "underlying",
+            "positions",
+            "longs",
+            "open interest (USD)",
+            "index (USD)"
+        ]
+    );
+    // The same draw as the text summary: its rounded open interest is the CSV's exact one.
+    let lines = ok(&[
+        "population",
+        "--accounts",
+        "200",
+        "--seed",
+        "3",
+        "--out",
+        &accounts,
+    ]);
+    for row in &rows {
+        let rounded = decimal(&row[3]).round_dp(0);
+        let grouped = rounded
+            .to_string()
+            .as_bytes()
+            .rchunks(3)
+            .rev()
+            .map(|chunk| std::str::from_utf8(chunk).unwrap())
+            .collect::<Vec<_>>()
+            .join(",");
+        let expected = format!(
+            "{}: {} positions ({} long), open interest {grouped} USD",
+            row[0], row[1], row[2]
+        );
+        assert!(lines.contains(&expected), "{expected} in {lines}");
+    }
+    // Without --out, stdout is the events: no CSV there.
+    let (code, _, _) = run(&["population", "--accounts", "10", "--csv"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn venues_and_their_tiers_as_csv() {
+    let (header, rows) = records(&ok(&["venue", "list", "--csv"]));
+    assert_eq!(header, ["name", "venue"]);
+    assert_eq!(row(&rows, "binance-usdm")[1], "Binance USDS-M");
+    let text = ok(&["venue", "show", "binance-usdm", "BTCUSDT", "--csv", "tiers"]);
+    let (_, rows) = records(&text);
+    // Binance BTCUSDT bracket 2: 300,000 - 800,000 notional, 100x, 0.50%, maintenance amount
+    // 300,000 x (0.005 - 0.004) = 300.
+    let second = &rows[1];
+    assert_eq!(
+        second[2..],
+        ["2", "300000", "800000", "100", "0.005", "300"]
+    );
+    // The brackets follow on (each starts where the one before ended), up to 1,800,000,000.
+    for pair in rows.windows(2) {
+        assert_eq!(pair[1][3], pair[0][4], "{pair:?}");
+    }
+    assert_eq!(rows.last().unwrap()[4], "1800000000");
+    let (header, rows) = records(&ok(&["venue", "show", "default", "--csv", "collateral"]));
+    assert_eq!(header[4], "collateral ratio (fraction)");
+    assert!(rows.iter().any(|row| row[0] == "BTC"), "{rows:?}");
+    let (code, _, stderr) = run(&[
+        "venue",
+        "show",
+        "deribit",
+        "BTC-PERPETUAL",
+        "--csv",
+        "tiers",
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("not tiered"), "{stderr}");
+}
