@@ -317,6 +317,7 @@ pub fn run(args: &CascadeArgs, feedback: Feedback) -> Result<String> {
     // Parameters first: a bad flag is refused before a large file is read.
     params.check().map_err(cascade_error)?;
     let venue = venue(args.venue.as_ref())?;
+    let venue_name = venue.name.clone();
     let file =
         File::open(&args.accounts).with_context(|| format!("{origin}: cannot read the file"))?;
     let size_bytes = file.metadata().map_or(0, |m| m.len());
@@ -359,7 +360,8 @@ pub fn run(args: &CascadeArgs, feedback: Feedback) -> Result<String> {
     std::mem::forget(shocked.engine);
     let report = shocked.report;
     if let Some(path) = &args.plot {
-        let svg = crate::plot::cascade_svg(&plot_title(&report), &plot_rounds(&report))?;
+        let svg =
+            crate::plot::cascade_svg(&plot_title(&report, &venue_name), &plot_rounds(&report))?;
         fs::write(path, svg)
             .with_context(|| format!("{}: cannot write the plot", path.display()))?;
     }
@@ -457,7 +459,8 @@ fn totals_csv(report: &CascadeReport) -> Grid {
     grid
 }
 
-fn plot_title(report: &CascadeReport) -> String {
+/// The cascade plot's title: the population, the venue and the shock.
+fn plot_title(report: &CascadeReport, venue: &str) -> String {
     let shocks: Vec<String> = report
         .params
         .shocks
@@ -465,7 +468,7 @@ fn plot_title(report: &CascadeReport) -> String {
         .map(|(name, shock)| format!("{name} {}%", (shock * Decimal::ONE_HUNDRED).normalize()))
         .collect();
     format!(
-        "Liquidation cascade: {} accounts, shock {}",
+        "Liquidation cascade: {} accounts on {venue}, shock {}",
         report.accounts,
         shocks.join(", ")
     )

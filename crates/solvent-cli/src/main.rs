@@ -499,11 +499,28 @@ fn stress(args: &StressArgs) -> Result<Printed> {
             .collect::<Result<Vec<_>, RiskError>>()
             .map_err(locate)?;
         let title = format!(
-            "{}: P&L against a joint move of {}",
+            "{} ({} on {}): P&L against a joint move of {}",
             base.account,
+            render::margin_model(base.mode, &loaded.venue),
+            loaded.venue.name,
             names.join(", ")
         );
-        let svg = plot::stress_svg(&title, &base.settlement_asset, &points)?;
+        // The joint liquidating moves: the reverse stress's entry moving every underlying.
+        let joint = match &reverse {
+            Some(found) => found.clone(),
+            None => solvent_risk::stress::reverse(&loaded.portfolio, &view).map_err(locate)?,
+        };
+        let liquidations = joint
+            .iter()
+            .find(|entry| entry.underlyings.len() == names.len())
+            .map(|entry| entry.down.into_iter().chain(entry.up).collect())
+            .unwrap_or_default();
+        let svg = plot::stress_svg(
+            &title,
+            &base.settlement_asset,
+            &points,
+            &plot::Marks { liquidations },
+        )?;
         fs::write(path, svg)
             .with_context(|| format!("{}: cannot write the plot", path.display()))?;
     }
