@@ -1045,6 +1045,15 @@ fn liquidation_step(
                     )?;
                     (cross_exact.0 - own_equity, cross_exact.1 - own_maintenance)
                 };
+                // A long option with no margin (its premium paid) is worth zero at worst and
+                // never requires any: where the rest of the pool covers its own maintenance, no
+                // index level liquidates it, and no search is needed (an account of many long
+                // options would otherwise reprice each one at every step of its own search).
+                if others_equity > others_maintenance
+                    && line.requirement_at(line.mark.price)?.basis == Basis::LongOption
+                {
+                    continue;
+                }
                 liquidation::solve(level.now, level.side, line.price_bounds(), |p| {
                     let (equity, maintenance, fee) = level.figures_at(line, p, fee_rate)?;
                     let equity = view.convert(equity, line.settlement, report_asset)?;
