@@ -150,6 +150,10 @@ struct BacktestArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Print one table as CSV (RFC 4180, exact figures): summary (Kupiec's test) or
+    /// exceptions (each day whose loss went beyond VaR).
+    #[arg(long, value_name = "TABLE", value_enum, conflicts_with = "json")]
+    csv: Option<render::BacktestTable>,
 }
 
 #[derive(Args)]
@@ -566,6 +570,9 @@ fn backtest(args: &BacktestArgs) -> Result<String> {
     let report =
         solvent_risk::backtest::run(&portfolio, &prices, &params, args.level, min_scenarios)
             .map_err(|e| anyhow!("{name}: {e}"))?;
+    if let Some(table) = args.csv {
+        return Ok(render::backtest_csv(&report, table)?);
+    }
     if args.json {
         return Ok(serde_json::to_string_pretty(&report)? + "\n");
     }

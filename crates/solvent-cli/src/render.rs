@@ -752,6 +752,66 @@ pub fn backtest(account: &str, report: &solvent_risk::backtest::BacktestReport) 
     out
 }
 
+/// Which table of `solvent backtest` `--csv` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BacktestTable {
+    /// Kupiec's test: days, exceptions, expected, likelihood ratio, p-value, verdict.
+    Summary,
+    /// Each day whose realised loss went beyond the day's VaR.
+    Exceptions,
+}
+
+/// One table of the VaR backtest as CSV (see [`Grid::csv`]).
+///
+/// # Errors
+/// When a record cannot be written.
+pub fn backtest_csv(
+    report: &solvent_risk::backtest::BacktestReport,
+    table: BacktestTable,
+) -> Result<String, csv::Error> {
+    let grid = match table {
+        BacktestTable::Summary => {
+            let kupiec = &report.kupiec;
+            let mut grid = Grid::new(vec![
+                Column::new("measure", Kind::Label),
+                Column::new("value", Kind::Number),
+            ]);
+            for (label, value) in [
+                ("VaR level (fraction)", report.level.to_string()),
+                ("first day", report.first_day.clone()),
+                ("last day", report.last_day.clone()),
+                ("days tested", kupiec.observations.to_string()),
+                (
+                    "exceptions (loss beyond VaR)",
+                    kupiec.exceptions.to_string(),
+                ),
+                ("expected", kupiec.expected.to_string()),
+                (
+                    "Kupiec likelihood ratio",
+                    kupiec.likelihood_ratio.to_string(),
+                ),
+                ("p-value", kupiec.p_value.to_string()),
+                ("rejected at 5%", kupiec.reject_at_5pct.to_string()),
+            ] {
+                grid.row(vec![label.to_owned(), value]);
+            }
+            grid
+        }
+        BacktestTable::Exceptions => {
+            let mut grid = Grid::new(vec![
+                Column::new("day", Kind::Label),
+                Column::new("VaR (USD)", Kind::Number),
+                Column::new("realised P&L (USD)", Kind::Number),
+            ]);
+            for (day, var, pnl) in &report.exceptions {
+                grid.row(vec![day.clone(), var.to_string(), pnl.to_string()]);
+            }
+            grid
+        }
+    };
+    grid.csv()
+}
+
 /// The summary of `solvent replay` as tables: effects by type, refusals by reason, and every
 /// ledger balance (accounts as rows, assets as columns) with the per-asset sum, which must be 0.
 pub fn replay(summary: &crate::replay::Summary, venue: &Venue, layout: Layout) -> String {

@@ -417,3 +417,33 @@ fn venues_and_their_tiers_as_csv() {
     assert_eq!(code, 2);
     assert!(stderr.contains("not tiered"), "{stderr}");
 }
+
+#[test]
+fn backtest_summary_and_exceptions() {
+    let scratch = support::Scratch::new("csv-backtest");
+    let portfolio = scratch.write(
+        "btc.json",
+        r#"{"account":"hodl","mode":"cross","collateral":{"BTC":"1"}}"#,
+    );
+    let history = support::root()
+        .join("../shared/data/prices")
+        .display()
+        .to_string();
+    let args = ["backtest", &portfolio, "--history", &history];
+    let (_, rows) = records(&ok(&[&args[..], &["--csv", "summary"]].concat()));
+    // 2,783 days of 1 BTC at 99%: 25 exceptions against 27.83 expected (tests/stress_cli.rs).
+    assert_eq!(row(&rows, "days tested")[1], "2783");
+    assert_eq!(row(&rows, "exceptions (loss beyond VaR)")[1], "25");
+    let expected: f64 = row(&rows, "expected")[1].parse().unwrap();
+    assert!((expected - 2783.0 * 0.01).abs() < 1e-9, "{expected}");
+    assert_eq!(row(&rows, "rejected at 5%")[1], "false");
+    let (header, rows) = records(&ok(&[&args[..], &["--csv", "exceptions"]].concat()));
+    assert_eq!(header, ["day", "VaR (USD)", "realised P&L (USD)"]);
+    assert_eq!(rows.len(), 25);
+    // Each exception is a loss beyond its day's VaR.
+    for row in &rows {
+        let var: f64 = row[1].parse().unwrap();
+        let pnl: f64 = row[2].parse().unwrap();
+        assert!(-pnl > var, "{row:?}");
+    }
+}
