@@ -35,6 +35,13 @@ def cli_args(command: str, portfolio: Path, venue: str, market: Optional[Path]) 
     return args
 
 
+def report_part(stdout: str) -> str:
+    """The command's `margin --json` without the liquidating moves it prints after the report's
+    fields (the reverse stress beside the report, which the package's report does not carry)."""
+    moves = stdout.index(',\n  "liquidation_moves": ')
+    return stdout[:moves] + "\n}\n"
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
 def test_margin_equals_the_command(case, cli_available, monkeypatch) -> None:
     portfolio, venue_name, market = case
@@ -52,8 +59,8 @@ def test_margin_equals_the_command(case, cli_available, monkeypatch) -> None:
         assert raised.value.field is None or raised.value.field in stderr
         return
     report = venue.margin(relative, market_arg)
-    assert report.to_json() + "\n" == stdout
-    cli = json.loads(stdout)
+    assert report.to_json() + "\n" == report_part(stdout)
+    cli = json.loads(report_part(stdout))
     same_figures(cli, report.to_dict(), portfolio.stem)
     # The attributes are the same figures.
     for name in ("equity", "initial_margin", "maintenance_margin", "available", "withdrawable"):
@@ -218,4 +225,4 @@ def test_portfolio_margin_of_many_accounts_equals_the_command(venue_name, cli_av
     for index, report in enumerate(reports):
         path, stdout = accepted[index % len(accepted)]
         assert report.mode == "portfolio"
-        assert report.to_json() + "\n" == stdout, path.name
+        assert report.to_json() + "\n" == report_part(stdout), path.name

@@ -16,7 +16,6 @@ use std::sync::mpsc::sync_channel;
 
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
-use comfy_table::CellAlignment;
 use solvent_core::Decimal;
 use solvent_core::venue::Venue;
 use solvent_engine::cascade::{self, CascadeParams, CascadeReport};
@@ -24,6 +23,7 @@ use solvent_engine::config::EngineConfig;
 use solvent_engine::event::{Envelope, write_line};
 use solvent_engine::population::{self, PopulationParams};
 
+use crate::display::{Cell, Column, Grid, Kind, Layout};
 use crate::progress::{Feedback, count};
 use crate::render::{grouped, table};
 use crate::replay::{PendingFile, QUEUE_BATCHES, read_events};
@@ -44,6 +44,11 @@ pub struct PopulationArgs {
     /// Write the events here (stdout when absent).
     #[arg(long, value_name = "ACCOUNTS.jsonl")]
     out: Option<PathBuf>,
+    /// Print the population's summary per underlying as CSV (RFC 4180: positions, longs, open
+    /// interest in USD, exact; the index price) in place of the lines (with --out: without it
+    /// stdout is the events).
+    #[arg(long, requires = "out")]
+    csv: bool,
     /// The venue: a shipped one by name (`solvent venue list`) or a VENUE.toml file; the built-in default when absent.
     #[arg(long)]
     venue: Option<PathBuf>,
@@ -80,9 +85,22 @@ pub struct CascadeArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
+    /// Print one table as CSV (RFC 4180: a header row naming each column's unit, then the
+    /// exact figures, unrounded): rounds or totals.
+    #[arg(long, value_name = "TABLE", value_enum, conflicts_with = "json")]
+    csv: Option<CascadeTable>,
     /// The venue: a shipped one by name (`solvent venue list`) or a VENUE.toml file; the built-in default when absent.
     #[arg(long)]
     venue: Option<PathBuf>,
+}
+
+/// Which table of `solvent cascade` `--csv` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CascadeTable {
+    /// Each round: prices, accounts liquidated, volumes, insurance fund.
+    Rounds,
+    /// The cascade's totals, one figure a row.
+    Totals,
 }
 
 /// `--impact-model`.
@@ -153,6 +171,30 @@ pub fn population(args: &PopulationArgs, feedback: Feedback) -> Result<String> {
         .out
         .as_ref()
         .map_or_else(String::new, |p| p.display().to_string());
+    if args.csv {
+        let mut grid = Grid::new(vec![
+            Column::new("underlying", Kind::Label),
+            Column::new("positions", Kind::Number),
+            Column::new("longs", Kind::Number),
+            Column::new("open interest (USD)", Kind::Number),
+            Column::new("index (USD)", Kind::Number),
+        ]);
+        for market in &params.market {
+            let tally = summary
+                .by_underlying
+                .get(&market.underlying)
+                .cloned()
+                .unwrap_or_default();
+            grid.row(vec![
+                market.underlying.to_string(),
+                tally.positions.to_string(),
+                tally.longs.to_string(),
+                tally.open_interest_usd.normalize().to_string(),
+                market.price.to_string(),
+            ]);
+        }
+        return Ok(grid.csv()?);
+    }
     let mut text = format!(
         "wrote {} events for {} accounts (seed {}) to {path}\n",
         summary.events, summary.accounts, args.seed,
@@ -275,6 +317,7 @@ pub fn run(args: &CascadeArgs, feedback: Feedback) -> Result<String> {
     // Parameters first: a bad flag is refused before a large file is read.
     params.check().map_err(cascade_error)?;
     let venue = venue(args.venue.as_ref())?;
+    let venue_name = venue.name.clone();
     let file =
         File::open(&args.accounts).with_context(|| format!("{origin}: cannot read the file"))?;
     let size_bytes = file.metadata().map_or(0, |m| m.len());
@@ -317,18 +360,107 @@ pub fn run(args: &CascadeArgs, feedback: Feedback) -> Result<String> {
     std::mem::forget(shocked.engine);
     let report = shocked.report;
     if let Some(path) = &args.plot {
-        let svg = crate::plot::cascade_svg(&plot_title(&report), &plot_rounds(&report))?;
+        let svg =
+            crate::plot::cascade_svg(&plot_title(&report, &venue_name), &plot_rounds(&report))?;
         fs::write(path, svg)
             .with_context(|| format!("{}: cannot write the plot", path.display()))?;
     }
-    if args.json {
-        Ok(serde_json::to_string_pretty(&report)? + "\n")
-    } else {
-        Ok(render(&report))
+    match (args.csv, args.json) {
+        (Some(CascadeTable::Rounds), _) => Ok(rounds_grid(&report).csv()?),
+        (Some(CascadeTable::Totals), _) => Ok(totals_csv(&report).csv()?),
+        (None, true) => Ok(serde_json::to_string_pretty(&report)? + "\n"),
+        (None, false) => Ok(render(&report)),
     }
 }
 
-fn plot_title(report: &CascadeReport) -> String {
+/// The rounds: each underlying's price (USD), the accounts liquidated, the volumes and the
+/// insurance fund after the round.
+fn rounds_grid(report: &CascadeReport) -> Grid {
+    let names: Vec<&String> = report.totals.start_prices.keys().collect();
+    let mut columns = vec![Column::new("round", Kind::Number)];
+    columns.extend(names.iter().map(|n| {
+        Column::new(format!("{n} price"), Kind::Number).csv_header(format!("{n} price (USD)"))
+    }));
+    columns.extend([
+        Column::new("accounts liquidated", Kind::Number),
+        Column::new("volume (USD)", Kind::Number),
+        Column::new("ADL (USD)", Kind::Number),
+        Column::new("insurance fund (USD)", Kind::Number),
+    ]);
+    let mut rounds = Grid::new(columns);
+    for round in &report.rounds {
+        let mut row = vec![Cell::text(round.round.to_string())];
+        row.extend(names.iter().map(|n| {
+            round.prices.get(*n).map_or_else(
+                || Cell::figure("-", ""),
+                |p| Cell::decimal(grouped(&p.round_dp(2).to_string()), *p),
+            )
+        }));
+        row.push(Cell::text(round.accounts_liquidated.to_string()));
+        row.push(Cell::decimal(usd(round.volume_usd), round.volume_usd));
+        row.push(Cell::decimal(
+            usd(round.adl_volume_usd),
+            round.adl_volume_usd,
+        ));
+        row.push(Cell::decimal(
+            grouped(&round.insurance_fund_usd.round_dp(2).to_string()),
+            round.insurance_fund_usd,
+        ));
+        rounds.cells(row);
+    }
+    rounds
+}
+
+/// The cascade's totals for CSV: one exact figure a row (the table joins some in prose).
+fn totals_csv(report: &CascadeReport) -> Grid {
+    let totals = &report.totals;
+    let mut grid = Grid::new(vec![
+        Column::new("figure", Kind::Label),
+        Column::new("value", Kind::Number),
+    ]);
+    let stopped = match totals.stopped {
+        cascade::StopReason::NothingLiquidated => "a round liquidated nothing",
+        cascade::StopReason::MaxRounds => "--max-rounds reached",
+    };
+    let exact = |label: String, value: Decimal| {
+        vec![Cell::text(label), Cell::decimal(value.to_string(), value)]
+    };
+    grid.row(vec!["rounds".to_owned(), totals.rounds.to_string()]);
+    grid.row(vec!["stopped because".to_owned(), stopped.to_owned()]);
+    grid.row(vec!["accounts".to_owned(), report.accounts.to_string()]);
+    grid.row(vec![
+        "accounts liquidated".to_owned(),
+        totals.accounts_liquidated.to_string(),
+    ]);
+    for (label, value) in [
+        ("volume liquidated (USD)", totals.volume_usd),
+        ("ADL volume (USD)", totals.adl_volume_usd),
+        (
+            "insurance fund drawdown (USD)",
+            totals.insurance_fund_drawdown_usd,
+        ),
+        (
+            "insurance fund needed to avoid ADL (USD)",
+            totals.insurance_fund_needed_usd,
+        ),
+        ("deficits left as debt (USD)", totals.account_debt_usd),
+    ] {
+        grid.cells(exact(label.to_owned(), value));
+    }
+    for (name, price) in &totals.final_prices {
+        grid.cells(exact(format!("{name} final price (USD)"), *price));
+    }
+    for (name, change) in &totals.price_change {
+        grid.cells(vec![
+            Cell::text(format!("{name} price change (fraction)")),
+            Cell::float(change.to_string(), Some(*change)),
+        ]);
+    }
+    grid
+}
+
+/// The cascade plot's title: the population, the venue and the shock.
+fn plot_title(report: &CascadeReport, venue: &str) -> String {
     let shocks: Vec<String> = report
         .params
         .shocks
@@ -336,7 +468,7 @@ fn plot_title(report: &CascadeReport) -> String {
         .map(|(name, shock)| format!("{name} {}%", (shock * Decimal::ONE_HUNDRED).normalize()))
         .collect();
     format!(
-        "Liquidation cascade: {} accounts, shock {}",
+        "Liquidation cascade: {} accounts on {venue}, shock {}",
         report.accounts,
         shocks.join(", ")
     )
@@ -374,39 +506,7 @@ fn usd(value: Decimal) -> String {
 }
 
 fn render(report: &CascadeReport) -> String {
-    let names: Vec<&String> = report.totals.start_prices.keys().collect();
-    let mut rounds = table();
-    let mut header = vec!["round".to_owned()];
-    header.extend(names.iter().map(|n| format!("{n} price")));
-    header.extend(
-        [
-            "accounts liquidated",
-            "volume (USD)",
-            "ADL (USD)",
-            "insurance fund (USD)",
-        ]
-        .map(str::to_owned),
-    );
-    rounds.set_header(header);
-    for round in &report.rounds {
-        let mut row = vec![round.round.to_string()];
-        row.extend(names.iter().map(|n| {
-            round
-                .prices
-                .get(*n)
-                .map_or_else(|| "-".to_owned(), |p| grouped(&p.round_dp(2).to_string()))
-        }));
-        row.push(round.accounts_liquidated.to_string());
-        row.push(usd(round.volume_usd));
-        row.push(usd(round.adl_volume_usd));
-        row.push(grouped(&round.insurance_fund_usd.round_dp(2).to_string()));
-        rounds.add_row(row);
-    }
-    for index in 0..rounds.column_count() {
-        if let Some(column) = rounds.column_mut(index) {
-            column.set_cell_alignment(CellAlignment::Right);
-        }
-    }
+    let rounds = rounds_grid(report).render(Layout::Wide);
     let totals = &report.totals;
     let mut summary = table();
     summary.set_header(vec!["total", ""]);

@@ -258,6 +258,11 @@ pub struct Column {
     kind: Kind,
     /// `Some(rank)`: dropped to fit the width, lowest rank first; `None`: always shown.
     optional: Option<u8>,
+    /// The header CSV writes, where the exact figure's unit differs from the shown one (a
+    /// fraction under a percentage); `None`: the table's header.
+    csv_header: Option<String>,
+    /// Written to CSV only (a unit a table carries in its cells).
+    csv_only: bool,
 }
 
 impl Column {
@@ -268,7 +273,24 @@ impl Column {
             header: header.into(),
             kind,
             optional: None,
+            csv_header: None,
+            csv_only: false,
         }
+    }
+
+    /// The header CSV writes in place of the table's (`fall (fraction)` under `fall`, whose
+    /// cells a table shows as percentages).
+    #[must_use]
+    pub fn csv_header(mut self, header: impl Into<String>) -> Self {
+        self.csv_header = Some(header.into());
+        self
+    }
+
+    /// A column CSV writes and tables leave out.
+    #[must_use]
+    pub fn csv_only(mut self) -> Self {
+        self.csv_only = true;
+        self
     }
 
     /// A column dropped when the table must fit the width, those of lower `rank` first.
@@ -279,11 +301,60 @@ impl Column {
     }
 }
 
-/// A table's columns and rows, laid out by [`Grid::render`].
+/// One cell of a [`Grid`]: as a table shows it (rounded, grouped, with its unit where the
+/// column's rows differ) and as CSV writes it (exact: a decimal as the ledger holds it, a ratio
+/// or fraction as the shortest text that reads back to the same `f64`, empty where there is
+/// none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cell {
+    shown: String,
+    exact: String,
+}
+
+impl Cell {
+    /// Text, the same in a table and in CSV (a name, a state).
+    #[must_use]
+    pub fn text(text: impl Into<String>) -> Self {
+        let text = text.into();
+        Self {
+            exact: text.clone(),
+            shown: text,
+        }
+    }
+
+    /// A figure shown as `shown`, written exactly as `exact`.
+    #[must_use]
+    pub fn figure(shown: impl Into<String>, exact: impl Into<String>) -> Self {
+        Self {
+            shown: shown.into(),
+            exact: exact.into(),
+        }
+    }
+
+    /// A decimal shown as `shown`, written with every digit it holds (trailing zeros dropped).
+    #[must_use]
+    pub fn decimal(shown: impl Into<String>, value: Decimal) -> Self {
+        Self::figure(shown, value.normalize().to_string())
+    }
+
+    /// A float shown as `shown`, written as the shortest text that reads back to it; empty when
+    /// absent or not finite.
+    #[must_use]
+    pub fn float(shown: impl Into<String>, value: Option<f64>) -> Self {
+        Self::figure(
+            shown,
+            value
+                .filter(|v| v.is_finite())
+                .map_or_else(String::new, |v| v.to_string()),
+        )
+    }
+}
+
+/// A table's columns and rows, laid out by [`Grid::render`] or written by [`Grid::csv`].
 #[derive(Clone, Debug)]
 pub struct Grid {
     columns: Vec<Column>,
-    rows: Vec<Vec<String>>,
+    rows: Vec<Vec<Cell>>,
 }
 
 impl Grid {
@@ -296,9 +367,60 @@ impl Grid {
         }
     }
 
-    /// Adds a row (one cell per column; missing cells are blank).
+    /// Adds a row of text cells, the same in a table and in CSV (one per column; missing cells
+    /// are blank).
     pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells.into_iter().map(Cell::text).collect());
+    }
+
+    /// The grid of the columns `indices` (in that order) of this one, with their cells.
+    #[must_use]
+    pub fn select(&self, indices: &[usize]) -> Self {
+        Self {
+            columns: indices
+                .iter()
+                .filter_map(|&index| self.columns.get(index).cloned())
+                .collect(),
+            rows: self
+                .rows
+                .iter()
+                .map(|row| {
+                    indices
+                        .iter()
+                        .map(|&index| row.get(index).cloned().unwrap_or_else(|| Cell::text("")))
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
+    /// Adds a row of cells with their exact figures (one per column; missing cells are blank).
+    pub fn cells(&mut self, cells: Vec<Cell>) {
         self.rows.push(cells);
+    }
+
+    /// The table as RFC 4180 CSV: a header row (each column's unit in its name), then every
+    /// row's exact cells, every column included (none is left out to fit a width).
+    ///
+    /// # Errors
+    /// When a record cannot be written (never for text in memory, but the writer reports it).
+    pub fn csv(&self) -> Result<String, csv::Error> {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.write_record(
+            self.columns
+                .iter()
+                .map(|column| column.csv_header.as_deref().unwrap_or(&column.header)),
+        )?;
+        for row in &self.rows {
+            writer.write_record(
+                (0..self.columns.len())
+                    .map(|index| row.get(index).map_or("", |cell| cell.exact.as_str())),
+            )?;
+        }
+        let bytes = writer
+            .into_inner()
+            .map_err(|error| csv::Error::from(error.into_error()))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// The table, fitted to the layout: under [`Layout::Fit`] prose is wrapped and, while that
@@ -306,7 +428,9 @@ impl Grid {
     /// [`DEFAULT_WIDTH`] wide; a line under it names the columns left out.
     #[must_use]
     pub fn render(&self, layout: Layout) -> String {
-        let mut shown: Vec<usize> = (0..self.columns.len()).collect();
+        let mut shown: Vec<usize> = (0..self.columns.len())
+            .filter(|&index| !self.columns[index].csv_only)
+            .collect();
         if layout == Layout::Wide {
             return self.table(&shown, None).to_string();
         }
@@ -369,7 +493,11 @@ impl Grid {
             table.add_row(
                 shown
                     .iter()
-                    .map(|&index| row.get(index).cloned().unwrap_or_default())
+                    .map(|&index| {
+                        row.get(index)
+                            .map(|cell| cell.shown.clone())
+                            .unwrap_or_default()
+                    })
                     .collect::<Vec<_>>(),
             );
         }
@@ -398,7 +526,7 @@ impl Grid {
         let cells = || {
             self.rows
                 .iter()
-                .filter_map(|row| row.get(index))
+                .filter_map(|row| row.get(index).map(|cell| &cell.shown))
                 .chain(std::iter::once(&self.columns[index].header))
         };
         let widest = cells().map(|cell| text_width(cell)).max().unwrap_or(0);

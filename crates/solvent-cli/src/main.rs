@@ -103,7 +103,11 @@ struct VenueArgs {
 #[derive(Subcommand)]
 enum VenueCommand {
     /// Names the venues built into the binary.
-    List,
+    List {
+        /// As CSV (RFC 4180): the name `--venue` takes and the venue's own name.
+        #[arg(long)]
+        csv: bool,
+    },
     /// Prints a venue's rules as the venue's own pages lay them out: a table per margin rule
     /// (tier, position value range, maximum leverage, maintenance rate, maintenance amount),
     /// collateral haircuts, contracts and the sources the file cites.
@@ -113,6 +117,10 @@ enum VenueCommand {
         /// Only this contract: its terms and its table (a listed name, or a Deribit-style name
         /// of one of the venue's series).
         instrument: Option<String>,
+        /// Print one table as CSV (RFC 4180, rates as fractions, bounds exact): tiers (every
+        /// tiered rule's, or the contract's) or collateral.
+        #[arg(long, value_name = "TABLE", value_enum)]
+        csv: Option<venue_view::VenueTable>,
     },
     /// Validates a venue file: every key the reader checks, then the tables (tiers that do not
     /// start where the previous ended, deductions that do not follow from the rates,
@@ -146,6 +154,10 @@ struct BacktestArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Print one table as CSV (RFC 4180, exact figures): summary (Kupiec's test) or
+    /// exceptions (each day whose loss went beyond VaR).
+    #[arg(long, value_name = "TABLE", value_enum, conflicts_with = "json")]
+    csv: Option<render::BacktestTable>,
 }
 
 #[derive(Args)]
@@ -184,6 +196,10 @@ struct Inputs {
 struct MarginArgs {
     #[command(flatten)]
     inputs: Inputs,
+    /// Print one table as CSV (RFC 4180: a header row naming each column's unit, then the
+    /// exact figures, unrounded): summary, currencies, components, positions or moves.
+    #[arg(long, value_name = "TABLE", value_enum, conflicts_with = "json")]
+    csv: Option<render::MarginTable>,
 }
 
 #[derive(Args)]
@@ -194,6 +210,10 @@ struct WhatIfArgs {
     /// asset, as the engine books it); repeat for several.
     #[arg(long = "trade", required = true, allow_hyphen_values = true)]
     trades: Vec<String>,
+    /// Print the before and after figures as CSV (RFC 4180: a header row naming each column's
+    /// unit, then the exact figures, unrounded; the verdict last).
+    #[arg(long, conflicts_with = "json")]
+    csv: bool,
 }
 
 #[derive(Args)]
@@ -210,6 +230,10 @@ struct StressArgs {
     /// Write an SVG plot of P&L against the joint move, with the IM and MM lines.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
+    /// Print one table as CSV (RFC 4180: a header row naming each column's unit, then the
+    /// exact figures, unrounded): scenarios, or reverse (with --reverse).
+    #[arg(long, value_name = "TABLE", value_enum, conflicts_with = "json")]
+    csv: Option<render::StressTable>,
 }
 
 #[derive(Args)]
@@ -226,6 +250,10 @@ struct AllocateArgs {
     /// ...up to this health.
     #[arg(long, default_value_t = 1.5)]
     target: f64,
+    /// Print one table as CSV (RFC 4180: a header row naming each column's unit, then the
+    /// exact figures, unrounded): figures or moves.
+    #[arg(long, value_name = "TABLE", value_enum, conflicts_with = "json")]
+    csv: Option<render::AllocationTable>,
 }
 
 fn allocate(args: &AllocateArgs) -> Result<Printed> {
@@ -248,7 +276,9 @@ fn allocate(args: &AllocateArgs) -> Result<Printed> {
     let view = loaded.view(&name)?;
     let allocation = solvent_risk::allocation::allocate(&loaded.portfolio, &view, policy)
         .map_err(|e| loaded.locate(&name, e))?;
-    let text = if args.inputs.json {
+    let text = if let Some(table) = args.csv {
+        render::allocation_csv(&allocation, &loaded.venue, table)?
+    } else if args.inputs.json {
         serde_json::to_string_pretty(&allocation)? + "\n"
     } else {
         render::allocation(
@@ -477,15 +507,34 @@ fn stress(args: &StressArgs) -> Result<Printed> {
             .collect::<Result<Vec<_>, RiskError>>()
             .map_err(locate)?;
         let title = format!(
-            "{}: P&L against a joint move of {}",
+            "{} ({} on {}): P&L against a joint move of {}",
             base.account,
+            render::margin_model(base.mode, &loaded.venue),
+            loaded.venue.name,
             names.join(", ")
         );
-        let svg = plot::stress_svg(&title, &base.settlement_asset, &points)?;
+        // The joint liquidating moves: the reverse stress's entry moving every underlying.
+        let joint = match &reverse {
+            Some(found) => found.clone(),
+            None => solvent_risk::stress::reverse(&loaded.portfolio, &view).map_err(locate)?,
+        };
+        let liquidations = joint
+            .iter()
+            .find(|entry| entry.underlyings.len() == names.len())
+            .map(|entry| entry.down.into_iter().chain(entry.up).collect())
+            .unwrap_or_default();
+        let svg = plot::stress_svg(
+            &title,
+            &base.settlement_asset,
+            &points,
+            &plot::Marks { liquidations },
+        )?;
         fs::write(path, svg)
             .with_context(|| format!("{}: cannot write the plot", path.display()))?;
     }
-    let text = if args.inputs.json {
+    let text = if let Some(table) = args.csv {
+        render::stress_csv(&base, &rows, reverse.as_deref(), &loaded.venue, table)?
+    } else if args.inputs.json {
         let value = serde_json::json!({
             "account": base.account,
             "settlement_asset": base.settlement_asset,
@@ -525,6 +574,9 @@ fn backtest(args: &BacktestArgs) -> Result<String> {
     let report =
         solvent_risk::backtest::run(&portfolio, &prices, &params, args.level, min_scenarios)
             .map_err(|e| anyhow!("{name}: {e}"))?;
+    if let Some(table) = args.csv {
+        return Ok(render::backtest_csv(&report, table)?);
+    }
     if args.json {
         return Ok(serde_json::to_string_pretty(&report)? + "\n");
     }
@@ -586,10 +638,18 @@ fn run(cli: Cli) -> Result<Printed> {
             String::from_utf8(out).map_err(|_| anyhow!("the man page is not UTF-8"))
         }
         Command::Venue(args) => match args.command {
-            VenueCommand::List => venues::list(),
-            VenueCommand::Show { venue, instrument } => {
-                venue_view::show(&venue, instrument.as_deref())
-            }
+            VenueCommand::List { csv: false } => venues::list(),
+            VenueCommand::List { csv: true } => venues::list_csv(),
+            VenueCommand::Show {
+                venue,
+                instrument,
+                csv: None,
+            } => venue_view::show(&venue, instrument.as_deref()),
+            VenueCommand::Show {
+                venue,
+                instrument,
+                csv: Some(table),
+            } => venue_view::show_csv(&venue, instrument.as_deref(), table),
             VenueCommand::Check { file } => venue_view::check(&file),
         },
         Command::Stress(args) => return stress(&args),
@@ -607,22 +667,38 @@ fn margin(args: &MarginArgs) -> Result<Printed> {
     let view = loaded.view(&name)?;
     let report = solvent_risk::margin_report(&loaded.portfolio, &view)
         .map_err(|e| loaded.locate(&name, e))?;
+    if let Some(table) = args.csv {
+        // The reverse stress only for the table of moves: the others do not read it.
+        let found = match table {
+            render::MarginTable::Moves => solvent_risk::stress::reverse(&loaded.portfolio, &view)
+                .map(|reverse| solvent_risk::stress::liquidation_moves(&reverse, &loaded.market))
+                .map_err(|error| loaded.locate(&name, error).to_string()),
+            _ => Ok(Vec::new()),
+        };
+        let moves = found.as_deref().map_err(Clone::clone);
+        let text = render::margin_csv(&report, &loaded.venue, &moves, table)?;
+        return Ok(Printed::warned(text, loaded.warnings));
+    }
+    // The reverse stress beside the report: the moves that liquidate the account.
+    let with_moves =
+        solvent_risk::stress::ReportWithMoves::new(&report, &loaded.portfolio, &view, |error| {
+            loaded.locate(&name, error).to_string()
+        });
     let text = if args.inputs.json {
-        serde_json::to_string_pretty(&report)? + "\n"
+        serde_json::to_string_pretty(&with_moves)? + "\n"
     } else {
-        // The reverse stress beside the report: the JSON stays the report (`stress --reverse`
-        // gives the moves as JSON).
-        let reverse = solvent_risk::stress::reverse(&loaded.portfolio, &view)
-            .map_err(|error| loaded.locate(&name, error).to_string());
-        let index = |underlying: &str| loaded.market.index.get(underlying).map(|p| p.value());
+        let moves = match (
+            &with_moves.liquidation_moves,
+            &with_moves.liquidation_moves_error,
+        ) {
+            (Some(moves), _) => Ok(moves.as_slice()),
+            (None, why) => Err(why.clone().unwrap_or_default()),
+        };
         render::margin(
             &report,
             &loaded.venue,
             display::Layout::new(args.inputs.wide),
-            Some(&render::LiquidationMoves {
-                reverse: reverse.as_deref().map_err(Clone::clone),
-                index: &index,
-            }),
+            Some(&moves),
         )
     };
     Ok(Printed::warned(text, loaded.warnings))
@@ -644,7 +720,9 @@ fn whatif(args: &WhatIfArgs) -> Result<Printed> {
     let view = loaded.view(&name)?;
     let outcome =
         what_if(&loaded.portfolio, &trades, &view).map_err(|e| loaded.locate(&name, e))?;
-    let text = if args.inputs.json {
+    let text = if args.csv {
+        render::what_if_csv(&outcome, &loaded.venue)?
+    } else if args.inputs.json {
         serde_json::to_string_pretty(&outcome)? + "\n"
     } else {
         render::what_if(

@@ -4,6 +4,33 @@
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
+use crate::display;
+
+/// The grid's lines: light enough that the series stay in front.
+const GRID_MAJOR: RGBColor = RGBColor(225, 225, 225);
+/// Ticks per axis, about: a label every tenth of the range reads without crowding.
+const TICKS: usize = 10;
+/// The initial-margin line's colour (amber).
+const AMBER: RGBColor = RGBColor(230, 140, 0);
+
+/// Decimals a tick of an axis spanning `span` needs: none when the ticks are a unit or more
+/// apart, else enough to tell two neighbours apart (about [`TICKS`] per axis).
+fn tick_decimals(span: f64) -> usize {
+    let step = span.abs() / TICKS as f64;
+    if !step.is_finite() || step >= 1.0 || step <= 0.0 {
+        return 0;
+    }
+    // A step of 0.05 needs two decimals, 0.5 one.
+    usize::try_from((-step.log10()).ceil() as i64)
+        .unwrap_or(0)
+        .min(8)
+}
+
+/// A tick's label: digits grouped in threes, only the decimals the axis needs, never `-0`.
+fn tick(value: f64, decimals: usize) -> String {
+    display::float(value, decimals)
+}
+
 /// One point of the curve: move (fraction), P&L, and the P&L at which equity meets IM and MM.
 pub struct Point {
     /// Joint relative move.
@@ -16,11 +43,39 @@ pub struct Point {
     pub maintenance_line: f64,
 }
 
-/// Draws the curve into an SVG document and returns its text.
+/// What the stress plot marks beyond its curves: the joint moves (fractions) at which the
+/// account's health reaches 1 (the reverse stress), drawn where the P&L meets the liquidation
+/// line.
+pub struct Marks {
+    /// The liquidating joint moves found, fall and rise.
+    pub liquidations: Vec<f64>,
+}
+
+/// The curve's value at `price_move`, interpolated between its points.
+fn interpolate(points: &[Point], price_move: f64, value: impl Fn(&Point) -> f64) -> Option<f64> {
+    points.windows(2).find_map(|pair| {
+        let (a, b) = (&pair[0], &pair[1]);
+        if price_move < a.price_move || price_move > b.price_move {
+            return None;
+        }
+        let width = b.price_move - a.price_move;
+        let share = if width > 0.0 {
+            (price_move - a.price_move) / width
+        } else {
+            0.0
+        };
+        Some(value(a) + share * (value(b) - value(a)))
+    })
+}
+
+/// Draws the curve into an SVG document and returns its text: the P&L (solid blue, dots), the
+/// P&L at which equity meets the initial margin (dashed amber) and the maintenance margin
+/// (dashed red), today's point (no move) and each liquidating move of `marks`, on a light grid
+/// whose ticks are grouped and carry only the decimals they need.
 ///
 /// # Errors
 /// When plotting fails (an empty or non-finite series).
-pub fn stress_svg(title: &str, currency: &str, points: &[Point]) -> Result<String> {
+pub fn stress_svg(title: &str, currency: &str, points: &[Point], marks: &Marks) -> Result<String> {
     let finite = points
         .iter()
         .flat_map(|p| [p.pnl, p.initial_line, p.maintenance_line])
@@ -36,57 +91,127 @@ pub fn stress_svg(title: &str, currency: &str, points: &[Point]) -> Result<Strin
         points[0].price_move * 100.0,
         points[points.len() - 1].price_move * 100.0,
     );
+    let (y_low, y_high) = (low - pad, high + pad);
+    let x_decimals = tick_decimals(last - first);
+    let y_decimals = tick_decimals(y_high - y_low);
+    let fail = |e: &dyn std::fmt::Display| anyhow!("plot: {e}");
     let mut text = String::new();
     {
         let root = SVGBackend::with_string(&mut text, (960, 600)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow!("plot: {e}"))?;
+        root.fill(&WHITE).map_err(|e| fail(&e))?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 22))
+            .caption(title, ("sans-serif", 20))
             .margin(16)
             .x_label_area_size(44)
-            .y_label_area_size(96)
-            .build_cartesian_2d(first..last, (low - pad)..(high + pad))
-            .map_err(|e| anyhow!("plot: {e}"))?;
+            .y_label_area_size(110)
+            .build_cartesian_2d(first..last, y_low..y_high)
+            .map_err(|e| fail(&e))?;
         chart
             .configure_mesh()
+            .x_labels(TICKS)
+            .y_labels(TICKS)
+            .bold_line_style(GRID_MAJOR)
+            .light_line_style(TRANSPARENT)
+            .x_label_formatter(&|x| format!("{}%", tick(*x, x_decimals)))
+            .y_label_formatter(&|y| tick(*y, y_decimals))
             .x_desc("joint move of the account's underlyings (%)")
             .y_desc(format!("P&L ({currency})"))
             .draw()
-            .map_err(|e| anyhow!("plot: {e}"))?;
-        let series = [
-            (
-                "P&L",
-                BLUE,
-                points
-                    .iter()
-                    .map(|p| (p.price_move * 100.0, p.pnl))
-                    .collect::<Vec<_>>(),
-            ),
+            .map_err(|e| fail(&e))?;
+        let along = |value: fn(&Point) -> f64| -> Vec<(f64, f64)> {
+            points
+                .iter()
+                .map(|p| (p.price_move * 100.0, value(p)))
+                .collect()
+        };
+        chart
+            .draw_series(LineSeries::new(along(|p| p.pnl), BLUE.stroke_width(2)))
+            .map_err(|e| fail(&e))?
+            .label("P&L")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        chart
+            .draw_series(
+                along(|p| p.pnl)
+                    .into_iter()
+                    .map(|point| Circle::new(point, 2, BLUE.filled())),
+            )
+            .map_err(|e| fail(&e))?;
+        for (label, colour, value, dash) in [
             (
                 "equity = initial margin",
-                RGBColor(230, 140, 0),
-                points
-                    .iter()
-                    .map(|p| (p.price_move * 100.0, p.initial_line))
-                    .collect(),
+                AMBER,
+                (|p: &Point| p.initial_line) as fn(&Point) -> f64,
+                4,
             ),
             (
                 "equity = maintenance margin (liquidation)",
                 RED,
-                points
-                    .iter()
-                    .map(|p| (p.price_move * 100.0, p.maintenance_line))
-                    .collect(),
+                |p: &Point| p.maintenance_line,
+                10,
             ),
-        ];
-        for (label, colour, data) in series {
+        ] {
             chart
-                .draw_series(LineSeries::new(data, colour.stroke_width(2)))
-                .map_err(|e| anyhow!("plot: {e}"))?
+                .draw_series(DashedLineSeries::new(
+                    along(value),
+                    dash,
+                    5,
+                    colour.stroke_width(2),
+                ))
+                .map_err(|e| fail(&e))?
                 .label(label)
                 .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+                    plotters::element::DashedPathElement::new(
+                        vec![(x, y), (x + 20, y)],
+                        dash,
+                        5,
+                        colour.stroke_width(2),
+                    )
                 });
+        }
+        // Today: no move, no P&L.
+        chart
+            .draw_series([Circle::new((0.0, 0.0), 6, BLACK.filled())])
+            .map_err(|e| fail(&e))?
+            .label("today")
+            .legend(|(x, y)| Circle::new((x + 10, y), 5, BLACK.filled()));
+        // Labels set off the point they name, so that neither hides the other.
+        chart
+            .draw_series([EmptyElement::at((0.0, 0.0))
+                + Text::new(
+                    "today".to_owned(),
+                    (10, -20),
+                    ("sans-serif", 14).into_font().color(&BLACK),
+                )])
+            .map_err(|e| fail(&e))?;
+        // Where the P&L meets the liquidation line: a red cross and the move.
+        let inside: Vec<(f64, f64)> = marks
+            .liquidations
+            .iter()
+            .filter_map(|m| {
+                let pnl = interpolate(points, *m, |p| p.pnl)?;
+                Some((m * 100.0, pnl))
+            })
+            .collect();
+        if !inside.is_empty() {
+            chart
+                .draw_series(
+                    inside
+                        .iter()
+                        .map(|point| Cross::new(*point, 8, RED.stroke_width(3))),
+                )
+                .map_err(|e| fail(&e))?
+                .label("liquidation (health 1)")
+                .legend(|(x, y)| Cross::new((x + 10, y), 6, RED.stroke_width(3)));
+            chart
+                .draw_series(inside.iter().map(|(x, y)| {
+                    EmptyElement::at((*x, *y))
+                        + Text::new(
+                            format!("liquidation {}", display::signed_percent(x / 100.0)),
+                            (10, 8),
+                            ("sans-serif", 14).into_font().color(&RED),
+                        )
+                }))
+                .map_err(|e| fail(&e))?;
         }
         chart
             .configure_series_labels()
@@ -94,10 +219,20 @@ pub fn stress_svg(title: &str, currency: &str, points: &[Point]) -> Result<Strin
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()
-            .map_err(|e| anyhow!("plot: {e}"))?;
-        root.present().map_err(|e| anyhow!("plot: {e}"))?;
+            .map_err(|e| fail(&e))?;
+        root.present().map_err(|e| fail(&e))?;
     }
     Ok(text)
+}
+
+/// A round's tick: the round's number on a whole round, nothing between two (the axis reaches
+/// half a round either side so that the bars fit).
+fn round_label(x: &f64) -> String {
+    let nearest = x.round();
+    if (x - nearest).abs() > 1e-9 || nearest < 0.0 {
+        return String::new();
+    }
+    tick(nearest, 0)
 }
 
 /// One round of a liquidation cascade, as plotted.
@@ -145,7 +280,10 @@ pub fn cascade_svg(title: &str, rounds: &[CascadeRound]) -> Result<String> {
         .collect();
     names.sort_unstable();
     names.dedup();
-    let palette = [BLUE, RGBColor(120, 60, 200), RGBColor(0, 140, 120), BLACK];
+    // Colours apart in hue and lightness, and a marker shape per series beside them.
+    let palette = [BLUE, RGBColor(0, 150, 110), RGBColor(200, 60, 160), BLACK];
+    // A label per round at most: the axis runs from -0.5 to the last round + 0.5.
+    let x_ticks = (last.round + 2).min(TICKS + 2);
     let mut text = String::new();
     {
         let root = SVGBackend::with_string(&mut text, (960, 720)).into_drawing_area();
@@ -160,11 +298,17 @@ pub fn cascade_svg(title: &str, rounds: &[CascadeRound]) -> Result<String> {
             .y_label_area_size(72)
             .build_cartesian_2d(-0.5..x_end, (low - pad)..(high + pad))
             .map_err(|e| fail(&e))?;
+        let price_decimals = tick_decimals(high - low + 2.0 * pad);
         prices
             .configure_mesh()
+            .x_labels(x_ticks)
+            .y_labels(TICKS)
+            .bold_line_style(GRID_MAJOR)
+            .light_line_style(TRANSPARENT)
             .x_desc("round")
             .y_desc("index vs before the shock (%)")
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_label_formatter(&round_label)
+            .y_label_formatter(&|y| format!("{}%", tick(*y, price_decimals)))
             .draw()
             .map_err(|e| fail(&e))?;
         for (index, name) in names.iter().enumerate() {
@@ -183,12 +327,21 @@ pub fn cascade_svg(title: &str, rounds: &[CascadeRound]) -> Result<String> {
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
                 });
-            prices
-                .draw_series(
-                    path.into_iter()
-                        .map(|point| Circle::new(point, 3, colour.filled())),
-                )
-                .map_err(|e| fail(&e))?;
+            if index % 2 == 0 {
+                prices
+                    .draw_series(
+                        path.into_iter()
+                            .map(|point| Circle::new(point, 4, colour.filled())),
+                    )
+                    .map_err(|e| fail(&e))?;
+            } else {
+                prices
+                    .draw_series(
+                        path.into_iter()
+                            .map(|point| TriangleMarker::new(point, 6, colour.filled())),
+                    )
+                    .map_err(|e| fail(&e))?;
+            }
         }
         prices
             .configure_series_labels()
@@ -203,11 +356,17 @@ pub fn cascade_svg(title: &str, rounds: &[CascadeRound]) -> Result<String> {
             .y_label_area_size(72)
             .build_cartesian_2d(-0.5..x_end, 0.0..volume_high)
             .map_err(|e| fail(&e))?;
+        let volume_decimals = tick_decimals(volume_high);
         volume
             .configure_mesh()
+            .x_labels(x_ticks)
+            .y_labels(TICKS)
+            .bold_line_style(GRID_MAJOR)
+            .light_line_style(TRANSPARENT)
             .x_desc("round")
             .y_desc("volume per round (million USD)")
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_label_formatter(&round_label)
+            .y_label_formatter(&|y| tick(*y, volume_decimals))
             .draw()
             .map_err(|e| fail(&e))?;
         let liquidated = RED.mix(0.75);

@@ -6,12 +6,12 @@ use rust_decimal::Decimal;
 use solvent_core::money::Amount;
 use solvent_core::portfolio::MarginMode;
 use solvent_core::venue::Venue;
-use solvent_risk::report::MarginReport;
-use solvent_risk::stress::{ReverseStress, StressRow};
+use solvent_risk::report::{LiquidationLevel, MarginReport};
+use solvent_risk::stress::{LiquidatingMove, ReverseStress, StressRow};
 use solvent_risk::whatif::WhatIf;
 
 pub(crate) use crate::display::grouped;
-use crate::display::{self, Column, Grid, Kind, Layout, Money, Quote, float, ratio};
+use crate::display::{self, Cell, Column, Grid, Kind, Layout, Money, Quote, float, ratio};
 
 /// An empty table in the report style: borders only, never wrapped.
 pub(crate) fn table() -> Table {
@@ -24,36 +24,29 @@ pub(crate) fn table() -> Table {
     table
 }
 
-fn summary(report: &MarginReport, money: &Money, layout: Layout) -> String {
+/// The account's figures: one row per figure, amounts in the report's asset.
+fn summary_grid(report: &MarginReport, money: &Money) -> Grid {
     let mut summary = Grid::new(vec![
-        Column::new("", Kind::Label),
-        Column::new(money.unit.clone(), Kind::Number),
+        Column::new("", Kind::Label).csv_header("figure"),
+        Column::new(money.unit.clone(), Kind::Number).csv_header(money.header("value")),
     ]);
     let withdrawable = format!(
         "withdrawable, bound by {}",
         report.withdrawable_limit.describe()
     );
+    let amount = |value: Decimal| Cell::decimal(money.show(value), value);
     let rows = [
-        (
-            "collateral value",
-            money.show(report.collateral_value.value()),
-        ),
-        ("unrealised P&L", money.show(report.unrealized_pnl.value())),
-        ("option value", money.show(report.option_value.value())),
-        ("equity", money.show(report.equity.value())),
-        ("initial margin", money.show(report.initial_margin.value())),
+        ("collateral value", amount(report.collateral_value.value())),
+        ("unrealised P&L", amount(report.unrealized_pnl.value())),
+        ("option value", amount(report.option_value.value())),
+        ("equity", amount(report.equity.value())),
+        ("initial margin", amount(report.initial_margin.value())),
         (
             "maintenance margin",
-            money.show(report.maintenance_margin.value()),
+            amount(report.maintenance_margin.value()),
         ),
-        (
-            "available (equity - IM)",
-            money.show(report.available.value()),
-        ),
-        (
-            withdrawable.as_str(),
-            money.show(report.withdrawable.value()),
-        ),
+        ("available (equity - IM)", amount(report.available.value())),
+        (withdrawable.as_str(), amount(report.withdrawable.value())),
         (
             // Segregated margin: each currency covers its own requirement alone.
             if report.currencies.is_empty() {
@@ -61,14 +54,14 @@ fn summary(report: &MarginReport, money: &Money, layout: Layout) -> String {
             } else {
                 "health (weakest currency)"
             },
-            ratio(report.health),
+            Cell::float(ratio(report.health), report.health),
         ),
-        ("state", report.state.to_string()),
+        ("state", Cell::text(report.state.to_string())),
     ];
     for (label, value) in rows {
-        summary.row(vec![label.to_owned(), value]);
+        summary.cells(vec![Cell::text(label), value]);
     }
-    summary.render(layout)
+    summary
 }
 
 /// The margin model an account of `mode` is margined by at `venue`, as the report header names
@@ -85,8 +78,7 @@ pub fn margin_model(mode: MarginMode, venue: &Venue) -> &'static str {
 
 /// Each settlement currency's figures in its coin and in USD, with the USD total (segregated
 /// portfolio margin).
-fn currencies(report: &MarginReport, venue: &Venue, layout: Layout) -> String {
-    let mut out = "\n\nEach settlement currency apart (in its coin; USD at its index)\n".to_owned();
+fn currencies_grid(report: &MarginReport, venue: &Venue) -> Grid {
     let usd = Money::new(venue, "USD");
     let mut table = Grid::new(vec![
         Column::new("currency", Kind::Label),
@@ -107,27 +99,55 @@ fn currencies(report: &MarginReport, venue: &Venue, layout: Layout) -> String {
         totals[0] += currency.equity_usd.value();
         totals[1] += currency.initial_margin_usd.value();
         totals[2] += currency.maintenance_margin_usd.value();
-        table.row(vec![
-            currency.currency.to_string(),
-            coin.show(currency.equity.value()),
-            coin.show(currency.initial_margin.value()),
-            coin.show(currency.maintenance_margin.value()),
-            coin.show(currency.available.value()),
-            ratio(currency.health),
-            currency.state.to_string(),
-            usd.show(currency.price_usd.value()),
-            usd.show(currency.equity_usd.value()),
-            usd.show(currency.initial_margin_usd.value()),
-            usd.show(currency.maintenance_margin_usd.value()),
+        let in_coin = |value: Decimal| Cell::decimal(coin.show(value), value);
+        let in_usd = |value: Decimal| Cell::decimal(usd.show(value), value);
+        table.cells(vec![
+            Cell::text(currency.currency.to_string()),
+            in_coin(currency.equity.value()),
+            in_coin(currency.initial_margin.value()),
+            in_coin(currency.maintenance_margin.value()),
+            in_coin(currency.available.value()),
+            Cell::float(ratio(currency.health), currency.health),
+            Cell::text(currency.state.to_string()),
+            in_usd(currency.price_usd.value()),
+            in_usd(currency.equity_usd.value()),
+            in_usd(currency.initial_margin_usd.value()),
+            in_usd(currency.maintenance_margin_usd.value()),
         ]);
     }
-    let mut total = vec!["total (USD)".to_owned()];
-    total.extend(std::iter::repeat_n(String::new(), 7));
-    total.extend(totals.iter().map(|value| usd.show(*value)));
-    table.row(total);
-    out.push_str(&table.render(layout));
-    out
+    let mut total = vec![Cell::text("total (USD)")];
+    total.extend(std::iter::repeat_n(Cell::text(""), 7));
+    total.extend(
+        totals
+            .iter()
+            .map(|value| Cell::decimal(usd.show(*value), *value)),
+    );
+    table.cells(total);
+    table
 }
+
+/// The waterfall: each component of the figures with its arithmetic.
+fn components_grid(report: &MarginReport, money: &Money) -> Grid {
+    let mut components = Grid::new(vec![
+        Column::new("component", Kind::Label),
+        Column::new(money.header("amount"), Kind::Number),
+        Column::new("detail", Kind::Text),
+    ]);
+    for component in &report.components {
+        components.cells(vec![
+            Cell::text(component.name.clone()),
+            Cell::decimal(
+                money.show(component.amount.value()),
+                component.amount.value(),
+            ),
+            Cell::text(component.detail.clone()),
+        ]);
+    }
+    components
+}
+
+/// The unit of an option's liquidation level: its underlying's index, in USD.
+const INDEX_UNIT: &str = "USD index";
 
 /// A size with its unit: the coin for linear contracts and options, USD for inverse
 /// perpetuals and futures (sized in USD).
@@ -167,16 +187,11 @@ fn with_unit(text: String, unit: Option<&String>, per_cell: bool) -> String {
     }
 }
 
-/// The moves that liquidate the account: per underlying its index's smallest fall and rise that
-/// take the cross pool's health to 1 with every cross position and coin on it moving with the
-/// index (the reverse stress, `solvent stress --reverse`), and the index level each gives, or
+/// The moves that liquidate the account ([`solvent_risk::stress::LiquidationMoves`]: per
+/// underlying its index's smallest fall and rise that take the cross pool's health to 1 with
+/// every cross position and coin on it moving with the index, and the level each reaches), or
 /// why the search could not run.
-pub struct LiquidationMoves<'a> {
-    /// The reverse stress, or why it is missing.
-    pub reverse: Result<&'a [ReverseStress], String>,
-    /// Each underlying's index now (USD).
-    pub index: &'a dyn Fn(&str) -> Option<Decimal>,
-}
+pub type LiquidationMoves<'a> = Result<&'a [solvent_risk::stress::LiquidationMoves], String>;
 
 /// The margin report as tables: header naming the margin model, summary, each currency under
 /// segregated portfolio margin, waterfall, positions, the liquidating moves of
@@ -197,27 +212,23 @@ pub fn margin(
         report.timestamp,
         report.settlement_asset
     );
-    out.push_str(&summary(report, &money, layout));
+    out.push_str(&summary_grid(report, &money).render(layout));
     if !report.currencies.is_empty() {
-        out.push_str(&currencies(report, venue, layout));
+        out.push_str("\n\nEach settlement currency apart (in its coin; USD at its index)\n");
+        out.push_str(&currencies_grid(report, venue).render(layout));
     }
     out.push_str("\n\nWhere the figures come from\n");
-    let mut components = Grid::new(vec![
-        Column::new("component", Kind::Label),
-        Column::new(money.header("amount"), Kind::Number),
-        Column::new("detail", Kind::Text),
-    ]);
-    for component in &report.components {
-        components.row(vec![
-            component.name.clone(),
-            money.show(component.amount.value()),
-            component.detail.clone(),
-        ]);
-    }
-    out.push_str(&components.render(layout));
+    out.push_str(&components_grid(report, &money).render(layout));
     if !report.positions.is_empty() {
         out.push_str("\n\nPositions\n");
-        out.push_str(&positions(report, venue, &money, layout));
+        let (grid, isolated) = positions_grid(report, venue, &money);
+        out.push_str(&grid.select(&HELD_COLUMNS).render(layout));
+        for line in isolated {
+            out.push('\n');
+            out.push_str(&line);
+        }
+        out.push_str("\n\nMargin and liquidation by position\n");
+        out.push_str(&grid.select(&MARGIN_COLUMNS).render(layout));
     }
     if let Some(moves) = moves {
         out.push_str(&liquidation_moves(moves, layout));
@@ -240,51 +251,57 @@ fn liquidation_moves(moves: &LiquidationMoves<'_>, layout: Layout) -> String {
                    pool's health to 1,\nevery cross position and coin on it moving with it \
                    (an isolated position liquidates at its own liq. price above)\n"
         .to_owned();
-    let reverse = match &moves.reverse {
-        Ok(reverse) => reverse,
-        Err(why) => {
-            out.push_str(&format!("not computed: {why}\n"));
-            return out;
-        }
-    };
-    let usd = |value: Decimal| display::fixed(value, display::price_decimals(value));
-    let mut table = Grid::new(vec![
-        Column::new("underlyings moved together", Kind::Label),
-        Column::new("fall", Kind::Number),
-        Column::new("index at fall (USD)", Kind::Number),
-        Column::new("rise", Kind::Number),
-        Column::new("index at rise (USD)", Kind::Number),
-    ]);
-    for entry in reverse.iter() {
-        // One underlying: the index level the move reaches; several move together, no one level.
-        let index = match entry.underlyings.as_slice() {
-            [one] => (moves.index)(one),
-            _ => None,
-        };
-        let level = |change: Option<f64>| match (index, change) {
-            (Some(index), Some(change)) => Decimal::from_f64_retain(1.0 + change)
-                .and_then(|factor| index.checked_mul(factor))
-                .map_or_else(|| "-".to_owned(), usd),
-            _ => "-".to_owned(),
-        };
-        let percent =
-            |change: Option<f64>| change.map_or_else(|| "none".to_owned(), display::signed_percent);
-        table.row(vec![
-            entry.underlyings.join(" + "),
-            percent(entry.down),
-            level(entry.down),
-            percent(entry.up),
-            level(entry.up),
-        ]);
+    match moves {
+        Ok(moves) => out.push_str(&moves_grid(moves).render(layout)),
+        Err(why) => out.push_str(&format!("not computed: {why}\n")),
     }
-    out.push_str(&table.render(layout));
     out
 }
 
-/// The positions as two tables that each fit the width: what is held (size, mark, value, P&L,
-/// pool), then what it requires and where it is liquidated. Sizes and prices are in their own
-/// units, amounts in the report's.
-fn positions(report: &MarginReport, venue: &Venue, money: &Money, layout: Layout) -> String {
+/// The liquidating moves as a table: per underlying (then all together) the fall and the rise,
+/// each with the index level it reaches (`none`: no move within the searched range).
+fn moves_grid(moves: &[solvent_risk::stress::LiquidationMoves]) -> Grid {
+    let mut table = Grid::new(vec![
+        Column::new("underlyings moved together", Kind::Label),
+        Column::new("fall", Kind::Number).csv_header("fall (fraction)"),
+        Column::new("index at fall (USD)", Kind::Number),
+        Column::new("rise", Kind::Number).csv_header("rise (fraction)"),
+        Column::new("index at rise (USD)", Kind::Number),
+    ]);
+    let percent = |found: Option<&LiquidatingMove>| match found {
+        Some(m) => Cell::float(display::signed_percent(m.price_move), Some(m.price_move)),
+        // No move within the searched range liquidates: an empty cell in CSV.
+        None => Cell::figure("none", ""),
+    };
+    let level = |found: Option<&LiquidatingMove>| match found.and_then(|m| m.index) {
+        Some(index) => Cell::decimal(
+            display::fixed(index.value(), display::price_decimals(index.value())),
+            index.value(),
+        ),
+        None => Cell::figure("-", ""),
+    };
+    for entry in moves {
+        table.cells(vec![
+            Cell::text(entry.underlyings.join(" + ")),
+            percent(entry.fall.as_ref()),
+            level(entry.fall.as_ref()),
+            percent(entry.rise.as_ref()),
+            level(entry.rise.as_ref()),
+        ]);
+    }
+    table
+}
+
+/// The columns of [`positions_grid`] in the first positions table: what is held.
+const HELD_COLUMNS: [usize; 6] = [0, 1, 2, 3, 4, 5];
+/// The columns of [`positions_grid`] in the second: what it requires and where it liquidates.
+const MARGIN_COLUMNS: [usize; 7] = [0, 6, 7, 8, 9, 10, 11];
+
+/// The positions as one grid (tables show it as two that each fit the width,
+/// [`HELD_COLUMNS`] and [`MARGIN_COLUMNS`]; CSV writes it whole, with each row's units): size,
+/// mark, value, P&L, pool, requirements and the liquidation level. Sizes and prices are in
+/// their own units, amounts in the report's. With it, a line per isolated position.
+fn positions_grid(report: &MarginReport, venue: &Venue, money: &Money) -> (Grid, Vec<String>) {
     let sizes: Vec<Option<String>> = report
         .positions
         .iter()
@@ -302,24 +319,37 @@ fn positions(report: &MarginReport, venue: &Venue, money: &Money, layout: Layout
     let (size_header, size_per_cell) = unit_column("size", &sizes);
     let (mark_header, mark_per_cell) = unit_column("mark", &quote_units);
     // Every other price and the collateral held where they are: the move of the index that
-    // liquidates is in the table of liquidation by underlying.
-    let (liquidation_header, _) = unit_column("liq. price, others fixed", &quote_units);
-    let mut held = Grid::new(vec![
+    // liquidates is in the table of liquidation by underlying. An option's level is its
+    // underlying's index (the option repriced from it), in USD.
+    let liquidation_units: Vec<Option<String>> = report
+        .positions
+        .iter()
+        .zip(&quote_units)
+        .map(|(position, unit)| match position.liquidation_price_of {
+            LiquidationLevel::Index => Some(INDEX_UNIT.to_owned()),
+            LiquidationLevel::Mark => unit.clone(),
+        })
+        .collect();
+    let (liquidation_header, liquidation_per_cell) =
+        unit_column("liq. price, others fixed", &liquidation_units);
+    let mut grid = Grid::new(vec![
         Column::new("instrument", Kind::Label),
         Column::new(size_header, Kind::Number),
         Column::new(mark_header, Kind::Number),
         Column::new(money.header("value"), Kind::Number),
         Column::new(money.header("upnl"), Kind::Number),
         Column::new("pool", Kind::Label),
-    ]);
-    let mut margin = Grid::new(vec![
-        Column::new("instrument", Kind::Label),
         Column::new(money.header("IM"), Kind::Number),
         Column::new(money.header("MM"), Kind::Number),
-        Column::new("IM share (%)", Kind::Number).optional(1),
+        Column::new("IM share (%)", Kind::Number)
+            .optional(1)
+            .csv_header("IM share (fraction)"),
         Column::new(liquidation_header, Kind::Number),
         Column::new("to liq. (%)", Kind::Number).optional(2),
         Column::new("to liq. (sd)", Kind::Number).optional(0),
+        Column::new("size unit", Kind::Label).csv_only(),
+        Column::new("mark unit", Kind::Label).csv_only(),
+        Column::new("liq. price unit", Kind::Label).csv_only(),
     ]);
     let mut isolated = Vec::new();
     for (index, position) in report.positions.iter().enumerate() {
@@ -337,107 +367,193 @@ fn positions(report: &MarginReport, venue: &Venue, money: &Money, layout: Layout
             "cross"
         };
         let quote = quotes[index].as_ref();
-        let price = |value: Decimal| {
-            let text = quote.map_or_else(|| grouped(&value.to_string()), |q| q.show(value));
-            with_unit(text, quote_units[index].as_ref(), mark_per_cell)
-        };
-        held.row(vec![
-            position.instrument.to_string(),
-            with_unit(
-                grouped(&position.size.value().normalize().to_string()),
-                sizes[index].as_ref(),
-                size_per_cell,
+        let quoted =
+            |value: Decimal| quote.map_or_else(|| grouped(&value.to_string()), |q| q.show(value));
+        let amount = |value: Decimal| Cell::decimal(money.show(value), value);
+        let liquidation = position.liquidation_price.map_or_else(
+            || Cell::figure("none", ""),
+            |level| {
+                let shown = match position.liquidation_price_of {
+                    LiquidationLevel::Index => {
+                        display::fixed(level.value(), display::price_decimals(level.value()))
+                    }
+                    LiquidationLevel::Mark => quoted(level.value()),
+                };
+                Cell::decimal(
+                    with_unit(
+                        shown,
+                        liquidation_units[index].as_ref(),
+                        liquidation_per_cell,
+                    ),
+                    level.value(),
+                )
+            },
+        );
+        let unit = |unit: &Option<String>| Cell::text(unit.clone().unwrap_or_default());
+        grid.cells(vec![
+            Cell::text(position.instrument.to_string()),
+            Cell::decimal(
+                with_unit(
+                    grouped(&position.size.value().normalize().to_string()),
+                    sizes[index].as_ref(),
+                    size_per_cell,
+                ),
+                position.size.value(),
             ),
-            price(position.mark_price.value()),
-            money.show(position.value.value()),
-            money.show(position.upnl.value()),
-            pool.to_owned(),
-        ]);
-        margin.row(vec![
-            position.instrument.to_string(),
-            money.show(position.initial_margin.value()),
-            money.show(position.maintenance_margin.value()),
-            float(position.im_share * 100.0, 1),
-            position
-                .liquidation_price
-                .map_or_else(|| "none".to_owned(), |p| price(p.value())),
-            position
-                .distance_to_liquidation_pct
-                .map_or_else(|| "-".to_owned(), |d| float(d, 2)),
-            position
-                .distance_to_liquidation_sd
-                .map_or_else(|| "-".to_owned(), |d| float(d, 2)),
+            Cell::decimal(
+                with_unit(
+                    quoted(position.mark_price.value()),
+                    quote_units[index].as_ref(),
+                    mark_per_cell,
+                ),
+                position.mark_price.value(),
+            ),
+            amount(position.value.value()),
+            amount(position.upnl.value()),
+            Cell::text(pool),
+            amount(position.initial_margin.value()),
+            amount(position.maintenance_margin.value()),
+            Cell::float(float(position.im_share * 100.0, 1), Some(position.im_share)),
+            liquidation,
+            Cell::float(
+                position
+                    .distance_to_liquidation_pct
+                    .map_or_else(|| "-".to_owned(), |d| float(d, 2)),
+                position.distance_to_liquidation_pct,
+            ),
+            Cell::float(
+                position
+                    .distance_to_liquidation_sd
+                    .map_or_else(|| "-".to_owned(), |d| float(d, 2)),
+                position.distance_to_liquidation_sd,
+            ),
+            unit(&sizes[index]),
+            unit(&quote_units[index]),
+            unit(&liquidation_units[index]),
         ]);
     }
-    let mut out = held.render(layout);
-    for line in isolated {
-        out.push('\n');
-        out.push_str(&line);
-    }
-    out.push_str("\n\nMargin and liquidation by position\n");
-    out.push_str(&margin.render(layout));
-    out
+    (grid, isolated)
+}
+
+/// Which table of the margin report `--csv` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum MarginTable {
+    /// The account's figures (equity, requirements, health, state).
+    Summary,
+    /// Each settlement currency apart (segregated portfolio margin).
+    Currencies,
+    /// Where the figures come from (the waterfall).
+    Components,
+    /// The positions, held and required, with their liquidation levels.
+    Positions,
+    /// The liquidating moves per underlying.
+    Moves,
+}
+
+/// One table of the margin report as CSV (see [`Grid::csv`]).
+///
+/// # Errors
+/// When the moves were asked for and could not be computed, or a record cannot be written.
+pub fn margin_csv(
+    report: &MarginReport,
+    venue: &Venue,
+    moves: &LiquidationMoves<'_>,
+    table: MarginTable,
+) -> anyhow::Result<String> {
+    let money = Money::new(venue, &report.settlement_asset);
+    let grid = match table {
+        MarginTable::Summary => summary_grid(report, &money),
+        MarginTable::Currencies => currencies_grid(report, venue),
+        MarginTable::Components => components_grid(report, &money),
+        MarginTable::Positions => positions_grid(report, venue, &money).0,
+        MarginTable::Moves => match moves {
+            Ok(moves) => moves_grid(moves),
+            Err(why) => anyhow::bail!("the liquidating moves were not computed: {why}"),
+        },
+    };
+    Ok(grid.csv()?)
 }
 
 /// Before and after, side by side, with the verdict.
 pub fn what_if(outcome: &WhatIf, trades: &[String], venue: &Venue, layout: Layout) -> String {
-    let money = Money::new(venue, &outcome.before.settlement_asset);
     let mut out = format!(
         "What if {} traded {}? (fees not included)\n\n",
         outcome.before.account,
         trades.join(", ")
     );
+    out.push_str(&what_if_grid(outcome, venue).render(layout));
+    out.push_str(&format!("\n\n{}\n", outcome.reason));
+    out
+}
+
+/// The before and after figures of a what-if as CSV (see [`Grid::csv`]), with the verdict as
+/// its last row.
+///
+/// # Errors
+/// When a record cannot be written.
+pub fn what_if_csv(outcome: &WhatIf, venue: &Venue) -> Result<String, csv::Error> {
+    let mut grid = what_if_grid(outcome, venue);
+    let verdict = if outcome.accepted {
+        "accepted"
+    } else {
+        "refused"
+    };
+    grid.row(vec![
+        "verdict".to_owned(),
+        verdict.to_owned(),
+        outcome.reason.clone(),
+    ]);
+    grid.csv()
+}
+
+/// The figures before and after a what-if, side by side.
+fn what_if_grid(outcome: &WhatIf, venue: &Venue) -> Grid {
+    let money = Money::new(venue, &outcome.before.settlement_asset);
     let mut table = Grid::new(vec![
-        Column::new("", Kind::Label),
+        Column::new("", Kind::Label).csv_header("figure"),
         Column::new(money.header("before"), Kind::Number),
         Column::new(money.header("after"), Kind::Number),
     ]);
     let (before, after) = (&outcome.before, &outcome.after);
-    let show = |value: Amount| money.show(value.value());
+    let show = |value: Amount| Cell::decimal(money.show(value.value()), value.value());
     let rows = [
-        ("equity".to_owned(), show(before.equity), show(after.equity)),
+        ("equity", show(before.equity), show(after.equity)),
         (
-            "initial margin".to_owned(),
+            "initial margin",
             show(before.initial_margin),
             show(after.initial_margin),
         ),
         (
-            "maintenance margin".to_owned(),
+            "maintenance margin",
             show(before.maintenance_margin),
             show(after.maintenance_margin),
         ),
+        ("available", show(before.available), show(after.available)),
         (
-            "available".to_owned(),
-            show(before.available),
-            show(after.available),
-        ),
-        (
-            "withdrawable".to_owned(),
+            "withdrawable",
             show(before.withdrawable),
             show(after.withdrawable),
         ),
         (
-            "  bound by".to_owned(),
-            before.withdrawable_limit.describe().to_owned(),
-            after.withdrawable_limit.describe().to_owned(),
+            "  bound by",
+            Cell::text(before.withdrawable_limit.describe()),
+            Cell::text(after.withdrawable_limit.describe()),
         ),
         (
-            "health (equity / MM)".to_owned(),
-            ratio(before.health),
-            ratio(after.health),
+            "health (equity / MM)",
+            Cell::float(ratio(before.health), before.health),
+            Cell::float(ratio(after.health), after.health),
         ),
         (
-            "state".to_owned(),
-            before.state.to_string(),
-            after.state.to_string(),
+            "state",
+            Cell::text(before.state.to_string()),
+            Cell::text(after.state.to_string()),
         ),
     ];
     for (label, left, right) in rows {
-        table.row(vec![label, left, right]);
+        table.cells(vec![Cell::figure(label, label.trim()), left, right]);
     }
-    out.push_str(&table.render(layout));
-    out.push_str(&format!("\n\n{}\n", outcome.reason));
-    out
+    table
 }
 
 fn moves(moves: &[(String, f64)]) -> String {
@@ -472,10 +588,63 @@ pub fn stress(
         money.show(base.maintenance_margin.value()),
         ratio(base.health)
     );
+    out.push_str(&stress_grid(base, rows, venue).render(layout));
+    if let Some(reverse) = reverse {
+        out.push_str("\n\nReverse stress: the smallest move that takes health to 1\n");
+        out.push_str(&reverse_grid(reverse).render(layout));
+    }
+    out.push('\n');
+    out
+}
+
+/// Which table of `solvent stress` `--csv` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StressTable {
+    /// The account under each scenario.
+    Scenarios,
+    /// The reverse stress (needs `--reverse`).
+    Reverse,
+}
+
+/// The scenarios' table or the reverse stress as CSV (see [`Grid::csv`]).
+///
+/// # Errors
+/// When the reverse stress is asked for without `--reverse`, or a record cannot be written.
+pub fn stress_csv(
+    base: &MarginReport,
+    rows: &[StressRow],
+    reverse: Option<&[ReverseStress]>,
+    venue: &Venue,
+    table: StressTable,
+) -> anyhow::Result<String> {
+    let grid = match (table, reverse) {
+        (StressTable::Scenarios, _) => stress_grid(base, rows, venue),
+        (StressTable::Reverse, Some(reverse)) => reverse_grid(reverse),
+        (StressTable::Reverse, None) => {
+            anyhow::bail!("--csv reverse: the reverse stress needs --reverse")
+        }
+    };
+    Ok(grid.csv()?)
+}
+
+/// Moves as CSV writes them: each name with its fraction (`BTC -0.1; ETH -0.12`).
+fn exact_moves(moves: &[(String, f64)]) -> String {
+    moves
+        .iter()
+        .map(|(name, m)| format!("{name} {m}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The account under each scenario.
+fn stress_grid(base: &MarginReport, rows: &[StressRow], venue: &Venue) -> Grid {
+    let money = Money::new(venue, &base.settlement_asset);
     let mut table = Grid::new(vec![
         Column::new("scenario", Kind::Text),
-        Column::new("price moves", Kind::Text),
-        Column::new("vol changes", Kind::Text).optional(1),
+        Column::new("price moves", Kind::Text).csv_header("price moves (fractions)"),
+        Column::new("vol changes", Kind::Text)
+            .optional(1)
+            .csv_header("vol changes (fractions)"),
         Column::new(money.header("P&L"), Kind::Number),
         Column::new(money.header("equity"), Kind::Number),
         Column::new(money.header("IM"), Kind::Number).optional(0),
@@ -484,44 +653,49 @@ pub fn stress(
         Column::new("state", Kind::Label).optional(2),
         Column::new("liquidates", Kind::Text),
     ]);
+    let amount = |value: Decimal| Cell::decimal(money.show(value), value);
     for row in rows {
-        table.row(vec![
-            row.name.clone(),
-            moves(&row.price_moves),
-            moves(&row.vol_changes),
-            money.show(row.pnl.value()),
-            money.show(row.equity.value()),
-            money.show(row.initial_margin.value()),
-            money.show(row.maintenance_margin.value()),
-            ratio(row.health),
-            row.state.to_string(),
-            match (row.liquidates, row.isolated_liquidations.is_empty()) {
-                (true, _) => "YES".to_owned(),
-                (false, false) => format!("isolated: {}", row.isolated_liquidations.join(", ")),
-                (false, true) => "no".to_owned(),
-            },
+        table.cells(vec![
+            Cell::text(row.name.clone()),
+            Cell::figure(moves(&row.price_moves), exact_moves(&row.price_moves)),
+            Cell::figure(moves(&row.vol_changes), exact_moves(&row.vol_changes)),
+            amount(row.pnl.value()),
+            amount(row.equity.value()),
+            amount(row.initial_margin.value()),
+            amount(row.maintenance_margin.value()),
+            Cell::float(ratio(row.health), row.health),
+            Cell::text(row.state.to_string()),
+            Cell::text(
+                match (row.liquidates, row.isolated_liquidations.is_empty()) {
+                    (true, _) => "YES".to_owned(),
+                    (false, false) => format!("isolated: {}", row.isolated_liquidations.join(", ")),
+                    (false, true) => "no".to_owned(),
+                },
+            ),
         ]);
     }
-    out.push_str(&table.render(layout));
-    if let Some(reverse) = reverse {
-        out.push_str("\n\nReverse stress: the smallest move that takes health to 1\n");
-        let mut reverse_table = Grid::new(vec![
-            Column::new("underlyings moved together", Kind::Label),
-            Column::new("fall", Kind::Number),
-            Column::new("rise", Kind::Number),
+    table
+}
+
+/// The reverse stress: per set of underlyings moved together, the smallest fall and rise.
+fn reverse_grid(reverse: &[ReverseStress]) -> Grid {
+    let mut table = Grid::new(vec![
+        Column::new("underlyings moved together", Kind::Label),
+        Column::new("fall", Kind::Number).csv_header("fall (fraction)"),
+        Column::new("rise", Kind::Number).csv_header("rise (fraction)"),
+    ]);
+    let show = |m: Option<f64>| match m {
+        Some(m) => Cell::float(display::signed_percent(m), Some(m)),
+        None => Cell::figure("none", ""),
+    };
+    for entry in reverse {
+        table.cells(vec![
+            Cell::text(entry.underlyings.join(" + ")),
+            show(entry.down),
+            show(entry.up),
         ]);
-        let show = |m: Option<f64>| m.map_or_else(|| "none".to_owned(), display::signed_percent);
-        for entry in reverse {
-            reverse_table.row(vec![
-                entry.underlyings.join(" + "),
-                show(entry.down),
-                show(entry.up),
-            ]);
-        }
-        out.push_str(&reverse_table.render(layout));
     }
-    out.push('\n');
-    out
+    table
 }
 
 /// The VaR backtest: Kupiec's verdict and the exceptions.
@@ -576,6 +750,66 @@ pub fn backtest(account: &str, report: &solvent_risk::backtest::BacktestReport) 
     }
     out.push('\n');
     out
+}
+
+/// Which table of `solvent backtest` `--csv` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BacktestTable {
+    /// Kupiec's test: days, exceptions, expected, likelihood ratio, p-value, verdict.
+    Summary,
+    /// Each day whose realised loss went beyond the day's VaR.
+    Exceptions,
+}
+
+/// One table of the VaR backtest as CSV (see [`Grid::csv`]).
+///
+/// # Errors
+/// When a record cannot be written.
+pub fn backtest_csv(
+    report: &solvent_risk::backtest::BacktestReport,
+    table: BacktestTable,
+) -> Result<String, csv::Error> {
+    let grid = match table {
+        BacktestTable::Summary => {
+            let kupiec = &report.kupiec;
+            let mut grid = Grid::new(vec![
+                Column::new("measure", Kind::Label),
+                Column::new("value", Kind::Number),
+            ]);
+            for (label, value) in [
+                ("VaR level (fraction)", report.level.to_string()),
+                ("first day", report.first_day.clone()),
+                ("last day", report.last_day.clone()),
+                ("days tested", kupiec.observations.to_string()),
+                (
+                    "exceptions (loss beyond VaR)",
+                    kupiec.exceptions.to_string(),
+                ),
+                ("expected", kupiec.expected.to_string()),
+                (
+                    "Kupiec likelihood ratio",
+                    kupiec.likelihood_ratio.to_string(),
+                ),
+                ("p-value", kupiec.p_value.to_string()),
+                ("rejected at 5%", kupiec.reject_at_5pct.to_string()),
+            ] {
+                grid.row(vec![label.to_owned(), value]);
+            }
+            grid
+        }
+        BacktestTable::Exceptions => {
+            let mut grid = Grid::new(vec![
+                Column::new("day", Kind::Label),
+                Column::new("VaR (USD)", Kind::Number),
+                Column::new("realised P&L (USD)", Kind::Number),
+            ]);
+            for (day, var, pnl) in &report.exceptions {
+                grid.row(vec![day.clone(), var.to_string(), pnl.to_string()]);
+            }
+            grid
+        }
+    };
+    grid.csv()
 }
 
 /// The summary of `solvent replay` as tables: effects by type, refusals by reason, and every
@@ -656,6 +890,68 @@ pub fn replay(summary: &crate::replay::Summary, venue: &Venue, layout: Layout) -
     out
 }
 
+/// Which table of `solvent replay` `--csv` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplayTable {
+    /// Effects by type.
+    Effects,
+    /// Refused events by reason.
+    Refused,
+    /// Every ledger balance: one row per ledger account and asset, then each asset's sum.
+    Balances,
+    /// The accounts at the end, weakest first (needs `--accounts`).
+    Accounts,
+}
+
+/// One table of a replay's summary as CSV (see [`Grid::csv`]): balances as the ledger holds
+/// them, exactly.
+///
+/// # Errors
+/// When a record cannot be written.
+pub fn replay_csv(
+    summary: &crate::replay::Summary,
+    venue: &Venue,
+    table: ReplayTable,
+) -> Result<String, csv::Error> {
+    let counts = |label: &str, counts: &std::collections::BTreeMap<String, u64>| {
+        let mut grid = Grid::new(vec![
+            Column::new(label, Kind::Label),
+            Column::new("count", Kind::Number),
+        ]);
+        for (name, count) in counts {
+            grid.row(vec![name.clone(), count.to_string()]);
+        }
+        grid
+    };
+    let grid = match table {
+        ReplayTable::Effects => counts("effect", &summary.effects),
+        ReplayTable::Refused => counts("rejected because", &summary.rejected),
+        ReplayTable::Balances => {
+            // Long form: one row per holding (an account holds few of the assets).
+            let mut grid = Grid::new(vec![
+                Column::new("ledger account", Kind::Label),
+                Column::new("asset", Kind::Label),
+                Column::new("balance", Kind::Number),
+            ]);
+            for (account, held) in &summary.balances {
+                for (asset, balance) in held {
+                    grid.row(vec![account.clone(), asset.clone(), balance.clone()]);
+                }
+            }
+            for (asset, total) in &summary.conservation {
+                grid.row(vec![
+                    "sum (must be 0)".to_owned(),
+                    asset.clone(),
+                    total.clone(),
+                ]);
+            }
+            grid
+        }
+        ReplayTable::Accounts => replay_accounts_grid(&summary.accounts, venue),
+    };
+    grid.csv()
+}
+
 /// The accounts at the end of a replay: risk figures rounded to each account's settlement
 /// asset (the ledger balances above stay exact: their sum must be exactly 0).
 fn replay_accounts(
@@ -663,6 +959,12 @@ fn replay_accounts(
     venue: &Venue,
     layout: Layout,
 ) -> String {
+    replay_accounts_grid(accounts, venue).render(layout)
+}
+
+/// The accounts at the end of a replay, each figure shown in its account's settlement asset and
+/// kept exact for CSV.
+fn replay_accounts_grid(accounts: &[crate::replay::AccountSummary], venue: &Venue) -> Grid {
     let units: Vec<Option<String>> = accounts
         .iter()
         .map(|account| Some(account.settlement_asset.clone()))
@@ -684,21 +986,23 @@ fn replay_accounts(
         let money = Money::new(venue, &account.settlement_asset);
         // The figures are the engine's exact decimals; one that does not parse is shown as is.
         let show = |text: &str| {
-            text.parse::<Decimal>()
-                .map_or_else(|_| text.to_owned(), |value| money.show(value))
+            let shown = text
+                .parse::<Decimal>()
+                .map_or_else(|_| text.to_owned(), |value| money.show(value));
+            Cell::figure(shown, text)
         };
-        table.row(vec![
-            account.account.clone(),
-            account.settlement_asset.clone(),
+        table.cells(vec![
+            Cell::text(account.account.clone()),
+            Cell::text(account.settlement_asset.clone()),
             show(&account.equity),
             show(&account.initial_margin),
             show(&account.maintenance_margin),
-            ratio(account.health),
-            account.state.clone(),
-            account.liquidations.to_string(),
+            Cell::float(ratio(account.health), account.health),
+            Cell::text(account.state.clone()),
+            Cell::text(account.liquidations.to_string()),
         ]);
     }
-    table.render(layout)
+    table
 }
 
 /// The allocation: figures, buffer and moves with their reasons.
@@ -707,14 +1011,55 @@ pub fn allocation(
     venue: &Venue,
     layout: Layout,
 ) -> String {
-    let money = Money::new(venue, &allocation.settlement_asset);
     let mut out = format!(
         "Allocation of {}, amounts in {}; buffer policy: {}\n\n",
         allocation.account, allocation.settlement_asset, allocation.policy.buffer
     );
+    out.push_str(&allocation_figures(allocation, venue).render(layout));
+    out.push_str(&format!("\nbuffer: {}\n", allocation.buffer_detail));
+    if allocation.moves.is_empty() {
+        out.push_str(&format!(
+            "\nNo isolated position is below health {}: nothing to move.\n",
+            allocation.policy.trigger_health
+        ));
+        return out;
+    }
+    out.push_str("\nRecommended moves from the cross pool\n");
+    out.push_str(&allocation_moves(allocation, venue).render(layout));
+    out.push('\n');
+    out
+}
+
+/// Which table of `solvent allocate` `--csv` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AllocationTable {
+    /// Equity, requirements, excess, buffer, pool and withdrawable.
+    Figures,
+    /// The recommended moves to isolated positions (a header alone when there are none).
+    Moves,
+}
+
+/// One table of the allocation as CSV (see [`Grid::csv`]).
+///
+/// # Errors
+/// When a record cannot be written.
+pub fn allocation_csv(
+    allocation: &solvent_risk::allocation::Allocation,
+    venue: &Venue,
+    table: AllocationTable,
+) -> Result<String, csv::Error> {
+    match table {
+        AllocationTable::Figures => allocation_figures(allocation, venue).csv(),
+        AllocationTable::Moves => allocation_moves(allocation, venue).csv(),
+    }
+}
+
+/// The allocation's figures, in the account's settlement asset.
+fn allocation_figures(allocation: &solvent_risk::allocation::Allocation, venue: &Venue) -> Grid {
+    let money = Money::new(venue, &allocation.settlement_asset);
     let mut figures = Grid::new(vec![
-        Column::new("", Kind::Label),
-        Column::new(money.unit.clone(), Kind::Number),
+        Column::new("", Kind::Label).csv_header("figure"),
+        Column::new(money.unit.clone(), Kind::Number).csv_header(money.header("value")),
     ]);
     for (label, value) in [
         ("equity", allocation.equity),
@@ -725,36 +1070,37 @@ pub fn allocation(
         ("pool (equity - max(IM, buffer))", allocation.pool),
         ("withdrawable", allocation.withdrawable),
     ] {
-        figures.row(vec![label.to_owned(), money.show(value.value())]);
+        figures.cells(vec![
+            Cell::text(label),
+            Cell::decimal(money.show(value.value()), value.value()),
+        ]);
     }
-    out.push_str(&figures.render(layout));
-    out.push_str(&format!("\nbuffer: {}\n", allocation.buffer_detail));
-    if allocation.moves.is_empty() {
-        out.push_str(&format!(
-            "\nNo isolated position is below health {}: nothing to move.\n",
-            allocation.policy.trigger_health
-        ));
-        return out;
-    }
-    out.push_str("\nRecommended moves from the cross pool\n");
+    figures
+}
+
+/// The recommended moves from the cross pool, each amount in its asset.
+fn allocation_moves(allocation: &solvent_risk::allocation::Allocation, venue: &Venue) -> Grid {
     let mut moves = Grid::new(vec![
         Column::new("to", Kind::Label),
         Column::new("amount", Kind::Number),
+        Column::new("asset", Kind::Label).csv_only(),
         Column::new("health before", Kind::Number),
         Column::new("health after", Kind::Number),
         Column::new("why", Kind::Text),
     ]);
     for item in &allocation.moves {
         let asset = Money::new(venue, &item.asset);
-        moves.row(vec![
-            item.instrument.clone(),
-            format!("{} {}", asset.show(item.amount.value()), item.asset),
-            ratio(item.health_before),
-            ratio(item.health_after),
-            item.reason.clone(),
+        moves.cells(vec![
+            Cell::text(item.instrument.clone()),
+            Cell::decimal(
+                format!("{} {}", asset.show(item.amount.value()), item.asset),
+                item.amount.value(),
+            ),
+            Cell::text(item.asset.clone()),
+            Cell::float(ratio(item.health_before), item.health_before),
+            Cell::float(ratio(item.health_after), item.health_after),
+            Cell::text(item.reason.clone()),
         ]);
     }
-    out.push_str(&moves.render(layout));
-    out.push('\n');
-    out
+    moves
 }

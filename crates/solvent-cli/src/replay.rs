@@ -70,6 +70,10 @@ pub struct ReplayArgs {
     /// Every column of the accounts table, however wide (by default it fits 120 columns).
     #[arg(long)]
     wide: bool,
+    /// Print one table as CSV (RFC 4180: a header row, then the exact figures as the ledger
+    /// holds them): effects, refused, balances or accounts (with --accounts).
+    #[arg(long, value_name = "TABLE", value_enum, conflicts_with = "json")]
+    csv: Option<crate::render::ReplayTable>,
 }
 
 /// One account at the end of a replay (`solvent replay --accounts`).
@@ -174,7 +178,12 @@ pub fn run(args: &ReplayArgs, feedback: Feedback) -> Result<String> {
             );
         }
     }
-    if args.json {
+    if let Some(table) = args.csv {
+        if table == crate::render::ReplayTable::Accounts && !args.accounts {
+            anyhow::bail!("--csv accounts: the accounts table needs --accounts");
+        }
+        Ok(crate::render::replay_csv(&summary, engine.venue(), table)?)
+    } else if args.json {
         Ok(serde_json::to_string_pretty(&summary)? + "\n")
     } else {
         Ok(crate::render::replay(

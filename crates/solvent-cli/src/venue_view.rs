@@ -18,6 +18,7 @@ use solvent_core::venue::{
     Venue,
 };
 
+use crate::display::{Column, Grid, Kind};
 use crate::render::{grouped, table};
 use crate::venues;
 
@@ -649,6 +650,109 @@ pub fn show(venue_arg: &Path, instrument: Option<&str>) -> Result<String> {
         rule_block(&mut out, &venue, &comments, key, rule, &contracts);
     }
     Ok(out)
+}
+
+/// Which table of `solvent venue show` `--csv` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum VenueTable {
+    /// Every tiered rule's brackets (with an instrument, its rule's), one row per tier.
+    Tiers,
+    /// The collateral haircut tiers, one row per asset and tier.
+    Collateral,
+}
+
+/// `solvent venue show VENUE [INSTRUMENT] --csv TABLE`: the tiers or the collateral tiers as
+/// RFC 4180 CSV, rates as fractions and bounds as the file writes them (an empty `up to` for an
+/// open-ended tier).
+///
+/// # Errors
+/// As [`show`]; a rule that is not tiered when an instrument's tiers are asked for.
+pub fn show_csv(venue_arg: &Path, instrument: Option<&str>, table: VenueTable) -> Result<String> {
+    let (origin, text) = venues::text_of(Some(venue_arg))?;
+    let venue = Venue::from_toml(&origin, &text)?;
+    let currency = &venue.settlement_asset;
+    let grid = match table {
+        VenueTable::Tiers => {
+            let mut grid = Grid::new(vec![
+                Column::new("rule", Kind::Label),
+                Column::new("contracts", Kind::Label),
+                Column::new("tier", Kind::Number),
+                Column::new(format!("position value from ({currency})"), Kind::Number),
+                Column::new(format!("position value up to ({currency})"), Kind::Number),
+                Column::new("max leverage", Kind::Number),
+                Column::new("maintenance rate (fraction)", Kind::Number),
+                Column::new(format!("maintenance amount ({currency})"), Kind::Number),
+            ]);
+            let rules: Vec<(String, Arc<MarginRule>, Vec<String>)> = match instrument {
+                Some(name) => {
+                    let contract = venue
+                        .instrument(name)
+                        .map_err(|problem| anyhow::anyhow!("{origin}: {problem}"))?;
+                    if !matches!(*contract.margin, MarginRule::Tiered { .. }) {
+                        bail!(
+                            "{origin}: {name}'s margin rule {} is {}, not tiered: no tiers to write",
+                            contract.margin.name(),
+                            rule_kind(&contract.margin)
+                        );
+                    }
+                    vec![(
+                        contract.margin.name().to_owned(),
+                        Arc::clone(&contract.margin),
+                        vec![contract.name.clone()],
+                    )]
+                }
+                None => venue
+                    .rules
+                    .iter()
+                    .map(|(key, rule)| (key.clone(), Arc::clone(rule), contracts_of(&venue, rule)))
+                    .collect(),
+            };
+            for (key, rule, contracts) in rules {
+                let MarginRule::Tiered { tiers, .. } = &*rule else {
+                    continue;
+                };
+                for (index, tier) in tiers.iter().enumerate() {
+                    grid.row(vec![
+                        key.clone(),
+                        contracts.join("; "),
+                        (index + 1).to_string(),
+                        tier.floor.normalize().to_string(),
+                        tier.up_to
+                            .map_or_else(String::new, |up_to| up_to.normalize().to_string()),
+                        tier.max_leverage.normalize().to_string(),
+                        tier.maintenance_rate.normalize().to_string(),
+                        tier.deduction.normalize().to_string(),
+                    ]);
+                }
+            }
+            grid
+        }
+        VenueTable::Collateral => {
+            let mut grid = Grid::new(vec![
+                Column::new("asset", Kind::Label),
+                Column::new("tier", Kind::Number),
+                Column::new("value from (USD)", Kind::Number),
+                Column::new("value up to (USD)", Kind::Number),
+                Column::new("collateral ratio (fraction)", Kind::Number),
+            ]);
+            for (symbol, schedule) in &venue.collateral {
+                let mut floor = Decimal::ZERO;
+                for (index, tier) in schedule.tiers.iter().enumerate() {
+                    grid.row(vec![
+                        symbol.clone(),
+                        (index + 1).to_string(),
+                        floor.normalize().to_string(),
+                        tier.up_to_usd
+                            .map_or_else(String::new, |up_to| up_to.normalize().to_string()),
+                        tier.ratio.normalize().to_string(),
+                    ]);
+                    floor = tier.up_to_usd.unwrap_or(floor);
+                }
+            }
+            grid
+        }
+    };
+    Ok(grid.csv()?)
 }
 
 /// `solvent venue check FILE`: the reader's validation, then the tables' shape. On success a

@@ -1099,8 +1099,12 @@ fn whatif_json_has_before_after_and_verdict() {
     assert!(outcome["reason"].is_string());
     check_report("before", &outcome["before"]);
     check_report("after", &outcome["after"]);
-    // The before report is the margin report.
-    let report = ok_json(&["margin", &example("btc-desk.json"), "--json"]);
+    // The before report is the margin report (which also carries the liquidating moves).
+    let mut report = ok_json(&["margin", &example("btc-desk.json"), "--json"]);
+    let moves = report
+        .as_object_mut()
+        .and_then(|fields| fields.remove("liquidation_moves"));
+    assert!(moves.is_some_and(|moves| moves.is_array()));
     assert_eq!(outcome["before"], report);
 }
 
@@ -1251,13 +1255,13 @@ fn deribit_inverse_account_reported_in_btc() {
         0.001,
         "perp liquidation",
     );
-    // Call liquidation (premium): 3.31578947 - m = 0.28125 + 0.075 + m -> m = 1.47976973 BTC.
-    close(
-        money(call, "liquidation_price").to_f64().expect("f64"),
-        (3.315_789_47 - 0.356_25) / 2.0,
-        1e-7,
-        "call liquidation",
-    );
+    // The call's liquidation level is an index level (its premium repriced from the index,
+    // the perpetual and the collateral fixed): 3.31578947 - m = 0.28125 + 0.075 + m needs a
+    // premium m = 1.47976973 BTC, beyond the most a call's coin premium can be (1 BTC, the
+    // underlying itself): no index level liquidates the account.
+    assert_eq!(call["liquidation_price_of"], "index");
+    assert!(call["liquidation_price"].is_null(), "{call}");
+    assert_eq!(perp["liquidation_price_of"], "mark");
 }
 
 #[test]

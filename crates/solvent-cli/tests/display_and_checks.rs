@@ -473,3 +473,28 @@ fn the_margin_table_gives_each_underlyings_liquidating_move_as_the_reverse_stres
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(cells[2..6], ["-10.46%", "89,538.96", "none", "-"], "{row}");
 }
+
+#[test]
+fn the_margin_json_gives_each_underlyings_liquidating_move_as_the_reverse_stress_does() {
+    let portfolio = path("examples/deribit-btc-inverse.json");
+    let (code, json, stderr) = run(&["margin", &portfolio, "--venue", "deribit", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&json).unwrap();
+    // The report's own fields are still there, the moves beside them.
+    assert_eq!(report["account"], "deribit-btc-1");
+    let moves = report["liquidation_moves"].as_array().unwrap();
+    assert_eq!(moves[0]["underlyings"], serde_json::json!(["BTC"]));
+    // The reverse stress's fall, -10.461037...%, reaches the index 100,000 x (1 - 0.104610...)
+    // = 89,538.96...; no rise up to +1000% liquidates the long.
+    let fall = &moves[0]["fall"];
+    let price_move = fall["move"].as_f64().unwrap();
+    assert!((price_move - -0.104_610_373_376).abs() < 1e-9, "{fall}");
+    let index: f64 = fall["index"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (index - 100_000.0 * (1.0 + price_move)).abs() < 1e-6,
+        "{index}"
+    );
+    assert!((index - 89_538.96).abs() < 0.01, "{index}");
+    assert!(moves[0]["rise"].is_null(), "{}", moves[0]);
+    assert!(report.get("liquidation_moves_error").is_none());
+}

@@ -158,7 +158,8 @@ impl MarginReport {
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         serialize_to_python(py, self.inner.as_ref())
     }
-    /// The text `solvent margin --json` prints (without its final newline).
+    /// The text `solvent margin --json` prints (without its final newline), less the
+    /// `liquidation_moves` the command adds after the report's fields.
     fn to_json(&self) -> PyResult<String> {
         serde_json::to_string_pretty(self.inner.as_ref()).map_err(errors::internal)
     }
@@ -270,12 +271,22 @@ impl PositionReport {
     fn im_share(&self) -> f64 {
         self.inner.im_share
     }
-    /// The price of this instrument at which the pool's health reaches 1, all else fixed.
+    /// The level at which the pool's health reaches 1, all else fixed: this instrument's price,
+    /// or for an option its underlying's index (see `liquidation_price_of`).
     #[getter]
     fn liquidation_price(&self) -> Option<Decimal> {
         self.inner.liquidation_price.map(|price| price.value())
     }
-    /// Distance from the mark to the liquidation price, in percent of the mark.
+    /// What `liquidation_price` is a level of: `"mark"` (the instrument's own price) or
+    /// `"index"` (an option's underlying index).
+    #[getter]
+    fn liquidation_price_of(&self) -> &'static str {
+        match self.inner.liquidation_price_of {
+            solvent_risk::report::LiquidationLevel::Mark => "mark",
+            solvent_risk::report::LiquidationLevel::Index => "index",
+        }
+    }
+    /// Distance to the liquidation level, in percent of the level now.
     #[getter]
     fn distance_to_liquidation_pct(&self) -> Option<f64> {
         self.inner.distance_to_liquidation_pct

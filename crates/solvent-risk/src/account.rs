@@ -17,7 +17,9 @@ use solvent_core::venue::{Asset, LiquidationMaintenance, Venue};
 use crate::collateral;
 use crate::error::RiskError;
 use crate::liquidation;
-use crate::report::{Component, CurrencyMargin, MarginReport, PositionReport, WithdrawLimit};
+use crate::report::{
+    Component, CurrencyMargin, LiquidationLevel, MarginReport, PositionReport, WithdrawLimit,
+};
 use crate::standard::{self, Basis, Exposure, Requirement};
 use crate::valuation::{Mark, MarkSource, MarketView};
 
@@ -372,6 +374,19 @@ fn portfolio_liquidation_prices(
             continue;
         };
         let price_move = *price_move;
+        if line.liquidation_price_of == LiquidationLevel::Index {
+            // An option's level is its underlying's index after the liquidating move.
+            let index = view.index_for(underlying, || {
+                format!("the liquidation level of {}", position.instrument.name)
+            })?;
+            let moved = crate::stress::moved_index(Price(index), underlying, price_move)?;
+            line.liquidation_price = Some(moved);
+            line.distance_to_liquidation_pct = Some(price_move.abs() * 100.0);
+            line.distance_to_liquidation_sd = view
+                .daily_standard_deviation(underlying)
+                .map(|daily| (1.0 + price_move).ln().abs() / daily);
+            continue;
+        }
         let moved_mark = moved_view.mark(&position.instrument)?.price;
         // A fall hurts the account as it hurts a long: round as for one.
         let side = if moved_mark < line.mark_price.value() {
@@ -439,6 +454,7 @@ pub fn build_report(
             &collateral,
             portfolio_params.is_some(),
             &mut positions.reports,
+            &mut warnings,
         )?;
     }
 
@@ -800,6 +816,11 @@ fn positions_step(
             maintenance_margin: Amount(maintenance),
             im_share: 0.0,
             liquidation_price: None,
+            liquidation_price_of: if line.is_option() {
+                LiquidationLevel::Index
+            } else {
+                LiquidationLevel::Mark
+            },
             distance_to_liquidation_pct: None,
             distance_to_liquidation_sd: None,
             isolated: position.isolated_margin.is_some(),
@@ -931,11 +952,13 @@ fn requirement_step(
     Ok(())
 }
 
-/// Step 4, the liquidation prices (a full report): each standard-margin position's price at
+/// Step 4, the liquidation prices (a full report): each standard-margin position's level at
 /// which its pool's health reaches 1, all else fixed, on exact (unrounded) figures in the report
-/// currency; where the venue sets a fee to close (`liquidation_fee_rate`), the price where the
-/// pool's equity meets its maintenance margin plus that fee. Under portfolio margin a cross
-/// position is liquidated by its underlying's move instead (see
+/// currency; where the venue sets a fee to close (`liquidation_fee_rate`), the level where the
+/// pool's equity meets its maintenance margin plus that fee. A perpetual's or future's level is
+/// its own price; an option's is its underlying's index, the option repriced from it (and its
+/// requirement taken at it) while every other price stays where it is (see [`Level`]). Under
+/// portfolio margin a cross position is liquidated by its underlying's move instead (see
 /// [`portfolio_liquidation_prices`]).
 ///
 /// # Errors
@@ -947,6 +970,7 @@ fn liquidation_step(
     collateral: &Collateral,
     portfolio_margin: bool,
     position_reports: &mut [PositionReport],
+    warnings: &mut Vec<String>,
 ) -> Result<(), RiskError> {
     let report_asset = target.asset;
     // The venue's fee to close, added to each position's maintenance margin where the price
@@ -975,6 +999,17 @@ fn liquidation_step(
             // not by its own price: see the per-underlying liquidation moves (solvent stress --reverse).
             continue;
         }
+        let level = match Level::of(line, side, view) {
+            Ok(Some(level)) => level,
+            Ok(None) => continue,
+            Err(error) => {
+                warnings.push(format!(
+                    "{}: no liquidation level: {error}",
+                    line.position.instrument.name
+                ));
+                continue;
+            }
+        };
         let price = match line.position.isolated_margin {
             Some(margin) => {
                 // The venue's convention: the maintenance margin at the liquidation price, or
@@ -986,14 +1021,10 @@ fn liquidation_step(
                             .maintenance,
                     ),
                 };
-                liquidation::solve(line.mark.price, side, line.price_bounds(), |p| {
-                    let maintenance = match at_entry {
-                        Some(maintenance) => maintenance,
-                        None => line.requirement_at(p)?.maintenance,
-                    };
+                liquidation::solve(level.now, level.side, line.price_bounds(), |p| {
+                    let (equity, maintenance, fee) = level.figures_at(line, p, fee_rate)?;
                     // OKX and Gate: the margin must also pay the fee to close at p.
-                    let fee = line.close_fee_at(fee_rate, p);
-                    Ok(margin.value() + line.equity_at(p) - maintenance - fee)
+                    Ok(margin.value() + equity - at_entry.unwrap_or(maintenance) - fee)
                 })?
             }
             None => {
@@ -1014,23 +1045,119 @@ fn liquidation_step(
                     )?;
                     (cross_exact.0 - own_equity, cross_exact.1 - own_maintenance)
                 };
-                liquidation::solve(line.mark.price, side, line.price_bounds(), |p| {
-                    let equity = view.convert(line.equity_at(p), line.settlement, report_asset)?;
-                    let maintenance = view.convert(
-                        line.requirement_at(p)?.maintenance + line.close_fee_at(fee_rate, p),
-                        line.settlement,
-                        report_asset,
-                    )?;
+                // A long option with no margin (its premium paid) is worth zero at worst and
+                // never requires any: where the rest of the pool covers its own maintenance, no
+                // index level liquidates it, and no search is needed (an account of many long
+                // options would otherwise reprice each one at every step of its own search).
+                if others_equity > others_maintenance
+                    && line.requirement_at(line.mark.price)?.basis == Basis::LongOption
+                {
+                    continue;
+                }
+                liquidation::solve(level.now, level.side, line.price_bounds(), |p| {
+                    let (equity, maintenance, fee) = level.figures_at(line, p, fee_rate)?;
+                    let equity = view.convert(equity, line.settlement, report_asset)?;
+                    let maintenance =
+                        view.convert(maintenance + fee, line.settlement, report_asset)?;
                     Ok(others_equity + equity - others_maintenance - maintenance)
                 })?
             }
         };
         if let (Some(price), Some(report)) = (price, position_reports.get_mut(index)) {
             report.liquidation_price = Price::new_checked(price).ok();
-            distances(report, line, price, side, view);
+            distances(report, line, &level, price, view);
         }
     }
     Ok(())
+}
+
+/// What a position's liquidation level is searched over: its own price (a perpetual or future)
+/// or its underlying's index (an option, repriced from the index by the reverse stress's
+/// repricing, [`crate::stress::OptionMove`]).
+struct Level {
+    /// The level now: the mark, or the option's underlying index.
+    now: Decimal,
+    /// The side the level hurts as it hurts a long (down) or a short (up): the position's own
+    /// side, or for an option the side its delta takes (a long call or a short put loses as the
+    /// index falls).
+    side: PositionSide,
+    /// The option's repricing; `None` for a level that is the instrument's own price.
+    option: Option<crate::stress::OptionMove>,
+}
+
+impl Level {
+    /// The level of `line` (of side `side`); `None` for an expired option, valued at its
+    /// settlement and not margined.
+    ///
+    /// # Errors
+    /// [`RiskError`] when the option's mark cannot be repriced from the index (no implied
+    /// volatility).
+    fn of(
+        line: &Line<'_>,
+        side: PositionSide,
+        view: &MarketView<'_>,
+    ) -> Result<Option<Self>, RiskError> {
+        let instrument = &line.position.instrument;
+        let Terms::Option { right, .. } = &instrument.terms else {
+            return Ok(Some(Self {
+                now: line.mark.price,
+                side,
+                option: None,
+            }));
+        };
+        if line.expired {
+            return Ok(None);
+        }
+        let Ok(mark) = Price::new_checked(line.mark.price) else {
+            // A worthless option (mark 0) has no premium to reprice.
+            return Ok(None);
+        };
+        let option = crate::stress::OptionMove::new(view, instrument, mark)?;
+        let side = match (right, side) {
+            (solvent_core::instrument::OptionRight::Call, side) => side,
+            (solvent_core::instrument::OptionRight::Put, PositionSide::Long) => PositionSide::Short,
+            (solvent_core::instrument::OptionRight::Put, PositionSide::Short) => PositionSide::Long,
+        };
+        Ok(Some(Self {
+            now: line.underlying_usd,
+            side,
+            option: Some(option),
+        }))
+    }
+
+    /// The line's equity contribution, maintenance margin and fee to close (settlement currency)
+    /// at level `level`: at its own price, or, for an option, at the premium repriced from the
+    /// index `level` with its requirement taken at that index.
+    fn figures_at(
+        &self,
+        line: &Line<'_>,
+        level: Decimal,
+        fee_rate: Decimal,
+    ) -> Result<(Decimal, Decimal, Decimal), RiskError> {
+        let Some(option) = &self.option else {
+            return Ok((
+                line.equity_at(level),
+                line.requirement_at(level)?.maintenance,
+                line.close_fee_at(fee_rate, level),
+            ));
+        };
+        let (Some(now), Some(to)) = (self.now.to_f64(), level.to_f64()) else {
+            return Err(RiskError::Unsupported {
+                path: format!("positions.{}", line.position.instrument.name),
+                problem: format!("index level {level} cannot be priced"),
+            });
+        };
+        let premium = option.moved(to / now - 1.0)?.value();
+        let moved = Line {
+            underlying_usd: level,
+            ..line.clone()
+        };
+        Ok((
+            moved.equity_at(premium),
+            moved.requirement_at(premium)?.maintenance,
+            Decimal::ZERO,
+        ))
+    }
 }
 
 /// Exact equity and maintenance margin of the cross pool in the report currency, the latter with
@@ -1067,31 +1194,24 @@ fn pool_exact(
 fn distances(
     report: &mut PositionReport,
     line: &Line<'_>,
+    level: &Level,
     liquidation_price: Decimal,
-    side: PositionSide,
     view: &MarketView<'_>,
 ) {
-    let (Some(mark), Some(liquidation)) = (line.mark.price.to_f64(), liquidation_price.to_f64())
-    else {
+    let (Some(now), Some(liquidation)) = (level.now.to_f64(), liquidation_price.to_f64()) else {
         return;
     };
-    if mark <= 0.0 || liquidation <= 0.0 {
+    if now <= 0.0 || liquidation <= 0.0 {
         return;
     }
-    let direction = match side {
+    let direction = match level.side {
         PositionSide::Long => 1.0,
         PositionSide::Short => -1.0,
     };
-    report.distance_to_liquidation_pct = Some(direction * (mark - liquidation) / mark * 100.0);
-    // In standard deviations only where the price is the underlying's (perpetuals and futures):
-    // an option's premium does not move one-for-one with the underlying.
-    let tracks_underlying = matches!(
-        line.position.instrument.terms,
-        Terms::Perpetual | Terms::Future { .. }
-    );
-    if tracks_underlying
-        && let Some(daily) = view.daily_standard_deviation(&line.position.instrument.underlying)
-    {
-        report.distance_to_liquidation_sd = Some(direction * (mark / liquidation).ln() / daily);
+    report.distance_to_liquidation_pct = Some(direction * (now - liquidation) / now * 100.0);
+    // The level is the underlying's price for perpetuals, futures and (their index) options:
+    // its distance in the underlying's daily standard deviations.
+    if let Some(daily) = view.daily_standard_deviation(&line.position.instrument.underlying) {
+        report.distance_to_liquidation_sd = Some(direction * (now / liquidation).ln() / daily);
     }
 }

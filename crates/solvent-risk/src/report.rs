@@ -110,6 +110,16 @@ pub struct Component {
     pub detail: String,
 }
 
+/// What a position's liquidation price is a level of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiquidationLevel {
+    /// The instrument's own price, in its quote (a perpetual's or future's mark).
+    Mark,
+    /// The underlying's index in USD: an option, whose premium is repriced from the index.
+    Index,
+}
+
 /// One position in the report.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PositionReport {
@@ -135,10 +145,16 @@ pub struct PositionReport {
     /// Share of the initial margin of the pool the position belongs to (cross pool, or 1 for an
     /// isolated position, which bears all of its own).
     pub im_share: f64,
-    /// Price of this instrument at which the pool's health reaches 1, all else fixed.
+    /// The level at which the pool's health reaches 1, every other price and the collateral
+    /// fixed: the instrument's own price for a perpetual or future; for an option its
+    /// underlying's index (USD), the option repriced from it (see `liquidation_price_of`).
+    /// Under portfolio margin a cross position's level is where its underlying's move (every
+    /// position on it moving) liquidates the account.
     pub liquidation_price: Option<Price>,
-    /// Distance from the mark to the liquidation price in percent of the mark, positive while the
-    /// position is safe, negative when it is already past.
+    /// What `liquidation_price` is a level of.
+    pub liquidation_price_of: LiquidationLevel,
+    /// Distance to the liquidation level in percent of the level now (the mark, or an option's
+    /// underlying index), positive while the position is safe, negative when it is already past.
     pub distance_to_liquidation_pct: Option<f64>,
     /// The same distance in one-day standard deviations of the underlying (from implied volatility).
     pub distance_to_liquidation_sd: Option<f64>,

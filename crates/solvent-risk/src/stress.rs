@@ -259,6 +259,75 @@ impl<'v> ShockBase<'v> {
     }
 }
 
+/// One option's mark as its underlying's index moves, on its own: the repricing
+/// [`ShockBase::market`] gives the option's mark (Black-76 at the moved forward, at the
+/// volatility the unmoved mark implies, a vanishing premium held at the smallest price), for a
+/// caller that moves one option and holds every other price where it is (a position's
+/// liquidation level with the others fixed).
+pub struct OptionMove {
+    name: String,
+    mark: Price,
+    base: MarkBase,
+}
+
+impl OptionMove {
+    /// The option `instrument` at its mark `mark` (its premium currency per unit of underlying),
+    /// priced at `view`'s index, rate and time.
+    ///
+    /// # Errors
+    /// [`RiskError::Unsupported`] when `instrument` is not an option; [`RiskError`] when its
+    /// underlying has no index or its mark implies no volatility.
+    pub fn new(
+        view: &MarketView<'_>,
+        instrument: &solvent_core::instrument::Instrument,
+        mark: Price,
+    ) -> Result<Self, RiskError> {
+        let Terms::Option {
+            expiry,
+            strike,
+            right,
+        } = &instrument.terms
+        else {
+            return Err(RiskError::Unsupported {
+                path: format!("instruments.{}", instrument.name),
+                problem: "only an option is repriced from its underlying's index".to_owned(),
+            });
+        };
+        let quote = OptionQuote::new(
+            view,
+            instrument,
+            *expiry,
+            strike.to_f64(),
+            *right,
+            mark.value(),
+        )?;
+        // Surface a mark that implies no volatility now, not at the first move.
+        if let Err(error) = &quote.volatility {
+            return Err(error.clone());
+        }
+        Ok(Self {
+            name: instrument.name.clone(),
+            mark,
+            base: MarkBase::Option {
+                underlying: instrument.underlying.clone(),
+                quote: Ok(quote),
+            },
+        })
+    }
+
+    /// The option's mark after its underlying's index moves by `price_move` (relative),
+    /// volatility unchanged.
+    ///
+    /// # Errors
+    /// As [`shocked_market`].
+    pub fn moved(&self, price_move: f64) -> Result<Price, RiskError> {
+        if price_move == 0.0 {
+            return Ok(self.mark);
+        }
+        self.base.moved(&self.name, self.mark, price_move, 0.0)
+    }
+}
+
 /// A mark after a shock, with the volatility an option's mark was repriced at (see
 /// [`ShockBase::moved_mark_priced`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -548,6 +617,98 @@ pub struct ReverseStress {
     pub down: Option<f64>,
     /// Smallest rise that takes health to 1, if any up to +1000%.
     pub up: Option<f64>,
+}
+
+/// One direction of a liquidating move (see [`LiquidationMoves`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LiquidatingMove {
+    /// The move, as a fraction of the index now (`-0.1046` is a fall of 10.46%).
+    #[serde(rename = "move")]
+    pub price_move: f64,
+    /// The index level (USD) the move reaches, when one underlying moves (several moving
+    /// together reach no one level).
+    pub index: Option<Price>,
+}
+
+/// The moves of an underlying (or of several together) that liquidate the account: its index's
+/// smallest fall and rise that take the cross pool's health to 1 with every cross position and
+/// coin on it moving with the index (the reverse stress, [`reverse`]), and the index level each
+/// reaches; `None` where no move within the searched range (down to -99%, up to +1000%)
+/// liquidates.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LiquidationMoves {
+    /// The underlyings moved together.
+    pub underlyings: Vec<String>,
+    /// The smallest liquidating fall.
+    pub fall: Option<LiquidatingMove>,
+    /// The smallest liquidating rise.
+    pub rise: Option<LiquidatingMove>,
+}
+
+/// The reverse stress `reverse` as liquidating moves with the index levels they reach in
+/// `market` (moved as a shock moves the index, [`moved_index`]).
+#[must_use]
+pub fn liquidation_moves(reverse: &[ReverseStress], market: &Market) -> Vec<LiquidationMoves> {
+    reverse
+        .iter()
+        .map(|entry| {
+            let index = match entry.underlyings.as_slice() {
+                [one] => market.index.get(one).map(|index| (one, *index)),
+                _ => None,
+            };
+            let direction = |price_move: Option<f64>| {
+                price_move.map(|price_move| LiquidatingMove {
+                    price_move,
+                    index: index
+                        .and_then(|(name, index)| moved_index(index, name, price_move).ok()),
+                })
+            };
+            LiquidationMoves {
+                underlyings: entry.underlyings.clone(),
+                fall: direction(entry.down),
+                rise: direction(entry.up),
+            }
+        })
+        .collect()
+}
+
+/// A margin report with the moves that liquidate the account, as `solvent margin --json` and
+/// the service's account report give it: the report's fields, then `liquidation_moves` (or,
+/// when the reverse stress could not run, `null` and `liquidation_moves_error` saying why).
+#[derive(Clone, Debug, Serialize)]
+pub struct ReportWithMoves<'r> {
+    /// The report.
+    #[serde(flatten)]
+    pub report: &'r MarginReport,
+    /// Per underlying, then all together: the liquidating moves.
+    pub liquidation_moves: Option<Vec<LiquidationMoves>>,
+    /// Why the moves are missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liquidation_moves_error: Option<String>,
+}
+
+impl<'r> ReportWithMoves<'r> {
+    /// `report` with the liquidating moves of `portfolio` at `view` (its report), or why they
+    /// could not be searched (`describe` words the error as the caller names its inputs).
+    pub fn new(
+        report: &'r MarginReport,
+        portfolio: &Portfolio,
+        view: &MarketView<'_>,
+        describe: impl FnOnce(RiskError) -> String,
+    ) -> Self {
+        match reverse(portfolio, view) {
+            Ok(found) => Self {
+                report,
+                liquidation_moves: Some(liquidation_moves(&found, view.market())),
+                liquidation_moves_error: None,
+            },
+            Err(error) => Self {
+                report,
+                liquidation_moves: None,
+                liquidation_moves_error: Some(describe(error)),
+            },
+        }
+    }
 }
 
 /// Steps of the outward search, before the bracket it finds is refined.

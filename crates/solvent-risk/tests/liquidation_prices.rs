@@ -100,3 +100,123 @@ fn an_account_without_risk_has_no_liquidation_price() {
     assert_eq!(report.positions[0].liquidation_price, None);
     assert_eq!(Decimal::ZERO, report.positions[0].upnl.value());
 }
+
+/// A short BTC_USDC put on USDC collateral, priced from a flat 50% smile: its liquidation
+/// level is an index level, the put repriced from it.
+#[test]
+fn an_options_liquidation_level_is_its_underlyings_index() {
+    use solvent_core::instrument::Terms;
+    use solvent_pricing::black76::{Black76, OptionType};
+    use solvent_risk::report::LiquidationLevel;
+
+    let path = format!("{}/../../venues/default.toml", env!("CARGO_MANIFEST_DIR"));
+    let venue = Venue::from_toml(&path, &std::fs::read_to_string(&path).unwrap()).unwrap();
+    let portfolio = Portfolio::from_json(
+        "p.json",
+        r#"{"account":"o","mode":"cross","settlement_asset":"USDC","collateral":{"USDC":"40000"},
+            "positions":[{"instrument":"BTC_USDC-27DEC26-80000-P","size":"-1","entry_price":"5000"}]}"#,
+        &venue,
+    )
+    .unwrap();
+    let market = Market::from_json(
+        "m.json",
+        r#"{"timestamp":"2026-01-06T08:00:00Z","index":{"BTC":"100000"},
+            "vol":{"BTC":{"27DEC26":{"strikes":[50000,150000],"vols":[0.5,0.5]}}}}"#,
+    )
+    .unwrap();
+    let view = MarketView::new(&venue, &market).unwrap();
+    let report = margin_report(&portfolio, &view).unwrap();
+    let position = &report.positions[0];
+    assert_eq!(position.liquidation_price_of, LiquidationLevel::Index);
+    let level = position.liquidation_price.unwrap().value();
+    // The put at index x (rate 0: forward = x, discount 1), at the smile's 50%.
+    let instrument = venue.instrument("BTC_USDC-27DEC26-80000-P").unwrap();
+    let Terms::Option { expiry, .. } = instrument.terms else {
+        panic!("an option")
+    };
+    let years = view.years_to(expiry);
+    let put = |x: f64| {
+        Black76::new_checked(x, 80_000.0, years, 0.5, 1.0)
+            .unwrap()
+            .price(OptionType::Put)
+    };
+    // Deribit's short put: MM = max(0.075 x, 0.075 p) + p; equity = 40,000 - p (the short
+    // put's value against it). Health 1 where 40,000 - p(x) = 0.075 x + p(x).
+    let surplus = |x: f64| 40_000.0 - put(x) - (0.075 * x).max(0.075 * put(x)) - put(x);
+    let x: f64 = level.to_string().parse().unwrap();
+    // A fall hurts a short put, so the level is rounded up to the thousandth, as a long's
+    // price is: the root lies within 0.001 below the reported level.
+    assert!(surplus(x) >= 0.0, "surplus {} at {x}", surplus(x));
+    assert!(
+        surplus(x - 0.001) < 0.0,
+        "surplus {} below {x}",
+        surplus(x - 0.001)
+    );
+    // Healthy at 100,000 (about 40,000 - 7,500 - 2 x 9,160), liquidated by a fall.
+    assert!(surplus(100_000.0) > 10_000.0);
+    assert!(x > 50_000.0 && x < 100_000.0, "level {x}");
+    // Its distance is the index's: (100,000 - x) / 100,000 in percent.
+    let distance = position.distance_to_liquidation_pct.unwrap();
+    assert!(
+        (distance - (100_000.0 - x) / 1_000.0).abs() < 1e-9,
+        "distance {distance}"
+    );
+}
+
+/// A long call (no margin of its own) holds up a pool whose other positions fall short of their
+/// maintenance: the account liquidates where the call, repriced from a falling index, is worth
+/// no more than that shortfall. (A long option in a pool that covers itself needs no search: it
+/// never liquidates the account, and has no level.)
+#[test]
+fn a_long_option_that_holds_the_pool_up_has_an_index_level() {
+    use solvent_core::instrument::Terms;
+    use solvent_pricing::black76::{Black76, OptionType};
+
+    let path = format!("{}/../../venues/default.toml", env!("CARGO_MANIFEST_DIR"));
+    let venue = Venue::from_toml(&path, &std::fs::read_to_string(&path).unwrap()).unwrap();
+    let portfolio = |collateral: &str| {
+        Portfolio::from_json(
+            "p.json",
+            &format!(
+                r#"{{"account":"o","mode":"cross","settlement_asset":"USDC","collateral":{{"USDC":"{collateral}"}},
+                "positions":[{{"instrument":"BTC_USDC-PERPETUAL","size":"1","entry_price":"100000"}},
+                             {{"instrument":"BTC_USDC-27DEC26-100000-C","size":"1","entry_price":"1000"}}]}}"#
+            ),
+            &venue,
+        )
+        .unwrap()
+    };
+    let market = Market::from_json(
+        "m.json",
+        r#"{"timestamp":"2026-01-06T08:00:00Z","index":{"BTC":"100000"},
+            "vol":{"BTC":{"27DEC26":{"strikes":[50000,150000],"vols":[0.5,0.5]}}}}"#,
+    )
+    .unwrap();
+    let view = MarketView::new(&venue, &market).unwrap();
+    // 500 USDC against the perpetual's maintenance of 1.005% x 100,000 = 1,005: short by 505
+    // without the call.
+    let report = margin_report(&portfolio("500"), &view).unwrap();
+    let call = &report.positions[1];
+    let shortfall =
+        report.maintenance_margin.value() - (report.equity.value() - call.value.value());
+    assert_eq!(shortfall, rust_decimal_macros::dec!(505));
+    let level: f64 = call
+        .liquidation_price
+        .unwrap()
+        .value()
+        .to_string()
+        .parse()
+        .unwrap();
+    let instrument = venue.instrument("BTC_USDC-27DEC26-100000-C").unwrap();
+    let Terms::Option { expiry, .. } = instrument.terms else {
+        panic!("an option")
+    };
+    let premium = Black76::new_checked(level, 100_000.0, view.years_to(expiry), 0.5, 1.0)
+        .unwrap()
+        .price(OptionType::Call);
+    assert!((premium - 505.0).abs() < 0.01, "call {premium} at {level}");
+    assert!(level < 100_000.0, "{level}");
+    // With 5,000 USDC the pool covers itself: the call never liquidates it.
+    let covered = margin_report(&portfolio("5000"), &view).unwrap();
+    assert!(covered.positions[1].liquidation_price.is_none());
+}

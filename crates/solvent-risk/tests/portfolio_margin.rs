@@ -619,3 +619,50 @@ fn the_deribit_venue_margins_each_currency_alone() {
     assert_eq!(params.max_offset, 0.0);
     assert_eq!(scenarios(&params.underlyings["BTC"]).len(), 35);
 }
+
+#[test]
+fn an_options_liquidation_level_under_portfolio_margin_is_the_index_after_the_move() {
+    // A short at-the-money call on 20,000 USDT: a rise of BTC liquidates the account; the call's
+    // level is the BTC index after that rise, not the call's premium there.
+    let venue = venue("");
+    let report = report(
+        &venue,
+        r#"{"instrument":"BTC_USDT-31JAN26-100000-C","size":"-1","entry_price":"1"}"#,
+        r#""USDT":"20000""#,
+    );
+    let call = &report.positions[0];
+    assert_eq!(
+        call.liquidation_price_of,
+        solvent_risk::report::LiquidationLevel::Index
+    );
+    let level: f64 = call
+        .liquidation_price
+        .unwrap()
+        .value()
+        .to_string()
+        .parse()
+        .unwrap();
+    let price_move = call.distance_to_liquidation_pct.unwrap() / 100.0;
+    assert!(
+        (level - 100_000.0 * (1.0 + price_move)).abs() < 1e-6,
+        "{level}"
+    );
+    assert!(level > 100_000.0 && level < 200_000.0, "{level}");
+    // At that move the account's health is 1 (the search's precision).
+    let portfolio = Portfolio::from_json(
+        "p.json",
+        r#"{"account":"pm","mode":"portfolio","collateral":{"USDT":"20000"},"positions":[{"instrument":"BTC_USDT-31JAN26-100000-C","size":"-1","entry_price":"1"}]}"#,
+        &venue,
+    )
+    .unwrap();
+    let market = Market::from_json("m.json", MARKET).unwrap();
+    let view = MarketView::new(&venue, &market).unwrap();
+    let shocked = solvent_risk::stress::shocked_report(
+        &portfolio,
+        &view,
+        &solvent_core::shock::Shock::joint("liquidation", &["BTC".to_owned()], price_move),
+    )
+    .unwrap();
+    let health = shocked.health.unwrap();
+    assert!((health - 1.0).abs() < 1e-3, "{health}");
+}

@@ -755,22 +755,42 @@ fn account_of(view: &View, id: &str) -> Result<Arc<Portfolio>, ApiError> {
         .ok_or_else(|| ApiError::not_found("id", format!("no account {id:?}")))
 }
 
+/// The query of `GET /v1/accounts/{id}`. Other parameters are ignored, as they were before the
+/// query had any.
+#[derive(Deserialize)]
+pub(crate) struct AccountQuery {
+    /// Also the moves that liquidate the account (the reverse stress: off by default, as the
+    /// account query is the one a book polls).
+    liquidation_moves: Option<bool>,
+}
+
 #[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts",
-    params(("id" = String, Path, description = "Account id")),
-    responses((status = 200, description = "The margin report, as `solvent margin --json` prints it", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 404, description = "No such account", body = ErrorBody), (status = 422, description = "A price it needs is missing", body = ErrorBody)),
+    params(("id" = String, Path, description = "Account id"), ("liquidation_moves" = Option<bool>, Query, description = "`true`: also the moves that liquidate the account (`liquidation_moves`, the reverse stress: a few dozen reports more)")),
+    responses((status = 200, description = "The margin report, as `solvent margin --json` prints it (`liquidation_moves` when asked for)", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 404, description = "No such account", body = ErrorBody), (status = 422, description = "A price it needs is missing", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn get_account(
     State(state): State<AppState>,
     Caller(scope): Caller,
     AccountId(id): AccountId,
+    Params(query): Params<AccountQuery>,
 ) -> Result<Response, ApiError> {
     require_account(&scope, &id)?;
     let view = state.view();
     let portfolio = account_of(&view, &id)?;
     let report = compute(move || {
         let market_view = market_view(&view, &view.market)?;
-        solvent_risk::margin_report(&portfolio, &market_view)
-            .map_err(|error| risk_error("account", &error))
+        let report = solvent_risk::margin_report(&portfolio, &market_view)
+            .map_err(|error| risk_error("account", &error))?;
+        if query.liquidation_moves == Some(true) {
+            with_moves(&report, &portfolio, &market_view)
+        } else {
+            serde_json::to_value(&report).map_err(|error| {
+                ApiError::unprocessable(
+                    None,
+                    format!("the report cannot be written as JSON: {error}"),
+                )
+            })
+        }
     })
     .await?;
     Ok(json(&report))
@@ -794,6 +814,26 @@ pub(crate) async fn risk_matrix(
     })
     .await?;
     Ok(json(&matrix))
+}
+
+/// The margin report with the moves that liquidate the account (`liquidation_moves`, as
+/// `solvent margin --json` gives them), as a JSON value: the report's fields, then the moves (or
+/// `null` and `liquidation_moves_error` when the reverse stress could not run).
+fn with_moves(
+    report: &solvent_risk::MarginReport,
+    portfolio: &Portfolio,
+    market_view: &solvent_risk::MarketView<'_>,
+) -> Result<serde_json::Value, ApiError> {
+    let with_moves =
+        solvent_risk::stress::ReportWithMoves::new(report, portfolio, market_view, |error| {
+            error.to_string()
+        });
+    serde_json::to_value(&with_moves).map_err(|error| {
+        ApiError::unprocessable(
+            None,
+            format!("the report cannot be written as JSON: {error}"),
+        )
+    })
 }
 
 // ---- computations on a portfolio --------------------------------------------------------------
@@ -884,8 +924,9 @@ pub(crate) async fn post_margin(
     )?;
     let report = compute(move || {
         let market_view = market_view(&resolved.view, &resolved.market)?;
-        solvent_risk::margin_report(&resolved.portfolio, &market_view)
-            .map_err(|error| risk_error("portfolio", &error))
+        let report = solvent_risk::margin_report(&resolved.portfolio, &market_view)
+            .map_err(|error| risk_error("portfolio", &error))?;
+        with_moves(&report, &resolved.portfolio, &market_view)
     })
     .await?;
     Ok(json(&report))

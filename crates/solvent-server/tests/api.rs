@@ -175,6 +175,52 @@ async fn events_are_numbered_applied_and_read_back_as_the_margin_report() {
     assert_eq!(report["account"], "a1");
     assert_eq!(report["equity"], "9994");
     assert_eq!(report["positions"][0]["instrument"], "BTCUSDT");
+    assert!(report.get("liquidation_moves").is_none(), "{report}");
+    // Asked for, the moves that liquidate it: equity 9,994 - MM 0.5% x 60,000 = 9,694 of room, which a
+    // fall of 9,694 / 0.995 = 9,742.71 USD (the requirement falls with the price) uses up:
+    // index 50,257.2864, a move of -16.2379%; no rise liquidates a long.
+    let (status, with_moves) = call(
+        running.addr,
+        "GET",
+        "/v1/accounts/a1?liquidation_moves=true",
+        Some(&keys.a1),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{with_moves}");
+    assert_eq!(with_moves["equity"], "9994");
+    let moves = with_moves["liquidation_moves"].as_array().unwrap();
+    assert_eq!(moves[0]["underlyings"], json!(["BTC"]));
+    let fall = &moves[0]["fall"];
+    let index: f64 = fall["index"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (index - (60_000.0 - 9_694.0 / 0.995)).abs() < 1e-4,
+        "{fall}"
+    );
+    let price_move = fall["move"].as_f64().unwrap();
+    assert!(
+        (price_move - (index / 60_000.0 - 1.0)).abs() < 1e-12,
+        "{fall}"
+    );
+    assert!(moves[0]["rise"].is_null(), "{}", moves[0]);
+    // A portfolio sent in carries its moves too: 10,000 USDT long 1 BTCUSDT at 60,000, room
+    // 10,000 - 300 = 9,700, reached 9,700 / 0.995 below: 50,251.2563.
+    let body = json!({"portfolio": {"account": "x", "mode": "cross", "collateral": {"USDT": "10000"}, "positions": [{"instrument": "BTCUSDT", "size": "1", "entry_price": "60000"}]}}).to_string();
+    let (status, sent) = call(
+        running.addr,
+        "POST",
+        "/v1/margin",
+        Some(&keys.a1),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 200, "{sent}");
+    let fall = &sent["liquidation_moves"][0]["fall"];
+    let index: f64 = fall["index"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (index - (60_000.0 - 9_700.0 / 0.995)).abs() < 1e-4,
+        "{fall}"
+    );
 
     // Ranked list, state filter, unknown sort named.
     let (status, list) = call(

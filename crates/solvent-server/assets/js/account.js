@@ -87,7 +87,8 @@ function renderPositions() {
       cell(money(position.upnl), { value: position.upnl, numeric: true }),
       cell(money(position.initial_margin), { value: position.initial_margin, numeric: true }),
       cell(money(position.maintenance_margin), { value: position.maintenance_margin, numeric: true }),
-      cell(price(position.liquidation_price), { value: position.liquidation_price, numeric: true }),
+      // An option's liquidation level is its underlying's index, not a premium.
+      cell(price(position.liquidation_price) + (position.liquidation_price_of === 'index' && position.liquidation_price !== null ? ' (index)' : ''), { value: position.liquidation_price, numeric: true }),
       cell(percent(position.distance_to_liquidation_pct), { value: position.distance_to_liquidation_pct, numeric: true }),
     );
     return tr;
@@ -132,7 +133,9 @@ function renderAttribution() {
 // One axis per position: the mark and the liquidation price on it.
 function renderLiquidationAxes() {
   const container = document.getElementById('liq-axes');
-  const marked = report.positions.filter((position) => position.liquidation_price !== null);
+  // The mark and the level share an axis only where the level is the instrument's own price
+  // (an option's is its underlying's index).
+  const marked = report.positions.filter((position) => position.liquidation_price !== null && position.liquidation_price_of !== 'index');
   if (marked.length === 0) {
     container.replaceChildren(el('p', {}, 'No liquidation price: no position can be liquidated by its own price move.'));
     return;
