@@ -680,6 +680,47 @@ mod tests {
         assert!(lean_steps >= 4 * 2 * (MOVES.len() - 2), "{lean_steps}");
     }
 
+    /// The reverse stress of one underlying takes its steps through the lean path (confirmed
+    /// exactly), where the joint moves take the full report at each: per direction, the same
+    /// answer as the full path's search, within the search's precision (a first bracket's width
+    /// times 2^-40 is below 2e-12 for either direction, at most 2 of them apart).
+    #[test]
+    fn the_reverse_stress_of_one_underlying_is_the_full_paths_search() {
+        let venue = venue();
+        for file in accounts() {
+            let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
+            let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
+            let view = MarketView::new(&venue, &market).unwrap();
+            let shocks = ShockBase::new(&view);
+            let reverse = crate::stress::reverse(&portfolio, &view).unwrap();
+            let mut alone = 0;
+            for entry in &reverse {
+                let [underlying] = entry.underlyings.as_slice() else {
+                    continue;
+                };
+                alone += 1;
+                let names = [underlying.clone()];
+                let unmoved = health_at(&portfolio, &shocks, &names, 0.0).unwrap();
+                let down = search_known(&portfolio, &shocks, &names, -1.0, 1.0, unmoved).unwrap();
+                let up = search_known(&portfolio, &shocks, &names, 1.0, 10.0, unmoved).unwrap();
+                for (found, full) in [(entry.down, down), (entry.up, up)] {
+                    match (found, full) {
+                        (Some(found), Some(full)) => assert!(
+                            (found - full).abs() <= 4e-12,
+                            "{underlying}: {found} against {full}"
+                        ),
+                        (found, full) => assert_eq!(found, full, "{underlying}"),
+                    }
+                }
+            }
+            assert_eq!(alone, 3, "BTC, ETH and SOL each alone");
+            assert!(
+                reverse.iter().any(|e| e.down.is_some() || e.up.is_some()),
+                "precondition: some move liquidates"
+            );
+        }
+    }
+
     #[test]
     fn the_nearest_move_is_the_nearer_of_the_two_searches() {
         let venue = venue();
