@@ -76,6 +76,7 @@ best() { # best wall time in ms of `solvent ARGS...` over $runs runs (output dis
     echo "$best_ms"
 }
 
-echo "solvent margin, portfolio mode, $options options (marked), healthy (the search runs): $(best margin "$work/options-healthy.json" --json) ms (best of $runs)"
+echo "solvent margin, portfolio mode, $options options (marked), healthy, the report alone (--csv summary; the search runs): $(best margin "$work/options-healthy.json" --csv summary) ms (best of $runs)"
+echo "solvent margin, portfolio mode, $options options (marked), healthy, with the liquidating moves (--json): $(best margin "$work/options-healthy.json" --json) ms (best of $runs)"
 echo "solvent margin, portfolio mode, $options options (marked), liquidating (no search): $(best margin "$work/options.json" --json) ms (best of $runs)"
 echo "solvent margin, cross, 200,000 positions (validation and report): $(best margin "$work/wide.json" --json) ms (best of $runs)"

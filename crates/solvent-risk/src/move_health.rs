@@ -721,6 +721,42 @@ mod tests {
         }
     }
 
+    /// A cross account of long options asks for no margin at any price: its reverse stress is
+    /// nil both ways without a search, as the full path's search finds it. Borrowing a coin
+    /// makes it liquidatable (3 BTC owed against 2 long calls: a rise takes it there): then the
+    /// search runs and finds the full path's crossing.
+    #[test]
+    fn long_options_that_never_require_margin_never_liquidate() {
+        let venue = venue();
+        let long_options = |usdc: &str, borrowed: &str| {
+            desk(|file| {
+                file["mode"] = Value::from("cross");
+                file["collateral"] = serde_json::json!({"USDC": usdc, "BTC": borrowed});
+                file["positions"] = serde_json::json!([
+                    {"instrument": "BTC_USDC-26JUN26-80000-P", "size": "6", "entry_price": "4000"},
+                    {"instrument": "BTC-27MAR26-110000-C", "size": "2", "entry_price": "0.02"},
+                ]);
+            })
+        };
+        for (usdc, borrowed, liquidates) in [("20000", "0", false), ("400000", "-3", true)] {
+            let file = long_options(usdc, borrowed);
+            let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
+            let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
+            let view = MarketView::new(&venue, &market).unwrap();
+            let shocks = ShockBase::new(&view);
+            let reverse = crate::stress::reverse(&portfolio, &view).unwrap();
+            let [entry] = reverse.as_slice() else {
+                panic!("one underlying: {reverse:?}");
+            };
+            let names = [String::from("BTC")];
+            let unmoved = health_at(&portfolio, &shocks, &names, 0.0).unwrap();
+            let up = search_known(&portfolio, &shocks, &names, 1.0, 10.0, unmoved).unwrap();
+            let down = search_known(&portfolio, &shocks, &names, -1.0, 1.0, unmoved).unwrap();
+            assert_eq!((entry.down, entry.up), (down, up), "borrowed {borrowed}");
+            assert_eq!(up.is_some(), liquidates, "borrowed {borrowed}: {up:?}");
+        }
+    }
+
     #[test]
     fn the_nearest_move_is_the_nearer_of_the_two_searches() {
         let venue = venue();
