@@ -13,7 +13,7 @@ use solvent_core::shock::Shock;
 use solvent_core::venue::{MarginRule, Venue};
 use solvent_risk::whatif::Trade;
 
-use crate::display::{fixed, float};
+use crate::display::{fixed, float, grouped};
 
 /// How far a perpetual's or future's mark may sit from its index, as a fraction of the index,
 /// before it is refused (or, with `--allow-far-marks`, accepted with a warning). No shipped
@@ -242,8 +242,14 @@ fn far_mark(instrument: &Instrument, mark: Decimal, market: &Market) -> Option<S
     }
 }
 
+/// Missing marks named one by one: beyond this many, the others (none of them a likely
+/// misspelling, each of which is always named) are counted in one line. An account of thousands
+/// of options priced from their surface printed a line for each.
+const NAMED_MISSING_MARKS: usize = 5;
+
 /// The marks the market does not give for held positions, each with what stands in for it, and
-/// the market's mark of an unknown instrument it may be misspelt as.
+/// the market's mark of an unknown instrument it may be misspelt as; past
+/// [`NAMED_MISSING_MARKS`], the rest counted by what stands in for them.
 fn missing_marks(venue: &Venue, portfolio: &Portfolio, market: &Market, origin: &str) -> Warnings {
     let unknown: Vec<&str> = market
         .mark
@@ -252,6 +258,9 @@ fn missing_marks(venue: &Venue, portfolio: &Portfolio, market: &Market, origin: 
         .map(String::as_str)
         .collect();
     let mut warnings = Vec::new();
+    // Missing marks not named, by what stands in: (options, perpetuals and futures).
+    let mut unnamed = (0_usize, 0_usize);
+    let mut plain_named = 0;
     for position in &portfolio.positions {
         let instrument = &position.instrument;
         if market.mark.contains_key(&instrument.name) {
@@ -277,9 +286,47 @@ fn missing_marks(venue: &Venue, portfolio: &Portfolio, market: &Market, origin: 
                 format!(" (the market marks `{quoted}`, which the venue does not list: misspelt?)")
             })
             .unwrap_or_default();
+        if misspelt.is_empty() {
+            if plain_named == NAMED_MISSING_MARKS {
+                match instrument.terms.kind() {
+                    InstrumentKind::Option => unnamed.0 += 1,
+                    InstrumentKind::Perpetual | InstrumentKind::Future => unnamed.1 += 1,
+                }
+                continue;
+            }
+            plain_named += 1;
+        }
         warnings.push(format!(
             "{origin}mark.{}: missing; {stand_in}{misspelt}",
             instrument.name
+        ));
+    }
+    let (options, linear) = unnamed;
+    if options + linear > 0 {
+        let count = |n: usize| grouped(&n.to_string());
+        let mut kinds = Vec::new();
+        if options > 0 {
+            kinds.push(format!(
+                "{} option{} priced from {} volatility surface",
+                count(options),
+                if options == 1 { "" } else { "s" },
+                if options == 1 { "its" } else { "their" }
+            ));
+        }
+        if linear > 0 {
+            kinds.push(format!(
+                "{} perpetual{} or future{} at {} index",
+                count(linear),
+                if linear == 1 { "" } else { "s" },
+                if linear == 1 { "" } else { "s" },
+                if linear == 1 { "its" } else { "their" }
+            ));
+        }
+        warnings.push(format!(
+            "{origin}mark: {} more held instrument{} missing: {}",
+            count(options + linear),
+            if options + linear == 1 { "" } else { "s" },
+            kinds.join(", ")
         ));
     }
     warnings

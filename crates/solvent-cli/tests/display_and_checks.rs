@@ -331,6 +331,44 @@ fn every_default_filled_in_is_named_on_stderr() {
     assert!(warnings(&stderr).is_empty(), "{stderr}");
 }
 
+/// Many missing marks: five named one by one, the rest counted by what stands in for them in
+/// one line (an account of 200,000 options priced from their surface printed 200,000 lines).
+#[test]
+fn many_missing_marks_are_counted_after_the_first_five() {
+    let scratch = Scratch::new("many-missing");
+    let mut linear = example("deribit-usdc-perp-25btc.json");
+    let strikes = [
+        90_000, 95_000, 100_000, 105_000, 110_000, 115_000, 120_000, 125_000,
+    ];
+    let positions: Vec<Value> = strikes
+        .iter()
+        .map(|strike| {
+            serde_json::json!({"instrument": format!("BTC_USDC-27DEC26-{strike}-C"),
+                               "size": "0.1", "entry_price": "5000"})
+        })
+        .collect();
+    linear["positions"] = Value::from(positions);
+    linear["market"]["mark"] = serde_json::json!({});
+    linear["market"]["vol"] = serde_json::json!(
+        {"BTC": {"27DEC26": {"strikes": [50000, 150000], "vols": [0.6, 0.6]}}}
+    );
+    let file = write(&scratch, &linear);
+    let (code, _, stderr) = run(&["margin", &file]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut expected: Vec<String> = strikes[..5]
+        .iter()
+        .map(|strike| {
+            format!(
+                "warning: {file}: market.mark.BTC_USDC-27DEC26-{strike}-C: missing; priced from the BTC volatility surface"
+            )
+        })
+        .collect();
+    expected.push(format!(
+        "warning: {file}: market.mark: 3 more held instruments missing: 3 options priced from their volatility surface"
+    ));
+    assert_eq!(warnings(&stderr), expected);
+}
+
 #[test]
 fn a_bare_shock_of_magnitude_one_or_more_is_refused_as_ambiguous() {
     let scratch = Scratch::new("shock");
