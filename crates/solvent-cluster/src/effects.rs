@@ -61,8 +61,64 @@ async fn read(
 ) -> Result<Vec<EffectMessage>, ClusterError> {
     let nats =
         |error: &dyn std::fmt::Display| ClusterError::Nats(format!("{EFFECT_STREAM}: {error}"));
-    let stream = js.get_stream(EFFECT_STREAM).await.map_err(|e| nats(&e))?;
     let filter = shard.map_or_else(|| format!("{EFFECT_SUBJECT_PREFIX}*"), effect_subject);
+    read_stream(js, EFFECT_STREAM, &filter, after)
+        .await?
+        .into_iter()
+        .map(|stored| {
+            let shard = stored
+                .subject
+                .strip_prefix(EFFECT_SUBJECT_PREFIX)
+                .and_then(|k| k.parse::<u32>().ok())
+                .ok_or_else(|| nats(&format!("subject {} is not a shard's", stored.subject)))?;
+            let input_seq = stored
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(INPUT_SEQ_HEADER))
+                .and_then(|v| v.as_str().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    nats(&format!(
+                        "message {} has no {INPUT_SEQ_HEADER}",
+                        stored.stream_seq
+                    ))
+                })?;
+            let text = std::str::from_utf8(&stored.payload)
+                .map_err(|_| nats(&format!("message {} is not UTF-8", stored.stream_seq)))?;
+            Ok(EffectMessage {
+                shard,
+                input_seq,
+                effect_seq: stored.stream_seq,
+                lines: text.lines().map(str::to_owned).collect(),
+            })
+        })
+        .collect()
+}
+
+/// A message as a stream stores it.
+pub(crate) struct StoredMessage {
+    /// Its sequence in the stream.
+    pub(crate) stream_seq: u64,
+    /// The subject it was published on.
+    pub(crate) subject: String,
+    /// Its headers, if any.
+    pub(crate) headers: Option<async_nats::HeaderMap>,
+    /// Its payload.
+    pub(crate) payload: bytes::Bytes,
+}
+
+/// The messages of `subject` (a filter, wildcards allowed) that stream `stream` holds above
+/// sequence `after`, in stream order, read through one ordered consumer.
+///
+/// # Errors
+/// [`ClusterError::Nats`] naming the stream when it cannot be read.
+pub(crate) async fn read_stream(
+    js: &Context,
+    stream: &str,
+    subject: &str,
+    after: u64,
+) -> Result<Vec<StoredMessage>, ClusterError> {
+    let nats = |error: &dyn std::fmt::Display| ClusterError::Nats(format!("{stream}: {error}"));
+    let stream = js.get_stream(stream).await.map_err(|e| nats(&e))?;
     let deliver_policy = if after == 0 {
         DeliverPolicy::All
     } else {
@@ -72,7 +128,7 @@ async fn read(
     };
     let mut consumer = stream
         .create_consumer(OrderedConfig {
-            filter_subject: filter,
+            filter_subject: subject.to_owned(),
             deliver_policy,
             ..OrderedConfig::default()
         })
@@ -91,30 +147,11 @@ async fn read(
         let message = message.map_err(|e| nats(&e))?;
         let info = message.info().map_err(|e| nats(&e))?;
         pending = info.pending;
-        let shard = message
-            .subject
-            .as_str()
-            .strip_prefix(EFFECT_SUBJECT_PREFIX)
-            .and_then(|k| k.parse::<u32>().ok())
-            .ok_or_else(|| nats(&format!("subject {} is not a shard's", message.subject)))?;
-        let input_seq = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(INPUT_SEQ_HEADER))
-            .and_then(|v| v.as_str().parse::<u64>().ok())
-            .ok_or_else(|| {
-                nats(&format!(
-                    "message {} has no {INPUT_SEQ_HEADER}",
-                    info.stream_sequence
-                ))
-            })?;
-        let text = std::str::from_utf8(&message.payload)
-            .map_err(|_| nats(&format!("message {} is not UTF-8", info.stream_sequence)))?;
-        out.push(EffectMessage {
-            shard,
-            input_seq,
-            effect_seq: info.stream_sequence,
-            lines: text.lines().map(str::to_owned).collect(),
+        out.push(StoredMessage {
+            stream_seq: info.stream_sequence,
+            subject: message.subject.to_string(),
+            headers: message.headers.clone(),
+            payload: message.payload.clone(),
         });
     }
     Ok(out)

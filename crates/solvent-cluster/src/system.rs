@@ -22,8 +22,6 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::Context;
-use async_nats::jetstream::consumer::DeliverPolicy;
-use async_nats::jetstream::consumer::pull::OrderedConfig;
 use futures_util::StreamExt;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -390,7 +388,12 @@ pub async fn run(
         // First the shards' progress, then the effects and the deposits: every effect message
         // and deposit of input up to a shard's recorded progress is stored by the time the
         // progress is (the shard had every acknowledgement first).
-        for (stream_seq, subject, payload) in read_stream(
+        for effects::StoredMessage {
+            stream_seq,
+            subject,
+            payload,
+            ..
+        } in effects::read_stream(
             &js,
             EFFECT_STREAM,
             &format!("{PROGRESS_SUBJECT_PREFIX}*"),
@@ -415,8 +418,11 @@ pub async fn run(
             report.effect_messages += 1;
             waiting.insert((message.input_seq, message.shard), message);
         }
-        for (stream_seq, _, payload) in
-            read_stream(&js, INPUT_STREAM, SYSTEM_SUBJECT, deposits_through).await?
+        for effects::StoredMessage {
+            stream_seq,
+            payload,
+            ..
+        } in effects::read_stream(&js, INPUT_STREAM, SYSTEM_SUBJECT, deposits_through).await?
         {
             deposits_through = deposits_through.max(stream_seq);
             for (index, envelope) in crate::message::decode(stream_seq, &payload)?
@@ -555,58 +561,16 @@ pub async fn published_answers(
 /// # Errors
 /// [`ClusterError`] when the stream cannot be read or an answer does not read.
 pub async fn read_answers(js: &Context) -> Result<Vec<(u64, ClaimAnswer)>, ClusterError> {
-    read_stream(js, INPUT_STREAM, FUND_SUBJECT, 0)
+    effects::read_stream(js, INPUT_STREAM, FUND_SUBJECT, 0)
         .await?
         .into_iter()
-        .map(|(stream_seq, _, payload)| Ok((stream_seq, decode_answer(stream_seq, &payload)?)))
-        .collect()
-}
-
-/// The messages of `subject` (a filter, wildcards allowed) that stream `stream` holds above
-/// sequence `after`, with their sequences and subjects, in stream order.
-async fn read_stream(
-    js: &Context,
-    stream: &str,
-    subject: &str,
-    after: u64,
-) -> Result<Vec<(u64, String, bytes::Bytes)>, ClusterError> {
-    let nats = |error: &dyn std::fmt::Display| ClusterError::Nats(format!("{stream}: {error}"));
-    let stream = js.get_stream(stream).await.map_err(|e| nats(&e))?;
-    let deliver_policy = if after == 0 {
-        DeliverPolicy::All
-    } else {
-        DeliverPolicy::ByStartSequence {
-            start_sequence: after + 1,
-        }
-    };
-    let mut consumer = stream
-        .create_consumer(OrderedConfig {
-            filter_subject: subject.to_owned(),
-            deliver_policy,
-            ..OrderedConfig::default()
+        .map(|stored| {
+            Ok((
+                stored.stream_seq,
+                decode_answer(stored.stream_seq, &stored.payload)?,
+            ))
         })
-        .await
-        .map_err(|e| nats(&e))?;
-    let mut pending = consumer.info().await.map_err(|e| nats(&e))?.num_pending;
-    let mut out = Vec::new();
-    if pending == 0 {
-        return Ok(out);
-    }
-    let mut messages = consumer.messages().await.map_err(|e| nats(&e))?;
-    while pending > 0 {
-        let Some(message) = messages.next().await else {
-            break;
-        };
-        let message = message.map_err(|e| nats(&e))?;
-        let info = message.info().map_err(|e| nats(&e))?;
-        pending = info.pending;
-        out.push((
-            info.stream_sequence,
-            message.subject.to_string(),
-            message.payload.clone(),
-        ));
-    }
-    Ok(out)
+        .collect()
 }
 
 /// Reads the answer carried by the input message at `stream_seq`.
