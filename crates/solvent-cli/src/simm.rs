@@ -11,7 +11,8 @@ use solvent_simm::{
     Calibration, MarginPeriod, MarginTypes, NettingSetSimm, Side, Version, crif, simm_for_side,
 };
 
-use crate::render::{grouped, table};
+use crate::display::{Cell, Column, Grid, Kind, Layout};
+use crate::render::grouped;
 
 /// The arguments of `solvent simm`.
 #[derive(Args)]
@@ -30,8 +31,12 @@ pub(crate) struct SimmArgs {
     #[arg(long, value_enum, default_value_t = SideArg::Collect)]
     side: SideArg,
     /// JSON instead of tables (every figure at full precision).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     json: bool,
+    /// Every netting set's breakdown as one CSV table (RFC 4180; a netting set column first,
+    /// figures in USD at full precision, an absent margin type empty).
+    #[arg(long)]
+    csv: bool,
 }
 
 /// `--side`.
@@ -76,18 +81,39 @@ pub(crate) fn run(args: &SimmArgs) -> Result<String> {
         });
         return Ok(format!("{}\n", serde_json::to_string_pretty(&value)?));
     }
+    if args.csv {
+        return csv(&results);
+    }
     Ok(tables(version, args.side, period, &results))
 }
 
-/// USD to the cent with thousands separators; an absent margin type shows as `-`.
-fn usd(value: Option<f64>) -> String {
-    value.map_or_else(|| "-".to_string(), |v| grouped(&format!("{v:.2}")))
+/// USD to the cent with thousands separators, written exactly in CSV; an absent margin type
+/// shows as `-` and writes empty.
+fn usd(value: Option<f64>) -> Cell {
+    let shown = value.map_or_else(|| "-".to_string(), |v| grouped(&format!("{v:.2}")));
+    Cell::float(shown, value)
 }
 
-fn row(product: &str, risk: &str, margins: &MarginTypes, total: f64) -> Vec<String> {
+/// The columns of a netting set's breakdown; CSV leads with the netting set, so one file holds
+/// them all.
+fn columns() -> Vec<Column> {
     vec![
-        product.to_string(),
-        risk.to_string(),
+        Column::new("netting set", Kind::Label).csv_only(),
+        Column::new("product class", Kind::Label),
+        Column::new("risk class", Kind::Label),
+        Column::new("delta (USD)", Kind::Number),
+        Column::new("vega (USD)", Kind::Number),
+        Column::new("curvature (USD)", Kind::Number),
+        Column::new("base corr. (USD)", Kind::Number),
+        Column::new("total (USD)", Kind::Number),
+    ]
+}
+
+fn row(set: &str, product: &str, risk: &str, margins: &MarginTypes, total: f64) -> Vec<Cell> {
+    vec![
+        Cell::text(set),
+        Cell::text(product),
+        Cell::text(risk),
         usd(margins.delta),
         usd(margins.vega),
         usd(margins.curvature),
@@ -97,11 +123,71 @@ fn row(product: &str, risk: &str, margins: &MarginTypes, total: f64) -> Vec<Stri
 }
 
 /// A row of an add-on: only its total.
-fn add_on_row(product: &str, what: &str, amount: f64) -> Vec<String> {
-    let mut cells = vec![product.to_string(), what.to_string()];
-    cells.extend(std::iter::repeat_n(String::new(), 4));
+fn add_on_row(set: &str, product: &str, what: &str, amount: f64) -> Vec<Cell> {
+    let mut cells = vec![Cell::text(set), Cell::text(product), Cell::text(what)];
+    cells.extend(std::iter::repeat_n(Cell::text(""), 4));
     cells.push(usd(Some(amount)));
     cells
+}
+
+/// The rows of one netting set: each product class's risk classes and their aggregate (with
+/// the product class multiplier as its own row), the risk classes across product classes, the
+/// add-ons, and SIMM.
+fn add_rows(grid: &mut Grid, set: &NettingSetSimm) {
+    let name = set.netting_set.as_str();
+    for product in &set.product_classes {
+        let class = product.product_class.name();
+        for risk in &product.risk_classes {
+            grid.cells(row(
+                name,
+                class,
+                risk.risk_class.ore_name(),
+                &risk.margins,
+                risk.total,
+            ));
+        }
+        match product.additional {
+            Some(extra) => {
+                grid.cells(row(
+                    name,
+                    class,
+                    "all (psi)",
+                    &product.margins,
+                    product.total - extra,
+                ));
+                grid.cells(add_on_row(name, class, "x multiplier", extra));
+            }
+            None => grid.cells(row(
+                name,
+                class,
+                "all (psi)",
+                &product.margins,
+                product.total,
+            )),
+        }
+    }
+    for risk in &set.risk_classes {
+        grid.cells(row(
+            name,
+            "all",
+            risk.risk_class.ore_name(),
+            &risk.margins,
+            risk.total,
+        ));
+    }
+    if let Some(additional) = set.additional {
+        grid.cells(add_on_row(name, "all", "add-ons", additional));
+    }
+    grid.cells(row(name, "all", "all", &set.margins, set.total));
+}
+
+/// Every netting set's breakdown in one CSV (see [`Grid::csv`]).
+fn csv(results: &[NettingSetSimm]) -> Result<String> {
+    let mut grid = Grid::new(columns());
+    for set in results {
+        add_rows(&mut grid, set);
+    }
+    Ok(grid.csv()?)
 }
 
 fn tables(
@@ -121,61 +207,11 @@ fn tables(
             out,
             "SIMM {} netting set {name}: {} USD",
             version.name(),
-            usd(Some(set.total))
+            grouped(&format!("{:.2}", set.total))
         );
-        let mut grid = table();
-        grid.set_header(vec![
-            "product class",
-            "risk class",
-            "delta",
-            "vega",
-            "curvature",
-            "base corr.",
-            "total",
-        ]);
-        for product in &set.product_classes {
-            let name = product.product_class.name();
-            for risk in &product.risk_classes {
-                grid.add_row(row(
-                    name,
-                    risk.risk_class.ore_name(),
-                    &risk.margins,
-                    risk.total,
-                ));
-            }
-            match product.additional {
-                Some(extra) => {
-                    grid.add_row(row(
-                        name,
-                        "all (psi)",
-                        &product.margins,
-                        product.total - extra,
-                    ));
-                    grid.add_row(add_on_row(name, "x multiplier", extra));
-                }
-                None => {
-                    grid.add_row(row(name, "all (psi)", &product.margins, product.total));
-                }
-            }
-        }
-        for risk in &set.risk_classes {
-            grid.add_row(row(
-                "all",
-                risk.risk_class.ore_name(),
-                &risk.margins,
-                risk.total,
-            ));
-        }
-        if let Some(additional) = set.additional {
-            grid.add_row(add_on_row("all", "add-ons", additional));
-        }
-        grid.add_row(row("all", "all", &set.margins, set.total));
-        for column in 2..7 {
-            if let Some(c) = grid.column_mut(column) {
-                c.set_cell_alignment(comfy_table::CellAlignment::Right);
-            }
-        }
-        let _ = writeln!(out, "{grid}\n");
+        let mut grid = Grid::new(columns());
+        add_rows(&mut grid, set);
+        let _ = writeln!(out, "{}\n", grid.render(Layout::Wide));
     }
     let _ = writeln!(
         out,

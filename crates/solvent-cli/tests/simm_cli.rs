@@ -128,3 +128,52 @@ fn a_one_day_margin_period_gives_ores_one_day_figures() {
         "{error}"
     );
 }
+
+#[test]
+fn the_csv_holds_every_netting_sets_breakdown_at_full_precision() {
+    let crif = path("examples/simm/crypto-desk.tsv");
+    let (code, text, error) = run(&["simm", crif.as_str(), "--version", "2.6", "--csv"]);
+    assert_eq!(code, 0, "{error}");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "netting set",
+            "product class",
+            "risk class",
+            "delta (USD)",
+            "vega (USD)",
+            "curvature (USD)",
+            "base corr. (USD)",
+            "total (USD)"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("record")).collect();
+    let figure = |set: &str, product: &str, risk: &str, column: usize| -> Option<f64> {
+        let record = rows
+            .iter()
+            .find(|r| &r[0] == set && &r[1] == product && &r[2] == risk)
+            .expect("row");
+        (!record[column].is_empty()).then(|| record[column].parse().expect("number"))
+    };
+    // ORE SimmCalculator, SIMM 2.6, collect side (as in the table test above), here exact.
+    let total_a = figure("cpty-A", "all", "all", 7).expect("total");
+    assert!((total_a - 14_103_294.223_194_186).abs() < 1e-6, "{total_a}");
+    let delta_b = figure("cpty-B", "all", "all", 3).expect("delta");
+    assert!((delta_b - 7_628_133.192_334_807).abs() < 1e-6, "{delta_b}");
+    // The CSV and the JSON are the same figures (to serde_json's reading of a float, which is
+    // not always the nearest one).
+    let (_, json, _) = run(&["simm", crif.as_str(), "--version", "2.6", "--json"]);
+    let value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let from_json = value["netting_sets"][1]["total"].as_f64().expect("total");
+    let from_csv = figure("cpty-B", "all", "all", 7).expect("total");
+    assert!((from_csv - from_json).abs() <= 4.0 * f64::EPSILON * from_json);
+    let (code, _, _) = run(&["simm", crif.as_str(), "--csv", "--json"]);
+    assert_eq!(code, 2);
+}
