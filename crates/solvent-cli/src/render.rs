@@ -318,9 +318,12 @@ fn positions_grid(report: &MarginReport, venue: &Venue, money: &Money) -> (Grid,
         .collect();
     let (size_header, size_per_cell) = unit_column("size", &sizes);
     let (mark_header, mark_per_cell) = unit_column("mark", &quote_units);
-    // Every other price and the collateral held where they are: the move of the index that
-    // liquidates is in the table of liquidation by underlying. An option's level is its
-    // underlying's index (the option repriced from it), in USD.
+    // Under standard margin every other price and the collateral are held where they are;
+    // under portfolio margin a cross position's level is its underlying's nearest liquidating
+    // move with everything on that underlying moving together (the account's requirement is
+    // its worst scenario, not a sum of positions). The move of the index that liquidates is in
+    // the table of liquidation by underlying. An option's level is its underlying's index (the
+    // option repriced from it), in USD.
     let liquidation_units: Vec<Option<String>> = report
         .positions
         .iter()
@@ -331,7 +334,7 @@ fn positions_grid(report: &MarginReport, venue: &Venue, money: &Money) -> (Grid,
         })
         .collect();
     let (liquidation_header, liquidation_per_cell) =
-        unit_column("liq. price, others fixed", &liquidation_units);
+        unit_column(liquidation_heading(report.mode), &liquidation_units);
     let mut grid = Grid::new(vec![
         Column::new("instrument", Kind::Label),
         Column::new(size_header, Kind::Number),
@@ -433,6 +436,14 @@ fn positions_grid(report: &MarginReport, venue: &Venue, money: &Money) -> (Grid,
         ]);
     }
     (grid, isolated)
+}
+
+/// What the per-position liquidation level holds fixed, as its column says.
+fn liquidation_heading(mode: MarginMode) -> &'static str {
+    match mode {
+        MarginMode::Portfolio => "liq. price, underlying moves",
+        MarginMode::Cross => "liq. price, others fixed",
+    }
 }
 
 /// Which table of the margin report `--csv` writes.

@@ -536,3 +536,30 @@ fn the_margin_json_gives_each_underlyings_liquidating_move_as_the_reverse_stress
     assert!(moves[0]["rise"].is_null(), "{}", moves[0]);
     assert!(report.get("liquidation_moves_error").is_none());
 }
+
+/// Under portfolio margin a position's level is its underlying's nearest liquidating move with
+/// everything on that underlying moving together, not a price with the others held: the column
+/// says so, and its move is the one the table by underlying gives.
+#[test]
+fn a_portfolio_accounts_position_level_says_its_underlying_moves() {
+    let portfolio = path("examples/deribit-spm.json");
+    let (code, text, stderr) = run(&["margin", &portfolio, "--venue", "deribit", "--wide"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(text.contains("liq. price, underlying moves"), "{text}");
+    assert!(!text.contains("others fixed"), "{text}");
+    let cells = |start: &str, find: &str| -> Vec<String> {
+        text.lines()
+            .skip_while(|line| !line.starts_with(start))
+            .find(|line| line.contains(find))
+            .unwrap()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    // BTC -2.32% reaches the index 97,679.91; the inverse perpetual's mark moves with it (its
+    // level rounded up for the short, 97,679.92).
+    let by_underlying = cells("Liquidation by underlying", "│ BTC ");
+    assert_eq!(by_underlying[2..4], ["-2.32%", "97,679.91"]);
+    let perp = cells("Margin and liquidation by position", "│ BTC-PERPETUAL ");
+    assert_eq!(perp[5..8], ["97,679.92", "USD", "2.32"]);
+}
