@@ -3,7 +3,8 @@
 //!
 //! Stdout carries results only, so a progress bar never mixes with them: it is drawn on stderr,
 //! and only when stderr is a terminal (pipes, tests and CI logs stay clean). `--quiet` silences
-//! bars and notes alike; errors and warnings (a ledger that does not balance) still print.
+//! bars and notes alike, and the service's information logs; errors and warnings (a ledger
+//! that does not balance, a torn journal tail) still print.
 
 use std::io::IsTerminal;
 
@@ -20,6 +21,12 @@ impl Feedback {
     #[must_use]
     pub fn new(quiet: bool) -> Self {
         Self { quiet }
+    }
+
+    /// Whether `--quiet` was given.
+    #[must_use]
+    pub fn quiet(self) -> bool {
+        self.quiet
     }
 
     /// Whether a bar would be drawn: not quiet, and stderr a terminal.

@@ -150,9 +150,12 @@ pub fn keys(args: &KeysArgs) -> Result<String> {
     }
 }
 
-fn logs(json: bool) {
+/// The service's logs on stderr: `info` and above, or under `--quiet` warnings and errors only
+/// (what an operator must see); `RUST_LOG` overrides either.
+fn logs(json: bool, feedback: crate::progress::Feedback) {
+    let default_level = if feedback.quiet() { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -180,7 +183,7 @@ fn venue_of(dir: &Path, venue: Option<&Path>) -> Result<solvent_core::venue::Ven
 /// # Errors
 /// Recovery fails (named), the address cannot be bound, or the journal fails while serving.
 pub fn run(args: &ServeArgs, feedback: crate::progress::Feedback) -> Result<String> {
-    logs(args.log_json);
+    logs(args.log_json, feedback);
     if let (Some(servers), Some(shard)) = (&args.cluster, &args.shard) {
         let data = args
             .data
