@@ -25,7 +25,7 @@ use solvent_engine::population::{self, PopulationParams};
 
 use crate::display::{Cell, Column, Grid, Kind, Layout};
 use crate::progress::{Feedback, count};
-use crate::render::{grouped, table};
+use crate::render::grouped;
 use crate::replay::{PendingFile, QUEUE_BATCHES, read_events};
 
 /// The arguments of `solvent population`.
@@ -367,7 +367,7 @@ pub fn run(args: &CascadeArgs, feedback: Feedback) -> Result<String> {
     }
     match (args.csv, args.json) {
         (Some(CascadeTable::Rounds), _) => Ok(rounds_grid(&report).csv()?),
-        (Some(CascadeTable::Totals), _) => Ok(totals_csv(&report).csv()?),
+        (Some(CascadeTable::Totals), _) => Ok(totals_grid(&report).csv()?),
         (None, true) => Ok(serde_json::to_string_pretty(&report)? + "\n"),
         (None, false) => Ok(render(&report)),
     }
@@ -411,8 +411,8 @@ fn rounds_grid(report: &CascadeReport) -> Grid {
     rounds
 }
 
-/// The cascade's totals for CSV: one exact figure a row (the table joins some in prose).
-fn totals_csv(report: &CascadeReport) -> Grid {
+/// The cascade's totals, one figure a row: rounded in the table, exact in CSV.
+fn totals_grid(report: &CascadeReport) -> Grid {
     let totals = &report.totals;
     let mut grid = Grid::new(vec![
         Column::new("figure", Kind::Label),
@@ -422,38 +422,50 @@ fn totals_csv(report: &CascadeReport) -> Grid {
         cascade::StopReason::NothingLiquidated => "a round liquidated nothing",
         cascade::StopReason::MaxRounds => "--max-rounds reached",
     };
-    let exact = |label: String, value: Decimal| {
-        vec![Cell::text(label), Cell::decimal(value.to_string(), value)]
+    let exact = |label: String, value: Decimal, decimals: u32| {
+        vec![
+            Cell::text(label),
+            Cell::decimal(grouped(&value.round_dp(decimals).to_string()), value),
+        ]
     };
-    grid.row(vec!["rounds".to_owned(), totals.rounds.to_string()]);
+    let count = |label: &str, value: usize| {
+        vec![
+            Cell::text(label),
+            Cell::figure(grouped(&value.to_string()), value.to_string()),
+        ]
+    };
+    grid.cells(count("rounds", totals.rounds));
     grid.row(vec!["stopped because".to_owned(), stopped.to_owned()]);
-    grid.row(vec!["accounts".to_owned(), report.accounts.to_string()]);
-    grid.row(vec![
-        "accounts liquidated".to_owned(),
-        totals.accounts_liquidated.to_string(),
-    ]);
-    for (label, value) in [
-        ("volume liquidated (USD)", totals.volume_usd),
-        ("ADL volume (USD)", totals.adl_volume_usd),
+    grid.cells(count("accounts", report.accounts));
+    grid.cells(count("accounts liquidated", totals.accounts_liquidated));
+    for (label, value, decimals) in [
+        ("volume liquidated (USD)", totals.volume_usd, 0),
+        ("ADL volume (USD)", totals.adl_volume_usd, 0),
         (
             "insurance fund drawdown (USD)",
             totals.insurance_fund_drawdown_usd,
+            2,
         ),
         (
             "insurance fund needed to avoid ADL (USD)",
             totals.insurance_fund_needed_usd,
+            0,
         ),
-        ("deficits left as debt (USD)", totals.account_debt_usd),
+        ("deficits left as debt (USD)", totals.account_debt_usd, 0),
     ] {
-        grid.cells(exact(label.to_owned(), value));
+        grid.cells(exact(label.to_owned(), value, decimals));
     }
     for (name, price) in &totals.final_prices {
-        grid.cells(exact(format!("{name} final price (USD)"), *price));
+        grid.cells(exact(format!("{name} final price (USD)"), *price, 2));
     }
     for (name, change) in &totals.price_change {
         grid.cells(vec![
-            Cell::text(format!("{name} price change (fraction)")),
-            Cell::float(change.to_string(), Some(*change)),
+            // Shown as a percentage, written as a fraction: the label says which.
+            Cell::figure(
+                format!("{name} price change"),
+                format!("{name} price change (fraction)"),
+            ),
+            Cell::float(format!("{:+.2}%", change * 100.0), Some(*change)),
         ]);
     }
     grid
@@ -507,45 +519,7 @@ fn usd(value: Decimal) -> String {
 
 fn render(report: &CascadeReport) -> String {
     let rounds = rounds_grid(report).render(Layout::Wide);
-    let totals = &report.totals;
-    let mut summary = table();
-    summary.set_header(vec!["total", ""]);
-    let moves: Vec<String> = totals
-        .price_change
-        .iter()
-        .map(|(name, change)| {
-            format!(
-                "{name} {} ({:+.2}%)",
-                grouped(&totals.final_prices[name].round_dp(2).to_string()),
-                change * 100.0
-            )
-        })
-        .collect();
-    let stopped = match totals.stopped {
-        cascade::StopReason::NothingLiquidated => "a round liquidated nothing",
-        cascade::StopReason::MaxRounds => "--max-rounds reached",
-    };
-    for (label, value) in [
-        ("rounds", format!("{} ({stopped})", totals.rounds)),
-        (
-            "accounts liquidated",
-            format!("{} of {}", totals.accounts_liquidated, report.accounts),
-        ),
-        ("volume liquidated (USD)", usd(totals.volume_usd)),
-        ("ADL volume (USD)", usd(totals.adl_volume_usd)),
-        (
-            "insurance fund drawdown (USD)",
-            grouped(&totals.insurance_fund_drawdown_usd.round_dp(2).to_string()),
-        ),
-        (
-            "insurance fund needed to avoid ADL (USD)",
-            usd(totals.insurance_fund_needed_usd),
-        ),
-        ("deficits left as debt (USD)", usd(totals.account_debt_usd)),
-        ("final prices", moves.join(", ")),
-    ] {
-        summary.add_row(vec![label.to_owned(), value]);
-    }
+    let summary = totals_grid(report).render(Layout::Wide);
     let mut out = format!("{rounds}\n{summary}\n");
     if report.population_rejected > 0 {
         out.push_str(&format!(

@@ -1,7 +1,7 @@
 //! Readable tables of margin reports.
 
 use comfy_table::presets::UTF8_BORDERS_ONLY;
-use comfy_table::{CellAlignment, ContentArrangement, Table};
+use comfy_table::{ContentArrangement, Table};
 use rust_decimal::Decimal;
 use solvent_core::money::Amount;
 use solvent_core::portfolio::MarginMode;
@@ -831,27 +831,11 @@ pub fn replay(summary: &crate::replay::Summary, venue: &Venue, layout: Layout) -
         "Replay of {} on {}: {} events, {total} effects, state hash {}\n\n",
         summary.origin, summary.venue, summary.events, summary.state_hash
     );
-    let mut effects = table();
-    effects.set_header(vec!["effect", "count"]);
-    for (kind, count) in &summary.effects {
-        effects.add_row(vec![kind.clone(), count.to_string()]);
-    }
-    if let Some(column) = effects.column_mut(1) {
-        column.set_cell_alignment(CellAlignment::Right);
-    }
     out.push_str("Effects\n");
-    out.push_str(&effects.to_string());
+    out.push_str(&counts_grid("effect", &summary.effects).render(layout));
     if !summary.rejected.is_empty() {
-        let mut rejected = table();
-        rejected.set_header(vec!["rejected because", "count"]);
-        for (reason, count) in &summary.rejected {
-            rejected.add_row(vec![reason.clone(), count.to_string()]);
-        }
-        if let Some(column) = rejected.column_mut(1) {
-            column.set_cell_alignment(CellAlignment::Right);
-        }
         out.push_str("\n\nRefused events\n");
-        out.push_str(&rejected.to_string());
+        out.push_str(&counts_grid("rejected because", &summary.rejected).render(layout));
     }
     // Columns only for the assets some ledger account holds (the JSON lists every asset).
     let assets: Vec<&String> = summary
@@ -864,10 +848,13 @@ pub fn replay(summary: &crate::replay::Summary, venue: &Venue, layout: Layout) -
                 .any(|held| held.contains_key(*asset))
         })
         .collect();
-    let mut balances = table();
-    let mut header = vec!["ledger account".to_owned()];
-    header.extend(assets.iter().map(|asset| (*asset).clone()));
-    balances.set_header(header);
+    let mut columns = vec![Column::new("ledger account", Kind::Label)];
+    columns.extend(
+        assets
+            .iter()
+            .map(|asset| Column::new((*asset).clone(), Kind::Number)),
+    );
+    let mut balances = Grid::new(columns);
     for (account, held) in &summary.balances {
         let mut row = vec![account.clone()];
         row.extend(
@@ -875,7 +862,7 @@ pub fn replay(summary: &crate::replay::Summary, venue: &Venue, layout: Layout) -
                 .iter()
                 .map(|asset| held.get(*asset).map_or_else(String::new, |v| grouped(v))),
         );
-        balances.add_row(row);
+        balances.row(row);
     }
     let mut sums = vec!["sum (must be 0)".to_owned()];
     sums.extend(assets.iter().map(|asset| {
@@ -884,14 +871,9 @@ pub fn replay(summary: &crate::replay::Summary, venue: &Venue, layout: Layout) -
             .get(*asset)
             .map_or_else(String::new, |v| grouped(v))
     }));
-    balances.add_row(sums);
-    for index in 1..=assets.len() {
-        if let Some(column) = balances.column_mut(index) {
-            column.set_cell_alignment(CellAlignment::Right);
-        }
-    }
+    balances.row(sums);
     out.push_str("\n\nBalances\n");
-    out.push_str(&balances.to_string());
+    out.push_str(&balances.render(Layout::Wide));
     out.push('\n');
     if !summary.accounts.is_empty() {
         out.push_str("\nAccounts at the end, weakest first\n");
@@ -899,6 +881,21 @@ pub fn replay(summary: &crate::replay::Summary, venue: &Venue, layout: Layout) -
         out.push('\n');
     }
     out
+}
+
+/// A count per name (effects by type, refusals by reason).
+fn counts_grid(label: &str, counts: &std::collections::BTreeMap<String, u64>) -> Grid {
+    let mut grid = Grid::new(vec![
+        Column::new(label, Kind::Label),
+        Column::new("count", Kind::Number),
+    ]);
+    for (name, count) in counts {
+        grid.cells(vec![
+            Cell::text(name.clone()),
+            Cell::figure(grouped(&count.to_string()), count.to_string()),
+        ]);
+    }
+    grid
 }
 
 /// Which table of `solvent replay` `--csv` writes.
@@ -924,19 +921,9 @@ pub fn replay_csv(
     venue: &Venue,
     table: ReplayTable,
 ) -> Result<String, csv::Error> {
-    let counts = |label: &str, counts: &std::collections::BTreeMap<String, u64>| {
-        let mut grid = Grid::new(vec![
-            Column::new(label, Kind::Label),
-            Column::new("count", Kind::Number),
-        ]);
-        for (name, count) in counts {
-            grid.row(vec![name.clone(), count.to_string()]);
-        }
-        grid
-    };
     let grid = match table {
-        ReplayTable::Effects => counts("effect", &summary.effects),
-        ReplayTable::Refused => counts("rejected because", &summary.rejected),
+        ReplayTable::Effects => counts_grid("effect", &summary.effects),
+        ReplayTable::Refused => counts_grid("rejected because", &summary.rejected),
         ReplayTable::Balances => {
             // Long form: one row per holding (an account holds few of the assets).
             let mut grid = Grid::new(vec![
