@@ -4,7 +4,6 @@
 //! work is done; every failure is reported on stderr with exit code 2 and nothing on stdout.
 
 mod cascade;
-mod checks;
 mod cluster;
 mod display;
 mod gateway;
@@ -28,6 +27,7 @@ use solvent_core::market::Market;
 use solvent_core::portfolio::Portfolio;
 use solvent_core::shock::{Shock, read_shocks};
 use solvent_core::venue::Venue;
+use solvent_risk::checks;
 use solvent_risk::history;
 use solvent_risk::valuation::HistoricalScenarios;
 use solvent_risk::whatif::{Trade, what_if};
@@ -409,23 +409,30 @@ fn load(inputs: &Inputs) -> Result<Loaded> {
     let venue = venues::load(inputs.venue.as_deref())?;
     let portfolio_name = inputs.portfolio.display().to_string();
     let portfolio = Portfolio::from_json(&portfolio_name, &read(&inputs.portfolio)?, &venue)?;
-    let (market, market_origin) = match &inputs.market {
+    let (market, market_file, market_field) = match &inputs.market {
         Some(path) => {
             let name = path.display().to_string();
-            (Market::from_json(&name, &read(path)?)?, format!("{name}: "))
+            (Market::from_json(&name, &read(path)?)?, name, "")
         }
         None => (
             portfolio.market.clone().ok_or_else(|| {
                 anyhow!("{portfolio_name}: market: missing; give --market MARKET.json or a \"market\" object in the portfolio")
             })?,
-            format!("{portfolio_name}: market."),
+            portfolio_name.clone(),
+            "market.",
         ),
     };
+    let market_origin = format!("{market_file}: {market_field}");
     let origins = checks::Origins {
         portfolio: &portfolio_name,
-        market: &market_origin,
+        market: &market_file,
+        market_field,
     };
-    let warnings = checks::inputs(&venue, &portfolio, &market, origins, inputs.allow_far_marks)?;
+    let far_marks = checks::FarMarks {
+        allowed: inputs.allow_far_marks,
+        switch: "--allow-far-marks",
+    };
+    let warnings = checks::inputs(&venue, &portfolio, &market, origins, far_marks)?;
     let history = match &inputs.history {
         None => None,
         Some(directory) => Some(load_history(
@@ -714,7 +721,12 @@ fn whatif(args: &WhatIfArgs) -> Result<Printed> {
         .collect::<Result<Vec<_>, _>>()?;
     let loaded = load(&args.inputs)?;
     for trade in &trades {
-        checks::trade_price(&loaded.venue, &loaded.market, trade)?;
+        checks::trade_price(
+            &loaded.venue,
+            &loaded.market,
+            trade,
+            &format!("--trade {}", trade.text),
+        )?;
     }
     let name = args.inputs.portfolio.display().to_string();
     let view = loaded.view(&name)?;

@@ -25,6 +25,7 @@ pub mod portfolio_margin;
 pub mod rounding;
 pub mod shipped;
 pub mod shock;
+pub mod text;
 pub mod venue;
 
 pub use error::InputError;

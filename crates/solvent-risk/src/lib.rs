@@ -16,6 +16,7 @@
 pub mod account;
 pub mod allocation;
 pub mod backtest;
+pub mod checks;
 pub mod collateral;
 pub mod error;
 pub mod filtered;

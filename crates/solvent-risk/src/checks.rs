@@ -1,126 +1,190 @@
-//! Sanity checks on the inputs, before any figure is computed: values that parse but cannot be
-//! meant (an inverse option's premium of a coin or more, a mark far from its index) are refused
-//! naming the file and field, and every default the computation would fill in silently (a
-//! missing mark, a leverage the rule ignores, a coin a scenario does not move) is named as a
-//! warning on stderr.
+//! Sanity checks on an account's inputs, before any figure is computed: values that parse but
+//! cannot be meant (an inverse option's premium of a coin or more, a mark far from its index)
+//! are refused naming where they came from and the field, and every default the computation
+//! would fill in silently (a missing mark, a leverage the rule ignores, a coin a scenario does
+//! not move) is named as a warning. The command line, the service and the Python package run
+//! the same checks; each names its own way of accepting a far mark.
 
-use anyhow::{Result, bail};
+use std::fmt;
+
 use rust_decimal::Decimal;
 use solvent_core::instrument::{Instrument, InstrumentKind, OptionRight, Style, Terms};
 use solvent_core::market::Market;
 use solvent_core::portfolio::{MarginMode, Portfolio};
 use solvent_core::shock::Shock;
+use solvent_core::text::{fixed, float, grouped};
 use solvent_core::venue::{MarginRule, Venue};
-use solvent_risk::whatif::Trade;
 
-use crate::display::{fixed, float, grouped};
+use crate::whatif::Trade;
 
 /// How far a perpetual's or future's mark may sit from its index, as a fraction of the index,
-/// before it is refused (or, with `--allow-far-marks`, accepted with a warning). No shipped
-/// venue file gives a mark band, so this is Solvent's: 20% is far beyond any perpetual's
-/// premium and any listed future's basis (a few percent), and close enough to catch a mark
-/// typed ten times too large or small, or in the wrong unit.
+/// before it is refused (or, when the caller allows far marks, accepted with a warning). No
+/// shipped venue file gives a mark band, so this is Solvent's: 20% is far beyond any
+/// perpetual's premium and any listed future's basis (a few percent), and close enough to catch
+/// a mark typed ten times too large or small, or in the wrong unit.
 pub const DEFAULT_MARK_BAND: Decimal = Decimal::from_parts(2, 0, 0, false, 1);
 
-/// What the checks accept with a warning: each line names the file and field.
+/// An input value that cannot be meant, refused before anything is computed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct InputRefused {
+    /// Where the value came from: a file, `portfolio`, `market`, or a trade as written.
+    pub origin: String,
+    /// The field inside it (`market.mark.BTC-PERPETUAL`, `positions[1].entry_price`); empty
+    /// when the origin is the value itself (a trade).
+    pub field: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl fmt::Display for InputRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}: {}", self.origin, self.problem)
+        } else {
+            write!(f, "{}: {}: {}", self.origin, self.field, self.problem)
+        }
+    }
+}
+
+/// What the checks accept with a warning: each line names where the value came from and its
+/// field (`ORIGIN: FIELD: what was filled in or accepted`).
 pub type Warnings = Vec<String>;
 
 /// Where the checked inputs came from, to name them in messages.
 #[derive(Clone, Copy, Debug)]
 pub struct Origins<'a> {
-    /// The portfolio file.
+    /// The portfolio's origin (a file path, or `portfolio`).
     pub portfolio: &'a str,
-    /// Prefix of a market field: `MARKET.json: ` or `PORTFOLIO.json: market.`.
+    /// The market's origin (a file path, `market`, or the portfolio's file when the market is
+    /// inside it).
     pub market: &'a str,
+    /// What the market's fields are prefixed with inside its origin: `market.` when the market
+    /// sits inside the portfolio's file, empty otherwise.
+    pub market_field: &'a str,
+}
+
+/// Whether marks beyond [`DEFAULT_MARK_BAND`] (or above what an option can be worth) are
+/// refused or valued with a warning, and how the caller says "allow them" (a flag, a request
+/// field, a keyword argument), so that a refusal can name it.
+#[derive(Clone, Copy, Debug)]
+pub struct FarMarks<'a> {
+    /// Value far marks with a warning instead of refusing them.
+    pub allowed: bool,
+    /// The caller's switch that allows them (`--allow-far-marks`, `"allow_far_marks": true`).
+    pub switch: &'a str,
 }
 
 /// Checks the portfolio and market against each other and the venue.
 ///
 /// # Errors
-/// The first value that cannot be meant: an inverse option's premium (mark or entry price) of
-/// one coin or more; a mark beyond [`DEFAULT_MARK_BAND`] of its index, or an option's mark above
-/// the most the option can be worth, unless `allow_far_marks`.
+/// The first value that cannot be meant: an inverse option's premium (mark or entry price) no
+/// such option can be worth; a market giving a held underlying's index only under a misspelt
+/// name; a mark beyond [`DEFAULT_MARK_BAND`] of its index, or an option's mark above the most
+/// the option can be worth, unless far marks are allowed.
 pub fn inputs(
     venue: &Venue,
     portfolio: &Portfolio,
     market: &Market,
     origins: Origins<'_>,
-    allow_far_marks: bool,
-) -> Result<Warnings> {
+    far_marks: FarMarks<'_>,
+) -> Result<Warnings, InputRefused> {
     let mut warnings = Vec::new();
     for (index, position) in portfolio.positions.iter().enumerate() {
-        let field = format!("{}: positions[{index}]", origins.portfolio);
-        check_premium(
-            &position.instrument,
-            position.entry_price.value(),
-            &format!("{field}.entry_price"),
-            market,
+        let field = format!("positions[{index}]");
+        check_premium(&position.instrument, position.entry_price.value(), market).map_err(
+            |problem| InputRefused {
+                origin: origins.portfolio.to_owned(),
+                field: format!("{field}.entry_price"),
+                problem,
+            },
         )?;
         if let Some(leverage) = position.leverage
             && let Some(why) = ignored_leverage(portfolio.mode, &position.instrument)
         {
             warnings.push(format!(
-                "{field}.leverage: {}x is ignored: {why}",
+                "{}: {field}.leverage: {}x is ignored: {why}",
+                origins.portfolio,
                 leverage.normalize()
             ));
         }
     }
-    misspelt_index(portfolio, market, origins.market)?;
+    misspelt_index(portfolio, market, origins)?;
     for (name, mark) in &market.mark {
         // A snapshot may quote instruments of other venues: a name this venue does not know is
         // left alone here (a misspelt held one is named where its mark is found missing).
         let Ok(instrument) = venue.instrument(name) else {
             continue;
         };
-        let field = format!("{}mark.{name}", origins.market);
-        check_premium(&instrument, mark.value(), &field, market)?;
+        let field = format!("{}mark.{name}", origins.market_field);
+        let refused = |problem: String| InputRefused {
+            origin: origins.market.to_owned(),
+            field: field.clone(),
+            problem,
+        };
+        check_premium(&instrument, mark.value(), market).map_err(refused)?;
         if let Some(problem) = far_mark(&instrument, mark.value(), market) {
-            if !allow_far_marks {
-                bail!(
-                    "{field}: {problem}; check the mark, or pass --allow-far-marks to value it anyway"
-                );
+            if !far_marks.allowed {
+                return Err(refused(format!(
+                    "{problem}; check the mark, or pass {} to value it anyway",
+                    far_marks.switch
+                )));
             }
             warnings.push(format!(
-                "{field}: {problem}; valued anyway (--allow-far-marks)"
+                "{}: {field}: {problem}; valued anyway ({})",
+                origins.market, far_marks.switch
             ));
         }
     }
-    warnings.extend(missing_marks(venue, portfolio, market, origins.market));
+    warnings.extend(missing_marks(venue, portfolio, market, origins));
     Ok(warnings)
 }
 
 /// Refuses a market without the index of a held underlying when it gives one under a name that
 /// looks misspelt (`btc` or `BCT` for `BTC`): the valuation would refuse it anyway, without the
 /// hint. A missing index with no look-alike is left to the valuation, which says what needed it.
-fn misspelt_index(portfolio: &Portfolio, market: &Market, origin: &str) -> Result<()> {
-    for underlying in solvent_risk::stress::underlyings(portfolio) {
+fn misspelt_index(
+    portfolio: &Portfolio,
+    market: &Market,
+    origins: Origins<'_>,
+) -> Result<(), InputRefused> {
+    for underlying in crate::stress::underlyings(portfolio) {
         if market.index.contains_key(&underlying) {
             continue;
         }
         if let Some(found) =
             solvent_core::names::closest(&underlying, market.index.keys().map(String::as_str))
         {
-            bail!(
-                "{origin}index.{underlying}: missing (the market gives `{found}`: did you mean {underlying}?)"
-            );
+            return Err(InputRefused {
+                origin: origins.market.to_owned(),
+                field: format!("{}index.{underlying}", origins.market_field),
+                problem: format!(
+                    "missing (the market gives `{found}`: did you mean {underlying}?)"
+                ),
+            });
         }
     }
     Ok(())
 }
 
-/// Refuses a `whatif` trade at an inverse option premium of one coin or more (the price is in
-/// coin, as the mark is).
+/// Refuses a what-if trade at an inverse option premium no such option can be worth (the price
+/// is in coin, as the mark is). `origin` names the trade as the caller wrote it.
 ///
 /// # Errors
-/// The trade, named as given, and the problem.
-pub fn trade_price(venue: &Venue, market: &Market, trade: &Trade) -> Result<()> {
+/// The trade, named by `origin`, and the problem.
+pub fn trade_price(
+    venue: &Venue,
+    market: &Market,
+    trade: &Trade,
+    origin: &str,
+) -> Result<(), InputRefused> {
     match (trade.price, venue.instrument(&trade.instrument)) {
-        (Some(price), Ok(instrument)) => check_premium(
-            &instrument,
-            price,
-            &format!("--trade {}", trade.text),
-            market,
-        ),
+        (Some(price), Ok(instrument)) => {
+            check_premium(&instrument, price, market).map_err(|problem| InputRefused {
+                origin: origin.to_owned(),
+                field: String::new(),
+                problem,
+            })
+        }
         // An unknown instrument is refused by the what-if itself, naming it.
         _ => Ok(()),
     }
@@ -131,12 +195,7 @@ pub fn trade_price(venue: &Venue, market: &Market, trade: &Trade) -> Result<()> 
 /// most one coin per unit (`(S - K) / S`), so one coin or more is refused; a put pays at most
 /// `K / S` coins, more than one when deep in the money, so its bound is the larger of one coin
 /// and the strike over the index (one coin when the market gives no index).
-fn check_premium(
-    instrument: &Instrument,
-    premium: Decimal,
-    field: &str,
-    market: &Market,
-) -> Result<()> {
+fn check_premium(instrument: &Instrument, premium: Decimal, market: &Market) -> Result<(), String> {
     let Terms::Option { strike, right, .. } = &instrument.terms else {
         return Ok(());
     };
@@ -164,15 +223,15 @@ fn check_premium(
         }
     };
     if premium >= bound {
-        bail!(
-            "{field}: {} is not a premium of {}: an inverse option's premium is in {coin} and \
+        return Err(format!(
+            "{} is not a premium of {}: an inverse option's premium is in {coin} and \
              below {} {coin} ({why}); a premium in USD must be divided by the {underlying} index",
             premium.normalize(),
             instrument.name,
             bound.round_dp(8).normalize(),
             coin = instrument.settlement,
             underlying = instrument.underlying,
-        );
+        ));
     }
     Ok(())
 }
@@ -250,7 +309,12 @@ const NAMED_MISSING_MARKS: usize = 5;
 /// The marks the market does not give for held positions, each with what stands in for it, and
 /// the market's mark of an unknown instrument it may be misspelt as; past
 /// [`NAMED_MISSING_MARKS`], the rest counted by what stands in for them.
-fn missing_marks(venue: &Venue, portfolio: &Portfolio, market: &Market, origin: &str) -> Warnings {
+fn missing_marks(
+    venue: &Venue,
+    portfolio: &Portfolio,
+    market: &Market,
+    origins: Origins<'_>,
+) -> Warnings {
     let unknown: Vec<&str> = market
         .mark
         .keys()
@@ -297,8 +361,8 @@ fn missing_marks(venue: &Venue, portfolio: &Portfolio, market: &Market, origin: 
             plain_named += 1;
         }
         warnings.push(format!(
-            "{origin}mark.{}: missing; {stand_in}{misspelt}",
-            instrument.name
+            "{}: {}mark.{}: missing; {stand_in}{misspelt}",
+            origins.market, origins.market_field, instrument.name
         ));
     }
     let (options, linear) = unnamed;
@@ -323,7 +387,9 @@ fn missing_marks(venue: &Venue, portfolio: &Portfolio, market: &Market, origin: 
             ));
         }
         warnings.push(format!(
-            "{origin}mark: {} more held instrument{} missing: {}",
+            "{}: {}mark: {} more held instrument{} missing: {}",
+            origins.market,
+            origins.market_field,
             count(options + linear),
             if options + linear == 1 { "" } else { "s" },
             kinds.join(", ")
