@@ -88,6 +88,23 @@ pub fn inputs(
     origins: Origins<'_>,
     far_marks: FarMarks<'_>,
 ) -> Result<Warnings, InputRefused> {
+    let mut warnings = positions(portfolio, market, origins)?;
+    warnings.extend(marks(venue, portfolio, market, origins, far_marks)?);
+    Ok(warnings)
+}
+
+/// The portfolio's half of [`inputs`]: each position's entry price (an inverse option's
+/// premium no such option can be worth is refused) and leverage (named when the rule ignores
+/// it). For a portfolio checked against a market that was checked before (a service's live
+/// market).
+///
+/// # Errors
+/// An inverse option's entry price no such option can be worth.
+pub fn positions(
+    portfolio: &Portfolio,
+    market: &Market,
+    origins: Origins<'_>,
+) -> Result<Warnings, InputRefused> {
     let mut warnings = Vec::new();
     for (index, position) in portfolio.positions.iter().enumerate() {
         let field = format!("positions[{index}]");
@@ -108,6 +125,23 @@ pub fn inputs(
             ));
         }
     }
+    Ok(warnings)
+}
+
+/// The market's half of [`inputs`]: a held underlying's index given under a misspelt name,
+/// marks that cannot be meant, and marks missing for held positions (named with what stands in
+/// for them).
+///
+/// # Errors
+/// As [`inputs`], for the market's values.
+pub fn marks(
+    venue: &Venue,
+    portfolio: &Portfolio,
+    market: &Market,
+    origins: Origins<'_>,
+    far_marks: FarMarks<'_>,
+) -> Result<Warnings, InputRefused> {
+    let mut warnings = Vec::new();
     misspelt_index(portfolio, market, origins)?;
     for (name, mark) in &market.mark {
         // A snapshot may quote instruments of other venues: a name this venue does not know is

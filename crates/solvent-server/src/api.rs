@@ -22,6 +22,7 @@ use solvent_core::portfolio::Portfolio;
 use solvent_core::shock::read_shocks;
 use solvent_engine::event::Event;
 use solvent_risk::account::{Detail, build_report};
+use solvent_risk::checks;
 use solvent_risk::whatif::{Trade, what_if};
 use solvent_risk::{AccountState, MarketView, RiskError};
 
@@ -845,18 +846,59 @@ struct Subject {
     account: Option<String>,
     portfolio: Option<serde_json::Value>,
     market: Option<serde_json::Value>,
+    /// Value a mark sent in far from its index with a warning instead of refusing it.
+    allow_far_marks: bool,
 }
 
 struct Resolved {
     view: Arc<View>,
     portfolio: Arc<Portfolio>,
     market: Arc<Market>,
+    /// What the checks of the inputs sent in accepted with a warning (a missing mark, an
+    /// ignored leverage): the answer carries them.
+    warnings: Vec<String>,
+}
+
+/// A refused input as the API names fields: `market.mark.X`, `portfolio.positions[0].…`.
+fn refused(error: checks::InputRefused) -> ApiError {
+    let field = if error.field.is_empty() {
+        error.origin
+    } else {
+        format!("{}.{}", error.origin, error.field)
+    };
+    ApiError::invalid(field, error.problem)
+}
+
+/// The answer as JSON, with the checks' warnings in `warnings` when there are any (before a
+/// margin report's own).
+fn with_warnings<T: Serialize>(value: &T, warnings: &[String]) -> Result<Response, ApiError> {
+    if warnings.is_empty() {
+        return Ok(json(value));
+    }
+    let mut value = serde_json::to_value(value).map_err(|error| {
+        ApiError::unprocessable(
+            None,
+            format!("the answer cannot be written as JSON: {error}"),
+        )
+    })?;
+    if let Some(object) = value.as_object_mut() {
+        // A margin report has warnings of its own: the inputs' come first.
+        let mut all: Vec<serde_json::Value> =
+            warnings.iter().map(|w| serde_json::json!(w)).collect();
+        if let Some(serde_json::Value::Array(own)) = object.remove("warnings") {
+            all.extend(own);
+        }
+        object.insert("warnings".to_owned(), serde_json::Value::Array(all));
+    }
+    Ok(json(&value))
 }
 
 /// The account and market a computation reads: a live account (the caller must see it) or a
 /// portfolio sent in (any key), at the live market or the one sent in.
 fn resolve(state: &AppState, scope: &Scope, subject: Subject) -> Result<Resolved, ApiError> {
     let view = state.view();
+    let market_sent = subject.market.is_some();
+    let portfolio_sent = subject.portfolio.is_some();
     let market =
         match subject.market {
             None => Arc::clone(&view.market),
@@ -887,10 +929,31 @@ fn resolve(state: &AppState, scope: &Scope, subject: Subject) -> Result<Resolved
             ));
         }
     };
+    // What was sent in is checked as the command line checks its files; the live market and
+    // accounts passed the engine's own guards.
+    let origins = checks::Origins {
+        portfolio: "portfolio",
+        market: "market",
+        market_field: "",
+    };
+    let mut warnings = Vec::new();
+    if portfolio_sent {
+        warnings.extend(checks::positions(&portfolio, &market, origins).map_err(refused)?);
+    }
+    if market_sent {
+        let far_marks = checks::FarMarks {
+            allowed: subject.allow_far_marks,
+            switch: "\"allow_far_marks\": true",
+        };
+        warnings.extend(
+            checks::marks(&view.venue, &portfolio, &market, origins, far_marks).map_err(refused)?,
+        );
+    }
     Ok(Resolved {
         view,
         portfolio,
         market,
+        warnings,
     })
 }
 
@@ -902,6 +965,10 @@ pub(crate) struct MarginBody {
     portfolio: serde_json::Value,
     #[schema(value_type = Object)]
     market: Option<serde_json::Value>,
+    /// Value a mark sent in beyond 20% of its index (or above what an option can be worth)
+    /// with a warning instead of refusing it.
+    #[serde(default)]
+    allow_far_marks: bool,
 }
 
 #[utoipa::path(post, path = "/v1/margin", tag = "margin", request_body = MarginBody,
@@ -920,8 +987,10 @@ pub(crate) async fn post_margin(
             account: None,
             portfolio: Some(body.portfolio),
             market: body.market,
+            allow_far_marks: body.allow_far_marks,
         },
     )?;
+    let warnings = resolved.warnings.clone();
     let report = compute(move || {
         let market_view = market_view(&resolved.view, &resolved.market)?;
         let report = solvent_risk::margin_report(&resolved.portfolio, &market_view)
@@ -929,7 +998,7 @@ pub(crate) async fn post_margin(
         with_moves(&report, &resolved.portfolio, &market_view)
     })
     .await?;
-    Ok(json(&report))
+    with_warnings(&report, &warnings)
 }
 
 /// The body of a request.
@@ -941,6 +1010,10 @@ pub(crate) struct OrderBody {
     portfolio: Option<serde_json::Value>,
     #[schema(value_type = Object)]
     market: Option<serde_json::Value>,
+    /// Value a mark sent in beyond 20% of its index (or above what an option can be worth)
+    /// with a warning instead of refusing it.
+    #[serde(default)]
+    allow_far_marks: bool,
     instrument: String,
     amount: String,
     price: Option<String>,
@@ -988,9 +1061,20 @@ pub(crate) async fn post_margin_order(
             account: body.account,
             portfolio: body.portfolio,
             market: body.market,
+            allow_far_marks: body.allow_far_marks,
         },
     )?;
+    let warnings = resolved.warnings.clone();
     let instrument = body.instrument;
+    let priced = Trade {
+        text: instrument.clone(),
+        instrument: instrument.clone(),
+        size: amount,
+        price,
+        fee: Decimal::ZERO,
+    };
+    checks::trade_price(&resolved.view.venue, &resolved.market, &priced, "price")
+        .map_err(refused)?;
     let answer = compute(move || {
         let market_view = market_view(&resolved.view, &resolved.market)?;
         let trade = |size: Decimal| Trade {
@@ -1019,7 +1103,7 @@ pub(crate) async fn post_margin_order(
         }))
     })
     .await?;
-    Ok(json(&answer))
+    with_warnings(&answer, &warnings)
 }
 
 /// The body of a request.
@@ -1031,6 +1115,10 @@ pub(crate) struct WhatIfBody {
     portfolio: Option<serde_json::Value>,
     #[schema(value_type = Object)]
     market: Option<serde_json::Value>,
+    /// Value a mark sent in beyond 20% of its index (or above what an option can be worth)
+    /// with a warning instead of refusing it.
+    #[serde(default)]
+    allow_far_marks: bool,
     trades: Vec<String>,
 }
 
@@ -1062,15 +1150,26 @@ pub(crate) async fn post_whatif(
             account: body.account,
             portfolio: body.portfolio,
             market: body.market,
+            allow_far_marks: body.allow_far_marks,
         },
     )?;
+    for (index, trade) in trades.iter().enumerate() {
+        checks::trade_price(
+            &resolved.view.venue,
+            &resolved.market,
+            trade,
+            &format!("trades[{index}]"),
+        )
+        .map_err(refused)?;
+    }
+    let warnings = resolved.warnings.clone();
     let outcome = compute(move || {
         let market_view = market_view(&resolved.view, &resolved.market)?;
         what_if(&resolved.portfolio, &trades, &market_view)
             .map_err(|error| risk_error("trades", &error))
     })
     .await?;
-    Ok(json(&outcome))
+    with_warnings(&outcome, &warnings)
 }
 
 /// The body of a request.
@@ -1082,6 +1181,10 @@ pub(crate) struct AllocateBody {
     portfolio: Option<serde_json::Value>,
     #[schema(value_type = Object)]
     market: Option<serde_json::Value>,
+    /// Value a mark sent in beyond 20% of its index (or above what an option can be worth)
+    /// with a warning instead of refusing it.
+    #[serde(default)]
+    allow_far_marks: bool,
     buffer: Option<String>,
     trigger_health: Option<f64>,
     target_health: Option<f64>,
@@ -1115,15 +1218,17 @@ pub(crate) async fn post_allocate(
             account: body.account,
             portfolio: body.portfolio,
             market: body.market,
+            allow_far_marks: body.allow_far_marks,
         },
     )?;
+    let warnings = resolved.warnings.clone();
     let allocation = compute(move || {
         let market_view = market_view(&resolved.view, &resolved.market)?;
         solvent_risk::allocation::allocate(&resolved.portfolio, &market_view, policy)
             .map_err(|error| risk_error("account", &error))
     })
     .await?;
-    Ok(json(&allocation))
+    with_warnings(&allocation, &warnings)
 }
 
 /// The body of a request.
@@ -1135,6 +1240,10 @@ pub(crate) struct StressBody {
     portfolio: Option<serde_json::Value>,
     #[schema(value_type = Object)]
     market: Option<serde_json::Value>,
+    /// Value a mark sent in beyond 20% of its index (or above what an option can be worth)
+    /// with a warning instead of refusing it.
+    #[serde(default)]
+    allow_far_marks: bool,
     /// `grid` (default), `curve` (joint moves of every underlying from -50% to +50% by 2.5%, as
     /// `solvent stress --plot` draws them), `historical`, or a scenario file's object.
     #[schema(value_type = Object)]
@@ -1161,8 +1270,10 @@ pub(crate) async fn post_stress(
             account: body.account,
             portfolio: body.portfolio,
             market: body.market,
+            allow_far_marks: body.allow_far_marks,
         },
     )?;
+    let warnings = resolved.warnings.clone();
     let answer = compute(move || {
         let portfolio = &resolved.portfolio;
         let shocks = match &scenarios {
@@ -1222,7 +1333,7 @@ pub(crate) async fn post_stress(
         }))
     })
     .await?;
-    Ok(json(&answer))
+    with_warnings(&answer, &warnings)
 }
 
 /// The joint moves `solvent stress --plot` draws: every underlying of the account together, from

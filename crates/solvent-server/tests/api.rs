@@ -507,6 +507,78 @@ async fn computations_answer_like_the_command_line() {
     running.stop().await.unwrap();
 }
 
+/// What is sent in is checked as the command line checks its files (`solvent_risk::checks`): a
+/// mark ten times its index is refused naming the field and the request's own switch; with the
+/// switch it is valued with a warning; a missing mark is valued at the index and named.
+#[tokio::test]
+async fn inputs_sent_in_are_checked_as_the_command_lines_files() {
+    let (running, keys) = start_with(Box::new(MemoryJournal::default()), local()).await;
+    let portfolio = json!({"account": "x", "mode": "cross", "collateral": {"USDT": "100000"}, "positions": [{"instrument": "BTCUSDT", "size": "1", "entry_price": "60000"}]});
+    let far = json!({"timestamp": "2026-01-06T08:00:00Z", "index": {"BTC": "60000", "USDT": "1"}, "mark": {"BTCUSDT": "600000"}});
+    let body = json!({"portfolio": portfolio, "market": far}).to_string();
+    for path in ["/v1/margin", "/v1/stress", "/v1/allocate"] {
+        let (status, error) = call(running.addr, "POST", path, Some(&keys.a1), Some(&body)).await;
+        assert_eq!(status, 400, "{path}: {error}");
+        assert_eq!(error["error"]["field"], "market.mark.BTCUSDT", "{path}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(
+                "600,000.00 is 900.0% from the BTC index 60,000.00, beyond the 20% mark band"
+            ) && message.contains("pass \"allow_far_marks\": true"),
+            "{message}"
+        );
+    }
+    let body = json!({"portfolio": portfolio, "market": far, "allow_far_marks": true}).to_string();
+    let (status, report) = call(
+        running.addr,
+        "POST",
+        "/v1/margin",
+        Some(&keys.a1),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    // Valued at the far mark: 1 BTC long from 60,000 marked at 600,000 gains 540,000.
+    assert_eq!(report["positions"][0]["upnl"], "540000");
+    let warnings = report["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{report}");
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .ends_with("valued anyway (\"allow_far_marks\": true)"),
+        "{report}"
+    );
+    // No mark: the index stands in, and the answer says so.
+    let body = json!({"portfolio": portfolio, "market": {"timestamp": "2026-01-06T08:00:00Z", "index": {"BTC": "60000", "USDT": "1"}}}).to_string();
+    let (status, report) = call(
+        running.addr,
+        "POST",
+        "/v1/margin",
+        Some(&keys.a1),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        report["warnings"],
+        json!(["market: mark.BTCUSDT: missing; the BTC index 60,000.00 stands in for it"])
+    );
+    // A well-formed request adds no warning (the report's own list stays empty).
+    let body = json!({"portfolio": portfolio, "market": {"timestamp": "2026-01-06T08:00:00Z", "index": {"BTC": "60000", "USDT": "1"}, "mark": {"BTCUSDT": "60010"}}}).to_string();
+    let (status, report) = call(
+        running.addr,
+        "POST",
+        "/v1/margin",
+        Some(&keys.a1),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["warnings"], json!([]), "{report}");
+    running.stop().await.unwrap();
+}
+
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
