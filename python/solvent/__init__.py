@@ -17,6 +17,7 @@
 
 from solvent._errors import (
     InputError,
+    InputWarning,
     MoneyAsFloatError,
     PricingError,
     RiskError,
@@ -40,6 +41,7 @@ __all__ = [
     "Component",
     "Engine",
     "InputError",
+    "InputWarning",
     "MarginReport",
     "Market",
     "MoneyAsFloatError",

@@ -61,8 +61,15 @@ class PricingError(SolventError, ValueError):
     """Black-76 input outside the model's domain, or a price no volatility reaches."""
 
 
+class InputWarning(UserWarning):
+    """A default Solvent filled in (a missing mark: the index stands in, or the option is priced
+    from the volatility surface; a leverage the margin rule ignores) or a far mark it valued
+    under ``allow_far_marks=True``: the figures stand, but may not be what was meant."""
+
+
 __all__ = [
     "SolventError",
+    "InputWarning",
     "InputError",
     "MoneyAsFloatError",
     "VenueNotFoundError",

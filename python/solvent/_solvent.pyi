@@ -44,18 +44,31 @@ class Venue:
         portfolio: PortfolioLike,
         market: Optional[MarketLike] = None,
         detail: Literal["full", "figures"] = "full",
+        *,
+        allow_far_marks: bool = False,
     ) -> MarginReport:
         """The margin report (``market`` ``None``: the portfolio's own market). ``"figures"``
-        leaves out the components and the liquidation prices."""
+        leaves out the components and the liquidation prices. Inputs are checked as the
+        command line checks its files: a value that cannot be meant (an inverse option's
+        premium of a coin or more, a mark beyond 20% of its index) raises ``InputError``
+        (``allow_far_marks=True`` values a far mark); a default filled in (a missing mark) is
+        named as an ``InputWarning``."""
     def margin_many(
         self,
         portfolios: Iterable[PortfolioLike],
         market: Optional[MarketLike] = None,
         detail: Literal["full", "figures"] = "full",
+        *,
+        allow_far_marks: bool = False,
     ) -> List[MarginReport]:
         """The reports of many accounts at one market, in parallel."""
     def liquidation_price(
-        self, portfolio: PortfolioLike, instrument: str, market: Optional[MarketLike] = None
+        self,
+        portfolio: PortfolioLike,
+        instrument: str,
+        market: Optional[MarketLike] = None,
+        *,
+        allow_far_marks: bool = False,
     ) -> Optional[Decimal]:
         """The price of ``instrument`` at which its pool reaches health 1, all else fixed."""
     def whatif(
@@ -63,6 +76,8 @@ class Venue:
         portfolio: PortfolioLike,
         trades: Union[TradeLike, Sequence[TradeLike]],
         market: Optional[MarketLike] = None,
+        *,
+        allow_far_marks: bool = False,
     ) -> WhatIf:
         """Before, after, and whether the venue would accept the trades."""
     def allocate(
@@ -72,6 +87,8 @@ class Venue:
         buffer: str = "none",
         trigger: float = 1.2,
         target: float = 1.5,
+        *,
+        allow_far_marks: bool = False,
     ) -> Dict[str, Any]:
         """As ``solvent allocate --json`` (money as Decimal)."""
     def stress(
@@ -80,6 +97,8 @@ class Venue:
         market: Optional[MarketLike] = None,
         scenarios: Union[str, "os.PathLike[str]", Mapping[str, Any], Sequence[Mapping[str, Any]], None] = None,
         reverse: bool = False,
+        *,
+        allow_far_marks: bool = False,
     ) -> Dict[str, Any]:
         """As ``solvent stress --json`` (money as Decimal); scenarios default to ``"grid"``."""
 

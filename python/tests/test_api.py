@@ -117,6 +117,36 @@ def test_bad_input_names_the_field() -> None:
     assert raised.value.field == "market"
 
 
+def test_inputs_are_checked_as_the_command_line_checks_its_files() -> None:
+    venue = solvent.Venue.load("default")
+    market = {"timestamp": "2026-01-06T08:00:00Z", "index": {"BTC": "60000", "USDT": "1"}}
+    far = account(market={**market, "mark": {"BTCUSDT": "600000"}})
+    # A mark ten times its index is refused, naming the field and the switch that allows it.
+    with pytest.raises(solvent.InputError) as raised:
+        venue.margin(far)
+    assert (raised.value.origin, raised.value.field) == ("portfolio", "market.mark.BTCUSDT")
+    assert "is 900.0% from the BTC index 60,000.00, beyond the 20% mark band" in raised.value.problem
+    assert "allow_far_marks=True" in raised.value.problem
+    # Allowed, it is valued (1 BTC from 60,000 at 600,000: 540,000 of P&L) with a warning.
+    with pytest.warns(solvent.InputWarning, match=r"valued anyway \(allow_far_marks=True\)"):
+        report = venue.margin(far, allow_far_marks=True)
+    assert report.positions[0].upnl == Decimal("540000")
+    # No mark: the index stands in, and a warning says so.
+    with pytest.warns(
+        solvent.InputWarning,
+        match=r"portfolio: market\.mark\.BTCUSDT: missing; the BTC index 60,000\.00 stands in for it",
+    ):
+        venue.margin(account())
+    # A what-if trade's price is checked like a mark: no inverse option is worth a coin or more.
+    deribit = solvent.Venue.load("deribit")
+    with pytest.raises(solvent.InputError) as raised:
+        deribit.whatif(
+            str(EXAMPLES / "deribit-btc-inverse.json"), "BTC-27DEC26-110000-C:1@1000"
+        )
+    assert raised.value.origin == "trades[0]"
+    assert raised.value.problem.startswith("1000 is not a premium of BTC-27DEC26-110000-C")
+
+
 def test_a_figures_only_report_has_the_same_figures_without_liquidation_prices() -> None:
     venue = solvent.Venue.load("default")
     full = venue.margin(str(EXAMPLES / "btc-desk.json"))

@@ -91,6 +91,39 @@ fn build(py: Python<'_>, kind: Kind, problem: &Problem) -> Result<PyErr, PyErr> 
     Ok(PyErr::from_value(instance))
 }
 
+/// A value the input checks refuse (`solvent_risk::checks`): an `InputError` naming its origin
+/// and field.
+pub fn refused(error: &solvent_risk::checks::InputRefused) -> PyErr {
+    raise(
+        Kind::Input,
+        Problem {
+            origin: Some(error.origin.clone()),
+            field: (!error.field.is_empty()).then(|| error.field.clone()),
+            problem: error.problem.clone(),
+            index: None,
+        },
+    )
+}
+
+/// Each default the input checks filled in, or far mark they accepted, as a
+/// `solvent.InputWarning` (Python's `warnings` machinery: shown once per place by default,
+/// filtered or raised as the caller configures).
+///
+/// # Errors
+/// When the warnings filter turns the warning into an exception.
+pub fn warn(py: Python<'_>, warnings: &[String]) -> PyResult<()> {
+    if warnings.is_empty() {
+        return Ok(());
+    }
+    let category = py.import("solvent._errors")?.getattr("InputWarning")?;
+    for warning in warnings {
+        let text = std::ffi::CString::new(warning.replace('\0', " "))
+            .map_err(|error| PyRuntimeError::new_err(error.to_string()))?;
+        PyErr::warn(py, &category, &text, 1)?;
+    }
+    Ok(())
+}
+
 /// The core refuses a JSON float where it reads money with this phrase
 /// (`solvent_core::money::DecimalVisitor`).
 const FLOAT_MONEY: &str = "write decimals as strings";

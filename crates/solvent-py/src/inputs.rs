@@ -10,6 +10,7 @@ use solvent_core::market::Market as CoreMarket;
 use solvent_core::portfolio::Portfolio as CorePortfolio;
 use solvent_core::venue::Venue as CoreVenue;
 use solvent_risk::MarketView;
+use solvent_risk::checks;
 use solvent_risk::valuation::Surfaces;
 
 use crate::convert;
@@ -111,62 +112,70 @@ impl Venue {
     /// The margin report of an account: `portfolio` a dict in `PORTFOLIO.json`'s shape, a path,
     /// or a `Portfolio`; `market` likewise (`MARKET.json`), or `None` for the portfolio's own.
     /// `detail="figures"` leaves out the components and the liquidation prices (faster).
-    #[pyo3(signature = (portfolio, market = None, detail = "full"))]
+    #[pyo3(signature = (portfolio, market = None, detail = "full", *, allow_far_marks = false))]
     fn margin(
         &self,
         py: Python<'_>,
         portfolio: &Bound<'_, PyAny>,
         market: Option<&Bound<'_, PyAny>>,
         detail: &str,
+        allow_far_marks: bool,
     ) -> PyResult<crate::report::MarginReport> {
         let detail = crate::margin::detail(detail)?;
-        crate::margin::margin(py, self, portfolio, market, detail)
+        crate::margin::margin(py, self, portfolio, market, detail, allow_far_marks)
     }
 
     /// The margin reports of many accounts at one market (each at its own when `market` is
     /// `None`), computed in parallel with the GIL released.
-    #[pyo3(signature = (portfolios, market = None, detail = "full"))]
+    #[pyo3(signature = (portfolios, market = None, detail = "full", *, allow_far_marks = false))]
     fn margin_many(
         &self,
         py: Python<'_>,
         portfolios: &Bound<'_, PyAny>,
         market: Option<&Bound<'_, PyAny>>,
         detail: &str,
+        allow_far_marks: bool,
     ) -> PyResult<Vec<crate::report::MarginReport>> {
         let detail = crate::margin::detail(detail)?;
-        crate::margin::margin_many(py, self, portfolios, market, detail)
+        crate::margin::margin_many(py, self, portfolios, market, detail, allow_far_marks)
     }
 
     /// The price of `instrument` at which the position's pool reaches health 1, all else fixed
     /// (`None` when no price does).
-    #[pyo3(signature = (portfolio, instrument, market = None))]
+    #[pyo3(signature = (portfolio, instrument, market = None, *, allow_far_marks = false))]
     fn liquidation_price(
         &self,
         py: Python<'_>,
         portfolio: &Bound<'_, PyAny>,
         instrument: &str,
         market: Option<&Bound<'_, PyAny>>,
+        allow_far_marks: bool,
     ) -> PyResult<Option<rust_decimal::Decimal>> {
-        crate::margin::liquidation_price(py, self, portfolio, instrument, market)
+        crate::margin::liquidation_price(py, self, portfolio, instrument, market, allow_far_marks)
     }
 
     /// The report before and after `trades` (`"BTCUSDT:0.5@60000,fee=6"` or
     /// `{"instrument", "size", "price", "fee"}`, or a list of them) and whether the venue
     /// would accept them.
-    #[pyo3(signature = (portfolio, trades, market = None))]
+    #[pyo3(signature = (portfolio, trades, market = None, *, allow_far_marks = false))]
     fn whatif(
         &self,
         py: Python<'_>,
         portfolio: &Bound<'_, PyAny>,
         trades: &Bound<'_, PyAny>,
         market: Option<&Bound<'_, PyAny>>,
+        allow_far_marks: bool,
     ) -> PyResult<crate::report::WhatIf> {
-        crate::margin::whatif(py, self, portfolio, trades, market)
+        crate::margin::whatif(py, self, portfolio, trades, market, allow_far_marks)
     }
 
     /// Excess, withdrawable, the buffer and the recommended moves to isolated positions, as
     /// `solvent allocate --json` prints them.
-    #[pyo3(signature = (portfolio, market = None, buffer = "none", trigger = 1.2, target = 1.5))]
+    #[pyo3(signature = (portfolio, market = None, buffer = "none", trigger = 1.2, target = 1.5, *, allow_far_marks = false))]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each is one of the Python method's keyword arguments"
+    )]
     fn allocate<'py>(
         &self,
         py: Python<'py>,
@@ -175,14 +184,22 @@ impl Venue {
         buffer: &str,
         trigger: f64,
         target: f64,
+        allow_far_marks: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        crate::margin::allocate(py, self, portfolio, market, (buffer, trigger, target))
+        crate::margin::allocate(
+            py,
+            self,
+            portfolio,
+            market,
+            (buffer, trigger, target),
+            allow_far_marks,
+        )
     }
 
     /// P&L, equity and margin under shocks (`"grid"`, `"historical"`, a SCENARIOS.json path,
     /// or its dict / list of scenarios), and optionally reverse stress, as `solvent stress
     /// --json` prints them.
-    #[pyo3(signature = (portfolio, market = None, scenarios = None, reverse = false))]
+    #[pyo3(signature = (portfolio, market = None, scenarios = None, reverse = false, *, allow_far_marks = false))]
     fn stress<'py>(
         &self,
         py: Python<'py>,
@@ -190,10 +207,18 @@ impl Venue {
         market: Option<&Bound<'py, PyAny>>,
         scenarios: Option<&Bound<'py, PyAny>>,
         reverse: bool,
+        allow_far_marks: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let grid = pyo3::types::PyString::new(py, "grid");
         let scenarios = scenarios.unwrap_or(grid.as_any());
-        crate::margin::stress(py, self, portfolio, market, scenarios, reverse)
+        crate::margin::stress(
+            py,
+            self,
+            portfolio,
+            market,
+            (scenarios, reverse),
+            allow_far_marks,
+        )
     }
 
     fn __repr__(&self) -> String {
@@ -402,10 +427,12 @@ impl Resolved {
     /// Resolves `portfolio` and `market` (optional) against `venue`.
     pub(crate) fn new(
         venue: &Venue,
-        portfolio: &Bound<'_, PyAny>,
+        portfolio_value: &Bound<'_, PyAny>,
         market: Option<&Bound<'_, PyAny>>,
         origin: &str,
+        allow_far_marks: bool,
     ) -> PyResult<Self> {
+        let portfolio = portfolio_value;
         let portfolio = Portfolio::read(venue, portfolio, origin)?;
         let (market, market_origin, market_prefix) = match market {
             Some(market) => {
@@ -426,6 +453,26 @@ impl Resolved {
                 }
             },
         };
+        // The checks the command line runs on its files: a value that cannot be meant is
+        // refused, a default filled in is named as a `solvent.InputWarning`.
+        let origins = checks::Origins {
+            portfolio: &portfolio.origin,
+            market: &market_origin,
+            market_field: market_prefix,
+        };
+        let far_marks = checks::FarMarks {
+            allowed: allow_far_marks,
+            switch: "allow_far_marks=True",
+        };
+        let warnings = checks::inputs(
+            &venue.inner,
+            &portfolio.inner,
+            &market.market,
+            origins,
+            far_marks,
+        )
+        .map_err(|refused| errors::refused(&refused))?;
+        errors::warn(portfolio_value.py(), &warnings)?;
         Ok(Self {
             portfolio: portfolio.inner,
             market,

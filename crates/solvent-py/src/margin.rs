@@ -60,8 +60,9 @@ pub fn margin(
     portfolio: &Bound<'_, PyAny>,
     market: Option<&Bound<'_, PyAny>>,
     detail: Detail,
+    allow_far_marks: bool,
 ) -> PyResult<MarginReport> {
-    let resolved = Resolved::new(venue, portfolio, market, "portfolio")?;
+    let resolved = Resolved::new(venue, portfolio, market, "portfolio", allow_far_marks)?;
     let report = py.detach(|| report(venue, &resolved, detail))?;
     Ok(MarginReport::new(report))
 }
@@ -74,6 +75,7 @@ pub fn margin_many(
     portfolios: &Bound<'_, PyAny>,
     market: Option<&Bound<'_, PyAny>>,
     detail: Detail,
+    allow_far_marks: bool,
 ) -> PyResult<Vec<MarginReport>> {
     // The market is read once and shared (with its surfaces) by every account.
     let market = market
@@ -83,7 +85,13 @@ pub fn margin_many(
     for (index, portfolio) in portfolios.try_iter()?.enumerate() {
         let origin = format!("portfolios[{index}]");
         let market = market.as_ref().map(Bound::as_any);
-        resolved.push(Resolved::new(venue, &portfolio?, market, &origin)?);
+        resolved.push(Resolved::new(
+            venue,
+            &portfolio?,
+            market,
+            &origin,
+            allow_far_marks,
+        )?);
     }
     let reports = py.detach(|| {
         resolved
@@ -101,8 +109,9 @@ pub fn liquidation_price(
     portfolio: &Bound<'_, PyAny>,
     instrument: &str,
     market: Option<&Bound<'_, PyAny>>,
+    allow_far_marks: bool,
 ) -> PyResult<Option<Decimal>> {
-    let report = margin(py, venue, portfolio, market, Detail::Full)?;
+    let report = margin(py, venue, portfolio, market, Detail::Full, allow_far_marks)?;
     let position = report
         .inner
         .positions
@@ -213,6 +222,7 @@ pub fn whatif(
     portfolio: &Bound<'_, PyAny>,
     trades: &Bound<'_, PyAny>,
     market: Option<&Bound<'_, PyAny>>,
+    allow_far_marks: bool,
 ) -> PyResult<WhatIf> {
     let trades: Vec<Trade> =
         if trades.is_instance_of::<PyString>() || trades.is_instance_of::<PyDict>() {
@@ -230,7 +240,16 @@ pub fn whatif(
             errors::Problem::at("whatif", "trades", "at least one trade is needed"),
         ));
     }
-    let resolved = Resolved::new(venue, portfolio, market, "portfolio")?;
+    let resolved = Resolved::new(venue, portfolio, market, "portfolio", allow_far_marks)?;
+    for (index, trade) in trades.iter().enumerate() {
+        solvent_risk::checks::trade_price(
+            &venue.inner,
+            &resolved.market.market,
+            trade,
+            &format!("trades[{index}]"),
+        )
+        .map_err(|refused| errors::refused(&refused))?;
+    }
     let outcome = py.detach(|| {
         resolved.with_view(&venue.inner, |view| {
             what_if(&resolved.portfolio, &trades, view)
@@ -246,6 +265,7 @@ pub fn allocate<'py>(
     portfolio: &Bound<'py, PyAny>,
     market: Option<&Bound<'py, PyAny>>,
     policy: (&str, f64, f64),
+    allow_far_marks: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let (buffer, trigger, target) = policy;
     let buffer: BufferPolicy = buffer.parse().map_err(|problem: String| {
@@ -265,7 +285,7 @@ pub fn allocate<'py>(
             errors::Problem::at("allocate", field, error.problem),
         )
     })?;
-    let resolved = Resolved::new(venue, portfolio, market, "portfolio")?;
+    let resolved = Resolved::new(venue, portfolio, market, "portfolio", allow_far_marks)?;
     let allocation = py.detach(|| {
         resolved.with_view(&venue.inner, |view| {
             solvent_risk::allocation::allocate(&resolved.portfolio, view, policy)
@@ -308,10 +328,10 @@ pub fn stress<'py>(
     venue: &Venue,
     portfolio: &Bound<'py, PyAny>,
     market: Option<&Bound<'py, PyAny>>,
-    scenarios: &Bound<'py, PyAny>,
-    reverse: bool,
+    (scenarios, reverse): (&Bound<'py, PyAny>, bool),
+    allow_far_marks: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let resolved = Resolved::new(venue, portfolio, market, "portfolio")?;
+    let resolved = Resolved::new(venue, portfolio, market, "portfolio", allow_far_marks)?;
     let shocks = shocks(scenarios, &resolved.portfolio)?;
     let value = py.detach(|| {
         resolved.with_view(&venue.inner, |view| {
