@@ -314,6 +314,49 @@ fn checked_call_gives_the_same_bits_as_validate_then_value() {
     assert!(out.is_empty());
 }
 
+/// A thread keeps its scratch space between calls: batches valued after others of every size
+/// (a large one with careful options, one that fails validation part-way, tiny ones) give the
+/// same bits as on a thread that values nothing else.
+#[test]
+fn a_threads_earlier_batches_change_no_bit_of_a_later_one() {
+    let batches = [
+        cases(1_000, 21),
+        boundary_cases(23),
+        cases(3, 25),
+        cases(300, 27),
+    ];
+    let fresh: Vec<GreeksBatch> = batches
+        .iter()
+        .map(|columns| {
+            let columns = columns.clone();
+            std::thread::spawn(move || {
+                let mut out = GreeksBatch::default();
+                price_and_greeks_checked(columns.columns(), &mut out).unwrap();
+                out
+            })
+            .join()
+            .unwrap()
+        })
+        .collect();
+    let mut bad = cases(600, 29);
+    bad.volatility[400] = -1.0;
+    let mut out = GreeksBatch::default();
+    for _ in 0..2 {
+        for (columns, alone) in batches.iter().zip(&fresh) {
+            assert!(price_and_greeks_checked(bad.columns(), &mut out).is_err());
+            price_and_greeks_checked(columns.columns(), &mut out).unwrap();
+            for (a, b) in [
+                (out.price(), alone.price()),
+                (out.delta(), alone.delta()),
+                (out.gamma(), alone.gamma()),
+                (out.vega(), alone.vega()),
+            ] {
+                assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()));
+            }
+        }
+    }
+}
+
 /// The fused call reports the error `Black76Batch::new_checked` reports, whichever column holds
 /// the bad value and wherever it is: first element, inside a later block, last element, and with
 /// a second bad value further on (the first is named).

@@ -106,12 +106,12 @@ pub fn positions(
     origins: Origins<'_>,
 ) -> Result<Warnings, InputRefused> {
     let mut warnings = Vec::new();
+    // Names are written only for what is reported: an account may hold 100,000 positions.
     for (index, position) in portfolio.positions.iter().enumerate() {
-        let field = format!("positions[{index}]");
         check_premium(&position.instrument, position.entry_price.value(), market).map_err(
             |problem| InputRefused {
                 origin: origins.portfolio.to_owned(),
-                field: format!("{field}.entry_price"),
+                field: format!("positions[{index}].entry_price"),
                 problem,
             },
         )?;
@@ -119,7 +119,7 @@ pub fn positions(
             && let Some(why) = ignored_leverage(portfolio.mode, &position.instrument)
         {
             warnings.push(format!(
-                "{}: {field}.leverage: {}x is ignored: {why}",
+                "{}: positions[{index}].leverage: {}x is ignored: {why}",
                 origins.portfolio,
                 leverage.normalize()
             ));
@@ -149,10 +149,10 @@ pub fn marks(
         let Ok(instrument) = venue.instrument(name) else {
             continue;
         };
-        let field = format!("{}mark.{name}", origins.market_field);
+        let field = || format!("{}mark.{name}", origins.market_field);
         let refused = |problem: String| InputRefused {
             origin: origins.market.to_owned(),
-            field: field.clone(),
+            field: field(),
             problem,
         };
         check_premium(&instrument, mark.value(), market).map_err(refused)?;
@@ -164,8 +164,10 @@ pub fn marks(
                 )));
             }
             warnings.push(format!(
-                "{}: {field}: {problem}; valued anyway ({})",
-                origins.market, far_marks.switch
+                "{}: {}: {problem}; valued anyway ({})",
+                origins.market,
+                field(),
+                far_marks.switch
             ));
         }
     }
@@ -236,27 +238,25 @@ fn check_premium(instrument: &Instrument, premium: Decimal, market: &Market) -> 
     if instrument.style != Style::Inverse {
         return Ok(());
     }
-    let (bound, why) = match right {
-        OptionRight::Call => (
-            Decimal::ONE,
-            format!("a call on one {} pays at most one", instrument.underlying),
-        ),
-        OptionRight::Put => {
-            let strike_over_index = market
-                .index
-                .get(&instrument.underlying)
-                .and_then(|index| strike.value().checked_div(index.value()))
-                .unwrap_or(Decimal::ONE);
-            (
-                strike_over_index.max(Decimal::ONE),
-                format!(
-                    "a put on one {} pays at most its strike over the index, or one when that is less",
-                    instrument.underlying
-                ),
-            )
-        }
+    let bound = match right {
+        OptionRight::Call => Decimal::ONE,
+        OptionRight::Put => market
+            .index
+            .get(&instrument.underlying)
+            .and_then(|index| strike.value().checked_div(index.value()))
+            .unwrap_or(Decimal::ONE)
+            .max(Decimal::ONE),
     };
     if premium >= bound {
+        let why = match right {
+            OptionRight::Call => {
+                format!("a call on one {} pays at most one", instrument.underlying)
+            }
+            OptionRight::Put => format!(
+                "a put on one {} pays at most its strike over the index, or one when that is less",
+                instrument.underlying
+            ),
+        };
         return Err(format!(
             "{} is not a premium of {}: an inverse option's premium is in {coin} and \
              below {} {coin} ({why}); a premium in USD must be divided by the {underlying} index",

@@ -42,6 +42,7 @@ use super::{
 use crate::error::{Field, PricingError};
 
 mod direct;
+use std::cell::Cell;
 use std::f64::consts::FRAC_1_SQRT_2;
 
 /// The raw columns of a batch, one element per option (named so no two slices can be swapped
@@ -419,7 +420,31 @@ fn value_chunks(
             column.resize(n, 0.0);
         }
     }
-    let mut scratch = Scratches::default();
+    // The scratch space (about 80 KB) is the thread's, kept between calls: zeroing it afresh
+    // cost more than valuing a batch of a few hundred options (a portfolio-margin book values
+    // one small batch per scenario and expiry). Every kernel writes an element before it reads
+    // it, within the chunk's length, so what a previous call left is never read.
+    let mut scratch = SCRATCHES.with(Cell::take).unwrap_or_default();
+    scratch.subset.len = 0;
+    let valued = value_chunks_with(c, out, inputs, n, &mut scratch);
+    SCRATCHES.with(|kept| kept.set(Some(scratch)));
+    valued
+}
+
+thread_local! {
+    /// Each thread's scratch space for [`value_chunks`], allocated at its first call.
+    static SCRATCHES: Cell<Option<Box<Scratches>>> = const { Cell::new(None) };
+}
+
+/// [`value_chunks`] on a given scratch space.
+#[inline(always)]
+fn value_chunks_with(
+    c: BatchColumns<'_>,
+    out: &mut GreeksBatch,
+    inputs: Inputs,
+    n: usize,
+    scratch: &mut Scratches,
+) -> Result<(), PricingError> {
     let mut start = 0;
     while start < n {
         let end = if start == 0 {
@@ -475,7 +500,7 @@ fn first_chunk_len(forward: &[f64]) -> usize {
     CHUNK - offset
 }
 
-/// All the scratch space of one call, allocated once (on the stack) and reused per chunk.
+/// All the scratch space of a call, reused per chunk (and by the thread's next call).
 #[derive(Default)]
 struct Scratches {
     direct: direct::DirectScratch,
