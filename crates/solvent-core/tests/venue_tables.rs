@@ -220,6 +220,45 @@ fn okx_contract_tiers_hold_together_and_match_the_published_rows() {
     );
 }
 
+/// Each shipped venue writes its liquidation convention in its file (not left to the reader's
+/// default), as docs/venue-format.md "Conventions of the shipped venues" lists them: where the
+/// liquidation price takes the maintenance margin, and the fee to close it adds.
+#[test]
+fn every_shipped_venue_states_its_liquidation_convention() {
+    use solvent_core::venue::LiquidationMaintenance::{AtEntryValue, AtLiquidationPrice};
+    let expected = [
+        ("binance-coinm.toml", AtLiquidationPrice, dec!(0)),
+        ("binance-usdm.toml", AtLiquidationPrice, dec!(0)),
+        ("bybit-inverse.toml", AtEntryValue, dec!(0)),
+        ("bybit-linear.toml", AtEntryValue, dec!(0)),
+        ("default.toml", AtLiquidationPrice, dec!(0)),
+        ("deribit.toml", AtLiquidationPrice, dec!(0)),
+        ("drift.toml", AtLiquidationPrice, dec!(0)),
+        ("dydx-v4.toml", AtLiquidationPrice, dec!(0)),
+        ("hyperliquid.toml", AtLiquidationPrice, dec!(0)),
+        ("okx-swap.toml", AtLiquidationPrice, dec!(0.0005)),
+        ("span-16.toml", AtLiquidationPrice, dec!(0)),
+    ];
+    let venues = shipped_venues();
+    assert_eq!(
+        venues.len(),
+        expected.len(),
+        "a venue file without its convention here"
+    );
+    for (file, maintenance, fee) in expected {
+        let venue = &venues.iter().find(|(name, _)| name == file).unwrap().1;
+        assert_eq!(venue.liquidation_maintenance, maintenance, "{file}");
+        assert_eq!(venue.liquidation_fee_rate, fee, "{file}");
+        let path = format!("{}/../../venues/{file}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(
+            text.lines()
+                .any(|line| line.starts_with("liquidation_maintenance = ")),
+            "{file} leaves its liquidation convention to the default"
+        );
+    }
+}
+
 #[test]
 fn venues_without_tiers_have_none_to_break() {
     for file in ["deribit.toml", "drift.toml", "dydx-v4.toml"] {
