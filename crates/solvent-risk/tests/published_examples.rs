@@ -1444,4 +1444,21 @@ fn okx_leverage_above_the_tier_maximum_is_refused_naming_the_tier_in_contracts()
         refusal,
         Refusal::LeverageAboveBracket { tier: 2, .. }
     ));
+    // A report of a position already standing so (a portfolio file) warns with the tier named
+    // and takes initial margin at the tier's maximum: 21,000,000 / 66.66.
+    let report = okx_report(
+        r#"{"instrument":"BTC-USDT-SWAP","size":"21000","entry_price":"100000","leverage":100}"#,
+        r#""USDT":"100000000""#,
+        "100000",
+    );
+    assert!(
+        report.warnings.iter().any(|w| w
+            == "BTC-USDT-SWAP: leverage 100x is above the 66.66x maximum of tier 2 (20000-22000 contracts); the venue would refuse it, and initial margin is taken at 66.66x"),
+        "{:?}",
+        report.warnings
+    );
+    assert_eq!(
+        report.positions[0].initial_margin.value(),
+        solvent_core::rounding::requirement(dec!(21000000) / dec!(66.66), 6)
+    );
 }
