@@ -150,7 +150,8 @@ fn components_grid(report: &MarginReport, money: &Money) -> Grid {
 const INDEX_UNIT: &str = "USD index";
 
 /// A size with its unit: the coin for linear contracts and options, USD for inverse
-/// perpetuals and futures (sized in USD).
+/// perpetuals and futures (sized in USD), contracts for a linear perpetual or future whose
+/// contract is not one coin (OKX's BTC-USDT-SWAP: 100 contracts of 0.01 BTC).
 fn size_unit(venue: &Venue, instrument: &str) -> Option<String> {
     let instrument = venue.instrument(instrument).ok()?;
     Some(
@@ -159,6 +160,11 @@ fn size_unit(venue: &Venue, instrument: &str) -> Option<String> {
             instrument.terms.kind() == solvent_core::instrument::InstrumentKind::Option,
         ) {
             (solvent_core::instrument::Style::Inverse, false) => "USD".to_owned(),
+            (solvent_core::instrument::Style::Linear, false)
+                if instrument.contract_size != Decimal::ONE =>
+            {
+                "contracts".to_owned()
+            }
             _ => instrument.underlying.clone(),
         },
     )

@@ -15,7 +15,7 @@ use rust_decimal::Decimal;
 use solvent_core::instrument::{Instrument, InstrumentKind, OptionRight, Style, Terms};
 use solvent_core::venue::{
     CollateralSchedule, DeficitPolicy, LiquidationMaintenance, MarginRule, MarginTier, Series,
-    Venue,
+    TierRates, TierUnit, Venue,
 };
 
 use crate::display::{Column, Grid, Kind};
@@ -197,7 +197,7 @@ fn style_name(style: Style) -> &'static str {
 
 fn rule_kind(rule: &MarginRule) -> &'static str {
     match rule {
-        MarginRule::Tiered { .. } => "tiered",
+        MarginRule::Tiered { .. } | MarginRule::TieredBy { .. } => "tiered",
         MarginRule::SizeLinear { .. } => "size_linear",
         MarginRule::SizeSqrt { .. } => "size_sqrt",
         MarginRule::OpenInterest { .. } => "open_interest",
@@ -240,12 +240,46 @@ fn tier_table(tiers: &[MarginTier], currency: &str) -> Table {
     right_aligned(out, &[0, 1, 2, 3, 4])
 }
 
+/// The tier table of a rule counting contracts with its rate on the whole position, in the
+/// columns of OKX's position-tier tables ("Min. amount (Cont)", "Max. amount (Cont)",
+/// "Maintenance margin ratio", "Max. leverage").
+fn contract_tier_table(tiers: &[MarginTier], rates: TierRates) -> Table {
+    let mut out = table();
+    let mut header = vec![
+        "Tier".to_owned(),
+        "Amount (Cont)".to_owned(),
+        "Max leverage".to_owned(),
+        "Maintenance margin rate".to_owned(),
+    ];
+    if rates == TierRates::EachBracket {
+        header.push("Maintenance amount".to_owned());
+    }
+    out.set_header(header);
+    for (index, tier) in tiers.iter().enumerate() {
+        let range = match tier.up_to {
+            Some(up_to) => format!("{} - {}", number(tier.floor), number(up_to)),
+            None => format!("> {}", number(tier.floor)),
+        };
+        let mut row = vec![
+            (index + 1).to_string(),
+            range,
+            leverage(tier.max_leverage),
+            percent(tier.maintenance_rate),
+        ];
+        if rates == TierRates::EachBracket {
+            row.push(number(tier.deduction));
+        }
+        out.add_row(row);
+    }
+    right_aligned(out, &[0, 1, 2, 3, 4])
+}
+
 /// The parameters of a rule that is not tiered, with its formula.
 fn formula_table(rule: &MarginRule) -> (String, Table) {
     let mut out = table();
     out.set_header(vec!["parameter", "value"]);
     let (formula, rows): (&str, Vec<(&str, String)>) = match rule {
-        MarginRule::Tiered { .. } => ("", Vec::new()),
+        MarginRule::Tiered { .. } | MarginRule::TieredBy { .. } => ("", Vec::new()),
         MarginRule::SizeLinear {
             initial_base,
             maintenance_base,
@@ -529,6 +563,31 @@ fn rule_block(
             );
             let _ = writeln!(out, "{}", tier_table(tiers, &venue.settlement_asset));
         }
+        MarginRule::TieredBy {
+            tiers, unit, rates, ..
+        } => {
+            let bracket = match unit {
+                TierUnit::Value => "the position value",
+                TierUnit::Contracts => "the number of contracts",
+            };
+            let maintenance = match rates {
+                TierRates::WholePosition => {
+                    "maintenance margin = position value x the rate of the tier the position reaches (on the whole position, no maintenance amount)"
+                }
+                TierRates::EachBracket => {
+                    "maintenance margin = position value x rate - maintenance amount"
+                }
+            };
+            let _ = writeln!(
+                out,
+                "tier by {bracket}; {maintenance}; initial margin = position value / leverage"
+            );
+            let table = match unit {
+                TierUnit::Value => tier_table(tiers, &venue.settlement_asset),
+                TierUnit::Contracts => contract_tier_table(tiers, *rates),
+            };
+            let _ = writeln!(out, "{table}");
+        }
         _ => {
             let (formula, parameters) = formula_table(rule);
             let _ = writeln!(out, "{formula}\n{parameters}");
@@ -688,7 +747,7 @@ pub fn show_csv(venue_arg: &Path, instrument: Option<&str>, table: VenueTable) -
                     let contract = venue
                         .instrument(name)
                         .map_err(|problem| anyhow::anyhow!("{origin}: {problem}"))?;
-                    if !matches!(*contract.margin, MarginRule::Tiered { .. }) {
+                    if contract.margin.tiers().is_none() {
                         bail!(
                             "{origin}: {name}'s margin rule {} is {}, not tiered: no tiers to write",
                             contract.margin.name(),
@@ -707,8 +766,17 @@ pub fn show_csv(venue_arg: &Path, instrument: Option<&str>, table: VenueTable) -
                     .map(|(key, rule)| (key.clone(), Arc::clone(rule), contracts_of(&venue, rule)))
                     .collect(),
             };
+            // Bounds in contracts would be misread under a column of position value.
+            if rules
+                .iter()
+                .any(|(_, rule, _)| matches!(rule.tiers(), Some((_, TierUnit::Contracts, _))))
+            {
+                bail!(
+                    "{origin}: tiers counted in contracts (tier_unit = \"contracts\") have no position value bounds to write as CSV; see the table of solvent venue show"
+                );
+            }
             for (key, rule, contracts) in rules {
-                let MarginRule::Tiered { tiers, .. } = &*rule else {
+                let Some((tiers, _, _)) = rule.tiers() else {
                     continue;
                 };
                 for (index, tier) in tiers.iter().enumerate() {
@@ -780,10 +848,7 @@ pub fn check(file: &Path) -> Result<String> {
     let tiers: usize = venue
         .rules
         .values()
-        .map(|rule| match rule.as_ref() {
-            MarginRule::Tiered { tiers, .. } => tiers.len(),
-            _ => 0,
-        })
+        .map(|rule| rule.tiers().map_or(0, |(tiers, _, _)| tiers.len()))
         .sum();
     Ok(format!(
         "{origin}: ok ({}: {} assets, {} collateral schedules, {} margin rules with {tiers} tiers, {} instruments, {} series)\n",

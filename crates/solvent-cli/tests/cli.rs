@@ -178,6 +178,20 @@ fn examples() -> Vec<(&'static str, Vec<String>)> {
                 venue("deribit.toml"),
             ],
         ),
+        // docs/published-examples.md 12: 100 contracts (1 BTC) cross, tier 1 by contracts, MM
+        // 100,000 x 0.5% = 500, IM 100,000 / 50 = 2,000, liquidation where 5,000 + (p - 95,000)
+        // = p x (0.005 + 0.0005): 90,000 / 0.9945 = 90,497.738; ETH 200 contracts (20 ETH) short
+        // isolated with 400 USDT: value 70,000, MM 70,000 x 0.4% = 280, IM 70,000 / 20 =
+        // 3,500, liquidation (400 + 72,000) / (20 x (1 + 0.004 + 0.0005)) = 3,603.78 (fee to
+        // close included).
+        (
+            "okx_swap",
+            vec![
+                example("okx-swap.json"),
+                "--venue".into(),
+                venue("okx-swap.toml"),
+            ],
+        ),
     ]
 }
 

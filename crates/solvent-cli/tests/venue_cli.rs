@@ -164,6 +164,7 @@ fn check_accepts_every_shipped_venue() {
         "drift",
         "dydx-v4",
         "hyperliquid",
+        "okx-swap",
         "span-16",
     ] {
         let file = support::path(&format!("venues/{name}.toml"));
@@ -313,4 +314,33 @@ fn check_names_the_table_and_tier_of_each_problem() {
     let (code, _, error) = run(&["venue", "check", &scratch.path("nowhere/venue.toml")]);
     assert_eq!(code, 2);
     assert!(error.contains("does not exist"), "{error}");
+}
+
+/// OKX's tiers count contracts and rate the whole position: `venue show` lays them out in OKX's
+/// columns (amount in contracts, no maintenance amount) and names both conventions; the ETHUSDT
+/// rows as OKX's announcement effective 2021-06-11 publishes them ("1 | 0 | 3,000 | 0.40% | 0.80%
+/// | 125", "3 | 6,001 | 12,000 | 1.00% | 1.50% | 66.66").
+#[test]
+fn show_lays_out_okx_tiers_in_contracts_with_the_conventions_named() {
+    let (code, text, error) = run(&["venue", "show", "okx-swap", "ETH-USDT-SWAP"]);
+    assert_eq!(code, 0, "{error}");
+    assert_eq!(row(&text, "1"), ["1", "0 - 3,000", "125x", "0.40%"]);
+    assert_eq!(row(&text, "3"), ["3", "6,000 - 12,000", "66.66x", "1.00%"]);
+    assert!(
+        text.contains("tier by the number of contracts; maintenance margin = position value x the rate of the tier the position reaches (on the whole position, no maintenance amount)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("maintenance margin at the liquidation price plus a fee to close of 0.05% of the value at that price"),
+        "{text}"
+    );
+    assert!(
+        text.contains("4402607424781"),
+        "the source is cited:\n{text}"
+    );
+    insta::assert_snapshot!("venue_show_okx_eth_usdt_swap", text);
+    // Bounds in contracts are not written under a position-value column.
+    let (code, _, error) = run(&["venue", "show", "okx-swap", "--csv", "tiers"]);
+    assert_ne!(code, 0);
+    assert!(error.contains("tiers counted in contracts"), "{error}");
 }

@@ -28,6 +28,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
         "hyperliquid",
         include_str!("../../../venues/hyperliquid.toml"),
     ),
+    ("okx-swap", include_str!("../../../venues/okx-swap.toml")),
     ("span-16", include_str!("../../../venues/span-16.toml")),
 ];
 

@@ -147,9 +147,69 @@ pub enum MarginRule {
         /// 0.075 at Deribit: maintenance rate.
         maintenance: Decimal,
     },
+    /// Brackets that count something other than position value, or whose rate applies to the
+    /// whole position (OKX: tiers in contracts, the rate of the tier a position reaches on all of
+    /// it). Written in the file as a `tiered` rule with `tier_unit` or `rate_applies_to`; kept
+    /// apart from [`MarginRule::Tiered`] so that the venues written before these keys keep their
+    /// encoding and digest.
+    TieredBy {
+        /// The rule's name in the venue file.
+        name: String,
+        /// Brackets, ascending, their bounds (`floor`, `up_to`) in `unit`; every deduction is 0
+        /// when the rate applies to the whole position.
+        tiers: Vec<MarginTier>,
+        /// What the bounds count.
+        unit: TierUnit,
+        /// How a bracket's maintenance rate applies.
+        rates: TierRates,
+    },
+}
+
+/// What the brackets of a tiered rule count (venue key `tier_unit` of a `tiered` rule).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TierUnit {
+    /// Position value in the settlement currency (coin for inverse contracts): Binance, Bybit,
+    /// Hyperliquid.
+    #[default]
+    Value,
+    /// Number of contracts held (OKX "Tiered maintenance margin ratio rules": "Min. amount
+    /// (Cont)", "Max. amount (Cont)"; `minSz`/`maxSz` of `GET /api/v5/public/position-tiers`):
+    /// the position's size for a linear contract (size counted in contracts of
+    /// `contract_size` coin), size / `contract_size` for an inverse one. A bracket does not move
+    /// with the price.
+    Contracts,
+}
+
+/// How a tiered rule's maintenance rate applies (venue key `rate_applies_to` of a `tiered`
+/// rule).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TierRates {
+    /// Each part of the position at its own bracket's rate, written `MM = value x mmr_n - d_n`
+    /// with the deduction of DESIGN.md 6.3 (Binance, Bybit, Hyperliquid).
+    #[default]
+    EachBracket,
+    /// The rate of the bracket the position reaches on the whole position, no deduction (OKX:
+    /// maintenance margin = face value x contracts x mark price x tiered maintenance margin
+    /// ratio, help page "Tiered maintenance margin ratio rules").
+    WholePosition,
 }
 
 impl MarginRule {
+    /// The brackets of a tiered rule (either form), what they count and how their rates apply;
+    /// `None` for the other rules.
+    #[must_use]
+    pub fn tiers(&self) -> Option<(&[MarginTier], TierUnit, TierRates)> {
+        match self {
+            Self::Tiered { tiers, .. } => Some((tiers, TierUnit::Value, TierRates::EachBracket)),
+            Self::TieredBy {
+                tiers, unit, rates, ..
+            } => Some((tiers, *unit, *rates)),
+            _ => None,
+        }
+    }
+
     /// The rule's name in the venue file.
     #[must_use]
     pub fn name(&self) -> &str {
@@ -158,7 +218,8 @@ impl MarginRule {
             | Self::SizeLinear { name, .. }
             | Self::SizeSqrt { name, .. }
             | Self::OpenInterest { name, .. }
-            | Self::DeribitOption { name, .. } => name,
+            | Self::DeribitOption { name, .. }
+            | Self::TieredBy { name, .. } => name,
         }
     }
 }
@@ -393,13 +454,17 @@ struct RuleFile {
     maintenance: Option<Decimal>,
     #[serde(default, deserialize_with = "deserialize_optional_decimal")]
     rate_step: Option<Decimal>,
+    #[serde(default)]
+    tier_unit: Option<TierUnit>,
+    #[serde(default)]
+    rate_applies_to: Option<TierRates>,
 }
 
 impl RuleFile {
     /// The fields each kind takes, so that a field meant for another kind is refused by name.
     fn allowed_fields(kind: RuleKind) -> &'static [&'static str] {
         match kind {
-            RuleKind::Tiered => &["tiers"],
+            RuleKind::Tiered => &["tiers", "tier_unit", "rate_applies_to"],
             RuleKind::SizeLinear => &[
                 "initial_base",
                 "maintenance_base",
@@ -448,6 +513,8 @@ impl RuleFile {
         note("initial_floor", self.initial_floor.is_some());
         note("maintenance", self.maintenance.is_some());
         note("rate_step", self.rate_step.is_some());
+        note("tier_unit", self.tier_unit.is_some());
+        note("rate_applies_to", self.rate_applies_to.is_some());
         present
     }
 }
@@ -740,6 +807,12 @@ impl Venue {
                 settlement: spec.settlement,
                 style: spec.style,
             };
+            Self::check_default_leverage(
+                &check,
+                &format!("{path}.default_leverage"),
+                &entry.margin,
+                entry.default_leverage,
+            )?;
             let is_option_rule = matches!(*entry.margin, MarginRule::DeribitOption { .. });
             if is_option_rule != (entry.kind == InstrumentKind::Option) {
                 return Err(check.fail(
@@ -824,7 +897,39 @@ impl Venue {
             )?,
         };
         Self::check_rule_fits(check, path, &instrument)?;
+        Self::check_default_leverage(
+            check,
+            &format!("{path}.default_leverage"),
+            &instrument.margin,
+            instrument.default_leverage,
+        )?;
         Ok(instrument)
+    }
+
+    /// A default leverage above the first tier's maximum would stand every position that names
+    /// none above its tier's maximum (refused by the venue): refused here by key rather than
+    /// capped at every evaluation.
+    fn check_default_leverage(
+        check: &Checker<'_>,
+        path: &str,
+        rule: &MarginRule,
+        default_leverage: Option<Decimal>,
+    ) -> Result<(), InputError> {
+        let Some(((tiers, _, _), leverage)) = rule.tiers().zip(default_leverage) else {
+            return Ok(());
+        };
+        match tiers.first() {
+            Some(first) if leverage > first.max_leverage => Err(check.fail(
+                path,
+                format!(
+                    "default leverage {} is above the {}x maximum of tier 1 of margin rule {:?}",
+                    leverage.normalize(),
+                    first.max_leverage.normalize(),
+                    rule.name()
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Lists a new instrument, written as one `[instruments.NAME]` table would be (as JSON).
@@ -979,10 +1084,22 @@ impl Venue {
         };
         let name = name.to_owned();
         Ok(match rule.kind {
-            RuleKind::Tiered => MarginRule::Tiered {
-                tiers: Self::validate_tiers(check, &path, rule.tiers.unwrap_or_default())?,
-                name,
-            },
+            RuleKind::Tiered => {
+                let unit = rule.tier_unit.unwrap_or_default();
+                let rates = rule.rate_applies_to.unwrap_or_default();
+                let tiers =
+                    Self::validate_tiers(check, &path, rule.tiers.unwrap_or_default(), rates)?;
+                if unit == TierUnit::Value && rates == TierRates::EachBracket {
+                    MarginRule::Tiered { tiers, name }
+                } else {
+                    MarginRule::TieredBy {
+                        name,
+                        tiers,
+                        unit,
+                        rates,
+                    }
+                }
+            }
             RuleKind::SizeLinear => {
                 let (initial_base, maintenance_base) = bases()?;
                 MarginRule::SizeLinear {
@@ -1050,6 +1167,7 @@ impl Venue {
         check: &Checker<'_>,
         path: &str,
         tiers: Vec<MarginTierFile>,
+        rates: TierRates,
     ) -> Result<Vec<MarginTier>, InputError> {
         if tiers.is_empty() {
             return Err(check.fail(format!("{path}.tiers"), "at least one tier is needed"));
@@ -1111,6 +1229,20 @@ impl Venue {
                     format!("tiers must ascend: {up_to} is not above {floor}"),
                 ));
             }
+            // A rate on the whole position has no deduction: the maintenance margin jumps
+            // where the position enters the next bracket, as the venue's does.
+            let deduction = match rates {
+                TierRates::EachBracket => deduction,
+                TierRates::WholePosition => {
+                    if tier.deduction.is_some() {
+                        return Err(check.fail(
+                            format!("{tier_path}.deduction"),
+                            "a rate applied to the whole position (rate_applies_to = \"whole_position\") has no deduction",
+                        ));
+                    }
+                    Decimal::ZERO
+                }
+            };
             if let Some(published) = tier.deduction
                 && published != deduction
             {
@@ -1297,7 +1429,7 @@ impl Venue {
     pub fn table_problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
         for (key, rule) in &self.rules {
-            let MarginRule::Tiered { tiers, .. } = rule.as_ref() else {
+            let Some((tiers, _, _)) = rule.tiers() else {
                 continue;
             };
             for (index, pair) in tiers.windows(2).enumerate() {
@@ -1459,6 +1591,67 @@ margin = "options"
             assert_eq!(error.path, "venue.liquidation_fee_rate");
             assert_eq!(error.problem, problem);
         }
+    }
+
+    #[test]
+    fn tiers_in_contracts_with_a_whole_position_rate_read_as_their_own_rule() {
+        let okx = MINIMAL.replace(
+            "kind = \"tiered\"\n",
+            "kind = \"tiered\"\ntier_unit = \"contracts\"\nrate_applies_to = \"whole_position\"\n",
+        );
+        // The published deductions of the value ladder mean nothing on a whole-position rate:
+        // refused by key.
+        let error = Venue::from_toml("v.toml", &okx).unwrap_err();
+        assert_eq!(error.path, "margin_rules.ladder.tiers[1].deduction");
+        assert!(error.problem.contains("whole_position"), "{error}");
+        let okx = okx
+            .replace(", deduction = \"1200\"", "")
+            .replace(", deduction = \"3020\"", "");
+        let venue = Venue::from_toml("v.toml", &okx).unwrap();
+        let rule = venue.rules["ladder"].as_ref();
+        assert!(matches!(rule, MarginRule::TieredBy { .. }), "{rule:?}");
+        let (tiers, unit, rates) = rule.tiers().unwrap();
+        assert_eq!(unit, TierUnit::Contracts);
+        assert_eq!(rates, TierRates::WholePosition);
+        // No deduction: each tier's rate applies to the whole position.
+        assert!(tiers.iter().all(|tier| tier.deduction.is_zero()));
+        assert_eq!(tiers[1].floor, dec!(2000000));
+        // Without the keys the rule is the plain tiered one, as before them.
+        let plain = Venue::from_toml("v.toml", MINIMAL).unwrap();
+        assert!(matches!(
+            plain.rules["ladder"].as_ref(),
+            MarginRule::Tiered { .. }
+        ));
+        // An unknown unit is refused by key; the keys belong to tiered rules only.
+        let error = Venue::from_toml(
+            "v.toml",
+            &MINIMAL.replace(
+                "kind = \"tiered\"\n",
+                "kind = \"tiered\"\ntier_unit = \"lots\"\n",
+            ),
+        )
+        .unwrap_err();
+        assert!(error.path.contains("tier_unit"), "{error}");
+        let error = Venue::from_toml(
+            "v.toml",
+            &MINIMAL.replace(
+                "maintenance = \"0.075\"\n",
+                "maintenance = \"0.075\"\ntier_unit = \"contracts\"\n",
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(error.path, "margin_rules.options.tier_unit");
+    }
+
+    #[test]
+    fn a_default_leverage_above_the_first_tier_is_refused_by_key() {
+        let text = MINIMAL.replace("default_leverage = 10", "default_leverage = 125");
+        let error = Venue::from_toml("v.toml", &text).unwrap_err();
+        assert_eq!(error.path, "instruments.BTCUSDT.default_leverage");
+        assert_eq!(
+            error.problem,
+            "default leverage 125 is above the 100x maximum of tier 1 of margin rule \"ladder\""
+        );
     }
 
     #[test]

@@ -48,7 +48,7 @@ const PORTFOLIOS: [&str; 9] = [
     "examples/btc-desk.json",
 ];
 
-const VENUES: [&str; 10] = [
+const VENUES: [&str; 11] = [
     "venues/binance-coinm.toml",
     "venues/binance-usdm.toml",
     "venues/bybit-inverse.toml",
@@ -58,6 +58,7 @@ const VENUES: [&str; 10] = [
     "venues/drift.toml",
     "venues/dydx-v4.toml",
     "venues/hyperliquid.toml",
+    "venues/okx-swap.toml",
     "venues/span-16.toml",
 ];
 

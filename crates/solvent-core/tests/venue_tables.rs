@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
-use solvent_core::venue::{MarginRule, MarginTier, Venue};
+use solvent_core::venue::{MarginRule, MarginTier, TierRates, TierUnit, Venue};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -159,6 +159,104 @@ fn hyperliquid_margin_tables_hold_together() {
 #[test]
 fn span_16_ladder_holds_together() {
     assert_eq!(ladders_of("span-16.toml"), 1);
+}
+
+/// OKX's tables (venues/okx-swap.toml): tiers counted in contracts, the rate of the tier
+/// reached on the whole position (no deduction), each row as the dated page publishes it.
+#[test]
+fn okx_contract_tiers_hold_together_and_match_the_published_rows() {
+    let path = format!("{}/../../venues/okx-swap.toml", env!("CARGO_MANIFEST_DIR"));
+    let venue = Venue::from_toml(&path, &std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(
+        tiered(&venue).is_empty(),
+        "OKX's rules are not value ladders"
+    );
+    let rows = |rule: &str| {
+        let (tiers, unit, rates) = venue.rules[rule].tiers().unwrap();
+        assert_eq!(unit, TierUnit::Contracts, "{rule}");
+        assert_eq!(rates, TierRates::WholePosition, "{rule}");
+        let mut floor = Decimal::ZERO;
+        for tier in tiers {
+            assert_eq!(tier.floor, floor, "{rule}: contiguous");
+            assert!(tier.deduction.is_zero(), "{rule}: no deduction");
+            floor = tier.up_to.unwrap();
+        }
+        for pair in tiers.windows(2) {
+            assert!(
+                pair[1].maintenance_rate > pair[0].maintenance_rate,
+                "{rule}"
+            );
+            assert!(pair[1].max_leverage < pair[0].max_leverage, "{rule}");
+        }
+        tiers
+            .iter()
+            .map(|t| (t.up_to.unwrap(), t.maintenance_rate, t.max_leverage))
+            .collect::<Vec<_>>()
+    };
+    // OKX announcement effective 2021-06-11: "1 | 0 | 3,000 | 0.40% | 0.80% | 125", "2 | 3,001 |
+    // 6,000 | 0.50% | 1.00% | 100", "3 | 6,001 | 12,000 | 1.00% | 1.50% | 66.66", then "Increase
+    // by 12,000 conts" and "Increase by 0.5%" per tier.
+    let eth = rows("okx_eth_usdt_swap");
+    assert_eq!(
+        eth[..3],
+        [
+            (dec!(3000), dec!(0.004), dec!(125)),
+            (dec!(6000), dec!(0.005), dec!(100)),
+            (dec!(12000), dec!(0.01), dec!(66.66)),
+        ]
+    );
+    for (index, pair) in eth.windows(2).enumerate().skip(2) {
+        assert_eq!(pair[1].0 - pair[0].0, dec!(12000), "tier {}", index + 2);
+        assert_eq!(pair[1].1 - pair[0].1, dec!(0.005), "tier {}", index + 2);
+    }
+    // OKX help "Tiered maintenance margin ratio rules": "1 | 0-20,000 | 0.50% | 1.00% | 100x",
+    // "2 | 20,001-22,000 | 1.00% | 1.50% | 66.66x".
+    assert_eq!(
+        rows("okx_btc_usdt_swap"),
+        [
+            (dec!(20000), dec!(0.005), dec!(100)),
+            (dec!(22000), dec!(0.01), dec!(66.66)),
+        ]
+    );
+}
+
+/// Each shipped venue writes its liquidation convention in its file (not left to the reader's
+/// default), as docs/venue-format.md "Conventions of the shipped venues" lists them: where the
+/// liquidation price takes the maintenance margin, and the fee to close it adds.
+#[test]
+fn every_shipped_venue_states_its_liquidation_convention() {
+    use solvent_core::venue::LiquidationMaintenance::{AtEntryValue, AtLiquidationPrice};
+    let expected = [
+        ("binance-coinm.toml", AtLiquidationPrice, dec!(0)),
+        ("binance-usdm.toml", AtLiquidationPrice, dec!(0)),
+        ("bybit-inverse.toml", AtEntryValue, dec!(0)),
+        ("bybit-linear.toml", AtEntryValue, dec!(0)),
+        ("default.toml", AtLiquidationPrice, dec!(0)),
+        ("deribit.toml", AtLiquidationPrice, dec!(0)),
+        ("drift.toml", AtLiquidationPrice, dec!(0)),
+        ("dydx-v4.toml", AtLiquidationPrice, dec!(0)),
+        ("hyperliquid.toml", AtLiquidationPrice, dec!(0)),
+        ("okx-swap.toml", AtLiquidationPrice, dec!(0.0005)),
+        ("span-16.toml", AtLiquidationPrice, dec!(0)),
+    ];
+    let venues = shipped_venues();
+    assert_eq!(
+        venues.len(),
+        expected.len(),
+        "a venue file without its convention here"
+    );
+    for (file, maintenance, fee) in expected {
+        let venue = &venues.iter().find(|(name, _)| name == file).unwrap().1;
+        assert_eq!(venue.liquidation_maintenance, maintenance, "{file}");
+        assert_eq!(venue.liquidation_fee_rate, fee, "{file}");
+        let path = format!("{}/../../venues/{file}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(
+            text.lines()
+                .any(|line| line.starts_with("liquidation_maintenance = ")),
+            "{file} leaves its liquidation convention to the default"
+        );
+    }
 }
 
 #[test]

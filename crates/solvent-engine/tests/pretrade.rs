@@ -283,3 +283,27 @@ fn a_leverage_above_the_bracket_maximum_is_refused_with_the_bracket_named() {
         other => panic!("expected the refusal, got {other:?}"),
     }
 }
+
+/// With no position held, a leverage above the first tier's maximum (the most any bracket
+/// allows) is refused with that tier named, not only its number.
+#[test]
+fn a_leverage_above_every_tier_is_refused_naming_tier_one() {
+    let mut engine = engine_after(&[
+        r#""type":"index_price","underlying":"BTC","price":"60000""#,
+        r#""type":"deposit","account":"a","asset":"USDT","amount":"1000""#,
+    ]);
+    let line = r#"{"seq":3,"ts":"2026-01-01T00:00:03Z","type":"set_leverage","account":"a","instrument":"BTCUSDT","leverage":"125"}"#;
+    match engine
+        .apply(&parse_line("pretrade", 3, line).unwrap())
+        .as_slice()
+    {
+        [Effect::Rejected { reason, detail }] => {
+            assert_eq!(*reason, RejectReason::InvalidLeverage);
+            assert_eq!(
+                detail,
+                "leverage 125 for BTCUSDT: above the 100x maximum of tier 1 (position value 0-2000000 USDT)"
+            );
+        }
+        other => panic!("expected the refusal, got {other:?}"),
+    }
+}

@@ -170,13 +170,29 @@ pub fn lines<'a>(
         .collect()
 }
 
-/// A bracket of position value as the venues' tables write it: `1,000,000-5,000,000 USDT`,
-/// `over 5,000,000 USDT` for the last.
+/// A bracket as the venues' tables write it: `position value 1,000,000-5,000,000 USDT`,
+/// `position value over 5,000,000 USDT` for the last; `3000-6000 contracts` for a rule counting
+/// contracts (OKX).
 #[must_use]
-pub fn bracket_text(floor: Decimal, up_to: Option<Decimal>, asset: &str) -> String {
-    match up_to {
-        Some(up_to) => format!("position value {}-{} {asset}", show(floor), show(up_to)),
-        None => format!("position value over {} {asset}", show(floor)),
+pub fn bracket_text(
+    floor: Decimal,
+    up_to: Option<Decimal>,
+    unit: solvent_core::venue::TierUnit,
+    asset: &str,
+) -> String {
+    match (unit, up_to) {
+        (solvent_core::venue::TierUnit::Value, Some(up_to)) => {
+            format!("position value {}-{} {asset}", show(floor), show(up_to))
+        }
+        (solvent_core::venue::TierUnit::Value, None) => {
+            format!("position value over {} {asset}", show(floor))
+        }
+        (solvent_core::venue::TierUnit::Contracts, Some(up_to)) => {
+            format!("{}-{} contracts", show(floor), show(up_to))
+        }
+        (solvent_core::venue::TierUnit::Contracts, None) => {
+            format!("over {} contracts", show(floor))
+        }
     }
 }
 
@@ -197,6 +213,7 @@ fn describe(requirement: &Requirement, value: Decimal, settlement: &str) -> (Str
             deduction,
             leverage,
             exceeds_limit,
+            unit,
             ..
         } => {
             let limit = if *exceeds_limit {
@@ -204,13 +221,8 @@ fn describe(requirement: &Requirement, value: Decimal, settlement: &str) -> (Str
             } else {
                 ""
             };
-            (
-                format!(
-                    "value {value_text} / leverage {} = {}",
-                    show(*leverage),
-                    amount(requirement.initial)
-                ),
-                format!(
+            let maintenance = match unit {
+                solvent_core::venue::TierUnit::Value => format!(
                     "tier {tier} ({} to {}){limit}: value {value_text} x mmr {} - deduction {} = {}",
                     show(*floor),
                     up_to.map_or_else(|| "no limit".to_owned(), show),
@@ -218,6 +230,21 @@ fn describe(requirement: &Requirement, value: Decimal, settlement: &str) -> (Str
                     show(*deduction),
                     amount(requirement.maintenance)
                 ),
+                // OKX: the tier's rate on the whole position, the tier by contracts.
+                solvent_core::venue::TierUnit::Contracts => format!(
+                    "tier {tier} ({}){limit}: value {value_text} x mmr {} = {}",
+                    bracket_text(*floor, *up_to, *unit, settlement),
+                    show(*maintenance_rate),
+                    amount(requirement.maintenance)
+                ),
+            };
+            (
+                format!(
+                    "value {value_text} / leverage {} = {}",
+                    show(*leverage),
+                    amount(requirement.initial)
+                ),
+                maintenance,
             )
         }
         Basis::Rates {
@@ -761,14 +788,21 @@ fn positions_step(
         if let Basis::Tiered {
             exceeds_limit: true,
             up_to: Some(up_to),
+            unit,
             ..
         } = &requirement.basis
         {
+            let held = match unit {
+                solvent_core::venue::TierUnit::Value => {
+                    format!("position value {} {}", show(value_settle), settle.symbol)
+                }
+                solvent_core::venue::TierUnit::Contracts => {
+                    format!("{} contracts", show(standard::contracts(instrument, size)))
+                }
+            };
             warnings.push(format!(
-                "{}: position value {} {} exceeds the largest risk-limit tier (up to {}); the venue would refuse to increase it",
+                "{}: {held} exceeds the largest risk-limit tier (up to {}); the venue would refuse to increase it",
                 instrument.name,
-                show(value_settle),
-                settle.symbol,
                 show(*up_to)
             ));
         }
@@ -778,6 +812,7 @@ fn positions_step(
             up_to,
             leverage,
             requested_leverage: Some(requested),
+            unit,
             ..
         } = &requirement.basis
         {
@@ -786,7 +821,7 @@ fn positions_step(
                 instrument.name,
                 show(*requested),
                 show(*leverage),
-                bracket_text(*floor, *up_to, &settle.symbol),
+                bracket_text(*floor, *up_to, *unit, &settle.symbol),
                 show(*leverage)
             ));
         }

@@ -277,7 +277,7 @@ fn ignored_leverage(mode: MarginMode, instrument: &Instrument) -> Option<String>
         return Some("portfolio margin takes the requirement from its scenarios".to_owned());
     }
     match instrument.margin.as_ref() {
-        MarginRule::Tiered { .. } => None,
+        MarginRule::Tiered { .. } | MarginRule::TieredBy { .. } => None,
         rule => Some(format!(
             "{}'s margin rule `{}` does not depend on leverage (only tiered rules do)",
             instrument.name,

@@ -2,7 +2,9 @@
 //! maintenance margin (health 1), everything else fixed (DESIGN.md 6.3).
 //!
 //! The pool's `equity(p) - MM(p)` is continuous in the price `p` (tier deductions make MM
-//! continuous across brackets) and monotone for every position the standard rules cover, so the
+//! continuous across brackets; OKX's tiers count contracts, which a price does not change, so its
+//! whole-position rate is one rate along the way) and monotone for every position the standard
+//! rules cover, so the
 //! root is found by bracketing and bisection; this handles bracket changes on the way, inverse
 //! P&L and options alike. For an isolated linear position inside one bracket the closed form
 //! (Hyperliquid) `liq = mark - side * (equity - MM) / |size| / (1 - mmr * side)` gives the same

@@ -100,7 +100,11 @@ fn figure_factor(position: &Position) -> Option<FigureFactor> {
     let instrument = &position.instrument;
     let abs = |value: Decimal| value.abs().to_f64();
     let (rate, absolute) = match instrument.margin.as_ref() {
-        MarginRule::Tiered { tiers, .. } => {
+        MarginRule::Tiered { .. } | MarginRule::TieredBy { .. } => {
+            let tiers = instrument
+                .margin
+                .tiers()
+                .map_or(&[][..], |(tiers, _, _)| tiers);
             let chosen = position.leverage.or(instrument.default_leverage);
             let mut rate: f64 = 0.0;
             let mut absolute: f64 = 0.0;

@@ -391,13 +391,14 @@ fn bracket_refusal(report: &MarginReport, increased: &[&str]) -> Option<Refusal>
                 up_to,
                 leverage,
                 requested_leverage: Some(requested),
+                unit,
                 ..
             } => Some(Refusal::LeverageAboveBracket {
                 instrument: line.instrument.to_string(),
                 leverage: *requested,
                 tier: *tier,
                 max_leverage: *leverage,
-                bracket: crate::account::bracket_text(*floor, *up_to, &line.settlement),
+                bracket: crate::account::bracket_text(*floor, *up_to, *unit, &line.settlement),
             }),
             _ => None,
         })

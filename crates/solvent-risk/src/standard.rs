@@ -6,7 +6,7 @@ use rust_decimal::{Decimal, MathematicalOps};
 use serde::Serialize;
 use solvent_core::instrument::{Instrument, OptionRight, Style, Terms};
 use solvent_core::money::MAX_AMOUNT;
-use solvent_core::venue::{MarginRule, MarginTier};
+use solvent_core::venue::{MarginRule, MarginTier, TierUnit};
 
 use crate::error::RiskError;
 
@@ -37,7 +37,7 @@ pub enum Basis {
     Tiered {
         /// 1-based bracket number.
         tier: usize,
-        /// Bracket bounds of position value.
+        /// Lower bound of the bracket, in `unit`.
         floor: Decimal,
         /// Upper bound (`None`: open-ended).
         up_to: Option<Decimal>,
@@ -53,6 +53,9 @@ pub enum Basis {
         /// venue would refuse it; initial margin is taken at the bracket's maximum).
         #[serde(skip_serializing_if = "Option::is_none")]
         requested_leverage: Option<Decimal>,
+        /// What the bounds count: position value (left out of the JSON) or contracts (OKX).
+        #[serde(skip_serializing_if = "is_value")]
+        unit: TierUnit,
     },
     /// Rates from size (Deribit size-linear, Drift square root, dYdX open interest).
     Rates {
@@ -79,6 +82,10 @@ pub enum Basis {
         /// That underlying's worst scenario.
         worst_scenario: String,
     },
+}
+
+fn is_value(unit: &TierUnit) -> bool {
+    *unit == TierUnit::Value
 }
 
 /// The standard requirement of one position, in its settlement currency.
@@ -108,6 +115,20 @@ pub fn size_in_coin(instrument: &Instrument, size: Decimal, mark: Decimal) -> De
     match (instrument.style, &instrument.terms) {
         (Style::Inverse, Terms::Perpetual | Terms::Future { .. }) => size.abs() / mark,
         _ => size.abs() * instrument.contract_size,
+    }
+}
+
+/// Size in contracts, as a rule with `tier_unit = "contracts"` counts it (OKX "Max. amount
+/// (Cont)"): the size itself for linear instruments and options (counted in contracts of
+/// `contract_size` coin), `|size| / contract_size` for inverse perpetuals and futures (size in
+/// USD, `contract_size` USD per contract).
+#[must_use]
+pub fn contracts(instrument: &Instrument, size: Decimal) -> Decimal {
+    match (instrument.style, &instrument.terms) {
+        (Style::Inverse, Terms::Perpetual | Terms::Future { .. }) => {
+            size.abs() / instrument.contract_size
+        }
+        _ => size.abs(),
     }
 }
 
@@ -163,13 +184,31 @@ pub fn requirement(exposure: &Exposure<'_>) -> Result<Requirement, RiskError> {
     match instrument.margin.as_ref() {
         MarginRule::Tiered { name, tiers } => tiered(
             tiers,
+            Bracketing {
+                measure: value,
+                unit: TierUnit::Value,
+            },
             value,
             exposure.leverage.or(instrument.default_leverage),
         )
-        .ok_or_else(|| RiskError::Unsupported {
-            path: format!("margin_rules.{name}"),
-            problem: "a tiered rule needs at least one tier".to_owned(),
-        }),
+        .ok_or_else(|| no_tiers(name)),
+        // A rate on the whole position is a deduction of zero in every bracket (the reader
+        // sets them so): the same formula serves both.
+        MarginRule::TieredBy {
+            name, tiers, unit, ..
+        } => tiered(
+            tiers,
+            Bracketing {
+                measure: match unit {
+                    TierUnit::Value => value,
+                    TierUnit::Contracts => contracts(instrument, exposure.size),
+                },
+                unit: *unit,
+            },
+            value,
+            exposure.leverage.or(instrument.default_leverage),
+        )
+        .ok_or_else(|| no_tiers(name)),
         MarginRule::SizeLinear {
             initial_base,
             maintenance_base,
@@ -234,6 +273,13 @@ pub fn requirement(exposure: &Exposure<'_>) -> Result<Requirement, RiskError> {
             maintenance,
             ..
         } => deribit_option(exposure, *initial_base, *initial_floor, *maintenance),
+    }
+}
+
+fn no_tiers(name: &str) -> RiskError {
+    RiskError::Unsupported {
+        path: format!("margin_rules.{name}"),
+        problem: "a tiered rule needs at least one tier".to_owned(),
     }
 }
 
@@ -329,13 +375,24 @@ pub fn bracket(tiers: &[MarginTier], value: Decimal) -> (usize, bool) {
     }
 }
 
-/// Tiered rule (Binance, Bybit): `MM = value * mmr_n - d_n`, `IM = value / min(leverage, max_n)`.
+/// Where a position stands in a tiered rule: the figure its brackets count.
+#[derive(Clone, Copy, Debug)]
+struct Bracketing {
+    /// Position value, or contracts (`unit`).
+    measure: Decimal,
+    unit: TierUnit,
+}
+
+/// Tiered rule. Binance, Bybit: `MM = value * mmr_n - d_n`; OKX ("Tiered maintenance margin
+/// ratio rules"): the bracket by contracts and `MM = face value x contracts x mark x mmr_n`
+/// (every deduction 0). Both: `IM = value / min(leverage, max_n)`.
 fn tiered(
     tiers: &[MarginTier],
+    bracketing: Bracketing,
     value: Decimal,
     chosen_leverage: Option<Decimal>,
 ) -> Option<Requirement> {
-    let (index, exceeds_limit) = bracket(tiers, value);
+    let (index, exceeds_limit) = bracket(tiers, bracketing.measure);
     let tier = tiers.get(index)?;
     let leverage =
         chosen_leverage.map_or(tier.max_leverage, |chosen| chosen.min(tier.max_leverage));
@@ -355,6 +412,7 @@ fn tiered(
             leverage,
             exceeds_limit,
             requested_leverage,
+            unit: bracketing.unit,
         },
     })
 }

@@ -1269,3 +1269,196 @@ margin = "xyzusd"
     // MM: tier 3 (20-30, 3%, deduction 0.3): 25 x 3% - 0.3 = 0.45 = 0.1 + 0.2 + 0.15.
     assert_eq!(requirement.maintenance, dec!(0.1) + dec!(0.2) + dec!(0.15));
 }
+
+/// The margin report of one OKX position (`venues/okx-swap.toml`), marked at `mark`.
+fn okx_report(position: &str, collateral: &str, mark: &str) -> solvent_risk::MarginReport {
+    let venue = venue("okx-swap.toml");
+    let portfolio = Portfolio::from_json(
+        "p.json",
+        &format!(
+            r#"{{"account":"o","mode":"cross","collateral":{{{collateral}}},"positions":[{position}]}}"#
+        ),
+        &venue,
+    )
+    .unwrap();
+    let market = Market::from_json(
+        "m.json",
+        &format!(
+            r#"{{"timestamp":"2026-01-06T08:00:00Z","index":{{"BTC":"{mark}","ETH":"{mark}"}},"mark":{{"BTC-USDT-SWAP":"{mark}","ETH-USDT-SWAP":"{mark}"}}}}"#
+        ),
+    )
+    .unwrap();
+    margin_report(&portfolio, &MarketView::new(&venue, &market).unwrap()).unwrap()
+}
+
+/// OKX tiers count contracts and apply the rate of the tier reached to the whole position
+/// (docs/published-examples.md 12.1). ETHUSDT perpetual swap, OKX announcement effective
+/// 2021-06-11: "1 | 0 | 3,000 | 0.40% | 0.80% | 125", "2 | 3,001 | 6,000 | 0.50% | 1.00% | 100";
+/// face value 0.1 ETH; maintenance margin = face value x contracts x mark x tier rate.
+#[test]
+fn okx_eth_usdt_swap_tiers_count_contracts_and_rate_the_whole_position() {
+    let venue = venue("okx-swap.toml");
+    let swap = venue.instrument("ETH-USDT-SWAP").unwrap();
+    let at = |contracts: Decimal, mark: Decimal| {
+        let mut case = exposure(&swap, contracts, mark);
+        case.leverage = Some(dec!(100));
+        requirement(&case).unwrap()
+    };
+    // 3,000 contracts at 2,000: value 3,000 x 0.1 x 2,000 = 600,000 USDT, tier 1 (0-3,000):
+    // MM = 600,000 x 0.40% = 2,400; IM at 100x = 6,000.
+    let tier_one = at(dec!(3000), dec!(2000));
+    assert_eq!(tier_one.maintenance, dec!(2400));
+    assert_eq!(tier_one.initial, dec!(6000));
+    // One contract more is tier 2 (3,001-6,000): the whole 600,200 at 0.50% = 3,001, a jump
+    // of 601 (no deduction: the tier's rate applies to the whole position).
+    assert_eq!(at(dec!(3001), dec!(2000)).maintenance, dec!(3001));
+    // The tier does not move with the price: 3,000 contracts at 4,000 (value 1,200,000) stay
+    // in tier 1, MM = 1,200,000 x 0.40% = 4,800.
+    assert_eq!(at(dec!(3000), dec!(4000)).maintenance, dec!(4800));
+    // Tier 3 (6,001-12,000, 1.00%) for 10,000 contracts short at 2,000: value 2,000,000,
+    // MM 20,000; tier 4 by the announcement's increase rule (12,001-24,000, 1.50%): 20,000
+    // contracts, value 4,000,000, MM 60,000.
+    assert_eq!(at(dec!(-10000), dec!(2000)).maintenance, dec!(20000));
+    let mut tier_four = exposure(&swap, dec!(20000), dec!(2000));
+    tier_four.leverage = Some(dec!(50));
+    assert_eq!(requirement(&tier_four).unwrap().maintenance, dec!(60000));
+}
+
+/// BTC-USDT-SWAP, face value 0.01 BTC (OKX help "I. Perpetual swaps": "Contract Size
+/// 0.01BTC"), tiers of OKX help "Tiered maintenance margin ratio rules": "1 | 0-20,000 | 0.50% |
+/// 1.00% | 100x", "2 | 20,001-22,000 | 1.00% | 1.50% | 66.66x". Values [computed, not
+/// published] from those rates (docs/published-examples.md 12.1).
+#[test]
+fn okx_btc_usdt_swap_face_value_and_tiers() {
+    // 100 contracts = 1 BTC at 100,000: value 100,000, tier 1, MM 500, IM at 10x 10,000.
+    let report = okx_report(
+        r#"{"instrument":"BTC-USDT-SWAP","size":"100","entry_price":"100000"}"#,
+        r#""USDT":"20000""#,
+        "100000",
+    );
+    let line = &report.positions[0];
+    assert_eq!(line.value.value(), dec!(100000));
+    assert_eq!(line.maintenance_margin.value(), dec!(500));
+    assert_eq!(line.initial_margin.value(), dec!(10000));
+    // 20,000 contracts (200 BTC, 20,000,000 USDT): tier 1, MM 100,000; 20,001 contracts
+    // (20,001,000 USDT): tier 2 at 1% on the whole position, MM 200,010.
+    let venue = venue("okx-swap.toml");
+    let swap = venue.instrument("BTC-USDT-SWAP").unwrap();
+    let maintenance = |contracts: Decimal| {
+        let mut case = exposure(&swap, contracts, dec!(100000));
+        case.leverage = Some(dec!(20));
+        requirement(&case).unwrap().maintenance
+    };
+    assert_eq!(maintenance(dec!(20000)), dec!(100000));
+    assert_eq!(maintenance(dec!(20001)), dec!(200010));
+    // Beyond the table (22,000 contracts): margined at its last tier, with a warning that
+    // names the contracts.
+    let beyond = okx_report(
+        r#"{"instrument":"BTC-USDT-SWAP","size":"60000","entry_price":"100000","leverage":20}"#,
+        r#""USDT":"10000000""#,
+        "100000",
+    );
+    assert!(
+        beyond.warnings.iter().any(|w| w.contains(
+            "BTC-USDT-SWAP: 60000 contracts exceeds the largest risk-limit tier (up to 22000)"
+        )),
+        "{:?}",
+        beyond.warnings
+    );
+}
+
+/// OKX liquidates when the margin ratio `(margin balance + P&L) / (face value x |contracts| x
+/// mark x (tiered rate + fee rate))` falls to 100% (docs/published-examples.md 12.2); no
+/// numeric example is published, the figures are [computed, not published] from that formula
+/// with `venues/okx-swap.toml` (tier 1 rate 0.5%, fee rate 0.05%): 100 contracts of
+/// BTC-USDT-SWAP (1 BTC) from 100,000 with 1,000 USDT of isolated margin (100x).
+#[test]
+fn okx_isolated_liquidation_price_adds_the_fee_to_the_tier_rate() {
+    let liquidation = |size: &str| {
+        let report = okx_report(
+            &format!(
+                r#"{{"instrument":"BTC-USDT-SWAP","size":"{size}","entry_price":"100000","isolated_margin":"1000","leverage":100}}"#
+            ),
+            "",
+            "100000",
+        );
+        let line = &report.positions[0];
+        // MM itself carries no fee: 100,000 x 0.5% = 500.
+        assert_eq!(line.maintenance_margin.value(), dec!(500));
+        line.liquidation_price.unwrap().value()
+    };
+    // Long: 1,000 + (p - 100,000) = p x (0.005 + 0.0005)  =>  p = 99,000 / 0.9945
+    // = 99,547.5113122..., rounded up for a long: 99,547.512.
+    assert_eq!(liquidation("100"), dec!(99547.512));
+    // Short: 1,000 - (p - 100,000) = 0.0055 p  =>  p = 101,000 / 1.0055 = 100,447.538538...,
+    // rounded down for a short: 100,447.53.
+    assert_eq!(liquidation("-100"), dec!(100447.53));
+}
+
+/// A leverage above the maximum of the tier a trade takes the position into is refused with the
+/// tier named, never capped: 21,000 contracts of BTC-USDT-SWAP (tier 2, 20,001-22,000
+/// contracts, at most 66.66x in OKX's table) at 100x.
+#[test]
+fn okx_leverage_above_the_tier_maximum_is_refused_naming_the_tier_in_contracts() {
+    use solvent_risk::pretrade::{Refusal, TradeLeg, book_trades, decide_trade};
+    let venue = venue("okx-swap.toml");
+    let market = Market::from_json(
+        "m.json",
+        r#"{"timestamp":"2026-01-06T08:00:00Z","index":{"BTC":"100000"},"mark":{"BTC-USDT-SWAP":"100000"}}"#,
+    )
+    .unwrap();
+    let view = MarketView::new(&venue, &market).unwrap();
+    let before = Portfolio::from_json(
+        "p.json",
+        r#"{"account":"o","mode":"cross","collateral":{"USDT":"100000000"},"positions":[]}"#,
+        &venue,
+    )
+    .unwrap();
+    let trade = |contracts: Decimal| {
+        let legs = [TradeLeg {
+            instrument: venue.instrument("BTC-USDT-SWAP").unwrap(),
+            size: contracts,
+            price: dec!(100000),
+            fee: Decimal::ZERO,
+        }];
+        let after = book_trades(&before, &legs, &view, &|_| Some(dec!(100))).unwrap();
+        decide_trade(
+            solvent_risk::AccountState::Healthy,
+            &before,
+            &after,
+            &["BTC-USDT-SWAP"],
+            &view,
+        )
+        .unwrap()
+        .verdict
+    };
+    // 20,000 contracts stay in tier 1 (100x allowed): accepted.
+    assert!(trade(dec!(20000)).is_ok());
+    let refusal = trade(dec!(21000)).unwrap_err();
+    assert_eq!(refusal.name(), "leverage_above_bracket");
+    assert_eq!(
+        refusal.to_string(),
+        "BTC-USDT-SWAP at 100x would stand in tier 2 (20000-22000 contracts), whose maximum leverage is 66.66x"
+    );
+    assert!(matches!(
+        refusal,
+        Refusal::LeverageAboveBracket { tier: 2, .. }
+    ));
+    // A report of a position already standing so (a portfolio file) warns with the tier named
+    // and takes initial margin at the tier's maximum: 21,000,000 / 66.66.
+    let report = okx_report(
+        r#"{"instrument":"BTC-USDT-SWAP","size":"21000","entry_price":"100000","leverage":100}"#,
+        r#""USDT":"100000000""#,
+        "100000",
+    );
+    assert!(
+        report.warnings.iter().any(|w| w
+            == "BTC-USDT-SWAP: leverage 100x is above the 66.66x maximum of tier 2 (20000-22000 contracts); the venue would refuse it, and initial margin is taken at 66.66x"),
+        "{:?}",
+        report.warnings
+    );
+    assert_eq!(
+        report.positions[0].initial_margin.value(),
+        solvent_core::rounding::requirement(dec!(21000000) / dec!(66.66), 6)
+    );
+}

@@ -13,21 +13,38 @@ impl Engine {
     ) -> Result<Vec<Effect>, Rejection> {
         let account = self.known_account(id)?.clone();
         let instrument = self.instrument(name)?;
-        let maximum = match instrument.margin.as_ref() {
-            solvent_core::venue::MarginRule::Tiered { tiers, .. } => {
-                tiers.first().map(|t| t.max_leverage)
-            }
-            _ => None,
-        };
         // Bounded on both sides like every number that enters: an event built in code, not read
         // by the parser, must not bring a leverage whose initial margin overflows.
         if leverage < solvent_core::money::MIN_LEVERAGE
             || leverage > solvent_core::money::MAX_LEVERAGE
-            || maximum.is_some_and(|max| leverage > max)
         {
             return Err(reject(
                 RejectReason::InvalidLeverage,
-                format!("leverage {leverage} for {name} (maximum {maximum:?})"),
+                format!(
+                    "leverage {leverage} for {name}: outside [{}, {}]",
+                    solvent_core::money::MIN_LEVERAGE,
+                    solvent_core::money::MAX_LEVERAGE
+                ),
+            ));
+        }
+        // Above the first tier's maximum no position can stand at it: refused with the tier
+        // named, as a position held is below.
+        if let Some((tiers, unit, _)) = instrument.margin.tiers()
+            && let Some(first) = tiers.first()
+            && leverage > first.max_leverage
+        {
+            return Err(reject(
+                RejectReason::InvalidLeverage,
+                format!(
+                    "leverage {leverage} for {name}: above the {}x maximum of tier 1 ({})",
+                    first.max_leverage.normalize(),
+                    solvent_risk::account::bracket_text(
+                        first.floor,
+                        first.up_to,
+                        unit,
+                        &instrument.settlement
+                    )
+                ),
             ));
         }
         let mut after = account.clone();
@@ -43,6 +60,7 @@ impl Engine {
                     up_to,
                     leverage: maximum,
                     requested_leverage: Some(_),
+                    unit,
                     ..
                 } = &line.margin_basis
             {
@@ -51,7 +69,12 @@ impl Engine {
                     format!(
                         "leverage {leverage} for {name}: above the {}x maximum of tier {tier} ({})",
                         maximum.normalize(),
-                        solvent_risk::account::bracket_text(*floor, *up_to, &line.settlement)
+                        solvent_risk::account::bracket_text(
+                            *floor,
+                            *up_to,
+                            *unit,
+                            &line.settlement
+                        )
                     ),
                 ));
             }
