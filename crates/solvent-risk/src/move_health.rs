@@ -185,6 +185,9 @@ pub struct MoveHealth<'a> {
     priced_by: Option<usize>,
     /// Step buffers.
     moved_marks: Vec<Decimal>,
+    /// In a fast step, an option's moved premium as the repricing gave it (its decimal in
+    /// `moved_marks` is then not made): see [`ShockBase::moved_option_premium`].
+    moved_premiums: Vec<Option<f64>>,
     /// The volatility each moved mark was repriced at, where known (see [`BookMark`]).
     moved_volatilities: Vec<Option<f64>>,
     marks: Vec<BookMark>,
@@ -309,6 +312,7 @@ impl<'a> MoveHealth<'a> {
             book_marks,
             priced_by,
             moved_marks: Vec::new(),
+            moved_premiums: Vec::new(),
             moved_volatilities: Vec::new(),
             marks: Vec::new(),
             position_marks: Vec::new(),
@@ -327,16 +331,31 @@ impl<'a> MoveHealth<'a> {
         let shocks = self.shocks;
         // Each entry is overwritten below (or the step fails).
         self.moved_marks.resize(self.slots.len(), Decimal::ZERO);
+        self.moved_premiums.resize(self.slots.len(), None);
         self.moved_volatilities.resize(self.slots.len(), None);
         self.slots
             .par_iter()
             .zip(
-                self.moved_marks
-                    .par_iter_mut()
-                    .zip(self.moved_volatilities.par_iter_mut()),
+                self.moved_marks.par_iter_mut().zip(
+                    self.moved_premiums
+                        .par_iter_mut()
+                        .zip(self.moved_volatilities.par_iter_mut()),
+                ),
             )
             .with_min_len(256)
-            .try_for_each(|(&slot, (moved, volatility))| {
+            .try_for_each(|(&slot, (moved, (premium, volatility)))| {
+                // A fast step keeps an option's premium as the repricing gives it; the answer
+                // it leads to is checked on exact (decimal) marks.
+                *premium = None;
+                if precision == Precision::Fast
+                    && let Some(repriced) =
+                        shocks.moved_option_premium(slot, underlying, price_move)
+                {
+                    let (repriced, at) = repriced.ok()?;
+                    *premium = Some(repriced);
+                    *volatility = at;
+                    return Some(());
+                }
                 let priced = shocks
                     .moved_mark_priced(slot, underlying, price_move)?
                     .ok()?;
@@ -386,10 +405,45 @@ impl<'a> MoveHealth<'a> {
         let spot = f64_of(index_usd);
         let mut unrealized_pnl = Decimal::ZERO;
         let mut option_value = Decimal::ZERO;
+        // Fast steps: the options whose premium stayed in `f64`, summed in `f64` (unrounded,
+        // in the report asset).
+        let mut option_value_f64 = 0.0;
+        let scale = 10_f64.powi(i32::try_from(decimals).ok()?);
         self.position_marks.clear();
         for held in &self.held {
             let position = held.position;
             let instrument = &position.instrument;
+            let premium = match (held.on_moved, held.given) {
+                (true, Some(slot)) => *self.moved_premiums.get((*self.slot_place.get(slot)?)?)?,
+                _ => None,
+            };
+            if let Some(premium) = premium {
+                self.position_marks.push((Decimal::ZERO, premium));
+                let (factor, sizes) = held.factor?;
+                let exposure = exposure_within_bounds(sizes, premium, spot)?;
+                let from_usd = f64_of(asset_usd(held.settlement)?);
+                let bound = (exposure + factor.contracts) * (1.0 + factor.rate) + factor.absolute;
+                if !(bound * from_usd.max(1.0) < FIGURE_LIMIT
+                    && bound * from_usd / report_f64 < FIGURE_LIMIT)
+                {
+                    return None;
+                }
+                if held.contribution.is_some() {
+                    // `standard::equity_contribution` of an option, in `f64`.
+                    let settle =
+                        f64_of(position.size.value()) * f64_of(instrument.contract_size) * premium;
+                    let converted = if held.settlement.symbol == report_asset.symbol {
+                        settle
+                    } else {
+                        settle * from_usd / report_f64
+                    };
+                    // Rounded down to the report asset's precision as `rounding::credit` rounds
+                    // the exact figure: unrounded, ten thousand options' sum strays from the
+                    // exact path's by more than the answer's tolerance, and the check fails.
+                    option_value_f64 += (converted * scale).floor() / scale;
+                }
+                continue;
+            }
             let mark = if held.on_moved {
                 match held.given {
                     Some(slot) => {
@@ -458,6 +512,10 @@ impl<'a> MoveHealth<'a> {
             }
         }
         let equity = collateral_value + unrealized_pnl + option_value;
+        let equity_f64 = equity.to_f64().unwrap_or(f64::NAN) + option_value_f64;
+        if !equity_f64.is_finite() {
+            return None;
+        }
 
         // Portfolio margin.
         self.marks.clear();
@@ -491,7 +549,7 @@ impl<'a> MoveHealth<'a> {
         let currency = ReportCurrency {
             price_usd,
             priced_by: self.priced_by,
-            equity_usd: equity.to_f64().unwrap_or(0.0) * price_usd,
+            equity_usd: equity_f64 * price_usd,
         };
         let (maintenance, initial) = self.book.margin(spot, &self.marks, &currency)?;
         let maintenance =
@@ -499,6 +557,21 @@ impl<'a> MoveHealth<'a> {
                 .ok()?;
         rounding::requirement_from_f64(initial, decimals, "portfolio initial margin").ok()?;
         let cross_maintenance = borrow_maintenance + maintenance;
+        if option_value_f64 != 0.0 {
+            // A fast step's equity is in `f64`: its health too.
+            if equity_f64 <= 0.0 {
+                return Some(0.0);
+            }
+            if cross_maintenance <= Decimal::ZERO {
+                return Some(f64::INFINITY);
+            }
+            let health = equity_f64 / cross_maintenance.to_f64()?;
+            return Some(if health.is_finite() {
+                health
+            } else {
+                f64::INFINITY
+            });
+        }
         if equity <= Decimal::ZERO {
             return Some(0.0);
         }
