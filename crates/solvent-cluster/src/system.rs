@@ -28,7 +28,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::ClusterError;
+use crate::adl::AdlCandidate;
 use crate::effects::{self, EffectMessage};
+use crate::query::BankruptSide;
 use crate::routing::{
     EFFECT_STREAM, FUND_SUBJECT, INPUT_STREAM, PROGRESS_SUBJECT_PREFIX, SYSTEM_SUBJECT,
 };
@@ -81,6 +83,10 @@ pub struct ClaimAnswer {
     pub covered: Decimal,
     /// What the fund held of the asset before this answer.
     pub fund_before: Decimal,
+    /// The counterparties auto-deleveraged for this claim, on any shard, each applied by its
+    /// own shard (none when the fund covered the claim, or no shard offered a counterparty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adl: Vec<AdlShare>,
 }
 
 impl ClaimAnswer {
@@ -93,12 +99,156 @@ impl ClaimAnswer {
             claimed: self.claimed,
             covered: self.covered,
             fund_before: self.fund_before,
+            adl_paid: self.adl_paid(),
+        }
+    }
+
+    /// What the deleveraged counterparties pay towards the deficit, together.
+    #[must_use]
+    pub fn adl_paid(&self) -> Decimal {
+        self.adl.iter().map(|share| share.paid).sum()
+    }
+}
+
+/// One counterparty's share of a claim's auto-deleveraging, as the answer records it: which
+/// account of which shard, how many contracts at which price, and what it pays.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdlShare {
+    /// The shard that holds the account.
+    pub shard: u32,
+    /// The account deleveraged.
+    pub account: String,
+    /// The instrument.
+    pub instrument: String,
+    /// Contracts it takes over (positive).
+    pub size: Decimal,
+    /// The mark the bankrupt position was closed at (its shard's, in the claim).
+    pub mark: Decimal,
+    /// The bankruptcy price its trade is at: the mark moved against it by `paid` over its
+    /// contracts (linear contracts; for an inverse contract the mark, the payment standing
+    /// for the difference).
+    pub price: Decimal,
+    /// What it pays towards the deficit: the claim's deficit times `size` over the bankrupt
+    /// position's size, rounded down to the asset's precision.
+    pub paid: Decimal,
+}
+
+impl AdlShare {
+    /// The share as its shard's engine applies it, for the bankrupt account `bankrupt`.
+    #[must_use]
+    pub fn for_engine(&self, bankrupt: &str) -> solvent_engine::engine::AdlAssignment {
+        solvent_engine::engine::AdlAssignment {
+            bankrupt: bankrupt.to_owned(),
+            account: self.account.clone(),
+            instrument: self.instrument.clone(),
+            size: self.size,
+            mark: self.mark,
+            price: self.price,
+            paid: self.paid,
         }
     }
 }
 
-/// What the system shard reads in an effect line: what feeds the fund, and claims.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The system shard's request for auto-deleveraging candidates, for a claim the fund cannot
+/// cover: a message on [`FUND_SUBJECT`] that every account shard answers, at the request's
+/// stream sequence, with its offer (an `adl_offer` line in its effect message, see
+/// [`offer_line`]). The system shard answers the claim once every shard's progress has
+/// passed the request.
+///
+/// ```json
+/// {"request":{"shard":0,"input_seq":9,"index":0},"account":"a7","asset":"USDT",
+///  "claimed":"16000","instrument":"BTCUSDT","side":"long","quantity":"2","mark":"40000"}
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdlRequest {
+    /// The claim it is for.
+    pub request: ClaimId,
+    /// The bankrupt account.
+    pub account: String,
+    /// The asset of the deficit.
+    pub asset: String,
+    /// The deficit claimed.
+    pub claimed: Decimal,
+    /// The instrument of the bankrupt position (the last it closed).
+    pub instrument: String,
+    /// The bankrupt position's side: the candidates hold the other.
+    pub side: BankruptSide,
+    /// The contracts closed (positive): what the counterparties take over.
+    pub quantity: Decimal,
+    /// The mark they were closed at.
+    pub mark: Decimal,
+}
+
+impl AdlRequest {
+    /// The JetStream message id of the request (`adl-<shard>-<input seq>-<index>`).
+    #[must_use]
+    pub fn message_id(&self) -> String {
+        format!(
+            "adl-{}-{}-{}",
+            self.request.shard, self.request.input_seq, self.request.index
+        )
+    }
+}
+
+/// A message on [`FUND_SUBJECT`]: the system shard's answer to a claim, or its request for
+/// candidates before it answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FundMessage {
+    /// An answer, which settles a claim.
+    Answer(ClaimAnswer),
+    /// A request for candidates.
+    Request(AdlRequest),
+}
+
+/// The effect line with which shard `shard` offers its candidates for `request`: its first
+/// candidates, ranked by its engine, enough for their sizes to reach the quantity.
+///
+/// # Errors
+/// [`ClusterError::Config`] when the line cannot be encoded.
+pub fn offer_line(
+    engine: &solvent_engine::Engine,
+    shard: u32,
+    seq: u64,
+    request: &AdlRequest,
+) -> Result<String, ClusterError> {
+    let ranked = engine
+        .adl_candidates(
+            &request.instrument,
+            request.side.into(),
+            request.mark,
+            usize::MAX,
+        )
+        .unwrap_or_default();
+    let mut offered = Vec::new();
+    let mut reached = Decimal::ZERO;
+    for candidate in crate::adl::offer(shard, &ranked) {
+        if reached >= request.quantity {
+            break;
+        }
+        if candidate.account == request.account {
+            continue;
+        }
+        reached += candidate.size;
+        offered.push(candidate);
+    }
+    serde_json::to_string(&serde_json::json!({
+        "type": OFFER_TYPE,
+        "claim": request.request,
+        "candidates": offered,
+        "seq": seq,
+    }))
+    .map_err(|error| ClusterError::Config(format!("encoding an offer: {error}")))
+}
+
+/// The `type` of an offer line in a shard's effect message.
+pub const OFFER_TYPE: &str = "adl_offer";
+
+/// What the system shard reads in an effect line: what feeds the fund, claims, the positions
+/// they closed, and offers of candidates.
+#[derive(Clone, Debug, PartialEq)]
 pub enum FundLine {
     /// Money paid into the fund on a shard (the venue's deposit, `funded`, or a liquidation
     /// fee, `liquidation_fee`).
@@ -116,6 +266,25 @@ pub enum FundLine {
         asset: String,
         /// The deficit.
         deficit: Decimal,
+    },
+    /// A position closed by liquidation (`liquidation`): the last one of an account before its
+    /// claim is the position its claim auto-deleverages.
+    Liquidated {
+        /// The account.
+        account: String,
+        /// The instrument.
+        instrument: String,
+        /// The account's trade (signed: negative closes a long).
+        size: Decimal,
+        /// The mark it was closed at.
+        mark: Decimal,
+    },
+    /// A shard's offer of candidates for a request (see [`offer_line`]).
+    Offer {
+        /// The claim of the request.
+        claim: ClaimId,
+        /// The candidates, ranked.
+        candidates: Vec<AdlCandidate>,
     },
 }
 
@@ -160,6 +329,26 @@ pub fn fund_line(line: &str) -> Result<Option<FundLine>, FundLineError> {
             // A cover is the answer's doing: already taken from the fund when answered.
             _ => Ok(None),
         },
+        Some("liquidation") => Ok(Some(FundLine::Liquidated {
+            account: text("account")?.to_owned(),
+            instrument: text("instrument")?.to_owned(),
+            size: amount("size")?,
+            mark: amount("price")?,
+        })),
+        Some(OFFER_TYPE) => {
+            let field = |name: &str| {
+                value
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| bad(&format!("no {name}")))
+            };
+            Ok(Some(FundLine::Offer {
+                claim: serde_json::from_value(field("claim")?)
+                    .map_err(|error| bad(&format!("claim: {error}")))?,
+                candidates: serde_json::from_value(field("candidates")?)
+                    .map_err(|error| bad(&format!("candidates: {error}")))?,
+            }))
+        }
         Some("deficit_beyond_fund") if text("resolution")? == "claimed" => {
             Ok(Some(FundLine::Claim {
                 account: text("account")?.to_owned(),
@@ -174,8 +363,9 @@ pub fn fund_line(line: &str) -> Result<Option<FundLine>, FundLineError> {
 
 /// The insurance fund as the system shard keeps it: a pure state machine over the venue's
 /// deposits to the fund (input stream, [`SYSTEM_SUBJECT`]) and the account shards' effect
-/// messages (in input order, see [`ready`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// messages (in input order, see [`ready`]), with the auto-deleveraging requests it awaits
+/// offers for.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Fund {
     /// What the fund holds, by asset: everything paid in less everything covered.
     balances: BTreeMap<String, Decimal>,
@@ -186,9 +376,63 @@ pub struct Fund {
     /// The effect messages applied, by (shard, input sequence): one read twice, or stored twice
     /// beyond JetStream's duplicate window, pays nothing in and claims nothing twice.
     applied: BTreeSet<(u32, u64)>,
+    /// The venue's terms the answers need: each asset's precision, each linear contract's size.
+    terms: FundTerms,
+    /// Requests for candidates published, by their input stream sequence: each is answered
+    /// once the effect messages of its input are applied (every shard's offer).
+    awaiting: BTreeMap<u64, AdlRequest>,
+    /// The offers read, by claim (its [`ClaimId::message_id`]).
+    offers: BTreeMap<String, Vec<Vec<AdlCandidate>>>,
+}
+
+/// What the fund needs of the venue to answer a claim by auto-deleveraging.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FundTerms {
+    /// Each asset's precision (decimal places); 8 for one not listed.
+    pub precisions: BTreeMap<String, u32>,
+    /// Each linear contract's size (a bankruptcy price is reported for these).
+    pub linear_contract_sizes: BTreeMap<String, Decimal>,
+}
+
+impl FundTerms {
+    /// The terms of `venue`.
+    #[must_use]
+    pub fn of(venue: &solvent_core::venue::Venue) -> Self {
+        Self {
+            precisions: venue
+                .assets
+                .iter()
+                .map(|(symbol, asset)| (symbol.clone(), asset.precision))
+                .collect(),
+            linear_contract_sizes: venue
+                .listed_instruments()
+                .filter(|i| i.style == solvent_core::instrument::Style::Linear)
+                .map(|i| (i.name.clone(), i.contract_size))
+                .collect(),
+        }
+    }
+}
+
+/// What applying an effect message asks the system shard to publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FundOutput {
+    /// An answer to a claim.
+    Answer(ClaimAnswer),
+    /// A request for candidates: published, then given to [`Fund::await_offers`] with its
+    /// stream sequence.
+    Request(AdlRequest),
 }
 
 impl Fund {
+    /// A fund with nothing in it, answering with `terms`.
+    #[must_use]
+    pub fn new(terms: FundTerms) -> Self {
+        Self {
+            terms,
+            ..Self::default()
+        }
+    }
+
     /// What the fund holds, by asset, counting every deposit read (also those of input after
     /// the claims answered so far, which are not counted for those claims).
     #[must_use]
@@ -229,22 +473,136 @@ impl Fund {
         }
     }
 
-    /// Applies one effect message of shard `shard` for input `input_seq`: the deposits of
-    /// earlier input and what was paid in add to the fund; each claim is covered as far as the
-    /// fund holds the asset (never below zero) and answered. Returns the answers, in the order
-    /// of the claims; nothing for a message applied before.
+    /// The request published at input stream sequence `stream_seq`: answered once the effect
+    /// messages of that input are applied (before any of later input, or by
+    /// [`Self::resolve_through`]). A request already awaited is not awaited twice.
+    pub fn await_offers(&mut self, stream_seq: u64, request: AdlRequest) {
+        if !self.awaiting.values().any(|r| r.request == request.request) {
+            self.awaiting.insert(stream_seq, request);
+        }
+    }
+
+    /// The requests the fund awaits offers for, by their stream sequence.
     #[must_use]
-    pub fn apply(&mut self, shard: u32, input_seq: u64, lines: &[FundLine]) -> Vec<ClaimAnswer> {
+    pub fn awaiting(&self) -> &BTreeMap<u64, AdlRequest> {
+        &self.awaiting
+    }
+
+    /// Answers every request published at or below `input_seq` (every shard's offer for it
+    /// having been applied), in stream order.
+    #[must_use]
+    pub fn resolve_through(&mut self, input_seq: u64) -> Vec<ClaimAnswer> {
+        let later = self.awaiting.split_off(&(input_seq.saturating_add(1)));
+        let due = std::mem::replace(&mut self.awaiting, later);
+        due.into_iter()
+            .map(|(at, request)| self.resolve(at, &request))
+            .collect()
+    }
+
+    /// Answers `request`, published at `at`: the offers merged into the cluster's ranking and
+    /// the quantity assigned down it (each share paying the deficit pro rata to its
+    /// contracts, rounded down), then the fund covers what is left as far as it holds the
+    /// asset; the rest is the account's debt.
+    fn resolve(&mut self, at: u64, request: &AdlRequest) -> ClaimAnswer {
+        self.count_deposits_before(at);
+        let offers = self
+            .offers
+            .remove(&request.request.message_id())
+            .unwrap_or_default();
+        let total = offers.iter().map(Vec::len).sum();
+        let merged = crate::adl::merge(&offers, total);
+        let (assigned, _unassigned) = crate::adl::assign(&merged, request.quantity);
+        let precision = self
+            .terms
+            .precisions
+            .get(&request.asset)
+            .copied()
+            .unwrap_or(8);
+        let per_contract = self
+            .terms
+            .linear_contract_sizes
+            .get(&request.instrument)
+            .filter(|size| !size.is_zero())
+            .map(|size| request.claimed / (request.quantity * *size));
+        let direction = match request.side {
+            // A bankrupt long closes above the mark (its counterparties, short, buy higher).
+            BankruptSide::Long => Decimal::ONE,
+            BankruptSide::Short => Decimal::NEGATIVE_ONE,
+        };
+        let adl: Vec<AdlShare> = if request.quantity > Decimal::ZERO {
+            assigned
+                .into_iter()
+                .map(|assignment| AdlShare {
+                    shard: assignment.shard,
+                    account: assignment.account,
+                    instrument: request.instrument.clone(),
+                    size: assignment.size,
+                    mark: request.mark,
+                    price: per_contract.map_or(request.mark, |d| request.mark + direction * d),
+                    paid: (request.claimed * assignment.size / request.quantity)
+                        .round_dp_with_strategy(precision, rust_decimal::RoundingStrategy::ToZero),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let paid: Decimal = adl.iter().map(|share| share.paid).sum();
+        let held = self.balances.entry(request.asset.clone()).or_default();
+        let fund_before = *held;
+        let covered = (request.claimed - paid)
+            .max(Decimal::ZERO)
+            .min(fund_before.max(Decimal::ZERO));
+        *held -= covered;
+        ClaimAnswer {
+            claim: request.request.clone(),
+            account: request.account.clone(),
+            asset: request.asset.clone(),
+            claimed: request.claimed,
+            covered,
+            fund_before,
+            adl,
+        }
+    }
+
+    /// Applies one effect message of shard `shard` for input `input_seq`: first the requests
+    /// published before that input are answered (their offers are all in); then the deposits
+    /// of earlier input and what was paid in add to the fund; each claim is covered as far as
+    /// the fund holds the asset (never below zero) and answered, or, when the fund holds less
+    /// than the deficit and the claim closed a position, candidates to deleverage are
+    /// requested (the fund pays nothing yet: one engine deleverages before it draws on the
+    /// fund). Offers are kept for their request. Returns what to publish, in order; nothing
+    /// for a message applied before.
+    #[must_use]
+    pub fn apply(&mut self, shard: u32, input_seq: u64, lines: &[FundLine]) -> Vec<FundOutput> {
         if !self.applied.insert((shard, input_seq)) {
             return Vec::new();
         }
+        let mut outputs: Vec<FundOutput> = self
+            .resolve_through(input_seq.saturating_sub(1))
+            .into_iter()
+            .map(FundOutput::Answer)
+            .collect();
         self.count_deposits_before(input_seq);
-        let mut answers = Vec::new();
         let mut index = 0_u32;
+        let mut closed: BTreeMap<&str, (&str, Decimal, Decimal)> = BTreeMap::new();
         for line in lines {
             match line {
                 FundLine::Paid { asset, amount } => {
                     *self.balances.entry(asset.clone()).or_default() += *amount;
+                }
+                FundLine::Liquidated {
+                    account,
+                    instrument,
+                    size,
+                    mark,
+                } => {
+                    closed.insert(account, (instrument, *size, *mark));
+                }
+                FundLine::Offer { claim, candidates } => {
+                    self.offers
+                        .entry(claim.message_id())
+                        .or_default()
+                        .push(candidates.clone());
                 }
                 FundLine::Claim {
                     account,
@@ -262,20 +620,42 @@ impl Fund {
                     }
                     let held = self.balances.entry(asset.clone()).or_default();
                     let fund_before = *held;
+                    if fund_before < *deficit
+                        && let Some((instrument, size, mark)) = closed.get(account.as_str())
+                        && !size.is_zero()
+                    {
+                        outputs.push(FundOutput::Request(AdlRequest {
+                            request: claim,
+                            account: account.clone(),
+                            asset: asset.clone(),
+                            claimed: *deficit,
+                            instrument: (*instrument).to_owned(),
+                            // The account's trade closed it: a sale closed a long.
+                            side: if size.is_sign_negative() {
+                                BankruptSide::Long
+                            } else {
+                                BankruptSide::Short
+                            },
+                            quantity: size.abs(),
+                            mark: *mark,
+                        }));
+                        continue;
+                    }
                     let covered = (*deficit).min(fund_before.max(Decimal::ZERO));
                     *held -= covered;
-                    answers.push(ClaimAnswer {
+                    outputs.push(FundOutput::Answer(ClaimAnswer {
                         claim,
                         account: account.clone(),
                         asset: asset.clone(),
                         claimed: *deficit,
                         covered,
                         fund_before,
-                    });
+                        adl: Vec::new(),
+                    }));
                 }
             }
         }
-        answers
+        outputs
     }
 }
 
@@ -325,6 +705,14 @@ pub struct SystemReport {
     pub watermark: Option<u64>,
     /// Effect messages read and not yet applied: of input beyond the watermark.
     pub effect_messages_waiting: usize,
+    /// Requests for candidates this run published (claims beyond the fund).
+    pub adl_requests_published: u64,
+    /// Requests found on the input stream already (an earlier run's).
+    pub adl_requests_already_published: u64,
+    /// Requests whose offers are not all in yet.
+    pub adl_requests_waiting: usize,
+    /// Counterparties deleveraged in the answers (this run's or an earlier one's).
+    pub adl_shares: u64,
 }
 
 /// The input stream sequence through which every one of `shards` shards has recorded that its
@@ -369,6 +757,7 @@ pub async fn run(
         .map_err(|error| ClusterError::Config(format!("the system shard's venue: {error}")))?;
     // Deposits to the fund go through an engine of their own, which books them (its ledger
     // holds the fund's deposits) by the rules one engine applies, refusing what it refuses.
+    let terms = FundTerms::of(&venue);
     let mut deposits = solvent_engine::Engine::new(venue, EngineConfig::default());
     let js = crate::shard::connect(&config.servers, config.shards, config.replicas).await?;
     let mut queries = js
@@ -376,8 +765,8 @@ pub async fn run(
         .subscribe(SYSTEM_QUERY_SUBJECT)
         .await
         .map_err(|error| ClusterError::Nats(format!("queries of the system shard: {error}")))?;
-    let published = published_answers(&js).await?;
-    let mut fund = Fund::default();
+    let mut published = Published::read(&js).await?;
+    let mut fund = Fund::new(terms);
     let mut report = SystemReport::default();
     let mut read_through = 0_u64;
     let mut deposits_through = 0_u64;
@@ -443,19 +832,18 @@ pub async fn run(
         }
         report.watermark = watermark(&progress, config.shards);
         for message in ready(&mut waiting, report.watermark) {
-            for answer in answers_to(&mut fund, &message)? {
-                report.claims += 1;
-                if let Some(earlier) = published.get(&answer.claim) {
-                    // What was published is what the shards apply: the fund follows it, should
-                    // this run have computed otherwise.
-                    fund.settled_as(&answer, earlier);
-                    report.answers_already_published += 1;
-                } else {
-                    publish_answer(&js, &answer).await?;
-                    report.answers_published += 1;
-                }
+            for output in outputs_of(&mut fund, &message)? {
+                publish_output(&js, &mut fund, &mut report, &mut published, output).await?;
             }
         }
+        if let Some(through) = report.watermark {
+            // The requests whose offers are all in (every shard's progress is past them).
+            for answer in fund.resolve_through(through) {
+                let output = FundOutput::Answer(answer);
+                publish_output(&js, &mut fund, &mut report, &mut published, output).await?;
+            }
+        }
+        report.adl_requests_waiting = fund.awaiting().len();
         report.effect_messages_waiting = waiting.len();
         report.fund = fund.balances();
         if config.stop_at_end {
@@ -513,8 +901,8 @@ pub async fn fund(
     }
 }
 
-/// The answers one effect message gives.
-fn answers_to(fund: &mut Fund, message: &EffectMessage) -> Result<Vec<ClaimAnswer>, ClusterError> {
+/// What one effect message asks the system shard to publish.
+fn outputs_of(fund: &mut Fund, message: &EffectMessage) -> Result<Vec<FundOutput>, ClusterError> {
     let mut lines = Vec::new();
     for line in &message.lines {
         if let Some(line) = fund_line(line).map_err(|error| {
@@ -527,6 +915,100 @@ fn answers_to(fund: &mut Fund, message: &EffectMessage) -> Result<Vec<ClaimAnswe
         }
     }
     Ok(fund.apply(message.shard, message.input_seq, &lines))
+}
+
+/// What the input stream holds on [`FUND_SUBJECT`]: the answers and requests an earlier run
+/// published (the first of each, as the shards apply it).
+#[derive(Debug, Default)]
+pub struct Published {
+    /// The answers, by claim.
+    pub answers: BTreeMap<ClaimId, ClaimAnswer>,
+    /// The requests, by claim, with their stream sequence.
+    pub requests: BTreeMap<ClaimId, (u64, AdlRequest)>,
+}
+
+impl Published {
+    /// Reads them from the input stream.
+    ///
+    /// # Errors
+    /// [`ClusterError`] when the stream cannot be read or a message does not read.
+    pub async fn read(js: &Context) -> Result<Self, ClusterError> {
+        let mut published = Self::default();
+        for (stream_seq, message) in read_fund_messages(js).await? {
+            match message {
+                FundMessage::Answer(answer) => {
+                    published
+                        .answers
+                        .entry(answer.claim.clone())
+                        .or_insert(answer);
+                }
+                FundMessage::Request(request) => {
+                    published
+                        .requests
+                        .entry(request.request.clone())
+                        .or_insert((stream_seq, request));
+                }
+            }
+        }
+        Ok(published)
+    }
+}
+
+/// Publishes what applying the effects asks for, unless an earlier run did: an answer (the fund
+/// then follows the published one), or a request, which the fund then awaits offers for at its
+/// stream sequence.
+async fn publish_output(
+    js: &Context,
+    fund: &mut Fund,
+    report: &mut SystemReport,
+    published: &mut Published,
+    output: FundOutput,
+) -> Result<(), ClusterError> {
+    match output {
+        FundOutput::Answer(answer) => {
+            report.claims += 1;
+            report.adl_shares += answer.adl.len() as u64;
+            if let Some(earlier) = published.answers.get(&answer.claim) {
+                // What was published is what the shards apply: the fund follows it, should
+                // this run have computed otherwise.
+                fund.settled_as(&answer, earlier);
+                report.answers_already_published += 1;
+            } else {
+                publish_answer(js, &answer).await?;
+                report.answers_published += 1;
+                published.answers.insert(answer.claim.clone(), answer);
+            }
+        }
+        FundOutput::Request(request) => {
+            if let Some((at, earlier)) = published.requests.get(&request.request) {
+                fund.await_offers(*at, earlier.clone());
+                report.adl_requests_already_published += 1;
+            } else {
+                let at = publish_request(js, &request).await?;
+                report.adl_requests_published += 1;
+                fund.await_offers(at, request.clone());
+                published
+                    .requests
+                    .insert(request.request.clone(), (at, request));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Publishes a request for candidates; returns its stream sequence.
+async fn publish_request(js: &Context, request: &AdlRequest) -> Result<u64, ClusterError> {
+    let payload = serde_json::to_vec(request)
+        .map_err(|error| ClusterError::Nats(format!("encoding a request: {error}")))?;
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", request.message_id().as_str());
+    let ack = js
+        .publish_with_headers(FUND_SUBJECT, headers, payload.into())
+        .await
+        .map_err(|error| ClusterError::Nats(format!("publishing a request: {error}")))?
+        .await
+        .map_err(|error| ClusterError::Nats(format!("request not acknowledged: {error}")))?;
+    Ok(ack.sequence)
 }
 
 async fn publish_answer(js: &Context, answer: &ClaimAnswer) -> Result<(), ClusterError> {
@@ -542,48 +1024,66 @@ async fn publish_answer(js: &Context, answer: &ClaimAnswer) -> Result<(), Cluste
     Ok(())
 }
 
-/// The answers the input stream holds, by claim (the first of each, as the shards apply it).
-///
-/// # Errors
-/// [`ClusterError`] when the stream cannot be read or an answer does not read.
-pub async fn published_answers(
-    js: &Context,
-) -> Result<BTreeMap<ClaimId, ClaimAnswer>, ClusterError> {
-    let mut published = BTreeMap::new();
-    for (_, answer) in read_answers(js).await? {
-        published.entry(answer.claim.clone()).or_insert(answer);
-    }
-    Ok(published)
-}
-
 /// Every answer the input stream holds, with its stream sequence, in stream order.
 ///
 /// # Errors
-/// [`ClusterError`] when the stream cannot be read or an answer does not read.
+/// [`ClusterError`] when the stream cannot be read or a message does not read.
 pub async fn read_answers(js: &Context) -> Result<Vec<(u64, ClaimAnswer)>, ClusterError> {
-    effects::read_stream(js, INPUT_STREAM, FUND_SUBJECT, 0)
+    Ok(read_fund_messages(js)
         .await?
         .into_iter()
-        .map(|stored| {
-            Ok((
-                stored.stream_seq,
-                decode_answer(stored.stream_seq, &stored.payload)?,
-            ))
+        .filter_map(|(seq, message)| match message {
+            FundMessage::Answer(answer) => Some((seq, answer)),
+            FundMessage::Request(_) => None,
         })
-        .collect()
+        .collect())
 }
 
-/// Reads the answer carried by the input message at `stream_seq`.
+/// Every message the input stream holds on [`FUND_SUBJECT`], with its stream sequence, in
+/// stream order; a message that is neither an answer nor a request is passed over (every
+/// shard refuses it too).
+///
+/// # Errors
+/// [`ClusterError`] when the stream cannot be read.
+pub async fn read_fund_messages(js: &Context) -> Result<Vec<(u64, FundMessage)>, ClusterError> {
+    Ok(effects::read_stream(js, INPUT_STREAM, FUND_SUBJECT, 0)
+        .await?
+        .into_iter()
+        .filter_map(|stored| {
+            decode_fund_message(stored.stream_seq, &stored.payload)
+                .ok()
+                .map(|message| (stored.stream_seq, message))
+        })
+        .collect())
+}
+
+/// Reads the answer or request carried by the input message at `stream_seq`.
 ///
 /// # Errors
 /// [`crate::message::MessageError::NotAnAnswer`] naming the message.
-pub fn decode_answer(stream_seq: u64, payload: &[u8]) -> Result<ClaimAnswer, ClusterError> {
+pub fn decode_fund_message(stream_seq: u64, payload: &[u8]) -> Result<FundMessage, ClusterError> {
     serde_json::from_slice(payload).map_err(|error| {
         ClusterError::Message(crate::message::MessageError::NotAnAnswer {
             stream_seq,
             problem: error.to_string(),
         })
     })
+}
+
+/// Reads the answer carried by the input message at `stream_seq`.
+///
+/// # Errors
+/// [`crate::message::MessageError::NotAnAnswer`] naming the message, also for a request.
+pub fn decode_answer(stream_seq: u64, payload: &[u8]) -> Result<ClaimAnswer, ClusterError> {
+    match decode_fund_message(stream_seq, payload)? {
+        FundMessage::Answer(answer) => Ok(answer),
+        FundMessage::Request(_) => Err(ClusterError::Message(
+            crate::message::MessageError::NotAnAnswer {
+                stream_seq,
+                problem: "a request for candidates".to_owned(),
+            },
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -597,6 +1097,23 @@ mod tests {
             asset: "USDT".to_owned(),
             deficit,
         }
+    }
+
+    /// The answers applying an effect message gives (its claims have no position closed: no
+    /// request).
+    fn answers(
+        fund: &mut Fund,
+        shard: u32,
+        input_seq: u64,
+        lines: &[FundLine],
+    ) -> Vec<ClaimAnswer> {
+        fund.apply(shard, input_seq, lines)
+            .into_iter()
+            .filter_map(|output| match output {
+                FundOutput::Answer(answer) => Some(answer),
+                FundOutput::Request(_) => None,
+            })
+            .collect()
     }
 
     fn paid(amount: Decimal) -> FundLine {
@@ -616,8 +1133,8 @@ mod tests {
         fund.deposit(3, 0, "USDT", dec!(30000));
         fund.deposit(3, 0, "USDT", dec!(30000)); // read twice, counted once
         fund.deposit(20, 0, "USDT", dec!(100));
-        assert!(fund.apply(2, 5, &[paid(dec!(12.5))]).is_empty());
-        let first = fund.apply(1, 7, &[claim("a", dec!(19000))]);
+        assert!(answers(&mut fund, 2, 5, &[paid(dec!(12.5))]).is_empty());
+        let first = answers(&mut fund, 1, 7, &[claim("a", dec!(19000))]);
         assert_eq!(
             first
                 .iter()
@@ -625,7 +1142,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             [(dec!(19000), dec!(30012.5))]
         );
-        let second = fund.apply(3, 9, &[claim("b", dec!(19000))]);
+        let second = answers(&mut fund, 3, 9, &[claim("b", dec!(19000))]);
         assert_eq!(
             second
                 .iter()
@@ -642,13 +1159,13 @@ mod tests {
             )]
         );
         // The same effect message read again answers nothing twice and pays nothing twice.
-        assert!(fund.apply(3, 9, &[claim("b", dec!(19000))]).is_empty());
-        assert!(fund.apply(2, 5, &[paid(dec!(12.5))]).is_empty());
+        assert!(answers(&mut fund, 3, 9, &[claim("b", dec!(19000))]).is_empty());
+        assert!(answers(&mut fund, 2, 5, &[paid(dec!(12.5))]).is_empty());
         // The balance shown counts the deposit of input 20 already read...
         assert_eq!(fund.balances().get("USDT"), Some(&dec!(100)));
         // ...but a claim of input 11 does not see it: a fee paid later refills the fund, and
         // the claim gets that alone.
-        let third = fund.apply(2, 11, &[paid(dec!(5)), claim("c", dec!(10))]);
+        let third = answers(&mut fund, 2, 11, &[paid(dec!(5)), claim("c", dec!(10))]);
         assert_eq!(
             third
                 .iter()
@@ -658,7 +1175,7 @@ mod tests {
         );
         assert_eq!(fund.balances().get("USDT"), Some(&dec!(100)));
         // Counted for a claim of later input.
-        let fourth = fund.apply(1, 21, &[claim("d", dec!(150))]);
+        let fourth = answers(&mut fund, 1, 21, &[claim("d", dec!(150))]);
         assert_eq!(
             fourth
                 .iter()
@@ -675,7 +1192,7 @@ mod tests {
     fn the_fund_follows_the_answers_published_before() {
         let mut fund = Fund::default();
         fund.deposit(1, 0, "USDT", dec!(1500));
-        let computed = fund.apply(0, 4, &[claim("a", dec!(1000))]);
+        let computed = answers(&mut fund, 0, 4, &[claim("a", dec!(1000))]);
         assert_eq!(computed.first().map(|a| a.covered), Some(dec!(1000)));
         let published = ClaimAnswer {
             covered: dec!(600),
@@ -749,6 +1266,7 @@ mod tests {
             claimed: dec!(19000),
             covered: dec!(19000),
             fund_before: dec!(30000),
+            adl: Vec::new(),
         };
         let text = serde_json::to_string(&answer).unwrap_or_default();
         assert_eq!(

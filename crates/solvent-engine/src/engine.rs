@@ -79,7 +79,7 @@ mod trading;
 mod valuation;
 mod vol_bands;
 
-pub use claims::ClaimAnswer;
+pub use claims::{AdlAssignment, ClaimAnswer};
 pub use insurance::AdlCandidate;
 pub use snapshot::{SNAPSHOT_FORMAT, SnapshotError};
 

@@ -76,6 +76,7 @@ fn answer(claimed: Decimal, covered: Decimal, fund_before: Decimal) -> ClaimAnsw
         claimed,
         covered,
         fund_before,
+        adl_paid: Decimal::ZERO,
     }
 }
 

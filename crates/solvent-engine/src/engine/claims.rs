@@ -27,6 +27,35 @@ pub struct ClaimAnswer {
     pub covered: Decimal,
     /// What the whole fund held of `asset` when the system shard answered.
     pub fund_before: Decimal,
+    /// What auto-deleveraged counterparties pay towards the deficit, on any shard (each one's
+    /// part is an [`AdlAssignment`] applied by its own shard): between 0 and `claimed -
+    /// covered`, plus at most what rounding leaves. It passes through the shards'
+    /// `insurance_fund` ledger accounts, out of the claimant's and into each payer's, so it
+    /// sums to nothing over the shards and leaves the fund as it was.
+    pub adl_paid: Decimal,
+}
+
+/// One counterparty's share of a cross-shard auto-deleveraging (docs/scale.md, "Money across
+/// shards"), applied by the shard that holds it: its opposite position is reduced by `size`
+/// at `mark` against the market (where the bankrupt position was closed) and it pays `paid`,
+/// which makes its trade one at the bankruptcy price `price`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdlAssignment {
+    /// The bankrupt account (on the claiming shard).
+    pub bankrupt: String,
+    /// The account deleveraged.
+    pub account: String,
+    /// The instrument.
+    pub instrument: String,
+    /// Contracts taken over (positive).
+    pub size: Decimal,
+    /// The mark the bankrupt position was closed at.
+    pub mark: Decimal,
+    /// The bankruptcy price: `mark` moved against the counterparty by `paid / size` per
+    /// contract (for a linear contract).
+    pub price: Decimal,
+    /// What the counterparty pays towards the deficit, in the instrument's settlement asset.
+    pub paid: Decimal,
 }
 
 impl Engine {
@@ -93,7 +122,31 @@ impl Engine {
                 &mut effects,
             );
         }
-        let uncovered = answer.claimed - answer.covered;
+        if answer.adl_paid > Decimal::ZERO {
+            // The counterparties' payments, which their shards move into their own
+            // `insurance_fund` ledger accounts (`apply_adl_assignment`).
+            self.move_money(
+                &LedgerAccount::InsuranceFund,
+                &LedgerAccount::PendingClaims,
+                asset,
+                answer.adl_paid,
+                TransferReason::Adl,
+                &mut effects,
+            );
+        }
+        let uncovered = answer.claimed - answer.covered - answer.adl_paid;
+        if uncovered < Decimal::ZERO {
+            // Rounding of the shares paid a little more than the deficit: the account keeps
+            // it, as one engine's account keeps what closing at the bankruptcy price leaves.
+            self.move_money(
+                &LedgerAccount::PendingClaims,
+                &LedgerAccount::Wallet(answer.account.as_str().into()),
+                asset,
+                -uncovered,
+                TransferReason::Adl,
+                &mut effects,
+            );
+        }
         if uncovered > Decimal::ZERO {
             self.move_money(
                 &LedgerAccount::Wallet(answer.account.as_str().into()),
@@ -145,6 +198,17 @@ impl Engine {
                 ),
             ));
         }
+        if answer.adl_paid < Decimal::ZERO
+            || answer.covered + answer.adl_paid > answer.claimed * Decimal::TWO
+        {
+            return Err(reject(
+                RejectReason::InvalidInput,
+                format!(
+                    "claim answer: {} paid by deleveraging, with {} covered, for {} claimed",
+                    answer.adl_paid, answer.covered, answer.claimed
+                ),
+            ));
+        }
         let pending = -self
             .ledger
             .balance(&LedgerAccount::PendingClaims, &answer.asset);
@@ -158,5 +222,121 @@ impl Engine {
             ));
         }
         Ok(())
+    }
+}
+
+impl Engine {
+    /// Applies one counterparty's share of a cross-shard auto-deleveraging, numbered `seq`
+    /// (after the last event): the counterparty pays its share of the deficit into the shard's
+    /// `insurance_fund` ledger account (through which it reaches the claimant's shard, see
+    /// [`ClaimAnswer::adl_paid`]), then its opposite position is reduced by the size assigned
+    /// at the mark, against the market. An `adl` effect reports the trade at the bankruptcy
+    /// price, as one engine reports it.
+    ///
+    /// The counterparty takes no more than it holds on the opposite side now: one that
+    /// reduced its position between its shard's offer and the answer takes what it still
+    /// holds and pays that share (docs/scale.md lists this as a gap: the rest is the fund's).
+    /// A refused assignment (a sequence not after the last, an unknown instrument, an account
+    /// holding no opposite position, amounts out of range) yields one `rejected` effect and
+    /// changes nothing.
+    pub fn apply_adl_assignment(&mut self, seq: u64, assignment: &AdlAssignment) -> Vec<Effect> {
+        let (instrument, held) = match self.checked_assignment(seq, assignment) {
+            Ok(checked) => checked,
+            Err(rejection) => return vec![rejected(&rejection)],
+        };
+        self.last_seq = Some(seq);
+        self.events += 1;
+        let mut effects = Vec::new();
+        let take = assignment.size.min(held.size.abs());
+        let paid = if take == assignment.size {
+            assignment.paid
+        } else {
+            let precision = self
+                .venue
+                .asset(&instrument.settlement)
+                .map_or(8, |a| a.precision);
+            rounding::credit(assignment.paid * take / assignment.size, precision)
+        };
+        let id = assignment.account.as_str();
+        if paid > Decimal::ZERO {
+            self.move_money(
+                &LedgerAccount::of_position(id, &instrument.name, held.isolated),
+                &LedgerAccount::InsuranceFund,
+                &instrument.settlement,
+                paid,
+                TransferReason::Adl,
+                &mut effects,
+            );
+        }
+        let signed = -take * held.size.signum();
+        self.trade(
+            id,
+            &instrument,
+            signed,
+            assignment.mark,
+            TransferReason::Adl,
+            &mut effects,
+        );
+        self.trade_external(&instrument, -signed, assignment.mark, &mut effects);
+        effects.push(Effect::Adl {
+            account: assignment.bankrupt.clone(),
+            counterparty: assignment.account.clone(),
+            instrument: instrument.name.clone(),
+            size: Quantity(signed),
+            price: Price(assignment.price),
+        });
+        self.reindex(id);
+        if let Ok(report) = self.report(id) {
+            self.track_state(id, &Standing::of(&report), &mut effects);
+        }
+        effects
+    }
+
+    /// The checks an assignment passes before it moves anything, in order: the instrument and
+    /// the counterparty's opposite position (what it holds now).
+    fn checked_assignment(
+        &self,
+        seq: u64,
+        assignment: &AdlAssignment,
+    ) -> Result<(Arc<Instrument>, PositionState), Rejection> {
+        if let Some(last) = self.last_seq
+            && seq <= last
+        {
+            return Err(reject(
+                RejectReason::SequenceNotIncreasing,
+                format!("sequence {seq} after {last}"),
+            ));
+        }
+        let instrument = self.instrument(&assignment.instrument)?;
+        if assignment.size <= Decimal::ZERO
+            || assignment.paid < Decimal::ZERO
+            || assignment.mark <= Decimal::ZERO
+        {
+            return Err(reject(
+                RejectReason::InvalidInput,
+                format!(
+                    "adl assignment: {} contracts paying {} at mark {} (size > 0, paid >= 0, mark > 0)",
+                    assignment.size, assignment.paid, assignment.mark
+                ),
+            ));
+        }
+        let held = self
+            .accounts
+            .get(assignment.account.as_str())
+            .ok_or_else(|| reject(RejectReason::UnknownAccount, assignment.account.clone()))?
+            .positions
+            .get(instrument.name.as_str())
+            .filter(|p| !p.size.is_zero())
+            .cloned()
+            .ok_or_else(|| {
+                reject(
+                    RejectReason::InvalidInput,
+                    format!(
+                        "adl assignment: {:?} holds no {} position any more",
+                        assignment.account, instrument.name
+                    ),
+                )
+            })?;
+        Ok((instrument, held))
     }
 }
