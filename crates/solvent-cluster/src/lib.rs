@@ -26,6 +26,7 @@ pub mod query;
 pub mod routing;
 pub mod shard;
 pub mod system;
+pub mod system_snapshot;
 
 /// Why the cluster could not do something.
 #[derive(Debug, thiserror::Error)]

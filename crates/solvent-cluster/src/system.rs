@@ -424,6 +424,21 @@ pub enum FundOutput {
 }
 
 impl Fund {
+    /// The fund's state hash: BLAKE3 of its JSON (maps ordered), hex.
+    ///
+    /// # Errors
+    /// [`ClusterError::Config`] when it cannot be encoded.
+    pub fn state_hash(&self) -> Result<String, ClusterError> {
+        let text = serde_json::to_vec(self)
+            .map_err(|error| ClusterError::Config(format!("encoding the fund: {error}")))?;
+        Ok(blake3::hash(&text).to_hex().to_string())
+    }
+
+    /// Answers from now on with `terms` (the venue's, after a recovery).
+    pub fn set_terms(&mut self, terms: FundTerms) {
+        self.terms = terms;
+    }
+
     /// A fund with nothing in it, answering with `terms`.
     #[must_use]
     pub fn new(terms: FundTerms) -> Self {
@@ -675,7 +690,16 @@ pub struct SystemConfig {
     pub stop_at_end: bool,
     /// How often the effect stream is read again for new messages.
     pub poll: Duration,
+    /// Where its snapshots are kept (`system-snapshots/`); `None`: none, every start reads
+    /// the streams from their start.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Effect messages applied between snapshots (a snapshot is also written at the end of a
+    /// `stop_at_end` run that applied any).
+    pub snapshot_every: u64,
 }
+
+/// Effect messages applied between two snapshots of the system shard, by default.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1000;
 
 /// The subject the system shard answers on with its [`SystemReport`] so far (NATS
 /// request-reply, any payload): the gateway's view of the fund.
@@ -713,6 +737,15 @@ pub struct SystemReport {
     pub adl_requests_waiting: usize,
     /// Counterparties deleveraged in the answers (this run's or an earlier one's).
     pub adl_shares: u64,
+    /// The effect-stream position of the snapshot this run recovered from, if any.
+    pub recovered_from: Option<u64>,
+    /// Snapshots that could not be used, with the reason.
+    pub skipped_snapshots: Vec<String>,
+    /// Snapshots this run wrote.
+    pub snapshots_written: u64,
+    /// The fund's state hash now ([`Fund::state_hash`]): the same for a run recovered from a
+    /// snapshot as for one that read the streams from their start.
+    pub fund_hash: String,
 }
 
 /// The input stream sequence through which every one of `shards` shards has recorded that its
@@ -758,21 +791,40 @@ pub async fn run(
     // Deposits to the fund go through an engine of their own, which books them (its ledger
     // holds the fund's deposits) by the rules one engine applies, refusing what it refuses.
     let terms = FundTerms::of(&venue);
-    let mut deposits = solvent_engine::Engine::new(venue, EngineConfig::default());
+    let mut report = SystemReport::default();
+    // Recovery: the newest valid snapshot, then the streams' tail after it.
+    let (recovered, skipped) = match &config.data_dir {
+        Some(dir) => crate::system_snapshot::recover(dir)?,
+        None => (None, Vec::new()),
+    };
+    report.skipped_snapshots = skipped;
     let js = crate::shard::connect(&config.servers, config.shards, config.replicas).await?;
     let mut queries = js
         .client()
         .subscribe(SYSTEM_QUERY_SUBJECT)
         .await
         .map_err(|error| ClusterError::Nats(format!("queries of the system shard: {error}")))?;
-    let mut published = Published::read(&js).await?;
-    let mut fund = Fund::new(terms);
-    let mut report = SystemReport::default();
-    let mut read_through = 0_u64;
-    let mut deposits_through = 0_u64;
-    let mut progress_through = 0_u64;
-    let mut progress: BTreeMap<u32, u64> = BTreeMap::new();
+    let (mut fund, mut deposits, mut cursors) = match recovered {
+        Some((state, engine)) => {
+            report.recovered_from = Some(state.effects_through);
+            let cursors = Cursors::of(&state);
+            let mut fund = state.fund;
+            fund.set_terms(terms);
+            (fund, engine, cursors)
+        }
+        // Deposits to the fund go through an engine of their own, which books them (its
+        // ledger holds the fund's deposits) by the rules one engine applies, refusing what it
+        // refuses.
+        None => (
+            Fund::new(terms),
+            solvent_engine::Engine::new(venue, EngineConfig::default()),
+            Cursors::default(),
+        ),
+    };
+    let mut published = Published::read(&js, cursors.fund_subject_through).await?;
+    let mut read_through = cursors.effects_through;
     let mut waiting: BTreeMap<(u64, u32), EffectMessage> = BTreeMap::new();
+    let mut applied_since_snapshot = 0_u64;
     loop {
         // First the shards' progress, then the effects and the deposits: every effect message
         // and deposit of input up to a shard's recorded progress is stored by the time the
@@ -786,11 +838,11 @@ pub async fn run(
             &js,
             EFFECT_STREAM,
             &format!("{PROGRESS_SUBJECT_PREFIX}*"),
-            progress_through,
+            cursors.progress_through,
         )
         .await?
         {
-            progress_through = progress_through.max(stream_seq);
+            cursors.progress_through = cursors.progress_through.max(stream_seq);
             let shard = subject
                 .strip_prefix(PROGRESS_SUBJECT_PREFIX)
                 .and_then(|k| k.parse::<u32>().ok());
@@ -798,7 +850,7 @@ pub async fn run(
                 .ok()
                 .and_then(|text| text.parse::<u64>().ok());
             if let (Some(shard), Some(through)) = (shard, through) {
-                let at = progress.entry(shard).or_default();
+                let at = cursors.progress.entry(shard).or_default();
                 *at = (*at).max(through);
             }
         }
@@ -811,9 +863,10 @@ pub async fn run(
             stream_seq,
             payload,
             ..
-        } in effects::read_stream(&js, INPUT_STREAM, SYSTEM_SUBJECT, deposits_through).await?
+        } in effects::read_stream(&js, INPUT_STREAM, SYSTEM_SUBJECT, cursors.deposits_through)
+            .await?
         {
-            deposits_through = deposits_through.max(stream_seq);
+            cursors.deposits_through = cursors.deposits_through.max(stream_seq);
             for (index, envelope) in crate::message::decode(stream_seq, &payload)?
                 .iter()
                 .enumerate()
@@ -830,8 +883,9 @@ pub async fn run(
                 }
             }
         }
-        report.watermark = watermark(&progress, config.shards);
+        report.watermark = watermark(&cursors.progress, config.shards);
         for message in ready(&mut waiting, report.watermark) {
+            applied_since_snapshot += 1;
             for output in outputs_of(&mut fund, &message)? {
                 publish_output(&js, &mut fund, &mut report, &mut published, output).await?;
             }
@@ -846,6 +900,25 @@ pub async fn run(
         report.adl_requests_waiting = fund.awaiting().len();
         report.effect_messages_waiting = waiting.len();
         report.fund = fund.balances();
+        report.fund_hash = fund.state_hash()?;
+        // Read again above the first effect message still waiting (those applied before it are
+        // passed over by the fund), or above everything read.
+        cursors.effects_through = waiting
+            .values()
+            .map(|message| message.effect_seq.saturating_sub(1))
+            .min()
+            .unwrap_or(read_through);
+        let due = applied_since_snapshot >= config.snapshot_every.max(1)
+            || (config.stop_at_end && applied_since_snapshot > 0);
+        if let Some(dir) = &config.data_dir
+            && due
+        {
+            cursors.fund_subject_through = input_last_sequence(&js).await?;
+            let state = cursors.state(&fund, &deposits)?;
+            crate::system_snapshot::write(dir, &state)?;
+            report.snapshots_written += 1;
+            applied_since_snapshot = 0;
+        }
         if config.stop_at_end {
             break;
         }
@@ -860,6 +933,60 @@ pub async fn run(
         }
     }
     Ok(report)
+}
+
+/// Where the system shard has read each stream to, and each shard's recorded progress.
+#[derive(Debug, Default)]
+struct Cursors {
+    progress: BTreeMap<u32, u64>,
+    progress_through: u64,
+    effects_through: u64,
+    deposits_through: u64,
+    fund_subject_through: u64,
+}
+
+impl Cursors {
+    fn of(state: &crate::system_snapshot::SystemState) -> Self {
+        Self {
+            progress: state.progress.clone(),
+            progress_through: state.progress_through,
+            effects_through: state.effects_through,
+            deposits_through: state.deposits_through,
+            fund_subject_through: state.fund_subject_through,
+        }
+    }
+
+    fn state(
+        &self,
+        fund: &Fund,
+        deposits: &solvent_engine::Engine,
+    ) -> Result<crate::system_snapshot::SystemState, ClusterError> {
+        let (deposits_engine, deposits_state_hash) =
+            crate::system_snapshot::encode_deposits(deposits)?;
+        Ok(crate::system_snapshot::SystemState {
+            fund: fund.clone(),
+            deposits_engine,
+            deposits_state_hash,
+            progress: self.progress.clone(),
+            progress_through: self.progress_through,
+            effects_through: self.effects_through,
+            deposits_through: self.deposits_through,
+            fund_subject_through: self.fund_subject_through,
+        })
+    }
+}
+
+/// The input stream's last sequence now.
+async fn input_last_sequence(js: &Context) -> Result<u64, ClusterError> {
+    let nats =
+        |error: &dyn std::fmt::Display| ClusterError::Nats(format!("{INPUT_STREAM}: {error}"));
+    let mut stream = js.get_stream(INPUT_STREAM).await.map_err(|e| nats(&e))?;
+    Ok(stream
+        .info()
+        .await
+        .map_err(|e| nats(&e))?
+        .state
+        .last_sequence)
 }
 
 /// Answers a query with the report so far; one without a reply subject gets none.
@@ -928,13 +1055,13 @@ pub struct Published {
 }
 
 impl Published {
-    /// Reads them from the input stream.
+    /// Reads those the input stream holds above sequence `after` (0: all of them).
     ///
     /// # Errors
     /// [`ClusterError`] when the stream cannot be read or a message does not read.
-    pub async fn read(js: &Context) -> Result<Self, ClusterError> {
+    pub async fn read(js: &Context, after: u64) -> Result<Self, ClusterError> {
         let mut published = Self::default();
-        for (stream_seq, message) in read_fund_messages(js).await? {
+        for (stream_seq, message) in read_fund_messages(js, after).await? {
             match message {
                 FundMessage::Answer(answer) => {
                     published
@@ -1029,7 +1156,7 @@ async fn publish_answer(js: &Context, answer: &ClaimAnswer) -> Result<(), Cluste
 /// # Errors
 /// [`ClusterError`] when the stream cannot be read or a message does not read.
 pub async fn read_answers(js: &Context) -> Result<Vec<(u64, ClaimAnswer)>, ClusterError> {
-    Ok(read_fund_messages(js)
+    Ok(read_fund_messages(js, 0)
         .await?
         .into_iter()
         .filter_map(|(seq, message)| match message {
@@ -1045,8 +1172,11 @@ pub async fn read_answers(js: &Context) -> Result<Vec<(u64, ClaimAnswer)>, Clust
 ///
 /// # Errors
 /// [`ClusterError`] when the stream cannot be read.
-pub async fn read_fund_messages(js: &Context) -> Result<Vec<(u64, FundMessage)>, ClusterError> {
-    Ok(effects::read_stream(js, INPUT_STREAM, FUND_SUBJECT, 0)
+pub async fn read_fund_messages(
+    js: &Context,
+    after: u64,
+) -> Result<Vec<(u64, FundMessage)>, ClusterError> {
+    Ok(effects::read_stream(js, INPUT_STREAM, FUND_SUBJECT, after)
         .await?
         .into_iter()
         .filter_map(|stored| {

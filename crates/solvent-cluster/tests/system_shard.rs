@@ -297,6 +297,8 @@ impl Cluster {
                 replicas: 1,
                 stop_at_end: true,
                 poll: Duration::from_millis(100),
+                data_dir: None,
+                snapshot_every: 1000,
             },
             stopped,
         )
@@ -410,6 +412,8 @@ async fn a_deficit_beyond_its_shards_share_is_met_from_the_one_fund_and_money_is
             replicas: 1,
             stop_at_end: false,
             poll: Duration::from_millis(50),
+            data_dir: None,
+            snapshot_every: 1000,
         },
         stopped,
     ));
@@ -642,6 +646,8 @@ async fn running_shards_record_their_progress_and_the_claim_is_answered_live() {
             replicas: 1,
             stop_at_end: false,
             poll: Duration::from_millis(50),
+            data_dir: None,
+            snapshot_every: 1000,
         },
         stopped.clone(),
     );
@@ -962,4 +968,134 @@ async fn a_deficit_beyond_the_fund_is_deleveraged_across_shards_as_one_engine_do
     std::fs::remove_dir_all(scratch.path().join(format!("shard-{other}"))).expect("removed");
     cluster.run_shard(other).await;
     assert_eq!(cluster.engines()[other as usize].state_hash(), before);
+}
+
+impl Cluster {
+    fn system_config(&self, stop_at_end: bool, data_dir: Option<PathBuf>) -> SystemConfig {
+        SystemConfig {
+            servers: vec![self.url.clone()],
+            venue_text: venue_text(),
+            shards: SHARDS,
+            replicas: 1,
+            stop_at_end,
+            poll: Duration::from_millis(50),
+            data_dir,
+            snapshot_every: 1,
+        }
+    }
+
+    async fn run_system_in(&self, data_dir: Option<PathBuf>) -> SystemReport {
+        let (_stop, stopped) = watch::channel(false);
+        system::run(self.system_config(true, data_dir), stopped)
+            .await
+            .expect("the system shard")
+    }
+}
+
+/// System-shard snapshots (issue 13 item 3): the system shard, killed (its task aborted, no
+/// last snapshot) after it asked for candidates for the second claim, recovers from its newest
+/// snapshot and reads only the streams' tail; it answers what was left, publishes nothing
+/// twice, and its fund hashes as that of a system shard that read the streams from their
+/// start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_system_shard_recovers_from_its_snapshot_and_the_streams_tail() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let nats = Nats::start(scratch.path());
+    wait_for(&nats.url()).await;
+    let cluster = Cluster {
+        url: nats.url(),
+        dir: scratch.path().to_path_buf(),
+    };
+    let system_dir = scratch.path().join("system");
+    let cast = Cast::new();
+    let steps = envelopes(&steps(&cast));
+
+    // The first claim, answered; the system shard's snapshot written at the end.
+    cluster.publish(&steps[0]).await;
+    cluster.run_shards().await;
+    let first = cluster.run_system_in(Some(system_dir.clone())).await;
+    assert_eq!((first.answers_published, first.recovered_from), (1, None));
+    assert!(first.snapshots_written > 0);
+    cluster.run_shards().await;
+
+    // The fee and the second bankruptcy; the system shard runs until it has asked for
+    // candidates, and is killed.
+    cluster.publish(&steps[1]).await;
+    cluster.publish(&steps[2]).await;
+    cluster.run_shards().await;
+    let (_stop, stopped) = watch::channel(false);
+    let running = tokio::spawn(system::run(
+        cluster.system_config(false, Some(system_dir.clone())),
+        stopped,
+    ));
+    let js = shard::connect(std::slice::from_ref(&cluster.url), SHARDS, 1)
+        .await
+        .expect("connect");
+    let mut asked = false;
+    for _ in 0..200 {
+        let messages = system::read_fund_messages(&js, 0).await.expect("read");
+        if messages
+            .iter()
+            .any(|(_, message)| matches!(message, system::FundMessage::Request(_)))
+        {
+            asked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.abort();
+    let _ = running.await;
+    assert!(asked, "the system shard asked for candidates");
+
+    // The shards offer; the system shard restarts from its snapshot.
+    cluster.run_shards().await;
+    let recovered = cluster.run_system_in(Some(system_dir.clone())).await;
+    assert!(recovered.recovered_from.is_some(), "{recovered:?}");
+    assert!(recovered.skipped_snapshots.is_empty());
+    assert_eq!(recovered.answers_published, 1, "{recovered:?}");
+    assert_eq!(recovered.adl_requests_published, 0, "asked once only");
+    let total = effects_stored(&js).await;
+    assert!(
+        recovered.effect_messages < total,
+        "read {} of the {total} effect messages: the tail only",
+        recovered.effect_messages
+    );
+    cluster.run_shards().await;
+
+    // As a system shard that reads everything from the start, which finds every answer
+    // published.
+    let scratch_run = cluster.run_system_in(None).await;
+    assert_eq!(
+        (
+            scratch_run.answers_published,
+            scratch_run.answers_already_published
+        ),
+        (0, 2)
+    );
+    assert_eq!(recovered.fund.get("USDT"), Some(&dec!(0)));
+    let covered: Vec<(Decimal, Decimal)> = cluster
+        .answers()
+        .await
+        .iter()
+        .map(|answer| (answer.claimed, answer.covered))
+        .collect();
+    assert_eq!(
+        covered,
+        [(dec!(16000), dec!(16000)), (dec!(7500), dec!(4030))]
+    );
+    // From the snapshot again, over the same input as the run from the start: only the tail
+    // read (the effects of the answer's application), nothing answered, the same fund.
+    let again = cluster.run_system_in(Some(system_dir)).await;
+    assert_eq!((again.answers_published, again.claims), (0, 0));
+    assert_eq!(again.effect_messages, 1, "{again:?}");
+    assert_eq!(scratch_run.effect_messages, effects_stored(&js).await);
+    assert_eq!(again.fund_hash, scratch_run.fund_hash);
+}
+
+/// The effect messages the effect stream holds.
+async fn effects_stored(js: &async_nats::jetstream::Context) -> u64 {
+    solvent_cluster::effects::read_all(js, None)
+        .await
+        .expect("the effects")
+        .len() as u64
 }
