@@ -18,7 +18,9 @@
 //!   published. A previous run's publication still landing while the shard recovers carries
 //!   the same message id, so JetStream drops whichever of the two comes second.
 //! - **The fund.** A shard also reads `solvent.fund`, the system shard's answers to deficit
-//!   claims ([`crate::system`]), and applies those to its own claims at their stream sequence;
+//!   claims ([`crate::system`]), and applies those to its own claims, and their auto-deleveraging
+//!   shares of its own accounts, at their stream sequence; to a request for candidates it
+//!   writes its offer in its effects;
 //!   when it has caught up (or stops at the end) with every effect stored, it records its
 //!   progress on `solvent.progress.<K>`, which the system shard waits for before answering.
 //! - **Snapshots** are written only once every effect up to their sequence is acknowledged by

@@ -13,9 +13,15 @@
 //! Two phases, deterministic both: the claim is an effect of an input message (exactly once,
 //! as every effect); the answer a function of the deposits and effects of earlier input, taken
 //! in input order once every shard has recorded its progress past the claim
-//! (`solvent.progress.<K>`, [`watermark`]). The system shard reads the streams from the start
-//! at every run and publishes only the answers the input stream does not hold yet, each with
-//! its own message id.
+//! (`solvent.progress.<K>`, [`watermark`]). The system shard resumes from its newest snapshot
+//! ([`crate::system_snapshot`]; without one it reads the streams from their start) and
+//! publishes only the answers the input stream does not hold yet, each with its own message id.
+//!
+//! A claim the fund cannot cover is auto-deleveraged across shards in three phases: the system
+//! shard publishes an [`AdlRequest`] on [`FUND_SUBJECT`]; every account shard writes its offer
+//! ([`offer_line`]) in its effect message for the request's input; once every shard's progress
+//! is past the request, the system shard merges the offers ([`crate::adl`]) and answers with
+//! the shares ([`AdlShare`]), which each shard applies to its own accounts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -775,9 +781,10 @@ pub fn ready(
 }
 
 /// Runs the system shard until `stop` turns true (or, with `stop_at_end`, after one reading
-/// of the streams, having answered the claims up to the watermark). It holds no state of its
-/// own on disk: each run reads the streams from their start, so the fund and every answer are
-/// rebuilt the same, and publishes only the answers the input stream lacks.
+/// of the streams, having answered the claims up to the watermark). With a data directory it
+/// resumes from its newest valid snapshot and reads the streams' tail; without, each run reads
+/// the streams from their start, so the fund and every answer are rebuilt the same. It
+/// publishes only the answers and requests the input stream lacks.
 ///
 /// # Errors
 /// [`ClusterError`]: NATS unreachable or refusing, an effect or answer message that does not
