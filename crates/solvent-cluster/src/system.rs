@@ -257,11 +257,11 @@ pub const OFFER_TYPE: &str = "adl_offer";
 #[derive(Clone, Debug, PartialEq)]
 pub enum FundLine {
     /// Money paid into the fund on a shard (the venue's deposit, `funded`, or a liquidation
-    /// fee, `liquidation_fee`).
+    /// fee, `liquidation_fee`), or taken from it (`adl_shortfall`, negative).
     Paid {
         /// The asset.
         asset: String,
-        /// The amount (positive).
+        /// The amount (negative for a shortfall).
         amount: Decimal,
     },
     /// A deficit claimed (`deficit_beyond_fund` with resolution `claimed`).
@@ -328,7 +328,8 @@ pub fn fund_line(line: &str) -> Result<Option<FundLine>, FundLineError> {
     };
     match value.get("type").and_then(serde_json::Value::as_str) {
         Some("insurance_fund_changed") => match text("reason")? {
-            "funded" | "liquidation_fee" => Ok(Some(FundLine::Paid {
+            // A shortfall of a deleveraged counterparty is paid with a negative amount.
+            "funded" | "liquidation_fee" | "adl_shortfall" => Ok(Some(FundLine::Paid {
                 asset: text("asset")?.to_owned(),
                 amount: amount("change")?,
             })),

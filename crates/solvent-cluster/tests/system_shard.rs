@@ -1099,3 +1099,68 @@ async fn effects_stored(js: &async_nats::jetstream::Context) -> u64 {
         .expect("the effects")
         .len() as u64
 }
+
+/// A counterparty that changes between its shard's offer and the answer: the second short
+/// buys 0.2 of its 0.3 back after offering, so when the answer reaches its shard it takes the
+/// 0.1 it holds and pays 4,800 x 0.1 / 0.3 = 1,600 of its 4,800. The claimant's shard received
+/// the whole 16,000: the 3,200 not paid is the fund's loss, reported (`adl_shortfall`) and
+/// counted by the system shard, whose fund goes from 1,000 to -2,200, still the deposits plus
+/// the shards' pieces. The 0.2 not taken stays with the market.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counterparty_that_reduced_its_position_before_the_answer_leaves_the_rest_to_the_fund() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let nats = Nats::start(scratch.path());
+    wait_for(&nats.url()).await;
+    let cluster = Cluster {
+        url: nats.url(),
+        dir: scratch.path().to_path_buf(),
+    };
+    let cast = AdlCast::new();
+    let events = adl_events(&cast);
+    cluster.publish(&events).await;
+    cluster.run_shards().await;
+    cluster.run_system().await;
+    cluster.run_shards().await;
+    // After the offers, before the answer.
+    let seq = events.len() + 1;
+    let body = format!(
+        r#""type":"fill","account":"{}","instrument":"BTCUSDT","side":"buy","size":"0.2","price":"40000","counterparty":"external""#,
+        cast.second
+    );
+    let line = format!(r#"{{"seq":{seq},"ts":"2026-01-01T00:10:00Z",{body}}}"#);
+    cluster
+        .publish(&[parse_line("race", seq, &line).expect("an event")])
+        .await;
+    let other = 1 - cast.loser_shard;
+    cluster.run_shard(other).await;
+    let answered = cluster.run_system().await;
+    assert_eq!((answered.answers_published, answered.adl_shares), (1, 3));
+    cluster.run_shards().await;
+    let after = cluster.run_system().await;
+    assert_eq!(after.fund.get("USDT"), Some(&dec!(-2200)));
+
+    let engines = cluster.engines();
+    let holder = |id: &str| &engines[shard_of(id, SHARDS) as usize];
+    assert_eq!(position(holder(&cast.second), &cast.second), dec!(0));
+    assert_eq!(position(holder(&cast.first), &cast.first), dec!(0));
+    assert_eq!(position(holder(&cast.third), &cast.third), dec!(-1.9));
+    // 3,000 + 0.2 x 20,000 (bought back) + 0.1 x 20,000 - 1,600.
+    assert_eq!(
+        wallet(holder(&cast.second), &cast.second),
+        dec!(3000) + dec!(4000) + dec!(2000) - dec!(1600)
+    );
+    let mut pieces = Decimal::ZERO;
+    for engine in &engines {
+        for (asset, total) in engine.ledger().totals() {
+            assert!(total.is_zero(), "{asset} sums to {total}");
+        }
+        assert_eq!(ledger(engine, &LedgerAccount::PendingClaims), dec!(0));
+        pieces += ledger(engine, &LedgerAccount::InsuranceFund);
+    }
+    assert_eq!(pieces, dec!(-3200));
+    assert_eq!(
+        dec!(1000) + pieces,
+        dec!(-2200),
+        "deposits + pieces = the fund"
+    );
+}

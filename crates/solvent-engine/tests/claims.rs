@@ -13,7 +13,7 @@ use rust_decimal_macros::dec;
 use solvent_core::venue::Venue;
 use solvent_engine::Engine;
 use solvent_engine::config::{EngineConfig, FundAuthority};
-use solvent_engine::effect::{DeficitResolution, Effect};
+use solvent_engine::effect::{DeficitResolution, Effect, InsuranceFundReason};
 use solvent_engine::engine::{AdlAssignment, ClaimAnswer};
 use solvent_engine::event::parse_line;
 use solvent_engine::ledger::LedgerAccount;
@@ -269,6 +269,20 @@ fn an_adl_share_is_a_trade_at_the_bankruptcy_price_and_takes_no_more_than_is_hel
             })
             .collect();
         assert_eq!(adl, [("loser", "short", dec!(0.6), dec!(56000))]);
+        // Held less than its share: the 6,400 it did not pay is reported as the fund's.
+        let shortfall: Vec<Decimal> = effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::InsuranceFundChanged {
+                    change,
+                    reason: InsuranceFundReason::AdlShortfall,
+                    ..
+                } => Some(change.value()),
+                _ => None,
+            })
+            .collect();
+        let expected: &[Decimal] = if size == dec!(1) { &[dec!(-6400)] } else { &[] };
+        assert_eq!(shortfall, expected);
         assert_eq!(
             balance(&shard, &LedgerAccount::Wallet("short".into())),
             dec!(12400)

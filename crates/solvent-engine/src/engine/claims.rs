@@ -235,7 +235,8 @@ impl Engine {
     ///
     /// The counterparty takes no more than it holds on the opposite side now: one that
     /// reduced its position between its shard's offer and the answer takes what it still
-    /// holds and pays that share (docs/scale.md lists this as a gap: the rest is the fund's).
+    /// holds and pays that share; the rest of the payment is the fund's loss, reported by an
+    /// `insurance_fund_changed` effect with reason `adl_shortfall` (docs/scale.md).
     /// A refused assignment (a sequence not after the last, an unknown instrument, an account
     /// holding no opposite position, amounts out of range) yields one `rejected` effect and
     /// changes nothing.
@@ -278,6 +279,16 @@ impl Engine {
             &mut effects,
         );
         self.trade_external(&instrument, -signed, assignment.mark, &mut effects);
+        if paid < assignment.paid {
+            // The claimant's shard received the whole share: what this one did not pay is the
+            // fund's loss, reported for the system shard to count.
+            self.insurance_changed(
+                &instrument.settlement,
+                paid - assignment.paid,
+                InsuranceFundReason::AdlShortfall,
+                &mut effects,
+            );
+        }
         effects.push(Effect::Adl {
             account: assignment.bankrupt.clone(),
             counterparty: assignment.account.clone(),
