@@ -17,9 +17,8 @@
 //! - [`adl`]: auto-deleveraging candidates merged from each shard's best.
 //!
 //! Not yet built (issue 13): money between shards (a transfer or a fill between accounts of two
-//! shards is refused by the router), and `deficits = "socialise"` on a sharded venue (a deficit
-//! the fund cannot cover, with nobody to deleverage, stays the account's debt; see
-//! docs/scale.md, "What remains").
+//! shards is refused by the router); see docs/scale.md, "What remains", for the limits of
+//! auto-deleveraging and socialising across shards.
 
 pub mod adl;
 pub mod effects;

@@ -697,8 +697,12 @@ fn apply_answer(
     let seq = message::event_seq(stream_seq, 0);
     let answer = match crate::system::decode_fund_message(stream_seq, payload) {
         Ok(crate::system::FundMessage::Answer(answer)) => answer,
-        Ok(crate::system::FundMessage::Request(request)) => {
+        Ok(crate::system::FundMessage::Request(crate::system::Request::Adl(request))) => {
             let line = crate::system::offer_line(engine, shard, seq, &request)?;
+            return Ok((vec![line], 1));
+        }
+        Ok(crate::system::FundMessage::Request(crate::system::Request::Share(request))) => {
+            let line = crate::system::profit_line(engine, shard, seq, &request)?;
             return Ok((vec![line], 1));
         }
         // Refused, not fatal: a message that would stop every shard at each restart is
@@ -734,6 +738,22 @@ fn apply_answer(
         lines.extend(
             engine
                 .apply_adl_assignment(seq, &share.for_engine(&answer.account))
+                .into_iter()
+                .map(|effect| EffectLine { seq, effect }),
+        );
+    }
+    for (index, share) in answer.socialised.iter().enumerate() {
+        if share.shard != shard {
+            continue;
+        }
+        let seq = message::event_seq(
+            stream_seq,
+            (answer.adl.len() + index + 1).min(message::MAX_EVENTS_PER_MESSAGE - 1),
+        );
+        events += 1;
+        lines.extend(
+            engine
+                .apply_socialised_share(seq, &share.for_engine(&answer.account, &answer.asset))
                 .into_iter()
                 .map(|effect| EffectLine { seq, effect }),
         );

@@ -21,7 +21,9 @@
 //! shard publishes an [`AdlRequest`] on [`FUND_SUBJECT`]; every account shard writes its offer
 //! ([`offer_line`]) in its effect message for the request's input; once every shard's progress
 //! is past the request, the system shard merges the offers ([`crate::adl`]) and answers with
-//! the shares ([`AdlShare`]), which each shard applies to its own accounts.
+//! the shares ([`AdlShare`]), which each shard applies to its own accounts. On a venue with
+//! `deficits = "socialise"` the same three phases share the rest beyond the fund among the
+//! positions in profit ([`ShareRequest`], [`profit_line`], [`SocialShare`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -93,6 +95,10 @@ pub struct ClaimAnswer {
     /// own shard (none when the fund covered the claim, or no shard offered a counterparty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub adl: Vec<AdlShare>,
+    /// Under `deficits = "socialise"`, the positions in profit that bear what the fund did not
+    /// cover, on any shard, each applied by its own shard.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub socialised: Vec<SocialShare>,
 }
 
 impl ClaimAnswer {
@@ -106,6 +112,7 @@ impl ClaimAnswer {
             covered: self.covered,
             fund_before: self.fund_before,
             adl_paid: self.adl_paid(),
+            socialised_paid: self.socialised_paid(),
         }
     }
 
@@ -114,6 +121,152 @@ impl ClaimAnswer {
     pub fn adl_paid(&self) -> Decimal {
         self.adl.iter().map(|share| share.paid).sum()
     }
+
+    /// What the accounts in profit pay towards the deficit, together.
+    #[must_use]
+    pub fn socialised_paid(&self) -> Decimal {
+        self.socialised.iter().map(|share| share.paid).sum()
+    }
+}
+
+/// One position's share of a deficit socialised across shards, as the answer records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocialShare {
+    /// The shard that holds the account.
+    pub shard: u32,
+    /// The account.
+    pub account: String,
+    /// The position in profit.
+    pub instrument: String,
+    /// Whether it had its own isolated margin.
+    pub isolated: bool,
+    /// Its share (positive), in the deficit's asset.
+    pub paid: Decimal,
+}
+
+impl SocialShare {
+    /// The share as its shard's engine applies it, for the bankrupt account `bankrupt`'s
+    /// deficit in `asset`.
+    #[must_use]
+    pub fn for_engine(
+        &self,
+        bankrupt: &str,
+        asset: &str,
+    ) -> solvent_engine::engine::SocialisedShare {
+        solvent_engine::engine::SocialisedShare {
+            bankrupt: bankrupt.to_owned(),
+            account: self.account.clone(),
+            instrument: self.instrument.clone(),
+            isolated: self.isolated,
+            paid: self.paid,
+            asset: asset.to_owned(),
+        }
+    }
+}
+
+/// The system shard's request for the positions in profit, for a claim beyond the fund on a
+/// venue with `deficits = "socialise"`: the fund has covered what it holds (`covered`); every
+/// account shard answers at the request's stream sequence with its positions in profit in the
+/// asset (a `profit_offer` line, see [`profit_line`]), and the system shard shares the rest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareRequest {
+    /// The claim it is for.
+    pub share: ClaimId,
+    /// The bankrupt account.
+    pub account: String,
+    /// The asset of the deficit.
+    pub asset: String,
+    /// The deficit claimed.
+    pub claimed: Decimal,
+    /// What the fund covered of it.
+    pub covered: Decimal,
+    /// What the fund held of the asset before.
+    pub fund_before: Decimal,
+}
+
+/// A request the system shard publishes before it answers a claim beyond the fund.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Request {
+    /// Candidates to deleverage.
+    Adl(AdlRequest),
+    /// Positions in profit to share the deficit (`deficits = "socialise"`).
+    Share(ShareRequest),
+}
+
+impl Request {
+    /// The claim it is for.
+    #[must_use]
+    pub fn claim(&self) -> &ClaimId {
+        match self {
+            Self::Adl(request) => &request.request,
+            Self::Share(request) => &request.share,
+        }
+    }
+
+    /// Its JetStream message id (`adl-K-S-I` or `share-K-S-I`).
+    #[must_use]
+    pub fn message_id(&self) -> String {
+        match self {
+            Self::Adl(request) => request.message_id(),
+            Self::Share(request) => format!(
+                "share-{}-{}-{}",
+                request.share.shard, request.share.input_seq, request.share.index
+            ),
+        }
+    }
+}
+
+/// One position in profit a shard offers for a [`ShareRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfitOffer {
+    /// The shard.
+    pub shard: u32,
+    /// The account.
+    pub account: String,
+    /// The instrument.
+    pub instrument: String,
+    /// Whether the position has its own isolated margin.
+    pub isolated: bool,
+    /// Its unrealised profit at the shard's marks, rounded down (positive).
+    pub profit: Decimal,
+}
+
+/// The `type` of a profit offer line in a shard's effect message.
+pub const PROFIT_OFFER_TYPE: &str = "profit_offer";
+
+/// The effect line with which shard `shard` offers its positions in profit for `request`
+/// (its engine's, at this place in the stream: [`solvent_engine::Engine::profit_holders`]).
+///
+/// # Errors
+/// [`ClusterError::Config`] when the line cannot be encoded.
+pub fn profit_line(
+    engine: &solvent_engine::Engine,
+    shard: u32,
+    seq: u64,
+    request: &ShareRequest,
+) -> Result<String, ClusterError> {
+    let holders: Vec<ProfitOffer> = engine
+        .profit_holders(&request.account, &request.asset)
+        .into_iter()
+        .map(|holder| ProfitOffer {
+            shard,
+            account: holder.account.to_string(),
+            instrument: holder.instrument,
+            isolated: holder.isolated,
+            profit: holder.profit,
+        })
+        .collect();
+    serde_json::to_string(&serde_json::json!({
+        "type": PROFIT_OFFER_TYPE,
+        "claim": request.share,
+        "holders": holders,
+        "seq": seq,
+    }))
+    .map_err(|error| ClusterError::Config(format!("encoding an offer: {error}")))
 }
 
 /// One counterparty's share of a claim's auto-deleveraging, as the answer records it: which
@@ -205,8 +358,8 @@ impl AdlRequest {
 pub enum FundMessage {
     /// An answer, which settles a claim.
     Answer(ClaimAnswer),
-    /// A request for candidates.
-    Request(AdlRequest),
+    /// A request for candidates or for positions in profit.
+    Request(Request),
 }
 
 /// The effect line with which shard `shard` offers its candidates for `request`: its first
@@ -285,6 +438,13 @@ pub enum FundLine {
         /// The mark it was closed at.
         mark: Decimal,
     },
+    /// A shard's positions in profit for a share request (see [`profit_line`]).
+    Profits {
+        /// The claim of the request.
+        claim: ClaimId,
+        /// The positions.
+        holders: Vec<ProfitOffer>,
+    },
     /// A shard's offer of candidates for a request (see [`offer_line`]).
     Offer {
         /// The claim of the request.
@@ -356,6 +516,20 @@ pub fn fund_line(line: &str) -> Result<Option<FundLine>, FundLineError> {
                     .map_err(|error| bad(&format!("candidates: {error}")))?,
             }))
         }
+        Some(PROFIT_OFFER_TYPE) => {
+            let field = |name: &str| {
+                value
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| bad(&format!("no {name}")))
+            };
+            Ok(Some(FundLine::Profits {
+                claim: serde_json::from_value(field("claim")?)
+                    .map_err(|error| bad(&format!("claim: {error}")))?,
+                holders: serde_json::from_value(field("holders")?)
+                    .map_err(|error| bad(&format!("holders: {error}")))?,
+            }))
+        }
         Some("deficit_beyond_fund") if text("resolution")? == "claimed" => {
             Ok(Some(FundLine::Claim {
                 account: text("account")?.to_owned(),
@@ -387,9 +561,12 @@ pub struct Fund {
     terms: FundTerms,
     /// Requests for candidates published, by their input stream sequence: each is answered
     /// once the effect messages of its input are applied (every shard's offer).
-    awaiting: BTreeMap<u64, AdlRequest>,
+    awaiting: BTreeMap<u64, Request>,
     /// The offers read, by claim (its [`ClaimId::message_id`]).
     offers: BTreeMap<String, Vec<Vec<AdlCandidate>>>,
+    /// The positions in profit offered, by claim (its [`ClaimId::message_id`]).
+    #[serde(default)]
+    profits: BTreeMap<String, Vec<ProfitOffer>>,
 }
 
 /// What the fund needs of the venue to answer a claim by auto-deleveraging.
@@ -399,6 +576,10 @@ pub struct FundTerms {
     pub precisions: BTreeMap<String, u32>,
     /// Each linear contract's size (a bankruptcy price is reported for these).
     pub linear_contract_sizes: BTreeMap<String, Decimal>,
+    /// Whether the venue shares a deficit beyond the fund among the accounts in profit
+    /// (`deficits = "socialise"`) rather than deleveraging.
+    #[serde(default)]
+    pub socialise: bool,
 }
 
 impl FundTerms {
@@ -416,6 +597,7 @@ impl FundTerms {
                 .filter(|i| i.style == solvent_core::instrument::Style::Linear)
                 .map(|i| (i.name.clone(), i.contract_size))
                 .collect(),
+            socialise: venue.deficits == solvent_core::venue::DeficitPolicy::Socialise,
         }
     }
 }
@@ -425,9 +607,9 @@ impl FundTerms {
 pub enum FundOutput {
     /// An answer to a claim.
     Answer(ClaimAnswer),
-    /// A request for candidates: published, then given to [`Fund::await_offers`] with its
-    /// stream sequence.
-    Request(AdlRequest),
+    /// A request for candidates or positions in profit: published, then given to
+    /// [`Fund::await_offers`] with its stream sequence.
+    Request(Request),
 }
 
 impl Fund {
@@ -498,15 +680,15 @@ impl Fund {
     /// The request published at input stream sequence `stream_seq`: answered once the effect
     /// messages of that input are applied (before any of later input, or by
     /// [`Self::resolve_through`]). A request already awaited is not awaited twice.
-    pub fn await_offers(&mut self, stream_seq: u64, request: AdlRequest) {
-        if !self.awaiting.values().any(|r| r.request == request.request) {
+    pub fn await_offers(&mut self, stream_seq: u64, request: Request) {
+        if !self.awaiting.values().any(|r| r.claim() == request.claim()) {
             self.awaiting.insert(stream_seq, request);
         }
     }
 
     /// The requests the fund awaits offers for, by their stream sequence.
     #[must_use]
-    pub fn awaiting(&self) -> &BTreeMap<u64, AdlRequest> {
+    pub fn awaiting(&self) -> &BTreeMap<u64, Request> {
         &self.awaiting
     }
 
@@ -517,8 +699,61 @@ impl Fund {
         let later = self.awaiting.split_off(&(input_seq.saturating_add(1)));
         let due = std::mem::replace(&mut self.awaiting, later);
         due.into_iter()
-            .map(|(at, request)| self.resolve(at, &request))
+            .map(|(at, request)| match request {
+                Request::Adl(request) => self.resolve(at, &request),
+                Request::Share(request) => self.resolve_share(at, &request),
+            })
             .collect()
+    }
+
+    /// Answers a share request, published at `at`: the positions every shard offered share
+    /// what the fund did not cover, by one engine's rule ([`solvent_engine::engine::share_deficit`]),
+    /// in a fixed order (account, then instrument); the rest is the account's debt.
+    fn resolve_share(&mut self, at: u64, request: &ShareRequest) -> ClaimAnswer {
+        self.count_deposits_before(at);
+        let mut holders = self
+            .profits
+            .remove(&Request::Share(request.clone()).claim().message_id())
+            .unwrap_or_default();
+        holders.sort_by(|a, b| {
+            a.account
+                .cmp(&b.account)
+                .then_with(|| a.instrument.cmp(&b.instrument))
+        });
+        let precision = self
+            .terms
+            .precisions
+            .get(&request.asset)
+            .copied()
+            .unwrap_or(8);
+        let profits: Vec<(&str, Decimal)> = holders
+            .iter()
+            .map(|holder| (holder.account.as_str(), holder.profit))
+            .collect();
+        let rest = request.claimed - request.covered;
+        let shares = solvent_engine::engine::share_deficit(&profits, rest, precision);
+        let socialised = holders
+            .iter()
+            .zip(shares)
+            .filter(|(_, paid)| *paid > Decimal::ZERO)
+            .map(|(holder, paid)| SocialShare {
+                shard: holder.shard,
+                account: holder.account.clone(),
+                instrument: holder.instrument.clone(),
+                isolated: holder.isolated,
+                paid,
+            })
+            .collect();
+        ClaimAnswer {
+            claim: request.share.clone(),
+            account: request.account.clone(),
+            asset: request.asset.clone(),
+            claimed: request.claimed,
+            covered: request.covered,
+            fund_before: request.fund_before,
+            adl: Vec::new(),
+            socialised,
+        }
     }
 
     /// Answers `request`, published at `at`: the offers merged into the cluster's ranking and
@@ -583,6 +818,7 @@ impl Fund {
             covered,
             fund_before,
             adl,
+            socialised: Vec::new(),
         }
     }
 
@@ -620,6 +856,12 @@ impl Fund {
                 } => {
                     closed.insert(account, (instrument, *size, *mark));
                 }
+                FundLine::Profits { claim, holders } => {
+                    self.profits
+                        .entry(claim.message_id())
+                        .or_default()
+                        .extend(holders.iter().cloned());
+                }
                 FundLine::Offer { claim, candidates } => {
                     self.offers
                         .entry(claim.message_id())
@@ -642,11 +884,26 @@ impl Fund {
                     }
                     let held = self.balances.entry(asset.clone()).or_default();
                     let fund_before = *held;
+                    if fund_before < *deficit && self.terms.socialise {
+                        // One engine's rule: the fund pays what it holds, the accounts in
+                        // profit share the rest.
+                        let covered = fund_before.max(Decimal::ZERO);
+                        *held -= covered;
+                        outputs.push(FundOutput::Request(Request::Share(ShareRequest {
+                            share: claim,
+                            account: account.clone(),
+                            asset: asset.clone(),
+                            claimed: *deficit,
+                            covered,
+                            fund_before,
+                        })));
+                        continue;
+                    }
                     if fund_before < *deficit
                         && let Some((instrument, size, mark)) = closed.get(account.as_str())
                         && !size.is_zero()
                     {
-                        outputs.push(FundOutput::Request(AdlRequest {
+                        outputs.push(FundOutput::Request(Request::Adl(AdlRequest {
                             request: claim,
                             account: account.clone(),
                             asset: asset.clone(),
@@ -660,7 +917,7 @@ impl Fund {
                             },
                             quantity: size.abs(),
                             mark: *mark,
-                        }));
+                        })));
                         continue;
                     }
                     let covered = (*deficit).min(fund_before.max(Decimal::ZERO));
@@ -673,6 +930,7 @@ impl Fund {
                         covered,
                         fund_before,
                         adl: Vec::new(),
+                        socialised: Vec::new(),
                     }));
                 }
             }
@@ -744,6 +1002,8 @@ pub struct SystemReport {
     pub adl_requests_waiting: usize,
     /// Counterparties deleveraged in the answers (this run's or an earlier one's).
     pub adl_shares: u64,
+    /// Positions that bore a socialised share in the answers (this run's or an earlier one's).
+    pub socialised_shares: u64,
     /// The effect-stream position of the snapshot this run recovered from, if any.
     pub recovered_from: Option<u64>,
     /// Snapshots that could not be used, with the reason.
@@ -1059,7 +1319,7 @@ pub struct Published {
     /// The answers, by claim.
     pub answers: BTreeMap<ClaimId, ClaimAnswer>,
     /// The requests, by claim, with their stream sequence.
-    pub requests: BTreeMap<ClaimId, (u64, AdlRequest)>,
+    pub requests: BTreeMap<ClaimId, (u64, Request)>,
 }
 
 impl Published {
@@ -1080,7 +1340,7 @@ impl Published {
                 FundMessage::Request(request) => {
                     published
                         .requests
-                        .entry(request.request.clone())
+                        .entry(request.claim().clone())
                         .or_insert((stream_seq, request));
                 }
             }
@@ -1103,6 +1363,7 @@ async fn publish_output(
         FundOutput::Answer(answer) => {
             report.claims += 1;
             report.adl_shares += answer.adl.len() as u64;
+            report.socialised_shares += answer.socialised.len() as u64;
             if let Some(earlier) = published.answers.get(&answer.claim) {
                 // What was published is what the shards apply: the fund follows it, should
                 // this run have computed otherwise.
@@ -1115,7 +1376,7 @@ async fn publish_output(
             }
         }
         FundOutput::Request(request) => {
-            if let Some((at, earlier)) = published.requests.get(&request.request) {
+            if let Some((at, earlier)) = published.requests.get(request.claim()) {
                 fund.await_offers(*at, earlier.clone());
                 report.adl_requests_already_published += 1;
             } else {
@@ -1124,7 +1385,7 @@ async fn publish_output(
                 fund.await_offers(at, request.clone());
                 published
                     .requests
-                    .insert(request.request.clone(), (at, request));
+                    .insert(request.claim().clone(), (at, request));
             }
         }
     }
@@ -1132,7 +1393,7 @@ async fn publish_output(
 }
 
 /// Publishes a request for candidates; returns its stream sequence.
-async fn publish_request(js: &Context, request: &AdlRequest) -> Result<u64, ClusterError> {
+async fn publish_request(js: &Context, request: &Request) -> Result<u64, ClusterError> {
     let payload = serde_json::to_vec(request)
         .map_err(|error| ClusterError::Nats(format!("encoding a request: {error}")))?;
     let mut headers = HeaderMap::new();
@@ -1405,6 +1666,7 @@ mod tests {
             covered: dec!(19000),
             fund_before: dec!(30000),
             adl: Vec::new(),
+            socialised: Vec::new(),
         };
         let text = serde_json::to_string(&answer).unwrap_or_default();
         assert_eq!(

@@ -1164,3 +1164,111 @@ async fn a_counterparty_that_reduced_its_position_before_the_answer_leaves_the_r
         "deposits + pieces = the fund"
     );
 }
+
+/// The default venue with `deficits = "socialise"`.
+fn socialising_venue() -> String {
+    venue_text().replacen("[venue]\n", "[venue]\ndeficits = \"socialise\"\n", 1)
+}
+
+/// `deficits = "socialise"` with the fund on the system shard (issue 13 item 3): the loser of
+/// the auto-deleveraging test, bankrupt by 16,000 with 1,000 in the fund, on a venue that
+/// shares deficits. One engine: the fund pays its 1,000 and the shorts in profit (12,000,
+/// 6,000 and 40,000: 58,000) share the 15,000 left pro rata, rounded down to 6 decimals
+/// (3,103.448275, 1,551.724137, 10,344.827586: 14,999.999998), the two units left to the
+/// largest profits (the third's, then the first's). The cluster: the system shard covers the
+/// 1,000, asks every shard for its positions in profit, shares the rest by the same rule
+/// (`share_deficit`) and each shard takes its accounts' shares: every wallet is one engine's to
+/// the unit, nobody is deleveraged, and the money is conserved (deposits + the shards' pieces
+/// = the fund = 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socialising_venue_shares_a_deficit_beyond_the_fund_across_shards_as_one_engine() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let nats = Nats::start(scratch.path());
+    wait_for(&nats.url()).await;
+    let cluster = Cluster {
+        url: nats.url(),
+        dir: scratch.path().to_path_buf(),
+    };
+    let cast = AdlCast::new();
+    let events = adl_events(&cast);
+    let venue = solvent_core::venue::Venue::from_toml("socialising", &socialising_venue())
+        .expect("the venue");
+    let mut one = Engine::new(venue, EngineConfig::default());
+    let mut one_effects = Vec::new();
+    for envelope in &events {
+        one_effects.extend(one.apply(envelope));
+    }
+    assert!(!one_effects.iter().any(|e| matches!(e, Effect::Adl { .. })));
+    assert_eq!(
+        wallet(&one, &cast.third),
+        dec!(1000000) - dec!(10344.827587)
+    );
+
+    let run_shards = || async {
+        for shard in 0..SHARDS {
+            let (_stop, stopped) = watch::channel(false);
+            let config = ShardConfig {
+                venue_text: socialising_venue(),
+                ..cluster.shard_config(shard)
+            };
+            shard::run(config, stopped)
+                .await
+                .unwrap_or_else(|error| panic!("shard {shard}: {error}"));
+        }
+    };
+    let run_system = || async {
+        let (_stop, stopped) = watch::channel(false);
+        let config = SystemConfig {
+            venue_text: socialising_venue(),
+            ..cluster.system_config(true, None)
+        };
+        system::run(config, stopped)
+            .await
+            .expect("the system shard")
+    };
+    cluster.publish(&events).await;
+    run_shards().await;
+    let asked = run_system().await;
+    assert_eq!(
+        (asked.answers_published, asked.fund.get("USDT")),
+        (0, Some(&dec!(0)))
+    );
+    run_shards().await;
+    let answered = run_system().await;
+    assert_eq!(
+        (
+            answered.answers_published,
+            answered.socialised_shares,
+            answered.adl_shares
+        ),
+        (1, 3, 0)
+    );
+    run_shards().await;
+
+    let answers = cluster.answers().await;
+    let [answer] = answers.as_slice() else {
+        panic!("one answer: {answers:?}");
+    };
+    assert_eq!(
+        (answer.claimed, answer.covered, answer.fund_before),
+        (dec!(16000), dec!(1000), dec!(1000))
+    );
+    assert_eq!(answer.socialised_paid(), dec!(15000));
+    let engines = cluster.engines();
+    let holder = |id: &str| &engines[shard_of(id, SHARDS) as usize];
+    for id in [cast.loser.as_str()].into_iter().chain(cast.shorts()) {
+        assert_eq!(wallet(holder(id), id), wallet(&one, id), "{id}");
+        assert_eq!(position(holder(id), id), position(&one, id), "{id}");
+    }
+    let mut pieces = Decimal::ZERO;
+    for engine in &engines {
+        for (asset, total) in engine.ledger().totals() {
+            assert!(total.is_zero(), "{asset} sums to {total}");
+        }
+        assert_eq!(ledger(engine, &LedgerAccount::PendingClaims), dec!(0));
+        pieces += ledger(engine, &LedgerAccount::InsuranceFund);
+    }
+    assert_eq!(dec!(1000) + pieces, dec!(0));
+    assert_eq!(answered.fund.get("USDT"), Some(&dec!(0)));
+    assert_eq!(ledger(&one, &LedgerAccount::InsuranceFund), dec!(0));
+}

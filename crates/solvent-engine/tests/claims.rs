@@ -14,7 +14,7 @@ use solvent_core::venue::Venue;
 use solvent_engine::Engine;
 use solvent_engine::config::{EngineConfig, FundAuthority};
 use solvent_engine::effect::{DeficitResolution, Effect, InsuranceFundReason};
-use solvent_engine::engine::{AdlAssignment, ClaimAnswer};
+use solvent_engine::engine::{AdlAssignment, ClaimAnswer, SocialisedShare};
 use solvent_engine::event::parse_line;
 use solvent_engine::ledger::LedgerAccount;
 
@@ -77,6 +77,7 @@ fn answer(claimed: Decimal, covered: Decimal, fund_before: Decimal) -> ClaimAnsw
         covered,
         fund_before,
         adl_paid: Decimal::ZERO,
+        socialised_paid: Decimal::ZERO,
     }
 }
 
@@ -337,4 +338,50 @@ fn an_adl_share_that_does_not_fit_is_refused_and_changes_nothing() {
         );
         assert_eq!(shard.state_hash(), hash, "{bad:?} changed the state");
     }
+}
+
+/// A socialised share applied: the short pays 3,103.448276 from its wallet into the shard's
+/// `insurance_fund` account and keeps its position; refused (no change of state hash) for an
+/// unknown account or asset, a share not positive, a sequence not after the last.
+#[test]
+fn a_socialised_share_is_paid_into_the_shards_piece_of_the_fund() {
+    let (mut shard, _) = play(FundAuthority::SystemShard, &SHORT);
+    let share = |account: &str, asset: &str, paid: Decimal| SocialisedShare {
+        bankrupt: "loser".to_owned(),
+        account: account.to_owned(),
+        instrument: "BTCUSDT".to_owned(),
+        isolated: false,
+        paid,
+        asset: asset.to_owned(),
+    };
+    let hash = shard.state_hash();
+    for (seq, bad) in [
+        (7, share("short", "USDT", dec!(1))),
+        (100, share("nobody", "USDT", dec!(1))),
+        (100, share("short", "XYZ", dec!(1))),
+        (100, share("short", "USDT", dec!(0))),
+    ] {
+        let effects = shard.apply_socialised_share(seq, &bad);
+        assert!(
+            matches!(effects.as_slice(), [Effect::Rejected { .. }]),
+            "{bad:?}: {effects:#?}"
+        );
+        assert_eq!(shard.state_hash(), hash, "{bad:?} changed the state");
+    }
+    shard.apply_socialised_share(100, &share("short", "USDT", dec!(3103.448276)));
+    assert_eq!(
+        balance(&shard, &LedgerAccount::Wallet("short".into())),
+        dec!(10000) - dec!(3103.448276)
+    );
+    assert_eq!(
+        balance(&shard, &LedgerAccount::InsuranceFund),
+        dec!(3103.448276)
+    );
+    assert!(
+        shard
+            .accounts()
+            .get("short")
+            .is_some_and(|a| a.positions.len() == 1)
+    );
+    assert_books_balance(&shard);
 }

@@ -33,6 +33,29 @@ pub struct ClaimAnswer {
     /// `insurance_fund` ledger accounts, out of the claimant's and into each payer's, so it
     /// sums to nothing over the shards and leaves the fund as it was.
     pub adl_paid: Decimal,
+    /// What the accounts in profit pay towards the deficit under `deficits = "socialise"`, on
+    /// any shard (each one's part a [`SocialisedShare`] applied by its own shard), through the
+    /// shards' `insurance_fund` ledger accounts as `adl_paid`.
+    pub socialised_paid: Decimal,
+}
+
+/// One position's share of a deficit socialised across shards, applied by the shard that holds
+/// it: the account pays `paid` from the position's margin (its wallet, or its isolated margin
+/// while the position is held) into the shard's `insurance_fund` ledger account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SocialisedShare {
+    /// The bankrupt account (on the claiming shard).
+    pub bankrupt: String,
+    /// The account that pays.
+    pub account: String,
+    /// The position in profit its share was taken on.
+    pub instrument: String,
+    /// Whether that position had its own isolated margin.
+    pub isolated: bool,
+    /// Its share, in the deficit's asset (positive).
+    pub paid: Decimal,
+    /// The deficit's asset.
+    pub asset: String,
 }
 
 /// One counterparty's share of a cross-shard auto-deleveraging (docs/scale.md, "Money across
@@ -134,7 +157,28 @@ impl Engine {
                 &mut effects,
             );
         }
-        let uncovered = answer.claimed - answer.covered - answer.adl_paid;
+        if answer.socialised_paid > Decimal::ZERO {
+            // The accounts in profit's shares, which their shards move into their own
+            // `insurance_fund` ledger accounts (`apply_socialised_share`).
+            self.move_money(
+                &LedgerAccount::InsuranceFund,
+                &LedgerAccount::PendingClaims,
+                asset,
+                answer.socialised_paid,
+                TransferReason::SocialisedLoss,
+                &mut effects,
+            );
+        }
+        let uncovered = answer.claimed - answer.covered - answer.adl_paid - answer.socialised_paid;
+        if answer.socialised_paid > Decimal::ZERO && uncovered <= Decimal::ZERO {
+            effects.push(Effect::DeficitBeyondFund {
+                account: answer.account.clone(),
+                asset: answer.asset.clone(),
+                deficit: Amount(answer.claimed),
+                fund: Amount(answer.fund_before),
+                resolution: DeficitResolution::Socialised,
+            });
+        }
         if uncovered < Decimal::ZERO {
             // Rounding of the shares paid a little more than the deficit: the account keeps
             // it, as one engine's account keeps what closing at the bankruptcy price leaves.
@@ -199,7 +243,9 @@ impl Engine {
             ));
         }
         if answer.adl_paid < Decimal::ZERO
-            || answer.covered + answer.adl_paid > answer.claimed * Decimal::TWO
+            || answer.socialised_paid < Decimal::ZERO
+            || answer.covered + answer.adl_paid + answer.socialised_paid
+                > answer.claimed * Decimal::TWO
         {
             return Err(reject(
                 RejectReason::InvalidInput,
@@ -349,5 +395,73 @@ impl Engine {
                 )
             })?;
         Ok((instrument, held))
+    }
+}
+
+impl Engine {
+    /// Applies one position's share of a deficit socialised across shards, numbered `seq`
+    /// (after the last event): the account pays it from the position's margin (its isolated
+    /// margin while that position is held, else its wallet) into the shard's `insurance_fund`
+    /// ledger account, through which it reaches the claimant's shard (see
+    /// [`ClaimAnswer::socialised_paid`]); the account is then examined, since its equity fell.
+    /// A share is paid whatever the account's profit is by then, as a socialised loss is.
+    ///
+    /// A refused share (a sequence not after the last, an unknown account or asset, a share not
+    /// positive) yields one `rejected` effect and changes nothing.
+    pub fn apply_socialised_share(&mut self, seq: u64, share: &SocialisedShare) -> Vec<Effect> {
+        if let Err(rejection) = self.checked_share(seq, share) {
+            return vec![rejected(&rejection)];
+        }
+        self.last_seq = Some(seq);
+        self.events += 1;
+        let mut effects = Vec::new();
+        let id = share.account.as_str();
+        let isolated = share.isolated
+            && self
+                .accounts
+                .get(id)
+                .and_then(|a| a.positions.get(share.instrument.as_str()))
+                .is_some_and(|p| p.isolated);
+        self.move_money(
+            &LedgerAccount::of_position(id, &share.instrument, isolated),
+            &LedgerAccount::InsuranceFund,
+            &share.asset,
+            share.paid,
+            TransferReason::SocialisedLoss,
+            &mut effects,
+        );
+        self.reindex(id);
+        if let Ok(report) = self.report(id) {
+            self.track_state(id, &Standing::of(&report), &mut effects);
+        }
+        effects
+    }
+
+    /// The checks a socialised share passes before it moves anything, in order.
+    fn checked_share(&self, seq: u64, share: &SocialisedShare) -> Result<(), Rejection> {
+        if let Some(last) = self.last_seq
+            && seq <= last
+        {
+            return Err(reject(
+                RejectReason::SequenceNotIncreasing,
+                format!("sequence {seq} after {last}"),
+            ));
+        }
+        self.venue
+            .asset(&share.asset)
+            .map_err(|problem| reject(RejectReason::UnknownAsset, problem))?;
+        if !self.accounts.contains_key(share.account.as_str()) {
+            return Err(reject(RejectReason::UnknownAccount, share.account.clone()));
+        }
+        if share.paid <= Decimal::ZERO {
+            return Err(reject(
+                RejectReason::InvalidInput,
+                format!(
+                    "socialised share of {:?}: {} (> 0)",
+                    share.account, share.paid
+                ),
+            ));
+        }
+        Ok(())
     }
 }
