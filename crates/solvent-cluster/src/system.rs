@@ -635,6 +635,90 @@ mod tests {
         }
     }
 
+    fn candidate(shard: u32, account: &str, score: f64, size: Decimal) -> AdlCandidate {
+        AdlCandidate {
+            shard,
+            account: account.to_owned(),
+            score,
+            size,
+        }
+    }
+
+    /// A claim of 10,000 beyond a fund of 1,000, its account's long of 2 BTCUSDT closed at
+    /// 40,000: a request (the fund untouched), not an answer. Two shards offer 1.5 and 2
+    /// contracts; the merged ranking takes 1.5 from `b` (score 9) and 0.5 from `c` (score 5),
+    /// paying 10,000 x 1.5 / 2 = 7,500 and 2,500 at 40,000 + 10,000 / 2 = 45,000; the fund
+    /// covers nothing. The answer is given before the effect message of later input is
+    /// applied, whose fee it does not see.
+    #[test]
+    fn a_claim_beyond_the_fund_is_answered_with_the_merged_offers() {
+        let mut fund = Fund::new(FundTerms {
+            precisions: BTreeMap::from([("USDT".to_owned(), 6)]),
+            linear_contract_sizes: BTreeMap::from([("BTCUSDT".to_owned(), Decimal::ONE)]),
+            socialise: false,
+        });
+        fund.deposit(1, 0, "USDT", dec!(1000));
+        let closed = FundLine::Liquidated {
+            account: "a".to_owned(),
+            instrument: "BTCUSDT".to_owned(),
+            size: dec!(-2),
+            mark: dec!(40000),
+        };
+        let outputs = fund.apply(0, 5, &[closed, claim("a", dec!(10000))]);
+        let [FundOutput::Request(Request::Adl(request))] = outputs.as_slice() else {
+            panic!("one request: {outputs:?}");
+        };
+        assert_eq!(
+            (request.side, request.quantity, request.mark),
+            (BankruptSide::Long, dec!(2), dec!(40000))
+        );
+        assert_eq!(fund.balances().get("USDT"), Some(&dec!(1000)));
+        fund.await_offers(9, Request::Adl(request.clone()));
+        let offer = |candidates| FundLine::Offer {
+            claim: request.request.clone(),
+            candidates,
+        };
+        assert!(
+            answers(
+                &mut fund,
+                0,
+                9,
+                &[offer(vec![candidate(0, "c", 5.0, dec!(2))])]
+            )
+            .is_empty()
+        );
+        assert!(
+            answers(
+                &mut fund,
+                1,
+                9,
+                &[offer(vec![candidate(1, "b", 9.0, dec!(1.5))])]
+            )
+            .is_empty()
+        );
+        // Input 12 comes with a fee: the answer to the request of input 9 comes first.
+        let later = answers(&mut fund, 1, 12, &[paid(dec!(50))]);
+        let [answer] = later.as_slice() else {
+            panic!("one answer: {later:?}");
+        };
+        let shares: Vec<(u32, &str, Decimal, Decimal, Decimal)> = answer
+            .adl
+            .iter()
+            .map(|s| (s.shard, s.account.as_str(), s.size, s.price, s.paid))
+            .collect();
+        assert_eq!(
+            shares,
+            [
+                (1, "b", dec!(1.5), dec!(45000), dec!(7500)),
+                (0, "c", dec!(0.5), dec!(45000), dec!(2500)),
+            ]
+        );
+        assert_eq!((answer.covered, answer.fund_before), (dec!(0), dec!(1000)));
+        assert_eq!(answer.for_engine().adl_paid, dec!(10000));
+        assert_eq!(fund.balances().get("USDT"), Some(&dec!(1050)));
+        assert!(fund.awaiting().is_empty());
+    }
+
     /// Funded with 30,000 at input 3 and a 12.5 fee on shard 2; shard 1 claims 19,000 then
     /// shard 3 claims 19,000: the first is covered whole (30,012.5 - 19,000 = 11,012.5 left),
     /// the second as far as the fund goes (11,012.5; 7,987.5 uncovered), and the fund ends at
