@@ -25,7 +25,7 @@
 //! `deficits = "socialise"` the same three phases share the rest beyond the fund among the
 //! positions in profit ([`ShareRequest`], [`profit_line`], [`SocialShare`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_nats::HeaderMap;

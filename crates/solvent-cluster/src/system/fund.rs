@@ -16,9 +16,13 @@ pub struct Fund {
     /// the first claim of a later input, so a claim sees exactly the deposits before it in
     /// the input stream.
     deposits: BTreeMap<u64, Vec<(String, Decimal)>>,
-    /// The effect messages applied, by (shard, input sequence): one read twice, or stored twice
-    /// beyond JetStream's duplicate window, pays nothing in and claims nothing twice.
-    applied: BTreeSet<(u32, u64)>,
+    /// The last input sequence applied of each shard's effect messages. The fund applies them
+    /// in input order, each shard's only once all of its effects up to the watermark are
+    /// stored, so a shard's effect messages are applied in increasing input order: one at or
+    /// below its shard's mark was applied before (read twice, or stored twice beyond
+    /// JetStream's duplicate window) and pays nothing in and claims nothing twice. A mark per
+    /// shard keeps the state (and the snapshot) as small as the number of shards.
+    applied_through: BTreeMap<u32, u64>,
     /// The venue's terms the answers need: each asset's precision, each linear contract's size.
     terms: FundTerms,
     /// Requests for candidates published, by their input stream sequence: each is answered
@@ -294,9 +298,14 @@ impl Fund {
     /// for a message applied before.
     #[must_use]
     pub fn apply(&mut self, shard: u32, input_seq: u64, lines: &[FundLine]) -> Vec<FundOutput> {
-        if !self.applied.insert((shard, input_seq)) {
+        if self
+            .applied_through
+            .get(&shard)
+            .is_some_and(|through| input_seq <= *through)
+        {
             return Vec::new();
         }
+        self.applied_through.insert(shard, input_seq);
         let mut outputs: Vec<FundOutput> = self
             .resolve_through(input_seq.saturating_sub(1))
             .into_iter()
