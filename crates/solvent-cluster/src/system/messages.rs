@@ -332,6 +332,7 @@ pub fn offer_line(
     seq: u64,
     request: &AdlRequest,
 ) -> Result<String, ClusterError> {
+    // An instrument this shard's venue does not list has no holders here: no candidates.
     let ranked = engine
         .adl_candidates(
             &request.instrument,
