@@ -127,6 +127,13 @@ pub struct SystemArgs {
     /// progress), and print the report.
     #[arg(long)]
     stop_at_end: bool,
+    /// Where the system shard keeps its snapshots (recovery = the newest valid one + the
+    /// streams' tail); without it, every start reads the streams from their start.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Effect messages applied between two snapshots.
+    #[arg(long, default_value_t = solvent_cluster::system::DEFAULT_SNAPSHOT_EVERY)]
+    snapshot_every: u64,
 }
 
 /// The arguments of `solvent cluster publish`.
@@ -307,6 +314,8 @@ fn run_system(args: &SystemArgs, feedback: Feedback) -> Result<String> {
         replicas: args.replicas,
         stop_at_end: args.stop_at_end,
         poll: std::time::Duration::from_millis(100),
+        data_dir: args.data.clone(),
+        snapshot_every: args.snapshot_every.max(1),
     };
     let (stop_sender, stop) = tokio::sync::watch::channel(false);
     let report = runtime()?.block_on(async move {

@@ -16,6 +16,10 @@
 //!   failed acknowledgement), then three killed with SIGKILL as soon as they have written a
 //!   snapshot (while their window of unacknowledged effect messages is full): what a run lost
 //!   in flight is published again by the next, once, and what it stored is not.
+//! - `a_system_shard_killed_with_sigkill_recovers_from_its_snapshot_and_deleverages_across_shards`:
+//!   a deficit beyond the fund auto-deleveraged across shards (`--fund system`), the system
+//!   shard process killed with SIGKILL after it asked for candidates and restarted from its
+//!   snapshot.
 //!
 //! The NATS server comes from `scripts/setup-nats` (`target/nats-venv/bin/nats-server`, or
 //! `SOLVENT_NATS_SERVER`); `./scripts/test` runs it first.
@@ -824,4 +828,167 @@ fn the_gateway_sends_each_query_to_its_shard_and_merges_the_views() {
         let _ = child.kill();
         let _ = child.wait();
     }
+}
+
+/// The first id `prefix-N` on a shard for which `wanted` holds.
+fn account_on(prefix: &str, wanted: impl Fn(u32) -> bool) -> String {
+    (0..1000)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|id| wanted(solvent_cluster::routing::shard_of(id, SHARDS)))
+        .expect("an id on the wanted shard")
+}
+
+/// Every shard run with `--fund system` to the end of the stream.
+fn finish_fund_shards(urls: &str, scratch: &Path) {
+    for shard in 0..SHARDS {
+        let shard_text = format!("{shard}/{SHARDS}");
+        let data = scratch.join(format!("shard-{shard}")).display().to_string();
+        let mut args = shard_args(urls, &shard_text, &data);
+        args.extend(["--fund", "system", "--stop-at-end"]);
+        solvent(&args);
+    }
+}
+
+/// Auto-deleveraging across shards with the system shard as a process killed with SIGKILL
+/// (issue 13 item 3): a bankrupt long (1 BTCUSDT from 60,000 on 4,000, BTC at 40,000: 16,000
+/// short of a fund of 1,000) and three shorts on three other shards (0.6, 0.3 and 2 sold at
+/// 60,000). The system shard, running with snapshots, asks for candidates and is killed once
+/// it has written its snapshot; the shards offer; restarted, it recovers from the snapshot,
+/// asks nothing again and answers: 0.6, 0.3 and 0.1 at 56,000, paying 9,600, 4,800 and 1,600.
+/// The shards apply their shares (three `adl` effects), and a system shard reading the streams
+/// from their start finds the answer published and the same fund.
+#[test]
+fn a_system_shard_killed_with_sigkill_recovers_from_its_snapshot_and_deleverages_across_shards() {
+    let scratch = Scratch::new("cluster-adl");
+    let nats = NatsCluster::start(scratch.dir());
+    let urls = nats.urls();
+    let loser = account_on("loser", |_| true);
+    let taken = solvent_cluster::routing::shard_of(&loser, SHARDS);
+    let first = account_on("first", |k| k != taken);
+    let second = account_on("second", |k| {
+        k != taken && k != solvent_cluster::routing::shard_of(&first, SHARDS)
+    });
+    let third = account_on("third", |k| k == taken);
+    let mut lines = vec![
+        r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned(),
+        r#""type":"deposit","account":"insurance_fund","asset":"USDT","amount":"1000""#.to_owned(),
+    ];
+    let deposit = |account: &str, amount: &str| {
+        format!(r#""type":"deposit","account":"{account}","asset":"USDT","amount":"{amount}""#)
+    };
+    let fill = |account: &str, side: &str, size: &str| {
+        format!(
+            r#""type":"fill","account":"{account}","instrument":"BTCUSDT","side":"{side}","size":"{size}","price":"60000","counterparty":"external""#
+        )
+    };
+    lines.push(deposit(&loser, "4000"));
+    lines.push(fill(&loser, "buy", "1"));
+    for (account, amount, size) in [
+        (&first, "10000", "0.6"),
+        (&second, "3000", "0.3"),
+        (&third, "1000000", "2"),
+    ] {
+        lines.push(deposit(account, amount));
+        lines.push(fill(account, "sell", size));
+    }
+    lines.extend(
+        (0..4).map(|_| r#""type":"index_price","underlying":"BTC","price":"40000""#.to_owned()),
+    );
+    let text: String = lines
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            format!(
+                "{{\"seq\":{},\"ts\":\"2026-01-01T00:00:{:02}Z\",{body}}}\n",
+                i + 1,
+                i + 1
+            )
+        })
+        .collect();
+    let events = scratch.dir().join("events.jsonl");
+    std::fs::write(&events, text).expect("write the events");
+    publish(&urls, &events, "adl");
+    finish_fund_shards(&urls, scratch.dir());
+
+    // The system shard, running with snapshots, killed once it has written one (after it has
+    // asked for candidates: the request is published before the snapshot of its iteration).
+    let system_dir = scratch.dir().join("system");
+    let system_data = system_dir.display().to_string();
+    let shards = SHARDS.to_string();
+    let system_args = [
+        "cluster",
+        "system",
+        "--cluster",
+        &urls,
+        "--shards",
+        &shards,
+        "--replicas",
+        "3",
+        "--data",
+        &system_data,
+        "--snapshot-every",
+        "1",
+    ];
+    let mut system = Command::new(env!("CARGO_BIN_EXE_solvent"))
+        .args(system_args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the system shard");
+    let snapshots = system_dir.join("system-snapshots");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(&snapshots).map_or(0, Iterator::count) == 0 {
+        assert!(Instant::now() < deadline, "no snapshot written");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    system.kill().expect("SIGKILL");
+    let _ = system.wait();
+
+    finish_fund_shards(&urls, scratch.dir());
+    let mut args = system_args.to_vec();
+    args.push("--stop-at-end");
+    let report: serde_json::Value = serde_json::from_str(&solvent(&args)).expect("a system report");
+    assert!(report["recovered_from"].is_u64(), "{report}");
+    assert_eq!(report["adl_requests_published"], 0, "{report}");
+    assert_eq!(report["answers_published"], 1, "{report}");
+    assert_eq!(report["adl_shares"], 3, "{report}");
+    assert_eq!(report["fund"]["USDT"], "1000", "{report}");
+    finish_fund_shards(&urls, scratch.dir());
+
+    let effects = solvent(&["cluster", "effects", "--cluster", &urls]);
+    let mut adl: Vec<(String, String, String)> = effects
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("an effect"))
+        .filter(|e| e["type"] == "adl")
+        .map(|e| {
+            (
+                e["counterparty"].as_str().unwrap_or_default().to_owned(),
+                e["size"].as_str().unwrap_or_default().to_owned(),
+                e["price"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    adl.sort();
+    let mut expected = vec![
+        (first.clone(), "0.6".to_owned(), "56000".to_owned()),
+        (second.clone(), "0.3".to_owned(), "56000".to_owned()),
+        (third.clone(), "0.1".to_owned(), "56000".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(adl, expected);
+
+    // From the streams' start: the answer is found published, the fund the same.
+    let fresh: serde_json::Value = serde_json::from_str(&solvent(&[
+        "cluster",
+        "system",
+        "--cluster",
+        &urls,
+        "--shards",
+        &shards,
+        "--stop-at-end",
+    ]))
+    .expect("a system report");
+    assert_eq!(fresh["answers_published"], 0, "{fresh}");
+    assert_eq!(fresh["answers_already_published"], 1, "{fresh}");
+    assert_eq!(fresh["fund"], report["fund"], "{fresh}");
 }

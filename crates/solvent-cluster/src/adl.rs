@@ -10,11 +10,12 @@
 //! is met, so a shard need offer no more candidates than it takes for its own offers' sizes to
 //! reach the quantity.
 //!
-//! Built: the offer (each shard's engine ranks its own, [`solvent_engine::Engine::adl_candidates`],
-//! asked over NATS with [`crate::query::Query::AdlCandidates`]), the merge and the assignment
-//! ([`merge`], [`assign`]). Not built yet: the system shard asking for offers when a claim
-//! exceeds the fund, and the shards applying an assignment at the bankruptcy price (a deficit
-//! the fund cannot cover stays the account's debt on a sharded venue today).
+//! The offer: each shard's engine ranks its own ([`solvent_engine::Engine::adl_candidates`]),
+//! written in its effects at the system shard's request ([`crate::system::offer_line`]; also
+//! asked over NATS with [`crate::query::Query::AdlCandidates`], for operators); the merge and
+//! the assignment ([`merge`], [`assign`]) are the system shard's
+//! ([`crate::system::Fund`]), and each shard applies its accounts' shares of the answer
+//! ([`solvent_engine::Engine::apply_adl_assignment`]).
 
 use std::cmp::Ordering;
 

@@ -11,12 +11,14 @@
 //! - [`shard`]: the shard: recovery from its snapshot and the stream, exactly-once effects.
 //! - [`query`]: queries each shard answers for its accounts, and the merged views.
 //! - [`system`]: the system shard, the one authority over the insurance fund: it answers the
-//!   account shards' deficit claims (two phases, both on the streams).
+//!   account shards' deficit claims (two phases, both on the streams), auto-deleveraging across
+//!   shards a deficit the fund cannot cover (a request, each shard's offer, the answer's shares).
+//! - [`system_snapshot`]: the system shard's snapshots, with a state hash.
 //! - [`adl`]: auto-deleveraging candidates merged from each shard's best.
 //!
 //! Not yet built (issue 13): money between shards (a transfer or a fill between accounts of two
-//! shards is refused by the router), and auto-deleveraging applied across shards (a deficit the
-//! fund cannot cover stays the account's debt on a sharded venue; see docs/scale.md).
+//! shards is refused by the router); see docs/scale.md, "What remains", for the limits of
+//! auto-deleveraging and socialising across shards.
 
 pub mod adl;
 pub mod effects;
@@ -26,6 +28,7 @@ pub mod query;
 pub mod routing;
 pub mod shard;
 pub mod system;
+pub mod system_snapshot;
 
 /// Why the cluster could not do something.
 #[derive(Debug, thiserror::Error)]

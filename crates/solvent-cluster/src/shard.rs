@@ -18,7 +18,9 @@
 //!   published. A previous run's publication still landing while the shard recovers carries
 //!   the same message id, so JetStream drops whichever of the two comes second.
 //! - **The fund.** A shard also reads `solvent.fund`, the system shard's answers to deficit
-//!   claims ([`crate::system`]), and applies those to its own claims at their stream sequence;
+//!   claims ([`crate::system`]), and applies those to its own claims, and their auto-deleveraging
+//!   shares of its own accounts, at their stream sequence; to a request for candidates it
+//!   writes its offer in its effects;
 //!   when it has caught up (or stops at the end) with every effect stored, it records its
 //!   progress on `solvent.progress.<K>`, which the system shard waits for before answering.
 //! - **Snapshots** are written only once every effect up to their sequence is acknowledged by
@@ -648,12 +650,23 @@ async fn publish_progress(js: &Context, shard: u32, through: u64) -> bool {
     stored.is_ok()
 }
 
+/// The JSON lines of `lines`, as the shard's effect message carries them.
+fn encoded(lines: &[EffectLine]) -> Result<Vec<String>, ClusterError> {
+    lines
+        .iter()
+        .map(|line| {
+            serde_json::to_string(line)
+                .map_err(|error| ClusterError::Nats(format!("encoding an effect: {error}")))
+        })
+        .collect()
+}
+
 /// Applies the events of the input message at `stream_seq`: their effects, and how many.
 fn apply_events(
     engine: &mut Engine,
     stream_seq: u64,
     payload: &[u8],
-) -> Result<(Vec<EffectLine>, u64), ClusterError> {
+) -> Result<(Vec<String>, u64), ClusterError> {
     let events = message::decode(stream_seq, payload)?;
     let mut lines = Vec::new();
     for envelope in &events {
@@ -664,21 +677,34 @@ fn apply_events(
             });
         }
     }
-    Ok((lines, events.len() as u64))
+    Ok((encoded(&lines)?, events.len() as u64))
 }
 
-/// Applies the system shard's answer at `stream_seq` when it answers one of this shard's
-/// claims (numbered as the first event of its message); another shard's answer is read and
-/// changes nothing here; a message that is not an answer is refused (a `rejected` effect).
+/// Applies the system shard's message at `stream_seq` on the fund subject:
+/// - an answer to one of this shard's claims (numbered as the first event of its message),
+///   then the answer's auto-deleveraging shares of this shard's accounts (numbered as the
+///   next events, in the answer's order); another shard's answer with no share here changes
+///   nothing;
+/// - a request for candidates: the shard's offer, an `adl_offer` line of its effects (the
+///   engine's ranking at this place in the stream, the same in every replay);
+/// - a message that is neither is refused (a `rejected` effect).
 fn apply_answer(
     engine: &mut Engine,
     shard: u32,
     stream_seq: u64,
     payload: &[u8],
-) -> Result<(Vec<EffectLine>, u64), ClusterError> {
+) -> Result<(Vec<String>, u64), ClusterError> {
     let seq = message::event_seq(stream_seq, 0);
-    let answer = match crate::system::decode_answer(stream_seq, payload) {
-        Ok(answer) => answer,
+    let answer = match crate::system::decode_fund_message(stream_seq, payload) {
+        Ok(crate::system::FundMessage::Answer(answer)) => answer,
+        Ok(crate::system::FundMessage::Request(crate::system::Request::Adl(request))) => {
+            let line = crate::system::offer_line(engine, shard, seq, &request)?;
+            return Ok((vec![line], 1));
+        }
+        Ok(crate::system::FundMessage::Request(crate::system::Request::Share(request))) => {
+            let line = crate::system::profit_line(engine, shard, seq, &request)?;
+            return Ok((vec![line], 1));
+        }
         // Refused, not fatal: a message that would stop every shard at each restart is
         // recorded as refused (the same on every shard and in every replay) and passed.
         Err(error) => {
@@ -686,18 +712,53 @@ fn apply_answer(
                 reason: solvent_engine::effect::RejectReason::InvalidInput,
                 detail: error.to_string(),
             };
-            return Ok((vec![EffectLine { seq, effect }], 1));
+            return Ok((encoded(&[EffectLine { seq, effect }])?, 1));
         }
     };
-    if answer.claim.shard != shard {
-        return Ok((Vec::new(), 0));
+    let mut lines = Vec::new();
+    let mut events = 0;
+    if answer.claim.shard == shard {
+        events += 1;
+        lines.extend(
+            engine
+                .apply_claim_answer(seq, &answer.for_engine())
+                .into_iter()
+                .map(|effect| EffectLine { seq, effect }),
+        );
     }
-    let lines = engine
-        .apply_claim_answer(seq, &answer.for_engine())
-        .into_iter()
-        .map(|effect| EffectLine { seq, effect })
-        .collect();
-    Ok((lines, 1))
+    for (index, share) in answer.adl.iter().enumerate() {
+        if share.shard != shard {
+            continue;
+        }
+        let seq = message::event_seq(
+            stream_seq,
+            (index + 1).min(message::MAX_EVENTS_PER_MESSAGE - 1),
+        );
+        events += 1;
+        lines.extend(
+            engine
+                .apply_adl_assignment(seq, &share.for_engine(&answer.account))
+                .into_iter()
+                .map(|effect| EffectLine { seq, effect }),
+        );
+    }
+    for (index, share) in answer.socialised.iter().enumerate() {
+        if share.shard != shard {
+            continue;
+        }
+        let seq = message::event_seq(
+            stream_seq,
+            (answer.adl.len() + index + 1).min(message::MAX_EVENTS_PER_MESSAGE - 1),
+        );
+        events += 1;
+        lines.extend(
+            engine
+                .apply_socialised_share(seq, &share.for_engine(&answer.account, &answer.asset))
+                .into_iter()
+                .map(|effect| EffectLine { seq, effect }),
+        );
+    }
+    Ok((encoded(&lines)?, events))
 }
 
 /// Answers one query (see [`crate::query`]); a request that does not read gets a `bad_query`
@@ -732,12 +793,11 @@ async fn publish_effects(
     js: &Context,
     shard: u32,
     stream_seq: u64,
-    lines: &[EffectLine],
+    lines: &[String],
 ) -> Result<PublishAckFuture, ClusterError> {
     let mut payload = Vec::new();
     for line in lines {
-        serde_json::to_writer(&mut payload, line)
-            .map_err(|error| ClusterError::Nats(format!("encoding an effect: {error}")))?;
+        payload.extend_from_slice(line.as_bytes());
         payload.push(b'\n');
     }
     let mut headers = HeaderMap::new();

@@ -13,11 +13,19 @@
 //! Two phases, deterministic both: the claim is an effect of an input message (exactly once,
 //! as every effect); the answer a function of the deposits and effects of earlier input, taken
 //! in input order once every shard has recorded its progress past the claim
-//! (`solvent.progress.<K>`, [`watermark`]). The system shard reads the streams from the start
-//! at every run and publishes only the answers the input stream does not hold yet, each with
-//! its own message id.
+//! (`solvent.progress.<K>`, [`watermark`]). The system shard resumes from its newest snapshot
+//! ([`crate::system_snapshot`]; without one it reads the streams from their start) and
+//! publishes only the answers the input stream does not hold yet, each with its own message id.
+//!
+//! A claim the fund cannot cover is auto-deleveraged across shards in three phases: the system
+//! shard publishes an [`AdlRequest`] on [`FUND_SUBJECT`]; every account shard writes its offer
+//! ([`offer_line`]) in its effect message for the request's input; once every shard's progress
+//! is past the request, the system shard merges the offers ([`crate::adl`]) and answers with
+//! the shares ([`AdlShare`]), which each shard applies to its own accounts. On a venue with
+//! `deficits = "socialise"` the same three phases share the rest beyond the fund among the
+//! positions in profit ([`ShareRequest`], [`profit_line`], [`SocialShare`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -28,7 +36,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::ClusterError;
+use crate::adl::AdlCandidate;
 use crate::effects::{self, EffectMessage};
+use crate::query::BankruptSide;
 use crate::routing::{
     EFFECT_STREAM, FUND_SUBJECT, INPUT_STREAM, PROGRESS_SUBJECT_PREFIX, SYSTEM_SUBJECT,
 };
@@ -36,248 +46,11 @@ use solvent_engine::config::EngineConfig;
 use solvent_engine::effect::Effect;
 use solvent_engine::event::Event;
 
-/// Which claim an answer settles: the shard that claimed, the input message whose effects
-/// hold the claim, and the claim's place among that message's claims.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClaimId {
-    /// The account shard that claimed.
-    pub shard: u32,
-    /// The input stream sequence whose effects hold the claim.
-    pub input_seq: u64,
-    /// The claim's place among that message's claims, from 0.
-    pub index: u32,
-}
+mod fund;
+mod messages;
 
-impl ClaimId {
-    /// The JetStream message id of the answer (`answer-<shard>-<input seq>-<index>`): a
-    /// re-published answer is dropped within the duplicate window, and the system shard reads
-    /// which answers are stored before it publishes any.
-    #[must_use]
-    pub fn message_id(&self) -> String {
-        format!("answer-{}-{}-{}", self.shard, self.input_seq, self.index)
-    }
-}
-
-/// The system shard's answer to one deficit claim: the JSON payload of a message on
-/// [`FUND_SUBJECT`]. Amounts are decimal strings.
-///
-/// ```json
-/// {"claim":{"shard":1,"input_seq":42,"index":0},"account":"a7","asset":"USDT",
-///  "claimed":"19000","covered":"19000","fund_before":"30000"}
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClaimAnswer {
-    /// The claim answered.
-    pub claim: ClaimId,
-    /// The bankrupt account.
-    pub account: String,
-    /// The asset of the deficit.
-    pub asset: String,
-    /// The deficit claimed.
-    pub claimed: Decimal,
-    /// What the fund pays: the deficit, or all the fund held of the asset when that is less.
-    pub covered: Decimal,
-    /// What the fund held of the asset before this answer.
-    pub fund_before: Decimal,
-}
-
-impl ClaimAnswer {
-    /// The answer as the claiming shard's engine applies it.
-    #[must_use]
-    pub fn for_engine(&self) -> solvent_engine::engine::ClaimAnswer {
-        solvent_engine::engine::ClaimAnswer {
-            account: self.account.clone(),
-            asset: self.asset.clone(),
-            claimed: self.claimed,
-            covered: self.covered,
-            fund_before: self.fund_before,
-        }
-    }
-}
-
-/// What the system shard reads in an effect line: what feeds the fund, and claims.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FundLine {
-    /// Money paid into the fund on a shard (the venue's deposit, `funded`, or a liquidation
-    /// fee, `liquidation_fee`).
-    Paid {
-        /// The asset.
-        asset: String,
-        /// The amount (positive).
-        amount: Decimal,
-    },
-    /// A deficit claimed (`deficit_beyond_fund` with resolution `claimed`).
-    Claim {
-        /// The bankrupt account.
-        account: String,
-        /// The asset.
-        asset: String,
-        /// The deficit.
-        deficit: Decimal,
-    },
-}
-
-/// Why an effect line could not be read.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("effect line {line:?}: {problem}")]
-pub struct FundLineError {
-    /// The line.
-    pub line: String,
-    /// What is wrong.
-    pub problem: String,
-}
-
-/// The effect line's meaning for the fund, if it has one; `Ok(None)` for every other effect.
-///
-/// # Errors
-/// [`FundLineError`] for a line that is not JSON, or a fund effect missing a field.
-pub fn fund_line(line: &str) -> Result<Option<FundLine>, FundLineError> {
-    let bad = |problem: &str| FundLineError {
-        line: line.to_owned(),
-        problem: problem.to_owned(),
-    };
-    let value: serde_json::Value =
-        serde_json::from_str(line).map_err(|error| bad(&error.to_string()))?;
-    let text = |field: &str| {
-        value
-            .get(field)
-            .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| bad(&format!("no {field}")))
-    };
-    let amount = |field: &str| -> Result<Decimal, FundLineError> {
-        text(field)?
-            .parse::<Decimal>()
-            .map_err(|error| bad(&format!("{field}: {error}")))
-    };
-    match value.get("type").and_then(serde_json::Value::as_str) {
-        Some("insurance_fund_changed") => match text("reason")? {
-            "funded" | "liquidation_fee" => Ok(Some(FundLine::Paid {
-                asset: text("asset")?.to_owned(),
-                amount: amount("change")?,
-            })),
-            // A cover is the answer's doing: already taken from the fund when answered.
-            _ => Ok(None),
-        },
-        Some("deficit_beyond_fund") if text("resolution")? == "claimed" => {
-            Ok(Some(FundLine::Claim {
-                account: text("account")?.to_owned(),
-                asset: text("asset")?.to_owned(),
-                deficit: amount("deficit")?,
-            }))
-        }
-        Some(_) => Ok(None),
-        None => Err(bad("no type")),
-    }
-}
-
-/// The insurance fund as the system shard keeps it: a pure state machine over the venue's
-/// deposits to the fund (input stream, [`SYSTEM_SUBJECT`]) and the account shards' effect
-/// messages (in input order, see [`ready`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Fund {
-    /// What the fund holds, by asset: everything paid in less everything covered.
-    balances: BTreeMap<String, Decimal>,
-    /// Deposits read and not yet counted, by input stream sequence: each is counted before
-    /// the first claim of a later input, so a claim sees exactly the deposits before it in
-    /// the input stream.
-    deposits: BTreeMap<u64, Vec<(String, Decimal)>>,
-    /// The effect messages applied, by (shard, input sequence): one read twice, or stored twice
-    /// beyond JetStream's duplicate window, pays nothing in and claims nothing twice.
-    applied: BTreeSet<(u32, u64)>,
-}
-
-impl Fund {
-    /// What the fund holds, by asset, counting every deposit read (also those of input after
-    /// the claims answered so far, which are not counted for those claims).
-    #[must_use]
-    pub fn balances(&self) -> BTreeMap<String, Decimal> {
-        let mut balances = self.balances.clone();
-        for (asset, amount) in self.deposits.values().flatten() {
-            *balances.entry(asset.clone()).or_default() += *amount;
-        }
-        balances
-    }
-
-    /// A deposit of `amount` of `asset` to the fund, in the input message at `stream_seq`
-    /// (a deposit read twice is counted once: it is keyed by its place).
-    pub fn deposit(&mut self, stream_seq: u64, index: usize, asset: &str, amount: Decimal) {
-        let at = self.deposits.entry(stream_seq).or_default();
-        if at.len() == index && amount > Decimal::ZERO {
-            at.push((asset.to_owned(), amount));
-        }
-    }
-
-    /// Makes the fund what it is had `answer` (computed now) been `published` (computed by an
-    /// earlier run, and applied by the shards): the difference of their covers goes back.
-    pub fn settled_as(&mut self, answer: &ClaimAnswer, published: &ClaimAnswer) {
-        let difference = answer.covered - published.covered;
-        if !difference.is_zero() {
-            *self.balances.entry(answer.asset.clone()).or_default() += difference;
-        }
-    }
-
-    /// Counts the deposits of input before `input_seq`.
-    fn count_deposits_before(&mut self, input_seq: u64) {
-        let later = self.deposits.split_off(&input_seq);
-        for (asset, amount) in std::mem::replace(&mut self.deposits, later)
-            .into_values()
-            .flatten()
-        {
-            *self.balances.entry(asset).or_default() += amount;
-        }
-    }
-
-    /// Applies one effect message of shard `shard` for input `input_seq`: the deposits of
-    /// earlier input and what was paid in add to the fund; each claim is covered as far as the
-    /// fund holds the asset (never below zero) and answered. Returns the answers, in the order
-    /// of the claims; nothing for a message applied before.
-    #[must_use]
-    pub fn apply(&mut self, shard: u32, input_seq: u64, lines: &[FundLine]) -> Vec<ClaimAnswer> {
-        if !self.applied.insert((shard, input_seq)) {
-            return Vec::new();
-        }
-        self.count_deposits_before(input_seq);
-        let mut answers = Vec::new();
-        let mut index = 0_u32;
-        for line in lines {
-            match line {
-                FundLine::Paid { asset, amount } => {
-                    *self.balances.entry(asset.clone()).or_default() += *amount;
-                }
-                FundLine::Claim {
-                    account,
-                    asset,
-                    deficit,
-                } => {
-                    let claim = ClaimId {
-                        shard,
-                        input_seq,
-                        index,
-                    };
-                    index += 1;
-                    if *deficit <= Decimal::ZERO {
-                        continue;
-                    }
-                    let held = self.balances.entry(asset.clone()).or_default();
-                    let fund_before = *held;
-                    let covered = (*deficit).min(fund_before.max(Decimal::ZERO));
-                    *held -= covered;
-                    answers.push(ClaimAnswer {
-                        claim,
-                        account: account.clone(),
-                        asset: asset.clone(),
-                        claimed: *deficit,
-                        covered,
-                        fund_before,
-                    });
-                }
-            }
-        }
-        answers
-    }
-}
+pub use fund::*;
+pub use messages::*;
 
 /// What the system shard is.
 #[derive(Clone, Debug)]
@@ -295,7 +68,16 @@ pub struct SystemConfig {
     pub stop_at_end: bool,
     /// How often the effect stream is read again for new messages.
     pub poll: Duration,
+    /// Where its snapshots are kept (`system-snapshots/`); `None`: none, every start reads
+    /// the streams from their start.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Effect messages applied between snapshots (a snapshot is also written at the end of a
+    /// `stop_at_end` run that applied any).
+    pub snapshot_every: u64,
 }
+
+/// Effect messages applied between two snapshots of the system shard, by default.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1000;
 
 /// The subject the system shard answers on with its [`SystemReport`] so far (NATS
 /// request-reply, any payload): the gateway's view of the fund.
@@ -325,6 +107,25 @@ pub struct SystemReport {
     pub watermark: Option<u64>,
     /// Effect messages read and not yet applied: of input beyond the watermark.
     pub effect_messages_waiting: usize,
+    /// Requests for candidates this run published (claims beyond the fund).
+    pub adl_requests_published: u64,
+    /// Requests found on the input stream already (an earlier run's).
+    pub adl_requests_already_published: u64,
+    /// Requests whose offers are not all in yet.
+    pub adl_requests_waiting: usize,
+    /// Counterparties deleveraged in the answers (this run's or an earlier one's).
+    pub adl_shares: u64,
+    /// Positions that bore a socialised share in the answers (this run's or an earlier one's).
+    pub socialised_shares: u64,
+    /// The effect-stream position of the snapshot this run recovered from, if any.
+    pub recovered_from: Option<u64>,
+    /// Snapshots that could not be used, with the reason.
+    pub skipped_snapshots: Vec<String>,
+    /// Snapshots this run wrote.
+    pub snapshots_written: u64,
+    /// The fund's state hash now ([`Fund::state_hash`]): the same for a run recovered from a
+    /// snapshot as for one that read the streams from their start.
+    pub fund_hash: String,
 }
 
 /// The input stream sequence through which every one of `shards` shards has recorded that its
@@ -354,9 +155,10 @@ pub fn ready(
 }
 
 /// Runs the system shard until `stop` turns true (or, with `stop_at_end`, after one reading
-/// of the streams, having answered the claims up to the watermark). It holds no state of its
-/// own on disk: each run reads the streams from their start, so the fund and every answer are
-/// rebuilt the same, and publishes only the answers the input stream lacks.
+/// of the streams, having answered the claims up to the watermark). With a data directory it
+/// resumes from its newest valid snapshot and reads the streams' tail; without, each run reads
+/// the streams from their start, so the fund and every answer are rebuilt the same. It
+/// publishes only the answers and requests the input stream lacks.
 ///
 /// # Errors
 /// [`ClusterError`]: NATS unreachable or refusing, an effect or answer message that does not
@@ -369,21 +171,41 @@ pub async fn run(
         .map_err(|error| ClusterError::Config(format!("the system shard's venue: {error}")))?;
     // Deposits to the fund go through an engine of their own, which books them (its ledger
     // holds the fund's deposits) by the rules one engine applies, refusing what it refuses.
-    let mut deposits = solvent_engine::Engine::new(venue, EngineConfig::default());
+    let terms = FundTerms::of(&venue);
+    let mut report = SystemReport::default();
+    // Recovery: the newest valid snapshot, then the streams' tail after it.
+    let (recovered, skipped) = match &config.data_dir {
+        Some(dir) => crate::system_snapshot::recover(dir)?,
+        None => (None, Vec::new()),
+    };
+    report.skipped_snapshots = skipped;
     let js = crate::shard::connect(&config.servers, config.shards, config.replicas).await?;
     let mut queries = js
         .client()
         .subscribe(SYSTEM_QUERY_SUBJECT)
         .await
         .map_err(|error| ClusterError::Nats(format!("queries of the system shard: {error}")))?;
-    let published = published_answers(&js).await?;
-    let mut fund = Fund::default();
-    let mut report = SystemReport::default();
-    let mut read_through = 0_u64;
-    let mut deposits_through = 0_u64;
-    let mut progress_through = 0_u64;
-    let mut progress: BTreeMap<u32, u64> = BTreeMap::new();
+    let (mut fund, mut deposits, mut cursors) = match recovered {
+        Some((state, engine)) => {
+            report.recovered_from = Some(state.effects_through);
+            let cursors = Cursors::of(&state);
+            let mut fund = state.fund;
+            fund.set_terms(terms);
+            (fund, engine, cursors)
+        }
+        // Deposits to the fund go through an engine of their own, which books them (its
+        // ledger holds the fund's deposits) by the rules one engine applies, refusing what it
+        // refuses.
+        None => (
+            Fund::new(terms),
+            solvent_engine::Engine::new(venue, EngineConfig::default()),
+            Cursors::default(),
+        ),
+    };
+    let mut published = Published::read(&js, cursors.fund_subject_through).await?;
+    let mut read_through = cursors.effects_through;
     let mut waiting: BTreeMap<(u64, u32), EffectMessage> = BTreeMap::new();
+    let mut applied_since_snapshot = 0_u64;
     loop {
         // First the shards' progress, then the effects and the deposits: every effect message
         // and deposit of input up to a shard's recorded progress is stored by the time the
@@ -397,11 +219,11 @@ pub async fn run(
             &js,
             EFFECT_STREAM,
             &format!("{PROGRESS_SUBJECT_PREFIX}*"),
-            progress_through,
+            cursors.progress_through,
         )
         .await?
         {
-            progress_through = progress_through.max(stream_seq);
+            cursors.progress_through = cursors.progress_through.max(stream_seq);
             let shard = subject
                 .strip_prefix(PROGRESS_SUBJECT_PREFIX)
                 .and_then(|k| k.parse::<u32>().ok());
@@ -409,7 +231,7 @@ pub async fn run(
                 .ok()
                 .and_then(|text| text.parse::<u64>().ok());
             if let (Some(shard), Some(through)) = (shard, through) {
-                let at = progress.entry(shard).or_default();
+                let at = cursors.progress.entry(shard).or_default();
                 *at = (*at).max(through);
             }
         }
@@ -422,9 +244,10 @@ pub async fn run(
             stream_seq,
             payload,
             ..
-        } in effects::read_stream(&js, INPUT_STREAM, SYSTEM_SUBJECT, deposits_through).await?
+        } in effects::read_stream(&js, INPUT_STREAM, SYSTEM_SUBJECT, cursors.deposits_through)
+            .await?
         {
-            deposits_through = deposits_through.max(stream_seq);
+            cursors.deposits_through = cursors.deposits_through.max(stream_seq);
             for (index, envelope) in crate::message::decode(stream_seq, &payload)?
                 .iter()
                 .enumerate()
@@ -441,23 +264,42 @@ pub async fn run(
                 }
             }
         }
-        report.watermark = watermark(&progress, config.shards);
+        report.watermark = watermark(&cursors.progress, config.shards);
         for message in ready(&mut waiting, report.watermark) {
-            for answer in answers_to(&mut fund, &message)? {
-                report.claims += 1;
-                if let Some(earlier) = published.get(&answer.claim) {
-                    // What was published is what the shards apply: the fund follows it, should
-                    // this run have computed otherwise.
-                    fund.settled_as(&answer, earlier);
-                    report.answers_already_published += 1;
-                } else {
-                    publish_answer(&js, &answer).await?;
-                    report.answers_published += 1;
-                }
+            applied_since_snapshot += 1;
+            for output in outputs_of(&mut fund, &message)? {
+                publish_output(&js, &mut fund, &mut report, &mut published, output).await?;
             }
         }
+        if let Some(through) = report.watermark {
+            // The requests whose offers are all in (every shard's progress is past them).
+            for answer in fund.resolve_through(through) {
+                let output = FundOutput::Answer(answer);
+                publish_output(&js, &mut fund, &mut report, &mut published, output).await?;
+            }
+        }
+        report.adl_requests_waiting = fund.awaiting().len();
         report.effect_messages_waiting = waiting.len();
         report.fund = fund.balances();
+        report.fund_hash = fund.state_hash()?;
+        // Read again above the first effect message still waiting (those applied before it are
+        // passed over by the fund), or above everything read.
+        cursors.effects_through = waiting
+            .values()
+            .map(|message| message.effect_seq.saturating_sub(1))
+            .min()
+            .unwrap_or(read_through);
+        let due = applied_since_snapshot >= config.snapshot_every.max(1)
+            || (config.stop_at_end && applied_since_snapshot > 0);
+        if let Some(dir) = &config.data_dir
+            && due
+        {
+            cursors.fund_subject_through = input_last_sequence(&js).await?;
+            let state = cursors.state(&fund, &deposits)?;
+            crate::system_snapshot::write(dir, &state)?;
+            report.snapshots_written += 1;
+            applied_since_snapshot = 0;
+        }
         if config.stop_at_end {
             break;
         }
@@ -472,6 +314,60 @@ pub async fn run(
         }
     }
     Ok(report)
+}
+
+/// Where the system shard has read each stream to, and each shard's recorded progress.
+#[derive(Debug, Default)]
+struct Cursors {
+    progress: BTreeMap<u32, u64>,
+    progress_through: u64,
+    effects_through: u64,
+    deposits_through: u64,
+    fund_subject_through: u64,
+}
+
+impl Cursors {
+    fn of(state: &crate::system_snapshot::SystemState) -> Self {
+        Self {
+            progress: state.progress.clone(),
+            progress_through: state.progress_through,
+            effects_through: state.effects_through,
+            deposits_through: state.deposits_through,
+            fund_subject_through: state.fund_subject_through,
+        }
+    }
+
+    fn state(
+        &self,
+        fund: &Fund,
+        deposits: &solvent_engine::Engine,
+    ) -> Result<crate::system_snapshot::SystemState, ClusterError> {
+        let (deposits_engine, deposits_state_hash) =
+            crate::system_snapshot::encode_deposits(deposits)?;
+        Ok(crate::system_snapshot::SystemState {
+            fund: fund.clone(),
+            deposits_engine,
+            deposits_state_hash,
+            progress: self.progress.clone(),
+            progress_through: self.progress_through,
+            effects_through: self.effects_through,
+            deposits_through: self.deposits_through,
+            fund_subject_through: self.fund_subject_through,
+        })
+    }
+}
+
+/// The input stream's last sequence now.
+async fn input_last_sequence(js: &Context) -> Result<u64, ClusterError> {
+    let nats =
+        |error: &dyn std::fmt::Display| ClusterError::Nats(format!("{INPUT_STREAM}: {error}"));
+    let mut stream = js.get_stream(INPUT_STREAM).await.map_err(|e| nats(&e))?;
+    Ok(stream
+        .info()
+        .await
+        .map_err(|e| nats(&e))?
+        .state
+        .last_sequence)
 }
 
 /// Answers a query with the report so far; one without a reply subject gets none.
@@ -513,8 +409,8 @@ pub async fn fund(
     }
 }
 
-/// The answers one effect message gives.
-fn answers_to(fund: &mut Fund, message: &EffectMessage) -> Result<Vec<ClaimAnswer>, ClusterError> {
+/// What one effect message asks the system shard to publish.
+fn outputs_of(fund: &mut Fund, message: &EffectMessage) -> Result<Vec<FundOutput>, ClusterError> {
     let mut lines = Vec::new();
     for line in &message.lines {
         if let Some(line) = fund_line(line).map_err(|error| {
@@ -527,6 +423,101 @@ fn answers_to(fund: &mut Fund, message: &EffectMessage) -> Result<Vec<ClaimAnswe
         }
     }
     Ok(fund.apply(message.shard, message.input_seq, &lines))
+}
+
+/// What the input stream holds on [`FUND_SUBJECT`]: the answers and requests an earlier run
+/// published (the first of each, as the shards apply it).
+#[derive(Debug, Default)]
+pub struct Published {
+    /// The answers, by claim.
+    pub answers: BTreeMap<ClaimId, ClaimAnswer>,
+    /// The requests, by claim, with their stream sequence.
+    pub requests: BTreeMap<ClaimId, (u64, Request)>,
+}
+
+impl Published {
+    /// Reads those the input stream holds above sequence `after` (0: all of them).
+    ///
+    /// # Errors
+    /// [`ClusterError`] when the stream cannot be read or a message does not read.
+    pub async fn read(js: &Context, after: u64) -> Result<Self, ClusterError> {
+        let mut published = Self::default();
+        for (stream_seq, message) in read_fund_messages(js, after).await? {
+            match message {
+                FundMessage::Answer(answer) => {
+                    published
+                        .answers
+                        .entry(answer.claim.clone())
+                        .or_insert(answer);
+                }
+                FundMessage::Request(request) => {
+                    published
+                        .requests
+                        .entry(request.claim().clone())
+                        .or_insert((stream_seq, request));
+                }
+            }
+        }
+        Ok(published)
+    }
+}
+
+/// Publishes what applying the effects asks for, unless an earlier run did: an answer (the fund
+/// then follows the published one), or a request, which the fund then awaits offers for at its
+/// stream sequence.
+async fn publish_output(
+    js: &Context,
+    fund: &mut Fund,
+    report: &mut SystemReport,
+    published: &mut Published,
+    output: FundOutput,
+) -> Result<(), ClusterError> {
+    match output {
+        FundOutput::Answer(answer) => {
+            report.claims += 1;
+            report.adl_shares += answer.adl.len() as u64;
+            report.socialised_shares += answer.socialised.len() as u64;
+            if let Some(earlier) = published.answers.get(&answer.claim) {
+                // What was published is what the shards apply: the fund follows it, should
+                // this run have computed otherwise.
+                fund.settled_as(&answer, earlier);
+                report.answers_already_published += 1;
+            } else {
+                publish_answer(js, &answer).await?;
+                report.answers_published += 1;
+                published.answers.insert(answer.claim.clone(), answer);
+            }
+        }
+        FundOutput::Request(request) => {
+            if let Some((at, earlier)) = published.requests.get(request.claim()) {
+                fund.await_offers(*at, earlier.clone());
+                report.adl_requests_already_published += 1;
+            } else {
+                let at = publish_request(js, &request).await?;
+                report.adl_requests_published += 1;
+                fund.await_offers(at, request.clone());
+                published
+                    .requests
+                    .insert(request.claim().clone(), (at, request));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Publishes a request for candidates; returns its stream sequence.
+async fn publish_request(js: &Context, request: &Request) -> Result<u64, ClusterError> {
+    let payload = serde_json::to_vec(request)
+        .map_err(|error| ClusterError::Nats(format!("encoding a request: {error}")))?;
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", request.message_id().as_str());
+    let ack = js
+        .publish_with_headers(FUND_SUBJECT, headers, payload.into())
+        .await
+        .map_err(|error| ClusterError::Nats(format!("publishing a request: {error}")))?
+        .await
+        .map_err(|error| ClusterError::Nats(format!("request not acknowledged: {error}")))?;
+    Ok(ack.sequence)
 }
 
 async fn publish_answer(js: &Context, answer: &ClaimAnswer) -> Result<(), ClusterError> {
@@ -542,48 +533,69 @@ async fn publish_answer(js: &Context, answer: &ClaimAnswer) -> Result<(), Cluste
     Ok(())
 }
 
-/// The answers the input stream holds, by claim (the first of each, as the shards apply it).
-///
-/// # Errors
-/// [`ClusterError`] when the stream cannot be read or an answer does not read.
-pub async fn published_answers(
-    js: &Context,
-) -> Result<BTreeMap<ClaimId, ClaimAnswer>, ClusterError> {
-    let mut published = BTreeMap::new();
-    for (_, answer) in read_answers(js).await? {
-        published.entry(answer.claim.clone()).or_insert(answer);
-    }
-    Ok(published)
-}
-
 /// Every answer the input stream holds, with its stream sequence, in stream order.
 ///
 /// # Errors
-/// [`ClusterError`] when the stream cannot be read or an answer does not read.
+/// [`ClusterError`] when the stream cannot be read or a message does not read.
 pub async fn read_answers(js: &Context) -> Result<Vec<(u64, ClaimAnswer)>, ClusterError> {
-    effects::read_stream(js, INPUT_STREAM, FUND_SUBJECT, 0)
+    Ok(read_fund_messages(js, 0)
         .await?
         .into_iter()
-        .map(|stored| {
-            Ok((
-                stored.stream_seq,
-                decode_answer(stored.stream_seq, &stored.payload)?,
-            ))
+        .filter_map(|(seq, message)| match message {
+            FundMessage::Answer(answer) => Some((seq, answer)),
+            FundMessage::Request(_) => None,
         })
-        .collect()
+        .collect())
 }
 
-/// Reads the answer carried by the input message at `stream_seq`.
+/// Every message the input stream holds on [`FUND_SUBJECT`], with its stream sequence, in
+/// stream order; a message that is neither an answer nor a request is passed over (every
+/// shard refuses it too).
+///
+/// # Errors
+/// [`ClusterError`] when the stream cannot be read.
+pub async fn read_fund_messages(
+    js: &Context,
+    after: u64,
+) -> Result<Vec<(u64, FundMessage)>, ClusterError> {
+    Ok(effects::read_stream(js, INPUT_STREAM, FUND_SUBJECT, after)
+        .await?
+        .into_iter()
+        .filter_map(|stored| {
+            decode_fund_message(stored.stream_seq, &stored.payload)
+                .ok()
+                .map(|message| (stored.stream_seq, message))
+        })
+        .collect())
+}
+
+/// Reads the answer or request carried by the input message at `stream_seq`.
 ///
 /// # Errors
 /// [`crate::message::MessageError::NotAnAnswer`] naming the message.
-pub fn decode_answer(stream_seq: u64, payload: &[u8]) -> Result<ClaimAnswer, ClusterError> {
+pub fn decode_fund_message(stream_seq: u64, payload: &[u8]) -> Result<FundMessage, ClusterError> {
     serde_json::from_slice(payload).map_err(|error| {
         ClusterError::Message(crate::message::MessageError::NotAnAnswer {
             stream_seq,
             problem: error.to_string(),
         })
     })
+}
+
+/// Reads the answer carried by the input message at `stream_seq`.
+///
+/// # Errors
+/// [`crate::message::MessageError::NotAnAnswer`] naming the message, also for a request.
+pub fn decode_answer(stream_seq: u64, payload: &[u8]) -> Result<ClaimAnswer, ClusterError> {
+    match decode_fund_message(stream_seq, payload)? {
+        FundMessage::Answer(answer) => Ok(answer),
+        FundMessage::Request(_) => Err(ClusterError::Message(
+            crate::message::MessageError::NotAnAnswer {
+                stream_seq,
+                problem: "a request for candidates".to_owned(),
+            },
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -599,11 +611,112 @@ mod tests {
         }
     }
 
+    /// The answers applying an effect message gives (its claims have no position closed: no
+    /// request).
+    fn answers(
+        fund: &mut Fund,
+        shard: u32,
+        input_seq: u64,
+        lines: &[FundLine],
+    ) -> Vec<ClaimAnswer> {
+        fund.apply(shard, input_seq, lines)
+            .into_iter()
+            .filter_map(|output| match output {
+                FundOutput::Answer(answer) => Some(answer),
+                FundOutput::Request(_) => None,
+            })
+            .collect()
+    }
+
     fn paid(amount: Decimal) -> FundLine {
         FundLine::Paid {
             asset: "USDT".to_owned(),
             amount,
         }
+    }
+
+    fn candidate(shard: u32, account: &str, score: f64, size: Decimal) -> AdlCandidate {
+        AdlCandidate {
+            shard,
+            account: account.to_owned(),
+            score,
+            size,
+        }
+    }
+
+    /// A claim of 10,000 beyond a fund of 1,000, its account's long of 2 BTCUSDT closed at
+    /// 40,000: a request (the fund untouched), not an answer. Two shards offer 1.5 and 2
+    /// contracts; the merged ranking takes 1.5 from `b` (score 9) and 0.5 from `c` (score 5),
+    /// paying 10,000 x 1.5 / 2 = 7,500 and 2,500 at 40,000 + 10,000 / 2 = 45,000; the fund
+    /// covers nothing. The answer is given before the effect message of later input is
+    /// applied, whose fee it does not see.
+    #[test]
+    fn a_claim_beyond_the_fund_is_answered_with_the_merged_offers() {
+        let mut fund = Fund::new(FundTerms {
+            precisions: BTreeMap::from([("USDT".to_owned(), 6)]),
+            linear_contract_sizes: BTreeMap::from([("BTCUSDT".to_owned(), Decimal::ONE)]),
+            socialise: false,
+        });
+        fund.deposit(1, 0, "USDT", dec!(1000));
+        let closed = FundLine::Liquidated {
+            account: "a".to_owned(),
+            instrument: "BTCUSDT".to_owned(),
+            size: dec!(-2),
+            mark: dec!(40000),
+        };
+        let outputs = fund.apply(0, 5, &[closed, claim("a", dec!(10000))]);
+        let [FundOutput::Request(Request::Adl(request))] = outputs.as_slice() else {
+            panic!("one request: {outputs:?}");
+        };
+        assert_eq!(
+            (request.side, request.quantity, request.mark),
+            (BankruptSide::Long, dec!(2), dec!(40000))
+        );
+        assert_eq!(fund.balances().get("USDT"), Some(&dec!(1000)));
+        fund.await_offers(9, Request::Adl(request.clone()));
+        let offer = |candidates| FundLine::Offer {
+            claim: request.request.clone(),
+            candidates,
+        };
+        assert!(
+            answers(
+                &mut fund,
+                0,
+                9,
+                &[offer(vec![candidate(0, "c", 5.0, dec!(2))])]
+            )
+            .is_empty()
+        );
+        assert!(
+            answers(
+                &mut fund,
+                1,
+                9,
+                &[offer(vec![candidate(1, "b", 9.0, dec!(1.5))])]
+            )
+            .is_empty()
+        );
+        // Input 12 comes with a fee: the answer to the request of input 9 comes first.
+        let later = answers(&mut fund, 1, 12, &[paid(dec!(50))]);
+        let [answer] = later.as_slice() else {
+            panic!("one answer: {later:?}");
+        };
+        let shares: Vec<(u32, &str, Decimal, Decimal, Decimal)> = answer
+            .adl
+            .iter()
+            .map(|s| (s.shard, s.account.as_str(), s.size, s.price, s.paid))
+            .collect();
+        assert_eq!(
+            shares,
+            [
+                (1, "b", dec!(1.5), dec!(45000), dec!(7500)),
+                (0, "c", dec!(0.5), dec!(45000), dec!(2500)),
+            ]
+        );
+        assert_eq!((answer.covered, answer.fund_before), (dec!(0), dec!(1000)));
+        assert_eq!(answer.for_engine().adl_paid, dec!(10000));
+        assert_eq!(fund.balances().get("USDT"), Some(&dec!(1050)));
+        assert!(fund.awaiting().is_empty());
     }
 
     /// Funded with 30,000 at input 3 and a 12.5 fee on shard 2; shard 1 claims 19,000 then
@@ -616,8 +729,8 @@ mod tests {
         fund.deposit(3, 0, "USDT", dec!(30000));
         fund.deposit(3, 0, "USDT", dec!(30000)); // read twice, counted once
         fund.deposit(20, 0, "USDT", dec!(100));
-        assert!(fund.apply(2, 5, &[paid(dec!(12.5))]).is_empty());
-        let first = fund.apply(1, 7, &[claim("a", dec!(19000))]);
+        assert!(answers(&mut fund, 2, 5, &[paid(dec!(12.5))]).is_empty());
+        let first = answers(&mut fund, 1, 7, &[claim("a", dec!(19000))]);
         assert_eq!(
             first
                 .iter()
@@ -625,7 +738,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             [(dec!(19000), dec!(30012.5))]
         );
-        let second = fund.apply(3, 9, &[claim("b", dec!(19000))]);
+        let second = answers(&mut fund, 3, 9, &[claim("b", dec!(19000))]);
         assert_eq!(
             second
                 .iter()
@@ -642,13 +755,13 @@ mod tests {
             )]
         );
         // The same effect message read again answers nothing twice and pays nothing twice.
-        assert!(fund.apply(3, 9, &[claim("b", dec!(19000))]).is_empty());
-        assert!(fund.apply(2, 5, &[paid(dec!(12.5))]).is_empty());
+        assert!(answers(&mut fund, 3, 9, &[claim("b", dec!(19000))]).is_empty());
+        assert!(answers(&mut fund, 2, 5, &[paid(dec!(12.5))]).is_empty());
         // The balance shown counts the deposit of input 20 already read...
         assert_eq!(fund.balances().get("USDT"), Some(&dec!(100)));
         // ...but a claim of input 11 does not see it: a fee paid later refills the fund, and
         // the claim gets that alone.
-        let third = fund.apply(2, 11, &[paid(dec!(5)), claim("c", dec!(10))]);
+        let third = answers(&mut fund, 2, 11, &[paid(dec!(5)), claim("c", dec!(10))]);
         assert_eq!(
             third
                 .iter()
@@ -658,7 +771,7 @@ mod tests {
         );
         assert_eq!(fund.balances().get("USDT"), Some(&dec!(100)));
         // Counted for a claim of later input.
-        let fourth = fund.apply(1, 21, &[claim("d", dec!(150))]);
+        let fourth = answers(&mut fund, 1, 21, &[claim("d", dec!(150))]);
         assert_eq!(
             fourth
                 .iter()
@@ -675,7 +788,7 @@ mod tests {
     fn the_fund_follows_the_answers_published_before() {
         let mut fund = Fund::default();
         fund.deposit(1, 0, "USDT", dec!(1500));
-        let computed = fund.apply(0, 4, &[claim("a", dec!(1000))]);
+        let computed = answers(&mut fund, 0, 4, &[claim("a", dec!(1000))]);
         assert_eq!(computed.first().map(|a| a.covered), Some(dec!(1000)));
         let published = ClaimAnswer {
             covered: dec!(600),
@@ -749,6 +862,8 @@ mod tests {
             claimed: dec!(19000),
             covered: dec!(19000),
             fund_before: dec!(30000),
+            adl: Vec::new(),
+            socialised: Vec::new(),
         };
         let text = serde_json::to_string(&answer).unwrap_or_default();
         assert_eq!(

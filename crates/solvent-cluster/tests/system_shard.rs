@@ -297,6 +297,8 @@ impl Cluster {
                 replicas: 1,
                 stop_at_end: true,
                 poll: Duration::from_millis(100),
+                data_dir: None,
+                snapshot_every: 1000,
             },
             stopped,
         )
@@ -410,6 +412,8 @@ async fn a_deficit_beyond_its_shards_share_is_met_from_the_one_fund_and_money_is
             replicas: 1,
             stop_at_end: false,
             poll: Duration::from_millis(50),
+            data_dir: None,
+            snapshot_every: 1000,
         },
         stopped,
     ));
@@ -453,8 +457,24 @@ async fn a_deficit_beyond_its_shards_share_is_met_from_the_one_fund_and_money_is
     );
     assert!(early.effect_messages_waiting > 0);
     cluster.run_shard(loser_shard).await;
+    // The fund holds less than the deficit: the system shard asks every shard for candidates
+    // to deleverage first (there are none: nobody is short ETH), and answers once every
+    // shard has offered.
+    let asked = cluster.run_system().await;
+    assert_eq!(
+        (asked.answers_published, asked.adl_requests_published),
+        (0, 1)
+    );
+    cluster.run_shards().await;
     let report = cluster.run_system().await;
-    assert_eq!(report.answers_published, 1);
+    assert_eq!(
+        (
+            report.answers_published,
+            report.adl_requests_already_published
+        ),
+        (1, 1)
+    );
+    assert_eq!(report.adl_shares, 0);
     cluster.run_shards().await;
 
     let answers = cluster.answers().await;
@@ -626,6 +646,8 @@ async fn running_shards_record_their_progress_and_the_claim_is_answered_live() {
             replicas: 1,
             stop_at_end: false,
             poll: Duration::from_millis(50),
+            data_dir: None,
+            snapshot_every: 1000,
         },
         stopped.clone(),
     );
@@ -687,4 +709,566 @@ async fn running_shards_record_their_progress_and_the_claim_is_answered_live() {
         ),
         dec!(0)
     );
+}
+
+/// The accounts of the auto-deleveraging test: the bankrupt long and the first short on one
+/// shard, the other two shorts on the other.
+struct AdlCast {
+    loser_shard: u32,
+    loser: String,
+    first: String,
+    second: String,
+    third: String,
+}
+
+impl AdlCast {
+    fn new() -> Self {
+        let loser = account_on("adl-loser", |_| true);
+        let loser_shard = shard_of(&loser, SHARDS);
+        Self {
+            loser_shard,
+            first: account_on("adl-first", |k| k == loser_shard),
+            second: account_on("adl-second", |k| k != loser_shard),
+            third: account_on("adl-third", |k| k != loser_shard),
+            loser,
+        }
+    }
+
+    fn shorts(&self) -> [&str; 3] {
+        [&self.first, &self.second, &self.third]
+    }
+}
+
+/// The fund's 1,000; the loser long 1 BTCUSDT from 60,000 on 4,000; three shorts sold to the
+/// market at 60,000: 0.6 on 10,000, 0.3 on 3,000 and 2 on 1,000,000; BTC at 40,000
+/// (confirmed). The loser is bankrupt by 16,000, beyond the fund: one engine closes its long
+/// at the bankruptcy price, 4,000 / 1 above... 60,000 - 4,000 = 56,000, against the shorts in
+/// profit ranked by profit x notional / equity: the first (12,000 x 24,000 / 22,000 = 13,091)
+/// takes 0.6, the second (6,000 x 12,000 / 9,000 = 8,000) 0.3, the third (40,000 x 80,000 /
+/// 1,040,000 = 3,077) the last 0.1.
+fn adl_events(cast: &AdlCast) -> Vec<Envelope> {
+    let index = r#""type":"index_price","underlying":"BTC","price":"#;
+    let deposit = |account: &str, amount: &str| {
+        format!(r#""type":"deposit","account":"{account}","asset":"USDT","amount":"{amount}""#)
+    };
+    let fill = |account: &str, side: &str, size: &str| {
+        format!(
+            r#""type":"fill","account":"{account}","instrument":"BTCUSDT","side":"{side}","size":"{size}","price":"60000","counterparty":"external""#
+        )
+    };
+    let mut bodies = vec![
+        format!(r#"{index}"60000""#),
+        deposit(INSURANCE_FUND, "1000"),
+        deposit(&cast.loser, "4000"),
+        fill(&cast.loser, "buy", "1"),
+    ];
+    for (account, amount, size) in [
+        (&cast.first, "10000", "0.6"),
+        (&cast.second, "3000", "0.3"),
+        (&cast.third, "1000000", "2"),
+    ] {
+        bodies.push(deposit(account, amount));
+        bodies.push(fill(account, "sell", size));
+    }
+    bodies.extend((0..4).map(|_| format!(r#"{index}"40000""#)));
+    envelopes(&[bodies]).into_iter().flatten().collect()
+}
+
+fn position(engine: &Engine, id: &str) -> Decimal {
+    engine
+        .accounts()
+        .get(id)
+        .and_then(|account| account.positions.get("BTCUSDT"))
+        .map_or(Decimal::ZERO, |p| p.size)
+}
+
+/// Within a millionth of a USDT: one engine trades at the bankruptcy price its solver finds,
+/// the cluster at the mark plus each share of the deficit, which is the same up to the
+/// solver's precision.
+fn close(a: Decimal, b: Decimal) -> bool {
+    (a - b).abs() <= dec!(0.000001)
+}
+
+/// Auto-deleveraging across shards (issue 13 item 3): a deficit beyond the fund on one shard is
+/// borne by the shorts in profit of both, as one engine ranks them. The system shard asks every
+/// shard for its candidates (a request on the fund subject), merges their offers, and answers
+/// with the assignments; each shard applies its own at the answer's place in the stream.
+///
+/// Checked against one engine on the same events: the assignments (accounts, sizes, the
+/// bankruptcy price), every account's wallet and position, the fund; and conservation: the
+/// contracts the loser closed are the contracts the shorts gave up, the money the shorts paid
+/// is the money the loser's shard received (the shards' `insurance_fund` ledger accounts,
+/// through which it passes, add up to the system shard's fund less its deposits), every
+/// shard's books balance and nothing is left pending. A shard replayed from the stream alone
+/// (its data directory removed) ends in the same state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deficit_beyond_the_fund_is_deleveraged_across_shards_as_one_engine_does() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let nats = Nats::start(scratch.path());
+    wait_for(&nats.url()).await;
+    let cluster = Cluster {
+        url: nats.url(),
+        dir: scratch.path().to_path_buf(),
+    };
+    let cast = AdlCast::new();
+    let events = adl_events(&cast);
+    let (one, one_effects) = one_engine(&events);
+    let one_adl: Vec<(String, Decimal, Decimal)> = one_effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Adl {
+                account,
+                counterparty,
+                size,
+                price,
+                ..
+            } if *account == cast.loser => {
+                Some((counterparty.clone(), size.value(), price.value()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        one_adl
+            .iter()
+            .map(|(account, size, _)| (account.as_str(), *size))
+            .collect::<Vec<_>>(),
+        [
+            (cast.first.as_str(), dec!(0.6)),
+            (cast.second.as_str(), dec!(0.3)),
+            (cast.third.as_str(), dec!(0.1)),
+        ],
+        "one engine's ranking"
+    );
+
+    cluster.publish(&events).await;
+    cluster.run_shards().await;
+    let asked = cluster.run_system().await;
+    assert_eq!(
+        (asked.adl_requests_published, asked.answers_published),
+        (1, 0)
+    );
+    // The loser's deficit is pending while the shards offer.
+    let engines = cluster.engines();
+    assert_eq!(
+        ledger(
+            &engines[cast.loser_shard as usize],
+            &LedgerAccount::PendingClaims
+        ),
+        dec!(-16000)
+    );
+    cluster.run_shards().await;
+    let answered = cluster.run_system().await;
+    assert_eq!((answered.answers_published, answered.adl_shares), (1, 3));
+    cluster.run_shards().await;
+
+    let answers = cluster.answers().await;
+    let [answer] = answers.as_slice() else {
+        panic!("one answer: {answers:?}");
+    };
+    assert_eq!((answer.claimed, answer.covered), (dec!(16000), dec!(0)));
+    let shares: Vec<(u32, &str, Decimal, Decimal, Decimal)> = answer
+        .adl
+        .iter()
+        .map(|s| (s.shard, s.account.as_str(), s.size, s.price, s.paid))
+        .collect();
+    let other = 1 - cast.loser_shard;
+    assert_eq!(
+        shares,
+        [
+            (
+                cast.loser_shard,
+                cast.first.as_str(),
+                dec!(0.6),
+                dec!(56000),
+                dec!(9600)
+            ),
+            (
+                other,
+                cast.second.as_str(),
+                dec!(0.3),
+                dec!(56000),
+                dec!(4800)
+            ),
+            (
+                other,
+                cast.third.as_str(),
+                dec!(0.1),
+                dec!(56000),
+                dec!(1600)
+            ),
+        ]
+    );
+    for (share, (_, _, price)) in answer.adl.iter().zip(&one_adl) {
+        assert!(close(share.price, *price), "{} vs {price}", share.price);
+    }
+
+    // Every account as one engine leaves it.
+    let engines = cluster.engines();
+    let holder = |id: &str| &engines[shard_of(id, SHARDS) as usize];
+    for id in [cast.loser.as_str()].into_iter().chain(cast.shorts()) {
+        let (cluster_wallet, one_wallet) = (wallet(holder(id), id), wallet(&one, id));
+        assert!(
+            close(cluster_wallet, one_wallet),
+            "{id}: {cluster_wallet} vs {one_wallet}"
+        );
+        assert_eq!(position(holder(id), id), position(&one, id), "{id}");
+    }
+    assert_eq!(wallet(holder(&cast.loser), &cast.loser), dec!(0));
+    assert_eq!(position(holder(&cast.third), &cast.third), dec!(-1.9));
+
+    // Conservation. Contracts: the loser closed 1, the shorts gave up 1 between them.
+    let given_up: Decimal = cast
+        .shorts()
+        .iter()
+        .zip([dec!(-0.6), dec!(-0.3), dec!(-2)])
+        .map(|(id, sold)| position(holder(id), id) - sold)
+        .sum();
+    assert_eq!(given_up, dec!(-1) * dec!(-1));
+    assert_eq!(answer.adl.iter().map(|s| s.size).sum::<Decimal>(), dec!(1));
+    // Money: each shard's books balance, nothing is pending, and what passed between the
+    // shards through their `insurance_fund` accounts sums to nothing: the fund is its 1,000.
+    let mut pieces = Decimal::ZERO;
+    for engine in &engines {
+        for (asset, total) in engine.ledger().totals() {
+            assert!(total.is_zero(), "{asset} sums to {total}");
+        }
+        assert_eq!(ledger(engine, &LedgerAccount::PendingClaims), dec!(0));
+        pieces += ledger(engine, &LedgerAccount::InsuranceFund);
+    }
+    assert_eq!(
+        ledger(
+            &engines[cast.loser_shard as usize],
+            &LedgerAccount::InsuranceFund
+        ),
+        dec!(-16000) + dec!(9600),
+        "the loser's shard received 16,000 and its first short paid 9,600 of it"
+    );
+    assert_eq!(pieces, dec!(0));
+    assert_eq!(answered.fund.get("USDT"), Some(&dec!(1000)));
+    assert_eq!(ledger(&one, &LedgerAccount::InsuranceFund), dec!(1000));
+    // Every balance but the outside's, per asset, as one engine's.
+    let mut cluster_balances: BTreeMap<(String, String), Decimal> = BTreeMap::new();
+    for engine in &engines {
+        for (key, amount) in balances(engine) {
+            *cluster_balances.entry(key).or_default() += amount;
+        }
+    }
+    let fund_key = (INSURANCE_FUND.to_owned(), "USDT".to_owned());
+    cluster_balances.insert(fund_key, dec!(1000));
+    let (ours, theirs) = (per_asset(&cluster_balances), per_asset(&balances(&one)));
+    for (asset, amount) in &theirs {
+        let got = ours.get(asset).copied().unwrap_or_default();
+        assert!(close(got, *amount), "{asset}: {got} vs {amount}");
+    }
+
+    // Deterministic on replay: the other shard, its data directory removed, replays the
+    // stream (offers, the answer's shares) to the same state.
+    let before = engines[other as usize].state_hash();
+    std::fs::remove_dir_all(scratch.path().join(format!("shard-{other}"))).expect("removed");
+    cluster.run_shard(other).await;
+    assert_eq!(cluster.engines()[other as usize].state_hash(), before);
+}
+
+impl Cluster {
+    fn system_config(&self, stop_at_end: bool, data_dir: Option<PathBuf>) -> SystemConfig {
+        SystemConfig {
+            servers: vec![self.url.clone()],
+            venue_text: venue_text(),
+            shards: SHARDS,
+            replicas: 1,
+            stop_at_end,
+            poll: Duration::from_millis(50),
+            data_dir,
+            snapshot_every: 1,
+        }
+    }
+
+    async fn run_system_in(&self, data_dir: Option<PathBuf>) -> SystemReport {
+        let (_stop, stopped) = watch::channel(false);
+        system::run(self.system_config(true, data_dir), stopped)
+            .await
+            .expect("the system shard")
+    }
+}
+
+/// System-shard snapshots (issue 13 item 3): the system shard, killed (its task aborted, no
+/// last snapshot) after it asked for candidates for the second claim, recovers from its newest
+/// snapshot and reads only the streams' tail; it answers what was left, publishes nothing
+/// twice, and its fund hashes as that of a system shard that read the streams from their
+/// start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_system_shard_recovers_from_its_snapshot_and_the_streams_tail() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let nats = Nats::start(scratch.path());
+    wait_for(&nats.url()).await;
+    let cluster = Cluster {
+        url: nats.url(),
+        dir: scratch.path().to_path_buf(),
+    };
+    let system_dir = scratch.path().join("system");
+    let cast = Cast::new();
+    let steps = envelopes(&steps(&cast));
+
+    // The first claim, answered; the system shard's snapshot written at the end.
+    cluster.publish(&steps[0]).await;
+    cluster.run_shards().await;
+    let first = cluster.run_system_in(Some(system_dir.clone())).await;
+    assert_eq!((first.answers_published, first.recovered_from), (1, None));
+    assert!(first.snapshots_written > 0);
+    cluster.run_shards().await;
+
+    // The fee and the second bankruptcy; the system shard runs until it has asked for
+    // candidates, and is killed.
+    cluster.publish(&steps[1]).await;
+    cluster.publish(&steps[2]).await;
+    cluster.run_shards().await;
+    let (_stop, stopped) = watch::channel(false);
+    let running = tokio::spawn(system::run(
+        cluster.system_config(false, Some(system_dir.clone())),
+        stopped,
+    ));
+    let js = shard::connect(std::slice::from_ref(&cluster.url), SHARDS, 1)
+        .await
+        .expect("connect");
+    let mut asked = false;
+    for _ in 0..200 {
+        let messages = system::read_fund_messages(&js, 0).await.expect("read");
+        if messages
+            .iter()
+            .any(|(_, message)| matches!(message, system::FundMessage::Request(_)))
+        {
+            asked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.abort();
+    let _ = running.await;
+    assert!(asked, "the system shard asked for candidates");
+
+    // The shards offer; the system shard restarts from its snapshot.
+    cluster.run_shards().await;
+    let recovered = cluster.run_system_in(Some(system_dir.clone())).await;
+    assert!(recovered.recovered_from.is_some(), "{recovered:?}");
+    assert!(recovered.skipped_snapshots.is_empty());
+    assert_eq!(recovered.answers_published, 1, "{recovered:?}");
+    assert_eq!(recovered.adl_requests_published, 0, "asked once only");
+    let total = effects_stored(&js).await;
+    assert!(
+        recovered.effect_messages < total,
+        "read {} of the {total} effect messages: the tail only",
+        recovered.effect_messages
+    );
+    cluster.run_shards().await;
+
+    // As a system shard that reads everything from the start, which finds every answer
+    // published.
+    let scratch_run = cluster.run_system_in(None).await;
+    assert_eq!(
+        (
+            scratch_run.answers_published,
+            scratch_run.answers_already_published
+        ),
+        (0, 2)
+    );
+    assert_eq!(recovered.fund.get("USDT"), Some(&dec!(0)));
+    let covered: Vec<(Decimal, Decimal)> = cluster
+        .answers()
+        .await
+        .iter()
+        .map(|answer| (answer.claimed, answer.covered))
+        .collect();
+    assert_eq!(
+        covered,
+        [(dec!(16000), dec!(16000)), (dec!(7500), dec!(4030))]
+    );
+    // From the snapshot again, over the same input as the run from the start: only the tail
+    // read (the effects of the answer's application), nothing answered, the same fund.
+    let again = cluster.run_system_in(Some(system_dir)).await;
+    assert_eq!((again.answers_published, again.claims), (0, 0));
+    assert_eq!(again.effect_messages, 1, "{again:?}");
+    assert_eq!(scratch_run.effect_messages, effects_stored(&js).await);
+    assert_eq!(again.fund_hash, scratch_run.fund_hash);
+}
+
+/// The effect messages the effect stream holds.
+async fn effects_stored(js: &async_nats::jetstream::Context) -> u64 {
+    solvent_cluster::effects::read_all(js, None)
+        .await
+        .expect("the effects")
+        .len() as u64
+}
+
+/// A counterparty that changes between its shard's offer and the answer: the second short
+/// buys 0.2 of its 0.3 back after offering, so when the answer reaches its shard it takes the
+/// 0.1 it holds and pays 4,800 x 0.1 / 0.3 = 1,600 of its 4,800. The claimant's shard received
+/// the whole 16,000: the 3,200 not paid is the fund's loss, reported (`adl_shortfall`) and
+/// counted by the system shard, whose fund goes from 1,000 to -2,200, still the deposits plus
+/// the shards' pieces. The 0.2 not taken stays with the market.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counterparty_that_reduced_its_position_before_the_answer_leaves_the_rest_to_the_fund() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let nats = Nats::start(scratch.path());
+    wait_for(&nats.url()).await;
+    let cluster = Cluster {
+        url: nats.url(),
+        dir: scratch.path().to_path_buf(),
+    };
+    let cast = AdlCast::new();
+    let events = adl_events(&cast);
+    cluster.publish(&events).await;
+    cluster.run_shards().await;
+    cluster.run_system().await;
+    cluster.run_shards().await;
+    // After the offers, before the answer.
+    let seq = events.len() + 1;
+    let body = format!(
+        r#""type":"fill","account":"{}","instrument":"BTCUSDT","side":"buy","size":"0.2","price":"40000","counterparty":"external""#,
+        cast.second
+    );
+    let line = format!(r#"{{"seq":{seq},"ts":"2026-01-01T00:10:00Z",{body}}}"#);
+    cluster
+        .publish(&[parse_line("race", seq, &line).expect("an event")])
+        .await;
+    let other = 1 - cast.loser_shard;
+    cluster.run_shard(other).await;
+    let answered = cluster.run_system().await;
+    assert_eq!((answered.answers_published, answered.adl_shares), (1, 3));
+    cluster.run_shards().await;
+    let after = cluster.run_system().await;
+    assert_eq!(after.fund.get("USDT"), Some(&dec!(-2200)));
+
+    let engines = cluster.engines();
+    let holder = |id: &str| &engines[shard_of(id, SHARDS) as usize];
+    assert_eq!(position(holder(&cast.second), &cast.second), dec!(0));
+    assert_eq!(position(holder(&cast.first), &cast.first), dec!(0));
+    assert_eq!(position(holder(&cast.third), &cast.third), dec!(-1.9));
+    // 3,000 + 0.2 x 20,000 (bought back) + 0.1 x 20,000 - 1,600.
+    assert_eq!(
+        wallet(holder(&cast.second), &cast.second),
+        dec!(3000) + dec!(4000) + dec!(2000) - dec!(1600)
+    );
+    let mut pieces = Decimal::ZERO;
+    for engine in &engines {
+        for (asset, total) in engine.ledger().totals() {
+            assert!(total.is_zero(), "{asset} sums to {total}");
+        }
+        assert_eq!(ledger(engine, &LedgerAccount::PendingClaims), dec!(0));
+        pieces += ledger(engine, &LedgerAccount::InsuranceFund);
+    }
+    assert_eq!(pieces, dec!(-3200));
+    assert_eq!(
+        dec!(1000) + pieces,
+        dec!(-2200),
+        "deposits + pieces = the fund"
+    );
+}
+
+/// The default venue with `deficits = "socialise"`.
+fn socialising_venue() -> String {
+    venue_text().replacen("[venue]\n", "[venue]\ndeficits = \"socialise\"\n", 1)
+}
+
+/// `deficits = "socialise"` with the fund on the system shard (issue 13 item 3): the loser of
+/// the auto-deleveraging test, bankrupt by 16,000 with 1,000 in the fund, on a venue that
+/// shares deficits. One engine: the fund pays its 1,000 and the shorts in profit (12,000,
+/// 6,000 and 40,000: 58,000) share the 15,000 left pro rata, rounded down to 6 decimals
+/// (3,103.448275, 1,551.724137, 10,344.827586: 14,999.999998), the two units left to the
+/// largest profits (the third's, then the first's). The cluster: the system shard covers the
+/// 1,000, asks every shard for its positions in profit, shares the rest by the same rule
+/// (`share_deficit`) and each shard takes its accounts' shares: every wallet is one engine's to
+/// the unit, nobody is deleveraged, and the money is conserved (deposits + the shards' pieces
+/// = the fund = 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socialising_venue_shares_a_deficit_beyond_the_fund_across_shards_as_one_engine() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let nats = Nats::start(scratch.path());
+    wait_for(&nats.url()).await;
+    let cluster = Cluster {
+        url: nats.url(),
+        dir: scratch.path().to_path_buf(),
+    };
+    let cast = AdlCast::new();
+    let events = adl_events(&cast);
+    let venue = solvent_core::venue::Venue::from_toml("socialising", &socialising_venue())
+        .expect("the venue");
+    let mut one = Engine::new(venue, EngineConfig::default());
+    let mut one_effects = Vec::new();
+    for envelope in &events {
+        one_effects.extend(one.apply(envelope));
+    }
+    assert!(!one_effects.iter().any(|e| matches!(e, Effect::Adl { .. })));
+    assert_eq!(
+        wallet(&one, &cast.third),
+        dec!(1000000) - dec!(10344.827587)
+    );
+
+    let run_shards = || async {
+        for shard in 0..SHARDS {
+            let (_stop, stopped) = watch::channel(false);
+            let config = ShardConfig {
+                venue_text: socialising_venue(),
+                ..cluster.shard_config(shard)
+            };
+            shard::run(config, stopped)
+                .await
+                .unwrap_or_else(|error| panic!("shard {shard}: {error}"));
+        }
+    };
+    let run_system = || async {
+        let (_stop, stopped) = watch::channel(false);
+        let config = SystemConfig {
+            venue_text: socialising_venue(),
+            ..cluster.system_config(true, None)
+        };
+        system::run(config, stopped)
+            .await
+            .expect("the system shard")
+    };
+    cluster.publish(&events).await;
+    run_shards().await;
+    let asked = run_system().await;
+    assert_eq!(
+        (asked.answers_published, asked.fund.get("USDT")),
+        (0, Some(&dec!(0)))
+    );
+    run_shards().await;
+    let answered = run_system().await;
+    assert_eq!(
+        (
+            answered.answers_published,
+            answered.socialised_shares,
+            answered.adl_shares
+        ),
+        (1, 3, 0)
+    );
+    run_shards().await;
+
+    let answers = cluster.answers().await;
+    let [answer] = answers.as_slice() else {
+        panic!("one answer: {answers:?}");
+    };
+    assert_eq!(
+        (answer.claimed, answer.covered, answer.fund_before),
+        (dec!(16000), dec!(1000), dec!(1000))
+    );
+    assert_eq!(answer.socialised_paid(), dec!(15000));
+    let engines = cluster.engines();
+    let holder = |id: &str| &engines[shard_of(id, SHARDS) as usize];
+    for id in [cast.loser.as_str()].into_iter().chain(cast.shorts()) {
+        assert_eq!(wallet(holder(id), id), wallet(&one, id), "{id}");
+        assert_eq!(position(holder(id), id), position(&one, id), "{id}");
+    }
+    let mut pieces = Decimal::ZERO;
+    for engine in &engines {
+        for (asset, total) in engine.ledger().totals() {
+            assert!(total.is_zero(), "{asset} sums to {total}");
+        }
+        assert_eq!(ledger(engine, &LedgerAccount::PendingClaims), dec!(0));
+        pieces += ledger(engine, &LedgerAccount::InsuranceFund);
+    }
+    assert_eq!(dec!(1000) + pieces, dec!(0));
+    assert_eq!(answered.fund.get("USDT"), Some(&dec!(0)));
+    assert_eq!(ledger(&one, &LedgerAccount::InsuranceFund), dec!(0));
 }

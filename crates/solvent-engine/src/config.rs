@@ -92,6 +92,7 @@ pub enum FundAuthority {
     /// the account from the `pending_claims` ledger account and claimed (a
     /// `deficit_beyond_fund` effect with resolution `claimed`); the system shard's answer,
     /// applied by [`crate::Engine::apply_claim_answer`], settles it. The engine neither
-    /// deleverages nor socialises among its own accounts.
+    /// deleverages nor socialises on its own: the answer's shares of its accounts do
+    /// ([`crate::Engine::apply_adl_assignment`], [`crate::Engine::apply_socialised_share`]).
     SystemShard,
 }

@@ -88,6 +88,11 @@ pub enum InsuranceFundReason {
     LiquidationFee,
     /// The fund paid a bankrupt account's deficit (as far as it held it).
     DeficitCovered,
+    /// A cluster's auto-deleveraged counterparty held less than its share when the system
+    /// shard's answer reached its shard, and paid for what it held: the fund bears the rest,
+    /// which the claimant's shard already received through its piece of the fund (the change
+    /// is negative; no money moves on this shard).
+    AdlShortfall,
 }
 
 /// What a price guard did (DESIGN.md 8.3).

@@ -79,8 +79,8 @@ mod trading;
 mod valuation;
 mod vol_bands;
 
-pub use claims::ClaimAnswer;
-pub use insurance::AdlCandidate;
+pub use claims::{AdlAssignment, ClaimAnswer, SocialisedShare};
+pub use insurance::{AdlCandidate, ProfitHolder, share_deficit};
 pub use snapshot::{SNAPSHOT_FORMAT, SnapshotError};
 
 #[allow(clippy::wildcard_imports)]

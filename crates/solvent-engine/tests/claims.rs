@@ -13,8 +13,8 @@ use rust_decimal_macros::dec;
 use solvent_core::venue::Venue;
 use solvent_engine::Engine;
 use solvent_engine::config::{EngineConfig, FundAuthority};
-use solvent_engine::effect::{DeficitResolution, Effect};
-use solvent_engine::engine::ClaimAnswer;
+use solvent_engine::effect::{DeficitResolution, Effect, InsuranceFundReason};
+use solvent_engine::engine::{AdlAssignment, ClaimAnswer, SocialisedShare};
 use solvent_engine::event::parse_line;
 use solvent_engine::ledger::LedgerAccount;
 
@@ -76,6 +76,8 @@ fn answer(claimed: Decimal, covered: Decimal, fund_before: Decimal) -> ClaimAnsw
         claimed,
         covered,
         fund_before,
+        adl_paid: Decimal::ZERO,
+        socialised_paid: Decimal::ZERO,
     }
 }
 
@@ -213,4 +215,173 @@ fn an_answer_that_does_not_fit_is_refused_and_changes_nothing() {
         );
         assert_eq!(shard.state_hash(), hash, "{bad:?} changed the state");
     }
+}
+
+/// A short of 0.6 BTCUSDT sold at 60,000 on 10,000 USDT, with BTC at 40,000: 12,000 in profit.
+const SHORT: [&str; 7] = [
+    r#""type":"index_price","underlying":"BTC","price":"60000""#,
+    r#""type":"deposit","account":"short","asset":"USDT","amount":"10000""#,
+    r#""type":"fill","account":"short","instrument":"BTCUSDT","side":"sell","size":"0.6","price":"60000","counterparty":"external""#,
+    r#""type":"index_price","underlying":"BTC","price":"40000""#,
+    r#""type":"index_price","underlying":"BTC","price":"40000""#,
+    r#""type":"index_price","underlying":"BTC","price":"40000""#,
+    r#""type":"index_price","underlying":"BTC","price":"40000""#,
+];
+
+/// The short's share of a bankrupt long's 16,000 deficit over 1 contract: 0.6 at 40,000 and
+/// 9,600 paid, i.e. 0.6 at the bankruptcy price 56,000.
+fn share(size: Decimal, paid: Decimal) -> AdlAssignment {
+    AdlAssignment {
+        bankrupt: "loser".to_owned(),
+        account: "short".to_owned(),
+        instrument: "BTCUSDT".to_owned(),
+        size,
+        mark: dec!(40000),
+        price: dec!(56000),
+        paid,
+    }
+}
+
+/// The share applied: the short buys its 0.6 back at the mark, realising 0.6 x 20,000 =
+/// 12,000, and pays 9,600 into the shard's `insurance_fund` account: 10,000 + 12,000 - 9,600 =
+/// 12,400, what 0.6 bought back at 56,000 leaves (10,000 + 0.6 x 4,000). A share of 1 contract
+/// paying 16,000 for an account holding 0.6 takes 0.6 and pays 0.6 / 1 of it: the same.
+#[test]
+fn an_adl_share_is_a_trade_at_the_bankruptcy_price_and_takes_no_more_than_is_held() {
+    for (size, paid) in [(dec!(0.6), dec!(9600)), (dec!(1), dec!(16000))] {
+        let (mut shard, _) = play(FundAuthority::SystemShard, &SHORT);
+        let effects = shard.apply_adl_assignment(100, &share(size, paid));
+        let adl: Vec<_> = effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::Adl {
+                    account,
+                    counterparty,
+                    size,
+                    price,
+                    ..
+                } => Some((
+                    account.as_str(),
+                    counterparty.as_str(),
+                    size.value(),
+                    price.value(),
+                )),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(adl, [("loser", "short", dec!(0.6), dec!(56000))]);
+        // Held less than its share: the 6,400 it did not pay is reported as the fund's.
+        let shortfall: Vec<Decimal> = effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::InsuranceFundChanged {
+                    change,
+                    reason: InsuranceFundReason::AdlShortfall,
+                    ..
+                } => Some(change.value()),
+                _ => None,
+            })
+            .collect();
+        let expected: &[Decimal] = if size == dec!(1) { &[dec!(-6400)] } else { &[] };
+        assert_eq!(shortfall, expected);
+        assert_eq!(
+            balance(&shard, &LedgerAccount::Wallet("short".into())),
+            dec!(12400)
+        );
+        assert_eq!(balance(&shard, &LedgerAccount::InsuranceFund), dec!(9600));
+        assert!(
+            shard
+                .accounts()
+                .get("short")
+                .is_some_and(|a| a.positions.is_empty())
+        );
+        assert_books_balance(&shard);
+    }
+}
+
+/// Refused without a change: a sequence not after the last, an account holding no position in
+/// the instrument, an unknown account or instrument, amounts out of range.
+#[test]
+fn an_adl_share_that_does_not_fit_is_refused_and_changes_nothing() {
+    let (mut shard, _) = play(FundAuthority::SystemShard, &SHORT);
+    let hash = shard.state_hash();
+    for (seq, bad) in [
+        (7, share(dec!(0.6), dec!(9600))),
+        (100, share(dec!(0), dec!(0))),
+        (100, share(dec!(0.6), dec!(-1))),
+        (
+            100,
+            AdlAssignment {
+                instrument: "ETHUSDT".to_owned(),
+                ..share(dec!(0.6), dec!(9600))
+            },
+        ),
+        (
+            100,
+            AdlAssignment {
+                instrument: "NOPE".to_owned(),
+                ..share(dec!(0.6), dec!(9600))
+            },
+        ),
+        (
+            100,
+            AdlAssignment {
+                account: "nobody".to_owned(),
+                ..share(dec!(0.6), dec!(9600))
+            },
+        ),
+    ] {
+        let effects = shard.apply_adl_assignment(seq, &bad);
+        assert!(
+            matches!(effects.as_slice(), [Effect::Rejected { .. }]),
+            "{bad:?}: {effects:#?}"
+        );
+        assert_eq!(shard.state_hash(), hash, "{bad:?} changed the state");
+    }
+}
+
+/// A socialised share applied: the short pays 3,103.448276 from its wallet into the shard's
+/// `insurance_fund` account and keeps its position; refused (no change of state hash) for an
+/// unknown account or asset, a share not positive, a sequence not after the last.
+#[test]
+fn a_socialised_share_is_paid_into_the_shards_piece_of_the_fund() {
+    let (mut shard, _) = play(FundAuthority::SystemShard, &SHORT);
+    let share = |account: &str, asset: &str, paid: Decimal| SocialisedShare {
+        bankrupt: "loser".to_owned(),
+        account: account.to_owned(),
+        instrument: "BTCUSDT".to_owned(),
+        isolated: false,
+        paid,
+        asset: asset.to_owned(),
+    };
+    let hash = shard.state_hash();
+    for (seq, bad) in [
+        (7, share("short", "USDT", dec!(1))),
+        (100, share("nobody", "USDT", dec!(1))),
+        (100, share("short", "XYZ", dec!(1))),
+        (100, share("short", "USDT", dec!(0))),
+    ] {
+        let effects = shard.apply_socialised_share(seq, &bad);
+        assert!(
+            matches!(effects.as_slice(), [Effect::Rejected { .. }]),
+            "{bad:?}: {effects:#?}"
+        );
+        assert_eq!(shard.state_hash(), hash, "{bad:?} changed the state");
+    }
+    shard.apply_socialised_share(100, &share("short", "USDT", dec!(3103.448276)));
+    assert_eq!(
+        balance(&shard, &LedgerAccount::Wallet("short".into())),
+        dec!(10000) - dec!(3103.448276)
+    );
+    assert_eq!(
+        balance(&shard, &LedgerAccount::InsuranceFund),
+        dec!(3103.448276)
+    );
+    assert!(
+        shard
+            .accounts()
+            .get("short")
+            .is_some_and(|a| a.positions.len() == 1)
+    );
+    assert_books_balance(&shard);
 }

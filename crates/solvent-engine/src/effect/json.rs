@@ -459,6 +459,7 @@ impl InsuranceFundReason {
             Self::Funded => "funded",
             Self::LiquidationFee => "liquidation_fee",
             Self::DeficitCovered => "deficit_covered",
+            Self::AdlShortfall => "adl_shortfall",
         }
     }
 }
@@ -668,6 +669,7 @@ mod tests {
             InsuranceFundReason::Funded,
             InsuranceFundReason::LiquidationFee,
             InsuranceFundReason::DeficitCovered,
+            InsuranceFundReason::AdlShortfall,
         ] {
             effects.push(Effect::InsuranceFundChanged {
                 asset: text.to_owned(),

@@ -27,6 +27,58 @@ pub struct ClaimAnswer {
     pub covered: Decimal,
     /// What the whole fund held of `asset` when the system shard answered.
     pub fund_before: Decimal,
+    /// What auto-deleveraged counterparties pay towards the deficit, on any shard (each one's
+    /// part is an [`AdlAssignment`] applied by its own shard): between 0 and `claimed -
+    /// covered`, plus at most what rounding leaves. It passes through the shards'
+    /// `insurance_fund` ledger accounts, out of the claimant's and into each payer's, so it
+    /// sums to nothing over the shards and leaves the fund as it was.
+    pub adl_paid: Decimal,
+    /// What the accounts in profit pay towards the deficit under `deficits = "socialise"`, on
+    /// any shard (each one's part a [`SocialisedShare`] applied by its own shard), through the
+    /// shards' `insurance_fund` ledger accounts as `adl_paid`.
+    pub socialised_paid: Decimal,
+}
+
+/// One position's share of a deficit socialised across shards, applied by the shard that holds
+/// it: the account pays `paid` from the position's margin (its wallet, or its isolated margin
+/// while the position is held) into the shard's `insurance_fund` ledger account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SocialisedShare {
+    /// The bankrupt account (on the claiming shard).
+    pub bankrupt: String,
+    /// The account that pays.
+    pub account: String,
+    /// The position in profit its share was taken on.
+    pub instrument: String,
+    /// Whether that position had its own isolated margin.
+    pub isolated: bool,
+    /// Its share, in the deficit's asset (positive).
+    pub paid: Decimal,
+    /// The deficit's asset.
+    pub asset: String,
+}
+
+/// One counterparty's share of a cross-shard auto-deleveraging (docs/scale.md, "Money across
+/// shards"), applied by the shard that holds it: its opposite position is reduced by `size`
+/// at `mark` against the market (where the bankrupt position was closed) and it pays `paid`,
+/// which makes its trade one at the bankruptcy price `price`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdlAssignment {
+    /// The bankrupt account (on the claiming shard).
+    pub bankrupt: String,
+    /// The account deleveraged.
+    pub account: String,
+    /// The instrument.
+    pub instrument: String,
+    /// Contracts taken over (positive).
+    pub size: Decimal,
+    /// The mark the bankrupt position was closed at.
+    pub mark: Decimal,
+    /// The bankruptcy price: `mark` moved against the counterparty by `paid / size` per
+    /// contract (for a linear contract).
+    pub price: Decimal,
+    /// What the counterparty pays towards the deficit, in the instrument's settlement asset.
+    pub paid: Decimal,
 }
 
 impl Engine {
@@ -93,7 +145,52 @@ impl Engine {
                 &mut effects,
             );
         }
-        let uncovered = answer.claimed - answer.covered;
+        if answer.adl_paid > Decimal::ZERO {
+            // The counterparties' payments, which their shards move into their own
+            // `insurance_fund` ledger accounts (`apply_adl_assignment`).
+            self.move_money(
+                &LedgerAccount::InsuranceFund,
+                &LedgerAccount::PendingClaims,
+                asset,
+                answer.adl_paid,
+                TransferReason::Adl,
+                &mut effects,
+            );
+        }
+        if answer.socialised_paid > Decimal::ZERO {
+            // The accounts in profit's shares, which their shards move into their own
+            // `insurance_fund` ledger accounts (`apply_socialised_share`).
+            self.move_money(
+                &LedgerAccount::InsuranceFund,
+                &LedgerAccount::PendingClaims,
+                asset,
+                answer.socialised_paid,
+                TransferReason::SocialisedLoss,
+                &mut effects,
+            );
+        }
+        let uncovered = answer.claimed - answer.covered - answer.adl_paid - answer.socialised_paid;
+        if answer.socialised_paid > Decimal::ZERO && uncovered <= Decimal::ZERO {
+            effects.push(Effect::DeficitBeyondFund {
+                account: answer.account.clone(),
+                asset: answer.asset.clone(),
+                deficit: Amount(answer.claimed),
+                fund: Amount(answer.fund_before),
+                resolution: DeficitResolution::Socialised,
+            });
+        }
+        if uncovered < Decimal::ZERO {
+            // Rounding of the shares paid a little more than the deficit: the account keeps
+            // it, as one engine's account keeps what closing at the bankruptcy price leaves.
+            self.move_money(
+                &LedgerAccount::PendingClaims,
+                &LedgerAccount::Wallet(answer.account.as_str().into()),
+                asset,
+                -uncovered,
+                TransferReason::Adl,
+                &mut effects,
+            );
+        }
         if uncovered > Decimal::ZERO {
             self.move_money(
                 &LedgerAccount::Wallet(answer.account.as_str().into()),
@@ -145,6 +242,19 @@ impl Engine {
                 ),
             ));
         }
+        if answer.adl_paid < Decimal::ZERO
+            || answer.socialised_paid < Decimal::ZERO
+            || answer.covered + answer.adl_paid + answer.socialised_paid
+                > answer.claimed * Decimal::TWO
+        {
+            return Err(reject(
+                RejectReason::InvalidInput,
+                format!(
+                    "claim answer: {} paid by deleveraging, with {} covered, for {} claimed",
+                    answer.adl_paid, answer.covered, answer.claimed
+                ),
+            ));
+        }
         let pending = -self
             .ledger
             .balance(&LedgerAccount::PendingClaims, &answer.asset);
@@ -154,6 +264,201 @@ impl Engine {
                 format!(
                     "claim answer for {:?}: {} {} claimed, but only {pending} is pending",
                     answer.account, answer.claimed, answer.asset
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Applies one counterparty's share of a cross-shard auto-deleveraging, numbered `seq`
+    /// (after the last event): the counterparty pays its share of the deficit into the shard's
+    /// `insurance_fund` ledger account (through which it reaches the claimant's shard, see
+    /// [`ClaimAnswer::adl_paid`]), then its opposite position is reduced by the size assigned
+    /// at the mark, against the market. An `adl` effect reports the trade at the bankruptcy
+    /// price, as one engine reports it.
+    ///
+    /// The counterparty takes no more than it holds on the opposite side now: one that
+    /// reduced its position between its shard's offer and the answer takes what it still
+    /// holds and pays that share; the rest of the payment is the fund's loss, reported by an
+    /// `insurance_fund_changed` effect with reason `adl_shortfall` (docs/scale.md).
+    /// A refused assignment (a sequence not after the last, an unknown instrument, an account
+    /// holding no opposite position, amounts out of range) yields one `rejected` effect and
+    /// changes nothing.
+    pub fn apply_adl_assignment(&mut self, seq: u64, assignment: &AdlAssignment) -> Vec<Effect> {
+        let (instrument, held) = match self.checked_assignment(seq, assignment) {
+            Ok(checked) => checked,
+            Err(rejection) => return vec![rejected(&rejection)],
+        };
+        self.last_seq = Some(seq);
+        self.events += 1;
+        let mut effects = Vec::new();
+        let take = assignment.size.min(held.size.abs());
+        let paid = if take == assignment.size {
+            assignment.paid
+        } else {
+            let precision = self
+                .venue
+                .asset(&instrument.settlement)
+                .map_or(8, |a| a.precision);
+            rounding::credit(assignment.paid * take / assignment.size, precision)
+        };
+        let id = assignment.account.as_str();
+        if paid > Decimal::ZERO {
+            self.move_money(
+                &LedgerAccount::of_position(id, &instrument.name, held.isolated),
+                &LedgerAccount::InsuranceFund,
+                &instrument.settlement,
+                paid,
+                TransferReason::Adl,
+                &mut effects,
+            );
+        }
+        let signed = -take * held.size.signum();
+        self.trade(
+            id,
+            &instrument,
+            signed,
+            assignment.mark,
+            TransferReason::Adl,
+            &mut effects,
+        );
+        self.trade_external(&instrument, -signed, assignment.mark, &mut effects);
+        if paid < assignment.paid {
+            // The claimant's shard received the whole share: what this one did not pay is the
+            // fund's loss, reported for the system shard to count.
+            self.insurance_changed(
+                &instrument.settlement,
+                paid - assignment.paid,
+                InsuranceFundReason::AdlShortfall,
+                &mut effects,
+            );
+        }
+        effects.push(Effect::Adl {
+            account: assignment.bankrupt.clone(),
+            counterparty: assignment.account.clone(),
+            instrument: instrument.name.clone(),
+            size: Quantity(signed),
+            price: Price(assignment.price),
+        });
+        self.reindex(id);
+        if let Ok(report) = self.report(id) {
+            self.track_state(id, &Standing::of(&report), &mut effects);
+        }
+        effects
+    }
+
+    /// The checks an assignment passes before it moves anything, in order: the instrument and
+    /// the counterparty's opposite position (what it holds now).
+    fn checked_assignment(
+        &self,
+        seq: u64,
+        assignment: &AdlAssignment,
+    ) -> Result<(Arc<Instrument>, PositionState), Rejection> {
+        if let Some(last) = self.last_seq
+            && seq <= last
+        {
+            return Err(reject(
+                RejectReason::SequenceNotIncreasing,
+                format!("sequence {seq} after {last}"),
+            ));
+        }
+        let instrument = self.instrument(&assignment.instrument)?;
+        if assignment.size <= Decimal::ZERO
+            || assignment.paid < Decimal::ZERO
+            || assignment.mark <= Decimal::ZERO
+        {
+            return Err(reject(
+                RejectReason::InvalidInput,
+                format!(
+                    "adl assignment: {} contracts paying {} at mark {} (size > 0, paid >= 0, mark > 0)",
+                    assignment.size, assignment.paid, assignment.mark
+                ),
+            ));
+        }
+        let held = self
+            .accounts
+            .get(assignment.account.as_str())
+            .ok_or_else(|| reject(RejectReason::UnknownAccount, assignment.account.clone()))?
+            .positions
+            .get(instrument.name.as_str())
+            .filter(|p| !p.size.is_zero())
+            .cloned()
+            .ok_or_else(|| {
+                reject(
+                    RejectReason::InvalidInput,
+                    format!(
+                        "adl assignment: {:?} holds no {} position any more",
+                        assignment.account, instrument.name
+                    ),
+                )
+            })?;
+        Ok((instrument, held))
+    }
+}
+
+impl Engine {
+    /// Applies one position's share of a deficit socialised across shards, numbered `seq`
+    /// (after the last event): the account pays it from the position's margin (its isolated
+    /// margin while that position is held, else its wallet) into the shard's `insurance_fund`
+    /// ledger account, through which it reaches the claimant's shard (see
+    /// [`ClaimAnswer::socialised_paid`]); the account is then examined, since its equity fell.
+    /// A share is paid whatever the account's profit is by then, as a socialised loss is.
+    ///
+    /// A refused share (a sequence not after the last, an unknown account or asset, a share not
+    /// positive) yields one `rejected` effect and changes nothing.
+    pub fn apply_socialised_share(&mut self, seq: u64, share: &SocialisedShare) -> Vec<Effect> {
+        if let Err(rejection) = self.checked_share(seq, share) {
+            return vec![rejected(&rejection)];
+        }
+        self.last_seq = Some(seq);
+        self.events += 1;
+        let mut effects = Vec::new();
+        let id = share.account.as_str();
+        let isolated = share.isolated
+            && self
+                .accounts
+                .get(id)
+                .and_then(|a| a.positions.get(share.instrument.as_str()))
+                .is_some_and(|p| p.isolated);
+        self.move_money(
+            &LedgerAccount::of_position(id, &share.instrument, isolated),
+            &LedgerAccount::InsuranceFund,
+            &share.asset,
+            share.paid,
+            TransferReason::SocialisedLoss,
+            &mut effects,
+        );
+        self.reindex(id);
+        if let Ok(report) = self.report(id) {
+            self.track_state(id, &Standing::of(&report), &mut effects);
+        }
+        effects
+    }
+
+    /// The checks a socialised share passes before it moves anything, in order.
+    fn checked_share(&self, seq: u64, share: &SocialisedShare) -> Result<(), Rejection> {
+        if let Some(last) = self.last_seq
+            && seq <= last
+        {
+            return Err(reject(
+                RejectReason::SequenceNotIncreasing,
+                format!("sequence {seq} after {last}"),
+            ));
+        }
+        self.venue
+            .asset(&share.asset)
+            .map_err(|problem| reject(RejectReason::UnknownAsset, problem))?;
+        if !self.accounts.contains_key(share.account.as_str()) {
+            return Err(reject(RejectReason::UnknownAccount, share.account.clone()));
+        }
+        if share.paid <= Decimal::ZERO {
+            return Err(reject(
+                RejectReason::InvalidInput,
+                format!(
+                    "socialised share of {:?}: {} (> 0)",
+                    share.account, share.paid
                 ),
             ));
         }

@@ -477,82 +477,18 @@ impl Engine {
         effects: &mut Vec<Effect>,
     ) -> Decimal {
         let precision = self.venue.asset(asset).map_or(8, |a| a.precision);
-        let mut payers: Vec<(CompactString, LedgerAccount, Decimal)> = Vec::new();
-        {
-            let Ok(surfaces) = self.surfaces() else {
-                return Decimal::ZERO;
-            };
-            let view = MarketView::with_surfaces(&self.venue, &self.market, &surfaces);
-            for account in self.accounts.values().filter(|a| a.id != id) {
-                for (name, position) in &account.positions {
-                    let Ok(instrument) = self.venue.instrument(name) else {
-                        continue;
-                    };
-                    if instrument.settlement != asset
-                        || matches!(instrument.terms, Terms::Option { .. })
-                    {
-                        continue;
-                    }
-                    let Ok(mark) = view.mark(&instrument) else {
-                        continue;
-                    };
-                    let profit = rounding::credit(
-                        solvent_risk::standard::unrealized_pnl(
-                            &instrument,
-                            position.size,
-                            position.entry,
-                            mark.price,
-                        ),
-                        precision,
-                    );
-                    if profit > Decimal::ZERO {
-                        payers.push((
-                            account.id.clone(),
-                            LedgerAccount::of_position(&account.id, name, position.isolated),
-                            profit,
-                        ));
-                    }
-                }
-            }
-        }
-        let total: Decimal = payers.iter().map(|(_, _, profit)| *profit).sum();
-        if total <= Decimal::ZERO {
-            return Decimal::ZERO;
-        }
-        let shared = amount.min(total);
-        let mut shares: Vec<Decimal> = payers
+        let payers = self.profit_holders(id, asset);
+        let profits: Vec<(&str, Decimal)> = payers
             .iter()
-            .map(|(_, _, profit)| rounding::credit(shared * *profit / total, precision))
+            .map(|p| (p.account.as_str(), p.profit))
             .collect();
-        let mut left = shared - shares.iter().sum::<Decimal>();
-        let unit = Decimal::new(1, precision);
-        let mut order: Vec<usize> = (0..payers.len()).collect();
-        order.sort_by(|&a, &b| {
-            payers[b]
-                .2
-                .cmp(&payers[a].2)
-                .then_with(|| payers[a].0.cmp(&payers[b].0))
-        });
-        while left > Decimal::ZERO {
-            let before = left;
-            for &i in &order {
-                let room = payers[i].2 - shares[i];
-                let add = unit.min(left).min(room);
-                if add > Decimal::ZERO {
-                    shares[i] += add;
-                    left -= add;
-                }
-                if left <= Decimal::ZERO {
-                    break;
-                }
-            }
-            if left == before {
-                break;
-            }
-        }
+        let shares = share_deficit(&profits, amount, precision);
         let wallet = LedgerAccount::Wallet(id.into());
-        for ((payer, holder, _), share) in payers.into_iter().zip(shares) {
+        let mut shared = Decimal::ZERO;
+        for (payer, share) in payers.into_iter().zip(shares) {
             if share > Decimal::ZERO {
+                let holder =
+                    LedgerAccount::of_position(&payer.account, &payer.instrument, payer.isolated);
                 self.move_money(
                     &holder,
                     &wallet,
@@ -561,10 +497,58 @@ impl Engine {
                     TransferReason::SocialisedLoss,
                     effects,
                 );
-                self.deleveraged.insert(payer.to_string());
+                self.deleveraged.insert(payer.account.to_string());
+                shared += share;
             }
         }
-        shared - left
+        shared
+    }
+
+    /// The positions in profit settled in `asset` (perpetuals and futures at their marks;
+    /// options carry no shared P&L) of every account but `excluding`, each with its unrealised
+    /// profit rounded down to the asset's precision: who bears a deficit under
+    /// `deficits = "socialise"`, in the book's order of accounts, then by instrument.
+    #[must_use]
+    pub fn profit_holders(&self, excluding: &str, asset: &str) -> Vec<ProfitHolder> {
+        let precision = self.venue.asset(asset).map_or(8, |a| a.precision);
+        let mut payers = Vec::new();
+        let Ok(surfaces) = self.surfaces() else {
+            return payers;
+        };
+        let view = MarketView::with_surfaces(&self.venue, &self.market, &surfaces);
+        for account in self.accounts.values().filter(|a| a.id != excluding) {
+            for (name, position) in &account.positions {
+                let Ok(instrument) = self.venue.instrument(name) else {
+                    continue;
+                };
+                if instrument.settlement != asset
+                    || matches!(instrument.terms, Terms::Option { .. })
+                {
+                    continue;
+                }
+                let Ok(mark) = view.mark(&instrument) else {
+                    continue;
+                };
+                let profit = rounding::credit(
+                    solvent_risk::standard::unrealized_pnl(
+                        &instrument,
+                        position.size,
+                        position.entry,
+                        mark.price,
+                    ),
+                    precision,
+                );
+                if profit > Decimal::ZERO {
+                    payers.push(ProfitHolder {
+                        account: account.id.clone(),
+                        instrument: name.to_string(),
+                        isolated: position.isolated,
+                        profit,
+                    });
+                }
+            }
+        }
+        payers
     }
 
     /// Sells the account's other positive balances to the market at the index until `needed` of
@@ -636,6 +620,65 @@ impl Engine {
             );
         }
     }
+}
+
+/// A position in profit that bears its share of a deficit under `deficits = "socialise"`
+/// (see [`Engine::profit_holders`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfitHolder {
+    /// The account.
+    pub account: CompactString,
+    /// The instrument.
+    pub instrument: String,
+    /// Whether the position has its own isolated margin (its share is paid from it).
+    pub isolated: bool,
+    /// Its unrealised profit at the mark, rounded down to the asset's precision (positive).
+    pub profit: Decimal,
+}
+
+/// The shares of `amount` that `profits` (account, profit; positive) bear, in their order:
+/// pro rata to each profit and never beyond it, each rounded down to `precision` decimals, the
+/// remainder handed out one unit at a time from the largest profit down (ties by account, then
+/// their order), so the shares sum to exactly `amount`, or to every profit when that is less.
+/// One rule for one engine's `socialise` and a cluster's system shard.
+#[must_use]
+pub fn share_deficit(profits: &[(&str, Decimal)], amount: Decimal, precision: u32) -> Vec<Decimal> {
+    let total: Decimal = profits.iter().map(|(_, profit)| *profit).sum();
+    if total <= Decimal::ZERO || amount <= Decimal::ZERO {
+        return vec![Decimal::ZERO; profits.len()];
+    }
+    let shared = amount.min(total);
+    let mut shares: Vec<Decimal> = profits
+        .iter()
+        .map(|(_, profit)| rounding::credit(shared * *profit / total, precision))
+        .collect();
+    let mut left = shared - shares.iter().sum::<Decimal>();
+    let unit = Decimal::new(1, precision);
+    let mut order: Vec<usize> = (0..profits.len()).collect();
+    order.sort_by(|&a, &b| {
+        profits[b]
+            .1
+            .cmp(&profits[a].1)
+            .then_with(|| profits[a].0.cmp(profits[b].0))
+    });
+    while left > Decimal::ZERO {
+        let before = left;
+        for &i in &order {
+            let room = profits[i].1 - shares[i];
+            let add = unit.min(left).min(room);
+            if add > Decimal::ZERO {
+                shares[i] += add;
+                left -= add;
+            }
+            if left <= Decimal::ZERO {
+                break;
+            }
+        }
+        if left == before {
+            break;
+        }
+    }
+    shares
 }
 
 /// One account that can take the other side of a bankrupt position (see
