@@ -9,6 +9,7 @@ mod cluster;
 mod display;
 mod gateway;
 mod journal;
+mod model_backtest;
 mod plot;
 mod progress;
 mod render;
@@ -59,7 +60,8 @@ enum Command {
     /// Excess, withdrawable, the buffer and the recommended reallocation to isolated positions.
     Allocate(AllocateArgs),
     /// Backtests one-day filtered-historical VaR of the account's exposure over a price history
-    /// and reports Kupiec's test.
+    /// and reports Kupiec's test; with `--model`, measures margin models (the static grid,
+    /// EWMA- and GARCH-scaled ranges) against the realised moves.
     Backtest(BacktestArgs),
     /// Replays an event stream (EVENTS.jsonl) through the engine: effects to a file, a summary
     /// of effects, balances and the state hash.
@@ -134,8 +136,39 @@ enum VenueCommand {
 
 #[derive(Args)]
 struct BacktestArgs {
-    /// The account (PORTFOLIO.json); its spot, perpetuals and futures are tested.
-    portfolio: PathBuf,
+    /// The account (PORTFOLIO.json); its spot, perpetuals and futures are tested. Not with
+    /// `--model`, which tests one coin of each `--underlying`.
+    #[arg(required_unless_present = "model", conflicts_with = "model")]
+    portfolio: Option<PathBuf>,
+    /// Margin models to measure (comma-separated): `static` (the venue's grid, the baseline),
+    /// `ewma`, `garch` (ranges scaled with the forecast; the venue's
+    /// `[portfolio_margin.vol_scaled.UNDERLYING]` or Solvent's defaults).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "MODEL")]
+    model: Vec<model_backtest::ModelName>,
+    /// Anti-procyclicality controls of the scaled models (comma-separated; the venue's, or a 25%
+    /// buffer, when absent).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        requires = "model",
+        value_name = "CONTROL"
+    )]
+    control: Vec<model_backtest::ControlName>,
+    /// Underlyings of `--model` (comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "BTC,ETH",
+        requires = "model"
+    )]
+    underlying: Vec<String>,
+    /// Margin period of `--model` in days (the venue's, else 1).
+    #[arg(long, requires = "model")]
+    period_days: Option<u32>,
+    /// Draw the margin of each model against the realised moves over time (`--model`).
+    #[arg(long, value_name = "FILE.svg", requires = "model")]
+    plot: Option<PathBuf>,
     /// Daily price history (the layout of ../shared/data/prices).
     #[arg(long, value_name = "DIR")]
     history: PathBuf,
@@ -563,8 +596,11 @@ fn stress(args: &StressArgs) -> Result<Printed> {
 
 fn backtest(args: &BacktestArgs) -> Result<String> {
     let venue = venues::load(args.venue.as_deref())?;
-    let name = args.portfolio.display().to_string();
-    let portfolio = Portfolio::from_json(&name, &read(&args.portfolio)?, &venue)?;
+    let Some(portfolio_path) = &args.portfolio else {
+        return model_backtest(args, &venue);
+    };
+    let name = portfolio_path.display().to_string();
+    let portfolio = Portfolio::from_json(&name, &read(portfolio_path)?, &venue)?;
     let names = solvent_risk::stress::underlyings(&portfolio);
     let prices = read_price_history(&args.history, &names, !args.history_complete)?;
     let mut params = filtered_params(&venue);
@@ -581,6 +617,40 @@ fn backtest(args: &BacktestArgs) -> Result<String> {
         return Ok(serde_json::to_string_pretty(&report)? + "\n");
     }
     Ok(render::backtest(&portfolio.account, &report))
+}
+
+/// `solvent backtest --model ...`: margin models of one coin against the history.
+fn model_backtest(args: &BacktestArgs, venue: &Venue) -> Result<String> {
+    if args.csv.is_some() || args.window.is_some() {
+        bail!("--csv and --window belong to the VaR backtest of a portfolio, not to --model");
+    }
+    if !(args.level > 0.0 && args.level < 1.0) {
+        bail!("--level: must be in (0, 1), found {}", args.level);
+    }
+    if args.period_days == Some(0) || args.period_days.is_some_and(|d| d > 30) {
+        bail!("--period-days: must be between 1 and 30");
+    }
+    let prices = read_price_history(&args.history, &args.underlying, !args.history_complete)?;
+    let outcome = model_backtest::run(
+        &prices,
+        venue,
+        &model_backtest::Request {
+            models: &args.model,
+            controls: &args.control,
+            underlyings: &args.underlying,
+            level: args.level,
+            period_days: args.period_days,
+        },
+    )?;
+    if let Some(path) = &args.plot {
+        let svg = plot::margin_history_svg(&outcome)?;
+        fs::write(path, svg)
+            .with_context(|| format!("{}: cannot write the plot", path.display()))?;
+    }
+    if args.json {
+        return model_backtest::json(&outcome);
+    }
+    Ok(model_backtest::render(&outcome))
 }
 
 /// Exit code of a `whatif` whose trades the venue would refuse (the report is printed; errors

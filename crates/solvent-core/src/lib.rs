@@ -26,6 +26,7 @@ pub mod rounding;
 pub mod shipped;
 pub mod shock;
 pub mod venue;
+pub mod vol_scaled;
 
 pub use error::InputError;
 pub use rust_decimal::Decimal;
