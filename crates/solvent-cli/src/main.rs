@@ -14,6 +14,7 @@ mod plot;
 mod progress;
 mod render;
 mod replay;
+mod scaled;
 mod serve;
 mod simm;
 mod venue_view;
@@ -332,6 +333,8 @@ struct Loaded {
     portfolio: Portfolio,
     market: Market,
     history: Option<HistoricalScenarios>,
+    /// The volatility-scaled ranges that replaced the venue's grids (issue 15).
+    scaled: Vec<scaled::ScaledRange>,
     /// Where the market came from, to name it in errors about market data.
     market_origin: String,
     /// The defaults filled in and the far marks accepted, printed if the command succeeds.
@@ -406,19 +409,16 @@ fn filtered_params(venue: &Venue) -> history::FilteredHistoricalParams {
     }
 }
 
-/// Reads the price history of the account's underlyings and turns it into filtered historical
-/// scenarios (with the venue's EWMA decay and horizon) and correlations.
+/// Turns the price history of the account's underlyings into filtered historical scenarios
+/// (with the venue's EWMA decay and horizon) and correlations.
 fn load_history(
-    directory: &Path,
+    prices: &history::PriceHistory,
     venue: &Venue,
-    portfolio: &Portfolio,
-    drop_last: bool,
+    names: &[String],
 ) -> Result<HistoricalScenarios> {
-    let names = solvent_risk::stress::underlyings(portfolio);
-    let prices = read_price_history(directory, &names, drop_last)?;
-    let scenarios = history::FilteredHistory::new(&prices, &filtered_params(venue))?.scenarios();
+    let scenarios = history::FilteredHistory::new(prices, &filtered_params(venue))?.scenarios();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let correlations = history::correlation_matrix(&prices, &refs, None)?;
+    let correlations = history::correlation_matrix(prices, &refs, None)?;
     Ok(HistoricalScenarios {
         underlyings: prices.underlyings().to_vec(),
         scenarios,
@@ -439,7 +439,7 @@ fn series(texts: &[(String, String, String)]) -> Vec<history::SeriesText<'_>> {
 }
 
 fn load(inputs: &Inputs) -> Result<Loaded> {
-    let venue = venues::load(inputs.venue.as_deref())?;
+    let mut venue = venues::load(inputs.venue.as_deref())?;
     let portfolio_name = inputs.portfolio.display().to_string();
     let portfolio = Portfolio::from_json(&portfolio_name, &read(&inputs.portfolio)?, &venue)?;
     let (market, market_origin) = match &inputs.market {
@@ -459,20 +459,29 @@ fn load(inputs: &Inputs) -> Result<Loaded> {
         market: &market_origin,
     };
     let warnings = checks::inputs(&venue, &portfolio, &market, origins, inputs.allow_far_marks)?;
-    let history = match &inputs.history {
-        None => None,
-        Some(directory) => Some(load_history(
-            directory,
-            &venue,
-            &portfolio,
-            !inputs.history_complete,
-        )?),
+    let names = solvent_risk::stress::underlyings(&portfolio);
+    let to_scale = scaled::scaled_underlyings(&venue, &names);
+    let (history, scaled) = match &inputs.history {
+        None => {
+            if let Some(first) = to_scale.first() {
+                bail!(
+                    "--history: the venue scales {first}'s range with forecast volatility (portfolio_margin.vol_scaled.{first}); give --history DIR"
+                );
+            }
+            (None, Vec::new())
+        }
+        Some(directory) => {
+            let prices = read_price_history(directory, &names, !inputs.history_complete)?;
+            let scaled = scaled::apply(&mut venue, &prices, &to_scale)?;
+            (Some(load_history(&prices, &venue, &names)?), scaled)
+        }
     };
     Ok(Loaded {
         venue,
         portfolio,
         market,
         history,
+        scaled,
         market_origin,
         warnings,
     })
@@ -754,8 +763,21 @@ fn margin(args: &MarginArgs) -> Result<Printed> {
         solvent_risk::stress::ReportWithMoves::new(&report, &loaded.portfolio, &view, |error| {
             loaded.locate(&name, error).to_string()
         });
-    let text = if args.inputs.json {
+    let text = if args.inputs.json && loaded.scaled.is_empty() {
         serde_json::to_string_pretty(&with_moves)? + "\n"
+    } else if args.inputs.json {
+        /// The report with the scaled ranges beside it (only when the venue scales a grid).
+        #[derive(serde::Serialize)]
+        struct WithScaled<'a, T: serde::Serialize> {
+            #[serde(flatten)]
+            report: &'a T,
+            vol_scaled_ranges: &'a [scaled::ScaledRange],
+        }
+        let value = WithScaled {
+            report: &with_moves,
+            vol_scaled_ranges: &loaded.scaled,
+        };
+        serde_json::to_string_pretty(&value)? + "\n"
     } else {
         let moves = match (
             &with_moves.liquidation_moves,
@@ -769,7 +791,7 @@ fn margin(args: &MarginArgs) -> Result<Printed> {
             &loaded.venue,
             display::Layout::new(args.inputs.wide),
             Some(&moves),
-        )
+        ) + &scaled::render(&loaded.scaled, display::Layout::new(args.inputs.wide))
     };
     Ok(Printed::warned(text, loaded.warnings))
 }

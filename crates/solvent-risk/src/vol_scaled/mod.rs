@@ -22,8 +22,8 @@
 //!   (within the ten-year look-back), never below `sigma[t]^2` (so the control never lowers the
 //!   range below the forecast), and `w` >= 25%.
 //!
-//! The grid is then scaled by `range / R0`: every standard price move and both volatility
-//! shocks (a relative down-shock capped at 0.99), so a scaled grid has exactly the static grid's
+//! The grid is then scaled by `range / R0`: every standard price move, both volatility shocks
+//! (a relative down-shock capped at 0.99) and the extended scenarios' weight, so a scaled grid has exactly the static grid's
 //! scenarios and costs the same to evaluate once the forecast is made.
 //!
 //! Everything here is pure: the caller reads the history and passes the returns.
@@ -328,10 +328,11 @@ pub fn static_range(params: &UnderlyingParams) -> f64 {
     params.price_moves.iter().fold(0.0, |m, v| m.max(v.abs()))
 }
 
-/// The grid scaled to `range`: standard moves times `range / R0` and the relative volatility
-/// shocks alike (the down-shock capped at 0.99); absolute shocks are scaled the same way.
-/// Extended moves are kept: they are the venue's tail scenarios, not the range. A grid with
-/// `R0 = 0` is returned as it is.
+/// The grid scaled to `range`: standard moves times `range / R0` (a fall capped at 99%), the
+/// volatility shocks alike (relative or absolute; the down-shock capped at 0.99), and the
+/// extended scenarios' dampener and fixed weight alike (a weight capped at 1). The extended
+/// moves themselves are kept: they are the venue's tail scenarios. A grid with `R0 = 0` is
+/// returned as it is.
 #[must_use]
 pub fn scaled_grid(params: &UnderlyingParams, range: f64) -> UnderlyingParams {
     let r0 = static_range(params);
@@ -346,6 +347,11 @@ pub fn scaled_grid(params: &UnderlyingParams, range: f64) -> UnderlyingParams {
     }
     scaled.vol_shock_up *= factor;
     scaled.vol_shock_down = (scaled.vol_shock_down * factor).min(MAX_VOL_SHOCK_DOWN);
+    // The extended scenarios' weight is what ties them to the range (Paradex's dampener is the
+    // standard range itself: a -66% move weighted 0.16 / 0.66 loses what -16% does), so it
+    // scales too; otherwise a linear book's margin could never fall below the static range.
+    scaled.extended_dampener *= factor;
+    scaled.extended_weight = scaled.extended_weight.map(|w| (w * factor).min(1.0));
     scaled
 }
 

@@ -287,6 +287,11 @@ fn scaled_grid_scales_moves_and_vol_shocks_alike() {
     );
     assert_eq!(doubled.price_moves.len(), params.price_moves.len());
     assert_eq!(doubled.extended_moves, params.extended_moves);
+    close(
+        doubled.extended_dampener,
+        2.0 * params.extended_dampener,
+        1e-15,
+    );
 }
 
 #[test]
