@@ -154,12 +154,11 @@ fn control_of(name: ControlName, base: AntiProcyclicality) -> AntiProcyclicality
     }
 }
 
-/// The models to run on `underlying`: (name, control label, model).
-fn models_of(
-    venue: &Venue,
-    underlying: &str,
-    request: &Request<'_>,
-) -> Result<Vec<(ModelName, String, MarginModel, Option<VolScaledRange>)>> {
+/// A model to run: its name, the control's label, the model, and the scaled model's parameters.
+type Candidate = (ModelName, String, MarginModel, Option<VolScaledRange>);
+
+/// The models to run on `underlying`.
+fn models_of(venue: &Venue, underlying: &str, request: &Request<'_>) -> Result<Vec<Candidate>> {
     let pm = venue.portfolio_margin.as_ref();
     let grid = pm
         .and_then(|pm| pm.underlyings.get(underlying))

@@ -418,6 +418,15 @@ const MODEL_COLOURS: [RGBColor; 6] = [
     RGBColor(255, 127, 14),
 ];
 
+/// A model's name in a legend: `static grid`, or `ewma / buffer`.
+fn model_label(summary: &crate::model_backtest::ModelSummary) -> String {
+    match summary.model {
+        crate::model_backtest::ModelName::Static => "static grid".to_owned(),
+        crate::model_backtest::ModelName::Ewma => format!("ewma / {}", summary.control),
+        crate::model_backtest::ModelName::Garch => format!("garch / {}", summary.control),
+    }
+}
+
 /// A date as a fractional year (2020-07-02 -> 2020.5), the x axis of history plots.
 fn year_fraction(date: jiff::civil::Date) -> f64 {
     f64::from(date.year()) + (f64::from(date.day_of_year()) - 1.0) / 365.25
@@ -480,11 +489,18 @@ pub fn margin_history_svg(outcome: &crate::model_backtest::Outcome) -> Result<St
                 .map_err(|e| fail(&e))?;
             chart
                 .configure_mesh()
-                .x_labels(TICKS)
+                .x_labels(((x1 - x0).ceil() as usize + 1) * 2)
                 .y_labels(TICKS)
                 .bold_line_style(GRID_MAJOR)
                 .light_line_style(TRANSPARENT)
-                .x_label_formatter(&|x| tick(*x, 1))
+                .x_label_formatter(&|x| {
+                    // A label on each new year only (the axis is in fractional years).
+                    if (x - x.round()).abs() < 0.02 {
+                        format!("{}", x.round() as i64)
+                    } else {
+                        String::new()
+                    }
+                })
                 .y_label_formatter(&|y| format!("{}%", tick(*y, 0)))
                 .y_desc("% of the price")
                 .draw()
@@ -500,26 +516,38 @@ pub fn margin_history_svg(outcome: &crate::model_backtest::Outcome) -> Result<St
                 .map_err(|e| fail(&e))?
                 .label("|realised move|")
                 .legend(|(x, y)| Circle::new((x + 10, y), 3, RGBColor(150, 150, 150).filled()));
+            // The moves beyond the first scaled model's margin (or the static grid's), larger.
+            let marked = members
+                .iter()
+                .find(|i| outcome.summaries[**i].model != crate::model_backtest::ModelName::Static)
+                .or(members.first())
+                .copied()
+                .unwrap_or(first);
+            let beyond: Vec<(f64, f64)> = outcome.series[marked]
+                .iter()
+                .filter(|d| d.2.abs() > d.1)
+                .map(|d| (year_fraction(d.0), d.2.abs() * 100.0))
+                .collect();
+            chart
+                .draw_series(
+                    beyond
+                        .iter()
+                        .map(|p| Cross::new(*p, 4, RED.stroke_width(2))),
+                )
+                .map_err(|e| fail(&e))?
+                .label(format!(
+                    "move beyond the {} margin",
+                    model_label(&outcome.summaries[marked])
+                ))
+                .legend(|(x, y)| Cross::new((x + 10, y), 4, RED.stroke_width(2)));
             for (n, i) in members.iter().enumerate() {
                 let summary = &outcome.summaries[*i];
                 let colour = MODEL_COLOURS[n % MODEL_COLOURS.len()];
-                let label = match summary.model {
-                    crate::model_backtest::ModelName::Static => "static grid".to_owned(),
-                    _ => format!(
-                        "{} / {} ({} exceedances)",
-                        serde_json::to_value(summary.model)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default(),
-                        summary.control,
-                        summary.exceedances
-                    ),
-                };
-                let label = if summary.model == crate::model_backtest::ModelName::Static {
-                    format!("{label} ({} exceedances)", summary.exceedances)
-                } else {
-                    label
-                };
+                let label = format!(
+                    "{} ({} exceedances)",
+                    model_label(summary),
+                    summary.exceedances
+                );
                 chart
                     .draw_series(LineSeries::new(
                         outcome.series[*i]
@@ -553,14 +581,15 @@ pub fn margin_history_svg(outcome: &crate::model_backtest::Outcome) -> Result<St
                     .draw_series([EmptyElement::at((x, y_high))
                         + Text::new(
                             big.to_owned(),
-                            (4, 4),
+                            // Left of the line near the right edge, so the label stays inside.
+                            (if (x - x0) / (x1 - x0) > 0.85 { -70 } else { 4 }, 4),
                             ("sans-serif", 12).into_font().color(&AMBER),
                         )])
                     .map_err(|e| fail(&e))?;
             }
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
+                .position(SeriesLabelPosition::UpperLeft)
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
                 .draw()

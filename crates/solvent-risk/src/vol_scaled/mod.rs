@@ -249,7 +249,7 @@ fn check_spec(spec: &VolScaledRange) -> Result<(), HistoryError> {
                 return fail("buffer_rebuild_days", 0.0, "must be at least 1");
             }
         }
-        AntiProcyclicality::StressedFloor { lookback_days } if lookback_days == 0 => {
+        AntiProcyclicality::StressedFloor { lookback_days: 0 } => {
             return fail("stressed_lookback_days", 0.0, "must be at least 1");
         }
         AntiProcyclicality::StressedWeight {
