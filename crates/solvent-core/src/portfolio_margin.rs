@@ -165,6 +165,7 @@ pub struct PortfolioMarginParams {
     pub underlyings: IndexMap<String, UnderlyingParams>,
     /// Volatility-scaled ranges (issue 15), per underlying of `underlyings`; empty when the
     /// venue keeps its static grid.
+    #[serde(default)]
     pub vol_scaled: IndexMap<String, crate::vol_scaled::VolScaledRange>,
 }
 

@@ -63,18 +63,24 @@ fn accounts(venue: &Venue) -> Vec<Portfolio> {
     let mut rng = ChaCha8Rng::seed_from_u64(SEED);
     (0..ACCOUNTS)
         .map(|i| {
-            let mut size = |scale: f64| format!("{:.1}", (rng.random::<f64>() * 2.0 - 1.0) * scale);
+            // A non-zero size of at most `scale` in magnitude, either sign, in steps of `step`.
+            let mut size = |scale: f64, step: f64| {
+                let sign = if rng.random::<bool>() { 1.0 } else { -1.0 };
+                let steps = (rng.random::<f64>() * scale / step).floor().max(1.0);
+                let decimals = usize::from(step < 1.0);
+                format!("{:.*}", decimals, sign * steps * step)
+            };
             let text = json!({
                 "account": format!("a{i}"),
                 "mode": "portfolio",
                 "collateral": {"USDT": "1000000", "BTC": "2"},
                 "positions": [
-                    {"instrument": "BTCUSDT", "size": size(5.0), "entry_price": "93000"},
-                    {"instrument": "ETHUSDT", "size": size(50.0), "entry_price": "3200"},
+                    {"instrument": "BTCUSDT", "size": size(5.0, 0.1), "entry_price": "93000"},
+                    {"instrument": "ETHUSDT", "size": size(50.0, 0.1), "entry_price": "3200"},
                     {"instrument": "BTC-27MAR26", "size": "-50000", "entry_price": "94000"},
-                    {"instrument": "BTC-27MAR26-110000-C", "size": size(10.0), "entry_price": "0.02"},
-                    {"instrument": "BTC-26JUN26-80000-P", "size": size(10.0), "entry_price": "0.03"},
-                    {"instrument": "ETH-27MAR26-3000-P", "size": size(50.0), "entry_price": "0.05"},
+                    {"instrument": "BTC-27MAR26-110000-C", "size": size(10.0, 0.1), "entry_price": "0.02"},
+                    {"instrument": "BTC-26JUN26-80000-P", "size": size(10.0, 0.1), "entry_price": "0.03"},
+                    {"instrument": "ETH-27MAR26-3000-P", "size": size(50.0, 1.0), "entry_price": "0.05"},
                 ],
             });
             Portfolio::from_json("bench.json", &text.to_string(), venue).unwrap()
