@@ -137,8 +137,9 @@ enum VenueCommand {
 
 #[derive(Args)]
 struct BacktestArgs {
-    /// The account (PORTFOLIO.json); its spot, perpetuals and futures are tested. Not with
-    /// `--model`, which tests one coin of each `--underlying`.
+    /// The account (PORTFOLIO.json): spot, perpetuals, futures and options (valued on each
+    /// day's DVOL with the market's smile shape). Not with `--model`, which tests one coin of
+    /// each `--underlying`.
     #[arg(required_unless_present = "model", conflicts_with = "model")]
     portfolio: Option<PathBuf>,
     /// Margin models to measure (comma-separated): `static` (the venue's grid, the baseline),
@@ -173,6 +174,10 @@ struct BacktestArgs {
     /// Daily price history (the layout of ../shared/data/prices).
     #[arg(long, value_name = "DIR")]
     history: PathBuf,
+    /// Market snapshot (MARKET.json) whose smiles give the shape of the options' surface (its
+    /// level is each day's DVOL); overrides the one inside the portfolio.
+    #[arg(long, conflicts_with = "model")]
+    market: Option<PathBuf>,
     /// The history's last row is a complete day (by default it is dropped).
     #[arg(long)]
     history_complete: bool,
@@ -616,9 +621,34 @@ fn backtest(args: &BacktestArgs) -> Result<String> {
     params.horizon_days = 1;
     params.window = args.window;
     let min_scenarios = args.window.unwrap_or(250).min(250);
-    let report =
+    let holds_options = portfolio.positions.iter().any(|p| {
+        matches!(
+            p.instrument.terms,
+            solvent_core::instrument::Terms::Option { .. }
+        )
+    });
+    let report = if holds_options {
+        // Options are valued on each day's DVOL level with the market's smile shape.
+        let market = match &args.market {
+            Some(path) => Market::from_json(&path.display().to_string(), &read(path)?)?,
+            None => portfolio.market.clone().ok_or_else(|| {
+                anyhow!("{name}: market: missing; the options are valued on the market's volatility surface (its smile shape, levelled by each day's DVOL): give --market MARKET.json or a \"market\" object in the portfolio")
+            })?,
+        };
+        let view = MarketView::new(&venue, &market).map_err(|e| anyhow!("{name}: {e}"))?;
+        solvent_risk::backtest::run_with_options(
+            &portfolio,
+            &prices,
+            &view,
+            &params,
+            args.level,
+            min_scenarios,
+        )
+        .map_err(|e| anyhow!("{name}: {e}"))?
+    } else {
         solvent_risk::backtest::run(&portfolio, &prices, &params, args.level, min_scenarios)
-            .map_err(|e| anyhow!("{name}: {e}"))?;
+            .map_err(|e| anyhow!("{name}: {e}"))?
+    };
     if let Some(table) = args.csv {
         return Ok(render::backtest_csv(&report, table)?);
     }

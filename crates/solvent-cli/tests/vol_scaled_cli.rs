@@ -233,3 +233,48 @@ fn bad_input_is_named() {
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn option_book_is_backtested_on_each_days_dvol() {
+    // One BTC call (Deribit inverse, 1 BTC a contract) on a flat 50% smile: the shape is 1, so
+    // each day's volatility is that day's DVOL, and the strike is carried to each day's price
+    // level (K x S_d / S_0: at the money on every day here).
+    let scratch = support::Scratch::new("vol-options");
+    let portfolio = scratch.write(
+        "opt.json",
+        r#"{"account":"opt","mode":"cross","collateral":{"USDT":"100000"},
+ "positions":[{"instrument":"BTC-27DEC26-100000-C","size":"1","entry_price":"0.1"}],
+ "market":{"timestamp":"2026-01-06T08:00:00Z","index":{"BTC":"100000","USDT":"1"},
+   "vol":{"BTC":{"27DEC26":{"strikes":[50000,100000,200000],"vols":[0.5,0.5,0.5]}}},"rate":0.0}}"#,
+    );
+    let (code, stdout, stderr) = run(&["backtest", &portfolio, "--history", &history(), "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    // DVOL starts 2021-03-24: + 30 seed returns + 250 scenarios -> 2021-12-29.
+    assert_eq!(report["first_day"], "2021-12-29");
+    assert_eq!(report["kupiec"]["observations"], 1468);
+    assert_eq!(report["kupiec"]["exceptions"], 13);
+    // Realised P&L, scipy Black-76 (T = 355 / 365, F = S, r = 0): on 2022-08-19,
+    // C(20834.39, K = 23191.2, 81.24%) - C(23191.2, 23191.2, 74.82%); on 2023-11-16 likewise.
+    let exceptions = report["exceptions"].as_array().unwrap();
+    for (day, scipy) in [
+        ("2022-08-19", -943.321_404_160_379_6),
+        ("2023-11-16", -1_740.130_268_108_325_3),
+    ] {
+        let row = exceptions
+            .iter()
+            .find(|e| e[0] == day)
+            .unwrap_or_else(|| panic!("{day} is not an exception"));
+        let realised = row[2].as_f64().unwrap();
+        assert!((realised - scipy).abs() < 1e-8, "{day}: {realised}");
+    }
+    // Without a market the options cannot be valued: a named error.
+    let bare = scratch.write(
+        "bare.json",
+        r#"{"account":"o","mode":"cross","positions":[{"instrument":"BTC-27DEC26-100000-C","size":"1","entry_price":"0.1"}]}"#,
+    );
+    let (code, stdout, stderr) = run(&["backtest", &bare, "--history", &history()]);
+    assert_eq!(code, 2);
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("market: missing"), "{stderr}");
+}
