@@ -346,16 +346,22 @@ mod property_tests {
         /// range >= floor, range >= the controlled value >= the forecast's base, all finite.
         #[test]
         fn range_is_never_below_floor_or_forecast(
-            returns in prop::collection::vec(-0.5..0.5f64, 32..120),
+            returns in prop::collection::vec(-0.5..0.5f64, 32..300),
             floor in 0.0..0.5f64,
             k in 0.5..6.0f64,
             lambda in 0.5..0.999f64,
+            garch in any::<bool>(),
             period in 1u32..10,
             control in controls(),
         ) {
             prop_assume!(returns[..30].iter().any(|r| (r - returns[0]).abs() > 1e-9));
+            let garch = garch && returns.len() > 250;
             let spec = VolScaledRange {
-                model: VolModel::Ewma { lambda },
+                model: if garch {
+                    VolModel::Garch { refit_days: 20 }
+                } else {
+                    VolModel::Ewma { lambda }
+                },
                 k,
                 floor,
                 margin_period_days: period,
@@ -392,4 +398,54 @@ mod property_tests {
             }
         }
     }
+}
+
+#[test]
+fn static_model_backtest_on_the_ftx_extract() {
+    use super::backtest::{CoverageParams, MarginModel, backtest_model};
+    use crate::history::{LoadOptions, PriceHistory, SeriesText};
+    let text = include_str!("../../tests/data/BTC-USDT.binance.daily.2022-10-01_2023-01-31.csv");
+    let history = PriceHistory::from_texts(
+        &[SeriesText {
+            underlying: "BTC",
+            origin: "btc.csv",
+            text,
+        }],
+        &[],
+        &LoadOptions {
+            drop_last_spot_row: false,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let params = CoverageParams {
+        level: 0.99,
+        margin_period_days: 1,
+        rise_window_days: 30,
+        start: None,
+    };
+    let result = backtest_model(
+        &history,
+        "BTC",
+        &MarginModel::Static { range: 0.03 },
+        &params,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Counted in Python from the same file: 122 daily moves, 19 beyond 3%, among them
+    // 2022-11-08 -9.93%, 2022-11-09 -14.15%, 2022-11-10 +10.54%; transitions [91, 11, 11, 8].
+    assert_eq!(result.days.len(), 122);
+    assert_eq!(result.exceedances, 19);
+    assert_eq!(result.christoffersen.transitions, [91, 11, 11, 8]);
+    let ftx = result
+        .days
+        .iter()
+        .find(|d| d.outcome == date("2022-11-09"))
+        .unwrap_or_else(|| panic!("no 2022-11-09"));
+    close(ftx.realised, 15_922.81 / 18_547.23 - 1.0, 1e-15);
+    assert!(ftx.exceeded);
+    assert_eq!(
+        result.procyclicality.rise, 0.0,
+        "a static range never rises"
+    );
+    // Eight exceedances follow an exceedance: clustering, which Christoffersen rejects.
+    assert!(result.christoffersen.reject_independence_at_5pct);
 }
