@@ -193,8 +193,9 @@ struct BacktestArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Print one table as CSV (RFC 4180, exact figures): summary (Kupiec's test) or
-    /// exceptions (each day whose loss went beyond VaR).
+    /// Print one table as CSV (RFC 4180, exact figures): summary (Kupiec's test; with
+    /// `--model`, one row per underlying and model) or exceptions (each day whose loss went
+    /// beyond VaR; with `--model`, each move beyond the margin).
     #[arg(long, value_name = "TABLE", value_enum, conflicts_with = "json")]
     csv: Option<render::BacktestTable>,
 }
@@ -660,8 +661,8 @@ fn backtest(args: &BacktestArgs) -> Result<String> {
 
 /// `solvent backtest --model ...`: margin models of one coin against the history.
 fn model_backtest(args: &BacktestArgs, venue: &Venue) -> Result<String> {
-    if args.csv.is_some() || args.window.is_some() {
-        bail!("--csv and --window belong to the VaR backtest of a portfolio, not to --model");
+    if args.window.is_some() {
+        bail!("--window belongs to the VaR backtest of a portfolio, not to --model");
     }
     if !(args.level > 0.0 && args.level < 1.0) {
         bail!("--level: must be in (0, 1), found {}", args.level);
@@ -685,6 +686,9 @@ fn model_backtest(args: &BacktestArgs, venue: &Venue) -> Result<String> {
         let svg = plot::margin_history_svg(&outcome)?;
         fs::write(path, svg)
             .with_context(|| format!("{}: cannot write the plot", path.display()))?;
+    }
+    if let Some(table) = args.csv {
+        return model_backtest::csv(&outcome, table);
     }
     if args.json {
         return model_backtest::json(&outcome);

@@ -433,3 +433,89 @@ pub fn json(outcome: &Outcome) -> Result<String> {
         models: &outcome.summaries,
     })? + "\n")
 }
+
+/// One table as CSV (RFC 4180, exact figures, fractions not percents): `summary`, one row per
+/// underlying and model; `exceptions`, each margin period whose realised move went beyond the
+/// range, per underlying and model.
+///
+/// # Errors
+/// When a record cannot be written.
+pub fn csv(outcome: &Outcome, table: crate::render::BacktestTable) -> Result<String> {
+    let mut writer = ::csv::Writer::from_writer(Vec::new());
+    match table {
+        crate::render::BacktestTable::Summary => {
+            writer.write_record([
+                "underlying",
+                "model",
+                "control",
+                "first_day",
+                "last_day",
+                "days",
+                "exceedances",
+                "expected",
+                "kupiec_p",
+                "christoffersen_independence_p",
+                "conditional_coverage_p",
+                "average_range",
+                "max_range",
+                "largest_30_day_rise",
+                "rise_from",
+                "rise_to",
+            ])?;
+            for s in &outcome.summaries {
+                writer.write_record([
+                    s.underlying.clone(),
+                    model_label(s)
+                        .split(" / ")
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    s.control.clone(),
+                    s.first_day.to_string(),
+                    s.last_day.to_string(),
+                    s.days.to_string(),
+                    s.exceedances.to_string(),
+                    s.kupiec.expected.to_string(),
+                    s.kupiec.p_value.to_string(),
+                    s.christoffersen.p_independence.to_string(),
+                    s.christoffersen.p_conditional_coverage.to_string(),
+                    s.average_range.to_string(),
+                    s.max_range.to_string(),
+                    s.procyclicality.rise.to_string(),
+                    s.procyclicality.from.to_string(),
+                    s.procyclicality.to.to_string(),
+                ])?;
+            }
+        }
+        crate::render::BacktestTable::Exceptions => {
+            writer.write_record([
+                "underlying",
+                "model",
+                "control",
+                "as_of",
+                "range",
+                "realised",
+            ])?;
+            for (s, days) in outcome.summaries.iter().zip(&outcome.series) {
+                for (as_of, range, realised) in days.iter().filter(|d| d.2.abs() > d.1) {
+                    writer.write_record([
+                        s.underlying.clone(),
+                        model_label(s)
+                            .split(" / ")
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                        s.control.clone(),
+                        as_of.to_string(),
+                        range.to_string(),
+                        realised.to_string(),
+                    ])?;
+                }
+            }
+        }
+    }
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| anyhow!("csv: {}", e.error()))?;
+    Ok(String::from_utf8(bytes)?)
+}

@@ -278,3 +278,64 @@ fn option_book_is_backtested_on_each_days_dvol() {
     assert!(stdout.is_empty());
     assert!(stderr.contains("market: missing"), "{stderr}");
 }
+
+#[test]
+fn csv_tables_of_the_model_backtest() {
+    // The static grid alone is tested from the first close (2017-08-17): nine daily moves beyond
+    // 16%, among them 2020-03-12 (-39.50%, the range set at the 2020-03-11 close).
+    let (code, stdout, stderr) = run(&[
+        "backtest",
+        "--model",
+        "static",
+        "--underlying",
+        "BTC",
+        "--history",
+        &history(),
+        "--csv",
+        "exceptions",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "underlying,model,control,as_of,range,realised");
+    assert_eq!(lines.len(), 1 + 9, "{stdout}");
+    assert!(lines.contains(&"BTC,static,static,2020-03-11,0.16,-0.3950484717412017"));
+    let (code, stdout, stderr) = run(&[
+        "backtest",
+        "--model",
+        "static,ewma",
+        "--underlying",
+        "BTC",
+        "--history",
+        &history(),
+        "--csv",
+        "summary",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let rows: Vec<Vec<&str>> = stdout.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0][6], "exceedances");
+    assert_eq!(
+        rows[1][..7],
+        [
+            "BTC",
+            "static",
+            "static",
+            "2017-09-16",
+            "2026-01-04",
+            "3033",
+            "7"
+        ]
+    );
+    assert_eq!(
+        rows[2][..7],
+        [
+            "BTC",
+            "ewma",
+            "buffer",
+            "2017-09-16",
+            "2026-01-04",
+            "3033",
+            "36"
+        ]
+    );
+}
