@@ -8,10 +8,12 @@ mod cluster;
 mod display;
 mod gateway;
 mod journal;
+mod model_backtest;
 mod plot;
 mod progress;
 mod render;
 mod replay;
+mod scaled;
 mod serve;
 mod simm;
 mod venue_view;
@@ -59,7 +61,8 @@ enum Command {
     /// Excess, withdrawable, the buffer and the recommended reallocation to isolated positions.
     Allocate(AllocateArgs),
     /// Backtests one-day filtered-historical VaR of the account's exposure over a price history
-    /// and reports Kupiec's test.
+    /// and reports Kupiec's test; with `--model`, measures margin models (the static grid,
+    /// EWMA- and GARCH-scaled ranges) against the realised moves.
     Backtest(BacktestArgs),
     /// Replays an event stream (EVENTS.jsonl) through the engine: effects to a file, a summary
     /// of effects, balances and the state hash.
@@ -134,11 +137,47 @@ enum VenueCommand {
 
 #[derive(Args)]
 struct BacktestArgs {
-    /// The account (PORTFOLIO.json); its spot, perpetuals and futures are tested.
-    portfolio: PathBuf,
+    /// The account (PORTFOLIO.json): spot, perpetuals, futures and options (valued on each
+    /// day's DVOL with the market's smile shape). Not with `--model`, which tests one coin of
+    /// each `--underlying`.
+    #[arg(required_unless_present = "model", conflicts_with = "model")]
+    portfolio: Option<PathBuf>,
+    /// Margin models to measure (comma-separated): `static` (the venue's grid, the baseline),
+    /// `ewma`, `garch` (ranges scaled with the forecast; the venue's
+    /// `[portfolio_margin.vol_scaled.UNDERLYING]` or Solvent's defaults).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "MODEL")]
+    model: Vec<model_backtest::ModelName>,
+    /// Anti-procyclicality controls of the scaled models (comma-separated; the venue's, or a 25%
+    /// buffer, when absent).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        requires = "model",
+        value_name = "CONTROL"
+    )]
+    control: Vec<model_backtest::ControlName>,
+    /// Underlyings of `--model` (comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "BTC,ETH",
+        requires = "model"
+    )]
+    underlying: Vec<String>,
+    /// Margin period of `--model` in days (the venue's, else 1).
+    #[arg(long, requires = "model")]
+    period_days: Option<u32>,
+    /// Draw the margin of each model against the realised moves over time (`--model`).
+    #[arg(long, value_name = "FILE.svg", requires = "model")]
+    plot: Option<PathBuf>,
     /// Daily price history (the layout of ../shared/data/prices).
     #[arg(long, value_name = "DIR")]
     history: PathBuf,
+    /// Market snapshot (MARKET.json) whose smiles give the shape of the options' surface (its
+    /// level is each day's DVOL); overrides the one inside the portfolio.
+    #[arg(long, conflicts_with = "model")]
+    market: Option<PathBuf>,
     /// The history's last row is a complete day (by default it is dropped).
     #[arg(long)]
     history_complete: bool,
@@ -154,8 +193,9 @@ struct BacktestArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Print one table as CSV (RFC 4180, exact figures): summary (Kupiec's test) or
-    /// exceptions (each day whose loss went beyond VaR).
+    /// Print one table as CSV (RFC 4180, exact figures): summary (Kupiec's test; with
+    /// `--model`, one row per underlying and model) or exceptions (each day whose loss went
+    /// beyond VaR; with `--model`, each move beyond the margin).
     #[arg(long, value_name = "TABLE", value_enum, conflicts_with = "json")]
     csv: Option<render::BacktestTable>,
 }
@@ -299,6 +339,8 @@ struct Loaded {
     portfolio: Portfolio,
     market: Market,
     history: Option<HistoricalScenarios>,
+    /// The volatility-scaled ranges that replaced the venue's grids (issue 15).
+    scaled: Vec<scaled::ScaledRange>,
     /// Where the market came from, to name it in errors about market data.
     market_origin: String,
     /// The defaults filled in and the far marks accepted, printed if the command succeeds.
@@ -373,19 +415,16 @@ fn filtered_params(venue: &Venue) -> history::FilteredHistoricalParams {
     }
 }
 
-/// Reads the price history of the account's underlyings and turns it into filtered historical
-/// scenarios (with the venue's EWMA decay and horizon) and correlations.
+/// Turns the price history of the account's underlyings into filtered historical scenarios
+/// (with the venue's EWMA decay and horizon) and correlations.
 fn load_history(
-    directory: &Path,
+    prices: &history::PriceHistory,
     venue: &Venue,
-    portfolio: &Portfolio,
-    drop_last: bool,
+    names: &[String],
 ) -> Result<HistoricalScenarios> {
-    let names = solvent_risk::stress::underlyings(portfolio);
-    let prices = read_price_history(directory, &names, drop_last)?;
-    let scenarios = history::FilteredHistory::new(&prices, &filtered_params(venue))?.scenarios();
+    let scenarios = history::FilteredHistory::new(prices, &filtered_params(venue))?.scenarios();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let correlations = history::correlation_matrix(&prices, &refs, None)?;
+    let correlations = history::correlation_matrix(prices, &refs, None)?;
     Ok(HistoricalScenarios {
         underlyings: prices.underlyings().to_vec(),
         scenarios,
@@ -406,7 +445,7 @@ fn series(texts: &[(String, String, String)]) -> Vec<history::SeriesText<'_>> {
 }
 
 fn load(inputs: &Inputs) -> Result<Loaded> {
-    let venue = venues::load(inputs.venue.as_deref())?;
+    let mut venue = venues::load(inputs.venue.as_deref())?;
     let portfolio_name = inputs.portfolio.display().to_string();
     let portfolio = Portfolio::from_json(&portfolio_name, &read(&inputs.portfolio)?, &venue)?;
     let (market, market_file, market_field) = match &inputs.market {
@@ -433,20 +472,29 @@ fn load(inputs: &Inputs) -> Result<Loaded> {
         switch: "--allow-far-marks",
     };
     let warnings = checks::inputs(&venue, &portfolio, &market, origins, far_marks)?;
-    let history = match &inputs.history {
-        None => None,
-        Some(directory) => Some(load_history(
-            directory,
-            &venue,
-            &portfolio,
-            !inputs.history_complete,
-        )?),
+    let names = solvent_risk::stress::underlyings(&portfolio);
+    let to_scale = scaled::scaled_underlyings(&venue, &names);
+    let (history, scaled) = match &inputs.history {
+        None => {
+            if let Some(first) = to_scale.first() {
+                bail!(
+                    "--history: the venue scales {first}'s range with forecast volatility (portfolio_margin.vol_scaled.{first}); give --history DIR"
+                );
+            }
+            (None, Vec::new())
+        }
+        Some(directory) => {
+            let prices = read_price_history(directory, &names, !inputs.history_complete)?;
+            let scaled = scaled::apply(&mut venue, &prices, &to_scale)?;
+            (Some(load_history(&prices, &venue, &names)?), scaled)
+        }
     };
     Ok(Loaded {
         venue,
         portfolio,
         market,
         history,
+        scaled,
         market_origin,
         warnings,
     })
@@ -570,17 +618,45 @@ fn stress(args: &StressArgs) -> Result<Printed> {
 
 fn backtest(args: &BacktestArgs) -> Result<String> {
     let venue = venues::load(args.venue.as_deref())?;
-    let name = args.portfolio.display().to_string();
-    let portfolio = Portfolio::from_json(&name, &read(&args.portfolio)?, &venue)?;
+    let Some(portfolio_path) = &args.portfolio else {
+        return model_backtest(args, &venue);
+    };
+    let name = portfolio_path.display().to_string();
+    let portfolio = Portfolio::from_json(&name, &read(portfolio_path)?, &venue)?;
     let names = solvent_risk::stress::underlyings(&portfolio);
     let prices = read_price_history(&args.history, &names, !args.history_complete)?;
     let mut params = filtered_params(&venue);
     params.horizon_days = 1;
     params.window = args.window;
     let min_scenarios = args.window.unwrap_or(250).min(250);
-    let report =
+    let holds_options = portfolio.positions.iter().any(|p| {
+        matches!(
+            p.instrument.terms,
+            solvent_core::instrument::Terms::Option { .. }
+        )
+    });
+    let report = if holds_options {
+        // Options are valued on each day's DVOL level with the market's smile shape.
+        let market = match &args.market {
+            Some(path) => Market::from_json(&path.display().to_string(), &read(path)?)?,
+            None => portfolio.market.clone().ok_or_else(|| {
+                anyhow!("{name}: market: missing; the options are valued on the market's volatility surface (its smile shape, levelled by each day's DVOL): give --market MARKET.json or a \"market\" object in the portfolio")
+            })?,
+        };
+        let view = MarketView::new(&venue, &market).map_err(|e| anyhow!("{name}: {e}"))?;
+        solvent_risk::backtest::run_with_options(
+            &portfolio,
+            &prices,
+            &view,
+            &params,
+            args.level,
+            min_scenarios,
+        )
+        .map_err(|e| anyhow!("{name}: {e}"))?
+    } else {
         solvent_risk::backtest::run(&portfolio, &prices, &params, args.level, min_scenarios)
-            .map_err(|e| anyhow!("{name}: {e}"))?;
+            .map_err(|e| anyhow!("{name}: {e}"))?
+    };
     if let Some(table) = args.csv {
         return Ok(render::backtest_csv(&report, table)?);
     }
@@ -588,6 +664,43 @@ fn backtest(args: &BacktestArgs) -> Result<String> {
         return Ok(serde_json::to_string_pretty(&report)? + "\n");
     }
     Ok(render::backtest(&portfolio.account, &report))
+}
+
+/// `solvent backtest --model ...`: margin models of one coin against the history.
+fn model_backtest(args: &BacktestArgs, venue: &Venue) -> Result<String> {
+    if args.window.is_some() {
+        bail!("--window belongs to the VaR backtest of a portfolio, not to --model");
+    }
+    if !(args.level > 0.0 && args.level < 1.0) {
+        bail!("--level: must be in (0, 1), found {}", args.level);
+    }
+    if args.period_days == Some(0) || args.period_days.is_some_and(|d| d > 30) {
+        bail!("--period-days: must be between 1 and 30");
+    }
+    let prices = read_price_history(&args.history, &args.underlying, !args.history_complete)?;
+    let outcome = model_backtest::run(
+        &prices,
+        venue,
+        &model_backtest::Request {
+            models: &args.model,
+            controls: &args.control,
+            underlyings: &args.underlying,
+            level: args.level,
+            period_days: args.period_days,
+        },
+    )?;
+    if let Some(path) = &args.plot {
+        let svg = plot::margin_history_svg(&outcome)?;
+        fs::write(path, svg)
+            .with_context(|| format!("{}: cannot write the plot", path.display()))?;
+    }
+    if let Some(table) = args.csv {
+        return model_backtest::csv(&outcome, table);
+    }
+    if args.json {
+        return model_backtest::json(&outcome);
+    }
+    Ok(model_backtest::render(&outcome))
 }
 
 /// Exit code of a `whatif` whose trades the venue would refuse (the report is printed; errors
@@ -691,8 +804,21 @@ fn margin(args: &MarginArgs) -> Result<Printed> {
         solvent_risk::stress::ReportWithMoves::new(&report, &loaded.portfolio, &view, |error| {
             loaded.locate(&name, error).to_string()
         });
-    let text = if args.inputs.json {
+    let text = if args.inputs.json && loaded.scaled.is_empty() {
         serde_json::to_string_pretty(&with_moves)? + "\n"
+    } else if args.inputs.json {
+        /// The report with the scaled ranges beside it (only when the venue scales a grid).
+        #[derive(serde::Serialize)]
+        struct WithScaled<'a, T: serde::Serialize> {
+            #[serde(flatten)]
+            report: &'a T,
+            vol_scaled_ranges: &'a [scaled::ScaledRange],
+        }
+        let value = WithScaled {
+            report: &with_moves,
+            vol_scaled_ranges: &loaded.scaled,
+        };
+        serde_json::to_string_pretty(&value)? + "\n"
     } else {
         let moves = match (
             &with_moves.liquidation_moves,
@@ -706,7 +832,7 @@ fn margin(args: &MarginArgs) -> Result<Printed> {
             &loaded.venue,
             display::Layout::new(args.inputs.wide),
             Some(&moves),
-        )
+        ) + &scaled::render(&loaded.scaled, display::Layout::new(args.inputs.wide))
     };
     Ok(Printed::warned(text, loaded.warnings))
 }

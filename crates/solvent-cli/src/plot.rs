@@ -407,3 +407,195 @@ pub fn cascade_svg(title: &str, rounds: &[CascadeRound]) -> Result<String> {
     }
     Ok(text)
 }
+
+/// Colours of the margin models, in the order they are given (static first).
+const MODEL_COLOURS: [RGBColor; 6] = [
+    RGBColor(0, 0, 0),
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+];
+
+/// A model's name in a legend: `static grid`, or `ewma / buffer`.
+fn model_label(summary: &crate::model_backtest::ModelSummary) -> String {
+    match summary.model {
+        crate::model_backtest::ModelName::Static => "static grid".to_owned(),
+        crate::model_backtest::ModelName::Ewma => format!("ewma / {}", summary.control),
+        crate::model_backtest::ModelName::Garch => format!("garch / {}", summary.control),
+    }
+}
+
+/// A date as a fractional year (2020-07-02 -> 2020.5), the x axis of history plots.
+fn year_fraction(date: jiff::civil::Date) -> f64 {
+    f64::from(date.year()) + (f64::from(date.day_of_year()) - 1.0) / 365.25
+}
+
+/// Draws the margin backtest (`solvent backtest --model ... --plot`): one panel per underlying,
+/// the realised move over each margin period (absolute, grey dots) and each model's range set
+/// the close before (lines, percent of the price), with the called-out days marked. Returns the
+/// SVG text.
+///
+/// # Errors
+/// When there is nothing to plot or plotting fails.
+pub fn margin_history_svg(outcome: &crate::model_backtest::Outcome) -> Result<String> {
+    let fail = |e: &dyn std::fmt::Display| anyhow!("plot: {e}");
+    let mut underlyings: Vec<&str> = outcome
+        .summaries
+        .iter()
+        .map(|s| s.underlying.as_str())
+        .collect();
+    underlyings.dedup();
+    if underlyings.is_empty() {
+        return Err(anyhow!("nothing to plot: no model was run"));
+    }
+    let mut text = String::new();
+    {
+        let height = 420 * u32::try_from(underlyings.len()).unwrap_or(1);
+        let root = SVGBackend::with_string(&mut text, (1200, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| fail(&e))?;
+        let panels = root.split_evenly((underlyings.len(), 1));
+        for (panel, underlying) in panels.iter().zip(&underlyings) {
+            let members: Vec<usize> = (0..outcome.summaries.len())
+                .filter(|i| outcome.summaries[*i].underlying == *underlying)
+                .collect();
+            let Some(&first) = members.first() else {
+                continue;
+            };
+            let days = &outcome.series[first];
+            let (Some(start), Some(end)) = (days.first(), days.last()) else {
+                continue;
+            };
+            let (x0, x1) = (year_fraction(start.0), year_fraction(end.0));
+            let top = members
+                .iter()
+                .flat_map(|i| outcome.series[*i].iter().map(|d| d.1.max(d.2.abs())))
+                .fold(0.0, f64::max)
+                * 100.0;
+            let y_high = (top * 1.05).max(1.0);
+            let mut chart = ChartBuilder::on(panel)
+                .caption(
+                    format!(
+                        "{underlying}: margin (range set at the close) against the realised {}-day move",
+                        outcome.period_days
+                    ),
+                    ("sans-serif", 18),
+                )
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(60)
+                .build_cartesian_2d(x0..x1, 0.0..y_high)
+                .map_err(|e| fail(&e))?;
+            chart
+                .configure_mesh()
+                .x_labels(((x1 - x0).ceil() as usize + 1) * 2)
+                .y_labels(TICKS)
+                .bold_line_style(GRID_MAJOR)
+                .light_line_style(TRANSPARENT)
+                .x_label_formatter(&|x| {
+                    // A label on each new year only (the axis is in fractional years).
+                    if (x - x.round()).abs() < 0.02 {
+                        format!("{}", x.round() as i64)
+                    } else {
+                        String::new()
+                    }
+                })
+                .y_label_formatter(&|y| format!("{}%", tick(*y, 0)))
+                .y_desc("% of the price")
+                .draw()
+                .map_err(|e| fail(&e))?;
+            chart
+                .draw_series(days.iter().map(|d| {
+                    Circle::new(
+                        (year_fraction(d.0), d.2.abs() * 100.0),
+                        1,
+                        RGBColor(150, 150, 150).filled(),
+                    )
+                }))
+                .map_err(|e| fail(&e))?
+                .label("|realised move|")
+                .legend(|(x, y)| Circle::new((x + 10, y), 3, RGBColor(150, 150, 150).filled()));
+            // The moves beyond the first scaled model's margin (or the static grid's), larger.
+            let marked = members
+                .iter()
+                .find(|i| outcome.summaries[**i].model != crate::model_backtest::ModelName::Static)
+                .or(members.first())
+                .copied()
+                .unwrap_or(first);
+            let beyond: Vec<(f64, f64)> = outcome.series[marked]
+                .iter()
+                .filter(|d| d.2.abs() > d.1)
+                .map(|d| (year_fraction(d.0), d.2.abs() * 100.0))
+                .collect();
+            chart
+                .draw_series(
+                    beyond
+                        .iter()
+                        .map(|p| Cross::new(*p, 4, RED.stroke_width(2))),
+                )
+                .map_err(|e| fail(&e))?
+                .label(format!(
+                    "move beyond the {} margin",
+                    model_label(&outcome.summaries[marked])
+                ))
+                .legend(|(x, y)| Cross::new((x + 10, y), 4, RED.stroke_width(2)));
+            for (n, i) in members.iter().enumerate() {
+                let summary = &outcome.summaries[*i];
+                let colour = MODEL_COLOURS[n % MODEL_COLOURS.len()];
+                let label = format!(
+                    "{} ({} exceedances)",
+                    model_label(summary),
+                    summary.exceedances
+                );
+                chart
+                    .draw_series(LineSeries::new(
+                        outcome.series[*i]
+                            .iter()
+                            .map(|d| (year_fraction(d.0), d.1 * 100.0)),
+                        colour.stroke_width(1),
+                    ))
+                    .map_err(|e| fail(&e))?
+                    .label(label)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+                    });
+            }
+            for big in crate::model_backtest::BIG_DAYS {
+                let Ok(date) = big.parse::<jiff::civil::Date>() else {
+                    continue;
+                };
+                let x = year_fraction(date);
+                if x < x0 || x > x1 {
+                    continue;
+                }
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        [(x, 0.0), (x, y_high)],
+                        3,
+                        3,
+                        AMBER.stroke_width(1),
+                    ))
+                    .map_err(|e| fail(&e))?;
+                chart
+                    .draw_series([EmptyElement::at((x, y_high))
+                        + Text::new(
+                            big.to_owned(),
+                            // Left of the line near the right edge, so the label stays inside.
+                            (if (x - x0) / (x1 - x0) > 0.85 { -70 } else { 4 }, 4),
+                            ("sans-serif", 12).into_font().color(&AMBER),
+                        )])
+                    .map_err(|e| fail(&e))?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| fail(&e))?;
+        }
+        root.present().map_err(|e| fail(&e))?;
+    }
+    Ok(text)
+}

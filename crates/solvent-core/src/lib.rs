@@ -27,6 +27,7 @@ pub mod shipped;
 pub mod shock;
 pub mod text;
 pub mod venue;
+pub mod vol_scaled;
 
 pub use error::InputError;
 pub use rust_decimal::Decimal;

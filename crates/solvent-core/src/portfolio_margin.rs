@@ -163,6 +163,10 @@ pub struct PortfolioMarginParams {
     pub historical: Option<HistoricalParams>,
     /// Parameters per underlying.
     pub underlyings: IndexMap<String, UnderlyingParams>,
+    /// Volatility-scaled ranges (issue 15), per underlying of `underlyings`; empty when the
+    /// venue keeps its static grid.
+    #[serde(default)]
+    pub vol_scaled: IndexMap<String, crate::vol_scaled::VolScaledRange>,
 }
 
 impl PortfolioMarginParams {
@@ -195,6 +199,8 @@ pub(crate) struct PortfolioMarginFile {
     #[serde(default)]
     historical: Option<HistoricalFile>,
     underlyings: IndexMap<String, UnderlyingFile>,
+    #[serde(default)]
+    vol_scaled: IndexMap<String, crate::vol_scaled::VolScaledFile>,
 }
 
 #[derive(Deserialize)]
@@ -500,6 +506,19 @@ pub(crate) fn validate(
         }
         underlyings.insert(name, params);
     }
+    let mut vol_scaled = IndexMap::new();
+    for (name, block) in raw.vol_scaled {
+        let path = format!("portfolio_margin.vol_scaled.{name}");
+        if !underlyings.contains_key(&name) {
+            return Err(InputError::new(
+                file,
+                path,
+                "scales the grid of an underlying, but [portfolio_margin.underlyings] has none by this name",
+            ));
+        }
+        let range = crate::vol_scaled::validate(file, &path, block)?;
+        vol_scaled.insert(name, range);
+    }
     Ok(PortfolioMarginParams {
         collateral: raw.collateral,
         im_factor,
@@ -507,5 +526,6 @@ pub(crate) fn validate(
         correlations,
         historical,
         underlyings,
+        vol_scaled,
     })
 }

@@ -4,9 +4,16 @@
 //!
 //! The account is held fixed in coin: each underlying's exposure is its spot balance plus the
 //! coin-equivalent of its perpetuals and futures (`size x contract size`, or `size / entry` for
-//! inverse contracts). Options are refused: their P&L would need each past day's volatility
-//! surface, which the history does not hold.
+//! inverse contracts). Options are refused by [`run`]; [`run_with_options`] values them each day
+//! on a surface whose level is that day's DVOL and whose shape is the account's smile (issue 15):
+//! `sigma_d(K) = DVOL_d x sigma_0(K x S_0 / S_d, T) / sigma_0(S_0, T)`, with `sigma_0` the
+//! market's surface, `S_0` its index and `T` each option's time to expiry in the market, held
+//! constant (a constant-maturity book), the strikes carried to each day's price level
+//! (`K x S_d / S_0`); the scenario moves the level by the filtered DVOL change of the history
+//! (`vol_factor`). Only the days with a DVOL print are tested (from 2021-03-24 in
+//! the shared data).
 
+use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 use solvent_core::instrument::Terms;
 use solvent_core::portfolio::Portfolio;
@@ -16,6 +23,9 @@ use crate::history::{
     BacktestParams, FilteredHistoricalParams, KupiecResult, PriceHistory, var_backtest,
 };
 use crate::portfolio_margin::exposure_of;
+use crate::valuation::{MarketView, option_type};
+use solvent_core::instrument::Instrument;
+use solvent_pricing::black76::Black76;
 
 /// The backtest's outcome.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -140,4 +150,306 @@ pub fn run(
             .collect(),
         kupiec: result.kupiec,
     })
+}
+
+/// One option of the book, valued on each day's DVOL-levelled surface.
+struct OptionLeg {
+    /// Column of the underlying in the history.
+    column: usize,
+    /// Size in units of the underlying (`size x contract size`; USD per unit move of the premium).
+    units: f64,
+    strike: f64,
+    time: f64,
+    right: solvent_core::instrument::OptionRight,
+    /// The market's index of the underlying (`S_0`).
+    spot_0: f64,
+    /// The market's at-the-money volatility at the option's expiry (`sigma_0(S_0, T)`).
+    atm_0: f64,
+    instrument: std::sync::Arc<Instrument>,
+}
+
+impl OptionLeg {
+    /// The strike on base day `spot_d`: the account's strike carried to the day's price level,
+    /// `K x S_d / S_0` (the book is held at constant moneyness, as the linear part is held in
+    /// coin).
+    fn strike_on(&self, spot_d: f64) -> f64 {
+        self.strike * spot_d / self.spot_0
+    }
+
+    /// USD value at spot `spot` and strike `strike` with the surface at DVOL level `level` (a
+    /// fraction): `sigma = level x sigma_0(strike x S_0 / spot, T) / sigma_0(S_0, T)`.
+    fn value(
+        &self,
+        view: &MarketView<'_>,
+        spot: f64,
+        strike: f64,
+        level: f64,
+    ) -> Result<f64, RiskError> {
+        let moneyness_strike = strike * self.spot_0 / spot;
+        let shape =
+            view.model_volatility(&self.instrument, moneyness_strike, self.time)? / self.atm_0;
+        let rate = view.market().rate;
+        let forward = spot * (rate * self.time).exp();
+        let model = Black76::new_checked(
+            forward,
+            strike,
+            self.time,
+            level * shape,
+            (-rate * self.time).exp(),
+        )
+        .map_err(|error| RiskError::Pricing {
+            path: format!("positions: {}", self.instrument.name),
+            problem: error.to_string(),
+        })?;
+        Ok(self.units * model.price(option_type(self.right)))
+    }
+}
+
+/// Backtests the one-day VaR of an account that may hold options: [`run`]'s linear exposure plus
+/// each option valued on a surface levelled by the day's DVOL with the account's smile shape
+/// (module documentation). The book is carried to each day's price level: on day `d` an option
+/// of strike `K` is valued at strike `K x S_d / S_0` (constant moneyness), so, like the linear
+/// part held in coin, its USD P&L scales with the price; the realised P&L is that option's value
+/// at the next close (spot and DVOL) less its value at `d`. The history is cut to the days every optioned underlying has a DVOL
+/// print.
+///
+/// # Errors
+/// As [`run`]; an option whose underlying has no DVOL series or no surface in the market; an
+/// expired option; a valuation that fails.
+pub fn run_with_options(
+    portfolio: &Portfolio,
+    history: &PriceHistory,
+    view: &MarketView<'_>,
+    params: &FilteredHistoricalParams,
+    level: f64,
+    min_scenarios: usize,
+) -> Result<BacktestReport, RiskError> {
+    let mut linear = portfolio.clone();
+    linear
+        .positions
+        .retain(|p| !matches!(p.instrument.terms, Terms::Option { .. }));
+    let mut legs = Vec::new();
+    for position in &portfolio.positions {
+        let instrument = &position.instrument;
+        let Terms::Option {
+            expiry,
+            strike,
+            right,
+        } = &instrument.terms
+        else {
+            continue;
+        };
+        let time = view.years_to(*expiry);
+        let unsupported = |problem: String| RiskError::Unsupported {
+            path: format!("positions: {}", instrument.name),
+            problem,
+        };
+        if time <= 0.0 || time.is_nan() {
+            return Err(unsupported(
+                "the option has expired in the market".to_owned(),
+            ));
+        }
+        let column = history
+            .index_of(&instrument.underlying)
+            .map_err(history_error)?;
+        let spot_0 = view
+            .market()
+            .index
+            .get(&instrument.underlying)
+            .map(|p| p.to_f64())
+            .ok_or_else(|| unsupported(format!("no index for {}", instrument.underlying)))?;
+        let atm_0 = view.model_volatility(instrument, spot_0, time)?;
+        legs.push(OptionLeg {
+            column,
+            units: position.size.value().to_f64().unwrap_or(f64::NAN)
+                * instrument.contract_size.to_f64().unwrap_or(f64::NAN),
+            strike: strike.to_f64(),
+            time,
+            right: *right,
+            spot_0,
+            atm_0,
+            instrument: instrument.clone(),
+        });
+    }
+    if legs.is_empty() {
+        return run(portfolio, history, params, level, min_scenarios);
+    }
+    if let Some(leg) = legs.iter().find(|l| !l.units.is_finite()) {
+        return Err(RiskError::Unsupported {
+            path: format!("positions: {}", leg.instrument.name),
+            problem: "its size in units is not a finite number".to_owned(),
+        });
+    }
+    // The days every optioned underlying has a DVOL print.
+    let dates = history.dates();
+    let covered = |d: usize| {
+        legs.iter()
+            .all(|l| history.vol_levels(l.column)[d].is_some())
+    };
+    let first = (0..dates.len()).find(|d| covered(*d));
+    let last = (0..dates.len()).rev().find(|d| covered(*d));
+    let (Some(first), Some(last)) = (first, last) else {
+        return Err(RiskError::Unsupported {
+            path: "--history".to_owned(),
+            problem: format!(
+                "no DVOL series for {} (COIN-DVOL.deribit.daily.csv): options are valued on the day's DVOL",
+                legs[0].instrument.underlying
+            ),
+        });
+    };
+    let window = history
+        .window(dates[first], dates[last])
+        .map_err(history_error)?;
+    if let Some(d) = (0..window.dates().len()).find(|d| {
+        legs.iter()
+            .any(|l| window.vol_levels(l.column)[*d].is_none())
+    }) {
+        return Err(RiskError::Unsupported {
+            path: "--history".to_owned(),
+            problem: format!("the DVOL series has a gap on {}", window.dates()[d]),
+        });
+    }
+    let linear_report_columns = linear_columns(&linear, &window)?;
+    let level_of = |column: usize, day: usize| window.vol_levels(column)[day].unwrap_or(f64::NAN);
+    let mut failure: Option<RiskError> = None;
+    // The book's value on each day d at its own level (spot S_d, strikes K x S_d / S_0, DVOL_d).
+    let mut today = vec![f64::NAN; window.dates().len()];
+    for (d, slot) in today.iter_mut().enumerate() {
+        let mut total = 0.0;
+        for leg in &legs {
+            let spot = window.closes(leg.column)[d];
+            match leg.value(view, spot, leg.strike_on(spot), level_of(leg.column, d)) {
+                Ok(v) => total += v,
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    total = f64::NAN;
+                }
+            }
+        }
+        *slot = total;
+    }
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    // The options' value with day d's strikes, at moved spots and DVOL levels.
+    let options_at =
+        |day: usize, spot_of: &dyn Fn(usize) -> f64, level_of_leg: &dyn Fn(usize) -> f64| {
+            legs.iter().try_fold(0.0, |total, leg| {
+                let strike = leg.strike_on(window.closes(leg.column)[day]);
+                leg.value(view, spot_of(leg.column), strike, level_of_leg(leg.column))
+                    .map(|v| total + v)
+            })
+        };
+    let failure = std::cell::RefCell::new(None);
+    let record = |result: Result<f64, RiskError>| match result {
+        Ok(v) => v,
+        Err(e) => {
+            failure.borrow_mut().get_or_insert(e);
+            f64::NAN
+        }
+    };
+    let scenario_pnl = |day: usize, scenario: &crate::history::HistoricalScenario| -> f64 {
+        let linear_pnl: f64 = linear_report_columns
+            .iter()
+            .map(|(index, units)| {
+                let price = window.closes(*index)[day];
+                units * price * (scenario.price_factor[*index] - 1.0)
+            })
+            .sum();
+        // A scenario without a filtered DVOL change leaves the level where it is.
+        let options = record(options_at(
+            day,
+            &|c| window.closes(c)[day] * scenario.price_factor[c],
+            &|c| level_of(c, day) * scenario.vol_factor[c].unwrap_or(1.0),
+        ));
+        linear_pnl + options - today[day]
+    };
+    let realised_pnl = |day: usize| -> f64 {
+        let linear_pnl: f64 = linear_report_columns
+            .iter()
+            .map(|(index, units)| {
+                let closes = window.closes(*index);
+                units * (closes[day + 1] - closes[day])
+            })
+            .sum();
+        let options = record(options_at(day, &|c| window.closes(c)[day + 1], &|c| {
+            level_of(c, day + 1)
+        }));
+        linear_pnl + options - today[day]
+    };
+    let result = var_backtest(
+        &window,
+        params,
+        &BacktestParams {
+            var_level: level,
+            min_scenarios,
+        },
+        scenario_pnl,
+        realised_pnl,
+    );
+    if let Some(error) = failure.into_inner() {
+        return Err(error);
+    }
+    let result = result.map_err(history_error)?;
+    let mut exposures = linear_report_columns
+        .iter()
+        .map(|(index, units)| (window.underlyings()[*index].clone(), *units))
+        .collect::<Vec<_>>();
+    for leg in &legs {
+        exposures.push((format!("{} (option)", leg.instrument.name), leg.units));
+    }
+    Ok(BacktestReport {
+        exposures,
+        level,
+        first_day: result
+            .days
+            .first()
+            .map(|d| d.as_of.to_string())
+            .unwrap_or_default(),
+        last_day: result
+            .days
+            .last()
+            .map(|d| d.as_of.to_string())
+            .unwrap_or_default(),
+        exceptions: result
+            .days
+            .iter()
+            .filter(|day| day.exception)
+            .map(|day| (day.outcome.to_string(), day.var, day.realised_pnl))
+            .collect(),
+        kupiec: result.kupiec,
+    })
+}
+
+/// The linear exposure of an account without options: (history column, units).
+fn linear_columns(
+    portfolio: &Portfolio,
+    history: &PriceHistory,
+) -> Result<Vec<(usize, f64)>, RiskError> {
+    let mut exposures: Vec<(String, f64)> = Vec::new();
+    let mut add = |name: &str, units: f64| match exposures.iter_mut().find(|(n, _)| n == name) {
+        Some((_, total)) => *total += units,
+        None => exposures.push((name.to_owned(), units)),
+    };
+    for position in &portfolio.positions {
+        let instrument = &position.instrument;
+        add(
+            &instrument.underlying,
+            exposure_of(
+                instrument,
+                position.size.value(),
+                position.entry_price.value(),
+            ),
+        );
+    }
+    for balance in &portfolio.balances {
+        if balance.asset.usd_peg.is_none() {
+            add(&balance.asset.index, balance.amount.to_f64());
+        }
+    }
+    exposures
+        .iter()
+        .map(|(name, units)| history.index_of(name).map(|index| (index, *units)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(history_error)
 }

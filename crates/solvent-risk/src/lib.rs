@@ -32,6 +32,7 @@ mod segregated;
 pub mod standard;
 pub mod stress;
 pub mod valuation;
+pub mod vol_scaled;
 pub mod whatif;
 
 pub use account::margin_report;

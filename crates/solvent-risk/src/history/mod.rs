@@ -17,7 +17,10 @@
 //!    tail scenarios and their weights, so per-position tail losses add up to it.
 //! 5. [`kupiec_pof`] tests a VaR model's exception count; [`var_backtest`] produces that count for
 //!    a fixed portfolio over the history.
-//! 6. [`correlation_matrix`] estimates Pearson or EWMA correlation of daily log returns (for the
+//! 6. [`fit_garch`] fits GARCH(1,1) by maximum likelihood and [`garch_forecasts`] gives its
+//!    daily forecasts, refitted as history accrues; [`christoffersen`] tests whether a
+//!    backtest's exceptions cluster.
+//! 7. [`correlation_matrix`] estimates Pearson or EWMA correlation of daily log returns (for the
 //!    cross-underlying offset of DESIGN.md 6.5).
 //!
 //! Conventions: P&L is positive for a gain; a loss figure (VaR, ES) is positive for a loss and
@@ -32,6 +35,8 @@ mod correlation;
 mod error;
 mod ewma;
 mod filtered;
+mod garch;
+mod independence;
 mod load;
 mod tail;
 pub use self::backtest::{
@@ -45,13 +50,18 @@ pub use self::ewma::{
 pub use self::filtered::{
     FilteredHistoricalParams, FilteredHistory, HistoricalScenario, filtered_historical_scenarios,
 };
+pub use self::garch::{
+    GARCH_MIN_RETURNS, GarchFit, GarchParams, VolForecasts, fit_garch, garch_forecasts,
+    garch_log_likelihood,
+};
+pub use self::independence::{ChristoffersenResult, christoffersen};
 pub use self::load::{LoadOptions, PriceHistory, SPOT_HEADER, SeriesText, VOL_HEADER};
 pub use self::tail::{
     ExpectedShortfall, TailWeight, ValueAtRisk, expected_shortfall, value_at_risk,
 };
 
 // Every file of the module reads the others' items and the imports below through `super::*`.
-use self::{ewma::*, load::*, tail::*};
+use self::{backtest::*, ewma::*, load::*, tail::*};
 
 use jiff::civil::Date;
 use nalgebra::DMatrix;

@@ -1,0 +1,521 @@
+//! `solvent backtest --model static|ewma|garch`: margin models of one coin measured against the
+//! price history (issue 15 item 2). The venue's static grid is the baseline; the scaled models
+//! take their parameters from the venue's `[portfolio_margin.vol_scaled.UNDERLYING]` block, or
+//! Solvent's defaults (k = 3, floor 4%, 25% buffer rebuilt over 20 days) when it has none.
+
+use std::fmt::Write as _;
+
+use anyhow::{Context, Result, anyhow};
+use jiff::civil::Date;
+use serde::Serialize;
+use solvent_core::venue::Venue;
+use solvent_core::vol_scaled::{AntiProcyclicality, VolModel, VolScaledRange};
+use solvent_risk::history::{ChristoffersenResult, KupiecResult, PriceHistory};
+use solvent_risk::vol_scaled::backtest::{
+    CoverageParams, MarginModel, ModelBacktest, Procyclicality, backtest_model, summarise,
+};
+use solvent_risk::vol_scaled::static_range;
+
+use crate::display::{Column, Grid, Kind, Layout, float};
+
+/// The days issue 15 calls out: the COVID crash, the May 2021 leverage flush, FTX's collapse
+/// and the October 2025 liquidation cascade.
+pub const BIG_DAYS: [&str; 4] = ["2020-03-12", "2021-05-19", "2022-11-09", "2025-10-10"];
+
+/// A margin model named on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelName {
+    /// The venue's static grid (the baseline).
+    Static,
+    /// EWMA-scaled range.
+    Ewma,
+    /// GARCH(1,1)-scaled range.
+    Garch,
+}
+
+/// An anti-procyclicality control named on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ControlName {
+    /// No control.
+    None,
+    /// 25% buffer released in stress (EMIR RTS 153/2013 art. 28(1)(a)).
+    Buffer,
+    /// Ten-year stressed floor (art. 28(1)(b)).
+    StressedFloor,
+    /// 25% weight on stressed observations (art. 28(1)(c)).
+    StressedWeight,
+}
+
+/// What to backtest.
+pub struct Request<'a> {
+    /// The models.
+    pub models: &'a [ModelName],
+    /// The controls of the scaled models (the venue's, or a 25% buffer, when empty).
+    pub controls: &'a [ControlName],
+    /// The underlyings.
+    pub underlyings: &'a [String],
+    /// Coverage level of the tests.
+    pub level: f64,
+    /// Margin period in days (the venue's when absent).
+    pub period_days: Option<u32>,
+}
+
+/// One model's figures on one underlying (the days themselves are left out of the JSON).
+#[derive(Serialize)]
+pub struct ModelSummary {
+    /// The underlying.
+    pub underlying: String,
+    /// The model.
+    pub model: ModelName,
+    /// The control (`static` for the baseline).
+    pub control: String,
+    /// The parameters, as the venue or the defaults set them (`None` for static).
+    pub spec: Option<VolScaledRange>,
+    /// First and last day a range was set.
+    pub first_day: Date,
+    /// Last day a range was set.
+    pub last_day: Date,
+    /// Days tested.
+    pub days: usize,
+    /// Days the realised move went beyond the range.
+    pub exceedances: usize,
+    /// Kupiec's proportion-of-failures test.
+    pub kupiec: KupiecResult,
+    /// Christoffersen's tests.
+    pub christoffersen: ChristoffersenResult,
+    /// Mean range (fraction of the price).
+    pub average_range: f64,
+    /// Largest range.
+    pub max_range: f64,
+    /// Largest 30-day rise.
+    pub procyclicality: Procyclicality,
+    /// The big days: range set the close before, realised move, exceeded.
+    pub big_days: Vec<BigDay>,
+}
+
+/// A called-out day.
+#[derive(Clone, Serialize)]
+pub struct BigDay {
+    /// The day of the move.
+    pub date: Date,
+    /// The range in force (set at the previous close).
+    pub range: f64,
+    /// The realised move over the margin period that started the previous close.
+    pub realised: f64,
+    /// `|realised| > range`.
+    pub exceeded: bool,
+}
+
+/// The whole run: summaries and, for the plot, each series' days.
+pub struct Outcome {
+    /// One per underlying, model and control.
+    pub summaries: Vec<ModelSummary>,
+    /// The same order: the days (as_of, range, realised).
+    pub series: Vec<Vec<(Date, f64, f64)>>,
+    /// Coverage level.
+    pub level: f64,
+    /// Margin period.
+    pub period_days: u32,
+}
+
+/// Solvent's defaults when the venue has no block: `k = 3` (the 99.7% two-sided normal
+/// quantile, which fat tails bring near 99%), a 4% floor, one day.
+fn default_spec(model: VolModel) -> VolScaledRange {
+    VolScaledRange {
+        model,
+        k: 3.0,
+        floor: 0.04,
+        margin_period_days: 1,
+        control: AntiProcyclicality::Buffer {
+            share: 0.25,
+            rebuild_days: 20,
+        },
+    }
+}
+
+fn control_of(name: ControlName, base: AntiProcyclicality) -> AntiProcyclicality {
+    match (name, base) {
+        (ControlName::None, _) => AntiProcyclicality::None,
+        (ControlName::Buffer, b @ AntiProcyclicality::Buffer { .. }) => b,
+        (ControlName::Buffer, _) => AntiProcyclicality::Buffer {
+            share: 0.25,
+            rebuild_days: 20,
+        },
+        (ControlName::StressedFloor, b @ AntiProcyclicality::StressedFloor { .. }) => b,
+        (ControlName::StressedFloor, _) => AntiProcyclicality::StressedFloor {
+            lookback_days: 3652,
+        },
+        (ControlName::StressedWeight, b @ AntiProcyclicality::StressedWeight { .. }) => b,
+        (ControlName::StressedWeight, _) => AntiProcyclicality::StressedWeight {
+            weight: 0.25,
+            window_days: 365,
+        },
+    }
+}
+
+/// A model to run: its name, the control's label, the model, and the scaled model's parameters.
+type Candidate = (ModelName, String, MarginModel, Option<VolScaledRange>);
+
+/// The models to run on `underlying`.
+fn models_of(venue: &Venue, underlying: &str, request: &Request<'_>) -> Result<Vec<Candidate>> {
+    let pm = venue.portfolio_margin.as_ref();
+    let grid = pm
+        .and_then(|pm| pm.underlyings.get(underlying))
+        .ok_or_else(|| {
+            anyhow!("--venue: portfolio_margin.underlyings.{underlying}: missing; the static grid is the baseline")
+        })?;
+    let configured = pm.and_then(|pm| pm.vol_scaled.get(underlying));
+    let mut out = Vec::new();
+    for model in request.models {
+        let volatility = match model {
+            ModelName::Static => {
+                out.push((
+                    *model,
+                    "static".to_owned(),
+                    MarginModel::Static {
+                        range: static_range(grid),
+                    },
+                    None,
+                ));
+                continue;
+            }
+            ModelName::Ewma => match configured.map(|c| c.model) {
+                Some(m @ VolModel::Ewma { .. }) => m,
+                _ => VolModel::Ewma { lambda: 0.94 },
+            },
+            ModelName::Garch => match configured.map(|c| c.model) {
+                Some(m @ VolModel::Garch { .. }) => m,
+                _ => VolModel::Garch { refit_days: 30 },
+            },
+        };
+        let mut base = configured
+            .cloned()
+            .unwrap_or_else(|| default_spec(volatility));
+        base.model = volatility;
+        if let Some(days) = request.period_days {
+            base.margin_period_days = days;
+        }
+        let controls: Vec<AntiProcyclicality> = if request.controls.is_empty() {
+            vec![base.control]
+        } else {
+            request
+                .controls
+                .iter()
+                .map(|c| control_of(*c, base.control))
+                .collect()
+        };
+        for control in controls {
+            let spec = VolScaledRange {
+                control,
+                ..base.clone()
+            };
+            out.push((
+                *model,
+                control.describe().to_owned(),
+                MarginModel::Scaled(spec.clone()),
+                Some(spec),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Runs every model on every underlying over the same days (from the first day every scaled
+/// model has a forecast).
+///
+/// # Errors
+/// A missing grid, too short a history, the forecasts' errors.
+pub fn run(history: &PriceHistory, venue: &Venue, request: &Request<'_>) -> Result<Outcome> {
+    let mut summaries = Vec::new();
+    let mut series = Vec::new();
+    let mut period_days = request.period_days.unwrap_or(1);
+    for underlying in request.underlyings {
+        let models = models_of(venue, underlying, request)?;
+        if let Some(spec) = models.iter().find_map(|m| m.3.as_ref()) {
+            period_days = spec.margin_period_days;
+        }
+        let mut params = CoverageParams {
+            level: request.level,
+            margin_period_days: period_days,
+            rise_window_days: 30,
+            start: None,
+        };
+        let mut runs = Vec::new();
+        for (name, control, model, spec) in models {
+            let result = backtest_model(history, underlying, &model, &params)
+                .with_context(|| format!("{underlying}, model {control}"))?;
+            runs.push((name, control, spec, result));
+        }
+        // Compare on the same days: start where the last model's forecasts start.
+        let start = runs
+            .iter()
+            .filter_map(|r| r.3.days.first())
+            .map(|d| d.as_of)
+            .max();
+        params.start = start;
+        for (name, control, spec, result) in runs {
+            let result = summarise(result.days, &params, underlying)
+                .with_context(|| format!("{underlying}, model {control}"))?;
+            series.push(
+                result
+                    .days
+                    .iter()
+                    .map(|d| (d.as_of, d.range, d.realised))
+                    .collect(),
+            );
+            summaries.push(summary(underlying, name, control, spec, &result));
+        }
+    }
+    Ok(Outcome {
+        summaries,
+        series,
+        level: request.level,
+        period_days,
+    })
+}
+
+fn summary(
+    underlying: &str,
+    model: ModelName,
+    control: String,
+    spec: Option<VolScaledRange>,
+    result: &ModelBacktest,
+) -> ModelSummary {
+    let big_days = BIG_DAYS
+        .iter()
+        .filter_map(|text| {
+            let date: Date = text.parse().ok()?;
+            // The margin period that ends on the big day's close (set the close before).
+            let day = result.days.iter().find(|d| d.outcome == date)?;
+            Some(BigDay {
+                date,
+                range: day.range,
+                realised: day.realised,
+                exceeded: day.exceeded,
+            })
+        })
+        .collect();
+    ModelSummary {
+        underlying: underlying.to_owned(),
+        model,
+        control,
+        spec,
+        first_day: result.days[0].as_of,
+        last_day: result.days[result.days.len() - 1].as_of,
+        days: result.days.len(),
+        exceedances: result.exceedances,
+        kupiec: result.kupiec,
+        christoffersen: result.christoffersen,
+        average_range: result.average_range,
+        max_range: result.max_range,
+        procyclicality: result.procyclicality,
+        big_days,
+    }
+}
+
+fn percent(fraction: f64) -> String {
+    format!("{}%", float(fraction * 100.0, 2))
+}
+
+fn model_label(s: &ModelSummary) -> String {
+    match s.model {
+        ModelName::Static => "static".to_owned(),
+        ModelName::Ewma => format!("ewma / {}", s.control),
+        ModelName::Garch => format!("garch / {}", s.control),
+    }
+}
+
+/// The tables: one row per model, then the big days.
+pub fn render(outcome: &Outcome) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Margin models against history: one coin, range set at each close, realised move over {} day(s), coverage {}%\n",
+        outcome.period_days,
+        float(outcome.level * 100.0, 1)
+    );
+    let mut underlyings: Vec<&str> = outcome
+        .summaries
+        .iter()
+        .map(|s| s.underlying.as_str())
+        .collect();
+    underlyings.dedup();
+    for underlying in underlyings {
+        let rows: Vec<&ModelSummary> = outcome
+            .summaries
+            .iter()
+            .filter(|s| s.underlying == underlying)
+            .collect();
+        let Some(first) = rows.first() else { continue };
+        let _ = writeln!(
+            out,
+            "{underlying}, {} to {} ({} days)",
+            first.first_day, first.last_day, first.days
+        );
+        let mut grid = Grid::new(vec![
+            Column::new("model / control", Kind::Label),
+            Column::new("exceedances", Kind::Number),
+            Column::new("expected", Kind::Number),
+            Column::new("Kupiec p", Kind::Number),
+            Column::new("Christoffersen p (ind.)", Kind::Number),
+            Column::new("cond. coverage p", Kind::Number),
+            Column::new("average margin", Kind::Number),
+            Column::new("largest margin", Kind::Number),
+            Column::new("largest 30-day rise", Kind::Number),
+            Column::new("rise from / to", Kind::Label),
+        ]);
+        for s in &rows {
+            grid.row(vec![
+                model_label(s),
+                s.exceedances.to_string(),
+                float(s.kupiec.expected, 1),
+                float(s.kupiec.p_value, 4),
+                float(s.christoffersen.p_independence, 4),
+                float(s.christoffersen.p_conditional_coverage, 4),
+                percent(s.average_range),
+                percent(s.max_range),
+                format!(
+                    "+{} pts (x{})",
+                    float(s.procyclicality.rise * 100.0, 2),
+                    float(1.0 + s.procyclicality.rise_ratio, 2)
+                ),
+                if s.procyclicality.rise > 0.0 {
+                    format!("{} / {}", s.procyclicality.from, s.procyclicality.to)
+                } else {
+                    "-".to_owned()
+                },
+            ]);
+        }
+        out.push_str(&grid.render(Layout::Wide));
+        out.push('\n');
+        let mut big = Grid::new(vec![
+            Column::new("day", Kind::Label),
+            Column::new("realised move", Kind::Number),
+            Column::new("model / control", Kind::Label),
+            Column::new("margin in force", Kind::Number),
+            Column::new("covered", Kind::Label),
+        ]);
+        for date in BIG_DAYS {
+            for s in &rows {
+                if let Some(day) = s.big_days.iter().find(|d| d.date.to_string() == date) {
+                    big.row(vec![
+                        date.to_owned(),
+                        percent(day.realised),
+                        model_label(s),
+                        percent(day.range),
+                        if day.exceeded { "EXCEEDED" } else { "yes" }.to_owned(),
+                    ]);
+                }
+            }
+        }
+        out.push_str("\nThe big days\n");
+        out.push_str(&big.render(Layout::Wide));
+        out.push_str("\n\n");
+    }
+    out
+}
+
+/// The JSON: the summaries (the days are in the plot, not here).
+///
+/// # Errors
+/// When serialisation fails.
+pub fn json(outcome: &Outcome) -> Result<String> {
+    #[derive(Serialize)]
+    struct Whole<'a> {
+        level: f64,
+        margin_period_days: u32,
+        models: &'a [ModelSummary],
+    }
+    Ok(serde_json::to_string_pretty(&Whole {
+        level: outcome.level,
+        margin_period_days: outcome.period_days,
+        models: &outcome.summaries,
+    })? + "\n")
+}
+
+/// One table as CSV (RFC 4180, exact figures, fractions not percents): `summary`, one row per
+/// underlying and model; `exceptions`, each margin period whose realised move went beyond the
+/// range, per underlying and model.
+///
+/// # Errors
+/// When a record cannot be written.
+pub fn csv(outcome: &Outcome, table: crate::render::BacktestTable) -> Result<String> {
+    let mut writer = ::csv::Writer::from_writer(Vec::new());
+    match table {
+        crate::render::BacktestTable::Summary => {
+            writer.write_record([
+                "underlying",
+                "model",
+                "control",
+                "first_day",
+                "last_day",
+                "days",
+                "exceedances",
+                "expected",
+                "kupiec_p",
+                "christoffersen_independence_p",
+                "conditional_coverage_p",
+                "average_range",
+                "max_range",
+                "largest_30_day_rise",
+                "rise_from",
+                "rise_to",
+            ])?;
+            for s in &outcome.summaries {
+                writer.write_record([
+                    s.underlying.clone(),
+                    model_label(s)
+                        .split(" / ")
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    s.control.clone(),
+                    s.first_day.to_string(),
+                    s.last_day.to_string(),
+                    s.days.to_string(),
+                    s.exceedances.to_string(),
+                    s.kupiec.expected.to_string(),
+                    s.kupiec.p_value.to_string(),
+                    s.christoffersen.p_independence.to_string(),
+                    s.christoffersen.p_conditional_coverage.to_string(),
+                    s.average_range.to_string(),
+                    s.max_range.to_string(),
+                    s.procyclicality.rise.to_string(),
+                    s.procyclicality.from.to_string(),
+                    s.procyclicality.to.to_string(),
+                ])?;
+            }
+        }
+        crate::render::BacktestTable::Exceptions => {
+            writer.write_record([
+                "underlying",
+                "model",
+                "control",
+                "as_of",
+                "range",
+                "realised",
+            ])?;
+            for (s, days) in outcome.summaries.iter().zip(&outcome.series) {
+                for (as_of, range, realised) in days.iter().filter(|d| d.2.abs() > d.1) {
+                    writer.write_record([
+                        s.underlying.clone(),
+                        model_label(s)
+                            .split(" / ")
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                        s.control.clone(),
+                        as_of.to_string(),
+                        range.to_string(),
+                        realised.to_string(),
+                    ])?;
+                }
+            }
+        }
+    }
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| anyhow!("csv: {}", e.error()))?;
+    Ok(String::from_utf8(bytes)?)
+}
