@@ -519,7 +519,7 @@ fn population_with_funding_writes_what_the_value_path_writes() {
         (summary.len(), sha256_hex(summary.as_bytes()).as_str()),
         (
             11_921,
-            "33c5bf8dfd86558104bbc53652065d8172bec0ebcb2d6b3825d92c2fe59922ef"
+            "fef9b6a4fc191305aaec116bbb5651d10db0ec7f3b28ac5c3fc9ec2f22d7af15"
         )
     );
     // Without --out, the same summary.
