@@ -355,6 +355,10 @@ fn portfolio_liquidation_prices(
         )?;
         underlyings.push((underlying, nearest));
     }
+    report.nearest_moves = underlyings
+        .iter()
+        .map(|(underlying, nearest)| ((*underlying).to_owned(), *nearest))
+        .collect();
     let moved_markets = underlyings
         .iter()
         .map(|(underlying, nearest)| {
@@ -557,6 +561,7 @@ pub fn build_report(
         components,
         positions: reports,
         warnings,
+        nearest_moves: Vec::new(),
     })
 }
 

@@ -798,6 +798,33 @@ mod tests {
         }
     }
 
+    /// The report's own nearest moves (its positions' liquidation levels) answer their
+    /// direction of the reverse stress `--json` adds: the reverse given them is the reverse
+    /// searched afresh, bit for bit.
+    #[test]
+    fn the_reports_nearest_moves_answer_their_direction_of_the_reverse_stress() {
+        let venue = venue();
+        for file in accounts() {
+            let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
+            let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
+            let view = MarketView::new(&venue, &market).unwrap();
+            let report = crate::margin_report(&portfolio, &view).unwrap();
+            let mut known: Vec<&str> = report
+                .nearest_moves
+                .iter()
+                .map(|(name, _)| name.as_str())
+                .collect();
+            known.sort_unstable();
+            // The underlyings of its cross positions (SOL is held as a coin only).
+            assert_eq!(known, ["BTC", "ETH"]);
+            assert!(report.nearest_moves.iter().any(|(_, m)| m.is_some()));
+            let afresh = crate::stress::reverse(&portfolio, &view).unwrap();
+            let reused =
+                crate::stress::reverse_known(&portfolio, &view, &report.nearest_moves).unwrap();
+            assert_eq!(reused, afresh);
+        }
+    }
+
     /// A cross account of long options asks for no margin at any price: its reverse stress is
     /// nil both ways without a search, as the full path's search finds it. Borrowing a coin
     /// makes it liquidatable (3 BTC owed against 2 long calls: a rise takes it there): then the

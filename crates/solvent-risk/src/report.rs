@@ -297,6 +297,12 @@ pub struct MarginReport {
     pub positions: Vec<PositionReport>,
     /// Things the user should know that do not stop the computation.
     pub warnings: Vec<String>,
+    /// Under portfolio margin, each underlying's nearest liquidating move as the report's own
+    /// search found it for the positions' liquidation levels (`None`: no move within -99% ..
+    /// +1000% liquidates): the reverse stress reuses it rather than search that direction
+    /// again. Not part of the report's JSON (the moves are, through the reverse stress).
+    #[serde(skip)]
+    pub nearest_moves: Vec<(String, Option<f64>)>,
 }
 
 /// An instant as its RFC 3339 text.

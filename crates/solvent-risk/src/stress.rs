@@ -732,7 +732,7 @@ impl<'r> ReportWithMoves<'r> {
         view: &MarketView<'_>,
         describe: impl FnOnce(RiskError) -> String,
     ) -> Self {
-        match reverse(portfolio, view) {
+        match reverse_known(portfolio, view, &report.nearest_moves) {
             Ok(found) => Self {
                 report,
                 liquidation_moves: Some(liquidation_moves(&found, view.market())),
@@ -869,6 +869,22 @@ pub fn reverse(
     portfolio: &Portfolio,
     view: &MarketView<'_>,
 ) -> Result<Vec<ReverseStress>, RiskError> {
+    reverse_known(portfolio, view, &[])
+}
+
+/// [`reverse`] given the nearest liquidating move of some underlyings alone, as a margin
+/// report's search found them ([`MarginReport::nearest_moves`]): that direction's answer is
+/// taken as found (the nearest search's answer is the one its direction's search gives, bit for
+/// bit: each bracket steps on its own evaluations), and only the other direction is searched.
+/// A nearest move of `None` means neither direction liquidates within the search.
+///
+/// # Errors
+/// As [`shocked_report`].
+pub fn reverse_known(
+    portfolio: &Portfolio,
+    view: &MarketView<'_>,
+    known: &[(String, Option<f64>)],
+) -> Result<Vec<ReverseStress>, RiskError> {
     let all = underlyings(portfolio);
     let mut sets: Vec<Vec<String>> = all.iter().map(|name| vec![name.clone()]).collect();
     if all.len() > 1 {
@@ -890,7 +906,19 @@ pub fn reverse(
                 _ if unmoved == f64::INFINITY && requires_nothing_anywhere(portfolio, view)? => {
                     (None, None)
                 }
-                [underlying] => alone(portfolio, &shock_base, params, underlying, unmoved)?,
+                [underlying] => {
+                    let nearest = known
+                        .iter()
+                        .find(|(name, _)| name == underlying)
+                        .map(|(_, nearest)| *nearest);
+                    alone(
+                        portfolio,
+                        &shock_base,
+                        params,
+                        (underlying, nearest),
+                        unmoved,
+                    )?
+                }
                 _ => (
                     search_known(portfolio, &shock_base, &names, -1.0, 1.0, unmoved)?,
                     search_known(portfolio, &shock_base, &names, 1.0, 10.0, unmoved)?,
@@ -949,19 +977,34 @@ fn alone(
     portfolio: &Portfolio,
     base: &ShockBase<'_>,
     params: Option<&PortfolioMarginParams>,
-    underlying: &str,
+    (underlying, nearest): (&str, Option<Option<f64>>),
     unmoved: f64,
 ) -> Result<(Option<f64>, Option<f64>), RiskError> {
+    // The direction a known nearest move lies in is answered; the other is searched (none
+    // is, when no move liquidates).
+    let (fall_known, rise_known) = match nearest {
+        None => (None, None),
+        Some(None) => return Ok((None, None)),
+        Some(Some(price_move)) if price_move < 0.0 => (Some(Some(price_move)), None),
+        Some(Some(price_move)) if price_move > 0.0 => (None, Some(Some(price_move))),
+        // No move at all: health is already at 1, both answers are that (see `reverse`).
+        Some(Some(_)) => return Ok((Some(0.0), Some(0.0))),
+    };
     let names = [underlying.to_owned()];
     let mut lean = match params {
         Some(params) => MoveHealth::new(portfolio, base, params, underlying)?,
         None => None,
     };
     if lean.is_none() {
-        return Ok((
-            search_known(portfolio, base, &names, -1.0, 1.0, unmoved)?,
-            search_known(portfolio, base, &names, 1.0, 10.0, unmoved)?,
-        ));
+        let fall = match fall_known {
+            Some(found) => found,
+            None => search_known(portfolio, base, &names, -1.0, 1.0, unmoved)?,
+        };
+        let rise = match rise_known {
+            Some(found) => found,
+            None => search_known(portfolio, base, &names, 1.0, 10.0, unmoved)?,
+        };
+        return Ok((fall, rise));
     }
     let mut health_to = |price_move: f64, precision: Precision| -> Result<f64, RiskError> {
         if let Some(health) = lean
@@ -986,7 +1029,15 @@ fn alone(
             .map(|bracket| bracket.finish(&mut exact).map(|crossing| crossing.crossed))
             .transpose()
     };
-    Ok((direction(-1.0, 1.0)?, direction(1.0, 10.0)?))
+    let fall = match fall_known {
+        Some(found) => found,
+        None => direction(-1.0, 1.0)?,
+    };
+    let rise = match rise_known {
+        Some(found) => found,
+        None => direction(1.0, 10.0)?,
+    };
+    Ok((fall, rise))
 }
 
 /// A bracket of the liquidation-move search in one direction, refined by the ITP method
