@@ -427,12 +427,12 @@ impl Resolved {
     /// Resolves `portfolio` and `market` (optional) against `venue`.
     pub(crate) fn new(
         venue: &Venue,
-        portfolio_value: &Bound<'_, PyAny>,
+        portfolio: &Bound<'_, PyAny>,
         market: Option<&Bound<'_, PyAny>>,
         origin: &str,
         allow_far_marks: bool,
     ) -> PyResult<Self> {
-        let portfolio = portfolio_value;
+        let py = portfolio.py();
         let portfolio = Portfolio::read(venue, portfolio, origin)?;
         let (market, market_origin, market_prefix) = match market {
             Some(market) => {
@@ -472,7 +472,7 @@ impl Resolved {
             far_marks,
         )
         .map_err(|refused| errors::refused(&refused))?;
-        errors::warn(portfolio_value.py(), &warnings)?;
+        errors::warn(py, &warnings)?;
         Ok(Self {
             portfolio: portfolio.inner,
             market,

@@ -408,6 +408,7 @@ impl<'a> MoveHealth<'a> {
         // Fast steps: the options whose premium stayed in `f64`, summed in `f64` (unrounded,
         // in the report asset).
         let mut option_value_f64 = 0.0;
+        let mut fast_equity = false;
         let scale = 10_f64.powi(i32::try_from(decimals).ok()?);
         self.position_marks.clear();
         for held in &self.held {
@@ -419,16 +420,10 @@ impl<'a> MoveHealth<'a> {
             };
             if let Some(premium) = premium {
                 self.position_marks.push((Decimal::ZERO, premium));
-                let (factor, sizes) = held.factor?;
-                let exposure = exposure_within_bounds(sizes, premium, spot)?;
                 let from_usd = f64_of(asset_usd(held.settlement)?);
-                let bound = (exposure + factor.contracts) * (1.0 + factor.rate) + factor.absolute;
-                if !(bound * from_usd.max(1.0) < FIGURE_LIMIT
-                    && bound * from_usd / report_f64 < FIGURE_LIMIT)
-                {
-                    return None;
-                }
+                within_figure_limit(held, premium, spot, from_usd, report_f64)?;
                 if held.contribution.is_some() {
+                    fast_equity = true;
                     // `standard::equity_contribution` of an option, in `f64`.
                     let settle =
                         f64_of(position.size.value()) * f64_of(instrument.contract_size) * premium;
@@ -474,20 +469,13 @@ impl<'a> MoveHealth<'a> {
             }
             let mark_f64 = f64_of(mark);
             self.position_marks.push((mark, mark_f64));
-            let (factor, sizes) = held.factor?;
             let underlying_f64 = if held.on_moved {
                 spot
             } else {
                 held.underlying_f64
             };
-            let exposure = exposure_within_bounds(sizes, mark_f64, underlying_f64)?;
             let from_usd = f64_of(asset_usd(held.settlement)?);
-            let bound = (exposure + factor.contracts) * (1.0 + factor.rate) + factor.absolute;
-            if !(bound * from_usd.max(1.0) < FIGURE_LIMIT
-                && bound * from_usd / report_f64 < FIGURE_LIMIT)
-            {
-                return None;
-            }
+            within_figure_limit(held, mark_f64, underlying_f64, from_usd, report_f64)?;
             if held.contribution.is_some() {
                 let settle = standard::equity_contribution(
                     instrument,
@@ -557,7 +545,7 @@ impl<'a> MoveHealth<'a> {
                 .ok()?;
         rounding::requirement_from_f64(initial, decimals, "portfolio initial margin").ok()?;
         let cross_maintenance = borrow_maintenance + maintenance;
-        if option_value_f64 != 0.0 {
+        if fast_equity {
             // A fast step's equity is in `f64`: its health too.
             if equity_f64 <= 0.0 {
                 return Some(0.0);
@@ -585,6 +573,23 @@ impl<'a> MoveHealth<'a> {
                 .unwrap_or(f64::INFINITY),
         )
     }
+}
+
+/// `Some` when every figure the full path converts for `held` at `mark` (its underlying at
+/// `underlying`) stays below [`FIGURE_LIMIT`] in USD and in the report asset; `None` when it may
+/// not (the caller takes the full path).
+fn within_figure_limit(
+    held: &Held<'_>,
+    mark: f64,
+    underlying: f64,
+    from_usd: f64,
+    report_usd: f64,
+) -> Option<()> {
+    let (factor, sizes) = held.factor?;
+    let exposure = exposure_within_bounds(sizes, mark, underlying)?;
+    let bound = (exposure + factor.contracts) * (1.0 + factor.rate) + factor.absolute;
+    (bound * from_usd.max(1.0) < FIGURE_LIMIT && bound * from_usd / report_usd < FIGURE_LIMIT)
+        .then_some(())
 }
 
 /// Adds a position's rounded contribution to the pool's option value or unrealised P&L, as the

@@ -996,15 +996,14 @@ fn alone(
         None => None,
     };
     if lean.is_none() {
-        let fall = match fall_known {
-            Some(found) => found,
-            None => search_known(portfolio, base, &names, -1.0, 1.0, unmoved)?,
-        };
-        let rise = match rise_known {
-            Some(found) => found,
-            None => search_known(portfolio, base, &names, 1.0, 10.0, unmoved)?,
-        };
-        return Ok((fall, rise));
+        return Ok((
+            known_or(fall_known, || {
+                search_known(portfolio, base, &names, -1.0, 1.0, unmoved)
+            })?,
+            known_or(rise_known, || {
+                search_known(portfolio, base, &names, 1.0, 10.0, unmoved)
+            })?,
+        ));
     }
     let mut health_to = |price_move: f64, precision: Precision| -> Result<f64, RiskError> {
         if let Some(health) = lean
@@ -1029,15 +1028,18 @@ fn alone(
             .map(|bracket| bracket.finish(&mut exact).map(|crossing| crossing.crossed))
             .transpose()
     };
-    let fall = match fall_known {
-        Some(found) => found,
-        None => direction(-1.0, 1.0)?,
-    };
-    let rise = match rise_known {
-        Some(found) => found,
-        None => direction(1.0, 10.0)?,
-    };
-    Ok((fall, rise))
+    Ok((
+        known_or(fall_known, || direction(-1.0, 1.0))?,
+        known_or(rise_known, || direction(1.0, 10.0))?,
+    ))
+}
+
+/// A direction's answer: the one already `known`, or the one `search` finds.
+fn known_or(
+    known: Option<Option<f64>>,
+    search: impl FnOnce() -> Result<Option<f64>, RiskError>,
+) -> Result<Option<f64>, RiskError> {
+    known.map_or_else(search, Ok)
 }
 
 /// A bracket of the liquidation-move search in one direction, refined by the ITP method
