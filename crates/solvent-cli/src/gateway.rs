@@ -91,8 +91,31 @@ fn answered(answer: Answer) -> Response {
     }
 }
 
-async fn account(State(gateway): State<Gateway>, Path(id): Path<String>) -> Response {
-    match query::account(&gateway.client, gateway.shards, &id).await {
+/// The query of `GET /v1/accounts/{id}`, as the single service takes it: other parameters are
+/// ignored there, so they are here.
+#[derive(Deserialize)]
+struct AccountParams {
+    /// Also the moves that liquidate the account.
+    liquidation_moves: Option<bool>,
+}
+
+async fn account(
+    State(gateway): State<Gateway>,
+    Path(id): Path<String>,
+    params: Result<Query<AccountParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let liquidation_moves = match params {
+        Ok(Query(params)) => params.liquidation_moves == Some(true),
+        Err(rejection) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                "liquidation_moves",
+                rejection.body_text(),
+            );
+        }
+    };
+    match query::account(&gateway.client, gateway.shards, &id, liquidation_moves).await {
         Ok(answer) => answered(answer),
         Err(problem) => unavailable(problem),
     }

@@ -766,6 +766,33 @@ fn the_gateway_sends_each_query_to_its_shard_and_merges_the_views() {
         let got: serde_json::Value = serde_json::from_str(&body).expect("json");
         assert_eq!(got, through_text(&report), "{account}");
     }
+    // With the moves that liquidate it, as the single service and `solvent margin --json` give
+    // them.
+    let account = accounts.iter().next().expect("an account");
+    let (status, body) = http(
+        addr,
+        "GET",
+        &format!("/v1/accounts/{account}?liquidation_moves=true"),
+        "",
+    );
+    assert_eq!(status, 200, "{account}: {body}");
+    let portfolio = engine.portfolio(account).expect("an account");
+    let report = solvent_risk::margin_report(&portfolio, &view).expect("a report");
+    let expected_moves =
+        solvent_risk::stress::ReportWithMoves::new(&report, &portfolio, &view, |error| {
+            error.to_string()
+        });
+    let got: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert!(got["liquidation_moves"].is_array(), "{got}");
+    assert_eq!(got, through_text(&expected_moves), "{account}");
+    let (status, body) = http(
+        addr,
+        "GET",
+        &format!("/v1/accounts/{account}?liquidation_moves=maybe"),
+        "",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains(r#""field":"liquidation_moves""#), "{body}");
     // The ranking merged from four shards is the one engine's.
     let (status, body) = http(addr, "GET", "/v1/accounts?limit=40", "");
     assert_eq!(status, 200, "{body}");

@@ -38,6 +38,11 @@ pub enum Query {
     Account {
         /// The account.
         account: String,
+        /// Also the moves that liquidate the account (`liquidation_moves`, as `solvent margin
+        /// --json` and the single service's `?liquidation_moves=true` give them): a reverse
+        /// stress, a few dozen reports more, so off unless asked for.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        liquidation_moves: bool,
     },
     /// The shard's `limit` accounts of lowest health.
     Ranked {
@@ -148,14 +153,29 @@ pub fn answer(engine: &Engine, shard: u32, last_stream_seq: Option<u64>, query: 
         Err(error) => return Answer::error("unavailable", "market", error.to_string()),
     };
     match query {
-        Query::Account { account } => {
+        Query::Account {
+            account,
+            liquidation_moves,
+        } => {
             let Some(portfolio) = engine.portfolio(account) else {
                 return Answer::error("not_found", "account", format!("no account {account:?}"));
             };
             match solvent_risk::margin_report(&portfolio, &view)
                 .map_err(|error| error.to_string())
-                .and_then(|report| serde_json::to_value(report).map_err(|e| e.to_string()))
-            {
+                .and_then(|report| {
+                    if *liquidation_moves {
+                        let with_moves = solvent_risk::stress::ReportWithMoves::new(
+                            &report,
+                            &portfolio,
+                            &view,
+                            |error| error.to_string(),
+                        );
+                        serde_json::to_value(with_moves)
+                    } else {
+                        serde_json::to_value(report)
+                    }
+                    .map_err(|e| e.to_string())
+                }) {
                 Ok(value) => Answer::Ok(value),
                 Err(message) => Answer::error("unavailable", "account", message),
             }
@@ -255,7 +275,8 @@ pub async fn ask(
         .map_err(|error| ClusterError::Nats(format!("shard {shard}'s answer: {error}")))
 }
 
-/// An account's margin report, from its shard.
+/// An account's margin report, from its shard, with the moves that liquidate it when
+/// `liquidation_moves` (see [`Query::Account`]).
 ///
 /// # Errors
 /// As [`ask`].
@@ -263,12 +284,14 @@ pub async fn account(
     client: &async_nats::Client,
     shards: u32,
     account: &str,
+    liquidation_moves: bool,
 ) -> Result<Answer, ClusterError> {
     ask(
         client,
         shard_of(account, shards),
         &Query::Account {
             account: account.to_owned(),
+            liquidation_moves,
         },
     )
     .await
