@@ -85,15 +85,20 @@ pub fn credit_from_f64(value: f64, decimals: u32, what: &str) -> Result<Decimal,
 ///
 /// # Errors
 /// [`RoundingError`] when the figure is not finite or out of range.
-pub fn model_price_from_f64(value: f64, what: &str) -> Result<Decimal, RoundingError> {
+pub fn model_price_from_f64(
+    value: f64,
+    what: impl std::fmt::Display,
+) -> Result<Decimal, RoundingError> {
+    // `what` is written out only for an error: a model mark is computed for every option an
+    // account holds at every valuation.
     if !value.is_finite() {
         return Err(RoundingError::NotFinite {
-            what: what.to_owned(),
+            what: what.to_string(),
             value,
         });
     }
     Decimal::from_f64(value).ok_or_else(|| RoundingError::OutOfRange {
-        what: what.to_owned(),
+        what: what.to_string(),
         value,
     })
 }

@@ -44,7 +44,7 @@ use solvent_core::rounding;
 use solvent_core::venue::Venue;
 use solvent_risk::account::{Detail, build_report};
 use solvent_risk::allocation::{AllocationPolicy, BufferPolicy};
-use solvent_risk::pretrade::{Refusal, TradeLeg, book_trades, decide_trade, decide_withdrawal};
+use solvent_risk::pretrade::{Refusal, TradeLeg, book_trades, decide_trade_at, decide_withdrawal};
 use solvent_risk::report::MarginReport;
 use solvent_risk::whatif::{TradeOutcome, trade_position};
 use solvent_risk::{AccountState, MarketView, RiskError};
@@ -405,11 +405,14 @@ pub struct Evaluations {
     pub reported: u64,
 }
 
-/// Surfaces built at `(time, smiles generation, venue)`.
+/// Surfaces built at `(time, smiles generation, venue)`, and the smiles' expiries read at
+/// `(smiles generation, venue)`: the engine's clock moves with every event, its smiles far less
+/// often, so the surfaces are rebuilt at a new time from the schedule without reading the keys.
 #[derive(Clone, Debug)]
 struct CachedSurfaces {
     key: (Timestamp, u64, [u8; 32]),
     surfaces: Arc<solvent_risk::valuation::Surfaces>,
+    schedule: Arc<solvent_risk::valuation::SmileSchedule>,
 }
 
 /// The fixed point of time before any event.

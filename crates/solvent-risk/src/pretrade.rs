@@ -316,11 +316,31 @@ fn grows(old: Decimal, new: Decimal) -> bool {
 
 /// Judges trades in `traded` (instrument names) that took `before` to `after` (see
 /// [`book_trades`]) for an account in `state` (its state before the trades, as its last
-/// evaluation found it), by the rule in the module documentation.
+/// evaluation found it), by the rule in the module documentation; the report in the decision
+/// has every figure (see [`decide_trade_at`]).
 ///
 /// # Errors
 /// [`RiskError`] from computing a report.
 pub fn decide_trade(
+    state: AccountState,
+    before: &Portfolio,
+    after: &Portfolio,
+    traded: &[&str],
+    view: &MarketView<'_>,
+) -> Result<TradeDecision, RiskError> {
+    decide_trade_at(Detail::Figures, state, before, after, traded, view)
+}
+
+/// [`decide_trade`] with its reports built at `detail`. The verdict is the same at every
+/// detail: the rule reads the account's figures and its isolated positions' lines, which every
+/// detail computes. [`Detail::Totals`] leaves a portfolio account's requirement unattributed to
+/// its positions in the decision's report, sparing a decimal apportionment and two formatted
+/// lines per position: what the engine's pre-trade check, which keeps only the verdict, asks.
+///
+/// # Errors
+/// [`RiskError`] from computing a report.
+pub fn decide_trade_at(
+    detail: Detail,
     state: AccountState,
     before: &Portfolio,
     after: &Portfolio,
@@ -340,9 +360,9 @@ pub fn decide_trade(
     if !increased.is_empty() && reduce_only {
         return decision(Err(Refusal::ReduceOnly { state }), None);
     }
-    let report = build_report(after, view, Detail::Figures)?;
+    let report = build_report(after, view, detail)?;
     if increased.is_empty() {
-        let before_report = build_report(before, view, Detail::Figures)?;
+        let before_report = build_report(before, view, detail)?;
         if report.initial_margin <= before_report.initial_margin {
             return decision(Ok(Acceptance::OnlyReduces), Some(report));
         }
@@ -380,10 +400,15 @@ pub fn decide_trade(
 /// leverage chosen for it. (Growing beyond the largest bracket is reported as a warning, not
 /// refused: several shipped tables stop before the venue's last bracket.)
 fn bracket_refusal(report: &MarginReport, increased: &[&str]) -> Option<Refusal> {
+    // Under portfolio margin a cross position's requirement is its share of the scan, not its
+    // bracket's (a report with every figure names its basis so; one of totals keeps the
+    // standard rule's basis it did not use).
+    let bracketed =
+        |line: &crate::report::PositionReport| report.mode == MarginMode::Cross || line.isolated;
     report
         .positions
         .iter()
-        .filter(|line| increased.contains(&line.instrument.as_str()))
+        .filter(|line| increased.contains(&line.instrument.as_str()) && bracketed(line))
         .find_map(|line| match &line.margin_basis {
             Basis::Tiered {
                 tier,

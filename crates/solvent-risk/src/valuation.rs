@@ -77,37 +77,85 @@ pub struct MarketView<'a> {
 /// # Errors
 /// [`RiskError::Pricing`] naming the smile the surface refused.
 pub fn surfaces(venue: &Venue, market: &Market) -> Result<Surfaces, RiskError> {
-    let mut surfaces = IndexMap::new();
-    for (underlying, smiles) in &market.vol {
-        let mut expiries = Vec::new();
-        for (key, smile) in smiles {
-            let path = format!("vol.{underlying}.{key}");
-            let expiry = parse_expiry_key(key, venue.expiry_time_utc).map_err(|problem| {
-                RiskError::Pricing {
-                    path: path.clone(),
-                    problem,
-                }
-            })?;
-            let time = years_between(market.timestamp, expiry);
-            if time > 0.0 {
-                expiries.push(SmileInput {
-                    time_to_expiry_years: time,
+    SmileSchedule::new(venue, market)?.surfaces_at(market.timestamp)
+}
+
+/// Each underlying's smiles with their expiry keys read as instants, in order of expiry: the
+/// part of [`surfaces`] that does not depend on the market's time. A caller valuing at many
+/// times with the same smiles (the engine, whose clock moves with every event) reads the keys
+/// once and builds the surfaces at each time from this.
+#[derive(Clone, Debug, Default)]
+pub struct SmileSchedule {
+    underlyings: Vec<(String, Vec<ScheduledSmile>)>,
+}
+
+#[derive(Clone, Debug)]
+struct ScheduledSmile {
+    expiry: Timestamp,
+    strikes: Vec<f64>,
+    volatilities: Vec<f64>,
+}
+
+impl SmileSchedule {
+    /// Reads every smile's expiry key under the venue's expiry time of day.
+    ///
+    /// # Errors
+    /// [`RiskError::Pricing`] naming the smile whose key is not an expiry.
+    pub fn new(venue: &Venue, market: &Market) -> Result<Self, RiskError> {
+        let mut underlyings = Vec::with_capacity(market.vol.len());
+        for (underlying, smiles) in &market.vol {
+            let mut scheduled = Vec::with_capacity(smiles.len());
+            for (key, smile) in smiles {
+                let expiry = parse_expiry_key(key, venue.expiry_time_utc).map_err(|problem| {
+                    RiskError::Pricing {
+                        path: format!("vol.{underlying}.{key}"),
+                        problem,
+                    }
+                })?;
+                scheduled.push(ScheduledSmile {
+                    expiry,
                     strikes: smile.strikes.clone(),
                     volatilities: smile.vols.clone(),
                 });
             }
+            // Stable: two keys naming one instant stay in the file's order, and the surface
+            // refuses them as it did when sorted by time to expiry.
+            scheduled.sort_by_key(|smile| smile.expiry);
+            underlyings.push((underlying.clone(), scheduled));
         }
-        if expiries.is_empty() {
-            continue;
-        }
-        expiries.sort_by(|a, b| a.time_to_expiry_years.total_cmp(&b.time_to_expiry_years));
-        let surface = VolSurface::new_checked(expiries).map_err(|error| RiskError::Pricing {
-            path: format!("vol.{underlying}"),
-            problem: error.to_string(),
-        })?;
-        surfaces.insert(underlying.clone(), surface);
+        Ok(Self { underlyings })
     }
-    Ok(surfaces)
+
+    /// The surfaces at `timestamp`: each underlying's smiles that expire after it, their times
+    /// to expiry counted from it; an underlying with none has no surface.
+    ///
+    /// # Errors
+    /// [`RiskError::Pricing`] naming the underlying whose surface is refused.
+    pub fn surfaces_at(&self, timestamp: Timestamp) -> Result<Surfaces, RiskError> {
+        let mut surfaces = IndexMap::with_capacity(self.underlyings.len());
+        for (underlying, smiles) in &self.underlyings {
+            let expiries: Vec<SmileInput> = smiles
+                .iter()
+                .map(|smile| (years_between(timestamp, smile.expiry), smile))
+                .filter(|(time, _)| *time > 0.0)
+                .map(|(time, smile)| SmileInput {
+                    time_to_expiry_years: time,
+                    strikes: smile.strikes.clone(),
+                    volatilities: smile.volatilities.clone(),
+                })
+                .collect();
+            if expiries.is_empty() {
+                continue;
+            }
+            let surface =
+                VolSurface::new_checked(expiries).map_err(|error| RiskError::Pricing {
+                    path: format!("vol.{underlying}"),
+                    problem: error.to_string(),
+                })?;
+            surfaces.insert(underlying.clone(), surface);
+        }
+        Ok(surfaces)
+    }
 }
 
 impl<'a> MarketView<'a> {
@@ -375,8 +423,10 @@ impl<'a> MarketView<'a> {
         };
         // Kept at the model's full precision: rounding it either way would favour one side of
         // the option; the figures built on it are rounded toward the venue where they are made.
-        let price =
-            model_price_from_f64(premium, &format!("the model mark of {}", instrument.name))?;
+        let price = model_price_from_f64(
+            premium,
+            format_args!("the model mark of {}", instrument.name),
+        )?;
         Ok(Mark {
             price,
             source: MarkSource::Model {

@@ -68,9 +68,15 @@ impl Engine {
                 "the position would leave the accepted range",
             ));
         }
-        let surfaces = self.surfaces()?;
-        let view = MarketView::with_surfaces(&self.venue, &self.market, &surfaces);
         let before = self.portfolio_of(account)?;
+        let surfaces = self.surfaces_for(
+            before
+                .positions
+                .iter()
+                .map(|p| p.instrument.as_ref())
+                .chain([instrument.as_ref()]),
+        )?;
+        let view = MarketView::with_surfaces(&self.venue, &self.market, &surfaces);
         let leg = TradeLeg {
             instrument: Arc::clone(instrument),
             size: signed,
@@ -79,7 +85,8 @@ impl Engine {
         };
         let leverage_of = |name: &str| account.leverage.get(name).copied();
         let after = book_trades(&before, &[leg], &view, &leverage_of).map_err(risk_rejection)?;
-        let decision = decide_trade(
+        let decision = decide_trade_at(
+            Detail::Totals,
             account.state,
             &before,
             &after,

@@ -75,19 +75,49 @@ impl Engine {
             self.vol_generation,
             self.venue_digest,
         );
-        if let Some(cached) = self.surfaces.borrow().as_ref()
-            && cached.key == key
-        {
-            return Ok(Arc::clone(&cached.surfaces));
-        }
+        let schedule = {
+            let cached = self.surfaces.borrow();
+            match cached.as_ref() {
+                Some(cached) if cached.key == key => return Ok(Arc::clone(&cached.surfaces)),
+                Some(cached) if (cached.key.1, cached.key.2) == (key.1, key.2) => {
+                    Arc::clone(&cached.schedule)
+                }
+                _ => Arc::new(
+                    solvent_risk::valuation::SmileSchedule::new(&self.venue, &self.market)
+                        .map_err(risk_rejection)?,
+                ),
+            }
+        };
         let surfaces = Arc::new(
-            solvent_risk::valuation::surfaces(&self.venue, &self.market).map_err(risk_rejection)?,
+            schedule
+                .surfaces_at(self.market.timestamp)
+                .map_err(risk_rejection)?,
         );
         *self.surfaces.borrow_mut() = Some(CachedSurfaces {
             key,
             surfaces: Arc::clone(&surfaces),
+            schedule,
         });
         Ok(surfaces)
+    }
+
+    /// The surfaces the figures of positions in `instruments` read: the market's when one of
+    /// them is an option, else none. Outside a full report (whose distances to liquidation in
+    /// daily standard deviations read the surface of every underlying, see [`Self::report_of`]),
+    /// only an option's model mark reads a surface; building them at every new time for the
+    /// monitoring and the pre-trade checks of accounts without options was a tenth of the
+    /// engine's work.
+    pub(super) fn surfaces_for<'i>(
+        &self,
+        mut instruments: impl Iterator<Item = &'i solvent_core::instrument::Instrument>,
+    ) -> Result<Arc<solvent_risk::valuation::Surfaces>, Rejection> {
+        static NONE: std::sync::LazyLock<Arc<solvent_risk::valuation::Surfaces>> =
+            std::sync::LazyLock::new(Arc::default);
+        if instruments.any(|instrument| matches!(instrument.terms, Terms::Option { .. })) {
+            self.surfaces()
+        } else {
+            Ok(Arc::clone(&NONE))
+        }
     }
 
     pub(super) fn report(&self, id: &str) -> Result<MarginReport, Rejection> {
@@ -103,7 +133,8 @@ impl Engine {
     pub(super) fn monitoring_report(&self, id: &str) -> Result<MarginReport, Rejection> {
         let account = self.known_account(id)?;
         let portfolio = self.portfolio_of(account)?;
-        let surfaces = self.surfaces()?;
+        let surfaces =
+            self.surfaces_for(portfolio.positions.iter().map(|p| p.instrument.as_ref()))?;
         let view = || MarketView::with_surfaces(&self.venue, &self.market, &surfaces);
         let Some(books) = self.shared_books(&portfolio) else {
             return build_report(&portfolio, &view(), Detail::Totals).map_err(risk_rejection);
