@@ -214,6 +214,8 @@ pub struct Column {
     csv_header: Option<String>,
     /// Written to CSV only (a unit a table carries in its cells).
     csv_only: bool,
+    /// Shown in tables only (two figures a table joins in one cell, CSV writes apart).
+    table_only: bool,
 }
 
 impl Column {
@@ -226,6 +228,7 @@ impl Column {
             optional: None,
             csv_header: None,
             csv_only: false,
+            table_only: false,
         }
     }
 
@@ -241,6 +244,14 @@ impl Column {
     #[must_use]
     pub fn csv_only(mut self) -> Self {
         self.csv_only = true;
+        self
+    }
+
+    /// A column tables show and CSV leaves out (it writes the figures the cell joins in
+    /// columns of their own).
+    #[must_use]
+    pub fn table_only(mut self) -> Self {
+        self.table_only = true;
         self
     }
 
@@ -351,21 +362,25 @@ impl Grid {
     }
 
     /// The table as RFC 4180 CSV: a header row (each column's unit in its name), then every
-    /// row's exact cells, every column included (none is left out to fit a width).
+    /// row's exact cells, every column but those shown in tables only (none is left out to fit
+    /// a width).
     ///
     /// # Errors
     /// When a record cannot be written (never for text in memory, but the writer reports it).
     pub fn csv(&self) -> Result<String, csv::Error> {
         let mut writer = csv::Writer::from_writer(Vec::new());
-        writer.write_record(
-            self.columns
-                .iter()
-                .map(|column| column.csv_header.as_deref().unwrap_or(&column.header)),
-        )?;
+        let written: Vec<usize> = (0..self.columns.len())
+            .filter(|&index| !self.columns[index].table_only)
+            .collect();
+        writer.write_record(written.iter().map(|&index| {
+            let column = &self.columns[index];
+            column.csv_header.as_deref().unwrap_or(&column.header)
+        }))?;
         for row in &self.rows {
             writer.write_record(
-                (0..self.columns.len())
-                    .map(|index| row.get(index).map_or("", |cell| cell.exact.as_str())),
+                written
+                    .iter()
+                    .map(|&index| row.get(index).map_or("", |cell| cell.exact.as_str())),
             )?;
         }
         let bytes = writer

@@ -16,7 +16,7 @@ use solvent_risk::vol_scaled::backtest::{
 };
 use solvent_risk::vol_scaled::static_range;
 
-use crate::display::{Column, Grid, Kind, Layout, float};
+use crate::display::{Cell, Column, Grid, Kind, Layout, float};
 
 /// The days issue 15 calls out: the COVID crash, the May 2021 leverage flush, FTX's collapse
 /// and the October 2025 liquidation cascade.
@@ -318,11 +318,20 @@ fn percent(fraction: f64) -> String {
     format!("{}%", float(fraction * 100.0, 2))
 }
 
+/// The model's name as the command line and the JSON write it.
+fn model_name(model: ModelName) -> &'static str {
+    match model {
+        ModelName::Static => "static",
+        ModelName::Ewma => "ewma",
+        ModelName::Garch => "garch",
+    }
+}
+
+/// The model and its control (`static` alone: the baseline has none).
 fn model_label(s: &ModelSummary) -> String {
     match s.model {
         ModelName::Static => "static".to_owned(),
-        ModelName::Ewma => format!("ewma / {}", s.control),
-        ModelName::Garch => format!("garch / {}", s.control),
+        model => format!("{} / {}", model_name(model), s.control),
     }
 }
 
@@ -353,40 +362,8 @@ pub fn render(outcome: &Outcome) -> String {
             "{underlying}, {} to {} ({} days)",
             first.first_day, first.last_day, first.days
         );
-        let mut grid = Grid::new(vec![
-            Column::new("model / control", Kind::Label),
-            Column::new("exceedances", Kind::Number),
-            Column::new("expected", Kind::Number),
-            Column::new("Kupiec p", Kind::Number),
-            Column::new("Christoffersen p (ind.)", Kind::Number),
-            Column::new("cond. coverage p", Kind::Number),
-            Column::new("average margin", Kind::Number),
-            Column::new("largest margin", Kind::Number),
-            Column::new("largest 30-day rise", Kind::Number),
-            Column::new("rise from / to", Kind::Label),
-        ]);
-        for s in &rows {
-            grid.row(vec![
-                model_label(s),
-                s.exceedances.to_string(),
-                float(s.kupiec.expected, 1),
-                float(s.kupiec.p_value, 4),
-                float(s.christoffersen.p_independence, 4),
-                float(s.christoffersen.p_conditional_coverage, 4),
-                percent(s.average_range),
-                percent(s.max_range),
-                format!(
-                    "+{} pts (x{})",
-                    float(s.procyclicality.rise * 100.0, 2),
-                    float(1.0 + s.procyclicality.rise_ratio, 2)
-                ),
-                if s.procyclicality.rise > 0.0 {
-                    format!("{} / {}", s.procyclicality.from, s.procyclicality.to)
-                } else {
-                    "-".to_owned()
-                },
-            ]);
-        }
+        // The underlying and its days are in the heading above: CSV writes them per row.
+        let grid = summary_grid(&rows);
         out.push_str(&grid.render(Layout::Wide));
         out.push('\n');
         let mut big = Grid::new(vec![
@@ -414,6 +391,74 @@ pub fn render(outcome: &Outcome) -> String {
         out.push_str("\n\n");
     }
     out
+}
+
+/// The summary table, one row per model: as a table shows it (percentages, the rise and its
+/// days joined) and as CSV writes it (fractions, the underlying and the days tested on each
+/// row, the rise's days apart).
+fn summary_grid(rows: &[&ModelSummary]) -> Grid {
+    let mut grid = Grid::new(vec![
+        Column::new("underlying", Kind::Label).csv_only(),
+        Column::new("model", Kind::Label).csv_only(),
+        Column::new("control", Kind::Label).csv_only(),
+        Column::new("first_day", Kind::Label).csv_only(),
+        Column::new("last_day", Kind::Label).csv_only(),
+        Column::new("days", Kind::Number).csv_only(),
+        Column::new("model / control", Kind::Label).table_only(),
+        Column::new("exceedances", Kind::Number),
+        Column::new("expected", Kind::Number),
+        Column::new("Kupiec p", Kind::Number).csv_header("kupiec_p"),
+        Column::new("Christoffersen p (ind.)", Kind::Number)
+            .csv_header("christoffersen_independence_p"),
+        Column::new("cond. coverage p", Kind::Number).csv_header("conditional_coverage_p"),
+        Column::new("average margin", Kind::Number).csv_header("average_range"),
+        Column::new("largest margin", Kind::Number).csv_header("max_range"),
+        Column::new("largest 30-day rise", Kind::Number).csv_header("largest_30_day_rise"),
+        Column::new("rise from / to", Kind::Label).table_only(),
+        Column::new("rise_from", Kind::Label).csv_only(),
+        Column::new("rise_to", Kind::Label).csv_only(),
+    ]);
+    for s in rows {
+        let rise = &s.procyclicality;
+        grid.cells(vec![
+            Cell::text(s.underlying.clone()),
+            Cell::text(model_name(s.model)),
+            Cell::text(s.control.clone()),
+            Cell::text(s.first_day.to_string()),
+            Cell::text(s.last_day.to_string()),
+            Cell::text(s.days.to_string()),
+            Cell::text(model_label(s)),
+            Cell::text(s.exceedances.to_string()),
+            Cell::float(float(s.kupiec.expected, 1), Some(s.kupiec.expected)),
+            Cell::float(float(s.kupiec.p_value, 4), Some(s.kupiec.p_value)),
+            Cell::float(
+                float(s.christoffersen.p_independence, 4),
+                Some(s.christoffersen.p_independence),
+            ),
+            Cell::float(
+                float(s.christoffersen.p_conditional_coverage, 4),
+                Some(s.christoffersen.p_conditional_coverage),
+            ),
+            Cell::float(percent(s.average_range), Some(s.average_range)),
+            Cell::float(percent(s.max_range), Some(s.max_range)),
+            Cell::float(
+                format!(
+                    "+{} pts (x{})",
+                    float(rise.rise * 100.0, 2),
+                    float(1.0 + rise.rise_ratio, 2)
+                ),
+                Some(rise.rise),
+            ),
+            Cell::text(if rise.rise > 0.0 {
+                format!("{} / {}", rise.from, rise.to)
+            } else {
+                "-".to_owned()
+            }),
+            Cell::text(rise.from.to_string()),
+            Cell::text(rise.to.to_string()),
+        ]);
+    }
+    grid
 }
 
 /// The JSON: the summaries (the days are in the plot, not here).
@@ -444,48 +489,8 @@ pub fn csv(outcome: &Outcome, table: crate::render::BacktestTable) -> Result<Str
     let mut writer = ::csv::Writer::from_writer(Vec::new());
     match table {
         crate::render::BacktestTable::Summary => {
-            writer.write_record([
-                "underlying",
-                "model",
-                "control",
-                "first_day",
-                "last_day",
-                "days",
-                "exceedances",
-                "expected",
-                "kupiec_p",
-                "christoffersen_independence_p",
-                "conditional_coverage_p",
-                "average_range",
-                "max_range",
-                "largest_30_day_rise",
-                "rise_from",
-                "rise_to",
-            ])?;
-            for s in &outcome.summaries {
-                writer.write_record([
-                    s.underlying.clone(),
-                    model_label(s)
-                        .split(" / ")
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
-                    s.control.clone(),
-                    s.first_day.to_string(),
-                    s.last_day.to_string(),
-                    s.days.to_string(),
-                    s.exceedances.to_string(),
-                    s.kupiec.expected.to_string(),
-                    s.kupiec.p_value.to_string(),
-                    s.christoffersen.p_independence.to_string(),
-                    s.christoffersen.p_conditional_coverage.to_string(),
-                    s.average_range.to_string(),
-                    s.max_range.to_string(),
-                    s.procyclicality.rise.to_string(),
-                    s.procyclicality.from.to_string(),
-                    s.procyclicality.to.to_string(),
-                ])?;
-            }
+            let all: Vec<&ModelSummary> = outcome.summaries.iter().collect();
+            return Ok(summary_grid(&all).csv()?);
         }
         crate::render::BacktestTable::Exceptions => {
             writer.write_record([
@@ -500,11 +505,7 @@ pub fn csv(outcome: &Outcome, table: crate::render::BacktestTable) -> Result<Str
                 for (as_of, range, realised) in days.iter().filter(|d| d.2.abs() > d.1) {
                     writer.write_record([
                         s.underlying.clone(),
-                        model_label(s)
-                            .split(" / ")
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned(),
+                        model_name(s.model).to_owned(),
                         s.control.clone(),
                         as_of.to_string(),
                         range.to_string(),

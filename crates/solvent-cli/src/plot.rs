@@ -213,13 +213,7 @@ pub fn stress_svg(title: &str, currency: &str, points: &[Point], marks: &Marks) 
                 }))
                 .map_err(|e| fail(&e))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| fail(&e))?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         root.present().map_err(|e| fail(&e))?;
     }
     Ok(text)
@@ -343,13 +337,7 @@ pub fn cascade_svg(title: &str, rounds: &[CascadeRound]) -> Result<String> {
                     .map_err(|e| fail(&e))?;
             }
         }
-        prices
-            .configure_series_labels()
-            .position(SeriesLabelPosition::MiddleRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| fail(&e))?;
+        legend(&mut prices, SeriesLabelPosition::MiddleRight)?;
         let mut volume = ChartBuilder::on(&lower)
             .margin(16)
             .x_label_area_size(36)
@@ -396,13 +384,7 @@ pub fn cascade_svg(title: &str, rounds: &[CascadeRound]) -> Result<String> {
             .map_err(|e| fail(&e))?
             .label("auto-deleveraged")
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], adl.filled()));
-        volume
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| fail(&e))?;
+        legend(&mut volume, SeriesLabelPosition::UpperRight)?;
         root.present().map_err(|e| fail(&e))?;
     }
     Ok(text)
@@ -587,15 +569,28 @@ pub fn margin_history_svg(outcome: &crate::model_backtest::Outcome) -> Result<St
                         )])
                     .map_err(|e| fail(&e))?;
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| fail(&e))?;
+            legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         }
         root.present().map_err(|e| fail(&e))?;
     }
     Ok(text)
+}
+
+/// Draws the chart's legend at `position`: every series named, in a bordered box the plot shows
+/// through.
+fn legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| anyhow!("plot: {e}"))
 }

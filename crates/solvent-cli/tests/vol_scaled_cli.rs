@@ -339,3 +339,71 @@ fn csv_tables_of_the_model_backtest() {
         ]
     );
 }
+
+#[test]
+fn the_summary_csv_writes_the_tables_rows_with_exact_figures() {
+    let args = [
+        "backtest",
+        "--model",
+        "static,ewma",
+        "--underlying",
+        "BTC",
+        "--history",
+        &history(),
+    ];
+    let (code, csv, stderr) = run(&[&args[..], &["--csv", "summary"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let (code, json, stderr) = run(&[&args[..], &["--json"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "underlying,model,control,first_day,last_day,days,exceedances,expected,kupiec_p,christoffersen_independence_p,conditional_coverage_p,average_range,max_range,largest_30_day_rise,rise_from,rise_to"
+        )
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|line| line.split(',').collect()).collect();
+    let models = report["models"].as_array().unwrap();
+    assert_eq!(rows.len(), models.len());
+    for (row, model) in rows.iter().zip(models) {
+        assert_eq!(row[0], "BTC");
+        assert_eq!(row[1], model["model"].as_str().unwrap());
+        assert_eq!(row[2], model["control"].as_str().unwrap());
+        assert_eq!(row[5], model["days"].to_string());
+        assert_eq!(row[6], model["exceedances"].to_string());
+        // Exact: every digit of the f64, a fraction (not a percent). The JSON's own reader
+        // (serde_json without `float_roundtrip`) may land an ulp away.
+        for (cell, figure) in [
+            (row[8], &model["kupiec"]["p_value"]),
+            (row[11], &model["average_range"]),
+            (row[12], &model["max_range"]),
+            (row[13], &model["procyclicality"]["rise"]),
+        ] {
+            let (cell, figure) = (cell.parse::<f64>().unwrap(), figure.as_f64().unwrap());
+            assert!(
+                (cell - figure).abs() <= 1e-15 * figure.abs(),
+                "{row:?}: {figure}"
+            );
+        }
+        assert_eq!(row[15], model["procyclicality"]["to"].as_str().unwrap());
+    }
+    // The static 16% grid, from the first day with a month of history (EWMA's start): exceeded
+    // 7 times over 3,033 days (30.3 expected at 99%), at most 16%; the table's percentages are
+    // CSV's fractions.
+    assert_eq!(
+        &rows[0][..8],
+        [
+            "BTC",
+            "static",
+            "static",
+            "2017-09-16",
+            "2026-01-04",
+            "3033",
+            "7",
+            "30.330000000000027"
+        ]
+    );
+    assert_eq!(rows[0][12], "0.16");
+    assert_eq!(rows[1][6], "36");
+}
