@@ -19,6 +19,19 @@ impl Engine {
     /// Recomputes an account's figures and acts on them: state changes, one margin call per
     /// episode, liquidation when due and allowed by the guards.
     pub(super) fn evaluate(&mut self, id: &str, figures: Figures, effects: &mut Vec<Effect>) {
+        self.evaluate_known(id, figures, None, effects);
+    }
+
+    /// [`Self::evaluate`] given the account's monitoring figures when the caller already has
+    /// them (`known`: [`Self::monitoring_report`] of the account as it stands; checked in debug
+    /// builds).
+    pub(super) fn evaluate_known(
+        &mut self,
+        id: &str,
+        figures: Figures,
+        known: Option<MarginReport>,
+        effects: &mut Vec<Effect>,
+    ) {
         // A price update re-examining the account: the measured kernel, when it serves the
         // account (a cross pool without isolated positions or top-up rules, out of
         // liquidation), gives all monitoring needs. An event addressed to the account changes
@@ -46,7 +59,15 @@ impl Engine {
             return;
         }
         self.evaluations.reported += 1;
-        let Some(mut report) = self.report_or_unband(id) else {
+        #[cfg(debug_assertions)]
+        if let Some(known) = &known {
+            assert_eq!(
+                Some(known),
+                self.monitoring_report(id).ok().as_ref(),
+                "{id}: the figures the caller knew are not the account's"
+            );
+        }
+        let Some(mut report) = known.or_else(|| self.report_or_unband(id)) else {
             return;
         };
         if self.apply_top_ups(id, &report, effects) {

@@ -51,7 +51,9 @@ impl Engine {
     }
 
     /// Pre-trade checks of one side: an account in reduce-only or worse may only reduce; any
-    /// account must cover its initial margin after a trade that raises it.
+    /// account must cover its initial margin after a trade that raises it. Accepted, it returns
+    /// the account's figures after the trade when the rule computed them (monitoring's figures:
+    /// [`Self::monitoring_report`] of the account once the trade is booked).
     pub(super) fn check_trade_risk(
         &self,
         id: &str,
@@ -59,7 +61,7 @@ impl Engine {
         signed: Decimal,
         price: Decimal,
         fee: Decimal,
-    ) -> Result<(), Rejection> {
+    ) -> Result<Option<MarginReport>, Rejection> {
         let account = self.known_account(id)?;
         let (outcome, _) = account.trade_outcome(instrument, signed, price);
         if Quantity::try_from(outcome.size).is_err() || outcome.entry > MAX_PRICE {
@@ -94,9 +96,9 @@ impl Engine {
             &view,
         )
         .map_err(risk_rejection)?;
-        decision
-            .verdict
-            .map(|_| ())
-            .map_err(|refusal| refused(id, &refusal))
+        match decision.verdict {
+            Ok(_) => Ok(decision.after),
+            Err(refusal) => Err(refused(id, &refusal)),
+        }
     }
 }

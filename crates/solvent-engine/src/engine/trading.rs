@@ -49,7 +49,7 @@ impl Engine {
             ));
         }
         self.check_open_interest(&instrument, id, &counterparty, signed)?;
-        self.check_trade_risk(id, &instrument, signed, price, fee)?;
+        let figures_after = self.check_trade_risk(id, &instrument, signed, price, fee)?;
         if let LedgerAccount::Wallet(other) = &counterparty {
             self.check_trade_risk(other, &instrument, -signed, price, Decimal::ZERO)?;
         }
@@ -73,7 +73,10 @@ impl Engine {
                 &mut effects,
             );
         }
-        match &counterparty {
+        // The pre-trade rule valued the account as the trade leaves it: monitoring takes those
+        // figures unless another account's evaluation came in between (its liquidation could
+        // deleverage this one).
+        let known = match &counterparty {
             LedgerAccount::Wallet(other) => {
                 let other = other.clone();
                 self.trade(
@@ -86,11 +89,15 @@ impl Engine {
                 );
                 self.reindex(&other);
                 self.evaluate(&other, Figures::Reported, &mut effects);
+                None
             }
-            _ => self.trade_external(&instrument, -signed, price, &mut effects),
-        }
+            _ => {
+                self.trade_external(&instrument, -signed, price, &mut effects);
+                figures_after
+            }
+        };
         self.reindex(id);
-        self.evaluate(id, Figures::Reported, &mut effects);
+        self.evaluate_known(id, Figures::Reported, known, &mut effects);
         Ok(effects)
     }
 
