@@ -344,6 +344,13 @@ pub fn render(outcome: &Outcome) -> String {
         outcome.period_days,
         float(outcome.level * 100.0, 1)
     );
+    if outcome.period_days > 1 {
+        let _ = writeln!(
+            out,
+            "Periods set on consecutive days overlap: Kupiec's and Christoffersen's p-values are over the {0} interleaved sequences of non-overlapping periods (every {0}th day), Bonferroni-combined: {0} x the smallest, at most 1.\n",
+            outcome.period_days
+        );
+    }
     let mut underlyings: Vec<&str> = outcome
         .summaries
         .iter()

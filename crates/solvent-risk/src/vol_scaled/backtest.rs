@@ -82,10 +82,20 @@ pub struct ModelBacktest {
     pub days: Vec<CoverageDay>,
     /// Days whose realised move exceeded the range.
     pub exceedances: usize,
-    /// Kupiec's test of the exceedance count at the coverage level.
+    /// Kupiec's test of the exceedance count at the coverage level (see `subsamples`).
     pub kupiec: KupiecResult,
-    /// Christoffersen's independence and conditional-coverage tests.
+    /// Christoffersen's independence and conditional-coverage tests (see `subsamples`).
     pub christoffersen: ChristoffersenResult,
+    /// The interleaved subsamples of non-overlapping margin periods the tests were run on: 1
+    /// for a one-day period. Periods of `h > 1` days set on consecutive days overlap, so their
+    /// exceedances come in runs whatever the model, and the tests (which assume independent
+    /// trials) would reject too often. The days are split into the `h` sequences of every
+    /// `h`-th day (offsets `0..h`), whose periods do not overlap; each test's p-value is
+    /// Bonferroni's combination, `min(1, h x the smallest subsample p-value)`, its likelihood
+    /// ratio that subsample's; the counts (exceptions, observations, expected, transitions)
+    /// are over all days. (Basel's backtests of ten-day VaR take one non-overlapping sequence;
+    /// the `h` of them together use every day.)
+    pub subsamples: usize,
     /// Mean range over the tested days.
     pub average_range: f64,
     /// Largest range.
@@ -175,8 +185,17 @@ pub fn summarise(
     }
     let flags: Vec<bool> = days.iter().map(|d| d.exceeded).collect();
     let exceedances = flags.iter().filter(|e| **e).count();
-    let kupiec = kupiec_pof(exceedances, days.len(), params.level)?;
-    let christoffersen = christoffersen(&flags, params.level)?;
+    let subsamples = (params.margin_period_days as usize).max(1);
+    if days.len() < 2 * subsamples {
+        return Err(HistoryError::TooShort {
+            what: format!(
+                "tested days of {underlying} (two per non-overlapping subsample of {subsamples}-day periods)"
+            ),
+            needed: 2 * subsamples,
+            available: days.len(),
+        });
+    }
+    let (kupiec, christoffersen) = coverage_tests(&flags, subsamples, params.level)?;
     let ranges: Vec<f64> = days.iter().map(|d| d.range).collect();
     let average_range = ranges.iter().sum::<f64>() / ranges.len() as f64;
     let max_range = ranges.iter().copied().fold(0.0, f64::max);
@@ -197,10 +216,80 @@ pub fn summarise(
         exceedances,
         kupiec,
         christoffersen,
+        subsamples,
         average_range,
         max_range,
         procyclicality,
     })
+}
+
+/// Kupiec's and Christoffersen's tests of `flags` (one per tested day) over `subsamples`
+/// interleaved sequences of non-overlapping periods, combined as [`ModelBacktest::subsamples`]
+/// describes; with one subsample, the tests of the whole sequence.
+fn coverage_tests(
+    flags: &[bool],
+    subsamples: usize,
+    level: f64,
+) -> Result<(KupiecResult, ChristoffersenResult), HistoryError> {
+    if subsamples <= 1 {
+        let exceedances = flags.iter().filter(|e| **e).count();
+        return Ok((
+            kupiec_pof(exceedances, flags.len(), level)?,
+            christoffersen(flags, level)?,
+        ));
+    }
+    let mut tests = Vec::with_capacity(subsamples);
+    for offset in 0..subsamples {
+        let sequence: Vec<bool> = flags
+            .iter()
+            .skip(offset)
+            .step_by(subsamples)
+            .copied()
+            .collect();
+        let exceedances = sequence.iter().filter(|e| **e).count();
+        tests.push((
+            kupiec_pof(exceedances, sequence.len(), level)?,
+            christoffersen(&sequence, level)?,
+        ));
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let bonferroni = |p: f64| (p * subsamples as f64).min(1.0);
+    // The subsample of the smallest p-value of each statistic (the first of equals).
+    let least = |p: &dyn Fn(&(KupiecResult, ChristoffersenResult)) -> f64| {
+        tests
+            .iter()
+            .min_by(|a, b| p(a).total_cmp(&p(b)))
+            .copied()
+            .ok_or_else(|| HistoryError::Statistics("no subsample".to_owned()))
+    };
+    let (pof, _) = least(&|t| t.0.p_value)?;
+    let (_, independence) = least(&|t| t.1.p_independence)?;
+    let (_, conditional) = least(&|t| t.1.p_conditional_coverage)?;
+    let exceedances = flags.iter().filter(|e| **e).count();
+    let all = kupiec_pof(exceedances, flags.len(), level)?;
+    let p_value = bonferroni(pof.p_value);
+    let kupiec = KupiecResult {
+        likelihood_ratio: pof.likelihood_ratio,
+        p_value,
+        reject_at_5pct: p_value < 0.05,
+        ..all
+    };
+    let mut transitions = [0usize; 4];
+    for (_, test) in &tests {
+        for (sum, count) in transitions.iter_mut().zip(test.transitions) {
+            *sum += count;
+        }
+    }
+    let p_independence = bonferroni(independence.p_independence);
+    let christoffersen = ChristoffersenResult {
+        transitions,
+        lr_independence: independence.lr_independence,
+        p_independence,
+        lr_conditional_coverage: conditional.lr_conditional_coverage,
+        p_conditional_coverage: bonferroni(conditional.p_conditional_coverage),
+        reject_independence_at_5pct: p_independence < 0.05,
+    };
+    Ok((kupiec, christoffersen))
 }
 
 /// The pair `(i, j)`, `i <= j <= i + window`, with the largest `values[j] - values[i]` (the

@@ -1,10 +1,10 @@
 //! Hand-worked cases, independent oracles (numpy/scipy) and invariants of the scaled ranges,
 //! the GARCH fit and Christoffersen's test.
 
-use super::backtest::largest_rise;
+use super::backtest::{CoverageDay, CoverageParams, largest_rise, summarise};
 use super::*;
 use crate::history::{
-    GarchParams, christoffersen, fit_garch, garch_forecasts, garch_log_likelihood,
+    GarchParams, christoffersen, fit_garch, garch_forecasts, garch_log_likelihood, kupiec_pof,
 };
 
 fn date(text: &str) -> Date {
@@ -448,4 +448,67 @@ fn static_model_backtest_on_the_ftx_extract() {
     );
     // Eight exceedances follow an exceedance: clustering, which Christoffersen rejects.
     assert!(result.christoffersen.reject_independence_at_5pct);
+}
+
+#[test]
+fn overlapping_periods_are_tested_on_non_overlapping_subsamples() {
+    // Two-day periods set every day: a two-day move beyond the range shows in the period set
+    // the day before it and the one set on its first day, so exceedances come in pairs. 1,000
+    // days, a pair every 100 days starting at day 50 (20 exceedances, 20 expected at 99%).
+    let start = jiff::civil::date(2020, 1, 1);
+    let days: Vec<CoverageDay> = (0..1000_i64)
+        .map(|i| {
+            let exceeded = i % 100 == 50 || i % 100 == 51;
+            CoverageDay {
+                as_of: start + jiff::Span::new().days(i),
+                outcome: start + jiff::Span::new().days(i + 2),
+                range: 0.1,
+                sigma_daily: None,
+                bound: None,
+                realised: if exceeded { 0.2 } else { 0.0 },
+                exceeded,
+            }
+        })
+        .collect();
+    let params = |margin_period_days| CoverageParams {
+        level: 0.99,
+        margin_period_days,
+        rise_window_days: 30,
+        start: None,
+    };
+    // Taken as independent trials, the pairs reject independence outright.
+    let naive = summarise(days.clone(), &params(1), "BTC").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(naive.subsamples, 1);
+    assert!(
+        naive.christoffersen.p_independence < 1e-6,
+        "{:?}",
+        naive.christoffersen
+    );
+    // Every other day: each subsample holds one of each pair (10 in 500, 5 expected) and no
+    // run of exceedances.
+    let split = summarise(days, &params(2), "BTC").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(split.subsamples, 2);
+    assert_eq!(split.exceedances, 20);
+    assert_eq!(
+        (split.kupiec.exceptions, split.kupiec.observations),
+        (20, 1000)
+    );
+    close(split.kupiec.expected, 10.0, 1e-9);
+    // Both subsamples alike: 10 in 500, 499 transitions: n00 = 479, n01 = n10 = 10, n11 = 0.
+    let one = kupiec_pof(10, 500, 0.99).unwrap_or_else(|e| panic!("{e}"));
+    close(split.kupiec.likelihood_ratio, one.likelihood_ratio, 1e-12);
+    close(split.kupiec.p_value, (2.0 * one.p_value).min(1.0), 1e-12);
+    let sequence: Vec<bool> = (0..500).map(|i| i % 50 == 25).collect();
+    let alone = christoffersen(&sequence, 0.99).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(alone.transitions, [479, 10, 10, 0]);
+    assert_eq!(split.christoffersen.transitions, [958, 20, 20, 0]);
+    close(
+        split.christoffersen.p_independence,
+        (2.0 * alone.p_independence).min(1.0),
+        1e-12,
+    );
+    assert!(!split.christoffersen.reject_independence_at_5pct);
+    // Too few days for two per subsample.
+    let short: Vec<CoverageDay> = Vec::new();
+    assert!(summarise(short, &params(2), "BTC").is_err());
 }
