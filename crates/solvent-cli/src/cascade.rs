@@ -124,6 +124,8 @@ fn venue(path: Option<&PathBuf>) -> Result<Venue> {
 pub fn population(args: &PopulationArgs, feedback: Feedback) -> Result<String> {
     let venue = venue(args.venue.as_ref())?;
     let params = PopulationParams {
+        // The venue's own contracts on BTC and ETH (the default venue's are the defaults).
+        market: population::market_for(&venue)?,
         accounts: args.accounts,
         seed: args.seed,
         open_interest_adv_ratio: args.oi_to_adv,

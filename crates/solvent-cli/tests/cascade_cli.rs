@@ -198,3 +198,63 @@ fn an_unwritable_population_leaves_nothing() {
     assert!(stderr.contains("--out"), "{stderr}");
     assert!(!missing.exists());
 }
+
+#[test]
+fn a_population_is_drawn_on_each_venues_own_contracts_and_accepted_whole() {
+    // Each venue's linear perpetuals on BTC and ETH (Deribit lists a USDC one on BTC only), its
+    // own margin rule sizing the collateral (OKX's brackets in contracts, Drift's size premium,
+    // dYdX's open-interest scaling at its base), BTC collateral only where the venue takes BTC.
+    for (venue, instruments) in [
+        ("bybit-linear", &["BTCUSDT", "ETHUSDT"][..]),
+        ("hyperliquid", &["BTC", "ETH"][..]),
+        ("okx-swap", &["BTC-USDT-SWAP", "ETH-USDT-SWAP"][..]),
+        ("drift", &["BTC-PERP", "ETH-PERP"][..]),
+        ("dydx-v4", &["BTC-USD", "ETH-USD"][..]),
+        ("deribit", &["BTC_USDC-PERPETUAL"][..]),
+    ] {
+        let path = scratch(&format!("population-{venue}.jsonl"));
+        let path = path.display().to_string();
+        let (code, _, stderr) = run(&[
+            "population",
+            "--accounts",
+            "400",
+            "--venue",
+            venue,
+            "--out",
+            &path,
+            "-q",
+        ]);
+        assert_eq!(code, 0, "{venue}: {stderr}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        for instrument in instruments {
+            assert!(
+                text.contains(&format!(r#""instrument":"{instrument}""#)),
+                "{venue}: no {instrument}"
+            );
+        }
+        // The venue's own engine takes every event: no refused fill, no collateral short.
+        let (code, stdout, stderr) =
+            run(&["cascade", &path, "--venue", venue, "--shock", "BTC:-15%"]);
+        assert_eq!(code, 0, "{venue}: {stderr}");
+        assert!(!stderr.contains("refused"), "{venue}: {stderr}");
+        assert!(stdout.contains("accounts liquidated"), "{venue}: {stdout}");
+    }
+    // A coin-margined venue has no stablecoin-settled perpetual for the population's accounts.
+    let path = scratch("population-coinm.jsonl").display().to_string();
+    let (code, _, stderr) = run(&[
+        "population",
+        "--accounts",
+        "10",
+        "--venue",
+        "binance-coinm",
+        "--out",
+        &path,
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(
+            "the venue lists no linear perpetual on BTC or ETH settled in its settlement asset BTC"
+        ),
+        "{stderr}"
+    );
+}

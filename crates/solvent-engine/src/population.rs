@@ -33,6 +33,13 @@
 //! equity is higher and their effective leverage lower. Every account starts covering its
 //! initial margin under the venue's rule.
 //!
+//! On another venue than the default, [`market_for`] takes the venue's own perpetuals (its
+//! linear one on BTC and ETH settled in its settlement asset, its inverse one on BTC settled in
+//! BTC), sizes each position's collateral by the venue's own margin rule (brackets by value or
+//! in contracts, size-linear, size premium, open-interest scaled at its base fraction), and
+//! gives BTC collateral only where the venue counts BTC, bought to cover after its haircut. A
+//! coin-margined venue (no stablecoin-settled perpetual) cannot host the population.
+//!
 //! Same seed, same parameters, same venue: the same events. (The draws go through `f64`
 //! `ln`/`exp`/`cos`; every drawn figure is rounded to a size step or a cent before it becomes an
 //! event, so the platform's last-bit differences in those functions do not show in practice.)
@@ -46,7 +53,7 @@ use rand_chacha::ChaCha8Rng;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
-use solvent_core::instrument::{Instrument, Style};
+use solvent_core::instrument::{Instrument, Style, Terms};
 use solvent_core::money::{Amount, Price, Quantity};
 use solvent_core::venue::{MarginRule, Venue};
 use thiserror::Error;
@@ -99,6 +106,67 @@ pub fn default_market() -> Vec<UnderlyingMarket> {
             inverse: None,
         },
     ]
+}
+
+/// The calibrated market on `venue`'s own contracts: for BTC and ETH, the venue's linear
+/// perpetual settled in its settlement asset (the default's name when the venue lists it, else
+/// the first such perpetual it lists) and, for BTC, its inverse perpetual settled in BTC when it
+/// lists one. An underlying the venue has no such linear perpetual on is left out.
+///
+/// # Errors
+/// [`PopulationError::Venue`] when the venue has a linear perpetual settled in its settlement
+/// asset on neither BTC nor ETH (a coin-margined venue: the population's accounts hold
+/// stablecoin collateral).
+pub fn market_for(venue: &Venue) -> Result<Vec<UnderlyingMarket>, PopulationError> {
+    let perpetual = |underlying: &str, style: Style, settlement: &str, preferred: Option<&str>| {
+        let fits = |instrument: &Instrument| {
+            instrument.terms == Terms::Perpetual
+                && instrument.style == style
+                && instrument.underlying == underlying
+                && instrument.settlement == settlement
+        };
+        preferred
+            .and_then(|name| venue.instrument(name).ok())
+            .filter(|instrument| fits(instrument))
+            .map(|instrument| instrument.name.clone())
+            .or_else(|| {
+                venue
+                    .listed_instruments()
+                    .find(|instrument| fits(instrument))
+                    .map(|instrument| instrument.name.clone())
+            })
+    };
+    let settlement = venue.settlement_asset.as_str();
+    let market: Vec<UnderlyingMarket> = default_market()
+        .into_iter()
+        .filter_map(|spec| {
+            let linear = perpetual(
+                &spec.underlying,
+                Style::Linear,
+                settlement,
+                Some(&spec.linear),
+            )?;
+            let inverse = spec.inverse.as_deref().and_then(|name| {
+                perpetual(
+                    &spec.underlying,
+                    Style::Inverse,
+                    &spec.underlying,
+                    Some(name),
+                )
+            });
+            Some(UnderlyingMarket {
+                linear,
+                inverse,
+                ..spec
+            })
+        })
+        .collect();
+    if market.is_empty() {
+        return Err(PopulationError::Venue(format!(
+            "the venue lists no linear perpetual on BTC or ETH settled in its settlement asset {settlement}"
+        )));
+    }
+    Ok(market)
 }
 
 /// What to draw. `Default` is the calibrated population of the module documentation.
@@ -469,6 +537,9 @@ struct Resolved<'a> {
     adv_usd: f64,
     linear: Arc<Instrument>,
     inverse: Option<Arc<Instrument>>,
+    /// The share of the coin's value the venue counts as collateral (its first tier's ratio:
+    /// an account's coins are far below the next); `None` where the coin is not collateral.
+    collateral_ratio: Option<f64>,
 }
 
 fn resolve<'a>(
@@ -511,12 +582,19 @@ fn resolve<'a>(
                 inverse.name, spec.underlying
             )));
         }
+        let collateral_ratio = venue
+            .collateral
+            .get(spec.underlying.as_str())
+            .and_then(|schedule| schedule.tiers.first())
+            .map(|tier| to_f64(tier.ratio))
+            .filter(|ratio| *ratio > 0.0);
         markets.push(Resolved {
             spec,
             price: to_f64(spec.price),
             adv_usd: to_f64(spec.adv_usd),
             linear,
             inverse,
+            collateral_ratio,
         });
     }
     let settlement = &venue.settlement_asset;
@@ -598,7 +676,12 @@ fn draw_account(
         legs.push(leg);
     }
     let mut collateral = BTreeMap::new();
-    let btc = markets.iter().find(|m| m.spec.underlying == "BTC");
+    // BTC collateral only where the venue counts BTC as collateral, bought to cover its share
+    // after the venue's haircut.
+    let btc = markets
+        .iter()
+        .find(|m| m.spec.underlying == "BTC")
+        .and_then(|m| Some((m, m.collateral_ratio?)));
     if inverse {
         let market = &markets[primary];
         let coin = credit_up(collateral_usd / market.price, 8)?;
@@ -606,11 +689,11 @@ fn draw_account(
     } else {
         let settlement = markets[primary].linear.settlement.clone();
         let mut usdt_usd = collateral_usd;
-        if let Some(btc) = btc
+        if let Some((btc, ratio)) = btc
             && rng.random::<f64>() < params.btc_collateral_share
         {
             let share = rng.random_range(0.3..0.7);
-            let coin = credit_up(collateral_usd * share / btc.price, 8)?;
+            let coin = credit_up(collateral_usd * share / (btc.price * ratio), 8)?;
             collateral.insert(btc.spec.underlying.clone(), coin);
             usdt_usd = collateral_usd * (1.0 - share);
         }
@@ -731,10 +814,73 @@ fn initial_rate(
             let rate = to_f64((*initial_base + *rate_per_unit * size_coin).min(*max_rate));
             Ok((rate, None, drawn.min(1.0 / rate)))
         }
-        other => Err(PopulationError::UnsupportedMarginRule {
+        MarginRule::DeribitOption { .. } => Err(PopulationError::UnsupportedMarginRule {
             instrument: instrument.name.clone(),
-            rule: other.name().to_owned(),
+            rule: instrument.margin.name().to_owned(),
         }),
+        // The other rules (OKX's brackets in contracts, Drift's size premium, dYdX's
+        // open-interest scaling) through the margin model itself: the position's initial margin
+        // at the drawn leverage, lowered to its bracket's maximum where the rule has brackets.
+        // dYdX's open interest is taken at zero (its base fraction): the population is the
+        // open interest it would scale with, and is drawn before it exists.
+        _ => {
+            let price = if size_coin.is_zero() {
+                Decimal::ZERO
+            } else {
+                notional_usd / size_coin
+            };
+            let setting = |leverage: f64| {
+                Decimal::from_f64(leverage.ceil())
+                    .ok_or_else(|| PopulationError::OutOfRange(format!("leverage {leverage}")))
+            };
+            let requirement = |leverage: Option<Decimal>| {
+                solvent_risk::standard::requirement(&solvent_risk::standard::Exposure {
+                    instrument,
+                    size: match instrument.style {
+                        Style::Inverse => notional_usd,
+                        Style::Linear => size_coin / instrument.contract_size,
+                    },
+                    mark: price,
+                    underlying_usd: price,
+                    leverage,
+                    open_interest_usd: Some(Decimal::ZERO),
+                    expired: false,
+                })
+                .map_err(|error| PopulationError::Venue(format!("{}: {error}", instrument.name)))
+            };
+            let bracketed = instrument.margin.tiers().is_some();
+            let mut chosen = bracketed.then(|| setting(drawn)).transpose()?;
+            let mut found = requirement(chosen)?;
+            if let solvent_risk::standard::Basis::Tiered {
+                leverage: allowed,
+                requested_leverage: Some(_),
+                ..
+            } = &found.basis
+            {
+                chosen = Some(*allowed);
+                found = requirement(chosen)?;
+            }
+            // Initial margin in the settlement currency over the value in it: the rate.
+            let value = match instrument.style {
+                Style::Inverse => size_coin,
+                Style::Linear => notional_usd,
+            };
+            let rate = if value.is_zero() {
+                0.0
+            } else {
+                to_f64(found.initial / value)
+            };
+            if !(rate > 0.0 && rate.is_finite()) {
+                return Err(PopulationError::Venue(format!(
+                    "{}: no positive initial margin rate for a position of {notional_usd} USD",
+                    instrument.name
+                )));
+            }
+            let leverage = drawn
+                .min(chosen.map_or(f64::INFINITY, to_f64))
+                .min(1.0 / rate);
+            Ok((rate, chosen, leverage))
+        }
     }
 }
 
