@@ -608,6 +608,8 @@ mod tests {
             account: account.to_owned(),
             asset: "USDT".to_owned(),
             deficit,
+            position: None,
+            remainder: false,
         }
     }
 
@@ -658,13 +660,21 @@ mod tests {
             socialise: false,
         });
         fund.deposit(1, 0, "USDT", dec!(1000));
-        let closed = FundLine::Liquidated {
+        let claimed = FundLine::Claim {
             account: "a".to_owned(),
-            instrument: "BTCUSDT".to_owned(),
-            size: dec!(-2),
-            mark: dec!(40000),
+            asset: "USDT".to_owned(),
+            deficit: dec!(10000),
+            remainder: false,
+            position: Some(ClaimedPosition {
+                instrument: "BTCUSDT".to_owned(),
+                size: dec!(-2),
+                mark: dec!(40000),
+                bankruptcy_price: dec!(45000),
+                isolated: false,
+                fee: dec!(0),
+            }),
         };
-        let outputs = fund.apply(0, 5, &[closed, claim("a", dec!(10000))]);
+        let outputs = fund.apply(0, 5, &[claimed]);
         let [FundOutput::Request(Request::Adl(request))] = outputs.as_slice() else {
             panic!("one request: {outputs:?}");
         };
@@ -843,6 +853,24 @@ mod tests {
         assert_eq!(fund_line(fee), Ok(Some(paid(dec!(12.5)))));
         assert_eq!(fund_line(cover), Ok(None));
         assert_eq!(fund_line(claimed), Ok(Some(claim("a7", dec!(19000)))));
+        let with_position = r#"{"account":"a7","asset":"BTC","deficit":"0.5","fund":"0","position":{"bankruptcy_price":"41000","fee":"0.001","instrument":"BTC-PERPETUAL","isolated":true,"mark":"40000","size":"-20000"},"resolution":"remainder_claimed","seq":65537,"type":"deficit_beyond_fund"}"#;
+        assert_eq!(
+            fund_line(with_position),
+            Ok(Some(FundLine::Claim {
+                account: "a7".to_owned(),
+                asset: "BTC".to_owned(),
+                deficit: dec!(0.5),
+                position: Some(ClaimedPosition {
+                    instrument: "BTC-PERPETUAL".to_owned(),
+                    size: dec!(-20000),
+                    mark: dec!(40000),
+                    bankruptcy_price: dec!(41000),
+                    isolated: true,
+                    fee: dec!(0.001),
+                }),
+                remainder: true,
+            }))
+        );
         assert_eq!(fund_line(debt), Ok(None));
         assert_eq!(fund_line(r#"{"type":"margin_call"}"#), Ok(None));
         assert!(fund_line("nope").is_err());
@@ -864,6 +892,9 @@ mod tests {
             fund_before: dec!(30000),
             adl: Vec::new(),
             socialised: Vec::new(),
+            returned: false,
+            fee: Decimal::ZERO,
+            remainder: false,
         };
         let text = serde_json::to_string(&answer).unwrap_or_default();
         assert_eq!(

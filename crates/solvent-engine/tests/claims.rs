@@ -78,6 +78,9 @@ fn answer(claimed: Decimal, covered: Decimal, fund_before: Decimal) -> ClaimAnsw
         fund_before,
         adl_paid: Decimal::ZERO,
         socialised_paid: Decimal::ZERO,
+        returned: false,
+        fee: Decimal::ZERO,
+        remainder: false,
     }
 }
 
@@ -270,25 +273,50 @@ fn an_adl_share_is_a_trade_at_the_bankruptcy_price_and_takes_no_more_than_is_hel
             })
             .collect();
         assert_eq!(adl, [("loser", "short", dec!(0.6), dec!(56000))]);
-        // Held less than its share: the 6,400 it did not pay is reported as the fund's.
-        let shortfall: Vec<Decimal> = effects
+        // Held less than its share: the 6,400 it did not pay is advanced into the shard's
+        // piece of the fund (the claimant's shard received it) and claimed again, with the
+        // 0.4 contracts not taken, the bankrupt long's sale at the same bankruptcy price.
+        let remainder: Vec<_> = effects
             .iter()
             .filter_map(|effect| match effect {
-                Effect::InsuranceFundChanged {
-                    change,
-                    reason: InsuranceFundReason::AdlShortfall,
+                Effect::DeficitBeyondFund {
+                    account,
+                    deficit,
+                    resolution: DeficitResolution::RemainderClaimed,
+                    position: Some(position),
                     ..
-                } => Some(change.value()),
+                } => Some((
+                    account.as_str(),
+                    deficit.value(),
+                    position.size.value(),
+                    position.bankruptcy_price.value(),
+                )),
                 _ => None,
             })
             .collect();
-        let expected: &[Decimal] = if size == dec!(1) { &[dec!(-6400)] } else { &[] };
-        assert_eq!(shortfall, expected);
+        let unpaid = if size == dec!(1) { dec!(6400) } else { dec!(0) };
+        let expected: &[(&str, Decimal, Decimal, Decimal)] = if unpaid.is_zero() {
+            &[]
+        } else {
+            &[("loser", dec!(6400), dec!(-0.4), dec!(56000))]
+        };
+        assert_eq!(remainder, expected);
+        assert!(!effects.iter().any(|effect| matches!(
+            effect,
+            Effect::InsuranceFundChanged {
+                reason: InsuranceFundReason::AdlShortfall,
+                ..
+            }
+        )));
         assert_eq!(
             balance(&shard, &LedgerAccount::Wallet("short".into())),
             dec!(12400)
         );
-        assert_eq!(balance(&shard, &LedgerAccount::InsuranceFund), dec!(9600));
+        assert_eq!(
+            balance(&shard, &LedgerAccount::InsuranceFund),
+            dec!(9600) + unpaid
+        );
+        assert_eq!(balance(&shard, &LedgerAccount::PendingClaims), -unpaid);
         assert!(
             shard
                 .accounts()
@@ -299,8 +327,8 @@ fn an_adl_share_is_a_trade_at_the_bankruptcy_price_and_takes_no_more_than_is_hel
     }
 }
 
-/// Refused without a change: a sequence not after the last, an account holding no position in
-/// the instrument, an unknown account or instrument, amounts out of range.
+/// Refused without a change: a sequence not after the last, an unknown account or instrument,
+/// amounts out of range.
 #[test]
 fn an_adl_share_that_does_not_fit_is_refused_and_changes_nothing() {
     let (mut shard, _) = play(FundAuthority::SystemShard, &SHORT);
@@ -309,13 +337,6 @@ fn an_adl_share_that_does_not_fit_is_refused_and_changes_nothing() {
         (7, share(dec!(0.6), dec!(9600))),
         (100, share(dec!(0), dec!(0))),
         (100, share(dec!(0.6), dec!(-1))),
-        (
-            100,
-            AdlAssignment {
-                instrument: "ETHUSDT".to_owned(),
-                ..share(dec!(0.6), dec!(9600))
-            },
-        ),
         (
             100,
             AdlAssignment {
@@ -338,6 +359,30 @@ fn an_adl_share_that_does_not_fit_is_refused_and_changes_nothing() {
         );
         assert_eq!(shard.state_hash(), hash, "{bad:?} changed the state");
     }
+    // An account that holds no such position any more (closed, or turned to the other side)
+    // takes nothing: the whole share is claimed again, with its contracts.
+    let effects = shard.apply_adl_assignment(
+        100,
+        &AdlAssignment {
+            instrument: "ETHUSDT".to_owned(),
+            ..share(dec!(0.6), dec!(9600))
+        },
+    );
+    let claimed: Vec<_> = effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::DeficitBeyondFund {
+                deficit,
+                resolution: DeficitResolution::RemainderClaimed,
+                position: Some(position),
+                ..
+            } => Some((deficit.value(), position.size.value())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(claimed, [(dec!(9600), dec!(-0.6))]);
+    assert!(!effects.iter().any(|e| matches!(e, Effect::Adl { .. })));
+    assert_books_balance(&shard);
 }
 
 /// A socialised share applied: the short pays 3,103.448276 from its wallet into the shard's
