@@ -75,6 +75,27 @@ pub enum ClusterError {
         /// What went wrong.
         problem: String,
     },
+    /// Another system shard holds the lease (only one may run: see
+    /// [`system::LEASE_BUCKET`]).
+    #[error(
+        "another system shard is running ({holder}): only one may run. It renews its lease in the JetStream key-value bucket {bucket:?}; this one waited {waited:?} for it to lapse (a system shard that died leaves it at most {ttl:?})",
+        bucket = system::LEASE_BUCKET,
+        ttl = system::LEASE_TTL
+    )]
+    SystemShardRunning {
+        /// Who holds the lease, as it wrote it.
+        holder: String,
+        /// How long this one waited.
+        waited: std::time::Duration,
+    },
+    /// The system shard lost its lease while running (another took it over after it could not
+    /// renew it for a whole lease period): it stops rather than answer beside another.
+    #[error(
+        "the system shard lost its lease in {bucket:?} (not renewed for {ttl:?}, or taken over): it stops, another system shard answers now",
+        bucket = system::LEASE_BUCKET,
+        ttl = system::LEASE_TTL
+    )]
+    LeaseLost,
     /// The shard's configuration is wrong.
     #[error("{0}")]
     Config(String),

@@ -47,9 +47,11 @@ use solvent_engine::effect::Effect;
 use solvent_engine::event::Event;
 
 mod fund;
+mod lease;
 mod messages;
 
 pub use fund::*;
+pub use lease::{LEASE_BUCKET, LEASE_TTL};
 pub use messages::*;
 
 /// What the system shard is.
@@ -158,17 +160,43 @@ pub fn ready(
 /// of the streams, having answered the claims up to the watermark). With a data directory it
 /// resumes from its newest valid snapshot and reads the streams' tail; without, each run reads
 /// the streams from their start, so the fund and every answer are rebuilt the same. It
-/// publishes only the answers and requests the input stream lacks.
+/// publishes only the answers and requests the input stream lacks. It holds the cluster's
+/// one system-shard lease while it runs ([`LEASE_BUCKET`]), and gives it up when it stops.
 ///
 /// # Errors
-/// [`ClusterError`]: NATS unreachable or refusing, an effect or answer message that does not
-/// read. Restarting it answers what is left, nothing twice.
+/// [`ClusterError`]: another system shard running ([`ClusterError::SystemShardRunning`]), the
+/// lease lost while running, NATS unreachable or refusing, an effect or answer message that
+/// does not read. Restarting it answers what is left, nothing twice.
 pub async fn run(
     config: SystemConfig,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Result<SystemReport, ClusterError> {
     let venue = solvent_core::venue::Venue::from_toml("venue", &config.venue_text)
         .map_err(|error| ClusterError::Config(format!("the system shard's venue: {error}")))?;
+    let js = crate::shard::connect(&config.servers, config.shards, config.replicas).await?;
+    let holder = format!(
+        "pid {} on {}, since {}",
+        std::process::id(),
+        std::fs::read_to_string("/etc/hostname")
+            .map(|name| name.trim().to_owned())
+            .unwrap_or_else(|_| "this host".to_owned()),
+        jiff::Timestamp::now()
+    );
+    let lease = lease::Lease::acquire(&js, config.replicas, &holder).await?;
+    let result = serve(config, venue, &js, stop, lease.lost()).await;
+    lease.release().await;
+    result
+}
+
+/// The system shard's work while it holds the lease (see [`run`]); it stops with
+/// [`ClusterError::LeaseLost`] as soon as `lost` turns true.
+async fn serve(
+    config: SystemConfig,
+    venue: solvent_core::venue::Venue,
+    js: &Context,
+    mut stop: watch::Receiver<bool>,
+    mut lost: watch::Receiver<bool>,
+) -> Result<SystemReport, ClusterError> {
     // Deposits to the fund go through an engine of their own, which books them (its ledger
     // holds the fund's deposits) by the rules one engine applies, refusing what it refuses.
     let terms = FundTerms::of(&venue);
@@ -179,7 +207,7 @@ pub async fn run(
         None => (None, Vec::new()),
     };
     report.skipped_snapshots = skipped;
-    let js = crate::shard::connect(&config.servers, config.shards, config.replicas).await?;
+    let js = js.clone();
     let mut queries = js
         .client()
         .subscribe(SYSTEM_QUERY_SUBJECT)
@@ -207,6 +235,9 @@ pub async fn run(
     let mut waiting: BTreeMap<(u64, u32), EffectMessage> = BTreeMap::new();
     let mut applied_since_snapshot = 0_u64;
     loop {
+        if *lost.borrow() {
+            return Err(ClusterError::LeaseLost);
+        }
         // First the shards' progress, then the effects and the deposits: every effect message
         // and deposit of input up to a shard's recorded progress is stored by the time the
         // progress is (the shard had every acknowledgement first).
@@ -310,6 +341,7 @@ pub async fn run(
                 () = &mut wake => break,
                 Some(request) = queries.next() => answer_query(&js, &report, &request).await?,
                 _ = stop.changed() => return Ok(report),
+                _ = lost.changed() => return Err(ClusterError::LeaseLost),
             }
         }
     }
@@ -396,6 +428,16 @@ async fn answer_query(
 pub async fn fund(
     client: &async_nats::Client,
 ) -> Result<Option<BTreeMap<String, Decimal>>, ClusterError> {
+    Ok(report(client).await?.map(|report| report.fund))
+}
+
+/// The running system shard's report so far; `None` when none runs (NATS reports no
+/// responder).
+///
+/// # Errors
+/// [`ClusterError::Nats`] when the system shard does not answer within
+/// [`SYSTEM_QUERY_TIMEOUT`] or its answer does not read.
+pub async fn report(client: &async_nats::Client) -> Result<Option<SystemReport>, ClusterError> {
     let request = client.request(SYSTEM_QUERY_SUBJECT, bytes::Bytes::new());
     match tokio::time::timeout(SYSTEM_QUERY_TIMEOUT, request).await {
         Err(_) => Err(ClusterError::Nats(
@@ -404,7 +446,7 @@ pub async fn fund(
         Ok(Err(error)) if error.kind() == async_nats::RequestErrorKind::NoResponders => Ok(None),
         Ok(Err(error)) => Err(ClusterError::Nats(format!("the system shard: {error}"))),
         Ok(Ok(reply)) => serde_json::from_slice::<SystemReport>(&reply.payload)
-            .map(|report| Some(report.fund))
+            .map(Some)
             .map_err(|error| ClusterError::Nats(format!("the system shard's answer: {error}"))),
     }
 }

@@ -1661,3 +1661,83 @@ async fn an_inverse_bankruptcy_is_deleveraged_across_shards_at_its_bankruptcy_pr
         );
     }
 }
+
+/// Only one system shard runs (issue 13, scale-out gap 3): while one runs and renews its
+/// lease, a second is refused, after waiting one lease period for it to lapse, with an error
+/// that says so and names the holder; once the first stops (giving its lease up), the next
+/// starts at once; one whose task is killed (no release) leaves its lease to lapse, and the
+/// next starts within a lease period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_system_shard_is_refused_while_one_runs() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let nats = Nats::start(scratch.path());
+    wait_for(&nats.url()).await;
+    let cluster = Cluster {
+        url: nats.url(),
+        dir: scratch.path().to_path_buf(),
+    };
+    let client = shard::client(std::slice::from_ref(&cluster.url))
+        .await
+        .expect("a client");
+    let start_running = || {
+        let (stop, stopped) = watch::channel(false);
+        let running = tokio::spawn(system::run(cluster.system_config(false, None), stopped));
+        (stop, running)
+    };
+    let wait_running = || async {
+        for _ in 0..200 {
+            if let Ok(Some(_)) = system::report(&client).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the system shard did not start");
+    };
+    let (stop, running) = start_running();
+    wait_running().await;
+
+    let (_stop, stopped) = watch::channel(false);
+    let second = system::run(cluster.system_config(true, None), stopped).await;
+    let Err(error) = second else {
+        panic!("a second system shard ran beside the first: {second:?}");
+    };
+    assert!(
+        matches!(&error, solvent_cluster::ClusterError::SystemShardRunning { holder, .. } if holder.contains("pid")),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("another system shard is running (pid "),
+        "{error}"
+    );
+    // The first was not disturbed.
+    assert!(system::report(&client).await.expect("it answers").is_some());
+
+    // Stopped, it gives its lease up: the next starts at once.
+    let _ = stop.send(true);
+    running
+        .await
+        .expect("the first system shard's task")
+        .expect("the first system shard");
+    let started = std::time::Instant::now();
+    cluster.run_system().await;
+    assert!(
+        started.elapsed() < system::LEASE_TTL,
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Killed (its task aborted: no release), its lease lapses within a lease period.
+    let (_stop, running) = start_running();
+    wait_running().await;
+    running.abort();
+    let _ = running.await;
+    let started = std::time::Instant::now();
+    cluster.run_system().await;
+    assert!(
+        started.elapsed() <= system::LEASE_TTL + Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
