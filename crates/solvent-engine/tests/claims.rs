@@ -430,3 +430,81 @@ fn a_socialised_share_is_paid_into_the_shards_piece_of_the_fund() {
     );
     assert_books_balance(&shard);
 }
+
+/// The crash on an isolated position: the loser deposits 26,000 and isolates 4,000 on its long,
+/// so at 40,000 the position's margin is short by 16,000 and the wallet holds 22,000 beside
+/// it. One engine with a 30,000 fund does not deleverage: it closes at the mark, the wallet
+/// bears the 16,000 (6,000 left) and pays the liquidation fee from it. The account shard
+/// closes at the mark too, but claims the margin's 16,000 at once with the position (isolated,
+/// its bankruptcy price 56,000, the fee); the system shard, whose fund could cover it,
+/// returns it (covered 0): the wallet takes it back and pays the fee, as one engine's.
+#[test]
+fn a_returned_isolated_claim_is_borne_by_the_wallet_with_the_fee_as_one_engine() {
+    let isolated = [
+        CRASH[0],
+        r#""type":"deposit","account":"loser","asset":"USDT","amount":"26000""#,
+        CRASH[2],
+        r#""type":"set_isolated_margin","account":"loser","instrument":"BTCUSDT","amount":"4000""#,
+        CRASH[3],
+        CRASH[4],
+        CRASH[5],
+        CRASH[6],
+    ];
+    let mut with_fund = vec![FUND_DEPOSIT];
+    with_fund.extend(isolated);
+    let (one, one_effects) = play(FundAuthority::Local, &with_fund);
+    assert!(!one_effects.iter().any(|e| matches!(e, Effect::Adl { .. })));
+    let fee: Decimal = one_effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Liquidation { fee, .. } => Some(fee.value()),
+            _ => None,
+        })
+        .sum();
+    assert!(fee > Decimal::ZERO, "one engine charges a fee");
+    assert_eq!(loser(&one), dec!(6000) - fee);
+
+    let (mut shard, effects) = play(FundAuthority::SystemShard, &isolated);
+    let claimed: Vec<_> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::DeficitBeyondFund {
+                deficit,
+                resolution: DeficitResolution::Claimed,
+                position: Some(position),
+                ..
+            } => Some((
+                deficit.value(),
+                position.isolated,
+                position.size.value(),
+                position.bankruptcy_price.value(),
+                position.fee.value(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        claimed,
+        [(dec!(16000), true, dec!(-1), dec!(56000), fee)],
+        "the claim carries the isolated position"
+    );
+    assert_eq!(loser(&shard), dec!(22000), "the wallet beside it untouched");
+    let effects = shard.apply_claim_answer(
+        100,
+        &ClaimAnswer {
+            returned: true,
+            fee,
+            ..answer(dec!(16000), dec!(0), dec!(30000))
+        },
+    );
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::DeficitBeyondFund { .. })),
+        "not the account's debt: {effects:#?}"
+    );
+    assert_eq!(loser(&shard), loser(&one));
+    assert_eq!(balance(&shard, &LedgerAccount::PendingClaims), dec!(0));
+    assert_eq!(balance(&shard, &LedgerAccount::InsuranceFund), fee);
+    assert_books_balance(&shard);
+}
