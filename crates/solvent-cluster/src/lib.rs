@@ -13,6 +13,8 @@
 //! - [`system`]: the system shard, the one authority over the insurance fund: it answers the
 //!   account shards' deficit claims (two phases, both on the streams), auto-deleveraging across
 //!   shards a deficit the fund cannot cover (a request, each shard's offer, the answer's shares).
+//!   Only one runs: it holds a lease in a JetStream key-value bucket
+//!   ([`system::LEASE_BUCKET`]), and a second is refused.
 //! - [`system_snapshot`]: the system shard's snapshots, with a state hash.
 //! - [`adl`]: auto-deleveraging candidates merged from each shard's best.
 //!

@@ -89,9 +89,10 @@ pub enum InsuranceFundReason {
     /// The fund paid a bankrupt account's deficit (as far as it held it).
     DeficitCovered,
     /// A cluster's auto-deleveraged counterparty held less than its share when the system
-    /// shard's answer reached its shard, and paid for what it held: the fund bears the rest,
-    /// which the claimant's shard already received through its piece of the fund (the change
-    /// is negative; no money moves on this shard).
+    /// shard's answer reached its shard: the fund bore the rest (a negative change). Written
+    /// by earlier versions only, and still read from their streams: the engine now claims the
+    /// rest again (`deficit_beyond_fund`, resolution `remainder_claimed`), so the fund never
+    /// bears it below zero.
     AdlShortfall,
 }
 

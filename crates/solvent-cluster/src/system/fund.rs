@@ -399,7 +399,7 @@ impl Fund {
     /// published before that input are answered (their offers are all in); then the deposits
     /// of earlier input and what was paid in add to the fund; each claim is answered, or
     /// candidates or positions in profit asked for, by one engine's rules (see
-    /// [`Self::answer_or_ask`]; the fund never goes below zero). Offers are kept for their
+    /// `answer_or_ask`; the fund never goes below zero). Offers are kept for their
     /// request. Returns what to publish, in order; nothing
     /// for a message applied before.
     #[must_use]

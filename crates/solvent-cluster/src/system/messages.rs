@@ -405,7 +405,8 @@ pub const OFFER_TYPE: &str = "adl_offer";
 #[derive(Clone, Debug, PartialEq)]
 pub enum FundLine {
     /// Money paid into the fund on a shard (the venue's deposit, `funded`, or a liquidation
-    /// fee, `liquidation_fee`), or taken from it (`adl_shortfall`, negative).
+    /// fee, `liquidation_fee`), or taken from it (`adl_shortfall`, negative: in the streams of
+    /// earlier versions only, whose counterparties' shortfalls the fund bore).
     Paid {
         /// The asset.
         asset: String,
@@ -495,7 +496,8 @@ pub fn fund_line(line: &str) -> Result<Option<FundLine>, FundLineError> {
     };
     match value.get("type").and_then(serde_json::Value::as_str) {
         Some("insurance_fund_changed") => match text("reason")? {
-            // A shortfall of a deleveraged counterparty is paid with a negative amount.
+            // A shortfall of a deleveraged counterparty (an earlier version's effect) is paid
+            // with a negative amount.
             "funded" | "liquidation_fee" | "adl_shortfall" => Ok(Some(FundLine::Paid {
                 asset: text("asset")?.to_owned(),
                 amount: amount("change")?,
