@@ -98,6 +98,16 @@ pub enum ClusterError {
         ttl = system::LEASE_TTL
     )]
     LeaseLost,
+    /// The system shard's publication on `solvent.fund` was refused: the subject holds a
+    /// message after the last one it knew (another system shard's answer): it stops rather
+    /// than answer beside it.
+    #[error(
+        "solvent.fund holds a message after stream sequence {expected} that this system shard did not publish (another system shard answers): it stops"
+    )]
+    Fenced {
+        /// The last sequence on the subject this system shard knew of.
+        expected: u64,
+    },
     /// The shard's configuration is wrong.
     #[error("{0}")]
     Config(String),

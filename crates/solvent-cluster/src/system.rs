@@ -231,6 +231,7 @@ async fn serve(
         ),
     };
     let mut published = Published::read(&js, cursors.fund_subject_through).await?;
+    let mut fence = Fence::read(&js).await?;
     let mut read_through = cursors.effects_through;
     let mut waiting: BTreeMap<(u64, u32), EffectMessage> = BTreeMap::new();
     let mut applied_since_snapshot = 0_u64;
@@ -299,14 +300,30 @@ async fn serve(
         for message in ready(&mut waiting, report.watermark) {
             applied_since_snapshot += 1;
             for output in outputs_of(&mut fund, &message)? {
-                publish_output(&js, &mut fund, &mut report, &mut published, output).await?;
+                publish_output(
+                    &js,
+                    &mut fund,
+                    &mut report,
+                    &mut published,
+                    &mut fence,
+                    output,
+                )
+                .await?;
             }
         }
         if let Some(through) = report.watermark {
             // The requests whose offers are all in (every shard's progress is past them).
             for answer in fund.resolve_through(through) {
                 let output = FundOutput::Answer(answer);
-                publish_output(&js, &mut fund, &mut report, &mut published, output).await?;
+                publish_output(
+                    &js,
+                    &mut fund,
+                    &mut report,
+                    &mut published,
+                    &mut fence,
+                    output,
+                )
+                .await?;
             }
         }
         report.adl_requests_waiting = fund.awaiting().len();
@@ -512,6 +529,7 @@ async fn publish_output(
     fund: &mut Fund,
     report: &mut SystemReport,
     published: &mut Published,
+    fence: &mut Fence,
     output: FundOutput,
 ) -> Result<(), ClusterError> {
     match output {
@@ -525,7 +543,7 @@ async fn publish_output(
                 fund.settled_as(&answer, earlier);
                 report.answers_already_published += 1;
             } else {
-                publish_answer(js, &answer).await?;
+                publish_answer(js, &answer, fence).await?;
                 report.answers_published += 1;
                 published.answers.insert(answer.claim.clone(), answer);
             }
@@ -535,7 +553,7 @@ async fn publish_output(
                 fund.await_offers(*at, earlier.clone());
                 report.adl_requests_already_published += 1;
             } else {
-                let at = publish_request(js, &request).await?;
+                let at = publish_request(js, &request, fence).await?;
                 report.adl_requests_published += 1;
                 fund.await_offers(at, request.clone());
                 published
@@ -547,32 +565,91 @@ async fn publish_output(
     Ok(())
 }
 
-/// Publishes a request for candidates; returns its stream sequence.
-async fn publish_request(js: &Context, request: &Request) -> Result<u64, ClusterError> {
-    let payload = serde_json::to_vec(request)
-        .map_err(|error| ClusterError::Nats(format!("encoding a request: {error}")))?;
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", request.message_id().as_str());
-    let ack = js
-        .publish_with_headers(FUND_SUBJECT, headers, payload.into())
-        .await
-        .map_err(|error| ClusterError::Nats(format!("publishing a request: {error}")))?
-        .await
-        .map_err(|error| ClusterError::Nats(format!("request not acknowledged: {error}")))?;
-    Ok(ack.sequence)
+/// The last stream sequence on [`FUND_SUBJECT`] this system shard knows of: each of its
+/// publications there expects it (`Nats-Expected-Last-Subject-Sequence`), so one that follows
+/// a message it did not publish (another system shard's, which took the lease over while
+/// this one stalled) is refused by JetStream, and this one stops
+/// ([`ClusterError::Fenced`]) rather than answer beside it.
+struct Fence(u64);
+
+impl Fence {
+    /// The subject's last sequence now (0 when it holds nothing).
+    async fn read(js: &Context) -> Result<Self, ClusterError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let nats =
+            |error: &dyn std::fmt::Display| ClusterError::Nats(format!("{FUND_SUBJECT}: {error}"));
+        let stream = js.get_stream(INPUT_STREAM).await.map_err(|e| nats(&e))?;
+        match stream.get_last_raw_message_by_subject(FUND_SUBJECT).await {
+            Ok(message) => Ok(Self(message.sequence)),
+            Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(Self(0)),
+            Err(error) => Err(nats(&error)),
+        }
+    }
+
+    /// Publishes `payload` with message id `id` on [`FUND_SUBJECT`], expecting the fence;
+    /// returns its stream sequence, which the fence moves to.
+    async fn publish(
+        &mut self,
+        js: &Context,
+        id: &str,
+        payload: Vec<u8>,
+        what: &str,
+    ) -> Result<u64, ClusterError> {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id);
+        headers.insert(
+            "Nats-Expected-Last-Subject-Sequence",
+            self.0.to_string().as_str(),
+        );
+        let ack = js
+            .publish_with_headers(FUND_SUBJECT, headers, payload.into())
+            .await
+            .map_err(|error| ClusterError::Nats(format!("publishing {what}: {error}")))?
+            .await;
+        match ack {
+            Ok(ack) => {
+                // A duplicate (the same id stored before) is acknowledged with the first's
+                // sequence, which is not beyond the fence.
+                self.0 = self.0.max(ack.sequence);
+                Ok(ack.sequence)
+            }
+            Err(error)
+                if error.kind()
+                    == async_nats::jetstream::context::PublishErrorKind::WrongLastSequence =>
+            {
+                Err(ClusterError::Fenced { expected: self.0 })
+            }
+            Err(error) => Err(ClusterError::Nats(format!(
+                "{what} not acknowledged: {error}"
+            ))),
+        }
+    }
 }
 
-async fn publish_answer(js: &Context, answer: &ClaimAnswer) -> Result<(), ClusterError> {
+/// Publishes a request for candidates; returns its stream sequence.
+async fn publish_request(
+    js: &Context,
+    request: &Request,
+    fence: &mut Fence,
+) -> Result<u64, ClusterError> {
+    let payload = serde_json::to_vec(request)
+        .map_err(|error| ClusterError::Nats(format!("encoding a request: {error}")))?;
+    fence
+        .publish(js, &request.message_id(), payload, "a request")
+        .await
+}
+
+async fn publish_answer(
+    js: &Context,
+    answer: &ClaimAnswer,
+    fence: &mut Fence,
+) -> Result<(), ClusterError> {
     let payload = serde_json::to_vec(answer)
         .map_err(|error| ClusterError::Nats(format!("encoding an answer: {error}")))?;
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", answer.claim.message_id().as_str());
-    js.publish_with_headers(FUND_SUBJECT, headers, payload.into())
+    fence
+        .publish(js, &answer.claim.message_id(), payload, "an answer")
         .await
-        .map_err(|error| ClusterError::Nats(format!("publishing an answer: {error}")))?
-        .await
-        .map_err(|error| ClusterError::Nats(format!("answer not acknowledged: {error}")))?;
-    Ok(())
+        .map(|_| ())
 }
 
 /// Every answer the input stream holds, with its stream sequence, in stream order.

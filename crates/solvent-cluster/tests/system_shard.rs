@@ -1741,3 +1741,59 @@ async fn a_second_system_shard_is_refused_while_one_runs() {
         started.elapsed()
     );
 }
+
+/// The system shard's publications are fenced (issue 13, scale-out gap 3): each expects the
+/// last sequence on `solvent.fund` it knows of. While one runs, a message it did not publish
+/// lands there (as another system shard's answer would, had it taken the lease over while this
+/// one stalled); at its next answer JetStream refuses the publication and it stops
+/// (`ClusterError::Fenced`), publishing nothing. A system shard started afterwards answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_system_shard_whose_view_of_the_fund_subject_is_stale_stops_unpublished() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let nats = Nats::start(scratch.path());
+    wait_for(&nats.url()).await;
+    let cluster = Cluster {
+        url: nats.url(),
+        dir: scratch.path().to_path_buf(),
+    };
+    let client = shard::client(std::slice::from_ref(&cluster.url))
+        .await
+        .expect("a client");
+    let (_stop, stopped) = watch::channel(false);
+    let running = tokio::spawn(system::run(cluster.system_config(false, None), stopped));
+    let mut started = false;
+    for _ in 0..200 {
+        if let Ok(Some(_)) = system::report(&client).await {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(started, "the system shard did not start");
+    let js = shard::connect(std::slice::from_ref(&cluster.url), SHARDS, 1)
+        .await
+        .expect("connect");
+    js.publish(
+        solvent_cluster::routing::FUND_SUBJECT,
+        "another's answer".into(),
+    )
+    .await
+    .expect("published")
+    .await
+    .expect("stored");
+    let cast = Cast::new();
+    let steps = envelopes(&steps(&cast));
+    cluster.publish(&steps[0]).await;
+    cluster.run_shards().await;
+    let stopped = tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the system shard stopped")
+        .expect("its task");
+    assert!(
+        matches!(stopped, Err(solvent_cluster::ClusterError::Fenced { .. })),
+        "{stopped:?}"
+    );
+    assert!(cluster.answers().await.is_empty(), "nothing published");
+    let report = cluster.run_system().await;
+    assert_eq!(report.answers_published, 1);
+}
