@@ -134,6 +134,10 @@ pub struct SystemArgs {
     /// Effect messages applied between two snapshots.
     #[arg(long, default_value_t = solvent_cluster::system::DEFAULT_SNAPSHOT_EVERY)]
     snapshot_every: u64,
+    /// Print the running system shard's report (asked over NATS) instead of running one:
+    /// only one system shard may run, so a second is refused.
+    #[arg(long, conflicts_with_all = ["stop_at_end", "data"])]
+    query: bool,
 }
 
 /// The arguments of `solvent cluster publish`.
@@ -302,11 +306,23 @@ pub fn run_shard(args: &ShardArgs, feedback: Feedback) -> Result<String> {
 }
 
 /// Runs the system shard until Ctrl-C (or, with `--stop-at-end`, until it has answered what
-/// was stored), printing its report.
+/// was stored), printing its report; with `--query`, prints the running one's report.
 ///
 /// # Errors
-/// NATS unreachable, or an effect or answer message that does not read (named).
+/// NATS unreachable, another system shard running, or an effect or answer message that does
+/// not read (named).
 fn run_system(args: &SystemArgs, feedback: Feedback) -> Result<String> {
+    if args.query {
+        let servers = servers(&args.servers);
+        let report = runtime()?.block_on(async {
+            let client = shard::client(&servers).await?;
+            solvent_cluster::system::report(&client).await
+        })?;
+        let Some(report) = report else {
+            bail!("no system shard is running on {}", servers.join(","));
+        };
+        return Ok(format!("{}\n", serde_json::to_string(&report)?));
+    }
     let config = solvent_cluster::system::SystemConfig {
         servers: servers(&args.servers),
         venue_text: crate::venues::text_of(args.venue.as_deref())?.1,

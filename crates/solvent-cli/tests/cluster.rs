@@ -19,7 +19,7 @@
 //! - `a_system_shard_killed_with_sigkill_recovers_from_its_snapshot_and_deleverages_across_shards`:
 //!   a deficit beyond the fund auto-deleveraged across shards (`--fund system`), the system
 //!   shard process killed with SIGKILL after it asked for candidates and restarted from its
-//!   snapshot.
+//!   snapshot; while it ran, a second system shard was refused.
 //!
 //! The NATS server comes from `scripts/setup-nats` (`target/nats-venv/bin/nats-server`, or
 //! `SOLVENT_NATS_SERVER`); `./scripts/test` runs it first.
@@ -968,8 +968,35 @@ fn a_system_shard_killed_with_sigkill_recovers_from_its_snapshot_and_deleverages
         assert!(Instant::now() < deadline, "no snapshot written");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Only one system shard may run: a second is refused, after waiting one lease period for
+    // the first's to lapse, and says why; `--query` asks the running one for its report.
+    let started = Instant::now();
+    let beside = Command::new(env!("CARGO_BIN_EXE_solvent"))
+        .args(["cluster", "system", "--cluster", &urls, "--shards", &shards])
+        .arg("--stop-at-end")
+        .output()
+        .expect("run a second system shard");
+    assert!(!beside.status.success(), "a second system shard ran");
+    let stderr = String::from_utf8_lossy(&beside.stderr);
+    assert!(
+        stderr.contains("another system shard is running (pid"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let running: serde_json::Value = serde_json::from_str(&solvent(&[
+        "cluster",
+        "system",
+        "--cluster",
+        &urls,
+        "--shards",
+        &shards,
+        "--query",
+    ]))
+    .expect("the running system shard's report");
+    assert_eq!(running["adl_requests_published"], 1, "{running}");
     system.kill().expect("SIGKILL");
     let _ = system.wait();
+    // Its lease lapses (a lease period at most): the restart below takes it.
 
     finish_fund_shards(&urls, scratch.dir());
     let mut args = system_args.to_vec();

@@ -13,6 +13,8 @@
 //! - [`system`]: the system shard, the one authority over the insurance fund: it answers the
 //!   account shards' deficit claims (two phases, both on the streams), auto-deleveraging across
 //!   shards a deficit the fund cannot cover (a request, each shard's offer, the answer's shares).
+//!   Only one runs: it holds a lease in a JetStream key-value bucket
+//!   ([`system::LEASE_BUCKET`]), and a second is refused.
 //! - [`system_snapshot`]: the system shard's snapshots, with a state hash.
 //! - [`adl`]: auto-deleveraging candidates merged from each shard's best.
 //!
@@ -74,6 +76,37 @@ pub enum ClusterError {
         path: std::path::PathBuf,
         /// What went wrong.
         problem: String,
+    },
+    /// Another system shard holds the lease (only one may run: see
+    /// [`system::LEASE_BUCKET`]).
+    #[error(
+        "another system shard is running ({holder}): only one may run. It renews its lease in the JetStream key-value bucket {bucket:?}; this one waited {waited:?} for it to lapse (a system shard that died leaves it at most {ttl:?})",
+        bucket = system::LEASE_BUCKET,
+        ttl = system::LEASE_TTL
+    )]
+    SystemShardRunning {
+        /// Who holds the lease, as it wrote it.
+        holder: String,
+        /// How long this one waited.
+        waited: std::time::Duration,
+    },
+    /// The system shard lost its lease while running (another took it over after it could not
+    /// renew it for a whole lease period): it stops rather than answer beside another.
+    #[error(
+        "the system shard lost its lease in {bucket:?} (not renewed for {ttl:?}, or taken over): it stops, another system shard answers now",
+        bucket = system::LEASE_BUCKET,
+        ttl = system::LEASE_TTL
+    )]
+    LeaseLost,
+    /// The system shard's publication on `solvent.fund` was refused: the subject holds a
+    /// message after the last one it knew (another system shard's answer): it stops rather
+    /// than answer beside it.
+    #[error(
+        "solvent.fund holds a message after stream sequence {expected} that this system shard did not publish (another system shard answers): it stops"
+    )]
+    Fenced {
+        /// The last sequence on the subject this system shard knew of.
+        expected: u64,
     },
     /// The shard's configuration is wrong.
     #[error("{0}")]

@@ -683,8 +683,8 @@ fn apply_events(
 /// Applies the system shard's message at `stream_seq` on the fund subject:
 /// - an answer to one of this shard's claims (numbered as the first event of its message),
 ///   then the answer's auto-deleveraging shares of this shard's accounts (numbered as the
-///   next events, in the answer's order); another shard's answer with no share here changes
-///   nothing;
+///   next events, in the answer's order), then, for a deleveraging's remainder whose bankrupt
+///   account is here, its debt; another shard's answer with nothing for it changes nothing;
 /// - a request for candidates: the shard's offer, an `adl_offer` line of its effects (the
 ///   engine's ranking at this place in the stream, the same in every replay);
 /// - a message that is neither is refused (a `rejected` effect).
@@ -754,6 +754,32 @@ fn apply_answer(
         lines.extend(
             engine
                 .apply_socialised_share(seq, &share.for_engine(&answer.account, &answer.asset))
+                .into_iter()
+                .map(|effect| EffectLine { seq, effect }),
+        );
+    }
+    let uncovered = answer.uncovered();
+    if answer.remainder
+        && uncovered > rust_decimal::Decimal::ZERO
+        && engine.accounts().get(answer.account.as_str()).is_some()
+    {
+        // A deleveraging's remainder, claimed by a counterparty's shard: what nobody else
+        // bears is the bankrupt account's debt, taken here, where the account is.
+        let seq = message::event_seq(
+            stream_seq,
+            (answer.adl.len() + answer.socialised.len() + 1)
+                .min(message::MAX_EVENTS_PER_MESSAGE - 1),
+        );
+        events += 1;
+        lines.extend(
+            engine
+                .apply_claim_debt(
+                    seq,
+                    &answer.account,
+                    &answer.asset,
+                    uncovered,
+                    answer.fund_before,
+                )
                 .into_iter()
                 .map(|effect| EffectLine { seq, effect }),
         );

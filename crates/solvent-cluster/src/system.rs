@@ -47,9 +47,11 @@ use solvent_engine::effect::Effect;
 use solvent_engine::event::Event;
 
 mod fund;
+mod lease;
 mod messages;
 
 pub use fund::*;
+pub use lease::{LEASE_BUCKET, LEASE_TTL};
 pub use messages::*;
 
 /// What the system shard is.
@@ -158,17 +160,43 @@ pub fn ready(
 /// of the streams, having answered the claims up to the watermark). With a data directory it
 /// resumes from its newest valid snapshot and reads the streams' tail; without, each run reads
 /// the streams from their start, so the fund and every answer are rebuilt the same. It
-/// publishes only the answers and requests the input stream lacks.
+/// publishes only the answers and requests the input stream lacks. It holds the cluster's
+/// one system-shard lease while it runs ([`LEASE_BUCKET`]), and gives it up when it stops.
 ///
 /// # Errors
-/// [`ClusterError`]: NATS unreachable or refusing, an effect or answer message that does not
-/// read. Restarting it answers what is left, nothing twice.
+/// [`ClusterError`]: another system shard running ([`ClusterError::SystemShardRunning`]), the
+/// lease lost while running, NATS unreachable or refusing, an effect or answer message that
+/// does not read. Restarting it answers what is left, nothing twice.
 pub async fn run(
     config: SystemConfig,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Result<SystemReport, ClusterError> {
     let venue = solvent_core::venue::Venue::from_toml("venue", &config.venue_text)
         .map_err(|error| ClusterError::Config(format!("the system shard's venue: {error}")))?;
+    let js = crate::shard::connect(&config.servers, config.shards, config.replicas).await?;
+    let holder = format!(
+        "pid {} on {}, since {}",
+        std::process::id(),
+        std::fs::read_to_string("/etc/hostname")
+            .map(|name| name.trim().to_owned())
+            .unwrap_or_else(|_| "this host".to_owned()),
+        jiff::Timestamp::now()
+    );
+    let lease = lease::Lease::acquire(&js, config.replicas, &holder).await?;
+    let result = serve(config, venue, &js, stop, lease.lost()).await;
+    lease.release().await;
+    result
+}
+
+/// The system shard's work while it holds the lease (see [`run`]); it stops with
+/// [`ClusterError::LeaseLost`] as soon as `lost` turns true.
+async fn serve(
+    config: SystemConfig,
+    venue: solvent_core::venue::Venue,
+    js: &Context,
+    mut stop: watch::Receiver<bool>,
+    mut lost: watch::Receiver<bool>,
+) -> Result<SystemReport, ClusterError> {
     // Deposits to the fund go through an engine of their own, which books them (its ledger
     // holds the fund's deposits) by the rules one engine applies, refusing what it refuses.
     let terms = FundTerms::of(&venue);
@@ -179,7 +207,7 @@ pub async fn run(
         None => (None, Vec::new()),
     };
     report.skipped_snapshots = skipped;
-    let js = crate::shard::connect(&config.servers, config.shards, config.replicas).await?;
+    let js = js.clone();
     let mut queries = js
         .client()
         .subscribe(SYSTEM_QUERY_SUBJECT)
@@ -203,10 +231,14 @@ pub async fn run(
         ),
     };
     let mut published = Published::read(&js, cursors.fund_subject_through).await?;
+    let mut fence = Fence::read(&js).await?;
     let mut read_through = cursors.effects_through;
     let mut waiting: BTreeMap<(u64, u32), EffectMessage> = BTreeMap::new();
     let mut applied_since_snapshot = 0_u64;
     loop {
+        if *lost.borrow() {
+            return Err(ClusterError::LeaseLost);
+        }
         // First the shards' progress, then the effects and the deposits: every effect message
         // and deposit of input up to a shard's recorded progress is stored by the time the
         // progress is (the shard had every acknowledgement first).
@@ -268,14 +300,30 @@ pub async fn run(
         for message in ready(&mut waiting, report.watermark) {
             applied_since_snapshot += 1;
             for output in outputs_of(&mut fund, &message)? {
-                publish_output(&js, &mut fund, &mut report, &mut published, output).await?;
+                publish_output(
+                    &js,
+                    &mut fund,
+                    &mut report,
+                    &mut published,
+                    &mut fence,
+                    output,
+                )
+                .await?;
             }
         }
         if let Some(through) = report.watermark {
             // The requests whose offers are all in (every shard's progress is past them).
             for answer in fund.resolve_through(through) {
                 let output = FundOutput::Answer(answer);
-                publish_output(&js, &mut fund, &mut report, &mut published, output).await?;
+                publish_output(
+                    &js,
+                    &mut fund,
+                    &mut report,
+                    &mut published,
+                    &mut fence,
+                    output,
+                )
+                .await?;
             }
         }
         report.adl_requests_waiting = fund.awaiting().len();
@@ -310,6 +358,7 @@ pub async fn run(
                 () = &mut wake => break,
                 Some(request) = queries.next() => answer_query(&js, &report, &request).await?,
                 _ = stop.changed() => return Ok(report),
+                _ = lost.changed() => return Err(ClusterError::LeaseLost),
             }
         }
     }
@@ -396,6 +445,16 @@ async fn answer_query(
 pub async fn fund(
     client: &async_nats::Client,
 ) -> Result<Option<BTreeMap<String, Decimal>>, ClusterError> {
+    Ok(report(client).await?.map(|report| report.fund))
+}
+
+/// The running system shard's report so far; `None` when none runs (NATS reports no
+/// responder).
+///
+/// # Errors
+/// [`ClusterError::Nats`] when the system shard does not answer within
+/// [`SYSTEM_QUERY_TIMEOUT`] or its answer does not read.
+pub async fn report(client: &async_nats::Client) -> Result<Option<SystemReport>, ClusterError> {
     let request = client.request(SYSTEM_QUERY_SUBJECT, bytes::Bytes::new());
     match tokio::time::timeout(SYSTEM_QUERY_TIMEOUT, request).await {
         Err(_) => Err(ClusterError::Nats(
@@ -404,7 +463,7 @@ pub async fn fund(
         Ok(Err(error)) if error.kind() == async_nats::RequestErrorKind::NoResponders => Ok(None),
         Ok(Err(error)) => Err(ClusterError::Nats(format!("the system shard: {error}"))),
         Ok(Ok(reply)) => serde_json::from_slice::<SystemReport>(&reply.payload)
-            .map(|report| Some(report.fund))
+            .map(Some)
             .map_err(|error| ClusterError::Nats(format!("the system shard's answer: {error}"))),
     }
 }
@@ -470,6 +529,7 @@ async fn publish_output(
     fund: &mut Fund,
     report: &mut SystemReport,
     published: &mut Published,
+    fence: &mut Fence,
     output: FundOutput,
 ) -> Result<(), ClusterError> {
     match output {
@@ -483,7 +543,7 @@ async fn publish_output(
                 fund.settled_as(&answer, earlier);
                 report.answers_already_published += 1;
             } else {
-                publish_answer(js, &answer).await?;
+                publish_answer(js, &answer, fence).await?;
                 report.answers_published += 1;
                 published.answers.insert(answer.claim.clone(), answer);
             }
@@ -493,7 +553,7 @@ async fn publish_output(
                 fund.await_offers(*at, earlier.clone());
                 report.adl_requests_already_published += 1;
             } else {
-                let at = publish_request(js, &request).await?;
+                let at = publish_request(js, &request, fence).await?;
                 report.adl_requests_published += 1;
                 fund.await_offers(at, request.clone());
                 published
@@ -505,32 +565,91 @@ async fn publish_output(
     Ok(())
 }
 
-/// Publishes a request for candidates; returns its stream sequence.
-async fn publish_request(js: &Context, request: &Request) -> Result<u64, ClusterError> {
-    let payload = serde_json::to_vec(request)
-        .map_err(|error| ClusterError::Nats(format!("encoding a request: {error}")))?;
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", request.message_id().as_str());
-    let ack = js
-        .publish_with_headers(FUND_SUBJECT, headers, payload.into())
-        .await
-        .map_err(|error| ClusterError::Nats(format!("publishing a request: {error}")))?
-        .await
-        .map_err(|error| ClusterError::Nats(format!("request not acknowledged: {error}")))?;
-    Ok(ack.sequence)
+/// The last stream sequence on [`FUND_SUBJECT`] this system shard knows of: each of its
+/// publications there expects it (`Nats-Expected-Last-Subject-Sequence`), so one that follows
+/// a message it did not publish (another system shard's, which took the lease over while
+/// this one stalled) is refused by JetStream, and this one stops
+/// ([`ClusterError::Fenced`]) rather than answer beside it.
+struct Fence(u64);
+
+impl Fence {
+    /// The subject's last sequence now (0 when it holds nothing).
+    async fn read(js: &Context) -> Result<Self, ClusterError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let nats =
+            |error: &dyn std::fmt::Display| ClusterError::Nats(format!("{FUND_SUBJECT}: {error}"));
+        let stream = js.get_stream(INPUT_STREAM).await.map_err(|e| nats(&e))?;
+        match stream.get_last_raw_message_by_subject(FUND_SUBJECT).await {
+            Ok(message) => Ok(Self(message.sequence)),
+            Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(Self(0)),
+            Err(error) => Err(nats(&error)),
+        }
+    }
+
+    /// Publishes `payload` with message id `id` on [`FUND_SUBJECT`], expecting the fence;
+    /// returns its stream sequence, which the fence moves to.
+    async fn publish(
+        &mut self,
+        js: &Context,
+        id: &str,
+        payload: Vec<u8>,
+        what: &str,
+    ) -> Result<u64, ClusterError> {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id);
+        headers.insert(
+            "Nats-Expected-Last-Subject-Sequence",
+            self.0.to_string().as_str(),
+        );
+        let ack = js
+            .publish_with_headers(FUND_SUBJECT, headers, payload.into())
+            .await
+            .map_err(|error| ClusterError::Nats(format!("publishing {what}: {error}")))?
+            .await;
+        match ack {
+            Ok(ack) => {
+                // A duplicate (the same id stored before) is acknowledged with the first's
+                // sequence, which is not beyond the fence.
+                self.0 = self.0.max(ack.sequence);
+                Ok(ack.sequence)
+            }
+            Err(error)
+                if error.kind()
+                    == async_nats::jetstream::context::PublishErrorKind::WrongLastSequence =>
+            {
+                Err(ClusterError::Fenced { expected: self.0 })
+            }
+            Err(error) => Err(ClusterError::Nats(format!(
+                "{what} not acknowledged: {error}"
+            ))),
+        }
+    }
 }
 
-async fn publish_answer(js: &Context, answer: &ClaimAnswer) -> Result<(), ClusterError> {
+/// Publishes a request for candidates; returns its stream sequence.
+async fn publish_request(
+    js: &Context,
+    request: &Request,
+    fence: &mut Fence,
+) -> Result<u64, ClusterError> {
+    let payload = serde_json::to_vec(request)
+        .map_err(|error| ClusterError::Nats(format!("encoding a request: {error}")))?;
+    fence
+        .publish(js, &request.message_id(), payload, "a request")
+        .await
+}
+
+async fn publish_answer(
+    js: &Context,
+    answer: &ClaimAnswer,
+    fence: &mut Fence,
+) -> Result<(), ClusterError> {
     let payload = serde_json::to_vec(answer)
         .map_err(|error| ClusterError::Nats(format!("encoding an answer: {error}")))?;
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", answer.claim.message_id().as_str());
-    js.publish_with_headers(FUND_SUBJECT, headers, payload.into())
+    fence
+        .publish(js, &answer.claim.message_id(), payload, "an answer")
         .await
-        .map_err(|error| ClusterError::Nats(format!("publishing an answer: {error}")))?
-        .await
-        .map_err(|error| ClusterError::Nats(format!("answer not acknowledged: {error}")))?;
-    Ok(())
+        .map(|_| ())
 }
 
 /// Every answer the input stream holds, with its stream sequence, in stream order.
@@ -608,6 +727,8 @@ mod tests {
             account: account.to_owned(),
             asset: "USDT".to_owned(),
             deficit,
+            position: None,
+            remainder: false,
         }
     }
 
@@ -658,13 +779,21 @@ mod tests {
             socialise: false,
         });
         fund.deposit(1, 0, "USDT", dec!(1000));
-        let closed = FundLine::Liquidated {
+        let claimed = FundLine::Claim {
             account: "a".to_owned(),
-            instrument: "BTCUSDT".to_owned(),
-            size: dec!(-2),
-            mark: dec!(40000),
+            asset: "USDT".to_owned(),
+            deficit: dec!(10000),
+            remainder: false,
+            position: Some(ClaimedPosition {
+                instrument: "BTCUSDT".to_owned(),
+                size: dec!(-2),
+                mark: dec!(40000),
+                bankruptcy_price: dec!(45000),
+                isolated: false,
+                fee: dec!(0),
+            }),
         };
-        let outputs = fund.apply(0, 5, &[closed, claim("a", dec!(10000))]);
+        let outputs = fund.apply(0, 5, &[claimed]);
         let [FundOutput::Request(Request::Adl(request))] = outputs.as_slice() else {
             panic!("one request: {outputs:?}");
         };
@@ -843,6 +972,24 @@ mod tests {
         assert_eq!(fund_line(fee), Ok(Some(paid(dec!(12.5)))));
         assert_eq!(fund_line(cover), Ok(None));
         assert_eq!(fund_line(claimed), Ok(Some(claim("a7", dec!(19000)))));
+        let with_position = r#"{"account":"a7","asset":"BTC","deficit":"0.5","fund":"0","position":{"bankruptcy_price":"41000","fee":"0.001","instrument":"BTC-PERPETUAL","isolated":true,"mark":"40000","size":"-20000"},"resolution":"remainder_claimed","seq":65537,"type":"deficit_beyond_fund"}"#;
+        assert_eq!(
+            fund_line(with_position),
+            Ok(Some(FundLine::Claim {
+                account: "a7".to_owned(),
+                asset: "BTC".to_owned(),
+                deficit: dec!(0.5),
+                position: Some(ClaimedPosition {
+                    instrument: "BTC-PERPETUAL".to_owned(),
+                    size: dec!(-20000),
+                    mark: dec!(40000),
+                    bankruptcy_price: dec!(41000),
+                    isolated: true,
+                    fee: dec!(0.001),
+                }),
+                remainder: true,
+            }))
+        );
         assert_eq!(fund_line(debt), Ok(None));
         assert_eq!(fund_line(r#"{"type":"margin_call"}"#), Ok(None));
         assert!(fund_line("nope").is_err());
@@ -864,6 +1011,9 @@ mod tests {
             fund_before: dec!(30000),
             adl: Vec::new(),
             socialised: Vec::new(),
+            returned: false,
+            fee: Decimal::ZERO,
+            remainder: false,
         };
         let text = serde_json::to_string(&answer).unwrap_or_default();
         assert_eq!(

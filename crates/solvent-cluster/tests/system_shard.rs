@@ -747,6 +747,14 @@ impl AdlCast {
 /// takes 0.6, the second (6,000 x 12,000 / 9,000 = 8,000) 0.3, the third (40,000 x 80,000 /
 /// 1,040,000 = 3,077) the last 0.1.
 fn adl_events(cast: &AdlCast) -> Vec<Envelope> {
+    envelopes(&[adl_bodies(cast)])
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// The bodies of [`adl_events`].
+fn adl_bodies(cast: &AdlCast) -> Vec<String> {
     let index = r#""type":"index_price","underlying":"BTC","price":"#;
     let deposit = |account: &str, amount: &str| {
         format!(r#""type":"deposit","account":"{account}","asset":"USDT","amount":"{amount}""#)
@@ -771,7 +779,7 @@ fn adl_events(cast: &AdlCast) -> Vec<Envelope> {
         bodies.push(fill(account, "sell", size));
     }
     bodies.extend((0..4).map(|_| format!(r#"{index}"40000""#)));
-    envelopes(&[bodies]).into_iter().flatten().collect()
+    bodies
 }
 
 fn position(engine: &Engine, id: &str) -> Decimal {
@@ -1100,14 +1108,19 @@ async fn effects_stored(js: &async_nats::jetstream::Context) -> u64 {
         .len() as u64
 }
 
-/// A counterparty that changes between its shard's offer and the answer: the second short
-/// buys 0.2 of its 0.3 back after offering, so when the answer reaches its shard it takes the
-/// 0.1 it holds and pays 4,800 x 0.1 / 0.3 = 1,600 of its 4,800. The claimant's shard received
-/// the whole 16,000: the 3,200 not paid is the fund's loss, reported (`adl_shortfall`) and
-/// counted by the system shard, whose fund goes from 1,000 to -2,200, still the deposits plus
-/// the shards' pieces. The 0.2 not taken stays with the market.
+/// A counterparty that changes between its shard's offer and the answer (issue 13, scale-out
+/// gap 2): the second short buys 0.2 of its 0.3 back after offering, so when the answer reaches
+/// its shard it takes the 0.1 it holds and pays 4,800 x 0.1 / 0.3 = 1,600 of its 4,800. The
+/// claimant's shard received the whole 16,000: its shard advances the 3,200 not paid and
+/// claims it again with the 0.2 contracts not taken, at the same bankruptcy price. The fund
+/// (1,000) is short of it, so the system shard asks for candidates a second time: the first
+/// two shorts hold nothing now, the third takes the 0.2 and pays the 3,200. The fund never
+/// goes below its 1,000; every shard's books balance with nothing pending; the shards' pieces
+/// of the fund sum to nothing (deposits + pieces = the fund); and replayed from the stream
+/// alone, the counterparty's shard ends in the same state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_counterparty_that_reduced_its_position_before_the_answer_leaves_the_rest_to_the_fund() {
+async fn a_counterparty_that_reduced_its_position_before_the_answer_leaves_the_rest_to_a_second_round()
+ {
     let scratch = tempfile::tempdir().expect("a scratch directory");
     let nats = Nats::start(scratch.path());
     wait_for(&nats.url()).await;
@@ -1117,9 +1130,10 @@ async fn a_counterparty_that_reduced_its_position_before_the_answer_leaves_the_r
     };
     let cast = AdlCast::new();
     let events = adl_events(&cast);
+    let mut funds = Vec::new();
     cluster.publish(&events).await;
     cluster.run_shards().await;
-    cluster.run_system().await;
+    funds.push(cluster.run_system().await.fund);
     cluster.run_shards().await;
     // After the offers, before the answer.
     let seq = events.len() + 1;
@@ -1135,19 +1149,158 @@ async fn a_counterparty_that_reduced_its_position_before_the_answer_leaves_the_r
     cluster.run_shard(other).await;
     let answered = cluster.run_system().await;
     assert_eq!((answered.answers_published, answered.adl_shares), (1, 3));
+    funds.push(answered.fund);
     cluster.run_shards().await;
-    let after = cluster.run_system().await;
-    assert_eq!(after.fund.get("USDT"), Some(&dec!(-2200)));
+    // The remainder, claimed by the second short's shard: candidates asked for again.
+    let again = cluster.run_system().await;
+    assert_eq!(
+        (again.adl_requests_published, again.answers_published),
+        (1, 0),
+        "{again:?}"
+    );
+    funds.push(again.fund);
+    cluster.run_shards().await;
+    let last = cluster.run_system().await;
+    assert_eq!(
+        (last.answers_published, last.adl_shares),
+        (1, 4),
+        "{last:?}"
+    );
+    funds.push(last.fund);
+    cluster.run_shards().await;
+    let settled = cluster.run_system().await;
+    funds.push(settled.fund.clone());
+    for fund in &funds {
+        let usdt = fund.get("USDT").copied().unwrap_or_default();
+        assert!(usdt >= dec!(0), "the fund went below zero: {funds:?}");
+    }
+    assert_eq!(settled.fund.get("USDT"), Some(&dec!(1000)));
+
+    let answers = cluster.answers().await;
+    let [_, remainder] = answers.as_slice() else {
+        panic!("two answers: {answers:?}");
+    };
+    assert!(remainder.remainder);
+    assert_eq!(remainder.claim.shard, other);
+    assert_eq!(
+        (
+            remainder.account.as_str(),
+            remainder.claimed,
+            remainder.covered
+        ),
+        (cast.loser.as_str(), dec!(3200), dec!(0))
+    );
+    assert_eq!(
+        remainder
+            .adl
+            .iter()
+            .map(|s| (s.account.as_str(), s.size, s.price, s.paid))
+            .collect::<Vec<_>>(),
+        [(cast.third.as_str(), dec!(0.2), dec!(56000), dec!(3200))]
+    );
 
     let engines = cluster.engines();
     let holder = |id: &str| &engines[shard_of(id, SHARDS) as usize];
     assert_eq!(position(holder(&cast.second), &cast.second), dec!(0));
     assert_eq!(position(holder(&cast.first), &cast.first), dec!(0));
-    assert_eq!(position(holder(&cast.third), &cast.third), dec!(-1.9));
+    assert_eq!(position(holder(&cast.third), &cast.third), dec!(-1.7));
     // 3,000 + 0.2 x 20,000 (bought back) + 0.1 x 20,000 - 1,600.
     assert_eq!(
         wallet(holder(&cast.second), &cast.second),
         dec!(3000) + dec!(4000) + dec!(2000) - dec!(1600)
+    );
+    // 1,000,000 + 0.3 x 20,000 - 1,600 - 3,200: 0.3 at the bankruptcy price of 56,000.
+    assert_eq!(
+        wallet(holder(&cast.third), &cast.third),
+        dec!(1000000) + dec!(6000) - dec!(4800)
+    );
+    assert_eq!(wallet(holder(&cast.loser), &cast.loser), dec!(0));
+    let mut pieces = Decimal::ZERO;
+    for engine in &engines {
+        for (asset, total) in engine.ledger().totals() {
+            assert!(total.is_zero(), "{asset} sums to {total}");
+        }
+        assert_eq!(ledger(engine, &LedgerAccount::PendingClaims), dec!(0));
+        pieces += ledger(engine, &LedgerAccount::InsuranceFund);
+    }
+    assert_eq!(pieces, dec!(0));
+    assert_eq!(
+        dec!(1000) + pieces,
+        dec!(1000),
+        "deposits + pieces = the fund"
+    );
+
+    // Deterministic on replay: the counterparties' shard, its data directory removed,
+    // replays the stream (both rounds) to the same state.
+    let before = engines[other as usize].state_hash();
+    std::fs::remove_dir_all(scratch.path().join(format!("shard-{other}"))).expect("removed");
+    cluster.run_shard(other).await;
+    assert_eq!(cluster.engines()[other as usize].state_hash(), before);
+}
+
+/// Every counterparty closed its position between the offers and the answer (issue 13,
+/// scale-out gap 2): each takes nothing, and each share's payment (9,600, 4,800, 1,600) is
+/// claimed again by its shard with its contracts. A second round of offers finds no short in
+/// profit: the fund covers what it holds (1,000, the first remainder in input order), never
+/// going below zero, and the rest (15,000) is the bankrupt account's debt, taken on its own
+/// shard as one engine leaves a deficit nothing can bear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remainder_nobody_can_take_is_covered_by_the_fund_then_the_bankrupts_debt() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let nats = Nats::start(scratch.path());
+    wait_for(&nats.url()).await;
+    let cluster = Cluster {
+        url: nats.url(),
+        dir: scratch.path().to_path_buf(),
+    };
+    let cast = AdlCast::new();
+    let events = adl_events(&cast);
+    cluster.publish(&events).await;
+    cluster.run_shards().await;
+    cluster.run_system().await;
+    cluster.run_shards().await;
+    // After the offers, before the answer: every short closes.
+    let mut seq = events.len();
+    let mut closing = Vec::new();
+    for (id, size) in [
+        (&cast.first, "0.6"),
+        (&cast.second, "0.3"),
+        (&cast.third, "2"),
+    ] {
+        seq += 1;
+        let line = format!(
+            r#"{{"seq":{seq},"ts":"2026-01-01T00:10:{seq:02}Z","type":"fill","account":"{id}","instrument":"BTCUSDT","side":"buy","size":"{size}","price":"40000","counterparty":"external"}}"#
+        );
+        closing.push(parse_line("race", seq, &line).expect("an event"));
+    }
+    cluster.publish(&closing).await;
+    cluster.run_shards().await;
+    let mut funds = Vec::new();
+    for _ in 0..4 {
+        let report = cluster.run_system().await;
+        funds.push(report.fund.get("USDT").copied().unwrap_or_default());
+        cluster.run_shards().await;
+    }
+    assert!(funds.iter().all(|fund| *fund >= dec!(0)), "{funds:?}");
+    assert_eq!(funds.last(), Some(&dec!(0)));
+    let answers = cluster.answers().await;
+    // The first answer (three shares, none taken), then one remainder claim per shard that
+    // had a counterparty: each with no candidate, covered as far as the fund goes.
+    let remainders: Vec<(Decimal, Decimal)> = answers
+        .iter()
+        .filter(|answer| answer.remainder)
+        .map(|answer| (answer.claimed, answer.covered))
+        .collect();
+    let claimed: Decimal = remainders.iter().map(|(claimed, _)| *claimed).sum();
+    let covered: Decimal = remainders.iter().map(|(_, covered)| *covered).sum();
+    assert_eq!(claimed, dec!(16000), "{remainders:?}");
+    assert_eq!(covered, dec!(1000), "{remainders:?}");
+    let engines = cluster.engines();
+    let holder = |id: &str| &engines[shard_of(id, SHARDS) as usize];
+    assert_eq!(
+        wallet(holder(&cast.loser), &cast.loser),
+        dec!(-15000),
+        "the rest is the bankrupt account's debt"
     );
     let mut pieces = Decimal::ZERO;
     for engine in &engines {
@@ -1157,12 +1310,7 @@ async fn a_counterparty_that_reduced_its_position_before_the_answer_leaves_the_r
         assert_eq!(ledger(engine, &LedgerAccount::PendingClaims), dec!(0));
         pieces += ledger(engine, &LedgerAccount::InsuranceFund);
     }
-    assert_eq!(pieces, dec!(-3200));
-    assert_eq!(
-        dec!(1000) + pieces,
-        dec!(-2200),
-        "deposits + pieces = the fund"
-    );
+    assert_eq!(dec!(1000) + pieces, dec!(0), "deposits + pieces = the fund");
 }
 
 /// The default venue with `deficits = "socialise"`.
@@ -1271,4 +1419,381 @@ async fn a_socialising_venue_shares_a_deficit_beyond_the_fund_across_shards_as_o
     assert_eq!(dec!(1000) + pieces, dec!(0));
     assert_eq!(answered.fund.get("USDT"), Some(&dec!(0)));
     assert_eq!(ledger(&one, &LedgerAccount::InsuranceFund), dec!(0));
+}
+
+/// Runs the three phases of a cross-shard deleveraging (the claim, the offers, the answer's
+/// shares) and checks the result against one engine over the same `events`: the `adl` trades
+/// (counterparty, size, bankruptcy price), every account of `cast` (its `asset` wallet within
+/// `tolerance`, its `instrument` position exactly), each shard's books balanced with nothing
+/// pending, and the fund unchanged: what passed between the shards through their
+/// `insurance_fund` ledger accounts sums to nothing. Returns the answer.
+async fn deleveraged_as_one_engine(
+    cluster: &Cluster,
+    cast: &AdlCast,
+    events: &[Envelope],
+    instrument: &str,
+    asset: &str,
+    tolerance: Decimal,
+) -> ClaimAnswer {
+    let (one, one_effects) = one_engine(events);
+    let trades = |effects: &[Effect]| -> Vec<(String, Decimal, Decimal)> {
+        effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::Adl {
+                    account,
+                    counterparty,
+                    size,
+                    price,
+                    ..
+                } if *account == cast.loser => {
+                    Some((counterparty.clone(), size.value(), price.value()))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let one_adl = trades(&one_effects);
+    assert!(!one_adl.is_empty(), "one engine deleverages");
+
+    cluster.publish(events).await;
+    cluster.run_shards().await;
+    let asked = cluster.run_system().await;
+    assert_eq!(
+        (asked.adl_requests_published, asked.answers_published),
+        (1, 0),
+        "{asked:?}"
+    );
+    cluster.run_shards().await;
+    let answered = cluster.run_system().await;
+    assert_eq!(answered.answers_published, 1);
+    let before = answered.fund.clone();
+    cluster.run_shards().await;
+
+    // The trades, as the shards' effects report them, are one engine's.
+    let js = shard::connect(std::slice::from_ref(&cluster.url), SHARDS, 1)
+        .await
+        .expect("connect");
+    let mut cluster_adl = Vec::new();
+    for message in solvent_cluster::effects::read_all(&js, None)
+        .await
+        .expect("the effects")
+    {
+        for line in &message.lines {
+            let value: serde_json::Value = serde_json::from_str(line).expect("json");
+            if value["type"] == "adl" && value["account"] == cast.loser.as_str() {
+                let decimal = |field: &str| {
+                    value[field]
+                        .as_str()
+                        .and_then(|text| text.parse::<Decimal>().ok())
+                        .expect("a decimal")
+                };
+                cluster_adl.push((
+                    value["counterparty"].as_str().expect("an id").to_owned(),
+                    decimal("size"),
+                    decimal("price"),
+                ));
+            }
+        }
+    }
+    assert_eq!(
+        cluster_adl, one_adl,
+        "the adl trades, bankruptcy price included"
+    );
+
+    let engines = cluster.engines();
+    let holder = |id: &str| &engines[shard_of(id, SHARDS) as usize];
+    for id in [cast.loser.as_str()].into_iter().chain(cast.shorts()) {
+        let ours = holder(id)
+            .ledger()
+            .balance(&LedgerAccount::Wallet(id.into()), asset);
+        let theirs = one
+            .ledger()
+            .balance(&LedgerAccount::Wallet(id.into()), asset);
+        assert!(
+            (ours - theirs).abs() <= tolerance,
+            "{id}: {ours} vs {theirs}"
+        );
+        let held = |engine: &Engine| {
+            engine
+                .accounts()
+                .get(id)
+                .and_then(|account| account.positions.get(instrument))
+                .map_or(Decimal::ZERO, |p| p.size)
+        };
+        assert_eq!(held(holder(id)), held(&one), "{id}");
+    }
+    let mut pieces = Decimal::ZERO;
+    for engine in &engines {
+        for (asset, total) in engine.ledger().totals() {
+            assert!(total.is_zero(), "{asset} sums to {total}");
+        }
+        assert_eq!(
+            engine
+                .ledger()
+                .balance(&LedgerAccount::PendingClaims, asset),
+            dec!(0)
+        );
+        pieces += engine
+            .ledger()
+            .balance(&LedgerAccount::InsuranceFund, asset);
+    }
+    assert_eq!(pieces, dec!(0), "the shards' pieces of the fund");
+    assert_eq!(
+        before.get(asset),
+        Some(&one.ledger().balance(&LedgerAccount::InsuranceFund, asset)),
+        "the fund, untouched"
+    );
+    let answers = cluster.answers().await;
+    let [answer] = answers.as_slice() else {
+        panic!("one answer: {answers:?}");
+    };
+    answer.clone()
+}
+
+/// An isolated position's bankruptcy (issue 13, scale-out gap 1): the loser's long of 1
+/// BTCUSDT from 60,000 has 4,000 of isolated margin, and its wallet keeps 6,000 beside it. At
+/// 40,000 the position's margin is short by 16,000, beyond the fund's 1,000: one engine
+/// deleverages it at its bankruptcy price (56,000) against the shorts of the auto-deleveraging
+/// test, and the wallet's 6,000 is untouched. The account shard closes it at the mark and
+/// claims the margin's deficit with the position (no `liquidation` effect tells the system
+/// shard which: the claim does); across shards the trades, the wallets and the fund are one
+/// engine's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_bankruptcy_is_deleveraged_across_shards_as_one_engine_does() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let nats = Nats::start(scratch.path());
+    wait_for(&nats.url()).await;
+    let cluster = Cluster {
+        url: nats.url(),
+        dir: scratch.path().to_path_buf(),
+    };
+    let cast = AdlCast::new();
+    let mut bodies = adl_bodies(&cast);
+    // The loser deposits 10,000 instead of 4,000 and isolates 4,000 of it on its long.
+    let loser_deposit = bodies
+        .iter()
+        .position(|body| body.contains(&cast.loser) && body.contains("deposit"))
+        .expect("the loser's deposit");
+    bodies[loser_deposit] = bodies[loser_deposit].replace("\"4000\"", "\"10000\"");
+    bodies.insert(
+        loser_deposit + 2,
+        format!(
+            r#""type":"set_isolated_margin","account":"{}","instrument":"BTCUSDT","amount":"4000""#,
+            cast.loser
+        ),
+    );
+    let events: Vec<Envelope> = envelopes(&[bodies]).into_iter().flatten().collect();
+    let answer =
+        deleveraged_as_one_engine(&cluster, &cast, &events, "BTCUSDT", "USDT", dec!(0.000001))
+            .await;
+    assert!(answer.returned, "an isolated position's claim");
+    assert_eq!((answer.claimed, answer.covered), (dec!(16000), dec!(0)));
+    assert!(answer.adl.iter().all(|share| share.price == dec!(56000)));
+    let engines = cluster.engines();
+    assert_eq!(
+        wallet(&engines[cast.loser_shard as usize], &cast.loser),
+        dec!(6000),
+        "the wallet beside the isolated margin is untouched"
+    );
+}
+
+/// An inverse contract's bankruptcy (issue 13, scale-out gap 1): the loser is long 60,000 USD
+/// of BTC-PERPETUAL from 60,000 on 0.1 BTC; BTC falls to 40,000: 60,000 x (1/60,000 -
+/// 1/40,000) = -0.5 BTC, a deficit of 0.4 BTC beyond the fund's 0.01. The bankruptcy price
+/// solves 0.1 + 60,000 x (1/60,000 - 1/p) = 0: p = 60,000 / 1.1 = 54,545.45..., not the mark.
+/// The shorts (36,000 USD on 1 BTC, 18,000 on 0.3, 120,000 on 20) take it over as one engine
+/// ranks them; trades, wallets and the fund as one engine's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inverse_bankruptcy_is_deleveraged_across_shards_at_its_bankruptcy_price() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let nats = Nats::start(scratch.path());
+    wait_for(&nats.url()).await;
+    let cluster = Cluster {
+        url: nats.url(),
+        dir: scratch.path().to_path_buf(),
+    };
+    let cast = AdlCast::new();
+    let index =
+        |price: &str| format!(r#""type":"index_price","underlying":"BTC","price":"{price}""#);
+    let deposit = |account: &str, amount: &str| {
+        format!(r#""type":"deposit","account":"{account}","asset":"BTC","amount":"{amount}""#)
+    };
+    let fill = |account: &str, side: &str, size: &str| {
+        format!(
+            r#""type":"fill","account":"{account}","instrument":"BTC-PERPETUAL","side":"{side}","size":"{size}","price":"60000","counterparty":"external""#
+        )
+    };
+    let mut bodies = vec![
+        index("60000"),
+        deposit(INSURANCE_FUND, "0.01"),
+        deposit(&cast.loser, "0.1"),
+        fill(&cast.loser, "buy", "60000"),
+    ];
+    for (account, amount, size) in [
+        (&cast.first, "1", "36000"),
+        (&cast.second, "0.3", "18000"),
+        (&cast.third, "20", "120000"),
+    ] {
+        bodies.push(deposit(account, amount));
+        bodies.push(fill(account, "sell", size));
+    }
+    bodies.extend((0..4).map(|_| index("40000")));
+    let events: Vec<Envelope> = envelopes(&[bodies]).into_iter().flatten().collect();
+    let answer = deleveraged_as_one_engine(
+        &cluster,
+        &cast,
+        &events,
+        "BTC-PERPETUAL",
+        "BTC",
+        dec!(0.00000001),
+    )
+    .await;
+    assert!(!answer.returned);
+    let mark = dec!(40000);
+    for share in &answer.adl {
+        assert_eq!(share.mark, mark);
+        // 60,000 / 1.1, as the engine's solver finds it.
+        assert!(
+            (share.price - dec!(54545.4545)).abs() < dec!(0.001),
+            "{}",
+            share.price
+        );
+    }
+}
+
+/// Only one system shard runs (issue 13, scale-out gap 3): while one runs and renews its
+/// lease, a second is refused, after waiting one lease period for it to lapse, with an error
+/// that says so and names the holder; once the first stops (giving its lease up), the next
+/// starts at once; one whose task is killed (no release) leaves its lease to lapse, and the
+/// next starts within a lease period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_system_shard_is_refused_while_one_runs() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let nats = Nats::start(scratch.path());
+    wait_for(&nats.url()).await;
+    let cluster = Cluster {
+        url: nats.url(),
+        dir: scratch.path().to_path_buf(),
+    };
+    let client = shard::client(std::slice::from_ref(&cluster.url))
+        .await
+        .expect("a client");
+    let start_running = || {
+        let (stop, stopped) = watch::channel(false);
+        let running = tokio::spawn(system::run(cluster.system_config(false, None), stopped));
+        (stop, running)
+    };
+    let wait_running = || async {
+        for _ in 0..200 {
+            if let Ok(Some(_)) = system::report(&client).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the system shard did not start");
+    };
+    let (stop, running) = start_running();
+    wait_running().await;
+
+    let (_stop, stopped) = watch::channel(false);
+    let second = system::run(cluster.system_config(true, None), stopped).await;
+    let Err(error) = second else {
+        panic!("a second system shard ran beside the first: {second:?}");
+    };
+    assert!(
+        matches!(&error, solvent_cluster::ClusterError::SystemShardRunning { holder, .. } if holder.contains("pid")),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("another system shard is running (pid "),
+        "{error}"
+    );
+    // The first was not disturbed.
+    assert!(system::report(&client).await.expect("it answers").is_some());
+
+    // Stopped, it gives its lease up: the next starts at once.
+    let _ = stop.send(true);
+    running
+        .await
+        .expect("the first system shard's task")
+        .expect("the first system shard");
+    let started = std::time::Instant::now();
+    cluster.run_system().await;
+    assert!(
+        started.elapsed() < system::LEASE_TTL,
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Killed (its task aborted: no release), its lease lapses within a lease period.
+    let (_stop, running) = start_running();
+    wait_running().await;
+    running.abort();
+    let _ = running.await;
+    let started = std::time::Instant::now();
+    cluster.run_system().await;
+    assert!(
+        started.elapsed() <= system::LEASE_TTL + Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// The system shard's publications are fenced (issue 13, scale-out gap 3): each expects the
+/// last sequence on `solvent.fund` it knows of. While one runs, a message it did not publish
+/// lands there (as another system shard's answer would, had it taken the lease over while this
+/// one stalled); at its next answer JetStream refuses the publication and it stops
+/// (`ClusterError::Fenced`), publishing nothing. A system shard started afterwards answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_system_shard_whose_view_of_the_fund_subject_is_stale_stops_unpublished() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let nats = Nats::start(scratch.path());
+    wait_for(&nats.url()).await;
+    let cluster = Cluster {
+        url: nats.url(),
+        dir: scratch.path().to_path_buf(),
+    };
+    let client = shard::client(std::slice::from_ref(&cluster.url))
+        .await
+        .expect("a client");
+    let (_stop, stopped) = watch::channel(false);
+    let running = tokio::spawn(system::run(cluster.system_config(false, None), stopped));
+    let mut started = false;
+    for _ in 0..200 {
+        if let Ok(Some(_)) = system::report(&client).await {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(started, "the system shard did not start");
+    let js = shard::connect(std::slice::from_ref(&cluster.url), SHARDS, 1)
+        .await
+        .expect("connect");
+    js.publish(
+        solvent_cluster::routing::FUND_SUBJECT,
+        "another's answer".into(),
+    )
+    .await
+    .expect("published")
+    .await
+    .expect("stored");
+    let cast = Cast::new();
+    let steps = envelopes(&steps(&cast));
+    cluster.publish(&steps[0]).await;
+    cluster.run_shards().await;
+    let stopped = tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the system shard stopped")
+        .expect("its task");
+    assert!(
+        matches!(stopped, Err(solvent_cluster::ClusterError::Fenced { .. })),
+        "{stopped:?}"
+    );
+    assert!(cluster.answers().await.is_empty(), "nothing published");
+    let report = cluster.run_system().await;
+    assert_eq!(report.answers_published, 1);
 }

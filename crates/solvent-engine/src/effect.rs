@@ -89,9 +89,10 @@ pub enum InsuranceFundReason {
     /// The fund paid a bankrupt account's deficit (as far as it held it).
     DeficitCovered,
     /// A cluster's auto-deleveraged counterparty held less than its share when the system
-    /// shard's answer reached its shard, and paid for what it held: the fund bears the rest,
-    /// which the claimant's shard already received through its piece of the fund (the change
-    /// is negative; no money moves on this shard).
+    /// shard's answer reached its shard: the fund bore the rest (a negative change). Written
+    /// by earlier versions only, and still read from their streams: the engine now claims the
+    /// rest again (`deficit_beyond_fund`, resolution `remainder_claimed`), so the fund never
+    /// bears it below zero.
     AdlShortfall,
 }
 
@@ -127,6 +128,36 @@ pub enum DeficitResolution {
     /// `pending_claims` until the answer (the effect's `fund` is then 0: the shard does not know
     /// it).
     Claimed,
+    /// The part of a cross-shard auto-deleveraging a counterparty could no longer take (it
+    /// reduced its position between its shard's offer and the answer), advanced by the
+    /// counterparty's shard and claimed again: offered to the next candidates, or covered by
+    /// the fund as far as it holds, the rest the bankrupt account's debt; never a loss of the
+    /// fund below zero.
+    RemainderClaimed,
+}
+
+/// The bankrupt position a deficit claim carries (docs/scale.md, "Money across shards"): what
+/// the system shard deleverages across shards when the fund cannot cover the claim, with the
+/// bankruptcy price the claimant's engine solved for it, as one engine solves it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ClaimedPosition {
+    /// The instrument.
+    pub instrument: String,
+    /// The bankrupt account's closing trade (signed: negative closes a long): the
+    /// counterparties take over its opposite.
+    pub size: Quantity,
+    /// The mark it was closed at.
+    pub mark: Price,
+    /// The price at which closing it leaves the account (or its isolated margin) with exactly
+    /// nothing: for an inverse contract the solution in its settlement coin, not the mark.
+    pub bankruptcy_price: Price,
+    /// Whether it was an isolated position: then the deficit is its margin's, and what the
+    /// counterparties do not take goes back to the account (as one engine's wallet bears an
+    /// isolated loss the fund would cover).
+    pub isolated: bool,
+    /// The liquidation fee a close at the mark charges: owed only if nothing is deleveraged
+    /// and the claim goes back to the account.
+    pub fee: Amount,
 }
 
 /// Why the engine refused an event: named, checked in a fixed order (TigerBeetle style).
@@ -286,6 +317,11 @@ pub enum Effect {
         fund: Amount,
         /// Who bears the part the fund could not pay.
         resolution: DeficitResolution,
+        /// With a claim (resolution `claimed` or `remainder_claimed`), the bankrupt position
+        /// it asks the system shard to deleverage; none when nothing can be (the loss was
+        /// found only once every position had closed, or the venue socialises).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        position: Option<ClaimedPosition>,
     },
     /// A price update a guard held or adjusted.
     PriceGuarded {

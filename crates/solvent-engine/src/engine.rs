@@ -52,8 +52,8 @@ use solvent_risk::{AccountState, MarketView, RiskError};
 use crate::book::AccountBook;
 use crate::config::{EngineConfig, GuardParams};
 use crate::effect::{
-    DeferralReason, DeficitResolution, Effect, GuardReason, InsuranceFundReason, LiquidationReason,
-    RejectReason, TransferReason,
+    ClaimedPosition, DeferralReason, DeficitResolution, Effect, GuardReason, InsuranceFundReason,
+    LiquidationReason, RejectReason, TransferReason,
 };
 use crate::event::{Envelope, Event, Side};
 use crate::ledger::{Ledger, LedgerAccount};
@@ -393,6 +393,11 @@ pub struct Engine {
     /// `engine/insurance.rs`): a cache of one event, never hashed nor snapshotted.
     #[serde(skip)]
     adl_queues: BTreeMap<String, insurance::AdlQueues>,
+    /// Per account, the bankrupt position its deficit claim will carry, found when that
+    /// position closed at the mark earlier in the same event (see `engine/claims.rs`): a
+    /// cache of one event, never hashed nor snapshotted.
+    #[serde(skip)]
+    claimed_positions: BTreeMap<String, ClaimedPosition>,
 }
 
 /// How many account evaluations an engine has made since it was built, by the path that gave
@@ -429,6 +434,7 @@ impl Engine {
             price_generation: 0,
             books: std::cell::RefCell::new(BTreeMap::new()),
             adl_queues: BTreeMap::new(),
+            claimed_positions: BTreeMap::new(),
             venue_digest: state_hash::venue_digest(&venue),
             state_levels: state_levels(&venue),
             coin_indices: coin_indices(&venue),
@@ -587,11 +593,13 @@ impl Engine {
                     self.evaluate(&id, Figures::Reported, &mut effects);
                 }
                 self.adl_queues.clear();
+                self.claimed_positions.clear();
                 effects
             }
             Err(rejection) => {
                 self.deleveraged.clear();
                 self.adl_queues.clear();
+                self.claimed_positions.clear();
                 (self.last_seq, self.now, self.market.timestamp) = taken;
                 vec![rejected(&rejection)]
             }

@@ -78,6 +78,9 @@ fn answer(claimed: Decimal, covered: Decimal, fund_before: Decimal) -> ClaimAnsw
         fund_before,
         adl_paid: Decimal::ZERO,
         socialised_paid: Decimal::ZERO,
+        returned: false,
+        fee: Decimal::ZERO,
+        remainder: false,
     }
 }
 
@@ -270,25 +273,50 @@ fn an_adl_share_is_a_trade_at_the_bankruptcy_price_and_takes_no_more_than_is_hel
             })
             .collect();
         assert_eq!(adl, [("loser", "short", dec!(0.6), dec!(56000))]);
-        // Held less than its share: the 6,400 it did not pay is reported as the fund's.
-        let shortfall: Vec<Decimal> = effects
+        // Held less than its share: the 6,400 it did not pay is advanced into the shard's
+        // piece of the fund (the claimant's shard received it) and claimed again, with the
+        // 0.4 contracts not taken, the bankrupt long's sale at the same bankruptcy price.
+        let remainder: Vec<_> = effects
             .iter()
             .filter_map(|effect| match effect {
-                Effect::InsuranceFundChanged {
-                    change,
-                    reason: InsuranceFundReason::AdlShortfall,
+                Effect::DeficitBeyondFund {
+                    account,
+                    deficit,
+                    resolution: DeficitResolution::RemainderClaimed,
+                    position: Some(position),
                     ..
-                } => Some(change.value()),
+                } => Some((
+                    account.as_str(),
+                    deficit.value(),
+                    position.size.value(),
+                    position.bankruptcy_price.value(),
+                )),
                 _ => None,
             })
             .collect();
-        let expected: &[Decimal] = if size == dec!(1) { &[dec!(-6400)] } else { &[] };
-        assert_eq!(shortfall, expected);
+        let unpaid = if size == dec!(1) { dec!(6400) } else { dec!(0) };
+        let expected: &[(&str, Decimal, Decimal, Decimal)] = if unpaid.is_zero() {
+            &[]
+        } else {
+            &[("loser", dec!(6400), dec!(-0.4), dec!(56000))]
+        };
+        assert_eq!(remainder, expected);
+        assert!(!effects.iter().any(|effect| matches!(
+            effect,
+            Effect::InsuranceFundChanged {
+                reason: InsuranceFundReason::AdlShortfall,
+                ..
+            }
+        )));
         assert_eq!(
             balance(&shard, &LedgerAccount::Wallet("short".into())),
             dec!(12400)
         );
-        assert_eq!(balance(&shard, &LedgerAccount::InsuranceFund), dec!(9600));
+        assert_eq!(
+            balance(&shard, &LedgerAccount::InsuranceFund),
+            dec!(9600) + unpaid
+        );
+        assert_eq!(balance(&shard, &LedgerAccount::PendingClaims), -unpaid);
         assert!(
             shard
                 .accounts()
@@ -299,8 +327,8 @@ fn an_adl_share_is_a_trade_at_the_bankruptcy_price_and_takes_no_more_than_is_hel
     }
 }
 
-/// Refused without a change: a sequence not after the last, an account holding no position in
-/// the instrument, an unknown account or instrument, amounts out of range.
+/// Refused without a change: a sequence not after the last, an unknown account or instrument,
+/// amounts out of range.
 #[test]
 fn an_adl_share_that_does_not_fit_is_refused_and_changes_nothing() {
     let (mut shard, _) = play(FundAuthority::SystemShard, &SHORT);
@@ -309,13 +337,6 @@ fn an_adl_share_that_does_not_fit_is_refused_and_changes_nothing() {
         (7, share(dec!(0.6), dec!(9600))),
         (100, share(dec!(0), dec!(0))),
         (100, share(dec!(0.6), dec!(-1))),
-        (
-            100,
-            AdlAssignment {
-                instrument: "ETHUSDT".to_owned(),
-                ..share(dec!(0.6), dec!(9600))
-            },
-        ),
         (
             100,
             AdlAssignment {
@@ -338,6 +359,30 @@ fn an_adl_share_that_does_not_fit_is_refused_and_changes_nothing() {
         );
         assert_eq!(shard.state_hash(), hash, "{bad:?} changed the state");
     }
+    // An account that holds no such position any more (closed, or turned to the other side)
+    // takes nothing: the whole share is claimed again, with its contracts.
+    let effects = shard.apply_adl_assignment(
+        100,
+        &AdlAssignment {
+            instrument: "ETHUSDT".to_owned(),
+            ..share(dec!(0.6), dec!(9600))
+        },
+    );
+    let claimed: Vec<_> = effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::DeficitBeyondFund {
+                deficit,
+                resolution: DeficitResolution::RemainderClaimed,
+                position: Some(position),
+                ..
+            } => Some((deficit.value(), position.size.value())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(claimed, [(dec!(9600), dec!(-0.6))]);
+    assert!(!effects.iter().any(|e| matches!(e, Effect::Adl { .. })));
+    assert_books_balance(&shard);
 }
 
 /// A socialised share applied: the short pays 3,103.448276 from its wallet into the shard's
@@ -383,5 +428,83 @@ fn a_socialised_share_is_paid_into_the_shards_piece_of_the_fund() {
             .get("short")
             .is_some_and(|a| a.positions.len() == 1)
     );
+    assert_books_balance(&shard);
+}
+
+/// The crash on an isolated position: the loser deposits 26,000 and isolates 4,000 on its long,
+/// so at 40,000 the position's margin is short by 16,000 and the wallet holds 22,000 beside
+/// it. One engine with a 30,000 fund does not deleverage: it closes at the mark, the wallet
+/// bears the 16,000 (6,000 left) and pays the liquidation fee from it. The account shard
+/// closes at the mark too, but claims the margin's 16,000 at once with the position (isolated,
+/// its bankruptcy price 56,000, the fee); the system shard, whose fund could cover it,
+/// returns it (covered 0): the wallet takes it back and pays the fee, as one engine's.
+#[test]
+fn a_returned_isolated_claim_is_borne_by_the_wallet_with_the_fee_as_one_engine() {
+    let isolated = [
+        CRASH[0],
+        r#""type":"deposit","account":"loser","asset":"USDT","amount":"26000""#,
+        CRASH[2],
+        r#""type":"set_isolated_margin","account":"loser","instrument":"BTCUSDT","amount":"4000""#,
+        CRASH[3],
+        CRASH[4],
+        CRASH[5],
+        CRASH[6],
+    ];
+    let mut with_fund = vec![FUND_DEPOSIT];
+    with_fund.extend(isolated);
+    let (one, one_effects) = play(FundAuthority::Local, &with_fund);
+    assert!(!one_effects.iter().any(|e| matches!(e, Effect::Adl { .. })));
+    let fee: Decimal = one_effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Liquidation { fee, .. } => Some(fee.value()),
+            _ => None,
+        })
+        .sum();
+    assert!(fee > Decimal::ZERO, "one engine charges a fee");
+    assert_eq!(loser(&one), dec!(6000) - fee);
+
+    let (mut shard, effects) = play(FundAuthority::SystemShard, &isolated);
+    let claimed: Vec<_> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::DeficitBeyondFund {
+                deficit,
+                resolution: DeficitResolution::Claimed,
+                position: Some(position),
+                ..
+            } => Some((
+                deficit.value(),
+                position.isolated,
+                position.size.value(),
+                position.bankruptcy_price.value(),
+                position.fee.value(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        claimed,
+        [(dec!(16000), true, dec!(-1), dec!(56000), fee)],
+        "the claim carries the isolated position"
+    );
+    assert_eq!(loser(&shard), dec!(22000), "the wallet beside it untouched");
+    let effects = shard.apply_claim_answer(
+        100,
+        &ClaimAnswer {
+            returned: true,
+            fee,
+            ..answer(dec!(16000), dec!(0), dec!(30000))
+        },
+    );
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::DeficitBeyondFund { .. })),
+        "not the account's debt: {effects:#?}"
+    );
+    assert_eq!(loser(&shard), loser(&one));
+    assert_eq!(balance(&shard, &LedgerAccount::PendingClaims), dec!(0));
+    assert_eq!(balance(&shard, &LedgerAccount::InsuranceFund), fee);
     assert_books_balance(&shard);
 }

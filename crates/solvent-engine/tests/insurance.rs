@@ -74,6 +74,7 @@ fn a_bankrupt_multi_coin_cross_account_is_deleveraged_not_paid_by_an_empty_fund(
                 deficit,
                 fund,
                 resolution,
+                ..
             } if account == "loser" => {
                 Some((asset.clone(), deficit.value(), fund.value(), *resolution))
             }

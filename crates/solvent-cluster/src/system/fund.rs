@@ -68,6 +68,16 @@ impl FundTerms {
     }
 }
 
+/// One claim read from an effect message, as [`Fund::apply`] hands it on.
+struct Claimed<'a> {
+    claim: ClaimId,
+    account: &'a str,
+    asset: &'a str,
+    deficit: Decimal,
+    position: Option<&'a ClaimedPosition>,
+    remainder: bool,
+}
+
 /// What applying an effect message asks the system shard to publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FundOutput {
@@ -219,6 +229,9 @@ impl Fund {
             fund_before: request.fund_before,
             adl: Vec::new(),
             socialised,
+            returned: false,
+            fee: Decimal::ZERO,
+            remainder: false,
         }
     }
 
@@ -261,7 +274,11 @@ impl Fund {
                     instrument: request.instrument.clone(),
                     size: assignment.size,
                     mark: request.mark,
-                    price: per_contract.map_or(request.mark, |d| request.mark + direction * d),
+                    price: if request.price.is_zero() {
+                        per_contract.map_or(request.mark, |d| request.mark + direction * d)
+                    } else {
+                        request.price
+                    },
                     paid: (request.claimed * assignment.size / request.quantity)
                         .round_dp_with_strategy(precision, rust_decimal::RoundingStrategy::ToZero),
                 })
@@ -272,9 +289,16 @@ impl Fund {
         let paid: Decimal = adl.iter().map(|share| share.paid).sum();
         let held = self.balances.entry(request.asset.clone()).or_default();
         let fund_before = *held;
-        let covered = (request.claimed - paid)
-            .max(Decimal::ZERO)
-            .min(fund_before.max(Decimal::ZERO));
+        // What is not deleveraged of an isolated position's claim goes back to the account
+        // (one engine closes that part at the mark into the wallet); of any other, the fund
+        // covers it as far as it holds.
+        let covered = if request.isolated {
+            Decimal::ZERO
+        } else {
+            (request.claimed - paid)
+                .max(Decimal::ZERO)
+                .min(fund_before.max(Decimal::ZERO))
+        };
         *held -= covered;
         ClaimAnswer {
             claim: request.request.clone(),
@@ -283,18 +307,100 @@ impl Fund {
             claimed: request.claimed,
             covered,
             fund_before,
+            fee: if request.isolated && adl.is_empty() {
+                request.fee
+            } else {
+                Decimal::ZERO
+            },
             adl,
             socialised: Vec::new(),
+            returned: request.isolated,
+            remainder: request.remainder,
         }
+    }
+
+    /// What a claim asks for, by one engine's rules in one engine's order:
+    /// - under `deficits = "socialise"`, beyond the fund: the fund pays what it holds and the
+    ///   positions in profit are asked for (a share request);
+    /// - beyond the fund, with a bankrupt position: candidates to deleverage it are asked for
+    ///   (the fund pays nothing yet: one engine deleverages before it draws on the fund);
+    /// - an isolated position's claim the fund could cover goes back to the account (one
+    ///   engine's wallet bears it), the fund paying none of it;
+    /// - otherwise the fund covers it as far as it holds the asset, never below zero.
+    fn answer_or_ask(&mut self, claimed: &Claimed<'_>) -> FundOutput {
+        let deficit = claimed.deficit;
+        let held = self.balances.entry(claimed.asset.to_owned()).or_default();
+        let fund_before = *held;
+        if fund_before < deficit && self.terms.socialise {
+            let covered = fund_before.max(Decimal::ZERO);
+            *held -= covered;
+            return FundOutput::Request(Request::Share(ShareRequest {
+                share: claimed.claim.clone(),
+                account: claimed.account.to_owned(),
+                asset: claimed.asset.to_owned(),
+                claimed: deficit,
+                covered,
+                fund_before,
+            }));
+        }
+        let position = claimed
+            .position
+            .filter(|position| !position.size.is_zero() && !self.terms.socialise);
+        if fund_before < deficit
+            && let Some(position) = position
+        {
+            return FundOutput::Request(Request::Adl(AdlRequest {
+                request: claimed.claim.clone(),
+                account: claimed.account.to_owned(),
+                asset: claimed.asset.to_owned(),
+                claimed: deficit,
+                instrument: position.instrument.clone(),
+                // The account's trade closed it: a sale closed a long.
+                side: if position.size.is_sign_negative() {
+                    BankruptSide::Long
+                } else {
+                    BankruptSide::Short
+                },
+                quantity: position.size.abs(),
+                mark: position.mark,
+                price: position.bankruptcy_price,
+                isolated: position.isolated,
+                fee: position.fee,
+                remainder: claimed.remainder,
+            }));
+        }
+        let returned = position.is_some_and(|position| position.isolated);
+        let covered = if returned {
+            Decimal::ZERO
+        } else {
+            deficit.min(fund_before.max(Decimal::ZERO))
+        };
+        *held -= covered;
+        FundOutput::Answer(ClaimAnswer {
+            claim: claimed.claim.clone(),
+            account: claimed.account.to_owned(),
+            asset: claimed.asset.to_owned(),
+            claimed: deficit,
+            covered,
+            fund_before,
+            adl: Vec::new(),
+            socialised: Vec::new(),
+            returned,
+            fee: if returned {
+                position.map_or(Decimal::ZERO, |position| position.fee)
+            } else {
+                Decimal::ZERO
+            },
+            remainder: claimed.remainder,
+        })
     }
 
     /// Applies one effect message of shard `shard` for input `input_seq`: first the requests
     /// published before that input are answered (their offers are all in); then the deposits
-    /// of earlier input and what was paid in add to the fund; each claim is covered as far as
-    /// the fund holds the asset (never below zero) and answered, or, when the fund holds less
-    /// than the deficit and the claim closed a position, candidates to deleverage are
-    /// requested (the fund pays nothing yet: one engine deleverages before it draws on the
-    /// fund). Offers are kept for their request. Returns what to publish, in order; nothing
+    /// of earlier input and what was paid in add to the fund; each claim is answered, or
+    /// candidates or positions in profit asked for, by one engine's rules (see
+    /// `answer_or_ask`; the fund never goes below zero). Offers are kept for their
+    /// request. Returns what to publish, in order; nothing
     /// for a message applied before.
     #[must_use]
     pub fn apply(&mut self, shard: u32, input_seq: u64, lines: &[FundLine]) -> Vec<FundOutput> {
@@ -313,19 +419,10 @@ impl Fund {
             .collect();
         self.count_deposits_before(input_seq);
         let mut index = 0_u32;
-        let mut closed: BTreeMap<&str, (&str, Decimal, Decimal)> = BTreeMap::new();
         for line in lines {
             match line {
                 FundLine::Paid { asset, amount } => {
                     *self.balances.entry(asset.clone()).or_default() += *amount;
-                }
-                FundLine::Liquidated {
-                    account,
-                    instrument,
-                    size,
-                    mark,
-                } => {
-                    closed.insert(account, (instrument, *size, *mark));
                 }
                 FundLine::Profits { claim, holders } => {
                     self.profits
@@ -343,6 +440,8 @@ impl Fund {
                     account,
                     asset,
                     deficit,
+                    position,
+                    remainder,
                 } => {
                     let claim = ClaimId {
                         shard,
@@ -350,59 +449,17 @@ impl Fund {
                         index,
                     };
                     index += 1;
-                    if *deficit <= Decimal::ZERO {
-                        continue;
+                    if *deficit > Decimal::ZERO {
+                        let claimed = Claimed {
+                            claim,
+                            account,
+                            asset,
+                            deficit: *deficit,
+                            position: position.as_ref(),
+                            remainder: *remainder,
+                        };
+                        outputs.push(self.answer_or_ask(&claimed));
                     }
-                    let held = self.balances.entry(asset.clone()).or_default();
-                    let fund_before = *held;
-                    if fund_before < *deficit && self.terms.socialise {
-                        // One engine's rule: the fund pays what it holds, the accounts in
-                        // profit share the rest.
-                        let covered = fund_before.max(Decimal::ZERO);
-                        *held -= covered;
-                        outputs.push(FundOutput::Request(Request::Share(ShareRequest {
-                            share: claim,
-                            account: account.clone(),
-                            asset: asset.clone(),
-                            claimed: *deficit,
-                            covered,
-                            fund_before,
-                        })));
-                        continue;
-                    }
-                    if fund_before < *deficit
-                        && let Some((instrument, size, mark)) = closed.get(account.as_str())
-                        && !size.is_zero()
-                    {
-                        outputs.push(FundOutput::Request(Request::Adl(AdlRequest {
-                            request: claim,
-                            account: account.clone(),
-                            asset: asset.clone(),
-                            claimed: *deficit,
-                            instrument: (*instrument).to_owned(),
-                            // The account's trade closed it: a sale closed a long.
-                            side: if size.is_sign_negative() {
-                                BankruptSide::Long
-                            } else {
-                                BankruptSide::Short
-                            },
-                            quantity: size.abs(),
-                            mark: *mark,
-                        })));
-                        continue;
-                    }
-                    let covered = (*deficit).min(fund_before.max(Decimal::ZERO));
-                    *held -= covered;
-                    outputs.push(FundOutput::Answer(ClaimAnswer {
-                        claim,
-                        account: account.clone(),
-                        asset: asset.clone(),
-                        claimed: *deficit,
-                        covered,
-                        fund_before,
-                        adl: Vec::new(),
-                        socialised: Vec::new(),
-                    }));
                 }
             }
         }

@@ -58,6 +58,18 @@ pub struct ClaimAnswer {
     /// cover, on any shard, each applied by its own shard.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub socialised: Vec<SocialShare>,
+    /// The claim was an isolated position's: what the fund (which covers none of it) and
+    /// the counterparties do not pay goes back to the account, as one engine's wallet bears
+    /// an isolated loss it does not deleverage ([`solvent_engine::engine::ClaimAnswer::returned`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub returned: bool,
+    /// With `returned`, the liquidation fee owed if nobody was deleveraged.
+    #[serde(default, skip_serializing_if = "Decimal::is_zero")]
+    pub fee: Decimal,
+    /// The claim was a deleveraging's remainder, claimed by the counterparty's shard: what is
+    /// uncovered is the bankrupt account's debt, taken by the shard that holds it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remainder: bool,
 }
 
 impl ClaimAnswer {
@@ -72,7 +84,17 @@ impl ClaimAnswer {
             fund_before: self.fund_before,
             adl_paid: self.adl_paid(),
             socialised_paid: self.socialised_paid(),
+            returned: self.returned,
+            fee: self.fee,
+            remainder: self.remainder,
         }
+    }
+
+    /// What neither the fund nor the counterparties nor the accounts in profit pay: the
+    /// account's debt, or what goes back to it (`returned`); never negative.
+    #[must_use]
+    pub fn uncovered(&self) -> Decimal {
+        (self.claimed - self.covered - self.adl_paid() - self.socialised_paid()).max(Decimal::ZERO)
     }
 
     /// What the deleveraged counterparties pay towards the deficit, together.
@@ -243,9 +265,8 @@ pub struct AdlShare {
     pub size: Decimal,
     /// The mark the bankrupt position was closed at (its shard's, in the claim).
     pub mark: Decimal,
-    /// The bankruptcy price its trade is at: the mark moved against it by `paid` over its
-    /// contracts (linear contracts; for an inverse contract the mark, the payment standing
-    /// for the difference).
+    /// The bankruptcy price its trade is at, as the claimant's engine solved it (linear or
+    /// inverse): paying `paid` and trading at the mark is trading at this price.
     pub price: Decimal,
     /// What it pays towards the deficit: the claim's deficit times `size` over the bankrupt
     /// position's size, rounded down to the asset's precision.
@@ -297,6 +318,20 @@ pub struct AdlRequest {
     pub quantity: Decimal,
     /// The mark they were closed at.
     pub mark: Decimal,
+    /// The bankruptcy price the claimant's engine solved for the position (0 in a request of
+    /// an earlier version: then derived from the mark for a linear contract).
+    #[serde(default, skip_serializing_if = "Decimal::is_zero")]
+    pub price: Decimal,
+    /// The claim is an isolated position's: the fund covers none of it (see
+    /// [`ClaimAnswer::returned`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub isolated: bool,
+    /// The liquidation fee the claim carries (see [`ClaimAnswer::fee`]).
+    #[serde(default, skip_serializing_if = "Decimal::is_zero")]
+    pub fee: Decimal,
+    /// The claim is a deleveraging's remainder (see [`ClaimAnswer::remainder`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remainder: bool,
 }
 
 impl AdlRequest {
@@ -365,19 +400,21 @@ pub fn offer_line(
 /// The `type` of an offer line in a shard's effect message.
 pub const OFFER_TYPE: &str = "adl_offer";
 
-/// What the system shard reads in an effect line: what feeds the fund, claims, the positions
-/// they closed, and offers of candidates.
+/// What the system shard reads in an effect line: what feeds the fund, claims with the
+/// positions they carry, and offers of candidates.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FundLine {
     /// Money paid into the fund on a shard (the venue's deposit, `funded`, or a liquidation
-    /// fee, `liquidation_fee`), or taken from it (`adl_shortfall`, negative).
+    /// fee, `liquidation_fee`), or taken from it (`adl_shortfall`, negative: in the streams of
+    /// earlier versions only, whose counterparties' shortfalls the fund bore).
     Paid {
         /// The asset.
         asset: String,
         /// The amount (negative for a shortfall).
         amount: Decimal,
     },
-    /// A deficit claimed (`deficit_beyond_fund` with resolution `claimed`).
+    /// A deficit claimed (`deficit_beyond_fund` with resolution `claimed`, or
+    /// `remainder_claimed` for a deleveraging's remainder).
     Claim {
         /// The bankrupt account.
         account: String,
@@ -385,18 +422,10 @@ pub enum FundLine {
         asset: String,
         /// The deficit.
         deficit: Decimal,
-    },
-    /// A position closed by liquidation (`liquidation`): the last one of an account before its
-    /// claim is the position its claim auto-deleverages.
-    Liquidated {
-        /// The account.
-        account: String,
-        /// The instrument.
-        instrument: String,
-        /// The account's trade (signed: negative closes a long).
-        size: Decimal,
-        /// The mark it was closed at.
-        mark: Decimal,
+        /// The bankrupt position the claim carries, to deleverage if the fund falls short.
+        position: Option<ClaimedPosition>,
+        /// A deleveraging's remainder, claimed by the counterparty's shard.
+        remainder: bool,
     },
     /// A shard's positions in profit for a share request (see [`profit_line`]).
     Profits {
@@ -412,6 +441,25 @@ pub enum FundLine {
         /// The candidates, ranked.
         candidates: Vec<AdlCandidate>,
     },
+}
+
+/// The bankrupt position a claim carries (the engine's
+/// [`solvent_engine::effect::ClaimedPosition`], as its effect line writes it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimedPosition {
+    /// The instrument.
+    pub instrument: String,
+    /// The bankrupt account's closing trade (signed: negative closes a long).
+    pub size: Decimal,
+    /// The mark it was closed at.
+    pub mark: Decimal,
+    /// The price at which closing it leaves the account with exactly nothing.
+    pub bankruptcy_price: Decimal,
+    /// Whether it was an isolated position.
+    pub isolated: bool,
+    /// The liquidation fee of a close at the mark.
+    pub fee: Decimal,
 }
 
 /// Why an effect line could not be read.
@@ -448,7 +496,8 @@ pub fn fund_line(line: &str) -> Result<Option<FundLine>, FundLineError> {
     };
     match value.get("type").and_then(serde_json::Value::as_str) {
         Some("insurance_fund_changed") => match text("reason")? {
-            // A shortfall of a deleveraged counterparty is paid with a negative amount.
+            // A shortfall of a deleveraged counterparty (an earlier version's effect) is paid
+            // with a negative amount.
             "funded" | "liquidation_fee" | "adl_shortfall" => Ok(Some(FundLine::Paid {
                 asset: text("asset")?.to_owned(),
                 amount: amount("change")?,
@@ -456,12 +505,6 @@ pub fn fund_line(line: &str) -> Result<Option<FundLine>, FundLineError> {
             // A cover is the answer's doing: already taken from the fund when answered.
             _ => Ok(None),
         },
-        Some("liquidation") => Ok(Some(FundLine::Liquidated {
-            account: text("account")?.to_owned(),
-            instrument: text("instrument")?.to_owned(),
-            size: amount("size")?,
-            mark: amount("price")?,
-        })),
         Some(OFFER_TYPE) => {
             let field = |name: &str| {
                 value
@@ -490,11 +533,21 @@ pub fn fund_line(line: &str) -> Result<Option<FundLine>, FundLineError> {
                     .map_err(|error| bad(&format!("holders: {error}")))?,
             }))
         }
-        Some("deficit_beyond_fund") if text("resolution")? == "claimed" => {
+        Some("deficit_beyond_fund")
+            if matches!(text("resolution")?, "claimed" | "remainder_claimed") =>
+        {
+            let position = value
+                .get("position")
+                .cloned()
+                .map(serde_json::from_value::<ClaimedPosition>)
+                .transpose()
+                .map_err(|error| bad(&format!("position: {error}")))?;
             Ok(Some(FundLine::Claim {
                 account: text("account")?.to_owned(),
                 asset: text("asset")?.to_owned(),
                 deficit: amount("deficit")?,
+                position,
+                remainder: text("resolution")? == "remainder_claimed",
             }))
         }
         Some(_) => Ok(None),

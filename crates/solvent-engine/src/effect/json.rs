@@ -324,6 +324,7 @@ impl Effect {
                 deficit,
                 fund,
                 resolution,
+                position,
             } => {
                 o.key(true, "account");
                 o.string(account);
@@ -333,6 +334,14 @@ impl Effect {
                 o.decimal(deficit.0);
                 o.key(false, "fund");
                 o.decimal(fund.0);
+                if let Some(position) = position {
+                    // Rare (a claim on a cluster's account shard): through the value path,
+                    // which orders its keys as `to_value` does.
+                    o.key(false, "position");
+                    if let Ok(value) = serde_json::to_value(position) {
+                        let _ = serde_json::to_writer(&mut *o.0, &value);
+                    }
+                }
                 o.key(false, "resolution");
                 o.name(resolution.name());
                 o.key(false, "seq");
@@ -486,6 +495,7 @@ impl DeficitResolution {
             Self::Socialised => "socialised",
             Self::AccountDebt => "account_debt",
             Self::Claimed => "claimed",
+            Self::RemainderClaimed => "remainder_claimed",
         }
     }
 }
@@ -543,6 +553,8 @@ impl RejectReason {
 mod tests {
     use proptest::prelude::*;
     use solvent_core::money::{Amount, Price, Quantity};
+
+    use crate::effect::ClaimedPosition;
 
     use super::*;
 
@@ -683,6 +695,7 @@ mod tests {
             DeficitResolution::Socialised,
             DeficitResolution::AccountDebt,
             DeficitResolution::Claimed,
+            DeficitResolution::RemainderClaimed,
         ] {
             effects.push(Effect::DeficitBeyondFund {
                 account: text.to_owned(),
@@ -690,6 +703,22 @@ mod tests {
                 deficit: amount,
                 fund: Amount::ZERO,
                 resolution,
+                position: None,
+            });
+            effects.push(Effect::DeficitBeyondFund {
+                account: text.to_owned(),
+                asset: "USDC".to_owned(),
+                deficit: amount,
+                fund: Amount::ZERO,
+                resolution,
+                position: Some(ClaimedPosition {
+                    instrument: "BTC-PERPETUAL".to_owned(),
+                    size: Quantity(-number),
+                    mark: price,
+                    bankruptcy_price: price,
+                    isolated: true,
+                    fee: amount,
+                }),
             });
         }
         for reason in [

@@ -41,12 +41,6 @@ impl Engine {
             // the market and what the fund cannot pay goes to the accounts in profit.
             return false;
         }
-        if self.config.fund == FundAuthority::SystemShard {
-            // The fund is the system shard's: this shard cannot know whether it covers the
-            // deficit, so the position closes at the market and the deficit is claimed
-            // (`cover_from_fund`); the rest is the claim's answer's to settle.
-            return false;
-        }
         let holder = LedgerAccount::of_position(id, &instrument.name, isolated);
         let asset = instrument.settlement.clone();
         let Some(position) = self
@@ -70,33 +64,49 @@ impl Engine {
         };
         let at_mark = balance + outcome(mark).realised + outcome(mark).premium;
         let deficit = -at_mark;
-        let fund = self
-            .ledger
-            .balance(&LedgerAccount::InsuranceFund, &asset)
-            .max(Decimal::ZERO);
-        if deficit <= Decimal::ZERO || fund >= deficit {
+        if deficit <= Decimal::ZERO {
             return false;
         }
         // Bankruptcy price: the price at which closing leaves the holder with exactly zero.
-        let bankruptcy = solvent_risk::liquidation::solve(
-            mark,
-            if position.size.is_sign_negative() {
-                PositionSide::Short
-            } else {
-                PositionSide::Long
-            },
-            (Decimal::new(1, 12), MAX_PRICE),
-            |p| Ok(balance + outcome(p).realised + outcome(p).premium),
-        );
-        let Ok(Some(bankruptcy)) = bankruptcy else {
-            return false;
-        };
-        let mut remaining = signed.abs();
         let side = if position.size.is_sign_negative() {
             PositionSide::Short
         } else {
             PositionSide::Long
         };
+        let bankruptcy = || {
+            solvent_risk::liquidation::solve(mark, side, (Decimal::new(1, 12), MAX_PRICE), |p| {
+                Ok(balance + outcome(p).realised + outcome(p).premium)
+            })
+        };
+        if self.config.fund == FundAuthority::SystemShard {
+            // The fund is the system shard's: this shard cannot know whether it covers the
+            // deficit, so the position closes at the market and the deficit is claimed with
+            // the position and its bankruptcy price, which the system shard deleverages
+            // across shards if the fund falls short (`engine/claims.rs`).
+            let Ok(Some(bankruptcy)) = bankruptcy() else {
+                return false;
+            };
+            let claimed = ClaimedPosition {
+                instrument: instrument.name.clone(),
+                size: Quantity(signed),
+                mark: Price(mark),
+                bankruptcy_price: Price(bankruptcy),
+                isolated,
+                fee: Amount(self.liquidation_fee(instrument, signed.abs(), mark)),
+            };
+            return self.close_and_claim(id, instrument, claimed, effects);
+        }
+        let fund = self
+            .ledger
+            .balance(&LedgerAccount::InsuranceFund, &asset)
+            .max(Decimal::ZERO);
+        if fund >= deficit {
+            return false;
+        }
+        let Ok(Some(bankruptcy)) = bankruptcy() else {
+            return false;
+        };
+        let mut remaining = signed.abs();
         let (ranked, mut cursor) = self.adl_queue(instrument, side, mark);
         // The queue was ranked at the event's first bankruptcy in this contract: since then a
         // candidate may have been deleveraged or liquidated, so each is taken for what it holds
@@ -143,6 +153,7 @@ impl Engine {
             deficit: Amount(rounding::requirement(deficit, precision)),
             fund: Amount(fund),
             resolution: DeficitResolution::Adl,
+            position: None,
         });
         for (other, available) in takers {
             if remaining.is_zero() {
@@ -455,6 +466,7 @@ impl Engine {
                 } else {
                     DeficitResolution::AccountDebt
                 },
+                position: None,
             });
         }
     }

@@ -143,6 +143,23 @@ impl Engine {
         }
     }
 
+    /// The liquidation fee of closing `quantity` (absolute) of `instrument` at `mark`, before
+    /// it is capped by what the account holds: its notional times the fee rate, rounded down.
+    pub(super) fn liquidation_fee(
+        &self,
+        instrument: &Instrument,
+        quantity: Decimal,
+        mark: Decimal,
+    ) -> Decimal {
+        rounding::credit(
+            solvent_risk::standard::notional(instrument, quantity, mark)
+                * self.config.liquidation.fee_rate,
+            self.venue
+                .asset(&instrument.settlement)
+                .map_or(8, |a| a.precision),
+        )
+    }
+
     /// One liquidation step of one position: at the mark, vs the market, with the fee to the
     /// insurance fund. A position the insurance fund cannot make whole is deleveraged instead.
     pub(super) fn liquidate_position(
@@ -195,12 +212,7 @@ impl Engine {
         } else {
             quantity
         };
-        let fee = rounding::credit(
-            solvent_risk::standard::notional(&instrument, quantity, mark) * params.fee_rate,
-            self.venue
-                .asset(&instrument.settlement)
-                .map_or(8, |a| a.precision),
-        );
+        let fee = self.liquidation_fee(&instrument, quantity, mark);
         let last = quantity == position.size.abs()
             && self.accounts.get(id).is_some_and(|a| {
                 a.positions
