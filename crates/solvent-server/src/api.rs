@@ -432,6 +432,9 @@ fn submit_error(error: SubmitError) -> ApiError {
         SubmitError::JournalFailed(message) => ApiError::unavailable(format!(
             "the journal failed and the service is stopping: {message}"
         )),
+        SubmitError::ClientLookup(message) => ApiError::unavailable(format!(
+            "nothing applied: a client id could not be checked against the journal ({message})"
+        )),
     }
 }
 
