@@ -160,6 +160,8 @@ struct Batch {
     /// The types of the margin calls, liquidations, ADL and deficits, for `/metrics`.
     counted: Vec<&'static str>,
     recorded: Vec<crate::audit::Recorded>,
+    /// The accounts' figures after each update, for their health history.
+    health: Vec<(String, crate::health::Point)>,
     view: Arc<View>,
     events: usize,
     /// The engine's last sequence number once this batch is applied (durable once released).
@@ -175,8 +177,12 @@ pub struct Shared {
     pub view: ArcSwap<View>,
     /// The WebSocket feed.
     pub feed: Feed,
-    /// The recent events with their effects (the audit page's journal).
+    /// The effects of the recent events (the audit page reads the events from the journal).
     pub recent: crate::audit::Recent,
+    /// A reader of the journal for the audit page (one request at a time).
+    pub journal: std::sync::Mutex<Box<dyn solvent_store::JournalReader>>,
+    /// Each account's health over time, bounded per account.
+    pub health: crate::health::History,
     /// Set once the journal fails: the service is stopping.
     pub failure: OnceLock<String>,
     /// Submissions waiting in the engine's queue.
@@ -249,6 +255,8 @@ impl Core {
             view: ArcSwap::from_pointee(View::of(&engine)),
             feed: Feed::new(),
             recent: crate::audit::Recent::default(),
+            journal: std::sync::Mutex::new(journal.reader().map_err(std::io::Error::other)?),
+            health: crate::health::History::default(),
             failure: OnceLock::new(),
             queue_depth: std::sync::atomic::AtomicUsize::new(0),
             durable_seq: std::sync::atomic::AtomicU64::new(engine.last_seq().unwrap_or(0)),
@@ -466,6 +474,7 @@ impl EngineLoop {
                 feed: Vec::new(),
                 counted: Vec::new(),
                 recorded: Vec::new(),
+                health: Vec::new(),
                 view: Arc::clone(&view),
                 events: 0,
                 last_seq: None,
@@ -616,6 +625,28 @@ impl EngineLoop {
                 let ts = envelope.ts.to_string();
                 for (effect, line) in effects.iter().zip(&reply.effects) {
                     touch_effect(effect, touched);
+                    if let Effect::AccountUpdated {
+                        account,
+                        equity,
+                        initial_margin,
+                        maintenance_margin,
+                        health,
+                        state,
+                    } = effect
+                    {
+                        batch.health.push((
+                            account.clone(),
+                            crate::health::Point {
+                                seq,
+                                ts: envelope.ts,
+                                health: *health,
+                                state: *state,
+                                equity: *equity,
+                                initial_margin: *initial_margin,
+                                maintenance_margin: *maintenance_margin,
+                            },
+                        ));
+                    }
                     let channels = channels(effect);
                     if channels
                         .iter()
@@ -894,6 +925,7 @@ fn release(batch: Batch, shared: &Shared) {
             .store(seq, std::sync::atomic::Ordering::Release);
     }
     shared.recent.record(batch.recorded);
+    shared.health.record(batch.health);
     shared.feed.publish_all(batch.feed);
     for (reply, replies) in batch.replies {
         let _ = reply.send(Ok(replies));

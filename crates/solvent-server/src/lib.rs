@@ -17,6 +17,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod error;
 pub mod feed;
+pub mod health;
 pub mod json_text;
 pub mod keys;
 pub mod metrics;

@@ -483,6 +483,39 @@ async fn a_retry_older_than_the_client_id_window_is_answered_from_the_journal_af
     )
     .await;
     assert_eq!(equity(&report), "20000");
+    // Issue 12: the audit pages the journal itself: the events before the restart are there
+    // (their effects are no longer held in memory), each with its client id.
+    let (status, audit) = call(
+        running.addr,
+        "GET",
+        "/v1/journal?before=3&limit=5",
+        Some(&keys.viewer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{audit}");
+    let events = audit["events"].as_array().unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2]);
+    assert_eq!(events[0]["client_id"], "old");
+    assert!(events[0]["effects"].is_null(), "{audit}");
+    assert!(audit["next"].is_null(), "{audit}");
+    assert_eq!(audit["effects_from"], 202);
+    // The latest event's effects are held, and name it.
+    let (_, latest) = call(
+        running.addr,
+        "GET",
+        "/v1/journal?limit=1&account=a1",
+        Some(&keys.viewer),
+        None,
+    )
+    .await;
+    assert_eq!(latest["events"][0]["seq"], 202);
+    let effects = latest["events"][0]["effects"].as_array().unwrap();
+    assert!(
+        !effects.is_empty() && effects.iter().all(|e| e["seq"] == 202),
+        "{latest}"
+    );
     running.stop().await.unwrap();
 }
 
@@ -1173,6 +1206,10 @@ async fn the_dashboard_routes_answer_with_the_key_scope_journal_history_totals_a
     assert_eq!(status, 200, "{history}");
     let points = history["points"].as_array().unwrap();
     assert!(!points.is_empty());
+    assert_eq!(
+        history["kept_per_account"].as_u64(),
+        Some(solvent_server::health::POINTS_PER_ACCOUNT as u64)
+    );
     assert_eq!(points.last().unwrap()["ts"], "2026-01-01T00:00:02Z");
     assert_eq!(
         call(
