@@ -925,6 +925,86 @@ impl Journal for FailingJournal {
     }
 }
 
+/// A journal whose reader cannot read client ids (a storage error on the read side).
+struct UnreadableClients(MemoryJournal);
+
+impl Journal for UnreadableClients {
+    fn append(&mut self, entries: &[Entry]) -> Result<(), JournalError> {
+        self.0.append(entries)
+    }
+    fn last_seq(&self) -> Result<Option<u64>, JournalError> {
+        self.0.last_seq()
+    }
+    fn read_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError> {
+        self.0.read_after(after, limit)
+    }
+    fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, JournalError> {
+        self.0.client(client_id)
+    }
+    fn reader(&self) -> Result<Box<dyn JournalReader>, JournalError> {
+        Ok(Box::new(UnreadableReader))
+    }
+}
+
+struct UnreadableReader;
+
+impl JournalReader for UnreadableReader {
+    fn client(&self, _: &str) -> Result<Option<ClientRecord>, JournalError> {
+        Err(JournalError::Storage("disk I/O error".to_owned()))
+    }
+    fn read_after(&self, _: Option<u64>, _: usize) -> Result<Vec<Entry>, JournalError> {
+        Err(JournalError::Storage("disk I/O error".to_owned()))
+    }
+    fn read_before(&self, _: Option<u64>, _: usize) -> Result<Vec<Entry>, JournalError> {
+        Err(JournalError::Storage("disk I/O error".to_owned()))
+    }
+}
+
+/// When the journal cannot say whether a client id is a retry, the request is refused whole
+/// (503, nothing applied) rather than risk applying a retry twice; events without ids go on.
+#[tokio::test]
+async fn a_client_id_the_journal_cannot_check_refuses_the_request_and_applies_nothing() {
+    let (running, keys) = start_with(
+        Box::new(UnreadableClients(MemoryJournal::default())),
+        local(),
+    )
+    .await;
+    let (status, error) = post_events(
+        &running,
+        &keys.admin,
+        json!([
+            {"type": "deposit", "account": "a1", "asset": "USDT", "amount": "5"},
+            {"type": "deposit", "account": "a1", "asset": "USDT", "amount": "7", "client_id": "x"}
+        ]),
+    )
+    .await;
+    assert_eq!(status, 503, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing applied"),
+        "{error}"
+    );
+    assert_eq!(running.state.view().seq, None);
+    let (status, reply) = post_events(
+        &running,
+        &keys.admin,
+        json!([{"type": "deposit", "account": "a1", "asset": "USDT", "amount": "5"}]),
+    )
+    .await;
+    assert_eq!(
+        (status, reply["results"][0]["seq"].as_u64()),
+        (200, Some(1)),
+        "{reply}"
+    );
+    // The audit page says the journal cannot be read, in the error shape.
+    let (status, error) = call(running.addr, "GET", "/v1/journal", Some(&keys.viewer), None).await;
+    assert_eq!(status, 503, "{error}");
+    assert!(error["error"]["message"].as_str().is_some(), "{error}");
+    running.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_failed_append_is_never_acknowledged_and_stops_the_service() {
     let (running, keys) = start_with(Box::new(FailingJournal), local()).await;
