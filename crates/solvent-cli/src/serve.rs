@@ -42,7 +42,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 10_000.0)]
     rate_limit: f64,
     /// Client ids kept in memory with their first replies (the most recent; a retry of an older
-    /// one is answered from the journal): the bound of the service's memory for deduplication.
+    /// one is answered from the journal): with a fixed 16 MiB filter, the bound of the service's
+    /// memory for deduplication.
     #[arg(long, default_value_t = 100_000, value_name = "IDS")]
     client_window: usize,
     /// Cut a torn or corrupt journal tail at recovery (reported), instead of refusing to start.

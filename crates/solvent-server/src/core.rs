@@ -214,7 +214,8 @@ pub struct Limits {
     pub commit_entries: usize,
     /// Client ids (each with its first reply) kept in memory, the most recent; a retry of an
     /// older one is answered from the journal. The window also holds, beyond this, the ids of
-    /// events not yet durable (at most a few batches' worth).
+    /// events not yet durable (at most a few batches' worth); a Bloom filter of fixed size
+    /// ([`crate::client_ids::FILTER_BYTES`]) spares new ids the journal read.
     pub client_window: usize,
 }
 
@@ -264,7 +265,8 @@ impl Core {
         let client_ids = ClientIds::new(
             limits.client_window,
             journal.reader().map_err(std::io::Error::other)?,
-        );
+        )
+        .map_err(std::io::Error::other)?;
         let (sender, commands) = std::sync::mpsc::sync_channel(limits.queue);
         // Two batches waiting at most while one syncs; beyond that the engine thread waits, its
         // queue fills and clients get 429 (backpressure, not a backlog).

@@ -287,6 +287,13 @@ pub trait JournalReader: Send {
     /// # Errors
     /// [`JournalError::Storage`] or [`JournalError::CorruptEntry`].
     fn read_before(&self, before: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError>;
+
+    /// Visits every client id the journal holds, in no particular order (what a service needs
+    /// at start to know which ids it may have to look up; the replies are not read).
+    ///
+    /// # Errors
+    /// [`JournalError::Storage`] or [`JournalError::Corrupt`].
+    fn each_client_id(&self, visit: &mut dyn FnMut(&str)) -> Result<(), JournalError>;
 }
 
 /// What the journal holds for a client id: the first result, to answer a retry with.
@@ -399,6 +406,13 @@ impl JournalReader for MemoryReader {
 
     fn read_before(&self, before: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError> {
         Ok(self.0.held().read_before(before, limit))
+    }
+
+    fn each_client_id(&self, visit: &mut dyn FnMut(&str)) -> Result<(), JournalError> {
+        for id in self.0.held().clients.keys() {
+            visit(id);
+        }
+        Ok(())
     }
 }
 

@@ -559,6 +559,23 @@ impl JournalReader for SqliteReader {
             limit,
         )
     }
+
+    fn each_client_id(&self, visit: &mut dyn FnMut(&str)) -> Result<(), JournalError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT client_id FROM clients")
+            .map_err(|e| storage(&e))?;
+        let mut rows = statement.query([]).map_err(|e| storage(&e))?;
+        while let Some(row) = rows.next().map_err(|e| storage(&e))? {
+            let id = row.get_ref(0).map_err(|e| storage(&e))?;
+            let id = id.as_str().map_err(|error| JournalError::Corrupt {
+                after: None,
+                problem: format!("client row: {error}"),
+            })?;
+            visit(id);
+        }
+        Ok(())
+    }
 }
 
 fn client(connection: &Connection, client_id: &str) -> Result<Option<ClientRecord>, JournalError> {

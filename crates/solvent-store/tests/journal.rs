@@ -91,6 +91,12 @@ fn a_reader_beside_the_appends_sees_every_returned_append_and_pages_both_ways() 
             reader.read_after(Some(entries[1].envelope.seq), 2).unwrap(),
             entries[2..4]
         );
+        let mut ids = Vec::new();
+        reader
+            .each_client_id(&mut |id| ids.push(id.to_owned()))
+            .unwrap();
+        ids.sort();
+        assert_eq!(ids, ["order-12", "order-2"]);
     }
 }
 
