@@ -41,6 +41,11 @@ pub struct ServeArgs {
     /// Requests per second allowed per key.
     #[arg(long, default_value_t = 10_000.0)]
     rate_limit: f64,
+    /// Client ids kept in memory with their first replies (the most recent; a retry of an older
+    /// one is answered from the journal): with a fixed 16 MiB filter, the bound of the service's
+    /// memory for deduplication.
+    #[arg(long, default_value_t = 100_000, value_name = "IDS")]
+    client_window: usize,
     /// Cut a torn or corrupt journal tail at recovery (reported), instead of refusing to start.
     #[arg(long)]
     truncate_torn_tail: bool,
@@ -258,6 +263,10 @@ pub fn run(args: &ServeArgs, feedback: crate::progress::Feedback) -> Result<Stri
     let config = solvent_server::Config {
         listen: args.listen,
         rate_limit: args.rate_limit,
+        limits: solvent_server::core::Limits {
+            client_window: args.client_window.max(1),
+            ..solvent_server::core::Limits::default()
+        },
         snapshots: Some(SnapshotPolicy {
             dir: dir.clone(),
             every_events: args.snapshot_every.max(1),
@@ -276,15 +285,10 @@ pub fn run(args: &ServeArgs, feedback: crate::progress::Feedback) -> Result<Stri
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(async move {
-        let running = solvent_server::start(
-            recovered.engine,
-            Box::new(recovered.journal),
-            recovered.clients,
-            ring,
-            &config,
-        )
-        .await
-        .with_context(|| format!("{}: cannot listen", args.listen))?;
+        let running =
+            solvent_server::start(recovered.engine, Box::new(recovered.journal), ring, &config)
+                .await
+                .with_context(|| format!("{}: cannot listen", args.listen))?;
         println!(
             "solvent: serving http://{} (data {})",
             running.addr,

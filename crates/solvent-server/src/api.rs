@@ -432,6 +432,9 @@ fn submit_error(error: SubmitError) -> ApiError {
         SubmitError::JournalFailed(message) => ApiError::unavailable(format!(
             "the journal failed and the service is stopping: {message}"
         )),
+        SubmitError::ClientLookup(message) => ApiError::unavailable(format!(
+            "nothing applied: a client id could not be checked against the journal ({message})"
+        )),
     }
 }
 
@@ -1453,7 +1456,7 @@ pub(crate) async fn key(Caller(scope): Caller) -> Response {
 
 #[utoipa::path(get, path = "/v1/accounts/{id}/history", tag = "accounts",
     params(("id" = String, Path, description = "Account id"), ("limit" = Option<usize>, Query, description = "Points to return, 1-10,000 (the latest)")),
-    responses((status = 200, description = "The account's figures after each recent update (health, equity, IM, MM, state), oldest first, as far back as the feed keeps", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 404, description = "No such account", body = ErrorBody)),
+    responses((status = 200, description = "The account's figures after its updates (health, equity, IM, MM, state), oldest first: at most `kept_per_account` points, every recent update and a thinning sample of older ones", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 404, description = "No such account", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn account_history(
     State(state): State<AppState>,
@@ -1468,33 +1471,12 @@ pub(crate) async fn account_history(
     if limit == 0 || limit > 10_000 {
         return Err(ApiError::invalid("limit", "between 1 and 10,000"));
     }
-    let channel = Channel::Account(id.clone());
-    let points: Vec<serde_json::Value> = state
-        .core
-        .shared()
-        .feed
-        .recent(&channel, crate::feed::RETAINED)
-        .into_iter()
-        .filter_map(|message| {
-            let data = message.get("data")?;
-            (data.get("type")?.as_str()? == "account_updated").then(|| {
-                serde_json::json!({
-                    "seq": data.get("seq"),
-                    "ts": data.get("ts"),
-                    "health": data.get("health"),
-                    "state": data.get("state"),
-                    "equity": data.get("equity"),
-                    "initial_margin": data.get("initial_margin"),
-                    "maintenance_margin": data.get("maintenance_margin"),
-                })
-            })
-        })
-        .collect();
-    let start = points.len().saturating_sub(limit);
+    let points = state.core.shared().health.points(&id, limit);
     Ok(json(&serde_json::json!({
         "account": id,
         "seq": view.seq,
-        "points": points[start..],
+        "points": points,
+        "kept_per_account": crate::health::POINTS_PER_ACCOUNT,
     })))
 }
 
@@ -1511,7 +1493,7 @@ pub(crate) struct JournalQuery {
 
 #[utoipa::path(get, path = "/v1/journal", tag = "book",
     params(("after" = Option<u64>, Query, description = "Events after this sequence number, oldest first"), ("before" = Option<u64>, Query, description = "Events before this sequence number (the latest of them)"), ("limit" = Option<usize>, Query, description = "1-1,000, default 100"), ("account" = Option<String>, Query, description = "Only events that concern this account (or whose effects do)"), ("type" = Option<String>, Query, description = "Only events of this type (deposit, fill, index_price, ...)")),
-    responses((status = 200, description = "Recent accepted events, oldest first, each with the effects it caused; `oldest` is the first event still kept in memory (the durable journal keeps all: `solvent journal`)", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody)),
+    responses((status = 200, description = "A page of the durable journal's accepted events, oldest first, each with the effects it caused while they are held in memory (from `effects_from` on; older events have `effects: null`). A page examines at most 20,000 entries: `next` is where to continue (as `after` paging forward, as `before` paging back), null once the journal's end or start is reached; `scanned` is how many entries were examined", body = Object), (status = 503, description = "The journal cannot be read", body = ErrorBody), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn journal(
     State(state): State<AppState>,
@@ -1552,14 +1534,24 @@ pub(crate) async fn journal(
         limit,
         account,
         kind: query.kind,
+        max_scanned: crate::audit::MAX_SCANNED,
     };
     let shared = Arc::clone(state.core.shared());
-    let (oldest, events) =
-        compute(move || Ok((shared.recent.oldest(), shared.recent.query(&wanted)))).await?;
+    let page = compute(move || {
+        let reader = shared
+            .journal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        crate::audit::page(reader.as_ref(), &shared.recent, &wanted)
+            .map_err(|error| ApiError::unavailable(format!("the journal cannot be read: {error}")))
+    })
+    .await?;
     Ok(json(&serde_json::json!({
         "seq": state.view().seq,
-        "oldest": oldest,
-        "events": events,
+        "events": page.events,
+        "next": page.next,
+        "scanned": page.scanned,
+        "effects_from": page.effects_from,
     })))
 }
 

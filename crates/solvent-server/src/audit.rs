@@ -1,17 +1,32 @@
-//! The recent journal as the audit page reads it: each accepted event with the effects it
-//! caused, kept in memory for the last [`KEEP_EVENTS`] events (at most [`KEEP_EFFECTS`] effects
-//! in all). The durable journal holds every event; `solvent journal` reads all of it.
+//! The audit page's journal (issue 12): the durable journal read in pages, newest or oldest
+//! first, filtered by event type and account, each event with the effects it caused.
+//!
+//! Events come from the journal itself (a [`solvent_store::JournalReader`]), so every accepted
+//! event can be paged to, back to the first. A page examines at most [`MAX_SCANNED`] entries:
+//! a filter that matches rarely returns what it found with the cursor to continue from, never
+//! a scan of the whole journal in one request. Effects are not journaled (they are the engine's
+//! deterministic answer to the events, and written out would multiply the journal's bytes by
+//! tens); the effects of the last [`KEEP_EVENTS`] events (at most [`KEEP_EFFECTS`] effects) are
+//! kept in memory and attached to their events, and an older event says its effects are no
+//! longer held (`solvent journal replay` recomputes them).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
+use solvent_store::{Entry, JournalError, JournalReader};
 
 use crate::json_text::JsonText;
 
-/// Events kept.
+/// Journal entries one page of the API examines at most.
+pub const MAX_SCANNED: usize = 20_000;
+
+/// Entries read from the journal at a time while a page is filled.
+const CHUNK: usize = 1_000;
+
+/// Events whose effects are kept in memory.
 pub const KEEP_EVENTS: usize = 50_000;
-/// Effects kept over all the events kept (the oldest events go first).
+/// Effects kept in memory over all the events kept (the oldest events go first).
 pub const KEEP_EFFECTS: usize = 250_000;
 
 /// One accepted event and its effects.
@@ -40,16 +55,7 @@ impl Recorded {
     /// The event's type.
     #[must_use]
     pub fn kind(&self) -> String {
-        #[derive(serde::Deserialize)]
-        struct Kind<'a> {
-            #[serde(rename = "type", borrow)]
-            kind: Option<std::borrow::Cow<'a, str>>,
-        }
-        serde_json::from_str::<Kind<'_>>(self.event.as_str())
-            .ok()
-            .and_then(|kind| kind.kind)
-            .map(std::borrow::Cow::into_owned)
-            .unwrap_or_default()
+        kind_of(&self.event)
     }
 }
 
@@ -106,6 +112,8 @@ pub struct Query {
     pub account: Option<String>,
     /// Only events of this type.
     pub kind: Option<String>,
+    /// Journal entries examined at most ([`MAX_SCANNED`] for the API).
+    pub max_scanned: usize,
 }
 
 impl Recent {
@@ -138,59 +146,167 @@ impl Recent {
             .front()
             .map(|event| event.seq)
     }
+}
 
-    /// The events matching `query`, oldest first.
-    #[must_use]
-    pub fn query(&self, query: &Query) -> Vec<Arc<Recorded>> {
-        let events: Vec<Arc<Recorded>> = self
+/// One event of a page, as the journal holds it, with its effects when still held.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditEvent {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its time (RFC 3339).
+    pub ts: String,
+    /// The event as `solvent replay` reads it.
+    pub event: JsonText,
+    /// The client's id for it, if it sent one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Its effects, each carrying the event's sequence number; `None` when the event is older
+    /// than the effects held in memory.
+    pub effects: Option<Vec<JsonText>>,
+}
+
+/// A page of the journal.
+#[derive(Clone, Debug, Serialize)]
+pub struct Page {
+    /// The matching events, oldest first.
+    pub events: Vec<AuditEvent>,
+    /// Where to continue in the same direction (as `after` when paging forward, as `before`
+    /// when paging back); `None` when the scan reached the journal's end (or its start).
+    pub next: Option<u64>,
+    /// Journal entries examined for this page.
+    pub scanned: usize,
+    /// The oldest event whose effects are held in memory.
+    pub effects_from: Option<u64>,
+}
+
+impl Recent {
+    /// The kept event `seq`, if it is still held.
+    fn get(&self, seq: u64) -> Option<Arc<Recorded>> {
+        let kept = self
             .kept
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .events
-            .iter()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let index = kept.events.partition_point(|event| event.seq < seq);
+        kept.events
+            .get(index)
+            .filter(|event| event.seq == seq)
             .cloned()
-            .collect();
-        let matches = |event: &&Arc<Recorded>| {
-            query.after.is_none_or(|after| event.seq > after)
-                && query.before.is_none_or(|before| event.seq < before)
-                && query
-                    .kind
-                    .as_deref()
-                    .is_none_or(|kind| event.kind() == kind)
-                && query
-                    .account
-                    .as_deref()
-                    .is_none_or(|account| event.concerns(account))
-        };
-        if query.after.is_some() {
-            events
-                .iter()
-                .filter(matches)
-                .take(query.limit)
-                .cloned()
-                .collect()
+    }
+}
+
+/// A page of the journal read by `reader` for `query`, with the effects `recent` holds: forward
+/// from `after` when it is given, else back from `before` (or the latest).
+///
+/// # Errors
+/// The journal could not be read, or an entry is corrupt.
+pub fn page(
+    reader: &dyn JournalReader,
+    recent: &Recent,
+    query: &Query,
+) -> Result<Page, JournalError> {
+    let forward = query.after.is_some();
+    let mut cursor = if forward { query.after } else { query.before };
+    let mut events = Vec::new();
+    let mut scanned = 0;
+    let mut next = None;
+    'scan: loop {
+        let chunk = if forward {
+            reader.read_after(cursor, CHUNK)?
         } else {
-            let mut latest: Vec<Arc<Recorded>> = events
-                .iter()
-                .rev()
-                .filter(matches)
-                .take(query.limit)
-                .cloned()
-                .collect();
-            latest.reverse();
-            latest
+            reader.read_before(cursor, CHUNK)?
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        for entry in chunk {
+            scanned += 1;
+            cursor = Some(entry.envelope.seq);
+            if let Some(event) = matching(entry, recent, query) {
+                events.push(event);
+            }
+            if events.len() >= query.limit || scanned >= query.max_scanned.max(1) {
+                next = cursor;
+                break 'scan;
+            }
         }
     }
+    if !forward {
+        events.reverse();
+    }
+    Ok(Page {
+        events,
+        next,
+        scanned,
+        effects_from: recent.oldest(),
+    })
+}
+
+/// The entry as a page shows it, if it passes the query's filters (the account filter looks at
+/// the event and at its effects when they are held).
+fn matching(entry: Entry, recent: &Recent, query: &Query) -> Option<AuditEvent> {
+    let event = JsonText::of(&entry.envelope.event);
+    if let Some(kind) = &query.kind
+        && kind_of(&event) != *kind
+    {
+        return None;
+    }
+    let held = recent.get(entry.envelope.seq);
+    if let Some(account) = &query.account
+        && !names(&event, account)
+        && !held
+            .as_ref()
+            .is_some_and(|held| held.effects.iter().any(|effect| names(effect, account)))
+    {
+        return None;
+    }
+    Some(AuditEvent {
+        seq: entry.envelope.seq,
+        ts: entry.envelope.ts.to_string(),
+        event,
+        client_id: entry.client_id,
+        effects: held.map(|held| held.effects.clone()),
+    })
+}
+
+fn kind_of(text: &JsonText) -> String {
+    #[derive(serde::Deserialize)]
+    struct Kind<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_str::<Kind<'_>>(text.as_str())
+        .ok()
+        .and_then(|kind| kind.kind)
+        .map(std::borrow::Cow::into_owned)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use solvent_engine::event::{Envelope, Event};
+    use solvent_store::{Journal as _, MemoryJournal};
 
-    fn event(seq: u64, account: &str, effects: usize) -> Recorded {
+    fn deposit(seq: u64, account: &str) -> Entry {
+        let event: Event = serde_json::from_value(serde_json::json!({
+            "type": "deposit", "account": account, "asset": "USDT", "amount": "1"
+        }))
+        .unwrap();
+        Entry {
+            envelope: Envelope {
+                seq,
+                ts: jiff::Timestamp::UNIX_EPOCH,
+                event,
+            },
+            client_id: None,
+            reply: None,
+        }
+    }
+
+    fn recorded(seq: u64, account: &str, effects: usize) -> Recorded {
         Recorded {
             seq,
-            ts: "2025-10-01T00:00:00Z".to_owned(),
+            ts: "1970-01-01T00:00:00Z".to_owned(),
             event: JsonText::of(&serde_json::json!({"type": "deposit", "account": account})),
             effects: (0..effects)
                 .map(|_| {
@@ -203,55 +319,68 @@ mod tests {
     }
 
     #[test]
-    fn queries_filter_and_page_both_ways_and_the_bounds_hold() {
+    fn pages_come_from_the_journal_both_ways_filtered_bounded_with_the_effects_held() {
+        let mut journal = MemoryJournal::default();
+        // 1..=100, even events for "a", odd for "b"; the effects of 91..=100 held in memory.
+        let entries: Vec<Entry> = (1..=100)
+            .map(|seq| deposit(seq, if seq % 2 == 0 { "a" } else { "b" }))
+            .collect();
+        journal.append(&entries).unwrap();
         let recent = Recent::default();
         recent.record(
-            (1..=10)
-                .map(|seq| event(seq, if seq % 2 == 0 { "a" } else { "b" }, 1))
+            (91..=100)
+                .map(|seq| recorded(seq, if seq % 2 == 0 { "a" } else { "b" }, 1))
                 .collect(),
         );
-        let seqs =
-            |query: &Query| -> Vec<u64> { recent.query(query).iter().map(|e| e.seq).collect() };
-        assert_eq!(
-            seqs(&Query {
-                limit: 3,
-                ..Query::default()
-            }),
-            [8, 9, 10]
-        );
-        assert_eq!(
-            seqs(&Query {
-                limit: 2,
-                after: Some(4),
-                ..Query::default()
-            }),
-            [5, 6]
-        );
-        assert_eq!(
-            seqs(&Query {
-                limit: 2,
-                before: Some(4),
-                ..Query::default()
-            }),
-            [2, 3]
-        );
-        assert_eq!(
-            seqs(&Query {
-                limit: 10,
-                account: Some("a".to_owned()),
-                ..Query::default()
-            }),
-            [2, 4, 6, 8, 10]
-        );
-        assert!(
-            seqs(&Query {
-                limit: 10,
-                kind: Some("fill".to_owned()),
-                ..Query::default()
-            })
-            .is_empty()
-        );
-        recent.record(vec![event(11, "a", KEEP_EFFECTS)]);
+        let reader = journal.reader().unwrap();
+        let query = |after, before, limit, account: Option<&str>, max_scanned| Query {
+            after,
+            before,
+            limit,
+            account: account.map(str::to_owned),
+            kind: None,
+            max_scanned,
+        };
+        let seqs = |page: &Page| page.events.iter().map(|e| e.seq).collect::<Vec<_>>();
+        // The latest three, oldest first, with their effects, each naming its event.
+        let latest = page(&*reader, &recent, &query(None, None, 3, None, 1_000)).unwrap();
+        assert_eq!(seqs(&latest), [98, 99, 100]);
+        assert_eq!(latest.next, Some(98));
+        let effects = latest.events[2].effects.as_ref().unwrap();
+        assert!(effects[0].as_str().contains(r#""seq":100"#));
+        assert_eq!(latest.effects_from, Some(91));
+        // Back past the effects held: the events are still there, their effects not.
+        let older = page(&*reader, &recent, &query(None, Some(12), 3, None, 1_000)).unwrap();
+        assert_eq!(seqs(&older), [9, 10, 11]);
+        assert!(older.events.iter().all(|e| e.effects.is_none()));
+        // Forward from 4, account "a": 6, 8; to the start and the end: no cursor.
+        let forward = page(
+            &*reader,
+            &recent,
+            &query(Some(4), None, 2, Some("a"), 1_000),
+        )
+        .unwrap();
+        assert_eq!(seqs(&forward), [6, 8]);
+        let first = page(&*reader, &recent, &query(None, Some(4), 10, None, 1_000)).unwrap();
+        assert_eq!((seqs(&first), first.next), (vec![1, 2, 3], None));
+        // A scan bound: 5 entries examined, 2 matches, and where to continue.
+        let bounded = page(&*reader, &recent, &query(None, None, 10, Some("a"), 5)).unwrap();
+        assert_eq!(seqs(&bounded), [96, 98, 100]);
+        assert_eq!((bounded.scanned, bounded.next), (5, Some(96)));
+        // A type that never matches scans to the bound and says so.
+        let mut fills = query(None, None, 10, None, 50);
+        fills.kind = Some("fill".to_owned());
+        let none = page(&*reader, &recent, &fills).unwrap();
+        assert!(none.events.is_empty());
+        assert_eq!((none.scanned, none.next), (50, Some(51)));
+    }
+
+    #[test]
+    fn the_effects_held_stay_within_their_bounds() {
+        let recent = Recent::default();
+        recent.record((1..=10).map(|seq| recorded(seq, "a", 1)).collect());
+        assert_eq!(recent.oldest(), Some(1));
+        recent.record(vec![recorded(11, "a", KEEP_EFFECTS)]);
         assert_eq!(recent.oldest(), Some(11));
     }
 }

@@ -27,11 +27,10 @@ use serde::Serialize;
 use solvent_engine::Engine;
 use solvent_engine::effect::Effect;
 use solvent_engine::event::{Envelope, Event};
-use solvent_store::{
-    ClientIndex, ClientRecord, Committer, CommitterConfig, Entry, Journal, JournalError,
-};
+use solvent_store::{ClientRecord, Committer, CommitterConfig, Entry, Journal, JournalError};
 use tokio::sync::oneshot;
 
+use crate::client_ids::ClientIds;
 use crate::feed::{Channel, Feed};
 use crate::json_text::JsonText;
 use crate::view::View;
@@ -116,6 +115,10 @@ pub enum SubmitError {
     /// The journal failed and the service is stopping.
     #[error("the journal failed: {0}")]
     JournalFailed(String),
+    /// A client id older than the in-memory window could not be looked up in the journal, so
+    /// whether the event is a retry is unknown: nothing of the request was applied.
+    #[error("the journal could not be read to check a client id: {0}")]
+    ClientLookup(String),
 }
 
 type ReplySender = oneshot::Sender<Result<Vec<EventReply>, SubmitError>>;
@@ -157,8 +160,12 @@ struct Batch {
     /// The types of the margin calls, liquidations, ADL and deficits, for `/metrics`.
     counted: Vec<&'static str>,
     recorded: Vec<crate::audit::Recorded>,
+    /// The accounts' figures after each update, for their health history.
+    health: Vec<(String, crate::health::Point)>,
     view: Arc<View>,
     events: usize,
+    /// The engine's last sequence number once this batch is applied (durable once released).
+    last_seq: Option<u64>,
     /// A copy of the engine to snapshot once this batch is durable, with its sequence number.
     snapshot: Option<(Engine, u64)>,
     snapshots: Option<SyncSender<(Engine, u64)>>,
@@ -170,12 +177,19 @@ pub struct Shared {
     pub view: ArcSwap<View>,
     /// The WebSocket feed.
     pub feed: Feed,
-    /// The recent events with their effects (the audit page's journal).
+    /// The effects of the recent events (the audit page reads the events from the journal).
     pub recent: crate::audit::Recent,
+    /// A reader of the journal for the audit page (one request at a time).
+    pub journal: std::sync::Mutex<Box<dyn solvent_store::JournalReader>>,
+    /// Each account's health over time, bounded per account.
+    pub health: crate::health::History,
     /// Set once the journal fails: the service is stopping.
     pub failure: OnceLock<String>,
     /// Submissions waiting in the engine's queue.
     pub queue_depth: std::sync::atomic::AtomicUsize,
+    /// The last durable sequence number (0: none yet): client ids up to it may leave the
+    /// engine's window, the journal answers for them.
+    pub durable_seq: std::sync::atomic::AtomicU64,
 }
 
 /// When and where the service snapshots its state.
@@ -198,6 +212,11 @@ pub struct Limits {
     pub batch_events: usize,
     /// Entries one journal commit takes at most.
     pub commit_entries: usize,
+    /// Client ids (each with its first reply) kept in memory, the most recent; a retry of an
+    /// older one is answered from the journal. The window also holds, beyond this, the ids of
+    /// events not yet durable (at most a few batches' worth); a Bloom filter of fixed size
+    /// ([`crate::client_ids::FILTER_BYTES`]) spares new ids the journal read.
+    pub client_window: usize,
 }
 
 impl Default for Limits {
@@ -206,6 +225,7 @@ impl Default for Limits {
             queue: 1024,
             batch_events: 4096,
             commit_entries: 65_536,
+            client_window: 100_000,
         }
     }
 }
@@ -219,15 +239,15 @@ pub struct Core {
 
 impl Core {
     /// Starts the engine thread over `engine` (recovered or new) and the journal thread over
-    /// `journal` (which must hold every event `engine` has applied). `client_ids` are the
-    /// replies already given to client ids (from the journal).
+    /// `journal` (which must hold every event `engine` has applied). Retries of client ids
+    /// are answered from a window of the recent ones and from a reader of `journal` for older
+    /// ones ([`crate::client_ids`]).
     ///
     /// # Errors
-    /// The threads could not be spawned.
+    /// The threads could not be spawned, or the journal's reader could not be opened.
     pub fn start(
         engine: Engine,
         journal: Box<dyn Journal>,
-        client_ids: ClientIndex,
         limits: Limits,
         clock: Clock,
         snapshots: Option<SnapshotPolicy>,
@@ -236,9 +256,17 @@ impl Core {
             view: ArcSwap::from_pointee(View::of(&engine)),
             feed: Feed::new(),
             recent: crate::audit::Recent::default(),
+            journal: std::sync::Mutex::new(journal.reader().map_err(std::io::Error::other)?),
+            health: crate::health::History::default(),
             failure: OnceLock::new(),
             queue_depth: std::sync::atomic::AtomicUsize::new(0),
+            durable_seq: std::sync::atomic::AtomicU64::new(engine.last_seq().unwrap_or(0)),
         });
+        let client_ids = ClientIds::new(
+            limits.client_window,
+            journal.reader().map_err(std::io::Error::other)?,
+        )
+        .map_err(std::io::Error::other)?;
         let (sender, commands) = std::sync::mpsc::sync_channel(limits.queue);
         // Two batches waiting at most while one syncs; beyond that the engine thread waits, its
         // queue fills and clients get 429 (backpressure, not a backlog).
@@ -392,7 +420,7 @@ impl CoreHandle {
 
 struct EngineLoop {
     engine: Engine,
-    client_ids: ClientIndex,
+    client_ids: ClientIds,
     shared: Arc<Shared>,
     limits: Limits,
     clock: Clock,
@@ -448,8 +476,10 @@ impl EngineLoop {
                 feed: Vec::new(),
                 counted: Vec::new(),
                 recorded: Vec::new(),
+                health: Vec::new(),
                 view: Arc::clone(&view),
                 events: 0,
+                last_seq: None,
                 snapshot: None,
                 snapshots: None,
             };
@@ -463,14 +493,19 @@ impl EngineLoop {
                     .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 match command {
                     Command::Submit { events, reply } => {
-                        let replies = self.apply_all(
+                        match self.apply_all(
                             events,
                             &mut batch,
                             &mut entries,
                             &mut touched,
                             &mut changed,
-                        );
-                        batch.replies.push((reply, replies));
+                        ) {
+                            Ok(replies) => batch.replies.push((reply, replies)),
+                            // Nothing of it was applied: answered at once.
+                            Err(error) => {
+                                let _ = reply.send(Err(error));
+                            }
+                        }
                     }
                     Command::StateHash { reply } => {
                         let answer = (self.engine.last_seq(), self.engine.state_hash());
@@ -489,6 +524,7 @@ impl EngineLoop {
                 view = Arc::new(view.next(&self.engine, touched, changed.market, changed.venue));
             }
             batch.view = Arc::clone(&view);
+            batch.last_seq = self.engine.last_seq();
             self.since_snapshot += entries.len() as u64;
             if let Some(writer) = &self.snapshot_writer
                 && self.since_snapshot >= writer.every_events
@@ -520,6 +556,8 @@ impl EngineLoop {
         let _ = committer.stop();
     }
 
+    /// Applies `events` in order. Their client ids are looked up first (older ones in the
+    /// journal), so that a failed lookup refuses the whole request before anything is applied.
     fn apply_all(
         &mut self,
         events: Vec<Incoming>,
@@ -527,7 +565,25 @@ impl EngineLoop {
         entries: &mut Vec<Entry>,
         touched: &mut BTreeSet<String>,
         changed: &mut Changed,
-    ) -> Vec<EventReply> {
+    ) -> Result<Vec<EventReply>, SubmitError> {
+        self.client_ids.evict(
+            match self
+                .shared
+                .durable_seq
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
+                0 => None,
+                seq => Some(seq),
+            },
+        );
+        for id in events
+            .iter()
+            .filter_map(|incoming| incoming.client_id.as_ref())
+        {
+            self.client_ids
+                .find(id)
+                .map_err(|error| SubmitError::ClientLookup(error.to_string()))?;
+        }
         let mut replies = Vec::with_capacity(events.len());
         let mut buffer = Vec::with_capacity(512);
         for incoming in events {
@@ -535,7 +591,7 @@ impl EngineLoop {
             if let Some(first) = incoming
                 .client_id
                 .as_ref()
-                .and_then(|id| self.client_ids.get(id))
+                .and_then(|id| self.client_ids.recent(id))
             {
                 replies.push(duplicate_of(first));
                 continue;
@@ -571,6 +627,28 @@ impl EngineLoop {
                 let ts = envelope.ts.to_string();
                 for (effect, line) in effects.iter().zip(&reply.effects) {
                     touch_effect(effect, touched);
+                    if let Effect::AccountUpdated {
+                        account,
+                        equity,
+                        initial_margin,
+                        maintenance_margin,
+                        health,
+                        state,
+                    } = effect
+                    {
+                        batch.health.push((
+                            account.clone(),
+                            crate::health::Point {
+                                seq,
+                                ts: envelope.ts,
+                                health: *health,
+                                state: *state,
+                                equity: *equity,
+                                initial_margin: *initial_margin,
+                                maintenance_margin: *maintenance_margin,
+                            },
+                        ));
+                    }
                     let channels = channels(effect);
                     if channels
                         .iter()
@@ -617,7 +695,7 @@ impl EngineLoop {
             }
             replies.push(reply);
         }
-        replies
+        Ok(replies)
     }
 }
 
@@ -829,6 +907,10 @@ impl Journal for Timed {
     fn client(&self, client_id: &str) -> Result<Option<solvent_store::ClientRecord>, JournalError> {
         self.0.client(client_id)
     }
+
+    fn reader(&self) -> Result<Box<dyn solvent_store::JournalReader>, JournalError> {
+        self.0.reader()
+    }
 }
 
 /// Publishes a durable batch: the view first (a reader told of an effect finds it), then the
@@ -839,7 +921,13 @@ fn release(batch: Batch, shared: &Shared) {
         crate::metrics::effect(kind);
     }
     shared.view.store(batch.view);
+    if let Some(seq) = batch.last_seq {
+        shared
+            .durable_seq
+            .store(seq, std::sync::atomic::Ordering::Release);
+    }
     shared.recent.record(batch.recorded);
+    shared.health.record(batch.health);
     shared.feed.publish_all(batch.feed);
     for (reply, replies) in batch.replies {
         let _ = reply.send(Ok(replies));

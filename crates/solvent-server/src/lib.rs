@@ -11,11 +11,13 @@
 
 pub mod api;
 pub mod audit;
+pub mod client_ids;
 pub mod core;
 pub mod dashboard;
 pub mod demo;
 pub mod error;
 pub mod feed;
+pub mod health;
 pub mod json_text;
 pub mod keys;
 pub mod metrics;
@@ -156,14 +158,13 @@ async fn scrape(State(state): State<AppState>) -> String {
 }
 
 /// Starts the service over `engine` (new or recovered) and `journal` (holding every event the
-/// engine has applied), with the replies already given to client ids.
+/// engine has applied, and the replies given to client ids).
 ///
 /// # Errors
-/// The listener cannot bind, or the threads cannot start.
+/// The listener cannot bind, the threads cannot start, or the journal's reader cannot open.
 pub async fn start(
     engine: Engine,
     journal: Box<dyn Journal>,
-    client_ids: solvent_store::ClientIndex,
     keys: KeyRing,
     config: &Config,
 ) -> std::io::Result<Running> {
@@ -173,7 +174,6 @@ pub async fn start(
     let core = Core::start(
         engine,
         journal,
-        client_ids,
         config.limits,
         config.clock,
         config.snapshots.clone(),

@@ -14,7 +14,7 @@ use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
 use solvent_server::keys::{KeyRing, Scope};
 use solvent_server::{Config, Running};
-use solvent_store::{ClientRecord, Entry, Journal, JournalError, MemoryJournal};
+use solvent_store::{ClientRecord, Entry, Journal, JournalError, JournalReader, MemoryJournal};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn engine() -> Engine {
@@ -44,15 +44,9 @@ fn keys() -> (KeyRing, Keys) {
 
 async fn start_with(journal: Box<dyn Journal>, config: Config) -> (Running, Keys) {
     let (ring, keys) = keys();
-    let running = solvent_server::start(
-        engine(),
-        journal,
-        solvent_store::ClientIndex::new(),
-        ring,
-        &config,
-    )
-    .await
-    .unwrap();
+    let running = solvent_server::start(engine(), journal, ring, &config)
+        .await
+        .unwrap();
     (running, keys)
 }
 
@@ -364,6 +358,164 @@ async fn a_retry_with_the_same_client_id_gets_the_first_result_and_moves_money_o
     )
     .await;
     assert_eq!(report["equity"], "9994");
+    running.stop().await.unwrap();
+}
+
+/// A data directory under the system's temporary directory, removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "solvent-server-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Issue 11: the client-id window is bounded; an id that has left it (after many later events,
+/// and after a restart, when no id is in memory) is answered from the journal with its first
+/// reply and never applied twice.
+#[tokio::test]
+async fn a_retry_older_than_the_client_id_window_is_answered_from_the_journal_after_a_restart() {
+    let dir = TempDir::new("client-window");
+    let venue = || {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
+        Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let mut config = local();
+    config.limits.client_window = 8;
+    let deposit = |id: &str, account: &str| json!({"type": "deposit", "account": account, "asset": "USDT", "amount": "100", "client_id": id});
+    let equity = |report: &Value| report["equity"].as_str().unwrap().to_owned();
+
+    let journal = solvent_store::SqliteJournal::open(&dir.0).unwrap();
+    let (running, keys) = start_with(Box::new(journal), config.clone()).await;
+    let (status, first) = post_events(&running, &keys.admin, json!([deposit("old", "a1")])).await;
+    assert_eq!(status, 200, "{first}");
+    // 200 later ids, in batches of 20: the window (8) forgets "old" many times over.
+    for batch in 0..10 {
+        let events: Vec<Value> = (0..20)
+            .map(|n| deposit(&format!("later-{batch}-{n}"), "a2"))
+            .collect();
+        let (status, reply) = post_events(&running, &keys.admin, Value::Array(events)).await;
+        assert_eq!(status, 200, "{reply}");
+    }
+    let (_, retried) = post_events(&running, &keys.admin, json!([deposit("old", "a1")])).await;
+    assert_eq!(retried["results"][0]["status"], "duplicate", "{retried}");
+    assert_eq!(retried["results"][0]["seq"], first["results"][0]["seq"]);
+    assert_eq!(
+        retried["results"][0]["effects"],
+        first["results"][0]["effects"]
+    );
+    let (_, report) = call(
+        running.addr,
+        "GET",
+        "/v1/accounts/a1",
+        Some(&keys.admin),
+        None,
+    )
+    .await;
+    assert_eq!(equity(&report), "100");
+    running.stop().await.unwrap();
+
+    // Restarted from the data directory: nothing in memory, the journal answers.
+    let recovered = solvent_store::recover(&dir.0, venue(), EngineConfig::default()).unwrap();
+    assert_eq!(recovered.report.last_seq, Some(201));
+    let (ring, keys) = crate::keys();
+    let running =
+        solvent_server::start(recovered.engine, Box::new(recovered.journal), ring, &config)
+            .await
+            .unwrap();
+    // The old id twice in one request, and a later one: each answered with its first reply.
+    let (status, again) = post_events(
+        &running,
+        &keys.admin,
+        json!([
+            deposit("old", "a1"),
+            deposit("later-9-19", "a2"),
+            deposit("old", "a1"),
+            deposit("new", "a1")
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{again}");
+    let results = again["results"].as_array().unwrap();
+    let statuses: Vec<&str> = results
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["duplicate", "duplicate", "duplicate", "accepted"]
+    );
+    assert_eq!(results[0]["seq"], first["results"][0]["seq"]);
+    assert_eq!(results[0]["effects"], first["results"][0]["effects"]);
+    assert_eq!(results[2]["effects"], first["results"][0]["effects"]);
+    assert_eq!(results[1]["seq"], 201);
+    assert_eq!(results[3]["seq"], 202);
+    let (_, report) = call(
+        running.addr,
+        "GET",
+        "/v1/accounts/a1",
+        Some(&keys.admin),
+        None,
+    )
+    .await;
+    assert_eq!(equity(&report), "200");
+    let (_, report) = call(
+        running.addr,
+        "GET",
+        "/v1/accounts/a2",
+        Some(&keys.admin),
+        None,
+    )
+    .await;
+    assert_eq!(equity(&report), "20000");
+    // Issue 12: the audit pages the journal itself: the events before the restart are there
+    // (their effects are no longer held in memory), each with its client id.
+    let (status, audit) = call(
+        running.addr,
+        "GET",
+        "/v1/journal?before=3&limit=5",
+        Some(&keys.viewer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{audit}");
+    let events = audit["events"].as_array().unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2]);
+    assert_eq!(events[0]["client_id"], "old");
+    assert!(events[0]["effects"].is_null(), "{audit}");
+    assert!(audit["next"].is_null(), "{audit}");
+    assert_eq!(audit["effects_from"], 202);
+    // The latest event's effects are held, and name it.
+    let (_, latest) = call(
+        running.addr,
+        "GET",
+        "/v1/journal?limit=1&account=a1",
+        Some(&keys.viewer),
+        None,
+    )
+    .await;
+    assert_eq!(latest["events"][0]["seq"], 202);
+    let effects = latest["events"][0]["effects"].as_array().unwrap();
+    assert!(
+        !effects.is_empty() && effects.iter().all(|e| e["seq"] == 202),
+        "{latest}"
+    );
     running.stop().await.unwrap();
 }
 
@@ -699,6 +851,9 @@ impl Journal for HeldJournal {
     fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, JournalError> {
         self.inner.client(client_id)
     }
+    fn reader(&self) -> Result<Box<dyn JournalReader>, JournalError> {
+        self.inner.reader()
+    }
 }
 
 #[tokio::test]
@@ -765,6 +920,94 @@ impl Journal for FailingJournal {
     fn client(&self, _: &str) -> Result<Option<ClientRecord>, JournalError> {
         Ok(None)
     }
+    fn reader(&self) -> Result<Box<dyn JournalReader>, JournalError> {
+        MemoryJournal::default().reader()
+    }
+}
+
+/// A journal whose reader cannot read client ids (a storage error on the read side).
+struct UnreadableClients(MemoryJournal);
+
+impl Journal for UnreadableClients {
+    fn append(&mut self, entries: &[Entry]) -> Result<(), JournalError> {
+        self.0.append(entries)
+    }
+    fn last_seq(&self) -> Result<Option<u64>, JournalError> {
+        self.0.last_seq()
+    }
+    fn read_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError> {
+        self.0.read_after(after, limit)
+    }
+    fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, JournalError> {
+        self.0.client(client_id)
+    }
+    fn reader(&self) -> Result<Box<dyn JournalReader>, JournalError> {
+        Ok(Box::new(UnreadableReader))
+    }
+}
+
+struct UnreadableReader;
+
+impl JournalReader for UnreadableReader {
+    fn client(&self, _: &str) -> Result<Option<ClientRecord>, JournalError> {
+        Err(JournalError::Storage("disk I/O error".to_owned()))
+    }
+    fn read_after(&self, _: Option<u64>, _: usize) -> Result<Vec<Entry>, JournalError> {
+        Err(JournalError::Storage("disk I/O error".to_owned()))
+    }
+    fn read_before(&self, _: Option<u64>, _: usize) -> Result<Vec<Entry>, JournalError> {
+        Err(JournalError::Storage("disk I/O error".to_owned()))
+    }
+    fn each_client_id(&self, visit: &mut dyn FnMut(&str)) -> Result<(), JournalError> {
+        // The journal says it holds "x" at start, then fails when a request asks about it.
+        visit("x");
+        Ok(())
+    }
+}
+
+/// When the journal cannot say whether a client id is a retry, the request is refused whole
+/// (503, nothing applied) rather than risk applying a retry twice; events without ids go on.
+#[tokio::test]
+async fn a_client_id_the_journal_cannot_check_refuses_the_request_and_applies_nothing() {
+    let (running, keys) = start_with(
+        Box::new(UnreadableClients(MemoryJournal::default())),
+        local(),
+    )
+    .await;
+    let (status, error) = post_events(
+        &running,
+        &keys.admin,
+        json!([
+            {"type": "deposit", "account": "a1", "asset": "USDT", "amount": "5"},
+            {"type": "deposit", "account": "a1", "asset": "USDT", "amount": "7", "client_id": "x"}
+        ]),
+    )
+    .await;
+    assert_eq!(status, 503, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing applied"),
+        "{error}"
+    );
+    assert_eq!(running.state.view().seq, None);
+    let (status, reply) = post_events(
+        &running,
+        &keys.admin,
+        json!([{"type": "deposit", "account": "a1", "asset": "USDT", "amount": "5"}]),
+    )
+    .await;
+    assert_eq!(
+        (status, reply["results"][0]["seq"].as_u64()),
+        (200, Some(1)),
+        "{reply}"
+    );
+    // The audit page says the journal cannot be read, in the error shape.
+    let (status, error) = call(running.addr, "GET", "/v1/journal", Some(&keys.viewer), None).await;
+    assert_eq!(status, 503, "{error}");
+    assert!(error["error"]["message"].as_str().is_some(), "{error}");
+    running.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -1048,6 +1291,10 @@ async fn the_dashboard_routes_answer_with_the_key_scope_journal_history_totals_a
     assert_eq!(status, 200, "{history}");
     let points = history["points"].as_array().unwrap();
     assert!(!points.is_empty());
+    assert_eq!(
+        history["kept_per_account"].as_u64(),
+        Some(solvent_server::health::POINTS_PER_ACCOUNT as u64)
+    );
     assert_eq!(points.last().unwrap()["ts"], "2026-01-01T00:00:02Z");
     assert_eq!(
         call(

@@ -3,7 +3,7 @@
 //! insurance fund, and the feed drives a running service.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -425,7 +425,6 @@ async fn the_feed_drives_a_running_service_into_more_than_one_state() {
     let running = solvent_server::start(
         Engine::new(venue.clone(), EngineConfig::default()),
         Box::new(MemoryJournal::default()),
-        HashMap::new(),
         ring,
         &config,
     )

@@ -83,15 +83,9 @@ async fn start() -> (Running, Keys) {
         clock: solvent_server::core::Clock::Engine,
         ..Config::default()
     };
-    let running = solvent_server::start(
-        engine,
-        Box::new(MemoryJournal::default()),
-        solvent_store::ClientIndex::new(),
-        ring,
-        &config,
-    )
-    .await
-    .unwrap();
+    let running = solvent_server::start(engine, Box::new(MemoryJournal::default()), ring, &config)
+        .await
+        .unwrap();
     (running, keys)
 }
 

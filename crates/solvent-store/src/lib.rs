@@ -15,9 +15,10 @@
 //! - [`init_data_dir`] / [`read_venue`]: a data directory holds `journal.sqlite`, `venue.toml`
 //!   (the venue the events were accepted under) and `snapshots/`.
 //! - [`recover`] / [`recover_with`]: the newest valid snapshot plus the journal's tail, giving a
-//!   [`Recovered`] engine, the open [`SqliteJournal`], the [`ClientIndex`] and a
+//!   [`Recovered`] engine, the open [`SqliteJournal`] and a
 //!   [`RecoveryReport`]; damage is reported, never taken in silently.
 //! - [`SqliteJournal`]: SQLite in WAL mode with `synchronous=FULL`, one transaction per append,
+//!   read beside the appends through a [`JournalReader`] ([`SqliteReader`]),
 //!   events in the compact binary encoding of [`codec`], a CRC per row.
 //! - [`Committer`]: adaptive group commit on its own thread; each batch is acknowledged once the
 //!   commit holding it is durable.
@@ -59,7 +60,7 @@ pub use snapshots::{
     SNAPSHOT_DIR, SNAPSHOT_FILE_FORMAT, SNAPSHOT_MAGIC, SkippedSnapshot, SnapshotInfo,
     list_snapshots, read_snapshot, write_snapshot,
 };
-pub use sqlite::{JOURNAL_FILE, JOURNAL_FORMAT, PRAGMAS, SqliteJournal, entry_crc};
+pub use sqlite::{JOURNAL_FILE, JOURNAL_FORMAT, PRAGMAS, SqliteJournal, SqliteReader, entry_crc};
 
 /// The venue file's name in a data directory: the venue the journal's events were accepted
 /// under, so that recovery and replay start from the same one.
@@ -256,6 +257,43 @@ pub trait Journal: Send {
     /// # Errors
     /// [`JournalError::Storage`] or [`JournalError::Corrupt`].
     fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, JournalError>;
+
+    /// A reader of this journal for another thread, working beside the appends: it sees every
+    /// entry whose append has returned. The service answers retried client ids older than its
+    /// in-memory window, and pages the audit history, through one.
+    ///
+    /// # Errors
+    /// [`JournalError::Storage`] when the reader cannot be opened.
+    fn reader(&self) -> Result<Box<dyn JournalReader>, JournalError>;
+}
+
+/// Reads a journal from another thread than the one appending to it (see [`Journal::reader`]).
+pub trait JournalReader: Send {
+    /// The entry that carried `client_id`, if any: its sequence number and first reply.
+    ///
+    /// # Errors
+    /// [`JournalError::Storage`] or [`JournalError::Corrupt`].
+    fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, JournalError>;
+
+    /// Up to `limit` entries with sequence numbers above `after` (all if `None`), oldest first.
+    ///
+    /// # Errors
+    /// [`JournalError::Storage`] or [`JournalError::CorruptEntry`].
+    fn read_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError>;
+
+    /// Up to `limit` entries with sequence numbers below `before` (the latest if `None`),
+    /// newest first: a page of history read backwards.
+    ///
+    /// # Errors
+    /// [`JournalError::Storage`] or [`JournalError::CorruptEntry`].
+    fn read_before(&self, before: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError>;
+
+    /// Visits every client id the journal holds, in no particular order (what a service needs
+    /// at start to know which ids it may have to look up; the replies are not read).
+    ///
+    /// # Errors
+    /// [`JournalError::Storage`] or [`JournalError::Corrupt`].
+    fn each_client_id(&self, visit: &mut dyn FnMut(&str)) -> Result<(), JournalError>;
 }
 
 /// What the journal holds for a client id: the first result, to answer a retry with.
@@ -267,8 +305,9 @@ pub struct ClientRecord {
     pub reply: Option<String>,
 }
 
-/// Every client id a journal holds, in memory: the service answers retries from it without a
-/// read from storage, and adds each id it accepts.
+/// Every client id a journal holds, in memory ([`SqliteJournal::clients`], for verification:
+/// the service keeps only a bounded window of recent ids and asks a [`JournalReader`] for older
+/// ones).
 pub type ClientIndex = std::collections::HashMap<String, ClientRecord>;
 
 /// A boxed journal is a journal: the service picks its journal at run time.
@@ -288,21 +327,106 @@ impl<J: Journal + ?Sized> Journal for Box<J> {
     fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, JournalError> {
         (**self).client(client_id)
     }
+
+    fn reader(&self) -> Result<Box<dyn JournalReader>, JournalError> {
+        (**self).reader()
+    }
 }
 
-/// A journal in memory: for tests and for runs that need no durability.
+/// A journal in memory: for tests and for runs that need no durability. Its clones and readers
+/// share its entries (as readers of a file would).
 #[derive(Clone, Debug, Default)]
 pub struct MemoryJournal {
+    held: std::sync::Arc<std::sync::RwLock<Held>>,
+}
+
+#[derive(Debug, Default)]
+struct Held {
     entries: Vec<Entry>,
+    /// Each client id's position in `entries`.
+    clients: std::collections::HashMap<String, usize>,
+}
+
+impl Held {
+    fn client(&self, client_id: &str) -> Option<ClientRecord> {
+        self.clients.get(client_id).map(|&index| ClientRecord {
+            seq: self.entries[index].envelope.seq,
+            reply: self.entries[index].reply.clone(),
+        })
+    }
+
+    fn read_after(&self, after: Option<u64>, limit: usize) -> Vec<Entry> {
+        let start = after.map_or(0, |after| {
+            self.entries
+                .partition_point(|entry| entry.envelope.seq <= after)
+        });
+        self.entries
+            .iter()
+            .skip(start)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    fn read_before(&self, before: Option<u64>, limit: usize) -> Vec<Entry> {
+        let end = before.map_or(self.entries.len(), |before| {
+            self.entries
+                .partition_point(|entry| entry.envelope.seq < before)
+        });
+        self.entries[..end]
+            .iter()
+            .rev()
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+}
+
+impl MemoryJournal {
+    fn held(&self) -> std::sync::RwLockReadGuard<'_, Held> {
+        // A panic while appending leaves whole entries or none: the entries stay readable.
+        self.held
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A reader of a [`MemoryJournal`]: it shares the journal's entries.
+#[derive(Clone, Debug)]
+pub struct MemoryReader(MemoryJournal);
+
+impl JournalReader for MemoryReader {
+    fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, JournalError> {
+        Ok(self.0.held().client(client_id))
+    }
+
+    fn read_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError> {
+        Ok(self.0.held().read_after(after, limit))
+    }
+
+    fn read_before(&self, before: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError> {
+        Ok(self.0.held().read_before(before, limit))
+    }
+
+    fn each_client_id(&self, visit: &mut dyn FnMut(&str)) -> Result<(), JournalError> {
+        for id in self.0.held().clients.keys() {
+            visit(id);
+        }
+        Ok(())
+    }
 }
 
 impl Journal for MemoryJournal {
     fn append(&mut self, entries: &[Entry]) -> Result<(), JournalError> {
-        let mut last = self.entries.last().map(|entry| entry.envelope.seq);
+        let mut held = self
+            .held
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut last = held.entries.last().map(|entry| entry.envelope.seq);
         for (index, entry) in entries.iter().enumerate() {
             if let Some(client_id) = &entry.client_id {
                 let earlier = entries.iter().take(index);
-                if self.client(client_id)?.is_some()
+                if held.clients.contains_key(client_id)
                     || earlier
                         .into_iter()
                         .any(|other| other.client_id.as_ref() == Some(client_id))
@@ -321,35 +445,29 @@ impl Journal for MemoryJournal {
             }
             last = Some(entry.envelope.seq);
         }
-        self.entries.extend_from_slice(entries);
+        for entry in entries {
+            if let Some(client_id) = &entry.client_id {
+                let index = held.entries.len();
+                held.clients.insert(client_id.clone(), index);
+            }
+            held.entries.push(entry.clone());
+        }
         Ok(())
     }
 
     fn last_seq(&self) -> Result<Option<u64>, JournalError> {
-        Ok(self.entries.last().map(|entry| entry.envelope.seq))
+        Ok(self.held().entries.last().map(|entry| entry.envelope.seq))
     }
 
     fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, JournalError> {
-        // A linear search: the in-memory journal serves tests and short runs.
-        Ok(self.entries.iter().find_map(|entry| {
-            (entry.client_id.as_deref() == Some(client_id)).then(|| ClientRecord {
-                seq: entry.envelope.seq,
-                reply: entry.reply.clone(),
-            })
-        }))
+        Ok(self.held().client(client_id))
     }
 
     fn read_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError> {
-        let start = after.map_or(0, |after| {
-            self.entries
-                .partition_point(|entry| entry.envelope.seq <= after)
-        });
-        Ok(self
-            .entries
-            .iter()
-            .skip(start)
-            .take(limit)
-            .cloned()
-            .collect())
+        Ok(self.held().read_after(after, limit))
+    }
+
+    fn reader(&self) -> Result<Box<dyn JournalReader>, JournalError> {
+        Ok(Box::new(MemoryReader(self.clone())))
     }
 }

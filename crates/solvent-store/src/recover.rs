@@ -15,7 +15,7 @@ use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
 
 use crate::snapshots::{SkippedSnapshot, SnapshotInfo, list_snapshots, read_snapshot};
-use crate::{ClientIndex, Journal, JournalError, SqliteJournal, StoreError};
+use crate::{Journal, JournalError, SqliteJournal, StoreError};
 
 /// What the operator allows recovery to do.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -67,8 +67,6 @@ pub struct Recovered {
     pub engine: Engine,
     /// The journal, open for appending after its last entry.
     pub journal: SqliteJournal,
-    /// Every client id the journal holds.
-    pub clients: ClientIndex,
     /// How it went.
     pub report: RecoveryReport,
 }
@@ -182,11 +180,11 @@ pub fn recover_with(
     report.truncated = truncation;
     report.last_seq = journal.last_seq()?;
     report.state_hash = engine.state_hash();
-    let clients = journal.clients()?;
+    // Client ids are not loaded: the service keeps a bounded window of recent ones and reads
+    // older ones from the journal when a retry asks (`Journal::reader`).
     Ok(Recovered {
         engine,
         journal,
-        clients,
         report,
     })
 }

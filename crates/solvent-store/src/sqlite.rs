@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::codec::{self, EVENT_ENCODING};
-use crate::{ClientIndex, ClientRecord, Entry, Journal, JournalError};
+use crate::{ClientIndex, ClientRecord, Entry, Journal, JournalError, JournalReader};
 
 /// The journal file's name in a data directory.
 pub const JOURNAL_FILE: &str = "journal.sqlite";
@@ -497,61 +497,156 @@ impl Journal for SqliteJournal {
     }
 
     fn read_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError> {
-        let from = match after {
-            Some(after) => key(after)?,
-            None => -1,
-        };
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut statement = self
-            .connection
-            .prepare_cached(
-                "SELECT e.seq, e.body, e.crc, c.client_id, c.reply, c.crc
-                 FROM events e LEFT JOIN clients c ON c.seq = e.seq
-                 WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2",
-            )
-            .map_err(|e| storage(&e))?;
-        let mut rows = statement.query([from, limit]).map_err(|e| storage(&e))?;
-        let mut entries = Vec::new();
-        while let Some(row) = rows.next().map_err(|e| storage(&e))? {
-            let seq: i64 = row.get(0).map_err(|e| storage(&e))?;
-            let body = row.get_ref(1).map_err(|e| storage(&e))?;
-            let body = body.as_blob().map_err(|error| JournalError::CorruptEntry {
-                seq: u64::try_from(seq).unwrap_or(0),
-                problem: format!("body: {error}"),
-            })?;
-            let crc: i64 = row.get(2).map_err(|e| storage(&e))?;
-            let envelope = decode_row(seq, body, crc)?;
-            let client_id: Option<String> = row.get(3).map_err(|e| storage(&e))?;
-            let reply: Option<String> = row.get(4).map_err(|e| storage(&e))?;
-            if let Some(client_id) = &client_id {
-                let crc: i64 = row.get(5).map_err(|e| storage(&e))?;
-                if u32::try_from(crc).ok()
-                    != Some(client_crc(envelope.seq, client_id, reply.as_deref()))
-                {
-                    return Err(JournalError::CorruptEntry {
-                        seq: envelope.seq,
-                        problem: format!("client id {client_id:?} fails its checksum"),
-                    });
-                }
-            }
-            entries.push(Entry {
-                envelope,
-                client_id,
-                reply,
-            });
-        }
-        Ok(entries)
+        read_after(&self.connection, after, limit)
     }
 
     fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, JournalError> {
+        client(&self.connection, client_id)
+    }
+
+    fn reader(&self) -> Result<Box<dyn JournalReader>, JournalError> {
+        Ok(Box::new(SqliteReader::open(&self.path)?))
+    }
+}
+
+/// A read-only connection to a journal file, for another thread than the appending one: in
+/// WAL mode it reads beside the appends and sees every committed transaction.
+pub struct SqliteReader {
+    connection: Connection,
+}
+
+impl SqliteReader {
+    /// Opens a reader of the journal file at `path` (which must exist).
+    ///
+    /// # Errors
+    /// [`JournalError::Storage`] when the file cannot be opened.
+    pub fn open(path: &Path) -> Result<Self, JournalError> {
+        let connection = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|error| JournalError::Storage(format!("{}: {error}", path.display())))?;
+        Ok(Self { connection })
+    }
+}
+
+impl std::fmt::Debug for SqliteReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteReader").finish_non_exhaustive()
+    }
+}
+
+impl JournalReader for SqliteReader {
+    fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, JournalError> {
+        client(&self.connection, client_id)
+    }
+
+    fn read_after(&self, after: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError> {
+        read_after(&self.connection, after, limit)
+    }
+
+    fn read_before(&self, before: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError> {
+        let below = match before {
+            Some(before) => key(before)?,
+            None => i64::MAX,
+        };
+        read_rows(
+            &self.connection,
+            "SELECT e.seq, e.body, e.crc, c.client_id, c.reply, c.crc
+             FROM events e LEFT JOIN clients c ON c.seq = e.seq
+             WHERE e.seq < ?1 ORDER BY e.seq DESC LIMIT ?2",
+            below,
+            limit,
+        )
+    }
+
+    fn each_client_id(&self, visit: &mut dyn FnMut(&str)) -> Result<(), JournalError> {
         let mut statement = self
             .connection
-            .prepare_cached("SELECT client_id, seq, reply, crc FROM clients WHERE client_id = ?1")
+            .prepare("SELECT client_id FROM clients")
             .map_err(|e| storage(&e))?;
-        let mut rows = statement.query([client_id]).map_err(|e| storage(&e))?;
-        match rows.next().map_err(|e| storage(&e))? {
-            Some(row) => client_row(row).map(|(_, record)| Some(record)),
-            None => Ok(None),
+        let mut rows = statement.query([]).map_err(|e| storage(&e))?;
+        while let Some(row) = rows.next().map_err(|e| storage(&e))? {
+            let id = row.get_ref(0).map_err(|e| storage(&e))?;
+            let id = id.as_str().map_err(|error| JournalError::Corrupt {
+                after: None,
+                problem: format!("client row: {error}"),
+            })?;
+            visit(id);
         }
+        Ok(())
     }
+}
+
+fn client(connection: &Connection, client_id: &str) -> Result<Option<ClientRecord>, JournalError> {
+    let mut statement = connection
+        .prepare_cached("SELECT client_id, seq, reply, crc FROM clients WHERE client_id = ?1")
+        .map_err(|e| storage(&e))?;
+    let mut rows = statement.query([client_id]).map_err(|e| storage(&e))?;
+    match rows.next().map_err(|e| storage(&e))? {
+        Some(row) => client_row(row).map(|(_, record)| Some(record)),
+        None => Ok(None),
+    }
+}
+
+fn read_after(
+    connection: &Connection,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<Vec<Entry>, JournalError> {
+    let from = match after {
+        Some(after) => key(after)?,
+        None => -1,
+    };
+    read_rows(
+        connection,
+        "SELECT e.seq, e.body, e.crc, c.client_id, c.reply, c.crc
+         FROM events e LEFT JOIN clients c ON c.seq = e.seq
+         WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2",
+        from,
+        limit,
+    )
+}
+
+/// The entries `sql` selects (seq, body, crc and the client row's id, reply and crc, with the
+/// bound and the limit as its two parameters), each checked and decoded.
+fn read_rows(
+    connection: &Connection,
+    sql: &str,
+    bound: i64,
+    limit: usize,
+) -> Result<Vec<Entry>, JournalError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut statement = connection.prepare_cached(sql).map_err(|e| storage(&e))?;
+    let mut rows = statement.query([bound, limit]).map_err(|e| storage(&e))?;
+    let mut entries = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| storage(&e))? {
+        let seq: i64 = row.get(0).map_err(|e| storage(&e))?;
+        let body = row.get_ref(1).map_err(|e| storage(&e))?;
+        let body = body.as_blob().map_err(|error| JournalError::CorruptEntry {
+            seq: u64::try_from(seq).unwrap_or(0),
+            problem: format!("body: {error}"),
+        })?;
+        let crc: i64 = row.get(2).map_err(|e| storage(&e))?;
+        let envelope = decode_row(seq, body, crc)?;
+        let client_id: Option<String> = row.get(3).map_err(|e| storage(&e))?;
+        let reply: Option<String> = row.get(4).map_err(|e| storage(&e))?;
+        if let Some(client_id) = &client_id {
+            let crc: i64 = row.get(5).map_err(|e| storage(&e))?;
+            if u32::try_from(crc).ok()
+                != Some(client_crc(envelope.seq, client_id, reply.as_deref()))
+            {
+                return Err(JournalError::CorruptEntry {
+                    seq: envelope.seq,
+                    problem: format!("client id {client_id:?} fails its checksum"),
+                });
+            }
+        }
+        entries.push(Entry {
+            envelope,
+            client_id,
+            reply,
+        });
+    }
+    Ok(entries)
 }

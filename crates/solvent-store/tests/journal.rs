@@ -8,8 +8,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use solvent_store::{
-    ClientRecord, Committer, CommitterConfig, Entry, Journal, JournalError, MemoryJournal,
-    SqliteJournal,
+    ClientRecord, Committer, CommitterConfig, Entry, Journal, JournalError, JournalReader,
+    MemoryJournal, SqliteJournal,
 };
 
 #[test]
@@ -51,6 +51,53 @@ fn entries_read_back_as_written_with_their_client_ids() {
     assert_eq!(index.len(), 2);
     assert_eq!(index["order-7"].seq, entries[7].envelope.seq);
     assert!(journal.check_all().unwrap().is_empty());
+}
+
+/// A reader opened beside the appending journal sees each append once it returns, answers client
+/// ids and pages both ways; the in-memory journal's reader does the same.
+#[test]
+fn a_reader_beside_the_appends_sees_every_returned_append_and_pages_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut entries = common::entries(&common::workload(5, 10));
+    entries[2].client_id = Some("order-2".to_owned());
+    entries[2].reply = Some(r#"{"seq":3}"#.to_owned());
+    entries[12].client_id = Some("order-12".to_owned());
+    let sqlite: Box<dyn Journal> = Box::new(SqliteJournal::open(dir.path()).unwrap());
+    let memory: Box<dyn Journal> = Box::new(MemoryJournal::default());
+    for mut journal in [sqlite, memory] {
+        let reader: Box<dyn JournalReader> = journal.reader().unwrap();
+        assert_eq!(reader.client("order-2").unwrap(), None);
+        journal.append(&entries[..10]).unwrap();
+        assert_eq!(
+            reader.client("order-2").unwrap(),
+            Some(ClientRecord {
+                seq: entries[2].envelope.seq,
+                reply: Some(r#"{"seq":3}"#.to_owned()),
+            })
+        );
+        assert_eq!(reader.client("order-12").unwrap(), None);
+        journal.append(&entries[10..]).unwrap();
+        assert_eq!(
+            reader.client("order-12").unwrap().map(|record| record.seq),
+            Some(entries[12].envelope.seq)
+        );
+        assert_eq!(reader.read_after(None, usize::MAX).unwrap(), entries);
+        let newest: Vec<Entry> = entries.iter().rev().take(4).cloned().collect();
+        assert_eq!(reader.read_before(None, 4).unwrap(), newest);
+        let before = entries[5].envelope.seq;
+        let older: Vec<Entry> = entries[..5].iter().rev().take(3).cloned().collect();
+        assert_eq!(reader.read_before(Some(before), 3).unwrap(), older);
+        assert_eq!(
+            reader.read_after(Some(entries[1].envelope.seq), 2).unwrap(),
+            entries[2..4]
+        );
+        let mut ids = Vec::new();
+        reader
+            .each_client_id(&mut |id| ids.push(id.to_owned()))
+            .unwrap();
+        ids.sort();
+        assert_eq!(ids, ["order-12", "order-2"]);
+    }
 }
 
 #[test]
@@ -137,6 +184,9 @@ impl Journal for FailingJournal {
     }
     fn client(&self, _: &str) -> Result<Option<ClientRecord>, JournalError> {
         Ok(None)
+    }
+    fn reader(&self) -> Result<Box<dyn JournalReader>, JournalError> {
+        MemoryJournal::default().reader()
     }
 }
 

@@ -1,5 +1,7 @@
-// The audit page: the journal's recent events with filters; every effect names and links to
-// the event that caused it (`#event-SEQ`), and `?seq=N` opens the journal at event N.
+// The audit page: the durable journal in pages with filters; every effect names and links to
+// the event that caused it (`#event-SEQ`), and `?seq=N` opens the journal at event N. The server
+// examines a bounded number of entries per page and says where to continue (`next`); effects are
+// held in memory for the recent events only (`effects_from`).
 
 import { signIn, api, notice, when, el, money, setLive } from './common.js';
 
@@ -47,7 +49,7 @@ function effectText(effect) {
 
 function row(entry) {
   const tr = el('tr', { id: `event-${entry.seq}`, 'data-seq': entry.seq, 'data-type': entry.event.type });
-  const effects = el('ol', { class: 'effects' }, ...entry.effects.map((effect, index) => el('li', { 'data-type': effect.type },
+  const effects = entry.effects === null ? null : el('ol', { class: 'effects' }, ...entry.effects.map((effect, index) => el('li', { 'data-type': effect.type },
     el('a', { href: `#event-${effect.seq}`, 'data-caused-by': effect.seq, 'aria-label': `effect ${index + 1}, caused by event ${effect.seq}` }, `#${effect.seq}`),
     ' ', effectText(effect))));
   tr.append(
@@ -55,12 +57,20 @@ function row(entry) {
     el('td', {}, when(entry.ts)),
     el('td', {}, entry.event.type.replace(/_/g, ' ')),
     el('td', {}, details(entry.event)),
-    el('td', {}, entry.effects.length ? effects : el('span', { class: 'muted' }, 'none')),
+    el('td', {}, effects === null
+      ? el('span', { class: 'muted' }, 'no longer held in memory (solvent journal replay recomputes them)')
+      : entry.effects.length ? effects : el('span', { class: 'muted' }, 'none')),
   );
   return tr;
 }
 
-let oldestShown = null;
+// Where "Older events" continues: the oldest entry examined so far (null: the journal's start).
+let olderFrom = null;
+
+function describe(answer, shown) {
+  const held = answer.effects_from === null ? 'no effects held' : `effects held from event ${answer.effects_from}`;
+  return `${shown} events shown (${answer.scanned.toLocaleString('en-US')} journal entries examined); ${held}; latest event ${answer.seq ?? '—'}.`;
+}
 
 function query(extra) {
   const search = new URLSearchParams({ limit: '100', ...extra });
@@ -74,9 +84,11 @@ async function load() {
   try {
     const answer = await api(query(after ? { after } : {}));
     tbody.replaceChildren(...answer.events.map(row));
-    oldestShown = answer.events.length ? answer.events[0].seq : null;
-    more.hidden = oldestShown === null || (answer.oldest !== null && oldestShown <= answer.oldest);
-    status.textContent = `${answer.events.length} events shown; the journal kept in memory starts at event ${answer.oldest ?? '—'} (latest ${answer.seq ?? '—'}).`;
+    // Paging back from a forward page starts before its first event; from a backward page,
+    // where the server stopped examining.
+    olderFrom = after ? (answer.events.length ? answer.events[0].seq : null) : answer.next;
+    more.hidden = olderFrom === null || olderFrom <= 1;
+    status.textContent = describe(answer, answer.events.length);
     document.body.dataset.ready = 'true';
     if (focus) {
       const target = document.getElementById(`event-${focus}`);
@@ -88,11 +100,16 @@ async function load() {
 }
 
 more.addEventListener('click', async () => {
-  if (oldestShown === null) return;
-  const answer = await api(query({ before: String(oldestShown) }));
-  tbody.prepend(...answer.events.map(row));
-  if (answer.events.length) oldestShown = answer.events[0].seq;
-  more.hidden = answer.events.length === 0;
+  if (olderFrom === null) return;
+  try {
+    const answer = await api(query({ before: String(olderFrom) }));
+    tbody.prepend(...answer.events.map(row));
+    olderFrom = answer.next;
+    more.hidden = olderFrom === null || olderFrom <= 1;
+    status.textContent = describe(answer, tbody.rows.length);
+  } catch (problem) {
+    notice(problem.message);
+  }
 });
 
 form.addEventListener('submit', (event) => { event.preventDefault(); load(); });

@@ -132,7 +132,7 @@ pub async fn run_feed(
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
-                Err(SubmitError::JournalFailed(message)) => {
+                Err(SubmitError::JournalFailed(message) | SubmitError::ClientLookup(message)) => {
                     return Err(DemoError::Service(message));
                 }
             }
@@ -232,7 +232,7 @@ pub async fn load_opening(
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
-                Err(SubmitError::JournalFailed(message)) => {
+                Err(SubmitError::JournalFailed(message) | SubmitError::ClientLookup(message)) => {
                     return Err(DemoError::Service(message));
                 }
             }

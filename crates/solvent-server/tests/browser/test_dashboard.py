@@ -133,6 +133,20 @@ def test_an_event_posted_shows_on_the_overview_within_a_second(admin_page, demo)
     types = page.eval_on_selector_all("#journal tbody tr", "rows => rows.map(r => r.dataset.type)")
     assert set(types) == {"deposit"}
     screenshot(page, "audit")
+    # Unfiltered, the page is read from the durable journal 100 events at a time: "Older events"
+    # continues where the server stopped, back towards the first event.
+    page.fill("#audit-account", "")
+    page.select_option("#audit-type", "")
+    page.click("#audit-form button[type=submit]")
+    page.wait_for_function("document.querySelectorAll('#journal tbody tr').length === 100")
+    assert "journal entries examined" in page.text_content("#audit-status")
+    seqs = lambda: page.eval_on_selector_all("#journal tbody tr", "rows => rows.map(r => Number(r.dataset.seq))")
+    first_page = seqs()
+    assert first_page == sorted(first_page)
+    page.click("#audit-more")
+    page.wait_for_function("document.querySelectorAll('#journal tbody tr').length === 200")
+    both = seqs()
+    assert both == sorted(both) and both[100:] == first_page and both[99] < first_page[0], both[95:105]
 
 
 def test_the_account_page_equals_the_api(admin_page, demo):
