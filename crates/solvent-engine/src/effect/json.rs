@@ -424,6 +424,7 @@ impl TransferReason {
             Self::SocialisedLoss => "socialised_loss",
             Self::DeficitClaimed => "deficit_claimed",
             Self::ClaimUncovered => "claim_uncovered",
+            Self::Interest => "interest",
         }
     }
 }
@@ -632,6 +633,7 @@ mod tests {
             TransferReason::SocialisedLoss,
             TransferReason::DeficitClaimed,
             TransferReason::ClaimUncovered,
+            TransferReason::Interest,
         ] {
             effects.push(Effect::TransferApplied {
                 from: text.to_owned(),
