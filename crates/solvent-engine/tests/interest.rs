@@ -402,3 +402,34 @@ proptest! {
         prop_assert_eq!(again.state_hash(), engine.state_hash());
     }
 }
+
+/// A snapshot taken inside an hour keeps what each started-hour loan is covered for: the
+/// restored engine has the same hash and charges the next hours exactly as the live one.
+#[test]
+fn a_snapshot_inside_the_hour_restores_the_coverage_and_the_same_charges() {
+    let mut live = Engine::new(
+        venue(dec!(0.00001), InterestRule::StartedHour),
+        EngineConfig::default(),
+    );
+    play(&mut live, &BORROW_AT_13_20);
+    assert!(!live.interest_covered().is_empty());
+    let mut restored = Engine::restore(&live.snapshot().unwrap()).unwrap();
+    assert_eq!(restored.state_hash(), live.state_hash());
+    let later = [
+        (
+            "13:45:00",
+            r#""type":"fill","account":"a","instrument":"BTCUSDT","side":"buy","size":"0.01","price":"59000","fee":"40","counterparty":"external""#,
+        ),
+        (
+            "15:10:00",
+            r#""type":"index_price","underlying":"BTC","price":"59000""#,
+        ),
+    ];
+    let from_live = play(&mut live, &later);
+    let from_restored = play(&mut restored, &later);
+    assert_eq!(interest(&from_live), interest(&from_restored));
+    // The fee of 40 grows the loan inside the 13:00 hour (0.0004 at once), then 14:00 and
+    // 15:00 are charged when 15:10 crosses them.
+    assert_eq!(interest(&from_live).len(), 3, "{from_live:?}");
+    assert_eq!(restored.state_hash(), live.state_hash());
+}

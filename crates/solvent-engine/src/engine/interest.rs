@@ -93,7 +93,11 @@ impl Engine {
         }
         let schedules = schedules(&self.venue);
         if schedules.is_empty() {
-            return Ok(InterestPlan::default());
+            // A venue update may have taken the schedules away: the new hour covers nothing.
+            return Ok(InterestPlan {
+                charges: Vec::new(),
+                covered: (!self.interest_covered.is_empty()).then(BTreeMap::new),
+            });
         }
         let mut loans: Vec<Vec<(CompactString, Decimal)>> = schedules
             .iter()
