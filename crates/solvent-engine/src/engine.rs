@@ -83,7 +83,7 @@ mod vol_bands;
 
 pub use claims::{AdlAssignment, ClaimAnswer, SocialisedShare};
 pub use insurance::{AdlCandidate, ProfitHolder, share_deficit};
-pub use interest::MAX_INTEREST_HOURS;
+pub use interest::{LoanCover, MAX_INTEREST_HOURS};
 pub use snapshot::{SNAPSHOT_FORMAT, SnapshotError};
 
 #[allow(clippy::wildcard_imports)]
@@ -374,7 +374,7 @@ pub struct Engine {
     events: u64,
     /// Under the started-hour interest rule, what each wallet's loan has been charged for in
     /// the current hour, by (account, asset): see `engine/interest.rs`.
-    interest_covered: BTreeMap<(CompactString, CompactString), Decimal>,
+    interest_covered: BTreeMap<(CompactString, CompactString), interest::LoanCover>,
     /// The digest of the installed venue (see [`state_hash`]).
     venue_digest: [u8; 32],
     /// Counts changes of the volatility smiles (the key of `surfaces`).

@@ -15,6 +15,7 @@ use solvent_core::venue::{InterestRule, InterestSchedule, RatePeriod, Venue};
 use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
 use solvent_engine::effect::{Effect, RejectReason, TransferReason};
+use solvent_engine::engine::LoanCover;
 use solvent_engine::event::parse_line;
 use solvent_engine::ledger::LedgerAccount;
 
@@ -188,12 +189,10 @@ fn hour_snapshot_charges_nothing_for_a_loan_repaid_inside_the_hour() {
 }
 
 /// Started hour (Binance), the FAQ's case at 0.001% an hour ("if User A borrows 1,000 USDT at
-/// 13:55, and it's now 14:30, the interest accrued so far is 1,000 x 0.001% x 2 hours"): the
-/// hour the loan is taken in is charged at once, 1,000 x 0.00001 = 0.01, and the 14:00 hour when
-/// an event crosses it. The engine charges each hour on the loan as it stands, the first hour's
-/// interest included: 1,000.01 x 0.00001 = 0.0100001, rounded up to 0.010001, where Binance,
-/// charging simple interest on the principal, shows 0.01 (the engine is 0.000001 USDT above,
-/// toward the venue).
+/// 13:55, and it's now 14:30, the interest accrued so far is 1,000 x 0.001% x 2 hours = 0.02
+/// USDT"): the hour the loan is taken in is charged at once, 1,000 x 0.00001 = 0.01, and the
+/// 14:00 hour when an event crosses it, again on the principal (simple interest: the first
+/// hour's 0.01 is owed but not charged): 0.01. Total 0.02, the published figure.
 #[test]
 fn started_hour_charges_the_hour_a_loan_is_taken_in() {
     let mut engine = Engine::new(
@@ -211,7 +210,11 @@ fn started_hour_charges_the_hour_a_loan_is_taken_in() {
             .interest_covered()
             .get(&("a".into(), "USDT".into()))
             .copied(),
-        Some(dec!(1000.01))
+        Some(LoanCover {
+            covered: dec!(1000),
+            unpaid: dec!(0.01),
+            loan: dec!(1000.01),
+        })
     );
     // Another event in the same hour charges nothing more: the loan is covered for the hour.
     let same_hour = play(
@@ -231,9 +234,51 @@ fn started_hour_charges_the_hour_a_loan_is_taken_in() {
     );
     assert_eq!(
         interest(&next),
-        [("a".to_owned(), "fees".to_owned(), dec!(0.010001))]
+        [("a".to_owned(), "fees".to_owned(), dec!(0.01))]
     );
-    assert_eq!(usdt(&engine, &wallet()), dec!(-1000.020001));
+    assert_eq!(usdt(&engine, &wallet()), dec!(-1000.02));
+    conserved(&engine);
+}
+
+/// Binance's older FAQ ("If user A borrows 1,000 USDT at 13:20 PM, and repays at 14:15 PM, the
+/// interest rate is calculated as 1,000 x (0.02%/24) x 2 = 0.01666667 USDT"), in the engine at
+/// a daily 0.02% (the shipped binance-usdm.toml USDT rate) and USDT's six decimals: the started
+/// hour at 13:20, 1,000 x 0.0002 / 24 = 0.00833333..., rounded up to 0.008334, and 14:00 on the
+/// principal again, 0.008334: 0.016668, the published 0.01666667 with each hour rounded up to
+/// six decimals. Repaid at 14:15 (principal and interest), the loan is gone: nothing at 15:00.
+#[test]
+fn started_hour_reproduces_binances_faq_example_at_a_daily_rate() {
+    let mut binance = venue(dec!(0.0002), InterestRule::StartedHour);
+    binance.collateral.get_mut("USDT").unwrap().interest = Some(InterestSchedule {
+        rate: dec!(0.0002),
+        per: RatePeriod::Day,
+        rule: InterestRule::StartedHour,
+    });
+    let mut engine = Engine::new(binance, EngineConfig::default());
+    let opening = play(&mut engine, &BORROW_AT_13_20);
+    assert_eq!(
+        interest(&opening),
+        [("a".to_owned(), "fees".to_owned(), dec!(0.008334))]
+    );
+    let repaid = play(
+        &mut engine,
+        &[
+            (
+                "14:15:00",
+                r#""type":"deposit","account":"a","asset":"USDT","amount":"1000.016668""#,
+            ),
+            (
+                "15:10:00",
+                r#""type":"index_price","underlying":"BTC","price":"59000""#,
+            ),
+        ],
+    );
+    assert_eq!(
+        interest(&repaid),
+        [("a".to_owned(), "fees".to_owned(), dec!(0.008334))]
+    );
+    assert_eq!(usdt(&engine, &wallet()), Decimal::ZERO);
+    assert!(engine.interest_covered().is_empty(), "the loan is gone");
     conserved(&engine);
 }
 

@@ -4,16 +4,19 @@
 //!
 //! Time is the events' own: an event whose time crosses one or more whole hours (UTC, hh:00)
 //! first charges each of those hours, one at a time, on the loans held at that hour, before the
-//! event itself applies. Each hour's charge is `loan x hourly rate`, rounded up to the asset's
-//! precision (the venues round toward themselves), and it adds to the loan, as Bybit and OKX add
-//! unpaid interest to the liability; the next hour is charged on the larger loan.
+//! event itself applies. Each hour's charge is rounded up to the asset's precision (the venues
+//! round toward themselves) and adds to the loan (the wallet pays it by going further negative).
 //!
-//! Which hours a loan pays follows the venue's rule ([`InterestRule`]):
-//! - `hour_snapshot` (Bybit, OKX): only the hours whose start finds the loan outstanding;
-//! - `started_hour` (Binance): those, and also the hour in which a loan is taken or grows: after
-//!   an event, a wallet that paid out and whose loan is larger than the loan already charged for
-//!   the current hour pays the hour on the difference at once. What each wallet's loan was
-//!   charged for in the current hour is kept ([`Engine::interest_covered`]) and hashed.
+//! Which hours a loan pays, and on what, follows the venue's rule ([`InterestRule`]):
+//! - `hour_snapshot` (Bybit, OKX): the hours whose start finds the loan outstanding, each on the
+//!   loan as it stands, unpaid interest included (both count interest in the liability);
+//! - `started_hour` (Binance): those, and also the hour in which a loan is taken or grows, each
+//!   on the principal only ("simple interest", added to the debt but never charged itself): after
+//!   an event, a wallet whose principal is above what the current hour already covers pays the
+//!   hour on the difference at once. Per loan, the principal covered in the current hour, the
+//!   interest charged and not yet repaid, and the loan last seen are kept
+//!   ([`Engine::interest_covered`]) and hashed; a repayment pays the interest first, as Binance
+//!   repays it.
 //!
 //! A refused event takes nothing: the hours it would have crossed are charged by the next
 //! accepted event, exactly as they would have been.
@@ -27,9 +30,23 @@ use super::*;
 const HOUR_SECONDS: i64 = 3_600;
 
 /// The most hours one event may cross while loans accrue interest: a year (8,784 hours in a
-/// leap year). Hours are charged one by one (each on the loan the previous one left), so a
-/// longer gap is refused rather than looped over; an event inside the gap is accepted.
+/// leap year). Hours are charged one by one (under `hour_snapshot` each on the loan the previous
+/// one left), so a longer gap is refused rather than looped over; an event inside the gap is
+/// accepted.
 pub const MAX_INTEREST_HOURS: i64 = 8_784;
+
+/// Under the started-hour rule, what one loan (a wallet's negative balance in one asset) stands
+/// at: the principal its current hour is charged on, the interest charged and not yet repaid
+/// (part of the loan, never itself charged), and the loan as last seen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoanCover {
+    /// Principal the current hour has been charged on.
+    pub covered: Decimal,
+    /// Interest charged and not yet repaid (inside the loan).
+    pub unpaid: Decimal,
+    /// The loan (positive) when last seen.
+    pub loan: Decimal,
+}
 
 /// The interest an event's time owes before the event applies: the charges, in order, and what
 /// each started-hour loan is covered for in the hour the event lands in.
@@ -40,14 +57,14 @@ pub(super) struct InterestPlan {
     charges: Vec<(CompactString, CompactString, Decimal)>,
     /// The new hour's coverage when the event crosses a whole hour; `None` when it stays in the
     /// hour of the previous event.
-    covered: Option<BTreeMap<(CompactString, CompactString), Decimal>>,
+    covered: Option<BTreeMap<(CompactString, CompactString), LoanCover>>,
 }
 
 /// What booking a plan replaced, to undo it if the event is refused.
 #[derive(Debug)]
 pub(super) struct Booked {
     charges: Vec<(CompactString, CompactString, Decimal)>,
-    covered: Option<BTreeMap<(CompactString, CompactString), Decimal>>,
+    covered: Option<BTreeMap<(CompactString, CompactString), LoanCover>>,
 }
 
 /// The venue's interest-bearing assets, in its order, with their schedule and precision.
@@ -119,25 +136,53 @@ impl Engine {
                 ),
             ));
         }
+        // Under the started-hour rule each loan's unpaid interest (at most the loan: money moved
+        // outside events, by a cluster's claims, can only have lowered it) is not charged.
+        let mut unpaid: Vec<Vec<Decimal>> = schedules
+            .iter()
+            .zip(&loans)
+            .map(|((asset, schedule, _), held)| {
+                held.iter()
+                    .map(|(id, loan)| match schedule.rule {
+                        InterestRule::HourSnapshot => Decimal::ZERO,
+                        InterestRule::StartedHour => self
+                            .interest_covered
+                            .get(&(id.clone(), asset.clone()))
+                            .map_or(Decimal::ZERO, |cover| cover.unpaid.min(*loan)),
+                    })
+                    .collect()
+            })
+            .collect();
         for _ in 0..crossed {
-            for ((asset, schedule, precision), held) in schedules.iter().zip(&mut loans) {
-                for (id, loan) in held.iter_mut() {
-                    let charge = hour_of_interest(schedule, *loan, *precision)
+            for (((asset, schedule, precision), held), owed) in
+                schedules.iter().zip(&mut loans).zip(&mut unpaid)
+            {
+                for ((id, loan), owed) in held.iter_mut().zip(owed.iter_mut()) {
+                    let charged_on = *loan - *owed;
+                    let charge = hour_of_interest(schedule, charged_on, *precision)
                         .ok_or_else(|| out_of_range(&format!("{loan} {asset}")))?;
                     if charge > Decimal::ZERO {
                         *loan = loan
                             .checked_add(charge)
                             .ok_or_else(|| out_of_range(&format!("{loan} {asset}")))?;
+                        if schedule.rule == InterestRule::StartedHour {
+                            *owed += charge;
+                        }
                         plan.charges.push((id.clone(), asset.clone(), charge));
                     }
                 }
             }
         }
         if let Some(covered) = plan.covered.as_mut() {
-            for ((asset, schedule, _), held) in schedules.iter().zip(&loans) {
+            for (((asset, schedule, _), held), owed) in schedules.iter().zip(&loans).zip(&unpaid) {
                 if schedule.rule == InterestRule::StartedHour {
-                    for (id, loan) in held {
-                        covered.insert((id.clone(), asset.clone()), *loan);
+                    for ((id, loan), owed) in held.iter().zip(owed) {
+                        let cover = LoanCover {
+                            covered: *loan - *owed,
+                            unpaid: *owed,
+                            loan: *loan,
+                        };
+                        covered.insert((id.clone(), asset.clone()), cover);
                     }
                 }
             }
@@ -198,51 +243,69 @@ impl Engine {
             .filter(|(_, schedule, _)| schedule.rule == InterestRule::StartedHour)
             .collect();
         if !started.is_empty() {
-            // Only a wallet that paid something out can have a larger loan.
-            let payers: BTreeSet<(CompactString, CompactString)> = effects
+            // A loan changes only by money moving in or out of its wallet: every wallet an
+            // effect of the event touched is looked at (a repayment pays the interest first).
+            let touched: BTreeSet<(CompactString, CompactString)> = effects
                 .iter()
                 .filter_map(|effect| match effect {
-                    Effect::TransferApplied { from, asset, .. }
-                        if self.accounts.contains_key(from.as_str()) =>
-                    {
-                        Some((from.as_str().into(), asset.as_str().into()))
-                    }
+                    Effect::TransferApplied {
+                        from, to, asset, ..
+                    } => Some([from, to].map(|id| (id.as_str(), asset.as_str()))),
                     _ => None,
                 })
+                .flatten()
+                .filter(|(id, _)| self.accounts.contains_key(id))
+                .map(|(id, asset)| (id.into(), asset.into()))
                 .collect();
-            for (id, asset) in payers {
+            for (id, asset) in touched {
                 let Some((_, schedule, precision)) =
                     started.iter().find(|(symbol, _, _)| *symbol == asset)
                 else {
                     continue;
                 };
-                let loan = -self.ledger.wallet_balance(&id, &asset);
                 let key = (id.clone(), asset.clone());
-                let covered = self
-                    .interest_covered
-                    .get(&key)
-                    .copied()
-                    .unwrap_or(Decimal::ZERO);
-                if loan <= covered {
-                    continue;
-                }
-                // A charge that would leave the range is not booked (no venue lends that much);
-                // the next whole hour charges the loan as it stands.
-                let Some(charge) = hour_of_interest(schedule, loan - covered, *precision) else {
-                    continue;
+                let before = self.interest_covered.get(&key).copied().unwrap_or_default();
+                let loan = (-self.ledger.wallet_balance(&id, &asset)).max(Decimal::ZERO);
+                let repaid = (before.loan - loan).max(Decimal::ZERO);
+                let unpaid = (before.unpaid - repaid).max(Decimal::ZERO).min(loan);
+                let principal = loan - unpaid;
+                // A principal repaid and borrowed again inside the hour is a new borrowing, and
+                // pays its started hour again.
+                let covered = before.covered.min(principal);
+                let mut cover = LoanCover {
+                    covered,
+                    unpaid,
+                    loan,
                 };
-                if charge > Decimal::ZERO {
-                    self.move_money(
-                        &LedgerAccount::Wallet(id.clone()),
-                        &LedgerAccount::Fees,
-                        &asset,
-                        charge,
-                        TransferReason::Interest,
-                        effects,
-                    );
-                    charged.insert(id.clone());
+                if principal > covered {
+                    // A charge that would leave the range is not booked (no venue lends that
+                    // much); the next whole hour charges the loan as it stands.
+                    if let Some(charge) =
+                        hour_of_interest(schedule, principal - covered, *precision)
+                    {
+                        if charge > Decimal::ZERO {
+                            self.move_money(
+                                &LedgerAccount::Wallet(id.clone()),
+                                &LedgerAccount::Fees,
+                                &asset,
+                                charge,
+                                TransferReason::Interest,
+                                effects,
+                            );
+                            charged.insert(id.clone());
+                        }
+                        cover = LoanCover {
+                            covered: principal,
+                            unpaid: unpaid + charge,
+                            loan: loan + charge,
+                        };
+                    }
                 }
-                self.interest_covered.insert(key, loan + charge);
+                if cover == LoanCover::default() {
+                    self.interest_covered.remove(&key);
+                } else {
+                    self.interest_covered.insert(key, cover);
+                }
             }
         }
         for id in &charged {
@@ -251,10 +314,10 @@ impl Engine {
         }
     }
 
-    /// What each started-hour loan has been charged for in the current hour, by (account,
-    /// asset): the loan at the hour's start or as grown since, with the interest charged on it.
+    /// Under the started-hour rule, each loan's standing in the current hour by (account,
+    /// asset): the principal charged for, the unpaid interest and the loan last seen.
     #[must_use]
-    pub fn interest_covered(&self) -> &BTreeMap<(CompactString, CompactString), Decimal> {
+    pub fn interest_covered(&self) -> &BTreeMap<(CompactString, CompactString), LoanCover> {
         &self.interest_covered
     }
 }

@@ -191,8 +191,13 @@ impl Engine {
         for (name, interest) in &market.open_interest {
             h.tag(b'o').text(name).decimal(interest.value());
         }
-        for ((id, asset), covered) in &self.interest_covered {
-            h.tag(b'I').text(id).text(asset).decimal(*covered);
+        for ((id, asset), cover) in &self.interest_covered {
+            h.tag(b'I')
+                .text(id)
+                .text(asset)
+                .decimal(cover.covered)
+                .decimal(cover.unpaid)
+                .decimal(cover.loan);
         }
         h.tag(b'q')
             .flag(self.last_seq.is_some())
@@ -337,8 +342,14 @@ mod tests {
                 e.install_venue(venue);
             }),
             ("interest covered in the hour", |e| {
-                e.interest_covered
-                    .insert(("a".into(), "USDT".into()), Decimal::ONE);
+                e.interest_covered.insert(
+                    ("a".into(), "USDT".into()),
+                    super::super::LoanCover {
+                        covered: Decimal::ONE,
+                        unpaid: Decimal::ZERO,
+                        loan: Decimal::ONE,
+                    },
+                );
             }),
             ("sequence", |e| e.last_seq = e.last_seq.map(|s| s + 1)),
             ("clock", |e| e.now = jiff::Timestamp::UNIX_EPOCH),
