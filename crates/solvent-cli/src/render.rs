@@ -59,7 +59,17 @@ fn summary_grid(report: &MarginReport, money: &Money) -> Grid {
         ("state", Cell::text(report.state.to_string())),
     ];
     for (label, value) in rows {
+        let after_collateral = label == "collateral value";
         summary.cells(vec![Cell::text(label), value]);
+        // Accrued interest is a line only when a loan owes some, under the collateral value
+        // that already holds it (the loan at full value, as are the loan's borrow margins):
+        // the line names it rather than add it again.
+        if after_collateral && !report.accrued_interest.is_zero() {
+            summary.cells(vec![
+                Cell::text("  of which accrued interest on loans"),
+                amount(-report.accrued_interest.value()),
+            ]);
+        }
     }
     summary
 }

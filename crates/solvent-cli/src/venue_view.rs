@@ -14,8 +14,8 @@ use comfy_table::{CellAlignment, Table};
 use rust_decimal::Decimal;
 use solvent_core::instrument::{Instrument, InstrumentKind, OptionRight, Style, Terms};
 use solvent_core::venue::{
-    CollateralSchedule, DeficitPolicy, LiquidationMaintenance, MarginRule, MarginTier, Series,
-    TierRates, TierUnit, Venue,
+    CollateralSchedule, DeficitPolicy, InterestRule, LiquidationMaintenance, MarginRule,
+    MarginTier, RatePeriod, Series, TierRates, TierUnit, Venue,
 };
 
 use crate::display::{Column, Grid, Kind};
@@ -425,6 +425,27 @@ fn borrow_lines(schedules: &[(&String, &CollateralSchedule)]) -> String {
                 "{symbol} may be borrowed: initial margin {} and maintenance margin {} of the loan value",
                 percent(borrow.initial_rate),
                 percent(borrow.maintenance_rate)
+            );
+        }
+        // The rate as the venue publishes it, and the rule that says which hours it charges.
+        if let Some(interest) = &schedule.interest {
+            let (period, rule) = (
+                match interest.per {
+                    RatePeriod::Hour => "an hour",
+                    RatePeriod::Day => "a day",
+                    RatePeriod::Year => "a year",
+                },
+                match interest.rule {
+                    InterestRule::StartedHour => {
+                        "each started hour (the hour it is taken in, then each hh:00 it is outstanding)"
+                    }
+                    InterestRule::HourSnapshot => "each hh:00 it is outstanding at",
+                },
+            );
+            let _ = writeln!(
+                out,
+                "{symbol} loans pay interest of {} {period}, charged for {rule}",
+                percent(interest.rate)
             );
         }
     }

@@ -22,7 +22,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal_macros::dec;
 use serde_json::Value;
-use support::{Scratch, root, solvent, stderr, stdout};
+use support::{Scratch, root, run, solvent, stderr, stdout};
 
 // ------------------------------------------------------------------------------------------------
 // Harness
@@ -1804,4 +1804,60 @@ fn serve_logs_information_unless_quiet() {
     let quiet = serve_logs(true);
     assert!(!quiet.contains("INFO"), "{quiet}");
     assert!(!quiet.contains("recovered"), "{quiet}");
+}
+
+/// `solvent margin` with a loan owing interest (issue 10, item 3): 200,000 USDT and 1 BTC
+/// borrowed at 100,000 owing 0.01 BTC on the default venue (BTC borrow maintenance 4%). The
+/// loan is 1.01 BTC at full value: collateral 99,000, maintenance 101,000 x 4% = 4,040 (4,000
+/// on the principal), accrued interest 1,000 USDT in the JSON and on its own table line; hours
+/// of interest on a venue that publishes no rate for the coin are refused naming the field.
+#[test]
+fn margin_shows_accrued_interest_inside_the_loan() {
+    let scratch = Scratch::new("interest");
+    let write = |name: &str, extra: &str| {
+        let path = scratch.path(name);
+        fs::write(
+            &path,
+            format!(
+                r#"{{"account":"loan","mode":"cross","collateral":{{"USDT":"200000","BTC":"-1"}}{extra},
+                   "market":{{"timestamp":"2026-01-06T08:00:00Z","index":{{"BTC":"100000","USDT":"1"}}}}}}"#
+            ),
+        )
+        .expect("write the portfolio");
+        path
+    };
+    let owed = write("owed.json", r#","accrued_interest":{"BTC":"0.01"}"#);
+    let report = ok_json(&["margin", &owed, "--json"]);
+    assert_eq!(money(&report, "collateral_value"), Decimal::from(99_000));
+    assert_eq!(money(&report, "maintenance_margin"), Decimal::from(4_040));
+    assert_eq!(money(&report, "accrued_interest"), Decimal::from(1_000));
+    assert_eq!(
+        component(&report, "borrow_interest:BTC"),
+        Decimal::from(1_000)
+    );
+    let table = ok(&["margin", &owed]);
+    assert!(
+        table
+            .lines()
+            .any(|line| line.contains("of which accrued interest on loans")
+                && line.contains("-1,000")),
+        "{table}"
+    );
+    let plain = write("plain.json", "");
+    let report = ok_json(&["margin", &plain, "--json"]);
+    assert_eq!(money(&report, "maintenance_margin"), Decimal::from(4_000));
+    assert!(report.get("accrued_interest").is_none());
+    assert!(!ok(&["margin", &plain]).contains("accrued interest"));
+
+    let hours = write("hours.json", r#","borrowed_hours":{"BTC":3}"#);
+    let (code, _, errors) = run(&["margin", &hours]);
+    assert_eq!(code, 2, "{errors}");
+    assert!(
+        errors.contains("borrowed_hours.BTC") && errors.contains("no interest rate"),
+        "{errors}"
+    );
+    let negative = write("negative.json", r#","accrued_interest":{"BTC":"-0.01"}"#);
+    let (code, _, errors) = run(&["margin", &negative]);
+    assert_eq!(code, 2, "{errors}");
+    assert!(errors.contains("accrued_interest.BTC"), "{errors}");
 }

@@ -63,6 +63,30 @@ pub struct PortfolioFile {
     /// A market snapshot shipped with the portfolio (used unless `--market` is given).
     #[serde(default)]
     pub market: Option<Market>,
+    /// Interest accrued and not yet paid on a loan, by asset (a positive amount of the borrowed
+    /// asset, as the venue shows it: Binance "Interest", Bybit `accruedInterest`): owed on top
+    /// of the negative balance in `collateral`.
+    #[serde(default, deserialize_with = "unique_map")]
+    pub accrued_interest: IndexMap<String, Amount>,
+    /// Hours a loan has been outstanding, by asset: its interest is computed from the venue's
+    /// rate (`[collateral.X] interest`), `principal x hourly rate x hours`, rounded up. An
+    /// asset takes `accrued_interest` or `borrowed_hours`, not both.
+    #[serde(default, deserialize_with = "unique_map")]
+    pub borrowed_hours: IndexMap<String, u32>,
+}
+
+/// Interest owed on a loan and not yet paid, counted in the loan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccruedInterest {
+    /// The borrowed asset.
+    pub asset: CompactString,
+    /// The principal borrowed (positive), before the interest.
+    pub principal: Amount,
+    /// The interest owed (positive), rounded up to the asset's precision; already included in
+    /// the asset's balance in [`Portfolio::balances`].
+    pub interest: Amount,
+    /// The hours it was computed for, when the portfolio gave `borrowed_hours`.
+    pub hours: Option<u32>,
 }
 
 /// A validated position.
@@ -104,6 +128,9 @@ pub struct Portfolio {
     pub settlement_asset: Asset,
     /// Market shipped with the portfolio.
     pub market: Option<Market>,
+    /// Interest owed on loans (already counted in `balances`: a loan's balance is its principal
+    /// plus this interest, negative), shown apart in the margin report.
+    pub accrued_interest: Vec<AccruedInterest>,
 }
 
 fn check_precision(amount: Decimal, precision: u32) -> Result<(), String> {
@@ -167,6 +194,14 @@ impl Portfolio {
             }
             balances.push(Balance { asset, amount });
         }
+
+        let accrued_interest = Self::validate_interest(
+            file,
+            &raw.accrued_interest,
+            &raw.borrowed_hours,
+            &mut balances,
+            venue,
+        )?;
 
         let mut positions: Vec<Position> = Vec::with_capacity(raw.positions.len());
         // Names seen so far, with the index that listed them: a map, so that validating a
@@ -232,6 +267,106 @@ impl Portfolio {
             positions,
             settlement_asset,
             market: raw.market,
+            accrued_interest,
         })
+    }
+
+    /// Checks `accrued_interest` and `borrowed_hours` against the balances and the venue, and
+    /// adds each loan's interest to its balance (a loan owes its interest as it owes its
+    /// principal: Binance adds accrued interest "to their total margin debt", Bybit counts it in
+    /// the liability), so that every margin path values the loan with it.
+    fn validate_interest(
+        file: &str,
+        accrued: &IndexMap<String, Amount>,
+        hours: &IndexMap<String, u32>,
+        balances: &mut [Balance],
+        venue: &Venue,
+    ) -> Result<Vec<AccruedInterest>, InputError> {
+        let fail = |path: String, problem: String| InputError::new(file, path, problem);
+        let mut owed = Vec::with_capacity(accrued.len() + hours.len());
+        let given = accrued
+            .iter()
+            .map(|(symbol, amount)| (symbol, Some(*amount), None))
+            .chain(hours.iter().map(|(symbol, h)| (symbol, None, Some(*h))));
+        for (symbol, amount, hours) in given {
+            let path = if hours.is_some() {
+                format!("borrowed_hours.{symbol}")
+            } else {
+                format!("accrued_interest.{symbol}")
+            };
+            if hours.is_some() && accrued.contains_key(symbol) {
+                return Err(fail(
+                    path,
+                    format!("{symbol} has accrued_interest already: give one or the other"),
+                ));
+            }
+            let asset = venue
+                .asset(symbol)
+                .map_err(|problem| fail(path.clone(), problem))?;
+            let Some(balance) = balances
+                .iter_mut()
+                .find(|b| b.asset.symbol == asset.symbol)
+                .filter(|b| b.amount.value() < Decimal::ZERO)
+            else {
+                return Err(fail(
+                    path,
+                    format!(
+                        "collateral holds no {symbol} loan (a negative balance) to owe interest on"
+                    ),
+                ));
+            };
+            let principal = -balance.amount.value();
+            let interest = match (amount, hours) {
+                (Some(amount), _) => {
+                    if amount.value() < Decimal::ZERO {
+                        return Err(fail(path, "must not be negative".into()));
+                    }
+                    check_precision(amount.value(), asset.precision)
+                        .map_err(|problem| fail(path.clone(), problem))?;
+                    amount.value()
+                }
+                (None, Some(hours)) => {
+                    let schedule = venue
+                        .collateral
+                        .get(symbol)
+                        .and_then(|schedule| schedule.interest.as_ref())
+                        .ok_or_else(|| {
+                            fail(
+                                path.clone(),
+                                format!("the venue publishes no interest rate for {symbol} ([collateral.{symbol}] interest)"),
+                            )
+                        })?;
+                    let exact = schedule.interest(principal, hours).ok_or_else(|| {
+                        fail(
+                            path.clone(),
+                            format!(
+                                "{hours} hours of interest on {principal} {symbol} is out of range"
+                            ),
+                        )
+                    })?;
+                    // The venue rounds the interest it charges up, never in the borrower's favour.
+                    crate::rounding::requirement(exact, asset.precision)
+                }
+                (None, None) => continue,
+            };
+            let owed_total = balance
+                .amount
+                .value()
+                .checked_sub(interest)
+                .ok_or_else(|| {
+                    fail(
+                        path.clone(),
+                        format!("{interest} {symbol} of interest is out of range"),
+                    )
+                })?;
+            balance.amount = Amount(owed_total);
+            owed.push(AccruedInterest {
+                asset: asset.symbol.clone(),
+                principal: Amount(principal),
+                interest: Amount(interest),
+                hours,
+            });
+        }
+        Ok(owed)
     }
 }

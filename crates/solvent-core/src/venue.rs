@@ -65,6 +65,83 @@ pub struct CollateralSchedule {
     pub tiers: Vec<CollateralTier>,
     /// Whether and at what margin the asset may be borrowed.
     pub borrow: Option<BorrowRates>,
+    /// The interest a loan of the asset (a negative balance) pays, when the venue charges any
+    /// (venue key `[collateral.X] interest`).
+    pub interest: Option<InterestSchedule>,
+}
+
+/// How often a venue publishes its borrowing rate (venue key `interest.per`): the rate applies
+/// to that period, and Solvent charges the hourly share of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RatePeriod {
+    /// An hourly rate (Bybit `hourlyBorrowRate`, Binance `nextHourlyInterestRate`).
+    Hour,
+    /// A daily rate; an hour is 1/24 of it (Binance FAQ: "If the daily interest rate is 0.02%,
+    /// the hourly interest rate is calculated as 0.02%/24").
+    Day,
+    /// An annual rate; an hour is 1/8,760 of it (365 days of 24 hours).
+    Year,
+}
+
+impl RatePeriod {
+    /// Hours in the period.
+    #[must_use]
+    pub const fn hours(self) -> u32 {
+        match self {
+            Self::Hour => 1,
+            Self::Day => 24,
+            Self::Year => 8_760,
+        }
+    }
+}
+
+/// Which hours of a loan a venue charges (venue key `interest.rule`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InterestRule {
+    /// Every hour the loan is outstanding at its start, and the hour in which it is taken: one
+    /// hour accrues when the coin is borrowed and another at the start of each hour after, so
+    /// a started hour counts in full (Binance Margin FAQ "Frequently Asked Questions on Binance
+    /// Margin Trading's New Dynamic Interest Rate System": borrowed at 13:55, at 14:30 two hours
+    /// have accrued).
+    StartedHour,
+    /// Only the loan held at each whole hour: the liability at hh:00 pays one hour, a loan taken
+    /// and repaid between two whole hours pays nothing (Bybit "Borrowing, Interest and Repayment
+    /// (Unified Trading Account)": "Hourly Interest Payment = Borrowing Amount x Hourly Interest
+    /// Rate", charged five minutes after each hour on the borrowing at that time; OKX "Interest
+    /// Calculation": borrowed at 14:55 and repaid at 14:57, no interest).
+    HourSnapshot,
+}
+
+/// The interest a loan pays: the rate as the venue publishes it, and which hours it charges.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InterestSchedule {
+    /// The rate as published, per `per`.
+    pub rate: Decimal,
+    /// The period the published rate is for.
+    pub per: RatePeriod,
+    /// Which hours are charged.
+    pub rule: InterestRule,
+}
+
+impl InterestSchedule {
+    /// The rate of one hour: the published rate divided by the hours in its period (exact to
+    /// 28 digits; the interest itself is rounded up once, to the asset's precision).
+    #[must_use]
+    pub fn hourly_rate(&self) -> Decimal {
+        self.rate / Decimal::from(self.per.hours())
+    }
+
+    /// The interest of `hours` hours on a loan of `principal` (positive), simple and unrounded:
+    /// `principal x hourly rate x hours`, the formula the venues publish (Binance: "I = P x R x
+    /// T"). `None` if the product leaves `Decimal`'s range.
+    #[must_use]
+    pub fn interest(&self, principal: Decimal, hours: u32) -> Option<Decimal> {
+        principal
+            .checked_mul(self.hourly_rate())?
+            .checked_mul(Decimal::from(hours))
+    }
 }
 
 /// One bracket of a tiered rule.
@@ -394,6 +471,17 @@ struct CollateralFile {
     tiers: Vec<TierFile>,
     #[serde(default)]
     borrow: Option<BorrowFile>,
+    #[serde(default)]
+    interest: Option<InterestFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InterestFile {
+    #[serde(deserialize_with = "deserialize_decimal")]
+    rate: Decimal,
+    per: RatePeriod,
+    rule: InterestRule,
 }
 
 #[derive(Deserialize)]
@@ -1035,7 +1123,28 @@ impl Venue {
                 })
             }
         };
-        Ok(CollateralSchedule { tiers, borrow })
+        let interest = match schedule.interest {
+            None => None,
+            Some(interest) => {
+                // A rate above 100% of the period is no borrowing rate any venue publishes; the
+                // bound also keeps `loan x rate` inside `Decimal`.
+                let rate = check.rate(
+                    format!("collateral.{symbol}.interest.rate"),
+                    interest.rate,
+                    false,
+                )?;
+                Some(InterestSchedule {
+                    rate,
+                    per: interest.per,
+                    rule: interest.rule,
+                })
+            }
+        };
+        Ok(CollateralSchedule {
+            tiers,
+            borrow,
+            interest,
+        })
     }
 
     fn validate_rule(

@@ -52,6 +52,9 @@ pub enum TransferReason {
     /// The part of a claimed deficit the system shard's fund could not pay, taken back from the
     /// account into `pending_claims`: the account's debt.
     ClaimUncovered,
+    /// Interest on a loan (a negative wallet balance), by the hour at the venue's published
+    /// rate, paid to the fee account.
+    Interest,
 }
 
 /// Why a position was liquidated.

@@ -16,6 +16,7 @@
 //! | `engine/top_ups.rs` | automated top-ups and reallocation to isolated positions |
 //! | `engine/prices.rs` | index and mark prices and their guards, volatility surfaces |
 //! | `engine/funding.rs` | funding and expiry settlement |
+//! | `engine/interest.rs` | interest on loans, by the hour of the events' time |
 //! | `engine/holders.rs` | which accounts hold what (the sets a price update looks up) |
 //! | `engine/bands.rs` | safe price bands: which accounts a price update can change |
 //! | `engine/vol_bands.rs` | which option holders a smile change can change |
@@ -64,6 +65,7 @@ mod claims;
 mod funding;
 mod holders;
 mod insurance;
+mod interest;
 mod liquidation;
 mod money;
 mod monitoring;
@@ -81,6 +83,7 @@ mod vol_bands;
 
 pub use claims::{AdlAssignment, ClaimAnswer, SocialisedShare};
 pub use insurance::{AdlCandidate, ProfitHolder, share_deficit};
+pub use interest::{LoanCover, MAX_INTEREST_HOURS};
 pub use snapshot::{SNAPSHOT_FORMAT, SnapshotError};
 
 #[allow(clippy::wildcard_imports)]
@@ -369,6 +372,9 @@ pub struct Engine {
     last_seq: Option<u64>,
     now: Timestamp,
     events: u64,
+    /// Under the started-hour interest rule, what each wallet's loan has been charged for in
+    /// the current hour, by (account, asset): see `engine/interest.rs`.
+    interest_covered: BTreeMap<(CompactString, CompactString), interest::LoanCover>,
     /// The digest of the installed venue (see [`state_hash`]).
     venue_digest: [u8; 32],
     /// Counts changes of the volatility smiles (the key of `surfaces`).
@@ -464,6 +470,7 @@ impl Engine {
             last_seq: None,
             now: EPOCH,
             events: 0,
+            interest_covered: BTreeMap::new(),
         }
     }
 
@@ -557,6 +564,9 @@ impl Engine {
                 format!("{} is before {}", envelope.ts, self.now),
             ))];
         }
+        // The whole hours the event's time crosses owe their interest first (computed at the
+        // previous time, before anything moves).
+        let plan = self.interest_plan(envelope.ts);
         // A refusal takes nothing, not even the sequence number or the time (restored below):
         // a refused event leaves the whole state, and its hash, as they were.
         let taken = (self.last_seq, self.now, self.market.timestamp);
@@ -564,7 +574,45 @@ impl Engine {
         self.events += 1;
         self.now = envelope.ts;
         self.market.timestamp = envelope.ts;
-        let result = match &envelope.event {
+        let mut interest_effects = Vec::new();
+        let (result, booked) = match plan {
+            Ok(plan) => {
+                let booked = self.book_interest(plan, &mut interest_effects);
+                (self.dispatch(&envelope.event), Some(booked))
+            }
+            Err(rejection) => (Err(rejection), None),
+        };
+        match result {
+            Ok(effects) => {
+                let mut all = interest_effects;
+                all.extend(effects);
+                if let Some(booked) = &booked {
+                    self.settle_interest(booked, &mut all);
+                }
+                // Each ADL closes opposite interest, so this ends: open interest only shrinks.
+                while let Some(id) = self.deleveraged.pop_first() {
+                    self.evaluate(&id, Figures::Reported, &mut all);
+                }
+                self.adl_queues.clear();
+                self.claimed_positions.clear();
+                all
+            }
+            Err(rejection) => {
+                if let Some(booked) = booked {
+                    self.unbook_interest(booked);
+                }
+                self.deleveraged.clear();
+                self.adl_queues.clear();
+                self.claimed_positions.clear();
+                (self.last_seq, self.now, self.market.timestamp) = taken;
+                vec![rejected(&rejection)]
+            }
+        }
+    }
+
+    /// The event's own changes (the interest of the hours it crosses is booked before).
+    fn dispatch(&mut self, event: &Event) -> Result<Vec<Effect>, Rejection> {
+        match event {
             Event::Deposit(e) => self.deposit(&e.account, &e.asset, e.amount.value()),
             Event::Withdraw(e) => self.withdraw(&e.account, &e.asset, e.amount.value()),
             Event::Transfer(e) => self.transfer(&e.from, &e.to, &e.asset, e.amount.value()),
@@ -585,24 +633,6 @@ impl Engine {
             Event::SetAutoTopUp(e) => self.set_auto_top_up(e),
             Event::ListInstrument(e) => self.list_instrument(&e.name, &e.spec),
             Event::UpdateVenue(e) => self.update_venue(&e.venue),
-        };
-        match result {
-            Ok(mut effects) => {
-                // Each ADL closes opposite interest, so this ends: open interest only shrinks.
-                while let Some(id) = self.deleveraged.pop_first() {
-                    self.evaluate(&id, Figures::Reported, &mut effects);
-                }
-                self.adl_queues.clear();
-                self.claimed_positions.clear();
-                effects
-            }
-            Err(rejection) => {
-                self.deleveraged.clear();
-                self.adl_queues.clear();
-                self.claimed_positions.clear();
-                (self.last_seq, self.now, self.market.timestamp) = taken;
-                vec![rejected(&rejection)]
-            }
         }
     }
 

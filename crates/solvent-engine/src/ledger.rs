@@ -259,6 +259,22 @@ impl Ledger {
         Ok(Some((from.clone(), to.clone(), amount)))
     }
 
+    /// The wallets owing `asset` (a negative balance), by id, with the loan (positive): the
+    /// loans that pay interest at a whole hour.
+    #[must_use]
+    pub fn wallet_loans(&self, asset: &str) -> Vec<(CompactString, Decimal)> {
+        let mut loans: Vec<(CompactString, Decimal)> = self
+            .wallets
+            .iter()
+            .filter_map(|(id, assets)| {
+                let amount = assets.get(asset)?;
+                (amount < Decimal::ZERO).then(|| (id.clone(), -amount))
+            })
+            .collect();
+        loans.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        loans
+    }
+
     /// Every non-zero balance, ordered by ledger account (wallets first, by id), then asset.
     pub fn balances(&self) -> impl Iterator<Item = (LedgerAccount, &str, Decimal)> {
         let mut wallets: Vec<(&CompactString, &Holdings)> = self.wallets.iter().collect();

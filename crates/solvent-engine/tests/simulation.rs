@@ -498,6 +498,7 @@ fn reason_name(reason: TransferReason) -> &'static str {
         R::SocialisedLoss => "socialised_loss",
         R::DeficitClaimed => "deficit_claimed",
         R::ClaimUncovered => "claim_uncovered",
+        R::Interest => "interest",
     }
 }
 
@@ -517,6 +518,7 @@ fn recomputed(reason: TransferReason) -> bool {
             | R::TopUp
             | R::Reallocation
             | R::Settlement
+            | R::Interest
     )
 }
 
@@ -1588,6 +1590,7 @@ fn report_of(engine: &Engine, id: &str) -> Option<MarginReport> {
         positions,
         settlement_asset: venue.asset(&venue.settlement_asset).ok()?.clone(),
         market: None,
+        accrued_interest: Vec::new(),
     };
     let view = MarketView::new(venue, engine.market()).ok()?;
     build_report(&portfolio, &view, Detail::Figures).ok()

@@ -558,6 +558,7 @@ pub fn build_report(
         state,
         currencies,
         scenario_sides,
+        accrued_interest: Amount(collateral.accrued_interest),
         components,
         positions: reports,
         warnings,
@@ -629,6 +630,8 @@ struct Collateral {
     /// Initial and maintenance margin of borrowed balances (rounded up).
     borrow_initial: Decimal,
     borrow_maintenance: Decimal,
+    /// Interest owed on loans, counted in their balances (rounded up).
+    accrued_interest: Decimal,
 }
 
 /// Step 1, the collateral: every balance valued at its index through the venue's haircut tiers
@@ -713,12 +716,72 @@ fn collateral_step(
             }
         }
     }
+    let accrued_interest = interest_step(portfolio, view, target, detail, components)?;
     Ok(Collateral {
         value: collateral_value,
         cash_like,
         borrow_initial,
         borrow_maintenance,
+        accrued_interest,
     })
+}
+
+/// The interest owed on loans, in the report asset (rounded up: a debt), each loan's interest a
+/// component in a full report. The interest is already inside the loan's balance (the portfolio
+/// adds it), so the loan's value and its borrow margins above carry it: this step names it.
+///
+/// # Errors
+/// [`RiskError`] when an asset has no price or a figure leaves the report currency's range.
+fn interest_step(
+    portfolio: &Portfolio,
+    view: &MarketView<'_>,
+    target: &ReportAsset<'_>,
+    detail: Detail,
+    components: &mut Vec<Component>,
+) -> Result<Decimal, RiskError> {
+    let mut total = Decimal::ZERO;
+    for owed in &portfolio.accrued_interest {
+        let Some(balance) = portfolio
+            .balances
+            .iter()
+            .find(|b| b.asset.symbol == owed.asset)
+        else {
+            continue;
+        };
+        let usd_price = view.asset_usd(&balance.asset)?;
+        let interest_usd = owed
+            .interest
+            .value()
+            .checked_mul(usd_price)
+            .ok_or_else(|| RiskError::Overflow {
+                what: format!(
+                    "{} {} of interest in USD",
+                    owed.interest.value(),
+                    owed.asset
+                ),
+            })?;
+        let amount = rounding::requirement(target.usd_in_report(interest_usd)?, target.decimals);
+        total += amount;
+        if detail == Detail::Full {
+            let how = owed.hours.map_or_else(String::new, |hours| {
+                format!(" ({hours} h at the venue's rate, rounded up)")
+            });
+            components.push(Component {
+                name: format!("borrow_interest:{}", owed.asset),
+                amount: Amount(amount),
+                detail: format!(
+                    "accrued interest {} {}{how} on a principal of {} {}, inside the loan of {} {} (its value and borrow margins)",
+                    show(owed.interest.value()),
+                    owed.asset,
+                    show(owed.principal.value()),
+                    owed.asset,
+                    show(-balance.amount.value()),
+                    owed.asset,
+                ),
+            });
+        }
+    }
+    Ok(total)
 }
 
 /// The positions' part of the report: each position's figures, and the pool's sums.

@@ -291,6 +291,12 @@ pub struct MarginReport {
     /// must move before it can turn. Read by monitoring; not part of the printed report.
     #[serde(skip)]
     pub scenario_sides: Vec<crate::portfolio_margin::ScenarioSides>,
+    /// Interest accrued and not yet paid on the account's loans, in the report asset (rounded
+    /// up): already inside the loans' balances, so inside `collateral_value` (a loan at full
+    /// value) and the loans' borrow margins; each loan's part is a `borrow_interest:ASSET`
+    /// component. Zero (and left out of the JSON) when no loan owes interest.
+    #[serde(skip_serializing_if = "no_amount")]
+    pub accrued_interest: Amount,
     /// The waterfall: every amount that makes up equity and the requirements.
     pub components: Vec<Component>,
     /// Per position.
@@ -303,6 +309,11 @@ pub struct MarginReport {
     /// again. Not part of the report's JSON (the moves are, through the reverse stress).
     #[serde(skip)]
     pub nearest_moves: Vec<(String, Option<f64>)>,
+}
+
+/// Whether an optional figure of the JSON is zero (and so left out).
+fn no_amount(amount: &Amount) -> bool {
+    amount.is_zero()
 }
 
 /// An instant as its RFC 3339 text.

@@ -124,6 +124,7 @@ fn currency(
                 .collect(),
             settlement_asset: coin.clone(),
             market: None,
+            accrued_interest: Vec::new(),
         };
         let (instruments, spot_assets) = book_inputs(&sub, params);
         let book = ScenarioBook::new(view, params, &instruments, &spot_assets)?;

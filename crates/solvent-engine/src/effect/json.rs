@@ -433,6 +433,7 @@ impl TransferReason {
             Self::SocialisedLoss => "socialised_loss",
             Self::DeficitClaimed => "deficit_claimed",
             Self::ClaimUncovered => "claim_uncovered",
+            Self::Interest => "interest",
         }
     }
 }
@@ -644,6 +645,7 @@ mod tests {
             TransferReason::SocialisedLoss,
             TransferReason::DeficitClaimed,
             TransferReason::ClaimUncovered,
+            TransferReason::Interest,
         ] {
             effects.push(Effect::TransferApplied {
                 from: text.to_owned(),

@@ -6,8 +6,9 @@
 //! Covered: the ledger; every account's mode, positions, leverage, state, margin-call episode,
 //! breach counter, buffer policy and top-up rules with their daily use; the outside world's
 //! positions; every index source's price and time, the jumps awaiting confirmation; the market
-//! (indices, marks, volatility surfaces, rate, open interest, time); the venue as installed; the
-//! sequence and the clock. Not covered, because they never change an effect: the safe bands and
+//! (indices, marks, volatility surfaces, rate, open interest, time); the venue as installed; what
+//! each started-hour loan has been charged interest for in the current hour; the sequence and
+//! the clock. Not covered, because they never change an effect: the safe bands and
 //! the holder indices, which only cache what the above determines (an exhaustive engine, which
 //! has none, hashes equal to a banded one); the count of events applied, a statistic; and the
 //! engine's configuration, which is given at start and not changed by events. A refused event
@@ -190,6 +191,14 @@ impl Engine {
         for (name, interest) in &market.open_interest {
             h.tag(b'o').text(name).decimal(interest.value());
         }
+        for ((id, asset), cover) in &self.interest_covered {
+            h.tag(b'I')
+                .text(id)
+                .text(asset)
+                .decimal(cover.covered)
+                .decimal(cover.unpaid)
+                .decimal(cover.loan);
+        }
         h.tag(b'q')
             .flag(self.last_seq.is_some())
             .u64(self.last_seq.unwrap_or(0))
@@ -239,7 +248,7 @@ mod tests {
     #[test]
     fn every_field_that_can_change_a_later_effect_changes_the_hash() {
         type Change = fn(&mut Engine);
-        let changes: [(&str, Change); 26] = [
+        let changes: [(&str, Change); 27] = [
             ("a ledger balance", |e| {
                 let _ = e.ledger.transfer(
                     &LedgerAccount::External,
@@ -331,6 +340,16 @@ mod tests {
                 let mut venue = e.venue.clone();
                 venue.thresholds.liquidation += 0.01;
                 e.install_venue(venue);
+            }),
+            ("interest covered in the hour", |e| {
+                e.interest_covered.insert(
+                    ("a".into(), "USDT".into()),
+                    super::super::LoanCover {
+                        covered: Decimal::ONE,
+                        unpaid: Decimal::ZERO,
+                        loan: Decimal::ONE,
+                    },
+                );
             }),
             ("sequence", |e| e.last_seq = e.last_seq.map(|s| s + 1)),
             ("clock", |e| e.now = jiff::Timestamp::UNIX_EPOCH),

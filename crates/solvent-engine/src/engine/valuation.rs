@@ -58,6 +58,7 @@ impl Engine {
             positions,
             settlement_asset,
             market: None,
+            accrued_interest: Vec::new(),
         })
     }
 

@@ -787,5 +787,6 @@ fn portfolio(
         positions,
         settlement_asset: settlement,
         market: None,
+        accrued_interest: Vec::new(),
     })
 }
