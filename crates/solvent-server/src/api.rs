@@ -983,7 +983,7 @@ pub(crate) async fn post_margin(
     BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     let body: MarginBody = parse(&body)?;
-    let resolved = resolve(
+    let mut resolved = resolve(
         &state,
         &scope,
         Subject {
@@ -993,7 +993,8 @@ pub(crate) async fn post_margin(
             allow_far_marks: body.allow_far_marks,
         },
     )?;
-    let warnings = resolved.warnings.clone();
+    // The answer carries them; the computation takes the rest.
+    let warnings = std::mem::take(&mut resolved.warnings);
     let report = compute(move || {
         let market_view = market_view(&resolved.view, &resolved.market)?;
         let report = solvent_risk::margin_report(&resolved.portfolio, &market_view)
@@ -1057,7 +1058,7 @@ pub(crate) async fn post_margin_order(
             "must not be empty or blank",
         ));
     }
-    let resolved = resolve(
+    let mut resolved = resolve(
         &state,
         &scope,
         Subject {
@@ -1067,7 +1068,8 @@ pub(crate) async fn post_margin_order(
             allow_far_marks: body.allow_far_marks,
         },
     )?;
-    let warnings = resolved.warnings.clone();
+    // The answer carries them; the computation takes the rest.
+    let warnings = std::mem::take(&mut resolved.warnings);
     let instrument = body.instrument;
     let priced = Trade {
         text: instrument.clone(),
@@ -1146,7 +1148,7 @@ pub(crate) async fn post_whatif(
                 .map_err(|error| ApiError::invalid(format!("trades[{index}]"), error.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let resolved = resolve(
+    let mut resolved = resolve(
         &state,
         &scope,
         Subject {
@@ -1165,7 +1167,8 @@ pub(crate) async fn post_whatif(
         )
         .map_err(refused)?;
     }
-    let warnings = resolved.warnings.clone();
+    // The answer carries them; the computation takes the rest.
+    let warnings = std::mem::take(&mut resolved.warnings);
     let outcome = compute(move || {
         let market_view = market_view(&resolved.view, &resolved.market)?;
         what_if(&resolved.portfolio, &trades, &market_view)
@@ -1214,7 +1217,7 @@ pub(crate) async fn post_allocate(
         body.target_health.unwrap_or(1.5),
     )
     .map_err(|error| ApiError::invalid(error.field, error.problem))?;
-    let resolved = resolve(
+    let mut resolved = resolve(
         &state,
         &scope,
         Subject {
@@ -1224,7 +1227,8 @@ pub(crate) async fn post_allocate(
             allow_far_marks: body.allow_far_marks,
         },
     )?;
-    let warnings = resolved.warnings.clone();
+    // The answer carries them; the computation takes the rest.
+    let warnings = std::mem::take(&mut resolved.warnings);
     let allocation = compute(move || {
         let market_view = market_view(&resolved.view, &resolved.market)?;
         solvent_risk::allocation::allocate(&resolved.portfolio, &market_view, policy)
@@ -1266,7 +1270,7 @@ pub(crate) async fn post_stress(
     let body: StressBody = parse(&body)?;
     let scenarios = body.scenarios;
     let reverse = body.reverse;
-    let resolved = resolve(
+    let mut resolved = resolve(
         &state,
         &scope,
         Subject {
@@ -1276,7 +1280,8 @@ pub(crate) async fn post_stress(
             allow_far_marks: body.allow_far_marks,
         },
     )?;
-    let warnings = resolved.warnings.clone();
+    // The answer carries them; the computation takes the rest.
+    let warnings = std::mem::take(&mut resolved.warnings);
     let answer = compute(move || {
         let portfolio = &resolved.portfolio;
         let shocks = match &scenarios {
