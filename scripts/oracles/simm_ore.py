@@ -2,7 +2,10 @@
 open-source-risk-engine) on a CRIF file, for the tests of crates/solvent-simm and bench/simm.sh.
 
 Usage: simm_ore.py [--post] [--one-day] CRIF.tsv VERSION [VERSION...]
-  (VERSION: 2.6, 2.7, 2.8, 2.8+2512; --one-day: the 1-day margin period of risk)
+  (VERSION: 2.6, 2.7, 2.8, 2.8+2512 through the package's SimmConfiguration classes; any other
+  name ORE's parseSimmVersion reads, e.g. 2.2, 2.3, 2.3.8, 2.5, 2.5A, 2.6.5, through ORE's
+  application (OREApp with the SIMM analytic and its "simm" report), which builds the
+  configuration with ORE's buildSimmConfiguration; --one-day: the 1-day margin period of risk)
 
 Prints JSON: {"seconds": {version: s}, "results": {version: {netting_set: breakdown}}}, where a
 breakdown holds "total", "margin_types" {Delta, Vega, Curvature, BaseCorr, AdditionalIM}, "risk_classes" {rc:
@@ -106,6 +109,76 @@ def run(text, rows, version, side, mpor):
     return out, seconds
 
 
+SIDES = {S.SimmSide_Call: "Call", S.SimmSide_Post: "Post"}
+
+
+def report_columns(report):
+    """The columns of an ORE in-memory report, by header."""
+    out = {}
+    for j in range(report.columns()):
+        kind = report.columnType(j)
+        if kind == 0:
+            values = report.dataAsSize(j)
+        elif kind == 1:
+            values = report.dataAsReal(j)
+        else:
+            values = report.dataAsString(j)
+        out[report.header(j)] = list(values)
+    return out
+
+
+def run_app(text, rows, version, side, mpor):
+    """SIMM through ORE's application: the SIMM analytic on the CRIF, USD throughout."""
+    inputs = ORE.InputParameters()
+    inputs.setAsOfDate("2024-01-31")
+    inputs.setBaseCurrency("USD")
+    inputs.setSimmVersion(version)
+    inputs.setMporDays(mpor)
+    inputs.setCrifFromBuffer(text, "\n", "\t")
+    inputs.setSimmCalculationCurrencyCall("USD")
+    inputs.setSimmCalculationCurrencyPost("USD")
+    inputs.setSimmResultCurrency("USD")
+    # The SIMM analytic builds a market first; with USD throughout it needs none of it.
+    inputs.setConventions("<Conventions/>")
+    inputs.setCurveConfigs("<CurveConfiguration/>")
+    inputs.setTodaysMarketParams("<TodaysMarket/>")
+    inputs.setPricingEngine("<PricingEngines/>")
+    inputs.insertAnalytic("SIMM")
+    start = time.perf_counter()
+    app = ORE.OREApp(inputs, "", 0)
+    app.run([], [])
+    seconds = time.perf_counter() - start
+    errors = list(app.getErrors()) if hasattr(app, "getErrors") else []
+    if errors:
+        raise SystemExit(f"ORE {version}: {errors}")
+    cols = report_columns(app.getReport("simm"))
+    figures = {}
+    for i in range(len(cols["Portfolio"])):
+        if cols["Bucket"][i] != "All" or cols["SimmSide"][i] != SIDES[side]:
+            continue
+        key = (cols["Portfolio"][i], cols["ProductClass"][i], cols["RiskClass"][i], cols["MarginType"][i])
+        figures[key] = cols["InitialMargin"][i]
+
+    def table(ns, pc):
+        get = lambda rc, mt: figures.get((ns, pc, rc, mt))
+        margin_types = {m: get("All", m) for m in MARGIN_TYPES if m != "All"}
+        risk_classes = {}
+        for rc in RISK_CLASSES:
+            values = {m: get(rc, m) for m in MARGIN_TYPES}
+            if any(x is not None for x in values.values()):
+                risk_classes[rc] = values
+        return {"total": get("All", "All"), "margin_types": margin_types, "risk_classes": risk_classes}
+
+    out = {}
+    for netting_set in sorted({row.get("PortfolioID", "") for row in rows}):
+        entry = table(netting_set, "All")
+        entry["product_classes"] = {
+            pc: table(netting_set, pc) for pc in PRODUCT_CLASSES if (netting_set, pc, "All", "All") in figures
+        }
+        out[netting_set] = entry
+    return out, seconds
+
+
 def main():
     args = sys.argv[1:]
     side = S.SimmSide_Call
@@ -123,7 +196,8 @@ def main():
     rows = list(csv.DictReader(io.StringIO(text), delimiter="\t"))
     results, seconds = {}, {}
     for version in versions:
-        results[version], seconds[version] = run(text, rows, version, side, mpor)
+        how = run if version in CONFIGS else run_app
+        results[version], seconds[version] = how(text, rows, version, side, mpor)
     json.dump({"seconds": seconds, "results": results}, sys.stdout)
 
 

@@ -18,8 +18,9 @@ import sys
 
 ore_dir, tag, version, commit = sys.argv[1:5]
 one_day = "--one-day" in sys.argv[5:]
-config = open(f"{ore_dir}/simmconfigurationisdav{tag}.cpp").read()
-conc = open(f"{ore_dir}/simmconcentrationisdav{tag}.cpp").read()
+# Older versions write `RiskType::X` where newer ones write `CrifRecord::RiskType::X`.
+config = open(f"{ore_dir}/simmconfigurationisdav{tag}.cpp").read().replace("CrifRecord::RiskType::", "RiskType::")
+conc = open(f"{ore_dir}/simmconcentrationisdav{tag}.cpp").read().replace("CrifRecord::RiskType::", "RiskType::")
 
 NUM = r"[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?"
 
@@ -68,7 +69,7 @@ def group_list(text, name):
 
 def per_risk_type(body):
     out = {}
-    parts = re.split(r"CrifRecord::RiskType::(\w+)", body)
+    parts = re.split(r"RiskType::(\w+)", body)
     for name, rest in zip(parts[1::2], parts[2::2]):
         out[name] = triples(rest)
     return out
@@ -101,7 +102,7 @@ lines.append(f"correlation_high_calculation_currency = {temp_matrix_before(commo
 lines.append("")
 
 lines.append("[risk_weight_flat]")
-for a, v in re.findall(r"CrifRecord::RiskType::(\w+)\s*,\s*(" + NUM + r")\s*\}", block(ten, "rwRiskType_ = {")):
+for a, v in re.findall(r"RiskType::(\w+)\s*,\s*(" + NUM + r")\s*\}", block(ten, "rwRiskType_ = {")):
     lines.append(f"{a} = {float(v)}")
 lines.append("")
 for rt, rows in per_risk_type(block(ten, "rwBucket_ = {")).items():
@@ -116,7 +117,7 @@ for rt, rows in per_risk_type(block(ten, "rwLabel_1_ = {")).items():
     lines.append("")
 
 lines.append("[historical_volatility_ratio]")
-for rt, v in re.findall(r"historicalVolatilityRatios_\[CrifRecord::RiskType::(\w+)\]\s*=\s*(" + NUM + ")", ten):
+for rt, v in re.findall(r"historicalVolatilityRatios_\[RiskType::(\w+)\]\s*=\s*(" + NUM + ")", ten):
     lines.append(f"{rt} = {float(v)}")
 m = re.search(r"hvr_ir_\s*=\s*(" + NUM + ")", ten)
 lines.append(f"InterestRate = {float(m.group(1))}")
@@ -128,8 +129,8 @@ for _, a, b, v in triples(block(common, "riskClassCorrelation_ = {")):
 lines.append("")
 
 for kind in ("interBucketCorrelation_", "intraBucketCorrelation_"):
-    for rt in re.findall(kind + r"\[CrifRecord::RiskType::(\w+)\]", common):
-        rows = triples(block(common, f"{kind}[CrifRecord::RiskType::{rt}] = {{"))
+    for rt in re.findall(kind + r"\[RiskType::(\w+)\]", common):
+        rows = triples(block(common, f"{kind}[RiskType::{rt}] = {{"))
         name = "inter_bucket_correlation" if kind.startswith("inter") else "intra_bucket_correlation"
         lines.append(f"[{name}.{rt}]")
         for a, b, c, v in rows:
@@ -150,12 +151,11 @@ for name in ("irCategories_", "fxCategories_"):
     lines.append(f"{label} = {{ " + ", ".join(f'{q(k)} = [' + ', '.join(q(c) for c in v) + ']' for k, v in cats.items()) + " }")
 lines.append("")
 lines.append("[concentration.flat]")
-for rt, v in re.findall(r"flatThresholds_\[(?:CrifRecord::)?RiskType::(\w+)\]\s*=\s*(" + NUM + ")", conc):
+for rt, v in re.findall(r"flatThresholds_\[RiskType::(\w+)\]\s*=\s*(" + NUM + ")", conc):
     lines.append(f"{rt} = {float(v)}")
 lines.append("")
-prefix = "CrifRecord::" if "bucketedThresholds_[CrifRecord::" in conc else ""
-for rt in re.findall(r"bucketedThresholds_\[(?:CrifRecord::)?RiskType::(\w+)\]", conc):
-    body = block(conc, f"bucketedThresholds_[{prefix}RiskType::{rt}] = {{")
+for rt in re.findall(r"bucketedThresholds_\[RiskType::(\w+)\]", conc):
+    body = block(conc, f"bucketedThresholds_[RiskType::{rt}] = {{")
     lines.append(f"[concentration.bucket.{rt}]")
     for b, v in re.findall(r'\{\s*"([^"]+)"\s*,\s*(' + NUM + r")\s*\}", body):
         lines.append(f"{q(b)} = {float(v)}")

@@ -70,9 +70,16 @@ fn a_bad_row_is_refused_naming_row_and_column() {
 #[test]
 fn an_unknown_version_is_refused() {
     let crif = path("examples/simm/crypto-desk.tsv");
-    let (code, _, error) = run(&["simm", crif.as_str(), "--version", "1.0"]);
+    let (code, _, error) = run(&["simm", crif.as_str(), "--version", "3.1"]);
     assert_eq!(code, 2);
-    assert!(error.contains("unknown SIMM version '1.0'"), "{error}");
+    assert!(error.contains("unknown SIMM version '3.1'"), "{error}");
+    // A version ORE ships whose calibration is not carried is refused by name, with the reason.
+    let (code, _, error) = run(&["simm", crif.as_str(), "--version", "1.3"]);
+    assert_eq!(code, 2);
+    assert!(
+        error.contains("SIMM version 1.3 is not supported: versions before 2.2"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -14,10 +14,25 @@ use crate::crif::{Bucket, Tenor};
 use crate::error::CalibrationError;
 
 /// A SIMM version whose calibration Solvent ships.
+///
+/// Each is the version of Open Source Risk Engine's `SimmConfiguration_ISDA_V*` of the same name
+/// (its transcription of ISDA's published tables); the names are ORE's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub enum Version {
+    /// ISDA SIMM 2.2 (effective 2 December 2019).
+    V2_2,
+    /// ISDA SIMM 2.3 (effective 7 December 2020).
+    V2_3,
+    /// ISDA SIMM 2.3.8, ORE's name for ISDA SIMM 2.4 (effective 1 December 2021).
+    V2_3_8,
+    /// ISDA SIMM 2.5 (effective 3 December 2022).
+    V2_5,
+    /// ISDA SIMM 2.5A (2.5 with its 2023 recalibration).
+    V2_5A,
     /// ISDA SIMM 2.6 (effective 2 December 2023).
     V2_6,
+    /// ORE's SIMM 2.6.5 (which ORE also reads for "2.7").
+    V2_6_5,
     /// ISDA SIMM 2.7 with the December 2024 recalibration (ORE's "2.7+2412").
     V2_7,
     /// ISDA SIMM 2.8 with the June 2025 recalibration (ORE's "2.8+2506").
@@ -26,41 +41,96 @@ pub enum Version {
 
 impl Version {
     /// Every version shipped, oldest first.
-    pub const ALL: [Version; 3] = [Version::V2_6, Version::V2_7, Version::V2_8];
+    pub const ALL: [Version; 9] = [
+        Version::V2_2,
+        Version::V2_3,
+        Version::V2_3_8,
+        Version::V2_5,
+        Version::V2_5A,
+        Version::V2_6,
+        Version::V2_6_5,
+        Version::V2_7,
+        Version::V2_8,
+    ];
 
-    /// Parses `2.6`, `2.7` or `2.8` (also the long names `2.7+2412`, `2.8+2506`).
+    /// Parses a version's name: `2.2`, `2.3`, `2.3.8` (or `2.4`, which ORE reads as 2.3.8), `2.5`,
+    /// `2.5A`, `2.6` (or `2.5.6`, ORE's alias), `2.6.5`, `2.7` (or `2.7+2412`), `2.8` (or
+    /// `2.8+2506`).
+    ///
+    /// Note: `2.7` is the December 2024 recalibration here; ORE reads a bare `2.7` as its 2.6.5.
     ///
     /// # Errors
-    /// [`CalibrationError::UnknownVersion`] for anything else.
+    /// [`CalibrationError::NotShipped`] for a version ORE ships whose calibration Solvent does not
+    /// carry (named, with the reason), [`CalibrationError::UnknownVersion`] for anything else.
     pub fn parse(text: &str) -> Result<Self, CalibrationError> {
         match text.trim() {
-            "2.6" => Ok(Version::V2_6),
+            "2.2" => Ok(Version::V2_2),
+            "2.3" => Ok(Version::V2_3),
+            "2.3.8" | "2.4" => Ok(Version::V2_3_8),
+            "2.5" => Ok(Version::V2_5),
+            "2.5A" | "2.5a" => Ok(Version::V2_5A),
+            "2.6" | "2.5.6" => Ok(Version::V2_6),
+            "2.6.5" => Ok(Version::V2_6_5),
             "2.7" | "2.7+2412" => Ok(Version::V2_7),
             "2.8" | "2.8+2506" => Ok(Version::V2_8),
-            other => Err(CalibrationError::UnknownVersion(other.to_string())),
+            other => match NOT_SHIPPED.iter().find(|(name, _)| *name == other) {
+                Some((name, reason)) => Err(CalibrationError::NotShipped(name, reason)),
+                None => Err(CalibrationError::UnknownVersion(other.to_string())),
+            },
         }
     }
 
     /// The version's name as ISDA and ORE write it.
     pub fn name(self) -> &'static str {
         match self {
+            Version::V2_2 => "2.2",
+            Version::V2_3 => "2.3",
+            Version::V2_3_8 => "2.3.8",
+            Version::V2_5 => "2.5",
+            Version::V2_5A => "2.5A",
             Version::V2_6 => "2.6",
+            Version::V2_6_5 => "2.6.5",
             Version::V2_7 => "2.7+2412",
             Version::V2_8 => "2.8+2506",
         }
     }
 
     fn source(self, period: MarginPeriod) -> &'static str {
+        use MarginPeriod::{OneDay, TenDays};
         match (self, period) {
-            (Version::V2_6, MarginPeriod::TenDays) => include_str!("../calibration/v2_6.toml"),
-            (Version::V2_7, MarginPeriod::TenDays) => include_str!("../calibration/v2_7.toml"),
-            (Version::V2_8, MarginPeriod::TenDays) => include_str!("../calibration/v2_8.toml"),
-            (Version::V2_6, MarginPeriod::OneDay) => include_str!("../calibration/v2_6_1d.toml"),
-            (Version::V2_7, MarginPeriod::OneDay) => include_str!("../calibration/v2_7_1d.toml"),
-            (Version::V2_8, MarginPeriod::OneDay) => include_str!("../calibration/v2_8_1d.toml"),
+            (Version::V2_2, TenDays) => include_str!("../calibration/v2_2.toml"),
+            (Version::V2_3, TenDays) => include_str!("../calibration/v2_3.toml"),
+            (Version::V2_3_8, TenDays) => include_str!("../calibration/v2_3_8.toml"),
+            (Version::V2_5, TenDays) => include_str!("../calibration/v2_5.toml"),
+            (Version::V2_5A, TenDays) => include_str!("../calibration/v2_5a.toml"),
+            (Version::V2_6, TenDays) => include_str!("../calibration/v2_6.toml"),
+            (Version::V2_6_5, TenDays) => include_str!("../calibration/v2_6_5.toml"),
+            (Version::V2_7, TenDays) => include_str!("../calibration/v2_7.toml"),
+            (Version::V2_8, TenDays) => include_str!("../calibration/v2_8.toml"),
+            (Version::V2_2, OneDay) => include_str!("../calibration/v2_2_1d.toml"),
+            (Version::V2_3, OneDay) => include_str!("../calibration/v2_3_1d.toml"),
+            (Version::V2_3_8, OneDay) => include_str!("../calibration/v2_3_8_1d.toml"),
+            (Version::V2_5, OneDay) => include_str!("../calibration/v2_5_1d.toml"),
+            (Version::V2_5A, OneDay) => include_str!("../calibration/v2_5a_1d.toml"),
+            (Version::V2_6, OneDay) => include_str!("../calibration/v2_6_1d.toml"),
+            (Version::V2_6_5, OneDay) => include_str!("../calibration/v2_6_5_1d.toml"),
+            (Version::V2_7, OneDay) => include_str!("../calibration/v2_7_1d.toml"),
+            (Version::V2_8, OneDay) => include_str!("../calibration/v2_8_1d.toml"),
         }
     }
 }
+
+/// Versions ORE's package accepts whose calibration Solvent does not carry, with the reason.
+pub(crate) const NOT_SHIPPED: [(&str, &str); 8] = [
+    ("1.0", "versions before 2.2 are not carried"),
+    ("1.1", "versions before 2.2 are not carried"),
+    ("1.2", "versions before 2.2 are not carried"),
+    ("1.3", "versions before 2.2 are not carried"),
+    ("1.3.38", "versions before 2.2 are not carried"),
+    ("2.0", "versions before 2.2 are not carried"),
+    ("2.1", "versions before 2.2 are not carried"),
+    ("2.8+2512", "its calibration is not carried yet"),
+];
 
 /// The margin period of risk of a calibration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -310,7 +380,17 @@ impl Calibration {
             let mut out = [[0.0; BUCKET_SLOTS]; BUCKET_SLOTS];
             for &i in slots.iter().filter(|s| **s > 0) {
                 for &j in slots.iter().filter(|s| **s > 0 && **s != i) {
-                    out[i][j] = sparse[i][j].ok_or_else(|| {
+                    // The published matrix is symmetric (section B.8). ORE's transcription of
+                    // 2.3.8 is not (commodity 9-10 is 0.14, 10-9 0.40; equity 1-2 is absent, 2-1
+                    // 0.20); ORE's SimmCalculator::margin reads the entry whose row is the bucket
+                    // whose name sorts later as text ("9" after "10", "2" after "1"), for both
+                    // orders, so that entry is taken here too.
+                    let (row, column) = if i.to_string() > j.to_string() {
+                        (i, j)
+                    } else {
+                        (j, i)
+                    };
+                    out[i][j] = sparse[row][column].or(sparse[column][row]).ok_or_else(|| {
                         missing(format!("{name} correlation of buckets {i} and {j}"))
                     })?;
                 }

@@ -39,8 +39,13 @@ pub enum CrifError {
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum CalibrationError {
     /// No calibration is shipped for this version.
-    #[error("unknown SIMM version '{0}': expected 2.6, 2.7 or 2.8")]
+    #[error(
+        "unknown SIMM version '{0}': expected 2.2, 2.3, 2.3.8 (2.4), 2.5, 2.5A, 2.6, 2.6.5, 2.7 (2.7+2412) or 2.8 (2.8+2506)"
+    )]
     UnknownVersion(String),
+    /// A version ORE ships whose calibration Solvent does not carry.
+    #[error("SIMM version {0} is not supported: {1}")]
+    NotShipped(&'static str, &'static str),
     /// No calibration is shipped for this margin period of risk.
     #[error("unknown margin period of risk '{0}': expected 10 or 1 (days)")]
     UnknownMarginPeriod(String),
