@@ -20,7 +20,8 @@ pub(crate) struct SimmArgs {
     /// The CRIF file (tab- or comma-separated, ISDA's Common Risk Interchange Format); amounts
     /// are read from `AmountUSD`, netting sets from `PortfolioID`.
     crif: PathBuf,
-    /// The SIMM version: 2.2, 2.3, 2.3.8 (2.4), 2.5, 2.5A, 2.6, 2.6.5, 2.7 (+2412) or 2.8 (+2506).
+    /// The SIMM version: 2.2, 2.3, 2.3.8 (2.4), 2.5, 2.5A, 2.6, 2.6.5, 2.7 (+2412), 2.8 (+2506) or
+    /// 2.8+2512.
     #[arg(long, default_value = "2.8")]
     version: String,
     /// The margin period of risk in days: 10, or 1 (one-day calibration, no concentration).

@@ -37,11 +37,13 @@ pub enum Version {
     V2_7,
     /// ISDA SIMM 2.8 with the June 2025 recalibration (ORE's "2.8+2506").
     V2_8,
+    /// ISDA SIMM 2.8 with the December 2025 recalibration (ORE's "2.8+2512").
+    V2_8_2512,
 }
 
 impl Version {
     /// Every version shipped, oldest first.
-    pub const ALL: [Version; 9] = [
+    pub const ALL: [Version; 10] = [
         Version::V2_2,
         Version::V2_3,
         Version::V2_3_8,
@@ -51,11 +53,12 @@ impl Version {
         Version::V2_6_5,
         Version::V2_7,
         Version::V2_8,
+        Version::V2_8_2512,
     ];
 
     /// Parses a version's name: `2.2`, `2.3`, `2.3.8` (or `2.4`, which ORE reads as 2.3.8), `2.5`,
     /// `2.5A`, `2.6` (or `2.5.6`, ORE's alias), `2.6.5`, `2.7` (or `2.7+2412`), `2.8` (or
-    /// `2.8+2506`).
+    /// `2.8+2506`), `2.8+2512`.
     ///
     /// Note: `2.7` is the December 2024 recalibration here; ORE reads a bare `2.7` as its 2.6.5.
     ///
@@ -73,6 +76,7 @@ impl Version {
             "2.6.5" => Ok(Version::V2_6_5),
             "2.7" | "2.7+2412" => Ok(Version::V2_7),
             "2.8" | "2.8+2506" => Ok(Version::V2_8),
+            "2.8+2512" => Ok(Version::V2_8_2512),
             other => match NOT_SHIPPED.iter().find(|(name, _)| *name == other) {
                 Some((name, reason)) => Err(CalibrationError::NotShipped(name, reason)),
                 None => Err(CalibrationError::UnknownVersion(other.to_string())),
@@ -92,6 +96,7 @@ impl Version {
             Version::V2_6_5 => "2.6.5",
             Version::V2_7 => "2.7+2412",
             Version::V2_8 => "2.8+2506",
+            Version::V2_8_2512 => "2.8+2512",
         }
     }
 
@@ -107,6 +112,7 @@ impl Version {
             (Version::V2_6_5, TenDays) => include_str!("../calibration/v2_6_5.toml"),
             (Version::V2_7, TenDays) => include_str!("../calibration/v2_7.toml"),
             (Version::V2_8, TenDays) => include_str!("../calibration/v2_8.toml"),
+            (Version::V2_8_2512, TenDays) => include_str!("../calibration/v2_8_2512.toml"),
             (Version::V2_2, OneDay) => include_str!("../calibration/v2_2_1d.toml"),
             (Version::V2_3, OneDay) => include_str!("../calibration/v2_3_1d.toml"),
             (Version::V2_3_8, OneDay) => include_str!("../calibration/v2_3_8_1d.toml"),
@@ -116,12 +122,13 @@ impl Version {
             (Version::V2_6_5, OneDay) => include_str!("../calibration/v2_6_5_1d.toml"),
             (Version::V2_7, OneDay) => include_str!("../calibration/v2_7_1d.toml"),
             (Version::V2_8, OneDay) => include_str!("../calibration/v2_8_1d.toml"),
+            (Version::V2_8_2512, OneDay) => include_str!("../calibration/v2_8_2512_1d.toml"),
         }
     }
 }
 
 /// Versions ORE's package accepts whose calibration Solvent does not carry, with the reason.
-pub(crate) const NOT_SHIPPED: [(&str, &str); 8] = [
+pub(crate) const NOT_SHIPPED: [(&str, &str); 7] = [
     ("1.0", "versions before 2.2 are not carried"),
     ("1.1", "versions before 2.2 are not carried"),
     ("1.2", "versions before 2.2 are not carried"),
@@ -129,7 +136,6 @@ pub(crate) const NOT_SHIPPED: [(&str, &str); 8] = [
     ("1.3.38", "versions before 2.2 are not carried"),
     ("2.0", "versions before 2.2 are not carried"),
     ("2.1", "versions before 2.2 are not carried"),
-    ("2.8+2512", "its calibration is not carried yet"),
 ];
 
 /// The margin period of risk of a calibration.

@@ -48,7 +48,10 @@ fn oracle_name(version: Version) -> &'static str {
 /// out a figure under its output threshold of 0.005 (`ReportWriter::writeSIMMReport`), so an
 /// absent figure there means "under half a cent".
 fn from_report(version: Version) -> bool {
-    !matches!(version, Version::V2_6 | Version::V2_7 | Version::V2_8)
+    !matches!(
+        version,
+        Version::V2_6 | Version::V2_7 | Version::V2_8 | Version::V2_8_2512
+    )
 }
 
 /// ORE's report threshold: figures below it are not written.
