@@ -41,12 +41,18 @@ def block(text, start):
 
 
 # The 10-day calibration is the text between `if (mporDays_ == 10) {` and its `} else {`; the
-# 1-day one the `else` block after it.
-ten_start = config.index("if (mporDays_ == 10) {")
-ten = block(config, "if (mporDays_ == 10) {")
-common = config[ten_start + len(ten) :]
-if one_day:
-    ten = block(common, "} else {")
+# 1-day one the `else` block after it. Versions before 2.2 (2.0, 2.1) have one calibration, for
+# 10 days, in the whole constructor.
+if "if (mporDays_ == 10) {" in config:
+    ten_start = config.index("if (mporDays_ == 10) {")
+    ten = block(config, "if (mporDays_ == 10) {")
+    common = config[ten_start + len(ten) :]
+    if one_day:
+        ten = block(common, "} else {")
+else:
+    if one_day:
+        raise SystemExit(f"SIMM {version} has no 1-day calibration in ORE")
+    ten = common = config
 
 
 def triples(text):
@@ -90,15 +96,27 @@ lines = [
     '',
 ]
 
-groups = group_list(config, "ccyGroups_")
 lines.append("[fx]")
-lines.append("# currencies of the high-volatility group (group 1); every other currency is regular (0)")
-lines.append("high_volatility_currencies = [" + ", ".join(q(c) for c in groups.get("1", [])) + "]")
-rw = temp_matrix_before(ten, "rwFX_")
-lines.append(f"# risk weight by (calculation currency group, qualifier group), section C.7")
-lines.append(f"risk_weight = [{rw[0]}, {rw[1]}]")
-lines.append(f"correlation_regular_calculation_currency = {temp_matrix_before(common, 'fxRegVolCorrelation_')}")
-lines.append(f"correlation_high_calculation_currency = {temp_matrix_before(common, 'fxHighVolCorrelation_')}")
+if "ccyGroups_" in config:
+    groups = group_list(config, "ccyGroups_")
+    lines.append("# currencies of the high-volatility group (group 1); every other currency is regular (0)")
+    lines.append("high_volatility_currencies = [" + ", ".join(q(c) for c in groups.get("1", [])) + "]")
+    rw = temp_matrix_before(ten, "rwFX_")
+    lines.append(f"# risk weight by (calculation currency group, qualifier group), section C.7")
+    lines.append(f"risk_weight = [{rw[0]}, {rw[1]}]")
+    lines.append(f"correlation_regular_calculation_currency = {temp_matrix_before(common, 'fxRegVolCorrelation_')}")
+    lines.append(f"correlation_high_calculation_currency = {temp_matrix_before(common, 'fxHighVolCorrelation_')}")
+else:
+    # Before 2.2 FX has no volatility groups: one risk weight (rwRiskType_ FX) and one
+    # correlation (fxCorr_) for every pair of currencies (SimmConfigurationBase::weight and
+    # ::correlation), written here as groups that are all alike.
+    w = float(re.search(r"RiskType::FX\s*,\s*(" + NUM + r")\s*\}", block(ten, "rwRiskType_ = {")).group(1))
+    c = float(re.search(r"\n\s*fxCorr_\s*=\s*(" + NUM + ");", common).group(1))
+    lines.append("# no volatility groups before SIMM 2.2: one FX risk weight and one correlation")
+    lines.append("high_volatility_currencies = []")
+    lines.append(f"risk_weight = [[{w}, {w}], [{w}, {w}]]")
+    lines.append(f"correlation_regular_calculation_currency = [[{c}, {c}], [{c}, {c}]]")
+    lines.append(f"correlation_high_calculation_currency = [[{c}, {c}], [{c}, {c}]]")
 lines.append("")
 
 lines.append("[risk_weight_flat]")
@@ -119,9 +137,19 @@ for rt, rows in per_risk_type(block(ten, "rwLabel_1_ = {")).items():
 lines.append("[historical_volatility_ratio]")
 for rt, v in re.findall(r"historicalVolatilityRatios_\[RiskType::(\w+)\]\s*=\s*(" + NUM + ")", ten):
     lines.append(f"{rt} = {float(v)}")
-m = re.search(r"hvr_ir_\s*=\s*(" + NUM + ")", ten)
-lines.append(f"InterestRate = {float(m.group(1))}")
-lines.append("")
+m = re.search(r"hvr_ir_\s*=\s*(" + NUM + ")", ten) or re.search(
+    r"curvatureMarginScaling\(\) const \{\s*QuantLib::Real hvr\s*=\s*(" + NUM + ");", config)
+if m:
+    # The interest rate curvature margin is scaled by HVR_IR^-2 (curvatureMarginScaling).
+    lines.append(f"InterestRate = {float(m.group(1))}")
+    lines.append("")
+else:
+    # No override of curvatureMarginScaling: SimmConfigurationBase's (simmconfigurationbase.hpp)
+    # returns 2.3 (SIMM 2.0 and before).
+    lines.append("")
+    lines.insert(lines.index("[fx]"), "# interest rate curvature scaling: SimmConfigurationBase::curvatureMarginScaling")
+    lines.insert(lines.index("[fx]"), "curvature_margin_scaling = 2.3")
+    lines.insert(lines.index("[fx]"), "")
 
 lines.append("[risk_class_correlation]")
 for _, a, b, v in triples(block(common, "riskClassCorrelation_ = {")):

@@ -19,6 +19,10 @@ use crate::error::CalibrationError;
 /// (its transcription of ISDA's published tables); the names are ORE's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub enum Version {
+    /// ISDA SIMM 2.0 (effective 4 December 2017); 10-day margin period only.
+    V2_0,
+    /// ISDA SIMM 2.1 (effective 1 December 2018); 10-day margin period only.
+    V2_1,
     /// ISDA SIMM 2.2 (effective 2 December 2019).
     V2_2,
     /// ISDA SIMM 2.3 (effective 7 December 2020).
@@ -43,7 +47,9 @@ pub enum Version {
 
 impl Version {
     /// Every version shipped, oldest first.
-    pub const ALL: [Version; 10] = [
+    pub const ALL: [Version; 12] = [
+        Version::V2_0,
+        Version::V2_1,
         Version::V2_2,
         Version::V2_3,
         Version::V2_3_8,
@@ -56,7 +62,7 @@ impl Version {
         Version::V2_8_2512,
     ];
 
-    /// Parses a version's name: `2.2`, `2.3`, `2.3.8` (or `2.4`, which ORE reads as 2.3.8), `2.5`,
+    /// Parses a version's name: `2.0`, `2.1`, `2.2`, `2.3`, `2.3.8` (or `2.4`, which ORE reads as 2.3.8), `2.5`,
     /// `2.5A`, `2.6` (or `2.5.6`, ORE's alias), `2.6.5`, `2.7` (or `2.7+2412`), `2.8` (or
     /// `2.8+2506`), `2.8+2512`.
     ///
@@ -67,6 +73,8 @@ impl Version {
     /// carry (named, with the reason), [`CalibrationError::UnknownVersion`] for anything else.
     pub fn parse(text: &str) -> Result<Self, CalibrationError> {
         match text.trim() {
+            "2.0" => Ok(Version::V2_0),
+            "2.1" => Ok(Version::V2_1),
             "2.2" => Ok(Version::V2_2),
             "2.3" => Ok(Version::V2_3),
             "2.3.8" | "2.4" => Ok(Version::V2_3_8),
@@ -87,6 +95,8 @@ impl Version {
     /// The version's name as ISDA and ORE write it.
     pub fn name(self) -> &'static str {
         match self {
+            Version::V2_0 => "2.0",
+            Version::V2_1 => "2.1",
             Version::V2_2 => "2.2",
             Version::V2_3 => "2.3",
             Version::V2_3_8 => "2.3.8",
@@ -100,9 +110,26 @@ impl Version {
         }
     }
 
-    fn source(self, period: MarginPeriod) -> &'static str {
+    /// Whether ORE's SIMM of this version has a one-day calibration (from 2.2 on; before, ORE's
+    /// configuration takes no margin period and is always for 10 days).
+    pub fn has_one_day(self) -> bool {
+        !self.before_2_2()
+    }
+
+    /// Versions before 2.2 differ in structure (ORE's `SimmCalculator` and
+    /// `SimmConfigurationBase` test `SimmVersion::V2_2`): non-qualifying credit names in a
+    /// bucket correlate by qualifier, not by group (`Label2`), and equity bucket 12 has a
+    /// curvature margin.
+    pub(crate) fn before_2_2(self) -> bool {
+        matches!(self, Version::V2_0 | Version::V2_1)
+    }
+
+    fn source(self, period: MarginPeriod) -> Option<&'static str> {
         use MarginPeriod::{OneDay, TenDays};
-        match (self, period) {
+        Some(match (self, period) {
+            (Version::V2_0, TenDays) => include_str!("../calibration/v2_0.toml"),
+            (Version::V2_1, TenDays) => include_str!("../calibration/v2_1.toml"),
+            (Version::V2_0 | Version::V2_1, OneDay) => return None,
             (Version::V2_2, TenDays) => include_str!("../calibration/v2_2.toml"),
             (Version::V2_3, TenDays) => include_str!("../calibration/v2_3.toml"),
             (Version::V2_3_8, TenDays) => include_str!("../calibration/v2_3_8.toml"),
@@ -123,19 +150,17 @@ impl Version {
             (Version::V2_7, OneDay) => include_str!("../calibration/v2_7_1d.toml"),
             (Version::V2_8, OneDay) => include_str!("../calibration/v2_8_1d.toml"),
             (Version::V2_8_2512, OneDay) => include_str!("../calibration/v2_8_2512_1d.toml"),
-        }
+        })
     }
 }
 
 /// Versions ORE's package accepts whose calibration Solvent does not carry, with the reason.
-pub(crate) const NOT_SHIPPED: [(&str, &str); 7] = [
-    ("1.0", "versions before 2.2 are not carried"),
-    ("1.1", "versions before 2.2 are not carried"),
-    ("1.2", "versions before 2.2 are not carried"),
-    ("1.3", "versions before 2.2 are not carried"),
-    ("1.3.38", "versions before 2.2 are not carried"),
-    ("2.0", "versions before 2.2 are not carried"),
-    ("2.1", "versions before 2.2 are not carried"),
+pub(crate) const NOT_SHIPPED: [(&str, &str); 5] = [
+    ("1.0", "versions before 2.0 are not carried"),
+    ("1.1", "versions before 2.0 are not carried"),
+    ("1.2", "versions before 2.0 are not carried"),
+    ("1.3", "versions before 2.0 are not carried"),
+    ("1.3.38", "versions before 2.0 are not carried"),
 ];
 
 /// The margin period of risk of a calibration.
@@ -238,8 +263,9 @@ pub(crate) struct InterestRateClass {
     pub inflation: f64,
     pub basis: f64,
     pub inflation_vega: f64,
-    /// The historical volatility ratio whose inverse square scales curvature.
-    pub hvr: f64,
+    /// The scaling of the curvature margin: `HVR_IR^-2` (section B.11(d)) from 2.1 on, 2.3 in
+    /// 2.0 (ORE's `curvatureMarginScaling`).
+    pub curvature_scaling: f64,
     /// Concentration categories 2, 3 and 4 (the rest are 1), section J.
     pub categories: Vec<(usize, Vec<String>)>,
     /// Delta and vega concentration thresholds per category 1..=4, USD.
@@ -315,6 +341,8 @@ struct RawConcentration {
 
 #[derive(Deserialize)]
 struct Raw {
+    /// The interest rate curvature scaling where it is not `HVR_IR^-2` (2.0: 2.3).
+    curvature_margin_scaling: Option<f64>,
     fx: RawFx,
     risk_weight_flat: BTreeMap<String, f64>,
     risk_weight_bucket: BTreeMap<String, BTreeMap<String, f64>>,
@@ -344,7 +372,10 @@ impl Calibration {
     /// # Errors
     /// [`CalibrationError`] when the embedded table is malformed (a build defect, never input).
     pub fn load_for(version: Version, period: MarginPeriod) -> Result<Self, CalibrationError> {
-        let raw: Raw = toml::from_str(version.source(period))
+        let source = version
+            .source(period)
+            .ok_or(CalibrationError::NoOneDay(version.name()))?;
+        let raw: Raw = toml::from_str(source)
             .map_err(|e| CalibrationError::Malformed(version.name(), e.to_string()))?;
         let missing = |what: String| CalibrationError::Missing(version.name(), what);
         let sparse = |map: &BTreeMap<String, BTreeMap<String, f64>>, name: &str| {
@@ -723,11 +754,15 @@ fn interest_rate(
         inflation: get(scalar, "infCorr", "correlation")?,
         basis: get(scalar, "xccyCorr", "correlation")?,
         inflation_vega: get(scalar, "infVolCorr", "correlation")?,
-        hvr: get(
-            Some(&raw.historical_volatility_ratio),
-            "InterestRate",
-            "historical volatility ratio",
-        )?,
+        curvature_scaling: match raw.curvature_margin_scaling {
+            Some(scaling) => scaling,
+            None => get(
+                Some(&raw.historical_volatility_ratio),
+                "InterestRate",
+                "historical volatility ratio",
+            )?
+            .powf(-2.0),
+        },
         categories,
         delta_threshold: thresholds("IRCurve")?,
         vega_threshold: thresholds("IRVol")?,
@@ -825,12 +860,50 @@ mod tests {
         for version in Version::ALL {
             for period in [MarginPeriod::TenDays, MarginPeriod::OneDay] {
                 let calibration = Calibration::load_for(version, period);
-                assert!(
-                    calibration.is_ok(),
-                    "{version:?} {period:?}: {calibration:?}"
-                );
+                if period == MarginPeriod::OneDay && !version.has_one_day() {
+                    assert_eq!(
+                        calibration.err(),
+                        Some(CalibrationError::NoOneDay(version.name()))
+                    );
+                } else {
+                    assert!(
+                        calibration.is_ok(),
+                        "{version:?} {period:?}: {calibration:?}"
+                    );
+                }
             }
         }
+    }
+
+    #[test]
+    fn the_interest_rate_curvature_scaling_follows_the_version() {
+        // 2.0: SimmConfigurationBase's fixed 2.3; 2.1: 0.62^-2; 2.6: HVR_IR = 0.47 (ORE's sources).
+        let scaling = |v| {
+            Calibration::load(v)
+                .unwrap()
+                .interest_rate
+                .curvature_scaling
+        };
+        assert_eq!(scaling(Version::V2_0), 2.3);
+        assert_eq!(scaling(Version::V2_1), 0.62_f64.powf(-2.0));
+        assert_eq!(scaling(Version::V2_6), 0.47_f64.powf(-2.0));
+    }
+
+    #[test]
+    fn versions_ore_ships_but_solvent_does_not_carry_are_refused_by_name() {
+        assert_eq!(
+            Version::parse("1.3"),
+            Err(CalibrationError::NotShipped(
+                "1.3",
+                "versions before 2.0 are not carried"
+            ))
+        );
+        assert_eq!(
+            Version::parse("9.9"),
+            Err(CalibrationError::UnknownVersion("9.9".into()))
+        );
+        assert_eq!(Version::parse("2.4"), Ok(Version::V2_3_8));
+        assert_eq!(Version::parse("2.8+2512"), Ok(Version::V2_8_2512));
     }
 
     #[test]

@@ -40,9 +40,12 @@ pub enum CrifError {
 pub enum CalibrationError {
     /// No calibration is shipped for this version.
     #[error(
-        "unknown SIMM version '{0}': expected 2.2, 2.3, 2.3.8 (2.4), 2.5, 2.5A, 2.6, 2.6.5, 2.7 (2.7+2412), 2.8 (2.8+2506) or 2.8+2512"
+        "unknown SIMM version '{0}': expected 2.0, 2.1, 2.2, 2.3, 2.3.8 (2.4), 2.5, 2.5A, 2.6, 2.6.5, 2.7 (2.7+2412), 2.8 (2.8+2506) or 2.8+2512"
     )]
     UnknownVersion(String),
+    /// A version with no one-day calibration (before 2.2).
+    #[error("SIMM version {0} has no one-day calibration: only --mpor 10")]
+    NoOneDay(&'static str),
     /// A version ORE ships whose calibration Solvent does not carry.
     #[error("SIMM version {0} is not supported: {1}")]
     NotShipped(&'static str, &'static str),

@@ -11,8 +11,8 @@
 //!
 //! Covered: every risk class (interest rate, credit qualifying and non-qualifying, equity,
 //! commodity, FX: delta, vega, curvature, base correlation, concentration) in the four product
-//! classes, for SIMM 2.2, 2.3, 2.3.8 (2.4), 2.5, 2.5A, 2.6, 2.6.5, 2.7 (+2412), 2.8 (+2506) and 2.8+2512, at a
-//! 10-day or a 1-day margin period. The calculation
+//! classes, for SIMM 2.0, 2.1, 2.2, 2.3, 2.3.8 (2.4), 2.5, 2.5A, 2.6, 2.6.5, 2.7 (+2412), 2.8 (+2506) and 2.8+2512, at a
+//! 10-day margin period (and from 2.2 on a 1-day one). The calculation
 //! currency is USD and amounts are read from `AmountUSD`. The add-on rows (product class
 //! multipliers, fixed amounts, notional factors) are applied as ORE applies them. The figures agree with Open Source Risk Engine's `SimmCalculator`
 //! (the collect side) to the cent; see `docs/simm.md`.

@@ -180,11 +180,17 @@ fn intra_correlation(
             }
         }
         RiskType::CreditNonQ | RiskType::CreditVolNonQ => {
-            // Section F (since SIMM 2.2): in a bucket, names of the same group (Label2) at `same`.
+            // Section F (since SIMM 2.2): in a bucket, names of the same group (Label2) at `same`;
+            // before 2.2 the same name (qualifier), as ORE's SimmConfigurationBase::correlation.
             let class = &calibration.credit_non_qualifying;
+            let same = if calibration.version().before_2_2() {
+                a.qualifier == b.qualifier
+            } else {
+                a.label2 == b.label2
+            };
             if a.bucket == Bucket::Residual {
                 class.residual
-            } else if a.label2 == b.label2 {
+            } else if same {
                 class.same
             } else {
                 class.different
@@ -337,7 +343,7 @@ fn is_zero(x: f64) -> bool {
 }
 
 /// Curvature margin of one risk class from its vega sensitivities (section B.11):
-/// `CVR_k = SF(t_k) sigma_k s_k` (zero in equity bucket 12, section B.11(b) since SIMM 2.2),
+/// `CVR_k = SF(t_k) sigma_k s_k` (zero in equity bucket 12 since SIMM 2.2, section B.11(b)),
 /// `K_b = sqrt(sum_k sum_l rho_kl^2 CVR_k CVR_l)`, `theta = min(sum CVR / sum |CVR_q|, 0)`,
 /// `lambda = (N^-1(0.995)^2 - 1)(1 + theta) - theta`, and
 /// `max(sum CVR + lambda sqrt(sum_b K_b^2 + sum gamma_bc^2 S_b S_c), 0)` over the non-residual
@@ -353,7 +359,9 @@ pub(crate) fn curvature(
     let mut cvr: Vec<f64> = Vec::new();
     for bucket in bucket_runs(sensitivities) {
         cvr.clear();
-        let zero = risk_type == RiskType::EquityVol && bucket[0].bucket == Bucket::Numbered(12);
+        let zero = risk_type == RiskType::EquityVol
+            && bucket[0].bucket == Bucket::Numbered(12)
+            && !calibration.version().before_2_2();
         // The denominator of theta: the absolute CVR of each qualifier (net over its tenors), of
         // each sensitivity for credit (ORE's risk-factor labels).
         let per_sensitivity = risk_type.is_credit();
