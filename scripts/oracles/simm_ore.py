@@ -1,11 +1,14 @@
 """ISDA SIMM oracle: Open Source Risk Engine's SimmCalculator (pip package
 open-source-risk-engine) on a CRIF file, for the tests of crates/solvent-simm and bench/simm.sh.
 
-Usage: simm_ore.py [--post] [--one-day] CRIF.tsv VERSION [VERSION...]
+Usage: simm_ore.py [--post] [--one-day] [--regulations] CRIF.tsv VERSION [VERSION...]
   (VERSION: 2.6, 2.7, 2.8, 2.8+2512 through the package's SimmConfiguration classes; any other
   name ORE's parseSimmVersion reads, e.g. 2.2, 2.3, 2.3.8, 2.5, 2.5A, 2.6.5, through ORE's
   application (OREApp with the SIMM analytic and its "simm" report), which builds the
-  configuration with ORE's buildSimmConfiguration; --one-day: the 1-day margin period of risk)
+  configuration with ORE's buildSimmConfiguration; --one-day: the 1-day margin period of risk;
+  --regulations: ORE's application from an ore.xml with enforceIMRegulations=Y, each netting
+  set's figures those of its winning regulation, named under "regulation"; VERSION as ORE's
+  parseSimmVersion reads it, e.g. 2.6 or 2.8+2506)
 
 Prints JSON: {"seconds": {version: s}, "results": {version: {netting_set: breakdown}}}, where a
 breakdown holds "total", "margin_types" {Delta, Vega, Curvature, BaseCorr, AdditionalIM}, "risk_classes" {rc:
@@ -179,15 +182,107 @@ def run_app(text, rows, version, side, mpor):
     return out, seconds
 
 
+ORE_XML = """<?xml version="1.0"?>
+<ORE>
+  <Setup>
+    <Parameter name="asofDate">2024-01-31</Parameter>
+    <Parameter name="inputPath">{dir}</Parameter>
+    <Parameter name="outputPath">{dir}</Parameter>
+    <Parameter name="logFile">log.txt</Parameter>
+    <Parameter name="logMask">0</Parameter>
+    <Parameter name="baseCurrency">USD</Parameter>
+    <Parameter name="conventionsFile">conventions.xml</Parameter>
+    <Parameter name="curveConfigFile">curveconfig.xml</Parameter>
+    <Parameter name="marketConfigFile">todaysmarket.xml</Parameter>
+    <Parameter name="pricingEnginesFile">pricingengine.xml</Parameter>
+    <Parameter name="marketDataFile">market.txt</Parameter>
+    <Parameter name="fixingDataFile">fixings.txt</Parameter>
+  </Setup>
+  <Markets/>
+  <Analytics>
+    <Analytic type="simm">
+      <Parameter name="active">Y</Parameter>
+      <Parameter name="version">{version}</Parameter>
+      <Parameter name="mporDays">{mpor}</Parameter>
+      <Parameter name="crif">crif.csv</Parameter>
+      <Parameter name="calculationCurrency">USD</Parameter>
+      <Parameter name="resultCurrency">USD</Parameter>
+      <Parameter name="enforceIMRegulations">Y</Parameter>
+    </Analytic>
+  </Analytics>
+</ORE>
+"""
+
+
+def run_regulations(text, rows, version, side, mpor):
+    """SIMM with the regulations enforced: ORE's application from an ore.xml (its Python inputs
+    have no setter for enforceIMRegulations). The CRIF is written comma-separated, fields quoted
+    where they hold commas, as ORE's file reader takes it."""
+    import tempfile, os
+    with tempfile.TemporaryDirectory() as d:
+        for name, body in [("conventions.xml", "<Conventions/>"), ("curveconfig.xml", "<CurveConfiguration/>"),
+                           ("todaysmarket.xml", "<TodaysMarket/>"), ("pricingengine.xml", "<PricingEngines/>"),
+                           ("market.txt", ""), ("fixings.txt", "")]:
+            with open(os.path.join(d, name), "w") as f:
+                f.write(body)
+        with open(os.path.join(d, "crif.csv"), "w", newline="") as f:
+            table = list(csv.reader(io.StringIO(text), delimiter="\t"))
+            csv.writer(f, lineterminator="\n").writerows(table)
+        with open(os.path.join(d, "ore.xml"), "w") as f:
+            f.write(ORE_XML.format(dir=d, version=version, mpor=mpor))
+        params = ORE.Parameters()
+        params.fromFile(os.path.join(d, "ore.xml"))
+        start = time.perf_counter()
+        app = ORE.OREApp(params)
+        app.run()
+        seconds = time.perf_counter() - start
+        if "simm" not in app.getReportNames():
+            log = open(os.path.join(d, "log.txt")).read()
+            raise SystemExit(f"ORE {version} with regulations: no simm report\n{log[-3000:]}")
+        cols = report_columns(app.getReport("simm"))
+    figures, regulation = {}, {}
+    for i in range(len(cols["Portfolio"])):
+        if cols["Bucket"][i] != "All" or cols["SimmSide"][i] != SIDES[side]:
+            continue
+        ns = cols["Portfolio"][i]
+        figures[(ns, cols["ProductClass"][i], cols["RiskClass"][i], cols["MarginType"][i])] = cols["InitialMargin"][i]
+        regulation[ns] = cols["Regulation"][i]
+
+    def table(ns, pc):
+        get = lambda rc, mt: figures.get((ns, pc, rc, mt))
+        margin_types = {m: get("All", m) for m in MARGIN_TYPES if m != "All"}
+        risk_classes = {}
+        for rc in RISK_CLASSES:
+            values = {m: get(rc, m) for m in MARGIN_TYPES}
+            if any(x is not None for x in values.values()):
+                risk_classes[rc] = values
+        return {"total": get("All", "All"), "margin_types": margin_types, "risk_classes": risk_classes}
+
+    out = {}
+    for netting_set in sorted({row.get("PortfolioID", "") for row in rows}):
+        if (netting_set, "All", "All", "All") not in figures:
+            continue
+        entry = table(netting_set, "All")
+        entry["regulation"] = regulation[netting_set]
+        entry["product_classes"] = {
+            pc: table(netting_set, pc) for pc in PRODUCT_CLASSES if (netting_set, pc, "All", "All") in figures
+        }
+        out[netting_set] = entry
+    return out, seconds
+
+
 def main():
     args = sys.argv[1:]
     side = S.SimmSide_Call
     mpor = 10
+    regulations = False
     while args and args[0].startswith("--"):
         if args[0] == "--post":
             side = S.SimmSide_Post
         elif args[0] == "--one-day":
             mpor = 1
+        elif args[0] == "--regulations":
+            regulations = True
         else:
             raise SystemExit(f"unknown option {args[0]}")
         args = args[1:]
@@ -196,7 +291,7 @@ def main():
     rows = list(csv.DictReader(io.StringIO(text), delimiter="\t"))
     results, seconds = {}, {}
     for version in versions:
-        how = run if version in CONFIGS else run_app
+        how = run_regulations if regulations else run if version in CONFIGS else run_app
         results[version], seconds[version] = how(text, rows, version, side, mpor)
     json.dump({"seconds": seconds, "results": results}, sys.stdout)
 

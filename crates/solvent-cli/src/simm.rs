@@ -8,7 +8,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 use solvent_simm::{
-    Calibration, MarginPeriod, MarginTypes, NettingSetSimm, Side, Version, crif, simm_for_side,
+    Calibration, MarginPeriod, MarginTypes, NettingSetSimm, RegulatedSimm, Side, Version, crif,
+    simm_for_side, simm_under_regulations,
 };
 
 use crate::display::{Cell, Column, Grid, Kind, Layout};
@@ -31,6 +32,12 @@ pub(crate) struct SimmArgs {
     /// changes curvature only).
     #[arg(long, value_enum, default_value_t = SideArg::Collect)]
     side: SideArg,
+    /// Enforce the CRIF's `collect_regulations` / `post_regulations`, as ORE's SimmCalculator does
+    /// with enforceIMRegulations: SIMM under each regulation of a netting set, reported for the
+    /// winning one (the largest; the first in ORE's order among equals). Without it every row
+    /// counts.
+    #[arg(long)]
+    regulations: bool,
     /// JSON instead of tables (every figure at full precision).
     #[arg(long, conflicts_with = "csv")]
     json: bool,
@@ -71,21 +78,55 @@ pub(crate) fn run(args: &SimmArgs) -> Result<String> {
     let sensitivities = crif::parse(&text).with_context(|| format!("{}", args.crif.display()))?;
     let period = MarginPeriod::parse(&args.mpor)?;
     let calibration = Calibration::load_for(version, period)?;
-    let results = simm_for_side(&sensitivities, &calibration, args.side.side());
+    let (results, winners): (Vec<NettingSetSimm>, Vec<Option<RegulatedWinner>>) =
+        if args.regulations {
+            simm_under_regulations(&sensitivities, &calibration, args.side.side())
+                .with_context(|| format!("{}", args.crif.display()))?
+                .into_iter()
+                .map(|r: RegulatedSimm| {
+                    let winner = RegulatedWinner {
+                        regulation: r.regulation.name(),
+                        tied: r.tied.iter().map(|t| t.name()).collect(),
+                    };
+                    (r.simm, Some(winner))
+                })
+                .unzip()
+        } else {
+            let results = simm_for_side(&sensitivities, &calibration, args.side.side());
+            let none = vec![None; results.len()];
+            (results, none)
+        };
     if args.json {
+        let mut sets = serde_json::to_value(&results)?;
+        if let Some(array) = sets.as_array_mut() {
+            for (set, winner) in array.iter_mut().zip(&winners) {
+                if let (Some(object), Some(w)) = (set.as_object_mut(), winner) {
+                    object.insert("regulation".into(), json!(w.regulation));
+                    object.insert("tied_regulations".into(), json!(w.tied));
+                }
+            }
+        }
         let value = json!({
             "version": version.name(),
             "side": args.side.name(),
             "margin_period_days": if period == MarginPeriod::OneDay { 1 } else { 10 },
             "currency": "USD",
-            "netting_sets": results,
+            "regulations_enforced": args.regulations,
+            "netting_sets": sets,
         });
         return Ok(format!("{}\n", serde_json::to_string_pretty(&value)?));
     }
     if args.csv {
-        return csv(&results);
+        return csv(&results, &winners);
     }
-    Ok(tables(version, args.side, period, &results))
+    Ok(tables(version, args.side, period, &results, &winners))
+}
+
+/// The winning regulation of a netting set, when the regulations are enforced.
+#[derive(Clone)]
+struct RegulatedWinner {
+    regulation: &'static str,
+    tied: Vec<&'static str>,
 }
 
 /// USD to the cent with thousands separators, written exactly in CSV; an absent margin type
@@ -182,11 +223,19 @@ fn add_rows(grid: &mut Grid, set: &NettingSetSimm) {
     grid.cells(row(name, "all", "all", &set.margins, set.total));
 }
 
-/// Every netting set's breakdown in one CSV (see [`Grid::csv`]).
-fn csv(results: &[NettingSetSimm]) -> Result<String> {
+/// Every netting set's breakdown in one CSV (see [`Grid::csv`]); with the regulations
+/// enforced, the netting set column names the winning regulation too (`NS1 [ESA]`).
+fn csv(results: &[NettingSetSimm], winners: &[Option<RegulatedWinner>]) -> Result<String> {
     let mut grid = Grid::new(columns());
-    for set in results {
-        add_rows(&mut grid, set);
+    for (set, winner) in results.iter().zip(winners) {
+        match winner {
+            Some(w) => {
+                let mut named = set.clone();
+                named.netting_set = format!("{} [{}]", set.netting_set, w.regulation);
+                add_rows(&mut grid, &named);
+            }
+            None => add_rows(&mut grid, set),
+        }
     }
     Ok(grid.csv()?)
 }
@@ -196,17 +245,25 @@ fn tables(
     side: SideArg,
     period: MarginPeriod,
     results: &[NettingSetSimm],
+    winners: &[Option<RegulatedWinner>],
 ) -> String {
     let mut out = String::new();
-    for set in results {
+    for (set, winner) in results.iter().zip(winners) {
         let name = if set.netting_set.is_empty() {
             "(none)"
         } else {
             set.netting_set.as_str()
         };
+        let under = winner.as_ref().map_or(String::new(), |w| {
+            if w.tied.len() > 1 {
+                format!(" under {} (tied: {})", w.regulation, w.tied.join(", "))
+            } else {
+                format!(" under {}", w.regulation)
+            }
+        });
         let _ = writeln!(
             out,
-            "SIMM {} netting set {name}: {} USD",
+            "SIMM {} netting set {name}{under}: {} USD",
             version.name(),
             grouped(&format!("{:.2}", set.total))
         );

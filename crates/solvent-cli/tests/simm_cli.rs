@@ -191,3 +191,43 @@ fn the_csv_holds_every_netting_sets_breakdown_at_full_precision() {
     let (code, _, _) = run(&["simm", crif.as_str(), "--csv", "--json"]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn enforced_regulations_report_each_netting_sets_winner_as_ore_does() {
+    // ORE (simm_ore.py --regulations, SIMM 2.6): NS1 collects under USPR, 44,800,000 (t1's equity
+    // delta, RW 30 x 1,000,000, plus t3's FX delta, RW 7.4 x 2,000,000, in two product classes),
+    // above ESA (t1 and t2); it posts under JFSA, 30,000,000 (t1 alone). NS2's single row is
+    // under UK and ESA alike: a tie, won by ESA, first in ORE's order; it is excluded on the post
+    // side, so NS2 posts nothing.
+    let crif = path("examples/simm/regulations.tsv");
+    let (code, text, error) = run(&["simm", crif.as_str(), "--version", "2.6", "--regulations"]);
+    assert_eq!(code, 0, "{error}");
+    assert!(
+        text.contains("SIMM 2.6 netting set NS1 under USPR: 44,800,000.00 USD"),
+        "{text}"
+    );
+    assert!(
+        text.contains("SIMM 2.6 netting set NS2 under ESA (tied: ESA, UK): 30,000,000.00 USD"),
+        "{text}"
+    );
+    let (code, json, error) = run(&[
+        "simm",
+        crif.as_str(),
+        "--version",
+        "2.6",
+        "--regulations",
+        "--side",
+        "post",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{error}");
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let sets = value["netting_sets"].as_array().unwrap();
+    assert_eq!(sets.len(), 1, "{json}");
+    assert_eq!(sets[0]["netting_set"], "NS1");
+    assert_eq!(sets[0]["regulation"], "JFSA");
+    assert!((sets[0]["total"].as_f64().unwrap() - 30_000_000.0).abs() < 0.005);
+    // Without the flag every row counts: NS1's three rows together.
+    let (_, text, _) = run(&["simm", crif.as_str(), "--version", "2.6"]);
+    assert!(!text.contains("under"), "{text}");
+}

@@ -4,12 +4,16 @@
 //! Read columns (names matched without regard to case): `PortfolioID` (the netting set; empty when
 //! absent), `ProductClass`, `RiskType`, `Qualifier`, `Bucket`, `Label1`, `Label2`, `AmountUSD`, and
 //! `Amount` for the factors of the add-on rows (`Param_ProductClassMultiplier`,
-//! `Param_AddOnNotionalFactor`). Other columns are ignored. Every error names the row (1 is the header)
-//! and the column at fault.
+//! `Param_AddOnNotionalFactor`), and `collect_regulations` / `post_regulations` (the regulations
+//! of the row, read for [`crate::simm_under_regulations`]). Other columns are ignored. Every error
+//! names the row (1 is the header) and the column at fault.
+
+use std::collections::HashMap;
 
 use compact_str::CompactString;
 
 use crate::error::CrifError;
+use crate::regulation::Regulations;
 
 /// A SIMM product class (SIMM section B.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -325,6 +329,9 @@ pub struct Sensitivity {
     pub label2: CompactString,
     /// The amount in USD.
     pub amount_usd: f64,
+    /// The row's regulations: an index into [`Crif::regulations`] (0 where the CRIF has no
+    /// regulations columns or the row's are empty).
+    pub regulations: u32,
 }
 
 /// A SIMM parameter row of a CRIF (ISDA SIMM Methodology: Risk Data Standards, the `Param_`
@@ -368,6 +375,8 @@ pub struct AddOn {
     pub netting_set: CompactString,
     /// What it adds.
     pub kind: AddOnKind,
+    /// The row's regulations: an index into [`Crif::regulations`].
+    pub regulations: u32,
 }
 
 /// A parsed CRIF: its sensitivities and its add-on rows.
@@ -377,6 +386,10 @@ pub struct Crif {
     pub sensitivities: Vec<Sensitivity>,
     /// The add-on rows.
     pub add_ons: Vec<AddOn>,
+    /// The distinct regulations of the rows (`collect_regulations`, `post_regulations`), each
+    /// with the first row (1-based) that has them; a row's index 0 means none (and the list may
+    /// be empty).
+    pub regulations: Vec<(Regulations, usize)>,
 }
 
 /// The columns read, by position in the header.
@@ -390,6 +403,8 @@ struct Columns {
     label2: Option<usize>,
     amount: Option<usize>,
     amount_usd: usize,
+    collect_regulations: Option<usize>,
+    post_regulations: Option<usize>,
 }
 
 fn find(header: &[&str], name: &'static str) -> Option<usize> {
@@ -411,6 +426,8 @@ impl Columns {
             label2: find(header, "Label2"),
             amount: find(header, "Amount"),
             amount_usd: need("AmountUSD")?,
+            collect_regulations: find(header, "collect_regulations"),
+            post_regulations: find(header, "post_regulations"),
         })
     }
 }
@@ -436,19 +453,47 @@ pub fn parse(text: &str) -> Result<Crif, CrifError> {
     let mut crif = Crif::default();
     // One buffer of fields for every row: no allocation per row beyond the row's own strings.
     let mut fields: Vec<&str> = Vec::with_capacity(header.len());
+    let regulated = columns.collect_regulations.is_some() || columns.post_regulations.is_some();
+    // The distinct pairs of regulations fields seen, by text: most CRIFs repeat a few.
+    let mut seen: HashMap<(String, String), u32> = HashMap::new();
     for (index, line) in lines {
         if line.trim_ascii().is_empty() {
             continue;
         }
         fields.clear();
         fields.extend(line.split(delimiter));
+        let regulations = if regulated {
+            let field = |c: Option<usize>| c.and_then(|i| fields.get(i)).map_or("", |f| f.trim());
+            let (collect, post) = (
+                field(columns.collect_regulations),
+                field(columns.post_regulations),
+            );
+            if collect.is_empty() && post.is_empty() {
+                0
+            } else if let Some(i) = seen.get(&(collect.to_string(), post.to_string())) {
+                *i
+            } else {
+                if crif.regulations.is_empty() {
+                    crif.regulations.push((Regulations::default(), 0));
+                }
+                let i = u32::try_from(crif.regulations.len()).unwrap_or(u32::MAX);
+                crif.regulations
+                    .push((Regulations::read(collect, post), index + 1));
+                seen.insert((collect.to_string(), post.to_string()), i);
+                i
+            }
+        } else {
+            0
+        };
         let risk_type = fields.get(columns.risk_type).map_or("", |f| f.trim_ascii());
         if risk_type.starts_with("Param_") || risk_type.eq_ignore_ascii_case("Notional") {
-            crif.add_ons
-                .push(parse_add_on(&fields, &columns, &header, index + 1)?);
+            let mut add_on = parse_add_on(&fields, &columns, &header, index + 1)?;
+            add_on.regulations = regulations;
+            crif.add_ons.push(add_on);
         } else {
-            crif.sensitivities
-                .push(parse_row(&fields, &columns, &header, index + 1)?);
+            let mut row = parse_row(&fields, &columns, &header, index + 1)?;
+            row.regulations = regulations;
+            crif.sensitivities.push(row);
         }
     }
     Ok(crif)
@@ -529,6 +574,7 @@ fn parse_add_on(
             .map(|i| CompactString::from(field(i)))
             .unwrap_or_default(),
         kind,
+        regulations: 0,
     })
 }
 
@@ -733,6 +779,7 @@ fn parse_row(
         tenor,
         label2,
         amount_usd,
+        regulations: 0,
     })
 }
 
@@ -757,6 +804,7 @@ mod tests {
                 tenor: Some(Tenor::Y1),
                 label2: CompactString::default(),
                 amount_usd: 1000.0,
+                regulations: 0,
             }])
         );
     }

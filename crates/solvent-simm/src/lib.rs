@@ -34,11 +34,15 @@ pub mod crif;
 mod error;
 mod interest_rate;
 mod margin;
+mod regulation;
 mod report;
 
 pub use calibration::{Calibration, MarginPeriod, Version};
 pub use crif::{AddOn, AddOnKind, Bucket, Crif, ProductClass, RiskType, Sensitivity, Tenor};
 pub use error::{CalibrationError, CrifError};
+pub use regulation::{
+    RegulatedSimm, Regulation, RegulationError, Regulations, simm_under_regulations,
+};
 pub use report::{
     MarginTypes, NettingSetSimm, ProductClassSimm, RiskClass, RiskClassSimm, Side, simm,
     simm_for_side,

@@ -23,7 +23,7 @@ use std::process::Command;
 use serde_json::Value;
 use solvent_simm::{
     Calibration, MarginPeriod, MarginTypes, NettingSetSimm, RiskClassSimm, Side, Version, crif,
-    simm_for_side,
+    simm_for_side, simm_under_regulations,
 };
 
 /// To the cent.
@@ -299,4 +299,88 @@ fn a_one_day_margin_period_agrees_with_ore() {
 fn a_crypto_option_desk_agrees_with_ore() {
     let text = std::fs::read_to_string(root().join("examples/simm/crypto-desk.tsv")).unwrap();
     compare("crypto-desk", &text, false);
+}
+
+/// With the regulations enforced (ORE's `enforceIMRegulations`), each netting set's winning
+/// regulation and every figure under it agree with ORE's, on both sides; netting sets ORE leaves
+/// without rows on a side (every row unspecified or excluded there) are absent on both.
+#[test]
+fn the_winning_regulations_agree_with_ore() {
+    let mut text = generate::crif(12, 80, 20);
+    text.push_str(&generate::add_ons(12, 80));
+    let text = generate::with_regulations(&text, 12);
+    let dir = std::env::temp_dir().join(format!("solvent-simm-oracle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("regulations.tsv");
+    std::fs::write(&path, &text).unwrap();
+    let rows = crif::parse(&text).expect("generated CRIF");
+    let python = root().join("target/oracle-venv/bin/python");
+    for side in [Side::Collect, Side::Post] {
+        let mut command = Command::new(&python);
+        command.arg(root().join("scripts/oracles/simm_ore.py"));
+        command.arg("--regulations");
+        if side == Side::Post {
+            command.arg("--post");
+        }
+        command.arg(&path);
+        let versions = [Version::V2_6, Version::V2_8];
+        for version in versions {
+            command.arg(version.name());
+        }
+        let output = command.output().expect("oracle");
+        assert!(
+            output.status.success(),
+            "oracle failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let expected: Value = serde_json::from_slice(&output.stdout).expect("oracle JSON");
+        for version in versions {
+            let calibration = Calibration::load(version).unwrap();
+            let results = simm_under_regulations(&rows, &calibration, side).unwrap();
+            let theirs = expected["results"][version.name()]
+                .as_object()
+                .expect("netting sets");
+            assert_eq!(
+                results
+                    .iter()
+                    .map(|r| r.simm.netting_set.as_str())
+                    .collect::<Vec<_>>(),
+                theirs.keys().map(String::as_str).collect::<Vec<_>>(),
+                "{side:?} {version:?}: netting sets"
+            );
+            let mut comparison = Comparison {
+                report: true,
+                figures: 0,
+                worst: 0.0,
+                seen: Default::default(),
+            };
+            let mut winners = std::collections::BTreeSet::new();
+            for r in &results {
+                let what = format!(
+                    "regulations SIMM {} {side:?} {}",
+                    version.name(),
+                    r.simm.netting_set
+                );
+                let t = &theirs[&r.simm.netting_set];
+                assert_eq!(
+                    t["regulation"].as_str(),
+                    Some(r.regulation.name()),
+                    "{what}: winning regulation (tied: {:?})",
+                    r.tied
+                );
+                winners.insert(r.regulation.name());
+                comparison.netting_set(&what, &r.simm, t);
+            }
+            // The seeded CRIF must make several regulations win, or the test proves little.
+            assert!(winners.len() >= 3, "{side:?}: winners {winners:?}");
+            eprintln!(
+                "regulations SIMM {} {side:?}: {} netting sets, {} figures, winners {winners:?}, largest difference {:.2e} USD",
+                version.name(),
+                results.len(),
+                comparison.figures,
+                comparison.worst
+            );
+        }
+    }
+    std::fs::remove_file(&path).ok();
 }

@@ -261,3 +261,49 @@ pub fn add_ons(seed: u64, netting_sets: usize) -> String {
     }
     out
 }
+
+/// The regulations a row may carry (`collect_regulations`, `post_regulations`): none, one,
+/// several (in ORE's bracketed and plain lists), CFTC (which ORE groups apart), `Excluded`
+/// and an explicit `Unspecified`.
+const REGULATIONS: [&str; 12] = [
+    "",
+    "ESA",
+    "USPR",
+    "ESA,USPR",
+    "[ESA, JFSA]",
+    "JFSA",
+    "USPR,APRA,ESA",
+    "Excluded",
+    "CFTC",
+    "ESA,CFTC",
+    "Unspecified",
+    "UK",
+];
+
+/// [`crif`]'s text with `collect_regulations` and `post_regulations` columns: per netting set,
+/// none at all (every row counts), collect only (nothing left to post), or both, row by row
+/// from [`REGULATIONS`].
+#[allow(dead_code)]
+pub fn with_regulations(text: &str, seed: u64) -> String {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut profiles: std::collections::BTreeMap<String, u8> = Default::default();
+    let mut out = String::new();
+    let mut lines = text.lines();
+    if let Some(header) = lines.next() {
+        let _ = writeln!(out, "{header}\tcollect_regulations\tpost_regulations");
+    }
+    for line in lines {
+        let set = line.split('\t').nth(1).unwrap_or("").to_string();
+        let profile = *profiles
+            .entry(set)
+            .or_insert_with(|| rng.random_range(0..4u8));
+        let pick = |rng: &mut ChaCha8Rng| REGULATIONS[rng.random_range(0..REGULATIONS.len())];
+        let (collect, post) = match profile {
+            0 => ("", ""),
+            1 => (pick(&mut rng), ""),
+            _ => (pick(&mut rng), pick(&mut rng)),
+        };
+        let _ = writeln!(out, "{line}\t{collect}\t{post}");
+    }
+    out
+}
