@@ -8,7 +8,8 @@ Usage: simm_ore.py [--post] [--one-day] [--regulations] CRIF.tsv VERSION [VERSIO
   configuration with ORE's buildSimmConfiguration; --one-day: the 1-day margin period of risk;
   --regulations: ORE's application from an ore.xml with enforceIMRegulations=Y, each netting
   set's figures those of its winning regulation, named under "regulation"; VERSION as ORE's
-  parseSimmVersion reads it, e.g. 2.6 or 2.8+2506)
+  parseSimmVersion reads it, e.g. 2.6 or 2.8+2506; --calculation-currency CCY: ORE's application
+  with that calculation currency, results still in USD)
 
 Prints JSON: {"seconds": {version: s}, "results": {version: {netting_set: breakdown}}}, where a
 breakdown holds "total", "margin_types" {Delta, Vega, Curvature, BaseCorr, AdditionalIM}, "risk_classes" {rc:
@@ -130,16 +131,17 @@ def report_columns(report):
     return out
 
 
-def run_app(text, rows, version, side, mpor):
-    """SIMM through ORE's application: the SIMM analytic on the CRIF, USD throughout."""
+def run_app(text, rows, version, side, mpor, calculation="USD"):
+    """SIMM through ORE's application: the SIMM analytic on the CRIF, in USD (amounts from
+    AmountUSD, results in USD), for a calculation currency (USD unless given)."""
     inputs = ORE.InputParameters()
     inputs.setAsOfDate("2024-01-31")
     inputs.setBaseCurrency("USD")
     inputs.setSimmVersion(version)
     inputs.setMporDays(mpor)
     inputs.setCrifFromBuffer(text, "\n", "\t")
-    inputs.setSimmCalculationCurrencyCall("USD")
-    inputs.setSimmCalculationCurrencyPost("USD")
+    inputs.setSimmCalculationCurrencyCall(calculation)
+    inputs.setSimmCalculationCurrencyPost(calculation)
     inputs.setSimmResultCurrency("USD")
     # The SIMM analytic builds a market first; with USD throughout it needs none of it.
     inputs.setConventions("<Conventions/>")
@@ -276,6 +278,7 @@ def main():
     side = S.SimmSide_Call
     mpor = 10
     regulations = False
+    calculation = None
     while args and args[0].startswith("--"):
         if args[0] == "--post":
             side = S.SimmSide_Post
@@ -283,6 +286,9 @@ def main():
             mpor = 1
         elif args[0] == "--regulations":
             regulations = True
+        elif args[0] == "--calculation-currency":
+            calculation = args[1]
+            args = args[1:]
         else:
             raise SystemExit(f"unknown option {args[0]}")
         args = args[1:]
@@ -291,6 +297,9 @@ def main():
     rows = list(csv.DictReader(io.StringIO(text), delimiter="\t"))
     results, seconds = {}, {}
     for version in versions:
+        if calculation is not None:
+            results[version], seconds[version] = run_app(text, rows, version, side, mpor, calculation)
+            continue
         how = run_regulations if regulations else run if version in CONFIGS else run_app
         results[version], seconds[version] = how(text, rows, version, side, mpor)
     json.dump({"seconds": seconds, "results": results}, sys.stdout)

@@ -32,6 +32,10 @@ pub(crate) struct SimmArgs {
     /// changes curvature only).
     #[arg(long, value_enum, default_value_t = SideArg::Collect)]
     side: SideArg,
+    /// The calculation currency (SIMM section I: its own FX delta is no risk, its volatility
+    /// group picks the FX risk weights and correlations); amounts and margins stay in USD.
+    #[arg(long, default_value = "USD", value_name = "CCY")]
+    calculation_currency: String,
     /// Enforce the CRIF's `collect_regulations` / `post_regulations`, as ORE's SimmCalculator does
     /// with enforceIMRegulations: SIMM under each regulation of a netting set, reported for the
     /// winning one (the largest; the first in ORE's order among equals). Without it every row
@@ -77,7 +81,8 @@ pub(crate) fn run(args: &SimmArgs) -> Result<String> {
         .with_context(|| format!("cannot read {}", args.crif.display()))?;
     let sensitivities = crif::parse(&text).with_context(|| format!("{}", args.crif.display()))?;
     let period = MarginPeriod::parse(&args.mpor)?;
-    let calibration = Calibration::load_for(version, period)?;
+    let calibration = Calibration::load_for(version, period)?
+        .with_calculation_currency(&args.calculation_currency)?;
     let (results, winners): (Vec<NettingSetSimm>, Vec<Option<RegulatedWinner>>) =
         if args.regulations {
             simm_under_regulations(&sensitivities, &calibration, args.side.side())
@@ -111,6 +116,7 @@ pub(crate) fn run(args: &SimmArgs) -> Result<String> {
             "side": args.side.name(),
             "margin_period_days": if period == MarginPeriod::OneDay { 1 } else { 10 },
             "currency": "USD",
+            "calculation_currency": calibration.calculation_currency(),
             "regulations_enforced": args.regulations,
             "netting_sets": sets,
         });

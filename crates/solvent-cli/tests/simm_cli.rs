@@ -231,3 +231,39 @@ fn enforced_regulations_report_each_netting_sets_winner_as_ore_does() {
     let (_, text, _) = run(&["simm", crif.as_str(), "--version", "2.6"]);
     assert!(!text.contains("under"), "{text}");
 }
+
+#[test]
+fn a_calculation_currency_other_than_usd_is_taken_and_a_bad_one_refused() {
+    // The regulations example without regulations: NS1 holds equity deltas and an FX delta of
+    // EUR 2,000,000. With EUR as the calculation currency that FX delta is no risk, and SIMM is
+    // the equity margin alone: ORE (simm_ore.py --calculation-currency EUR, SIMM 2.6) gives
+    // 31,528,558.482747033 USD, as for the equity rows without the FX row (30,000,000 and
+    // -14,000,000 across buckets 1 and 2).
+    let crif = path("examples/simm/regulations.tsv");
+    let (code, json, error) = run(&[
+        "simm",
+        crif.as_str(),
+        "--version",
+        "2.6",
+        "--calculation-currency",
+        "EUR",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{error}");
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["calculation_currency"], "EUR");
+    let ns1 = &value["netting_sets"][0];
+    assert_eq!(ns1["netting_set"], "NS1");
+    assert!((ns1["total"].as_f64().unwrap() - 31_528_558.482_747_033).abs() < 0.005);
+    // In USD the FX delta counts: 7.4 x 2,000,000 more in the RatesFX product class.
+    let (_, json, _) = run(&["simm", crif.as_str(), "--version", "2.6", "--json"]);
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let total = value["netting_sets"][0]["total"].as_f64().unwrap();
+    assert!(
+        (total - (31_528_558.482_747_033 + 14_800_000.0)).abs() < 0.005,
+        "{total}"
+    );
+    let (code, _, error) = run(&["simm", crif.as_str(), "--calculation-currency", "eur"]);
+    assert_eq!(code, 2);
+    assert!(error.contains("calculation currency 'eur'"), "{error}");
+}

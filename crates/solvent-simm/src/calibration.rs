@@ -321,6 +321,9 @@ pub struct Calibration {
     pub(crate) base_correlation_correlation: f64,
     /// Correlation between risk classes, indexed by [`crate::RiskClass`] order.
     pub(crate) risk_class_correlation: [[f64; 6]; 6],
+    /// The calculation currency (USD unless set): its own FX delta is no risk, and its FX
+    /// volatility group picks the FX risk weights and correlations (section I).
+    pub(crate) calculation_currency: compact_str::CompactString,
 }
 
 #[derive(Deserialize)]
@@ -623,6 +626,7 @@ impl Calibration {
             base_correlation_weight,
             base_correlation_correlation,
             risk_class_correlation,
+            calculation_currency: "USD".into(),
         };
         if period == MarginPeriod::OneDay {
             calibration.without_concentration();
@@ -646,6 +650,27 @@ impl Calibration {
         self.fx.vega_threshold = [none; 6];
         self.interest_rate.delta_threshold = [none; 5];
         self.interest_rate.vega_threshold = [none; 5];
+    }
+
+    /// The same calibration for another calculation currency (USD by default). Amounts are still
+    /// read in USD (`AmountUSD`) and margins are in USD; what changes is SIMM section I: the
+    /// calculation currency's own FX delta is no risk, and its volatility group picks the FX risk
+    /// weights and correlations.
+    ///
+    /// # Errors
+    /// [`CalibrationError::CalculationCurrency`] unless `currency` is three ASCII capitals.
+    pub fn with_calculation_currency(mut self, currency: &str) -> Result<Self, CalibrationError> {
+        let currency = currency.trim();
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(CalibrationError::CalculationCurrency(currency.to_string()));
+        }
+        self.calculation_currency = currency.into();
+        Ok(self)
+    }
+
+    /// The calculation currency.
+    pub fn calculation_currency(&self) -> &str {
+        &self.calculation_currency
     }
 
     /// The margin period of risk.

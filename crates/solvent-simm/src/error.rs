@@ -43,6 +43,9 @@ pub enum CalibrationError {
         "unknown SIMM version '{0}': expected 2.0, 2.1, 2.2, 2.3, 2.3.8 (2.4), 2.5, 2.5A, 2.6, 2.6.5, 2.7 (2.7+2412), 2.8 (2.8+2506) or 2.8+2512"
     )]
     UnknownVersion(String),
+    /// A calculation currency that is not an ISO code's three capitals.
+    #[error("calculation currency '{0}': expected an ISO code such as USD or EUR")]
+    CalculationCurrency(String),
     /// A version with no one-day calibration (before 2.2).
     #[error("SIMM version {0} has no one-day calibration: only --mpor 10")]
     NoOneDay(&'static str),

@@ -12,9 +12,6 @@ use crate::calibration::{
 use crate::crif::{Bucket, RiskType, Tenor};
 use crate::report::Side;
 
-/// The calculation currency: its own FX delta is no risk (SIMM section I).
-pub(crate) const CALCULATION_CURRENCY: &str = "USD";
-
 /// An aggregated sensitivity: the sum of the CRIF rows with the same qualifier, bucket and tenor.
 #[derive(Debug, Clone)]
 pub(crate) struct Aggregated<'a> {
@@ -57,7 +54,7 @@ fn weights(calibration: &Calibration, risk_type: RiskType, s: &Aggregated<'_>) -
     let slot = s.bucket.slot();
     match risk_type {
         RiskType::Fx => Weights {
-            risk_weight: fx_weight(calibration, CALCULATION_CURRENCY, s.qualifier),
+            risk_weight: fx_weight(calibration, &calibration.calculation_currency, s.qualifier),
             sigma: 1.0,
         },
         RiskType::FxVol => {
@@ -153,7 +150,7 @@ fn intra_correlation(
         RiskType::Fx => {
             // Section I: the correlation depends on the volatility groups of the two currencies
             // and of the calculation currency.
-            let table = if calibration.fx_group(CALCULATION_CURRENCY) == 1 {
+            let table = if calibration.fx_group(&calibration.calculation_currency) == 1 {
                 &calibration.fx.correlation_high
             } else {
                 &calibration.fx.correlation_regular
@@ -250,7 +247,9 @@ pub(crate) fn delta_or_vega(
         // The calculation currency's own FX delta is no risk (section I).
         let kept: Vec<&Aggregated<'_>> = bucket
             .iter()
-            .filter(|s| !(risk_type == RiskType::Fx && s.qualifier == CALCULATION_CURRENCY))
+            .filter(|s| {
+                !(risk_type == RiskType::Fx && s.qualifier == calibration.calculation_currency)
+            })
             .collect();
         if kept.is_empty() {
             continue;

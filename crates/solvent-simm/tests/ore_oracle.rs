@@ -384,3 +384,85 @@ fn the_winning_regulations_agree_with_ore() {
     }
     std::fs::remove_file(&path).ok();
 }
+
+/// A calculation currency other than USD (amounts and results still in USD): the currency's own
+/// FX delta is no risk and its volatility group picks the FX risk weights and correlations. ORE's
+/// application with that calculation currency gives the same figures to the cent, for regular
+/// (EUR) and high-volatility calculation currencies (BRL in 2.2, TRY in 2.5A and 2.6, ARS in
+/// 2.7+2412 and 2.8+2506, by the versions' tables), all of them FX qualifiers of the CRIF too.
+#[test]
+fn other_calculation_currencies_agree_with_ore() {
+    let text = generate::crif(13, 60, 30);
+    let dir = std::env::temp_dir().join(format!("solvent-simm-oracle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("calculation.tsv");
+    std::fs::write(&path, &text).unwrap();
+    let rows = crif::parse(&text).expect("generated CRIF");
+    let python = root().join("target/oracle-venv/bin/python");
+    for (currency, versions) in [
+        ("EUR", &[Version::V2_0, Version::V2_6, Version::V2_8][..]),
+        ("BRL", &[Version::V2_2][..]),
+        ("TRY", &[Version::V2_5A, Version::V2_6][..]),
+        ("ARS", &[Version::V2_7, Version::V2_8][..]),
+    ] {
+        assert!(generate::CURRENCIES.contains(&currency));
+        let mut command = Command::new(&python);
+        command.arg(root().join("scripts/oracles/simm_ore.py"));
+        command.args(["--calculation-currency", currency]);
+        command.arg(&path);
+        for version in versions {
+            command.arg(version.name());
+        }
+        let output = command.output().expect("oracle");
+        assert!(
+            output.status.success(),
+            "oracle failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let expected: Value = serde_json::from_slice(&output.stdout).expect("oracle JSON");
+        for &version in versions {
+            let calibration = Calibration::load(version)
+                .unwrap()
+                .with_calculation_currency(currency)
+                .unwrap();
+            let results = simm_for_side(&rows, &calibration, Side::Collect);
+            let theirs = &expected["results"][version.name()];
+            assert_eq!(
+                results.len(),
+                theirs.as_object().expect("netting sets").len()
+            );
+            let mut comparison = Comparison {
+                report: true,
+                figures: 0,
+                worst: 0.0,
+                seen: Default::default(),
+            };
+            for ours in &results {
+                let what = format!(
+                    "calculation currency {currency} SIMM {} {}",
+                    version.name(),
+                    ours.netting_set
+                );
+                comparison.netting_set(&what, ours, &theirs[&ours.netting_set]);
+            }
+            // The calculation currency must change the figures, or the test proves little.
+            let usd = simm_for_side(&rows, &Calibration::load(version).unwrap(), Side::Collect);
+            let changed = usd
+                .iter()
+                .zip(&results)
+                .filter(|(a, b)| (a.total - b.total).abs() > 1.0)
+                .count();
+            assert!(
+                changed > 0,
+                "{currency} {version:?}: no netting set changed"
+            );
+            eprintln!(
+                "calculation currency {currency} SIMM {}: {} figures, {changed} netting sets differ from USD, largest difference {:.2e} USD",
+                version.name(),
+                comparison.figures,
+                comparison.worst
+            );
+        }
+    }
+    std::fs::remove_file(&path).ok();
+}
