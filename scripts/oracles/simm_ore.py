@@ -9,7 +9,9 @@ Usage: simm_ore.py [--post] [--one-day] [--regulations] CRIF.tsv VERSION [VERSIO
   --regulations: ORE's application from an ore.xml with enforceIMRegulations=Y, each netting
   set's figures those of its winning regulation, named under "regulation"; VERSION as ORE's
   parseSimmVersion reads it, e.g. 2.6 or 2.8+2506; --calculation-currency CCY: ORE's application
-  with that calculation currency, results still in USD)
+  with that calculation currency, results still in USD; --schedule ASOF or
+  --schedule-regulations ASOF: Schedule IM (ORE's imschedule analytic and its im_schedule
+  report) as of ASOF, the regulations not enforced or enforced; VERSION is then only passed on)
 
 Prints JSON: {"seconds": {version: s}, "results": {version: {netting_set: breakdown}}}, where a
 breakdown holds "total", "margin_types" {Delta, Vega, Curvature, BaseCorr, AdditionalIM}, "risk_classes" {rc:
@@ -187,7 +189,7 @@ def run_app(text, rows, version, side, mpor, calculation="USD"):
 ORE_XML = """<?xml version="1.0"?>
 <ORE>
   <Setup>
-    <Parameter name="asofDate">2024-01-31</Parameter>
+    <Parameter name="asofDate">{asof}</Parameter>
     <Parameter name="inputPath">{dir}</Parameter>
     <Parameter name="outputPath">{dir}</Parameter>
     <Parameter name="logFile">log.txt</Parameter>
@@ -202,24 +204,24 @@ ORE_XML = """<?xml version="1.0"?>
   </Setup>
   <Markets/>
   <Analytics>
-    <Analytic type="simm">
+    <Analytic type="{analytic}">
       <Parameter name="active">Y</Parameter>
       <Parameter name="version">{version}</Parameter>
       <Parameter name="mporDays">{mpor}</Parameter>
       <Parameter name="crif">crif.csv</Parameter>
       <Parameter name="calculationCurrency">USD</Parameter>
       <Parameter name="resultCurrency">USD</Parameter>
-      <Parameter name="enforceIMRegulations">Y</Parameter>
+      <Parameter name="enforceIMRegulations">{enforce}</Parameter>
     </Analytic>
   </Analytics>
 </ORE>
 """
 
 
-def run_regulations(text, rows, version, side, mpor):
-    """SIMM with the regulations enforced: ORE's application from an ore.xml (its Python inputs
-    have no setter for enforceIMRegulations). The CRIF is written comma-separated, fields quoted
-    where they hold commas, as ORE's file reader takes it."""
+def run_ore_xml(text, version, mpor, analytic, report, enforce, asof="2024-01-31"):
+    """ORE's application from an ore.xml (its Python inputs have no setter for
+    enforceIMRegulations): one analytic on the CRIF, written comma-separated with fields quoted
+    where they hold commas, as ORE's file reader takes it. Returns the report's columns."""
     import tempfile, os
     with tempfile.TemporaryDirectory() as d:
         for name, body in [("conventions.xml", "<Conventions/>"), ("curveconfig.xml", "<CurveConfiguration/>"),
@@ -231,17 +233,43 @@ def run_regulations(text, rows, version, side, mpor):
             table = list(csv.reader(io.StringIO(text), delimiter="\t"))
             csv.writer(f, lineterminator="\n").writerows(table)
         with open(os.path.join(d, "ore.xml"), "w") as f:
-            f.write(ORE_XML.format(dir=d, version=version, mpor=mpor))
+            f.write(ORE_XML.format(dir=d, version=version, mpor=mpor, analytic=analytic,
+                                   enforce="Y" if enforce else "N", asof=asof))
         params = ORE.Parameters()
         params.fromFile(os.path.join(d, "ore.xml"))
         start = time.perf_counter()
         app = ORE.OREApp(params)
         app.run()
         seconds = time.perf_counter() - start
-        if "simm" not in app.getReportNames():
+        if report not in app.getReportNames():
             log = open(os.path.join(d, "log.txt")).read()
-            raise SystemExit(f"ORE {version} with regulations: no simm report\n{log[-3000:]}")
-        cols = report_columns(app.getReport("simm"))
+            raise SystemExit(f"ORE {version} {analytic}: no {report} report\n{log[-3000:]}")
+        return report_columns(app.getReport(report)), seconds
+
+
+def run_schedule(text, rows, version, side, mpor, enforce, asof):
+    """Schedule IM: ORE's IMScheduleCalculator through its application's imschedule analytic,
+    its im_schedule report: per netting set the winning regulation, gross IM per product class
+    and in all, gross and net replacement cost, net-to-gross ratio and Schedule IM."""
+    cols, seconds = run_ore_xml(text, version, mpor, "imschedule", "im_schedule", enforce, asof)
+    out = {}
+    for i in range(len(cols["Portfolio"])):
+        if cols["Side"][i] != SIDES[side] or cols["Portfolio"][i] == "All":
+            continue
+        entry = out.setdefault(cols["Portfolio"][i], {"product_classes": {}})
+        pc = cols["ProductClass"][i]
+        if pc == "All":
+            entry.update({"regulation": cols["Regulation"][i], "gross_im": cols["GrossIM"][i],
+                          "gross_rc": cols["GrossCurrentRC"][i], "net_rc": cols["NetCurrentRC"][i],
+                          "ngr": cols["NetToGrossRatio"][i], "schedule_im": cols["ScheduleIM"][i]})
+        else:
+            entry["product_classes"][pc] = cols["GrossIM"][i]
+    return out, seconds
+
+
+def run_regulations(text, rows, version, side, mpor):
+    """SIMM with the regulations enforced, through ORE's application from an ore.xml."""
+    cols, seconds = run_ore_xml(text, version, mpor, "simm", "simm", True)
     figures, regulation = {}, {}
     for i in range(len(cols["Portfolio"])):
         if cols["Bucket"][i] != "All" or cols["SimmSide"][i] != SIDES[side]:
@@ -279,6 +307,7 @@ def main():
     mpor = 10
     regulations = False
     calculation = None
+    schedule = None
     while args and args[0].startswith("--"):
         if args[0] == "--post":
             side = S.SimmSide_Post
@@ -286,6 +315,11 @@ def main():
             mpor = 1
         elif args[0] == "--regulations":
             regulations = True
+        elif args[0] in ("--schedule", "--schedule-regulations"):
+            # --schedule ASOF: Schedule IM as of ASOF (YYYY-MM-DD), regulations not enforced;
+            # --schedule-regulations ASOF: enforced.
+            schedule = (args[1], args[0] == "--schedule-regulations")
+            args = args[1:]
         elif args[0] == "--calculation-currency":
             calculation = args[1]
             args = args[1:]
@@ -297,6 +331,9 @@ def main():
     rows = list(csv.DictReader(io.StringIO(text), delimiter="\t"))
     results, seconds = {}, {}
     for version in versions:
+        if schedule is not None:
+            results[version], seconds[version] = run_schedule(text, rows, version, side, mpor, schedule[1], schedule[0])
+            continue
         if calculation is not None:
             results[version], seconds[version] = run_app(text, rows, version, side, mpor, calculation)
             continue

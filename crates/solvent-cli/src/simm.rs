@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 use solvent_simm::{
-    Calibration, MarginPeriod, MarginTypes, NettingSetSimm, RegulatedSimm, Side, Version, crif,
-    simm_for_side, simm_under_regulations,
+    Calibration, MarginPeriod, MarginTypes, NettingSetSimm, RegulatedSimm, ScheduleIm, Side,
+    Version, crif, parse_date, schedule_im, simm_for_side, simm_under_regulations,
 };
 
 use crate::display::{Cell, Column, Grid, Kind, Layout};
@@ -42,6 +42,10 @@ pub(crate) struct SimmArgs {
     /// counts.
     #[arg(long)]
     regulations: bool,
+    /// The valuation date (YYYY-MM-DD) the maturities of Schedule rows (`im_model` Schedule) run
+    /// from; needed when the CRIF has such rows, whose Schedule IM is then reported after SIMM.
+    #[arg(long, value_name = "DATE")]
+    asof: Option<String>,
     /// JSON instead of tables (every figure at full precision).
     #[arg(long, conflicts_with = "csv")]
     json: bool,
@@ -101,6 +105,20 @@ pub(crate) fn run(args: &SimmArgs) -> Result<String> {
             let none = vec![None; results.len()];
             (results, none)
         };
+    let schedule = if sensitivities.schedule.is_empty() {
+        Vec::new()
+    } else {
+        let text = args.asof.as_deref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: the CRIF has Schedule rows (im_model Schedule): give --asof DATE for their maturities",
+                args.crif.display()
+            )
+        })?;
+        let asof = parse_date(text)
+            .ok_or_else(|| anyhow::anyhow!("--asof '{text}': expected a date, YYYY-MM-DD"))?;
+        schedule_im(&sensitivities, asof, args.side.side(), args.regulations)
+            .with_context(|| format!("{}", args.crif.display()))?
+    };
     if args.json {
         let mut sets = serde_json::to_value(&results)?;
         if let Some(array) = sets.as_array_mut() {
@@ -119,13 +137,64 @@ pub(crate) fn run(args: &SimmArgs) -> Result<String> {
             "calculation_currency": calibration.calculation_currency(),
             "regulations_enforced": args.regulations,
             "netting_sets": sets,
+            "schedule": schedule,
         });
         return Ok(format!("{}\n", serde_json::to_string_pretty(&value)?));
     }
     if args.csv {
+        anyhow::ensure!(
+            schedule.is_empty(),
+            "Schedule IM is not written as CSV: use the table or --json"
+        );
         return csv(&results, &winners);
     }
-    Ok(tables(version, args.side, period, &results, &winners))
+    let mut out = tables(version, args.side, period, &results, &winners);
+    out.push_str(&schedule_tables(&schedule));
+    Ok(out)
+}
+
+/// Schedule IM per netting set: the gross margin of each product class, then the netting set's
+/// gross margin, replacement costs, net-to-gross ratio and Schedule IM.
+fn schedule_tables(schedule: &[ScheduleIm]) -> String {
+    let mut out = String::new();
+    for s in schedule {
+        let tied = if s.tied.len() > 1 {
+            format!(
+                " (tied: {})",
+                s.tied
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "\nSchedule IM netting set {} under {}{tied}: {} USD",
+            s.netting_set,
+            s.regulation.name(),
+            grouped(&format!("{:.2}", s.schedule_im))
+        );
+        let mut grid = Grid::new(vec![
+            Column::new("product class", Kind::Label),
+            Column::new("gross IM (USD)", Kind::Number),
+        ]);
+        for (class, gross) in &s.product_classes {
+            grid.cells(vec![Cell::text(class.name()), usd(Some(*gross))]);
+        }
+        grid.cells(vec![Cell::text("all"), usd(Some(s.gross_im))]);
+        let _ = writeln!(out, "{}", grid.render(Layout::Wide));
+        let _ = writeln!(
+            out,
+            "gross replacement cost {} USD, net {} USD, net-to-gross ratio {:.6}: Schedule IM = gross IM x (0.4 + 0.6 x NGR)",
+            grouped(&format!("{:.2}", s.gross_replacement_cost)),
+            grouped(&format!("{:.2}", s.net_replacement_cost)),
+            s.net_to_gross
+        );
+    }
+    out
 }
 
 /// The winning regulation of a netting set, when the regulations are enforced.

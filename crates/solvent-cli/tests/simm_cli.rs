@@ -267,3 +267,47 @@ fn a_calculation_currency_other_than_usd_is_taken_and_a_bad_one_refused() {
     assert_eq!(code, 2);
     assert!(error.contains("calculation currency 'eur'"), "{error}");
 }
+
+#[test]
+fn schedule_rows_give_schedule_im_as_ore_does() {
+    // examples/simm/schedule.tsv as of 2024-01-31, worked by hand and equal to ORE's im_schedule
+    // report (simm_ore.py --schedule 2024-01-31): NS1 holds a rates trade of 10,000,000 ending
+    // 2027-06-30 (3.4 years: 2 %, 200,000, PV 250,000) and a credit trade of 5,000,000 ending
+    // 2025-01-15 (under 2 years: 2 %, 100,000, PV -120,000). Gross IM 300,000, gross replacement
+    // cost 250,000, net 130,000, NGR 0.52: 300,000 x (0.4 + 0.6 x 0.52) = 213,600. NS2: an FX
+    // trade of 3,000,000 at 6 %, PV positive, NGR 1: 180,000.
+    let crif = path("examples/simm/schedule.tsv");
+    let (code, text, error) = run(&["simm", crif.as_str(), "--asof", "2024-01-31"]);
+    assert_eq!(code, 0, "{error}");
+    assert!(
+        text.contains("Schedule IM netting set NS1 under Unspecified: 213,600.00 USD"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Schedule IM netting set NS2 under Unspecified: 180,000.00 USD"),
+        "{text}"
+    );
+    // Enforced, NS1 collects under ESA (both trades; USPR has the credit trade alone) and posts
+    // under ESA too (the rates trade, 200,000 x (0.4 + 0.6 x 1); USPR's credit trade gives
+    // 100,000 x (0.4 + 0.6 x 1)).
+    let (code, json, error) = run(&[
+        "simm",
+        crif.as_str(),
+        "--asof",
+        "2024-01-31",
+        "--regulations",
+        "--side",
+        "post",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{error}");
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let ns1 = &value["schedule"][0];
+    assert_eq!(ns1["netting_set"], "NS1");
+    assert_eq!(ns1["regulation"], "ESA");
+    assert!((ns1["schedule_im"].as_f64().unwrap() - 200_000.0).abs() < 0.005);
+    // Without --asof the maturities are unknown: refused by name.
+    let (code, _, error) = run(&["simm", crif.as_str()]);
+    assert_eq!(code, 2);
+    assert!(error.contains("give --asof DATE"), "{error}");
+}

@@ -14,6 +14,7 @@ use compact_str::CompactString;
 
 use crate::error::CrifError;
 use crate::regulation::Regulations;
+use crate::schedule::{ScheduleKind, ScheduleProductClass, ScheduleRow, parse_date};
 
 /// A SIMM product class (SIMM section B.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -386,6 +387,8 @@ pub struct Crif {
     pub sensitivities: Vec<Sensitivity>,
     /// The add-on rows.
     pub add_ons: Vec<AddOn>,
+    /// The rows with `im_model` Schedule (their `PV` and `Notional`), for [`crate::schedule_im`].
+    pub schedule: Vec<ScheduleRow>,
     /// The distinct regulations of the rows (`collect_regulations`, `post_regulations`), each
     /// with the first row (1-based) that has them; a row's index 0 means none (and the list may
     /// be empty).
@@ -405,6 +408,9 @@ struct Columns {
     amount_usd: usize,
     collect_regulations: Option<usize>,
     post_regulations: Option<usize>,
+    trade_id: Option<usize>,
+    im_model: Option<usize>,
+    end_date: Option<usize>,
 }
 
 fn find(header: &[&str], name: &'static str) -> Option<usize> {
@@ -428,6 +434,9 @@ impl Columns {
             amount_usd: need("AmountUSD")?,
             collect_regulations: find(header, "collect_regulations"),
             post_regulations: find(header, "post_regulations"),
+            trade_id: find(header, "TradeID").or_else(|| find(header, "trade_id")),
+            im_model: find(header, "im_model").or_else(|| find(header, "IMModel")),
+            end_date: find(header, "end_date").or_else(|| find(header, "EndDate")),
         })
     }
 }
@@ -486,7 +495,15 @@ pub fn parse(text: &str) -> Result<Crif, CrifError> {
             0
         };
         let risk_type = fields.get(columns.risk_type).map_or("", |f| f.trim_ascii());
-        if risk_type.starts_with("Param_") || risk_type.eq_ignore_ascii_case("Notional") {
+        let schedule = columns
+            .im_model
+            .and_then(|i| fields.get(i))
+            .is_some_and(|f| f.trim_ascii().eq_ignore_ascii_case("Schedule"));
+        if schedule {
+            let mut row = parse_schedule_row(&fields, &columns, &header, index + 1)?;
+            row.regulations = regulations;
+            crif.schedule.push(row);
+        } else if risk_type.starts_with("Param_") || risk_type.eq_ignore_ascii_case("Notional") {
             let mut add_on = parse_add_on(&fields, &columns, &header, index + 1)?;
             add_on.regulations = regulations;
             crif.add_ons.push(add_on);
@@ -497,6 +514,65 @@ pub fn parse(text: &str) -> Result<Crif, CrifError> {
         }
     }
     Ok(crif)
+}
+
+/// Reads a row with `im_model` Schedule: a trade's `PV` or `Notional` (ORE's
+/// `IMScheduleCalculator::collectTradeData`).
+fn parse_schedule_row(
+    fields: &[&str],
+    columns: &Columns,
+    header: &[&str],
+    row: usize,
+) -> Result<ScheduleRow, CrifError> {
+    let field = |index: usize| fields.get(index).map_or("", |f| f.trim_ascii());
+    let bad = |index: usize, message: &str| CrifError::Field {
+        row,
+        column: header.get(index).map_or("", |h| h.trim()).to_string(),
+        value: field(index).to_string(),
+        message: message.to_string(),
+    };
+    let kind = match field(columns.risk_type) {
+        t if t.eq_ignore_ascii_case("PV") => ScheduleKind::Pv,
+        t if t.eq_ignore_ascii_case("Notional") => ScheduleKind::Notional,
+        _ => {
+            return Err(bad(
+                columns.risk_type,
+                "a Schedule row is a PV or a Notional",
+            ));
+        }
+    };
+    let product_class =
+        ScheduleProductClass::parse(field(columns.product_class)).ok_or_else(|| {
+            bad(
+                columns.product_class,
+                "expected a schedule product class: Rates, FX, Credit, Equity, Commodity or Other",
+            )
+        })?;
+    let trade = columns
+        .trade_id
+        .ok_or(CrifError::MissingColumn("TradeID"))?;
+    let end = columns
+        .end_date
+        .ok_or(CrifError::MissingColumn("end_date"))?;
+    let end_date = parse_date(field(end)).ok_or_else(|| bad(end, "expected a date, YYYY-MM-DD"))?;
+    let amount_usd = field(columns.amount_usd)
+        .parse::<f64>()
+        .ok()
+        .filter(|a| a.is_finite() && a.abs() <= AMOUNT_USD_MAX)
+        .ok_or_else(|| bad(columns.amount_usd, "expected a finite number within 10^15"))?;
+    Ok(ScheduleRow {
+        netting_set: columns
+            .netting_set
+            .map(|i| CompactString::from(field(i)))
+            .unwrap_or_default(),
+        trade_id: CompactString::from(field(trade)),
+        product_class,
+        kind,
+        amount_usd,
+        end_date,
+        regulations: 0,
+        row,
+    })
 }
 
 /// Reads an add-on row (`Param_*` or `Notional`).

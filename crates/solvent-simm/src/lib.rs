@@ -36,6 +36,7 @@ mod interest_rate;
 mod margin;
 mod regulation;
 mod report;
+mod schedule;
 
 pub use calibration::{Calibration, MarginPeriod, Version};
 pub use crif::{AddOn, AddOnKind, Bucket, Crif, ProductClass, RiskType, Sensitivity, Tenor};
@@ -46,4 +47,8 @@ pub use regulation::{
 pub use report::{
     MarginTypes, NettingSetSimm, ProductClassSimm, RiskClass, RiskClassSimm, Side, simm,
     simm_for_side,
+};
+pub use schedule::{
+    ScheduleError, ScheduleIm, ScheduleKind, ScheduleProductClass, ScheduleRow, parse_date,
+    schedule_im, year_fraction,
 };

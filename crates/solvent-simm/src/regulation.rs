@@ -399,7 +399,7 @@ pub fn simm_under_regulations(
 }
 
 /// QuantLib's `close_enough(x, y)` with its 42 machine epsilons.
-fn close_enough(x: f64, y: f64) -> bool {
+pub(crate) fn close_enough(x: f64, y: f64) -> bool {
     if x == y {
         return true;
     }

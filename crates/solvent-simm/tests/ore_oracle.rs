@@ -23,7 +23,7 @@ use std::process::Command;
 use serde_json::Value;
 use solvent_simm::{
     Calibration, MarginPeriod, MarginTypes, NettingSetSimm, RiskClassSimm, Side, Version, crif,
-    simm_for_side, simm_under_regulations,
+    parse_date, schedule_im, simm_for_side, simm_under_regulations,
 };
 
 /// To the cent.
@@ -461,6 +461,99 @@ fn other_calculation_currencies_agree_with_ore() {
                 version.name(),
                 comparison.figures,
                 comparison.worst
+            );
+        }
+    }
+    std::fs::remove_file(&path).ok();
+}
+
+/// Schedule IM (ORE's `IMScheduleCalculator`, its application's `imschedule` analytic and
+/// `im_schedule` report), with the regulations enforced and not, on both sides: the netting sets,
+/// each one's winning regulation, gross margin per product class and in all, gross and net
+/// replacement cost, net-to-gross ratio and Schedule IM agree to the cent (the ratio to 1e-12).
+#[test]
+fn schedule_im_agrees_with_ore() {
+    let asof_text = "2024-01-31";
+    let asof = parse_date(asof_text).unwrap();
+    let text = generate::schedule(14, 60, 6, asof);
+    let dir = std::env::temp_dir().join(format!("solvent-simm-oracle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("schedule.tsv");
+    std::fs::write(&path, &text).unwrap();
+    let rows = crif::parse(&text).expect("generated CRIF");
+    assert!(rows.sensitivities.is_empty() && rows.schedule.len() > 600);
+    let python = root().join("target/oracle-venv/bin/python");
+    for enforce in [false, true] {
+        for side in [Side::Collect, Side::Post] {
+            let mut command = Command::new(&python);
+            command.arg(root().join("scripts/oracles/simm_ore.py"));
+            if side == Side::Post {
+                command.arg("--post");
+            }
+            let mode = if enforce {
+                "--schedule-regulations"
+            } else {
+                "--schedule"
+            };
+            command.args([mode, asof_text]);
+            command.arg(&path).arg("2.6");
+            let output = command.output().expect("oracle");
+            assert!(
+                output.status.success(),
+                "oracle failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let expected: Value = serde_json::from_slice(&output.stdout).expect("oracle JSON");
+            let theirs = expected["results"]["2.6"]
+                .as_object()
+                .expect("netting sets");
+            let ours = schedule_im(&rows, asof, side, enforce).unwrap();
+            assert_eq!(
+                ours.iter()
+                    .map(|s| s.netting_set.as_str())
+                    .collect::<Vec<_>>(),
+                theirs.keys().map(String::as_str).collect::<Vec<_>>(),
+                "{side:?} enforced {enforce}: netting sets"
+            );
+            let (mut figures, mut winners) = (0, std::collections::BTreeSet::new());
+            let mut banded = std::collections::BTreeSet::new();
+            for s in &ours {
+                let t = &theirs[&s.netting_set];
+                let what = format!("schedule {side:?} enforced {enforce} {}", s.netting_set);
+                assert_eq!(
+                    t["regulation"].as_str(),
+                    Some(s.regulation.name()),
+                    "{what}"
+                );
+                winners.insert(s.regulation.name());
+                let close = |name: &str, ours: f64, tolerance: f64| {
+                    let theirs = t[name].as_f64().unwrap();
+                    assert!(
+                        (ours - theirs).abs() < tolerance,
+                        "{what} {name}: solvent {ours} vs ORE {theirs}"
+                    );
+                };
+                close("gross_im", s.gross_im, CENT);
+                close("gross_rc", s.gross_replacement_cost, CENT);
+                close("net_rc", s.net_replacement_cost, CENT);
+                close("ngr", s.net_to_gross, 1e-12);
+                close("schedule_im", s.schedule_im, CENT);
+                let classes = t["product_classes"].as_object().unwrap();
+                assert_eq!(s.product_classes.len(), classes.len(), "{what}");
+                for (class, gross) in &s.product_classes {
+                    let theirs = classes[class.name()].as_f64().unwrap();
+                    assert!((gross - theirs).abs() < CENT, "{what} {class:?}");
+                    banded.insert(class.name());
+                }
+                figures += 5 + classes.len();
+            }
+            assert_eq!(banded.len(), 6, "every product class");
+            if enforce {
+                assert!(winners.len() >= 4, "{side:?}: winners {winners:?}");
+            }
+            eprintln!(
+                "schedule {side:?} enforced {enforce}: {} netting sets, {figures} figures, winners {winners:?}",
+                ours.len()
             );
         }
     }
