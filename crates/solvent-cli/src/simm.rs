@@ -116,6 +116,11 @@ pub(crate) fn run(args: &SimmArgs) -> Result<String> {
         })?;
         let asof = parse_date(text)
             .ok_or_else(|| anyhow::anyhow!("--asof '{text}': expected a date, YYYY-MM-DD"))?;
+        anyhow::ensure!(
+            calibration.calculation_currency() == "USD",
+            "Schedule IM is computed in USD only: --calculation-currency {} is not taken with Schedule rows",
+            calibration.calculation_currency()
+        );
         schedule_im(&sensitivities, asof, args.side.side(), args.regulations)
             .with_context(|| format!("{}", args.crif.display()))?
     };

@@ -306,6 +306,20 @@ fn schedule_rows_give_schedule_im_as_ore_does() {
     assert_eq!(ns1["netting_set"], "NS1");
     assert_eq!(ns1["regulation"], "ESA");
     assert!((ns1["schedule_im"].as_f64().unwrap() - 200_000.0).abs() < 0.005);
+    // ORE's Schedule IM in another calculation currency converts with FX rates: refused.
+    let (code, _, error) = run(&[
+        "simm",
+        crif.as_str(),
+        "--asof",
+        "2024-01-31",
+        "--calculation-currency",
+        "EUR",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        error.contains("Schedule IM is computed in USD only"),
+        "{error}"
+    );
     // Without --asof the maturities are unknown: refused by name.
     let (code, _, error) = run(&["simm", crif.as_str()]);
     assert_eq!(code, 2);
