@@ -5,8 +5,10 @@
 //! absent), `ProductClass`, `RiskType`, `Qualifier`, `Bucket`, `Label1`, `Label2`, `AmountUSD`, and
 //! `Amount` for the factors of the add-on rows (`Param_ProductClassMultiplier`,
 //! `Param_AddOnNotionalFactor`), and `collect_regulations` / `post_regulations` (the regulations
-//! of the row, read for [`crate::simm_under_regulations`]). Other columns are ignored. Every error
-//! names the row (1 is the header) and the column at fault.
+//! of the row, read for [`crate::simm_under_regulations`]), and for rows whose `im_model` is
+//! `Schedule` (a trade's `PV` or `Notional`, for [`crate::schedule_im`]) `TradeID`, the schedule
+//! product class and `end_date`. Other columns are ignored. Every error names the row (1 is the
+//! header) and the column at fault.
 
 use std::collections::HashMap;
 
