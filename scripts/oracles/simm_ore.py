@@ -11,7 +11,9 @@ Usage: simm_ore.py [--post] [--one-day] [--regulations] CRIF.tsv VERSION [VERSIO
   parseSimmVersion reads it, e.g. 2.6 or 2.8+2506; --calculation-currency CCY: ORE's application
   with that calculation currency, results still in USD; --schedule ASOF or
   --schedule-regulations ASOF: Schedule IM (ORE's imschedule analytic and its im_schedule
-  report) as of ASOF, the regulations not enforced or enforced; VERSION is then only passed on)
+  report) as of ASOF, the regulations not enforced or enforced; VERSION is then only passed on;
+  --result-currency CCY --fx PAIR=RATE...: SIMM in that result currency through ORE's
+  application, its market's FX spots the given rates, e.g. --fx EURUSD=1.085)
 
 Prints JSON: {"seconds": {version: s}, "results": {version: {netting_set: breakdown}}}, where a
 breakdown holds "total", "margin_types" {Delta, Vega, Curvature, BaseCorr, AdditionalIM}, "risk_classes" {rc:
@@ -210,7 +212,7 @@ ORE_XML = """<?xml version="1.0"?>
       <Parameter name="mporDays">{mpor}</Parameter>
       <Parameter name="crif">crif.csv</Parameter>
       <Parameter name="calculationCurrency">USD</Parameter>
-      <Parameter name="resultCurrency">USD</Parameter>
+      <Parameter name="resultCurrency">{result}</Parameter>
       <Parameter name="enforceIMRegulations">{enforce}</Parameter>
     </Analytic>
   </Analytics>
@@ -218,15 +220,21 @@ ORE_XML = """<?xml version="1.0"?>
 """
 
 
-def run_ore_xml(text, version, mpor, analytic, report, enforce, asof="2024-01-31"):
+def run_ore_xml(text, version, mpor, analytic, report, enforce, asof="2024-01-31", result="USD", fx=()):
     """ORE's application from an ore.xml (its Python inputs have no setter for
     enforceIMRegulations): one analytic on the CRIF, written comma-separated with fields quoted
-    where they hold commas, as ORE's file reader takes it. Returns the report's columns."""
+    where they hold commas, as ORE's file reader takes it; `fx`, pairs such as ("EURUSD", 1.085),
+    become the market's FX spots for a result currency other than USD. Returns the report's
+    columns."""
     import tempfile, os
     with tempfile.TemporaryDirectory() as d:
+        spots = "".join(f'<FxSpot pair="{p}">FX/{p[:3]}/{p[3:]}</FxSpot>' for p, _ in fx)
+        market = (f'<TodaysMarket><Configuration id="default"><FxSpotsId>default</FxSpotsId></Configuration>'
+                  f'<FxSpots id="default">{spots}</FxSpots></TodaysMarket>') if fx else "<TodaysMarket/>"
+        quotes = "".join(f"{asof.replace('-', '')} FX/RATE/{p[:3]}/{p[3:]} {r!r}\n" for p, r in fx)
         for name, body in [("conventions.xml", "<Conventions/>"), ("curveconfig.xml", "<CurveConfiguration/>"),
-                           ("todaysmarket.xml", "<TodaysMarket/>"), ("pricingengine.xml", "<PricingEngines/>"),
-                           ("market.txt", ""), ("fixings.txt", "")]:
+                           ("todaysmarket.xml", market), ("pricingengine.xml", "<PricingEngines/>"),
+                           ("market.txt", quotes), ("fixings.txt", "")]:
             with open(os.path.join(d, name), "w") as f:
                 f.write(body)
         with open(os.path.join(d, "crif.csv"), "w", newline="") as f:
@@ -234,7 +242,7 @@ def run_ore_xml(text, version, mpor, analytic, report, enforce, asof="2024-01-31
             csv.writer(f, lineterminator="\n").writerows(table)
         with open(os.path.join(d, "ore.xml"), "w") as f:
             f.write(ORE_XML.format(dir=d, version=version, mpor=mpor, analytic=analytic,
-                                   enforce="Y" if enforce else "N", asof=asof))
+                                   enforce="Y" if enforce else "N", asof=asof, result=result))
         params = ORE.Parameters()
         params.fromFile(os.path.join(d, "ore.xml"))
         start = time.perf_counter()
@@ -267,9 +275,10 @@ def run_schedule(text, rows, version, side, mpor, enforce, asof):
     return out, seconds
 
 
-def run_regulations(text, rows, version, side, mpor):
-    """SIMM with the regulations enforced, through ORE's application from an ore.xml."""
-    cols, seconds = run_ore_xml(text, version, mpor, "simm", "simm", True)
+def run_regulations(text, rows, version, side, mpor, enforce=True, result="USD", fx=()):
+    """SIMM through ORE's application from an ore.xml: the regulations enforced (or not), in a
+    result currency (USD unless given, with the FX spots `fx`)."""
+    cols, seconds = run_ore_xml(text, version, mpor, "simm", "simm", enforce, result=result, fx=fx)
     figures, regulation = {}, {}
     for i in range(len(cols["Portfolio"])):
         if cols["Bucket"][i] != "All" or cols["SimmSide"][i] != SIDES[side]:
@@ -308,6 +317,8 @@ def main():
     regulations = False
     calculation = None
     schedule = None
+    result = None
+    fx = []
     while args and args[0].startswith("--"):
         if args[0] == "--post":
             side = S.SimmSide_Post
@@ -320,6 +331,13 @@ def main():
             # --schedule-regulations ASOF: enforced.
             schedule = (args[1], args[0] == "--schedule-regulations")
             args = args[1:]
+        elif args[0] == "--result-currency":
+            result = args[1]
+            args = args[1:]
+        elif args[0] == "--fx":
+            pair, rate = args[1].split("=")
+            fx.append((pair, float(rate)))
+            args = args[1:]
         elif args[0] == "--calculation-currency":
             calculation = args[1]
             args = args[1:]
@@ -331,6 +349,9 @@ def main():
     rows = list(csv.DictReader(io.StringIO(text), delimiter="\t"))
     results, seconds = {}, {}
     for version in versions:
+        if result is not None:
+            results[version], seconds[version] = run_regulations(text, rows, version, side, mpor, regulations, result, fx)
+            continue
         if schedule is not None:
             results[version], seconds[version] = run_schedule(text, rows, version, side, mpor, schedule[1], schedule[0])
             continue

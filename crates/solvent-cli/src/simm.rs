@@ -36,6 +36,15 @@ pub(crate) struct SimmArgs {
     /// group picks the FX risk weights and correlations); amounts and margins stay in USD.
     #[arg(long, default_value = "USD", value_name = "CCY")]
     calculation_currency: String,
+    /// The result currency: margins in it, each amount read from `Amount` converted from
+    /// `AmountCurrency` and each concentration threshold converted from USD, at the
+    /// `--fx-rate` rates, as ORE converts them.
+    #[arg(long, default_value = "USD", value_name = "CCY")]
+    result_currency: String,
+    /// An FX rate for `--result-currency`: PAIR=RATE, e.g. EURUSD=1.085 (one EUR in USD); repeat
+    /// for each currency; a pair's inverse and crosses through USD are derived.
+    #[arg(long = "fx-rate", value_name = "PAIR=RATE")]
+    fx_rates: Vec<String>,
     /// Enforce the CRIF's `collect_regulations` / `post_regulations`, as ORE's SimmCalculator does
     /// with enforceIMRegulations: SIMM under each regulation of a netting set, reported for the
     /// winning one (the largest; the first in ORE's order among equals). Without it every row
@@ -83,10 +92,37 @@ pub(crate) fn run(args: &SimmArgs) -> Result<String> {
     let version = Version::parse(&args.version)?;
     let text = fs::read_to_string(&args.crif)
         .with_context(|| format!("cannot read {}", args.crif.display()))?;
-    let sensitivities = crif::parse(&text).with_context(|| format!("{}", args.crif.display()))?;
     let period = MarginPeriod::parse(&args.mpor)?;
-    let calibration = Calibration::load_for(version, period)?
+    let mut calibration = Calibration::load_for(version, period)?
         .with_calculation_currency(&args.calculation_currency)?;
+    let currency = args.result_currency.trim().to_string();
+    let sensitivities = if currency == "USD" {
+        anyhow::ensure!(
+            args.fx_rates.is_empty(),
+            "--fx-rate is for a --result-currency other than USD"
+        );
+        crif::parse(&text)
+    } else {
+        anyhow::ensure!(
+            currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase()),
+            "result currency '{currency}': expected an ISO code such as EUR"
+        );
+        let rates = crif::FxRates::parse(args.fx_rates.iter().map(String::as_str))?;
+        let usd = rates.rate("USD", &currency).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no FX rate between USD and {currency}: give --fx-rate, e.g. {currency}USD=RATE"
+            )
+        })?;
+        calibration = calibration.with_thresholds_in(usd)?;
+        crif::parse_in(
+            &text,
+            &crif::ResultCurrency {
+                currency: &currency,
+                rates: &rates,
+            },
+        )
+    }
+    .with_context(|| format!("{}", args.crif.display()))?;
     let (results, winners): (Vec<NettingSetSimm>, Vec<Option<RegulatedWinner>>) =
         if args.regulations {
             simm_under_regulations(&sensitivities, &calibration, args.side.side())
@@ -117,8 +153,8 @@ pub(crate) fn run(args: &SimmArgs) -> Result<String> {
         let asof = parse_date(text)
             .ok_or_else(|| anyhow::anyhow!("--asof '{text}': expected a date, YYYY-MM-DD"))?;
         anyhow::ensure!(
-            calibration.calculation_currency() == "USD",
-            "Schedule IM is computed in USD only: --calculation-currency {} is not taken with Schedule rows",
+            calibration.calculation_currency() == "USD" && currency == "USD",
+            "Schedule IM is computed in USD only: --calculation-currency {} and --result-currency {currency} are not taken with Schedule rows",
             calibration.calculation_currency()
         );
         schedule_im(&sensitivities, asof, args.side.side(), args.regulations)
@@ -138,7 +174,7 @@ pub(crate) fn run(args: &SimmArgs) -> Result<String> {
             "version": version.name(),
             "side": args.side.name(),
             "margin_period_days": if period == MarginPeriod::OneDay { 1 } else { 10 },
-            "currency": "USD",
+            "currency": currency,
             "calculation_currency": calibration.calculation_currency(),
             "regulations_enforced": args.regulations,
             "netting_sets": sets,
@@ -151,9 +187,9 @@ pub(crate) fn run(args: &SimmArgs) -> Result<String> {
             schedule.is_empty(),
             "Schedule IM is not written as CSV: use the table or --json"
         );
-        return csv(&results, &winners);
+        return csv(&results, &winners, &currency);
     }
-    let mut out = tables(version, args.side, period, &results, &winners);
+    let mut out = tables(version, args.side, period, &results, &winners, &currency);
     out.push_str(&schedule_tables(&schedule));
     Ok(out)
 }
@@ -218,16 +254,16 @@ fn usd(value: Option<f64>) -> Cell {
 
 /// The columns of a netting set's breakdown; CSV leads with the netting set, so one file holds
 /// them all.
-fn columns() -> Vec<Column> {
+fn columns(currency: &str) -> Vec<Column> {
     vec![
         Column::new("netting set", Kind::Label).csv_only(),
         Column::new("product class", Kind::Label),
         Column::new("risk class", Kind::Label),
-        Column::new("delta (USD)", Kind::Number),
-        Column::new("vega (USD)", Kind::Number),
-        Column::new("curvature (USD)", Kind::Number),
-        Column::new("base corr. (USD)", Kind::Number),
-        Column::new("total (USD)", Kind::Number),
+        Column::new(format!("delta ({currency})"), Kind::Number),
+        Column::new(format!("vega ({currency})"), Kind::Number),
+        Column::new(format!("curvature ({currency})"), Kind::Number),
+        Column::new(format!("base corr. ({currency})"), Kind::Number),
+        Column::new(format!("total ({currency})"), Kind::Number),
     ]
 }
 
@@ -305,8 +341,12 @@ fn add_rows(grid: &mut Grid, set: &NettingSetSimm) {
 
 /// Every netting set's breakdown in one CSV (see [`Grid::csv`]); with the regulations
 /// enforced, the netting set column names the winning regulation too (`NS1 [ESA]`).
-fn csv(results: &[NettingSetSimm], winners: &[Option<RegulatedWinner>]) -> Result<String> {
-    let mut grid = Grid::new(columns());
+fn csv(
+    results: &[NettingSetSimm],
+    winners: &[Option<RegulatedWinner>],
+    currency: &str,
+) -> Result<String> {
+    let mut grid = Grid::new(columns(currency));
     for (set, winner) in results.iter().zip(winners) {
         match winner {
             Some(w) => {
@@ -326,6 +366,7 @@ fn tables(
     period: MarginPeriod,
     results: &[NettingSetSimm],
     winners: &[Option<RegulatedWinner>],
+    currency: &str,
 ) -> String {
     let mut out = String::new();
     for (set, winner) in results.iter().zip(winners) {
@@ -343,17 +384,17 @@ fn tables(
         });
         let _ = writeln!(
             out,
-            "SIMM {} netting set {name}{under}: {} USD",
+            "SIMM {} netting set {name}{under}: {} {currency}",
             version.name(),
             grouped(&format!("{:.2}", set.total))
         );
-        let mut grid = Grid::new(columns());
+        let mut grid = Grid::new(columns(currency));
         add_rows(&mut grid, set);
         let _ = writeln!(out, "{}\n", grid.render(Layout::Wide));
     }
     let _ = writeln!(
         out,
-        "{} side, USD, {}-day margin period. A risk class's total is the sum of its margin types;\n\
+        "{} side, {currency}, {}-day margin period. A risk class's total is the sum of its margin types;\n\
          a product class's aggregates its risk classes with psi (SIMM B.6-7, K); SIMM is the sum of\n\
          the product classes (B.6-7) and of the add-ons.",
         if matches!(side, SideArg::Post) {

@@ -325,3 +325,45 @@ fn schedule_rows_give_schedule_im_as_ore_does() {
     assert_eq!(code, 2);
     assert!(error.contains("give --asof DATE"), "{error}");
 }
+
+#[test]
+fn a_result_currency_converts_amounts_and_thresholds_as_ore_does() {
+    // The regulations example in EUR at EURUSD 1.085 (its amounts are in USD): ORE (simm_ore.py
+    // --result-currency EUR --fx EURUSD=1.085, SIMM 2.6) gives NS1 42,699,132.24216317 EUR and
+    // NS2 27,649,769.585253455 EUR, the USD figures over 1.085.
+    let crif = path("examples/simm/regulations.tsv");
+    let (code, text, error) = run(&[
+        "simm",
+        crif.as_str(),
+        "--version",
+        "2.6",
+        "--result-currency",
+        "EUR",
+        "--fx-rate",
+        "EURUSD=1.085",
+    ]);
+    assert_eq!(code, 0, "{error}");
+    assert!(
+        text.contains("SIMM 2.6 netting set NS1: 42,699,132.24 EUR"),
+        "{text}"
+    );
+    assert!(
+        text.contains("SIMM 2.6 netting set NS2: 27,649,769.59 EUR"),
+        "{text}"
+    );
+    assert!(text.contains("total (EUR)"), "{text}");
+    // Without a rate to EUR, refused by name.
+    let (code, _, error) = run(&["simm", crif.as_str(), "--result-currency", "EUR"]);
+    assert_eq!(code, 2);
+    assert!(error.contains("no FX rate between USD and EUR"), "{error}");
+    let (code, _, error) = run(&[
+        "simm",
+        crif.as_str(),
+        "--result-currency",
+        "EUR",
+        "--fx-rate",
+        "EURUSD=-1",
+    ]);
+    assert_eq!(code, 2);
+    assert!(error.contains("FX rate 'EURUSD=-1'"), "{error}");
+}

@@ -668,6 +668,33 @@ impl Calibration {
         Ok(self)
     }
 
+    /// The same calibration for margins in a result currency other than USD: every
+    /// concentration threshold (in USD) times `usd_rate`, the price of one USD in that currency,
+    /// as ORE's `SimmCalculator` converts them (`concThreshold *= fxRate("USD" + resultCcy)`).
+    /// The amounts must be in that currency too ([`crate::crif::parse_in`]).
+    ///
+    /// # Errors
+    /// [`CalibrationError::FxRate`] unless `usd_rate` is positive and finite.
+    pub fn with_thresholds_in(mut self, usd_rate: f64) -> Result<Self, CalibrationError> {
+        if !(usd_rate.is_finite() && usd_rate > 0.0) {
+            return Err(CalibrationError::FxRate(usd_rate));
+        }
+        for class in [&mut self.equity, &mut self.commodity] {
+            class.delta_threshold = class.delta_threshold.map(|t| t * usd_rate);
+            class.vega_threshold = class.vega_threshold.map(|t| t * usd_rate);
+        }
+        for class in [&mut self.credit_qualifying, &mut self.credit_non_qualifying] {
+            class.delta_threshold = class.delta_threshold.map(|t| t * usd_rate);
+            class.vega_threshold *= usd_rate;
+        }
+        self.fx.delta_threshold = self.fx.delta_threshold.map(|t| t * usd_rate);
+        self.fx.vega_threshold = self.fx.vega_threshold.map(|t| t * usd_rate);
+        let ir = &mut self.interest_rate;
+        ir.delta_threshold = ir.delta_threshold.map(|t| t * usd_rate);
+        ir.vega_threshold = ir.vega_threshold.map(|t| t * usd_rate);
+        Ok(self)
+    }
+
     /// The calculation currency.
     pub fn calculation_currency(&self) -> &str {
         &self.calculation_currency

@@ -413,6 +413,7 @@ struct Columns {
     trade_id: Option<usize>,
     im_model: Option<usize>,
     end_date: Option<usize>,
+    amount_currency: Option<usize>,
 }
 
 fn find(header: &[&str], name: &'static str) -> Option<usize> {
@@ -439,6 +440,7 @@ impl Columns {
             trade_id: find(header, "TradeID").or_else(|| find(header, "trade_id")),
             im_model: find(header, "im_model").or_else(|| find(header, "IMModel")),
             end_date: find(header, "end_date").or_else(|| find(header, "EndDate")),
+            amount_currency: find(header, "AmountCurrency"),
         })
     }
 }
@@ -449,6 +451,84 @@ impl Columns {
 /// [`CrifError`] naming the row and column of the first bad field, a missing column, or a risk
 /// type SIMM defines that Solvent does not compute.
 pub fn parse(text: &str) -> Result<Crif, CrifError> {
+    parse_with(text, None)
+}
+
+/// FX rates for a result currency other than USD: `(pair, rate)` with the pair as six letters,
+/// `EURUSD` 1.085 meaning one EUR is 1.085 USD.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FxRates {
+    rates: Vec<(String, f64)>,
+}
+
+impl FxRates {
+    /// Reads `PAIR=RATE` items such as `EURUSD=1.085`.
+    ///
+    /// # Errors
+    /// [`CrifError::FxRate`] naming an item that is not six capitals, `=` and a positive finite
+    /// number.
+    pub fn parse<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Self, CrifError> {
+        let mut rates = Vec::new();
+        for item in items {
+            let bad = || CrifError::FxRate(item.to_string());
+            let (pair, rate) = item.split_once('=').ok_or_else(bad)?;
+            let pair = pair.trim();
+            let rate: f64 = rate.trim().parse().map_err(|_| bad())?;
+            if pair.len() != 6 || !pair.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(bad());
+            }
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(bad());
+            }
+            rates.push((pair.to_string(), rate));
+        }
+        Ok(FxRates { rates })
+    }
+
+    /// The price of one `from` in `to`: 1 for the same currency, a rate given for the pair or
+    /// its inverse (`1 / rate`, as ORE's FX triangulation inverts), else through USD.
+    pub fn rate(&self, from: &str, to: &str) -> Option<f64> {
+        if from == to {
+            return Some(1.0);
+        }
+        let direct = |a: &str, b: &str| {
+            self.rates
+                .iter()
+                .find(|(p, _)| p.get(..3) == Some(a) && p.get(3..) == Some(b))
+                .map(|(_, r)| *r)
+                .or_else(|| {
+                    self.rates
+                        .iter()
+                        .find(|(p, _)| p.get(..3) == Some(b) && p.get(3..) == Some(a))
+                        .map(|(_, r)| 1.0 / r)
+                })
+        };
+        direct(from, to).or_else(|| Some(direct(from, "USD")? * direct("USD", to)?))
+    }
+}
+
+/// A CRIF's amounts in another result currency: each row's `Amount` in `AmountCurrency` at the
+/// given rates (ORE's `SimmCalculator` converts so when the result currency is not USD).
+pub struct ResultCurrency<'a> {
+    /// The result currency.
+    pub currency: &'a str,
+    /// The rates.
+    pub rates: &'a FxRates,
+}
+
+/// Parses a CRIF with its amounts in a result currency other than USD: every amount that SIMM
+/// reads from `AmountUSD` (sensitivities, fixed add-ons, notionals; not the multipliers and
+/// notional factors) is `Amount` converted from `AmountCurrency` instead, as ORE does. The
+/// field `amount_usd` of the rows then holds the result currency's amount.
+///
+/// # Errors
+/// As [`parse`], and [`CrifError::Field`] for a row whose `Amount` is not a number or whose
+/// `AmountCurrency` has no rate; [`CrifError::MissingColumn`] without those columns.
+pub fn parse_in(text: &str, result: &ResultCurrency<'_>) -> Result<Crif, CrifError> {
+    parse_with(text, Some(result))
+}
+
+fn parse_with(text: &str, result: Option<&ResultCurrency<'_>>) -> Result<Crif, CrifError> {
     let mut lines = text.lines().enumerate();
     let (_, header_line) = lines
         .by_ref()
@@ -501,6 +581,12 @@ pub fn parse(text: &str) -> Result<Crif, CrifError> {
             .im_model
             .and_then(|i| fields.get(i))
             .is_some_and(|f| f.trim_ascii().eq_ignore_ascii_case("Schedule"));
+        let converted = || -> Result<Option<f64>, CrifError> {
+            let Some(result) = result else {
+                return Ok(None);
+            };
+            converted_amount(&fields, &columns, &header, index + 1, result).map(Some)
+        };
         if schedule {
             let mut row = parse_schedule_row(&fields, &columns, &header, index + 1)?;
             row.regulations = regulations;
@@ -508,14 +594,73 @@ pub fn parse(text: &str) -> Result<Crif, CrifError> {
         } else if risk_type.starts_with("Param_") || risk_type.eq_ignore_ascii_case("Notional") {
             let mut add_on = parse_add_on(&fields, &columns, &header, index + 1)?;
             add_on.regulations = regulations;
+            match &mut add_on.kind {
+                AddOnKind::FixedAmount { amount_usd } | AddOnKind::Notional { amount_usd, .. } => {
+                    if let Some(amount) = converted()? {
+                        *amount_usd = amount;
+                    }
+                }
+                AddOnKind::ProductClassMultiplier { .. } | AddOnKind::NotionalFactor { .. } => {}
+            }
             crif.add_ons.push(add_on);
         } else {
             let mut row = parse_row(&fields, &columns, &header, index + 1)?;
             row.regulations = regulations;
+            if let Some(amount) = converted()? {
+                row.amount_usd = amount;
+            }
             crif.sensitivities.push(row);
         }
     }
     Ok(crif)
+}
+
+/// `Amount` converted from `AmountCurrency` into the result currency.
+fn converted_amount(
+    fields: &[&str],
+    columns: &Columns,
+    header: &[&str],
+    row: usize,
+    result: &ResultCurrency<'_>,
+) -> Result<f64, CrifError> {
+    let field = |index: usize| fields.get(index).map_or("", |f| f.trim_ascii());
+    let bad = |index: usize, message: String| CrifError::Field {
+        row,
+        column: header.get(index).map_or("", |h| h.trim()).to_string(),
+        value: field(index).to_string(),
+        message,
+    };
+    let amount_column = columns.amount.ok_or(CrifError::MissingColumn("Amount"))?;
+    let currency_column = columns
+        .amount_currency
+        .ok_or(CrifError::MissingColumn("AmountCurrency"))?;
+    let amount = field(amount_column)
+        .parse::<f64>()
+        .ok()
+        .filter(|a| a.is_finite() && a.abs() <= AMOUNT_USD_MAX)
+        .ok_or_else(|| {
+            bad(
+                amount_column,
+                "expected a finite number within 10^15".into(),
+            )
+        })?;
+    let currency = field(currency_column);
+    let rate = result
+        .rates
+        .rate(currency, result.currency)
+        .ok_or_else(|| {
+            bad(
+                currency_column,
+                format!("no FX rate from it to {} (give --fx-rate)", result.currency),
+            )
+        })?;
+    // ORE: fxRate(AmountCurrency + result currency) * Amount.
+    let converted = rate * amount;
+    if converted.is_finite() && converted.abs() <= AMOUNT_USD_MAX {
+        Ok(converted)
+    } else {
+        Err(bad(amount_column, "beyond 10^15 once converted".into()))
+    }
 }
 
 /// Reads a row with `im_model` Schedule: a trade's `PV` or `Notional` (ORE's
@@ -864,6 +1009,20 @@ fn parse_row(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fx_rates_invert_and_cross_through_usd() {
+        let rates = FxRates::parse(["EURUSD=1.085", "GBPUSD=1.27"]).unwrap();
+        assert_eq!(rates.rate("EUR", "USD"), Some(1.085));
+        assert_eq!(rates.rate("USD", "EUR"), Some(1.0 / 1.085));
+        assert_eq!(rates.rate("GBP", "EUR"), Some(1.27 * (1.0 / 1.085)));
+        assert_eq!(rates.rate("EUR", "EUR"), Some(1.0));
+        assert_eq!(rates.rate("JPY", "EUR"), None);
+        assert_eq!(
+            FxRates::parse(["EUR/USD=1.1"]),
+            Err(CrifError::FxRate("EUR/USD=1.1".into()))
+        );
+    }
 
     const HEADER: &str = "TradeID\tPortfolioID\tProductClass\tRiskType\tQualifier\tBucket\tLabel1\tLabel2\tAmountUSD";
 

@@ -18,7 +18,9 @@
 //! classes, for SIMM 2.0, 2.1, 2.2, 2.3, 2.3.8 (2.4), 2.5, 2.5A, 2.6, 2.6.5, 2.7 (+2412), 2.8
 //! (+2506) and 2.8+2512, at a 10-day margin period (and from 2.2 on a 1-day one). The calculation
 //! currency is USD unless set ([`Calibration::with_calculation_currency`]); amounts are read from
-//! `AmountUSD` and margins are in USD. The add-on rows (product class multipliers, fixed amounts,
+//! `AmountUSD` and margins are in USD, or in another result currency from `Amount` and
+//! `AmountCurrency` at given FX rates ([`crif::parse_in`], [`Calibration::with_thresholds_in`]).
+//! The add-on rows (product class multipliers, fixed amounts,
 //! notional factors) are applied as ORE applies them. The figures agree with Open Source Risk
 //! Engine's `SimmCalculator` and `IMScheduleCalculator` to the cent; see `docs/simm.md`.
 //!

@@ -559,3 +559,100 @@ fn schedule_im_agrees_with_ore() {
     }
     std::fs::remove_file(&path).ok();
 }
+
+/// A result currency other than USD (ORE's `resultCurrency` with FX spots in its market): every
+/// amount is `Amount` converted from `AmountCurrency` and every concentration threshold is
+/// converted from USD. Some rows of the CRIF are given in EUR and GBP (their `Amount` at the
+/// rates, `AmountUSD` left as it was), the rest in USD; every figure, in EUR, agrees with ORE's
+/// to the cent.
+#[test]
+fn a_result_currency_other_than_usd_agrees_with_ore() {
+    use solvent_simm::crif::{FxRates, ResultCurrency, parse_in};
+    let (eur, gbp) = (1.085, 1.27);
+    let mut text = generate::crif(15, 60, 30);
+    text.push_str(&generate::add_ons(15, 60));
+    // Every third row in EUR, every seventh in GBP: Amount = AmountUSD / rate (to the cent).
+    let mut lines: Vec<String> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let mut fields: Vec<String> = line.split('\t').map(str::to_string).collect();
+        let fixed_or_sensitivity =
+            !fields[3].starts_with("Param_") || fields[3] == "Param_AddOnFixedAmount";
+        if i > 0 && fixed_or_sensitivity && (i % 3 == 0 || i % 7 == 0) {
+            let (currency, rate) = if i % 3 == 0 {
+                ("EUR", eur)
+            } else {
+                ("GBP", gbp)
+            };
+            let usd: f64 = fields[10].parse().unwrap();
+            fields[8] = currency.to_string();
+            fields[9] = format!("{:.2}", usd / rate);
+        }
+        lines.push(fields.join("\t"));
+    }
+    let text = lines.join("\n") + "\n";
+    let dir = std::env::temp_dir().join(format!("solvent-simm-oracle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("result-currency.tsv");
+    std::fs::write(&path, &text).unwrap();
+    let rates = FxRates::parse(["EURUSD=1.085", "GBPUSD=1.27"]).unwrap();
+    let rows = parse_in(
+        &text,
+        &ResultCurrency {
+            currency: "EUR",
+            rates: &rates,
+        },
+    )
+    .expect("generated CRIF");
+    let python = root().join("target/oracle-venv/bin/python");
+    let versions = [Version::V2_6, Version::V2_8];
+    let mut command = Command::new(&python);
+    command.arg(root().join("scripts/oracles/simm_ore.py"));
+    command.args([
+        "--result-currency",
+        "EUR",
+        "--fx",
+        "EURUSD=1.085",
+        "--fx",
+        "GBPUSD=1.27",
+    ]);
+    command.arg(&path);
+    for version in versions {
+        command.arg(version.name());
+    }
+    let output = command.output().expect("oracle");
+    assert!(
+        output.status.success(),
+        "oracle failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let expected: Value = serde_json::from_slice(&output.stdout).expect("oracle JSON");
+    let usd_in_eur = rates.rate("USD", "EUR").unwrap();
+    assert_eq!(usd_in_eur, 1.0 / eur);
+    for version in versions {
+        let calibration = Calibration::load(version)
+            .unwrap()
+            .with_thresholds_in(usd_in_eur)
+            .unwrap();
+        let results = simm_for_side(&rows, &calibration, Side::Collect);
+        let theirs = &expected["results"][version.name()];
+        assert_eq!(results.len(), theirs.as_object().unwrap().len());
+        let mut comparison = Comparison {
+            report: true,
+            figures: 0,
+            worst: 0.0,
+            seen: Default::default(),
+        };
+        for ours in &results {
+            let what = format!("EUR SIMM {} {}", version.name(), ours.netting_set);
+            comparison.netting_set(&what, ours, &theirs[&ours.netting_set]);
+        }
+        assert_eq!(comparison.seen.len(), 6);
+        eprintln!(
+            "result currency EUR SIMM {}: {} figures, largest difference {:.2e} EUR",
+            version.name(),
+            comparison.figures,
+            comparison.worst
+        );
+    }
+    std::fs::remove_file(&path).ok();
+}
