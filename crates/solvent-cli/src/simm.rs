@@ -21,7 +21,7 @@ pub(crate) struct SimmArgs {
     /// The CRIF file (tab- or comma-separated, ISDA's Common Risk Interchange Format); amounts
     /// are read from `AmountUSD`, netting sets from `PortfolioID`.
     crif: PathBuf,
-    /// The SIMM version: 2.0, 2.1, 2.2, 2.3, 2.3.8 (2.4), 2.5, 2.5A, 2.6, 2.6.5, 2.7 (+2412), 2.8 (+2506) or
+    /// The SIMM version: 1.3.38, 2.0, 2.1, 2.2, 2.3, 2.3.8 (2.4), 2.5, 2.5A, 2.6, 2.6.5, 2.7 (+2412), 2.8 (+2506) or
     /// 2.8+2512.
     #[arg(long, default_value = "2.8")]
     version: String,

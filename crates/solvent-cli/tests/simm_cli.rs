@@ -77,7 +77,7 @@ fn an_unknown_version_is_refused() {
     let (code, _, error) = run(&["simm", crif.as_str(), "--version", "1.3"]);
     assert_eq!(code, 2);
     assert!(
-        error.contains("SIMM version 1.3 is not supported: versions before 2.0"),
+        error.contains("SIMM version 1.3 is not supported: its structure differs"),
         "{error}"
     );
     // Before 2.2 ORE's SIMM has no one-day calibration.

@@ -19,6 +19,9 @@ use crate::error::CalibrationError;
 /// (its transcription of ISDA's published tables); the names are ORE's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub enum Version {
+    /// ISDA SIMM 1.3.38 (ORE's name for the calibration of version 1.3 in force in 2017, its
+    /// `SimmConfiguration_ISDA_V1_3_38`, formerly `ISDA_V338`); 10-day margin period only.
+    V1_3_38,
     /// ISDA SIMM 2.0 (effective 4 December 2017); 10-day margin period only.
     V2_0,
     /// ISDA SIMM 2.1 (effective 1 December 2018); 10-day margin period only.
@@ -47,7 +50,8 @@ pub enum Version {
 
 impl Version {
     /// Every version shipped, oldest first.
-    pub const ALL: [Version; 12] = [
+    pub const ALL: [Version; 13] = [
+        Version::V1_3_38,
         Version::V2_0,
         Version::V2_1,
         Version::V2_2,
@@ -62,7 +66,8 @@ impl Version {
         Version::V2_8_2512,
     ];
 
-    /// Parses a version's name: `2.0`, `2.1`, `2.2`, `2.3`, `2.3.8` (or `2.4`, which ORE reads as 2.3.8), `2.5`,
+    /// Parses a version's name: `1.3.38` (or ORE's alias `ISDA_V338`), `2.0` (or `ISDA_V344`),
+    /// `2.1`, `2.2`, `2.3`, `2.3.8` (or `2.4`, which ORE reads as 2.3.8), `2.5`,
     /// `2.5A`, `2.6` (or `2.5.6`, ORE's alias), `2.6.5`, `2.7` (or `2.7+2412`), `2.8` (or
     /// `2.8+2506`), `2.8+2512`.
     ///
@@ -73,7 +78,8 @@ impl Version {
     /// carry (named, with the reason), [`CalibrationError::UnknownVersion`] for anything else.
     pub fn parse(text: &str) -> Result<Self, CalibrationError> {
         match text.trim() {
-            "2.0" => Ok(Version::V2_0),
+            "1.3.38" | "ISDA_V338" => Ok(Version::V1_3_38),
+            "2.0" | "ISDA_V344" => Ok(Version::V2_0),
             "2.1" => Ok(Version::V2_1),
             "2.2" => Ok(Version::V2_2),
             "2.3" => Ok(Version::V2_3),
@@ -95,6 +101,7 @@ impl Version {
     /// The version's name as ISDA and ORE write it.
     pub fn name(self) -> &'static str {
         match self {
+            Version::V1_3_38 => "1.3.38",
             Version::V2_0 => "2.0",
             Version::V2_1 => "2.1",
             Version::V2_2 => "2.2",
@@ -121,15 +128,16 @@ impl Version {
     /// bucket correlate by qualifier, not by group (`Label2`), and equity bucket 12 has a
     /// curvature margin.
     pub(crate) fn before_2_2(self) -> bool {
-        matches!(self, Version::V2_0 | Version::V2_1)
+        matches!(self, Version::V1_3_38 | Version::V2_0 | Version::V2_1)
     }
 
     fn source(self, period: MarginPeriod) -> Option<&'static str> {
         use MarginPeriod::{OneDay, TenDays};
         Some(match (self, period) {
+            (Version::V1_3_38, TenDays) => include_str!("../calibration/v1_3_38.toml"),
             (Version::V2_0, TenDays) => include_str!("../calibration/v2_0.toml"),
             (Version::V2_1, TenDays) => include_str!("../calibration/v2_1.toml"),
-            (Version::V2_0 | Version::V2_1, OneDay) => return None,
+            (Version::V1_3_38 | Version::V2_0 | Version::V2_1, OneDay) => return None,
             (Version::V2_2, TenDays) => include_str!("../calibration/v2_2.toml"),
             (Version::V2_3, TenDays) => include_str!("../calibration/v2_3.toml"),
             (Version::V2_3_8, TenDays) => include_str!("../calibration/v2_3_8.toml"),
@@ -155,12 +163,31 @@ impl Version {
 }
 
 /// Versions ORE's package accepts whose calibration Solvent does not carry, with the reason.
-pub(crate) const NOT_SHIPPED: [(&str, &str); 5] = [
-    ("1.0", "versions before 2.0 are not carried"),
-    ("1.1", "versions before 2.0 are not carried"),
-    ("1.2", "versions before 2.0 are not carried"),
-    ("1.3", "versions before 2.0 are not carried"),
-    ("1.3.38", "versions before 2.0 are not carried"),
+pub(crate) const NOT_SHIPPED: [(&str, &str); 6] = [
+    (
+        "1.0",
+        "its structure differs (11 equity and 16 commodity buckets, no inflation volatility in curvature) and is not carried",
+    ),
+    (
+        "ISDA_V315",
+        "ORE's alias of 1.0, whose structure differs (11 equity and 16 commodity buckets) and is not carried",
+    ),
+    (
+        "1.3",
+        "its structure differs (11 equity and 16 commodity buckets) and is not carried",
+    ),
+    (
+        "ISDA_V329",
+        "ORE's alias of 1.3, whose structure differs (11 equity and 16 commodity buckets) and is not carried",
+    ),
+    (
+        "1.1",
+        "ORE reads the name but builds no configuration for it",
+    ),
+    (
+        "1.2",
+        "ORE reads the name but builds no configuration for it",
+    ),
 ];
 
 /// The margin period of risk of a calibration.
@@ -947,9 +974,10 @@ mod tests {
             Version::parse("1.3"),
             Err(CalibrationError::NotShipped(
                 "1.3",
-                "versions before 2.0 are not carried"
+                "its structure differs (11 equity and 16 commodity buckets) and is not carried"
             ))
         );
+        assert_eq!(Version::parse("ISDA_V338"), Ok(Version::V1_3_38));
         assert_eq!(
             Version::parse("9.9"),
             Err(CalibrationError::UnknownVersion("9.9".into()))

@@ -45,7 +45,7 @@ pub enum CrifError {
 pub enum CalibrationError {
     /// No calibration is shipped for this version.
     #[error(
-        "unknown SIMM version '{0}': expected 2.0, 2.1, 2.2, 2.3, 2.3.8 (2.4), 2.5, 2.5A, 2.6, 2.6.5, 2.7 (2.7+2412), 2.8 (2.8+2506) or 2.8+2512"
+        "unknown SIMM version '{0}': expected 1.3.38, 2.0, 2.1, 2.2, 2.3, 2.3.8 (2.4), 2.5, 2.5A, 2.6, 2.6.5, 2.7 (2.7+2412), 2.8 (2.8+2506) or 2.8+2512"
     )]
     UnknownVersion(String),
     /// An FX rate that is not positive and finite.
