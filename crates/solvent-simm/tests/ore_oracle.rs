@@ -1,5 +1,6 @@
 //! SIMM against Open Source Risk Engine's `SimmCalculator` (the pip package
-//! `open-source-risk-engine`, run by `scripts/oracles/simm_ore.py`), for every version both ship.
+//! `open-source-risk-engine`, run by `scripts/oracles/simm_ore.py`), for every version both ship
+//! (1.3.38 to 2.8+2512).
 //!
 //! Seeded CRIFs (`support/generate.rs`) cover every risk class in all four product classes (the
 //! test checks that all six appear): interest rate tenors, sub-curves, inflation, cross-currency
@@ -9,6 +10,10 @@
 //! bind, repeated rows. Every figure ORE reports for a netting set must agree to the cent: the total,
 //! the totals by margin type and by risk class, and per product class its total, its margin types
 //! and each risk class's delta, vega, curvature, base correlation and sum.
+//!
+//! The same comparison with the regulations enforced (the winning regulation too), with other
+//! calculation currencies, in a result currency other than USD, and for Schedule IM (ORE's
+//! `IMScheduleCalculator`).
 //!
 //! Needs the oracle venv: `./scripts/setup-oracles`. Without it the test fails.
 
