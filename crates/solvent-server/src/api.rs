@@ -783,18 +783,33 @@ pub(crate) async fn get_account(
     let portfolio = account_of(&view, &id)?;
     let report = compute(move || {
         let market_view = market_view(&view, &view.market)?;
-        let report = solvent_risk::margin_report(&portfolio, &market_view)
+        let mut report = solvent_risk::margin_report(&portfolio, &market_view)
             .map_err(|error| risk_error("account", &error))?;
-        if query.liquidation_moves == Some(true) {
-            with_moves(&report, &portfolio, &market_view)
+        // Volatility-scaled ranges (docs/vol-scaled-ranges.md): the ranges in force for the
+        // account's scaled underlyings, and a warning for each margined on the static grid.
+        report
+            .warnings
+            .extend(solvent_engine::engine::scaling_warnings(
+                &view.venue,
+                &view.scenario_ranges,
+                &portfolio,
+            ));
+        let ranges =
+            solvent_engine::engine::ranges_of(&view.venue, &view.scenario_ranges, &portfolio);
+        let mut value = if query.liquidation_moves == Some(true) {
+            with_moves(&report, &portfolio, &market_view)?
         } else {
             serde_json::to_value(&report).map_err(|error| {
                 ApiError::unprocessable(
                     None,
                     format!("the report cannot be written as JSON: {error}"),
                 )
-            })
+            })?
+        };
+        if let (Some(object), Ok(ranges)) = (value.as_object_mut(), serde_json::to_value(&ranges)) {
+            object.insert("vol_scaled_ranges".to_owned(), ranges);
         }
+        Ok::<_, ApiError>(value)
     })
     .await?;
     Ok(json(&report))
