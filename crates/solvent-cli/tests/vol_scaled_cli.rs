@@ -263,6 +263,15 @@ fn the_engine_on_the_forecast_events_margins_as_margin_with_history() {
     // cross-underlying offset of a long against a short, and the add-ons.
     assert_eq!(updated["maintenance_margin"], "13788.461963");
     assert_eq!(report["vol_scaled_ranges"][0]["range"], 0.05695504057259702);
+    // The replay ends with the ranges in force, as the report shows them.
+    let (code, summary, stderr) = run(&["replay", &stream, "--venue", &venue, "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(summary["vol_scaled_ranges"], report["vol_scaled_ranges"]);
+    let (code, table, _) = run(&["replay", &stream, "--venue", &venue]);
+    assert_eq!(code, 0);
+    assert!(table.contains("Volatility-scaled ranges"), "{table}");
+    assert!(table.contains("ten-year stressed floor"), "{table}");
 }
 
 #[test]
@@ -306,7 +315,56 @@ fn bad_input_is_named() {
             "DOGE",
         ),
     ];
-    for (args, needle) in cases {
+    let venue = path("examples/vol-scaled-venue.toml");
+    let history = history();
+    let forecast_cases: [(&[&str], &str); 4] = [
+        // The default venue scales nothing.
+        (
+            &["forecast", "--history", &history],
+            "--venue: the venue scales no underlying",
+        ),
+        (
+            &[
+                "forecast",
+                "--venue",
+                &venue,
+                "--history",
+                &history,
+                "--underlying",
+                "SOL",
+            ],
+            "--underlying: the venue does not scale SOL's range",
+        ),
+        (
+            &[
+                "forecast",
+                "--venue",
+                &venue,
+                "--history",
+                &history,
+                "--from",
+                "2026-01-05",
+                "--to",
+                "2026-01-01",
+            ],
+            "--from: 2026-01-05 is after --to 2026-01-01",
+        ),
+        (
+            &[
+                "forecast",
+                "--venue",
+                &venue,
+                "--history",
+                &history,
+                "--from",
+                "2030-01-01",
+                "--to",
+                "2030-01-02",
+            ],
+            "--from/--to: no forecast of BTC between 2030-01-01 and 2030-01-02",
+        ),
+    ];
+    for (args, needle) in cases.into_iter().chain(forecast_cases) {
         let (code, stdout, stderr) = run(args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(stdout.is_empty(), "{args:?}");

@@ -307,6 +307,33 @@ fn a_range_the_venue_does_not_admit_is_refused_by_name() {
     );
 }
 
+/// Regression: listing an instrument installs the venue as it stands, its grids already scaled.
+/// Taken for a venue given, its scaled BTC grid (8%) was recorded as the venue's own: the static
+/// range read 8% instead of 16%, and every later range would have been scaled from the 8% grid.
+#[test]
+fn listing_an_instrument_keeps_the_scaled_grid_as_it_is() {
+    let mut engine = engine();
+    apply_all(&mut engine, &stream());
+    let listing = line(
+        7,
+        "2026-01-07T00:00:01Z",
+        r#""type":"list_instrument","name":"SOLUSDT2","spec":{"kind":"perpetual","style":"linear","underlying":"SOL","settlement":"USDT","contract_size":"1","size_step":"0.1","margin":"bybit_ethusdt"}"#,
+    );
+    let effects = apply(&mut engine, 7, &listing);
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Rejected { .. })),
+        "{effects:?}"
+    );
+    assert_eq!(maintenance(&engine), dec!(15020.304613));
+    assert_eq!(
+        engine.static_grids()["BTC"]
+            .price_moves
+            .iter()
+            .fold(0.0_f64, |m, v| m.max(v.abs())),
+        0.16
+    );
+}
+
 #[test]
 fn a_venue_update_keeps_the_range_it_admits_and_drops_the_others() {
     let mut engine = engine();

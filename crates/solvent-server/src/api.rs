@@ -770,7 +770,7 @@ pub(crate) struct AccountQuery {
 
 #[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts",
     params(("id" = String, Path, description = "Account id"), ("liquidation_moves" = Option<bool>, Query, description = "`true`: also the moves that liquidate the account (`liquidation_moves`, the reverse stress: a few dozen reports more)")),
-    responses((status = 200, description = "The margin report, as `solvent margin --json` prints it (`liquidation_moves` when asked for)", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 404, description = "No such account", body = ErrorBody), (status = 422, description = "A price it needs is missing", body = ErrorBody)),
+    responses((status = 200, description = "The margin report, as `solvent margin --json` prints it (`liquidation_moves` when asked for; `vol_scaled_ranges`: the volatility-scaled ranges in force for the account's scaled underlyings, from `scenario_range` events)", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 404, description = "No such account", body = ErrorBody), (status = 422, description = "A price it needs is missing", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn get_account(
     State(state): State<AppState>,
