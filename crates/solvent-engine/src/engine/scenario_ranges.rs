@@ -14,6 +14,7 @@
 //! changes with the range. A venue update keeps a range whose underlying the new venue still
 //! scales with the same model and control, under a floor at or below it; any other is dropped
 //! (the static grid again, with the report's warning) until the next `scenario_range` event.
+//! Listing an instrument installs the venue as it stands (its grids already scaled).
 //!
 //! An underlying the venue scales without a range in force is margined on the static grid, and
 //! the account's report says so in a warning (see [`Engine::margin_report`], [`scaling_warnings`]): refusing would stop
