@@ -64,6 +64,9 @@ enum Command {
     /// and reports Kupiec's test; with `--model`, measures margin models (the static grid,
     /// EWMA- and GARCH-scaled ranges) against the realised moves.
     Backtest(BacktestArgs),
+    /// The volatility-scaled ranges of the venue's underlyings from a price history, as
+    /// `scenario_range` events (EVENTS.jsonl lines) for `replay` and `serve`.
+    Forecast(scaled::ForecastArgs),
     /// Replays an event stream (EVENTS.jsonl) through the engine: effects to a file, a summary
     /// of effects, balances and the state hash.
     Replay(replay::ReplayArgs),
@@ -371,7 +374,7 @@ fn read(path: &Path) -> Result<String> {
 }
 
 /// Reads the daily price history of `names` from `directory` (the layout of ../shared/data/prices).
-fn read_price_history(
+pub(crate) fn read_price_history(
     directory: &Path,
     names: &[String],
     drop_last: bool,
@@ -733,6 +736,10 @@ fn run(cli: Cli) -> Result<Printed> {
     let text = match cli.command {
         Command::Backtest(args) => backtest(&args),
         Command::Replay(args) => replay::run(&args, feedback),
+        Command::Forecast(args) => {
+            let venue = venues::load(args.venue.as_deref())?;
+            scaled::forecast(&args, &venue)
+        }
         Command::Population(args) => cascade::population(&args, feedback),
         Command::Cascade(args) => cascade::run(&args, feedback),
         Command::Journal(args) => journal::run(&args, feedback),
