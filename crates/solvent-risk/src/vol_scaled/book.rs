@@ -226,8 +226,11 @@ fn book_of(
         }
     };
     let mut linear = portfolio.clone();
+    // The cross pool's linear positions (an isolated position is margined apart).
     linear.positions.retain(|p| {
-        p.instrument.underlying == underlying && !matches!(p.instrument.terms, Terms::Option { .. })
+        p.instrument.underlying == underlying
+            && p.isolated_margin.is_none()
+            && !matches!(p.instrument.terms, Terms::Option { .. })
     });
     linear.balances.retain(|b| b.asset.index == underlying);
     let linear_units: f64 = linear_columns(&linear, history)?
