@@ -62,7 +62,8 @@ enum Command {
     Allocate(AllocateArgs),
     /// Backtests one-day filtered-historical VaR of the account's exposure over a price history
     /// and reports Kupiec's test; with `--model`, measures margin models (the static grid,
-    /// EWMA- and GARCH-scaled ranges) against the realised moves.
+    /// EWMA- and GARCH-scaled ranges) against the realised moves of one coin, or, given the
+    /// account, against its book's realised P&L (options revalued on each day's grid).
     Backtest(BacktestArgs),
     /// The volatility-scaled ranges of the venue's underlyings from a price history, as
     /// `scenario_range` events (EVENTS.jsonl lines) for `replay` and `serve`.
