@@ -545,3 +545,115 @@ fn the_summary_csv_writes_the_tables_rows_with_exact_figures() {
     assert_eq!(rows[0][12], "0.16");
     assert_eq!(rows[1][6], "36");
 }
+
+#[test]
+fn option_book_runs_through_each_models_grid_day_by_day() {
+    // examples/btc-option-book.json: 25 short 27MAR26 110,000 calls and 80,000 puts, 10 long
+    // 26JUN26 100,000 calls and 90,000 puts, on the smile of 2026-01-06; each day's surface is
+    // levelled by BTC's DVOL, so the book is tested from DVOL's first day (2021-03-24).
+    let venue = path("examples/vol-scaled-venue.toml");
+    let book = path("examples/btc-option-book.json");
+    let (code, stdout, stderr) = run(&[
+        "backtest",
+        &book,
+        "--model",
+        "static,ewma,garch",
+        "--venue",
+        &venue,
+        "--history",
+        &history(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["account"], "btc-vol-desk");
+    let models = report["models"].as_array().unwrap();
+    assert_eq!(models.len(), 3, "the book holds BTC only");
+    // (control, average requirement USD, largest requirement USD, average in coin)
+    let expected = [
+        (
+            "static",
+            127_353.138_232_265_45,
+            286_848.07,
+            2.326_811_347_232_565_6,
+        ),
+        (
+            "buffer",
+            75_389.582_517_162_4,
+            175_158.07,
+            1.471_712_156_227_407_1,
+        ),
+        (
+            "buffer",
+            90_668.922_151_029_63,
+            186_035.09,
+            1.743_903_778_597_707,
+        ),
+    ];
+    for (m, (control, average, largest, coin)) in models.iter().zip(expected) {
+        assert_eq!(m["underlying"], "BTC");
+        assert_eq!(m["control"], control);
+        assert_eq!(m["first_day"], "2021-03-24");
+        assert_eq!(m["last_day"], "2026-01-04");
+        assert_eq!(m["days"], 1748);
+        // The venue's volatility shocks (x1.5, and at least 50% volatility, the floor unscaled)
+        // cover every day's loss of this short-volatility book, even on the scaled grids.
+        assert_eq!(m["exceedances"], 0);
+        assert!((m["average_requirement_usd"].as_f64().unwrap() - average).abs() < 1e-6);
+        assert_eq!(m["max_requirement_usd"].as_f64().unwrap(), largest);
+        assert!((m["average_range"].as_f64().unwrap() - coin).abs() < 1e-12);
+    }
+    // The scaled grids ask less than the static one on average.
+    assert!(
+        models[1]["average_requirement_usd"].as_f64()
+            < models[0]["average_requirement_usd"].as_f64()
+    );
+
+    // The CSV summary carries the USD requirement; the plot and a book without a market are
+    // refused with the field named.
+    let (code, stdout, stderr) = run(&[
+        "backtest",
+        &book,
+        "--model",
+        "static",
+        "--venue",
+        &venue,
+        "--history",
+        &history(),
+        "--csv",
+        "summary",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let header = stdout.lines().next().unwrap();
+    assert!(
+        header.ends_with("average_requirement_usd,max_requirement_usd"),
+        "{header}"
+    );
+    let scratch = support::Scratch::new("vol-option-book");
+    let (code, _, stderr) = run(&[
+        "backtest",
+        &book,
+        "--model",
+        "static",
+        "--history",
+        &history(),
+        "--plot",
+        &scratch.path("x.svg"),
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--plot"), "{stderr}");
+    let bare = scratch.write(
+        "bare.json",
+        r#"{"account":"o","mode":"cross","positions":[{"instrument":"BTC-27DEC26-100000-C","size":"1","entry_price":"0.1"}]}"#,
+    );
+    let (code, _, stderr) = run(&[
+        "backtest",
+        &bare,
+        "--model",
+        "static",
+        "--history",
+        &history(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("market: missing"), "{stderr}");
+}

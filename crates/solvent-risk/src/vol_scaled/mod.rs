@@ -31,6 +31,7 @@
 //! Everything here is pure: the caller reads the history and passes the returns.
 
 pub mod backtest;
+pub mod book;
 
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
