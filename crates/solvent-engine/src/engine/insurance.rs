@@ -747,7 +747,7 @@ impl AdlQueue {
         if index < self.ordered || index >= self.candidates.len() {
             return;
         }
-        let wanted = (index + 1).max(2 * self.ordered).max(16);
+        let wanted = (index + 1 - self.ordered).max(self.ordered).max(16);
         let (_, rest) = self.candidates.split_at_mut(self.ordered);
         let count = wanted.min(rest.len());
         order_prefix(rest, count);
@@ -773,4 +773,43 @@ fn order_prefix(candidates: &mut [AdlCandidate], count: usize) {
         candidates.select_nth_unstable_by(count - 1, adl_order);
     }
     candidates[..count].sort_unstable_by(adl_order);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Walking the queue one candidate at a time, as bankruptcies do, orders it exactly as a
+    /// sort of every candidate does, ties on the score included (broken by id).
+    #[test]
+    fn a_walk_down_the_adl_queue_meets_the_candidates_in_the_full_sort_order() {
+        for seed in 0..20u64 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let count = rng.random_range(0..400);
+            let candidates: Vec<AdlCandidate> = (0..count)
+                .map(|i| AdlCandidate {
+                    account: CompactString::from(format!("acct{:04}", (i * 7919) % 10_000)),
+                    // Few distinct scores, so ties are common.
+                    score: f64::from(rng.random_range(0..30u32)) / 4.0,
+                    size: Decimal::ONE,
+                })
+                .collect();
+            let mut sorted = candidates.clone();
+            sorted.sort_by(adl_order);
+            let mut queue = AdlQueue {
+                candidates,
+                ordered: 0,
+                cursor: 0,
+            };
+            for (index, expected) in sorted.iter().enumerate() {
+                queue.order_through(index);
+                assert!(queue.ordered > index, "seed {seed}: {index} not ordered");
+                assert_eq!(
+                    &queue.candidates[index], expected,
+                    "seed {seed}, place {index}"
+                );
+            }
+        }
+    }
 }
