@@ -82,6 +82,9 @@ struct Held<'a> {
     factor: Option<(FigureFactor, Sizes)>,
     /// Its underlying's index as `f64` at the unmoved market.
     underlying_f64: f64,
+    /// Its size times the contract size, as `f64` (a fast step's option equity is this times
+    /// the premium; converted once, not at every step).
+    units_f64: f64,
 }
 
 /// `|figure| <= (exposure + contracts) x (1 + rate) + absolute` for every figure the report
@@ -255,6 +258,7 @@ impl<'a> MoveHealth<'a> {
                 affected,
                 mark: line.mark.price,
                 underlying_f64: f64_of(line.underlying_usd),
+                units_f64: f64_of(position.size.value()) * f64_of(instrument.contract_size),
                 given: market.mark.get_index_of(&instrument.name),
                 contribution,
                 factor,
@@ -422,6 +426,20 @@ impl<'a> MoveHealth<'a> {
         let mut fast_equity = false;
         let scale = 10_f64.powi(i32::try_from(decimals).ok()?);
         self.position_marks.clear();
+        // Each settlement asset's USD price as `f64`, converted once per step (positions
+        // share a few settlement assets; a conversion per position cost more than its use).
+        let mut settlement_prices: Vec<(&str, f64)> = Vec::new();
+        let mut settlement_usd = |asset: &'a Asset| -> Option<f64> {
+            if let Some(&(_, usd)) = settlement_prices
+                .iter()
+                .find(|(symbol, _)| *symbol == asset.symbol.as_str())
+            {
+                return Some(usd);
+            }
+            let usd = f64_of(asset_usd(asset)?);
+            settlement_prices.push((asset.symbol.as_str(), usd));
+            Some(usd)
+        };
         for held in &self.held {
             let position = held.position;
             let instrument = &position.instrument;
@@ -431,13 +449,12 @@ impl<'a> MoveHealth<'a> {
             };
             if let Some(premium) = premium {
                 self.position_marks.push((Decimal::ZERO, premium));
-                let from_usd = f64_of(asset_usd(held.settlement)?);
+                let from_usd = settlement_usd(held.settlement)?;
                 within_figure_limit(held, premium, spot, from_usd, report_f64)?;
                 if held.contribution.is_some() {
                     fast_equity = true;
                     // `standard::equity_contribution` of an option, in `f64`.
-                    let settle =
-                        f64_of(position.size.value()) * f64_of(instrument.contract_size) * premium;
+                    let settle = held.units_f64 * premium;
                     let converted = if held.settlement.symbol == report_asset.symbol {
                         settle
                     } else {
@@ -485,7 +502,7 @@ impl<'a> MoveHealth<'a> {
             } else {
                 held.underlying_f64
             };
-            let from_usd = f64_of(asset_usd(held.settlement)?);
+            let from_usd = settlement_usd(held.settlement)?;
             within_figure_limit(held, mark_f64, underlying_f64, from_usd, report_f64)?;
             if held.contribution.is_some() {
                 let settle = standard::equity_contribution(
