@@ -615,6 +615,31 @@ fn parse_with(text: &str, result: Option<&ResultCurrency<'_>>) -> Result<Crif, C
     Ok(crif)
 }
 
+/// One CRIF row as the row readers read it: a field trimmed of ASCII blanks, and the error
+/// naming the row, the column and the value.
+struct RowFields<'a, 'f> {
+    fields: &'a [&'f str],
+    header: &'a [&'a str],
+    row: usize,
+}
+
+impl<'f> RowFields<'_, 'f> {
+    /// Field `index`, trimmed (empty where the row is short).
+    fn field(&self, index: usize) -> &'f str {
+        self.fields.get(index).map_or("", |f| f.trim_ascii())
+    }
+
+    /// The error for field `index`: `message` with the row, the column and the value.
+    fn bad(&self, index: usize, message: impl Into<String>) -> CrifError {
+        CrifError::Field {
+            row: self.row,
+            column: self.header.get(index).map_or("", |h| h.trim()).to_string(),
+            value: self.field(index).to_string(),
+            message: message.into(),
+        }
+    }
+}
+
 /// `Amount` converted from `AmountCurrency` into the result currency.
 fn converted_amount(
     fields: &[&str],
@@ -623,13 +648,13 @@ fn converted_amount(
     row: usize,
     result: &ResultCurrency<'_>,
 ) -> Result<f64, CrifError> {
-    let field = |index: usize| fields.get(index).map_or("", |f| f.trim_ascii());
-    let bad = |index: usize, message: String| CrifError::Field {
+    let line = RowFields {
+        fields,
+        header,
         row,
-        column: header.get(index).map_or("", |h| h.trim()).to_string(),
-        value: field(index).to_string(),
-        message,
     };
+    let field = |index: usize| line.field(index);
+    let bad = |index: usize, message: String| line.bad(index, message);
     let amount_column = columns.amount.ok_or(CrifError::MissingColumn("Amount"))?;
     let currency_column = columns
         .amount_currency
@@ -671,13 +696,13 @@ fn parse_schedule_row(
     header: &[&str],
     row: usize,
 ) -> Result<ScheduleRow, CrifError> {
-    let field = |index: usize| fields.get(index).map_or("", |f| f.trim_ascii());
-    let bad = |index: usize, message: &str| CrifError::Field {
+    let line = RowFields {
+        fields,
+        header,
         row,
-        column: header.get(index).map_or("", |h| h.trim()).to_string(),
-        value: field(index).to_string(),
-        message: message.to_string(),
     };
+    let field = |index: usize| line.field(index);
+    let bad = |index: usize, message: &str| line.bad(index, message);
     let kind = match field(columns.risk_type) {
         t if t.eq_ignore_ascii_case("PV") => ScheduleKind::Pv,
         t if t.eq_ignore_ascii_case("Notional") => ScheduleKind::Notional,
@@ -729,13 +754,13 @@ fn parse_add_on(
     header: &[&str],
     row: usize,
 ) -> Result<AddOn, CrifError> {
-    let field = |index: usize| fields.get(index).map_or("", |f| f.trim_ascii());
-    let bad = |index: usize, message: String| CrifError::Field {
+    let line = RowFields {
+        fields,
+        header,
         row,
-        column: header.get(index).map_or("", |h| h.trim()).to_string(),
-        value: field(index).to_string(),
-        message,
     };
+    let field = |index: usize| line.field(index);
+    let bad = |index: usize, message: String| line.bad(index, message);
     if !field(columns.product_class).is_empty() {
         return Err(bad(
             columns.product_class,
@@ -827,13 +852,13 @@ fn parse_row(
     header: &[&str],
     row: usize,
 ) -> Result<Sensitivity, CrifError> {
-    let field = |index: usize| fields.get(index).map_or("", |f| f.trim_ascii());
-    let bad = |index: usize, message: String| CrifError::Field {
+    let line = RowFields {
+        fields,
+        header,
         row,
-        column: header.get(index).map_or("", |h| h.trim()).to_string(),
-        value: field(index).to_string(),
-        message,
     };
+    let field = |index: usize| line.field(index);
+    let bad = |index: usize, message: String| line.bad(index, message);
     let risk_text = field(columns.risk_type);
     let risk_type = RiskType::parse(risk_text).ok_or_else(|| {
         if NOT_COVERED
