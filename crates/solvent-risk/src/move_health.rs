@@ -613,12 +613,7 @@ impl MoveHealth<'_> {
     /// why).
     fn reprice_options_in_batch(&mut self, price_move: f64) -> Option<()> {
         let batch = &mut self.repricing;
-        batch.columns.forward.clear();
-        batch.columns.strike.clear();
-        batch.columns.time.clear();
-        batch.columns.volatility.clear();
-        batch.columns.discount.clear();
-        batch.columns.kind.clear();
+        batch.columns.clear();
         batch.places.clear();
         for (place, &slot) in self.slots.iter().enumerate() {
             let Some(inputs) = self

@@ -122,16 +122,7 @@ impl MovedStep<'_> {
         let count = scenarios.len();
         scratch.options.clear();
         let columns = &mut scratch.columns;
-        for column in [
-            &mut columns.forward,
-            &mut columns.strike,
-            &mut columns.time,
-            &mut columns.volatility,
-            &mut columns.discount,
-        ] {
-            column.clear();
-        }
-        columns.kind.clear();
+        columns.clear();
         for (row, ((kind, mark), unit)) in rows
             .iter()
             .zip(marks)
