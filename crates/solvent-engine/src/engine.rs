@@ -405,6 +405,10 @@ pub struct Engine {
     /// market reads (see `engine/books.rs`): a cache, never hashed nor snapshotted.
     #[serde(skip)]
     books: std::cell::RefCell<BTreeMap<String, books::CachedBook>>,
+    /// The venue's tiered rules in the prepared kernel's `f64` form, converted once per rule
+    /// (see `engine/prepared.rs`): a cache, never hashed nor snapshotted.
+    #[serde(skip)]
+    kernel_rules: std::cell::RefCell<solvent_risk::prepared::KernelRules>,
     /// Per contract, its ADL queues as ranked at the event's first bankruptcy in it (see
     /// `engine/insurance.rs`): a cache of one event, never hashed nor snapshotted.
     #[serde(skip)]
@@ -451,6 +455,7 @@ impl Engine {
             surfaces: std::cell::RefCell::new(None),
             price_generation: 0,
             books: std::cell::RefCell::new(BTreeMap::new()),
+            kernel_rules: std::cell::RefCell::default(),
             adl_queues: BTreeMap::new(),
             claimed_positions: BTreeMap::new(),
             venue_digest: state_hash::venue_digest(&venue),
@@ -715,6 +720,7 @@ impl Engine {
         self.coin_indices = coin_indices(&venue);
         self.venue_digest = state_hash::venue_digest(&venue);
         self.venue = venue;
+        self.kernel_rules.get_mut().clear();
     }
 }
 

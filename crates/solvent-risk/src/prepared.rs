@@ -5,12 +5,15 @@
 //! exactly as [`crate::margin_report`] does (same rules, same conversion, same rounding of each
 //! part), without explanations, liquidation prices or allocations.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use solvent_core::instrument::{Style, Terms};
 use solvent_core::portfolio::{Portfolio, Position};
 use solvent_core::rounding;
-use solvent_core::venue::MarginRule;
+use solvent_core::venue::{MarginRule, MarginTier};
 
 use crate::account::{Line, lines};
 use crate::collateral;
@@ -100,25 +103,118 @@ impl PreparedMark {
     }
 }
 
-/// One bracket of a tiered rule, with the leverage the position would use in it.
+/// One bracket of a tiered rule in the kernel's form: the same for every position under the rule.
 #[derive(Clone, Debug)]
 struct KernelTier {
     up_to: f64,
     maintenance_rate: Term,
     deduction: Term,
-    leverage: Term,
-    /// The leverage's decimal mantissa (`12.5` -> 125), a factor of the initial margin's denominator.
-    leverage_mantissa: f64,
+    /// The bracket's maximum leverage, normalised: the leverage a position naming none, or a
+    /// higher one, uses in it.
+    max_leverage: Decimal,
+    max_leverage_term: Term,
+    /// The maximum leverage's decimal mantissa (`12.5` -> 125), a factor of the initial
+    /// margin's denominator.
+    max_leverage_mantissa: f64,
+}
+
+impl KernelTier {
+    /// A tiered rule's brackets in the kernel's form; `None` when a figure has no `f64` form.
+    fn table(tiers: &[MarginTier]) -> Option<Arc<[Self]>> {
+        tiers
+            .iter()
+            .map(|tier| {
+                let max_leverage = tier.max_leverage.normalize();
+                Some(Self {
+                    up_to: tier
+                        .up_to
+                        .map_or(Some(f64::INFINITY), |up_to| up_to.to_f64())?,
+                    maintenance_rate: Term::of(tier.maintenance_rate)?,
+                    deduction: Term::of(tier.deduction)?,
+                    max_leverage,
+                    max_leverage_term: Term::of(max_leverage)?,
+                    max_leverage_mantissa: mantissa(max_leverage)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A normalised decimal's mantissa as `f64` (`12.5` -> 125).
+fn mantissa(normalized: Decimal) -> Option<f64> {
+    Decimal::from_i128_with_scale(normalized.mantissa(), 0).to_f64()
+}
+
+/// The leverage a position names (or its instrument's default), in the kernel's form: in each
+/// bracket whose maximum is higher, the position uses it instead of the maximum.
+#[derive(Clone, Copy, Debug)]
+struct ChosenLeverage {
+    decimal: Decimal,
+    term: Term,
+    mantissa: f64,
+}
+
+/// Tiered rules in the kernel's form, converted once per rule and shared by every preparation
+/// that reads them. Converting a table of twenty brackets to `f64` costs about as much as the
+/// rest of a two-position account's preparation, and a price update can prepare every holder of
+/// a contract again (its first mark): without the cache each of them converts the same tables.
+/// Keyed by the rule's allocation, which the cache keeps alive, so a key never stands for another
+/// rule. Derived from the rules alone: it changes no figure.
+#[derive(Clone, Debug, Default)]
+pub struct KernelRules {
+    tiered: HashMap<usize, CachedTable>,
+}
+
+/// A rule, kept alive while its table is cached, and its table (`None`: a figure has no `f64`
+/// form, so its positions take the exact path).
+type CachedTable = (Arc<MarginRule>, Option<Arc<[KernelTier]>>);
+
+impl KernelRules {
+    /// A cache holding no rule.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Rules cached.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.tiered.len()
+    }
+
+    /// Whether no rule is cached.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.tiered.is_empty()
+    }
+
+    /// Forgets every rule (a venue replaced: its rules are new allocations).
+    pub fn clear(&mut self) {
+        self.tiered.clear();
+    }
+
+    fn tiered(
+        &mut self,
+        rule: &Arc<MarginRule>,
+        tiers: &[MarginTier],
+    ) -> Option<Arc<[KernelTier]>> {
+        let key = Arc::as_ptr(rule) as usize;
+        self.tiered
+            .entry(key)
+            .or_insert_with(|| (Arc::clone(rule), KernelTier::table(tiers)))
+            .1
+            .clone()
+    }
 }
 
 #[derive(Clone, Debug)]
 enum KernelRule {
-    Tiered(Vec<KernelTier>),
-    /// Rates that depend on size only (linear size-linear): fixed for the position.
-    FixedRates {
-        initial: Term,
-        maintenance: Term,
+    Tiered {
+        tiers: Arc<[KernelTier]>,
+        chosen: Option<ChosenLeverage>,
     },
+    /// Rates that depend on size only (linear size-linear): fixed for the position.
+    FixedRates { initial: Term, maintenance: Term },
     /// Inverse size-linear: the size in coin, hence the rates, move with the mark.
     InverseSizeLinear {
         initial_base: f64,
@@ -150,7 +246,11 @@ struct Units {
 }
 
 impl Kernel {
-    fn new(position: &Position, conversion: Option<Conversion>) -> Option<Self> {
+    fn new(
+        position: &Position,
+        conversion: Option<Conversion>,
+        rules: &mut KernelRules,
+    ) -> Option<Self> {
         let instrument = &position.instrument;
         if !matches!(instrument.terms, Terms::Perpetual | Terms::Future { .. }) {
             return None;
@@ -161,31 +261,21 @@ impl Kernel {
         } else {
             position.size.value() * instrument.contract_size
         };
-        let chosen_leverage = position.leverage.or(instrument.default_leverage);
         let rule = match instrument.margin.as_ref() {
-            MarginRule::Tiered { tiers, .. } => KernelRule::Tiered(
-                tiers
-                    .iter()
-                    .map(|tier| {
-                        let leverage = chosen_leverage
-                            .map_or(tier.max_leverage, |chosen| chosen.min(tier.max_leverage))
-                            .normalize();
-                        Some(KernelTier {
-                            up_to: tier
-                                .up_to
-                                .map_or(Some(f64::INFINITY), |up_to| up_to.to_f64())?,
-                            maintenance_rate: Term::of(tier.maintenance_rate)?,
-                            deduction: Term::of(tier.deduction)?,
-                            leverage: Term::of(leverage)?,
-                            leverage_mantissa: Decimal::from_i128_with_scale(
-                                leverage.mantissa(),
-                                0,
-                            )
-                            .to_f64()?,
+            MarginRule::Tiered { tiers, .. } => KernelRule::Tiered {
+                tiers: rules.tiered(&instrument.margin, tiers)?,
+                chosen: match position.leverage.or(instrument.default_leverage) {
+                    Some(chosen) => {
+                        let decimal = chosen.normalize();
+                        Some(ChosenLeverage {
+                            decimal,
+                            term: Term::of(decimal)?,
+                            mantissa: mantissa(decimal)?,
                         })
-                    })
-                    .collect::<Option<Vec<_>>>()?,
-            ),
+                    }
+                    None => None,
+                },
+            },
             MarginRule::SizeLinear {
                 initial_base,
                 maintenance_base,
@@ -258,7 +348,7 @@ impl Kernel {
             maintenance_magnitude,
             maintenance_denominator,
         ) = match &self.rule {
-            KernelRule::Tiered(tiers) => {
+            KernelRule::Tiered { tiers, chosen } => {
                 let index = tiers
                     .iter()
                     .position(|tier| value <= tier.up_to)
@@ -275,13 +365,20 @@ impl Kernel {
                 }
                 let product = value * tier.maintenance_rate.value;
                 let maintenance = product - tier.deduction.value;
-                let initial = value / tier.leverage.value;
-                let leverage_places = value_scale - tier.leverage.scale - decimals;
+                // The exact rule's `chosen.min(max_leverage)`.
+                let (leverage, leverage_mantissa) = match chosen {
+                    Some(chosen) if chosen.decimal < tier.max_leverage => {
+                        (chosen.term, chosen.mantissa)
+                    }
+                    _ => (tier.max_leverage_term, tier.max_leverage_mantissa),
+                };
+                let initial = value / leverage.value;
+                let leverage_places = value_scale - leverage.scale - decimals;
                 (
                     initial,
                     initial,
                     if exact {
-                        power_of_ten(leverage_places).map(|power| power * tier.leverage_mantissa)
+                        power_of_ten(leverage_places).map(|power| power * leverage_mantissa)
                     } else {
                         None
                     },
@@ -396,6 +493,19 @@ impl PreparedAccount {
     /// # Errors
     /// [`RiskError`] when a price is missing.
     pub fn new(portfolio: &Portfolio, view: &MarketView<'_>) -> Result<Self, RiskError> {
+        Self::with_rules(portfolio, view, &mut KernelRules::new())
+    }
+
+    /// [`Self::new`], its tiered rules' `f64` tables taken from (and added to) `rules`, shared
+    /// with the other preparations that read them.
+    ///
+    /// # Errors
+    /// [`RiskError`] when a price is missing.
+    pub fn with_rules(
+        portfolio: &Portfolio,
+        view: &MarketView<'_>,
+        rules: &mut KernelRules,
+    ) -> Result<Self, RiskError> {
         let report_asset = &portfolio.settlement_asset;
         let decimals = report_asset.precision;
         let report_usd = view.asset_usd(report_asset)?;
@@ -435,7 +545,7 @@ impl PreparedAccount {
                     kernel: if line.expired {
                         None
                     } else {
-                        Kernel::new(line.position, conversion)
+                        Kernel::new(line.position, conversion, rules)
                     },
                     expired: line.expired,
                     position: line.position.clone(),

@@ -136,7 +136,7 @@ proptest! {
 
 mod fast_path {
     use super::*;
-    use solvent_risk::prepared::{PreparedAccount, PreparedMark};
+    use solvent_risk::prepared::{KernelRules, PreparedAccount, PreparedMark};
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
@@ -152,27 +152,31 @@ mod fast_path {
             eth_mark_cents in 100_000i64..600_000,
             mark_extra_decimals in 0u32..6,
             leverage in 1i64..126,
+            other_leverage in 1i64..126,
             report_in_usdc in any::<bool>(),
         ) {
             let venue = default_venue();
-            let mut positions = Vec::new();
-            let mut add = |name: &str, size: Decimal, entry: &str| {
-                if !size.is_zero() {
-                    positions.push(format!(
-                        r#"{{"instrument":"{name}","size":"{size}","entry_price":"{entry}","leverage":{leverage}}}"#
-                    ));
-                }
+            let portfolio_at = |leverage: i64| {
+                let mut positions = Vec::new();
+                let mut add = |name: &str, size: Decimal, entry: &str| {
+                    if !size.is_zero() {
+                        positions.push(format!(
+                            r#"{{"instrument":"{name}","size":"{size}","entry_price":"{entry}","leverage":{leverage}}}"#
+                        ));
+                    }
+                };
+                add("BTCUSDT", Decimal::new(btc_units, 3), "91234.5");
+                add("ETHUSDT", Decimal::new(eth_units, 2), "3101.37");
+                add("BTC_USDC-PERPETUAL", Decimal::new(usdc_units, 3), "90000");
+                add("BTC-PERPETUAL", Decimal::from(inverse_contracts * 10), "95210.5");
+                let settlement = if report_in_usdc { "USDC" } else { "USDT" };
+                let text = format!(
+                    r#"{{"account":"f","mode":"cross","collateral":{{"USDT":"50000","BTC":"0.7"}},"settlement_asset":"{settlement}","positions":[{}]}}"#,
+                    positions.join(",")
+                );
+                Portfolio::from_json("p.json", &text, &venue).unwrap()
             };
-            add("BTCUSDT", Decimal::new(btc_units, 3), "91234.5");
-            add("ETHUSDT", Decimal::new(eth_units, 2), "3101.37");
-            add("BTC_USDC-PERPETUAL", Decimal::new(usdc_units, 3), "90000");
-            add("BTC-PERPETUAL", Decimal::from(inverse_contracts * 10), "95210.5");
-            let settlement = if report_in_usdc { "USDC" } else { "USDT" };
-            let text = format!(
-                r#"{{"account":"f","mode":"cross","collateral":{{"USDT":"50000","BTC":"0.7"}},"settlement_asset":"{settlement}","positions":[{}]}}"#,
-                positions.join(",")
-            );
-            let portfolio = Portfolio::from_json("p.json", &text, &venue).unwrap();
+            let portfolio = portfolio_at(leverage);
             // Marks with extra decimals exercise the undecidable cases and their exact fallback.
             let btc_mark = Decimal::new(btc_mark_cents * 10i64.pow(mark_extra_decimals) + 7, 2 + mark_extra_decimals);
             let eth_mark = Decimal::new(eth_mark_cents, 2);
@@ -190,6 +194,20 @@ mod fast_path {
             prop_assert_eq!(fast.equity, report.equity.value());
             prop_assert_eq!(fast.initial_margin, report.initial_margin.value());
             prop_assert_eq!(fast.maintenance_margin, report.maintenance_margin.value());
+            // Preparations sharing the venue's rule tables (as the engine's do): a second
+            // account at another leverage reads the tables the first one's preparation made.
+            let mut rules = KernelRules::new();
+            let other = portfolio_at(other_leverage);
+            let first = PreparedAccount::with_rules(&portfolio, &view, &mut rules).unwrap();
+            let cached = rules.len();
+            let second = PreparedAccount::with_rules(&other, &view, &mut rules).unwrap();
+            prop_assert_eq!(rules.len(), cached);
+            prop_assert_eq!(first.figures(&marks).unwrap(), fast);
+            let report = margin_report(&other, &view).unwrap();
+            let shared = second.figures(&marks).unwrap();
+            prop_assert_eq!(shared.equity, report.equity.value());
+            prop_assert_eq!(shared.initial_margin, report.initial_margin.value());
+            prop_assert_eq!(shared.maintenance_margin, report.maintenance_margin.value());
         }
     }
 }

@@ -1106,9 +1106,15 @@ impl Engine {
                 } else {
                     None
                 };
+                // Brackets ascend (the venue reader refuses others), so the reachable ones are
+                // a prefix, found by bisection: most positions reach one or two of twenty.
+                let reachable = match reach {
+                    Some(reach) => tiers.partition_point(|t| t.floor <= reach),
+                    None => tiers.len(),
+                };
                 tiers
                     .iter()
-                    .filter(|t| reach.is_none_or(|reach| t.floor <= reach))
+                    .take(reachable)
                     .map(|t| t.maintenance_rate)
                     .max()
                     .unwrap_or(Decimal::ONE)

@@ -142,7 +142,9 @@ impl Engine {
         let portfolio = self.portfolio_of(account).ok()?;
         let surfaces = self.surfaces().ok()?;
         let view = MarketView::with_surfaces(&self.venue, &self.market, &surfaces);
-        let pool = PreparedAccount::new(&portfolio, &view).ok()?;
+        let pool =
+            PreparedAccount::with_rules(&portfolio, &view, &mut self.kernel_rules.borrow_mut())
+                .ok()?;
         Some(PreparedPool {
             pool,
             positions: position_terms(account)
