@@ -889,24 +889,55 @@ fn refused(error: checks::InputRefused) -> ApiError {
 
 /// The answer as JSON, with the checks' warnings in `warnings` when there are any (before a
 /// margin report's own).
-fn with_warnings<T: Serialize>(value: &T, warnings: &[String]) -> Result<Response, ApiError> {
-    if warnings.is_empty() {
+/// The volatility-scaled ranges in force for the scaled underlyings `resolved`'s portfolio is
+/// exposed to (docs/vol-scaled-ranges.md), with a warning added to `resolved`'s for each one
+/// margined on the static grid: an answer that margins on the live venue shows the ranges it
+/// margined on, as `GET /v1/accounts/{id}` does.
+fn scaled_ranges(resolved: &mut Resolved) -> Vec<solvent_risk::vol_scaled::RangeInForce> {
+    let (venue, in_force) = (&resolved.view.venue, &resolved.view.scenario_ranges);
+    resolved
+        .warnings
+        .extend(solvent_engine::engine::scaling_warnings(
+            venue,
+            in_force,
+            &resolved.portfolio,
+        ));
+    solvent_engine::engine::ranges_of(venue, in_force, &resolved.portfolio)
+}
+
+/// `value` as the answer, with the inputs' `warnings` ahead of its own and, when the portfolio
+/// is exposed to a volatility-scaled underlying, the `vol_scaled_ranges` it was margined on
+/// (an answer otherwise keeps the shape the command line's gives).
+fn with_warnings_and_ranges<T: Serialize>(
+    value: &T,
+    warnings: &[String],
+    ranges: &[solvent_risk::vol_scaled::RangeInForce],
+) -> Result<Response, ApiError> {
+    if warnings.is_empty() && ranges.is_empty() {
         return Ok(json(value));
     }
-    let mut value = serde_json::to_value(value).map_err(|error| {
+    let unwritable = |what: &str, error: serde_json::Error| {
         ApiError::unprocessable(
             None,
-            format!("the answer cannot be written as JSON: {error}"),
+            format!("the {what} cannot be written as JSON: {error}"),
         )
-    })?;
+    };
+    let mut value = serde_json::to_value(value).map_err(|error| unwritable("answer", error))?;
     if let Some(object) = value.as_object_mut() {
-        // A margin report has warnings of its own: the inputs' come first.
-        let mut all: Vec<serde_json::Value> =
-            warnings.iter().map(|w| serde_json::json!(w)).collect();
-        if let Some(serde_json::Value::Array(own)) = object.remove("warnings") {
-            all.extend(own);
+        if !warnings.is_empty() {
+            // A margin report has warnings of its own: the inputs' come first.
+            let mut all: Vec<serde_json::Value> =
+                warnings.iter().map(|w| serde_json::json!(w)).collect();
+            if let Some(serde_json::Value::Array(own)) = object.remove("warnings") {
+                all.extend(own);
+            }
+            object.insert("warnings".to_owned(), serde_json::Value::Array(all));
         }
-        object.insert("warnings".to_owned(), serde_json::Value::Array(all));
+        if !ranges.is_empty() {
+            let ranges =
+                serde_json::to_value(ranges).map_err(|error| unwritable("ranges", error))?;
+            object.insert("vol_scaled_ranges".to_owned(), ranges);
+        }
     }
     Ok(json(&value))
 }
@@ -990,7 +1021,7 @@ pub(crate) struct MarginBody {
 }
 
 #[utoipa::path(post, path = "/v1/margin", tag = "margin", request_body = MarginBody,
-    responses((status = 200, description = "The margin report of the portfolio sent in", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 422, description = "Cannot be computed", body = ErrorBody)),
+    responses((status = 200, description = "The margin report of the portfolio sent in (`vol_scaled_ranges`: the volatility-scaled ranges it was margined on, when exposed to a scaled underlying)", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 422, description = "Cannot be computed", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn post_margin(
     State(state): State<AppState>,
@@ -1008,6 +1039,7 @@ pub(crate) async fn post_margin(
             allow_far_marks: body.allow_far_marks,
         },
     )?;
+    let ranges = scaled_ranges(&mut resolved);
     // The answer carries them; the computation takes the rest.
     let warnings = std::mem::take(&mut resolved.warnings);
     let report = compute(move || {
@@ -1017,7 +1049,7 @@ pub(crate) async fn post_margin(
         with_moves(&report, &resolved.portfolio, &market_view)
     })
     .await?;
-    with_warnings(&report, &warnings)
+    with_warnings_and_ranges(&report, &warnings, &ranges)
 }
 
 /// The body of a request.
@@ -1042,7 +1074,7 @@ pub(crate) struct OrderBody {
 /// account's initial margin after each, less before.
 #[utoipa::path(post, path = "/v1/margin/order", tag = "margin", request_body = OrderBody,
     description = "Initial margin a buy and a sell of `amount` would add (Deribit's get_margins).",
-    responses((status = 200, description = "The change of initial margin for a buy and a sell", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 422, description = "Cannot be computed", body = ErrorBody)),
+    responses((status = 200, description = "The change of initial margin for a buy and a sell (`vol_scaled_ranges` when exposed to a scaled underlying)", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 422, description = "Cannot be computed", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn post_margin_order(
     State(state): State<AppState>,
@@ -1083,6 +1115,7 @@ pub(crate) async fn post_margin_order(
             allow_far_marks: body.allow_far_marks,
         },
     )?;
+    let ranges = scaled_ranges(&mut resolved);
     // The answer carries them; the computation takes the rest.
     let warnings = std::mem::take(&mut resolved.warnings);
     let instrument = body.instrument;
@@ -1123,7 +1156,7 @@ pub(crate) async fn post_margin_order(
         }))
     })
     .await?;
-    with_warnings(&answer, &warnings)
+    with_warnings_and_ranges(&answer, &warnings, &ranges)
 }
 
 /// The body of a request.
@@ -1143,7 +1176,7 @@ pub(crate) struct WhatIfBody {
 }
 
 #[utoipa::path(post, path = "/v1/whatif", tag = "margin", request_body = WhatIfBody,
-    responses((status = 200, description = "Before and after, accepted or the named refusal", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 422, description = "Cannot be computed", body = ErrorBody)),
+    responses((status = 200, description = "Before and after, accepted or the named refusal (`vol_scaled_ranges` when exposed to a scaled underlying)", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 422, description = "Cannot be computed", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn post_whatif(
     State(state): State<AppState>,
@@ -1182,6 +1215,7 @@ pub(crate) async fn post_whatif(
         )
         .map_err(refused)?;
     }
+    let ranges = scaled_ranges(&mut resolved);
     // The answer carries them; the computation takes the rest.
     let warnings = std::mem::take(&mut resolved.warnings);
     let outcome = compute(move || {
@@ -1190,7 +1224,7 @@ pub(crate) async fn post_whatif(
             .map_err(|error| risk_error("trades", &error))
     })
     .await?;
-    with_warnings(&outcome, &warnings)
+    with_warnings_and_ranges(&outcome, &warnings, &ranges)
 }
 
 /// The body of a request.
@@ -1212,7 +1246,7 @@ pub(crate) struct AllocateBody {
 }
 
 #[utoipa::path(post, path = "/v1/allocate", tag = "margin", request_body = AllocateBody,
-    responses((status = 200, description = "Excess, withdrawable, buffer and the suggested reallocation", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 422, description = "Cannot be computed", body = ErrorBody)),
+    responses((status = 200, description = "Excess, withdrawable, buffer and the suggested reallocation (`vol_scaled_ranges` when exposed to a scaled underlying)", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 422, description = "Cannot be computed", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn post_allocate(
     State(state): State<AppState>,
@@ -1242,6 +1276,7 @@ pub(crate) async fn post_allocate(
             allow_far_marks: body.allow_far_marks,
         },
     )?;
+    let ranges = scaled_ranges(&mut resolved);
     // The answer carries them; the computation takes the rest.
     let warnings = std::mem::take(&mut resolved.warnings);
     let allocation = compute(move || {
@@ -1250,7 +1285,7 @@ pub(crate) async fn post_allocate(
             .map_err(|error| risk_error("account", &error))
     })
     .await?;
-    with_warnings(&allocation, &warnings)
+    with_warnings_and_ranges(&allocation, &warnings, &ranges)
 }
 
 /// The body of a request.
@@ -1275,7 +1310,7 @@ pub(crate) struct StressBody {
 }
 
 #[utoipa::path(post, path = "/v1/stress", tag = "margin", request_body = StressBody,
-    responses((status = 200, description = "P&L and margin under each scenario; the reverse stress", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 422, description = "Cannot be computed", body = ErrorBody)),
+    responses((status = 200, description = "P&L and margin under each scenario; the reverse stress (`vol_scaled_ranges` when exposed to a scaled underlying)", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 422, description = "Cannot be computed", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn post_stress(
     State(state): State<AppState>,
@@ -1295,6 +1330,7 @@ pub(crate) async fn post_stress(
             allow_far_marks: body.allow_far_marks,
         },
     )?;
+    let ranges = scaled_ranges(&mut resolved);
     // The answer carries them; the computation takes the rest.
     let warnings = std::mem::take(&mut resolved.warnings);
     let answer = compute(move || {
@@ -1356,7 +1392,7 @@ pub(crate) async fn post_stress(
         }))
     })
     .await?;
-    with_warnings(&answer, &warnings)
+    with_warnings_and_ranges(&answer, &warnings, &ranges)
 }
 
 /// The joint moves `solvent stress --plot` draws: every underlying of the account together, from

@@ -325,6 +325,107 @@ async fn a_scenario_range_event_rescales_the_account_report() {
             .any(|w| w.as_str().unwrap().contains("scenario_range")),
         "{report}"
     );
+    // Every computation on the live venue margins on the scaled grid and says so: the account's
+    // what-if, allocation, stress and get_margins, and a portfolio sent in exposed to BTC.
+    let sent_in = json!({"portfolio": {"account": "p", "mode": "portfolio",
+        "collateral": {"USDT": "40000"},
+        "positions": [{"instrument": "BTCUSDT", "size": "2", "entry_price": "92000"}]}});
+    let routes = [
+        (
+            "/v1/whatif",
+            json!({"account": "a1", "trades": ["BTCUSDT:0.1"]}),
+        ),
+        ("/v1/allocate", json!({"account": "a1"})),
+        ("/v1/stress", json!({"account": "a1"})),
+        (
+            "/v1/margin/order",
+            json!({"account": "a1", "instrument": "BTCUSDT", "amount": "0.1"}),
+        ),
+        ("/v1/margin", sent_in),
+    ];
+    for (path, body) in &routes {
+        let (status, answer) = call(
+            running.addr,
+            "POST",
+            path,
+            Some(&keys.a1),
+            Some(&body.to_string()),
+        )
+        .await;
+        assert_eq!(status, 200, "{path}: {answer}");
+        let ranges = answer["vol_scaled_ranges"].as_array().unwrap();
+        assert_eq!(ranges.len(), 1, "{path}: {answer}");
+        assert_eq!(ranges[0]["range"], 0.05695504057259702, "{path}");
+        assert_eq!(ranges[0]["bound"], "buffer_partial", "{path}");
+    }
+    // The scaled grid's figures: the same as the account's report.
+    let (_, margin) = call(
+        running.addr,
+        "POST",
+        "/v1/margin",
+        Some(&keys.a1),
+        Some(&routes[4].1.to_string()),
+    )
+    .await;
+    assert_eq!(margin["maintenance_margin"], "10780.032079", "{margin}");
+    running.stop().await.unwrap();
+}
+
+/// Before any `scenario_range` event, every computation on a venue that scales BTC warns that it
+/// margined BTC on the static grid, and names no range.
+#[tokio::test]
+async fn computations_before_a_forecast_warn_of_the_static_grid() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/vol-scaled-venue.toml"
+    );
+    let venue = Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap();
+    let (ring, keys) = keys();
+    let running = solvent_server::start(
+        Engine::new(venue, EngineConfig::default()),
+        Box::new(MemoryJournal::default()),
+        ring,
+        &local(),
+    )
+    .await
+    .unwrap();
+    let opening = json!([
+        {"type": "index_price", "underlying": "BTC", "price": "92000", "ts": "2026-01-05T00:00:00Z"},
+        {"type": "deposit", "account": "a1", "asset": "USDT", "amount": "40000", "ts": "2026-01-05T00:00:01Z"},
+        {"type": "set_margin_mode", "account": "a1", "mode": "portfolio", "ts": "2026-01-05T00:00:02Z"},
+        {"type": "fill", "account": "a1", "instrument": "BTCUSDT", "side": "buy", "size": "2", "price": "92000", "counterparty": "external", "ts": "2026-01-05T00:00:03Z"},
+    ]);
+    let (status, reply) = post_events(&running, &keys.admin, opening).await;
+    assert_eq!(status, 200, "{reply}");
+    for (path, body) in [
+        (
+            "/v1/whatif",
+            json!({"account": "a1", "trades": ["BTCUSDT:0.1"]}),
+        ),
+        ("/v1/allocate", json!({"account": "a1"})),
+        ("/v1/stress", json!({"account": "a1"})),
+    ] {
+        let (status, answer) = call(
+            running.addr,
+            "POST",
+            path,
+            Some(&keys.a1),
+            Some(&body.to_string()),
+        )
+        .await;
+        assert_eq!(status, 200, "{path}: {answer}");
+        assert!(
+            answer.get("vol_scaled_ranges").is_none(),
+            "{path}: {answer}"
+        );
+        assert!(
+            answer["warnings"].as_array().unwrap().iter().any(|w| w
+                .as_str()
+                .unwrap()
+                .starts_with("BTC: the venue scales its range")),
+            "{path}: {answer}"
+        );
+    }
     running.stop().await.unwrap();
 }
 
