@@ -51,7 +51,7 @@ mod lease;
 mod messages;
 
 pub use fund::*;
-pub use lease::{LEASE_BUCKET, LEASE_TTL};
+pub use lease::{LEASE_BUCKET, LEASE_KEY, LEASE_TTL};
 pub use messages::*;
 
 /// What the system shard is.
@@ -183,20 +183,22 @@ pub async fn run(
         jiff::Timestamp::now()
     );
     let lease = lease::Lease::acquire(&js, config.replicas, &holder).await?;
-    let result = serve(config, venue, &js, stop, lease.lost()).await;
+    let result = serve(config, venue, &js, stop, &lease).await;
     lease.release().await;
     result
 }
 
 /// The system shard's work while it holds the lease (see [`run`]); it stops with
-/// [`ClusterError::LeaseLost`] as soon as `lost` turns true.
+/// [`ClusterError::LeaseLost`] as soon as the lease is lost, and before any publication the
+/// lease does not confirm.
 async fn serve(
     config: SystemConfig,
     venue: solvent_core::venue::Venue,
     js: &Context,
     mut stop: watch::Receiver<bool>,
-    mut lost: watch::Receiver<bool>,
+    lease: &lease::Lease,
 ) -> Result<SystemReport, ClusterError> {
+    let mut lost = lease.lost();
     // Deposits to the fund go through an engine of their own, which books them (its ledger
     // holds the fund's deposits) by the rules one engine applies, refusing what it refuses.
     let terms = FundTerms::of(&venue);
@@ -231,7 +233,7 @@ async fn serve(
         ),
     };
     let mut published = Published::read(&js, cursors.fund_subject_through).await?;
-    let mut fence = Fence::read(&js).await?;
+    let mut fence = Fence::read(&js, lease.holder()).await?;
     let mut read_through = cursors.effects_through;
     let mut waiting: BTreeMap<(u64, u32), EffectMessage> = BTreeMap::new();
     let mut applied_since_snapshot = 0_u64;
@@ -569,25 +571,31 @@ async fn publish_output(
 /// publications there expects it (`Nats-Expected-Last-Subject-Sequence`), so one that follows
 /// a message it did not publish (another system shard's, which took the lease over while
 /// this one stalled) is refused by JetStream, and this one stops
-/// ([`ClusterError::Fenced`]) rather than answer beside it.
-struct Fence(u64);
+/// ([`ClusterError::Fenced`]) rather than answer beside it. Each publication is preceded by a
+/// confirmation of the lease: a system shard that lost it stops ([`ClusterError::LeaseLost`])
+/// unpublished, rather than fence its replacement.
+struct Fence {
+    last: u64,
+    lease: lease::Holder,
+}
 
 impl Fence {
     /// The subject's last sequence now (0 when it holds nothing).
-    async fn read(js: &Context) -> Result<Self, ClusterError> {
+    async fn read(js: &Context, lease: lease::Holder) -> Result<Self, ClusterError> {
         use async_nats::jetstream::stream::LastRawMessageErrorKind;
         let nats =
             |error: &dyn std::fmt::Display| ClusterError::Nats(format!("{FUND_SUBJECT}: {error}"));
         let stream = js.get_stream(INPUT_STREAM).await.map_err(|e| nats(&e))?;
-        match stream.get_last_raw_message_by_subject(FUND_SUBJECT).await {
-            Ok(message) => Ok(Self(message.sequence)),
-            Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(Self(0)),
-            Err(error) => Err(nats(&error)),
-        }
+        let last = match stream.get_last_raw_message_by_subject(FUND_SUBJECT).await {
+            Ok(message) => message.sequence,
+            Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => 0,
+            Err(error) => return Err(nats(&error)),
+        };
+        Ok(Self { last, lease })
     }
 
-    /// Publishes `payload` with message id `id` on [`FUND_SUBJECT`], expecting the fence;
-    /// returns its stream sequence, which the fence moves to.
+    /// Publishes `payload` with message id `id` on [`FUND_SUBJECT`], expecting the fence,
+    /// once the lease is confirmed; returns its stream sequence, which the fence moves to.
     async fn publish(
         &mut self,
         js: &Context,
@@ -595,11 +603,12 @@ impl Fence {
         payload: Vec<u8>,
         what: &str,
     ) -> Result<u64, ClusterError> {
+        self.lease.confirm().await?;
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", id);
         headers.insert(
             "Nats-Expected-Last-Subject-Sequence",
-            self.0.to_string().as_str(),
+            self.last.to_string().as_str(),
         );
         let ack = js
             .publish_with_headers(FUND_SUBJECT, headers, payload.into())
@@ -610,14 +619,16 @@ impl Fence {
             Ok(ack) => {
                 // A duplicate (the same id stored before) is acknowledged with the first's
                 // sequence, which is not beyond the fence.
-                self.0 = self.0.max(ack.sequence);
+                self.last = self.last.max(ack.sequence);
                 Ok(ack.sequence)
             }
             Err(error)
                 if error.kind()
                     == async_nats::jetstream::context::PublishErrorKind::WrongLastSequence =>
             {
-                Err(ClusterError::Fenced { expected: self.0 })
+                Err(ClusterError::Fenced {
+                    expected: self.last,
+                })
             }
             Err(error) => Err(ClusterError::Nats(format!(
                 "{what} not acknowledged: {error}"
