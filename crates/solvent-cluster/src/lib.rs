@@ -98,11 +98,12 @@ pub enum ClusterError {
         ttl = system::LEASE_TTL
     )]
     LeaseLost,
-    /// The system shard's publication on `solvent.fund` was refused: the subject holds a
-    /// message after the last one it knew (another system shard's answer): it stops rather
-    /// than answer beside it.
+    /// The system shard's publication on `solvent.fund` was refused (a message of the same id
+    /// stored, or one after the last it knew) and it found no message there to follow: it
+    /// stops rather than guess. A refusal for another system shard's messages is not this:
+    /// the system shard reads them and follows them.
     #[error(
-        "solvent.fund holds a message after stream sequence {expected} that this system shard did not publish (another system shard answers): it stops"
+        "a publication on solvent.fund was refused (a message of its id, or after stream sequence {expected}, that this system shard did not publish), and the subject holds nothing after {expected} to follow: it stops"
     )]
     Fenced {
         /// The last sequence on the subject this system shard knew of.

@@ -51,7 +51,7 @@ mod lease;
 mod messages;
 
 pub use fund::*;
-pub use lease::{LEASE_BUCKET, LEASE_TTL};
+pub use lease::{LEASE_BUCKET, LEASE_KEY, LEASE_TTL};
 pub use messages::*;
 
 /// What the system shard is.
@@ -128,6 +128,11 @@ pub struct SystemReport {
     /// The fund's state hash now ([`Fund::state_hash`]): the same for a run recovered from a
     /// snapshot as for one that read the streams from their start.
     pub fund_hash: String,
+    /// Publications on [`FUND_SUBJECT`] refused because another system shard (a former holder
+    /// of the lease, which stalled past it) had published there first; this one read its
+    /// messages and followed them, as on recovery.
+    #[serde(default)]
+    pub reconciled: u64,
 }
 
 /// The input stream sequence through which every one of `shards` shards has recorded that its
@@ -183,20 +188,22 @@ pub async fn run(
         jiff::Timestamp::now()
     );
     let lease = lease::Lease::acquire(&js, config.replicas, &holder).await?;
-    let result = serve(config, venue, &js, stop, lease.lost()).await;
+    let result = serve(config, venue, &js, stop, &lease).await;
     lease.release().await;
     result
 }
 
 /// The system shard's work while it holds the lease (see [`run`]); it stops with
-/// [`ClusterError::LeaseLost`] as soon as `lost` turns true.
+/// [`ClusterError::LeaseLost`] as soon as the lease is lost, and before any publication the
+/// lease does not confirm.
 async fn serve(
     config: SystemConfig,
     venue: solvent_core::venue::Venue,
     js: &Context,
     mut stop: watch::Receiver<bool>,
-    mut lost: watch::Receiver<bool>,
+    lease: &lease::Lease,
 ) -> Result<SystemReport, ClusterError> {
+    let mut lost = lease.lost();
     // Deposits to the fund go through an engine of their own, which books them (its ledger
     // holds the fund's deposits) by the rules one engine applies, refusing what it refuses.
     let terms = FundTerms::of(&venue);
@@ -230,8 +237,10 @@ async fn serve(
             Cursors::default(),
         ),
     };
+    // The fence first: a message stored between the two reads is then above it, and read
+    // again when it refuses a publication, rather than below it and never read.
+    let mut fence = Fence::read(&js, lease.holder()).await?;
     let mut published = Published::read(&js, cursors.fund_subject_through).await?;
-    let mut fence = Fence::read(&js).await?;
     let mut read_through = cursors.effects_through;
     let mut waiting: BTreeMap<(u64, u32), EffectMessage> = BTreeMap::new();
     let mut applied_since_snapshot = 0_u64;
@@ -501,29 +510,34 @@ impl Published {
     /// [`ClusterError`] when the stream cannot be read or a message does not read.
     pub async fn read(js: &Context, after: u64) -> Result<Self, ClusterError> {
         let mut published = Self::default();
-        for (stream_seq, message) in read_fund_messages(js, after).await? {
+        published.add(read_fund_messages(js, after).await?);
+        Ok(published)
+    }
+
+    /// Adds `messages` (in stream order, with their stream sequence), keeping the first of
+    /// each claim already held: the one the shards apply.
+    pub fn add(&mut self, messages: Vec<(u64, FundMessage)>) {
+        for (stream_seq, message) in messages {
             match message {
                 FundMessage::Answer(answer) => {
-                    published
-                        .answers
-                        .entry(answer.claim.clone())
-                        .or_insert(answer);
+                    self.answers.entry(answer.claim.clone()).or_insert(answer);
                 }
                 FundMessage::Request(request) => {
-                    published
-                        .requests
+                    self.requests
                         .entry(request.claim().clone())
                         .or_insert((stream_seq, request));
                 }
             }
         }
-        Ok(published)
     }
 }
 
-/// Publishes what applying the effects asks for, unless an earlier run did: an answer (the fund
-/// then follows the published one), or a request, which the fund then awaits offers for at its
-/// stream sequence.
+/// Publishes what applying the effects asks for, unless it is on [`FUND_SUBJECT`] already (an
+/// earlier run's, or a former holder's of the lease): an answer (the fund then follows the
+/// published one), or a request, which the fund then awaits offers for at its stream
+/// sequence. A publication the fence refuses (another system shard published since this one
+/// last read the subject) is followed by a reading of what it published, as on recovery, and
+/// published only if that did not settle it.
 async fn publish_output(
     js: &Context,
     fund: &mut Fund,
@@ -532,28 +546,51 @@ async fn publish_output(
     fence: &mut Fence,
     output: FundOutput,
 ) -> Result<(), ClusterError> {
-    match output {
-        FundOutput::Answer(answer) => {
-            report.claims += 1;
-            report.adl_shares += answer.adl.len() as u64;
-            report.socialised_shares += answer.socialised.len() as u64;
-            if let Some(earlier) = published.answers.get(&answer.claim) {
-                // What was published is what the shards apply: the fund follows it, should
-                // this run have computed otherwise.
-                fund.settled_as(&answer, earlier);
-                report.answers_already_published += 1;
-            } else {
-                publish_answer(js, &answer, fence).await?;
+    if let FundOutput::Answer(answer) = &output {
+        report.claims += 1;
+        report.adl_shares += answer.adl.len() as u64;
+        report.socialised_shares += answer.socialised.len() as u64;
+    }
+    loop {
+        match &output {
+            FundOutput::Answer(answer) => {
+                if let Some(earlier) = published.answers.get(&answer.claim) {
+                    // What was published is what the shards apply: the fund follows it,
+                    // should this run have computed otherwise.
+                    fund.settled_as(answer, earlier);
+                    report.answers_already_published += 1;
+                    return Ok(());
+                }
+            }
+            FundOutput::Request(request) => {
+                if let Some((at, earlier)) = published.requests.get(request.claim()) {
+                    fund.await_offers(*at, earlier.clone());
+                    report.adl_requests_already_published += 1;
+                    return Ok(());
+                }
+            }
+        }
+        let outcome = match &output {
+            FundOutput::Answer(answer) => publish_answer(js, answer, fence).await?,
+            FundOutput::Request(request) => publish_request(js, request, fence).await?,
+        };
+        let Stored::At(at) = outcome else {
+            // Another system shard published first. A former holder, refused because its
+            // replacement published, learns here that its lease is gone and stops. The
+            // holder reads the other's messages (the fence moves past them) and publishes
+            // this output only if they do not settle it. Each turn moves the fence, or stops:
+            // the loop ends.
+            fence.lease.confirm().await?;
+            fence.reconcile(js, published).await?;
+            report.reconciled += 1;
+            continue;
+        };
+        match output {
+            FundOutput::Answer(answer) => {
                 report.answers_published += 1;
                 published.answers.insert(answer.claim.clone(), answer);
             }
-        }
-        FundOutput::Request(request) => {
-            if let Some((at, earlier)) = published.requests.get(request.claim()) {
-                fund.await_offers(*at, earlier.clone());
-                report.adl_requests_already_published += 1;
-            } else {
-                let at = publish_request(js, &request, fence).await?;
+            FundOutput::Request(request) => {
                 report.adl_requests_published += 1;
                 fund.await_offers(at, request.clone());
                 published
@@ -561,45 +598,56 @@ async fn publish_output(
                     .insert(request.claim().clone(), (at, request));
             }
         }
+        return Ok(());
     }
-    Ok(())
+}
+
+/// What a fenced publication found.
+enum Stored {
+    /// Stored at this stream sequence.
+    At(u64),
+    /// Not stored: the subject holds messages this system shard has not read (another system
+    /// shard's, which held the lease before it and stalled past it), after the fence or under
+    /// the same message id.
+    Behind,
 }
 
 /// The last stream sequence on [`FUND_SUBJECT`] this system shard knows of: each of its
 /// publications there expects it (`Nats-Expected-Last-Subject-Sequence`), so one that follows
-/// a message it did not publish (another system shard's, which took the lease over while
-/// this one stalled) is refused by JetStream, and this one stops
-/// ([`ClusterError::Fenced`]) rather than answer beside it.
-struct Fence(u64);
+/// a message it did not read (another system shard's) is refused by JetStream. Each
+/// publication is preceded by a confirmation of the lease: a system shard that lost it stops
+/// ([`ClusterError::LeaseLost`]) unpublished; one that holds it and is refused reads what the
+/// other published ([`Fence::reconcile`]), which can only be a former holder's that stalled
+/// past its lease between its own confirmation and publication.
+struct Fence {
+    last: u64,
+    lease: lease::Holder,
+}
 
 impl Fence {
     /// The subject's last sequence now (0 when it holds nothing).
-    async fn read(js: &Context) -> Result<Self, ClusterError> {
-        use async_nats::jetstream::stream::LastRawMessageErrorKind;
-        let nats =
-            |error: &dyn std::fmt::Display| ClusterError::Nats(format!("{FUND_SUBJECT}: {error}"));
-        let stream = js.get_stream(INPUT_STREAM).await.map_err(|e| nats(&e))?;
-        match stream.get_last_raw_message_by_subject(FUND_SUBJECT).await {
-            Ok(message) => Ok(Self(message.sequence)),
-            Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(Self(0)),
-            Err(error) => Err(nats(&error)),
-        }
+    async fn read(js: &Context, lease: lease::Holder) -> Result<Self, ClusterError> {
+        Ok(Self {
+            last: fund_subject_last(js).await?,
+            lease,
+        })
     }
 
-    /// Publishes `payload` with message id `id` on [`FUND_SUBJECT`], expecting the fence;
-    /// returns its stream sequence, which the fence moves to.
+    /// Publishes `payload` with message id `id` on [`FUND_SUBJECT`], expecting the fence,
+    /// once the lease is confirmed; the fence moves to its stream sequence.
     async fn publish(
         &mut self,
         js: &Context,
         id: &str,
         payload: Vec<u8>,
         what: &str,
-    ) -> Result<u64, ClusterError> {
+    ) -> Result<Stored, ClusterError> {
+        self.lease.confirm().await?;
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", id);
         headers.insert(
             "Nats-Expected-Last-Subject-Sequence",
-            self.0.to_string().as_str(),
+            self.last.to_string().as_str(),
         );
         let ack = js
             .publish_with_headers(FUND_SUBJECT, headers, payload.into())
@@ -607,31 +655,70 @@ impl Fence {
             .map_err(|error| ClusterError::Nats(format!("publishing {what}: {error}")))?
             .await;
         match ack {
+            // A duplicate: a message of the same id is stored already, which this system
+            // shard did not publish, or it would know it: another's, to be read. (JetStream
+            // 2.15 checks the expected sequence first, so this is the case of a message of
+            // this id stored at or below the fence that the system shard has not read.)
+            Ok(ack) if ack.duplicate => Ok(Stored::Behind),
             Ok(ack) => {
-                // A duplicate (the same id stored before) is acknowledged with the first's
-                // sequence, which is not beyond the fence.
-                self.0 = self.0.max(ack.sequence);
-                Ok(ack.sequence)
+                self.last = self.last.max(ack.sequence);
+                Ok(Stored::At(ack.sequence))
             }
             Err(error)
                 if error.kind()
                     == async_nats::jetstream::context::PublishErrorKind::WrongLastSequence =>
             {
-                Err(ClusterError::Fenced { expected: self.0 })
+                Ok(Stored::Behind)
             }
             Err(error) => Err(ClusterError::Nats(format!(
                 "{what} not acknowledged: {error}"
             ))),
         }
     }
+
+    /// Reads what the subject holds after the fence into `published` (the first message of
+    /// each claim stays: the one the shards apply) and moves the fence to the subject's last
+    /// sequence, which a publication then expects.
+    ///
+    /// # Errors
+    /// [`ClusterError::Fenced`] when the subject holds nothing after the fence (a publication
+    /// refused for a message this system shard cannot find: it stops rather than guess).
+    async fn reconcile(
+        &mut self,
+        js: &Context,
+        published: &mut Published,
+    ) -> Result<(), ClusterError> {
+        let last = fund_subject_last(js).await?;
+        if last <= self.last {
+            return Err(ClusterError::Fenced {
+                expected: self.last,
+            });
+        }
+        published.add(read_fund_messages(js, self.last).await?);
+        self.last = last;
+        Ok(())
+    }
 }
 
-/// Publishes a request for candidates; returns its stream sequence.
+/// The last stream sequence on [`FUND_SUBJECT`] (0 when it holds nothing).
+async fn fund_subject_last(js: &Context) -> Result<u64, ClusterError> {
+    use async_nats::jetstream::stream::LastRawMessageErrorKind;
+    let nats =
+        |error: &dyn std::fmt::Display| ClusterError::Nats(format!("{FUND_SUBJECT}: {error}"));
+    let stream = js.get_stream(INPUT_STREAM).await.map_err(|e| nats(&e))?;
+    match stream.get_last_raw_message_by_subject(FUND_SUBJECT).await {
+        Ok(message) => Ok(message.sequence),
+        Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
+        Err(error) => Err(nats(&error)),
+    }
+}
+
+/// Publishes a request for candidates.
 async fn publish_request(
     js: &Context,
     request: &Request,
     fence: &mut Fence,
-) -> Result<u64, ClusterError> {
+) -> Result<Stored, ClusterError> {
     let payload = serde_json::to_vec(request)
         .map_err(|error| ClusterError::Nats(format!("encoding a request: {error}")))?;
     fence
@@ -639,17 +726,17 @@ async fn publish_request(
         .await
 }
 
+/// Publishes an answer.
 async fn publish_answer(
     js: &Context,
     answer: &ClaimAnswer,
     fence: &mut Fence,
-) -> Result<(), ClusterError> {
+) -> Result<Stored, ClusterError> {
     let payload = serde_json::to_vec(answer)
         .map_err(|error| ClusterError::Nats(format!("encoding an answer: {error}")))?;
     fence
         .publish(js, &answer.claim.message_id(), payload, "an answer")
         .await
-        .map(|_| ())
 }
 
 /// Every answer the input stream holds, with its stream sequence, in stream order.

@@ -365,6 +365,37 @@ fn ledger(engine: &Engine, account: &LedgerAccount) -> Decimal {
     engine.ledger().balance(account, "USDT")
 }
 
+/// Against one engine: every account's balances, the fund, and every sum. The fund is in
+/// pieces: the 20,000 deposited, which the system shard holds, and each shard's
+/// `insurance_fund` ledger account (the fees it collected less the covers it drew). Money is
+/// conserved: every balance but the outside's, per asset, is one engine's.
+fn assert_as_one_engine(engines: &[Engine], one: &Engine, report: &SystemReport) {
+    let mut cluster_balances: BTreeMap<(String, String), Decimal> = BTreeMap::new();
+    for engine in engines {
+        for (key, amount) in balances(engine) {
+            *cluster_balances.entry(key).or_default() += amount;
+        }
+        assert_eq!(ledger(engine, &LedgerAccount::PendingClaims), dec!(0));
+    }
+    let fund_key = (INSURANCE_FUND.to_owned(), "USDT".to_owned());
+    let pieces = cluster_balances.remove(&fund_key).unwrap_or_default();
+    let deposited = dec!(20000);
+    let fund = report.fund.get("USDT").copied().unwrap_or_default();
+    assert_eq!(
+        deposited + pieces,
+        fund,
+        "the pieces add up to the system shard's fund"
+    );
+    assert_eq!(fund, ledger(one, &LedgerAccount::InsuranceFund));
+    if !fund.is_zero() {
+        cluster_balances.insert(fund_key, fund);
+    }
+    cluster_balances.retain(|_, amount| !amount.is_zero());
+    let one_balances = balances(one);
+    assert_eq!(cluster_balances, one_balances);
+    assert_eq!(per_asset(&cluster_balances), per_asset(&one_balances));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deficit_beyond_its_shards_share_is_met_from_the_one_fund_and_money_is_conserved() {
     let scratch = tempfile::tempdir().expect("a scratch directory");
@@ -522,37 +553,10 @@ async fn a_deficit_beyond_its_shards_share_is_met_from_the_one_fund_and_money_is
     );
     assert_eq!(report.fund.get("USDT"), Some(&dec!(0)));
 
-    // Against one engine: every account's balances, the fund, and every sum. The fund is in
-    // pieces: the 20,000 deposited, which the system shard holds, and each shard's
-    // `insurance_fund` ledger account (the fees it collected less the covers it drew).
     let engines = cluster.engines();
-    let mut cluster_balances: BTreeMap<(String, String), Decimal> = BTreeMap::new();
-    for engine in &engines {
-        for (key, amount) in balances(engine) {
-            *cluster_balances.entry(key).or_default() += amount;
-        }
-        assert_eq!(ledger(engine, &LedgerAccount::PendingClaims), dec!(0));
-    }
-    let fund_key = (INSURANCE_FUND.to_owned(), "USDT".to_owned());
-    let pieces = cluster_balances.remove(&fund_key).unwrap_or_default();
-    let deposited = dec!(20000);
-    let fund = report.fund.get("USDT").copied().unwrap_or_default();
-    assert_eq!(
-        deposited + pieces,
-        fund,
-        "the pieces add up to the system shard's fund"
-    );
-    assert_eq!(fund, ledger(&one, &LedgerAccount::InsuranceFund));
-    if !fund.is_zero() {
-        cluster_balances.insert(fund_key, fund);
-    }
-    cluster_balances.retain(|_, amount| !amount.is_zero());
-    let one_balances = balances(&one);
-    assert_eq!(cluster_balances, one_balances);
+    assert_as_one_engine(&engines, &one, &report);
     assert_eq!(wallet(&one, &cast.btc_loser), dec!(0));
     assert_eq!(wallet(&one, &cast.eth_loser), dec!(-3470));
-    // Money is conserved: every balance but the outside's, per asset, is one engine's.
-    assert_eq!(per_asset(&cluster_balances), per_asset(&one_balances));
 
     // A message on the fund subject that is not an answer is refused by every shard, which
     // reads on: it stops none of them.
@@ -1753,13 +1757,187 @@ async fn a_second_system_shard_is_refused_while_one_runs() {
     );
 }
 
-/// The system shard's publications are fenced (issue 13, scale-out gap 3): each expects the
-/// last sequence on `solvent.fund` it knows of. While one runs, a message it did not publish
-/// lands there (as another system shard's answer would, had it taken the lease over while this
-/// one stalled); at its next answer JetStream refuses the publication and it stops
-/// (`ClusterError::Fenced`), publishing nothing. A system shard started afterwards answers.
+/// The environment variable that makes [`system_shard_process`] run a system shard on the
+/// NATS server at its value, rather than return.
+const SYSTEM_PROCESS_NATS: &str = "SOLVENT_TEST_SYSTEM_SHARD_NATS";
+
+/// What [`system_shard_process`] prints before how its system shard stopped.
+const SYSTEM_PROCESS_STOPPED: &str = "system shard stopped: ";
+
+/// How often a replacement reads the streams in the stall tests: long enough that what the
+/// test does between two of its readings (a claim made, a stalled process continued, a
+/// message published) is done before the next one.
+const REPLACEMENT_POLL: Duration = Duration::from_secs(15);
+
+/// A system shard in a process of its own: this test binary run again with
+/// [`SYSTEM_PROCESS_NATS`] set, so a test can stall it as an operating system stalls a
+/// process (SIGSTOP, then SIGCONT), renewal task and all. Not a test by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_system_shard_whose_view_of_the_fund_subject_is_stale_stops_unpublished() {
+#[ignore = "a system shard's process, started by the stall tests"]
+async fn system_shard_process() {
+    let Ok(url) = std::env::var(SYSTEM_PROCESS_NATS) else {
+        return;
+    };
+    let cluster = Cluster {
+        url,
+        dir: PathBuf::new(),
+    };
+    let (_stop, stopped) = watch::channel(false);
+    let stopped_with = match system::run(cluster.system_config(false, None), stopped).await {
+        Ok(report) => format!("ok, {} answers published", report.answers_published),
+        Err(error) => error.to_string(),
+    };
+    println!("{SYSTEM_PROCESS_STOPPED}{stopped_with}");
+}
+
+/// A system shard's process ([`system_shard_process`]); killed when dropped (SIGKILL ends a
+/// stopped process too).
+struct SystemProcess {
+    child: Child,
+}
+
+impl SystemProcess {
+    fn start(url: &str) -> Self {
+        let child = Command::new(std::env::current_exe().expect("this test binary"))
+            .args([
+                "system_shard_process",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(SYSTEM_PROCESS_NATS, url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the system shard's process");
+        Self { child }
+    }
+
+    /// Sends it `signal` (`STOP`, `CONT`).
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    /// Waits at most `within` for the process to end; how its system shard stopped.
+    async fn stopped(&mut self, within: Duration) -> String {
+        use std::io::Read;
+        let deadline = std::time::Instant::now() + within;
+        while self.child.try_wait().expect("its status").is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the system shard's process did not stop"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut output = String::new();
+        self.child
+            .stdout
+            .take()
+            .expect("its output")
+            .read_to_string(&mut output)
+            .expect("it reads");
+        // Its line may follow the test harness's own on the same line.
+        output
+            .lines()
+            .find_map(|line| line.split_once(SYSTEM_PROCESS_STOPPED))
+            .map(|(_, how)| how.to_owned())
+            .unwrap_or_else(|| panic!("the process reported no stop: {output}"))
+    }
+}
+
+impl Drop for SystemProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until a system shard answers queries: it holds the lease and has read the streams
+/// once. A stopped process still subscribed makes a query wait its whole timeout.
+async fn wait_answering(client: &async_nats::Client) {
+    for _ in 0..100 {
+        if let Ok(Some(_)) = system::report(client).await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no system shard answers");
+}
+
+/// Waits until the lease names `holder` (a pid): a replacement took it over.
+async fn wait_lease_held_by(js: &async_nats::jetstream::Context, holder: u32) {
+    let store = js
+        .get_key_value(system::LEASE_BUCKET)
+        .await
+        .expect("the lease's bucket");
+    let wanted = format!("pid {holder} ");
+    for _ in 0..200 {
+        if let Ok(Some(value)) = store.get(system::LEASE_KEY).await
+            && String::from_utf8_lossy(&value).starts_with(&wanted)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the lease was not taken over by pid {holder}");
+}
+
+/// Every message on the fund subject, decoded or not, as (stream sequence, message id).
+async fn fund_subject(js: &async_nats::jetstream::Context) -> Vec<(u64, String)> {
+    let stream = js
+        .get_stream(solvent_cluster::routing::INPUT_STREAM)
+        .await
+        .expect("the input stream");
+    let mut messages = Vec::new();
+    let mut after = 0;
+    loop {
+        let next = stream
+            .get_first_raw_message_by_subject(solvent_cluster::routing::FUND_SUBJECT, after + 1)
+            .await;
+        let Ok(message) = next else {
+            return messages;
+        };
+        let id = message
+            .headers
+            .get("Nats-Msg-Id")
+            .map(|id| id.as_str().to_owned())
+            .unwrap_or_default();
+        after = message.sequence;
+        messages.push((message.sequence, id));
+    }
+}
+
+/// Runs the shards until the fund subject holds `answers` answers and they are applied.
+async fn settle(cluster: &Cluster, answers: usize) {
+    for _ in 0..90 {
+        cluster.run_shards().await;
+        if cluster.answers().await.len() >= answers {
+            cluster.run_shards().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    panic!("not {answers} answers");
+}
+
+/// A system shard that stalls past its lease while a replacement takes the lease over
+/// (issue 13): the first runs in a process of its own, stopped with SIGSTOP until its lease
+/// lapses and another system shard has taken it; then a claim is made, and the stalled one is
+/// continued (SIGCONT) before the replacement reads the streams again. Its renewal task has
+/// not yet told it the lease is gone when it reads the claim: it must confirm its lease before
+/// publishing, find it lost, and stop (`lost its lease`) with nothing published. (Without the
+/// confirmation it published its answer as it resumed, ahead of the replacement, and only then
+/// stopped.) The replacement keeps running, answers every claim once, and money is conserved
+/// as one engine conserves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_system_shard_stalled_past_its_lease_stops_unpublished_and_its_replacement_runs_on() {
     let scratch = tempfile::tempdir().expect("a scratch directory");
     let nats = Nats::start(scratch.path());
     wait_for(&nats.url()).await;
@@ -1767,44 +1945,257 @@ async fn a_system_shard_whose_view_of_the_fund_subject_is_stale_stops_unpublishe
         url: nats.url(),
         dir: scratch.path().to_path_buf(),
     };
-    let client = shard::client(std::slice::from_ref(&cluster.url))
-        .await
-        .expect("a client");
-    let (_stop, stopped) = watch::channel(false);
-    let running = tokio::spawn(system::run(cluster.system_config(false, None), stopped));
-    let mut started = false;
-    for _ in 0..200 {
-        if let Ok(Some(_)) = system::report(&client).await {
-            started = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(started, "the system shard did not start");
+    let cast = Cast::new();
+    let steps = envelopes(&steps(&cast));
+    let all: Vec<Envelope> = steps.iter().flatten().cloned().collect();
+    let (one, _) = one_engine(&all);
+    let loser_shard = 1 - cast.fund_shard;
     let js = shard::connect(std::slice::from_ref(&cluster.url), SHARDS, 1)
         .await
         .expect("connect");
-    js.publish(
+    let client = shard::client(std::slice::from_ref(&cluster.url))
+        .await
+        .expect("a client");
+
+    let mut stalled = SystemProcess::start(&cluster.url);
+    wait_answering(&client).await;
+    stalled.signal("STOP");
+    // The replacement waits for the stalled one's lease to lapse, takes it, and reads the
+    // streams: nothing to answer yet.
+    let (stop, stopped) = watch::channel(false);
+    let replacement = tokio::spawn(system::run(
+        SystemConfig {
+            poll: REPLACEMENT_POLL,
+            ..cluster.system_config(false, None)
+        },
+        stopped,
+    ));
+    wait_lease_held_by(&js, std::process::id()).await;
+    wait_answering(&client).await;
+    let read_once = std::time::Instant::now();
+
+    // The claim, and every shard's progress past it; then the stalled one goes on.
+    cluster.publish(&steps[0]).await;
+    cluster.run_shards().await;
+    stalled.signal("CONT");
+    let stopped_with = stalled.stopped(Duration::from_secs(30)).await;
+    let on_the_subject = fund_subject(&js).await;
+    assert!(
+        read_once.elapsed() < REPLACEMENT_POLL,
+        "the replacement may have read the claim first: {:?}",
+        read_once.elapsed()
+    );
+    assert!(
+        on_the_subject.is_empty(),
+        "the stalled system shard published after its lease was taken over: {on_the_subject:?} (it stopped with: {stopped_with})"
+    );
+    assert!(stopped_with.contains("lost its lease"), "{stopped_with}");
+
+    // The replacement answers at its next reading, and the next claim too (after asking every
+    // shard for candidates).
+    cluster.publish(&steps[1]).await;
+    cluster.publish(&steps[2]).await;
+    settle(&cluster, 2).await;
+    assert!(!replacement.is_finished(), "the replacement stopped");
+    let answers = cluster.answers().await;
+    let amounts: Vec<_> = answers
+        .iter()
+        .map(|a| (a.claim.shard, a.account.as_str(), a.covered, a.fund_before))
+        .collect();
+    assert_eq!(
+        amounts,
+        [
+            (
+                loser_shard,
+                cast.btc_loser.as_str(),
+                dec!(16000),
+                dec!(20000)
+            ),
+            (
+                cast.fund_shard,
+                cast.eth_loser.as_str(),
+                dec!(4030),
+                dec!(4030)
+            ),
+        ],
+        "each claim answered once"
+    );
+    let ids: Vec<String> = fund_subject(&js)
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(ids.len(), 3, "two answers and one request: {ids:?}");
+    let _ = stop.send(true);
+    let report = replacement
+        .await
+        .expect("the replacement's task")
+        .expect("the replacement");
+    assert_eq!(
+        (
+            report.answers_published,
+            report.adl_requests_published,
+            report.reconciled
+        ),
+        (2, 1, 0)
+    );
+    assert_eq!(report.fund.get("USDT"), Some(&dec!(0)));
+    assert_as_one_engine(&cluster.engines(), &one, &report);
+}
+
+/// The gap the lease's confirmation leaves: a former holder that stalls between its
+/// confirmation and its publication, past its lease, publishes after a replacement took the
+/// lease over. Here that publication is made by hand (the answer the former holder computed,
+/// under its message id) after the claim and before the replacement reads it. The
+/// replacement's own publication is then refused (the fence on `solvent.fund`, or JetStream's
+/// duplicate id); holding the lease, it reads the subject, follows the answer found there (as
+/// on recovery) and runs on: the claim is answered once. Then a message that is no answer
+/// lands there: the replacement's next publication (its request for candidates for the second
+/// claim) is refused, it reads past that message and publishes. Money is conserved as one
+/// engine conserves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_refused_for_a_former_holders_answer_follows_it_and_runs_on() {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let nats = Nats::start(scratch.path());
+    wait_for(&nats.url()).await;
+    let cluster = Cluster {
+        url: nats.url(),
+        dir: scratch.path().to_path_buf(),
+    };
+    let cast = Cast::new();
+    let steps = envelopes(&steps(&cast));
+    let all: Vec<Envelope> = steps.iter().flatten().cloned().collect();
+    let (one, _) = one_engine(&all);
+    let loser_shard = 1 - cast.fund_shard;
+    let js = shard::connect(std::slice::from_ref(&cluster.url), SHARDS, 1)
+        .await
+        .expect("connect");
+    let client = shard::client(std::slice::from_ref(&cluster.url))
+        .await
+        .expect("a client");
+    let (stop, stopped) = watch::channel(false);
+    let replacement = tokio::spawn(system::run(
+        SystemConfig {
+            poll: REPLACEMENT_POLL,
+            ..cluster.system_config(false, None)
+        },
+        stopped,
+    ));
+    wait_answering(&client).await;
+    let read_once = std::time::Instant::now();
+    cluster.publish(&steps[0]).await;
+    cluster.run_shards().await;
+    // The claim as the effect stream holds it: the first (and only) claim of its message.
+    let claim_at = solvent_cluster::effects::read_all(&js, Some(loser_shard))
+        .await
+        .expect("the effects")
+        .into_iter()
+        .find(|message| {
+            message
+                .lines
+                .iter()
+                .any(|line| line.contains(r#""resolution":"claimed""#))
+        })
+        .expect("the claim's effect message")
+        .input_seq;
+    let answer = ClaimAnswer {
+        claim: system::ClaimId {
+            shard: loser_shard,
+            input_seq: claim_at,
+            index: 0,
+        },
+        account: cast.btc_loser.clone(),
+        asset: "USDT".to_owned(),
+        claimed: dec!(16000),
+        covered: dec!(16000),
+        fund_before: dec!(20000),
+        adl: Vec::new(),
+        socialised: Vec::new(),
+        returned: false,
+        fee: Decimal::ZERO,
+        remainder: false,
+    };
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", answer.claim.message_id().as_str());
+    js.publish_with_headers(
         solvent_cluster::routing::FUND_SUBJECT,
-        "another's answer".into(),
+        headers,
+        serde_json::to_vec(&answer).expect("encoded").into(),
     )
     .await
     .expect("published")
     .await
     .expect("stored");
-    let cast = Cast::new();
-    let steps = envelopes(&steps(&cast));
-    cluster.publish(&steps[0]).await;
-    cluster.run_shards().await;
-    let stopped = tokio::time::timeout(Duration::from_secs(30), running)
-        .await
-        .expect("the system shard stopped")
-        .expect("its task");
     assert!(
-        matches!(stopped, Err(solvent_cluster::ClusterError::Fenced { .. })),
-        "{stopped:?}"
+        read_once.elapsed() < REPLACEMENT_POLL,
+        "the replacement may have read the claim first: {:?}",
+        read_once.elapsed()
     );
-    assert!(cluster.answers().await.is_empty(), "nothing published");
-    let report = cluster.run_system().await;
-    assert_eq!(report.answers_published, 1);
+    settle(&cluster, 1).await;
+    // Its next reading, after the answer: it has followed it.
+    let mut followed = None;
+    for _ in 0..200 {
+        if replacement.is_finished() {
+            let stopped = replacement.await.expect("the replacement's task");
+            panic!("the replacement stopped: {stopped:?}");
+        }
+        if let Ok(Some(report)) = system::report(&client).await
+            && report.claims == 1
+        {
+            followed = Some(report);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let followed = followed.expect("the replacement answered for the claim");
+    assert!(!replacement.is_finished(), "the replacement stopped");
+    assert_eq!(
+        (
+            followed.answers_published,
+            followed.answers_already_published,
+            followed.reconciled
+        ),
+        (0, 1, 1)
+    );
+    assert_eq!(fund_subject(&js).await.len(), 1, "the claim answered once");
+
+    js.publish(
+        solvent_cluster::routing::FUND_SUBJECT,
+        "not an answer".into(),
+    )
+    .await
+    .expect("published")
+    .await
+    .expect("stored");
+    cluster.publish(&steps[1]).await;
+    cluster.publish(&steps[2]).await;
+    settle(&cluster, 2).await;
+    assert!(!replacement.is_finished(), "the replacement stopped");
+    let _ = stop.send(true);
+    let report = replacement
+        .await
+        .expect("the replacement's task")
+        .expect("the replacement");
+    assert_eq!(
+        (
+            report.answers_published,
+            report.adl_requests_published,
+            report.answers_already_published,
+            report.reconciled
+        ),
+        (1, 1, 1, 2)
+    );
+    let answered: Vec<(u32, Decimal)> = cluster
+        .answers()
+        .await
+        .iter()
+        .map(|a| (a.claim.shard, a.covered))
+        .collect();
+    assert_eq!(
+        answered,
+        [(loser_shard, dec!(16000)), (cast.fund_shard, dec!(4030))],
+        "each claim answered once"
+    );
+    assert_eq!(report.fund.get("USDT"), Some(&dec!(0)));
+    assert_as_one_engine(&cluster.engines(), &one, &report);
 }

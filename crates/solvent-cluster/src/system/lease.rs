@@ -7,11 +7,15 @@
 //! key over fails), and deletes it when it stops. One killed with SIGKILL leaves its lease to
 //! expire: a new one waits at most [`LEASE_TTL`] (and a second) for that, then is refused
 //! with the holder's name. Replicated as the streams are, so a NATS node's loss keeps it.
+//!
+//! The renewal task alone would let a system shard that stalled past its lease (stopped,
+//! swapped out) publish once more when it resumes, before the task's next turn tells it the
+//! lease is gone: so each publication is preceded by [`Holder::confirm`], the same write.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_nats::jetstream::kv;
+use tokio::sync::Mutex;
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
@@ -20,7 +24,7 @@ use super::*;
 pub const LEASE_BUCKET: &str = "solvent-system";
 
 /// The key of the lease in [`LEASE_BUCKET`]; its value names the holder.
-const LEASE_KEY: &str = "lease";
+pub const LEASE_KEY: &str = "lease";
 
 /// How long a lease lasts unrenewed: a system shard that died leaves it this long at most.
 pub const LEASE_TTL: Duration = Duration::from_secs(5);
@@ -35,12 +39,97 @@ const LEASE_RETRY: Duration = Duration::from_millis(250);
 /// streams does not let it lapse), which stops when the lease is dropped.
 pub(super) struct Lease {
     store: kv::Store,
-    /// The revision last written by this holder.
-    revision: Arc<AtomicU64>,
+    /// What this holder last wrote; the renewal task and [`Holder::confirm`] share it.
+    held: Arc<Mutex<Held>>,
     /// Turns true when the lease is lost (another holder has the key, or it could not be
     /// renewed for a whole [`LEASE_TTL`]).
     lost: watch::Receiver<bool>,
+    holder: Holder,
     renewal: tokio::task::JoinHandle<()>,
+}
+
+/// The revision this holder last wrote and when: both move together, under one lock, so a
+/// renewal and a confirmation never read each other's half-written state (a revision written
+/// to the bucket but not yet recorded would look like another holder's).
+#[derive(Debug)]
+struct Held {
+    revision: u64,
+    renewed: tokio::time::Instant,
+}
+
+/// What the system shard's publications ask of the lease: [`Holder::confirm`], called
+/// immediately before each, writes the lease over the revision this holder last wrote.
+#[derive(Clone)]
+pub(super) struct Holder {
+    store: kv::Store,
+    name: String,
+    held: Arc<Mutex<Held>>,
+    lose: Arc<watch::Sender<bool>>,
+}
+
+/// What one write of the lease over the revision last written found.
+enum Renewal {
+    /// Written: this holder has the lease for another [`LEASE_TTL`].
+    Renewed,
+    /// Another holder wrote the key, or it lapsed (the write expects a revision it no longer
+    /// has): the lease is lost.
+    TakenOver,
+    /// NATS did not answer (a leader election, a connection lost): try again.
+    Failed,
+}
+
+impl Holder {
+    /// Writes the lease over the revision this holder last wrote, once.
+    async fn renew(&self) -> Renewal {
+        let mut held = self.held.lock().await;
+        match self
+            .store
+            .update(LEASE_KEY, self.name.clone().into(), held.revision)
+            .await
+        {
+            Ok(next) => {
+                held.revision = next;
+                held.renewed = tokio::time::Instant::now();
+                Renewal::Renewed
+            }
+            Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                Renewal::TakenOver
+            }
+            Err(_) => Renewal::Failed,
+        }
+    }
+
+    /// Whether no renewal has succeeded for a whole [`LEASE_TTL`]: the lease may have lapsed
+    /// and been taken.
+    async fn expired(&self) -> bool {
+        self.held.lock().await.renewed.elapsed() >= LEASE_TTL
+    }
+
+    /// Confirms, immediately before a publication, that this system shard still holds the
+    /// lease: it writes the lease over the revision it last wrote, a write JetStream refuses
+    /// once another holder has written the key (a read could be answered by a replica behind
+    /// the leader). A system shard that stalled (stopped, swapped out, paused) past its lease
+    /// while another took over learns it here, before it publishes, rather than at its renewal
+    /// task's next turn, which may come after the publication. A confirmed lease lasts another
+    /// [`LEASE_TTL`], so no other holder can take it before the publication unless this one
+    /// stalls that long in between (which the fence on `solvent.fund` then catches).
+    ///
+    /// # Errors
+    /// [`ClusterError::LeaseLost`] when another holder wrote the key or it lapsed, or when no
+    /// write succeeded for a whole [`LEASE_TTL`]; the lease is then reported lost.
+    pub(super) async fn confirm(&self) -> Result<(), ClusterError> {
+        loop {
+            match self.renew().await {
+                Renewal::Renewed => return Ok(()),
+                Renewal::TakenOver => break,
+                Renewal::Failed if self.expired().await => break,
+                // A transient failure: asked again shortly, within the lease.
+                Renewal::Failed => tokio::time::sleep(LEASE_RETRY).await,
+            }
+        }
+        let _ = self.lose.send(true);
+        Err(ClusterError::LeaseLost)
+    }
 }
 
 impl Lease {
@@ -98,18 +187,23 @@ impl Lease {
                 Err(error) => return Err(nats(&error)),
             }
         };
-        let revision = Arc::new(AtomicU64::new(revision));
+        let held = Arc::new(Mutex::new(Held {
+            revision,
+            renewed: tokio::time::Instant::now(),
+        }));
         let (lose, lost) = watch::channel(false);
-        let renewal = tokio::spawn(renew(
-            store.clone(),
-            holder.to_owned(),
-            Arc::clone(&revision),
-            lose,
-        ));
+        let holder = Holder {
+            store: store.clone(),
+            name: holder.to_owned(),
+            held: Arc::clone(&held),
+            lose: Arc::new(lose),
+        };
+        let renewal = tokio::spawn(renew(holder.clone()));
         Ok(Self {
             store,
-            revision,
+            held,
             lost,
+            holder,
             renewal,
         })
     }
@@ -119,12 +213,17 @@ impl Lease {
         self.lost.clone()
     }
 
+    /// What the publications confirm the lease with.
+    pub(super) fn holder(&self) -> Holder {
+        self.holder.clone()
+    }
+
     /// Gives the lease up (deletes the key, if it is still this holder's), so the next system
     /// shard starts at once.
     pub(super) async fn release(&self) {
         self.renewal.abort();
         if !*self.lost.borrow() {
-            let revision = self.revision.load(Ordering::SeqCst);
+            let revision = self.held.lock().await.revision;
             let _ = self
                 .store
                 .delete_expect_revision(LEASE_KEY, Some(revision))
@@ -144,31 +243,18 @@ impl Drop for Lease {
 /// Renews the lease every [`LEASE_RENEW`] with the revision last written; reports it lost when
 /// another holder has written the key, or when no renewal succeeded for a whole [`LEASE_TTL`]
 /// (it may have expired and been taken).
-async fn renew(
-    store: kv::Store,
-    holder: String,
-    revision: Arc<AtomicU64>,
-    lose: watch::Sender<bool>,
-) {
-    let mut renewed = tokio::time::Instant::now();
+async fn renew(holder: Holder) {
     loop {
         tokio::time::sleep(LEASE_RENEW).await;
-        let last = revision.load(Ordering::SeqCst);
-        match store.update(LEASE_KEY, holder.clone().into(), last).await {
-            Ok(next) => {
-                revision.store(next, Ordering::SeqCst);
-                renewed = tokio::time::Instant::now();
-            }
-            Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                let _ = lose.send(true);
-                return;
-            }
-            Err(_) if renewed.elapsed() >= LEASE_TTL => {
-                let _ = lose.send(true);
-                return;
-            }
-            // A transient failure (a leader election): renewed at the next turn.
-            Err(_) => {}
+        let lost = match holder.renew().await {
+            Renewal::Renewed => false,
+            Renewal::TakenOver => true,
+            Renewal::Failed => holder.expired().await,
+        };
+        if lost {
+            let _ = holder.lose.send(true);
+            return;
         }
+        // Otherwise a transient failure (a leader election) is renewed at the next turn.
     }
 }
