@@ -165,6 +165,9 @@ pub struct KernelRules {
     tiered: HashMap<usize, CachedTable>,
 }
 
+/// How many rules [`KernelRules`] holds before it starts again.
+const MAX_CACHED_RULES: usize = 4096;
+
 /// A rule, kept alive while its table is cached, and its table (`None`: a figure has no `f64`
 /// form, so its positions take the exact path).
 type CachedTable = (Arc<MarginRule>, Option<Arc<[KernelTier]>>);
@@ -199,6 +202,11 @@ impl KernelRules {
         tiers: &[MarginTier],
     ) -> Option<Arc<[KernelTier]>> {
         let key = Arc::as_ptr(rule) as usize;
+        if self.tiered.len() >= MAX_CACHED_RULES && !self.tiered.contains_key(&key) {
+            // A venue holds tens of rules; rules made afresh for each account (instruments
+            // resolved on the fly) must not grow the cache without bound.
+            self.tiered.clear();
+        }
         self.tiered
             .entry(key)
             .or_insert_with(|| (Arc::clone(rule), KernelTier::table(tiers)))
