@@ -3,7 +3,7 @@ open-source-risk-engine) on a CRIF file, for the tests of crates/solvent-simm an
 
 Usage: simm_ore.py [--post] [--one-day] [--regulations] CRIF.tsv VERSION [VERSION...]
   (VERSION: 2.6, 2.7, 2.8, 2.8+2512 through the package's SimmConfiguration classes; any other
-  name ORE's parseSimmVersion reads, e.g. 2.2, 2.3, 2.3.8, 2.5, 2.5A, 2.6.5, through ORE's
+  name ORE's parseSimmVersion reads, e.g. 1.0, 1.3, 2.2, 2.3, 2.3.8, 2.5, 2.5A, 2.6.5, through ORE's
   application (OREApp with the SIMM analytic and its "simm" report), which builds the
   configuration with ORE's buildSimmConfiguration; --one-day: the 1-day margin period of risk;
   --regulations: ORE's application from an ore.xml with enforceIMRegulations=Y, each netting
@@ -26,6 +26,7 @@ The bucket of each equity, commodity and credit qualifier is given to ORE's buck
 import csv
 import io
 import json
+import os
 import sys
 import time
 
@@ -311,6 +312,12 @@ def run_regulations(text, rows, version, side, mpor, enforce=True, result="USD",
 
 
 def main():
+    # ORE writes its log messages to the standard output (e.g. the CRIF rows a version does not
+    # take, which it skips: Risk_XCcyBasis in SIMM 1.0); they go to the standard error, and the
+    # JSON alone to the standard output.
+    sys.stdout.flush()
+    out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
     args = sys.argv[1:]
     side = S.SimmSide_Call
     mpor = 10
@@ -360,7 +367,8 @@ def main():
             continue
         how = run_regulations if regulations else run if version in CONFIGS else run_app
         results[version], seconds[version] = how(text, rows, version, side, mpor)
-    json.dump({"seconds": seconds, "results": results}, sys.stdout)
+    json.dump({"seconds": seconds, "results": results}, out)
+    out.flush()
 
 
 if __name__ == "__main__":

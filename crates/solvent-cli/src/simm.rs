@@ -21,8 +21,11 @@ pub(crate) struct SimmArgs {
     /// The CRIF file (tab- or comma-separated, ISDA's Common Risk Interchange Format); amounts
     /// are read from `AmountUSD`, netting sets from `PortfolioID`.
     crif: PathBuf,
-    /// The SIMM version: 1.3.38, 2.0, 2.1, 2.2, 2.3, 2.3.8 (2.4), 2.5, 2.5A, 2.6, 2.6.5, 2.7 (+2412), 2.8 (+2506) or
-    /// 2.8+2512.
+    /// The SIMM version: 1.0, 1.3, 1.3.38, 2.0, 2.1, 2.2, 2.3, 2.3.8 (2.4), 2.5, 2.5A, 2.6, 2.6.5,
+    /// 2.7 (+2412), 2.8 (+2506) or 2.8+2512 (ORE's aliases ISDA_V315, ISDA_V329, ISDA_V338 and
+    /// ISDA_V344 too). 1.0 and 1.3 have 11 equity and 16 commodity buckets: a row in equity
+    /// bucket 12 or commodity bucket 17 is refused; rows of risk types they do not take are
+    /// skipped, as ORE skips them.
     #[arg(long, default_value = "2.8")]
     version: String,
     /// The margin period of risk in days: 10, or 1 (one-day calibration, no concentration).
@@ -123,6 +126,10 @@ pub(crate) fn run(args: &SimmArgs) -> Result<String> {
         )
     }
     .with_context(|| format!("{}", args.crif.display()))?;
+    // SIMM 1.0 and 1.3 lack equity bucket 12 and commodity bucket 17.
+    calibration
+        .check(&sensitivities)
+        .with_context(|| format!("{}", args.crif.display()))?;
     let (results, winners): (Vec<NettingSetSimm>, Vec<Option<RegulatedWinner>>) =
         if args.regulations {
             simm_under_regulations(&sensitivities, &calibration, args.side.side())

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::crif::{Bucket, Tenor};
+use crate::crif::{AddOn, AddOnKind, Bucket, Crif, RiskType, Tenor};
 use crate::error::CalibrationError;
 
 /// A SIMM version whose calibration Solvent ships.
@@ -19,6 +19,16 @@ use crate::error::CalibrationError;
 /// (its transcription of ISDA's published tables); the names are ORE's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub enum Version {
+    /// ISDA SIMM 1.0 (7 April 2016; ORE's `SimmConfiguration_ISDA_V1_0`, formerly `ISDA_V315`):
+    /// 11 equity and 16 commodity buckets, no concentration thresholds, no historical volatility
+    /// ratios, and no cross-currency basis, inflation volatility, base correlation or add-on rows
+    /// (ORE's CRIF loader skips them); 10-day margin period only.
+    V1_0,
+    /// ISDA SIMM 1.3 (ORE's `SimmConfiguration_ISDA_V1_3`, formerly `ISDA_V329`): 1.0's tables
+    /// with cross-currency basis, inflation volatility, base correlation and the add-on rows
+    /// except fixed amounts, and concentration thresholds (`SimmConcentration_ISDA_V1_3`); 10-day
+    /// margin period only.
+    V1_3,
     /// ISDA SIMM 1.3.38 (ORE's name for the calibration of version 1.3 in force in 2017, its
     /// `SimmConfiguration_ISDA_V1_3_38`, formerly `ISDA_V338`); 10-day margin period only.
     V1_3_38,
@@ -50,7 +60,9 @@ pub enum Version {
 
 impl Version {
     /// Every version shipped, oldest first.
-    pub const ALL: [Version; 13] = [
+    pub const ALL: [Version; 15] = [
+        Version::V1_0,
+        Version::V1_3,
         Version::V1_3_38,
         Version::V2_0,
         Version::V2_1,
@@ -66,7 +78,8 @@ impl Version {
         Version::V2_8_2512,
     ];
 
-    /// Parses a version's name: `1.3.38` (or ORE's alias `ISDA_V338`), `2.0` (or `ISDA_V344`),
+    /// Parses a version's name: `1.0` (or ORE's alias `ISDA_V315`), `1.3` (or `ISDA_V329`),
+    /// `1.3.38` (or `ISDA_V338`), `2.0` (or `ISDA_V344`),
     /// `2.1`, `2.2`, `2.3`, `2.3.8` (or `2.4`, which ORE reads as 2.3.8), `2.5`,
     /// `2.5A`, `2.6` (or `2.5.6`, ORE's alias), `2.6.5`, `2.7` (or `2.7+2412`), `2.8` (or
     /// `2.8+2506`), `2.8+2512`.
@@ -78,6 +91,8 @@ impl Version {
     /// carry (named, with the reason), [`CalibrationError::UnknownVersion`] for anything else.
     pub fn parse(text: &str) -> Result<Self, CalibrationError> {
         match text.trim() {
+            "1.0" | "ISDA_V315" => Ok(Version::V1_0),
+            "1.3" | "ISDA_V329" => Ok(Version::V1_3),
             "1.3.38" | "ISDA_V338" => Ok(Version::V1_3_38),
             "2.0" | "ISDA_V344" => Ok(Version::V2_0),
             "2.1" => Ok(Version::V2_1),
@@ -101,6 +116,8 @@ impl Version {
     /// The version's name as ISDA and ORE write it.
     pub fn name(self) -> &'static str {
         match self {
+            Version::V1_0 => "1.0",
+            Version::V1_3 => "1.3",
             Version::V1_3_38 => "1.3.38",
             Version::V2_0 => "2.0",
             Version::V2_1 => "2.1",
@@ -128,16 +145,24 @@ impl Version {
     /// bucket correlate by qualifier, not by group (`Label2`), and equity bucket 12 has a
     /// curvature margin.
     pub(crate) fn before_2_2(self) -> bool {
-        matches!(self, Version::V1_3_38 | Version::V2_0 | Version::V2_1)
+        matches!(
+            self,
+            Version::V1_0 | Version::V1_3 | Version::V1_3_38 | Version::V2_0 | Version::V2_1
+        )
     }
 
     fn source(self, period: MarginPeriod) -> Option<&'static str> {
         use MarginPeriod::{OneDay, TenDays};
         Some(match (self, period) {
+            (Version::V1_0, TenDays) => include_str!("../calibration/v1_0.toml"),
+            (Version::V1_3, TenDays) => include_str!("../calibration/v1_3.toml"),
             (Version::V1_3_38, TenDays) => include_str!("../calibration/v1_3_38.toml"),
             (Version::V2_0, TenDays) => include_str!("../calibration/v2_0.toml"),
             (Version::V2_1, TenDays) => include_str!("../calibration/v2_1.toml"),
-            (Version::V1_3_38 | Version::V2_0 | Version::V2_1, OneDay) => return None,
+            (
+                Version::V1_0 | Version::V1_3 | Version::V1_3_38 | Version::V2_0 | Version::V2_1,
+                OneDay,
+            ) => return None,
             (Version::V2_2, TenDays) => include_str!("../calibration/v2_2.toml"),
             (Version::V2_3, TenDays) => include_str!("../calibration/v2_3.toml"),
             (Version::V2_3_8, TenDays) => include_str!("../calibration/v2_3_8.toml"),
@@ -163,23 +188,7 @@ impl Version {
 }
 
 /// Versions ORE's package accepts whose calibration Solvent does not carry, with the reason.
-pub(crate) const NOT_SHIPPED: [(&str, &str); 6] = [
-    (
-        "1.0",
-        "its structure differs (11 equity and 16 commodity buckets, no inflation volatility in curvature) and is not carried",
-    ),
-    (
-        "ISDA_V315",
-        "ORE's alias of 1.0, whose structure differs (11 equity and 16 commodity buckets) and is not carried",
-    ),
-    (
-        "1.3",
-        "its structure differs (11 equity and 16 commodity buckets) and is not carried",
-    ),
-    (
-        "ISDA_V329",
-        "ORE's alias of 1.3, whose structure differs (11 equity and 16 commodity buckets) and is not carried",
-    ),
+pub(crate) const NOT_SHIPPED: [(&str, &str); 2] = [
     (
         "1.1",
         "ORE reads the name but builds no configuration for it",
@@ -217,7 +226,8 @@ impl MarginPeriod {
 /// Number of bucket slots: index 0 is the residual bucket, 1..=17 the numbered ones.
 pub(crate) const BUCKET_SLOTS: usize = 18;
 
-/// Equity buckets 1..=12 and Residual; commodity buckets 1..=17 (SIMM sections G and H).
+/// The most numbered buckets of any version: equity 1..=12 and Residual, commodity 1..=17 (SIMM
+/// sections G and H from 1.3.38 on; 1.0 and 1.3 have 11 and 16, [`BucketedClass::buckets`]).
 pub(crate) const EQUITY_BUCKETS: u8 = 12;
 pub(crate) const COMMODITY_BUCKETS: u8 = 17;
 /// Qualifying credit buckets 1..=12 and Residual; non-qualifying 1..=2 and Residual (sections E, F).
@@ -234,9 +244,13 @@ pub(crate) type BucketMatrix = [[f64; BUCKET_SLOTS]; BUCKET_SLOTS];
 /// The parameters of one risk class that is bucketed (equity, commodity).
 #[derive(Debug, Clone)]
 pub(crate) struct BucketedClass {
+    /// The numbered buckets of the version, 1..=buckets (equity: 11 in SIMM 1.0 and 1.3, 12
+    /// after; commodity: 16, then 17; ORE's `SimmConfiguration_ISDA_V1_0::mapBuckets_`).
+    pub buckets: u8,
     /// Delta risk weight per bucket.
     pub delta_weight: BucketTable,
-    /// Vega risk weight per bucket (equity's depend on the bucket, commodity's are flat).
+    /// Vega risk weight per bucket (equity's depend on the bucket from 1.3.38 on; commodity's,
+    /// and equity's in 1.0 and 1.3, are flat).
     pub vega_weight: BucketTable,
     /// Correlation of two qualifiers in one bucket.
     pub intra: BucketTable,
@@ -351,7 +365,34 @@ pub struct Calibration {
     /// The calculation currency (USD unless set): its own FX delta is no risk, and its FX
     /// volatility group picks the FX risk weights and correlations (section I).
     pub(crate) calculation_currency: compact_str::CompactString,
+    /// The risk types the version takes, one bit per [`RiskType`] (all from 1.3.38 on).
+    risk_types: u32,
+    /// The add-on rows the version takes, one bit per [`AddOnKind`] (all from 1.3.38 on).
+    add_ons: u8,
 }
+
+/// The bit of a risk type in [`Calibration::risk_types`].
+fn risk_type_bit(risk_type: RiskType) -> u32 {
+    1 << (risk_type as u32)
+}
+
+/// The bit of an add-on row in [`Calibration::add_ons`].
+fn add_on_bit(kind: &AddOnKind) -> u8 {
+    match kind {
+        AddOnKind::ProductClassMultiplier { .. } => 1,
+        AddOnKind::FixedAmount { .. } => 2,
+        AddOnKind::NotionalFactor { .. } => 4,
+        AddOnKind::Notional { .. } => 8,
+    }
+}
+
+/// The bits of [`add_on_bit`] with ORE's names of the add-on risk types.
+const ADD_ON_NAMES: [(u8, &str); 4] = [
+    (1, "ProductClassMultiplier"),
+    (2, "AddOnFixedAmount"),
+    (4, "AddOnNotionalFactor"),
+    (8, "Notional"),
+];
 
 #[derive(Deserialize)]
 struct RawFx {
@@ -361,7 +402,7 @@ struct RawFx {
     correlation_high_calculation_currency: [[f64; 2]; 2],
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct RawConcentration {
     ir_categories: BTreeMap<String, Vec<String>>,
     fx_categories: BTreeMap<String, Vec<String>>,
@@ -373,6 +414,9 @@ struct RawConcentration {
 struct Raw {
     /// The interest rate curvature scaling where it is not `HVR_IR^-2` (2.0: 2.3).
     curvature_margin_scaling: Option<f64>,
+    /// ORE's names of the risk types the version takes (`validRiskTypes_`), where some are
+    /// missing (1.0, 1.3); every one otherwise.
+    valid_risk_types: Option<Vec<String>>,
     fx: RawFx,
     risk_weight_flat: BTreeMap<String, f64>,
     risk_weight_bucket: BTreeMap<String, BTreeMap<String, f64>>,
@@ -382,7 +426,17 @@ struct Raw {
     inter_bucket_correlation: BTreeMap<String, BTreeMap<String, f64>>,
     intra_bucket_correlation: BTreeMap<String, BTreeMap<String, f64>>,
     scalar_correlation: BTreeMap<String, f64>,
-    concentration: RawConcentration,
+    /// Absent in 1.0, which has no concentration thresholds (ORE's `SimmConcentrationBase`).
+    concentration: Option<RawConcentration>,
+}
+
+impl Raw {
+    /// Whether the version takes a risk type, by ORE's name (`IRCurve`, `AddOnFixedAmount`...).
+    fn takes(&self, ore_name: &str) -> bool {
+        self.valid_risk_types
+            .as_ref()
+            .is_none_or(|valid| valid.iter().any(|t| t == ore_name))
+    }
 }
 
 /// USD per unit of the thresholds' tables (they are in USD millions).
@@ -419,15 +473,39 @@ impl Calibration {
                 .copied()
                 .ok_or_else(|| missing(format!("risk_weight_flat.{name}")))
         };
+        // A risk type the version does not take has no weight (its rows are skipped).
+        let flat_if_taken =
+            |name: &str| flat(name).or_else(|e| if raw.takes(name) { Err(e) } else { Ok(0.0) });
+        // ORE's SimmConfigurationBase::historicalVolatilityRatio: 1 where the version gives none
+        // (1.0 and 1.3 give none).
         let hvr = |name: &str| {
             raw.historical_volatility_ratio
                 .get(name)
                 .copied()
-                .ok_or_else(|| missing(format!("historical_volatility_ratio.{name}")))
+                .unwrap_or(1.0)
         };
-        let thresholds = &raw.concentration.bucket;
-        let equity_slots: Vec<usize> = (0..=usize::from(EQUITY_BUCKETS)).collect();
-        let commodity_slots: Vec<usize> = (1..=usize::from(COMMODITY_BUCKETS)).collect();
+        let empty = RawConcentration::default();
+        let concentration = raw.concentration.as_ref().unwrap_or(&empty);
+        let thresholds = &concentration.bucket;
+        // The numbered buckets of a risk class: those its delta risk weights name.
+        let bucket_count = |name: &str, max: u8| -> Result<u8, CalibrationError> {
+            let table = sparse(&raw.risk_weight_bucket, name)?;
+            let count = table
+                .iter()
+                .enumerate()
+                .skip(1)
+                .filter(|(_, w)| w.is_some())
+                .map(|(slot, _)| slot)
+                .max()
+                .and_then(|n| u8::try_from(n).ok())
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| missing(format!("{name} buckets 1 to at most {max}")))?;
+            Ok(count)
+        };
+        let equity_buckets = bucket_count("Equity", EQUITY_BUCKETS)?;
+        let commodity_buckets = bucket_count("Commodity", COMMODITY_BUCKETS)?;
+        let equity_slots: Vec<usize> = (0..=usize::from(equity_buckets)).collect();
+        let commodity_slots: Vec<usize> = (1..=usize::from(commodity_buckets)).collect();
         let complete = |t: SparseTable,
                         slots: &[usize],
                         what: &str|
@@ -465,36 +543,44 @@ impl Calibration {
             Ok(out)
         };
         let scaled = |t: BucketTable| t.map(|x| x * THRESHOLD_UNIT_USD);
+        // Without concentration thresholds (1.0) every threshold is infinite: CR = 1.
+        let threshold_table =
+            |name: &str, slots: &[usize], what: &str| -> Result<BucketTable, CalibrationError> {
+                if raw.concentration.is_none() {
+                    return Ok([f64::INFINITY; BUCKET_SLOTS]);
+                }
+                Ok(scaled(complete(sparse(thresholds, name)?, slots, what)?))
+            };
         // Residual equity buckets have an intra-bucket correlation of 0 (SIMM section G).
         let mut equity_intra = sparse(&raw.intra_bucket_correlation, "Equity")?;
         equity_intra[0] = Some(0.0);
+        // Equity vega weights per bucket from 1.3.38 on, one flat weight before.
+        let equity_vega_weight = if raw.risk_weight_bucket.contains_key("EquityVol") {
+            complete(
+                sparse(&raw.risk_weight_bucket, "EquityVol")?,
+                &equity_slots,
+                "equity vega weight",
+            )?
+        } else {
+            [flat("EquityVol")?; BUCKET_SLOTS]
+        };
         let equity = BucketedClass {
+            buckets: equity_buckets,
             delta_weight: complete(
                 sparse(&raw.risk_weight_bucket, "Equity")?,
                 &equity_slots,
                 "equity weight",
             )?,
-            vega_weight: complete(
-                sparse(&raw.risk_weight_bucket, "EquityVol")?,
-                &equity_slots,
-                "equity vega weight",
-            )?,
+            vega_weight: equity_vega_weight,
             intra: complete(equity_intra, &equity_slots, "equity correlation")?,
             inter: matrix("Equity", &equity_slots)?,
-            delta_threshold: scaled(complete(
-                sparse(thresholds, "Equity")?,
-                &equity_slots,
-                "equity threshold",
-            )?),
-            vega_threshold: scaled(complete(
-                sparse(thresholds, "EquityVol")?,
-                &equity_slots,
-                "equity vega threshold",
-            )?),
-            vega_hvr: hvr("EquityVol")?,
+            delta_threshold: threshold_table("Equity", &equity_slots, "equity threshold")?,
+            vega_threshold: threshold_table("EquityVol", &equity_slots, "equity vega threshold")?,
+            vega_hvr: hvr("EquityVol"),
         };
         let commodity_vega_weight = flat("CommodityVol")?;
         let commodity = BucketedClass {
+            buckets: commodity_buckets,
             delta_weight: complete(
                 sparse(&raw.risk_weight_bucket, "Commodity")?,
                 &commodity_slots,
@@ -507,17 +593,13 @@ impl Calibration {
                 "commodity correlation",
             )?,
             inter: matrix("Commodity", &commodity_slots)?,
-            delta_threshold: scaled(complete(
-                sparse(thresholds, "Commodity")?,
-                &commodity_slots,
-                "commodity threshold",
-            )?),
-            vega_threshold: scaled(complete(
-                sparse(thresholds, "CommodityVol")?,
+            delta_threshold: threshold_table("Commodity", &commodity_slots, "commodity threshold")?,
+            vega_threshold: threshold_table(
+                "CommodityVol",
                 &commodity_slots,
                 "commodity vega threshold",
-            )?),
-            vega_hvr: hvr("CommodityVol")?,
+            )?,
+            vega_hvr: hvr("CommodityVol"),
         };
         let scalar = |name: &str| {
             raw.scalar_correlation
@@ -526,7 +608,10 @@ impl Calibration {
                 .ok_or_else(|| missing(format!("scalar_correlation.{name}")))
         };
         let flat_threshold = |name: &str| {
-            raw.concentration
+            if raw.concentration.is_none() {
+                return Ok(f64::INFINITY);
+            }
+            concentration
                 .flat
                 .get(name)
                 .map(|t| t * THRESHOLD_UNIT_USD)
@@ -546,11 +631,11 @@ impl Calibration {
             same: scalar("crqSameIntraCorr")?,
             different: scalar("crqDiffIntraCorr")?,
             residual: scalar("crqResidualIntraCorr")?,
-            delta_threshold: scaled(complete(
-                sparse(thresholds, "CreditQ")?,
+            delta_threshold: threshold_table(
+                "CreditQ",
                 &qualifying_slots,
                 "qualifying credit threshold",
-            )?),
+            )?,
             vega_threshold: flat_threshold("CreditVol")?,
         };
         let non_qualifying_inter = scalar("crnqInterCorr")?;
@@ -579,17 +664,20 @@ impl Calibration {
             same: scalar("crnqSameIntraCorr")?,
             different: scalar("crnqDiffIntraCorr")?,
             residual: scalar("crnqResidualIntraCorr")?,
-            delta_threshold: scaled(complete(
-                sparse(thresholds, "CreditNonQ")?,
+            delta_threshold: threshold_table(
+                "CreditNonQ",
                 &non_qualifying_slots,
                 "non-qualifying credit threshold",
-            )?),
+            )?,
             vega_threshold: flat_threshold("CreditVolNonQ")?,
         };
         let interest_rate = interest_rate(&raw, &missing)?;
-        let base_correlation_weight = flat("BaseCorr")?;
+        let base_correlation_weight = flat_if_taken("BaseCorr")?;
         let base_correlation_correlation = scalar("basecorrCorr")?;
         let fx_threshold = |name: &str, n: usize| -> Result<Vec<f64>, CalibrationError> {
+            if raw.concentration.is_none() {
+                return Ok(vec![f64::INFINITY; n]);
+            }
             let t = thresholds.get(name).ok_or_else(|| missing(name.into()))?;
             (1..=n)
                 .map(|k| {
@@ -602,7 +690,7 @@ impl Calibration {
         let delta_threshold = fx_threshold("FX", 3)?;
         let vega_threshold = fx_threshold("FXVol", 6)?;
         let category = |k: &str| {
-            raw.concentration
+            concentration
                 .fx_categories
                 .get(k)
                 .cloned()
@@ -615,7 +703,7 @@ impl Calibration {
             correlation_high: raw.fx.correlation_high_calculation_currency,
             vega_correlation: scalar("fxCorr")?,
             vega_weight: flat("FXVol")?,
-            vega_hvr: hvr("FXVol")?,
+            vega_hvr: hvr("FXVol"),
             category_1: category("1"),
             category_2: category("2"),
             delta_threshold: [delta_threshold[0], delta_threshold[1], delta_threshold[2]],
@@ -654,8 +742,16 @@ impl Calibration {
             base_correlation_correlation,
             risk_class_correlation,
             calculation_currency: "USD".into(),
+            risk_types: RiskType::ALL
+                .into_iter()
+                .filter(|r| raw.takes(r.name().trim_start_matches("Risk_")))
+                .fold(0, |bits, r| bits | risk_type_bit(r)),
+            add_ons: ADD_ON_NAMES
+                .iter()
+                .filter(|(_, name)| raw.takes(name))
+                .fold(0, |bits, (bit, _)| bits | bit),
         };
-        if period == MarginPeriod::OneDay {
+        if period == MarginPeriod::OneDay || raw.concentration.is_none() {
             calibration.without_concentration();
         }
         Ok(calibration)
@@ -720,6 +816,51 @@ impl Calibration {
         ir.delta_threshold = ir.delta_threshold.map(|t| t * usd_rate);
         ir.vega_threshold = ir.vega_threshold.map(|t| t * usd_rate);
         Ok(self)
+    }
+
+    /// Whether the version takes rows of a risk type: every one from 1.3.38 on; 1.0 and 1.3 do
+    /// not take some (ORE's `validRiskTypes_`), and ORE's CRIF loader skips their rows, so they
+    /// count for nothing here either.
+    pub fn takes(&self, risk_type: RiskType) -> bool {
+        self.risk_types & risk_type_bit(risk_type) != 0
+    }
+
+    /// Whether the version takes an add-on row: every kind from 1.3.38 on; 1.3 takes no fixed
+    /// amounts and 1.0 no add-on row (ORE's `validRiskTypes_`; its CRIF loader skips the others).
+    pub fn takes_add_on(&self, add_on: &AddOn) -> bool {
+        self.add_ons & add_on_bit(&add_on.kind) != 0
+    }
+
+    /// Checks that every row the version takes lies in a bucket the version has: SIMM 1.0 and
+    /// 1.3 have no equity bucket 12 and no commodity bucket 17 (ORE's
+    /// `SimmConfiguration_ISDA_V1_0::mapBuckets_`; ORE fails on such a row, finding no risk
+    /// weight). [`crate::simm`] and the other calculations assume the check was made: they
+    /// would weigh such a row at zero.
+    ///
+    /// # Errors
+    /// [`CalibrationError::NoSuchBucket`] naming the first such row's netting set, risk type,
+    /// qualifier and bucket.
+    pub fn check(&self, crif: &Crif) -> Result<(), CalibrationError> {
+        for s in &crif.sensitivities {
+            let buckets = match s.risk_type {
+                RiskType::Equity | RiskType::EquityVol => self.equity.buckets,
+                RiskType::Commodity | RiskType::CommodityVol => self.commodity.buckets,
+                _ => continue,
+            };
+            if let Bucket::Numbered(n) = s.bucket
+                && n > buckets
+            {
+                return Err(CalibrationError::NoSuchBucket {
+                    version: self.version.name(),
+                    netting_set: s.netting_set.to_string(),
+                    risk_type: s.risk_type.name(),
+                    qualifier: s.qualifier.to_string(),
+                    bucket: n,
+                    buckets,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The calculation currency.
@@ -806,7 +947,11 @@ fn interest_rate(
     let flat = Some(&raw.risk_weight_flat);
     let scalar = Some(&raw.scalar_correlation);
     let thresholds = |name: &str| -> Result<[f64; 5], CalibrationError> {
-        let table = raw.concentration.bucket.get(name);
+        let Some(concentration) = &raw.concentration else {
+            // 1.0: no concentration thresholds.
+            return Ok([f64::INFINITY; 5]);
+        };
+        let table = concentration.bucket.get(name);
         let mut out = [0.0; 5];
         for (k, cell) in out.iter_mut().enumerate().skip(1) {
             *cell = get(table, &k.to_string(), name)? * THRESHOLD_UNIT_USD;
@@ -814,7 +959,12 @@ fn interest_rate(
         Ok(out)
     };
     let mut categories = Vec::new();
-    for (key, members) in &raw.concentration.ir_categories {
+    let no_categories = BTreeMap::new();
+    let ir_categories = raw
+        .concentration
+        .as_ref()
+        .map_or(&no_categories, |c| &c.ir_categories);
+    for (key, members) in ir_categories {
         if let Ok(k) = key.parse::<usize>()
             && !members.is_empty()
         {
@@ -825,9 +975,21 @@ fn interest_rate(
         delta_weight,
         tenor_correlation,
         inflation_weight: get(flat, "Inflation", "risk weight")?,
-        basis_weight: get(flat, "XCcyBasis", "risk weight")?,
+        basis_weight: get(flat, "XCcyBasis", "risk weight").or_else(|e| {
+            if raw.takes("XCcyBasis") {
+                Err(e)
+            } else {
+                Ok(0.0)
+            }
+        })?,
         vega_weight: get(flat, "IRVol", "risk weight")?,
-        inflation_vega_weight: get(flat, "InflationVol", "risk weight")?,
+        inflation_vega_weight: get(flat, "InflationVol", "risk weight").or_else(|e| {
+            if raw.takes("InflationVol") {
+                Err(e)
+            } else {
+                Ok(0.0)
+            }
+        })?,
         sub_curve: get(scalar, "irSubCurveCorr", "correlation")?,
         inter_currency: get(scalar, "irInterCurrencyCorr", "correlation")?,
         inflation: get(scalar, "infCorr", "correlation")?,
@@ -971,12 +1133,16 @@ mod tests {
     #[test]
     fn versions_ore_ships_but_solvent_does_not_carry_are_refused_by_name() {
         assert_eq!(
-            Version::parse("1.3"),
+            Version::parse("1.1"),
             Err(CalibrationError::NotShipped(
-                "1.3",
-                "its structure differs (11 equity and 16 commodity buckets) and is not carried"
+                "1.1",
+                "ORE reads the name but builds no configuration for it"
             ))
         );
+        assert_eq!(Version::parse("1.0"), Ok(Version::V1_0));
+        assert_eq!(Version::parse("ISDA_V315"), Ok(Version::V1_0));
+        assert_eq!(Version::parse("1.3"), Ok(Version::V1_3));
+        assert_eq!(Version::parse("ISDA_V329"), Ok(Version::V1_3));
         assert_eq!(Version::parse("ISDA_V338"), Ok(Version::V1_3_38));
         assert_eq!(
             Version::parse("9.9"),
@@ -984,6 +1150,78 @@ mod tests {
         );
         assert_eq!(Version::parse("2.4"), Ok(Version::V2_3_8));
         assert_eq!(Version::parse("2.8+2512"), Ok(Version::V2_8_2512));
+    }
+
+    #[test]
+    fn simm_1_0_and_1_3_have_11_equity_and_16_commodity_buckets() {
+        // ORE's SimmConfiguration_ISDA_V1_0::mapBuckets_ (1.3 inherits them); 12 and 17 after.
+        for (version, equity, commodity) in [
+            (Version::V1_0, 11, 16),
+            (Version::V1_3, 11, 16),
+            (Version::V1_3_38, 12, 17),
+            (Version::V2_8_2512, 12, 17),
+        ] {
+            let calibration = Calibration::load(version).unwrap();
+            assert_eq!(calibration.equity.buckets, equity, "{version:?}");
+            assert_eq!(calibration.commodity.buckets, commodity, "{version:?}");
+        }
+        // SIMM 1.0: equity bucket 11 weighs 15, vega a flat 0.21, no concentration.
+        let v1_0 = Calibration::load(Version::V1_0).unwrap();
+        assert_eq!(v1_0.equity.delta_weight[11], 15.0);
+        assert_eq!(v1_0.equity.vega_weight[11], 0.21);
+        assert_eq!(v1_0.equity.delta_threshold[1], f64::INFINITY);
+        assert_eq!(v1_0.commodity.vega_hvr, 1.0);
+        // SIMM 1.3: the concentration thresholds of SimmConcentration_ISDA_V1_3.
+        let v1_3 = Calibration::load(Version::V1_3).unwrap();
+        assert_eq!(v1_3.equity.delta_threshold[11], 690.0e6);
+        assert_eq!(v1_3.commodity.vega_threshold[16], 27.0e6);
+    }
+
+    #[test]
+    fn simm_1_0_and_1_3_skip_the_risk_types_ore_does_not_take() {
+        let v1_0 = Calibration::load(Version::V1_0).unwrap();
+        let v1_3 = Calibration::load(Version::V1_3).unwrap();
+        let v2_6 = Calibration::load(Version::V2_6).unwrap();
+        for skipped in [
+            RiskType::XccyBasis,
+            RiskType::InflationVol,
+            RiskType::BaseCorr,
+        ] {
+            assert!(!v1_0.takes(skipped));
+            assert!(v1_3.takes(skipped));
+        }
+        assert!(RiskType::ALL.iter().all(|r| v2_6.takes(*r)));
+        let text = "PortfolioID\tProductClass\tRiskType\tQualifier\tBucket\tLabel1\tLabel2\tAmount\tAmountUSD\n\
+                    a\t\tParam_AddOnFixedAmount\tFixed\t\t\t\t100\t100\n\
+                    a\t\tParam_ProductClassMultiplier\tEquity\t\t\t\t1.5\t1.5\n";
+        let crif = crate::crif::parse(text).unwrap();
+        let (fixed, multiplier) = (&crif.add_ons[0], &crif.add_ons[1]);
+        assert!(!v1_0.takes_add_on(fixed) && !v1_0.takes_add_on(multiplier));
+        assert!(!v1_3.takes_add_on(fixed) && v1_3.takes_add_on(multiplier));
+        assert!(v2_6.takes_add_on(fixed) && v2_6.takes_add_on(multiplier));
+    }
+
+    #[test]
+    fn a_bucket_the_version_lacks_is_refused_by_check() {
+        let text = "PortfolioID\tProductClass\tRiskType\tQualifier\tBucket\tLabel1\tLabel2\tAmountUSD\n\
+                    a\tEquity\tRisk_Equity\tEQ1\t11\t\t\t100\n\
+                    b\tCommodity\tRisk_CommodityVol\tGOLD\t17\t1y\t\t100\n";
+        let crif = crate::crif::parse(text).unwrap();
+        assert_eq!(
+            Calibration::load(Version::V1_3).unwrap().check(&crif),
+            Err(CalibrationError::NoSuchBucket {
+                version: "1.3",
+                netting_set: "b".into(),
+                risk_type: "Risk_CommodityVol",
+                qualifier: "GOLD".into(),
+                bucket: 17,
+                buckets: 16,
+            })
+        );
+        assert_eq!(
+            Calibration::load(Version::V1_3_38).unwrap().check(&crif),
+            Ok(())
+        );
     }
 
     #[test]

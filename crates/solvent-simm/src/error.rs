@@ -45,7 +45,7 @@ pub enum CrifError {
 pub enum CalibrationError {
     /// No calibration is shipped for this version.
     #[error(
-        "unknown SIMM version '{0}': expected 1.3.38, 2.0, 2.1, 2.2, 2.3, 2.3.8 (2.4), 2.5, 2.5A, 2.6, 2.6.5, 2.7 (2.7+2412), 2.8 (2.8+2506) or 2.8+2512"
+        "unknown SIMM version '{0}': expected 1.0, 1.3, 1.3.38, 2.0, 2.1, 2.2, 2.3, 2.3.8 (2.4), 2.5, 2.5A, 2.6, 2.6.5, 2.7 (2.7+2412), 2.8 (2.8+2506) or 2.8+2512"
     )]
     UnknownVersion(String),
     /// An FX rate that is not positive and finite.
@@ -63,6 +63,25 @@ pub enum CalibrationError {
     /// No calibration is shipped for this margin period of risk.
     #[error("unknown margin period of risk '{0}': expected 10 or 1 (days)")]
     UnknownMarginPeriod(String),
+    /// A CRIF row in a bucket the version does not have (equity 12 or commodity 17 in SIMM 1.0
+    /// and 1.3).
+    #[error(
+        "netting set {netting_set}: {risk_type} {qualifier} is in bucket {bucket}, which SIMM {version} does not have (its buckets are 1-{buckets})"
+    )]
+    NoSuchBucket {
+        /// The version.
+        version: &'static str,
+        /// The row's netting set.
+        netting_set: String,
+        /// The row's risk type, as the CRIF writes it.
+        risk_type: &'static str,
+        /// The row's qualifier.
+        qualifier: String,
+        /// The bucket.
+        bucket: u8,
+        /// The version's numbered buckets for the risk type.
+        buckets: u8,
+    },
     /// The embedded table does not parse (a build defect).
     #[error("SIMM {0} calibration is malformed: {1}")]
     Malformed(&'static str, String),

@@ -15,8 +15,10 @@
 //!
 //! Covered: every risk class (interest rate, credit qualifying and non-qualifying, equity,
 //! commodity, FX: delta, vega, curvature, base correlation, concentration) in the four product
-//! classes, for SIMM 1.3.38, 2.0, 2.1, 2.2, 2.3, 2.3.8 (2.4), 2.5, 2.5A, 2.6, 2.6.5, 2.7 (+2412), 2.8
-//! (+2506) and 2.8+2512, at a 10-day margin period (and from 2.2 on a 1-day one). The calculation
+//! classes, for SIMM 1.0, 1.3, 1.3.38, 2.0, 2.1, 2.2, 2.3, 2.3.8 (2.4), 2.5, 2.5A, 2.6, 2.6.5, 2.7
+//! (+2412), 2.8 (+2506) and 2.8+2512, at a 10-day margin period (and from 2.2 on a 1-day one);
+//! rows a version does not take are skipped ([`Calibration::takes`]) and rows in buckets it does
+//! not have are refused ([`Calibration::check`]), as ORE skips and refuses them. The calculation
 //! currency is USD unless set ([`Calibration::with_calculation_currency`]); amounts are read from
 //! `AmountUSD` and margins are in USD, or in another result currency from `Amount` and
 //! `AmountCurrency` at given FX rates ([`crif::parse_in`], [`Calibration::with_thresholds_in`]).

@@ -299,11 +299,17 @@ pub fn simm_under_regulations(
     };
     // Rows by netting set.
     let mut sets: BTreeMap<&str, (Vec<&Sensitivity>, Vec<&AddOn>)> = BTreeMap::new();
+    // Rows of a risk type the version does not take are skipped first, as ORE's CRIF loader
+    // skips them.
     for s in &crif.sensitivities {
-        sets.entry(s.netting_set.as_str()).or_default().0.push(s);
+        if calibration.takes(s.risk_type) {
+            sets.entry(s.netting_set.as_str()).or_default().0.push(s);
+        }
     }
     for a in &crif.add_ons {
-        sets.entry(a.netting_set.as_str()).or_default().1.push(a);
+        if calibration.takes_add_on(a) {
+            sets.entry(a.netting_set.as_str()).or_default().1.push(a);
+        }
     }
     let mut results = Vec::new();
     for (name, (sensitivities, add_ons)) in sets {

@@ -410,7 +410,9 @@ fn apply_add_ons(product_classes: &mut [ProductClassSimm], add_ons: &[&AddOn]) -
 /// SIMM of every netting set in the sensitivities, in the order of their names.
 ///
 /// Rows with the same netting set, product class, risk type, qualifier, bucket, tenor and Label2
-/// are summed first, as ORE aggregates its CRIF.
+/// are summed first, as ORE aggregates its CRIF. Rows of a risk type the version does not take
+/// ([`Calibration::takes`]) are skipped. Rows in a bucket the version does not have must be
+/// refused first with [`Calibration::check`].
 pub fn simm(crif: &Crif, calibration: &Calibration) -> Vec<NettingSetSimm> {
     simm_for_side(crif, calibration, Side::Collect)
 }
@@ -422,13 +424,19 @@ pub fn simm_for_side(crif: &Crif, calibration: &Calibration, side: Side) -> Vec<
     // A fixed hasher seed: the same input takes the same path on every run.
     let mut by_set: HashMap<&str, Vec<&Sensitivity>, FixedState> =
         HashMap::with_hasher(FixedState::with_seed(0));
+    // Rows of a risk type the version does not take (1.0, 1.3) are skipped, as ORE's CRIF loader
+    // skips them.
     for s in &crif.sensitivities {
-        by_set.entry(s.netting_set.as_str()).or_default().push(s);
+        if calibration.takes(s.risk_type) {
+            by_set.entry(s.netting_set.as_str()).or_default().push(s);
+        }
     }
     let mut add_ons: HashMap<&str, Vec<&AddOn>, FixedState> =
         HashMap::with_hasher(FixedState::with_seed(0));
     for a in &crif.add_ons {
-        add_ons.entry(a.netting_set.as_str()).or_default().push(a);
+        if calibration.takes_add_on(a) {
+            add_ons.entry(a.netting_set.as_str()).or_default().push(a);
+        }
     }
     let mut names: Vec<&str> = by_set.keys().chain(add_ons.keys()).copied().collect();
     names.sort_unstable();

@@ -1,6 +1,6 @@
 //! Hand-worked SIMM 2.6 cases, each expected value written as ISDA SIMM Methodology 2.6's formula
 //! with the calibration's published numbers (risk weights and correlations of sections G-I, section J
-//! thresholds in USD millions).
+//! thresholds in USD millions), and SIMM 1.0 and 1.3 cases with ORE's transcription of theirs.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -239,4 +239,37 @@ fn add_ons_multiply_a_product_class_and_add_amounts() {
         1_500_000.0 + 250_000.0 + 200_000.0,
     );
     assert_close(result.total, 3_000_000.0 + 1_950_000.0);
+}
+
+fn run_version(version: Version, rows: &[&str]) -> Vec<NettingSetSimm> {
+    let text = format!("{HEADER}\n{}\n", rows.join("\n"));
+    let sensitivities = crif::parse(&text).unwrap();
+    let calibration = Calibration::load(version).unwrap();
+    calibration.check(&sensitivities).unwrap();
+    simm(&sensitivities, &calibration)
+}
+
+#[test]
+fn simm_1_0_has_no_concentration_and_skips_what_it_does_not_take() {
+    // SIMM 1.0 (ORE's SimmConfiguration_ISDA_V1_0): equity bucket 11 weighs 15 and no threshold
+    // binds, so 12 bn USD gives WS = 15 x 12e9. Its cross-currency basis row is skipped (1.0
+    // takes none), and netting set B, with only such a row, is absent.
+    let rows = [
+        "A\tEquity\tRisk_Equity\tINDEX\t11\t\t\t12000000000",
+        "A\tRatesFX\tRisk_XCcyBasis\tEUR\t\t\t\t1000000",
+        "B\tRatesFX\tRisk_XCcyBasis\tEUR\t\t\t\t1000000",
+    ];
+    let results = run_version(Version::V1_0, &rows);
+    assert_eq!(results.len(), 1);
+    assert_close(results[0].total, 15.0 * 12.0e9);
+    // SIMM 1.3 (SimmConcentration_ISDA_V1_3): the same position against equity bucket 11's
+    // threshold of 690 mm, CR = sqrt(12,000 / 690); its basis row weighs 18 (1.0's tables
+    // amended by SimmConfiguration_ISDA_V1_3), below EUR's interest rate threshold of 250 mm.
+    let results = run_version(Version::V1_3, &rows);
+    assert_eq!(results.len(), 2);
+    let equity = 15.0 * 12.0e9 * (12_000.0_f64 / 690.0).sqrt();
+    let basis = 18.0 * 1.0e6;
+    assert_close(results[1].total, basis);
+    // Equity and RatesFX are different product classes: their margins add.
+    assert_close(results[0].total, equity + basis);
 }
