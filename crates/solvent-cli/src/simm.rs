@@ -126,10 +126,6 @@ pub(crate) fn run(args: &SimmArgs) -> Result<String> {
         )
     }
     .with_context(|| format!("{}", args.crif.display()))?;
-    // SIMM 1.0 and 1.3 lack equity bucket 12 and commodity bucket 17.
-    calibration
-        .check(&sensitivities)
-        .with_context(|| format!("{}", args.crif.display()))?;
     let (results, winners): (Vec<NettingSetSimm>, Vec<Option<RegulatedWinner>>) =
         if args.regulations {
             simm_under_regulations(&sensitivities, &calibration, args.side.side())
@@ -144,7 +140,9 @@ pub(crate) fn run(args: &SimmArgs) -> Result<String> {
                 })
                 .unzip()
         } else {
-            let results = simm_for_side(&sensitivities, &calibration, args.side.side());
+            // SIMM 1.0 and 1.3 refuse rows in equity bucket 12 and commodity bucket 17.
+            let results = simm_for_side(&sensitivities, &calibration, args.side.side())
+                .with_context(|| format!("{}", args.crif.display()))?;
             let none = vec![None; results.len()];
             (results, none)
         };

@@ -17,7 +17,9 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("simm_10000_netting_sets_x_50_rows");
     group.sample_size(10);
     group.bench_function("parse", |b| b.iter(|| crif::parse(&text).expect("CRIF")));
-    group.bench_function("simm", |b| b.iter(|| simm(&rows, &calibration)));
+    group.bench_function("simm", |b| {
+        b.iter(|| simm(&rows, &calibration).expect("buckets the version has"))
+    });
     group.finish();
 }
 

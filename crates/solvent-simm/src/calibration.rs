@@ -834,8 +834,8 @@ impl Calibration {
     /// Checks that every row the version takes lies in a bucket the version has: SIMM 1.0 and
     /// 1.3 have no equity bucket 12 and no commodity bucket 17 (ORE's
     /// `SimmConfiguration_ISDA_V1_0::mapBuckets_`; ORE fails on such a row, finding no risk
-    /// weight). [`crate::simm`] and the other calculations assume the check was made: they
-    /// would weigh such a row at zero.
+    /// weight). [`crate::simm`], [`crate::simm_for_side`] and
+    /// [`crate::simm_under_regulations`] make it first.
     ///
     /// # Errors
     /// [`CalibrationError::NoSuchBucket`] naming the first such row's netting set, risk type,

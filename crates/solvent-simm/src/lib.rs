@@ -33,7 +33,7 @@
 //!             desk\tEquity\tRisk_Equity\tBTC\t12\t\t\t1000000\n";
 //! let rows = crif::parse(text).expect("a valid CRIF");
 //! let calibration = Calibration::load(Version::V2_6).expect("shipped");
-//! let result = simm(&rows, &calibration);
+//! let result = simm(&rows, &calibration).expect("buckets 2.6 has");
 //! // One equity delta in bucket 12 below its threshold: RW 19 x 1,000,000 (SIMM 2.6 section G).
 //! assert!((result[0].total - 19_000_000.0).abs() < 1e-6);
 //! ```

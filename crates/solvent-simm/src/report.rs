@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::calibration::Calibration;
 use crate::crif::{AddOn, AddOnKind, Crif, ProductClass, RiskType, Sensitivity};
+use crate::error::CalibrationError;
 use crate::interest_rate;
 use crate::margin::{Aggregated, curvature, delta_or_vega};
 
@@ -411,14 +412,33 @@ fn apply_add_ons(product_classes: &mut [ProductClassSimm], add_ons: &[&AddOn]) -
 ///
 /// Rows with the same netting set, product class, risk type, qualifier, bucket, tenor and Label2
 /// are summed first, as ORE aggregates its CRIF. Rows of a risk type the version does not take
-/// ([`Calibration::takes`]) are skipped. Rows in a bucket the version does not have must be
-/// refused first with [`Calibration::check`].
-pub fn simm(crif: &Crif, calibration: &Calibration) -> Vec<NettingSetSimm> {
+/// ([`Calibration::takes`]) are skipped.
+///
+/// # Errors
+/// [`CalibrationError::NoSuchBucket`] for a row in a bucket the version does not have
+/// ([`Calibration::check`]: SIMM 1.0 and 1.3 have no equity bucket 12 nor commodity bucket 17).
+pub fn simm(
+    crif: &Crif,
+    calibration: &Calibration,
+) -> Result<Vec<NettingSetSimm>, CalibrationError> {
     simm_for_side(crif, calibration, Side::Collect)
 }
 
 /// SIMM of every netting set for one side: [`simm`] is the collect side.
-pub fn simm_for_side(crif: &Crif, calibration: &Calibration, side: Side) -> Vec<NettingSetSimm> {
+///
+/// # Errors
+/// As [`simm`].
+pub fn simm_for_side(
+    crif: &Crif,
+    calibration: &Calibration,
+    side: Side,
+) -> Result<Vec<NettingSetSimm>, CalibrationError> {
+    calibration.check(crif)?;
+    Ok(simm_checked(crif, calibration, side))
+}
+
+/// [`simm_for_side`] of a CRIF [`Calibration::check`] accepted.
+fn simm_checked(crif: &Crif, calibration: &Calibration, side: Side) -> Vec<NettingSetSimm> {
     // Group by netting set first (a hash map, then the names sorted), so that the sort that
     // aggregates runs over one netting set's rows at a time.
     // A fixed hasher seed: the same input takes the same path on every run.

@@ -74,7 +74,8 @@ fn mutated_crifs_are_refused_or_give_finite_margins() {
                 computed += 1;
                 for calibration in &calibrations {
                     for side in [Side::Collect, Side::Post] {
-                        for set in simm_for_side(&rows, calibration, side) {
+                        // A row in a bucket the version lacks is refused (1.0, 1.3): nothing to check.
+                        for set in simm_for_side(&rows, calibration, side).unwrap_or_default() {
                             assert!(
                                 set.total.is_finite() && set.total >= 0.0,
                                 "{}: {}",

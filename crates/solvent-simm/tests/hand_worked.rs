@@ -13,7 +13,7 @@ fn run(rows: &[&str]) -> NettingSetSimm {
     let text = format!("{HEADER}\n{}\n", rows.join("\n"));
     let sensitivities = crif::parse(&text).unwrap();
     let calibration = Calibration::load(Version::V2_6).unwrap();
-    let mut results = simm(&sensitivities, &calibration);
+    let mut results = simm(&sensitivities, &calibration).unwrap();
     assert_eq!(results.len(), 1);
     results.remove(0)
 }
@@ -231,7 +231,7 @@ fn add_ons_multiply_a_product_class_and_add_amounts() {
                 A\t\tNotional\tSwaption\t\t\t\t\t10000000\n";
     let crif = crif::parse(text).unwrap();
     let calibration = Calibration::load(Version::V2_6).unwrap();
-    let result = &simm(&crif, &calibration)[0];
+    let result = &simm(&crif, &calibration).unwrap()[0];
     assert_close(result.product_classes[0].additional.unwrap(), 1_500_000.0);
     assert_close(result.product_classes[0].total, 4_500_000.0);
     assert_close(
@@ -245,8 +245,37 @@ fn run_version(version: Version, rows: &[&str]) -> Vec<NettingSetSimm> {
     let text = format!("{HEADER}\n{}\n", rows.join("\n"));
     let sensitivities = crif::parse(&text).unwrap();
     let calibration = Calibration::load(version).unwrap();
-    calibration.check(&sensitivities).unwrap();
-    simm(&sensitivities, &calibration)
+    simm(&sensitivities, &calibration).unwrap()
+}
+
+#[test]
+fn simm_1_0_and_1_3_refuse_a_bucket_they_do_not_have_rather_than_weigh_it_at_zero() {
+    // Equity bucket 12 and commodity bucket 17 came with SIMM 2.x (ORE's 1.0 and 1.3 map 11 and
+    // 16); the library's entry points refuse such a row, naming it.
+    for (version, row) in [
+        (
+            Version::V1_0,
+            "A\tEquity\tRisk_Equity\tBTC\t12\t\t\t1000000",
+        ),
+        (
+            Version::V1_3,
+            "A\tCommodity\tRisk_Commodity\tGOLD\t17\t\t\t1000000",
+        ),
+    ] {
+        let text = format!("{HEADER}\n{row}\n");
+        let sensitivities = crif::parse(&text).unwrap();
+        let calibration = Calibration::load(version).unwrap();
+        let error = simm(&sensitivities, &calibration).unwrap_err().to_string();
+        assert!(error.contains("bucket"), "{error}");
+        assert!(
+            solvent_simm::simm_under_regulations(
+                &sensitivities,
+                &calibration,
+                solvent_simm::Side::Post
+            )
+            .is_err()
+        );
+    }
 }
 
 #[test]

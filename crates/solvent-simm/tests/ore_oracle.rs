@@ -328,7 +328,7 @@ fn compare_versions(
     for &version in versions {
         let calibration = Calibration::load_for(version, period).unwrap();
         calibration.check(&rows).unwrap();
-        let results = simm_for_side(&rows, &calibration, side);
+        let results = simm_for_side(&rows, &calibration, side).unwrap();
         let theirs = &expected["results"][oracle_name(version)];
         let sets = theirs.as_object().expect("netting sets");
         assert_eq!(
@@ -535,7 +535,7 @@ fn other_calculation_currencies_agree_with_ore() {
                 .unwrap()
                 .with_calculation_currency(currency)
                 .unwrap();
-            let results = simm_for_side(&rows, &calibration, Side::Collect);
+            let results = simm_for_side(&rows, &calibration, Side::Collect).unwrap();
             let theirs = &expected["results"][version.name()];
             assert_eq!(
                 results.len(),
@@ -556,7 +556,8 @@ fn other_calculation_currencies_agree_with_ore() {
                 comparison.netting_set(&what, ours, &theirs[&ours.netting_set]);
             }
             // The calculation currency must change the figures, or the test proves little.
-            let usd = simm_for_side(&rows, &Calibration::load(version).unwrap(), Side::Collect);
+            let usd =
+                simm_for_side(&rows, &Calibration::load(version).unwrap(), Side::Collect).unwrap();
             let changed = usd
                 .iter()
                 .zip(&results)
@@ -743,7 +744,7 @@ fn a_result_currency_other_than_usd_agrees_with_ore() {
             .unwrap()
             .with_thresholds_in(usd_in_eur)
             .unwrap();
-        let results = simm_for_side(&rows, &calibration, Side::Collect);
+        let results = simm_for_side(&rows, &calibration, Side::Collect).unwrap();
         let theirs = &expected["results"][version.name()];
         assert_eq!(results.len(), theirs.as_object().unwrap().len());
         let mut comparison = Comparison {
