@@ -221,12 +221,19 @@ impl Decaying<'_> {
     /// options' shocked and unshocked values each by their deviation's fall.
     fn scenario_time_bound(&self, years: f64) -> f64 {
         let forward = self.forward_max;
+        // The shock's term factors now and `years` later are the same in every scenario (two
+        // `powf` each): made once per option, not once per scenario and option.
+        let term_factors: Vec<TermFactors> = self
+            .options
+            .iter()
+            .map(|option| TermFactors::of(self.params, option, years))
+            .collect();
         let mut worst: f64 = 0.0;
         for scenario in &self.scenarios {
             let mut moved = 0.0;
-            for option in &self.options {
+            for (option, factors) in self.options.iter().zip(&term_factors) {
                 let shocked_deviation =
-                    shocked_deviation_bound(self.params, scenario.vol, option, years);
+                    shocked_deviation_bound(self.params, scenario.vol, option, years, *factors);
                 moved += option.size
                     * forward
                     * ((1.0 + scenario.price_move) * shocked_deviation
@@ -236,6 +243,23 @@ impl Decaying<'_> {
             worst = worst.max(scenario.weight * moved);
         }
         worst
+    }
+}
+
+/// The shock's term factor `(30 / dte)^p` ([`vol_shock_scale`]) of an option now and `years`
+/// later.
+#[derive(Clone, Copy, Debug)]
+struct TermFactors {
+    now: f64,
+    later: f64,
+}
+
+impl TermFactors {
+    fn of(params: &UnderlyingParams, option: &HeldOption, years: f64) -> Self {
+        Self {
+            now: vol_shock_scale(option.years * DAYS_PER_YEAR, params),
+            later: vol_shock_scale((option.years - years) * DAYS_PER_YEAR, params),
+        }
     }
 }
 
@@ -250,10 +274,9 @@ fn shocked_deviation_bound(
     shock: VolShock,
     option: &HeldOption,
     years: f64,
+    TermFactors { now, later }: TermFactors,
 ) -> f64 {
     let volatility = option.highest_volatility;
-    let now = vol_shock_scale(option.years * DAYS_PER_YEAR, params);
-    let later = vol_shock_scale((option.years - years) * DAYS_PER_YEAR, params);
     let (per_scale, highest) = match (params.vol_shock_mode, shock) {
         (_, VolShock::Unchanged) => (0.0, volatility),
         (VolShockMode::Relative, VolShock::Up) => (
