@@ -596,20 +596,8 @@ fn stress(args: &StressArgs) -> Result<Printed> {
     let text = if let Some(table) = args.csv {
         render::stress_csv(&base, &rows, reverse.as_deref(), &loaded.venue, table)?
     } else if args.inputs.json {
-        let value = serde_json::json!({
-            "account": base.account,
-            "settlement_asset": base.settlement_asset,
-            "base": {
-                "equity": base.equity,
-                "initial_margin": base.initial_margin,
-                "maintenance_margin": base.maintenance_margin,
-                "health": base.health,
-                "state": base.state,
-            },
-            "scenarios": rows,
-            "reverse": reverse,
-        });
-        serde_json::to_string_pretty(&value)? + "\n"
+        let answer = solvent_risk::stress::StressAnswer::new(&base, &rows, reverse.as_deref());
+        serde_json::to_string_pretty(&answer)? + "\n"
     } else {
         render::stress(
             &base,

@@ -347,20 +347,15 @@ pub fn stress<'py>(
             } else {
                 None
             };
-            Ok(serde_json::json!({
-                "account": base.account,
-                "settlement_asset": base.settlement_asset,
-                "base": {
-                    "equity": base.equity,
-                    "initial_margin": base.initial_margin,
-                    "maintenance_margin": base.maintenance_margin,
-                    "health": base.health,
-                    "state": base.state,
-                },
-                "scenarios": rows,
-                "reverse": reverse,
-            }))
+            Ok((base, rows, reverse))
         })
     })?;
+    let (base, rows, reverse) = value;
+    let value = serde_json::to_value(solvent_risk::stress::StressAnswer::new(
+        &base,
+        &rows,
+        reverse.as_deref(),
+    ))
+    .map_err(crate::errors::internal)?;
     convert::to_python(py, &value, None)
 }

@@ -713,6 +713,62 @@ pub fn grid(portfolio: &Portfolio) -> Vec<Shock> {
     .collect()
 }
 
+/// A stress test's answer as `solvent stress --json`, the service's `POST /v1/stress` and the
+/// Python package's `stress` all give it: the account's figures before, a row per scenario, and
+/// the reverse stress when asked for.
+#[derive(Clone, Debug, Serialize)]
+pub struct StressAnswer<'a> {
+    /// Account id.
+    pub account: &'a str,
+    /// Asset every amount is expressed in.
+    pub settlement_asset: &'a str,
+    /// The account's figures before any shock.
+    pub base: BaseFigures,
+    /// One row per scenario, in the order given.
+    pub scenarios: &'a [StressRow],
+    /// The reverse stress, when asked for.
+    pub reverse: Option<&'a [ReverseStress]>,
+}
+
+/// The figures of an account before any shock ([`StressAnswer::base`]).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct BaseFigures {
+    /// Equity.
+    pub equity: Amount,
+    /// Initial margin.
+    pub initial_margin: Amount,
+    /// Maintenance margin.
+    pub maintenance_margin: Amount,
+    /// Equity / maintenance margin (`None` without a requirement).
+    pub health: Option<f64>,
+    /// Account state.
+    pub state: AccountState,
+}
+
+impl<'a> StressAnswer<'a> {
+    /// The answer of the stress whose unshocked report is `base`.
+    #[must_use]
+    pub fn new(
+        base: &'a MarginReport,
+        scenarios: &'a [StressRow],
+        reverse: Option<&'a [ReverseStress]>,
+    ) -> Self {
+        Self {
+            account: &base.account,
+            settlement_asset: &base.settlement_asset,
+            base: BaseFigures {
+                equity: base.equity,
+                initial_margin: base.initial_margin,
+                maintenance_margin: base.maintenance_margin,
+                health: base.health,
+                state: base.state,
+            },
+            scenarios,
+            reverse,
+        }
+    }
+}
+
 /// The smallest moves, down and up, of a set of underlyings moving together, at which health
 /// reaches 1.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -1377,19 +1377,14 @@ pub(crate) async fn post_stress(
         } else {
             None
         };
-        Ok(serde_json::json!({
-            "account": base.account,
-            "settlement_asset": base.settlement_asset,
-            "base": {
-                "equity": base.equity,
-                "initial_margin": base.initial_margin,
-                "maintenance_margin": base.maintenance_margin,
-                "health": base.health,
-                "state": base.state,
-            },
-            "scenarios": rows,
-            "reverse": reverse,
-        }))
+        serde_json::to_value(solvent_risk::stress::StressAnswer::new(
+            &base,
+            &rows,
+            reverse.as_deref(),
+        ))
+        .map_err(|error| {
+            ApiError::unprocessable(None, format!("the answer cannot be written as JSON: {error}"))
+        })
     })
     .await?;
     with_warnings_and_ranges(&answer, &warnings, &ranges)
