@@ -636,6 +636,8 @@ struct InstrumentFile {
     margin: String,
     #[serde(default, deserialize_with = "deserialize_optional_decimal")]
     default_leverage: Option<Decimal>,
+    #[serde(default, deserialize_with = "deserialize_optional_decimal")]
+    tick_size: Option<Decimal>,
     #[serde(default)]
     expiry: Option<String>,
     #[serde(default, deserialize_with = "deserialize_optional_decimal")]
@@ -983,6 +985,10 @@ impl Venue {
                 format!("{path}.default_leverage"),
                 spec.default_leverage,
             )?,
+            tick_size: spec
+                .tick_size
+                .map(|tick| check.contract(format!("{path}.tick_size"), tick))
+                .transpose()?,
         };
         Self::check_rule_fits(check, path, &instrument)?;
         Self::check_default_leverage(
@@ -1491,6 +1497,7 @@ impl Venue {
             size_step: series.size_step,
             margin: Arc::clone(&series.margin),
             default_leverage: series.default_leverage,
+            tick_size: None,
         }))
     }
 
@@ -1761,6 +1768,38 @@ margin = "options"
             error.problem,
             "default leverage 125 is above the 100x maximum of tier 1 of margin rule \"ladder\""
         );
+    }
+
+    #[test]
+    fn a_tick_size_reads_and_one_not_positive_is_refused_by_key() {
+        let venue = Venue::from_toml(
+            "v.toml",
+            &MINIMAL.replace(
+                "default_leverage = 10",
+                "default_leverage = 10\ntick_size = \"0.1\"",
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            venue.instrument("BTCUSDT").unwrap().tick_size,
+            Some(Decimal::new(1, 1))
+        );
+        assert_eq!(
+            Venue::from_toml("v.toml", MINIMAL)
+                .unwrap()
+                .instrument("BTCUSDT")
+                .unwrap()
+                .tick_size,
+            None
+        );
+        for tick in ["\"0\"", "\"-0.5\""] {
+            let text = MINIMAL.replace(
+                "default_leverage = 10",
+                &format!("default_leverage = 10\ntick_size = {tick}"),
+            );
+            let error = Venue::from_toml("v.toml", &text).unwrap_err();
+            assert_eq!(error.path, "instruments.BTCUSDT.tick_size", "{error}");
+        }
     }
 
     #[test]

@@ -1166,6 +1166,11 @@ fn liquidation_step(
                 })?
             }
         };
+        // A level on the instrument's own price lies on the venue's price grid, where it has one.
+        let price = match (price, line.position.instrument.tick_size, &level.option) {
+            (Some(price), Some(tick), None) => Some(liquidation::on_tick(price, level.side, tick)),
+            (price, _, _) => price,
+        };
         if let (Some(price), Some(report)) = (price, position_reports.get_mut(index)) {
             report.liquidation_price = Price::new_checked(price).ok();
             distances(report, line, &level, price, view);

@@ -115,10 +115,60 @@ pub fn conservative(price: Decimal, side: PositionSide) -> Decimal {
     rounded.normalize()
 }
 
+/// Rounds a liquidation price onto the venue's price grid toward the position's risk: up to the
+/// next tick for a long, down for a short. The mark moves in ticks, so the first mark at which a
+/// long is liquidated is the first tick at or above its liquidation price; a price between two
+/// ticks is never shown beyond it. A tick that is not positive leaves the price as it is.
+#[must_use]
+pub fn on_tick(price: Decimal, side: PositionSide, tick: Decimal) -> Decimal {
+    if tick <= Decimal::ZERO {
+        return price;
+    }
+    let ticks = price / tick;
+    let whole = if side == PositionSide::Long {
+        ticks.ceil()
+    } else {
+        ticks.floor()
+    };
+    (whole * tick).normalize()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rust_decimal_macros::dec;
+
+    #[test]
+    fn a_liquidation_price_goes_to_the_tick_on_the_side_of_the_risk() {
+        // OKX BTC-USDT-SWAP, tick 0.1: a long liquidated at 54,271.357 is liquidated by the
+        // first mark at or above it, 54,271.4; a short at 65,346.539 by 65,346.5.
+        assert_eq!(
+            on_tick(dec!(54271.357), PositionSide::Long, dec!(0.1)),
+            dec!(54271.4)
+        );
+        assert_eq!(
+            on_tick(dec!(65346.539), PositionSide::Short, dec!(0.1)),
+            dec!(65346.5)
+        );
+        // On the grid already: unchanged. Deribit's BTC-PERPETUAL, tick 0.5.
+        assert_eq!(
+            on_tick(dec!(54271.5), PositionSide::Long, dec!(0.5)),
+            dec!(54271.5)
+        );
+        assert_eq!(
+            on_tick(dec!(54271.6), PositionSide::Long, dec!(0.5)),
+            dec!(54272)
+        );
+        assert_eq!(
+            on_tick(dec!(54271.6), PositionSide::Short, dec!(0.5)),
+            dec!(54271.5)
+        );
+        // A tick that is no tick changes nothing.
+        assert_eq!(
+            on_tick(dec!(1.23), PositionSide::Long, Decimal::ZERO),
+            dec!(1.23)
+        );
+    }
 
     const WIDE: (Decimal, Decimal) = (dec!(0.000000000001), dec!(1000000000000));
 

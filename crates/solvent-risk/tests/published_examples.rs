@@ -779,6 +779,43 @@ fn fee_to_close_joins_the_maintenance_rate_in_the_liquidation_price() {
     );
 }
 
+/// OKX BTC-USDT-SWAP's tick is 0.1 ("Tick Size 0.1", OKX help 7053456733325): an isolated
+/// liquidation price lies on that grid, on the side of the position's risk. 100 contracts
+/// (1 BTC at 0.01) from 20,000 with 400 USDT (50x), tier 1 (mmr 0.5%) and the 0.05% fee to close
+/// [computed, not published]: long (20,000 - 400) / (1 - 0.0055) = 19,708.396179..., the first
+/// tick at or above it 19,708.4; short (20,000 + 400) / (1 + 0.0055) = 20,288.413724..., the
+/// first tick at or below it 20,288.4.
+#[test]
+fn okx_liquidation_prices_lie_on_the_contracts_price_tick() {
+    let path = format!("{}/../../venues/okx-swap.toml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let without_tick = text.replacen("tick_size = \"0.1\"", "", 1);
+    assert_ne!(without_tick, text, "the tick must be in the file");
+    let liquidation = |venue_text: &str, size: &str| {
+        let venue = Venue::from_toml("okx-swap.toml", venue_text).unwrap();
+        let portfolio = Portfolio::from_json(
+            "p.json",
+            &format!(
+                r#"{{"account":"o","mode":"cross","collateral":{{}},"positions":[{{"instrument":"BTC-USDT-SWAP","size":"{size}","entry_price":"20000","isolated_margin":"400","leverage":50}}]}}"#
+            ),
+            &venue,
+        )
+        .unwrap();
+        let market = Market::from_json(
+            "m.json",
+            r#"{"timestamp":"2026-01-06T08:00:00Z","index":{"BTC":"20000","USDT":"1"},"mark":{"BTC-USDT-SWAP":"20000"}}"#,
+        )
+        .unwrap();
+        let report = margin_report(&portfolio, &MarketView::new(&venue, &market).unwrap()).unwrap();
+        report.positions[0].liquidation_price.unwrap().value()
+    };
+    assert_eq!(liquidation(&text, "100"), dec!(19708.4));
+    assert_eq!(liquidation(&text, "-100"), dec!(20288.4));
+    // Without the tick, eight significant digits toward the risk, as for any venue.
+    assert_eq!(liquidation(&without_tick, "100"), dec!(19708.397));
+    assert_eq!(liquidation(&without_tick, "-100"), dec!(20288.413));
+}
+
 #[test]
 fn dydx_venue_file_floors_the_scaled_imf_to_ppm_and_large_cap_needs_no_open_interest() {
     let venue = venue("dydx-v4.toml");
@@ -1388,11 +1425,11 @@ fn okx_isolated_liquidation_price_adds_the_fee_to_the_tier_rate() {
         line.liquidation_price.unwrap().value()
     };
     // Long: 1,000 + (p - 100,000) = p x (0.005 + 0.0005)  =>  p = 99,000 / 0.9945
-    // = 99,547.5113122..., rounded up for a long: 99,547.512.
-    assert_eq!(liquidation("100"), dec!(99547.512));
+    // = 99,547.5113122..., up to the contract's 0.1 tick for a long: 99,547.6.
+    assert_eq!(liquidation("100"), dec!(99547.6));
     // Short: 1,000 - (p - 100,000) = 0.0055 p  =>  p = 101,000 / 1.0055 = 100,447.538538...,
-    // rounded down for a short: 100,447.53.
-    assert_eq!(liquidation("-100"), dec!(100447.53));
+    // down to the tick for a short: 100,447.5.
+    assert_eq!(liquidation("-100"), dec!(100447.5));
 }
 
 /// A leverage above the maximum of the tier a trade takes the position into is refused with the
