@@ -160,7 +160,25 @@ pub fn answer(engine: &Engine, shard: u32, last_stream_seq: Option<u64>, query: 
             let Some(portfolio) = engine.portfolio(account) else {
                 return Answer::error("not_found", "account", format!("no account {account:?}"));
             };
+            // The volatility-scaled ranges the shard margins on, as the single service's
+            // account route shows them (docs/vol-scaled-ranges.md), with a warning for each
+            // scaled underlying still on the static grid.
+            let ranges = solvent_engine::engine::ranges_of(
+                engine.venue(),
+                engine.scenario_ranges(),
+                &portfolio,
+            );
             match solvent_risk::margin_report(&portfolio, &view)
+                .map(|mut report| {
+                    report
+                        .warnings
+                        .extend(solvent_engine::engine::scaling_warnings(
+                            engine.venue(),
+                            engine.scenario_ranges(),
+                            &portfolio,
+                        ));
+                    report
+                })
                 .map_err(|error| error.to_string())
                 .and_then(|report| {
                     if *liquidation_moves {
@@ -175,6 +193,13 @@ pub fn answer(engine: &Engine, shard: u32, last_stream_seq: Option<u64>, query: 
                         serde_json::to_value(report)
                     }
                     .map_err(|e| e.to_string())
+                })
+                .and_then(|mut value| {
+                    let ranges = serde_json::to_value(&ranges).map_err(|e| e.to_string())?;
+                    if let Some(object) = value.as_object_mut() {
+                        object.insert("vol_scaled_ranges".to_owned(), ranges);
+                    }
+                    Ok(value)
                 }) {
                 Ok(value) => Answer::Ok(value),
                 Err(message) => Answer::error("unavailable", "account", message),
@@ -341,5 +366,91 @@ fn ok_value<T: serde::de::DeserializeOwned>(shard: u32, answer: Answer) -> Resul
         Answer::Error { message, .. } => {
             Err(ClusterError::Nats(format!("shard {shard}: {message}")))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::expect_used,
+        clippy::unwrap_used,
+        reason = "test: a failed expectation is a failed test"
+    )]
+
+    use super::*;
+    use solvent_engine::config::EngineConfig;
+    use solvent_engine::event::parse_line;
+
+    fn apply(engine: &mut Engine, lines: &[&str]) {
+        for (index, line) in lines.iter().enumerate() {
+            let envelope = parse_line("test", index + 1, line).unwrap();
+            let effects = engine.apply(&envelope);
+            assert!(
+                !effects
+                    .iter()
+                    .any(|e| matches!(e, solvent_engine::effect::Effect::Rejected { .. })),
+                "{line}: {effects:?}"
+            );
+        }
+    }
+
+    /// A shard's account answer shows the volatility-scaled ranges it margins on, as the single
+    /// service's account route does: on `examples/vol-scaled-venue.toml`, long 2 BTCUSDT at
+    /// 92,000 in portfolio mode is margined on the static grid with a warning (MM 29,740.304613)
+    /// until a `scenario_range` event, then on the range it sets (MM 10,780.032079,
+    /// docs/vol-scaled-ranges.md).
+    #[test]
+    fn an_account_answer_shows_the_scaled_range_or_warns_of_the_static_grid() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/vol-scaled-venue.toml"
+        );
+        let venue =
+            solvent_core::venue::Venue::from_toml(path, &std::fs::read_to_string(path).unwrap())
+                .unwrap();
+        let mut engine = Engine::new(venue, EngineConfig::default());
+        apply(
+            &mut engine,
+            &[
+                r#"{"seq":1,"ts":"2026-01-05T00:00:00Z","type":"index_price","underlying":"BTC","price":"92000"}"#,
+                r#"{"seq":2,"ts":"2026-01-05T00:00:01Z","type":"deposit","account":"a1","asset":"USDT","amount":"40000"}"#,
+                r#"{"seq":3,"ts":"2026-01-05T00:00:02Z","type":"set_margin_mode","account":"a1","mode":"portfolio"}"#,
+                r#"{"seq":4,"ts":"2026-01-05T00:00:03Z","type":"fill","account":"a1","instrument":"BTCUSDT","side":"buy","size":"2","price":"92000","counterparty":"external"}"#,
+            ],
+        );
+        let query = Query::Account {
+            account: "a1".to_owned(),
+            liquidation_moves: false,
+        };
+        let Answer::Ok(before) = answer(&engine, 0, None, &query) else {
+            panic!("an answer");
+        };
+        assert_eq!(before["maintenance_margin"], "29740.304613");
+        assert_eq!(before["vol_scaled_ranges"], serde_json::json!([]));
+        assert!(
+            before["warnings"].as_array().unwrap().iter().any(|w| w
+                .as_str()
+                .unwrap()
+                .starts_with("BTC: the venue scales its range")),
+            "{before}"
+        );
+        apply(
+            &mut engine,
+            &[
+                r#"{"seq":5,"ts":"2026-01-06T00:00:00Z","type":"scenario_range","underlying":"BTC","as_of":"2026-01-05","model":"ewma","control":"buffer","sigma_daily":"0.015819448100447976","base":"0.04745834430134393","range":"0.05695504057259702","bound":"buffer_partial"}"#,
+            ],
+        );
+        let query = Query::Account {
+            account: "a1".to_owned(),
+            liquidation_moves: true,
+        };
+        let Answer::Ok(after) = answer(&engine, 0, None, &query) else {
+            panic!("an answer");
+        };
+        assert_eq!(after["maintenance_margin"], "10780.032079");
+        let ranges = after["vol_scaled_ranges"].as_array().unwrap();
+        assert_eq!(ranges.len(), 1);
+        assert_eq!(ranges[0]["range"], 0.05695504057259702);
+        assert!(after.get("liquidation_moves").is_some(), "{after}");
     }
 }
