@@ -260,13 +260,9 @@ async fn events_are_numbered_applied_and_read_back_as_the_margin_report() {
     running.stop().await.unwrap();
 }
 
-/// On a venue that scales BTC's range (`examples/vol-scaled-venue.toml`), a portfolio account is
-/// margined on the static grid with a warning until a `scenario_range` event arrives; then on
-/// the scaled grid, and the account's report shows the range in force. Long 2 BTCUSDT at
-/// 92,000 with 40,000 USDT: MM = 2 x 92,000 x 16% + 300.304613 of add-ons = 29,740.304613, then
-/// 2 x 92,000 x 5.6955% + 300.30 = 10,780.032079 (docs/vol-scaled-ranges.md).
-#[tokio::test]
-async fn a_scenario_range_event_rescales_the_account_report() {
+/// A service on `examples/vol-scaled-venue.toml` (BTC's range scaled with forecast volatility)
+/// whose account `a1` holds 40,000 USDT and 2 BTCUSDT long at 92,000 in portfolio mode.
+async fn start_scaled_with_a_btc_long() -> (Running, Keys) {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/vol-scaled-venue.toml"
@@ -289,6 +285,17 @@ async fn a_scenario_range_event_rescales_the_account_report() {
     ]);
     let (status, reply) = post_events(&running, &keys.admin, opening).await;
     assert_eq!(status, 200, "{reply}");
+    (running, keys)
+}
+
+/// On a venue that scales BTC's range (`examples/vol-scaled-venue.toml`), a portfolio account is
+/// margined on the static grid with a warning until a `scenario_range` event arrives; then on
+/// the scaled grid, and the account's report shows the range in force. Long 2 BTCUSDT at
+/// 92,000 with 40,000 USDT: MM = 2 x 92,000 x 16% + 300.304613 of add-ons = 29,740.304613, then
+/// 2 x 92,000 x 5.6955% + 300.30 = 10,780.032079 (docs/vol-scaled-ranges.md).
+#[tokio::test]
+async fn a_scenario_range_event_rescales_the_account_report() {
+    let (running, keys) = start_scaled_with_a_btc_long().await;
     let (status, report) = call(running.addr, "GET", "/v1/accounts/a1", Some(&keys.a1), None).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["maintenance_margin"], "29740.304613");
@@ -375,28 +382,7 @@ async fn a_scenario_range_event_rescales_the_account_report() {
 /// margined BTC on the static grid, and names no range.
 #[tokio::test]
 async fn computations_before_a_forecast_warn_of_the_static_grid() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/vol-scaled-venue.toml"
-    );
-    let venue = Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap();
-    let (ring, keys) = keys();
-    let running = solvent_server::start(
-        Engine::new(venue, EngineConfig::default()),
-        Box::new(MemoryJournal::default()),
-        ring,
-        &local(),
-    )
-    .await
-    .unwrap();
-    let opening = json!([
-        {"type": "index_price", "underlying": "BTC", "price": "92000", "ts": "2026-01-05T00:00:00Z"},
-        {"type": "deposit", "account": "a1", "asset": "USDT", "amount": "40000", "ts": "2026-01-05T00:00:01Z"},
-        {"type": "set_margin_mode", "account": "a1", "mode": "portfolio", "ts": "2026-01-05T00:00:02Z"},
-        {"type": "fill", "account": "a1", "instrument": "BTCUSDT", "side": "buy", "size": "2", "price": "92000", "counterparty": "external", "ts": "2026-01-05T00:00:03Z"},
-    ]);
-    let (status, reply) = post_events(&running, &keys.admin, opening).await;
-    assert_eq!(status, 200, "{reply}");
+    let (running, keys) = start_scaled_with_a_btc_long().await;
     for (path, body) in [
         (
             "/v1/whatif",
