@@ -519,7 +519,7 @@ fn population_with_funding_writes_what_the_value_path_writes() {
         (summary.len(), sha256_hex(summary.as_bytes()).as_str()),
         (
             11_921,
-            "a235e081ffdc1463c15734340072ed4fd94176887a230df932abebf1ba94accd"
+            "f0e079006ebb636e04520aa05e098fe1c4200bec642705c4ff1efbe411492d45"
         )
     );
     // Without --out, the same summary.

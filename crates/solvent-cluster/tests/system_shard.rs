@@ -1927,6 +1927,55 @@ async fn settle(cluster: &Cluster, answers: usize) {
     panic!("not {answers} answers");
 }
 
+/// What the lease-takeover tests start from: a NATS node, the cast's steps and the one engine
+/// that applied them all, the shard the losers are on, a JetStream context and a client.
+struct Staged {
+    // Dropped in this order: the node stops before its directory goes.
+    _nats: Nats,
+    _scratch: tempfile::TempDir,
+    cluster: Cluster,
+    cast: Cast,
+    steps: Vec<Vec<Envelope>>,
+    one: Engine,
+    loser_shard: u32,
+    js: async_nats::jetstream::Context,
+    client: async_nats::Client,
+}
+
+impl Staged {
+    async fn new() -> Self {
+        let scratch = tempfile::tempdir().expect("a scratch directory");
+        let nats = Nats::start(scratch.path());
+        wait_for(&nats.url()).await;
+        let cluster = Cluster {
+            url: nats.url(),
+            dir: scratch.path().to_path_buf(),
+        };
+        let cast = Cast::new();
+        let steps = envelopes(&steps(&cast));
+        let all: Vec<Envelope> = steps.iter().flatten().cloned().collect();
+        let (one, _) = one_engine(&all);
+        let loser_shard = 1 - cast.fund_shard;
+        let js = shard::connect(std::slice::from_ref(&cluster.url), SHARDS, 1)
+            .await
+            .expect("connect");
+        let client = shard::client(std::slice::from_ref(&cluster.url))
+            .await
+            .expect("a client");
+        Self {
+            _nats: nats,
+            _scratch: scratch,
+            cluster,
+            cast,
+            steps,
+            one,
+            loser_shard,
+            js,
+            client,
+        }
+    }
+}
+
 /// A system shard that stalls past its lease while a replacement takes the lease over
 /// (issue 13): the first runs in a process of its own, stopped with SIGSTOP until its lease
 /// lapses and another system shard has taken it; then a claim is made, and the stalled one is
@@ -1938,24 +1987,17 @@ async fn settle(cluster: &Cluster, answers: usize) {
 /// as one engine conserves it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_system_shard_stalled_past_its_lease_stops_unpublished_and_its_replacement_runs_on() {
-    let scratch = tempfile::tempdir().expect("a scratch directory");
-    let nats = Nats::start(scratch.path());
-    wait_for(&nats.url()).await;
-    let cluster = Cluster {
-        url: nats.url(),
-        dir: scratch.path().to_path_buf(),
-    };
-    let cast = Cast::new();
-    let steps = envelopes(&steps(&cast));
-    let all: Vec<Envelope> = steps.iter().flatten().cloned().collect();
-    let (one, _) = one_engine(&all);
-    let loser_shard = 1 - cast.fund_shard;
-    let js = shard::connect(std::slice::from_ref(&cluster.url), SHARDS, 1)
-        .await
-        .expect("connect");
-    let client = shard::client(std::slice::from_ref(&cluster.url))
-        .await
-        .expect("a client");
+    let Staged {
+        _scratch,
+        _nats,
+        cluster,
+        cast,
+        steps,
+        one,
+        loser_shard,
+        js,
+        client,
+    } = Staged::new().await;
 
     let mut stalled = SystemProcess::start(&cluster.url);
     wait_answering(&client).await;
@@ -2055,24 +2097,17 @@ async fn a_system_shard_stalled_past_its_lease_stops_unpublished_and_its_replace
 /// engine conserves it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replacement_refused_for_a_former_holders_answer_follows_it_and_runs_on() {
-    let scratch = tempfile::tempdir().expect("a scratch directory");
-    let nats = Nats::start(scratch.path());
-    wait_for(&nats.url()).await;
-    let cluster = Cluster {
-        url: nats.url(),
-        dir: scratch.path().to_path_buf(),
-    };
-    let cast = Cast::new();
-    let steps = envelopes(&steps(&cast));
-    let all: Vec<Envelope> = steps.iter().flatten().cloned().collect();
-    let (one, _) = one_engine(&all);
-    let loser_shard = 1 - cast.fund_shard;
-    let js = shard::connect(std::slice::from_ref(&cluster.url), SHARDS, 1)
-        .await
-        .expect("connect");
-    let client = shard::client(std::slice::from_ref(&cluster.url))
-        .await
-        .expect("a client");
+    let Staged {
+        _scratch,
+        _nats,
+        cluster,
+        cast,
+        steps,
+        one,
+        loser_shard,
+        js,
+        client,
+    } = Staged::new().await;
     let (stop, stopped) = watch::channel(false);
     let replacement = tokio::spawn(system::run(
         SystemConfig {

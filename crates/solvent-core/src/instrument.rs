@@ -108,7 +108,6 @@ pub struct Instrument {
     pub default_leverage: Option<Decimal>,
     /// The venue's price tick, where the file gives it: a liquidation price on this
     /// instrument's own price is rounded to it, toward the position's risk.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tick_size: Option<Decimal>,
 }
 

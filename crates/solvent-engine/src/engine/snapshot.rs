@@ -32,7 +32,8 @@ use crate::event::{SetAutoTopUp, TopUpSource};
 use crate::ledger::LedgerAccount;
 
 /// Version of the snapshot layout; a snapshot of another version is refused, never guessed at.
-pub const SNAPSHOT_FORMAT: u32 = 5;
+/// 6: instruments carry their price tick (`tick_size`).
+pub const SNAPSHOT_FORMAT: u32 = 6;
 
 /// Why a snapshot could not be taken or restored.
 #[derive(Debug, thiserror::Error)]
@@ -378,6 +379,57 @@ mod tests {
             }
             assert_eq!(restored.state_hash(), original.state_hash(), "cut {cut}");
         }
+    }
+
+    /// An instrument's price tick (`tick_size`, OKX BTC-USDT-SWAP 0.1) is part of the
+    /// snapshot: the restored engine's report puts the liquidation price on the same tick.
+    #[test]
+    fn a_restored_engine_keeps_the_instruments_price_tick() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/okx-swap.toml");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let Ok(venue) = solvent_core::venue::Venue::from_toml(path, &text) else {
+            panic!("the OKX venue must load");
+        };
+        let mut original = Engine::new(venue, crate::config::EngineConfig::default());
+        for (index, fields) in [
+            r#""type":"index_price","underlying":"BTC","price":"100000""#,
+            r#""type":"deposit","account":"a","asset":"USDT","amount":"20000""#,
+            r#""type":"fill","account":"a","instrument":"BTC-USDT-SWAP","side":"buy","size":"100","price":"100000","counterparty":"external""#,
+        ]
+        .iter()
+        .enumerate()
+        {
+            let effects = apply_at(&mut original, index + 1, fields);
+            assert!(
+                !effects.iter().any(|e| matches!(e, Effect::Rejected { .. })),
+                "{effects:?}"
+            );
+        }
+        let Ok(bytes) = original.snapshot() else {
+            panic!("the snapshot encodes");
+        };
+        let Ok(restored) = Engine::restore(&bytes) else {
+            panic!("the snapshot restores");
+        };
+        assert_eq!(restored.state_hash(), original.state_hash());
+        // The full report of the account's portfolio (the engine's own monitoring reports leave
+        // liquidation prices out).
+        let liquidation = |engine: &Engine| {
+            let portfolio = engine.portfolio("a")?;
+            let view = solvent_risk::MarketView::new(engine.venue(), engine.market()).ok()?;
+            let report = solvent_risk::margin_report(&portfolio, &view).ok()?;
+            report
+                .positions
+                .first()?
+                .liquidation_price
+                .map(|price| price.value())
+        };
+        let before = liquidation(&original);
+        assert!(
+            before.is_some_and(|price| (price * rust_decimal::Decimal::TEN).fract().is_zero()),
+            "{before:?}"
+        );
+        assert_eq!(liquidation(&restored), before);
     }
 
     #[test]
