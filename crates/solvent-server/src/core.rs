@@ -627,6 +627,16 @@ impl EngineLoop {
             };
             for (at, event) in due {
                 batch.events += 1;
+                // What the log names: the forecast, as the event carries it.
+                let forecast = match &event {
+                    Event::ScenarioRange(r) => {
+                        format!(
+                            "{} {} range {} ({:?})",
+                            r.underlying, r.as_of, r.range, r.bound
+                        )
+                    }
+                    _ => String::new(),
+                };
                 let scheduled = Incoming {
                     client_id: None,
                     ts: Some(at),
@@ -635,10 +645,11 @@ impl EngineLoop {
                 let reply = self.apply_one(scheduled, at, batch, entries, touched, changed);
                 match reply.status {
                     Status::Accepted => {
-                        tracing::info!(seq = ?reply.seq, %at, "scheduled forecast appended");
+                        tracing::info!(seq = ?reply.seq, %at, %forecast, "scheduled forecast appended");
                     }
                     _ => tracing::warn!(
                         %at,
+                        %forecast,
                         effects = ?reply.effects.iter().map(JsonText::as_str).collect::<Vec<_>>(),
                         "scheduled forecast refused"
                     ),
