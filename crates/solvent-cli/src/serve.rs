@@ -32,7 +32,9 @@ pub struct ServeArgs {
     /// Where to listen (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// A demo: a temporary data directory, a seeded population and a live replay of history.
+    /// A demo: a temporary data directory, a seeded population and a live replay of history;
+    /// BTC's and ETH's portfolio-margin ranges are scaled with a forecast made at each replayed
+    /// close (from the demo's own committed history; with `--venue`, those the venue scales).
     #[arg(long)]
     demo: bool,
     /// Daily price history (a folder of `COIN-USDT.binance.daily.csv` files, as
@@ -184,12 +186,17 @@ fn logs(json: bool, feedback: crate::progress::Feedback) {
     };
 }
 
-/// The venue of `dir`: the recorded one, or `venue` (or the default) recorded now.
-fn venue_of(dir: &Path, venue: Option<&Path>) -> Result<solvent_core::venue::Venue> {
+/// The venue of `dir`: the recorded one, or `venue` (or the default) recorded now. A new demo
+/// without `--venue` records the default venue with BTC's and ETH's ranges scaled
+/// ([`demo::VOL_SCALED_TOML`]): its forecasts are made at each replayed close.
+fn venue_of(dir: &Path, venue: Option<&Path>, demo: bool) -> Result<solvent_core::venue::Venue> {
     // A new directory records the venue (default: the built-in one); an existing one refuses
     // a venue other than the recorded one, since its journal was accepted under it.
     if venue.is_some() || !dir.join(solvent_store::VENUE_FILE).exists() {
-        let (_, text) = crate::venues::text_of(venue)?;
+        let (_, mut text) = crate::venues::text_of(venue)?;
+        if demo && venue.is_none() {
+            text.push_str(demo::VOL_SCALED_TOML);
+        }
         init_data_dir(dir, &text)?;
     }
     Ok(read_venue(dir)?.0)
@@ -261,7 +268,7 @@ pub fn run(args: &ServeArgs, feedback: crate::progress::Feedback) -> Result<Stri
     };
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("{}: cannot create the data directory", dir.display()))?;
-    let venue = venue_of(&dir, args.venue.as_deref())?;
+    let venue = venue_of(&dir, args.venue.as_deref(), args.demo)?;
     let demo = if args.demo {
         Some(Demo::prepare(args, &venue)?)
     } else {
@@ -273,6 +280,8 @@ pub fn run(args: &ServeArgs, feedback: crate::progress::Feedback) -> Result<Stri
             history,
             !args.forecast_history_complete,
         )?),
+        // The demo forecasts from its own committed closes (no shared data at run time).
+        None if args.demo => Some(demo::forecaster()?),
         None => None,
     };
     let recovered = recover_with(
