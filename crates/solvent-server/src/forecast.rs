@@ -7,6 +7,9 @@
 //! underlying, the forecast of that close is appended as a `scenario_range` event stamped at
 //! 00:00 (the stamp `solvent forecast` gives it), through the same path as any other event
 //! (applied, journaled, published). Replay reads the event's numbers; nothing recomputes them.
+//! The forecasts come before the event is applied, so one the engine then refuses has still
+//! closed the days its time crosses: what the service knows of an event before applying it is
+//! its time.
 //!
 //! The closes are the history file's (one underlying per file, read as `solvent forecast` reads
 //! it) up to its last day, then the service's own: a day's close is the last `index_price`
