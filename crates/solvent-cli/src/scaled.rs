@@ -9,9 +9,9 @@ use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use jiff::civil::Date;
 use solvent_core::venue::Venue;
-use solvent_engine::event::{Envelope, Event, ScenarioRange, to_line};
+use solvent_engine::event::{Envelope, to_line};
 use solvent_risk::history::PriceHistory;
-use solvent_risk::vol_scaled::{RangeDay, RangeInForce, range_path, scaled_grid};
+use solvent_risk::vol_scaled::{RangeInForce, scaled_grid, venue_ranges};
 
 use crate::display::{Column, Grid, Kind, Layout, float};
 
@@ -29,29 +29,26 @@ pub fn scaled_underlyings(venue: &Venue, held: &[String]) -> Vec<String> {
     })
 }
 
-/// Every day's range of `name` over `prices` (the venue's parameters and grid for it), or
+/// Every close's range of `name` over `prices` (the venue's parameters and grid for it), or
 /// `None` when the venue does not scale it.
 ///
 /// # Errors
 /// An underlying missing from the history; the forecast's errors (too short a history).
-fn path_of(venue: &Venue, prices: &PriceHistory, name: &str) -> Result<Option<Vec<RangeDay>>> {
-    let Some(pm) = venue.portfolio_margin.as_ref() else {
+fn ranges_of(
+    venue: &Venue,
+    prices: &PriceHistory,
+    name: &str,
+) -> Result<Option<Vec<RangeInForce>>> {
+    let scaled = venue
+        .portfolio_margin
+        .as_ref()
+        .is_some_and(|pm| pm.vol_scaled.contains_key(name));
+    if !scaled {
         return Ok(None);
-    };
-    let (Some(spec), Some(_)) = (pm.vol_scaled.get(name), pm.underlyings.get(name)) else {
-        return Ok(None);
-    };
+    }
     let u = prices.index_of(name)?;
-    let path = range_path(prices.dates(), prices.log_returns(u), spec)
-        .map_err(|e| anyhow!("--history: portfolio_margin.vol_scaled.{name}: {e}"))?;
-    Ok(Some(path))
-}
-
-/// The range of `day` for `name` as the report and the event carry it.
-fn in_force(venue: &Venue, name: &str, day: &RangeDay) -> Option<RangeInForce> {
-    let pm = venue.portfolio_margin.as_ref()?;
-    let (spec, grid) = (pm.vol_scaled.get(name)?, pm.underlyings.get(name)?);
-    Some(RangeInForce::of_day(name, day, spec, grid))
+    venue_ranges(venue, name, prices.dates(), prices.log_returns(u))
+        .map_err(|e| anyhow!("--history: portfolio_margin.vol_scaled.{name}: {e}"))
 }
 
 /// Replaces the grid of every underlying of `names` by its scaled grid, from `prices`.
@@ -65,15 +62,13 @@ pub fn apply(
 ) -> Result<Vec<ScaledRange>> {
     let mut shown = Vec::new();
     for name in names {
-        let Some(path) = path_of(venue, prices, name)? else {
+        let Some(path) = ranges_of(venue, prices, name)? else {
             continue;
         };
-        let today = path
+        let range = path
             .last()
+            .cloned()
             .ok_or_else(|| anyhow!("--history: no forecast for {name}"))?;
-        let Some(range) = in_force(venue, name, today) else {
-            continue;
-        };
         if let Some(pm) = venue.portfolio_margin.as_mut()
             && let Some(grid) = pm.underlyings.get(name)
         {
@@ -155,7 +150,7 @@ pub fn forecast(args: &ForecastArgs, venue: &Venue) -> Result<String> {
             std::slice::from_ref(name),
             !args.history_complete,
         )?;
-        let Some(path) = path_of(venue, &prices, name)? else {
+        let Some(path) = ranges_of(venue, &prices, name)? else {
             continue;
         };
         let last = path
@@ -167,7 +162,7 @@ pub fn forecast(args: &ForecastArgs, venue: &Venue) -> Result<String> {
         let chosen: Vec<RangeInForce> = path
             .iter()
             .filter(|d| d.as_of >= from && d.as_of <= to)
-            .filter_map(|d| in_force(venue, name, d))
+            .cloned()
             .collect();
         if chosen.is_empty() {
             bail!(
@@ -180,26 +175,14 @@ pub fn forecast(args: &ForecastArgs, venue: &Venue) -> Result<String> {
     // By close, then in the venue's order of underlyings.
     days.sort_by_key(|d| d.as_of);
     let mut out = String::new();
-    for (number, day) in days.into_iter().enumerate() {
-        let close = day
-            .as_of
-            .tomorrow()
-            .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC))
-            .map_err(|e| anyhow!("{}: {e}", day.as_of))?
-            .timestamp();
+    for (number, day) in days.iter().enumerate() {
+        // The service's scheduled forecasts make the same event (`solvent serve
+        // --forecast-history`).
+        let (ts, event) = solvent_server::forecast::scenario_range_event(day)?;
         let envelope = Envelope {
             seq: args.seq + number as u64,
-            ts: close,
-            event: Event::ScenarioRange(ScenarioRange {
-                underlying: day.underlying,
-                as_of: day.as_of,
-                model: day.model,
-                control: day.control,
-                sigma_daily: day.sigma_daily,
-                base: day.base,
-                range: day.range,
-                bound: day.bound,
-            }),
+            ts,
+            event,
         };
         out.push_str(&to_line(&envelope));
         out.push('\n');

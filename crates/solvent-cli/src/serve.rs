@@ -32,9 +32,23 @@ pub struct ServeArgs {
     /// Where to listen (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// A demo: a temporary data directory, a seeded population and a live replay of history.
+    /// A demo: a temporary data directory, a seeded population and a live replay of history;
+    /// BTC's and ETH's portfolio-margin ranges are scaled with a forecast made at each replayed
+    /// close (from the demo's own committed history; with `--venue`, those the venue scales).
     #[arg(long)]
     demo: bool,
+    /// Daily price history (a folder of `COIN-USDT.binance.daily.csv` files, as
+    /// ../shared/data/prices) for the scheduled forecasts: at each 00:00 UTC the engine's time
+    /// crosses, the service appends one `scenario_range` event per underlying the venue scales
+    /// (`[portfolio_margin.vol_scaled]`), computed as `solvent forecast` computes it from the
+    /// history's closes and, after its last day, the last index price taken before each 00:00
+    /// (docs/vol-scaled-ranges.md).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["cluster", "demo"])]
+    forecast_history: Option<PathBuf>,
+    /// With `--forecast-history`: the files' last rows are complete days (by default they are
+    /// dropped, as `solvent forecast` drops them: the shared files end with a partial day).
+    #[arg(long, requires = "forecast_history")]
+    forecast_history_complete: bool,
     /// Accepted events between snapshots.
     #[arg(long, default_value_t = 100_000, value_name = "EVENTS")]
     snapshot_every: u64,
@@ -172,15 +186,49 @@ fn logs(json: bool, feedback: crate::progress::Feedback) {
     };
 }
 
-/// The venue of `dir`: the recorded one, or `venue` (or the default) recorded now.
-fn venue_of(dir: &Path, venue: Option<&Path>) -> Result<solvent_core::venue::Venue> {
+/// The venue of `dir`: the recorded one, or `venue` (or the default) recorded now. A new demo
+/// without `--venue` records the default venue with BTC's and ETH's ranges scaled
+/// ([`demo::VOL_SCALED_TOML`]): its forecasts are made at each replayed close.
+fn venue_of(dir: &Path, venue: Option<&Path>, demo: bool) -> Result<solvent_core::venue::Venue> {
     // A new directory records the venue (default: the built-in one); an existing one refuses
     // a venue other than the recorded one, since its journal was accepted under it.
     if venue.is_some() || !dir.join(solvent_store::VENUE_FILE).exists() {
-        let (_, text) = crate::venues::text_of(venue)?;
+        let (_, mut text) = crate::venues::text_of(venue)?;
+        if demo && venue.is_none() {
+            text.push_str(demo::VOL_SCALED_TOML);
+        }
         init_data_dir(dir, &text)?;
     }
     Ok(read_venue(dir)?.0)
+}
+
+/// The scheduled forecasts of `venue`'s scaled underlyings, from the files in `history` (each
+/// underlying's alone, as `solvent forecast` reads them).
+///
+/// # Errors
+/// A venue that scales nothing; a missing or unreadable file.
+fn forecaster(
+    venue: &solvent_core::venue::Venue,
+    history: &Path,
+    drop_last: bool,
+) -> Result<solvent_server::forecast::Forecaster> {
+    let scaled: Vec<String> = venue
+        .portfolio_margin
+        .as_ref()
+        .map(|pm| pm.vol_scaled.keys().cloned().collect())
+        .unwrap_or_default();
+    if scaled.is_empty() {
+        bail!(
+            "--forecast-history: the venue scales no underlying's range ([portfolio_margin.vol_scaled]): there is nothing to forecast"
+        );
+    }
+    let mut histories = std::collections::BTreeMap::new();
+    for name in scaled {
+        let prices = crate::read_price_history(history, std::slice::from_ref(&name), drop_last)
+            .context("--forecast-history")?;
+        histories.insert(name, prices);
+    }
+    Ok(solvent_server::forecast::Forecaster::new(histories)?)
 }
 
 /// `solvent serve`.
@@ -220,11 +268,21 @@ pub fn run(args: &ServeArgs, feedback: crate::progress::Feedback) -> Result<Stri
     };
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("{}: cannot create the data directory", dir.display()))?;
-    let venue = venue_of(&dir, args.venue.as_deref())?;
+    let venue = venue_of(&dir, args.venue.as_deref(), args.demo)?;
     let demo = if args.demo {
         Some(Demo::prepare(args, &venue)?)
     } else {
         None
+    };
+    let forecaster = match &args.forecast_history {
+        Some(history) => Some(forecaster(
+            &venue,
+            history,
+            !args.forecast_history_complete,
+        )?),
+        // The demo forecasts from its own committed closes (no shared data at run time).
+        None if args.demo => Some(demo::forecaster()?),
+        None => None,
     };
     let recovered = recover_with(
         &dir,
@@ -278,6 +336,7 @@ pub fn run(args: &ServeArgs, feedback: crate::progress::Feedback) -> Result<Stri
         } else {
             solvent_server::core::Clock::Wall
         },
+        forecaster,
         ..solvent_server::Config::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

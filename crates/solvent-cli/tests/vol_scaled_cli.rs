@@ -657,3 +657,65 @@ fn option_book_runs_through_each_models_grid_day_by_day() {
     assert_eq!(code, 2);
     assert!(stderr.contains("market: missing"), "{stderr}");
 }
+
+/// `solvent serve --forecast-history DIR`: refused on a venue that scales nothing and with
+/// `--demo` (which forecasts from its own history); on a scaled venue the service starts with
+/// the history read (the forecasts themselves: `crates/solvent-server/tests/forecast.rs`).
+#[test]
+fn serve_forecasts_from_a_history_only_on_a_scaled_venue() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let scratch = support::Scratch::new("serve-forecast");
+    let history = path("crates/solvent-server/demo/history");
+    let plain = scratch.path("plain");
+    let (code, _, stderr) = run(&[
+        "serve",
+        "--data",
+        &plain,
+        "--listen",
+        "127.0.0.1:0",
+        "--forecast-history",
+        &history,
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--forecast-history: the venue scales no underlying's range"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&["serve", "--demo", "--forecast-history", &history]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+    let (code, _, stderr) = run(&["serve", "--data", &plain, "--forecast-history-complete"]);
+    assert_eq!(code, 2, "{stderr}");
+
+    let scaled = scratch.path("scaled");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_solvent"))
+        .args([
+            "serve",
+            "--data",
+            &scaled,
+            "--venue",
+            &path("examples/vol-scaled-venue.toml"),
+            "--listen",
+            "127.0.0.1:0",
+            "--forecast-history",
+            &history,
+            "--forecast-history-complete",
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start solvent serve");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let first = BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("a line")
+        .expect("text");
+    assert!(first.starts_with("solvent: serving http://"), "{first}");
+    child.kill().expect("stop the server");
+    let output = child.wait_with_output().expect("its stderr");
+    let logs = String::from_utf8_lossy(&output.stderr);
+    assert!(logs.contains("forecaster"), "{logs}");
+}

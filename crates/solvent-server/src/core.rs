@@ -32,6 +32,7 @@ use tokio::sync::oneshot;
 
 use crate::client_ids::ClientIds;
 use crate::feed::{Channel, Feed};
+use crate::forecast::Forecaster;
 use crate::json_text::JsonText;
 use crate::view::View;
 
@@ -241,17 +242,30 @@ impl Core {
     /// Starts the engine thread over `engine` (recovered or new) and the journal thread over
     /// `journal` (which must hold every event `engine` has applied). Retries of client ids
     /// are answered from a window of the recent ones and from a reader of `journal` for older
-    /// ones ([`crate::client_ids`]).
+    /// ones ([`crate::client_ids`]). With a `forecaster`, the closes the engine's time crosses
+    /// get their `scenario_range` events ([`crate::forecast`]); it first reads `journal` for the
+    /// closes taken before.
     ///
     /// # Errors
-    /// The threads could not be spawned, or the journal's reader could not be opened.
+    /// The threads could not be spawned, or the journal (or its reader) could not be read.
     pub fn start(
         engine: Engine,
         journal: Box<dyn Journal>,
         limits: Limits,
         clock: Clock,
         snapshots: Option<SnapshotPolicy>,
+        mut forecaster: Option<Forecaster>,
     ) -> std::io::Result<Self> {
+        if let Some(forecaster) = forecaster.as_mut() {
+            let read = forecaster
+                .catch_up(journal.as_ref())
+                .map_err(std::io::Error::other)?;
+            tracing::info!(
+                events = read,
+                day = ?forecaster.day(),
+                "forecaster: the closes taken before read from the journal"
+            );
+        }
         let shared = Arc::new(Shared {
             view: ArcSwap::from_pointee(View::of(&engine)),
             feed: Feed::new(),
@@ -294,6 +308,8 @@ impl Core {
                         clock,
                         since_snapshot: 0,
                         snapshot_writer,
+                        forecaster,
+                        buffer: Vec::with_capacity(512),
                     }
                     .run(&commands, committer);
                 })?
@@ -426,6 +442,10 @@ struct EngineLoop {
     clock: Clock,
     since_snapshot: u64,
     snapshot_writer: Option<SnapshotWriter>,
+    /// Makes the scheduled forecasts, when the service was given a history.
+    forecaster: Option<Forecaster>,
+    /// Scratch space for writing effects as JSON, kept between events.
+    buffer: Vec<u8>,
 }
 
 /// Writes snapshots on its own thread, from copies of the engine taken between batches: the
@@ -585,7 +605,6 @@ impl EngineLoop {
                 .map_err(|error| SubmitError::ClientLookup(error.to_string()))?;
         }
         let mut replies = Vec::with_capacity(events.len());
-        let mut buffer = Vec::with_capacity(512);
         for incoming in events {
             batch.events += 1;
             if let Some(first) = incoming
@@ -596,106 +615,159 @@ impl EngineLoop {
                 replies.push(duplicate_of(first));
                 continue;
             }
-            let seq = self.engine.last_seq().map_or(1, |last| last + 1);
             let ts = incoming.ts.unwrap_or_else(|| match self.clock {
                 Clock::Wall => Timestamp::now().max(self.engine.now()),
                 Clock::Engine => self.engine.now(),
             });
-            let envelope = Envelope {
-                seq,
-                ts,
-                event: incoming.event,
+            // The closes this event's time crosses come first, each with its forecast, stamped
+            // at 00:00 UTC: the event then finds the ranges of its day in force.
+            let due = match self.forecaster.as_mut() {
+                Some(forecaster) => forecaster.due(ts, self.engine.venue()),
+                None => Vec::new(),
             };
-            let effects = self.engine.apply(&envelope);
-            let accepted = self.engine.last_seq() == Some(seq);
-            let lines: Vec<JsonText> = effects
-                .iter()
-                .map(|effect| JsonText::of_effect(effect, seq, &mut buffer))
-                .collect();
-            let reply = EventReply {
-                seq: accepted.then_some(seq),
-                status: if accepted {
-                    Status::Accepted
-                } else {
-                    Status::Rejected
-                },
-                client_id: incoming.client_id.clone(),
-                effects: lines,
-            };
-            if accepted {
-                touch_event(&envelope.event, touched, changed);
-                let ts = envelope.ts.to_string();
-                for (effect, line) in effects.iter().zip(&reply.effects) {
-                    touch_effect(effect, touched);
-                    if let Effect::AccountUpdated {
-                        account,
-                        equity,
-                        initial_margin,
-                        maintenance_margin,
-                        health,
-                        state,
-                    } = effect
-                    {
-                        batch.health.push((
-                            account.clone(),
-                            crate::health::Point {
-                                seq,
-                                ts: envelope.ts,
-                                health: *health,
-                                state: *state,
-                                equity: *equity,
-                                initial_margin: *initial_margin,
-                                maintenance_margin: *maintenance_margin,
-                            },
-                        ));
+            for (at, event) in due {
+                batch.events += 1;
+                // What the log names: the forecast, as the event carries it.
+                let forecast = match &event {
+                    Event::ScenarioRange(r) => {
+                        format!(
+                            "{} {} range {} ({:?})",
+                            r.underlying, r.as_of, r.range, r.bound
+                        )
                     }
-                    let channels = channels(effect);
-                    if channels
-                        .iter()
-                        .any(|c| matches!(c, Channel::MarginCalls | Channel::Liquidations))
-                    {
-                        // Each margin call, liquidation, ADL and uncovered deficit goes to one
-                        // of these two channels once: counted once.
-                        batch.counted.push(effect.kind());
+                    _ => String::new(),
+                };
+                let scheduled = Incoming {
+                    client_id: None,
+                    ts: Some(at),
+                    event,
+                };
+                let reply = self.apply_one(scheduled, at, batch, entries, touched, changed);
+                match reply.status {
+                    Status::Accepted => {
+                        tracing::info!(seq = ?reply.seq, %at, %forecast, "scheduled forecast appended");
                     }
-                    if channels.is_empty() {
-                        continue;
-                    }
-                    // The feed's copy carries the event's time (for charts over time).
-                    let stamped = line.with_field("ts", &ts);
-                    for channel in channels {
-                        batch.feed.push((channel, Arc::clone(&stamped)));
-                    }
+                    _ => tracing::warn!(
+                        %at,
+                        %forecast,
+                        effects = ?reply.effects.iter().map(JsonText::as_str).collect::<Vec<_>>(),
+                        "scheduled forecast refused"
+                    ),
                 }
-                batch.recorded.push(crate::audit::Recorded {
-                    seq,
-                    ts,
-                    event: JsonText::of(&envelope.event),
-                    effects: reply.effects.clone(),
-                });
-                if let Some(price) = price_message(&envelope) {
-                    batch.feed.push((Channel::Prices, price));
-                }
-                let stored = incoming.client_id.as_ref().map(|id| {
-                    let text = serde_json::to_string(&reply).unwrap_or_default();
-                    self.client_ids.insert(
-                        id.clone(),
-                        ClientRecord {
-                            seq,
-                            reply: Some(text.clone()),
-                        },
-                    );
-                    text
-                });
-                entries.push(Entry {
-                    envelope,
-                    client_id: incoming.client_id,
-                    reply: stored,
-                });
             }
-            replies.push(reply);
+            replies.push(self.apply_one(incoming, ts, batch, entries, touched, changed));
         }
         Ok(replies)
+    }
+
+    /// Applies one event stamped `ts`; an accepted one is recorded for the journal, the feed,
+    /// the audit and the forecaster.
+    fn apply_one(
+        &mut self,
+        incoming: Incoming,
+        ts: Timestamp,
+        batch: &mut Batch,
+        entries: &mut Vec<Entry>,
+        touched: &mut BTreeSet<String>,
+        changed: &mut Changed,
+    ) -> EventReply {
+        let seq = self.engine.last_seq().map_or(1, |last| last + 1);
+        let envelope = Envelope {
+            seq,
+            ts,
+            event: incoming.event,
+        };
+        let effects = self.engine.apply(&envelope);
+        let accepted = self.engine.last_seq() == Some(seq);
+        let lines: Vec<JsonText> = effects
+            .iter()
+            .map(|effect| JsonText::of_effect(effect, seq, &mut self.buffer))
+            .collect();
+        let reply = EventReply {
+            seq: accepted.then_some(seq),
+            status: if accepted {
+                Status::Accepted
+            } else {
+                Status::Rejected
+            },
+            client_id: incoming.client_id.clone(),
+            effects: lines,
+        };
+        if accepted {
+            touch_event(&envelope.event, touched, changed);
+            let ts = envelope.ts.to_string();
+            for (effect, line) in effects.iter().zip(&reply.effects) {
+                touch_effect(effect, touched);
+                if let Effect::AccountUpdated {
+                    account,
+                    equity,
+                    initial_margin,
+                    maintenance_margin,
+                    health,
+                    state,
+                } = effect
+                {
+                    batch.health.push((
+                        account.clone(),
+                        crate::health::Point {
+                            seq,
+                            ts: envelope.ts,
+                            health: *health,
+                            state: *state,
+                            equity: *equity,
+                            initial_margin: *initial_margin,
+                            maintenance_margin: *maintenance_margin,
+                        },
+                    ));
+                }
+                let channels = channels(effect);
+                if channels
+                    .iter()
+                    .any(|c| matches!(c, Channel::MarginCalls | Channel::Liquidations))
+                {
+                    // Each margin call, liquidation, ADL and uncovered deficit goes to one
+                    // of these two channels once: counted once.
+                    batch.counted.push(effect.kind());
+                }
+                if channels.is_empty() {
+                    continue;
+                }
+                // The feed's copy carries the event's time (for charts over time).
+                let stamped = line.with_field("ts", &ts);
+                for channel in channels {
+                    batch.feed.push((channel, Arc::clone(&stamped)));
+                }
+            }
+            batch.recorded.push(crate::audit::Recorded {
+                seq,
+                ts,
+                event: JsonText::of(&envelope.event),
+                effects: reply.effects.clone(),
+            });
+            if let Some(price) = price_message(&envelope) {
+                batch.feed.push((Channel::Prices, price));
+            }
+            let stored = incoming.client_id.as_ref().map(|id| {
+                let text = serde_json::to_string(&reply).unwrap_or_default();
+                self.client_ids.insert(
+                    id.clone(),
+                    ClientRecord {
+                        seq,
+                        reply: Some(text.clone()),
+                    },
+                );
+                text
+            });
+            if let Some(forecaster) = self.forecaster.as_mut() {
+                forecaster.observe(&envelope);
+            }
+            entries.push(Entry {
+                envelope,
+                client_id: incoming.client_id,
+                reply: stored,
+            });
+        }
+        reply
     }
 }
 

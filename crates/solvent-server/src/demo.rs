@@ -5,6 +5,9 @@
 //! - [`population`]: the opening events: prices, smiles, the insurance fund's seed, accounts.
 //! - [`feed::Feed`]: the stream that follows, minute by minute, with trading flow.
 //! - [`run_feed`]: the stream sent to a running service at an accelerated pace.
+//! - [`VOL_SCALED_TOML`] and [`forecaster`]: BTC's and ETH's portfolio-margin ranges scaled
+//!   with a forecast made at each replayed close, from [`HISTORY`] (the year before the
+//!   extract) and the closes replayed since ([`crate::forecast`]).
 //!
 //! Everything but [`run_feed`] is pure and deterministic for a seed: no clock, no I/O. Events
 //! carry historical timestamps (the engine's time is the history's), so nothing else may write
@@ -40,6 +43,54 @@ pub use opening::EXPIRIES;
 pub use pace::{FeedReport, OpeningReport, Pace, load_opening, run_feed};
 
 use crate::core::Incoming;
+use crate::forecast::{ForecastError, Forecaster};
+
+/// The tables `solvent serve --demo` appends to the default venue: BTC's and ETH's ranges
+/// scaled with forecast volatility (the parameters of `examples/vol-scaled-venue.toml`).
+pub const VOL_SCALED_TOML: &str = include_str!("../demo/vol-scaled.toml");
+
+/// The daily closes the demo's forecasts start from: the Binance files of BTC and ETH from
+/// 2024-10-01 to 2025-09-30, the day before the extract (`demo/history/`, copied and checked by
+/// `scripts/extract_demo_prices.py`). A year: GARCH's first fit needs 250 returns.
+pub const HISTORY: [(&str, &str); 2] = [
+    (
+        "BTC",
+        include_str!("../demo/history/BTC-USDT.binance.daily.csv"),
+    ),
+    (
+        "ETH",
+        include_str!("../demo/history/ETH-USDT.binance.daily.csv"),
+    ),
+];
+
+/// The forecaster of the demo: [`HISTORY`], each file read alone and whole (its last row is a
+/// complete day).
+///
+/// # Errors
+/// [`DemoError::Forecast`] if a committed file does not read (a test keeps them readable).
+pub fn forecaster() -> Result<Forecaster, DemoError> {
+    let mut histories = std::collections::BTreeMap::new();
+    for (underlying, text) in HISTORY {
+        let origin = format!("demo/history/{underlying}-USDT.binance.daily.csv");
+        let history = solvent_risk::history::PriceHistory::from_texts(
+            &[solvent_risk::history::SeriesText {
+                underlying,
+                origin: &origin,
+                text,
+            }],
+            &[],
+            &solvent_risk::history::LoadOptions::default(),
+        )
+        .map_err(|source| {
+            DemoError::Forecast(ForecastError::Load {
+                underlying: underlying.to_owned(),
+                source: Box::new(source),
+            })
+        })?;
+        histories.insert(underlying.to_owned(), history);
+    }
+    Ok(Forecaster::new(histories)?)
+}
 
 /// Why the demo cannot be built or run.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -80,6 +131,9 @@ pub enum DemoError {
         /// The feed's first instant.
         history: Timestamp,
     },
+    /// The forecasts' history does not read.
+    #[error("forecasts: {0}")]
+    Forecast(#[from] ForecastError),
     /// The service stopped taking events.
     #[error("the service stopped: {0}")]
     Service(String),

@@ -5,7 +5,8 @@
 //! about it leaves the process, reads from a consistent [`view::View`], an HTTP API ([`api`]),
 //! a WebSocket stream ([`ws`]) of numbered effects ([`feed`]), scoped keys ([`keys`]),
 //! Prometheus metrics ([`metrics`]) and the browser dashboard at `/` ([`dashboard`]), whose audit
-//! page reads the recent events with their effects ([`audit`]).
+//! page reads the recent events with their effects ([`audit`]), and the scheduled volatility
+//! forecasts of a venue that scales its ranges ([`forecast`]).
 
 #![deny(missing_docs)]
 
@@ -17,6 +18,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod error;
 pub mod feed;
+pub mod forecast;
 pub mod health;
 pub mod json_text;
 pub mod keys;
@@ -61,6 +63,9 @@ pub struct Config {
     pub snapshots: Option<core::SnapshotPolicy>,
     /// What stamps an event sent without a time.
     pub clock: core::Clock,
+    /// Makes the `scenario_range` event of each close the engine's time crosses, for the
+    /// underlyings the venue scales (none: the events come from outside, as any other).
+    pub forecaster: Option<forecast::Forecaster>,
 }
 
 impl Default for Config {
@@ -72,6 +77,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             snapshots: None,
             clock: core::Clock::Wall,
+            forecaster: None,
         }
     }
 }
@@ -177,6 +183,7 @@ pub async fn start(
         config.limits,
         config.clock,
         config.snapshots.clone(),
+        config.forecaster.clone(),
     )?;
     let state = AppState::new(core.handle(), keys, config.rate_limit);
     let app = router(state.clone(), config.request_timeout);

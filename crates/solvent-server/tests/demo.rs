@@ -1,6 +1,7 @@
 //! The live demo's content: the opening book is accepted whole by the engine, the same seed gives
 //! the same events, the replayed 2025-10-10 cascade calls margin, liquidates and moves the
-//! insurance fund, and the feed drives a running service.
+//! insurance fund, the feed drives a running service, and the demo's venue margins its
+//! portfolio accounts on the ranges forecast at each replayed close.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -283,6 +284,135 @@ fn every_day_runs_from_its_open_through_its_high_and_low_to_its_close() {
     for bar in &last.bars {
         assert_eq!(by_day[&(after, bar.underlying.clone())], [bar.close]);
     }
+}
+
+/// The demo's venue: the default one with BTC's and ETH's ranges scaled, as `solvent serve
+/// --demo` records it.
+fn scaled_venue() -> Venue {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
+    let text = std::fs::read_to_string(path).unwrap() + demo::VOL_SCALED_TOML;
+    Venue::from_toml("demo venue", &text).unwrap()
+}
+
+/// `solvent serve --demo`'s forecasts, made as the service's engine loop makes them: before an
+/// event whose time crosses 00:00 UTC, the closes' `scenario_range` events; the first (the
+/// close of 2025-09-30, before the replay's first minute) from the committed year alone, the
+/// next ones from it and the replayed closes. Portfolio accounts report the ranges.
+#[test]
+fn the_demo_margins_its_portfolio_accounts_on_the_range_forecast_at_each_replayed_close() {
+    let venue = scaled_venue();
+    let extract = Extract::embedded().unwrap();
+    let opening = demo::population(&venue, SEED, 50, extract.opening_time()).unwrap();
+    let params = FeedParams {
+        days: Some(3),
+        ..FeedParams::default()
+    };
+    let feed = Feed::new(&venue, &extract, &opening, params).unwrap();
+    let mut forecaster = demo::forecaster().unwrap();
+    let mut applier = Applier::new(venue.clone());
+    let mut scheduled = Vec::new();
+    let observe = |applier: &Applier,
+                   forecaster: &mut solvent_server::forecast::Forecaster,
+                   incoming: &Incoming| {
+        forecaster.observe(&Envelope {
+            seq: applier.seq,
+            ts: incoming.ts.unwrap(),
+            event: incoming.event.clone(),
+        });
+    };
+    for incoming in opening.iter().cloned().chain(feed) {
+        for (at, event) in forecaster.due(incoming.ts.unwrap(), applier.engine.venue()) {
+            let forecast = Incoming {
+                client_id: None,
+                ts: Some(at),
+                event,
+            };
+            let effects = applier.apply(&forecast);
+            assert_eq!(rejection(&effects), None, "{forecast:?}");
+            observe(&applier, &mut forecaster, &forecast);
+            scheduled.push(forecast);
+        }
+        let effects = applier.apply(&incoming);
+        if rejection(&effects).is_none() {
+            observe(&applier, &mut forecaster, &incoming);
+        }
+    }
+    let days: Vec<(String, String, String)> = scheduled
+        .iter()
+        .map(|forecast| {
+            let Event::ScenarioRange(range) = &forecast.event else {
+                unreachable!()
+            };
+            eprintln!(
+                "{} {} range {:.4} ({:?}, sigma {:.4})",
+                range.as_of, range.underlying, range.range, range.bound, range.sigma_daily
+            );
+            (
+                forecast.ts.unwrap().to_string(),
+                range.as_of.to_string(),
+                range.underlying.clone(),
+            )
+        })
+        .collect();
+    let mut want = Vec::new();
+    for (close, day) in [
+        ("2025-10-01", "2025-09-30"),
+        ("2025-10-02", "2025-10-01"),
+        ("2025-10-03", "2025-10-02"),
+        ("2025-10-04", "2025-10-03"),
+    ] {
+        for underlying in ["BTC", "ETH"] {
+            want.push((
+                format!("{close}T00:00:00Z"),
+                day.to_owned(),
+                underlying.to_owned(),
+            ));
+        }
+    }
+    assert_eq!(days, want);
+    // The first close is the committed history's own: what `solvent forecast --history
+    // crates/solvent-server/demo/history --history-complete` writes.
+    for (forecast, (underlying, text)) in scheduled.iter().zip(demo::HISTORY) {
+        let history = solvent_risk::history::PriceHistory::from_texts(
+            &[solvent_risk::history::SeriesText {
+                underlying,
+                origin: underlying,
+                text,
+            }],
+            &[],
+            &solvent_risk::history::LoadOptions::default(),
+        )
+        .unwrap();
+        let ranges = solvent_risk::vol_scaled::venue_ranges(
+            &venue,
+            underlying,
+            history.dates(),
+            history.log_returns(0),
+        )
+        .unwrap()
+        .unwrap();
+        let (_, event) =
+            solvent_server::forecast::scenario_range_event(ranges.last().unwrap()).unwrap();
+        assert_eq!(forecast.event, event);
+    }
+    // Every portfolio account exposed to BTC or ETH reports the last close's ranges.
+    let portfolio_accounts: Vec<String> = opening
+        .iter()
+        .filter_map(|incoming| match &incoming.event {
+            Event::SetMarginMode(m) if m.mode == MarginMode::Portfolio => Some(m.account.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(!portfolio_accounts.is_empty());
+    let mut shown = 0;
+    for account in &portfolio_accounts {
+        for range in applier.engine.ranges_of(account) {
+            assert_eq!(range.as_of.to_string(), "2025-10-03", "{account}");
+            assert!(range.range < range.static_range, "{account}: {range:?}");
+            shown += 1;
+        }
+    }
+    assert!(shown > 0);
 }
 
 /// What a run of the feed did, day by day.

@@ -227,6 +227,62 @@ impl PriceHistory {
         &self.vols[u]
     }
 
+    /// The same history followed by `days`: each the day after the one before it (the first the
+    /// day after [`Self::dates`]' last), with one close per underlying in [`Self::underlyings`]
+    /// order, and no volatility index. For closes taken after the files end (the service's own
+    /// index prices): the returns are computed as [`Self::from_texts`] computes them.
+    ///
+    /// # Errors
+    /// [`HistoryError::Gap`] for a day that does not follow the one before it,
+    /// [`HistoryError::InvalidParameter`] for a day without one close per underlying,
+    /// [`HistoryError::NotPositive`] for a close that is not positive and finite (`origin` names
+    /// the closes in the errors).
+    pub fn extended(&self, origin: &str, days: &[(Date, Vec<f64>)]) -> Result<Self, HistoryError> {
+        let mut out = self.clone();
+        for (n, (date, closes)) in days.iter().enumerate() {
+            let line = n as u64 + 1;
+            let Some(&previous) = out.dates.last() else {
+                return Err(HistoryError::NoRows {
+                    origin: origin.to_owned(),
+                });
+            };
+            if previous.tomorrow().ok() != Some(*date) {
+                return Err(HistoryError::Gap {
+                    origin: origin.to_owned(),
+                    line,
+                    previous,
+                    next: *date,
+                    missing: date.duration_since(previous).as_hours() / 24 - 1,
+                });
+            }
+            if closes.len() != out.underlyings.len() {
+                return Err(HistoryError::InvalidParameter {
+                    name: "closes",
+                    value: closes.len().to_string(),
+                    requirement: "one close per underlying of the history",
+                });
+            }
+            if let Some(&bad) = closes.iter().find(|c| !(c.is_finite() && **c > 0.0)) {
+                return Err(HistoryError::NotPositive {
+                    origin: origin.to_owned(),
+                    line,
+                    column: 2,
+                    name: "close",
+                    value: bad,
+                });
+            }
+            out.dates.push(*date);
+            for (u, &close) in closes.iter().enumerate() {
+                if let Some(&last) = out.closes[u].last() {
+                    out.returns[u].push(log_change(last, close));
+                }
+                out.closes[u].push(close);
+                out.vols[u].push(None);
+            }
+        }
+        Ok(out)
+    }
+
     /// The same history restricted to the dates from `first` to `last`, both included.
     ///
     /// # Errors

@@ -1305,3 +1305,49 @@ mod data {
         assert!(k.likelihood_ratio.is_finite() && k.p_value.is_finite());
     }
 }
+
+mod extended {
+    use super::*;
+
+    /// Closes appended to a history give the history a file with those rows would give.
+    #[test]
+    fn days_appended_read_as_rows_of_the_file() {
+        let closes = synthetic_closes(40, 0.3);
+        let short = spot_csv("2025-01-01", &closes[..38]);
+        let whole = spot_csv("2025-01-01", &closes);
+        let from_file = PriceHistory::from_texts(&[spot("BTC", &whole)], &[], &KEEP_ALL).unwrap();
+        let appended = PriceHistory::from_texts(&[spot("BTC", &short)], &[], &KEEP_ALL)
+            .unwrap()
+            .extended(
+                "taken",
+                &[
+                    (date("2025-02-08"), vec![closes[38]]),
+                    (date("2025-02-09"), vec![closes[39]]),
+                ],
+            )
+            .unwrap();
+        assert_eq!(appended, from_file);
+    }
+
+    #[test]
+    fn a_gap_a_missing_close_and_a_bad_price_are_refused_by_name() {
+        let history = PriceHistory::from_texts(
+            &[spot("BTC", &spot_csv("2025-01-01", &[100.0, 101.0]))],
+            &[],
+            &KEEP_ALL,
+        )
+        .unwrap();
+        let gap = history
+            .extended("taken", &[(date("2025-01-04"), vec![102.0])])
+            .unwrap_err();
+        assert!(matches!(gap, HistoryError::Gap { missing: 1, .. }), "{gap}");
+        let count = history
+            .extended("taken", &[(date("2025-01-03"), vec![])])
+            .unwrap_err();
+        assert!(count.to_string().contains("closes"), "{count}");
+        let bad = history
+            .extended("taken", &[(date("2025-01-03"), vec![f64::NAN])])
+            .unwrap_err();
+        assert!(bad.to_string().starts_with("taken:1:2 (close)"), "{bad}");
+    }
+}

@@ -150,6 +150,35 @@ impl RangeInForce {
     }
 }
 
+/// Every close's range of `underlying` as `venue` sets it, over `dates` and `returns` (the
+/// convention of [`range_path`]), or `None` when the venue does not scale it. The one forecast
+/// behind `solvent forecast`, `solvent margin --history` and the service's scheduled forecasts.
+///
+/// # Errors
+/// [`range_path`]'s.
+pub fn venue_ranges(
+    venue: &solvent_core::venue::Venue,
+    underlying: &str,
+    dates: &[Date],
+    returns: &[f64],
+) -> Result<Option<Vec<RangeInForce>>, HistoryError> {
+    let Some(pm) = venue.portfolio_margin.as_ref() else {
+        return Ok(None);
+    };
+    let (Some(spec), Some(grid)) = (
+        pm.vol_scaled.get(underlying),
+        pm.underlyings.get(underlying),
+    ) else {
+        return Ok(None);
+    };
+    let path = range_path(dates, returns, spec)?;
+    Ok(Some(
+        path.iter()
+            .map(|day| RangeInForce::of_day(underlying, day, spec, grid))
+            .collect(),
+    ))
+}
+
 /// The underlyings a portfolio-mode `portfolio` is exposed to (positions in its cross pool,
 /// balances of a coin the venue scans) whose range `venue` scales, in the venue's order of
 /// `[portfolio_margin.vol_scaled]`; none for an account of another mode.
