@@ -27,7 +27,9 @@ use serde::Serialize;
 use solvent_engine::Engine;
 use solvent_engine::effect::Effect;
 use solvent_engine::event::{Envelope, Event};
-use solvent_store::{ClientRecord, Committer, CommitterConfig, Entry, Journal, JournalError};
+use solvent_store::{
+    ClientRecord, Committer, CommitterConfig, Entry, Journal, JournalError, Outcome,
+};
 use tokio::sync::oneshot;
 
 use crate::client_ids::ClientIds;
@@ -159,7 +161,6 @@ struct Batch {
     feed: Vec<(Channel, Arc<str>)>,
     /// The types of the margin calls, liquidations, ADL and deficits, for `/metrics`.
     counted: Vec<&'static str>,
-    recorded: Vec<crate::audit::Recorded>,
     /// The accounts' figures after each update, for their health history.
     health: Vec<(String, crate::health::Point)>,
     view: Arc<View>,
@@ -177,9 +178,8 @@ pub struct Shared {
     pub view: ArcSwap<View>,
     /// The WebSocket feed.
     pub feed: Feed,
-    /// The effects of the recent events (the audit page reads the events from the journal).
-    pub recent: crate::audit::Recent,
-    /// A reader of the journal for the audit page (one request at a time).
+    /// A reader of the journal for the audit page (one request at a time): events and their
+    /// effects, both journaled.
     pub journal: std::sync::Mutex<Box<dyn solvent_store::JournalReader>>,
     /// Each account's health over time, bounded per account.
     pub health: crate::health::History,
@@ -255,7 +255,6 @@ impl Core {
         let shared = Arc::new(Shared {
             view: ArcSwap::from_pointee(View::of(&engine)),
             feed: Feed::new(),
-            recent: crate::audit::Recent::default(),
             journal: std::sync::Mutex::new(journal.reader().map_err(std::io::Error::other)?),
             health: crate::health::History::default(),
             failure: OnceLock::new(),
@@ -475,7 +474,6 @@ impl EngineLoop {
                 copies: Vec::new(),
                 feed: Vec::new(),
                 counted: Vec::new(),
-                recorded: Vec::new(),
                 health: Vec::new(),
                 view: Arc::clone(&view),
                 events: 0,
@@ -667,12 +665,6 @@ impl EngineLoop {
                         batch.feed.push((channel, Arc::clone(&stamped)));
                     }
                 }
-                batch.recorded.push(crate::audit::Recorded {
-                    seq,
-                    ts,
-                    event: JsonText::of(&envelope.event),
-                    effects: reply.effects.clone(),
-                });
                 if let Some(price) = price_message(&envelope) {
                     batch.feed.push((Channel::Prices, price));
                 }
@@ -687,10 +679,18 @@ impl EngineLoop {
                     );
                     text
                 });
+                // The effects go to the journal as the text the reply carries: rendered once,
+                // durable in the same commit as the event.
+                let outcome = Outcome::of(
+                    &envelope.event,
+                    &effects,
+                    reply.effects.iter().map(JsonText::shared).collect(),
+                );
                 entries.push(Entry {
                     envelope,
                     client_id: incoming.client_id,
                     reply: stored,
+                    outcome,
                 });
             }
             replies.push(reply);
@@ -926,7 +926,6 @@ fn release(batch: Batch, shared: &Shared) {
             .durable_seq
             .store(seq, std::sync::atomic::Ordering::Release);
     }
-    shared.recent.record(batch.recorded);
     shared.health.record(batch.health);
     shared.feed.publish_all(batch.feed);
     for (reply, replies) in batch.replies {

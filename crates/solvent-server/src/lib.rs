@@ -5,7 +5,7 @@
 //! about it leaves the process, reads from a consistent [`view::View`], an HTTP API ([`api`]),
 //! a WebSocket stream ([`ws`]) of numbered effects ([`feed`]), scoped keys ([`keys`]),
 //! Prometheus metrics ([`metrics`]) and the browser dashboard at `/` ([`dashboard`]), whose audit
-//! page reads the recent events with their effects ([`audit`]).
+//! page reads the journaled events with their effects ([`audit`]).
 
 #![deny(missing_docs)]
 

@@ -14,7 +14,10 @@ use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
 use solvent_server::keys::{KeyRing, Scope};
 use solvent_server::{Config, Running};
-use solvent_store::{ClientRecord, Entry, Journal, JournalError, JournalReader, MemoryJournal};
+use solvent_store::{
+    AuditQuery, AuditRecord, ClientRecord, Entry, Journal, JournalError, JournalReader,
+    MemoryJournal,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn engine() -> Engine {
@@ -483,8 +486,9 @@ async fn a_retry_older_than_the_client_id_window_is_answered_from_the_journal_af
     )
     .await;
     assert_eq!(equity(&report), "20000");
-    // Issue 12: the audit pages the journal itself: the events before the restart are there
-    // (their effects are no longer held in memory), each with its client id.
+    // Issue 12: the audit pages the journal itself: the events before the restart are there,
+    // each with its client id and the effects it caused then (journaled with it, nothing of
+    // them held in memory across the restart), equal to the first reply's.
     let (status, audit) = call(
         running.addr,
         "GET",
@@ -498,10 +502,39 @@ async fn a_retry_older_than_the_client_id_window_is_answered_from_the_journal_af
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, [1, 2]);
     assert_eq!(events[0]["client_id"], "old");
-    assert!(events[0]["effects"].is_null(), "{audit}");
+    assert_eq!(
+        events[0]["effects"], first["results"][0]["effects"],
+        "{audit}"
+    );
+    assert!(!events[1]["effects"].as_array().unwrap().is_empty());
     assert!(audit["next"].is_null(), "{audit}");
-    assert_eq!(audit["effects_from"], 202);
-    // The latest event's effects are held, and name it.
+    // The account filter reaches the old event of a1 across the 200 of a2 after it, and only
+    // a1's: event 1 before the restart, 202 after it.
+    let (_, of_a1) = call(
+        running.addr,
+        "GET",
+        "/v1/journal?account=a1&limit=10",
+        Some(&keys.viewer),
+        None,
+    )
+    .await;
+    let seqs: Vec<u64> = of_a1["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 202], "{of_a1}");
+    assert!(
+        of_a1["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["event"]["account"] == "a1"),
+        "{of_a1}"
+    );
+    // The latest event's effects name it; the effect-type filter and a sequence range reach
+    // the old ones too.
     let (_, latest) = call(
         running.addr,
         "GET",
@@ -511,11 +544,27 @@ async fn a_retry_older_than_the_client_id_window_is_answered_from_the_journal_af
     )
     .await;
     assert_eq!(latest["events"][0]["seq"], 202);
+    assert_eq!(latest["next"], 202);
     let effects = latest["events"][0]["effects"].as_array().unwrap();
     assert!(
         !effects.is_empty() && effects.iter().all(|e| e["seq"] == 202),
         "{latest}"
     );
+    let (_, ranged) = call(
+        running.addr,
+        "GET",
+        "/v1/journal?effect_type=transfer_applied&from_seq=1&to_seq=2&after=0",
+        Some(&keys.viewer),
+        None,
+    )
+    .await;
+    let seqs: Vec<u64> = ranged["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2], "{ranged}");
     running.stop().await.unwrap();
 }
 
@@ -958,6 +1007,9 @@ impl JournalReader for UnreadableReader {
     fn read_before(&self, _: Option<u64>, _: usize) -> Result<Vec<Entry>, JournalError> {
         Err(JournalError::Storage("disk I/O error".to_owned()))
     }
+    fn audit(&self, _: &AuditQuery) -> Result<Vec<AuditRecord>, JournalError> {
+        Err(JournalError::Storage("disk I/O error".to_owned()))
+    }
     fn each_client_id(&self, visit: &mut dyn FnMut(&str)) -> Result<(), JournalError> {
         // The journal says it holds "x" at start, then fails when a request asks about it.
         visit("x");
@@ -1262,6 +1314,8 @@ async fn the_dashboard_routes_answer_with_the_key_scope_journal_history_totals_a
         ("limit=0", "limit"),
         ("after=1&before=3", "before"),
         ("type=Fill!", "type"),
+        ("effect_type=", "effect_type"),
+        ("from_seq=5&to_seq=4", "to_seq"),
         ("colour=1", "colour"),
     ] {
         let (status, error) = call(

@@ -22,8 +22,8 @@ use solvent_engine::config::EngineConfig;
 use solvent_engine::event::{Envelope, Event, IndexPrice};
 use solvent_engine::population::{PopulationParams, generate};
 use solvent_store::{
-    Committer, CommitterConfig, Entry, Journal, JournalError, PRAGMAS, SqliteJournal, codec,
-    entry_crc,
+    Committer, CommitterConfig, Entry, Journal, JournalError, Outcome, PRAGMAS, SqliteJournal,
+    codec, entry_crc,
 };
 
 const VENUE: &str = include_str!("../../../venues/default.toml");
@@ -288,14 +288,41 @@ fn main() {
     std::fs::create_dir_all(&root).unwrap();
     println!("journal bench: {count} events in {}", root.display());
     let events = events(count);
+    // Each event with the effects the engine gives it, rendered beforehand as the service's
+    // engine thread renders them: the journal's write path is what is measured.
+    let mut engine = Engine::new(
+        Venue::from_toml("venues/default.toml", VENUE).unwrap(),
+        EngineConfig::default(),
+    );
     let entries: Vec<Entry> = events
         .iter()
-        .map(|envelope| Entry {
-            envelope: envelope.clone(),
-            client_id: None,
-            reply: None,
+        .map(|envelope| {
+            let effects = engine.apply(envelope);
+            Entry {
+                envelope: envelope.clone(),
+                client_id: None,
+                reply: None,
+                outcome: Outcome::render(envelope.seq, &envelope.event, &effects),
+            }
         })
         .collect();
+    drop(engine);
+    let effects: usize = entries.iter().map(|e| e.outcome.effects.len()).sum();
+    let effect_bytes: usize = entries
+        .iter()
+        .flat_map(|e| &e.outcome.effects)
+        .map(|line| line.len() + 1)
+        .sum();
+    let index_rows: usize = entries
+        .iter()
+        .map(|e| e.outcome.accounts.len() + e.outcome.effect_types.len())
+        .sum();
+    println!(
+        "effects: {:.2} per event, {:.1} bytes of JSON per event; {:.2} index rows per event (accounts and effect types)",
+        effects as f64 / count as f64,
+        effect_bytes as f64 / count as f64,
+        index_rows as f64 / count as f64
+    );
     let rows: Vec<(i64, Vec<u8>, u32)> = events
         .iter()
         .map(|envelope| {

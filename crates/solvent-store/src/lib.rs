@@ -50,17 +50,22 @@ use solvent_engine::event::Envelope;
 
 pub mod codec;
 mod committer;
+pub mod outcome;
 mod recover;
 mod snapshots;
 mod sqlite;
 
 pub use committer::{CommitStats, Committer, CommitterConfig, Done, SubmitError};
+pub use outcome::Outcome;
 pub use recover::{RecoverOptions, Recovered, RecoveryReport, Truncation, recover, recover_with};
 pub use snapshots::{
     SNAPSHOT_DIR, SNAPSHOT_FILE_FORMAT, SNAPSHOT_MAGIC, SkippedSnapshot, SnapshotInfo,
     list_snapshots, read_snapshot, write_snapshot,
 };
-pub use sqlite::{JOURNAL_FILE, JOURNAL_FORMAT, PRAGMAS, SqliteJournal, SqliteReader, entry_crc};
+pub use sqlite::{
+    JOURNAL_FILE, JOURNAL_FORMAT, Migration, PRAGMAS, SqliteJournal, SqliteReader, entry_crc,
+    migrate,
+};
 
 /// The venue file's name in a data directory: the venue the journal's events were accepted
 /// under, so that recovery and replay start from the same one.
@@ -180,6 +185,78 @@ pub struct Entry {
     pub client_id: Option<String>,
     /// The first result as the API answered it (JSON), kept for entries with a client id.
     pub reply: Option<String>,
+    /// The effects the event caused, written in the same transaction as the event (so an
+    /// acknowledged event's effects are durable with it). Readers of entries
+    /// ([`Journal::read_after`], [`JournalReader::read_before`], [`SqliteJournal::scan`]) leave
+    /// it empty: effects are read with [`JournalReader::audit`].
+    pub outcome: Outcome,
+}
+
+/// What an audit page asks of the journal: a page of events in sequence order from a cursor
+/// (keyset pagination: the cursor is a sequence number, so a page costs the same at any depth),
+/// every filter applied by the journal over all of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Where the page starts and which way it goes.
+    pub cursor: Cursor,
+    /// At most this many events.
+    pub limit: usize,
+    /// Only events from this sequence number on (inclusive).
+    pub from_seq: Option<u64>,
+    /// Only events up to this sequence number (inclusive).
+    pub to_seq: Option<u64>,
+    /// Only events that concern this account, themselves or through one of their effects.
+    pub account: Option<String>,
+    /// Only events of this type (`deposit`, `fill`, ...).
+    pub event_type: Option<String>,
+    /// Only events that caused at least one effect of this type (`liquidation`, ...).
+    pub effect_type: Option<String>,
+}
+
+/// Where a page of the journal starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Cursor {
+    /// The latest events, newest first.
+    #[default]
+    Latest,
+    /// Events with sequence numbers above this one, oldest first.
+    After(u64),
+    /// Events with sequence numbers below this one, newest first.
+    Before(u64),
+}
+
+impl AuditQuery {
+    /// Whether `entry` passes the filters (the cursor and the limit aside): what every journal's
+    /// [`JournalReader::audit`] answers, written once for the journals that filter in memory.
+    #[must_use]
+    pub fn admits(&self, entry: &Entry) -> bool {
+        let seq = entry.envelope.seq;
+        self.from_seq.is_none_or(|from| seq >= from)
+            && self.to_seq.is_none_or(|to| seq <= to)
+            && self
+                .account
+                .as_ref()
+                .is_none_or(|account| entry.outcome.accounts.contains(account))
+            && self
+                .event_type
+                .as_deref()
+                .is_none_or(|kind| outcome::event_type(&entry.envelope.event) == kind)
+            && self
+                .effect_type
+                .as_deref()
+                .is_none_or(|kind| entry.outcome.effect_types.contains(kind))
+    }
+}
+
+/// One event of an audit page, with the effects it caused.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditRecord {
+    /// The event, with its sequence number and time.
+    pub envelope: Envelope,
+    /// The client's id for it, if it sent one.
+    pub client_id: Option<String>,
+    /// Its effects, each a JSON object carrying the event's sequence number.
+    pub effects: Vec<std::sync::Arc<str>>,
 }
 
 /// Why the journal failed. Every failure is final for the process that met it.
@@ -288,6 +365,13 @@ pub trait JournalReader: Send {
     /// [`JournalError::Storage`] or [`JournalError::CorruptEntry`].
     fn read_before(&self, before: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError>;
 
+    /// A page of events with their effects, filtered as `query` asks, in the cursor's
+    /// direction (newest first for [`Cursor::Latest`] and [`Cursor::Before`]).
+    ///
+    /// # Errors
+    /// [`JournalError::Storage`] or [`JournalError::CorruptEntry`].
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, JournalError>;
+
     /// Visits every client id the journal holds, in no particular order (what a service needs
     /// at start to know which ids it may have to look up; the replies are not read).
     ///
@@ -364,7 +448,7 @@ impl Held {
             .iter()
             .skip(start)
             .take(limit)
-            .cloned()
+            .map(without_outcome)
             .collect()
     }
 
@@ -377,8 +461,56 @@ impl Held {
             .iter()
             .rev()
             .take(limit)
-            .cloned()
+            .map(without_outcome)
             .collect()
+    }
+
+    fn audit(&self, query: &AuditQuery) -> Vec<AuditRecord> {
+        let record = |entry: &Entry| AuditRecord {
+            envelope: entry.envelope.clone(),
+            client_id: entry.client_id.clone(),
+            effects: entry.outcome.effects.clone(),
+        };
+        let admitted = |entry: &&Entry| query.admits(entry);
+        match query.cursor {
+            Cursor::After(after) => {
+                let start = self
+                    .entries
+                    .partition_point(|entry| entry.envelope.seq <= after);
+                self.entries[start..]
+                    .iter()
+                    .filter(admitted)
+                    .take(query.limit)
+                    .map(record)
+                    .collect()
+            }
+            Cursor::Latest | Cursor::Before(_) => {
+                let end = match query.cursor {
+                    Cursor::Before(before) => self
+                        .entries
+                        .partition_point(|entry| entry.envelope.seq < before),
+                    _ => self.entries.len(),
+                };
+                self.entries[..end]
+                    .iter()
+                    .rev()
+                    .filter(admitted)
+                    .take(query.limit)
+                    .map(record)
+                    .collect()
+            }
+        }
+    }
+}
+
+/// An entry as a reader of entries gives it: the event and its client id, not its effects (as
+/// the SQLite journal's readers, which do not read the effects table for them).
+fn without_outcome(entry: &Entry) -> Entry {
+    Entry {
+        envelope: entry.envelope.clone(),
+        client_id: entry.client_id.clone(),
+        reply: entry.reply.clone(),
+        outcome: Outcome::default(),
     }
 }
 
@@ -406,6 +538,10 @@ impl JournalReader for MemoryReader {
 
     fn read_before(&self, before: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError> {
         Ok(self.0.held().read_before(before, limit))
+    }
+
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, JournalError> {
+        Ok(self.0.held().audit(query))
     }
 
     fn each_client_id(&self, visit: &mut dyn FnMut(&str)) -> Result<(), JournalError> {

@@ -1,18 +1,31 @@
 //! The embedded journal: one SQLite file (rusqlite, bundled SQLite) in write-ahead-log mode with
 //! `synchronous=FULL`, so a commit returns only once the log is synced to disk.
 //!
-//! Schema (inspect it with the `sqlite3` shell; `meta` says how to read the rest):
+//! Schema, format 2 (inspect it with the `sqlite3` shell; `meta` says how to read the rest):
 //!
 //! ```sql
-//! meta(key TEXT PRIMARY KEY, value TEXT)        -- format, event_encoding, checksum
+//! meta(key TEXT PRIMARY KEY, value TEXT)        -- format, event_encoding, checksum, outcome_checksum
 //! events(seq INTEGER PRIMARY KEY, body BLOB, crc INTEGER)
 //! clients(client_id TEXT PRIMARY KEY, seq INTEGER, reply TEXT, crc INTEGER)
+//! outcomes(seq INTEGER PRIMARY KEY, event_type TEXT, effects TEXT, crc INTEGER)
+//!   -- index outcomes_by_event_type (event_type, seq)
+//! effect_types(effect_type TEXT, seq INTEGER, PRIMARY KEY (effect_type, seq))
+//! event_accounts(account TEXT, seq INTEGER, PRIMARY KEY (account, seq))
 //! ```
 //!
 //! `body` is the event in the binary encoding of [`crate::codec`]; `crc` is the CRC-32 of the
 //! sequence number (8 bytes, little-endian) followed by the body, so a torn or corrupted row, or
 //! a row moved to another key, is detected when read. A client row's `crc` covers the sequence
 //! number, the id and the reply.
+//!
+//! Each event has one `outcomes` row, written in the same transaction: its type and its effects
+//! as JSON lines (one object per line, as `solvent replay --out` writes them; empty when it
+//! caused none), with a CRC-32 of the sequence number, the type's length and bytes, and the
+//! effects. `effect_types` and `event_accounts` are the audit's indexes: one row per distinct
+//! effect type an event caused, one per account the event or an effect concerns, so a filter
+//! walks its index in sequence order from the page's cursor (keyset pagination) instead of
+//! scanning the journal. Format 1 had no effects; [`migrate`] adds them by replaying the
+//! journal, and [`SqliteJournal::open`] refuses a format-1 file rather than serve it without.
 //!
 //! One [`SqliteJournal::append`] is one transaction: the whole batch is durable or none of it.
 //! A failure is final: the journal refuses every later append ([`JournalError::Stopped`]).
@@ -22,13 +35,32 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::codec::{self, EVENT_ENCODING};
-use crate::{ClientIndex, ClientRecord, Entry, Journal, JournalError, JournalReader};
+use crate::outcome::{Outcome, event_type};
+use crate::{
+    AuditQuery, AuditRecord, ClientIndex, ClientRecord, Cursor, Entry, Journal, JournalError,
+    JournalReader,
+};
 
 /// The journal file's name in a data directory.
 pub const JOURNAL_FILE: &str = "journal.sqlite";
 
-/// Version of the journal's schema, recorded in `meta`.
-pub const JOURNAL_FORMAT: u32 = 1;
+/// Version of the journal's schema, recorded in `meta`: 2 since each event's effects are kept
+/// beside it (format 1 kept the events only).
+pub const JOURNAL_FORMAT: u32 = 2;
+
+/// The tables of format 2 (each created only if absent).
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL, crc INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS clients (client_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, reply TEXT, crc INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS clients_by_seq ON clients (seq);
+    CREATE TABLE IF NOT EXISTS outcomes (seq INTEGER PRIMARY KEY, event_type TEXT NOT NULL, effects TEXT NOT NULL, crc INTEGER NOT NULL);
+    CREATE INDEX IF NOT EXISTS outcomes_by_event_type ON outcomes (event_type, seq);
+    CREATE TABLE IF NOT EXISTS effect_types (effect_type TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (effect_type, seq)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS event_accounts (account TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (account, seq)) WITHOUT ROWID;
+";
+
+/// What the outcome rows' checksum covers, recorded in `meta`.
+const OUTCOME_CHECKSUM: &str = "crc32(seq_le64 || len_le64(event_type) || event_type || effects)";
 
 /// The pragmas every connection to a journal takes (the benchmark's plain-SQLite peer takes the
 /// same): WAL, and a sync of the log at every commit.
@@ -43,6 +75,8 @@ pub struct SqliteJournal {
     failed: Option<String>,
     /// Reused encoding buffer.
     buffer: Vec<u8>,
+    /// Reused buffer of an event's effects as JSON lines.
+    text: String,
     /// The thread that copies the log into the database file, off the commit path.
     checkpointer: Option<Checkpointer>,
 }
@@ -202,15 +236,20 @@ impl SqliteJournal {
         )
         .map_err(|error| JournalError::Storage(format!("{}: {error}", path.display())))?;
         connection.execute_batch(PRAGMAS).map_err(|e| storage(&e))?;
+        // The format is checked before any table is created: a file of another format is left
+        // as it was found.
         connection
             .execute_batch(
-                "BEGIN;
-                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-                 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL, crc INTEGER NOT NULL);
-                 CREATE TABLE IF NOT EXISTS clients (client_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, reply TEXT, crc INTEGER NOT NULL) WITHOUT ROWID;
-                 CREATE INDEX IF NOT EXISTS clients_by_seq ON clients (seq);
-                 COMMIT;",
+                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
             )
+            .map_err(|e| storage(&e))?;
+        if let Some(found) = stored_format(&connection)?
+            && found != JOURNAL_FORMAT.to_string()
+        {
+            return Err(format_refused(&path, &found));
+        }
+        connection
+            .execute_batch(&format!("BEGIN; {SCHEMA} COMMIT;"))
             .map_err(|e| storage(&e))?;
         let mut journal = Self {
             connection,
@@ -218,6 +257,7 @@ impl SqliteJournal {
             last: None,
             failed: None,
             buffer: Vec::with_capacity(256),
+            text: String::with_capacity(1024),
             checkpointer: None,
         };
         journal.check_meta()?;
@@ -236,6 +276,7 @@ impl SqliteJournal {
             ("format", JOURNAL_FORMAT.to_string()),
             ("event_encoding", EVENT_ENCODING.to_string()),
             ("checksum", "crc32(seq_le64 || body)".to_owned()),
+            ("outcome_checksum", OUTCOME_CHECKSUM.to_owned()),
         ];
         for (name, value) in expected {
             let found: Option<String> = self
@@ -311,6 +352,7 @@ impl SqliteJournal {
                     "INSERT INTO clients (client_id, seq, reply, crc) VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(|e| storage(&e))?;
+            let mut outcomes = OutcomeStatements::prepare(&transaction)?;
             for entry in entries {
                 let seq = entry.envelope.seq;
                 self.buffer.clear();
@@ -319,6 +361,12 @@ impl SqliteJournal {
                 insert
                     .execute(params![key(seq)?, &self.buffer, crc])
                     .map_err(|e| storage(&e))?;
+                outcomes.insert(
+                    seq,
+                    event_type(&entry.envelope.event),
+                    &entry.outcome,
+                    &mut self.text,
+                )?;
                 if let Some(client_id) = &entry.client_id {
                     let crc = client_crc(seq, client_id, entry.reply.as_deref());
                     insert_client
@@ -401,7 +449,99 @@ impl SqliteJournal {
         if let Err(problem) = self.clients() {
             problems.push(problem);
         }
+        self.check_outcomes(&mut problems)?;
         Ok(problems)
+    }
+
+    /// Every outcome row against its checksum; every event with exactly one outcome (the key
+    /// allows no second), and no outcome or index row without its event.
+    fn check_outcomes(&self, problems: &mut Vec<JournalError>) -> Result<(), JournalError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT seq, event_type, effects, crc FROM outcomes ORDER BY seq")
+            .map_err(|e| storage(&e))?;
+        let mut rows = statement.query([]).map_err(|e| storage(&e))?;
+        while let Some(row) = rows.next().map_err(|e| storage(&e))? {
+            if let Err(problem) = outcome_row(row, 0) {
+                problems.push(problem);
+            }
+        }
+        let missing = "SELECT e.seq FROM events e LEFT JOIN outcomes o ON o.seq = e.seq WHERE o.seq IS NULL ORDER BY e.seq";
+        for seq in self.seqs(missing)? {
+            problems.push(JournalError::CorruptEntry {
+                seq,
+                problem: "no effects recorded for it".to_owned(),
+            });
+        }
+        for table in ["outcomes", "effect_types", "event_accounts"] {
+            let orphans = format!(
+                "SELECT DISTINCT t.seq FROM {table} t LEFT JOIN events e ON e.seq = t.seq WHERE e.seq IS NULL ORDER BY t.seq"
+            );
+            for seq in self.seqs(&orphans)? {
+                problems.push(JournalError::CorruptEntry {
+                    seq,
+                    problem: format!(
+                        "a row of {table} names it, but the journal holds no such event"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The sequence numbers `sql` selects (at most 100: a summary, not a dump).
+    fn seqs(&self, sql: &str) -> Result<Vec<u64>, JournalError> {
+        let mut statement = self.connection.prepare(sql).map_err(|e| storage(&e))?;
+        let mut rows = statement.query([]).map_err(|e| storage(&e))?;
+        let mut seqs = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| storage(&e))? {
+            let seq: i64 = row.get(0).map_err(|e| storage(&e))?;
+            seqs.push(seq_of(seq)?);
+            if seqs.len() >= 100 {
+                break;
+            }
+        }
+        Ok(seqs)
+    }
+
+    /// Visits the entries above `after` in order, each with its effects as recorded (JSON
+    /// lines, `\n`-separated; empty when it caused none), checked; stops at the first entry or
+    /// outcome that fails its check or is missing.
+    ///
+    /// # Errors
+    /// [`JournalError::CorruptEntry`] naming the first bad entry; [`JournalError::Storage`]; or
+    /// the visitor's own error.
+    pub fn scan_with_effects<E: From<JournalError>>(
+        &self,
+        after: Option<u64>,
+        mut visit: impl FnMut(solvent_engine::event::Envelope, &str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let from = match after {
+            Some(after) => key(after)?,
+            None => -1,
+        };
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT e.seq, e.body, e.crc, o.seq, o.event_type, o.effects, o.crc
+                 FROM events e LEFT JOIN outcomes o ON o.seq = e.seq
+                 WHERE e.seq > ?1 ORDER BY e.seq",
+            )
+            .map_err(|e| storage(&e))?;
+        let mut rows = statement.query([from]).map_err(|e| storage(&e))?;
+        while let Some(row) = rows.next().map_err(|e| storage(&e))? {
+            let seq: i64 = row.get(0).map_err(|e| storage(&e))?;
+            let body = row.get_ref(1).map_err(|e| storage(&e))?;
+            let body = body.as_blob().map_err(|error| JournalError::CorruptEntry {
+                seq: u64::try_from(seq).unwrap_or(0),
+                problem: format!("body: {error}"),
+            })?;
+            let crc: i64 = row.get(2).map_err(|e| storage(&e))?;
+            let envelope = decode_row(seq, body, crc)?;
+            let effects = recorded_effects(&envelope, outcome_row(row, 3)?)?;
+            visit(envelope, &effects)?;
+        }
+        Ok(())
     }
 
     /// Every client id held, with its entry and reply, checked.
@@ -422,7 +562,8 @@ impl SqliteJournal {
         Ok(index)
     }
 
-    /// Removes every entry from `seq` on (and their client ids), in one durable transaction:
+    /// Removes every entry from `seq` on (with their client ids and effects), in one durable
+    /// transaction:
     /// what an operator asks for to cut a torn tail. Returns how many entries were removed.
     ///
     /// # Errors
@@ -433,9 +574,13 @@ impl SqliteJournal {
         let removed = transaction
             .execute("DELETE FROM events WHERE seq >= ?1", [from])
             .map_err(|e| storage(&e))?;
-        transaction
-            .execute("DELETE FROM clients WHERE seq >= ?1", [from])
-            .map_err(|e| storage(&e))?;
+        // The index tables are keyed by account or type first: cutting them scans them, which
+        // an operator's rare cut can afford.
+        for table in ["clients", "outcomes", "effect_types", "event_accounts"] {
+            transaction
+                .execute(&format!("DELETE FROM {table} WHERE seq >= ?1"), [from])
+                .map_err(|e| storage(&e))?;
+        }
         transaction.commit().map_err(|e| storage(&e))?;
         self.last = self.stored_last()?;
         Ok(removed as u64)
@@ -537,6 +682,10 @@ impl std::fmt::Debug for SqliteReader {
 }
 
 impl JournalReader for SqliteReader {
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, JournalError> {
+        audit(&self.connection, query)
+    }
+
     fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, JournalError> {
         client(&self.connection, client_id)
     }
@@ -621,32 +770,430 @@ fn read_rows(
     let mut rows = statement.query([bound, limit]).map_err(|e| storage(&e))?;
     let mut entries = Vec::new();
     while let Some(row) = rows.next().map_err(|e| storage(&e))? {
-        let seq: i64 = row.get(0).map_err(|e| storage(&e))?;
-        let body = row.get_ref(1).map_err(|e| storage(&e))?;
-        let body = body.as_blob().map_err(|error| JournalError::CorruptEntry {
-            seq: u64::try_from(seq).unwrap_or(0),
-            problem: format!("body: {error}"),
-        })?;
-        let crc: i64 = row.get(2).map_err(|e| storage(&e))?;
-        let envelope = decode_row(seq, body, crc)?;
-        let client_id: Option<String> = row.get(3).map_err(|e| storage(&e))?;
-        let reply: Option<String> = row.get(4).map_err(|e| storage(&e))?;
-        if let Some(client_id) = &client_id {
-            let crc: i64 = row.get(5).map_err(|e| storage(&e))?;
-            if u32::try_from(crc).ok()
-                != Some(client_crc(envelope.seq, client_id, reply.as_deref()))
-            {
-                return Err(JournalError::CorruptEntry {
-                    seq: envelope.seq,
-                    problem: format!("client id {client_id:?} fails its checksum"),
-                });
-            }
-        }
-        entries.push(Entry {
-            envelope,
-            client_id,
-            reply,
-        });
+        entries.push(entry_row(row)?);
     }
     Ok(entries)
+}
+
+/// The entry in a row's first six columns (seq, body, crc and the client row's id, reply and
+/// crc), checked and decoded; its outcome is not read.
+fn entry_row(row: &rusqlite::Row<'_>) -> Result<Entry, JournalError> {
+    let seq: i64 = row.get(0).map_err(|e| storage(&e))?;
+    let body = row.get_ref(1).map_err(|e| storage(&e))?;
+    let body = body.as_blob().map_err(|error| JournalError::CorruptEntry {
+        seq: u64::try_from(seq).unwrap_or(0),
+        problem: format!("body: {error}"),
+    })?;
+    let crc: i64 = row.get(2).map_err(|e| storage(&e))?;
+    let envelope = decode_row(seq, body, crc)?;
+    let client_id: Option<String> = row.get(3).map_err(|e| storage(&e))?;
+    let reply: Option<String> = row.get(4).map_err(|e| storage(&e))?;
+    if let Some(client_id) = &client_id {
+        let crc: i64 = row.get(5).map_err(|e| storage(&e))?;
+        if u32::try_from(crc).ok() != Some(client_crc(envelope.seq, client_id, reply.as_deref())) {
+            return Err(JournalError::CorruptEntry {
+                seq: envelope.seq,
+                problem: format!("client id {client_id:?} fails its checksum"),
+            });
+        }
+    }
+    Ok(Entry {
+        envelope,
+        client_id,
+        reply,
+        outcome: Outcome::default(),
+    })
+}
+
+/// The statements that write an event's outcome and its index rows, prepared once per commit.
+struct OutcomeStatements<'c> {
+    outcome: rusqlite::CachedStatement<'c>,
+    effect_type: rusqlite::CachedStatement<'c>,
+    account: rusqlite::CachedStatement<'c>,
+}
+
+impl<'c> OutcomeStatements<'c> {
+    fn prepare(connection: &'c Connection) -> Result<Self, JournalError> {
+        let prepare = |sql: &str| connection.prepare_cached(sql).map_err(|e| storage(&e));
+        Ok(Self {
+            outcome: prepare(
+                "INSERT INTO outcomes (seq, event_type, effects, crc) VALUES (?1, ?2, ?3, ?4)",
+            )?,
+            effect_type: prepare("INSERT INTO effect_types (effect_type, seq) VALUES (?1, ?2)")?,
+            account: prepare("INSERT INTO event_accounts (account, seq) VALUES (?1, ?2)")?,
+        })
+    }
+
+    /// Writes event `seq`'s outcome; `text` is a reused buffer.
+    fn insert(
+        &mut self,
+        seq: u64,
+        event_type: &str,
+        outcome: &Outcome,
+        text: &mut String,
+    ) -> Result<(), JournalError> {
+        let at = key(seq)?;
+        text.clear();
+        for (n, line) in outcome.effects.iter().enumerate() {
+            if n > 0 {
+                text.push('\n');
+            }
+            text.push_str(line);
+        }
+        let crc = outcome_crc(seq, event_type, text);
+        self.outcome
+            .execute(params![at, event_type, text.as_str(), crc])
+            .map_err(|e| storage(&e))?;
+        for kind in &outcome.effect_types {
+            self.effect_type
+                .execute(params![kind, at])
+                .map_err(|e| storage(&e))?;
+        }
+        for account in &outcome.accounts {
+            self.account
+                .execute(params![account, at])
+                .map_err(|e| storage(&e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The checksum of an outcome row ([`OUTCOME_CHECKSUM`]).
+fn outcome_crc(seq: u64, event_type: &str, effects: &str) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&seq.to_le_bytes());
+    hasher.update(&(event_type.len() as u64).to_le_bytes());
+    hasher.update(event_type.as_bytes());
+    hasher.update(effects.as_bytes());
+    hasher.finalize()
+}
+
+/// An outcome row read from columns `start..start + 4` (seq, event type, effects, crc) and
+/// checked: `None` when the row is absent (a left join found none), else its event type and
+/// effects.
+fn outcome_row(
+    row: &rusqlite::Row<'_>,
+    start: usize,
+) -> Result<Option<(String, String)>, JournalError> {
+    let seq: Option<i64> = row.get(start).map_err(|e| storage(&e))?;
+    let Some(seq) = seq else {
+        return Ok(None);
+    };
+    let seq = seq_of(seq)?;
+    let corrupt = |problem: String| JournalError::CorruptEntry { seq, problem };
+    let event_type: String = row
+        .get(start + 1)
+        .map_err(|error| corrupt(format!("event type: {error}")))?;
+    let effects: String = row
+        .get(start + 2)
+        .map_err(|error| corrupt(format!("effects: {error}")))?;
+    let crc: i64 = row.get(start + 3).map_err(|e| storage(&e))?;
+    if u32::try_from(crc).ok() != Some(outcome_crc(seq, &event_type, &effects)) {
+        return Err(corrupt(
+            "its effects fail their checksum (torn or corrupted row)".to_owned(),
+        ));
+    }
+    Ok(Some((event_type, effects)))
+}
+
+/// The effects recorded for `envelope`, checked: present, and recorded for an event of its type.
+fn recorded_effects(
+    envelope: &solvent_engine::event::Envelope,
+    outcome: Option<(String, String)>,
+) -> Result<String, JournalError> {
+    let seq = envelope.seq;
+    let Some((recorded_type, effects)) = outcome else {
+        return Err(JournalError::CorruptEntry {
+            seq,
+            problem: "no effects recorded for it".to_owned(),
+        });
+    };
+    let kind = event_type(&envelope.event);
+    if recorded_type != kind {
+        return Err(JournalError::CorruptEntry {
+            seq,
+            problem: format!(
+                "its effects were recorded for a {recorded_type} event, it is a {kind}"
+            ),
+        });
+    }
+    Ok(effects)
+}
+
+/// The format recorded in a journal's `meta`, if any.
+fn stored_format(connection: &Connection) -> Result<Option<String>, JournalError> {
+    connection
+        .query_row("SELECT value FROM meta WHERE key = 'format'", [], |row| {
+            row.get(0)
+        })
+        .optional()
+        .map_err(|e| storage(&e))
+}
+
+/// Why a journal of format `found` is not opened.
+fn format_refused(path: &Path, found: &str) -> JournalError {
+    let advice = if found == "1" {
+        "format 1 keeps the events without their effects: `solvent journal migrate DIR` adds them (it replays the journal from its start), or run the build that wrote it"
+    } else {
+        "run the build that wrote it"
+    };
+    JournalError::Format(format!(
+        "{}: schema version {found}, this build reads version {JOURNAL_FORMAT}; {advice}",
+        path.display()
+    ))
+}
+
+/// A page of the journal for `query` (see [`JournalReader::audit`]). The most selective
+/// filter's index drives the read (an account's, then an effect type's, then an event type's),
+/// walked in sequence order from the cursor; the other filters are checked per row by key.
+fn audit(connection: &Connection, query: &AuditQuery) -> Result<Vec<AuditRecord>, JournalError> {
+    let (sql, values) = audit_statement(query)?;
+    let bound: Vec<(&str, &dyn rusqlite::ToSql)> = values
+        .iter()
+        .map(|(name, value)| (*name, value as &dyn rusqlite::ToSql))
+        .collect();
+    let mut statement = connection.prepare_cached(&sql).map_err(|e| storage(&e))?;
+    let mut rows = statement.query(bound.as_slice()).map_err(|e| storage(&e))?;
+    let mut records = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| storage(&e))? {
+        let entry = entry_row(row)?;
+        let effects = recorded_effects(&entry.envelope, outcome_row(row, 6)?)?;
+        records.push(AuditRecord {
+            envelope: entry.envelope,
+            client_id: entry.client_id,
+            effects: effects
+                .split('\n')
+                .filter(|line| !line.is_empty())
+                .map(std::sync::Arc::from)
+                .collect(),
+        });
+    }
+    Ok(records)
+}
+
+/// The statement of an audit page and the values of its named parameters.
+type Statement = (String, Vec<(&'static str, rusqlite::types::Value)>);
+
+/// The SQL that answers `query` (see [`audit`]), with its parameters.
+fn audit_statement(query: &AuditQuery) -> Result<Statement, JournalError> {
+    use rusqlite::types::Value;
+    let (mut above, mut below) = (-1_i64, i64::MAX);
+    match query.cursor {
+        Cursor::Latest => {}
+        Cursor::After(after) => above = key(after)?,
+        Cursor::Before(before) => below = key(before)?,
+    }
+    if let Some(from) = query.from_seq {
+        above = above.max(key(from)?.saturating_sub(1));
+    }
+    if let Some(to) = query.to_seq {
+        below = below.min(key(to)?.saturating_add(1));
+    }
+    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+    let text = |value: &String| Value::Text(value.clone());
+    let mut bound = vec![
+        (":above", Value::Integer(above)),
+        (":below", Value::Integer(below)),
+        (":limit", Value::Integer(limit)),
+    ];
+    let mut conditions = Vec::new();
+    let driver = if let Some(account) = &query.account {
+        bound.push((":account", text(account)));
+        "event_accounts d JOIN events e ON e.seq = d.seq AND d.account = :account"
+    } else if let Some(effect_type) = &query.effect_type {
+        bound.push((":effect_type", text(effect_type)));
+        "effect_types d JOIN events e ON e.seq = d.seq AND d.effect_type = :effect_type"
+    } else if let Some(event_type) = &query.event_type {
+        bound.push((":event_type", text(event_type)));
+        "outcomes d JOIN events e ON e.seq = d.seq AND d.event_type = :event_type"
+    } else {
+        "events d JOIN events e ON e.seq = d.seq"
+    };
+    if query.account.is_some()
+        && let Some(effect_type) = &query.effect_type
+    {
+        bound.push((":effect_type", text(effect_type)));
+        conditions.push(
+            "AND EXISTS (SELECT 1 FROM effect_types t WHERE t.effect_type = :effect_type AND t.seq = d.seq)",
+        );
+    }
+    if (query.account.is_some() || query.effect_type.is_some())
+        && let Some(event_type) = &query.event_type
+    {
+        bound.push((":event_type", text(event_type)));
+        conditions.push("AND o.event_type = :event_type");
+    }
+    let order = match query.cursor {
+        Cursor::After(_) => "ASC",
+        Cursor::Latest | Cursor::Before(_) => "DESC",
+    };
+    let sql = format!(
+        "SELECT e.seq, e.body, e.crc, c.client_id, c.reply, c.crc, o.seq, o.event_type, o.effects, o.crc
+         FROM {driver}
+         LEFT JOIN clients c ON c.seq = e.seq
+         LEFT JOIN outcomes o ON o.seq = e.seq
+         WHERE d.seq > :above AND d.seq < :below {}
+         ORDER BY d.seq {order} LIMIT :limit",
+        conditions.join(" ")
+    );
+    Ok((sql, bound))
+}
+
+/// How a journal of format 1 was brought to format 2.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Migration {
+    /// The format found (2 when there was nothing to do).
+    pub from_format: String,
+    /// Events replayed to recompute their effects.
+    pub events: u64,
+    /// The engine's state hash after the last one.
+    pub state_hash: String,
+}
+
+/// Brings the journal in data directory `dir` from format 1 (events only) to format 2: replays
+/// every event from the start on an engine of `venue` and `config` (the venue the journal was
+/// started under, `venue.toml`) and writes each one's effects and index rows, all in one
+/// transaction, so the file is either migrated whole or left as it was. Effects recomputed are
+/// those this build's engine gives, which recovery would also give. A journal already of format
+/// 2 is left alone.
+///
+/// # Errors
+/// [`JournalError::Storage`]; [`JournalError::Format`] for another format;
+/// [`JournalError::CorruptEntry`] when an event does not check out (nothing is written then).
+pub fn migrate(
+    dir: &Path,
+    venue: solvent_core::venue::Venue,
+    config: solvent_engine::config::EngineConfig,
+) -> Result<Migration, JournalError> {
+    let path = dir.join(JOURNAL_FILE);
+    let mut connection = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|error| JournalError::Storage(format!("{}: {error}", path.display())))?;
+    connection.execute_batch(PRAGMAS).map_err(|e| storage(&e))?;
+    let found = stored_format(&connection)?
+        .ok_or_else(|| JournalError::Format(format!("{}: no format recorded", path.display())))?;
+    if found == JOURNAL_FORMAT.to_string() {
+        return Ok(Migration {
+            from_format: found,
+            events: 0,
+            state_hash: String::new(),
+        });
+    }
+    if found != "1" {
+        return Err(format_refused(&path, &found));
+    }
+    let transaction = connection.transaction().map_err(|e| storage(&e))?;
+    transaction.execute_batch(SCHEMA).map_err(|e| storage(&e))?;
+    let mut engine = solvent_engine::Engine::new(venue, config);
+    let mut events = 0_u64;
+    {
+        let mut read = transaction
+            .prepare("SELECT seq, body, crc FROM events ORDER BY seq")
+            .map_err(|e| storage(&e))?;
+        let mut outcomes = OutcomeStatements::prepare(&transaction)?;
+        let mut text = String::with_capacity(1024);
+        let mut rows = read.query([]).map_err(|e| storage(&e))?;
+        while let Some(row) = rows.next().map_err(|e| storage(&e))? {
+            let seq: i64 = row.get(0).map_err(|e| storage(&e))?;
+            let body: Vec<u8> = row.get(1).map_err(|e| storage(&e))?;
+            let crc: i64 = row.get(2).map_err(|e| storage(&e))?;
+            let envelope = decode_row(seq, &body, crc)?;
+            let effects = engine.apply(&envelope);
+            let outcome = Outcome::render(envelope.seq, &envelope.event, &effects);
+            outcomes.insert(
+                envelope.seq,
+                event_type(&envelope.event),
+                &outcome,
+                &mut text,
+            )?;
+            events += 1;
+        }
+    }
+    transaction
+        .execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'format'",
+            [JOURNAL_FORMAT.to_string()],
+        )
+        .map_err(|e| storage(&e))?;
+    transaction
+        .execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('outcome_checksum', ?1)",
+            [OUTCOME_CHECKSUM],
+        )
+        .map_err(|e| storage(&e))?;
+    transaction.commit().map_err(|e| storage(&e))?;
+    Ok(Migration {
+        from_format: found,
+        events,
+        state_hash: engine.state_hash(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    /// "The events of account X" and every other filter walk an index from the cursor, in
+    /// order: no scan of a table, no sort of what was found.
+    #[test]
+    fn every_audit_filter_reads_through_an_index_in_sequence_order() {
+        let dir = std::env::temp_dir().join(format!("solvent-plan-{}", std::process::id()));
+        let journal = SqliteJournal::open(&dir).unwrap();
+        let some = |text: &str| Some(text.to_owned());
+        let queries = [
+            AuditQuery::default(),
+            AuditQuery {
+                account: some("a1"),
+                cursor: Cursor::Before(100),
+                ..AuditQuery::default()
+            },
+            AuditQuery {
+                account: some("a1"),
+                effect_type: some("liquidation"),
+                event_type: some("index_price"),
+                ..AuditQuery::default()
+            },
+            AuditQuery {
+                effect_type: some("liquidation"),
+                cursor: Cursor::After(5),
+                ..AuditQuery::default()
+            },
+            AuditQuery {
+                event_type: some("fill"),
+                from_seq: Some(3),
+                to_seq: Some(9),
+                ..AuditQuery::default()
+            },
+        ];
+        for query in queries {
+            let (sql, values) = audit_statement(&query).unwrap();
+            let bound: Vec<(&str, &dyn rusqlite::ToSql)> = values
+                .iter()
+                .map(|(name, value)| (*name, value as &dyn rusqlite::ToSql))
+                .collect();
+            let mut statement = journal
+                .connection
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let plan: Vec<String> = statement
+                .query_map(bound.as_slice(), |row| row.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(
+                plan.iter()
+                    .all(|step| step.starts_with("SEARCH") || step.starts_with("CORRELATED")),
+                "{query:?}: {plan:?}"
+            );
+            assert!(
+                plan[0].contains("seq>?") || plan[0].contains("rowid>?"),
+                "{query:?}: {plan:?}"
+            );
+        }
+        drop(journal);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
