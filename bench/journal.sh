@@ -5,7 +5,8 @@
 #   - plain SQLite inserts (one prepared insert per row, rows encoded beforehand, the journal's
 #     pragmas: WAL, synchronous=FULL) in transactions of 1,000 and 10,000 rows, beside
 #     SqliteJournal::append of the same events in the same batch sizes (encoding and checksums
-#     included);
+#     included), each event with the effects an engine gives it and the audit's index rows
+#     (schema version 2; the effects are computed and rendered before the clock starts);
 #   - the group committer (Committer) fed batches of 100 and 1,000 back to back, and paced at
 #     50,000 events / s in batches of 50, with the acknowledgement latency of each batch;
 #   - replay: journal rows read, checked and decoded, then applied, against applying the same
