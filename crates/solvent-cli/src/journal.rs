@@ -1,24 +1,28 @@
 //! `solvent journal verify|export|replay|import|migrate DIR`: the operator's tools for a data
-//! directory (DESIGN.md 10): `journal.sqlite` (the journal), `venue.toml` (the venue its events
-//! were accepted under) and `snapshots/`.
+//! directory (DESIGN.md 10): `journal.sqlite` (the journal), `audit.sqlite` (each event's
+//! effects, written after it), `venue.toml` (the venue its events were accepted under) and
+//! `snapshots/`.
 //!
 //! - `verify` checks every entry, client row and recorded effect, every snapshot file, replays
 //!   the journal from its start and compares the state hash at each snapshot's sequence with the
 //!   one recorded, and each event's recorded effects with the ones the replay gives (every
 //!   event's effects recorded once, as the engine gives them); it prints a summary and fails
-//!   (exit 2) when anything is wrong.
+//!   (exit 2) when anything is wrong, events whose effects are not written yet included (the
+//!   audit writer was behind or stopped when the service stopped: `migrate` writes them).
 //! - `export` writes the events as `EVENTS.jsonl`, the format `solvent replay` reads, and with
 //!   `--effects FILE` their recorded effects as `EFFECTS.jsonl` (the format `solvent replay
-//!   --out` writes).
+//!   --out` writes); it refuses when some effects are not written yet.
 //! - `replay` recomputes the state from scratch and prints its hash beside recovery's (newest
 //!   snapshot + tail); they must agree.
 //! - `import` journals an `EVENTS.jsonl` into a data directory (batches of one transaction
-//!   each, with their effects; snapshots every N events): bulk ingest, and a way to make a data
-//!   directory to try the others on.
-//! - `migrate` brings a journal of schema version 1 (events only) to version 2 by replaying it
-//!   and recording each event's effects, in one transaction.
+//!   each; snapshots every N events), then writes their effects to the audit file: bulk
+//!   ingest, and a way to make a data directory to try the others on.
+//! - `migrate` brings a journal of schema version 1 (events only) or 2 (effects in the journal
+//!   file) to version 3, and writes every effect the audit file lacks by replaying the journal
+//!   (from the newest snapshot at or below the effects' reach, else its start): the repair after
+//!   a crash or a stopped audit writer too.
 //!
-//! None of them but `migrate` changes a journal it reads: a damaged one is reported, never
+//! None of them but `migrate` (and `import`) changes a journal it reads: a damaged one is reported, never
 //! repaired (cutting a torn tail is the server's `recover` with the operator's explicit option).
 
 use std::fs::File;
@@ -33,8 +37,8 @@ use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
 use solvent_engine::event::{parse_line, to_line};
 use solvent_store::{
-    Entry, JOURNAL_FILE, Journal, JournalError, Outcome, SqliteJournal, init_data_dir,
-    list_snapshots, migrate, read_snapshot, read_venue, recover, write_snapshot,
+    Entry, JOURNAL_FILE, Journal, JournalError, Outcome, SqliteJournal, fill_effects,
+    init_data_dir, list_snapshots, migrate, read_snapshot, read_venue, recover, write_snapshot,
 };
 
 use crate::progress::Feedback;
@@ -89,8 +93,9 @@ enum JournalCommand {
         #[arg(long, default_value_t = 0)]
         snapshot_every: u64,
     },
-    /// Brings a journal of schema version 1 to version 2: replays it from the start on the
-    /// recorded venue and records each event's effects, all in one transaction.
+    /// Brings a journal of schema version 1 or 2 to version 3 and writes every missing effect to
+    /// the audit file, replaying the journal on the recorded venue (the repair of effects not
+    /// written before a crash, too).
     Migrate {
         /// The data directory.
         dir: PathBuf,
@@ -225,12 +230,15 @@ fn verify(dir: &Path, feedback: Feedback) -> Result<String> {
         let started = Instant::now();
         let progress = entries_bar(feedback, "verify", entries);
         let mut effects_differ = 0_u64;
+        let mut unwritten = 0_u64;
         let scanned = journal.scan_with_effects(None, |envelope, recorded| {
             // A snapshot between two entries' sequence numbers is compared before the next.
             compare(&engine, Some(envelope.seq - 1), &mut problems);
             let effects = engine.apply(&envelope);
             let replayed_effects = Outcome::render(envelope.seq, &envelope.event, &effects);
-            if !same_effects(recorded, &replayed_effects) {
+            // Effects not written yet are reported once by `check_all` (EffectsMissing).
+            unwritten += u64::from(recorded.is_none());
+            if recorded.is_some_and(|recorded| !same_effects(recorded, &replayed_effects)) {
                 // The first few named; the count says the rest.
                 if effects_differ < 10 {
                     problems.push(format!(
@@ -265,8 +273,8 @@ fn verify(dir: &Path, feedback: Feedback) -> Result<String> {
         }
         let seconds = started.elapsed().as_secs_f64();
         lines.push(format!(
-            "effects      recorded once per entry, {} equal to the replay's",
-            replayed - effects_differ
+            "effects      recorded once per entry, {} equal to the replay's, {unwritten} not written yet",
+            replayed - effects_differ - unwritten
         ));
         lines.push(format!(
             "replay       {replayed} entries in {seconds:.2} s ({:.0} events/s), state hash {}",
@@ -331,6 +339,13 @@ fn export(
             }
             let mut effects = output(Some(path))?;
             journal.scan_with_effects(None, |envelope, recorded| {
+                let Some(recorded) = recorded else {
+                    bail!(
+                        "entry {}: its effects are not written yet (nor any later entry's): `solvent journal migrate {}` writes them",
+                        envelope.seq,
+                        dir.display()
+                    );
+                };
                 writeln!(writer, "{}", to_line(&envelope))?;
                 for line in recorded.split('\n').filter(|line| !line.is_empty()) {
                     writeln!(effects, "{line}")?;
@@ -366,15 +381,18 @@ fn migrate_dir(dir: &Path) -> Result<String> {
     let (venue, _) = read_venue(dir)?;
     let started = Instant::now();
     let migration = migrate(dir, venue, EngineConfig::default())?;
-    if migration.events == 0 && migration.state_hash.is_empty() {
+    if migration.from_format == solvent_store::JOURNAL_FORMAT.to_string() {
         return Ok(format!(
-            "{}: already schema version {}, nothing to do\n",
+            "{}: already schema version {}; effects of {} events were missing and are written ({:.2} s); state hash {}\n",
             path.display(),
-            migration.from_format
+            migration.from_format,
+            migration.events,
+            started.elapsed().as_secs_f64(),
+            migration.state_hash
         ));
     }
     Ok(format!(
-        "{}: schema version {} -> {}: {} events replayed and their effects recorded in {:.2} s; state hash {}\n",
+        "{}: schema version {} -> {}: {} events replayed and their effects written to the audit file in {:.2} s; state hash {}\n",
         path.display(),
         migration.from_format,
         solvent_store::JOURNAL_FORMAT,
@@ -469,11 +487,10 @@ fn import(
                      journal: &mut SqliteJournal,
                      snapshot: bool|
      -> Result<()> {
-        // Applied first, as the service does, so each event is journaled with its effects; a
-        // failed append ends the import (nothing is answered before the journal is durable).
-        for entry in pending.iter_mut() {
-            let effects = engine.apply(&entry.envelope);
-            entry.outcome = Outcome::render(entry.envelope.seq, &entry.envelope.event, &effects);
+        // Applied, as the service does; a failed append ends the import. Their effects are
+        // written to the audit file after the last batch (`fill_effects`).
+        for entry in pending.iter() {
+            engine.apply(&entry.envelope);
         }
         journal.append(pending)?;
         pending.clear();
@@ -524,10 +541,17 @@ fn import(
     flush(&mut pending, &mut engine, &mut journal, true)?;
     progress.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
+    drop(journal);
+    let effects_started = Instant::now();
+    let filled = fill_effects(dir, read_venue(dir)?.0, EngineConfig::default())?;
+    let effects_seconds = effects_started.elapsed().as_secs_f64();
     Ok(format!(
-        "imported {imported} events into {} in {seconds:.2} s ({:.0} events/s, parsing, journaling and applying); {snapshots} snapshot(s); {skipped} line(s) left out (sequence not increasing); state hash {}\n",
+        "imported {imported} events into {} in {seconds:.2} s ({:.0} events/s, parsing, journaling and applying); {snapshots} snapshot(s); {skipped} line(s) left out (sequence not increasing); state hash {}\n\
+         effects of {} events written in {effects_seconds:.2} s ({:.0} events/s)\n",
         dir.display(),
         events_per_second(imported, seconds),
-        engine.state_hash()
+        engine.state_hash(),
+        filled.written,
+        events_per_second(filled.written, effects_seconds),
     ))
 }

@@ -247,6 +247,13 @@ pub fn run(args: &ServeArgs, feedback: crate::progress::Feedback) -> Result<Stri
     if let Some(truncation) = &report.truncated {
         tracing::warn!(?truncation, "a torn journal tail was cut");
     }
+    // The events' effects are written to the audit file by their own writer, after the events
+    // are durable (off the acknowledgement path); it first writes those a crash left unwritten.
+    // A failure stops it, logged; the service goes on answering (the audit pages say how far the
+    // effects reach) and a restart or `solvent journal migrate` writes the rest.
+    let audit_writer =
+        solvent_store::AuditWriter::start(&dir, venue.clone(), EngineConfig::default())
+            .with_context(|| format!("{}: cannot start the audit writer", dir.display()))?;
     let mut ring = KeyRing::open(&dir)?;
     let mut announce = Vec::new();
     if args.demo {
@@ -312,6 +319,8 @@ pub fn run(args: &ServeArgs, feedback: crate::progress::Feedback) -> Result<Stri
             demo = demo_run => demo,
         };
         running.stop().await.context("stopping")?;
+        let audit = audit_writer.stop();
+        tracing::info!(effects_through = ?audit.effects_through, written = audit.written, failure = ?audit.failure, "audit writer stopped");
         if args.demo && args.data.is_none() {
             // The demo's temporary directory; a failure to remove it is not worth an error.
             let _ = std::fs::remove_dir_all(&dir);

@@ -7,9 +7,9 @@
 //!   is unique, so the journal's deposits are counted by amount);
 //! - events sent but not acknowledged are in it at most once (the loader retries them with the
 //!   same client id after each restart, and a retry is answered with the first result);
-//! - every journaled event's effects are in it exactly once (`journal export --effects`: one
-//!   transfer of each deposit's amount, caused by it), and `journal verify` finds them equal to
-//!   a replay's;
+//! - every journaled event's effects are in the audit file exactly once, once `journal migrate`
+//!   wrote those the last kill left unwritten (`journal export --effects`: one transfer of each
+//!   deposit's amount, caused by it), and `journal verify` finds them equal to a replay's;
 //! - the live server's state hash equals a replay of the whole journal from scratch, and
 //!   recovery's (newest snapshot + tail) agrees (`solvent journal replay`).
 //!
@@ -227,6 +227,13 @@ fn acknowledged_events_survive_sigkill_exactly_once_and_the_state_replays() {
     let mut server = server;
     server.child.kill().unwrap();
     server.child.wait().unwrap();
+
+    // The effects are written after the events, by the audit writer: the last kill may have
+    // left some unwritten. `journal migrate` writes them from the journal (the repair; a
+    // restart's writer would do the same), once.
+    let (code, stdout, stderr) = support::run(&["journal", "migrate", &dir]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("already schema version 3"), "{stdout}");
 
     // Every acknowledged deposit exactly once; the others at most once.
     let exported = scratch.path("events.jsonl");

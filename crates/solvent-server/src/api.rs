@@ -1579,6 +1579,7 @@ pub(crate) async fn journal(
         "seq": state.view().seq,
         "events": page.events,
         "next": page.next,
+        "effects_through": page.effects_through,
     })))
 }
 

@@ -1,9 +1,13 @@
 //! The audit page's journal (issue 12): the durable journal read in pages, each event with the
 //! effects it caused, filtered by account, event type, effect type and sequence range.
 //!
-//! Events and their effects both come from the journal (a [`solvent_store::JournalReader`]): the
-//! commit that makes an event durable writes its effects beside it, so every accepted event's
-//! effects can be paged to, back to the first, across restarts. The filters are the journal's
+//! Events and their effects both come from the journal (a [`solvent_store::JournalReader`]): an
+//! event is acknowledged once it is durable, and its effects are written after it, off the
+//! acknowledgement path, by the store's audit writer (`solvent_store::AuditWriter`), which
+//! follows the journal; every accepted event's effects can be paged to, back to the first,
+//! across restarts. A page says how far the written effects reach (`effects_through`): an event
+//! beyond it is marked `effects_pending` (its effects are not written yet, which is not "none"),
+//! and the filters on effects (account, effect type) see the events up to it. The filters are the journal's
 //! own ([`solvent_store::JournalReader::audit`]): each walks an index in sequence order from
 //! the page's cursor (keyset pagination), so a page costs about the same at any depth and a
 //! filter reaches the whole journal, never only a recent window.
@@ -29,8 +33,12 @@ pub struct AuditEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     /// Its effects, each carrying the event's sequence number (`seq`): the link from an
-    /// effect to the event that caused it.
+    /// effect to the event that caused it. Empty also while they are pending.
     pub effects: Vec<JsonText>,
+    /// Whether its effects are not written yet (it is beyond the page's `effects_through`):
+    /// then `effects` is empty for that reason, not because it caused none.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub effects_pending: bool,
 }
 
 impl From<AuditRecord> for AuditEvent {
@@ -40,7 +48,13 @@ impl From<AuditRecord> for AuditEvent {
             ts: record.envelope.ts.to_string(),
             event: JsonText::of(&record.envelope.event),
             client_id: record.client_id,
-            effects: record.effects.into_iter().map(JsonText::new).collect(),
+            effects_pending: record.effects.is_none(),
+            effects: record
+                .effects
+                .unwrap_or_default()
+                .into_iter()
+                .map(JsonText::new)
+                .collect(),
         }
     }
 }
@@ -53,6 +67,9 @@ pub struct Page {
     /// Where to continue in the same direction (as `after` when paging forward, as `before`
     /// when paging back); `None` when no further event matches.
     pub next: Option<u64>,
+    /// Every event up to this sequence number has its effects written (read before the page,
+    /// so it holds for every event on it); `None` when no event has yet.
+    pub effects_through: Option<u64>,
 }
 
 /// A page of the journal read by `reader` for `query`: forward from [`Cursor::After`], else
@@ -61,6 +78,8 @@ pub struct Page {
 /// # Errors
 /// The journal could not be read, or an entry or its effects are corrupt.
 pub fn page(reader: &dyn JournalReader, query: &AuditQuery) -> Result<Page, JournalError> {
+    // Read first: the reach only grows, so it holds for every event the page then reads.
+    let effects_through = reader.effects_through()?;
     // One more than asked tells whether a next page exists without a second query.
     let mut records = reader.audit(&AuditQuery {
         limit: query.limit.saturating_add(1),
@@ -77,7 +96,11 @@ pub fn page(reader: &dyn JournalReader, query: &AuditQuery) -> Result<Page, Jour
     if !matches!(query.cursor, Cursor::After(_)) {
         events.reverse();
     }
-    Ok(Page { events, next })
+    Ok(Page {
+        events,
+        next,
+        effects_through,
+    })
 }
 
 #[cfg(test)]

@@ -486,6 +486,25 @@ async fn a_retry_older_than_the_client_id_window_is_answered_from_the_journal_af
     )
     .await;
     assert_eq!(equity(&report), "20000");
+    // The effects are written after the events, off the acknowledgement path, by the audit
+    // writer; none ran yet: the page says how far the effects reach (nowhere) and marks the
+    // events' effects as not written, not as none. Started, the writer catches up from the
+    // journal.
+    let (status, pending) = call(
+        running.addr,
+        "GET",
+        "/v1/journal?limit=1",
+        Some(&keys.viewer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{pending}");
+    assert_eq!(pending["effects_through"], Value::Null, "{pending}");
+    assert_eq!(pending["events"][0]["effects_pending"], true, "{pending}");
+    let writer =
+        solvent_store::AuditWriter::start(&dir.0, venue(), EngineConfig::default()).unwrap();
+    let written = writer.wait_for(202, std::time::Duration::from_secs(60));
+    assert_eq!(written.effects_through, Some(202), "{written:?}");
     // Issue 12: the audit pages the journal itself: the events before the restart are there,
     // each with its client id and the effects it caused then (journaled with it, nothing of
     // them held in memory across the restart), equal to the first reply's.
@@ -1008,6 +1027,9 @@ impl JournalReader for UnreadableReader {
         Err(JournalError::Storage("disk I/O error".to_owned()))
     }
     fn audit(&self, _: &AuditQuery) -> Result<Vec<AuditRecord>, JournalError> {
+        Err(JournalError::Storage("disk I/O error".to_owned()))
+    }
+    fn effects_through(&self) -> Result<Option<u64>, JournalError> {
         Err(JournalError::Storage("disk I/O error".to_owned()))
     }
     fn each_client_id(&self, visit: &mut dyn FnMut(&str)) -> Result<(), JournalError> {

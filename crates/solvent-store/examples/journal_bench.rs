@@ -22,8 +22,8 @@ use solvent_engine::config::EngineConfig;
 use solvent_engine::event::{Envelope, Event, IndexPrice};
 use solvent_engine::population::{PopulationParams, generate};
 use solvent_store::{
-    Committer, CommitterConfig, Entry, Journal, JournalError, Outcome, PRAGMAS, SqliteJournal,
-    codec, entry_crc,
+    AuditWriter, Committer, CommitterConfig, Entry, Journal, JournalError, Outcome, PRAGMAS,
+    SqliteJournal, codec, entry_crc, fill_effects,
 };
 
 const VENUE: &str = include_str!("../../../venues/default.toml");
@@ -201,9 +201,13 @@ fn committer(
     entries: &[Entry],
     batch: usize,
     cap: usize,
-) -> (Duration, Vec<Duration>, u64) {
-    let dir = fresh(root, &format!("committer-{batch}"));
+    audit: bool,
+) -> (Duration, Vec<Duration>, u64, Option<Duration>) {
+    let dir = fresh(root, &format!("committer-{batch}-{audit}"));
     let journal = SqliteJournal::open(&dir).unwrap();
+    // The audit writer beside the commits, as the service runs it: on its own thread, following
+    // the journal; how long it takes to write every effect is timed from the same start.
+    let writer = audit.then(|| AuditWriter::start(&dir, venue(), EngineConfig::default()).unwrap());
     let committer = Committer::start(
         journal,
         CommitterConfig {
@@ -231,14 +235,31 @@ fn committer(
     let elapsed = start.elapsed();
     let commits = committer.stats().commits;
     committer.stop().unwrap();
+    let caught_up = writer.map(|writer| {
+        let last = entries.last().unwrap().envelope.seq;
+        let status = writer.wait_for(last, Duration::from_secs(3600));
+        assert_eq!(status.effects_through, Some(last), "{status:?}");
+        start.elapsed()
+    });
     latencies.sort();
-    (elapsed, latencies, commits)
+    (elapsed, latencies, commits, caught_up)
+}
+
+fn venue() -> Venue {
+    Venue::from_toml("venues/default.toml", VENUE).unwrap()
 }
 
 /// A paced committer run: batches of `batch` submitted at `per_second` events / s, acks timed.
-fn paced(root: &Path, entries: &[Entry], batch: usize, per_second: f64) -> Vec<Duration> {
-    let dir = fresh(root, "paced");
+fn paced(
+    root: &Path,
+    entries: &[Entry],
+    batch: usize,
+    per_second: f64,
+    audit: bool,
+) -> Vec<Duration> {
+    let dir = fresh(root, &format!("paced-{audit}"));
     let journal = SqliteJournal::open(&dir).unwrap();
+    let writer = audit.then(|| AuditWriter::start(&dir, venue(), EngineConfig::default()).unwrap());
     let committer = Committer::start(journal, CommitterConfig::default());
     let (sender, receiver) = mpsc::channel::<Duration>();
     let start = Instant::now();
@@ -264,6 +285,18 @@ fn paced(root: &Path, entries: &[Entry], batch: usize, per_second: f64) -> Vec<D
         .filter_map(|_| receiver.recv().ok())
         .collect();
     committer.stop().unwrap();
+    if let Some(writer) = writer {
+        let last = entries.last().unwrap().envelope.seq;
+        let status = writer.wait_for(last, Duration::from_secs(3600));
+        assert_eq!(status.effects_through, Some(last), "{status:?}");
+        println!(
+            "  (audit writer beside it: effects of all {} events written {:?} after the last ack was due)",
+            entries.len(),
+            start
+                .elapsed()
+                .saturating_sub(Duration::from_secs_f64(entries.len() as f64 / per_second))
+        );
+    }
     latencies.sort();
     latencies
 }
@@ -355,24 +388,42 @@ fn main() {
         );
     }
     client_ids(&root, &entries);
-    for (batch, cap) in [(100, 65_536), (1_000, 65_536)] {
-        let (elapsed, latencies, commits) = committer(&root, &entries, batch, cap);
+    // The audit writer alone: the effects of the journal's events (written without effects
+    // above) written to the audit file, replica apply + render + insert, in the caller's thread.
+    let dir = root.join("journal-10000");
+    let start = Instant::now();
+    let filled = fill_effects(&dir, venue(), EngineConfig::default()).unwrap();
+    assert_eq!(filled.written, count as u64);
+    println!(
+        "audit writer alone (fill_effects): effects of {}",
+        rate(count, start.elapsed())
+    );
+    for audit in [false, true] {
+        let beside = if audit { ", audit writer beside" } else { "" };
+        for (batch, cap) in [(100, 65_536), (1_000, 65_536)] {
+            let (elapsed, latencies, commits, caught_up) =
+                committer(&root, &entries, batch, cap, audit);
+            println!(
+                "committer, batches of {batch:>5} submitted back to back{beside}: {} in {commits} commits ({:.0} entries / commit); ack p50 {:?}, p99 {:?}{}",
+                rate(count, elapsed),
+                count as f64 / commits.max(1) as f64,
+                quantile(&latencies, 0.5),
+                quantile(&latencies, 0.99),
+                caught_up.map_or_else(String::new, |all| format!(
+                    "; every effect written {all:?} after the start ({})",
+                    rate(count, all)
+                ))
+            );
+        }
+        let paced_count = entries.len().min(250_000);
+        let latencies = paced(&root, &entries[..paced_count], 50, 50_000.0, audit);
         println!(
-            "committer, batches of {batch:>5} submitted back to back: {} in {commits} commits ({:.0} entries / commit); ack p50 {:?}, p99 {:?}",
-            rate(count, elapsed),
-            count as f64 / commits.max(1) as f64,
+            "committer at 50,000 events / s in batches of 50{beside}: ack p50 {:?}, p99 {:?}, max {:?}",
             quantile(&latencies, 0.5),
-            quantile(&latencies, 0.99)
+            quantile(&latencies, 0.99),
+            quantile(&latencies, 1.0)
         );
     }
-    let paced_count = entries.len().min(250_000);
-    let latencies = paced(&root, &entries[..paced_count], 50, 50_000.0);
-    println!(
-        "committer at 50,000 events / s in batches of 50: ack p50 {:?}, p99 {:?}, max {:?}",
-        quantile(&latencies, 0.5),
-        quantile(&latencies, 0.99),
-        quantile(&latencies, 1.0)
-    );
 
     // Replay: the journal's rows read, checked and decoded, then applied; against apply alone
     // on events already in memory, in the same run.

@@ -12,8 +12,9 @@
 //!
 //! The pieces, in the order a service meets them:
 //!
-//! - [`init_data_dir`] / [`read_venue`]: a data directory holds `journal.sqlite`, `venue.toml`
-//!   (the venue the events were accepted under) and `snapshots/`.
+//! - [`init_data_dir`] / [`read_venue`]: a data directory holds `journal.sqlite`,
+//!   `audit.sqlite` (each event's effects and the audit's indexes), `venue.toml` (the venue the
+//!   events were accepted under) and `snapshots/`.
 //! - [`recover`] / [`recover_with`]: the newest valid snapshot plus the journal's tail, giving a
 //!   [`Recovered`] engine, the open [`SqliteJournal`] and a
 //!   [`RecoveryReport`]; damage is reported, never taken in silently.
@@ -21,7 +22,10 @@
 //!   read beside the appends through a [`JournalReader`] ([`SqliteReader`]),
 //!   events in the compact binary encoding of [`codec`], a CRC per row.
 //! - [`Committer`]: adaptive group commit on its own thread; each batch is acknowledged once the
-//!   commit holding it is durable.
+//!   commit holding it is durable (the events, not their effects).
+//! - [`AuditWriter`]: each event's effects written to the audit file after the event is durable,
+//!   on its own thread with a replica of the engine that follows the journal (effects are a
+//!   function of the events); [`fill_effects`] writes the missing ones in the caller's thread.
 //! - [`write_snapshot`]: the engine's state as of a journal sequence whose entries are all
 //!   durable, written atomically; [`read_snapshot`] checks and restores one.
 //!
@@ -48,6 +52,7 @@ use std::path::{Path, PathBuf};
 use solvent_core::venue::Venue;
 use solvent_engine::event::Envelope;
 
+mod audit;
 pub mod codec;
 mod committer;
 pub mod outcome;
@@ -55,6 +60,7 @@ mod recover;
 mod snapshots;
 mod sqlite;
 
+pub use audit::{AuditStatus, AuditWriter, FillReport, WRITER_BATCH, fill_effects};
 pub use committer::{CommitStats, Committer, CommitterConfig, Done, SubmitError};
 pub use outcome::Outcome;
 pub use recover::{RecoverOptions, Recovered, RecoveryReport, Truncation, recover, recover_with};
@@ -63,8 +69,8 @@ pub use snapshots::{
     list_snapshots, read_snapshot, write_snapshot,
 };
 pub use sqlite::{
-    JOURNAL_FILE, JOURNAL_FORMAT, Migration, PRAGMAS, SqliteJournal, SqliteReader, entry_crc,
-    migrate,
+    AUDIT_FILE, JOURNAL_FILE, JOURNAL_FORMAT, Migration, PRAGMAS, SqliteJournal, SqliteReader,
+    entry_crc, migrate,
 };
 
 /// The venue file's name in a data directory: the venue the journal's events were accepted
@@ -185,10 +191,11 @@ pub struct Entry {
     pub client_id: Option<String>,
     /// The first result as the API answered it (JSON), kept for entries with a client id.
     pub reply: Option<String>,
-    /// The effects the event caused, written in the same transaction as the event (so an
-    /// acknowledged event's effects are durable with it). Readers of entries
-    /// ([`Journal::read_after`], [`JournalReader::read_before`], [`SqliteJournal::scan`]) leave
-    /// it empty: effects are read with [`JournalReader::audit`].
+    /// The effects the event caused, as the service rendered them. The [`MemoryJournal`] keeps
+    /// them with the entry; the [`SqliteJournal`] does not write them (its audit writer,
+    /// [`AuditWriter`], computes them again from the durable event, off the commit path).
+    /// Readers of entries ([`Journal::read_after`], [`JournalReader::read_before`],
+    /// [`SqliteJournal::scan`]) leave it empty: effects are read with [`JournalReader::audit`].
     pub outcome: Outcome,
 }
 
@@ -255,8 +262,10 @@ pub struct AuditRecord {
     pub envelope: Envelope,
     /// The client's id for it, if it sent one.
     pub client_id: Option<String>,
-    /// Its effects, each a JSON object carrying the event's sequence number.
-    pub effects: Vec<std::sync::Arc<str>>,
+    /// Its effects, each a JSON object carrying the event's sequence number; `None` when they
+    /// are not written yet (the event is beyond the audit's reach,
+    /// [`JournalReader::effects_through`]), which is not the same as none.
+    pub effects: Option<Vec<std::sync::Arc<str>>>,
 }
 
 /// Why the journal failed. Every failure is final for the process that met it.
@@ -307,6 +316,19 @@ pub enum JournalError {
     /// The journal was written by another format than this build reads.
     #[error("journal format: {0}")]
     Format(String),
+    /// The audit file holds the effects of the events up to `through` only, the journal ends at
+    /// `last`: the effects after are not written yet (the audit writer was behind or stopped).
+    /// They are not lost: the audit writer or `solvent journal migrate` writes them from the
+    /// journal.
+    #[error(
+        "effects written up to sequence {through:?}, the journal ends at {last}: the later events' effects are not written yet (`solvent journal migrate DIR` writes them)"
+    )]
+    EffectsMissing {
+        /// The audit's reach.
+        through: Option<u64>,
+        /// The journal's last entry.
+        last: u64,
+    },
 }
 
 /// The ordered, durable record of accepted events.
@@ -371,6 +393,14 @@ pub trait JournalReader: Send {
     /// # Errors
     /// [`JournalError::Storage`] or [`JournalError::CorruptEntry`].
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, JournalError>;
+
+    /// How far the effects reach: every event up to it has its effects written, later ones may
+    /// not yet (`None`: no event has). An audit page's filters on effects (account, effect
+    /// type) see the events up to it.
+    ///
+    /// # Errors
+    /// [`JournalError::Storage`].
+    fn effects_through(&self) -> Result<Option<u64>, JournalError>;
 
     /// Visits every client id the journal holds, in no particular order (what a service needs
     /// at start to know which ids it may have to look up; the replies are not read).
@@ -469,7 +499,7 @@ impl Held {
         let record = |entry: &Entry| AuditRecord {
             envelope: entry.envelope.clone(),
             client_id: entry.client_id.clone(),
-            effects: entry.outcome.effects.clone(),
+            effects: Some(entry.outcome.effects.clone()),
         };
         let admitted = |entry: &&Entry| query.admits(entry);
         match query.cursor {
@@ -542,6 +572,11 @@ impl JournalReader for MemoryReader {
 
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, JournalError> {
         Ok(self.0.held().audit(query))
+    }
+
+    fn effects_through(&self) -> Result<Option<u64>, JournalError> {
+        // The effects come with the entries: they reach as far as the entries do.
+        Ok(self.0.held().entries.last().map(|entry| entry.envelope.seq))
     }
 
     fn each_client_id(&self, visit: &mut dyn FnMut(&str)) -> Result<(), JournalError> {

@@ -1,12 +1,15 @@
 //! The embedded journal: one SQLite file (rusqlite, bundled SQLite) in write-ahead-log mode with
-//! `synchronous=FULL`, so a commit returns only once the log is synced to disk.
+//! `synchronous=FULL`, so a commit returns only once the log is synced to disk; and beside it the
+//! audit file, each event's effects, written after the event by [`crate::AuditWriter`].
 //!
-//! Schema, format 2 (inspect it with the `sqlite3` shell; `meta` says how to read the rest):
+//! Schema, format 3 (inspect it with the `sqlite3` shell; `meta` says how to read the rest):
 //!
 //! ```sql
+//! -- journal.sqlite: what a commit writes, and all an acknowledgement waits for
 //! meta(key TEXT PRIMARY KEY, value TEXT)        -- format, event_encoding, checksum, outcome_checksum
 //! events(seq INTEGER PRIMARY KEY, body BLOB, crc INTEGER)
 //! clients(client_id TEXT PRIMARY KEY, seq INTEGER, reply TEXT, crc INTEGER)
+//! -- audit.sqlite (attached as `audit`): written by the audit writer, after the events
 //! outcomes(seq INTEGER PRIMARY KEY, event_type TEXT, effects TEXT, crc INTEGER)
 //!   -- index outcomes_by_event_type (event_type, seq)
 //! effect_types(effect_type TEXT, seq INTEGER, PRIMARY KEY (effect_type, seq))
@@ -18,14 +21,25 @@
 //! a row moved to another key, is detected when read. A client row's `crc` covers the sequence
 //! number, the id and the reply.
 //!
-//! Each event has one `outcomes` row, written in the same transaction: its type and its effects
+//! Each event has one `outcomes` row once the audit writer reached it: its type and its effects
 //! as JSON lines (one object per line, as `solvent replay --out` writes them; empty when it
 //! caused none), with a CRC-32 of the sequence number, the type's length and bytes, and the
 //! effects. `effect_types` and `event_accounts` are the audit's indexes: one row per distinct
 //! effect type an event caused, one per account the event or an effect concerns (keyed by a
-//! bucket of sequence numbers first, `BUCKET_BITS`), so a filter walks its index in
-//! sequence order from the page's cursor (keyset pagination) instead of scanning the journal. Format 1 had no effects; [`migrate`] adds them by replaying the
-//! journal, and [`SqliteJournal::open`] refuses a format-1 file rather than serve it without.
+//! bucket of sequence numbers first, `BUCKET_BITS`), so a filter walks its index in sequence
+//! order from the page's cursor (keyset pagination) instead of scanning the journal. The writer
+//! writes the events in order, a batch per transaction, so the outcome rows are a prefix of the
+//! journal and their largest sequence number is the audit's reach
+//! ([`SqliteJournal::effects_through`]): an audit page says it, and an event beyond it has its
+//! effects "not written yet", not "none".
+//!
+//! The effects are in a file of their own so that their writer never holds the journal's write
+//! lock (SQLite has one writer per file): a commit waits for nothing but its own events. The
+//! audit file is synced lazily (`synchronous=NORMAL`): it is regenerated from the journal, so a
+//! loss costs a rewrite, never an effect. Format 2 kept the effects in the journal file, written
+//! in the event's own commit (five times slower); format 1 kept the events only. [`migrate`]
+//! brings either to format 3 and writes the effects; [`SqliteJournal::open`] refuses them rather
+//! than serve them without.
 //!
 //! One [`SqliteJournal::append`] is one transaction: the whole batch is durable or none of it.
 //! A failure is final: the journal refuses every later append ([`JournalError::Stopped`]).
@@ -44,20 +58,70 @@ use crate::{
 /// The journal file's name in a data directory.
 pub const JOURNAL_FILE: &str = "journal.sqlite";
 
-/// Version of the journal's schema, recorded in `meta`: 2 since each event's effects are kept
-/// beside it (format 1 kept the events only).
-pub const JOURNAL_FORMAT: u32 = 2;
+/// Version of the journal's schema, recorded in `meta`: 3 since each event's effects are kept in
+/// the audit file, written after the event (format 2 wrote them in the journal, in the event's
+/// own commit; format 1 kept the events only).
+pub const JOURNAL_FORMAT: u32 = 3;
 
-/// The tables of format 2 (each created only if absent).
+/// The journal's tables (each created only if absent). The effects are not here: they live in
+/// the audit file ([`AUDIT_FILE`], [`AUDIT_SCHEMA`]), written after the events by the audit
+/// writer ([`crate::AuditWriter`]), so a commit writes the event and its client row only.
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL, crc INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS clients (client_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, reply TEXT, crc INTEGER NOT NULL) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS clients_by_seq ON clients (seq);
-    CREATE TABLE IF NOT EXISTS outcomes (seq INTEGER PRIMARY KEY, event_type TEXT NOT NULL, effects TEXT NOT NULL, crc INTEGER NOT NULL);
-    CREATE INDEX IF NOT EXISTS outcomes_by_event_type ON outcomes (event_type, seq);
-    CREATE TABLE IF NOT EXISTS effect_types (effect_type TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (effect_type, seq)) WITHOUT ROWID;
-    CREATE TABLE IF NOT EXISTS event_accounts (bucket INTEGER NOT NULL, account TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (bucket, account, seq)) WITHOUT ROWID;
 ";
+
+/// The audit file's name in a data directory: each journaled event's effects and the audit's
+/// indexes, beside the journal (`journal.sqlite`) but in a file of its own, so that its writer
+/// never takes the journal's write lock from the commit thread.
+pub const AUDIT_FILE: &str = "audit.sqlite";
+
+/// The audit file's tables, in the database attached as `audit` (each created only if absent).
+/// Unqualified names resolve to them on a connection that attached the file (the journal file
+/// holds no table of these names from format 3 on).
+const AUDIT_SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS audit.outcomes (seq INTEGER PRIMARY KEY, event_type TEXT NOT NULL, effects TEXT NOT NULL, crc INTEGER NOT NULL);
+    CREATE INDEX IF NOT EXISTS audit.outcomes_by_event_type ON outcomes (event_type, seq);
+    CREATE TABLE IF NOT EXISTS audit.effect_types (effect_type TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (effect_type, seq)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS audit.event_accounts (bucket INTEGER NOT NULL, account TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (bucket, account, seq)) WITHOUT ROWID;
+";
+
+/// Attaches data directory `dir`'s audit file to `connection` as `audit` (creating it and its
+/// tables when `create`).
+pub(crate) fn attach_audit(
+    connection: &Connection,
+    dir: &Path,
+    create: bool,
+) -> Result<(), JournalError> {
+    let path = dir.join(AUDIT_FILE);
+    let name = path
+        .to_str()
+        .ok_or_else(|| JournalError::Storage(format!("{}: not UTF-8", path.display())))?;
+    connection
+        .execute("ATTACH DATABASE ?1 AS audit", [name])
+        .map_err(|error| JournalError::Storage(format!("{}: {error}", path.display())))?;
+    if create {
+        // WAL: the audit's readers read beside its writer. NORMAL: the audit file is
+        // regenerated from the journal after a loss (see `crate::audit`), so its commits need
+        // not each wait for a sync.
+        connection
+            .execute_batch(&format!(
+                "PRAGMA audit.journal_mode = WAL; PRAGMA audit.synchronous = NORMAL; BEGIN; {AUDIT_SCHEMA} COMMIT;"
+            ))
+            .map_err(|e| storage(&e))?;
+    }
+    Ok(())
+}
+
+/// How far the audit file's effects reach on `connection` (with the audit attached): every
+/// event up to it has its effects written; `None` when none has.
+pub(crate) fn effects_through(connection: &Connection) -> Result<Option<u64>, JournalError> {
+    let last: Option<i64> = connection
+        .query_row("SELECT max(seq) FROM audit.outcomes", [], |row| row.get(0))
+        .map_err(|e| storage(&e))?;
+    last.map(seq_of).transpose()
+}
 
 /// The account index is keyed by bucket of sequence numbers first (`seq >> BUCKET_BITS`), then
 /// account: a commit's rows then land in the newest buckets' few pages, instead of one page per
@@ -84,8 +148,6 @@ pub struct SqliteJournal {
     failed: Option<String>,
     /// Reused encoding buffer.
     buffer: Vec<u8>,
-    /// Reused buffer of an event's effects as JSON lines.
-    text: String,
     /// The thread that copies the log into the database file, off the commit path.
     checkpointer: Option<Checkpointer>,
 }
@@ -169,7 +231,7 @@ impl std::fmt::Debug for SqliteJournal {
     }
 }
 
-fn storage(error: &rusqlite::Error) -> JournalError {
+pub(crate) fn storage(error: &rusqlite::Error) -> JournalError {
     JournalError::Storage(error.to_string())
 }
 
@@ -260,13 +322,15 @@ impl SqliteJournal {
         connection
             .execute_batch(&format!("BEGIN; {SCHEMA} COMMIT;"))
             .map_err(|e| storage(&e))?;
+        // Attached for the journal's checks and cuts (`check_all`, `truncate_from`); the
+        // commits never write it. Holding it open also keeps its log files for the readers.
+        attach_audit(&connection, dir, true)?;
         let mut journal = Self {
             connection,
             path,
             last: None,
             failed: None,
             buffer: Vec::with_capacity(256),
-            text: String::with_capacity(1024),
             checkpointer: None,
         };
         journal.check_meta()?;
@@ -361,7 +425,6 @@ impl SqliteJournal {
                     "INSERT INTO clients (client_id, seq, reply, crc) VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(|e| storage(&e))?;
-            let mut outcomes = OutcomeStatements::prepare(&transaction)?;
             for entry in entries {
                 let seq = entry.envelope.seq;
                 self.buffer.clear();
@@ -370,12 +433,6 @@ impl SqliteJournal {
                 insert
                     .execute(params![key(seq)?, &self.buffer, crc])
                     .map_err(|e| storage(&e))?;
-                outcomes.insert(
-                    seq,
-                    event_type(&entry.envelope.event),
-                    &entry.outcome,
-                    &mut self.text,
-                )?;
                 if let Some(client_id) = &entry.client_id {
                     let crc = client_crc(seq, client_id, entry.reply.as_deref());
                     insert_client
@@ -462,8 +519,9 @@ impl SqliteJournal {
         Ok(problems)
     }
 
-    /// Every outcome row against its checksum; every event with exactly one outcome (the key
-    /// allows no second), and no outcome or index row without its event.
+    /// Every outcome row against its checksum; every event up to the audit's reach with exactly
+    /// one outcome (the key allows no second), the events beyond it named as a whole, and no
+    /// outcome or index row without its event.
     fn check_outcomes(&self, problems: &mut Vec<JournalError>) -> Result<(), JournalError> {
         let mut statement = self
             .connection
@@ -475,12 +533,23 @@ impl SqliteJournal {
                 problems.push(problem);
             }
         }
-        let missing = "SELECT e.seq FROM events e LEFT JOIN outcomes o ON o.seq = e.seq WHERE o.seq IS NULL ORDER BY e.seq";
-        for seq in self.seqs(missing)? {
+        // Below the audit's reach an event without effects is a hole; beyond it, effects not
+        // written yet (the audit writer was behind, or stopped, when the service stopped).
+        let through = effects_through(&self.connection)?;
+        let missing = format!(
+            "SELECT e.seq FROM events e LEFT JOIN outcomes o ON o.seq = e.seq WHERE o.seq IS NULL AND e.seq <= {} ORDER BY e.seq",
+            through.map_or(-1, |through| i64::try_from(through).unwrap_or(i64::MAX))
+        );
+        for seq in self.seqs(&missing)? {
             problems.push(JournalError::CorruptEntry {
                 seq,
                 problem: "no effects recorded for it".to_owned(),
             });
+        }
+        if let Some(last) = self.last
+            && through.is_none_or(|through| through < last)
+        {
+            problems.push(JournalError::EffectsMissing { through, last });
         }
         for table in ["outcomes", "effect_types", "event_accounts"] {
             let orphans = format!(
@@ -514,8 +583,9 @@ impl SqliteJournal {
     }
 
     /// Visits the entries above `after` in order, each with its effects as recorded (JSON
-    /// lines, `\n`-separated; empty when it caused none), checked; stops at the first entry or
-    /// outcome that fails its check or is missing.
+    /// lines, `\n`-separated; empty when it caused none), checked; `None` for the entries
+    /// beyond the audit's reach ([`Self::effects_through`]), whose effects are not written yet.
+    /// Stops at the first entry or outcome that fails its check, or is missing below the reach.
     ///
     /// # Errors
     /// [`JournalError::CorruptEntry`] naming the first bad entry; [`JournalError::Storage`]; or
@@ -523,7 +593,7 @@ impl SqliteJournal {
     pub fn scan_with_effects<E: From<JournalError>>(
         &self,
         after: Option<u64>,
-        mut visit: impl FnMut(solvent_engine::event::Envelope, &str) -> Result<(), E>,
+        mut visit: impl FnMut(solvent_engine::event::Envelope, Option<&str>) -> Result<(), E>,
     ) -> Result<(), E> {
         let from = match after {
             Some(after) => key(after)?,
@@ -537,6 +607,7 @@ impl SqliteJournal {
                  WHERE e.seq > ?1 ORDER BY e.seq",
             )
             .map_err(|e| storage(&e))?;
+        let through = effects_through(&self.connection)?;
         let mut rows = statement.query([from]).map_err(|e| storage(&e))?;
         while let Some(row) = rows.next().map_err(|e| storage(&e))? {
             let seq: i64 = row.get(0).map_err(|e| storage(&e))?;
@@ -547,8 +618,13 @@ impl SqliteJournal {
             })?;
             let crc: i64 = row.get(2).map_err(|e| storage(&e))?;
             let envelope = decode_row(seq, body, crc)?;
-            let effects = recorded_effects(&envelope, outcome_row(row, 3)?)?;
-            visit(envelope, &effects)?;
+            let outcome = outcome_row(row, 3)?;
+            if outcome.is_none() && through.is_none_or(|through| envelope.seq > through) {
+                visit(envelope, None)?;
+            } else {
+                let effects = recorded_effects(&envelope, outcome)?;
+                visit(envelope, Some(&effects))?;
+            }
         }
         Ok(())
     }
@@ -571,25 +647,45 @@ impl SqliteJournal {
         Ok(index)
     }
 
-    /// Removes every entry from `seq` on (with their client ids and effects), in one durable
-    /// transaction:
-    /// what an operator asks for to cut a torn tail. Returns how many entries were removed.
+    /// How far the audit file's effects reach: every entry up to it has its effects written;
+    /// `None` when none has.
+    ///
+    /// # Errors
+    /// [`JournalError::Storage`].
+    pub fn effects_through(&self) -> Result<Option<u64>, JournalError> {
+        effects_through(&self.connection)
+    }
+
+    /// Removes every entry from `seq` on (with their client ids and effects), durably: what an
+    /// operator asks for to cut a torn tail. Returns how many entries were removed.
     ///
     /// # Errors
     /// [`JournalError::Storage`].
     pub fn truncate_from(&mut self, seq: u64) -> Result<u64, JournalError> {
         let from = key(seq)?;
+        // The effects go first, in a commit of their own: a crash between the two commits leaves
+        // events without effects (the audit writer writes them again), never effects of events
+        // that are gone, which later events of the same sequence numbers would collide with.
+        // (A commit over both files is not atomic across them in WAL mode anyway.) The index
+        // tables are keyed by type or bucket first: cutting them scans them, which an operator's
+        // rare cut can afford.
+        let transaction = self.connection.transaction().map_err(|e| storage(&e))?;
+        for table in ["outcomes", "effect_types", "event_accounts"] {
+            transaction
+                .execute(
+                    &format!("DELETE FROM audit.{table} WHERE seq >= ?1"),
+                    [from],
+                )
+                .map_err(|e| storage(&e))?;
+        }
+        transaction.commit().map_err(|e| storage(&e))?;
         let transaction = self.connection.transaction().map_err(|e| storage(&e))?;
         let removed = transaction
             .execute("DELETE FROM events WHERE seq >= ?1", [from])
             .map_err(|e| storage(&e))?;
-        // The index tables are keyed by account or type first: cutting them scans them, which
-        // an operator's rare cut can afford.
-        for table in ["clients", "outcomes", "effect_types", "event_accounts"] {
-            transaction
-                .execute(&format!("DELETE FROM {table} WHERE seq >= ?1"), [from])
-                .map_err(|e| storage(&e))?;
-        }
+        transaction
+            .execute("DELETE FROM clients WHERE seq >= ?1", [from])
+            .map_err(|e| storage(&e))?;
         transaction.commit().map_err(|e| storage(&e))?;
         self.last = self.stored_last()?;
         Ok(removed as u64)
@@ -670,16 +766,22 @@ pub struct SqliteReader {
 }
 
 impl SqliteReader {
-    /// Opens a reader of the journal file at `path` (which must exist).
+    /// Opens a reader of the journal file at `path` (which must exist, with the audit file
+    /// beside it, as [`SqliteJournal::open`] leaves them).
     ///
     /// # Errors
-    /// [`JournalError::Storage`] when the file cannot be opened.
+    /// [`JournalError::Storage`] when a file cannot be opened.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
         let connection = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|error| JournalError::Storage(format!("{}: {error}", path.display())))?;
+        attach_audit(
+            &connection,
+            path.parent().unwrap_or_else(|| Path::new(".")),
+            false,
+        )?;
         Ok(Self { connection })
     }
 }
@@ -693,6 +795,10 @@ impl std::fmt::Debug for SqliteReader {
 impl JournalReader for SqliteReader {
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, JournalError> {
         audit(&self.connection, query)
+    }
+
+    fn effects_through(&self) -> Result<Option<u64>, JournalError> {
+        effects_through(&self.connection)
     }
 
     fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, JournalError> {
@@ -814,15 +920,55 @@ fn entry_row(row: &rusqlite::Row<'_>) -> Result<Entry, JournalError> {
     })
 }
 
-/// The statements that write an event's outcome and its index rows, prepared once per commit.
-struct OutcomeStatements<'c> {
+/// Up to `limit` events above `after` and up to `upto` (all if `None`), in order, checked and
+/// decoded: what the audit writer reads.
+pub(crate) fn read_events(
+    connection: &Connection,
+    after: Option<u64>,
+    upto: Option<u64>,
+    limit: usize,
+) -> Result<Vec<solvent_engine::event::Envelope>, JournalError> {
+    let from = match after {
+        Some(after) => key(after)?,
+        None => -1,
+    };
+    let to = match upto {
+        Some(upto) => key(upto)?,
+        None => i64::MAX,
+    };
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT seq, body, crc FROM main.events WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
+        )
+        .map_err(|e| storage(&e))?;
+    let mut rows = statement
+        .query([from, to, limit])
+        .map_err(|e| storage(&e))?;
+    let mut events = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| storage(&e))? {
+        let seq: i64 = row.get(0).map_err(|e| storage(&e))?;
+        let body = row.get_ref(1).map_err(|e| storage(&e))?;
+        let body = body.as_blob().map_err(|error| JournalError::CorruptEntry {
+            seq: u64::try_from(seq).unwrap_or(0),
+            problem: format!("body: {error}"),
+        })?;
+        let crc: i64 = row.get(2).map_err(|e| storage(&e))?;
+        events.push(decode_row(seq, body, crc)?);
+    }
+    Ok(events)
+}
+
+/// The statements that write an event's outcome and its index rows (in the audit file), prepared
+/// once per transaction.
+pub(crate) struct OutcomeStatements<'c> {
     outcome: rusqlite::CachedStatement<'c>,
     effect_type: rusqlite::CachedStatement<'c>,
     account: rusqlite::CachedStatement<'c>,
 }
 
 impl<'c> OutcomeStatements<'c> {
-    fn prepare(connection: &'c Connection) -> Result<Self, JournalError> {
+    pub(crate) fn prepare(connection: &'c Connection) -> Result<Self, JournalError> {
         let prepare = |sql: &str| connection.prepare_cached(sql).map_err(|e| storage(&e));
         Ok(Self {
             outcome: prepare(
@@ -836,7 +982,7 @@ impl<'c> OutcomeStatements<'c> {
     }
 
     /// Writes event `seq`'s outcome; `text` is a reused buffer.
-    fn insert(
+    pub(crate) fn insert(
         &mut self,
         seq: u64,
         event_type: &str,
@@ -944,8 +1090,8 @@ fn stored_format(connection: &Connection) -> Result<Option<String>, JournalError
 
 /// Why a journal of format `found` is not opened.
 fn format_refused(path: &Path, found: &str) -> JournalError {
-    let advice = if found == "1" {
-        "format 1 keeps the events without their effects: `solvent journal migrate DIR` adds them (it replays the journal from its start), or run the build that wrote it"
+    let advice = if found == "1" || found == "2" {
+        "`solvent journal migrate DIR` brings it to this version (the effects go to the audit file, written by replaying the journal), or run the build that wrote it"
     } else {
         "run the build that wrote it"
     };
@@ -959,9 +1105,27 @@ fn format_refused(path: &Path, found: &str) -> JournalError {
 /// filter's index drives the read (an account's, then an effect type's, then an event type's),
 /// walked in sequence order from the cursor; the other filters are checked per row by key.
 fn audit(connection: &Connection, query: &AuditQuery) -> Result<Vec<AuditRecord>, JournalError> {
+    // One read transaction: the audit's reach is read first, so an event up to it read after
+    // has its effects in the same snapshot of the audit file (the writer may commit between).
+    let read = connection
+        .unchecked_transaction()
+        .map_err(|e| storage(&e))?;
+    let through = effects_through(&read)?;
+    let records = audit_in(&read, query, through);
+    // Only read: nothing to commit, and ending it cannot lose anything.
+    let _ = read.rollback();
+    records
+}
+
+/// [`audit`] in its read transaction, with the audit's reach `through`.
+fn audit_in(
+    connection: &Connection,
+    query: &AuditQuery,
+    through: Option<u64>,
+) -> Result<Vec<AuditRecord>, JournalError> {
     let (above, below) = bounds(query)?;
     if query.account.is_none() {
-        return audit_rows(connection, query, None);
+        return audit_rows(connection, query, None, through);
     }
     // The account index is walked bucket by bucket, in the page's direction, until the page is
     // full or the bounds are passed.
@@ -983,7 +1147,7 @@ fn audit(connection: &Connection, query: &AuditQuery) -> Result<Vec<AuditRecord>
             limit: query.limit - records.len(),
             ..query.clone()
         };
-        records.extend(audit_rows(connection, &rest, Some(bucket))?);
+        records.extend(audit_rows(connection, &rest, Some(bucket), through)?);
         if records.len() >= query.limit {
             break;
         }
@@ -991,11 +1155,13 @@ fn audit(connection: &Connection, query: &AuditQuery) -> Result<Vec<AuditRecord>
     Ok(records)
 }
 
-/// The rows of `query` (in `bucket` of the account index, for an account's).
+/// The rows of `query` (in `bucket` of the account index, for an account's); events beyond
+/// `through` (the audit's reach) have no effects written yet.
 fn audit_rows(
     connection: &Connection,
     query: &AuditQuery,
     bucket: Option<i64>,
+    through: Option<u64>,
 ) -> Result<Vec<AuditRecord>, JournalError> {
     let (sql, values) = audit_statement(query, bucket)?;
     let bound: Vec<(&str, &dyn rusqlite::ToSql)> = values
@@ -1007,15 +1173,23 @@ fn audit_rows(
     let mut records = Vec::new();
     while let Some(row) = rows.next().map_err(|e| storage(&e))? {
         let entry = entry_row(row)?;
-        let effects = recorded_effects(&entry.envelope, outcome_row(row, 6)?)?;
+        let outcome = outcome_row(row, 6)?;
+        let effects =
+            if outcome.is_none() && through.is_none_or(|through| entry.envelope.seq > through) {
+                None
+            } else {
+                Some(
+                    recorded_effects(&entry.envelope, outcome)?
+                        .split('\n')
+                        .filter(|line| !line.is_empty())
+                        .map(std::sync::Arc::from)
+                        .collect(),
+                )
+            };
         records.push(AuditRecord {
             envelope: entry.envelope,
             client_id: entry.client_id,
-            effects: effects
-                .split('\n')
-                .filter(|line| !line.is_empty())
-                .map(std::sync::Arc::from)
-                .collect(),
+            effects,
         });
     }
     Ok(records)
@@ -1098,32 +1272,36 @@ fn audit_statement(query: &AuditQuery, bucket: Option<i64>) -> Result<Statement,
     Ok((sql, bound))
 }
 
-/// How a journal of format 1 was brought to format 2.
+/// How a journal was brought to format 3.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Migration {
-    /// The format found (2 when there was nothing to do).
+    /// The format found.
     pub from_format: String,
-    /// Events replayed to recompute their effects.
+    /// Events whose effects were written to the audit file (those missing: all of them for
+    /// formats 1 and 2, only the missing ones for a journal already of format 3).
     pub events: u64,
-    /// The engine's state hash after the last one.
+    /// The audit writer's replica's state hash after the last event.
     pub state_hash: String,
 }
 
-/// Brings the journal in data directory `dir` from format 1 (events only) to format 2: replays
-/// every event from the start on an engine of `venue` and `config` (the venue the journal was
-/// started under, `venue.toml`) and writes each one's effects and index rows, all in one
-/// transaction, so the file is either migrated whole or left as it was. Effects recomputed are
-/// those this build's engine gives, which recovery would also give. A journal already of format
-/// 2 is left alone.
+/// Brings the journal in data directory `dir` to format 3 and writes every missing effect to
+/// the audit file: for format 1 (events only) and format 2 (effects in the journal file), the
+/// journal's effect tables are dropped and the format recorded in one transaction, then the
+/// effects are written by replaying the journal ([`crate::fill_effects`], from the start or a
+/// snapshot at or below the audit's reach) on an engine of `venue` and `config` (the recorded
+/// venue, `venue.toml`). A journal already of format 3 gets its missing effects only: the repair
+/// after a crash or an audit writer's failure. Effects recomputed are those this build's engine
+/// gives, which recovery would also give.
 ///
 /// # Errors
 /// [`JournalError::Storage`]; [`JournalError::Format`] for another format;
-/// [`JournalError::CorruptEntry`] when an event does not check out (nothing is written then).
+/// [`JournalError::CorruptEntry`] when an event does not check out (the effects before it are
+/// written and kept).
 pub fn migrate(
     dir: &Path,
     venue: solvent_core::venue::Venue,
     config: solvent_engine::config::EngineConfig,
-) -> Result<Migration, JournalError> {
+) -> Result<Migration, crate::StoreError> {
     let path = dir.join(JOURNAL_FILE);
     let mut connection = Connection::open_with_flags(
         &path,
@@ -1133,60 +1311,36 @@ pub fn migrate(
     connection.execute_batch(PRAGMAS).map_err(|e| storage(&e))?;
     let found = stored_format(&connection)?
         .ok_or_else(|| JournalError::Format(format!("{}: no format recorded", path.display())))?;
-    if found == JOURNAL_FORMAT.to_string() {
-        return Ok(Migration {
-            from_format: found,
-            events: 0,
-            state_hash: String::new(),
-        });
-    }
-    if found != "1" {
-        return Err(format_refused(&path, &found));
-    }
-    let transaction = connection.transaction().map_err(|e| storage(&e))?;
-    transaction.execute_batch(SCHEMA).map_err(|e| storage(&e))?;
-    let mut engine = solvent_engine::Engine::new(venue, config);
-    let mut events = 0_u64;
-    {
-        let mut read = transaction
-            .prepare("SELECT seq, body, crc FROM events ORDER BY seq")
-            .map_err(|e| storage(&e))?;
-        let mut outcomes = OutcomeStatements::prepare(&transaction)?;
-        let mut text = String::with_capacity(1024);
-        let mut rows = read.query([]).map_err(|e| storage(&e))?;
-        while let Some(row) = rows.next().map_err(|e| storage(&e))? {
-            let seq: i64 = row.get(0).map_err(|e| storage(&e))?;
-            let body: Vec<u8> = row.get(1).map_err(|e| storage(&e))?;
-            let crc: i64 = row.get(2).map_err(|e| storage(&e))?;
-            let envelope = decode_row(seq, &body, crc)?;
-            let effects = engine.apply(&envelope);
-            let outcome = Outcome::render(envelope.seq, &envelope.event, &effects);
-            outcomes.insert(
-                envelope.seq,
-                event_type(&envelope.event),
-                &outcome,
-                &mut text,
-            )?;
-            events += 1;
+    if found != JOURNAL_FORMAT.to_string() {
+        if found != "1" && found != "2" {
+            return Err(format_refused(&path, &found).into());
         }
+        let transaction = connection.transaction().map_err(|e| storage(&e))?;
+        transaction
+            .execute_batch(
+                "DROP TABLE IF EXISTS main.event_accounts; DROP TABLE IF EXISTS main.effect_types; DROP TABLE IF EXISTS main.outcomes;",
+            )
+            .map_err(|e| storage(&e))?;
+        transaction
+            .execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'format'",
+                [JOURNAL_FORMAT.to_string()],
+            )
+            .map_err(|e| storage(&e))?;
+        transaction
+            .execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('outcome_checksum', ?1)",
+                [OUTCOME_CHECKSUM],
+            )
+            .map_err(|e| storage(&e))?;
+        transaction.commit().map_err(|e| storage(&e))?;
     }
-    transaction
-        .execute(
-            "UPDATE meta SET value = ?1 WHERE key = 'format'",
-            [JOURNAL_FORMAT.to_string()],
-        )
-        .map_err(|e| storage(&e))?;
-    transaction
-        .execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('outcome_checksum', ?1)",
-            [OUTCOME_CHECKSUM],
-        )
-        .map_err(|e| storage(&e))?;
-    transaction.commit().map_err(|e| storage(&e))?;
+    drop(connection);
+    let filled = crate::audit::fill_effects(dir, venue, config)?;
     Ok(Migration {
         from_format: found,
-        events,
-        state_hash: engine.state_hash(),
+        events: filled.written,
+        state_hash: filled.state_hash,
     })
 }
 

@@ -1,16 +1,32 @@
-//! Each event's effects kept in the journal beside it (issue 12): read back as written for every
-//! event however old, filtered by the journal's indexes as the in-memory reference filters the
-//! same entries, cut with their events, checked by `check_all`; a journal of schema version 1 is
-//! refused by name until migrated, and the migration records the effects a replay gives.
+//! Each event's effects kept in the audit file beside the journal (issue 12), written after the
+//! event by the audit writer: pending (not "none") until written, then read back for every event
+//! however old, filtered by the indexes as the in-memory reference filters the same entries, cut
+//! with their events, checked by `check_all`; effects a crash left unwritten are written again
+//! from the journal, from a snapshot at or below their reach or from the start; a journal of
+//! schema version 1 is refused by name until migrated, and the migration writes the effects a
+//! replay gives.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
+use solvent_engine::config::EngineConfig;
 use solvent_store::{
-    AuditQuery, Cursor, Entry, Journal, JournalError, MemoryJournal, SqliteJournal, init_data_dir,
-    migrate,
+    AUDIT_FILE, AuditQuery, AuditWriter, Cursor, Entry, Journal, JournalError, MemoryJournal,
+    SqliteJournal, fill_effects, init_data_dir, migrate, write_snapshot,
 };
+
+/// Writes the missing effects of the journal in `dir`; returns how many.
+fn fill(dir: &std::path::Path) -> u64 {
+    fill_effects(dir, common::venue(), EngineConfig::default())
+        .unwrap()
+        .written
+}
+
+/// Opens the audit file directly (to damage it, or lose its tail, as a crash would).
+fn raw_audit(dir: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(dir.join(AUDIT_FILE)).unwrap()
+}
 
 fn seqs(records: &[solvent_store::AuditRecord]) -> Vec<u64> {
     records.iter().map(|record| record.envelope.seq).collect()
@@ -31,6 +47,28 @@ fn written(dir: &std::path::Path) -> Vec<Entry> {
 fn every_event_s_effects_read_back_as_written_and_the_filters_agree_with_the_reference() {
     let dir = tempfile::tempdir().unwrap();
     let entries = written(dir.path());
+    // Durable events, no effects written yet: pending, not none, and named by the check.
+    let journal = SqliteJournal::open(dir.path()).unwrap();
+    let reader = journal.reader().unwrap();
+    assert_eq!(reader.effects_through().unwrap(), None);
+    let page = reader
+        .audit(&AuditQuery {
+            limit: 5,
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    assert_eq!(page.len(), 5);
+    assert!(page.iter().all(|record| record.effects.is_none()));
+    let last = entries.last().unwrap().envelope.seq;
+    assert_eq!(
+        journal.check_all().unwrap(),
+        [JournalError::EffectsMissing {
+            through: None,
+            last
+        }]
+    );
+    drop((reader, journal));
+    assert_eq!(fill(dir.path()), entries.len() as u64);
     filters_agree_with_the_reference(dir.path(), &entries);
 }
 
@@ -39,18 +77,20 @@ fn every_event_s_effects_read_back_as_written_and_the_filters_agree_with_the_ref
 #[test]
 fn an_account_s_events_are_found_across_the_buckets_of_its_index() {
     let dir = tempfile::tempdir().unwrap();
-    let entries: Vec<Entry> = common::entries(&common::workload(30, 300))
+    let events: Vec<_> = common::workload(30, 300)
         .into_iter()
-        .map(|mut entry| {
-            entry.envelope.seq *= 20_011;
-            entry
+        .map(|mut envelope| {
+            envelope.seq *= 20_011;
+            envelope
         })
         .collect();
+    let entries = common::entries(&events);
     let mut journal = SqliteJournal::open(dir.path()).unwrap();
     for batch in entries.chunks(37) {
         journal.append(batch).unwrap();
     }
     drop(journal);
+    assert_eq!(fill(dir.path()), entries.len() as u64);
     filters_agree_with_the_reference(dir.path(), &entries);
 }
 
@@ -70,10 +110,15 @@ fn filters_agree_with_the_reference(dir: &std::path::Path, entries: &[Entry]) {
         })
         .unwrap();
     assert_eq!(all.len(), entries.len());
+    assert_eq!(
+        reader.effects_through().unwrap(),
+        entries.last().map(|entry| entry.envelope.seq)
+    );
     for (record, entry) in all.iter().zip(entries) {
         assert_eq!(record.envelope, entry.envelope);
         assert_eq!(
-            record.effects, entry.outcome.effects,
+            record.effects.as_ref(),
+            Some(&entry.outcome.effects),
             "{}",
             entry.envelope.seq
         );
@@ -159,9 +204,11 @@ fn filters_agree_with_the_reference(dir: &std::path::Path, entries: &[Entry]) {
 fn a_cut_removes_the_effects_with_their_events_and_damage_to_them_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let entries = written(dir.path());
+    fill(dir.path());
     let last = entries.last().unwrap().envelope.seq;
     let mut journal = SqliteJournal::open(dir.path()).unwrap();
     journal.truncate_from(last - 9).unwrap();
+    assert_eq!(journal.effects_through().unwrap(), Some(last - 10));
     assert!(journal.check_all().unwrap().is_empty());
     let reader = journal.reader().unwrap();
     let latest = reader
@@ -171,13 +218,16 @@ fn a_cut_removes_the_effects_with_their_events_and_damage_to_them_is_named() {
         })
         .unwrap();
     assert_eq!(seqs(&latest), [last - 10]);
-    // The journal takes the cut events again, effects and all, exactly once.
+    // The journal takes the cut events again; their effects are written once.
     journal.append(&entries[entries.len() - 10..]).unwrap();
+    drop(journal);
+    assert_eq!(fill(dir.path()), 10);
+    let journal = SqliteJournal::open(dir.path()).unwrap();
     assert!(journal.check_all().unwrap().is_empty());
     drop(journal);
 
     // A disk flips a byte of one event's effects, and loses another's.
-    let connection = common::raw(dir.path());
+    let connection = raw_audit(dir.path());
     let damaged = i64::try_from(last / 2).unwrap();
     let lost = i64::try_from(last / 3).unwrap();
     connection
@@ -214,16 +264,18 @@ fn a_cut_removes_the_effects_with_their_events_and_damage_to_them_is_named() {
 }
 
 /// Makes the journal in `dir` what schema version 1 wrote: the same events and client rows,
-/// no effects, `format` 1.
+/// no effects (no audit file), `format` 1.
 fn as_version_1(dir: &std::path::Path) {
     let connection = common::raw(dir);
     connection
         .execute_batch(
-            "DROP TABLE outcomes; DROP TABLE effect_types; DROP TABLE event_accounts;
-             DELETE FROM meta WHERE key = 'outcome_checksum';
+            "DELETE FROM meta WHERE key = 'outcome_checksum';
              UPDATE meta SET value = '1' WHERE key = 'format';",
         )
         .unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.join(format!("{AUDIT_FILE}{suffix}")));
+    }
 }
 
 #[test]
@@ -262,9 +314,11 @@ fn a_version_1_journal_is_refused_by_name_until_migrated_then_holds_the_replay_s
             ..AuditQuery::default()
         })
         .unwrap();
+    assert_eq!(all.len(), entries.len());
     for (record, entry) in all.iter().zip(&entries) {
         assert_eq!(
-            record.effects, entry.outcome.effects,
+            record.effects.as_ref(),
+            Some(&entry.outcome.effects),
             "{}",
             entry.envelope.seq
         );
@@ -277,5 +331,93 @@ fn a_version_1_journal_is_refused_by_name_until_migrated_then_holds_the_replay_s
         solvent_engine::config::EngineConfig::default(),
     )
     .unwrap();
-    assert_eq!((again.from_format.as_str(), again.events), ("2", 0));
+    assert_eq!((again.from_format.as_str(), again.events), ("3", 0));
+}
+
+/// A crash between events' commit and their effects' write: the audit file ends at `k`, the
+/// journal at `last`, a snapshot was taken at `s1 < k` and another at `s2 > k` (the one recovery
+/// starts from, so its tail replay does not reach back to `k`). The writer starts from `s1`
+/// (the newest snapshot at or below its reach), re-applies up to `k` without writing, and writes
+/// the rest once; without a usable snapshot it starts from the journal's start.
+#[test]
+fn effects_a_crash_left_unwritten_are_written_once_from_a_snapshot_below_them_or_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    init_data_dir(dir.path(), common::VENUE).unwrap();
+    let entries = written(dir.path());
+    let last = entries.last().unwrap().envelope.seq;
+    let (s1, k, s2) = (last / 4, last / 2, last * 3 / 4);
+    let mut engine = common::engine();
+    for entry in &entries {
+        engine.apply(&entry.envelope);
+        if entry.envelope.seq == s1 || entry.envelope.seq == s2 {
+            write_snapshot(dir.path(), &engine, entry.envelope.seq, 3).unwrap();
+        }
+    }
+    assert_eq!(fill(dir.path()), entries.len() as u64);
+    let lose_after_k = || {
+        let connection = raw_audit(dir.path());
+        for table in ["outcomes", "effect_types", "event_accounts"] {
+            connection
+                .execute(
+                    &format!("DELETE FROM {table} WHERE seq > ?1"),
+                    [i64::try_from(k).unwrap()],
+                )
+                .unwrap();
+        }
+    };
+    lose_after_k();
+    let journal = SqliteJournal::open(dir.path()).unwrap();
+    assert_eq!(
+        journal.check_all().unwrap(),
+        [JournalError::EffectsMissing {
+            through: Some(k),
+            last
+        }]
+    );
+    drop(journal);
+
+    // On its thread, as the service runs it: it catches up.
+    let writer = AuditWriter::start(dir.path(), common::venue(), EngineConfig::default()).unwrap();
+    let status = writer.wait_for(last, std::time::Duration::from_secs(60));
+    assert_eq!(status.effects_through, Some(last), "{status:?}");
+    assert_eq!(status.written, last - k);
+    drop(writer);
+    let check = |dir: &std::path::Path| {
+        let journal = SqliteJournal::open(dir).unwrap();
+        assert!(journal.check_all().unwrap().is_empty());
+        let all = journal
+            .reader()
+            .unwrap()
+            .audit(&AuditQuery {
+                cursor: Cursor::After(0),
+                limit: usize::MAX,
+                ..AuditQuery::default()
+            })
+            .unwrap();
+        assert_eq!(all.len(), entries.len());
+        for (record, entry) in all.iter().zip(&entries) {
+            assert_eq!(record.effects.as_ref(), Some(&entry.outcome.effects));
+        }
+    };
+    check(dir.path());
+
+    // The repair in the caller's thread, from the snapshot at s1.
+    lose_after_k();
+    let report = fill_effects(dir.path(), common::venue(), EngineConfig::default()).unwrap();
+    assert_eq!(report.snapshot, Some(s1));
+    assert_eq!((report.from, report.written), (Some(k), last - k));
+    let events: Vec<_> = entries.iter().map(|e| e.envelope.clone()).collect();
+    assert_eq!(report.state_hash, common::uninterrupted_hash(&events));
+    check(dir.path());
+
+    // Without the snapshot at s1: from the journal's start.
+    lose_after_k();
+    for path in solvent_store::list_snapshots(dir.path()).unwrap().unwrap() {
+        if solvent_store::read_snapshot(&path).unwrap().0.seq == s1 {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    let report = fill_effects(dir.path(), common::venue(), EngineConfig::default()).unwrap();
+    assert_eq!((report.snapshot, report.reapplied), (None, k));
+    check(dir.path());
 }

@@ -61,7 +61,8 @@ function row(entry) {
     el('td', {}, when(entry.ts)),
     el('td', {}, entry.event.type.replace(/_/g, ' ')),
     el('td', {}, details(entry.event)),
-    el('td', {}, entry.effects.length ? effects : el('span', { class: 'muted' }, 'none')),
+    el('td', {}, entry.effects.length ? effects
+      : el('span', { class: 'muted' }, entry.effects_pending ? 'not written yet' : 'none')),
   );
   return tr;
 }
