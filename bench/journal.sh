@@ -5,10 +5,13 @@
 #   - plain SQLite inserts (one prepared insert per row, rows encoded beforehand, the journal's
 #     pragmas: WAL, synchronous=FULL) in transactions of 1,000 and 10,000 rows, beside
 #     SqliteJournal::append of the same events in the same batch sizes (encoding and checksums
-#     included), each event with the effects an engine gives it and the audit's index rows
-#     (schema version 2; the effects are computed and rendered before the clock starts);
+#     included; since schema version 3 a commit writes the events only, their effects go to the
+#     audit file afterwards);
+#   - the audit writer alone (fill_effects: effects of the journal's events written per second);
 #   - the group committer (Committer) fed batches of 100 and 1,000 back to back, and paced at
-#     50,000 events / s in batches of 50, with the acknowledgement latency of each batch;
+#     50,000 events / s in batches of 50, with the acknowledgement latency of each batch; each
+#     without, then with the audit writer running beside it (and how long it takes to write
+#     every effect);
 #   - replay: journal rows read, checked and decoded, then applied, against applying the same
 #     events from memory; and a snapshot of the final state, taken and restored.
 # Then the CLI end to end on a population stream: `solvent replay` (JSON lines) against

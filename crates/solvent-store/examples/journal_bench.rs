@@ -1,6 +1,8 @@
 //! Durable journal throughput (DESIGN.md 12: >= 300,000 events / s in batches, acknowledged only
 //! when durable) beside plain SQLite inserts of the same rows in the same run, plus the disk's
-//! own sync latency and the replay path (journal read + decode + apply against apply alone).
+//! own sync latency, the audit writer's throughput (effects written per second, alone and beside
+//! the committer, whose acknowledgements it must not slow) and the replay path (journal read +
+//! decode + apply against apply alone).
 //!
 //! `cargo run --release -p solvent-store --example journal_bench -- [events] [dir]`
 //! (defaults: 1,000,000 events; a temporary directory under the system's temp dir, which should
@@ -322,7 +324,8 @@ fn main() {
     println!("journal bench: {count} events in {}", root.display());
     let events = events(count);
     // Each event with the effects the engine gives it, rendered beforehand as the service's
-    // engine thread renders them: the journal's write path is what is measured.
+    // engine thread renders them for its replies (the SQLite journal no longer writes them: the
+    // audit writer computes them again from the durable events, measured on its own below).
     let mut engine = Engine::new(
         Venue::from_toml("venues/default.toml", VENUE).unwrap(),
         EngineConfig::default(),

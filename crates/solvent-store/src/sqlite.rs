@@ -35,8 +35,9 @@
 //!
 //! The effects are in a file of their own so that their writer never holds the journal's write
 //! lock (SQLite has one writer per file): a commit waits for nothing but its own events. The
-//! audit file is synced lazily (`synchronous=NORMAL`): it is regenerated from the journal, so a
-//! loss costs a rewrite, never an effect. Format 2 kept the effects in the journal file, written
+//! audit file is never synced (`synchronous=OFF`), so its writes never put a sync on the disk
+//! ahead of a commit's: it is regenerated from the journal, so a loss (a power cut; a process
+//! crash loses nothing committed) costs a rewrite, never an effect. Format 2 kept the effects in the journal file, written
 //! in the event's own commit (five times slower); format 1 kept the events only. [`migrate`]
 //! brings either to format 3 and writes the effects; [`SqliteJournal::open`] refuses them rather
 //! than serve them without.
@@ -102,12 +103,14 @@ pub(crate) fn attach_audit(
         .execute("ATTACH DATABASE ?1 AS audit", [name])
         .map_err(|error| JournalError::Storage(format!("{}: {error}", path.display())))?;
     if create {
-        // WAL: the audit's readers read beside its writer. NORMAL: the audit file is
-        // regenerated from the journal after a loss (see `crate::audit`), so its commits need
-        // not each wait for a sync.
+        // WAL: the audit's readers read beside its writer. OFF: the audit file never syncs,
+        // so its writes never queue a sync on the disk ahead of a journal commit's; it is
+        // regenerated from the journal after a loss (see `crate::audit`). A process crash loses
+        // nothing committed (the OS holds it); a power loss may lose its tail, or damage it
+        // (then the writer stops, naming the error: delete the file, a restart rewrites it).
         connection
             .execute_batch(&format!(
-                "PRAGMA audit.journal_mode = WAL; PRAGMA audit.synchronous = NORMAL; BEGIN; {AUDIT_SCHEMA} COMMIT;"
+                "PRAGMA audit.journal_mode = WAL; PRAGMA audit.synchronous = OFF; BEGIN; {AUDIT_SCHEMA} COMMIT;"
             ))
             .map_err(|e| storage(&e))?;
     }
