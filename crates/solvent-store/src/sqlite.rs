@@ -145,6 +145,8 @@ pub const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
 /// The SQLite journal (see the module documentation).
 pub struct SqliteJournal {
     connection: Connection,
+    /// The journal's file with the audit file attached: checks, cuts, effects (never a commit).
+    side: Connection,
     path: PathBuf,
     last: Option<u64>,
     /// The first failure, after which nothing is appended.
@@ -325,11 +327,21 @@ impl SqliteJournal {
         connection
             .execute_batch(&format!("BEGIN; {SCHEMA} COMMIT;"))
             .map_err(|e| storage(&e))?;
-        // Attached for the journal's checks and cuts (`check_all`, `truncate_from`); the
-        // commits never write it. Holding it open also keeps its log files for the readers.
-        attach_audit(&connection, dir, true)?;
+        // The audit file is attached on a second connection, for the journal's checks and cuts
+        // (`check_all`, `truncate_from`), not on the one that commits: a commit touches the
+        // journal's file only. Holding it open also keeps the audit's log files for the readers.
+        let side = Connection::open_with_flags(
+            &path,
+            // CREATE: an attached file inherits it, and the audit file may not exist yet.
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|error| JournalError::Storage(format!("{}: {error}", path.display())))?;
+        attach_audit(&side, dir, true)?;
         let mut journal = Self {
             connection,
+            side,
             path,
             last: None,
             failed: None,
@@ -527,7 +539,7 @@ impl SqliteJournal {
     /// outcome or index row without its event.
     fn check_outcomes(&self, problems: &mut Vec<JournalError>) -> Result<(), JournalError> {
         let mut statement = self
-            .connection
+            .side
             .prepare("SELECT seq, event_type, effects, crc FROM outcomes ORDER BY seq")
             .map_err(|e| storage(&e))?;
         let mut rows = statement.query([]).map_err(|e| storage(&e))?;
@@ -538,7 +550,7 @@ impl SqliteJournal {
         }
         // Below the audit's reach an event without effects is a hole; beyond it, effects not
         // written yet (the audit writer was behind, or stopped, when the service stopped).
-        let through = effects_through(&self.connection)?;
+        let through = effects_through(&self.side)?;
         let missing = format!(
             "SELECT e.seq FROM events e LEFT JOIN outcomes o ON o.seq = e.seq WHERE o.seq IS NULL AND e.seq <= {} ORDER BY e.seq",
             through.map_or(-1, |through| i64::try_from(through).unwrap_or(i64::MAX))
@@ -572,7 +584,7 @@ impl SqliteJournal {
 
     /// The sequence numbers `sql` selects (at most 100: a summary, not a dump).
     fn seqs(&self, sql: &str) -> Result<Vec<u64>, JournalError> {
-        let mut statement = self.connection.prepare(sql).map_err(|e| storage(&e))?;
+        let mut statement = self.side.prepare(sql).map_err(|e| storage(&e))?;
         let mut rows = statement.query([]).map_err(|e| storage(&e))?;
         let mut seqs = Vec::new();
         while let Some(row) = rows.next().map_err(|e| storage(&e))? {
@@ -603,14 +615,14 @@ impl SqliteJournal {
             None => -1,
         };
         let mut statement = self
-            .connection
+            .side
             .prepare(
                 "SELECT e.seq, e.body, e.crc, o.seq, o.event_type, o.effects, o.crc
                  FROM events e LEFT JOIN outcomes o ON o.seq = e.seq
                  WHERE e.seq > ?1 ORDER BY e.seq",
             )
             .map_err(|e| storage(&e))?;
-        let through = effects_through(&self.connection)?;
+        let through = effects_through(&self.side)?;
         let mut rows = statement.query([from]).map_err(|e| storage(&e))?;
         while let Some(row) = rows.next().map_err(|e| storage(&e))? {
             let seq: i64 = row.get(0).map_err(|e| storage(&e))?;
@@ -656,7 +668,7 @@ impl SqliteJournal {
     /// # Errors
     /// [`JournalError::Storage`].
     pub fn effects_through(&self) -> Result<Option<u64>, JournalError> {
-        effects_through(&self.connection)
+        effects_through(&self.side)
     }
 
     /// Removes every entry from `seq` on (with their client ids and effects), durably: what an
@@ -672,7 +684,7 @@ impl SqliteJournal {
         // (A commit over both files is not atomic across them in WAL mode anyway.) The index
         // tables are keyed by type or bucket first: cutting them scans them, which an operator's
         // rare cut can afford.
-        let transaction = self.connection.transaction().map_err(|e| storage(&e))?;
+        let transaction = self.side.transaction().map_err(|e| storage(&e))?;
         for table in ["outcomes", "effect_types", "event_accounts"] {
             transaction
                 .execute(
@@ -682,7 +694,7 @@ impl SqliteJournal {
                 .map_err(|e| storage(&e))?;
         }
         transaction.commit().map_err(|e| storage(&e))?;
-        let transaction = self.connection.transaction().map_err(|e| storage(&e))?;
+        let transaction = self.side.transaction().map_err(|e| storage(&e))?;
         let removed = transaction
             .execute("DELETE FROM events WHERE seq >= ?1", [from])
             .map_err(|e| storage(&e))?;
@@ -1391,7 +1403,7 @@ mod tests {
                 .map(|(name, value)| (*name, value as &dyn rusqlite::ToSql))
                 .collect();
             let mut statement = journal
-                .connection
+                .side
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .unwrap();
             let plan: Vec<String> = statement
