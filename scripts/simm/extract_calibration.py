@@ -18,8 +18,9 @@ import sys
 
 ore_dir, tag, version, commit = sys.argv[1:5]
 one_day = "--one-day" in sys.argv[5:]
-config = open(f"{ore_dir}/simmconfigurationisdav{tag}.cpp").read()
-conc = open(f"{ore_dir}/simmconcentrationisdav{tag}.cpp").read()
+# Older versions write `RiskType::X` where newer ones write `CrifRecord::RiskType::X`.
+config = open(f"{ore_dir}/simmconfigurationisdav{tag}.cpp").read().replace("CrifRecord::RiskType::", "RiskType::")
+conc = open(f"{ore_dir}/simmconcentrationisdav{tag}.cpp").read().replace("CrifRecord::RiskType::", "RiskType::")
 
 NUM = r"[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?"
 
@@ -40,12 +41,18 @@ def block(text, start):
 
 
 # The 10-day calibration is the text between `if (mporDays_ == 10) {` and its `} else {`; the
-# 1-day one the `else` block after it.
-ten_start = config.index("if (mporDays_ == 10) {")
-ten = block(config, "if (mporDays_ == 10) {")
-common = config[ten_start + len(ten) :]
-if one_day:
-    ten = block(common, "} else {")
+# 1-day one the `else` block after it. Versions before 2.2 (2.0, 2.1) have one calibration, for
+# 10 days, in the whole constructor.
+if "if (mporDays_ == 10) {" in config:
+    ten_start = config.index("if (mporDays_ == 10) {")
+    ten = block(config, "if (mporDays_ == 10) {")
+    common = config[ten_start + len(ten) :]
+    if one_day:
+        ten = block(common, "} else {")
+else:
+    if one_day:
+        raise SystemExit(f"SIMM {version} has no 1-day calibration in ORE")
+    ten = common = config
 
 
 def triples(text):
@@ -68,7 +75,7 @@ def group_list(text, name):
 
 def per_risk_type(body):
     out = {}
-    parts = re.split(r"CrifRecord::RiskType::(\w+)", body)
+    parts = re.split(r"RiskType::(\w+)", body)
     for name, rest in zip(parts[1::2], parts[2::2]):
         out[name] = triples(rest)
     return out
@@ -89,19 +96,31 @@ lines = [
     '',
 ]
 
-groups = group_list(config, "ccyGroups_")
 lines.append("[fx]")
-lines.append("# currencies of the high-volatility group (group 1); every other currency is regular (0)")
-lines.append("high_volatility_currencies = [" + ", ".join(q(c) for c in groups.get("1", [])) + "]")
-rw = temp_matrix_before(ten, "rwFX_")
-lines.append(f"# risk weight by (calculation currency group, qualifier group), section C.7")
-lines.append(f"risk_weight = [{rw[0]}, {rw[1]}]")
-lines.append(f"correlation_regular_calculation_currency = {temp_matrix_before(common, 'fxRegVolCorrelation_')}")
-lines.append(f"correlation_high_calculation_currency = {temp_matrix_before(common, 'fxHighVolCorrelation_')}")
+if "ccyGroups_" in config:
+    groups = group_list(config, "ccyGroups_")
+    lines.append("# currencies of the high-volatility group (group 1); every other currency is regular (0)")
+    lines.append("high_volatility_currencies = [" + ", ".join(q(c) for c in groups.get("1", [])) + "]")
+    rw = temp_matrix_before(ten, "rwFX_")
+    lines.append(f"# risk weight by (calculation currency group, qualifier group), section C.7")
+    lines.append(f"risk_weight = [{rw[0]}, {rw[1]}]")
+    lines.append(f"correlation_regular_calculation_currency = {temp_matrix_before(common, 'fxRegVolCorrelation_')}")
+    lines.append(f"correlation_high_calculation_currency = {temp_matrix_before(common, 'fxHighVolCorrelation_')}")
+else:
+    # Before 2.2 FX has no volatility groups: one risk weight (rwRiskType_ FX) and one
+    # correlation (fxCorr_) for every pair of currencies (SimmConfigurationBase::weight and
+    # ::correlation), written here as groups that are all alike.
+    w = float(re.search(r"RiskType::FX\s*,\s*(" + NUM + r")\s*\}", block(ten, "rwRiskType_ = {")).group(1))
+    c = float(re.search(r"\n\s*fxCorr_\s*=\s*(" + NUM + ");", common).group(1))
+    lines.append("# no volatility groups before SIMM 2.2: one FX risk weight and one correlation")
+    lines.append("high_volatility_currencies = []")
+    lines.append(f"risk_weight = [[{w}, {w}], [{w}, {w}]]")
+    lines.append(f"correlation_regular_calculation_currency = [[{c}, {c}], [{c}, {c}]]")
+    lines.append(f"correlation_high_calculation_currency = [[{c}, {c}], [{c}, {c}]]")
 lines.append("")
 
 lines.append("[risk_weight_flat]")
-for a, v in re.findall(r"CrifRecord::RiskType::(\w+)\s*,\s*(" + NUM + r")\s*\}", block(ten, "rwRiskType_ = {")):
+for a, v in re.findall(r"RiskType::(\w+)\s*,\s*(" + NUM + r")\s*\}", block(ten, "rwRiskType_ = {")):
     lines.append(f"{a} = {float(v)}")
 lines.append("")
 for rt, rows in per_risk_type(block(ten, "rwBucket_ = {")).items():
@@ -116,11 +135,21 @@ for rt, rows in per_risk_type(block(ten, "rwLabel_1_ = {")).items():
     lines.append("")
 
 lines.append("[historical_volatility_ratio]")
-for rt, v in re.findall(r"historicalVolatilityRatios_\[CrifRecord::RiskType::(\w+)\]\s*=\s*(" + NUM + ")", ten):
+for rt, v in re.findall(r"historicalVolatilityRatios_\[RiskType::(\w+)\]\s*=\s*(" + NUM + ")", ten):
     lines.append(f"{rt} = {float(v)}")
-m = re.search(r"hvr_ir_\s*=\s*(" + NUM + ")", ten)
-lines.append(f"InterestRate = {float(m.group(1))}")
-lines.append("")
+m = re.search(r"hvr_ir_\s*=\s*(" + NUM + ")", ten) or re.search(
+    r"curvatureMarginScaling\(\) const \{\s*QuantLib::Real hvr\s*=\s*(" + NUM + ");", config)
+if m:
+    # The interest rate curvature margin is scaled by HVR_IR^-2 (curvatureMarginScaling).
+    lines.append(f"InterestRate = {float(m.group(1))}")
+    lines.append("")
+else:
+    # No override of curvatureMarginScaling: SimmConfigurationBase's (simmconfigurationbase.hpp)
+    # returns 2.3 (SIMM 2.0 and before).
+    lines.append("")
+    lines.insert(lines.index("[fx]"), "# interest rate curvature scaling: SimmConfigurationBase::curvatureMarginScaling")
+    lines.insert(lines.index("[fx]"), "curvature_margin_scaling = 2.3")
+    lines.insert(lines.index("[fx]"), "")
 
 lines.append("[risk_class_correlation]")
 for _, a, b, v in triples(block(common, "riskClassCorrelation_ = {")):
@@ -128,8 +157,8 @@ for _, a, b, v in triples(block(common, "riskClassCorrelation_ = {")):
 lines.append("")
 
 for kind in ("interBucketCorrelation_", "intraBucketCorrelation_"):
-    for rt in re.findall(kind + r"\[CrifRecord::RiskType::(\w+)\]", common):
-        rows = triples(block(common, f"{kind}[CrifRecord::RiskType::{rt}] = {{"))
+    for rt in re.findall(kind + r"\[RiskType::(\w+)\]", common):
+        rows = triples(block(common, f"{kind}[RiskType::{rt}] = {{"))
         name = "inter_bucket_correlation" if kind.startswith("inter") else "intra_bucket_correlation"
         lines.append(f"[{name}.{rt}]")
         for a, b, c, v in rows:
@@ -150,12 +179,11 @@ for name in ("irCategories_", "fxCategories_"):
     lines.append(f"{label} = {{ " + ", ".join(f'{q(k)} = [' + ', '.join(q(c) for c in v) + ']' for k, v in cats.items()) + " }")
 lines.append("")
 lines.append("[concentration.flat]")
-for rt, v in re.findall(r"flatThresholds_\[(?:CrifRecord::)?RiskType::(\w+)\]\s*=\s*(" + NUM + ")", conc):
+for rt, v in re.findall(r"flatThresholds_\[RiskType::(\w+)\]\s*=\s*(" + NUM + ")", conc):
     lines.append(f"{rt} = {float(v)}")
 lines.append("")
-prefix = "CrifRecord::" if "bucketedThresholds_[CrifRecord::" in conc else ""
-for rt in re.findall(r"bucketedThresholds_\[(?:CrifRecord::)?RiskType::(\w+)\]", conc):
-    body = block(conc, f"bucketedThresholds_[{prefix}RiskType::{rt}] = {{")
+for rt in re.findall(r"bucketedThresholds_\[RiskType::(\w+)\]", conc):
+    body = block(conc, f"bucketedThresholds_[RiskType::{rt}] = {{")
     lines.append(f"[concentration.bucket.{rt}]")
     for b, v in re.findall(r'\{\s*"([^"]+)"\s*,\s*(' + NUM + r")\s*\}", body):
         lines.append(f"{q(b)} = {float(v)}")

@@ -62,8 +62,12 @@ enum Command {
     Allocate(AllocateArgs),
     /// Backtests one-day filtered-historical VaR of the account's exposure over a price history
     /// and reports Kupiec's test; with `--model`, measures margin models (the static grid,
-    /// EWMA- and GARCH-scaled ranges) against the realised moves.
+    /// EWMA- and GARCH-scaled ranges) against the realised moves of one coin, or, given the
+    /// account, against its book's realised P&L (options revalued on each day's grid).
     Backtest(BacktestArgs),
+    /// The volatility-scaled ranges of the venue's underlyings from a price history, as
+    /// `scenario_range` events (EVENTS.jsonl lines) for `replay` and `serve`.
+    Forecast(scaled::ForecastArgs),
     /// Replays an event stream (EVENTS.jsonl) through the engine: effects to a file, a summary
     /// of effects, balances and the state hash.
     Replay(replay::ReplayArgs),
@@ -138,9 +142,10 @@ enum VenueCommand {
 #[derive(Args)]
 struct BacktestArgs {
     /// The account (PORTFOLIO.json): spot, perpetuals, futures and options (valued on each
-    /// day's DVOL with the market's smile shape). Not with `--model`, which tests one coin of
-    /// each `--underlying`.
-    #[arg(required_unless_present = "model", conflicts_with = "model")]
+    /// day's DVOL with the market's smile shape). With `--model`, its book on each underlying
+    /// it holds is run through each model's grid day by day (without it, `--model` tests one
+    /// coin of each `--underlying`).
+    #[arg(required_unless_present = "model")]
     portfolio: Option<PathBuf>,
     /// Margin models to measure (comma-separated): `static` (the venue's grid, the baseline),
     /// `ewma`, `garch` (ranges scaled with the forecast; the venue's
@@ -157,7 +162,8 @@ struct BacktestArgs {
         value_name = "CONTROL"
     )]
     control: Vec<model_backtest::ControlName>,
-    /// Underlyings of `--model` (comma-separated).
+    /// Underlyings of `--model` without a portfolio (comma-separated); with one, those of its
+    /// positions.
     #[arg(
         long,
         value_delimiter = ',',
@@ -176,7 +182,7 @@ struct BacktestArgs {
     history: PathBuf,
     /// Market snapshot (MARKET.json) whose smiles give the shape of the options' surface (its
     /// level is each day's DVOL); overrides the one inside the portfolio.
-    #[arg(long, conflicts_with = "model")]
+    #[arg(long)]
     market: Option<PathBuf>,
     /// The history's last row is a complete day (by default it is dropped).
     #[arg(long)]
@@ -371,7 +377,7 @@ fn read(path: &Path) -> Result<String> {
 }
 
 /// Reads the daily price history of `names` from `directory` (the layout of ../shared/data/prices).
-fn read_price_history(
+pub(crate) fn read_price_history(
     directory: &Path,
     names: &[String],
     drop_last: bool,
@@ -618,8 +624,11 @@ fn stress(args: &StressArgs) -> Result<Printed> {
 
 fn backtest(args: &BacktestArgs) -> Result<String> {
     let venue = venues::load(args.venue.as_deref())?;
-    let Some(portfolio_path) = &args.portfolio else {
+    if !args.model.is_empty() {
         return model_backtest(args, &venue);
+    }
+    let Some(portfolio_path) = &args.portfolio else {
+        bail!("PORTFOLIO: missing (or give --model)");
     };
     let name = portfolio_path.display().to_string();
     let portfolio = Portfolio::from_json(&name, &read(portfolio_path)?, &venue)?;
@@ -666,7 +675,8 @@ fn backtest(args: &BacktestArgs) -> Result<String> {
     Ok(render::backtest(&portfolio.account, &report))
 }
 
-/// `solvent backtest --model ...`: margin models of one coin against the history.
+/// `solvent backtest [PORTFOLIO] --model ...`: margin models of one coin, or of the account's
+/// book, against the history.
 fn model_backtest(args: &BacktestArgs, venue: &Venue) -> Result<String> {
     if args.window.is_some() {
         bail!("--window belongs to the VaR backtest of a portfolio, not to --model");
@@ -677,16 +687,77 @@ fn model_backtest(args: &BacktestArgs, venue: &Venue) -> Result<String> {
     if args.period_days == Some(0) || args.period_days.is_some_and(|d| d > 30) {
         bail!("--period-days: must be between 1 and 30");
     }
-    let prices = read_price_history(&args.history, &args.underlying, !args.history_complete)?;
+    let book = match &args.portfolio {
+        None => None,
+        Some(path) => {
+            let name = path.display().to_string();
+            let portfolio = Portfolio::from_json(&name, &read(path)?, venue)?;
+            let holds_options = portfolio.positions.iter().any(|p| {
+                matches!(
+                    p.instrument.terms,
+                    solvent_core::instrument::Terms::Option { .. }
+                )
+            });
+            let market = if holds_options {
+                Some(match &args.market {
+                    Some(path) => Market::from_json(&path.display().to_string(), &read(path)?)?,
+                    None => portfolio.market.clone().ok_or_else(|| {
+                        anyhow!("{name}: market: missing; the options are valued on the market's volatility surface (its smile shape, levelled by each day's DVOL): give --market MARKET.json or a \"market\" object in the portfolio")
+                    })?,
+                })
+            } else {
+                None
+            };
+            Some((name, portfolio, market))
+        }
+    };
+    if book.is_some() && args.plot.is_some() {
+        bail!(
+            "--plot: draws the ranges of one coin; not with a PORTFOLIO (use --csv exceptions for the book's days)"
+        );
+    }
+    // The book's underlyings: those of its cross-pool positions (an isolated one is margined
+    // apart).
+    let underlyings: Vec<String> = match &book {
+        None => args.underlying.clone(),
+        Some((name, portfolio, _)) => {
+            let mut names: Vec<String> = Vec::new();
+            for p in portfolio
+                .positions
+                .iter()
+                .filter(|p| p.isolated_margin.is_none())
+            {
+                if !names.contains(&p.instrument.underlying) {
+                    names.push(p.instrument.underlying.clone());
+                }
+            }
+            if names.is_empty() {
+                bail!(
+                    "{name}: positions: none in the cross pool; --model tests a book of positions"
+                );
+            }
+            names
+        }
+    };
+    let prices = read_price_history(&args.history, &underlyings, !args.history_complete)?;
+    let view = match &book {
+        Some((name, _, Some(market))) => {
+            Some(MarketView::new(venue, market).map_err(|e| anyhow!("{name}: {e}"))?)
+        }
+        _ => None,
+    };
     let outcome = model_backtest::run(
         &prices,
         venue,
         &model_backtest::Request {
             models: &args.model,
             controls: &args.control,
-            underlyings: &args.underlying,
+            underlyings: &underlyings,
             level: args.level,
             period_days: args.period_days,
+            book: book
+                .as_ref()
+                .map(|(_, portfolio, _)| (portfolio, view.as_ref())),
         },
     )?;
     if let Some(path) = &args.plot {
@@ -733,6 +804,10 @@ fn run(cli: Cli) -> Result<Printed> {
     let text = match cli.command {
         Command::Backtest(args) => backtest(&args),
         Command::Replay(args) => replay::run(&args, feedback),
+        Command::Forecast(args) => {
+            let venue = venues::load(args.venue.as_deref())?;
+            scaled::forecast(&args, &venue)
+        }
         Command::Population(args) => cascade::population(&args, feedback),
         Command::Cascade(args) => cascade::run(&args, feedback),
         Command::Journal(args) => journal::run(&args, feedback),

@@ -1,19 +1,25 @@
-//! `solvent backtest --model static|ewma|garch`: margin models of one coin measured against the
-//! price history (issue 15 item 2). The venue's static grid is the baseline; the scaled models
-//! take their parameters from the venue's `[portfolio_margin.vol_scaled.UNDERLYING]` block, or
-//! Solvent's defaults (k = 3, floor 4%, 25% buffer rebuilt over 20 days) when it has none.
+//! `solvent backtest --model static|ewma|garch`: margin models of one coin, or of an account's
+//! book (options included), measured against the price history (issue 15 item 2). The venue's
+//! static grid is the baseline; the scaled models take their parameters from the venue's
+//! `[portfolio_margin.vol_scaled.UNDERLYING]` block, or Solvent's defaults (k = 3, floor 4%, 25%
+//! buffer rebuilt over 20 days) when it has none. A book is revalued each day on the model's
+//! grid (`solvent_risk::vol_scaled::book`): its requirement and realised P&L are reported in
+//! coin of the underlying (USD / the day's close).
 
 use std::fmt::Write as _;
 
 use anyhow::{Context, Result, anyhow};
 use jiff::civil::Date;
 use serde::Serialize;
+use solvent_core::portfolio::Portfolio;
 use solvent_core::venue::Venue;
 use solvent_core::vol_scaled::{AntiProcyclicality, VolModel, VolScaledRange};
+use solvent_risk::MarketView;
 use solvent_risk::history::{ChristoffersenResult, KupiecResult, PriceHistory};
 use solvent_risk::vol_scaled::backtest::{
     CoverageParams, MarginModel, ModelBacktest, Procyclicality, backtest_model, summarise,
 };
+use solvent_risk::vol_scaled::book::backtest_book;
 use solvent_risk::vol_scaled::static_range;
 
 use crate::display::{Cell, Column, Grid, Kind, Layout, float};
@@ -59,6 +65,9 @@ pub struct Request<'a> {
     pub level: f64,
     /// Margin period in days (the venue's when absent).
     pub period_days: Option<u32>,
+    /// The account whose book is tested instead of one coin, and the market view its options
+    /// are valued on (`None` when it holds none).
+    pub book: Option<(&'a Portfolio, Option<&'a MarketView<'a>>)>,
 }
 
 /// One model's figures on one underlying (the days themselves are left out of the JSON).
@@ -90,6 +99,12 @@ pub struct ModelSummary {
     pub max_range: f64,
     /// Largest 30-day rise.
     pub procyclicality: Procyclicality,
+    /// A book's mean requirement in USD (`None` for one coin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub average_requirement_usd: Option<f64>,
+    /// A book's largest requirement in USD (`None` for one coin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_requirement_usd: Option<f64>,
     /// The big days: range set the close before, realised move, exceeded.
     pub big_days: Vec<BigDay>,
 }
@@ -111,8 +126,11 @@ pub struct BigDay {
 pub struct Outcome {
     /// One per underlying, model and control.
     pub summaries: Vec<ModelSummary>,
-    /// The same order: the days (as_of, range, realised).
-    pub series: Vec<Vec<(Date, f64, f64)>>,
+    /// The same order: the days (as_of, range, realised, exceeded).
+    pub series: Vec<Vec<(Date, f64, f64, bool)>>,
+    /// The account whose book was tested (`None`: one coin); its margin and P&L figures are
+    /// in coin of the underlying.
+    pub account: Option<String>,
     /// Coverage level.
     pub level: f64,
     /// Margin period.
@@ -222,10 +240,10 @@ fn models_of(venue: &Venue, underlying: &str, request: &Request<'_>) -> Result<V
 }
 
 /// Runs every model on every underlying over the same days (from the first day every scaled
-/// model has a forecast).
+/// model has a forecast, and, for a book with options, the first day with a DVOL print).
 ///
 /// # Errors
-/// A missing grid, too short a history, the forecasts' errors.
+/// A missing grid, too short a history, the forecasts' errors; a book's valuation errors.
 pub fn run(history: &PriceHistory, venue: &Venue, request: &Request<'_>) -> Result<Outcome> {
     let mut summaries = Vec::new();
     let mut series = Vec::new();
@@ -241,11 +259,36 @@ pub fn run(history: &PriceHistory, venue: &Venue, request: &Request<'_>) -> Resu
             rise_window_days: 30,
             start: None,
         };
+        let grid = venue
+            .portfolio_margin
+            .as_ref()
+            .and_then(|pm| pm.underlyings.get(underlying))
+            .ok_or_else(|| {
+                anyhow!("--venue: portfolio_margin.underlyings.{underlying}: missing")
+            })?;
         let mut runs = Vec::new();
         for (name, control, model, spec) in models {
-            let result = backtest_model(history, underlying, &model, &params)
-                .with_context(|| format!("{underlying}, model {control}"))?;
-            runs.push((name, control, spec, result));
+            let (result, usd) = match request.book {
+                None => (
+                    backtest_model(history, underlying, &model, &params)
+                        .with_context(|| format!("{underlying}, model {control}"))?,
+                    Vec::new(),
+                ),
+                Some((portfolio, view)) => {
+                    let book =
+                        backtest_book(portfolio, underlying, history, view, grid, &model, &params)
+                            .map_err(|e| {
+                                anyhow!("{}: {underlying}, model {control}: {e}", portfolio.account)
+                            })?;
+                    let usd = book
+                        .days
+                        .iter()
+                        .map(|d| (d.as_of, d.requirement))
+                        .collect::<Vec<_>>();
+                    (book.coverage, usd)
+                }
+            };
+            runs.push((name, control, spec, result, usd));
         }
         // Compare on the same days: start where the last model's forecasts start.
         let start = runs
@@ -254,17 +297,29 @@ pub fn run(history: &PriceHistory, venue: &Venue, request: &Request<'_>) -> Resu
             .map(|d| d.as_of)
             .max();
         params.start = start;
-        for (name, control, spec, result) in runs {
+        for (name, control, spec, result, usd) in runs {
             let result = summarise(result.days, &params, underlying)
                 .with_context(|| format!("{underlying}, model {control}"))?;
             series.push(
                 result
                     .days
                     .iter()
-                    .map(|d| (d.as_of, d.range, d.realised))
+                    .map(|d| (d.as_of, d.range, d.realised, d.exceeded))
                     .collect(),
             );
-            summaries.push(summary(underlying, name, control, spec, &result));
+            let mut row = summary(underlying, name, control, spec, &result);
+            if request.book.is_some() {
+                let kept: Vec<f64> = usd
+                    .iter()
+                    .filter(|(as_of, _)| start.is_none_or(|s| *as_of >= s))
+                    .map(|(_, requirement)| *requirement)
+                    .collect();
+                #[allow(clippy::cast_precision_loss)]
+                let mean = kept.iter().sum::<f64>() / kept.len().max(1) as f64;
+                row.average_requirement_usd = Some(mean);
+                row.max_requirement_usd = Some(kept.iter().copied().fold(0.0, f64::max));
+            }
+            summaries.push(row);
         }
     }
     Ok(Outcome {
@@ -272,6 +327,9 @@ pub fn run(history: &PriceHistory, venue: &Venue, request: &Request<'_>) -> Resu
         series,
         level: request.level,
         period_days,
+        account: request
+            .book
+            .map(|(portfolio, _)| portfolio.account.to_string()),
     })
 }
 
@@ -310,6 +368,8 @@ fn summary(
         average_range: result.average_range,
         max_range: result.max_range,
         procyclicality: result.procyclicality,
+        average_requirement_usd: None,
+        max_requirement_usd: None,
         big_days,
     }
 }
@@ -338,12 +398,24 @@ fn model_label(s: &ModelSummary) -> String {
 /// The tables: one row per model, then the big days.
 pub fn render(outcome: &Outcome) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "Margin models against history: one coin, range set at each close, realised move over {} day(s), coverage {}%\n",
-        outcome.period_days,
-        float(outcome.level * 100.0, 1)
-    );
+    match &outcome.account {
+        None => {
+            let _ = writeln!(
+                out,
+                "Margin models against history: one coin, range set at each close, realised move over {} day(s), coverage {}%\n",
+                outcome.period_days,
+                float(outcome.level * 100.0, 1)
+            );
+        }
+        Some(account) => {
+            let _ = writeln!(
+                out,
+                "Margin models against history: the book of {account} on each underlying (options on the day's DVOL with the account's smile, constant tenor and moneyness), requirement = largest loss on the day's grid of the model, set at each close, against the realised P&L over {} day(s), coverage {}%\nMargin and P&L in coin of the underlying (USD / the day's close), shown as % of one coin; an exceedance is a loss beyond the requirement.\n",
+                outcome.period_days,
+                float(outcome.level * 100.0, 1)
+            );
+        }
+    }
     if outcome.period_days > 1 {
         let _ = writeln!(
             out,
@@ -375,7 +447,14 @@ pub fn render(outcome: &Outcome) -> String {
         out.push('\n');
         let mut big = Grid::new(vec![
             Column::new("day", Kind::Label),
-            Column::new("realised move", Kind::Number),
+            Column::new(
+                if outcome.account.is_some() {
+                    "realised P&L"
+                } else {
+                    "realised move"
+                },
+                Kind::Number,
+            ),
             Column::new("model / control", Kind::Label),
             Column::new("margin in force", Kind::Number),
             Column::new("covered", Kind::Label),
@@ -404,7 +483,9 @@ pub fn render(outcome: &Outcome) -> String {
 /// days joined) and as CSV writes it (fractions, the underlying and the days tested on each
 /// row, the rise's days apart).
 fn summary_grid(rows: &[&ModelSummary]) -> Grid {
-    let mut grid = Grid::new(vec![
+    // A book's rows carry its requirement in USD as well.
+    let book = rows.iter().any(|s| s.average_requirement_usd.is_some());
+    let mut columns = vec![
         Column::new("underlying", Kind::Label).csv_only(),
         Column::new("model", Kind::Label).csv_only(),
         Column::new("control", Kind::Label).csv_only(),
@@ -424,10 +505,21 @@ fn summary_grid(rows: &[&ModelSummary]) -> Grid {
         Column::new("rise from / to", Kind::Label).table_only(),
         Column::new("rise_from", Kind::Label).csv_only(),
         Column::new("rise_to", Kind::Label).csv_only(),
-    ]);
+    ];
+    if book {
+        columns.push(
+            Column::new("average requirement (USD)", Kind::Number)
+                .csv_header("average_requirement_usd"),
+        );
+        columns.push(
+            Column::new("largest requirement (USD)", Kind::Number)
+                .csv_header("max_requirement_usd"),
+        );
+    }
+    let mut grid = Grid::new(columns);
     for s in rows {
         let rise = &s.procyclicality;
-        grid.cells(vec![
+        let mut cells = vec![
             Cell::text(s.underlying.clone()),
             Cell::text(model_name(s.model)),
             Cell::text(s.control.clone()),
@@ -463,7 +555,16 @@ fn summary_grid(rows: &[&ModelSummary]) -> Grid {
             }),
             Cell::text(rise.from.to_string()),
             Cell::text(rise.to.to_string()),
-        ]);
+        ];
+        if book {
+            for usd in [s.average_requirement_usd, s.max_requirement_usd] {
+                cells.push(Cell::float(
+                    usd.map_or_else(|| "-".to_owned(), |v| float(v, 0)),
+                    usd,
+                ));
+            }
+        }
+        grid.cells(cells);
     }
     grid
 }
@@ -477,9 +578,13 @@ pub fn json(outcome: &Outcome) -> Result<String> {
     struct Whole<'a> {
         level: f64,
         margin_period_days: u32,
+        /// The account whose book was tested (absent for one coin).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        account: Option<&'a str>,
         models: &'a [ModelSummary],
     }
     Ok(serde_json::to_string_pretty(&Whole {
+        account: outcome.account.as_deref(),
         level: outcome.level,
         margin_period_days: outcome.period_days,
         models: &outcome.summaries,
@@ -509,7 +614,7 @@ pub fn csv(outcome: &Outcome, table: crate::render::BacktestTable) -> Result<Str
                 "realised",
             ])?;
             for (s, days) in outcome.summaries.iter().zip(&outcome.series) {
-                for (as_of, range, realised) in days.iter().filter(|d| d.2.abs() > d.1) {
+                for (as_of, range, realised, _) in days.iter().filter(|d| d.3) {
                     writer.write_record([
                         s.underlying.clone(),
                         model_name(s.model).to_owned(),

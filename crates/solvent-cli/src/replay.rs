@@ -124,6 +124,10 @@ pub struct Summary {
     /// Every account, weakest first (only with `--accounts`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub accounts: Vec<AccountSummary>,
+    /// The volatility-scaled ranges in force at the end, from the stream's `scenario_range`
+    /// events (absent when there are none), as `solvent margin --history` shows them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vol_scaled_ranges: Vec<crate::scaled::ScaledRange>,
 }
 
 /// Runs the replay and returns what to print on stdout.
@@ -165,6 +169,7 @@ pub fn run(args: &ReplayArgs, feedback: Feedback) -> Result<String> {
         conservation: BTreeMap::new(),
         state_hash: String::new(),
         accounts: Vec::new(),
+        vol_scaled_ranges: engine.scenario_ranges().values().cloned().collect(),
     };
     counts.fill(&mut summary);
     finish(&mut summary, &engine);
@@ -186,11 +191,9 @@ pub fn run(args: &ReplayArgs, feedback: Feedback) -> Result<String> {
     } else if args.json {
         Ok(serde_json::to_string_pretty(&summary)? + "\n")
     } else {
-        Ok(crate::render::replay(
-            &summary,
-            engine.venue(),
-            crate::display::Layout::new(args.wide),
-        ))
+        let layout = crate::display::Layout::new(args.wide);
+        Ok(crate::render::replay(&summary, engine.venue(), layout)
+            + &crate::scaled::render(&summary.vol_scaled_ranges, layout))
     }
 }
 

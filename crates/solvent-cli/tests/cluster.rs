@@ -37,6 +37,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -63,17 +64,30 @@ fn nats_server() -> PathBuf {
     installed
 }
 
+/// A port for a NATS node to listen on, below the kernel's ephemeral range (32768-60999 by
+/// default). A port the kernel hands out for `bind(:0)` comes from that range, and so does the
+/// local port of every outgoing connection: between this check and the node's own bind, another
+/// test's connection may take it, the node exits, and a fresh cluster short of a node may never
+/// elect its JetStream meta leader ("JetStream system temporarily unavailable"). Ports are handed
+/// out once per test process, from an offset taken from its pid.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = 20_000 + u16::try_from(std::process::id() % 200).expect("below 200") * 60;
+    let _ = NEXT.compare_exchange(0, start, Ordering::Relaxed, Ordering::Relaxed);
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(port < 32_768, "no free port left below the ephemeral range");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Three NATS nodes in one cluster, killed when dropped.
 struct NatsCluster {
     nodes: Vec<Option<Child>>,
     client_ports: Vec<u16>,
+    logs: Vec<PathBuf>,
 }
 
 impl NatsCluster {
@@ -85,31 +99,70 @@ impl NatsCluster {
             .map(|port| format!("nats-route://127.0.0.1:{port}"))
             .collect::<Vec<_>>()
             .join(", ");
+        // A cluster name of its own: nodes of two tests running at once never gossip into one
+        // cluster.
+        let name = format!("solvent-{}", client_ports[0]);
         let mut nodes = Vec::new();
+        let mut logs = Vec::new();
         for node in 0..3 {
             let store = dir.join(format!("nats-{node}"));
             std::fs::create_dir_all(&store).expect("store dir");
             let config = format!(
-                "server_name: n{node}\nlisten: 127.0.0.1:{}\njetstream {{ store_dir: \"{}\", sync_interval: always }}\ncluster {{ name: solvent, listen: 127.0.0.1:{}, routes: [{routes}] }}\n",
+                "server_name: n{node}\nlisten: 127.0.0.1:{}\njetstream {{ store_dir: \"{}\", sync_interval: always }}\ncluster {{ name: {name}, listen: 127.0.0.1:{}, routes: [{routes}] }}\n",
                 client_ports[node],
                 store.display(),
                 route_ports[node],
             );
             let path = dir.join(format!("nats-{node}.conf"));
             std::fs::write(&path, config).expect("write the node's configuration");
+            let log = dir.join(format!("nats-{node}.log"));
             let child = Command::new(nats_server())
                 .arg("-c")
                 .arg(&path)
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(std::fs::File::create(&log).expect("the node's log"))
                 .spawn()
                 .expect("start nats-server");
             nodes.push(Some(child));
+            logs.push(log);
         }
-        Self {
+        let cluster = Self {
             nodes,
             client_ports,
+            logs,
+        };
+        cluster.wait_until_listening();
+        cluster
+    }
+
+    /// Waits until every node accepts connections; a node that exited (a port taken after
+    /// all) fails the test with its log rather than leaving a cluster that never elects.
+    fn wait_until_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for &port in &self.client_ports {
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "a NATS node is not listening on {port}:\n{}",
+                    self.log_tails()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
+    }
+
+    /// The last lines of each node's log, for a failed test's message.
+    fn log_tails(&self) -> String {
+        self.logs
+            .iter()
+            .map(|log| {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+                format!("== {}\n{tail}", log.display())
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     fn urls(&self) -> String {
@@ -130,6 +183,9 @@ impl NatsCluster {
 
 impl Drop for NatsCluster {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("the NATS nodes' logs:\n{}", self.log_tails());
+        }
         for node in 0..self.nodes.len() {
             self.kill(node);
         }

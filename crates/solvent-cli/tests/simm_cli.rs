@@ -70,9 +70,23 @@ fn a_bad_row_is_refused_naming_row_and_column() {
 #[test]
 fn an_unknown_version_is_refused() {
     let crif = path("examples/simm/crypto-desk.tsv");
-    let (code, _, error) = run(&["simm", crif.as_str(), "--version", "1.0"]);
+    let (code, _, error) = run(&["simm", crif.as_str(), "--version", "3.1"]);
     assert_eq!(code, 2);
-    assert!(error.contains("unknown SIMM version '1.0'"), "{error}");
+    assert!(error.contains("unknown SIMM version '3.1'"), "{error}");
+    // A version ORE ships whose calibration is not carried is refused by name, with the reason.
+    let (code, _, error) = run(&["simm", crif.as_str(), "--version", "1.3"]);
+    assert_eq!(code, 2);
+    assert!(
+        error.contains("SIMM version 1.3 is not supported: its structure differs"),
+        "{error}"
+    );
+    // Before 2.2 ORE's SIMM has no one-day calibration.
+    let (code, _, error) = run(&["simm", crif.as_str(), "--version", "2.1", "--mpor", "1"]);
+    assert_eq!(code, 2);
+    assert!(
+        error.contains("SIMM version 2.1 has no one-day calibration"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -176,4 +190,180 @@ fn the_csv_holds_every_netting_sets_breakdown_at_full_precision() {
     assert!((from_csv - from_json).abs() <= 4.0 * f64::EPSILON * from_json);
     let (code, _, _) = run(&["simm", crif.as_str(), "--csv", "--json"]);
     assert_eq!(code, 2);
+}
+
+#[test]
+fn enforced_regulations_report_each_netting_sets_winner_as_ore_does() {
+    // ORE (simm_ore.py --regulations, SIMM 2.6): NS1 collects under USPR, 44,800,000 (t1's equity
+    // delta, RW 30 x 1,000,000, plus t3's FX delta, RW 7.4 x 2,000,000, in two product classes),
+    // above ESA (t1 and t2); it posts under JFSA, 30,000,000 (t1 alone). NS2's single row is
+    // under UK and ESA alike: a tie, won by ESA, first in ORE's order; it is excluded on the post
+    // side, so NS2 posts nothing.
+    let crif = path("examples/simm/regulations.tsv");
+    let (code, text, error) = run(&["simm", crif.as_str(), "--version", "2.6", "--regulations"]);
+    assert_eq!(code, 0, "{error}");
+    assert!(
+        text.contains("SIMM 2.6 netting set NS1 under USPR: 44,800,000.00 USD"),
+        "{text}"
+    );
+    assert!(
+        text.contains("SIMM 2.6 netting set NS2 under ESA (tied: ESA, UK): 30,000,000.00 USD"),
+        "{text}"
+    );
+    let (code, json, error) = run(&[
+        "simm",
+        crif.as_str(),
+        "--version",
+        "2.6",
+        "--regulations",
+        "--side",
+        "post",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{error}");
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let sets = value["netting_sets"].as_array().unwrap();
+    assert_eq!(sets.len(), 1, "{json}");
+    assert_eq!(sets[0]["netting_set"], "NS1");
+    assert_eq!(sets[0]["regulation"], "JFSA");
+    assert!((sets[0]["total"].as_f64().unwrap() - 30_000_000.0).abs() < 0.005);
+    // Without the flag every row counts: NS1's three rows together.
+    let (_, text, _) = run(&["simm", crif.as_str(), "--version", "2.6"]);
+    assert!(!text.contains("under"), "{text}");
+}
+
+#[test]
+fn a_calculation_currency_other_than_usd_is_taken_and_a_bad_one_refused() {
+    // The regulations example without regulations: NS1 holds equity deltas and an FX delta of
+    // EUR 2,000,000. With EUR as the calculation currency that FX delta is no risk, and SIMM is
+    // the equity margin alone: ORE (simm_ore.py --calculation-currency EUR, SIMM 2.6) gives
+    // 31,528,558.482747033 USD, as for the equity rows without the FX row (30,000,000 and
+    // -14,000,000 across buckets 1 and 2).
+    let crif = path("examples/simm/regulations.tsv");
+    let (code, json, error) = run(&[
+        "simm",
+        crif.as_str(),
+        "--version",
+        "2.6",
+        "--calculation-currency",
+        "EUR",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{error}");
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["calculation_currency"], "EUR");
+    let ns1 = &value["netting_sets"][0];
+    assert_eq!(ns1["netting_set"], "NS1");
+    assert!((ns1["total"].as_f64().unwrap() - 31_528_558.482_747_033).abs() < 0.005);
+    // In USD the FX delta counts: 7.4 x 2,000,000 more in the RatesFX product class.
+    let (_, json, _) = run(&["simm", crif.as_str(), "--version", "2.6", "--json"]);
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let total = value["netting_sets"][0]["total"].as_f64().unwrap();
+    assert!(
+        (total - (31_528_558.482_747_033 + 14_800_000.0)).abs() < 0.005,
+        "{total}"
+    );
+    let (code, _, error) = run(&["simm", crif.as_str(), "--calculation-currency", "eur"]);
+    assert_eq!(code, 2);
+    assert!(error.contains("calculation currency 'eur'"), "{error}");
+}
+
+#[test]
+fn schedule_rows_give_schedule_im_as_ore_does() {
+    // examples/simm/schedule.tsv as of 2024-01-31, worked by hand and equal to ORE's im_schedule
+    // report (simm_ore.py --schedule 2024-01-31): NS1 holds a rates trade of 10,000,000 ending
+    // 2027-06-30 (3.4 years: 2 %, 200,000, PV 250,000) and a credit trade of 5,000,000 ending
+    // 2025-01-15 (under 2 years: 2 %, 100,000, PV -120,000). Gross IM 300,000, gross replacement
+    // cost 250,000, net 130,000, NGR 0.52: 300,000 x (0.4 + 0.6 x 0.52) = 213,600. NS2: an FX
+    // trade of 3,000,000 at 6 %, PV positive, NGR 1: 180,000.
+    let crif = path("examples/simm/schedule.tsv");
+    let (code, text, error) = run(&["simm", crif.as_str(), "--asof", "2024-01-31"]);
+    assert_eq!(code, 0, "{error}");
+    assert!(
+        text.contains("Schedule IM netting set NS1 under Unspecified: 213,600.00 USD"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Schedule IM netting set NS2 under Unspecified: 180,000.00 USD"),
+        "{text}"
+    );
+    // Enforced, NS1 collects under ESA (both trades; USPR has the credit trade alone) and posts
+    // under ESA too (the rates trade, 200,000 x (0.4 + 0.6 x 1); USPR's credit trade gives
+    // 100,000 x (0.4 + 0.6 x 1)).
+    let (code, json, error) = run(&[
+        "simm",
+        crif.as_str(),
+        "--asof",
+        "2024-01-31",
+        "--regulations",
+        "--side",
+        "post",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{error}");
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let ns1 = &value["schedule"][0];
+    assert_eq!(ns1["netting_set"], "NS1");
+    assert_eq!(ns1["regulation"], "ESA");
+    assert!((ns1["schedule_im"].as_f64().unwrap() - 200_000.0).abs() < 0.005);
+    // ORE's Schedule IM in another calculation currency converts with FX rates: refused.
+    let (code, _, error) = run(&[
+        "simm",
+        crif.as_str(),
+        "--asof",
+        "2024-01-31",
+        "--calculation-currency",
+        "EUR",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        error.contains("Schedule IM is computed in USD only"),
+        "{error}"
+    );
+    // Without --asof the maturities are unknown: refused by name.
+    let (code, _, error) = run(&["simm", crif.as_str()]);
+    assert_eq!(code, 2);
+    assert!(error.contains("give --asof DATE"), "{error}");
+}
+
+#[test]
+fn a_result_currency_converts_amounts_and_thresholds_as_ore_does() {
+    // The regulations example in EUR at EURUSD 1.085 (its amounts are in USD): ORE (simm_ore.py
+    // --result-currency EUR --fx EURUSD=1.085, SIMM 2.6) gives NS1 42,699,132.24216317 EUR and
+    // NS2 27,649,769.585253455 EUR, the USD figures over 1.085.
+    let crif = path("examples/simm/regulations.tsv");
+    let (code, text, error) = run(&[
+        "simm",
+        crif.as_str(),
+        "--version",
+        "2.6",
+        "--result-currency",
+        "EUR",
+        "--fx-rate",
+        "EURUSD=1.085",
+    ]);
+    assert_eq!(code, 0, "{error}");
+    assert!(
+        text.contains("SIMM 2.6 netting set NS1: 42,699,132.24 EUR"),
+        "{text}"
+    );
+    assert!(
+        text.contains("SIMM 2.6 netting set NS2: 27,649,769.59 EUR"),
+        "{text}"
+    );
+    assert!(text.contains("total (EUR)"), "{text}");
+    // Without a rate to EUR, refused by name.
+    let (code, _, error) = run(&["simm", crif.as_str(), "--result-currency", "EUR"]);
+    assert_eq!(code, 2);
+    assert!(error.contains("no FX rate between USD and EUR"), "{error}");
+    let (code, _, error) = run(&[
+        "simm",
+        crif.as_str(),
+        "--result-currency",
+        "EUR",
+        "--fx-rate",
+        "EURUSD=-1",
+    ]);
+    assert_eq!(code, 2);
+    assert!(error.contains("FX rate 'EURUSD=-1'"), "{error}");
 }

@@ -185,6 +185,95 @@ fn margin_report_shows_the_forecast_the_range_and_the_bound() {
     );
 }
 
+/// The engine margins on the range `solvent forecast` makes, and its requirement is the one
+/// `solvent margin --history` gives for the same account on the same day, to the last decimal:
+/// the forecast events are replayed with the account's events, and the account's figures after
+/// them are compared with the report of the same portfolio.
+#[test]
+fn the_engine_on_the_forecast_events_margins_as_margin_with_history() {
+    let scratch = support::Scratch::new("vol-engine");
+    let venue = path("examples/vol-scaled-venue.toml");
+    let (code, forecast, stderr) = run(&[
+        "forecast",
+        "--venue",
+        &venue,
+        "--history",
+        &history(),
+        "--seq",
+        "5",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    // One event per scaled underlying, stamped at the close of 2026-01-05.
+    let events: Vec<serde_json::Value> = forecast
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["type"], "scenario_range");
+    assert_eq!(events[0]["underlying"], "BTC");
+    assert_eq!(events[0]["as_of"], "2026-01-05");
+    assert_eq!(events[0]["ts"], "2026-01-06T00:00:00Z");
+    assert_eq!(events[0]["range"], "0.05695504057259702");
+    assert_eq!(events[0]["bound"], "buffer_partial");
+    assert_eq!(events[1]["underlying"], "ETH");
+    assert_eq!(events[1]["model"], "garch");
+    assert_eq!(events[1]["range"], "0.13997056538238406");
+    assert_eq!(events[1]["bound"], "stressed_floor");
+    let opening = r#"{"seq":1,"ts":"2026-01-05T23:00:00Z","type":"index_price","underlying":"BTC","price":"92000"}
+{"seq":2,"ts":"2026-01-05T23:00:00Z","type":"index_price","underlying":"ETH","price":"3100"}
+{"seq":3,"ts":"2026-01-05T23:00:01Z","type":"deposit","account":"pm-1","asset":"USDT","amount":"200000"}
+{"seq":4,"ts":"2026-01-05T23:00:02Z","type":"set_margin_mode","account":"pm-1","mode":"portfolio"}
+"#;
+    let trades = r#"{"seq":7,"ts":"2026-01-06T00:00:01Z","type":"fill","account":"pm-1","instrument":"BTCUSDT","side":"buy","size":"2","price":"92000","counterparty":"external"}
+{"seq":8,"ts":"2026-01-06T00:00:02Z","type":"fill","account":"pm-1","instrument":"ETHUSDT","side":"sell","size":"20","price":"3100","counterparty":"external"}
+{"seq":9,"ts":"2026-01-06T00:00:03Z","type":"deposit","account":"pm-1","asset":"USDT","amount":"1"}
+"#;
+    let stream = scratch.write("events.jsonl", &format!("{opening}{forecast}{trades}"));
+    let effects = scratch.path("effects.jsonl");
+    let (code, _, stderr) = run(&["replay", &stream, "--venue", &venue, "--out", &effects]);
+    assert_eq!(code, 0, "{stderr}");
+    let text = std::fs::read_to_string(&effects).unwrap();
+    let updated: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .rfind(|e| e["type"] == "account_updated" && e["seq"] == 9)
+        .unwrap();
+    // The same account as a portfolio file, on the same day's market.
+    let portfolio = scratch.write(
+        "pm.json",
+        r#"{"account":"pm-1","mode":"portfolio","collateral":{"USDT":"200001"},
+ "positions":[{"instrument":"BTCUSDT","size":"2","entry_price":"92000"},{"instrument":"ETHUSDT","size":"-20","entry_price":"3100"}],
+ "market":{"timestamp":"2026-01-06T00:00:03Z","index":{"BTC":"92000","ETH":"3100"}}}"#,
+    );
+    let (code, stdout, stderr) = run(&[
+        "margin",
+        &portfolio,
+        "--venue",
+        &venue,
+        "--history",
+        &history(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for field in ["equity", "initial_margin", "maintenance_margin"] {
+        assert_eq!(updated[field], report[field], "{field}");
+    }
+    // BTC's scan on 5.6955% and ETH's on 13.997% (its ten-year floor), combined with the
+    // cross-underlying offset of a long against a short, and the add-ons.
+    assert_eq!(updated["maintenance_margin"], "13788.461963");
+    assert_eq!(report["vol_scaled_ranges"][0]["range"], 0.05695504057259702);
+    // The replay ends with the ranges in force, as the report shows them.
+    let (code, summary, stderr) = run(&["replay", &stream, "--venue", &venue, "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(summary["vol_scaled_ranges"], report["vol_scaled_ranges"]);
+    let (code, table, _) = run(&["replay", &stream, "--venue", &venue]);
+    assert_eq!(code, 0);
+    assert!(table.contains("Volatility-scaled ranges"), "{table}");
+    assert!(table.contains("ten-year stressed floor"), "{table}");
+}
+
 #[test]
 fn bad_input_is_named() {
     let cases: [(&[&str], &str); 4] = [
@@ -226,7 +315,56 @@ fn bad_input_is_named() {
             "DOGE",
         ),
     ];
-    for (args, needle) in cases {
+    let venue = path("examples/vol-scaled-venue.toml");
+    let history = history();
+    let forecast_cases: [(&[&str], &str); 4] = [
+        // The default venue scales nothing.
+        (
+            &["forecast", "--history", &history],
+            "--venue: the venue scales no underlying",
+        ),
+        (
+            &[
+                "forecast",
+                "--venue",
+                &venue,
+                "--history",
+                &history,
+                "--underlying",
+                "SOL",
+            ],
+            "--underlying: the venue does not scale SOL's range",
+        ),
+        (
+            &[
+                "forecast",
+                "--venue",
+                &venue,
+                "--history",
+                &history,
+                "--from",
+                "2026-01-05",
+                "--to",
+                "2026-01-01",
+            ],
+            "--from: 2026-01-05 is after --to 2026-01-01",
+        ),
+        (
+            &[
+                "forecast",
+                "--venue",
+                &venue,
+                "--history",
+                &history,
+                "--from",
+                "2030-01-01",
+                "--to",
+                "2030-01-02",
+            ],
+            "--from/--to: no forecast of BTC between 2030-01-01 and 2030-01-02",
+        ),
+    ];
+    for (args, needle) in cases.into_iter().chain(forecast_cases) {
         let (code, stdout, stderr) = run(args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(stdout.is_empty(), "{args:?}");
@@ -406,4 +544,116 @@ fn the_summary_csv_writes_the_tables_rows_with_exact_figures() {
     );
     assert_eq!(rows[0][12], "0.16");
     assert_eq!(rows[1][6], "36");
+}
+
+#[test]
+fn option_book_runs_through_each_models_grid_day_by_day() {
+    // examples/btc-option-book.json: 25 short 27MAR26 110,000 calls and 80,000 puts, 10 long
+    // 26JUN26 100,000 calls and 90,000 puts, on the smile of 2026-01-06; each day's surface is
+    // levelled by BTC's DVOL, so the book is tested from DVOL's first day (2021-03-24).
+    let venue = path("examples/vol-scaled-venue.toml");
+    let book = path("examples/btc-option-book.json");
+    let (code, stdout, stderr) = run(&[
+        "backtest",
+        &book,
+        "--model",
+        "static,ewma,garch",
+        "--venue",
+        &venue,
+        "--history",
+        &history(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["account"], "btc-vol-desk");
+    let models = report["models"].as_array().unwrap();
+    assert_eq!(models.len(), 3, "the book holds BTC only");
+    // (control, average requirement USD, largest requirement USD, average in coin)
+    let expected = [
+        (
+            "static",
+            127_353.138_232_265_45,
+            286_848.07,
+            2.326_811_347_232_565_6,
+        ),
+        (
+            "buffer",
+            75_389.582_517_162_4,
+            175_158.07,
+            1.471_712_156_227_407_1,
+        ),
+        (
+            "buffer",
+            90_668.922_151_029_63,
+            186_035.09,
+            1.743_903_778_597_707,
+        ),
+    ];
+    for (m, (control, average, largest, coin)) in models.iter().zip(expected) {
+        assert_eq!(m["underlying"], "BTC");
+        assert_eq!(m["control"], control);
+        assert_eq!(m["first_day"], "2021-03-24");
+        assert_eq!(m["last_day"], "2026-01-04");
+        assert_eq!(m["days"], 1748);
+        // The venue's volatility shocks (x1.5, and at least 50% volatility, the floor unscaled)
+        // cover every day's loss of this short-volatility book, even on the scaled grids.
+        assert_eq!(m["exceedances"], 0);
+        assert!((m["average_requirement_usd"].as_f64().unwrap() - average).abs() < 1e-6);
+        assert_eq!(m["max_requirement_usd"].as_f64().unwrap(), largest);
+        assert!((m["average_range"].as_f64().unwrap() - coin).abs() < 1e-12);
+    }
+    // The scaled grids ask less than the static one on average.
+    assert!(
+        models[1]["average_requirement_usd"].as_f64()
+            < models[0]["average_requirement_usd"].as_f64()
+    );
+
+    // The CSV summary carries the USD requirement; the plot and a book without a market are
+    // refused with the field named.
+    let (code, stdout, stderr) = run(&[
+        "backtest",
+        &book,
+        "--model",
+        "static",
+        "--venue",
+        &venue,
+        "--history",
+        &history(),
+        "--csv",
+        "summary",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let header = stdout.lines().next().unwrap();
+    assert!(
+        header.ends_with("average_requirement_usd,max_requirement_usd"),
+        "{header}"
+    );
+    let scratch = support::Scratch::new("vol-option-book");
+    let (code, _, stderr) = run(&[
+        "backtest",
+        &book,
+        "--model",
+        "static",
+        "--history",
+        &history(),
+        "--plot",
+        &scratch.path("x.svg"),
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--plot"), "{stderr}");
+    let bare = scratch.write(
+        "bare.json",
+        r#"{"account":"o","mode":"cross","positions":[{"instrument":"BTC-27DEC26-100000-C","size":"1","entry_price":"0.1"}]}"#,
+    );
+    let (code, _, stderr) = run(&[
+        "backtest",
+        &bare,
+        "--model",
+        "static",
+        "--history",
+        &history(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("market: missing"), "{stderr}");
 }

@@ -137,7 +137,8 @@ pub fn route(event: &Event, shards: u32) -> Result<Route, RouteError> {
         | Event::Funding(_)
         | Event::Settlement(_)
         | Event::ListInstrument(_)
-        | Event::UpdateVenue(_) => Ok(Route::Market),
+        | Event::UpdateVenue(_)
+        | Event::ScenarioRange(_) => Ok(Route::Market),
     }
 }
 

@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use rust_decimal::Decimal;
@@ -59,11 +60,21 @@ fn nats_server() -> PathBuf {
     installed
 }
 
+/// A port for the NATS node, below the kernel's ephemeral range (32768-60999 by default): a
+/// port from `bind(:0)` may be taken by some outgoing connection's local port before the node
+/// binds it, and the node exits. Handed out once per test process, from an offset taken from
+/// its pid.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = 20_000 + u16::try_from(std::process::id() % 200).expect("below 200") * 60;
+    let _ = NEXT.compare_exchange(0, start, Ordering::Relaxed, Ordering::Relaxed);
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(port < 32_768, "no free port left below the ephemeral range");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// One NATS node with JetStream on 127.0.0.1, killed when dropped.

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use jiff::civil::{Date, Time};
-use jiff::tz::TimeZone;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -189,9 +188,9 @@ pub fn parse_date_code(code: &str) -> Result<Date, String> {
 /// A message when the date code is invalid.
 pub fn expiry_instant(code: &str, time_utc: Time) -> Result<Timestamp, String> {
     let date = parse_date_code(code)?;
-    date.to_datetime(time_utc)
-        .to_zoned(TimeZone::UTC)
-        .map(|zoned| zoned.timestamp())
+    // UTC has no transitions: the offset's own conversion, without a zoned date time.
+    jiff::tz::Offset::UTC
+        .to_timestamp(date.to_datetime(time_utc))
         .map_err(|error| format!("{code:?}: {error}"))
 }
 
@@ -202,10 +201,19 @@ pub fn expiry_instant(code: &str, time_utc: Time) -> Result<Timestamp, String> {
 /// # Errors
 /// A message naming the bad part.
 pub fn parse_deribit_name(name: &str, expiry_time_utc: Time) -> Result<Option<ParsedName>, String> {
-    let parts: Vec<&str> = name.split('-').collect();
-    if parts.len() != 2 && parts.len() != 4 {
+    // At most four parts, without allocating (a market of ten thousand option marks parses a
+    // name per mark).
+    let mut split = name.split('-');
+    let mut parts = [""; 4];
+    let mut count = 0;
+    for part in split.by_ref().take(4) {
+        parts[count] = part;
+        count += 1;
+    }
+    if split.next().is_some() || (count != 2 && count != 4) {
         return Ok(None);
     }
+    let parts = &parts[..count];
     let (underlying, settlement) = match parts[0].split_once('_') {
         Some((coin, quote)) => (coin, quote),
         None => (parts[0], parts[0]),
@@ -231,7 +239,11 @@ pub fn parse_deribit_name(name: &str, expiry_time_utc: Time) -> Result<Option<Pa
         let expiry = expiry_instant(parts[1], expiry_time_utc)
             .map_err(|error| format!("instrument {name:?}: {error}"))?;
         // Deribit writes fractional strikes with a `d` for the decimal point (`0d625`).
-        let strike_text = parts[2].replace('d', ".");
+        let strike_text = if parts[2].contains('d') {
+            std::borrow::Cow::Owned(parts[2].replace('d', "."))
+        } else {
+            std::borrow::Cow::Borrowed(parts[2])
+        };
         let strike = parse_decimal(&strike_text)
             .and_then(Price::try_from)
             .map_err(|error| format!("instrument {name:?}: strike: {error}"))?;

@@ -1,6 +1,6 @@
 //! Volatility-scaled price-move ranges of a venue (`[portfolio_margin.vol_scaled.UNDERLYING]` in
 //! `VENUE.toml`, DESIGN.md 6.5; issue 15): an underlying's scenario range becomes
-//! `max(floor, k x sigma_forecast x sqrt(margin_period_days))`, bounded by one of the
+//! `max(floor, k x sigma_forecast over margin_period_days)`, bounded by one of the
 //! anti-procyclicality controls of EMIR (Commission Delegated Regulation (EU) No 153/2013,
 //! article 28(1)(a)-(c)). The parameters are checked here; the forecast and the controls are
 //! computed in `solvent-risk` (`vol_scaled`), from a price history the caller reads.
@@ -13,8 +13,11 @@ use crate::error::InputError;
 use crate::money::{deserialize_decimal, deserialize_optional_decimal};
 
 /// The volatility forecast a scaled range is built on.
-#[derive(Clone, Copy, Debug, PartialEq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case", tag = "model")]
+///
+/// Written tagged in JSON (`{"model": "ewma", "lambda": 0.94}`, the backtest's `spec`) and
+/// untagged in binary formats (an engine snapshot: postcard cannot read an internally tagged
+/// enum back), see [`tagged`].
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum VolModel {
     /// RiskMetrics EWMA of squared daily log returns with decay `lambda` (J.P. Morgan/Reuters,
     /// "RiskMetrics — Technical Document", 1996, section 5.2.1).
@@ -30,9 +33,9 @@ pub enum VolModel {
     },
 }
 
-/// An anti-procyclicality control (EMIR RTS 153/2013 article 28(1)).
-#[derive(Clone, Copy, Debug, PartialEq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case", tag = "control")]
+/// An anti-procyclicality control (EMIR RTS 153/2013 article 28(1)). Written as
+/// [`VolModel`] is (see [`tagged`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum AntiProcyclicality {
     /// No control: the range follows the forecast (above the floor).
     None,
@@ -64,13 +67,90 @@ impl AntiProcyclicality {
     /// The control's name as the report and the backtest give it.
     #[must_use]
     pub fn describe(self) -> &'static str {
+        self.name().as_str()
+    }
+
+    /// The control's name.
+    #[must_use]
+    pub fn name(self) -> ControlName {
         match self {
-            Self::None => "none",
-            Self::Buffer { .. } => "buffer",
-            Self::StressedFloor { .. } => "stressed_floor",
-            Self::StressedWeight { .. } => "stressed_weight",
+            Self::None => ControlName::None,
+            Self::Buffer { .. } => ControlName::Buffer,
+            Self::StressedFloor { .. } => ControlName::StressedFloor,
+            Self::StressedWeight { .. } => ControlName::StressedWeight,
         }
     }
+}
+
+/// The serde forms of [`VolModel`] and [`AntiProcyclicality`]: internally tagged where the
+/// format is human-readable (JSON), externally tagged otherwise (postcard, whose readers take
+/// no self-describing input: an internally tagged enum cannot be read back from it).
+pub mod tagged {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{AntiProcyclicality, VolModel};
+
+    macro_rules! mirror {
+        ($name:ident, $tag:literal, $tagged:ident, $plain:ident, { $($variant:ident $({ $($field:ident : $ty:ty),* })?),* }) => {
+            #[derive(Serialize, Deserialize)]
+            #[serde(rename_all = "snake_case", tag = $tag)]
+            enum $tagged { $($variant $({ $($field: $ty),* })?),* }
+
+            #[derive(Serialize, Deserialize)]
+            #[serde(rename_all = "snake_case")]
+            enum $plain { $($variant $({ $($field: $ty),* })?),* }
+
+            impl From<$name> for $tagged {
+                fn from(value: $name) -> Self {
+                    match value { $($name::$variant $({ $($field),* })? => Self::$variant $({ $($field),* })?),* }
+                }
+            }
+            impl From<$tagged> for $name {
+                fn from(value: $tagged) -> Self {
+                    match value { $($tagged::$variant $({ $($field),* })? => Self::$variant $({ $($field),* })?),* }
+                }
+            }
+            impl From<$name> for $plain {
+                fn from(value: $name) -> Self {
+                    match value { $($name::$variant $({ $($field),* })? => Self::$variant $({ $($field),* })?),* }
+                }
+            }
+            impl From<$plain> for $name {
+                fn from(value: $plain) -> Self {
+                    match value { $($plain::$variant $({ $($field),* })? => Self::$variant $({ $($field),* })?),* }
+                }
+            }
+            impl Serialize for $name {
+                fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                    if serializer.is_human_readable() {
+                        $tagged::from(*self).serialize(serializer)
+                    } else {
+                        $plain::from(*self).serialize(serializer)
+                    }
+                }
+            }
+            impl<'de> Deserialize<'de> for $name {
+                fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                    if deserializer.is_human_readable() {
+                        $tagged::deserialize(deserializer).map(Self::from)
+                    } else {
+                        $plain::deserialize(deserializer).map(Self::from)
+                    }
+                }
+            }
+        };
+    }
+
+    mirror!(VolModel, "model", TaggedModel, PlainModel, {
+        Ewma { lambda: f64 },
+        Garch { refit_days: u32 }
+    });
+    mirror!(AntiProcyclicality, "control", TaggedControl, PlainControl, {
+        None,
+        Buffer { share: f64, rebuild_days: u32 },
+        StressedFloor { lookback_days: u32 },
+        StressedWeight { weight: f64, window_days: u32 }
+    });
 }
 
 /// The volatility-scaled range of one underlying.
@@ -83,7 +163,8 @@ pub struct VolScaledRange {
     pub k: f64,
     /// Lowest range, a fraction of the price (0.08 = 8%).
     pub floor: f64,
-    /// Margin period of risk in days; the daily forecast is scaled by its square root.
+    /// Margin period of risk in days: EWMA's daily forecast is scaled by its square root,
+    /// GARCH's summed over its term structure (`solvent_risk::history::period_variance`).
     pub margin_period_days: u32,
     /// The anti-procyclicality control.
     pub control: AntiProcyclicality,
@@ -98,20 +179,65 @@ const EMIR_MINIMUM_SHARE: f64 = 0.25;
 /// Ten years of calendar days (crypto trades every day).
 const TEN_YEARS_DAYS: u32 = 3652;
 
-#[derive(Deserialize)]
+/// The name of a forecast model (`model = "ewma"` in the venue file, `"model": "ewma"` in a
+/// `scenario_range` event and in the report).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-enum ModelName {
+pub enum ModelName {
+    /// RiskMetrics EWMA.
     Ewma,
+    /// GARCH(1,1).
     Garch,
 }
 
-#[derive(Deserialize)]
+impl ModelName {
+    /// The name as written (`ewma`, `garch`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ewma => "ewma",
+            Self::Garch => "garch",
+        }
+    }
+}
+
+/// The name of an anti-procyclicality control (`anti_procyclicality = "buffer"` in the venue
+/// file, `"control": "buffer"` in a `scenario_range` event and in the report).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-enum ControlName {
+pub enum ControlName {
+    /// No control.
     None,
+    /// EMIR article 28(1)(a).
     Buffer,
+    /// EMIR article 28(1)(b).
     StressedFloor,
+    /// EMIR article 28(1)(c).
     StressedWeight,
+}
+
+impl ControlName {
+    /// The name as written (`none`, `buffer`, `stressed_floor`, `stressed_weight`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Buffer => "buffer",
+            Self::StressedFloor => "stressed_floor",
+            Self::StressedWeight => "stressed_weight",
+        }
+    }
+}
+
+impl VolModel {
+    /// The model's name.
+    #[must_use]
+    pub fn name(self) -> ModelName {
+        match self {
+            Self::Ewma { .. } => ModelName::Ewma,
+            Self::Garch { .. } => ModelName::Garch,
+        }
+    }
 }
 
 /// `[portfolio_margin.vol_scaled.UNDERLYING]` as written.

@@ -5,8 +5,10 @@
 //!    every one is re-valued (and banded on the mark from then on);
 //! 2. an auto-deleveraging in a crowded contract: one account long ETHUSDT at 45x is bankrupt
 //!    after a 3% fall of the ETH index, with an empty insurance fund, against N opposite (short)
-//!    holders, every one in profit: the engine ranks them all (profit x leverage, a margin
-//!    report each) and takes the position from the first.
+//!    holders, every one in profit: the engine scores them all (profit x leverage, the equity
+//!    from each cross pool's preparation, else a margin report), orders the head of the queue
+//!    and takes the position from the first. It prints the accounts deleveraged and the state
+//!    hash after the ADL, so two builds can be compared on the same stream.
 //!
 //! For each population size (default 10,000, 100,000 and 1,000,000 holders) it opens the
 //! holders through ordinary events (a USDT deposit of 1,000-50,000, a short BTCUSDT and a short
@@ -153,6 +155,23 @@ fn run(holders: usize) -> Result<(), Box<dyn std::error::Error>> {
     if adls == 0 {
         println!("  (no ADL happened: the figure above is not an ADL's cost)");
     }
+    // What the ADL chose and the state it left, to compare two builds on the same stream.
+    for effect in &effects {
+        if let Effect::Adl {
+            counterparty,
+            size,
+            price,
+            ..
+        } = effect
+        {
+            println!(
+                "    adl {counterparty} {} at {}",
+                size.value(),
+                price.value()
+            );
+        }
+    }
+    println!("  state hash after the ADL      {}", engine.state_hash());
     Ok(())
 }
 

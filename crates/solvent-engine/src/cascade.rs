@@ -515,11 +515,14 @@ fn shock(
             return Err(CascadeError::MissingIndex(name.clone()));
         }
     }
-    for name in start_prices.keys() {
-        if !params.adv_usd.contains_key(name) {
+    // Only a held underlying's liquidations move its price (and need its ADV): an index set for
+    // an underlying nobody holds (a feed that quotes more than the book trades) is no reason to
+    // refuse the cascade.
+    for name in held_underlyings(engine) {
+        if !params.adv_usd.contains_key(&name) {
             return Err(CascadeError::InvalidParameter {
                 name: "adv_usd",
-                problem: format!("no ADV for {name}, whose index the population sets"),
+                problem: format!("no ADV for {name}, which the population holds positions on"),
             });
         }
     }
@@ -761,6 +764,22 @@ fn usd_value(engine: &Engine, amounts: &BTreeMap<String, Decimal>) -> Decimal {
         })
         .sum::<Decimal>()
         .round_dp(6)
+}
+
+/// The underlyings of every position an account holds (an instrument the venue no longer
+/// resolves counts by nothing: it cannot be liquidated into a price move).
+fn held_underlyings(engine: &Engine) -> BTreeSet<String> {
+    let mut names: BTreeSet<&str> = BTreeSet::new();
+    for account in engine.accounts().values() {
+        for instrument in account.positions.keys() {
+            names.insert(instrument.as_str());
+        }
+    }
+    names
+        .into_iter()
+        .filter_map(|name| engine.venue().instrument(name).ok())
+        .map(|instrument| instrument.underlying.clone())
+        .collect()
 }
 
 fn impact_moves(

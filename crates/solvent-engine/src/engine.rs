@@ -15,6 +15,7 @@
 //! | `engine/settings.rs` | leverage, margin mode, isolated margin, buffer, top-up rules, venue changes |
 //! | `engine/top_ups.rs` | automated top-ups and reallocation to isolated positions |
 //! | `engine/prices.rs` | index and mark prices and their guards, volatility surfaces |
+//! | `engine/scenario_ranges.rs` | volatility-scaled scenario ranges in force, from `scenario_range` events |
 //! | `engine/funding.rs` | funding and expiry settlement |
 //! | `engine/interest.rs` | interest on loans, by the hour of the events' time |
 //! | `engine/holders.rs` | which accounts hold what (the sets a price update looks up) |
@@ -73,6 +74,7 @@ mod portfolio_bands;
 mod prepared;
 mod pretrade;
 mod prices;
+mod scenario_ranges;
 mod settings;
 pub(crate) mod snapshot;
 mod state_hash;
@@ -84,6 +86,7 @@ mod vol_bands;
 pub use claims::{AdlAssignment, ClaimAnswer, SocialisedShare};
 pub use insurance::{AdlCandidate, ProfitHolder, share_deficit};
 pub use interest::{LoanCover, MAX_INTEREST_HOURS};
+pub use scenario_ranges::{ranges_of, scaling_warnings};
 pub use snapshot::{SNAPSHOT_FORMAT, SnapshotError};
 
 #[allow(clippy::wildcard_imports)]
@@ -379,6 +382,13 @@ pub struct Engine {
     venue_digest: [u8; 32],
     /// Counts changes of the volatility smiles (the key of `surfaces`).
     vol_generation: u64,
+    /// The volatility-scaled range in force per underlying, from `scenario_range` events; the
+    /// installed venue's grid of each is the static one scaled to it (see
+    /// `engine/scenario_ranges.rs`).
+    scenario_ranges: BTreeMap<String, solvent_risk::vol_scaled::RangeInForce>,
+    /// The venue's own grid of each underlying in `scenario_ranges`: what the next range is
+    /// scaled from.
+    static_grids: BTreeMap<String, solvent_core::portfolio_margin::UnderlyingParams>,
     /// How many times accounts were evaluated, and how: what the bands spare is read here
     /// (diagnostics only, never hashed nor snapshotted).
     #[serde(skip)]
@@ -435,6 +445,8 @@ impl Engine {
     pub fn new(venue: Venue, config: EngineConfig) -> Self {
         Self {
             vol_generation: 0,
+            scenario_ranges: BTreeMap::new(),
+            static_grids: BTreeMap::new(),
             evaluations: Evaluations::default(),
             surfaces: std::cell::RefCell::new(None),
             price_generation: 0,
@@ -513,7 +525,8 @@ impl Engine {
         &self.market
     }
 
-    /// The venue.
+    /// The venue as installed: the grid of each underlying with a scenario range in force is
+    /// the venue's own scaled to it (the own grids: [`Self::static_grids`]).
     #[must_use]
     pub fn venue(&self) -> &Venue {
         &self.venue
@@ -633,6 +646,7 @@ impl Engine {
             Event::SetAutoTopUp(e) => self.set_auto_top_up(e),
             Event::ListInstrument(e) => self.list_instrument(&e.name, &e.spec),
             Event::UpdateVenue(e) => self.update_venue(&e.venue),
+            Event::ScenarioRange(e) => self.scenario_range(e),
         }
     }
 
@@ -688,8 +702,15 @@ impl Engine {
             .map_err(|problem| reject(RejectReason::UnknownInstrument, problem))
     }
 
-    /// Makes `venue` the engine's, with what the bands derive from it.
+    /// Makes `venue`, as given, the engine's, with the scenario ranges in force that it still
+    /// admits applied to its grids (`engine/scenario_ranges.rs`).
     fn install_venue(&mut self, venue: Venue) {
+        let venue = self.scale_given_venue(venue);
+        self.set_installed_venue(venue);
+    }
+
+    /// Makes `venue` (its grids already scaled) the engine's, with what the bands derive from it.
+    fn set_installed_venue(&mut self, venue: Venue) {
         self.state_levels = state_levels(&venue);
         self.coin_indices = coin_indices(&venue);
         self.venue_digest = state_hash::venue_digest(&venue);
@@ -715,6 +736,20 @@ mod tests {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         let Ok(venue) = Venue::from_toml(path, &text) else {
             panic!("the default venue must load");
+        };
+        Engine::new(venue, EngineConfig::default())
+    }
+
+    /// An engine on `examples/vol-scaled-venue.toml` (the default venue, BTC's and ETH's ranges
+    /// scaled with forecast volatility).
+    pub(super) fn vol_scaled_engine() -> Engine {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/vol-scaled-venue.toml"
+        );
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let Ok(venue) = Venue::from_toml(path, &text) else {
+            panic!("the vol-scaled venue must load");
         };
         Engine::new(venue, EngineConfig::default())
     }

@@ -9,6 +9,8 @@ use solvent_core::money::{
     Amount, MAX_LEVERAGE, Price, Quantity, check_leverage, deserialize_decimal,
 };
 use solvent_core::portfolio::MarginMode;
+use solvent_core::vol_scaled::{ControlName, ModelName};
+use solvent_risk::vol_scaled::RangeBound;
 
 mod typed;
 
@@ -269,6 +271,53 @@ pub struct UpdateVenue {
     pub venue: String,
 }
 
+/// The volatility-scaled range of an underlying (docs/vol-scaled-ranges.md): the forecast made
+/// at the edge from the daily closes (`solvent forecast`, the same computation as `solvent
+/// margin --history`), and the range it sets. From this event on, the engine margins portfolio
+/// accounts on the underlying's grid scaled to `range` and re-examines those holding it.
+/// Numbers are decimal strings (read exactly: `range` is the grid's factor, and the engine's
+/// requirement must be the CLI's to the bit).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioRange {
+    /// Underlying whose grid the venue scales (`[portfolio_margin.vol_scaled.UNDERLYING]`).
+    pub underlying: String,
+    /// The close the forecast was made at (`2026-01-05`).
+    pub as_of: jiff::civil::Date,
+    /// The forecast model; must be the venue's.
+    pub model: ModelName,
+    /// The anti-procyclicality control; must be the venue's.
+    pub control: ControlName,
+    /// Daily volatility forecast, a fraction (`"0.0158"`).
+    #[serde(with = "float_text")]
+    pub sigma_daily: f64,
+    /// `k x sigma x sqrt(margin period)`, before the control and the floor.
+    #[serde(with = "float_text")]
+    pub base: f64,
+    /// The range: the largest standard move of the scaled grid, in `[floor, 1)`.
+    #[serde(with = "float_text")]
+    pub range: f64,
+    /// What bound the range.
+    pub bound: RangeBound,
+}
+
+/// A float written as a decimal string, read exactly (`str::parse`, correctly rounded; Rust's
+/// `Display` writes the shortest text that reads back to the same bits).
+mod float_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(value)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        text.parse::<f64>().map_err(|_| {
+            serde::de::Error::custom(format!("expected a decimal string, found {text:?}"))
+        })
+    }
+}
+
 /// What happened.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -305,6 +354,8 @@ pub enum Event {
     ListInstrument(ListInstrument),
     /// New venue parameters.
     UpdateVenue(UpdateVenue),
+    /// A volatility-scaled range of an underlying.
+    ScenarioRange(ScenarioRange),
 }
 
 /// Largest health an automated top-up may name as trigger or target (equity 100 times the
@@ -453,6 +504,24 @@ impl Event {
             }
             Self::ListInstrument(e) => id("name", &e.name),
             Self::UpdateVenue(e) => named("venue", &e.venue),
+            Self::ScenarioRange(e) => {
+                named("underlying", &e.underlying)?;
+                for (field, value) in [("sigma_daily", e.sigma_daily), ("base", e.base)] {
+                    if !(value.is_finite() && value >= 0.0) {
+                        return Err((
+                            field.to_owned(),
+                            format!("must be finite and at least 0, found {value}"),
+                        ));
+                    }
+                }
+                if !(e.range > 0.0 && e.range < 1.0) {
+                    return Err((
+                        "range".to_owned(),
+                        format!("must be above 0 and below 1, found {}", e.range),
+                    ));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -517,6 +586,7 @@ impl Event {
             "set_auto_top_up" => Self::SetAutoTopUp(read(fields)?),
             "list_instrument" => Self::ListInstrument(read(fields)?),
             "update_venue" => Self::UpdateVenue(read(fields)?),
+            "scenario_range" => Self::ScenarioRange(read(fields)?),
             other => {
                 return Err(("type".to_owned(), format!("unknown event type {other:?}")));
             }

@@ -556,6 +556,66 @@ fn mixed_events_timed(
     lines
 }
 
+/// The venue of `examples/vol-scaled-venue.toml`: the default venue with BTC's range scaled by an
+/// EWMA forecast (25% buffer, floor 4%) and ETH's by GARCH (ten-year stressed floor, floor 5%).
+fn vol_scaled_venue() -> Venue {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/vol-scaled-venue.toml"
+    );
+    Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// `lines` with a `scenario_range` event inserted before each line `at` of `ranges`
+/// (`(at, range in tenths of a percent, ETH rather than BTC)`), at that line's time, every
+/// sequence number renumbered.
+fn with_ranges(lines: &[String], ranges: &[(usize, u32, bool)]) -> Vec<String> {
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    for (at, line) in lines.iter().enumerate() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        for (_, range, eth) in ranges.iter().filter(|(r, _, _)| *r == at) {
+            let range = f64::from(*range) / 1000.0;
+            let (underlying, model, control) = if *eth {
+                ("ETH", "garch", "stressed_floor")
+            } else {
+                ("BTC", "ewma", "buffer")
+            };
+            out.push(serde_json::json!({
+                "ts": value["ts"], "type": "scenario_range", "underlying": underlying,
+                "as_of": "2026-01-01", "model": model, "control": control,
+                "sigma_daily": (range / 3.0).to_string(), "base": range.to_string(),
+                "range": range.to_string(), "bound": "forecast",
+            }));
+        }
+        out.push(value);
+    }
+    out.into_iter()
+        .enumerate()
+        .map(|(n, mut value)| {
+            value["seq"] = (n + 1).into();
+            value.to_string()
+        })
+        .collect()
+}
+
+/// A portfolio short of 1 BTCUSDT with 14,000 USDT while BTC's range steps up from 4% at every
+/// tenth update, the index still: each state is reached at the range event that crosses it, as
+/// when every holder is examined.
+#[test]
+fn a_rising_range_moves_a_portfolio_account_at_the_event_that_raises_it() {
+    let accounts = [(14_000, 0, -1_000, 0, true)];
+    let lines = mixed_events(&accounts, &[0; 80], &[]);
+    let ranges: Vec<(usize, u32, bool)> = (0..8)
+        .map(|n| (8 + 10 * n, 40 + 25 * n as u32, false))
+        .collect();
+    let actions = assert_same_actions_on(&vol_scaled_venue(), &with_ranges(&lines, &ranges));
+    assert_reached(
+        &actions,
+        &["margin_call", "reduce_only"],
+        "the rising range",
+    );
+}
+
 /// The case that showed the bands unsound for portfolio mode: a short BTCUSDT in portfolio mode,
 /// BTC rising 0.1% per update. Its requirement moves with the worst scenario of the grid, not
 /// with a maintenance rate of the standard rule: it must reach margin call, reduce-only and
@@ -653,6 +713,22 @@ proptest! {
     ) {
         let lines = mixed_events(&accounts, &path, &vols);
         assert_same_actions(&lines);
+    }
+
+    /// The same populations on a venue that scales BTC's and ETH's ranges, the ranges moving
+    /// up and down between price updates: every account a range changes is re-examined at that
+    /// event, as when every holder is examined.
+    #[test]
+    fn bands_act_exactly_as_examining_every_holder_when_ranges_move(
+        accounts in proptest::collection::vec(
+            (500u32..30_000, 0u32..60, -400i32..400, 0u8..9, any::<bool>()),
+            1..10,
+        ),
+        path in proptest::collection::vec(-8i32..8, 1..120),
+        ranges in proptest::collection::vec((4usize..130, 50u32..300, any::<bool>()), 0..6),
+    ) {
+        let lines = mixed_events(&accounts, &path, &[]);
+        assert_same_actions_on(&vol_scaled_venue(), &with_ranges(&lines, &ranges));
     }
 }
 

@@ -218,6 +218,20 @@ fn bad_parameters_are_named() {
         ..CascadeParams::default()
     };
     assert!(run(&no_adv).to_string().starts_with("adv_usd:"));
+    // An index for an underlying nobody holds needs no ADV: the cascade runs as without it.
+    let mut with_eth_index = hand_population();
+    with_eth_index.extend(events(&[
+        r#"{"seq":10,"ts":"2026-01-01T00:00:00Z","type":"index_price","underlying":"ETH","price":"3000"}"#,
+    ]));
+    let unheld = cascade::run(
+        venue(),
+        EngineConfig::default(),
+        &with_eth_index,
+        &hand_params(ImpactModel::PerRound),
+    )
+    .unwrap();
+    assert_eq!(unheld.totals.accounts_liquidated, 2);
+    assert_eq!(unheld.totals.volume_usd, dec!(17899.2));
     assert!(cascade::parse_moves("BTC=-0.1").is_err());
     assert!(cascade::parse_moves("BTC:-1").is_err());
     // A bare number of magnitude 1 or more is ambiguous (fraction or percentage?): refused,

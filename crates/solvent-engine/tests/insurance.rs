@@ -219,3 +219,152 @@ fn a_venue_that_socialises_shares_the_deficit_pro_rata_to_profit() {
         assert!(total.is_zero(), "{asset} sums to {total}");
     }
 }
+
+/// The ADL queue's ranking as it was first written: every opposite holder in profit scored by
+/// profit x notional / equity, the equity from a full margin report each, then all sorted
+/// (highest first, ties by id). The engine now takes the equity of prepared cross pools from
+/// their preparation and orders only the head of the queue; its choice must be this one.
+fn ranking_by_reports(
+    engine: &Engine,
+    instrument: &str,
+    side: solvent_core::money::PositionSide,
+    mark: Decimal,
+) -> Vec<(String, f64, Decimal)> {
+    use rust_decimal::prelude::{Signed, ToPrimitive};
+    use solvent_risk::account::{Detail, build_report};
+    let venue = engine.venue();
+    let market = engine.market();
+    let surfaces = solvent_risk::valuation::SmileSchedule::new(venue, market)
+        .unwrap()
+        .surfaces_at(market.timestamp)
+        .unwrap();
+    let view = solvent_risk::MarketView::with_surfaces(venue, market, &surfaces);
+    let wanted = match side {
+        solvent_core::money::PositionSide::Long => -Decimal::ONE,
+        solvent_core::money::PositionSide::Short => Decimal::ONE,
+    };
+    let mut ranked: Vec<(String, f64, Decimal)> = engine
+        .accounts()
+        .values()
+        .filter_map(|a| {
+            let p = a.positions.get(instrument)?;
+            if p.size.signum() != wanted {
+                return None;
+            }
+            let profit =
+                solvent_risk::standard::unrealized_pnl(&p.instrument, p.size, p.entry, mark);
+            if profit <= Decimal::ZERO {
+                return None;
+            }
+            let notional = solvent_risk::standard::notional(&p.instrument, p.size, mark);
+            let equity = engine
+                .portfolio(&a.id)
+                .and_then(|portfolio| build_report(&portfolio, &view, Detail::Figures).ok())
+                .map_or(Decimal::ONE, |r| r.equity.value())
+                .max(Decimal::new(1, 6));
+            let score = (profit * notional / equity).to_f64().unwrap_or(0.0);
+            Some((a.id.to_string(), score, p.size.abs()))
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    ranked
+}
+
+/// On random populations (cross accounts in USDT, some also holding BTC, some at a chosen
+/// leverage, long or short BTCUSDT and ETHUSDT; prices moved so monitoring prepares the cross
+/// pools it can), the engine's ADL ranking is the one full margin reports give, whole and
+/// as its first few, for each contract, side and a range of marks.
+#[test]
+fn the_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
+    use rand::{Rng, SeedableRng};
+    use solvent_core::money::PositionSide;
+    for seed in 0..4u64 {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut bodies: Vec<String> = vec![
+            r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned(),
+            r#""type":"index_price","underlying":"ETH","price":"3000""#.to_owned(),
+            r#""type":"deposit","account":"house","asset":"USDT","amount":"100000000""#.to_owned(),
+        ];
+        for i in 0..150 {
+            let id = format!("a{i:03}");
+            let usdt = rng.random_range(1_000..20_000);
+            bodies.push(format!(
+                r#""type":"deposit","account":"{id}","asset":"USDT","amount":"{usdt}""#
+            ));
+            if rng.random_bool(0.2) {
+                bodies.push(format!(
+                    r#""type":"deposit","account":"{id}","asset":"BTC","amount":"0.0{}""#,
+                    rng.random_range(1..9)
+                ));
+            }
+            for (instrument, price, lot) in [("BTCUSDT", 60_000, 1_000), ("ETHUSDT", 3_000, 100)] {
+                if rng.random_bool(0.2) {
+                    continue;
+                }
+                if rng.random_bool(0.3) {
+                    bodies.push(format!(
+                        r#""type":"set_leverage","account":"{id}","instrument":"{instrument}","leverage":"{}""#,
+                        rng.random_range(2..20)
+                    ));
+                }
+                let side = if rng.random_bool(0.5) { "buy" } else { "sell" };
+                // Entries spread 3% either side, so some holders of each side are in profit.
+                let entry = price * rng.random_range(970..1030) / 1000;
+                let size = Decimal::new(rng.random_range(1..lot), 3);
+                bodies.push(format!(
+                    r#""type":"fill","account":"{id}","instrument":"{instrument}","side":"{side}","size":"{size}","price":"{entry}","counterparty":"house""#
+                ));
+            }
+        }
+        for (btc, eth) in [(61_200, 3_060), (58_800, 2_940), (60_100, 3_005)] {
+            bodies.push(format!(
+                r#""type":"index_price","underlying":"BTC","price":"{btc}""#
+            ));
+            bodies.push(format!(
+                r#""type":"index_price","underlying":"ETH","price":"{eth}""#
+            ));
+            // A contract's first mark re-values each holder: the prepared kernel's work.
+            bodies.push(format!(
+                r#""type":"mark_price","instrument":"BTCUSDT","price":"{btc}""#
+            ));
+            bodies.push(format!(
+                r#""type":"mark_price","instrument":"ETHUSDT","price":"{eth}""#
+            ));
+        }
+        let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+        let (engine, _) = play(&refs);
+        assert!(
+            engine.evaluations().prepared > 0,
+            "seed {seed}: no cross pool was prepared, the prepared equity goes untested"
+        );
+        let mut compared = 0;
+        for (instrument, marks) in [
+            ("BTCUSDT", [dec!(58500), dec!(60100), dec!(61700)]),
+            ("ETHUSDT", [dec!(2920), dec!(3005), dec!(3090)]),
+        ] {
+            for side in [PositionSide::Long, PositionSide::Short] {
+                for mark in marks {
+                    let expected = ranking_by_reports(&engine, instrument, side, mark);
+                    for limit in [1, 3, 7, usize::MAX] {
+                        let got: Vec<(String, f64, Decimal)> = engine
+                            .adl_candidates(instrument, side, mark, limit)
+                            .unwrap()
+                            .into_iter()
+                            .map(|c| (c.account.to_string(), c.score, c.size))
+                            .collect();
+                        let want: Vec<_> = expected.iter().take(limit).cloned().collect();
+                        assert_eq!(
+                            got, want,
+                            "seed {seed}, {instrument} {side:?} at {mark}, first {limit}"
+                        );
+                    }
+                    compared += expected.len();
+                }
+            }
+        }
+        assert!(
+            compared > 100,
+            "seed {seed}: only {compared} candidates compared"
+        );
+    }
+}

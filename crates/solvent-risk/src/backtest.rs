@@ -44,7 +44,7 @@ pub struct BacktestReport {
     pub exceptions: Vec<(String, f64, f64)>,
 }
 
-fn history_error(error: crate::history::HistoryError) -> RiskError {
+pub(crate) fn history_error(error: crate::history::HistoryError) -> RiskError {
     RiskError::Unsupported {
         path: "--history".to_owned(),
         problem: error.to_string(),
@@ -152,33 +152,37 @@ pub fn run(
     })
 }
 
-/// One option of the book, valued on each day's DVOL-levelled surface.
-struct OptionLeg {
+/// One option of the book, valued on each day's DVOL-levelled surface (shared by the VaR
+/// backtest and the margin-model backtest of a book, `vol_scaled::book`).
+pub(crate) struct OptionLeg {
     /// Column of the underlying in the history.
-    column: usize,
+    pub(crate) column: usize,
     /// Size in units of the underlying (`size x contract size`; USD per unit move of the premium).
-    units: f64,
-    strike: f64,
-    time: f64,
+    pub(crate) units: f64,
+    /// The account's strike `K`.
+    pub(crate) strike: f64,
+    /// Years to expiry in the market, held constant (a constant-maturity book).
+    pub(crate) time: f64,
     right: solvent_core::instrument::OptionRight,
     /// The market's index of the underlying (`S_0`).
     spot_0: f64,
     /// The market's at-the-money volatility at the option's expiry (`sigma_0(S_0, T)`).
     atm_0: f64,
-    instrument: std::sync::Arc<Instrument>,
+    /// The instrument.
+    pub(crate) instrument: std::sync::Arc<Instrument>,
 }
 
 impl OptionLeg {
     /// The strike on base day `spot_d`: the account's strike carried to the day's price level,
     /// `K x S_d / S_0` (the book is held at constant moneyness, as the linear part is held in
     /// coin).
-    fn strike_on(&self, spot_d: f64) -> f64 {
+    pub(crate) fn strike_on(&self, spot_d: f64) -> f64 {
         self.strike * spot_d / self.spot_0
     }
 
-    /// USD value at spot `spot` and strike `strike` with the surface at DVOL level `level` (a
-    /// fraction): `sigma = level x sigma_0(strike x S_0 / spot, T) / sigma_0(S_0, T)`.
-    fn value(
+    /// The volatility of strike `strike` at spot `spot` with the surface at DVOL level `level`
+    /// (a fraction): `sigma = level x sigma_0(strike x S_0 / spot, T) / sigma_0(S_0, T)`.
+    pub(crate) fn volatility(
         &self,
         view: &MarketView<'_>,
         spot: f64,
@@ -188,46 +192,55 @@ impl OptionLeg {
         let moneyness_strike = strike * self.spot_0 / spot;
         let shape =
             view.model_volatility(&self.instrument, moneyness_strike, self.time)? / self.atm_0;
+        Ok(level * shape)
+    }
+
+    /// USD value (Black-76 at the market's rate) at spot `spot`, strike `strike` and volatility
+    /// `sigma`.
+    pub(crate) fn price(
+        &self,
+        view: &MarketView<'_>,
+        spot: f64,
+        strike: f64,
+        sigma: f64,
+    ) -> Result<f64, RiskError> {
         let rate = view.market().rate;
         let forward = spot * (rate * self.time).exp();
-        let model = Black76::new_checked(
-            forward,
-            strike,
-            self.time,
-            level * shape,
-            (-rate * self.time).exp(),
-        )
-        .map_err(|error| RiskError::Pricing {
-            path: format!("positions: {}", self.instrument.name),
-            problem: error.to_string(),
-        })?;
+        let model =
+            Black76::new_checked(forward, strike, self.time, sigma, (-rate * self.time).exp())
+                .map_err(|error| RiskError::Pricing {
+                    path: format!("positions: {}", self.instrument.name),
+                    problem: error.to_string(),
+                })?;
         Ok(self.units * model.price(option_type(self.right)))
+    }
+
+    /// USD value at spot `spot` and strike `strike` with the surface at DVOL level `level` (a
+    /// fraction): [`Self::price`] at [`Self::volatility`].
+    pub(crate) fn value(
+        &self,
+        view: &MarketView<'_>,
+        spot: f64,
+        strike: f64,
+        level: f64,
+    ) -> Result<f64, RiskError> {
+        let sigma = self.volatility(view, spot, strike, level)?;
+        self.price(view, spot, strike, sigma)
     }
 }
 
-/// Backtests the one-day VaR of an account that may hold options: [`run`]'s linear exposure plus
-/// each option valued on a surface levelled by the day's DVOL with the account's smile shape
-/// (module documentation). The book is carried to each day's price level: on day `d` an option
-/// of strike `K` is valued at strike `K x S_d / S_0` (constant moneyness), so, like the linear
-/// part held in coin, its USD P&L scales with the price; the realised P&L is that option's value
-/// at the next close (spot and DVOL) less its value at `d`. The history is cut to the days every optioned underlying has a DVOL
-/// print.
+/// The options of `portfolio` (only those on `only` when given) as legs valued on the
+/// DVOL-levelled surface of `view`; `history` gives each one's column.
 ///
 /// # Errors
-/// As [`run`]; an option whose underlying has no DVOL series or no surface in the market; an
-/// expired option; a valuation that fails.
-pub fn run_with_options(
+/// An option expired in the market, an underlying missing from the history or the market's
+/// index, a surface that cannot value the option.
+pub(crate) fn option_legs(
     portfolio: &Portfolio,
     history: &PriceHistory,
     view: &MarketView<'_>,
-    params: &FilteredHistoricalParams,
-    level: f64,
-    min_scenarios: usize,
-) -> Result<BacktestReport, RiskError> {
-    let mut linear = portfolio.clone();
-    linear
-        .positions
-        .retain(|p| !matches!(p.instrument.terms, Terms::Option { .. }));
+    only: Option<&str>,
+) -> Result<Vec<OptionLeg>, RiskError> {
     let mut legs = Vec::new();
     for position in &portfolio.positions {
         let instrument = &position.instrument;
@@ -239,6 +252,9 @@ pub fn run_with_options(
         else {
             continue;
         };
+        if only.is_some_and(|u| u != instrument.underlying) {
+            continue;
+        }
         let time = view.years_to(*expiry);
         let unsupported = |problem: String| RiskError::Unsupported {
             path: format!("positions: {}", instrument.name),
@@ -271,14 +287,41 @@ pub fn run_with_options(
             instrument: instrument.clone(),
         });
     }
-    if legs.is_empty() {
-        return run(portfolio, history, params, level, min_scenarios);
-    }
     if let Some(leg) = legs.iter().find(|l| !l.units.is_finite()) {
         return Err(RiskError::Unsupported {
             path: format!("positions: {}", leg.instrument.name),
             problem: "its size in units is not a finite number".to_owned(),
         });
+    }
+    Ok(legs)
+}
+
+/// Backtests the one-day VaR of an account that may hold options: [`run`]'s linear exposure plus
+/// each option valued on a surface levelled by the day's DVOL with the account's smile shape
+/// (module documentation). The book is carried to each day's price level: on day `d` an option
+/// of strike `K` is valued at strike `K x S_d / S_0` (constant moneyness), so, like the linear
+/// part held in coin, its USD P&L scales with the price; the realised P&L is that option's value
+/// at the next close (spot and DVOL) less its value at `d`. The history is cut to the days every optioned underlying has a DVOL
+/// print.
+///
+/// # Errors
+/// As [`run`]; an option whose underlying has no DVOL series or no surface in the market; an
+/// expired option; a valuation that fails.
+pub fn run_with_options(
+    portfolio: &Portfolio,
+    history: &PriceHistory,
+    view: &MarketView<'_>,
+    params: &FilteredHistoricalParams,
+    level: f64,
+    min_scenarios: usize,
+) -> Result<BacktestReport, RiskError> {
+    let mut linear = portfolio.clone();
+    linear
+        .positions
+        .retain(|p| !matches!(p.instrument.terms, Terms::Option { .. }));
+    let legs = option_legs(portfolio, history, view, None)?;
+    if legs.is_empty() {
+        return run(portfolio, history, params, level, min_scenarios);
     }
     // The days every optioned underlying has a DVOL print.
     let dates = history.dates();
@@ -422,7 +465,7 @@ pub fn run_with_options(
 }
 
 /// The linear exposure of an account without options: (history column, units).
-fn linear_columns(
+pub(crate) fn linear_columns(
     portfolio: &Portfolio,
     history: &PriceHistory,
 ) -> Result<Vec<(usize, f64)>, RiskError> {

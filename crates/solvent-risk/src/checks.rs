@@ -349,12 +349,23 @@ fn missing_marks(
     market: &Market,
     origins: Origins<'_>,
 ) -> Warnings {
-    let unknown: Vec<&str> = market
-        .mark
-        .keys()
-        .filter(|name| venue.instrument(name).is_err())
-        .map(String::as_str)
-        .collect();
+    // The market's names the venue does not list, resolved only when a held position lacks a
+    // mark (each costs a parse: a market of thousands of option marks, every one held, needs
+    // none of them).
+    let any_missing = portfolio
+        .positions
+        .iter()
+        .any(|position| !market.mark.contains_key(&position.instrument.name));
+    let unknown: Vec<&str> = if any_missing {
+        market
+            .mark
+            .keys()
+            .filter(|name| venue.instrument(name).is_err())
+            .map(String::as_str)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut warnings = Vec::new();
     // Missing marks not named, by what stands in: (options, perpetuals and futures).
     let mut unnamed = (0_usize, 0_usize);

@@ -29,6 +29,7 @@ use solvent_core::portfolio::{MarginMode, Portfolio, Position};
 use solvent_core::portfolio_margin::PortfolioMarginParams;
 use solvent_core::rounding;
 use solvent_core::venue::{Asset, MarginRule};
+use solvent_pricing::black76::{GreeksBatch, OwnedColumns, price_and_greeks_checked};
 
 use crate::account::lines;
 use crate::collateral;
@@ -81,6 +82,9 @@ struct Held<'a> {
     factor: Option<(FigureFactor, Sizes)>,
     /// Its underlying's index as `f64` at the unmoved market.
     underlying_f64: f64,
+    /// Its size times the contract size, as `f64` (a fast step's option equity is this times
+    /// the premium; converted once, not at every step).
+    units_f64: f64,
 }
 
 /// `|figure| <= (exposure + contracts) x (1 + rate) + absolute` for every figure the report
@@ -192,6 +196,7 @@ pub struct MoveHealth<'a> {
     moved_volatilities: Vec<Option<f64>>,
     marks: Vec<BookMark>,
     position_marks: Vec<(Decimal, f64)>,
+    repricing: BatchRepricing,
 }
 
 impl<'a> MoveHealth<'a> {
@@ -253,13 +258,15 @@ impl<'a> MoveHealth<'a> {
                 affected,
                 mark: line.mark.price,
                 underlying_f64: f64_of(line.underlying_usd),
+                units_f64: f64_of(position.size.value()) * f64_of(instrument.contract_size),
                 given: market.mark.get_index_of(&instrument.name),
                 contribution,
                 factor,
             });
         }
         let (instruments, spot_assets) = crate::portfolio_report::book_inputs(portfolio, params);
-        let scenario_book = ScenarioBook::new(view, params, &instruments, &spot_assets)?;
+        let scenario_book =
+            ScenarioBook::new_for_move(view, params, &instruments, &spot_assets, underlying)?;
         let exposures = exposures(portfolio, &scenario_book)?;
         let priced_by = scenario_book
             .underlyings
@@ -316,6 +323,7 @@ impl<'a> MoveHealth<'a> {
             moved_volatilities: Vec::new(),
             marks: Vec::new(),
             position_marks: Vec::new(),
+            repricing: BatchRepricing::default(),
         }))
     }
 
@@ -331,8 +339,12 @@ impl<'a> MoveHealth<'a> {
         let shocks = self.shocks;
         // Each entry is overwritten below (or the step fails).
         self.moved_marks.resize(self.slots.len(), Decimal::ZERO);
+        self.moved_premiums.clear();
         self.moved_premiums.resize(self.slots.len(), None);
         self.moved_volatilities.resize(self.slots.len(), None);
+        if precision == Precision::Fast {
+            self.reprice_options_in_batch(price_move)?;
+        }
         self.slots
             .par_iter()
             .zip(
@@ -344,9 +356,12 @@ impl<'a> MoveHealth<'a> {
             )
             .with_min_len(256)
             .try_for_each(|(&slot, (moved, (premium, volatility)))| {
+                // Repriced in the batch above.
+                if premium.is_some() {
+                    return Some(());
+                }
                 // A fast step keeps an option's premium as the repricing gives it; the answer
                 // it leads to is checked on exact (decimal) marks.
-                *premium = None;
                 if precision == Precision::Fast
                     && let Some(repriced) =
                         shocks.moved_option_premium(slot, underlying, price_move)
@@ -411,6 +426,20 @@ impl<'a> MoveHealth<'a> {
         let mut fast_equity = false;
         let scale = 10_f64.powi(i32::try_from(decimals).ok()?);
         self.position_marks.clear();
+        // Each settlement asset's USD price as `f64`, converted once per step (positions
+        // share a few settlement assets; a conversion per position cost more than its use).
+        let mut settlement_prices: Vec<(&str, f64)> = Vec::new();
+        let mut settlement_usd = |asset: &'a Asset| -> Option<f64> {
+            if let Some(&(_, usd)) = settlement_prices
+                .iter()
+                .find(|(symbol, _)| *symbol == asset.symbol.as_str())
+            {
+                return Some(usd);
+            }
+            let usd = f64_of(asset_usd(asset)?);
+            settlement_prices.push((asset.symbol.as_str(), usd));
+            Some(usd)
+        };
         for held in &self.held {
             let position = held.position;
             let instrument = &position.instrument;
@@ -420,13 +449,12 @@ impl<'a> MoveHealth<'a> {
             };
             if let Some(premium) = premium {
                 self.position_marks.push((Decimal::ZERO, premium));
-                let from_usd = f64_of(asset_usd(held.settlement)?);
+                let from_usd = settlement_usd(held.settlement)?;
                 within_figure_limit(held, premium, spot, from_usd, report_f64)?;
                 if held.contribution.is_some() {
                     fast_equity = true;
                     // `standard::equity_contribution` of an option, in `f64`.
-                    let settle =
-                        f64_of(position.size.value()) * f64_of(instrument.contract_size) * premium;
+                    let settle = held.units_f64 * premium;
                     let converted = if held.settlement.symbol == report_asset.symbol {
                         settle
                     } else {
@@ -474,7 +502,7 @@ impl<'a> MoveHealth<'a> {
             } else {
                 held.underlying_f64
             };
-            let from_usd = f64_of(asset_usd(held.settlement)?);
+            let from_usd = settlement_usd(held.settlement)?;
             within_figure_limit(held, mark_f64, underlying_f64, from_usd, report_f64)?;
             if held.contribution.is_some() {
                 let settle = standard::equity_contribution(
@@ -573,6 +601,64 @@ impl<'a> MoveHealth<'a> {
                 .unwrap_or(f64::INFINITY),
         )
     }
+}
+
+impl MoveHealth<'_> {
+    /// A fast step's repricing of the moved underlying's option marks, all in one call of the
+    /// batch Black-76 kernel (a scalar repricing per mark cost about as much as the step's whole
+    /// scenario revaluation of it): each premium and the volatility it was priced at go to
+    /// `moved_premiums` and `moved_volatilities`. Marks it does not price (linear ones, expired
+    /// options, premiums the exact path would hold at the smallest price or refuse) are left
+    /// `None` for the per-mark path. `None` when a repricing fails (the full path then reports
+    /// why).
+    fn reprice_options_in_batch(&mut self, price_move: f64) -> Option<()> {
+        let batch = &mut self.repricing;
+        batch.columns.clear();
+        batch.places.clear();
+        for (place, &slot) in self.slots.iter().enumerate() {
+            let Some(inputs) = self
+                .shocks
+                .moved_option_inputs(slot, self.underlying, price_move)
+            else {
+                continue;
+            };
+            let inputs = inputs.ok()?;
+            batch.columns.forward.push(inputs.forward);
+            batch.columns.strike.push(inputs.strike);
+            batch.columns.time.push(inputs.time);
+            batch.columns.volatility.push(inputs.volatility);
+            batch.columns.discount.push(inputs.discount);
+            batch.columns.kind.push(inputs.kind);
+            batch
+                .places
+                .push((place, inputs.per_index, inputs.volatility));
+        }
+        if batch.places.is_empty() {
+            return Some(());
+        }
+        price_and_greeks_checked(batch.columns.columns(), &mut batch.valued).ok()?;
+        for (&(place, per_index, volatility), &usd) in batch.places.iter().zip(batch.valued.price())
+        {
+            let premium = per_index.map_or(usd, |index| usd / index);
+            // As `ShockBase::moved_option_premium`: premiums near or below the smallest price,
+            // or beyond the accepted range, are left to the exact path.
+            if premium > 1e-9 && premium < 1e12 {
+                *self.moved_premiums.get_mut(place)? = Some(premium);
+                *self.moved_volatilities.get_mut(place)? = Some(volatility);
+            }
+        }
+        Some(())
+    }
+}
+
+/// The buffers of [`MoveHealth::reprice_options_in_batch`], reused from step to step.
+#[derive(Default)]
+struct BatchRepricing {
+    columns: OwnedColumns,
+    /// Per batch row: the mark's place in `slots`, the moved index of an inverse option, the
+    /// volatility it is priced at.
+    places: Vec<(usize, Option<f64>, f64)>,
+    valued: GreeksBatch,
 }
 
 /// `Some` when every figure the full path converts for `held` at `mark` (its underlying at

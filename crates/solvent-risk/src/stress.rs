@@ -282,6 +282,55 @@ impl<'v> ShockBase<'v> {
         }
     }
 
+    /// What the repricing of [`ShockBase::moved_option_premium`] would value, for a batch of
+    /// them: the option mark `slot` after `underlying` moves by `price_move`, as Black-76
+    /// inputs. `None` where that repricing does not price a model (not an option on
+    /// `underlying`, no move, an expired option valued at its intrinsic value): take
+    /// [`ShockBase::moved_option_premium`] then.
+    ///
+    /// # Errors
+    /// The option's volatility could not be implied from its unmoved mark (as the repricing).
+    pub fn moved_option_inputs(
+        &self,
+        slot: usize,
+        underlying: &str,
+        price_move: f64,
+    ) -> Option<Result<MovedOptionInputs, RiskError>> {
+        let base = self.marks.get(slot)?;
+        let MarkBase::Option { quote, .. } = base else {
+            return None;
+        };
+        if base.underlying() != Some(underlying) || price_move == 0.0 {
+            return None;
+        }
+        let quote = match quote {
+            Err(error) => return Some(Err(error.clone())),
+            Ok(quote) => quote,
+        };
+        if quote.time <= 0.0 {
+            return None;
+        }
+        Some(
+            quote
+                .volatility
+                .clone()
+                .map(|volatility| MovedOptionInputs {
+                    // The same operations as `OptionQuote::reprice` (with no volatility change: its
+                    // factor `1 + 0` leaves the volatility as it is).
+                    forward: quote.forward * (1.0 + price_move),
+                    strike: quote.strike,
+                    time: quote.time,
+                    volatility,
+                    discount: quote.discount,
+                    kind: quote.kind,
+                    per_index: match quote.style {
+                        Style::Linear => None,
+                        Style::Inverse => Some(quote.spot * (1.0 + price_move)),
+                    },
+                }),
+        )
+    }
+
     /// The slots of the market's marks whose instrument is on `underlying` (the marks a move of
     /// it changes).
     #[must_use]
@@ -373,6 +422,27 @@ pub struct MovedMark {
     /// The volatility it was priced at, when the mark is that repricing's premium: `None` for
     /// linear marks, expired options and premiums held at the smallest price.
     pub volatility: Option<f64>,
+}
+
+/// An option mark's repricing under a move, as Black-76 inputs (see
+/// [`ShockBase::moved_option_inputs`]): the premium is the model's price, divided by
+/// `per_index` for an inverse option (its premium is in coin).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MovedOptionInputs {
+    /// The moved forward.
+    pub forward: f64,
+    /// The strike.
+    pub strike: f64,
+    /// Years to expiry (positive).
+    pub time: f64,
+    /// The volatility the unmoved mark implies.
+    pub volatility: f64,
+    /// The discount factor to expiry.
+    pub discount: f64,
+    /// Call or put.
+    pub kind: solvent_pricing::black76::OptionType,
+    /// The moved index, for an inverse option; `None` for a linear one.
+    pub per_index: Option<f64>,
 }
 
 /// An index price after its underlying moves by `price_move` (through `f64`, as a shock moves

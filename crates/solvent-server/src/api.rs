@@ -770,7 +770,7 @@ pub(crate) struct AccountQuery {
 
 #[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts",
     params(("id" = String, Path, description = "Account id"), ("liquidation_moves" = Option<bool>, Query, description = "`true`: also the moves that liquidate the account (`liquidation_moves`, the reverse stress: a few dozen reports more)")),
-    responses((status = 200, description = "The margin report, as `solvent margin --json` prints it (`liquidation_moves` when asked for)", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 404, description = "No such account", body = ErrorBody), (status = 422, description = "A price it needs is missing", body = ErrorBody)),
+    responses((status = 200, description = "The margin report, as `solvent margin --json` prints it (`liquidation_moves` when asked for; `vol_scaled_ranges`: the volatility-scaled ranges in force for the account's scaled underlyings, from `scenario_range` events)", body = Object), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody), (status = 404, description = "No such account", body = ErrorBody), (status = 422, description = "A price it needs is missing", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn get_account(
     State(state): State<AppState>,
@@ -783,18 +783,33 @@ pub(crate) async fn get_account(
     let portfolio = account_of(&view, &id)?;
     let report = compute(move || {
         let market_view = market_view(&view, &view.market)?;
-        let report = solvent_risk::margin_report(&portfolio, &market_view)
+        let mut report = solvent_risk::margin_report(&portfolio, &market_view)
             .map_err(|error| risk_error("account", &error))?;
-        if query.liquidation_moves == Some(true) {
-            with_moves(&report, &portfolio, &market_view)
+        // Volatility-scaled ranges (docs/vol-scaled-ranges.md): the ranges in force for the
+        // account's scaled underlyings, and a warning for each margined on the static grid.
+        report
+            .warnings
+            .extend(solvent_engine::engine::scaling_warnings(
+                &view.venue,
+                &view.scenario_ranges,
+                &portfolio,
+            ));
+        let ranges =
+            solvent_engine::engine::ranges_of(&view.venue, &view.scenario_ranges, &portfolio);
+        let mut value = if query.liquidation_moves == Some(true) {
+            with_moves(&report, &portfolio, &market_view)?
         } else {
             serde_json::to_value(&report).map_err(|error| {
                 ApiError::unprocessable(
                     None,
                     format!("the report cannot be written as JSON: {error}"),
                 )
-            })
+            })?
+        };
+        if let (Some(object), Ok(ranges)) = (value.as_object_mut(), serde_json::to_value(&ranges)) {
+            object.insert("vol_scaled_ranges".to_owned(), ranges);
         }
+        Ok::<_, ApiError>(value)
     })
     .await?;
     Ok(json(&report))

@@ -775,7 +775,8 @@ fn touch_event(event: &Event, touched: &mut BTreeSet<String>, changed: &mut Chan
         | Event::VolSurface(_)
         | Event::Funding(_)
         | Event::Settlement(_) => changed.market = true,
-        Event::ListInstrument(_) | Event::UpdateVenue(_) => {
+        // A scenario range installs the scaled grid in the engine's venue.
+        Event::ListInstrument(_) | Event::UpdateVenue(_) | Event::ScenarioRange(_) => {
             changed.venue = true;
             changed.market = true;
         }

@@ -360,7 +360,7 @@ fn audit() -> Markup {
 }
 
 /// The event types the audit page filters on.
-const EVENT_TYPES: [&str; 16] = [
+const EVENT_TYPES: [&str; 17] = [
     "deposit",
     "withdraw",
     "transfer",
@@ -377,6 +377,7 @@ const EVENT_TYPES: [&str; 16] = [
     "set_auto_top_up",
     "list_instrument",
     "update_venue",
+    "scenario_range",
 ];
 
 #[cfg(test)]

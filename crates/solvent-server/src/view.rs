@@ -18,6 +18,7 @@ use solvent_core::venue::Venue;
 use solvent_engine::Engine;
 use solvent_engine::ledger::LedgerAccount;
 use solvent_risk::AccountState;
+use solvent_risk::vol_scaled::RangeInForce;
 
 /// One account as readers see it.
 #[derive(Clone, Debug)]
@@ -38,8 +39,10 @@ pub struct View {
     pub now: Timestamp,
     /// The market.
     pub market: Arc<Market>,
-    /// The venue.
+    /// The venue as the engine installed it (grids scaled to the ranges in force).
     pub venue: Arc<Venue>,
+    /// The volatility-scaled ranges in force, by underlying (replaced with the venue).
+    pub scenario_ranges: Arc<BTreeMap<String, RangeInForce>>,
     /// Every account, by id.
     pub accounts: imbl::OrdMap<String, AccountView>,
     /// The insurance fund's balance per asset.
@@ -61,6 +64,7 @@ impl View {
             now: engine.now(),
             market: Arc::new(engine.market().clone()),
             venue: Arc::new(engine.venue().clone()),
+            scenario_ranges: Arc::new(engine.scenario_ranges().clone()),
             accounts,
             insurance_fund: insurance_fund(engine),
         }
@@ -99,6 +103,11 @@ impl View {
                 Arc::new(engine.venue().clone())
             } else {
                 Arc::clone(&self.venue)
+            },
+            scenario_ranges: if venue_changed {
+                Arc::new(engine.scenario_ranges().clone())
+            } else {
+                Arc::clone(&self.scenario_ranges)
             },
             accounts,
             insurance_fund: insurance_fund(engine),

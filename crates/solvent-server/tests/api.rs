@@ -263,6 +263,74 @@ async fn events_are_numbered_applied_and_read_back_as_the_margin_report() {
     running.stop().await.unwrap();
 }
 
+/// On a venue that scales BTC's range (`examples/vol-scaled-venue.toml`), a portfolio account is
+/// margined on the static grid with a warning until a `scenario_range` event arrives; then on
+/// the scaled grid, and the account's report shows the range in force. Long 2 BTCUSDT at
+/// 92,000 with 40,000 USDT: MM = 2 x 92,000 x 16% + 300.304613 of add-ons = 29,740.304613, then
+/// 2 x 92,000 x 5.6955% + 300.30 = 10,780.032079 (docs/vol-scaled-ranges.md).
+#[tokio::test]
+async fn a_scenario_range_event_rescales_the_account_report() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/vol-scaled-venue.toml"
+    );
+    let venue = Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap();
+    let (ring, keys) = keys();
+    let running = solvent_server::start(
+        Engine::new(venue, EngineConfig::default()),
+        Box::new(MemoryJournal::default()),
+        ring,
+        &local(),
+    )
+    .await
+    .unwrap();
+    let opening = json!([
+        {"type": "index_price", "underlying": "BTC", "price": "92000", "ts": "2026-01-05T00:00:00Z"},
+        {"type": "deposit", "account": "a1", "asset": "USDT", "amount": "40000", "ts": "2026-01-05T00:00:01Z"},
+        {"type": "set_margin_mode", "account": "a1", "mode": "portfolio", "ts": "2026-01-05T00:00:02Z"},
+        {"type": "fill", "account": "a1", "instrument": "BTCUSDT", "side": "buy", "size": "2", "price": "92000", "counterparty": "external", "ts": "2026-01-05T00:00:03Z"},
+    ]);
+    let (status, reply) = post_events(&running, &keys.admin, opening).await;
+    assert_eq!(status, 200, "{reply}");
+    let (status, report) = call(running.addr, "GET", "/v1/accounts/a1", Some(&keys.a1), None).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["maintenance_margin"], "29740.304613");
+    assert_eq!(report["vol_scaled_ranges"], json!([]));
+    assert!(
+        report["warnings"].as_array().unwrap().iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .starts_with("BTC: the venue scales its range")),
+        "{report}"
+    );
+    let range = json!([{"type": "scenario_range", "underlying": "BTC", "as_of": "2026-01-05",
+        "model": "ewma", "control": "buffer", "sigma_daily": "0.015819448100447976",
+        "base": "0.04745834430134393", "range": "0.05695504057259702", "bound": "buffer_partial",
+        "ts": "2026-01-06T00:00:00Z"}]);
+    let (status, reply) = post_events(&running, &keys.admin, range).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["results"][0]["status"], "accepted", "{reply}");
+    let (status, report) = call(running.addr, "GET", "/v1/accounts/a1", Some(&keys.a1), None).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["maintenance_margin"], "10780.032079");
+    let ranges = report["vol_scaled_ranges"].as_array().unwrap();
+    assert_eq!(ranges.len(), 1);
+    assert_eq!(ranges[0]["underlying"], "BTC");
+    assert_eq!(ranges[0]["as_of"], "2026-01-05");
+    assert_eq!(ranges[0]["range"], 0.05695504057259702);
+    assert_eq!(ranges[0]["static_range"], 0.16);
+    assert_eq!(ranges[0]["bound"], "buffer_partial");
+    assert!(
+        !report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("scenario_range")),
+        "{report}"
+    );
+    running.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_bad_event_refuses_the_whole_request_naming_the_field_and_nothing_moves() {
     let (running, keys) = start_with(Box::new(MemoryJournal::default()), local()).await;

@@ -14,53 +14,181 @@ use crate::crif::{Bucket, Tenor};
 use crate::error::CalibrationError;
 
 /// A SIMM version whose calibration Solvent ships.
+///
+/// Each is the version of Open Source Risk Engine's `SimmConfiguration_ISDA_V*` of the same name
+/// (its transcription of ISDA's published tables); the names are ORE's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub enum Version {
+    /// ISDA SIMM 1.3.38 (ORE's name for the calibration of version 1.3 in force in 2017, its
+    /// `SimmConfiguration_ISDA_V1_3_38`, formerly `ISDA_V338`); 10-day margin period only.
+    V1_3_38,
+    /// ISDA SIMM 2.0 (effective 4 December 2017); 10-day margin period only.
+    V2_0,
+    /// ISDA SIMM 2.1 (effective 1 December 2018); 10-day margin period only.
+    V2_1,
+    /// ISDA SIMM 2.2 (effective 2 December 2019).
+    V2_2,
+    /// ISDA SIMM 2.3 (effective 7 December 2020).
+    V2_3,
+    /// ISDA SIMM 2.3.8, ORE's name for ISDA SIMM 2.4 (effective 1 December 2021).
+    V2_3_8,
+    /// ISDA SIMM 2.5 (effective 3 December 2022).
+    V2_5,
+    /// ISDA SIMM 2.5A (2.5 with its 2023 recalibration).
+    V2_5A,
     /// ISDA SIMM 2.6 (effective 2 December 2023).
     V2_6,
+    /// ORE's SIMM 2.6.5 (which ORE also reads for "2.7").
+    V2_6_5,
     /// ISDA SIMM 2.7 with the December 2024 recalibration (ORE's "2.7+2412").
     V2_7,
     /// ISDA SIMM 2.8 with the June 2025 recalibration (ORE's "2.8+2506").
     V2_8,
+    /// ISDA SIMM 2.8 with the December 2025 recalibration (ORE's "2.8+2512").
+    V2_8_2512,
 }
 
 impl Version {
     /// Every version shipped, oldest first.
-    pub const ALL: [Version; 3] = [Version::V2_6, Version::V2_7, Version::V2_8];
+    pub const ALL: [Version; 13] = [
+        Version::V1_3_38,
+        Version::V2_0,
+        Version::V2_1,
+        Version::V2_2,
+        Version::V2_3,
+        Version::V2_3_8,
+        Version::V2_5,
+        Version::V2_5A,
+        Version::V2_6,
+        Version::V2_6_5,
+        Version::V2_7,
+        Version::V2_8,
+        Version::V2_8_2512,
+    ];
 
-    /// Parses `2.6`, `2.7` or `2.8` (also the long names `2.7+2412`, `2.8+2506`).
+    /// Parses a version's name: `1.3.38` (or ORE's alias `ISDA_V338`), `2.0` (or `ISDA_V344`),
+    /// `2.1`, `2.2`, `2.3`, `2.3.8` (or `2.4`, which ORE reads as 2.3.8), `2.5`,
+    /// `2.5A`, `2.6` (or `2.5.6`, ORE's alias), `2.6.5`, `2.7` (or `2.7+2412`), `2.8` (or
+    /// `2.8+2506`), `2.8+2512`.
+    ///
+    /// Note: `2.7` is the December 2024 recalibration here; ORE reads a bare `2.7` as its 2.6.5.
     ///
     /// # Errors
-    /// [`CalibrationError::UnknownVersion`] for anything else.
+    /// [`CalibrationError::NotShipped`] for a version ORE ships whose calibration Solvent does not
+    /// carry (named, with the reason), [`CalibrationError::UnknownVersion`] for anything else.
     pub fn parse(text: &str) -> Result<Self, CalibrationError> {
         match text.trim() {
-            "2.6" => Ok(Version::V2_6),
+            "1.3.38" | "ISDA_V338" => Ok(Version::V1_3_38),
+            "2.0" | "ISDA_V344" => Ok(Version::V2_0),
+            "2.1" => Ok(Version::V2_1),
+            "2.2" => Ok(Version::V2_2),
+            "2.3" => Ok(Version::V2_3),
+            "2.3.8" | "2.4" => Ok(Version::V2_3_8),
+            "2.5" => Ok(Version::V2_5),
+            "2.5A" | "2.5a" => Ok(Version::V2_5A),
+            "2.6" | "2.5.6" => Ok(Version::V2_6),
+            "2.6.5" => Ok(Version::V2_6_5),
             "2.7" | "2.7+2412" => Ok(Version::V2_7),
             "2.8" | "2.8+2506" => Ok(Version::V2_8),
-            other => Err(CalibrationError::UnknownVersion(other.to_string())),
+            "2.8+2512" => Ok(Version::V2_8_2512),
+            other => match NOT_SHIPPED.iter().find(|(name, _)| *name == other) {
+                Some((name, reason)) => Err(CalibrationError::NotShipped(name, reason)),
+                None => Err(CalibrationError::UnknownVersion(other.to_string())),
+            },
         }
     }
 
     /// The version's name as ISDA and ORE write it.
     pub fn name(self) -> &'static str {
         match self {
+            Version::V1_3_38 => "1.3.38",
+            Version::V2_0 => "2.0",
+            Version::V2_1 => "2.1",
+            Version::V2_2 => "2.2",
+            Version::V2_3 => "2.3",
+            Version::V2_3_8 => "2.3.8",
+            Version::V2_5 => "2.5",
+            Version::V2_5A => "2.5A",
             Version::V2_6 => "2.6",
+            Version::V2_6_5 => "2.6.5",
             Version::V2_7 => "2.7+2412",
             Version::V2_8 => "2.8+2506",
+            Version::V2_8_2512 => "2.8+2512",
         }
     }
 
-    fn source(self, period: MarginPeriod) -> &'static str {
-        match (self, period) {
-            (Version::V2_6, MarginPeriod::TenDays) => include_str!("../calibration/v2_6.toml"),
-            (Version::V2_7, MarginPeriod::TenDays) => include_str!("../calibration/v2_7.toml"),
-            (Version::V2_8, MarginPeriod::TenDays) => include_str!("../calibration/v2_8.toml"),
-            (Version::V2_6, MarginPeriod::OneDay) => include_str!("../calibration/v2_6_1d.toml"),
-            (Version::V2_7, MarginPeriod::OneDay) => include_str!("../calibration/v2_7_1d.toml"),
-            (Version::V2_8, MarginPeriod::OneDay) => include_str!("../calibration/v2_8_1d.toml"),
-        }
+    /// Whether ORE's SIMM of this version has a one-day calibration (from 2.2 on; before, ORE's
+    /// configuration takes no margin period and is always for 10 days).
+    pub fn has_one_day(self) -> bool {
+        !self.before_2_2()
+    }
+
+    /// Versions before 2.2 differ in structure (ORE's `SimmCalculator` and
+    /// `SimmConfigurationBase` test `SimmVersion::V2_2`): non-qualifying credit names in a
+    /// bucket correlate by qualifier, not by group (`Label2`), and equity bucket 12 has a
+    /// curvature margin.
+    pub(crate) fn before_2_2(self) -> bool {
+        matches!(self, Version::V1_3_38 | Version::V2_0 | Version::V2_1)
+    }
+
+    fn source(self, period: MarginPeriod) -> Option<&'static str> {
+        use MarginPeriod::{OneDay, TenDays};
+        Some(match (self, period) {
+            (Version::V1_3_38, TenDays) => include_str!("../calibration/v1_3_38.toml"),
+            (Version::V2_0, TenDays) => include_str!("../calibration/v2_0.toml"),
+            (Version::V2_1, TenDays) => include_str!("../calibration/v2_1.toml"),
+            (Version::V1_3_38 | Version::V2_0 | Version::V2_1, OneDay) => return None,
+            (Version::V2_2, TenDays) => include_str!("../calibration/v2_2.toml"),
+            (Version::V2_3, TenDays) => include_str!("../calibration/v2_3.toml"),
+            (Version::V2_3_8, TenDays) => include_str!("../calibration/v2_3_8.toml"),
+            (Version::V2_5, TenDays) => include_str!("../calibration/v2_5.toml"),
+            (Version::V2_5A, TenDays) => include_str!("../calibration/v2_5a.toml"),
+            (Version::V2_6, TenDays) => include_str!("../calibration/v2_6.toml"),
+            (Version::V2_6_5, TenDays) => include_str!("../calibration/v2_6_5.toml"),
+            (Version::V2_7, TenDays) => include_str!("../calibration/v2_7.toml"),
+            (Version::V2_8, TenDays) => include_str!("../calibration/v2_8.toml"),
+            (Version::V2_8_2512, TenDays) => include_str!("../calibration/v2_8_2512.toml"),
+            (Version::V2_2, OneDay) => include_str!("../calibration/v2_2_1d.toml"),
+            (Version::V2_3, OneDay) => include_str!("../calibration/v2_3_1d.toml"),
+            (Version::V2_3_8, OneDay) => include_str!("../calibration/v2_3_8_1d.toml"),
+            (Version::V2_5, OneDay) => include_str!("../calibration/v2_5_1d.toml"),
+            (Version::V2_5A, OneDay) => include_str!("../calibration/v2_5a_1d.toml"),
+            (Version::V2_6, OneDay) => include_str!("../calibration/v2_6_1d.toml"),
+            (Version::V2_6_5, OneDay) => include_str!("../calibration/v2_6_5_1d.toml"),
+            (Version::V2_7, OneDay) => include_str!("../calibration/v2_7_1d.toml"),
+            (Version::V2_8, OneDay) => include_str!("../calibration/v2_8_1d.toml"),
+            (Version::V2_8_2512, OneDay) => include_str!("../calibration/v2_8_2512_1d.toml"),
+        })
     }
 }
+
+/// Versions ORE's package accepts whose calibration Solvent does not carry, with the reason.
+pub(crate) const NOT_SHIPPED: [(&str, &str); 6] = [
+    (
+        "1.0",
+        "its structure differs (11 equity and 16 commodity buckets, no inflation volatility in curvature) and is not carried",
+    ),
+    (
+        "ISDA_V315",
+        "ORE's alias of 1.0, whose structure differs (11 equity and 16 commodity buckets) and is not carried",
+    ),
+    (
+        "1.3",
+        "its structure differs (11 equity and 16 commodity buckets) and is not carried",
+    ),
+    (
+        "ISDA_V329",
+        "ORE's alias of 1.3, whose structure differs (11 equity and 16 commodity buckets) and is not carried",
+    ),
+    (
+        "1.1",
+        "ORE reads the name but builds no configuration for it",
+    ),
+    (
+        "1.2",
+        "ORE reads the name but builds no configuration for it",
+    ),
+];
 
 /// The margin period of risk of a calibration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -162,8 +290,9 @@ pub(crate) struct InterestRateClass {
     pub inflation: f64,
     pub basis: f64,
     pub inflation_vega: f64,
-    /// The historical volatility ratio whose inverse square scales curvature.
-    pub hvr: f64,
+    /// The scaling of the curvature margin: `HVR_IR^-2` (section B.11(d)) from 2.1 on, 2.3 in
+    /// 2.0 (ORE's `curvatureMarginScaling`).
+    pub curvature_scaling: f64,
     /// Concentration categories 2, 3 and 4 (the rest are 1), section J.
     pub categories: Vec<(usize, Vec<String>)>,
     /// Delta and vega concentration thresholds per category 1..=4, USD.
@@ -219,6 +348,9 @@ pub struct Calibration {
     pub(crate) base_correlation_correlation: f64,
     /// Correlation between risk classes, indexed by [`crate::RiskClass`] order.
     pub(crate) risk_class_correlation: [[f64; 6]; 6],
+    /// The calculation currency (USD unless set): its own FX delta is no risk, and its FX
+    /// volatility group picks the FX risk weights and correlations (section I).
+    pub(crate) calculation_currency: compact_str::CompactString,
 }
 
 #[derive(Deserialize)]
@@ -239,6 +371,8 @@ struct RawConcentration {
 
 #[derive(Deserialize)]
 struct Raw {
+    /// The interest rate curvature scaling where it is not `HVR_IR^-2` (2.0: 2.3).
+    curvature_margin_scaling: Option<f64>,
     fx: RawFx,
     risk_weight_flat: BTreeMap<String, f64>,
     risk_weight_bucket: BTreeMap<String, BTreeMap<String, f64>>,
@@ -268,7 +402,10 @@ impl Calibration {
     /// # Errors
     /// [`CalibrationError`] when the embedded table is malformed (a build defect, never input).
     pub fn load_for(version: Version, period: MarginPeriod) -> Result<Self, CalibrationError> {
-        let raw: Raw = toml::from_str(version.source(period))
+        let source = version
+            .source(period)
+            .ok_or(CalibrationError::NoOneDay(version.name()))?;
+        let raw: Raw = toml::from_str(source)
             .map_err(|e| CalibrationError::Malformed(version.name(), e.to_string()))?;
         let missing = |what: String| CalibrationError::Missing(version.name(), what);
         let sparse = |map: &BTreeMap<String, BTreeMap<String, f64>>, name: &str| {
@@ -310,7 +447,17 @@ impl Calibration {
             let mut out = [[0.0; BUCKET_SLOTS]; BUCKET_SLOTS];
             for &i in slots.iter().filter(|s| **s > 0) {
                 for &j in slots.iter().filter(|s| **s > 0 && **s != i) {
-                    out[i][j] = sparse[i][j].ok_or_else(|| {
+                    // The published matrix is symmetric (section B.8). ORE's transcription of
+                    // 2.3.8 is not (commodity 9-10 is 0.14, 10-9 0.40; equity 1-2 is absent, 2-1
+                    // 0.20); ORE's SimmCalculator::margin reads the entry whose row is the bucket
+                    // whose name sorts later as text ("9" after "10", "2" after "1"), for both
+                    // orders, so that entry is taken here too.
+                    let (row, column) = if i.to_string() > j.to_string() {
+                        (i, j)
+                    } else {
+                        (j, i)
+                    };
+                    out[i][j] = sparse[row][column].or(sparse[column][row]).ok_or_else(|| {
                         missing(format!("{name} correlation of buckets {i} and {j}"))
                     })?;
                 }
@@ -506,6 +653,7 @@ impl Calibration {
             base_correlation_weight,
             base_correlation_correlation,
             risk_class_correlation,
+            calculation_currency: "USD".into(),
         };
         if period == MarginPeriod::OneDay {
             calibration.without_concentration();
@@ -529,6 +677,54 @@ impl Calibration {
         self.fx.vega_threshold = [none; 6];
         self.interest_rate.delta_threshold = [none; 5];
         self.interest_rate.vega_threshold = [none; 5];
+    }
+
+    /// The same calibration for another calculation currency (USD by default). Amounts are still
+    /// read in USD (`AmountUSD`) and margins are in USD; what changes is SIMM section I: the
+    /// calculation currency's own FX delta is no risk, and its volatility group picks the FX risk
+    /// weights and correlations.
+    ///
+    /// # Errors
+    /// [`CalibrationError::CalculationCurrency`] unless `currency` is three ASCII capitals.
+    pub fn with_calculation_currency(mut self, currency: &str) -> Result<Self, CalibrationError> {
+        let currency = currency.trim();
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(CalibrationError::CalculationCurrency(currency.to_string()));
+        }
+        self.calculation_currency = currency.into();
+        Ok(self)
+    }
+
+    /// The same calibration for margins in a result currency other than USD: every
+    /// concentration threshold (in USD) times `usd_rate`, the price of one USD in that currency,
+    /// as ORE's `SimmCalculator` converts them (`concThreshold *= fxRate("USD" + resultCcy)`).
+    /// The amounts must be in that currency too ([`crate::crif::parse_in`]).
+    ///
+    /// # Errors
+    /// [`CalibrationError::FxRate`] unless `usd_rate` is positive and finite.
+    pub fn with_thresholds_in(mut self, usd_rate: f64) -> Result<Self, CalibrationError> {
+        if !(usd_rate.is_finite() && usd_rate > 0.0) {
+            return Err(CalibrationError::FxRate(usd_rate));
+        }
+        for class in [&mut self.equity, &mut self.commodity] {
+            class.delta_threshold = class.delta_threshold.map(|t| t * usd_rate);
+            class.vega_threshold = class.vega_threshold.map(|t| t * usd_rate);
+        }
+        for class in [&mut self.credit_qualifying, &mut self.credit_non_qualifying] {
+            class.delta_threshold = class.delta_threshold.map(|t| t * usd_rate);
+            class.vega_threshold *= usd_rate;
+        }
+        self.fx.delta_threshold = self.fx.delta_threshold.map(|t| t * usd_rate);
+        self.fx.vega_threshold = self.fx.vega_threshold.map(|t| t * usd_rate);
+        let ir = &mut self.interest_rate;
+        ir.delta_threshold = ir.delta_threshold.map(|t| t * usd_rate);
+        ir.vega_threshold = ir.vega_threshold.map(|t| t * usd_rate);
+        Ok(self)
+    }
+
+    /// The calculation currency.
+    pub fn calculation_currency(&self) -> &str {
+        &self.calculation_currency
     }
 
     /// The margin period of risk.
@@ -637,11 +833,15 @@ fn interest_rate(
         inflation: get(scalar, "infCorr", "correlation")?,
         basis: get(scalar, "xccyCorr", "correlation")?,
         inflation_vega: get(scalar, "infVolCorr", "correlation")?,
-        hvr: get(
-            Some(&raw.historical_volatility_ratio),
-            "InterestRate",
-            "historical volatility ratio",
-        )?,
+        curvature_scaling: match raw.curvature_margin_scaling {
+            Some(scaling) => scaling,
+            None => get(
+                Some(&raw.historical_volatility_ratio),
+                "InterestRate",
+                "historical volatility ratio",
+            )?
+            .powf(-2.0),
+        },
         categories,
         delta_threshold: thresholds("IRCurve")?,
         vega_threshold: thresholds("IRVol")?,
@@ -739,12 +939,51 @@ mod tests {
         for version in Version::ALL {
             for period in [MarginPeriod::TenDays, MarginPeriod::OneDay] {
                 let calibration = Calibration::load_for(version, period);
-                assert!(
-                    calibration.is_ok(),
-                    "{version:?} {period:?}: {calibration:?}"
-                );
+                if period == MarginPeriod::OneDay && !version.has_one_day() {
+                    assert_eq!(
+                        calibration.err(),
+                        Some(CalibrationError::NoOneDay(version.name()))
+                    );
+                } else {
+                    assert!(
+                        calibration.is_ok(),
+                        "{version:?} {period:?}: {calibration:?}"
+                    );
+                }
             }
         }
+    }
+
+    #[test]
+    fn the_interest_rate_curvature_scaling_follows_the_version() {
+        // 2.0: SimmConfigurationBase's fixed 2.3; 2.1: 0.62^-2; 2.6: HVR_IR = 0.47 (ORE's sources).
+        let scaling = |v| {
+            Calibration::load(v)
+                .unwrap()
+                .interest_rate
+                .curvature_scaling
+        };
+        assert_eq!(scaling(Version::V2_0), 2.3);
+        assert_eq!(scaling(Version::V2_1), 0.62_f64.powf(-2.0));
+        assert_eq!(scaling(Version::V2_6), 0.47_f64.powf(-2.0));
+    }
+
+    #[test]
+    fn versions_ore_ships_but_solvent_does_not_carry_are_refused_by_name() {
+        assert_eq!(
+            Version::parse("1.3"),
+            Err(CalibrationError::NotShipped(
+                "1.3",
+                "its structure differs (11 equity and 16 commodity buckets) and is not carried"
+            ))
+        );
+        assert_eq!(Version::parse("ISDA_V338"), Ok(Version::V1_3_38));
+        assert_eq!(
+            Version::parse("9.9"),
+            Err(CalibrationError::UnknownVersion("9.9".into()))
+        );
+        assert_eq!(Version::parse("2.4"), Ok(Version::V2_3_8));
+        assert_eq!(Version::parse("2.8+2512"), Ok(Version::V2_8_2512));
     }
 
     #[test]

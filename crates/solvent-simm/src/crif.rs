@@ -4,12 +4,19 @@
 //! Read columns (names matched without regard to case): `PortfolioID` (the netting set; empty when
 //! absent), `ProductClass`, `RiskType`, `Qualifier`, `Bucket`, `Label1`, `Label2`, `AmountUSD`, and
 //! `Amount` for the factors of the add-on rows (`Param_ProductClassMultiplier`,
-//! `Param_AddOnNotionalFactor`). Other columns are ignored. Every error names the row (1 is the header)
-//! and the column at fault.
+//! `Param_AddOnNotionalFactor`), and `collect_regulations` / `post_regulations` (the regulations
+//! of the row, read for [`crate::simm_under_regulations`]), and for rows whose `im_model` is
+//! `Schedule` (a trade's `PV` or `Notional`, for [`crate::schedule_im`]) `TradeID`, the schedule
+//! product class and `end_date`. Other columns are ignored. Every error names the row (1 is the
+//! header) and the column at fault.
+
+use std::collections::HashMap;
 
 use compact_str::CompactString;
 
 use crate::error::CrifError;
+use crate::regulation::Regulations;
+use crate::schedule::{ScheduleKind, ScheduleProductClass, ScheduleRow, parse_date};
 
 /// A SIMM product class (SIMM section B.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -325,6 +332,9 @@ pub struct Sensitivity {
     pub label2: CompactString,
     /// The amount in USD.
     pub amount_usd: f64,
+    /// The row's regulations: an index into [`Crif::regulations`] (0 where the CRIF has no
+    /// regulations columns or the row's are empty).
+    pub regulations: u32,
 }
 
 /// A SIMM parameter row of a CRIF (ISDA SIMM Methodology: Risk Data Standards, the `Param_`
@@ -368,6 +378,8 @@ pub struct AddOn {
     pub netting_set: CompactString,
     /// What it adds.
     pub kind: AddOnKind,
+    /// The row's regulations: an index into [`Crif::regulations`].
+    pub regulations: u32,
 }
 
 /// A parsed CRIF: its sensitivities and its add-on rows.
@@ -377,6 +389,12 @@ pub struct Crif {
     pub sensitivities: Vec<Sensitivity>,
     /// The add-on rows.
     pub add_ons: Vec<AddOn>,
+    /// The rows with `im_model` Schedule (their `PV` and `Notional`), for [`crate::schedule_im`].
+    pub schedule: Vec<ScheduleRow>,
+    /// The distinct regulations of the rows (`collect_regulations`, `post_regulations`), each
+    /// with the first row (1-based) that has them; a row's index 0 means none (and the list may
+    /// be empty).
+    pub regulations: Vec<(Regulations, usize)>,
 }
 
 /// The columns read, by position in the header.
@@ -390,6 +408,12 @@ struct Columns {
     label2: Option<usize>,
     amount: Option<usize>,
     amount_usd: usize,
+    collect_regulations: Option<usize>,
+    post_regulations: Option<usize>,
+    trade_id: Option<usize>,
+    im_model: Option<usize>,
+    end_date: Option<usize>,
+    amount_currency: Option<usize>,
 }
 
 fn find(header: &[&str], name: &'static str) -> Option<usize> {
@@ -411,6 +435,12 @@ impl Columns {
             label2: find(header, "Label2"),
             amount: find(header, "Amount"),
             amount_usd: need("AmountUSD")?,
+            collect_regulations: find(header, "collect_regulations"),
+            post_regulations: find(header, "post_regulations"),
+            trade_id: find(header, "TradeID").or_else(|| find(header, "trade_id")),
+            im_model: find(header, "im_model").or_else(|| find(header, "IMModel")),
+            end_date: find(header, "end_date").or_else(|| find(header, "EndDate")),
+            amount_currency: find(header, "AmountCurrency"),
         })
     }
 }
@@ -421,6 +451,84 @@ impl Columns {
 /// [`CrifError`] naming the row and column of the first bad field, a missing column, or a risk
 /// type SIMM defines that Solvent does not compute.
 pub fn parse(text: &str) -> Result<Crif, CrifError> {
+    parse_with(text, None)
+}
+
+/// FX rates for a result currency other than USD: `(pair, rate)` with the pair as six letters,
+/// `EURUSD` 1.085 meaning one EUR is 1.085 USD.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FxRates {
+    rates: Vec<(String, f64)>,
+}
+
+impl FxRates {
+    /// Reads `PAIR=RATE` items such as `EURUSD=1.085`.
+    ///
+    /// # Errors
+    /// [`CrifError::FxRate`] naming an item that is not six capitals, `=` and a positive finite
+    /// number.
+    pub fn parse<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<Self, CrifError> {
+        let mut rates = Vec::new();
+        for item in items {
+            let bad = || CrifError::FxRate(item.to_string());
+            let (pair, rate) = item.split_once('=').ok_or_else(bad)?;
+            let pair = pair.trim();
+            let rate: f64 = rate.trim().parse().map_err(|_| bad())?;
+            if pair.len() != 6 || !pair.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(bad());
+            }
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(bad());
+            }
+            rates.push((pair.to_string(), rate));
+        }
+        Ok(FxRates { rates })
+    }
+
+    /// The price of one `from` in `to`: 1 for the same currency, a rate given for the pair or
+    /// its inverse (`1 / rate`, as ORE's FX triangulation inverts), else through USD.
+    pub fn rate(&self, from: &str, to: &str) -> Option<f64> {
+        if from == to {
+            return Some(1.0);
+        }
+        let direct = |a: &str, b: &str| {
+            self.rates
+                .iter()
+                .find(|(p, _)| p.get(..3) == Some(a) && p.get(3..) == Some(b))
+                .map(|(_, r)| *r)
+                .or_else(|| {
+                    self.rates
+                        .iter()
+                        .find(|(p, _)| p.get(..3) == Some(b) && p.get(3..) == Some(a))
+                        .map(|(_, r)| 1.0 / r)
+                })
+        };
+        direct(from, to).or_else(|| Some(direct(from, "USD")? * direct("USD", to)?))
+    }
+}
+
+/// A CRIF's amounts in another result currency: each row's `Amount` in `AmountCurrency` at the
+/// given rates (ORE's `SimmCalculator` converts so when the result currency is not USD).
+pub struct ResultCurrency<'a> {
+    /// The result currency.
+    pub currency: &'a str,
+    /// The rates.
+    pub rates: &'a FxRates,
+}
+
+/// Parses a CRIF with its amounts in a result currency other than USD: every amount that SIMM
+/// reads from `AmountUSD` (sensitivities, fixed add-ons, notionals; not the multipliers and
+/// notional factors) is `Amount` converted from `AmountCurrency` instead, as ORE does. The
+/// field `amount_usd` of the rows then holds the result currency's amount.
+///
+/// # Errors
+/// As [`parse`], and [`CrifError::Field`] for a row whose `Amount` is not a number or whose
+/// `AmountCurrency` has no rate; [`CrifError::MissingColumn`] without those columns.
+pub fn parse_in(text: &str, result: &ResultCurrency<'_>) -> Result<Crif, CrifError> {
+    parse_with(text, Some(result))
+}
+
+fn parse_with(text: &str, result: Option<&ResultCurrency<'_>>) -> Result<Crif, CrifError> {
     let mut lines = text.lines().enumerate();
     let (_, header_line) = lines
         .by_ref()
@@ -436,22 +544,207 @@ pub fn parse(text: &str) -> Result<Crif, CrifError> {
     let mut crif = Crif::default();
     // One buffer of fields for every row: no allocation per row beyond the row's own strings.
     let mut fields: Vec<&str> = Vec::with_capacity(header.len());
+    let regulated = columns.collect_regulations.is_some() || columns.post_regulations.is_some();
+    // The distinct pairs of regulations fields seen, by text: most CRIFs repeat a few.
+    let mut seen: HashMap<(String, String), u32> = HashMap::new();
     for (index, line) in lines {
         if line.trim_ascii().is_empty() {
             continue;
         }
         fields.clear();
         fields.extend(line.split(delimiter));
-        let risk_type = fields.get(columns.risk_type).map_or("", |f| f.trim_ascii());
-        if risk_type.starts_with("Param_") || risk_type.eq_ignore_ascii_case("Notional") {
-            crif.add_ons
-                .push(parse_add_on(&fields, &columns, &header, index + 1)?);
+        let regulations = if regulated {
+            let field = |c: Option<usize>| c.and_then(|i| fields.get(i)).map_or("", |f| f.trim());
+            let (collect, post) = (
+                field(columns.collect_regulations),
+                field(columns.post_regulations),
+            );
+            if collect.is_empty() && post.is_empty() {
+                0
+            } else if let Some(i) = seen.get(&(collect.to_string(), post.to_string())) {
+                *i
+            } else {
+                if crif.regulations.is_empty() {
+                    crif.regulations.push((Regulations::default(), 0));
+                }
+                let i = u32::try_from(crif.regulations.len()).unwrap_or(u32::MAX);
+                crif.regulations
+                    .push((Regulations::read(collect, post), index + 1));
+                seen.insert((collect.to_string(), post.to_string()), i);
+                i
+            }
         } else {
-            crif.sensitivities
-                .push(parse_row(&fields, &columns, &header, index + 1)?);
+            0
+        };
+        let risk_type = fields.get(columns.risk_type).map_or("", |f| f.trim_ascii());
+        let schedule = columns
+            .im_model
+            .and_then(|i| fields.get(i))
+            .is_some_and(|f| f.trim_ascii().eq_ignore_ascii_case("Schedule"));
+        let converted = || -> Result<Option<f64>, CrifError> {
+            let Some(result) = result else {
+                return Ok(None);
+            };
+            converted_amount(&fields, &columns, &header, index + 1, result).map(Some)
+        };
+        if schedule {
+            let mut row = parse_schedule_row(&fields, &columns, &header, index + 1)?;
+            row.regulations = regulations;
+            crif.schedule.push(row);
+        } else if risk_type.starts_with("Param_") || risk_type.eq_ignore_ascii_case("Notional") {
+            let mut add_on = parse_add_on(&fields, &columns, &header, index + 1)?;
+            add_on.regulations = regulations;
+            match &mut add_on.kind {
+                AddOnKind::FixedAmount { amount_usd } | AddOnKind::Notional { amount_usd, .. } => {
+                    if let Some(amount) = converted()? {
+                        *amount_usd = amount;
+                    }
+                }
+                AddOnKind::ProductClassMultiplier { .. } | AddOnKind::NotionalFactor { .. } => {}
+            }
+            crif.add_ons.push(add_on);
+        } else {
+            let mut row = parse_row(&fields, &columns, &header, index + 1)?;
+            row.regulations = regulations;
+            if let Some(amount) = converted()? {
+                row.amount_usd = amount;
+            }
+            crif.sensitivities.push(row);
         }
     }
     Ok(crif)
+}
+
+/// One CRIF row as the row readers read it: a field trimmed of ASCII blanks, and the error
+/// naming the row, the column and the value.
+struct RowFields<'a, 'f> {
+    fields: &'a [&'f str],
+    header: &'a [&'a str],
+    row: usize,
+}
+
+impl<'f> RowFields<'_, 'f> {
+    /// Field `index`, trimmed (empty where the row is short).
+    fn field(&self, index: usize) -> &'f str {
+        self.fields.get(index).map_or("", |f| f.trim_ascii())
+    }
+
+    /// The error for field `index`: `message` with the row, the column and the value.
+    fn bad(&self, index: usize, message: impl Into<String>) -> CrifError {
+        CrifError::Field {
+            row: self.row,
+            column: self.header.get(index).map_or("", |h| h.trim()).to_string(),
+            value: self.field(index).to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// `Amount` converted from `AmountCurrency` into the result currency.
+fn converted_amount(
+    fields: &[&str],
+    columns: &Columns,
+    header: &[&str],
+    row: usize,
+    result: &ResultCurrency<'_>,
+) -> Result<f64, CrifError> {
+    let line = RowFields {
+        fields,
+        header,
+        row,
+    };
+    let field = |index: usize| line.field(index);
+    let bad = |index: usize, message: String| line.bad(index, message);
+    let amount_column = columns.amount.ok_or(CrifError::MissingColumn("Amount"))?;
+    let currency_column = columns
+        .amount_currency
+        .ok_or(CrifError::MissingColumn("AmountCurrency"))?;
+    let amount = field(amount_column)
+        .parse::<f64>()
+        .ok()
+        .filter(|a| a.is_finite() && a.abs() <= AMOUNT_USD_MAX)
+        .ok_or_else(|| {
+            bad(
+                amount_column,
+                "expected a finite number within 10^15".into(),
+            )
+        })?;
+    let currency = field(currency_column);
+    let rate = result
+        .rates
+        .rate(currency, result.currency)
+        .ok_or_else(|| {
+            bad(
+                currency_column,
+                format!("no FX rate from it to {} (give --fx-rate)", result.currency),
+            )
+        })?;
+    // ORE: fxRate(AmountCurrency + result currency) * Amount.
+    let converted = rate * amount;
+    if converted.is_finite() && converted.abs() <= AMOUNT_USD_MAX {
+        Ok(converted)
+    } else {
+        Err(bad(amount_column, "beyond 10^15 once converted".into()))
+    }
+}
+
+/// Reads a row with `im_model` Schedule: a trade's `PV` or `Notional` (ORE's
+/// `IMScheduleCalculator::collectTradeData`).
+fn parse_schedule_row(
+    fields: &[&str],
+    columns: &Columns,
+    header: &[&str],
+    row: usize,
+) -> Result<ScheduleRow, CrifError> {
+    let line = RowFields {
+        fields,
+        header,
+        row,
+    };
+    let field = |index: usize| line.field(index);
+    let bad = |index: usize, message: &str| line.bad(index, message);
+    let kind = match field(columns.risk_type) {
+        t if t.eq_ignore_ascii_case("PV") => ScheduleKind::Pv,
+        t if t.eq_ignore_ascii_case("Notional") => ScheduleKind::Notional,
+        _ => {
+            return Err(bad(
+                columns.risk_type,
+                "a Schedule row is a PV or a Notional",
+            ));
+        }
+    };
+    let product_class =
+        ScheduleProductClass::parse(field(columns.product_class)).ok_or_else(|| {
+            bad(
+                columns.product_class,
+                "expected a schedule product class: Rates, FX, Credit, Equity, Commodity or Other",
+            )
+        })?;
+    let trade = columns
+        .trade_id
+        .ok_or(CrifError::MissingColumn("TradeID"))?;
+    let end = columns
+        .end_date
+        .ok_or(CrifError::MissingColumn("end_date"))?;
+    let end_date = parse_date(field(end)).ok_or_else(|| bad(end, "expected a date, YYYY-MM-DD"))?;
+    let amount_usd = field(columns.amount_usd)
+        .parse::<f64>()
+        .ok()
+        .filter(|a| a.is_finite() && a.abs() <= AMOUNT_USD_MAX)
+        .ok_or_else(|| bad(columns.amount_usd, "expected a finite number within 10^15"))?;
+    Ok(ScheduleRow {
+        netting_set: columns
+            .netting_set
+            .map(|i| CompactString::from(field(i)))
+            .unwrap_or_default(),
+        trade_id: CompactString::from(field(trade)),
+        product_class,
+        kind,
+        amount_usd,
+        end_date,
+        regulations: 0,
+        row,
+    })
 }
 
 /// Reads an add-on row (`Param_*` or `Notional`).
@@ -461,13 +754,13 @@ fn parse_add_on(
     header: &[&str],
     row: usize,
 ) -> Result<AddOn, CrifError> {
-    let field = |index: usize| fields.get(index).map_or("", |f| f.trim_ascii());
-    let bad = |index: usize, message: String| CrifError::Field {
+    let line = RowFields {
+        fields,
+        header,
         row,
-        column: header.get(index).map_or("", |h| h.trim()).to_string(),
-        value: field(index).to_string(),
-        message,
     };
+    let field = |index: usize| line.field(index);
+    let bad = |index: usize, message: String| line.bad(index, message);
     if !field(columns.product_class).is_empty() {
         return Err(bad(
             columns.product_class,
@@ -529,6 +822,7 @@ fn parse_add_on(
             .map(|i| CompactString::from(field(i)))
             .unwrap_or_default(),
         kind,
+        regulations: 0,
     })
 }
 
@@ -558,13 +852,13 @@ fn parse_row(
     header: &[&str],
     row: usize,
 ) -> Result<Sensitivity, CrifError> {
-    let field = |index: usize| fields.get(index).map_or("", |f| f.trim_ascii());
-    let bad = |index: usize, message: String| CrifError::Field {
+    let line = RowFields {
+        fields,
+        header,
         row,
-        column: header.get(index).map_or("", |h| h.trim()).to_string(),
-        value: field(index).to_string(),
-        message,
     };
+    let field = |index: usize| line.field(index);
+    let bad = |index: usize, message: String| line.bad(index, message);
     let risk_text = field(columns.risk_type);
     let risk_type = RiskType::parse(risk_text).ok_or_else(|| {
         if NOT_COVERED
@@ -733,12 +1027,27 @@ fn parse_row(
         tenor,
         label2,
         amount_usd,
+        regulations: 0,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fx_rates_invert_and_cross_through_usd() {
+        let rates = FxRates::parse(["EURUSD=1.085", "GBPUSD=1.27"]).unwrap();
+        assert_eq!(rates.rate("EUR", "USD"), Some(1.085));
+        assert_eq!(rates.rate("USD", "EUR"), Some(1.0 / 1.085));
+        assert_eq!(rates.rate("GBP", "EUR"), Some(1.27 * (1.0 / 1.085)));
+        assert_eq!(rates.rate("EUR", "EUR"), Some(1.0));
+        assert_eq!(rates.rate("JPY", "EUR"), None);
+        assert_eq!(
+            FxRates::parse(["EUR/USD=1.1"]),
+            Err(CrifError::FxRate("EUR/USD=1.1".into()))
+        );
+    }
 
     const HEADER: &str = "TradeID\tPortfolioID\tProductClass\tRiskType\tQualifier\tBucket\tLabel1\tLabel2\tAmountUSD";
 
@@ -757,6 +1066,7 @@ mod tests {
                 tenor: Some(Tenor::Y1),
                 label2: CompactString::default(),
                 amount_usd: 1000.0,
+                regulations: 0,
             }])
         );
     }

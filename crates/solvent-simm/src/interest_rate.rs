@@ -298,5 +298,5 @@ pub(crate) fn curvature(
         }
     }
     let margin = sum_all + curvature_lambda(theta) * total.max(0.0).sqrt();
-    ir.hvr.powf(-2.0) * margin.max(0.0)
+    ir.curvature_scaling * margin.max(0.0)
 }

@@ -12,9 +12,6 @@ use crate::calibration::{
 use crate::crif::{Bucket, RiskType, Tenor};
 use crate::report::Side;
 
-/// The calculation currency: its own FX delta is no risk (SIMM section I).
-pub(crate) const CALCULATION_CURRENCY: &str = "USD";
-
 /// An aggregated sensitivity: the sum of the CRIF rows with the same qualifier, bucket and tenor.
 #[derive(Debug, Clone)]
 pub(crate) struct Aggregated<'a> {
@@ -57,7 +54,7 @@ fn weights(calibration: &Calibration, risk_type: RiskType, s: &Aggregated<'_>) -
     let slot = s.bucket.slot();
     match risk_type {
         RiskType::Fx => Weights {
-            risk_weight: fx_weight(calibration, CALCULATION_CURRENCY, s.qualifier),
+            risk_weight: fx_weight(calibration, &calibration.calculation_currency, s.qualifier),
             sigma: 1.0,
         },
         RiskType::FxVol => {
@@ -153,7 +150,7 @@ fn intra_correlation(
         RiskType::Fx => {
             // Section I: the correlation depends on the volatility groups of the two currencies
             // and of the calculation currency.
-            let table = if calibration.fx_group(CALCULATION_CURRENCY) == 1 {
+            let table = if calibration.fx_group(&calibration.calculation_currency) == 1 {
                 &calibration.fx.correlation_high
             } else {
                 &calibration.fx.correlation_regular
@@ -180,11 +177,17 @@ fn intra_correlation(
             }
         }
         RiskType::CreditNonQ | RiskType::CreditVolNonQ => {
-            // Section F (since SIMM 2.2): in a bucket, names of the same group (Label2) at `same`.
+            // Section F (since SIMM 2.2): in a bucket, names of the same group (Label2) at `same`;
+            // before 2.2 the same name (qualifier), as ORE's SimmConfigurationBase::correlation.
             let class = &calibration.credit_non_qualifying;
+            let same = if calibration.version().before_2_2() {
+                a.qualifier == b.qualifier
+            } else {
+                a.label2 == b.label2
+            };
             if a.bucket == Bucket::Residual {
                 class.residual
-            } else if a.label2 == b.label2 {
+            } else if same {
                 class.same
             } else {
                 class.different
@@ -244,7 +247,9 @@ pub(crate) fn delta_or_vega(
         // The calculation currency's own FX delta is no risk (section I).
         let kept: Vec<&Aggregated<'_>> = bucket
             .iter()
-            .filter(|s| !(risk_type == RiskType::Fx && s.qualifier == CALCULATION_CURRENCY))
+            .filter(|s| {
+                !(risk_type == RiskType::Fx && s.qualifier == calibration.calculation_currency)
+            })
             .collect();
         if kept.is_empty() {
             continue;
@@ -337,7 +342,7 @@ fn is_zero(x: f64) -> bool {
 }
 
 /// Curvature margin of one risk class from its vega sensitivities (section B.11):
-/// `CVR_k = SF(t_k) sigma_k s_k` (zero in equity bucket 12, section B.11(b) since SIMM 2.2),
+/// `CVR_k = SF(t_k) sigma_k s_k` (zero in equity bucket 12 since SIMM 2.2, section B.11(b)),
 /// `K_b = sqrt(sum_k sum_l rho_kl^2 CVR_k CVR_l)`, `theta = min(sum CVR / sum |CVR_q|, 0)`,
 /// `lambda = (N^-1(0.995)^2 - 1)(1 + theta) - theta`, and
 /// `max(sum CVR + lambda sqrt(sum_b K_b^2 + sum gamma_bc^2 S_b S_c), 0)` over the non-residual
@@ -353,7 +358,9 @@ pub(crate) fn curvature(
     let mut cvr: Vec<f64> = Vec::new();
     for bucket in bucket_runs(sensitivities) {
         cvr.clear();
-        let zero = risk_type == RiskType::EquityVol && bucket[0].bucket == Bucket::Numbered(12);
+        let zero = risk_type == RiskType::EquityVol
+            && bucket[0].bucket == Bucket::Numbered(12)
+            && !calibration.version().before_2_2();
         // The denominator of theta: the absolute CVR of each qualifier (net over its tenors), of
         // each sensitivity for credit (ORE's risk-factor labels).
         let per_sensitivity = risk_type.is_credit();

@@ -435,29 +435,46 @@ pub fn simm_for_side(crif: &Crif, calibration: &Calibration, side: Side) -> Vec<
     names.dedup();
     let mut results = Vec::with_capacity(names.len());
     for name in names {
-        let mut set = by_set.remove(name).unwrap_or_default();
-        set.sort_by(|a, b| {
-            (
-                a.product_class,
-                a.risk_type,
-                a.bucket,
-                &a.qualifier,
-                a.tenor,
-                &a.label2,
-            )
-                .cmp(&(
-                    b.product_class,
-                    b.risk_type,
-                    b.bucket,
-                    &b.qualifier,
-                    b.tenor,
-                    &b.label2,
-                ))
-        });
+        let set = by_set.remove(name).unwrap_or_default();
         let set_add_ons = add_ons.remove(name).unwrap_or_default();
-        results.push(netting_set_of(calibration, name, &set, &set_add_ons, side));
+        results.push(netting_set_of_rows(
+            calibration,
+            name,
+            set,
+            &set_add_ons,
+            side,
+        ));
     }
     results
+}
+
+/// SIMM of one netting set's rows, in any order.
+pub(crate) fn netting_set_of_rows(
+    calibration: &Calibration,
+    name: &str,
+    mut set: Vec<&Sensitivity>,
+    add_ons: &[&AddOn],
+    side: Side,
+) -> NettingSetSimm {
+    set.sort_by(|a, b| {
+        (
+            a.product_class,
+            a.risk_type,
+            a.bucket,
+            &a.qualifier,
+            a.tenor,
+            &a.label2,
+        )
+            .cmp(&(
+                b.product_class,
+                b.risk_type,
+                b.bucket,
+                &b.qualifier,
+                b.tenor,
+                &b.label2,
+            ))
+    });
+    netting_set_of(calibration, name, &set, add_ons, side)
 }
 
 /// SIMM of one netting set's rows, sorted by product class, risk type, bucket, qualifier, tenor

@@ -24,9 +24,9 @@ use rust_decimal::Decimal;
 use solvent_core::money::{Amount, Price, Quantity};
 use solvent_core::portfolio::MarginMode;
 use solvent_engine::event::{
-    Deposit, Envelope, Event, Fill, Funding, IndexPrice, ListInstrument, MarkPrice, SetAutoTopUp,
-    SetBufferPolicy, SetIsolatedMargin, SetLeverage, SetMarginMode, Settlement, Side, TopUpSource,
-    Transfer, UpdateVenue, VolSurface, Withdraw,
+    Deposit, Envelope, Event, Fill, Funding, IndexPrice, ListInstrument, MarkPrice, ScenarioRange,
+    SetAutoTopUp, SetBufferPolicy, SetIsolatedMargin, SetLeverage, SetMarginMode, Settlement, Side,
+    TopUpSource, Transfer, UpdateVenue, VolSurface, Withdraw,
 };
 
 /// Version of the event encoding, recorded in the journal's `meta` table.
@@ -124,6 +124,15 @@ pub fn encode(envelope: &Envelope, out: &mut Vec<u8>) {
         }
         Event::UpdateVenue(e) => {
             w.kind(16).str(&e.venue);
+        }
+        Event::ScenarioRange(e) => {
+            w.kind(17)
+                .str(&e.underlying)
+                .str(&e.as_of.to_string())
+                .str(e.model.as_str())
+                .str(e.control.as_str())
+                .floats(&[e.sigma_daily, e.base, e.range])
+                .str(e.bound.as_str());
         }
     }
 }
@@ -231,6 +240,27 @@ pub fn decode(seq: u64, bytes: &[u8]) -> Result<Envelope, String> {
                 .map_err(|error| format!("instrument spec: {error}"))?,
         }),
         16 => Event::UpdateVenue(UpdateVenue { venue: r.string()? }),
+        17 => {
+            let underlying = r.string()?;
+            let as_of = r
+                .string()?
+                .parse()
+                .map_err(|error| format!("as_of: {error}"))?;
+            let model = named(&r.string()?, "model")?;
+            let control = named(&r.string()?, "control")?;
+            let [sigma_daily, base, range] = <[f64; 3]>::try_from(r.floats()?)
+                .map_err(|floats| format!("{} figures where a forecast has 3", floats.len()))?;
+            Event::ScenarioRange(ScenarioRange {
+                underlying,
+                as_of,
+                model,
+                control,
+                sigma_daily,
+                base,
+                range,
+                bound: named(&r.string()?, "bound")?,
+            })
+        }
         other => return Err(format!("unknown event kind {other}")),
     };
     if r.at != bytes.len() {
@@ -240,6 +270,12 @@ pub fn decode(seq: u64, bytes: &[u8]) -> Result<Envelope, String> {
         ));
     }
     Ok(Envelope { seq, ts, event })
+}
+
+/// A unit enum read back from the name it was written with (`ewma`, `buffer_partial`).
+fn named<T: serde::de::DeserializeOwned>(name: &str, field: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned()))
+        .map_err(|error| format!("{field}: {error}"))
 }
 
 struct Writer<'a>(&'a mut Vec<u8>);
@@ -447,6 +483,7 @@ mod tests {
         r#"{"seq":15,"ts":"2026-01-01T00:00:12Z","type":"set_auto_top_up","account":"a1","instrument":"BTCUSDT","source":"cross_pool","trigger_health":"1.3","target_health":"2.00","per_event_cap":"500","per_day_cap":"1000"}"#,
         r#"{"seq":16,"ts":"2026-01-01T00:00:13Z","type":"list_instrument","name":"SOLUSDT","spec":{"kind":"perpetual","style":"linear","underlying":"SOL","settlement":"USDT","contract_size":"1","size_step":"0.1","margin":"binance_btcusdt"}}"#,
         r#"{"seq":17,"ts":"2026-01-01T00:00:14Z","type":"update_venue","venue":"[venue]\nname = \"x\"\n"}"#,
+        r#"{"seq":19,"ts":"2026-01-01T00:00:15Z","type":"scenario_range","underlying":"BTC","as_of":"2025-12-31","model":"ewma","control":"buffer","sigma_daily":"0.015834108040577357","base":"0.04750232412173207","range":"0.05695719542389421","bound":"buffer_partial"}"#,
         r#"{"seq":18,"ts":"1969-12-31T23:59:59.5Z","type":"set_auto_top_up","account":"é","source":"external","trigger_health":"1.3","target_health":"2","per_event_cap":"500","per_day_cap":"1000"}"#,
     ];
 

@@ -93,6 +93,7 @@ pub const fn event_type(event: &Event) -> &'static str {
         Event::SetAutoTopUp(_) => "set_auto_top_up",
         Event::ListInstrument(_) => "list_instrument",
         Event::UpdateVenue(_) => "update_venue",
+        Event::ScenarioRange(_) => "scenario_range",
     }
 }
 
@@ -125,7 +126,8 @@ fn event_accounts(event: &Event, accounts: &mut BTreeSet<String>) {
         | Event::Funding(_)
         | Event::Settlement(_)
         | Event::ListInstrument(_)
-        | Event::UpdateVenue(_) => {}
+        | Event::UpdateVenue(_)
+        | Event::ScenarioRange(_) => {}
     }
 }
 

@@ -107,7 +107,8 @@ impl Engine {
             return false;
         };
         let mut remaining = signed.abs();
-        let (ranked, mut cursor) = self.adl_queue(instrument, side, mark);
+        let mut queue = self.take_adl_queue(instrument, side, mark);
+        let mut cursor = queue.cursor;
         // The queue was ranked at the event's first bankruptcy in this contract: since then a
         // candidate may have been deleveraged or liquidated, so each is taken for what it holds
         // now. Those before the cursor are spent for the rest of the event (a price event opens
@@ -115,8 +116,9 @@ impl Engine {
         let mut takers: Vec<(CompactString, Decimal)> = Vec::new();
         let mut left = remaining;
         let mut index = cursor;
-        while index < ranked.len() && !left.is_zero() {
-            let other = &ranked[index];
+        while index < queue.candidates.len() && !left.is_zero() {
+            queue.order_through(index);
+            let other = &queue.candidates[index].account;
             let available = self
                 .accounts
                 .get(other)
@@ -142,7 +144,8 @@ impl Engine {
             }
             index += 1;
         }
-        self.set_adl_cursor(instrument, side, cursor);
+        queue.cursor = cursor;
+        self.keep_adl_queue(instrument, side, queue);
         if takers.is_empty() {
             return false;
         }
@@ -214,43 +217,51 @@ impl Engine {
 
     /// The accounts that can take the other side of a bankrupt `side` position in
     /// `instrument`: the opposite holders in profit at `mark`, ranked by profit x leverage
-    /// (Hyperliquid, dYdX v4), highest first, ties by id. Ranked once per event and contract
+    /// (Hyperliquid, dYdX v4), highest first, ties by id. Scored once per event and contract
     /// side, as venues rank their ADL queues periodically rather than between two liquidations:
     /// a cascade of bankruptcies in a crowded contract costs one pass over its holders, not one
-    /// per bankruptcy.
-    fn adl_queue(
+    /// per bankruptcy. The queue is put in order only as far as the bankruptcies walk it
+    /// ([`AdlQueue::order_through`]): a few deleveraged accounts among a million holders sort
+    /// a few, not the million.
+    fn take_adl_queue(
         &mut self,
         instrument: &Arc<Instrument>,
         side: PositionSide,
         mark: Decimal,
-    ) -> (Arc<[CompactString]>, usize) {
+    ) -> AdlQueue {
         let queues = self
             .adl_queues
             .entry(instrument.name.to_string())
             .or_default();
         let cached = match side {
-            PositionSide::Long => &queues.against_longs,
-            PositionSide::Short => &queues.against_shorts,
+            PositionSide::Long => &mut queues.against_longs,
+            PositionSide::Short => &mut queues.against_shorts,
         };
-        if let Some((queue, cursor)) = cached {
-            return (Arc::clone(queue), *cursor);
+        if let Some(queue) = cached.take() {
+            return queue;
         }
-        let ranked = self.adl_ranking(instrument, side, mark);
-        let queue: Arc<[CompactString]> = ranked.into_iter().map(|c| c.account).collect();
+        AdlQueue {
+            candidates: self.adl_scores(instrument, side, mark),
+            ordered: 0,
+            cursor: 0,
+        }
+    }
+
+    /// Keeps `queue` for the next bankruptcy of `side` in `instrument` this event.
+    fn keep_adl_queue(&mut self, instrument: &Instrument, side: PositionSide, queue: AdlQueue) {
         let queues = self
             .adl_queues
             .entry(instrument.name.to_string())
             .or_default();
         match side {
-            PositionSide::Long => queues.against_longs = Some((Arc::clone(&queue), 0)),
-            PositionSide::Short => queues.against_shorts = Some((Arc::clone(&queue), 0)),
+            PositionSide::Long => queues.against_longs = Some(queue),
+            PositionSide::Short => queues.against_shorts = Some(queue),
         }
-        (queue, 0)
     }
 
     /// The opposite holders in profit of a bankrupt `side` position in `instrument` at `mark`,
-    /// ranked by profit x leverage, highest first, ties by id: the order of the ADL queue.
-    fn adl_ranking(
+    /// each with its ADL score, in no order (see [`adl_order`]).
+    fn adl_scores(
         &self,
         instrument: &Instrument,
         side: PositionSide,
@@ -260,8 +271,7 @@ impl Engine {
             PositionSide::Long => -Decimal::ONE,
             PositionSide::Short => Decimal::ONE,
         };
-        let mut ranked: Vec<AdlCandidate> = self
-            .instrument_holders
+        self.instrument_holders
             .get(instrument.name.as_str())
             .into_iter()
             .flatten()
@@ -280,8 +290,7 @@ impl Engine {
                 // Leverage from the candidate's equity now (profitable opposite holders of this
                 // instrument only, so the count is bounded by its open interest holders).
                 let equity = self
-                    .report(&a.id)
-                    .map(|r| r.equity.value())
+                    .ranking_equity(a)
                     .unwrap_or(Decimal::ONE)
                     .max(Decimal::new(1, 6));
                 let score = (profit * notional / equity).to_f64().unwrap_or(0.0);
@@ -291,13 +300,27 @@ impl Engine {
                     size: p.size.abs(),
                 })
             })
-            .collect();
-        ranked.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then_with(|| a.account.cmp(&b.account))
-        });
-        ranked
+            .collect()
+    }
+
+    /// The equity an ADL candidate is ranked by: its margin report's. A cross account whose
+    /// preparation for the measured kernel still holds gives the same figure from it
+    /// (`engine/prepared.rs`, checked against the report in debug builds) at a fraction of a
+    /// report's cost, which was nearly all of ranking a crowded contract.
+    fn ranking_equity(&self, account: &Account) -> Result<Decimal, Rejection> {
+        if let Some(equity) = self.prepared_equity(account) {
+            #[cfg(debug_assertions)]
+            if let Ok(report) = self.report(&account.id) {
+                assert_eq!(
+                    report.equity.value(),
+                    equity,
+                    "{}: the prepared equity disagrees with the margin report",
+                    account.id
+                );
+            }
+            return Ok(equity);
+        }
+        self.report(&account.id).map(|r| r.equity.value())
     }
 
     /// This engine's first `limit` candidates to take the other side of a bankrupt `side`
@@ -314,22 +337,11 @@ impl Engine {
         limit: usize,
     ) -> Result<Vec<AdlCandidate>, Rejection> {
         let instrument = self.instrument(instrument)?;
-        let mut ranked = self.adl_ranking(&instrument, side, mark);
-        ranked.truncate(limit);
+        let mut ranked = self.adl_scores(&instrument, side, mark);
+        let count = limit.min(ranked.len());
+        order_prefix(&mut ranked, count);
+        ranked.truncate(count);
         Ok(ranked)
-    }
-
-    /// Where the next bankruptcy of `side` in `instrument` starts in its ADL queue this event.
-    fn set_adl_cursor(&mut self, instrument: &Instrument, side: PositionSide, cursor: usize) {
-        if let Some(queues) = self.adl_queues.get_mut(instrument.name.as_str()) {
-            let cached = match side {
-                PositionSide::Long => &mut queues.against_longs,
-                PositionSide::Short => &mut queues.against_shorts,
-            };
-            if let Some((_, at)) = cached {
-                *at = cursor;
-            }
-        }
     }
 
     /// The net worth in `asset` of the account's wallet balances of other coins, at the index:
@@ -706,13 +718,98 @@ pub struct AdlCandidate {
     pub size: Decimal,
 }
 
-/// A contract's ADL queues within one event (see [`Engine::adl_queue`]).
+/// A contract's ADL queues within one event (see [`Engine::take_adl_queue`]).
 #[derive(Clone, Debug, Default)]
 pub(super) struct AdlQueues {
-    /// The shorts in profit, ranked (the counterparties of a bankrupt long), and the first
-    /// one not yet spent.
-    against_longs: Option<(Arc<[CompactString]>, usize)>,
-    /// The longs in profit, ranked (the counterparties of a bankrupt short), and the first one
-    /// not yet spent.
-    against_shorts: Option<(Arc<[CompactString]>, usize)>,
+    /// The shorts in profit (the counterparties of a bankrupt long).
+    against_longs: Option<AdlQueue>,
+    /// The longs in profit (the counterparties of a bankrupt short).
+    against_shorts: Option<AdlQueue>,
+}
+
+/// One side's ADL queue within one event: every candidate scored, put in order only as far as
+/// bankruptcies have walked it.
+#[derive(Clone, Debug)]
+struct AdlQueue {
+    /// The candidates; `candidates[..ordered]` are the first `ordered` of the ranking, in
+    /// order, and every later one ranks after them.
+    candidates: Vec<AdlCandidate>,
+    /// How many lead the queue in their final order.
+    ordered: usize,
+    /// The first candidate not yet spent.
+    cursor: usize,
+}
+
+impl AdlQueue {
+    /// Puts the queue in order through `index` (when it holds that many), ordering at least as
+    /// many again as are ordered already, so a walk down the queue sorts it in a few steps.
+    fn order_through(&mut self, index: usize) {
+        if index < self.ordered || index >= self.candidates.len() {
+            return;
+        }
+        let wanted = (index + 1 - self.ordered).max(self.ordered).max(16);
+        let (_, rest) = self.candidates.split_at_mut(self.ordered);
+        let count = wanted.min(rest.len());
+        order_prefix(rest, count);
+        self.ordered += count;
+    }
+}
+
+/// The ADL queue's order: score highest first, ties by id (ids are unique: a total order).
+fn adl_order(a: &AdlCandidate, b: &AdlCandidate) -> std::cmp::Ordering {
+    b.score
+        .total_cmp(&a.score)
+        .then_with(|| a.account.cmp(&b.account))
+}
+
+/// Moves the first `count` candidates of the ranking to the front of `candidates`, in order:
+/// a selection, then a sort of those alone. Under a total order this is exactly the prefix a
+/// sort of them all gives.
+fn order_prefix(candidates: &mut [AdlCandidate], count: usize) {
+    if count == 0 {
+        return;
+    }
+    if count < candidates.len() {
+        candidates.select_nth_unstable_by(count - 1, adl_order);
+    }
+    candidates[..count].sort_unstable_by(adl_order);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Walking the queue one candidate at a time, as bankruptcies do, orders it exactly as a
+    /// sort of every candidate does, ties on the score included (broken by id).
+    #[test]
+    fn a_walk_down_the_adl_queue_meets_the_candidates_in_the_full_sort_order() {
+        for seed in 0..20u64 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let count = rng.random_range(0..400);
+            let candidates: Vec<AdlCandidate> = (0..count)
+                .map(|i| AdlCandidate {
+                    account: CompactString::from(format!("acct{:04}", (i * 7919) % 10_000)),
+                    // Few distinct scores, so ties are common.
+                    score: f64::from(rng.random_range(0..30u32)) / 4.0,
+                    size: Decimal::ONE,
+                })
+                .collect();
+            let mut sorted = candidates.clone();
+            sorted.sort_by(adl_order);
+            let mut queue = AdlQueue {
+                candidates,
+                ordered: 0,
+                cursor: 0,
+            };
+            for (index, expected) in sorted.iter().enumerate() {
+                queue.order_through(index);
+                assert!(queue.ordered > index, "seed {seed}: {index} not ordered");
+                assert_eq!(
+                    &queue.candidates[index], expected,
+                    "seed {seed}, place {index}"
+                );
+            }
+        }
+    }
 }

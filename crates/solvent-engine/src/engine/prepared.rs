@@ -79,6 +79,27 @@ impl Engine {
         Some(result)
     }
 
+    /// The account's equity from the preparation it keeps, when that preparation still holds
+    /// (read only: nothing is prepared here): the margin report's equity without the report.
+    /// `None` when the account keeps none, when it no longer holds, or when the kernel cannot
+    /// value it at these marks; the caller then takes the report.
+    pub(super) fn prepared_equity(&self, account: &Account) -> Option<Decimal> {
+        let prepared = account.prepared.as_deref()?;
+        if !self.preparable(account) || !self.still_holds(account, prepared) {
+            return None;
+        }
+        let marks: SmallVec<[PreparedMark; 8]> = prepared
+            .positions
+            .iter()
+            .map(|(instrument, ..)| self.perpetual_mark(instrument).map(PreparedMark::new))
+            .collect::<Option<_>>()?;
+        prepared
+            .pool
+            .figures(&marks)
+            .ok()
+            .map(|figures| figures.equity)
+    }
+
     /// Whether the prepared kernel serves `account` (see the module documentation). Its coins
     /// (held and settled in) must be pegged: a preparation fixes their USD prices, and a coin
     /// priced by an index that moves with the market would undo it at every tick.

@@ -327,7 +327,9 @@ impl Engine {
         venue
             .list_instrument("list_instrument", name, spec)
             .map_err(|error| reject(RejectReason::InvalidInput, error.to_string()))?;
-        self.install_venue(venue);
+        // The installed venue already carries the scaled grids: installed as it is (scaling
+        // it as a venue given would scale them twice).
+        self.set_installed_venue(venue);
         Ok(Vec::new())
     }
 

@@ -32,7 +32,7 @@ use crate::event::{SetAutoTopUp, TopUpSource};
 use crate::ledger::LedgerAccount;
 
 /// Version of the snapshot layout; a snapshot of another version is refused, never guessed at.
-pub const SNAPSHOT_FORMAT: u32 = 4;
+pub const SNAPSHOT_FORMAT: u32 = 5;
 
 /// Why a snapshot could not be taken or restored.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,9 @@
 //! Covered: the ledger; every account's mode, positions, leverage, state, margin-call episode,
 //! breach counter, buffer policy and top-up rules with their daily use; the outside world's
 //! positions; every index source's price and time, the jumps awaiting confirmation; the market
-//! (indices, marks, volatility surfaces, rate, open interest, time); the venue as installed; what
+//! (indices, marks, volatility surfaces, rate, open interest, time); the venue as installed (its
+//! grids scaled to the ranges in force), the volatility-scaled ranges in force with their
+//! forecasts, and the venue's own grids they were scaled from; what
 //! each started-hour loan has been charged interest for in the current hour; the sequence and
 //! the clock. Not covered, because they never change an effect: the safe bands and
 //! the holder indices, which only cache what the above determines (an exhaustive engine, which
@@ -108,6 +110,21 @@ impl Engine {
     pub fn state_hash(&self) -> String {
         let mut h = StateHasher::new();
         h.tag(b'V').0.update(&self.venue_digest);
+        for (underlying, range) in &self.scenario_ranges {
+            h.tag(b'r')
+                .text(underlying)
+                .text(&range.as_of.to_string())
+                .text(range.model.as_str())
+                .text(range.control.as_str())
+                .f64(range.sigma_daily)
+                .f64(range.base)
+                .f64(range.range)
+                .f64(range.static_range)
+                .text(range.bound.as_str());
+        }
+        for (underlying, grid) in &self.static_grids {
+            h.tag(b'g').text(underlying).formatted(grid);
+        }
         for (account, asset, amount) in self.ledger.balances() {
             h.tag(b'b')
                 .text(&account.to_string())
@@ -215,13 +232,14 @@ mod tests {
     use solvent_risk::AccountState;
     use solvent_risk::allocation::BufferPolicy;
 
-    use super::super::tests::{apply_accepted, default_engine};
+    use super::super::tests::apply_accepted;
     use super::super::{Engine, SourcePrice};
     use crate::ledger::LedgerAccount;
 
-    /// An engine holding something in every field the hash covers.
+    /// An engine holding something in every field the hash covers (on the default venue with
+    /// BTC's and ETH's ranges scaled, `examples/vol-scaled-venue.toml`).
     fn engine() -> Engine {
-        let mut engine = default_engine();
+        let mut engine = super::super::tests::vol_scaled_engine();
         let events = [
             r#""type":"index_price","underlying":"BTC","price":"60000","source":"s1""#,
             r#""type":"index_price","underlying":"BTC","price":"60010","source":"s2""#,
@@ -235,6 +253,7 @@ mod tests {
             r#""type":"set_leverage","account":"a","instrument":"BTCUSDT","leverage":"20""#,
             r#""type":"set_buffer_policy","account":"a","policy":"mm:1.5""#,
             r#""type":"set_auto_top_up","account":"a","source":"external","trigger_health":"2","target_health":"3","per_event_cap":"500","per_day_cap":"2000""#,
+            r#""type":"scenario_range","underlying":"BTC","as_of":"2026-01-01","model":"ewma","control":"buffer","sigma_daily":"0.02","base":"0.06","range":"0.07","bound":"buffer_partial""#,
         ];
         for (number, fields) in events.iter().enumerate() {
             apply_accepted(&mut engine, number + 1, fields);
@@ -248,7 +267,7 @@ mod tests {
     #[test]
     fn every_field_that_can_change_a_later_effect_changes_the_hash() {
         type Change = fn(&mut Engine);
-        let changes: [(&str, Change); 27] = [
+        let changes: [(&str, Change); 31] = [
             ("a ledger balance", |e| {
                 let _ = e.ledger.transfer(
                     &LedgerAccount::External,
@@ -350,6 +369,26 @@ mod tests {
                         loan: Decimal::ONE,
                     },
                 );
+            }),
+            ("scenario range", |e| {
+                if let Some(range) = e.scenario_ranges.get_mut("BTC") {
+                    range.range += 0.001;
+                }
+            }),
+            ("scenario range's forecast", |e| {
+                if let Some(range) = e.scenario_ranges.get_mut("BTC") {
+                    range.sigma_daily += 0.001;
+                }
+            }),
+            ("scenario range's bound", |e| {
+                if let Some(range) = e.scenario_ranges.get_mut("BTC") {
+                    range.bound = solvent_risk::vol_scaled::RangeBound::Floor;
+                }
+            }),
+            ("static grid of a scaled underlying", |e| {
+                if let Some(grid) = e.static_grids.get_mut("BTC") {
+                    grid.price_moves[0] -= 0.01;
+                }
             }),
             ("sequence", |e| e.last_seq = e.last_seq.map(|s| s + 1)),
             ("clock", |e| e.now = jiff::Timestamp::UNIX_EPOCH),

@@ -82,6 +82,20 @@ pub struct OwnedColumns {
 }
 
 impl OwnedColumns {
+    /// Empties every column, keeping their capacity (for batches built again and again).
+    pub fn clear(&mut self) {
+        for column in [
+            &mut self.forward,
+            &mut self.strike,
+            &mut self.time,
+            &mut self.volatility,
+            &mut self.discount,
+        ] {
+            column.clear();
+        }
+        self.kind.clear();
+    }
+
     /// Empty columns with room for `options` options each.
     #[must_use]
     pub fn with_capacity(options: usize) -> Self {

@@ -219,6 +219,40 @@ pub struct VolForecasts {
     /// `sigma[i]` is the forecast for return `first + i`; the last element is the forecast for
     /// the day after the last return ("now"). Every element positive and finite.
     pub sigma: Vec<f64>,
+    /// `params[i]`: the GARCH fit behind `sigma[i]`, whose mean reversion sets the variance of
+    /// a period of several days ([`period_variance`]); empty for a model without one (EWMA).
+    pub params: Vec<GarchParams>,
+}
+
+/// The variance of the return over the next `days` days, from the daily variance forecast for
+/// the first of them, `variance` (`sigma^2[t+1]`).
+///
+/// Without a GARCH fit (EWMA, whose forecast is flat: RiskMetrics' square-root-of-time rule,
+/// J.P. Morgan/Reuters 1996, section 5.2.1) it is `days x variance`. With a fit, the expected
+/// daily variances revert to the long-run variance `V_L = omega / (1 - alpha - beta)` at the
+/// rate `alpha + beta` (J. C. Hull, "Options, Futures, and Other Derivatives", chapter
+/// "Estimating volatilities and correlations", section "Using GARCH(1,1) to forecast future
+/// volatility": `E[sigma^2[t+k]] = V_L + (alpha + beta)^(k-1) (sigma^2[t+1] - V_L)`), and the
+/// returns are uncorrelated, so the period's variance is their sum:
+///
+/// `sum over k = 1..days of V_L + (alpha + beta)^(k-1) (sigma^2[t+1] - V_L)`.
+///
+/// Above the long-run variance the period's variance is less than `days x variance` (the
+/// forecast decays over the period); below it, more.
+#[must_use]
+pub fn period_variance(variance: f64, days: u32, params: Option<&GarchParams>) -> f64 {
+    let Some(p) = params else {
+        return f64::from(days) * variance;
+    };
+    let persistence = p.alpha + p.beta;
+    let long_run = p.omega / (1.0 - persistence);
+    let mut total = 0.0;
+    let mut decay = 1.0;
+    for _ in 0..days {
+        total += long_run + decay * (variance - long_run);
+        decay *= persistence;
+    }
+    total
 }
 
 /// GARCH(1,1) forecasts: the model is fitted ([`fit_garch`]) on the first
@@ -239,6 +273,7 @@ pub fn garch_forecasts(returns: &[f64], refit_days: usize) -> Result<VolForecast
     check_returns(returns, GARCH_MIN_RETURNS)?;
     let first = GARCH_MIN_RETURNS;
     let mut sigma = Vec::with_capacity(returns.len() - first + 1);
+    let mut params = Vec::with_capacity(returns.len() - first + 1);
     let mut fit_at = first;
     while fit_at <= returns.len() {
         let fit = fit_garch(&returns[..fit_at])?;
@@ -257,6 +292,7 @@ pub fn garch_forecasts(returns: &[f64], refit_days: usize) -> Result<VolForecast
                 });
             }
             sigma.push(variance.sqrt());
+            params.push(p);
             if let Some(r) = returns.get(t) {
                 variance = p.omega + p.alpha * r * r + p.beta * variance;
             }
@@ -266,5 +302,9 @@ pub fn garch_forecasts(returns: &[f64], refit_days: usize) -> Result<VolForecast
             break;
         }
     }
-    Ok(VolForecasts { first, sigma })
+    Ok(VolForecasts {
+        first,
+        sigma,
+        params,
+    })
 }

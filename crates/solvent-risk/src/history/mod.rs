@@ -52,7 +52,7 @@ pub use self::filtered::{
 };
 pub use self::garch::{
     GARCH_MIN_RETURNS, GarchFit, GarchParams, VolForecasts, fit_garch, garch_forecasts,
-    garch_log_likelihood,
+    garch_log_likelihood, period_variance,
 };
 pub use self::independence::{ChristoffersenResult, christoffersen};
 pub use self::load::{LoadOptions, PriceHistory, SPOT_HEADER, SeriesText, VOL_HEADER};

@@ -143,6 +143,35 @@ impl ScenarioBook {
         instruments: &[&Instrument],
         spot_assets: &[(String, String)],
     ) -> Result<Self, RiskError> {
+        Self::build(view, params, instruments, spot_assets, None)
+    }
+
+    /// [`ScenarioBook::new`] for a liquidation-move search along `moved`
+    /// ([`MovedBook`](super::MovedBook)), which revalues that underlying's instruments itself at
+    /// every step: they are listed, in the same order, but not revalued (no P&L, no delta), which
+    /// spares the search a copy of the report's own revaluation of them (for an account of
+    /// options on one underlying, almost all of it). Every other underlying is as
+    /// [`ScenarioBook::new`] gives it.
+    ///
+    /// # Errors
+    /// As [`ScenarioBook::new`] for the other underlyings' instruments.
+    pub fn new_for_move(
+        view: &MarketView<'_>,
+        params: &PortfolioMarginParams,
+        instruments: &[&Instrument],
+        spot_assets: &[(String, String)],
+        moved: &str,
+    ) -> Result<Self, RiskError> {
+        Self::build(view, params, instruments, spot_assets, Some(moved))
+    }
+
+    fn build(
+        view: &MarketView<'_>,
+        params: &PortfolioMarginParams,
+        instruments: &[&Instrument],
+        spot_assets: &[(String, String)],
+        unvalued: Option<&str>,
+    ) -> Result<Self, RiskError> {
         let mut underlyings: IndexMap<String, UnderlyingBook> = IndexMap::new();
         let history = if params.historical.is_some() {
             view.history()
@@ -182,7 +211,18 @@ impl ScenarioBook {
             if book.instruments.contains_key(&instrument.name) {
                 continue;
             }
-            let risk = instrument_risk(view, instrument, book, history_column, &mut options)?;
+            let risk = if unvalued == Some(instrument.underlying.as_str()) {
+                InstrumentRisk {
+                    name: instrument.name.clone(),
+                    unit_pnl: Vec::new(),
+                    historical_pnl: Vec::new(),
+                    unit_delta: 0.0,
+                    roll_unit: 0.0,
+                    is_option: matches!(instrument.terms, Terms::Option { .. }),
+                }
+            } else {
+                instrument_risk(view, instrument, book, history_column, &mut options)?
+            };
             book.instruments.insert(instrument.name.clone(), risk);
         }
         options.value(&mut underlyings)?;

@@ -89,8 +89,9 @@ pub(super) const MOVED_BLOCK: usize = 64;
 /// A block's buffers (one set per worker).
 #[derive(Default)]
 pub(super) struct BlockScratch {
-    /// Per option of the block: (row in the block, first batch row).
-    pub(super) options: Vec<(usize, usize)>,
+    /// Per option of the block: (row in the block, first batch row, whether its delta is
+    /// read from the batch's unshocked row rather than computed beside it).
+    pub(super) options: Vec<(usize, usize, bool)>,
     pub(super) moves: Vec<(f64, Option<f64>)>,
     pub(super) columns: OwnedColumns,
     pub(super) valued: GreeksBatch,
@@ -121,16 +122,7 @@ impl MovedStep<'_> {
         let count = scenarios.len();
         scratch.options.clear();
         let columns = &mut scratch.columns;
-        for column in [
-            &mut columns.forward,
-            &mut columns.strike,
-            &mut columns.time,
-            &mut columns.volatility,
-            &mut columns.discount,
-        ] {
-            column.clear();
-        }
-        columns.kind.clear();
+        columns.clear();
         for (row, ((kind, mark), unit)) in rows
             .iter()
             .zip(marks)
@@ -154,12 +146,43 @@ impl MovedStep<'_> {
                 }
                 MovedRow::Option(option) => {
                     let forward = spot * option.carry;
+                    // A fast step (the search repriced the mark at a volatility it knows): the
+                    // batch values the unshocked row anyway, so its delta is read from there
+                    // instead of a scalar Black-76 beside it (the two differ by the kernels'
+                    // rounding, about 1e-16 relative, which the search's exact check absorbs).
+                    if option.surface_volatility.is_none()
+                        && mark.price.is_some()
+                        && option.time > 0.0
+                        && let Some(volatility) = mark.volatility
+                    {
+                        *slot = (0.0, 0.0, true);
+                        scratch.moves.clear();
+                        scratch.moves.extend(scenarios.iter().map(|scenario| {
+                            let shocked = shocked_volatility_scaled(
+                                volatility,
+                                option.scale,
+                                scenario.vol,
+                                params,
+                            );
+                            (scenario.price_move, Some(shocked))
+                        }));
+                        scratch.options.push((row, columns.forward.len(), true));
+                        push_rows(
+                            columns,
+                            OptionRow {
+                                forward,
+                                strike: option.strike,
+                                time: option.time,
+                                volatility,
+                                discount: option.discount,
+                                kind: option.kind,
+                            },
+                            &scratch.moves,
+                        );
+                        continue;
+                    }
                     let volatility = match (option.surface_volatility, mark.price) {
                         (Some(volatility), _) => volatility,
-                        // Repriced by the search at this volatility: no solve needed.
-                        (None, Some(_)) if option.time > 0.0 && mark.volatility.is_some() => {
-                            mark.volatility?
-                        }
                         (None, Some(mark)) if option.time > 0.0 => {
                             let usd = if option.inverse { mark * spot } else { mark };
                             implied_volatility(
@@ -196,7 +219,7 @@ impl MovedStep<'_> {
                         );
                         (scenario.price_move, Some(shocked))
                     }));
-                    scratch.options.push((row, columns.forward.len()));
+                    scratch.options.push((row, columns.forward.len(), false));
                     push_option_rows(columns, &model, option.kind, &scratch.moves);
                 }
             }
@@ -206,7 +229,13 @@ impl MovedStep<'_> {
         }
         price_and_greeks_checked(columns.columns(), &mut scratch.valued).ok()?;
         let prices = scratch.valued.price();
-        for &(row, start) in &scratch.options {
+        let deltas = scratch.valued.delta();
+        for &(row, start, delta_from_batch) in &scratch.options {
+            if delta_from_batch {
+                // dV/dS = dV/dF x F/S, as `revaluation`.
+                let forward = *scratch.columns.forward.get(start)?;
+                units.get_mut(row)?.0 = *deltas.get(start)? * forward / spot;
+            }
             let base = *prices.get(start)?;
             let shocked = prices.get(start + 1..=start + count)?;
             let unit = unit_pnl.get_mut(row * count..(row + 1) * count)?;

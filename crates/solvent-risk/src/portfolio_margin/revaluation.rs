@@ -116,12 +116,50 @@ pub(super) fn push_option_rows(
     kind: solvent_pricing::black76::OptionType,
     moves: &[(f64, Option<f64>)],
 ) {
+    push_rows(
+        columns,
+        OptionRow {
+            forward: model.forward(),
+            strike: model.strike(),
+            time: model.time_to_expiry_years(),
+            volatility: model.volatility(),
+            discount: model.discount_factor(),
+            kind,
+        },
+        moves,
+    );
+}
+
+/// An option's unshocked inputs, as [`push_rows`] reads them (not yet validated: the batch
+/// kernel's checked entry point refuses what `Black76::new_checked` would).
+#[derive(Clone, Copy)]
+pub(super) struct OptionRow {
+    pub(super) forward: f64,
+    pub(super) strike: f64,
+    pub(super) time: f64,
+    pub(super) volatility: f64,
+    pub(super) discount: f64,
+    pub(super) kind: solvent_pricing::black76::OptionType,
+}
+
+/// [`push_option_rows`] from the option's inputs.
+pub(super) fn push_rows(
+    columns: &mut OwnedColumns,
+    option: OptionRow,
+    moves: &[(f64, Option<f64>)],
+) {
     // Column by column (one reservation and a straight fill each, rather than six pushes a
     // row); the unshocked row is `(0, None)`.
     let rows = moves.len() + 1;
     let all = || std::iter::once((0.0, None)).chain(moves.iter().copied());
-    let forward = model.forward();
-    let volatility = model.volatility();
+    let OptionRow {
+        forward,
+        strike,
+        time,
+        volatility,
+        discount,
+        kind,
+    } = option;
     columns
         .forward
         .extend(all().map(|(price_move, _)| forward * (1.0 + price_move)));
@@ -131,9 +169,9 @@ pub(super) fn push_option_rows(
     let repeat = |column: &mut Vec<f64>, value: f64| {
         column.resize(column.len() + rows, value);
     };
-    repeat(&mut columns.strike, model.strike());
-    repeat(&mut columns.time, model.time_to_expiry_years());
-    repeat(&mut columns.discount, model.discount_factor());
+    repeat(&mut columns.strike, strike);
+    repeat(&mut columns.time, time);
+    repeat(&mut columns.discount, discount);
     columns.kind.resize(columns.kind.len() + rows, kind);
 }
 

@@ -4,10 +4,12 @@
 //! follows the market instead, as clearing houses do (CME SPAN 2; EMIR RTS 153/2013 article 24
 //! on margin models calibrated to recent volatility):
 //!
-//! `base[t] = k * sigma[t] * sqrt(h)`, `range[t] = max(floor, control(base)[t])`,
+//! `base[t] = k * sqrt(V_h[t])`, `range[t] = max(floor, control(base)[t])`,
 //!
 //! with `sigma[t]` the daily volatility forecast for day `t` (EWMA or GARCH(1,1), made from the
-//! returns before it), `h` the margin period in days and `control` one of EMIR's three
+//! returns before it), `h` the margin period in days, `V_h[t]` the variance forecast over those
+//! `h` days (`h sigma[t]^2` for EWMA, GARCH(1,1)'s term structure for GARCH, which reverts to
+//! its long-run variance over the period: [`crate::history::period_variance`]) and `control` one of EMIR's three
 //! anti-procyclicality tools (article 28(1)), which bound how fast the requirement may rise in
 //! stress:
 //! - **buffer** (28(1)(a)): `M[t] = clamp(M[t-1] + b * base[t] / n, base[t], (1 + b) * base[t])`
@@ -17,10 +19,10 @@
 //!   forecast range a day (`n` = `rebuild_days`);
 //! - **stressed floor** (28(1)(b)): `M[t] = max(base[t], k * sqrt(h) * s[t])` with `s[t]` the
 //!   standard deviation of the daily returns of the last `lookback_days` (ten years);
-//! - **stressed weight** (28(1)(c)): `M[t] = k * sqrt(h) * sqrt((1 - w) sigma[t]^2 + w v[t])`
+//! - **stressed weight** (28(1)(c)): `M[t] = k * sqrt((1 - w) V_h[t] + w h v[t])`
 //!   with `v[t]` the mean squared return of the most volatile `window_days` window so far
-//!   (within the ten-year look-back), never below `sigma[t]^2` (so the control never lowers the
-//!   range below the forecast), and `w` >= 25%.
+//!   (within the ten-year look-back), `h v[t]` never below `V_h[t]` (so the control never lowers
+//!   the range below the forecast), and `w` >= 25%.
 //!
 //! The grid is then scaled by `range / R0`: every standard price move, both volatility shocks
 //! (a relative down-shock capped at 0.99) and the extended scenarios' weight, so a scaled grid has exactly the static grid's
@@ -29,14 +31,18 @@
 //! Everything here is pure: the caller reads the history and passes the returns.
 
 pub mod backtest;
+pub mod book;
 
 use jiff::civil::Date;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use solvent_core::portfolio_margin::UnderlyingParams;
-use solvent_core::vol_scaled::{AntiProcyclicality, VolModel, VolScaledRange};
+use solvent_core::vol_scaled::{
+    AntiProcyclicality, ControlName, ModelName, VolModel, VolScaledRange,
+};
 
 use crate::history::{
     EWMA_SEED_RETURNS, HistoryError, VolForecasts, ewma_volatility, garch_forecasts,
+    period_variance,
 };
 
 /// Ten years of calendar days: the look-back of the stressed windows (EMIR RTS 153/2013 article
@@ -48,7 +54,7 @@ pub const TEN_YEARS_DAYS: usize = 3652;
 const MAX_VOL_SHOCK_DOWN: f64 = 0.99;
 
 /// What set the day's range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RangeBound {
     /// The floor (`floor >= control(base)`).
@@ -78,6 +84,111 @@ impl RangeBound {
             Self::StressedWeight => "stressed-weighted forecast",
         }
     }
+
+    /// The bound's name as events and JSON write it (`buffer_partial`, ...).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Floor => "floor",
+            Self::Forecast => "forecast",
+            Self::BufferFull => "buffer_full",
+            Self::BufferPartial => "buffer_partial",
+            Self::StressedFloor => "stressed_floor",
+            Self::StressedWeight => "stressed_weight",
+        }
+    }
+}
+
+/// The scaled range in force for one underlying: the forecast it was made from, the range, the
+/// venue's static range it replaced, the control and what bound it. What `solvent margin
+/// --history` computes and shows, what a `scenario_range` event carries into the engine, and what
+/// the engine and the service report for the accounts holding the underlying.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RangeInForce {
+    /// The underlying.
+    pub underlying: String,
+    /// The close the forecast was made at.
+    pub as_of: Date,
+    /// The forecast model.
+    pub model: ModelName,
+    /// Daily volatility forecast (a fraction: 0.0158 = 1.58% a day).
+    pub sigma_daily: f64,
+    /// `k x sqrt(V_h)`, the forecast over the margin period (`k x sigma x sqrt(h)` for EWMA; GARCH's
+    /// term structure, [`crate::history::period_variance`]), before the control and the floor
+    /// (a fraction).
+    pub base: f64,
+    /// The range in force: the largest standard move of the scaled grid (a fraction).
+    pub range: f64,
+    /// The venue's static range it replaces, `R0` (a fraction).
+    pub static_range: f64,
+    /// The anti-procyclicality control.
+    pub control: ControlName,
+    /// What bound the range.
+    pub bound: RangeBound,
+}
+
+impl RangeInForce {
+    /// The range of `day` for `underlying`, whose venue grid is `grid` and parameters `spec`.
+    #[must_use]
+    pub fn of_day(
+        underlying: &str,
+        day: &RangeDay,
+        spec: &VolScaledRange,
+        grid: &UnderlyingParams,
+    ) -> Self {
+        Self {
+            underlying: underlying.to_owned(),
+            as_of: day.as_of,
+            model: spec.model.name(),
+            sigma_daily: day.sigma_daily,
+            base: day.base,
+            range: day.range,
+            static_range: static_range(grid),
+            control: spec.control.name(),
+            bound: day.bound,
+        }
+    }
+}
+
+/// The underlyings a portfolio-mode `portfolio` is exposed to (positions in its cross pool,
+/// balances of a coin the venue scans) whose range `venue` scales, in the venue's order of
+/// `[portfolio_margin.vol_scaled]`; none for an account of another mode.
+#[must_use]
+pub fn scaled_exposures(
+    venue: &solvent_core::venue::Venue,
+    portfolio: &solvent_core::portfolio::Portfolio,
+) -> Vec<String> {
+    let Some(pm) = venue.portfolio_margin.as_ref() else {
+        return Vec::new();
+    };
+    if portfolio.mode != solvent_core::portfolio::MarginMode::Portfolio {
+        return Vec::new();
+    }
+    pm.vol_scaled
+        .keys()
+        .filter(|underlying| {
+            portfolio
+                .positions
+                .iter()
+                .any(|p| p.isolated_margin.is_none() && p.instrument.underlying == **underlying)
+                || portfolio
+                    .balances
+                    .iter()
+                    .any(|b| b.asset.index == **underlying && !b.amount.0.is_zero())
+        })
+        .cloned()
+        .collect()
+}
+
+/// The report's warning for an underlying whose range the venue scales but which has no range
+/// in force (the engine and the service margin it on the static grid until a `scenario_range`
+/// event sets one).
+#[must_use]
+pub fn static_grid_warning(underlying: &str, static_range: f64) -> String {
+    format!(
+        "{underlying}: the venue scales its range with forecast volatility, but no scenario_range event has set one: margined on the static grid (±{}%)",
+        static_range * 100.0
+    )
 }
 
 /// One day's range, set at the close of `as_of` for the margin period that follows.
@@ -87,7 +198,7 @@ pub struct RangeDay {
     pub as_of: Date,
     /// The daily volatility forecast `sigma` (a fraction: 0.035 = 3.5% a day).
     pub sigma_daily: f64,
-    /// `k * sigma * sqrt(h)`, before the control and the floor.
+    /// `k * sqrt(V_h)` (see [`RangeInForce::base`]), before the control and the floor.
     pub base: f64,
     /// What the control makes of the base (the base when there is none).
     pub controlled: f64,
@@ -128,7 +239,14 @@ pub fn range_path(
     let mut previous: Option<f64> = None;
     for (i, &sigma) in forecasts.sigma.iter().enumerate() {
         let t = forecasts.first + i;
-        let base = scale * sigma;
+        // The variance over the margin period: `h sigma^2` for EWMA, GARCH's term structure
+        // for GARCH (`period_variance`); `base = k x sqrt(that)`.
+        let period = period_variance(
+            sigma * sigma,
+            spec.margin_period_days,
+            forecasts.params.get(i),
+        );
+        let base = spec.k * period.sqrt();
         let (controlled, control_bound) = match spec.control {
             AntiProcyclicality::None => (base, RangeBound::Forecast),
             AntiProcyclicality::Buffer {
@@ -147,9 +265,12 @@ pub fn range_path(
                 weight,
                 window_days,
             } => {
+                // Over `h` days: `(1 - w) V_h + w max(h v, V_h)`, which is `h` times the daily
+                // form when `V_h = h sigma^2`.
+                let h = f64::from(spec.margin_period_days);
                 let v = stressed.worst_window(t, window_days as usize);
-                let variance = (1.0 - weight) * sigma * sigma + weight * v.max(sigma * sigma);
-                (scale * variance.sqrt(), RangeBound::StressedWeight)
+                let variance = (1.0 - weight) * period + weight * (h * v).max(period);
+                (spec.k * variance.sqrt(), RangeBound::StressedWeight)
             }
         };
         previous = Some(controlled);
@@ -214,6 +335,7 @@ pub fn forecasts(returns: &[f64], model: VolModel) -> Result<VolForecasts, Histo
             Ok(VolForecasts {
                 first: EWMA_SEED_RETURNS,
                 sigma: ewma.sigma()[EWMA_SEED_RETURNS..].to_vec(),
+                params: Vec::new(),
             })
         }
         VolModel::Garch { refit_days } => garch_forecasts(returns, refit_days as usize),

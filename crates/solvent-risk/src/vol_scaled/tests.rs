@@ -5,6 +5,7 @@ use super::backtest::{CoverageDay, CoverageParams, largest_rise, summarise};
 use super::*;
 use crate::history::{
     GarchParams, christoffersen, fit_garch, garch_forecasts, garch_log_likelihood, kupiec_pof,
+    period_variance,
 };
 
 fn date(text: &str) -> Date {
@@ -213,6 +214,74 @@ fn garch_forecasts_use_only_earlier_returns() {
         assert_eq!(a, b);
     }
     assert!(full.sigma.iter().all(|s| s.is_finite() && *s > 0.0));
+}
+
+/// GARCH's variance over a three-day period, worked by hand (Hull's term structure):
+/// `omega = 1e-5`, `alpha = 0.1`, `beta = 0.8`: persistence 0.9, long-run variance
+/// `V_L = 1e-5 / 0.1 = 1e-4` (1% a day). From a forecast of 4e-4 (2% a day) for tomorrow:
+/// `3 V_L + (4e-4 - 1e-4)(1 + 0.9 + 0.81) = 3e-4 + 3e-4 x 2.71 = 0.001113`, below the
+/// square-root-of-time `3 x 4e-4 = 0.0012` (the forecast decays towards 1% over the period);
+/// from 1e-4 it is flat (`3e-4`), from 0.25e-4 it rises: `3e-4 - 0.75e-4 x 2.71 = 0.00009675`.
+#[test]
+fn garch_period_variance_worked_by_hand() {
+    let p = GarchParams {
+        omega: 1e-5,
+        alpha: 0.1,
+        beta: 0.8,
+    };
+    close(period_variance(4e-4, 3, Some(&p)), 0.001_113, 1e-15);
+    close(period_variance(1e-4, 3, Some(&p)), 3e-4, 1e-15);
+    close(period_variance(0.25e-4, 3, Some(&p)), 0.000_096_75, 1e-15);
+    // One day is the forecast itself; EWMA (no fit) is the square-root-of-time rule.
+    close(period_variance(4e-4, 1, Some(&p)), 4e-4, 1e-18);
+    close(period_variance(4e-4, 3, None), 0.0012, 1e-18);
+}
+
+/// A GARCH range over ten days is `k x sqrt(V_10)` from each day's own fit (the closed form of
+/// the sum, `10 V_L + (sigma^2 - V_L)(1 - phi^10) / (1 - phi)`), not `k x sigma x sqrt(10)`: on
+/// BTC 2019 the forecast sits above the long-run variance on some days (the ten-day range is
+/// then the narrower) and below it on others; the one-day range is `k x sigma`.
+#[test]
+fn garch_ranges_over_ten_days_follow_the_term_structure() {
+    let returns = btc_2019_returns();
+    let dates = days(returns.len());
+    let spec = |h: u32| VolScaledRange {
+        model: VolModel::Garch { refit_days: 30 },
+        k: 3.0,
+        floor: 0.0,
+        margin_period_days: h,
+        control: AntiProcyclicality::None,
+    };
+    let one = range_path(&dates, &returns, &spec(1)).unwrap_or_else(|e| panic!("{e}"));
+    let ten = range_path(&dates, &returns, &spec(10)).unwrap_or_else(|e| panic!("{e}"));
+    let forecasts = garch_forecasts(&returns, 30).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(forecasts.params.len(), forecasts.sigma.len());
+    let mut narrower = 0;
+    for (i, (a, b)) in one.iter().zip(&ten).enumerate() {
+        close(a.base, 3.0 * a.sigma_daily, 1e-15);
+        let p = forecasts.params[i];
+        let persistence = p.alpha + p.beta;
+        let long_run = p.omega / (1.0 - persistence);
+        let sigma2 = b.sigma_daily * b.sigma_daily;
+        // The closed form of the sum: 10 V_L + (sigma^2 - V_L)(1 - phi^10) / (1 - phi).
+        let closed = 10.0 * long_run
+            + (sigma2 - long_run) * (1.0 - persistence.powi(10)) / (1.0 - persistence);
+        close(b.base, 3.0 * closed.sqrt(), 1e-12);
+        if b.base < 3.0 * b.sigma_daily * 10f64.sqrt() {
+            narrower += 1;
+        }
+    }
+    let last = ten.last().map(|d| d.base).unwrap_or_default();
+    let root_of_time = 3.0 * ten.last().map(|d| d.sigma_daily).unwrap_or_default() * 10f64.sqrt();
+    assert!(
+        narrower > 0 && narrower < ten.len(),
+        "{narrower} of {}",
+        ten.len()
+    );
+    assert!(
+        (last - root_of_time).abs() > 1e-4,
+        "{last} vs {root_of_time}"
+    );
 }
 
 #[test]

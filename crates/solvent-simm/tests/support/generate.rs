@@ -261,3 +261,120 @@ pub fn add_ons(seed: u64, netting_sets: usize) -> String {
     }
     out
 }
+
+/// The regulations a row may carry (`collect_regulations`, `post_regulations`): none, one,
+/// several (in ORE's bracketed and plain lists), CFTC (which ORE groups apart), `Excluded`
+/// and an explicit `Unspecified`.
+const REGULATIONS: [&str; 12] = [
+    "",
+    "ESA",
+    "USPR",
+    "ESA,USPR",
+    "[ESA, JFSA]",
+    "JFSA",
+    "USPR,APRA,ESA",
+    "Excluded",
+    "CFTC",
+    "ESA,CFTC",
+    "Unspecified",
+    "UK",
+];
+
+/// [`crif`]'s text with `collect_regulations` and `post_regulations` columns: per netting set,
+/// none at all (every row counts), collect only (nothing left to post), or both, row by row
+/// from [`REGULATIONS`].
+#[allow(dead_code)]
+pub fn with_regulations(text: &str, seed: u64) -> String {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut profiles: std::collections::BTreeMap<String, u8> = Default::default();
+    let mut out = String::new();
+    let mut lines = text.lines();
+    if let Some(header) = lines.next() {
+        let _ = writeln!(out, "{header}\tcollect_regulations\tpost_regulations");
+    }
+    for line in lines {
+        let set = line.split('\t').nth(1).unwrap_or("").to_string();
+        let profile = *profiles
+            .entry(set)
+            .or_insert_with(|| rng.random_range(0..4u8));
+        let pick = |rng: &mut ChaCha8Rng| REGULATIONS[rng.random_range(0..REGULATIONS.len())];
+        let (collect, post) = match profile {
+            0 => ("", ""),
+            1 => (pick(&mut rng), ""),
+            _ => (pick(&mut rng), pick(&mut rng)),
+        };
+        let _ = writeln!(out, "{line}\t{collect}\t{post}");
+    }
+    out
+}
+
+/// The regulations of schedule rows: [`REGULATIONS`]' kinds plus SEC (with and without CFTC,
+/// which ORE's schedule adds to SEC) and BANX (whose net-to-gross ratio defaults to 0).
+const SCHEDULE_REGULATIONS: [&str; 10] = [
+    "",
+    "ESA",
+    "USPR",
+    "ESA,USPR",
+    "[CFTC, SEC]",
+    "CFTC",
+    "SEC",
+    "BANX",
+    "Excluded",
+    "UK,Unspecified",
+];
+
+/// A CRIF of Schedule rows only (`im_model` Schedule): per netting set a few trades of every
+/// schedule product class, ending from 100 days before `asof` (days since 1970-01-01) to 12
+/// years after, each with a notional and a PV (either sometimes missing), PVs of both signs,
+/// and regulations from [`SCHEDULE_REGULATIONS`] (a netting set in four without any).
+#[allow(dead_code)]
+pub fn schedule(seed: u64, netting_sets: usize, trades: usize, asof: i64) -> String {
+    const CLASSES: [&str; 6] = ["Rates", "FX", "Credit", "Equity", "Commodity", "Other"];
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = String::from(
+        "TradeID\tPortfolioID\tProductClass\tRiskType\tQualifier\tBucket\tLabel1\tLabel2\tAmountCurrency\tAmount\tAmountUSD\tim_model\tend_date\tcollect_regulations\tpost_regulations\n",
+    );
+    for set in 0..netting_sets {
+        let regulated = rng.random_range(0..4) != 0;
+        for trade in 0..trades {
+            let class = CLASSES[rng.random_range(0..CLASSES.len())];
+            let end = asof + rng.random_range(-100..12 * 365);
+            let (y, m, d) = civil(end);
+            let date = format!("{y:04}-{m:02}-{d:02}");
+            let (collect, post) = if regulated {
+                let pick = |rng: &mut ChaCha8Rng| {
+                    SCHEDULE_REGULATIONS[rng.random_range(0..SCHEDULE_REGULATIONS.len())]
+                };
+                (pick(&mut rng), pick(&mut rng))
+            } else {
+                ("", "")
+            };
+            let notional = amount(&mut rng, 8.0);
+            let pv = amount(&mut rng, 6.0);
+            let missing = rng.random_range(0..10);
+            for (kind, value) in [("Notional", notional), ("PV", pv)] {
+                if (missing == 0 && kind == "Notional") || (missing == 1 && kind == "PV") {
+                    continue;
+                }
+                let _ = writeln!(
+                    out,
+                    "S{set}-{trade}\tNS{set}\t{class}\t{kind}\t\t\t\t\tUSD\t{value}\t{value}\tSchedule\t{date}\t{collect}\t{post}"
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The civil date of days since 1970-01-01.
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
