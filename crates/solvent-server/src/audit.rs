@@ -3,8 +3,9 @@
 //!
 //! Events and their effects both come from the journal (a [`solvent_store::JournalReader`]): an
 //! event is acknowledged once it is durable, and its effects are written after it, off the
-//! acknowledgement path, by the store's audit writer (`solvent_store::AuditWriter`), which
-//! follows the journal; every accepted event's effects can be paged to, back to the first,
+//! acknowledgement path, by the store's audit writer (`solvent_store::AuditWriter`), which the
+//! commit thread hands the effects the engine rendered (the journal when it falls behind); every
+//! accepted event's effects can be paged to, back to the first,
 //! across restarts. A page says how far the written effects reach (`effects_through`): an event
 //! beyond it is marked `effects_pending` (its effects are not written yet, which is not "none"),
 //! and the filters on effects (account, effect type) see the events up to it. The filters are the journal's

@@ -9,7 +9,10 @@
 //! ```
 //!
 //! The engine thread never waits for a sync: while the journal thread makes batch N durable, it
-//! applies batch N+1. Nothing leaves the service before its batch is durable: replies, WebSocket
+//! applies batch N+1. Once a batch is durable the journal thread also hands each event's effects
+//! (rendered once, on the engine thread, for the reply) to the audit writer's bounded queue
+//! (`solvent_store::AuditSink`), never waiting for it: a writer behind catches up from the
+//! journal. Nothing leaves the service before its batch is durable: replies, WebSocket
 //! messages and the readers' view are all released by the journal thread after the append
 //! returns, in the order the engine applied them. A failed append is final (the storage may have
 //! dropped pages it reported written): the service answers every later request with
@@ -241,7 +244,8 @@ impl Core {
     /// Starts the engine thread over `engine` (recovered or new) and the journal thread over
     /// `journal` (which must hold every event `engine` has applied). Retries of client ids
     /// are answered from a window of the recent ones and from a reader of `journal` for older
-    /// ones ([`crate::client_ids`]).
+    /// ones ([`crate::client_ids`]). With `audit`, each durable event's effects go to the audit
+    /// writer behind it.
     ///
     /// # Errors
     /// The threads could not be spawned, or the journal's reader could not be opened.
@@ -251,6 +255,7 @@ impl Core {
         limits: Limits,
         clock: Clock,
         snapshots: Option<SnapshotPolicy>,
+        audit: Option<solvent_store::AuditSink>,
     ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             view: ArcSwap::from_pointee(View::of(&engine)),
@@ -269,12 +274,13 @@ impl Core {
         let (sender, commands) = std::sync::mpsc::sync_channel(limits.queue);
         // Two batches waiting at most while one syncs; beyond that the engine thread waits, its
         // queue fills and clients get 429 (backpressure, not a backlog).
-        let committer = Committer::start(
+        let committer = Committer::start_with_audit(
             Box::new(Timed(journal)) as Box<dyn Journal>,
             CommitterConfig {
                 queue_batches: 2,
                 max_entries_per_commit: limits.commit_entries,
             },
+            audit,
         );
         let snapshot_writer = match snapshots {
             Some(policy) => Some(SnapshotWriter::start(policy)?),
@@ -679,8 +685,8 @@ impl EngineLoop {
                     );
                     text
                 });
-                // The effects go to the journal as the text the reply carries: rendered once,
-                // durable in the same commit as the event.
+                // The effects go with the entry as the text the reply carries, rendered once: the
+                // commit thread hands them to the audit writer once the event is durable.
                 let outcome = Outcome::of(
                     &envelope.event,
                     &effects,

@@ -61,6 +61,10 @@ pub struct Config {
     pub snapshots: Option<core::SnapshotPolicy>,
     /// What stamps an event sent without a time.
     pub clock: core::Clock,
+    /// The audit writer's queue (`solvent_store::AuditWriter::sink`): each durable event's
+    /// effects are handed to it. None: the effects are not written by this service (a writer
+    /// started later, or `solvent journal migrate`, writes them from the journal).
+    pub audit: Option<solvent_store::AuditSink>,
 }
 
 impl Default for Config {
@@ -72,6 +76,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             snapshots: None,
             clock: core::Clock::Wall,
+            audit: None,
         }
     }
 }
@@ -177,6 +182,7 @@ pub async fn start(
         config.limits,
         config.clock,
         config.snapshots.clone(),
+        config.audit.clone(),
     )?;
     let state = AppState::new(core.handle(), keys, config.rate_limit);
     let app = router(state.clone(), config.request_timeout);

@@ -1,8 +1,8 @@
 //! Durable journal throughput (DESIGN.md 12: >= 300,000 events / s in batches, acknowledged only
 //! when durable) beside plain SQLite inserts of the same rows in the same run, plus the disk's
-//! own sync latency, the audit writer's throughput (effects written per second, alone and beside
-//! the committer, whose acknowledgements it must not slow) and the replay path (journal read +
-//! decode + apply against apply alone).
+//! own sync latency, the audit writer's throughput (effects written per second: from the journal
+//! with its replica, from its queue, and beside the committer, whose acknowledgements it must not
+//! slow) and the replay path (journal read + decode + apply against apply alone).
 //!
 //! `cargo run --release -p solvent-store --example journal_bench -- [events] [dir]`
 //! (defaults: 1,000,000 events; a temporary directory under the system's temp dir, which should
@@ -24,8 +24,8 @@ use solvent_engine::config::EngineConfig;
 use solvent_engine::event::{Envelope, Event, IndexPrice};
 use solvent_engine::population::{PopulationParams, generate};
 use solvent_store::{
-    AuditWriter, Committer, CommitterConfig, Entry, Journal, JournalError, Outcome, PRAGMAS,
-    SqliteJournal, codec, entry_crc, fill_effects,
+    AuditOptions, AuditStatus, AuditWriter, Committer, CommitterConfig, Entry, Journal,
+    JournalError, Outcome, PRAGMAS, SqliteJournal, codec, entry_crc, fill_effects,
 };
 
 const VENUE: &str = include_str!("../../../venues/default.toml");
@@ -204,18 +204,25 @@ fn committer(
     batch: usize,
     cap: usize,
     audit: bool,
-) -> (Duration, Vec<Duration>, u64, Option<Duration>) {
+) -> (
+    Duration,
+    Vec<Duration>,
+    u64,
+    Option<(Duration, AuditStatus)>,
+) {
     let dir = fresh(root, &format!("committer-{batch}-{audit}"));
     let journal = SqliteJournal::open(&dir).unwrap();
-    // The audit writer beside the commits, as the service runs it: on its own thread, following
-    // the journal; how long it takes to write every effect is timed from the same start.
+    // The audit writer beside the commits, as the service runs it: on its own thread, fed the
+    // rendered effects by the commit thread through its bounded queue (the journal when that
+    // overflows); how long it takes to write every effect is timed from the same start.
     let writer = audit.then(|| AuditWriter::start(&dir, venue(), EngineConfig::default()).unwrap());
-    let committer = Committer::start(
+    let committer = Committer::start_with_audit(
         journal,
         CommitterConfig {
             queue_batches: 4096,
             max_entries_per_commit: cap,
         },
+        writer.as_ref().map(AuditWriter::sink),
     );
     let (sender, receiver) = mpsc::channel::<Result<Duration, JournalError>>();
     let start = Instant::now();
@@ -241,10 +248,52 @@ fn committer(
         let last = entries.last().unwrap().envelope.seq;
         let status = writer.wait_for(last, Duration::from_secs(3600));
         assert_eq!(status.effects_through, Some(last), "{status:?}");
-        start.elapsed()
+        (start.elapsed(), status)
     });
     latencies.sort();
     (elapsed, latencies, commits, caught_up)
+}
+
+/// The audit writer's own rate from its queue (no replica): every entry's outcome offered to a
+/// writer whose queue holds them all, from this thread, the committer aside; timed until the
+/// last is written. (The journal is left empty: the writer trusts its queue, whose events a
+/// committer offers only once durable.)
+fn queue_alone(root: &Path, entries: &[Entry]) {
+    let dir = fresh(root, "queue-alone");
+    drop(SqliteJournal::open(&dir).unwrap());
+    let writer = AuditWriter::start_with(
+        &dir,
+        venue(),
+        EngineConfig::default(),
+        AuditOptions {
+            queue: entries.len(),
+        },
+    )
+    .unwrap();
+    let sink = writer.sink();
+    let mut outcomes: Vec<Entry> = entries.to_vec();
+    let start = Instant::now();
+    sink.offer_all(&mut outcomes);
+    let offered = start.elapsed();
+    let last = entries.last().unwrap().envelope.seq;
+    let status = writer.wait_for(last, Duration::from_secs(3600));
+    assert_eq!(status.effects_through, Some(last), "{status:?}");
+    assert_eq!(status.replayed, 0, "{status:?}");
+    println!(
+        "audit writer from its queue alone: effects of {} (offered in {offered:?}: {} on the offering thread)",
+        rate(entries.len(), start.elapsed()),
+        rate(entries.len(), offered)
+    );
+}
+
+/// Where the audit writer's effects came from.
+fn sources(status: &AuditStatus) -> String {
+    format!(
+        "{} from the queue, {} replayed from the journal in {} fallbacks",
+        status.written - status.replayed,
+        status.replayed,
+        status.fallbacks
+    )
 }
 
 fn venue() -> Venue {
@@ -262,7 +311,11 @@ fn paced(
     let dir = fresh(root, &format!("paced-{audit}"));
     let journal = SqliteJournal::open(&dir).unwrap();
     let writer = audit.then(|| AuditWriter::start(&dir, venue(), EngineConfig::default()).unwrap());
-    let committer = Committer::start(journal, CommitterConfig::default());
+    let committer = Committer::start_with_audit(
+        journal,
+        CommitterConfig::default(),
+        writer.as_ref().map(AuditWriter::sink),
+    );
     let (sender, receiver) = mpsc::channel::<Duration>();
     let start = Instant::now();
     let mut submitted = 0;
@@ -292,11 +345,12 @@ fn paced(
         let status = writer.wait_for(last, Duration::from_secs(3600));
         assert_eq!(status.effects_through, Some(last), "{status:?}");
         println!(
-            "  (audit writer beside it: effects of all {} events written {:?} after the last ack was due)",
+            "  (audit writer beside it: effects of all {} events written {:?} after the last ack was due; {})",
             entries.len(),
             start
                 .elapsed()
-                .saturating_sub(Duration::from_secs_f64(entries.len() as f64 / per_second))
+                .saturating_sub(Duration::from_secs_f64(entries.len() as f64 / per_second)),
+            sources(&status)
         );
     }
     latencies.sort();
@@ -391,8 +445,9 @@ fn main() {
         );
     }
     client_ids(&root, &entries);
-    // The audit writer alone: the effects of the journal's events (written without effects
-    // above) written to the audit file, replica apply + render + insert, in the caller's thread.
+    // The audit writer's fallback alone: the effects of the journal's events (written without
+    // effects above) written to the audit file, replica apply + render + insert, in the caller's
+    // thread.
     let dir = root.join("journal-10000");
     let start = Instant::now();
     let filled = fill_effects(&dir, venue(), EngineConfig::default()).unwrap();
@@ -401,6 +456,7 @@ fn main() {
         "audit writer alone (fill_effects): effects of {}",
         rate(count, start.elapsed())
     );
+    queue_alone(&root, &entries);
     for audit in [false, true] {
         let beside = if audit { ", audit writer beside" } else { "" };
         for (batch, cap) in [(100, 65_536), (1_000, 65_536)] {
@@ -412,9 +468,10 @@ fn main() {
                 count as f64 / commits.max(1) as f64,
                 quantile(&latencies, 0.5),
                 quantile(&latencies, 0.99),
-                caught_up.map_or_else(String::new, |all| format!(
-                    "; every effect written {all:?} after the start ({})",
-                    rate(count, all)
+                caught_up.map_or_else(String::new, |(all, status)| format!(
+                    "; every effect written {all:?} after the start ({}; {})",
+                    rate(count, all),
+                    sources(&status)
                 ))
             );
         }

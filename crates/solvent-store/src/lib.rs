@@ -24,8 +24,11 @@
 //! - [`Committer`]: adaptive group commit on its own thread; each batch is acknowledged once the
 //!   commit holding it is durable (the events, not their effects).
 //! - [`AuditWriter`]: each event's effects written to the audit file after the event is durable,
-//!   on its own thread with a replica of the engine that follows the journal (effects are a
-//!   function of the events); [`fill_effects`] writes the missing ones in the caller's thread.
+//!   on its own thread: the effects the engine thread rendered, handed over by the commit thread
+//!   through a bounded queue ([`AuditSink`]) it never waits on; when the queue overflowed or
+//!   after a restart, computed again from the journal with a replica of the engine until caught
+//!   up (effects are a function of the events); [`fill_effects`] writes the missing ones in the
+//!   caller's thread.
 //! - [`write_snapshot`]: the engine's state as of a journal sequence whose entries are all
 //!   durable, written atomically; [`read_snapshot`] checks and restores one.
 //!
@@ -60,7 +63,10 @@ mod recover;
 mod snapshots;
 mod sqlite;
 
-pub use audit::{AuditStatus, AuditWriter, FillReport, WRITER_BATCH, fill_effects};
+pub use audit::{
+    AUDIT_QUEUE, AuditOptions, AuditSink, AuditStatus, AuditWriter, FOLLOW, FillReport,
+    WRITER_BATCH, fill_effects,
+};
 pub use committer::{CommitStats, Committer, CommitterConfig, Done, SubmitError};
 pub use outcome::Outcome;
 pub use recover::{RecoverOptions, Recovered, RecoveryReport, Truncation, recover, recover_with};
@@ -192,8 +198,9 @@ pub struct Entry {
     /// The first result as the API answered it (JSON), kept for entries with a client id.
     pub reply: Option<String>,
     /// The effects the event caused, as the service rendered them. The [`MemoryJournal`] keeps
-    /// them with the entry; the [`SqliteJournal`] does not write them (its audit writer,
-    /// [`AuditWriter`], computes them again from the durable event, off the commit path).
+    /// them with the entry; the [`SqliteJournal`] does not write them: once the entry is durable
+    /// the [`Committer`] hands them to the audit writer ([`AuditWriter`], through its
+    /// [`AuditSink`]), which writes them to the audit file off the commit path.
     /// Readers of entries ([`Journal::read_after`], [`JournalReader::read_before`],
     /// [`SqliteJournal::scan`]) leave it empty: effects are read with [`JournalReader::audit`].
     pub outcome: Outcome,

@@ -4,7 +4,9 @@
 //! with their events, checked by `check_all`; effects a crash left unwritten are written again
 //! from the journal, from a snapshot at or below their reach or from the start; a journal of
 //! schema version 1 is refused by name until migrated, and the migration writes the effects a
-//! replay gives.
+//! replay gives. The writer takes the effects the commit thread hands it through its bounded
+//! queue, and falls back to the journal only when the queue overflowed or after a restart behind
+//! it; either way the audit ends as a full replay's.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,8 +14,9 @@ mod common;
 
 use solvent_engine::config::EngineConfig;
 use solvent_store::{
-    AUDIT_FILE, AuditQuery, AuditWriter, Cursor, Entry, Journal, JournalError, MemoryJournal,
-    SqliteJournal, fill_effects, init_data_dir, migrate, write_snapshot,
+    AUDIT_FILE, AuditOptions, AuditQuery, AuditSink, AuditWriter, Committer, CommitterConfig,
+    Cursor, Entry, Journal, JournalError, MemoryJournal, SqliteJournal, fill_effects,
+    init_data_dir, migrate, write_snapshot,
 };
 
 /// Writes the missing effects of the journal in `dir`; returns how many.
@@ -420,4 +423,134 @@ fn effects_a_crash_left_unwritten_are_written_once_from_a_snapshot_below_them_or
     let report = fill_effects(dir.path(), common::venue(), EngineConfig::default()).unwrap();
     assert_eq!((report.snapshot, report.reapplied), (None, k));
     check(dir.path());
+}
+
+const WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Commits `entries` in batches of `batch` through a committer over the journal in `dir` that
+/// hands each durable batch's outcomes to `audit`, as the service's commit thread does.
+fn commit(dir: &std::path::Path, entries: &[Entry], batch: usize, audit: Option<AuditSink>) {
+    let committer = Committer::start_with_audit(
+        SqliteJournal::open(dir).unwrap(),
+        CommitterConfig::default(),
+        audit,
+    );
+    let (sender, receiver) = std::sync::mpsc::channel();
+    for chunk in entries.chunks(batch) {
+        let sender = sender.clone();
+        committer
+            .submit(chunk.to_vec(), move |result| {
+                let _ = sender.send(result);
+            })
+            .unwrap();
+    }
+    for _ in entries.chunks(batch) {
+        receiver.recv().unwrap().unwrap();
+    }
+    drop(committer.stop().unwrap());
+}
+
+#[test]
+fn with_room_in_its_queue_the_writer_writes_the_rendered_effects_and_replays_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Journal created before the writer starts, empty: nothing to catch up.
+    drop(SqliteJournal::open(dir.path()).unwrap());
+    let entries = common::entries(&common::workload(30, 300));
+    let last = entries.last().unwrap().envelope.seq;
+    let writer = AuditWriter::start(dir.path(), common::venue(), EngineConfig::default()).unwrap();
+    commit(dir.path(), &entries, 37, Some(writer.sink()));
+    let status = writer.wait_for(last, WAIT);
+    assert_eq!(status.effects_through, Some(last), "{status:?}");
+    assert_eq!(
+        (status.written, status.replayed, status.fallbacks),
+        (entries.len() as u64, 0, 0),
+        "every effect from the queue, no replica: {status:?}"
+    );
+    assert_eq!(status.first_overflow, None);
+    drop(writer);
+    filters_agree_with_the_reference(dir.path(), &entries);
+}
+
+#[test]
+fn an_overflowing_queue_falls_back_to_the_journal_and_the_audit_ends_as_a_full_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteJournal::open(dir.path()).unwrap());
+    let events = common::workload(30, 600);
+    let last = events.last().unwrap().seq;
+    // A queue of 2 against commits of 50 events handed over at once: it overflows on the first
+    // commit the writer has not emptied it for, and keeps overflowing.
+    let writer = AuditWriter::start_with(
+        dir.path(),
+        common::venue(),
+        EngineConfig::default(),
+        AuditOptions { queue: 2 },
+    )
+    .unwrap();
+    commit(
+        dir.path(),
+        &common::entries(&events),
+        50,
+        Some(writer.sink()),
+    );
+    let status = writer.wait_for(last, WAIT);
+    assert_eq!(status.effects_through, Some(last), "{status:?}");
+    assert!(status.first_overflow.is_some(), "{status:?}");
+    assert!(status.fallbacks >= 1 && status.replayed >= 1, "{status:?}");
+    // Each event's effects written once (a second write of a sequence number fails the writer).
+    assert_eq!(status.written, events.len() as u64, "{status:?}");
+    assert_eq!(status.failure, None);
+    drop(writer);
+    // Compared with the effects of a replay of the whole journal from its start, independent of
+    // what was queued: effects, index rows, pages.
+    filters_agree_with_the_reference(dir.path(), &common::entries(&events));
+}
+
+#[test]
+fn a_writer_behind_the_journal_at_restart_catches_up_from_it_then_takes_its_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteJournal::open(dir.path()).unwrap());
+    let events = common::workload(30, 300);
+    let entries = common::entries(&events);
+    let (first, rest) = entries.split_at(entries.len() / 3);
+    let (second, third) = rest.split_at(rest.len() / 2);
+    let seq_of = |part: &[Entry]| part.last().unwrap().envelope.seq;
+
+    // The first third with a writer beside the commits, then the writer stops (the service
+    // stopped, or crashed).
+    let writer = AuditWriter::start(dir.path(), common::venue(), EngineConfig::default()).unwrap();
+    commit(dir.path(), first, 37, Some(writer.sink()));
+    let status = writer.stop();
+    assert_eq!(status.effects_through, Some(seq_of(first)), "{status:?}");
+    assert_eq!(status.replayed, 0, "{status:?}");
+    // The second third journaled with no writer (its effects never queued anywhere), and a
+    // snapshot in it, which the restarted writer's replica must not start beyond.
+    commit(dir.path(), second, 37, None);
+    let mut engine = common::engine();
+    for envelope in &events[..first.len() + second.len() / 2] {
+        engine.apply(envelope);
+    }
+    write_snapshot(dir.path(), &engine, engine.last_seq().unwrap(), 3).unwrap();
+    drop(engine);
+
+    // Restarted: behind the journal, it writes the second third's effects from the journal
+    // (its replica from the journal's start, the snapshot being beyond its reach)...
+    let writer = AuditWriter::start(dir.path(), common::venue(), EngineConfig::default()).unwrap();
+    let status = writer.wait_for(seq_of(second), WAIT);
+    assert_eq!(status.effects_through, Some(seq_of(second)), "{status:?}");
+    assert_eq!(
+        (status.written, status.replayed, status.fallbacks),
+        (second.len() as u64, second.len() as u64, 1),
+        "{status:?}"
+    );
+    // ... then drops its replica and writes the last third from its queue.
+    commit(dir.path(), third, 37, Some(writer.sink()));
+    let status = writer.wait_for(seq_of(third), WAIT);
+    assert_eq!(status.effects_through, Some(seq_of(third)), "{status:?}");
+    assert_eq!(
+        (status.written, status.replayed, status.fallbacks),
+        ((second.len() + third.len()) as u64, second.len() as u64, 1),
+        "{status:?}"
+    );
+    drop(writer);
+    filters_agree_with_the_reference(dir.path(), &entries);
 }
