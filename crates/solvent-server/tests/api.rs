@@ -456,6 +456,67 @@ impl Drop for TempDir {
     }
 }
 
+/// Issue 12: a service with the audit writer behind it hands each durable event's effects, as
+/// its reply carried them, to the writer's queue: the audit page shows them, byte for byte, and
+/// the writer re-applied nothing (no second engine while the queue keeps up).
+#[tokio::test]
+async fn the_audit_writer_writes_the_effects_the_replies_carried_from_its_queue() {
+    let dir = TempDir::new("audit-queue");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
+    let venue = Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap();
+    let journal = solvent_store::SqliteJournal::open(&dir.0).unwrap();
+    let writer = solvent_store::AuditWriter::start(&dir.0, venue, EngineConfig::default()).unwrap();
+    let config = Config {
+        audit: Some(writer.sink()),
+        ..local()
+    };
+    let (running, keys) = start_with(Box::new(journal), config).await;
+    let (status, opened) = post_events(&running, &keys.admin, opening()).await;
+    assert_eq!(status, 200, "{opened}");
+    let (status, more) = post_events(
+        &running,
+        &keys.admin,
+        json!([
+            {"type": "index_price", "underlying": "BTC", "price": "54000", "ts": "2026-01-01T00:00:03Z"},
+            {"type": "deposit", "account": "a2", "asset": "USDT", "amount": "500", "ts": "2026-01-01T00:00:04Z"},
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{more}");
+    let results: Vec<&Value> = opened["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(more["results"].as_array().unwrap())
+        .collect();
+    let last = results.last().unwrap()["seq"].as_u64().unwrap();
+    let written = writer.wait_for(last, Duration::from_secs(60));
+    assert_eq!(written.effects_through, Some(last), "{written:?}");
+    assert_eq!(
+        (written.written, written.replayed, written.fallbacks),
+        (last, 0, 0),
+        "{written:?}"
+    );
+    let (status, page) = call(
+        running.addr,
+        "GET",
+        "/v1/journal?after=0&limit=10",
+        Some(&keys.viewer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["effects_through"], last, "{page}");
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), results.len(), "{page}");
+    for (event, result) in events.iter().zip(&results) {
+        assert_eq!(event["seq"], result["seq"], "{page}");
+        assert_eq!(event["effects"], result["effects"], "{page}");
+    }
+    running.stop().await.unwrap();
+    drop(writer.stop());
+}
+
 /// Issue 11: the client-id window is bounded; an id that has left it (after many later events,
 /// and after a restart, when no id is in memory) is answered from the journal with its first
 /// reply and never applied twice.
