@@ -4,9 +4,10 @@
 //! with its replica, from its queue, and beside the committer, whose acknowledgements it must not
 //! slow) and the replay path (journal read + decode + apply against apply alone).
 //!
-//! `cargo run --release -p solvent-store --example journal_bench -- [events] [dir]`
-//! (defaults: 1,000,000 events; a temporary directory under the system's temp dir, which should
-//! be on the disk being measured). Run by `bench/journal.sh`.
+//! `cargo run --release -p solvent-store --example journal_bench -- [events] [dir] [paced
+//! [rounds]]` (defaults: 1,000,000 events; a temporary directory under the system's temp dir,
+//! which should be on the disk being measured; `paced`: only the paced runs, without and with
+//! the audit writer in turn, 3 rounds). Run by `bench/journal.sh`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_precision_loss)]
 
@@ -317,6 +318,7 @@ fn paced(
         writer.as_ref().map(AuditWriter::sink),
     );
     let (sender, receiver) = mpsc::channel::<Duration>();
+    let cpu = process_cpu();
     let start = Instant::now();
     let mut submitted = 0;
     for (index, chunk) in entries.chunks(batch).enumerate() {
@@ -353,8 +355,35 @@ fn paced(
             sources(&status)
         );
     }
+    // The CPU the process spent, from the first submission to the last ack (and the last
+    // effect written, with the writer): what the writer adds, whatever else loads the machine.
+    let spent = process_cpu().saturating_sub(cpu);
+    println!(
+        "  (process CPU during the paced run: {spent:?}, {:.1} µs per event)",
+        spent.as_secs_f64() * 1e6 / entries.len() as f64
+    );
     latencies.sort();
     latencies
+}
+
+/// The CPU time (user + system) this process has used so far, from `/proc/self/stat` (zero where
+/// there is none).
+fn process_cpu() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // Fields after the command's closing parenthesis; utime and stime are the 14th and 15th of
+    // the line, the 12th and 13th after it, in clock ticks of 1/100 s.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&n| fields.get(n).and_then(|field| field.parse::<u64>().ok()))
+        .sum();
+    Duration::from_millis(ticks * 10)
 }
 
 fn quantile(sorted: &[Duration], q: f64) -> Duration {
@@ -375,11 +404,17 @@ fn main() {
         .next()
         .map_or_else(|| temporary.path().to_path_buf(), PathBuf::from);
     std::fs::create_dir_all(&root).unwrap();
+    // `paced`: only the paced runs, without and with the audit writer in turn, `rounds` times
+    // (on a shared machine whose load drifts, alternating keeps the two sides comparable).
+    let paced_rounds = match (args.next().as_deref(), args.next()) {
+        (Some("paced"), rounds) => Some(rounds.and_then(|r| r.parse().ok()).unwrap_or(3_usize)),
+        _ => None,
+    };
     println!("journal bench: {count} events in {}", root.display());
     let events = events(count);
     // Each event with the effects the engine gives it, rendered beforehand as the service's
     // engine thread renders them for its replies (the SQLite journal no longer writes them: the
-    // audit writer computes them again from the durable events, measured on its own below).
+    // commit thread hands them to the audit writer once durable, measured below).
     let mut engine = Engine::new(
         Venue::from_toml("venues/default.toml", VENUE).unwrap(),
         EngineConfig::default(),
@@ -397,6 +432,27 @@ fn main() {
         })
         .collect();
     drop(engine);
+    if let Some(rounds) = paced_rounds {
+        let paced_count = entries.len().min(250_000);
+        for round in 1..=rounds {
+            for audit in [false, true] {
+                let beside = if audit { ", audit writer beside" } else { "" };
+                let latencies = paced(&root, &entries[..paced_count], 50, 50_000.0, audit);
+                println!(
+                    "round {round}: committer at 50,000 events / s in batches of 50{beside}: ack p50 {:?}, p99 {:?}, max {:?} (load {})",
+                    quantile(&latencies, 0.5),
+                    quantile(&latencies, 0.99),
+                    quantile(&latencies, 1.0),
+                    std::fs::read_to_string("/proc/loadavg")
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("?")
+                );
+            }
+        }
+        return;
+    }
     let effects: usize = entries.iter().map(|e| e.outcome.effects.len()).sum();
     let effect_bytes: usize = entries
         .iter()

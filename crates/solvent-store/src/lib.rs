@@ -64,7 +64,7 @@ mod snapshots;
 mod sqlite;
 
 pub use audit::{
-    AUDIT_QUEUE, AuditOptions, AuditSink, AuditStatus, AuditWriter, FOLLOW, FillReport,
+    AUDIT_QUEUE, AuditOptions, AuditSink, AuditStatus, AuditWriter, FOLLOW, FillReport, GATHER,
     WRITER_BATCH, fill_effects,
 };
 pub use committer::{CommitStats, Committer, CommitterConfig, Done, SubmitError};
