@@ -6,8 +6,9 @@
 //!
 //! `cargo run --release -p solvent-store --example journal_bench -- [events] [dir] [paced
 //! [rounds]]` (defaults: 1,000,000 events; a temporary directory under the system's temp dir,
-//! which should be on the disk being measured; `paced`: only the paced runs, without and with
-//! the audit writer in turn, 3 rounds). Run by `bench/journal.sh`.
+//! which should be on the disk being measured; `paced`: only the paced runs, without the audit
+//! writer, with it, with its thread at nice 10 and with its file on tmpfs, in turn, 3 rounds).
+//! Run by `bench/journal.sh`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_precision_loss)]
 
@@ -25,7 +26,7 @@ use solvent_engine::config::EngineConfig;
 use solvent_engine::event::{Envelope, Event, IndexPrice};
 use solvent_engine::population::{PopulationParams, generate};
 use solvent_store::{
-    AuditOptions, AuditStatus, AuditWriter, Committer, CommitterConfig, Entry, Journal,
+    AUDIT_FILE, AuditOptions, AuditStatus, AuditWriter, Committer, CommitterConfig, Entry, Journal,
     JournalError, Outcome, PRAGMAS, SqliteJournal, codec, entry_crc, fill_effects,
 };
 
@@ -307,11 +308,25 @@ fn paced(
     entries: &[Entry],
     batch: usize,
     per_second: f64,
-    audit: bool,
+    audit: Beside,
 ) -> Vec<Duration> {
-    let dir = fresh(root, &format!("paced-{audit}"));
+    let dir = fresh(root, &format!("paced-{audit:?}"));
+    if audit == Beside::WriterInMemory {
+        // The audit file (and, SQLite following the link, its log) on tmpfs: the writer's CPU
+        // kept, its disk writes taken away. Linked before the journal opens (it creates the
+        // audit file).
+        let target = std::path::Path::new("/dev/shm")
+            .join(format!("journal-bench-audit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&target);
+        std::fs::create_dir_all(&target).unwrap();
+        std::os::unix::fs::symlink(target.join(AUDIT_FILE), dir.join(AUDIT_FILE)).unwrap();
+    }
     let journal = SqliteJournal::open(&dir).unwrap();
-    let writer = audit.then(|| AuditWriter::start(&dir, venue(), EngineConfig::default()).unwrap());
+    let writer = (audit != Beside::Nothing)
+        .then(|| AuditWriter::start(&dir, venue(), EngineConfig::default()).unwrap());
+    if audit == Beside::NicedWriter {
+        renice_writer();
+    }
     let committer = Committer::start_with_audit(
         journal,
         CommitterConfig::default(),
@@ -354,6 +369,20 @@ fn paced(
                 .saturating_sub(Duration::from_secs_f64(entries.len() as f64 / per_second)),
             sources(&status)
         );
+        if audit == Beside::WriterInMemory {
+            // Where SQLite put the audit's log: beside the link's target, if it followed it.
+            println!(
+                "  (audit log in the data directory: {}; on tmpfs: {})",
+                dir.join(format!("{AUDIT_FILE}-wal")).exists(),
+                std::fs::read_link(dir.join(AUDIT_FILE))
+                    .unwrap()
+                    .with_extension("sqlite-wal")
+                    .exists()
+            );
+            drop(writer);
+            let target = std::fs::read_link(dir.join(AUDIT_FILE)).unwrap();
+            let _ = std::fs::remove_dir_all(target.parent().unwrap());
+        }
     }
     // The CPU the process spent, from the first submission to the last ack (and the last
     // effect written, with the writer): what the writer adds, whatever else loads the machine.
@@ -364,6 +393,34 @@ fn paced(
     );
     latencies.sort();
     latencies
+}
+
+/// What runs beside the paced committer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Beside {
+    Nothing,
+    Writer,
+    /// The writer's thread at nice 10 (`renice`d from outside, as an operator would: the library
+    /// sets no priority).
+    NicedWriter,
+    /// The writer with the audit file on tmpfs (`/dev/shm`, through a symbolic link).
+    WriterInMemory,
+}
+
+/// Runs `renice -n 10` on this process's threads named `journal-audit` (the audit writer's).
+fn renice_writer() {
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "journal-audit" {
+            let status = std::process::Command::new("renice")
+                .args(["-n", "10", "-p"])
+                .arg(task.file_name())
+                .stdout(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
 }
 
 /// The CPU time (user + system) this process has used so far, from `/proc/self/stat` (zero where
@@ -404,8 +461,9 @@ fn main() {
         .next()
         .map_or_else(|| temporary.path().to_path_buf(), PathBuf::from);
     std::fs::create_dir_all(&root).unwrap();
-    // `paced`: only the paced runs, without and with the audit writer in turn, `rounds` times
-    // (on a shared machine whose load drifts, alternating keeps the two sides comparable).
+    // `paced`: only the paced runs, without the audit writer, with it, with its thread at nice 10
+    // and with its file on tmpfs, in turn, `rounds` times (on a shared machine whose load drifts,
+    // taking them in turn keeps the sides comparable).
     let paced_rounds = match (args.next().as_deref(), args.next()) {
         (Some("paced"), rounds) => Some(rounds.and_then(|r| r.parse().ok()).unwrap_or(3_usize)),
         _ => None,
@@ -435,8 +493,18 @@ fn main() {
     if let Some(rounds) = paced_rounds {
         let paced_count = entries.len().min(250_000);
         for round in 1..=rounds {
-            for audit in [false, true] {
-                let beside = if audit { ", audit writer beside" } else { "" };
+            for audit in [
+                Beside::Nothing,
+                Beside::Writer,
+                Beside::NicedWriter,
+                Beside::WriterInMemory,
+            ] {
+                let beside = match audit {
+                    Beside::Nothing => "",
+                    Beside::Writer => ", audit writer beside",
+                    Beside::NicedWriter => ", audit writer beside at nice 10",
+                    Beside::WriterInMemory => ", audit writer beside, its file on tmpfs",
+                };
                 let latencies = paced(&root, &entries[..paced_count], 50, 50_000.0, audit);
                 println!(
                     "round {round}: committer at 50,000 events / s in batches of 50{beside}: ack p50 {:?}, p99 {:?}, max {:?} (load {})",
@@ -532,7 +600,12 @@ fn main() {
             );
         }
         let paced_count = entries.len().min(250_000);
-        let latencies = paced(&root, &entries[..paced_count], 50, 50_000.0, audit);
+        let beside_paced = if audit {
+            Beside::Writer
+        } else {
+            Beside::Nothing
+        };
+        let latencies = paced(&root, &entries[..paced_count], 50, 50_000.0, beside_paced);
         println!(
             "committer at 50,000 events / s in batches of 50{beside}: ack p50 {:?}, p99 {:?}, max {:?}",
             quantile(&latencies, 0.5),
