@@ -5,9 +5,16 @@
 #   - plain SQLite inserts (one prepared insert per row, rows encoded beforehand, the journal's
 #     pragmas: WAL, synchronous=FULL) in transactions of 1,000 and 10,000 rows, beside
 #     SqliteJournal::append of the same events in the same batch sizes (encoding and checksums
-#     included);
+#     included; since schema version 3 a commit writes the events only, their effects go to the
+#     audit file afterwards);
+#   - the audit writer alone: its fallback (fill_effects: a replica re-applies the journal's events,
+#     renders and writes their effects) and its steady state (the rendered effects taken from its
+#     queue and written, no replica);
 #   - the group committer (Committer) fed batches of 100 and 1,000 back to back, and paced at
-#     50,000 events / s in batches of 50, with the acknowledgement latency of each batch;
+#     50,000 events / s in batches of 50, with the acknowledgement latency of each batch; each
+#     without, then with the audit writer running beside it, fed by the commit thread through its
+#     bounded queue (how long it takes to write every effect, and how many came from the queue
+#     and how many from the journal after an overflow);
 #   - replay: journal rows read, checked and decoded, then applied, against applying the same
 #     events from memory; and a snapshot of the final state, taken and restored.
 # Then the CLI end to end on a population stream: `solvent replay` (JSON lines) against

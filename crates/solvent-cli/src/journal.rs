@@ -1,19 +1,29 @@
-//! `solvent journal verify|export|replay|import DIR`: the operator's tools for a data directory
-//! (DESIGN.md 10): `journal.sqlite` (the journal), `venue.toml` (the venue its events were
-//! accepted under) and `snapshots/`.
+//! `solvent journal verify|export|replay|import|migrate DIR`: the operator's tools for a data
+//! directory (DESIGN.md 10): `journal.sqlite` (the journal), `audit.sqlite` (each event's
+//! effects, written after it), `venue.toml` (the venue its events were accepted under) and
+//! `snapshots/`.
 //!
-//! - `verify` checks every entry and client row, every snapshot file, replays the journal from
-//!   its start and compares the state hash at each snapshot's sequence with the one recorded;
-//!   it prints a summary and fails (exit 2) when anything is wrong.
-//! - `export` writes the events as `EVENTS.jsonl`, the format `solvent replay` reads.
+//! - `verify` checks every entry, client row and recorded effect, every snapshot file, replays
+//!   the journal from its start and compares the state hash at each snapshot's sequence with the
+//!   one recorded, and each event's recorded effects with the ones the replay gives (every
+//!   event's effects recorded once, as the engine gives them); it prints a summary and fails
+//!   (exit 2) when anything is wrong, events whose effects are not written yet included (the
+//!   audit writer was behind or stopped when the service stopped: `migrate` writes them).
+//! - `export` writes the events as `EVENTS.jsonl`, the format `solvent replay` reads, and with
+//!   `--effects FILE` their recorded effects as `EFFECTS.jsonl` (the format `solvent replay
+//!   --out` writes); it refuses when some effects are not written yet.
 //! - `replay` recomputes the state from scratch and prints its hash beside recovery's (newest
 //!   snapshot + tail); they must agree.
 //! - `import` journals an `EVENTS.jsonl` into a data directory (batches of one transaction
-//!   each, snapshots every N events): bulk ingest, and a way to make a data directory to try
-//!   the others on.
+//!   each; snapshots every N events), then writes their effects to the audit file: bulk
+//!   ingest, and a way to make a data directory to try the others on.
+//! - `migrate` brings a journal of schema version 1 (events only) or 2 (effects in the journal
+//!   file) to version 3, and writes every effect the audit file lacks by replaying the journal
+//!   (from the newest snapshot at or below the effects' reach, else its start): the repair after
+//!   a crash or a stopped audit writer too.
 //!
-//! None of them changes a journal it reads: a damaged one is reported, never repaired (cutting a
-//! torn tail is the server's `recover` with the operator's explicit option).
+//! None of them but `migrate` (and `import`) changes a journal it reads: a damaged one is reported, never
+//! repaired (cutting a torn tail is the server's `recover` with the operator's explicit option).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -27,8 +37,8 @@ use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
 use solvent_engine::event::{parse_line, to_line};
 use solvent_store::{
-    Entry, JOURNAL_FILE, Journal, JournalError, SqliteJournal, init_data_dir, list_snapshots,
-    read_snapshot, read_venue, recover, write_snapshot,
+    Entry, JOURNAL_FILE, Journal, JournalError, Outcome, SqliteJournal, fill_effects,
+    init_data_dir, list_snapshots, migrate, read_snapshot, read_venue, recover, write_snapshot,
 };
 
 use crate::progress::Feedback;
@@ -54,6 +64,10 @@ enum JournalCommand {
         /// The file to write (stdout when absent).
         #[arg(long, value_name = "EVENTS.jsonl")]
         out: Option<PathBuf>,
+        /// Also write each event's recorded effects to this file, one per line in event order
+        /// (the format `solvent replay --out` writes).
+        #[arg(long, value_name = "EFFECTS.jsonl")]
+        effects: Option<PathBuf>,
     },
     /// Recomputes the state from the whole journal and prints its hash beside recovery's.
     Replay {
@@ -79,6 +93,13 @@ enum JournalCommand {
         #[arg(long, default_value_t = 0)]
         snapshot_every: u64,
     },
+    /// Brings a journal of schema version 1 or 2 to version 3 and writes every missing effect to
+    /// the audit file, replaying the journal on the recorded venue (the repair of effects not
+    /// written before a crash, too).
+    Migrate {
+        /// The data directory.
+        dir: PathBuf,
+    },
 }
 
 /// Runs `solvent journal ...` and returns what to print on stdout.
@@ -88,7 +109,10 @@ enum JournalCommand {
 pub fn run(args: &JournalArgs, feedback: Feedback) -> Result<String> {
     match &args.command {
         JournalCommand::Verify { dir } => verify(dir, feedback),
-        JournalCommand::Export { dir, out } => export(dir, out.as_deref(), feedback),
+        JournalCommand::Export { dir, out, effects } => {
+            export(dir, out.as_deref(), effects.as_deref(), feedback)
+        }
+        JournalCommand::Migrate { dir } => migrate_dir(dir),
         JournalCommand::Replay { dir, venue } => replay(dir, venue.as_deref(), feedback),
         JournalCommand::Import {
             events,
@@ -205,10 +229,25 @@ fn verify(dir: &Path, feedback: Feedback) -> Result<String> {
         };
         let started = Instant::now();
         let progress = entries_bar(feedback, "verify", entries);
-        let scanned = journal.scan(None, |envelope| {
+        let mut effects_differ = 0_u64;
+        let mut unwritten = 0_u64;
+        let scanned = journal.scan_with_effects(None, |envelope, recorded| {
             // A snapshot between two entries' sequence numbers is compared before the next.
             compare(&engine, Some(envelope.seq - 1), &mut problems);
-            engine.apply(&envelope);
+            let effects = engine.apply(&envelope);
+            let replayed_effects = Outcome::render(envelope.seq, &envelope.event, &effects);
+            // Effects not written yet are reported once by `check_all` (EffectsMissing).
+            unwritten += u64::from(recorded.is_none());
+            if recorded.is_some_and(|recorded| !same_effects(recorded, &replayed_effects)) {
+                // The first few named; the count says the rest.
+                if effects_differ < 10 {
+                    problems.push(format!(
+                        "entry {}: the recorded effects differ from the replay's",
+                        envelope.seq
+                    ));
+                }
+                effects_differ += 1;
+            }
             replayed += 1;
             compare(&engine, Some(envelope.seq), &mut problems);
             if replayed.is_multiple_of(STEP) {
@@ -220,6 +259,11 @@ fn verify(dir: &Path, feedback: Feedback) -> Result<String> {
         if let Err(error) = scanned {
             problems.push(format!("replay stopped: {error}"));
         }
+        if effects_differ > 0 {
+            problems.push(format!(
+                "{effects_differ} entries' recorded effects differ from the replay's"
+            ));
+        }
         compare(&engine, None, &mut problems);
         for (at, _, path) in pending {
             problems.push(format!(
@@ -228,6 +272,10 @@ fn verify(dir: &Path, feedback: Feedback) -> Result<String> {
             ));
         }
         let seconds = started.elapsed().as_secs_f64();
+        lines.push(format!(
+            "effects      recorded once per entry, {} equal to the replay's, {unwritten} not written yet",
+            replayed - effects_differ - unwritten
+        ));
         lines.push(format!(
             "replay       {replayed} entries in {seconds:.2} s ({:.0} events/s), state hash {}",
             events_per_second(replayed, seconds),
@@ -245,30 +293,113 @@ fn verify(dir: &Path, feedback: Feedback) -> Result<String> {
     Err(anyhow!("{report}{} problem(s) found", problems.len()))
 }
 
-fn export(dir: &Path, out: Option<&Path>, feedback: Feedback) -> Result<String> {
-    let journal = open_existing(dir)?;
-    let progress = entries_bar(feedback, "export", journal.len()?);
-    let mut writer: Box<dyn Write> = match out {
+/// Whether the recorded effects (JSON lines, `\n`-separated) are the replay's, byte for byte.
+fn same_effects(recorded: &str, replayed: &Outcome) -> bool {
+    let mut lines = recorded.split('\n').filter(|line| !line.is_empty());
+    replayed
+        .effects
+        .iter()
+        .all(|effect| lines.next() == Some(&**effect))
+        && lines.next().is_none()
+}
+
+/// A buffered writer to `path`, or to stdout when absent.
+fn output(path: Option<&Path>) -> Result<Box<dyn Write>> {
+    Ok(match path {
         Some(path) => Box::new(BufWriter::new(
             File::create(path).with_context(|| format!("{}: cannot create", path.display()))?,
         )),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
-    };
+    })
+}
+
+fn export(
+    dir: &Path,
+    out: Option<&Path>,
+    effects_out: Option<&Path>,
+    feedback: Feedback,
+) -> Result<String> {
+    let journal = open_existing(dir)?;
+    let progress = entries_bar(feedback, "export", journal.len()?);
+    let mut writer = output(out)?;
     let mut written = 0_u64;
-    journal.scan(None, |envelope| {
-        writeln!(writer, "{}", to_line(&envelope))?;
-        written += 1;
-        if written.is_multiple_of(STEP) {
-            progress.set_position(written);
+    let mut effects_written = 0_u64;
+    match effects_out {
+        None => journal.scan(None, |envelope| {
+            writeln!(writer, "{}", to_line(&envelope))?;
+            written += 1;
+            if written.is_multiple_of(STEP) {
+                progress.set_position(written);
+            }
+            Ok::<(), anyhow::Error>(())
+        })?,
+        Some(path) => {
+            if out.is_none() {
+                bail!("--effects needs --out: both cannot go to stdout");
+            }
+            let mut effects = output(Some(path))?;
+            journal.scan_with_effects(None, |envelope, recorded| {
+                let Some(recorded) = recorded else {
+                    bail!(
+                        "entry {}: its effects are not written yet (nor any later entry's): `solvent journal migrate {}` writes them",
+                        envelope.seq,
+                        dir.display()
+                    );
+                };
+                writeln!(writer, "{}", to_line(&envelope))?;
+                for line in recorded.split('\n').filter(|line| !line.is_empty()) {
+                    writeln!(effects, "{line}")?;
+                    effects_written += 1;
+                }
+                written += 1;
+                if written.is_multiple_of(STEP) {
+                    progress.set_position(written);
+                }
+                Ok::<(), anyhow::Error>(())
+            })?;
+            effects.flush()?;
         }
-        Ok::<(), anyhow::Error>(())
-    })?;
+    }
     writer.flush()?;
     progress.finish_and_clear();
-    Ok(match out {
-        Some(path) => format!("exported {written} events to {}\n", path.display()),
-        None => String::new(),
+    Ok(match (out, effects_out) {
+        (Some(path), Some(effects)) => format!(
+            "exported {written} events to {} and their {effects_written} effects to {}\n",
+            path.display(),
+            effects.display()
+        ),
+        (Some(path), None) => format!("exported {written} events to {}\n", path.display()),
+        (None, _) => String::new(),
     })
+}
+
+fn migrate_dir(dir: &Path) -> Result<String> {
+    let path = dir.join(JOURNAL_FILE);
+    if !path.is_file() {
+        bail!("{}: no journal here", path.display());
+    }
+    let (venue, _) = read_venue(dir)?;
+    let started = Instant::now();
+    let migration = migrate(dir, venue, EngineConfig::default())?;
+    if migration.from_format == solvent_store::JOURNAL_FORMAT.to_string() {
+        return Ok(format!(
+            "{}: already schema version {}; effects of {} events were missing and are written ({:.2} s); state hash {}\n",
+            path.display(),
+            migration.from_format,
+            migration.events,
+            started.elapsed().as_secs_f64(),
+            migration.state_hash
+        ));
+    }
+    Ok(format!(
+        "{}: schema version {} -> {}: {} events replayed and their effects written to the audit file in {:.2} s; state hash {}\n",
+        path.display(),
+        migration.from_format,
+        solvent_store::JOURNAL_FORMAT,
+        migration.events,
+        started.elapsed().as_secs_f64(),
+        migration.state_hash
+    ))
 }
 
 fn replay(dir: &Path, venue_path: Option<&Path>, feedback: Feedback) -> Result<String> {
@@ -356,11 +487,13 @@ fn import(
                      journal: &mut SqliteJournal,
                      snapshot: bool|
      -> Result<()> {
-        journal.append(pending)?;
-        // Applied only once durable, as the service does.
-        for entry in pending.drain(..) {
+        // Applied, as the service does; a failed append ends the import. Their effects are
+        // written to the audit file after the last batch (`fill_effects`).
+        for entry in pending.iter() {
             engine.apply(&entry.envelope);
         }
+        journal.append(pending)?;
+        pending.clear();
         if snapshot && let Some(seq) = journal.last_seq()? {
             write_snapshot(dir, engine, seq, 3)?;
             snapshots += 1;
@@ -393,6 +526,7 @@ fn import(
             envelope,
             client_id: None,
             reply: None,
+            outcome: Outcome::default(),
         });
         imported += 1;
         since_snapshot += 1;
@@ -407,10 +541,17 @@ fn import(
     flush(&mut pending, &mut engine, &mut journal, true)?;
     progress.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
+    drop(journal);
+    let effects_started = Instant::now();
+    let filled = fill_effects(dir, read_venue(dir)?.0, EngineConfig::default())?;
+    let effects_seconds = effects_started.elapsed().as_secs_f64();
     Ok(format!(
-        "imported {imported} events into {} in {seconds:.2} s ({:.0} events/s, parsing, journaling and applying); {snapshots} snapshot(s); {skipped} line(s) left out (sequence not increasing); state hash {}\n",
+        "imported {imported} events into {} in {seconds:.2} s ({:.0} events/s, parsing, journaling and applying); {snapshots} snapshot(s); {skipped} line(s) left out (sequence not increasing); state hash {}\n\
+         effects of {} events written in {effects_seconds:.2} s ({:.0} events/s)\n",
         dir.display(),
         events_per_second(imported, seconds),
-        engine.state_hash()
+        engine.state_hash(),
+        filled.written,
+        events_per_second(filled.written, effects_seconds),
     ))
 }

@@ -305,6 +305,15 @@ pub fn run(args: &ServeArgs, feedback: crate::progress::Feedback) -> Result<Stri
     if let Some(truncation) = &report.truncated {
         tracing::warn!(?truncation, "a torn journal tail was cut");
     }
+    // The events' effects are written to the audit file by their own writer, after the events
+    // are durable (off the acknowledgement path): the effects the engine rendered, handed over
+    // through a bounded queue; it first writes those a crash left unwritten, from the journal,
+    // as it does when the queue overflows. A failure stops it, logged; the service goes on
+    // answering (the audit pages say how far the effects reach) and a restart or
+    // `solvent journal migrate` writes the rest.
+    let audit_writer =
+        solvent_store::AuditWriter::start(&dir, venue.clone(), EngineConfig::default())
+            .with_context(|| format!("{}: cannot start the audit writer", dir.display()))?;
     let mut ring = KeyRing::open(&dir)?;
     let mut announce = Vec::new();
     if args.demo {
@@ -337,6 +346,7 @@ pub fn run(args: &ServeArgs, feedback: crate::progress::Feedback) -> Result<Stri
             solvent_server::core::Clock::Wall
         },
         forecaster,
+        audit: Some(audit_writer.sink()),
         ..solvent_server::Config::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -371,6 +381,16 @@ pub fn run(args: &ServeArgs, feedback: crate::progress::Feedback) -> Result<Stri
             demo = demo_run => demo,
         };
         running.stop().await.context("stopping")?;
+        let audit = audit_writer.stop();
+        tracing::info!(
+            effects_through = ?audit.effects_through,
+            written = audit.written,
+            replayed = audit.replayed,
+            fallbacks = audit.fallbacks,
+            first_overflow = ?audit.first_overflow,
+            failure = ?audit.failure,
+            "audit writer stopped"
+        );
         if args.demo && args.data.is_none() {
             // The demo's temporary directory; a failure to remove it is not worth an error.
             let _ = std::fs::remove_dir_all(&dir);

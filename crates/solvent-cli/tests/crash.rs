@@ -7,6 +7,9 @@
 //!   is unique, so the journal's deposits are counted by amount);
 //! - events sent but not acknowledged are in it at most once (the loader retries them with the
 //!   same client id after each restart, and a retry is answered with the first result);
+//! - every journaled event's effects are in the audit file exactly once, once `journal migrate`
+//!   wrote those the last kill left unwritten (`journal export --effects`: one transfer of each
+//!   deposit's amount, caused by it), and `journal verify` finds them equal to a replay's;
 //! - the live server's state hash equals a replay of the whole journal from scratch, and
 //!   recovery's (newest snapshot + tail) agrees (`solvent journal replay`).
 //!
@@ -225,16 +228,54 @@ fn acknowledged_events_survive_sigkill_exactly_once_and_the_state_replays() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 
+    // The effects are written after the events, by the audit writer: the last kill may have
+    // left some unwritten. `journal migrate` writes them from the journal (the repair; a
+    // restart's writer would do the same), once.
+    let (code, stdout, stderr) = support::run(&["journal", "migrate", &dir]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("already schema version 3"), "{stdout}");
+
     // Every acknowledged deposit exactly once; the others at most once.
     let exported = scratch.path("events.jsonl");
-    let (code, _, stderr) = support::run(&["journal", "export", &dir, "--out", &exported]);
+    let effects = scratch.path("effects.jsonl");
+    let (code, _, stderr) = support::run(&[
+        "journal",
+        "export",
+        &dir,
+        "--out",
+        &exported,
+        "--effects",
+        &effects,
+    ]);
     assert_eq!(code, 0, "{stderr}");
     let mut counts: BTreeMap<u64, u32> = BTreeMap::new();
+    let mut amount_of_seq: BTreeMap<u64, u64> = BTreeMap::new();
     for line in std::fs::read_to_string(&exported).unwrap().lines() {
         let event: serde_json::Value = serde_json::from_str(line).unwrap();
         let amount: u64 = event["amount"].as_str().unwrap().parse().unwrap();
         *counts.entry(amount).or_default() += 1;
+        amount_of_seq.insert(event["seq"].as_u64().unwrap(), amount);
     }
+    // Issue 12: each journaled deposit's effects are journaled with it, exactly once: one
+    // transfer of its amount, caused by it, whatever the kills interrupted.
+    let mut transfers: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for line in std::fs::read_to_string(&effects).unwrap().lines() {
+        let effect: serde_json::Value = serde_json::from_str(line).unwrap();
+        if effect["type"] == "transfer_applied" {
+            let seq = effect["seq"].as_u64().unwrap();
+            let amount: u64 = effect["amount"].as_str().unwrap().parse().unwrap();
+            transfers.entry(seq).or_default().push(amount);
+        }
+    }
+    let without: Vec<(&u64, &u64)> = amount_of_seq
+        .iter()
+        .filter(|(seq, amount)| transfers.get(seq) != Some(&vec![**amount]))
+        .collect();
+    assert!(
+        without.is_empty(),
+        "events without their effects exactly once: {without:?}"
+    );
+    assert_eq!(transfers.len(), amount_of_seq.len(), "effects of no event");
     let lost: Vec<u64> = acknowledged
         .iter()
         .filter(|n| !counts.contains_key(n))

@@ -1540,11 +1540,29 @@ pub(crate) struct JournalQuery {
     account: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,
+    effect_type: Option<String>,
+    from_seq: Option<u64>,
+    to_seq: Option<u64>,
+}
+
+/// A type filter's value, checked to be a type's shape (`snake_case`), named by its field.
+fn type_name(field: &'static str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(name)
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c == '_') =>
+        {
+            Err(ApiError::invalid(
+                field,
+                format!("not a type name: {name:?}"),
+            ))
+        }
+        other => Ok(other),
+    }
 }
 
 #[utoipa::path(get, path = "/v1/journal", tag = "book",
-    params(("after" = Option<u64>, Query, description = "Events after this sequence number, oldest first"), ("before" = Option<u64>, Query, description = "Events before this sequence number (the latest of them)"), ("limit" = Option<usize>, Query, description = "1-1,000, default 100"), ("account" = Option<String>, Query, description = "Only events that concern this account (or whose effects do)"), ("type" = Option<String>, Query, description = "Only events of this type (deposit, fill, index_price, ...)")),
-    responses((status = 200, description = "A page of the durable journal's accepted events, oldest first, each with the effects it caused while they are held in memory (from `effects_from` on; older events have `effects: null`). A page examines at most 20,000 entries: `next` is where to continue (as `after` paging forward, as `before` paging back), null once the journal's end or start is reached; `scanned` is how many entries were examined", body = Object), (status = 503, description = "The journal cannot be read", body = ErrorBody), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody)),
+    params(("after" = Option<u64>, Query, description = "Events after this sequence number, oldest first"), ("before" = Option<u64>, Query, description = "Events before this sequence number (the latest of them)"), ("limit" = Option<usize>, Query, description = "1-1,000, default 100"), ("account" = Option<String>, Query, description = "Only events that concern this account (or whose effects do)"), ("type" = Option<String>, Query, description = "Only events of this type (deposit, fill, index_price, ...)"), ("effect_type" = Option<String>, Query, description = "Only events that caused an effect of this type (liquidation, margin_call, ...)"), ("from_seq" = Option<u64>, Query, description = "Only events from this sequence number on (inclusive)"), ("to_seq" = Option<u64>, Query, description = "Only events up to this sequence number (inclusive)")),
+    responses((status = 200, description = "A page of the durable journal's accepted events, oldest first, each with the effects it caused (journaled with it: every event has them, however old; each effect carries its event's `seq`). Filters apply to the whole journal through its indexes; pages are keyed by sequence number: `next` is where to continue (as `after` paging forward, as `before` paging back), null when no further event matches", body = Object), (status = 503, description = "The journal cannot be read", body = ErrorBody), (status = 400, description = "A field is invalid", body = ErrorBody), (status = 401, description = "No live key", body = ErrorBody), (status = 403, description = "The key's scope does not allow it", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn journal(
     State(state): State<AppState>,
@@ -1562,30 +1580,36 @@ pub(crate) async fn journal(
         (_, asked) => asked,
     };
     let limit = query.limit.unwrap_or(100);
-    if limit == 0 || limit > 1_000 {
+    if limit == 0 || limit > crate::audit::MAX_LIMIT {
         return Err(ApiError::invalid("limit", "between 1 and 1,000"));
     }
-    if query.after.is_some() && query.before.is_some() {
-        return Err(ApiError::invalid(
-            "before",
-            "give after or before, not both",
-        ));
-    }
-    if let Some(kind) = &query.kind
-        && !kind.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+    let cursor = match (query.after, query.before) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "before",
+                "give after or before, not both",
+            ));
+        }
+        (Some(after), None) => solvent_store::Cursor::After(after),
+        (None, Some(before)) => solvent_store::Cursor::Before(before),
+        (None, None) => solvent_store::Cursor::Latest,
+    };
+    if let (Some(from), Some(to)) = (query.from_seq, query.to_seq)
+        && from > to
     {
         return Err(ApiError::invalid(
-            "type",
-            format!("not an event type: {kind:?}"),
+            "to_seq",
+            format!("must not be below from_seq ({from})"),
         ));
     }
-    let wanted = crate::audit::Query {
-        after: query.after,
-        before: query.before,
+    let wanted = solvent_store::AuditQuery {
+        cursor,
         limit,
+        from_seq: query.from_seq,
+        to_seq: query.to_seq,
         account,
-        kind: query.kind,
-        max_scanned: crate::audit::MAX_SCANNED,
+        event_type: type_name("type", query.kind)?,
+        effect_type: type_name("effect_type", query.effect_type)?,
     };
     let shared = Arc::clone(state.core.shared());
     let page = compute(move || {
@@ -1593,7 +1617,7 @@ pub(crate) async fn journal(
             .journal
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        crate::audit::page(reader.as_ref(), &shared.recent, &wanted)
+        crate::audit::page(reader.as_ref(), &wanted)
             .map_err(|error| ApiError::unavailable(format!("the journal cannot be read: {error}")))
     })
     .await?;
@@ -1601,8 +1625,7 @@ pub(crate) async fn journal(
         "seq": state.view().seq,
         "events": page.events,
         "next": page.next,
-        "scanned": page.scanned,
-        "effects_from": page.effects_from,
+        "effects_through": page.effects_through,
     })))
 }
 

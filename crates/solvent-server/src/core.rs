@@ -9,7 +9,10 @@
 //! ```
 //!
 //! The engine thread never waits for a sync: while the journal thread makes batch N durable, it
-//! applies batch N+1. Nothing leaves the service before its batch is durable: replies, WebSocket
+//! applies batch N+1. Once a batch is durable the journal thread also hands each event's effects
+//! (rendered once, on the engine thread, for the reply) to the audit writer's bounded queue
+//! (`solvent_store::AuditSink`), never waiting for it: a writer behind catches up from the
+//! journal. Nothing leaves the service before its batch is durable: replies, WebSocket
 //! messages and the readers' view are all released by the journal thread after the append
 //! returns, in the order the engine applied them. A failed append is final (the storage may have
 //! dropped pages it reported written): the service answers every later request with
@@ -27,7 +30,9 @@ use serde::Serialize;
 use solvent_engine::Engine;
 use solvent_engine::effect::Effect;
 use solvent_engine::event::{Envelope, Event};
-use solvent_store::{ClientRecord, Committer, CommitterConfig, Entry, Journal, JournalError};
+use solvent_store::{
+    ClientRecord, Committer, CommitterConfig, Entry, Journal, JournalError, Outcome,
+};
 use tokio::sync::oneshot;
 
 use crate::client_ids::ClientIds;
@@ -160,7 +165,6 @@ struct Batch {
     feed: Vec<(Channel, Arc<str>)>,
     /// The types of the margin calls, liquidations, ADL and deficits, for `/metrics`.
     counted: Vec<&'static str>,
-    recorded: Vec<crate::audit::Recorded>,
     /// The accounts' figures after each update, for their health history.
     health: Vec<(String, crate::health::Point)>,
     view: Arc<View>,
@@ -178,9 +182,8 @@ pub struct Shared {
     pub view: ArcSwap<View>,
     /// The WebSocket feed.
     pub feed: Feed,
-    /// The effects of the recent events (the audit page reads the events from the journal).
-    pub recent: crate::audit::Recent,
-    /// A reader of the journal for the audit page (one request at a time).
+    /// A reader of the journal for the audit page (one request at a time): events and their
+    /// effects, both journaled.
     pub journal: std::sync::Mutex<Box<dyn solvent_store::JournalReader>>,
     /// Each account's health over time, bounded per account.
     pub health: crate::health::History,
@@ -244,7 +247,8 @@ impl Core {
     /// are answered from a window of the recent ones and from a reader of `journal` for older
     /// ones ([`crate::client_ids`]). With a `forecaster`, the closes the engine's time crosses
     /// get their `scenario_range` events ([`crate::forecast`]); it first reads `journal` for the
-    /// closes taken before.
+    /// closes taken before. With `audit`, each durable event's effects go to the audit writer
+    /// behind it.
     ///
     /// # Errors
     /// The threads could not be spawned, or the journal (or its reader) could not be read.
@@ -255,6 +259,7 @@ impl Core {
         clock: Clock,
         snapshots: Option<SnapshotPolicy>,
         mut forecaster: Option<Forecaster>,
+        audit: Option<solvent_store::AuditSink>,
     ) -> std::io::Result<Self> {
         if let Some(forecaster) = forecaster.as_mut() {
             let read = forecaster
@@ -269,7 +274,6 @@ impl Core {
         let shared = Arc::new(Shared {
             view: ArcSwap::from_pointee(View::of(&engine)),
             feed: Feed::new(),
-            recent: crate::audit::Recent::default(),
             journal: std::sync::Mutex::new(journal.reader().map_err(std::io::Error::other)?),
             health: crate::health::History::default(),
             failure: OnceLock::new(),
@@ -284,12 +288,13 @@ impl Core {
         let (sender, commands) = std::sync::mpsc::sync_channel(limits.queue);
         // Two batches waiting at most while one syncs; beyond that the engine thread waits, its
         // queue fills and clients get 429 (backpressure, not a backlog).
-        let committer = Committer::start(
+        let committer = Committer::start_with_audit(
             Box::new(Timed(journal)) as Box<dyn Journal>,
             CommitterConfig {
                 queue_batches: 2,
                 max_entries_per_commit: limits.commit_entries,
             },
+            audit,
         );
         let snapshot_writer = match snapshots {
             Some(policy) => Some(SnapshotWriter::start(policy)?),
@@ -495,7 +500,6 @@ impl EngineLoop {
                 copies: Vec::new(),
                 feed: Vec::new(),
                 counted: Vec::new(),
-                recorded: Vec::new(),
                 health: Vec::new(),
                 view: Arc::clone(&view),
                 events: 0,
@@ -738,12 +742,6 @@ impl EngineLoop {
                     batch.feed.push((channel, Arc::clone(&stamped)));
                 }
             }
-            batch.recorded.push(crate::audit::Recorded {
-                seq,
-                ts,
-                event: JsonText::of(&envelope.event),
-                effects: reply.effects.clone(),
-            });
             if let Some(price) = price_message(&envelope) {
                 batch.feed.push((Channel::Prices, price));
             }
@@ -761,10 +759,18 @@ impl EngineLoop {
             if let Some(forecaster) = self.forecaster.as_mut() {
                 forecaster.observe(&envelope);
             }
+            // The effects go with the entry as the text the reply carries, rendered once: the
+            // commit thread hands them to the audit writer once the event is durable.
+            let outcome = Outcome::of(
+                &envelope.event,
+                &effects,
+                reply.effects.iter().map(JsonText::shared).collect(),
+            );
             entries.push(Entry {
                 envelope,
                 client_id: incoming.client_id,
                 reply: stored,
+                outcome,
             });
         }
         reply
@@ -999,7 +1005,6 @@ fn release(batch: Batch, shared: &Shared) {
             .durable_seq
             .store(seq, std::sync::atomic::Ordering::Release);
     }
-    shared.recent.record(batch.recorded);
     shared.health.record(batch.health);
     shared.feed.publish_all(batch.feed);
     for (reply, replies) in batch.replies {

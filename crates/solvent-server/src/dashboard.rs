@@ -338,8 +338,15 @@ fn audit() -> Markup {
                 option value="" { "any" }
                 @for kind in EVENT_TYPES { option value=(kind) { (kind.replace('_', " ")) } }
             }
+            label for="audit-effect" { "Effect type" }
+            select #audit-effect {
+                option value="" { "any" }
+                @for kind in solvent_engine::effect::Effect::KINDS { option value=(kind) { (kind.replace('_', " ")) } }
+            }
             label for="audit-after" { "After event" }
             input #audit-after type="number" min="0" placeholder="the latest";
+            label for="audit-to" { "Up to event" }
+            input #audit-to type="number" min="1" placeholder="the latest";
             button type="submit" { "Show" }
         }
         p #audit-status role="status" aria-live="polite" {}

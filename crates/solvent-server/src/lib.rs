@@ -5,7 +5,7 @@
 //! about it leaves the process, reads from a consistent [`view::View`], an HTTP API ([`api`]),
 //! a WebSocket stream ([`ws`]) of numbered effects ([`feed`]), scoped keys ([`keys`]),
 //! Prometheus metrics ([`metrics`]) and the browser dashboard at `/` ([`dashboard`]), whose audit
-//! page reads the recent events with their effects ([`audit`]), and the scheduled volatility
+//! page reads the journaled events with their effects ([`audit`]), and the scheduled volatility
 //! forecasts of a venue that scales its ranges ([`forecast`]).
 
 #![deny(missing_docs)]
@@ -66,6 +66,10 @@ pub struct Config {
     /// Makes the `scenario_range` event of each close the engine's time crosses, for the
     /// underlyings the venue scales (none: the events come from outside, as any other).
     pub forecaster: Option<forecast::Forecaster>,
+    /// The audit writer's queue (`solvent_store::AuditWriter::sink`): each durable event's
+    /// effects are handed to it. None: the effects are not written by this service (a writer
+    /// started later, or `solvent journal migrate`, writes them from the journal).
+    pub audit: Option<solvent_store::AuditSink>,
 }
 
 impl Default for Config {
@@ -78,6 +82,7 @@ impl Default for Config {
             snapshots: None,
             clock: core::Clock::Wall,
             forecaster: None,
+            audit: None,
         }
     }
 }
@@ -184,6 +189,7 @@ pub async fn start(
         config.clock,
         config.snapshots.clone(),
         config.forecaster.clone(),
+        config.audit.clone(),
     )?;
     let state = AppState::new(core.handle(), keys, config.rate_limit);
     let app = router(state.clone(), config.request_timeout);

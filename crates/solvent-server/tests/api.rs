@@ -14,7 +14,10 @@ use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
 use solvent_server::keys::{KeyRing, Scope};
 use solvent_server::{Config, Running};
-use solvent_store::{ClientRecord, Entry, Journal, JournalError, JournalReader, MemoryJournal};
+use solvent_store::{
+    AuditQuery, AuditRecord, ClientRecord, Entry, Journal, JournalError, JournalReader,
+    MemoryJournal,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn engine() -> Engine {
@@ -540,6 +543,67 @@ impl Drop for TempDir {
     }
 }
 
+/// Issue 12: a service with the audit writer behind it hands each durable event's effects, as
+/// its reply carried them, to the writer's queue: the audit page shows them, byte for byte, and
+/// the writer re-applied nothing (no second engine while the queue keeps up).
+#[tokio::test]
+async fn the_audit_writer_writes_the_effects_the_replies_carried_from_its_queue() {
+    let dir = TempDir::new("audit-queue");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
+    let venue = Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap();
+    let journal = solvent_store::SqliteJournal::open(&dir.0).unwrap();
+    let writer = solvent_store::AuditWriter::start(&dir.0, venue, EngineConfig::default()).unwrap();
+    let config = Config {
+        audit: Some(writer.sink()),
+        ..local()
+    };
+    let (running, keys) = start_with(Box::new(journal), config).await;
+    let (status, opened) = post_events(&running, &keys.admin, opening()).await;
+    assert_eq!(status, 200, "{opened}");
+    let (status, more) = post_events(
+        &running,
+        &keys.admin,
+        json!([
+            {"type": "index_price", "underlying": "BTC", "price": "54000", "ts": "2026-01-01T00:00:03Z"},
+            {"type": "deposit", "account": "a2", "asset": "USDT", "amount": "500", "ts": "2026-01-01T00:00:04Z"},
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{more}");
+    let results: Vec<&Value> = opened["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(more["results"].as_array().unwrap())
+        .collect();
+    let last = results.last().unwrap()["seq"].as_u64().unwrap();
+    let written = writer.wait_for(last, Duration::from_secs(60));
+    assert_eq!(written.effects_through, Some(last), "{written:?}");
+    assert_eq!(
+        (written.written, written.replayed, written.fallbacks),
+        (last, 0, 0),
+        "{written:?}"
+    );
+    let (status, page) = call(
+        running.addr,
+        "GET",
+        "/v1/journal?after=0&limit=10",
+        Some(&keys.viewer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["effects_through"], last, "{page}");
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), results.len(), "{page}");
+    for (event, result) in events.iter().zip(&results) {
+        assert_eq!(event["seq"], result["seq"], "{page}");
+        assert_eq!(event["effects"], result["effects"], "{page}");
+    }
+    running.stop().await.unwrap();
+    drop(writer.stop());
+}
+
 /// Issue 11: the client-id window is bounded; an id that has left it (after many later events,
 /// and after a restart, when no id is in memory) is answered from the journal with its first
 /// reply and never applied twice.
@@ -638,8 +702,28 @@ async fn a_retry_older_than_the_client_id_window_is_answered_from_the_journal_af
     )
     .await;
     assert_eq!(equity(&report), "20000");
-    // Issue 12: the audit pages the journal itself: the events before the restart are there
-    // (their effects are no longer held in memory), each with its client id.
+    // The effects are written after the events, off the acknowledgement path, by the audit
+    // writer; none ran yet: the page says how far the effects reach (nowhere) and marks the
+    // events' effects as not written, not as none. Started, the writer catches up from the
+    // journal.
+    let (status, pending) = call(
+        running.addr,
+        "GET",
+        "/v1/journal?limit=1",
+        Some(&keys.viewer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{pending}");
+    assert_eq!(pending["effects_through"], Value::Null, "{pending}");
+    assert_eq!(pending["events"][0]["effects_pending"], true, "{pending}");
+    let writer =
+        solvent_store::AuditWriter::start(&dir.0, venue(), EngineConfig::default()).unwrap();
+    let written = writer.wait_for(202, std::time::Duration::from_secs(60));
+    assert_eq!(written.effects_through, Some(202), "{written:?}");
+    // Issue 12: the audit pages the journal itself: the events before the restart are there,
+    // each with its client id and the effects it caused then (journaled with it, nothing of
+    // them held in memory across the restart), equal to the first reply's.
     let (status, audit) = call(
         running.addr,
         "GET",
@@ -653,10 +737,39 @@ async fn a_retry_older_than_the_client_id_window_is_answered_from_the_journal_af
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, [1, 2]);
     assert_eq!(events[0]["client_id"], "old");
-    assert!(events[0]["effects"].is_null(), "{audit}");
+    assert_eq!(
+        events[0]["effects"], first["results"][0]["effects"],
+        "{audit}"
+    );
+    assert!(!events[1]["effects"].as_array().unwrap().is_empty());
     assert!(audit["next"].is_null(), "{audit}");
-    assert_eq!(audit["effects_from"], 202);
-    // The latest event's effects are held, and name it.
+    // The account filter reaches the old event of a1 across the 200 of a2 after it, and only
+    // a1's: event 1 before the restart, 202 after it.
+    let (_, of_a1) = call(
+        running.addr,
+        "GET",
+        "/v1/journal?account=a1&limit=10",
+        Some(&keys.viewer),
+        None,
+    )
+    .await;
+    let seqs: Vec<u64> = of_a1["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 202], "{of_a1}");
+    assert!(
+        of_a1["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["event"]["account"] == "a1"),
+        "{of_a1}"
+    );
+    // The latest event's effects name it; the effect-type filter and a sequence range reach
+    // the old ones too.
     let (_, latest) = call(
         running.addr,
         "GET",
@@ -666,11 +779,27 @@ async fn a_retry_older_than_the_client_id_window_is_answered_from_the_journal_af
     )
     .await;
     assert_eq!(latest["events"][0]["seq"], 202);
+    assert_eq!(latest["next"], 202);
     let effects = latest["events"][0]["effects"].as_array().unwrap();
     assert!(
         !effects.is_empty() && effects.iter().all(|e| e["seq"] == 202),
         "{latest}"
     );
+    let (_, ranged) = call(
+        running.addr,
+        "GET",
+        "/v1/journal?effect_type=transfer_applied&from_seq=1&to_seq=2&after=0",
+        Some(&keys.viewer),
+        None,
+    )
+    .await;
+    let seqs: Vec<u64> = ranged["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2], "{ranged}");
     running.stop().await.unwrap();
 }
 
@@ -1113,6 +1242,12 @@ impl JournalReader for UnreadableReader {
     fn read_before(&self, _: Option<u64>, _: usize) -> Result<Vec<Entry>, JournalError> {
         Err(JournalError::Storage("disk I/O error".to_owned()))
     }
+    fn audit(&self, _: &AuditQuery) -> Result<Vec<AuditRecord>, JournalError> {
+        Err(JournalError::Storage("disk I/O error".to_owned()))
+    }
+    fn effects_through(&self) -> Result<Option<u64>, JournalError> {
+        Err(JournalError::Storage("disk I/O error".to_owned()))
+    }
     fn each_client_id(&self, visit: &mut dyn FnMut(&str)) -> Result<(), JournalError> {
         // The journal says it holds "x" at start, then fails when a request asks about it.
         visit("x");
@@ -1417,6 +1552,8 @@ async fn the_dashboard_routes_answer_with_the_key_scope_journal_history_totals_a
         ("limit=0", "limit"),
         ("after=1&before=3", "before"),
         ("type=Fill!", "type"),
+        ("effect_type=", "effect_type"),
+        ("from_seq=5&to_seq=4", "to_seq"),
         ("colour=1", "colour"),
     ] {
         let (status, error) = call(

@@ -8,6 +8,11 @@
 //! durable. A failed commit is final: its batches and every later one are answered with the
 //! error, and the thread stops appending.
 //!
+//! Started with an [`AuditSink`] ([`Committer::start_with_audit`]), the thread then hands each
+//! durable entry's outcome (the effects the engine thread rendered) to the audit writer, after
+//! the callbacks and without waiting: a full queue drops them, and the writer writes those from
+//! the journal ([`crate::AuditWriter`]).
+//!
 //! ```
 //! use solvent_store::{Committer, CommitterConfig, MemoryJournal};
 //! let committer = Committer::start(MemoryJournal::default(), CommitterConfig::default());
@@ -21,7 +26,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_cha
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use crate::{Entry, Journal, JournalError};
+use crate::{AuditSink, Entry, Journal, JournalError};
 
 /// What a batch's submitter is told once its batch is durable (or failed).
 pub type Done = Box<dyn FnOnce(Result<(), JournalError>) + Send>;
@@ -118,13 +123,22 @@ impl<J: Journal + 'static> Committer<J> {
     /// Starts the thread, which owns `journal` until [`Self::stop`].
     #[must_use]
     pub fn start(journal: J, config: CommitterConfig) -> Self {
+        Self::start_with_audit(journal, config, None)
+    }
+
+    /// As [`Self::start`], and once a commit is durable, each of its entries' outcome is moved
+    /// to `audit` (the audit writer's queue), never waiting for it (see the module
+    /// documentation). The entries' outcomes are taken after the append, so the journal's own
+    /// use of them (the [`crate::MemoryJournal`] keeps them) is unchanged.
+    #[must_use]
+    pub fn start_with_audit(journal: J, config: CommitterConfig, audit: Option<AuditSink>) -> Self {
         let (sender, receiver) = sync_channel(config.queue_batches.max(1));
         let shared = Arc::new(Shared::default());
         let thread_shared = Arc::clone(&shared);
         let cap = config.max_entries_per_commit.max(1);
         let thread = std::thread::Builder::new()
             .name("journal-commit".to_owned())
-            .spawn(move || run(journal, &receiver, &thread_shared, cap));
+            .spawn(move || run(journal, &receiver, &thread_shared, cap, audit.as_ref()));
         match thread {
             Ok(thread) => Self {
                 sender: Some(sender),
@@ -261,7 +275,13 @@ impl<J: Journal + 'static> Drop for Committer<J> {
 }
 
 /// The commit loop: wait for a batch, take what else is queued up to the cap, commit, answer.
-fn run<J: Journal>(mut journal: J, receiver: &Receiver<Batch>, shared: &Shared, cap: usize) -> J {
+fn run<J: Journal>(
+    mut journal: J,
+    receiver: &Receiver<Batch>,
+    shared: &Shared,
+    cap: usize,
+    audit: Option<&AuditSink>,
+) -> J {
     let mut held: Option<Batch> = None;
     let mut entries: Vec<Entry> = Vec::new();
     let mut dones: Vec<Done> = Vec::new();
@@ -307,6 +327,12 @@ fn run<J: Journal>(mut journal: J, receiver: &Receiver<Batch>, shared: &Shared, 
                 shared.largest_commit.fetch_max(count, Ordering::Relaxed);
                 for done in dones.drain(..) {
                     done(Ok(()));
+                }
+                // After the acknowledgements (they wait for nothing of the audit's), and only
+                // now that the entries are durable: the audit file never gets ahead of the
+                // journal.
+                if let Some(audit) = audit {
+                    audit.offer_all(&mut entries);
                 }
             }
             Err(error) => {

@@ -12,8 +12,9 @@
 //!
 //! The pieces, in the order a service meets them:
 //!
-//! - [`init_data_dir`] / [`read_venue`]: a data directory holds `journal.sqlite`, `venue.toml`
-//!   (the venue the events were accepted under) and `snapshots/`.
+//! - [`init_data_dir`] / [`read_venue`]: a data directory holds `journal.sqlite`,
+//!   `audit.sqlite` (each event's effects and the audit's indexes), `venue.toml` (the venue the
+//!   events were accepted under) and `snapshots/`.
 //! - [`recover`] / [`recover_with`]: the newest valid snapshot plus the journal's tail, giving a
 //!   [`Recovered`] engine, the open [`SqliteJournal`] and a
 //!   [`RecoveryReport`]; damage is reported, never taken in silently.
@@ -21,7 +22,13 @@
 //!   read beside the appends through a [`JournalReader`] ([`SqliteReader`]),
 //!   events in the compact binary encoding of [`codec`], a CRC per row.
 //! - [`Committer`]: adaptive group commit on its own thread; each batch is acknowledged once the
-//!   commit holding it is durable.
+//!   commit holding it is durable (the events, not their effects).
+//! - [`AuditWriter`]: each event's effects written to the audit file after the event is durable,
+//!   on its own thread: the effects the engine thread rendered, handed over by the commit thread
+//!   through a bounded queue ([`AuditSink`]) it never waits on; when the queue overflowed or
+//!   after a restart, computed again from the journal with a replica of the engine until caught
+//!   up (effects are a function of the events); [`fill_effects`] writes the missing ones in the
+//!   caller's thread.
 //! - [`write_snapshot`]: the engine's state as of a journal sequence whose entries are all
 //!   durable, written atomically; [`read_snapshot`] checks and restores one.
 //!
@@ -48,19 +55,29 @@ use std::path::{Path, PathBuf};
 use solvent_core::venue::Venue;
 use solvent_engine::event::Envelope;
 
+mod audit;
 pub mod codec;
 mod committer;
+pub mod outcome;
 mod recover;
 mod snapshots;
 mod sqlite;
 
+pub use audit::{
+    AUDIT_QUEUE, AuditOptions, AuditSink, AuditStatus, AuditWriter, FOLLOW, FillReport, GATHER,
+    WRITER_BATCH, fill_effects,
+};
 pub use committer::{CommitStats, Committer, CommitterConfig, Done, SubmitError};
+pub use outcome::Outcome;
 pub use recover::{RecoverOptions, Recovered, RecoveryReport, Truncation, recover, recover_with};
 pub use snapshots::{
     SNAPSHOT_DIR, SNAPSHOT_FILE_FORMAT, SNAPSHOT_MAGIC, SkippedSnapshot, SnapshotInfo,
     list_snapshots, read_snapshot, write_snapshot,
 };
-pub use sqlite::{JOURNAL_FILE, JOURNAL_FORMAT, PRAGMAS, SqliteJournal, SqliteReader, entry_crc};
+pub use sqlite::{
+    AUDIT_FILE, JOURNAL_FILE, JOURNAL_FORMAT, Migration, PRAGMAS, SqliteJournal, SqliteReader,
+    entry_crc, migrate,
+};
 
 /// The venue file's name in a data directory: the venue the journal's events were accepted
 /// under, so that recovery and replay start from the same one.
@@ -180,6 +197,82 @@ pub struct Entry {
     pub client_id: Option<String>,
     /// The first result as the API answered it (JSON), kept for entries with a client id.
     pub reply: Option<String>,
+    /// The effects the event caused, as the service rendered them. The [`MemoryJournal`] keeps
+    /// them with the entry; the [`SqliteJournal`] does not write them: once the entry is durable
+    /// the [`Committer`] hands them to the audit writer ([`AuditWriter`], through its
+    /// [`AuditSink`]), which writes them to the audit file off the commit path.
+    /// Readers of entries ([`Journal::read_after`], [`JournalReader::read_before`],
+    /// [`SqliteJournal::scan`]) leave it empty: effects are read with [`JournalReader::audit`].
+    pub outcome: Outcome,
+}
+
+/// What an audit page asks of the journal: a page of events in sequence order from a cursor
+/// (keyset pagination: the cursor is a sequence number, so a page costs the same at any depth),
+/// every filter applied by the journal over all of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Where the page starts and which way it goes.
+    pub cursor: Cursor,
+    /// At most this many events.
+    pub limit: usize,
+    /// Only events from this sequence number on (inclusive).
+    pub from_seq: Option<u64>,
+    /// Only events up to this sequence number (inclusive).
+    pub to_seq: Option<u64>,
+    /// Only events that concern this account, themselves or through one of their effects.
+    pub account: Option<String>,
+    /// Only events of this type (`deposit`, `fill`, ...).
+    pub event_type: Option<String>,
+    /// Only events that caused at least one effect of this type (`liquidation`, ...).
+    pub effect_type: Option<String>,
+}
+
+/// Where a page of the journal starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Cursor {
+    /// The latest events, newest first.
+    #[default]
+    Latest,
+    /// Events with sequence numbers above this one, oldest first.
+    After(u64),
+    /// Events with sequence numbers below this one, newest first.
+    Before(u64),
+}
+
+impl AuditQuery {
+    /// Whether `entry` passes the filters (the cursor and the limit aside): what every journal's
+    /// [`JournalReader::audit`] answers, written once for the journals that filter in memory.
+    #[must_use]
+    pub fn admits(&self, entry: &Entry) -> bool {
+        let seq = entry.envelope.seq;
+        self.from_seq.is_none_or(|from| seq >= from)
+            && self.to_seq.is_none_or(|to| seq <= to)
+            && self
+                .account
+                .as_ref()
+                .is_none_or(|account| entry.outcome.accounts.contains(account))
+            && self
+                .event_type
+                .as_deref()
+                .is_none_or(|kind| outcome::event_type(&entry.envelope.event) == kind)
+            && self
+                .effect_type
+                .as_deref()
+                .is_none_or(|kind| entry.outcome.effect_types.contains(kind))
+    }
+}
+
+/// One event of an audit page, with the effects it caused.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditRecord {
+    /// The event, with its sequence number and time.
+    pub envelope: Envelope,
+    /// The client's id for it, if it sent one.
+    pub client_id: Option<String>,
+    /// Its effects, each a JSON object carrying the event's sequence number; `None` when they
+    /// are not written yet (the event is beyond the audit's reach,
+    /// [`JournalReader::effects_through`]), which is not the same as none.
+    pub effects: Option<Vec<std::sync::Arc<str>>>,
 }
 
 /// Why the journal failed. Every failure is final for the process that met it.
@@ -230,6 +323,19 @@ pub enum JournalError {
     /// The journal was written by another format than this build reads.
     #[error("journal format: {0}")]
     Format(String),
+    /// The audit file holds the effects of the events up to `through` only, the journal ends at
+    /// `last`: the effects after are not written yet (the audit writer was behind or stopped).
+    /// They are not lost: the audit writer or `solvent journal migrate` writes them from the
+    /// journal.
+    #[error(
+        "effects written up to sequence {through:?}, the journal ends at {last}: the later events' effects are not written yet (`solvent journal migrate DIR` writes them)"
+    )]
+    EffectsMissing {
+        /// The audit's reach.
+        through: Option<u64>,
+        /// The journal's last entry.
+        last: u64,
+    },
 }
 
 /// The ordered, durable record of accepted events.
@@ -287,6 +393,21 @@ pub trait JournalReader: Send {
     /// # Errors
     /// [`JournalError::Storage`] or [`JournalError::CorruptEntry`].
     fn read_before(&self, before: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError>;
+
+    /// A page of events with their effects, filtered as `query` asks, in the cursor's
+    /// direction (newest first for [`Cursor::Latest`] and [`Cursor::Before`]).
+    ///
+    /// # Errors
+    /// [`JournalError::Storage`] or [`JournalError::CorruptEntry`].
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, JournalError>;
+
+    /// How far the effects reach: every event up to it has its effects written, later ones may
+    /// not yet (`None`: no event has). An audit page's filters on effects (account, effect
+    /// type) see the events up to it.
+    ///
+    /// # Errors
+    /// [`JournalError::Storage`].
+    fn effects_through(&self) -> Result<Option<u64>, JournalError>;
 
     /// Visits every client id the journal holds, in no particular order (what a service needs
     /// at start to know which ids it may have to look up; the replies are not read).
@@ -364,7 +485,7 @@ impl Held {
             .iter()
             .skip(start)
             .take(limit)
-            .cloned()
+            .map(without_outcome)
             .collect()
     }
 
@@ -377,8 +498,56 @@ impl Held {
             .iter()
             .rev()
             .take(limit)
-            .cloned()
+            .map(without_outcome)
             .collect()
+    }
+
+    fn audit(&self, query: &AuditQuery) -> Vec<AuditRecord> {
+        let record = |entry: &Entry| AuditRecord {
+            envelope: entry.envelope.clone(),
+            client_id: entry.client_id.clone(),
+            effects: Some(entry.outcome.effects.clone()),
+        };
+        let admitted = |entry: &&Entry| query.admits(entry);
+        match query.cursor {
+            Cursor::After(after) => {
+                let start = self
+                    .entries
+                    .partition_point(|entry| entry.envelope.seq <= after);
+                self.entries[start..]
+                    .iter()
+                    .filter(admitted)
+                    .take(query.limit)
+                    .map(record)
+                    .collect()
+            }
+            Cursor::Latest | Cursor::Before(_) => {
+                let end = match query.cursor {
+                    Cursor::Before(before) => self
+                        .entries
+                        .partition_point(|entry| entry.envelope.seq < before),
+                    _ => self.entries.len(),
+                };
+                self.entries[..end]
+                    .iter()
+                    .rev()
+                    .filter(admitted)
+                    .take(query.limit)
+                    .map(record)
+                    .collect()
+            }
+        }
+    }
+}
+
+/// An entry as a reader of entries gives it: the event and its client id, not its effects (as
+/// the SQLite journal's readers, which do not read the effects table for them).
+fn without_outcome(entry: &Entry) -> Entry {
+    Entry {
+        envelope: entry.envelope.clone(),
+        client_id: entry.client_id.clone(),
+        reply: entry.reply.clone(),
+        outcome: Outcome::default(),
     }
 }
 
@@ -406,6 +575,15 @@ impl JournalReader for MemoryReader {
 
     fn read_before(&self, before: Option<u64>, limit: usize) -> Result<Vec<Entry>, JournalError> {
         Ok(self.0.held().read_before(before, limit))
+    }
+
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, JournalError> {
+        Ok(self.0.held().audit(query))
+    }
+
+    fn effects_through(&self) -> Result<Option<u64>, JournalError> {
+        // The effects come with the entries: they reach as far as the entries do.
+        Ok(self.0.held().entries.last().map(|entry| entry.envelope.seq))
     }
 
     fn each_client_id(&self, visit: &mut dyn FnMut(&str)) -> Result<(), JournalError> {

@@ -34,11 +34,12 @@ fn entries_read_back_as_written_with_their_client_ids() {
         Some(events.last().unwrap().seq)
     );
     let all = journal.read_after(None, usize::MAX).unwrap();
-    assert_eq!(all, entries);
+    let read = common::as_read(&entries);
+    assert_eq!(all, read);
     let tail = journal
         .read_after(Some(entries[9].envelope.seq), 5)
         .unwrap();
-    assert_eq!(tail, entries[10..15]);
+    assert_eq!(tail, read[10..15]);
     assert_eq!(
         journal.client("order-3").unwrap(),
         Some(ClientRecord {
@@ -50,7 +51,14 @@ fn entries_read_back_as_written_with_their_client_ids() {
     let index = journal.clients().unwrap();
     assert_eq!(index.len(), 2);
     assert_eq!(index["order-7"].seq, entries[7].envelope.seq);
-    assert!(journal.check_all().unwrap().is_empty());
+    // Sound, with the effects not written yet (the audit writer writes them, after the events).
+    assert!(
+        journal
+            .check_all()
+            .unwrap()
+            .iter()
+            .all(|problem| matches!(problem, solvent_store::JournalError::EffectsMissing { .. }))
+    );
 }
 
 /// A reader opened beside the appending journal sees each append once it returns, answers client
@@ -81,15 +89,16 @@ fn a_reader_beside_the_appends_sees_every_returned_append_and_pages_both_ways() 
             reader.client("order-12").unwrap().map(|record| record.seq),
             Some(entries[12].envelope.seq)
         );
-        assert_eq!(reader.read_after(None, usize::MAX).unwrap(), entries);
-        let newest: Vec<Entry> = entries.iter().rev().take(4).cloned().collect();
+        let read = common::as_read(&entries);
+        assert_eq!(reader.read_after(None, usize::MAX).unwrap(), read);
+        let newest: Vec<Entry> = read.iter().rev().take(4).cloned().collect();
         assert_eq!(reader.read_before(None, 4).unwrap(), newest);
         let before = entries[5].envelope.seq;
-        let older: Vec<Entry> = entries[..5].iter().rev().take(3).cloned().collect();
+        let older: Vec<Entry> = read[..5].iter().rev().take(3).cloned().collect();
         assert_eq!(reader.read_before(Some(before), 3).unwrap(), older);
         assert_eq!(
             reader.read_after(Some(entries[1].envelope.seq), 2).unwrap(),
-            entries[2..4]
+            read[2..4]
         );
         let mut ids = Vec::new();
         reader
@@ -128,7 +137,10 @@ fn an_out_of_order_entry_or_a_repeated_client_id_is_refused_and_stops_the_journa
     );
     drop(journal);
     let journal = SqliteJournal::open(dir.path()).unwrap();
-    assert_eq!(journal.read_after(None, 100).unwrap(), entries[..3]);
+    assert_eq!(
+        journal.read_after(None, 100).unwrap(),
+        common::as_read(&entries[..3])
+    );
 }
 
 #[test]
@@ -164,7 +176,10 @@ fn the_committer_groups_queued_batches_and_acknowledges_each_once_durable() {
         assert_eq!(result, &Ok(()));
     }
     assert!(stats_before_stop.largest_commit <= 100);
-    assert_eq!(journal.read_after(None, usize::MAX).unwrap(), entries);
+    assert_eq!(
+        journal.read_after(None, usize::MAX).unwrap(),
+        common::as_read(&entries)
+    );
 }
 
 /// A journal whose every append fails, as a disk whose sync failed.
@@ -213,5 +228,8 @@ fn the_committer_works_over_the_memory_journal_too() {
         committer.submit_wait(batch.to_vec()).unwrap();
     }
     let journal = committer.stop().unwrap();
-    assert_eq!(journal.read_after(None, usize::MAX).unwrap(), entries);
+    assert_eq!(
+        journal.read_after(None, usize::MAX).unwrap(),
+        common::as_read(&entries)
+    );
 }

@@ -1,7 +1,7 @@
-// The audit page: the durable journal in pages with filters; every effect names and links to
-// the event that caused it (`#event-SEQ`), and `?seq=N` opens the journal at event N. The server
-// examines a bounded number of entries per page and says where to continue (`next`); effects are
-// held in memory for the recent events only (`effects_from`).
+// The audit page: the durable journal in pages with filters (account, event type, effect type,
+// sequence range), every event with the effects it caused, journaled with it; every effect names
+// and links to the event that caused it (`#event-SEQ`), and `?seq=N` opens the journal at event
+// N. Pages are keyed by sequence number: the server says where to continue (`next`).
 
 import { signIn, api, notice, when, el, money, setLive } from './common.js';
 
@@ -10,7 +10,9 @@ setLive('');
 const form = document.getElementById('audit-form');
 const accountInput = document.getElementById('audit-account');
 const typeInput = document.getElementById('audit-type');
+const effectInput = document.getElementById('audit-effect');
 const afterInput = document.getElementById('audit-after');
+const toInput = document.getElementById('audit-to');
 const tbody = document.querySelector('#journal tbody');
 const more = document.getElementById('audit-more');
 const status = document.getElementById('audit-status');
@@ -22,6 +24,8 @@ if (who.account) {
 }
 if (params.get('account')) accountInput.value = params.get('account');
 if (params.get('type')) typeInput.value = params.get('type');
+if (params.get('effect_type')) effectInput.value = params.get('effect_type');
+if (params.get('to_seq')) toInput.value = params.get('to_seq');
 const focus = params.get('seq');
 if (focus) afterInput.value = String(Math.max(0, Number(focus) - 1));
 
@@ -49,7 +53,7 @@ function effectText(effect) {
 
 function row(entry) {
   const tr = el('tr', { id: `event-${entry.seq}`, 'data-seq': entry.seq, 'data-type': entry.event.type });
-  const effects = entry.effects === null ? null : el('ol', { class: 'effects' }, ...entry.effects.map((effect, index) => el('li', { 'data-type': effect.type },
+  const effects = el('ol', { class: 'effects' }, ...entry.effects.map((effect, index) => el('li', { 'data-type': effect.type },
     el('a', { href: `#event-${effect.seq}`, 'data-caused-by': effect.seq, 'aria-label': `effect ${index + 1}, caused by event ${effect.seq}` }, `#${effect.seq}`),
     ' ', effectText(effect))));
   tr.append(
@@ -57,9 +61,8 @@ function row(entry) {
     el('td', {}, when(entry.ts)),
     el('td', {}, entry.event.type.replace(/_/g, ' ')),
     el('td', {}, details(entry.event)),
-    el('td', {}, effects === null
-      ? el('span', { class: 'muted' }, 'no longer held in memory (solvent journal replay recomputes them)')
-      : entry.effects.length ? effects : el('span', { class: 'muted' }, 'none')),
+    el('td', {}, entry.effects.length ? effects
+      : el('span', { class: 'muted' }, entry.effects_pending ? 'not written yet' : 'none')),
   );
   return tr;
 }
@@ -68,14 +71,16 @@ function row(entry) {
 let olderFrom = null;
 
 function describe(answer, shown) {
-  const held = answer.effects_from === null ? 'no effects held' : `effects held from event ${answer.effects_from}`;
-  return `${shown} events shown (${answer.scanned.toLocaleString('en-US')} journal entries examined); ${held}; latest event ${answer.seq ?? '—'}.`;
+  const beyond = answer.next === null ? 'no more match beyond this page' : 'more match beyond this page';
+  return `${shown} events shown, each with its effects; ${beyond}; latest event ${answer.seq ?? '—'}.`;
 }
 
 function query(extra) {
   const search = new URLSearchParams({ limit: '100', ...extra });
   if (accountInput.value.trim()) search.set('account', accountInput.value.trim());
   if (typeInput.value) search.set('type', typeInput.value);
+  if (effectInput.value) search.set('effect_type', effectInput.value);
+  if (toInput.value.trim()) search.set('to_seq', toInput.value.trim());
   return `/v1/journal?${search}`;
 }
 

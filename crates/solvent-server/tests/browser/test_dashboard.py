@@ -133,13 +133,18 @@ def test_an_event_posted_shows_on_the_overview_within_a_second(admin_page, demo)
     types = page.eval_on_selector_all("#journal tbody tr", "rows => rows.map(r => r.dataset.type)")
     assert set(types) == {"deposit"}
     screenshot(page, "audit")
-    # Unfiltered, the page is read from the durable journal 100 events at a time: "Older events"
-    # continues where the server stopped, back towards the first event.
-    page.fill("#audit-account", "")
+    # The effect-type filter: the events whose effects include the type, each effect listed.
     page.select_option("#audit-type", "")
+    page.select_option("#audit-effect", "transfer_applied")
+    page.click("#audit-form button[type=submit]")
+    page.wait_for_selector(f"#event-{seq} li[data-type=transfer_applied]")
+    page.select_option("#audit-effect", "")
+    # Unfiltered, the page is read from the durable journal 100 events at a time: "Older events"
+    # continues where the page ended, back towards the first event, every event with its effects.
+    page.fill("#audit-account", "")
     page.click("#audit-form button[type=submit]")
     page.wait_for_function("document.querySelectorAll('#journal tbody tr').length === 100")
-    assert "journal entries examined" in page.text_content("#audit-status")
+    assert "each with its effects" in page.text_content("#audit-status")
     seqs = lambda: page.eval_on_selector_all("#journal tbody tr", "rows => rows.map(r => Number(r.dataset.seq))")
     first_page = seqs()
     assert first_page == sorted(first_page)

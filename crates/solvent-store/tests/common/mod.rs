@@ -69,13 +69,37 @@ pub fn workload(accounts: usize, ticks: usize) -> Vec<Envelope> {
     events
 }
 
+/// The events as the service journals them: each with the effects an engine applying them in
+/// order gives.
 pub fn entries(events: &[Envelope]) -> Vec<Entry> {
-    events
+    applied(&mut engine(), events)
+}
+
+/// `batch` applied to `engine`, as entries with the effects it gave (the service's order: apply,
+/// then journal the effects with the events).
+pub fn applied(engine: &mut Engine, batch: &[Envelope]) -> Vec<Entry> {
+    batch
         .iter()
-        .map(|envelope| Entry {
-            envelope: envelope.clone(),
-            client_id: None,
-            reply: None,
+        .map(|envelope| {
+            let effects = engine.apply(envelope);
+            Entry {
+                envelope: envelope.clone(),
+                client_id: None,
+                reply: None,
+                outcome: solvent_store::Outcome::render(envelope.seq, &envelope.event, &effects),
+            }
+        })
+        .collect()
+}
+
+/// The entries as a reader of entries gives them back: without their effects (those are read
+/// with `JournalReader::audit`).
+pub fn as_read(entries: &[Entry]) -> Vec<Entry> {
+    entries
+        .iter()
+        .map(|entry| Entry {
+            outcome: solvent_store::Outcome::default(),
+            ..entry.clone()
         })
         .collect()
 }
