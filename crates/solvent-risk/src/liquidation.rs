@@ -115,22 +115,28 @@ pub fn conservative(price: Decimal, side: PositionSide) -> Decimal {
     rounded.normalize()
 }
 
-/// Rounds a liquidation price onto the venue's price grid toward the position's risk: up to the
-/// next tick for a long, down for a short. The mark moves in ticks, so the first mark at which a
-/// long is liquidated is the first tick at or above its liquidation price; a price between two
-/// ticks is never shown beyond it. A tick that is not positive leaves the price as it is.
+/// Puts a liquidation price on the venue's price grid, rounded toward safety as
+/// [`conservative`] rounds it: up to the tick at or above it for a long, down to the tick at or
+/// below it for a short. A long is liquidated once the mark is at or below its liquidation
+/// price, so the tick shown is the last price of the grid before that (the first one that
+/// liquidates is a tick lower): the figure never lies past where liquidation starts. A tick that
+/// is not positive, or a price the division by it overflows, leaves the price as it is.
 #[must_use]
 pub fn on_tick(price: Decimal, side: PositionSide, tick: Decimal) -> Decimal {
     if tick <= Decimal::ZERO {
         return price;
     }
-    let ticks = price / tick;
+    let Some(ticks) = price.checked_div(tick) else {
+        return price;
+    };
     let whole = if side == PositionSide::Long {
         ticks.ceil()
     } else {
         ticks.floor()
     };
-    (whole * tick).normalize()
+    whole
+        .checked_mul(tick)
+        .map_or(price, |on_grid| on_grid.normalize())
 }
 
 #[cfg(test)]
@@ -140,8 +146,8 @@ mod tests {
 
     #[test]
     fn a_liquidation_price_goes_to_the_tick_on_the_side_of_the_risk() {
-        // OKX BTC-USDT-SWAP, tick 0.1: a long liquidated at 54,271.357 is liquidated by the
-        // first mark at or above it, 54,271.4; a short at 65,346.539 by 65,346.5.
+        // OKX BTC-USDT-SWAP, tick 0.1: a long liquidated at or below 54,271.357 is shown at
+        // 54,271.4, the grid's last price before it; a short at 65,346.539 at 65,346.5.
         assert_eq!(
             on_tick(dec!(54271.357), PositionSide::Long, dec!(0.1)),
             dec!(54271.4)
@@ -163,11 +169,13 @@ mod tests {
             on_tick(dec!(54271.6), PositionSide::Short, dec!(0.5)),
             dec!(54271.5)
         );
-        // A tick that is no tick changes nothing.
+        // A tick that is no tick, or one the price's division by overflows, changes nothing.
         assert_eq!(
             on_tick(dec!(1.23), PositionSide::Long, Decimal::ZERO),
             dec!(1.23)
         );
+        let huge = dec!(1000000000000);
+        assert_eq!(on_tick(huge, PositionSide::Long, Decimal::new(1, 28)), huge);
     }
 
     const WIDE: (Decimal, Decimal) = (dec!(0.000000000001), dec!(1000000000000));

@@ -782,9 +782,9 @@ fn fee_to_close_joins_the_maintenance_rate_in_the_liquidation_price() {
 /// OKX BTC-USDT-SWAP's tick is 0.1 ("Tick Size 0.1", OKX help 7053456733325): an isolated
 /// liquidation price lies on that grid, on the side of the position's risk. 100 contracts
 /// (1 BTC at 0.01) from 20,000 with 400 USDT (50x), tier 1 (mmr 0.5%) and the 0.05% fee to close
-/// [computed, not published]: long (20,000 - 400) / (1 - 0.0055) = 19,708.396179..., the first
-/// tick at or above it 19,708.4; short (20,000 + 400) / (1 + 0.0055) = 20,288.413724..., the
-/// first tick at or below it 20,288.4.
+/// [computed, not published]: long (20,000 - 400) / (1 - 0.0055) = 19,708.396179..., shown at
+/// the tick at or above it, 19,708.4 (the grid's last price before liquidation); short (20,000 +
+/// 400) / (1 + 0.0055) = 20,288.413724..., shown at the tick at or below it, 20,288.4.
 #[test]
 fn okx_liquidation_prices_lie_on_the_contracts_price_tick() {
     let path = format!("{}/../../venues/okx-swap.toml", env!("CARGO_MANIFEST_DIR"));

@@ -28,8 +28,9 @@ use arc_swap::ArcSwap;
 use jiff::Timestamp;
 use serde::Serialize;
 use solvent_engine::Engine;
-use solvent_engine::effect::Effect;
+use solvent_engine::effect::{Effect, RejectReason};
 use solvent_engine::event::{Envelope, Event};
+use solvent_store::outcome::user_account;
 use solvent_store::{
     ClientRecord, Committer, CommitterConfig, Entry, Journal, JournalError, Outcome,
 };
@@ -623,6 +624,24 @@ impl EngineLoop {
                 Clock::Wall => Timestamp::now().max(self.engine.now()),
                 Clock::Engine => self.engine.now(),
             });
+            // An event whose time jumps many days ahead would make a forecast of every day
+            // between (each a fit over the whole history) before the engine even reads it, and
+            // would move the engine's time by them though it is refused: it is refused first.
+            if let Some(crossed) = self
+                .forecaster
+                .as_ref()
+                .map(|forecaster| forecaster.closes_crossed(ts))
+                .filter(|crossed| *crossed > MAX_CLOSES_PER_EVENT)
+            {
+                replies.push(self.refuse(
+                    incoming,
+                    RejectReason::OutOfRange,
+                    format!(
+                        "ts {ts}: the event's time crosses {crossed} daily closes, each of which gets a volatility forecast; at most {MAX_CLOSES_PER_EVENT} are made before one event: send the days between first"
+                    ),
+                ));
+                continue;
+            }
             // The closes this event's time crosses come first, each with its forecast, stamped
             // at 00:00 UTC: the event then finds the ranges of its day in force.
             let due = match self.forecaster.as_mut() {
@@ -662,6 +681,19 @@ impl EngineLoop {
             replies.push(self.apply_one(incoming, ts, batch, entries, touched, changed));
         }
         Ok(replies)
+    }
+
+    /// The reply to an event refused before the engine sees it: nothing applied, no sequence
+    /// number taken, the reason named as the engine names its own refusals.
+    fn refuse(&mut self, incoming: Incoming, reason: RejectReason, detail: String) -> EventReply {
+        let seq = self.engine.last_seq().map_or(1, |last| last + 1);
+        let effect = Effect::Rejected { reason, detail };
+        EventReply {
+            seq: None,
+            status: Status::Rejected,
+            client_id: incoming.client_id,
+            effects: vec![JsonText::of_effect(&effect, seq, &mut self.buffer)],
+        }
     }
 
     /// Applies one event stamped `ts`; an accepted one is recorded for the journal, the feed,
@@ -777,6 +809,10 @@ impl EngineLoop {
     }
 }
 
+/// The most daily closes one event's time may cross where the service forecasts at each close
+/// (a month: a feed that was down for longer sends the days between first).
+const MAX_CLOSES_PER_EVENT: i64 = 31;
+
 /// The answer to a retry: the first reply, marked as a duplicate.
 fn duplicate_of(first: &ClientRecord) -> EventReply {
     let Some(reply) = &first.reply else {
@@ -859,15 +895,6 @@ fn touch_event(event: &Event, touched: &mut BTreeSet<String>, changed: &mut Chan
             changed.market = true;
         }
     }
-}
-
-/// The user account behind a ledger account's name (`None` for the venue's own accounts).
-fn user_account(ledger_name: &str) -> Option<&str> {
-    use solvent_engine::ledger::{CLEARING, EXTERNAL, FEES, INSURANCE_FUND};
-    let id = ledger_name
-        .split_once("/isolated/")
-        .map_or(ledger_name, |(id, _)| id);
-    (![EXTERNAL, FEES, INSURANCE_FUND, CLEARING].contains(&id)).then_some(id)
 }
 
 /// The accounts an effect changes (positions, balances or state).

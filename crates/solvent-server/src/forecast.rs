@@ -203,14 +203,31 @@ impl Forecaster {
         self.day
     }
 
-    /// Moves the engine's day to that of `ts`; the days it closes, ascending (the service's
-    /// close of each recorded for the days after each history's end).
+    /// How many daily closes an event stamped `ts` would cross (none for a time on the engine's
+    /// day or before it).
+    #[must_use]
+    pub fn closes_crossed(&self, ts: Timestamp) -> i64 {
+        match self.day {
+            Some(day) => day
+                .until(day_of(ts))
+                .map_or(0, |span| i64::from(span.get_days()).max(0)),
+            None => 0,
+        }
+    }
+
+    /// Moves the engine's day forward to that of `ts`; the days it closes, ascending (the
+    /// service's close of each recorded for the days after each history's end). The day never
+    /// moves back: an event stamped before it (refused by the engine, or a forecast stamped at
+    /// a close already crossed) closes nothing and leaves it, so no close is taken twice.
     fn advance(&mut self, ts: Timestamp) -> Vec<Date> {
         let today = day_of(ts);
         let Some(mut day) = self.day else {
             self.day = Some(today);
             return Vec::new();
         };
+        if today <= day {
+            return Vec::new();
+        }
         let mut closed = Vec::new();
         while day < today {
             for series in self.series.values_mut() {

@@ -25,19 +25,15 @@ impl JsonText {
     }
 
     /// An effect of event `seq`, with the bytes `solvent replay` writes for it (keys in
-    /// alphabetical order; `Effect::write_json_line`).
+    /// alphabetical order; `Effect::write_json_line`): the audit file's bytes too
+    /// ([`solvent_store::outcome::effect_line`]).
     #[must_use]
     pub fn of_effect(
         effect: &solvent_engine::effect::Effect,
         seq: u64,
         buffer: &mut Vec<u8>,
     ) -> Self {
-        buffer.clear();
-        effect.write_json_line(seq, buffer);
-        while buffer.last() == Some(&b'\n') {
-            buffer.pop();
-        }
-        Self::new(String::from_utf8_lossy(buffer))
+        Self(solvent_store::outcome::effect_line(effect, seq, buffer))
     }
 
     /// The text.

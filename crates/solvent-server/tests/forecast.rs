@@ -317,3 +317,162 @@ fn a_close_the_history_does_not_reach_gets_no_forecast() {
         .unwrap();
     assert_eq!(&range, path.last().unwrap());
 }
+
+/// An event whose time crosses several closes at once gets a forecast for each, in order, once
+/// (the forecasts, stamped at closes already crossed, do not move the service's day back); an
+/// event stamped more than a month ahead is refused before anything is forecast, naming why, and
+/// the service's time does not move.
+#[tokio::test]
+async fn a_gap_of_days_forecasts_each_close_once_and_a_far_jump_is_refused() {
+    let dir = TempDir::new("forecast-gap");
+    let journal = solvent_store::SqliteJournal::open(&dir.0).unwrap();
+    let (running, admin) = start(
+        Engine::new(venue(), EngineConfig::default()),
+        Box::new(journal),
+    )
+    .await;
+    post(
+        &running,
+        &admin,
+        json!([
+            index("BTC", "118000", "2025-10-01T00:00:00Z"),
+            index("ETH", "4300", "2025-10-01T00:00:01Z"),
+        ]),
+    )
+    .await;
+    // Three closes at once (2025-10-01, -02, -03), then one more.
+    post(
+        &running,
+        &admin,
+        json!([index("BTC", "119000", "2025-10-04T00:00:05Z")]),
+    )
+    .await;
+    post(
+        &running,
+        &admin,
+        json!([index("BTC", "119500", "2025-10-05T00:00:05Z")]),
+    )
+    .await;
+    // Two months ahead: refused, nothing forecast, nothing journaled.
+    let body = json!({ "events": [index("BTC", "90000", "2025-12-05T00:00:00Z")] }).to_string();
+    let reply = call(running.addr, "POST", "/v1/events", &admin, &body).await;
+    let result = &reply["results"][0];
+    assert_eq!(result["status"], "rejected", "{reply}");
+    let effect = &result["effects"][0];
+    assert_eq!(effect["reason"], "out_of_range", "{reply}");
+    assert!(
+        effect["detail"]
+            .as_str()
+            .unwrap()
+            .contains("61 daily closes"),
+        "{reply}"
+    );
+    // The service's day did not move: the next day's event is taken, its close forecast.
+    post(
+        &running,
+        &admin,
+        json!([index("BTC", "120000", "2025-10-06T00:00:05Z")]),
+    )
+    .await;
+    running.stop().await.unwrap();
+    let journal = solvent_store::SqliteJournal::open(&dir.0).unwrap();
+    let days: Vec<(String, String)> = ranges_in(&journal)
+        .into_iter()
+        .map(|(_, _, event)| match event {
+            Event::ScenarioRange(range) => (range.underlying, range.as_of.to_string()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        "2025-10-01",
+        "2025-10-02",
+        "2025-10-03",
+        "2025-10-04",
+        "2025-10-05",
+    ]
+    .iter()
+    .flat_map(|day| {
+        ["BTC", "ETH"]
+            .iter()
+            .map(move |u| ((*u).to_owned(), (*day).to_owned()))
+    })
+    .collect();
+    assert_eq!(days, want);
+}
+
+/// With the audit writer behind the service, the scheduled forecasts reach it as any event does:
+/// every event's effects written from the queue (none re-applied, none missed: a forecast not
+/// handed to the writer would leave a gap it fills by re-applying the journal), the forecasts on
+/// the audit page at their sequence numbers, written.
+#[tokio::test]
+async fn scheduled_forecasts_reach_the_audit_writer_with_their_effects() {
+    let dir = TempDir::new("forecast-audit");
+    let journal = solvent_store::SqliteJournal::open(&dir.0).unwrap();
+    let writer =
+        solvent_store::AuditWriter::start(&dir.0, venue(), EngineConfig::default()).unwrap();
+    let mut ring = KeyRing::in_memory();
+    let admin = ring.add(Scope::Admin, "2025-09-30T00:00:00Z").unwrap();
+    let config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        forecaster: Some(forecaster()),
+        audit: Some(writer.sink()),
+        ..Config::default()
+    };
+    let running = solvent_server::start(
+        Engine::new(venue(), EngineConfig::default()),
+        Box::new(journal),
+        ring,
+        &config,
+    )
+    .await
+    .unwrap();
+    post(
+        &running,
+        &admin,
+        json!([
+            index("BTC", "118000", "2025-10-01T00:00:00Z"),
+            index("ETH", "4300", "2025-10-01T00:00:01Z"),
+            {"type": "deposit", "account": "a1", "asset": "USDT", "amount": "60000", "ts": "2025-10-01T00:00:02Z"},
+            {"type": "set_margin_mode", "account": "a1", "mode": "portfolio", "ts": "2025-10-01T00:00:03Z"},
+            {"type": "fill", "account": "a1", "instrument": "BTCUSDT", "side": "buy", "size": "2", "price": "118000", "counterparty": "external", "ts": "2025-10-01T00:00:04Z"},
+        ]),
+    )
+    .await;
+    let crossing = post(
+        &running,
+        &admin,
+        json!([index("BTC", "120000", "2025-10-02T00:00:05Z")]),
+    )
+    .await;
+    // Five events, the two forecasts (6, 7), then the crossing event.
+    assert_eq!(crossing, [8]);
+    let written = writer.wait_for(8, std::time::Duration::from_secs(60));
+    assert_eq!(written.effects_through, Some(8), "{written:?}");
+    assert_eq!(
+        (written.written, written.replayed, written.fallbacks),
+        (8, 0, 0),
+        "{written:?}"
+    );
+    let page = call(
+        running.addr,
+        "GET",
+        "/v1/journal?type=scenario_range",
+        &admin,
+        "",
+    )
+    .await;
+    let events = page["events"].as_array().unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [6, 7], "{page}");
+    // Written, not pending: a healthy account re-examined at a new range changes no state, so
+    // these forecasts caused no effect.
+    for event in events {
+        assert_eq!(event["effects"], json!([]), "{page}");
+        assert!(
+            event.get("effects_pending").is_none_or(|p| p == false),
+            "{page}"
+        );
+    }
+    running.stop().await.unwrap();
+    drop(writer.stop());
+}
