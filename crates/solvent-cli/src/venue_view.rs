@@ -470,6 +470,9 @@ fn terms(instrument: &Instrument) -> String {
     if let Some(default) = instrument.default_leverage {
         let _ = write!(line, ", default leverage {}", leverage(default));
     }
+    if let Some(tick) = instrument.tick_size {
+        let _ = write!(line, ", price tick {}", tick.normalize());
+    }
     match &instrument.terms {
         Terms::Perpetual => {}
         Terms::Future { expiry } => {
