@@ -83,6 +83,16 @@ fn free_port() -> u16 {
     }
 }
 
+/// Holds the one cluster test running: each starts three NATS nodes syncing every write and
+/// four or five `solvent` processes, and two such tests at once on two cores stretch every
+/// replicated write and election toward the tests' deadlines. A test that failed leaves the
+/// lock poisoned; the next still runs.
+fn one_cluster_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Three NATS nodes in one cluster, killed when dropped.
 struct NatsCluster {
     nodes: Vec<Option<Child>>,
@@ -520,6 +530,7 @@ fn check_reference(reference: &Outcome) {
 
 #[test]
 fn four_shards_give_each_account_the_effects_of_one_engine() {
+    let _serial = one_cluster_at_a_time();
     let scratch = Scratch::new("cluster-same");
     let (events, accounts) = events();
     let expected = reference(&events, &accounts);
@@ -558,6 +569,7 @@ fn four_shards_give_each_account_the_effects_of_one_engine() {
 
 #[test]
 fn killed_shards_and_a_killed_nats_node_lose_nothing_and_apply_nothing_twice() {
+    let _serial = one_cluster_at_a_time();
     let scratch = Scratch::new("cluster-kill");
     let (events, accounts) = events();
     let expected = reference(&events, &accounts);
@@ -632,6 +644,7 @@ fn killed_shards_and_a_killed_nats_node_lose_nothing_and_apply_nothing_twice() {
 
 #[test]
 fn shards_killed_with_their_effect_window_full_publish_each_effect_once() {
+    let _serial = one_cluster_at_a_time();
     let scratch = Scratch::new("cluster-window");
     let (events, accounts) = events();
     let expected = reference(&events, &accounts);
@@ -747,6 +760,7 @@ fn with_no_scaled_ranges(mut report: serde_json::Value) -> serde_json::Value {
 
 #[test]
 fn the_gateway_sends_each_query_to_its_shard_and_merges_the_views() {
+    let _serial = one_cluster_at_a_time();
     let scratch = Scratch::new("cluster-gateway");
     let (events, accounts) = events();
     let (expected, engine) = reference_engine(&events, &accounts);
@@ -959,6 +973,7 @@ fn finish_fund_shards(urls: &str, scratch: &Path) {
 /// from their start finds the answer published and the same fund.
 #[test]
 fn a_system_shard_killed_with_sigkill_recovers_from_its_snapshot_and_deleverages_across_shards() {
+    let _serial = one_cluster_at_a_time();
     let scratch = Scratch::new("cluster-adl");
     let nats = NatsCluster::start(scratch.dir());
     let urls = nats.urls();
