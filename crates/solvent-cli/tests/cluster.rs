@@ -410,22 +410,48 @@ fn shard_args<'a>(urls: &'a str, shard: &'a str, data: &'a str) -> Vec<&'a str> 
     ]
 }
 
+/// A `solvent` process of a test, killed and reaped when dropped: a test that fails part-way
+/// leaves no shard, gateway or system shard running behind it.
+struct Reaped(Child);
+
+impl std::ops::Deref for Reaped {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Shard `shard` running (not stopping at the end of the stream), its data under `scratch`.
-fn start_shard(urls: &str, scratch: &Path, shard: u32) -> Child {
+fn start_shard(urls: &str, scratch: &Path, shard: u32) -> Reaped {
     start_shard_with(urls, scratch, shard, &[])
 }
 
 /// As [`start_shard`], with `extra` arguments.
-fn start_shard_with(urls: &str, scratch: &Path, shard: u32, extra: &[&str]) -> Child {
+fn start_shard_with(urls: &str, scratch: &Path, shard: u32, extra: &[&str]) -> Reaped {
     let shard_text = format!("{shard}/{SHARDS}");
     let data = scratch.join(format!("shard-{shard}")).display().to_string();
-    Command::new(env!("CARGO_BIN_EXE_solvent"))
-        .args(shard_args(urls, &shard_text, &data))
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start a shard")
+    Reaped(
+        Command::new(env!("CARGO_BIN_EXE_solvent"))
+            .args(shard_args(urls, &shard_text, &data))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a shard"),
+    )
 }
 
 /// Every shard run to the end of the stream (recovering from its snapshot where it has one).
@@ -590,7 +616,7 @@ fn killed_shards_and_a_killed_nats_node_lose_nothing_and_apply_nothing_twice() {
     );
     // Shards running while the events arrive.
     let start_shard = |shard: u32| start_shard(&urls, scratch.dir(), shard);
-    let mut shards: Vec<Child> = (0..SHARDS).map(start_shard).collect();
+    let mut shards: Vec<Reaped> = (0..SHARDS).map(start_shard).collect();
     let publisher = {
         let urls = urls.clone();
         let file = file.clone();
@@ -771,24 +797,26 @@ fn the_gateway_sends_each_query_to_its_shard_and_merges_the_views() {
     let first = scratch.dir().join("opening.jsonl");
     write_events(&first, opening);
     publish(&urls, &first, "opening");
-    let mut shards: Vec<Child> = (0..SHARDS)
+    let mut shards: Vec<Reaped> = (0..SHARDS)
         .map(|shard| start_shard(&urls, scratch.dir(), shard))
         .collect();
-    let mut gateway = Command::new(env!("CARGO_BIN_EXE_solvent"))
-        .args([
-            "cluster",
-            "gateway",
-            "--cluster",
-            &urls,
-            "--shards",
-            &SHARDS.to_string(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the gateway");
+    let mut gateway = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_solvent"))
+            .args([
+                "cluster",
+                "gateway",
+                "--cluster",
+                &urls,
+                "--shards",
+                &SHARDS.to_string(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the gateway"),
+    );
     let line = BufReader::new(gateway.stdout.take().expect("stdout"))
         .lines()
         .next()
@@ -1045,12 +1073,14 @@ fn a_system_shard_killed_with_sigkill_recovers_from_its_snapshot_and_deleverages
         "1",
     ];
     let system_log = scratch.dir().join("system.log");
-    let mut system = Command::new(env!("CARGO_BIN_EXE_solvent"))
-        .args(system_args)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&system_log).expect("the system shard's log"))
-        .spawn()
-        .expect("start the system shard");
+    let mut system = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_solvent"))
+            .args(system_args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&system_log).expect("the system shard's log"))
+            .spawn()
+            .expect("start the system shard"),
+    );
     let snapshots = system_dir.join("system-snapshots");
     // Generous: beside the other cluster tests on two cores, each replicated write of the
     // lease and the streams waits for three synced nodes.
