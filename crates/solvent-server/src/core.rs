@@ -730,10 +730,9 @@ impl EngineLoop {
             effects: lines,
         };
         if accepted {
-            touch_event(&envelope.event, touched, changed);
+            note_changes(&envelope.event, changed);
             let ts = envelope.ts.to_string();
             for (effect, line) in effects.iter().zip(&reply.effects) {
-                touch_effect(effect, touched);
                 if let Effect::AccountUpdated {
                     account,
                     equity,
@@ -798,6 +797,9 @@ impl EngineLoop {
                 &effects,
                 reply.effects.iter().map(JsonText::shared).collect(),
             );
+            // The accounts whose view the batch refreshes: the user accounts the event and its
+            // effects concern, as the audit indexes them.
+            touched.extend(outcome.accounts.iter().cloned());
             entries.push(Entry {
                 envelope,
                 client_id: incoming.client_id,
@@ -852,38 +854,10 @@ struct Changed {
     venue: bool,
 }
 
-/// The accounts an accepted event names.
-fn touch_event(event: &Event, touched: &mut BTreeSet<String>, changed: &mut Changed) {
+/// What an accepted event changes beside its accounts' figures: the market the view copies,
+/// or the venue.
+fn note_changes(event: &Event, changed: &mut Changed) {
     match event {
-        Event::Deposit(e) => {
-            touched.insert(e.account.clone());
-        }
-        Event::Withdraw(e) => {
-            touched.insert(e.account.clone());
-        }
-        Event::Transfer(e) => {
-            touched.insert(e.from.clone());
-            touched.insert(e.to.clone());
-        }
-        Event::Fill(e) => {
-            touched.insert(e.account.clone());
-            touched.insert(e.counterparty.clone());
-        }
-        Event::SetLeverage(e) => {
-            touched.insert(e.account.clone());
-        }
-        Event::SetMarginMode(e) => {
-            touched.insert(e.account.clone());
-        }
-        Event::SetIsolatedMargin(e) => {
-            touched.insert(e.account.clone());
-        }
-        Event::SetBufferPolicy(e) => {
-            touched.insert(e.account.clone());
-        }
-        Event::SetAutoTopUp(e) => {
-            touched.insert(e.account.clone());
-        }
         Event::IndexPrice(_)
         | Event::MarkPrice(_)
         | Event::VolSurface(_)
@@ -894,42 +868,15 @@ fn touch_event(event: &Event, touched: &mut BTreeSet<String>, changed: &mut Chan
             changed.venue = true;
             changed.market = true;
         }
-    }
-}
-
-/// The accounts an effect changes (positions, balances or state).
-fn touch_effect(effect: &Effect, touched: &mut BTreeSet<String>) {
-    // Most effects name an account already touched: no new string for those.
-    let mut touch = |id: &str| {
-        if !touched.contains(id) {
-            touched.insert(id.to_owned());
-        }
-    };
-    match effect {
-        Effect::AccountUpdated { account, .. }
-        | Effect::MarginCall { account, .. }
-        | Effect::StateChanged { account, .. }
-        | Effect::Liquidation { account, .. }
-        | Effect::LiquidationDeferred { account, .. }
-        | Effect::DeficitBeyondFund { account, .. } => touch(account),
-        Effect::Adl {
-            account,
-            counterparty,
-            ..
-        } => {
-            touch(account);
-            touch(counterparty);
-        }
-        Effect::TransferApplied { from, to, .. } => {
-            for name in [from, to] {
-                if let Some(id) = user_account(name) {
-                    touch(id);
-                }
-            }
-        }
-        Effect::InsuranceFundChanged { .. }
-        | Effect::PriceGuarded { .. }
-        | Effect::Rejected { .. } => {}
+        Event::Deposit(_)
+        | Event::Withdraw(_)
+        | Event::Transfer(_)
+        | Event::Fill(_)
+        | Event::SetLeverage(_)
+        | Event::SetMarginMode(_)
+        | Event::SetIsolatedMargin(_)
+        | Event::SetBufferPolicy(_)
+        | Event::SetAutoTopUp(_) => {}
     }
 }
 
