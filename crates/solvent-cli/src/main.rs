@@ -19,6 +19,14 @@ mod simm;
 mod venue_view;
 mod venues;
 
+/// The service's threads allocate on one thread and free on another (effects rendered by the
+/// engine thread are dropped by the commit thread and the HTTP workers), which glibc's allocator
+/// serves through its arenas' locks and consolidation: mimalloc's per-thread heaps with
+/// deferred cross-thread frees took that cost off the engine's thread (docs/benchmarks.md,
+/// "Service").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -36,6 +36,11 @@ use crate::expect::Expected;
 use crate::http::Conn;
 use crate::mix::{Mix, MixParams};
 
+/// The allocator `solvent serve` runs on, so that "the engine alone" is timed as the product
+/// runs it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The options, with their defaults.
 #[derive(Clone, Debug)]
 struct Options {
