@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use axum::body::Bytes;
 use tokio::sync::mpsc;
 
+use crate::json_text::JsonText;
+
 /// Messages kept for resuming.
 pub const RETAINED: usize = 100_000;
 /// Messages a connection may fall behind before it is dropped.
@@ -76,6 +78,59 @@ impl FromStr for Channel {
     }
 }
 
+/// What a message carries: JSON text, or an effect as the reply carries it and the time of its
+/// event, joined (`{..., "ts": ...}`) only when a subscriber or a resume reads it: most
+/// messages have no reader, and the engine thread, which publishes them, is spared the copy.
+#[derive(Clone, Debug)]
+pub enum FeedData {
+    /// JSON text as it is sent.
+    Text(Arc<str>),
+    /// An effect's JSON object and its event's time, sent as the object with a `ts` field at
+    /// its end ([`JsonText::with_field`]).
+    Stamped {
+        /// The effect, as `solvent replay` writes it.
+        line: JsonText,
+        /// The event's time (RFC 3339), shared by the event's effects.
+        ts: Arc<str>,
+    },
+}
+
+impl FeedData {
+    /// Appends the data's JSON text to `out`.
+    fn write(&self, out: &mut String) {
+        match self {
+            Self::Text(text) => out.push_str(text),
+            Self::Stamped { line, ts } => line.write_with_field("ts", ts, out),
+        }
+    }
+
+    /// The data's JSON text.
+    #[must_use]
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out);
+        out
+    }
+}
+
+impl From<Arc<str>> for FeedData {
+    fn from(text: Arc<str>) -> Self {
+        Self::Text(text)
+    }
+}
+
+impl From<String> for FeedData {
+    fn from(text: String) -> Self {
+        Self::Text(text.into())
+    }
+}
+
+impl From<&str> for FeedData {
+    fn from(text: &str) -> Self {
+        Self::Text(text.into())
+    }
+}
+
 /// One message of the feed.
 #[derive(Clone, Debug)]
 pub struct Message {
@@ -83,15 +138,15 @@ pub struct Message {
     pub seq: u64,
     /// The channel.
     pub channel: Channel,
-    /// The effect or price as JSON text, as `solvent replay` writes it (with the event's `ts`).
-    pub data: Arc<str>,
+    /// The effect or price, as `solvent replay` writes it (with the event's `ts`).
+    data: FeedData,
     /// The WebSocket frame `{"seq","channel","data"}`, rendered when a subscriber first needs
     /// it (most messages have none).
     frame: OnceLock<Bytes>,
 }
 
 impl Message {
-    fn new(seq: u64, channel: Channel, data: Arc<str>) -> Self {
+    fn new(seq: u64, channel: Channel, data: FeedData) -> Self {
         Self {
             seq,
             channel,
@@ -105,9 +160,13 @@ impl Message {
     pub fn frame(&self) -> Bytes {
         self.frame
             .get_or_init(|| {
+                use std::fmt::Write as _;
                 let name = serde_json::to_string(&self.channel.to_string()).unwrap_or_default();
-                let (seq, data) = (self.seq, &self.data);
-                Bytes::from(format!(r#"{{"seq":{seq},"channel":{name},"data":{data}}}"#))
+                let mut frame = String::with_capacity(512);
+                let _ = write!(frame, r#"{{"seq":{},"channel":{name},"data":"#, self.seq);
+                self.data.write(&mut frame);
+                frame.push('}');
+                Bytes::from(frame)
             })
             .clone()
     }
@@ -115,7 +174,7 @@ impl Message {
     /// The data as a JSON value.
     #[must_use]
     pub fn data_value(&self) -> serde_json::Value {
-        serde_json::from_str(&self.data).unwrap_or(serde_json::Value::Null)
+        serde_json::from_str(&self.data.text()).unwrap_or(serde_json::Value::Null)
     }
 }
 
@@ -170,7 +229,7 @@ impl Inner {
         }
     }
 
-    fn publish(&mut self, channel: Channel, data: Arc<str>) {
+    fn publish(&mut self, channel: Channel, data: FeedData) {
         let message = Arc::new(Message::new(self.next_seq, channel, data));
         self.next_seq += 1;
         if self.messages.len() == RETAINED {
@@ -300,12 +359,12 @@ impl Feed {
     }
 
     /// Numbers and routes one message (`data`: JSON text). Never waits.
-    pub fn publish(&self, channel: Channel, data: impl Into<Arc<str>>) {
+    pub fn publish(&self, channel: Channel, data: impl Into<FeedData>) {
         lock(&self.inner).publish(channel, data.into());
     }
 
     /// Numbers and routes messages in order, under one lock. Never waits.
-    pub fn publish_all(&self, messages: impl IntoIterator<Item = (Channel, Arc<str>)>) {
+    pub fn publish_all(&self, messages: impl IntoIterator<Item = (Channel, FeedData)>) {
         let mut inner = lock(&self.inner);
         for (channel, data) in messages {
             inner.publish(channel, data);

@@ -58,8 +58,20 @@ impl JsonText {
     /// itself when it is no object.
     #[must_use]
     pub fn with_field(&self, key: &str, value: &str) -> Arc<str> {
-        let Some(open) = self.0.strip_suffix('}') else {
+        if !self.0.ends_with('}') {
             return self.shared();
+        }
+        let mut out = String::with_capacity(self.0.len() + key.len() + value.len() + 8);
+        self.write_with_field(key, value, &mut out);
+        out.into()
+    }
+
+    /// Appends [`Self::with_field`]'s text to `out` (the feed renders a frame around it without
+    /// an intermediate copy).
+    pub fn write_with_field(&self, key: &str, value: &str, out: &mut String) {
+        let Some(open) = self.0.strip_suffix('}') else {
+            out.push_str(&self.0);
+            return;
         };
         let separator = if open.trim_end().ends_with('{') {
             ""
@@ -67,7 +79,6 @@ impl JsonText {
             ","
         };
         let plain = |text: &str| !text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
-        let mut out = String::with_capacity(open.len() + key.len() + value.len() + 8);
         out.push_str(open);
         out.push_str(separator);
         if plain(key) && plain(value) {
@@ -83,7 +94,6 @@ impl JsonText {
             out.push_str(&serde_json::to_string(value).unwrap_or_default());
         }
         out.push('}');
-        out.into()
     }
 }
 
