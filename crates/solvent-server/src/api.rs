@@ -241,12 +241,14 @@ fn read_events(body: &Bytes) -> Result<Vec<Incoming>, ApiError> {
 
 /// The fast reader of a batch of plain events: each event's keys borrowed from the body, its
 /// fields read by the engine's typed line reader (`solvent_engine::event::parse_line`, the
-/// reader `solvent replay` uses), with no `serde_json::Value` built. It decides nothing on its
-/// own: anything it does not take as it stands (an error of any kind, a `ts`, `client_id` or
-/// `seq` key, a key given twice, an escape, a nested object or array) gives `None`, and
+/// reader `solvent replay` uses), with no `serde_json::Value` built; a `client_id` and a `ts`
+/// are taken off first. It decides nothing on its own: anything it does not take as it stands
+/// (an error of any kind, a `seq` key, a key given twice, an escape, a nested object or array,
+/// a `client_id` or `ts` the general reader would refuse or read otherwise) gives `None`, and
 /// [`read_events_general`] reads the whole body again and gives its result, success or the
 /// error naming the field. What it returns is what the general reader returns for the same
-/// body (the engine's tests hold its typed reader to its general one).
+/// body (the engine's tests hold its typed reader to its general one; this module's tests hold
+/// the two readers of a batch to each other).
 fn read_plain_events(body: &[u8]) -> Option<Vec<Incoming>> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -262,47 +264,96 @@ fn read_plain_events(body: &[u8]) -> Option<Vec<Incoming>> {
     let mut events = Vec::with_capacity(batch.events.len());
     for (index, raw) in batch.events.iter().enumerate() {
         let text = raw.get();
-        let fields = text.strip_prefix('{')?;
-        if fields.contains(['{', '[', '\\']) || !plain_keys(text)? {
+        let fields = text.strip_prefix('{')?.strip_suffix('}')?;
+        if fields.contains(['{', '[', '\\']) {
             return None;
         }
+        let keys = plain_keys(text)?;
+        let client_id = match keys.client_id {
+            None => None,
+            Some(id) if !id.trim().is_empty() && id.trim() == id && id.len() <= 128 => {
+                Some(id.to_owned())
+            }
+            Some(_) => return None,
+        };
+        let ts = match keys.ts {
+            None => None,
+            Some(text) => Some(text.parse::<jiff::Timestamp>().ok()?),
+        };
         // A line as `solvent replay` reads it; the number and time are placeholders, dropped.
         line.clear();
-        line.push_str(r#"{"seq":1,"ts":"1970-01-01T00:00:00Z","#);
-        line.push_str(fields);
+        line.push_str(r#"{"seq":1,"ts":"1970-01-01T00:00:00Z""#);
+        for (key, value) in &keys.fields {
+            line.push_str(",\"");
+            line.push_str(key);
+            line.push_str("\":");
+            line.push_str(value.get());
+        }
+        line.push('}');
         let envelope = solvent_engine::event::parse_line("(request)", index + 1, &line).ok()?;
         events.push(Incoming {
-            client_id: None,
-            ts: None,
+            client_id,
+            ts,
             event: envelope.event,
         });
     }
     Some(events)
 }
 
-/// Whether an event object's keys are each given once and none is `seq`, `ts` or `client_id`
-/// (`None`: not an object whose keys can be borrowed).
-fn plain_keys(text: &str) -> Option<bool> {
+/// An event object's keys as the fast reader takes them: its `client_id` and `ts` (plain
+/// strings) apart, the other fields as they are written.
+struct PlainKeys<'a> {
+    client_id: Option<&'a str>,
+    ts: Option<&'a str>,
+    fields: Vec<(&'a str, &'a serde_json::value::RawValue)>,
+}
+
+/// The object's keys when each is given once, none is `seq`, and `client_id` and `ts`, if
+/// given, are strings (`None` otherwise, or when the text is not an object whose keys can be
+/// borrowed).
+fn plain_keys(text: &str) -> Option<PlainKeys<'_>> {
     struct Keys;
     impl<'de> serde::de::Visitor<'de> for Keys {
-        type Value = bool;
+        type Value = Option<PlainKeys<'de>>;
         fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             formatter.write_str("an event object")
         }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut keys = PlainKeys {
+                client_id: None,
+                ts: None,
+                fields: Vec::with_capacity(12),
+            };
             let mut seen: Vec<&'de str> = Vec::with_capacity(12);
             while let Some(key) = map.next_key::<&'de str>()? {
-                map.next_value::<serde::de::IgnoredAny>()?;
-                if matches!(key, "seq" | "ts" | "client_id") || seen.contains(&key) {
-                    return Ok(false);
+                if key == "seq" || seen.contains(&key) {
+                    return Ok(None);
                 }
                 seen.push(key);
+                match key {
+                    // A string borrowed from the text (the body has no escape); a null or any
+                    // other value is the general reader's to read or refuse.
+                    "client_id" => match map.next_value::<Option<&'de str>>() {
+                        Ok(Some(id)) => keys.client_id = Some(id),
+                        _ => return Ok(None),
+                    },
+                    "ts" => match map.next_value::<Option<&'de str>>() {
+                        Ok(Some(ts)) => keys.ts = Some(ts),
+                        _ => return Ok(None),
+                    },
+                    _ => keys
+                        .fields
+                        .push((key, map.next_value::<&'de serde_json::value::RawValue>()?)),
+                }
             }
-            Ok(true)
+            Ok(Some(keys))
         }
     }
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    serde::Deserializer::deserialize_map(&mut deserializer, Keys).ok()
+    serde::Deserializer::deserialize_map(&mut deserializer, Keys).ok()?
 }
 
 /// The general reader of a batch: through `serde_json::Value` objects, naming the field of any
@@ -1767,11 +1818,46 @@ mod tests {
         let general = read_events_general(&plain).unwrap();
         assert_eq!(events(&fast), events(&general));
         assert_eq!(fast.len(), 5);
-        // What the fast reader leaves to the general one: times, client ids, a repeated key, a
-        // key it does not know, an escape, a wrong value, an empty or oversized batch.
+        // Times and client ids, anywhere among the keys, are the fast reader's too.
+        let stamped = Bytes::from(
+            r#"{"events":[
+                {"client_id":"dep-1","type":"deposit","account":"a1","asset":"USDT","amount":"10"},
+                {"type":"index_price","ts":"2026-01-01T00:00:01Z","underlying":"BTC","price":"60000"},
+                {"type":"fill","account":"a1","instrument":"BTCUSDT","side":"sell","size":"0.001","price":"60000","fee":"0.03","counterparty":"external","ts":"2026-01-01T00:00:02.5+01:00","client_id":"fill 2"}
+            ]}"#,
+        );
+        let fast = read_plain_events(&stamped).unwrap();
+        let general = read_events_general(&stamped).unwrap();
+        assert_eq!(events(&fast), events(&general));
+        assert_eq!(fast[0].client_id.as_deref(), Some("dep-1"));
+        assert_eq!(fast[0].ts, None);
+        assert_eq!(
+            fast[1].ts,
+            Some("2026-01-01T00:00:01Z".parse::<jiff::Timestamp>().unwrap())
+        );
+        assert_eq!(fast[2].client_id.as_deref(), Some("fill 2"));
+        assert_eq!(
+            fast[2].ts,
+            Some("2025-12-31T23:00:02.5Z".parse::<jiff::Timestamp>().unwrap())
+        );
+        // What the fast reader leaves to the general one: a time or client id it would read
+        // otherwise or refuse (null, not a string, not an instant, blank, padded, too long), a
+        // repeated key, a key it does not know, an escape, a wrong value, an empty or
+        // oversized batch.
+        let long_id = "x".repeat(129);
+        let too_long = format!(
+            r#"{{"events":[{{"type":"deposit","account":"a1","asset":"USDT","amount":"1","client_id":"{long_id}"}}]}}"#
+        );
         for body in [
-            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","ts":"2026-01-01T00:00:00Z"}]}"#,
-            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","client_id":"c1"}]}"#,
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","ts":null}]}"#,
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","ts":"yesterday"}]}"#,
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","ts":1767225600}]}"#,
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","client_id":null}]}"#,
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","client_id":7}]}"#,
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","client_id":" "}]}"#,
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","client_id":" c1"}]}"#,
+            too_long.as_str(),
+            r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","client_id":"c1","client_id":"c2"}]}"#,
             r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","amount":"2"}]}"#,
             r#"{"events":[{"type":"deposit","account":"a1","asset":"USDT","amount":"1","seq":3}]}"#,
             r#"{"events":[{"type":"deposit","account":"a\u0031","asset":"USDT","amount":"1"}]}"#,

@@ -788,7 +788,8 @@ impl EngineLoop {
                 batch.feed.push((Channel::Prices, FeedData::Text(price)));
             }
             let stored = incoming.client_id.as_ref().map(|id| {
-                let text = serde_json::to_string(&reply).unwrap_or_default();
+                let mut text = String::with_capacity(256);
+                reply.write_json(&mut text);
                 self.client_ids.insert(
                     id.clone(),
                     ClientRecord {
@@ -1013,5 +1014,45 @@ fn fail(shared: &Shared, error: &JournalError, batch: Batch) {
     }
     for (reply, _) in batch.replies {
         let _ = reply.send(Err(SubmitError::JournalFailed(message.clone())));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    /// The reply kept with a client id is written by hand (`write_json`); a retry is answered
+    /// from it, so it must be what `Serialize` writes, byte for byte.
+    #[test]
+    fn a_reply_written_by_hand_is_what_serialize_writes() {
+        let effects = vec![
+            JsonText::new(r#"{"seq":7,"type":"deposited","account":"a\"1","amount":"10"}"#),
+            JsonText::new(r#"{"seq":7,"type":"account_updated","health":null}"#),
+        ];
+        for reply in [
+            EventReply {
+                seq: Some(7),
+                status: Status::Accepted,
+                client_id: Some("dep \"1\" \u{e9}\\".to_owned()),
+                effects: effects.clone(),
+            },
+            EventReply {
+                seq: None,
+                status: Status::Rejected,
+                client_id: None,
+                effects: effects[..1].to_vec(),
+            },
+            EventReply {
+                seq: Some(3),
+                status: Status::Duplicate,
+                client_id: Some("c".to_owned()),
+                effects: Vec::new(),
+            },
+        ] {
+            let mut by_hand = String::new();
+            reply.write_json(&mut by_hand);
+            assert_eq!(by_hand, serde_json::to_string(&reply).unwrap());
+        }
     }
 }

@@ -60,6 +60,7 @@ struct Options {
     swing: f64,
     swing_events: u64,
     shares: [u32; 3],
+    client_ids: bool,
 }
 
 const HELP: &str = "load --addr HOST:PORT --feeder-key KEY --viewer-key KEY
@@ -75,7 +76,8 @@ const HELP: &str = "load --addr HOST:PORT --feeder-key KEY --viewer-key KEY
   --subscribers N       WebSocket subscribers during the paced phase (1000)
   --swing X             depth of the index swing, down and back (0.03)
   --swing-events N      events of one swing (2000000)
-  --mix I,M,F           per mille of index prices, marks, fills; the rest deposits (10,1,700)";
+  --mix I,M,F           per mille of index prices, marks, fills; the rest deposits (10,1,700)
+  --client-ids on|off   a client id on every event of the steady mix (off)";
 
 fn options() -> Result<Options, String> {
     let mut options = Options {
@@ -95,6 +97,7 @@ fn options() -> Result<Options, String> {
         swing: 0.03,
         swing_events: 2_000_000,
         shares: [10, 1, 700],
+        client_ids: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -121,6 +124,13 @@ fn options() -> Result<Options, String> {
             "--subscribers" => options.subscribers = value.parse().map_err(|_| bad(()))?,
             "--swing" => options.swing = value.parse().map_err(|_| bad(()))?,
             "--swing-events" => options.swing_events = value.parse().map_err(|_| bad(()))?,
+            "--client-ids" => {
+                options.client_ids = match value.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(bad(())),
+                }
+            }
             "--mix" => {
                 let shares: Vec<u32> = value
                     .split(',')
@@ -379,6 +389,7 @@ async fn run(options: Options) -> Result<(), String> {
         swing: options.swing,
         period_events: options.swing_events,
         shares: options.shares,
+        client_ids: options.client_ids,
     })?;
     let busy = Arc::new(AtomicU64::new(0));
 

@@ -46,6 +46,10 @@ pub struct Mix {
     pub opening: Vec<String>,
     /// Events drawn so far in the steady mix.
     drawn: u64,
+    /// The mix's seed (part of each client id).
+    seed: u64,
+    /// Whether each steady event carries a client id ([`MixParams::client_ids`]).
+    client_ids: bool,
     /// Depth of the swing (0.03: the index falls 3% and comes back).
     swing: f64,
     /// Events in one swing down and back.
@@ -66,6 +70,10 @@ pub struct MixParams {
     pub period_events: u64,
     /// Shares of index prices, marks and fills, per mille (the rest: deposits).
     pub shares: [u32; 3],
+    /// Each event of the steady mix carries a client id of its own (`client_id`, last key):
+    /// the service then reads it by its general reader, keeps the id with its reply and
+    /// journals both.
+    pub client_ids: bool,
 }
 
 impl Mix {
@@ -144,9 +152,11 @@ impl Mix {
             accounts: population.accounts.iter().map(|a| a.id.clone()).collect(),
             opening,
             drawn: 0,
+            seed: params.seed,
             swing: params.swing,
             period_events: params.period_events.max(1),
             shares: params.shares,
+            client_ids: params.client_ids,
         })
     }
 
@@ -180,6 +190,19 @@ impl Mix {
     }
 
     fn next_event(&mut self, out: &mut String) {
+        self.write_event(out);
+        if self.client_ids {
+            // Unique within a run (the benchmark starts on an empty data directory).
+            out.pop();
+            let _ = write!(
+                out,
+                r#","client_id":"load-{:x}-{}"}}"#,
+                self.seed, self.drawn
+            );
+        }
+    }
+
+    fn write_event(&mut self, out: &mut String) {
         self.drawn += 1;
         let roll = self.rng.random_range(0..1_000_u32);
         let which = self.rng.random_range(0..self.underlyings.len());
@@ -258,9 +281,16 @@ pub fn engine_alone(bodies: &[&[u8]]) -> Result<(f64, usize, usize), String> {
                     i64::try_from(seq).unwrap_or(0),
                 ))
                 .map_err(|error| error.to_string())?;
+            // The engine alone has no client ids (the service keeps them): the last key, where
+            // the mix puts it, is dropped.
+            let text = raw.get();
+            let text = match text.rfind(r#","client_id":"#) {
+                Some(at) => format!("{}}}", &text[..at]),
+                None => text.to_owned(),
+            };
             let line = format!(
                 r#"{{"seq":{seq},"ts":"{ts}",{}"#,
-                raw.get().strip_prefix('{').unwrap_or_default()
+                text.strip_prefix('{').unwrap_or_default()
             );
             let envelope = solvent_engine::event::parse_line("(load)", envelopes.len() + 1, &line)
                 .map_err(|error| error.to_string())?;
