@@ -138,6 +138,12 @@ pub struct SystemArgs {
     /// only one system shard may run, so a second is refused.
     #[arg(long, conflicts_with_all = ["stop_at_end", "data"])]
     query: bool,
+    /// Stand by while another system shard runs: wait (for as long as it takes) until its
+    /// lease lapses or is given up, then take over, recovering from this one's --data
+    /// snapshots (if any) and the streams' tail. Without it, a second system shard is refused
+    /// after one lease period.
+    #[arg(long, conflicts_with_all = ["query", "stop_at_end"])]
+    standby: bool,
 }
 
 /// The arguments of `solvent cluster publish`.
@@ -332,7 +338,16 @@ fn run_system(args: &SystemArgs, feedback: Feedback) -> Result<String> {
         poll: std::time::Duration::from_millis(100),
         data_dir: args.data.clone(),
         snapshot_every: args.snapshot_every.max(1),
+        lease_wait: if args.standby {
+            solvent_cluster::system::LeaseWait::StandBy
+        } else {
+            solvent_cluster::system::LeaseWait::Refuse
+        },
     };
+    if !config.stop_at_end {
+        // A standby says whom it stands behind, and when it takes over, in its logs.
+        crate::serve::logs(false, feedback);
+    }
     let (stop_sender, stop) = tokio::sync::watch::channel(false);
     let report = runtime()?.block_on(async move {
         tokio::spawn(async move {
@@ -341,8 +356,12 @@ fn run_system(args: &SystemArgs, feedback: Feedback) -> Result<String> {
             }
         });
         if !config.stop_at_end {
+            let role = match config.lease_wait {
+                solvent_cluster::system::LeaseWait::Refuse => "system shard",
+                solvent_cluster::system::LeaseWait::StandBy => "standby system shard",
+            };
             feedback.note(&format!(
-                "solvent: system shard of {} reading {}",
+                "solvent: {role} of {} reading {}",
                 config.shards,
                 config.servers.join(",")
             ));

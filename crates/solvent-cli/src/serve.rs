@@ -170,8 +170,9 @@ pub fn keys(args: &KeysArgs) -> Result<String> {
 }
 
 /// The service's logs on stderr: `info` and above, or under `--quiet` warnings and errors only
-/// (what an operator must see); `RUST_LOG` overrides either.
-fn logs(json: bool, feedback: crate::progress::Feedback) {
+/// (what an operator must see); `RUST_LOG` overrides either. The cluster's long-running
+/// commands log the same way.
+pub(crate) fn logs(json: bool, feedback: crate::progress::Feedback) {
     let default_level = if feedback.quiet() { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));

@@ -51,7 +51,7 @@ mod lease;
 mod messages;
 
 pub use fund::*;
-pub use lease::{LEASE_BUCKET, LEASE_KEY, LEASE_TTL};
+pub use lease::{LEASE_BUCKET, LEASE_KEY, LEASE_RETRY, LEASE_TTL, LeaseWait};
 pub use messages::*;
 
 /// What the system shard is.
@@ -76,6 +76,10 @@ pub struct SystemConfig {
     /// Effect messages applied between snapshots (a snapshot is also written at the end of a
     /// `stop_at_end` run that applied any).
     pub snapshot_every: u64,
+    /// What it does while another system shard holds the lease: refused after one lease
+    /// period ([`LeaseWait::Refuse`], the default), or stands by until it can take it over
+    /// ([`LeaseWait::StandBy`]).
+    pub lease_wait: LeaseWait,
 }
 
 /// Effect messages applied between two snapshots of the system shard, by default.
@@ -133,6 +137,29 @@ pub struct SystemReport {
     /// messages and followed them, as on recovery.
     #[serde(default)]
     pub reconciled: u64,
+    /// A standby's wait behind another holder of the lease ([`LeaseWait::StandBy`]); `None`
+    /// when this run found the lease free (or was not a standby).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby: Option<Standby>,
+}
+
+/// How a standby system shard waited for the lease.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Standby {
+    /// How long it stood by behind another holder, in milliseconds.
+    pub waited_ms: u64,
+    /// Whether it took the lease over and ran; `false`: it was stopped while standing by, and
+    /// every other field of the report is empty (it read nothing).
+    pub took_over: bool,
+}
+
+impl Standby {
+    fn of(waited: Duration, took_over: bool) -> Self {
+        Self {
+            waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+            took_over,
+        }
+    }
 }
 
 /// The input stream sequence through which every one of `shards` shards has recorded that its
@@ -168,27 +195,42 @@ pub fn ready(
 /// publishes only the answers and requests the input stream lacks. It holds the cluster's
 /// one system-shard lease while it runs ([`LEASE_BUCKET`]), and gives it up when it stops.
 ///
+/// While another system shard holds the lease, [`SystemConfig::lease_wait`] decides: refused
+/// after one lease period, or, as a standby, waiting until the lease lapses or is given up and
+/// then running exactly as a system shard started then would. A standby stopped while it
+/// waits returns `Ok` with an empty report whose [`SystemReport::standby`] says it did not
+/// take over: it did nothing, which is not an error.
+///
 /// # Errors
-/// [`ClusterError`]: another system shard running ([`ClusterError::SystemShardRunning`]), the
-/// lease lost while running, NATS unreachable or refusing, an effect or answer message that
-/// does not read. Restarting it answers what is left, nothing twice.
+/// [`ClusterError`]: another system shard running ([`ClusterError::SystemShardRunning`], not
+/// for a standby), the lease lost while running, NATS unreachable or refusing, an effect or
+/// answer message that does not read. Restarting it answers what is left, nothing twice.
 pub async fn run(
     config: SystemConfig,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) -> Result<SystemReport, ClusterError> {
     let venue = solvent_core::venue::Venue::from_toml("venue", &config.venue_text)
         .map_err(|error| ClusterError::Config(format!("the system shard's venue: {error}")))?;
     let js = crate::shard::connect(&config.servers, config.shards, config.replicas).await?;
-    let holder = format!(
-        "pid {} on {}, since {}",
+    let who = format!(
+        "pid {} on {}",
         std::process::id(),
         std::fs::read_to_string("/etc/hostname")
             .map(|name| name.trim().to_owned())
             .unwrap_or_else(|_| "this host".to_owned()),
-        jiff::Timestamp::now()
     );
-    let lease = lease::Lease::acquire(&js, config.replicas, &holder).await?;
-    let result = serve(config, venue, &js, stop, &lease).await;
+    let acquired =
+        lease::Lease::acquire(&js, config.replicas, &who, config.lease_wait, &mut stop).await?;
+    let (lease, stood_by) = match acquired {
+        lease::Acquisition::Held { lease, stood_by } => (lease, stood_by),
+        lease::Acquisition::Stopped { stood_by } => {
+            return Ok(SystemReport {
+                standby: Some(Standby::of(stood_by, false)),
+                ..SystemReport::default()
+            });
+        }
+    };
+    let result = serve(config, venue, &js, stop, &lease, stood_by).await;
     lease.release().await;
     result
 }
@@ -202,12 +244,16 @@ async fn serve(
     js: &Context,
     mut stop: watch::Receiver<bool>,
     lease: &lease::Lease,
+    stood_by: Option<Duration>,
 ) -> Result<SystemReport, ClusterError> {
     let mut lost = lease.lost();
     // Deposits to the fund go through an engine of their own, which books them (its ledger
     // holds the fund's deposits) by the rules one engine applies, refusing what it refuses.
     let terms = FundTerms::of(&venue);
-    let mut report = SystemReport::default();
+    let mut report = SystemReport {
+        standby: stood_by.map(|waited| Standby::of(waited, true)),
+        ..SystemReport::default()
+    };
     // Recovery: the newest valid snapshot, then the streams' tail after it.
     let (recovered, skipped) = match &config.data_dir {
         Some(dir) => crate::system_snapshot::recover(dir)?,

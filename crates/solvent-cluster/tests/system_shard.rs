@@ -33,7 +33,7 @@ use rust_decimal_macros::dec;
 use solvent_cluster::publish::Publisher;
 use solvent_cluster::routing::shard_of;
 use solvent_cluster::shard::{self, ShardConfig};
-use solvent_cluster::system::{self, ClaimAnswer, SystemConfig, SystemReport};
+use solvent_cluster::system::{self, ClaimAnswer, LeaseWait, SystemConfig, SystemReport};
 use solvent_engine::Engine;
 use solvent_engine::config::{EngineConfig, FundAuthority};
 use solvent_engine::effect::Effect;
@@ -310,6 +310,7 @@ impl Cluster {
                 poll: Duration::from_millis(100),
                 data_dir: None,
                 snapshot_every: 1000,
+                lease_wait: LeaseWait::Refuse,
             },
             stopped,
         )
@@ -456,6 +457,7 @@ async fn a_deficit_beyond_its_shards_share_is_met_from_the_one_fund_and_money_is
             poll: Duration::from_millis(50),
             data_dir: None,
             snapshot_every: 1000,
+            lease_wait: LeaseWait::Refuse,
         },
         stopped,
     ));
@@ -663,6 +665,7 @@ async fn running_shards_record_their_progress_and_the_claim_is_answered_live() {
             poll: Duration::from_millis(50),
             data_dir: None,
             snapshot_every: 1000,
+            lease_wait: LeaseWait::Refuse,
         },
         stopped.clone(),
     );
@@ -1004,6 +1007,7 @@ impl Cluster {
             poll: Duration::from_millis(50),
             data_dir,
             snapshot_every: 1,
+            lease_wait: LeaseWait::Refuse,
         }
     }
 
@@ -1755,6 +1759,147 @@ async fn a_second_system_shard_is_refused_while_one_runs() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// A standby system shard (issue 13, [`LeaseWait::StandBy`]): started while one runs, it does
+/// not start. After more than a lease period (and a second, when a refused start gives up) it
+/// still waits, the lease still holds the first's name (with the time the first took it), and
+/// the one that answers queries is the first (its report has no standby wait). A second
+/// standby, stopped while it waits, ends at once with an empty report that says it did not
+/// take over. Killed (its task aborted: no release), the first's lease lapses and the standby
+/// takes it over and answers within a lease period and two seconds; a claim made after the
+/// takeover is answered once, by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_system_shard_waits_while_one_runs_and_takes_over_when_it_dies() {
+    let Staged {
+        _scratch,
+        _nats,
+        cluster,
+        cast,
+        steps,
+        one: _,
+        loser_shard,
+        js,
+        client,
+    } = Staged::new().await;
+    let start = |lease_wait| {
+        let (stop, stopped) = watch::channel(false);
+        let running = tokio::spawn(system::run(
+            SystemConfig {
+                lease_wait,
+                ..cluster.system_config(false, None)
+            },
+            stopped,
+        ));
+        (stop, running)
+    };
+    let (_first_stop, first) = start(LeaseWait::Refuse);
+    wait_answering(&client).await;
+    // Made by the first system shard.
+    let store = js
+        .get_key_value(system::LEASE_BUCKET)
+        .await
+        .expect("the lease's bucket");
+    let lease_holder = || async {
+        store
+            .get(system::LEASE_KEY)
+            .await
+            .expect("the lease reads")
+            .map(|value| String::from_utf8_lossy(&value).into_owned())
+    };
+    let firsts = lease_holder().await.expect("the first holds the lease");
+
+    let (standby_stop, standby) = start(LeaseWait::StandBy);
+    tokio::time::sleep(system::LEASE_TTL + Duration::from_millis(1500)).await;
+    assert!(!standby.is_finished(), "the standby did not wait");
+    assert!(!first.is_finished(), "the first stopped");
+    assert_eq!(
+        lease_holder().await,
+        Some(firsts.clone()),
+        "the lease moved"
+    );
+    let answering = system::report(&client)
+        .await
+        .expect("it answers")
+        .expect("a system shard answers");
+    assert_eq!(
+        answering.standby, None,
+        "the standby answered: {answering:?}"
+    );
+
+    // A standby stopped while it waits ends promptly, having done nothing.
+    let (stop, stopped_standby) = start(LeaseWait::StandBy);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = stop.send(true);
+    let stopped = tokio::time::timeout(Duration::from_secs(1), stopped_standby)
+        .await
+        .expect("the stopped standby ended promptly")
+        .expect("its task")
+        .expect("a stopped standby is no error");
+    let waited = stopped.standby.expect("it says it stood by");
+    assert!(!waited.took_over, "{stopped:?}");
+    // Counted from its connection, made after its start: about the 500 ms slept, no more
+    // than the stop's handling beyond.
+    assert!(waited.waited_ms < 1_000, "{stopped:?}");
+    assert_eq!((stopped.effect_messages, stopped.answers_published), (0, 0));
+    assert_eq!(
+        lease_holder().await,
+        Some(firsts.clone()),
+        "the lease moved"
+    );
+
+    // The first killed: the standby takes over within a lease period (and two seconds).
+    first.abort();
+    let _ = first.await;
+    let killed = std::time::Instant::now();
+    let took_over = loop {
+        if let Ok(Some(report)) = system::report(&client).await
+            && report.standby.is_some_and(|standby| standby.took_over)
+        {
+            break report;
+        }
+        assert!(!standby.is_finished(), "the standby stopped");
+        assert!(
+            killed.elapsed() <= system::LEASE_TTL + Duration::from_secs(2),
+            "no takeover within {:?}",
+            killed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let standbys = lease_holder().await.expect("the standby holds the lease");
+    assert_ne!(standbys, firsts);
+    assert!(
+        took_over.standby.is_some_and(
+            |s| s.waited_ms >= u64::try_from(system::LEASE_TTL.as_millis()).expect("small")
+        ),
+        "{took_over:?}"
+    );
+
+    // A claim after the takeover: answered once, by the standby.
+    cluster.publish(&steps[0]).await;
+    settle(&cluster, 1).await;
+    let answers: Vec<_> = cluster
+        .answers()
+        .await
+        .iter()
+        .map(|a| (a.claim.shard, a.account.clone(), a.covered, a.fund_before))
+        .collect();
+    assert_eq!(
+        answers,
+        [(
+            loser_shard,
+            cast.btc_loser.clone(),
+            dec!(16000),
+            dec!(20000)
+        )]
+    );
+    assert_eq!(fund_subject(&js).await.len(), 1, "answered once");
+    let _ = standby_stop.send(true);
+    let report = standby
+        .await
+        .expect("the standby's task")
+        .expect("the standby");
+    assert_eq!(report.answers_published, 1, "{report:?}");
 }
 
 /// The environment variable that makes [`system_shard_process`] run a system shard on the

@@ -6,7 +6,9 @@
 //! every [`LEASE_RENEW`] with the revision it last wrote (so a renewal after another took the
 //! key over fails), and deletes it when it stops. One killed with SIGKILL leaves its lease to
 //! expire: a new one waits at most [`LEASE_TTL`] (and a second) for that, then is refused
-//! with the holder's name. Replicated as the streams are, so a NATS node's loss keeps it.
+//! with the holder's name ([`LeaseWait::Refuse`]), or, started as a standby
+//! ([`LeaseWait::StandBy`]), waits for as long as the holder renews it and takes it over when
+//! it lapses. Replicated as the streams are, so a NATS node's loss keeps it.
 //!
 //! The renewal task alone would let a system shard that stalled past its lease (stopped,
 //! swapped out) publish once more when it resumes, before the task's next turn tells it the
@@ -32,8 +34,42 @@ pub const LEASE_TTL: Duration = Duration::from_secs(5);
 /// How often the holder renews its lease.
 const LEASE_RENEW: Duration = Duration::from_secs(1);
 
-/// How often a starting system shard asks again for a lease another holds.
-const LEASE_RETRY: Duration = Duration::from_millis(250);
+/// How often a starting system shard asks again for a lease another holds: a standby takes a
+/// lapsed lease over at most this long after it lapses.
+pub const LEASE_RETRY: Duration = Duration::from_millis(250);
+
+/// What a starting system shard does while another holds the lease.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LeaseWait {
+    /// Waits one [`LEASE_TTL`] (and a second) for a lease left by a system shard that died,
+    /// then is refused ([`ClusterError::SystemShardRunning`]): an operator who starts a second
+    /// system shard by mistake learns it at once.
+    #[default]
+    Refuse,
+    /// Stands by: asks again every [`LEASE_RETRY`] for as long as the holder renews the lease
+    /// (until stopped), and takes it over once it lapses or is given up. The standby is cold:
+    /// it reads nothing while it waits, and on taking over recovers as any start does (its
+    /// snapshot, then the streams' tail).
+    StandBy,
+}
+
+/// What [`Lease::acquire`] came back with.
+pub(super) enum Acquisition {
+    /// The lease is this system shard's; `stood_by` is how long it waited behind another
+    /// holder for it (`None`: it did not stand by).
+    Held {
+        /// The lease, renewed until dropped or released (boxed: it is many times the size
+        /// of the other variant).
+        lease: Box<Lease>,
+        /// How long a standby waited behind another holder.
+        stood_by: Option<Duration>,
+    },
+    /// A standby stopped (its `stop` watch turned true) before the lease came free.
+    Stopped {
+        /// How long it stood by.
+        stood_by: Duration,
+    },
+}
 
 /// The lease of the running system shard: renewed in a task of its own (so a long read of the
 /// streams does not let it lapse), which stops when the lease is dropped.
@@ -133,17 +169,24 @@ impl Holder {
 }
 
 impl Lease {
-    /// Takes the lease for `holder` (a name for the error another start reports), waiting at
-    /// most one [`LEASE_TTL`] (and a second) for a lease held by a system shard that died.
+    /// Takes the lease for the system shard `who` (`pid P on HOST`: the holder's name, with
+    /// the time it took the lease, is what another start reports). While another holds it,
+    /// `wait` decides: [`LeaseWait::Refuse`] waits at most one [`LEASE_TTL`] (and a second)
+    /// for a lease held by a system shard that died; [`LeaseWait::StandBy`] waits for as long
+    /// as it takes, logging once that it stands by and behind whom, and gives up when `stop`
+    /// turns true (or its sender is dropped, as a running system shard stops then too).
     ///
     /// # Errors
-    /// [`ClusterError::SystemShardRunning`] when another system shard holds it and renews it;
-    /// [`ClusterError::Nats`] when the bucket cannot be made or read.
+    /// [`ClusterError::SystemShardRunning`] when another system shard holds it and renews it
+    /// (with [`LeaseWait::Refuse`]); [`ClusterError::Nats`] when the bucket cannot be made or
+    /// read.
     pub(super) async fn acquire(
         js: &Context,
         replicas: usize,
-        holder: &str,
-    ) -> Result<Self, ClusterError> {
+        who: &str,
+        wait: LeaseWait,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Acquisition, ClusterError> {
         let nats = |error: &dyn std::fmt::Display| {
             ClusterError::Nats(format!(
                 "the system shard's lease ({LEASE_BUCKET}): {error}"
@@ -164,26 +207,62 @@ impl Lease {
                 .await
                 .map_err(|error| nats(&error))?,
         };
-        let deadline = tokio::time::Instant::now() + LEASE_TTL + Duration::from_secs(1);
-        let revision = loop {
-            match store.create(LEASE_KEY, holder.to_owned().into()).await {
-                Ok(revision) => break revision,
-                Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
-                    if tokio::time::Instant::now() >= deadline {
-                        let current = store
-                            .get(LEASE_KEY)
-                            .await
-                            .ok()
-                            .flatten()
-                            .map(|value| String::from_utf8_lossy(&value).into_owned())
-                            .unwrap_or_else(|| "unknown".to_owned());
+        let started = tokio::time::Instant::now();
+        let deadline = started + LEASE_TTL + Duration::from_secs(1);
+        // Set when a standby first finds the lease held: it logs that once, not every retry.
+        let mut standing_by = false;
+        // Set while a standby's asks fail: it logs the first failure of a run of them, not each.
+        let mut failing = false;
+        // The time in the name is when this one took the lease, not when it started to wait:
+        // a standby's name then tells since when it answers.
+        let (holder, revision) = loop {
+            let holder = format!("{who}, since {}", jiff::Timestamp::now());
+            match store.create(LEASE_KEY, holder.clone().into()).await {
+                Ok(revision) => break (holder, revision),
+                // A standby waits through NATS's failures (a leader election, a node lost):
+                // they are when it may be needed, and it has nothing to lose by asking again.
+                Err(error)
+                    if wait == LeaseWait::StandBy
+                        && error.kind() != kv::CreateErrorKind::AlreadyExists =>
+                {
+                    if !failing {
+                        failing = true;
+                        tracing::warn!(%error, bucket = LEASE_BUCKET, "standby system shard cannot ask for the lease; asking again");
+                    }
+                    if stand_by(stop).await == StandBy::Stopped {
+                        return Ok(Acquisition::Stopped {
+                            stood_by: started.elapsed(),
+                        });
+                    }
+                }
+                Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => match wait {
+                    LeaseWait::Refuse if tokio::time::Instant::now() >= deadline => {
                         return Err(ClusterError::SystemShardRunning {
-                            holder: current,
+                            holder: current_holder(&store).await,
                             waited: LEASE_TTL + Duration::from_secs(1),
                         });
                     }
-                    tokio::time::sleep(LEASE_RETRY).await;
-                }
+                    LeaseWait::Refuse => tokio::time::sleep(LEASE_RETRY).await,
+                    LeaseWait::StandBy => {
+                        if !standing_by {
+                            standing_by = true;
+                            // Read before the macro: its arguments are not Send across an
+                            // await.
+                            let current = current_holder(&store).await;
+                            tracing::info!(
+                                holder = %current,
+                                bucket = LEASE_BUCKET,
+                                "system shard standing by: another holds the lease; taking it over when it lapses"
+                            );
+                        }
+                        failing = false;
+                        if stand_by(stop).await == StandBy::Stopped {
+                            return Ok(Acquisition::Stopped {
+                                stood_by: started.elapsed(),
+                            });
+                        }
+                    }
+                },
                 Err(error) => return Err(nats(&error)),
             }
         };
@@ -194,17 +273,27 @@ impl Lease {
         let (lose, lost) = watch::channel(false);
         let holder = Holder {
             store: store.clone(),
-            name: holder.to_owned(),
+            name: holder,
             held: Arc::clone(&held),
             lose: Arc::new(lose),
         };
         let renewal = tokio::spawn(renew(holder.clone()));
-        Ok(Self {
-            store,
-            held,
-            lost,
-            holder,
-            renewal,
+        if standing_by {
+            tracing::info!(
+                holder = %holder.name,
+                stood_by_ms = started.elapsed().as_millis(),
+                "system shard took the lease over: recovering, then answering"
+            );
+        }
+        Ok(Acquisition::Held {
+            lease: Box::new(Self {
+                store,
+                held,
+                lost,
+                holder,
+                renewal,
+            }),
+            stood_by: standing_by.then(|| started.elapsed()),
         })
     }
 
@@ -238,6 +327,44 @@ impl Drop for Lease {
         // lease expires.
         self.renewal.abort();
     }
+}
+
+/// How one turn of a standby's wait ended.
+#[derive(Debug, PartialEq, Eq)]
+enum StandBy {
+    /// [`LEASE_RETRY`] passed: ask again.
+    AskAgain,
+    /// `stop` turned true, or its sender was dropped (as a running system shard stops then).
+    Stopped,
+}
+
+/// Waits one [`LEASE_RETRY`], or less when `stop` turns true.
+async fn stand_by(stop: &mut watch::Receiver<bool>) -> StandBy {
+    if *stop.borrow() {
+        return StandBy::Stopped;
+    }
+    tokio::select! {
+        () = tokio::time::sleep(LEASE_RETRY) => StandBy::AskAgain,
+        changed = stop.changed() => {
+            if changed.is_err() || *stop.borrow() {
+                StandBy::Stopped
+            } else {
+                StandBy::AskAgain
+            }
+        }
+    }
+}
+
+/// The holder's name as the lease holds it, or `unknown` when it cannot be read (it lapsed
+/// between the refused create and this read, or NATS did not answer): only for a message.
+async fn current_holder(store: &kv::Store) -> String {
+    store
+        .get(LEASE_KEY)
+        .await
+        .ok()
+        .flatten()
+        .map(|value| String::from_utf8_lossy(&value).into_owned())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Renews the lease every [`LEASE_RENEW`] with the revision last written; reports it lost when
