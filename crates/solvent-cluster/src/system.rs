@@ -140,12 +140,12 @@ pub struct SystemReport {
     /// A standby's wait behind another holder of the lease ([`LeaseWait::StandBy`]); `None`
     /// when this run found the lease free (or was not a standby).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub standby: Option<Standby>,
+    pub standby: Option<StandbyWait>,
 }
 
 /// How a standby system shard waited for the lease.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Standby {
+pub struct StandbyWait {
     /// How long it stood by behind another holder, in milliseconds.
     pub waited_ms: u64,
     /// Whether it took the lease over and ran; `false`: it was stopped while standing by, and
@@ -153,7 +153,7 @@ pub struct Standby {
     pub took_over: bool,
 }
 
-impl Standby {
+impl StandbyWait {
     fn of(waited: Duration, took_over: bool) -> Self {
         Self {
             waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
@@ -225,7 +225,7 @@ pub async fn run(
         lease::Acquisition::Held { lease, stood_by } => (lease, stood_by),
         lease::Acquisition::Stopped { stood_by } => {
             return Ok(SystemReport {
-                standby: Some(Standby::of(stood_by, false)),
+                standby: Some(StandbyWait::of(stood_by, false)),
                 ..SystemReport::default()
             });
         }
@@ -251,7 +251,7 @@ async fn serve(
     // holds the fund's deposits) by the rules one engine applies, refusing what it refuses.
     let terms = FundTerms::of(&venue);
     let mut report = SystemReport {
-        standby: stood_by.map(|waited| Standby::of(waited, true)),
+        standby: stood_by.map(|waited| StandbyWait::of(waited, true)),
         ..SystemReport::default()
     };
     // Recovery: the newest valid snapshot, then the streams' tail after it.

@@ -42,10 +42,6 @@ use solvent_engine::event::{Deposit, Envelope, Event, MarkPrice};
 use solvent_engine::ledger::EXTERNAL;
 use support::{LEGS, Leg, Stream, account_id, cents, fill, index, normal, open_account};
 
-/// The allocator the `solvent` binary runs on: the engine is timed as the product runs it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Events per batch of the `mixed` and `index` streams.
 const BATCH: usize = 20_000;
 /// Events per batch of the `fills` and `deposits` streams (a fill costs tens of index updates).

@@ -25,10 +25,6 @@ use solvent_engine::effect::Effect;
 use support::LEGS;
 use support::mixed::{MARKED, Shares, build, count_rejections};
 
-/// The allocator the `solvent` binary runs on: the engine is timed as the product runs it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn portfolio_index_update(c: &mut Criterion) {
     let accounts: usize = std::env::var("SOLVENT_ENGINE_BENCH_ACCOUNTS")
         .ok()

@@ -36,10 +36,6 @@ use support::{LEGS, Stream, account_id, cents, fill, index};
 #[path = "../benches/support/mod.rs"]
 mod support;
 
-/// The allocator the `solvent` binary runs on: the engine is timed as the product runs it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The bankrupt account.
 const WHALE: &str = "whale";
 

@@ -33,10 +33,6 @@ use support::mixed::{Built, Kind, MARKED, Shares, StreamMix, Streamer, build, co
 #[path = "../benches/support/mod.rs"]
 mod support;
 
-/// The allocator the `solvent` binary runs on: the engine is timed as the product runs it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Options of the run.
 struct Options {
     accounts: usize,

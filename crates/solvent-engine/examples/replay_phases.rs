@@ -18,9 +18,9 @@ use solvent_engine::config::EngineConfig;
 use solvent_engine::effect::EffectLine;
 use solvent_engine::event::{Envelope, parse_line, parse_line_general};
 
-/// The allocator the `solvent` binary runs on: the engine is timed as the product runs it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// The allocator the `solvent` binary runs on.
+#[path = "../benches/support/alloc.rs"]
+mod alloc;
 
 fn engine() -> Engine {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");

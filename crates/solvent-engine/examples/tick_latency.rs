@@ -47,10 +47,6 @@ use support::normal;
 #[path = "../benches/support/mod.rs"]
 mod support;
 
-/// The allocator the `solvent` binary runs on: the engine is timed as the product runs it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Starting index prices, in cents (the legs' start prices).
 const BTC_START_CENTS: i64 = 6_000_000;
 const ETH_START_CENTS: i64 = 300_000;

@@ -7,9 +7,9 @@ use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
 use solvent_engine::event::parse_line;
 
-/// The allocator the `solvent` binary runs on: the engine is timed as the product runs it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// The allocator the `solvent` binary runs on.
+#[path = "../benches/support/alloc.rs"]
+mod alloc;
 
 fn main() {
     let accounts: usize = std::env::args()

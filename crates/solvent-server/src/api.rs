@@ -271,14 +271,12 @@ fn read_plain_events(body: &[u8]) -> Option<Vec<Incoming>> {
         let keys = plain_keys(text)?;
         let client_id = match keys.client_id {
             None => None,
-            Some(id) if !id.trim().is_empty() && id.trim() == id && id.len() <= 128 => {
-                Some(id.to_owned())
-            }
+            Some(id) if client_id_ok(id) => Some(id.to_owned()),
             Some(_) => return None,
         };
         let ts = match keys.ts {
             None => None,
-            Some(text) => Some(text.parse::<jiff::Timestamp>().ok()?),
+            Some(text) => Some(event_time(text)?),
         };
         // A line as `solvent replay` reads it; the number and time are placeholders, dropped.
         line.clear();
@@ -298,6 +296,17 @@ fn read_plain_events(body: &[u8]) -> Option<Vec<Incoming>> {
         });
     }
     Some(events)
+}
+
+/// Whether `id` is a client id the service takes: not blank, no space around it, at most 128
+/// bytes (both readers of a batch ask this).
+fn client_id_ok(id: &str) -> bool {
+    !id.trim().is_empty() && id.trim() == id && id.len() <= 128
+}
+
+/// An event's `ts` as both readers of a batch read it: an RFC 3339 instant.
+fn event_time(text: &str) -> Option<jiff::Timestamp> {
+    text.parse().ok()
 }
 
 /// An event object's keys as the fast reader takes them: its `client_id` and `ts` (plain
@@ -386,11 +395,7 @@ fn read_events_general(body: &Bytes) -> Result<Vec<Incoming>, ApiError> {
             }
             let client_id = match object.remove("client_id") {
                 None | Some(serde_json::Value::Null) => None,
-                Some(serde_json::Value::String(id))
-                    if !id.trim().is_empty() && id.trim() == id && id.len() <= 128 =>
-                {
-                    Some(id)
-                }
+                Some(serde_json::Value::String(id)) if client_id_ok(&id) => Some(id),
                 Some(other) => {
                     return Err(ApiError::invalid(
                         at("client_id"),
@@ -400,17 +405,12 @@ fn read_events_general(body: &Bytes) -> Result<Vec<Incoming>, ApiError> {
             };
             let ts = match object.remove("ts") {
                 None | Some(serde_json::Value::Null) => None,
-                Some(value) => Some(
-                    value
-                        .as_str()
-                        .and_then(|text| text.parse::<jiff::Timestamp>().ok())
-                        .ok_or_else(|| {
-                            ApiError::invalid(
-                                at("ts"),
-                                format!("expected an RFC 3339 instant, found {value}"),
-                            )
-                        })?,
-                ),
+                Some(value) => Some(value.as_str().and_then(event_time).ok_or_else(|| {
+                    ApiError::invalid(
+                        at("ts"),
+                        format!("expected an RFC 3339 instant, found {value}"),
+                    )
+                })?),
             };
             let event = Event::from_json_object(object)
                 .map_err(|(path, problem)| ApiError::invalid(at(&path), problem))?;
@@ -847,23 +847,55 @@ pub(crate) async fn get_account(
             ));
         let ranges =
             solvent_engine::engine::ranges_of(&view.venue, &view.scenario_ranges, &portfolio);
-        let mut value = if query.liquidation_moves == Some(true) {
-            with_moves(&report, &portfolio, &market_view)?
-        } else {
-            serde_json::to_value(&report).map_err(|error| {
-                ApiError::unprocessable(
-                    None,
-                    format!("the report cannot be written as JSON: {error}"),
-                )
-            })?
+        let unwritable = |error: serde_json::Error| {
+            ApiError::unprocessable(
+                None,
+                format!("the report cannot be written as JSON: {error}"),
+            )
         };
-        if let (Some(object), Ok(ranges)) = (value.as_object_mut(), serde_json::to_value(&ranges)) {
-            object.insert("vol_scaled_ranges".to_owned(), ranges);
+        // Written straight to text (the account query is the one a book polls): no
+        // `serde_json::Value` tree built and written again.
+        let mut text = if query.liquidation_moves == Some(true) {
+            serde_json::to_string(&solvent_risk::stress::ReportWithMoves::new(
+                &report,
+                &portfolio,
+                &market_view,
+                |error| error.to_string(),
+            ))
+        } else {
+            serde_json::to_string(&report)
         }
-        Ok::<_, ApiError>(value)
+        .map_err(unwritable)?;
+        let ranges = serde_json::to_string(&ranges).map_err(unwritable)?;
+        push_raw_field(&mut text, "vol_scaled_ranges", &ranges);
+        Ok::<_, ApiError>(text)
     })
     .await?;
-    Ok(json(&report))
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        report,
+    )
+        .into_response())
+}
+
+/// Adds `"key": value` (`value` already JSON) at the end of the JSON object `object`; leaves
+/// anything that is not an object as it is.
+fn push_raw_field(object: &mut String, key: &'static str, value: &str) {
+    if !object.ends_with('}') {
+        return;
+    }
+    object.pop();
+    if !object.trim_end().ends_with('{') {
+        object.push(',');
+    }
+    object.push('"');
+    object.push_str(key);
+    object.push_str("\":");
+    object.push_str(value);
+    object.push('}');
 }
 
 #[utoipa::path(get, path = "/v1/accounts/{id}/risk-matrix", tag = "accounts",
@@ -1801,6 +1833,21 @@ mod tests {
             .iter()
             .map(|i| (i.client_id.clone(), i.ts, i.event.clone()))
             .collect()
+    }
+
+    #[test]
+    fn a_raw_field_goes_at_the_end_of_an_object_and_nowhere_else() {
+        let mut text = r#"{"a":1}"#.to_owned();
+        push_raw_field(&mut text, "b", r#"[{"c":"}"}]"#);
+        assert_eq!(text, r#"{"a":1,"b":[{"c":"}"}]}"#);
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["b"][0]["c"], "}");
+        let mut empty = "{ }".to_owned();
+        push_raw_field(&mut empty, "b", "null");
+        assert_eq!(empty, r#"{ "b":null}"#);
+        let mut list = "[1]".to_owned();
+        push_raw_field(&mut list, "b", "2");
+        assert_eq!(list, "[1]");
     }
 
     #[test]

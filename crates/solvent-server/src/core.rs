@@ -494,17 +494,19 @@ impl EngineLoop {
     fn run(mut self, commands: &Receiver<Command>, committer: Committer<Box<dyn Journal>>) {
         let mut view = self.shared.view.load_full();
         while let Ok(first) = commands.recv() {
-            // Sized for a full batch at once: grown by doubling, these vectors (a few hundred
-            // kilobytes each at a full batch) were copied several times per batch into fresh
-            // memory the kernel had to fault in, a tenth of the engine thread's time.
-            let mut entries = Vec::with_capacity(self.limits.batch_events);
+            // Sized for a usual full batch at once (an event, two feed messages and two health
+            // points): grown by doubling, these vectors (a few hundred kilobytes each at a full
+            // batch) were copied several times per batch into fresh memory the kernel had to
+            // fault in. Bounded, whatever the configured batch: they still grow past it.
+            let presized = self.limits.batch_events.min(PRESIZED_EVENTS);
+            let mut entries = Vec::with_capacity(presized);
             let mut batch = Batch {
                 replies: Vec::new(),
                 hashes: Vec::new(),
                 copies: Vec::new(),
-                feed: Vec::with_capacity(self.limits.batch_events * 2),
+                feed: Vec::with_capacity(presized * 2),
                 counted: Vec::new(),
-                health: Vec::with_capacity(self.limits.batch_events * 2),
+                health: Vec::with_capacity(presized * 2),
                 view: Arc::clone(&view),
                 events: 0,
                 last_seq: None,
@@ -822,6 +824,10 @@ impl EngineLoop {
         reply
     }
 }
+
+/// The most events a batch's vectors are sized for before it is applied (the default
+/// [`Limits::batch_events`]).
+const PRESIZED_EVENTS: usize = 4096;
 
 /// The most daily closes one event's time may cross where the service forecasts at each close
 /// (a month: a feed that was down for longer sends the days between first).

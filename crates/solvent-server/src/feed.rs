@@ -86,7 +86,7 @@ pub enum FeedData {
     /// JSON text as it is sent.
     Text(Arc<str>),
     /// An effect's JSON object and its event's time, sent as the object with a `ts` field at
-    /// its end ([`JsonText::with_field`]).
+    /// its end ([`JsonText::write_with_field`]).
     Stamped {
         /// The effect, as `solvent replay` writes it.
         line: JsonText,
@@ -519,6 +519,44 @@ mod tests {
         assert_eq!(a1.receiver.try_recv().unwrap().seq, 3);
         drop(prices);
         assert_eq!(feed.subscribers(), 1);
+    }
+
+    /// An effect published with its event's time is framed, and resumed, as the effect with a
+    /// `ts` field at its end: the bytes subscribers received when the time was added at once.
+    #[test]
+    fn a_stamped_effect_is_framed_and_resumed_with_its_time_at_the_end() {
+        let feed = Feed::new();
+        let (mut a1, _) = feed
+            .subscribe(None, &[Channel::Account("a1".to_owned())])
+            .unwrap();
+        let ts: Arc<str> = Arc::from("2026-01-01T00:00:01Z");
+        for line in [
+            r#"{"seq":7,"type":"deposited","account":"a1","amount":"10"}"#,
+            r#"{"seq":7,"type":"account_updated","health":null}"#,
+        ] {
+            feed.publish(
+                Channel::Account("a1".to_owned()),
+                FeedData::Stamped {
+                    line: JsonText::new(line),
+                    ts: Arc::clone(&ts),
+                },
+            );
+        }
+        let first = a1.receiver.try_recv().unwrap();
+        assert_eq!(
+            std::str::from_utf8(&first.frame()).unwrap(),
+            r#"{"seq":1,"channel":"account.a1","data":{"seq":7,"type":"deposited","account":"a1","amount":"10","ts":"2026-01-01T00:00:01Z"}}"#
+        );
+        // Rendered once: the same bytes to every subscriber.
+        assert_eq!(first.frame(), first.frame());
+        let (_, backlog) = feed
+            .subscribe(Some(1), &[Channel::Account("a1".to_owned())])
+            .unwrap();
+        assert_eq!(backlog.len(), 1);
+        assert_eq!(
+            backlog[0].data_value(),
+            serde_json::json!({"seq": 7, "type": "account_updated", "health": null, "ts": "2026-01-01T00:00:01Z"})
+        );
     }
 
     #[tokio::test]

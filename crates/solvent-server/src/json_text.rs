@@ -54,20 +54,9 @@ impl JsonText {
         serde_json::from_str(&self.0).unwrap_or(serde_json::Value::Null)
     }
 
-    /// The object with one more string field at its end (`{..., "key": "value"}`); the text
-    /// itself when it is no object.
-    #[must_use]
-    pub fn with_field(&self, key: &str, value: &str) -> Arc<str> {
-        if !self.0.ends_with('}') {
-            return self.shared();
-        }
-        let mut out = String::with_capacity(self.0.len() + key.len() + value.len() + 8);
-        self.write_with_field(key, value, &mut out);
-        out.into()
-    }
-
-    /// Appends [`Self::with_field`]'s text to `out` (the feed renders a frame around it without
-    /// an intermediate copy).
+    /// Appends the object with one more string field at its end (`{..., "key": "value"}`) to
+    /// `out`; the text itself when it is no object. The feed stamps an effect with its event's
+    /// time so, when a subscriber first needs it, written into the frame without a copy.
     pub fn write_with_field(&self, key: &str, value: &str, out: &mut String) {
         let Some(open) = self.0.strip_suffix('}') else {
             out.push_str(&self.0);
@@ -109,25 +98,26 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
+    fn with_field(text: &JsonText, key: &str, value: &str) -> String {
+        let mut out = String::new();
+        text.write_with_field(key, value, &mut out);
+        out
+    }
+
     #[test]
     fn a_field_is_added_at_the_end_and_the_text_serializes_as_it_is() {
         let text = JsonText::new(r#"{"seq":1,"type":"x"}"#);
-        let stamped = JsonText::new(text.with_field("ts", "2026-01-01T00:00:00Z"));
         assert_eq!(
-            stamped.value(),
-            serde_json::json!({"seq": 1, "type": "x", "ts": "2026-01-01T00:00:00Z"})
+            with_field(&text, "ts", "2026-01-01T00:00:00Z"),
+            r#"{"seq":1,"type":"x","ts":"2026-01-01T00:00:00Z"}"#
         );
-        assert_eq!(
-            JsonText::new("{}").with_field("a", "b").as_ref(),
-            r#"{"a":"b"}"#
-        );
-        let wrapped = serde_json::to_string(&serde_json::json!({"e": [1]})).unwrap();
+        assert_eq!(with_field(&JsonText::new("{}"), "a", "b"), r#"{"a":"b"}"#);
+        assert_eq!(with_field(&JsonText::new("[1]"), "a", "b"), "[1]");
         assert_eq!(
             serde_json::to_string(&vec![text.clone()]).unwrap(),
             format!("[{}]", text.as_str())
         );
-        assert!(!wrapped.is_empty());
-        let quoted = JsonText::new("{}").with_field("k", "a\"b");
+        let quoted = with_field(&JsonText::new("{}"), "k", "a\"b");
         assert_eq!(
             JsonText::new(quoted).value(),
             serde_json::json!({"k": "a\"b"})

@@ -217,7 +217,22 @@ impl Lease {
         // a standby's name then tells since when it answers.
         let (holder, revision) = loop {
             let holder = format!("{who}, since {}", jiff::Timestamp::now());
-            match store.create(LEASE_KEY, holder.clone().into()).await {
+            let asked = store.create(LEASE_KEY, holder.clone().into());
+            // A standby's stop is honoured while NATS is slow to answer, too (an outage is when
+            // it waits longest). A create abandoned midway at worst leaves a key nobody renews,
+            // which lapses.
+            let created = match wait {
+                LeaseWait::Refuse => asked.await,
+                LeaseWait::StandBy => match until_stopped(stop, asked).await {
+                    Some(created) => created,
+                    None => {
+                        return Ok(Acquisition::Stopped {
+                            stood_by: started.elapsed(),
+                        });
+                    }
+                },
+            };
+            match created {
                 Ok(revision) => break (holder, revision),
                 // A standby waits through NATS's failures (a leader election, a node lost):
                 // they are when it may be needed, and it has nothing to lose by asking again.
@@ -229,7 +244,7 @@ impl Lease {
                         failing = true;
                         tracing::warn!(%error, bucket = LEASE_BUCKET, "standby system shard cannot ask for the lease; asking again");
                     }
-                    if stand_by(stop).await == StandBy::Stopped {
+                    if wait_one_turn(stop).await == WaitTurn::Stopped {
                         return Ok(Acquisition::Stopped {
                             stood_by: started.elapsed(),
                         });
@@ -248,7 +263,12 @@ impl Lease {
                             standing_by = true;
                             // Read before the macro: its arguments are not Send across an
                             // await.
-                            let current = current_holder(&store).await;
+                            let Some(current) = until_stopped(stop, current_holder(&store)).await
+                            else {
+                                return Ok(Acquisition::Stopped {
+                                    stood_by: started.elapsed(),
+                                });
+                            };
                             tracing::info!(
                                 holder = %current,
                                 bucket = LEASE_BUCKET,
@@ -256,7 +276,7 @@ impl Lease {
                             );
                         }
                         failing = false;
-                        if stand_by(stop).await == StandBy::Stopped {
+                        if wait_one_turn(stop).await == WaitTurn::Stopped {
                             return Ok(Acquisition::Stopped {
                                 stood_by: started.elapsed(),
                             });
@@ -331,7 +351,7 @@ impl Drop for Lease {
 
 /// How one turn of a standby's wait ended.
 #[derive(Debug, PartialEq, Eq)]
-enum StandBy {
+enum WaitTurn {
     /// [`LEASE_RETRY`] passed: ask again.
     AskAgain,
     /// `stop` turned true, or its sender was dropped (as a running system shard stops then).
@@ -339,17 +359,38 @@ enum StandBy {
 }
 
 /// Waits one [`LEASE_RETRY`], or less when `stop` turns true.
-async fn stand_by(stop: &mut watch::Receiver<bool>) -> StandBy {
+async fn wait_one_turn(stop: &mut watch::Receiver<bool>) -> WaitTurn {
     if *stop.borrow() {
-        return StandBy::Stopped;
+        return WaitTurn::Stopped;
     }
     tokio::select! {
-        () = tokio::time::sleep(LEASE_RETRY) => StandBy::AskAgain,
+        () = tokio::time::sleep(LEASE_RETRY) => WaitTurn::AskAgain,
         changed = stop.changed() => {
             if changed.is_err() || *stop.borrow() {
-                StandBy::Stopped
+                WaitTurn::Stopped
             } else {
-                StandBy::AskAgain
+                WaitTurn::AskAgain
+            }
+        }
+    }
+}
+
+/// `work`'s result, or `None` as soon as `stop` turns true (or its sender is dropped) first.
+async fn until_stopped<T>(
+    stop: &mut watch::Receiver<bool>,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    if *stop.borrow() {
+        return None;
+    }
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return Some(done),
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return None;
+                }
             }
         }
     }

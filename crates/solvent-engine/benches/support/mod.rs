@@ -7,6 +7,7 @@
 // Each benchmark uses a part of it.
 #![allow(dead_code, reason = "shared by two benchmarks, each using a part")]
 
+mod alloc;
 pub mod mixed;
 
 use jiff::Timestamp;

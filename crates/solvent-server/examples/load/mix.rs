@@ -71,8 +71,7 @@ pub struct MixParams {
     /// Shares of index prices, marks and fills, per mille (the rest: deposits).
     pub shares: [u32; 3],
     /// Each event of the steady mix carries a client id of its own (`client_id`, last key):
-    /// the service then reads it by its general reader, keeps the id with its reply and
-    /// journals both.
+    /// the service then keeps the id with its reply in memory and journals both.
     pub client_ids: bool,
 }
 
