@@ -519,7 +519,7 @@ fn population_with_funding_writes_what_the_value_path_writes() {
         (summary.len(), sha256_hex(summary.as_bytes()).as_str()),
         (
             11_921,
-            "f0e079006ebb636e04520aa05e098fe1c4200bec642705c4ff1efbe411492d45"
+            "3a3bbe89d8d0495eed6b42d7999d6ab82e6fe64022dee5634ca32a7e41bd5ad2"
         )
     );
     // Without --out, the same summary.

@@ -377,6 +377,28 @@ pub struct Venue {
     /// the liquidation price, from 0 to 1.
     #[serde(default)]
     pub liquidation_fee_rate: Decimal,
+    /// What a withdrawal from the cross pool may take (venue key `[venue] withdrawal`).
+    #[serde(default)]
+    pub withdrawal: WithdrawalRule,
+}
+
+/// What a withdrawal from the cross pool may take (venue key `[venue] withdrawal`), beside the
+/// limits every venue applies (the cash-like collateral, and the equity above the initial
+/// margin, DESIGN.md 7).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WithdrawalRule {
+    /// `min(cash-like collateral, equity - initial margin)` (DESIGN.md 7).
+    #[default]
+    EquityAboveInitialMargin,
+    /// Also the wallet keeps the cross positions' maintenance margin: `min(cash-like
+    /// collateral - cross maintenance margin, equity - initial margin)`, so unrealised profit
+    /// backs the initial margin but never pays the wallet out below the maintenance margin
+    /// (Binance FAQ "How to Adjust Margin Balance in Cross/Isolated Margin Mode": the maximum
+    /// withdrawal in cross margin is `crossWalletBalance - sum isolated open order IM - cross
+    /// position MM`, and no more than `crossWalletBalance + sum cross unrealised PNL - sum cross
+    /// IM - sum isolated open order IM`; Solvent has no open orders).
+    WalletAboveMaintenanceMargin,
 }
 
 /// Where the liquidation price of an isolated position takes its maintenance margin (venue key
@@ -451,6 +473,8 @@ struct VenueSection {
     liquidation_maintenance: LiquidationMaintenance,
     #[serde(default, deserialize_with = "deserialize_optional_decimal")]
     liquidation_fee_rate: Option<Decimal>,
+    #[serde(default)]
+    withdrawal: WithdrawalRule,
 }
 
 #[derive(Deserialize)]
@@ -922,6 +946,7 @@ impl Venue {
             deficits: raw.venue.deficits,
             liquidation_maintenance: raw.venue.liquidation_maintenance,
             liquidation_fee_rate,
+            withdrawal: raw.venue.withdrawal,
             name: raw.venue.name,
             settlement_asset: raw.venue.settlement_asset,
             expiry_time_utc,

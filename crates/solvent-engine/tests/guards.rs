@@ -29,8 +29,12 @@ struct Run {
 
 impl Run {
     fn new(config: EngineConfig) -> Self {
+        Self::on(venue(), config)
+    }
+
+    fn on(venue: Venue, config: EngineConfig) -> Self {
         Self {
-            engine: Engine::new(venue(), config),
+            engine: Engine::new(venue, config),
             seq: 0,
         }
     }
@@ -279,6 +283,65 @@ fn mango_2022_pumped_unrealised_profit_cannot_be_withdrawn() {
     );
     assert_eq!(rejection(&greedy), Some(RejectReason::InsufficientBalance));
     assert_eq!(run.balance("m", "USDT"), dec!(5000));
+}
+
+#[test]
+fn on_binance_the_wallet_keeps_the_maintenance_margin_whatever_the_unrealised_profit() {
+    // Binance's cross withdrawal: at most the wallet above the cross maintenance margin, and
+    // no more than equity above the initial margin (`[venue] withdrawal =
+    // "wallet_above_maintenance_margin"`). The same account on DESIGN.md 7's default may empty
+    // its wallet while its profit covers the initial margin.
+    let binance = || {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../venues/binance-usdm.toml"
+        );
+        Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let open = |venue: Venue| {
+        let mut run = Run::on(venue, EngineConfig::default());
+        run.next("index_price", r#""underlying":"BTC","price":"50000""#);
+        run.next("deposit", r#""account":"b","asset":"USDT","amount":"1000""#);
+        run.next(
+            "set_leverage",
+            r#""account":"b","instrument":"BTCUSDT","leverage":"50""#,
+        );
+        run.next(
+            "fill",
+            r#""account":"b","instrument":"BTCUSDT","side":"buy","size":"0.1","price":"50000","counterparty":"external""#,
+        );
+        // 0.1 BTC from 50,000 to 52,000: 200 of unrealised profit; notional 5,200, IM 5,200 /
+        // 50 = 104, MM 5,200 x 0.4% = 20.8 (bracket 1). Binance: min(1,000 - 20.8, 1,200 -
+        // 104) = 979.2; DESIGN.md 7: min(1,000, 1,096) = 1,000.
+        run.next("index_price", r#""underlying":"BTC","price":"52000""#);
+        run.next("mark_price", r#""instrument":"BTCUSDT","price":"52000""#);
+        run
+    };
+    let mut run = open(binance());
+    let too_much = run.next(
+        "withdraw",
+        r#""account":"b","asset":"USDT","amount":"979.21""#,
+    );
+    assert_eq!(
+        rejection(&too_much),
+        Some(RejectReason::ExceedsWithdrawable)
+    );
+    assert_eq!(run.balance("b", "USDT"), dec!(1000));
+    let most = run.next(
+        "withdraw",
+        r#""account":"b","asset":"USDT","amount":"979.2""#,
+    );
+    assert_eq!(rejection(&most), None, "{most:?}");
+    assert_eq!(run.balance("b", "USDT"), dec!(20.8));
+
+    let mut venue = binance();
+    venue.withdrawal = solvent_core::venue::WithdrawalRule::EquityAboveInitialMargin;
+    let mut run = open(venue);
+    let all = run.next(
+        "withdraw",
+        r#""account":"b","asset":"USDT","amount":"1000""#,
+    );
+    assert_eq!(rejection(&all), None, "{all:?}");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use solvent_core::money::{Amount, MAX_AMOUNT, MAX_PRICE, PositionSide, Price};
 use solvent_core::portfolio::{MarginMode, Portfolio, Position};
 use solvent_core::portfolio_margin::PortfolioMarginParams;
 use solvent_core::rounding;
-use solvent_core::venue::{Asset, LiquidationMaintenance, Venue};
+use solvent_core::venue::{Asset, LiquidationMaintenance, Venue, WithdrawalRule};
 
 use crate::collateral;
 use crate::error::RiskError;
@@ -509,8 +509,19 @@ pub fn build_report(
         }
     }
     let available = equity - cross_initial;
-    let (bound, mut withdrawable_limit) = if collateral.cash_like <= available {
-        (collateral.cash_like, WithdrawLimit::CashLikeCollateral)
+    // The cash-like collateral a withdrawal may take: all of it, or, where the venue keeps the
+    // cross positions' maintenance margin in the wallet (Binance), what is above it.
+    let (cash_bound, cash_limit) = match venue.withdrawal {
+        WithdrawalRule::EquityAboveInitialMargin => {
+            (collateral.cash_like, WithdrawLimit::CashLikeCollateral)
+        }
+        WithdrawalRule::WalletAboveMaintenanceMargin => (
+            collateral.cash_like - cross_maintenance,
+            WithdrawLimit::WalletMaintenanceMargin,
+        ),
+    };
+    let (bound, mut withdrawable_limit) = if cash_bound <= available {
+        (cash_bound, cash_limit)
     } else {
         (available, WithdrawLimit::InitialMargin)
     };
@@ -554,6 +565,9 @@ pub fn build_report(
         available: Amount(available),
         withdrawable: Amount(withdrawable),
         withdrawable_limit,
+        wallet_above_maintenance: (venue.withdrawal
+            == WithdrawalRule::WalletAboveMaintenanceMargin)
+            .then_some(Amount(cash_bound)),
         health,
         state,
         currencies,

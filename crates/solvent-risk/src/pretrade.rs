@@ -96,6 +96,17 @@ pub enum Refusal {
         /// The report's settlement asset.
         asset: String,
     },
+    /// A withdrawal would leave the wallet's cash-like collateral below the cross positions'
+    /// maintenance margin, where the venue keeps it there (`[venue] withdrawal =
+    /// "wallet_above_maintenance_margin"`: unrealised profit does not pay it out).
+    WalletBelowMaintenanceMargin {
+        /// By how much the wallet would fall short.
+        shortfall: Amount,
+        /// The cross positions' maintenance margin.
+        maintenance_margin: Amount,
+        /// The report's settlement asset.
+        asset: String,
+    },
     /// A withdrawal would leave equity below the initial margin.
     BelowInitialMargin {
         /// Equity after the withdrawal.
@@ -118,6 +129,7 @@ impl Refusal {
             Self::InitialMargin { .. } => "initial_margin",
             Self::BelowBuffer { .. } => "below_buffer",
             Self::BelowInitialMargin { .. } => "below_initial_margin",
+            Self::WalletBelowMaintenanceMargin { .. } => "wallet_below_maintenance_margin",
         }
     }
 }
@@ -173,6 +185,14 @@ impl fmt::Display for Refusal {
             } => write!(
                 f,
                 "equity {equity} would fall below the initial margin {initial_margin} {asset}"
+            ),
+            Self::WalletBelowMaintenanceMargin {
+                shortfall,
+                maintenance_margin,
+                asset,
+            } => write!(
+                f,
+                "the wallet would hold {shortfall} {asset} less than the maintenance margin {maintenance_margin} {asset} the venue keeps in it (unrealised profit does not pay it out)"
             ),
         }
     }
@@ -430,7 +450,9 @@ fn bracket_refusal(report: &MarginReport, increased: &[&str]) -> Option<Refusal>
 }
 
 /// Judges a withdrawal from the report of the account without the money: equity must stay at
-/// or above the `buffer` the account keeps and, while it has a requirement, its initial margin.
+/// or above the `buffer` the account keeps and, while it has a requirement, its initial margin;
+/// where the venue keeps the maintenance margin in the wallet, the cash-like collateral must
+/// stay at or above it.
 ///
 /// # Errors
 /// The named [`Refusal`].
@@ -447,6 +469,16 @@ pub fn decide_withdrawal(after: &MarginReport, buffer: Decimal) -> Result<(), Re
         return Err(Refusal::BelowInitialMargin {
             equity: after.equity,
             initial_margin: after.initial_margin,
+            asset,
+        });
+    }
+    if let Some(above) = after.wallet_above_maintenance
+        && above.value() < Decimal::ZERO
+        && !after.maintenance_margin.is_zero()
+    {
+        return Err(Refusal::WalletBelowMaintenanceMargin {
+            shortfall: Amount(-above.value()),
+            maintenance_margin: after.maintenance_margin,
             asset,
         });
     }

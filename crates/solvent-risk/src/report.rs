@@ -213,6 +213,10 @@ pub enum WithdrawLimit {
     /// Under segregated portfolio margin, the cash-like currencies' own equity above their own
     /// initial margin: another currency's surplus does not pay out.
     CurrencyInitialMargin,
+    /// The cash-like collateral above the cross positions' maintenance margin, where the venue
+    /// keeps that much in the wallet whatever the unrealised profit (`[venue] withdrawal =
+    /// "wallet_above_maintenance_margin"`, Binance).
+    WalletMaintenanceMargin,
 }
 
 impl WithdrawLimit {
@@ -224,6 +228,7 @@ impl WithdrawLimit {
             Self::CashLikeCollateral => "cash_like_collateral",
             Self::InitialMargin => "initial_margin",
             Self::CurrencyInitialMargin => "currency_initial_margin",
+            Self::WalletMaintenanceMargin => "wallet_maintenance_margin",
         }
     }
 
@@ -234,6 +239,7 @@ impl WithdrawLimit {
             Self::CashLikeCollateral => "cash-like collateral",
             Self::InitialMargin => "equity above IM",
             Self::CurrencyInitialMargin => "each currency's equity above its IM",
+            Self::WalletMaintenanceMargin => "cash-like collateral above MM",
         }
     }
 }
@@ -273,6 +279,13 @@ pub struct MarginReport {
     /// Which of the limits on `withdrawable` binds it (added after the first release of the
     /// JSON: readers that do not know the field may ignore it).
     pub withdrawable_limit: WithdrawLimit,
+    /// Where the venue keeps the cross positions' maintenance margin in the wallet (`[venue]
+    /// withdrawal = "wallet_above_maintenance_margin"`): the cash-like collateral above that
+    /// margin, negative when the wallet holds less; `None` under the default rule. What a
+    /// withdrawal is judged by (`pretrade::decide_withdrawal`); not in the JSON, where
+    /// `withdrawable` and `withdrawable_limit` say it.
+    #[serde(skip)]
+    pub wallet_above_maintenance: Option<Amount>,
     /// `equity / maintenance_margin`; `None` when nothing requires margin. Under segregated
     /// portfolio margin, the health of the weakest currency (see `currencies`).
     pub health: Option<f64>,

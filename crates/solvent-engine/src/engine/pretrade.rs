@@ -12,9 +12,9 @@ pub(super) fn refused(id: &str, refusal: &Refusal) -> Rejection {
         Refusal::IsolatedInitialMargin { .. } | Refusal::InitialMargin { .. } => {
             RejectReason::InsufficientInitialMargin
         }
-        Refusal::BelowBuffer { .. } | Refusal::BelowInitialMargin { .. } => {
-            RejectReason::ExceedsWithdrawable
-        }
+        Refusal::BelowBuffer { .. }
+        | Refusal::BelowInitialMargin { .. }
+        | Refusal::WalletBelowMaintenanceMargin { .. } => RejectReason::ExceedsWithdrawable,
     };
     reject(reason, format!("{id}: {refusal}"))
 }

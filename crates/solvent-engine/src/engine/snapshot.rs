@@ -32,8 +32,9 @@ use crate::event::{SetAutoTopUp, TopUpSource};
 use crate::ledger::LedgerAccount;
 
 /// Version of the snapshot layout; a snapshot of another version is refused, never guessed at.
-/// 6: instruments carry their price tick (`tick_size`).
-pub const SNAPSHOT_FORMAT: u32 = 6;
+/// 6: instruments carry their price tick (`tick_size`). 7: the venue carries its withdrawal rule
+/// (`withdrawal`).
+pub const SNAPSHOT_FORMAT: u32 = 7;
 
 /// Why a snapshot could not be taken or restored.
 #[derive(Debug, thiserror::Error)]
