@@ -15,7 +15,7 @@ use rust_decimal::Decimal;
 use solvent_core::instrument::{Instrument, InstrumentKind, OptionRight, Style, Terms};
 use solvent_core::venue::{
     CollateralSchedule, DeficitPolicy, InterestRule, LiquidationMaintenance, MarginRule,
-    MarginTier, RatePeriod, Series, TierRates, TierUnit, Venue,
+    MarginTier, RatePeriod, Series, TierRates, TierUnit, Venue, WithdrawalRule,
 };
 
 use crate::display::{Column, Grid, Kind};
@@ -524,10 +524,16 @@ fn header_lines(venue: &Venue, origin: &str) -> String {
             (venue.liquidation_fee_rate * Decimal::ONE_HUNDRED).normalize()
         );
     }
-    let deficits = match venue.deficits {
+    let mut deficits = match venue.deficits {
         DeficitPolicy::Adl => "auto-deleveraging",
         DeficitPolicy::Socialise => "socialised",
-    };
+    }
+    .to_owned();
+    // Only a venue with a withdrawal rule of its own says so (DESIGN.md 7's is the default).
+    if venue.withdrawal == WithdrawalRule::WalletAboveMaintenanceMargin {
+        deficits
+            .push_str("; withdrawals keep the cross positions' maintenance margin in the wallet");
+    }
     let thresholds = venue.thresholds;
     format!(
         "{} ({origin})\n\
