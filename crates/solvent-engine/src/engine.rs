@@ -43,7 +43,7 @@ use solvent_core::money::{Amount, MAX_PRICE, PositionSide, Price, Quantity};
 use solvent_core::names::NameMap;
 use solvent_core::portfolio::{Balance, MarginMode, Portfolio, Position};
 use solvent_core::rounding;
-use solvent_core::venue::Venue;
+use solvent_core::venue::{Venue, WithdrawalRule};
 use solvent_risk::account::{Detail, build_report};
 use solvent_risk::allocation::{AllocationPolicy, BufferPolicy};
 use solvent_risk::pretrade::{Refusal, TradeLeg, book_trades, decide_trade_at, decide_withdrawal};

@@ -345,6 +345,107 @@ fn on_binance_the_wallet_keeps_the_maintenance_margin_whatever_the_unrealised_pr
 }
 
 #[test]
+fn on_binance_isolated_margin_moves_keep_each_wallets_maintenance_margin() {
+    // Binance's max addable (cross wallet - cross MM) and max removable (isolated wallet -
+    // isolated MM, and isolated equity above IM) isolated margin; DESIGN.md 7's default asks
+    // only the initial margins.
+    let binance = |rule| {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../venues/binance-usdm.toml"
+        );
+        let mut venue = Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap();
+        venue.withdrawal = rule;
+        venue
+    };
+    let open = |venue: Venue| {
+        let mut run = Run::on(venue, EngineConfig::default());
+        run.next("index_price", r#""underlying":"BTC","price":"50000""#);
+        run.next("index_price", r#""underlying":"ETH","price":"3000""#);
+        run.next("deposit", r#""account":"b","asset":"USDT","amount":"1000""#);
+        for instrument in ["BTCUSDT", "ETHUSDT"] {
+            run.next(
+                "set_leverage",
+                &format!(r#""account":"b","instrument":"{instrument}","leverage":"100""#),
+            );
+        }
+        run.next(
+            "fill",
+            r#""account":"b","instrument":"BTCUSDT","side":"buy","size":"0.1","price":"50000","counterparty":"external""#,
+        );
+        run.next(
+            "fill",
+            r#""account":"b","instrument":"ETHUSDT","side":"buy","size":"1","price":"3000","counterparty":"external""#,
+        );
+        // BTC to 52,000: 200 of unrealised profit on 0.1 BTC; notional 5,200, IM 52, MM 20.8.
+        run.next("index_price", r#""underlying":"BTC","price":"52000""#);
+        run.next("mark_price", r#""instrument":"BTCUSDT","price":"52000""#);
+        run
+    };
+    use solvent_core::venue::WithdrawalRule::{
+        EquityAboveInitialMargin, WalletAboveMaintenanceMargin,
+    };
+
+    // Into ETHUSDT isolated: the cross wallet keeps BTCUSDT's MM of 20.8 on Binance.
+    let mut run = open(binance(WalletAboveMaintenanceMargin));
+    let too_much = run.next(
+        "set_isolated_margin",
+        r#""account":"b","instrument":"ETHUSDT","amount":"979.21""#,
+    );
+    assert_eq!(
+        rejection(&too_much),
+        Some(RejectReason::ExceedsWithdrawable),
+        "{too_much:?}"
+    );
+    assert_eq!(run.balance("b", "USDT"), dec!(1000));
+    let most = run.next(
+        "set_isolated_margin",
+        r#""account":"b","instrument":"ETHUSDT","amount":"979.2""#,
+    );
+    assert_eq!(rejection(&most), None, "{most:?}");
+    assert_eq!(run.balance("b", "USDT"), dec!(20.8));
+    let mut run = open(binance(EquityAboveInitialMargin));
+    let all = run.next(
+        "set_isolated_margin",
+        r#""account":"b","instrument":"ETHUSDT","amount":"990""#,
+    );
+    assert_eq!(rejection(&all), None, "{all:?}");
+
+    // Out of BTCUSDT isolated: its wallet keeps its MM of 20.8 on Binance, though its equity
+    // (margin + 200 of profit) covers its IM of 52 at any margin.
+    let mut run = open(binance(WalletAboveMaintenanceMargin));
+    let isolate = run.next(
+        "set_isolated_margin",
+        r#""account":"b","instrument":"BTCUSDT","amount":"100""#,
+    );
+    assert_eq!(rejection(&isolate), None, "{isolate:?}");
+    let below = run.next(
+        "set_isolated_margin",
+        r#""account":"b","instrument":"BTCUSDT","amount":"20.79""#,
+    );
+    assert_eq!(
+        rejection(&below),
+        Some(RejectReason::ExceedsWithdrawable),
+        "{below:?}"
+    );
+    let at = run.next(
+        "set_isolated_margin",
+        r#""account":"b","instrument":"BTCUSDT","amount":"20.8""#,
+    );
+    assert_eq!(rejection(&at), None, "{at:?}");
+    let mut run = open(binance(EquityAboveInitialMargin));
+    run.next(
+        "set_isolated_margin",
+        r#""account":"b","instrument":"BTCUSDT","amount":"100""#,
+    );
+    let low = run.next(
+        "set_isolated_margin",
+        r#""account":"b","instrument":"BTCUSDT","amount":"1""#,
+    );
+    assert_eq!(rejection(&low), None, "{low:?}");
+}
+
+#[test]
 fn hyperliquid_2025_no_withdrawal_leaves_an_account_below_initial_margin() {
     // March 2025: a whale withdrew unrealised profit and left a position at the edge, which the
     // venue's vault had to absorb. A withdrawal that leaves equity below IM is refused.

@@ -217,6 +217,37 @@ impl Engine {
                 ),
             ));
         }
+        // Where the venue keeps the maintenance margin in the wallet (Binance, `[venue]
+        // withdrawal`), margin moved between the cross wallet and an isolated position keeps it
+        // on both sides (FAQ "How to Adjust Margin Balance in Cross/Isolated Margin Mode"): the
+        // cross wallet its positions' ("max addable: crossWalletBalance - sum crossPosition
+        // MM"), the isolated wallet its position's ("max removable: isolatedWalletBalance -
+        // isolatedPosition MM"); unrealised profit pays neither out.
+        if self.venue.withdrawal == WithdrawalRule::WalletAboveMaintenanceMargin {
+            let cross_short = delta > Decimal::ZERO
+                && !report.maintenance_margin.is_zero()
+                && report
+                    .wallet_above_maintenance
+                    .is_some_and(|above| above.value() < Decimal::ZERO);
+            let isolated_below = delta < Decimal::ZERO
+                && report.positions.iter().any(|p| {
+                    p.instrument == name && p.isolated && target < p.maintenance_margin.value()
+                });
+            if cross_short || isolated_below {
+                let side = if cross_short {
+                    "the cross wallet below its positions' maintenance margin"
+                } else {
+                    "the isolated wallet below its position's maintenance margin"
+                };
+                return Err(reject(
+                    RejectReason::ExceedsWithdrawable,
+                    format!(
+                        "an isolated margin of {target} {asset} leaves {side}, which {} keeps whatever the unrealised profit",
+                        self.venue.name
+                    ),
+                ));
+            }
+        }
         self.accounts.replace(after);
         let mut effects = Vec::new();
         if delta > Decimal::ZERO {
