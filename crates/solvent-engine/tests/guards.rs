@@ -8,7 +8,7 @@
 
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
-use solvent_core::venue::Venue;
+use solvent_core::venue::{Venue, WithdrawalRule};
 use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
 use solvent_engine::effect::{DeferralReason, Effect, RejectReason};
@@ -19,6 +19,17 @@ use solvent_risk::AccountState;
 fn venue() -> Venue {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
     Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Binance USDS-M as shipped, with the withdrawal rule `rule` (the file sets Binance's own).
+fn binance_usdm(rule: WithdrawalRule) -> Venue {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../venues/binance-usdm.toml"
+    );
+    let mut venue = Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap();
+    venue.withdrawal = rule;
+    venue
 }
 
 /// Feeds events written compactly as `(type, fields)`; seq and time are generated, one second apart.
@@ -291,13 +302,7 @@ fn on_binance_the_wallet_keeps_the_maintenance_margin_whatever_the_unrealised_pr
     // no more than equity above the initial margin (`[venue] withdrawal =
     // "wallet_above_maintenance_margin"`). The same account on DESIGN.md 7's default may empty
     // its wallet while its profit covers the initial margin.
-    let binance = || {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../venues/binance-usdm.toml"
-        );
-        Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
-    };
+    let binance = || binance_usdm(WithdrawalRule::WalletAboveMaintenanceMargin);
     let open = |venue: Venue| {
         let mut run = Run::on(venue, EngineConfig::default());
         run.next("index_price", r#""underlying":"BTC","price":"50000""#);
@@ -334,9 +339,7 @@ fn on_binance_the_wallet_keeps_the_maintenance_margin_whatever_the_unrealised_pr
     assert_eq!(rejection(&most), None, "{most:?}");
     assert_eq!(run.balance("b", "USDT"), dec!(20.8));
 
-    let mut venue = binance();
-    venue.withdrawal = solvent_core::venue::WithdrawalRule::EquityAboveInitialMargin;
-    let mut run = open(venue);
+    let mut run = open(binance_usdm(WithdrawalRule::EquityAboveInitialMargin));
     let all = run.next(
         "withdraw",
         r#""account":"b","asset":"USDT","amount":"1000""#,
@@ -349,15 +352,6 @@ fn on_binance_isolated_margin_moves_keep_each_wallets_maintenance_margin() {
     // Binance's max addable (cross wallet - cross MM) and max removable (isolated wallet -
     // isolated MM, and isolated equity above IM) isolated margin; DESIGN.md 7's default asks
     // only the initial margins.
-    let binance = |rule| {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../venues/binance-usdm.toml"
-        );
-        let mut venue = Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap();
-        venue.withdrawal = rule;
-        venue
-    };
     let open = |venue: Venue| {
         let mut run = Run::on(venue, EngineConfig::default());
         run.next("index_price", r#""underlying":"BTC","price":"50000""#);
@@ -382,12 +376,10 @@ fn on_binance_isolated_margin_moves_keep_each_wallets_maintenance_margin() {
         run.next("mark_price", r#""instrument":"BTCUSDT","price":"52000""#);
         run
     };
-    use solvent_core::venue::WithdrawalRule::{
-        EquityAboveInitialMargin, WalletAboveMaintenanceMargin,
-    };
+    use WithdrawalRule::{EquityAboveInitialMargin, WalletAboveMaintenanceMargin};
 
     // Into ETHUSDT isolated: the cross wallet keeps BTCUSDT's MM of 20.8 on Binance.
-    let mut run = open(binance(WalletAboveMaintenanceMargin));
+    let mut run = open(binance_usdm(WalletAboveMaintenanceMargin));
     let too_much = run.next(
         "set_isolated_margin",
         r#""account":"b","instrument":"ETHUSDT","amount":"979.21""#,
@@ -404,7 +396,7 @@ fn on_binance_isolated_margin_moves_keep_each_wallets_maintenance_margin() {
     );
     assert_eq!(rejection(&most), None, "{most:?}");
     assert_eq!(run.balance("b", "USDT"), dec!(20.8));
-    let mut run = open(binance(EquityAboveInitialMargin));
+    let mut run = open(binance_usdm(EquityAboveInitialMargin));
     let all = run.next(
         "set_isolated_margin",
         r#""account":"b","instrument":"ETHUSDT","amount":"990""#,
@@ -413,7 +405,7 @@ fn on_binance_isolated_margin_moves_keep_each_wallets_maintenance_margin() {
 
     // Out of BTCUSDT isolated: its wallet keeps its MM of 20.8 on Binance, though its equity
     // (margin + 200 of profit) covers its IM of 52 at any margin.
-    let mut run = open(binance(WalletAboveMaintenanceMargin));
+    let mut run = open(binance_usdm(WalletAboveMaintenanceMargin));
     let isolate = run.next(
         "set_isolated_margin",
         r#""account":"b","instrument":"BTCUSDT","amount":"100""#,
@@ -433,7 +425,7 @@ fn on_binance_isolated_margin_moves_keep_each_wallets_maintenance_margin() {
         r#""account":"b","instrument":"BTCUSDT","amount":"20.8""#,
     );
     assert_eq!(rejection(&at), None, "{at:?}");
-    let mut run = open(binance(EquityAboveInitialMargin));
+    let mut run = open(binance_usdm(EquityAboveInitialMargin));
     run.next(
         "set_isolated_margin",
         r#""account":"b","instrument":"BTCUSDT","amount":"100""#,
