@@ -101,7 +101,8 @@ impl MarginReport {
     fn withdrawable(&self) -> Decimal {
         self.inner.withdrawable.value()
     }
-    /// The limit that binds `withdrawable`: `cash_like_collateral`, `initial_margin` or
+    /// The limit that binds `withdrawable`: `cash_like_collateral`, `wallet_maintenance_margin`
+    /// (a venue whose wallet keeps the maintenance margin, Binance), `initial_margin` or
     /// `currency_initial_margin` (segregated portfolio margin), as the JSON names it.
     #[getter]
     fn withdrawable_limit(&self) -> &'static str {
