@@ -1765,31 +1765,13 @@ fn completions_and_the_man_page_come_from_the_parser() {
 /// Starts `solvent [-q] serve` on a new data directory, waits until it listens, stops it and
 /// returns what it logged on stderr.
 fn serve_logs(quiet: bool) -> String {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let scratch = Scratch::new("serve-logs");
     let data = scratch.path("data");
     let mut args = vec!["serve", "--data", &data, "--listen", "127.0.0.1:0"];
     if quiet {
         args.insert(0, "-q");
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_solvent"))
-        .args(&args)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start solvent serve");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let first = BufReader::new(stdout)
-        .lines()
-        .next()
-        .expect("a line")
-        .expect("text");
-    assert!(first.starts_with("solvent: serving http://"), "{first}");
-    child.kill().expect("stop the server");
-    let output = child.wait_with_output().expect("its stderr");
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    support::serve_logs(&args)
 }
 
 /// Issue 16 item 4: `--quiet` holds for the service too. Its recovery line is information, so

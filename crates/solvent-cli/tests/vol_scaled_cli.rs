@@ -10,7 +10,7 @@
 
 mod support;
 
-use support::{path, root, run};
+use support::{path, root, run, serve_logs};
 
 fn history() -> String {
     root().join("../shared/data/prices").display().to_string()
@@ -663,8 +663,6 @@ fn option_book_runs_through_each_models_grid_day_by_day() {
 /// the history read (the forecasts themselves: `crates/solvent-server/tests/forecast.rs`).
 #[test]
 fn serve_forecasts_from_a_history_only_on_a_scaled_venue() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let scratch = support::Scratch::new("serve-forecast");
     let history = path("crates/solvent-server/demo/history");
     let plain = scratch.path("plain");
@@ -689,33 +687,17 @@ fn serve_forecasts_from_a_history_only_on_a_scaled_venue() {
     assert_eq!(code, 2, "{stderr}");
 
     let scaled = scratch.path("scaled");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_solvent"))
-        .args([
-            "serve",
-            "--data",
-            &scaled,
-            "--venue",
-            &path("examples/vol-scaled-venue.toml"),
-            "--listen",
-            "127.0.0.1:0",
-            "--forecast-history",
-            &history,
-            "--forecast-history-complete",
-        ])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start solvent serve");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let first = BufReader::new(stdout)
-        .lines()
-        .next()
-        .expect("a line")
-        .expect("text");
-    assert!(first.starts_with("solvent: serving http://"), "{first}");
-    child.kill().expect("stop the server");
-    let output = child.wait_with_output().expect("its stderr");
-    let logs = String::from_utf8_lossy(&output.stderr);
+    let logs = serve_logs(&[
+        "serve",
+        "--data",
+        &scaled,
+        "--venue",
+        &path("examples/vol-scaled-venue.toml"),
+        "--listen",
+        "127.0.0.1:0",
+        "--forecast-history",
+        &history,
+        "--forecast-history-complete",
+    ]);
     assert!(logs.contains("forecaster"), "{logs}");
 }

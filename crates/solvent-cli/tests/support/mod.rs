@@ -23,6 +23,30 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Starts `solvent` with `args` (a `serve` that listens on a free port), waits until it says it
+/// serves, stops it and returns what it logged on stderr.
+pub fn serve_logs<S: AsRef<str>>(args: &[S]) -> String {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_solvent"))
+        .args(args.iter().map(AsRef::as_ref))
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start solvent serve");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let first = BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("a line")
+        .expect("text");
+    assert!(first.starts_with("solvent: serving http://"), "{first}");
+    child.kill().expect("stop the server");
+    let output = child.wait_with_output().expect("its stderr");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// The full path of `relative` (to the repository root), as an argument.
 pub fn path(relative: &str) -> String {
     root().join(relative).display().to_string()
