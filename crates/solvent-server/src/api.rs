@@ -197,6 +197,18 @@ fn json<T: Serialize>(value: &T) -> Response {
     axum::Json(value).into_response()
 }
 
+/// A body already written as JSON text.
+fn json_written(text: String) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
 /// Runs a computation on the blocking pool (margin reports can take milliseconds).
 async fn compute<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -464,14 +476,7 @@ pub(crate) async fn post_events(
         reply.write_json(&mut out);
     }
     out.push_str("]}");
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        )],
-        out,
-    )
-        .into_response())
+    Ok(json_written(out))
 }
 
 fn submit_error(error: SubmitError) -> ApiError {
@@ -867,35 +872,11 @@ pub(crate) async fn get_account(
         }
         .map_err(unwritable)?;
         let ranges = serde_json::to_string(&ranges).map_err(unwritable)?;
-        push_raw_field(&mut text, "vol_scaled_ranges", &ranges);
+        crate::json_text::push_raw_field(&mut text, "vol_scaled_ranges", &ranges);
         Ok::<_, ApiError>(text)
     })
     .await?;
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        )],
-        report,
-    )
-        .into_response())
-}
-
-/// Adds `"key": value` (`value` already JSON) at the end of the JSON object `object`; leaves
-/// anything that is not an object as it is.
-fn push_raw_field(object: &mut String, key: &'static str, value: &str) {
-    if !object.ends_with('}') {
-        return;
-    }
-    object.pop();
-    if !object.trim_end().ends_with('{') {
-        object.push(',');
-    }
-    object.push('"');
-    object.push_str(key);
-    object.push_str("\":");
-    object.push_str(value);
-    object.push('}');
+    Ok(json_written(report))
 }
 
 #[utoipa::path(get, path = "/v1/accounts/{id}/risk-matrix", tag = "accounts",
@@ -1833,21 +1814,6 @@ mod tests {
             .iter()
             .map(|i| (i.client_id.clone(), i.ts, i.event.clone()))
             .collect()
-    }
-
-    #[test]
-    fn a_raw_field_goes_at_the_end_of_an_object_and_nowhere_else() {
-        let mut text = r#"{"a":1}"#.to_owned();
-        push_raw_field(&mut text, "b", r#"[{"c":"}"}]"#);
-        assert_eq!(text, r#"{"a":1,"b":[{"c":"}"}]}"#);
-        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(value["b"][0]["c"], "}");
-        let mut empty = "{ }".to_owned();
-        push_raw_field(&mut empty, "b", "null");
-        assert_eq!(empty, r#"{ "b":null}"#);
-        let mut list = "[1]".to_owned();
-        push_raw_field(&mut list, "b", "2");
-        assert_eq!(list, "[1]");
     }
 
     #[test]

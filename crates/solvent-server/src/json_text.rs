@@ -58,18 +58,11 @@ impl JsonText {
     /// `out`; the text itself when it is no object. The feed stamps an effect with its event's
     /// time so, when a subscriber first needs it, written into the frame without a copy.
     pub fn write_with_field(&self, key: &str, value: &str, out: &mut String) {
-        let Some(open) = self.0.strip_suffix('}') else {
-            out.push_str(&self.0);
+        out.push_str(&self.0);
+        if !open_for_one_more_field(out) {
             return;
-        };
-        let separator = if open.trim_end().ends_with('{') {
-            ""
-        } else {
-            ","
-        };
+        }
         let plain = |text: &str| !text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
-        out.push_str(open);
-        out.push_str(separator);
         if plain(key) && plain(value) {
             // Nothing to escape (a field name and a time stamp, as the service calls it).
             out.push('"');
@@ -84,6 +77,32 @@ impl JsonText {
         }
         out.push('}');
     }
+}
+
+/// Adds `"key": value` (`value` already JSON, `key` a plain name) at the end of the JSON object
+/// that `object` holds; leaves anything that is not an object as it is.
+pub fn push_raw_field(object: &mut String, key: &'static str, value: &str) {
+    if !open_for_one_more_field(object) {
+        return;
+    }
+    object.push('"');
+    object.push_str(key);
+    object.push_str("\":");
+    object.push_str(value);
+    object.push('}');
+}
+
+/// Where `text` ends with a JSON object, takes its closing brace off and puts the separator a
+/// further field needs (none in an empty object): `true`. Otherwise leaves it: `false`.
+fn open_for_one_more_field(text: &mut String) -> bool {
+    if !text.ends_with('}') {
+        return false;
+    }
+    text.pop();
+    if !text.trim_end().ends_with('{') {
+        text.push(',');
+    }
+    true
 }
 
 impl Serialize for JsonText {
@@ -122,5 +141,20 @@ mod tests {
             JsonText::new(quoted).value(),
             serde_json::json!({"k": "a\"b"})
         );
+    }
+
+    #[test]
+    fn a_raw_field_goes_at_the_end_of_an_object_and_nowhere_else() {
+        let mut text = r#"{"a":1}"#.to_owned();
+        push_raw_field(&mut text, "b", r#"[{"c":"}"}]"#);
+        assert_eq!(text, r#"{"a":1,"b":[{"c":"}"}]}"#);
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["b"][0]["c"], "}");
+        let mut empty = "{ }".to_owned();
+        push_raw_field(&mut empty, "b", "null");
+        assert_eq!(empty, r#"{ "b":null}"#);
+        let mut list = "[1]".to_owned();
+        push_raw_field(&mut list, "b", "2");
+        assert_eq!(list, "[1]");
     }
 }
