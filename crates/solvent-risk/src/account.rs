@@ -511,14 +511,20 @@ pub fn build_report(
     let available = equity - cross_initial;
     // The cash-like collateral a withdrawal may take: all of it, or, where the venue keeps the
     // cross positions' maintenance margin in the wallet (Binance), what is above it.
-    let (cash_bound, cash_limit) = match venue.withdrawal {
-        WithdrawalRule::EquityAboveInitialMargin => {
-            (collateral.cash_like, WithdrawLimit::CashLikeCollateral)
-        }
-        WithdrawalRule::WalletAboveMaintenanceMargin => (
-            collateral.cash_like - cross_maintenance,
-            WithdrawLimit::WalletMaintenanceMargin,
+    let (cash_bound, cash_limit, wallet_above_maintenance) = match venue.withdrawal {
+        WithdrawalRule::EquityAboveInitialMargin => (
+            collateral.cash_like,
+            WithdrawLimit::CashLikeCollateral,
+            None,
         ),
+        WithdrawalRule::WalletAboveMaintenanceMargin => {
+            let above = collateral.cash_like - cross_maintenance;
+            (
+                above,
+                WithdrawLimit::WalletMaintenanceMargin,
+                Some(Amount(above)),
+            )
+        }
     };
     let (bound, mut withdrawable_limit) = if cash_bound <= available {
         (cash_bound, cash_limit)
@@ -565,9 +571,7 @@ pub fn build_report(
         available: Amount(available),
         withdrawable: Amount(withdrawable),
         withdrawable_limit,
-        wallet_above_maintenance: (venue.withdrawal
-            == WithdrawalRule::WalletAboveMaintenanceMargin)
-            .then_some(Amount(cash_bound)),
+        wallet_above_maintenance,
         health,
         state,
         currencies,

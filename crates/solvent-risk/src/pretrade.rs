@@ -472,12 +472,9 @@ pub fn decide_withdrawal(after: &MarginReport, buffer: Decimal) -> Result<(), Re
             asset,
         });
     }
-    if let Some(above) = after.wallet_above_maintenance
-        && above.value() < Decimal::ZERO
-        && !after.maintenance_margin.is_zero()
-    {
+    if let Some(shortfall) = after.wallet_shortfall() {
         return Err(Refusal::WalletBelowMaintenanceMargin {
-            shortfall: Amount(-above.value()),
+            shortfall: Amount(shortfall),
             maintenance_margin: after.maintenance_margin,
             asset,
         });

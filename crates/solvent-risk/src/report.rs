@@ -324,6 +324,18 @@ pub struct MarginReport {
     pub nearest_moves: Vec<(String, Option<f64>)>,
 }
 
+impl MarginReport {
+    /// By how much the wallet's cash-like collateral falls short of the cross positions'
+    /// maintenance margin, where the venue keeps that margin in the wallet (`[venue] withdrawal
+    /// = "wallet_above_maintenance_margin"`) and the pool has one; `None` otherwise. What a
+    /// withdrawal and a move of isolated margin are refused for.
+    #[must_use]
+    pub fn wallet_shortfall(&self) -> Option<Decimal> {
+        let above = self.wallet_above_maintenance?.value();
+        (above < Decimal::ZERO && !self.maintenance_margin.is_zero()).then_some(-above)
+    }
+}
+
 /// Whether an optional figure of the JSON is zero (and so left out).
 fn no_amount(amount: &Amount) -> bool {
     amount.is_zero()

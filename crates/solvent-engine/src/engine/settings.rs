@@ -224,11 +224,7 @@ impl Engine {
         // MM"), the isolated wallet its position's ("max removable: isolatedWalletBalance -
         // isolatedPosition MM"); unrealised profit pays neither out.
         if self.venue.withdrawal == WithdrawalRule::WalletAboveMaintenanceMargin {
-            let cross_short = delta > Decimal::ZERO
-                && !report.maintenance_margin.is_zero()
-                && report
-                    .wallet_above_maintenance
-                    .is_some_and(|above| above.value() < Decimal::ZERO);
+            let cross_short = delta > Decimal::ZERO && report.wallet_shortfall().is_some();
             let isolated_below = delta < Decimal::ZERO
                 && report.positions.iter().any(|p| {
                     p.instrument == name && p.isolated && target < p.maintenance_margin.value()
