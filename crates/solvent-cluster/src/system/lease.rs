@@ -244,7 +244,11 @@ impl Lease {
                         failing = true;
                         tracing::warn!(%error, bucket = LEASE_BUCKET, "standby system shard cannot ask for the lease; asking again");
                     }
-                    if wait_one_turn(stop).await == WaitTurn::Stopped {
+                    // One LEASE_RETRY between two asks, cut short by a stop.
+                    if until_stopped(stop, tokio::time::sleep(LEASE_RETRY))
+                        .await
+                        .is_none()
+                    {
                         return Ok(Acquisition::Stopped {
                             stood_by: started.elapsed(),
                         });
@@ -276,7 +280,10 @@ impl Lease {
                             );
                         }
                         failing = false;
-                        if wait_one_turn(stop).await == WaitTurn::Stopped {
+                        if until_stopped(stop, tokio::time::sleep(LEASE_RETRY))
+                            .await
+                            .is_none()
+                        {
                             return Ok(Acquisition::Stopped {
                                 stood_by: started.elapsed(),
                             });
@@ -346,32 +353,6 @@ impl Drop for Lease {
         // A system shard stopped without `release` (its task aborted) stops renewing: its
         // lease expires.
         self.renewal.abort();
-    }
-}
-
-/// How one turn of a standby's wait ended.
-#[derive(Debug, PartialEq, Eq)]
-enum WaitTurn {
-    /// [`LEASE_RETRY`] passed: ask again.
-    AskAgain,
-    /// `stop` turned true, or its sender was dropped (as a running system shard stops then).
-    Stopped,
-}
-
-/// Waits one [`LEASE_RETRY`], or less when `stop` turns true.
-async fn wait_one_turn(stop: &mut watch::Receiver<bool>) -> WaitTurn {
-    if *stop.borrow() {
-        return WaitTurn::Stopped;
-    }
-    tokio::select! {
-        () = tokio::time::sleep(LEASE_RETRY) => WaitTurn::AskAgain,
-        changed = stop.changed() => {
-            if changed.is_err() || *stop.borrow() {
-                WaitTurn::Stopped
-            } else {
-                WaitTurn::AskAgain
-            }
-        }
     }
 }
 
