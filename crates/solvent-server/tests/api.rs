@@ -20,6 +20,9 @@ use solvent_store::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod support;
+use support::call;
+
 fn engine() -> Engine {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
     let venue = Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap();
@@ -58,33 +61,6 @@ fn local() -> Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         ..Config::default()
     }
-}
-
-/// A minimal HTTP/1.1 exchange (one request per connection).
-async fn call(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    key: Option<&str>,
-    body: Option<&str>,
-) -> (u16, Value) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let body = body.unwrap_or("");
-    let auth = key.map_or(String::new(), |key| {
-        format!("Authorization: Bearer {key}\r\n")
-    });
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8(response).unwrap();
-    let (head, payload) = text.split_once("\r\n\r\n").unwrap();
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let value = serde_json::from_str(payload).unwrap_or(Value::String(payload.to_owned()));
-    (status, value)
 }
 
 /// One exchange of raw bytes (anything, chunked bodies included), written while the answer is

@@ -18,7 +18,8 @@ use solvent_server::forecast::{Forecaster, scenario_range_event};
 use solvent_server::keys::{KeyRing, Scope};
 use solvent_server::{Config, Running};
 use solvent_store::Journal;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod support;
 
 /// The demo's committed history (BTC and ETH, 2024-10-01..2025-09-30).
 const HISTORY: [(&str, &str); 2] = [
@@ -111,19 +112,12 @@ async fn start(engine: Engine, journal: Box<dyn Journal>) -> (Running, String) {
     (running, admin)
 }
 
+/// One exchange that must answer 200: its body.
 async fn call(addr: SocketAddr, method: &str, path: &str, key: &str, body: &str) -> Value {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8(response).unwrap();
-    let (head, payload) = text.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{payload}");
-    serde_json::from_str(payload).unwrap()
+    let (status, value) = support::call(addr, method, path, Some(key), Some(body)).await;
+    assert_eq!(status, 200, "{method} {path}: {value}");
+    assert!(value.is_object() || value.is_array(), "not JSON: {value}");
+    value
 }
 
 /// Posts `events`; every one must be accepted. Their sequence numbers.
