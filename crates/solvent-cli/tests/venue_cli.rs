@@ -74,7 +74,11 @@ fn show_lays_out_an_inverse_contracts_brackets_in_coin() {
     let (code, text, error) = run(&["venue", "show", "bybit-inverse", "BTCUSD"]);
     assert_eq!(code, 0, "{error}");
     assert_eq!(row(&text, "1"), ["1", "0 - 150", "100x", "0.50%", "0"]);
-    assert!(text.contains("TABLE STOPS at tier 1"), "{text}");
+    assert_eq!(
+        row(&text, "2"),
+        ["2", "150 - 300", "66.67x", "1.00%", "0.75"]
+    );
+    assert!(text.contains("TABLE STOPS at tier 2"), "{text}");
     assert!(
         text.contains("maintenance margin on the entry value"),
         "{text}"
@@ -174,7 +178,7 @@ fn check_accepts_every_shipped_venue() {
     }
     let (_, text, _) = run(&["venue", "check", "binance-coinm"]);
     assert!(
-        text.contains("8 margin rules with 72 tiers, 8 instruments"),
+        text.contains("13 margin rules with 112 tiers, 13 instruments"),
         "{text}"
     );
     let (_, text, _) = run(&["venue", "check", "binance-usdm"]);

@@ -104,13 +104,31 @@ fn the_shipped_binance_file_carries_its_rates_and_rule() {
     assert_eq!(btc.rate, dec!(0.00000571));
     assert_eq!(btc.per, RatePeriod::Hour);
     assert_eq!(btc.rule, InterestRule::StartedHour);
-    for name in ["bybit-linear.toml", "okx-swap.toml"] {
+    // Bybit and OKX: their API documentation's example USDT rates (not live rates), each under
+    // its venue's `hour_snapshot` rule: Bybit's hourly 0.0000055139 (v3 borrow-rate example), OKX's
+    // daily 0.00043728 (interest-rate-loan-quota example, "Daily borrowing rate").
+    for (name, rate, per) in [
+        ("bybit-linear.toml", dec!(0.0000055139), RatePeriod::Hour),
+        ("okx-swap.toml", dec!(0.00043728), RatePeriod::Day),
+    ] {
+        let venue = shipped(name);
+        let usdt = venue
+            .collateral
+            .get("USDT")
+            .unwrap()
+            .interest
+            .clone()
+            .unwrap();
+        assert_eq!(usdt.rate, rate, "{name}");
+        assert_eq!(usdt.per, per, "{name}");
+        assert_eq!(usdt.rule, InterestRule::HourSnapshot, "{name}");
         assert!(
-            shipped(name)
+            venue
                 .collateral
-                .values()
-                .all(|schedule| schedule.interest.is_none()),
-            "{name}: no published rate was found, none is written"
+                .iter()
+                .filter(|(asset, _)| asset.as_str() != "USDT")
+                .all(|(_, schedule)| schedule.interest.is_none()),
+            "{name}: only USDT has a published rate"
         );
     }
 }

@@ -133,7 +133,7 @@ fn binance_usdm_brackets_hold_together() {
 
 #[test]
 fn binance_coinm_brackets_hold_together() {
-    assert_eq!(ladders_of("binance-coinm.toml"), 8);
+    assert_eq!(ladders_of("binance-coinm.toml"), 13);
 }
 
 #[test]
@@ -337,9 +337,100 @@ fn shipped_tables_are_complete_as_far_as_published() {
     ] {
         assert_eq!(tier_count("binance-coinm.toml", rule), brackets, "{rule}");
     }
+    // Binance COIN-M quarterlies of 2026-12-25, from the same capture (tables dated 2026-06-26):
+    // every bracket, the last one's cap in coin and its cum (BTCUSD_261225 bracket 8: 1,500 - 5,000
+    // BTC at 1x, 50%, cum 476.4 = 101.4 + 1,500 x (50% - 25%)).
+    let last_tier = |file: &str, rule: &str| match venue(file).rules[rule].as_ref() {
+        MarginRule::Tiered { tiers, .. } => {
+            let last = tiers.last().unwrap();
+            (
+                last.up_to.unwrap(),
+                last.max_leverage,
+                last.maintenance_rate,
+                last.deduction,
+            )
+        }
+        _ => panic!("{file} {rule}: tiered rule expected"),
+    };
+    for (rule, brackets, last) in [
+        (
+            "binance_btcusd_261225",
+            8,
+            (dec!(5000), dec!(1), dec!(0.5), dec!(476.4)),
+        ),
+        (
+            "binance_ethusd_261225",
+            8,
+            (dec!(50000), dec!(1), dec!(0.5), dec!(3189)),
+        ),
+        (
+            "binance_solusd_261225",
+            6,
+            (dec!(40000), dec!(1), dec!(0.5), dec!(6700)),
+        ),
+        (
+            "binance_xrpusd_261225",
+            9,
+            (dec!(40000000), dec!(1), dec!(0.5), dec!(6312500)),
+        ),
+        (
+            "binance_bnbusd_261225",
+            9,
+            (dec!(100000), dec!(1), dec!(0.5), dec!(18275)),
+        ),
+    ] {
+        assert_eq!(tier_count("binance-coinm.toml", rule), brackets, "{rule}");
+        assert_eq!(last_tier("binance-coinm.toml", rule), last, "{rule}");
+    }
+    // Their first bracket: BTC 0 - 10 BTC and ETH 0 - 100 ETH at 50x and 1%; SOL, XRP and BNB at
+    // 20x and 2.5%.
+    for (rule, first) in [
+        (
+            "binance_btcusd_261225",
+            (dec!(10), dec!(50), dec!(0.01), dec!(0)),
+        ),
+        (
+            "binance_ethusd_261225",
+            (dec!(100), dec!(50), dec!(0.01), dec!(0)),
+        ),
+        (
+            "binance_solusd_261225",
+            (dec!(2000), dec!(20), dec!(0.025), dec!(0)),
+        ),
+        (
+            "binance_xrpusd_261225",
+            (dec!(500000), dec!(20), dec!(0.025), dec!(0)),
+        ),
+        (
+            "binance_bnbusd_261225",
+            (dec!(1000), dec!(20), dec!(0.025), dec!(0)),
+        ),
+    ] {
+        let MarginRule::Tiered { tiers, .. } = venue("binance-coinm.toml").rules[rule].as_ref()
+        else {
+            panic!("{rule}: tiered rule expected");
+        };
+        let tier = &tiers[0];
+        assert_eq!(
+            (
+                tier.up_to.unwrap(),
+                tier.max_leverage,
+                tier.maintenance_rate,
+                tier.deduction
+            ),
+            first,
+            "{rule}"
+        );
+    }
     assert_eq!(tier_count("bybit-linear.toml", "bybit_btcusdt"), 20);
-    // Bybit inverse: BTCUSD's first tier is all that is published (the file says where it stops).
-    assert_eq!(tier_count("bybit-inverse.toml", "bybit_btcusd"), 1);
+    // Bybit inverse: BTCUSD's first two tiers are all that was found (the file says where it
+    // stops): tier 2 to 300 BTC at 66.67x, 1%, deduction 0.75 = 150 x (1% - 0.5%), from a capture
+    // of the live risk-limit answer of 2026-09-26.
+    assert_eq!(tier_count("bybit-inverse.toml", "bybit_btcusd"), 2);
+    assert_eq!(
+        last_tier("bybit-inverse.toml", "bybit_btcusd"),
+        (dec!(300), dec!(66.67), dec!(0.01), dec!(0.75))
+    );
     // The default venue's BTCUSDT is Bybit's ladder, to the same 80,000,000 and tier for tier.
     assert_eq!(tier_count("default.toml", "bybit_btcusdt"), 20);
     assert_eq!(
