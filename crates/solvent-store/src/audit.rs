@@ -59,7 +59,7 @@ use solvent_engine::event::Event;
 use crate::outcome::{Outcome, event_type};
 use crate::snapshots::{list_snapshots, read_snapshot, seq_of_path};
 use crate::sqlite::{
-    JOURNAL_FILE, OutcomeStatements, attach_audit, effects_through, read_events, storage,
+    JOURNAL_FILE, attach_audit, effects_through, insert_outcomes, read_events, storage,
 };
 use crate::{Entry, JournalError, StoreError};
 
@@ -313,12 +313,7 @@ fn write_outcomes<'o>(
     text: &mut String,
 ) -> Result<(), JournalError> {
     let transaction = connection.transaction().map_err(|e| storage(&e))?;
-    {
-        let mut statements = OutcomeStatements::prepare(&transaction)?;
-        for (seq, kind, outcome) in outcomes {
-            statements.insert(seq, kind, outcome, text)?;
-        }
-    }
+    insert_outcomes(&transaction, outcomes, text)?;
     transaction.commit().map_err(|e| storage(&e))
 }
 
