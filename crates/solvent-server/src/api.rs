@@ -672,7 +672,7 @@ fn rank(view: &View) -> Vec<Ranked> {
                 Err(error) => (None, None, None, None, Some(error)),
             };
             Ranked {
-                account: id.clone(),
+                account: id.to_string(),
                 state: account.state,
                 health,
                 equity,

@@ -43,8 +43,10 @@ pub struct View {
     pub venue: Arc<Venue>,
     /// The volatility-scaled ranges in force, by underlying (replaced with the venue).
     pub scenario_ranges: Arc<BTreeMap<String, RangeInForce>>,
-    /// Every account, by id.
-    pub accounts: imbl::OrdMap<String, AccountView>,
+    /// Every account, by id. The ids are shared (`Arc<str>`): a batch that changes accounts all
+    /// over the map copies most of its leaves away from the views readers still hold, and a
+    /// leaf's copy then counts references instead of copying 64 strings.
+    pub accounts: imbl::OrdMap<Arc<str>, AccountView>,
     /// The insurance fund's balance per asset.
     pub insurance_fund: BTreeMap<String, Decimal>,
 }
@@ -56,7 +58,7 @@ impl View {
         let mut accounts = imbl::OrdMap::new();
         for (id, _) in engine.accounts().iter() {
             if let Some(account) = account_view(engine, id) {
-                accounts.insert(id.to_owned(), account);
+                accounts.insert(Arc::from(id), account);
             }
         }
         Self {
@@ -83,11 +85,15 @@ impl View {
         let mut accounts = self.accounts.clone();
         for id in touched {
             match account_view(engine, &id) {
-                Some(account) => {
-                    accounts.insert(id, account);
-                }
+                // A known account keeps its key (no new allocation for it).
+                Some(account) => match accounts.get_mut(id.as_str()) {
+                    Some(known) => *known = account,
+                    None => {
+                        accounts.insert(Arc::from(id), account);
+                    }
+                },
                 None => {
-                    accounts.remove(&id);
+                    accounts.remove(id.as_str());
                 }
             }
         }
