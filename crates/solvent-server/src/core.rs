@@ -9,8 +9,10 @@
 //! ```
 //!
 //! The engine thread never waits for a sync: while the journal thread makes batch N durable, it
-//! applies batch N+1. Once a batch is durable the journal thread also hands each event's effects
-//! (rendered once, on the engine thread, for the reply) to the audit writer's bounded queue
+//! applies batch N+1. Once a batch is durable the journal thread writes each accepted event's
+//! effects as JSON, once, for the reply, the feed and the audit (the engine thread is the
+//! service's one serial stage: it writes only what it must answer from itself, a refusal and an
+//! event kept with its client id), and hands them to the audit writer's bounded queue
 //! (`solvent_store::AuditSink`), never waiting for it: a writer behind catches up from the
 //! journal. Nothing leaves the service before its batch is durable: replies, WebSocket
 //! messages and the readers' view are all released by the journal thread after the append
@@ -30,9 +32,10 @@ use serde::Serialize;
 use solvent_engine::Engine;
 use solvent_engine::effect::{Effect, RejectReason};
 use solvent_engine::event::{Envelope, Event};
+use solvent_store::outcome::event_type;
 use solvent_store::outcome::user_account;
 use solvent_store::{
-    ClientRecord, Committer, CommitterConfig, Entry, Journal, JournalError, Outcome,
+    AuditSink, ClientRecord, Committer, CommitterConfig, Entry, Journal, JournalError, Outcome,
 };
 use tokio::sync::oneshot;
 
@@ -160,12 +163,13 @@ pub enum Command {
 /// What the engine thread hands the commit thread besides the entries: everything released
 /// once they are durable.
 struct Batch {
-    replies: Vec<(ReplySender, Vec<EventReply>)>,
+    /// Each request's replies; an accepted event's reply takes the effects of `applied[i]`,
+    /// written once the batch is durable.
+    replies: Vec<(ReplySender, Vec<Draft>)>,
     hashes: Vec<(oneshot::Sender<HashAnswer>, HashAnswer)>,
     copies: Vec<(oneshot::Sender<Box<Engine>>, Box<Engine>)>,
-    feed: Vec<(Channel, FeedData)>,
-    /// The types of the margin calls, liquidations, ADL and deficits, for `/metrics`.
-    counted: Vec<&'static str>,
+    /// The accepted events, in order, with their effects as the engine returned them.
+    applied: Vec<Applied>,
     /// The accounts' figures after each update, for their health history.
     health: Vec<(String, crate::health::Point)>,
     view: Arc<View>,
@@ -175,6 +179,26 @@ struct Batch {
     /// A copy of the engine to snapshot once this batch is durable, with its sequence number.
     snapshot: Option<(Engine, u64)>,
     snapshots: Option<SyncSender<(Engine, u64)>>,
+}
+
+/// A reply as the engine thread leaves it: an accepted event's effects are those of
+/// `Batch::applied[i]`, written once the batch is durable.
+type Draft = (EventReply, Option<usize>);
+
+/// An accepted event whose effects the journal thread writes as JSON once its batch is durable:
+/// for its reply, the feed and the audit.
+struct Applied {
+    seq: u64,
+    ts: Timestamp,
+    event_type: &'static str,
+    effects: Vec<Effect>,
+    /// The effects already written, where the engine thread needed them (an event kept with
+    /// its client id, whose reply is stored with it).
+    written: Option<Vec<JsonText>>,
+    /// The accounts and effect types the audit indexes (its lines are added when written).
+    outcome: Outcome,
+    /// The `prices` channel's message, after the event's effects.
+    price: Option<Arc<str>>,
 }
 
 /// What readers and the HTTP layer share with the two threads.
@@ -195,6 +219,8 @@ pub struct Shared {
     /// The last durable sequence number (0: none yet): client ids up to it may leave the
     /// engine's window, the journal answers for them.
     pub durable_seq: std::sync::atomic::AtomicU64,
+    /// The audit writer's queue, fed by the journal thread as batches become durable.
+    pub audit: Option<AuditSink>,
 }
 
 /// When and where the service snapshots its state.
@@ -284,6 +310,7 @@ impl Core {
             failure: OnceLock::new(),
             queue_depth: std::sync::atomic::AtomicUsize::new(0),
             durable_seq: std::sync::atomic::AtomicU64::new(engine.last_seq().unwrap_or(0)),
+            audit,
         });
         let client_ids = ClientIds::new(
             limits.client_window,
@@ -293,13 +320,13 @@ impl Core {
         let (sender, commands) = std::sync::mpsc::sync_channel(limits.queue);
         // Two batches waiting at most while one syncs; beyond that the engine thread waits, its
         // queue fills and clients get 429 (backpressure, not a backlog).
-        let committer = Committer::start_with_audit(
+        // The audit is fed by `release`, which writes the effects it takes.
+        let committer = Committer::start(
             Box::new(Timed(journal)) as Box<dyn Journal>,
             CommitterConfig {
                 queue_batches: 2,
                 max_entries_per_commit: limits.commit_entries,
             },
-            audit,
         );
         let snapshot_writer = match snapshots {
             Some(policy) => Some(SnapshotWriter::start(policy)?),
@@ -508,8 +535,7 @@ impl EngineLoop {
                 replies: Vec::new(),
                 hashes: Vec::new(),
                 copies: Vec::new(),
-                feed: Vec::with_capacity(presized * 2),
-                counted: Vec::new(),
+                applied: Vec::with_capacity(presized),
                 health: Vec::with_capacity(presized * 2),
                 view: Arc::clone(&view),
                 events: 0,
@@ -599,7 +625,7 @@ impl EngineLoop {
         entries: &mut Vec<Entry>,
         touched: &mut BTreeSet<String>,
         changed: &mut Changed,
-    ) -> Result<Vec<EventReply>, SubmitError> {
+    ) -> Result<Vec<Draft>, SubmitError> {
         self.client_ids.evict(
             match self
                 .shared
@@ -626,7 +652,7 @@ impl EngineLoop {
                 .as_ref()
                 .and_then(|id| self.client_ids.recent(id))
             {
-                replies.push(duplicate_of(first));
+                replies.push((duplicate_of(first), None));
                 continue;
             }
             let ts = incoming.ts.unwrap_or_else(|| match self.clock {
@@ -642,12 +668,15 @@ impl EngineLoop {
                 .map(|forecaster| forecaster.closes_crossed(ts))
                 .filter(|crossed| *crossed > MAX_CLOSES_PER_EVENT)
             {
-                replies.push(self.refuse(
-                    incoming,
-                    RejectReason::OutOfRange,
-                    format!(
-                        "ts {ts}: the event's time crosses {crossed} daily closes, each of which gets a volatility forecast; at most {MAX_CLOSES_PER_EVENT} are made before one event: send the days between first"
+                replies.push((
+                    self.refuse(
+                        incoming,
+                        RejectReason::OutOfRange,
+                        format!(
+                            "ts {ts}: the event's time crosses {crossed} daily closes, each of which gets a volatility forecast; at most {MAX_CLOSES_PER_EVENT} are made before one event: send the days between first"
+                        ),
                     ),
+                    None,
                 ));
                 continue;
             }
@@ -674,7 +703,7 @@ impl EngineLoop {
                     ts: Some(at),
                     event,
                 };
-                let reply = self.apply_one(scheduled, at, batch, entries, touched, changed);
+                let (reply, _) = self.apply_one(scheduled, at, batch, entries, touched, changed);
                 match reply.status {
                     Status::Accepted => {
                         tracing::info!(seq = ?reply.seq, %at, %forecast, "scheduled forecast appended");
@@ -705,8 +734,9 @@ impl EngineLoop {
         }
     }
 
-    /// Applies one event stamped `ts`; an accepted one is recorded for the journal, the feed,
-    /// the audit and the forecaster.
+    /// Applies one event stamped `ts`; an accepted one is recorded for the journal, and its
+    /// effects for the reply, the feed and the audit, which the journal thread writes once the
+    /// batch is durable (the index returned: `batch.applied`'s). A refusal is written here.
     fn apply_one(
         &mut self,
         incoming: Incoming,
@@ -715,7 +745,7 @@ impl EngineLoop {
         entries: &mut Vec<Entry>,
         touched: &mut BTreeSet<String>,
         changed: &mut Changed,
-    ) -> EventReply {
+    ) -> Draft {
         let seq = self.engine.last_seq().map_or(1, |last| last + 1);
         let envelope = Envelope {
             seq,
@@ -723,114 +753,127 @@ impl EngineLoop {
             event: incoming.event,
         };
         let effects = self.engine.apply(&envelope);
-        let accepted = self.engine.last_seq() == Some(seq);
-        let lines: Vec<JsonText> = effects
+        if self.engine.last_seq() != Some(seq) {
+            let reply = EventReply {
+                seq: None,
+                status: Status::Rejected,
+                client_id: incoming.client_id,
+                effects: self.write_effects(&effects, seq),
+            };
+            return (reply, None);
+        }
+        note_changes(&envelope.event, changed);
+        for effect in &effects {
+            if let Effect::AccountUpdated {
+                account,
+                equity,
+                initial_margin,
+                maintenance_margin,
+                health,
+                state,
+            } = effect
+            {
+                batch.health.push((
+                    account.clone(),
+                    crate::health::Point {
+                        seq,
+                        ts: envelope.ts,
+                        health: *health,
+                        state: *state,
+                        equity: *equity,
+                        initial_margin: *initial_margin,
+                        maintenance_margin: *maintenance_margin,
+                    },
+                ));
+            }
+        }
+        // An event kept with its client id keeps its first reply, written now: a retry may
+        // come before the batch is durable.
+        let written = incoming.client_id.as_ref().map(|id| {
+            let reply = EventReply {
+                seq: Some(seq),
+                status: Status::Accepted,
+                client_id: Some(id.clone()),
+                effects: self.write_effects(&effects, seq),
+            };
+            let mut text = String::with_capacity(256);
+            reply.write_json(&mut text);
+            (reply.effects, text)
+        });
+        let (written, stored) = match written {
+            Some((lines, text)) => (Some(lines), Some(text)),
+            None => (None, None),
+        };
+        if let (Some(id), Some(text)) = (&incoming.client_id, &stored) {
+            self.client_ids.insert(
+                id.clone(),
+                ClientRecord {
+                    seq,
+                    reply: Some(text.clone()),
+                },
+            );
+        }
+        if let Some(forecaster) = self.forecaster.as_mut() {
+            forecaster.observe(&envelope);
+        }
+        // The accounts the audit indexes; the effects' lines join them once written.
+        let outcome = Outcome::of(&envelope.event, &effects, Vec::new());
+        // The accounts whose view the batch refreshes: the user accounts the event and its
+        // effects concern, as the audit indexes them.
+        touched.extend(outcome.accounts.iter().cloned());
+        // Without an audit writer the journal keeps the effects with their entry (the memory
+        // journal does; a SQLite journal drops them, and `solvent journal` writes them later):
+        // they go with the entry now, so they are written now.
+        let in_entry = self.shared.audit.is_none();
+        let written = match written {
+            None if in_entry => Some(self.write_effects(&effects, seq)),
+            written => written,
+        };
+        let entry_outcome = if in_entry {
+            Outcome {
+                effects: written.iter().flatten().map(JsonText::shared).collect(),
+                effect_types: outcome.effect_types.clone(),
+                accounts: outcome.accounts.clone(),
+            }
+        } else {
+            Outcome::default()
+        };
+        let applied = batch.applied.len();
+        batch.applied.push(Applied {
+            seq,
+            ts: envelope.ts,
+            event_type: event_type(&envelope.event),
+            effects,
+            written,
+            outcome,
+            price: price_message(&envelope),
+        });
+        let reply = EventReply {
+            seq: Some(seq),
+            status: Status::Accepted,
+            client_id: incoming.client_id.clone(),
+            effects: Vec::new(),
+        };
+        entries.push(Entry {
+            envelope,
+            client_id: incoming.client_id,
+            reply: stored,
+            outcome: entry_outcome,
+        });
+        (reply, Some(applied))
+    }
+
+    /// Effects of event `seq` as JSON, in the engine's order.
+    fn write_effects(&mut self, effects: &[Effect], seq: u64) -> Vec<JsonText> {
+        effects
             .iter()
             .map(|effect| JsonText::of_effect(effect, seq, &mut self.buffer))
-            .collect();
-        let reply = EventReply {
-            seq: accepted.then_some(seq),
-            status: if accepted {
-                Status::Accepted
-            } else {
-                Status::Rejected
-            },
-            client_id: incoming.client_id.clone(),
-            effects: lines,
-        };
-        if accepted {
-            note_changes(&envelope.event, changed);
-            // The event's time for its feed messages, written once and only when one has a
-            // channel.
-            let mut ts: Option<Arc<str>> = None;
-            for (effect, line) in effects.iter().zip(&reply.effects) {
-                if let Effect::AccountUpdated {
-                    account,
-                    equity,
-                    initial_margin,
-                    maintenance_margin,
-                    health,
-                    state,
-                } = effect
-                {
-                    batch.health.push((
-                        account.clone(),
-                        crate::health::Point {
-                            seq,
-                            ts: envelope.ts,
-                            health: *health,
-                            state: *state,
-                            equity: *equity,
-                            initial_margin: *initial_margin,
-                            maintenance_margin: *maintenance_margin,
-                        },
-                    ));
-                }
-                let channels = channels(effect);
-                if channels
-                    .iter()
-                    .any(|c| matches!(c, Channel::MarginCalls | Channel::Liquidations))
-                {
-                    // Each margin call, liquidation, ADL and uncovered deficit goes to one
-                    // of these two channels once: counted once.
-                    batch.counted.push(effect.kind());
-                }
-                if channels.is_empty() {
-                    continue;
-                }
-                // The feed's copy carries the event's time (for charts over time).
-                let ts = ts.get_or_insert_with(|| envelope.ts.to_string().into());
-                for channel in channels {
-                    batch.feed.push((
-                        channel,
-                        FeedData::Stamped {
-                            line: line.clone(),
-                            ts: Arc::clone(ts),
-                        },
-                    ));
-                }
-            }
-            if let Some(price) = price_message(&envelope) {
-                batch.feed.push((Channel::Prices, FeedData::Text(price)));
-            }
-            let stored = incoming.client_id.as_ref().map(|id| {
-                let mut text = String::with_capacity(256);
-                reply.write_json(&mut text);
-                self.client_ids.insert(
-                    id.clone(),
-                    ClientRecord {
-                        seq,
-                        reply: Some(text.clone()),
-                    },
-                );
-                text
-            });
-            if let Some(forecaster) = self.forecaster.as_mut() {
-                forecaster.observe(&envelope);
-            }
-            // The effects go with the entry as the text the reply carries, rendered once: the
-            // commit thread hands them to the audit writer once the event is durable.
-            let outcome = Outcome::of(
-                &envelope.event,
-                &effects,
-                reply.effects.iter().map(JsonText::shared).collect(),
-            );
-            // The accounts whose view the batch refreshes: the user accounts the event and its
-            // effects concern, as the audit indexes them.
-            touched.extend(outcome.accounts.iter().cloned());
-            entries.push(Entry {
-                envelope,
-                client_id: incoming.client_id,
-                reply: stored,
-                outcome,
-            });
-        }
-        reply
+            .collect()
     }
 }
 
-/// The most events a batch's vectors are sized for before it is applied (the default
-/// [`Limits::batch_events`]).
+/// The most events a batch's vectors are sized for before it is applied (a batch configured
+/// larger grows past it).
 const PRESIZED_EVENTS: usize = 4096;
 
 /// The most daily closes one event's time may cross where the service forecasts at each close
@@ -992,9 +1035,6 @@ impl Journal for Timed {
 /// feed, then the replies.
 fn release(batch: Batch, shared: &Shared) {
     crate::metrics::applied(batch.events);
-    for kind in &batch.counted {
-        crate::metrics::effect(kind);
-    }
     shared.view.store(batch.view);
     if let Some(seq) = batch.last_seq {
         shared
@@ -1002,8 +1042,71 @@ fn release(batch: Batch, shared: &Shared) {
             .store(seq, std::sync::atomic::Ordering::Release);
     }
     shared.health.record(batch.health);
-    shared.feed.publish_all(batch.feed);
+    // Each accepted event's effects written once, for its reply, the feed and the audit.
+    let mut buffer = Vec::with_capacity(512);
+    let mut feed = Vec::with_capacity(batch.applied.len() * 2);
+    let mut lines_of = Vec::with_capacity(batch.applied.len());
+    let mut audit = shared.audit.as_ref();
+    for applied in batch.applied {
+        let lines = applied.written.unwrap_or_else(|| {
+            applied
+                .effects
+                .iter()
+                .map(|effect| JsonText::of_effect(effect, applied.seq, &mut buffer))
+                .collect()
+        });
+        // The feed's copy carries the event's time (for charts over time), written once and
+        // only when one has a channel.
+        let mut ts: Option<Arc<str>> = None;
+        for (effect, line) in applied.effects.iter().zip(&lines) {
+            let channels = channels(effect);
+            if channels
+                .iter()
+                .any(|c| matches!(c, Channel::MarginCalls | Channel::Liquidations))
+            {
+                // Each margin call, liquidation, ADL and uncovered deficit goes to one of these
+                // two channels once: counted once.
+                crate::metrics::effect(effect.kind());
+            }
+            if channels.is_empty() {
+                continue;
+            }
+            let ts = ts.get_or_insert_with(|| applied.ts.to_string().into());
+            for channel in channels {
+                feed.push((
+                    channel,
+                    FeedData::Stamped {
+                        line: line.clone(),
+                        ts: Arc::clone(ts),
+                    },
+                ));
+            }
+        }
+        if let Some(price) = applied.price {
+            feed.push((Channel::Prices, FeedData::Text(price)));
+        }
+        if let Some(sink) = audit {
+            let mut outcome = applied.outcome;
+            outcome.effects = lines.iter().map(JsonText::shared).collect();
+            if !sink.offer_as(applied.seq, applied.event_type, outcome) {
+                // The writer catches up from the journal from here: offering the rest of the
+                // batch would only be work for it to discard.
+                audit = None;
+            }
+        }
+        lines_of.push(lines);
+    }
+    shared.feed.publish_all(feed);
     for (reply, replies) in batch.replies {
+        let replies = replies
+            .into_iter()
+            .map(|(mut reply, applied)| {
+                if let Some(lines) = applied.and_then(|index| lines_of.get_mut(index)) {
+                    reply.effects = std::mem::take(lines);
+                }
+                reply
+            })
+            .collect();
         let _ = reply.send(Ok(replies));
     }
     for (reply, answer) in batch.hashes {

@@ -182,9 +182,14 @@ impl AuditSink {
     /// was not (the queue is full, or the writer stopped), `seq` is recorded as missed and the
     /// writer writes the event's effects from the journal instead.
     pub fn offer(&self, seq: u64, event: &Event, outcome: Outcome) -> bool {
+        self.offer_as(seq, event_type(event), outcome)
+    }
+
+    /// [`Self::offer`] for an event known by its type (`event_type` of it) alone.
+    pub fn offer_as(&self, seq: u64, event_type: &'static str, outcome: Outcome) -> bool {
         let queued = Queued {
             seq,
-            event_type: event_type(event),
+            event_type,
             outcome,
         };
         match self.sender.try_send(queued) {
