@@ -20,7 +20,6 @@
 //! dropped pages it reported written): the service answers every later request with
 //! `journal_failed` and stops.
 
-use std::collections::BTreeSet;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -543,7 +542,6 @@ impl EngineLoop {
                 snapshot: None,
                 snapshots: None,
             };
-            let mut touched = BTreeSet::new();
             let mut changed = Changed::default();
             let mut next = Some(first);
             let mut stopping = false;
@@ -553,13 +551,7 @@ impl EngineLoop {
                     .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 match command {
                     Command::Submit { events, reply } => {
-                        match self.apply_all(
-                            events,
-                            &mut batch,
-                            &mut entries,
-                            &mut touched,
-                            &mut changed,
-                        ) {
+                        match self.apply_all(events, &mut batch, &mut entries, &mut changed) {
                             Ok(replies) => batch.replies.push((reply, replies)),
                             // Nothing of it was applied: answered at once.
                             Err(error) => {
@@ -580,7 +572,16 @@ impl EngineLoop {
                     next = commands.try_recv().ok();
                 }
             }
-            if !touched.is_empty() || changed.market || changed.venue || !entries.is_empty() {
+            if changed.market || changed.venue || !entries.is_empty() {
+                // The accounts whose view the batch refreshes: the user accounts its events and
+                // their effects concern, as the audit indexes them, each once.
+                let mut touched: Vec<&str> = batch
+                    .applied
+                    .iter()
+                    .flat_map(|applied| applied.outcome.accounts.iter().map(String::as_str))
+                    .collect();
+                touched.sort_unstable();
+                touched.dedup();
                 view = Arc::new(view.next(&self.engine, touched, changed.market, changed.venue));
             }
             batch.view = Arc::clone(&view);
@@ -623,7 +624,6 @@ impl EngineLoop {
         events: Vec<Incoming>,
         batch: &mut Batch,
         entries: &mut Vec<Entry>,
-        touched: &mut BTreeSet<String>,
         changed: &mut Changed,
     ) -> Result<Vec<Draft>, SubmitError> {
         self.client_ids.evict(
@@ -703,7 +703,7 @@ impl EngineLoop {
                     ts: Some(at),
                     event,
                 };
-                let (reply, _) = self.apply_one(scheduled, at, batch, entries, touched, changed);
+                let (reply, _) = self.apply_one(scheduled, at, batch, entries, changed);
                 match reply.status {
                     Status::Accepted => {
                         tracing::info!(seq = ?reply.seq, %at, %forecast, "scheduled forecast appended");
@@ -716,7 +716,7 @@ impl EngineLoop {
                     ),
                 }
             }
-            replies.push(self.apply_one(incoming, ts, batch, entries, touched, changed));
+            replies.push(self.apply_one(incoming, ts, batch, entries, changed));
         }
         Ok(replies)
     }
@@ -743,7 +743,6 @@ impl EngineLoop {
         ts: Timestamp,
         batch: &mut Batch,
         entries: &mut Vec<Entry>,
-        touched: &mut BTreeSet<String>,
         changed: &mut Changed,
     ) -> Draft {
         let seq = self.engine.last_seq().map_or(1, |last| last + 1);
@@ -816,11 +815,9 @@ impl EngineLoop {
         if let Some(forecaster) = self.forecaster.as_mut() {
             forecaster.observe(&envelope);
         }
-        // The accounts the audit indexes; the effects' lines join them once written.
+        // The accounts the audit indexes (and the view refreshes); the effects' lines join
+        // them once written.
         let outcome = Outcome::of(&envelope.event, &effects, Vec::new());
-        // The accounts whose view the batch refreshes: the user accounts the event and its
-        // effects concern, as the audit indexes them.
-        touched.extend(outcome.accounts.iter().cloned());
         // Without an audit writer the journal keeps the effects with their entry (the memory
         // journal does; a SQLite journal drops them, and `solvent journal` writes them later):
         // they go with the entry now, so they are written now.

@@ -75,25 +75,25 @@ impl View {
     /// The view after a batch: the accounts in `touched` read again, the market, venue and fund
     /// replaced where they changed.
     #[must_use]
-    pub fn next(
+    pub fn next<'a>(
         &self,
         engine: &Engine,
-        touched: impl IntoIterator<Item = String>,
+        touched: impl IntoIterator<Item = &'a str>,
         market_changed: bool,
         venue_changed: bool,
     ) -> Self {
         let mut accounts = self.accounts.clone();
         for id in touched {
-            match account_view(engine, &id) {
+            match account_view(engine, id) {
                 // A known account keeps its key (no new allocation for it).
-                Some(account) => match accounts.get_mut(id.as_str()) {
+                Some(account) => match accounts.get_mut(id) {
                     Some(known) => *known = account,
                     None => {
                         accounts.insert(Arc::from(id), account);
                     }
                 },
                 None => {
-                    accounts.remove(id.as_str());
+                    accounts.remove(id);
                 }
             }
         }
