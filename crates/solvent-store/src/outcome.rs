@@ -171,9 +171,13 @@ fn effect_accounts(effect: &Effect, accounts: &mut BTreeSet<String>) {
 #[must_use]
 pub fn user_account(ledger_name: &str) -> Option<&str> {
     use solvent_engine::ledger::{CLEARING, EXTERNAL, FEES, INSURANCE_FUND, PENDING_CLAIMS};
+    // The first "/isolated/" starts at a '/': found by a byte search from each one, where
+    // `split_once` with the word built a substring searcher at every call (the service asks for
+    // every effect's accounts on its engine thread).
     let id = ledger_name
-        .split_once("/isolated/")
-        .map_or(ledger_name, |(id, _)| id);
+        .match_indices('/')
+        .find(|(at, _)| ledger_name[*at..].starts_with("/isolated/"))
+        .map_or(ledger_name, |(at, _)| &ledger_name[..at]);
     (![EXTERNAL, FEES, INSURANCE_FUND, CLEARING, PENDING_CLAIMS].contains(&id)).then_some(id)
 }
 
@@ -213,5 +217,48 @@ mod tests {
         assert!(outcome.effects[0].starts_with(r#"{"#));
         assert!(outcome.effects[0].contains(r#""seq":7"#));
         assert!(!outcome.effects[0].ends_with('\n'));
+    }
+
+    /// The owner of an isolated position's ledger account is the text before the first
+    /// `/isolated/`, as `split_once` finds it, on names built from the characters that matter
+    /// (every way the word can be cut, doubled or run into its neighbours).
+    #[test]
+    fn the_owner_of_a_ledger_account_is_the_text_before_the_first_isolated_word() {
+        for (name, owner) in [
+            ("a1", Some("a1")),
+            ("a1/isolated/BTCUSDT", Some("a1")),
+            ("a/b/isolated/X", Some("a/b")),
+            ("a/isolated/isolated/X", Some("a")),
+            ("a//isolated/X", Some("a/")),
+            ("x/isolatedX", Some("x/isolatedX")),
+            ("/isolated/X", Some("")),
+            ("fees", None),
+            ("fees/isolated/BTCUSDT", None),
+            ("insurance_fund", None),
+        ] {
+            assert_eq!(user_account(name), owner, "{name}");
+        }
+        fn reference(name: &str) -> Option<&str> {
+            let id = name.split_once("/isolated/").map_or(name, |(id, _)| id);
+            user_account(id).map(|_| id)
+        }
+        // Every name of up to 12 characters over a small alphabet, by counting in base 5.
+        let alphabet = ['/', 'i', 's', 'o', 'a'];
+        let word = "/isolated/";
+        for length in 0..=6_u32 {
+            for mut n in 0..5_usize.pow(length) {
+                let mut name = String::new();
+                for _ in 0..length {
+                    match alphabet[n % 5] {
+                        // A whole word, so that names hold it, twice, or cut into it.
+                        'i' => name.push_str(word),
+                        's' => name.push_str("/iso"),
+                        other => name.push(other),
+                    }
+                    n /= 5;
+                }
+                assert_eq!(user_account(&name), reference(&name), "{name}");
+            }
+        }
     }
 }
