@@ -320,6 +320,7 @@ impl Core {
         // Two batches waiting at most while one syncs; beyond that the engine thread waits, its
         // queue fills and clients get 429 (backpressure, not a backlog).
         // The audit is fed by `release`, which writes the effects it takes.
+        let journal_keeps_outcomes = journal.keeps_outcomes();
         let committer = Committer::start(
             Box::new(Timed(journal)) as Box<dyn Journal>,
             CommitterConfig {
@@ -346,6 +347,7 @@ impl Core {
                         snapshot_writer,
                         forecaster,
                         buffer: Vec::with_capacity(512),
+                        journal_keeps_outcomes,
                     }
                     .run(&commands, committer);
                 })?
@@ -482,6 +484,8 @@ struct EngineLoop {
     forecaster: Option<Forecaster>,
     /// Scratch space for writing effects as JSON, kept between events.
     buffer: Vec<u8>,
+    /// Whether the journal keeps the effects with each entry ([`Journal::keeps_outcomes`]).
+    journal_keeps_outcomes: bool,
 }
 
 /// Writes snapshots on its own thread, from copies of the engine taken between batches: the
@@ -818,10 +822,9 @@ impl EngineLoop {
         // The accounts the audit indexes (and the view refreshes); the effects' lines join
         // them once written.
         let outcome = Outcome::of(&envelope.event, &effects, Vec::new());
-        // Without an audit writer the journal keeps the effects with their entry (the memory
-        // journal does; a SQLite journal drops them, and `solvent journal` writes them later):
-        // they go with the entry now, so they are written now.
-        let in_entry = self.shared.audit.is_none();
+        // A journal that keeps the effects with their entry (the memory journal) takes them
+        // with it, now; the SQLite journal leaves them to the audit writer, fed by `release`.
+        let in_entry = self.journal_keeps_outcomes;
         let written = match written {
             None if in_entry => Some(self.write_effects(&effects, seq)),
             written => written,
@@ -1025,6 +1028,9 @@ impl Journal for Timed {
 
     fn reader(&self) -> Result<Box<dyn solvent_store::JournalReader>, JournalError> {
         self.0.reader()
+    }
+    fn keeps_outcomes(&self) -> bool {
+        self.0.keeps_outcomes()
     }
 }
 

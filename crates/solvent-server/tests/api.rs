@@ -1162,6 +1162,87 @@ async fn a_full_queue_answers_429_and_nothing_is_acknowledged_before_it_is_durab
     running.stop().await.unwrap();
 }
 
+/// Requests the engine takes into one batch (the journal holds the first append, so the rest
+/// queue and are applied together) each get their own events' replies: sequence numbers, their
+/// effects written once the batch is durable, a refusal in the middle, a client id's reply.
+#[tokio::test]
+async fn requests_applied_in_one_batch_each_get_their_own_effects() {
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let journal = HeldJournal {
+        gate: Arc::clone(&gate),
+        inner: MemoryJournal::default(),
+    };
+    let (running, keys) = start_with(Box::new(journal), local()).await;
+    let mut calls = Vec::new();
+    for n in 0..12_u32 {
+        let account = format!("r{n}");
+        // A deposit, a withdrawal beyond it (refused), a second deposit with a client id.
+        let events = json!([
+            {"type": "deposit", "account": account, "asset": "USDT", "amount": format!("{}", 100 + n)},
+            {"type": "withdraw", "account": account, "asset": "USDT", "amount": "1000000"},
+            {"type": "deposit", "account": account, "asset": "USDT", "amount": "1", "client_id": format!("batch-{n}")},
+        ]);
+        let body = json!({ "events": events }).to_string();
+        let (addr, key) = (running.addr, keys.admin.clone());
+        calls.push((
+            account,
+            tokio::spawn(
+                async move { call(addr, "POST", "/v1/events", Some(&key), Some(&body)).await },
+            ),
+        ));
+    }
+    // Every request queued and applied behind the held append.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(calls.iter().all(|(_, call)| !call.is_finished()));
+    {
+        let (open, changed) = &*gate;
+        *open.lock().unwrap() = true;
+        changed.notify_all();
+    }
+    let mut seqs = Vec::new();
+    for (account, call) in calls {
+        let (status, reply) = call.await.unwrap();
+        assert_eq!(status, 200, "{reply}");
+        let results = reply["results"].as_array().unwrap();
+        assert_eq!(results.len(), 3, "{reply}");
+        for (index, result) in results.iter().enumerate() {
+            let effects = result["effects"].as_array().unwrap();
+            assert!(!effects.is_empty(), "{result}");
+            if index == 1 {
+                assert_eq!(result["status"], "rejected", "{result}");
+                assert_eq!(effects[0]["type"], "rejected", "{result}");
+                continue;
+            }
+            assert_eq!(result["status"], "accepted", "{result}");
+            let seq = result["seq"].as_u64().unwrap();
+            seqs.push(seq);
+            for effect in effects {
+                assert_eq!(effect["seq"].as_u64(), Some(seq), "{result}");
+                if let Some(owner) = effect.get("account") {
+                    assert_eq!(owner, &json!(account), "{result}");
+                }
+            }
+            assert!(
+                effects.iter().any(|e| e["type"] == "transfer_applied"
+                    && e["reason"] == "deposit"
+                    && e["to"] == json!(account)),
+                "{result}"
+            );
+        }
+        assert_eq!(
+            results[2]["client_id"],
+            json!(format!("batch-{}", &account[1..]))
+        );
+    }
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (1..=24).collect::<Vec<u64>>(),
+        "each accepted event numbered once"
+    );
+    running.stop().await.unwrap();
+}
+
 /// A journal whose every append fails, as a failed fsync does.
 struct FailingJournal;
 

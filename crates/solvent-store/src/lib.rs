@@ -371,6 +371,14 @@ pub trait Journal: Send {
     /// # Errors
     /// [`JournalError::Storage`] when the reader cannot be opened.
     fn reader(&self) -> Result<Box<dyn JournalReader>, JournalError>;
+
+    /// Whether the journal keeps each entry's [`Entry::outcome`] (the effects) itself, as the
+    /// [`MemoryJournal`] does, so that an appender must hand them over with the entry. A journal
+    /// that drops them (the [`SqliteJournal`]: the audit writer keeps them) says `false`, and
+    /// its appender may write them after the append. `true` unless the journal says otherwise.
+    fn keeps_outcomes(&self) -> bool {
+        true
+    }
 }
 
 /// Reads a journal from another thread than the one appending to it (see [`Journal::reader`]).
@@ -451,6 +459,9 @@ impl<J: Journal + ?Sized> Journal for Box<J> {
 
     fn reader(&self) -> Result<Box<dyn JournalReader>, JournalError> {
         (**self).reader()
+    }
+    fn keeps_outcomes(&self) -> bool {
+        (**self).keeps_outcomes()
     }
 }
 

@@ -242,7 +242,8 @@ mod tests {
             let id = name.split_once("/isolated/").map_or(name, |(id, _)| id);
             user_account(id).map(|_| id)
         }
-        // Every name of up to 12 characters over a small alphabet, by counting in base 5.
+        // Every name of up to six symbols (a character, the whole word or a piece of it), by
+        // counting in base 5.
         let alphabet = ['/', 'i', 's', 'o', 'a'];
         let word = "/isolated/";
         for length in 0..=6_u32 {

@@ -772,6 +772,11 @@ impl Journal for SqliteJournal {
     fn reader(&self) -> Result<Box<dyn JournalReader>, JournalError> {
         Ok(Box::new(SqliteReader::open(&self.path)?))
     }
+
+    /// The effects go to the audit writer, not into the journal's file.
+    fn keeps_outcomes(&self) -> bool {
+        false
+    }
 }
 
 /// A read-only connection to a journal file, for another thread than the appending one: in
