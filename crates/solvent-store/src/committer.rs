@@ -9,7 +9,7 @@
 //! error, and the thread stops appending.
 //!
 //! Started with an [`AuditSink`] ([`Committer::start_with_audit`]), the thread then hands each
-//! durable entry's outcome (the effects the engine thread rendered) to the audit writer, after
+//! durable entry's outcome (the effects its caller rendered) to the audit writer, after
 //! the callbacks and without waiting: a full queue drops them, and the writer writes those from
 //! the journal ([`crate::AuditWriter`]).
 //!

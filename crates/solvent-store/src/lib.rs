@@ -24,8 +24,9 @@
 //! - [`Committer`]: adaptive group commit on its own thread; each batch is acknowledged once the
 //!   commit holding it is durable (the events, not their effects).
 //! - [`AuditWriter`]: each event's effects written to the audit file after the event is durable,
-//!   on its own thread: the effects the engine thread rendered, handed over by the commit thread
-//!   through a bounded queue ([`AuditSink`]) it never waits on; when the queue overflowed or
+//!   on its own thread: the effects as the service's replies carried them, handed over once
+//!   durable (by the service's commit thread, or by the [`Committer`] started with an audit)
+//!   through a bounded queue ([`AuditSink`]) never waited on; when the queue overflowed or
 //!   after a restart, computed again from the journal with a replica of the engine until caught
 //!   up (effects are a function of the events); [`fill_effects`] writes the missing ones in the
 //!   caller's thread.
@@ -198,9 +199,10 @@ pub struct Entry {
     /// The first result as the API answered it (JSON), kept for entries with a client id.
     pub reply: Option<String>,
     /// The effects the event caused, as the service rendered them. The [`MemoryJournal`] keeps
-    /// them with the entry; the [`SqliteJournal`] does not write them: once the entry is durable
-    /// the [`Committer`] hands them to the audit writer ([`AuditWriter`], through its
-    /// [`AuditSink`]), which writes them to the audit file off the commit path.
+    /// them with the entry ([`Journal::keeps_outcomes`]); the [`SqliteJournal`] does not write
+    /// them: once the entry is durable they go to the audit writer ([`AuditWriter`], through its
+    /// [`AuditSink`]: the service hands them over itself, a [`Committer`] started with an audit
+    /// takes them from here), which writes them to the audit file off the commit path.
     /// Readers of entries ([`Journal::read_after`], [`JournalReader::read_before`],
     /// [`SqliteJournal::scan`]) leave it empty: effects are read with [`JournalReader::audit`].
     pub outcome: Outcome,
