@@ -1087,10 +1087,32 @@ async fn the_stream_sends_a_snapshot_then_every_effect_numbered_and_resumes_with
     running.stop().await.unwrap();
 }
 
+/// Where a [`HeldJournal`]'s appends wait until [`open`] lets them through.
+type Gate = Arc<(Mutex<bool>, Condvar)>;
+
 /// A journal that holds every append until released, to fill the pipeline.
 struct HeldJournal {
-    gate: Arc<(Mutex<bool>, Condvar)>,
+    gate: Gate,
     inner: MemoryJournal,
+}
+
+impl HeldJournal {
+    /// A memory journal whose appends wait at the gate returned beside it.
+    fn new() -> (Self, Gate) {
+        let gate: Gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let journal = Self {
+            gate: Arc::clone(&gate),
+            inner: MemoryJournal::default(),
+        };
+        (journal, gate)
+    }
+}
+
+/// Lets a held journal's appends through, the waiting one and every later one.
+fn open(gate: &Gate) {
+    let (open, changed) = &**gate;
+    *open.lock().unwrap() = true;
+    changed.notify_all();
 }
 
 impl Journal for HeldJournal {
@@ -1118,11 +1140,7 @@ impl Journal for HeldJournal {
 
 #[tokio::test]
 async fn a_full_queue_answers_429_and_nothing_is_acknowledged_before_it_is_durable() {
-    let gate = Arc::new((Mutex::new(false), Condvar::new()));
-    let journal = HeldJournal {
-        gate: Arc::clone(&gate),
-        inner: MemoryJournal::default(),
-    };
+    let (journal, gate) = HeldJournal::new();
     let mut config = local();
     config.limits.queue = 2;
     let (running, keys) = start_with(Box::new(journal), config).await;
@@ -1150,11 +1168,7 @@ async fn a_full_queue_answers_429_and_nothing_is_acknowledged_before_it_is_durab
     // Nothing was answered while the journal held the first append.
     assert!(waiting.iter().all(|call| !call.is_finished()));
     assert_eq!(running.state.view().seq, None);
-    {
-        let (open, changed) = &*gate;
-        *open.lock().unwrap() = true;
-        changed.notify_all();
-    }
+    open(&gate);
     for call in waiting {
         let (status, reply) = call.await.unwrap();
         assert_eq!(status, 200, "{reply}");
@@ -1167,11 +1181,7 @@ async fn a_full_queue_answers_429_and_nothing_is_acknowledged_before_it_is_durab
 /// effects written once the batch is durable, a refusal in the middle, a client id's reply.
 #[tokio::test]
 async fn requests_applied_in_one_batch_each_get_their_own_effects() {
-    let gate = Arc::new((Mutex::new(false), Condvar::new()));
-    let journal = HeldJournal {
-        gate: Arc::clone(&gate),
-        inner: MemoryJournal::default(),
-    };
+    let (journal, gate) = HeldJournal::new();
     let (running, keys) = start_with(Box::new(journal), local()).await;
     let mut calls = Vec::new();
     for n in 0..12_u32 {
@@ -1194,11 +1204,7 @@ async fn requests_applied_in_one_batch_each_get_their_own_effects() {
     // Every request queued and applied behind the held append.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(calls.iter().all(|(_, call)| !call.is_finished()));
-    {
-        let (open, changed) = &*gate;
-        *open.lock().unwrap() = true;
-        changed.notify_all();
-    }
+    open(&gate);
     let mut seqs = Vec::new();
     for (account, call) in calls {
         let (status, reply) = call.await.unwrap();
@@ -1849,11 +1855,7 @@ async fn a_method_a_path_does_not_answer_gets_405_in_the_error_shape_with_allow(
 async fn a_request_over_its_time_gets_408_in_the_error_shape() {
     // The timeout layer answers an empty 408: a journal holding every append keeps a batch of
     // events from being answered until the time is up.
-    let gate = Arc::new((Mutex::new(false), Condvar::new()));
-    let journal = HeldJournal {
-        gate: Arc::clone(&gate),
-        inner: MemoryJournal::default(),
-    };
+    let (journal, gate) = HeldJournal::new();
     let config = Config {
         request_timeout: Duration::from_millis(300),
         ..local()
@@ -1871,11 +1873,7 @@ async fn a_request_over_its_time_gets_408_in_the_error_shape() {
     let (status, head, error) = exchange(running.addr, request).await;
     assert_eq!(status, 408, "{error}");
     assert_error(status, &head, &error, "timeout", None);
-    {
-        let (open, changed) = &*gate;
-        *open.lock().unwrap() = true;
-        changed.notify_all();
-    }
+    open(&gate);
     running.stop().await.unwrap();
 }
 
