@@ -734,7 +734,7 @@ impl EngineLoop {
             seq: None,
             status: Status::Rejected,
             client_id: incoming.client_id,
-            effects: vec![JsonText::of_effect(&effect, seq, &mut self.buffer)],
+            effects: self.write_effects(&[effect], seq),
         }
     }
 
@@ -790,53 +790,45 @@ impl EngineLoop {
                 ));
             }
         }
-        // An event kept with its client id keeps its first reply, written now: a retry may
-        // come before the batch is durable.
-        let written = incoming.client_id.as_ref().map(|id| {
-            let reply = EventReply {
-                seq: Some(seq),
-                status: Status::Accepted,
-                client_id: Some(id.clone()),
-                effects: self.write_effects(&effects, seq),
-            };
-            let mut text = String::with_capacity(256);
-            reply.write_json(&mut text);
-            (reply.effects, text)
-        });
-        let (written, stored) = match written {
-            Some((lines, text)) => (Some(lines), Some(text)),
-            None => (None, None),
+        // The effects are written now only where they are needed before the batch is durable:
+        // the first reply an event kept with its client id keeps (a retry may come first), and
+        // a journal that keeps the effects with their entry (the memory journal; the SQLite
+        // journal leaves them to the audit writer, fed by `release`).
+        let written = (incoming.client_id.is_some() || self.journal_keeps_outcomes)
+            .then(|| self.write_effects(&effects, seq));
+        let stored = match (&incoming.client_id, &written) {
+            (Some(id), Some(lines)) => {
+                let reply = EventReply {
+                    seq: Some(seq),
+                    status: Status::Accepted,
+                    client_id: Some(id.clone()),
+                    effects: lines.clone(),
+                };
+                let mut text = String::with_capacity(256);
+                reply.write_json(&mut text);
+                self.client_ids.insert(
+                    id.clone(),
+                    ClientRecord {
+                        seq,
+                        reply: Some(text.clone()),
+                    },
+                );
+                Some(text)
+            }
+            _ => None,
         };
-        if let (Some(id), Some(text)) = (&incoming.client_id, &stored) {
-            self.client_ids.insert(
-                id.clone(),
-                ClientRecord {
-                    seq,
-                    reply: Some(text.clone()),
-                },
-            );
-        }
         if let Some(forecaster) = self.forecaster.as_mut() {
             forecaster.observe(&envelope);
         }
         // The accounts the audit indexes (and the view refreshes); the effects' lines join
         // them once written.
         let outcome = Outcome::of(&envelope.event, &effects, Vec::new());
-        // A journal that keeps the effects with their entry (the memory journal) takes them
-        // with it, now; the SQLite journal leaves them to the audit writer, fed by `release`.
-        let in_entry = self.journal_keeps_outcomes;
-        let written = match written {
-            None if in_entry => Some(self.write_effects(&effects, seq)),
-            written => written,
-        };
-        let entry_outcome = if in_entry {
-            Outcome {
-                effects: written.iter().flatten().map(JsonText::shared).collect(),
-                effect_types: outcome.effect_types.clone(),
-                accounts: outcome.accounts.clone(),
-            }
-        } else {
-            Outcome::default()
+        let entry_outcome = match &written {
+            Some(lines) if self.journal_keeps_outcomes => Outcome {
+                effects: lines.iter().map(JsonText::shared).collect(),
+                ..outcome.clone()
+            },
+            _ => Outcome::default(),
         };
         let applied = batch.applied.len();
         batch.applied.push(Applied {
