@@ -310,9 +310,19 @@ fn fixed_point_venues_carry_their_rounding_step() {
 fn shipped_tables_are_complete_as_far_as_published() {
     let venues = shipped_venues();
     let venue = |file: &str| &venues.iter().find(|(name, _)| name == file).unwrap().1;
-    let tier_count = |file: &str, rule: &str| match venue(file).rules[rule].as_ref() {
-        MarginRule::Tiered { tiers, .. } => tiers.len(),
+    let tiers = |file: &str, rule: &str| match venue(file).rules[rule].as_ref() {
+        MarginRule::Tiered { tiers, .. } => tiers.clone(),
         _ => panic!("{file} {rule}: tiered rule expected"),
+    };
+    let tier_count = |file: &str, rule: &str| tiers(file, rule).len();
+    // A bracket as the venue's table lists it: cap, maximum leverage, rate, maintenance amount.
+    let figures = |tier: &MarginTier| {
+        (
+            tier.up_to.unwrap(),
+            tier.max_leverage,
+            tier.maintenance_rate,
+            tier.deduction,
+        )
     };
     for (rule, brackets) in [
         ("binance_btcusdt", 12),
@@ -340,18 +350,7 @@ fn shipped_tables_are_complete_as_far_as_published() {
     // Binance COIN-M quarterlies of 2026-12-25, from the same capture (tables dated 2026-06-26):
     // every bracket, the last one's cap in coin and its cum (BTCUSD_261225 bracket 8: 1,500 - 5,000
     // BTC at 1x, 50%, cum 476.4 = 101.4 + 1,500 x (50% - 25%)).
-    let last_tier = |file: &str, rule: &str| match venue(file).rules[rule].as_ref() {
-        MarginRule::Tiered { tiers, .. } => {
-            let last = tiers.last().unwrap();
-            (
-                last.up_to.unwrap(),
-                last.max_leverage,
-                last.maintenance_rate,
-                last.deduction,
-            )
-        }
-        _ => panic!("{file} {rule}: tiered rule expected"),
-    };
+    let last_tier = |file: &str, rule: &str| figures(tiers(file, rule).last().unwrap());
     for (rule, brackets, last) in [
         (
             "binance_btcusd_261225",
@@ -406,18 +405,8 @@ fn shipped_tables_are_complete_as_far_as_published() {
             (dec!(1000), dec!(20), dec!(0.025), dec!(0)),
         ),
     ] {
-        let MarginRule::Tiered { tiers, .. } = venue("binance-coinm.toml").rules[rule].as_ref()
-        else {
-            panic!("{rule}: tiered rule expected");
-        };
-        let tier = &tiers[0];
         assert_eq!(
-            (
-                tier.up_to.unwrap(),
-                tier.max_leverage,
-                tier.maintenance_rate,
-                tier.deduction
-            ),
+            figures(&tiers("binance-coinm.toml", rule)[0]),
             first,
             "{rule}"
         );
