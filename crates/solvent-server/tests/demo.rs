@@ -4,12 +4,13 @@
 //! portfolio accounts on the ranges forecast at each replayed close.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
-use serde_json::Value;
 use solvent_core::portfolio::MarginMode;
 use solvent_core::venue::Venue;
 use solvent_engine::Engine;
@@ -22,7 +23,6 @@ use solvent_server::core::{Incoming, Status};
 use solvent_server::demo::{self, Extract, Feed, FeedParams, Pace};
 use solvent_server::keys::{KeyRing, Scope};
 use solvent_store::MemoryJournal;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SEED: u64 = 20_251_010;
 
@@ -526,21 +526,6 @@ fn the_replayed_cascade_calls_margin_liquidates_and_moves_the_insurance_fund() {
     );
 }
 
-/// A minimal HTTP/1.1 GET (one request per connection).
-async fn get(addr: SocketAddr, path: &str, key: &str) -> (u16, Value) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nAuthorization: Bearer {key}\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8(response).unwrap();
-    let (head, payload) = text.split_once("\r\n\r\n").unwrap();
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, serde_json::from_str(payload).unwrap_or(Value::Null))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_feed_drives_a_running_service_into_more_than_one_state() {
     let venue = venue();
@@ -592,7 +577,14 @@ async fn the_feed_drives_a_running_service_into_more_than_one_state() {
     assert!(elapsed < Duration::from_secs(120), "{elapsed:?}");
     // Let the last answers reach the view.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let (status, body) = get(running.addr, "/v1/accounts?limit=20", &viewer).await;
+    let (status, body) = support::call(
+        running.addr,
+        "GET",
+        "/v1/accounts?limit=20",
+        Some(&viewer),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let counts = body["counts"].as_object().unwrap();
     eprintln!("states: {counts:?}");
