@@ -54,7 +54,7 @@ mod vector_math;
 
 pub use batch::{
     BatchColumns, Black76Batch, GreeksBatch, OwnedColumns, price_and_greeks_batch,
-    price_and_greeks_checked,
+    price_and_greeks_checked, prices_checked,
 };
 
 use crate::error::{Field, PricingError};

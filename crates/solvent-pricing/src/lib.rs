@@ -11,7 +11,9 @@
 //!   [`price_and_greeks_checked`](black76::price_and_greeks_checked) validates and values many
 //!   options at once over structure-of-arrays columns, vectorised, in one pass over the inputs
 //!   ([`price_and_greeks_batch`](black76::price_and_greeks_batch) values columns validated
-//!   before by [`Black76Batch::new_checked`](black76::Black76Batch::new_checked)).
+//!   before by [`Black76Batch::new_checked`](black76::Black76Batch::new_checked);
+//!   [`prices_checked`](black76::prices_checked) gives the same prices, bit for bit, without
+//!   computing the greeks).
 //! - [`implied`]: [`implied_volatility`](implied::implied_volatility) inverts the price
 //!   (Jaeckel's "Let's Be Rational"), with typed errors for prices no volatility reaches.
 //! - [`surface`]: [`VolSurface`](surface::VolSurface) interpolates smiles linearly in strike

@@ -12,7 +12,7 @@ use common::relative_error;
 use solvent_pricing::PricingError;
 use solvent_pricing::black76::{
     Black76, Black76Batch, GreeksBatch, OptionType, OwnedColumns, price_and_greeks_batch,
-    price_and_greeks_checked,
+    price_and_greeks_checked, prices_checked,
 };
 
 /// A seeded generator (SplitMix64), so the cases are the same on every run and machine.
@@ -312,6 +312,56 @@ fn checked_call_gives_the_same_bits_as_validate_then_value() {
     let mut out = GreeksBatch::default();
     price_and_greeks_checked(cases(0, 1).columns(), &mut out).unwrap();
     assert!(out.is_empty());
+}
+
+/// A crypto chain as a margin engine revalues it: forwards around 90,000, strikes 0.3x to 3x
+/// the forward, expiries from a day to a year, volatilities 30% to 150%, each option also
+/// moved by a scenario's price move (-30% to +30%).
+fn crypto_chain(n: usize, seed: u64) -> OwnedColumns {
+    let mut rng = SplitMix(seed);
+    let mut c = OwnedColumns::default();
+    for _ in 0..n {
+        let forward = 90_000.0 * (1.0 + rng.uniform(-0.3, 0.3));
+        c.forward.push(forward);
+        c.strike.push(forward * rng.log_uniform(0.3, 3.0));
+        c.time.push(rng.log_uniform(1.0 / 365.0, 1.0));
+        c.volatility.push(rng.uniform(0.3, 1.5));
+        c.discount.push(1.0);
+        c.kind.push(if rng.unit() < 0.5 {
+            OptionType::Call
+        } else {
+            OptionType::Put
+        });
+    }
+    c
+}
+
+/// The price-only call computes each price with the operations of the call with greeks: the
+/// same bits, on a crypto chain (where some options take the careful kernel: daily expiries
+/// away from the money) and on the wide and boundary cases, and the same error for bad input.
+#[test]
+fn prices_alone_are_the_bits_of_the_prices_with_greeks() {
+    let chain = crypto_chain(100_000, 31);
+    let mut prices = Vec::new();
+    for columns in [chain, cases(50_000, 33), boundary_cases(35)] {
+        let mut greeks = GreeksBatch::default();
+        price_and_greeks_checked(columns.columns(), &mut greeks).unwrap();
+        prices_checked(columns.columns(), &mut prices).unwrap();
+        assert_eq!(prices.len(), greeks.len());
+        for (i, (alone, with_greeks)) in prices.iter().zip(greeks.price()).enumerate() {
+            assert_eq!(
+                alone.to_bits(),
+                with_greeks.to_bits(),
+                "option {i}: {alone:e} vs {with_greeks:e}"
+            );
+        }
+    }
+    let mut bad = crypto_chain(1_000, 37);
+    bad.time[700] = -1.0;
+    let mut greeks = GreeksBatch::default();
+    let expected = price_and_greeks_checked(bad.columns(), &mut greeks).unwrap_err();
+    let error = prices_checked(bad.columns(), &mut prices).unwrap_err();
+    assert_eq!(format!("{error:?}"), format!("{expected:?}"));
 }
 
 /// A thread keeps its scratch space between calls: batches valued after others of every size

@@ -339,21 +339,24 @@ fn portfolio_liquidation_prices(
     // market shocked and viewed anew for each position made the report quadratic in the
     // positions when the market gives a mark for each (each shock reprices every mark).
     let mut underlyings: Vec<(&str, Option<f64>)> = Vec::new();
-    let shock_base = crate::stress::ShockBase::new(view);
+    // Per underlying: its marks as the search's exact check repriced them at the answer.
+    let mut answered_marks: Vec<Option<Vec<rust_decimal::Decimal>>> = Vec::new();
+    let shock_base = crate::stress::ShockBase::for_portfolio(view, portfolio);
     let unmoved = crate::stress::search_health(report);
     for position in &portfolio.positions {
         let underlying = position.instrument.underlying.as_str();
         if position.isolated_margin.is_some() || underlyings.iter().any(|(u, _)| *u == underlying) {
             continue;
         }
-        let nearest = crate::stress::nearest_move(
+        let (crossing, marks) = crate::stress::nearest_crossing_marked(
             portfolio,
             &shock_base,
             view.venue().portfolio_margin.as_ref(),
             underlying,
             unmoved,
         )?;
-        underlyings.push((underlying, nearest));
+        underlyings.push((underlying, crossing.map(|crossing| crossing.crossed)));
+        answered_marks.push(marks);
     }
     report.nearest_moves = underlyings
         .iter()
@@ -361,17 +364,13 @@ fn portfolio_liquidation_prices(
         .collect();
     let moved_markets = underlyings
         .iter()
-        .map(|(underlying, nearest)| {
+        .zip(&answered_marks)
+        .map(|((underlying, nearest), marks)| {
             nearest
                 .map(|price_move| {
                     // The position's own mark in the market where its underlying has moved: a
                     // perpetual's moves with it, an option's is repriced.
-                    let shock = solvent_core::shock::Shock::joint(
-                        "liquidation",
-                        &[(*underlying).to_owned()],
-                        price_move,
-                    );
-                    shock_base.market(&shock)
+                    shock_base.market_moved(underlying, price_move, marks.as_deref())
                 })
                 .transpose()
         })

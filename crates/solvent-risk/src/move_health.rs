@@ -20,6 +20,8 @@
 //! fails, a figure that could leave `Decimal`'s range) it answers `None` and the caller takes the
 //! full path, which then gives the same figure or the same error as before.
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -29,7 +31,7 @@ use solvent_core::portfolio::{MarginMode, Portfolio, Position};
 use solvent_core::portfolio_margin::PortfolioMarginParams;
 use solvent_core::rounding;
 use solvent_core::venue::{Asset, MarginRule};
-use solvent_pricing::black76::{GreeksBatch, OwnedColumns, price_and_greeks_checked};
+use solvent_pricing::black76::{OwnedColumns, prices_checked};
 
 use crate::account::lines;
 use crate::collateral;
@@ -77,7 +79,7 @@ struct Held<'a> {
     /// Its contribution to the cross pool's equity at the unmoved market (rounded, in the
     /// report asset); `None` for an isolated position (it adds nothing to the pool).
     contribution: Option<Decimal>,
-    /// Bound of its figures relative to its exposure (see [`figure_factor`]) and its sizes;
+    /// Bound of its figures relative to its exposure (see [`LastRule::factor`]) and its sizes;
     /// known for every affected position.
     factor: Option<(FigureFactor, Sizes)>,
     /// Its underlying's index as `f64` at the unmoved market.
@@ -85,6 +87,68 @@ struct Held<'a> {
     /// Its size times the contract size, as `f64` (a fast step's option equity is this times
     /// the premium; converted once, not at every step).
     units_f64: f64,
+}
+
+/// The last decimal converted to `f64` and its value: positions of one series share their
+/// contract size and their underlying's index, and converting them afresh for each of 10,000
+/// positions was a fifth of preparing a search. Keyed by the decimal's bits (not its value: `0.1`
+/// and `0.10` are equal decimals that need not convert to the same `f64`).
+#[derive(Default)]
+struct LastF64(Option<([u8; 16], f64)>);
+
+impl LastF64 {
+    fn of(&mut self, value: Decimal) -> f64 {
+        let bits = value.serialize();
+        if let Some((seen, converted)) = self.0
+            && seen == bits
+        {
+            return converted;
+        }
+        let converted = f64_of(value);
+        self.0 = Some((bits, converted));
+        converted
+    }
+}
+
+/// The bound of a position's figures, keeping the rate and deduction of the last rule seen (by
+/// its address, and the leverage chosen): every position of a series shares its rule, whose
+/// decimals were converted again for each.
+#[derive(Default)]
+struct LastRule(Option<RuleKey>);
+
+/// A rule's identity, the leverage chosen's bits, and its rate and deduction (`None` when
+/// [`rule_rates`] has none).
+type RuleKey = (*const MarginRule, Option<[u8; 16]>, Option<(f64, f64)>);
+
+impl LastRule {
+    /// The bound of `position`'s figures; `None` for a rule whose requirement is not bounded by
+    /// a fixed multiple of the position's exposure (the square-root rule of an inverse contract
+    /// grows with `1 / mark`), for which the search takes the full path.
+    fn factor(&mut self, position: &Position) -> Option<FigureFactor> {
+        let instrument = &position.instrument;
+        let rule = Arc::as_ptr(&instrument.margin);
+        let chosen = position
+            .leverage
+            .or(instrument.default_leverage)
+            .map(|leverage| leverage.serialize());
+        let rates = match self.0 {
+            Some((seen, seen_chosen, rates)) if seen == rule && seen_chosen == chosen => rates,
+            _ => {
+                let rates = rule_rates(position);
+                self.0 = Some((rule, chosen, rates));
+                rates
+            }
+        };
+        let (rate, absolute) = rates?;
+        let isolated = position
+            .isolated_margin
+            .map_or(Some(0.0), |m| m.value().abs().to_f64())?;
+        Some(FigureFactor {
+            rate,
+            absolute: absolute + isolated,
+            contracts: (position.size.value().abs() * instrument.contract_size).to_f64()?,
+        })
+    }
 }
 
 /// `|figure| <= (exposure + contracts) x (1 + rate) + absolute` for every figure the report
@@ -97,10 +161,9 @@ struct FigureFactor {
     contracts: f64,
 }
 
-/// The bound of a position's figures; `None` for a rule whose requirement is not bounded by a
-/// fixed multiple of the position's exposure (the square-root rule of an inverse contract grows
-/// with `1 / mark`), for which the search takes the full path.
-fn figure_factor(position: &Position) -> Option<FigureFactor> {
+/// The rule's part of a position's [`FigureFactor`] (see [`LastRule::factor`]): its largest
+/// rate and deduction, which depend on the position only through the leverage chosen.
+fn rule_rates(position: &Position) -> Option<(f64, f64)> {
     let instrument = &position.instrument;
     let abs = |value: Decimal| value.abs().to_f64();
     let (rate, absolute) = match instrument.margin.as_ref() {
@@ -158,14 +221,7 @@ fn figure_factor(position: &Position) -> Option<FigureFactor> {
             0.0,
         ),
     };
-    let isolated = position
-        .isolated_margin
-        .map_or(Some(0.0), |m| abs(m.value()))?;
-    Some(FigureFactor {
-        rate,
-        absolute: absolute + isolated,
-        contracts: (position.size.value().abs() * instrument.contract_size).to_f64()?,
-    })
+    Some((rate, absolute))
 }
 
 /// The health of the account as one underlying moves alone, prepared once for many moves.
@@ -197,6 +253,10 @@ pub struct MoveHealth<'a> {
     marks: Vec<BookMark>,
     position_marks: Vec<(Decimal, f64)>,
     repricing: BatchRepricing,
+    /// The moved marks of the last two exact steps, with their moves' bits: the answer of a
+    /// search is one of them (the exact check ends at the answer or just past it), and the
+    /// report's liquidation prices then read the market there without repricing it again.
+    exact_marks: [Option<(u64, Vec<Decimal>)>; 2],
 }
 
 impl<'a> MoveHealth<'a> {
@@ -231,12 +291,14 @@ impl<'a> MoveHealth<'a> {
         let report_moves = report_asset.index == underlying;
         let lines = lines(portfolio, view)?;
         let mut held = Vec::with_capacity(lines.len());
+        let (mut rules, mut underlyings, mut contract_sizes) =
+            (LastRule::default(), LastF64::default(), LastF64::default());
         for line in &lines {
             let position = line.position;
             let instrument = &position.instrument;
             let on_moved = instrument.underlying == underlying;
             let affected = on_moved || report_moves || line.settlement.index == underlying;
-            let factor = figure_factor(position).zip(Sizes::of(position));
+            let factor = rules.factor(position).zip(Sizes::of(position));
             if affected && factor.is_none() {
                 return Ok(None);
             }
@@ -257,8 +319,9 @@ impl<'a> MoveHealth<'a> {
                 on_moved,
                 affected,
                 mark: line.mark.price,
-                underlying_f64: f64_of(line.underlying_usd),
-                units_f64: f64_of(position.size.value()) * f64_of(instrument.contract_size),
+                underlying_f64: underlyings.of(line.underlying_usd),
+                units_f64: f64_of(position.size.value())
+                    * contract_sizes.of(instrument.contract_size),
                 given: market.mark.get_index_of(&instrument.name),
                 contribution,
                 factor,
@@ -319,12 +382,26 @@ impl<'a> MoveHealth<'a> {
             book_marks,
             priced_by,
             moved_marks: Vec::new(),
+            exact_marks: [None, None],
             moved_premiums: Vec::new(),
             moved_volatilities: Vec::new(),
             marks: Vec::new(),
             position_marks: Vec::new(),
             repricing: BatchRepricing::default(),
         }))
+    }
+
+    /// The marks on the underlying (in the order of [`ShockBase::slots_on`]) as one of the last
+    /// two exact steps repriced them at exactly `price_move`, if one did.
+    pub(crate) fn take_exact_marks(&mut self, price_move: f64) -> Option<Vec<Decimal>> {
+        self.exact_marks
+            .iter_mut()
+            .find(|kept| {
+                kept.as_ref()
+                    .is_some_and(|(bits, _)| *bits == price_move.to_bits())
+            })?
+            .take()
+            .map(|(_, marks)| marks)
     }
 
     /// Health when the underlying moves by `price_move` (as the full path's: `0` at or below
@@ -381,6 +458,14 @@ impl<'a> MoveHealth<'a> {
                 };
                 Some(())
             })?;
+        if precision == Precision::Exact {
+            // Every slot was repriced to its decimal above (no fast premium in an exact step).
+            let [older, last] = &mut self.exact_marks;
+            let mut kept = older.take().map(|(_, marks)| marks).unwrap_or_default();
+            kept.clone_from(&self.moved_marks);
+            *older = last.take();
+            *last = Some((price_move.to_bits(), kept));
+        }
         let asset_usd = |asset: &Asset| -> Option<Decimal> {
             if asset.index == underlying {
                 Some(index_usd)
@@ -636,9 +721,9 @@ impl MoveHealth<'_> {
         if batch.places.is_empty() {
             return Some(());
         }
-        price_and_greeks_checked(batch.columns.columns(), &mut batch.valued).ok()?;
-        for (&(place, per_index, volatility), &usd) in batch.places.iter().zip(batch.valued.price())
-        {
+        // Only the premiums are read: the kernel computes no greeks.
+        prices_checked(batch.columns.columns(), &mut batch.prices).ok()?;
+        for (&(place, per_index, volatility), &usd) in batch.places.iter().zip(&batch.prices) {
             let premium = per_index.map_or(usd, |index| usd / index);
             // As `ShockBase::moved_option_premium`: premiums near or below the smallest price,
             // or beyond the accepted range, are left to the exact path.
@@ -658,7 +743,7 @@ struct BatchRepricing {
     /// Per batch row: the mark's place in `slots`, the moved index of an inverse option, the
     /// volatility it is priced at.
     places: Vec<(usize, Option<f64>, f64)>,
-    valued: GreeksBatch,
+    prices: Vec<f64>,
 }
 
 /// `Some` when every figure the full path converts for `held` at `mark` (its underlying at
@@ -757,6 +842,7 @@ mod tests {
     use solvent_core::venue::Venue;
 
     use super::{MoveHealth, Precision};
+    use crate::portfolio_margin::{BookMark, ReportCurrency};
     use crate::stress::{ShockBase, health_at, nearest_crossing, search_known};
     use crate::valuation::MarketView;
 
@@ -846,6 +932,98 @@ mod tests {
         }
         // The lean path answers (nearly) everywhere, not only where it is easy.
         assert!(lean_steps >= 4 * 2 * (MOVES.len() - 2), "{lean_steps}");
+    }
+
+    /// A search's fast steps reuse what the previous step computed (each option row's shocked
+    /// volatilities): each step's health is the bits of a fresh `MoveHealth`'s at the same move,
+    /// in any order of moves, exact steps between them or not.
+    #[test]
+    fn a_fast_step_is_the_same_after_other_steps_as_alone() {
+        let venue = venue();
+        let params = venue.portfolio_margin.as_ref().unwrap();
+        let mut compared = 0;
+        for file in accounts().into_iter().chain([marked_desk()]) {
+            let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
+            let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
+            let view = MarketView::new(&venue, &market).unwrap();
+            let shocks = ShockBase::new(&view);
+            for underlying in ["BTC", "ETH"] {
+                let fresh = |price_move: f64| {
+                    MoveHealth::new(&portfolio, &shocks, params, underlying)
+                        .unwrap()
+                        .and_then(|mut lean| lean.health(price_move, Precision::Fast))
+                };
+                let Some(mut reused) =
+                    MoveHealth::new(&portfolio, &shocks, params, underlying).unwrap()
+                else {
+                    continue;
+                };
+                for (step, price_move) in MOVES.iter().rev().chain(&MOVES).enumerate() {
+                    if step % 5 == 4 {
+                        reused.health(*price_move, Precision::Exact);
+                    }
+                    let again = reused.health(*price_move, Precision::Fast);
+                    assert_eq!(
+                        again.map(f64::to_bits),
+                        fresh(*price_move).map(f64::to_bits),
+                        "{underlying} {price_move}"
+                    );
+                    compared += usize::from(again.is_some());
+                }
+            }
+        }
+        assert!(compared >= 2 * MOVES.len(), "{compared}");
+
+        // The same at the book's unrounded margin, where a volatility moved far (health, rounded
+        // to the settlement asset's precision, would hide a stale shock of 1e-16): a book that
+        // revalued its rows at one volatility revalues them at another as a fresh book does.
+        let file = marked_desk();
+        let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
+        let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
+        let view = MarketView::new(&venue, &market).unwrap();
+        let shocks = ShockBase::new(&view);
+        let prepared = || {
+            let mut lean = MoveHealth::new(&portfolio, &shocks, params, "BTC")
+                .unwrap()
+                .unwrap();
+            lean.health(0.05, Precision::Fast).unwrap();
+            lean
+        };
+        let mut used = prepared();
+        let marks = used.marks.clone();
+        assert!(marks.iter().any(|mark| mark.volatility.is_some()));
+        let moved: Vec<BookMark> = marks
+            .iter()
+            .map(|mark| BookMark {
+                price: mark.price,
+                volatility: mark.volatility.map(|volatility| volatility * 1.3),
+            })
+            .collect();
+        let currency = ReportCurrency {
+            price_usd: 1.0,
+            priced_by: None,
+            equity_usd: 0.0,
+        };
+        let spot = 95_000.0;
+        let before = used.book.margin(spot, &marks, &currency).unwrap();
+        let after = used.book.margin(spot, &moved, &currency).unwrap();
+        let mut fresh = MoveHealth::new(&portfolio, &shocks, params, "BTC")
+            .unwrap()
+            .unwrap();
+        let alone = fresh.book.margin(spot, &moved, &currency).unwrap();
+        assert_ne!(before.0.to_bits(), after.0.to_bits());
+        assert_eq!(after.0.to_bits(), alone.0.to_bits());
+        assert_eq!(after.1.to_bits(), alone.1.to_bits());
+    }
+
+    /// The desk with its options marked by the market (the search's fast steps then revalue
+    /// them at the volatility their marks imply).
+    fn marked_desk() -> Value {
+        desk(|file| {
+            let marks = file["market"]["mark"].as_object_mut().unwrap();
+            marks.insert("BTC-27MAR26-110000-C".to_owned(), Value::from("0.03"));
+            marks.insert("BTC_USDC-26JUN26-80000-P".to_owned(), Value::from("5000"));
+        })
     }
 
     /// The reverse stress of one underlying takes its steps through the lean path (confirmed

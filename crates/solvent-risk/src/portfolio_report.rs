@@ -259,21 +259,29 @@ pub(crate) fn attribute(
     // By position (and spot balance): the Euler attribution, apportioned exactly.
     let maintenance_parts = apportion(maintenance, &risk.attribution, decimals)?;
     let initial_parts = apportion(initial, &risk.attribution, decimals)?;
+    // Per underlying of the book: its name, its worst scenario and the two components' words,
+    // written once (an account holds thousands of positions on a few underlyings, and
+    // formatting the same words for each took a third of the attribution).
+    let slots = exposures
+        .iter()
+        .map(|exposure| exposure.underlying + 1)
+        .fold(book.underlyings.len(), usize::max);
+    let mut words: Vec<Option<UnderlyingWords>> = Vec::new();
+    words.resize_with(slots, || None);
     for (index, exposure) in exposures.iter().enumerate() {
         let (Some(mm), Some(im)) = (maintenance_parts.get(index), initial_parts.get(index)) else {
             continue;
         };
-        let underlying = book
-            .underlyings
-            .get_index(exposure.underlying)
-            .map(|(name, _)| name.clone())
-            .unwrap_or_default();
-        let worst = risk
-            .underlyings
-            .iter()
-            .find(|u| u.underlying == underlying)
-            .map(|u| u.worst_scenario.clone())
-            .unwrap_or_default();
+        let Some(slot) = words.get_mut(exposure.underlying) else {
+            continue;
+        };
+        let UnderlyingWords {
+            underlying,
+            worst,
+            initial_detail,
+            maintenance_detail,
+        } = &*slot
+            .get_or_insert_with(|| UnderlyingWords::new(book, risk, params, exposure.underlying));
         let position = exposure.position.and_then(positions_of);
         let label = match position.and_then(|p| portfolio.positions.get(p)) {
             Some(position) => position.instrument.name.clone(),
@@ -295,17 +303,54 @@ pub(crate) fn attribute(
         components.push(Component {
             name: format!("initial_margin:{label}"),
             amount: Amount(*im),
-            detail: format!("{} x its share of the {underlying} scan", params.im_factor),
+            detail: initial_detail.clone(),
         });
         components.push(Component {
             name: format!("maintenance_margin:{label}"),
             amount: Amount(*mm),
-            detail: format!(
-                "its loss in {underlying}'s worst scenario ({worst}), after offsets and add-ons"
-            ),
+            detail: maintenance_detail.clone(),
         });
     }
     explain(scan, maintenance, decimals, components)
+}
+
+/// What [`attribute`] writes of an underlying for each of its positions.
+struct UnderlyingWords {
+    underlying: String,
+    worst: String,
+    initial_detail: String,
+    maintenance_detail: String,
+}
+
+impl UnderlyingWords {
+    /// The words of the book's underlying at `index` (empty names where there is none, as
+    /// the attribution always wrote them).
+    fn new(
+        book: &ScenarioBook,
+        risk: &PortfolioRisk,
+        params: &PortfolioMarginParams,
+        index: usize,
+    ) -> Self {
+        let underlying = book
+            .underlyings
+            .get_index(index)
+            .map(|(name, _)| name.clone())
+            .unwrap_or_default();
+        let worst = risk
+            .underlyings
+            .iter()
+            .find(|u| u.underlying == underlying)
+            .map(|u| u.worst_scenario.clone())
+            .unwrap_or_default();
+        Self {
+            initial_detail: format!("{} x its share of the {underlying} scan", params.im_factor),
+            maintenance_detail: format!(
+                "its loss in {underlying}'s worst scenario ({worst}), after offsets and add-ons"
+            ),
+            underlying,
+            worst,
+        }
+    }
 }
 
 /// The same maintenance margin decomposed by source (`portfolio:` components): floored scan risk

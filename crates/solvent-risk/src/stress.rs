@@ -13,7 +13,10 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use serde::Serialize;
-use solvent_core::instrument::{Style, Terms};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use solvent_core::instrument::{Instrument, Style, Terms};
 use solvent_core::market::Market;
 use solvent_core::money::{Amount, MIN_PRICE, Price};
 use solvent_core::portfolio::Portfolio;
@@ -129,14 +132,38 @@ impl<'v> ShockBase<'v> {
     /// Resolves every mark of `view`'s market and solves the option marks' volatilities.
     #[must_use]
     pub fn new(view: &'v MarketView<'v>) -> Self {
+        Self::resolving(view, None)
+    }
+
+    /// [`ShockBase::new`] for the market of `portfolio`'s report: a held instrument's mark
+    /// takes the instrument the portfolio resolved (against the same venue, as every report of
+    /// the portfolio assumes) instead of parsing its name again, which for 10,000 option marks
+    /// was a third of the account's reading.
+    #[must_use]
+    pub fn for_portfolio(view: &'v MarketView<'v>, portfolio: &Portfolio) -> Self {
+        let held: HashMap<&str, &Arc<Instrument>> = portfolio
+            .positions
+            .iter()
+            .map(|position| (position.instrument.name.as_str(), &position.instrument))
+            .collect();
+        Self::resolving(view, Some(&held))
+    }
+
+    fn resolving(view: &'v MarketView<'v>, held: Option<&HashMap<&str, &Arc<Instrument>>>) -> Self {
         let venue = view.venue();
         let marks = view
             .market()
             .mark
             .iter()
-            .map(|(name, mark)| match venue.instrument(name) {
-                Err(_) => MarkBase::Unresolved,
-                Ok(instrument) => match &instrument.terms {
+            .map(|(name, mark)| {
+                let instrument = match held.and_then(|held| held.get(name.as_str())) {
+                    Some(instrument) => Arc::clone(instrument),
+                    None => match venue.instrument(name) {
+                        Ok(instrument) => instrument,
+                        Err(_) => return MarkBase::Unresolved,
+                    },
+                };
+                match &instrument.terms {
                     Terms::Perpetual | Terms::Future { .. } => MarkBase::Linear {
                         underlying: instrument.underlying.clone(),
                     },
@@ -155,7 +182,7 @@ impl<'v> ShockBase<'v> {
                             mark.value(),
                         ),
                     },
-                },
+                }
             })
             .collect();
         Self { view, marks }
@@ -329,6 +356,36 @@ impl<'v> ShockBase<'v> {
                     },
                 }),
         )
+    }
+
+    /// [`ShockBase::market`] of the shock that moves `underlying` alone by `price_move`. With
+    /// `moved`, the marks on `underlying` (in the order of [`ShockBase::slots_on`]) as an exact
+    /// step of the search already repriced them at that very move: the same decimals the
+    /// repricing would give again, which for 10,000 option marks cost as much as the step.
+    ///
+    /// # Errors
+    /// As [`shocked_market`].
+    pub(crate) fn market_moved(
+        &self,
+        underlying: &str,
+        price_move: f64,
+        moved: Option<&[Decimal]>,
+    ) -> Result<Market, RiskError> {
+        let shock = Shock::joint("liquidation", &[underlying.to_owned()], price_move);
+        let slots = self.slots_on(underlying);
+        let Some(moved) = moved.filter(|moved| moved.len() == slots.len()) else {
+            return self.market(&shock);
+        };
+        let mut shocked = self.view.market().clone();
+        if let Some(index) = shocked.index.get_mut(underlying) {
+            *index = moved_index(*index, underlying, price_move)?;
+        }
+        for (&slot, &price) in slots.iter().zip(moved) {
+            if let Some((_, mark)) = shocked.mark.get_index_mut(slot) {
+                *mark = Price(price);
+            }
+        }
+        Ok(shocked)
     }
 
     /// The slots of the market's marks whose instrument is on `underlying` (the marks a move of
@@ -619,7 +676,12 @@ pub fn shocked_report(
     view: &MarketView<'_>,
     shock: &Shock,
 ) -> Result<MarginReport, RiskError> {
-    report_under(portfolio, &ShockBase::new(view), shock, Detail::Figures)
+    report_under(
+        portfolio,
+        &ShockBase::for_portfolio(view, portfolio),
+        shock,
+        Detail::Figures,
+    )
 }
 
 /// [`shocked_report`] from a prepared [`ShockBase`] (many shocks of one market).
@@ -645,7 +707,7 @@ pub fn run(
     base: &MarginReport,
     shocks: &[Shock],
 ) -> Result<Vec<StressRow>, RiskError> {
-    let shock_base = ShockBase::new(view);
+    let shock_base = ShockBase::for_portfolio(view, portfolio);
     shocks
         .iter()
         .map(|shock| {
@@ -952,7 +1014,13 @@ pub fn search_move(
     sign: f64,
     scale: f64,
 ) -> Result<Option<f64>, RiskError> {
-    search_move_from(portfolio, &ShockBase::new(view), names, sign, scale)
+    search_move_from(
+        portfolio,
+        &ShockBase::for_portfolio(view, portfolio),
+        names,
+        sign,
+        scale,
+    )
 }
 
 /// [`search_move`] from a prepared [`ShockBase`], for callers that search several directions
@@ -1016,7 +1084,7 @@ pub fn reverse_known(
     if all.len() > 1 {
         sets.push(all);
     }
-    let shock_base = ShockBase::new(view);
+    let shock_base = ShockBase::for_portfolio(view, portfolio);
     let params = view.venue().portfolio_margin.as_ref();
     sets.into_iter()
         .map(|names| {
@@ -1472,13 +1540,33 @@ pub fn nearest_crossing(
     underlying: &str,
     unmoved: f64,
 ) -> Result<Option<Crossing>, RiskError> {
+    nearest_crossing_marked(portfolio, base, params, underlying, unmoved)
+        .map(|(crossing, _)| crossing)
+}
+
+/// [`nearest_crossing`] with the marks on `underlying` (see [`ShockBase::market_moved`]) an
+/// exact step computed at the answer, when one did: the report's liquidation prices read the
+/// market at the answer, which the exact check has just repriced.
+///
+/// # Errors
+/// As [`shocked_report`].
+pub(crate) fn nearest_crossing_marked(
+    portfolio: &Portfolio,
+    base: &ShockBase<'_>,
+    params: Option<&PortfolioMarginParams>,
+    underlying: &str,
+    unmoved: f64,
+) -> Result<(Option<Crossing>, Option<Vec<Decimal>>), RiskError> {
     if unmoved <= 1.0 {
-        return Ok(Some(Crossing {
-            crossed: 0.0,
-            safe: 0.0,
-            tolerance: 0.0,
-            refinements: 0,
-        }));
+        return Ok((
+            Some(Crossing {
+                crossed: 0.0,
+                safe: 0.0,
+                tolerance: 0.0,
+                refinements: 0,
+            }),
+            None,
+        ));
     }
     let mut lean = match params {
         Some(params) => MoveHealth::new(portfolio, base, params, underlying)?,
@@ -1503,14 +1591,16 @@ pub fn nearest_crossing(
         unmoved,
     )?;
     let mut exact = |price_move| health_to(price_move, Precision::Exact);
-    match fast {
-        None => Ok(None),
-        Some(crossing) if !steps_fast => Ok(Some(crossing)),
+    let found = match fast {
+        None => None,
+        Some(crossing) if !steps_fast => Some(crossing),
         Some(crossing) => match confirm(crossing, &mut exact) {
-            Some(confirmed) => Ok(Some(confirmed)),
-            None => search_nearest(&mut exact, unmoved),
+            Some(confirmed) => Some(confirmed),
+            None => search_nearest(&mut exact, unmoved)?,
         },
-    }
+    };
+    let marks = found.and_then(|crossing| lean.as_mut()?.take_exact_marks(crossing.crossed));
+    Ok((found, marks))
 }
 
 /// Most steps [`confirm`] takes before it gives up on a fast answer (each moves the bracket by

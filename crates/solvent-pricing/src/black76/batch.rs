@@ -31,6 +31,10 @@
 //! `bench/black76.sh` measures the throughput against numpy, QuantLib and vollib; `direct.rs`
 //! says where the time goes.
 //!
+//! Every kernel takes `GREEKS`: [`prices_checked`] runs them with `false`, the same code
+//! compiled without the greeks' operations and stores (for revaluations that read prices only),
+//! so its prices are the bits of [`price_and_greeks_checked`]'s.
+//!
 //! Theta is not computed here (the scalar [`Black76::greeks`](super::Black76::greeks) has it):
 //! the margin models that need speed revalue prices and first/second-order greeks.
 
@@ -293,6 +297,14 @@ impl GreeksBatch {
     pub fn vega(&self) -> &[f64] {
         &self.vega
     }
+
+    /// Every column, as the kernels write them.
+    fn outputs(&mut self) -> Outputs<'_> {
+        Outputs {
+            price: &mut self.price,
+            greeks: Some((&mut self.delta, &mut self.gamma, &mut self.vega)),
+        }
+    }
 }
 
 /// Price, delta, gamma and vega of every option of `batch`, written to `out` (resized to the
@@ -301,7 +313,8 @@ impl GreeksBatch {
 /// For columns not yet validated, [`price_and_greeks_checked`] does both in one pass over the
 /// inputs, which is faster for batches larger than the processor's caches.
 pub fn price_and_greeks_batch(batch: &Black76Batch<'_>, out: &mut GreeksBatch) {
-    let valued = dispatch::value_chunks(batch.columns, out, Inputs::Validated);
+    let out = out.outputs();
+    let valued = dispatch::value_chunks::<true>(batch.columns, out, Inputs::Validated);
     debug_assert!(valued.is_ok(), "a validated batch has no error to report");
 }
 
@@ -320,7 +333,44 @@ pub fn price_and_greeks_checked(
     out: &mut GreeksBatch,
 ) -> Result<(), PricingError> {
     check_lengths(&columns)?;
-    dispatch::value_chunks(columns, out, Inputs::Unchecked)
+    let out = out.outputs();
+    dispatch::value_chunks::<true>(columns, out, Inputs::Unchecked)
+}
+
+/// Validates `columns` as [`price_and_greeks_checked`] does and writes the price of every
+/// option to `prices` (resized to the columns' length), without the greeks.
+///
+/// For callers that read prices only (scenario revaluations): the kernels are the same code as
+/// [`price_and_greeks_checked`]'s, compiled without the greeks' operations and stores, so every
+/// price is the same bits as that function's.
+///
+/// # Errors
+/// As [`price_and_greeks_checked`]; `prices` then has the columns' length (when they agree) and
+/// unspecified contents.
+pub fn prices_checked(
+    columns: BatchColumns<'_>,
+    prices: &mut Vec<f64>,
+) -> Result<(), PricingError> {
+    check_lengths(&columns)?;
+    let out = Outputs {
+        price: prices,
+        greeks: None,
+    };
+    dispatch::value_chunks::<false>(columns, out, Inputs::Unchecked)
+}
+
+/// The output columns of one call: the prices, and the delta, gamma and vega columns where the
+/// greeks are computed (`GREEKS` of the kernels).
+struct Outputs<'a> {
+    price: &'a mut Vec<f64>,
+    greeks: Option<(&'a mut Vec<f64>, &'a mut Vec<f64>, &'a mut Vec<f64>)>,
+}
+
+/// The chunk `range` of an output column, or an empty slice where the greeks are not computed
+/// (the kernels then never index it).
+#[inline(always)]
+fn part<const GREEKS: bool>(column: &mut [f64], range: std::ops::Range<usize>) -> &mut [f64] {
+    if GREEKS { &mut column[range] } else { &mut [] }
 }
 
 /// The choice of instruction set for [`value_chunks`], made at run time on each call.
@@ -334,28 +384,29 @@ pub fn price_and_greeks_checked(
 /// correctly rounded IEEE operation, a comparison, a selection or an explicit FMA, which AVX-512
 /// computes exactly as AVX2 does (`tests::avx512_gives_the_same_bits_as_avx2`).
 mod dispatch {
-    use super::{BatchColumns, GreeksBatch, Inputs};
+    use super::{BatchColumns, Inputs, Outputs};
     use crate::error::PricingError;
 
     /// [`value_chunks`](super::value_chunks) with the widest instruction set the processor has.
     ///
     /// # Errors
     /// As [`value_chunks`](super::value_chunks).
-    pub(super) fn value_chunks(
+    pub(super) fn value_chunks<const GREEKS: bool>(
         columns: BatchColumns<'_>,
-        out: &mut GreeksBatch,
+        out: Outputs<'_>,
         inputs: Inputs,
     ) -> Result<(), PricingError> {
         #[cfg(target_arch = "x86_64")]
-        if let Some(result) = x86::value_chunks_avx512(columns, out, inputs) {
-            return result;
-        }
-        super::value_chunks(columns, out, inputs)
+        let out = match x86::value_chunks_avx512::<GREEKS>(columns, out, inputs) {
+            Ok(result) => return result,
+            Err(out) => out,
+        };
+        super::value_chunks::<GREEKS>(columns, out, inputs)
     }
 
     #[cfg(target_arch = "x86_64")]
     pub(super) mod x86 {
-        use super::{BatchColumns, GreeksBatch, Inputs, PricingError};
+        use super::{BatchColumns, Inputs, Outputs, PricingError};
 
         /// `true` when the processor and the operating system support the AVX-512 subsets of
         /// x86-64-v4, for which [`value_chunks_compiled_for_avx512`] is compiled.
@@ -372,32 +423,32 @@ mod dispatch {
         /// The portable kernels, all `#[inline(always)]`, inlined here and so compiled for
         /// AVX-512.
         #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx512cd")]
-        fn value_chunks_compiled_for_avx512(
+        fn value_chunks_compiled_for_avx512<const GREEKS: bool>(
             columns: BatchColumns<'_>,
-            out: &mut GreeksBatch,
+            out: Outputs<'_>,
             inputs: Inputs,
         ) -> Result<(), PricingError> {
-            super::super::value_chunks(columns, out, inputs)
+            super::super::value_chunks::<GREEKS>(columns, out, inputs)
         }
 
-        /// [`value_chunks`](super::super::value_chunks) compiled for AVX-512, or `None` (nothing
-        /// done) when the processor does not have it.
+        /// [`value_chunks`](super::super::value_chunks) compiled for AVX-512, or the outputs
+        /// given back untouched when the processor does not have it.
         #[allow(
             unsafe_code,
             reason = "the one call of a function compiled for AVX-512, right after checking that the processor has it"
         )]
-        pub(in super::super) fn value_chunks_avx512(
+        pub(in super::super) fn value_chunks_avx512<'a, const GREEKS: bool>(
             columns: BatchColumns<'_>,
-            out: &mut GreeksBatch,
+            out: Outputs<'a>,
             inputs: Inputs,
-        ) -> Option<Result<(), PricingError>> {
+        ) -> Result<Result<(), PricingError>, Outputs<'a>> {
             if !has_avx512() {
-                return None;
+                return Err(out);
             }
             // SAFETY: calling a `#[target_feature]` function is sound when the processor
             // supports every feature it enables; `has_avx512` has just confirmed each of them
             // by run-time detection. The function itself is safe code: no other obligation.
-            Some(unsafe { value_chunks_compiled_for_avx512(columns, out, inputs) })
+            Ok(unsafe { value_chunks_compiled_for_avx512::<GREEKS>(columns, out, inputs) })
         }
     }
 }
@@ -417,32 +468,51 @@ enum Inputs {
 /// # Errors
 /// For [`Inputs::Unchecked`], [`PricingError::BatchElement`] for the first invalid element.
 #[inline(always)]
-fn value_chunks(
+fn value_chunks<const GREEKS: bool>(
     c: BatchColumns<'_>,
-    out: &mut GreeksBatch,
+    out: Outputs<'_>,
     inputs: Inputs,
 ) -> Result<(), PricingError> {
     let n = c.forward.len();
-    for column in [
-        &mut out.price,
-        &mut out.delta,
-        &mut out.gamma,
-        &mut out.vega,
-    ] {
+    let Outputs { price, greeks } = out;
+    let mut empty = (Vec::new(), Vec::new(), Vec::new());
+    let (delta, gamma, vega) = match greeks {
+        Some(greeks) => greeks,
+        None => (&mut empty.0, &mut empty.1, &mut empty.2),
+    };
+    for column in [&mut *price, &mut *delta, &mut *gamma, &mut *vega]
+        .into_iter()
+        .take(if GREEKS { 4 } else { 1 })
+    {
         if column.len() != n {
             column.clear();
             column.resize(n, 0.0);
         }
     }
+    let out = OutSlices {
+        price,
+        delta,
+        gamma,
+        vega,
+    };
     // The scratch space (about 80 KB) is the thread's, kept between calls: zeroing it afresh
     // cost more than valuing a batch of a few hundred options (a portfolio-margin book values
     // one small batch per scenario and expiry). Every kernel writes an element before it reads
     // it, within the chunk's length, so what a previous call left is never read.
     let mut scratch = SCRATCHES.with(Cell::take).unwrap_or_default();
     scratch.subset.len = 0;
-    let valued = value_chunks_with(c, out, inputs, n, &mut scratch);
+    let valued = value_chunks_with::<GREEKS>(c, out, inputs, n, &mut scratch);
     SCRATCHES.with(|kept| kept.set(Some(scratch)));
     valued
+}
+
+/// A call's output columns, each of the batch's length (the greeks' empty when `GREEKS` is
+/// false).
+struct OutSlices<'a> {
+    price: &'a mut [f64],
+    delta: &'a mut [f64],
+    gamma: &'a mut [f64],
+    vega: &'a mut [f64],
 }
 
 thread_local! {
@@ -452,9 +522,9 @@ thread_local! {
 
 /// [`value_chunks`] on a given scratch space.
 #[inline(always)]
-fn value_chunks_with(
+fn value_chunks_with<const GREEKS: bool>(
     c: BatchColumns<'_>,
-    out: &mut GreeksBatch,
+    mut out: OutSlices<'_>,
     inputs: Inputs,
     n: usize,
     scratch: &mut Scratches,
@@ -477,11 +547,11 @@ fn value_chunks_with(
         };
         let output = ChunkOut {
             price: &mut out.price[start..end],
-            delta: &mut out.delta[start..end],
-            gamma: &mut out.gamma[start..end],
-            vega: &mut out.vega[start..end],
+            delta: part::<GREEKS>(out.delta, start..end),
+            gamma: part::<GREEKS>(out.gamma, start..end),
+            vega: part::<GREEKS>(out.vega, start..end),
         };
-        let direct = direct::direct_chunk(&input, &mut scratch.direct, output);
+        let direct = direct::direct_chunk::<GREEKS>(&input, &mut scratch.direct, output);
         if inputs == Inputs::Unchecked && !direct.in_domain {
             // Earlier chunks are valid, so the first invalid element of this chunk is the
             // first of the batch. (The kernel's results for this chunk are garbage, unused.)
@@ -492,11 +562,15 @@ fn value_chunks_with(
             .subset
             .collect(&input, start, &scratch.direct.careful[..end - start]);
         if scratch.subset.len >= CHUNK {
-            scratch.subset.flush(&mut scratch.careful, out);
+            scratch
+                .subset
+                .flush::<GREEKS>(&mut scratch.careful, &mut out);
         }
         start = end;
     }
-    scratch.subset.flush(&mut scratch.careful, out);
+    scratch
+        .subset
+        .flush::<GREEKS>(&mut scratch.careful, &mut out);
     Ok(())
 }
 
@@ -597,7 +671,7 @@ impl Subset {
     /// Values every gathered option with the careful kernel, a chunk at a time, writes the
     /// results to their places in `out`, and empties the subset.
     #[inline(always)]
-    fn flush(&mut self, scratch: &mut Scratch, out: &mut GreeksBatch) {
+    fn flush<const GREEKS: bool>(&mut self, scratch: &mut Scratch, out: &mut OutSlices<'_>) {
         let mut start = 0;
         while start < self.len {
             let end = (start + CHUNK).min(self.len);
@@ -616,13 +690,15 @@ impl Subset {
                 gamma: &mut self.gamma[..m],
                 vega: &mut self.vega[..m],
             };
-            compute_chunk(&input, scratch, output);
+            compute_chunk::<GREEKS>(&input, scratch, output);
             for j in 0..m {
                 let i = self.index[start + j];
                 out.price[i] = self.price[j];
-                out.delta[i] = self.delta[j];
-                out.gamma[i] = self.gamma[j];
-                out.vega[i] = self.vega[j];
+                if GREEKS {
+                    out.delta[i] = self.delta[j];
+                    out.gamma[i] = self.gamma[j];
+                    out.vega[i] = self.vega[j];
+                }
             }
             start = end;
         }
@@ -703,7 +779,7 @@ impl Default for Scratch {
 
 /// The kernel over one chunk (at most [`CHUNK`] options), branch-free within each pass.
 #[inline(always)]
-fn compute_chunk(input: &Chunk<'_>, scratch: &mut Scratch, out: ChunkOut<'_>) {
+fn compute_chunk<const GREEKS: bool>(input: &Chunk<'_>, scratch: &mut Scratch, out: ChunkOut<'_>) {
     let n = input.forward.len();
     // Equal-length slices let LLVM drop the bounds checks and vectorise each pass.
     let (forward, strike, time) = (&input.forward[..n], &input.strike[..n], &input.time[..n]);
@@ -732,8 +808,11 @@ fn compute_chunk(input: &Chunk<'_>, scratch: &mut Scratch, out: ChunkOut<'_>) {
         };
         let s = max(s, limits::MIN_TOTAL_VOLATILITY);
         let inv_s = 1.0 / s;
-        sqrt_t_out[i] = sqrt_t;
-        inv_f_out[i] = 1.0 / forward[i];
+        // Read only by the greeks.
+        if GREEKS {
+            sqrt_t_out[i] = sqrt_t;
+            inv_f_out[i] = 1.0 / forward[i];
+        }
         h_out[i] = -x.abs() * inv_s;
         t_out[i] = 0.5 * s;
         inv_s_out[i] = inv_s;
@@ -764,17 +843,20 @@ fn compute_chunk(input: &Chunk<'_>, scratch: &mut Scratch, out: ChunkOut<'_>) {
     for i in 0..n {
         let (odd, even) = taylor_sums(max(h[i], H_FLOOR), t[i], scratch.y1[i]);
         odd_out[i] = odd;
-        even_out[i] = even;
+        // The even part serves the greeks only.
+        if GREEKS {
+            even_out[i] = even;
+        }
     }
 
     // Pass 4: the choice of form, and the outputs.
-    finish_chunk(input, scratch, out.price, out.delta, out.gamma, out.vega);
+    finish_chunk::<GREEKS>(input, scratch, out.price, out.delta, out.gamma, out.vega);
 }
 
 /// Pass 4 over a chunk. The outputs are separate `&mut` parameters so that LLVM knows they
 /// alias neither the inputs nor each other, and vectorises without run-time overlap checks.
 #[inline(always)]
-fn finish_chunk(
+fn finish_chunk<const GREEKS: bool>(
     input: &Chunk<'_>,
     scratch: &Scratch,
     price: &mut [f64],
@@ -796,12 +878,12 @@ fn finish_chunk(
         &scratch.inv_f[..n],
         &scratch.expired[..n],
     );
-    let (price, delta, gamma, vega) = (
-        &mut price[..n],
-        &mut delta[..n],
-        &mut gamma[..n],
-        &mut vega[..n],
-    );
+    let price = &mut price[..n];
+    let (delta, gamma, vega) = if GREEKS {
+        (&mut delta[..n], &mut gamma[..n], &mut vega[..n])
+    } else {
+        (delta, gamma, vega)
+    };
     for i in 0..n {
         let g = finish(
             Option1 {
@@ -825,9 +907,11 @@ fn finish_chunk(
             },
         );
         price[i] = g[0];
-        delta[i] = g[1];
-        gamma[i] = g[2];
-        vega[i] = g[3];
+        if GREEKS {
+            delta[i] = g[1];
+            gamma[i] = g[2];
+            vega[i] = g[3];
+        }
     }
 }
 
@@ -981,10 +1065,12 @@ mod tests {
         };
         let mut portable = GreeksBatch::default();
         let mut avx512 = GreeksBatch::default();
-        assert!(value_chunks(columns, &mut portable, Inputs::Unchecked).is_ok());
-        let Some(result) =
-            dispatch::x86::value_chunks_avx512(columns, &mut avx512, Inputs::Unchecked)
-        else {
+        assert!(value_chunks::<true>(columns, portable.outputs(), Inputs::Unchecked).is_ok());
+        let Ok(result) = dispatch::x86::value_chunks_avx512::<true>(
+            columns,
+            avx512.outputs(),
+            Inputs::Unchecked,
+        ) else {
             eprintln!("no AVX-512 on this processor: nothing to compare");
             return;
         };

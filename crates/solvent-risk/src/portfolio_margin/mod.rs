@@ -66,7 +66,9 @@ pub use solvent_core::portfolio_margin::VolShock;
 use solvent_core::portfolio_margin::{
     Combine, PortfolioMarginParams, UnderlyingParams, VolShockMode,
 };
-use solvent_pricing::black76::{Black76, GreeksBatch, OwnedColumns, price_and_greeks_checked};
+use solvent_pricing::black76::{
+    Black76, GreeksBatch, OwnedColumns, price_and_greeks_checked, prices_checked,
+};
 use solvent_pricing::implied::implied_volatility;
 
 use crate::error::RiskError;

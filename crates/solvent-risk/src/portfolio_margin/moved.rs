@@ -66,6 +66,12 @@ pub(super) struct MovedScratch {
     pub(super) units: Vec<(f64, f64, bool)>,
     pub(super) pnl: Vec<f64>,
     pub(super) charges: Vec<Charges>,
+    /// Each option row's scenario volatilities (rows x scenarios), as the last step that
+    /// revalued it at the volatility in `shocked_from` computed them.
+    pub(super) shocked_vols: Vec<f64>,
+    /// Per row: the bits of the volatility `shocked_vols` was computed from (NaN's where none
+    /// was).
+    pub(super) shocked_from: Vec<u64>,
 }
 
 /// The mark of one instrument of the moved book at a step, as [`MovedBook::margin`] reads it.
@@ -89,12 +95,28 @@ pub(super) const MOVED_BLOCK: usize = 64;
 /// A block's buffers (one set per worker).
 #[derive(Default)]
 pub(super) struct BlockScratch {
-    /// Per option of the block: (row in the block, first batch row, whether its delta is
-    /// read from the batch's unshocked row rather than computed beside it).
+    /// Per option of the block: (row in the block, its place among the block's options,
+    /// whether its delta is read from the batch's unshocked row rather than computed beside
+    /// it).
     pub(super) options: Vec<(usize, usize, bool)>,
-    pub(super) moves: Vec<(f64, Option<f64>)>,
-    pub(super) columns: OwnedColumns,
+    /// The options' unshocked rows, one each, valued with their greeks (a fast step reads the
+    /// delta there).
+    pub(super) base: OwnedColumns,
+    /// Their scenario rows, scenarios x options, priced alone: nothing else is read of them.
+    pub(super) shocked: OwnedColumns,
     pub(super) valued: GreeksBatch,
+    pub(super) prices: Vec<f64>,
+}
+
+/// The rows' scenario volatilities kept across steps: a search moves only the index, and a
+/// fast step revalues each option at the volatility its unmoved mark implies, so the
+/// volatilities its scenarios shock are the previous step's (one `shocked_volatility_scaled`
+/// per row and scenario cost about as much as all the other column building).
+pub(super) struct ShockedVols<'a> {
+    /// Rows x scenarios.
+    pub(super) vols: &'a mut [f64],
+    /// Per row, the bits of the volatility `vols` holds the shocks of.
+    pub(super) from: &'a mut [u64],
 }
 
 /// What every row of one step reads.
@@ -112,6 +134,7 @@ impl MovedStep<'_> {
         marks: &[BookMark],
         unit_pnl: &mut [f64],
         units: &mut [(f64, f64, bool)],
+        kept: ShockedVols<'_>,
         scratch: &mut BlockScratch,
     ) -> Option<()> {
         let Self {
@@ -121,8 +144,8 @@ impl MovedStep<'_> {
         } = *self;
         let count = scenarios.len();
         scratch.options.clear();
-        let columns = &mut scratch.columns;
-        columns.clear();
+        scratch.base.clear();
+        scratch.shocked.clear();
         for (row, ((kind, mark), unit)) in rows
             .iter()
             .zip(marks)
@@ -150,94 +173,101 @@ impl MovedStep<'_> {
                     // batch values the unshocked row anyway, so its delta is read from there
                     // instead of a scalar Black-76 beside it (the two differ by the kernels'
                     // rounding, about 1e-16 relative, which the search's exact check absorbs).
-                    if option.surface_volatility.is_none()
+                    let (inputs, delta_from_batch) = if option.surface_volatility.is_none()
                         && mark.price.is_some()
                         && option.time > 0.0
                         && let Some(volatility) = mark.volatility
                     {
                         *slot = (0.0, 0.0, true);
-                        scratch.moves.clear();
-                        scratch.moves.extend(scenarios.iter().map(|scenario| {
-                            let shocked = shocked_volatility_scaled(
-                                volatility,
+                        let inputs = OptionRow {
+                            forward,
+                            strike: option.strike,
+                            time: option.time,
+                            volatility,
+                            discount: option.discount,
+                            kind: option.kind,
+                        };
+                        (inputs, true)
+                    } else {
+                        let volatility = match (option.surface_volatility, mark.price) {
+                            (Some(volatility), _) => volatility,
+                            (None, Some(mark)) if option.time > 0.0 => {
+                                let usd = if option.inverse { mark * spot } else { mark };
+                                implied_volatility(
+                                    usd,
+                                    forward,
+                                    option.strike,
+                                    option.time,
+                                    option.discount,
+                                    option.kind,
+                                )
+                                .ok()?
+                            }
+                            (None, Some(_)) => 0.0,
+                            (None, None) => return None,
+                        };
+                        let model = Black76::new_checked(
+                            forward,
+                            option.strike,
+                            option.time,
+                            volatility,
+                            option.discount,
+                        )
+                        .ok()?;
+                        // dV/dS = dV/dF x F/S, as `revaluation`.
+                        *slot = (model.greeks(option.kind).delta * forward / spot, 0.0, true);
+                        let inputs = OptionRow {
+                            forward: model.forward(),
+                            strike: model.strike(),
+                            time: model.time_to_expiry_years(),
+                            volatility: model.volatility(),
+                            discount: model.discount_factor(),
+                            kind: option.kind,
+                        };
+                        (inputs, false)
+                    };
+                    // The scenarios' volatilities, shocked again only when the row's
+                    // volatility moved since they were (`ShockedVols`).
+                    let vols = kept.vols.get_mut(row * count..(row + 1) * count)?;
+                    let from = kept.from.get_mut(row)?;
+                    if *from != inputs.volatility.to_bits() {
+                        for (vol, scenario) in vols.iter_mut().zip(scenarios) {
+                            *vol = shocked_volatility_scaled(
+                                inputs.volatility,
                                 option.scale,
                                 scenario.vol,
                                 params,
                             );
-                            (scenario.price_move, Some(shocked))
-                        }));
-                        scratch.options.push((row, columns.forward.len(), true));
-                        push_rows(
-                            columns,
-                            OptionRow {
-                                forward,
-                                strike: option.strike,
-                                time: option.time,
-                                volatility,
-                                discount: option.discount,
-                                kind: option.kind,
-                            },
-                            &scratch.moves,
-                        );
-                        continue;
-                    }
-                    let volatility = match (option.surface_volatility, mark.price) {
-                        (Some(volatility), _) => volatility,
-                        (None, Some(mark)) if option.time > 0.0 => {
-                            let usd = if option.inverse { mark * spot } else { mark };
-                            implied_volatility(
-                                usd,
-                                forward,
-                                option.strike,
-                                option.time,
-                                option.discount,
-                                option.kind,
-                            )
-                            .ok()?
                         }
-                        (None, Some(_)) => 0.0,
-                        (None, None) => return None,
-                    };
-                    let model = Black76::new_checked(
-                        forward,
-                        option.strike,
-                        option.time,
-                        volatility,
-                        option.discount,
-                    )
-                    .ok()?;
-                    // dV/dS = dV/dF x F/S, as `revaluation`.
-                    *slot = (model.greeks(option.kind).delta * forward / spot, 0.0, true);
-                    let unshocked = model.volatility();
-                    scratch.moves.clear();
-                    scratch.moves.extend(scenarios.iter().map(|scenario| {
-                        let shocked = shocked_volatility_scaled(
-                            unshocked,
-                            option.scale,
-                            scenario.vol,
-                            params,
-                        );
-                        (scenario.price_move, Some(shocked))
-                    }));
-                    scratch.options.push((row, columns.forward.len(), false));
-                    push_option_rows(columns, &model, option.kind, &scratch.moves);
+                        *from = inputs.volatility.to_bits();
+                    }
+                    let place = scratch.base.forward.len();
+                    scratch.options.push((row, place, delta_from_batch));
+                    push_split_rows(
+                        &mut scratch.base,
+                        &mut scratch.shocked,
+                        inputs,
+                        scenarios,
+                        vols,
+                    );
                 }
             }
         }
         if scratch.options.is_empty() {
             return Some(());
         }
-        price_and_greeks_checked(columns.columns(), &mut scratch.valued).ok()?;
-        let prices = scratch.valued.price();
+        price_and_greeks_checked(scratch.base.columns(), &mut scratch.valued).ok()?;
+        prices_checked(scratch.shocked.columns(), &mut scratch.prices).ok()?;
+        let bases = scratch.valued.price();
         let deltas = scratch.valued.delta();
-        for &(row, start, delta_from_batch) in &scratch.options {
+        for &(row, place, delta_from_batch) in &scratch.options {
             if delta_from_batch {
                 // dV/dS = dV/dF x F/S, as `revaluation`.
-                let forward = *scratch.columns.forward.get(start)?;
-                units.get_mut(row)?.0 = *deltas.get(start)? * forward / spot;
+                let forward = *scratch.base.forward.get(place)?;
+                units.get_mut(row)?.0 = *deltas.get(place)? * forward / spot;
             }
-            let base = *prices.get(start)?;
-            let shocked = prices.get(start + 1..=start + count)?;
+            let base = *bases.get(place)?;
+            let shocked = scratch.prices.get(place * count..(place + 1) * count)?;
             let unit = unit_pnl.get_mut(row * count..(row + 1) * count)?;
             for (value, price) in unit.iter_mut().zip(shocked) {
                 *value = price - base;
@@ -245,6 +275,27 @@ impl MovedStep<'_> {
         }
         Some(())
     }
+}
+
+/// Appends an option's unshocked row to `base` and its scenario rows (at the scenarios'
+/// volatilities `vols`) to `shocked`: the rows [`push_rows`] writes, split in two so that the
+/// scenario rows are priced without greeks. The same values, bit for bit.
+fn push_split_rows(
+    base: &mut OwnedColumns,
+    shocked: &mut OwnedColumns,
+    option: OptionRow,
+    scenarios: &[Scenario],
+    vols: &[f64],
+) {
+    push_moved_rows(base, option, std::iter::once((0.0, option.volatility)));
+    push_moved_rows(
+        shocked,
+        option,
+        scenarios
+            .iter()
+            .map(|scenario| scenario.price_move)
+            .zip(vols.iter().copied()),
+    );
 }
 
 impl MovedBook {
@@ -378,6 +429,11 @@ impl MovedBook {
         // Every row is written below (or the step fails): no need to clear them first.
         scratch.unit_pnl.resize(self.rows.len() * count, 0.0);
         scratch.units.resize(self.rows.len(), (0.0, 0.0, false));
+        // Kept from step to step (their rows' scenarios do not change).
+        scratch.shocked_vols.resize(self.rows.len() * count, 0.0);
+        scratch
+            .shocked_from
+            .resize(self.rows.len(), f64::NAN.to_bits());
         let step = MovedStep {
             spot,
             scenarios,
@@ -391,10 +447,13 @@ impl MovedBook {
             .zip(marks.par_chunks(MOVED_BLOCK))
             .zip(scratch.unit_pnl.par_chunks_mut(MOVED_BLOCK * count))
             .zip(scratch.units.par_chunks_mut(MOVED_BLOCK))
+            .zip(scratch.shocked_vols.par_chunks_mut(MOVED_BLOCK * count))
+            .zip(scratch.shocked_from.par_chunks_mut(MOVED_BLOCK))
             .try_for_each_init(
                 BlockScratch::default,
-                |block, (((rows, marks), unit_pnl), units)| {
-                    step.revalue(rows, marks, unit_pnl, units, block)
+                |block, (((((rows, marks), unit_pnl), units), vols), from)| {
+                    let kept = ShockedVols { vols, from };
+                    step.revalue(rows, marks, unit_pnl, units, kept, block)
                 },
             )?;
         // The account's sums, in its order (as `scenario_totals`).

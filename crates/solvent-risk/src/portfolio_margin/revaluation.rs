@@ -71,8 +71,9 @@ impl PendingOptions {
         if self.slots.is_empty() {
             return Ok(());
         }
-        let mut out = GreeksBatch::with_capacity(self.columns.forward.len());
-        let valued = price_and_greeks_checked(self.columns.columns(), &mut out);
+        // Only the prices are read: the kernel computes no greeks.
+        let mut prices = Vec::with_capacity(self.columns.forward.len());
+        let valued = prices_checked(self.columns.columns(), &mut prices);
         if let Err(error) = valued {
             let row = match &error {
                 solvent_pricing::PricingError::BatchElement { index, .. } => *index,
@@ -88,7 +89,6 @@ impl PendingOptions {
                 problem: format!("{name}: {error}"),
             });
         }
-        let prices = out.price();
         for (underlying, name, start, grid, rows) in self.slots {
             let base = prices[start];
             let mut pnl: Vec<f64> = prices[start + 1..=start + rows]
@@ -148,31 +148,50 @@ pub(super) fn push_rows(
     option: OptionRow,
     moves: &[(f64, Option<f64>)],
 ) {
-    // Column by column (one reservation and a straight fill each, rather than six pushes a
-    // row); the unshocked row is `(0, None)`.
-    let rows = moves.len() + 1;
-    let all = || std::iter::once((0.0, None)).chain(moves.iter().copied());
+    // The unshocked row is `(0, None)`.
+    push_moved_rows(
+        columns,
+        option,
+        std::iter::once((0.0, option.volatility)).chain(
+            moves
+                .iter()
+                .map(|&(price_move, shocked)| (price_move, shocked.unwrap_or(option.volatility))),
+        ),
+    );
+}
+
+/// Appends one row of `option` per `(price move, volatility)` of `rows`: its forward moved by
+/// the price move, at that volatility, the rest of its inputs as they are. Column by column (one
+/// reservation and a straight fill each, rather than six pushes a row).
+pub(super) fn push_moved_rows(
+    columns: &mut OwnedColumns,
+    option: OptionRow,
+    rows: impl Iterator<Item = (f64, f64)> + Clone,
+) {
     let OptionRow {
         forward,
         strike,
         time,
-        volatility,
         discount,
         kind,
+        ..
     } = option;
-    columns
-        .forward
-        .extend(all().map(|(price_move, _)| forward * (1.0 + price_move)));
+    let before = columns.forward.len();
+    columns.forward.extend(
+        rows.clone()
+            .map(|(price_move, _)| forward * (1.0 + price_move)),
+    );
+    let count = columns.forward.len() - before;
     columns
         .volatility
-        .extend(all().map(|(_, shocked)| shocked.unwrap_or(volatility)));
+        .extend(rows.map(|(_, volatility)| volatility));
     let repeat = |column: &mut Vec<f64>, value: f64| {
-        column.resize(column.len() + rows, value);
+        column.resize(column.len() + count, value);
     };
     repeat(&mut columns.strike, strike);
     repeat(&mut columns.time, time);
     repeat(&mut columns.discount, discount);
-    columns.kind.resize(columns.kind.len() + rows, kind);
+    columns.kind.resize(columns.kind.len() + count, kind);
 }
 
 pub(super) fn revaluation(

@@ -141,13 +141,13 @@ pub(super) struct DirectSummary {
 /// non-finite garbage, never read. Inputs outside the domain give garbage too (and
 /// `in_domain == false`), never a panic.
 #[inline(always)]
-pub(super) fn direct_chunk(
+pub(super) fn direct_chunk<const GREEKS: bool>(
     input: &Chunk<'_>,
     scratch: &mut DirectScratch,
     out: ChunkOut<'_>,
 ) -> DirectSummary {
-    let in_domain = coordinates(input, scratch);
-    values(input, scratch, out);
+    let in_domain = coordinates::<GREEKS>(input, scratch);
+    values::<GREEKS>(input, scratch, out);
     DirectSummary { in_domain }
 }
 
@@ -158,10 +158,12 @@ fn within(v: f64, low: f64, high: f64) -> bool {
 }
 
 /// Pass 1: `h`, `t`, `1 / (F s)`, `1 / F`, `sqrt(T)`, the option type and the routing; one
-/// square root and one division per option. Returns whether every input (forward, strike,
-/// time, volatility, discount factor) is in the domain of `Black76::new_checked`.
+/// square root and one division per option (without `GREEKS`, `1 / (F s)`, `1 / F` and
+/// `sqrt(T)`, which only the greeks read, are not stored). Returns whether every input
+/// (forward, strike, time, volatility, discount factor) is in the domain of
+/// `Black76::new_checked`.
 #[inline(always)]
-fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> bool {
+fn coordinates<const GREEKS: bool>(input: &Chunk<'_>, scratch: &mut DirectScratch) -> bool {
     use limits::{
         MAX_DISCOUNT_FACTOR, MAX_PRICE_LEVEL, MAX_TIME_TO_EXPIRY_YEARS, MAX_VOLATILITY,
         MIN_DISCOUNT_FACTOR, MIN_PRICE_LEVEL,
@@ -196,14 +198,16 @@ fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> bool {
             LN2_HI,
             fma(parts.exponent, LN2_LO, parts.atanh_series(u)),
         );
-        sqrt_t_out[i] = sqrt_t;
         let t = 0.5 * s;
         t_out[i] = t;
         let inv_s = inv_fs * f;
         let h = -x.abs() * inv_s;
         h_out[i] = h;
-        inv_fs_out[i] = inv_fs;
-        inv_f_out[i] = inv_fs * s;
+        if GREEKS {
+            sqrt_t_out[i] = sqrt_t;
+            inv_fs_out[i] = inv_fs;
+            inv_f_out[i] = inv_fs * s;
+        }
         careful_out[i] = routing_excess(h, t);
         // The option type as a number, read here with the other inputs: pass 2 then reads no
         // byte column and makes no mask from bytes (measured 2% to 5% faster).
@@ -216,9 +220,10 @@ fn coordinates(input: &Chunk<'_>, scratch: &mut DirectScratch) -> bool {
     in_domain
 }
 
-/// Pass 2: the density, both tail ratios `Y` (a division each) and the outputs.
+/// Pass 2: the density, both tail ratios `Y` (a division each) and the outputs (the price
+/// alone without `GREEKS`: the same operations for it, so the same bits).
 #[inline(always)]
-fn values(input: &Chunk<'_>, scratch: &DirectScratch, out: ChunkOut<'_>) {
+fn values<const GREEKS: bool>(input: &Chunk<'_>, scratch: &DirectScratch, out: ChunkOut<'_>) {
     let n = input.forward.len();
     let (forward, strike) = (&input.forward[..n], &input.strike[..n]);
     let (discount, calls) = (&input.discount[..n], &scratch.call[..n]);
@@ -234,8 +239,12 @@ fn values(input: &Chunk<'_>, scratch: &DirectScratch, out: ChunkOut<'_>) {
         gamma,
         vega,
     } = out;
-    let (price, delta) = (&mut price[..n], &mut delta[..n]);
-    let (gamma, vega) = (&mut gamma[..n], &mut vega[..n]);
+    let price = &mut price[..n];
+    let (delta, gamma, vega) = if GREEKS {
+        (&mut delta[..n], &mut gamma[..n], &mut vega[..n])
+    } else {
+        (delta, gamma, vega)
+    };
     for i in 0..n {
         let (f, k, df) = (forward[i], strike[i], discount[i]);
         let call = calls[i] > 0.0;
@@ -257,19 +266,21 @@ fn values(input: &Chunk<'_>, scratch: &DirectScratch, out: ChunkOut<'_>) {
         // max(F, K) N(h - t) = max(F, K) n(h - t) Y(h - t) = F n(d1) Y(h - t).
         let high_tail = forward_density * y2;
         let otm = max(fma(low, n_hi, -high_tail), 0.0);
-        // N(h - t), used only when F > K, where max(F, K) = F.
-        let n_lo = high_tail * inv_f[i];
-        // d1 = h + t when F <= K, else -d1 = h - t.
-        let f_le_k = f <= k;
-        let n_d1 = if f_le_k { n_hi } else { 1.0 - n_lo };
-        let n_minus_d1 = if f_le_k { n_minus_hi } else { n_lo };
-
         let intrinsic = max(if call { f - k } else { k - f }, 0.0);
         price[i] = df * (intrinsic + otm);
-        delta[i] = df * if call { n_d1 } else { -n_minus_d1 };
-        let discounted_density = df * forward_density; // DF F n(d1)
-        gamma[i] = discounted_density * inv_f[i] * inv_fs[i]; // DF n(d1) / (F s)
-        vega[i] = discounted_density * sqrt_t[i];
+        // The greeks (without `GREEKS`, `1 / (F s)`, `1 / F` and `sqrt(T)` were not stored).
+        if GREEKS {
+            // N(h - t), used only when F > K, where max(F, K) = F.
+            let n_lo = high_tail * inv_f[i];
+            // d1 = h + t when F <= K, else -d1 = h - t.
+            let f_le_k = f <= k;
+            let n_d1 = if f_le_k { n_hi } else { 1.0 - n_lo };
+            let n_minus_d1 = if f_le_k { n_minus_hi } else { n_lo };
+            delta[i] = df * if call { n_d1 } else { -n_minus_d1 };
+            let discounted_density = df * forward_density; // DF F n(d1)
+            gamma[i] = discounted_density * inv_f[i] * inv_fs[i]; // DF n(d1) / (F s)
+            vega[i] = discounted_density * sqrt_t[i];
+        }
     }
 }
 
