@@ -3,6 +3,7 @@
 //! an account was opened).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use compact_str::CompactString;
 use foldhash::fast::FixedState;
@@ -10,10 +11,15 @@ use foldhash::fast::FixedState;
 use crate::engine::Account;
 
 /// Accounts by id. Each keeps the slot it was opened in; none is ever removed.
+///
+/// Each account is shared, copied on its first change after the book was cloned: a clone (the
+/// service's snapshot copy, taken on the engine's thread between two batches) counts references
+/// instead of copying every account's positions, and the accounts changed while the copy lives
+/// are copied then, one at a time, as they change.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct AccountBook {
     /// Accounts by slot.
-    accounts: Vec<Account>,
+    accounts: Vec<Arc<Account>>,
     /// Slot by id, for lookups. A fixed hasher: the map is never iterated, so the seed could not
     /// change any result, and a fixed one keeps runs identical to the byte.
     #[serde(with = "crate::engine::snapshot::sorted_map")]
@@ -27,13 +33,13 @@ impl AccountBook {
     #[must_use]
     pub fn get(&self, id: &str) -> Option<&Account> {
         let slot = *self.slots.get(id)?;
-        self.accounts.get(slot as usize)
+        self.accounts.get(slot as usize).map(Arc::as_ref)
     }
 
     /// The account `id`, to change.
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Account> {
         let slot = *self.slots.get(id)?;
-        self.accounts.get_mut(slot as usize)
+        self.accounts.get_mut(slot as usize).map(Arc::make_mut)
     }
 
     /// Whether `id` exists.
@@ -45,7 +51,7 @@ impl AccountBook {
     /// The account in `slot`.
     #[must_use]
     pub fn by_slot(&self, slot: u32) -> Option<&Account> {
-        self.accounts.get(slot as usize)
+        self.accounts.get(slot as usize).map(Arc::as_ref)
     }
 
     /// Number of accounts.
@@ -72,7 +78,7 @@ impl AccountBook {
         debug_assert!(!self.contains_key(&account.id));
         self.slots.insert(account.id.clone(), slot);
         self.order.insert(account.id.clone(), slot);
-        self.accounts.push(account);
+        self.accounts.push(Arc::new(account));
     }
 
     /// Replaces the account with `account`'s id (its slot is kept).
@@ -87,7 +93,7 @@ impl AccountBook {
         self.order.iter().filter_map(|(id, slot)| {
             self.accounts
                 .get(*slot as usize)
-                .map(|account| (id.as_str(), account))
+                .map(|account| (id.as_str(), account.as_ref()))
         })
     }
 

@@ -236,9 +236,12 @@ pub struct Account {
     /// options, other settlement): examined at each of their mark updates. Sorted.
     mark_watched: Vec<CompactString>,
     /// Its cross pool prepared for the measured kernel (see `engine/prepared.rs`), when it
-    /// qualifies: a cache of what the rest of the state determines, never hashed.
+    /// qualifies: a cache of what the rest of the state determines, never hashed. Shared, not
+    /// owned: a preparation is replaced whole, never changed, and a copy of the engine (the
+    /// service's snapshot copy, taken between two batches on the engine's thread) then counts
+    /// a reference instead of copying every account's positions and prices again.
     #[serde(skip)]
-    prepared: Option<Box<prepared::PreparedPool>>,
+    prepared: Option<Arc<prepared::PreparedPool>>,
     /// The underlyings it is indexed under in the engine's holder sets, sorted.
     indexed_underlyings: Vec<CompactString>,
     /// The instruments it is indexed under, sorted.

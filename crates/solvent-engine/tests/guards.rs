@@ -725,6 +725,66 @@ fn the_same_events_give_the_same_state_hash() {
     assert_eq!(first.engine.state_hash(), second.engine.state_hash());
 }
 
+/// The service snapshots a copy of the engine taken between two batches while the engine goes
+/// on (accounts are shared with the copy until changed): the copy must stay the state at the
+/// moment it was taken, whatever the original does next, and the original must go on exactly
+/// as an engine that was never copied.
+#[test]
+fn a_copy_keeps_its_state_while_the_original_goes_on() {
+    let opening = |run: &mut Run| {
+        run.next("index_price", r#""underlying":"BTC","price":"60000""#);
+        run.next(
+            "deposit",
+            r#""account":"a","asset":"USDT","amount":"10000""#,
+        );
+        run.next("deposit", r#""account":"b","asset":"USDT","amount":"500""#);
+        run.next(
+            "fill",
+            r#""account":"a","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"external""#,
+        );
+    };
+    let after = |run: &mut Run| {
+        run.next("deposit", r#""account":"a","asset":"USDT","amount":"250""#);
+        run.next(
+            "fill",
+            r#""account":"b","instrument":"BTCUSDT","side":"sell","size":"0.05","price":"60000","counterparty":"external""#,
+        );
+        // Into a margin call for `a`: equity 10,250 - 9,900 = 350 against a maintenance margin
+        // of 0.5% x 50,100 = 250.5, health 1.40: a state change the copy must not see.
+        let effects = run.next("index_price", r#""underlying":"BTC","price":"50100""#);
+        assert!(
+            effects
+                .iter()
+                .any(|e| matches!(e, Effect::MarginCall { account, .. } if account == "a")),
+            "{effects:?}"
+        );
+    };
+    let mut run = Run::new(EngineConfig::default());
+    opening(&mut run);
+    let copy = run.engine.clone();
+    let at_copy = copy.state_hash();
+    after(&mut run);
+    assert_ne!(
+        run.engine.state_hash(),
+        at_copy,
+        "the events after the copy change the state"
+    );
+    assert_eq!(copy.state_hash(), at_copy, "the copy did not move");
+    assert_eq!(
+        copy.snapshot().unwrap(),
+        {
+            let mut fresh = Run::new(EngineConfig::default());
+            opening(&mut fresh);
+            fresh.engine.snapshot().unwrap()
+        },
+        "the copy's snapshot is the state at the copy"
+    );
+    let mut uncopied = Run::new(EngineConfig::default());
+    opening(&mut uncopied);
+    after(&mut uncopied);
+    assert_eq!(run.engine.state_hash(), uncopied.engine.state_hash());
+}
+
 #[test]
 fn refused_events_change_nothing() {
     let mut run = Run::new(EngineConfig::default());

@@ -38,7 +38,11 @@ impl Engine {
         // what a preparation fixes: it takes the full report and drops the preparation, which
         // the next price update makes again (and keeps while only prices move).
         if figures == Figures::Reported {
-            if let Some(account) = self.accounts.get_mut(id) {
+            // Written only when there is something to drop: a write copies an account still
+            // shared with a snapshot's copy (see `AccountBook`).
+            if self.accounts.get(id).is_some_and(|a| a.prepared.is_some())
+                && let Some(account) = self.accounts.get_mut(id)
+            {
                 account.prepared = None;
             }
         } else if let Some(prepared) = self.prepared_standing(id)
@@ -112,7 +116,9 @@ impl Engine {
     ) {
         self.report_figures(id, standing, figures, effects);
         self.track_state(id, standing, effects);
-        if let Some(account) = self.accounts.get_mut(id) {
+        if self.accounts.get(id).is_some_and(|a| a.breach.is_some())
+            && let Some(account) = self.accounts.get_mut(id)
+        {
             account.breach = None;
         }
         self.set_bands(id, Some(standing));
@@ -143,22 +149,33 @@ impl Engine {
         report: &Standing<'_>,
         effects: &mut Vec<Effect>,
     ) {
-        let Some(account) = self.accounts.get_mut(id) else {
+        let Some(account) = self.accounts.get(id) else {
             return;
         };
         let previous = account.state;
+        let call_sent = if report.state == AccountState::Healthy {
+            false
+        } else {
+            account.margin_call_sent || report.state >= AccountState::MarginCall
+        };
+        let call_now = call_sent && !account.margin_call_sent;
+        // Most evaluations change neither: the account is written (and so copied, while a
+        // snapshot's copy still shares it; see `AccountBook`) only when one changes.
+        if report.state == previous && call_sent == account.margin_call_sent {
+            return;
+        }
+        if let Some(account) = self.accounts.get_mut(id) {
+            account.state = report.state;
+            account.margin_call_sent = call_sent;
+        }
         if report.state != previous {
             effects.push(Effect::StateChanged {
                 account: id.to_owned(),
                 from: previous,
                 to: report.state,
             });
-            account.state = report.state;
         }
-        if report.state == AccountState::Healthy {
-            account.margin_call_sent = false;
-        } else if report.state >= AccountState::MarginCall && !account.margin_call_sent {
-            account.margin_call_sent = true;
+        if call_now {
             effects.push(Effect::MarginCall {
                 account: id.to_owned(),
                 health: report.health,

@@ -52,7 +52,7 @@ impl Engine {
         if !reusable {
             let prepared = self.prepare(account)?;
             if let Some(account) = self.accounts.get_mut(id) {
-                account.prepared = Some(Box::new(prepared));
+                account.prepared = Some(Arc::new(prepared));
             }
         }
         let account = self.accounts.get(id)?;
