@@ -449,12 +449,14 @@ pub(crate) async fn post_events(
             "a key scoped {scope} cannot send events"
         )));
     }
+    let read = std::time::Instant::now();
     let events = read_events(&body)?;
     let receiver = state.core.submit(events).map_err(submit_error)?;
     let results = receiver
         .await
         .map_err(|_| ApiError::unavailable("the engine stopped before answering"))?
         .map_err(submit_error)?;
+    crate::metrics::events_acknowledged(read.elapsed());
     // `{"results": [...]}` written directly: each effect's text is copied as the engine's
     // thread wrote it.
     let size: usize = results
@@ -837,7 +839,9 @@ pub(crate) async fn get_account(
     require_account(&scope, &id)?;
     let view = state.view();
     let portfolio = account_of(&view, &id)?;
-    let report = compute(move || {
+    let small =
+        portfolio.positions.len() <= INLINE_POSITIONS && query.liquidation_moves != Some(true);
+    let work = move || {
         let market_view = market_view(&view, &view.market)?;
         let mut report = solvent_risk::margin_report(&portfolio, &market_view)
             .map_err(|error| risk_error("account", &error))?;
@@ -874,10 +878,17 @@ pub(crate) async fn get_account(
         let ranges = serde_json::to_string(&ranges).map_err(unwritable)?;
         crate::json_text::push_raw_field(&mut text, "vol_scaled_ranges", &ranges);
         Ok::<_, ApiError>(text)
-    })
-    .await?;
+    };
+    // A small account's report (a few hundred microseconds) is made on the runtime's worker:
+    // handed to the blocking pool, it waited for two wake-ups (there and back), each a wait for
+    // a core on a busy machine; a large one, or the reverse stress, would hold the worker.
+    let report = if small { work()? } else { compute(work).await? };
     Ok(json_written(report))
 }
+
+/// Positions up to which an account's report is made on the runtime's worker (see
+/// [`get_account`]).
+const INLINE_POSITIONS: usize = 16;
 
 #[utoipa::path(get, path = "/v1/accounts/{id}/risk-matrix", tag = "accounts",
     params(("id" = String, Path, description = "Account id (portfolio mode)")),

@@ -169,8 +169,6 @@ struct Batch {
     copies: Vec<(oneshot::Sender<Box<Engine>>, Box<Engine>)>,
     /// The accepted events, in order, with their effects as the engine returned them.
     applied: Vec<Applied>,
-    /// The accounts' figures after each update, for their health history.
-    health: Vec<(String, crate::health::Point)>,
     view: Arc<View>,
     events: usize,
     /// The engine's last sequence number once this batch is applied (durable once released).
@@ -528,9 +526,8 @@ impl EngineLoop {
     fn run(mut self, commands: &Receiver<Command>, committer: Committer<Box<dyn Journal>>) {
         let mut view = self.shared.view.load_full();
         while let Ok(first) = commands.recv() {
-            // Sized for a usual full batch at once (an event, two feed messages and two health
-            // points): grown by doubling, these vectors (a few hundred kilobytes each at a full
-            // batch) were copied several times per batch into fresh memory the kernel had to
+            // Sized for a usual full batch at once (an entry and an applied event each): grown
+            // by doubling, these vectors (a few hundred kilobytes each at a full batch) were copied several times per batch into fresh memory the kernel had to
             // fault in. Bounded, whatever the configured batch: they still grow past it.
             let presized = self.limits.batch_events.min(PRESIZED_EVENTS);
             let mut entries = Vec::with_capacity(presized);
@@ -539,7 +536,6 @@ impl EngineLoop {
                 hashes: Vec::new(),
                 copies: Vec::new(),
                 applied: Vec::with_capacity(presized),
-                health: Vec::with_capacity(presized * 2),
                 view: Arc::clone(&view),
                 events: 0,
                 last_seq: None,
@@ -597,7 +593,9 @@ impl EngineLoop {
             {
                 // Written only after this batch is durable: a snapshot never holds an event
                 // the journal could lose.
+                let copying = std::time::Instant::now();
                 batch.snapshot = Some((self.engine.clone(), seq));
+                crate::metrics::snapshot_copy(copying.elapsed());
                 batch.snapshots = Some(writer.sender.clone());
                 self.since_snapshot = 0;
             }
@@ -766,30 +764,6 @@ impl EngineLoop {
             return (reply, None);
         }
         note_changes(&envelope.event, changed);
-        for effect in &effects {
-            if let Effect::AccountUpdated {
-                account,
-                equity,
-                initial_margin,
-                maintenance_margin,
-                health,
-                state,
-            } = effect
-            {
-                batch.health.push((
-                    account.clone(),
-                    crate::health::Point {
-                        seq,
-                        ts: envelope.ts,
-                        health: *health,
-                        state: *state,
-                        equity: *equity,
-                        initial_margin: *initial_margin,
-                        maintenance_margin: *maintenance_margin,
-                    },
-                ));
-            }
-        }
         // The effects are written now only where they are needed before the batch is durable:
         // the first reply an event kept with its client id keeps (a retry may come first), and
         // a journal that keeps the effects with their entry (the memory journal; the SQLite
@@ -1036,7 +1010,14 @@ fn release(batch: Batch, shared: &Shared) {
             .durable_seq
             .store(seq, std::sync::atomic::Ordering::Release);
     }
-    shared.health.record(batch.health);
+    // The accounts' figures after each update, for their health history: read here from the
+    // effects, off the engine's thread.
+    shared.health.record(
+        batch
+            .applied
+            .iter()
+            .flat_map(|applied| applied.effects.iter().map(|e| (applied.seq, applied.ts, e))),
+    );
     // Each accepted event's effects written once, for its reply, the feed and the audit.
     let mut buffer = Vec::with_capacity(512);
     let mut feed = Vec::with_capacity(batch.applied.len() * 2);

@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use jiff::Timestamp;
 use serde::Serialize;
 use solvent_core::money::Amount;
+use solvent_engine::effect::Effect;
 use solvent_risk::AccountState;
 
 /// Points kept per account.
@@ -45,17 +46,50 @@ pub struct History {
 }
 
 impl History {
-    /// Adds durable updates, in order.
-    pub fn record(&self, points: Vec<(String, Point)>) {
-        if points.is_empty() {
+    /// Adds the accounts' figures of durable effects (`account_updated`; the others are passed
+    /// over), each with its event's sequence number and time, in order.
+    pub fn record<'e>(&self, effects: impl IntoIterator<Item = (u64, Timestamp, &'e Effect)>) {
+        let mut updates = effects
+            .into_iter()
+            .filter_map(|(seq, ts, effect)| match effect {
+                Effect::AccountUpdated {
+                    account,
+                    equity,
+                    initial_margin,
+                    maintenance_margin,
+                    health,
+                    state,
+                } => Some((
+                    account.as_str(),
+                    Point {
+                        seq,
+                        ts,
+                        health: *health,
+                        state: *state,
+                        equity: *equity,
+                        initial_margin: *initial_margin,
+                        maintenance_margin: *maintenance_margin,
+                    },
+                )),
+                _ => None,
+            });
+        // Locked only when there is something to add (a batch of prices may have nothing).
+        let Some(first) = updates.next() else {
             return;
-        }
+        };
         let mut accounts = self
             .accounts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (account, point) in points {
-            push(accounts.entry(account).or_default(), point);
+        for (account, point) in std::iter::once(first).chain(updates) {
+            // A known account's ring is found by its id as it is: an id is copied once, into
+            // the map, when the account first moves.
+            match accounts.get_mut(account) {
+                Some(ring) => push(ring, point),
+                None => {
+                    accounts.insert(account.to_owned(), vec![point]);
+                }
+            }
         }
     }
 
@@ -89,29 +123,62 @@ fn push(ring: &mut Vec<Point>, point: Point) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
+    use rust_decimal::Decimal;
 
-    fn point(seq: u64) -> Point {
-        Point {
-            seq,
-            ts: Timestamp::UNIX_EPOCH,
+    fn updated(account: &str, equity: i64) -> Effect {
+        Effect::AccountUpdated {
+            account: account.to_owned(),
+            equity: Amount(Decimal::from(equity)),
+            initial_margin: Amount(Decimal::from(3)),
+            maintenance_margin: Amount(Decimal::from(2)),
             health: Some(2.0),
             state: AccountState::Healthy,
-            equity: Amount::ZERO,
-            initial_margin: Amount::ZERO,
-            maintenance_margin: Amount::ZERO,
         }
+    }
+
+    #[test]
+    fn each_account_update_becomes_a_point_of_its_account_and_other_effects_none() {
+        let history = History::default();
+        let ts = Timestamp::from_second(1_700_000_000).unwrap();
+        let effects = [
+            (7, ts, updated("a", 10)),
+            (
+                7,
+                ts,
+                Effect::MarginCall {
+                    account: "a".to_owned(),
+                    health: Some(1.1),
+                    deposit: Amount(Decimal::from(5)),
+                    asset: "USDT".to_owned(),
+                },
+            ),
+            (8, ts, updated("b", 20)),
+            (9, ts, updated("a", 30)),
+        ];
+        history.record(effects.iter().map(|(seq, ts, effect)| (*seq, *ts, effect)));
+        let a = history.points("a", usize::MAX);
+        assert_eq!(
+            a.iter().map(|p| (p.seq, p.equity)).collect::<Vec<_>>(),
+            [
+                (7, Amount(Decimal::from(10))),
+                (9, Amount(Decimal::from(30)))
+            ]
+        );
+        assert_eq!(a[0].ts, ts);
+        assert_eq!(a[0].initial_margin, Amount(Decimal::from(3)));
+        assert_eq!(a[0].maintenance_margin, Amount(Decimal::from(2)));
+        assert_eq!(a[0].health, Some(2.0));
+        assert_eq!(history.points("b", usize::MAX).len(), 1);
     }
 
     #[test]
     fn a_ring_stays_bounded_keeps_the_newest_whole_and_thins_the_oldest() {
         let history = History::default();
         let updates = 10_000_u64;
-        history.record(
-            (1..=updates)
-                .map(|seq| ("a".to_owned(), point(seq)))
-                .collect(),
-        );
+        let update = updated("a", 1);
+        history.record((1..=updates).map(|seq| (seq, Timestamp::UNIX_EPOCH, &update)));
         let points = history.points("a", usize::MAX);
         assert!(points.len() <= POINTS_PER_ACCOUNT);
         assert!(points.len() > POINTS_PER_ACCOUNT / 2);

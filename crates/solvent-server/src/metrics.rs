@@ -26,6 +26,15 @@ pub fn install() {
             )
             .and_then(|builder| {
                 builder.set_buckets_for_metric(
+                    Matcher::Full("solvent_events_ack_seconds".to_owned()),
+                    &[
+                        0.000_5, 0.001, 0.002, 0.003, 0.005, 0.007_5, 0.01, 0.015, 0.025, 0.05,
+                        0.1, 0.25, 1.0,
+                    ],
+                )
+            })
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(
                     Matcher::Full("solvent_journal_commit_events".to_owned()),
                     &[1.0, 10.0, 100.0, 1_000.0, 10_000.0, 65_536.0],
                 )
@@ -48,6 +57,18 @@ pub fn committed(events: usize, elapsed: Duration) {
 /// A snapshot written in `elapsed`.
 pub fn snapshot(elapsed: Duration) {
     metrics::histogram!("solvent_snapshot_seconds").record(elapsed.as_secs_f64());
+}
+
+/// A batch of events acknowledged `elapsed` after its body was read (parsing, the engine's
+/// queue, the batch, its durable commit): the acknowledgement latency as the service sees it,
+/// without the network and the client.
+pub fn events_acknowledged(elapsed: Duration) {
+    metrics::histogram!("solvent_events_ack_seconds").record(elapsed.as_secs_f64());
+}
+
+/// The engine thread's pause to copy the state for a snapshot (no event is applied meanwhile).
+pub fn snapshot_copy(elapsed: Duration) {
+    metrics::histogram!("solvent_snapshot_copy_seconds").record(elapsed.as_secs_f64());
 }
 
 /// A batch of `events` applied and released (accepted, refused and duplicates).

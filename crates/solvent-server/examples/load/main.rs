@@ -61,7 +61,12 @@ struct Options {
     swing_events: u64,
     shares: [u32; 3],
     client_ids: bool,
+    /// Whether to print the paced phase's acknowledgements slot by slot.
+    timeline: bool,
 }
+
+/// The schedule's slot a timeline line covers.
+const TIMELINE_SLOT: Duration = Duration::from_millis(100);
 
 const HELP: &str = "load --addr HOST:PORT --feeder-key KEY --viewer-key KEY
   --accounts N          population opened first (10000)
@@ -77,7 +82,9 @@ const HELP: &str = "load --addr HOST:PORT --feeder-key KEY --viewer-key KEY
   --swing X             depth of the index swing, down and back (0.03)
   --swing-events N      events of one swing (2000000)
   --mix I,M,F           per mille of index prices, marks, fills; the rest deposits (10,1,700)
-  --client-ids on|off   a client id on every event of the steady mix (off)";
+  --client-ids on|off   a client id on every event of the steady mix (off)
+  --timeline on|off     print, for each 100 ms of the paced phase's schedule, the batches due
+                        and their slowest acknowledgement (off): where the tail comes from";
 
 fn options() -> Result<Options, String> {
     let mut options = Options {
@@ -98,6 +105,7 @@ fn options() -> Result<Options, String> {
         swing_events: 2_000_000,
         shares: [10, 1, 700],
         client_ids: false,
+        timeline: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -124,6 +132,13 @@ fn options() -> Result<Options, String> {
             "--subscribers" => options.subscribers = value.parse().map_err(|_| bad(()))?,
             "--swing" => options.swing = value.parse().map_err(|_| bad(()))?,
             "--swing-events" => options.swing_events = value.parse().map_err(|_| bad(()))?,
+            "--timeline" => {
+                options.timeline = match value.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(bad(())),
+                }
+            }
             "--client-ids" => {
                 options.client_ids = match value.as_str() {
                     "on" => true,
@@ -366,6 +381,9 @@ fn pacer(start: Instant, interval: Duration, ticks: usize) -> mpsc::UnboundedRec
 #[derive(Default)]
 struct PacedOutcome {
     ack: Option<Histogram<u64>>,
+    /// Per [`TIMELINE_SLOT`] of the schedule: the batches due in it and their slowest
+    /// acknowledgement, microseconds.
+    timeline: Vec<(u32, u64)>,
     /// Events not sent because the server was too far behind.
     skipped: u64,
     events: u64,
@@ -577,6 +595,7 @@ async fn run(options: Options) -> Result<(), String> {
         tokio::spawn(async move {
             let mut ticks = pacer(start, interval, bodies.len());
             let ack = Arc::new(Mutex::new(histogram()));
+            let timeline = Arc::new(Mutex::new(Vec::<(u32, u64)>::new()));
             let accepted = Arc::new(AtomicU64::new(0));
             let errors = Arc::new(AtomicU64::new(0));
             let busy_before = busy.load(Ordering::Relaxed);
@@ -597,6 +616,7 @@ async fn run(options: Options) -> Result<(), String> {
                 let pool = pool.clone();
                 let key = key.clone();
                 let ack = Arc::clone(&ack);
+                let timeline = Arc::clone(&timeline);
                 let accepted = Arc::clone(&accepted);
                 let errors = Arc::clone(&errors);
                 let expected = Arc::clone(&expected);
@@ -608,10 +628,22 @@ async fn run(options: Options) -> Result<(), String> {
                     };
                     match send_events(&mut conn, &key, &body, &busy).await {
                         Ok(response) => {
+                            let latency = micros(due.elapsed());
                             let _ = ack
                                 .lock()
                                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                .record(micros(due.elapsed()));
+                                .record(latency);
+                            let slot = (due.saturating_duration_since(start).as_nanos()
+                                / TIMELINE_SLOT.as_nanos())
+                                as usize;
+                            let mut timeline = timeline
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                            if timeline.len() <= slot {
+                                timeline.resize(slot + 1, (0, 0));
+                            }
+                            timeline[slot].0 += 1;
+                            timeline[slot].1 = timeline[slot].1.max(latency);
                             pool.give(conn);
                             let taken = expected
                                 .lock()
@@ -642,7 +674,13 @@ async fn run(options: Options) -> Result<(), String> {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone();
+            let timeline = std::mem::take(
+                &mut *timeline
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
             PacedOutcome {
+                timeline,
                 events: ack.len() * batch,
                 skipped: skipped * batch,
                 ack: Some(ack),
@@ -729,6 +767,28 @@ async fn run(options: Options) -> Result<(), String> {
         paced.busy,
         paced.errors,
     );
+    if options.timeline {
+        // Only the slots that broke the target: a steady run prints nothing more.
+        let slow: Vec<_> = paced
+            .timeline
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, slowest))| *slowest >= 10_000)
+            .collect();
+        println!(
+            "timeline: {} of {} slots of {} ms had an acknowledgement of 10 ms or more",
+            slow.len(),
+            paced.timeline.len(),
+            TIMELINE_SLOT.as_millis()
+        );
+        for (slot, (batches, slowest)) in slow {
+            println!(
+                "timeline: due at {:.1} s: {batches} batches, slowest {:.1} ms",
+                (slot as f64) * TIMELINE_SLOT.as_secs_f64(),
+                *slowest as f64 / 1_000.0
+            );
+        }
+    }
     println!(
         "queries: {} at {:.0}/s from {} connections, statuses {:?}; p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms max {:.2} ms",
         query_latency.len(),
