@@ -8,7 +8,11 @@
 //! expire: a new one waits at most [`LEASE_TTL`] (and a second) for that, then is refused
 //! with the holder's name ([`LeaseWait::Refuse`]), or, started as a standby
 //! ([`LeaseWait::StandBy`]), waits for as long as the holder renews it and takes it over when
-//! it lapses. Replicated as the streams are, so a NATS node's loss keeps it.
+//! it lapses. Replicated as the streams are, so a NATS node's loss keeps it. A standby's ask
+//! can be written by JetStream though its answer never arrives (a timeout, a dropped
+//! connection, a leader election): the next ask is then refused by the standby's own key, so it
+//! keeps the names of such asks and takes a key holding one of them as its own, instead of
+//! waiting behind itself until that key lapses.
 //!
 //! The renewal task alone would let a system shard that stalled past its lease (stopped,
 //! swapped out) publish once more when it resumes, before the task's next turn tells it the
@@ -213,6 +217,8 @@ impl Lease {
         let mut standing_by = false;
         // Set while a standby's asks fail: it logs the first failure of a run of them, not each.
         let mut failing = false;
+        // A standby's asks that failed in transit: the server may have written one of them.
+        let mut unanswered = UnansweredAsks::default();
         // The time in the name is when this one took the lease, not when it started to wait:
         // a standby's name then tells since when it answers.
         let (holder, revision) = loop {
@@ -240,6 +246,7 @@ impl Lease {
                     if wait == LeaseWait::StandBy
                         && error.kind() != kv::CreateErrorKind::AlreadyExists =>
                 {
+                    unanswered.remember(holder, tokio::time::Instant::now());
                     if !failing {
                         failing = true;
                         tracing::warn!(%error, bucket = LEASE_BUCKET, "standby system shard cannot ask for the lease; asking again");
@@ -263,6 +270,27 @@ impl Lease {
                     }
                     LeaseWait::Refuse => tokio::time::sleep(LEASE_RETRY).await,
                     LeaseWait::StandBy => {
+                        // The key may be this standby's own: an earlier ask written by the
+                        // server whose answer was lost. Without this it would wait behind
+                        // itself until its own unrenewed key lapsed (up to LEASE_TTL).
+                        if unanswered.any_since(tokio::time::Instant::now()) {
+                            let Some(read) = until_stopped(stop, store.entry(LEASE_KEY)).await
+                            else {
+                                return Ok(Acquisition::Stopped {
+                                    stood_by: started.elapsed(),
+                                });
+                            };
+                            if let Ok(Some(entry)) = read
+                                && let Some(name) = unanswered.own(&entry.value)
+                            {
+                                tracing::info!(
+                                    holder = %name,
+                                    bucket = LEASE_BUCKET,
+                                    "the lease is this system shard's own ask, written though its answer was lost"
+                                );
+                                break (name, entry.revision);
+                            }
+                        }
                         if !standing_by {
                             standing_by = true;
                             // Read before the macro: its arguments are not Send across an
@@ -356,6 +384,43 @@ impl Drop for Lease {
     }
 }
 
+/// How long an ask that failed in transit is kept as possibly written: the server may apply it
+/// after the client gave up on it, and the key it wrote then lives [`LEASE_TTL`] from there; two
+/// lease periods leave room for that delay.
+const UNANSWERED_KEPT: Duration = Duration::from_secs(2 * LEASE_TTL.as_secs());
+
+/// The names a standby asked the lease under whose answers were lost (a timeout, a connection
+/// dropped), with when it asked: JetStream may have written any of them. Each name carries the
+/// time it was made, so none is ever another system shard's.
+#[derive(Debug, Default)]
+struct UnansweredAsks {
+    asks: Vec<(String, tokio::time::Instant)>,
+}
+
+impl UnansweredAsks {
+    /// Keeps `name`, asked at `at`, and forgets asks too old to hold the key still.
+    fn remember(&mut self, name: String, at: tokio::time::Instant) {
+        self.asks
+            .retain(|(_, asked)| at.saturating_duration_since(*asked) < UNANSWERED_KEPT);
+        self.asks.push((name, at));
+    }
+
+    /// Whether an ask recent enough to hold the key at `now` is kept.
+    fn any_since(&self, now: tokio::time::Instant) -> bool {
+        self.asks
+            .iter()
+            .any(|(_, asked)| now.saturating_duration_since(*asked) < UNANSWERED_KEPT)
+    }
+
+    /// The kept name `value` (the lease's value as read) is, if any.
+    fn own(&self, value: &[u8]) -> Option<String> {
+        self.asks
+            .iter()
+            .find(|(name, _)| name.as_bytes() == value)
+            .map(|(name, _)| name.clone())
+    }
+}
+
 /// `work`'s result, or `None` as soon as `stop` turns true (or its sender is dropped) first.
 async fn until_stopped<T>(
     stop: &mut watch::Receiver<bool>,
@@ -405,5 +470,43 @@ async fn renew(holder: Holder) {
             return;
         }
         // Otherwise a transient failure (a leader election) is renewed at the next turn.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unanswered_ask_is_recognised_as_the_lease_it_wrote() {
+        let start = tokio::time::Instant::now();
+        let mut asks = UnansweredAsks::default();
+        assert!(!asks.any_since(start), "nothing asked yet");
+        asks.remember("pid 7 on a, since 2026-12-06T00:00:00Z".to_owned(), start);
+        asks.remember(
+            "pid 7 on a, since 2026-12-06T00:00:00.25Z".to_owned(),
+            start + LEASE_RETRY,
+        );
+        assert!(asks.any_since(start + LEASE_TTL));
+        assert_eq!(
+            asks.own(b"pid 7 on a, since 2026-12-06T00:00:00.25Z")
+                .as_deref(),
+            Some("pid 7 on a, since 2026-12-06T00:00:00.25Z")
+        );
+        // Another system shard's name, or the same process's under another time, is not ours.
+        assert_eq!(asks.own(b"pid 9 on b, since 2026-12-06T00:00:00Z"), None);
+        assert_eq!(asks.own(b"pid 7 on a, since 2026-12-06T00:00:01Z"), None);
+        // Two lease periods on, no ask can hold the key any longer: none is read for.
+        assert!(!asks.any_since(start + LEASE_RETRY + UNANSWERED_KEPT));
+        asks.remember(
+            "pid 7 on a, since 2026-12-06T00:00:12Z".to_owned(),
+            start + 3 * LEASE_TTL,
+        );
+        assert_eq!(
+            asks.own(b"pid 7 on a, since 2026-12-06T00:00:00Z"),
+            None,
+            "forgotten"
+        );
+        assert_eq!(asks.asks.len(), 1);
     }
 }
