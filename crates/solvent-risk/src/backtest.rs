@@ -204,6 +204,32 @@ impl OptionLeg {
         strike: f64,
         sigma: f64,
     ) -> Result<f64, RiskError> {
+        let (model, _) = self.model(view, spot, strike, sigma)?;
+        Ok(self.units * model.price(option_type(self.right)))
+    }
+
+    /// Delta of one unit at spot `spot`, strike `strike` and volatility `sigma`, in coin of the
+    /// underlying: `dV/dS = dV/dF x F / S`, as portfolio margin counts an option's delta
+    /// (`portfolio_margin::revaluation`).
+    pub(crate) fn unit_delta(
+        &self,
+        view: &MarketView<'_>,
+        spot: f64,
+        strike: f64,
+        sigma: f64,
+    ) -> Result<f64, RiskError> {
+        let (model, forward) = self.model(view, spot, strike, sigma)?;
+        Ok(model.greeks(option_type(self.right)).delta * forward / spot)
+    }
+
+    /// Black-76 at the market's rate for spot `spot`, and the forward it prices on.
+    fn model(
+        &self,
+        view: &MarketView<'_>,
+        spot: f64,
+        strike: f64,
+        sigma: f64,
+    ) -> Result<(Black76, f64), RiskError> {
         let rate = view.market().rate;
         let forward = spot * (rate * self.time).exp();
         let model =
@@ -212,7 +238,7 @@ impl OptionLeg {
                     path: format!("positions: {}", self.instrument.name),
                     problem: error.to_string(),
                 })?;
-        Ok(self.units * model.price(option_type(self.right)))
+        Ok((model, forward))
     }
 
     /// USD value at spot `spot` and strike `strike` with the surface at DVOL level `level` (a
