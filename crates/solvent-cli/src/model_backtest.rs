@@ -410,7 +410,7 @@ pub fn render(outcome: &Outcome) -> String {
         Some(account) => {
             let _ = writeln!(
                 out,
-                "Margin models against history: the book of {account} on each underlying (options on the day's DVOL with the account's smile, constant tenor and moneyness), requirement = largest loss on the day's grid of the model, set at each close, against the realised P&L over {} day(s), coverage {}%\nMargin and P&L in coin of the underlying (USD / the day's close), shown as % of one coin; an exceedance is a loss beyond the requirement.\n",
+                "Margin models against history: the book of {account} on each underlying (options on the day's DVOL with the account's smile, constant tenor and moneyness), requirement = the venue's portfolio margin of the book on the day's grid of the model (scan, floors, add-ons), set at each close, against the realised P&L over {} day(s), coverage {}%\nMargin and P&L in coin of the underlying (USD / the day's close), shown as % of one coin; an exceedance is a loss beyond the requirement.\n",
                 outcome.period_days,
                 float(outcome.level * 100.0, 1)
             );

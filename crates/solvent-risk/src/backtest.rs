@@ -63,38 +63,18 @@ pub fn run(
     level: f64,
     min_scenarios: usize,
 ) -> Result<BacktestReport, RiskError> {
-    let mut exposures: Vec<(String, f64)> = Vec::new();
-    let mut add = |name: &str, units: f64| match exposures.iter_mut().find(|(n, _)| n == name) {
-        Some((_, total)) => *total += units,
-        None => exposures.push((name.to_owned(), units)),
-    };
-    for position in &portfolio.positions {
-        let instrument = &position.instrument;
-        if matches!(instrument.terms, Terms::Option { .. }) {
-            return Err(RiskError::Unsupported {
-                path: format!("positions: {}", instrument.name),
-                problem: "the backtest covers spot, perpetuals and futures: an option's past P&L needs each day's volatility surface".to_owned(),
-            });
-        }
-        add(
-            &instrument.underlying,
-            exposure_of(
-                instrument,
-                position.size.value(),
-                position.entry_price.value(),
-            ),
-        );
-    }
-    for balance in &portfolio.balances {
-        if balance.asset.usd_peg.is_none() {
-            add(&balance.asset.index, balance.amount.to_f64());
-        }
-    }
-    let columns = exposures
+    if let Some(option) = portfolio
+        .positions
         .iter()
-        .map(|(name, units)| history.index_of(name).map(|index| (index, *units)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(history_error)?;
+        .find(|p| matches!(p.instrument.terms, Terms::Option { .. }))
+    {
+        return Err(RiskError::Unsupported {
+            path: format!("positions: {}", option.instrument.name),
+            problem: "the backtest covers spot, perpetuals and futures: an option's past P&L needs each day's volatility surface".to_owned(),
+        });
+    }
+    let exposures = linear_exposures(portfolio);
+    let columns = columns_of(&exposures, history)?;
     let scenario_pnl = |day: usize, scenario: &crate::history::HistoricalScenario| -> f64 {
         columns
             .iter()
@@ -204,6 +184,32 @@ impl OptionLeg {
         strike: f64,
         sigma: f64,
     ) -> Result<f64, RiskError> {
+        let (model, _) = self.model(view, spot, strike, sigma)?;
+        Ok(self.units * model.price(option_type(self.right)))
+    }
+
+    /// Delta of one unit at spot `spot`, strike `strike` and volatility `sigma`, in coin of the
+    /// underlying: `dV/dS = dV/dF x F / S`, as portfolio margin counts an option's delta
+    /// (`portfolio_margin::revaluation`).
+    pub(crate) fn unit_delta(
+        &self,
+        view: &MarketView<'_>,
+        spot: f64,
+        strike: f64,
+        sigma: f64,
+    ) -> Result<f64, RiskError> {
+        let (model, forward) = self.model(view, spot, strike, sigma)?;
+        Ok(model.greeks(option_type(self.right)).delta * forward / spot)
+    }
+
+    /// Black-76 at the market's rate for spot `spot`, and the forward it prices on.
+    fn model(
+        &self,
+        view: &MarketView<'_>,
+        spot: f64,
+        strike: f64,
+        sigma: f64,
+    ) -> Result<(Black76, f64), RiskError> {
         let rate = view.market().rate;
         let forward = spot * (rate * self.time).exp();
         let model =
@@ -212,7 +218,7 @@ impl OptionLeg {
                     path: format!("positions: {}", self.instrument.name),
                     problem: error.to_string(),
                 })?;
-        Ok(self.units * model.price(option_type(self.right)))
+        Ok((model, forward))
     }
 
     /// USD value at spot `spot` and strike `strike` with the surface at DVOL level `level` (a
@@ -469,6 +475,12 @@ pub(crate) fn linear_columns(
     portfolio: &Portfolio,
     history: &PriceHistory,
 ) -> Result<Vec<(usize, f64)>, RiskError> {
+    columns_of(&linear_exposures(portfolio), history)
+}
+
+/// Units held per underlying, in the order first met: each position's `exposure_of` (an
+/// option's contracts as units of its underlying) and each balance of an unpegged coin.
+fn linear_exposures(portfolio: &Portfolio) -> Vec<(String, f64)> {
     let mut exposures: Vec<(String, f64)> = Vec::new();
     let mut add = |name: &str, units: f64| match exposures.iter_mut().find(|(n, _)| n == name) {
         Some((_, total)) => *total += units,
@@ -490,6 +502,14 @@ pub(crate) fn linear_columns(
             add(&balance.asset.index, balance.amount.to_f64());
         }
     }
+    exposures
+}
+
+/// Each underlying's history column beside its units.
+fn columns_of(
+    exposures: &[(String, f64)],
+    history: &PriceHistory,
+) -> Result<Vec<(usize, f64)>, RiskError> {
     exposures
         .iter()
         .map(|(name, units)| history.index_of(name).map(|index| (index, *units)))

@@ -269,3 +269,62 @@ pub(super) fn settle(
         },
     })
 }
+
+/// One position of a book on a single underlying valued outside a [`ScenarioBook`] (the margin
+/// models' backtest of a book, `crate::vol_scaled::book`, which revalues a rolled book on each
+/// day's grid itself): its amount in units and its delta and roll exposure per unit, as
+/// [`InstrumentRisk`] carries them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct BookPosition {
+    /// Units held (`exposure_of`'s amount): negative when short.
+    pub(crate) amount: f64,
+    /// Delta per unit, in coin of the underlying (1 for spot and linear contracts).
+    pub(crate) unit_delta: f64,
+    /// Roll exposure per unit, USD ([`roll_per_unit`]; 0 for spot and options).
+    pub(crate) roll_unit: f64,
+    /// Whether it is an option (short options count toward the short-option minimum).
+    pub(crate) is_option: bool,
+}
+
+/// The maintenance margin, in USD, of an account holding `positions` on one underlying and
+/// nothing else, from their USD P&L in each of `scenarios` (`pnl_usd`) at index `price_usd`:
+/// the worst weighted scenario, the minimum-delta and short-option floors, the roll and delta
+/// shocks, the liquidity and concentration add-ons of `params`, summed as
+/// [`portfolio_risk`] sums them. With one underlying there is no cross-underlying offset, and
+/// historical ES is not part of it (no historical scenarios are given).
+///
+/// # Errors
+/// [`RiskError::Unsupported`] when `scenarios` is empty.
+pub(crate) fn single_underlying_margin(
+    params: &UnderlyingParams,
+    scenarios: &[Scenario],
+    price_usd: f64,
+    pnl_usd: &[f64],
+    positions: &[BookPosition],
+) -> Result<f64, RiskError> {
+    let usd = ReportCurrency {
+        price_usd: 1.0,
+        priced_by: None,
+        equity_usd: 0.0,
+    };
+    let worst = Worst::of(pnl_usd, scenarios, &usd, 0);
+    let mut sums = DeltaSums::default();
+    for position in positions {
+        sums.add(
+            position.amount,
+            position.unit_delta,
+            position.roll_unit,
+            position.is_option,
+        );
+    }
+    let scan = Scan {
+        params,
+        scenarios,
+        price_usd,
+    };
+    let charges = settle(scan, 0, |amount| amount, worst, &sums)?;
+    Ok(charges.floored_risk
+        + charges.additive_charge
+        + charges.liquidity_charge
+        + charges.concentration_charge)
+}

@@ -41,11 +41,13 @@ pub use self::attribution::{PortfolioRisk, UnderlyingRisk, portfolio_risk};
 pub use self::book::{
     Exposure, InstrumentRisk, ScenarioBook, UnderlyingBook, exposure_of, exposures,
 };
+pub(crate) use self::charges::{BookPosition, single_underlying_margin};
 pub use self::combine::Correlations;
 pub use self::currency::ReportCurrency;
 pub use self::grid::{Scenario, scenarios, shocked_volatility, vol_shock_scale};
 pub use self::lean::{PreparedExposures, Scratch, maintenance_margin, maintenance_margin_prepared};
 pub use self::moved::{BookMark, MovedBook};
+pub(crate) use self::revaluation::roll_per_unit;
 pub(crate) use self::shared::sides_of;
 pub use self::shared::{ScenarioSides, SharedBooks, SharedMargin, shared_margin};
 pub use self::shortfall::ExpectedShortfallFigures;

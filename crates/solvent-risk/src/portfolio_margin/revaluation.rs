@@ -309,15 +309,14 @@ pub(super) fn instrument_risk(
     };
     let roll_unit = match &instrument.terms {
         Terms::Option { .. } => 0.0,
-        Terms::Perpetual | Terms::Future { .. } => {
-            let years = instrument
+        Terms::Perpetual | Terms::Future { .. } => roll_per_unit(
+            spot,
+            params,
+            instrument
                 .terms
                 .expiry()
-                .map_or(1.0 / DAYS_PER_YEAR, |expiry| {
-                    view.years_to(expiry).max(1.0 / DAYS_PER_YEAR)
-                });
-            spot * params.roll_shock * years.sqrt()
-        }
+                .map(|expiry| view.years_to(expiry)),
+        ),
     };
     Ok(InstrumentRisk {
         name: instrument.name.clone(),
@@ -327,4 +326,16 @@ pub(super) fn instrument_risk(
         roll_unit,
         is_option: matches!(instrument.terms, Terms::Option { .. }),
     })
+}
+
+/// The roll exposure of one unit of a future (`years_to_expiry`) or a perpetual (`None`), USD:
+/// `spot x roll_shock x sqrt(years to expiry)`, counted at one day at least (a perpetual is
+/// rolled every day).
+pub(crate) fn roll_per_unit(
+    spot: f64,
+    params: &UnderlyingParams,
+    years_to_expiry: Option<f64>,
+) -> f64 {
+    let years = years_to_expiry.map_or(1.0 / DAYS_PER_YEAR, |years| years.max(1.0 / DAYS_PER_YEAR));
+    spot * params.roll_shock * years.sqrt()
 }

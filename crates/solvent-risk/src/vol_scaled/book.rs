@@ -1,8 +1,8 @@
 //! Margin models measured on an account's book, options included (issue 15 item 2): each day,
-//! the account's positions on one underlying are revalued on that day's grid of the model (the
-//! static grid, or the grid scaled to the day's range, [`scaled_grid`]) and the largest loss is
-//! the requirement; the book's realised P&L over the margin period that follows is compared
-//! with it.
+//! the account's positions on one underlying are margined on that day's grid of the model (the
+//! static grid, or the grid scaled to the day's range, [`scaled_grid`]) as the venue's portfolio
+//! margin margins them (the scan, then its floors and add-ons); the book's realised P&L over the
+//! margin period that follows is compared with that requirement.
 //!
 //! The options are valued as the VaR backtest values them (`crate::backtest`, shared code):
 //! on a surface whose level is the day's Deribit DVOL and whose shape is the account's smile,
@@ -17,9 +17,12 @@
 //! - each scenario `(m, shock, weight)` of the day's grid ([`crate::portfolio_margin::scenarios`])
 //!   gives `P&L = weight x (sum_i [V_i(S_d (1 + m), shocked(sigma_i)) - V_i(S_d, sigma_i)] + q S_d m)`,
 //!   `shocked` the venue's volatility shock ([`crate::portfolio_margin::shocked_volatility`],
-//!   itself scaled with the range), `q` the linear exposure in coin; the requirement is
-//!   `max(0, -min P&L)`, rounded up to the cent (the scan risk of the underlying, DESIGN.md 6.4,
-//!   without the add-ons: see [`backtest_book`]);
+//!   itself scaled with the range), `q` the linear exposure in coin; the scan risk is
+//!   `max(0, -min P&L)` (DESIGN.md 6.5);
+//! - the requirement is the scan with the venue's floors and add-ons (minimum delta, short
+//!   options, roll, delta shock, liquidity, concentration) on the book's delta at `S_d`, as
+//!   portfolio margin counts them ([`crate::portfolio_margin::single_underlying_margin`]),
+//!   rounded up to the cent: see [`backtest_book`];
 //! - the realised P&L is `sum_i [V_i(S_{d+h}, sigma_i at DVOL_{d+h}) - V_i(S_d, sigma_i)] +
 //!   q (S_{d+h} - S_d)`, the strikes those of day `d`;
 //! - an exceedance is a day whose realised loss went beyond the requirement.
@@ -40,7 +43,10 @@ use super::{RangeBound, range_path, scaled_grid};
 use crate::backtest::{OptionLeg, history_error, linear_columns, option_legs};
 use crate::error::RiskError;
 use crate::history::{HistoryError, PriceHistory};
-use crate::portfolio_margin::{scenarios, shocked_volatility};
+use crate::portfolio_margin::{
+    BookPosition, exposure_of, roll_per_unit, scenarios, shocked_volatility,
+    single_underlying_margin,
+};
 use crate::valuation::MarketView;
 
 /// Days in a year of the volatility term structure (the venue's scan counts days to expiry so).
@@ -57,7 +63,8 @@ pub struct BookDay {
     pub spot: f64,
     /// The model's range of the day (a fraction of the price).
     pub range: f64,
-    /// The requirement: the largest loss on the day's grid, rounded up to the cent (USD, >= 0).
+    /// The requirement: the book's portfolio margin on the day's grid (scan, floors, add-ons),
+    /// rounded up to the cent (USD, >= 0).
     pub requirement: f64,
     /// The book's realised P&L over the margin period (USD).
     pub realised_pnl: f64,
@@ -81,21 +88,41 @@ struct Book {
     column: usize,
     legs: Vec<OptionLeg>,
     linear_units: f64,
+    /// Each linear position (spot balances, perpetuals, futures) apart, for the delta and
+    /// roll charges: units held and years to expiry held constant (`None`: spot or perpetual).
+    linear: Vec<LinearLeg>,
+}
+
+/// One linear position of the book.
+#[derive(Clone, Copy, Debug)]
+struct LinearLeg {
+    units: f64,
+    /// How it rolls: not at all (spot), daily (a perpetual), or at its tenor (a future's years
+    /// to expiry in the market, held constant as the options' are).
+    roll: Roll,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Roll {
+    Spot,
+    Perpetual,
+    Future { years: f64 },
 }
 
 /// Backtests `model` on the account's book on `underlying`: each day's requirement on the
 /// model's grid (`grid`, the venue's static grid of the underlying, scaled to the day's range)
 /// against the realised P&L over `params.margin_period_days` (module documentation).
 ///
-/// The requirement is the scan risk of the underlying alone: the venue's add-ons (minimum delta
-/// and short-option charges, roll and delta shocks, concentration) and the cross-underlying
-/// offset are left out, as the linear case's `range x price` leaves them out; positions on
-/// other underlyings are not part of the book. Only days with a DVOL print at both ends of the
-/// margin period are tested when the book holds options.
+/// The requirement is the venue's portfolio margin of the underlying's book alone: the scan on
+/// the day's grid, the minimum-delta and short-option floors, the roll and delta shocks and the
+/// liquidity and concentration add-ons; with one underlying there is no cross-underlying offset,
+/// and the historical ES (backtested as a model of its own) is not added. Positions on other
+/// underlyings are not part of the book. Only days with a DVOL print at both ends of the margin
+/// period are tested when the book holds options.
 ///
 /// # Errors
-/// [`RiskError::Unsupported`] for a book with nothing on `underlying`, options without a market
-/// view, no DVOL series for an optioned underlying, too few tested days, the model's forecast
+/// [`RiskError::Unsupported`] for a book with nothing on `underlying`, options or a future
+/// without a market view, no DVOL series for an optioned underlying, too few tested days, the model's forecast
 /// errors; the options' valuation errors ([`crate::backtest`]).
 pub fn backtest_book(
     portfolio: &Portfolio,
@@ -238,6 +265,43 @@ fn book_of(
         .filter(|(c, _)| *c == column)
         .map(|(_, units)| units)
         .sum();
+    let mut linear_legs = Vec::new();
+    for position in &linear.positions {
+        let instrument = &position.instrument;
+        let roll = match (&instrument.terms, view) {
+            (Terms::Future { expiry }, Some(view)) => Roll::Future {
+                years: view.years_to(*expiry),
+            },
+            (Terms::Future { .. }, None) => {
+                return Err(RiskError::Unsupported {
+                    path: "market".to_owned(),
+                    problem: format!(
+                        "missing; the roll charge of {} is counted at its time to expiry in the market (the book is held at that tenor)",
+                        instrument.name
+                    ),
+                });
+            }
+            _ => Roll::Perpetual,
+        };
+        linear_legs.push(LinearLeg {
+            units: exposure_of(
+                instrument,
+                position.size.value(),
+                position.entry_price.value(),
+            ),
+            roll,
+        });
+    }
+    linear_legs.extend(
+        linear
+            .balances
+            .iter()
+            .filter(|b| b.asset.usd_peg.is_none())
+            .map(|b| LinearLeg {
+                units: b.amount.to_f64(),
+                roll: Roll::Spot,
+            }),
+    );
     if legs.is_empty() && linear_units == 0.0 {
         return Err(RiskError::Unsupported {
             path: "positions".to_owned(),
@@ -248,6 +312,7 @@ fn book_of(
         column,
         legs,
         linear_units,
+        linear: linear_legs,
     })
 }
 
@@ -269,6 +334,20 @@ impl Book {
             .map(|s| self.linear_units * spot * s.price_move)
             .collect();
         let mut realised = self.linear_units * (later - spot);
+        let mut positions: Vec<BookPosition> = self
+            .linear
+            .iter()
+            .map(|leg| BookPosition {
+                amount: leg.units,
+                unit_delta: 1.0,
+                roll_unit: match leg.roll {
+                    Roll::Spot => 0.0,
+                    Roll::Perpetual => roll_per_unit(spot, grid, None),
+                    Roll::Future { years } => roll_per_unit(spot, grid, Some(years)),
+                },
+                is_option: false,
+            })
+            .collect();
         if let Some(view) = view {
             for leg in &self.legs {
                 let strike = leg.strike_on(spot);
@@ -279,15 +358,17 @@ impl Book {
                     *pnl += leg.price(view, spot * (1.0 + s.price_move), strike, shocked)? - today;
                 }
                 realised += leg.value(view, later, strike, level_then)? - today;
+                positions.push(BookPosition {
+                    amount: leg.units,
+                    unit_delta: leg.unit_delta(view, spot, strike, sigma)?,
+                    roll_unit: 0.0,
+                    is_option: true,
+                });
             }
         }
-        let worst = scenario_pnl
-            .iter()
-            .zip(&scenarios)
-            .map(|(pnl, s)| s.weight * pnl)
-            .fold(0.0_f64, f64::min);
+        let margin = single_underlying_margin(grid, &scenarios, spot, &scenario_pnl, &positions)?;
         // Rounded up to the cent: toward safety.
-        let requirement = (-worst * 100.0).ceil() / 100.0;
+        let requirement = (margin * 100.0).ceil() / 100.0;
         Ok((requirement.max(0.0), realised))
     }
 }
@@ -304,6 +385,9 @@ mod tests {
     use solvent_core::market::Market;
     use solvent_core::portfolio_margin::{VolShock, VolShockMode};
     use solvent_core::venue::Venue;
+
+    use crate::portfolio_margin::{ReportCurrency, ScenarioBook, exposures, portfolio_risk};
+    use crate::portfolio_report::book_inputs;
 
     fn venue() -> Venue {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
@@ -429,7 +513,16 @@ mod tests {
                     worst = worst.min(-call(spot * (1.0 + m), spot, years, sigma * shock) - today);
                 }
             }
-            let requirement = (-worst * 100.0).ceil() / 100.0;
+            // The venue's add-ons on top of the scan: the short call's delta is -N(d1) (rate
+            // 0), its notional prices the liquidity charge (1 bp half spread + 0.1 x
+            // sqrt(notional / ADV) impact, ADV 1,808,517,626 USD); the minimum-delta (2% of
+            // the delta notional) and short-option (1% of the index) floors stay below the
+            // scan, and delta shock and concentration start far above one coin.
+            let d1 = sigma * years.sqrt() / 2.0;
+            let notional = normal_cdf(d1) * spot;
+            assert!(0.02 * notional < -worst && 0.01 * spot < -worst, "day {d}");
+            let liquidity = notional * (0.0001 + 0.1 * (notional / 1_808_517_626.0).sqrt());
+            let requirement = ((-worst + liquidity) * 100.0).ceil() / 100.0;
             let realised = -call(CLOSES[d + 1], spot, years, DVOL_PERCENT[d + 1] / 100.0) - today;
             assert_eq!(day.requirement, requirement, "day {d}");
             assert!((day.realised_pnl - realised).abs() < 1e-6, "day {d}");
@@ -437,10 +530,11 @@ mod tests {
             assert_eq!(result.coverage.days[d].range, requirement / spot);
         }
         // The same figures from Python's math.erf: 2024-01-01, the short call's worst scenario
-        // is +5% with volatility up (loss 7,912.108...), and the next day's +12% with DVOL from
-        // 50 to 70 loses 15,518.54: the one exceedance.
+        // is +5% with volatility up (loss 7,912.108...), its delta -0.597372 adds 40.306 of
+        // liquidity, and the next day's +12% with DVOL from 50 to 70 loses 15,518.54: the one
+        // exceedance.
         let first = &result.days[0];
-        assert_eq!(first.requirement, 7_912.11);
+        assert_eq!(first.requirement, 7_952.42);
         assert!((first.realised_pnl - -15_518.542_482_021_81).abs() < 1e-6);
         assert_eq!(
             result
@@ -448,15 +542,15 @@ mod tests {
                 .iter()
                 .map(|d| d.requirement)
                 .collect::<Vec<_>>(),
-            [7_912.11, 10_941.86, 9_233.5, 9_219.69]
+            [7_952.42, 10_993.58, 9_280.73, 9_264.26]
         );
         assert_eq!(result.coverage.exceedances, 1);
         assert!(first.exceeded);
         // Average requirement in coin: the mean of requirement / S_d.
-        let mean = (7_912.11 / 100_000.0
-            + 10_941.86 / 112_000.0
-            + 9_233.5 / 110_000.0
-            + 9_219.69 / 104_000.0)
+        let mean = (7_952.42 / 100_000.0
+            + 10_993.58 / 112_000.0
+            + 9_280.73 / 110_000.0
+            + 9_264.26 / 104_000.0)
             / 4.0;
         assert!((result.coverage.average_range - mean).abs() < 1e-15);
 
@@ -490,5 +584,78 @@ mod tests {
         )
         .unwrap_err();
         assert!(error.to_string().contains("ETH"), "{error}");
+    }
+
+    /// On a day whose close is the market's index and whose DVOL is the market's flat
+    /// volatility, the rolled book is the account itself: its requirement on the venue's own
+    /// grid is the portfolio-margin model's maintenance margin of the account (the same scan,
+    /// floors and add-ons, computed by `portfolio_risk`), to the cent it is rounded up to.
+    #[test]
+    fn a_book_at_the_market_is_margined_as_portfolio_margin_margins_it() {
+        let venue = venue();
+        let grid = small_grid(&venue);
+        let mut params = venue.portfolio_margin.clone().unwrap();
+        params.underlyings.insert("BTC".to_owned(), grid.clone());
+        let market = Market::from_json(
+            "m.json",
+            r#"{"timestamp":"2026-01-06T08:00:00Z","index":{"BTC":"100000","USDT":"1"},
+              "mark":{"BTC-27DEC26":"101500"},
+              "vol":{"BTC":{"27DEC26":{"strikes":[50000,100000,200000],"vols":[0.5,0.5,0.5]}}},"rate":0.0}"#,
+        )
+        .unwrap();
+        let view = MarketView::new(&venue, &market).unwrap();
+        // A short call, a long put, a perpetual and a future, and BTC held: every charge of
+        // the model has something to count (delta both ways, short options, roll at two
+        // tenors).
+        let portfolio = Portfolio::from_json(
+            "p.json",
+            r#"{"account":"o","mode":"portfolio","collateral":{"USDT":"100000","BTC":"0.4"},
+              "positions":[{"instrument":"BTC-27DEC26-100000-C","size":"-3","entry_price":"0.1"},
+                           {"instrument":"BTC-27DEC26-80000-P","size":"2","entry_price":"0.05"},
+                           {"instrument":"BTC-PERPETUAL","size":"50000","entry_price":"100000"},
+                           {"instrument":"BTC-27DEC26","size":"-20000","entry_price":"100000"}]}"#,
+            &venue,
+        )
+        .unwrap();
+        let history = history();
+        let coverage = CoverageParams {
+            level: 0.99,
+            margin_period_days: 1,
+            rise_window_days: 30,
+            start: None,
+        };
+        let result = backtest_book(
+            &portfolio,
+            "BTC",
+            &history,
+            Some(&view),
+            &grid,
+            &MarginModel::Static { range: 0.1 },
+            &coverage,
+        )
+        .unwrap();
+        let (instruments, spot_assets) = book_inputs(&portfolio, &params);
+        let book = ScenarioBook::new(&view, &params, &instruments, &spot_assets).unwrap();
+        let exposures = exposures(&portfolio, &book).unwrap();
+        let usd = ReportCurrency {
+            price_usd: 1.0,
+            priced_by: None,
+            equity_usd: 0.0,
+        };
+        let risk = portfolio_risk(&book, &params, &exposures, &usd).unwrap();
+        let btc = &risk.underlyings[0];
+        assert!(
+            btc.short_option_charge > 0.0 && btc.roll_charge > 0.0 && btc.liquidity_charge > 0.0,
+            "{btc:?}"
+        );
+        let day = &result.days[0];
+        assert_eq!(day.spot, 100_000.0);
+        assert!(
+            (day.requirement - risk.maintenance_margin).abs() <= 0.01
+                && day.requirement >= risk.maintenance_margin,
+            "book {} against the model's {}",
+            day.requirement,
+            risk.maintenance_margin
+        );
     }
 }
