@@ -1300,8 +1300,9 @@ fn binance_coinm_inverse_account_reported_in_btc() {
     assert_eq!(money(perp, "initial_margin"), dec!(0.5));
     // Cross liquidation by Binance's formula, LP = Q (1 + MMR) / (WB + cum + Q / EP), in the
     // bracket the price lands in (bracket 3 at 12.46 BTC: 1%, cum 0.055):
-    // 1,010,000 / (2 + 10.526315789... + 0.055) = 80,277.77197, rounded up for a long.
-    assert_eq!(money(perp, "liquidation_price"), dec!(80277.772));
+    // 1,010,000 / (2 + 10.526315789... + 0.055) = 80,277.77197, rounded up for a long to the
+    // contract's tick (0.1): 80,277.8, the last price before liquidation starts.
+    assert_eq!(money(perp, "liquidation_price"), dec!(80277.8));
 }
 
 #[test]

@@ -343,8 +343,8 @@ fn show_lays_out_okx_tiers_in_contracts_with_the_conventions_named() {
         "the source is cited:\n{text}"
     );
     insta::assert_snapshot!("venue_show_okx_eth_usdt_swap", text);
-    // BTC-USDT-SWAP's price tick is shown with its terms; ETH-USDT-SWAP gives none.
-    assert!(!text.contains("price tick"), "{text}");
+    // Each contract's price tick is shown with its terms.
+    assert!(text.contains(", price tick 0.01"), "{text}");
     let (code, btc, error) = run(&["venue", "show", "okx-swap", "BTC-USDT-SWAP"]);
     assert_eq!(code, 0, "{error}");
     assert!(btc.contains(", price tick 0.1"), "{btc}");

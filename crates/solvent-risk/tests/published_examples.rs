@@ -1182,12 +1182,14 @@ fn binance_coinm_bracket_sums() {
 /// example with today's brackets is published; the figures are [computed, not published].
 /// Isolated: 1,000 contracts (100,000 USD) from 100,000 with 0.05 BTC of margin (20x), bracket 1
 /// (0.4%, cum 0) at the liquidation price:
-/// long `100,000 x 1.004 / (0.05 + 1) = 95,619.0476...` (reported rounded up, 95,619.048),
-/// short `100,000 x 0.996 / (1 - 0.05) = 104,842.1052...` (reported rounded down, 104,842.1).
+/// long `100,000 x 1.004 / (0.05 + 1) = 95,619.0476...` (reported on the contract's 0.1 tick,
+/// rounded up: 95,619.1), short `100,000 x 0.996 / (1 - 0.05) = 104,842.1052...` (rounded down,
+/// 104,842.1).
 /// Cross, with the inputs of a user's case on Binance's developer forum (dev.binance.vision
 /// t/6292: wallet 101 BTC, long 10,000,000 USD from 45,000) on today's brackets: at the price
 /// found the notional is 311.8 BTC, bracket 5 (5%, cum 4.18):
-/// `10,000,000 x 1.05 / (101 + 4.18 + 222.2222...) = 32,070.6436...` (reported 32,070.644).
+/// `10,000,000 x 1.05 / (101 + 4.18 + 222.2222...) = 32,070.6436...` (reported on the tick,
+/// 32,070.7).
 #[test]
 fn binance_coinm_liquidation_price_takes_the_maintenance_at_that_price() {
     let isolated = |size: &str| {
@@ -1200,7 +1202,7 @@ fn binance_coinm_liquidation_price_takes_the_maintenance_at_that_price() {
         );
         report.positions[0].liquidation_price.unwrap().value()
     };
-    assert_eq!(isolated("100000"), dec!(95619.048));
+    assert_eq!(isolated("100000"), dec!(95619.1));
     assert_eq!(isolated("-100000"), dec!(104842.1));
     let cross = coinm_report(
         r#"{"instrument":"BTCUSD_PERP","size":"10000000","entry_price":"45000"}"#,
@@ -1209,7 +1211,7 @@ fn binance_coinm_liquidation_price_takes_the_maintenance_at_that_price() {
     );
     assert_eq!(
         cross.positions[0].liquidation_price.unwrap().value(),
-        dec!(32070.644)
+        dec!(32070.7)
     );
 }
 
@@ -1221,8 +1223,9 @@ fn binance_coinm_liquidation_price_takes_the_maintenance_at_that_price() {
 /// leverage. Assuming the Maintenance Margin Rate (MMR) is 0.5% and no extra margin is added: Position Value = 60,000 / 50,000 = 1.2 BTC, Initial
 /// Margin = 1.2 / 10 = 0.12 BTC". The stored copy stops there; the rest is
 /// [computed, not published] by the page's formula: MM = 1.2 x 0.5% = 0.006 BTC,
-/// LP (long) = 60,000 / [1.2 + (0.12 - 0.006)] = 45,662.100456... (reported rounded up, 45,662.101);
-/// LP (short) = 60,000 / [1.2 - (0.12 - 0.006)] = 55,248.618784... (reported rounded down).
+/// LP (long) = 60,000 / [1.2 + (0.12 - 0.006)] = 45,662.100456... (reported on the contract's 0.10
+/// tick, rounded up: 45,662.2); LP (short) = 60,000 / [1.2 - (0.12 - 0.006)] = 55,248.618784...
+/// (rounded down: 55,248.6).
 /// MM at the liquidation price (Binance's convention) would give 60,300 / 1.32 = 45,681.818...
 #[test]
 fn bybit_inverse_isolated_liquidation_price_takes_maintenance_on_the_entry_value() {
@@ -1251,11 +1254,11 @@ fn bybit_inverse_isolated_liquidation_price_takes_maintenance_on_the_entry_value
     assert_eq!(position.initial_margin.value(), dec!(0.12));
     // MM = 1.2 x 0.5% - 0 (tier 1).
     assert_eq!(position.maintenance_margin.value(), dec!(0.006));
-    assert_eq!(position.liquidation_price.unwrap().value(), dec!(45662.101));
+    assert_eq!(position.liquidation_price.unwrap().value(), dec!(45662.2));
     let short = report("-60000");
     assert_eq!(
         short.positions[0].liquidation_price.unwrap().value(),
-        dec!(55248.618)
+        dec!(55248.6)
     );
 }
 
