@@ -530,9 +530,13 @@ fn header_lines(venue: &Venue, origin: &str) -> String {
     }
     .to_owned();
     // Only a venue with a withdrawal rule of its own says so (DESIGN.md 7's is the default).
-    if venue.withdrawal == WithdrawalRule::WalletAboveMaintenanceMargin {
-        deficits
-            .push_str("; withdrawals keep the cross positions' maintenance margin in the wallet");
+    match venue.withdrawal {
+        WithdrawalRule::EquityAboveInitialMargin => {}
+        WithdrawalRule::WalletAboveMaintenanceMargin => deficits
+            .push_str("; withdrawals keep the cross positions' maintenance margin in the wallet"),
+        WithdrawalRule::WalletLessUnrealisedLoss => deficits.push_str(
+            "; withdrawals keep in each coin's wallet the unrealised loss of the cross positions settled in it, and never pay out unrealised profit",
+        ),
     }
     let thresholds = venue.thresholds;
     format!(

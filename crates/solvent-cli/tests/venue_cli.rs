@@ -110,6 +110,11 @@ fn show_without_an_instrument_prints_collateral_contracts_and_every_rule() {
         text.contains("maintenance margin on the entry value"),
         "{text}"
     );
+    // Bybit's withdrawal rule (`withdrawal = "wallet_less_unrealised_loss"`) is named.
+    assert!(
+        text.contains("withdrawals keep in each coin's wallet the unrealised loss of the cross positions settled in it, and never pay out unrealised profit"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -342,6 +347,8 @@ fn show_lays_out_okx_tiers_in_contracts_with_the_conventions_named() {
         text.contains("4402607424781"),
         "the source is cited:\n{text}"
     );
+    // OKX keeps DESIGN.md 7's withdrawal rule, which the summary does not name.
+    assert!(!text.contains("withdrawals keep"), "{text}");
     insta::assert_snapshot!("venue_show_okx_eth_usdt_swap", text);
     // Each contract's price tick is shown with its terms.
     assert!(text.contains(", price tick 0.01"), "{text}");

@@ -399,6 +399,16 @@ pub enum WithdrawalRule {
     /// position MM`, and no more than `crossWalletBalance + sum cross unrealised PNL - sum cross
     /// IM - sum isolated open order IM`; Solvent has no open orders).
     WalletAboveMaintenanceMargin,
+    /// Also each coin pays out only what its wallet holds beyond the unrealised loss of the
+    /// cross perpetuals and futures settled in it: `min(sum over cash-like coins of max(0,
+    /// wallet + min(unrealised P&L, 0)), equity - initial margin)`, so unrealised profit never
+    /// pays out and a coin's unrealised loss holds back that coin, whatever the other collateral
+    /// (Bybit API documentation "Get Transferable Amount (Unified)": "Asset Available Balance
+    /// for withdraw = min(X, asset withdraw Available balance)", X reverse-calculated from
+    /// `totalAvailableBalance`, and under cross margin "asset withdraw Available balance = asset
+    /// wallet balance + min(unrealised pnl,0) + ..."; the other terms are orders, options,
+    /// bonuses and frozen amounts, which Solvent does not hold).
+    WalletLessUnrealisedLoss,
 }
 
 /// Where the liquidation price of an isolated position takes its maintenance margin (venue key

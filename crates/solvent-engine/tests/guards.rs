@@ -348,6 +348,95 @@ fn on_binance_the_wallet_keeps_the_maintenance_margin_whatever_the_unrealised_pr
 }
 
 #[test]
+fn under_wallet_less_unrealised_loss_each_coin_keeps_its_positions_unrealised_loss() {
+    // Bybit's rule (`[venue] withdrawal = "wallet_less_unrealised_loss"`, API documentation
+    // "Get Transferable Amount (Unified)"): a coin pays out no more than its wallet +
+    // min(unrealised P&L of the positions settled in it, 0), the account no more than equity
+    // above IM. Taken here on the Binance USDS-M file, whose BTC counts as collateral, so that
+    // the BTC lifts equity far above IM while the USDT-settled position is in loss.
+    let open = |rule: WithdrawalRule| {
+        let mut run = Run::on(binance_usdm(rule), EngineConfig::default());
+        run.next("index_price", r#""underlying":"BTC","price":"50000""#);
+        run.next("deposit", r#""account":"b","asset":"USDT","amount":"1000""#);
+        run.next("deposit", r#""account":"b","asset":"BTC","amount":"0.1""#);
+        run.next(
+            "set_leverage",
+            r#""account":"b","instrument":"BTCUSDT","leverage":"50""#,
+        );
+        run.next(
+            "fill",
+            r#""account":"b","instrument":"BTCUSDT","side":"buy","size":"0.1","price":"50000","counterparty":"external""#,
+        );
+        // BTC to 48,000: the 0.1 BTC is worth 4,800; the position has lost 0.1 x (48,000 -
+        // 50,000) = -200 of USDT; notional 4,800, IM 4,800 / 50 = 96, MM 4,800 x 0.4% = 19.2.
+        // Equity 1,000 + 4,800 - 200 = 5,600, 5,504 above IM.
+        // Bybit's rule: min(1,000 + min(-200, 0), 5,504) = 800.
+        // DESIGN.md 7: min(1,000, 5,504) = 1,000. Binance's: min(1,000 - 19.2, 5,504) = 980.8.
+        run.next("index_price", r#""underlying":"BTC","price":"48000""#);
+        run.next("mark_price", r#""instrument":"BTCUSDT","price":"48000""#);
+        run
+    };
+    let mut run = open(WithdrawalRule::WalletLessUnrealisedLoss);
+    // The report says 800, and names the limit.
+    let report = run.engine.margin_report("b").unwrap();
+    assert_eq!(report.equity.value(), dec!(5600));
+    assert_eq!(report.initial_margin.value(), dec!(96));
+    assert_eq!(report.withdrawable.value(), dec!(800));
+    assert_eq!(report.withdrawable_limit.name(), "wallet_unrealised_loss");
+    // The engine agrees: one cent above the report's figure is refused, the figure is paid.
+    let too_much = run.next(
+        "withdraw",
+        r#""account":"b","asset":"USDT","amount":"800.01""#,
+    );
+    assert_eq!(
+        rejection(&too_much),
+        Some(RejectReason::ExceedsWithdrawable),
+        "{too_much:?}"
+    );
+    assert_eq!(run.balance("b", "USDT"), dec!(1000));
+    let most = run.next("withdraw", r#""account":"b","asset":"USDT","amount":"800""#);
+    assert_eq!(rejection(&most), None, "{most:?}");
+    assert_eq!(run.balance("b", "USDT"), dec!(200));
+    // The USDT wallet now holds exactly the loss: nothing more of it leaves, and the report
+    // says 0 (BTC is not cash-like here, so it adds nothing to `withdrawable`).
+    let report = run.engine.margin_report("b").unwrap();
+    assert_eq!(report.withdrawable.value(), dec!(0));
+    let cent = run.next(
+        "withdraw",
+        r#""account":"b","asset":"USDT","amount":"0.01""#,
+    );
+    assert_eq!(rejection(&cent), Some(RejectReason::ExceedsWithdrawable));
+    // BTC is judged by its own wallet (no position settles in BTC) and by equity above IM:
+    // 0.01 BTC (480) leaves equity 5,600 - 800 - 480 = 4,320, far above IM 96.
+    let btc = run.next("withdraw", r#""account":"b","asset":"BTC","amount":"0.01""#);
+    assert_eq!(rejection(&btc), None, "{btc:?}");
+    assert_eq!(run.balance("b", "BTC"), dec!(0.09));
+
+    // The same account under DESIGN.md 7 pays the whole USDT wallet; under Binance's rule
+    // 980.8 and not a cent more.
+    let mut run = open(WithdrawalRule::EquityAboveInitialMargin);
+    assert_eq!(
+        run.engine.margin_report("b").unwrap().withdrawable.value(),
+        dec!(1000)
+    );
+    let all = run.next(
+        "withdraw",
+        r#""account":"b","asset":"USDT","amount":"1000""#,
+    );
+    assert_eq!(rejection(&all), None, "{all:?}");
+    let mut run = open(WithdrawalRule::WalletAboveMaintenanceMargin);
+    assert_eq!(
+        run.engine.margin_report("b").unwrap().withdrawable.value(),
+        dec!(980.8)
+    );
+    let over = run.next(
+        "withdraw",
+        r#""account":"b","asset":"USDT","amount":"980.81""#,
+    );
+    assert_eq!(rejection(&over), Some(RejectReason::ExceedsWithdrawable));
+}
+
+#[test]
 fn on_binance_isolated_margin_moves_keep_each_wallets_maintenance_margin() {
     // Binance's max addable (cross wallet - cross MM) and max removable (isolated wallet -
     // isolated MM, and isolated equity above IM) isolated margin; DESIGN.md 7's default asks

@@ -102,7 +102,8 @@ impl MarginReport {
         self.inner.withdrawable.value()
     }
     /// The limit that binds `withdrawable`: `cash_like_collateral`, `wallet_maintenance_margin`
-    /// (a venue whose wallet keeps the maintenance margin, Binance), `initial_margin` or
+    /// (a venue whose wallet keeps the maintenance margin, Binance), `wallet_unrealised_loss` (a
+    /// venue where each coin keeps its positions' unrealised loss, Bybit), `initial_margin` or
     /// `currency_initial_margin` (segregated portfolio margin), as the JSON names it.
     #[getter]
     fn withdrawable_limit(&self) -> &'static str {

@@ -5,6 +5,7 @@
 //! requirements up. The parts are rounded first and the totals are their sums, so the waterfall
 //! adds up to the cent and attribution sums exactly to the account figure.
 
+use compact_str::CompactString;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use solvent_core::instrument::Terms;
@@ -496,6 +497,7 @@ pub fn build_report(
         cross_maintenance,
         currencies,
         scenario_sides,
+        cross_upnl_by_settlement,
     } = positions;
     let (mut health, mut state) =
         crate::report::standing(equity, cross_maintenance, &venue.thresholds);
@@ -509,7 +511,9 @@ pub fn build_report(
     }
     let available = equity - cross_initial;
     // The cash-like collateral a withdrawal may take: all of it, or, where the venue keeps the
-    // cross positions' maintenance margin in the wallet (Binance), what is above it.
+    // cross positions' maintenance margin in the wallet (Binance), what is above it, or, where
+    // it keeps each coin's positions' unrealised loss in that coin (Bybit), what is beyond it.
+    let mut wallet_less_unrealised_loss = Vec::new();
     let (cash_bound, cash_limit, wallet_above_maintenance) = match venue.withdrawal {
         WithdrawalRule::EquityAboveInitialMargin => (
             collateral.cash_like,
@@ -523,6 +527,24 @@ pub fn build_report(
                 WithdrawLimit::WalletMaintenanceMargin,
                 Some(Amount(above)),
             )
+        }
+        WithdrawalRule::WalletLessUnrealisedLoss => {
+            // Each coin keeps the unrealised loss of the cross positions settled in it (Bybit:
+            // `asset wallet balance + min(unrealised pnl, 0)`); a coin whose wallet does not
+            // cover its loss pays out nothing, and takes nothing from another coin's payout.
+            let mut payable = Decimal::ZERO;
+            for (coin, wallet, cash) in collateral.wallets {
+                let loss = cross_upnl_by_settlement
+                    .iter()
+                    .find(|(settled, _)| *settled == coin)
+                    .map_or(Decimal::ZERO, |(_, upnl)| (*upnl).min(Decimal::ZERO));
+                let left = wallet + loss;
+                if cash {
+                    payable += left.max(Decimal::ZERO);
+                }
+                wallet_less_unrealised_loss.push((coin, Amount(left)));
+            }
+            (payable, WithdrawLimit::WalletUnrealisedLoss, None)
         }
     };
     let (bound, mut withdrawable_limit) = if cash_bound <= available {
@@ -571,6 +593,7 @@ pub fn build_report(
         withdrawable: Amount(withdrawable),
         withdrawable_limit,
         wallet_above_maintenance,
+        wallet_less_unrealised_loss,
         health,
         state,
         currencies,
@@ -649,6 +672,11 @@ struct Collateral {
     borrow_maintenance: Decimal,
     /// Interest owed on loans, counted in their balances (rounded up).
     accrued_interest: Decimal,
+    /// Under `[venue] withdrawal = "wallet_less_unrealised_loss"` only, each balance's coin and
+    /// what its wallet holds in the report asset: its cash-like collateral, or, for a coin that
+    /// is not cash, its market value (rounded down), and whether it is cash (counted in
+    /// `cash_like`); empty under the other rules.
+    wallets: Vec<(CompactString, Decimal, bool)>,
 }
 
 /// Step 1, the collateral: every balance valued at its index through the venue's haircut tiers
@@ -672,6 +700,8 @@ fn collateral_step(
     let mut cash_like = Decimal::ZERO;
     let mut borrow_initial = Decimal::ZERO;
     let mut borrow_maintenance = Decimal::ZERO;
+    let per_coin = venue.withdrawal == WithdrawalRule::WalletLessUnrealisedLoss;
+    let mut wallets = Vec::new();
     for balance in &portfolio.balances {
         let asset = &balance.asset;
         let usd_price = view.asset_usd(asset)?;
@@ -680,8 +710,20 @@ fn collateral_step(
         let amount = rounding::credit(to_report(valued.collateral_value_usd)?, decimals);
         collateral_value += amount;
         // The report's own currency is what a withdrawal pays out in, so it counts as cash.
-        if (asset.cash_like || asset.symbol == report_asset.symbol) && amount > Decimal::ZERO {
+        let cash =
+            (asset.cash_like || asset.symbol == report_asset.symbol) && amount > Decimal::ZERO;
+        if cash {
             cash_like += amount;
+        }
+        if per_coin {
+            // A coin that is cash pays out what `cash_like` counts of it; another coin's wallet
+            // is its market value (only its sign decides whether it may leave).
+            let wallet = if cash {
+                amount
+            } else {
+                rounding::credit(to_report(valued.market_value_usd)?, decimals)
+            };
+            wallets.push((asset.symbol.clone(), wallet, cash));
         }
         if detail == Detail::Full {
             let haircut = if schedule.is_none() {
@@ -740,6 +782,7 @@ fn collateral_step(
         borrow_initial,
         borrow_maintenance,
         accrued_interest,
+        wallets,
     })
 }
 
@@ -816,6 +859,10 @@ struct Positions {
     /// Under cross-collateral portfolio margin, each scanned underlying's worst scenario on
     /// either side (the requirement step fills them).
     scenario_sides: Vec<crate::portfolio_margin::ScenarioSides>,
+    /// Under `[venue] withdrawal = "wallet_less_unrealised_loss"` only, the unrealised P&L of
+    /// the cross perpetuals and futures by settlement coin, in the report asset (each the same
+    /// rounded contribution `unrealized_pnl` sums); empty under the other rules.
+    cross_upnl_by_settlement: Vec<(CompactString, Decimal)>,
 }
 
 /// Step 2, the positions: each one valued at its mark and margined by its own rule (its
@@ -847,6 +894,8 @@ fn positions_step(
     let mut option_value = Decimal::ZERO;
     let mut cross_initial = collateral.borrow_initial;
     let mut cross_maintenance = collateral.borrow_maintenance;
+    let per_coin = view.venue().withdrawal == WithdrawalRule::WalletLessUnrealisedLoss;
+    let mut cross_upnl_by_settlement: Vec<(CompactString, Decimal)> = Vec::new();
     let mut position_reports = Vec::with_capacity(lines.len());
     for line in lines {
         let position = line.position;
@@ -957,6 +1006,17 @@ fn positions_step(
                     ("upnl", &mut unrealized_pnl)
                 };
                 *sink += contribution;
+                if per_coin && !line.is_option() {
+                    match cross_upnl_by_settlement
+                        .iter_mut()
+                        .find(|(coin, _)| *coin == settle.symbol)
+                    {
+                        Some((_, upnl)) => *upnl += contribution,
+                        None => {
+                            cross_upnl_by_settlement.push((settle.symbol.clone(), contribution))
+                        }
+                    }
+                }
                 if detail == Detail::Full {
                     components.push(Component {
                         name: format!("{prefix}:{}", instrument.name),
@@ -1014,6 +1074,7 @@ fn positions_step(
         cross_maintenance,
         currencies: Vec::new(),
         scenario_sides: Vec::new(),
+        cross_upnl_by_settlement,
     })
 }
 

@@ -107,6 +107,18 @@ pub enum Refusal {
         /// The report's settlement asset.
         asset: String,
     },
+    /// A withdrawal would leave a coin's wallet below the unrealised loss of the cross positions
+    /// settled in it, where the venue keeps that much of the coin (`[venue] withdrawal =
+    /// "wallet_less_unrealised_loss"`: the loss is owed in that coin, whatever the other
+    /// collateral).
+    WalletBelowUnrealisedLoss {
+        /// The coin withdrawn.
+        coin: String,
+        /// By how much its wallet would fall short, in the report's settlement asset.
+        shortfall: Amount,
+        /// The report's settlement asset.
+        asset: String,
+    },
     /// A withdrawal would leave equity below the initial margin.
     BelowInitialMargin {
         /// Equity after the withdrawal.
@@ -130,6 +142,7 @@ impl Refusal {
             Self::BelowBuffer { .. } => "below_buffer",
             Self::BelowInitialMargin { .. } => "below_initial_margin",
             Self::WalletBelowMaintenanceMargin { .. } => "wallet_below_maintenance_margin",
+            Self::WalletBelowUnrealisedLoss { .. } => "wallet_below_unrealised_loss",
         }
     }
 }
@@ -193,6 +206,14 @@ impl fmt::Display for Refusal {
             } => write!(
                 f,
                 "the wallet would hold {shortfall} {asset} less than the maintenance margin {maintenance_margin} {asset} the venue keeps in it (unrealised profit does not pay it out)"
+            ),
+            Self::WalletBelowUnrealisedLoss {
+                coin,
+                shortfall,
+                asset,
+            } => write!(
+                f,
+                "the {coin} wallet would fall {shortfall} {asset} short of the unrealised loss of the cross positions settled in {coin}, which the venue keeps in it"
             ),
         }
     }
@@ -452,11 +473,12 @@ fn bracket_refusal(report: &MarginReport, increased: &[&str]) -> Option<Refusal>
 /// Judges a withdrawal from the report of the account without the money: equity must stay at
 /// or above the `buffer` the account keeps and, while it has a requirement, its initial margin;
 /// where the venue keeps the maintenance margin in the wallet, the cash-like collateral must
-/// stay at or above it.
+/// stay at or above it; where it keeps each coin's unrealised loss, the wallet of the coin
+/// withdrawn (`coin`) must stay at or above the loss of the cross positions settled in it.
 ///
 /// # Errors
 /// The named [`Refusal`].
-pub fn decide_withdrawal(after: &MarginReport, buffer: Decimal) -> Result<(), Refusal> {
+pub fn decide_withdrawal(after: &MarginReport, buffer: Decimal, coin: &str) -> Result<(), Refusal> {
     let asset = after.settlement_asset.to_string();
     if after.equity.value() < buffer {
         return Err(Refusal::BelowBuffer {
@@ -476,6 +498,13 @@ pub fn decide_withdrawal(after: &MarginReport, buffer: Decimal) -> Result<(), Re
         return Err(Refusal::WalletBelowMaintenanceMargin {
             shortfall: Amount(shortfall),
             maintenance_margin: after.maintenance_margin,
+            asset,
+        });
+    }
+    if let Some(shortfall) = after.unrealised_loss_shortfall(coin) {
+        return Err(Refusal::WalletBelowUnrealisedLoss {
+            coin: coin.to_owned(),
+            shortfall: Amount(shortfall),
             asset,
         });
     }

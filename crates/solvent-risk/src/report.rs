@@ -217,11 +217,15 @@ pub enum WithdrawLimit {
     /// keeps that much in the wallet whatever the unrealised profit (`[venue] withdrawal =
     /// "wallet_above_maintenance_margin"`, Binance).
     WalletMaintenanceMargin,
+    /// The cash-like coins' wallets less the unrealised loss of the cross positions settled in
+    /// each, where the venue pays out neither unrealised profit nor a coin its own positions'
+    /// losses hold (`[venue] withdrawal = "wallet_less_unrealised_loss"`, Bybit).
+    WalletUnrealisedLoss,
 }
 
 impl WithdrawLimit {
     /// The limit's name as the JSON writes it (`cash_like_collateral`, `initial_margin`,
-    /// `currency_initial_margin`).
+    /// `currency_initial_margin`, `wallet_maintenance_margin`, `wallet_unrealised_loss`).
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
@@ -229,6 +233,7 @@ impl WithdrawLimit {
             Self::InitialMargin => "initial_margin",
             Self::CurrencyInitialMargin => "currency_initial_margin",
             Self::WalletMaintenanceMargin => "wallet_maintenance_margin",
+            Self::WalletUnrealisedLoss => "wallet_unrealised_loss",
         }
     }
 
@@ -240,6 +245,7 @@ impl WithdrawLimit {
             Self::InitialMargin => "equity above IM",
             Self::CurrencyInitialMargin => "each currency's equity above its IM",
             Self::WalletMaintenanceMargin => "cash-like collateral above MM",
+            Self::WalletUnrealisedLoss => "cash-like collateral less unrealised losses",
         }
     }
 }
@@ -272,9 +278,11 @@ pub struct MarginReport {
     pub maintenance_margin: Amount,
     /// `equity - initial_margin`.
     pub available: Amount,
-    /// `max(0, min(cash-like collateral, equity - initial_margin))` (DESIGN.md 7, no buffer policy);
-    /// under segregated portfolio margin, no more than the cash-like currencies' own
-    /// `available`, each currency paying out only above its own initial margin.
+    /// `max(0, min(cash-like collateral, equity - initial_margin))` (DESIGN.md 7, no buffer policy),
+    /// the cash-like collateral first lowered by the venue's rule (`[venue] withdrawal`: less the
+    /// cross maintenance margin, or each coin less its positions' unrealised loss); under
+    /// segregated portfolio margin, no more than the cash-like currencies' own `available`, each
+    /// currency paying out only above its own initial margin.
     pub withdrawable: Amount,
     /// Which of the limits on `withdrawable` binds it (added after the first release of the
     /// JSON: readers that do not know the field may ignore it).
@@ -286,6 +294,15 @@ pub struct MarginReport {
     /// `withdrawable` and `withdrawable_limit` say it.
     #[serde(skip)]
     pub wallet_above_maintenance: Option<Amount>,
+    /// Where the venue pays a coin out only beyond the unrealised loss of the cross positions
+    /// settled in it (`[venue] withdrawal = "wallet_less_unrealised_loss"`): each held coin's
+    /// wallet (its cash-like collateral, or its market value for a coin that is not cash) plus
+    /// `min(0, unrealised P&L of the cross perpetuals and futures settled in it)`, in the report
+    /// asset, in the order of the balances; negative where the wallet does not cover that loss.
+    /// Empty under the other rules. What a withdrawal of that coin is judged by
+    /// (`pretrade::decide_withdrawal`); not in the JSON.
+    #[serde(skip)]
+    pub wallet_less_unrealised_loss: Vec<(CompactString, Amount)>,
     /// `equity / maintenance_margin`; `None` when nothing requires margin. Under segregated
     /// portfolio margin, the health of the weakest currency (see `currencies`).
     pub health: Option<f64>,
@@ -333,6 +350,19 @@ impl MarginReport {
     pub fn wallet_shortfall(&self) -> Option<Decimal> {
         let above = self.wallet_above_maintenance?.value();
         (above < Decimal::ZERO && !self.maintenance_margin.is_zero()).then_some(-above)
+    }
+
+    /// By how much `asset`'s wallet falls short of the unrealised loss of the cross positions
+    /// settled in it, where the venue keeps that much of the coin (`[venue] withdrawal =
+    /// "wallet_less_unrealised_loss"`); `None` when it covers the loss, the coin is not held,
+    /// or the rule is another. What a withdrawal of `asset` is refused by.
+    #[must_use]
+    pub fn unrealised_loss_shortfall(&self, asset: &str) -> Option<Decimal> {
+        let (_, left) = self
+            .wallet_less_unrealised_loss
+            .iter()
+            .find(|(coin, _)| coin == asset)?;
+        (left.value() < Decimal::ZERO).then_some(-left.value())
     }
 }
 

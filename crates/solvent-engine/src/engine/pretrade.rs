@@ -14,7 +14,8 @@ pub(super) fn refused(id: &str, refusal: &Refusal) -> Rejection {
         }
         Refusal::BelowBuffer { .. }
         | Refusal::BelowInitialMargin { .. }
-        | Refusal::WalletBelowMaintenanceMargin { .. } => RejectReason::ExceedsWithdrawable,
+        | Refusal::WalletBelowMaintenanceMargin { .. }
+        | Refusal::WalletBelowUnrealisedLoss { .. } => RejectReason::ExceedsWithdrawable,
     };
     reject(reason, format!("{id}: {refusal}"))
 }
@@ -47,7 +48,7 @@ impl Engine {
         }
         let report = self.report_of(&after)?;
         let buffer = self.buffer_of(account, &after, &report)?;
-        decide_withdrawal(&report, buffer).map_err(|refusal| refused(id, &refusal))
+        decide_withdrawal(&report, buffer, asset).map_err(|refusal| refused(id, &refusal))
     }
 
     /// Pre-trade checks of one side: an account in reduce-only or worse may only reduce; any
