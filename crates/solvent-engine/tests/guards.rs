@@ -296,33 +296,49 @@ fn mango_2022_pumped_unrealised_profit_cannot_be_withdrawn() {
     assert_eq!(run.balance("m", "USDT"), dec!(5000));
 }
 
+/// Account `b` on the Binance USDS-M file under withdrawal `rule`: 1,000 USDT and `more`
+/// deposits, long 0.1 BTCUSDT at 50x from 50,000, then BTC's index and BTCUSDT's mark at
+/// `to`.
+fn long_btcusdt_at_50x(rule: WithdrawalRule, more: &[(&str, &str)], to: &str) -> Run {
+    let mut run = Run::on(binance_usdm(rule), EngineConfig::default());
+    run.next("index_price", r#""underlying":"BTC","price":"50000""#);
+    run.next("deposit", r#""account":"b","asset":"USDT","amount":"1000""#);
+    for (asset, amount) in more {
+        run.next(
+            "deposit",
+            &format!(r#""account":"b","asset":"{asset}","amount":"{amount}""#),
+        );
+    }
+    run.next(
+        "set_leverage",
+        r#""account":"b","instrument":"BTCUSDT","leverage":"50""#,
+    );
+    run.next(
+        "fill",
+        r#""account":"b","instrument":"BTCUSDT","side":"buy","size":"0.1","price":"50000","counterparty":"external""#,
+    );
+    run.next(
+        "index_price",
+        &format!(r#""underlying":"BTC","price":"{to}""#),
+    );
+    run.next(
+        "mark_price",
+        &format!(r#""instrument":"BTCUSDT","price":"{to}""#),
+    );
+    run
+}
+
 #[test]
 fn on_binance_the_wallet_keeps_the_maintenance_margin_whatever_the_unrealised_profit() {
     // Binance's cross withdrawal: at most the wallet above the cross maintenance margin, and
     // no more than equity above the initial margin (`[venue] withdrawal =
     // "wallet_above_maintenance_margin"`). The same account on DESIGN.md 7's default may empty
     // its wallet while its profit covers the initial margin.
-    let binance = || binance_usdm(WithdrawalRule::WalletAboveMaintenanceMargin);
-    let open = |venue: Venue| {
-        let mut run = Run::on(venue, EngineConfig::default());
-        run.next("index_price", r#""underlying":"BTC","price":"50000""#);
-        run.next("deposit", r#""account":"b","asset":"USDT","amount":"1000""#);
-        run.next(
-            "set_leverage",
-            r#""account":"b","instrument":"BTCUSDT","leverage":"50""#,
-        );
-        run.next(
-            "fill",
-            r#""account":"b","instrument":"BTCUSDT","side":"buy","size":"0.1","price":"50000","counterparty":"external""#,
-        );
-        // 0.1 BTC from 50,000 to 52,000: 200 of unrealised profit; notional 5,200, IM 5,200 /
-        // 50 = 104, MM 5,200 x 0.4% = 20.8 (bracket 1). Binance: min(1,000 - 20.8, 1,200 -
-        // 104) = 979.2; DESIGN.md 7: min(1,000, 1,096) = 1,000.
-        run.next("index_price", r#""underlying":"BTC","price":"52000""#);
-        run.next("mark_price", r#""instrument":"BTCUSDT","price":"52000""#);
-        run
-    };
-    let mut run = open(binance());
+    // 0.1 BTC from 50,000 to 52,000: 200 of unrealised profit; notional 5,200, IM 5,200 / 50 =
+    // 104, MM 5,200 x 0.4% = 20.8 (bracket 1). Binance: min(1,000 - 20.8, 1,200 - 104) = 979.2;
+    // DESIGN.md 7: min(1,000, 1,096) = 1,000.
+    let open = |rule: WithdrawalRule| long_btcusdt_at_50x(rule, &[], "52000");
+    let mut run = open(WithdrawalRule::WalletAboveMaintenanceMargin);
     let too_much = run.next(
         "withdraw",
         r#""account":"b","asset":"USDT","amount":"979.21""#,
@@ -339,7 +355,7 @@ fn on_binance_the_wallet_keeps_the_maintenance_margin_whatever_the_unrealised_pr
     assert_eq!(rejection(&most), None, "{most:?}");
     assert_eq!(run.balance("b", "USDT"), dec!(20.8));
 
-    let mut run = open(binance_usdm(WithdrawalRule::EquityAboveInitialMargin));
+    let mut run = open(WithdrawalRule::EquityAboveInitialMargin);
     let all = run.next(
         "withdraw",
         r#""account":"b","asset":"USDT","amount":"1000""#,
@@ -354,28 +370,12 @@ fn under_wallet_less_unrealised_loss_each_coin_keeps_its_positions_unrealised_lo
     // min(unrealised P&L of the positions settled in it, 0), the account no more than equity
     // above IM. Taken here on the Binance USDS-M file, whose BTC counts as collateral, so that
     // the BTC lifts equity far above IM while the USDT-settled position is in loss.
-    let open = |rule: WithdrawalRule| {
-        let mut run = Run::on(binance_usdm(rule), EngineConfig::default());
-        run.next("index_price", r#""underlying":"BTC","price":"50000""#);
-        run.next("deposit", r#""account":"b","asset":"USDT","amount":"1000""#);
-        run.next("deposit", r#""account":"b","asset":"BTC","amount":"0.1""#);
-        run.next(
-            "set_leverage",
-            r#""account":"b","instrument":"BTCUSDT","leverage":"50""#,
-        );
-        run.next(
-            "fill",
-            r#""account":"b","instrument":"BTCUSDT","side":"buy","size":"0.1","price":"50000","counterparty":"external""#,
-        );
-        // BTC to 48,000: the 0.1 BTC is worth 4,800; the position has lost 0.1 x (48,000 -
-        // 50,000) = -200 of USDT; notional 4,800, IM 4,800 / 50 = 96, MM 4,800 x 0.4% = 19.2.
-        // Equity 1,000 + 4,800 - 200 = 5,600, 5,504 above IM.
-        // Bybit's rule: min(1,000 + min(-200, 0), 5,504) = 800.
-        // DESIGN.md 7: min(1,000, 5,504) = 1,000. Binance's: min(1,000 - 19.2, 5,504) = 980.8.
-        run.next("index_price", r#""underlying":"BTC","price":"48000""#);
-        run.next("mark_price", r#""instrument":"BTCUSDT","price":"48000""#);
-        run
-    };
+    // BTC to 48,000: the 0.1 BTC is worth 4,800; the position has lost 0.1 x (48,000 - 50,000)
+    // = -200 of USDT; notional 4,800, IM 4,800 / 50 = 96, MM 4,800 x 0.4% = 19.2. Equity 1,000
+    // + 4,800 - 200 = 5,600, 5,504 above IM.
+    // Bybit's rule: min(1,000 + min(-200, 0), 5,504) = 800.
+    // DESIGN.md 7: min(1,000, 5,504) = 1,000. Binance's: min(1,000 - 19.2, 5,504) = 980.8.
+    let open = |rule: WithdrawalRule| long_btcusdt_at_50x(rule, &[("BTC", "0.1")], "48000");
     let mut run = open(WithdrawalRule::WalletLessUnrealisedLoss);
     // The report says 800, and names the limit.
     let report = run.engine.margin_report("b").unwrap();

@@ -410,6 +410,16 @@ mod tests {
         grid
     }
 
+    /// 99% coverage over a one-day margin period, from the first day.
+    fn one_day_at_99() -> CoverageParams {
+        CoverageParams {
+            level: 0.99,
+            margin_period_days: 1,
+            rise_window_days: 30,
+            start: None,
+        }
+    }
+
     const CLOSES: [f64; 5] = [100_000.0, 112_000.0, 110_000.0, 104_000.0, 106_000.0];
     const DVOL_PERCENT: [f64; 5] = [50.0, 70.0, 55.0, 60.0, 50.0];
 
@@ -483,12 +493,7 @@ mod tests {
         .unwrap();
         let history = history();
         let grid = small_grid(&venue);
-        let params = CoverageParams {
-            level: 0.99,
-            margin_period_days: 1,
-            rise_window_days: 30,
-            start: None,
-        };
+        let params = one_day_at_99();
         // Half the grid's 10%: moves of +/-5%, volatility x1.25 or x0.85.
         let model = MarginModel::Static { range: 0.05 };
         let result = backtest_book(
@@ -618,12 +623,7 @@ mod tests {
         )
         .unwrap();
         let history = history();
-        let coverage = CoverageParams {
-            level: 0.99,
-            margin_period_days: 1,
-            rise_window_days: 30,
-            start: None,
-        };
+        let coverage = one_day_at_99();
         let result = backtest_book(
             &portfolio,
             "BTC",
