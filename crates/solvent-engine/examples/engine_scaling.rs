@@ -1,8 +1,9 @@
 //! How two engine events scale with the holders of a contract, on the product path
 //! (`Engine::apply`), for the engine's authors:
 //!
-//! 1. the first `mark_price` of a contract: its holders were valued at the index until then, so
-//!    every one is re-valued (and banded on the mark from then on);
+//! 1. the first `mark_price` of a contract, 0.5% above the index: its holders were valued at the
+//!    index until then; those whose band on the index holds the mark take it as their band on
+//!    the mark, the others are examined (the count is printed);
 //! 2. an auto-deleveraging in a crowded contract: one account long ETHUSDT at 45x is bankrupt
 //!    after a 3% fall of the ETH index, with an empty insurance fund, against N opposite (short)
 //!    holders, every one in profit: the engine scores them all (profit x leverage, the equity
@@ -128,14 +129,18 @@ fn run(holders: usize) -> Result<(), Box<dyn std::error::Error>> {
             price: Price(cents(price)),
         })
     };
-    let (first, effects) = apply_timed(&mut engine, &mut stream, mark(60_006.0));
+    let examined_before = engine.evaluations();
+    let (first, effects) = apply_timed(&mut engine, &mut stream, mark(60_306.0));
+    let examined_after = engine.evaluations();
     println!(
-        "  first mark_price BTCUSDT    {:>12.1} us  {:>6.2} us/holder  ({} effects)",
+        "  first mark_price BTCUSDT    {:>12.1} us  {:>6.2} us/holder  ({} effects, {} holders examined)",
         first.as_secs_f64() * 1e6,
         per(first),
-        effects.len()
+        effects.len(),
+        (examined_after.prepared + examined_after.reported)
+            - (examined_before.prepared + examined_before.reported)
     );
-    let (later, _) = apply_timed(&mut engine, &mut stream, mark(60_012.0));
+    let (later, _) = apply_timed(&mut engine, &mut stream, mark(60_312.0));
     println!(
         "  later mark_price BTCUSDT    {:>12.1} us",
         later.as_secs_f64() * 1e6

@@ -15,12 +15,11 @@
 //! at 60-90x (BTC) or 30-45x (ETH), health about 2.2-3.3, a fraction of a percent from the
 //! margin-call threshold 1.5: those are what a small move can take out of their safe band.
 //!
-//! The engine does not say how many accounts an update re-examined, so the count is estimated
-//! from time: the first `mark_price` of a contract re-values every holder (they were valued at
-//! the index until then), which gives the cost of one account evaluation; an index update's time
-//! above the cheapest update, divided by that cost, estimates the accounts it re-examined. The
-//! accounts named in its effects are a lower bound. After that first mark, as many BTCUSDT mark
-//! updates as index updates are timed the same way (the contract is banded on its mark then).
+//! Each update's re-examined accounts are counted by the engine (`Engine::evaluations`, the
+//! prepared kernel's and the full report's evaluations); the accounts named in its effects are
+//! printed beside them. Then BTCUSDT gets its first mark, at the index (its holders were valued
+//! there: those whose band holds the mark take it as their band on the mark, the others are
+//! examined), and as many BTCUSDT mark updates as index updates are timed the same way.
 //!
 //! Usage: `tick_latency [accounts (1000000)] [index updates (4000)] [hot share (0.001)]
 //! [large move min % (0.5)] [large move max % (1.0)] [population: linear | mixed |
@@ -186,9 +185,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             price: Price(Decimal::new(*price, 2)),
             source: None,
         }));
+        let before = engine.evaluations();
         let start = Instant::now();
         let effects = engine.apply(&envelope);
         let elapsed = start.elapsed();
+        let examined = examined_between(before, engine.evaluations());
         let ns = elapsed.as_nanos().max(1) as u64;
         all.record(ns)?;
         if is_large {
@@ -226,10 +227,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             elapsed,
             effects.len(),
             named.len(),
+            examined,
         ));
     }
 
-    // ---- one account evaluation: a contract's first mark re-values every holder -----------------
+    // ---- BTCUSDT's first mark, at the index ---------------------------------------------------
     let btc_price = prices[0].1;
     let holders = engine
         .accounts()
@@ -252,14 +254,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         instrument: "BTCUSDT".to_owned(),
         price: Price(Decimal::new(btc_price, 2)),
     }));
+    let before = engine.evaluations();
     let start = Instant::now();
     let mark_effects = engine.apply(&envelope);
     let mark_time = start.elapsed();
-    let per_account = mark_time / holders.max(1) as u32;
-    let floor = records.iter().map(|r| r.3).min().unwrap_or_default();
-    let examined = |elapsed: Duration| {
-        (elapsed.saturating_sub(floor)).as_secs_f64() / per_account.as_secs_f64().max(1e-12)
-    };
+    let mark_examined = examined_between(before, engine.evaluations());
 
     println!();
     println!(
@@ -286,41 +285,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "effects of the updates state changes {}, margin calls {}, liquidation steps {}, rejections {}",
         totals[0], totals[1], totals[2], totals[3]
     );
-    let mut estimates: Vec<f64> = records
-        .iter()
-        .filter(|r| !r.2)
-        .map(|r| examined(r.3))
-        .collect();
-    estimates.sort_by(f64::total_cmp);
+    let mut counts: Vec<u64> = records.iter().filter(|r| !r.2).map(|r| r.6).collect();
+    counts.sort_unstable();
     let pick = |q: f64| {
-        estimates
-            .get(((estimates.len().saturating_sub(1)) as f64 * q) as usize)
+        counts
+            .get(((counts.len().saturating_sub(1)) as f64 * q) as usize)
             .copied()
-            .unwrap_or(0.0)
+            .unwrap_or(0)
     };
     println!(
-        "re-examined (estimate) small moves: p50 {:.1}, p99 {:.1}, max {:.1} accounts per update \
-         (time above the cheapest update {:.1} us / {:.2} us per evaluation)",
+        "re-examined, small moves: p50 {}, p99 {}, max {} accounts per update",
         pick(0.5),
         pick(0.99),
         pick(1.0),
-        micros(floor),
-        micros(per_account)
     );
     println!("large moves, one by one:");
-    for (underlying, change, _, elapsed, effects, named) in records.iter().filter(|r| r.2) {
+    for (underlying, change, _, elapsed, effects, named, examined) in records.iter().filter(|r| r.2)
+    {
         println!(
             "  {underlying} {:+.2}%  {:>10.1} us  effects {effects:>5}  accounts in effects {named:>5}  \
-             re-examined (estimate) {:>8.0}",
+             re-examined {examined:>8}",
             change * 100.0,
             micros(*elapsed),
-            examined(*elapsed)
         );
     }
     println!();
     println!(
-        "mark_price BTCUSDT     {:.1} ms for {holders} BTC holders ({:.2} us per account; \
-         the first mark re-values every holder), {} effects",
+        "mark_price BTCUSDT     {:.1} ms for {holders} BTC holders ({:.2} us per holder; \
+         the first mark, at the index: {mark_examined} examined), {} effects",
         mark_time.as_secs_f64() * 1e3,
         micros(mark_time) / holders.max(1) as f64,
         mark_effects.len()
@@ -362,5 +354,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let (peak, rss) = memory_mib();
     println!("memory at end          VmRSS {rss:.0} MiB, VmHWM {peak:.0} MiB");
+    // Two builds given the same arguments must end in the same state.
+    println!("state hash at end      {}", engine.state_hash());
     Ok(())
+}
+
+/// Accounts the engine examined between two readings of its counters.
+fn examined_between(
+    before: solvent_engine::engine::Evaluations,
+    after: solvent_engine::engine::Evaluations,
+) -> u64 {
+    (after.prepared + after.reported).saturating_sub(before.prepared + before.reported)
 }

@@ -54,6 +54,11 @@ impl AccountBook {
         self.accounts.get(slot as usize).map(Arc::as_ref)
     }
 
+    /// The account in `slot`, to change.
+    pub(crate) fn by_slot_mut(&mut self, slot: u32) -> Option<&mut Account> {
+        self.accounts.get_mut(slot as usize).map(Arc::make_mut)
+    }
+
     /// Number of accounts.
     #[must_use]
     pub fn len(&self) -> usize {

@@ -598,6 +598,173 @@ fn with_ranges(lines: &[String], ranges: &[(usize, u32, bool)]) -> Vec<String> {
         .collect()
 }
 
+/// `lines` with a `mark_price` event inserted before each line `at` of `marks` (`(at, contract,
+/// offset from its underlying's last index in tenths of a percent)`, contract 0 BTCUSDT, 1
+/// ETHUSDT, 2 BTC-PERPETUAL; beyond +-50, +-5%, the engine clamps it), at that line's time,
+/// every sequence number renumbered. A mark before its underlying's first index is left out.
+fn with_marks(lines: &[String], marks: &[(usize, u8, i32)]) -> Vec<String> {
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    let mut index: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
+    for (at, line) in lines.iter().enumerate() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        for (_, contract, tenths) in marks.iter().filter(|(m, _, _)| *m == at) {
+            let (instrument, underlying) = match contract {
+                0 => ("BTCUSDT", "BTC"),
+                1 => ("ETHUSDT", "ETH"),
+                _ => ("BTC-PERPETUAL", "BTC"),
+            };
+            let Some(price) = index.get(underlying) else {
+                continue;
+            };
+            let mark = price * (1.0 + f64::from(*tenths) / 1000.0);
+            out.push(serde_json::json!({
+                "ts": value["ts"], "type": "mark_price", "instrument": instrument,
+                "price": format!("{mark:.2}"),
+            }));
+        }
+        if value["type"] == "index_price" {
+            let price: f64 = value["price"].as_str().unwrap().parse().unwrap();
+            index.insert(value["underlying"].as_str().unwrap().to_owned(), price);
+        }
+        out.push(value);
+    }
+    out.into_iter()
+        .enumerate()
+        .map(|(n, mut value)| {
+            value["seq"] = (n + 1).into();
+            value.to_string()
+        })
+        .collect()
+}
+
+/// The first mark of a contract its holders valued at the index: those whose band on the index
+/// holds the mark take it as their band on the mark, unexamined; those it leaves are examined
+/// at once; later marks and index updates catch every state change at the same event as when
+/// every holder is examined.
+#[test]
+fn the_first_mark_of_a_crowded_contract_examines_the_holders_its_gap_can_change() {
+    let mut stream = Timed::default();
+    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
+    // Forty longs and shorts of 1 BTCUSDT at 100x leverage, with 800 to 362,000 USDT (75x to
+    // 0.17x of collateral).
+    for n in 0..40_u32 {
+        let account = format!("h{n:02}");
+        let collateral = 800 + 1_000 * (n / 2) * (n / 2);
+        let side = if n % 2 == 0 { "buy" } else { "sell" };
+        stream.push(&format!(
+            r#""type":"deposit","account":"{account}","asset":"USDT","amount":"{collateral}""#
+        ));
+        stream.push(&format!(
+            r#""type":"set_leverage","account":"{account}","instrument":"BTCUSDT","leverage":"100""#
+        ));
+        stream.push(&format!(
+            r#""type":"fill","account":"{account}","instrument":"BTCUSDT","side":"{side}","size":"1","price":"60000""#
+        ));
+    }
+    let opened = stream.lines.len();
+    // The first mark 2% above the index, then the mark and the index walk up 0.5% a step.
+    stream.push(r#""type":"mark_price","instrument":"BTCUSDT","price":"61200""#);
+    for step in 1..=30_i32 {
+        let price = 61_200.0 * (1.0 + 0.005 * f64::from(step));
+        stream.push(&format!(
+            r#""type":"mark_price","instrument":"BTCUSDT","price":"{price:.2}""#
+        ));
+        if step % 3 == 0 {
+            stream.push(&format!(
+                r#""type":"index_price","underlying":"BTC","price":"{:.2}""#,
+                price / 1.02
+            ));
+        }
+    }
+    let mut banded = Engine::new(venue(), EngineConfig::default());
+    let mut examined_at_first_mark = None;
+    for (number, line) in stream.lines.iter().enumerate() {
+        let before = banded.evaluations();
+        banded.apply(&parse_line("bands", number + 1, line).unwrap());
+        let after = banded.evaluations();
+        if number == opened {
+            examined_at_first_mark =
+                Some((after.prepared + after.reported) - (before.prepared + before.reported));
+        }
+    }
+    let examined = examined_at_first_mark.unwrap();
+    // The most leveraged shorts lose 2% of their notional at once: theirs are the bands the
+    // gap leaves (and the longs' whose slack to the next state up is as thin); the
+    // low-leverage holders' bands hold it.
+    assert!(
+        (1..=4).contains(&examined),
+        "the first mark examined {examined} of 40 holders"
+    );
+    let actions = assert_same_actions(&stream.lines);
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.contains(r#""type":"liquidation""#)),
+        "precondition: the walk up liquidates shorts: {actions:?}"
+    );
+}
+
+/// Accounts `(USDT, BTCUSDT size in thousandths, leverage)` opened at 60,000 on the index alone,
+/// then BTCUSDT's first mark `gap` tenths of a percent from the index (clamped at 5%), then
+/// the mark and the index walked by `path` (tenths of a percent each, the index every other
+/// step).
+fn first_mark_events(accounts: &[(u32, i32, u32)], gap: i32, path: &[i32]) -> Vec<String> {
+    let mut stream = Timed::default();
+    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
+    for (n, (usdt, thousandths, leverage)) in accounts.iter().enumerate() {
+        if *thousandths == 0 {
+            continue;
+        }
+        let side = if *thousandths > 0 { "buy" } else { "sell" };
+        let size = f64::from(thousandths.unsigned_abs()) / 1000.0;
+        stream.push(&format!(
+            r#""type":"deposit","account":"f{n}","asset":"USDT","amount":"{usdt}""#
+        ));
+        stream.push(&format!(
+            r#""type":"set_leverage","account":"f{n}","instrument":"BTCUSDT","leverage":"{leverage}""#
+        ));
+        stream.push(&format!(
+            r#""type":"fill","account":"f{n}","instrument":"BTCUSDT","side":"{side}","size":"{size}","price":"60000""#
+        ));
+    }
+    let mut mark = 60_000.0 * (1.0 + f64::from(gap) / 1000.0);
+    stream.push(&format!(
+        r#""type":"mark_price","instrument":"BTCUSDT","price":"{mark:.2}""#
+    ));
+    let mut index = 60_000.0_f64;
+    for (step, tenths) in path.iter().enumerate() {
+        let factor = 1.0 + f64::from(*tenths) / 1000.0;
+        mark *= factor;
+        stream.push(&format!(
+            r#""type":"mark_price","instrument":"BTCUSDT","price":"{mark:.2}""#
+        ));
+        if step % 2 == 1 {
+            index *= factor;
+            stream.push(&format!(
+                r#""type":"index_price","underlying":"BTC","price":"{index:.2}""#
+            ));
+        }
+    }
+    stream.lines
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Leveraged holders of a contract valued at the index, then its first mark up to 5% away:
+    /// the holders whose band the gap leaves are examined at once, the others keep their band
+    /// on the mark; every state change, margin call, liquidation and ADL then comes at the
+    /// same event as when every holder is examined.
+    #[test]
+    fn a_first_mark_far_from_the_index_acts_as_examining_every_holder(
+        accounts in proptest::collection::vec((300u32..4_000, -200i32..200, 20u32..100), 1..16),
+        gap in -60i32..60,
+        path in proptest::collection::vec(-10i32..10, 0..40),
+    ) {
+        assert_same_actions(&first_mark_events(&accounts, gap, &path));
+    }
+}
+
 /// A portfolio short of 1 BTCUSDT with 14,000 USDT while BTC's range steps up from 4% at every
 /// tenth update, the index still: each state is reached at the range event that crosses it, as
 /// when every holder is examined.
@@ -729,6 +896,24 @@ proptest! {
     ) {
         let lines = mixed_events(&accounts, &path, &[]);
         assert_same_actions_on(&vol_scaled_venue(), &with_ranges(&lines, &ranges));
+    }
+
+    /// The same populations with marks given at random moments, the first of each contract
+    /// often after its holders opened (valued at the index until then): every state change,
+    /// margin call, liquidation and ADL at the same event as when every holder is examined.
+    #[test]
+    fn first_and_later_marks_act_exactly_as_examining_every_holder_for_every_kind_of_account(
+        // Less collateral than the populations above: a first mark up to 5% from the index
+        // must be able to change a state.
+        accounts in proptest::collection::vec(
+            (500u32..6_000, 0u32..60, -400i32..400, 0u8..9, any::<bool>()),
+            1..10,
+        ),
+        path in proptest::collection::vec(-8i32..8, 1..120),
+        marks in proptest::collection::vec((4usize..150, 0u8..3, -70i32..70), 0..24),
+    ) {
+        let lines = mixed_events(&accounts, &path, &[]);
+        assert_same_actions(&with_marks(&lines, &marks));
     }
 }
 

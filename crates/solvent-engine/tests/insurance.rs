@@ -323,7 +323,25 @@ fn the_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
             bodies.push(format!(
                 r#""type":"index_price","underlying":"ETH","price":"{eth}""#
             ));
-            // A contract's first mark re-values each holder: the prepared kernel's work.
+            bodies.push(format!(
+                r#""type":"mark_price","instrument":"BTCUSDT","price":"{btc}""#
+            ));
+            bodies.push(format!(
+                r#""type":"mark_price","instrument":"ETHUSDT","price":"{eth}""#
+            ));
+        }
+        // Prices walking 8% either side, 1% a step (within the jump guard), re-examine the
+        // holders whose bands they leave: the prepared kernel's work (a contract's first mark
+        // examines only those its gap from the index can change).
+        let down_and_up = (92..100).rev().chain(93..=108).chain((100..108).rev());
+        for percent in down_and_up {
+            let (btc, eth) = (60_100 * percent / 100, 3_005 * percent / 100);
+            bodies.push(format!(
+                r#""type":"index_price","underlying":"BTC","price":"{btc}""#
+            ));
+            bodies.push(format!(
+                r#""type":"index_price","underlying":"ETH","price":"{eth}""#
+            ));
             bodies.push(format!(
                 r#""type":"mark_price","instrument":"BTCUSDT","price":"{btc}""#
             ));

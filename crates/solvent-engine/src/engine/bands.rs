@@ -1190,4 +1190,124 @@ impl Engine {
             self.evaluate(&id, Figures::Unreported, effects);
         }
     }
+
+    /// The first mark of `instrument`, at `mark`. Until now its holders valued it at its
+    /// underlying's index and were banded there; from now on a linear perpetual settled in a
+    /// pegged coin is valued at its mark and banded on it ([`Self::band_source`]). A holder
+    /// whose band on the index holds the mark strictly inside takes that band as its band on
+    /// the mark, unexamined ([`Self::inherited_mark_band`]); the others are examined, in id
+    /// order, after every inherited band is registered (an examination that deleverages an
+    /// inheriting account re-bands it, which must find its new band to remove). So the first
+    /// mark of a crowded contract examines the holders the gap between index and mark can
+    /// change, not all of them (it still visits each holder once, to register its band).
+    pub(super) fn first_mark(
+        &mut self,
+        instrument: &Instrument,
+        mark: Decimal,
+        effects: &mut Vec<Effect>,
+    ) {
+        if self.config.exhaustive_monitoring {
+            self.revalue_holders(Source::Mark(&instrument.name), effects);
+            return;
+        }
+        let name = instrument.name.as_str();
+        let mark_key = band_key(band_f64(mark));
+        let mut inherited: Vec<(u32, Band)> = Vec::new();
+        let mut examined: Vec<u32> = Vec::new();
+        for slot in self.instrument_holders.get(name).into_iter().flatten() {
+            let band = self
+                .accounts
+                .by_slot(*slot)
+                .and_then(|account| self.inherited_mark_band(account, instrument, mark_key));
+            match band {
+                Some(band) => inherited.push((*slot, band)),
+                None => examined.push(*slot),
+            }
+        }
+        if !inherited.is_empty() {
+            let bands = match self.mark_bands.get_mut(name) {
+                Some(bands) => bands,
+                None => self.mark_bands.entry(name.to_owned()).or_default(),
+            };
+            if bands.by_low.is_empty() && bands.by_high.is_empty() {
+                // Usually nobody is banded on a contract's mark before it has one: the sets are
+                // built whole (sorted, then loaded), not entry by entry.
+                bands.by_low = inherited
+                    .iter()
+                    .map(|(slot, band)| (band.low_key, *slot))
+                    .collect();
+                bands.by_high = inherited
+                    .iter()
+                    .map(|(slot, band)| (band.high_key, *slot))
+                    .collect();
+            } else {
+                for (slot, band) in &inherited {
+                    bands.by_low.insert((band.low_key, *slot));
+                    bands.by_high.insert((band.high_key, *slot));
+                }
+            }
+            for (slot, band) in inherited {
+                if let Some(account) = self.accounts.by_slot_mut(slot) {
+                    account.bands.push(band);
+                }
+            }
+        }
+        let examined = self.ids_of(examined.iter());
+        for id in examined {
+            self.evaluate(&id, Figures::Unreported, effects);
+        }
+    }
+
+    /// The band on `instrument`'s first mark (at `mark_key`) that `account` takes from its band
+    /// on the underlying's index, or `None` when it must be examined.
+    ///
+    /// Why the index band holds on the mark: a cross account in standard margin is banded on
+    /// the index with half-width `w` such that `S_u w` stays within its slack, where `S_u`
+    /// sums, over the positions valued at the index, a bound of how fast each one alone moves
+    /// `E - h MM` per dollar of its own price (its equity and its requirement are sums of
+    /// per-position terms, each moved by that position's price only; see
+    /// [`Self::set_bands`]). The perpetual was one of them, valued at the index `P0` the band
+    /// was centred on; valued at its mark from now on, its term moves with the mark, the
+    /// others' with the index. While both stay inside `(P0 - w, P0 + w)`, each term moves by at
+    /// most its share of `S_u w`, so `E - h MM` by at most `S_u w`: the state holds, as it
+    /// did while everything moved with the index. The mark now is inside it, and from here the
+    /// inherited band on the mark and the band on the index are each watched by their own
+    /// updates. An isolated position's band is that of its own health over the same price, so
+    /// it transfers alike.
+    ///
+    /// Only where that reasoning was made: not a portfolio-mode account (its requirement is
+    /// not a sum over positions), not one waiting for a price or in danger (no band to take:
+    /// its band is empty, never strictly around a price), not a band that expires (options
+    /// decaying), and only a perpetual whose band moves to its mark: a future without a mark
+    /// is valued at more than the index, and a contract that keeps its band on the index
+    /// (inverse, other settlement) becomes a watcher of the mark, which an examination
+    /// registers.
+    fn inherited_mark_band(
+        &self,
+        account: &Account,
+        instrument: &Instrument,
+        mark_key: BandKey,
+    ) -> Option<Band> {
+        if account.mode == MarginMode::Portfolio
+            || account.unbanded
+            || instrument.terms != Terms::Perpetual
+        {
+            return None;
+        }
+        let position = account.positions.get(instrument.name.as_str())?;
+        if self.band_source(position) != Source::Mark(&instrument.name) {
+            return None;
+        }
+        let on_index = account
+            .bands
+            .iter()
+            .find(|band| band.source.borrowed() == Source::Index(&instrument.underlying))?;
+        (on_index.expires_ms.is_none()
+            && on_index.low_key < mark_key
+            && mark_key < on_index.high_key)
+            .then(|| Band {
+                source: OwnedSource::Mark(instrument.name.as_str().into()),
+                ..on_index.clone()
+            })
+    }
 }

@@ -263,9 +263,7 @@ impl Engine {
             }
         };
         if first {
-            // Its holders were valued at the index until now: every one is examined (and
-            // banded on the mark from now on where that applies).
-            self.revalue_holders(Source::Mark(&instrument.name), &mut effects);
+            self.first_mark(&instrument, used.value(), &mut effects);
         } else {
             self.revalue_crossed(None, &[(name, used.value())], &mut effects);
         }
