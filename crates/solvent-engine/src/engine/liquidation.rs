@@ -4,13 +4,16 @@
 use super::*;
 
 impl Engine {
+    /// Liquidates what is due in account `id` (its `report` as it stands, its isolated
+    /// positions at their threshold `isolated_due`) unless a guard defers it. Returns the
+    /// account's report after the liquidation, when one ran (what the caller bands it on).
     pub(super) fn maybe_liquidate(
         &mut self,
         id: &str,
         report: &MarginReport,
         isolated_due: &[String],
         effects: &mut Vec<Effect>,
-    ) {
+    ) -> Option<MarginReport> {
         // Any index its figures move with (collateral and settlement coins as well as the
         // positions' underlyings): a stale one would liquidate on an old price.
         let stale = self.accounts.get(id).and_then(|account| {
@@ -25,12 +28,12 @@ impl Engine {
                 reason: DeferralReason::StaleIndex,
                 detail: format!("no fresh {stale} index source; liquidation waits for one"),
             });
-            return;
+            return None;
         }
         let guards = &self.config.guards;
         let now = self.now;
         let Some(account) = self.accounts.get_mut(id) else {
-            return;
+            return None;
         };
         let (count, since) = match account.breach {
             Some((count, since)) => (count + 1, since),
@@ -45,10 +48,10 @@ impl Engine {
                 reason: DeferralReason::BreachNotPersistent,
                 detail: format!("{count} evaluation(s) in breach since {since}"),
             });
-            return;
+            return None;
         }
         for name in isolated_due {
-            self.liquidate_position(id, name, Pool::Isolated, effects);
+            self.liquidate_position(id, name, Pool::Isolated, None, effects);
         }
         if report.state >= AccountState::Liquidating {
             self.liquidate_cross(id, effects);
@@ -57,14 +60,16 @@ impl Engine {
             account.breach = None;
         }
         self.reindex(id);
-        if let Ok(after) = self.report(id) {
-            self.track_state(id, &Standing::of(&after), effects);
-        }
+        let after = self.report(id).ok()?;
+        self.track_state(id, &Standing::of(&after), effects);
+        Some(after)
     }
 
     /// Partial and gradual liquidation of the cross pool (DESIGN.md 8.2): close the position that
     /// frees the most maintenance margin per unit of notional, at most a fraction of a large one
     /// per step, until the account is back above the liquidation threshold.
+    /// Each step hands the report it chose its position by to the step, which reads its
+    /// figures before the trade from it rather than from a report made again.
     pub(super) fn liquidate_cross(&mut self, id: &str, effects: &mut Vec<Effect>) {
         for _ in 0..self.config.liquidation.max_steps {
             let Ok(report) = self.report(id) else {
@@ -110,7 +115,7 @@ impl Engine {
             let Some(name) = choice else {
                 break;
             };
-            self.liquidate_position(id, &name, Pool::Cross, effects);
+            self.liquidate_position(id, &name, Pool::Cross, Some(&report), effects);
         }
         self.cover_deficit(id, effects);
     }
@@ -138,7 +143,7 @@ impl Engine {
                 if !held {
                     break;
                 }
-                self.liquidate_position(id, &name, Pool::Cross, effects);
+                self.liquidate_position(id, &name, Pool::Cross, None, effects);
             }
         }
     }
@@ -162,14 +167,41 @@ impl Engine {
 
     /// One liquidation step of one position: at the mark, vs the market, with the fee to the
     /// insurance fund. A position the insurance fund cannot make whole is deleveraged instead.
+    /// `known`: the account's report as it stands, when the caller has it (checked in debug
+    /// builds); else it is made here, for a cross step only (an isolated step reads none).
     pub(super) fn liquidate_position(
         &mut self,
         id: &str,
         name: &str,
         pool: Pool,
+        known: Option<&MarginReport>,
         effects: &mut Vec<Effect>,
     ) {
         let isolated = pool == Pool::Isolated;
+        #[cfg(debug_assertions)]
+        if let Some(known) = known {
+            assert_eq!(
+                Some(known),
+                self.report(id).ok().as_ref(),
+                "{id}: the report the caller knew is not the account's"
+            );
+        }
+        // The cross pool's figures before the step: whether it is bankrupt, and the
+        // maintenance margin the step frees (which caps its fee).
+        let before: Option<(bool, Decimal)> = if isolated {
+            None
+        } else {
+            let figures = |r: &MarginReport| {
+                (
+                    r.equity.value() <= Decimal::ZERO,
+                    r.maintenance_margin.value(),
+                )
+            };
+            match known {
+                Some(report) => Some(figures(report)),
+                None => self.report(id).ok().as_ref().map(figures),
+            }
+        };
         let Some(position) = self
             .accounts
             .get(id)
@@ -192,10 +224,7 @@ impl Engine {
                 .index(&instrument.settlement, "liquidation")
                 .unwrap_or(Decimal::ONE);
         let params = &self.config.liquidation;
-        let bankrupt = !isolated
-            && self
-                .report(id)
-                .is_ok_and(|r| r.equity.value() <= Decimal::ZERO);
+        let bankrupt = before.is_some_and(|(bankrupt, _)| bankrupt);
         let whole = isolated || bankrupt || notional_usd <= params.full_close_notional_usd;
         let step = instrument.size_step;
         let mut quantity = if whole {
@@ -225,9 +254,7 @@ impl Engine {
         if last && self.deleverage_if_bankrupt(id, &instrument, signed, mark, isolated, effects) {
             return;
         }
-        let maintenance_before = self
-            .report(id)
-            .map_or(Decimal::ZERO, |r| r.maintenance_margin.value());
+        let maintenance_before = before.map_or(Decimal::ZERO, |(_, maintenance)| maintenance);
         self.trade(
             id,
             &instrument,

@@ -99,9 +99,9 @@ impl Engine {
         }
         self.report_figures(id, &standing, figures, effects);
         self.track_state(id, &standing, effects);
-        self.maybe_liquidate(id, &report, &isolated_due, effects);
+        let liquidated = self.maybe_liquidate(id, &report, &isolated_due, effects);
         // Until it is out of danger, an account is re-examined at every price update.
-        let after = self.report(id).ok();
+        let after = liquidated.or_else(|| self.report(id).ok());
         self.set_bands(id, after.as_ref().map(Standing::of).as_ref());
     }
 
