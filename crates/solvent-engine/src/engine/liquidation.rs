@@ -32,9 +32,7 @@ impl Engine {
         }
         let guards = &self.config.guards;
         let now = self.now;
-        let Some(account) = self.accounts.get_mut(id) else {
-            return None;
-        };
+        let account = self.accounts.get_mut(id)?;
         let (count, since) = match account.breach {
             Some((count, since)) => (count + 1, since),
             None => (1, now),
