@@ -42,14 +42,14 @@ impl Engine {
     /// fixed holds, and made again when it does not.
     pub(super) fn prepared_standing(&mut self, id: &str) -> Option<PreparedFigures> {
         let account = self.accounts.get(id)?;
-        if !self.preparable(account) {
-            return None;
-        }
         let reusable = account
             .prepared
             .as_deref()
-            .is_some_and(|prepared| self.still_holds(account, prepared));
+            .is_some_and(|prepared| self.still_serves(account, prepared));
         if !reusable {
+            if !self.preparable(account) {
+                return None;
+            }
             let prepared = self.prepare(account)?;
             if let Some(account) = self.accounts.get_mut(id) {
                 account.prepared = Some(Arc::new(prepared));
@@ -85,7 +85,7 @@ impl Engine {
     /// value it at these marks; the caller then takes the report.
     pub(super) fn prepared_equity(&self, account: &Account) -> Option<Decimal> {
         let prepared = account.prepared.as_deref()?;
-        if !self.preparable(account) || !self.still_holds(account, prepared) {
+        if !self.still_serves(account, prepared) {
             return None;
         }
         let marks: SmallVec<[PreparedMark; 8]> = prepared
@@ -162,6 +162,25 @@ impl Engine {
         })
     }
 
+    /// Whether `prepared`, made when the account was [`Self::preparable`], still serves it:
+    /// what the preparation fixed holds ([`Self::still_holds`]), and so does everything else
+    /// `preparable` asked of the account. Its other conditions read the positions' instruments,
+    /// the wallet's coins and the venue, which `still_holds` finds unchanged; so only the
+    /// account's own mode, top-up rules and isolated flags are read again here, sparing the
+    /// venue look-ups of `preparable` at every evaluation (and every ADL candidate).
+    fn still_serves(&self, account: &Account, prepared: &PreparedPool) -> bool {
+        let serves = account.mode == MarginMode::Cross
+            && account.top_ups.is_empty()
+            && account.positions.values().all(|p| !p.isolated)
+            && self.still_holds(account, prepared);
+        debug_assert!(
+            !serves || self.preparable(account),
+            "{}: a preparation that still holds serves an account the kernel does not",
+            account.id
+        );
+        serves
+    }
+
     fn still_holds(&self, account: &Account, prepared: &PreparedPool) -> bool {
         prepared.venue_digest == self.venue_digest
             && prepared
@@ -175,11 +194,11 @@ impl Engine {
                 .iter()
                 .map(|(asset, amount)| (asset.as_str(), *amount))
                 .eq(self.ledger.wallet(&account.id))
-            && prepared
-                .prices
-                .iter()
-                .cloned()
-                .eq(self.fixed_prices(account))
+            // With the wallet's coins and the positions as they were, the prices read are those
+            // of the same indices: each is looked up again, not named again.
+            && prepared.prices.iter().all(|(index, price)| {
+                self.market.index.get(index.as_str()).map(|p| p.value()) == *price
+            })
     }
 
     /// The index prices a preparation reads besides the marks: the wallet's coins, the report
