@@ -1197,7 +1197,7 @@ impl Engine {
     /// whose band on the index holds the mark strictly inside takes that band as its band on
     /// the mark, unexamined ([`Self::inherited_mark_band`]); the others are examined, in id
     /// order, after every inherited band is registered (an examination that deleverages an
-    /// inheriting account re-bands it, which must find its new band to remove). So the first
+    /// inheriting account re-bands it, which must find its inherited band to remove). So the first
     /// mark of a crowded contract examines the holders the gap between index and mark can
     /// change, not all of them (it still visits each holder once, to register its band).
     pub(super) fn first_mark(
@@ -1212,16 +1212,30 @@ impl Engine {
         }
         let name = instrument.name.as_str();
         let mark_key = band_key(band_f64(mark));
-        let mut inherited: Vec<(u32, Band)> = Vec::new();
+        let holders: Vec<u32> = self
+            .instrument_holders
+            .get(name)
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect();
+        // Each holder's band is decided and kept in one visit (its account is in cache), the
+        // sets of the mark's bands built after.
+        let mut inherited: Vec<(u32, BandKey, BandKey)> = Vec::new();
         let mut examined: Vec<u32> = Vec::new();
-        for slot in self.instrument_holders.get(name).into_iter().flatten() {
+        for slot in holders {
             let band = self
                 .accounts
-                .by_slot(*slot)
+                .by_slot(slot)
                 .and_then(|account| self.inherited_mark_band(account, instrument, mark_key));
             match band {
-                Some(band) => inherited.push((*slot, band)),
-                None => examined.push(*slot),
+                Some(band) => {
+                    inherited.push((slot, band.low_key, band.high_key));
+                    if let Some(account) = self.accounts.by_slot_mut(slot) {
+                        account.bands.push(band);
+                    }
+                }
+                None => examined.push(slot),
             }
         }
         if !inherited.is_empty() {
@@ -1234,21 +1248,16 @@ impl Engine {
                 // built whole (sorted, then loaded), not entry by entry.
                 bands.by_low = inherited
                     .iter()
-                    .map(|(slot, band)| (band.low_key, *slot))
+                    .map(|(slot, low, _)| (*low, *slot))
                     .collect();
                 bands.by_high = inherited
                     .iter()
-                    .map(|(slot, band)| (band.high_key, *slot))
+                    .map(|(slot, _, high)| (*high, *slot))
                     .collect();
             } else {
-                for (slot, band) in &inherited {
-                    bands.by_low.insert((band.low_key, *slot));
-                    bands.by_high.insert((band.high_key, *slot));
-                }
-            }
-            for (slot, band) in inherited {
-                if let Some(account) = self.accounts.by_slot_mut(slot) {
-                    account.bands.push(band);
+                for (slot, low, high) in &inherited {
+                    bands.by_low.insert((*low, *slot));
+                    bands.by_high.insert((*high, *slot));
                 }
             }
         }
