@@ -566,27 +566,16 @@ fn vol_scaled_venue() -> Venue {
     Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// `lines` with a `scenario_range` event inserted before each line `at` of `ranges`
-/// (`(at, range in tenths of a percent, ETH rather than BTC)`), at that line's time, every
-/// sequence number renumbered.
-fn with_ranges(lines: &[String], ranges: &[(usize, u32, bool)]) -> Vec<String> {
+/// `lines` with the events `insert` gives for each line (its number and its event) put before
+/// it, every sequence number renumbered.
+fn inserting(
+    lines: &[String],
+    mut insert: impl FnMut(usize, &serde_json::Value) -> Vec<serde_json::Value>,
+) -> Vec<String> {
     let mut out: Vec<serde_json::Value> = Vec::new();
     for (at, line) in lines.iter().enumerate() {
         let value: serde_json::Value = serde_json::from_str(line).unwrap();
-        for (_, range, eth) in ranges.iter().filter(|(r, _, _)| *r == at) {
-            let range = f64::from(*range) / 1000.0;
-            let (underlying, model, control) = if *eth {
-                ("ETH", "garch", "stressed_floor")
-            } else {
-                ("BTC", "ewma", "buffer")
-            };
-            out.push(serde_json::json!({
-                "ts": value["ts"], "type": "scenario_range", "underlying": underlying,
-                "as_of": "2026-01-01", "model": model, "control": control,
-                "sigma_daily": (range / 3.0).to_string(), "base": range.to_string(),
-                "range": range.to_string(), "bound": "forecast",
-            }));
-        }
+        out.extend(insert(at, &value));
         out.push(value);
     }
     out.into_iter()
@@ -598,43 +587,61 @@ fn with_ranges(lines: &[String], ranges: &[(usize, u32, bool)]) -> Vec<String> {
         .collect()
 }
 
+/// `lines` with a `scenario_range` event inserted before each line `at` of `ranges`
+/// (`(at, range in tenths of a percent, ETH rather than BTC)`), at that line's time, every
+/// sequence number renumbered.
+fn with_ranges(lines: &[String], ranges: &[(usize, u32, bool)]) -> Vec<String> {
+    inserting(lines, |at, value| {
+        ranges
+            .iter()
+            .filter(|(r, _, _)| *r == at)
+            .map(|(_, range, eth)| {
+                let range = f64::from(*range) / 1000.0;
+                let (underlying, model, control) = if *eth {
+                    ("ETH", "garch", "stressed_floor")
+                } else {
+                    ("BTC", "ewma", "buffer")
+                };
+                serde_json::json!({
+                    "ts": value["ts"], "type": "scenario_range", "underlying": underlying,
+                    "as_of": "2026-01-01", "model": model, "control": control,
+                    "sigma_daily": (range / 3.0).to_string(), "base": range.to_string(),
+                    "range": range.to_string(), "bound": "forecast",
+                })
+            })
+            .collect()
+    })
+}
+
 /// `lines` with a `mark_price` event inserted before each line `at` of `marks` (`(at, contract,
 /// offset from its underlying's last index in tenths of a percent)`, contract 0 BTCUSDT, 1
 /// ETHUSDT, 2 BTC-PERPETUAL; beyond +-50, +-5%, the engine clamps it), at that line's time,
 /// every sequence number renumbered. A mark before its underlying's first index is left out.
 fn with_marks(lines: &[String], marks: &[(usize, u8, i32)]) -> Vec<String> {
-    let mut out: Vec<serde_json::Value> = Vec::new();
     let mut index: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
-    for (at, line) in lines.iter().enumerate() {
-        let value: serde_json::Value = serde_json::from_str(line).unwrap();
-        for (_, contract, tenths) in marks.iter().filter(|(m, _, _)| *m == at) {
-            let (instrument, underlying) = match contract {
-                0 => ("BTCUSDT", "BTC"),
-                1 => ("ETHUSDT", "ETH"),
-                _ => ("BTC-PERPETUAL", "BTC"),
-            };
-            let Some(price) = index.get(underlying) else {
-                continue;
-            };
-            let mark = price * (1.0 + f64::from(*tenths) / 1000.0);
-            out.push(serde_json::json!({
-                "ts": value["ts"], "type": "mark_price", "instrument": instrument,
-                "price": format!("{mark:.2}"),
-            }));
-        }
+    inserting(lines, |at, value| {
+        let inserted = marks
+            .iter()
+            .filter(|(m, _, _)| *m == at)
+            .filter_map(|(_, contract, tenths)| {
+                let (instrument, underlying) = match contract {
+                    0 => ("BTCUSDT", "BTC"),
+                    1 => ("ETHUSDT", "ETH"),
+                    _ => ("BTC-PERPETUAL", "BTC"),
+                };
+                let mark = index.get(underlying)? * (1.0 + f64::from(*tenths) / 1000.0);
+                Some(serde_json::json!({
+                    "ts": value["ts"], "type": "mark_price", "instrument": instrument,
+                    "price": format!("{mark:.2}"),
+                }))
+            })
+            .collect();
         if value["type"] == "index_price" {
             let price: f64 = value["price"].as_str().unwrap().parse().unwrap();
             index.insert(value["underlying"].as_str().unwrap().to_owned(), price);
         }
-        out.push(value);
-    }
-    out.into_iter()
-        .enumerate()
-        .map(|(n, mut value)| {
-            value["seq"] = (n + 1).into();
-            value.to_string()
-        })
-        .collect()
+        inserted
+    })
 }
 
 /// The first mark of a contract its holders valued at the index: those whose band on the index
