@@ -137,8 +137,7 @@ fn run(holders: usize) -> Result<(), Box<dyn std::error::Error>> {
         first.as_secs_f64() * 1e6,
         per(first),
         effects.len(),
-        (examined_after.prepared + examined_after.reported)
-            - (examined_before.prepared + examined_before.reported)
+        examined_after.since(examined_before)
     );
     let (later, _) = apply_timed(&mut engine, &mut stream, mark(60_312.0));
     println!(

@@ -189,7 +189,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let start = Instant::now();
         let effects = engine.apply(&envelope);
         let elapsed = start.elapsed();
-        let examined = examined_between(before, engine.evaluations());
+        let examined = engine.evaluations().since(before);
         let ns = elapsed.as_nanos().max(1) as u64;
         all.record(ns)?;
         if is_large {
@@ -258,7 +258,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let mark_effects = engine.apply(&envelope);
     let mark_time = start.elapsed();
-    let mark_examined = examined_between(before, engine.evaluations());
+    let mark_examined = engine.evaluations().since(before);
 
     println!();
     println!(
@@ -357,12 +357,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Two builds given the same arguments must end in the same state.
     println!("state hash at end      {}", engine.state_hash());
     Ok(())
-}
-
-/// Accounts the engine examined between two readings of its counters.
-fn examined_between(
-    before: solvent_engine::engine::Evaluations,
-    after: solvent_engine::engine::Evaluations,
-) -> u64 {
-    (after.prepared + after.reported).saturating_sub(before.prepared + before.reported)
 }

@@ -433,6 +433,14 @@ pub struct Evaluations {
     pub reported: u64,
 }
 
+impl Evaluations {
+    /// Accounts evaluated, by either path, since the reading `earlier` (of the same engine).
+    #[must_use]
+    pub fn since(self, earlier: Evaluations) -> u64 {
+        (self.prepared + self.reported).saturating_sub(earlier.prepared + earlier.reported)
+    }
+}
+
 /// Surfaces built at `(time, smiles generation, venue)`, and the smiles' expiries read at
 /// `(smiles generation, venue)`: the engine's clock moves with every event, its smiles far less
 /// often, so the surfaces are rebuilt at a new time from the schedule without reading the keys.

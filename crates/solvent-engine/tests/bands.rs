@@ -690,8 +690,7 @@ fn the_first_mark_of_a_crowded_contract_examines_the_holders_its_gap_can_change(
         banded.apply(&parse_line("bands", number + 1, line).unwrap());
         let after = banded.evaluations();
         if number == opened {
-            examined_at_first_mark =
-                Some((after.prepared + after.reported) - (before.prepared + before.reported));
+            examined_at_first_mark = Some(after.since(before));
         }
     }
     let examined = examined_at_first_mark.unwrap();
@@ -1027,8 +1026,7 @@ fn marks_wiggling_inside_each_pools_own_slack_examine_nobody() {
         banded.apply(&parse_line("bands", number + 1, line).unwrap());
         let after = banded.evaluations();
         if (opened..wiggled).contains(&number) {
-            examined_in_wiggle +=
-                (after.prepared + after.reported) - (before.prepared + before.reported);
+            examined_in_wiggle += after.since(before);
         }
     }
     assert_eq!(
@@ -1072,8 +1070,7 @@ fn smiles_requoted_up_and_down_examine_no_holder_they_cannot_change() {
         let after = engine.evaluations();
         // The opening smiles (the first four lines) and the rise apart.
         if number >= 4 && line.contains("vol_surface") && !line.contains(r#""vols":[1.0200"#) {
-            examined_in_requotes +=
-                (after.prepared + after.reported) - (before.prepared + before.reported);
+            examined_in_requotes += after.since(before);
         }
     }
     assert_eq!(

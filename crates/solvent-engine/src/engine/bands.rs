@@ -1219,8 +1219,8 @@ impl Engine {
             .flatten()
             .copied()
             .collect();
-        // Each holder's band is decided and kept in one visit (its account is in cache), the
-        // sets of the mark's bands built after.
+        // Each holder's band is decided and kept in one visit (its account is in cache), and
+        // entered in the mark's band sets after.
         let mut inherited: Vec<(u32, BandKey, BandKey)> = Vec::new();
         let mut examined: Vec<u32> = Vec::new();
         for slot in holders {
@@ -1243,22 +1243,9 @@ impl Engine {
                 Some(bands) => bands,
                 None => self.mark_bands.entry(name.to_owned()).or_default(),
             };
-            if bands.by_low.is_empty() && bands.by_high.is_empty() {
-                // Usually nobody is banded on a contract's mark before it has one: the sets are
-                // built whole (sorted, then loaded), not entry by entry.
-                bands.by_low = inherited
-                    .iter()
-                    .map(|(slot, low, _)| (*low, *slot))
-                    .collect();
-                bands.by_high = inherited
-                    .iter()
-                    .map(|(slot, _, high)| (*high, *slot))
-                    .collect();
-            } else {
-                for (slot, low, high) in &inherited {
-                    bands.by_low.insert((*low, *slot));
-                    bands.by_high.insert((*high, *slot));
-                }
+            for (slot, low, high) in inherited {
+                bands.by_low.insert((low, slot));
+                bands.by_high.insert((high, slot));
             }
         }
         let examined = self.ids_of(examined.iter());
