@@ -6,6 +6,7 @@
 //! adds up to the cent and attribution sums exactly to the account figure.
 
 use compact_str::CompactString;
+use rayon::prelude::*;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use solvent_core::instrument::Terms;
@@ -308,11 +309,46 @@ pub fn margin_report(
     portfolio: &Portfolio,
     view: &MarketView<'_>,
 ) -> Result<MarginReport, RiskError> {
-    let mut report = build_report(portfolio, view, Detail::Full)?;
-    if portfolio.mode == MarginMode::Portfolio {
-        portfolio_liquidation_prices(portfolio, view, &mut report)?;
+    if portfolio.mode != MarginMode::Portfolio {
+        return build_report(portfolio, view, Detail::Full);
     }
+    // The liquidation-move search reads the report's health; what it prepares does not, and a
+    // large account's preparation (its positions' lines, a scenario book listing them, the
+    // moved book's rows) runs beside the report on another core.
+    let shock_base = std::sync::OnceLock::new();
+    let base =
+        || shock_base.get_or_init(|| crate::stress::ShockBase::for_portfolio(view, portfolio));
+    let underlyings = searched_underlyings(portfolio);
+    let params = view.venue().portfolio_margin.as_ref();
+    let (report, prepared) = if portfolio.positions.len() >= PREPARED_ALONGSIDE {
+        rayon::join(
+            || build_report(portfolio, view, Detail::Full),
+            || crate::stress::prepare_nearest(portfolio, base(), params, &underlyings),
+        )
+    } else {
+        (build_report(portfolio, view, Detail::Full), Vec::new())
+    };
+    let mut report = report?;
+    portfolio_liquidation_prices(portfolio, view, base(), &underlyings, prepared, &mut report)?;
     Ok(report)
+}
+
+/// Positions from which a portfolio-mode report prepares its liquidation-move searches beside
+/// its figures ([`margin_report`]): below, the preparation takes microseconds, less than
+/// handing it to another thread.
+const PREPARED_ALONGSIDE: usize = 256;
+
+/// The underlyings a portfolio-mode report searches a liquidating move of, in order of first
+/// appearance: those of its cross positions.
+fn searched_underlyings(portfolio: &Portfolio) -> Vec<&str> {
+    let mut underlyings: Vec<&str> = Vec::new();
+    for position in &portfolio.positions {
+        let underlying = position.instrument.underlying.as_str();
+        if position.isolated_margin.is_none() && !underlyings.contains(&underlying) {
+            underlyings.push(underlying);
+        }
+    }
+    underlyings
 }
 
 /// How much of the report to compute.
@@ -330,31 +366,31 @@ pub enum Detail {
 
 /// Under portfolio margin a cross position is liquidated by its underlying's move: the nearest
 /// move of the underlying (alone) that takes health to 1, applied to the position's mark.
-fn portfolio_liquidation_prices(
-    portfolio: &Portfolio,
+fn portfolio_liquidation_prices<'a>(
+    portfolio: &'a Portfolio,
     view: &MarketView<'_>,
+    shock_base: &'a crate::stress::ShockBase<'a>,
+    searched: &[&'a str],
+    prepared: Vec<Option<crate::stress::Prepared<'a>>>,
     report: &mut MarginReport,
 ) -> Result<(), RiskError> {
     // Per underlying, in order of first appearance: the nearest liquidating move and the market
     // after it. Every position on the underlying reads its moved mark from that one market: a
     // market shocked and viewed anew for each position made the report quadratic in the
     // positions when the market gives a mark for each (each shock reprices every mark).
-    let mut underlyings: Vec<(&str, Option<f64>)> = Vec::new();
+    let mut underlyings: Vec<(&str, Option<f64>)> = Vec::with_capacity(searched.len());
     // Per underlying: its marks as the search's exact check repriced them at the answer.
     let mut answered_marks: Vec<Option<Vec<rust_decimal::Decimal>>> = Vec::new();
-    let shock_base = crate::stress::ShockBase::for_portfolio(view, portfolio);
     let unmoved = crate::stress::search_health(report);
-    for position in &portfolio.positions {
-        let underlying = position.instrument.underlying.as_str();
-        if position.isolated_margin.is_some() || underlyings.iter().any(|(u, _)| *u == underlying) {
-            continue;
-        }
+    let mut prepared = prepared.into_iter();
+    for &underlying in searched {
         let (crossing, marks) = crate::stress::nearest_crossing_marked(
             portfolio,
-            &shock_base,
+            shock_base,
             view.venue().portfolio_margin.as_ref(),
             underlying,
             unmoved,
+            prepared.next().flatten(),
         )?;
         underlyings.push((underlying, crossing.map(|crossing| crossing.crossed)));
         answered_marks.push(marks);
@@ -888,180 +924,53 @@ fn positions_step(
     components: &mut Vec<Component>,
     warnings: &mut Vec<String>,
 ) -> Result<Positions, RiskError> {
-    let report_asset = target.asset;
-    let decimals = target.decimals;
+    let per_coin = view.venue().withdrawal == WithdrawalRule::WalletLessUnrealisedLoss;
+    let figures_of = |line: &Line<'_>| line_figures(line, view, target, portfolio_margin, detail);
+    // Each line's figures are its own: a large account's are computed on every core, then
+    // summed in the account's order (the sums, components and warnings are those of one pass).
+    let figures: Vec<Result<LineFigures, RiskError>> = if lines.len() >= PARALLEL_LINES {
+        lines
+            .par_iter()
+            .with_min_len(PARALLEL_LINES / 4)
+            .map(figures_of)
+            .collect()
+    } else {
+        lines.iter().map(figures_of).collect()
+    };
     let mut unrealized_pnl = Decimal::ZERO;
     let mut option_value = Decimal::ZERO;
     let mut cross_initial = collateral.borrow_initial;
     let mut cross_maintenance = collateral.borrow_maintenance;
-    let per_coin = view.venue().withdrawal == WithdrawalRule::WalletLessUnrealisedLoss;
     let mut cross_upnl_by_settlement: Vec<(CompactString, Decimal)> = Vec::new();
     let mut position_reports = Vec::with_capacity(lines.len());
-    for line in lines {
-        let position = line.position;
-        let instrument = &position.instrument;
-        let settle = line.settlement;
-        let size = position.size.value();
-        let mark = line.mark.price;
-        let requirement = line.requirement_at(mark)?;
-        let value_settle = standard::notional(instrument, size, mark);
-        let upnl_settle =
-            standard::unrealized_pnl(instrument, size, position.entry_price.value(), mark);
-        let contribution_settle = line.equity_at(mark);
-        let convert = |amount: Decimal| view.convert(amount, settle, report_asset);
-        let initial = rounding::requirement(convert(requirement.initial)?, decimals);
-        let maintenance = rounding::requirement(convert(requirement.maintenance)?, decimals);
-        let signed_value = if line.is_option() {
-            contribution_settle
-        } else {
-            position
-                .size
-                .side()
-                .map_or(Decimal::ZERO, |side| value_settle * side.sign())
-        };
-        if let Basis::Tiered {
-            exceeds_limit: true,
-            up_to: Some(up_to),
-            unit,
-            ..
-        } = &requirement.basis
-        {
-            let held = match unit {
-                solvent_core::venue::TierUnit::Value => {
-                    format!("position value {} {}", show(value_settle), settle.symbol)
-                }
-                solvent_core::venue::TierUnit::Contracts => {
-                    format!("{} contracts", show(standard::contracts(instrument, size)))
-                }
-            };
-            warnings.push(format!(
-                "{}: {held} exceeds the largest risk-limit tier (up to {}); the venue would refuse to increase it",
-                instrument.name,
-                show(*up_to)
-            ));
-        }
-        if let Basis::Tiered {
-            tier,
-            floor,
-            up_to,
-            leverage,
-            requested_leverage: Some(requested),
-            unit,
-            ..
-        } = &requirement.basis
-        {
-            warnings.push(format!(
-                "{}: leverage {}x is above the {}x maximum of tier {tier} ({}); the venue would refuse it, and initial margin is taken at {}x",
-                instrument.name,
-                show(*requested),
-                show(*leverage),
-                bracket_text(*floor, *up_to, *unit, &settle.symbol),
-                show(*leverage)
-            ));
-        }
-        if line.expired {
-            warnings.push(format!(
-                "{} expired at {}: valued at its settlement value, not margined, until it is settled",
-                instrument.name,
-                instrument.terms.expiry().map_or_else(String::new, |expiry| expiry.to_string())
-            ));
-        }
-        // Explained only where they are shown: under portfolio margin the position's share of
-        // the account's requirement replaces them.
-        let (initial_detail, maintenance_detail) = if detail == Detail::Full && !portfolio_margin {
-            describe(&requirement, value_settle, &settle.symbol)
-        } else {
-            (String::new(), String::new())
-        };
-        let mut report = PositionReport {
-            instrument: instrument.name.as_str().into(),
-            size: position.size,
-            mark_price: Amount(mark),
-            mark_source: line.mark.source,
-            settlement: settle.symbol.clone(),
-            value: Amount(rounding::credit(convert(signed_value)?, decimals)),
-            upnl: Amount(rounding::credit(convert(upnl_settle)?, decimals)),
-            initial_margin: Amount(initial),
-            maintenance_margin: Amount(maintenance),
-            im_share: 0.0,
-            liquidation_price: None,
-            liquidation_price_of: if line.is_option() {
-                LiquidationLevel::Index
+    for (line, figures) in lines.iter().zip(figures) {
+        let LineFigures {
+            report,
+            cross,
+            warnings: line_warnings,
+            components: line_components,
+        } = figures?;
+        warnings.extend(line_warnings);
+        components.extend(line_components);
+        if let Some(cross) = cross {
+            if line.is_option() {
+                option_value += cross.contribution;
             } else {
-                LiquidationLevel::Mark
-            },
-            distance_to_liquidation_pct: None,
-            distance_to_liquidation_sd: None,
-            isolated: position.isolated_margin.is_some(),
-            isolated_equity: None,
-            isolated_health: None,
-            margin_basis: requirement.basis.clone(),
-        };
-        match position.isolated_margin {
-            None => {
-                let contribution = rounding::credit(convert(contribution_settle)?, decimals);
-                let (prefix, sink) = if line.is_option() {
-                    ("option_value", &mut option_value)
-                } else {
-                    ("upnl", &mut unrealized_pnl)
-                };
-                *sink += contribution;
-                if per_coin && !line.is_option() {
+                unrealized_pnl += cross.contribution;
+                if per_coin {
+                    let settle = &line.settlement.symbol;
                     match cross_upnl_by_settlement
                         .iter_mut()
-                        .find(|(coin, _)| *coin == settle.symbol)
+                        .find(|(coin, _)| coin == settle)
                     {
-                        Some((_, upnl)) => *upnl += contribution,
-                        None => {
-                            cross_upnl_by_settlement.push((settle.symbol.clone(), contribution))
-                        }
+                        Some((_, upnl)) => *upnl += cross.contribution,
+                        None => cross_upnl_by_settlement.push((settle.clone(), cross.contribution)),
                     }
-                }
-                if detail == Detail::Full {
-                    components.push(Component {
-                        name: format!("{prefix}:{}", instrument.name),
-                        amount: Amount(contribution),
-                        detail: format!(
-                            "{} {} at mark {} (entry {})",
-                            show(size),
-                            instrument.name,
-                            show(mark),
-                            show(position.entry_price.value())
-                        ),
-                    });
-                }
-                if !portfolio_margin {
-                    if detail == Detail::Full {
-                        components.push(Component {
-                            name: format!("initial_margin:{}", instrument.name),
-                            amount: Amount(initial),
-                            detail: initial_detail,
-                        });
-                    }
-                    if detail == Detail::Full {
-                        components.push(Component {
-                            name: format!("maintenance_margin:{}", instrument.name),
-                            amount: Amount(maintenance),
-                            detail: maintenance_detail,
-                        });
-                    }
-                    cross_initial += initial;
-                    cross_maintenance += maintenance;
                 }
             }
-            Some(isolated_margin) => {
-                if line.is_option() {
-                    return Err(RiskError::Unsupported {
-                        path: format!("positions: {}.isolated_margin", instrument.name),
-                        problem: "options are margined in the cross pool; isolated margin applies to perpetuals and futures"
-                            .to_owned(),
-                    });
-                }
-                let equity_settle = isolated_margin.value() + upnl_settle;
-                let equity = rounding::credit(convert(equity_settle)?, decimals);
-                report.isolated_equity = Some(Amount(equity));
-                report.isolated_health = crate::report::health(equity, maintenance);
-                report.im_share = 1.0;
+            if !portfolio_margin {
+                cross_initial += cross.initial;
+                cross_maintenance += cross.maintenance;
             }
         }
         position_reports.push(report);
@@ -1075,6 +984,208 @@ fn positions_step(
         currencies: Vec::new(),
         scenario_sides: Vec::new(),
         cross_upnl_by_settlement,
+    })
+}
+
+/// Lines from which the positions step computes its lines' figures on every core: a line
+/// takes about a microsecond (its rule, conversions, roundings and explanation), so a few
+/// hundred repay the hand-off.
+const PARALLEL_LINES: usize = 512;
+
+/// What one line adds to the positions step, computed from the line alone.
+struct LineFigures {
+    report: PositionReport,
+    /// A cross position's part of the pool (`None` for an isolated one).
+    cross: Option<CrossFigures>,
+    /// Its components, in the order the report lists them.
+    components: Vec<Component>,
+    warnings: Vec<String>,
+}
+
+/// A cross position's part of the pool, in the report asset.
+struct CrossFigures {
+    /// Its unrealised P&L (perpetuals and futures) or value (options), rounded as credit.
+    contribution: Decimal,
+    /// Its own rule's requirements (summed under standard margin only).
+    initial: Decimal,
+    maintenance: Decimal,
+}
+
+/// One line of the positions step: the position valued at its mark and margined by its own
+/// rule, its components and warnings.
+fn line_figures(
+    line: &Line<'_>,
+    view: &MarketView<'_>,
+    target: &ReportAsset<'_>,
+    portfolio_margin: bool,
+    detail: Detail,
+) -> Result<LineFigures, RiskError> {
+    let report_asset = target.asset;
+    let decimals = target.decimals;
+    let mut warnings = Vec::new();
+    let mut components = Vec::new();
+    let position = line.position;
+    let instrument = &position.instrument;
+    let settle = line.settlement;
+    let size = position.size.value();
+    let mark = line.mark.price;
+    let requirement = line.requirement_at(mark)?;
+    let value_settle = standard::notional(instrument, size, mark);
+    let upnl_settle =
+        standard::unrealized_pnl(instrument, size, position.entry_price.value(), mark);
+    let contribution_settle = line.equity_at(mark);
+    let convert = |amount: Decimal| view.convert(amount, settle, report_asset);
+    let initial = rounding::requirement(convert(requirement.initial)?, decimals);
+    let maintenance = rounding::requirement(convert(requirement.maintenance)?, decimals);
+    let signed_value = if line.is_option() {
+        contribution_settle
+    } else {
+        position
+            .size
+            .side()
+            .map_or(Decimal::ZERO, |side| value_settle * side.sign())
+    };
+    if let Basis::Tiered {
+        exceeds_limit: true,
+        up_to: Some(up_to),
+        unit,
+        ..
+    } = &requirement.basis
+    {
+        let held = match unit {
+            solvent_core::venue::TierUnit::Value => {
+                format!("position value {} {}", show(value_settle), settle.symbol)
+            }
+            solvent_core::venue::TierUnit::Contracts => {
+                format!("{} contracts", show(standard::contracts(instrument, size)))
+            }
+        };
+        warnings.push(format!(
+            "{}: {held} exceeds the largest risk-limit tier (up to {}); the venue would refuse to increase it",
+            instrument.name,
+            show(*up_to)
+        ));
+    }
+    if let Basis::Tiered {
+        tier,
+        floor,
+        up_to,
+        leverage,
+        requested_leverage: Some(requested),
+        unit,
+        ..
+    } = &requirement.basis
+    {
+        warnings.push(format!(
+            "{}: leverage {}x is above the {}x maximum of tier {tier} ({}); the venue would refuse it, and initial margin is taken at {}x",
+            instrument.name,
+            show(*requested),
+            show(*leverage),
+            bracket_text(*floor, *up_to, *unit, &settle.symbol),
+            show(*leverage)
+        ));
+    }
+    if line.expired {
+        warnings.push(format!(
+            "{} expired at {}: valued at its settlement value, not margined, until it is settled",
+            instrument.name,
+            instrument
+                .terms
+                .expiry()
+                .map_or_else(String::new, |expiry| expiry.to_string())
+        ));
+    }
+    // Explained only where they are shown: under portfolio margin the position's share of
+    // the account's requirement replaces them.
+    let (initial_detail, maintenance_detail) = if detail == Detail::Full && !portfolio_margin {
+        describe(&requirement, value_settle, &settle.symbol)
+    } else {
+        (String::new(), String::new())
+    };
+    let mut report = PositionReport {
+        instrument: instrument.name.as_str().into(),
+        size: position.size,
+        mark_price: Amount(mark),
+        mark_source: line.mark.source,
+        settlement: settle.symbol.clone(),
+        value: Amount(rounding::credit(convert(signed_value)?, decimals)),
+        upnl: Amount(rounding::credit(convert(upnl_settle)?, decimals)),
+        initial_margin: Amount(initial),
+        maintenance_margin: Amount(maintenance),
+        im_share: 0.0,
+        liquidation_price: None,
+        liquidation_price_of: if line.is_option() {
+            LiquidationLevel::Index
+        } else {
+            LiquidationLevel::Mark
+        },
+        distance_to_liquidation_pct: None,
+        distance_to_liquidation_sd: None,
+        isolated: position.isolated_margin.is_some(),
+        isolated_equity: None,
+        isolated_health: None,
+        margin_basis: requirement.basis.clone(),
+    };
+    let cross = match position.isolated_margin {
+        None => {
+            let contribution = rounding::credit(convert(contribution_settle)?, decimals);
+            let prefix = if line.is_option() {
+                "option_value"
+            } else {
+                "upnl"
+            };
+            if detail == Detail::Full {
+                components.push(Component {
+                    name: format!("{prefix}:{}", instrument.name),
+                    amount: Amount(contribution),
+                    detail: format!(
+                        "{} {} at mark {} (entry {})",
+                        show(size),
+                        instrument.name,
+                        show(mark),
+                        show(position.entry_price.value())
+                    ),
+                });
+                if !portfolio_margin {
+                    components.push(Component {
+                        name: format!("initial_margin:{}", instrument.name),
+                        amount: Amount(initial),
+                        detail: initial_detail,
+                    });
+                    components.push(Component {
+                        name: format!("maintenance_margin:{}", instrument.name),
+                        amount: Amount(maintenance),
+                        detail: maintenance_detail,
+                    });
+                }
+            }
+            Some(CrossFigures {
+                contribution,
+                initial,
+                maintenance,
+            })
+        }
+        Some(isolated_margin) => {
+            if line.is_option() {
+                return Err(RiskError::Unsupported {
+                    path: format!("positions: {}.isolated_margin", instrument.name),
+                    problem: "options are margined in the cross pool; isolated margin applies to perpetuals and futures"
+                        .to_owned(),
+                });
+            }
+            let equity_settle = isolated_margin.value() + upnl_settle;
+            let equity = rounding::credit(convert(equity_settle)?, decimals);
+            report.isolated_equity = Some(Amount(equity));
+            report.isolated_health = crate::report::health(equity, maintenance);
+            report.im_share = 1.0;
+            None
+        }
+    };
+    Ok(LineFigures {
+        report,
+        cross,
+        components,
+        warnings,
     })
 }
 

@@ -1540,8 +1540,29 @@ pub fn nearest_crossing(
     underlying: &str,
     unmoved: f64,
 ) -> Result<Option<Crossing>, RiskError> {
-    nearest_crossing_marked(portfolio, base, params, underlying, unmoved)
+    nearest_crossing_marked(portfolio, base, params, underlying, unmoved, None)
         .map(|(crossing, _)| crossing)
+}
+
+/// A liquidation-move search's fast path along one underlying, prepared before the health at
+/// the unmoved market is known ([`prepare_nearest`]): `MoveHealth::new`'s answer.
+pub(crate) type Prepared<'a> = Result<Option<MoveHealth<'a>>, RiskError>;
+
+/// The fast path of [`nearest_crossing_marked`] along each of `underlyings`, in their order,
+/// as that function would prepare it (`params` the venue's portfolio-margin parameters, `None`
+/// for standard margin, which has none to prepare): a margin report prepares them while it
+/// computes the figures the search starts from. A prepared path, or its error, is used only
+/// where the search runs (health above 1 at the unmoved market).
+pub(crate) fn prepare_nearest<'a>(
+    portfolio: &'a Portfolio,
+    base: &'a ShockBase<'a>,
+    params: Option<&PortfolioMarginParams>,
+    underlyings: &[&'a str],
+) -> Vec<Option<Prepared<'a>>> {
+    underlyings
+        .iter()
+        .map(|underlying| params.map(|params| MoveHealth::new(portfolio, base, params, underlying)))
+        .collect()
 }
 
 /// [`nearest_crossing`] with the marks on `underlying` (see [`ShockBase::market_moved`]) an
@@ -1550,12 +1571,13 @@ pub fn nearest_crossing(
 ///
 /// # Errors
 /// As [`shocked_report`].
-pub(crate) fn nearest_crossing_marked(
-    portfolio: &Portfolio,
-    base: &ShockBase<'_>,
+pub(crate) fn nearest_crossing_marked<'a>(
+    portfolio: &'a Portfolio,
+    base: &'a ShockBase<'a>,
     params: Option<&PortfolioMarginParams>,
-    underlying: &str,
+    underlying: &'a str,
     unmoved: f64,
+    prepared: Option<Prepared<'a>>,
 ) -> Result<(Option<Crossing>, Option<Vec<Decimal>>), RiskError> {
     if unmoved <= 1.0 {
         return Ok((
@@ -1568,9 +1590,10 @@ pub(crate) fn nearest_crossing_marked(
             None,
         ));
     }
-    let mut lean = match params {
-        Some(params) => MoveHealth::new(portfolio, base, params, underlying)?,
-        None => None,
+    let mut lean = match (prepared, params) {
+        (Some(prepared), _) => prepared?,
+        (None, Some(params)) => MoveHealth::new(portfolio, base, params, underlying)?,
+        (None, None) => None,
     };
     // Without the lean path every step is the full report: nothing to confirm.
     let steps_fast = lean.is_some();

@@ -90,6 +90,10 @@ impl UnderlyingBook {
     }
 }
 
+/// An instrument's book (its place among the underlyings) and its assessment, or why it has
+/// no book.
+type PlacedAssessment = Result<(usize, Result<Assessed, RiskError>), RiskError>;
+
 /// Instruments revalued once per scenario, shared by every account that holds them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScenarioBook {
@@ -199,33 +203,60 @@ impl ScenarioBook {
             let book = Self::book_for(&mut underlyings, view, params, index_name)?;
             book.insert_spot(symbol, history_column);
         }
-        let mut options = PendingOptions::for_options(
-            instruments
-                .iter()
-                .filter(|i| matches!(i.terms, Terms::Option { .. }))
-                .count(),
-        );
+        // Each instrument's book (and history column), in order; an error is kept in its
+        // place, so the first one met in the instruments' order is the one returned.
+        let mut places = Vec::with_capacity(instruments.len());
         for instrument in instruments {
-            let history_column = column(&instrument.underlying)?;
-            let book = Self::book_for(&mut underlyings, view, params, &instrument.underlying)?;
+            let place = column(&instrument.underlying).and_then(|history_column| {
+                let book =
+                    Self::book_index(&mut underlyings, view, params, &instrument.underlying)?;
+                Ok((book, history_column))
+            });
+            places.push(place);
+        }
+        // Assessed on every core, entered in order (see `Assessed`).
+        let mut assessed: Vec<PlacedAssessment> = places
+            .into_par_iter()
+            .zip(instruments.par_iter())
+            .with_min_len(ASSESS_BLOCK)
+            .map(|(place, instrument)| {
+                let (book, history_column) = place?;
+                let (_, underlying_book) = underlyings.get_index(book).ok_or_else(outside)?;
+                let assessed = if unvalued == Some(instrument.underlying.as_str()) {
+                    Ok(Assessed::unvalued(instrument))
+                } else {
+                    assess(view, instrument, underlying_book, history_column)
+                };
+                Ok((book, assessed))
+            })
+            .collect();
+        value_options(&mut assessed, |item| {
+            item.as_mut()
+                .ok()
+                .and_then(|(_, assessed)| assessed.as_mut().ok())
+        });
+        // An instrument that cannot be assessed is reported before any refusal of the batch
+        // kernel (the first one in the book's order).
+        let mut refused = None;
+        for (instrument, assessed) in instruments.iter().zip(assessed) {
+            let (book, assessed) = assessed?;
+            let (_, book) = underlyings.get_index_mut(book).ok_or_else(outside)?;
+            // A second listing of an instrument is the first one's row.
             if book.instruments.contains_key(&instrument.name) {
                 continue;
             }
-            let risk = if unvalued == Some(instrument.underlying.as_str()) {
-                InstrumentRisk {
-                    name: instrument.name.clone(),
-                    unit_pnl: Vec::new(),
-                    historical_pnl: Vec::new(),
-                    unit_delta: 0.0,
-                    roll_unit: 0.0,
-                    is_option: matches!(instrument.terms, Terms::Option { .. }),
+            match assessed?.enter() {
+                Ok(risk) => {
+                    book.instruments.insert(instrument.name.clone(), risk);
                 }
-            } else {
-                instrument_risk(view, instrument, book, history_column, &mut options)?
-            };
-            book.instruments.insert(instrument.name.clone(), risk);
+                Err(error) => {
+                    refused.get_or_insert(error);
+                }
+            }
         }
-        options.value(&mut underlyings)?;
+        if let Some(error) = refused {
+            return Err(error);
+        }
         for book in underlyings.values_mut() {
             book.packed = PackedRows::new(&book.scenarios, &book.instruments);
         }
@@ -264,34 +295,47 @@ impl ScenarioBook {
         params: &PortfolioMarginParams,
         name: &str,
     ) -> Result<&'a mut UnderlyingBook, RiskError> {
-        if !underlyings.contains_key(name) {
-            let underlying_params =
-                params
-                    .underlyings
-                    .get(name)
-                    .ok_or_else(|| RiskError::Unsupported {
-                        path: format!("portfolio_margin.underlyings.{name}"),
-                        problem: format!("the venue has no portfolio-margin parameters for {name}"),
-                    })?;
-            let price_usd = f64_of(view.index(name, "portfolio margin")?);
-            underlyings.insert(
-                name.to_owned(),
-                UnderlyingBook {
-                    name: name.to_owned(),
-                    price_usd,
-                    scenarios: scenarios(underlying_params),
-                    instruments: IndexMap::new(),
-                    params: underlying_params.clone(),
-                    packed: PackedRows::default(),
-                },
-            );
-        }
+        let index = Self::book_index(underlyings, view, params, name)?;
         underlyings
-            .get_mut(name)
+            .get_index_mut(index)
+            .map(|(_, book)| book)
             .ok_or_else(|| RiskError::Unsupported {
                 path: format!("portfolio_margin.underlyings.{name}"),
                 problem: "missing after insertion".to_owned(),
             })
+    }
+
+    /// The place of `name`'s book in `underlyings`, added (empty) if it is not there yet.
+    fn book_index(
+        underlyings: &mut IndexMap<String, UnderlyingBook>,
+        view: &MarketView<'_>,
+        params: &PortfolioMarginParams,
+        name: &str,
+    ) -> Result<usize, RiskError> {
+        if let Some(index) = underlyings.get_index_of(name) {
+            return Ok(index);
+        }
+        let underlying_params =
+            params
+                .underlyings
+                .get(name)
+                .ok_or_else(|| RiskError::Unsupported {
+                    path: format!("portfolio_margin.underlyings.{name}"),
+                    problem: format!("the venue has no portfolio-margin parameters for {name}"),
+                })?;
+        let price_usd = f64_of(view.index(name, "portfolio margin")?);
+        let (index, _) = underlyings.insert_full(
+            name.to_owned(),
+            UnderlyingBook {
+                name: name.to_owned(),
+                price_usd,
+                scenarios: scenarios(underlying_params),
+                instruments: IndexMap::new(),
+                params: underlying_params.clone(),
+                packed: PackedRows::default(),
+            },
+        );
+        Ok(index)
     }
 
     /// Position of an instrument: `(underlying, instrument)` indices.

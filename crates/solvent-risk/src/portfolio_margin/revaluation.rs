@@ -1,6 +1,6 @@
 //! How one instrument is revalued under the scenarios: linear instruments by their move,
-//! options by Black-76 at the moved forward and shocked volatility, every option of a book in one
-//! batch.
+//! options by Black-76 at the moved forward and shocked volatility, the options of a book in
+//! blocks of the batch kernel on every core.
 
 use super::*;
 
@@ -16,96 +16,82 @@ pub(super) enum Revaluation {
     },
 }
 
-/// The options of a scenario book awaiting revaluation: every (option, scenario) row of the
-/// book in one set of columns, so the batch Black-76 kernel values them in one call.
-pub(super) struct PendingOptions {
-    /// One row per (option, scenario).
-    pub(super) columns: OwnedColumns,
-    /// Per option: (underlying, instrument, first row, grid scenarios, rows after the first).
-    pub(super) slots: Vec<(String, String, usize, usize, usize)>,
-    /// How many options the book holds (to size the columns at the first one).
-    pub(super) expected_options: usize,
-}
+/// Options valued per call of the batch kernel when a book values its options
+/// ([`value_options`]): their rows (a few dozen scenarios each) stay in cache between being
+/// written and read, and the blocks spread over every core. A book's rows written out whole
+/// (15 MB for 10,000 options) cost more in first touches of fresh memory than the kernel took
+/// to value them.
+const VALUE_BLOCK: usize = 64;
 
-impl PendingOptions {
-    /// Columns for `options` options, sized by the first one's rows (books of one venue have
-    /// about as many scenarios each), so they rarely grow while the book is built.
-    pub(super) fn for_options(options: usize) -> Self {
-        Self {
-            columns: OwnedColumns::default(),
-            slots: Vec::with_capacity(options),
-            expected_options: options,
-        }
-    }
-
-    /// Adds an option's rows: the unshocked option first (so a scenario that changes nothing
-    /// has exactly zero P&L), then one per `(price move, volatility)`.
-    pub(super) fn push(
-        &mut self,
-        instrument: &Instrument,
-        model: &Black76,
-        kind: solvent_pricing::black76::OptionType,
-        moves: &[(f64, Option<f64>)],
-        grid: usize,
-    ) {
-        let start = self.columns.forward.len();
-        if start == 0 {
-            self.columns =
-                OwnedColumns::with_capacity(self.expected_options.max(1) * (moves.len() + 1));
-        }
-        push_option_rows(&mut self.columns, model, kind, moves);
-        self.slots.push((
-            instrument.underlying.clone(),
-            instrument.name.clone(),
-            start,
-            grid,
-            moves.len(),
-        ));
-    }
-
-    /// Values every row and writes each option's P&L into its book.
-    pub(super) fn value(
-        self,
-        underlyings: &mut IndexMap<String, UnderlyingBook>,
-    ) -> Result<(), RiskError> {
-        if self.slots.is_empty() {
-            return Ok(());
-        }
-        // Only the prices are read: the kernel computes no greeks.
-        let mut prices = Vec::with_capacity(self.columns.forward.len());
-        let valued = prices_checked(self.columns.columns(), &mut prices);
-        if let Err(error) = valued {
-            let row = match &error {
-                solvent_pricing::PricingError::BatchElement { index, .. } => *index,
-                _ => 0,
-            };
-            let (underlying, name) = self
-                .slots
-                .iter()
-                .find(|(_, _, start, _, rows)| (*start..=*start + *rows).contains(&row))
-                .map_or(("", ""), |(u, n, ..)| (u.as_str(), n.as_str()));
-            return Err(RiskError::Pricing {
-                path: format!("vol.{underlying}"),
-                problem: format!("{name}: {error}"),
-            });
-        }
-        for (underlying, name, start, grid, rows) in self.slots {
-            let base = prices[start];
-            let mut pnl: Vec<f64> = prices[start + 1..=start + rows]
-                .iter()
-                .map(|price| price - base)
-                .collect();
-            let historical = pnl.split_off(grid);
-            if let Some(risk) = underlyings
-                .get_mut(&underlying)
-                .and_then(|book| book.instruments.get_mut(&name))
-            {
-                risk.unit_pnl = pnl;
-                risk.historical_pnl = historical;
+/// Values the options among `items` (each [`Assessed`] that `assessed_of` finds, the others
+/// skipped): every option's scenario P&L is written into its risk, or the kernel's refusal kept
+/// for [`Assessed::enter`] to report. The batch kernel values each row alone, so the blocks and
+/// the threads change no bit of any figure.
+pub(super) fn value_options<T: Send>(
+    items: &mut [T],
+    assessed_of: impl Fn(&mut T) -> Option<&mut Assessed> + Sync,
+) {
+    items.par_chunks_mut(VALUE_BLOCK).for_each_init(
+        || (OwnedColumns::default(), Vec::new(), Vec::new()),
+        |(columns, starts, prices), block| {
+            columns.clear();
+            starts.clear();
+            for (place, item) in block.iter_mut().enumerate() {
+                if let Some(Assessed {
+                    option: Some(option),
+                    ..
+                }) = assessed_of(item)
+                {
+                    starts.push((place, columns.forward.len()));
+                    push_option_rows(columns, &option.model, option.kind, &option.moves);
+                }
             }
-        }
-        Ok(())
-    }
+            if starts.is_empty() {
+                return;
+            }
+            let refused = prices_checked(columns.columns(), prices).err();
+            for &(place, start) in starts.iter() {
+                let Some(assessed) = block.get_mut(place).and_then(&assessed_of) else {
+                    continue;
+                };
+                let Some(option) = &assessed.option else {
+                    continue;
+                };
+                let rows = start..=start + option.moves.len();
+                if let Some(error) = &refused {
+                    // The first refused row is the block's first refusal: the options before
+                    // it are valued, the one holding it is refused, the rest never read.
+                    let row = match error {
+                        solvent_pricing::PricingError::BatchElement { index, .. } => *index,
+                        _ => start,
+                    };
+                    if *rows.end() < row {
+                        continue;
+                    }
+                    let problem = match error {
+                        solvent_pricing::PricingError::BatchElement { source, .. } => {
+                            source.to_string()
+                        }
+                        other => other.to_string(),
+                    };
+                    assessed.refused = Some(RiskError::Pricing {
+                        path: format!("vol.{}", option.underlying),
+                        problem: format!("{}: {problem}", assessed.risk.name),
+                    });
+                    return;
+                }
+                let Some(valued) = prices.get(rows) else {
+                    continue;
+                };
+                let Some((&base, scenarios)) = valued.split_first() else {
+                    continue;
+                };
+                let mut pnl: Vec<f64> = scenarios.iter().map(|price| price - base).collect();
+                assessed.risk.historical_pnl = pnl.split_off(option.grid.min(pnl.len()));
+                assessed.risk.unit_pnl = pnl;
+            }
+        },
+    );
 }
 
 /// Appends an option's batch rows: the unshocked option first (so a scenario that changes
@@ -258,13 +244,79 @@ pub(super) fn revaluation(
     }
 }
 
-pub(super) fn instrument_risk(
+/// Instruments [`assess`] takes per task when a book assesses many on every core: an option's
+/// assessment (its implied volatility, model and scenario moves) costs about a microsecond, so a
+/// block amortises the hand-off, and a book of a few instruments stays on one thread.
+pub(super) const ASSESS_BLOCK: usize = 64;
+
+/// An instrument's risk as [`assess`] works it out, before an option's rows join the book's
+/// batch ([`Assessed::enter`]): assessments are independent of each other and of the book's
+/// other rows, so a book assesses its instruments on every core and enters them in its own
+/// order, which keeps the batch, and every figure read from it, the same bits.
+pub(super) struct Assessed {
+    risk: InstrumentRisk,
+    /// What an option's rows of the batch are made of ([`value_options`] values them).
+    option: Option<OptionRows>,
+    /// The batch kernel's refusal of the option's rows.
+    refused: Option<RiskError>,
+}
+
+/// An option's rows of the batch: its model at the unshocked market, then one row per
+/// scenario.
+pub(super) struct OptionRows {
+    model: Black76,
+    kind: solvent_pricing::black76::OptionType,
+    /// Each scenario's `(price move, shocked volatility)`, grid first, then the historical
+    /// days.
+    moves: Vec<(f64, Option<f64>)>,
+    /// How many of `moves` are the grid's.
+    grid: usize,
+    /// The underlying (for the error naming its volatilities).
+    underlying: String,
+}
+
+impl Assessed {
+    /// An instrument listed in a book but not revalued (see
+    /// [`ScenarioBook::new_for_move`](super::ScenarioBook::new_for_move)).
+    pub(super) fn unvalued(instrument: &Instrument) -> Self {
+        Self {
+            risk: InstrumentRisk {
+                name: instrument.name.clone(),
+                unit_pnl: Vec::new(),
+                historical_pnl: Vec::new(),
+                unit_delta: 0.0,
+                roll_unit: 0.0,
+                is_option: matches!(instrument.terms, Terms::Option { .. }),
+            },
+            option: None,
+            refused: None,
+        }
+    }
+
+    /// The instrument's row of the book, its options' P&L filled in by [`value_options`].
+    ///
+    /// # Errors
+    /// The batch kernel's refusal of the option's rows.
+    pub(super) fn enter(self) -> Result<InstrumentRisk, RiskError> {
+        match self.refused {
+            Some(error) => Err(error),
+            None => Ok(self.risk),
+        }
+    }
+}
+
+/// How `instrument` moves under `book`'s scenarios (and the historical days of `history`, a
+/// column of the price history): a linear instrument's P&L per unit now, an option's model and
+/// moves for the batch.
+///
+/// # Errors
+/// [`RiskError`] when its mark, volatility or model is missing or refused.
+pub(super) fn assess(
     view: &MarketView<'_>,
     instrument: &Instrument,
     book: &UnderlyingBook,
     history: Option<(&HistoricalScenarios, usize)>,
-    options: &mut PendingOptions,
-) -> Result<InstrumentRisk, RiskError> {
+) -> Result<Assessed, RiskError> {
     let spot = book.price_usd;
     let params = &book.params;
     let (revaluation, unit_delta, time) = revaluation(view, instrument, spot)?;
@@ -295,17 +347,24 @@ pub(super) fn instrument_risk(
             (price_move, volatility.map(|vol| vol * vol_factor))
         }));
     }
-    let (unit_pnl, historical_pnl) = match &revaluation {
+    let (unit_pnl, historical_pnl, option) = match revaluation {
         Revaluation::Linear { per_unit } => {
             let mut pnl: Vec<f64> = moves.iter().map(|(m, _)| per_unit * m).collect();
             let historical = pnl.split_off(book.scenarios.len());
-            (pnl, historical)
+            (pnl, historical, None)
         }
-        Revaluation::Option { model, kind } => {
-            // Filled in by `PendingOptions::value`, with every other option of the book.
-            options.push(instrument, model, *kind, &moves, book.scenarios.len());
-            (Vec::new(), Vec::new())
-        }
+        // Filled in by `value_options`, with the other options of the book.
+        Revaluation::Option { model, kind } => (
+            Vec::new(),
+            Vec::new(),
+            Some(OptionRows {
+                model,
+                kind,
+                moves,
+                grid: book.scenarios.len(),
+                underlying: instrument.underlying.clone(),
+            }),
+        ),
     };
     let roll_unit = match &instrument.terms {
         Terms::Option { .. } => 0.0,
@@ -318,13 +377,17 @@ pub(super) fn instrument_risk(
                 .map(|expiry| view.years_to(expiry)),
         ),
     };
-    Ok(InstrumentRisk {
-        name: instrument.name.clone(),
-        unit_pnl,
-        historical_pnl,
-        unit_delta,
-        roll_unit,
-        is_option: matches!(instrument.terms, Terms::Option { .. }),
+    Ok(Assessed {
+        risk: InstrumentRisk {
+            name: instrument.name.clone(),
+            unit_pnl,
+            historical_pnl,
+            unit_delta,
+            roll_unit,
+            is_option: matches!(instrument.terms, Terms::Option { .. }),
+        },
+        option,
+        refused: None,
     })
 }
 

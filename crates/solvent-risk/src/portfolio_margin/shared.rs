@@ -71,21 +71,24 @@ impl UnderlyingBook {
                 i.underlying == underlying && i.terms.expiry().is_none_or(|expiry| expiry > now)
             })
             .collect();
-        let mut options = PendingOptions::for_options(
-            held.iter()
-                .filter(|i| matches!(i.terms, Terms::Option { .. }))
-                .count(),
-        );
-        for instrument in held {
+        // Assessed and valued on every core, entered in order (see `Assessed`).
+        let mut assessed: Vec<Result<Assessed, RiskError>> = held
+            .par_iter()
+            .with_min_len(ASSESS_BLOCK)
+            .map(|instrument| assess(view, instrument, book, None))
+            .collect();
+        value_options(&mut assessed, |item| item.as_mut().ok());
+        for (instrument, assessed) in held.iter().zip(assessed) {
             if book.instruments.contains_key(&instrument.name) {
                 continue;
             }
-            // A revaluation that fails pushes no option row: the instrument is left out.
-            if let Ok(risk) = instrument_risk(view, instrument, book, None, &mut options) {
+            // A revaluation that fails leaves the instrument out; the batch kernel's refusal
+            // of an option's rows fails the book.
+            if let Ok(assessed) = assessed {
+                let risk = assessed.enter()?;
                 book.instruments.insert(instrument.name.clone(), risk);
             }
         }
-        options.value(&mut underlyings)?;
         let mut book =
             underlyings
                 .swap_remove(underlying)
