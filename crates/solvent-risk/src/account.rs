@@ -424,6 +424,8 @@ fn portfolio_liquidation_prices<'a>(
                 .transpose()
         })
         .collect::<Result<Vec<_>, RiskError>>()?;
+    // Per underlying: its moved index and that move in daily standard deviations.
+    let mut index_levels: Vec<Option<(Price, Option<f64>)>> = vec![None; underlyings.len()];
     for (position, line) in portfolio.positions.iter().zip(report.positions.iter_mut()) {
         if position.isolated_margin.is_some() {
             continue;
@@ -442,16 +444,28 @@ fn portfolio_liquidation_prices<'a>(
         };
         let price_move = *price_move;
         if line.liquidation_price_of == LiquidationLevel::Index {
-            // An option's level is its underlying's index after the liquidating move.
-            let index = view.index_for(underlying, || {
-                format!("the liquidation level of {}", position.instrument.name)
-            })?;
-            let moved = crate::stress::moved_index(Price(index), underlying, price_move)?;
+            // An option's level is its underlying's index after the liquidating move: the
+            // same for every option on it, worked out at the first.
+            let level = match index_levels.get_mut(slot) {
+                Some(Some(level)) => *level,
+                Some(entry) => {
+                    let index = view.index_for(underlying, || {
+                        format!("the liquidation level of {}", position.instrument.name)
+                    })?;
+                    let level = (
+                        crate::stress::moved_index(Price(index), underlying, price_move)?,
+                        view.daily_standard_deviation(underlying)
+                            .map(|daily| (1.0 + price_move).ln().abs() / daily),
+                    );
+                    *entry = Some(level);
+                    level
+                }
+                None => continue,
+            };
+            let (moved, distance_sd) = level;
             line.liquidation_price = Some(moved);
             line.distance_to_liquidation_pct = Some(price_move.abs() * 100.0);
-            line.distance_to_liquidation_sd = view
-                .daily_standard_deviation(underlying)
-                .map(|daily| (1.0 + price_move).ln().abs() / daily);
+            line.distance_to_liquidation_sd = distance_sd;
             continue;
         }
         let moved_mark = moved_view.mark(&position.instrument)?.price;
