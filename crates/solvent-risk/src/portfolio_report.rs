@@ -2,6 +2,7 @@
 //! toward the venue, attributed to positions so the parts sum exactly to the account figure, and
 //! explained component by component.
 
+use rayon::prelude::*;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use solvent_core::instrument::Instrument;
@@ -218,6 +219,10 @@ pub fn apply(
     })
 }
 
+/// Exposures from which [`attribute`] writes their shares' components on every core (two
+/// formatted names and their words each).
+const PARALLEL_SHARES: usize = 1024;
+
 /// One scan's results as [`attribute`] reads them.
 pub(crate) struct Scan<'a> {
     /// The book scanned.
@@ -227,7 +232,7 @@ pub(crate) struct Scan<'a> {
     /// The exposures scanned, in the order of `risk.attribution`.
     pub(crate) exposures: &'a [Exposure],
     /// The portfolio's index of an exposure's position (a sub-portfolio numbers its own).
-    pub(crate) positions_of: &'a dyn Fn(usize) -> Option<usize>,
+    pub(crate) positions_of: &'a (dyn Fn(usize) -> Option<usize> + Sync),
     /// Inserted after `portfolio` in the explanation's names (`[BTC]` for a currency's scan), so
     /// two currencies' scans of one underlying keep apart.
     pub(crate) scope: &'a str,
@@ -269,19 +274,23 @@ pub(crate) fn attribute(
     let mut words: Vec<Option<UnderlyingWords>> = Vec::new();
     words.resize_with(slots, || None);
     for (index, exposure) in exposures.iter().enumerate() {
-        let (Some(mm), Some(im)) = (maintenance_parts.get(index), initial_parts.get(index)) else {
-            continue;
-        };
-        let Some(slot) = words.get_mut(exposure.underlying) else {
-            continue;
-        };
-        let UnderlyingWords {
-            underlying,
-            worst,
-            initial_detail,
-            maintenance_detail,
-        } = &*slot
-            .get_or_insert_with(|| UnderlyingWords::new(book, risk, params, exposure.underlying));
+        if index < maintenance_parts.len().min(initial_parts.len())
+            && let Some(slot) = words.get_mut(exposure.underlying)
+            && slot.is_none()
+        {
+            *slot = Some(UnderlyingWords::new(
+                book,
+                risk,
+                params,
+                exposure.underlying,
+            ));
+        }
+    }
+    // Each exposure's share and components, on every core for a large account, then set in
+    // the account's order.
+    let share = |(index, exposure): (usize, &Exposure)| {
+        let (mm, im) = (maintenance_parts.get(index)?, initial_parts.get(index)?);
+        let words = words.get(exposure.underlying)?.as_ref()?;
         let position = exposure.position.and_then(positions_of);
         let label = match position.and_then(|p| portfolio.positions.get(p)) {
             Some(position) => position.instrument.name.clone(),
@@ -292,24 +301,40 @@ pub(crate) fn attribute(
                 .map(|(name, _)| name.clone())
                 .unwrap_or_default(),
         };
+        let parts = [
+            Component {
+                name: format!("initial_margin:{label}"),
+                amount: Amount(*im),
+                detail: words.initial_detail.clone(),
+            },
+            Component {
+                name: format!("maintenance_margin:{label}"),
+                amount: Amount(*mm),
+                detail: words.maintenance_detail.clone(),
+            },
+        ];
+        Some((position, *mm, *im, words, parts))
+    };
+    let shares: Vec<_> = if exposures.len() >= PARALLEL_SHARES {
+        exposures
+            .par_iter()
+            .enumerate()
+            .with_min_len(PARALLEL_SHARES / 4)
+            .map(share)
+            .collect()
+    } else {
+        exposures.iter().enumerate().map(share).collect()
+    };
+    for (position, mm, im, words, parts) in shares.into_iter().flatten() {
         if let Some(report) = position.and_then(|p| positions.get_mut(p)) {
-            report.maintenance_margin = Amount(*mm);
-            report.initial_margin = Amount(*im);
+            report.maintenance_margin = Amount(mm);
+            report.initial_margin = Amount(im);
             report.margin_basis = Basis::PortfolioShare {
-                underlying: underlying.clone(),
-                worst_scenario: worst.clone(),
+                underlying: words.underlying.clone(),
+                worst_scenario: words.worst.clone(),
             };
         }
-        components.push(Component {
-            name: format!("initial_margin:{label}"),
-            amount: Amount(*im),
-            detail: initial_detail.clone(),
-        });
-        components.push(Component {
-            name: format!("maintenance_margin:{label}"),
-            amount: Amount(*mm),
-            detail: maintenance_detail.clone(),
-        });
+        components.extend(parts);
     }
     explain(scan, maintenance, decimals, components)
 }
