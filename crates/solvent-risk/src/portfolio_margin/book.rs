@@ -245,7 +245,7 @@ impl ScenarioBook {
             if book.instruments.contains_key(&instrument.name) {
                 continue;
             }
-            match assessed?.enter() {
+            match assessed?.enter(instrument) {
                 Ok(risk) => {
                     book.instruments.insert(instrument.name.clone(), risk);
                 }

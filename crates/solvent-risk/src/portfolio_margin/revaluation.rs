@@ -59,8 +59,9 @@ pub(super) fn value_options<T: Send>(
                 };
                 let rows = start..=start + option.moves.len();
                 if let Some(error) = &refused {
-                    // The first refused row is the block's first refusal: the options before
-                    // it are valued, the one holding it is refused, the rest never read.
+                    // The kernel stops at the block's first refused row: the option holding it
+                    // carries the refusal, which fails the book, so the block's other options
+                    // are left unvalued.
                     let row = match error {
                         solvent_pricing::PricingError::BatchElement { index, .. } => *index,
                         _ => start,
@@ -68,15 +69,11 @@ pub(super) fn value_options<T: Send>(
                     if *rows.end() < row {
                         continue;
                     }
-                    let problem = match error {
+                    assessed.refused = Some(match error {
                         solvent_pricing::PricingError::BatchElement { source, .. } => {
                             source.to_string()
                         }
                         other => other.to_string(),
-                    };
-                    assessed.refused = Some(RiskError::Pricing {
-                        path: format!("vol.{}", option.underlying),
-                        problem: format!("{}: {problem}", assessed.risk.name),
                     });
                     return;
                 }
@@ -257,8 +254,8 @@ pub(super) struct Assessed {
     risk: InstrumentRisk,
     /// What an option's rows of the batch are made of ([`value_options`] values them).
     option: Option<OptionRows>,
-    /// The batch kernel's refusal of the option's rows.
-    refused: Option<RiskError>,
+    /// Why the batch kernel refused the option's rows.
+    refused: Option<String>,
 }
 
 /// An option's rows of the batch: its model at the unshocked market, then one row per
@@ -271,8 +268,6 @@ pub(super) struct OptionRows {
     moves: Vec<(f64, Option<f64>)>,
     /// How many of `moves` are the grid's.
     grid: usize,
-    /// The underlying (for the error naming its volatilities).
-    underlying: String,
 }
 
 impl Assessed {
@@ -293,13 +288,17 @@ impl Assessed {
         }
     }
 
-    /// The instrument's row of the book, its options' P&L filled in by [`value_options`].
+    /// The row of `instrument` (the one assessed) in the book, its options' P&L filled in by
+    /// [`value_options`].
     ///
     /// # Errors
-    /// The batch kernel's refusal of the option's rows.
-    pub(super) fn enter(self) -> Result<InstrumentRisk, RiskError> {
+    /// The batch kernel's refusal of the option's rows, named by the instrument.
+    pub(super) fn enter(self, instrument: &Instrument) -> Result<InstrumentRisk, RiskError> {
         match self.refused {
-            Some(error) => Err(error),
+            Some(problem) => Err(RiskError::Pricing {
+                path: format!("vol.{}", instrument.underlying),
+                problem: format!("{}: {problem}", instrument.name),
+            }),
             None => Ok(self.risk),
         }
     }
@@ -362,7 +361,6 @@ pub(super) fn assess(
                 kind,
                 moves,
                 grid: book.scenarios.len(),
-                underlying: instrument.underlying.clone(),
             }),
         ),
     };

@@ -85,7 +85,7 @@ impl UnderlyingBook {
             // A revaluation that fails leaves the instrument out; the batch kernel's refusal
             // of an option's rows fails the book.
             if let Ok(assessed) = assessed {
-                let risk = assessed.enter()?;
+                let risk = assessed.enter(instrument)?;
                 book.instruments.insert(instrument.name.clone(), risk);
             }
         }
