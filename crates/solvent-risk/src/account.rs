@@ -498,7 +498,12 @@ pub fn build_report(
     let venue = view.venue();
     let portfolio_params = portfolio_params(portfolio, venue)?;
     let target = ReportAsset::new(portfolio, view)?;
-    let mut components = Vec::new();
+    // A full report has at least a component per balance and per position: sized once rather
+    // than doubled into fresh memory a dozen times for a large account (the others have none).
+    let mut components = match detail {
+        Detail::Full => Vec::with_capacity(portfolio.balances.len() + portfolio.positions.len()),
+        Detail::Figures | Detail::Totals => Vec::new(),
+    };
     let mut warnings = Vec::new();
     let collateral = collateral_step(portfolio, view, &target, detail, &mut components)?;
     let lines = lines(portfolio, view)?;

@@ -237,6 +237,17 @@ impl ScenarioBook {
         });
         // An instrument that cannot be assessed is reported before any refusal of the batch
         // kernel (the first one in the book's order).
+        // Each book's map sized once for its instruments (grown by doubling, a book of ten
+        // thousand options moved its rows into fresh memory a dozen times).
+        let mut counts = vec![0_usize; underlyings.len()];
+        for (book, _) in assessed.iter().flatten() {
+            if let Some(count) = counts.get_mut(*book) {
+                *count += 1;
+            }
+        }
+        for (book, count) in underlyings.values_mut().zip(counts) {
+            book.instruments.reserve(count);
+        }
         let mut refused = None;
         for (instrument, assessed) in instruments.iter().zip(assessed) {
             let (book, assessed) = assessed?;
@@ -353,7 +364,7 @@ impl ScenarioBook {
 /// # Errors
 /// [`RiskError::Unsupported`] when a position's instrument is not in the book.
 pub fn exposures(portfolio: &Portfolio, book: &ScenarioBook) -> Result<Vec<Exposure>, RiskError> {
-    let mut result = Vec::new();
+    let mut result = Vec::with_capacity(portfolio.positions.len() + portfolio.balances.len());
     for (index, position) in portfolio.positions.iter().enumerate() {
         if position.isolated_margin.is_some() {
             continue;

@@ -42,27 +42,32 @@ impl PackedRows {
     ) -> Self {
         let count = scenarios.len();
         let lanes = count.div_ceil(LANES);
-        let padded = |values: &mut dyn Iterator<Item = f64>, fill: f64| -> Vec<Lane> {
-            let mut flat: Vec<f64> = values.take(count).collect();
-            flat.resize(lanes * LANES, fill);
-            flat.chunks_exact(LANES)
-                .map(|chunk| {
-                    let mut lane = [fill; LANES];
-                    lane.copy_from_slice(chunk);
-                    lane
-                })
-                .collect()
-        };
+        // Each row written in place, padded with `fill` to whole lanes (no row of its own).
+        let pad_into =
+            |lanes_out: &mut Vec<Lane>, values: &mut dyn Iterator<Item = f64>, fill: f64| {
+                let start = lanes_out.len();
+                lanes_out.resize(start + lanes, [fill; LANES]);
+                let flat = lanes_out[start..].as_flattened_mut();
+                for (slot, value) in flat.iter_mut().zip(values.take(count)) {
+                    *slot = value;
+                }
+            };
         let mut unit_pnl = Vec::with_capacity(instruments.len() * lanes);
         for risk in instruments.values() {
             // A short row (never built by `ScenarioBook::new`) pads with zeros like the full path.
-            unit_pnl.extend(padded(&mut risk.unit_pnl.iter().copied(), 0.0));
+            pad_into(&mut unit_pnl, &mut risk.unit_pnl.iter().copied(), 0.0);
         }
+        let mut weight = Vec::with_capacity(lanes);
+        pad_into(
+            &mut weight,
+            &mut scenarios.iter().map(|s| s.weight),
+            f64::NAN,
+        );
         Self {
             rows: instruments.len(),
             lanes,
             unit_pnl,
-            weight: padded(&mut scenarios.iter().map(|s| s.weight), f64::NAN),
+            weight,
             units: instruments
                 .values()
                 .map(|r| Units {
