@@ -320,10 +320,23 @@ pub fn margin_report(
         || shock_base.get_or_init(|| crate::stress::ShockBase::for_portfolio(view, portfolio));
     let underlyings = searched_underlyings(portfolio);
     let params = view.venue().portfolio_margin.as_ref();
+    let report_done = std::sync::atomic::AtomicBool::new(false);
     let (report, prepared) = if portfolio.positions.len() >= PREPARED_ALONGSIDE {
         rayon::join(
-            || build_report(portfolio, view, Detail::Full),
-            || crate::stress::prepare_nearest(portfolio, base(), params, &underlyings),
+            || {
+                let report = build_report(portfolio, view, Detail::Full);
+                report_done.store(true, std::sync::atomic::Ordering::Release);
+                report
+            },
+            || {
+                crate::stress::prepare_nearest(
+                    portfolio,
+                    base(),
+                    params,
+                    &underlyings,
+                    &report_done,
+                )
+            },
         )
     } else {
         (build_report(portfolio, view, Detail::Full), Vec::new())

@@ -257,7 +257,14 @@ pub struct MoveHealth<'a> {
     /// search is one of them (the exact check ends at the answer or just past it), and the
     /// report's liquidation prices then read the market there without repricing it again.
     exact_marks: [Option<(u64, Vec<Decimal>)>; 2],
+    /// Fast steps taken ahead of the search ([`MoveHealth::speculate`]), by their moves' bits.
+    speculated: Vec<(u64, Option<f64>)>,
 }
+
+/// Most fast steps [`MoveHealth::speculate`] takes: the search's first outward steps, a few
+/// more than fit beside a large account's report, so that a small account that does not search
+/// (health at or below 1) spends little on them.
+const SPECULATED_STEPS: usize = 4;
 
 impl<'a> MoveHealth<'a> {
     /// Prepares the moves of `underlying` for a portfolio-margin account. `None` when the
@@ -383,6 +390,7 @@ impl<'a> MoveHealth<'a> {
             priced_by,
             moved_marks: Vec::new(),
             exact_marks: [None, None],
+            speculated: Vec::new(),
             moved_premiums: Vec::new(),
             moved_volatilities: Vec::new(),
             marks: Vec::new(),
@@ -408,6 +416,45 @@ impl<'a> MoveHealth<'a> {
     /// zero equity, infinite without a requirement), to `precision`, or `None` when this path
     /// cannot vouch for the full path's figure.
     pub fn health(&mut self, price_move: f64, precision: Precision) -> Option<f64> {
+        if precision == Precision::Fast
+            && let Some(&(_, known)) = self
+                .speculated
+                .iter()
+                .find(|(bits, _)| *bits == price_move.to_bits())
+        {
+            return known;
+        }
+        self.health_now(price_move, precision)
+    }
+
+    /// Takes the liquidation-move search's first outward steps (fast) before it is known
+    /// whether the search runs, while `report_done` is unset and at most [`SPECULATED_STEPS`]:
+    /// [`MoveHealth::health`] then answers them as computed here. The steps are those the
+    /// search takes first whatever the account's health at the unmoved market
+    /// ([`crate::stress::outward_both`] chooses each from the healths before it alone).
+    pub(crate) fn speculate(&mut self, report_done: &std::sync::atomic::AtomicBool) {
+        /// The speculation stops (the report is done, the steps are spent, or a step needs the
+        /// full path).
+        struct Stop;
+        let mut taken = 0;
+        let _stopped = crate::stress::outward_both(
+            &mut |price_move: f64| -> Result<f64, Stop> {
+                if taken >= SPECULATED_STEPS
+                    || report_done.load(std::sync::atomic::Ordering::Acquire)
+                {
+                    return Err(Stop);
+                }
+                taken += 1;
+                let health = self.health_now(price_move, Precision::Fast);
+                self.speculated.push((price_move.to_bits(), health));
+                health.ok_or(Stop)
+            },
+            f64::NAN,
+        );
+    }
+
+    /// [`MoveHealth::health`], computed.
+    fn health_now(&mut self, price_move: f64, precision: Precision) -> Option<f64> {
         let view = self.view;
         let underlying = self.underlying;
         let index = moved_index(self.index, underlying, price_move).ok()?;
@@ -1014,6 +1061,71 @@ mod tests {
         assert_ne!(before.0.to_bits(), after.0.to_bits());
         assert_eq!(after.0.to_bits(), alone.0.to_bits());
         assert_eq!(after.1.to_bits(), alone.1.to_bits());
+    }
+
+    /// Steps taken ahead of the search are the search's first outward steps, answered as a
+    /// fresh path computes them; none are taken once the report is done; and the search finds
+    /// the same crossing, bracket and step count with them as without.
+    #[test]
+    fn speculated_steps_are_the_searchs_first_steps_bit_for_bit() {
+        use std::sync::atomic::AtomicBool;
+        let venue = venue();
+        let params = venue.portfolio_margin.as_ref().unwrap();
+        let mut searched = 0;
+        for file in accounts().into_iter().chain([marked_desk()]) {
+            let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
+            let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
+            let view = MarketView::new(&venue, &market).unwrap();
+            let shocks = ShockBase::new(&view);
+            let Some(mut ahead) = MoveHealth::new(&portfolio, &shocks, params, "BTC").unwrap()
+            else {
+                continue;
+            };
+            ahead.speculate(&AtomicBool::new(false));
+            let taken: Vec<(u64, Option<f64>)> = ahead.speculated.clone();
+            assert!(!taken.is_empty() && taken.len() <= super::SPECULATED_STEPS);
+            // The fall's first steps come first (-1%, -2%, ...): those `outward_both` takes.
+            assert_eq!(f64::from_bits(taken[0].0), -0.01);
+            for &(bits, health) in &taken {
+                let mut fresh = MoveHealth::new(&portfolio, &shocks, params, "BTC")
+                    .unwrap()
+                    .unwrap();
+                let price_move = f64::from_bits(bits);
+                assert_eq!(
+                    health.map(f64::to_bits),
+                    fresh.health(price_move, Precision::Fast).map(f64::to_bits),
+                    "{price_move}"
+                );
+            }
+            let mut finished = MoveHealth::new(&portfolio, &shocks, params, "BTC")
+                .unwrap()
+                .unwrap();
+            finished.speculate(&AtomicBool::new(true));
+            assert!(finished.speculated.is_empty());
+
+            let unmoved = crate::stress::search_health(
+                &crate::account::build_report(&portfolio, &view, crate::account::Detail::Totals)
+                    .unwrap(),
+            );
+            if unmoved <= 1.0 {
+                continue;
+            }
+            let with = crate::stress::nearest_crossing_marked(
+                &portfolio,
+                &shocks,
+                Some(params),
+                "BTC",
+                unmoved,
+                Some(Ok(Some(ahead))),
+            )
+            .unwrap()
+            .0;
+            let without =
+                nearest_crossing(&portfolio, &shocks, Some(params), "BTC", unmoved).unwrap();
+            assert_eq!(with, without);
+            searched += usize::from(with.is_some());
+        }
+        assert!(searched >= 2, "{searched}");
     }
 
     /// The desk with its options marked by the market (the search's fast steps then revalue

@@ -1252,7 +1252,7 @@ fn known_or(
 ///
 /// Ends are magnitudes along `sign` (`0 <= safe < crossed`).
 #[derive(Clone, Copy, Debug)]
-struct Bracket {
+pub(crate) struct Bracket {
     sign: f64,
     safe: f64,
     /// `health - 1` at `safe` (positive; NaN when not evaluated, infinite without a
@@ -1445,10 +1445,10 @@ impl Direction {
 /// [`outward`] finds; only steps that cannot change the answer are left out (searching the
 /// whole fall before the rise took every fall step down to -80% even when the rise crossed at
 /// its second step).
-fn outward_both(
-    health: &mut impl FnMut(f64) -> Result<f64, RiskError>,
+pub(crate) fn outward_both<E>(
+    health: &mut impl FnMut(f64) -> Result<f64, E>,
     unmoved: f64,
-) -> Result<(Option<Bracket>, Option<Bracket>), RiskError> {
+) -> Result<(Option<Bracket>, Option<Bracket>), E> {
     const FALL: (f64, f64) = (-1.0, 1.0);
     const RISE: (f64, f64) = (1.0, 10.0);
     let start = || Direction::Searching {
@@ -1553,16 +1553,26 @@ pub(crate) type Prepared<'a> = Result<Option<MoveHealth<'a>>, RiskError>;
 /// for standard margin, which has none to prepare): a margin report prepares them while it
 /// computes the figures the search starts from. A prepared path, or its error, is used only
 /// where the search runs (health above 1 at the unmoved market).
+///
+/// Until `report_done` is set, the first underlying's path then takes the search's first
+/// outward steps ahead of time ([`MoveHealth::speculate`]): the report's figures take longer
+/// than this preparation, and its core would otherwise wait for them. The search takes those
+/// steps' healths as they were computed, so its answer is the same however many were taken.
 pub(crate) fn prepare_nearest<'a>(
     portfolio: &'a Portfolio,
     base: &'a ShockBase<'a>,
     params: Option<&PortfolioMarginParams>,
     underlyings: &[&'a str],
+    report_done: &std::sync::atomic::AtomicBool,
 ) -> Vec<Option<Prepared<'a>>> {
-    underlyings
+    let mut prepared: Vec<Option<Prepared<'a>>> = underlyings
         .iter()
         .map(|underlying| params.map(|params| MoveHealth::new(portfolio, base, params, underlying)))
-        .collect()
+        .collect();
+    if let Some(Some(Ok(Some(first)))) = prepared.first_mut() {
+        first.speculate(report_done);
+    }
+    prepared
 }
 
 /// [`nearest_crossing`] with the marks on `underlying` (see [`ShockBase::market_moved`]) an
