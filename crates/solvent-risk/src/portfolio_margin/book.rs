@@ -221,7 +221,7 @@ impl ScenarioBook {
             .with_min_len(ASSESS_BLOCK)
             .map(|(place, instrument)| {
                 let (book, history_column) = place?;
-                let (_, underlying_book) = underlyings.get_index(book).ok_or_else(outside)?;
+                let (_, underlying_book) = underlyings.get_index(book).ok_or_else(unplaced)?;
                 let assessed = if unvalued == Some(instrument.underlying.as_str()) {
                     Ok(Assessed::unvalued(instrument))
                 } else {
@@ -251,7 +251,7 @@ impl ScenarioBook {
         let mut refused = None;
         for (instrument, assessed) in instruments.iter().zip(assessed) {
             let (book, assessed) = assessed?;
-            let (_, book) = underlyings.get_index_mut(book).ok_or_else(outside)?;
+            let (_, book) = underlyings.get_index_mut(book).ok_or_else(unplaced)?;
             // A second listing of an instrument is the first one's row.
             if book.instruments.contains_key(&instrument.name) {
                 continue;
@@ -355,6 +355,15 @@ impl ScenarioBook {
         let (u, _, book) = self.underlyings.get_full(underlying)?;
         let i = book.instruments.get_index_of(name)?;
         Some((u, i))
+    }
+}
+
+/// The error of a book looked up at the place [`ScenarioBook::build`] has just given it (the
+/// places come from the same map, so it is never raised; `outside()` would blame an exposure).
+fn unplaced() -> RiskError {
+    RiskError::Unsupported {
+        path: "portfolio margin".to_owned(),
+        problem: "an underlying's scenario book is missing right after it was added".to_owned(),
     }
 }
 
