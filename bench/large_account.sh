@@ -18,7 +18,8 @@
 # before, 0.07-0.08 s after (no search for the long calls); with the moves, --json takes ~1.0 s.
 #
 # Usage: bench/large_account.sh [OPTIONS] [RUNS]   (OPTIONS: positions of the portfolio-mode
-# account, default 10000; RUNS: timed runs of each, default 5; the best is reported)
+# account, default 10000; RUNS: timed runs of each, default 5; the best and the median are
+# reported)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,20 +64,24 @@ json.dump({"account": "wide", "mode": "cross", "collateral": {"BTC": "1"}, "posi
           open(f"{work}/wide.json", "w"))
 PY
 
-best() { # best wall time in ms of `solvent ARGS...` over $runs runs (output discarded)
-    local best_ms=""
+timed() { # best and median wall time in ms of `solvent ARGS...` over $runs runs (output
+           # discarded): the median is the figure for the target, the best what a quiet machine
+           # gives
+    local times=()
     for _ in $(seq "$runs"); do
-        local start end ms
+        local start end
         start=$(date +%s%N)
         "$solvent" "$@" >/dev/null
         end=$(date +%s%N)
-        ms=$(( (end - start) / 1000000 ))
-        if [ -z "$best_ms" ] || [ "$ms" -lt "$best_ms" ]; then best_ms=$ms; fi
+        times+=( $(( (end - start) / 1000000 )) )
     done
-    echo "$best_ms"
+    local sorted
+    mapfile -t sorted < <(printf '%s\n' "${times[@]}" | sort -n)
+    echo "best ${sorted[0]} ms, median ${sorted[$(( runs / 2 ))]} ms of $runs runs"
 }
 
-echo "solvent margin, portfolio mode, $options options (marked), healthy, the report alone (--csv summary; the search runs): $(best margin "$work/options-healthy.json" --csv summary) ms (best of $runs)"
-echo "solvent margin, portfolio mode, $options options (marked), healthy, with the liquidating moves (--json): $(best margin "$work/options-healthy.json" --json) ms (best of $runs)"
-echo "solvent margin, portfolio mode, $options options (marked), liquidating (no search): $(best margin "$work/options.json" --json) ms (best of $runs)"
-echo "solvent margin, cross, 200,000 positions (validation and report): $(best margin "$work/wide.json" --json) ms (best of $runs)"
+echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "solvent margin, portfolio mode, $options options (marked), healthy, the report alone (--csv summary; the search runs): $(timed margin "$work/options-healthy.json" --csv summary)"
+echo "solvent margin, portfolio mode, $options options (marked), healthy, with the liquidating moves (--json): $(timed margin "$work/options-healthy.json" --json)"
+echo "solvent margin, portfolio mode, $options options (marked), liquidating (no search): $(timed margin "$work/options.json" --json)"
+echo "solvent margin, cross, 200,000 positions (validation and report): $(timed margin "$work/wide.json" --json)"
