@@ -261,9 +261,11 @@ pub struct MoveHealth<'a> {
     speculated: Vec<(u64, Option<f64>)>,
 }
 
-/// Most fast steps [`MoveHealth::speculate`] takes: the search's first outward steps, a few
-/// more than fit beside a large account's report, so that a small account that does not search
-/// (health at or below 1) spends little on them.
+/// Most fast steps [`MoveHealth::speculate`] takes: a few more than fit beside a large
+/// account's figures (two on the 10,000-option account of `bench/large_account.sh`). An account
+/// that does not search (health at or below 1) pays for the steps taken: usually the one under
+/// way when its figures are done, all of them where the preparation ran on the thread whose
+/// figures wait for it (rayon may run it there while that thread waits for stolen work).
 const SPECULATED_STEPS: usize = 4;
 
 impl<'a> MoveHealth<'a> {
@@ -1063,43 +1065,67 @@ mod tests {
         assert_eq!(after.1.to_bits(), alone.1.to_bits());
     }
 
-    /// Steps taken ahead of the search are the search's first outward steps, answered as a
-    /// fresh path computes them; none are taken once the report is done; and the search finds
-    /// the same crossing, bracket and step count with them as without.
+    /// Steps taken ahead of the search are the search's first outward steps, in its order,
+    /// answered as a fresh path computes them; none are taken once the report is done; the
+    /// search answers them from what was kept (a kept health changed changes its answer); and
+    /// it finds the same crossing, to the bit, with them as without.
     #[test]
     fn speculated_steps_are_the_searchs_first_steps_bit_for_bit() {
         use std::sync::atomic::AtomicBool;
         let venue = venue();
         let params = venue.portfolio_margin.as_ref().unwrap();
+        let bits = |crossing: Option<crate::stress::Crossing>| {
+            crossing.map(|c| {
+                (
+                    c.crossed.to_bits(),
+                    c.safe.to_bits(),
+                    c.tolerance.to_bits(),
+                    c.refinements,
+                )
+            })
+        };
         let mut searched = 0;
         for file in accounts().into_iter().chain([marked_desk()]) {
             let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
             let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
             let view = MarketView::new(&venue, &market).unwrap();
             let shocks = ShockBase::new(&view);
-            let Some(mut ahead) = MoveHealth::new(&portfolio, &shocks, params, "BTC").unwrap()
-            else {
-                continue;
+            let fresh = || {
+                MoveHealth::new(&portfolio, &shocks, params, "BTC")
+                    .unwrap()
+                    .unwrap()
             };
+            let mut ahead = fresh();
             ahead.speculate(&AtomicBool::new(false));
             let taken: Vec<(u64, Option<f64>)> = ahead.speculated.clone();
-            assert!(!taken.is_empty() && taken.len() <= super::SPECULATED_STEPS);
-            // The fall's first steps come first (-1%, -2%, ...): those `outward_both` takes.
-            assert_eq!(f64::from_bits(taken[0].0), -0.01);
+            assert_eq!(taken.len(), super::SPECULATED_STEPS);
+            assert!(taken.iter().all(|(_, health)| health.is_some()));
+            // The moves the search itself takes first, in its order.
+            let mut alone = fresh();
+            let mut moves = Vec::new();
+            let _first = crate::stress::outward_both(
+                &mut |price_move: f64| -> Result<f64, ()> {
+                    moves.push(price_move);
+                    alone.health(price_move, Precision::Fast).ok_or(())
+                },
+                f64::NAN,
+            );
+            let speculated_moves: Vec<f64> = taken
+                .iter()
+                .map(|(bits, _)| f64::from_bits(*bits))
+                .collect();
+            assert_eq!(speculated_moves, moves[..taken.len()]);
             for &(bits, health) in &taken {
-                let mut fresh = MoveHealth::new(&portfolio, &shocks, params, "BTC")
-                    .unwrap()
-                    .unwrap();
                 let price_move = f64::from_bits(bits);
                 assert_eq!(
                     health.map(f64::to_bits),
-                    fresh.health(price_move, Precision::Fast).map(f64::to_bits),
+                    fresh()
+                        .health(price_move, Precision::Fast)
+                        .map(f64::to_bits),
                     "{price_move}"
                 );
             }
-            let mut finished = MoveHealth::new(&portfolio, &shocks, params, "BTC")
-                .unwrap()
-                .unwrap();
+            let mut finished = fresh();
             finished.speculate(&AtomicBool::new(true));
             assert!(finished.speculated.is_empty());
 
@@ -1110,22 +1136,108 @@ mod tests {
             if unmoved <= 1.0 {
                 continue;
             }
-            let with = crate::stress::nearest_crossing_marked(
-                &portfolio,
-                &shocks,
-                Some(params),
-                "BTC",
-                unmoved,
-                Some(Ok(Some(ahead))),
-            )
-            .unwrap()
-            .0;
+            let search = |prepared: MoveHealth<'_>| {
+                crate::stress::nearest_crossing_marked(
+                    &portfolio,
+                    &shocks,
+                    Some(params),
+                    "BTC",
+                    unmoved,
+                    Some(Ok(Some(prepared))),
+                )
+                .unwrap()
+                .0
+            };
+            let mut tampered = fresh();
+            tampered.speculate(&AtomicBool::new(false));
+            for (_, health) in &mut tampered.speculated {
+                *health = Some(0.5);
+            }
             let without =
                 nearest_crossing(&portfolio, &shocks, Some(params), "BTC", unmoved).unwrap();
-            assert_eq!(with, without);
-            searched += usize::from(with.is_some());
+            assert_eq!(bits(search(ahead)), bits(without));
+            assert_ne!(bits(search(tampered)), bits(without));
+            searched += usize::from(without.is_some());
         }
         assert!(searched >= 2, "{searched}");
+    }
+
+    /// A report large enough to prepare its search beside its figures (300 options) gives the
+    /// nearest move the search alone finds; so does its preparation with every step it may take
+    /// ahead taken (whether the figures leave it time to take them depends on the machine).
+    #[test]
+    fn a_large_accounts_report_finds_the_searchs_own_nearest_move() {
+        let venue = venue();
+        let params = venue.portfolio_margin.as_ref().unwrap();
+        let file = desk(|file| {
+            let mut positions = Vec::new();
+            for (index, strike) in (0..150).map(|i| (i, 60_000 + 200 * i)) {
+                for right in ["C", "P"] {
+                    positions.push(serde_json::json!({
+                        "instrument": format!("BTC-27MAR26-{strike}-{right}"),
+                        "size": if (2 * index + usize::from(right == "P")) % 2 == 1 { "0.1" } else { "-0.1" },
+                        "entry_price": "0.01",
+                    }));
+                }
+            }
+            file["positions"] = Value::from(positions);
+            file["collateral"] = serde_json::json!({"USDT": "560000"});
+        });
+        let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
+        assert!(portfolio.positions.len() >= 256);
+        let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
+        let view = MarketView::new(&venue, &market).unwrap();
+        let report = crate::account::margin_report(&portfolio, &view).unwrap();
+        let health = report.health.unwrap();
+        assert!(health > 1.1 && health < 1.3, "{health}");
+        let shocks = ShockBase::for_portfolio(&view, &portfolio);
+        let alone = nearest_crossing(&portfolio, &shocks, Some(params), "BTC", health)
+            .unwrap()
+            .unwrap();
+        assert!(
+            alone.crossed > 0.01 && alone.crossed < 0.1,
+            "{}",
+            alone.crossed
+        );
+        assert_eq!(
+            report.nearest_moves,
+            vec![("BTC".to_owned(), Some(alone.crossed))]
+        );
+        let report_pending = std::sync::atomic::AtomicBool::new(false);
+        let mut prepared = crate::stress::prepare_nearest(
+            &portfolio,
+            &shocks,
+            Some(params),
+            &["BTC"],
+            &report_pending,
+        );
+        let Some(Some(Ok(Some(first)))) = prepared.pop() else {
+            panic!("no fast path prepared for BTC");
+        };
+        assert_eq!(first.speculated.len(), super::SPECULATED_STEPS);
+        let ahead = crate::stress::nearest_crossing_marked(
+            &portfolio,
+            &shocks,
+            Some(params),
+            "BTC",
+            health,
+            Some(Ok(Some(first))),
+        )
+        .unwrap()
+        .0
+        .unwrap();
+        assert_eq!(
+            (
+                ahead.crossed.to_bits(),
+                ahead.safe.to_bits(),
+                ahead.refinements
+            ),
+            (
+                alone.crossed.to_bits(),
+                alone.safe.to_bits(),
+                alone.refinements
+            )
+        );
     }
 
     /// The desk with its options marked by the market (the search's fast steps then revalue

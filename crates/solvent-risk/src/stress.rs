@@ -1557,7 +1557,8 @@ pub(crate) type Prepared<'a> = Result<Option<MoveHealth<'a>>, RiskError>;
 /// Until `report_done` is set, the first underlying's path then takes the search's first
 /// outward steps ahead of time ([`MoveHealth::speculate`]): the report's figures take longer
 /// than this preparation, and its core would otherwise wait for them. The search takes those
-/// steps' healths as they were computed, so its answer is the same however many were taken.
+/// steps' healths as they were computed, so its answer is the same however many were taken
+/// (at most `SPECULATED_STEPS`).
 pub(crate) fn prepare_nearest<'a>(
     portfolio: &'a Portfolio,
     base: &'a ShockBase<'a>,

@@ -235,8 +235,6 @@ impl ScenarioBook {
                 .ok()
                 .and_then(|(_, assessed)| assessed.as_mut().ok())
         });
-        // An instrument that cannot be assessed is reported before any refusal of the batch
-        // kernel (the first one in the book's order).
         // Each book's map sized once for its instruments (grown by doubling, a book of ten
         // thousand options moved its rows into fresh memory a dozen times).
         let mut counts = vec![0_usize; underlyings.len()];
@@ -248,6 +246,8 @@ impl ScenarioBook {
         for (book, count) in underlyings.values_mut().zip(counts) {
             book.instruments.reserve(count);
         }
+        // An instrument that cannot be assessed is reported before any refusal of the batch
+        // kernel (the first one in the book's order).
         let mut refused = None;
         for (instrument, assessed) in instruments.iter().zip(assessed) {
             let (book, assessed) = assessed?;
