@@ -900,6 +900,13 @@ mod tests {
         Venue::from_toml(&path, &std::fs::read_to_string(&path).unwrap()).unwrap()
     }
 
+    /// The account and the market of a test file, read as `solvent margin` reads them.
+    fn parsed(venue: &Venue, file: &Value) -> (Portfolio, Market) {
+        let portfolio = Portfolio::from_json("p.json", &file.to_string(), venue).unwrap();
+        let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
+        (portfolio, market)
+    }
+
     /// The desk example in portfolio mode, changed by `edit`.
     fn desk(edit: impl Fn(&mut Value)) -> Value {
         let path = format!(
@@ -941,8 +948,7 @@ mod tests {
         let params = venue.portfolio_margin.as_ref().unwrap();
         let mut lean_steps = 0;
         for file in accounts() {
-            let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
-            let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
+            let (portfolio, market) = parsed(&venue, &file);
             let view = MarketView::new(&venue, &market).unwrap();
             let shocks = ShockBase::new(&view);
             for underlying in ["BTC", "ETH", "SOL"] {
@@ -992,8 +998,7 @@ mod tests {
         let params = venue.portfolio_margin.as_ref().unwrap();
         let mut compared = 0;
         for file in accounts().into_iter().chain([marked_desk()]) {
-            let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
-            let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
+            let (portfolio, market) = parsed(&venue, &file);
             let view = MarketView::new(&venue, &market).unwrap();
             let shocks = ShockBase::new(&view);
             for underlying in ["BTC", "ETH"] {
@@ -1027,8 +1032,7 @@ mod tests {
         // to the settlement asset's precision, would hide a stale shock of 1e-16): a book that
         // revalued its rows at one volatility revalues them at another as a fresh book does.
         let file = marked_desk();
-        let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
-        let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
+        let (portfolio, market) = parsed(&venue, &file);
         let view = MarketView::new(&venue, &market).unwrap();
         let shocks = ShockBase::new(&view);
         let prepared = || {
@@ -1086,8 +1090,7 @@ mod tests {
         };
         let mut searched = 0;
         for file in accounts().into_iter().chain([marked_desk()]) {
-            let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
-            let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
+            let (portfolio, market) = parsed(&venue, &file);
             let view = MarketView::new(&venue, &market).unwrap();
             let shocks = ShockBase::new(&view);
             let fresh = || {
@@ -1183,9 +1186,8 @@ mod tests {
             file["positions"] = Value::from(positions);
             file["collateral"] = serde_json::json!({"USDT": "560000"});
         });
-        let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
+        let (portfolio, market) = parsed(&venue, &file);
         assert!(portfolio.positions.len() >= 256);
-        let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
         let view = MarketView::new(&venue, &market).unwrap();
         let report = crate::account::margin_report(&portfolio, &view).unwrap();
         let health = report.health.unwrap();
@@ -1258,8 +1260,7 @@ mod tests {
     fn the_reverse_stress_of_one_underlying_is_the_full_paths_search() {
         let venue = venue();
         for file in accounts() {
-            let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
-            let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
+            let (portfolio, market) = parsed(&venue, &file);
             let view = MarketView::new(&venue, &market).unwrap();
             let shocks = ShockBase::new(&view);
             let reverse = crate::stress::reverse(&portfolio, &view).unwrap();
@@ -1298,8 +1299,7 @@ mod tests {
     fn the_reports_nearest_moves_answer_their_direction_of_the_reverse_stress() {
         let venue = venue();
         for file in accounts() {
-            let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
-            let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
+            let (portfolio, market) = parsed(&venue, &file);
             let view = MarketView::new(&venue, &market).unwrap();
             let report = crate::margin_report(&portfolio, &view).unwrap();
             let mut known: Vec<&str> = report
@@ -1337,8 +1337,7 @@ mod tests {
         };
         for (usdc, borrowed, liquidates) in [("20000", "0", false), ("400000", "-3", true)] {
             let file = long_options(usdc, borrowed);
-            let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
-            let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
+            let (portfolio, market) = parsed(&venue, &file);
             let view = MarketView::new(&venue, &market).unwrap();
             let shocks = ShockBase::new(&view);
             let reverse = crate::stress::reverse(&portfolio, &view).unwrap();
@@ -1359,8 +1358,7 @@ mod tests {
         let venue = venue();
         let params = venue.portfolio_margin.as_ref();
         for file in accounts() {
-            let portfolio = Portfolio::from_json("p.json", &file.to_string(), &venue).unwrap();
-            let market = Market::from_json("m.json", &file["market"].to_string()).unwrap();
+            let (portfolio, market) = parsed(&venue, &file);
             let view = MarketView::new(&venue, &market).unwrap();
             let shocks = ShockBase::new(&view);
             for underlying in ["BTC", "ETH", "SOL"] {
