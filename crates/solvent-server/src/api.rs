@@ -980,6 +980,20 @@ fn scaled_ranges(resolved: &mut Resolved) -> Vec<solvent_risk::vol_scaled::Range
     solvent_engine::engine::ranges_of(venue, in_force, &resolved.portfolio)
 }
 
+/// The answer to a request about a resolved portfolio: `work` runs on the blocking pool (see
+/// [`compute`]), and what it gives goes out with the warnings the checks of the inputs gave and
+/// the volatility-scaled ranges the portfolio is exposed to (see [`with_warnings_and_ranges`]).
+async fn answer<T: Serialize + Send + 'static>(
+    mut resolved: Resolved,
+    work: impl FnOnce(&Resolved) -> Result<T, ApiError> + Send + 'static,
+) -> Result<Response, ApiError> {
+    let ranges = scaled_ranges(&mut resolved);
+    // The answer carries them; the computation takes the rest.
+    let warnings = std::mem::take(&mut resolved.warnings);
+    let value = compute(move || work(&resolved)).await?;
+    with_warnings_and_ranges(&value, &warnings, &ranges)
+}
+
 /// `value` as the answer, with the inputs' `warnings` ahead of its own and, when the portfolio
 /// is exposed to a volatility-scaled underlying, the `vol_scaled_ranges` it was margined on
 /// (an answer otherwise keeps the shape the command line's gives).
@@ -1104,7 +1118,7 @@ pub(crate) async fn post_margin(
     BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     let body: MarginBody = parse(&body)?;
-    let mut resolved = resolve(
+    let resolved = resolve(
         &state,
         &scope,
         Subject {
@@ -1114,17 +1128,13 @@ pub(crate) async fn post_margin(
             allow_far_marks: body.allow_far_marks,
         },
     )?;
-    let ranges = scaled_ranges(&mut resolved);
-    // The answer carries them; the computation takes the rest.
-    let warnings = std::mem::take(&mut resolved.warnings);
-    let report = compute(move || {
+    answer(resolved, |resolved| {
         let market_view = market_view(&resolved.view, &resolved.market)?;
         let report = solvent_risk::margin_report(&resolved.portfolio, &market_view)
             .map_err(|error| risk_error("portfolio", &error))?;
         with_moves(&report, &resolved.portfolio, &market_view)
     })
-    .await?;
-    with_warnings_and_ranges(&report, &warnings, &ranges)
+    .await
 }
 
 /// The body of a request.
@@ -1180,7 +1190,7 @@ pub(crate) async fn post_margin_order(
             "must not be empty or blank",
         ));
     }
-    let mut resolved = resolve(
+    let resolved = resolve(
         &state,
         &scope,
         Subject {
@@ -1190,9 +1200,6 @@ pub(crate) async fn post_margin_order(
             allow_far_marks: body.allow_far_marks,
         },
     )?;
-    let ranges = scaled_ranges(&mut resolved);
-    // The answer carries them; the computation takes the rest.
-    let warnings = std::mem::take(&mut resolved.warnings);
     let instrument = body.instrument;
     let priced = Trade {
         text: instrument.clone(),
@@ -1203,7 +1210,7 @@ pub(crate) async fn post_margin_order(
     };
     checks::trade_price(&resolved.view.venue, &resolved.market, &priced, "price")
         .map_err(refused)?;
-    let answer = compute(move || {
+    answer(resolved, move |resolved| {
         let market_view = market_view(&resolved.view, &resolved.market)?;
         let trade = |size: Decimal| Trade {
             text: format!("{instrument}:{size}"),
@@ -1230,8 +1237,7 @@ pub(crate) async fn post_margin_order(
             "initial_margin": buy.before.initial_margin,
         }))
     })
-    .await?;
-    with_warnings_and_ranges(&answer, &warnings, &ranges)
+    .await
 }
 
 /// The body of a request.
@@ -1271,7 +1277,7 @@ pub(crate) async fn post_whatif(
                 .map_err(|error| ApiError::invalid(format!("trades[{index}]"), error.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let mut resolved = resolve(
+    let resolved = resolve(
         &state,
         &scope,
         Subject {
@@ -1290,16 +1296,12 @@ pub(crate) async fn post_whatif(
         )
         .map_err(refused)?;
     }
-    let ranges = scaled_ranges(&mut resolved);
-    // The answer carries them; the computation takes the rest.
-    let warnings = std::mem::take(&mut resolved.warnings);
-    let outcome = compute(move || {
+    answer(resolved, move |resolved| {
         let market_view = market_view(&resolved.view, &resolved.market)?;
         what_if(&resolved.portfolio, &trades, &market_view)
             .map_err(|error| risk_error("trades", &error))
     })
-    .await?;
-    with_warnings_and_ranges(&outcome, &warnings, &ranges)
+    .await
 }
 
 /// The body of a request.
@@ -1341,7 +1343,7 @@ pub(crate) async fn post_allocate(
         body.target_health.unwrap_or(1.5),
     )
     .map_err(|error| ApiError::invalid(error.field, error.problem))?;
-    let mut resolved = resolve(
+    let resolved = resolve(
         &state,
         &scope,
         Subject {
@@ -1351,16 +1353,12 @@ pub(crate) async fn post_allocate(
             allow_far_marks: body.allow_far_marks,
         },
     )?;
-    let ranges = scaled_ranges(&mut resolved);
-    // The answer carries them; the computation takes the rest.
-    let warnings = std::mem::take(&mut resolved.warnings);
-    let allocation = compute(move || {
+    answer(resolved, move |resolved| {
         let market_view = market_view(&resolved.view, &resolved.market)?;
         solvent_risk::allocation::allocate(&resolved.portfolio, &market_view, policy)
             .map_err(|error| risk_error("account", &error))
     })
-    .await?;
-    with_warnings_and_ranges(&allocation, &warnings, &ranges)
+    .await
 }
 
 /// The body of a request.
@@ -1395,7 +1393,7 @@ pub(crate) async fn post_stress(
     let body: StressBody = parse(&body)?;
     let scenarios = body.scenarios;
     let reverse = body.reverse;
-    let mut resolved = resolve(
+    let resolved = resolve(
         &state,
         &scope,
         Subject {
@@ -1405,10 +1403,7 @@ pub(crate) async fn post_stress(
             allow_far_marks: body.allow_far_marks,
         },
     )?;
-    let ranges = scaled_ranges(&mut resolved);
-    // The answer carries them; the computation takes the rest.
-    let warnings = std::mem::take(&mut resolved.warnings);
-    let answer = compute(move || {
+    answer(resolved, move |resolved| {
         let portfolio = &resolved.portfolio;
         let shocks = match &scenarios {
             None => solvent_risk::stress::grid(portfolio),
@@ -1461,8 +1456,7 @@ pub(crate) async fn post_stress(
             ApiError::unprocessable(None, format!("the answer cannot be written as JSON: {error}"))
         })
     })
-    .await?;
-    with_warnings_and_ranges(&answer, &warnings, &ranges)
+    .await
 }
 
 /// The joint moves `solvent stress --plot` draws: every underlying of the account together, from

@@ -284,6 +284,18 @@ fn seq_of(key: i64) -> Result<u64, JournalError> {
     })
 }
 
+/// The event in a row's first three columns (seq, body, crc), checked and decoded.
+fn event_in_row(row: &rusqlite::Row<'_>) -> Result<solvent_engine::event::Envelope, JournalError> {
+    let seq: i64 = row.get(0).map_err(|e| storage(&e))?;
+    let body = row.get_ref(1).map_err(|e| storage(&e))?;
+    let body = body.as_blob().map_err(|error| JournalError::CorruptEntry {
+        seq: u64::try_from(seq).unwrap_or(0),
+        problem: format!("body: {error}"),
+    })?;
+    let crc: i64 = row.get(2).map_err(|e| storage(&e))?;
+    decode_row(seq, body, crc)
+}
+
 /// One stored row, checked and decoded.
 fn decode_row(
     seq: i64,
@@ -496,14 +508,7 @@ impl SqliteJournal {
             .map_err(|e| storage(&e))?;
         let mut rows = statement.query([from]).map_err(|e| storage(&e))?;
         while let Some(row) = rows.next().map_err(|e| storage(&e))? {
-            let seq: i64 = row.get(0).map_err(|e| storage(&e))?;
-            let body = row.get_ref(1).map_err(|e| storage(&e))?;
-            let body = body.as_blob().map_err(|error| JournalError::CorruptEntry {
-                seq: u64::try_from(seq).unwrap_or(0),
-                problem: format!("body: {error}"),
-            })?;
-            let crc: i64 = row.get(2).map_err(|e| storage(&e))?;
-            visit(decode_row(seq, body, crc)?)?;
+            visit(event_in_row(row)?)?;
         }
         Ok(())
     }
@@ -632,14 +637,7 @@ impl SqliteJournal {
         let through = effects_through(&self.side)?;
         let mut rows = statement.query([from]).map_err(|e| storage(&e))?;
         while let Some(row) = rows.next().map_err(|e| storage(&e))? {
-            let seq: i64 = row.get(0).map_err(|e| storage(&e))?;
-            let body = row.get_ref(1).map_err(|e| storage(&e))?;
-            let body = body.as_blob().map_err(|error| JournalError::CorruptEntry {
-                seq: u64::try_from(seq).unwrap_or(0),
-                problem: format!("body: {error}"),
-            })?;
-            let crc: i64 = row.get(2).map_err(|e| storage(&e))?;
-            let envelope = decode_row(seq, body, crc)?;
+            let envelope = event_in_row(row)?;
             let outcome = outcome_row(row, 3)?;
             if outcome.is_none() && through.is_none_or(|through| envelope.seq > through) {
                 visit(envelope, None)?;
@@ -920,14 +918,7 @@ fn read_rows(
 /// The entry in a row's first six columns (seq, body, crc and the client row's id, reply and
 /// crc), checked and decoded; its outcome is not read.
 fn entry_row(row: &rusqlite::Row<'_>) -> Result<Entry, JournalError> {
-    let seq: i64 = row.get(0).map_err(|e| storage(&e))?;
-    let body = row.get_ref(1).map_err(|e| storage(&e))?;
-    let body = body.as_blob().map_err(|error| JournalError::CorruptEntry {
-        seq: u64::try_from(seq).unwrap_or(0),
-        problem: format!("body: {error}"),
-    })?;
-    let crc: i64 = row.get(2).map_err(|e| storage(&e))?;
-    let envelope = decode_row(seq, body, crc)?;
+    let envelope = event_in_row(row)?;
     let client_id: Option<String> = row.get(3).map_err(|e| storage(&e))?;
     let reply: Option<String> = row.get(4).map_err(|e| storage(&e))?;
     if let Some(client_id) = &client_id {
@@ -974,14 +965,7 @@ pub(crate) fn read_events(
         .map_err(|e| storage(&e))?;
     let mut events = Vec::new();
     while let Some(row) = rows.next().map_err(|e| storage(&e))? {
-        let seq: i64 = row.get(0).map_err(|e| storage(&e))?;
-        let body = row.get_ref(1).map_err(|e| storage(&e))?;
-        let body = body.as_blob().map_err(|error| JournalError::CorruptEntry {
-            seq: u64::try_from(seq).unwrap_or(0),
-            problem: format!("body: {error}"),
-        })?;
-        let crc: i64 = row.get(2).map_err(|e| storage(&e))?;
-        events.push(decode_row(seq, body, crc)?);
+        events.push(event_in_row(row)?);
     }
     Ok(events)
 }
