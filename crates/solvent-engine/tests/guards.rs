@@ -74,6 +74,73 @@ impl Run {
         self.at(seconds, kind, fields)
     }
 
+    fn index_price(&mut self, underlying: &str, price: &str) -> Vec<Effect> {
+        self.next(
+            "index_price",
+            &format!(r#""underlying":"{underlying}","price":"{price}""#),
+        )
+    }
+
+    fn mark_price(&mut self, instrument: &str, price: &str) -> Vec<Effect> {
+        self.next(
+            "mark_price",
+            &format!(r#""instrument":"{instrument}","price":"{price}""#),
+        )
+    }
+
+    fn deposit(&mut self, account: &str, asset: &str, amount: &str) -> Vec<Effect> {
+        self.next(
+            "deposit",
+            &format!(r#""account":"{account}","asset":"{asset}","amount":"{amount}""#),
+        )
+    }
+
+    fn withdraw(&mut self, account: &str, asset: &str, amount: &str) -> Vec<Effect> {
+        self.next(
+            "withdraw",
+            &format!(r#""account":"{account}","asset":"{asset}","amount":"{amount}""#),
+        )
+    }
+
+    /// A fill of `account` against `counterparty` (`external`: the outside world).
+    fn fill(
+        &mut self,
+        account: &str,
+        instrument: &str,
+        side: &str,
+        size: &str,
+        price: &str,
+        counterparty: &str,
+    ) -> Vec<Effect> {
+        self.next(
+            "fill",
+            &format!(
+                r#""account":"{account}","instrument":"{instrument}","side":"{side}","size":"{size}","price":"{price}","counterparty":"{counterparty}""#
+            ),
+        )
+    }
+
+    fn set_leverage(&mut self, account: &str, instrument: &str, leverage: &str) -> Vec<Effect> {
+        self.next(
+            "set_leverage",
+            &format!(
+                r#""account":"{account}","instrument":"{instrument}","leverage":"{leverage}""#
+            ),
+        )
+    }
+
+    fn set_isolated_margin(
+        &mut self,
+        account: &str,
+        instrument: &str,
+        amount: &str,
+    ) -> Vec<Effect> {
+        self.next(
+            "set_isolated_margin",
+            &format!(r#""account":"{account}","instrument":"{instrument}","amount":"{amount}""#),
+        )
+    }
+
     fn balance(&self, account: &str, asset: &str) -> Decimal {
         self.engine
             .ledger()
@@ -133,7 +200,7 @@ fn binance_2025_collateral_is_valued_at_the_external_index() {
     // and liquidated accounts while external markets held. Solvent values collateral at the index,
     // whose sources are external: the venue's own book is one source among several and is dropped.
     let mut run = Run::new(EngineConfig::default());
-    run.next("index_price", r#""underlying":"BTC","price":"100000""#);
+    run.index_price("BTC", "100000");
     run.next(
         "index_price",
         r#""underlying":"USDe","price":"0.9995","source":"curve""#,
@@ -142,15 +209,9 @@ fn binance_2025_collateral_is_valued_at_the_external_index() {
         "index_price",
         r#""underlying":"USDe","price":"0.9992","source":"bybit""#,
     );
-    run.next(
-        "deposit",
-        r#""account":"u","asset":"USDe","amount":"20000""#,
-    );
-    run.next("deposit", r#""account":"u","asset":"USDT","amount":"1""#);
-    run.next(
-        "fill",
-        r#""account":"u","instrument":"BTCUSDT","side":"buy","size":"1","price":"100000","counterparty":"external""#,
-    );
+    run.deposit("u", "USDe", "20000");
+    run.deposit("u", "USDT", "1");
+    run.fill("u", "BTCUSDT", "buy", "1", "100000", "external");
     assert_eq!(run.state("u"), AccountState::Healthy);
     let effects = run.next(
         "index_price",
@@ -272,15 +333,12 @@ fn mango_2022_pumped_unrealised_profit_cannot_be_withdrawn() {
     // October 2022: a trader pumped MNGO's thin market, marked a huge unrealised profit and
     // borrowed and withdrew against it. Unrealised profit is not a balance: only cash leaves.
     let mut run = Run::new(EngineConfig::default());
-    run.next("index_price", r#""underlying":"ETH","price":"3000""#);
-    run.next("deposit", r#""account":"m","asset":"USDT","amount":"5000""#);
-    run.next(
-        "fill",
-        r#""account":"m","instrument":"ETHUSDT","side":"buy","size":"10","price":"3000","counterparty":"external""#,
-    );
+    run.index_price("ETH", "3000");
+    run.deposit("m", "USDT", "5000");
+    run.fill("m", "ETHUSDT", "buy", "10", "3000", "external");
     // The mark is pumped 30%: within a 5% band of the index it is clamped; the index (external
     // sources) moves only 4%.
-    let pumped = run.next("mark_price", r#""instrument":"ETHUSDT","price":"3900""#);
+    let pumped = run.mark_price("ETHUSDT", "3900");
     assert!(
         pumped
             .iter()
@@ -288,10 +346,7 @@ fn mango_2022_pumped_unrealised_profit_cannot_be_withdrawn() {
     );
     assert_eq!(run.engine.market().mark["ETHUSDT"].value(), dec!(3150));
     // 10 x (3,150 - 3,000) = 1,500 of unrealised profit; the wallet holds 5,000 USDT of cash.
-    let greedy = run.next(
-        "withdraw",
-        r#""account":"m","asset":"USDT","amount":"6000""#,
-    );
+    let greedy = run.withdraw("m", "USDT", "6000");
     assert_eq!(rejection(&greedy), Some(RejectReason::InsufficientBalance));
     assert_eq!(run.balance("m", "USDT"), dec!(5000));
 }
@@ -301,22 +356,16 @@ fn mango_2022_pumped_unrealised_profit_cannot_be_withdrawn() {
 /// `to`.
 fn long_btcusdt_at_50x(rule: WithdrawalRule, more: &[(&str, &str)], to: &str) -> Run {
     let mut run = Run::on(binance_usdm(rule), EngineConfig::default());
-    run.next("index_price", r#""underlying":"BTC","price":"50000""#);
-    run.next("deposit", r#""account":"b","asset":"USDT","amount":"1000""#);
+    run.index_price("BTC", "50000");
+    run.deposit("b", "USDT", "1000");
     for (asset, amount) in more {
         run.next(
             "deposit",
             &format!(r#""account":"b","asset":"{asset}","amount":"{amount}""#),
         );
     }
-    run.next(
-        "set_leverage",
-        r#""account":"b","instrument":"BTCUSDT","leverage":"50""#,
-    );
-    run.next(
-        "fill",
-        r#""account":"b","instrument":"BTCUSDT","side":"buy","size":"0.1","price":"50000","counterparty":"external""#,
-    );
+    run.set_leverage("b", "BTCUSDT", "50");
+    run.fill("b", "BTCUSDT", "buy", "0.1", "50000", "external");
     run.next(
         "index_price",
         &format!(r#""underlying":"BTC","price":"{to}""#),
@@ -339,27 +388,18 @@ fn on_binance_the_wallet_keeps_the_maintenance_margin_whatever_the_unrealised_pr
     // DESIGN.md 7: min(1,000, 1,096) = 1,000.
     let open = |rule: WithdrawalRule| long_btcusdt_at_50x(rule, &[], "52000");
     let mut run = open(WithdrawalRule::WalletAboveMaintenanceMargin);
-    let too_much = run.next(
-        "withdraw",
-        r#""account":"b","asset":"USDT","amount":"979.21""#,
-    );
+    let too_much = run.withdraw("b", "USDT", "979.21");
     assert_eq!(
         rejection(&too_much),
         Some(RejectReason::ExceedsWithdrawable)
     );
     assert_eq!(run.balance("b", "USDT"), dec!(1000));
-    let most = run.next(
-        "withdraw",
-        r#""account":"b","asset":"USDT","amount":"979.2""#,
-    );
+    let most = run.withdraw("b", "USDT", "979.2");
     assert_eq!(rejection(&most), None, "{most:?}");
     assert_eq!(run.balance("b", "USDT"), dec!(20.8));
 
     let mut run = open(WithdrawalRule::EquityAboveInitialMargin);
-    let all = run.next(
-        "withdraw",
-        r#""account":"b","asset":"USDT","amount":"1000""#,
-    );
+    let all = run.withdraw("b", "USDT", "1000");
     assert_eq!(rejection(&all), None, "{all:?}");
 }
 
@@ -384,31 +424,25 @@ fn under_wallet_less_unrealised_loss_each_coin_keeps_its_positions_unrealised_lo
     assert_eq!(report.withdrawable.value(), dec!(800));
     assert_eq!(report.withdrawable_limit.name(), "wallet_unrealised_loss");
     // The engine agrees: one cent above the report's figure is refused, the figure is paid.
-    let too_much = run.next(
-        "withdraw",
-        r#""account":"b","asset":"USDT","amount":"800.01""#,
-    );
+    let too_much = run.withdraw("b", "USDT", "800.01");
     assert_eq!(
         rejection(&too_much),
         Some(RejectReason::ExceedsWithdrawable),
         "{too_much:?}"
     );
     assert_eq!(run.balance("b", "USDT"), dec!(1000));
-    let most = run.next("withdraw", r#""account":"b","asset":"USDT","amount":"800""#);
+    let most = run.withdraw("b", "USDT", "800");
     assert_eq!(rejection(&most), None, "{most:?}");
     assert_eq!(run.balance("b", "USDT"), dec!(200));
     // The USDT wallet now holds exactly the loss: nothing more of it leaves, and the report
     // says 0 (BTC is not cash-like here, so it adds nothing to `withdrawable`).
     let report = run.engine.margin_report("b").unwrap();
     assert_eq!(report.withdrawable.value(), dec!(0));
-    let cent = run.next(
-        "withdraw",
-        r#""account":"b","asset":"USDT","amount":"0.01""#,
-    );
+    let cent = run.withdraw("b", "USDT", "0.01");
     assert_eq!(rejection(&cent), Some(RejectReason::ExceedsWithdrawable));
     // BTC is judged by its own wallet (no position settles in BTC) and by equity above IM:
     // 0.01 BTC (480) leaves equity 5,600 - 800 - 480 = 4,320, far above IM 96.
-    let btc = run.next("withdraw", r#""account":"b","asset":"BTC","amount":"0.01""#);
+    let btc = run.withdraw("b", "BTC", "0.01");
     assert_eq!(rejection(&btc), None, "{btc:?}");
     assert_eq!(run.balance("b", "BTC"), dec!(0.09));
 
@@ -419,20 +453,14 @@ fn under_wallet_less_unrealised_loss_each_coin_keeps_its_positions_unrealised_lo
         run.engine.margin_report("b").unwrap().withdrawable.value(),
         dec!(1000)
     );
-    let all = run.next(
-        "withdraw",
-        r#""account":"b","asset":"USDT","amount":"1000""#,
-    );
+    let all = run.withdraw("b", "USDT", "1000");
     assert_eq!(rejection(&all), None, "{all:?}");
     let mut run = open(WithdrawalRule::WalletAboveMaintenanceMargin);
     assert_eq!(
         run.engine.margin_report("b").unwrap().withdrawable.value(),
         dec!(980.8)
     );
-    let over = run.next(
-        "withdraw",
-        r#""account":"b","asset":"USDT","amount":"980.81""#,
-    );
+    let over = run.withdraw("b", "USDT", "980.81");
     assert_eq!(rejection(&over), Some(RejectReason::ExceedsWithdrawable));
 }
 
@@ -443,86 +471,56 @@ fn on_binance_isolated_margin_moves_keep_each_wallets_maintenance_margin() {
     // only the initial margins.
     let open = |venue: Venue| {
         let mut run = Run::on(venue, EngineConfig::default());
-        run.next("index_price", r#""underlying":"BTC","price":"50000""#);
-        run.next("index_price", r#""underlying":"ETH","price":"3000""#);
-        run.next("deposit", r#""account":"b","asset":"USDT","amount":"1000""#);
+        run.index_price("BTC", "50000");
+        run.index_price("ETH", "3000");
+        run.deposit("b", "USDT", "1000");
         for instrument in ["BTCUSDT", "ETHUSDT"] {
             run.next(
                 "set_leverage",
                 &format!(r#""account":"b","instrument":"{instrument}","leverage":"100""#),
             );
         }
-        run.next(
-            "fill",
-            r#""account":"b","instrument":"BTCUSDT","side":"buy","size":"0.1","price":"50000","counterparty":"external""#,
-        );
-        run.next(
-            "fill",
-            r#""account":"b","instrument":"ETHUSDT","side":"buy","size":"1","price":"3000","counterparty":"external""#,
-        );
+        run.fill("b", "BTCUSDT", "buy", "0.1", "50000", "external");
+        run.fill("b", "ETHUSDT", "buy", "1", "3000", "external");
         // BTC to 52,000: 200 of unrealised profit on 0.1 BTC; notional 5,200, IM 52, MM 20.8.
-        run.next("index_price", r#""underlying":"BTC","price":"52000""#);
-        run.next("mark_price", r#""instrument":"BTCUSDT","price":"52000""#);
+        run.index_price("BTC", "52000");
+        run.mark_price("BTCUSDT", "52000");
         run
     };
     use WithdrawalRule::{EquityAboveInitialMargin, WalletAboveMaintenanceMargin};
 
     // Into ETHUSDT isolated: the cross wallet keeps BTCUSDT's MM of 20.8 on Binance.
     let mut run = open(binance_usdm(WalletAboveMaintenanceMargin));
-    let too_much = run.next(
-        "set_isolated_margin",
-        r#""account":"b","instrument":"ETHUSDT","amount":"979.21""#,
-    );
+    let too_much = run.set_isolated_margin("b", "ETHUSDT", "979.21");
     assert_eq!(
         rejection(&too_much),
         Some(RejectReason::ExceedsWithdrawable),
         "{too_much:?}"
     );
     assert_eq!(run.balance("b", "USDT"), dec!(1000));
-    let most = run.next(
-        "set_isolated_margin",
-        r#""account":"b","instrument":"ETHUSDT","amount":"979.2""#,
-    );
+    let most = run.set_isolated_margin("b", "ETHUSDT", "979.2");
     assert_eq!(rejection(&most), None, "{most:?}");
     assert_eq!(run.balance("b", "USDT"), dec!(20.8));
     let mut run = open(binance_usdm(EquityAboveInitialMargin));
-    let all = run.next(
-        "set_isolated_margin",
-        r#""account":"b","instrument":"ETHUSDT","amount":"990""#,
-    );
+    let all = run.set_isolated_margin("b", "ETHUSDT", "990");
     assert_eq!(rejection(&all), None, "{all:?}");
 
     // Out of BTCUSDT isolated: its wallet keeps its MM of 20.8 on Binance, though its equity
     // (margin + 200 of profit) covers its IM of 52 at any margin.
     let mut run = open(binance_usdm(WalletAboveMaintenanceMargin));
-    let isolate = run.next(
-        "set_isolated_margin",
-        r#""account":"b","instrument":"BTCUSDT","amount":"100""#,
-    );
+    let isolate = run.set_isolated_margin("b", "BTCUSDT", "100");
     assert_eq!(rejection(&isolate), None, "{isolate:?}");
-    let below = run.next(
-        "set_isolated_margin",
-        r#""account":"b","instrument":"BTCUSDT","amount":"20.79""#,
-    );
+    let below = run.set_isolated_margin("b", "BTCUSDT", "20.79");
     assert_eq!(
         rejection(&below),
         Some(RejectReason::ExceedsWithdrawable),
         "{below:?}"
     );
-    let at = run.next(
-        "set_isolated_margin",
-        r#""account":"b","instrument":"BTCUSDT","amount":"20.8""#,
-    );
+    let at = run.set_isolated_margin("b", "BTCUSDT", "20.8");
     assert_eq!(rejection(&at), None, "{at:?}");
     let mut run = open(binance_usdm(EquityAboveInitialMargin));
-    run.next(
-        "set_isolated_margin",
-        r#""account":"b","instrument":"BTCUSDT","amount":"100""#,
-    );
-    let low = run.next(
-        "set_isolated_margin",
-        r#""account":"b","instrument":"BTCUSDT","amount":"1""#,
-    );
+    run.set_isolated_margin("b", "BTCUSDT", "100");
+    let low = run.set_isolated_margin("b", "BTCUSDT", "1");
     assert_eq!(rejection(&low), None, "{low:?}");
 }
 
@@ -531,32 +529,17 @@ fn hyperliquid_2025_no_withdrawal_leaves_an_account_below_initial_margin() {
     // March 2025: a whale withdrew unrealised profit and left a position at the edge, which the
     // venue's vault had to absorb. A withdrawal that leaves equity below IM is refused.
     let mut run = Run::new(EngineConfig::default());
-    run.next("index_price", r#""underlying":"BTC","price":"100000""#);
-    run.next(
-        "deposit",
-        r#""account":"w","asset":"USDT","amount":"12000""#,
-    );
-    run.next(
-        "set_leverage",
-        r#""account":"w","instrument":"BTCUSDT","leverage":"10""#,
-    );
-    run.next(
-        "fill",
-        r#""account":"w","instrument":"BTCUSDT","side":"buy","size":"1","price":"100000","counterparty":"external""#,
-    );
+    run.index_price("BTC", "100000");
+    run.deposit("w", "USDT", "12000");
+    run.set_leverage("w", "BTCUSDT", "10");
+    run.fill("w", "BTCUSDT", "buy", "1", "100000", "external");
     // IM = 100,000 / 10 = 10,000; equity 12,000: 2,000 is free, 2,001 is not.
-    let too_much = run.next(
-        "withdraw",
-        r#""account":"w","asset":"USDT","amount":"2001""#,
-    );
+    let too_much = run.withdraw("w", "USDT", "2001");
     assert_eq!(
         rejection(&too_much),
         Some(RejectReason::ExceedsWithdrawable)
     );
-    let fine = run.next(
-        "withdraw",
-        r#""account":"w","asset":"USDT","amount":"2000""#,
-    );
+    let fine = run.withdraw("w", "USDT", "2000");
     assert_eq!(rejection(&fine), None);
     assert_eq!(run.balance("w", "USDT"), dec!(10000));
 }
@@ -571,40 +554,28 @@ fn dydx_yfi_2023_open_interest_cap() {
         .max_open_interest
         .insert("ETHUSDT".to_owned(), dec!(50));
     let mut run = Run::new(config);
-    run.next("index_price", r#""underlying":"ETH","price":"3000""#);
-    run.next(
-        "deposit",
-        r#""account":"y","asset":"USDT","amount":"1000000""#,
-    );
-    let within = run.next(
-        "fill",
-        r#""account":"y","instrument":"ETHUSDT","side":"buy","size":"40","price":"3000","counterparty":"external""#,
-    );
+    run.index_price("ETH", "3000");
+    run.deposit("y", "USDT", "1000000");
+    let within = run.fill("y", "ETHUSDT", "buy", "40", "3000", "external");
     assert_eq!(rejection(&within), None);
-    let beyond = run.next(
-        "fill",
-        r#""account":"y","instrument":"ETHUSDT","side":"buy","size":"20","price":"3000","counterparty":"external""#,
-    );
+    let beyond = run.fill("y", "ETHUSDT", "buy", "20", "3000", "external");
     assert_eq!(rejection(&beyond), Some(RejectReason::OpenInterestCap));
     // Reducing is always allowed.
-    let reduce = run.next(
-        "fill",
-        r#""account":"y","instrument":"ETHUSDT","side":"sell","size":"20","price":"3000","counterparty":"external""#,
-    );
+    let reduce = run.fill("y", "ETHUSDT", "sell", "20", "3000", "external");
     assert_eq!(rejection(&reduce), None);
 }
 
 #[test]
 fn a_jump_waits_for_confirmation() {
     let mut run = Run::new(EngineConfig::default());
-    run.next("index_price", r#""underlying":"BTC","price":"100000""#);
-    let jump = run.next("index_price", r#""underlying":"BTC","price":"70000""#);
+    run.index_price("BTC", "100000");
+    let jump = run.index_price("BTC", "70000");
     assert_eq!(index(&run), dec!(100000), "a 30% move is held");
     assert!(
         jump.iter()
             .any(|e| matches!(e, Effect::PriceGuarded { used: None, .. }))
     );
-    run.next("index_price", r#""underlying":"BTC","price":"70500""#);
+    run.index_price("BTC", "70500");
     assert_eq!(index(&run), dec!(70500), "confirmed by the next update");
 }
 
@@ -613,16 +584,10 @@ fn liquidation_waits_for_the_breach_to_persist() {
     let mut config = EngineConfig::default();
     config.guards.liquidation_persist_updates = 2;
     let mut run = Run::new(config);
-    run.next("index_price", r#""underlying":"BTC","price":"60000""#);
-    run.next(
-        "deposit",
-        r#""account":"p","asset":"USDT","amount":"10000""#,
-    );
-    run.next(
-        "fill",
-        r#""account":"p","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"external""#,
-    );
-    let first = run.next("index_price", r#""underlying":"BTC","price":"50150""#);
+    run.index_price("BTC", "60000");
+    run.deposit("p", "USDT", "10000");
+    run.fill("p", "BTCUSDT", "buy", "1", "60000", "external");
+    let first = run.index_price("BTC", "50150");
     assert!(
         first
             .iter()
@@ -634,7 +599,7 @@ fn liquidation_waits_for_the_breach_to_persist() {
             .iter()
             .any(|e| matches!(e, Effect::Liquidation { .. }))
     );
-    let second = run.next("index_price", r#""underlying":"BTC","price":"50150""#);
+    let second = run.index_price("BTC", "50150");
     assert!(
         second
             .iter()
@@ -646,17 +611,11 @@ fn liquidation_waits_for_the_breach_to_persist() {
 #[test]
 fn margin_call_once_per_episode_and_reduce_only() {
     let mut run = Run::new(EngineConfig::default());
-    run.next("index_price", r#""underlying":"BTC","price":"60000""#);
-    run.next(
-        "deposit",
-        r#""account":"c","asset":"USDT","amount":"10000""#,
-    );
-    run.next(
-        "fill",
-        r#""account":"c","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"external""#,
-    );
+    run.index_price("BTC", "60000");
+    run.deposit("c", "USDT", "10000");
+    run.fill("c", "BTCUSDT", "buy", "1", "60000", "external");
     // Equity 10,000 - (60,000 - p); MM 0.5% x p. At 50,350: 350 / 251.75 = 1.39 -> margin call.
-    let call = run.next("index_price", r#""underlying":"BTC","price":"50350""#);
+    let call = run.index_price("BTC", "50350");
     let calls = |effects: &[Effect]| {
         effects
             .iter()
@@ -673,39 +632,24 @@ fn margin_call_once_per_episode_and_reduce_only() {
         ),
         "{call:?}"
     );
-    let again = run.next("index_price", r#""underlying":"BTC","price":"50340""#);
+    let again = run.index_price("BTC", "50340");
     assert_eq!(calls(&again), 0, "one call per episode");
     // Reduce-only at 50,280: 280 / 251.4 = 1.11. Adding risk is refused, reducing is not.
-    run.next("index_price", r#""underlying":"BTC","price":"50280""#);
+    run.index_price("BTC", "50280");
     assert_eq!(run.state("c"), AccountState::ReduceOnly);
-    let more = run.next(
-        "fill",
-        r#""account":"c","instrument":"BTCUSDT","side":"buy","size":"0.1","price":"50280","counterparty":"external""#,
-    );
+    let more = run.fill("c", "BTCUSDT", "buy", "0.1", "50280", "external");
     assert_eq!(rejection(&more), Some(RejectReason::ReduceOnly));
-    let less = run.next(
-        "fill",
-        r#""account":"c","instrument":"BTCUSDT","side":"sell","size":"0.5","price":"50280","counterparty":"external""#,
-    );
+    let less = run.fill("c", "BTCUSDT", "sell", "0.5", "50280", "external");
     assert_eq!(rejection(&less), None);
 }
 
 #[test]
 fn funding_moves_money_from_longs_to_shorts_through_clearing() {
     let mut run = Run::new(EngineConfig::default());
-    run.next("index_price", r#""underlying":"BTC","price":"50000""#);
-    run.next(
-        "deposit",
-        r#""account":"long","asset":"USDT","amount":"100000""#,
-    );
-    run.next(
-        "deposit",
-        r#""account":"short","asset":"USDT","amount":"100000""#,
-    );
-    run.next(
-        "fill",
-        r#""account":"long","instrument":"BTCUSDT","side":"buy","size":"2","price":"50000","counterparty":"short""#,
-    );
+    run.index_price("BTC", "50000");
+    run.deposit("long", "USDT", "100000");
+    run.deposit("short", "USDT", "100000");
+    run.fill("long", "BTCUSDT", "buy", "2", "50000", "short");
     run.next("funding", r#""instrument":"BTCUSDT","rate":"0.0001""#);
     // 2 x 50,000 x 0.01% = 10 USDT from the long, to the short.
     assert_eq!(run.balance("long", "USDT"), dec!(99990));
@@ -716,7 +660,7 @@ fn funding_moves_money_from_longs_to_shorts_through_clearing() {
 #[test]
 fn realised_pnl_passes_through_clearing_which_returns_to_zero() {
     let mut run = Run::new(EngineConfig::default());
-    run.next("index_price", r#""underlying":"BTC","price":"60000""#);
+    run.index_price("BTC", "60000");
     for id in ["a", "b", "c"] {
         run.next(
             "deposit",
@@ -743,26 +687,14 @@ fn realised_pnl_passes_through_clearing_which_returns_to_zero() {
 #[test]
 fn a_bankruptcy_the_fund_cannot_cover_is_deleveraged_at_the_bankruptcy_price() {
     let mut run = Run::new(EngineConfig::default());
-    run.next("index_price", r#""underlying":"BTC","price":"60000""#);
-    run.next(
-        "deposit",
-        r#""account":"loser","asset":"USDT","amount":"6100""#,
-    );
-    run.next(
-        "deposit",
-        r#""account":"winner","asset":"USDT","amount":"100000""#,
-    );
-    run.next(
-        "set_leverage",
-        r#""account":"loser","instrument":"BTCUSDT","leverage":"10""#,
-    );
-    run.next(
-        "fill",
-        r#""account":"loser","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"winner""#,
-    );
+    run.index_price("BTC", "60000");
+    run.deposit("loser", "USDT", "6100");
+    run.deposit("winner", "USDT", "100000");
+    run.set_leverage("loser", "BTCUSDT", "10");
+    run.fill("loser", "BTCUSDT", "buy", "1", "60000", "winner");
     // A gap far through the liquidation price (confirmed by a second print): the loser's equity
     // is 6,100 - 8,000 = -1,900 at 52,000, and the insurance fund is empty.
-    let effects = run.next("index_price", r#""underlying":"BTC","price":"52000""#);
+    let effects = run.index_price("BTC", "52000");
 
     let adl = effects.iter().find_map(|e| match e {
         Effect::Adl {
@@ -796,16 +728,10 @@ fn a_bankruptcy_the_fund_cannot_cover_is_deleveraged_at_the_bankruptcy_price() {
 #[test]
 fn the_same_events_give_the_same_state_hash() {
     let script = |run: &mut Run| {
-        run.next("index_price", r#""underlying":"BTC","price":"60000""#);
-        run.next(
-            "deposit",
-            r#""account":"a","asset":"USDT","amount":"10000""#,
-        );
-        run.next(
-            "fill",
-            r#""account":"a","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"external""#,
-        );
-        run.next("index_price", r#""underlying":"BTC","price":"50000""#);
+        run.index_price("BTC", "60000");
+        run.deposit("a", "USDT", "10000");
+        run.fill("a", "BTCUSDT", "buy", "1", "60000", "external");
+        run.index_price("BTC", "50000");
     };
     let mut first = Run::new(EngineConfig::default());
     let mut second = Run::new(EngineConfig::default());
@@ -821,26 +747,17 @@ fn the_same_events_give_the_same_state_hash() {
 #[test]
 fn a_copy_keeps_its_state_while_the_original_goes_on() {
     let opening = |run: &mut Run| {
-        run.next("index_price", r#""underlying":"BTC","price":"60000""#);
-        run.next(
-            "deposit",
-            r#""account":"a","asset":"USDT","amount":"10000""#,
-        );
-        run.next("deposit", r#""account":"b","asset":"USDT","amount":"500""#);
-        run.next(
-            "fill",
-            r#""account":"a","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"external""#,
-        );
+        run.index_price("BTC", "60000");
+        run.deposit("a", "USDT", "10000");
+        run.deposit("b", "USDT", "500");
+        run.fill("a", "BTCUSDT", "buy", "1", "60000", "external");
     };
     let after = |run: &mut Run| {
-        run.next("deposit", r#""account":"a","asset":"USDT","amount":"250""#);
-        run.next(
-            "fill",
-            r#""account":"b","instrument":"BTCUSDT","side":"sell","size":"0.05","price":"60000","counterparty":"external""#,
-        );
+        run.deposit("a", "USDT", "250");
+        run.fill("b", "BTCUSDT", "sell", "0.05", "60000", "external");
         // Into a margin call for `a`: equity 10,250 - 9,900 = 350 against a maintenance margin
         // of 0.5% x 50,100 = 250.5, health 1.40: a state change the copy must not see.
-        let effects = run.next("index_price", r#""underlying":"BTC","price":"50100""#);
+        let effects = run.index_price("BTC", "50100");
         assert!(
             effects
                 .iter()
@@ -877,8 +794,8 @@ fn a_copy_keeps_its_state_while_the_original_goes_on() {
 #[test]
 fn refused_events_change_nothing() {
     let mut run = Run::new(EngineConfig::default());
-    run.next("index_price", r#""underlying":"BTC","price":"60000""#);
-    run.next("deposit", r#""account":"a","asset":"USDT","amount":"100""#);
+    run.index_price("BTC", "60000");
+    run.deposit("a", "USDT", "100");
     let before = run.engine.state_hash();
     for (kind, fields, reason) in [
         (
@@ -934,29 +851,17 @@ fn refused_events_change_nothing() {
 #[test]
 fn a_buffer_policy_holds_back_withdrawals() {
     let mut run = Run::new(EngineConfig::default());
-    run.next("index_price", r#""underlying":"BTC","price":"100000""#);
-    run.next(
-        "deposit",
-        r#""account":"b","asset":"USDT","amount":"20000""#,
-    );
-    run.next(
-        "fill",
-        r#""account":"b","instrument":"BTCUSDT","side":"buy","size":"1","price":"100000","counterparty":"external""#,
-    );
+    run.index_price("BTC", "100000");
+    run.deposit("b", "USDT", "20000");
+    run.fill("b", "BTCUSDT", "buy", "1", "100000", "external");
     // IM 100,000 / 20 = 5,000; MM 500. A buffer of 12 x MM = 6,000 lets 14,000 out, not 14,001.
     run.next("set_buffer_policy", r#""account":"b","policy":"mm:12""#);
-    let too_much = run.next(
-        "withdraw",
-        r#""account":"b","asset":"USDT","amount":"14001""#,
-    );
+    let too_much = run.withdraw("b", "USDT", "14001");
     assert_eq!(
         rejection(&too_much),
         Some(RejectReason::ExceedsWithdrawable)
     );
-    let fine = run.next(
-        "withdraw",
-        r#""account":"b","asset":"USDT","amount":"14000""#,
-    );
+    let fine = run.withdraw("b", "USDT", "14000");
     assert_eq!(rejection(&fine), None);
     let bad = run.next("set_buffer_policy", r#""account":"b","policy":"lots""#);
     assert_eq!(rejection(&bad), Some(RejectReason::InvalidInput));
@@ -965,12 +870,9 @@ fn a_buffer_policy_holds_back_withdrawals() {
 #[test]
 fn automated_top_ups_respect_their_caps() {
     let mut run = Run::new(EngineConfig::default());
-    run.next("index_price", r#""underlying":"BTC","price":"60000""#);
-    run.next("deposit", r#""account":"t","asset":"USDT","amount":"5000""#);
-    run.next(
-        "fill",
-        r#""account":"t","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"external""#,
-    );
+    run.index_price("BTC", "60000");
+    run.deposit("t", "USDT", "5000");
+    run.fill("t", "BTCUSDT", "buy", "1", "60000", "external");
     // From the external wallet when the cross health falls below 2, back to 3, at most 500 per
     // event and 800 per day.
     run.next(
@@ -979,13 +881,13 @@ fn automated_top_ups_respect_their_caps() {
     );
     // At 55,600: equity 5,000 - 4,400 = 600, MM 278: health 2.16, nothing. At 55,500: 500 / 277.5
     // = 1.80 < 2: top up min(3 x 277.5 - 500 = 332.5, 500) = 332.5.
-    let quiet = run.next("index_price", r#""underlying":"BTC","price":"55600""#);
+    let quiet = run.index_price("BTC", "55600");
     assert!(
         !quiet
             .iter()
             .any(|e| matches!(e, Effect::TransferApplied { .. }))
     );
-    let first = run.next("index_price", r#""underlying":"BTC","price":"55500""#);
+    let first = run.index_price("BTC", "55500");
     let topped = |effects: &[Effect]| -> Decimal {
         effects
             .iter()
@@ -1002,35 +904,26 @@ fn automated_top_ups_respect_their_caps() {
     assert_eq!(topped(&first), dec!(332.5));
     // Another fall to 54,800: equity 832.5 - 700 = 132.5, MM 274: need 3 x 274 - 132.5 = 689.5,
     // capped at 500 per event by the rule and at 800 - 332.5 = 467.5 left for the day.
-    let second = run.next("index_price", r#""underlying":"BTC","price":"54800""#);
+    let second = run.index_price("BTC", "54800");
     assert_eq!(topped(&second), dec!(467.5));
-    let third = run.next("index_price", r#""underlying":"BTC","price":"54700""#);
+    let third = run.index_price("BTC", "54700");
     assert_eq!(topped(&third), dec!(0), "the day's cap is spent");
 }
 
 #[test]
 fn dynamic_reallocation_moves_cross_collateral_to_an_isolated_position() {
     let mut run = Run::new(EngineConfig::default());
-    run.next("index_price", r#""underlying":"BTC","price":"60000""#);
-    run.next(
-        "deposit",
-        r#""account":"r","asset":"USDT","amount":"20000""#,
-    );
-    run.next(
-        "fill",
-        r#""account":"r","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"external""#,
-    );
-    run.next(
-        "set_isolated_margin",
-        r#""account":"r","instrument":"BTCUSDT","amount":"3100""#,
-    );
+    run.index_price("BTC", "60000");
+    run.deposit("r", "USDT", "20000");
+    run.fill("r", "BTCUSDT", "buy", "1", "60000", "external");
+    run.set_isolated_margin("r", "BTCUSDT", "3100");
     run.next(
         "set_auto_top_up",
         r#""account":"r","source":"cross_pool","trigger_health":"1.2","target_health":"1.5","per_event_cap":"10000","per_day_cap":"10000""#,
     );
     // At 57,250 the isolated equity is 3,100 - 2,750 = 350 against MM 286.25: health 1.22. At
     // 57,200: 300 / 286 = 1.049, below the trigger: move 1.5 x 286 - 300 = 129 from the pool.
-    let effects = run.next("index_price", r#""underlying":"BTC","price":"57200""#);
+    let effects = run.index_price("BTC", "57200");
     let moved: Decimal = effects
         .iter()
         .filter_map(|e| match e {
@@ -1054,12 +947,9 @@ fn dynamic_reallocation_moves_cross_collateral_to_an_isolated_position() {
 #[test]
 fn a_listed_instrument_trades_and_a_venue_update_re_margins_every_account() {
     let mut run = Run::new(EngineConfig::default());
-    run.next("index_price", r#""underlying":"SOL","price":"150""#);
-    run.next("deposit", r#""account":"s","asset":"USDT","amount":"1000""#);
-    let missing = run.next(
-        "fill",
-        r#""account":"s","instrument":"SOLUSDT","side":"buy","size":"10","price":"150","counterparty":"external""#,
-    );
+    run.index_price("SOL", "150");
+    run.deposit("s", "USDT", "1000");
+    let missing = run.fill("s", "SOLUSDT", "buy", "10", "150", "external");
     assert_eq!(rejection(&missing), Some(RejectReason::UnknownInstrument));
     let listed = run.next(
         "list_instrument",
@@ -1068,10 +958,7 @@ fn a_listed_instrument_trades_and_a_venue_update_re_margins_every_account() {
     assert_eq!(rejection(&listed), None);
     let bad = run.next("list_instrument", r#""name":"X","spec":{"kind":"perpetual","style":"linear","underlying":"X","settlement":"USDT","contract_size":"1","size_step":"0.1","margin":"nope"}"#);
     assert_eq!(rejection(&bad), Some(RejectReason::InvalidInput));
-    let fill = run.next(
-        "fill",
-        r#""account":"s","instrument":"SOLUSDT","side":"buy","size":"10","price":"150","counterparty":"external""#,
-    );
+    let fill = run.fill("s", "SOLUSDT", "buy", "10", "150", "external");
     assert_eq!(rejection(&fill), None, "{fill:?}");
     // A venue update that no longer lists SOLUSDT is refused: the account holds it.
     let text = std::fs::read_to_string(concat!(
@@ -1090,53 +977,32 @@ fn a_bankrupt_account_pays_with_its_other_collateral_before_the_fund() {
     // close loses 3,000 USDT, so USDT is -2,000; the 0.01 BTC (700 at 70,000) is sold first and
     // the fund covers only the remaining 1,300.
     let mut run = Run::new(EngineConfig::default());
-    run.next("index_price", r#""underlying":"BTC","price":"100000""#);
-    run.next(
-        "deposit",
-        r#""account":"insurance_fund","asset":"USDT","amount":"5000""#,
-    );
+    run.index_price("BTC", "100000");
+    run.deposit("insurance_fund", "USDT", "5000");
     assert_eq!(run.balance("insurance_fund", "USDT"), dec!(5000));
-    run.next("deposit", r#""account":"a","asset":"USDT","amount":"1000""#);
-    run.next("deposit", r#""account":"a","asset":"BTC","amount":"0.01""#);
-    run.next(
-        "fill",
-        r#""account":"a","instrument":"BTCUSDT","side":"buy","size":"0.1","price":"100000","counterparty":"external""#,
-    );
-    run.next("index_price", r#""underlying":"BTC","price":"70000""#);
-    run.next("index_price", r#""underlying":"BTC","price":"70000""#);
+    run.deposit("a", "USDT", "1000");
+    run.deposit("a", "BTC", "0.01");
+    run.fill("a", "BTCUSDT", "buy", "0.1", "100000", "external");
+    run.index_price("BTC", "70000");
+    run.index_price("BTC", "70000");
     assert!(run.engine.accounts().get("a").unwrap().positions.is_empty());
     assert_eq!(run.balance("a", "BTC"), dec!(0));
     assert_eq!(run.balance("a", "USDT"), dec!(0));
     assert_eq!(run.balance("insurance_fund", "USDT"), dec!(3700));
-    let system = run.next(
-        "deposit",
-        r#""account":"clearing","asset":"USDT","amount":"1""#,
-    );
+    let system = run.deposit("clearing", "USDT", "1");
     assert_eq!(rejection(&system), Some(RejectReason::InvalidInput));
 }
 
 #[test]
 fn an_isolated_position_grows_only_as_far_as_its_own_margin_allows() {
     let mut run = Run::new(EngineConfig::default());
-    run.next("index_price", r#""underlying":"BTC","price":"60000""#);
-    run.next(
-        "deposit",
-        r#""account":"i","asset":"USDT","amount":"100000""#,
-    );
-    run.next(
-        "fill",
-        r#""account":"i","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000","counterparty":"external""#,
-    );
-    run.next(
-        "set_isolated_margin",
-        r#""account":"i","instrument":"BTCUSDT","amount":"3100""#,
-    );
+    run.index_price("BTC", "60000");
+    run.deposit("i", "USDT", "100000");
+    run.fill("i", "BTCUSDT", "buy", "1", "60000", "external");
+    run.set_isolated_margin("i", "BTCUSDT", "3100");
     // At BTCUSDT's default leverage of 20 a position needs 5% initial margin: 1.5 BTC at 60,000
     // need 4,500 of the position's own 3,100, however much the cross pool (96,900 USDT) holds.
-    let effects = run.next(
-        "fill",
-        r#""account":"i","instrument":"BTCUSDT","side":"buy","size":"0.5","price":"60000","counterparty":"external""#,
-    );
+    let effects = run.fill("i", "BTCUSDT", "buy", "0.5", "60000", "external");
     assert_eq!(
         rejection(&effects),
         Some(RejectReason::InsufficientInitialMargin),
@@ -1147,10 +1013,7 @@ fn an_isolated_position_grows_only_as_far_as_its_own_margin_allows() {
         dec!(1)
     );
     // 1.03 BTC need 3,090: accepted.
-    let effects = run.next(
-        "fill",
-        r#""account":"i","instrument":"BTCUSDT","side":"buy","size":"0.03","price":"60000","counterparty":"external""#,
-    );
+    let effects = run.fill("i", "BTCUSDT", "buy", "0.03", "60000", "external");
     assert_eq!(rejection(&effects), None, "{effects:?}");
     assert_eq!(
         run.engine.accounts().get("i").unwrap().positions["BTCUSDT"].size,
@@ -1170,18 +1033,12 @@ fn a_stablecoin_priced_below_par_re_values_its_holders_at_once() {
             exhaustive_monitoring,
             ..EngineConfig::default()
         });
-        run.next("index_price", r#""underlying":"BTC","price":"60000""#);
-        run.next("deposit", r#""account":"u","asset":"USDC","amount":"3000""#);
-        run.next(
-            "set_leverage",
-            r#""account":"u","instrument":"BTCUSDT","leverage":"100""#,
-        );
-        let fill = run.next(
-            "fill",
-            r#""account":"u","instrument":"BTCUSDT","side":"buy","size":"5","price":"60000","counterparty":"external""#,
-        );
+        run.index_price("BTC", "60000");
+        run.deposit("u", "USDC", "3000");
+        run.set_leverage("u", "BTCUSDT", "100");
+        let fill = run.fill("u", "BTCUSDT", "buy", "5", "60000", "external");
         assert_eq!(rejection(&fill), None, "{fill:?}");
-        let effects = run.next("index_price", r#""underlying":"USDC","price":"0.70""#);
+        let effects = run.index_price("USDC", "0.70");
         assert!(
             effects
                 .iter()
@@ -1211,22 +1068,16 @@ fn a_contract_settled_in_a_third_coin_is_re_examined_when_that_coin_moves() {
             exhaustive_monitoring,
             ..EngineConfig::default()
         });
-        run.next("index_price", r#""underlying":"BTC","price":"60000""#);
-        run.next("index_price", r#""underlying":"USDe","price":"1""#);
+        run.index_price("BTC", "60000");
+        run.index_price("USDe", "1");
         let listed = run.next(
             "list_instrument",
             r#""name":"BTCUSDE","spec":{"kind":"perpetual","style":"linear","underlying":"BTC","settlement":"USDe","contract_size":"1","size_step":"0.001","margin":"bybit_btcusdt"}"#,
         );
         assert_eq!(rejection(&listed), None, "{listed:?}");
-        run.next("deposit", r#""account":"q","asset":"USDT","amount":"3000""#);
-        run.next(
-            "set_leverage",
-            r#""account":"q","instrument":"BTCUSDE","leverage":"100""#,
-        );
-        let fill = run.next(
-            "fill",
-            r#""account":"q","instrument":"BTCUSDE","side":"buy","size":"5","price":"60000","counterparty":"external""#,
-        );
+        run.deposit("q", "USDT", "3000");
+        run.set_leverage("q", "BTCUSDE", "100");
+        let fill = run.fill("q", "BTCUSDE", "buy", "5", "60000", "external");
         assert_eq!(rejection(&fill), None, "{fill:?}");
         let calls = |effects: &[Effect]| {
             effects
@@ -1239,9 +1090,9 @@ fn a_contract_settled_in_a_third_coin_is_re_examined_when_that_coin_moves() {
                 })
                 .collect::<Vec<_>>()
         };
-        let up = run.next("index_price", r#""underlying":"USDe","price":"1.15""#);
+        let up = run.index_price("USDe", "1.15");
         assert!(calls(&up).is_empty(), "health 1.74: {up:?}");
-        let further = run.next("index_price", r#""underlying":"USDe","price":"1.35""#);
+        let further = run.index_price("USDe", "1.35");
         assert_eq!(
             calls(&further),
             [dec!(1050)],
@@ -1309,23 +1160,17 @@ fn an_account_that_cannot_be_valued_is_examined_when_its_price_comes() {
         tail.replacen(r#"settlement = "USDT""#, r#"settlement = "USDe""#, 1)
     );
     let mut run = Run::new(EngineConfig::default());
-    run.next("index_price", r#""underlying":"BTC","price":"60000""#);
-    run.next("deposit", r#""account":"v","asset":"USDT","amount":"3000""#);
-    run.next(
-        "set_leverage",
-        r#""account":"v","instrument":"BTCUSDT","leverage":"100""#,
-    );
-    let fill = run.next(
-        "fill",
-        r#""account":"v","instrument":"BTCUSDT","side":"buy","size":"5","price":"60000","counterparty":"external""#,
-    );
+    run.index_price("BTC", "60000");
+    run.deposit("v", "USDT", "3000");
+    run.set_leverage("v", "BTCUSDT", "100");
+    let fill = run.fill("v", "BTCUSDT", "buy", "5", "60000", "external");
     assert_eq!(rejection(&fill), None, "{fill:?}");
     let update = run.next(
         "update_venue",
         &format!(r#""venue":{}"#, serde_json::to_string(&moved).unwrap()),
     );
     assert_eq!(rejection(&update), None, "{update:?}");
-    let priced = run.next("index_price", r#""underlying":"USDe","price":"1.35""#);
+    let priced = run.index_price("USDe", "1.35");
     assert!(
         priced
             .iter()
