@@ -14,6 +14,7 @@
 #     and 1,000 WebSocket subscribers of margin_calls, liquidations and their own account.{id},
 #     each checked against every effect the replies say was routed to it (target: 0 gaps, in
 #     order), with the delivery lag from the event's time stamp to arrival.
+# At the end: the server's CPU in all and per thread, with each thread's waits and preemptions.
 # The journal alone (SQLite, group commit) is measured by bench/journal.sh.
 #
 # Usage: bench/serve.sh [--paced-secs S (60)] [--rate EVENTS_PER_S (50000)]
@@ -93,5 +94,15 @@ $(pin "$client_cpus") ./target/release/examples/load --addr "$addr" \
   --feeder-key "$feeder" --viewer-key "$viewer" "${load_args[@]}"
 
 echo "solvent serve used $(cpu_of "$server_pid") s of CPU in all; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+# Per thread (summed by name): its CPU, and how often it waited for work (voluntary switches)
+# against how often it was switched out while it could run (involuntary): on a machine whose
+# cores are all busy, the engine thread's involuntary switches say that CPU saved on any other
+# thread speeds it up.
+for task in /proc/"$server_pid"/task/*; do
+  printf '%s %s %s %s\n' "$(tr ' ' '_' <"$task/comm")" "$(cpu_of "${task#/proc/}")" \
+    "$(awk '/^voluntary_ctxt_switches/ {print $2}' "$task/status")" \
+    "$(awk '/^nonvoluntary_ctxt_switches/ {print $2}' "$task/status")"
+done | awk '{cpu[$1] += $2; waited[$1] += $3; preempted[$1] += $4}
+  END {for (name in cpu) printf "  thread %-16s %7.2f s CPU, waited %7d times, switched out %7d times\n", name, cpu[name], waited[name], preempted[name]}' | sort
 curl -s --max-time 5 "http://$addr/metrics" 2>/dev/null |
   grep -E '^solvent_(events_(applied|durable)_total|journal_commit_(events|seconds)_(sum|count)|effects_total|accounts)' || true
