@@ -1174,11 +1174,12 @@ mod tests {
         let params = venue.portfolio_margin.as_ref().unwrap();
         let file = desk(|file| {
             let mut positions = Vec::new();
-            for (index, strike) in (0..150).map(|i| (i, 60_000 + 200 * i)) {
+            for strike in (0..150).map(|i| 60_000 + 200 * i) {
                 for right in ["C", "P"] {
                     positions.push(serde_json::json!({
                         "instrument": format!("BTC-27MAR26-{strike}-{right}"),
-                        "size": if (2 * index + usize::from(right == "P")) % 2 == 1 { "0.1" } else { "-0.1" },
+                        // Short the calls, long the puts.
+                        "size": if right == "P" { "0.1" } else { "-0.1" },
                         "entry_price": "0.01",
                     }));
                 }
