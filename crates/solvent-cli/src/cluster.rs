@@ -139,9 +139,10 @@ pub struct SystemArgs {
     #[arg(long, conflicts_with_all = ["stop_at_end", "data"])]
     query: bool,
     /// Stand by while another system shard runs: wait (for as long as it takes) until its
-    /// lease lapses or is given up, then take over, recovering from this one's --data
-    /// snapshots (if any) and the streams' tail. Without it, a second system shard is refused
-    /// after one lease period.
+    /// lease lapses or is given up, keeping the fund as it does meanwhile (starting from this
+    /// one's --data snapshots, if any, then reading the streams and following its answers),
+    /// then take over from there. Without it, a second system shard is refused after one
+    /// lease period.
     #[arg(long, conflicts_with_all = ["query", "stop_at_end"])]
     standby: bool,
 }

@@ -149,15 +149,20 @@ pub struct StandbyWait {
     /// How long it stood by behind another holder, in milliseconds.
     pub waited_ms: u64,
     /// Whether it took the lease over and ran; `false`: it was stopped while standing by, and
-    /// every other field of the report is empty (it read nothing).
+    /// the report holds what it read standing by, with nothing published.
     pub took_over: bool,
+    /// Effect messages it read and applied while it stood by (keeping the fund as the holder
+    /// kept it, see [`LeaseWait::StandBy`]): what it took over with, rather than read again.
+    #[serde(default)]
+    pub read_standing_by: u64,
 }
 
 impl StandbyWait {
-    fn of(waited: Duration, took_over: bool) -> Self {
+    fn of(waited: Duration, took_over: bool, read_standing_by: u64) -> Self {
         Self {
             waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
             took_over,
+            read_standing_by,
         }
     }
 }
@@ -197,9 +202,10 @@ pub fn ready(
 ///
 /// While another system shard holds the lease, [`SystemConfig::lease_wait`] decides: refused
 /// after one lease period, or, as a standby, waiting until the lease lapses or is given up and
-/// then running exactly as a system shard started then would. A standby stopped while it
-/// waits returns `Ok` with an empty report whose [`SystemReport::standby`] says it did not
-/// take over: it did nothing, which is not an error.
+/// then running on from the fund it kept up to date while it waited ([`stand_by`]), as the
+/// holder would have. A standby stopped while it waits returns `Ok` with a report of what it
+/// read, whose [`SystemReport::standby`] says it did not take over: it published nothing,
+/// which is not an error.
 ///
 /// # Errors
 /// [`ClusterError`]: another system shard running ([`ClusterError::SystemShardRunning`], not
@@ -219,189 +225,148 @@ pub async fn run(
             .map(|name| name.trim().to_owned())
             .unwrap_or_else(|_| "this host".to_owned()),
     );
-    let acquired =
-        lease::Lease::acquire(&js, config.replicas, &who, config.lease_wait, &mut stop).await?;
+    let (acquired, kept) = match config.lease_wait {
+        LeaseWait::Refuse => {
+            let acquired =
+                lease::Lease::acquire(&js, config.replicas, &who, LeaseWait::Refuse, &mut stop)
+                    .await?;
+            (acquired, Kept::recover(&config, venue)?)
+        }
+        LeaseWait::StandBy => {
+            let kept = Kept::recover(&config, venue)?;
+            stand_by(&config, &js, &who, &mut stop, kept).await?
+        }
+    };
     let (lease, stood_by) = match acquired {
         lease::Acquisition::Held { lease, stood_by } => (lease, stood_by),
         lease::Acquisition::Stopped { stood_by } => {
+            let read = kept.report.effect_messages;
             return Ok(SystemReport {
-                standby: Some(StandbyWait::of(stood_by, false)),
-                ..SystemReport::default()
+                standby: Some(StandbyWait::of(stood_by, false, read)),
+                ..kept.report
             });
         }
     };
-    let result = serve(config, venue, &js, stop, &lease, stood_by).await;
+    let result = serve(&config, &js, stop, &lease, stood_by, kept).await;
     lease.release().await;
     result
 }
 
-/// The system shard's work while it holds the lease (see [`run`]); it stops with
-/// [`ClusterError::LeaseLost`] as soon as the lease is lost, and before any publication the
-/// lease does not confirm.
+/// What [`stand_by`] waits on next.
+enum StandbyTurn {
+    /// The lease asking came back: held, or stopped.
+    Asked(Result<lease::Acquisition, ClusterError>),
+    /// A reading of the streams.
+    Read(Result<Reading, ClusterError>),
+}
+
+/// A standby's wait for the lease ([`LeaseWait::StandBy`]): while it asks, it reads the streams
+/// every [`SystemConfig::poll`] and keeps `kept` as the holder keeps its own, following the
+/// holder's publications instead of publishing ([`Kept::follow`]), so that it takes over with
+/// the fund the holder left, not from its last snapshot. A reading NATS fails is tried again
+/// at the next poll (it changed nothing): a standby rides out the failures it may be needed
+/// for. Returns what the asking came back with and what it kept.
+async fn stand_by(
+    config: &SystemConfig,
+    js: &Context,
+    who: &str,
+    stop: &mut watch::Receiver<bool>,
+    mut kept: Kept,
+) -> Result<(lease::Acquisition, Kept), ClusterError> {
+    let asking = lease::Lease::acquire(js, config.replicas, who, LeaseWait::StandBy, stop);
+    tokio::pin!(asking);
+    // Set while readings fail: the first failure of a run of them is logged, not each.
+    let mut failing = false;
+    loop {
+        // Biased: once the lease is held, the holder's work comes before another reading.
+        let turn = tokio::select! {
+            biased;
+            asked = &mut asking => StandbyTurn::Asked(asked),
+            reading = read_streams(js, kept.reading_from(true)) => StandbyTurn::Read(reading),
+        };
+        match turn {
+            StandbyTurn::Asked(asked) => return Ok((asked?, kept)),
+            StandbyTurn::Read(Ok(reading)) => {
+                failing = false;
+                kept.follow(reading, config.shards)?;
+            }
+            StandbyTurn::Read(Err(error)) => {
+                if !failing {
+                    failing = true;
+                    tracing::warn!(%error, "standby system shard cannot read the streams; reading again");
+                }
+            }
+        }
+        let turn = tokio::select! {
+            biased;
+            asked = &mut asking => Some(asked),
+            () = tokio::time::sleep(config.poll) => None,
+        };
+        if let Some(asked) = turn {
+            return Ok((asked?, kept));
+        }
+    }
+}
+
+/// The system shard's work while it holds the lease (see [`run`]), from what it `kept`
+/// (recovered, or kept up to date standing by); it stops with [`ClusterError::LeaseLost`] as
+/// soon as the lease is lost, and before any publication the lease does not confirm.
 async fn serve(
-    config: SystemConfig,
-    venue: solvent_core::venue::Venue,
+    config: &SystemConfig,
     js: &Context,
     mut stop: watch::Receiver<bool>,
     lease: &lease::Lease,
     stood_by: Option<Duration>,
+    mut kept: Kept,
 ) -> Result<SystemReport, ClusterError> {
     let mut lost = lease.lost();
-    // Deposits to the fund go through an engine of their own, which books them (its ledger
-    // holds the fund's deposits) by the rules one engine applies, refusing what it refuses.
-    let terms = FundTerms::of(&venue);
-    let mut report = SystemReport {
-        standby: stood_by.map(|waited| StandbyWait::of(waited, true)),
-        ..SystemReport::default()
-    };
-    // Recovery: the newest valid snapshot, then the streams' tail after it.
-    let (recovered, skipped) = match &config.data_dir {
-        Some(dir) => crate::system_snapshot::recover(dir)?,
-        None => (None, Vec::new()),
-    };
-    report.skipped_snapshots = skipped;
+    let read_standing_by = kept.report.effect_messages;
+    kept.report.standby = stood_by.map(|waited| StandbyWait::of(waited, true, read_standing_by));
     let js = js.clone();
     let mut queries = js
         .client()
         .subscribe(SYSTEM_QUERY_SUBJECT)
         .await
         .map_err(|error| ClusterError::Nats(format!("queries of the system shard: {error}")))?;
-    let (mut fund, mut deposits, mut cursors) = match recovered {
-        Some((state, engine)) => {
-            report.recovered_from = Some(state.effects_through);
-            let cursors = Cursors::of(&state);
-            let mut fund = state.fund;
-            fund.set_terms(terms);
-            (fund, engine, cursors)
-        }
-        // Deposits to the fund go through an engine of their own, which books them (its
-        // ledger holds the fund's deposits) by the rules one engine applies, refusing what it
-        // refuses.
-        None => (
-            Fund::new(terms),
-            solvent_engine::Engine::new(venue, EngineConfig::default()),
-            Cursors::default(),
-        ),
-    };
     // The fence first: a message stored between the two reads is then above it, and read
     // again when it refuses a publication, rather than below it and never read.
     let mut fence = Fence::read(&js, lease.holder()).await?;
-    let mut published = Published::read(&js, cursors.fund_subject_through).await?;
-    let mut read_through = cursors.effects_through;
-    let mut waiting: BTreeMap<(u64, u32), EffectMessage> = BTreeMap::new();
-    let mut applied_since_snapshot = 0_u64;
+    let messages = read_fund_messages(&js, kept.fund_read_through).await?;
+    kept.take_fund_messages(messages);
+    // What a standby computed that the former holder had not published when it last read:
+    // published now, in order, unless the former holder's last moments published it.
+    for output in std::mem::take(&mut kept.pending) {
+        publish_output(&js, &mut kept, &mut fence, output).await?;
+    }
     loop {
         if *lost.borrow() {
             return Err(ClusterError::LeaseLost);
         }
-        // First the shards' progress, then the effects and the deposits: every effect message
-        // and deposit of input up to a shard's recorded progress is stored by the time the
-        // progress is (the shard had every acknowledgement first).
-        for effects::StoredMessage {
-            stream_seq,
-            subject,
-            payload,
-            ..
-        } in effects::read_stream(
-            &js,
-            EFFECT_STREAM,
-            &format!("{PROGRESS_SUBJECT_PREFIX}*"),
-            cursors.progress_through,
-        )
-        .await?
-        {
-            cursors.progress_through = cursors.progress_through.max(stream_seq);
-            let shard = subject
-                .strip_prefix(PROGRESS_SUBJECT_PREFIX)
-                .and_then(|k| k.parse::<u32>().ok());
-            let through = std::str::from_utf8(&payload)
-                .ok()
-                .and_then(|text| text.parse::<u64>().ok());
-            if let (Some(shard), Some(through)) = (shard, through) {
-                let at = cursors.progress.entry(shard).or_default();
-                *at = (*at).max(through);
+        let reading = read_streams(&js, kept.reading_from(false)).await?;
+        kept.take(reading, config.shards)?;
+        for message in kept.ready() {
+            kept.applied_since_snapshot += 1;
+            for output in outputs_of(&mut kept.fund, &message)? {
+                publish_output(&js, &mut kept, &mut fence, output).await?;
             }
         }
-        for message in effects::read_after(&js, None, read_through).await? {
-            read_through = read_through.max(message.effect_seq);
-            report.effect_messages += 1;
-            waiting.insert((message.input_seq, message.shard), message);
-        }
-        for effects::StoredMessage {
-            stream_seq,
-            payload,
-            ..
-        } in effects::read_stream(&js, INPUT_STREAM, SYSTEM_SUBJECT, cursors.deposits_through)
-            .await?
-        {
-            cursors.deposits_through = cursors.deposits_through.max(stream_seq);
-            for (index, envelope) in crate::message::decode(stream_seq, &payload)?
-                .iter()
-                .enumerate()
-            {
-                let refused = deposits
-                    .apply(envelope)
-                    .iter()
-                    .any(|effect| matches!(effect, Effect::Rejected { .. }));
-                match &envelope.event {
-                    Event::Deposit(deposit) if !refused => {
-                        fund.deposit(stream_seq, index, &deposit.asset, deposit.amount.value());
-                    }
-                    _ => report.deposits_refused += 1,
-                }
-            }
-        }
-        report.watermark = watermark(&cursors.progress, config.shards);
-        for message in ready(&mut waiting, report.watermark) {
-            applied_since_snapshot += 1;
-            for output in outputs_of(&mut fund, &message)? {
-                publish_output(
-                    &js,
-                    &mut fund,
-                    &mut report,
-                    &mut published,
-                    &mut fence,
-                    output,
-                )
-                .await?;
-            }
-        }
-        if let Some(through) = report.watermark {
+        if let Some(through) = kept.report.watermark {
             // The requests whose offers are all in (every shard's progress is past them).
-            for answer in fund.resolve_through(through) {
-                let output = FundOutput::Answer(answer);
-                publish_output(
-                    &js,
-                    &mut fund,
-                    &mut report,
-                    &mut published,
-                    &mut fence,
-                    output,
-                )
-                .await?;
+            for answer in kept.fund.resolve_through(through) {
+                publish_output(&js, &mut kept, &mut fence, FundOutput::Answer(answer)).await?;
             }
         }
-        report.adl_requests_waiting = fund.awaiting().len();
-        report.effect_messages_waiting = waiting.len();
-        report.fund = fund.balances();
-        report.fund_hash = fund.state_hash()?;
-        // Read again above the first effect message still waiting (those applied before it are
-        // passed over by the fund), or above everything read.
-        cursors.effects_through = waiting
-            .values()
-            .map(|message| message.effect_seq.saturating_sub(1))
-            .min()
-            .unwrap_or(read_through);
-        let due = applied_since_snapshot >= config.snapshot_every.max(1)
-            || (config.stop_at_end && applied_since_snapshot > 0);
+        kept.tally()?;
+        let due = kept.applied_since_snapshot >= config.snapshot_every.max(1)
+            || (config.stop_at_end && kept.applied_since_snapshot > 0);
         if let Some(dir) = &config.data_dir
             && due
         {
-            cursors.fund_subject_through = input_last_sequence(&js).await?;
-            let state = cursors.state(&fund, &deposits)?;
+            kept.cursors.fund_subject_through = input_last_sequence(&js).await?;
+            let state = kept.cursors.state(&kept.fund, &kept.deposits)?;
             crate::system_snapshot::write(dir, &state)?;
-            report.snapshots_written += 1;
-            applied_since_snapshot = 0;
+            kept.report.snapshots_written += 1;
+            kept.applied_since_snapshot = 0;
         }
         if config.stop_at_end {
             break;
@@ -411,13 +376,304 @@ async fn serve(
         loop {
             tokio::select! {
                 () = &mut wake => break,
-                Some(request) = queries.next() => answer_query(&js, &report, &request).await?,
-                _ = stop.changed() => return Ok(report),
+                Some(request) = queries.next() => answer_query(&js, &kept.report, &request).await?,
+                _ = stop.changed() => return Ok(kept.report),
                 _ = lost.changed() => return Err(ClusterError::LeaseLost),
             }
         }
     }
-    Ok(report)
+    Ok(kept.report)
+}
+
+/// What a system shard keeps between two readings of the streams: the fund, the engine that
+/// books the deposits to it, where it has read each stream to, the effect messages waiting for
+/// the watermark, what the fund subject holds, and its report. The holder of the lease and a
+/// standby keep the same ([`stand_by`]).
+struct Kept {
+    fund: Fund,
+    /// Deposits to the fund go through an engine of their own, which books them (its ledger
+    /// holds the fund's deposits) by the rules one engine applies, refusing what it refuses.
+    deposits: solvent_engine::Engine,
+    cursors: Cursors,
+    /// The effect stream's last sequence read.
+    read_through: u64,
+    waiting: BTreeMap<(u64, u32), EffectMessage>,
+    /// The answers and requests on [`FUND_SUBJECT`] read so far (after the snapshot's).
+    published: Published,
+    /// The last sequence of [`FUND_SUBJECT`] read into `published`.
+    fund_read_through: u64,
+    /// Outputs a standby computed that the holder had not published when the standby last
+    /// read [`FUND_SUBJECT`], in order ([`Self::follow`]).
+    pending: std::collections::VecDeque<FundOutput>,
+    applied_since_snapshot: u64,
+    report: SystemReport,
+}
+
+/// One reading of the streams, not yet taken in: reading changes nothing, so a reading
+/// abandoned midway (a standby's, when the lease comes to it) loses nothing.
+struct Reading {
+    progress: Vec<effects::StoredMessage>,
+    effects: Vec<EffectMessage>,
+    deposits: Vec<effects::StoredMessage>,
+    /// What [`FUND_SUBJECT`] holds past what was read of it (a standby's reading only).
+    fund_messages: Vec<(u64, FundMessage)>,
+}
+
+/// Where a reading of the streams starts: the last sequence read of each.
+#[derive(Clone, Copy, Debug)]
+struct ReadFrom {
+    progress: u64,
+    effects: u64,
+    deposits: u64,
+    /// [`FUND_SUBJECT`]'s, for a standby's reading; `None`: it is not read.
+    fund_subject: Option<u64>,
+}
+
+/// Reads what the streams hold past `from`. First the shards' progress, then the effects and
+/// the deposits: every effect message and deposit of input up to a shard's recorded progress
+/// is stored by the time the progress is (the shard had every acknowledgement first). For a
+/// standby, [`FUND_SUBJECT`] last: a publication not found there is then stored after every
+/// input the progress read covers, so no effect message ready now needs it ([`Kept::follow`]).
+async fn read_streams(js: &Context, from: ReadFrom) -> Result<Reading, ClusterError> {
+    let progress = effects::read_stream(
+        js,
+        EFFECT_STREAM,
+        &format!("{PROGRESS_SUBJECT_PREFIX}*"),
+        from.progress,
+    )
+    .await?;
+    let effects = effects::read_after(js, None, from.effects).await?;
+    let deposits = effects::read_stream(js, INPUT_STREAM, SYSTEM_SUBJECT, from.deposits).await?;
+    let fund_messages = match from.fund_subject {
+        Some(after) => read_fund_messages(js, after).await?,
+        None => Vec::new(),
+    };
+    Ok(Reading {
+        progress,
+        effects,
+        deposits,
+        fund_messages,
+    })
+}
+
+impl Kept {
+    /// The newest valid snapshot in the data directory, if any (the streams' tail after it is
+    /// read next); else an empty fund that reads the streams from their start.
+    fn recover(
+        config: &SystemConfig,
+        venue: solvent_core::venue::Venue,
+    ) -> Result<Self, ClusterError> {
+        let terms = FundTerms::of(&venue);
+        let (recovered, skipped) = match &config.data_dir {
+            Some(dir) => crate::system_snapshot::recover(dir)?,
+            None => (None, Vec::new()),
+        };
+        let mut report = SystemReport {
+            skipped_snapshots: skipped,
+            ..SystemReport::default()
+        };
+        let (fund, deposits, cursors) = match recovered {
+            Some((state, engine)) => {
+                report.recovered_from = Some(state.effects_through);
+                let cursors = Cursors::of(&state);
+                let mut fund = state.fund;
+                fund.set_terms(terms);
+                (fund, engine, cursors)
+            }
+            None => (
+                Fund::new(terms),
+                solvent_engine::Engine::new(venue, EngineConfig::default()),
+                Cursors::default(),
+            ),
+        };
+        Ok(Self {
+            fund,
+            deposits,
+            read_through: cursors.effects_through,
+            fund_read_through: cursors.fund_subject_through,
+            cursors,
+            waiting: BTreeMap::new(),
+            published: Published::default(),
+            pending: std::collections::VecDeque::new(),
+            applied_since_snapshot: 0,
+            report,
+        })
+    }
+
+    /// Where the next reading of the streams starts; with `fund_subject` (a standby's
+    /// reading), [`FUND_SUBJECT`] too.
+    fn reading_from(&self, fund_subject: bool) -> ReadFrom {
+        ReadFrom {
+            progress: self.cursors.progress_through,
+            effects: self.read_through,
+            deposits: self.cursors.deposits_through,
+            fund_subject: fund_subject.then_some(self.fund_read_through),
+        }
+    }
+
+    /// Takes a reading in: the shards' progress, the effect messages (waiting for the
+    /// watermark), the deposits (booked by the deposits engine and counted by the fund), and
+    /// what [`FUND_SUBJECT`] holds; the watermark moves.
+    fn take(&mut self, reading: Reading, shards: u32) -> Result<(), ClusterError> {
+        for effects::StoredMessage {
+            stream_seq,
+            subject,
+            payload,
+            ..
+        } in reading.progress
+        {
+            self.cursors.progress_through = self.cursors.progress_through.max(stream_seq);
+            let shard = subject
+                .strip_prefix(PROGRESS_SUBJECT_PREFIX)
+                .and_then(|k| k.parse::<u32>().ok());
+            let through = std::str::from_utf8(&payload)
+                .ok()
+                .and_then(|text| text.parse::<u64>().ok());
+            if let (Some(shard), Some(through)) = (shard, through) {
+                let at = self.cursors.progress.entry(shard).or_default();
+                *at = (*at).max(through);
+            }
+        }
+        for message in reading.effects {
+            self.read_through = self.read_through.max(message.effect_seq);
+            self.report.effect_messages += 1;
+            self.waiting
+                .insert((message.input_seq, message.shard), message);
+        }
+        for effects::StoredMessage {
+            stream_seq,
+            payload,
+            ..
+        } in reading.deposits
+        {
+            self.cursors.deposits_through = self.cursors.deposits_through.max(stream_seq);
+            for (index, envelope) in crate::message::decode(stream_seq, &payload)?
+                .iter()
+                .enumerate()
+            {
+                let refused = self
+                    .deposits
+                    .apply(envelope)
+                    .iter()
+                    .any(|effect| matches!(effect, Effect::Rejected { .. }));
+                match &envelope.event {
+                    Event::Deposit(deposit) if !refused => {
+                        self.fund.deposit(
+                            stream_seq,
+                            index,
+                            &deposit.asset,
+                            deposit.amount.value(),
+                        );
+                    }
+                    _ => self.report.deposits_refused += 1,
+                }
+            }
+        }
+        self.take_fund_messages(reading.fund_messages);
+        self.report.watermark = watermark(&self.cursors.progress, shards);
+        Ok(())
+    }
+
+    /// Adds what [`FUND_SUBJECT`] holds past what was read of it (in stream order).
+    fn take_fund_messages(&mut self, messages: Vec<(u64, FundMessage)>) {
+        if let Some((last, _)) = messages.last() {
+            self.fund_read_through = self.fund_read_through.max(*last);
+        }
+        self.published.add(messages);
+    }
+
+    /// The effect messages the watermark has reached, in the order the fund applies them.
+    fn ready(&mut self) -> Vec<EffectMessage> {
+        ready(&mut self.waiting, self.report.watermark)
+    }
+
+    /// A standby's turn ([`stand_by`]): takes `reading` in and applies what is ready as the
+    /// holder does, but where the holder publishes an output the standby follows the holder's
+    /// publication of it ([`Self::settle`]). An output the holder has not published yet waits
+    /// (`pending`), and so does every later one, until a reading finds it: the holder
+    /// publishes in the same order. Waiting changes nothing the fund does meanwhile: a request
+    /// is answered only once effect messages of input after its publication are applied, and
+    /// those are not ready before a reading that finds it ([`read_streams`]); an answer's cover
+    /// is the fund's own until then, and the same as the published one unless another holder
+    /// computed otherwise, which [`Fund::settled_as`] then follows.
+    fn follow(&mut self, reading: Reading, shards: u32) -> Result<(), ClusterError> {
+        self.take(reading, shards)?;
+        while let Some(output) = self.pending.pop_front() {
+            if !self.settle(&output) {
+                self.pending.push_front(output);
+                break;
+            }
+        }
+        for message in self.ready() {
+            self.applied_since_snapshot += 1;
+            for output in outputs_of(&mut self.fund, &message)? {
+                self.follow_output(output);
+            }
+        }
+        if let Some(through) = self.report.watermark {
+            for answer in self.fund.resolve_through(through) {
+                self.follow_output(FundOutput::Answer(answer));
+            }
+        }
+        self.tally()
+    }
+
+    /// Follows the holder's publication of `output`, or keeps it waiting behind those that
+    /// wait.
+    fn follow_output(&mut self, output: FundOutput) {
+        if !self.pending.is_empty() || !self.settle(&output) {
+            self.pending.push_back(output);
+        }
+    }
+
+    /// Follows what [`FUND_SUBJECT`] holds for `output` (an earlier run's publication, or a
+    /// former or current holder's): the fund follows a published answer, should this run
+    /// have computed otherwise, and awaits offers for a published request at its stream
+    /// sequence. Returns whether it holds one.
+    fn settle(&mut self, output: &FundOutput) -> bool {
+        match output {
+            FundOutput::Answer(answer) => {
+                let Some(earlier) = self.published.answers.get(&answer.claim) else {
+                    return false;
+                };
+                self.fund.settled_as(answer, earlier);
+                self.report.answers_already_published += 1;
+                count_claim(&mut self.report, answer);
+            }
+            FundOutput::Request(request) => {
+                let Some((at, earlier)) = self.published.requests.get(request.claim()) else {
+                    return false;
+                };
+                self.fund.await_offers(*at, earlier.clone());
+                self.report.adl_requests_already_published += 1;
+            }
+        }
+        true
+    }
+
+    /// Brings the report's figures up to date and moves the effect stream's cursor: read
+    /// again above the first effect message still waiting (those applied before it are passed
+    /// over by the fund), or above everything read.
+    fn tally(&mut self) -> Result<(), ClusterError> {
+        self.report.adl_requests_waiting = self.fund.awaiting().len();
+        self.report.effect_messages_waiting = self.waiting.len();
+        self.report.fund = self.fund.balances();
+        self.report.fund_hash = self.fund.state_hash()?;
+        self.cursors.effects_through = self
+            .waiting
+            .values()
+            .map(|message| message.effect_seq.saturating_sub(1))
+            .min()
+            .unwrap_or(self.read_through);
+        Ok(())
+    }
+}
+
+/// Counts a claim answered, by this run or an earlier one.
+fn count_claim(report: &mut SystemReport, answer: &ClaimAnswer) {
+    report.claims += 1;
+    report.adl_shares += answer.adl.len() as u64;
+    report.socialised_shares += answer.socialised.len() as u64;
 }
 
 /// Where the system shard has read each stream to, and each shard's recorded progress.
@@ -550,16 +806,6 @@ pub struct Published {
 }
 
 impl Published {
-    /// Reads those the input stream holds above sequence `after` (0: all of them).
-    ///
-    /// # Errors
-    /// [`ClusterError`] when the stream cannot be read or a message does not read.
-    pub async fn read(js: &Context, after: u64) -> Result<Self, ClusterError> {
-        let mut published = Self::default();
-        published.add(read_fund_messages(js, after).await?);
-        Ok(published)
-    }
-
     /// Adds `messages` (in stream order, with their stream sequence), keeping the first of
     /// each claim already held: the one the shards apply.
     pub fn add(&mut self, messages: Vec<(u64, FundMessage)>) {
@@ -586,35 +832,14 @@ impl Published {
 /// published only if that did not settle it.
 async fn publish_output(
     js: &Context,
-    fund: &mut Fund,
-    report: &mut SystemReport,
-    published: &mut Published,
+    kept: &mut Kept,
     fence: &mut Fence,
     output: FundOutput,
 ) -> Result<(), ClusterError> {
-    if let FundOutput::Answer(answer) = &output {
-        report.claims += 1;
-        report.adl_shares += answer.adl.len() as u64;
-        report.socialised_shares += answer.socialised.len() as u64;
-    }
     loop {
-        match &output {
-            FundOutput::Answer(answer) => {
-                if let Some(earlier) = published.answers.get(&answer.claim) {
-                    // What was published is what the shards apply: the fund follows it,
-                    // should this run have computed otherwise.
-                    fund.settled_as(answer, earlier);
-                    report.answers_already_published += 1;
-                    return Ok(());
-                }
-            }
-            FundOutput::Request(request) => {
-                if let Some((at, earlier)) = published.requests.get(request.claim()) {
-                    fund.await_offers(*at, earlier.clone());
-                    report.adl_requests_already_published += 1;
-                    return Ok(());
-                }
-            }
+        // What was published is what the shards apply: the fund follows it.
+        if kept.settle(&output) {
+            return Ok(());
         }
         let outcome = match &output {
             FundOutput::Answer(answer) => publish_answer(js, answer, fence).await?,
@@ -627,19 +852,20 @@ async fn publish_output(
             // this output only if they do not settle it. Each turn moves the fence, or stops:
             // the loop ends.
             fence.lease.confirm().await?;
-            fence.reconcile(js, published).await?;
-            report.reconciled += 1;
+            fence.reconcile(js, &mut kept.published).await?;
+            kept.report.reconciled += 1;
             continue;
         };
         match output {
             FundOutput::Answer(answer) => {
-                report.answers_published += 1;
-                published.answers.insert(answer.claim.clone(), answer);
+                kept.report.answers_published += 1;
+                count_claim(&mut kept.report, &answer);
+                kept.published.answers.insert(answer.claim.clone(), answer);
             }
             FundOutput::Request(request) => {
-                report.adl_requests_published += 1;
-                fund.await_offers(at, request.clone());
-                published
+                kept.report.adl_requests_published += 1;
+                kept.fund.await_offers(at, request.clone());
+                kept.published
                     .requests
                     .insert(request.claim().clone(), (at, request));
             }
@@ -1068,6 +1294,123 @@ mod tests {
             effect_seq: 100 - input_seq,
             lines: Vec::new(),
         }
+    }
+
+    /// A standby's turns ([`Kept::follow`]). A claim beyond the fund (100), with its account's
+    /// short of 2 BTCUSDT closed, computes a request the holder has not published yet: it
+    /// waits, and so does the answer to a later claim of 50 behind it (covered 50 by the
+    /// standby's reckoning), nothing awaited. The next reading finds both published, the
+    /// request at stream sequence 40 and the answer with a cover of 30 (a holder that
+    /// computed otherwise): the request is awaited at 40 and the fund follows the published
+    /// cover, 100 - 30 = 70. A standby that found both at once ends in the same state.
+    #[test]
+    fn a_standby_waits_for_the_holders_publications_and_then_follows_them() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../venues/default.toml"
+        ))
+        .expect("the default venue");
+        let config = SystemConfig {
+            servers: Vec::new(),
+            venue_text: text.clone(),
+            shards: 2,
+            replicas: 1,
+            stop_at_end: false,
+            poll: Duration::from_millis(50),
+            data_dir: None,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            lease_wait: LeaseWait::StandBy,
+        };
+        let kept = || {
+            let venue = solvent_core::venue::Venue::from_toml("default", &text).expect("the venue");
+            let mut kept = Kept::recover(&config, venue).expect("an empty fund");
+            kept.fund.deposit(1, 0, "USDT", dec!(100));
+            kept
+        };
+        let progress = |shard: u32, through: u64| effects::StoredMessage {
+            stream_seq: u64::from(shard) + 1,
+            subject: format!("{PROGRESS_SUBJECT_PREFIX}{shard}"),
+            headers: None,
+            payload: through.to_string().into(),
+        };
+        let bankrupt = r#"{"account":"a","asset":"USDT","deficit":"1000","fund":"0","position":{"bankruptcy_price":"40500","fee":"0","instrument":"BTCUSDT","isolated":false,"mark":"40000","size":"2"},"resolution":"claimed","seq":1,"type":"deficit_beyond_fund"}"#;
+        let covered = r#"{"account":"b","asset":"USDT","deficit":"50","fund":"0","resolution":"claimed","seq":2,"type":"deficit_beyond_fund"}"#;
+        let reading = |fund_messages: Vec<(u64, FundMessage)>| Reading {
+            progress: vec![progress(0, 6), progress(1, 6)],
+            effects: vec![
+                EffectMessage {
+                    shard: 0,
+                    input_seq: 5,
+                    effect_seq: 3,
+                    lines: vec![bankrupt.to_owned()],
+                },
+                EffectMessage {
+                    shard: 1,
+                    input_seq: 6,
+                    effect_seq: 4,
+                    lines: vec![covered.to_owned()],
+                },
+            ],
+            deposits: Vec::new(),
+            fund_messages,
+        };
+        let nothing_new = || Reading {
+            progress: Vec::new(),
+            effects: Vec::new(),
+            deposits: Vec::new(),
+            fund_messages: Vec::new(),
+        };
+
+        let mut standby = kept();
+        standby.follow(reading(Vec::new()), 2).expect("a turn");
+        assert_eq!(standby.report.watermark, Some(6));
+        let waiting: Vec<FundOutput> = standby.pending.iter().cloned().collect();
+        let [FundOutput::Request(request), FundOutput::Answer(answer)] = waiting.as_slice() else {
+            panic!("a request, then an answer: {:?}", standby.pending);
+        };
+        assert_eq!(request.claim().input_seq, 5);
+        assert_eq!((answer.claim.input_seq, answer.covered), (6, dec!(50)));
+        assert!(standby.fund.awaiting().is_empty());
+        assert_eq!(standby.report.claims, 0);
+
+        let published = vec![
+            (40, FundMessage::Request(request.clone())),
+            (
+                41,
+                FundMessage::Answer(ClaimAnswer {
+                    covered: dec!(30),
+                    ..answer.clone()
+                }),
+            ),
+        ];
+        standby
+            .follow(
+                Reading {
+                    fund_messages: published.clone(),
+                    ..nothing_new()
+                },
+                2,
+            )
+            .expect("a turn");
+        assert!(standby.pending.is_empty());
+        assert_eq!(standby.fund.awaiting().keys().collect::<Vec<_>>(), [&40]);
+        assert_eq!(standby.fund.balances().get("USDT"), Some(&dec!(70)));
+        assert_eq!(
+            (
+                standby.report.adl_requests_already_published,
+                standby.report.answers_already_published,
+                standby.report.claims,
+                standby.fund_read_through,
+            ),
+            (1, 1, 1, 41)
+        );
+
+        let mut at_once = kept();
+        at_once.follow(reading(published), 2).expect("a turn");
+        at_once.follow(nothing_new(), 2).expect("a turn");
+        assert!(at_once.pending.is_empty());
+        assert_eq!(at_once.fund, standby.fund);
+        assert_eq!(at_once.report.fund_hash, standby.report.fund_hash);
     }
 
     /// Effect messages stored out of input order (shard 1's input 9 before shard 0's input 5)

@@ -1765,8 +1765,8 @@ async fn a_second_system_shard_is_refused_while_one_runs() {
 /// not start. After more than a lease period (and a second, when a refused start gives up) it
 /// still waits, the lease still holds the first's name (with the time the first took it), and
 /// the one that answers queries is the first (its report has no standby wait). A second
-/// standby, stopped while it waits, ends at once with an empty report that says it did not
-/// take over. Killed (its task aborted: no release), the first's lease lapses and the standby
+/// standby, stopped while it waits, ends at once with a report that says it did not take over
+/// and published nothing. Killed (its task aborted: no release), the first's lease lapses and the standby
 /// takes it over and answers within a lease period and two seconds; a claim made after the
 /// takeover is answered once, by it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1841,7 +1841,12 @@ async fn a_standby_system_shard_waits_while_one_runs_and_takes_over_when_it_dies
     // Counted from its connection, made after its start: about the 500 ms slept, no more
     // than the stop's handling beyond.
     assert!(waited.waited_ms < 1_000, "{stopped:?}");
-    assert_eq!((stopped.effect_messages, stopped.answers_published), (0, 0));
+    // It kept the fund while it waited, and published nothing.
+    assert_eq!(stopped.answers_published, 0, "{stopped:?}");
+    assert_eq!(
+        stopped.effect_messages, waited.read_standing_by,
+        "{stopped:?}"
+    );
     assert_eq!(
         lease_holder().await,
         Some(firsts.clone()),
@@ -1900,6 +1905,136 @@ async fn a_standby_system_shard_waits_while_one_runs_and_takes_over_when_it_dies
         .expect("the standby's task")
         .expect("the standby");
     assert_eq!(report.answers_published, 1, "{report:?}");
+}
+
+/// A standby keeps the fund as the holder does (issue 13): while it waits it follows the
+/// holder's answer to the first claim and its request for candidates for the second. The
+/// holder killed once it has asked, the standby takes over from what it kept (no snapshot, no
+/// reading again): it answers the second claim once from the shards' offers, asks nothing
+/// again, and its fund hashes as that of a system shard that reads everything from the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_keeps_the_fund_and_takes_over_where_the_holder_was() {
+    let Staged {
+        _scratch,
+        _nats,
+        cluster,
+        cast: _,
+        steps,
+        one: _,
+        loser_shard: _,
+        js,
+        client,
+    } = Staged::new().await;
+    let start = |lease_wait| {
+        let (stop, stopped) = watch::channel(false);
+        let running = tokio::spawn(system::run(
+            SystemConfig {
+                lease_wait,
+                ..cluster.system_config(false, None)
+            },
+            stopped,
+        ));
+        (stop, running)
+    };
+    let (_first_stop, first) = start(LeaseWait::Refuse);
+    wait_answering(&client).await;
+    let (standby_stop, standby) = start(LeaseWait::StandBy);
+
+    // The first claim, answered by the holder; the fee and the second bankruptcy, beyond the
+    // fund: the holder asks for candidates and is killed.
+    cluster.publish(&steps[0]).await;
+    settle(&cluster, 1).await;
+    cluster.publish(&steps[1]).await;
+    cluster.publish(&steps[2]).await;
+    cluster.run_shards().await;
+    let mut asked = false;
+    for _ in 0..200 {
+        if system::read_fund_messages(&js, 0)
+            .await
+            .expect("read")
+            .iter()
+            .any(|(_, message)| matches!(message, system::FundMessage::Request(_)))
+        {
+            asked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(asked, "the holder asked for candidates");
+    first.abort();
+    let _ = first.await;
+    let stored_at_kill = effects_stored(&js).await;
+
+    // The shards offer; the standby takes over and answers.
+    cluster.run_shards().await;
+    let killed = std::time::Instant::now();
+    loop {
+        if let Ok(Some(report)) = system::report(&client).await
+            && report.standby.is_some_and(|standby| standby.took_over)
+        {
+            break;
+        }
+        assert!(!standby.is_finished(), "the standby stopped");
+        assert!(
+            killed.elapsed() <= system::LEASE_TTL + Duration::from_secs(2),
+            "no takeover within {:?}",
+            killed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    settle(&cluster, 2).await;
+    // Until it has read the effects of its answer's application.
+    let total = effects_stored(&js).await;
+    for _ in 0..200 {
+        if system::report(&client)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|report| report.effect_messages == total)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = standby_stop.send(true);
+    let report = standby
+        .await
+        .expect("the standby's task")
+        .expect("the standby");
+    let waited = report.standby.expect("it stood by");
+    assert!(waited.took_over, "{report:?}");
+    assert!(
+        waited.read_standing_by >= stored_at_kill,
+        "read {} effect messages standing by, {stored_at_kill} stored when the holder died",
+        waited.read_standing_by
+    );
+    assert_eq!(report.recovered_from, None);
+    assert_eq!(report.effect_messages, total, "each read once: {report:?}");
+    assert_eq!(
+        (
+            report.answers_already_published,
+            report.adl_requests_already_published,
+            report.answers_published,
+            report.adl_requests_published,
+        ),
+        (1, 1, 1, 0),
+        "{report:?}"
+    );
+    let covered: Vec<(Decimal, Decimal)> = cluster
+        .answers()
+        .await
+        .iter()
+        .map(|answer| (answer.claimed, answer.covered))
+        .collect();
+    assert_eq!(
+        covered,
+        [(dec!(16000), dec!(16000)), (dec!(7500), dec!(4030))]
+    );
+    assert_eq!(fund_subject(&js).await.len(), 3, "each published once");
+    assert_eq!(report.fund.get("USDT"), Some(&dec!(0)));
+    let scratch_run = cluster.run_system_in(None).await;
+    assert_eq!(scratch_run.answers_published, 0);
+    assert_eq!(report.fund_hash, scratch_run.fund_hash);
 }
 
 /// The environment variable that makes [`system_shard_process`] run a system shard on the

@@ -51,9 +51,10 @@ pub enum LeaseWait {
     #[default]
     Refuse,
     /// Stands by: asks again every [`LEASE_RETRY`] for as long as the holder renews the lease
-    /// (until stopped), and takes it over once it lapses or is given up. The standby is cold:
-    /// it reads nothing while it waits, and on taking over recovers as any start does (its
-    /// snapshot, then the streams' tail).
+    /// (until stopped), and takes it over once it lapses or is given up. The standby is warm:
+    /// while it waits it reads the streams and keeps the fund as the holder does, following
+    /// the holder's answers and requests instead of publishing its own, so it takes over from
+    /// where the holder was rather than from its last snapshot.
     StandBy,
 }
 
@@ -337,7 +338,7 @@ impl Lease {
             tracing::info!(
                 holder = %holder.name,
                 stood_by_ms = started.elapsed().as_millis(),
-                "system shard took the lease over: recovering, then answering"
+                "system shard took the lease over: answering from the fund it kept standing by"
             );
         }
         Ok(Acquisition::Held {
