@@ -5,8 +5,10 @@
 # a market of index updates with fills and deposits between them (publisher rate, acknowledged by
 # JetStream), then run every shard to the end of the stream at once (`--stop-at-end`) and report
 # the wall time, the aggregate events applied per second, and each shard's CPU time and peak
-# memory (GNU time). Two cores cap everything here: NATS's three nodes, the publisher and the
-# shards share them.
+# memory (GNU time); then the system shard, which reads every shard's effect messages, over the
+# same streams to their end (`--stop-at-end`): its wall time, effect messages read per second,
+# CPU, peak memory and snapshot size. Two cores cap everything here: NATS's three nodes, the
+# publisher and the shards share them.
 #
 # Usage: bench/cluster.sh [ACCOUNTS] [UPDATES]   (defaults 100000 accounts, 20000 index updates)
 set -euo pipefail
@@ -15,7 +17,7 @@ accounts="${1:-100000}"
 updates="${2:-20000}"
 nats_server=$(./scripts/setup-nats)
 cargo build --quiet --release --locked -p solvent-cli
-solvent="$PWD/target/release/solvent"
+solvent="${CARGO_TARGET_DIR:-$PWD/target}/release/solvent"
 work=$(mktemp -d /tmp/solvent-bench-cluster.XXXXXX)
 pids=()
 stop_nats() {
@@ -86,10 +88,14 @@ for shards in 1 2 4; do
   done
   for pid in "${shard_pids[@]}"; do wait "$pid"; done
   applied=$(date +%s.%N)
-  python3 - "$run" "$shards" "$total" "$start" "$published" "$applied" <<'PY'
-import json, sys
+  /usr/bin/time -f '%U %S %M' -o "$run/time-system" \
+    "$solvent" cluster system --cluster "$urls" --shards "$shards" --data "$run/system" \
+    --stop-at-end > "$run/report-system.json"
+  answered=$(date +%s.%N)
+  python3 - "$run" "$shards" "$total" "$start" "$published" "$applied" "$answered" <<'PY'
+import glob, json, os, sys
 run, shards, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-start, published, applied = map(float, sys.argv[4:7])
+start, published, applied, answered = map(float, sys.argv[4:8])
 per, events = [], 0
 for k in range(shards):
     report = json.load(open(f"{run}/report-{k}.json"))
@@ -98,6 +104,14 @@ for k in range(shards):
     per.append(f'{report["events"]:,} ev, {float(user) + float(system):.1f} s, {int(rss_kib) / 1024:.0f} MiB')
 print(f"{shards:<7} {total / (published - start):<14,.0f} {applied - published:<10.1f} "
       f"{events / (applied - published):<16,.0f} {'; '.join(per)}")
+system = json.load(open(f"{run}/report-system.json"))
+user, sys_cpu, rss_kib = open(f"{run}/time-system").read().split()
+snapshots = glob.glob(f"{run}/system/system-snapshots/*.json")
+size = max((os.path.getsize(path) for path in snapshots), default=0)
+wall = answered - applied
+print(f"        system shard: {system['effect_messages']:,} effect messages in {wall:.1f} s "
+      f"({system['effect_messages'] / wall:,.0f} / s), {float(user) + float(sys_cpu):.1f} s CPU, "
+      f"{int(rss_kib) / 1024:.0f} MiB, {system['claims']} claims, snapshot {size:,} bytes")
 PY
   stop_nats
 done

@@ -225,17 +225,17 @@ pub async fn run(
             .map(|name| name.trim().to_owned())
             .unwrap_or_else(|_| "this host".to_owned()),
     );
+    // Recovered before the lease is asked for: a snapshot that cannot be read stops this
+    // start before it holds (and would leave behind) the lease.
+    let kept = Kept::recover(&config, venue.clone())?;
     let (acquired, kept) = match config.lease_wait {
         LeaseWait::Refuse => {
             let acquired =
                 lease::Lease::acquire(&js, config.replicas, &who, LeaseWait::Refuse, &mut stop)
                     .await?;
-            (acquired, Kept::recover(&config, venue)?)
+            (acquired, kept)
         }
-        LeaseWait::StandBy => {
-            let kept = Kept::recover(&config, venue)?;
-            stand_by(&config, &js, &who, &mut stop, kept).await?
-        }
+        LeaseWait::StandBy => stand_by(&config, &venue, &js, &who, &stop, kept).await?,
     };
     let (lease, stood_by) = match acquired {
         lease::Acquisition::Held { lease, stood_by } => (lease, stood_by),
@@ -260,46 +260,86 @@ enum StandbyTurn {
     Read(Result<Reading, ClusterError>),
 }
 
+/// The lease asking of a standby, in a task of its own (so it asks and renews on time while
+/// the standby applies a long reading), aborted when dropped (so a standby whose own task is
+/// aborted leaves no task behind that could take the lease for nobody).
+struct Asking(tokio::task::JoinHandle<Result<lease::Acquisition, ClusterError>>);
+
+impl Drop for Asking {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Asking {
+    /// What the asking came back with.
+    async fn answer(&mut self) -> Result<lease::Acquisition, ClusterError> {
+        (&mut self.0).await.unwrap_or_else(|error| {
+            Err(ClusterError::Config(format!(
+                "the system shard's lease: its task ended: {error}"
+            )))
+        })
+    }
+}
+
 /// A standby's wait for the lease ([`LeaseWait::StandBy`]): while it asks, it reads the streams
 /// every [`SystemConfig::poll`] and keeps `kept` as the holder keeps its own, following the
 /// holder's publications instead of publishing ([`Kept::follow`]), so that it takes over with
 /// the fund the holder left, not from its last snapshot. A reading NATS fails is tried again
 /// at the next poll (it changed nothing): a standby rides out the failures it may be needed
-/// for. Returns what the asking came back with and what it kept.
+/// for. Should the holder answer a claim the standby asked candidates for (their venues
+/// differ, or their funds), the standby cannot follow it: it says so,
+/// starts again from its snapshot and reads no more until it takes over, as a standby that
+/// kept nothing. Returns what the asking came back with and what it kept.
 async fn stand_by(
     config: &SystemConfig,
+    venue: &solvent_core::venue::Venue,
     js: &Context,
     who: &str,
-    stop: &mut watch::Receiver<bool>,
+    stop: &watch::Receiver<bool>,
     mut kept: Kept,
 ) -> Result<(lease::Acquisition, Kept), ClusterError> {
-    let asking = lease::Lease::acquire(js, config.replicas, who, LeaseWait::StandBy, stop);
-    tokio::pin!(asking);
+    let mut asking = Asking(tokio::spawn({
+        let (js, who, mut stop) = (js.clone(), who.to_owned(), stop.clone());
+        let replicas = config.replicas;
+        async move { lease::Lease::acquire(&js, replicas, &who, LeaseWait::StandBy, &mut stop).await }
+    }));
     // Set while readings fail: the first failure of a run of them is logged, not each.
     let mut failing = false;
+    let mut following = true;
     loop {
-        // Biased: once the lease is held, the holder's work comes before another reading.
-        let turn = tokio::select! {
-            biased;
-            asked = &mut asking => StandbyTurn::Asked(asked),
-            reading = read_streams(js, kept.reading_from(true)) => StandbyTurn::Read(reading),
-        };
-        match turn {
-            StandbyTurn::Asked(asked) => return Ok((asked?, kept)),
-            StandbyTurn::Read(Ok(reading)) => {
-                failing = false;
-                kept.follow(reading, config.shards)?;
-            }
-            StandbyTurn::Read(Err(error)) => {
-                if !failing {
-                    failing = true;
-                    tracing::warn!(%error, "standby system shard cannot read the streams; reading again");
+        if following {
+            // Biased: once the lease is held, the holder's work comes before another reading.
+            let turn = tokio::select! {
+                biased;
+                asked = asking.answer() => StandbyTurn::Asked(asked),
+                reading = read_streams(js, kept.reading_from(true)) => StandbyTurn::Read(reading),
+            };
+            match turn {
+                StandbyTurn::Asked(asked) => return Ok((asked?, kept)),
+                StandbyTurn::Read(Ok(reading)) => {
+                    failing = false;
+                    kept.follow(reading, config.shards)?;
+                    if let Some(claim) = kept.diverged() {
+                        tracing::error!(
+                            claim = %claim.message_id(),
+                            "standby system shard: the holder published another kind of output for this claim than this standby computed (are their venue files the same?); it stops following and will take over from its snapshot"
+                        );
+                        kept = Kept::recover(config, venue.clone())?;
+                        following = false;
+                    }
+                }
+                StandbyTurn::Read(Err(error)) => {
+                    if !failing {
+                        failing = true;
+                        tracing::warn!(%error, "standby system shard cannot read the streams; reading again");
+                    }
                 }
             }
         }
         let turn = tokio::select! {
             biased;
-            asked = &mut asking => Some(asked),
+            asked = asking.answer() => Some(asked),
             () = tokio::time::sleep(config.poll) => None,
         };
         if let Some(asked) = turn {
@@ -616,6 +656,22 @@ impl Kept {
             }
         }
         self.tally()
+    }
+
+    /// The claim of the first output waiting when it is a request that [`FUND_SUBJECT`]
+    /// answers without one (the holder covered what this one asked for): the holder's fund and
+    /// this one's differ, and no later reading can settle the request. (The reverse, an answer
+    /// computed where the holder asked, settles when the holder's answer to its request comes,
+    /// the fund following its cover.)
+    fn diverged(&self) -> Option<ClaimId> {
+        match self.pending.front()? {
+            FundOutput::Request(request)
+                if self.published.answers.contains_key(request.claim()) =>
+            {
+                Some(request.claim().clone())
+            }
+            _ => None,
+        }
     }
 
     /// Follows the holder's publication of `output`, or keeps it waiting behind those that
@@ -1411,6 +1467,27 @@ mod tests {
         assert!(at_once.pending.is_empty());
         assert_eq!(at_once.fund, standby.fund);
         assert_eq!(at_once.report.fund_hash, standby.report.fund_hash);
+        assert_eq!(standby.diverged(), None);
+
+        // A holder that answered the first claim where this standby asked: it cannot follow.
+        let mut diverging = kept();
+        diverging.follow(reading(Vec::new()), 2).expect("a turn");
+        assert_eq!(diverging.diverged(), None, "nothing published yet");
+        let answered = ClaimAnswer {
+            claim: request.claim().clone(),
+            ..answer.clone()
+        };
+        diverging
+            .follow(
+                Reading {
+                    fund_messages: vec![(40, FundMessage::Answer(answered))],
+                    ..nothing_new()
+                },
+                2,
+            )
+            .expect("a turn");
+        assert_eq!(diverging.pending.len(), 2);
+        assert_eq!(diverging.diverged(), Some(request.claim().clone()));
     }
 
     /// Effect messages stored out of input order (shard 1's input 9 before shard 0's input 5)
@@ -1468,6 +1545,15 @@ mod tests {
         );
         assert_eq!(fund_line(debt), Ok(None));
         assert_eq!(fund_line(r#"{"type":"margin_call"}"#), Ok(None));
+        // Another effect is passed over whatever else it holds; a line without a type, or
+        // whose type is not text, or that is not one JSON document, is an error.
+        assert_eq!(
+            fund_line(r#"{"account":"a7","reason":"funded","type":"deposit\u0020x"}"#),
+            Ok(None)
+        );
+        assert!(fund_line(r#"{"asset":"USDT","reason":"funded"}"#).is_err());
+        assert!(fund_line(r#"{"type":7}"#).is_err());
+        assert!(fund_line(r#"{"type":"margin_call"} {}"#).is_err());
         assert!(fund_line("nope").is_err());
         assert!(fund_line(r#"{"type":"insurance_fund_changed","reason":"funded"}"#).is_err());
     }
