@@ -1553,6 +1553,8 @@ mod tests {
         );
         assert!(fund_line(r#"{"asset":"USDT","reason":"funded"}"#).is_err());
         assert!(fund_line(r#"{"type":7}"#).is_err());
+        assert!(fund_line(r#"["margin_call"]"#).is_err());
+        assert_eq!(fund_line(r#" {"type":"margin_call"}"#), Ok(None));
         assert!(fund_line(r#"{"type":"margin_call"} {}"#).is_err());
         assert!(fund_line("nope").is_err());
         assert!(fund_line(r#"{"type":"insurance_fund_changed","reason":"funded"}"#).is_err());

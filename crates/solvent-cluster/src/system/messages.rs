@@ -472,11 +472,37 @@ pub struct FundLineError {
     pub problem: String,
 }
 
+/// The effect types [`fund_line`] reads a meaning for the fund from.
+const FUND_EFFECT_TYPES: [&str; 4] = [
+    "insurance_fund_changed",
+    OFFER_TYPE,
+    PROFIT_OFFER_TYPE,
+    "deficit_beyond_fund",
+];
+
+/// An effect line's type, read without the rest of the line.
+#[derive(Deserialize)]
+struct EffectType<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+}
+
 /// The effect line's meaning for the fund, if it has one; `Ok(None)` for every other effect.
+/// A line of another type is checked for JSON syntax only (its fields' values are not built).
 ///
 /// # Errors
-/// [`FundLineError`] for a line that is not JSON, or a fund effect missing a field.
+/// [`FundLineError`] for a line that is not a JSON object, or has no type, or a fund effect
+/// missing a field.
 pub fn fund_line(line: &str) -> Result<Option<FundLine>, FundLineError> {
+    // The system shard reads every effect of every shard, and few concern the fund: an
+    // object's type is read first (its other fields checked for syntax only, no values
+    // built), and only a fund effect, or a line that reading cannot judge, is read whole.
+    if line.trim_start().starts_with('{')
+        && let Ok(EffectType { kind: Some(kind) }) = serde_json::from_str::<EffectType<'_>>(line)
+        && !FUND_EFFECT_TYPES.contains(&kind.as_ref())
+    {
+        return Ok(None);
+    }
     let bad = |problem: &str| FundLineError {
         line: line.to_owned(),
         problem: problem.to_owned(),
