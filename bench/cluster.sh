@@ -82,7 +82,7 @@ snapshots = glob.glob(f"{run}/system/system-snapshots/*.json")
 size = max((os.path.getsize(path) for path in snapshots), default=0)
 wall = answered - applied
 print(f"        system shard: {system['effect_messages']:,} effect messages in {wall:.1f} s "
-      f"({system['effect_messages'] / wall:,.0f} / s), {float(user) + float(sys_cpu):.1f} s CPU, "
+      f"({system['effect_messages'] / wall:,.0f} / s), {float(user) + float(sys_cpu):.2f} s CPU, "
       f"{int(rss_kib) / 1024:.0f} MiB, {system['claims']} claims, snapshot {size:,} bytes")
 PY
   stop_nats
