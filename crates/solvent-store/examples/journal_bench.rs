@@ -269,6 +269,7 @@ fn queue_alone(root: &Path, entries: &[Entry]) {
         EngineConfig::default(),
         AuditOptions {
             queue: entries.len(),
+            ..AuditOptions::default()
         },
     )
     .unwrap();

@@ -96,11 +96,19 @@ pub struct AuditOptions {
     /// Events the queue from the commit thread holds (at least 1); beyond, the sink drops them
     /// and the writer catches up from the journal.
     pub queue: usize,
+    /// How long events stay beyond the reach of an idle writer before it reads them from the
+    /// journal itself ([`FOLLOW`] by default). Tests that assert the queue alone served lengthen
+    /// it: on a loaded machine a commit thread may be descheduled between an event's durability
+    /// and its hand-over for longer than the default.
+    pub follow: Duration,
 }
 
 impl Default for AuditOptions {
     fn default() -> Self {
-        Self { queue: AUDIT_QUEUE }
+        Self {
+            queue: AUDIT_QUEUE,
+            follow: FOLLOW,
+        }
     }
 }
 
@@ -526,6 +534,7 @@ impl AuditWriter {
             queue,
             stopped,
             text: String::with_capacity(1024),
+            follow: options.follow,
         };
         let thread = std::thread::Builder::new()
             .name("journal-audit".to_owned())
@@ -616,6 +625,8 @@ struct Run {
     queue: Receiver<Queued>,
     stopped: Receiver<()>,
     text: String,
+    /// [`AuditOptions::follow`].
+    follow: Duration,
 }
 
 impl Run {
@@ -672,7 +683,7 @@ impl Run {
                 if stopping {
                     return Ok(());
                 }
-                if idle_since.elapsed() >= FOLLOW {
+                if idle_since.elapsed() >= self.follow {
                     idle_since = Instant::now();
                     // Behind only if an event already beyond the reach at the last look still
                     // is: a commit hands its events over right after it is durable, so a look

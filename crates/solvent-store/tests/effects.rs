@@ -429,6 +429,22 @@ const WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Commits `entries` in batches of `batch` through a committer over the journal in `dir` that
 /// hands each durable batch's outcomes to `audit`, as the service's commit thread does.
+/// A writer whose counts the tests assert exactly: it reads the journal itself only for a hole
+/// or an overflow of its queue, never because a loaded machine kept the commit thread from
+/// handing events over within the default [`solvent_store::FOLLOW`].
+fn writer_on_its_queue(dir: &std::path::Path) -> AuditWriter {
+    AuditWriter::start_with(
+        dir,
+        common::venue(),
+        EngineConfig::default(),
+        AuditOptions {
+            follow: std::time::Duration::from_secs(600),
+            ..AuditOptions::default()
+        },
+    )
+    .unwrap()
+}
+
 fn commit(dir: &std::path::Path, entries: &[Entry], batch: usize, audit: Option<AuditSink>) {
     let committer = Committer::start_with_audit(
         SqliteJournal::open(dir).unwrap(),
@@ -457,7 +473,7 @@ fn with_room_in_its_queue_the_writer_writes_the_rendered_effects_and_replays_not
     drop(SqliteJournal::open(dir.path()).unwrap());
     let entries = common::entries(&common::workload(30, 300));
     let last = entries.last().unwrap().envelope.seq;
-    let writer = AuditWriter::start(dir.path(), common::venue(), EngineConfig::default()).unwrap();
+    let writer = writer_on_its_queue(dir.path());
     commit(dir.path(), &entries, 37, Some(writer.sink()));
     let status = writer.wait_for(last, WAIT);
     assert_eq!(status.effects_through, Some(last), "{status:?}");
@@ -483,7 +499,10 @@ fn an_overflowing_queue_falls_back_to_the_journal_and_the_audit_ends_as_a_full_r
         dir.path(),
         common::venue(),
         EngineConfig::default(),
-        AuditOptions { queue: 2 },
+        AuditOptions {
+            queue: 2,
+            ..AuditOptions::default()
+        },
     )
     .unwrap();
     commit(
@@ -517,7 +536,7 @@ fn a_writer_behind_the_journal_at_restart_catches_up_from_it_then_takes_its_queu
 
     // The first third with a writer beside the commits, then the writer stops (the service
     // stopped, or crashed).
-    let writer = AuditWriter::start(dir.path(), common::venue(), EngineConfig::default()).unwrap();
+    let writer = writer_on_its_queue(dir.path());
     commit(dir.path(), first, 37, Some(writer.sink()));
     let status = writer.stop();
     assert_eq!(status.effects_through, Some(seq_of(first)), "{status:?}");
@@ -534,7 +553,7 @@ fn a_writer_behind_the_journal_at_restart_catches_up_from_it_then_takes_its_queu
 
     // Restarted: behind the journal, it writes the second third's effects from the journal
     // (its replica from the journal's start, the snapshot being beyond its reach)...
-    let writer = AuditWriter::start(dir.path(), common::venue(), EngineConfig::default()).unwrap();
+    let writer = writer_on_its_queue(dir.path());
     let status = writer.wait_for(seq_of(second), WAIT);
     assert_eq!(status.effects_through, Some(seq_of(second)), "{status:?}");
     assert_eq!(
