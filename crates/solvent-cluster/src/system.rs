@@ -288,9 +288,9 @@ impl Asking {
 /// the fund the holder left, not from its last snapshot. A reading NATS fails is tried again
 /// at the next poll (it changed nothing): a standby rides out the failures it may be needed
 /// for. Should the holder answer a claim the standby asked candidates for (their venues
-/// differ, or their funds), the standby cannot follow it: it says so,
-/// starts again from its snapshot and reads no more until it takes over, as a standby that
-/// kept nothing. Returns what the asking came back with and what it kept.
+/// differ, or their funds), the standby cannot follow it: it says so, starts again from its
+/// snapshot and reads no more until it takes over, as a standby that kept nothing. Returns
+/// what the asking came back with and what it kept.
 async fn stand_by(
     config: &SystemConfig,
     venue: &solvent_core::venue::Venue,
@@ -323,7 +323,7 @@ async fn stand_by(
                     if let Some(claim) = kept.diverged() {
                         tracing::error!(
                             claim = %claim.message_id(),
-                            "standby system shard: the holder published another kind of output for this claim than this standby computed (are their venue files the same?); it stops following and will take over from its snapshot"
+                            "standby system shard: the holder answered a claim this standby asked candidates for (are their venue files the same?); it stops following and will take over from its snapshot"
                         );
                         kept = Kept::recover(config, venue.clone())?;
                         following = false;
