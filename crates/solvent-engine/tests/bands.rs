@@ -1268,3 +1268,47 @@ fn a_flip_of_the_offsets_direction_is_caught_at_the_update_that_turns_it() {
     let evaluations = banded.evaluations();
     assert_eq!(evaluations.prepared + evaluations.reported, 5_516);
 }
+
+/// A top-up held short by its per-event cap leaves the account below its trigger: the next
+/// update of what it holds tops it up again, whatever that update's size, as when every holder
+/// is examined (a band between the levels around its health missed these, a proptest case).
+/// 3,000 USDT on 1 BTCUSDT bought at 60,000 (maintenance 0.5%: 300, health 10); BTC to 58,000:
+/// equity 1,000, health 3.45, under the trigger of 5; each update then tops up at most 100,
+/// and small index moves (0.01%) follow: five top-ups take the equity to 1,500 against a
+/// maintenance margin of 290 (health 5.17), over the trigger.
+#[test]
+fn an_account_its_per_event_cap_leaves_below_its_trigger_is_topped_up_at_each_update() {
+    let mut stream = Timed::default();
+    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
+    stream.open("capped", ("USDT", "3000"), ("BTCUSDT", "buy", "1"));
+    stream.push(
+        r#""type":"set_auto_top_up","account":"capped","source":"external","trigger_health":"5","target_health":"10","per_event_cap":"100","per_day_cap":"1000""#,
+    );
+    for step in 0..15_u32 {
+        let price = 58_000.0 + f64::from(step % 2) * 5.8;
+        stream.push(&format!(
+            r#""type":"index_price","underlying":"BTC","price":"{price:.2}""#
+        ));
+    }
+    assert_same_actions(&stream.lines);
+    let mut exhaustive = Engine::new(
+        venue(),
+        EngineConfig {
+            exhaustive_monitoring: true,
+            ..EngineConfig::default()
+        },
+    );
+    let top_ups: Vec<String> = stream
+        .lines
+        .iter()
+        .enumerate()
+        .flat_map(|(number, line)| {
+            exhaustive.apply(&parse_line("bands", number + 1, line).unwrap())
+        })
+        .filter(|effect| matches!(effect, Effect::TransferApplied { .. }))
+        .map(|effect| serde_json::to_string(&effect).unwrap())
+        .filter(|effect| effect.contains("top_up"))
+        .collect();
+    // Precondition: one top-up per update while under the trigger.
+    assert_eq!(top_ups.len(), 5, "{top_ups:#?}");
+}

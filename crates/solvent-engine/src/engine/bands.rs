@@ -304,7 +304,8 @@ impl Engine {
     /// reach; an option's value and margin move by at most one coin per coin, its rule's rate at
     /// most 1.2). The smaller slack is shared between sources in proportion to `S_u P_u`, so
     /// every source staying inside its band keeps the state. An account in danger (liquidating,
-    /// bankrupt, or with no slack) gets empty bands: it is re-examined at every update, of the
+    /// bankrupt, or with no slack), or with a pool below one of its top-up triggers (topped up
+    /// again at each examination), gets empty bands: it is re-examined at every update, of the
     /// marks it is banded on and of their underlyings' indices too.
     pub(super) fn set_bands(&mut self, id: &str, report: Option<&Standing<'_>>) {
         let vol_tolerance = self.set_price_bands(id, report);
@@ -657,11 +658,28 @@ impl Engine {
                     .filter_map(|r| Some((r.rule.trigger_health.to_f64()?, r.rule.trigger_health)))
                     .collect()
             };
+        // Below one of its top-up triggers, a pool is topped up again at its next examination,
+        // whatever the price does (a per-event cap may have held the last top-up short, and a
+        // per-day cap opens again at midnight): examined at every update, as one in danger.
+        let below_trigger =
+            |health: Option<f64>, applies: &dyn Fn(&crate::event::SetAutoTopUp) -> bool| {
+                health.is_some_and(|health| {
+                    account
+                        .top_ups
+                        .iter()
+                        .filter(|r| applies(&r.rule))
+                        .any(|r| r.rule.trigger_health.to_f64().is_some_and(|t| health < t))
+                })
+            };
+        let cross_rule = |r: &crate::event::SetAutoTopUp| {
+            r.instrument.is_none() && r.source == crate::event::TopUpSource::External
+        };
+        if below_trigger(report.health, &cross_rule) {
+            return None;
+        }
         // The cross pool: the state thresholds and the cross top-up triggers.
         let mut levels = self.state_levels.clone()?;
-        levels.extend(trigger_levels(&|r| {
-            r.instrument.is_none() && r.source == crate::event::TopUpSource::External
-        }));
+        levels.extend(trigger_levels(&cross_rule));
         // Slack in USD at the report currency's price, shared out below over coin sensitivities
         // that take every pegged coin at par. A coin priced above par by the market makes what is
         // settled in it move faster than that: dividing by the highest such price keeps every
@@ -734,11 +752,15 @@ impl Engine {
                 .positions
                 .iter()
                 .find(|l| l.instrument == name && l.isolated)?;
-            let mut levels = self.state_levels.as_ref()?[..2].to_vec();
-            levels.extend(trigger_levels(&|r| {
+            let isolated_rule = |r: &crate::event::SetAutoTopUp| {
                 r.instrument.as_deref() == Some(name.as_str())
                     || (r.instrument.is_none() && r.source == crate::event::TopUpSource::CrossPool)
-            }));
+            };
+            if below_trigger(line.isolated_health, &isolated_rule) {
+                return None;
+            }
+            let mut levels = self.state_levels.as_ref()?[..2].to_vec();
+            levels.extend(trigger_levels(&isolated_rule));
             let equity =
                 line.isolated_equity.map_or(Decimal::ZERO, |e| e.value()) * usd_per_report_unit;
             let (slack, top) = slack_to_levels(
