@@ -1,5 +1,6 @@
 //! The safe-band index re-examines only the accounts a price update can change: it must act
-//! exactly as re-examining every holder would (same state changes, margin calls, liquidations).
+//! exactly as re-examining every holder would (same state changes, margin calls, liquidations,
+//! deleveraging and transfers, such as top-ups, at every event; the same state at the end).
 
 #![allow(
     clippy::unwrap_used,
@@ -204,6 +205,7 @@ fn events_with_prices(
     lines
 }
 
+/// The effects of an event that monitoring decides, as JSON, in order.
 fn monitored(effects: &[Effect]) -> Vec<String> {
     effects
         .iter()
@@ -214,6 +216,7 @@ fn monitored(effects: &[Effect]) -> Vec<String> {
                     | Effect::MarginCall { .. }
                     | Effect::Liquidation { .. }
                     | Effect::Adl { .. }
+                    | Effect::TransferApplied { .. }
             )
         })
         .map(|e| serde_json::to_string(e).unwrap())
