@@ -700,6 +700,7 @@ impl Kept {
                 let Some((at, earlier)) = self.published.requests.get(request.claim()) else {
                     return false;
                 };
+                self.fund.asked_as(request, earlier);
                 self.fund.await_offers(*at, earlier.clone());
                 self.report.adl_requests_already_published += 1;
             }
@@ -1323,6 +1324,33 @@ mod tests {
                 .collect::<Vec<_>>(),
             [(dec!(100), dec!(100))]
         );
+    }
+
+    /// An earlier run shared a claim of 1,000 beyond a fund of 600 having taken 400 from the
+    /// fund (say, its view of the deposits was different); this run takes 600: the fund
+    /// follows what was published, 200 left, and a request for candidates takes nothing.
+    #[test]
+    fn the_fund_follows_the_share_requests_published_before() {
+        let mut fund = Fund::new(FundTerms {
+            socialise: true,
+            ..FundTerms::default()
+        });
+        fund.deposit(1, 0, "USDT", dec!(600));
+        let outputs = fund.apply(0, 4, &[claim("a", dec!(1000))]);
+        let [FundOutput::Request(computed @ Request::Share(share))] = outputs.as_slice() else {
+            panic!("a share request: {outputs:?}");
+        };
+        assert_eq!(share.covered, dec!(600));
+        assert_eq!(fund.balances().get("USDT"), Some(&dec!(0)));
+        let published = Request::Share(ShareRequest {
+            covered: dec!(400),
+            ..share.clone()
+        });
+        fund.asked_as(computed, &published);
+        assert_eq!(fund.balances().get("USDT"), Some(&dec!(200)));
+        // The same request published as computed changes nothing.
+        fund.asked_as(&published, &published);
+        assert_eq!(fund.balances().get("USDT"), Some(&dec!(200)));
     }
 
     /// An earlier run answered a claim covered 600 of 1,000 (say, its view of the fees was

@@ -142,6 +142,19 @@ impl Fund {
         }
     }
 
+    /// Makes the fund what it is had the request it computed (`request`) been `published`
+    /// (by an earlier run, or another holder): a share request takes what the fund held from
+    /// it, so the difference of the two takings goes back; a request for candidates takes
+    /// nothing.
+    pub fn asked_as(&mut self, request: &Request, published: &Request) {
+        if let (Request::Share(computed), Request::Share(published)) = (request, published) {
+            let difference = computed.covered - published.covered;
+            if !difference.is_zero() {
+                *self.balances.entry(computed.asset.clone()).or_default() += difference;
+            }
+        }
+    }
+
     /// Counts the deposits of input before `input_seq`.
     fn count_deposits_before(&mut self, input_seq: u64) {
         let later = self.deposits.split_off(&input_seq);
