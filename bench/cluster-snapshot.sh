@@ -12,27 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 accounts="${1:-100000}"
 shards="${2:-1}"
-nats_server=$(./scripts/setup-nats)
-if [ -n "${SOLVENT_BIN:-}" ]; then
-  solvent="$SOLVENT_BIN"
-else
-  cargo build --quiet --release --locked -p solvent-cli
-  solvent="$PWD/target/release/solvent"
-fi
-work=$(mktemp -d /tmp/solvent-bench-snapshot.XXXXXX)
-nats_pid=
-cleanup() {
-  if [ -n "$nats_pid" ]; then kill "$nats_pid" 2>/dev/null || true; wait "$nats_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$work/nats"
-printf 'listen: 127.0.0.1:%s\njetstream { store_dir: "%s", sync_interval: always }\n' \
-  "$port" "$work/nats" > "$work/nats.conf"
-"$nats_server" -c "$work/nats.conf" >"$work/nats.log" 2>&1 &
-nats_pid=$!
-url="nats://127.0.0.1:$port"
+source bench/one_node_nats.sh snapshot
 
 "$solvent" population --accounts "$accounts" --out "$work/opening.jsonl" >/dev/null
 events=$(wc -l < "$work/opening.jsonl")

@@ -19,28 +19,7 @@ accounts="${1:-100000}"
 updates="${2:-20000}"
 shards="${3:-2}"
 rounds="${4:-2}"
-nats_server=$(./scripts/setup-nats)
-if [ -n "${SOLVENT_BIN:-}" ]; then
-  solvent="$SOLVENT_BIN"
-else
-  cargo build --quiet --release --locked -p solvent-cli
-  solvent="${CARGO_TARGET_DIR:-$PWD/target}/release/solvent"
-fi
-work=$(mktemp -d /tmp/solvent-bench-standby.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$work/nats"
-printf 'listen: 127.0.0.1:%s\njetstream { store_dir: "%s", sync_interval: always }\n' \
-  "$port" "$work/nats" > "$work/nats.conf"
-"$nats_server" -c "$work/nats.conf" >"$work/nats.log" 2>&1 &
-pids+=($!)
-url="nats://127.0.0.1:$port"
+source bench/one_node_nats.sh standby
 
 "$solvent" population --accounts "$accounts" --out "$work/opening.jsonl" >/dev/null
 python3 bench/cluster_market.py "$work/opening.jsonl" "$work/market.jsonl" "$updates"

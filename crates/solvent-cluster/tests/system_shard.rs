@@ -369,6 +369,21 @@ async fn wait_takeover(
     }
 }
 
+/// The cast's two claims, answered as one engine would: the BTC loser's 16,000 covered whole,
+/// the ETH loser's 7,500 covered as far as the 4,030 left goes.
+async fn assert_the_cast_claims_answered(cluster: &Cluster) {
+    let covered: Vec<(Decimal, Decimal)> = cluster
+        .answers()
+        .await
+        .iter()
+        .map(|answer| (answer.claimed, answer.covered))
+        .collect();
+    assert_eq!(
+        covered,
+        [(dec!(16000), dec!(16000)), (dec!(7500), dec!(4030))]
+    );
+}
+
 /// Waits until NATS answers.
 async fn wait_for(url: &str) {
     for _ in 0..100 {
@@ -1143,16 +1158,7 @@ async fn a_killed_system_shard_recovers_from_its_snapshot_and_the_streams_tail()
         (0, 2)
     );
     assert_eq!(recovered.fund.get("USDT"), Some(&dec!(0)));
-    let covered: Vec<(Decimal, Decimal)> = cluster
-        .answers()
-        .await
-        .iter()
-        .map(|answer| (answer.claimed, answer.covered))
-        .collect();
-    assert_eq!(
-        covered,
-        [(dec!(16000), dec!(16000)), (dec!(7500), dec!(4030))]
-    );
+    assert_the_cast_claims_answered(&cluster).await;
     // From the snapshot again, over the same input as the run from the start: only the tail
     // read (the effects of the answer's application), nothing answered, the same fund.
     let again = cluster.run_system_in(Some(system_dir)).await;
@@ -2031,16 +2037,7 @@ async fn a_standby_keeps_the_fund_and_takes_over_where_the_holder_was() {
         (1, 1, 1, 0),
         "{report:?}"
     );
-    let covered: Vec<(Decimal, Decimal)> = cluster
-        .answers()
-        .await
-        .iter()
-        .map(|answer| (answer.claimed, answer.covered))
-        .collect();
-    assert_eq!(
-        covered,
-        [(dec!(16000), dec!(16000)), (dec!(7500), dec!(4030))]
-    );
+    assert_the_cast_claims_answered(&cluster).await;
     assert_eq!(fund_subject(&js).await.len(), 3, "each published once");
     assert_eq!(report.fund.get("USDT"), Some(&dec!(0)));
     let scratch_run = cluster.run_system_in(None).await;
