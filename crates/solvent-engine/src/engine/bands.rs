@@ -104,16 +104,30 @@ pub(super) struct Exposure<'a> {
     pub(super) source: Source<'a>,
     /// That price, as `f64` (the bands are computed in it).
     price_f64: f64,
-    /// Sum of `|coin exposure|`.
-    pub(super) coins: Decimal,
+    /// The lowest the equity's slope in this price can be (USD per USD), summed over the
+    /// positions and balances it moves: each contributes an interval holding its own slope
+    /// everywhere inside the band (see [`Engine::equity_slopes`]).
+    pub(super) slope_low: Decimal,
+    /// The highest that slope can be.
+    pub(super) slope_high: Decimal,
     /// Sum of `|coin exposure| x r_max` (the largest maintenance rate each can reach).
     pub(super) coins_at_rate: Decimal,
     /// Whether it stands only so that an account in danger is examined at this index's every
     /// update (its contracts are banded on their marks): no band otherwise.
     pub(super) companion: bool,
-    /// The largest half-width, relative to its price, for which `coins` and `coins_at_rate`
+    /// The largest half-width, relative to its price, for which the slopes and `coins_at_rate`
     /// bound the moves: the band is no wider (half the price, or [`INVERSE_ON_MARK_REACH`]).
     pub(super) reach: f64,
+}
+
+impl Exposure<'_> {
+    /// How many coins the equity moves by at most per dollar of the source: the larger end of
+    /// its slope interval in size. Slopes of opposite signs offset each other here (a call
+    /// hedged by a short perpetual, a coin held against a short contract), which a sum of
+    /// `|coin exposure|` would add up.
+    fn coins(&self) -> Decimal {
+        self.slope_low.abs().max(self.slope_high.abs())
+    }
 }
 
 /// The reach of the sources of a cross inverse contract valued at its given mark and converted
@@ -471,27 +485,31 @@ impl Engine {
     /// [`Self::band_widths`]).
     pub(super) fn coin_exposures<'a>(&'a self, account: &'a Account) -> Vec<Exposure<'a>> {
         let mut exposures: Vec<Exposure<'a>> = Vec::new();
-        // `coins`: how many coins the equity moves by per dollar of the source; `at_rate`: a
-        // bound on the maintenance margin's.
+        // `(low, high)`: an interval holding the equity's slope in the source (USD per dollar);
+        // `at_rate`: a bound on the maintenance margin's.
         let mut add =
-            |source: Source<'a>, coins: Decimal, at_rate: Decimal, companion: bool| match exposures
-                .iter_mut()
-                .find(|e| e.source == source)
-            {
+            |source: Source<'a>,
+             (low, high): (Decimal, Decimal),
+             at_rate: Decimal,
+             companion: bool| match exposures.iter_mut().find(|e| e.source == source) {
                 Some(exposure) => {
-                    exposure.coins += coins;
+                    exposure.slope_low += low;
+                    exposure.slope_high += high;
                     exposure.coins_at_rate += at_rate;
                     exposure.companion &= companion;
                 }
                 None => exposures.push(Exposure {
                     source,
                     price_f64: 0.0,
-                    coins,
+                    slope_low: low,
+                    slope_high: high,
                     coins_at_rate: at_rate,
                     companion,
                     reach: 0.5,
                 }),
             };
+        let zero = (Decimal::ZERO, Decimal::ZERO);
+        let either_way = |coins: Decimal| (-coins, coins);
         // Sources whose bounds hold only within [`INVERSE_ON_MARK_REACH`].
         let mut narrow: Vec<Source<'a>> = Vec::new();
         for position in account.positions.values() {
@@ -504,13 +522,13 @@ impl Engine {
                 // requirement (its P&L and margin are its own pool's): its source stands here
                 // so that it gets a band, which its own health sizes (`band_widths`), and takes
                 // no share of the cross pool's slack.
-                _ if position.isolated => add(source, Decimal::ZERO, Decimal::ZERO, false),
+                _ if position.isolated => add(source, zero, Decimal::ZERO, false),
                 Some((index_coins, mark_coins)) => {
                     narrow.extend([source, Source::Mark(&instrument.name)]);
-                    add(source, index_coins, index_coins * rate, false);
+                    add(source, either_way(index_coins), index_coins * rate, false);
                     add(
                         Source::Mark(&instrument.name),
-                        mark_coins,
+                        either_way(mark_coins),
                         mark_coins * rate,
                         false,
                     );
@@ -519,7 +537,7 @@ impl Engine {
                     let on_index = self.equity_coins(position);
                     add(
                         source,
-                        on_index.unwrap_or(coins),
+                        self.equity_slopes(position, source, coins, on_index),
                         self.requirement_coins(position, coins, rate, on_index.is_some()),
                         false,
                     );
@@ -529,7 +547,7 @@ impl Engine {
                 // Settled in a third coin, its figures move with that coin's index too, by an
                 // amount no band on either bounds: it is examined at the updates of both (empty
                 // bands, see `band_widths`).
-                add(Source::Index(coin), Decimal::ZERO, Decimal::ZERO, true);
+                add(Source::Index(coin), zero, Decimal::ZERO, true);
             }
             if source != Source::Index(&instrument.underlying) {
                 // Its underlying's index moves nothing here, but an account in danger must be
@@ -537,7 +555,7 @@ impl Engine {
                 // liquidation back): an empty band then, none otherwise.
                 add(
                     Source::Index(&instrument.underlying),
-                    Decimal::ZERO,
+                    zero,
                     Decimal::ZERO,
                     true,
                 );
@@ -556,9 +574,16 @@ impl Engine {
                 .get(symbol)
                 .and_then(|c| c.borrow.as_ref())
                 .map_or(Decimal::ZERO, |b| b.maintenance_rate);
+            // A holding is worth at most its coins, and no less for a price rise (a haircut,
+            // tiered or not, only flattens that); a loan costs exactly its coins.
+            let slopes = if amount.is_sign_negative() {
+                (amount, Decimal::ZERO)
+            } else {
+                (Decimal::ZERO, amount)
+            };
             add(
                 Source::Index(&asset.index),
-                amount.abs(),
+                slopes,
                 amount.abs() * rate,
                 false,
             );
@@ -830,7 +855,7 @@ impl Engine {
                         .map(|(_, slope)| slope)
                         .sum()
                 });
-                band_f64(e.coins) + top * (band_f64(e.coins_at_rate) + slope)
+                band_f64(e.coins()) + top * (band_f64(e.coins_at_rate) + slope)
             })
             .collect();
         let weight_total: f64 = exposures
@@ -1028,6 +1053,82 @@ impl Engine {
             .checked_div(mark.max(floor))?
             .checked_div(mark.max(floor))?;
         Some((index_coins, mark_coins))
+    }
+
+    /// An interval holding the slope of a cross position's value (USD per dollar of its band's
+    /// `source`) everywhere inside a band, `coins` ([`Self::position_sensitivity`]) its size
+    /// bound. Where the sign is known:
+    /// - a linear perpetual or future settled in a pegged asset and valued at its band's price
+    ///   (its given mark, or the index without one): `q (P - entry)` moves by exactly `q` coins;
+    /// - an inverse contract priced by the index (`on_index`, see [`Self::equity_coins`]): by
+    ///   exactly `N / E` coins, with the sign of its side;
+    /// - an option valued by the model (no given mark) and settled in a pegged asset or in its
+    ///   underlying's coin (converted at the same index): by its Black-76 delta, `N(d1)` for a
+    ///   call and `-N(-d1)` for a put per coin (Black 1976, with `F = S e^(rT)` and the
+    ///   discount `e^(-rT)` cancelling), whatever the volatility and the time; the surface is
+    ///   sticky in strike (`VolSurface::volatility` reads the strike and the time, not the
+    ///   index), so the volatility adds nothing to it. `q` coins then move by between 0 and
+    ///   `q` (a call) or `-q` (a put).
+    ///
+    /// Anything else may move either way by `coins`. Slopes of opposite signs offset each
+    /// other in [`Exposure::coins`]; the requirement's slope is still bounded by sizes
+    /// (`coins_at_rate`).
+    fn equity_slopes(
+        &self,
+        position: &PositionState,
+        source: Source<'_>,
+        coins: Decimal,
+        on_index: Option<Decimal>,
+    ) -> (Decimal, Decimal) {
+        let instrument = &position.instrument;
+        let either_way = (-coins, coins);
+        let side = |slope: Decimal| {
+            if position.size.is_sign_negative() {
+                (-slope, -slope)
+            } else {
+                (slope, slope)
+            }
+        };
+        let settlement = self.venue.assets.get(&instrument.settlement);
+        let pegged = settlement.is_some_and(|asset| asset.usd_peg.is_some());
+        let given_mark = self.market.mark.contains_key(instrument.name.as_str());
+        match (instrument.style, &instrument.terms) {
+            (Style::Linear, Terms::Perpetual | Terms::Future { .. }) => {
+                let valued_at_source = if given_mark {
+                    source == Source::Mark(&instrument.name)
+                } else {
+                    source == Source::Index(&instrument.underlying)
+                };
+                if pegged && valued_at_source {
+                    side(coins)
+                } else {
+                    either_way
+                }
+            }
+            (Style::Inverse, Terms::Perpetual | Terms::Future { .. }) => {
+                on_index.map_or(either_way, side)
+            }
+            (_, Terms::Option { right, .. }) => {
+                let own_coin = settlement.is_some_and(|asset| asset.index == instrument.underlying);
+                if given_mark
+                    || !(pegged || own_coin)
+                    || source != Source::Index(&instrument.underlying)
+                {
+                    return either_way;
+                }
+                let rising = match right {
+                    solvent_core::instrument::OptionRight::Call => {
+                        !position.size.is_sign_negative()
+                    }
+                    solvent_core::instrument::OptionRight::Put => position.size.is_sign_negative(),
+                };
+                if rising {
+                    (Decimal::ZERO, coins)
+                } else {
+                    (-coins, Decimal::ZERO)
+                }
+            }
+        }
     }
 
     /// How many coins a cross inverse perpetual or future priced by its underlying's index
