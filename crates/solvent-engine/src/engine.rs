@@ -400,6 +400,10 @@ pub struct Engine {
     /// every account valued before any of them changes: a cache, never hashed.
     #[serde(skip)]
     surfaces: std::cell::RefCell<Option<CachedSurfaces>>,
+    /// Per underlying, the highest volatility of its smiles, at the smiles' generation (the
+    /// bound of options' time decay, see `engine/bands.rs`): a cache, never hashed.
+    #[serde(skip)]
+    highest_vols: std::cell::RefCell<Option<(u64, Vec<(String, f64)>)>>,
     /// Counts changes of index prices and marks (with the time, the smiles' generation, the
     /// rate and the venue, the key of `books`): every change of `market.index` or
     /// `market.mark` must count here.
@@ -464,6 +468,7 @@ impl Engine {
             static_grids: BTreeMap::new(),
             evaluations: Evaluations::default(),
             surfaces: std::cell::RefCell::new(None),
+            highest_vols: std::cell::RefCell::new(None),
             price_generation: 0,
             books: std::cell::RefCell::new(BTreeMap::new()),
             kernel_rules: std::cell::RefCell::default(),

@@ -952,13 +952,7 @@ impl Engine {
             if until_ms <= self.now.as_millisecond() {
                 return None;
             }
-            let highest_volatility = self
-                .market
-                .vol
-                .get(instrument.underlying.as_str())?
-                .values()
-                .flat_map(|smile| smile.vols.iter().copied())
-                .fold(0.0_f64, f64::max);
+            let highest_volatility = self.highest_volatility(&instrument.underlying)?;
             let underlying = band_f64(
                 self.market
                     .index
@@ -993,6 +987,37 @@ impl Engine {
             entry.until_ms = entry.until_ms.min(until_ms);
         }
         Some(decay.filter(|d| d.per_root_year > 0.0))
+    }
+
+    /// The highest volatility of `underlying`'s smiles; `None` without any. Read once per
+    /// generation of the smiles for every underlying: each examination of an option holder
+    /// asks it for each option held.
+    fn highest_volatility(&self, underlying: &str) -> Option<f64> {
+        let mut cache = self.highest_vols.borrow_mut();
+        let stale = cache
+            .as_ref()
+            .is_none_or(|(generation, _)| *generation != self.vol_generation);
+        if stale {
+            let highest = self
+                .market
+                .vol
+                .iter()
+                .map(|(name, smiles)| {
+                    let highest = smiles
+                        .values()
+                        .flat_map(|smile| smile.vols.iter().copied())
+                        .fold(0.0_f64, f64::max);
+                    (name.clone(), highest)
+                })
+                .collect();
+            *cache = Some((self.vol_generation, highest));
+        }
+        cache
+            .as_ref()?
+            .1
+            .iter()
+            .find(|(name, _)| name == underlying)
+            .map(|(_, highest)| *highest)
     }
 
     /// The highest market price of a pegged coin (one with `usd_peg`), and at least 1.
