@@ -16,13 +16,18 @@
 //! mixed population can take a second per index update), so its prefix is what is measured. It
 //! prints events / s, and per event type (and, for fills and deposits, per account kind) the
 //! count, mean and max time and share of the stream's time, with the effects and rejections.
+//! With `--examined on` (off by default: recording costs a little time) it also prints, per
+//! event type, which kinds of account its examinations went to, and how many of them the most
+//! examined accounts took (`Engine::record_examined`).
 //!
 //! Usage: `engine_throughput [--accounts 10000] [--populations linear,mixed]
 //! [--shares 60,15,10,10,5] [--events 200000] [--seconds 60] [--hot 0.001] [--seed 7]
-//! [--streams mixed,fill-heavy]`.
+//! [--streams mixed,fill-heavy] [--examined off]`.
 //! Run it through `bench/engine.sh` (release, pinned to one core).
 
 use std::collections::BTreeMap;
+
+use compact_str::CompactString;
 use std::time::{Duration, Instant};
 
 use solvent_engine::effect::Effect;
@@ -44,6 +49,7 @@ struct Options {
     hot_share: f64,
     seed: u64,
     streams: Vec<String>,
+    examined: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -56,6 +62,7 @@ fn options() -> Result<Options, String> {
         hot_share: 0.001,
         seed: 7,
         streams: vec!["mixed".to_owned(), "fill-heavy".to_owned()],
+        examined: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -71,6 +78,13 @@ fn options() -> Result<Options, String> {
             "--seconds" => options.seconds = value.parse().map_err(|e| bad(&e))?,
             "--hot" => options.hot_share = value.parse().map_err(|e| bad(&e))?,
             "--seed" => options.seed = value.parse().map_err(|e| bad(&e))?,
+            "--examined" => {
+                options.examined = match value.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    other => return Err(format!("--examined: {other} is neither on nor off")),
+                }
+            }
             "--streams" => {
                 options.streams = value.split(',').map(str::to_owned).collect();
                 if let Some(unknown) = options
@@ -158,6 +172,10 @@ fn run_stream(built: &mut Built, name: &str, mix: StreamMix, options: &Options, 
     let (mut effects, mut liquidations) = (0usize, 0usize);
     let mut rejected = BTreeMap::new();
     let mut applied = 0usize;
+    // Per event class: examinations by account kind; and per account, examinations overall.
+    let mut by_kind: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut by_account: BTreeMap<CompactString, u64> = BTreeMap::new();
+    built.engine.record_examined(options.examined);
     for (envelope, class) in &events {
         let before = built.engine.evaluations();
         let start = Instant::now();
@@ -169,6 +187,15 @@ fn run_stream(built: &mut Built, name: &str, mix: StreamMix, options: &Options, 
             .entry(class.clone())
             .or_default()
             .add(elapsed, before, built.engine.evaluations());
+        for id in built.engine.take_examined() {
+            let kind = account_kind(built, &id);
+            *by_kind
+                .entry(class.clone())
+                .or_default()
+                .entry(kind)
+                .or_default() += 1;
+            *by_account.entry(id).or_default() += 1;
+        }
         effects += out.len();
         liquidations += out
             .iter()
@@ -179,6 +206,7 @@ fn run_stream(built: &mut Built, name: &str, mix: StreamMix, options: &Options, 
             break;
         }
     }
+    built.engine.record_examined(false);
     // The stream has moved the engine on: the next stream continues from it.
     if let Some((last, _)) = events.get(applied.saturating_sub(1)) {
         built.stream.seq = last.seq;
@@ -215,6 +243,47 @@ fn run_stream(built: &mut Built, name: &str, mix: StreamMix, options: &Options, 
             100.0 * tally.reported as f64 / examined.max(1) as f64,
         );
     }
+    if options.examined {
+        print_examined(&by_kind, &by_account);
+    }
+}
+
+/// The kind of account `id` (`acct` and its index in `built.opened`), `hot` when opened at
+/// high leverage.
+fn account_kind(built: &Built, id: &str) -> String {
+    id.trim_start_matches("acct")
+        .parse::<usize>()
+        .ok()
+        .and_then(|i| built.opened.get(i))
+        .map_or_else(
+            || "other".to_owned(),
+            |o| format!("{}{}", o.kind.name(), if o.hot { " (hot)" } else { "" }),
+        )
+}
+
+/// Where the stream's examinations went: per event class, by account kind; then how many
+/// distinct accounts took them and the share of the twenty most examined.
+fn print_examined(
+    by_kind: &BTreeMap<String, BTreeMap<String, u64>>,
+    by_account: &BTreeMap<CompactString, u64>,
+) {
+    println!("    examinations by account kind:");
+    for (class, kinds) in by_kind {
+        let line: Vec<String> = kinds
+            .iter()
+            .map(|(kind, count)| format!("{kind} {count}"))
+            .collect();
+        println!("      {class:<26} {}", line.join(", "));
+    }
+    let mut counts: Vec<u64> = by_account.values().copied().collect();
+    counts.sort_unstable_by(|a, b| b.cmp(a));
+    let total: u64 = counts.iter().sum();
+    let top: u64 = counts.iter().take(20).sum();
+    println!(
+        "    {total} examinations of {} distinct accounts; the 20 most examined took {:.1}%",
+        counts.len(),
+        100.0 * top as f64 / total.max(1) as f64
+    );
 }
 
 /// Accounts of each kind holding something on each underlying.

@@ -396,6 +396,11 @@ pub struct Engine {
     /// (diagnostics only, never hashed nor snapshotted).
     #[serde(skip)]
     evaluations: Evaluations,
+    /// The accounts examined since the last [`Engine::take_examined`], in order, while
+    /// [`Engine::record_examined`] asks for them (diagnostics only, never hashed nor
+    /// snapshotted; `None`, and free, otherwise).
+    #[serde(skip)]
+    examined: Option<Vec<CompactString>>,
     /// The volatility surfaces at the current time, smiles and venue, built once and shared by
     /// every account valued before any of them changes: a cache, never hashed.
     #[serde(skip)]
@@ -403,7 +408,7 @@ pub struct Engine {
     /// Per underlying, the highest volatility of its smiles, at the smiles' generation (the
     /// bound of options' time decay, see `engine/bands.rs`): a cache, never hashed.
     #[serde(skip)]
-    highest_vols: std::cell::RefCell<Option<(u64, Vec<(String, f64)>)>>,
+    highest_vols: std::cell::RefCell<Option<HighestVols>>,
     /// Counts changes of index prices and marks (with the time, the smiles' generation, the
     /// rate and the venue, the key of `books`): every change of `market.index` or
     /// `market.mark` must count here.
@@ -455,6 +460,9 @@ struct CachedSurfaces {
     schedule: Arc<solvent_risk::valuation::SmileSchedule>,
 }
 
+/// Per underlying, the highest volatility of its smiles, read at a generation of the smiles.
+type HighestVols = (u64, Vec<(String, f64)>);
+
 /// The fixed point of time before any event.
 const EPOCH: Timestamp = Timestamp::UNIX_EPOCH;
 
@@ -467,6 +475,7 @@ impl Engine {
             scenario_ranges: BTreeMap::new(),
             static_grids: BTreeMap::new(),
             evaluations: Evaluations::default(),
+            examined: None,
             surfaces: std::cell::RefCell::new(None),
             highest_vols: std::cell::RefCell::new(None),
             price_generation: 0,
@@ -538,6 +547,21 @@ impl Engine {
     #[must_use]
     pub fn evaluations(&self) -> Evaluations {
         self.evaluations
+    }
+
+    /// Starts (`true`) or stops recording which accounts each event examines, for a benchmark
+    /// to tell where monitoring's work goes (see [`Engine::take_examined`]).
+    pub fn record_examined(&mut self, on: bool) {
+        self.examined = on.then(Vec::new);
+    }
+
+    /// The accounts examined since the last call, one entry per examination, in order; empty
+    /// unless [`Engine::record_examined`] is on.
+    pub fn take_examined(&mut self) -> Vec<CompactString> {
+        self.examined
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// The current market.

@@ -1351,3 +1351,32 @@ fn a_call_covered_by_a_perpetual_is_banded_on_its_net_slope() {
         "the wiggle examined the hedged account {examined_in_wiggle} times"
     );
 }
+
+/// The record of examined accounts a benchmark reads (`Engine::record_examined`): off, it
+/// keeps nothing; on, each examination names its account, in order. A fall of 8% in ten steps
+/// examines the account at 15x (its band is narrower) and never the one at 2x; a deposit
+/// examines its account.
+#[test]
+fn the_record_of_examinations_names_each_account_examined() {
+    let mut stream = Timed::default();
+    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
+    stream.open("near", ("USDT", "4000"), ("BTCUSDT", "buy", "1"));
+    stream.open("far", ("USDT", "30000"), ("BTCUSDT", "buy", "1"));
+    stream.walk_btc([0.992; 10]);
+    stream.push(r#""type":"deposit","account":"far","asset":"USDT","amount":"10""#);
+    let mut engine = Engine::new(venue(), EngineConfig::default());
+    let opened = 5;
+    let mut recorded = Vec::new();
+    for (number, line) in stream.lines.iter().enumerate() {
+        engine.record_examined(number >= opened);
+        engine.apply(&parse_line("bands", number + 1, line).unwrap());
+        recorded.push(engine.take_examined());
+    }
+    assert!(recorded[..opened].iter().all(Vec::is_empty), "{recorded:?}");
+    let fall: Vec<_> = recorded[opened..opened + 10].concat();
+    assert!(
+        !fall.is_empty() && fall.iter().all(|id| id == "near"),
+        "{fall:?}"
+    );
+    assert_eq!(recorded[opened + 10], ["far"], "the deposit");
+}

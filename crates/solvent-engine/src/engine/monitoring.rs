@@ -59,10 +59,16 @@ impl Engine {
                 scenario_sides: &[],
             };
             self.evaluations.prepared += 1;
+            if let Some(examined) = &mut self.examined {
+                examined.push(id.into());
+            }
             self.act_on(id, &standing, figures, effects);
             return;
         }
         self.evaluations.reported += 1;
+        if let Some(examined) = &mut self.examined {
+            examined.push(id.into());
+        }
         #[cfg(debug_assertions)]
         if let Some(known) = &known {
             assert_eq!(
