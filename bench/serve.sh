@@ -20,7 +20,7 @@
 # Usage: bench/serve.sh [--paced-secs S (60)] [--rate EVENTS_PER_S (50000)]
 #          [--ingest-events N (1000000)] [--query-rate Q (1000)] [--subscribers N (1000)]
 #          [--accounts N (10000)] [--server-cpus LIST] [--client-cpus LIST] [--nice N]
-#          [load options...]
+#          [--huge-pages on|off (the server's default, off)] [load options...]
 # --server-cpus / --client-cpus pin either side with taskset (e.g. --server-cpus 1
 # --client-cpus 0); by default both float over the machine's cores. --nice N runs both with
 # `nice -n N` (a negative N needs root: on a shared machine, it measures the code with less
@@ -31,13 +31,15 @@ cd "$(dirname "$0")/.."
 server_cpus=""
 client_cpus=""
 niceness=""
+huge_pages=()
 load_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --server-cpus) server_cpus="$2"; shift 2 ;;
     --client-cpus) client_cpus="$2"; shift 2 ;;
     --nice) niceness="$2"; shift 2 ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    --huge-pages) huge_pages=(--huge-pages "$2"); shift 2 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) load_args+=("$1" "$2"); shift 2 ;;
   esac
 done
@@ -75,7 +77,7 @@ pin() {
   if [ -n "$1" ]; then echo "taskset -c $1"; fi
 }
 # shellcheck disable=SC2046
-$(pin "$server_cpus") "$solvent" serve --data "$work/data" --listen 127.0.0.1:0 \
+$(pin "$server_cpus") "$solvent" serve --data "$work/data" --listen 127.0.0.1:0 "${huge_pages[@]}" \
   >"$work/serve.out" 2>"$work/serve.err" &
 server_pid=$!
 addr=""
@@ -86,7 +88,8 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 [ -n "$addr" ] || { echo "the server did not start" >&2; cat "$work/serve.err" >&2; exit 1; }
-echo "solvent serve (pid $server_pid${server_cpus:+, cpus $server_cpus}) on $addr; load generator${client_cpus:+ on cpus $client_cpus}${niceness:+; both at nice $niceness}"
+echo "solvent serve (pid $server_pid${server_cpus:+, cpus $server_cpus}${huge_pages[1]:+, --huge-pages ${huge_pages[1]}}) on $addr; load generator${client_cpus:+ on cpus $client_cpus}${niceness:+; both at nice $niceness}"
+grep -s '^THP_enabled' "/proc/$server_pid/status" | sed 's/^/  server /' || true
 
 cpu_of() { awk '{print ($14 + $15) / 100}' "/proc/$1/stat"; }
 # shellcheck disable=SC2046

@@ -86,6 +86,33 @@ pub struct ServeArgs {
     /// `solvent cluster system`; see `solvent cluster shard --fund`).
     #[arg(long, value_enum, default_value_t = crate::cluster::Fund::Local, requires = "cluster")]
     fund: crate::cluster::Fund,
+    /// Transparent huge pages for the service's memory (Linux). Off by default: the allocator
+    /// asks the kernel for 2 MiB pages, and the first touch of each one stalls whichever thread
+    /// touches it for the whole page (measured up to 6 ms on a VM), an acknowledgement's latency
+    /// with it. On trades that tail for fewer TLB misses over a large state
+    /// (docs/benchmarks.md, "Transparent huge pages").
+    #[arg(long, value_enum, default_value_t = HugePages::Off, value_name = "on|off")]
+    huge_pages: HugePages,
+}
+
+/// Whether the service's memory may be backed by transparent huge pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum HugePages {
+    /// As the allocator and the kernel decide.
+    On,
+    /// Never, for this process (`PR_SET_THP_DISABLE`).
+    Off,
+}
+
+/// Applies `--huge-pages` to this process before the service allocates its state. The kernel
+/// reads the flag at each page fault, so memory mapped earlier follows it too.
+fn set_huge_pages(choice: HugePages) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    nix::sys::prctl::set_thp_disable(choice == HugePages::Off)
+        .map_err(|error| anyhow!("--huge-pages: the kernel refused the setting: {error}"))?;
+    #[cfg(not(target_os = "linux"))]
+    let _ = choice;
+    Ok(())
 }
 
 /// The arguments of `solvent keys`.
@@ -237,6 +264,7 @@ fn forecaster(
 /// # Errors
 /// Recovery fails (named), the address cannot be bound, or the journal fails while serving.
 pub fn run(args: &ServeArgs, feedback: crate::progress::Feedback) -> Result<String> {
+    set_huge_pages(args.huge_pages)?;
     logs(args.log_json, feedback);
     if let (Some(servers), Some(shard)) = (&args.cluster, &args.shard) {
         let data = args

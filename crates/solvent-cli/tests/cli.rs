@@ -1789,6 +1789,47 @@ fn serve_logs_information_unless_quiet() {
     assert!(!quiet.contains("recovered"), "{quiet}");
 }
 
+/// `solvent serve --huge-pages`: off by default, the kernel's flag for the server process says
+/// transparent huge pages are disabled (`THP_enabled: 0` in `/proc/PID/status`); `on` leaves
+/// them as the system decides (1 where the kernel offers them at all).
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_disables_transparent_huge_pages_unless_asked() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let thp_enabled = |extra: &[&str]| -> String {
+        let scratch = Scratch::new("serve-thp");
+        let data = scratch.path("data");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_solvent"))
+            .args(["serve", "--data", &data, "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start solvent serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let first = BufReader::new(stdout).lines().next();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
+        child.kill().expect("stop the server");
+        child.wait().expect("the server's end");
+        let first = first.expect("a line").expect("text");
+        assert!(first.starts_with("solvent: serving http://"), "{first}");
+        let status = status.expect("the server's /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("THP_enabled:"))
+            .map(|value| value.trim().to_owned())
+            .expect("THP_enabled in /proc/PID/status (Linux 5.0 and later)")
+    };
+    assert_eq!(thp_enabled(&[]), "0", "by default");
+    assert_eq!(thp_enabled(&["--huge-pages", "off"]), "0");
+    let system =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    let expected = if system.contains("[never]") { "0" } else { "1" };
+    assert_eq!(thp_enabled(&["--huge-pages", "on"]), expected, "{system}");
+}
+
 /// `solvent margin` with a loan owing interest (issue 10, item 3): 200,000 USDT and 1 BTC
 /// borrowed at 100,000 owing 0.01 BTC on the default venue (BTC borrow maintenance 4%). The
 /// loan is 1.01 BTC at full value: collateral 99,000, maintenance 101,000 x 4% = 4,040 (4,000
