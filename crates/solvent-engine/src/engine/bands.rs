@@ -574,8 +574,9 @@ impl Engine {
                 .get(symbol)
                 .and_then(|c| c.borrow.as_ref())
                 .map_or(Decimal::ZERO, |b| b.maintenance_rate);
-            // A holding is worth at most its coins, and no less for a price rise (a haircut,
-            // tiered or not, only flattens that); a loan costs exactly its coins.
+            // A holding's value rises with the price by between nothing and its coins per
+            // dollar (a haircut, tiered or not, only flattens it); a loan's cost by exactly its
+            // coins, inside the interval given.
             let slopes = if amount.is_sign_negative() {
                 (amount, Decimal::ZERO)
             } else {
