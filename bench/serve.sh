@@ -20,7 +20,7 @@
 # Usage: bench/serve.sh [--paced-secs S (60)] [--rate EVENTS_PER_S (50000)]
 #          [--ingest-events N (1000000)] [--query-rate Q (1000)] [--subscribers N (1000)]
 #          [--accounts N (10000)] [--server-cpus LIST] [--client-cpus LIST] [--nice N]
-#          [--huge-pages on|off (the server's default, off)] [load options...]
+#          [--huge-pages on|off (the server's default, on)] [load options...]
 # --server-cpus / --client-cpus pin either side with taskset (e.g. --server-cpus 1
 # --client-cpus 0); by default both float over the machine's cores. --nice N runs both with
 # `nice -n N` (a negative N needs root: on a shared machine, it measures the code with less
