@@ -1796,16 +1796,10 @@ fn serve_logs_information_unless_quiet() {
 #[test]
 fn serve_disables_transparent_huge_pages_when_asked() {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let thp_enabled = |extra: &[&str]| -> String {
         let scratch = Scratch::new("serve-thp");
         let data = scratch.path("data");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_solvent"))
-            .args(["serve", "--data", &data, "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+        let mut child = support::serve_command(&data, extra)
             .spawn()
             .expect("start solvent serve");
         let stdout = child.stdout.take().expect("piped stdout");

@@ -27,7 +27,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -44,19 +44,7 @@ struct Server {
 /// `first`, also for the admin key a new data directory prints (a restart prints none, so it
 /// is not waited for). The rest of the output is drained by a thread, so the pipe never fills.
 fn start(dir: &str, first: bool) -> Result<Server, String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_solvent"))
-        .args([
-            "serve",
-            "--data",
-            dir,
-            "--listen",
-            "127.0.0.1:0",
-            "--snapshot-every",
-            "200",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+    let mut child = support::serve_command(dir, &["--snapshot-every", "200"])
         .spawn()
         .expect("start solvent serve");
     let stdout = child.stdout.take().expect("piped stdout");

@@ -26,9 +26,9 @@
 //! Run it through `bench/engine.sh` (release, pinned to one core).
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use compact_str::CompactString;
-use std::time::{Duration, Instant};
 
 use solvent_engine::effect::Effect;
 use solvent_engine::engine::Evaluations;

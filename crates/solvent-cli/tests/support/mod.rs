@@ -23,6 +23,21 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// `solvent serve` on the data directory `data`, listening on a free port, with `extra`
+/// arguments: warnings only, on a discarded stderr; stdout piped, where it prints its address
+/// first. The caller spawns it and reads that line.
+pub fn serve_command(data: &str, extra: &[&str]) -> Command {
+    use std::process::Stdio;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_solvent"));
+    command
+        .args(["serve", "--data", data, "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    command
+}
+
 /// Starts `solvent` with `args` (a `serve` that listens on a free port), waits until it says it
 /// serves, stops it and returns what it logged on stderr.
 pub fn serve_logs<S: AsRef<str>>(args: &[S]) -> String {

@@ -59,16 +59,12 @@ impl Engine {
                 scenario_sides: &[],
             };
             self.evaluations.prepared += 1;
-            if let Some(examined) = &mut self.examined {
-                examined.push(id.into());
-            }
+            self.record_examined_id(id);
             self.act_on(id, &standing, figures, effects);
             return;
         }
         self.evaluations.reported += 1;
-        if let Some(examined) = &mut self.examined {
-            examined.push(id.into());
-        }
+        self.record_examined_id(id);
         #[cfg(debug_assertions)]
         if let Some(known) = &known {
             assert_eq!(
@@ -109,6 +105,13 @@ impl Engine {
         // Until it is out of danger, an account is re-examined at every price update.
         let after = liquidated.or_else(|| self.report(id).ok());
         self.set_bands(id, after.as_ref().map(Standing::of).as_ref());
+    }
+
+    /// Notes `id` as examined, when [`Engine::record_examined`] asks for it.
+    fn record_examined_id(&mut self, id: &str) {
+        if let Some(examined) = &mut self.examined {
+            examined.push(id.into());
+        }
     }
 
     /// Monitoring of an account out of liquidation's reach with no isolated position due: its
