@@ -6,10 +6,11 @@
 //!    the mark, the others are examined (the count is printed);
 //! 2. an auto-deleveraging in a crowded contract: one account long ETHUSDT at 45x is bankrupt
 //!    after a 3% fall of the ETH index, with an empty insurance fund, against N opposite (short)
-//!    holders, every one in profit: the engine scores them all (profit x leverage, the equity
-//!    from each cross pool's preparation, else a margin report), orders the head of the queue
-//!    and takes the position from the first. It prints the accounts deleveraged and the state
-//!    hash after the ADL, so two builds can be compared on the same stream.
+//!    holders, every one in profit: the engine ranks its queue through its ADL index (profit x
+//!    leverage; it scores the holders whose group's bound reaches the head of the queue, see
+//!    `engine/adl_index.rs`) and takes the position from the first. It prints the candidates
+//!    scored, the accounts deleveraged and the state hash after the ADL, so two builds can be
+//!    compared on the same stream.
 //!
 //! For each population size (default 10,000, 100,000 and 1,000,000 holders) it opens the
 //! holders through ordinary events (a USDT deposit of 1,000-50,000, a short BTCUSDT and a short
@@ -145,13 +146,16 @@ fn run(holders: usize) -> Result<(), Box<dyn std::error::Error>> {
         later.as_secs_f64() * 1e6
     );
     // ETH falls 3%: the whale is bankrupt; the fund is empty; N shorts are in profit.
+    let scored_before = engine.adl_candidates_scored();
     let (adl, effects) = apply_timed(&mut engine, &mut stream, index(eth, eth.price * 0.97));
+    let scored = engine.adl_candidates_scored() - scored_before;
     let adls = count(&effects, |e| matches!(e, Effect::Adl { .. }));
     let deficits = count(&effects, |e| matches!(e, Effect::DeficitBeyondFund { .. }));
     let liquidations = count(&effects, |e| matches!(e, Effect::Liquidation { .. }));
     println!(
         "  index update with ADL       {:>12.1} us  {:>6.2} us/holder  ({adls} adl, \
-         {deficits} deficit_beyond_fund, {liquidations} liquidation, {} effects)",
+         {deficits} deficit_beyond_fund, {liquidations} liquidation, {} effects, \
+         {scored} candidates scored)",
         adl.as_secs_f64() * 1e6,
         per(adl),
         effects.len()

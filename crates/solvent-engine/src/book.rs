@@ -26,6 +26,11 @@ pub struct AccountBook {
     slots: HashMap<CompactString, u32, FixedState>,
     /// Slot by id, in id order, for listing.
     order: BTreeMap<CompactString, u32>,
+    /// The slots of the accounts written since the last [`Self::take_changed`] (repeats
+    /// allowed): what the engine's ADL index files again (see `engine/adl_index.rs`). A log of
+    /// the current event, never snapshotted.
+    #[serde(skip)]
+    changed: Vec<u32>,
 }
 
 impl AccountBook {
@@ -39,6 +44,7 @@ impl AccountBook {
     /// The account `id`, to change.
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Account> {
         let slot = *self.slots.get(id)?;
+        self.changed.push(slot);
         self.accounts.get_mut(slot as usize).map(Arc::make_mut)
     }
 
@@ -56,7 +62,29 @@ impl AccountBook {
 
     /// The account in `slot`, to change.
     pub(crate) fn by_slot_mut(&mut self, slot: u32) -> Option<&mut Account> {
+        self.changed.push(slot);
         self.accounts.get_mut(slot as usize).map(Arc::make_mut)
+    }
+
+    /// Records that something the account's figures read outside it changed (its wallet):
+    /// for [`Self::take_changed`], as a write of the account would be.
+    pub(crate) fn touch(&mut self, id: &str) {
+        if let Some(slot) = self.slots.get(id) {
+            self.changed.push(*slot);
+        }
+    }
+
+    /// The slots written or touched since the last call, each once, in slot order.
+    pub(crate) fn take_changed(&mut self) -> Vec<u32> {
+        let mut changed = std::mem::take(&mut self.changed);
+        changed.sort_unstable();
+        changed.dedup();
+        changed
+    }
+
+    /// Whether an account was written or touched since the last [`Self::take_changed`].
+    pub(crate) fn any_changed(&self) -> bool {
+        !self.changed.is_empty()
     }
 
     /// Number of accounts.
@@ -84,6 +112,7 @@ impl AccountBook {
         self.slots.insert(account.id.clone(), slot);
         self.order.insert(account.id.clone(), slot);
         self.accounts.push(Arc::new(account));
+        self.changed.push(slot);
     }
 
     /// Replaces the account with `account`'s id (its slot is kept).

@@ -60,6 +60,7 @@ use crate::effect::{
 use crate::event::{Envelope, Event, Side};
 use crate::ledger::{Ledger, LedgerAccount};
 
+mod adl_index;
 mod bands;
 mod books;
 mod claims;
@@ -425,6 +426,15 @@ pub struct Engine {
     /// `engine/insurance.rs`): a cache of one event, never hashed nor snapshotted.
     #[serde(skip)]
     adl_queues: BTreeMap<String, insurance::AdlQueues>,
+    /// The holders of each linear perpetual filed by a bound on their ADL score (see
+    /// `engine/adl_index.rs`): a cache, never hashed nor snapshotted (a restored engine files
+    /// its accounts again).
+    #[serde(skip)]
+    adl_index: adl_index::AdlIndex,
+    /// How many ADL candidates rankings have scored since the engine was built (diagnostics
+    /// only, never hashed nor snapshotted).
+    #[serde(skip)]
+    adl_ranked: u64,
     /// Per account, the bankrupt position its deficit claim will carry, found when that
     /// position closed at the mark earlier in the same event (see `engine/claims.rs`): a
     /// cache of one event, never hashed nor snapshotted.
@@ -482,6 +492,8 @@ impl Engine {
             books: std::cell::RefCell::new(BTreeMap::new()),
             kernel_rules: std::cell::RefCell::default(),
             adl_queues: BTreeMap::new(),
+            adl_index: adl_index::AdlIndex::empty(&venue),
+            adl_ranked: 0,
             claimed_positions: BTreeMap::new(),
             venue_digest: state_hash::venue_digest(&venue),
             state_levels: state_levels(&venue),
@@ -547,6 +559,14 @@ impl Engine {
     #[must_use]
     pub fn evaluations(&self) -> Evaluations {
         self.evaluations
+    }
+
+    /// How many ADL candidates the engine's rankings have scored since it was built or
+    /// restored: what an ADL's ranking cost, in accounts (diagnostics for benchmarks; not part
+    /// of the state).
+    #[must_use]
+    pub fn adl_candidates_scored(&self) -> u64 {
+        self.adl_ranked
     }
 
     /// Starts (`true`) or stops recording which accounts each event examines, for a benchmark
@@ -653,6 +673,7 @@ impl Engine {
                 }
                 self.adl_queues.clear();
                 self.claimed_positions.clear();
+                self.refile_changed();
                 all
             }
             Err(rejection) => {
@@ -662,6 +683,7 @@ impl Engine {
                 self.deleveraged.clear();
                 self.adl_queues.clear();
                 self.claimed_positions.clear();
+                self.refile_changed();
                 (self.last_seq, self.now, self.market.timestamp) = taken;
                 vec![rejected(&rejection)]
             }
@@ -761,6 +783,8 @@ impl Engine {
         self.venue_digest = state_hash::venue_digest(&venue);
         self.venue = venue;
         self.kernel_rules.get_mut().clear();
+        // Collateral schedules and instruments may have changed: every filing is redone.
+        self.adl_index.invalidate();
     }
 }
 

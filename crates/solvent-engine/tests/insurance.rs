@@ -386,3 +386,114 @@ fn the_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
         );
     }
 }
+
+/// A crowded contract's ADL ranks its queue through the engine's ADL index: it scores the
+/// holders whose group's bound reaches the head of the queue, not every short in profit. 1,500
+/// accounts short BTCUSDT at 1-4x from entries 1% below to 3% above 60,000 (a fifth also long
+/// ETHUSDT, so the rest of their equity is bounded through their band on ETH); one account long
+/// 15 BTCUSDT at 50x is bankrupt when the mark falls 3% with an empty fund. Debug builds check
+/// every placed candidate against a score for every holder (`engine/adl_index.rs`); here the
+/// count scored is held, and an engine restored from a snapshot taken before the fall (which
+/// files its accounts from scratch) takes the same positions from the same accounts.
+#[test]
+fn a_crowded_contracts_adl_scores_the_head_of_its_queue_not_every_holder() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut bodies: Vec<String> = vec![
+        r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned(),
+        r#""type":"index_price","underlying":"ETH","price":"3000""#.to_owned(),
+        r#""type":"mark_price","instrument":"BTCUSDT","price":"60000""#.to_owned(),
+    ];
+    let holders = 1_500;
+    for i in 0..holders {
+        let id = format!("h{i:04}");
+        let usdt: u32 = rng.random_range(1_000..50_000);
+        let leverage: u32 = rng.random_range(1..=4);
+        let entry: u32 = 60_000 * rng.random_range(990..1_030) / 1_000;
+        let size = Decimal::from(usdt * leverage) / Decimal::from(entry);
+        bodies.push(format!(
+            r#""type":"deposit","account":"{id}","asset":"USDT","amount":"{usdt}""#
+        ));
+        bodies.push(format!(
+            r#""type":"fill","account":"{id}","instrument":"BTCUSDT","side":"sell","size":"{}","price":"{entry}","counterparty":"external""#,
+            size.round_dp(3).max(dec!(0.001))
+        ));
+        if rng.random_bool(0.2) {
+            bodies.push(format!(
+                r#""type":"fill","account":"{id}","instrument":"ETHUSDT","side":"buy","size":"{}","price":"3000","counterparty":"external""#,
+                (Decimal::from(usdt) / dec!(6000)).round_dp(2).max(dec!(0.01))
+            ));
+        }
+    }
+    bodies.extend(
+        [
+            r#""type":"deposit","account":"whale","asset":"USDT","amount":"20000""#,
+            r#""type":"set_leverage","account":"whale","instrument":"BTCUSDT","leverage":"50""#,
+            r#""type":"fill","account":"whale","instrument":"BTCUSDT","side":"buy","size":"15","price":"60000","counterparty":"external""#,
+        ]
+        .map(str::to_owned),
+    );
+    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+    let (mut engine, effects) = play(&refs);
+    let refused: Vec<&Effect> = effects
+        .iter()
+        .filter(|e| matches!(e, Effect::Rejected { .. }))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "{} refused, the first {:?}",
+        refused.len(),
+        refused.first()
+    );
+    let mut restored = Engine::restore(&engine.snapshot().unwrap()).unwrap();
+    let fall = |engine: &mut Engine, seq: usize| {
+        let mut effects = Vec::new();
+        for (offset, body) in [
+            r#""type":"index_price","underlying":"BTC","price":"58200""#,
+            r#""type":"mark_price","instrument":"BTCUSDT","price":"58200""#,
+        ]
+        .iter()
+        .enumerate()
+        {
+            let seq = seq + offset;
+            let line = format!(r#"{{"seq":{seq},"ts":"2026-01-01T09:00:{offset:02}Z",{body}}}"#);
+            effects.extend(engine.apply(&parse_line("fall", seq, &line).unwrap()));
+        }
+        effects
+    };
+    let before = engine.adl_candidates_scored();
+    let seq = bodies.len() + 1;
+    let fell = fall(&mut engine, seq);
+    let deleveraged: Vec<(String, Decimal)> = fell
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Adl {
+                counterparty, size, ..
+            } => Some((counterparty.clone(), size.value())),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !deleveraged.is_empty(),
+        "the whale's deficit is deleveraged"
+    );
+    let scored = engine.adl_candidates_scored() - before;
+    let in_profit = engine
+        .accounts()
+        .values()
+        .filter(|a| {
+            a.positions
+                .get("BTCUSDT")
+                .is_some_and(|p| p.size < Decimal::ZERO && p.entry > dec!(58200))
+        })
+        .count();
+    assert!(in_profit > 1_000, "{in_profit} shorts in profit");
+    assert!(
+        scored * 10 < in_profit as u64,
+        "{scored} candidates scored for {} deleveraged among {in_profit} shorts in profit",
+        deleveraged.len()
+    );
+    let refell = fall(&mut restored, seq);
+    assert_eq!(fell, refell, "the restored engine deleverages the same way");
+    assert_eq!(engine.state_hash(), restored.state_hash());
+}

@@ -1299,6 +1299,8 @@ impl Engine {
             // in it, and converts every figure of a report in it: every account is examined.
             // Venues that value their coins at par never send one; one that streams it pays a
             // full pass per update.
+            // The ADL index values wallets at the coin's price too: it is filed again.
+            self.adl_index.invalidate();
             let everyone = self.ids_of(self.accounts.values().map(|a| &a.slot));
             for id in everyone {
                 self.evaluate(&id, Figures::Unreported, effects);

@@ -1,6 +1,7 @@
 //! The insurance fund and auto-deleveraging: every loss is borne by someone, and the fund never
 //! goes below zero (DESIGN.md 8.2).
 
+use super::adl_index::{AdlRanking, opposite_sign};
 #[allow(clippy::wildcard_imports)]
 use super::*;
 use crate::config::FundAuthority;
@@ -107,21 +108,25 @@ impl Engine {
             return false;
         };
         let mut remaining = signed.abs();
-        let mut queue = self.take_adl_queue(instrument, side, mark);
+        let (mut queue, indexed) = self.take_adl_queue(instrument, side, mark);
         let mut cursor = queue.cursor;
-        // The queue was ranked at the event's first bankruptcy in this contract: since then a
-        // candidate may have been deleveraged or liquidated, so each is taken for what it holds
-        // now. Those before the cursor are spent for the rest of the event (a price event opens
-        // no position), so each bankruptcy walks only the candidates it takes from.
+        // A queue kept from the event's first bankruptcy in this contract (a full scan's)
+        // was ranked then: since, a candidate may have been deleveraged or liquidated, so
+        // each is taken for what it holds now. Those before the cursor are spent for the rest
+        // of the event (a price event opens no position), so each bankruptcy walks only the
+        // candidates it takes from. An indexed queue is ranked afresh at each bankruptcy.
         let mut takers: Vec<(CompactString, Decimal)> = Vec::new();
         let mut left = remaining;
         let mut index = cursor;
-        while index < queue.candidates.len() && !left.is_zero() {
-            queue.order_through(index);
-            let other = &queue.candidates[index].account;
+        while !left.is_zero() {
+            let Some(candidate) = self.adl_candidate_at(&mut queue, instrument, side, mark, index)
+            else {
+                break;
+            };
+            let other = candidate.account.clone();
             let available = self
                 .accounts
-                .get(other)
+                .get(&other)
                 .filter(|_| other.as_str() != id)
                 .and_then(|a| a.positions.get(instrument.name.as_str()))
                 .filter(|p| {
@@ -134,7 +139,7 @@ impl Engine {
                 Some(available) => {
                     let take = left.min(available);
                     left -= take;
-                    takers.push((other.clone(), available));
+                    takers.push((other, available));
                     take == available
                 }
                 None => true,
@@ -144,8 +149,11 @@ impl Engine {
             }
             index += 1;
         }
+        self.adl_ranked += queue.scored_count() as u64;
         queue.cursor = cursor;
-        self.keep_adl_queue(instrument, side, queue);
+        if !indexed {
+            self.keep_adl_queue(instrument, side, queue);
+        }
         if takers.is_empty() {
             return false;
         }
@@ -228,27 +236,22 @@ impl Engine {
         instrument: &Arc<Instrument>,
         side: PositionSide,
         mark: Decimal,
-    ) -> AdlQueue {
-        let queues = self
-            .adl_queues
-            .entry(instrument.name.to_string())
-            .or_default();
-        let cached = match side {
-            PositionSide::Long => &mut queues.against_longs,
-            PositionSide::Short => &mut queues.against_shorts,
-        };
-        if let Some(queue) = cached.take() {
-            return queue;
+    ) -> (AdlRanking, bool) {
+        let cached =
+            self.adl_queues
+                .get_mut(instrument.name.as_str())
+                .and_then(|queues| match side {
+                    PositionSide::Long => queues.against_longs.take(),
+                    PositionSide::Short => queues.against_shorts.take(),
+                });
+        if let Some(queue) = cached {
+            return (queue, false);
         }
-        AdlQueue {
-            candidates: self.adl_scores(instrument, side, mark),
-            ordered: 0,
-            cursor: 0,
-        }
+        self.adl_ranking(instrument, side, mark)
     }
 
     /// Keeps `queue` for the next bankruptcy of `side` in `instrument` this event.
-    fn keep_adl_queue(&mut self, instrument: &Instrument, side: PositionSide, queue: AdlQueue) {
+    fn keep_adl_queue(&mut self, instrument: &Instrument, side: PositionSide, queue: AdlRanking) {
         let queues = self
             .adl_queues
             .entry(instrument.name.to_string())
@@ -261,46 +264,52 @@ impl Engine {
 
     /// The opposite holders in profit of a bankrupt `side` position in `instrument` at `mark`,
     /// each with its ADL score, in no order (see [`adl_order`]).
-    fn adl_scores(
+    pub(super) fn adl_scores(
         &self,
         instrument: &Instrument,
         side: PositionSide,
         mark: Decimal,
     ) -> Vec<AdlCandidate> {
-        let wanted_sign = match side {
-            PositionSide::Long => -Decimal::ONE,
-            PositionSide::Short => Decimal::ONE,
-        };
+        let wanted_sign = opposite_sign(side);
         self.instrument_holders
             .get(instrument.name.as_str())
             .into_iter()
             .flatten()
             .filter_map(|slot| self.accounts.by_slot(*slot))
-            .filter_map(|a| {
-                let p = a.positions.get(instrument.name.as_str())?;
-                if p.size.signum() != wanted_sign {
-                    return None;
-                }
-                let profit =
-                    solvent_risk::standard::unrealized_pnl(instrument, p.size, p.entry, mark);
-                if profit <= Decimal::ZERO {
-                    return None;
-                }
-                let notional = solvent_risk::standard::notional(instrument, p.size, mark);
-                // Leverage from the candidate's equity now (profitable opposite holders of this
-                // instrument only, so the count is bounded by its open interest holders).
-                let equity = self
-                    .ranking_equity(a)
-                    .unwrap_or(Decimal::ONE)
-                    .max(Decimal::new(1, 6));
-                let score = (profit * notional / equity).to_f64().unwrap_or(0.0);
-                Some(AdlCandidate {
-                    account: a.id.clone(),
-                    score,
-                    size: p.size.abs(),
-                })
-            })
+            .filter_map(|a| self.adl_candidate(a, instrument, wanted_sign, mark))
             .collect()
+    }
+
+    /// `account` as a candidate to take the other side (positions of `wanted_sign`) in
+    /// `instrument` at `mark`, with its score; `None` when it holds no such position in profit.
+    pub(super) fn adl_candidate(
+        &self,
+        account: &Account,
+        instrument: &Instrument,
+        wanted_sign: Decimal,
+        mark: Decimal,
+    ) -> Option<AdlCandidate> {
+        let p = account.positions.get(instrument.name.as_str())?;
+        if p.size.signum() != wanted_sign {
+            return None;
+        }
+        let profit = solvent_risk::standard::unrealized_pnl(instrument, p.size, p.entry, mark);
+        if profit <= Decimal::ZERO {
+            return None;
+        }
+        let notional = solvent_risk::standard::notional(instrument, p.size, mark);
+        // Leverage from the candidate's equity now (profitable opposite holders of this
+        // instrument only, so the count is bounded by its open interest holders).
+        let equity = self
+            .ranking_equity(account)
+            .unwrap_or(Decimal::ONE)
+            .max(Decimal::new(1, 6));
+        let score = (profit * notional / equity).to_f64().unwrap_or(0.0);
+        Some(AdlCandidate {
+            account: account.id.clone(),
+            score,
+            size: p.size.abs(),
+        })
     }
 
     /// The equity an ADL candidate is ranked by: its margin report's. A cross account whose
@@ -337,10 +346,16 @@ impl Engine {
         limit: usize,
     ) -> Result<Vec<AdlCandidate>, Rejection> {
         let instrument = self.instrument(instrument)?;
-        let mut ranked = self.adl_scores(&instrument, side, mark);
-        let count = limit.min(ranked.len());
-        order_prefix(&mut ranked, count);
-        ranked.truncate(count);
+        let mut ranking = self
+            .indexed_ranking(&instrument, side, mark)
+            .unwrap_or_else(|| AdlRanking::of_all(self.adl_scores(&instrument, side, mark)));
+        let mut ranked = Vec::new();
+        for place in 0..limit {
+            match self.adl_candidate_at(&mut ranking, &instrument, side, mark, place) {
+                Some(candidate) => ranked.push(candidate.clone()),
+                None => break,
+            }
+        }
         Ok(ranked)
     }
 
@@ -718,61 +733,45 @@ pub struct AdlCandidate {
     pub size: Decimal,
 }
 
-/// A contract's ADL queues within one event (see [`Engine::take_adl_queue`]).
+/// A contract's ADL queues within one event, where they are ranked by a full scan (see
+/// [`Engine::take_adl_queue`]).
 #[derive(Clone, Debug, Default)]
 pub(super) struct AdlQueues {
     /// The shorts in profit (the counterparties of a bankrupt long).
-    against_longs: Option<AdlQueue>,
+    against_longs: Option<AdlRanking>,
     /// The longs in profit (the counterparties of a bankrupt short).
-    against_shorts: Option<AdlQueue>,
-}
-
-/// One side's ADL queue within one event: every candidate scored, put in order only as far as
-/// bankruptcies have walked it.
-#[derive(Clone, Debug)]
-struct AdlQueue {
-    /// The candidates; `candidates[..ordered]` are the first `ordered` of the ranking, in
-    /// order, and every later one ranks after them.
-    candidates: Vec<AdlCandidate>,
-    /// How many lead the queue in their final order.
-    ordered: usize,
-    /// The first candidate not yet spent.
-    cursor: usize,
-}
-
-impl AdlQueue {
-    /// Puts the queue in order through `index` (when it holds that many), ordering at least as
-    /// many again as are ordered already, so a walk down the queue sorts it in a few steps.
-    fn order_through(&mut self, index: usize) {
-        if index < self.ordered || index >= self.candidates.len() {
-            return;
-        }
-        let wanted = (index + 1 - self.ordered).max(self.ordered).max(16);
-        let (_, rest) = self.candidates.split_at_mut(self.ordered);
-        let count = wanted.min(rest.len());
-        order_prefix(rest, count);
-        self.ordered += count;
-    }
+    against_shorts: Option<AdlRanking>,
 }
 
 /// The ADL queue's order: score highest first, ties by id (ids are unique: a total order).
-fn adl_order(a: &AdlCandidate, b: &AdlCandidate) -> std::cmp::Ordering {
+pub(super) fn adl_order(a: &AdlCandidate, b: &AdlCandidate) -> std::cmp::Ordering {
     b.score
         .total_cmp(&a.score)
         .then_with(|| a.account.cmp(&b.account))
 }
 
-/// Moves the first `count` candidates of the ranking to the front of `candidates`, in order:
-/// a selection, then a sort of those alone. Under a total order this is exactly the prefix a
-/// sort of them all gives.
-fn order_prefix(candidates: &mut [AdlCandidate], count: usize) {
-    if count == 0 {
-        return;
+/// A candidate in a max-heap ordered by the ADL queue: the greatest is the queue's first.
+#[derive(Clone, Debug)]
+pub(super) struct Ranked(pub(super) AdlCandidate);
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
     }
-    if count < candidates.len() {
-        candidates.select_nth_unstable_by(count - 1, adl_order);
+}
+
+impl Eq for Ranked {}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
-    candidates[..count].sort_unstable_by(adl_order);
+}
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        adl_order(&other.0, &self.0)
+    }
 }
 
 #[cfg(test)]
@@ -797,19 +796,15 @@ mod tests {
                 .collect();
             let mut sorted = candidates.clone();
             sorted.sort_by(adl_order);
-            let mut queue = AdlQueue {
-                candidates,
-                ordered: 0,
-                cursor: 0,
-            };
+            let mut queue = AdlRanking::of_all(candidates);
             for (index, expected) in sorted.iter().enumerate() {
-                queue.order_through(index);
-                assert!(queue.ordered > index, "seed {seed}: {index} not ordered");
-                assert_eq!(
-                    &queue.candidates[index], expected,
-                    "seed {seed}, place {index}"
-                );
+                let placed = queue.place_through(index, "test", |_, _| Vec::new());
+                assert_eq!(placed, Some(expected), "seed {seed}, place {index}");
             }
+            assert_eq!(
+                queue.place_through(sorted.len(), "test", |_, _| Vec::new()),
+                None
+            );
         }
     }
 }

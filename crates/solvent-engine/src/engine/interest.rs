@@ -226,6 +226,7 @@ impl Engine {
                 asset,
                 *amount,
             );
+            self.accounts.touch(id);
         }
         if let Some(covered) = booked.covered {
             self.interest_covered = covered;

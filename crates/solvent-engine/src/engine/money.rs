@@ -132,6 +132,8 @@ impl Engine {
         effects: &mut Vec<Effect>,
     ) {
         if self.ledger.transfer(from, to, asset, amount).is_ok() {
+            self.touch_holder(from);
+            self.touch_holder(to);
             effects.push(Effect::TransferApplied {
                 from: from.to_string(),
                 to: to.to_string(),
@@ -156,6 +158,8 @@ impl Engine {
         let precision = self.venue.asset(asset).map_or(8, |a| a.precision);
         let rounded = rounding::credit(received, precision);
         if let Ok(Some((from, to, amount))) = self.ledger.settle(counter, holder, asset, rounded) {
+            self.touch_holder(&from);
+            self.touch_holder(&to);
             effects.push(Effect::TransferApplied {
                 from: from.to_string(),
                 to: to.to_string(),
@@ -163,6 +167,15 @@ impl Engine {
                 amount: Amount(amount),
                 reason,
             });
+        }
+    }
+
+    /// Records that the user account owning ledger account `holder` (its wallet or an
+    /// isolated margin) has had its money moved, for the ADL index (`engine/adl_index.rs`).
+    pub(super) fn touch_holder(&mut self, holder: &LedgerAccount) {
+        match holder {
+            LedgerAccount::Wallet(id) | LedgerAccount::Isolated(id, _) => self.accounts.touch(id),
+            _ => {}
         }
     }
 }

@@ -130,7 +130,7 @@ impl Engine {
     }
 
     /// The mark of a perpetual as the margin report reads it: the given mark, else the index.
-    fn perpetual_mark(&self, instrument: &Instrument) -> Option<Decimal> {
+    pub(super) fn perpetual_mark(&self, instrument: &Instrument) -> Option<Decimal> {
         self.market
             .mark
             .get(instrument.name.as_str())

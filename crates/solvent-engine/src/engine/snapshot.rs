@@ -108,6 +108,8 @@ impl Engine {
         if state_hash::venue_digest(&engine.venue) != engine.venue_digest {
             return Err(SnapshotError::VenueMismatch);
         }
+        let mut engine = engine;
+        engine.build_adl_index();
         Ok(engine)
     }
 }
