@@ -60,9 +60,9 @@ impl AccountBook {
         self.accounts.get(slot as usize).map(Arc::as_ref)
     }
 
-    /// The account in `slot`, to change.
-    pub(crate) fn by_slot_mut(&mut self, slot: u32) -> Option<&mut Account> {
-        self.changed.push(slot);
+    /// The account in `slot`, to change in a way the ADL index need not see (its filing would
+    /// come out the same): not logged for [`Self::take_changed`].
+    pub(crate) fn by_slot_mut_unlogged(&mut self, slot: u32) -> Option<&mut Account> {
         self.accounts.get_mut(slot as usize).map(Arc::make_mut)
     }
 

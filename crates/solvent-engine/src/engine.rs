@@ -431,6 +431,11 @@ pub struct Engine {
     /// its accounts again).
     #[serde(skip)]
     adl_index: adl_index::AdlIndex,
+    /// The accounts changed since the event's first ADL queue was made, in order (with
+    /// repeats): what a kept queue scores again at its next use. A log of one event, never
+    /// hashed nor snapshotted.
+    #[serde(skip)]
+    adl_event_changes: Vec<u32>,
     /// How many ADL candidates rankings have scored since the engine was built (diagnostics
     /// only, never hashed nor snapshotted).
     #[serde(skip)]
@@ -493,6 +498,7 @@ impl Engine {
             kernel_rules: std::cell::RefCell::default(),
             adl_queues: BTreeMap::new(),
             adl_index: adl_index::AdlIndex::empty(&venue),
+            adl_event_changes: Vec::new(),
             adl_ranked: 0,
             claimed_positions: BTreeMap::new(),
             venue_digest: state_hash::venue_digest(&venue),
@@ -674,6 +680,7 @@ impl Engine {
                 self.adl_queues.clear();
                 self.claimed_positions.clear();
                 self.refile_changed();
+                self.adl_event_changes.clear();
                 all
             }
             Err(rejection) => {
@@ -684,6 +691,7 @@ impl Engine {
                 self.adl_queues.clear();
                 self.claimed_positions.clear();
                 self.refile_changed();
+                self.adl_event_changes.clear();
                 (self.last_seq, self.now, self.market.timestamp) = taken;
                 vec![rejected(&rejection)]
             }

@@ -41,7 +41,7 @@ use std::collections::{BinaryHeap, HashMap};
 
 use foldhash::fast::FixedState;
 
-use super::insurance::{AdlCandidate, Ranked};
+use super::insurance::{AdlCandidate, adl_order};
 
 /// `ln` of the size buckets' ratio, 2^(1/4): a group's `S` is within 19% of its bound.
 const LN_SIZE_STEP: f64 = std::f64::consts::LN_2 / 4.0;
@@ -216,11 +216,13 @@ impl AdlIndex {
 }
 
 /// An ADL queue being ranked: the candidates placed so far, those scored and waiting, and the
-/// groups not scored yet with their bounds.
+/// groups not scored yet with their bounds. Kept for the rest of the event and brought up to
+/// date at each later bankruptcy ([`Engine::resync_adl_queue`]): the accounts changed since are
+/// scored again, so the queue is always the ranking of the state at the bankruptcy.
 #[derive(Clone, Debug)]
 pub(super) struct AdlRanking {
-    /// The candidates placed, in the queue's order.
-    pub(super) placed: Vec<AdlCandidate>,
+    /// The candidates placed, in the queue's order, with their slots and score versions.
+    placed: Vec<Ranked>,
     scored: BinaryHeap<Ranked>,
     /// Groups not scored yet, highest bound first.
     groups: BinaryHeap<(Bound, GroupKey)>,
@@ -228,11 +230,45 @@ pub(super) struct AdlRanking {
     contract: Option<u16>,
     /// Accounts scored directly: not to be scored again with their group.
     direct: BTreeSet<u32>,
-    /// The first candidate not yet spent (see `deleverage_if_bankrupt`).
-    pub(super) cursor: usize,
+    /// Per account scored again since the queue was made, the version of its latest score:
+    /// an older entry is dropped when it reaches the head.
+    versions: HashMap<u32, u32, FixedState>,
+    /// How much of the engine's log of the event's changed accounts the queue has taken in.
+    synced: usize,
+    /// Candidates scored for this queue (diagnostics).
+    pub(super) scorings: u64,
     /// Debug builds: the ranking a score for every holder gives, which placing must follow.
     #[cfg(debug_assertions)]
     expected: Vec<AdlCandidate>,
+}
+
+/// A scored candidate, with its account's slot and the version of its score: in a max-heap
+/// ordered by the ADL queue, the greatest is the queue's first.
+#[derive(Clone, Debug)]
+pub(super) struct Ranked {
+    candidate: AdlCandidate,
+    slot: u32,
+    version: u32,
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Ranked {}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        adl_order(&other.candidate, &self.candidate)
+    }
 }
 
 /// A group's bound, ordered as `f64::total_cmp` orders it.
@@ -254,29 +290,66 @@ impl Ord for Bound {
 }
 
 impl AdlRanking {
-    /// A ranking of candidates all scored already.
-    pub(super) fn of_all(candidates: Vec<AdlCandidate>) -> Self {
+    /// A ranking of candidates all scored already, each with its account's slot.
+    pub(super) fn of_all(candidates: Vec<(u32, AdlCandidate)>) -> Self {
         #[cfg(debug_assertions)]
-        let expected = {
-            let mut sorted = candidates.clone();
-            sorted.sort_by(super::insurance::adl_order);
-            sorted
-        };
+        let expected = sorted(candidates.iter().map(|(_, c)| c.clone()).collect());
         Self {
             placed: Vec::new(),
-            scored: candidates.into_iter().map(Ranked).collect(),
+            scorings: candidates.len() as u64,
+            scored: candidates
+                .into_iter()
+                .map(|(slot, candidate)| Ranked {
+                    candidate,
+                    slot,
+                    version: 0,
+                })
+                .collect(),
             groups: BinaryHeap::new(),
             contract: None,
             direct: BTreeSet::new(),
-            cursor: 0,
+            versions: HashMap::default(),
+            synced: 0,
             #[cfg(debug_assertions)]
             expected,
         }
     }
 
-    /// The candidates of the queue ranked so far and waiting to be placed.
-    pub(super) fn scored_count(&self) -> usize {
-        self.placed.len() + self.scored.len()
+    fn current(&self, ranked: &Ranked) -> bool {
+        self.versions.get(&ranked.slot).copied().unwrap_or(0) == ranked.version
+    }
+
+    /// Takes in the accounts changed since the queue was last used (`changed`, from the
+    /// event's log): each is scored again through `score` and scored directly from now on;
+    /// the candidates placed go back among those waiting, to be placed again.
+    pub(super) fn resync(
+        &mut self,
+        changed: &[u32],
+        synced: usize,
+        mut score: impl FnMut(u32) -> Option<AdlCandidate>,
+    ) {
+        self.synced = synced;
+        let placed = std::mem::take(&mut self.placed);
+        self.scored.extend(placed);
+        let mut slots = changed.to_vec();
+        slots.sort_unstable();
+        slots.dedup();
+        for slot in slots {
+            let version = {
+                let version = self.versions.entry(slot).or_insert(0);
+                *version += 1;
+                *version
+            };
+            self.direct.insert(slot);
+            self.scorings += 1;
+            if let Some(candidate) = score(slot) {
+                self.scored.push(Ranked {
+                    candidate,
+                    slot,
+                    version,
+                });
+            }
+        }
     }
 
     /// The candidate at `place`, placing candidates up to it: the head of those scored is
@@ -287,30 +360,38 @@ impl AdlRanking {
         &mut self,
         place: usize,
         contract: &str,
-        mut score_group: impl FnMut(GroupKey, &BTreeSet<u32>) -> Vec<AdlCandidate>,
+        mut score_group: impl FnMut(GroupKey, &BTreeSet<u32>) -> Vec<(u32, AdlCandidate)>,
     ) -> Option<&AdlCandidate> {
         while self.placed.len() <= place {
             let head_beats_groups = match (self.scored.peek(), self.groups.peek()) {
-                (Some(head), Some((bound, _))) => head.0.score > bound.0,
+                (Some(head), Some((bound, _))) => head.candidate.score > bound.0,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (None, None) => break,
             };
             if head_beats_groups {
-                if let Some(Ranked(candidate)) = self.scored.pop() {
+                if let Some(head) = self.scored.pop()
+                    && self.current(&head)
+                {
                     #[cfg(debug_assertions)]
                     assert_eq!(
                         self.expected.get(self.placed.len()),
-                        Some(&candidate),
+                        Some(&head.candidate),
                         "the ADL queue of {contract} leaves the order a score for every holder gives"
                     );
-                    self.placed.push(candidate);
+                    self.placed.push(head);
                 }
                 continue;
             }
             if let Some((_, key)) = self.groups.pop() {
                 let scored = score_group(key, &self.direct);
-                self.scored.extend(scored.into_iter().map(Ranked));
+                self.scorings += scored.len() as u64;
+                self.scored
+                    .extend(scored.into_iter().map(|(slot, candidate)| Ranked {
+                        candidate,
+                        slot,
+                        version: 0,
+                    }));
             }
         }
         #[cfg(debug_assertions)]
@@ -322,14 +403,25 @@ impl AdlRanking {
             );
         }
         let _ = contract;
-        self.placed.get(place)
+        self.placed.get(place).map(|ranked| &ranked.candidate)
     }
+}
+
+/// Debug builds: `candidates` in the queue's order.
+#[cfg(debug_assertions)]
+fn sorted(mut candidates: Vec<AdlCandidate>) -> Vec<AdlCandidate> {
+    candidates.sort_by(adl_order);
+    candidates
 }
 
 impl Engine {
     /// Files again every account changed since the last filing (see the module documentation).
     pub(super) fn refile_changed(&mut self) {
         let changed = self.accounts.take_changed();
+        // A queue kept for the rest of the event scores these again at its next use.
+        if !self.adl_queues.is_empty() {
+            self.adl_event_changes.extend_from_slice(&changed);
+        }
         if !self.adl_index.built {
             return;
         }
@@ -396,12 +488,16 @@ impl Engine {
             numbers.push(number);
         }
         let before = index.filed_in.get(&slot);
-        if before.is_some_and(|before| *before == numbers) || (before.is_none() && numbers.is_empty())
+        if before.is_some_and(|before| *before == numbers)
+            || (before.is_none() && numbers.is_empty())
         {
             return;
         }
         if let Some(before) = index.filed_in.remove(&slot) {
-            for number in before.into_iter().filter(|number| !numbers.contains(number)) {
+            for number in before
+                .into_iter()
+                .filter(|number| !numbers.contains(number))
+            {
                 if let Some(contract) = index.contracts.get_mut(usize::from(number)) {
                     contract.remove(slot);
                 }
@@ -458,9 +554,8 @@ impl Engine {
             _ if amount < Decimal::ZERO => amount_f64 * (1.0 + MARGIN),
             None => 0.0,
             Some((up_to, ratio))
-                if up_to.is_none_or(|up_to| {
-                    amount_f64 * band_f64(usd) <= up_to * (1.0 - MARGIN)
-                }) =>
+                if up_to
+                    .is_none_or(|up_to| amount_f64 * band_f64(usd) <= up_to * (1.0 - MARGIN)) =>
             {
                 amount_f64 * ratio.max(0.0) * (1.0 - MARGIN)
             }
@@ -477,6 +572,42 @@ impl Engine {
         Some(value - coin.unit)
     }
 
+    /// The equity of an account the index can file in a group (see
+    /// [`Self::adl_wallet_floor`]), as its margin report gives it: the wallet's coin at its
+    /// collateral value over its own USD price, and each perpetual's unrealised P&L at its mark
+    /// (else its index), each credited at the coin's precision (`PreparedAccount::figures_exact`
+    /// sums the same terms). `None` for any other account.
+    pub(super) fn filed_equity(&self, account: &Account) -> Option<Decimal> {
+        self.adl_wallet_floor(account)?;
+        let coin = self.adl_index.settlement.as_ref()?;
+        let usd = self
+            .market
+            .index
+            .get(coin.index.as_str())
+            .map_or(coin.usd_peg, |p| p.value());
+        let amount = self.ledger.wallet_balance(&account.id, &coin.symbol);
+        let valued = solvent_risk::collateral::value(
+            self.venue.collateral.get(coin.symbol.as_str()),
+            amount,
+            usd,
+        );
+        let mut equity = rounding::credit(
+            valued.collateral_value_usd.checked_div(usd)?,
+            coin.precision,
+        );
+        for position in account.positions.values() {
+            let mark = self.perpetual_mark(&position.instrument)?;
+            let pnl = solvent_risk::standard::unrealized_pnl(
+                &position.instrument,
+                position.size,
+                position.entry,
+                mark,
+            );
+            equity = equity.checked_add(rounding::credit(pnl, coin.precision))?;
+        }
+        Some(equity)
+    }
+
     /// The group of `account`'s position `own`, given the floor of its wallet
     /// ([`Self::adl_wallet_floor`]); `None` when it is loose (see the module documentation).
     fn adl_group(&self, account: &Account, own: &PositionState, wallet: f64) -> Option<GroupKey> {
@@ -487,7 +618,11 @@ impl Engine {
             if other.instrument.name == own.instrument.name {
                 continue;
             }
-            let source = if self.market.mark.contains_key(other.instrument.name.as_str()) {
+            let source = if self
+                .market
+                .mark
+                .contains_key(other.instrument.name.as_str())
+            {
                 Source::Mark(&other.instrument.name)
             } else {
                 Source::Index(&other.instrument.underlying)
@@ -525,17 +660,47 @@ impl Engine {
         instrument: &Instrument,
         side: PositionSide,
         mark: Decimal,
-    ) -> (AdlRanking, bool) {
+    ) -> AdlRanking {
         self.refile_changed();
         if !self.adl_index.built {
             self.build_adl_index();
         }
-        match self.indexed_ranking(instrument, side, mark) {
-            Some(ranking) => (ranking, true),
-            None => (
-                AdlRanking::of_all(self.adl_scores(instrument, side, mark)),
-                false,
-            ),
+        let mut ranking = self
+            .indexed_ranking(instrument, side, mark)
+            .unwrap_or_else(|| AdlRanking::of_all(self.adl_scored(instrument, side, mark)));
+        ranking.synced = self.adl_event_changes.len();
+        ranking
+    }
+
+    /// Brings `ranking`, made earlier in this event, up to date for a bankruptcy now: the
+    /// accounts changed since are scored again (see [`AdlRanking::resync`]).
+    pub(super) fn resync_adl_queue(
+        &mut self,
+        ranking: &mut AdlRanking,
+        instrument: &Instrument,
+        side: PositionSide,
+        mark: Decimal,
+    ) {
+        self.refile_changed();
+        let wanted_sign = opposite_sign(side);
+        let synced = self.adl_event_changes.len();
+        let changed = self
+            .adl_event_changes
+            .get(ranking.synced..)
+            .unwrap_or_default();
+        ranking.resync(changed, synced, |slot| {
+            self.accounts
+                .by_slot(slot)
+                .and_then(|a| self.adl_candidate(a, instrument, wanted_sign, mark))
+        });
+        #[cfg(debug_assertions)]
+        {
+            ranking.expected = sorted(
+                self.adl_scored(instrument, side, mark)
+                    .into_iter()
+                    .map(|(_, candidate)| candidate)
+                    .collect(),
+            );
         }
     }
 
@@ -570,37 +735,38 @@ impl Engine {
             }
         }
         let wanted_sign = opposite_sign(side);
-        let scored: BinaryHeap<Ranked> = direct
+        let candidates: Vec<(u32, AdlCandidate)> = direct
             .iter()
             .filter(|slot| contract.places.contains_key(slot))
-            .filter_map(|slot| self.accounts.by_slot(*slot))
-            .filter_map(|a| self.adl_candidate(a, instrument, wanted_sign, mark))
-            .map(Ranked)
+            .filter_map(|slot| {
+                let account = self.accounts.by_slot(*slot)?;
+                Some((
+                    *slot,
+                    self.adl_candidate(account, instrument, wanted_sign, mark)?,
+                ))
+            })
             .collect();
         let mark_f64 = band_f64(mark);
         let long = side == PositionSide::Short;
-        let groups: BinaryHeap<(Bound, GroupKey)> = contract
+        let mut ranking = AdlRanking::of_all(candidates);
+        ranking.groups = contract
             .groups
             .keys()
             .filter(|key| key.long == long)
             .filter_map(|key| key.bound(mark_f64).map(|bound| (Bound(bound), *key)))
             .collect();
+        ranking.contract = Some(number);
+        ranking.direct = direct;
         #[cfg(debug_assertions)]
-        let expected = {
-            let mut sorted = self.adl_scores(instrument, side, mark);
-            sorted.sort_by(super::insurance::adl_order);
-            sorted
-        };
-        Some(AdlRanking {
-            placed: Vec::new(),
-            scored,
-            groups,
-            contract: Some(number),
-            direct,
-            cursor: 0,
-            #[cfg(debug_assertions)]
-            expected,
-        })
+        {
+            ranking.expected = sorted(
+                self.adl_scored(instrument, side, mark)
+                    .into_iter()
+                    .map(|(_, candidate)| candidate)
+                    .collect(),
+            );
+        }
+        Some(ranking)
     }
 
     /// The candidate at `place` of `ranking`'s queue, ranking it that far; `None` past its end.
@@ -622,8 +788,13 @@ impl Engine {
                 .into_iter()
                 .flatten()
                 .filter(|slot| !direct.contains(slot))
-                .filter_map(|slot| self.accounts.by_slot(*slot))
-                .filter_map(|a| self.adl_candidate(a, instrument, wanted_sign, mark))
+                .filter_map(|slot| {
+                    let account = self.accounts.by_slot(*slot)?;
+                    Some((
+                        *slot,
+                        self.adl_candidate(account, instrument, wanted_sign, mark)?,
+                    ))
+                })
                 .collect()
         })
     }

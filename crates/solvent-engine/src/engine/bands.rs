@@ -1382,7 +1382,9 @@ impl Engine {
             match band {
                 Some(band) => {
                     inherited.push((slot, band.low_key, band.high_key));
-                    if let Some(account) = self.accounts.by_slot_mut(slot) {
+                    // The inherited band bounds the mark as the index band it copies bounded the
+                    // index, which the holder's ADL filings read until now: they stand.
+                    if let Some(account) = self.accounts.by_slot_mut_unlogged(slot) {
                         account.bands.push(band);
                     }
                 }

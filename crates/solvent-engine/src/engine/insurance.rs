@@ -108,21 +108,18 @@ impl Engine {
             return false;
         };
         let mut remaining = signed.abs();
-        let (mut queue, indexed) = self.take_adl_queue(instrument, side, mark);
-        let mut cursor = queue.cursor;
-        // A queue kept from the event's first bankruptcy in this contract (a full scan's)
-        // was ranked then: since, a candidate may have been deleveraged or liquidated, so
-        // each is taken for what it holds now. Those before the cursor are spent for the rest
-        // of the event (a price event opens no position), so each bankruptcy walks only the
-        // candidates it takes from. An indexed queue is ranked afresh at each bankruptcy.
+        let mut queue = self.take_adl_queue(instrument, side, mark);
+        // The queue is the ranking of the state now: each candidate is taken for what it
+        // holds now (its size in the candidate is as scored).
         let mut takers: Vec<(CompactString, Decimal)> = Vec::new();
         let mut left = remaining;
-        let mut index = cursor;
+        let mut place = 0;
         while !left.is_zero() {
-            let Some(candidate) = self.adl_candidate_at(&mut queue, instrument, side, mark, index)
+            let Some(candidate) = self.adl_candidate_at(&mut queue, instrument, side, mark, place)
             else {
                 break;
             };
+            place += 1;
             let other = candidate.account.clone();
             let available = self
                 .accounts
@@ -135,25 +132,14 @@ impl Engine {
                             > Decimal::ZERO
                 })
                 .map(|p| p.size.abs());
-            let spent = match available {
-                Some(available) => {
-                    let take = left.min(available);
-                    left -= take;
-                    takers.push((other, available));
-                    take == available
-                }
-                None => true,
-            };
-            if spent && index == cursor {
-                cursor += 1;
+            if let Some(available) = available {
+                left -= left.min(available);
+                takers.push((other, available));
             }
-            index += 1;
         }
-        self.adl_ranked += queue.scored_count() as u64;
-        queue.cursor = cursor;
-        if !indexed {
-            self.keep_adl_queue(instrument, side, queue);
-        }
+        self.adl_ranked += queue.scorings;
+        queue.scorings = 0;
+        self.keep_adl_queue(instrument, side, queue);
         if takers.is_empty() {
             return false;
         }
@@ -225,18 +211,21 @@ impl Engine {
 
     /// The accounts that can take the other side of a bankrupt `side` position in
     /// `instrument`: the opposite holders in profit at `mark`, ranked by profit x leverage
-    /// (Hyperliquid, dYdX v4), highest first, ties by id. Scored once per event and contract
-    /// side, as venues rank their ADL queues periodically rather than between two liquidations:
-    /// a cascade of bankruptcies in a crowded contract costs one pass over its holders, not one
-    /// per bankruptcy. The queue is put in order only as far as the bankruptcies walk it
-    /// ([`AdlQueue::order_through`]): a few deleveraged accounts among a million holders sort
-    /// a few, not the million.
+    /// (Hyperliquid, dYdX v4), highest first, ties by id; and whether the queue was ranked
+    /// through the ADL index. Where the index files the contract's holders
+    /// (`engine/adl_index.rs`), the queue is ranked at each bankruptcy, scoring the holders
+    /// whose group can reach its head. Elsewhere every opposite holder in profit is scored, once
+    /// per event and contract side (as venues rank their ADL queues periodically rather than
+    /// between two liquidations: a cascade costs one pass over the holders, not one per
+    /// bankruptcy), and the queue is put in order only as far as the bankruptcies walk it.
     fn take_adl_queue(
         &mut self,
         instrument: &Arc<Instrument>,
         side: PositionSide,
         mark: Decimal,
-    ) -> (AdlRanking, bool) {
+    ) -> AdlRanking {
+        // The accounts changed so far are logged for a kept queue before it is taken out.
+        self.refile_changed();
         let cached =
             self.adl_queues
                 .get_mut(instrument.name.as_str())
@@ -244,10 +233,13 @@ impl Engine {
                     PositionSide::Long => queues.against_longs.take(),
                     PositionSide::Short => queues.against_shorts.take(),
                 });
-        if let Some(queue) = cached {
-            return (queue, false);
+        match cached {
+            Some(mut queue) => {
+                self.resync_adl_queue(&mut queue, instrument, side, mark);
+                queue
+            }
+            None => self.adl_ranking(instrument, side, mark),
         }
-        self.adl_ranking(instrument, side, mark)
     }
 
     /// Keeps `queue` for the next bankruptcy of `side` in `instrument` this event.
@@ -263,20 +255,25 @@ impl Engine {
     }
 
     /// The opposite holders in profit of a bankrupt `side` position in `instrument` at `mark`,
-    /// each with its ADL score, in no order (see [`adl_order`]).
-    pub(super) fn adl_scores(
+    /// each with its slot and ADL score, in no order (see [`adl_order`]).
+    pub(super) fn adl_scored(
         &self,
         instrument: &Instrument,
         side: PositionSide,
         mark: Decimal,
-    ) -> Vec<AdlCandidate> {
+    ) -> Vec<(u32, AdlCandidate)> {
         let wanted_sign = opposite_sign(side);
         self.instrument_holders
             .get(instrument.name.as_str())
             .into_iter()
             .flatten()
-            .filter_map(|slot| self.accounts.by_slot(*slot))
-            .filter_map(|a| self.adl_candidate(a, instrument, wanted_sign, mark))
+            .filter_map(|slot| {
+                let account = self.accounts.by_slot(*slot)?;
+                Some((
+                    *slot,
+                    self.adl_candidate(account, instrument, wanted_sign, mark)?,
+                ))
+            })
             .collect()
     }
 
@@ -314,19 +311,25 @@ impl Engine {
 
     /// The equity an ADL candidate is ranked by: its margin report's. A cross account whose
     /// preparation for the measured kernel still holds gives the same figure from it
-    /// (`engine/prepared.rs`, checked against the report in debug builds) at a fraction of a
-    /// report's cost, which was nearly all of ranking a crowded contract.
+    /// (`engine/prepared.rs`), and one the ADL index can file in a group from its wallet and
+    /// positions alone ([`Self::filed_equity`]); both are checked against the report in debug
+    /// builds and cost a fraction of it, which was nearly all of ranking a crowded contract.
     fn ranking_equity(&self, account: &Account) -> Result<Decimal, Rejection> {
-        if let Some(equity) = self.prepared_equity(account) {
+        let known = self
+            .prepared_equity(account)
+            .map(|equity| (equity, "prepared"))
+            .or_else(|| self.filed_equity(account).map(|equity| (equity, "filed")));
+        if let Some((equity, how)) = known {
             #[cfg(debug_assertions)]
             if let Ok(report) = self.report(&account.id) {
                 assert_eq!(
                     report.equity.value(),
                     equity,
-                    "{}: the prepared equity disagrees with the margin report",
+                    "{}: the {how} equity disagrees with the margin report",
                     account.id
                 );
             }
+            let _ = how;
             return Ok(equity);
         }
         self.report(&account.id).map(|r| r.equity.value())
@@ -348,7 +351,7 @@ impl Engine {
         let instrument = self.instrument(instrument)?;
         let mut ranking = self
             .indexed_ranking(&instrument, side, mark)
-            .unwrap_or_else(|| AdlRanking::of_all(self.adl_scores(&instrument, side, mark)));
+            .unwrap_or_else(|| AdlRanking::of_all(self.adl_scored(&instrument, side, mark)));
         let mut ranked = Vec::new();
         for place in 0..limit {
             match self.adl_candidate_at(&mut ranking, &instrument, side, mark, place) {
@@ -750,30 +753,6 @@ pub(super) fn adl_order(a: &AdlCandidate, b: &AdlCandidate) -> std::cmp::Orderin
         .then_with(|| a.account.cmp(&b.account))
 }
 
-/// A candidate in a max-heap ordered by the ADL queue: the greatest is the queue's first.
-#[derive(Clone, Debug)]
-pub(super) struct Ranked(pub(super) AdlCandidate);
-
-impl PartialEq for Ranked {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == std::cmp::Ordering::Equal
-    }
-}
-
-impl Eq for Ranked {}
-
-impl PartialOrd for Ranked {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Ranked {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        adl_order(&other.0, &self.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -796,7 +775,13 @@ mod tests {
                 .collect();
             let mut sorted = candidates.clone();
             sorted.sort_by(adl_order);
-            let mut queue = AdlRanking::of_all(candidates);
+            let mut queue = AdlRanking::of_all(
+                candidates
+                    .into_iter()
+                    .enumerate()
+                    .map(|(slot, c)| (slot as u32, c))
+                    .collect(),
+            );
             for (index, expected) in sorted.iter().enumerate() {
                 let placed = queue.place_through(index, "test", |_, _| Vec::new());
                 assert_eq!(placed, Some(expected), "seed {seed}, place {index}");
