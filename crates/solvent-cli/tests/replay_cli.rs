@@ -511,15 +511,15 @@ fn population_with_funding_writes_what_the_value_path_writes() {
     assert_eq!(
         (effects.len(), sha256_hex(&effects).as_str()),
         (
-            346_815,
-            "a8c254924e04ee06700a29757adfe76f6037709acb133040b971acbfbe590d73"
+            347_349,
+            "f5322d1afcf8cc34d487226657f7f0353bbf9eb246cb58f42418db91f21cff96"
         )
     );
     assert_eq!(
         (summary.len(), sha256_hex(summary.as_bytes()).as_str()),
         (
-            11_921,
-            "3a3bbe89d8d0495eed6b42d7999d6ab82e6fe64022dee5634ca32a7e41bd5ad2"
+            11_924,
+            "4824203a9619b0a86d8f1727b92b8ffb40819be6aa6af6884b704b390db20c1a"
         )
     );
     // Without --out, the same summary.

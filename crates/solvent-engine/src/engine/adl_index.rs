@@ -235,6 +235,8 @@ pub(super) struct AdlRanking {
     versions: HashMap<u32, u32, FixedState>,
     /// How much of the engine's log of the event's changed accounts the queue has taken in.
     synced: usize,
+    /// The mark the queue was ranked at: a bankruptcy at another ranks afresh.
+    pub(super) mark: Decimal,
     /// Candidates scored for this queue (diagnostics).
     pub(super) scorings: u64,
     /// Debug builds: the ranking a score for every holder gives, which placing must follow.
@@ -310,6 +312,7 @@ impl AdlRanking {
             direct: BTreeSet::new(),
             versions: HashMap::default(),
             synced: 0,
+            mark: Decimal::ZERO,
             #[cfg(debug_assertions)]
             expected,
         }
@@ -669,6 +672,7 @@ impl Engine {
             .indexed_ranking(instrument, side, mark)
             .unwrap_or_else(|| AdlRanking::of_all(self.adl_scored(instrument, side, mark)));
         ranking.synced = self.adl_event_changes.len();
+        ranking.mark = mark;
         ranking
     }
 

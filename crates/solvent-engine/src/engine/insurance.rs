@@ -211,13 +211,14 @@ impl Engine {
 
     /// The accounts that can take the other side of a bankrupt `side` position in
     /// `instrument`: the opposite holders in profit at `mark`, ranked by profit x leverage
-    /// (Hyperliquid, dYdX v4), highest first, ties by id; and whether the queue was ranked
-    /// through the ADL index. Where the index files the contract's holders
-    /// (`engine/adl_index.rs`), the queue is ranked at each bankruptcy, scoring the holders
-    /// whose group can reach its head. Elsewhere every opposite holder in profit is scored, once
-    /// per event and contract side (as venues rank their ADL queues periodically rather than
-    /// between two liquidations: a cascade costs one pass over the holders, not one per
-    /// bankruptcy), and the queue is put in order only as far as the bankruptcies walk it.
+    /// (Hyperliquid, dYdX v4), highest first, ties by id, as the state stands at this
+    /// bankruptcy. The event's first bankruptcy in the contract and side ranks the queue:
+    /// through the ADL index where it files the contract's holders (`engine/adl_index.rs`),
+    /// scoring the holders whose group can reach its head, else by scoring every opposite
+    /// holder in profit. The queue is kept for the event; a later bankruptcy scores again only
+    /// the accounts changed since (a cascade costs one ranking and its changes, not one pass
+    /// over the holders per bankruptcy). Either way the queue is put in order only as far as
+    /// the bankruptcy walks it.
     fn take_adl_queue(
         &mut self,
         instrument: &Arc<Instrument>,
@@ -234,11 +235,11 @@ impl Engine {
                     PositionSide::Short => queues.against_shorts.take(),
                 });
         match cached {
-            Some(mut queue) => {
+            Some(mut queue) if queue.mark == mark => {
                 self.resync_adl_queue(&mut queue, instrument, side, mark);
                 queue
             }
-            None => self.adl_ranking(instrument, side, mark),
+            _ => self.adl_ranking(instrument, side, mark),
         }
     }
 
