@@ -362,7 +362,7 @@ impl AdlRanking {
     pub(super) fn place_through(
         &mut self,
         place: usize,
-        contract: &str,
+        #[cfg_attr(not(debug_assertions), allow(unused_variables))] contract: &str,
         mut score_group: impl FnMut(GroupKey, &BTreeSet<u32>) -> Vec<(u32, AdlCandidate)>,
     ) -> Option<&AdlCandidate> {
         while self.placed.len() <= place {
@@ -405,7 +405,6 @@ impl AdlRanking {
                 "the ADL queue of {contract} ended early"
             );
         }
-        let _ = contract;
         self.placed.get(place).map(|ranked| &ranked.candidate)
     }
 }

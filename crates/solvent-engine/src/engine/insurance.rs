@@ -316,21 +316,19 @@ impl Engine {
     /// positions alone ([`Self::filed_equity`]); both are checked against the report in debug
     /// builds and cost a fraction of it, which was nearly all of ranking a crowded contract.
     fn ranking_equity(&self, account: &Account) -> Result<Decimal, Rejection> {
-        let known = self
+        if let Some(equity) = self
             .prepared_equity(account)
-            .map(|equity| (equity, "prepared"))
-            .or_else(|| self.filed_equity(account).map(|equity| (equity, "filed")));
-        if let Some((equity, how)) = known {
+            .or_else(|| self.filed_equity(account))
+        {
             #[cfg(debug_assertions)]
             if let Ok(report) = self.report(&account.id) {
                 assert_eq!(
                     report.equity.value(),
                     equity,
-                    "{}: the {how} equity disagrees with the margin report",
+                    "{}: the prepared or filed equity disagrees with the margin report",
                     account.id
                 );
             }
-            let _ = how;
             return Ok(equity);
         }
         self.report(&account.id).map(|r| r.equity.value())
