@@ -24,7 +24,8 @@
 #    with ENGINE_BENCH_FULL=1 also 60 updates of the mixed population of 1,000,000 accounts
 #    (every 20th a large move).
 # 4. examples/engine_scaling.rs: the first mark_price of a contract and an ADL against N
-#    opposite holders, at 10,000 and 100,000 holders (and 1,000,000 with ENGINE_BENCH_FULL=1).
+#    opposite holders, at 10,000 and 100,000 holders (and 1,000,000 with ENGINE_BENCH_FULL=1),
+#    ranked through the ADL index: it prints how many candidates the ranking scored.
 # Everything runs pinned to core 0 with taskset when available.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -417,6 +417,24 @@ fn sorted(mut candidates: Vec<AdlCandidate>) -> Vec<AdlCandidate> {
 }
 
 impl Engine {
+    /// Debug builds: the queue a score for every opposite holder in profit gives, in order.
+    #[cfg(debug_assertions)]
+    fn full_adl_ranking(
+        &self,
+        instrument: &Instrument,
+        side: PositionSide,
+        mark: Decimal,
+    ) -> Vec<AdlCandidate> {
+        sorted(
+            self.adl_scored(instrument, side, mark)
+                .into_iter()
+                .map(|(_, candidate)| candidate)
+                .collect(),
+        )
+    }
+}
+
+impl Engine {
     /// Files again every account changed since the last filing (see the module documentation).
     pub(super) fn refile_changed(&mut self) {
         let changed = self.accounts.take_changed();
@@ -542,11 +560,7 @@ impl Engine {
             }
             amount = held;
         }
-        let usd = self
-            .market
-            .index
-            .get(coin.index.as_str())
-            .map_or(coin.usd_peg, |p| p.value());
+        let usd = self.coin_usd(coin);
         if usd <= Decimal::ZERO {
             return None;
         }
@@ -574,6 +588,14 @@ impl Engine {
         Some(value - coin.unit)
     }
 
+    /// The USD price of the settlement coin as a report reads it: its index, else its peg.
+    fn coin_usd(&self, coin: &SettlementCoin) -> Decimal {
+        self.market
+            .index
+            .get(coin.index.as_str())
+            .map_or(coin.usd_peg, |p| p.value())
+    }
+
     /// The equity of an account the index can file in a group (see
     /// [`Self::adl_wallet_floor`]), as its margin report gives it: the wallet's coin at its
     /// collateral value over its own USD price, and each perpetual's unrealised P&L at its mark
@@ -582,11 +604,7 @@ impl Engine {
     pub(super) fn filed_equity(&self, account: &Account) -> Option<Decimal> {
         self.adl_wallet_floor(account)?;
         let coin = self.adl_index.settlement.as_ref()?;
-        let usd = self
-            .market
-            .index
-            .get(coin.index.as_str())
-            .map_or(coin.usd_peg, |p| p.value());
+        let usd = self.coin_usd(coin);
         let amount = self.ledger.wallet_balance(&account.id, &coin.symbol);
         let valued = solvent_risk::collateral::value(
             self.venue.collateral.get(coin.symbol.as_str()),
@@ -698,12 +716,7 @@ impl Engine {
         });
         #[cfg(debug_assertions)]
         {
-            ranking.expected = sorted(
-                self.adl_scored(instrument, side, mark)
-                    .into_iter()
-                    .map(|(_, candidate)| candidate)
-                    .collect(),
-            );
+            ranking.expected = self.full_adl_ranking(instrument, side, mark);
         }
     }
 
@@ -762,12 +775,7 @@ impl Engine {
         ranking.direct = direct;
         #[cfg(debug_assertions)]
         {
-            ranking.expected = sorted(
-                self.adl_scored(instrument, side, mark)
-                    .into_iter()
-                    .map(|(_, candidate)| candidate)
-                    .collect(),
-            );
+            ranking.expected = self.full_adl_ranking(instrument, side, mark);
         }
         Some(ranking)
     }
