@@ -677,10 +677,7 @@ impl Engine {
                 while let Some(id) = self.deleveraged.pop_first() {
                     self.evaluate(&id, Figures::Reported, &mut all);
                 }
-                self.adl_queues.clear();
-                self.claimed_positions.clear();
-                self.refile_changed();
-                self.adl_event_changes.clear();
+                self.end_event();
                 all
             }
             Err(rejection) => {
@@ -688,10 +685,7 @@ impl Engine {
                     self.unbook_interest(booked);
                 }
                 self.deleveraged.clear();
-                self.adl_queues.clear();
-                self.claimed_positions.clear();
-                self.refile_changed();
-                self.adl_event_changes.clear();
+                self.end_event();
                 (self.last_seq, self.now, self.market.timestamp) = taken;
                 vec![rejected(&rejection)]
             }
@@ -775,6 +769,15 @@ impl Engine {
         self.venue
             .instrument(name)
             .map_err(|problem| reject(RejectReason::UnknownInstrument, problem))
+    }
+
+    /// Drops the caches of one event (ADL queues, claimed positions, the log of changed
+    /// accounts) and files the accounts the event changed in the ADL index.
+    fn end_event(&mut self) {
+        self.adl_queues.clear();
+        self.claimed_positions.clear();
+        self.refile_changed();
+        self.adl_event_changes.clear();
     }
 
     /// Makes `venue`, as given, the engine's, with the scenario ranges in force that it still

@@ -166,8 +166,7 @@ pub(super) struct AdlIndex {
     settlement: Option<SettlementCoin>,
 }
 
-/// The venue's settlement coin as the wallet floor reads it (see
-/// [`Engine::adl_wallet_floor`]).
+/// The venue's settlement coin as filing reads it (see [`Engine::fileable_wallet`]).
 #[derive(Clone, Debug)]
 struct SettlementCoin {
     symbol: CompactString,
@@ -224,8 +223,9 @@ pub(super) struct AdlRanking {
     /// The candidates placed, in the queue's order, with their slots and score versions.
     placed: Vec<Ranked>,
     scored: BinaryHeap<Ranked>,
-    /// Groups not scored yet, highest bound first.
-    groups: BinaryHeap<(Bound, GroupKey)>,
+    /// Groups not scored yet, highest bound first (a bound is never negative: its bits order
+    /// as it does, see [`band_key`]).
+    groups: BinaryHeap<(BandKey, GroupKey)>,
     /// The contract's number in the index, when groups are to be scored.
     contract: Option<u16>,
     /// Accounts scored directly: not to be scored again with their group.
@@ -270,24 +270,6 @@ impl PartialOrd for Ranked {
 impl Ord for Ranked {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         adl_order(&other.candidate, &self.candidate)
-    }
-}
-
-/// A group's bound, ordered as `f64::total_cmp` orders it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Bound(f64);
-
-impl Eq for Bound {}
-
-impl PartialOrd for Bound {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Bound {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
     }
 }
 
@@ -367,7 +349,7 @@ impl AdlRanking {
     ) -> Option<&AdlCandidate> {
         while self.placed.len() <= place {
             let head_beats_groups = match (self.scored.peek(), self.groups.peek()) {
-                (Some(head), Some((bound, _))) => head.candidate.score > bound.0,
+                (Some(head), Some((bound, _))) => head.candidate.score > f64::from_bits(*bound),
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (None, None) => break,
@@ -536,13 +518,11 @@ impl Engine {
             && instrument.settlement == self.venue.settlement_asset
     }
 
-    /// A lower bound of what `account`'s wallet adds to its equity, when the account can be
-    /// filed in a group at all: a cross account without top-up rules, holding only linear
-    /// perpetuals settled in the venue's settlement coin, not isolated, with only that coin
-    /// (pegged) in its wallet. The report values the coin at its collateral value over its own
-    /// USD price, credited at its precision: `amount x ratio` inside the schedule's first tier
-    /// (the exact figure beyond it), less one unit of the precision.
-    fn adl_wallet_floor(&self, account: &Account) -> Option<f64> {
+    /// The settlement coin, the account's amount of it and the coin's USD price, when the
+    /// account can be filed in a group at all: a cross account without top-up rules, holding
+    /// only linear perpetuals settled in the venue's settlement coin, not isolated, with only
+    /// that coin (pegged, priced above zero) in its wallet.
+    fn fileable_wallet(&self, account: &Account) -> Option<(&SettlementCoin, Decimal, Decimal)> {
         let coin = self.adl_index.settlement.as_ref()?;
         if account.mode != MarginMode::Cross
             || !account.top_ups.is_empty()
@@ -560,10 +540,35 @@ impl Engine {
             }
             amount = held;
         }
-        let usd = self.coin_usd(coin);
-        if usd <= Decimal::ZERO {
-            return None;
-        }
+        let usd = self
+            .market
+            .index
+            .get(coin.index.as_str())
+            .map_or(coin.usd_peg, |p| p.value());
+        (usd > Decimal::ZERO).then_some((coin, amount, usd))
+    }
+
+    /// What `amount` of the settlement coin adds to a report's equity: its collateral value
+    /// over its own USD price, credited at its precision.
+    fn wallet_value(
+        &self,
+        coin: &SettlementCoin,
+        amount: Decimal,
+        usd: Decimal,
+    ) -> Option<Decimal> {
+        let schedule = self.venue.collateral.get(coin.symbol.as_str());
+        let valued = solvent_risk::collateral::value(schedule, amount, usd);
+        Some(rounding::credit(
+            valued.collateral_value_usd.checked_div(usd)?,
+            coin.precision,
+        ))
+    }
+
+    /// A lower bound of what `account`'s wallet adds to its equity, when the account can be
+    /// filed in a group at all ([`Self::fileable_wallet`]): `amount x ratio` inside the
+    /// schedule's first tier (the exact figure beyond it), less one unit of the precision.
+    fn adl_wallet_floor(&self, account: &Account) -> Option<f64> {
+        let (coin, amount, usd) = self.fileable_wallet(account)?;
         let amount_f64 = band_f64(amount);
         let value = match coin.first_tier {
             // A loan counts at its full value.
@@ -575,46 +580,18 @@ impl Engine {
             {
                 amount_f64 * ratio.max(0.0) * (1.0 - MARGIN)
             }
-            Some(_) => {
-                let schedule = self.venue.collateral.get(coin.symbol.as_str());
-                let valued = solvent_risk::collateral::value(schedule, amount, usd);
-                let fixed = rounding::credit(
-                    valued.collateral_value_usd.checked_div(usd)?,
-                    coin.precision,
-                );
-                band_f64(fixed) * (1.0 - MARGIN)
-            }
+            Some(_) => band_f64(self.wallet_value(coin, amount, usd)?) * (1.0 - MARGIN),
         };
         Some(value - coin.unit)
     }
 
-    /// The USD price of the settlement coin as a report reads it: its index, else its peg.
-    fn coin_usd(&self, coin: &SettlementCoin) -> Decimal {
-        self.market
-            .index
-            .get(coin.index.as_str())
-            .map_or(coin.usd_peg, |p| p.value())
-    }
-
-    /// The equity of an account the index can file in a group (see
-    /// [`Self::adl_wallet_floor`]), as its margin report gives it: the wallet's coin at its
-    /// collateral value over its own USD price, and each perpetual's unrealised P&L at its mark
-    /// (else its index), each credited at the coin's precision (`PreparedAccount::figures_exact`
-    /// sums the same terms). `None` for any other account.
+    /// The equity of an account the index can file in a group ([`Self::fileable_wallet`]), as
+    /// its margin report gives it: the wallet's value and each perpetual's unrealised P&L at
+    /// its mark (else its index), each credited at the coin's precision
+    /// (`PreparedAccount::figures_exact` sums the same terms). `None` for any other account.
     pub(super) fn filed_equity(&self, account: &Account) -> Option<Decimal> {
-        self.adl_wallet_floor(account)?;
-        let coin = self.adl_index.settlement.as_ref()?;
-        let usd = self.coin_usd(coin);
-        let amount = self.ledger.wallet_balance(&account.id, &coin.symbol);
-        let valued = solvent_risk::collateral::value(
-            self.venue.collateral.get(coin.symbol.as_str()),
-            amount,
-            usd,
-        );
-        let mut equity = rounding::credit(
-            valued.collateral_value_usd.checked_div(usd)?,
-            coin.precision,
-        );
+        let (coin, amount, usd) = self.fileable_wallet(account)?;
+        let mut equity = self.wallet_value(coin, amount, usd)?;
         for position in account.positions.values() {
             let mark = self.perpetual_mark(&position.instrument)?;
             let pnl = solvent_risk::standard::unrealized_pnl(
@@ -769,7 +746,7 @@ impl Engine {
             .groups
             .keys()
             .filter(|key| key.long == long)
-            .filter_map(|key| key.bound(mark_f64).map(|bound| (Bound(bound), *key)))
+            .filter_map(|key| key.bound(mark_f64).map(|bound| (band_key(bound), *key)))
             .collect();
         ranking.contract = Some(number);
         ranking.direct = direct;
