@@ -34,8 +34,9 @@ fn play_at(venue: Venue, bodies: &[&str]) -> (Engine, Vec<Effect>) {
     for (number, body) in bodies.iter().enumerate() {
         let seq = number + 1;
         let line = format!(
-            r#"{{"seq":{seq},"ts":"2026-01-01T00:{:02}:{:02}Z",{body}}}"#,
-            seq / 60,
+            r#"{{"seq":{seq},"ts":"2026-01-01T{:02}:{:02}:{:02}Z",{body}}}"#,
+            seq / 3600,
+            seq / 60 % 60,
             seq % 60
         );
         effects.extend(engine.apply(&parse_line("insurance", seq, &line).unwrap()));
@@ -387,14 +388,15 @@ fn the_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
     }
 }
 
-/// A crowded contract's ADL ranks its queue through the engine's ADL index: it scores the
-/// holders whose group's bound reaches the head of the queue, not every short in profit. 1,500
-/// accounts short BTCUSDT at 1-4x from entries 1% below to 3% above 60,000 (a fifth also long
-/// ETHUSDT, so the rest of their equity is bounded through their band on ETH); one account long
-/// 15 BTCUSDT at 50x is bankrupt when the mark falls 3% with an empty fund. Debug builds check
-/// every placed candidate against a score for every holder (`engine/adl_index.rs`); here the
-/// count scored is held, and an engine restored from a snapshot taken before the fall (which
-/// files its accounts from scratch) takes the same positions from the same accounts.
+/// A crowded contract's ADL ranks its queue through the engine's ADL index: it scores the holders
+/// whose group's bound reaches the head of the queue, not every short in profit. 1,500 accounts
+/// short BTCUSDT at 1-4x from entries 1% below to 3% above 60,000; four in five also hold ETHUSDT,
+/// long or short, at up to twice their deposit (the rest of their equity is bounded at the
+/// ranking's ETH price, which has moved 2% from the price the index saw first); one account long 15
+/// BTCUSDT at 50x is bankrupt when the mark falls 3% with an empty fund. Debug builds check every
+/// placed candidate against a score for every holder (`engine/adl_index.rs`); here the count scored
+/// is held, and an engine restored from a snapshot taken before the fall (which files its accounts
+/// from scratch) takes the same positions from the same accounts.
 #[test]
 fn a_crowded_contracts_adl_scores_the_head_of_its_queue_not_every_holder() {
     use rand::{Rng, SeedableRng};
@@ -418,10 +420,14 @@ fn a_crowded_contracts_adl_scores_the_head_of_its_queue_not_every_holder() {
             r#""type":"fill","account":"{id}","instrument":"BTCUSDT","side":"sell","size":"{}","price":"{entry}","counterparty":"external""#,
             size.round_dp(3).max(dec!(0.001))
         ));
-        if rng.random_bool(0.2) {
+        if rng.random_bool(0.8) {
+            let side = if rng.random_bool(0.5) { "buy" } else { "sell" };
+            let eth_leverage: u32 = rng.random_range(1..=20);
             bodies.push(format!(
-                r#""type":"fill","account":"{id}","instrument":"ETHUSDT","side":"buy","size":"{}","price":"3000","counterparty":"external""#,
-                (Decimal::from(usdt) / dec!(6000)).round_dp(2).max(dec!(0.01))
+                r#""type":"fill","account":"{id}","instrument":"ETHUSDT","side":"{side}","size":"{}","price":"3000","counterparty":"external""#,
+                (Decimal::from(usdt * eth_leverage) / dec!(30000))
+                    .round_dp(2)
+                    .max(dec!(0.01))
             ));
         }
     }
@@ -449,6 +455,7 @@ fn a_crowded_contracts_adl_scores_the_head_of_its_queue_not_every_holder() {
     let fall = |engine: &mut Engine, seq: usize| {
         let mut effects = Vec::new();
         for (offset, body) in [
+            r#""type":"index_price","underlying":"ETH","price":"3060""#,
             r#""type":"index_price","underlying":"BTC","price":"58200""#,
             r#""type":"mark_price","instrument":"BTCUSDT","price":"58200""#,
         ]
@@ -489,11 +496,78 @@ fn a_crowded_contracts_adl_scores_the_head_of_its_queue_not_every_holder() {
         .count();
     assert!(in_profit > 1_000, "{in_profit} shorts in profit");
     assert!(
-        scored * 10 < in_profit as u64,
+        scored * 40 < in_profit as u64,
         "{scored} candidates scored for {} deleveraged among {in_profit} shorts in profit",
         deleveraged.len()
     );
     let refell = fall(&mut restored, seq);
     assert_eq!(fell, refell, "the restored engine deleverages the same way");
     assert_eq!(engine.state_hash(), restored.state_hash());
+}
+
+/// A coin beyond its first collateral tier is not valued at the first ratio when the ADL index
+/// bounds a holder's rest. BTC counts in full up to 10,000 USD and at zero beyond (a venue's
+/// schedule, shortened). `rich` holds 1 BTC (60,000 USD, valued 10,000) and 1,000 USDT, short
+/// 0.5 BTCUSDT at 60,000; nine others hold only USDT (15,000 to 55,000), short the same. At
+/// 58,200 every short gains 900 USDT, and `rich`, with the least equity (11,900 USDT), leads the
+/// queue. Valued at the first ratio its BTC would put it last (its rest 59,200 USDT): a ranking
+/// that bounded it so would place the others first.
+#[test]
+fn a_coin_beyond_its_first_tier_is_ranked_at_its_tiered_value() {
+    use solvent_core::money::PositionSide;
+    use solvent_core::venue::CollateralTier;
+    let mut venue = venue();
+    let btc = venue.collateral.get_mut("BTC").unwrap();
+    btc.tiers = vec![CollateralTier {
+        up_to_usd: Some(dec!(10000)),
+        ratio: dec!(1),
+    }];
+    let mut bodies: Vec<String> = vec![
+        r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned(),
+        r#""type":"mark_price","instrument":"BTCUSDT","price":"60000""#.to_owned(),
+        r#""type":"deposit","account":"rich","asset":"BTC","amount":"1""#.to_owned(),
+        r#""type":"deposit","account":"rich","asset":"USDT","amount":"1000""#.to_owned(),
+    ];
+    let mut shorts = vec!["rich".to_owned()];
+    for i in 0..9 {
+        let id = format!("s{i}");
+        bodies.push(format!(
+            r#""type":"deposit","account":"{id}","asset":"USDT","amount":"{}""#,
+            15_000 + 5_000 * i
+        ));
+        shorts.push(id);
+    }
+    for id in &shorts {
+        bodies.push(format!(
+            r#""type":"fill","account":"{id}","instrument":"BTCUSDT","side":"sell","size":"0.5","price":"60000","counterparty":"external""#
+        ));
+    }
+    bodies.extend(
+        [
+            r#""type":"index_price","underlying":"BTC","price":"58200""#,
+            r#""type":"mark_price","instrument":"BTCUSDT","price":"58200""#,
+        ]
+        .map(str::to_owned),
+    );
+    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+    let (engine, effects) = play_at(venue, &refs);
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Rejected { .. })),
+        "nothing refused"
+    );
+    let expected = ranking_by_reports(&engine, "BTCUSDT", PositionSide::Long, dec!(58200));
+    assert_eq!(expected.len(), 10);
+    assert_eq!(expected[0].0, "rich");
+    // 900 x 29,100 / 11,900.
+    assert!((expected[0].1 - 2_200.840_336_134_453_7).abs() < 1e-9);
+    for limit in [1, 3, usize::MAX] {
+        let got: Vec<(String, f64, Decimal)> = engine
+            .adl_candidates("BTCUSDT", PositionSide::Long, dec!(58200), limit)
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.account.to_string(), c.score, c.size))
+            .collect();
+        let want: Vec<_> = expected.iter().take(limit).cloned().collect();
+        assert_eq!(got, want, "first {limit}");
+    }
 }

@@ -10,27 +10,43 @@
 //! position for the rounding of each contribution. So with `R'` a lower bound of that rest,
 //!
 //! ```text
-//! score = S^2 m x / E <= S^2 m x / (R' + S x) = S m h(lambda x),   h(y) = y / (1 + y),
-//! lambda = S / R'
+//! score = S^2 m x / E <= S^2 m x / (R' + S x) = S m h(x / r),   h(y) = y / (1 + y),
+//! r = R' / S
 //! ```
 //!
-//! increasing in `S`, in `lambda` and in `x`. Holders are filed in groups by side and by
-//! geometric buckets of `S`, `lambda` and entry; a group's bound at a mark takes the top of
-//! each bucket (the entry bucket's far edge for `x`). A ranking scores the groups in order of
-//! their bound and places a scored candidate once its score beats every group not yet scored:
-//! exactly the order a score for every holder gives, found by scoring those whose group's bound
-//! reaches the queue's head.
+//! increasing in `S` and in `x`, decreasing in `r`.
 //!
-//! `R'` needs no price of the contract itself: the wallet's value (one coin, the venue's
-//! settlement coin, pegged) and, for every other position, its P&L at the far end of the
-//! account's safe band on the price it is valued at. Between two events every price sits inside
-//! every band registered on it (a price reaching one examines the account, which re-bands it),
-//! so the bound holds; within an event, the accounts whose band the event's price crossed and
-//! that were not examined yet are scored directly (found through the band sets, as the update
-//! finds them). What does not fit (portfolio mode, isolated or inverse positions, options,
-//! other coins, top-up rules, a rest not known to be positive, a missing band) is filed as
-//! *loose* and scored at every ranking. Every account written or whose wallet moved is filed
-//! again at the end of each event (`AccountBook::take_changed`), and before a ranking.
+//! The rest is read at the prices of the ranking, through a reference price `p_j` fixed per
+//! contract (the first price the index saw it at). For other positions of `c_j` coins (signed)
+//! at entries `e_j`, valued at `m_j` now,
+//!
+//! ```text
+//! R = W + sum_j c_j (m_j - e_j) = A + sum_j c_j (m_j - p_j),   A = W + sum_j c_j (p_j - e_j)
+//! r = A / S + sum_j (c_j / S) (m_j - p_j)
+//! ```
+//!
+//! with `W` a lower bound of the settlement coin's value in the wallet (the venue's settlement
+//! coin, pegged). Every other coin of the wallet is a term of the same form, priced in the
+//! settlement coin: a loan at its full value (`c_j` the amount), a holding at its collateral
+//! schedule's first ratio (`c_j` the amount times the ratio), which holds while the holding
+//! stays inside the first tier: a ranking checks that for each group at the coin's price then,
+//! and scores the group first where it may not. `A / S` and each `c_j / S` are fixed while the
+//! account does not change; only the moves `m_j - p_j`, one per contract or coin, come from the
+//! ranking. Holders are filed in groups by
+//! side and by geometric buckets of `S`, entry, `A / S` and each `c_j / S` (with the contracts
+//! they stand for, a *profile*); a group's bound at the ranking's prices takes each bucket's
+//! edge on the side that raises the score. A ranking scores the groups in order of their bound
+//! and places a scored candidate once its score beats every group not yet scored: exactly the
+//! order a score for every holder gives, found by scoring those whose group's bound reaches
+//! the queue's head.
+//!
+//! The bound reads only the account's own positions and wallet and the prices of the ranking,
+//! so it holds at any prices: nothing about an account's filing changes until the account does.
+//! What does not fit (portfolio mode, isolated or inverse positions, options, coins the venue
+//! does not list or price, top-up rules, a contract never priced) is filed as *loose* and
+//! scored at every ranking.
+//! Every account written or whose wallet moved is filed again at the end of each event
+//! (`AccountBook::take_changed`), and before a ranking.
 //!
 //! A cache of the state: never hashed nor snapshotted, rebuilt from the accounts after a
 //! restore, a venue change or an update of the settlement coin's index.
@@ -45,8 +61,8 @@ use super::insurance::{AdlCandidate, adl_order};
 
 /// `ln` of the size buckets' ratio, 2^(1/4): a group's `S` is within 19% of its bound.
 const LN_SIZE_STEP: f64 = std::f64::consts::LN_2 / 4.0;
-/// `ln` of the `lambda` buckets' ratio, 2^(1/8) (9%).
-const LN_LEVERAGE_STEP: f64 = std::f64::consts::LN_2 / 8.0;
+/// `ln` of the buckets' ratio for `A / S` and each `c_j / S`, 2^(1/8) (9%).
+const LN_RATIO_STEP: f64 = std::f64::consts::LN_2 / 8.0;
 /// `ln` of the entry buckets' ratio, 1.001: a holder 3% in profit has `x` within 3% of its
 /// group's bound.
 const LN_ENTRY_STEP: f64 = 0.000_999_500_333_083_533_4;
@@ -55,20 +71,157 @@ const LN_ENTRY_STEP: f64 = 0.000_999_500_333_083_533_4;
 /// above the exact figure it stands for.
 const MARGIN: f64 = 1e-9;
 
-/// A group of holders of one contract: their side and buckets.
+/// `exp(step x bucket)`, the lower edge of a geometric bucket.
+fn edge(step: f64, bucket: i32) -> f64 {
+    (step * f64::from(bucket)).exp()
+}
+
+/// The bucket of a positive `value` for buckets of ratio `exp(step)`.
+#[allow(clippy::cast_possible_truncation)]
+fn bucket(value: f64, step: f64) -> i32 {
+    // Saturating: a value out of `i32`'s buckets shares the last one, still bounded by it
+    // from the side that matters only if finite, which the filing checks.
+    (value.ln() / step).floor() as i32
+}
+
+/// A signed ratio's bucket: its sign, and the geometric bucket (ratio 2^(1/8)) of its
+/// magnitude.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct SignedBucket {
+    sign: i8,
+    magnitude: i32,
+}
+
+impl SignedBucket {
+    /// The bucket of a finite `value`.
+    fn of(value: f64) -> Self {
+        if value == 0.0 {
+            return Self {
+                sign: 0,
+                magnitude: 0,
+            };
+        }
+        Self {
+            sign: if value > 0.0 { 1 } else { -1 },
+            magnitude: bucket(value.abs(), LN_RATIO_STEP),
+        }
+    }
+
+    /// The least value of the bucket, widened by the margin.
+    fn lower(self) -> f64 {
+        match self.sign {
+            0 => 0.0,
+            1 => edge(LN_RATIO_STEP, self.magnitude) * (1.0 - MARGIN),
+            _ => -edge(LN_RATIO_STEP, self.magnitude.saturating_add(1)) * (1.0 + MARGIN),
+        }
+    }
+
+    /// The greatest value of the bucket, widened by the margin.
+    fn upper(self) -> f64 {
+        -Self {
+            sign: -self.sign,
+            magnitude: self.magnitude,
+        }
+        .lower()
+    }
+}
+
+/// What a term of a group's rest is priced by: another contract the holders hold, or a coin
+/// of their wallets other than the settlement coin; each by its number in the index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Term {
+    Contract(u16),
+    Coin(u16),
+}
+
+/// One term of a group's rest: what prices it and the bucket of its coefficient over `S`
+/// (`c_j / S`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct OtherTerm {
+    source: Term,
+    ratio: SignedBucket,
+}
+
+/// The terms of a group's holders, in the order of their sources.
+type Profile = SmallVec<[OtherTerm; 2]>;
+
+/// Where a contract's or coin's price stands against its reference, at a ranking.
+#[derive(Clone, Copy, Debug)]
+struct Move {
+    /// `m_j - p_j`; NaN when there is no price now.
+    change: f64,
+    /// `|m_j| + |p_j|`, the scale of the rounding error of `change`.
+    scale: f64,
+    /// The price now.
+    now: f64,
+    /// A coin's cap: the largest `c m_j` (settlement coin) of a holding inside its first
+    /// collateral tier; infinite for contracts and open-ended tiers.
+    cap: f64,
+}
+
+/// Every contract's and coin's move at a ranking, by number.
+struct Moves {
+    contracts: Vec<Move>,
+    coins: Vec<Move>,
+}
+
+/// A coin other than the settlement coin, as the index prices its holdings.
+#[derive(Clone, Debug)]
+struct CoinIndex {
+    index: CompactString,
+    usd_peg: Option<Decimal>,
+    /// Its collateral schedule's first ratio (0 without one).
+    first_ratio: f64,
+    /// Its first tier's upper bound in USD, `None` when open-ended.
+    tier_up_to: Option<f64>,
+    /// Its first price in the settlement coin the index saw (`p_j`); NaN until it has one.
+    reference: f64,
+}
+
+/// An account's wallet as filing reads it (see [`Engine::fileable_wallet`]).
+struct FileableWallet<'a> {
+    coin: &'a SettlementCoin,
+    /// Its amount of the settlement coin.
+    amount: Decimal,
+    /// The settlement coin's USD price.
+    usd: Decimal,
+    others: SmallVec<[OtherCoin<'a>; 2]>,
+}
+
+/// A holding of a coin other than the settlement coin.
+struct OtherCoin<'a> {
+    symbol: &'a str,
+    amount: Decimal,
+    /// Its USD price.
+    usd: Decimal,
+}
+
+/// The wallet's part of an account's filings (see [`Engine::adl_wallet_terms`]).
+struct WalletTerms {
+    /// A lower bound of the settlement coin's value.
+    floor: f64,
+    /// Each other coin's number, coefficient and reference price.
+    coins: SmallVec<[(u16, f64, f64); 2]>,
+}
+
+/// A position's filing: its contract's number, and its group with its profile (`None`: loose).
+type Filing = (u16, Option<(GroupKey, Profile)>);
+
+/// A group of holders of one contract: their side and buckets, and their profile's number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) struct GroupKey {
     long: bool,
     size: i32,
-    leverage: i32,
     entry: i32,
+    rest: SignedBucket,
+    profile: u32,
 }
 
 impl GroupKey {
-    /// The bound of every member's score at `mark` (see the module documentation), `None` when
-    /// no member can be in profit there.
-    fn bound(self, mark: f64) -> Option<f64> {
-        let edge = |step: f64, bucket: i32| (step * f64::from(bucket)).exp();
+    /// The bound of every member's score at `mark` (see the module documentation), given the
+    /// group's profile and every contract's and coin's move; `None` when no member can be in
+    /// profit there.
+    fn bound(self, mark: f64, profile: &[OtherTerm], moves: &Moves) -> Option<f64> {
         let in_profit = if self.long {
             mark - edge(LN_ENTRY_STEP, self.entry) * (1.0 - MARGIN)
         } else {
@@ -78,20 +231,33 @@ impl GroupKey {
             return None;
         }
         let size = edge(LN_SIZE_STEP, self.size.saturating_add(1)) * (1.0 + MARGIN);
-        let lambda = edge(LN_LEVERAGE_STEP, self.leverage.saturating_add(1)) * (1.0 + MARGIN);
-        let y = lambda * in_profit;
+        let mut rest = self.rest.lower();
+        for other in profile {
+            let moved = match other.source {
+                Term::Contract(number) => moves.contracts.get(usize::from(number)),
+                Term::Coin(number) => moves.coins.get(usize::from(number)),
+            };
+            let Some(moved) = moved else {
+                return Some(f64::INFINITY);
+            };
+            let (lower, upper) = (other.ratio.lower(), other.ratio.upper());
+            // A holding beyond its coin's first tier is not valued at the first ratio.
+            let inside = upper * size * moved.now <= moved.cap * (1.0 - MARGIN);
+            if upper > 0.0 && !inside {
+                return Some(f64::INFINITY);
+            }
+            let ratio = if moved.change >= 0.0 { lower } else { upper };
+            rest += ratio * moved.change - MARGIN * lower.abs().max(upper.abs()) * moved.scale;
+        }
+        // A rest not known positive (or not known at all: NaN) bounds nothing: the group is
+        // scored first.
+        if rest.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+            return Some(f64::INFINITY);
+        }
+        let y = in_profit / rest;
         let bound = size * mark * (y / (1.0 + y)) * (1.0 + MARGIN);
-        // An infinite factor bounds nothing: the group is scored first.
         Some(if bound.is_nan() { f64::INFINITY } else { bound })
     }
-}
-
-/// The bucket of a positive `value` for buckets of ratio `exp(step)`.
-#[allow(clippy::cast_possible_truncation)]
-fn bucket(value: f64, step: f64) -> i32 {
-    // Saturating: a value out of `i32`'s buckets shares the last one, still bounded by it
-    // from the side that matters only if finite, which the filing checks.
-    (value.ln() / step).floor() as i32
 }
 
 /// Where a holder is filed in one contract's index.
@@ -104,14 +270,29 @@ enum Place {
 }
 
 /// One contract's holders, filed.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct ContractIndex {
+    /// The contract, for its price at a ranking.
+    instrument: Arc<Instrument>,
+    /// The price its holders' P&L as another position is measured from (`p_j`): the first
+    /// price the index saw it at; NaN until it has one.
+    reference: f64,
     places: HashMap<u32, Place, FixedState>,
     groups: HashMap<GroupKey, Vec<u32>, FixedState>,
     loose: BTreeSet<u32>,
 }
 
 impl ContractIndex {
+    fn new(instrument: Arc<Instrument>) -> Self {
+        Self {
+            instrument,
+            reference: f64::NAN,
+            places: HashMap::default(),
+            groups: HashMap::default(),
+            loose: BTreeSet::new(),
+        }
+    }
+
     fn remove(&mut self, slot: u32) {
         match self.places.remove(&slot) {
             Some(Place::Group(key, at)) => {
@@ -162,6 +343,13 @@ pub(super) struct AdlIndex {
     contracts: Vec<ContractIndex>,
     /// Per account, the contracts it is filed in.
     filed_in: HashMap<u32, SmallVec<[u16; 2]>, FixedState>,
+    /// Coin numbers by symbol.
+    coin_numbers: HashMap<CompactString, u16, FixedState>,
+    coins: Vec<CoinIndex>,
+    /// The groups' profiles, by number.
+    profiles: Vec<Profile>,
+    /// Profile numbers by profile.
+    profile_numbers: HashMap<Profile, u32, FixedState>,
     /// What filing reads of the venue's settlement coin, read once per venue.
     settlement: Option<SettlementCoin>,
 }
@@ -206,6 +394,17 @@ impl AdlIndex {
             settlement,
             ..Self::default()
         }
+    }
+
+    /// The number of `profile`, numbering it if new; `None` beyond `u32`'s numbers.
+    fn profile_number(&mut self, profile: Profile) -> Option<u32> {
+        if let Some(number) = self.profile_numbers.get(&profile) {
+            return Some(*number);
+        }
+        let number = u32::try_from(self.profiles.len()).ok()?;
+        self.profiles.push(profile.clone());
+        self.profile_numbers.insert(profile, number);
+        Some(number)
     }
 
     /// Forgets every filing: the next ranking files every account again.
@@ -444,16 +643,51 @@ impl Engine {
 
     /// Files the account in `slot` again as it is, changing only the filings that differ.
     fn refile(&mut self, slot: u32) {
-        let filings: SmallVec<[(&str, Option<GroupKey>); 2]> = match self.accounts.by_slot(slot) {
-            Some(account) => {
-                let floor = self.adl_wallet_floor(account);
+        let held: SmallVec<[Arc<Instrument>; 2]> = self
+            .accounts
+            .by_slot(slot)
+            .map(|account| {
                 account
                     .positions
                     .values()
                     .filter(|p| self.indexed_contract(&p.instrument))
-                    .map(|p| {
-                        let group = floor.and_then(|floor| self.adl_group(account, p, floor));
-                        (p.instrument.name.as_str(), group)
+                    .map(|p| Arc::clone(&p.instrument))
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Every contract held is numbered and given its reference price before the groups
+        // read the references.
+        for instrument in &held {
+            self.adl_contract_number(instrument);
+        }
+        let settlement = self.venue.settlement_asset.as_str();
+        let coins: SmallVec<[CompactString; 2]> = match self.accounts.by_slot(slot) {
+            Some(account) if !held.is_empty() => self
+                .ledger
+                .wallet(&account.id)
+                .filter(|(symbol, _)| *symbol != settlement)
+                .map(|(symbol, _)| symbol.into())
+                .collect(),
+            _ => SmallVec::new(),
+        };
+        for symbol in &coins {
+            self.adl_coin_number(symbol);
+        }
+        let filings: SmallVec<[Filing; 2]> = match self.accounts.by_slot(slot) {
+            Some(account) => {
+                let wallet = self.adl_wallet_terms(account);
+                account
+                    .positions
+                    .values()
+                    .filter(|p| self.indexed_contract(&p.instrument))
+                    .filter_map(|p| {
+                        // A contract beyond the index's numbers is ranked by a full scan
+                        // (see `indexed_ranking`).
+                        let number = *self.adl_index.numbers.get(p.instrument.name.as_str())?;
+                        let group = wallet
+                            .as_ref()
+                            .and_then(|wallet| self.adl_group(account, p, wallet));
+                        Some((number, group))
                     })
                     .collect()
             }
@@ -461,20 +695,13 @@ impl Engine {
         };
         let index = &mut self.adl_index;
         let mut numbers: SmallVec<[u16; 2]> = SmallVec::new();
-        for (name, group) in filings {
-            let number = match index.numbers.get(name) {
-                Some(number) => *number,
-                None => {
-                    let Ok(number) = u16::try_from(index.contracts.len()) else {
-                        // More contracts than the index numbers: this one is ranked by a
-                        // full scan (see `indexed_ranking`).
-                        continue;
-                    };
-                    index.numbers.insert(name.into(), number);
-                    index.contracts.push(ContractIndex::default());
-                    number
-                }
-            };
+        for (number, group) in filings {
+            let group = group.and_then(|(key, profile)| {
+                Some(GroupKey {
+                    profile: index.profile_number(profile)?,
+                    ..key
+                })
+            });
             let Some(contract) = index.contracts.get_mut(usize::from(number)) else {
                 continue;
             };
@@ -510,6 +737,39 @@ impl Engine {
         }
     }
 
+    /// The number of `instrument` in the index, numbering it if new, and its reference price
+    /// set if it has none yet and the contract is priced now; `None` beyond `u16`'s numbers.
+    fn adl_contract_number(&mut self, instrument: &Arc<Instrument>) -> Option<u16> {
+        let number = match self.adl_index.numbers.get(instrument.name.as_str()) {
+            Some(number) => *number,
+            None => {
+                let number = u16::try_from(self.adl_index.contracts.len()).ok()?;
+                self.adl_index
+                    .numbers
+                    .insert(instrument.name.as_str().into(), number);
+                self.adl_index
+                    .contracts
+                    .push(ContractIndex::new(Arc::clone(instrument)));
+                number
+            }
+        };
+        let unpriced = self
+            .adl_index
+            .contracts
+            .get(usize::from(number))
+            .is_some_and(|contract| contract.reference.is_nan());
+        if unpriced
+            && let Some(price) = self
+                .perpetual_mark(instrument)
+                .map(band_f64)
+                .filter(|price| price.is_finite() && *price > 0.0)
+            && let Some(contract) = self.adl_index.contracts.get_mut(usize::from(number))
+        {
+            contract.reference = price;
+        }
+        Some(number)
+    }
+
     /// Whether the index files the holders of `instrument`: a linear perpetual settled in the
     /// venue's settlement coin.
     fn indexed_contract(&self, instrument: &Instrument) -> bool {
@@ -518,11 +778,11 @@ impl Engine {
             && instrument.settlement == self.venue.settlement_asset
     }
 
-    /// The settlement coin, the account's amount of it and the coin's USD price, when the
-    /// account can be filed in a group at all: a cross account without top-up rules, holding
-    /// only linear perpetuals settled in the venue's settlement coin, not isolated, with only
-    /// that coin (pegged, priced above zero) in its wallet.
-    fn fileable_wallet(&self, account: &Account) -> Option<(&SettlementCoin, Decimal, Decimal)> {
+    /// The account's wallet, when the account can be filed in a group at all: a cross account
+    /// without top-up rules, holding only linear perpetuals settled in the venue's settlement
+    /// coin, not isolated, whose coins are all the venue's and priced (the settlement coin
+    /// pegged and above zero).
+    fn fileable_wallet(&self, account: &Account) -> Option<FileableWallet<'_>> {
         let coin = self.adl_index.settlement.as_ref()?;
         if account.mode != MarginMode::Cross
             || !account.top_ups.is_empty()
@@ -533,19 +793,39 @@ impl Engine {
         {
             return None;
         }
-        let mut amount = Decimal::ZERO;
-        for (asset, held) in self.ledger.wallet(&account.id) {
-            if asset != coin.symbol {
-                return None;
-            }
-            amount = held;
-        }
         let usd = self
             .market
             .index
             .get(coin.index.as_str())
             .map_or(coin.usd_peg, |p| p.value());
-        (usd > Decimal::ZERO).then_some((coin, amount, usd))
+        if usd <= Decimal::ZERO {
+            return None;
+        }
+        let mut wallet = FileableWallet {
+            coin,
+            amount: Decimal::ZERO,
+            usd,
+            others: SmallVec::new(),
+        };
+        for (symbol, held) in self.ledger.wallet(&account.id) {
+            if symbol == coin.symbol {
+                wallet.amount = held;
+                continue;
+            }
+            let asset = self.venue.assets.get(symbol)?;
+            let price = self
+                .market
+                .index
+                .get(asset.index.as_str())
+                .map(|p| p.value())
+                .or(asset.usd_peg)?;
+            wallet.others.push(OtherCoin {
+                symbol: asset.symbol.as_str(),
+                amount: held,
+                usd: price,
+            });
+        }
+        Some(wallet)
     }
 
     /// What `amount` of the settlement coin adds to a report's equity: its collateral value
@@ -556,19 +836,35 @@ impl Engine {
         amount: Decimal,
         usd: Decimal,
     ) -> Option<Decimal> {
-        let schedule = self.venue.collateral.get(coin.symbol.as_str());
-        let valued = solvent_risk::collateral::value(schedule, amount, usd);
+        self.coin_value(coin, coin.symbol.as_str(), amount, usd, usd)
+    }
+
+    /// What `amount` of the coin `symbol`, priced `coin_usd`, adds to a report's equity in the
+    /// settlement coin (priced `usd`): its collateral value converted, credited at the
+    /// settlement coin's precision (`PreparedAccount::with_rules` sums the same terms).
+    fn coin_value(
+        &self,
+        coin: &SettlementCoin,
+        symbol: &str,
+        amount: Decimal,
+        coin_usd: Decimal,
+        usd: Decimal,
+    ) -> Option<Decimal> {
+        let schedule = self.venue.collateral.get(symbol);
+        let valued = solvent_risk::collateral::value(schedule, amount, coin_usd);
         Some(rounding::credit(
             valued.collateral_value_usd.checked_div(usd)?,
             coin.precision,
         ))
     }
 
-    /// A lower bound of what `account`'s wallet adds to its equity, when the account can be
-    /// filed in a group at all ([`Self::fileable_wallet`]): `amount x ratio` inside the
-    /// schedule's first tier (the exact figure beyond it), less one unit of the precision.
-    fn adl_wallet_floor(&self, account: &Account) -> Option<f64> {
-        let (coin, amount, usd) = self.fileable_wallet(account)?;
+    /// A lower bound of what the settlement coin in `wallet` adds to the account's equity:
+    /// `amount x ratio` inside the schedule's first tier (the exact figure beyond it), less one
+    /// unit of the precision.
+    fn adl_wallet_floor(&self, wallet: &FileableWallet<'_>) -> Option<f64> {
+        let FileableWallet {
+            coin, amount, usd, ..
+        } = *wallet;
         let amount_f64 = band_f64(amount);
         let value = match coin.first_tier {
             // A loan counts at its full value.
@@ -585,13 +881,116 @@ impl Engine {
         Some(value - coin.unit)
     }
 
+    /// The wallet's part of every filing of the account: the settlement coin's floor, and each
+    /// other coin as a term `c pi` of the rest, `pi` its price in the settlement coin. A loan
+    /// counts at its full value (`c` = the amount, negative); a holding at its schedule's
+    /// first ratio (`c` = amount x ratio) for as long as it stays inside the first tier, which
+    /// a ranking checks against the coin's cap; a holding without a positive first ratio adds
+    /// at least nothing, and takes no term. `None` when the account is not fileable or a coin
+    /// is beyond the index's numbers.
+    fn adl_wallet_terms(&self, account: &Account) -> Option<WalletTerms> {
+        let wallet = self.fileable_wallet(account)?;
+        let mut terms = WalletTerms {
+            floor: self.adl_wallet_floor(&wallet)?,
+            coins: SmallVec::new(),
+        };
+        for other in &wallet.others {
+            let number = *self.adl_index.coin_numbers.get(other.symbol)?;
+            let coin = self.adl_index.coins.get(usize::from(number))?;
+            let amount = band_f64(other.amount);
+            let coefficient = if amount < 0.0 {
+                amount
+            } else {
+                amount * coin.first_ratio
+            };
+            if coefficient != 0.0 {
+                terms.coins.push((number, coefficient, coin.reference));
+            }
+        }
+        Some(terms)
+    }
+
+    /// The number of the coin `symbol` in the index, numbering it if new, with its reference
+    /// price (its USD price over the settlement coin's) set if it has none yet and both are
+    /// priced now; `None` for a coin the venue does not list or beyond `u16`'s numbers.
+    fn adl_coin_number(&mut self, symbol: &str) -> Option<u16> {
+        let asset = self.venue.assets.get(symbol)?;
+        let number = match self.adl_index.coin_numbers.get(symbol) {
+            Some(number) => *number,
+            None => {
+                let (ratio, tier_up_to) = self
+                    .venue
+                    .collateral
+                    .get(symbol)
+                    .and_then(|schedule| schedule.tiers.first())
+                    .map_or((0.0, None), |tier| {
+                        (band_f64(tier.ratio).max(0.0), tier.up_to_usd.map(band_f64))
+                    });
+                let number = u16::try_from(self.adl_index.coins.len()).ok()?;
+                self.adl_index.coin_numbers.insert(symbol.into(), number);
+                self.adl_index.coins.push(CoinIndex {
+                    index: asset.index.as_str().into(),
+                    usd_peg: asset.usd_peg,
+                    first_ratio: ratio,
+                    tier_up_to,
+                    reference: f64::NAN,
+                });
+                number
+            }
+        };
+        let unpriced = self
+            .adl_index
+            .coins
+            .get(usize::from(number))
+            .is_some_and(|coin| coin.reference.is_nan());
+        if unpriced
+            && let Some(price) = self.adl_coin_price(usize::from(number))
+            && price.is_finite()
+            && price > 0.0
+            && let Some(coin) = self.adl_index.coins.get_mut(usize::from(number))
+        {
+            coin.reference = price;
+        }
+        Some(number)
+    }
+
+    /// The coin numbered `number` priced in the settlement coin now, `None` when either has
+    /// no price.
+    fn adl_coin_price(&self, number: usize) -> Option<f64> {
+        let coin = self.adl_index.coins.get(number)?;
+        let settlement = self.adl_index.settlement.as_ref()?;
+        let price = |index: &str, peg: Option<Decimal>| {
+            self.market
+                .index
+                .get(index)
+                .map(|p| p.value())
+                .or(peg)
+                .map(band_f64)
+        };
+        Some(
+            price(coin.index.as_str(), coin.usd_peg)?
+                / price(settlement.index.as_str(), Some(settlement.usd_peg))?,
+        )
+    }
+
     /// The equity of an account the index can file in a group ([`Self::fileable_wallet`]), as
-    /// its margin report gives it: the wallet's value and each perpetual's unrealised P&L at
-    /// its mark (else its index), each credited at the coin's precision
-    /// (`PreparedAccount::figures_exact` sums the same terms). `None` for any other account.
+    /// its margin report gives it: each coin's collateral value in the settlement coin and each
+    /// perpetual's unrealised P&L at its mark (else its index), each credited at the settlement
+    /// coin's precision (`PreparedAccount::figures_exact` sums the same terms). `None` for any
+    /// other account.
     pub(super) fn filed_equity(&self, account: &Account) -> Option<Decimal> {
-        let (coin, amount, usd) = self.fileable_wallet(account)?;
-        let mut equity = self.wallet_value(coin, amount, usd)?;
+        let wallet = self.fileable_wallet(account)?;
+        let coin = wallet.coin;
+        let mut equity = self.wallet_value(coin, wallet.amount, wallet.usd)?;
+        for other in &wallet.others {
+            equity = equity.checked_add(self.coin_value(
+                coin,
+                other.symbol,
+                other.amount,
+                other.usd,
+                wallet.usd,
+            )?)?;
+        }
         for position in account.positions.values() {
             let mark = self.perpetual_mark(&position.instrument)?;
             let pnl = solvent_risk::standard::unrealized_pnl(
@@ -605,48 +1004,71 @@ impl Engine {
         Some(equity)
     }
 
-    /// The group of `account`'s position `own`, given the floor of its wallet
-    /// ([`Self::adl_wallet_floor`]); `None` when it is loose (see the module documentation).
-    fn adl_group(&self, account: &Account, own: &PositionState, wallet: f64) -> Option<GroupKey> {
+    /// The group of `account`'s position `own`, but for its profile's number, and that
+    /// profile, given the wallet's terms ([`Self::adl_wallet_terms`]); `None` when it is loose
+    /// (see the module documentation).
+    fn adl_group(
+        &self,
+        account: &Account,
+        own: &PositionState,
+        wallet: &WalletTerms,
+    ) -> Option<(GroupKey, Profile)> {
         let unit = self.adl_index.settlement.as_ref()?.unit;
-        let mut rest = wallet;
-        let mut magnitude = wallet.abs();
+        let coins = (band_f64(own.size) * band_f64(own.instrument.contract_size)).abs();
+        let entry = band_f64(own.entry);
+        if !(coins > 0.0 && entry > 0.0 && coins.is_finite() && entry.is_finite()) {
+            return None;
+        }
+        // `A`: the wallet, and every other position's P&L and coin's value at the reference
+        // prices.
+        let mut rest = wallet.floor;
+        let mut magnitude = wallet.floor.abs();
+        let mut profile = Profile::new();
+        let mut add = |source: Term, coefficient: f64, reference: f64, offset: f64| {
+            rest += coefficient * (reference - offset) - unit;
+            magnitude += coefficient.abs() * (reference.abs() + offset.abs());
+            let ratio = coefficient / coins;
+            ratio.is_finite().then(|| {
+                profile.push(OtherTerm {
+                    source,
+                    ratio: SignedBucket::of(ratio),
+                });
+            })
+        };
         for other in account.positions.values() {
             if other.instrument.name == own.instrument.name {
                 continue;
             }
-            let source = if self
-                .market
-                .mark
-                .contains_key(other.instrument.name.as_str())
-            {
-                Source::Mark(&other.instrument.name)
-            } else {
-                Source::Index(&other.instrument.underlying)
-            };
-            let band = account
-                .bands
-                .iter()
-                .find(|band| band.source.borrowed() == source)?;
-            let coins = band_f64(other.size) * band_f64(other.instrument.contract_size);
-            let entry = band_f64(other.entry);
-            let worst = if coins > 0.0 { band.low } else { band.high };
-            rest += coins * (worst - entry) - unit;
-            magnitude += coins.abs() * (worst.abs() + entry.abs());
+            let number = *self.adl_index.numbers.get(other.instrument.name.as_str())?;
+            let reference = self.adl_index.contracts.get(usize::from(number))?.reference;
+            add(
+                Term::Contract(number),
+                band_f64(other.size) * band_f64(other.instrument.contract_size),
+                reference,
+                band_f64(other.entry),
+            )?;
+        }
+        for &(number, coefficient, reference) in &wallet.coins {
+            add(Term::Coin(number), coefficient, reference, 0.0)?;
         }
         // The position's own contribution is credited at the precision too.
         rest -= unit + MARGIN * magnitude;
-        let coins = (band_f64(own.size) * band_f64(own.instrument.contract_size)).abs();
-        let entry = band_f64(own.entry);
-        if !(rest > 0.0 && coins > 0.0 && entry > 0.0 && rest.is_finite() && coins.is_finite()) {
+        let rest_ratio = rest / coins;
+        // NaN for a contract or coin never priced: loose.
+        if !rest_ratio.is_finite() {
             return None;
         }
-        Some(GroupKey {
-            long: own.size > Decimal::ZERO,
-            size: bucket(coins, LN_SIZE_STEP),
-            leverage: bucket(coins / rest, LN_LEVERAGE_STEP),
-            entry: bucket(entry, LN_ENTRY_STEP),
-        })
+        profile.sort_unstable_by_key(|other| other.source);
+        Some((
+            GroupKey {
+                long: own.size > Decimal::ZERO,
+                size: bucket(coins, LN_SIZE_STEP),
+                entry: bucket(entry, LN_ENTRY_STEP),
+                rest: SignedBucket::of(rest_ratio),
+                profile: 0,
+            },
+            profile,
+        ))
     }
 
     /// The ADL queue of a bankrupt `side` position in `instrument` at `mark`: ranked through
@@ -714,19 +1136,7 @@ impl Engine {
         }
         let number = *self.adl_index.numbers.get(instrument.name.as_str())?;
         let contract = self.adl_index.contracts.get(usize::from(number))?;
-        // The accounts whose bands this event's prices left, not examined yet, with the loose.
-        let now_ms = self.now.as_millisecond();
-        let mut direct: BTreeSet<u32> = contract.loose.clone();
-        for (underlying, bands) in &self.bands {
-            if let Some(price) = self.market.index.get(underlying.as_str()) {
-                direct.extend(bands.crossed(price.value(), now_ms));
-            }
-        }
-        for (name, bands) in &self.mark_bands {
-            if let Some(price) = self.market.mark.get(name.as_str()) {
-                direct.extend(bands.crossed(price.value(), now_ms));
-            }
-        }
+        let direct: BTreeSet<u32> = contract.loose.clone();
         let wanted_sign = opposite_sign(side);
         let candidates: Vec<(u32, AdlCandidate)> = direct
             .iter()
@@ -741,12 +1151,54 @@ impl Engine {
             .collect();
         let mark_f64 = band_f64(mark);
         let long = side == PositionSide::Short;
+        let moved = |now: Option<f64>, reference: f64, cap: f64| {
+            let now = now.unwrap_or(f64::NAN);
+            Move {
+                change: now - reference,
+                scale: now.abs() + reference.abs(),
+                now,
+                cap,
+            }
+        };
+        let settlement_usd = self.adl_index.settlement.as_ref().map_or(f64::NAN, |coin| {
+            self.market
+                .index
+                .get(coin.index.as_str())
+                .map_or(band_f64(coin.usd_peg), |p| band_f64(p.value()))
+        });
+        let moves = Moves {
+            contracts: self
+                .adl_index
+                .contracts
+                .iter()
+                .map(|other| {
+                    let now = self.perpetual_mark(&other.instrument).map(band_f64);
+                    moved(now, other.reference, f64::INFINITY)
+                })
+                .collect(),
+            coins: (0..self.adl_index.coins.len())
+                .zip(&self.adl_index.coins)
+                .map(|(number, coin)| {
+                    // The first tier's bound in the settlement coin, at the first ratio.
+                    let cap = coin.tier_up_to.map_or(f64::INFINITY, |up_to| {
+                        up_to * coin.first_ratio / settlement_usd
+                    });
+                    moved(self.adl_coin_price(number), coin.reference, cap)
+                })
+                .collect(),
+        };
         let mut ranking = AdlRanking::of_all(candidates);
         ranking.groups = contract
             .groups
             .keys()
             .filter(|key| key.long == long)
-            .filter_map(|key| key.bound(mark_f64).map(|bound| (band_key(bound), *key)))
+            .filter_map(|key| {
+                let bound = match self.adl_index.profiles.get(key.profile as usize) {
+                    Some(profile) => key.bound(mark_f64, profile, &moves)?,
+                    None => f64::INFINITY,
+                };
+                Some((band_key(bound), *key))
+            })
             .collect();
         ranking.contract = Some(number);
         ranking.direct = direct;
