@@ -713,34 +713,91 @@ fn the_first_mark_of_a_crowded_contract_examines_the_holders_its_gap_can_change(
     );
 }
 
-/// Accounts `(USDT, BTCUSDT size in thousandths, leverage)` opened at 60,000 on the index alone,
-/// then BTCUSDT's first mark `gap` tenths of a percent from the index (clamped at 5%), then
-/// the mark and the index walked by `path` (tenths of a percent each, the index every other
-/// step).
-fn first_mark_events(accounts: &[(u32, i32, u32)], gap: i32, path: &[i32]) -> Vec<String> {
+/// A hedged holder at a contract's first mark: long 10 BTCUSDT against short 10
+/// BTC_USDC-PERPETUAL with 20,000 USDT, both valued at the BTC index until BTCUSDT has a mark.
+/// Their equity slopes cancel on the index, so the band there is as wide as the requirement
+/// alone allows (2.6% either side once the index has moved it); valued at its mark, BTCUSDT
+/// moves alone. A first mark 3% below the index takes 18,270 USDT: the account must change
+/// state at that mark, as when every holder is examined (a holder that took its index band as
+/// its band on the mark was not examined, and kept its state).
+#[test]
+fn a_hedged_holder_is_examined_at_its_contracts_first_mark() {
     let mut stream = Timed::default();
     stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
-    for (n, (usdt, thousandths, leverage)) in accounts.iter().enumerate() {
+    stream.push(r#""type":"deposit","account":"hedge","asset":"USDT","amount":"20000""#);
+    for (instrument, side) in [("BTCUSDT", "buy"), ("BTC_USDC-PERPETUAL", "sell")] {
+        stream.push(&format!(
+            r#""type":"set_leverage","account":"hedge","instrument":"{instrument}","leverage":"100""#
+        ));
+        stream.push(&format!(
+            r#""type":"fill","account":"hedge","instrument":"{instrument}","side":"{side}","size":"10","price":"60000""#
+        ));
+    }
+    // The index leaves the band of the first fill's account: it is banded again, hedged.
+    stream.push(r#""type":"index_price","underlying":"BTC","price":"60900""#);
+    stream.push(r#""type":"mark_price","instrument":"BTCUSDT","price":"59073""#);
+    let mut opened = Engine::new(venue(), EngineConfig::default());
+    for (number, line) in stream.lines.iter().enumerate().take(stream.lines.len() - 1) {
+        let effects = opened.apply(&parse_line("bands", number + 1, line).unwrap());
+        assert!(
+            !effects.iter().any(|e| matches!(e, Effect::Rejected { .. })),
+            "precondition: {line} is taken"
+        );
+    }
+    let actions = assert_same_actions(&stream.lines);
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.contains(r#""type":"state_changed","account":"hedge""#)),
+        "precondition: the first mark changes the hedged account's state: {actions:?}"
+    );
+}
+
+/// Accounts `(USDT, BTCUSDT size in thousandths, leverage, hedge in percent)` opened at 60,000
+/// on the index alone, the hedge an opposite BTC_USDC-PERPETUAL position of that share of the
+/// BTCUSDT one (negative: the same side) at the same leverage, the index moved by `before` tenths of a percent, then BTCUSDT's first
+/// mark `gap` tenths of a percent from the index (clamped at 5%), then the mark and the index
+/// walked by `path` (tenths of a percent each, the index every other step).
+fn first_mark_events(
+    accounts: &[(u32, i32, u32, i32)],
+    before: i32,
+    gap: i32,
+    path: &[i32],
+) -> Vec<String> {
+    let mut stream = Timed::default();
+    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
+    for (n, (usdt, thousandths, leverage, hedge)) in accounts.iter().enumerate() {
         if *thousandths == 0 {
             continue;
         }
-        let side = if *thousandths > 0 { "buy" } else { "sell" };
-        let size = f64::from(thousandths.unsigned_abs()) / 1000.0;
         stream.push(&format!(
             r#""type":"deposit","account":"f{n}","asset":"USDT","amount":"{usdt}""#
         ));
-        stream.push(&format!(
-            r#""type":"set_leverage","account":"f{n}","instrument":"BTCUSDT","leverage":"{leverage}""#
-        ));
-        stream.push(&format!(
-            r#""type":"fill","account":"f{n}","instrument":"BTCUSDT","side":"{side}","size":"{size}","price":"60000""#
-        ));
+        let hedged = -thousandths * hedge / 100;
+        for (instrument, thousandths) in [("BTCUSDT", *thousandths), ("BTC_USDC-PERPETUAL", hedged)]
+        {
+            if thousandths == 0 {
+                continue;
+            }
+            let side = if thousandths > 0 { "buy" } else { "sell" };
+            let size = f64::from(thousandths.unsigned_abs()) / 1000.0;
+            stream.push(&format!(
+                r#""type":"set_leverage","account":"f{n}","instrument":"{instrument}","leverage":"{leverage}""#
+            ));
+            stream.push(&format!(
+                r#""type":"fill","account":"f{n}","instrument":"{instrument}","side":"{side}","size":"{size}","price":"60000""#
+            ));
+        }
     }
-    let mut mark = 60_000.0 * (1.0 + f64::from(gap) / 1000.0);
+    let index = 60_000.0 * (1.0 + f64::from(before) / 1000.0);
+    stream.push(&format!(
+        r#""type":"index_price","underlying":"BTC","price":"{index:.2}""#
+    ));
+    let mut mark = index * (1.0 + f64::from(gap) / 1000.0);
     stream.push(&format!(
         r#""type":"mark_price","instrument":"BTCUSDT","price":"{mark:.2}""#
     ));
-    let mut index = 60_000.0_f64;
+    let mut index = index;
     for (step, tenths) in path.iter().enumerate() {
         let factor = 1.0 + f64::from(*tenths) / 1000.0;
         mark *= factor;
@@ -760,17 +817,27 @@ fn first_mark_events(accounts: &[(u32, i32, u32)], gap: i32, path: &[i32]) -> Ve
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
-    /// Leveraged holders of a contract valued at the index, then its first mark up to 5% away:
-    /// the holders whose band the gap leaves are examined at once, the others keep their band
-    /// on the mark; every state change, margin call, liquidation and ADL then comes at the
-    /// same event as when every holder is examined.
+    /// Leveraged holders of a contract valued at the index, some hedged (or doubled) by
+    /// another contract on the same index, then its first mark up to 5% away: the holders
+    /// whose band the gap leaves, and the hedged ones, are examined at once, the others keep
+    /// their band on the mark; every state change, margin call, liquidation and ADL then comes
+    /// at the same event as when every holder is examined.
     #[test]
     fn a_first_mark_far_from_the_index_acts_as_examining_every_holder(
-        accounts in proptest::collection::vec((300u32..4_000, -200i32..200, 20u32..100), 1..16),
+        accounts in proptest::collection::vec(
+            (
+                300u32..4_000,
+                -200i32..200,
+                20u32..100,
+                prop_oneof![Just(0i32), Just(100i32), -100i32..=100],
+            ),
+            1..16,
+        ),
+        before in -20i32..20,
         gap in -60i32..60,
         path in proptest::collection::vec(-10i32..10, 0..40),
     ) {
-        assert_same_actions(&first_mark_events(&accounts, gap, &path));
+        assert_same_actions(&first_mark_events(&accounts, before, gap, &path));
     }
 }
 

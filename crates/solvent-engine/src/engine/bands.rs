@@ -1424,6 +1424,11 @@ impl Engine {
     /// updates. An isolated position's band is that of its own health over the same price, so
     /// it transfers alike.
     ///
+    /// The slopes summed are each position's own, but the sum lets opposite ones offset (see
+    /// [`Exposure::coins`]): a perpetual hedged on the index by another contract or by a coin
+    /// is not covered by its share once it moves with its mark. So only a holder whose
+    /// perpetual is all it values at the index inherits.
+    ///
     /// Only where that reasoning was made: not a portfolio-mode account (its requirement is
     /// not a sum over positions), not one waiting for a price or in danger (no band to take:
     /// its band is empty, never strictly around a price), not a band that expires (options
@@ -1445,6 +1450,22 @@ impl Engine {
         }
         let position = account.positions.get(instrument.name.as_str())?;
         if self.band_source(position) != Source::Mark(&instrument.name) {
+            return None;
+        }
+        // Nothing else valued at the index: the band there was sized by the sum of the slopes
+        // of everything on it, where opposite slopes offset (a hedge); once the perpetual moves
+        // with its mark, the gap between mark and index is a move nothing offsets.
+        let underlying = instrument.underlying.as_str();
+        let alone = account.positions.values().all(|other| {
+            other.instrument.name == instrument.name
+                || self.band_source(other) != Source::Index(underlying)
+        }) && self.ledger.wallet(&account.id).all(|(symbol, _)| {
+            self.venue
+                .assets
+                .get(symbol)
+                .is_none_or(|asset| asset.index != underlying)
+        });
+        if !alone {
             return None;
         }
         let on_index = account
