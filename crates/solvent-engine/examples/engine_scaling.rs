@@ -147,15 +147,17 @@ fn run(holders: usize) -> Result<(), Box<dyn std::error::Error>> {
     );
     // ETH falls 3%: the whale is bankrupt; the fund is empty; N shorts are in profit.
     let scored_before = engine.adl_candidates_scored();
+    let bounded_before = engine.adl_members_bounded();
     let (adl, effects) = apply_timed(&mut engine, &mut stream, index(eth, eth.price * 0.97));
     let scored = engine.adl_candidates_scored() - scored_before;
+    let bounded = engine.adl_members_bounded() - bounded_before;
     let adls = count(&effects, |e| matches!(e, Effect::Adl { .. }));
     let deficits = count(&effects, |e| matches!(e, Effect::DeficitBeyondFund { .. }));
     let liquidations = count(&effects, |e| matches!(e, Effect::Liquidation { .. }));
     println!(
         "  index update with ADL       {:>12.1} us  {:>6.2} us/holder  ({adls} adl, \
          {deficits} deficit_beyond_fund, {liquidations} liquidation, {} effects, \
-         {scored} candidates scored)",
+         {bounded} bounded, {scored} candidates scored)",
         adl.as_secs_f64() * 1e6,
         per(adl),
         effects.len()

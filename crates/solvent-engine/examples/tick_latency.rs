@@ -187,10 +187,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }));
         let before = engine.evaluations();
         let scored_before = engine.adl_candidates_scored();
+        let bounded_before = engine.adl_members_bounded();
         let start = Instant::now();
         let effects = engine.apply(&envelope);
         let elapsed = start.elapsed();
         let scored = engine.adl_candidates_scored() - scored_before;
+        let bounded = engine.adl_members_bounded() - bounded_before;
         let examined = engine.evaluations().since(before);
         let ns = elapsed.as_nanos().max(1) as u64;
         all.record(ns)?;
@@ -213,7 +215,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if liquidation_effects > 0 {
             liquidating.record(ns)?;
             per_effect.record_n(ns, liquidation_effects as u64)?;
-            liquidating_updates.push((tick, change, elapsed, liquidation_effects, scored));
+            liquidating_updates.push((tick, change, elapsed, liquidation_effects, bounded, scored));
         } else {
             quiet.record(ns)?;
         }
@@ -276,9 +278,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "updates with liquidation effects (liquidation, adl, deficit_beyond_fund), one by one:"
     );
-    for (tick, change, elapsed, count, scored) in &liquidating_updates {
+    for (tick, change, elapsed, count, bounded, scored) in &liquidating_updates {
         println!(
-            "  update {tick:>5} {:+.3}%  {:>10.1} us  liquidation effects {count:>5}  ADL candidates scored {scored:>6}",
+            "  update {tick:>5} {:+.3}%  {:>10.1} us  liquidation effects {count:>5}  ADL bounded {bounded:>6}, scored {scored:>6}",
             change * 100.0,
             micros(*elapsed)
         );

@@ -440,6 +440,9 @@ pub struct Engine {
     /// only, never hashed nor snapshotted).
     #[serde(skip)]
     adl_ranked: u64,
+    /// ADL candidates bounded one by one from their accounts, in the groups the rankings took
+    /// (diagnostics, see [`Engine::adl_members_bounded`]).
+    adl_bounded: u64,
     /// Per account, the bankrupt position its deficit claim will carry, found when that
     /// position closed at the mark earlier in the same event (see `engine/claims.rs`): a
     /// cache of one event, never hashed nor snapshotted.
@@ -500,6 +503,7 @@ impl Engine {
             adl_index: adl_index::AdlIndex::empty(&venue),
             adl_event_changes: Vec::new(),
             adl_ranked: 0,
+            adl_bounded: 0,
             claimed_positions: BTreeMap::new(),
             venue_digest: state_hash::venue_digest(&venue),
             state_levels: state_levels(&venue),
@@ -573,6 +577,14 @@ impl Engine {
     #[must_use]
     pub fn adl_candidates_scored(&self) -> u64 {
         self.adl_ranked
+    }
+
+    /// How many holders the engine's ADL rankings have bounded one by one (a few
+    /// floating-point operations each, from the account's wallet and positions) before scoring
+    /// those whose bound reached the head of the queue (diagnostics, not part of the state).
+    #[must_use]
+    pub fn adl_members_bounded(&self) -> u64 {
+        self.adl_bounded
     }
 
     /// Starts (`true`) or stops recording which accounts each event examines, for a benchmark

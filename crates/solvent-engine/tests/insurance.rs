@@ -388,15 +388,16 @@ fn the_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
     }
 }
 
-/// A crowded contract's ADL ranks its queue through the engine's ADL index: it scores the holders
-/// whose group's bound reaches the head of the queue, not every short in profit. 1,500 accounts
-/// short BTCUSDT at 1-4x from entries 1% below to 3% above 60,000; four in five also hold ETHUSDT,
-/// long or short, at up to twice their deposit (the rest of their equity is bounded at the
-/// ranking's ETH price, which has moved 2% from the price the index saw first); one account long 15
-/// BTCUSDT at 50x is bankrupt when the mark falls 3% with an empty fund. Debug builds check every
-/// placed candidate against a score for every holder (`engine/adl_index.rs`); here the count scored
-/// is held, and an engine restored from a snapshot taken before the fall (which files its accounts
-/// from scratch) takes the same positions from the same accounts.
+/// A crowded contract's ADL ranks its queue through the engine's ADL index: it bounds one by one
+/// the holders whose group's bound reaches the head of the queue, not every short in profit, and
+/// scores exactly only those whose own bound reaches it. 1,500 accounts short BTCUSDT at 1-4x from
+/// entries 1% below to 3% above 60,000; four in five also hold ETHUSDT, long or short, at up to
+/// twice their deposit (the rest of their equity is bounded at the ranking's ETH price, which has
+/// moved 2% from the price the index saw first); one account long 15 BTCUSDT at 50x is bankrupt
+/// when the mark falls 3% with an empty fund. Debug builds check every placed candidate against a
+/// score for every holder (`engine/adl_index.rs`); here the count scored is held, and an engine
+/// restored from a snapshot taken before the fall (which files its accounts from scratch) takes the
+/// same positions from the same accounts.
 #[test]
 fn a_crowded_contracts_adl_scores_the_head_of_its_queue_not_every_holder() {
     use rand::{Rng, SeedableRng};
@@ -469,6 +470,7 @@ fn a_crowded_contracts_adl_scores_the_head_of_its_queue_not_every_holder() {
         effects
     };
     let before = engine.adl_candidates_scored();
+    let bounded_before = engine.adl_members_bounded();
     let seq = bodies.len() + 1;
     let fell = fall(&mut engine, seq);
     let deleveraged: Vec<(String, Decimal)> = fell
@@ -485,6 +487,7 @@ fn a_crowded_contracts_adl_scores_the_head_of_its_queue_not_every_holder() {
         "the whale's deficit is deleveraged"
     );
     let scored = engine.adl_candidates_scored() - before;
+    let bounded = engine.adl_members_bounded() - bounded_before;
     let in_profit = engine
         .accounts()
         .values()
@@ -496,8 +499,13 @@ fn a_crowded_contracts_adl_scores_the_head_of_its_queue_not_every_holder() {
         .count();
     assert!(in_profit > 1_000, "{in_profit} shorts in profit");
     assert!(
-        scored * 40 < in_profit as u64,
-        "{scored} candidates scored for {} deleveraged among {in_profit} shorts in profit",
+        bounded * 40 < in_profit as u64,
+        "{bounded} candidates bounded for {} deleveraged among {in_profit} shorts in profit",
+        deleveraged.len()
+    );
+    assert!(
+        scored <= 2 * deleveraged.len() as u64,
+        "{scored} candidates scored for {} deleveraged",
         deleveraged.len()
     );
     let refell = fall(&mut restored, seq);

@@ -32,13 +32,15 @@
 //! stays inside the first tier: a ranking checks that for each group at the coin's price then,
 //! and scores the group first where it may not. `A / S` and each `c_j / S` are fixed while the
 //! account does not change; only the moves `m_j - p_j`, one per contract or coin, come from the
-//! ranking. Holders are filed in groups by
-//! side and by geometric buckets of `S`, entry, `A / S` and each `c_j / S` (with the contracts
-//! they stand for, a *profile*); a group's bound at the ranking's prices takes each bucket's
-//! edge on the side that raises the score. A ranking scores the groups in order of their bound
-//! and places a scored candidate once its score beats every group not yet scored: exactly the
-//! order a score for every holder gives, found by scoring those whose group's bound reaches
-//! the queue's head.
+//! ranking. Holders are filed in groups by side and by geometric buckets of `S`, entry, `A / S`
+//! and each `c_j / S` (with the contracts they stand for, a *profile*); a group's bound at the
+//! ranking's prices takes each bucket's edge on the side that raises the score. A ranking takes the groups in order of their bound;
+//! each member of a group taken is bounded from its own account (the same bound without the
+//! buckets: a few floating-point operations, no margin report) and waits with that bound; a
+//! member is scored once its bound is the highest of those left, and a scored candidate is
+//! placed once its score beats every group and member not yet scored. That is exactly the
+//! order a score for every holder gives, found by scoring those whose own bound reaches the
+//! queue's head.
 //!
 //! The bound reads only the account's own positions and wallet and the prices of the ranking,
 //! so it holds at any prices: nothing about an account's filing changes until the account does.
@@ -425,6 +427,9 @@ pub(super) struct AdlRanking {
     /// Groups not scored yet, highest bound first (a bound is never negative: its bits order
     /// as it does, see [`band_key`]).
     groups: BinaryHeap<(BandKey, GroupKey)>,
+    /// Members of the groups taken, not scored yet, highest bound first: each bounded from its
+    /// own account ([`Engine::adl_member_bound`]), far closer to its score than its group.
+    pending: BinaryHeap<(BandKey, u32)>,
     /// The contract's number in the index, when groups are to be scored.
     contract: Option<u16>,
     /// Accounts scored directly: not to be scored again with their group.
@@ -438,6 +443,8 @@ pub(super) struct AdlRanking {
     pub(super) mark: Decimal,
     /// Candidates scored for this queue (diagnostics).
     pub(super) scorings: u64,
+    /// Members bounded for this queue (diagnostics).
+    pub(super) bounded: u64,
     /// Debug builds: the ranking a score for every holder gives, which placing must follow.
     #[cfg(debug_assertions)]
     expected: Vec<AdlCandidate>,
@@ -489,6 +496,8 @@ impl AdlRanking {
                 })
                 .collect(),
             groups: BinaryHeap::new(),
+            pending: BinaryHeap::new(),
+            bounded: 0,
             contract: None,
             direct: BTreeSet::new(),
             versions: HashMap::default(),
@@ -537,23 +546,28 @@ impl AdlRanking {
     }
 
     /// The candidate at `place`, placing candidates up to it: the head of those scored is
-    /// placed once it beats every group not scored yet (ties go to scoring the group, whose
-    /// members could win them by id); else the group with the highest bound is scored through
-    /// `score_group`, given the accounts already scored directly. `None` past the queue's end.
+    /// placed once it beats every group and member not scored yet (ties go to scoring them,
+    /// who could win them by id). Else the higher of the next group's and the next member's
+    /// bound is taken: a group's members are each bounded through `bound_members` (given the
+    /// accounts already scored directly) and wait with their own bound; a member is scored
+    /// through `score`. `None` past the queue's end.
     pub(super) fn place_through(
         &mut self,
         place: usize,
         #[cfg_attr(not(debug_assertions), allow(unused_variables))] contract: &str,
-        mut score_group: impl FnMut(GroupKey, &BTreeSet<u32>) -> Vec<(u32, AdlCandidate)>,
+        mut bound_members: impl FnMut(GroupKey, &BTreeSet<u32>) -> Vec<(u32, f64)>,
+        mut score: impl FnMut(u32) -> Option<AdlCandidate>,
     ) -> Option<&AdlCandidate> {
         while self.placed.len() <= place {
-            let head_beats_groups = match (self.scored.peek(), self.groups.peek()) {
-                (Some(head), Some((bound, _))) => head.candidate.score > f64::from_bits(*bound),
+            let group = self.groups.peek().map(|(bound, _)| *bound);
+            let member = self.pending.peek().map(|(bound, _)| *bound);
+            let head_beats_the_rest = match (self.scored.peek(), group.max(member)) {
+                (Some(head), Some(bound)) => head.candidate.score > f64::from_bits(bound),
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (None, None) => break,
             };
-            if head_beats_groups {
+            if head_beats_the_rest {
                 if let Some(head) = self.scored.pop()
                     && self.current(&head)
                 {
@@ -567,15 +581,28 @@ impl AdlRanking {
                 }
                 continue;
             }
-            if let Some((_, key)) = self.groups.pop() {
-                let scored = score_group(key, &self.direct);
-                self.scorings += scored.len() as u64;
-                self.scored
-                    .extend(scored.into_iter().map(|(slot, candidate)| Ranked {
-                        candidate,
-                        slot,
-                        version: 0,
-                    }));
+            if member >= group {
+                // An account changed since it was bounded is scored directly already.
+                if let Some((_, slot)) = self.pending.pop()
+                    && !self.direct.contains(&slot)
+                {
+                    self.scorings += 1;
+                    if let Some(candidate) = score(slot) {
+                        self.scored.push(Ranked {
+                            candidate,
+                            slot,
+                            version: 0,
+                        });
+                    }
+                }
+            } else if let Some((_, key)) = self.groups.pop() {
+                let bounded = bound_members(key, &self.direct);
+                self.bounded += bounded.len() as u64;
+                self.pending.extend(
+                    bounded
+                        .into_iter()
+                        .map(|(slot, bound)| (band_key(bound), slot)),
+                );
             }
         }
         #[cfg(debug_assertions)]
@@ -1071,6 +1098,79 @@ impl Engine {
         ))
     }
 
+    /// A bound of the ADL score of `account`'s position in `instrument` at `mark` (as `f64`),
+    /// from its wallet and positions at the prices now: the group's bound (see the module
+    /// documentation) without the buckets, each figure widened by the margin and each
+    /// contribution's rounding by a unit. `None` when the position is not there or not in
+    /// profit at `mark` (no candidate); infinite when the rest is not known positive.
+    fn adl_member_bound(
+        &self,
+        account: &Account,
+        instrument: &Instrument,
+        mark: f64,
+    ) -> Option<f64> {
+        let own = account.positions.get(instrument.name.as_str())?;
+        let coins = (band_f64(own.size) * band_f64(own.instrument.contract_size)).abs();
+        let entry = band_f64(own.entry);
+        let in_profit = if own.size > Decimal::ZERO {
+            mark - entry * (1.0 - MARGIN)
+        } else {
+            entry * (1.0 + MARGIN) - mark
+        };
+        if own.size.is_zero() || in_profit <= 0.0 {
+            return None;
+        }
+        let bounded = || -> Option<f64> {
+            let settlement = self.adl_index.settlement.as_ref()?;
+            let wallet = self.adl_wallet_terms(account)?;
+            // The position's own contribution is credited at the precision too.
+            let mut rest = wallet.floor - settlement.unit;
+            let mut magnitude = wallet.floor.abs();
+            for other in account.positions.values() {
+                if other.instrument.name == instrument.name {
+                    continue;
+                }
+                let price = band_f64(self.perpetual_mark(&other.instrument)?);
+                let other_coins = band_f64(other.size) * band_f64(other.instrument.contract_size);
+                let other_entry = band_f64(other.entry);
+                rest += other_coins * (price - other_entry) - settlement.unit;
+                magnitude += other_coins.abs() * (price.abs() + other_entry.abs());
+            }
+            let settlement_usd = band_f64(
+                self.market
+                    .index
+                    .get(settlement.index.as_str())
+                    .map_or(settlement.usd_peg, |p| p.value()),
+            );
+            for &(number, coefficient, _) in &wallet.coins {
+                let coin = self.adl_index.coins.get(usize::from(number))?;
+                let value = coefficient * self.adl_coin_price(usize::from(number))?;
+                // A holding beyond its first tier counts at least nothing.
+                let cap = coin.tier_up_to.map_or(f64::INFINITY, |up_to| {
+                    up_to * coin.first_ratio / settlement_usd
+                });
+                let inside = value <= cap * (1.0 - MARGIN);
+                let counted = if coefficient > 0.0 && !inside {
+                    0.0
+                } else {
+                    value
+                };
+                rest += counted - settlement.unit;
+                magnitude += counted.abs();
+            }
+            rest -= MARGIN * magnitude;
+            // A rest not known positive bounds nothing.
+            if rest.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+                return None;
+            }
+            let size = coins * (1.0 + MARGIN);
+            let y = size * in_profit / rest;
+            let bound = size * mark * (y / (1.0 + y)) * (1.0 + MARGIN);
+            (!bound.is_nan()).then_some(bound)
+        };
+        Some(bounded().unwrap_or(f64::INFINITY))
+    }
+
     /// The ADL queue of a bankrupt `side` position in `instrument` at `mark`: ranked through
     /// the index where it files the contract's holders, else every opposite holder in profit
     /// scored.
@@ -1222,21 +1322,27 @@ impl Engine {
             .contract
             .and_then(|number| self.adl_index.contracts.get(usize::from(number)));
         let wanted_sign = opposite_sign(side);
-        ranking.place_through(place, &instrument.name, |key, direct| {
-            contract
-                .and_then(|contract| contract.groups.get(&key))
-                .into_iter()
-                .flatten()
-                .filter(|slot| !direct.contains(slot))
-                .filter_map(|slot| {
-                    let account = self.accounts.by_slot(*slot)?;
-                    Some((
-                        *slot,
-                        self.adl_candidate(account, instrument, wanted_sign, mark)?,
-                    ))
-                })
-                .collect()
-        })
+        let mark_f64 = band_f64(mark);
+        ranking.place_through(
+            place,
+            &instrument.name,
+            |key, direct| {
+                contract
+                    .and_then(|contract| contract.groups.get(&key))
+                    .into_iter()
+                    .flatten()
+                    .filter(|slot| !direct.contains(slot))
+                    .filter_map(|slot| {
+                        let account = self.accounts.by_slot(*slot)?;
+                        Some((*slot, self.adl_member_bound(account, instrument, mark_f64)?))
+                    })
+                    .collect()
+            },
+            |slot| {
+                let account = self.accounts.by_slot(slot)?;
+                self.adl_candidate(account, instrument, wanted_sign, mark)
+            },
+        )
     }
 }
 

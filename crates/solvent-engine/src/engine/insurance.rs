@@ -138,7 +138,9 @@ impl Engine {
             }
         }
         self.adl_ranked += queue.scorings;
+        self.adl_bounded += queue.bounded;
         queue.scorings = 0;
+        queue.bounded = 0;
         self.keep_adl_queue(instrument, side, queue);
         if takers.is_empty() {
             return false;
@@ -782,11 +784,11 @@ mod tests {
                     .collect(),
             );
             for (index, expected) in sorted.iter().enumerate() {
-                let placed = queue.place_through(index, "test", |_, _| Vec::new());
+                let placed = queue.place_through(index, "test", |_, _| Vec::new(), |_| None);
                 assert_eq!(placed, Some(expected), "seed {seed}, place {index}");
             }
             assert_eq!(
-                queue.place_through(sorted.len(), "test", |_, _| Vec::new()),
+                queue.place_through(sorted.len(), "test", |_, _| Vec::new(), |_| None),
                 None
             );
         }
