@@ -28,19 +28,18 @@
 //! with `W` a lower bound of the settlement coin's value in the wallet (the venue's settlement
 //! coin, pegged). Every other coin of the wallet is a term of the same form, priced in the
 //! settlement coin: a loan at its full value (`c_j` the amount), a holding at its collateral
-//! schedule's first ratio (`c_j` the amount times the ratio), which holds while the holding
-//! stays inside the first tier: a ranking checks that for each group at the coin's price then,
-//! and scores the group first where it may not. `A / S` and each `c_j / S` are fixed while the
-//! account does not change; only the moves `m_j - p_j`, one per contract or coin, come from the
-//! ranking. Holders are filed in groups by side and by geometric buckets of `S`, entry, `A / S`
-//! and each `c_j / S` (with the contracts they stand for, a *profile*); a group's bound at the
-//! ranking's prices takes each bucket's edge on the side that raises the score. A ranking takes the groups in order of their bound;
-//! each member of a group taken is bounded from its own account (the same bound without the
-//! buckets: a few floating-point operations, no margin report) and waits with that bound; a
-//! member is scored once its bound is the highest of those left, and a scored candidate is
-//! placed once its score beats every group and member not yet scored. That is exactly the
-//! order a score for every holder gives, found by scoring those whose own bound reaches the
-//! queue's head.
+//! schedule's first ratio (`c_j` the amount times the ratio), which holds while the holding stays
+//! inside the first tier: a ranking checks that for each group at the coin's price then, and scores
+//! the group first where it may not. `A / S` and each `c_j / S` are fixed while the account does
+//! not change; only the moves `m_j - p_j`, one per contract or coin, come from the ranking. Holders
+//! are filed in groups by side and by geometric buckets of `S`, entry, `A / S` and each `c_j / S`
+//! (with the contracts they stand for, a *profile*); a group's bound at the ranking's prices takes
+//! each bucket's edge on the side that raises the score. A ranking takes the groups in order of
+//! their bound; each member of a group taken is bounded from its own account (the same bound
+//! without the buckets: a few floating-point operations, no margin report) and waits with that
+//! bound; a member is scored once its bound is the highest of those left, and a scored candidate is
+//! placed once its score beats every group and member not yet scored. That is exactly the order a
+//! score for every holder gives, found by scoring those whose own bound reaches the queue's head.
 //!
 //! The bound reads only the account's own positions and wallet and the prices of the ranking,
 //! so it holds at any prices: nothing about an account's filing changes until the account does.
@@ -132,7 +131,9 @@ impl SignedBucket {
 /// of their wallets other than the settlement coin; each by its number in the index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Term {
+    /// Another linear perpetual the index files.
     Contract(u16),
+    /// A coin of the wallet other than the settlement coin.
     Coin(u16),
 }
 

@@ -1343,14 +1343,15 @@ impl Engine {
     }
 
     /// The first mark of `instrument`, at `mark`. Until now its holders valued it at its
-    /// underlying's index and were banded there; from now on a linear perpetual settled in a
-    /// pegged coin is valued at its mark and banded on it ([`Self::band_source`]). A holder
-    /// that values nothing else at the index, whose band there holds the mark strictly inside,
-    /// takes that band as its band on the mark, unexamined ([`Self::inherited_mark_band`]); the others are examined, in id
-    /// order, after every inherited band is registered (an examination that deleverages an
-    /// inheriting account re-bands it, which must find its inherited band to remove). So the first
-    /// mark of a crowded contract examines the holders the gap between index and mark can
-    /// change, not all of them (it still visits each holder once, to register its band).
+    /// underlying's index and were banded there; from now on a linear perpetual settled in a pegged
+    /// coin is valued at its mark and banded on it ([`Self::band_source`]). A holder that values
+    /// nothing else at the index, whose band there holds the mark strictly inside, takes that band
+    /// as its band on the mark, unexamined ([`Self::inherited_mark_band`]); the others are
+    /// examined, in id order, after every inherited band is registered (an examination that
+    /// deleverages an inheriting account re-bands it, which must find its inherited band to
+    /// remove). So the first mark of a crowded contract examines the holders the gap between index
+    /// and mark can change, not all of them (it still visits each holder once, to register its
+    /// band).
     pub(super) fn first_mark(
         &mut self,
         instrument: &Instrument,
