@@ -181,6 +181,16 @@ struct CoinIndex {
     reference: f64,
 }
 
+impl CoinIndex {
+    /// The largest value, in the settlement coin priced `settlement_usd`, of a holding counted
+    /// at the first ratio: the first tier's bound at that ratio (infinite when open-ended).
+    fn cap(&self, settlement_usd: f64) -> f64 {
+        self.tier_up_to.map_or(f64::INFINITY, |up_to| {
+            up_to * self.first_ratio / settlement_usd
+        })
+    }
+}
+
 /// An account's wallet as filing reads it (see [`Engine::fileable_wallet`]).
 struct FileableWallet<'a> {
     coin: &'a SettlementCoin,
@@ -821,11 +831,7 @@ impl Engine {
         {
             return None;
         }
-        let usd = self
-            .market
-            .index
-            .get(coin.index.as_str())
-            .map_or(coin.usd_peg, |p| p.value());
+        let usd = self.asset_usd(&coin.index, Some(coin.usd_peg))?;
         if usd <= Decimal::ZERO {
             return None;
         }
@@ -841,12 +847,7 @@ impl Engine {
                 continue;
             }
             let asset = self.venue.assets.get(symbol)?;
-            let price = self
-                .market
-                .index
-                .get(asset.index.as_str())
-                .map(|p| p.value())
-                .or(asset.usd_peg)?;
+            let price = self.asset_usd(&asset.index, asset.usd_peg)?;
             wallet.others.push(OtherCoin {
                 symbol: asset.symbol.as_str(),
                 amount: held,
@@ -987,17 +988,9 @@ impl Engine {
     fn adl_coin_price(&self, number: usize) -> Option<f64> {
         let coin = self.adl_index.coins.get(number)?;
         let settlement = self.adl_index.settlement.as_ref()?;
-        let price = |index: &str, peg: Option<Decimal>| {
-            self.market
-                .index
-                .get(index)
-                .map(|p| p.value())
-                .or(peg)
-                .map(band_f64)
-        };
         Some(
-            price(coin.index.as_str(), coin.usd_peg)?
-                / price(settlement.index.as_str(), Some(settlement.usd_peg))?,
+            band_f64(self.asset_usd(&coin.index, coin.usd_peg)?)
+                / band_f64(self.asset_usd(&settlement.index, Some(settlement.usd_peg))?),
         )
     }
 
@@ -1137,20 +1130,13 @@ impl Engine {
                 rest += other_coins * (price - other_entry) - settlement.unit;
                 magnitude += other_coins.abs() * (price.abs() + other_entry.abs());
             }
-            let settlement_usd = band_f64(
-                self.market
-                    .index
-                    .get(settlement.index.as_str())
-                    .map_or(settlement.usd_peg, |p| p.value()),
-            );
+            let settlement_usd =
+                band_f64(self.asset_usd(&settlement.index, Some(settlement.usd_peg))?);
             for &(number, coefficient, _) in &wallet.coins {
                 let coin = self.adl_index.coins.get(usize::from(number))?;
                 let value = coefficient * self.adl_coin_price(usize::from(number))?;
                 // A holding beyond its first tier counts at least nothing.
-                let cap = coin.tier_up_to.map_or(f64::INFINITY, |up_to| {
-                    up_to * coin.first_ratio / settlement_usd
-                });
-                let inside = value <= cap * (1.0 - MARGIN);
+                let inside = value <= coin.cap(settlement_usd) * (1.0 - MARGIN);
                 let counted = if coefficient > 0.0 && !inside {
                     0.0
                 } else {
@@ -1261,12 +1247,12 @@ impl Engine {
                 cap,
             }
         };
-        let settlement_usd = self.adl_index.settlement.as_ref().map_or(f64::NAN, |coin| {
-            self.market
-                .index
-                .get(coin.index.as_str())
-                .map_or(band_f64(coin.usd_peg), |p| band_f64(p.value()))
-        });
+        let settlement_usd = self
+            .adl_index
+            .settlement
+            .as_ref()
+            .and_then(|coin| self.asset_usd(&coin.index, Some(coin.usd_peg)))
+            .map_or(f64::NAN, band_f64);
         let moves = Moves {
             contracts: self
                 .adl_index
@@ -1280,11 +1266,11 @@ impl Engine {
             coins: (0..self.adl_index.coins.len())
                 .zip(&self.adl_index.coins)
                 .map(|(number, coin)| {
-                    // The first tier's bound in the settlement coin, at the first ratio.
-                    let cap = coin.tier_up_to.map_or(f64::INFINITY, |up_to| {
-                        up_to * coin.first_ratio / settlement_usd
-                    });
-                    moved(self.adl_coin_price(number), coin.reference, cap)
+                    moved(
+                        self.adl_coin_price(number),
+                        coin.reference,
+                        coin.cap(settlement_usd),
+                    )
                 })
                 .collect(),
         };

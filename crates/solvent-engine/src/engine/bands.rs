@@ -669,12 +669,7 @@ impl Engine {
         {
             return None;
         }
-        let report_usd = self
-            .market
-            .index
-            .get(settlement.index.as_str())
-            .map(|p| p.value())
-            .or(settlement.usd_peg)?;
+        let report_usd = self.asset_usd(&settlement.index, settlement.usd_peg)?;
         let trigger_levels =
             |applies: &dyn Fn(&crate::event::SetAutoTopUp) -> bool| -> Vec<(f64, Decimal)> {
                 account

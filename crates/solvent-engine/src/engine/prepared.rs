@@ -129,6 +129,16 @@ impl Engine {
                 .all(|(symbol, _)| pegged(symbol))
     }
 
+    /// An asset's USD price as the margin report reads it (`MarketView::asset_usd`): its
+    /// index, else its peg; `None` with neither.
+    pub(super) fn asset_usd(&self, index: &str, usd_peg: Option<Decimal>) -> Option<Decimal> {
+        self.market
+            .index
+            .get(index)
+            .map(|price| price.value())
+            .or(usd_peg)
+    }
+
     /// The mark of a perpetual as the margin report reads it: the given mark, else the index.
     pub(super) fn perpetual_mark(&self, instrument: &Instrument) -> Option<Decimal> {
         self.market
