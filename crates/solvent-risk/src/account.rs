@@ -727,6 +727,39 @@ impl<'a> ReportAsset<'a> {
                 what: format!("{amount_usd} USD in {}", self.asset.symbol),
             })
     }
+
+    /// What a balance valued as `valued` adds to the collateral value: its value after the
+    /// haircut tiers in the report currency, rounded down (a credit).
+    fn counted(&self, valued: &collateral::CollateralValue) -> Result<Decimal, RiskError> {
+        Ok(rounding::credit(
+            self.usd_in_report(valued.collateral_value_usd)?,
+            self.decimals,
+        ))
+    }
+}
+
+/// One balance's term of a cross pool's collateral value, as [`build_report`] counts it:
+/// `amount` of `asset` at its index through the venue's haircut tiers, in `report_asset`,
+/// rounded down. The report's `collateral_value` is the sum of these terms over the pool's
+/// balances; a caller that changes one balance and nothing else moves the report's equity by
+/// the change of that balance's term (the engine's liquidation steps, whose fee is such a
+/// change, use it to follow the account's equity between reports).
+///
+/// # Errors
+/// [`RiskError`] when an asset has no price or the figure leaves the report currency's range.
+pub fn balance_collateral_value(
+    view: &MarketView<'_>,
+    report_asset: &Asset,
+    asset: &Asset,
+    amount: Decimal,
+) -> Result<Decimal, RiskError> {
+    let target = ReportAsset {
+        asset: report_asset,
+        decimals: report_asset.precision,
+        usd: view.asset_usd(report_asset)?,
+    };
+    let schedule = view.venue().collateral.get(asset.symbol.as_str());
+    target.counted(&collateral::value(schedule, amount, view.asset_usd(asset)?))
 }
 
 /// The cross pool's collateral, in the report asset, each part rounded toward the venue.
@@ -775,7 +808,7 @@ fn collateral_step(
         let usd_price = view.asset_usd(asset)?;
         let schedule = venue.collateral.get(asset.symbol.as_str());
         let valued = collateral::value(schedule, balance.amount.value(), usd_price);
-        let amount = rounding::credit(to_report(valued.collateral_value_usd)?, decimals);
+        let amount = target.counted(&valued)?;
         collateral_value += amount;
         // The report's own currency is what a withdrawal pays out in, so it counts as cash.
         let cash =

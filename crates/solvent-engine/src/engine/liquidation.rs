@@ -2,6 +2,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use solvent_risk::report::PositionReport;
 
 impl Engine {
     /// Liquidates what is due in account `id` (its `report` as it stands, its isolated
@@ -52,7 +53,13 @@ impl Engine {
             self.liquidate_position(id, name, Pool::Isolated, None, effects);
         }
         if report.state >= AccountState::Liquidating {
-            self.liquidate_cross(id, effects);
+            // The report monitoring read is the account as it stands unless an isolated
+            // position was liquidated since; it is also the cross report the first step needs
+            // outside portfolio mode (where the two details differ only by the attribution of
+            // the requirement to positions, which the choice of the position reads).
+            let known = (isolated_due.is_empty() && report.mode != MarginMode::Portfolio)
+                .then(|| CrossStanding::of(report.clone()));
+            self.liquidate_cross(id, known, effects);
         }
         if let Some(account) = self.accounts.get_mut(id) {
             account.breach = None;
@@ -66,24 +73,47 @@ impl Engine {
     /// Partial and gradual liquidation of the cross pool (DESIGN.md 8.2): close the position that
     /// frees the most maintenance margin per unit of notional, at most a fraction of a large one
     /// per step, until the account is back above the liquidation threshold.
-    /// Each step hands the report it chose its position by to the step, which reads its
-    /// figures before the trade from it rather than from a report made again.
-    pub(super) fn liquidate_cross(&mut self, id: &str, effects: &mut Vec<Effect>) {
+    /// `known`: the account's cross standing as it stands, when the caller has it (checked
+    /// against a fresh report in debug builds, as every standing a step follows). Each step
+    /// hands the standing it chose its position by to the step, which reads its figures before
+    /// the trade from it, and returns the standing after it when it can follow it exactly (see
+    /// [`CrossStanding`]): a report is made only where it cannot.
+    pub(super) fn liquidate_cross(
+        &mut self,
+        id: &str,
+        known: Option<CrossStanding>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let mut known = known;
         for _ in 0..self.config.liquidation.max_steps {
-            let Ok(report) = self.report(id) else {
-                return;
+            let standing = match known.take() {
+                Some(standing) => {
+                    #[cfg(debug_assertions)]
+                    {
+                        let fresh = self.report(id).ok().map(CrossStanding::of);
+                        assert!(
+                            fresh.as_ref().is_some_and(|f| f.same_figures(&standing)),
+                            "{id}: the cross standing known is not the account's: {standing:?} against {fresh:?}"
+                        );
+                    }
+                    standing
+                }
+                None => match self.report(id) {
+                    Ok(report) => CrossStanding::of(report),
+                    Err(_) => return,
+                },
             };
-            if report.state < AccountState::Liquidating {
+            if standing.state < AccountState::Liquidating {
                 return;
             }
-            if report.equity.value() <= Decimal::ZERO {
+            if standing.equity <= Decimal::ZERO {
                 // Bankrupt: partial steps at the mark would only realise the loss into a negative
                 // balance. Close everything, the largest position last, which the insurance fund
                 // covers or, beyond it, is deleveraged at the bankruptcy price.
-                self.close_bankrupt(id, &report, effects);
+                self.close_bankrupt(id, &standing.positions, effects);
                 break;
             }
-            let choice = report
+            let choice = standing
                 .positions
                 .iter()
                 .filter(|p| !p.isolated && !p.size.value().is_zero())
@@ -93,7 +123,7 @@ impl Engine {
                     // requires nothing (a long option far out of the money) frees nothing, but
                     // while it is held the pool's loans cannot be repaid from its collateral
                     // (`cover_deficit`): last.
-                    let rate = |p: &solvent_risk::report::PositionReport| {
+                    let rate = |p: &PositionReport| {
                         if p.value.is_zero() {
                             return if p.maintenance_margin.value() > Decimal::ZERO {
                                 f64::INFINITY
@@ -113,19 +143,20 @@ impl Engine {
             let Some(name) = choice else {
                 break;
             };
-            self.liquidate_position(id, &name, Pool::Cross, Some(&report), effects);
+            known = self.liquidate_position(id, &name, Pool::Cross, Some(&standing), effects);
         }
         self.cover_deficit(id, effects);
     }
 
+    /// Closes every cross position of a bankrupt account (`positions`: its report's), smallest
+    /// value first.
     pub(super) fn close_bankrupt(
         &mut self,
         id: &str,
-        report: &MarginReport,
+        positions: &[PositionReport],
         effects: &mut Vec<Effect>,
     ) {
-        let mut order: Vec<(String, Decimal)> = report
-            .positions
+        let mut order: Vec<(String, Decimal)> = positions
             .iter()
             .filter(|p| !p.isolated)
             .map(|p| (p.instrument.to_string(), p.value.value().abs()))
@@ -165,56 +196,49 @@ impl Engine {
 
     /// One liquidation step of one position: at the mark, vs the market, with the fee to the
     /// insurance fund. A position the insurance fund cannot make whole is deleveraged instead.
-    /// `known`: the account's report as it stands, when the caller has it (checked in debug
-    /// builds); else it is made here, for a cross step only (an isolated step reads none).
+    /// `known`: the account's cross standing as it stands, when the caller has it; else it is
+    /// read from a report here, for a cross step only (an isolated
+    /// step reads none). Returns the cross standing after the step where it is known exactly
+    /// without another report (see [`Self::standing_after_fee`]).
     pub(super) fn liquidate_position(
         &mut self,
         id: &str,
         name: &str,
         pool: Pool,
-        known: Option<&MarginReport>,
+        known: Option<&CrossStanding>,
         effects: &mut Vec<Effect>,
-    ) {
+    ) -> Option<CrossStanding> {
         let isolated = pool == Pool::Isolated;
-        #[cfg(debug_assertions)]
-        if let Some(known) = known {
-            assert_eq!(
-                Some(known),
-                self.report(id).ok().as_ref(),
-                "{id}: the report the caller knew is not the account's"
-            );
-        }
         // The cross pool's figures before the step: whether it is bankrupt, and the
         // maintenance margin the step frees (which caps its fee).
         let before: Option<(bool, Decimal)> = if isolated {
             None
         } else {
-            let figures = |r: &MarginReport| {
-                (
-                    r.equity.value() <= Decimal::ZERO,
-                    r.maintenance_margin.value(),
-                )
-            };
             match known {
-                Some(report) => Some(figures(report)),
-                None => self.report(id).ok().as_ref().map(figures),
+                Some(standing) => Some((
+                    standing.equity <= Decimal::ZERO,
+                    standing.maintenance_margin,
+                )),
+                None => self.report(id).ok().map(|r| {
+                    (
+                        r.equity.value() <= Decimal::ZERO,
+                        r.maintenance_margin.value(),
+                    )
+                }),
             }
         };
-        let Some(position) = self
+        let position = self
             .accounts
             .get(id)
             .and_then(|a| a.positions.get(name))
-            .cloned()
-        else {
-            return;
-        };
+            .cloned()?;
         let instrument = Arc::clone(&position.instrument);
         let Ok(surfaces) = self.surfaces() else {
-            return;
+            return None;
         };
         let view = MarketView::with_surfaces(&self.venue, &self.market, &surfaces);
         let Ok(mark) = view.mark(&instrument) else {
-            return;
+            return None;
         };
         let mark = mark.price;
         let notional_usd = solvent_risk::standard::notional(&instrument, position.size, mark)
@@ -250,7 +274,7 @@ impl Engine {
                     || isolated
             });
         if last && self.deleverage_if_bankrupt(id, &instrument, signed, mark, isolated, effects) {
-            return;
+            return None;
         }
         let maintenance_before = before.map_or(Decimal::ZERO, |(_, maintenance)| maintenance);
         self.trade(
@@ -269,14 +293,13 @@ impl Engine {
         // Nor so much that the step cannot raise health: at most half the share of equity matching
         // the share of maintenance margin the step freed (health then grows by the factor
         // (1 - freed/2) / (1 - freed) per step), so liquidation stays partial and gradual.
-        let cash = self
-            .ledger
-            .balance(&holder, &instrument.settlement)
-            .max(Decimal::ZERO);
+        let balance = self.ledger.balance(&holder, &instrument.settlement);
+        let cash = balance.max(Decimal::ZERO);
+        let after_trade = if isolated { None } else { self.report(id).ok() };
         let cap = if isolated {
             cash
         } else {
-            self.report(id).map_or(Decimal::ZERO, |r| {
+            after_trade.as_ref().map_or(Decimal::ZERO, |r| {
                 if r.settlement_asset != instrument.settlement || maintenance_before.is_zero() {
                     return Decimal::ZERO;
                 }
@@ -318,5 +341,85 @@ impl Engine {
                 LiquidationReason::HealthBelowThreshold
             },
         });
+        after_trade.and_then(|report| {
+            self.standing_after_fee(report, &instrument.settlement, balance, charged)
+        })
+    }
+
+    /// The cross standing after a liquidation fee of `charged` left the wallet's `coin`, whose
+    /// balance was `balance` before it, derived from `report` (the account's report just
+    /// before the fee) without another report, where that is exact: no fee, or a fee that
+    /// leaves its coin at or above zero in an account outside portfolio margin. There the
+    /// requirement reads the wallet only through the margins of loans (coins below zero), and
+    /// the state only through the equity, which moves by the change of the coin's term of the
+    /// collateral value (`balance_collateral_value`, the report's own term). Debug builds check
+    /// the result against a fresh report at the next step.
+    fn standing_after_fee(
+        &self,
+        report: MarginReport,
+        coin: &str,
+        balance: Decimal,
+        charged: Decimal,
+    ) -> Option<CrossStanding> {
+        if charged.is_zero() {
+            return Some(CrossStanding::of(report));
+        }
+        let after = balance - charged;
+        if report.mode == MarginMode::Portfolio
+            || !report.currencies.is_empty()
+            || after < Decimal::ZERO
+        {
+            return None;
+        }
+        let report_asset = self.venue.assets.get(report.settlement_asset.as_str())?;
+        let asset = self.venue.assets.get(coin)?;
+        let surfaces = self.surfaces().ok()?;
+        let view = MarketView::with_surfaces(&self.venue, &self.market, &surfaces);
+        let term = |amount: Decimal| {
+            solvent_risk::account::balance_collateral_value(&view, report_asset, asset, amount).ok()
+        };
+        let equity = report.equity.value() - (term(balance)? - term(after)?);
+        let maintenance_margin = report.maintenance_margin.value();
+        let (_, state) =
+            solvent_risk::report::standing(equity, maintenance_margin, &self.venue.thresholds);
+        Some(CrossStanding {
+            equity,
+            maintenance_margin,
+            state,
+            positions: report.positions,
+        })
+    }
+}
+
+/// What a cross liquidation step reads of its account: the pool's equity, maintenance margin
+/// and state, and its positions' lines (the choice of the position to close). Read from a
+/// margin report, or followed from the report after a step's trade through the step's fee
+/// ([`Engine::standing_after_fee`]), which spares a report per step.
+#[derive(Debug)]
+pub(super) struct CrossStanding {
+    equity: Decimal,
+    maintenance_margin: Decimal,
+    state: AccountState,
+    positions: Vec<PositionReport>,
+}
+
+impl CrossStanding {
+    /// The standing a report gives.
+    pub(super) fn of(report: MarginReport) -> Self {
+        Self {
+            equity: report.equity.value(),
+            maintenance_margin: report.maintenance_margin.value(),
+            state: report.state,
+            positions: report.positions,
+        }
+    }
+
+    /// The same figures as `other` (the debug check of a standing followed without a report).
+    #[cfg(debug_assertions)]
+    fn same_figures(&self, other: &Self) -> bool {
+        self.equity == other.equity
+            && self.maintenance_margin == other.maintenance_margin
+            && self.state == other.state
+            && self.positions == other.positions
     }
 }
