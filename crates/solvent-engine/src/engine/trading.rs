@@ -50,9 +50,12 @@ impl Engine {
         }
         self.check_open_interest(&instrument, id, &counterparty, signed)?;
         let figures_after = self.check_trade_risk(id, &instrument, signed, price, fee)?;
-        if let LedgerAccount::Wallet(other) = &counterparty {
-            self.check_trade_risk(other, &instrument, -signed, price, Decimal::ZERO)?;
-        }
+        let counterparty_after = match &counterparty {
+            LedgerAccount::Wallet(other) => {
+                self.check_trade_risk(other, &instrument, -signed, price, Decimal::ZERO)?
+            }
+            _ => None,
+        };
         // Checked: apply both sides.
         let mut effects = Vec::new();
         self.trade(
@@ -73,9 +76,11 @@ impl Engine {
                 &mut effects,
             );
         }
-        // The pre-trade rule valued the account as the trade leaves it: monitoring takes those
-        // figures unless another account's evaluation came in between (its liquidation could
-        // deleverage this one).
+        // The pre-trade rule valued both accounts as the trade leaves them (each side is booked
+        // against clearing, so neither side's booking moves the other): monitoring takes those
+        // figures. The counterparty is evaluated first; the account's figures stand unless that
+        // evaluation reached beyond the counterparty (its liquidation can deleverage the
+        // account), which only its liquidation effects and money moved can do.
         let known = match &counterparty {
             LedgerAccount::Wallet(other) => {
                 let other = other.clone();
@@ -88,8 +93,18 @@ impl Engine {
                     &mut effects,
                 );
                 self.reindex(&other);
-                self.evaluate(&other, Figures::Reported, &mut effects);
-                None
+                let before = effects.len();
+                self.evaluate_known(&other, Figures::Reported, counterparty_after, &mut effects);
+                let confined = effects[before..].iter().all(|effect| {
+                    matches!(
+                        effect,
+                        Effect::AccountUpdated { .. }
+                            | Effect::StateChanged { .. }
+                            | Effect::MarginCall { .. }
+                            | Effect::LiquidationDeferred { .. }
+                    )
+                });
+                figures_after.filter(|_| confined)
             }
             _ => {
                 self.trade_external(&instrument, -signed, price, &mut effects);
