@@ -322,8 +322,9 @@ impl Engine {
         effects
     }
 
-    /// The checks an answer passes before it moves anything, in order.
-    fn checked_answer(&self, seq: u64, answer: &ClaimAnswer) -> Result<(), Rejection> {
+    /// The first checks of a message from the system shard: its sequence follows the last one
+    /// applied, and its asset is the venue's.
+    fn checked_sequence_and_asset(&self, seq: u64, asset: &str) -> Result<(), Rejection> {
         if let Some(last) = self.last_seq
             && seq <= last
         {
@@ -333,8 +334,14 @@ impl Engine {
             ));
         }
         self.venue
-            .asset(&answer.asset)
+            .asset(asset)
             .map_err(|problem| reject(RejectReason::UnknownAsset, problem))?;
+        Ok(())
+    }
+
+    /// The checks an answer passes before it moves anything, in order.
+    fn checked_answer(&self, seq: u64, answer: &ClaimAnswer) -> Result<(), Rejection> {
+        self.checked_sequence_and_asset(seq, &answer.asset)?;
         if answer.claimed <= Decimal::ZERO
             || answer.covered < Decimal::ZERO
             || answer.covered > answer.claimed
@@ -694,17 +701,7 @@ impl Engine {
 
     /// The checks a socialised share passes before it moves anything, in order.
     fn checked_share(&self, seq: u64, share: &SocialisedShare) -> Result<(), Rejection> {
-        if let Some(last) = self.last_seq
-            && seq <= last
-        {
-            return Err(reject(
-                RejectReason::SequenceNotIncreasing,
-                format!("sequence {seq} after {last}"),
-            ));
-        }
-        self.venue
-            .asset(&share.asset)
-            .map_err(|problem| reject(RejectReason::UnknownAsset, problem))?;
+        self.checked_sequence_and_asset(seq, &share.asset)?;
         if !self.accounts.contains_key(share.account.as_str()) {
             return Err(reject(RejectReason::UnknownAccount, share.account.clone()));
         }

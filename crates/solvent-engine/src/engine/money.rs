@@ -132,15 +132,7 @@ impl Engine {
         effects: &mut Vec<Effect>,
     ) {
         if self.ledger.transfer(from, to, asset, amount).is_ok() {
-            self.touch_holder(from);
-            self.touch_holder(to);
-            effects.push(Effect::TransferApplied {
-                from: from.to_string(),
-                to: to.to_string(),
-                asset: asset.to_owned(),
-                amount: Amount(amount),
-                reason,
-            });
+            self.transferred(from, to, asset, amount, reason, effects);
         }
     }
 
@@ -158,16 +150,30 @@ impl Engine {
         let precision = self.venue.asset(asset).map_or(8, |a| a.precision);
         let rounded = rounding::credit(received, precision);
         if let Ok(Some((from, to, amount))) = self.ledger.settle(counter, holder, asset, rounded) {
-            self.touch_holder(&from);
-            self.touch_holder(&to);
-            effects.push(Effect::TransferApplied {
-                from: from.to_string(),
-                to: to.to_string(),
-                asset: asset.to_owned(),
-                amount: Amount(amount),
-                reason,
-            });
+            self.transferred(&from, &to, asset, amount, reason, effects);
         }
+    }
+
+    /// What follows a transfer the ledger made: both holders noted for the ADL index, and the
+    /// `transfer_applied` effect.
+    fn transferred(
+        &mut self,
+        from: &LedgerAccount,
+        to: &LedgerAccount,
+        asset: &str,
+        amount: Decimal,
+        reason: TransferReason,
+        effects: &mut Vec<Effect>,
+    ) {
+        self.touch_holder(from);
+        self.touch_holder(to);
+        effects.push(Effect::TransferApplied {
+            from: from.to_string(),
+            to: to.to_string(),
+            asset: asset.to_owned(),
+            amount: Amount(amount),
+            reason,
+        });
     }
 
     /// Records that the user account owning ledger account `holder` (its wallet or an
