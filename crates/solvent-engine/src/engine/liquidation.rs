@@ -7,14 +7,14 @@ use solvent_risk::report::PositionReport;
 impl Engine {
     /// Liquidates what is due in account `id` (its `report` as it stands, its isolated
     /// positions at their threshold `isolated_due`) unless a guard defers it. Returns the
-    /// account's report after the liquidation, when one ran (what the caller bands it on).
+    /// account's standing after the liquidation, when one ran (what the caller bands it on).
     pub(super) fn maybe_liquidate(
         &mut self,
         id: &str,
         report: &MarginReport,
         isolated_due: &[String],
         effects: &mut Vec<Effect>,
-    ) -> Option<MarginReport> {
+    ) -> Option<LiquidationStanding> {
         // Any index its figures move with (collateral and settlement coins as well as the
         // positions' underlyings): a stale one would liquidate on an old price.
         let stale = self.accounts.get(id).and_then(|account| {
@@ -52,21 +52,25 @@ impl Engine {
         for name in isolated_due {
             self.liquidate_position(id, name, Pool::Isolated, None, effects);
         }
+        let mut after = None;
         if report.state >= AccountState::Liquidating {
             // The report monitoring read is the account as it stands unless an isolated
             // position was liquidated since; it is also the cross report the first step needs
             // outside portfolio mode (where the two details differ only by the attribution of
             // the requirement to positions, which the choice of the position reads).
             let known = (isolated_due.is_empty() && report.mode != MarginMode::Portfolio)
-                .then(|| CrossStanding::of(report.clone()));
-            self.liquidate_cross(id, known, effects);
+                .then(|| LiquidationStanding::of(report.clone()));
+            after = self.liquidate_cross(id, known, effects);
         }
         if let Some(account) = self.accounts.get_mut(id) {
             account.breach = None;
         }
         self.reindex(id);
-        let after = self.report(id).ok()?;
-        self.track_state(id, &Standing::of(&after), effects);
+        let after = match after {
+            Some(standing) => standing,
+            None => LiquidationStanding::of(self.report(id).ok()?),
+        };
+        self.track_state(id, &after.standing(), effects);
         Some(after)
     }
 
@@ -77,20 +81,21 @@ impl Engine {
     /// against a fresh report in debug builds, as every standing a step follows). Each step
     /// hands the standing it chose its position by to the step, which reads its figures before
     /// the trade from it, and returns the standing after it when it can follow it exactly (see
-    /// [`CrossStanding`]): a report is made only where it cannot.
+    /// [`LiquidationStanding`]): a report is made only where it cannot. Returns the account's
+    /// standing when it is known as the account stands (the liquidation ended on it).
     pub(super) fn liquidate_cross(
         &mut self,
         id: &str,
-        known: Option<CrossStanding>,
+        known: Option<LiquidationStanding>,
         effects: &mut Vec<Effect>,
-    ) {
+    ) -> Option<LiquidationStanding> {
         let mut known = known;
         for _ in 0..self.config.liquidation.max_steps {
             let standing = match known.take() {
                 Some(standing) => {
                     #[cfg(debug_assertions)]
                     {
-                        let fresh = self.report(id).ok().map(CrossStanding::of);
+                        let fresh = self.report(id).ok().map(LiquidationStanding::of);
                         assert!(
                             fresh.as_ref().is_some_and(|f| f.same_figures(&standing)),
                             "{id}: the cross standing known is not the account's: {standing:?} against {fresh:?}"
@@ -99,12 +104,12 @@ impl Engine {
                     standing
                 }
                 None => match self.report(id) {
-                    Ok(report) => CrossStanding::of(report),
-                    Err(_) => return,
+                    Ok(report) => LiquidationStanding::of(report),
+                    Err(_) => return None,
                 },
             };
             if standing.state < AccountState::Liquidating {
-                return;
+                return Some(standing);
             }
             if standing.equity <= Decimal::ZERO {
                 // Bankrupt: partial steps at the mark would only realise the loss into a negative
@@ -146,6 +151,7 @@ impl Engine {
             known = self.liquidate_position(id, &name, Pool::Cross, Some(&standing), effects);
         }
         self.cover_deficit(id, effects);
+        None
     }
 
     /// Closes every cross position of a bankrupt account (`positions`: its report's), smallest
@@ -205,9 +211,9 @@ impl Engine {
         id: &str,
         name: &str,
         pool: Pool,
-        known: Option<&CrossStanding>,
+        known: Option<&LiquidationStanding>,
         effects: &mut Vec<Effect>,
-    ) -> Option<CrossStanding> {
+    ) -> Option<LiquidationStanding> {
         let isolated = pool == Pool::Isolated;
         // The cross pool's figures before the step: whether it is bankrupt, and the
         // maintenance margin the step frees (which caps its fee).
@@ -360,9 +366,9 @@ impl Engine {
         coin: &str,
         balance: Decimal,
         charged: Decimal,
-    ) -> Option<CrossStanding> {
+    ) -> Option<LiquidationStanding> {
         if charged.is_zero() {
-            return Some(CrossStanding::of(report));
+            return Some(LiquidationStanding::of(report));
         }
         let after = balance - charged;
         if report.mode == MarginMode::Portfolio
@@ -380,37 +386,63 @@ impl Engine {
         };
         let equity = report.equity.value() - (term(balance)? - term(after)?);
         let maintenance_margin = report.maintenance_margin.value();
-        let (_, state) =
+        let (health, state) =
             solvent_risk::report::standing(equity, maintenance_margin, &self.venue.thresholds);
-        Some(CrossStanding {
+        Some(LiquidationStanding {
             equity,
+            initial_margin: report.initial_margin.value(),
             maintenance_margin,
+            health,
             state,
+            settlement_asset: report.settlement_asset,
             positions: report.positions,
+            scenario_sides: report.scenario_sides,
         })
     }
 }
 
-/// What a cross liquidation step reads of its account: the pool's equity, maintenance margin
-/// and state, and its positions' lines (the choice of the position to close). Read from a
+/// An account's standing as liquidation follows it: the pool's figures and state, and its
+/// positions' lines (the choice of the position to close, the bands set after it). Read from a
 /// margin report, or followed from the report after a step's trade through the step's fee
 /// ([`Engine::standing_after_fee`]), which spares a report per step.
 #[derive(Debug)]
-pub(super) struct CrossStanding {
+pub(super) struct LiquidationStanding {
     equity: Decimal,
+    initial_margin: Decimal,
     maintenance_margin: Decimal,
+    health: Option<f64>,
     state: AccountState,
+    settlement_asset: CompactString,
     positions: Vec<PositionReport>,
+    scenario_sides: Vec<solvent_risk::portfolio_margin::ScenarioSides>,
 }
 
-impl CrossStanding {
+impl LiquidationStanding {
     /// The standing a report gives.
     pub(super) fn of(report: MarginReport) -> Self {
         Self {
             equity: report.equity.value(),
+            initial_margin: report.initial_margin.value(),
             maintenance_margin: report.maintenance_margin.value(),
+            health: report.health,
             state: report.state,
+            settlement_asset: report.settlement_asset,
             positions: report.positions,
+            scenario_sides: report.scenario_sides,
+        }
+    }
+
+    /// The standing as monitoring reads it.
+    pub(super) fn standing(&self) -> Standing<'_> {
+        Standing {
+            equity: Amount(self.equity),
+            initial_margin: Amount(self.initial_margin),
+            maintenance_margin: Amount(self.maintenance_margin),
+            health: self.health,
+            state: self.state,
+            settlement_asset: &self.settlement_asset,
+            positions: &self.positions,
+            scenario_sides: &self.scenario_sides,
         }
     }
 
@@ -418,8 +450,12 @@ impl CrossStanding {
     #[cfg(debug_assertions)]
     fn same_figures(&self, other: &Self) -> bool {
         self.equity == other.equity
+            && self.initial_margin == other.initial_margin
             && self.maintenance_margin == other.maintenance_margin
+            && self.health == other.health
             && self.state == other.state
+            && self.settlement_asset == other.settlement_asset
             && self.positions == other.positions
+            && self.scenario_sides == other.scenario_sides
     }
 }

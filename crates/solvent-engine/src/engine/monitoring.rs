@@ -1,6 +1,7 @@
 //! Evaluation of an account after anything that can change its figures: state changes, margin
 //! calls, liquidation when due (DESIGN.md 8.1).
 
+use super::liquidation::LiquidationStanding;
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
@@ -103,8 +104,11 @@ impl Engine {
         self.track_state(id, &standing, effects);
         let liquidated = self.maybe_liquidate(id, &report, &isolated_due, effects);
         // Until it is out of danger, an account is re-examined at every price update.
-        let after = liquidated.or_else(|| self.report(id).ok());
-        self.set_bands(id, after.as_ref().map(Standing::of).as_ref());
+        let after = liquidated.or_else(|| self.report(id).ok().map(LiquidationStanding::of));
+        self.set_bands(
+            id,
+            after.as_ref().map(LiquidationStanding::standing).as_ref(),
+        );
     }
 
     /// Notes `id` as examined, when [`Engine::record_examined`] asks for it.
