@@ -710,7 +710,11 @@ struct ReportAsset<'a> {
 
 impl<'a> ReportAsset<'a> {
     fn new(portfolio: &'a Portfolio, view: &MarketView<'_>) -> Result<Self, RiskError> {
-        let asset = &portfolio.settlement_asset;
+        Self::of(&portfolio.settlement_asset, view)
+    }
+
+    /// The report currency `asset`, priced in `view`.
+    fn of(asset: &'a Asset, view: &MarketView<'_>) -> Result<Self, RiskError> {
         Ok(Self {
             asset,
             decimals: asset.precision,
@@ -753,11 +757,7 @@ pub fn balance_collateral_value(
     asset: &Asset,
     amount: Decimal,
 ) -> Result<Decimal, RiskError> {
-    let target = ReportAsset {
-        asset: report_asset,
-        decimals: report_asset.precision,
-        usd: view.asset_usd(report_asset)?,
-    };
+    let target = ReportAsset::of(report_asset, view)?;
     let schedule = view.venue().collateral.get(asset.symbol.as_str());
     target.counted(&collateral::value(schedule, amount, view.asset_usd(asset)?))
 }

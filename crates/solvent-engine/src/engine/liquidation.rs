@@ -203,8 +203,7 @@ impl Engine {
     /// One liquidation step of one position: at the mark, vs the market, with the fee to the
     /// insurance fund. A position the insurance fund cannot make whole is deleveraged instead.
     /// `known`: the account's cross standing as it stands, when the caller has it; else it is
-    /// read from a report here, for a cross step only (an isolated
-    /// step reads none). Returns the cross standing after the step where it is known exactly
+    /// read from a report here, for a cross step only (an isolated step reads none). Returns the cross standing after the step where it is known exactly
     /// without another report (see [`Self::standing_after_fee`]).
     pub(super) fn liquidate_position(
         &mut self,
@@ -221,16 +220,11 @@ impl Engine {
             None
         } else {
             match known {
-                Some(standing) => Some((
-                    standing.equity <= Decimal::ZERO,
-                    standing.maintenance_margin,
-                )),
-                None => self.report(id).ok().map(|r| {
-                    (
-                        r.equity.value() <= Decimal::ZERO,
-                        r.maintenance_margin.value(),
-                    )
-                }),
+                Some(standing) => Some(standing.before_step()),
+                None => self
+                    .report(id)
+                    .ok()
+                    .map(|report| LiquidationStanding::of(report).before_step()),
             }
         };
         let position = self
@@ -430,6 +424,12 @@ impl LiquidationStanding {
             positions: report.positions,
             scenario_sides: report.scenario_sides,
         }
+    }
+
+    /// What a step reads of the pool before its trade: whether it is bankrupt, and its
+    /// maintenance margin (which caps the step's fee).
+    fn before_step(&self) -> (bool, Decimal) {
+        (self.equity <= Decimal::ZERO, self.maintenance_margin)
     }
 
     /// The standing as monitoring reads it.
