@@ -617,14 +617,15 @@ async fn the_feed_drives_a_running_service_into_more_than_one_state() {
     eprintln!("states while the feed ran: {seen:?}; after it: {counts:?}");
     let seen = seen.expect("the view held one state only for two minutes of feed");
     assert!(seen.len() > 1, "{seen:?}");
-    // The same accounts, whatever their states now.
+    // No account lost, whatever its state now (the feed's flow may open accounts after the
+    // first look, so the view can count more, never fewer).
     let total = |counts: &serde_json::Map<String, serde_json::Value>| {
         counts
             .values()
             .map(|n| n.as_u64().unwrap_or(0))
             .sum::<u64>()
     };
-    assert_eq!(total(&seen), total(counts), "{seen:?} against {counts:?}");
+    assert!(total(&seen) <= total(counts), "{seen:?} against {counts:?}");
     running.stop().await.unwrap();
 }
 
