@@ -2,8 +2,8 @@
 //! (`Engine::apply`), for the engine's authors:
 //!
 //! 1. the first `mark_price` of a contract, 0.5% above the index: its holders were valued at the
-//!    index until then; those whose band on the index holds the mark take it as their band on
-//!    the mark, the others are examined (the count is printed);
+//!    index until then, and banded on the mark with the index standing in (each values nothing
+//!    else at the index); those whose band the mark crosses are examined (the count is printed);
 //! 2. an auto-deleveraging in a crowded contract: one account long ETHUSDT at 45x is bankrupt
 //!    after a 3% fall of the ETH index, with an empty insurance fund, against N opposite (short)
 //!    holders, every one in profit: the engine ranks its queue through its ADL index (profit x

@@ -60,12 +60,6 @@ impl AccountBook {
         self.accounts.get(slot as usize).map(Arc::as_ref)
     }
 
-    /// The account in `slot`, to change in a way the ADL index need not see (its filing would
-    /// come out the same): not logged for [`Self::take_changed`].
-    pub(crate) fn by_slot_mut_unlogged(&mut self, slot: u32) -> Option<&mut Account> {
-        self.accounts.get_mut(slot as usize).map(Arc::make_mut)
-    }
-
     /// Records that something the account's figures read outside it changed (its wallet):
     /// for [`Self::take_changed`], as a write of the account would be.
     pub(crate) fn touch(&mut self, id: &str) {

@@ -234,7 +234,8 @@ pub struct Account {
     /// the key of its tolerance there, as registered in `Engine::vol_watch`.
     vol_limits: Vec<(CompactString, u64, bands::BandKey)>,
     /// The contracts with a given mark it holds whose band is not on that mark (inverse,
-    /// options, other settlement): examined at each of their mark updates. Sorted.
+    /// options, other settlement), and the perpetuals awaiting their first mark it keeps on the
+    /// index (see `Engine::band_source`): examined at each of their mark updates. Sorted.
     mark_watched: Vec<CompactString>,
     /// Its cross pool prepared for the measured kernel (see `engine/prepared.rs`), when it
     /// qualifies: a cache of what the rest of the state determines, never hashed. Shared, not
@@ -357,7 +358,8 @@ pub struct Engine {
     instrument_holders: BTreeMap<String, BTreeSet<u32>>,
     /// Safe bands on the indices, by underlying.
     bands: BTreeMap<String, Bands>,
-    /// Safe bands on the given marks of contracts, by contract.
+    /// Safe bands on the marks of contracts, by contract (a perpetual awaiting its first mark
+    /// is banded on it too, its index standing in; see `awaiting_mark`).
     mark_bands: BTreeMap<String, Bands>,
     /// Holders of a contract with a given mark who are not banded on it (see
     /// [`Account::mark_watched`]).
@@ -369,6 +371,12 @@ pub struct Engine {
     coin_indices: Vec<String>,
     /// Holders of an underlying without a band on it yet (examined at its every update).
     unbanded: BTreeMap<String, BTreeSet<u32>>,
+    /// Linear perpetuals settled in a pegged coin that were held before their first mark, with
+    /// the underlying whose index values them until it comes: their holders are banded on the
+    /// contract's mark from the start, the index standing in for it (see
+    /// [`Engine::band_source`]), so the first mark examines only the holders whose band it
+    /// crosses.
+    awaiting_mark: BTreeMap<CompactString, CompactString>,
     /// Per underlying, its option holders registered against snapshots of its smiles with
     /// their volatility tolerance (see `engine/vol_bands.rs`): a smile change examines those
     /// whose tolerance today's distance from their snapshot reaches.
@@ -529,6 +537,7 @@ impl Engine {
             mark_bands: BTreeMap::new(),
             mark_watchers: BTreeMap::new(),
             unbanded: BTreeMap::new(),
+            awaiting_mark: BTreeMap::new(),
             vol_watch: BTreeMap::new(),
             deleveraged: BTreeSet::new(),
             last_seq: None,

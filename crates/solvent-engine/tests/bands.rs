@@ -647,10 +647,11 @@ fn with_marks(lines: &[String], marks: &[(usize, u8, i32)]) -> Vec<String> {
     })
 }
 
-/// The first mark of a contract its holders valued at the index: those whose band on the index
-/// holds the mark take it as their band on the mark, unexamined; those it leaves are examined
-/// at once; later marks and index updates catch every state change at the same event as when
-/// every holder is examined.
+/// The first mark of a contract its holders valued at the index: holders that value nothing
+/// else at the index were banded on the contract's mark from the start, the index standing in
+/// for it; those whose band the move from the index to the mark leaves are examined at once, the
+/// others are not; later marks and index updates catch every state change at the same event as
+/// when every holder is examined.
 #[test]
 fn the_first_mark_of_a_crowded_contract_examines_the_holders_its_gap_can_change() {
     let mut stream = Timed::default();

@@ -353,15 +353,17 @@ impl Engine {
                 (exposure.source, price, price - half, price + half)
             })
             .collect();
-        // Contracts with a given mark whose band is not on it: watched at their every mark.
+        // Contracts with a given mark whose band is not on it, or perpetuals awaiting their
+        // first mark kept on the index (see `band_source`): watched at their every mark.
         let watched: Vec<&str> = account
             .positions
             .values()
             .filter(|p| {
-                self.market.mark.contains_key(p.instrument.name.as_str())
-                    && self.band_source(p) != Source::Mark(&p.instrument.name)
+                let name = p.instrument.name.as_str();
+                (self.market.mark.contains_key(name) || self.awaiting_mark.contains_key(name))
+                    && self.band_source(account, p) != Source::Mark(name)
                     && self
-                        .source_price(self.band_source(p))
+                        .source_price(self.band_source(account, p))
                         .and_then(|price| self.inverse_on_mark(p, price))
                         .is_none()
             })
@@ -514,7 +516,7 @@ impl Engine {
         let mut narrow: Vec<Source<'a>> = Vec::new();
         for position in account.positions.values() {
             let instrument = &position.instrument;
-            let source = self.band_source(position);
+            let source = self.band_source(account, position);
             let price = self.source_price(source).unwrap_or(Decimal::ZERO);
             let (coins, rate) = self.position_sensitivity(position, price);
             match self.inverse_on_mark(position, price) {
@@ -605,30 +607,85 @@ impl Engine {
         exposures
     }
 
-    /// The price a position's band is on: its given mark for a linear perpetual or future settled
-    /// in a pegged asset (valued and margined at the mark alone), else its underlying's index.
-    pub(super) fn band_source<'a>(&self, position: &'a PositionState) -> Source<'a> {
+    /// The price a position of `account` is banded on: the given mark of a linear perpetual or
+    /// future settled in a pegged asset (valued and margined at the mark alone), else its
+    /// underlying's index.
+    ///
+    /// A perpetual held before its first mark is valued at its underlying's index until then.
+    /// When it is all the account values at that index, it is banded on its mark from the start
+    /// ([`Engine::awaiting_mark`]): the index stands in for the mark ([`Self::source_price`]),
+    /// and its updates cross the contract's mark bands as well as the index's
+    /// ([`Self::revalue_crossed`]). The first mark is then an ordinary move of the contract's
+    /// price, from the index to the mark, that examines only the holders whose band it crosses
+    /// ([`Self::first_mark`]). An account that also values something else at the index (an
+    /// option, another contract, a coin) keeps the perpetual on the index until the mark
+    /// comes: the band there is sized by the slopes summed, where opposite ones offset (see
+    /// [`Exposure::coins`]), and once the perpetual moves with its mark the gap between mark and
+    /// index is a move nothing offsets; it watches the mark ([`Account::mark_watched`]), whose
+    /// first update examines it. A future without a mark is valued at more than the index: it
+    /// is banded on the index until its first mark, which examines its every holder.
+    pub(super) fn band_source<'a>(
+        &self,
+        account: &Account,
+        position: &'a PositionState,
+    ) -> Source<'a> {
         let instrument = &position.instrument;
-        let on_mark = instrument.style == Style::Linear
-            && matches!(instrument.terms, Terms::Perpetual | Terms::Future { .. })
-            && self.market.mark.contains_key(instrument.name.as_str())
-            && self
-                .venue
-                .assets
-                .get(&instrument.settlement)
-                .is_some_and(|asset| asset.usd_peg.is_some());
-        if on_mark {
+        if !self.valued_at_mark(instrument) {
+            return Source::Index(&instrument.underlying);
+        }
+        let name = instrument.name.as_str();
+        if self.market.mark.contains_key(name)
+            || (self.awaiting_mark.contains_key(name) && self.alone_on_index(account, instrument))
+        {
             Source::Mark(&instrument.name)
         } else {
             Source::Index(&instrument.underlying)
         }
     }
 
-    /// The current price of a band's source.
+    /// Whether `instrument`, a perpetual awaiting its first mark, is all `account` values at
+    /// its underlying's index: every other position on that underlying is a contract with a
+    /// given mark, and no coin of the wallet is priced by that index.
+    fn alone_on_index(&self, account: &Account, instrument: &Instrument) -> bool {
+        let underlying = instrument.underlying.as_str();
+        account.positions.values().all(|other| {
+            other.instrument.name == instrument.name
+                || other.instrument.underlying != underlying
+                || (self.valued_at_mark(&other.instrument)
+                    && self
+                        .market
+                        .mark
+                        .contains_key(other.instrument.name.as_str()))
+        }) && self.ledger.wallet(&account.id).all(|(symbol, _)| {
+            self.venue
+                .assets
+                .get(symbol)
+                .is_none_or(|asset| asset.index != underlying)
+        })
+    }
+
+    /// Whether `instrument`, once it has a mark, is valued and margined at it alone: a linear
+    /// perpetual or future settled in a pegged asset.
+    pub(super) fn valued_at_mark(&self, instrument: &Instrument) -> bool {
+        instrument.style == Style::Linear
+            && matches!(instrument.terms, Terms::Perpetual | Terms::Future { .. })
+            && self
+                .venue
+                .assets
+                .get(&instrument.settlement)
+                .is_some_and(|asset| asset.usd_peg.is_some())
+    }
+
+    /// The current price of a band's source: an index, a contract's given mark, or, for a
+    /// perpetual awaiting its first mark, its underlying's index, which values it until then.
     pub(super) fn source_price(&self, source: Source<'_>) -> Option<Decimal> {
         match source {
             Source::Index(name) => self.market.index.get(name),
-            Source::Mark(name) => self.market.mark.get(name),
+            Source::Mark(name) => self.market.mark.get(name).or_else(|| {
+                self.awaiting_mark
+                    .get(name)
+                    .and_then(|underlying| self.market.index.get(underlying.as_str()))
+            }),
         }
         .map(|price| price.value())
     }
@@ -790,7 +847,7 @@ impl Engine {
                 equity,
                 line.maintenance_margin.value() * usd_per_report_unit,
             )?;
-            let source = self.band_source(position);
+            let source = self.band_source(account, position);
             let price = self.source_price(source)?;
             let (coins, rate) = self.position_sensitivity(position, price);
             // A coin held as the position's own margin (an inverse contract's) moves its equity
@@ -1115,10 +1172,13 @@ impl Engine {
         let given_mark = self.market.mark.contains_key(instrument.name.as_str());
         match (instrument.style, &instrument.terms) {
             (Style::Linear, Terms::Perpetual | Terms::Future { .. }) => {
+                // Valued at its band's price: its given mark, or the index until it has one
+                // (which stands in for the mark of a perpetual awaiting it, see `band_source`).
                 let valued_at_source = if given_mark {
                     source == Source::Mark(&instrument.name)
                 } else {
                     source == Source::Index(&instrument.underlying)
+                        || source == Source::Mark(&instrument.name)
                 };
                 if pegged && valued_at_source {
                     side(coins)
@@ -1323,6 +1383,15 @@ impl Engine {
             }
             // Holders without a band on this underlying yet are examined too.
             crossed.extend(self.unbanded.get(underlying).into_iter().flatten());
+            // The index stands in for the mark of a perpetual awaiting its first one: its
+            // holders are banded on that mark (see `band_source`).
+            for (contract, valued_at) in &self.awaiting_mark {
+                if valued_at == underlying
+                    && let Some(bands) = self.mark_bands.get(contract.as_str())
+                {
+                    crossed.extend(bands.crossed(price, now_ms));
+                }
+            }
         }
         for (name, price) in marks {
             if let Some(bands) = self.mark_bands.get(*name) {
@@ -1337,143 +1406,46 @@ impl Engine {
         }
     }
 
-    /// The first mark of `instrument`, at `mark`. Until now its holders valued it at its
-    /// underlying's index and were banded there; from now on a linear perpetual settled in a pegged
-    /// coin is valued at its mark and banded on it ([`Self::band_source`]). A holder that values
-    /// nothing else at the index, whose band there holds the mark strictly inside, takes that band
-    /// as its band on the mark, unexamined ([`Self::inherited_mark_band`]); the others are
-    /// examined, in id order, after every inherited band is registered (an examination that
-    /// deleverages an inheriting account re-bands it, which must find its inherited band to
-    /// remove). So the first mark of a crowded contract examines the holders the gap between index
-    /// and mark can change, not all of them (it still visits each holder once, to register its
-    /// band).
+    /// The first mark of `instrument`, at `mark` (already in the market). A perpetual held
+    /// while awaiting it was valued at its underlying's index and banded on its own mark, the
+    /// index standing in (see [`Self::band_source`]): its price moves from the index to the
+    /// mark, and the holders whose band that move crosses are examined, with those waiting
+    /// for a price; the others keep their bands, which hold on the mark as they held on the
+    /// index. So the first mark of a crowded contract costs what the accounts it can change
+    /// cost. Any other contract's holders (a future, an inverse contract, one settled in an
+    /// unpegged coin) valued it otherwise until now and are all examined.
     pub(super) fn first_mark(
         &mut self,
         instrument: &Instrument,
         mark: Decimal,
         effects: &mut Vec<Effect>,
     ) {
-        if self.config.exhaustive_monitoring {
-            self.revalue_holders(Source::Mark(&instrument.name), effects);
+        let name = instrument.name.as_str();
+        let awaited = self.awaiting_mark.remove(name).is_some() && self.valued_at_mark(instrument);
+        if self.config.exhaustive_monitoring || !awaited {
+            self.revalue_holders(Source::Mark(name), effects);
             return;
         }
-        let name = instrument.name.as_str();
-        let mark_key = band_key(band_f64(mark));
-        let holders: Vec<u32> = self
-            .instrument_holders
+        let now_ms = self.now.as_millisecond();
+        let mut examined: Vec<&u32> = self
+            .mark_bands
             .get(name)
             .into_iter()
-            .flatten()
-            .copied()
+            .flat_map(|bands| bands.crossed(mark, now_ms))
             .collect();
-        // Each holder's band is decided and kept in one visit (its account is in cache), and
-        // entered in the mark's band sets after.
-        let mut inherited: Vec<(u32, BandKey, BandKey)> = Vec::new();
-        let mut examined: Vec<u32> = Vec::new();
-        for slot in holders {
-            let band = self
-                .accounts
-                .by_slot(slot)
-                .and_then(|account| self.inherited_mark_band(account, instrument, mark_key));
-            match band {
-                Some(band) => {
-                    inherited.push((slot, band.low_key, band.high_key));
-                    // The inherited band bounds the mark as the index band it copies bounded the
-                    // index, which the holder's ADL filings read until now: they stand.
-                    if let Some(account) = self.accounts.by_slot_mut_unlogged(slot) {
-                        account.bands.push(band);
-                    }
-                }
-                None => examined.push(slot),
-            }
+        if let Some(holders) = self.instrument_holders.get(name) {
+            examined.extend(
+                self.unbanded
+                    .values()
+                    .flatten()
+                    .filter(|slot| holders.contains(slot)),
+            );
         }
-        if !inherited.is_empty() {
-            let bands = match self.mark_bands.get_mut(name) {
-                Some(bands) => bands,
-                None => self.mark_bands.entry(name.to_owned()).or_default(),
-            };
-            for (slot, low, high) in inherited {
-                bands.by_low.insert((low, slot));
-                bands.by_high.insert((high, slot));
-            }
-        }
-        let examined = self.ids_of(examined.iter());
+        // So are the holders that kept it on the index, beside what it offsets there.
+        examined.extend(self.mark_watchers.get(name).into_iter().flatten());
+        let examined = self.ids_of(examined.into_iter());
         for id in examined {
             self.evaluate(&id, Figures::Unreported, effects);
         }
-    }
-
-    /// The band on `instrument`'s first mark (at `mark_key`) that `account` takes from its band
-    /// on the underlying's index, or `None` when it must be examined.
-    ///
-    /// Why the index band holds on the mark: a cross account in standard margin is banded on
-    /// the index with half-width `w` such that `S_u w` stays within its slack, where `S_u`
-    /// sums, over the positions valued at the index, a bound of how fast each one alone moves
-    /// `E - h MM` per dollar of its own price (its equity and its requirement are sums of
-    /// per-position terms, each moved by that position's price only; see
-    /// [`Self::set_bands`]). The perpetual was one of them, valued at the index `P0` the band
-    /// was centred on; valued at its mark from now on, its term moves with the mark, the
-    /// others' with the index. While both stay inside `(P0 - w, P0 + w)`, each term moves by at
-    /// most its share of `S_u w`, so `E - h MM` by at most `S_u w`: the state holds, as it
-    /// did while everything moved with the index. The mark now is inside it, and from here the
-    /// inherited band on the mark and the band on the index are each watched by their own
-    /// updates. An isolated position's band is that of its own health over the same price, so
-    /// it transfers alike.
-    ///
-    /// The slopes summed are each position's own, but the sum lets opposite ones offset (see
-    /// [`Exposure::coins`]): a perpetual hedged on the index by another contract or by a coin
-    /// is not covered by its share once it moves with its mark. So only a holder whose
-    /// perpetual is all it values at the index inherits.
-    ///
-    /// Only where that reasoning was made: not a portfolio-mode account (its requirement is
-    /// not a sum over positions), not one waiting for a price or in danger (no band to take:
-    /// its band is empty, never strictly around a price), not a band that expires (options
-    /// decaying), and only a perpetual whose band moves to its mark: a future without a mark
-    /// is valued at more than the index, and a contract that keeps its band on the index
-    /// (inverse, other settlement) becomes a watcher of the mark, which an examination
-    /// registers.
-    fn inherited_mark_band(
-        &self,
-        account: &Account,
-        instrument: &Instrument,
-        mark_key: BandKey,
-    ) -> Option<Band> {
-        if account.mode == MarginMode::Portfolio
-            || account.unbanded
-            || instrument.terms != Terms::Perpetual
-        {
-            return None;
-        }
-        let position = account.positions.get(instrument.name.as_str())?;
-        if self.band_source(position) != Source::Mark(&instrument.name) {
-            return None;
-        }
-        // Nothing else valued at the index: the band there was sized by the sum of the slopes
-        // of everything on it, where opposite slopes offset (a hedge); once the perpetual moves
-        // with its mark, the gap between mark and index is a move nothing offsets.
-        let underlying = instrument.underlying.as_str();
-        let alone = account.positions.values().all(|other| {
-            other.instrument.name == instrument.name
-                || self.band_source(other) != Source::Index(underlying)
-        }) && self.ledger.wallet(&account.id).all(|(symbol, _)| {
-            self.venue
-                .assets
-                .get(symbol)
-                .is_none_or(|asset| asset.index != underlying)
-        });
-        if !alone {
-            return None;
-        }
-        let on_index = account
-            .bands
-            .iter()
-            .find(|band| band.source.borrowed() == Source::Index(&instrument.underlying))?;
-        (on_index.expires_ms.is_none()
-            && on_index.low_key < mark_key
-            && mark_key < on_index.high_key)
-            .then(|| Band {
-                source: OwnedSource::Mark(instrument.name.as_str().into()),
-                ..on_index.clone()
-            })
     }
 }

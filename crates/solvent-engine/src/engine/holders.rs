@@ -79,6 +79,29 @@ impl Engine {
         let underlyings: Vec<CompactString> =
             underlyings.into_iter().map(CompactString::from).collect();
         let instruments: Vec<CompactString> = account.positions.keys().cloned().collect();
+        // A perpetual's first holder before its first mark: from now on it is banded on the
+        // mark, which the index stands in for until it comes (see `band_source`).
+        let awaiting: Vec<(CompactString, CompactString)> = account
+            .positions
+            .values()
+            .filter(|position| {
+                let instrument = &position.instrument;
+                instrument.terms == Terms::Perpetual
+                    && self.valued_at_mark(instrument)
+                    && !self
+                        .instrument_holders
+                        .contains_key(instrument.name.as_str())
+                    && !self.market.mark.contains_key(instrument.name.as_str())
+            })
+            .map(|position| {
+                let instrument = &position.instrument;
+                (
+                    CompactString::from(instrument.name.as_str()),
+                    CompactString::from(instrument.underlying.as_str()),
+                )
+            })
+            .collect();
+        self.awaiting_mark.extend(awaiting);
         let Some(account) = self.accounts.get_mut(id) else {
             return;
         };

@@ -413,7 +413,8 @@ impl Engine {
                     if instrument.style != Style::Linear {
                         return None;
                     }
-                    slot.linear.push((self.band_source(position), size));
+                    slot.linear
+                        .push((self.band_source(account, position), size));
                     let years = match instrument.terms.expiry() {
                         Some(expiry) => {
                             let expiry_ms = expiry.as_millisecond();

@@ -33,8 +33,9 @@ use crate::ledger::LedgerAccount;
 
 /// Version of the snapshot layout; a snapshot of another version is refused, never guessed at.
 /// 6: instruments carry their price tick (`tick_size`). 7: the venue carries its withdrawal rule
-/// (`withdrawal`).
-pub const SNAPSHOT_FORMAT: u32 = 7;
+/// (`withdrawal`). 8: perpetuals held before their first mark are banded on it
+/// (`awaiting_mark`).
+pub const SNAPSHOT_FORMAT: u32 = 8;
 
 /// Why a snapshot could not be taken or restored.
 #[derive(Debug, thiserror::Error)]
