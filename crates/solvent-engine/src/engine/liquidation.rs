@@ -241,10 +241,14 @@ impl Engine {
             return None;
         };
         let mark = mark.price;
+        // A coin without an index of its own counts at par (read from the market directly: a
+        // missing index here is no error to build and drop at every step).
         let notional_usd = solvent_risk::standard::notional(&instrument, position.size, mark)
-            * view
-                .index(&instrument.settlement, "liquidation")
-                .unwrap_or(Decimal::ONE);
+            * self
+                .market
+                .index
+                .get(instrument.settlement.as_str())
+                .map_or(Decimal::ONE, |price| price.value());
         let params = &self.config.liquidation;
         let bankrupt = before.is_some_and(|(bankrupt, _)| bankrupt);
         let whole = isolated || bankrupt || notional_usd <= params.full_close_notional_usd;
