@@ -393,7 +393,9 @@ fn the_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
 /// scores exactly only those whose own bound reaches it. 1,500 accounts short BTCUSDT at 1-4x from
 /// entries 1% below to 3% above 60,000; four in five also hold ETHUSDT, long or short, at up to
 /// twice their deposit (the rest of their equity is bounded at the ranking's ETH price, which has
-/// moved 2% from the price the index saw first); one account long 15 BTCUSDT at 50x is bankrupt
+/// moved 2% from the price the index saw first); one in three isolates its short with half its
+/// deposit (ranked by its cross equity, which its profit is no part of); one account long 15
+/// BTCUSDT at 50x is bankrupt
 /// when the mark falls 3% with an empty fund. Debug builds check every placed candidate against a
 /// score for every holder (`engine/adl_index.rs`); here the count scored is held, and an engine
 /// restored from a snapshot taken before the fall (which files its accounts from scratch) takes the
@@ -421,6 +423,12 @@ fn a_crowded_contracts_adl_scores_the_head_of_its_queue_not_every_holder() {
             r#""type":"fill","account":"{id}","instrument":"BTCUSDT","side":"sell","size":"{}","price":"{entry}","counterparty":"external""#,
             size.round_dp(3).max(dec!(0.001))
         ));
+        if i % 3 == 0 {
+            bodies.push(format!(
+                r#""type":"set_isolated_margin","account":"{id}","instrument":"BTCUSDT","amount":"{}""#,
+                usdt / 2
+            ));
+        }
         if rng.random_bool(0.8) {
             let side = if rng.random_bool(0.5) { "buy" } else { "sell" };
             let eth_leverage: u32 = rng.random_range(1..=20);

@@ -41,11 +41,17 @@
 //! placed once its score beats every group and member not yet scored. That is exactly the order a
 //! score for every holder gives, found by scoring those whose own bound reaches the queue's head.
 //!
+//! An isolated position is ranked by the account's cross equity, of which its own profit is no
+//! part (its P&L is its pool's): its score is `S^2 m x / R = S m y`, `y = x / r`, with `R` the
+//! cross equity (the wallet and the cross positions; other isolated positions are no terms of
+//! it). It is filed in groups of its own (`GroupKey::isolated`), bounded by `y` where a cross
+//! position's bound takes `h(y)`.
+//!
 //! The bound reads only the account's own positions and wallet and the prices of the ranking,
 //! so it holds at any prices: nothing about an account's filing changes until the account does.
-//! What does not fit (portfolio mode, isolated or inverse positions, options, coins the venue
-//! does not list or price, top-up rules, a contract never priced) is filed as *loose* and
-//! scored at every ranking.
+//! What does not fit (portfolio mode, inverse positions, options, coins the venue does not list
+//! or price, top-up rules, a contract never priced) is filed as *loose* and scored at every
+//! ranking.
 //! Every account written or whose wallet moved is filed again at the end of each event
 //! (`AccountBook::take_changed`), and before a ranking.
 //!
@@ -224,6 +230,9 @@ type Filing = (u16, Option<(GroupKey, Profile)>);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) struct GroupKey {
     long: bool,
+    /// An isolated position: its P&L is its own pool's, not in the equity it is ranked by
+    /// (see the module documentation).
+    isolated: bool,
     size: i32,
     entry: i32,
     rest: SignedBucket,
@@ -268,7 +277,7 @@ impl GroupKey {
             return Some(f64::INFINITY);
         }
         let y = in_profit / rest;
-        let bound = size * mark * (y / (1.0 + y)) * (1.0 + MARGIN);
+        let bound = size * mark * score_shape(self.isolated, y) * (1.0 + MARGIN);
         Some(if bound.is_nan() { f64::INFINITY } else { bound })
     }
 }
@@ -818,7 +827,7 @@ impl Engine {
 
     /// The account's wallet, when the account can be filed in a group at all: a cross account
     /// without top-up rules, holding only linear perpetuals settled in the venue's settlement
-    /// coin, not isolated, whose coins are all the venue's and priced (the settlement coin
+    /// coin (cross or isolated), whose coins are all the venue's and priced (the settlement coin
     /// pegged and above zero).
     fn fileable_wallet(&self, account: &Account) -> Option<FileableWallet<'_>> {
         let coin = self.adl_index.settlement.as_ref()?;
@@ -827,7 +836,7 @@ impl Engine {
             || !account
                 .positions
                 .values()
-                .all(|p| !p.isolated && self.indexed_contract(&p.instrument))
+                .all(|p| self.indexed_contract(&p.instrument))
         {
             return None;
         }
@@ -1012,7 +1021,7 @@ impl Engine {
                 wallet.usd,
             )?)?;
         }
-        for position in account.positions.values() {
+        for position in account.positions.values().filter(|p| !p.isolated) {
             let mark = self.perpetual_mark(&position.instrument)?;
             let pnl = solvent_risk::standard::unrealized_pnl(
                 &position.instrument,
@@ -1057,7 +1066,8 @@ impl Engine {
             })
         };
         for other in account.positions.values() {
-            if other.instrument.name == own.instrument.name {
+            // An isolated position's P&L is its own pool's: no term of the cross equity.
+            if other.instrument.name == own.instrument.name || other.isolated {
                 continue;
             }
             let number = *self.adl_index.numbers.get(other.instrument.name.as_str())?;
@@ -1083,6 +1093,7 @@ impl Engine {
         Some((
             GroupKey {
                 long: own.size > Decimal::ZERO,
+                isolated: own.isolated,
                 size: bucket(coins, LN_SIZE_STEP),
                 entry: bucket(entry, LN_ENTRY_STEP),
                 rest: SignedBucket::of(rest_ratio),
@@ -1121,7 +1132,7 @@ impl Engine {
             let mut rest = wallet.floor - settlement.unit;
             let mut magnitude = wallet.floor.abs();
             for other in account.positions.values() {
-                if other.instrument.name == instrument.name {
+                if other.instrument.name == instrument.name || other.isolated {
                     continue;
                 }
                 let price = band_f64(self.perpetual_mark(&other.instrument)?);
@@ -1152,7 +1163,7 @@ impl Engine {
             }
             let size = coins * (1.0 + MARGIN);
             let y = size * in_profit / rest;
-            let bound = size * mark * (y / (1.0 + y)) * (1.0 + MARGIN);
+            let bound = size * mark * score_shape(own.isolated, y) * (1.0 + MARGIN);
             (!bound.is_nan()).then_some(bound)
         };
         Some(bounded().unwrap_or(f64::INFINITY))
@@ -1331,6 +1342,13 @@ impl Engine {
             },
         )
     }
+}
+
+/// How a score bound grows with `y = x / r` (profit per coin over the rest per coin): `S m`
+/// times `h(y) = y / (1 + y)` for a cross position, whose profit is in the equity it is ranked
+/// by; `S m` times `y` for an isolated one, whose profit is its own pool's (`P N / R`).
+fn score_shape(isolated: bool, y: f64) -> f64 {
+    if isolated { y } else { y / (1.0 + y) }
 }
 
 /// The sign of the positions that take the other side of a bankrupt `side` position.
