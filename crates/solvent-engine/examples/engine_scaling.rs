@@ -18,8 +18,11 @@
 //! first BTCUSDT mark, one later BTCUSDT mark, and the index update that deleverages, and prints
 //! each time with its cost per holder. Building the events is not timed.
 //!
-//! Usage: `engine_scaling [holders,holders,... (10000,100000,1000000)]`. Memory: about 3 GiB at
-//! 1,000,000 holders. Run it through `bench/engine.sh` (release, pinned to one core).
+//! With an isolated share `f` (default 0), a holder in `f` isolates its ETHUSDT short with a
+//! third of its deposit: those are ranked by their cross equity (see `engine/adl_index.rs`).
+//!
+//! Usage: `engine_scaling [holders,holders,... (10000,100000,1000000)] [isolated share (0)]`.
+//! Memory: about 3 GiB at 1,000,000 holders. Run it through `bench/engine.sh` (release, pinned to one core).
 
 use std::time::{Duration, Instant};
 
@@ -31,7 +34,9 @@ use solvent_core::venue::Venue;
 use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
 use solvent_engine::effect::Effect;
-use solvent_engine::event::{Deposit, Event, IndexPrice, MarkPrice, SetLeverage};
+use solvent_engine::event::{
+    Deposit, Event, IndexPrice, MarkPrice, SetIsolatedMargin, SetLeverage,
+};
 use solvent_engine::ledger::EXTERNAL;
 use support::{LEGS, Stream, account_id, cents, fill, index};
 
@@ -53,7 +58,7 @@ fn count(effects: &[Effect], pick: fn(&Effect) -> bool) -> usize {
     effects.iter().filter(|e| pick(e)).count()
 }
 
-fn run(holders: usize) -> Result<(), Box<dyn std::error::Error>> {
+fn run(holders: usize, isolated_share: f64) -> Result<(), Box<dyn std::error::Error>> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
     let venue = Venue::from_toml(path, &std::fs::read_to_string(path)?)?;
     let mut engine = Engine::new(venue, EngineConfig::default());
@@ -79,6 +84,13 @@ fn run(holders: usize) -> Result<(), Box<dyn std::error::Error>> {
             if units > 0 {
                 events.push(fill(&id, EXTERNAL, leg, false, units));
             }
+        }
+        if isolated_share > 0.0 && rng.random::<f64>() < isolated_share {
+            events.push(Event::SetIsolatedMargin(SetIsolatedMargin {
+                account: id.clone(),
+                instrument: LEGS[1].instrument.to_owned(),
+                amount: Amount(cents(collateral / 3.0)),
+            }));
         }
         for event in events {
             rejected += count(&engine.apply(&stream.next(event)), |e| {
@@ -192,8 +204,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .split(',')
         .map(str::parse)
         .collect::<Result<_, _>>()?;
+    let isolated_share: f64 = std::env::args().nth(2).map_or(Ok(0.0), |a| a.parse())?;
     for holders in sizes {
-        run(holders)?;
+        run(holders, isolated_share)?;
     }
     Ok(())
 }

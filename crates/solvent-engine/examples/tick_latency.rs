@@ -18,8 +18,10 @@
 //! Each update's re-examined accounts are counted by the engine (`Engine::evaluations`, the
 //! prepared kernel's and the full report's evaluations); the accounts named in its effects are
 //! printed beside them. Then BTCUSDT gets its first mark, at the index (its holders were valued
-//! there: those whose band holds the mark take it as their band on the mark, the others are
-//! examined), and as many BTCUSDT mark updates as index updates are timed the same way.
+//! there, and banded on the mark with the index standing in where the contract is all they value
+//! at the index: those whose band the mark crosses are examined, with the hedged holders that
+//! kept it on the index), and as many BTCUSDT mark updates as index updates are timed the same
+//! way.
 //!
 //! Usage: `tick_latency [accounts (1000000)] [index updates (4000)] [hot share (0.001)]
 //! [large move min % (0.5)] [large move max % (1.0)] [population: linear | mixed |
