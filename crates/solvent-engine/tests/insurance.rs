@@ -394,8 +394,9 @@ fn the_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
 /// entries 1% below to 3% above 60,000; four in five also hold ETHUSDT, long or short, at up to
 /// twice their deposit (the rest of their equity is bounded at the ranking's ETH price, which has
 /// moved 2% from the price the index saw first); one in three isolates its short with half its
-/// deposit (ranked by its cross equity, which its profit is no part of); one account long 15
-/// BTCUSDT at 50x is bankrupt
+/// deposit (ranked by its cross equity, which its profit is no part of); one in five of those
+/// with more than 10,000 USDT also holds a long BTC call settled in USDC (counted at nothing in
+/// the bound of its rest); one account long 15 BTCUSDT at 50x is bankrupt
 /// when the mark falls 3% with an empty fund. Debug builds check every placed candidate against a
 /// score for every holder (`engine/adl_index.rs`); here the count scored is held, and an engine
 /// restored from a snapshot taken before the fall (which files its accounts from scratch) takes the
@@ -408,6 +409,7 @@ fn a_crowded_contracts_adl_scores_the_head_of_its_queue_not_every_holder() {
         r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned(),
         r#""type":"index_price","underlying":"ETH","price":"3000""#.to_owned(),
         r#""type":"mark_price","instrument":"BTCUSDT","price":"60000""#.to_owned(),
+        r#""type":"vol_surface","underlying":"BTC","expiry":"27DEC26","strikes":[30000,45000,60000,75000,90000],"vols":[0.72,0.64,0.60,0.63,0.68]"#.to_owned(),
     ];
     let holders = 1_500;
     for i in 0..holders {
@@ -423,6 +425,14 @@ fn a_crowded_contracts_adl_scores_the_head_of_its_queue_not_every_holder() {
             r#""type":"fill","account":"{id}","instrument":"BTCUSDT","side":"sell","size":"{}","price":"{entry}","counterparty":"external""#,
             size.round_dp(3).max(dec!(0.001))
         ));
+        if i % 5 == 1 && usdt > 10_000 {
+            bodies.push(format!(
+                r#""type":"deposit","account":"{id}","asset":"USDC","amount":"1500""#
+            ));
+            bodies.push(format!(
+                r#""type":"fill","account":"{id}","instrument":"BTC_USDC-27DEC26-65000-C","side":"buy","size":"0.1","price":"13000","counterparty":"external""#
+            ));
+        }
         if i % 3 == 0 {
             bodies.push(format!(
                 r#""type":"set_isolated_margin","account":"{id}","instrument":"BTCUSDT","amount":"{}""#,

@@ -49,8 +49,11 @@
 //!
 //! The bound reads only the account's own positions and wallet and the prices of the ranking,
 //! so it holds at any prices: nothing about an account's filing changes until the account does.
-//! What does not fit (portfolio mode, inverse positions, options, coins the venue does not list
-//! or price, top-up rules, a contract never priced) is filed as *loose* and scored at every
+//! A long option adds at least nothing to the equity (its value is never below zero): it is
+//! left out of the rest, which stays a lower bound.
+//!
+//! What does not fit (portfolio mode, inverse positions, short options, coins the venue does not
+//! list or price, top-up rules, a contract never priced) is filed as *loose* and scored at every
 //! ranking.
 //! Every account written or whose wallet moved is filed again at the end of each event
 //! (`AccountBook::take_changed`), and before a ranking.
@@ -827,8 +830,8 @@ impl Engine {
 
     /// The account's wallet, when the account can be filed in a group at all: a cross account
     /// without top-up rules, holding only linear perpetuals settled in the venue's settlement
-    /// coin (cross or isolated), whose coins are all the venue's and priced (the settlement coin
-    /// pegged and above zero).
+    /// coin (cross or isolated) and long options, whose coins are all the venue's and priced (the
+    /// settlement coin pegged and above zero).
     fn fileable_wallet(&self, account: &Account) -> Option<FileableWallet<'_>> {
         let coin = self.adl_index.settlement.as_ref()?;
         if account.mode != MarginMode::Cross
@@ -836,7 +839,7 @@ impl Engine {
             || !account
                 .positions
                 .values()
-                .all(|p| self.indexed_contract(&p.instrument))
+                .all(|p| self.indexed_contract(&p.instrument) || worth_at_least_nothing(p))
         {
             return None;
         }
@@ -1009,6 +1012,10 @@ impl Engine {
     /// coin's precision (`PreparedAccount::figures_exact` sums the same terms). `None` for any
     /// other account.
     pub(super) fn filed_equity(&self, account: &Account) -> Option<Decimal> {
+        // An option's value needs its model: the report gives it.
+        if account.positions.values().any(worth_at_least_nothing) {
+            return None;
+        }
         let wallet = self.fileable_wallet(account)?;
         let coin = wallet.coin;
         let mut equity = self.wallet_value(coin, wallet.amount, wallet.usd)?;
@@ -1066,8 +1073,12 @@ impl Engine {
             })
         };
         for other in account.positions.values() {
-            // An isolated position's P&L is its own pool's: no term of the cross equity.
-            if other.instrument.name == own.instrument.name || other.isolated {
+            // An isolated position's P&L is its own pool's: no term of the cross equity. A long
+            // option adds at least nothing to it: left out, the rest is still a lower bound.
+            if other.instrument.name == own.instrument.name
+                || other.isolated
+                || worth_at_least_nothing(other)
+            {
                 continue;
             }
             let number = *self.adl_index.numbers.get(other.instrument.name.as_str())?;
@@ -1132,7 +1143,10 @@ impl Engine {
             let mut rest = wallet.floor - settlement.unit;
             let mut magnitude = wallet.floor.abs();
             for other in account.positions.values() {
-                if other.instrument.name == instrument.name || other.isolated {
+                if other.instrument.name == instrument.name
+                    || other.isolated
+                    || worth_at_least_nothing(other)
+                {
                     continue;
                 }
                 let price = band_f64(self.perpetual_mark(&other.instrument)?);
@@ -1342,6 +1356,13 @@ impl Engine {
             },
         )
     }
+}
+
+/// Whether `position` is a long option: its value, and its contribution to the equity
+/// credited at the report's precision, are never below zero, so a rest that leaves it out is
+/// still a lower bound.
+fn worth_at_least_nothing(position: &PositionState) -> bool {
+    matches!(position.instrument.terms, Terms::Option { .. }) && position.size > Decimal::ZERO
 }
 
 /// How a score bound grows with `y = x / r` (profit per coin over the rest per coin): `S m`
