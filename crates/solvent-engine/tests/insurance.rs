@@ -396,7 +396,8 @@ fn the_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
 /// moved 2% from the price the index saw first); one in three isolates its short with half its
 /// deposit (ranked by its cross equity, which its profit is no part of); one in five of those
 /// with more than 10,000 USDT also holds a long BTC call settled in USDC (counted at nothing in
-/// the bound of its rest); one account long 15 BTCUSDT at 50x is bankrupt
+/// the bound of its rest); one in seven runs in portfolio mode (its equity sums as in cross
+/// mode); one account long 15 BTCUSDT at 50x is bankrupt
 /// when the mark falls 3% with an empty fund. Debug builds check every placed candidate against a
 /// score for every holder (`engine/adl_index.rs`); here the count scored is held, and an engine
 /// restored from a snapshot taken before the fall (which files its accounts from scratch) takes the
@@ -433,13 +434,18 @@ fn a_crowded_contracts_adl_scores_the_head_of_its_queue_not_every_holder() {
                 r#""type":"fill","account":"{id}","instrument":"BTC_USDC-27DEC26-65000-C","side":"buy","size":"0.1","price":"13000","counterparty":"external""#
             ));
         }
-        if i % 3 == 0 {
+        let portfolio_mode = i % 7 == 2 && leverage <= 2;
+        if portfolio_mode {
+            bodies.push(format!(
+                r#""type":"set_margin_mode","account":"{id}","mode":"portfolio""#
+            ));
+        } else if i % 3 == 0 {
             bodies.push(format!(
                 r#""type":"set_isolated_margin","account":"{id}","instrument":"BTCUSDT","amount":"{}""#,
                 usdt / 2
             ));
         }
-        if rng.random_bool(0.8) {
+        if rng.random_bool(0.8) && !portfolio_mode {
             let side = if rng.random_bool(0.5) { "buy" } else { "sell" };
             let eth_leverage: u32 = rng.random_range(1..=20);
             bodies.push(format!(

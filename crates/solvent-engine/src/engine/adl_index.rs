@@ -52,9 +52,11 @@
 //! A long option adds at least nothing to the equity (its value is never below zero): it is
 //! left out of the rest, which stays a lower bound.
 //!
-//! What does not fit (portfolio mode, inverse positions, short options, coins the venue does not
-//! list or price, top-up rules, a contract never priced) is filed as *loose* and scored at every
-//! ranking.
+//! A portfolio-mode account is filed as a cross one: the score reads the equity, which a margin
+//! report sums the same way in either mode.
+//!
+//! What does not fit (inverse positions, short options, coins the venue does not list or price,
+//! top-up rules, a contract never priced) is filed as *loose* and scored at every ranking.
 //! Every account written or whose wallet moved is filed again at the end of each event
 //! (`AccountBook::take_changed`), and before a ranking.
 //!
@@ -828,14 +830,15 @@ impl Engine {
             && instrument.settlement == self.venue.settlement_asset
     }
 
-    /// The account's wallet, when the account can be filed in a group at all: a cross account
+    /// The account's wallet, when the account can be filed in a group at all: an account
     /// without top-up rules, holding only linear perpetuals settled in the venue's settlement
     /// coin (cross or isolated) and long options, whose coins are all the venue's and priced (the
-    /// settlement coin pegged and above zero).
+    /// settlement coin pegged and above zero). In portfolio mode too: the score reads the
+    /// equity, which a margin report sums the same way in either mode (the modes differ in the
+    /// requirement).
     fn fileable_wallet(&self, account: &Account) -> Option<FileableWallet<'_>> {
         let coin = self.adl_index.settlement.as_ref()?;
-        if account.mode != MarginMode::Cross
-            || !account.top_ups.is_empty()
+        if !account.top_ups.is_empty()
             || !account
                 .positions
                 .values()
