@@ -603,3 +603,74 @@ fn a_coin_beyond_its_first_tier_is_ranked_at_its_tiered_value() {
         assert_eq!(got, want, "first {limit}");
     }
 }
+
+/// A long option its report can value only through a smile that expires before it: once the
+/// smile has expired the account's report fails, and the ranking scores the account by a
+/// fallback equity that no filed bound covers, so the ADL index keeps it loose (debug builds
+/// check every placed candidate against a score for every holder, and fail when it is filed).
+/// Forty shorts of BTCUSDT, every fourth also long a 27DEC26 call while BTC's only smile expires
+/// on 2 January; one account long 15 BTCUSDT at 50x is bankrupt when BTC falls 3% on 3 January.
+#[test]
+fn an_option_valued_through_a_smile_that_expires_first_keeps_its_holder_loose() {
+    let mut bodies: Vec<String> = vec![
+        r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned(),
+        r#""type":"mark_price","instrument":"BTCUSDT","price":"60000""#.to_owned(),
+        r#""type":"vol_surface","underlying":"BTC","expiry":"02JAN26","strikes":[30000,45000,60000,75000,90000],"vols":[0.72,0.64,0.60,0.63,0.68]"#.to_owned(),
+    ];
+    for i in 0..40_u32 {
+        let id = format!("s{i:02}");
+        bodies.push(format!(
+            r#""type":"deposit","account":"{id}","asset":"USDT","amount":"20000""#
+        ));
+        bodies.push(format!(
+            r#""type":"fill","account":"{id}","instrument":"BTCUSDT","side":"sell","size":"0.5","price":"{}","counterparty":"external""#,
+            60_000 + 10 * i
+        ));
+        if i % 4 == 0 {
+            bodies.push(format!(
+                r#""type":"deposit","account":"{id}","asset":"USDC","amount":"1500""#
+            ));
+            bodies.push(format!(
+                r#""type":"fill","account":"{id}","instrument":"BTC_USDC-27DEC26-65000-C","side":"buy","size":"0.1","price":"13000","counterparty":"external""#
+            ));
+        }
+    }
+    bodies.extend(
+        [
+            r#""type":"deposit","account":"whale","asset":"USDT","amount":"20000""#,
+            r#""type":"set_leverage","account":"whale","instrument":"BTCUSDT","leverage":"50""#,
+            r#""type":"fill","account":"whale","instrument":"BTCUSDT","side":"buy","size":"15","price":"60000","counterparty":"external""#,
+        ]
+        .map(str::to_owned),
+    );
+    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+    let (mut engine, effects) = play(&refs);
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Rejected { .. })),
+        "{effects:?}"
+    );
+    let mut fell = Vec::new();
+    for (offset, body) in [
+        r#""type":"index_price","underlying":"BTC","price":"58200""#,
+        r#""type":"mark_price","instrument":"BTCUSDT","price":"58200""#,
+    ]
+    .iter()
+    .enumerate()
+    {
+        let seq = bodies.len() + 1 + offset;
+        let line = format!(r#"{{"seq":{seq},"ts":"2026-01-03T09:00:{offset:02}Z",{body}}}"#);
+        fell.extend(engine.apply(&parse_line("fall", seq, &line).unwrap()));
+    }
+    let deleveraged: Vec<&str> = fell
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Adl { counterparty, .. } => Some(counterparty.as_str()),
+            _ => None,
+        })
+        .collect();
+    // Their reports failing, the option holders rank first (the fallback equity), the highest
+    // entry (the largest profit) first.
+    let holders: Vec<String> = (0..10).rev().map(|n| format!("s{:02}", 4 * n)).collect();
+    assert!(deleveraged.len() > holders.len(), "{deleveraged:?}");
+    assert_eq!(deleveraged[..holders.len()], holders, "{deleveraged:?}");
+}

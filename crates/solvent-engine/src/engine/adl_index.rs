@@ -830,19 +830,43 @@ impl Engine {
             && instrument.settlement == self.venue.settlement_asset
     }
 
+    /// Whether a margin report can value option `instrument` until it expires, whatever time
+    /// passes: it has a given mark, or its underlying has an index (which is never taken away)
+    /// and a smile expiring no earlier than the option (smiles are replaced, never removed, and
+    /// the surface keeps every smile not yet expired). Otherwise its account's report may fail
+    /// once the last smile expires, and the ranking then scores it by a fallback equity that no
+    /// filed bound covers: it stays loose.
+    fn valued_while_held(&self, instrument: &Instrument) -> bool {
+        let Terms::Option { expiry, .. } = &instrument.terms else {
+            return false;
+        };
+        if self.market.mark.contains_key(instrument.name.as_str()) {
+            return true;
+        }
+        let underlying = instrument.underlying.as_str();
+        self.market.index.contains_key(underlying)
+            && self.market.vol.get(underlying).is_some_and(|smiles| {
+                smiles.keys().any(|key| {
+                    solvent_core::market::parse_expiry_key(key, self.venue.expiry_time_utc)
+                        .is_ok_and(|smile_expiry| smile_expiry >= *expiry)
+                })
+            })
+    }
+
     /// The account's wallet, when the account can be filed in a group at all: an account
     /// without top-up rules, holding only linear perpetuals settled in the venue's settlement
-    /// coin (cross or isolated) and long options, whose coins are all the venue's and priced (the
+    /// coin (cross or isolated) and long options its report can value for as long as they are
+    /// held ([`Self::valued_while_held`]), whose coins are all the venue's and priced (the
     /// settlement coin pegged and above zero). In portfolio mode too: the score reads the
     /// equity, which a margin report sums the same way in either mode (the modes differ in the
     /// requirement).
     fn fileable_wallet(&self, account: &Account) -> Option<FileableWallet<'_>> {
         let coin = self.adl_index.settlement.as_ref()?;
         if !account.top_ups.is_empty()
-            || !account
-                .positions
-                .values()
-                .all(|p| self.indexed_contract(&p.instrument) || worth_at_least_nothing(p))
+            || !account.positions.values().all(|p| {
+                self.indexed_contract(&p.instrument)
+                    || (worth_at_least_nothing(p) && self.valued_while_held(&p.instrument))
+            })
         {
             return None;
         }
