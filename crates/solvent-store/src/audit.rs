@@ -525,6 +525,14 @@ impl AuditWriter {
             last_missed: Arc::new(AtomicU64::new(0)),
         };
         let status = Arc::new(Mutex::new(AuditStatus::default()));
+        // Where the writer stands against the journal is read now, not when its thread first
+        // runs: an event committed after this returns reaches the writer through its queue,
+        // however late the thread is scheduled (else it would find that event in the journal
+        // and write it from there).
+        let start = open_connection(dir).ok().and_then(|(connection, through)| {
+            let behind = journal_last(&connection).ok()? > through;
+            Some((connection, through, behind))
+        });
         let mut run = Run {
             dir: dir.to_path_buf(),
             venue,
@@ -535,6 +543,7 @@ impl AuditWriter {
             stopped,
             text: String::with_capacity(1024),
             follow: options.follow,
+            start,
         };
         let thread = std::thread::Builder::new()
             .name("journal-audit".to_owned())
@@ -627,13 +636,23 @@ struct Run {
     text: String,
     /// [`AuditOptions::follow`].
     follow: Duration,
+    /// Where the writer starts, read before [`AuditWriter::start_with`] returns: its connection,
+    /// its reach and whether the journal is beyond it. `None` when that read failed: the thread
+    /// reads again, and reports the failure.
+    start: Option<(Connection, Option<u64>, bool)>,
 }
 
 impl Run {
     fn run(&mut self) -> Result<(), StoreError> {
-        let (mut connection, mut through) = open_connection(&self.dir)?;
+        let (mut connection, mut through, mut behind) = match self.start.take() {
+            Some(start) => start,
+            None => {
+                let (connection, through) = open_connection(&self.dir)?;
+                let behind = journal_last(&connection)? > through;
+                (connection, through, behind)
+            }
+        };
         lock(&self.status).effects_through = through;
-        let mut behind = journal_last(&connection)? > through;
         let mut batch: Vec<Queued> = Vec::with_capacity(WRITER_BATCH);
         let mut idle_since = Instant::now();
         // The journal's last event at the last idle look, when it was beyond the reach.
