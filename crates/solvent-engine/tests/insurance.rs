@@ -388,6 +388,14 @@ fn the_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
     }
 }
 
+/// The account the ADL tests bankrupt: 20,000 USDT, long 15 BTCUSDT at 60,000 (900,000 notional,
+/// 50x), so a 3% fall of the mark takes more than its equity.
+const WHALE_LONG_15_BTCUSDT_AT_50X: [&str; 3] = [
+    r#""type":"deposit","account":"whale","asset":"USDT","amount":"20000""#,
+    r#""type":"set_leverage","account":"whale","instrument":"BTCUSDT","leverage":"50""#,
+    r#""type":"fill","account":"whale","instrument":"BTCUSDT","side":"buy","size":"15","price":"60000","counterparty":"external""#,
+];
+
 /// A crowded contract's ADL ranks its queue through the engine's ADL index: it bounds one by one
 /// the holders whose group's bound reaches the head of the queue, not every short in profit, and
 /// scores exactly only those whose own bound reaches it. 1,500 accounts short BTCUSDT at 1-4x from
@@ -456,14 +464,7 @@ fn a_crowded_contracts_adl_scores_the_head_of_its_queue_not_every_holder() {
             ));
         }
     }
-    bodies.extend(
-        [
-            r#""type":"deposit","account":"whale","asset":"USDT","amount":"20000""#,
-            r#""type":"set_leverage","account":"whale","instrument":"BTCUSDT","leverage":"50""#,
-            r#""type":"fill","account":"whale","instrument":"BTCUSDT","side":"buy","size":"15","price":"60000","counterparty":"external""#,
-        ]
-        .map(str::to_owned),
-    );
+    bodies.extend(WHALE_LONG_15_BTCUSDT_AT_50X.map(str::to_owned));
     let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
     let (mut engine, effects) = play(&refs);
     let refused: Vec<&Effect> = effects
@@ -635,14 +636,7 @@ fn an_option_valued_through_a_smile_that_expires_first_keeps_its_holder_loose() 
             ));
         }
     }
-    bodies.extend(
-        [
-            r#""type":"deposit","account":"whale","asset":"USDT","amount":"20000""#,
-            r#""type":"set_leverage","account":"whale","instrument":"BTCUSDT","leverage":"50""#,
-            r#""type":"fill","account":"whale","instrument":"BTCUSDT","side":"buy","size":"15","price":"60000","counterparty":"external""#,
-        ]
-        .map(str::to_owned),
-    );
+    bodies.extend(WHALE_LONG_15_BTCUSDT_AT_50X.map(str::to_owned));
     let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
     let (mut engine, effects) = play(&refs);
     assert!(
