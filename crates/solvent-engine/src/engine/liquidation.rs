@@ -203,8 +203,9 @@ impl Engine {
     /// One liquidation step of one position: at the mark, vs the market, with the fee to the
     /// insurance fund. A position the insurance fund cannot make whole is deleveraged instead.
     /// `known`: the account's cross standing as it stands, when the caller has it; else it is
-    /// read from a report here, for a cross step only (an isolated step reads none). Returns the cross standing after the step where it is known exactly
-    /// without another report (see [`Self::standing_after_fee`]).
+    /// read from a report here, for a cross step only (an isolated step reads none). Returns the
+    /// cross standing after the step where it is known exactly without another report (see
+    /// [`Self::standing_after_fee`]).
     pub(super) fn liquidate_position(
         &mut self,
         id: &str,
