@@ -689,8 +689,15 @@ impl Engine {
         };
         match result {
             Ok(effects) => {
-                let mut all = interest_effects;
-                all.extend(effects);
+                // Interest comes first. Most events book none: their effects are taken as they
+                // are, not copied (a large move's thousands of effects would be moved into fresh
+                // memory again).
+                let mut all = if interest_effects.is_empty() {
+                    effects
+                } else {
+                    interest_effects.extend(effects);
+                    interest_effects
+                };
                 if let Some(booked) = &booked {
                     self.settle_interest(booked, &mut all);
                 }
