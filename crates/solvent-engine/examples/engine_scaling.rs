@@ -21,7 +21,14 @@
 //! With an isolated share `f` (default 0), a holder in `f` isolates its ETHUSDT short with a
 //! third of its deposit: those are ranked by their cross equity (see `engine/adl_index.rs`).
 //!
-//! Usage: `engine_scaling [holders,holders,... (10000,100000,1000000)] [isolated share (0)]`.
+//! With `inverse` as the third argument the crowded contract is the inverse `BTC-PERPETUAL`
+//! (settled in BTC): each holder deposits its collateral in BTC and is short `BTC-PERPETUAL` at
+//! 2-5x (sizes in USD) and nothing else; the bankrupt account holds 0.25 BTC, long 600,000 USD
+//! (40x), and the BTC index falls 3%. The first mark (BTCUSDT, held by nobody then) is no
+//! measure in that mode.
+//!
+//! Usage: `engine_scaling [holders,holders,... (10000,100000,1000000)] [isolated share (0)]
+//! [linear | inverse (linear)]`.
 //! Memory: about 3 GiB at 1,000,000 holders. Run it through `bench/engine.sh` (release, pinned to one core).
 
 use std::time::{Duration, Instant};
@@ -29,13 +36,14 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
+use solvent_core::money::Quantity;
 use solvent_core::money::{Amount, Price};
 use solvent_core::venue::Venue;
 use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
 use solvent_engine::effect::Effect;
 use solvent_engine::event::{
-    Deposit, Event, IndexPrice, MarkPrice, SetIsolatedMargin, SetLeverage,
+    Deposit, Event, Fill, IndexPrice, MarkPrice, SetIsolatedMargin, SetLeverage, Side,
 };
 use solvent_engine::ledger::EXTERNAL;
 use support::{LEGS, Stream, account_id, cents, fill, index};
@@ -58,7 +66,80 @@ fn count(effects: &[Effect], pick: fn(&Effect) -> bool) -> usize {
     effects.iter().filter(|e| pick(e)).count()
 }
 
-fn run(holders: usize, isolated_share: f64) -> Result<(), Box<dyn std::error::Error>> {
+/// The inverse contract of the `inverse` mode, its size step (USD) and the BTC price it opens at.
+const INVERSE: &str = "BTC-PERPETUAL";
+const INVERSE_STEP: f64 = 10.0;
+const BTC_PRICE: f64 = 60_000.0;
+
+/// A fill of `usd` of the inverse contract at `BTC_PRICE`, with a 0.05% taker fee in BTC.
+fn inverse_fill(account: &str, long: bool, usd: Decimal) -> Event {
+    let price = cents(BTC_PRICE);
+    Event::Fill(Fill {
+        account: account.to_owned(),
+        instrument: INVERSE.to_owned(),
+        side: if long { Side::Buy } else { Side::Sell },
+        size: Quantity(usd),
+        price: Price(price),
+        fee: Amount((usd / price * Decimal::new(5, 4)).round_dp(8)),
+        counterparty: EXTERNAL.to_owned(),
+    })
+}
+
+/// A deposit of `amount` of `asset` into `account`.
+fn deposit(account: &str, asset: &str, amount: Decimal) -> Event {
+    Event::Deposit(Deposit {
+        account: account.to_owned(),
+        asset: asset.to_owned(),
+        amount: Amount(amount),
+    })
+}
+
+/// The opening events of holder `id` with `collateral` USD: linear (a USDT deposit, short
+/// BTCUSDT and ETHUSDT, ETHUSDT isolated in `isolated_share`) or inverse (a BTC deposit, short
+/// the inverse contract).
+fn holder_events(
+    id: &str,
+    collateral: f64,
+    rng: &mut ChaCha8Rng,
+    isolated_share: f64,
+    inverse: bool,
+) -> Vec<Event> {
+    if inverse {
+        let leverage = 2.0 + 3.0 * rng.random::<f64>();
+        let steps = (collateral * leverage / INVERSE_STEP).floor().max(1.0) as i64;
+        return vec![
+            deposit(
+                id,
+                "BTC",
+                Decimal::new((collateral / BTC_PRICE * 1e8).round() as i64, 8),
+            ),
+            inverse_fill(id, false, Decimal::from(steps) * Decimal::from(10)),
+        ];
+    }
+    let mut events = vec![deposit(id, "USDT", cents(collateral))];
+    for leg in &LEGS {
+        let leverage = 2.0 + 3.0 * rng.random::<f64>();
+        let units =
+            (collateral * leverage / 2.0 / leg.price * 10f64.powi(leg.scale as i32)).floor() as i64;
+        if units > 0 {
+            events.push(fill(id, EXTERNAL, leg, false, units));
+        }
+    }
+    if isolated_share > 0.0 && rng.random::<f64>() < isolated_share {
+        events.push(Event::SetIsolatedMargin(SetIsolatedMargin {
+            account: id.to_owned(),
+            instrument: LEGS[1].instrument.to_owned(),
+            amount: Amount(cents(collateral / 3.0)),
+        }));
+    }
+    events
+}
+
+fn run(
+    holders: usize,
+    isolated_share: f64,
+    inverse: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
     let venue = Venue::from_toml(path, &std::fs::read_to_string(path)?)?;
     let mut engine = Engine::new(venue, EngineConfig::default());
@@ -72,47 +153,37 @@ fn run(holders: usize, isolated_share: f64) -> Result<(), Box<dyn std::error::Er
     for i in 0..holders {
         let id = account_id(i);
         let collateral = (1_000f64.ln() + rng.random::<f64>() * (50f64.ln())).exp();
-        let mut events = vec![Event::Deposit(Deposit {
-            account: id.clone(),
-            asset: "USDT".to_owned(),
-            amount: Amount(cents(collateral)),
-        })];
-        for leg in &LEGS {
-            let leverage = 2.0 + 3.0 * rng.random::<f64>();
-            let units = (collateral * leverage / 2.0 / leg.price * 10f64.powi(leg.scale as i32))
-                .floor() as i64;
-            if units > 0 {
-                events.push(fill(&id, EXTERNAL, leg, false, units));
-            }
-        }
-        if isolated_share > 0.0 && rng.random::<f64>() < isolated_share {
-            events.push(Event::SetIsolatedMargin(SetIsolatedMargin {
-                account: id.clone(),
-                instrument: LEGS[1].instrument.to_owned(),
-                amount: Amount(cents(collateral / 3.0)),
-            }));
-        }
-        for event in events {
+        for event in holder_events(&id, collateral, &mut rng, isolated_share, inverse) {
             rejected += count(&engine.apply(&stream.next(event)), |e| {
                 matches!(e, Effect::Rejected { .. })
             });
         }
     }
-    // The whale: 10,000 USDT, 150 ETH long at 3,000 (450,000 notional, 45x).
+    // The whale: 10,000 USDT, 150 ETH long at 3,000 (450,000 notional, 45x); or 0.25 BTC, long
+    // 600,000 USD of the inverse contract (40x).
     let eth = &LEGS[1];
-    for event in [
-        Event::Deposit(Deposit {
-            account: WHALE.to_owned(),
-            asset: "USDT".to_owned(),
-            amount: Amount(Decimal::from(10_000)),
-        }),
-        Event::SetLeverage(SetLeverage {
-            account: WHALE.to_owned(),
-            instrument: eth.instrument.to_owned(),
-            leverage: Decimal::from(eth.max_leverage),
-        }),
-        fill(WHALE, EXTERNAL, eth, true, 15_000),
-    ] {
+    let whale = if inverse {
+        vec![
+            deposit(WHALE, "BTC", Decimal::new(25, 2)),
+            Event::SetLeverage(SetLeverage {
+                account: WHALE.to_owned(),
+                instrument: INVERSE.to_owned(),
+                leverage: Decimal::from(45),
+            }),
+            inverse_fill(WHALE, true, Decimal::from(600_000)),
+        ]
+    } else {
+        vec![
+            deposit(WHALE, "USDT", Decimal::from(10_000)),
+            Event::SetLeverage(SetLeverage {
+                account: WHALE.to_owned(),
+                instrument: eth.instrument.to_owned(),
+                leverage: Decimal::from(eth.max_leverage),
+            }),
+            fill(WHALE, EXTERNAL, eth, true, 15_000),
+        ]
+    };
+    for event in whale {
         rejected += count(&engine.apply(&stream.next(event)), |e| {
             matches!(e, Effect::Rejected { .. })
         });
@@ -157,10 +228,15 @@ fn run(holders: usize, isolated_share: f64) -> Result<(), Box<dyn std::error::Er
         "  later mark_price BTCUSDT    {:>12.1} us",
         later.as_secs_f64() * 1e6
     );
-    // ETH falls 3%: the whale is bankrupt; the fund is empty; N shorts are in profit.
+    // ETH (or BTC) falls 3%: the whale is bankrupt; the fund is empty; N shorts are in profit.
     let scored_before = engine.adl_candidates_scored();
     let bounded_before = engine.adl_members_bounded();
-    let (adl, effects) = apply_timed(&mut engine, &mut stream, index(eth, eth.price * 0.97));
+    let fall = if inverse {
+        index(&LEGS[0], BTC_PRICE * 0.97)
+    } else {
+        index(eth, eth.price * 0.97)
+    };
+    let (adl, effects) = apply_timed(&mut engine, &mut stream, fall);
     let scored = engine.adl_candidates_scored() - scored_before;
     let bounded = engine.adl_members_bounded() - bounded_before;
     let adls = count(&effects, |e| matches!(e, Effect::Adl { .. }));
@@ -205,8 +281,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(str::parse)
         .collect::<Result<_, _>>()?;
     let isolated_share: f64 = std::env::args().nth(2).map_or(Ok(0.0), |a| a.parse())?;
+    let inverse = match std::env::args().nth(3).as_deref() {
+        None | Some("linear") => false,
+        Some("inverse") => true,
+        Some(other) => return Err(format!("contract: linear or inverse, not {other:?}").into()),
+    };
     for holders in sizes {
-        run(holders, isolated_share)?;
+        run(holders, isolated_share, inverse)?;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! The ADL index: the holders of each linear perpetual filed by a bound on their ADL score, so
-//! that ranking a crowded contract's queue scores the few accounts that can lead it instead of
-//! every opposite holder in profit.
+//! The ADL index: the holders of each linear perpetual, and of each inverse perpetual settled in
+//! a coin other than the venue's settlement coin, filed by a bound on their ADL score, so that
+//! ranking a crowded contract's queue scores the few accounts that can lead it instead of every
+//! opposite holder in profit.
 //!
 //! The score (`engine/insurance.rs`) is `P N / E`: the position's unrealised profit `P`, its
 //! notional `N` and the account's equity `E`, all at the mark. For a holder of `S` coins of the
@@ -55,8 +56,28 @@
 //! A portfolio-mode account is filed as a cross one: the score reads the equity, which a margin
 //! report sums the same way in either mode.
 //!
-//! What does not fit (inverse positions, short options, coins the venue does not list or price,
-//! top-up rules, a contract never priced) is filed as *loose* and scored at every ranking.
+//! An inverse perpetual of `s` USD at entry `e` gains `P = s (1 / e - 1 / m)` of its coin `C`
+//! at a mark `m`, with notional `N = s / m` in `C`; the report converts each contribution into
+//! the settlement coin at `q`, `C`'s price in it. In reciprocal prices `u = 1 / p` the position
+//! is a linear one of size `s` the other way round (a long gains as `u` falls), so for an
+//! account holding nothing but `C` (`W` of it) and inverse perpetuals settled in `C` (and long
+//! options), with its rest `R_C` read in `C`,
+//!
+//! ```text
+//! score = P N / E <= s x s u / (q (R_C' + s x)) = (s u / q) h(x / r),   x = |1 / e - u|,
+//! r = R_C' / s,   R_C = W ratio + sum_j (-s_j) (u_j - 1 / e_j)
+//! ```
+//!
+//! `R_C'` less a unit of the settlement coin's precision (`unit / q` of `C`) per credited term,
+//! taken at the ranking, where `q` is known. The holding counts at its first collateral ratio
+//! while `W` is inside the first tier: a `Held` term the ranking checks at `C`'s price then.
+//! Such holders are filed in groups keyed as linear ones (sizes in USD, entries and the other
+//! contracts' moves in `u`).
+//!
+//! What does not fit (short options, an inverse holder with another coin or a linear contract,
+//! an inverse contract settled in the settlement coin, isolated inverse positions, coins the
+//! venue does not list or price, top-up rules, a contract never priced) is filed as *loose*
+//! and scored at every ranking.
 //! Every account written or whose wallet moved is filed again at the end of each event
 //! (`AccountBook::take_changed`), and before a ranking.
 //!
@@ -146,6 +167,10 @@ enum Term {
     Contract(u16),
     /// A coin of the wallet other than the settlement coin.
     Coin(u16),
+    /// An inverse holder's holding of its contracts' coin, counted at its first ratio: its
+    /// value in that coin does not move, but it counts so only while inside the coin's first
+    /// tier, which a ranking checks at the coin's price then.
+    Held(u16),
 }
 
 /// One term of a group's rest: what prices it and the bucket of its coefficient over `S`
@@ -175,8 +200,14 @@ struct Move {
 
 /// Every contract's and coin's move at a ranking, by number.
 struct Moves {
+    /// A linear contract's mark against its reference; an inverse one's reciprocal mark.
     contracts: Vec<Move>,
     coins: Vec<Move>,
+    /// Each coin as an inverse holder's holding: no change, its price in the settlement coin
+    /// (`now`) and its cap.
+    held: Vec<Move>,
+    /// One unit of the settlement coin's precision.
+    unit: f64,
 }
 
 /// A coin other than the settlement coin, as the index prices its holdings.
@@ -238,6 +269,11 @@ pub(super) struct GroupKey {
     /// An isolated position: its P&L is its own pool's, not in the equity it is ranked by
     /// (see the module documentation).
     isolated: bool,
+    /// An inverse contract's holders: sizes in USD, entries and moves in reciprocal prices,
+    /// the rest in `coin` (see the module documentation).
+    inverse: bool,
+    /// The inverse contracts' settlement coin, by number (0 for a linear group).
+    coin: u16,
     size: i32,
     entry: i32,
     rest: SignedBucket,
@@ -249,20 +285,38 @@ impl GroupKey {
     /// group's profile and every contract's and coin's move; `None` when no member can be in
     /// profit there.
     fn bound(self, mark: f64, profile: &[OtherTerm], moves: &Moves) -> Option<f64> {
-        let in_profit = if self.long {
-            mark - edge(LN_ENTRY_STEP, self.entry) * (1.0 - MARGIN)
+        // An inverse position is a linear one in reciprocal prices, the other way round: a
+        // long gains as `1 / m` falls below `1 / e`.
+        let price = if self.inverse { 1.0 / mark } else { mark };
+        let gains_as_price_rises = self.long != self.inverse;
+        let in_profit = if gains_as_price_rises {
+            price - edge(LN_ENTRY_STEP, self.entry) * (1.0 - MARGIN)
         } else {
-            edge(LN_ENTRY_STEP, self.entry.saturating_add(1)) * (1.0 + MARGIN) - mark
+            edge(LN_ENTRY_STEP, self.entry.saturating_add(1)) * (1.0 + MARGIN) - price
         };
         if in_profit <= 0.0 {
             return None;
         }
         let size = edge(LN_SIZE_STEP, self.size.saturating_add(1)) * (1.0 + MARGIN);
         let mut rest = self.rest.lower();
+        // The inverse rest is in the coin; each of its terms (the holding, the other contracts
+        // and this one) is credited at the settlement coin's precision, a unit each, worth
+        // `unit / q` of the coin. Every size of the group is at least the bucket's edge.
+        let coin_price = if self.inverse {
+            let price = moves.held.get(usize::from(self.coin))?.now;
+            let least_size = edge(LN_SIZE_STEP, self.size) * (1.0 - MARGIN);
+            #[allow(clippy::cast_precision_loss)]
+            let units = (profile.len() + 2) as f64;
+            rest -= units * moves.unit / (price * least_size) * (1.0 + MARGIN);
+            price
+        } else {
+            1.0
+        };
         for other in profile {
             let moved = match other.source {
                 Term::Contract(number) => moves.contracts.get(usize::from(number)),
                 Term::Coin(number) => moves.coins.get(usize::from(number)),
+                Term::Held(number) => moves.held.get(usize::from(number)),
             };
             let Some(moved) = moved else {
                 return Some(f64::INFINITY);
@@ -282,8 +336,19 @@ impl GroupKey {
             return Some(f64::INFINITY);
         }
         let y = in_profit / rest;
-        let bound = size * mark * score_shape(self.isolated, y) * (1.0 + MARGIN);
-        Some(if bound.is_nan() { f64::INFINITY } else { bound })
+        // The notional is `S m` (settlement coin) for a linear contract, `S / m` (coin) for an
+        // inverse one, whose score's equity is `q` times the rest in the coin.
+        let widen = if self.inverse {
+            (1.0 + MARGIN).powi(2)
+        } else {
+            1.0 + MARGIN
+        };
+        let bound = size * price * score_shape(self.isolated, y) / coin_price * widen;
+        Some(if bound.is_nan() || bound < 0.0 {
+            f64::INFINITY
+        } else {
+            bound
+        })
     }
 }
 
@@ -302,7 +367,7 @@ struct ContractIndex {
     /// The contract, for its price at a ranking.
     instrument: Arc<Instrument>,
     /// The price its holders' P&L as another position is measured from (`p_j`): the first
-    /// price the index saw it at; NaN until it has one.
+    /// price the index saw it at (its reciprocal for an inverse contract); NaN until it has one.
     reference: f64,
     places: HashMap<u32, Place, FixedState>,
     groups: HashMap<GroupKey, Vec<u32>, FixedState>,
@@ -711,6 +776,9 @@ impl Engine {
         // read the references.
         for instrument in &held {
             self.adl_contract_number(instrument);
+            if instrument.style == Style::Inverse {
+                self.adl_coin_number(instrument.settlement.as_str());
+            }
         }
         let settlement = self.venue.settlement_asset.as_str();
         let coins: SmallVec<[CompactString; 2]> = match self.accounts.by_slot(slot) {
@@ -736,9 +804,13 @@ impl Engine {
                         // A contract beyond the index's numbers is ranked by a full scan
                         // (see `indexed_ranking`).
                         let number = *self.adl_index.numbers.get(p.instrument.name.as_str())?;
-                        let group = wallet
-                            .as_ref()
-                            .and_then(|wallet| self.adl_group(account, p, wallet));
+                        let group = if p.instrument.style == Style::Inverse {
+                            self.adl_inverse_group(account, p)
+                        } else {
+                            wallet
+                                .as_ref()
+                                .and_then(|wallet| self.adl_group(account, p, wallet))
+                        };
                         Some((number, group))
                     })
                     .collect()
@@ -817,17 +889,34 @@ impl Engine {
                 .filter(|price| price.is_finite() && *price > 0.0)
             && let Some(contract) = self.adl_index.contracts.get_mut(usize::from(number))
         {
-            contract.reference = price;
+            contract.reference = if instrument.style == Style::Inverse {
+                1.0 / price
+            } else {
+                price
+            };
         }
         Some(number)
     }
 
     /// Whether the index files the holders of `instrument`: a linear perpetual settled in the
-    /// venue's settlement coin.
+    /// venue's settlement coin, or an inverse perpetual settled in another coin.
     fn indexed_contract(&self, instrument: &Instrument) -> bool {
+        self.linear_indexed(instrument) || self.inverse_indexed(instrument)
+    }
+
+    /// A linear perpetual settled in the venue's settlement coin.
+    fn linear_indexed(&self, instrument: &Instrument) -> bool {
         instrument.terms == Terms::Perpetual
             && instrument.style != Style::Inverse
             && instrument.settlement == self.venue.settlement_asset
+    }
+
+    /// An inverse perpetual settled in a coin other than the venue's settlement coin (whose
+    /// price in the settlement coin a ranking reads).
+    fn inverse_indexed(&self, instrument: &Instrument) -> bool {
+        instrument.terms == Terms::Perpetual
+            && instrument.style == Style::Inverse
+            && instrument.settlement != self.venue.settlement_asset
     }
 
     /// Whether a margin report can value option `instrument` until it expires, whatever time
@@ -864,7 +953,7 @@ impl Engine {
         let coin = self.adl_index.settlement.as_ref()?;
         if !account.top_ups.is_empty()
             || !account.positions.values().all(|p| {
-                self.indexed_contract(&p.instrument)
+                self.linear_indexed(&p.instrument)
                     || (worth_at_least_nothing(p) && self.valued_while_held(&p.instrument))
             })
         {
@@ -1132,6 +1221,8 @@ impl Engine {
             GroupKey {
                 long: own.size > Decimal::ZERO,
                 isolated: own.isolated,
+                inverse: false,
+                coin: 0,
                 size: bucket(coins, LN_SIZE_STEP),
                 entry: bucket(entry, LN_ENTRY_STEP),
                 rest: SignedBucket::of(rest_ratio),
@@ -1139,6 +1230,167 @@ impl Engine {
             },
             profile,
         ))
+    }
+
+    /// What an inverse holder's filing reads of its account (see the module documentation):
+    /// the coin `C` its contract settles in, by number, and its holding of it; `None` unless
+    /// the account has no top-up rules, holds only cross inverse perpetuals settled in `C` and
+    /// long options its report can value while held, and its wallet holds nothing but `C`
+    /// (none owed), with the venue's settlement coin pegged.
+    fn inverse_wallet(&self, account: &Account, own: &PositionState) -> Option<(u16, Decimal)> {
+        let coin = own.instrument.settlement.as_str();
+        self.adl_index.settlement.as_ref()?;
+        if own.isolated
+            || !account.top_ups.is_empty()
+            || !account.positions.values().all(|p| {
+                (self.inverse_indexed(&p.instrument)
+                    && p.instrument.settlement == coin
+                    && !p.isolated)
+                    || (worth_at_least_nothing(p) && self.valued_while_held(&p.instrument))
+            })
+        {
+            return None;
+        }
+        let mut held = Decimal::ZERO;
+        for (symbol, amount) in self.ledger.wallet(&account.id) {
+            if symbol != coin || amount < Decimal::ZERO {
+                return None;
+            }
+            held = amount;
+        }
+        Some((*self.adl_index.coin_numbers.get(coin)?, held))
+    }
+
+    /// The group of `account`'s inverse position `own`, but for its profile's number, and that
+    /// profile; `None` when it is loose. In reciprocal prices `u = 1 / p` an inverse position
+    /// of `s` USD at entry `e` gains `s (1 / e - u)` of its coin `C`: the rest is read in `C`,
+    /// `A = W r + sum_j (-s_j) (u_ref_j - 1 / e_j)` with each other contract a term
+    /// `(-s_j) (u_j - u_ref_j)`, and the holding `W` of `C` counted at its first ratio `r` (a
+    /// `Held` term, which a ranking checks against the coin's first tier).
+    fn adl_inverse_group(
+        &self,
+        account: &Account,
+        own: &PositionState,
+    ) -> Option<(GroupKey, Profile)> {
+        let (coin, held) = self.inverse_wallet(account, own)?;
+        let first_ratio = self.adl_index.coins.get(usize::from(coin))?.first_ratio;
+        let size = band_f64(own.size).abs();
+        let entry = band_f64(own.entry);
+        if !(size > 0.0 && entry > 0.0 && size.is_finite() && entry.is_finite()) {
+            return None;
+        }
+        let counted = band_f64(held) * first_ratio;
+        let mut rest = counted;
+        let mut magnitude = counted;
+        let mut profile = Profile::new();
+        if counted > 0.0 {
+            profile.push(OtherTerm {
+                source: Term::Held(coin),
+                ratio: SignedBucket::of(counted / size),
+            });
+        }
+        for other in account.positions.values() {
+            if other.instrument.name == own.instrument.name || worth_at_least_nothing(other) {
+                continue;
+            }
+            let number = *self.adl_index.numbers.get(other.instrument.name.as_str())?;
+            let reference = self.adl_index.contracts.get(usize::from(number))?.reference;
+            let coefficient = -band_f64(other.size);
+            let entry_reciprocal = 1.0 / band_f64(other.entry);
+            rest += coefficient * (reference - entry_reciprocal);
+            magnitude += coefficient.abs() * (reference.abs() + entry_reciprocal.abs());
+            let ratio = coefficient / size;
+            if !ratio.is_finite() {
+                return None;
+            }
+            profile.push(OtherTerm {
+                source: Term::Contract(number),
+                ratio: SignedBucket::of(ratio),
+            });
+        }
+        rest -= MARGIN * magnitude;
+        let rest_ratio = rest / size;
+        // NaN for a contract never priced: loose.
+        if !rest_ratio.is_finite() {
+            return None;
+        }
+        profile.sort_unstable_by_key(|other| other.source);
+        Some((
+            GroupKey {
+                long: own.size > Decimal::ZERO,
+                isolated: false,
+                inverse: true,
+                coin,
+                size: bucket(size, LN_SIZE_STEP),
+                entry: bucket(1.0 / entry, LN_ENTRY_STEP),
+                rest: SignedBucket::of(rest_ratio),
+                profile: 0,
+            },
+            profile,
+        ))
+    }
+
+    /// [`Self::adl_member_bound`] of an inverse position `own` at `mark`, at the prices now:
+    /// the score `P N / E` with `P = s x` and `N = s u` in the coin and `E` the report's equity
+    /// in the settlement coin, at least the holding's credited value, each other contract's P&L
+    /// at `q` (the coin's price in the settlement coin) less a unit, and `P q` less a unit.
+    /// `None` when the position is not in profit at `mark`; infinite when the rest is not known
+    /// positive.
+    fn adl_inverse_member_bound(
+        &self,
+        account: &Account,
+        own: &PositionState,
+        mark: f64,
+    ) -> Option<f64> {
+        let size = band_f64(own.size).abs();
+        let reciprocal = 1.0 / mark;
+        let entry_reciprocal = 1.0 / band_f64(own.entry);
+        let in_profit = if own.size > Decimal::ZERO {
+            entry_reciprocal * (1.0 + MARGIN) - reciprocal
+        } else {
+            reciprocal - entry_reciprocal * (1.0 - MARGIN)
+        };
+        // NaN (a mark of zero) is no profit either.
+        if own.size.is_zero() || in_profit.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+            return None;
+        }
+        let bounded = || -> Option<f64> {
+            let settlement = self.adl_index.settlement.as_ref()?;
+            let (coin, held) = self.inverse_wallet(account, own)?;
+            let coin_price = self.adl_coin_price(usize::from(coin))?;
+            let settlement_usd = self.asset_usd(&settlement.index, Some(settlement.usd_peg))?;
+            let coin_usd = {
+                let coin = self.adl_index.coins.get(usize::from(coin))?;
+                self.asset_usd(&coin.index, coin.usd_peg)?
+            };
+            let symbol = own.instrument.settlement.as_str();
+            let wallet =
+                band_f64(self.coin_value(settlement, symbol, held, coin_usd, settlement_usd)?);
+            // The holding's term, and this position's own, each credited at the precision.
+            let mut rest = wallet - 2.0 * settlement.unit;
+            let mut magnitude = wallet.abs();
+            for other in account.positions.values() {
+                if other.instrument.name == own.instrument.name || worth_at_least_nothing(other) {
+                    continue;
+                }
+                let other_reciprocal = 1.0 / band_f64(self.perpetual_mark(&other.instrument)?);
+                let other_size = band_f64(other.size);
+                let other_entry = 1.0 / band_f64(other.entry);
+                rest +=
+                    other_size * (other_entry - other_reciprocal) * coin_price - settlement.unit;
+                magnitude += other_size.abs() * (other_entry + other_reciprocal) * coin_price;
+            }
+            rest -= MARGIN * magnitude;
+            if rest.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+                return None;
+            }
+            let size = size * (1.0 + MARGIN);
+            let profit = size * in_profit;
+            let bound =
+                profit * size * reciprocal / (rest + profit * coin_price) * (1.0 + MARGIN).powi(2);
+            (bound.is_finite() && bound >= 0.0).then_some(bound)
+        };
+        Some(bounded().unwrap_or(f64::INFINITY))
     }
 
     /// A bound of the ADL score of `account`'s position in `instrument` at `mark` (as `f64`),
@@ -1153,6 +1405,9 @@ impl Engine {
         mark: f64,
     ) -> Option<f64> {
         let own = account.positions.get(instrument.name.as_str())?;
+        if own.instrument.style == Style::Inverse {
+            return self.adl_inverse_member_bound(account, own, mark);
+        }
         let coins = (band_f64(own.size) * band_f64(own.instrument.contract_size)).abs();
         let entry = band_f64(own.entry);
         let in_profit = if own.size > Decimal::ZERO {
@@ -1312,9 +1567,28 @@ impl Engine {
                 .iter()
                 .map(|other| {
                     let now = self.perpetual_mark(&other.instrument).map(band_f64);
+                    let now = if other.instrument.style == Style::Inverse {
+                        now.map(|price| 1.0 / price)
+                    } else {
+                        now
+                    };
                     moved(now, other.reference, f64::INFINITY)
                 })
                 .collect(),
+            held: (0..self.adl_index.coins.len())
+                .zip(&self.adl_index.coins)
+                .map(|(number, coin)| Move {
+                    change: 0.0,
+                    scale: 0.0,
+                    now: self.adl_coin_price(number).unwrap_or(f64::NAN),
+                    cap: coin.cap(settlement_usd),
+                })
+                .collect(),
+            unit: self
+                .adl_index
+                .settlement
+                .as_ref()
+                .map_or(f64::NAN, |coin| coin.unit),
             coins: (0..self.adl_index.coins.len())
                 .zip(&self.adl_index.coins)
                 .map(|(number, coin)| {
