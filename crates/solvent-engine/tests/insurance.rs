@@ -271,6 +271,106 @@ fn ranking_by_reports(
     ranked
 }
 
+/// Plays `bodies` (a crowded contract's holders, one of them about to be bankrupt; nothing
+/// refused), then the `fall` events: the bankrupt account's deficit is deleveraged against the
+/// shorts of `contract` in profit at `price` (more than 1,000 of them), bounding fewer than 1 in
+/// 40 of them one by one and scoring at most two per account deleveraged, beside the `loose`
+/// holders scored at every ranking. An engine restored from a snapshot taken before the fall
+/// (which files its accounts from scratch) takes the same positions from the same accounts.
+fn crowded_fall(bodies: &[String], fall: &[&str], contract: &str, price: Decimal, loose: usize) {
+    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+    let (mut engine, effects) = play(&refs);
+    let refused: Vec<&Effect> = effects
+        .iter()
+        .filter(|e| matches!(e, Effect::Rejected { .. }))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "{} refused, the first {:?}",
+        refused.len(),
+        refused.first()
+    );
+    let mut restored = Engine::restore(&engine.snapshot().unwrap()).unwrap();
+    let seq = bodies.len() + 1;
+    let apply_fall = |engine: &mut Engine| {
+        let mut effects = Vec::new();
+        for (offset, body) in fall.iter().enumerate() {
+            let seq = seq + offset;
+            let line = format!(r#"{{"seq":{seq},"ts":"2026-01-01T09:00:{offset:02}Z",{body}}}"#);
+            effects.extend(engine.apply(&parse_line("fall", seq, &line).unwrap()));
+        }
+        effects
+    };
+    let before = engine.adl_candidates_scored();
+    let bounded_before = engine.adl_members_bounded();
+    let fell = apply_fall(&mut engine);
+    let deleveraged = fell
+        .iter()
+        .filter(|e| matches!(e, Effect::Adl { .. }))
+        .count();
+    assert!(deleveraged > 0, "the deficit is deleveraged");
+    let scored = engine.adl_candidates_scored() - before;
+    let bounded = engine.adl_members_bounded() - bounded_before;
+    let in_profit = engine
+        .accounts()
+        .values()
+        .filter(|a| {
+            a.positions
+                .get(contract)
+                .is_some_and(|p| p.size < Decimal::ZERO && p.entry > price)
+        })
+        .count();
+    assert!(in_profit > 1_000, "{in_profit} shorts in profit");
+    assert!(
+        bounded * 40 < in_profit as u64,
+        "{bounded} candidates bounded for {deleveraged} deleveraged among {in_profit} shorts in profit"
+    );
+    assert!(
+        scored <= (2 * deleveraged + loose) as u64,
+        "{scored} candidates scored for {deleveraged} deleveraged ({loose} loose holders)"
+    );
+    assert_eq!(
+        fell,
+        apply_fall(&mut restored),
+        "the restored engine deleverages the same way"
+    );
+    assert_eq!(engine.state_hash(), restored.state_hash());
+}
+
+/// Compares the engine's ADL queue of each contract of `contracts`, for both sides and at each
+/// of its marks, with the one full margin reports give, whole and as its first 1, 3 and 7;
+/// returns how many candidates were compared.
+fn assert_ranked_as_reports(
+    engine: &Engine,
+    seed: u64,
+    contracts: &[(&str, [Decimal; 3])],
+) -> usize {
+    use solvent_core::money::PositionSide;
+    let mut compared = 0;
+    for (instrument, marks) in contracts {
+        for side in [PositionSide::Long, PositionSide::Short] {
+            for mark in marks {
+                let expected = ranking_by_reports(engine, instrument, side, *mark);
+                for limit in [1, 3, 7, usize::MAX] {
+                    let got: Vec<(String, f64, Decimal)> = engine
+                        .adl_candidates(instrument, side, *mark, limit)
+                        .unwrap()
+                        .into_iter()
+                        .map(|c| (c.account.to_string(), c.score, c.size))
+                        .collect();
+                    let want: Vec<_> = expected.iter().take(limit).cloned().collect();
+                    assert_eq!(
+                        got, want,
+                        "seed {seed}, {instrument} {side:?} at {mark}, first {limit}"
+                    );
+                }
+                compared += expected.len();
+            }
+        }
+    }
+    compared
+}
+
 /// On random populations (cross accounts in USDT, some also holding BTC, some at a chosen
 /// leverage, long or short BTCUSDT and ETHUSDT; prices moved so monitoring prepares the cross
 /// pools it can), the engine's ADL ranking is the one full margin reports give, whole and
@@ -278,7 +378,6 @@ fn ranking_by_reports(
 #[test]
 fn the_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
     use rand::{Rng, SeedableRng};
-    use solvent_core::money::PositionSide;
     for seed in 0..4u64 {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut bodies: Vec<String> = vec![
@@ -356,31 +455,14 @@ fn the_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
             engine.evaluations().prepared > 0,
             "seed {seed}: no cross pool was prepared, the prepared equity goes untested"
         );
-        let mut compared = 0;
-        for (instrument, marks) in [
-            ("BTCUSDT", [dec!(58500), dec!(60100), dec!(61700)]),
-            ("ETHUSDT", [dec!(2920), dec!(3005), dec!(3090)]),
-        ] {
-            for side in [PositionSide::Long, PositionSide::Short] {
-                for mark in marks {
-                    let expected = ranking_by_reports(&engine, instrument, side, mark);
-                    for limit in [1, 3, 7, usize::MAX] {
-                        let got: Vec<(String, f64, Decimal)> = engine
-                            .adl_candidates(instrument, side, mark, limit)
-                            .unwrap()
-                            .into_iter()
-                            .map(|c| (c.account.to_string(), c.score, c.size))
-                            .collect();
-                        let want: Vec<_> = expected.iter().take(limit).cloned().collect();
-                        assert_eq!(
-                            got, want,
-                            "seed {seed}, {instrument} {side:?} at {mark}, first {limit}"
-                        );
-                    }
-                    compared += expected.len();
-                }
-            }
-        }
+        let compared = assert_ranked_as_reports(
+            &engine,
+            seed,
+            &[
+                ("BTCUSDT", [dec!(58500), dec!(60100), dec!(61700)]),
+                ("ETHUSDT", [dec!(2920), dec!(3005), dec!(3090)]),
+            ],
+        );
         assert!(
             compared > 100,
             "seed {seed}: only {compared} candidates compared"
@@ -465,77 +547,17 @@ fn a_crowded_contracts_adl_scores_the_head_of_its_queue_not_every_holder() {
         }
     }
     bodies.extend(WHALE_LONG_15_BTCUSDT_AT_50X.map(str::to_owned));
-    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
-    let (mut engine, effects) = play(&refs);
-    let refused: Vec<&Effect> = effects
-        .iter()
-        .filter(|e| matches!(e, Effect::Rejected { .. }))
-        .collect();
-    assert!(
-        refused.is_empty(),
-        "{} refused, the first {:?}",
-        refused.len(),
-        refused.first()
-    );
-    let mut restored = Engine::restore(&engine.snapshot().unwrap()).unwrap();
-    let fall = |engine: &mut Engine, seq: usize| {
-        let mut effects = Vec::new();
-        for (offset, body) in [
+    crowded_fall(
+        &bodies,
+        &[
             r#""type":"index_price","underlying":"ETH","price":"3060""#,
             r#""type":"index_price","underlying":"BTC","price":"58200""#,
             r#""type":"mark_price","instrument":"BTCUSDT","price":"58200""#,
-        ]
-        .iter()
-        .enumerate()
-        {
-            let seq = seq + offset;
-            let line = format!(r#"{{"seq":{seq},"ts":"2026-01-01T09:00:{offset:02}Z",{body}}}"#);
-            effects.extend(engine.apply(&parse_line("fall", seq, &line).unwrap()));
-        }
-        effects
-    };
-    let before = engine.adl_candidates_scored();
-    let bounded_before = engine.adl_members_bounded();
-    let seq = bodies.len() + 1;
-    let fell = fall(&mut engine, seq);
-    let deleveraged: Vec<(String, Decimal)> = fell
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Adl {
-                counterparty, size, ..
-            } => Some((counterparty.clone(), size.value())),
-            _ => None,
-        })
-        .collect();
-    assert!(
-        !deleveraged.is_empty(),
-        "the whale's deficit is deleveraged"
+        ],
+        "BTCUSDT",
+        dec!(58200),
+        0,
     );
-    let scored = engine.adl_candidates_scored() - before;
-    let bounded = engine.adl_members_bounded() - bounded_before;
-    let in_profit = engine
-        .accounts()
-        .values()
-        .filter(|a| {
-            a.positions
-                .get("BTCUSDT")
-                .is_some_and(|p| p.size < Decimal::ZERO && p.entry > dec!(58200))
-        })
-        .count();
-    assert!(in_profit > 1_000, "{in_profit} shorts in profit");
-    assert!(
-        bounded * 40 < in_profit as u64,
-        "{bounded} candidates bounded for {} deleveraged among {in_profit} shorts in profit",
-        deleveraged.len()
-    );
-    assert!(
-        scored <= 2 * deleveraged.len() as u64,
-        "{scored} candidates scored for {} deleveraged",
-        deleveraged.len()
-    );
-    let refell = fall(&mut restored, seq);
-    assert_eq!(fell, refell, "the restored engine deleverages the same way");
-    assert_eq!(engine.state_hash(), restored.state_hash());
 }
 
 /// A coin beyond its first collateral tier is not valued at the first ratio when the ADL index
@@ -681,7 +703,6 @@ const LIST_BTCUSD_INVERSE: &str = r#""type":"list_instrument","name":"BTCUSD-INV
 #[test]
 fn the_inverse_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
     use rand::{Rng, SeedableRng};
-    use solvent_core::money::PositionSide;
     for seed in 0..4u64 {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut bodies: Vec<String> = vec![
@@ -745,31 +766,14 @@ fn the_inverse_adl_ranking_is_the_one_full_reports_give_on_random_populations() 
             .filter(|e| matches!(e, Effect::Rejected { .. }))
             .count();
         assert!(refused < 30, "seed {seed}: {refused} events refused");
-        let mut compared = 0;
-        for (instrument, marks) in [
-            ("BTC-PERPETUAL", [dec!(58500), dec!(60000), dec!(61700)]),
-            ("BTCUSD-INVERSE", [dec!(58600), dec!(60120), dec!(61800)]),
-        ] {
-            for side in [PositionSide::Long, PositionSide::Short] {
-                for mark in marks {
-                    let expected = ranking_by_reports(&engine, instrument, side, mark);
-                    for limit in [1, 3, 7, usize::MAX] {
-                        let got: Vec<(String, f64, Decimal)> = engine
-                            .adl_candidates(instrument, side, mark, limit)
-                            .unwrap()
-                            .into_iter()
-                            .map(|c| (c.account.to_string(), c.score, c.size))
-                            .collect();
-                        let want: Vec<_> = expected.iter().take(limit).cloned().collect();
-                        assert_eq!(
-                            got, want,
-                            "seed {seed}, {instrument} {side:?} at {mark}, first {limit}"
-                        );
-                    }
-                    compared += expected.len();
-                }
-            }
-        }
+        let compared = assert_ranked_as_reports(
+            &engine,
+            seed,
+            &[
+                ("BTC-PERPETUAL", [dec!(58500), dec!(60000), dec!(61700)]),
+                ("BTCUSD-INVERSE", [dec!(58600), dec!(60120), dec!(61800)]),
+            ],
+        );
         assert!(
             compared > 100,
             "seed {seed}: only {compared} candidates compared"
@@ -834,76 +838,15 @@ fn a_crowded_inverse_contracts_adl_scores_the_head_of_its_queue_not_every_holder
         ]
         .map(str::to_owned),
     );
-    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
-    let (mut engine, effects) = play(&refs);
-    let refused: Vec<&Effect> = effects
-        .iter()
-        .filter(|e| matches!(e, Effect::Rejected { .. }))
-        .collect();
-    assert!(
-        refused.is_empty(),
-        "{} refused, the first {:?}",
-        refused.len(),
-        refused.first()
-    );
-    let mut restored = Engine::restore(&engine.snapshot().unwrap()).unwrap();
-    let fall = |engine: &mut Engine, seq: usize| {
-        let mut effects = Vec::new();
-        for (offset, body) in [
+    crowded_fall(
+        &bodies,
+        &[
             r#""type":"index_price","underlying":"BTC","price":"58200""#,
             r#""type":"mark_price","instrument":"BTCUSD-INVERSE","price":"58230""#,
             r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"58200""#,
-        ]
-        .iter()
-        .enumerate()
-        {
-            let seq = seq + offset;
-            let line = format!(r#"{{"seq":{seq},"ts":"2026-01-01T09:00:{offset:02}Z",{body}}}"#);
-            effects.extend(engine.apply(&parse_line("fall", seq, &line).unwrap()));
-        }
-        effects
-    };
-    let before = engine.adl_candidates_scored();
-    let bounded_before = engine.adl_members_bounded();
-    let seq = bodies.len() + 1;
-    let fell = fall(&mut engine, seq);
-    let deleveraged: Vec<(String, Decimal)> = fell
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Adl {
-                counterparty, size, ..
-            } => Some((counterparty.clone(), size.value())),
-            _ => None,
-        })
-        .collect();
-    assert!(
-        !deleveraged.is_empty(),
-        "the whale's deficit is deleveraged"
+        ],
+        "BTC-PERPETUAL",
+        dec!(58200),
+        loose.len(),
     );
-    let scored = engine.adl_candidates_scored() - before;
-    let bounded = engine.adl_members_bounded() - bounded_before;
-    let in_profit = engine
-        .accounts()
-        .values()
-        .filter(|a| {
-            a.positions
-                .get("BTC-PERPETUAL")
-                .is_some_and(|p| p.size < Decimal::ZERO && p.entry > dec!(58200))
-        })
-        .count();
-    assert!(in_profit > 1_000, "{in_profit} shorts in profit");
-    assert!(
-        bounded * 40 < in_profit as u64,
-        "{bounded} candidates bounded for {} deleveraged among {in_profit} shorts in profit",
-        deleveraged.len()
-    );
-    assert!(
-        scored <= (2 * deleveraged.len() + loose.len()) as u64,
-        "{scored} candidates scored for {} deleveraged ({} loose holders)",
-        deleveraged.len(),
-        loose.len()
-    );
-    let refell = fall(&mut restored, seq);
-    assert_eq!(fell, refell, "the restored engine deleverages the same way");
-    assert_eq!(engine.state_hash(), restored.state_hash());
 }

@@ -1211,25 +1211,17 @@ impl Engine {
         }
         // The position's own contribution is credited at the precision too.
         rest -= unit + MARGIN * magnitude;
-        let rest_ratio = rest / coins;
-        // NaN for a contract or coin never priced: loose.
-        if !rest_ratio.is_finite() {
-            return None;
-        }
-        profile.sort_unstable_by_key(|other| other.source);
-        Some((
-            GroupKey {
-                long: own.size > Decimal::ZERO,
-                isolated: own.isolated,
-                inverse: false,
-                coin: 0,
-                size: bucket(coins, LN_SIZE_STEP),
-                entry: bucket(entry, LN_ENTRY_STEP),
-                rest: SignedBucket::of(rest_ratio),
-                profile: 0,
-            },
-            profile,
-        ))
+        let key = GroupKey {
+            long: own.size > Decimal::ZERO,
+            isolated: own.isolated,
+            inverse: false,
+            coin: 0,
+            size: bucket(coins, LN_SIZE_STEP),
+            entry: bucket(entry, LN_ENTRY_STEP),
+            rest: SignedBucket::of(0.0),
+            profile: 0,
+        };
+        filed(key, rest / coins, profile)
     }
 
     /// What an inverse holder's filing reads of its account (see the module documentation):
@@ -1309,25 +1301,17 @@ impl Engine {
             });
         }
         rest -= MARGIN * magnitude;
-        let rest_ratio = rest / size;
-        // NaN for a contract never priced: loose.
-        if !rest_ratio.is_finite() {
-            return None;
-        }
-        profile.sort_unstable_by_key(|other| other.source);
-        Some((
-            GroupKey {
-                long: own.size > Decimal::ZERO,
-                isolated: false,
-                inverse: true,
-                coin,
-                size: bucket(size, LN_SIZE_STEP),
-                entry: bucket(1.0 / entry, LN_ENTRY_STEP),
-                rest: SignedBucket::of(rest_ratio),
-                profile: 0,
-            },
-            profile,
-        ))
+        let key = GroupKey {
+            long: own.size > Decimal::ZERO,
+            isolated: false,
+            inverse: true,
+            coin,
+            size: bucket(size, LN_SIZE_STEP),
+            entry: bucket(1.0 / entry, LN_ENTRY_STEP),
+            rest: SignedBucket::of(0.0),
+            profile: 0,
+        };
+        filed(key, rest / size, profile)
     }
 
     /// [`Self::adl_member_bound`] of an inverse position `own` at `mark`, at the prices now:
@@ -1657,6 +1641,22 @@ impl Engine {
             },
         )
     }
+}
+
+/// `key` with the bucket of its rest per size, `rest_ratio`, and `profile` in the order of its
+/// sources; `None` (loose) when the ratio is not finite: a contract or coin never priced.
+fn filed(key: GroupKey, rest_ratio: f64, mut profile: Profile) -> Option<(GroupKey, Profile)> {
+    if !rest_ratio.is_finite() {
+        return None;
+    }
+    profile.sort_unstable_by_key(|other| other.source);
+    Some((
+        GroupKey {
+            rest: SignedBucket::of(rest_ratio),
+            ..key
+        },
+        profile,
+    ))
 }
 
 /// Whether `position` is a long option: its value, and its contribution to the equity
