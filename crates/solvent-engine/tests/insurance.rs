@@ -13,7 +13,7 @@ use rust_decimal_macros::dec;
 use solvent_core::venue::Venue;
 use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
-use solvent_engine::effect::{DeficitResolution, Effect};
+use solvent_engine::effect::{DeficitResolution, Effect, TransferReason};
 use solvent_engine::event::parse_line;
 use solvent_engine::ledger::LedgerAccount;
 
@@ -371,10 +371,35 @@ fn assert_ranked_as_reports(
     compared
 }
 
+/// How many automated top-ups moved money in `effects`.
+fn topped_up(effects: &[Effect]) -> usize {
+    effects
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Effect::TransferApplied {
+                    reason: TransferReason::TopUp,
+                    ..
+                }
+            )
+        })
+        .count()
+}
+
+/// An automated top-up of `id`'s cross pool from outside below health 99 (up to 100, 300 at a
+/// time): it moves money whenever monitoring examines the account.
+fn top_up_from_outside(id: &str) -> String {
+    format!(
+        r#""type":"set_auto_top_up","account":"{id}","source":"external","trigger_health":"99","target_health":"100","per_event_cap":"300","per_day_cap":"100000""#
+    )
+}
+
 /// On random populations (cross accounts in USDT, some also holding BTC, some at a chosen
 /// leverage, long or short BTCUSDT and ETHUSDT; prices moved so monitoring prepares the cross
-/// pools it can), the engine's ADL ranking is the one full margin reports give, whole and
-/// as its first few, for each contract, side and a range of marks.
+/// pools it can; one in five with an automated top-up from outside), the engine's ADL ranking is
+/// the one full margin reports give, whole and as its first few, for each contract, side and a
+/// range of marks.
 #[test]
 fn the_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
     use rand::{Rng, SeedableRng};
@@ -396,6 +421,9 @@ fn the_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
                     r#""type":"deposit","account":"{id}","asset":"BTC","amount":"0.0{}""#,
                     rng.random_range(1..9)
                 ));
+            }
+            if i % 5 == 4 {
+                bodies.push(top_up_from_outside(&id));
             }
             for (instrument, price, lot) in [("BTCUSDT", 60_000, 1_000), ("ETHUSDT", 3_000, 100)] {
                 if rng.random_bool(0.2) {
@@ -450,7 +478,11 @@ fn the_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
             ));
         }
         let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
-        let (engine, _) = play(&refs);
+        let (engine, effects) = play(&refs);
+        assert!(
+            topped_up(&effects) > 0,
+            "seed {seed}: no automated top-up moved money"
+        );
         assert!(
             engine.evaluations().prepared > 0,
             "seed {seed}: no cross pool was prepared, the prepared equity goes untested"
@@ -487,7 +519,9 @@ const WHALE_LONG_15_BTCUSDT_AT_50X: [&str; 3] = [
 /// deposit (ranked by its cross equity, which its profit is no part of); one in five of those
 /// with more than 10,000 USDT also holds a long BTC call settled in USDC (counted at nothing in
 /// the bound of its rest); one in seven runs in portfolio mode (its equity sums as in cross
-/// mode); one account long 15 BTCUSDT at 50x is bankrupt
+/// mode); one in four has an automated top-up from outside, and one in six of the isolated
+/// shorts one from its cross pool (filed all the same: a ranking reads the account as it stands);
+/// one account long 15 BTCUSDT at 50x is bankrupt
 /// when the mark falls 3% with an empty fund. Debug builds check every placed candidate against a
 /// score for every holder (`engine/adl_index.rs`); here the count scored is held, and an engine
 /// restored from a snapshot taken before the fall (which files its accounts from scratch) takes the
@@ -533,6 +567,16 @@ fn a_crowded_contracts_adl_scores_the_head_of_its_queue_not_every_holder() {
             bodies.push(format!(
                 r#""type":"set_isolated_margin","account":"{id}","instrument":"BTCUSDT","amount":"{}""#,
                 usdt / 2
+            ));
+            if i % 2 == 0 {
+                bodies.push(format!(
+                    r#""type":"set_auto_top_up","account":"{id}","instrument":"BTCUSDT","source":"cross_pool","trigger_health":"1.3","target_health":"1.6","per_event_cap":"1000","per_day_cap":"5000""#
+                ));
+            }
+        }
+        if i % 4 == 1 {
+            bodies.push(format!(
+                r#""type":"set_auto_top_up","account":"{id}","source":"external","trigger_health":"1.3","target_health":"1.6","per_event_cap":"500","per_day_cap":"2000""#
             ));
         }
         if rng.random_bool(0.8) && !portfolio_mode {
@@ -698,7 +742,8 @@ const LIST_BTCUSD_INVERSE: &str = r#""type":"list_instrument","name":"BTCUSD-INV
 /// The ADL ranking of inverse perpetuals through the index is the one full margin reports give,
 /// on random populations: accounts holding BTC (the contracts' coin), long or short
 /// `BTC-PERPETUAL` and `BTCUSD-INVERSE` (sizes in USD, entries 3% either side of 60,000), some
-/// at a chosen leverage; one in five also holds USDT (loose: a coin beside the contracts' own).
+/// at a chosen leverage; one in five also holds USDT (loose: a coin beside the contracts' own),
+/// one in five has an automated top-up from outside.
 /// Prices walk 8% either side so the rest's other contract has moved from its reference.
 #[test]
 fn the_inverse_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
@@ -722,6 +767,9 @@ fn the_inverse_adl_ranking_is_the_one_full_reports_give_on_random_populations() 
                     r#""type":"deposit","account":"{id}","asset":"USDT","amount":"{}""#,
                     rng.random_range(100..5_000)
                 ));
+            }
+            if i % 5 == 4 {
+                bodies.push(top_up_from_outside(&id));
             }
             for instrument in ["BTC-PERPETUAL", "BTCUSD-INVERSE"] {
                 if rng.random_bool(0.2) {
@@ -761,6 +809,10 @@ fn the_inverse_adl_ranking_is_the_one_full_reports_give_on_random_populations() 
         }
         let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
         let (engine, effects) = play(&refs);
+        assert!(
+            topped_up(&effects) > 0,
+            "seed {seed}: no automated top-up moved money"
+        );
         let refused = effects
             .iter()
             .filter(|e| matches!(e, Effect::Rejected { .. }))
@@ -784,7 +836,8 @@ fn the_inverse_adl_ranking_is_the_one_full_reports_give_on_random_populations() 
 /// A crowded inverse contract's ADL ranks its queue through the index as a linear one does.
 /// 1,500 accounts hold 0.02-0.8 BTC and are short `BTC-PERPETUAL` (sizes in USD) at 1-4x from
 /// entries 1% below to 3% above 60,000; half of them also hold `BTCUSD-INVERSE`, long or short
-/// (a term of their rest in BTC); one in fifty also holds USDT (loose, scored at every ranking).
+/// (a term of their rest in BTC); one in fifty also holds USDT (loose, scored at every ranking);
+/// one in four has an automated top-up rule.
 /// One account holding 1 BTC, long 2,400,000 USD of `BTC-PERPETUAL` (40x), is bankrupt when BTC
 /// falls 3% with an empty fund. Debug builds check every placed candidate against a score for
 /// every holder; here the count bounded and scored is held, and an engine restored from a
@@ -818,6 +871,11 @@ fn a_crowded_inverse_contracts_adl_scores_the_head_of_its_queue_not_every_holder
                 r#""type":"deposit","account":"{id}","asset":"USDT","amount":"500""#
             ));
             loose.push(id.clone());
+        }
+        if i % 4 == 1 {
+            bodies.push(format!(
+                r#""type":"set_auto_top_up","account":"{id}","source":"external","trigger_health":"1.3","target_health":"1.6","per_event_cap":"500","per_day_cap":"2000""#
+            ));
         }
         bodies.push(format!(
             r#""type":"fill","account":"{id}","instrument":"BTC-PERPETUAL","side":"sell","size":"{usd}","price":"{entry}","counterparty":"external""#

@@ -76,10 +76,11 @@
 //!
 //! What does not fit (short options, an inverse holder with another coin or a linear contract,
 //! an inverse contract settled in the settlement coin, isolated inverse positions, coins the
-//! venue does not list or price, top-up rules, a contract never priced) is filed as *loose*
-//! and scored at every ranking.
+//! venue does not list or price, a contract never priced) is filed as *loose* and scored at
+//! every ranking.
 //! Every account written or whose wallet moved is filed again at the end of each event
-//! (`AccountBook::take_changed`), and before a ranking.
+//! (`AccountBook::take_changed`), and before a ranking. Top-up rules are no matter: a top-up
+//! moves money only when monitoring examines the account, which changes it.
 //!
 //! A cache of the state: never hashed nor snapshotted, rebuilt from the accounts after a
 //! restore, a venue change or an update of the settlement coin's index.
@@ -943,20 +944,20 @@ impl Engine {
     }
 
     /// The account's wallet, when the account can be filed in a group at all: an account
-    /// without top-up rules, holding only linear perpetuals settled in the venue's settlement
-    /// coin (cross or isolated) and long options its report can value for as long as they are
-    /// held ([`Self::valued_while_held`]), whose coins are all the venue's and priced (the
+    /// holding only linear perpetuals settled in the venue's settlement coin (cross or
+    /// isolated) and long options its report can value for as long as they are held
+    /// ([`Self::valued_while_held`]), whose coins are all the venue's and priced (the
     /// settlement coin pegged and above zero). In portfolio mode too: the score reads the
     /// equity, which a margin report sums the same way in either mode (the modes differ in the
-    /// requirement).
+    /// requirement). With top-up rules too: a top-up moves money only when monitoring examines
+    /// the account, which changes it (it is filed again before the next ranking); a ranking
+    /// reads the account as it stands.
     fn fileable_wallet(&self, account: &Account) -> Option<FileableWallet<'_>> {
         let coin = self.adl_index.settlement.as_ref()?;
-        if !account.top_ups.is_empty()
-            || !account.positions.values().all(|p| {
-                self.linear_indexed(&p.instrument)
-                    || (worth_at_least_nothing(p) && self.valued_while_held(&p.instrument))
-            })
-        {
+        if !account.positions.values().all(|p| {
+            self.linear_indexed(&p.instrument)
+                || (worth_at_least_nothing(p) && self.valued_while_held(&p.instrument))
+        }) {
             return None;
         }
         let usd = self.asset_usd(&coin.index, Some(coin.usd_peg))?;
@@ -1226,14 +1227,14 @@ impl Engine {
 
     /// What an inverse holder's filing reads of its account (see the module documentation):
     /// the coin `C` its contract settles in, by number, and its holding of it; `None` unless
-    /// the account has no top-up rules, holds only cross inverse perpetuals settled in `C` and
-    /// long options its report can value while held, and its wallet holds nothing but `C`
-    /// (none owed), with the venue's settlement coin pegged.
+    /// the account holds only cross inverse perpetuals settled in `C` and long options its
+    /// report can value while held, and its wallet holds nothing but `C` (none owed), with the
+    /// venue's settlement coin pegged. Top-up rules are no matter (see
+    /// [`Self::fileable_wallet`]).
     fn inverse_wallet(&self, account: &Account, own: &PositionState) -> Option<(u16, Decimal)> {
         let coin = own.instrument.settlement.as_str();
         self.adl_index.settlement.as_ref()?;
         if own.isolated
-            || !account.top_ups.is_empty()
             || !account.positions.values().all(|p| {
                 (self.inverse_indexed(&p.instrument)
                     && p.instrument.settlement == coin
