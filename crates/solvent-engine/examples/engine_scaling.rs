@@ -24,8 +24,8 @@
 //! With `inverse` as the third argument the crowded contract is the inverse `BTC-PERPETUAL`
 //! (settled in BTC): each holder deposits its collateral in BTC and is short `BTC-PERPETUAL` at
 //! 2-5x (sizes in USD) and nothing else; the bankrupt account holds 0.25 BTC, long 600,000 USD
-//! (40x), and the BTC index falls 3%. The first mark (BTCUSDT, held by nobody then) is no
-//! measure in that mode.
+//! (40x), and the BTC index falls 3%. The first BTCUSDT mark (held by nobody then) is no
+//! measure in that mode; the inverse contract's own first mark is timed after the ADL.
 //!
 //! Usage: `engine_scaling [holders,holders,... (10000,100000,1000000)] [isolated share (0)]
 //! [linear | inverse (linear)]`.
@@ -270,6 +270,27 @@ fn run(
         }
     }
     println!("  state hash after the ADL      {}", engine.state_hash());
+    if inverse {
+        // The inverse contract's first mark, 0.5% above the index its holders were valued at:
+        // each also holds BTC, which it values at the index, so each watches the mark and is
+        // examined (see `engine/bands.rs`, `first_mark`).
+        let examined_before = engine.evaluations();
+        let (first, effects) = apply_timed(
+            &mut engine,
+            &mut stream,
+            Event::MarkPrice(MarkPrice {
+                instrument: INVERSE.to_owned(),
+                price: Price(cents(BTC_PRICE * 0.97 * 1.005)),
+            }),
+        );
+        println!(
+            "  first mark_price {INVERSE} {:>9.1} us  {:>6.2} us/holder  ({} effects, {} holders examined)",
+            first.as_secs_f64() * 1e6,
+            per(first),
+            effects.len(),
+            engine.evaluations().since(examined_before)
+        );
+    }
     Ok(())
 }
 
