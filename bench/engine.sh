@@ -25,7 +25,8 @@
 #    (every 20th a large move).
 # 4. examples/engine_scaling.rs: the first mark_price of a contract and an ADL against N
 #    opposite holders, at 10,000 and 100,000 holders (and 1,000,000 with ENGINE_BENCH_FULL=1),
-#    ranked through the ADL index: it prints how many candidates the ranking scored.
+#    ranked through the ADL index: it prints how many candidates the ranking scored; then the
+#    same with the crowded contract the inverse BTC-PERPETUAL (holders in BTC), and its first mark.
 # Everything runs pinned to core 0 with taskset when available.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,8 +71,11 @@ fi
 
 echo
 echo "== first mark and ADL against N holders"
+sizes=10000,100000
 if [ "$full" = 1 ]; then
-    "${PIN[@]}" target/release/examples/engine_scaling 10000,100000,1000000
-else
-    "${PIN[@]}" target/release/examples/engine_scaling 10000,100000
+    sizes=10000,100000,1000000
 fi
+"${PIN[@]}" target/release/examples/engine_scaling "$sizes"
+echo
+echo "== ADL against N holders of an inverse contract, then its first mark"
+"${PIN[@]}" target/release/examples/engine_scaling "$sizes" 0 inverse
