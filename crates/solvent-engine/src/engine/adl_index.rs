@@ -304,7 +304,11 @@ impl GroupKey {
         // and this one) is credited at the settlement coin's precision, a unit each, worth
         // `unit / q` of the coin. Every size of the group is at least the bucket's edge.
         let coin_price = if self.inverse {
-            let price = moves.held.get(usize::from(self.coin))?.now;
+            // A coin the ranking has no move for bounds nothing: the group is scored first.
+            let Some(held) = moves.held.get(usize::from(self.coin)) else {
+                return Some(f64::INFINITY);
+            };
+            let price = held.now;
             let least_size = edge(LN_SIZE_STEP, self.size) * (1.0 - MARGIN);
             #[allow(clippy::cast_precision_loss)]
             let units = (profile.len() + 2) as f64;
