@@ -1549,6 +1549,16 @@ impl Engine {
             .as_ref()
             .and_then(|coin| self.asset_usd(&coin.index, Some(coin.usd_peg)))
             .map_or(f64::NAN, band_f64);
+        let coins: Vec<Move> = (0..self.adl_index.coins.len())
+            .zip(&self.adl_index.coins)
+            .map(|(number, coin)| {
+                moved(
+                    self.adl_coin_price(number),
+                    coin.reference,
+                    coin.cap(settlement_usd),
+                )
+            })
+            .collect();
         let moves = Moves {
             contracts: self
                 .adl_index
@@ -1564,30 +1574,22 @@ impl Engine {
                     moved(now, other.reference, f64::INFINITY)
                 })
                 .collect(),
-            held: (0..self.adl_index.coins.len())
-                .zip(&self.adl_index.coins)
-                .map(|(number, coin)| Move {
+            // A holding's value in its own coin does not move: each coin's price and cap as
+            // above, without a change.
+            held: coins
+                .iter()
+                .map(|coin| Move {
                     change: 0.0,
                     scale: 0.0,
-                    now: self.adl_coin_price(number).unwrap_or(f64::NAN),
-                    cap: coin.cap(settlement_usd),
+                    ..*coin
                 })
                 .collect(),
+            coins,
             unit: self
                 .adl_index
                 .settlement
                 .as_ref()
                 .map_or(f64::NAN, |coin| coin.unit),
-            coins: (0..self.adl_index.coins.len())
-                .zip(&self.adl_index.coins)
-                .map(|(number, coin)| {
-                    moved(
-                        self.adl_coin_price(number),
-                        coin.reference,
-                        coin.cap(settlement_usd),
-                    )
-                })
-                .collect(),
         };
         let mut ranking = AdlRanking::of_all(candidates);
         ranking.groups = contract
