@@ -1178,21 +1178,8 @@ impl Engine {
             return None;
         }
         // `A`: the wallet, and every other position's P&L and coin's value at the reference
-        // prices.
-        let mut rest = wallet.floor;
-        let mut magnitude = wallet.floor.abs();
-        let mut profile = Profile::new();
-        let mut add = |source: Term, coefficient: f64, reference: f64, offset: f64| {
-            rest += coefficient * (reference - offset) - unit;
-            magnitude += coefficient.abs() * (reference.abs() + offset.abs());
-            let ratio = coefficient / coins;
-            ratio.is_finite().then(|| {
-                profile.push(OtherTerm {
-                    source,
-                    ratio: SignedBucket::of(ratio),
-                });
-            })
-        };
+        // prices, each credited at the precision.
+        let mut rest = Rest::new(wallet.floor, coins);
         for other in account.positions.values() {
             // An isolated position's P&L is its own pool's: no term of the cross equity. A long
             // option adds at least nothing to it: left out, the rest is still a lower bound.
@@ -1204,18 +1191,18 @@ impl Engine {
             }
             let number = *self.adl_index.numbers.get(other.instrument.name.as_str())?;
             let reference = self.adl_index.contracts.get(usize::from(number))?.reference;
-            add(
+            rest.add(
                 Term::Contract(number),
                 band_f64(other.size) * band_f64(other.instrument.contract_size),
                 reference,
                 band_f64(other.entry),
+                unit,
             )?;
         }
         for &(number, coefficient, reference) in &wallet.coins {
-            add(Term::Coin(number), coefficient, reference, 0.0)?;
+            rest.add(Term::Coin(number), coefficient, reference, 0.0, unit)?;
         }
         // The position's own contribution is credited at the precision too.
-        rest -= unit + MARGIN * magnitude;
         let key = GroupKey {
             long: own.size > Decimal::ZERO,
             isolated: own.isolated,
@@ -1226,7 +1213,7 @@ impl Engine {
             rest: SignedBucket::of(0.0),
             profile: 0,
         };
-        filed(key, rest / coins, profile)
+        rest.filed(key, unit)
     }
 
     /// What an inverse holder's filing reads of its account (see the module documentation):
@@ -1276,15 +1263,12 @@ impl Engine {
         if !(size > 0.0 && entry > 0.0 && size.is_finite() && entry.is_finite()) {
             return None;
         }
+        // The rounding units are taken at the ranking, where `q` is known (`GroupKey::bound`).
         let counted = band_f64(held) * first_ratio;
-        let mut rest = counted;
-        let mut magnitude = counted;
-        let mut profile = Profile::new();
+        let mut rest = Rest::new(counted, size);
         if counted > 0.0 {
-            profile.push(OtherTerm {
-                source: Term::Held(coin),
-                ratio: SignedBucket::of(counted / size),
-            });
+            // In `A` already: the term only carries the first tier's check.
+            rest.add(Term::Held(coin), counted, 0.0, 0.0, 0.0)?;
         }
         for other in account.positions.values() {
             if other.instrument.name == own.instrument.name || worth_at_least_nothing(other) {
@@ -1292,20 +1276,14 @@ impl Engine {
             }
             let number = *self.adl_index.numbers.get(other.instrument.name.as_str())?;
             let reference = self.adl_index.contracts.get(usize::from(number))?.reference;
-            let coefficient = -band_f64(other.size);
-            let entry_reciprocal = 1.0 / band_f64(other.entry);
-            rest += coefficient * (reference - entry_reciprocal);
-            magnitude += coefficient.abs() * (reference.abs() + entry_reciprocal.abs());
-            let ratio = coefficient / size;
-            if !ratio.is_finite() {
-                return None;
-            }
-            profile.push(OtherTerm {
-                source: Term::Contract(number),
-                ratio: SignedBucket::of(ratio),
-            });
+            rest.add(
+                Term::Contract(number),
+                -band_f64(other.size),
+                reference,
+                1.0 / band_f64(other.entry),
+                0.0,
+            )?;
         }
-        rest -= MARGIN * magnitude;
         let key = GroupKey {
             long: own.size > Decimal::ZERO,
             isolated: false,
@@ -1316,7 +1294,7 @@ impl Engine {
             rest: SignedBucket::of(0.0),
             profile: 0,
         };
-        filed(key, rest / size, profile)
+        rest.filed(key, 0.0)
     }
 
     /// [`Self::adl_member_bound`] of an inverse position `own` at `mark`, at the prices now:
@@ -1650,20 +1628,66 @@ impl Engine {
     }
 }
 
-/// `key` with the bucket of its rest per size, `rest_ratio`, and `profile` in the order of its
-/// sources; `None` (loose) when the ratio is not finite: a contract or coin never priced.
-fn filed(key: GroupKey, rest_ratio: f64, mut profile: Profile) -> Option<(GroupKey, Profile)> {
-    if !rest_ratio.is_finite() {
-        return None;
+/// A filing's rest `A` at the reference prices as it is summed, with the magnitude of its
+/// figures (for the margin of its `f64` error) and the profile of its terms, for a holder of
+/// `size` (coins, or USD for an inverse contract).
+struct Rest {
+    value: f64,
+    magnitude: f64,
+    size: f64,
+    profile: Profile,
+}
+
+impl Rest {
+    /// A rest of `floor` (the wallet's part).
+    fn new(floor: f64, size: f64) -> Self {
+        Self {
+            value: floor,
+            magnitude: floor.abs(),
+            size,
+            profile: Profile::new(),
+        }
     }
-    profile.sort_unstable_by_key(|other| other.source);
-    Some((
-        GroupKey {
-            rest: SignedBucket::of(rest_ratio),
-            ..key
-        },
-        profile,
-    ))
+
+    /// Adds the term `c (p_j - offset)` of `source` (coefficient `c`, reference `p_j`), less
+    /// `unit` for its crediting, and files `c / size` in the profile; `None` (loose) when that
+    /// ratio is not finite.
+    fn add(
+        &mut self,
+        source: Term,
+        coefficient: f64,
+        reference: f64,
+        offset: f64,
+        unit: f64,
+    ) -> Option<()> {
+        self.value += coefficient * (reference - offset) - unit;
+        self.magnitude += coefficient.abs() * (reference.abs() + offset.abs());
+        let ratio = coefficient / self.size;
+        ratio.is_finite().then(|| {
+            self.profile.push(OtherTerm {
+                source,
+                ratio: SignedBucket::of(ratio),
+            });
+        })
+    }
+
+    /// `key` with the bucket of the rest per size, less `unit` (the holder's own term credited)
+    /// and the margin, and the profile in the order of its sources; `None` (loose) when the ratio
+    /// is not finite: a contract or coin never priced.
+    fn filed(mut self, key: GroupKey, unit: f64) -> Option<(GroupKey, Profile)> {
+        let rest_ratio = (self.value - (unit + MARGIN * self.magnitude)) / self.size;
+        if !rest_ratio.is_finite() {
+            return None;
+        }
+        self.profile.sort_unstable_by_key(|other| other.source);
+        Some((
+            GroupKey {
+                rest: SignedBucket::of(rest_ratio),
+                ..key
+            },
+            self.profile,
+        ))
+    }
 }
 
 /// Whether `position` is a long option: its value, and its contribution to the equity
