@@ -338,13 +338,9 @@ fn crowded_fall(bodies: &[String], fall: &[&str], contract: &str, price: Decimal
 }
 
 /// Compares the engine's ADL queue of each contract of `contracts`, for both sides and at each
-/// of its marks, with the one full margin reports give, whole and as its first 1, 3 and 7;
-/// returns how many candidates were compared.
-fn assert_ranked_as_reports(
-    engine: &Engine,
-    seed: u64,
-    contracts: &[(&str, [Decimal; 3])],
-) -> usize {
+/// of its marks, with the one full margin reports give, whole and as its first 1, 3 and 7, over
+/// more than 100 candidates in all.
+fn assert_ranked_as_reports(engine: &Engine, seed: u64, contracts: &[(&str, [Decimal; 3])]) {
     use solvent_core::money::PositionSide;
     let mut compared = 0;
     for (instrument, marks) in contracts {
@@ -368,7 +364,31 @@ fn assert_ranked_as_reports(
             }
         }
     }
-    compared
+    assert!(
+        compared > 100,
+        "seed {seed}: only {compared} candidates compared"
+    );
+}
+
+/// Whether a random population's account `id` holds `instrument` (four in five), and on which
+/// side (`buy` or `sell`, even odds); three in ten first set a leverage of 2-19 in it.
+fn random_side(
+    rng: &mut rand_chacha::ChaCha8Rng,
+    id: &str,
+    instrument: &str,
+    bodies: &mut Vec<String>,
+) -> Option<&'static str> {
+    use rand::Rng;
+    if rng.random_bool(0.2) {
+        return None;
+    }
+    if rng.random_bool(0.3) {
+        bodies.push(format!(
+            r#""type":"set_leverage","account":"{id}","instrument":"{instrument}","leverage":"{}""#,
+            rng.random_range(2..20)
+        ));
+    }
+    Some(if rng.random_bool(0.5) { "buy" } else { "sell" })
 }
 
 /// How many automated top-ups moved money in `effects`.
@@ -426,16 +446,9 @@ fn the_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
                 bodies.push(top_up_from_outside(&id));
             }
             for (instrument, price, lot) in [("BTCUSDT", 60_000, 1_000), ("ETHUSDT", 3_000, 100)] {
-                if rng.random_bool(0.2) {
+                let Some(side) = random_side(&mut rng, &id, instrument, &mut bodies) else {
                     continue;
-                }
-                if rng.random_bool(0.3) {
-                    bodies.push(format!(
-                        r#""type":"set_leverage","account":"{id}","instrument":"{instrument}","leverage":"{}""#,
-                        rng.random_range(2..20)
-                    ));
-                }
-                let side = if rng.random_bool(0.5) { "buy" } else { "sell" };
+                };
                 // Entries spread 3% either side, so some holders of each side are in profit.
                 let entry = price * rng.random_range(970..1030) / 1000;
                 let size = Decimal::new(rng.random_range(1..lot), 3);
@@ -487,17 +500,13 @@ fn the_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
             engine.evaluations().prepared > 0,
             "seed {seed}: no cross pool was prepared, the prepared equity goes untested"
         );
-        let compared = assert_ranked_as_reports(
+        assert_ranked_as_reports(
             &engine,
             seed,
             &[
                 ("BTCUSDT", [dec!(58500), dec!(60100), dec!(61700)]),
                 ("ETHUSDT", [dec!(2920), dec!(3005), dec!(3090)]),
             ],
-        );
-        assert!(
-            compared > 100,
-            "seed {seed}: only {compared} candidates compared"
         );
     }
 }
@@ -772,16 +781,9 @@ fn the_inverse_adl_ranking_is_the_one_full_reports_give_on_random_populations() 
                 bodies.push(top_up_from_outside(&id));
             }
             for instrument in ["BTC-PERPETUAL", "BTCUSD-INVERSE"] {
-                if rng.random_bool(0.2) {
+                let Some(side) = random_side(&mut rng, &id, instrument, &mut bodies) else {
                     continue;
-                }
-                if rng.random_bool(0.3) {
-                    bodies.push(format!(
-                        r#""type":"set_leverage","account":"{id}","instrument":"{instrument}","leverage":"{}""#,
-                        rng.random_range(2..20)
-                    ));
-                }
-                let side = if rng.random_bool(0.5) { "buy" } else { "sell" };
+                };
                 let entry = 60_000 * rng.random_range(970..1030) / 1000;
                 // Up to twice the deposit's USD value, in steps of 10 USD.
                 let usd = (btc * dec!(60000) * Decimal::new(rng.random_range(5..200), 2)
@@ -818,17 +820,13 @@ fn the_inverse_adl_ranking_is_the_one_full_reports_give_on_random_populations() 
             .filter(|e| matches!(e, Effect::Rejected { .. }))
             .count();
         assert!(refused < 30, "seed {seed}: {refused} events refused");
-        let compared = assert_ranked_as_reports(
+        assert_ranked_as_reports(
             &engine,
             seed,
             &[
                 ("BTC-PERPETUAL", [dec!(58500), dec!(60000), dec!(61700)]),
                 ("BTCUSD-INVERSE", [dec!(58600), dec!(60120), dec!(61800)]),
             ],
-        );
-        assert!(
-            compared > 100,
-            "seed {seed}: only {compared} candidates compared"
         );
     }
 }
