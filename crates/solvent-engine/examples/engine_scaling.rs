@@ -43,10 +43,10 @@ use solvent_engine::Engine;
 use solvent_engine::config::EngineConfig;
 use solvent_engine::effect::Effect;
 use solvent_engine::event::{
-    Deposit, Event, Fill, IndexPrice, MarkPrice, SetIsolatedMargin, SetLeverage, Side,
+    Event, Fill, IndexPrice, MarkPrice, SetIsolatedMargin, SetLeverage, Side,
 };
 use solvent_engine::ledger::EXTERNAL;
-use support::{LEGS, Stream, account_id, cents, fill, index};
+use support::{LEGS, Stream, account_id, cents, deposit, fill, index};
 
 #[path = "../benches/support/mod.rs"]
 mod support;
@@ -82,15 +82,6 @@ fn inverse_fill(account: &str, long: bool, usd: Decimal) -> Event {
         price: Price(price),
         fee: Amount((usd / price * Decimal::new(5, 4)).round_dp(8)),
         counterparty: EXTERNAL.to_owned(),
-    })
-}
-
-/// A deposit of `amount` of `asset` into `account`.
-fn deposit(account: &str, asset: &str, amount: Decimal) -> Event {
-    Event::Deposit(Deposit {
-        account: account.to_owned(),
-        asset: asset.to_owned(),
-        amount: Amount(amount),
     })
 }
 

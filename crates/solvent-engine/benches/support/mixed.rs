@@ -28,12 +28,11 @@ use rust_decimal::Decimal;
 use solvent_core::money::{Amount, Price, Quantity};
 use solvent_core::portfolio::MarginMode;
 use solvent_engine::event::{
-    Deposit, Event, Fill, IndexPrice, SetIsolatedMargin, SetLeverage, SetMarginMode, Side,
-    VolSurface,
+    Event, Fill, IndexPrice, SetIsolatedMargin, SetLeverage, SetMarginMode, Side, VolSurface,
 };
 use solvent_engine::ledger::EXTERNAL;
 
-use super::{LEGS, START_MS, account_id, cents, open_account};
+use super::{LEGS, START_MS, account_id, cents, deposit, open_account};
 
 /// The kinds of account of the mixed population.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -435,14 +434,6 @@ pub struct Opened {
 /// `log-uniform` draw in `[low, high]`.
 fn log_uniform(rng: &mut ChaCha8Rng, low: f64, high: f64) -> f64 {
     (low.ln() + rng.random::<f64>() * (high.ln() - low.ln())).exp()
-}
-
-fn deposit(account: &str, asset: &str, amount: Decimal) -> Event {
-    Event::Deposit(Deposit {
-        account: account.to_owned(),
-        asset: asset.to_owned(),
-        amount: Amount(amount),
-    })
 }
 
 /// Whole steps of `tradable` for `coins` of underlying (USD for inverse perpetuals and futures).

@@ -95,6 +95,15 @@ pub fn account_id(i: usize) -> String {
     format!("acct{i:07}")
 }
 
+/// A deposit of `amount` of `asset` into `account`.
+pub fn deposit(account: &str, asset: &str, amount: Decimal) -> Event {
+    Event::Deposit(Deposit {
+        account: account.to_owned(),
+        asset: asset.to_owned(),
+        amount: Amount(amount),
+    })
+}
+
 /// A fill of `units` size steps of `leg` at its start price, with a 0.05% taker fee.
 pub fn fill(account: &str, counterparty: &str, leg: &Leg, long: bool, units: i64) -> Event {
     let size = Decimal::new(units, leg.scale);
