@@ -278,6 +278,14 @@ fn open_connection(dir: &Path) -> Result<(Connection, Option<u64>), StoreError> 
     Ok((connection, through))
 }
 
+/// Where a writer on data directory `dir` starts: its connection, its reach and whether the
+/// journal is beyond that reach.
+fn writer_start(dir: &Path) -> Result<(Connection, Option<u64>, bool), StoreError> {
+    let (connection, through) = open_connection(dir)?;
+    let behind = journal_last(&connection)? > through;
+    Ok((connection, through, behind))
+}
+
 /// The journal's last sequence number on `connection`.
 fn journal_last(connection: &Connection) -> Result<Option<u64>, JournalError> {
     let last: Option<i64> = connection
@@ -529,10 +537,7 @@ impl AuditWriter {
         // runs: an event committed after this returns reaches the writer through its queue,
         // however late the thread is scheduled (else it would find that event in the journal
         // and write it from there).
-        let start = open_connection(dir).ok().and_then(|(connection, through)| {
-            let behind = journal_last(&connection).ok()? > through;
-            Some((connection, through, behind))
-        });
+        let start = writer_start(dir).ok();
         let mut run = Run {
             dir: dir.to_path_buf(),
             venue,
@@ -646,11 +651,7 @@ impl Run {
     fn run(&mut self) -> Result<(), StoreError> {
         let (mut connection, mut through, mut behind) = match self.start.take() {
             Some(start) => start,
-            None => {
-                let (connection, through) = open_connection(&self.dir)?;
-                let behind = journal_last(&connection)? > through;
-                (connection, through, behind)
-            }
+            None => writer_start(&self.dir)?,
         };
         lock(&self.status).effects_through = through;
         let mut batch: Vec<Queued> = Vec::with_capacity(WRITER_BATCH);
