@@ -356,11 +356,8 @@ pub struct Engine {
     holders: BTreeMap<String, BTreeSet<u32>>,
     /// Accounts holding each instrument (mark updates, ADL candidates).
     instrument_holders: BTreeMap<String, BTreeSet<u32>>,
-    /// Safe bands on the indices, by underlying.
-    bands: BTreeMap<String, Bands>,
-    /// Safe bands on the marks of contracts, by contract (a perpetual awaiting its first mark
-    /// is banded on it too, its index standing in; see `awaiting_mark`).
-    mark_bands: BTreeMap<String, Bands>,
+    /// Safe bands, by the kind of price source they are on.
+    bands: BandMaps,
     /// Holders of a contract with a given mark who are not banded on it (see
     /// [`Account::mark_watched`]).
     mark_watchers: BTreeMap<String, BTreeSet<u32>>,
@@ -371,11 +368,11 @@ pub struct Engine {
     coin_indices: Vec<String>,
     /// Holders of an underlying without a band on it yet (examined at its every update).
     unbanded: BTreeMap<String, BTreeSet<u32>>,
-    /// Linear perpetuals settled in a pegged coin that were held before their first mark, with
-    /// the underlying whose index values them until it comes: their holders are banded on the
-    /// contract's mark from the start, the index standing in for it (see
-    /// [`Engine::band_source`]), so the first mark examines only the holders whose band it
-    /// crosses.
+    /// Perpetuals held before their first mark (linear ones settled in a pegged coin, and
+    /// inverse ones), with the underlying whose index values them until it comes: their
+    /// holders are banded on the contract's mark from the start, the index standing in for it
+    /// (see [`Engine::band_source`] and [`Engine::inverse_parts`]), so the first mark
+    /// examines only the holders whose band it crosses.
     awaiting_mark: BTreeMap<CompactString, CompactString>,
     /// Per underlying, its option holders registered against snapshots of its smiles with
     /// their volatility tolerance (see `engine/vol_bands.rs`): a smile change examines those
@@ -533,8 +530,7 @@ impl Engine {
             pending_jumps: BTreeMap::new(),
             holders: BTreeMap::new(),
             instrument_holders: BTreeMap::new(),
-            bands: BTreeMap::new(),
-            mark_bands: BTreeMap::new(),
+            bands: BandMaps::default(),
             mark_watchers: BTreeMap::new(),
             unbanded: BTreeMap::new(),
             awaiting_mark: BTreeMap::new(),

@@ -754,6 +754,128 @@ fn a_hedged_holder_is_examined_at_its_contracts_first_mark() {
     );
 }
 
+/// The first mark of a crowded inverse contract: holders of `BTC-PERPETUAL` on BTC collateral
+/// were banded from the start on the index and on the ratio of the index to the contract's mark,
+/// 1 until the mark comes. A first mark 2% below the index moves the ratio by 2%: only the
+/// holders whose ratio band that leaves are examined (the 40x longs, and shorts as thin), not
+/// the shorts hedged by the coins they hold; later marks and index updates catch every state
+/// change at the same event as when every holder is examined.
+#[test]
+fn the_first_mark_of_a_crowded_inverse_contract_examines_the_holders_its_gap_can_change() {
+    let mut stream = Timed::default();
+    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
+    // Forty longs and shorts of 60,000 USD (one coin at the index), with 0.025 to 4 BTC.
+    for n in 0..40_u32 {
+        let coins = 0.025 * 1.14_f64.powi((n / 2) as i32);
+        let side = if n % 2 == 0 { "buy" } else { "sell" };
+        stream.open(
+            &format!("v{n:02}"),
+            ("BTC", &format!("{coins:.4}")),
+            ("BTC-PERPETUAL", side, "60000"),
+        );
+    }
+    let opened = stream.lines.len();
+    // The first mark 2% below the index, then the mark and the index walk down 0.5% a step.
+    stream.push(r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"58800""#);
+    for step in 1..=30_i32 {
+        let price = 58_800.0 * (1.0 - 0.005 * f64::from(step));
+        stream.push(&format!(
+            r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"{price:.2}""#
+        ));
+        if step % 3 == 0 {
+            stream.push(&format!(
+                r#""type":"index_price","underlying":"BTC","price":"{:.2}""#,
+                price / 0.98
+            ));
+        }
+    }
+    let mut banded = Engine::new(venue(), EngineConfig::default());
+    let mut examined_at_first_mark = None;
+    for (number, line) in stream.lines.iter().enumerate() {
+        let before = banded.evaluations();
+        let effects = banded.apply(&parse_line("bands", number + 1, line).unwrap());
+        assert!(
+            !effects.iter().any(|e| matches!(e, Effect::Rejected { .. })),
+            "precondition: {line} is taken"
+        );
+        if number == opened {
+            examined_at_first_mark = Some(banded.evaluations().since(before));
+        }
+    }
+    // The ratio's band takes about half of each holder's slack (the index's the other half):
+    // the 2% gap leaves the bands of the seven thinnest longs and shorts (40x to 18x), whose
+    // half is under 2% of their notional.
+    let examined = examined_at_first_mark.unwrap();
+    assert!(
+        (1..=16).contains(&examined),
+        "the first mark examined {examined} of 40 holders"
+    );
+    let actions = assert_same_actions(&stream.lines);
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.contains(r#""type":"liquidation""#)),
+        "precondition: the walk down liquidates longs: {actions:?}"
+    );
+}
+
+/// Accounts `(BTC in thousandths, BTC-PERPETUAL size in hundreds of USD, USDT)` opened at
+/// 60,000 on the index alone, the index moved by `before` tenths of a percent, then the
+/// contract's first mark `gap` tenths of a percent from the index (clamped at 5%), then the
+/// mark and the index walked by `path` (tenths of a percent each, the index every other step).
+fn inverse_first_mark_events(
+    accounts: &[(u32, i32, u32)],
+    before: i32,
+    gap: i32,
+    path: &[i32],
+) -> Vec<String> {
+    let mut stream = Timed::default();
+    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
+    for (n, (thousandths, hundreds, usdt)) in accounts.iter().enumerate() {
+        if *hundreds == 0 {
+            continue;
+        }
+        let account = format!("w{n}");
+        let coins = f64::from(*thousandths) / 1000.0;
+        stream.push(&format!(
+            r#""type":"deposit","account":"{account}","asset":"BTC","amount":"{coins:.3}""#
+        ));
+        if *usdt > 0 {
+            stream.push(&format!(
+                r#""type":"deposit","account":"{account}","asset":"USDT","amount":"{usdt}""#
+            ));
+        }
+        let side = if *hundreds > 0 { "buy" } else { "sell" };
+        stream.push(&format!(
+            r#""type":"fill","account":"{account}","instrument":"BTC-PERPETUAL","side":"{side}","size":"{}","price":"60000""#,
+            hundreds.unsigned_abs() * 100
+        ));
+    }
+    let index = 60_000.0 * (1.0 + f64::from(before) / 1000.0);
+    stream.push(&format!(
+        r#""type":"index_price","underlying":"BTC","price":"{index:.2}""#
+    ));
+    let mut mark = index * (1.0 + f64::from(gap) / 1000.0);
+    stream.push(&format!(
+        r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"{mark:.2}""#
+    ));
+    let mut index = index;
+    for (step, tenths) in path.iter().enumerate() {
+        let factor = 1.0 + f64::from(*tenths) / 1000.0;
+        mark *= factor;
+        stream.push(&format!(
+            r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"{mark:.2}""#
+        ));
+        if step % 2 == 1 {
+            index *= factor;
+            stream.push(&format!(
+                r#""type":"index_price","underlying":"BTC","price":"{index:.2}""#
+            ));
+        }
+    }
+    stream.lines
+}
+
 /// Accounts `(USDT, BTCUSDT size in thousandths, leverage, hedge in percent)` opened at 60,000
 /// on the index alone, the hedge an opposite BTC_USDC-PERPETUAL position of that share of the
 /// BTCUSDT one (negative: the same side) at the same leverage, the index moved by `before` tenths of a percent, then BTCUSDT's first
@@ -839,6 +961,23 @@ proptest! {
         path in proptest::collection::vec(-10i32..10, 0..40),
     ) {
         assert_same_actions(&first_mark_events(&accounts, before, gap, &path));
+    }
+
+    /// Holders of an inverse contract on BTC (some also holding USDT), short ones hedged by
+    /// the coins they hold or not, then the contract's first mark up to 5% from the index:
+    /// every state change, margin call, liquidation and ADL comes at the same event as when
+    /// every holder is examined.
+    #[test]
+    fn a_first_inverse_mark_far_from_the_index_acts_as_examining_every_holder(
+        accounts in proptest::collection::vec(
+            (10u32..2_000, -300i32..300, prop_oneof![Just(0u32), 100u32..3_000]),
+            1..16,
+        ),
+        before in -20i32..20,
+        gap in -60i32..60,
+        path in proptest::collection::vec(-10i32..10, 0..40),
+    ) {
+        assert_same_actions(&inverse_first_mark_events(&accounts, before, gap, &path));
     }
 }
 

@@ -115,10 +115,28 @@ pub(super) struct Exposure<'a> {
     /// Whether it stands only so that an account in danger is examined at this index's every
     /// update (its contracts are banded on their marks): no band otherwise.
     pub(super) companion: bool,
-    /// The largest half-width, relative to its price, for which the slopes and `coins_at_rate`
-    /// bound the moves: the band is no wider (half the price, or [`INVERSE_ON_MARK_REACH`]).
-    pub(super) reach: f64,
 }
+
+/// What a cross inverse contract's equity and requirement move by with its two sources (see
+/// [`Engine::inverse_parts`]): slopes as intervals (USD per unit of the source), requirement
+/// slopes as bounds.
+#[derive(Debug)]
+pub(super) struct InverseParts<'a> {
+    /// The ratio of its index to its mark.
+    pub(super) ratio: Source<'a>,
+    /// The equity's slope in the index, at a fixed ratio.
+    pub(super) index_slopes: (Decimal, Decimal),
+    /// A bound on the requirement's slope in the index.
+    pub(super) index_at_rate: Decimal,
+    /// The equity's slope in the ratio, at a fixed index.
+    pub(super) ratio_slopes: (Decimal, Decimal),
+    /// A bound on the requirement's slope in the ratio.
+    pub(super) ratio_at_rate: Decimal,
+}
+
+/// The largest half-width of a band, relative to its price, for which the slopes and
+/// `coins_at_rate` of an [`Exposure`] bound the moves: no band is wider than half its price.
+pub(super) const BAND_REACH: f64 = 0.5;
 
 impl Exposure<'_> {
     /// How many coins the equity moves by at most per dollar of the source: the larger end of
@@ -130,21 +148,23 @@ impl Exposure<'_> {
     }
 }
 
-/// The reach of the sources of a cross inverse contract valued at its given mark and converted
-/// at its index (see [`Engine::inverse_on_mark`]): its slopes grow as `1 / mark` and
-/// `1 / mark^2` fall, so a bound over bands of half the price is eight times the slope at the
-/// price; over bands of an eighth it is under three times.
-const INVERSE_ON_MARK_REACH: f64 = 0.125;
-
-/// What moves the value of a position or a balance: an underlying's index, or the given mark of
+/// What moves the value of a position or a balance: an underlying's index, the given mark of
 /// a contract (then its index does not: a linear contract settled in a pegged asset is valued
-/// and margined at its mark alone).
+/// and margined at its mark alone), or the ratio of an inverse contract's index to its mark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Source<'a> {
     /// The index of an underlying (or of a collateral asset).
     Index(&'a str),
     /// The given mark of a contract.
     Mark(&'a str),
+    /// `S / M`, the index of an inverse contract's underlying over the contract's mark (see
+    /// [`Engine::inverse_parts`]); 1 while the contract awaits its first mark.
+    Ratio {
+        /// The contract.
+        contract: &'a str,
+        /// Its underlying, whose index is `S`.
+        underlying: &'a str,
+    },
 }
 
 impl Source<'_> {
@@ -152,6 +172,10 @@ impl Source<'_> {
         match self {
             Source::Index(name) => OwnedSource::Index(name.into()),
             Source::Mark(name) => OwnedSource::Mark(name.into()),
+            Source::Ratio {
+                contract,
+                underlying,
+            } => OwnedSource::Ratio(contract.into(), underlying.into()),
         }
     }
 }
@@ -161,6 +185,8 @@ impl Source<'_> {
 pub(super) enum OwnedSource {
     Index(CompactString),
     Mark(CompactString),
+    /// The contract and its underlying.
+    Ratio(CompactString, CompactString),
 }
 
 impl OwnedSource {
@@ -168,6 +194,10 @@ impl OwnedSource {
         match self {
             OwnedSource::Index(name) => Source::Index(name),
             OwnedSource::Mark(name) => Source::Mark(name),
+            OwnedSource::Ratio(contract, underlying) => Source::Ratio {
+                contract,
+                underlying,
+            },
         }
     }
 }
@@ -231,15 +261,40 @@ pub(super) const INV_ROOT_TWO_PI: f64 = 0.398_942_280_401_432_7;
 /// Milliseconds in the year options' times to expiry are counted in.
 pub(super) const MS_PER_YEAR: f64 = solvent_risk::valuation::SECONDS_PER_YEAR * 1_000.0;
 
-/// The map holding the bands of `source`'s kind (index or mark bands), and its key there.
-pub(super) fn band_map<'m, 's>(
-    index_bands: &'m mut BTreeMap<String, Bands>,
-    mark_bands: &'m mut BTreeMap<String, Bands>,
-    source: &'s OwnedSource,
-) -> (&'m mut BTreeMap<String, Bands>, &'s str) {
-    match source {
-        OwnedSource::Index(name) => (index_bands, name),
-        OwnedSource::Mark(name) => (mark_bands, name),
+/// The engine's band maps, by the kind of source they are on.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(super) struct BandMaps {
+    /// Safe bands on the indices, by underlying.
+    pub(super) index: BTreeMap<String, Bands>,
+    /// Safe bands on the marks of contracts, by contract (a perpetual awaiting its first mark
+    /// is banded on it too, its index standing in; see `Engine::awaiting_mark`).
+    pub(super) mark: BTreeMap<String, Bands>,
+    /// Safe bands on the ratios `S / M` of inverse contracts, by underlying, then contract
+    /// (an index update moves the ratio of every contract on it).
+    pub(super) ratio: BTreeMap<CompactString, BTreeMap<String, Bands>>,
+}
+
+impl BandMaps {
+    /// The map holding the bands of `source`'s kind, and its key there.
+    pub(super) fn of<'m, 's>(
+        &'m mut self,
+        source: &'s OwnedSource,
+    ) -> (&'m mut BTreeMap<String, Bands>, &'s str) {
+        match source {
+            OwnedSource::Index(name) => (&mut self.index, name),
+            OwnedSource::Mark(name) => (&mut self.mark, name),
+            OwnedSource::Ratio(contract, underlying) => {
+                (self.ratio.entry(underlying.clone()).or_default(), contract)
+            }
+        }
+    }
+
+    /// Drops every band.
+    #[cfg(test)]
+    pub(super) fn clear(&mut self) {
+        self.index.clear();
+        self.mark.clear();
+        self.ratio.clear();
     }
 }
 
@@ -362,10 +417,7 @@ impl Engine {
                 let name = p.instrument.name.as_str();
                 (self.market.mark.contains_key(name) || self.awaiting_mark.contains_key(name))
                     && self.band_source(account, p) != Source::Mark(name)
-                    && self
-                        .source_price(self.band_source(account, p))
-                        .and_then(|price| self.inverse_on_mark(p, price))
-                        .is_none()
+                    && self.inverse_parts(p).is_none()
             })
             .map(|p| p.instrument.name.as_str())
             .collect();
@@ -449,7 +501,7 @@ impl Engine {
         let old = std::mem::take(&mut account.bands);
         account.unbanded = !unpriced.is_empty();
         for band in old {
-            let (map, name) = band_map(&mut self.bands, &mut self.mark_bands, &band.source);
+            let (map, name) = self.bands.of(&band.source);
             if let Some(bands) = map.get_mut(name) {
                 bands.by_low.remove(&(band.low_key, slot));
                 bands.by_high.remove(&(band.high_key, slot));
@@ -467,7 +519,7 @@ impl Engine {
             self.unbanded.entry(underlying).or_default().insert(slot);
         }
         for band in &entries {
-            let (map, name) = band_map(&mut self.bands, &mut self.mark_bands, &band.source);
+            let (map, name) = self.bands.of(&band.source);
             let bands = match map.get_mut(name) {
                 Some(bands) => bands,
                 None => map.entry(name.to_owned()).or_default(),
@@ -507,33 +559,23 @@ impl Engine {
                     slope_high: high,
                     coins_at_rate: at_rate,
                     companion,
-                    reach: 0.5,
                 }),
             };
         let zero = (Decimal::ZERO, Decimal::ZERO);
-        let either_way = |coins: Decimal| (-coins, coins);
-        // Sources whose bounds hold only within [`INVERSE_ON_MARK_REACH`].
-        let mut narrow: Vec<Source<'a>> = Vec::new();
         for position in account.positions.values() {
             let instrument = &position.instrument;
             let source = self.band_source(account, position);
             let price = self.source_price(source).unwrap_or(Decimal::ZERO);
             let (coins, rate) = self.position_sensitivity(position, price);
-            match self.inverse_on_mark(position, price) {
+            match self.inverse_parts(position) {
                 // An isolated position moves neither the cross pool's equity nor its
                 // requirement (its P&L and margin are its own pool's): its source stands here
                 // so that it gets a band, which its own health sizes (`band_widths`), and takes
                 // no share of the cross pool's slack.
                 _ if position.isolated => add(source, zero, Decimal::ZERO, false),
-                Some((index_coins, mark_coins)) => {
-                    narrow.extend([source, Source::Mark(&instrument.name)]);
-                    add(source, either_way(index_coins), index_coins * rate, false);
-                    add(
-                        Source::Mark(&instrument.name),
-                        either_way(mark_coins),
-                        mark_coins * rate,
-                        false,
-                    );
+                Some(parts) => {
+                    add(source, parts.index_slopes, parts.index_at_rate, false);
+                    add(parts.ratio, parts.ratio_slopes, parts.ratio_at_rate, false);
                 }
                 None => {
                     let on_index = self.equity_coins(position);
@@ -590,11 +632,6 @@ impl Engine {
                 amount.abs() * rate,
                 false,
             );
-        }
-        for exposure in &mut exposures {
-            if narrow.contains(&exposure.source) {
-                exposure.reach = INVERSE_ON_MARK_REACH;
-            }
         }
         exposures.retain_mut(|exposure| match self.source_price(exposure.source) {
             Some(price) => {
@@ -664,6 +701,16 @@ impl Engine {
         })
     }
 
+    /// Whether the holders of `instrument`, a perpetual, are banded on its mark before it has
+    /// one, its underlying's index standing in ([`Engine::awaiting_mark`]): a linear perpetual
+    /// valued at its mark alone ([`Self::band_source`]), or an inverse one, whose cross holders
+    /// are banded on its index and on the ratio of its index to its mark apart
+    /// ([`Self::inverse_parts`]).
+    pub(super) fn banded_on_awaited_mark(&self, instrument: &Instrument) -> bool {
+        instrument.terms == Terms::Perpetual
+            && (instrument.style == Style::Inverse || self.valued_at_mark(instrument))
+    }
+
     /// Whether `instrument`, once it has a mark, is valued and margined at it alone: a linear
     /// perpetual or future settled in a pegged asset.
     pub(super) fn valued_at_mark(&self, instrument: &Instrument) -> bool {
@@ -677,7 +724,8 @@ impl Engine {
     }
 
     /// The current price of a band's source: an index, a contract's given mark, or, for a
-    /// perpetual awaiting its first mark, its underlying's index, which values it until then.
+    /// perpetual awaiting its first mark, its underlying's index, which values it until then;
+    /// for a ratio, the index over the mark (1 while the contract awaits its first mark).
     pub(super) fn source_price(&self, source: Source<'_>) -> Option<Decimal> {
         match source {
             Source::Index(name) => self.market.index.get(name),
@@ -686,6 +734,19 @@ impl Engine {
                     .get(name)
                     .and_then(|underlying| self.market.index.get(underlying.as_str()))
             }),
+            Source::Ratio {
+                contract,
+                underlying,
+            } => {
+                let index = self.market.index.get(underlying)?.value();
+                return match self.market.mark.get(contract) {
+                    Some(mark) => index.checked_div(mark.value()),
+                    None => self
+                        .awaiting_mark
+                        .contains_key(contract)
+                        .then_some(Decimal::ONE),
+                };
+            }
         }
         .map(|price| price.value())
     }
@@ -926,7 +987,7 @@ impl Engine {
                     // Share of the slack: S_u P_u / total; in price: / S_u.
                     slack * exposure.price_f64 / weight_total
                 };
-                half.min(exposure.price_f64 * exposure.reach)
+                half.min(exposure.price_f64 * BAND_REACH)
             })
             .collect();
         BandWidths {
@@ -1094,20 +1155,33 @@ impl Engine {
             .then_some(settlement.index.as_str())
     }
 
-    /// A cross inverse perpetual or future with a given mark, banded on its mark as well as on
-    /// its index `price`: its coin sensitivities to each, `(index, mark)`. Its USD equity is
-    /// `S (c + N / e - N / M)` and its requirement `r N S / M` (`N` USD size, `e` entry, `S` the
-    /// index, `M` the mark); inside the bands, whose reach is [`INVERSE_ON_MARK_REACH`] (an
-    /// eighth of the price), `M >= 7/8 M0` and `S <= 9/8 S0`, so
-    /// `|dE/dS| <= c + N / e + 8/7 N / M0` (the collateral `c` counted apart) and
-    /// `|dE/dM| = S N / M^2 <= 72/49 N S0 / M0^2`, the requirement's partials `r` times those
-    /// (the fractions rounded up to four decimals).
-    /// `None` otherwise (an isolated one is watched at its every mark, see `set_bands`).
-    pub(super) fn inverse_on_mark(
+    /// A cross inverse perpetual or future settled in its underlying's coin, with a given mark
+    /// or awaiting its first one: what its equity and requirement move by with its index and
+    /// with the ratio of its index to its mark, the two sources it is banded on.
+    ///
+    /// With `N` its USD size (signed), `e` its entry, `S` the index and `M` the mark, its
+    /// unrealised P&L is `N (1 / e - 1 / M)` coins (`solvent_risk::standard::unrealized_pnl`),
+    /// worth `N S / e - N rho` USD at the index, `rho = S / M`: linear in `S` at fixed `rho`,
+    /// with the exact slope `N / e` (the side's sign kept, so that it offsets the coin held
+    /// against it), and linear in `rho` at fixed `S`, with the exact slope `-N`. Its
+    /// requirement is `S m(q)` USD, `m` the rule's maintenance margin in coins at the coin size
+    /// `q = |N| / M = |N| rho / S`: `dMM / d rho = |N| m'(q)` and `dMM / dS = m(q) - q m'(q)`.
+    /// Inside bands of half their price (`BAND_REACH`) `S >= S0 / 2` and `rho <= 3/2 rho0`, so
+    /// `M >= M0 / 3` and `q <= 3 |N| / M0 = q_max`. Deribit's rate `min(base + k q, cap)`
+    /// gives `m' = base + 2 k q` below the cap and `cap` at it, `m - q m' = -k q^2` below it and
+    /// nothing at it: `m' <= base + 2 k q_max`, `|m - q m'| <= k q_max^2`. A rule of brackets
+    /// gives `m' = r`, the bracket's rate, and `m - q m' = -d`, its deduction, at most `r q`:
+    /// both bounded by the highest rate `r` reachable up to `q_max`
+    /// ([`Self::position_sensitivity`]), and any other rule's by twice that rate.
+    ///
+    /// Until the first mark `M` is `S` and `rho` 1: the holder is banded on the ratio from the
+    /// start, and the first mark is an ordinary move of `rho` from 1 ([`Self::first_mark`]).
+    /// `None` for any other position (an isolated one, or one settled otherwise, is watched at
+    /// its every mark, see `set_bands`).
+    pub(super) fn inverse_parts<'a>(
         &self,
-        position: &PositionState,
-        price: Decimal,
-    ) -> Option<(Decimal, Decimal)> {
+        position: &'a PositionState,
+    ) -> Option<InverseParts<'a>> {
         let instrument = &position.instrument;
         if instrument.style != Style::Inverse
             || !matches!(instrument.terms, Terms::Perpetual | Terms::Future { .. })
@@ -1115,22 +1189,58 @@ impl Engine {
         {
             return None;
         }
-        let mark = self.market.mark.get(instrument.name.as_str())?.value();
+        let settlement = self.venue.assets.get(instrument.settlement.as_str())?;
+        if settlement.usd_peg.is_some() || settlement.index != instrument.underlying {
+            return None;
+        }
+        let mark = self.source_price(Source::Mark(instrument.name.as_str()))?;
         let floor = Decimal::new(1, 8);
+        let (_, rate) = self.position_sensitivity(position, mark);
         let size = position.size.abs();
-        // 8/7 and 72/49, rounded up.
-        let mark_floor_factor = Decimal::new(11_429, 4);
-        let mark_slope_factor = Decimal::new(14_694, 4);
-        let index_coins = size.checked_div(position.entry.max(floor))?.checked_add(
-            size.checked_mul(mark_floor_factor)?
-                .checked_div(mark.max(floor))?,
-        )?;
-        let mark_coins = size
-            .checked_mul(mark_slope_factor)?
-            .checked_mul(price)?
-            .checked_div(mark.max(floor))?
+        let index_coins = size.checked_div(position.entry.max(floor))?;
+        let coin_size_bound = size
+            .checked_mul(Decimal::from(3))?
             .checked_div(mark.max(floor))?;
-        Some((index_coins, mark_coins))
+        let (index_at_rate, ratio_at_rate) = match instrument.margin.as_ref() {
+            solvent_core::venue::MarginRule::SizeLinear {
+                maintenance_base,
+                rate_per_unit,
+                ..
+            } => {
+                let growth = rate_per_unit.abs();
+                (
+                    growth
+                        .checked_mul(coin_size_bound)?
+                        .checked_mul(coin_size_bound)?,
+                    size.checked_mul(
+                        maintenance_base.abs()
+                            + growth.checked_mul(coin_size_bound)? * Decimal::TWO,
+                    )?,
+                )
+            }
+            solvent_core::venue::MarginRule::Tiered { .. } => {
+                (coin_size_bound.checked_mul(rate)?, size.checked_mul(rate)?)
+            }
+            _ => (
+                coin_size_bound.checked_mul(rate)?,
+                size.checked_mul(rate)?.checked_mul(Decimal::TWO)?,
+            ),
+        };
+        let (index_slope, ratio_slope) = if position.size.is_sign_negative() {
+            (-index_coins, size)
+        } else {
+            (index_coins, -size)
+        };
+        Some(InverseParts {
+            ratio: Source::Ratio {
+                contract: instrument.name.as_str(),
+                underlying: instrument.underlying.as_str(),
+            },
+            index_slopes: (index_slope, index_slope),
+            index_at_rate,
+            ratio_slopes: (ratio_slope, ratio_slope),
+            ratio_at_rate,
+        })
     }
 
     /// An interval holding the slope of a cross position's value (USD per dollar of its band's
@@ -1378,7 +1488,7 @@ impl Engine {
         let now_ms = self.now.as_millisecond();
         let mut crossed: Vec<&u32> = Vec::new();
         if let Some((underlying, price)) = index {
-            if let Some(bands) = self.bands.get(underlying) {
+            if let Some(bands) = self.bands.index.get(underlying) {
                 crossed.extend(bands.crossed(price, now_ms));
             }
             // Holders without a band on this underlying yet are examined too.
@@ -1387,15 +1497,20 @@ impl Engine {
             // holders are banded on that mark (see `band_source`).
             for (contract, valued_at) in &self.awaiting_mark {
                 if valued_at == underlying
-                    && let Some(bands) = self.mark_bands.get(contract.as_str())
+                    && let Some(bands) = self.bands.mark.get(contract.as_str())
                 {
                     crossed.extend(bands.crossed(price, now_ms));
                 }
             }
+            // The index moves the ratio of every inverse contract on it to its mark.
+            crossed.extend(self.ratios_crossed(underlying, None, now_ms));
         }
         for (name, price) in marks {
-            if let Some(bands) = self.mark_bands.get(*name) {
+            if let Some(bands) = self.bands.mark.get(*name) {
                 crossed.extend(bands.crossed(*price, now_ms));
+            }
+            for underlying in self.bands.ratio.keys() {
+                crossed.extend(self.ratios_crossed(underlying, Some(name), now_ms));
             }
             // So are the holders banded elsewhere than on this mark.
             crossed.extend(self.mark_watchers.get(*name).into_iter().flatten());
@@ -1406,14 +1521,41 @@ impl Engine {
         }
     }
 
+    /// The accounts whose band on the ratio of an inverse contract on `underlying` to its mark
+    /// (of `contract` alone, if given) the current prices reach or leave, or whose band there
+    /// has expired.
+    fn ratios_crossed<'s>(
+        &'s self,
+        underlying: &'s str,
+        contract: Option<&'s str>,
+        now_ms: i64,
+    ) -> impl Iterator<Item = &'s u32> {
+        self.bands
+            .ratio
+            .get(underlying)
+            .into_iter()
+            .flatten()
+            .filter(move |(name, _)| contract.is_none_or(|only| only == name.as_str()))
+            .filter_map(move |(name, bands)| {
+                let ratio = self.source_price(Source::Ratio {
+                    contract: name,
+                    underlying,
+                })?;
+                Some(bands.crossed(ratio, now_ms))
+            })
+            .flatten()
+    }
+
     /// The first mark of `instrument`, at `mark` (already in the market). A perpetual held
     /// while awaiting it was valued at its underlying's index and banded on its own mark, the
-    /// index standing in (see [`Self::band_source`]): its price moves from the index to the
-    /// mark, and the holders whose band that move crosses are examined, with those waiting
-    /// for a price; the others keep their bands, which hold on the mark as they held on the
-    /// index. So the first mark of a crowded contract costs what the accounts it can change
-    /// cost. Any other contract's holders (a future, an inverse contract, one settled in an
-    /// unpegged coin) valued it otherwise until now and are all examined.
+    /// index standing in (see [`Self::band_source`]), or, an inverse one, on the ratio of its
+    /// index to its mark, 1 until now ([`Self::inverse_parts`]): its price moves from the index
+    /// to the mark, and the holders whose band that move crosses are examined, with those
+    /// waiting for a price and those watching the mark; the others keep their bands, which
+    /// hold on the mark as they held on the index. So the first mark of a crowded contract
+    /// costs what the accounts it can change cost. Any other contract's holders (a future, a
+    /// linear contract settled in an unpegged coin) valued it otherwise until now and are all
+    /// examined.
     pub(super) fn first_mark(
         &mut self,
         instrument: &Instrument,
@@ -1421,18 +1563,21 @@ impl Engine {
         effects: &mut Vec<Effect>,
     ) {
         let name = instrument.name.as_str();
-        let awaited = self.awaiting_mark.remove(name).is_some() && self.valued_at_mark(instrument);
+        let awaited =
+            self.awaiting_mark.remove(name).is_some() && self.banded_on_awaited_mark(instrument);
         if self.config.exhaustive_monitoring || !awaited {
             self.revalue_holders(Source::Mark(name), effects);
             return;
         }
         let now_ms = self.now.as_millisecond();
         let mut examined: Vec<&u32> = self
-            .mark_bands
+            .bands
+            .mark
             .get(name)
             .into_iter()
             .flat_map(|bands| bands.crossed(mark, now_ms))
             .collect();
+        examined.extend(self.ratios_crossed(&instrument.underlying, Some(name), now_ms));
         if let Some(holders) = self.instrument_holders.get(name) {
             examined.extend(
                 self.unbanded

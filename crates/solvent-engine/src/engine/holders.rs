@@ -80,14 +80,14 @@ impl Engine {
             underlyings.into_iter().map(CompactString::from).collect();
         let instruments: Vec<CompactString> = account.positions.keys().cloned().collect();
         // A perpetual's first holder before its first mark: from now on it is banded on the
-        // mark, which the index stands in for until it comes (see `band_source`).
+        // mark, which the index stands in for until it comes (see `band_source` and
+        // `inverse_parts`).
         let awaiting: Vec<(CompactString, CompactString)> = account
             .positions
             .values()
             .filter(|position| {
                 let instrument = &position.instrument;
-                instrument.terms == Terms::Perpetual
-                    && self.valued_at_mark(instrument)
+                self.banded_on_awaited_mark(instrument)
                     && !self
                         .instrument_holders
                         .contains_key(instrument.name.as_str())
@@ -127,7 +127,9 @@ impl Engine {
     pub(super) fn revalue_holders(&mut self, source: Source<'_>, effects: &mut Vec<Effect>) {
         let holders = match source {
             Source::Index(underlying) => self.holders.get(underlying),
-            Source::Mark(name) => self.instrument_holders.get(name),
+            Source::Mark(name) | Source::Ratio { contract: name, .. } => {
+                self.instrument_holders.get(name)
+            }
         };
         let holders = self.ids_of(holders.into_iter().flatten());
         for id in holders {

@@ -34,8 +34,9 @@ use crate::ledger::LedgerAccount;
 /// Version of the snapshot layout; a snapshot of another version is refused, never guessed at.
 /// 6: instruments carry their price tick (`tick_size`). 7: the venue carries its withdrawal rule
 /// (`withdrawal`). 8: perpetuals held before their first mark are banded on it
-/// (`awaiting_mark`).
-pub const SNAPSHOT_FORMAT: u32 = 8;
+/// (`awaiting_mark`). 9: so are inverse perpetuals, on their index and mark apart (their
+/// holders' bands of format 8 have no part on the mark).
+pub const SNAPSHOT_FORMAT: u32 = 9;
 
 /// Why a snapshot could not be taken or restored.
 #[derive(Debug, thiserror::Error)]
@@ -456,13 +457,14 @@ mod tests {
             Engine::restore(&longer),
             Err(SnapshotError::Decode(_))
         ));
+        // The previous format (8: inverse holders banded without their ratio) is refused.
         let mut other = bytes;
         if let Some(version) = other.first_mut() {
-            *version = 9;
+            *version = 8;
         }
         assert!(matches!(
             Engine::restore(&other),
-            Err(SnapshotError::Format { found: 9, .. })
+            Err(SnapshotError::Format { found: 8, .. })
         ));
         assert!(Engine::restore(&[]).is_err());
     }

@@ -284,7 +284,7 @@ impl Engine {
             _ => Vec::new(),
         };
         let now_ms = self.now.as_millisecond();
-        if let Some(bands) = self.bands.get(underlying) {
+        if let Some(bands) = self.bands.index.get(underlying) {
             crossed.extend(bands.by_expiry.range(..(now_ms, 0)).map(|(_, slot)| *slot));
         }
         crossed.extend(self.unbanded.get(underlying).into_iter().flatten());
