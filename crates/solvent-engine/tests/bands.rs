@@ -756,17 +756,18 @@ fn a_hedged_holder_is_examined_at_its_contracts_first_mark() {
 
 /// The first mark of a crowded inverse contract: holders of `BTC-PERPETUAL` on BTC collateral
 /// were banded from the start on the index and on the ratio of the index to the contract's mark,
-/// 1 until the mark comes. A first mark 2% below the index moves the ratio by 2%: only the
-/// holders whose ratio band that leaves are examined (the 40x longs, and shorts as thin), not
-/// the shorts hedged by the coins they hold; later marks and index updates catch every state
-/// change at the same event as when every holder is examined.
+/// 1 until the mark comes. A first mark 0.5% below the index moves the ratio by 0.5%: only the
+/// holders whose ratio band that leaves are examined (the thinnest longs and shorts), not the
+/// others; later marks and index updates catch every state change at the same event as when
+/// every holder is examined.
 #[test]
 fn the_first_mark_of_a_crowded_inverse_contract_examines_the_holders_its_gap_can_change() {
     let mut stream = Timed::default();
     stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
-    // Forty longs and shorts of 60,000 USD (one coin at the index), with 0.025 to 4 BTC.
+    // Forty longs and shorts of 60,000 USD (one coin at the index), with 0.025 to 1.73 BTC
+    // (40x to 0.6x).
     for n in 0..40_u32 {
-        let coins = 0.025 * 1.14_f64.powi((n / 2) as i32);
+        let coins = 0.025 * 1.25_f64.powi((n / 2) as i32);
         let side = if n % 2 == 0 { "buy" } else { "sell" };
         stream.open(
             &format!("v{n:02}"),
@@ -775,17 +776,17 @@ fn the_first_mark_of_a_crowded_inverse_contract_examines_the_holders_its_gap_can
         );
     }
     let opened = stream.lines.len();
-    // The first mark 2% below the index, then the mark and the index walk down 0.5% a step.
-    stream.push(r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"58800""#);
+    // The first mark 0.5% below the index, then the mark and the index walk down 0.5% a step.
+    stream.push(r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"59700""#);
     for step in 1..=30_i32 {
-        let price = 58_800.0 * (1.0 - 0.005 * f64::from(step));
+        let price = 59_700.0 * (1.0 - 0.005 * f64::from(step));
         stream.push(&format!(
             r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"{price:.2}""#
         ));
         if step % 3 == 0 {
             stream.push(&format!(
                 r#""type":"index_price","underlying":"BTC","price":"{:.2}""#,
-                price / 0.98
+                price / 0.995
             ));
         }
     }
@@ -802,12 +803,11 @@ fn the_first_mark_of_a_crowded_inverse_contract_examines_the_holders_its_gap_can
             examined_at_first_mark = Some(banded.evaluations().since(before));
         }
     }
-    // The ratio's band takes about half of each holder's slack (the index's the other half):
-    // the 2% gap leaves the bands of the seven thinnest longs and shorts (40x to 18x), whose
-    // half is under 2% of their notional.
+    // The ratio's band spans the same fraction of its range (the 5% mark band) as the index's
+    // of half the index: the gap leaves the bands of the holders at 14x and more only.
     let examined = examined_at_first_mark.unwrap();
     assert!(
-        (1..=16).contains(&examined),
+        (1..=12).contains(&examined),
         "the first mark examined {examined} of 40 holders"
     );
     let actions = assert_same_actions(&stream.lines);
@@ -1187,6 +1187,47 @@ fn cross_inverse_longs_are_caught_as_their_mark_slides() {
     }
     let actions = assert_same_actions(&stream.lines);
     assert_reached(&actions, &["margin_call", "reduce_only"], "the slide");
+}
+
+/// Cross inverse longs and shorts on coin collateral while the index and their contract's
+/// mark fall apart: each holder's slack is shared between its index and the ratio of the index
+/// to the mark, and both move toward the longs' losses here. The index falls 0.1% a step and
+/// the mark 0.11%, so that the ratio (up 0.01% a step, worth 6 USD a step on 60,000 USD
+/// against the index's 62) reaches the edge of its band (its share of the slack, about a tenth)
+/// at about the step the index reaches the edge of its own, whatever the holder's slack: a
+/// ratio band that held more than its share then misses a state (a ratio slope taken 4 times
+/// too small fails here). Every state must be reached at the update that crosses it, as when
+/// every holder is examined.
+#[test]
+fn inverse_holders_are_caught_as_the_index_and_the_mark_move_together_and_apart() {
+    let mut stream = Timed::default();
+    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
+    stream.push(r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"60000""#);
+    for n in 0..24_u32 {
+        let coins = 0.04 * 1.15_f64.powi((n / 2) as i32);
+        let side = if n % 2 == 0 { "buy" } else { "sell" };
+        stream.open(
+            &format!("t{n:02}"),
+            ("BTC", &format!("{coins:.4}")),
+            ("BTC-PERPETUAL", side, "60000"),
+        );
+    }
+    for step in 1..=90_i32 {
+        let index = 60_000.0 * (1.0 - 0.001 * f64::from(step));
+        let mark = 60_000.0 * (1.0 - 0.0011 * f64::from(step));
+        stream.push(&format!(
+            r#""type":"index_price","underlying":"BTC","price":"{index:.2}""#
+        ));
+        stream.push(&format!(
+            r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"{mark:.2}""#
+        ));
+    }
+    let actions = assert_same_actions(&stream.lines);
+    assert_reached(
+        &actions,
+        &["margin_call", "reduce_only", "liquidating"],
+        "the fall",
+    );
 }
 
 /// Bands sized by what moves each pool. An isolated BTCUSDT long with little cash left in its

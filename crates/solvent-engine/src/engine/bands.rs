@@ -751,6 +751,22 @@ impl Engine {
         .map(|price| price.value())
     }
 
+    /// The range a ratio source cannot leave (see [`Source::Ratio`]): marks are clamped to
+    /// the guard's band around the index when they arrive and whenever the index moves
+    /// (`Engine::reclamp_marks`), so `S / M` stays within `[1 / (1 + b), 1 / (1 - b)]`; taken a
+    /// millionth wider, which covers the rounding of the ratio and of these bounds. `None` for
+    /// any other source, or a band of 1 or more (no upper bound then).
+    pub(super) fn ratio_range(&self, source: Source<'_>) -> Option<(f64, f64)> {
+        if !matches!(source, Source::Ratio { .. }) {
+            return None;
+        }
+        let band = band_f64(self.config.guards.mark_band);
+        if !(0.0..1.0).contains(&band) {
+            return None;
+        }
+        Some(((1.0 - 1e-6) / (1.0 + band), (1.0 + 1e-6) / (1.0 - band)))
+    }
+
     /// Half-widths of the safe bands, in price, one per exposure (in its order), and the time
     /// they hold until when the account holds options; `None` when the account must be
     /// re-examined at every update.
@@ -948,9 +964,14 @@ impl Engine {
         })
     }
 
-    /// Shares `slack` (USD) out over the exposures in proportion to `S_u P_u`, `S_u` each
-    /// one's sensitivity (with a portfolio requirement's slope on top); every half-width at
-    /// most its reach (half the price, or less: see [`Exposure::reach`]).
+    /// Shares `slack` (USD) out over the exposures in proportion to `S_u X_u`, `S_u` each
+    /// one's sensitivity (with a portfolio requirement's slope on top) and `X_u` the furthest
+    /// its source can move inside a band: half its price ([`BAND_REACH`]), or, for a source
+    /// that cannot leave a range (the ratio of an index to a clamped mark,
+    /// [`Engine::ratio_range`]), the half-width covering that range. Each band then spans the
+    /// same fraction of its source's extent, and none is wider than it: with a few percent of
+    /// range against half the price, the ratio of an inverse contract takes a small share of
+    /// the slack, which its mark's moves rarely leave.
     pub(super) fn share_slack(
         &self,
         exposures: &[Exposure],
@@ -972,22 +993,28 @@ impl Engine {
                 band_f64(e.coins()) + top * (band_f64(e.coins_at_rate) + slope)
             })
             .collect();
-        let weight_total: f64 = exposures
+        let extents: Vec<f64> = exposures
+            .iter()
+            .map(|e| match self.ratio_range(e.source) {
+                Some((low, high)) => (e.price_f64 - low).max(high - e.price_f64),
+                None => e.price_f64 * BAND_REACH,
+            })
+            .collect();
+        let weight_total: f64 = extents
             .iter()
             .zip(&sensitivities)
-            .map(|(e, sensitivity)| e.price_f64 * sensitivity)
+            .map(|(extent, sensitivity)| extent * sensitivity)
             .sum();
-        let halves = exposures
+        let halves = extents
             .iter()
             .zip(&sensitivities)
-            .map(|(exposure, sensitivity)| {
-                let half = if *sensitivity == 0.0 || weight_total <= 0.0 {
-                    exposure.price_f64
+            .map(|(extent, sensitivity)| {
+                if *sensitivity == 0.0 || weight_total <= 0.0 {
+                    *extent
                 } else {
-                    // Share of the slack: S_u P_u / total; in price: / S_u.
-                    slack * exposure.price_f64 / weight_total
-                };
-                half.min(exposure.price_f64 * BAND_REACH)
+                    // Share of the slack: S_u X_u / total; in price: / S_u.
+                    (slack * extent / weight_total).min(*extent)
+                }
             })
             .collect();
         BandWidths {
