@@ -803,8 +803,8 @@ fn the_first_mark_of_a_crowded_inverse_contract_examines_the_holders_its_gap_can
             examined_at_first_mark = Some(banded.evaluations().since(before));
         }
     }
-    // The ratio's band spans the same fraction of its range (the 5% mark band) as the index's
-    // of half the index: the gap leaves the bands of the holders at 14x and more only.
+    // The ratio's band takes about half of each holder's slack, up to what covers the range
+    // the mark band leaves it: the gap leaves the bands of the thinnest holders only.
     let examined = examined_at_first_mark.unwrap();
     assert!(
         (1..=12).contains(&examined),
@@ -1192,12 +1192,12 @@ fn cross_inverse_longs_are_caught_as_their_mark_slides() {
 /// Cross inverse longs and shorts on coin collateral while the index and their contract's
 /// mark fall apart: each holder's slack is shared between its index and the ratio of the index
 /// to the mark, and both move toward the longs' losses here. The index falls 0.1% a step and
-/// the mark 0.11%, so that the ratio (up 0.01% a step, worth 6 USD a step on 60,000 USD
-/// against the index's 62) reaches the edge of its band (its share of the slack, about a tenth)
-/// at about the step the index reaches the edge of its own, whatever the holder's slack: a
-/// ratio band that held more than its share then misses a state (a ratio slope taken 4 times
-/// too small fails here). Every state must be reached at the update that crosses it, as when
-/// every holder is examined.
+/// the mark 0.2% (clamped at 5% below the index), so that the ratio (up 0.1% a step, worth 60
+/// USD a step on 60,000 USD against the index's 62) reaches the edge of its band (its share of
+/// the slack, about half) at about the step the index reaches the edge of its own, whatever the
+/// holder's slack: a ratio band that held more than its share then misses a state (a ratio
+/// slope taken 4 times too small fails here). Every state must be reached at the update that
+/// crosses it, as when every holder is examined.
 #[test]
 fn inverse_holders_are_caught_as_the_index_and_the_mark_move_together_and_apart() {
     let mut stream = Timed::default();
@@ -1214,7 +1214,7 @@ fn inverse_holders_are_caught_as_the_index_and_the_mark_move_together_and_apart(
     }
     for step in 1..=90_i32 {
         let index = 60_000.0 * (1.0 - 0.001 * f64::from(step));
-        let mark = 60_000.0 * (1.0 - 0.0011 * f64::from(step));
+        let mark = 60_000.0 * (1.0 - 0.002 * f64::from(step));
         stream.push(&format!(
             r#""type":"index_price","underlying":"BTC","price":"{index:.2}""#
         ));

@@ -755,7 +755,9 @@ impl Engine {
     /// the guard's band around the index when they arrive and whenever the index moves
     /// (`Engine::reclamp_marks`), so `S / M` stays within `[1 / (1 + b), 1 / (1 - b)]`; taken a
     /// millionth wider, which covers the rounding of the ratio and of these bounds. `None` for
-    /// any other source, or a band of 1 or more (no upper bound then).
+    /// any other source, or a band of 1 or more (no upper bound then). The range decides only
+    /// how much of the slack a ratio's band need take ([`Self::share_slack`]): a band covering
+    /// it is never left, and any band is sound, since leaving it examines the account.
     pub(super) fn ratio_range(&self, source: Source<'_>) -> Option<(f64, f64)> {
         if !matches!(source, Source::Ratio { .. }) {
             return None;
@@ -964,14 +966,14 @@ impl Engine {
         })
     }
 
-    /// Shares `slack` (USD) out over the exposures in proportion to `S_u X_u`, `S_u` each
-    /// one's sensitivity (with a portfolio requirement's slope on top) and `X_u` the furthest
-    /// its source can move inside a band: half its price ([`BAND_REACH`]), or, for a source
-    /// that cannot leave a range (the ratio of an index to a clamped mark,
-    /// [`Engine::ratio_range`]), the half-width covering that range. Each band then spans the
-    /// same fraction of its source's extent, and none is wider than it: with a few percent of
-    /// range against half the price, the ratio of an inverse contract takes a small share of
-    /// the slack, which its mark's moves rarely leave.
+    /// Shares `slack` (USD) out over the exposures in proportion to `S_u P_u`, `S_u` each
+    /// one's sensitivity (with a portfolio requirement's slope on top), so that each band spans
+    /// the same fraction of its price; every half-width at most half the price
+    /// ([`BAND_REACH`]). A ratio of an index to its contract's mark gets that same fraction:
+    /// when the mark lags, the ratio moves with the index. But it cannot leave the range the
+    /// mark band leaves it ([`Engine::ratio_range`]): it takes no more than a band covering
+    /// that range, and what its share held beyond that is shared out again over the others, so
+    /// a holder of an inverse contract with slack to spare keeps a wide index band.
     pub(super) fn share_slack(
         &self,
         exposures: &[Exposure],
@@ -993,29 +995,62 @@ impl Engine {
                 band_f64(e.coins()) + top * (band_f64(e.coins_at_rate) + slope)
             })
             .collect();
-        let extents: Vec<f64> = exposures
+        // The half-width covering each bounded source's whole range, where it has one.
+        let covers: Vec<Option<f64>> = exposures
             .iter()
-            .map(|e| match self.ratio_range(e.source) {
-                Some((low, high)) => (e.price_f64 - low).max(high - e.price_f64),
-                None => e.price_f64 * BAND_REACH,
+            .map(|e| {
+                let (low, high) = self.ratio_range(e.source)?;
+                Some((e.price_f64 - low).max(high - e.price_f64))
             })
             .collect();
-        let weight_total: f64 = extents
-            .iter()
-            .zip(&sensitivities)
-            .map(|(extent, sensitivity)| extent * sensitivity)
-            .sum();
-        let halves = extents
-            .iter()
-            .zip(&sensitivities)
-            .map(|(extent, sensitivity)| {
-                if *sensitivity == 0.0 || weight_total <= 0.0 {
-                    *extent
-                } else {
-                    // Share of the slack: S_u X_u / total; in price: / S_u.
-                    (slack * extent / weight_total).min(*extent)
+        let mut capped = vec![false; exposures.len()];
+        let mut halves = vec![0.0; exposures.len()];
+        // Each pass caps the bounded sources whose share covers their range; the slack they
+        // leave goes to the others, whose shares only grow: at most one pass per source.
+        for _ in 0..=exposures.len() {
+            let mut left = slack;
+            let mut weight_total = 0.0;
+            for (index, (exposure, sensitivity)) in exposures.iter().zip(&sensitivities).enumerate()
+            {
+                match (capped.get(index), covers.get(index)) {
+                    (Some(true), Some(Some(cover))) => left -= cover * sensitivity,
+                    _ => weight_total += exposure.price_f64 * sensitivity,
                 }
-            })
+            }
+            let mut newly_capped = false;
+            for (index, ((exposure, sensitivity), cover)) in exposures
+                .iter()
+                .zip(&sensitivities)
+                .zip(&covers)
+                .enumerate()
+            {
+                let Some(half) = halves.get_mut(index) else {
+                    continue;
+                };
+                let is_capped = capped.get(index).copied().unwrap_or(false);
+                *half = match cover {
+                    Some(cover) if is_capped => *cover,
+                    _ if *sensitivity == 0.0 || weight_total <= 0.0 => exposure.price_f64,
+                    // Share of the slack: S_u P_u / total; in price: / S_u.
+                    _ => left * exposure.price_f64 / weight_total,
+                };
+                if let Some(cover) = cover
+                    && !is_capped
+                    && *half >= *cover
+                    && let Some(flag) = capped.get_mut(index)
+                {
+                    *flag = true;
+                    newly_capped = true;
+                }
+            }
+            if !newly_capped {
+                break;
+            }
+        }
+        let halves = halves
+            .into_iter()
+            .zip(exposures)
+            .map(|(half, exposure)| half.min(exposure.price_f64 * BAND_REACH))
             .collect();
         BandWidths {
             halves,
