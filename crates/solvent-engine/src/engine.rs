@@ -368,11 +368,12 @@ pub struct Engine {
     coin_indices: Vec<String>,
     /// Holders of an underlying without a band on it yet (examined at its every update).
     unbanded: BTreeMap<String, BTreeSet<u32>>,
-    /// Perpetuals held before their first mark (linear ones settled in a pegged coin, and
-    /// inverse ones), with the underlying whose index values them until it comes: their
-    /// holders are banded on the contract's mark from the start, the index standing in for it
-    /// (see [`Engine::band_source`] and [`Engine::inverse_parts`]), so the first mark
-    /// examines only the holders whose band it crosses.
+    /// Perpetuals and futures held before their first mark (linear ones settled in a pegged
+    /// coin, and inverse ones), with the underlying whose index values them until it comes:
+    /// their holders are banded on the contract's mark (or, inverse, on the ratio of the index
+    /// to it) from the start, the index standing in for it (see [`Engine::band_source`] and
+    /// [`Engine::inverse_parts`]), so the first mark examines only the holders whose band it
+    /// crosses.
     awaiting_mark: BTreeMap<CompactString, CompactString>,
     /// Per underlying, its option holders registered against snapshots of its smiles with
     /// their volatility tolerance (see `engine/vol_bands.rs`): a smile change examines those

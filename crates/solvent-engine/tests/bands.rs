@@ -754,14 +754,21 @@ fn a_hedged_holder_is_examined_at_its_contracts_first_mark() {
     );
 }
 
-/// The first mark of a crowded inverse contract: holders of `BTC-PERPETUAL` on BTC collateral
-/// were banded from the start on the index and on the ratio of the index to the contract's mark,
+/// The first mark of a crowded inverse contract, the perpetual or a quarterly future: holders on
+/// BTC collateral were banded from the start on the index and on the ratio of the index to the
+/// contract's mark,
 /// 1 until the mark comes. A first mark 0.5% below the index moves the ratio by 0.5%: only the
 /// holders whose ratio band that leaves are examined (the thinnest longs and shorts), not the
 /// others; later marks and index updates catch every state change at the same event as when
 /// every holder is examined.
 #[test]
 fn the_first_mark_of_a_crowded_inverse_contract_examines_the_holders_its_gap_can_change() {
+    for contract in ["BTC-PERPETUAL", "BTC-27MAR26"] {
+        crowded_inverse_first_mark(contract);
+    }
+}
+
+fn crowded_inverse_first_mark(contract: &str) {
     let mut stream = Timed::default();
     stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
     // Forty longs and shorts of 60,000 USD (one coin at the index), with 0.025 to 1.73 BTC
@@ -772,16 +779,18 @@ fn the_first_mark_of_a_crowded_inverse_contract_examines_the_holders_its_gap_can
         stream.open(
             &format!("v{n:02}"),
             ("BTC", &format!("{coins:.4}")),
-            ("BTC-PERPETUAL", side, "60000"),
+            (contract, side, "60000"),
         );
     }
     let opened = stream.lines.len();
     // The first mark 0.5% below the index, then the mark and the index walk down 0.5% a step.
-    stream.push(r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"59700""#);
+    stream.push(&format!(
+        r#""type":"mark_price","instrument":"{contract}","price":"59700""#
+    ));
     for step in 1..=30_i32 {
         let price = 59_700.0 * (1.0 - 0.005 * f64::from(step));
         stream.push(&format!(
-            r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"{price:.2}""#
+            r#""type":"mark_price","instrument":"{contract}","price":"{price:.2}""#
         ));
         if step % 3 == 0 {
             stream.push(&format!(
@@ -808,22 +817,23 @@ fn the_first_mark_of_a_crowded_inverse_contract_examines_the_holders_its_gap_can
     let examined = examined_at_first_mark.unwrap();
     assert!(
         (1..=12).contains(&examined),
-        "the first mark examined {examined} of 40 holders"
+        "the first mark of {contract} examined {examined} of 40 holders"
     );
     let actions = assert_same_actions(&stream.lines);
     assert!(
         actions
             .iter()
             .any(|a| a.contains(r#""type":"liquidation""#)),
-        "precondition: the walk down liquidates longs: {actions:?}"
+        "precondition: the walk down liquidates longs of {contract}: {actions:?}"
     );
 }
 
-/// Accounts `(BTC in thousandths, BTC-PERPETUAL size in hundreds of USD, USDT)` opened at
-/// 60,000 on the index alone, the index moved by `before` tenths of a percent, then the
+/// Accounts `(BTC in thousandths, size of the inverse `contract` in hundreds of USD, USDT)`
+/// opened at 60,000 on the index alone, the index moved by `before` tenths of a percent, then the
 /// contract's first mark `gap` tenths of a percent from the index (clamped at 5%), then the
 /// mark and the index walked by `path` (tenths of a percent each, the index every other step).
 fn inverse_first_mark_events(
+    contract: &str,
     accounts: &[(u32, i32, u32)],
     before: i32,
     gap: i32,
@@ -847,7 +857,7 @@ fn inverse_first_mark_events(
         }
         let side = if *hundreds > 0 { "buy" } else { "sell" };
         stream.push(&format!(
-            r#""type":"fill","account":"{account}","instrument":"BTC-PERPETUAL","side":"{side}","size":"{}","price":"60000""#,
+            r#""type":"fill","account":"{account}","instrument":"{contract}","side":"{side}","size":"{}","price":"60000""#,
             hundreds.unsigned_abs() * 100
         ));
     }
@@ -857,14 +867,14 @@ fn inverse_first_mark_events(
     ));
     let mut mark = index * (1.0 + f64::from(gap) / 1000.0);
     stream.push(&format!(
-        r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"{mark:.2}""#
+        r#""type":"mark_price","instrument":"{contract}","price":"{mark:.2}""#
     ));
     let mut index = index;
     for (step, tenths) in path.iter().enumerate() {
         let factor = 1.0 + f64::from(*tenths) / 1000.0;
         mark *= factor;
         stream.push(&format!(
-            r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"{mark:.2}""#
+            r#""type":"mark_price","instrument":"{contract}","price":"{mark:.2}""#
         ));
         if step % 2 == 1 {
             index *= factor;
@@ -963,12 +973,13 @@ proptest! {
         assert_same_actions(&first_mark_events(&accounts, before, gap, &path));
     }
 
-    /// Holders of an inverse contract on BTC (some also holding USDT), short ones hedged by
-    /// the coins they hold or not, then the contract's first mark up to 5% from the index:
-    /// every state change, margin call, liquidation and ADL comes at the same event as when
-    /// every holder is examined.
+    /// Holders of an inverse contract on BTC, the perpetual or a quarterly future (some also
+    /// holding USDT), short ones hedged by the coins they hold or not, then the contract's
+    /// first mark up to 5% from the index: every state change, margin call, liquidation and
+    /// ADL comes at the same event as when every holder is examined.
     #[test]
     fn a_first_inverse_mark_far_from_the_index_acts_as_examining_every_holder(
+        future in any::<bool>(),
         accounts in proptest::collection::vec(
             (10u32..2_000, -300i32..300, prop_oneof![Just(0u32), 100u32..3_000]),
             1..16,
@@ -977,7 +988,8 @@ proptest! {
         gap in -60i32..60,
         path in proptest::collection::vec(-10i32..10, 0..40),
     ) {
-        assert_same_actions(&inverse_first_mark_events(&accounts, before, gap, &path));
+        let contract = if future { "BTC-27MAR26" } else { "BTC-PERPETUAL" };
+        assert_same_actions(&inverse_first_mark_events(contract, &accounts, before, gap, &path));
     }
 }
 

@@ -648,7 +648,8 @@ impl Engine {
     /// future settled in a pegged asset (valued and margined at the mark alone), else its
     /// underlying's index.
     ///
-    /// A perpetual held before its first mark is valued at its underlying's index until then.
+    /// A perpetual or future held before its first mark is valued at its underlying's index
+    /// until then.
     /// When it is all the account values at that index, it is banded on its mark from the start
     /// ([`Engine::awaiting_mark`]): the index stands in for the mark ([`Self::source_price`]),
     /// and its updates cross the contract's mark bands as well as the index's
@@ -659,8 +660,7 @@ impl Engine {
     /// comes: the band there is sized by the slopes summed, where opposite ones offset (see
     /// [`Exposure::coins`]), and once the perpetual moves with its mark the gap between mark and
     /// index is a move nothing offsets; it watches the mark ([`Account::mark_watched`]), whose
-    /// first update examines it. A future without a mark is valued at more than the index: it
-    /// is banded on the index until its first mark, which examines its every holder.
+    /// first update examines it. A future awaiting its first mark is banded the same way.
     pub(super) fn band_source<'a>(
         &self,
         account: &Account,
@@ -680,7 +680,7 @@ impl Engine {
         }
     }
 
-    /// Whether `instrument`, a perpetual awaiting its first mark, is all `account` values at
+    /// Whether `instrument`, a contract awaiting its first mark, is all `account` values at
     /// its underlying's index: every other position on that underlying is a contract with a
     /// given mark, and no coin of the wallet is priced by that index.
     fn alone_on_index(&self, account: &Account, instrument: &Instrument) -> bool {
@@ -701,13 +701,15 @@ impl Engine {
         })
     }
 
-    /// Whether the holders of `instrument`, a perpetual, are banded on its mark before it has
-    /// one, its underlying's index standing in ([`Engine::awaiting_mark`]): a linear perpetual
-    /// valued at its mark alone ([`Self::band_source`]), or an inverse one, whose cross holders
-    /// are banded on its index and on the ratio of its index to its mark apart
-    /// ([`Self::inverse_parts`]).
+    /// Whether the holders of `instrument`, a perpetual or a future, are banded on its mark
+    /// before it has one, its underlying's index standing in ([`Engine::awaiting_mark`]): a
+    /// linear one valued at its mark alone ([`Self::band_source`]), or an inverse one, whose
+    /// cross holders are banded on its index and on the ratio of its index to its mark
+    /// ([`Self::inverse_parts`]). Until its first mark a future is valued at the index, as a
+    /// perpetual is (`solvent_risk::valuation::MarketView::mark`; a portfolio's scan carries it
+    /// at the market rate, and a non-zero rate leaves a portfolio without bands).
     pub(super) fn banded_on_awaited_mark(&self, instrument: &Instrument) -> bool {
-        instrument.terms == Terms::Perpetual
+        matches!(instrument.terms, Terms::Perpetual | Terms::Future { .. })
             && (instrument.style == Style::Inverse || self.valued_at_mark(instrument))
     }
 
@@ -724,7 +726,7 @@ impl Engine {
     }
 
     /// The current price of a band's source: an index, a contract's given mark, or, for a
-    /// perpetual awaiting its first mark, its underlying's index, which values it until then;
+    /// contract awaiting its first mark, its underlying's index, which values it until then;
     /// for a ratio, the index over the mark (1 while the contract awaits its first mark).
     pub(super) fn source_price(&self, source: Source<'_>) -> Option<Decimal> {
         match source {

@@ -34,8 +34,8 @@ use crate::ledger::LedgerAccount;
 /// Version of the snapshot layout; a snapshot of another version is refused, never guessed at.
 /// 6: instruments carry their price tick (`tick_size`). 7: the venue carries its withdrawal rule
 /// (`withdrawal`). 8: perpetuals held before their first mark are banded on it
-/// (`awaiting_mark`). 9: so are inverse perpetuals, on their index and mark apart (their
-/// holders' bands of format 8 have no part on the mark).
+/// (`awaiting_mark`). 9: so are inverse perpetuals (on the ratio of their index to their
+/// mark, a kind of band format 8 lacks) and futures.
 pub const SNAPSHOT_FORMAT: u32 = 9;
 
 /// Why a snapshot could not be taken or restored.
