@@ -27,7 +27,13 @@ impl Bands {
     /// `now_ms`. Usually the price stays above every lower bound and below every upper one:
     /// the two extreme bounds say so without searching the ranges.
     pub(super) fn crossed(&self, price: Decimal, now_ms: i64) -> impl Iterator<Item = &u32> {
-        let key = band_key(band_f64(price));
+        self.crossed_at(band_f64(price), now_ms)
+    }
+
+    /// [`Self::crossed`] at a price already in `f64` (within a few ulps of the exact one, far
+    /// inside [`BAND_KEY_MARGIN`]).
+    pub(super) fn crossed_at(&self, price: f64, now_ms: i64) -> impl Iterator<Item = &u32> {
+        let key = band_key(price);
         let below = self
             .by_low
             .last()
@@ -975,7 +981,11 @@ impl Engine {
     /// when the mark lags, the ratio moves with the index. But it cannot leave the range the
     /// mark band leaves it ([`Engine::ratio_range`]): it takes no more than a band covering
     /// that range, and what its share held beyond that is shared out again over the others, so
-    /// a holder of an inverse contract with slack to spare keeps a wide index band.
+    /// a holder of an inverse contract with slack to spare keeps a wide index band. Until the
+    /// contract's first mark the ratio is 1, and only that mark moves it, by no more than the
+    /// range: its band spans the same fraction of the range as a price's of half the price
+    /// (about a tenth of the slack), so a contract that waits long for its mark costs its
+    /// holders little room on the index, and its first mark examines the thinnest only.
     pub(super) fn share_slack(
         &self,
         exposures: &[Exposure],
@@ -1005,6 +1015,20 @@ impl Engine {
                 Some((e.price_f64 - low).max(high - e.price_f64))
             })
             .collect();
+        // What each share is in proportion to, with `S_u`: the price, or, for the ratio of a
+        // contract awaiting its first mark, the price its range stands for.
+        let scales: Vec<f64> = exposures
+            .iter()
+            .zip(&covers)
+            .map(|(e, cover)| match (e.source, cover) {
+                (Source::Ratio { contract, .. }, Some(cover))
+                    if self.awaiting_mark.contains_key(contract) =>
+                {
+                    cover / BAND_REACH
+                }
+                _ => e.price_f64,
+            })
+            .collect();
         let mut capped = vec![false; exposures.len()];
         let mut halves = vec![0.0; exposures.len()];
         // Each pass caps the bounded sources whose share covers their range; the slack they
@@ -1012,16 +1036,16 @@ impl Engine {
         for _ in 0..=exposures.len() {
             let mut left = slack;
             let mut weight_total = 0.0;
-            for (index, (exposure, sensitivity)) in exposures.iter().zip(&sensitivities).enumerate()
-            {
+            for (index, (scale, sensitivity)) in scales.iter().zip(&sensitivities).enumerate() {
                 match (capped.get(index), covers.get(index)) {
                     (Some(true), Some(Some(cover))) => left -= cover * sensitivity,
-                    _ => weight_total += exposure.price_f64 * sensitivity,
+                    _ => weight_total += scale * sensitivity,
                 }
             }
             let mut newly_capped = false;
-            for (index, ((exposure, sensitivity), cover)) in exposures
+            for (index, (((exposure, scale), sensitivity), cover)) in exposures
                 .iter()
+                .zip(&scales)
                 .zip(&sensitivities)
                 .zip(&covers)
                 .enumerate()
@@ -1034,7 +1058,7 @@ impl Engine {
                     Some(cover) if is_capped => *cover,
                     _ if *sensitivity == 0.0 || weight_total <= 0.0 => exposure.price_f64,
                     // Share of the slack: S_u P_u / total; in price: / S_u.
-                    _ => left * exposure.price_f64 / weight_total,
+                    _ => left * scale / weight_total,
                 };
                 if let Some(cover) = cover
                     && !is_capped
@@ -1587,13 +1611,20 @@ impl Engine {
 
     /// The accounts whose band on the ratio of an inverse contract on `underlying` to its mark
     /// (of `contract` alone, if given) the current prices reach or leave, or whose band there
-    /// has expired.
+    /// has expired. The ratio is taken in `f64` (a few ulps from the exact one, far inside
+    /// [`BAND_KEY_MARGIN`]): an index update checks every inverse contract on it, and a
+    /// decimal division each would cost more than the check.
     fn ratios_crossed<'s>(
         &'s self,
         underlying: &'s str,
         contract: Option<&'s str>,
         now_ms: i64,
     ) -> impl Iterator<Item = &'s u32> {
+        let index = self
+            .market
+            .index
+            .get(underlying)
+            .map(|price| band_f64(price.value()));
         self.bands
             .ratio
             .get(underlying)
@@ -1601,11 +1632,13 @@ impl Engine {
             .flatten()
             .filter(move |(name, _)| contract.is_none_or(|only| only == name.as_str()))
             .filter_map(move |(name, bands)| {
-                let ratio = self.source_price(Source::Ratio {
-                    contract: name,
-                    underlying,
-                })?;
-                Some(bands.crossed(ratio, now_ms))
+                let index = index?;
+                // Without a mark the contract awaits its first one: the ratio is 1.
+                let ratio = match self.market.mark.get(name.as_str()) {
+                    Some(mark) => index / band_f64(mark.value()),
+                    None => 1.0,
+                };
+                Some(bands.crossed_at(ratio, now_ms))
             })
             .flatten()
     }
