@@ -348,6 +348,76 @@ fn an_over_margined_inverse_isolated_long_is_caught_on_a_slide() {
     assert_same_actions(&lines);
 }
 
+/// Isolated inverse positions, banded on the index and on the ratio of the index to their
+/// contract's mark like cross ones (their own pool's equity `S m + N S / e - N rho`): marks that
+/// wander around the index examine few of them, where each mark used to examine every one; a
+/// walk of the index and a mark drifting 2% below it catch every state change at the same event
+/// as when every holder is examined.
+#[test]
+fn isolated_inverse_positions_are_banded_on_the_ratio_of_index_to_mark() {
+    let mut stream = Timed::default();
+    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
+    stream.push(r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"60000""#);
+    // Twenty longs and shorts of 60,000 USD, isolated with 0.03 to 0.6 BTC of margin.
+    for n in 0..20_u32 {
+        let account = format!("s{n:02}");
+        let margin = 0.03 * 1.37_f64.powi((n / 2) as i32);
+        let side = if n % 2 == 0 { "buy" } else { "sell" };
+        stream.open(&account, ("BTC", "2"), ("BTC-PERPETUAL", side, "60000"));
+        stream.push(&format!(
+            r#""type":"set_isolated_margin","account":"{account}","instrument":"BTC-PERPETUAL","amount":"{margin:.4}""#
+        ));
+    }
+    let opened = stream.lines.len();
+    // Marks 0.05% either side of the index, forty times.
+    for step in 0..40_i32 {
+        let mark = if step % 2 == 0 { 60_030 } else { 59_970 };
+        stream.push(&format!(
+            r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"{mark}""#
+        ));
+    }
+    let wandered = stream.lines.len();
+    // Then the index falls 0.3% a step and the mark drifts to 2% below it.
+    for step in 1..=40_i32 {
+        let index = 60_000.0 * (1.0 - 0.003 * f64::from(step));
+        let gap = 0.0005 * f64::from(step.min(40));
+        stream.push(&format!(
+            r#""type":"index_price","underlying":"BTC","price":"{index:.2}""#
+        ));
+        stream.push(&format!(
+            r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"{:.2}""#,
+            index * (1.0 - gap)
+        ));
+    }
+    let mut banded = Engine::new(venue(), EngineConfig::default());
+    let mut examined_by_marks = 0;
+    for (number, line) in stream.lines.iter().enumerate() {
+        let before = banded.evaluations();
+        let effects = banded.apply(&parse_line("bands", number + 1, line).unwrap());
+        assert!(
+            !effects.iter().any(|e| matches!(e, Effect::Rejected { .. })),
+            "precondition: {line} is taken"
+        );
+        if (opened..wandered).contains(&number) {
+            examined_by_marks += banded.evaluations().since(before);
+        }
+    }
+    assert!(
+        examined_by_marks <= 40,
+        "forty marks within 0.05% of the index examined {examined_by_marks} accounts (800 if \
+         each examined every holder)"
+    );
+    let actions = assert_same_actions(&stream.lines);
+    let liquidated = actions
+        .iter()
+        .filter(|a| a.contains(r#""reason":"isolated_health_below_threshold""#))
+        .count();
+    assert!(
+        liquidated >= 4,
+        "precondition: the fall liquidates isolated longs one after another ({liquidated})"
+    );
+}
+
 /// Positions near the first bracket boundary of BTCUSDT (2,000,000 USDT): a rise takes them into
 /// the next bracket, whose higher rate the band must already count. Bands act as examining every
 /// holder would, up and down through the boundary.

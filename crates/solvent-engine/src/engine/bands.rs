@@ -578,7 +578,12 @@ impl Engine {
                 // requirement (its P&L and margin are its own pool's): its source stands here
                 // so that it gets a band, which its own health sizes (`band_widths`), and takes
                 // no share of the cross pool's slack.
-                _ if position.isolated => add(source, zero, Decimal::ZERO, false),
+                _ if position.isolated => {
+                    add(source, zero, Decimal::ZERO, false);
+                    if let Some(parts) = self.inverse_parts(position) {
+                        add(parts.ratio, zero, Decimal::ZERO, false);
+                    }
+                }
                 Some(parts) => {
                     add(source, parts.index_slopes, parts.index_at_rate, false);
                     add(parts.ratio, parts.ratio_slopes, parts.ratio_at_rate, false);
@@ -953,18 +958,47 @@ impl Engine {
                 // Margin that moves with another underlying: no band on this one bounds it.
                 return None;
             };
+            let mut narrow = |source: Source<'_>, half: f64| {
+                if let Some(width) = exposures
+                    .iter()
+                    .position(|e| e.source == source)
+                    .and_then(|index| widths.get_mut(index))
+                {
+                    *width = (*width).min(half);
+                }
+            };
+            if let Some(parts) = self.inverse_parts(position) {
+                // Its pool's equity `S m + N S / e - N rho` (`m` its margin coins) and its
+                // requirement move with the index and the ratio apart (`inverse_parts`): the
+                // slack is shared between them as `share_slack` shares it.
+                let index_sensitivity =
+                    band_f64(parts.index_slopes.1.abs() + margin_coins + top * parts.index_at_rate);
+                let ratio_sensitivity =
+                    band_f64(parts.ratio_slopes.1.abs() + top * parts.ratio_at_rate);
+                let index_price = band_f64(price);
+                let ratio_price = band_f64(self.source_price(parts.ratio)?);
+                let ratio_scale = match (parts.ratio, self.ratio_range(parts.ratio)) {
+                    (Source::Ratio { contract, .. }, Some((low, high)))
+                        if self.awaiting_mark.contains_key(contract) =>
+                    {
+                        (ratio_price - low).max(high - ratio_price) / BAND_REACH
+                    }
+                    _ => ratio_price,
+                };
+                let weight = index_sensitivity * index_price + ratio_sensitivity * ratio_scale;
+                if weight <= 0.0 {
+                    continue;
+                }
+                let slack = band_f64(slack);
+                narrow(source, slack * index_price / weight);
+                narrow(parts.ratio, slack * ratio_scale / weight);
+                continue;
+            }
             let sensitivity = coins * (Decimal::ONE + top * rate) + margin_coins;
             if sensitivity.is_zero() {
                 continue;
             }
-            let half = band_f64(slack) / band_f64(sensitivity);
-            if let Some(width) = exposures
-                .iter()
-                .position(|e| e.source == source)
-                .and_then(|index| widths.get_mut(index))
-            {
-                *width = (*width).min(half);
-            }
+            narrow(source, band_f64(slack) / band_f64(sensitivity));
         }
         Some(BandWidths {
             halves: widths,
@@ -1264,8 +1298,9 @@ impl Engine {
     ///
     /// Until the first mark `M` is `S` and `rho` 1: the holder is banded on the ratio from the
     /// start, and the first mark is an ordinary move of `rho` from 1 ([`Self::first_mark`]).
-    /// `None` for any other position (an isolated one, or one settled otherwise, is watched at
-    /// its every mark, see `set_bands`).
+    /// An isolated one moves its own pool the same way, its margin coins counted apart
+    /// (`band_widths`). `None` for any other position (one settled otherwise is watched at its
+    /// every mark, see `set_bands`).
     pub(super) fn inverse_parts<'a>(
         &self,
         position: &'a PositionState,
@@ -1273,7 +1308,6 @@ impl Engine {
         let instrument = &position.instrument;
         if instrument.style != Style::Inverse
             || !matches!(instrument.terms, Terms::Perpetual | Terms::Future { .. })
-            || position.isolated
         {
             return None;
         }
