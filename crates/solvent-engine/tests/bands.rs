@@ -251,6 +251,25 @@ fn assert_same_actions_on(venue: &Venue, lines: &[String]) -> Vec<String> {
     actions
 }
 
+/// The accounts the banded engine examines at the lines of `during` (0-based), every line
+/// being taken (none refused).
+fn examined_during(lines: &[String], during: std::ops::Range<usize>) -> u64 {
+    let mut banded = Engine::new(venue(), EngineConfig::default());
+    let mut examined = 0;
+    for (number, line) in lines.iter().enumerate() {
+        let before = banded.evaluations();
+        let effects = banded.apply(&parse_line("bands", number + 1, line).unwrap());
+        assert!(
+            !effects.iter().any(|e| matches!(e, Effect::Rejected { .. })),
+            "precondition: {line} is taken"
+        );
+        if during.contains(&number) {
+            examined += banded.evaluations().since(before);
+        }
+    }
+    examined
+}
+
 /// Events one second apart from 2026-01-01T00:00:00Z, as JSON lines (`seq` from 1).
 #[derive(Default)]
 struct Timed {
@@ -279,6 +298,27 @@ impl Timed {
         self.push(&format!(
             r#""type":"fill","account":"{account}","instrument":"{instrument}","side":"{side}","size":"{size}","price":"60000""#
         ));
+    }
+
+    /// `contract`'s first mark at `first`, then 30 steps of its mark by `step` (relative to
+    /// `first`), BTC's index following every third step at the same gap from it.
+    fn first_mark_walk(&mut self, contract: &str, first: f64, step: f64) {
+        let gap = first / 60_000.0;
+        self.push(&format!(
+            r#""type":"mark_price","instrument":"{contract}","price":"{first:.2}""#
+        ));
+        for n in 1..=30_i32 {
+            let price = first * (1.0 + step * f64::from(n));
+            self.push(&format!(
+                r#""type":"mark_price","instrument":"{contract}","price":"{price:.2}""#
+            ));
+            if n % 3 == 0 {
+                self.push(&format!(
+                    r#""type":"index_price","underlying":"BTC","price":"{:.2}""#,
+                    price / gap
+                ));
+            }
+        }
     }
 
     /// BTC's index from 60,000, multiplied by each factor in turn (to the cent).
@@ -389,19 +429,7 @@ fn isolated_inverse_positions_are_banded_on_the_ratio_of_index_to_mark() {
             index * (1.0 - gap)
         ));
     }
-    let mut banded = Engine::new(venue(), EngineConfig::default());
-    let mut examined_by_marks = 0;
-    for (number, line) in stream.lines.iter().enumerate() {
-        let before = banded.evaluations();
-        let effects = banded.apply(&parse_line("bands", number + 1, line).unwrap());
-        assert!(
-            !effects.iter().any(|e| matches!(e, Effect::Rejected { .. })),
-            "precondition: {line} is taken"
-        );
-        if (opened..wandered).contains(&number) {
-            examined_by_marks += banded.evaluations().since(before);
-        }
-    }
+    let examined_by_marks = examined_during(&stream.lines, opened..wandered);
     assert!(
         examined_by_marks <= 40,
         "forty marks within 0.05% of the index examined {examined_by_marks} accounts (800 if \
@@ -744,30 +772,8 @@ fn the_first_mark_of_a_crowded_contract_examines_the_holders_its_gap_can_change(
     }
     let opened = stream.lines.len();
     // The first mark 2% above the index, then the mark and the index walk up 0.5% a step.
-    stream.push(r#""type":"mark_price","instrument":"BTCUSDT","price":"61200""#);
-    for step in 1..=30_i32 {
-        let price = 61_200.0 * (1.0 + 0.005 * f64::from(step));
-        stream.push(&format!(
-            r#""type":"mark_price","instrument":"BTCUSDT","price":"{price:.2}""#
-        ));
-        if step % 3 == 0 {
-            stream.push(&format!(
-                r#""type":"index_price","underlying":"BTC","price":"{:.2}""#,
-                price / 1.02
-            ));
-        }
-    }
-    let mut banded = Engine::new(venue(), EngineConfig::default());
-    let mut examined_at_first_mark = None;
-    for (number, line) in stream.lines.iter().enumerate() {
-        let before = banded.evaluations();
-        banded.apply(&parse_line("bands", number + 1, line).unwrap());
-        let after = banded.evaluations();
-        if number == opened {
-            examined_at_first_mark = Some(after.since(before));
-        }
-    }
-    let examined = examined_at_first_mark.unwrap();
+    stream.first_mark_walk("BTCUSDT", 61_200.0, 0.005);
+    let examined = examined_during(&stream.lines, opened..opened + 1);
     // The most leveraged shorts lose 2% of their notional at once: theirs are the bands the
     // gap leaves (and the longs' whose slack to the next state up is as thin); the
     // low-leverage holders' bands hold it.
@@ -854,37 +860,11 @@ fn crowded_inverse_first_mark(contract: &str) {
     }
     let opened = stream.lines.len();
     // The first mark 0.5% below the index, then the mark and the index walk down 0.5% a step.
-    stream.push(&format!(
-        r#""type":"mark_price","instrument":"{contract}","price":"59700""#
-    ));
-    for step in 1..=30_i32 {
-        let price = 59_700.0 * (1.0 - 0.005 * f64::from(step));
-        stream.push(&format!(
-            r#""type":"mark_price","instrument":"{contract}","price":"{price:.2}""#
-        ));
-        if step % 3 == 0 {
-            stream.push(&format!(
-                r#""type":"index_price","underlying":"BTC","price":"{:.2}""#,
-                price / 0.995
-            ));
-        }
-    }
-    let mut banded = Engine::new(venue(), EngineConfig::default());
-    let mut examined_at_first_mark = None;
-    for (number, line) in stream.lines.iter().enumerate() {
-        let before = banded.evaluations();
-        let effects = banded.apply(&parse_line("bands", number + 1, line).unwrap());
-        assert!(
-            !effects.iter().any(|e| matches!(e, Effect::Rejected { .. })),
-            "precondition: {line} is taken"
-        );
-        if number == opened {
-            examined_at_first_mark = Some(banded.evaluations().since(before));
-        }
-    }
-    // The ratio's band takes about half of each holder's slack, up to what covers the range
-    // the mark band leaves it: the gap leaves the bands of the thinnest holders only.
-    let examined = examined_at_first_mark.unwrap();
+    stream.first_mark_walk(contract, 59_700.0, -0.005);
+    // While the contract awaits its first mark, the ratio's band spans the same fraction of its
+    // range (5.3%, the mark band) as the index's of half the index, about a tenth of the slack:
+    // the gap leaves the bands of the holders at 14x and more only.
+    let examined = examined_during(&stream.lines, opened..opened + 1);
     assert!(
         (1..=12).contains(&examined),
         "the first mark of {contract} examined {examined} of 40 holders"
