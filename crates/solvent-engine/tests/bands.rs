@@ -251,6 +251,11 @@ fn assert_same_actions_on(venue: &Venue, lines: &[String]) -> Vec<String> {
     actions
 }
 
+/// The side of the `n`th of holders taken long and short in turn.
+fn long_or_short(n: u32) -> &'static str {
+    if n.is_multiple_of(2) { "buy" } else { "sell" }
+}
+
 /// The accounts the banded engine examines at the lines of `during` (0-based), every line
 /// being taken (none refused).
 fn examined_during(lines: &[String], during: std::ops::Range<usize>) -> u64 {
@@ -298,6 +303,55 @@ impl Timed {
         self.push(&format!(
             r#""type":"fill","account":"{account}","instrument":"{instrument}","side":"{side}","size":"{size}","price":"60000""#
         ));
+    }
+
+    /// Opens `count` holders of 60,000 USD of the inverse `contract`, long and short in turn,
+    /// each pair on `first x growth^k` BTC (`(first, growth)` = `coins`, `k` the pair).
+    fn open_pairs(&mut self, prefix: &str, count: u32, coins: (f64, f64), contract: &str) {
+        let (first, growth) = coins;
+        for n in 0..count {
+            let coins = first * growth.powi((n / 2) as i32);
+            self.open(
+                &format!("{prefix}{n:02}"),
+                ("BTC", &format!("{coins:.4}")),
+                (contract, long_or_short(n), "60000"),
+            );
+        }
+    }
+
+    /// BTC's index moved from 60,000 by `before` tenths of a percent, then `contract`'s first
+    /// mark `gap` tenths of a percent from it (clamped at 5% by the engine), then the mark and
+    /// the index walked by `path` (tenths of a percent each, the index every other step).
+    fn first_mark_after(&mut self, contract: &str, before: i32, gap: i32, path: &[i32]) {
+        let mut index = 60_000.0 * (1.0 + f64::from(before) / 1000.0);
+        self.push(&format!(
+            r#""type":"index_price","underlying":"BTC","price":"{index:.2}""#
+        ));
+        let mut mark = index * (1.0 + f64::from(gap) / 1000.0);
+        self.push(&format!(
+            r#""type":"mark_price","instrument":"{contract}","price":"{mark:.2}""#
+        ));
+        for (step, tenths) in path.iter().enumerate() {
+            let factor = 1.0 + f64::from(*tenths) / 1000.0;
+            mark *= factor;
+            self.push(&format!(
+                r#""type":"mark_price","instrument":"{contract}","price":"{mark:.2}""#
+            ));
+            if step % 2 == 1 {
+                index *= factor;
+                self.push(&format!(
+                    r#""type":"index_price","underlying":"BTC","price":"{index:.2}""#
+                ));
+            }
+        }
+    }
+
+    /// BTC's index and `BTC-PERPETUAL`'s mark at 60,000.
+    fn marked_at_60000() -> Timed {
+        let mut stream = Timed::default();
+        stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
+        stream.push(r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"60000""#);
+        stream
     }
 
     /// `contract`'s first mark at `first`, then 30 steps of its mark by `step` (relative to
@@ -395,14 +449,12 @@ fn an_over_margined_inverse_isolated_long_is_caught_on_a_slide() {
 /// as when every holder is examined.
 #[test]
 fn isolated_inverse_positions_are_banded_on_the_ratio_of_index_to_mark() {
-    let mut stream = Timed::default();
-    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
-    stream.push(r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"60000""#);
+    let mut stream = Timed::marked_at_60000();
     // Twenty longs and shorts of 60,000 USD, isolated with 0.03 to 0.6 BTC of margin.
     for n in 0..20_u32 {
         let account = format!("s{n:02}");
         let margin = 0.03 * 1.37_f64.powi((n / 2) as i32);
-        let side = if n % 2 == 0 { "buy" } else { "sell" };
+        let side = long_or_short(n);
         stream.open(&account, ("BTC", "2"), ("BTC-PERPETUAL", side, "60000"));
         stream.push(&format!(
             r#""type":"set_isolated_margin","account":"{account}","instrument":"BTC-PERPETUAL","amount":"{margin:.4}""#
@@ -759,7 +811,7 @@ fn the_first_mark_of_a_crowded_contract_examines_the_holders_its_gap_can_change(
     for n in 0..40_u32 {
         let account = format!("h{n:02}");
         let collateral = 800 + 1_000 * (n / 2) * (n / 2);
-        let side = if n % 2 == 0 { "buy" } else { "sell" };
+        let side = long_or_short(n);
         stream.push(&format!(
             r#""type":"deposit","account":"{account}","asset":"USDT","amount":"{collateral}""#
         ));
@@ -773,20 +825,27 @@ fn the_first_mark_of_a_crowded_contract_examines_the_holders_its_gap_can_change(
     let opened = stream.lines.len();
     // The first mark 2% above the index, then the mark and the index walk up 0.5% a step.
     stream.first_mark_walk("BTCUSDT", 61_200.0, 0.005);
-    let examined = examined_during(&stream.lines, opened..opened + 1);
     // The most leveraged shorts lose 2% of their notional at once: theirs are the bands the
     // gap leaves (and the longs' whose slack to the next state up is as thin); the
     // low-leverage holders' bands hold it.
+    assert_crowded_first_mark(&stream.lines, opened, 4, "BTCUSDT");
+}
+
+/// The first mark at line `first_mark` (0-based) of `lines`, whose contract 40 accounts hold,
+/// examines between 1 and `most` of them; the walk after it liquidates, with the same actions
+/// as when every holder is examined.
+fn assert_crowded_first_mark(lines: &[String], first_mark: usize, most: u64, contract: &str) {
+    let examined = examined_during(lines, first_mark..first_mark + 1);
     assert!(
-        (1..=4).contains(&examined),
-        "the first mark examined {examined} of 40 holders"
+        (1..=most).contains(&examined),
+        "the first mark of {contract} examined {examined} of 40 holders"
     );
-    let actions = assert_same_actions(&stream.lines);
+    let actions = assert_same_actions(lines);
     assert!(
         actions
             .iter()
             .any(|a| a.contains(r#""type":"liquidation""#)),
-        "precondition: the walk up liquidates shorts: {actions:?}"
+        "precondition: the walk after the first mark of {contract} liquidates: {actions:?}"
     );
 }
 
@@ -849,33 +908,14 @@ fn crowded_inverse_first_mark(contract: &str) {
     stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
     // Forty longs and shorts of 60,000 USD (one coin at the index), with 0.025 to 1.73 BTC
     // (40x to 0.6x).
-    for n in 0..40_u32 {
-        let coins = 0.025 * 1.25_f64.powi((n / 2) as i32);
-        let side = if n % 2 == 0 { "buy" } else { "sell" };
-        stream.open(
-            &format!("v{n:02}"),
-            ("BTC", &format!("{coins:.4}")),
-            (contract, side, "60000"),
-        );
-    }
+    stream.open_pairs("v", 40, (0.025, 1.25), contract);
     let opened = stream.lines.len();
     // The first mark 0.5% below the index, then the mark and the index walk down 0.5% a step.
     stream.first_mark_walk(contract, 59_700.0, -0.005);
     // While the contract awaits its first mark, the ratio's band spans the same fraction of its
     // range (5.3%, the mark band) as the index's of half the index, about a tenth of the slack:
     // the gap leaves the bands of the holders at 14x and more only.
-    let examined = examined_during(&stream.lines, opened..opened + 1);
-    assert!(
-        (1..=12).contains(&examined),
-        "the first mark of {contract} examined {examined} of 40 holders"
-    );
-    let actions = assert_same_actions(&stream.lines);
-    assert!(
-        actions
-            .iter()
-            .any(|a| a.contains(r#""type":"liquidation""#)),
-        "precondition: the walk down liquidates longs of {contract}: {actions:?}"
-    );
+    assert_crowded_first_mark(&stream.lines, opened, 12, contract);
 }
 
 /// Accounts `(BTC in thousandths, size of the inverse `contract` in hundreds of USD, USDT)`
@@ -911,28 +951,7 @@ fn inverse_first_mark_events(
             hundreds.unsigned_abs() * 100
         ));
     }
-    let index = 60_000.0 * (1.0 + f64::from(before) / 1000.0);
-    stream.push(&format!(
-        r#""type":"index_price","underlying":"BTC","price":"{index:.2}""#
-    ));
-    let mut mark = index * (1.0 + f64::from(gap) / 1000.0);
-    stream.push(&format!(
-        r#""type":"mark_price","instrument":"{contract}","price":"{mark:.2}""#
-    ));
-    let mut index = index;
-    for (step, tenths) in path.iter().enumerate() {
-        let factor = 1.0 + f64::from(*tenths) / 1000.0;
-        mark *= factor;
-        stream.push(&format!(
-            r#""type":"mark_price","instrument":"{contract}","price":"{mark:.2}""#
-        ));
-        if step % 2 == 1 {
-            index *= factor;
-            stream.push(&format!(
-                r#""type":"index_price","underlying":"BTC","price":"{index:.2}""#
-            ));
-        }
-    }
+    stream.first_mark_after(contract, before, gap, path);
     stream.lines
 }
 
@@ -972,28 +991,7 @@ fn first_mark_events(
             ));
         }
     }
-    let index = 60_000.0 * (1.0 + f64::from(before) / 1000.0);
-    stream.push(&format!(
-        r#""type":"index_price","underlying":"BTC","price":"{index:.2}""#
-    ));
-    let mut mark = index * (1.0 + f64::from(gap) / 1000.0);
-    stream.push(&format!(
-        r#""type":"mark_price","instrument":"BTCUSDT","price":"{mark:.2}""#
-    ));
-    let mut index = index;
-    for (step, tenths) in path.iter().enumerate() {
-        let factor = 1.0 + f64::from(*tenths) / 1000.0;
-        mark *= factor;
-        stream.push(&format!(
-            r#""type":"mark_price","instrument":"BTCUSDT","price":"{mark:.2}""#
-        ));
-        if step % 2 == 1 {
-            index *= factor;
-            stream.push(&format!(
-                r#""type":"index_price","underlying":"BTC","price":"{index:.2}""#
-            ));
-        }
-    }
+    stream.first_mark_after("BTCUSDT", before, gap, path);
     stream.lines
 }
 
@@ -1224,9 +1222,7 @@ fn portfolio_options_decaying_over_hours_are_caught_as_when_every_holder_is_exam
 /// are banded on it and must reach each state at the mark update that crosses it.
 #[test]
 fn cross_inverse_longs_are_caught_as_their_mark_slides() {
-    let mut stream = Timed::default();
-    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
-    stream.push(r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"60000""#);
+    let mut stream = Timed::marked_at_60000();
     for (index, coins) in ["0.056", "0.058", "0.06", "0.062", "0.065", "0.07"]
         .iter()
         .enumerate()
@@ -1262,18 +1258,8 @@ fn cross_inverse_longs_are_caught_as_their_mark_slides() {
 /// crosses it, as when every holder is examined.
 #[test]
 fn inverse_holders_are_caught_as_the_index_and_the_mark_move_together_and_apart() {
-    let mut stream = Timed::default();
-    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
-    stream.push(r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"60000""#);
-    for n in 0..24_u32 {
-        let coins = 0.04 * 1.15_f64.powi((n / 2) as i32);
-        let side = if n % 2 == 0 { "buy" } else { "sell" };
-        stream.open(
-            &format!("t{n:02}"),
-            ("BTC", &format!("{coins:.4}")),
-            ("BTC-PERPETUAL", side, "60000"),
-        );
-    }
+    let mut stream = Timed::marked_at_60000();
+    stream.open_pairs("t", 24, (0.04, 1.15), "BTC-PERPETUAL");
     for step in 1..=90_i32 {
         let index = 60_000.0 * (1.0 - 0.001 * f64::from(step));
         let mark = 60_000.0 * (1.0 - 0.002 * f64::from(step));
