@@ -571,16 +571,14 @@ impl Engine {
         for position in account.positions.values() {
             let instrument = &position.instrument;
             let source = self.band_source(account, position);
-            let price = self.source_price(source).unwrap_or(Decimal::ZERO);
-            let (coins, rate) = self.position_sensitivity(position, price);
             match self.inverse_parts(position) {
                 // An isolated position moves neither the cross pool's equity nor its
-                // requirement (its P&L and margin are its own pool's): its source stands here
-                // so that it gets a band, which its own health sizes (`band_widths`), and takes
+                // requirement (its P&L and margin are its own pool's): its sources stand here
+                // so that they get bands, which its own health sizes (`band_widths`), and take
                 // no share of the cross pool's slack.
-                _ if position.isolated => {
+                parts if position.isolated => {
                     add(source, zero, Decimal::ZERO, false);
-                    if let Some(parts) = self.inverse_parts(position) {
+                    if let Some(parts) = parts {
                         add(parts.ratio, zero, Decimal::ZERO, false);
                     }
                 }
@@ -589,6 +587,8 @@ impl Engine {
                     add(parts.ratio, parts.ratio_slopes, parts.ratio_at_rate, false);
                 }
                 None => {
+                    let price = self.source_price(source).unwrap_or(Decimal::ZERO);
+                    let (coins, rate) = self.position_sensitivity(position, price);
                     let on_index = self.equity_coins(position);
                     add(
                         source,
@@ -780,6 +780,29 @@ impl Engine {
             return None;
         }
         Some(((1.0 - 1e-6) / (1.0 + band), (1.0 + 1e-6) / (1.0 - band)))
+    }
+
+    /// The half-width of a band on `source` at `price` covering the whole range it cannot leave
+    /// ([`Self::ratio_range`]), where it has one.
+    fn range_cover(&self, source: Source<'_>, price: f64) -> Option<f64> {
+        let (low, high) = self.ratio_range(source)?;
+        Some((price - low).max(high - price))
+    }
+
+    /// What a source's share of the slack is in proportion to, with its sensitivity: its
+    /// `price`, or, for the ratio of a contract awaiting its first mark, which only that mark
+    /// moves and only within its range, the price that range (`cover`) stands for: the band
+    /// then spans the same fraction of the range as a price's band of half the price
+    /// ([`Self::share_slack`]).
+    fn share_scale(&self, source: Source<'_>, price: f64, cover: Option<f64>) -> f64 {
+        match (source, cover) {
+            (Source::Ratio { contract, .. }, Some(cover))
+                if self.awaiting_mark.contains_key(contract) =>
+            {
+                cover / BAND_REACH
+            }
+            _ => price,
+        }
     }
 
     /// Half-widths of the safe bands, in price, one per exposure (in its order), and the time
@@ -977,14 +1000,11 @@ impl Engine {
                     band_f64(parts.ratio_slopes.1.abs() + top * parts.ratio_at_rate);
                 let index_price = band_f64(price);
                 let ratio_price = band_f64(self.source_price(parts.ratio)?);
-                let ratio_scale = match (parts.ratio, self.ratio_range(parts.ratio)) {
-                    (Source::Ratio { contract, .. }, Some((low, high)))
-                        if self.awaiting_mark.contains_key(contract) =>
-                    {
-                        (ratio_price - low).max(high - ratio_price) / BAND_REACH
-                    }
-                    _ => ratio_price,
-                };
+                let ratio_scale = self.share_scale(
+                    parts.ratio,
+                    ratio_price,
+                    self.range_cover(parts.ratio, ratio_price),
+                );
                 let weight = index_sensitivity * index_price + ratio_sensitivity * ratio_scale;
                 if weight <= 0.0 {
                     continue;
@@ -1041,27 +1061,14 @@ impl Engine {
                 band_f64(e.coins()) + top * (band_f64(e.coins_at_rate) + slope)
             })
             .collect();
-        // The half-width covering each bounded source's whole range, where it has one.
         let covers: Vec<Option<f64>> = exposures
             .iter()
-            .map(|e| {
-                let (low, high) = self.ratio_range(e.source)?;
-                Some((e.price_f64 - low).max(high - e.price_f64))
-            })
+            .map(|e| self.range_cover(e.source, e.price_f64))
             .collect();
-        // What each share is in proportion to, with `S_u`: the price, or, for the ratio of a
-        // contract awaiting its first mark, the price its range stands for.
         let scales: Vec<f64> = exposures
             .iter()
             .zip(&covers)
-            .map(|(e, cover)| match (e.source, cover) {
-                (Source::Ratio { contract, .. }, Some(cover))
-                    if self.awaiting_mark.contains_key(contract) =>
-                {
-                    cover / BAND_REACH
-                }
-                _ => e.price_f64,
-            })
+            .map(|(e, cover)| self.share_scale(e.source, e.price_f64, *cover))
             .collect();
         let mut capped = vec![false; exposures.len()];
         let mut halves = vec![0.0; exposures.len()];
