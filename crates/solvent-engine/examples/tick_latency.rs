@@ -115,6 +115,39 @@ fn print_histogram(name: &str, h: &Histogram<u64>) {
     );
 }
 
+/// A `perf record --control fifo:PATH` session sampling the large moves only: with
+/// `SOLVENT_PERF_CONTROL=PATH` set, the run writes `enable` before each large move's
+/// `Engine::apply` and `disable` after it, so a profile of a million accounts is not drowned in
+/// their opening (`perf record -D -1 --control fifo:PATH ...` starts disabled).
+struct Profiler(Option<std::fs::File>);
+
+impl Profiler {
+    fn from_env() -> std::io::Result<Self> {
+        match std::env::var_os("SOLVENT_PERF_CONTROL") {
+            Some(path) => Ok(Self(Some(
+                std::fs::OpenOptions::new().write(true).open(path)?,
+            ))),
+            None => Ok(Self(None)),
+        }
+    }
+
+    fn enable(&mut self) -> std::io::Result<()> {
+        self.send(b"enable\n")
+    }
+
+    fn disable(&mut self) -> std::io::Result<()> {
+        self.send(b"disable\n")
+    }
+
+    fn send(&mut self, command: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        match &mut self.0 {
+            Some(fifo) => fifo.write_all(command),
+            None => Ok(()),
+        }
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let accounts: usize = args.next().map_or(Ok(1_000_000), |a| a.parse())?;
@@ -169,6 +202,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut liquidating_updates = Vec::new();
     let mut records = Vec::with_capacity(ticks);
     let mut totals = [0usize; 4];
+    let mut profiler = Profiler::from_env()?;
     for tick in 0..ticks {
         stream.ts_ms += 100;
         let which = rng.random_range(0..2);
@@ -190,9 +224,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let before = engine.evaluations();
         let scored_before = engine.adl_candidates_scored();
         let bounded_before = engine.adl_members_bounded();
+        if is_large {
+            profiler.enable()?;
+        }
         let start = Instant::now();
         let effects = engine.apply(&envelope);
         let elapsed = start.elapsed();
+        if is_large {
+            profiler.disable()?;
+        }
         let scored = engine.adl_candidates_scored() - scored_before;
         let bounded = engine.adl_members_bounded() - bounded_before;
         let examined = engine.evaluations().since(before);

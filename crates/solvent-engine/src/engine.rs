@@ -370,9 +370,10 @@ pub struct Engine {
     unbanded: BTreeMap<String, BTreeSet<u32>>,
     /// Perpetuals and futures held before their first mark (linear ones settled in a pegged
     /// coin, and inverse ones), with the underlying whose index values them until it comes:
-    /// their holders are banded on the contract's mark (or, inverse, on the ratio of the index
-    /// to it) from the start, the index standing in for it (see [`Engine::band_source`] and
-    /// [`Engine::inverse_parts`]), so the first mark examines only the holders whose band it
+    /// their holders are banded on the contract's mark (or on the ratio of the index to it: an
+    /// inverse one, or a linear one held beside something else valued at the index) from the
+    /// start, the index standing in for it (see [`Engine::band_source`] and
+    /// [`Engine::ratio_parts`]), so the first mark examines only the holders whose band it
     /// crosses.
     awaiting_mark: BTreeMap<CompactString, CompactString>,
     /// Per underlying, its option holders registered against snapshots of its smiles with

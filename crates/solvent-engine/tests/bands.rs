@@ -831,6 +831,101 @@ fn the_first_mark_of_a_crowded_contract_examines_the_holders_its_gap_can_change(
     assert_crowded_first_mark(&stream.lines, opened, 4, "BTCUSDT");
 }
 
+/// The first mark of a contract its holders valued at the index beside something else there:
+/// coins, or the opposite side of `BTC_USDC-PERPETUAL` (awaiting its mark too). Those holders
+/// were banded on the index, where the slopes offset, and on the ratio of the index to the
+/// contract's mark, 1 until it comes: the first mark is a move of that ratio, and examines only
+/// the holders whose ratio band it leaves; later marks and index updates catch every state
+/// change at the same event as when every holder is examined.
+#[test]
+fn the_first_mark_of_a_contract_held_with_hedges_examines_the_holders_its_gap_can_change() {
+    let mut stream = Timed::default();
+    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
+    // Forty longs and shorts of 1 BTCUSDT at 100x leverage, with 800 to 362,000 USDT, half of
+    // them holding 0.2 BTC, half a quarter of the size in BTC_USDC-PERPETUAL the other way.
+    for n in 0..40_u32 {
+        let account = format!("g{n:02}");
+        let collateral = 800 + 1_000 * (n / 2) * (n / 2);
+        let side = long_or_short(n);
+        stream.push(&format!(
+            r#""type":"deposit","account":"{account}","asset":"USDT","amount":"{collateral}""#
+        ));
+        let mut contracts = vec![("BTCUSDT", side, "1")];
+        if n % 4 < 2 {
+            stream.push(&format!(
+                r#""type":"deposit","account":"{account}","asset":"BTC","amount":"0.2""#
+            ));
+        } else {
+            contracts.push(("BTC_USDC-PERPETUAL", long_or_short(n + 1), "0.25"));
+        }
+        for (contract, side, size) in contracts {
+            stream.push(&format!(
+                r#""type":"set_leverage","account":"{account}","instrument":"{contract}","leverage":"100""#
+            ));
+            stream.push(&format!(
+                r#""type":"fill","account":"{account}","instrument":"{contract}","side":"{side}","size":"{size}","price":"60000""#
+            ));
+        }
+    }
+    let opened = stream.lines.len();
+    // The first mark 2% above the index, then the mark and the index walk up 0.5% a step.
+    stream.first_mark_walk("BTCUSDT", 61_200.0, 0.005);
+    assert_crowded_first_mark(&stream.lines, opened, 8, "BTCUSDT");
+}
+
+/// Holders of BTCUSDT that also hold BTC, banded on the index and on the ratio of the index to
+/// the contract's mark while it awaits its first mark. The first mark comes at the index (the
+/// ratio stays 1: nobody is examined), then the index falls 0.05% a step and the mark 0.055%, so
+/// that the ratio (0.005% a step) reaches the edge of its band (about a tenth of the slack)
+/// about when the index reaches the edge of its own, whatever the holder's slack: a ratio band
+/// that held more than its share misses a state (a ratio slope, or an index slope, taken 4
+/// times too small fails here). Every state must be reached at the update that crosses it, as
+/// when every holder is examined.
+#[test]
+fn hedged_holders_are_caught_as_the_index_and_the_mark_fall_apart_after_the_first_mark() {
+    let mut stream = Timed::default();
+    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
+    // Longs of 1 BTCUSDT at 100x on 0.002 BTC and 700 to 17,300 USDT.
+    for n in 0..24_i32 {
+        let account = format!("e{n:02}");
+        let collateral = 700.0 * 1.15_f64.powi(n);
+        stream.push(&format!(
+            r#""type":"deposit","account":"{account}","asset":"BTC","amount":"0.002""#
+        ));
+        stream.push(&format!(
+            r#""type":"set_leverage","account":"{account}","instrument":"BTCUSDT","leverage":"100""#
+        ));
+        stream.open(
+            &account,
+            ("USDT", &format!("{collateral:.0}")),
+            ("BTCUSDT", "buy", "1"),
+        );
+    }
+    let opened = stream.lines.len();
+    stream.push(r#""type":"mark_price","instrument":"BTCUSDT","price":"60000""#);
+    for step in 1..=120_i32 {
+        let index = 60_000.0 * (1.0 - 0.0005 * f64::from(step));
+        let mark = 60_000.0 * (1.0 - 0.00055 * f64::from(step));
+        stream.push(&format!(
+            r#""type":"index_price","underlying":"BTC","price":"{index:.2}""#
+        ));
+        stream.push(&format!(
+            r#""type":"mark_price","instrument":"BTCUSDT","price":"{mark:.2}""#
+        ));
+    }
+    assert_eq!(
+        examined_during(&stream.lines, opened..opened + 1),
+        0,
+        "the first mark at the index examined holders"
+    );
+    let actions = assert_same_actions(&stream.lines);
+    assert_reached(
+        &actions,
+        &["margin_call", "reduce_only", "liquidating"],
+        "the fall",
+    );
+}
+
 /// The first mark at line `first_mark` (0-based) of `lines`, whose contract 40 accounts hold,
 /// examines between 1 and `most` of them; the walk after it liquidates, with the same actions
 /// as when every holder is examined.
@@ -955,26 +1050,33 @@ fn inverse_first_mark_events(
     stream.lines
 }
 
-/// Accounts `(USDT, BTCUSDT size in thousandths, leverage, hedge in percent)` opened at 60,000
-/// on the index alone, the hedge an opposite BTC_USDC-PERPETUAL position of that share of the
-/// BTCUSDT one (negative: the same side) at the same leverage, the index moved by `before` tenths of a percent, then BTCUSDT's first
-/// mark `gap` tenths of a percent from the index (clamped at 5%), then the mark and the index
-/// walked by `path` (tenths of a percent each, the index every other step).
+/// Accounts `(USDT, BTCUSDT size in thousandths, leverage, hedge in percent, BTC in
+/// thousandths)` opened at 60,000 on the index alone, the hedge an opposite BTC_USDC-PERPETUAL
+/// position of that share of the BTCUSDT one (negative: the same side) at the same leverage, the
+/// index moved by `before` tenths of a percent, then BTCUSDT's first mark `gap` tenths of a
+/// percent from the index (clamped at 5%), then the mark and the index walked by `path` (tenths
+/// of a percent each, the index every other step).
 fn first_mark_events(
-    accounts: &[(u32, i32, u32, i32)],
+    accounts: &[(u32, i32, u32, i32, u32)],
     before: i32,
     gap: i32,
     path: &[i32],
 ) -> Vec<String> {
     let mut stream = Timed::default();
     stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
-    for (n, (usdt, thousandths, leverage, hedge)) in accounts.iter().enumerate() {
+    for (n, (usdt, thousandths, leverage, hedge, coin)) in accounts.iter().enumerate() {
         if *thousandths == 0 {
             continue;
         }
         stream.push(&format!(
             r#""type":"deposit","account":"f{n}","asset":"USDT","amount":"{usdt}""#
         ));
+        if *coin > 0 {
+            stream.push(&format!(
+                r#""type":"deposit","account":"f{n}","asset":"BTC","amount":"{}""#,
+                f64::from(*coin) / 1000.0
+            ));
+        }
         let hedged = -thousandths * hedge / 100;
         for (instrument, thousandths) in [("BTCUSDT", *thousandths), ("BTC_USDC-PERPETUAL", hedged)]
         {
@@ -999,10 +1101,10 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// Leveraged holders of a contract valued at the index, some hedged (or doubled) by
-    /// another contract on the same index, then its first mark up to 5% away: the holders
-    /// whose band the gap leaves, and the hedged ones, are examined at once, the others keep
-    /// their band on the mark; every state change, margin call, liquidation and ADL then comes
-    /// at the same event as when every holder is examined.
+    /// another contract on the same index or holding BTC, then its first mark up to 5% away:
+    /// the holders whose band (on the mark, or on the ratio of the index to it) the gap leaves
+    /// are examined at once, the others keep their bands; every state change, margin call,
+    /// liquidation and ADL then comes at the same event as when every holder is examined.
     #[test]
     fn a_first_mark_far_from_the_index_acts_as_examining_every_holder(
         accounts in proptest::collection::vec(
@@ -1011,6 +1113,7 @@ proptest! {
                 -200i32..200,
                 20u32..100,
                 prop_oneof![Just(0i32), Just(100i32), -100i32..=100],
+                prop_oneof![Just(0u32), 1u32..100],
             ),
             1..16,
         ),

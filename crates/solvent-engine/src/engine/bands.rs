@@ -30,6 +30,24 @@ impl Bands {
         self.crossed_at(band_f64(price), now_ms)
     }
 
+    /// Whether [`Self::crossed_at`] finds any account: the extreme bounds and the earliest
+    /// expiry say so without building its iterator (a price update checks the ratio bands of
+    /// every contract on its underlying, and nearly always finds none).
+    pub(super) fn any_crossed_at(&self, price: f64, now_ms: i64) -> bool {
+        let key = band_key(price);
+        self.by_low
+            .last()
+            .is_some_and(|(highest_low, _)| *highest_low >= key)
+            || self
+                .by_high
+                .first()
+                .is_some_and(|(lowest_high, _)| *lowest_high <= key)
+            || self
+                .by_expiry
+                .first()
+                .is_some_and(|(earliest, _)| *earliest < now_ms)
+    }
+
     /// [`Self::crossed`] at a price already in `f64` (within a few ulps of the exact one, far
     /// inside [`BAND_KEY_MARGIN`]).
     pub(super) fn crossed_at(&self, price: f64, now_ms: i64) -> impl Iterator<Item = &u32> {
@@ -123,11 +141,11 @@ pub(super) struct Exposure<'a> {
     pub(super) companion: bool,
 }
 
-/// What a cross inverse contract's equity and requirement move by with its two sources (see
-/// [`Engine::inverse_parts`]): slopes as intervals (USD per unit of the source), requirement
-/// slopes as bounds.
+/// What a contract's equity and requirement move by with its index and the ratio of that
+/// index to its mark, where it is banded on the two apart (see [`Engine::ratio_parts`]):
+/// slopes as intervals (USD per unit of the source), requirement slopes as bounds.
 #[derive(Debug)]
-pub(super) struct InverseParts<'a> {
+pub(super) struct RatioParts<'a> {
     /// The ratio of its index to its mark.
     pub(super) ratio: Source<'a>,
     /// The equity's slope in the index, at a fixed ratio.
@@ -163,8 +181,8 @@ pub(super) enum Source<'a> {
     Index(&'a str),
     /// The given mark of a contract.
     Mark(&'a str),
-    /// `S / M`, the index of an inverse contract's underlying over the contract's mark (see
-    /// [`Engine::inverse_parts`]); 1 while the contract awaits its first mark.
+    /// `S / M`, the index of a contract's underlying over the contract's mark (see
+    /// [`Engine::ratio_parts`]); 1 while the contract awaits its first mark.
     Ratio {
         /// The contract.
         contract: &'a str,
@@ -423,7 +441,7 @@ impl Engine {
                 let name = p.instrument.name.as_str();
                 (self.market.mark.contains_key(name) || self.awaiting_mark.contains_key(name))
                     && self.band_source(account, p) != Source::Mark(name)
-                    && self.inverse_parts(p).is_none()
+                    && self.ratio_parts(account, p).is_none()
             })
             .map(|p| p.instrument.name.as_str())
             .collect();
@@ -571,7 +589,7 @@ impl Engine {
         for position in account.positions.values() {
             let instrument = &position.instrument;
             let source = self.band_source(account, position);
-            match self.inverse_parts(position) {
+            match self.ratio_parts(account, position) {
                 // An isolated position moves neither the cross pool's equity nor its
                 // requirement (its P&L and margin are its own pool's): its sources stand here
                 // so that they get bands, which its own health sizes (`band_widths`), and take
@@ -669,9 +687,10 @@ impl Engine {
     /// ([`Self::first_mark`]). An account that also values something else at the index (an
     /// option, another contract, a coin) keeps the perpetual on the index until the mark
     /// comes: the band there is sized by the slopes summed, where opposite ones offset (see
-    /// [`Exposure::coins`]), and once the perpetual moves with its mark the gap between mark and
-    /// index is a move nothing offsets; it watches the mark ([`Account::mark_watched`]), whose
-    /// first update examines it. A future awaiting its first mark is banded the same way.
+    /// [`Exposure::coins`]), and the gap between mark and index, a move nothing offsets, is
+    /// banded on the ratio of the index to the mark ([`Self::awaiting_linear_parts`]); in
+    /// portfolio mode it watches the mark ([`Account::mark_watched`]), whose first update
+    /// examines it. A future awaiting its first mark is banded the same way.
     pub(super) fn band_source<'a>(
         &self,
         account: &Account,
@@ -990,14 +1009,19 @@ impl Engine {
                     *width = (*width).min(half);
                 }
             };
-            if let Some(parts) = self.inverse_parts(position) {
-                // Its pool's equity `S m + N S / e - N rho` (`m` its margin coins) and its
-                // requirement move with the index and the ratio apart (`inverse_parts`): the
-                // slack is shared between them as `share_slack` shares it.
-                let index_sensitivity =
-                    band_f64(parts.index_slopes.1.abs() + margin_coins + top * parts.index_at_rate);
-                let ratio_sensitivity =
-                    band_f64(parts.ratio_slopes.1.abs() + top * parts.ratio_at_rate);
+            if let Some(parts) = self.ratio_parts(account, position) {
+                // Its pool's equity (an inverse one's `S m + N S / e - N rho`, `m` its margin
+                // coins) and its requirement move with the index and the ratio apart
+                // (`ratio_parts`): the slack is shared between them as `share_slack` shares it.
+                let index_sensitivity = band_f64(
+                    parts.index_slopes.0.abs().max(parts.index_slopes.1.abs())
+                        + margin_coins
+                        + top * parts.index_at_rate,
+                );
+                let ratio_sensitivity = band_f64(
+                    parts.ratio_slopes.0.abs().max(parts.ratio_slopes.1.abs())
+                        + top * parts.ratio_at_rate,
+                );
                 let index_price = band_f64(price);
                 let ratio_price = band_f64(self.source_price(parts.ratio)?);
                 let ratio_scale = self.share_scale(
@@ -1288,6 +1312,104 @@ impl Engine {
     /// or awaiting its first one: what its equity and requirement move by with its index and
     /// with the ratio of its index to its mark, the two sources it is banded on.
     ///
+    /// A contract banded on its index and on the ratio of that index to its mark
+    /// ([`Source::Ratio`]): a cross or isolated inverse perpetual or future settled in its
+    /// underlying's coin ([`Self::inverse_parts`]), or a linear one awaiting its first mark in
+    /// an account that values something else at its index ([`Self::awaiting_linear_parts`]).
+    /// `None` for any other position.
+    pub(super) fn ratio_parts<'a>(
+        &self,
+        account: &Account,
+        position: &'a PositionState,
+    ) -> Option<RatioParts<'a>> {
+        match position.instrument.style {
+            Style::Inverse => self.inverse_parts(position),
+            Style::Linear => self.awaiting_linear_parts(account, position),
+        }
+    }
+
+    /// A linear perpetual or future settled in a pegged asset, awaiting its first mark, in a
+    /// standard-mode account that values something else at its underlying's index (an option,
+    /// a coin, another contract awaiting its mark): [`Self::band_source`] keeps it on the index,
+    /// where its slope offsets the others'. Valued at the mark `M = S / rho` once it has one,
+    /// its P&L `q (M - e)` (`q` its signed size in coins) is `q (S / rho - e)`. From prices
+    /// `(S0, rho0)` to `(S1, rho1)` inside the bands, the index first (at `rho0`), then the
+    /// ratio (at `S1`):
+    /// - the index moves it by `q / rho0` per dollar, exactly `q` while the contract awaits its
+    ///   mark (`rho0 = 1`), as the index moved it until now: it offsets the others' slopes as
+    ///   it did;
+    /// - the ratio moves it by `-q S1 / rho^2` per unit, with `S1` within half of `S0` either
+    ///   way ([`BAND_REACH`]) and `rho` within the range the mark band leaves it
+    ///   ([`Self::ratio_range`]): `|q| S0 (3/2) (1 + b)^2` at most, `b` the mark band.
+    ///
+    /// Its requirement is a function of `M` whose slope is bounded by `R`, the rule's bound
+    /// for a move of its mark ([`Self::requirement_coins`], [`Self::position_sensitivity`]:
+    /// `M` stays below three times `S0`); `dM / dS = 1 / rho0 = 1` and `|dM / d rho| <=
+    /// S0 (3/2) (1 + b)^2`. The first mark is then an ordinary move of the ratio from 1, which
+    /// examines only the holders whose ratio band it leaves ([`Self::first_mark`]); after it
+    /// the bands hold until the holder is next examined and banded on the mark. Accounts in
+    /// portfolio mode, whose scan reads the contract at the index until its mark, still watch
+    /// it (their bounds have no part on a ratio).
+    fn awaiting_linear_parts<'a>(
+        &self,
+        account: &Account,
+        position: &'a PositionState,
+    ) -> Option<RatioParts<'a>> {
+        let instrument = &position.instrument;
+        let name = instrument.name.as_str();
+        // Most contracts have their mark: the first test settles it.
+        if !self.awaiting_mark.contains_key(name)
+            || account.mode == MarginMode::Portfolio
+            || !self.valued_at_mark(instrument)
+            || self.market.mark.contains_key(name)
+            || self.band_source(account, position) != Source::Index(&instrument.underlying)
+        {
+            return None;
+        }
+        // Marks are clamped within the band of the index: `rho >= 1 / (1 + b)`, and at most
+        // `1 / (1 - b)` (the lower end of the slope interval only narrows it; 1 - b > 0).
+        let band = self.config.guards.mark_band;
+        if band.is_sign_negative() || band >= Decimal::ONE {
+            return None;
+        }
+        let index = self
+            .market
+            .index
+            .get(instrument.underlying.as_str())?
+            .value();
+        let (coins, rate) = self.position_sensitivity(position, index);
+        let requirement = self.requirement_coins(position, coins, rate, false);
+        let size = position.size.checked_mul(instrument.contract_size)?;
+        let widest = Decimal::ONE + band;
+        let narrowest = Decimal::ONE - band;
+        // `S1 / rho^2` between `S0 (1/2) (1 - b)^2` and `S0 (3/2) (1 + b)^2`.
+        let highest = index
+            .checked_mul(widest)?
+            .checked_mul(widest)?
+            .checked_mul(Decimal::new(15, 1))?;
+        let lowest = index
+            .checked_mul(narrowest)?
+            .checked_mul(narrowest)?
+            .checked_mul(Decimal::new(5, 1))?;
+        let (steep, shallow) = (size.checked_mul(highest)?, size.checked_mul(lowest)?);
+        // `-q S1 / rho^2`: between `-q highest` and `-q lowest`, ordered by the side.
+        let ratio_slopes = if size.is_sign_negative() {
+            (-shallow, -steep)
+        } else {
+            (-steep, -shallow)
+        };
+        Some(RatioParts {
+            ratio: Source::Ratio {
+                contract: name,
+                underlying: instrument.underlying.as_str(),
+            },
+            index_slopes: (size, size),
+            index_at_rate: requirement,
+            ratio_slopes,
+            ratio_at_rate: requirement.checked_mul(highest)?,
+        })
+    }
+
     /// With `N` its USD size (signed), `e` its entry, `S` the index and `M` the mark, its
     /// unrealised P&L is `N (1 / e - 1 / M)` coins (`solvent_risk::standard::unrealized_pnl`),
     /// worth `N S / e - N rho` USD at the index, `rho = S / M`: linear in `S` at fixed `rho`,
@@ -1308,10 +1430,7 @@ impl Engine {
     /// An isolated one moves its own pool the same way, its margin coins counted apart
     /// (`band_widths`). `None` for any other position (one settled otherwise is watched at its
     /// every mark, see `set_bands`).
-    pub(super) fn inverse_parts<'a>(
-        &self,
-        position: &'a PositionState,
-    ) -> Option<InverseParts<'a>> {
+    pub(super) fn inverse_parts<'a>(&self, position: &'a PositionState) -> Option<RatioParts<'a>> {
         let instrument = &position.instrument;
         if instrument.style != Style::Inverse
             || !matches!(instrument.terms, Terms::Perpetual | Terms::Future { .. })
@@ -1360,7 +1479,7 @@ impl Engine {
         } else {
             (index_coins, -size)
         };
-        Some(InverseParts {
+        Some(RatioParts {
             ratio: Source::Ratio {
                 contract: instrument.name.as_str(),
                 underlying: instrument.underlying.as_str(),
@@ -1679,18 +1798,21 @@ impl Engine {
                     Some(mark) => index / band_f64(mark.value()),
                     None => 1.0,
                 };
-                Some(bands.crossed_at(ratio, now_ms))
+                bands
+                    .any_crossed_at(ratio, now_ms)
+                    .then(|| bands.crossed_at(ratio, now_ms))
             })
             .flatten()
     }
 
     /// The first mark of `instrument`, at `mark` (already in the market). A perpetual held
     /// while awaiting it was valued at its underlying's index and banded on its own mark, the
-    /// index standing in (see [`Self::band_source`]), or, an inverse one, on the ratio of its
-    /// index to its mark, 1 until now ([`Self::inverse_parts`]): its price moves from the index
-    /// to the mark, and the holders whose band that move crosses are examined, with those
-    /// waiting for a price and those watching the mark; the others keep their bands, which
-    /// hold on the mark as they held on the index. So the first mark of a crowded contract
+    /// index standing in (see [`Self::band_source`]), or on the ratio of its index to its mark,
+    /// 1 until now (an inverse one, or a linear one beside something else valued at the index:
+    /// [`Self::ratio_parts`]): its price moves from the index to the mark, and the holders
+    /// whose band that move crosses are examined, with those waiting for a price and those
+    /// watching the mark (in portfolio mode); the others keep their bands, which hold on the
+    /// mark as they held on the index. So the first mark of a crowded contract
     /// costs what the accounts it can change cost. Any other contract's holders (a future, a
     /// linear contract settled in an unpegged coin) valued it otherwise until now and are all
     /// examined.

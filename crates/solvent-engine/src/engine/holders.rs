@@ -81,7 +81,7 @@ impl Engine {
         let instruments: Vec<CompactString> = account.positions.keys().cloned().collect();
         // A perpetual's or future's first holder before its first mark: from now on it is
         // banded on the mark, which the index stands in for until it comes (see `band_source`
-        // and `inverse_parts`).
+        // and `ratio_parts`).
         let awaiting: Vec<(CompactString, CompactString)> = account
             .positions
             .values()
