@@ -1308,10 +1308,26 @@ impl Engine {
             .then_some(settlement.index.as_str())
     }
 
-    /// A cross inverse perpetual or future settled in its underlying's coin, with a given mark
-    /// or awaiting its first one: what its equity and requirement move by with its index and
-    /// with the ratio of its index to its mark, the two sources it is banded on.
-    ///
+    /// A bound on how far a contract's mark `M = S / rho` moves per unit of the ratio `rho` of
+    /// its underlying's index `S` to it, inside bands no wider than half their price
+    /// ([`BAND_REACH`]: `S <= (3/2) S0`, `S0` the index now) with the mark clamped within the
+    /// band `b` of the index (`rho >= 1 / (1 + b)`): `S / rho^2 <= S0 (3/2) (1 + b)^2`. `None`
+    /// without an index, or for a band outside `[0, 1)` (no bound on the ratio then).
+    pub(super) fn mark_per_ratio(&self, underlying: &str) -> Option<Decimal> {
+        let band = self.config.guards.mark_band;
+        if band.is_sign_negative() || band >= Decimal::ONE {
+            return None;
+        }
+        let widest = Decimal::ONE + band;
+        self.market
+            .index
+            .get(underlying)?
+            .value()
+            .checked_mul(widest)?
+            .checked_mul(widest)?
+            .checked_mul(Decimal::new(15, 1))
+    }
+
     /// A contract banded on its index and on the ratio of that index to its mark
     /// ([`Source::Ratio`]): a cross or isolated inverse perpetual or future settled in its
     /// underlying's coin ([`Self::inverse_parts`]), or a linear one awaiting its first mark in
@@ -1345,12 +1361,12 @@ impl Engine {
     /// Its requirement is a function of `M` whose slope is bounded by `R`, the rule's bound
     /// for a move of its mark ([`Self::requirement_coins`], [`Self::position_sensitivity`]:
     /// `M` stays below three times `S0`); `dM / dS = 1 / rho0 = 1` and `|dM / d rho| <=
-    /// S0 (3/2) (1 + b)^2`. The first mark is then an ordinary move of the ratio from 1, which
+    /// S0 (3/2) (1 + b)^2` ([`Self::mark_per_ratio`]). In portfolio mode the scan values the
+    /// contract at `M` too (its index part with the index's, its ratio part apart: see
+    /// `portfolio_bound`). The first mark is then an ordinary move of the ratio from 1, which
     /// examines only the holders whose ratio band it leaves ([`Self::first_mark`]); after it
-    /// the bands hold until the holder is next examined and banded on the mark. Accounts in
-    /// portfolio mode, whose scan reads the contract at the index until its mark, still watch
-    /// it (their bounds have no part on a ratio).
-    fn awaiting_linear_parts<'a>(
+    /// the bands hold until the holder is next examined and banded on the mark.
+    pub(super) fn awaiting_linear_parts<'a>(
         &self,
         account: &Account,
         position: &'a PositionState,
@@ -1359,19 +1375,13 @@ impl Engine {
         let name = instrument.name.as_str();
         // Most contracts have their mark: the first test settles it.
         if !self.awaiting_mark.contains_key(name)
-            || account.mode == MarginMode::Portfolio
             || !self.valued_at_mark(instrument)
             || self.market.mark.contains_key(name)
             || self.band_source(account, position) != Source::Index(&instrument.underlying)
         {
             return None;
         }
-        // Marks are clamped within the band of the index: `rho >= 1 / (1 + b)`, and at most
-        // `1 / (1 - b)` (the lower end of the slope interval only narrows it; 1 - b > 0).
-        let band = self.config.guards.mark_band;
-        if band.is_sign_negative() || band >= Decimal::ONE {
-            return None;
-        }
+        let highest = self.mark_per_ratio(&instrument.underlying)?;
         let index = self
             .market
             .index
@@ -1380,13 +1390,10 @@ impl Engine {
         let (coins, rate) = self.position_sensitivity(position, index);
         let requirement = self.requirement_coins(position, coins, rate, false);
         let size = position.size.checked_mul(instrument.contract_size)?;
-        let widest = Decimal::ONE + band;
-        let narrowest = Decimal::ONE - band;
-        // `S1 / rho^2` between `S0 (1/2) (1 - b)^2` and `S0 (3/2) (1 + b)^2`.
-        let highest = index
-            .checked_mul(widest)?
-            .checked_mul(widest)?
-            .checked_mul(Decimal::new(15, 1))?;
+        // `S1 / rho^2` at least `S0 (1/2) (1 - b)^2`, the mark clamped within the band `b`
+        // (the lower end of the slope interval only narrows it; `1 - b > 0`, see
+        // `mark_per_ratio`).
+        let narrowest = Decimal::ONE - self.config.guards.mark_band;
         let lowest = index
             .checked_mul(narrowest)?
             .checked_mul(narrowest)?
@@ -1410,6 +1417,10 @@ impl Engine {
         })
     }
 
+    /// A cross inverse perpetual or future settled in its underlying's coin, with a given mark
+    /// or awaiting its first one: what its equity and requirement move by with its index and
+    /// with the ratio of its index to its mark, the two sources it is banded on.
+    ///
     /// With `N` its USD size (signed), `e` its entry, `S` the index and `M` the mark, its
     /// unrealised P&L is `N (1 / e - 1 / M)` coins (`solvent_risk::standard::unrealized_pnl`),
     /// worth `N S / e - N rho` USD at the index, `rho = S / M`: linear in `S` at fixed `rho`,

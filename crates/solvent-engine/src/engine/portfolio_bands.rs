@@ -341,6 +341,10 @@ impl Engine {
         struct Underlying<'a> {
             name: &'a str,
             linear: Vec<(Source<'a>, f64)>,
+            // Contracts awaiting their first mark banded on the ratio of the index to it, with
+            // how far their value at the mark moves per unit of that ratio (`size x
+            // mark_per_ratio`).
+            ratios: Vec<(Source<'a>, f64)>,
             options: Vec<HeldOption>,
             option_size: f64,
             short_contracts: f64,
@@ -357,6 +361,7 @@ impl Engine {
                     underlyings.push(Underlying {
                         name,
                         linear: Vec::new(),
+                        ratios: Vec::new(),
                         options: Vec::new(),
                         option_size: 0.0,
                         short_contracts: 0.0,
@@ -415,6 +420,14 @@ impl Engine {
                     }
                     slot.linear
                         .push((self.band_source(account, position), size));
+                    // Awaiting its first mark beside other exposures to the index: valued at
+                    // the index until the mark, its part there is the index's; the gap to the
+                    // mark is a move of the ratio (`awaiting_linear_parts`).
+                    if let Some(parts) = self.awaiting_linear_parts(account, position) {
+                        let per_ratio =
+                            band_f64(self.mark_per_ratio(instrument.underlying.as_str())?);
+                        slot.ratios.push((parts.ratio, size * per_ratio));
+                    }
                     let years = match instrument.terms.expiry() {
                         Some(expiry) => {
                             let expiry_ms = expiry.as_millisecond();
@@ -601,6 +614,16 @@ impl Engine {
                     add_slope(*source, offset_factor * scan);
                     reach.slopes.push((*source, scan));
                 }
+            }
+            // A ratio moves such a contract's scan P&L `size M s` by `size |dM / d rho| |s|` per
+            // unit in each scenario `s`.
+            for (source, per_unit) in &underlying.ratios {
+                let scan = grid
+                    .iter()
+                    .map(|s| s.weight * per_unit * s.price_move.abs())
+                    .fold(0.0, f64::max);
+                add_slope(*source, offset_factor * scan);
+                reach.slopes.push((*source, scan));
             }
             reach
                 .slopes
