@@ -305,6 +305,40 @@ impl Timed {
         ));
     }
 
+    /// Forty longs and shorts of 1 BTCUSDT at 100x leverage (`prefix` and their number), with
+    /// 800 to 362,000 USDT; with `hedged`, the first two of every four also hold 0.2 BTC, the
+    /// others a quarter of the size in BTC_USDC-PERPETUAL the other way.
+    fn open_btcusdt_crowd(&mut self, prefix: &str, hedged: bool) {
+        for n in 0..40_u32 {
+            let account = format!("{prefix}{n:02}");
+            let collateral = 800 + 1_000 * (n / 2) * (n / 2);
+            self.push(&format!(
+                r#""type":"deposit","account":"{account}","asset":"USDT","amount":"{collateral}""#
+            ));
+            let mut contracts = vec![("BTCUSDT", long_or_short(n), "1")];
+            if hedged && n % 4 < 2 {
+                self.push(&format!(
+                    r#""type":"deposit","account":"{account}","asset":"BTC","amount":"0.2""#
+                ));
+            } else if hedged {
+                contracts.push(("BTC_USDC-PERPETUAL", long_or_short(n + 1), "0.25"));
+            }
+            for (contract, side, size) in contracts {
+                self.fill_at_100x(&account, contract, side, size);
+            }
+        }
+    }
+
+    /// `account`'s leverage on `contract` set to 100, then a fill of `size` at 60,000 on `side`.
+    fn fill_at_100x(&mut self, account: &str, contract: &str, side: &str, size: &str) {
+        self.push(&format!(
+            r#""type":"set_leverage","account":"{account}","instrument":"{contract}","leverage":"100""#
+        ));
+        self.push(&format!(
+            r#""type":"fill","account":"{account}","instrument":"{contract}","side":"{side}","size":"{size}","price":"60000""#
+        ));
+    }
+
     /// Opens `count` holders of 60,000 USD of the inverse `contract`, long and short in turn,
     /// each pair on `first x growth^k` BTC (`(first, growth)` = `coins`, `k` the pair).
     fn open_pairs(&mut self, prefix: &str, count: u32, coins: (f64, f64), contract: &str) {
@@ -797,80 +831,29 @@ fn with_marks(lines: &[String], marks: &[(usize, u8, i32)]) -> Vec<String> {
     })
 }
 
-/// The first mark of a contract its holders valued at the index: holders that value nothing
+/// The first mark of a contract its holders valued at the index. Holders that value nothing
 /// else at the index were banded on the contract's mark from the start, the index standing in
-/// for it; those whose band the move from the index to the mark leaves are examined at once, the
-/// others are not; later marks and index updates catch every state change at the same event as
-/// when every holder is examined.
+/// for it. Holders that value something else there (coins, or the opposite side of
+/// `BTC_USDC-PERPETUAL`, awaiting its mark too) were banded on the index, where the slopes
+/// offset, and on the ratio of the index to the contract's mark, 1 until it comes. Those whose
+/// band the move from the index to the mark leaves are examined at once, the others are not
+/// (all 40 hedged holders were, when they watched the mark); later marks and index updates
+/// catch every state change at the same event as when every holder is examined.
 #[test]
 fn the_first_mark_of_a_crowded_contract_examines_the_holders_its_gap_can_change() {
-    let mut stream = Timed::default();
-    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
-    // Forty longs and shorts of 1 BTCUSDT at 100x leverage, with 800 to 362,000 USDT (75x to
-    // 0.17x of collateral).
-    for n in 0..40_u32 {
-        let account = format!("h{n:02}");
-        let collateral = 800 + 1_000 * (n / 2) * (n / 2);
-        let side = long_or_short(n);
-        stream.push(&format!(
-            r#""type":"deposit","account":"{account}","asset":"USDT","amount":"{collateral}""#
-        ));
-        stream.push(&format!(
-            r#""type":"set_leverage","account":"{account}","instrument":"BTCUSDT","leverage":"100""#
-        ));
-        stream.push(&format!(
-            r#""type":"fill","account":"{account}","instrument":"BTCUSDT","side":"{side}","size":"1","price":"60000""#
-        ));
+    // The most leveraged shorts lose 2% of their notional at once: theirs are the bands the gap
+    // leaves (and the longs' whose slack to the next state up is as thin); the low-leverage
+    // holders' bands hold it. A ratio's band takes about a tenth of the slack while the mark is
+    // awaited: the gap leaves a few more of the hedged ones.
+    for (hedged, most) in [(false, 4), (true, 8)] {
+        let mut stream = Timed::default();
+        stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
+        stream.open_btcusdt_crowd("h", hedged);
+        let opened = stream.lines.len();
+        // The first mark 2% above the index, then the mark and the index walk up 0.5% a step.
+        stream.first_mark_walk("BTCUSDT", 61_200.0, 0.005);
+        assert_crowded_first_mark(&stream.lines, opened, most, "BTCUSDT");
     }
-    let opened = stream.lines.len();
-    // The first mark 2% above the index, then the mark and the index walk up 0.5% a step.
-    stream.first_mark_walk("BTCUSDT", 61_200.0, 0.005);
-    // The most leveraged shorts lose 2% of their notional at once: theirs are the bands the
-    // gap leaves (and the longs' whose slack to the next state up is as thin); the
-    // low-leverage holders' bands hold it.
-    assert_crowded_first_mark(&stream.lines, opened, 4, "BTCUSDT");
-}
-
-/// The first mark of a contract its holders valued at the index beside something else there:
-/// coins, or the opposite side of `BTC_USDC-PERPETUAL` (awaiting its mark too). Those holders
-/// were banded on the index, where the slopes offset, and on the ratio of the index to the
-/// contract's mark, 1 until it comes: the first mark is a move of that ratio, and examines only
-/// the holders whose ratio band it leaves; later marks and index updates catch every state
-/// change at the same event as when every holder is examined.
-#[test]
-fn the_first_mark_of_a_contract_held_with_hedges_examines_the_holders_its_gap_can_change() {
-    let mut stream = Timed::default();
-    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
-    // Forty longs and shorts of 1 BTCUSDT at 100x leverage, with 800 to 362,000 USDT, half of
-    // them holding 0.2 BTC, half a quarter of the size in BTC_USDC-PERPETUAL the other way.
-    for n in 0..40_u32 {
-        let account = format!("g{n:02}");
-        let collateral = 800 + 1_000 * (n / 2) * (n / 2);
-        let side = long_or_short(n);
-        stream.push(&format!(
-            r#""type":"deposit","account":"{account}","asset":"USDT","amount":"{collateral}""#
-        ));
-        let mut contracts = vec![("BTCUSDT", side, "1")];
-        if n % 4 < 2 {
-            stream.push(&format!(
-                r#""type":"deposit","account":"{account}","asset":"BTC","amount":"0.2""#
-            ));
-        } else {
-            contracts.push(("BTC_USDC-PERPETUAL", long_or_short(n + 1), "0.25"));
-        }
-        for (contract, side, size) in contracts {
-            stream.push(&format!(
-                r#""type":"set_leverage","account":"{account}","instrument":"{contract}","leverage":"100""#
-            ));
-            stream.push(&format!(
-                r#""type":"fill","account":"{account}","instrument":"{contract}","side":"{side}","size":"{size}","price":"60000""#
-            ));
-        }
-    }
-    let opened = stream.lines.len();
-    // The first mark 2% above the index, then the mark and the index walk up 0.5% a step.
-    stream.first_mark_walk("BTCUSDT", 61_200.0, 0.005);
-    assert_crowded_first_mark(&stream.lines, opened, 8, "BTCUSDT");
 }
 
 /// Holders of BTCUSDT that also hold BTC, banded on the index and on the ratio of the index to
@@ -909,23 +892,25 @@ fn hedged_holders_fall_apart(portfolio: bool, coin: &str, usdt: (f64, f64), step
     for n in 0..24_i32 {
         let account = format!("e{n:02}");
         let collateral = first * growth.powi(n);
-        stream.push(&format!(
-            r#""type":"deposit","account":"{account}","asset":"BTC","amount":"{coin}""#
-        ));
+        for asset in [
+            ("BTC", coin.to_owned()),
+            ("USDT", format!("{collateral:.0}")),
+        ] {
+            stream.push(&format!(
+                r#""type":"deposit","account":"{account}","asset":"{}","amount":"{}""#,
+                asset.0, asset.1
+            ));
+        }
         if portfolio {
             stream.push(&format!(
                 r#""type":"set_margin_mode","account":"{account}","mode":"portfolio""#
             ));
-        } else {
             stream.push(&format!(
-                r#""type":"set_leverage","account":"{account}","instrument":"BTCUSDT","leverage":"100""#
+                r#""type":"fill","account":"{account}","instrument":"BTCUSDT","side":"buy","size":"1","price":"60000""#
             ));
+        } else {
+            stream.fill_at_100x(&account, "BTCUSDT", "buy", "1");
         }
-        stream.open(
-            &account,
-            ("USDT", &format!("{collateral:.0}")),
-            ("BTCUSDT", "buy", "1"),
-        );
     }
     let opened = stream.lines.len();
     stream.push(r#""type":"mark_price","instrument":"BTCUSDT","price":"60000""#);
@@ -983,12 +968,7 @@ fn a_hedged_holder_is_examined_at_its_contracts_first_mark() {
     stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
     stream.push(r#""type":"deposit","account":"hedge","asset":"USDT","amount":"20000""#);
     for (instrument, side) in [("BTCUSDT", "buy"), ("BTC_USDC-PERPETUAL", "sell")] {
-        stream.push(&format!(
-            r#""type":"set_leverage","account":"hedge","instrument":"{instrument}","leverage":"100""#
-        ));
-        stream.push(&format!(
-            r#""type":"fill","account":"hedge","instrument":"{instrument}","side":"{side}","size":"10","price":"60000""#
-        ));
+        stream.fill_at_100x("hedge", instrument, side, "10");
     }
     // The index leaves the band of the first fill's account: it is banded again, hedged.
     stream.push(r#""type":"index_price","underlying":"BTC","price":"60900""#);
