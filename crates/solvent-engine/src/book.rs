@@ -68,6 +68,13 @@ impl AccountBook {
         }
     }
 
+    /// [`Self::touch`] by slot.
+    pub(crate) fn touch_slot(&mut self, slot: u32) {
+        if (slot as usize) < self.accounts.len() {
+            self.changed.push(slot);
+        }
+    }
+
     /// The slots written or touched since the last call, each once, in slot order.
     pub(crate) fn take_changed(&mut self) -> Vec<u32> {
         let mut changed = std::mem::take(&mut self.changed);

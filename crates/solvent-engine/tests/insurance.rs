@@ -415,11 +415,22 @@ fn top_up_from_outside(id: &str) -> String {
     )
 }
 
+/// Short options an account of the random populations may write: linear ones settled in USDC
+/// and inverse ones settled in BTC, calls and puts, with their premiums near the opening smile.
+const SHORT_OPTIONS: [(&str, &str); 4] = [
+    ("BTC_USDC-27DEC26-65000-C", "13000"),
+    ("BTC_USDC-27DEC26-55000-P", "12000"),
+    ("BTC-27DEC26-70000-C", "0.2"),
+    ("BTC-27DEC26-50000-P", "0.17"),
+];
+
 /// On random populations (cross accounts in USDT, some also holding BTC, some at a chosen
-/// leverage, long or short BTCUSDT and ETHUSDT; prices moved so monitoring prepares the cross
-/// pools it can; one in five with an automated top-up from outside), the engine's ADL ranking is
-/// the one full margin reports give, whole and as its first few, for each contract, side and a
-/// range of marks.
+/// leverage, long or short BTCUSDT and ETHUSDT, one in four also short a BTC call or put,
+/// linear or inverse, whose value the ranking bounds by a loan of the coin or the strike; prices
+/// moved so monitoring prepares the cross pools it can; one in five with an automated top-up from
+/// outside), the engine's ADL ranking is the one full margin reports give, whole and as its
+/// first few, for each contract, side and a range of marks. A first given mark of one of the
+/// options then files its writers loose, and the ranking is still the reports'.
 #[test]
 fn the_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
     use rand::{Rng, SeedableRng};
@@ -428,8 +439,10 @@ fn the_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
         let mut bodies: Vec<String> = vec![
             r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned(),
             r#""type":"index_price","underlying":"ETH","price":"3000""#.to_owned(),
+            r#""type":"vol_surface","underlying":"BTC","expiry":"27DEC26","strikes":[30000,45000,60000,75000,90000],"vols":[0.72,0.64,0.60,0.63,0.68]"#.to_owned(),
             r#""type":"deposit","account":"house","asset":"USDT","amount":"100000000""#.to_owned(),
         ];
+        let mut writers = 0;
         for i in 0..150 {
             let id = format!("a{i:03}");
             let usdt = rng.random_range(1_000..20_000);
@@ -445,18 +458,29 @@ fn the_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
             if i % 5 == 4 {
                 bodies.push(top_up_from_outside(&id));
             }
-            for (instrument, price, lot) in [("BTCUSDT", 60_000, 1_000), ("ETHUSDT", 3_000, 100)] {
+            // Sizes in each contract's steps: 0.001-0.999 BTC, 0.01-0.99 ETH.
+            for (instrument, price, scale) in [("BTCUSDT", 60_000, 3), ("ETHUSDT", 3_000, 2)] {
                 let Some(side) = random_side(&mut rng, &id, instrument, &mut bodies) else {
                     continue;
                 };
                 // Entries spread 3% either side, so some holders of each side are in profit.
                 let entry = price * rng.random_range(970..1030) / 1000;
-                let size = Decimal::new(rng.random_range(1..lot), 3);
+                let lot = 10_i64.pow(scale);
+                let size = Decimal::new(rng.random_range(1..lot), scale);
                 bodies.push(format!(
                     r#""type":"fill","account":"{id}","instrument":"{instrument}","side":"{side}","size":"{size}","price":"{entry}","counterparty":"house""#
                 ));
             }
+            if rng.random_bool(0.25) {
+                let (option, premium) = SHORT_OPTIONS[rng.random_range(0..SHORT_OPTIONS.len())];
+                let size = Decimal::new(rng.random_range(1..3), 1);
+                bodies.push(format!(
+                    r#""type":"fill","account":"{id}","instrument":"{option}","side":"sell","size":"{size}","price":"{premium}","counterparty":"house""#
+                ));
+                writers += 1;
+            }
         }
+        assert!(writers > 20, "seed {seed}: {writers} option writers");
         for (btc, eth) in [(61_200, 3_060), (58_800, 2_940), (60_100, 3_005)] {
             bodies.push(format!(
                 r#""type":"index_price","underlying":"BTC","price":"{btc}""#
@@ -500,14 +524,21 @@ fn the_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
             engine.evaluations().prepared > 0,
             "seed {seed}: no cross pool was prepared, the prepared equity goes untested"
         );
-        assert_ranked_as_reports(
-            &engine,
-            seed,
-            &[
-                ("BTCUSDT", [dec!(58500), dec!(60100), dec!(61700)]),
-                ("ETHUSDT", [dec!(2920), dec!(3005), dec!(3090)]),
-            ],
+        let contracts = [
+            ("BTCUSDT", [dec!(58500), dec!(60100), dec!(61700)]),
+            ("ETHUSDT", [dec!(2920), dec!(3005), dec!(3090)]),
+        ];
+        assert_ranked_as_reports(&engine, seed, &contracts);
+        // A first given mark above the index: its writers lose more than the bound of their
+        // filing allows (a call is worth at most the index under the model), and are filed
+        // again, loose.
+        bodies.push(
+            r#""type":"mark_price","instrument":"BTC_USDC-27DEC26-65000-C","price":"90000""#
+                .to_owned(),
         );
+        let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+        let (engine, _) = play(&refs);
+        assert_ranked_as_reports(&engine, seed, &contracts);
     }
 }
 
@@ -527,7 +558,9 @@ const WHALE_LONG_15_BTCUSDT_AT_50X: [&str; 3] = [
 /// moved 2% from the price the index saw first); one in three isolates its short with half its
 /// deposit (ranked by its cross equity, which its profit is no part of); one in five of those
 /// with more than 10,000 USDT also holds a long BTC call settled in USDC (counted at nothing in
-/// the bound of its rest); one in seven runs in portfolio mode (its equity sums as in cross
+/// the bound of its rest), and as many write a BTC put settled in USDC or an inverse BTC call
+/// (counted at their strike, or as a loan of the coin: none of them loose); one in seven runs in
+/// portfolio mode (its equity sums as in cross
 /// mode); one in four has an automated top-up from outside, and one in six of the isolated
 /// shorts one from its cross pool (filed all the same: a ranking reads the account as it stands);
 /// one account long 15 BTCUSDT at 50x is bankrupt
@@ -565,6 +598,18 @@ fn a_crowded_contracts_adl_scores_the_head_of_its_queue_not_every_holder() {
             ));
             bodies.push(format!(
                 r#""type":"fill","account":"{id}","instrument":"BTC_USDC-27DEC26-65000-C","side":"buy","size":"0.1","price":"13000","counterparty":"external""#
+            ));
+        }
+        if i % 5 == 3 && usdt > 10_000 {
+            // A written option: a USDC put, or an inverse call, bounded by its strike or by a
+            // loan of BTC in the holder's rest.
+            let (option, premium) = if i % 10 == 3 {
+                ("BTC_USDC-27DEC26-55000-P", "12000")
+            } else {
+                ("BTC-27DEC26-70000-C", "0.2")
+            };
+            bodies.push(format!(
+                r#""type":"fill","account":"{id}","instrument":"{option}","side":"sell","size":"0.1","price":"{premium}","counterparty":"external""#
             ));
         }
         let portfolio_mode = i % 7 == 2 && leverage <= 2;

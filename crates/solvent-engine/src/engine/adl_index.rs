@@ -53,6 +53,13 @@
 //! A long option adds at least nothing to the equity (its value is never below zero): it is
 //! left out of the rest, which stays a lower bound.
 //!
+//! A short option takes at most a fixed share of the rest whatever the prices, the volatility
+//! and the time (Black-76 values a call at most `S`, a put at most `K e^(-rT)`): a call as a
+//! loan of its size in its underlying's coin would (a term of that coin, priced at the ranking),
+//! a put its size times the strike (taken off `A`). See `Engine::short_option_floor`; an
+//! option with a given mark (any price) is no such bound, and its first mark files its writers
+//! again.
+//!
 //! A portfolio-mode account is filed as a cross one: the score reads the equity, which a margin
 //! report sums the same way in either mode.
 //!
@@ -74,10 +81,11 @@
 //! Such holders are filed in groups keyed as linear ones (sizes in USD, entries and the other
 //! contracts' moves in `u`).
 //!
-//! What does not fit (short options, an inverse holder with another coin or a linear contract,
-//! an inverse contract settled in the settlement coin, isolated inverse positions, coins the
-//! venue does not list or price, a contract never priced) is filed as *loose* and scored at
-//! every ranking.
+//! What does not fit (short options with a given mark, on a negative rate or settled
+//! otherwise; short options beside inverse contracts; an inverse holder with another coin or a
+//! linear contract, an inverse contract settled in the settlement coin, isolated inverse
+//! positions, coins the venue does not list or price, a contract never priced) is filed as
+//! *loose* and scored at every ranking.
 //! Every account written or whose wallet moved is filed again at the end of each event
 //! (`AccountBook::take_changed`), and before a ranking. Top-up rules are no matter: a top-up
 //! moves money only when monitoring examines the account, which changes it.
@@ -88,6 +96,8 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 use std::collections::{BinaryHeap, HashMap};
+
+use solvent_core::instrument::OptionRight;
 
 use foldhash::fast::FixedState;
 
@@ -795,7 +805,19 @@ impl Engine {
                 .collect(),
             _ => SmallVec::new(),
         };
-        for symbol in &coins {
+        // And the underlying coins short calls are bounded by.
+        let option_coins: SmallVec<[CompactString; 2]> = match self.accounts.by_slot(slot) {
+            Some(account) if !held.is_empty() => account
+                .positions
+                .values()
+                .filter_map(|p| match self.short_option_floor(p) {
+                    Some(ShortOptionFloor::Coin { symbol, .. }) => Some(symbol.into()),
+                    _ => None,
+                })
+                .collect(),
+            _ => SmallVec::new(),
+        };
+        for symbol in coins.iter().chain(&option_coins) {
             self.adl_coin_number(symbol);
         }
         let filings: SmallVec<[Filing; 2]> = match self.accounts.by_slot(slot) {
@@ -924,6 +946,106 @@ impl Engine {
             && instrument.settlement != self.venue.settlement_asset
     }
 
+    /// The most short option `position` can take from its holder's equity in the settlement
+    /// coin, whatever the prices, the volatility and the time; `None` for any other position,
+    /// and for a short option no such bound is known for (given a mark, which may be any
+    /// price; valued through a smile that expires first; a negative rate; settled otherwise
+    /// than in a pegged coin or its underlying's coin). Black-76 with `F = S e^(rT)` and the
+    /// discount `e^(-rT)` (`solvent_risk::valuation`) values a call at most `S` and a put at
+    /// most `K e^(-rT)`, at most `K` for `r >= 0`:
+    /// - a linear one, premium in its settlement coin `X` (priced `x` USD): `q S x / s` and
+    ///   `q K x / s` of the settlement coin (priced `s`), `q` its size in coins; `S / s` is the
+    ///   price of the underlying's coin in the settlement coin, so the call takes at most `q x`
+    ///   such coins;
+    /// - an inverse one, premium in its underlying's coin (`usd / S`, at most 1 and `K / S` a
+    ///   coin): the call at most `q` coins, the put `q K / s` of the settlement coin.
+    ///
+    /// A given mark replaces the model's value: an option's first mark files its short holders
+    /// again, loose (`Engine::mark_price`).
+    fn short_option_floor<'a>(&'a self, position: &PositionState) -> Option<ShortOptionFloor<'a>> {
+        let instrument = &position.instrument;
+        let Terms::Option { strike, right, .. } = &instrument.terms else {
+            return None;
+        };
+        if position.size >= Decimal::ZERO
+            || position.isolated
+            || self.market.rate < 0.0
+            || !self.valued_while_held(instrument)
+            || self.market.mark.contains_key(instrument.name.as_str())
+        {
+            return None;
+        }
+        let settlement = self.adl_index.settlement.as_ref()?;
+        let settlement_usd = band_f64(self.asset_usd(&settlement.index, Some(settlement.usd_peg))?);
+        let coins = (band_f64(position.size) * band_f64(instrument.contract_size)).abs();
+        let strike = band_f64(strike.value());
+        let premium_in = self.venue.assets.get(instrument.settlement.as_str())?;
+        let underlying = instrument.underlying.as_str();
+        let widen = 1.0 + MARGIN;
+        let floor = match (instrument.style, right) {
+            (Style::Linear, _) if premium_in.usd_peg.is_none() => return None,
+            (Style::Linear, OptionRight::Call) => {
+                let premium_usd = band_f64(self.asset_usd(&premium_in.index, premium_in.usd_peg)?);
+                // The coin the index of the underlying prices.
+                let coin = self
+                    .venue
+                    .assets
+                    .values()
+                    .find(|asset| asset.index == underlying && asset.usd_peg.is_none())?;
+                ShortOptionFloor::Coin {
+                    symbol: coin.symbol.as_str(),
+                    coins: coins * premium_usd * widen,
+                }
+            }
+            (Style::Linear, OptionRight::Put) => {
+                let premium_usd = band_f64(self.asset_usd(&premium_in.index, premium_in.usd_peg)?);
+                ShortOptionFloor::Settlement(coins * strike * premium_usd / settlement_usd * widen)
+            }
+            (Style::Inverse, _)
+                if premium_in.index != underlying || premium_in.usd_peg.is_some() =>
+            {
+                return None;
+            }
+            (Style::Inverse, OptionRight::Call) => ShortOptionFloor::Coin {
+                symbol: premium_in.symbol.as_str(),
+                coins: coins * widen,
+            },
+            (Style::Inverse, OptionRight::Put) => {
+                ShortOptionFloor::Settlement(coins * strike / settlement_usd * widen)
+            }
+        };
+        match floor {
+            ShortOptionFloor::Coin { coins, .. } | ShortOptionFloor::Settlement(coins)
+                if !coins.is_finite() =>
+            {
+                None
+            }
+            _ => Some(floor),
+        }
+    }
+
+    /// Files the short holders of `option` again at the end of the event: its first given
+    /// mark replaces the model's value their filings bound ([`Self::short_option_floor`]), and
+    /// they are filed loose from now on.
+    pub(super) fn refile_short_holders(&mut self, option: &str) {
+        let slots: Vec<u32> = self
+            .instrument_holders
+            .get(option)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|slot| {
+                self.accounts
+                    .by_slot(*slot)
+                    .and_then(|account| account.positions.get(option))
+                    .is_some_and(|position| position.size < Decimal::ZERO)
+            })
+            .collect();
+        for slot in slots {
+            self.accounts.touch_slot(slot);
+        }
+    }
+
     /// Whether a margin report can value option `instrument` until it expires, whatever time
     /// passes: it has a given mark, or its underlying has an index (which is never taken away)
     /// and a smile expiring no earlier than the option (smiles are replaced, never removed, and
@@ -949,8 +1071,9 @@ impl Engine {
 
     /// The account's wallet, when the account can be filed in a group at all: an account
     /// holding only linear perpetuals settled in the venue's settlement coin (cross or
-    /// isolated) and long options its report can value for as long as they are held
-    /// ([`Self::valued_while_held`]), whose coins are all the venue's and priced (the
+    /// isolated), long options its report can value for as long as they are held
+    /// ([`Self::valued_while_held`]) and short ones whose value is bounded
+    /// ([`Self::short_option_floor`]), whose coins are all the venue's and priced (the
     /// settlement coin pegged and above zero). In portfolio mode too: the score reads the
     /// equity, which a margin report sums the same way in either mode (the modes differ in the
     /// requirement). With top-up rules too: a top-up moves money only when monitoring examines
@@ -961,6 +1084,7 @@ impl Engine {
         if !account.positions.values().all(|p| {
             self.linear_indexed(&p.instrument)
                 || (worth_at_least_nothing(p) && self.valued_while_held(&p.instrument))
+                || self.short_option_floor(p).is_some()
         }) {
             return None;
         }
@@ -1134,7 +1258,11 @@ impl Engine {
     /// other account.
     pub(super) fn filed_equity(&self, account: &Account) -> Option<Decimal> {
         // An option's value needs its model: the report gives it.
-        if account.positions.values().any(worth_at_least_nothing) {
+        if account
+            .positions
+            .values()
+            .any(|p| matches!(p.instrument.terms, Terms::Option { .. }))
+        {
             return None;
         }
         let wallet = self.fileable_wallet(account)?;
@@ -1188,6 +1316,21 @@ impl Engine {
                 || worth_at_least_nothing(other)
             {
                 continue;
+            }
+            // A short option takes at most a loan's worth of its underlying's coin (a call) or
+            // a fixed amount (a put).
+            match self.short_option_floor(other) {
+                Some(ShortOptionFloor::Coin { symbol, coins }) => {
+                    let number = *self.adl_index.coin_numbers.get(symbol)?;
+                    let reference = self.adl_index.coins.get(usize::from(number))?.reference;
+                    rest.add(Term::Coin(number), -coins, reference, 0.0, unit)?;
+                    continue;
+                }
+                Some(ShortOptionFloor::Settlement(amount)) => {
+                    rest.subtract(amount, unit);
+                    continue;
+                }
+                None => {}
             }
             let number = *self.adl_index.numbers.get(other.instrument.name.as_str())?;
             let reference = self.adl_index.contracts.get(usize::from(number))?.reference;
@@ -1396,6 +1539,21 @@ impl Engine {
                     || other.isolated
                     || worth_at_least_nothing(other)
                 {
+                    continue;
+                }
+                let taken = match self.short_option_floor(other) {
+                    Some(ShortOptionFloor::Coin { symbol, coins }) => Some(
+                        coins
+                            * self.adl_coin_price(usize::from(
+                                *self.adl_index.coin_numbers.get(symbol)?,
+                            ))?,
+                    ),
+                    Some(ShortOptionFloor::Settlement(amount)) => Some(amount),
+                    None => None,
+                };
+                if let Some(taken) = taken {
+                    rest -= taken + settlement.unit;
+                    magnitude += taken.abs();
                     continue;
                 }
                 let price = band_f64(self.perpetual_mark(&other.instrument)?);
@@ -1671,6 +1829,12 @@ impl Rest {
         })
     }
 
+    /// Takes a fixed `amount` off the rest, less `unit` for its crediting.
+    fn subtract(&mut self, amount: f64, unit: f64) {
+        self.value -= amount + unit;
+        self.magnitude += amount.abs();
+    }
+
     /// `key` with the bucket of the rest per size, less `unit` (the holder's own term credited)
     /// and the margin, and the profile in the order of its sources; `None` (loose) when the ratio
     /// is not finite: a contract or coin never priced.
@@ -1688,6 +1852,17 @@ impl Rest {
             self.profile,
         ))
     }
+}
+
+/// The most a short option can take from its holder's equity, whatever the prices, the
+/// volatility and the time (see [`Engine::short_option_floor`]).
+#[derive(Clone, Copy, Debug)]
+enum ShortOptionFloor<'a> {
+    /// A call: the value of `coins` of its underlying's coin `symbol`, at that coin's price in
+    /// the settlement coin: a term of the rest, as a loan of them would be.
+    Coin { symbol: &'a str, coins: f64 },
+    /// A put: this much of the settlement coin, whatever the prices.
+    Settlement(f64),
 }
 
 /// Whether `position` is a long option: its value, and its contribution to the equity

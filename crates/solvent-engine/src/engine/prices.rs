@@ -263,6 +263,9 @@ impl Engine {
             }
         };
         if first {
+            if matches!(instrument.terms, Terms::Option { .. }) {
+                self.refile_short_holders(name);
+            }
             self.first_mark(&instrument, used.value(), &mut effects);
         } else {
             self.revalue_crossed(None, &[(name, used.value())], &mut effects);
