@@ -76,16 +76,17 @@
 //! ```
 //!
 //! `R_C'` less a unit of the settlement coin's precision (`unit / q` of `C`) per credited term,
-//! taken at the ranking, where `q` is known. The holding counts at its first collateral ratio
+//! taken at the ranking, where `q` is known. A holding of the settlement coin (pegged) worth at
+//! least `V` of it adds `V / q` to `R_C`: a term in the reciprocal of `C`'s price. The holding counts at its first collateral ratio
 //! while `W` is inside the first tier: a `Held` term the ranking checks at `C`'s price then.
 //! Such holders are filed in groups keyed as linear ones (sizes in USD, entries and the other
 //! contracts' moves in `u`).
 //!
 //! What does not fit (short options with a given mark, on a negative rate or settled
-//! otherwise; short options beside inverse contracts; an inverse holder with another coin or a
-//! linear contract, an inverse contract settled in the settlement coin, isolated inverse
-//! positions, coins the venue does not list or price, a contract never priced) is filed as
-//! *loose* and scored at every ranking.
+//! otherwise; short options beside inverse contracts; an inverse holder with a third coin, a
+//! loan or a linear contract, an inverse contract settled in the settlement coin, isolated
+//! inverse positions, coins the venue does not list or price, a contract never priced) is filed
+//! as *loose* and scored at every ranking.
 //! Every account written or whose wallet moved is filed again at the end of each event
 //! (`AccountBook::take_changed`), and before a ranking. Top-up rules are no matter: a top-up
 //! moves money only when monitoring examines the account, which changes it.
@@ -182,6 +183,10 @@ enum Term {
     /// value in that coin does not move, but it counts so only while inside the coin's first
     /// tier, which a ranking checks at the coin's price then.
     Held(u16),
+    /// An inverse holder's holding of the venue's settlement coin, in its contracts' coin:
+    /// `W / q`, `W` its value in the settlement coin and `q` that coin's price in it, a term in
+    /// the reciprocal of `q`.
+    Reciprocal(u16),
 }
 
 /// One term of a group's rest: what prices it and the bucket of its coefficient over `S`
@@ -217,6 +222,9 @@ struct Moves {
     /// Each coin as an inverse holder's holding: no change, its price in the settlement coin
     /// (`now`) and its cap.
     held: Vec<Move>,
+    /// Each coin's reciprocal price (settlement coin per coin, inverted) against its
+    /// reference's.
+    reciprocals: Vec<Move>,
     /// One unit of the settlement coin's precision.
     unit: f64,
 }
@@ -332,6 +340,7 @@ impl GroupKey {
                 Term::Contract(number) => moves.contracts.get(usize::from(number)),
                 Term::Coin(number) => moves.coins.get(usize::from(number)),
                 Term::Held(number) => moves.held.get(usize::from(number)),
+                Term::Reciprocal(number) => moves.reciprocals.get(usize::from(number)),
             };
             let Some(moved) = moved else {
                 return Some(f64::INFINITY);
@@ -760,6 +769,16 @@ impl Engine {
         }
         for slot in changed {
             self.refile(slot);
+        }
+    }
+
+    /// Files every account in the ADL index now, as the first ranking otherwise does, so that
+    /// [`Engine::adl_candidates`] at a contract's current mark ranks through the index instead of
+    /// scoring every holder (an account shard about to offer candidates, a test of the index).
+    pub fn file_adl_index(&mut self) {
+        self.refile_changed();
+        if !self.adl_index.built {
+            self.build_adl_index();
         }
     }
 
@@ -1360,12 +1379,16 @@ impl Engine {
     }
 
     /// What an inverse holder's filing reads of its account (see the module documentation):
-    /// the coin `C` its contract settles in, by number, and its holding of it; `None` unless
-    /// the account holds only cross inverse perpetuals settled in `C` and long options its
-    /// report can value while held, and its wallet holds nothing but `C` (none owed), with the
-    /// venue's settlement coin pegged. Top-up rules are no matter (see
-    /// [`Self::fileable_wallet`]).
-    fn inverse_wallet(&self, account: &Account, own: &PositionState) -> Option<(u16, Decimal)> {
+    /// the coin `C` its contract settles in, by number, its holding of it, and its holding of
+    /// the venue's settlement coin; `None` unless the account holds only cross inverse
+    /// perpetuals settled in `C` and long options its report can value while held, and its
+    /// wallet holds nothing but `C` and the settlement coin (none owed), with the settlement
+    /// coin pegged. Top-up rules are no matter (see [`Self::fileable_wallet`]).
+    fn inverse_wallet(
+        &self,
+        account: &Account,
+        own: &PositionState,
+    ) -> Option<(u16, Decimal, Decimal)> {
         let coin = own.instrument.settlement.as_str();
         self.adl_index.settlement.as_ref()?;
         if own.isolated
@@ -1378,14 +1401,39 @@ impl Engine {
         {
             return None;
         }
-        let mut held = Decimal::ZERO;
+        let settlement = self.adl_index.settlement.as_ref()?;
+        let (mut held, mut settled) = (Decimal::ZERO, Decimal::ZERO);
         for (symbol, amount) in self.ledger.wallet(&account.id) {
-            if symbol != coin || amount < Decimal::ZERO {
+            if amount < Decimal::ZERO {
                 return None;
             }
-            held = amount;
+            if symbol == coin {
+                held = amount;
+            } else if symbol == settlement.symbol {
+                settled = amount;
+            } else {
+                return None;
+            }
         }
-        Some((*self.adl_index.coin_numbers.get(coin)?, held))
+        Some((*self.adl_index.coin_numbers.get(coin)?, held, settled))
+    }
+
+    /// A lower bound of what `amount` of the settlement coin (not owed) adds to a report's
+    /// equity before its crediting ([`Self::adl_wallet_floor`] without its unit); fixed while
+    /// the account and the settlement coin's price stand.
+    fn settled_floor(&self, amount: Decimal) -> Option<f64> {
+        if amount.is_zero() {
+            return Some(0.0);
+        }
+        let coin = self.adl_index.settlement.as_ref()?;
+        let usd = self.asset_usd(&coin.index, Some(coin.usd_peg))?;
+        let floor = self.adl_wallet_floor(&FileableWallet {
+            coin,
+            amount,
+            usd,
+            others: SmallVec::new(),
+        })?;
+        Some(floor + coin.unit)
     }
 
     /// The group of `account`'s inverse position `own`, but for its profile's number, and that
@@ -1393,13 +1441,15 @@ impl Engine {
     /// of `s` USD at entry `e` gains `s (1 / e - u)` of its coin `C`: the rest is read in `C`,
     /// `A = W r + sum_j (-s_j) (u_ref_j - 1 / e_j)` with each other contract a term
     /// `(-s_j) (u_j - u_ref_j)`, and the holding `W` of `C` counted at its first ratio `r` (a
-    /// `Held` term, which a ranking checks against the coin's first tier).
+    /// `Held` term, which a ranking checks against the coin's first tier). A holding of the
+    /// settlement coin worth at least `V` of it adds `V / q` of `C`, `q` the price of `C` in
+    /// it: `V / q_ref` in `A` and the term `V (1 / q - 1 / q_ref)` (`Reciprocal`).
     fn adl_inverse_group(
         &self,
         account: &Account,
         own: &PositionState,
     ) -> Option<(GroupKey, Profile)> {
-        let (coin, held) = self.inverse_wallet(account, own)?;
+        let (coin, held, settled) = self.inverse_wallet(account, own)?;
         let first_ratio = self.adl_index.coins.get(usize::from(coin))?.first_ratio;
         let size = band_f64(own.size).abs();
         let entry = band_f64(own.entry);
@@ -1412,6 +1462,11 @@ impl Engine {
         if counted > 0.0 {
             // In `A` already: the term only carries the first tier's check.
             rest.add(Term::Held(coin), counted, 0.0, 0.0, 0.0)?;
+        }
+        let settled = self.settled_floor(settled)?;
+        if settled > 0.0 {
+            let reference = self.adl_index.coins.get(usize::from(coin))?.reference;
+            rest.add(Term::Reciprocal(coin), settled, 1.0 / reference, 0.0, 0.0)?;
         }
         for other in account.positions.values() {
             if other.instrument.name == own.instrument.name || worth_at_least_nothing(other) {
@@ -1466,7 +1521,7 @@ impl Engine {
         }
         let bounded = || -> Option<f64> {
             let settlement = self.adl_index.settlement.as_ref()?;
-            let (coin, held) = self.inverse_wallet(account, own)?;
+            let (coin, held, settled) = self.inverse_wallet(account, own)?;
             let coin_price = self.adl_coin_price(usize::from(coin))?;
             let settlement_usd = self.asset_usd(&settlement.index, Some(settlement.usd_peg))?;
             let coin_usd = {
@@ -1476,9 +1531,15 @@ impl Engine {
             let symbol = own.instrument.settlement.as_str();
             let wallet =
                 band_f64(self.coin_value(settlement, symbol, held, coin_usd, settlement_usd)?);
-            // The holding's term, and this position's own, each credited at the precision.
+            // The holding's term, and this position's own, each credited at the precision; the
+            // settlement coin's (worth at least `settled`), credited too.
+            let settled = self.settled_floor(settled)?;
             let mut rest = wallet - 2.0 * settlement.unit;
             let mut magnitude = wallet.abs();
+            if settled > 0.0 {
+                rest += settled - settlement.unit;
+                magnitude += settled;
+            }
             for other in account.positions.values() {
                 if other.instrument.name == own.instrument.name || worth_at_least_nothing(other) {
                     continue;
@@ -1708,6 +1769,16 @@ impl Engine {
                         now
                     };
                     moved(now, other.reference, f64::INFINITY)
+                })
+                .collect(),
+            reciprocals: (0..self.adl_index.coins.len())
+                .zip(&self.adl_index.coins)
+                .map(|(number, coin)| {
+                    moved(
+                        self.adl_coin_price(number).map(|price| 1.0 / price),
+                        1.0 / coin.reference,
+                        f64::INFINITY,
+                    )
                 })
                 .collect(),
             // A holding's value in its own coin does not move: each coin's price and cap as
