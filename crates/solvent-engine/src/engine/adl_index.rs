@@ -77,8 +77,9 @@
 //!
 //! `R_C'` less a unit of the settlement coin's precision (`unit / q` of `C`) per credited term,
 //! taken at the ranking, where `q` is known. A holding of the settlement coin (pegged) worth at
-//! least `V` of it adds `V / q` to `R_C`: a term in the reciprocal of `C`'s price. The holding counts at its first collateral ratio
-//! while `W` is inside the first tier: a `Held` term the ranking checks at `C`'s price then.
+//! least `V` of it adds `V / q` to `R_C`: a term in the reciprocal of `C`'s price. The holding
+//! counts at its first collateral ratio while `W` is inside the first tier: a `Held` term the
+//! ranking checks at `C`'s price then.
 //! Such holders are filed in groups keyed as linear ones (sizes in USD, entries and the other
 //! contracts' moves in `u`).
 //!
@@ -815,28 +816,23 @@ impl Engine {
             }
         }
         let settlement = self.venue.settlement_asset.as_str();
+        // The wallet's other coins, and the underlying coins short calls are bounded by.
         let coins: SmallVec<[CompactString; 2]> = match self.accounts.by_slot(slot) {
             Some(account) if !held.is_empty() => self
                 .ledger
                 .wallet(&account.id)
                 .filter(|(symbol, _)| *symbol != settlement)
                 .map(|(symbol, _)| symbol.into())
+                .chain(account.positions.values().filter_map(
+                    |p| match self.short_option_floor(p) {
+                        Some(ShortOptionFloor::Coin { symbol, .. }) => Some(symbol.into()),
+                        _ => None,
+                    },
+                ))
                 .collect(),
             _ => SmallVec::new(),
         };
-        // And the underlying coins short calls are bounded by.
-        let option_coins: SmallVec<[CompactString; 2]> = match self.accounts.by_slot(slot) {
-            Some(account) if !held.is_empty() => account
-                .positions
-                .values()
-                .filter_map(|p| match self.short_option_floor(p) {
-                    Some(ShortOptionFloor::Coin { symbol, .. }) => Some(symbol.into()),
-                    _ => None,
-                })
-                .collect(),
-            _ => SmallVec::new(),
-        };
-        for symbol in coins.iter().chain(&option_coins) {
+        for symbol in &coins {
             self.adl_coin_number(symbol);
         }
         let filings: SmallVec<[Filing; 2]> = match self.accounts.by_slot(slot) {
@@ -1001,10 +997,11 @@ impl Engine {
         let premium_in = self.venue.assets.get(instrument.settlement.as_str())?;
         let underlying = instrument.underlying.as_str();
         let widen = 1.0 + MARGIN;
+        // A linear premium's coin in USD (an inverse one's is the underlying's price).
+        let premium_usd = band_f64(self.asset_usd(&premium_in.index, premium_in.usd_peg)?);
         let floor = match (instrument.style, right) {
             (Style::Linear, _) if premium_in.usd_peg.is_none() => return None,
             (Style::Linear, OptionRight::Call) => {
-                let premium_usd = band_f64(self.asset_usd(&premium_in.index, premium_in.usd_peg)?);
                 // The coin the index of the underlying prices.
                 let coin = self
                     .venue
@@ -1017,7 +1014,6 @@ impl Engine {
                 }
             }
             (Style::Linear, OptionRight::Put) => {
-                let premium_usd = band_f64(self.asset_usd(&premium_in.index, premium_in.usd_peg)?);
                 ShortOptionFloor::Settlement(coins * strike * premium_usd / settlement_usd * widen)
             }
             (Style::Inverse, _)

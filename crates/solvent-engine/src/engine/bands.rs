@@ -30,28 +30,18 @@ impl Bands {
         self.crossed_at(band_f64(price), now_ms)
     }
 
-    /// Whether [`Self::crossed_at`] finds any account: the extreme bounds and the earliest
-    /// expiry say so without building its iterator (a price update checks the ratio bands of
-    /// every contract on its underlying, and nearly always finds none).
+    /// Whether [`Self::crossed_at`] finds any account, without building its iterator (a price
+    /// update checks the ratio bands of every contract on its underlying, and nearly always
+    /// finds none).
     pub(super) fn any_crossed_at(&self, price: f64, now_ms: i64) -> bool {
-        let key = band_key(price);
-        self.by_low
-            .last()
-            .is_some_and(|(highest_low, _)| *highest_low >= key)
-            || self
-                .by_high
-                .first()
-                .is_some_and(|(lowest_high, _)| *lowest_high <= key)
-            || self
-                .by_expiry
-                .first()
-                .is_some_and(|(earliest, _)| *earliest < now_ms)
+        let (below, above, expired) = self.reached(band_key(price), now_ms);
+        below || above || expired
     }
 
-    /// [`Self::crossed`] at a price already in `f64` (within a few ulps of the exact one, far
-    /// inside [`BAND_KEY_MARGIN`]).
-    pub(super) fn crossed_at(&self, price: f64, now_ms: i64) -> impl Iterator<Item = &u32> {
-        let key = band_key(price);
+    /// Whether the price at `key` reaches the highest lower bound, reaches the lowest upper
+    /// bound, and whether the earliest expiry has passed by `now_ms`: the extreme bounds say
+    /// whether any range need be searched.
+    fn reached(&self, key: BandKey, now_ms: i64) -> (bool, bool, bool) {
         let below = self
             .by_low
             .last()
@@ -60,13 +50,21 @@ impl Bands {
             .by_high
             .first()
             .is_some_and(|(lowest_high, _)| *lowest_high <= key);
-        let lows = below.then(|| self.by_low.range((key, 0)..));
-        let highs = above.then(|| self.by_high.range(..=(key, u32::MAX)));
         let expired = self
             .by_expiry
             .first()
-            .is_some_and(|(earliest, _)| *earliest < now_ms)
-            .then(|| self.by_expiry.range(..(now_ms, 0)));
+            .is_some_and(|(earliest, _)| *earliest < now_ms);
+        (below, above, expired)
+    }
+
+    /// [`Self::crossed`] at a price already in `f64` (within a few ulps of the exact one, far
+    /// inside [`BAND_KEY_MARGIN`]).
+    pub(super) fn crossed_at(&self, price: f64, now_ms: i64) -> impl Iterator<Item = &u32> {
+        let key = band_key(price);
+        let (below, above, expired) = self.reached(key, now_ms);
+        let lows = below.then(|| self.by_low.range((key, 0)..));
+        let highs = above.then(|| self.by_high.range(..=(key, u32::MAX)));
+        let expired = expired.then(|| self.by_expiry.range(..(now_ms, 0)));
         lows.into_iter()
             .flatten()
             .chain(highs.into_iter().flatten())
@@ -1344,9 +1342,9 @@ impl Engine {
         }
     }
 
-    /// A linear perpetual or future settled in a pegged asset, awaiting its first mark, in a
-    /// standard-mode account that values something else at its underlying's index (an option,
-    /// a coin, another contract awaiting its mark): [`Self::band_source`] keeps it on the index,
+    /// A linear perpetual or future settled in a pegged asset, awaiting its first mark, in an
+    /// account that values something else at its underlying's index (an option, a coin,
+    /// another contract awaiting its mark): [`Self::band_source`] keeps it on the index,
     /// where its slope offsets the others'. Valued at the mark `M = S / rho` once it has one,
     /// its P&L `q (M - e)` (`q` its signed size in coins) is `q (S / rho - e)`. From prices
     /// `(S0, rho0)` to `(S1, rho1)` inside the bands, the index first (at `rho0`), then the

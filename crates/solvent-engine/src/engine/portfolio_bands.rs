@@ -340,11 +340,11 @@ impl Engine {
         // Per underlying: linear exposures by source, option sizes, and the delta sums.
         struct Underlying<'a> {
             name: &'a str,
+            // Each contract's source and size: what its scan P&L moves by per unit of that
+            // source in a scenario of move `s`, over `|s|`. A contract awaiting its first mark
+            // beside other exposures to the index stands twice: on the index with its size,
+            // and on the ratio of the index to its mark with `size x mark_per_ratio`.
             linear: Vec<(Source<'a>, f64)>,
-            // Contracts awaiting their first mark banded on the ratio of the index to it, with
-            // how far their value at the mark moves per unit of that ratio (`size x
-            // mark_per_ratio`).
-            ratios: Vec<(Source<'a>, f64)>,
             options: Vec<HeldOption>,
             option_size: f64,
             short_contracts: f64,
@@ -361,7 +361,6 @@ impl Engine {
                     underlyings.push(Underlying {
                         name,
                         linear: Vec::new(),
-                        ratios: Vec::new(),
                         options: Vec::new(),
                         option_size: 0.0,
                         short_contracts: 0.0,
@@ -426,7 +425,7 @@ impl Engine {
                     if let Some(parts) = self.awaiting_linear_parts(account, position) {
                         let per_ratio =
                             band_f64(self.mark_per_ratio(instrument.underlying.as_str())?);
-                        slot.ratios.push((parts.ratio, size * per_ratio));
+                        slot.linear.push((parts.ratio, size * per_ratio));
                     }
                     let years = match instrument.terms.expiry() {
                         Some(expiry) => {
@@ -614,16 +613,6 @@ impl Engine {
                     add_slope(*source, offset_factor * scan);
                     reach.slopes.push((*source, scan));
                 }
-            }
-            // A ratio moves such a contract's scan P&L `size M s` by `size |dM / d rho| |s|` per
-            // unit in each scenario `s`.
-            for (source, per_unit) in &underlying.ratios {
-                let scan = grid
-                    .iter()
-                    .map(|s| s.weight * per_unit * s.price_move.abs())
-                    .fold(0.0, f64::max);
-                add_slope(*source, offset_factor * scan);
-                reach.slopes.push((*source, scan));
             }
             reach
                 .slopes
