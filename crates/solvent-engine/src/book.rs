@@ -48,6 +48,16 @@ impl AccountBook {
         self.accounts.get_mut(slot as usize).map(Arc::make_mut)
     }
 
+    /// The account `id`, to change only what monitoring keeps of it (its state, margin call,
+    /// breach count, bands, watch lists and preparation). The ADL index reads none of these, only
+    /// positions and the wallet, so the write is not logged for filing the account again (see
+    /// [`Self::take_changed`]): a price update re-bands hundreds of accounts whose filings it
+    /// leaves as they are.
+    pub(crate) fn monitoring_mut(&mut self, id: &str) -> Option<&mut Account> {
+        let slot = *self.slots.get(id)?;
+        self.accounts.get_mut(slot as usize).map(Arc::make_mut)
+    }
+
     /// Whether `id` exists.
     #[must_use]
     pub fn contains_key(&self, id: &str) -> bool {

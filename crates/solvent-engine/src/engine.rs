@@ -413,10 +413,10 @@ pub struct Engine {
     /// every account valued before any of them changes: a cache, never hashed.
     #[serde(skip)]
     surfaces: std::cell::RefCell<Option<CachedSurfaces>>,
-    /// Per underlying, the highest volatility of its smiles, at the smiles' generation (the
-    /// bound of options' time decay, see `engine/bands.rs`): a cache, never hashed.
+    /// Per underlying, its smiles' highest volatility and latest expiry, at the smiles'
+    /// generation: a cache, never hashed.
     #[serde(skip)]
-    highest_vols: std::cell::RefCell<Option<HighestVols>>,
+    smile_summaries: std::cell::RefCell<Option<SmileSummaries>>,
     /// Counts changes of index prices and marks (with the time, the smiles' generation, the
     /// rate and the venue, the key of `books`): every change of `market.index` or
     /// `market.mark` must count here.
@@ -485,8 +485,20 @@ struct CachedSurfaces {
     schedule: Arc<solvent_risk::valuation::SmileSchedule>,
 }
 
-/// Per underlying, the highest volatility of its smiles, read at a generation of the smiles.
-type HighestVols = (u64, Vec<(String, f64)>);
+/// Per underlying, what monitoring and the ADL index read of its smiles as a whole, read at
+/// `(smiles generation, venue)` (the venue's expiry time of day dates the smiles' keys).
+type SmileSummaries = ((u64, [u8; 32]), Vec<(String, SmileSummary)>);
+
+/// What the engine reads of an underlying's smiles as a whole.
+#[derive(Clone, Copy, Debug)]
+struct SmileSummary {
+    /// The highest volatility of any of its smiles (the bound of options' time decay, see
+    /// `engine/bands.rs`).
+    highest_volatility: f64,
+    /// The latest expiry among its smiles (whether an option can be valued until it expires,
+    /// see `engine/adl_index.rs`); `None` if no key reads as an expiry.
+    latest_expiry: Option<Timestamp>,
+}
 
 /// The fixed point of time before any event.
 const EPOCH: Timestamp = Timestamp::UNIX_EPOCH;
@@ -502,7 +514,7 @@ impl Engine {
             evaluations: Evaluations::default(),
             examined: None,
             surfaces: std::cell::RefCell::new(None),
-            highest_vols: std::cell::RefCell::new(None),
+            smile_summaries: std::cell::RefCell::new(None),
             price_generation: 0,
             books: std::cell::RefCell::new(BTreeMap::new()),
             kernel_rules: std::cell::RefCell::default(),

@@ -1076,12 +1076,10 @@ impl Engine {
         }
         let underlying = instrument.underlying.as_str();
         self.market.index.contains_key(underlying)
-            && self.market.vol.get(underlying).is_some_and(|smiles| {
-                smiles.keys().any(|key| {
-                    solvent_core::market::parse_expiry_key(key, self.venue.expiry_time_utc)
-                        .is_ok_and(|smile_expiry| smile_expiry >= *expiry)
-                })
-            })
+            && self
+                .smile_summary(underlying)
+                .and_then(|summary| summary.latest_expiry)
+                .is_some_and(|latest| latest >= *expiry)
     }
 
     /// The account's wallet, when the account can be filed in a group at all: an account

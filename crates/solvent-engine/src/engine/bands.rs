@@ -508,7 +508,7 @@ impl Engine {
         let watched: Option<Vec<CompactString>> =
             watched_changed.then(|| watched.into_iter().map(CompactString::from).collect());
         if let Some(watched) = watched
-            && let Some(account) = self.accounts.get_mut(id)
+            && let Some(account) = self.accounts.monitoring_mut(id)
         {
             let old = std::mem::replace(&mut account.mark_watched, watched);
             reindex_sets(&mut self.mark_watchers, slot, &old, &account.mark_watched);
@@ -517,7 +517,7 @@ impl Engine {
         let Some(entries) = entries else {
             return vol_tolerance;
         };
-        let Some(account) = self.accounts.get_mut(id) else {
+        let Some(account) = self.accounts.monitoring_mut(id) else {
             return vol_tolerance;
         };
         let old = std::mem::take(&mut account.bands);
@@ -1258,31 +1258,47 @@ impl Engine {
     /// generation of the smiles for every underlying: each examination of an option holder
     /// asks it for each option held.
     fn highest_volatility(&self, underlying: &str) -> Option<f64> {
-        let mut cache = self.highest_vols.borrow_mut();
-        let stale = cache
-            .as_ref()
-            .is_none_or(|(generation, _)| *generation != self.vol_generation);
-        if stale {
-            let highest = self
+        self.smile_summary(underlying)
+            .map(|summary| summary.highest_volatility)
+    }
+
+    /// What the engine reads of `underlying`'s smiles as a whole, read once per generation of
+    /// the smiles and venue for every underlying; `None` for an underlying without smiles.
+    pub(super) fn smile_summary(&self, underlying: &str) -> Option<SmileSummary> {
+        let key = (self.vol_generation, self.venue_digest);
+        let mut cache = self.smile_summaries.borrow_mut();
+        if cache.as_ref().is_none_or(|(read_at, _)| *read_at != key) {
+            let summaries = self
                 .market
                 .vol
                 .iter()
                 .map(|(name, smiles)| {
-                    let highest = smiles
+                    let highest_volatility = smiles
                         .values()
                         .flat_map(|smile| smile.vols.iter().copied())
                         .fold(0.0_f64, f64::max);
-                    (name.clone(), highest)
+                    let latest_expiry = smiles
+                        .keys()
+                        .filter_map(|key| {
+                            solvent_core::market::parse_expiry_key(key, self.venue.expiry_time_utc)
+                                .ok()
+                        })
+                        .max();
+                    let summary = SmileSummary {
+                        highest_volatility,
+                        latest_expiry,
+                    };
+                    (name.clone(), summary)
                 })
                 .collect();
-            *cache = Some((self.vol_generation, highest));
+            *cache = Some((key, summaries));
         }
         cache
             .as_ref()?
             .1
             .iter()
             .find(|(name, _)| name == underlying)
-            .map(|(_, highest)| *highest)
+            .map(|(_, summary)| *summary)
     }
 
     /// The highest market price of a pegged coin (one with `usd_peg`), and at least 1.

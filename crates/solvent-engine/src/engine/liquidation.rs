@@ -33,7 +33,7 @@ impl Engine {
         }
         let guards = &self.config.guards;
         let now = self.now;
-        let account = self.accounts.get_mut(id)?;
+        let account = self.accounts.monitoring_mut(id)?;
         let (count, since) = match account.breach {
             Some((count, since)) => (count + 1, since),
             None => (1, now),
@@ -62,7 +62,7 @@ impl Engine {
                 .then(|| LiquidationStanding::of(report.clone()));
             after = self.liquidate_cross(id, known, effects);
         }
-        if let Some(account) = self.accounts.get_mut(id) {
+        if let Some(account) = self.accounts.monitoring_mut(id) {
             account.breach = None;
         }
         self.reindex(id);

@@ -42,7 +42,7 @@ impl Engine {
             // Written only when there is something to drop: a write copies an account still
             // shared with a snapshot's copy (see `AccountBook`).
             if self.accounts.get(id).is_some_and(|a| a.prepared.is_some())
-                && let Some(account) = self.accounts.get_mut(id)
+                && let Some(account) = self.accounts.monitoring_mut(id)
             {
                 account.prepared = None;
             }
@@ -130,7 +130,7 @@ impl Engine {
         self.report_figures(id, standing, figures, effects);
         self.track_state(id, standing, effects);
         if self.accounts.get(id).is_some_and(|a| a.breach.is_some())
-            && let Some(account) = self.accounts.get_mut(id)
+            && let Some(account) = self.accounts.monitoring_mut(id)
         {
             account.breach = None;
         }
@@ -177,7 +177,7 @@ impl Engine {
         if report.state == previous && call_sent == account.margin_call_sent {
             return;
         }
-        if let Some(account) = self.accounts.get_mut(id) {
+        if let Some(account) = self.accounts.monitoring_mut(id) {
             account.state = report.state;
             account.margin_call_sent = call_sent;
         }

@@ -51,7 +51,7 @@ impl Engine {
                 return None;
             }
             let prepared = self.prepare(account)?;
-            if let Some(account) = self.accounts.get_mut(id) {
+            if let Some(account) = self.accounts.monitoring_mut(id) {
                 account.prepared = Some(Arc::new(prepared));
             }
         }

@@ -239,7 +239,7 @@ impl Engine {
             return;
         }
         let slot = account.slot;
-        let Some(account) = self.accounts.get_mut(id) else {
+        let Some(account) = self.accounts.monitoring_mut(id) else {
             return;
         };
         let old = std::mem::replace(&mut account.vol_limits, placements.clone());
@@ -258,7 +258,7 @@ impl Engine {
                 let Some(id) = self.accounts.by_slot(moved_slot).map(|a| a.id.clone()) else {
                     continue;
                 };
-                if let Some(account) = self.accounts.get_mut(&id)
+                if let Some(account) = self.accounts.monitoring_mut(&id)
                     && let Some(limit) = account
                         .vol_limits
                         .iter_mut()
