@@ -662,6 +662,89 @@ fn a_crowded_contracts_adl_scores_the_head_of_its_queue_not_every_holder() {
     );
 }
 
+/// An account shard's offer for the cluster's ADL (`Engine::adl_candidates_reaching`): the head
+/// of the queue full margin reports give, leaving out the bankrupt account, as far as the sizes
+/// take to reach the quantity and no further. 1,500 accounts short BTCUSDT at 1-4x from entries
+/// 1% below to 3% above 60,000, the mark at 58,200: ranked through the ADL index, the offer of
+/// five candidates scores a handful of the shorts in profit, not all of them: after an update of
+/// the settlement coin's index, which leaves the ADL index to be filed again, and on an engine
+/// restored from a snapshot.
+#[test]
+fn an_offer_of_adl_candidates_takes_the_head_of_the_queue_as_far_as_the_quantity() {
+    use rand::{Rng, SeedableRng};
+    use solvent_core::money::PositionSide;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let mut bodies: Vec<String> = vec![
+        r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned(),
+        r#""type":"mark_price","instrument":"BTCUSDT","price":"60000""#.to_owned(),
+    ];
+    for i in 0..1_500 {
+        let usdt: u32 = rng.random_range(1_000..50_000);
+        let leverage: u32 = rng.random_range(1..=4);
+        let entry: u32 = 60_000 * rng.random_range(990..1_030) / 1_000;
+        let size = (Decimal::from(usdt * leverage) / Decimal::from(entry))
+            .round_dp(3)
+            .max(dec!(0.001));
+        bodies.push(format!(
+            r#""type":"deposit","account":"h{i:04}","asset":"USDT","amount":"{usdt}""#
+        ));
+        bodies.push(format!(
+            r#""type":"fill","account":"h{i:04}","instrument":"BTCUSDT","side":"sell","size":"{size}","price":"{entry}","counterparty":"external""#
+        ));
+    }
+    bodies.push(r#""type":"index_price","underlying":"BTC","price":"58200""#.to_owned());
+    bodies.push(r#""type":"mark_price","instrument":"BTCUSDT","price":"58200""#.to_owned());
+    // An update of the settlement coin's index (at its peg, so no figure moves) leaves the ADL
+    // index to be filed again.
+    bodies.push(r#""type":"index_price","underlying":"USDT","price":"1""#.to_owned());
+    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+    let (mut engine, effects) = play(&refs);
+    assert!(!effects.iter().any(|e| matches!(e, Effect::Rejected { .. })));
+    let expected = ranking_by_reports(&engine, "BTCUSDT", PositionSide::Long, dec!(58200));
+    assert!(
+        expected.len() > 1_000,
+        "{} shorts in profit",
+        expected.len()
+    );
+    // The bankrupt account is left out wherever it ranks: here first.
+    let excluded = expected[0].0.clone();
+    let sizes: Vec<Decimal> = expected.iter().map(|(_, _, size)| *size).collect();
+    let quantity = sizes[1..5].iter().sum::<Decimal>() + sizes[5] / dec!(2);
+    let offer = |engine: &mut Engine, quantity: Decimal| -> Vec<(String, f64, Decimal)> {
+        engine
+            .adl_candidates_reaching(
+                "BTCUSDT",
+                PositionSide::Long,
+                dec!(58200),
+                quantity,
+                &excluded,
+            )
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.account.to_string(), c.score, c.size))
+            .collect()
+    };
+    // A shard restarted from a snapshot (whose ADL index is filed again from scratch) offers
+    // the same.
+    let mut restored = Engine::restore(&engine.snapshot().unwrap()).unwrap();
+    for engine in [&mut engine, &mut restored] {
+        let before = engine.adl_candidates_scored();
+        assert_eq!(offer(engine, quantity), expected[1..=5].to_vec());
+        let scored = engine.adl_candidates_scored() - before;
+        assert!(scored <= 20, "{scored} scored for an offer of 5");
+    }
+    // Exactly the sizes of the first four leaves the fifth out; more than every size offers
+    // every candidate but the bankrupt account.
+    let four = sizes[1..5].iter().sum::<Decimal>();
+    assert_eq!(offer(&mut engine, four), expected[1..5].to_vec());
+    assert_eq!(offer(&mut engine, dec!(1000000)), expected[1..].to_vec());
+    assert!(
+        engine
+            .adl_candidates_reaching("NOPE", PositionSide::Long, dec!(58200), four, &excluded)
+            .is_err()
+    );
+}
+
 /// A coin beyond its first collateral tier is not valued at the first ratio when the ADL index
 /// bounds a holder's rest. BTC counts in full up to 10,000 USD and at zero beyond (a venue's
 /// schedule, shortened). `rich` holds 1 BTC (60,000 USD, valued 10,000) and 1,000 USDT, short

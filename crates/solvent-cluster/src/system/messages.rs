@@ -357,41 +357,32 @@ pub enum FundMessage {
 }
 
 /// The effect line with which shard `shard` offers its candidates for `request`: its first
-/// candidates, ranked by its engine, enough for their sizes to reach the quantity.
+/// candidates, ranked by its engine, enough for their sizes to reach the quantity
+/// ([`solvent_engine::Engine::adl_candidates_reaching`], which ranks through the engine's ADL
+/// index instead of scoring every holder of the contract).
 ///
 /// # Errors
 /// [`ClusterError::Config`] when the line cannot be encoded.
 pub fn offer_line(
-    engine: &solvent_engine::Engine,
+    engine: &mut solvent_engine::Engine,
     shard: u32,
     seq: u64,
     request: &AdlRequest,
 ) -> Result<String, ClusterError> {
     // An instrument this shard's venue does not list has no holders here: no candidates.
     let ranked = engine
-        .adl_candidates(
+        .adl_candidates_reaching(
             &request.instrument,
             request.side.into(),
             request.mark,
-            usize::MAX,
+            request.quantity,
+            &request.account,
         )
         .unwrap_or_default();
-    let mut offered = Vec::new();
-    let mut reached = Decimal::ZERO;
-    for candidate in crate::adl::offer(shard, &ranked) {
-        if reached >= request.quantity {
-            break;
-        }
-        if candidate.account == request.account {
-            continue;
-        }
-        reached += candidate.size;
-        offered.push(candidate);
-    }
     serde_json::to_string(&serde_json::json!({
         "type": OFFER_TYPE,
         "claim": request.request,
-        "candidates": offered,
+        "candidates": crate::adl::offer(shard, &ranked),
         "seq": seq,
     }))
     .map_err(|error| ClusterError::Config(format!("encoding an offer: {error}")))

@@ -363,6 +363,49 @@ impl Engine {
         Ok(ranked)
     }
 
+    /// The first candidates of the ADL queue of a bankrupt `side` position in `instrument` at
+    /// `mark`, in order, leaving out `excluded` (the bankrupt account), until their sizes reach
+    /// `quantity`: an account shard's offer for the cluster's merged ranking (docs/scale.md,
+    /// "Money across shards"; why no more is needed: `solvent_cluster::adl`). The ADL index is
+    /// filed first (built at the first call, kept up to date by every event after it), so a
+    /// crowded contract is ranked through it: about as many candidates are scored as are
+    /// offered, not every holder of the contract.
+    ///
+    /// # Errors
+    /// [`Rejection`] naming an unknown instrument.
+    pub fn adl_candidates_reaching(
+        &mut self,
+        instrument: &str,
+        side: PositionSide,
+        mark: Decimal,
+        quantity: Decimal,
+        excluded: &str,
+    ) -> Result<Vec<AdlCandidate>, Rejection> {
+        let instrument = self.instrument(instrument)?;
+        self.file_adl_index();
+        let mut ranking = self
+            .indexed_ranking(&instrument, side, mark)
+            .unwrap_or_else(|| AdlRanking::of_all(self.adl_scored(&instrument, side, mark)));
+        let mut offered = Vec::new();
+        let mut reached = Decimal::ZERO;
+        let mut place = 0;
+        while reached < quantity {
+            let Some(candidate) =
+                self.adl_candidate_at(&mut ranking, &instrument, side, mark, place)
+            else {
+                break;
+            };
+            place += 1;
+            if candidate.account != excluded {
+                reached += candidate.size;
+                offered.push(candidate.clone());
+            }
+        }
+        self.adl_ranked += ranking.scorings;
+        self.adl_bounded += ranking.bounded;
+        Ok(offered)
+    }
+
     /// The net worth in `asset` of the account's wallet balances of other coins, at the index:
     /// holdings count at what selling them raises (rounded down, as [`Self::sell_collateral_for`]
     /// credits them), loans at what repaying them costs (rounded up). A coin without a price
