@@ -39,6 +39,7 @@ use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
+use solvent_core::instrument::{Style, Terms};
 use solvent_core::money::Price;
 use solvent_engine::effect::Effect;
 use solvent_engine::event::{Event, IndexPrice, MarkPrice};
@@ -203,6 +204,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut records = Vec::with_capacity(ticks);
     let mut totals = [0usize; 4];
     let mut profiler = Profiler::from_env()?;
+    engine.record_examined(true);
     for tick in 0..ticks {
         stream.ts_ms += 100;
         let which = rng.random_range(0..2);
@@ -236,6 +238,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let scored = engine.adl_candidates_scored() - scored_before;
         let bounded = engine.adl_members_bounded() - bounded_before;
         let examined = engine.evaluations().since(before);
+        let examined_ids = engine.take_examined();
+        let kinds = examined_kinds(&engine, &examined_ids);
         let ns = elapsed.as_nanos().max(1) as u64;
         all.record(ns)?;
         if is_large {
@@ -274,8 +278,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             effects.len(),
             named.len(),
             examined,
+            kinds,
         ));
     }
+    engine.record_examined(false);
 
     // ---- BTCUSDT's first mark, at the index ---------------------------------------------------
     let btc_price = prices[0].1;
@@ -346,13 +352,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         pick(1.0),
     );
     println!("large moves, one by one:");
-    for (underlying, change, _, elapsed, effects, named, examined) in records.iter().filter(|r| r.2)
+    for (underlying, change, _, elapsed, effects, named, examined, kinds) in
+        records.iter().filter(|r| r.2)
     {
         println!(
             "  {underlying} {:+.2}%  {:>10.1} us  effects {effects:>5}  accounts in effects {named:>5}  \
-             re-examined {examined:>8}",
+             re-examined {examined:>8}  ({})",
             change * 100.0,
             micros(*elapsed),
+            kinds.describe(),
         );
     }
     println!();
@@ -403,4 +411,49 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Two builds given the same arguments must end in the same state.
     println!("state hash at end      {}", engine.state_hash());
     Ok(())
+}
+
+/// The accounts an update examined, by what they hold (an account counts under the first kind
+/// it has, in the order of the fields).
+#[derive(Debug, Default)]
+struct ExaminedKinds {
+    portfolio: usize,
+    options: usize,
+    inverse: usize,
+    isolated: usize,
+    linear_cross: usize,
+}
+
+impl ExaminedKinds {
+    fn describe(&self) -> String {
+        format!(
+            "portfolio {}, options {}, inverse {}, isolated {}, linear cross {}",
+            self.portfolio, self.options, self.inverse, self.isolated, self.linear_cross
+        )
+    }
+}
+
+fn examined_kinds(
+    engine: &solvent_engine::Engine,
+    examined: &[compact_str::CompactString],
+) -> ExaminedKinds {
+    let mut kinds = ExaminedKinds::default();
+    for id in examined {
+        let Some(account) = engine.accounts().get(id.as_str()) else {
+            continue;
+        };
+        let positions = || account.positions.values();
+        if account.mode == solvent_core::portfolio::MarginMode::Portfolio {
+            kinds.portfolio += 1;
+        } else if positions().any(|p| matches!(p.instrument.terms, Terms::Option { .. })) {
+            kinds.options += 1;
+        } else if positions().any(|p| p.instrument.style == Style::Inverse) {
+            kinds.inverse += 1;
+        } else if positions().any(|p| p.isolated) {
+            kinds.isolated += 1;
+        } else {
+            kinds.linear_cross += 1;
+        }
+    }
+    kinds
 }
