@@ -554,6 +554,30 @@ const WHALE_LONG_15_BTCUSDT_AT_50X: [&str; 3] = [
     r#""type":"fill","account":"whale","instrument":"BTCUSDT","side":"buy","size":"15","price":"60000","counterparty":"external""#,
 ];
 
+/// Account `id` of a crowded contract: a deposit of 1,000-50,000 USDT and a short of BTCUSDT at
+/// 1-4x from an entry 1% below to 3% above 60,000 (the events pushed to `bodies`); returns the
+/// deposit and the leverage.
+fn short_btcusdt_from_60000(
+    rng: &mut rand_chacha::ChaCha8Rng,
+    id: &str,
+    bodies: &mut Vec<String>,
+) -> (u32, u32) {
+    use rand::Rng;
+    let usdt: u32 = rng.random_range(1_000..50_000);
+    let leverage: u32 = rng.random_range(1..=4);
+    let entry: u32 = 60_000 * rng.random_range(990..1_030) / 1_000;
+    let size = (Decimal::from(usdt * leverage) / Decimal::from(entry))
+        .round_dp(3)
+        .max(dec!(0.001));
+    bodies.push(format!(
+        r#""type":"deposit","account":"{id}","asset":"USDT","amount":"{usdt}""#
+    ));
+    bodies.push(format!(
+        r#""type":"fill","account":"{id}","instrument":"BTCUSDT","side":"sell","size":"{size}","price":"{entry}","counterparty":"external""#
+    ));
+    (usdt, leverage)
+}
+
 /// A crowded contract's ADL ranks its queue through the engine's ADL index: it bounds one by one
 /// the holders whose group's bound reaches the head of the queue, not every short in profit, and
 /// scores exactly only those whose own bound reaches it. 1,500 accounts short BTCUSDT at 1-4x from
@@ -585,17 +609,7 @@ fn a_crowded_contracts_adl_scores_the_head_of_its_queue_not_every_holder() {
     let holders = 1_500;
     for i in 0..holders {
         let id = format!("h{i:04}");
-        let usdt: u32 = rng.random_range(1_000..50_000);
-        let leverage: u32 = rng.random_range(1..=4);
-        let entry: u32 = 60_000 * rng.random_range(990..1_030) / 1_000;
-        let size = Decimal::from(usdt * leverage) / Decimal::from(entry);
-        bodies.push(format!(
-            r#""type":"deposit","account":"{id}","asset":"USDT","amount":"{usdt}""#
-        ));
-        bodies.push(format!(
-            r#""type":"fill","account":"{id}","instrument":"BTCUSDT","side":"sell","size":"{}","price":"{entry}","counterparty":"external""#,
-            size.round_dp(3).max(dec!(0.001))
-        ));
+        let (usdt, leverage) = short_btcusdt_from_60000(&mut rng, &id, &mut bodies);
         if i % 5 == 1 && usdt > 10_000 {
             bodies.push(format!(
                 r#""type":"deposit","account":"{id}","asset":"USDC","amount":"1500""#
@@ -671,7 +685,7 @@ fn a_crowded_contracts_adl_scores_the_head_of_its_queue_not_every_holder() {
 /// restored from a snapshot.
 #[test]
 fn an_offer_of_adl_candidates_takes_the_head_of_the_queue_as_far_as_the_quantity() {
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     use solvent_core::money::PositionSide;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
     let mut bodies: Vec<String> = vec![
@@ -679,18 +693,7 @@ fn an_offer_of_adl_candidates_takes_the_head_of_the_queue_as_far_as_the_quantity
         r#""type":"mark_price","instrument":"BTCUSDT","price":"60000""#.to_owned(),
     ];
     for i in 0..1_500 {
-        let usdt: u32 = rng.random_range(1_000..50_000);
-        let leverage: u32 = rng.random_range(1..=4);
-        let entry: u32 = 60_000 * rng.random_range(990..1_030) / 1_000;
-        let size = (Decimal::from(usdt * leverage) / Decimal::from(entry))
-            .round_dp(3)
-            .max(dec!(0.001));
-        bodies.push(format!(
-            r#""type":"deposit","account":"h{i:04}","asset":"USDT","amount":"{usdt}""#
-        ));
-        bodies.push(format!(
-            r#""type":"fill","account":"h{i:04}","instrument":"BTCUSDT","side":"sell","size":"{size}","price":"{entry}","counterparty":"external""#
-        ));
+        short_btcusdt_from_60000(&mut rng, &format!("h{i:04}"), &mut bodies);
     }
     bodies.push(r#""type":"index_price","underlying":"BTC","price":"58200""#.to_owned());
     bodies.push(r#""type":"mark_price","instrument":"BTCUSDT","price":"58200""#.to_owned());
