@@ -22,6 +22,15 @@ fn venue() -> Venue {
     Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// Binance COIN-M as shipped: settled in BTC, which the market prices (no peg).
+fn coin_m_venue() -> Venue {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../venues/binance-coinm.toml"
+    );
+    Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 /// Plays `bodies` (event bodies without `seq` and `ts`), one second apart; returns the engine
 /// and every effect.
 fn play(bodies: &[&str]) -> (Engine, Vec<Effect>) {
@@ -278,8 +287,20 @@ fn ranking_by_reports(
 /// holders scored at every ranking. An engine restored from a snapshot taken before the fall
 /// (which files its accounts from scratch) takes the same positions from the same accounts.
 fn crowded_fall(bodies: &[String], fall: &[&str], contract: &str, price: Decimal, loose: usize) {
+    crowded_fall_at(venue(), bodies, fall, contract, price, loose);
+}
+
+/// [`crowded_fall`] on `venue`.
+fn crowded_fall_at(
+    venue: Venue,
+    bodies: &[String],
+    fall: &[&str],
+    contract: &str,
+    price: Decimal,
+    loose: usize,
+) {
     let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
-    let (mut engine, effects) = play(&refs);
+    let (mut engine, effects) = play_at(venue, &refs);
     let refused: Vec<&Effect> = effects
         .iter()
         .filter(|e| matches!(e, Effect::Rejected { .. }))
@@ -746,6 +767,156 @@ fn an_offer_of_adl_candidates_takes_the_head_of_the_queue_as_far_as_the_quantity
             .adl_candidates_reaching("NOPE", PositionSide::Long, dec!(58200), four, &excluded)
             .is_err()
     );
+}
+
+/// On a coin-settled venue (Binance COIN-M, settled in BTC, which the market prices) the holders
+/// of an inverse perpetual settled in that coin are filed as on any venue, the contract's coin
+/// priced 1 in the settlement coin. 1,500 accounts hold 0.02-0.8 BTC and are short
+/// `BTCUSD_PERP` (sizes in USD, whole contracts of 100) at 1-4x from entries 1% below to 3%
+/// above 60,000; one in four has an automated top-up rule; one in fifty also holds ETH (a third
+/// coin: loose, scored at every ranking). One account holding 1 BTC, long 1,200,000 USD at 25x
+/// (the most its tier allows), is bankrupt when BTC falls 6% with an empty fund. Filed loose, as
+/// before, the 1,500 would be scored at each ranking.
+#[test]
+fn a_crowded_contracts_adl_on_a_coin_settled_venue_scores_the_head_of_its_queue() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
+    let mut bodies: Vec<String> = vec![
+        r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned(),
+        r#""type":"index_price","underlying":"ETH","price":"3000""#.to_owned(),
+        r#""type":"mark_price","instrument":"BTCUSD_PERP","price":"60000""#.to_owned(),
+    ];
+    let mut loose = 0;
+    for i in 0..1_500 {
+        let id = format!("h{i:04}");
+        let btc = Decimal::new(rng.random_range(2..80), 2);
+        let leverage: u32 = rng.random_range(1..=4);
+        let entry: u32 = 60_000 * rng.random_range(990..1_030) / 1_000;
+        let usd = (btc * Decimal::from(entry * leverage) / dec!(100))
+            .floor()
+            .max(Decimal::ONE)
+            * dec!(100);
+        bodies.push(format!(
+            r#""type":"deposit","account":"{id}","asset":"BTC","amount":"{btc}""#
+        ));
+        if i % 50 == 7 {
+            loose += 1;
+            bodies.push(format!(
+                r#""type":"deposit","account":"{id}","asset":"ETH","amount":"0.5""#
+            ));
+        }
+        if i % 4 == 1 {
+            bodies.push(format!(
+                r#""type":"set_auto_top_up","account":"{id}","source":"external","trigger_health":"1.3","target_health":"1.6","per_event_cap":"0.01","per_day_cap":"0.05""#
+            ));
+        }
+        bodies.push(format!(
+            r#""type":"fill","account":"{id}","instrument":"BTCUSD_PERP","side":"sell","size":"{usd}","price":"{entry}","counterparty":"external""#
+        ));
+    }
+    bodies.extend(
+        [
+            r#""type":"deposit","account":"whale","asset":"BTC","amount":"1""#,
+            r#""type":"set_leverage","account":"whale","instrument":"BTCUSD_PERP","leverage":"25""#,
+            r#""type":"fill","account":"whale","instrument":"BTCUSD_PERP","side":"buy","size":"1200000","price":"60000","counterparty":"external""#,
+        ]
+        .map(str::to_owned),
+    );
+    crowded_fall_at(
+        coin_m_venue(),
+        &bodies,
+        &[
+            r#""type":"index_price","underlying":"BTC","price":"56400""#,
+            r#""type":"mark_price","instrument":"BTCUSD_PERP","price":"56400""#,
+        ],
+        "BTCUSD_PERP",
+        dec!(56400),
+        loose,
+    );
+}
+
+/// On random populations of a coin-settled venue (Binance COIN-M), the ADL ranking of
+/// `BTCUSD_PERP` and of a second BTC inverse perpetual through the index is the one full margin
+/// reports give: accounts holding BTC, long or short both contracts (sizes in USD, entries 3%
+/// either side of 60,000), some at a chosen leverage; one in five also holds ETH (loose); one in
+/// five has an automated top-up from outside. Prices walk 8% either side.
+#[test]
+fn the_adl_ranking_on_a_coin_settled_venue_is_the_one_full_reports_give() {
+    use rand::{Rng, SeedableRng};
+    let second = r#""type":"list_instrument","name":"BTCUSD-SECOND","spec":{"kind":"perpetual","style":"inverse","underlying":"BTC","settlement":"BTC","contract_size":"100","size_step":"100","margin":"binance_btcusd_perp"}"#;
+    for seed in 0..3u64 {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut bodies: Vec<String> = vec![
+            second.to_owned(),
+            r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned(),
+            r#""type":"index_price","underlying":"ETH","price":"3000""#.to_owned(),
+            r#""type":"mark_price","instrument":"BTCUSD_PERP","price":"60000""#.to_owned(),
+            r#""type":"mark_price","instrument":"BTCUSD-SECOND","price":"60000""#.to_owned(),
+        ];
+        for i in 0..150 {
+            let id = format!("a{i:03}");
+            let btc = Decimal::new(rng.random_range(2..80), 2);
+            bodies.push(format!(
+                r#""type":"deposit","account":"{id}","asset":"BTC","amount":"{btc}""#
+            ));
+            if rng.random_bool(0.2) {
+                bodies.push(format!(
+                    r#""type":"deposit","account":"{id}","asset":"ETH","amount":"{}""#,
+                    Decimal::new(rng.random_range(1..200), 2)
+                ));
+            }
+            if i % 5 == 4 {
+                bodies.push(format!(
+                    r#""type":"set_auto_top_up","account":"{id}","source":"external","trigger_health":"99","target_health":"100","per_event_cap":"0.005","per_day_cap":"0.05""#
+                ));
+            }
+            for instrument in ["BTCUSD_PERP", "BTCUSD-SECOND"] {
+                let Some(side) = random_side(&mut rng, &id, instrument, &mut bodies) else {
+                    continue;
+                };
+                let entry = 60_000 * rng.random_range(970..1030) / 1000;
+                let usd = (btc * dec!(60000) * Decimal::new(rng.random_range(5..200), 2)
+                    / dec!(100))
+                .floor()
+                .max(Decimal::ONE)
+                    * dec!(100);
+                bodies.push(format!(
+                    r#""type":"fill","account":"{id}","instrument":"{instrument}","side":"{side}","size":"{usd}","price":"{entry}","counterparty":"external""#
+                ));
+            }
+        }
+        let down_and_up = (92..100).rev().chain(93..=108).chain((100..108).rev());
+        for percent in down_and_up {
+            let btc = 60_000 * percent / 100;
+            let second = 60_120 * percent / 100;
+            for body in [
+                format!(r#""type":"index_price","underlying":"BTC","price":"{btc}""#),
+                format!(r#""type":"mark_price","instrument":"BTCUSD_PERP","price":"{btc}""#),
+                format!(r#""type":"mark_price","instrument":"BTCUSD-SECOND","price":"{second}""#),
+            ] {
+                bodies.push(body);
+            }
+        }
+        let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+        let (mut engine, effects) = play_at(coin_m_venue(), &refs);
+        assert!(
+            topped_up(&effects) > 0,
+            "seed {seed}: no automated top-up moved money"
+        );
+        let refused = effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Rejected { .. }))
+            .count();
+        assert!(refused < 30, "seed {seed}: {refused} events refused");
+        assert_ranked_as_reports(
+            &mut engine,
+            seed,
+            &[
+                ("BTCUSD_PERP", [dec!(58500), dec!(60000), dec!(61700)]),
+                ("BTCUSD-SECOND", [dec!(58600), dec!(60120), dec!(61800)]),
+            ],
+        );
+    }
 }
 
 /// A coin beyond its first collateral tier is not valued at the first ratio when the ADL index

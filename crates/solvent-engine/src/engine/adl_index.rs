@@ -1,5 +1,6 @@
 //! The ADL index: the holders of each linear perpetual, and of each inverse perpetual settled in
-//! a coin other than the venue's settlement coin, filed by a bound on their ADL score, so that
+//! a coin other than the venue's settlement coin (or in that coin itself where the market prices
+//! it), filed by a bound on their ADL score, so that
 //! ranking a crowded contract's queue scores the few accounts that can lead it instead of every
 //! opposite holder in profit.
 //!
@@ -83,11 +84,16 @@
 //! Such holders are filed in groups keyed as linear ones (sizes in USD, entries and the other
 //! contracts' moves in `u`).
 //!
+//! On a coin-settled venue (its settlement coin priced by the market, as Binance COIN-M's BTC),
+//! an inverse perpetual settled in the settlement coin is such a contract with `q = 1` whatever
+//! the prices: its holders are filed so too.
+//!
 //! What does not fit (short options with a given mark, on a negative rate or settled
 //! otherwise; short options beside inverse contracts; an inverse holder with a third coin, a
-//! loan or a linear contract, an inverse contract settled in the settlement coin, isolated
-//! inverse positions, coins the venue does not list or price, a contract never priced) is filed
-//! as *loose* and scored at every ranking.
+//! loan or a linear contract, an inverse contract settled in a pegged settlement coin, isolated
+//! inverse positions, coins the venue does not list or price, a contract never priced; on a
+//! coin-settled venue, linear contracts and an inverse holder that also holds the settlement
+//! coin beside another contract coin) is filed as *loose* and scored at every ranking.
 //! Every account written or whose wallet moved is filed again at the end of each event
 //! (`AccountBook::take_changed`), and before a ranking. Top-up rules are no matter: a top-up
 //! moves money only when monitoring examines the account, which changes it.
@@ -476,7 +482,9 @@ pub(super) struct AdlIndex {
 struct SettlementCoin {
     symbol: CompactString,
     index: CompactString,
-    usd_peg: Decimal,
+    /// Its peg, `None` for a coin the market prices (a coin-settled venue's: the holders of
+    /// linear contracts are then loose, see [`Engine::fileable_wallet`]).
+    usd_peg: Option<Decimal>,
     precision: u32,
     /// One unit of its precision.
     unit: f64,
@@ -495,8 +503,7 @@ impl AdlIndex {
                 Some(SettlementCoin {
                     symbol: asset.symbol.as_str().into(),
                     index: asset.index.as_str().into(),
-                    // Unpegged, its index moves every wallet: nobody is filed in a group.
-                    usd_peg: asset.usd_peg?,
+                    usd_peg: asset.usd_peg,
                     precision: asset.precision,
                     unit: 1.0 / POWERS_OF_TEN.get(asset.precision as usize)?,
                     first_tier: venue
@@ -954,11 +961,28 @@ impl Engine {
     }
 
     /// An inverse perpetual settled in a coin other than the venue's settlement coin (whose
-    /// price in the settlement coin a ranking reads).
+    /// price in the settlement coin a ranking reads), or in the settlement coin itself where the
+    /// market prices it (a coin-settled venue's, such as Binance COIN-M's BTC: the contract's
+    /// coin is then priced 1 in the settlement coin, whatever the prices).
     fn inverse_indexed(&self, instrument: &Instrument) -> bool {
         instrument.terms == Terms::Perpetual
             && instrument.style == Style::Inverse
-            && instrument.settlement != self.venue.settlement_asset
+            && (instrument.settlement != self.venue.settlement_asset
+                || self
+                    .adl_index
+                    .settlement
+                    .as_ref()
+                    .is_some_and(|coin| coin.usd_peg.is_none()))
+    }
+
+    /// The venue's settlement coin as filing reads it, when it is pegged: filing linear
+    /// contracts' holders reads their wallets at its peg (an unpegged one's index moves every
+    /// wallet valued in it).
+    fn pegged_settlement(&self) -> Option<&SettlementCoin> {
+        self.adl_index
+            .settlement
+            .as_ref()
+            .filter(|coin| coin.usd_peg.is_some())
     }
 
     /// The most short option `position` can take from its holder's equity in the settlement
@@ -990,8 +1014,8 @@ impl Engine {
         {
             return None;
         }
-        let settlement = self.adl_index.settlement.as_ref()?;
-        let settlement_usd = band_f64(self.asset_usd(&settlement.index, Some(settlement.usd_peg))?);
+        let settlement = self.pegged_settlement()?;
+        let settlement_usd = band_f64(self.asset_usd(&settlement.index, settlement.usd_peg)?);
         let coins = (band_f64(position.size) * band_f64(instrument.contract_size)).abs();
         let strike = band_f64(strike.value());
         let premium_in = self.venue.assets.get(instrument.settlement.as_str())?;
@@ -1093,7 +1117,7 @@ impl Engine {
     /// the account, which changes it (it is filed again before the next ranking); a ranking
     /// reads the account as it stands.
     fn fileable_wallet(&self, account: &Account) -> Option<FileableWallet<'_>> {
-        let coin = self.adl_index.settlement.as_ref()?;
+        let coin = self.pegged_settlement()?;
         if !account.positions.values().all(|p| {
             self.linear_indexed(&p.instrument)
                 || (worth_at_least_nothing(p) && self.valued_while_held(&p.instrument))
@@ -1101,7 +1125,7 @@ impl Engine {
         }) {
             return None;
         }
-        let usd = self.asset_usd(&coin.index, Some(coin.usd_peg))?;
+        let usd = self.asset_usd(&coin.index, coin.usd_peg)?;
         if usd <= Decimal::ZERO {
             return None;
         }
@@ -1260,7 +1284,7 @@ impl Engine {
         let settlement = self.adl_index.settlement.as_ref()?;
         Some(
             band_f64(self.asset_usd(&coin.index, coin.usd_peg)?)
-                / band_f64(self.asset_usd(&settlement.index, Some(settlement.usd_peg))?),
+                / band_f64(self.asset_usd(&settlement.index, settlement.usd_peg)?),
         )
     }
 
@@ -1419,8 +1443,8 @@ impl Engine {
         if amount.is_zero() {
             return Some(0.0);
         }
-        let coin = self.adl_index.settlement.as_ref()?;
-        let usd = self.asset_usd(&coin.index, Some(coin.usd_peg))?;
+        let coin = self.pegged_settlement()?;
+        let usd = self.asset_usd(&coin.index, coin.usd_peg)?;
         let floor = self.adl_wallet_floor(&FileableWallet {
             coin,
             amount,
@@ -1517,7 +1541,7 @@ impl Engine {
             let settlement = self.adl_index.settlement.as_ref()?;
             let (coin, held, settled) = self.inverse_wallet(account, own)?;
             let coin_price = self.adl_coin_price(usize::from(coin))?;
-            let settlement_usd = self.asset_usd(&settlement.index, Some(settlement.usd_peg))?;
+            let settlement_usd = self.asset_usd(&settlement.index, settlement.usd_peg)?;
             let coin_usd = {
                 let coin = self.adl_index.coins.get(usize::from(coin))?;
                 self.asset_usd(&coin.index, coin.usd_peg)?
@@ -1617,8 +1641,7 @@ impl Engine {
                 rest += other_coins * (price - other_entry) - settlement.unit;
                 magnitude += other_coins.abs() * (price.abs() + other_entry.abs());
             }
-            let settlement_usd =
-                band_f64(self.asset_usd(&settlement.index, Some(settlement.usd_peg))?);
+            let settlement_usd = band_f64(self.asset_usd(&settlement.index, settlement.usd_peg)?);
             for &(number, coefficient, _) in &wallet.coins {
                 let coin = self.adl_index.coins.get(usize::from(number))?;
                 let value = coefficient * self.adl_coin_price(usize::from(number))?;
@@ -1738,7 +1761,7 @@ impl Engine {
             .adl_index
             .settlement
             .as_ref()
-            .and_then(|coin| self.asset_usd(&coin.index, Some(coin.usd_peg)))
+            .and_then(|coin| self.asset_usd(&coin.index, coin.usd_peg))
             .map_or(f64::NAN, band_f64);
         let coins: Vec<Move> = (0..self.adl_index.coins.len())
             .zip(&self.adl_index.coins)
