@@ -1785,3 +1785,139 @@ fn the_record_of_examinations_names_each_account_examined() {
     );
     assert_eq!(recorded[opened + 10], ["far"], "the deposit");
 }
+
+/// Binance COIN-M as shipped: settled in BTC, which the market prices (no peg), so every report
+/// is in a coin whose price moves with the index the bands watch.
+fn coin_m_venue() -> Venue {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../venues/binance-coinm.toml"
+    );
+    Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Events on the coin-settled venue: each account `(BTC in hundredths, BTCUSD_PERP contracts of
+/// 100 USD, ETH in tenths, ETHUSD_PERP contracts of 10 USD, isolated?)` deposits its coins and
+/// fills both contracts at 60,000 and 3,000 (signed: long or short), the BTC one isolated with
+/// half a tenth of a coin when asked; then `path` moves BTC by 0.1% steps (ETH the other way on
+/// every third), each step followed by BTCUSD_PERP's mark at the offset `marks` gives it
+/// (tenths of a percent), else at the index.
+fn coin_settled_events(
+    accounts: &[(u32, i32, u32, i32, bool)],
+    path: &[i32],
+    marks: &[(usize, i32)],
+) -> Vec<String> {
+    let mut stream = Timed::default();
+    stream.push(r#""type":"index_price","underlying":"BTC","price":"60000""#);
+    stream.push(r#""type":"index_price","underlying":"ETH","price":"3000""#);
+    stream.push(r#""type":"mark_price","instrument":"BTCUSD_PERP","price":"60000""#);
+    for (n, (btc, btc_contracts, eth, eth_contracts, isolated)) in accounts.iter().enumerate() {
+        let account = format!("c{n}");
+        stream.push(&format!(
+            r#""type":"deposit","account":"{account}","asset":"BTC","amount":"{}""#,
+            f64::from(*btc) / 100.0
+        ));
+        if *eth > 0 {
+            stream.push(&format!(
+                r#""type":"deposit","account":"{account}","asset":"ETH","amount":"{}""#,
+                f64::from(*eth) / 10.0
+            ));
+        }
+        for (instrument, contracts, usd, price) in [
+            ("BTCUSD_PERP", *btc_contracts, 100, 60_000),
+            ("ETHUSD_PERP", *eth_contracts, 10, 3_000),
+        ] {
+            if contracts == 0 {
+                continue;
+            }
+            let side = if contracts > 0 { "buy" } else { "sell" };
+            stream.push(&format!(
+                r#""type":"fill","account":"{account}","instrument":"{instrument}","side":"{side}","size":"{}","price":"{price}""#,
+                contracts.unsigned_abs() * usd
+            ));
+        }
+        if *isolated && *btc_contracts != 0 {
+            stream.push(&format!(
+                r#""type":"set_isolated_margin","account":"{account}","instrument":"BTCUSD_PERP","amount":"0.05""#
+            ));
+        }
+    }
+    let (mut btc, mut eth) = (60_000.0_f64, 3_000.0_f64);
+    for (step, tenths) in path.iter().enumerate() {
+        btc *= 1.0 + f64::from(*tenths) / 1000.0;
+        stream.push(&format!(
+            r#""type":"index_price","underlying":"BTC","price":"{btc:.1}""#
+        ));
+        if step % 3 == 0 {
+            eth *= 1.0 - f64::from(*tenths) / 1000.0;
+            stream.push(&format!(
+                r#""type":"index_price","underlying":"ETH","price":"{eth:.2}""#
+            ));
+        }
+        let offset = marks
+            .iter()
+            .find(|(at, _)| *at == step)
+            .map_or(0, |(_, offset)| *offset);
+        stream.push(&format!(
+            r#""type":"mark_price","instrument":"BTCUSD_PERP","price":"{:.1}""#,
+            btc * (1.0 + f64::from(offset) / 1000.0)
+        ));
+    }
+    stream.lines
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// On a coin-settled venue (Binance COIN-M: reports in BTC, which moves with the index),
+    /// accounts on BTC and ETH collateral, cross and isolated, long and short both inverse
+    /// perpetuals: the banded engine acts exactly as one examining every holder.
+    #[test]
+    fn bands_act_exactly_as_examining_every_holder_on_a_coin_settled_venue(
+        accounts in proptest::collection::vec(
+            (2u32..100, -300i32..300, 0u32..50, -300i32..300, any::<bool>()),
+            1..12,
+        ),
+        path in proptest::collection::vec(-25i32..25, 1..80),
+        marks in proptest::collection::vec((0usize..80, -30i32..30), 0..40),
+    ) {
+        let lines = coin_settled_events(&accounts, &path, &marks);
+        assert_same_actions_on(&coin_m_venue(), &lines);
+    }
+}
+
+/// A precondition of the proptest above: such paths do move accounts between states and
+/// liquidate on the coin-settled venue.
+#[test]
+fn coin_settled_paths_change_states_and_liquidate() {
+    let accounts: Vec<(u32, i32, u32, i32, bool)> = (0..12)
+        .map(|n: i32| {
+            let btc = 5 + 7 * n.unsigned_abs();
+            let contracts = if n % 2 == 0 { 150 } else { -150 } * (1 + n % 3);
+            (
+                btc,
+                contracts,
+                (n % 4).unsigned_abs() * 5,
+                -contracts / 3,
+                n % 5 == 0,
+            )
+        })
+        .collect();
+    let path: Vec<i32> = (0..30).map(|_| -20).chain((0..60).map(|_| 20)).collect();
+    let lines = coin_settled_events(&accounts, &path, &[(10, 25), (40, -25)]);
+    let actions = assert_same_actions_on(&coin_m_venue(), &lines);
+    assert!(
+        actions
+            .iter()
+            .filter(|a| a.contains("state_changed"))
+            .count()
+            > 5,
+        "precondition: the path moves accounts between states: {actions:?}"
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.contains(r#""type":"liquidation""#)),
+        "precondition: the path liquidates: {actions:?}"
+    );
+}
