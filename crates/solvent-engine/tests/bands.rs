@@ -1921,3 +1921,45 @@ fn coin_settled_paths_change_states_and_liquidate() {
         "precondition: the path liquidates: {actions:?}"
     );
 }
+/// On a coin-settled venue the bands work as on any other: twelve accounts (the fixed path's)
+/// while BTC wiggles 0.1% up and down (ETH the other way), its mark at the index, 140 price
+/// updates in all. Examining every holder at each takes 1,680 examinations; the bands keep
+/// every account inside its band (none examined), and act as the exhaustive engine does.
+#[test]
+fn small_moves_on_a_coin_settled_venue_examine_few_accounts() {
+    let accounts: Vec<(u32, i32, u32, i32, bool)> = (0..12)
+        .map(|n: i32| {
+            let btc = 5 + 7 * n.unsigned_abs();
+            let contracts = if n % 2 == 0 { 150 } else { -150 } * (1 + n % 3);
+            (
+                btc,
+                contracts,
+                (n % 4).unsigned_abs() * 5,
+                -contracts / 3,
+                n % 5 == 0,
+            )
+        })
+        .collect();
+    let opening = coin_settled_events(&accounts, &[], &[]).len();
+    let wiggle: Vec<i32> = (0..60).map(|i| if i % 2 == 0 { 1 } else { -1 }).collect();
+    let lines = coin_settled_events(&accounts, &wiggle, &[]);
+    assert_same_actions_on(&coin_m_venue(), &lines);
+    let mut engine = Engine::new(coin_m_venue(), EngineConfig::default());
+    let mut before = engine.evaluations();
+    for (number, line) in lines.iter().enumerate() {
+        if number == opening {
+            before = engine.evaluations();
+        }
+        let effects = engine.apply(&parse_line("bands", number + 1, line).unwrap());
+        assert!(
+            number < opening || !effects.iter().any(|e| matches!(e, Effect::Rejected { .. })),
+            "{line} is taken"
+        );
+    }
+    let examined = engine.evaluations().since(before);
+    assert!(
+        examined <= 12,
+        "{examined} examinations over {} price updates",
+        lines.len() - opening
+    );
+}

@@ -357,6 +357,23 @@ pub(super) fn slack_to_levels(
     Some((slack, top.max(below)))
 }
 
+/// What a report's rounding can take from a slack in USD: a unit of the report currency's
+/// `precision` (worth `usd_per_unit` USD per whole unit) on each of `lines` figures of the equity
+/// and, weighted by the level `top`, of the requirement, both ways.
+pub(super) fn rounding_allowance(
+    lines: usize,
+    precision: u32,
+    usd_per_unit: Decimal,
+    top: f64,
+) -> f64 {
+    let unit = POWERS_OF_TEN
+        .get(precision as usize)
+        .map_or(1.0, |power| 1.0 / power);
+    #[allow(clippy::cast_precision_loss)]
+    let lines = lines as f64;
+    2.0 * lines * unit * band_f64(usd_per_unit) * (1.0 + top)
+}
+
 /// The indices of `venue`'s pegged coins.
 pub(super) fn coin_indices(venue: &Venue) -> Vec<String> {
     venue
@@ -851,13 +868,6 @@ impl Engine {
             return None;
         }
         let settlement = self.venue.asset(report.settlement_asset).ok()?;
-        // A coin-margined report currency moves with its own underlying: no simple bound.
-        if exposures
-            .iter()
-            .any(|e| e.source == Source::Index(&settlement.index))
-        {
-            return None;
-        }
         let report_usd = self.asset_usd(&settlement.index, settlement.usd_peg)?;
         let trigger_levels =
             |applies: &dyn Fn(&crate::event::SetAutoTopUp) -> bool| -> Vec<(f64, Decimal)> {
@@ -926,6 +936,17 @@ impl Engine {
                 top,
             );
         }
+        // A report rounds each of its lines (a position's P&L and requirement, a coin's value)
+        // at the report currency's precision, by up to a unit each and differently at each
+        // price: that much of the slack is kept back, so a state the rounding alone decides is
+        // still seen where it changes. A unit of a coin-settled report (1e-8 BTC) is worth far
+        // more than one of a stablecoin's (1e-6 USDT).
+        let lines = account.positions.len() + self.ledger.wallet(&account.id).count() + 1;
+        let slack =
+            slack - rounding_allowance(lines, settlement.precision, usd_per_report_unit, top);
+        if slack.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+            return None;
+        }
         // Options decay with time alone and move with their volatility: a quarter of the slack
         // is kept for each. The volatility may move (summed over smile changes) by
         // `slack / 4 / per_vol`; the bands hold as long as the decay bound, at the surface's
@@ -979,6 +1000,15 @@ impl Engine {
                 equity,
                 line.maintenance_margin.value() * usd_per_report_unit,
             )?;
+            // The pool's lines: the position's, and its margin coin's.
+            let slack = slack
+                .checked_sub(Decimal::from_f64_retain(rounding_allowance(
+                    2,
+                    settlement.precision,
+                    usd_per_report_unit,
+                    band_f64(top),
+                ))?)
+                .filter(|slack| *slack > Decimal::ZERO)?;
             let source = self.band_source(account, position);
             let price = self.source_price(source)?;
             let (coins, rate) = self.position_sensitivity(position, price);
