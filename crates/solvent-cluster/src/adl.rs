@@ -10,8 +10,8 @@
 //! is met, so a shard need offer no more candidates than it takes for its own offers' sizes to
 //! reach the quantity.
 //!
-//! The offer: each shard's engine ranks its own ([`solvent_engine::Engine::adl_candidates`]),
-//! written in its effects at the system shard's request ([`crate::system::offer_line`]; also
+//! The offer: each shard's engine ranks its own, as far as the quantity
+//! ([`solvent_engine::Engine::adl_candidates_reaching`]), written in its effects at the system shard's request ([`crate::system::offer_line`]; also
 //! asked over NATS with [`crate::query::Query::AdlCandidates`], for operators); the merge and
 //! the assignment ([`merge`], [`assign`]) are the system shard's
 //! ([`crate::system::Fund`]), and each shard applies its accounts' shares of the answer

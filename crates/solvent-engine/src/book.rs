@@ -26,9 +26,9 @@ pub struct AccountBook {
     slots: HashMap<CompactString, u32, FixedState>,
     /// Slot by id, in id order, for listing.
     order: BTreeMap<CompactString, u32>,
-    /// The slots of the accounts written since the last [`Self::take_changed`] (repeats
-    /// allowed): what the engine's ADL index files again (see `engine/adl_index.rs`). A log of
-    /// the current event, never snapshotted.
+    /// The slots of the accounts written (but through [`Self::monitoring_mut`]) or touched since
+    /// the last [`Self::take_changed`] (repeats allowed): what the engine's ADL index files
+    /// again (see `engine/adl_index.rs`). A log of the current event, never snapshotted.
     #[serde(skip)]
     changed: Vec<u32>,
 }

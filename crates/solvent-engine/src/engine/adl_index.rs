@@ -94,12 +94,14 @@
 //! inverse positions, coins the venue does not list or price, a contract never priced; on a
 //! coin-settled venue, linear contracts and an inverse holder that also holds the settlement
 //! coin beside another contract coin) is filed as *loose* and scored at every ranking.
-//! Every account written or whose wallet moved is filed again at the end of each event
-//! (`AccountBook::take_changed`), and before a ranking. Top-up rules are no matter: a top-up
-//! moves money only when monitoring examines the account, which changes it.
+//! Every account whose positions were written or whose wallet moved is filed again at the end
+//! of each event (`AccountBook::take_changed`; monitoring's own writes, which filing does not
+//! read, are not logged), and before a ranking. Top-up rules are no matter: a top-up moves
+//! money only when monitoring examines the account, and the transfer logs the account.
 //!
 //! A cache of the state: never hashed nor snapshotted, rebuilt from the accounts after a
-//! restore, a venue change or an update of the settlement coin's index.
+//! restore, a venue change or an update of a pegged settlement coin's index (an unpegged one's
+//! price is read at each ranking).
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
@@ -458,8 +460,8 @@ impl ContractIndex {
 #[derive(Clone, Debug, Default)]
 pub(super) struct AdlIndex {
     /// Whether every account is filed as it is now, but for those changed since
-    /// (`AccountBook::take_changed`). False after a restore, a venue change or a settlement
-    /// coin's index update: the next ranking files everyone again.
+    /// (`AccountBook::take_changed`). False after a restore, a venue change or an update of a
+    /// pegged settlement coin's index: the next ranking files everyone again.
     built: bool,
     /// Contract numbers by name.
     numbers: HashMap<CompactString, u16, FixedState>,
@@ -1114,8 +1116,8 @@ impl Engine {
     /// settlement coin pegged and above zero). In portfolio mode too: the score reads the
     /// equity, which a margin report sums the same way in either mode (the modes differ in the
     /// requirement). With top-up rules too: a top-up moves money only when monitoring examines
-    /// the account, which changes it (it is filed again before the next ranking); a ranking
-    /// reads the account as it stands.
+    /// the account, and the transfer logs the account (it is filed again before the next
+    /// ranking); a ranking reads the account as it stands.
     fn fileable_wallet(&self, account: &Account) -> Option<FileableWallet<'_>> {
         let coin = self.pegged_settlement()?;
         if !account.positions.values().all(|p| {
@@ -1400,8 +1402,9 @@ impl Engine {
     /// the coin `C` its contract settles in, by number, its holding of it, and its holding of
     /// the venue's settlement coin; `None` unless the account holds only cross inverse
     /// perpetuals settled in `C` and long options its report can value while held, and its
-    /// wallet holds nothing but `C` and the settlement coin (none owed), with the settlement
-    /// coin pegged. Top-up rules are no matter (see [`Self::fileable_wallet`]).
+    /// wallet holds nothing but `C` and the settlement coin (none owed; a holding of the
+    /// settlement coin beside another `C` only where it is pegged, see [`Self::settled_floor`]).
+    /// Top-up rules are no matter (see [`Self::fileable_wallet`]).
     fn inverse_wallet(
         &self,
         account: &Account,

@@ -677,6 +677,15 @@ impl Engine {
                 false,
             );
         }
+        // Reported in a coin the market prices: a rounding unit of the report is worth that
+        // coin's price, which `band_widths` keeps back at today's price (twice). A band on the
+        // coin's index (at most `BAND_REACH` either side, as nothing else moves here) keeps the
+        // price within that.
+        if let Ok(report) = self.venue.asset(&self.venue.settlement_asset)
+            && report.usd_peg.is_none()
+        {
+            add(Source::Index(&report.index), zero, Decimal::ZERO, false);
+        }
         exposures.retain_mut(|exposure| match self.source_price(exposure.source) {
             Some(price) => {
                 exposure.price_f64 = band_f64(price);
@@ -916,6 +925,19 @@ impl Engine {
         // only shares it out; the key margins cover the rounding (see `BAND_KEY_MARGIN`).
         let slack = band_f64(slack);
         let top = band_f64(top);
+        // A report rounds each of its lines (a position's P&L and requirement, a coin's value)
+        // at the report currency's precision, by up to a unit each, against the account, and
+        // differently at each price: that much of the slack is kept back (twice, for a report
+        // currency whose price may rise by half inside its band, see `coin_exposures`), so a
+        // state the rounding alone decides is still seen where it changes. A unit of a
+        // coin-settled report (1e-8 BTC) is worth far more than one of a stablecoin's (1e-6
+        // USDT).
+        let lines = account.positions.len() + self.ledger.wallet(&account.id).count() + 1;
+        let slack =
+            slack - rounding_allowance(lines, settlement.precision, usd_per_report_unit, top);
+        if slack.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+            return None;
+        }
         // A portfolio-mode account: its requirement's own bounds (`portfolio_bands`), where
         // one is known; examined at every update otherwise (correctness before speed).
         if account.mode == MarginMode::Portfolio {
@@ -935,17 +957,6 @@ impl Engine {
                 slack,
                 top,
             );
-        }
-        // A report rounds each of its lines (a position's P&L and requirement, a coin's value)
-        // at the report currency's precision, by up to a unit each and differently at each
-        // price: that much of the slack is kept back, so a state the rounding alone decides is
-        // still seen where it changes. A unit of a coin-settled report (1e-8 BTC) is worth far
-        // more than one of a stablecoin's (1e-6 USDT).
-        let lines = account.positions.len() + self.ledger.wallet(&account.id).count() + 1;
-        let slack =
-            slack - rounding_allowance(lines, settlement.precision, usd_per_report_unit, top);
-        if slack.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-            return None;
         }
         // Options decay with time alone and move with their volatility: a quarter of the slack
         // is kept for each. The volatility may move (summed over smile changes) by
