@@ -15,8 +15,13 @@ use solvent_engine::effect::Effect;
 use solvent_engine::event::parse_line;
 
 fn venue() -> Venue {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
-    Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
+    shipped_venue("venues/default.toml")
+}
+
+/// A venue file of the repository, by its path from the repository's root.
+fn shipped_venue(path: &str) -> Venue {
+    let path = format!("{}/../../{path}", env!("CARGO_MANIFEST_DIR"));
+    Venue::from_toml(&path, &std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
 fn events(accounts: &[(u32, i32, u32)], path: &[i32]) -> Vec<String> {
@@ -746,11 +751,7 @@ fn mixed_events_timed(
 /// The venue of `examples/vol-scaled-venue.toml`: the default venue with BTC's range scaled by an
 /// EWMA forecast (25% buffer, floor 4%) and ETH's by GARCH (ten-year stressed floor, floor 5%).
 fn vol_scaled_venue() -> Venue {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/vol-scaled-venue.toml"
-    );
-    Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
+    shipped_venue("examples/vol-scaled-venue.toml")
 }
 
 /// `lines` with the events `insert` gives for each line (its number and its event) put before
@@ -1789,11 +1790,7 @@ fn the_record_of_examinations_names_each_account_examined() {
 /// Binance COIN-M as shipped: settled in BTC, which the market prices (no peg), so every report
 /// is in a coin whose price moves with the index the bands watch.
 fn coin_m_venue() -> Venue {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../venues/binance-coinm.toml"
-    );
-    Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
+    shipped_venue("venues/binance-coinm.toml")
 }
 
 /// Events on the coin-settled venue: each account `(BTC in hundredths, BTCUSD_PERP contracts of
@@ -1886,23 +1883,25 @@ proptest! {
     }
 }
 
+/// Twelve accounts of [`coin_settled_events`]: 0.05-0.82 BTC, long and short 150-450
+/// `BTCUSD_PERP` contracts in turn, a third as many `ETHUSD_PERP` the other way on 0-1.5 ETH,
+/// every fifth isolated.
+fn twelve_coin_settled_accounts() -> Vec<(u32, i32, u32, i32, bool)> {
+    (0..12)
+        .map(|n: i32| {
+            let btc = 5 + 7 * n.unsigned_abs();
+            let contracts = if n % 2 == 0 { 150 } else { -150 } * (1 + n % 3);
+            let eth = (n % 4).unsigned_abs() * 5;
+            (btc, contracts, eth, -contracts / 3, n % 5 == 0)
+        })
+        .collect()
+}
+
 /// A precondition of the proptest above: such paths do move accounts between states and
 /// liquidate on the coin-settled venue.
 #[test]
 fn coin_settled_paths_change_states_and_liquidate() {
-    let accounts: Vec<(u32, i32, u32, i32, bool)> = (0..12)
-        .map(|n: i32| {
-            let btc = 5 + 7 * n.unsigned_abs();
-            let contracts = if n % 2 == 0 { 150 } else { -150 } * (1 + n % 3);
-            (
-                btc,
-                contracts,
-                (n % 4).unsigned_abs() * 5,
-                -contracts / 3,
-                n % 5 == 0,
-            )
-        })
-        .collect();
+    let accounts = twelve_coin_settled_accounts();
     let path: Vec<i32> = (0..30).map(|_| -20).chain((0..60).map(|_| 20)).collect();
     let lines = coin_settled_events(&accounts, &path, &[(10, 25), (40, -25)]);
     let actions = assert_same_actions_on(&coin_m_venue(), &lines);
@@ -1921,25 +1920,14 @@ fn coin_settled_paths_change_states_and_liquidate() {
         "precondition: the path liquidates: {actions:?}"
     );
 }
+
 /// On a coin-settled venue the bands work as on any other: twelve accounts (the fixed path's)
 /// while BTC wiggles 0.1% up and down (ETH the other way), its mark at the index, 140 price
 /// updates in all. Examining every holder at each takes 1,680 examinations; the bands keep
 /// every account inside its band (none examined), and act as the exhaustive engine does.
 #[test]
 fn small_moves_on_a_coin_settled_venue_examine_few_accounts() {
-    let accounts: Vec<(u32, i32, u32, i32, bool)> = (0..12)
-        .map(|n: i32| {
-            let btc = 5 + 7 * n.unsigned_abs();
-            let contracts = if n % 2 == 0 { 150 } else { -150 } * (1 + n % 3);
-            (
-                btc,
-                contracts,
-                (n % 4).unsigned_abs() * 5,
-                -contracts / 3,
-                n % 5 == 0,
-            )
-        })
-        .collect();
+    let accounts = twelve_coin_settled_accounts();
     let opening = coin_settled_events(&accounts, &[], &[]).len();
     let wiggle: Vec<i32> = (0..60).map(|i| if i % 2 == 0 { 1 } else { -1 }).collect();
     let lines = coin_settled_events(&accounts, &wiggle, &[]);

@@ -18,17 +18,18 @@ use solvent_engine::event::parse_line;
 use solvent_engine::ledger::LedgerAccount;
 
 fn venue() -> Venue {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
-    Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
+    shipped_venue("venues/default.toml")
 }
 
 /// Binance COIN-M as shipped: settled in BTC, which the market prices (no peg).
 fn coin_m_venue() -> Venue {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../venues/binance-coinm.toml"
-    );
-    Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
+    shipped_venue("venues/binance-coinm.toml")
+}
+
+/// A venue file of the repository, by its path from the repository's root.
+fn shipped_venue(path: &str) -> Venue {
+    let path = format!("{}/../../{path}", env!("CARGO_MANIFEST_DIR"));
+    Venue::from_toml(&path, &std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
 /// Plays `bodies` (event bodies without `seq` and `ts`), one second apart; returns the engine
@@ -599,6 +600,29 @@ fn short_btcusdt_from_60000(
     (usdt, leverage)
 }
 
+/// Account `id` of a crowded inverse contract: a deposit of 0.02-0.8 BTC (pushed to `bodies`),
+/// and the entry (1% below to 3% above 60,000) and size in USD (1-4x the deposit, in whole
+/// contracts of `contract_usd`, at least one) of the short it is to open; returns those two.
+fn deposit_for_inverse_short(
+    rng: &mut rand_chacha::ChaCha8Rng,
+    id: &str,
+    contract_usd: Decimal,
+    bodies: &mut Vec<String>,
+) -> (u32, Decimal) {
+    use rand::Rng;
+    let btc = Decimal::new(rng.random_range(2..80), 2);
+    let leverage: u32 = rng.random_range(1..=4);
+    let entry: u32 = 60_000 * rng.random_range(990..1_030) / 1_000;
+    let usd = (btc * Decimal::from(entry * leverage) / contract_usd)
+        .floor()
+        .max(Decimal::ONE)
+        * contract_usd;
+    bodies.push(format!(
+        r#""type":"deposit","account":"{id}","asset":"BTC","amount":"{btc}""#
+    ));
+    (entry, usd)
+}
+
 /// A crowded contract's ADL ranks its queue through the engine's ADL index: it bounds one by one
 /// the holders whose group's bound reaches the head of the queue, not every short in profit, and
 /// scores exactly only those whose own bound reaches it. 1,500 accounts short BTCUSDT at 1-4x from
@@ -779,7 +803,7 @@ fn an_offer_of_adl_candidates_takes_the_head_of_the_queue_as_far_as_the_quantity
 /// before, the 1,500 would be scored at each ranking.
 #[test]
 fn a_crowded_contracts_adl_on_a_coin_settled_venue_scores_the_head_of_its_queue() {
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
     let mut bodies: Vec<String> = vec![
         r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned(),
@@ -789,16 +813,7 @@ fn a_crowded_contracts_adl_on_a_coin_settled_venue_scores_the_head_of_its_queue(
     let mut loose = 0;
     for i in 0..1_500 {
         let id = format!("h{i:04}");
-        let btc = Decimal::new(rng.random_range(2..80), 2);
-        let leverage: u32 = rng.random_range(1..=4);
-        let entry: u32 = 60_000 * rng.random_range(990..1_030) / 1_000;
-        let usd = (btc * Decimal::from(entry * leverage) / dec!(100))
-            .floor()
-            .max(Decimal::ONE)
-            * dec!(100);
-        bodies.push(format!(
-            r#""type":"deposit","account":"{id}","asset":"BTC","amount":"{btc}""#
-        ));
+        let (entry, usd) = deposit_for_inverse_short(&mut rng, &id, dec!(100), &mut bodies);
         if i % 50 == 7 {
             loose += 1;
             bodies.push(format!(
@@ -842,80 +857,26 @@ fn a_crowded_contracts_adl_on_a_coin_settled_venue_scores_the_head_of_its_queue(
 /// five has an automated top-up from outside. Prices walk 8% either side.
 #[test]
 fn the_adl_ranking_on_a_coin_settled_venue_is_the_one_full_reports_give() {
-    use rand::{Rng, SeedableRng};
-    let second = r#""type":"list_instrument","name":"BTCUSD-SECOND","spec":{"kind":"perpetual","style":"inverse","underlying":"BTC","settlement":"BTC","contract_size":"100","size_step":"100","margin":"binance_btcusd_perp"}"#;
+    use rand::Rng;
+    let population = InversePopulation {
+        listing: r#""type":"list_instrument","name":"BTCUSD-SECOND","spec":{"kind":"perpetual","style":"inverse","underlying":"BTC","settlement":"BTC","contract_size":"100","size_step":"100","margin":"binance_btcusd_perp"}"#,
+        contracts: ["BTCUSD_PERP", "BTCUSD-SECOND"],
+        contract_usd: 100,
+        other_index: Some(r#""type":"index_price","underlying":"ETH","price":"3000""#),
+        other_coin: |rng, id| {
+            format!(
+                r#""type":"deposit","account":"{id}","asset":"ETH","amount":"{}""#,
+                Decimal::new(rng.random_range(1..200), 2)
+            )
+        },
+        top_up: |id| {
+            format!(
+                r#""type":"set_auto_top_up","account":"{id}","source":"external","trigger_health":"99","target_health":"100","per_event_cap":"0.005","per_day_cap":"0.05""#
+            )
+        },
+    };
     for seed in 0..3u64 {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let mut bodies: Vec<String> = vec![
-            second.to_owned(),
-            r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned(),
-            r#""type":"index_price","underlying":"ETH","price":"3000""#.to_owned(),
-            r#""type":"mark_price","instrument":"BTCUSD_PERP","price":"60000""#.to_owned(),
-            r#""type":"mark_price","instrument":"BTCUSD-SECOND","price":"60000""#.to_owned(),
-        ];
-        for i in 0..150 {
-            let id = format!("a{i:03}");
-            let btc = Decimal::new(rng.random_range(2..80), 2);
-            bodies.push(format!(
-                r#""type":"deposit","account":"{id}","asset":"BTC","amount":"{btc}""#
-            ));
-            if rng.random_bool(0.2) {
-                bodies.push(format!(
-                    r#""type":"deposit","account":"{id}","asset":"ETH","amount":"{}""#,
-                    Decimal::new(rng.random_range(1..200), 2)
-                ));
-            }
-            if i % 5 == 4 {
-                bodies.push(format!(
-                    r#""type":"set_auto_top_up","account":"{id}","source":"external","trigger_health":"99","target_health":"100","per_event_cap":"0.005","per_day_cap":"0.05""#
-                ));
-            }
-            for instrument in ["BTCUSD_PERP", "BTCUSD-SECOND"] {
-                let Some(side) = random_side(&mut rng, &id, instrument, &mut bodies) else {
-                    continue;
-                };
-                let entry = 60_000 * rng.random_range(970..1030) / 1000;
-                let usd = (btc * dec!(60000) * Decimal::new(rng.random_range(5..200), 2)
-                    / dec!(100))
-                .floor()
-                .max(Decimal::ONE)
-                    * dec!(100);
-                bodies.push(format!(
-                    r#""type":"fill","account":"{id}","instrument":"{instrument}","side":"{side}","size":"{usd}","price":"{entry}","counterparty":"external""#
-                ));
-            }
-        }
-        let down_and_up = (92..100).rev().chain(93..=108).chain((100..108).rev());
-        for percent in down_and_up {
-            let btc = 60_000 * percent / 100;
-            let second = 60_120 * percent / 100;
-            for body in [
-                format!(r#""type":"index_price","underlying":"BTC","price":"{btc}""#),
-                format!(r#""type":"mark_price","instrument":"BTCUSD_PERP","price":"{btc}""#),
-                format!(r#""type":"mark_price","instrument":"BTCUSD-SECOND","price":"{second}""#),
-            ] {
-                bodies.push(body);
-            }
-        }
-        let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
-        let (mut engine, effects) = play_at(coin_m_venue(), &refs);
-        assert!(
-            topped_up(&effects) > 0,
-            "seed {seed}: no automated top-up moved money"
-        );
-        let refused = effects
-            .iter()
-            .filter(|e| matches!(e, Effect::Rejected { .. }))
-            .count();
-        assert!(refused < 30, "seed {seed}: {refused} events refused");
-        assert_ranked_as_reports(
-            &mut engine,
-            seed,
-            &[
-                ("BTCUSD_PERP", [dec!(58500), dec!(60000), dec!(61700)]),
-                ("BTCUSD-SECOND", [dec!(58600), dec!(60120), dec!(61800)]),
-            ],
-        );
+        population.assert_ranked_as_reports(coin_m_venue(), seed);
     }
 }
 
@@ -1062,15 +1023,61 @@ const LIST_BTCUSD_INVERSE: &str = r#""type":"list_instrument","name":"BTCUSD-INV
 /// Prices walk 8% either side so the rest's other contract has moved from its reference.
 #[test]
 fn the_inverse_adl_ranking_is_the_one_full_reports_give_on_random_populations() {
-    use rand::{Rng, SeedableRng};
+    use rand::Rng;
+    let population = InversePopulation {
+        listing: LIST_BTCUSD_INVERSE,
+        contracts: ["BTC-PERPETUAL", "BTCUSD-INVERSE"],
+        contract_usd: 10,
+        other_index: None,
+        other_coin: |rng, id| {
+            format!(
+                r#""type":"deposit","account":"{id}","asset":"USDT","amount":"{}""#,
+                rng.random_range(100..5_000)
+            )
+        },
+        top_up: top_up_from_outside,
+    };
     for seed in 0..4u64 {
+        population.assert_ranked_as_reports(venue(), seed);
+    }
+}
+
+/// A random population of inverse holders (see the tests that use it): 150 accounts holding
+/// 0.02-0.8 BTC, long or short each of `contracts` (sizes in USD, in whole contracts of
+/// `contract_usd`, up to twice the deposit's value; entries 3% either side of 60,000), some at
+/// a chosen leverage; one in five also holds `other_coin`, one in five has the `top_up` rule.
+/// Then BTC walks 8% down, 8% up and back, the second contract 0.2% above the first (its
+/// reciprocal moves apart).
+struct InversePopulation {
+    /// The listing of the second contract.
+    listing: &'static str,
+    contracts: [&'static str; 2],
+    contract_usd: u32,
+    /// An index the other coin needs, opened with the rest.
+    other_index: Option<&'static str>,
+    other_coin: fn(&mut rand_chacha::ChaCha8Rng, &str) -> String,
+    top_up: fn(&str) -> String,
+}
+
+impl InversePopulation {
+    /// Plays the population of `seed` on `venue` (some automated top-up moves money, fewer
+    /// than 30 events refused) and compares the engine's ADL queues of both contracts with
+    /// those full margin reports give, at three marks each.
+    fn assert_ranked_as_reports(&self, venue: Venue, seed: u64) {
+        use rand::{Rng, SeedableRng};
+        let [first, second] = self.contracts;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut bodies: Vec<String> = vec![
-            LIST_BTCUSD_INVERSE.to_owned(),
+            self.listing.to_owned(),
             r#""type":"index_price","underlying":"BTC","price":"60000""#.to_owned(),
-            r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"60000""#.to_owned(),
-            r#""type":"mark_price","instrument":"BTCUSD-INVERSE","price":"60000""#.to_owned(),
         ];
+        bodies.extend(self.other_index.map(str::to_owned));
+        for contract in self.contracts {
+            bodies.push(format!(
+                r#""type":"mark_price","instrument":"{contract}","price":"60000""#
+            ));
+        }
+        let step = Decimal::from(self.contract_usd);
         for i in 0..150 {
             let id = format!("a{i:03}");
             let btc = Decimal::new(rng.random_range(2..80), 2);
@@ -1078,25 +1085,20 @@ fn the_inverse_adl_ranking_is_the_one_full_reports_give_on_random_populations() 
                 r#""type":"deposit","account":"{id}","asset":"BTC","amount":"{btc}""#
             ));
             if rng.random_bool(0.2) {
-                bodies.push(format!(
-                    r#""type":"deposit","account":"{id}","asset":"USDT","amount":"{}""#,
-                    rng.random_range(100..5_000)
-                ));
+                bodies.push((self.other_coin)(&mut rng, &id));
             }
             if i % 5 == 4 {
-                bodies.push(top_up_from_outside(&id));
+                bodies.push((self.top_up)(&id));
             }
-            for instrument in ["BTC-PERPETUAL", "BTCUSD-INVERSE"] {
+            for instrument in self.contracts {
                 let Some(side) = random_side(&mut rng, &id, instrument, &mut bodies) else {
                     continue;
                 };
                 let entry = 60_000 * rng.random_range(970..1030) / 1000;
-                // Up to twice the deposit's USD value, in steps of 10 USD.
-                let usd = (btc * dec!(60000) * Decimal::new(rng.random_range(5..200), 2)
-                    / dec!(10))
-                .floor()
-                .max(Decimal::ONE)
-                    * dec!(10);
+                let usd = (btc * dec!(60000) * Decimal::new(rng.random_range(5..200), 2) / step)
+                    .floor()
+                    .max(Decimal::ONE)
+                    * step;
                 bodies.push(format!(
                     r#""type":"fill","account":"{id}","instrument":"{instrument}","side":"{side}","size":"{usd}","price":"{entry}","counterparty":"external""#
                 ));
@@ -1105,18 +1107,19 @@ fn the_inverse_adl_ranking_is_the_one_full_reports_give_on_random_populations() 
         let down_and_up = (92..100).rev().chain(93..=108).chain((100..108).rev());
         for percent in down_and_up {
             let btc = 60_000 * percent / 100;
-            // The second contract trades 0.2% above the first: its reciprocal moves apart.
-            let second = 60_120 * percent / 100;
-            for body in [
-                format!(r#""type":"index_price","underlying":"BTC","price":"{btc}""#),
-                format!(r#""type":"mark_price","instrument":"BTC-PERPETUAL","price":"{btc}""#),
-                format!(r#""type":"mark_price","instrument":"BTCUSD-INVERSE","price":"{second}""#),
-            ] {
-                bodies.push(body);
-            }
+            let moved = 60_120 * percent / 100;
+            bodies.push(format!(
+                r#""type":"index_price","underlying":"BTC","price":"{btc}""#
+            ));
+            bodies.push(format!(
+                r#""type":"mark_price","instrument":"{first}","price":"{btc}""#
+            ));
+            bodies.push(format!(
+                r#""type":"mark_price","instrument":"{second}","price":"{moved}""#
+            ));
         }
         let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
-        let (mut engine, effects) = play(&refs);
+        let (mut engine, effects) = play_at(venue, &refs);
         assert!(
             topped_up(&effects) > 0,
             "seed {seed}: no automated top-up moved money"
@@ -1130,8 +1133,8 @@ fn the_inverse_adl_ranking_is_the_one_full_reports_give_on_random_populations() 
             &mut engine,
             seed,
             &[
-                ("BTC-PERPETUAL", [dec!(58500), dec!(60000), dec!(61700)]),
-                ("BTCUSD-INVERSE", [dec!(58600), dec!(60120), dec!(61800)]),
+                (first, [dec!(58500), dec!(60000), dec!(61700)]),
+                (second, [dec!(58600), dec!(60120), dec!(61800)]),
             ],
         );
     }
@@ -1160,16 +1163,7 @@ fn a_crowded_inverse_contracts_adl_scores_the_head_of_its_queue_not_every_holder
     let holders = 1_500;
     for i in 0..holders {
         let id = format!("h{i:04}");
-        let btc = Decimal::new(rng.random_range(2..80), 2);
-        let leverage: u32 = rng.random_range(1..=4);
-        let entry: u32 = 60_000 * rng.random_range(990..1_030) / 1_000;
-        let usd = (btc * Decimal::from(entry * leverage) / dec!(10))
-            .floor()
-            .max(Decimal::ONE)
-            * dec!(10);
-        bodies.push(format!(
-            r#""type":"deposit","account":"{id}","asset":"BTC","amount":"{btc}""#
-        ));
+        let (entry, usd) = deposit_for_inverse_short(&mut rng, &id, dec!(10), &mut bodies);
         if i % 50 == 7 {
             bodies.push(format!(
                 r#""type":"deposit","account":"{id}","asset":"USDT","amount":"500""#
