@@ -11,11 +11,11 @@
 //! reach the quantity.
 //!
 //! The offer: each shard's engine ranks its own, as far as the quantity
-//! ([`solvent_engine::Engine::adl_candidates_reaching`]), written in its effects at the system shard's request ([`crate::system::offer_line`]; also
-//! asked over NATS with [`crate::query::Query::AdlCandidates`], for operators); the merge and
-//! the assignment ([`merge`], [`assign`]) are the system shard's
-//! ([`crate::system::Fund`]), and each shard applies its accounts' shares of the answer
-//! ([`solvent_engine::Engine::apply_adl_assignment`]).
+//! ([`solvent_engine::Engine::adl_candidates_reaching`]), written in its effects at the system
+//! shard's request ([`crate::system::offer_line`]; also asked over NATS with
+//! [`crate::query::Query::AdlCandidates`], for operators); the merge and the assignment
+//! ([`merge`], [`assign`]) are the system shard's ([`crate::system::Fund`]), and each shard
+//! applies its accounts' shares of the answer ([`solvent_engine::Engine::apply_adl_assignment`]).
 
 use std::cmp::Ordering;
 

@@ -1684,9 +1684,7 @@ impl Engine {
         if !self.adl_index.built {
             self.build_adl_index();
         }
-        let mut ranking = self
-            .indexed_ranking(instrument, side, mark)
-            .unwrap_or_else(|| AdlRanking::of_all(self.adl_scored(instrument, side, mark)));
+        let mut ranking = self.queue_ranking(instrument, side, mark);
         ranking.synced = self.adl_event_changes.len();
         ranking.mark = mark;
         ranking
@@ -1717,6 +1715,19 @@ impl Engine {
         {
             ranking.expected = self.full_adl_ranking(instrument, side, mark);
         }
+    }
+
+    /// The ADL queue's ranking of a bankrupt `side` position in `instrument` at `mark`, as the
+    /// index stands: through it where it serves the contract ([`Self::indexed_ranking`]), else
+    /// every opposite holder in profit scored.
+    pub(super) fn queue_ranking(
+        &self,
+        instrument: &Instrument,
+        side: PositionSide,
+        mark: Decimal,
+    ) -> AdlRanking {
+        self.indexed_ranking(instrument, side, mark)
+            .unwrap_or_else(|| AdlRanking::of_all(self.adl_scored(instrument, side, mark)))
     }
 
     /// The ranking through the index, `None` when it does not serve the contract (or the mark

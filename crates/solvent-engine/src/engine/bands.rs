@@ -1012,14 +1012,11 @@ impl Engine {
                 line.maintenance_margin.value() * usd_per_report_unit,
             )?;
             // The pool's lines: the position's, and its margin coin's.
-            let slack = slack
-                .checked_sub(Decimal::from_f64_retain(rounding_allowance(
-                    2,
-                    settlement.precision,
-                    usd_per_report_unit,
-                    band_f64(top),
-                ))?)
-                .filter(|slack| *slack > Decimal::ZERO)?;
+            let slack = band_f64(slack)
+                - rounding_allowance(2, settlement.precision, usd_per_report_unit, band_f64(top));
+            if slack.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+                return None;
+            }
             let source = self.band_source(account, position);
             let price = self.source_price(source)?;
             let (coins, rate) = self.position_sensitivity(position, price);
@@ -1072,7 +1069,6 @@ impl Engine {
                 if weight <= 0.0 {
                     continue;
                 }
-                let slack = band_f64(slack);
                 narrow(source, slack * index_price / weight);
                 narrow(parts.ratio, slack * ratio_scale / weight);
                 continue;
@@ -1081,7 +1077,7 @@ impl Engine {
             if sensitivity.is_zero() {
                 continue;
             }
-            narrow(source, band_f64(slack) / band_f64(sensitivity));
+            narrow(source, slack / band_f64(sensitivity));
         }
         Some(BandWidths {
             halves: widths,

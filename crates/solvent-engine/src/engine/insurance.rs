@@ -350,9 +350,7 @@ impl Engine {
         limit: usize,
     ) -> Result<Vec<AdlCandidate>, Rejection> {
         let instrument = self.instrument(instrument)?;
-        let mut ranking = self
-            .indexed_ranking(&instrument, side, mark)
-            .unwrap_or_else(|| AdlRanking::of_all(self.adl_scored(&instrument, side, mark)));
+        let mut ranking = self.queue_ranking(&instrument, side, mark);
         let mut ranked = Vec::new();
         for place in 0..limit {
             match self.adl_candidate_at(&mut ranking, &instrument, side, mark, place) {
@@ -383,9 +381,7 @@ impl Engine {
     ) -> Result<Vec<AdlCandidate>, Rejection> {
         let instrument = self.instrument(instrument)?;
         self.file_adl_index();
-        let mut ranking = self
-            .indexed_ranking(&instrument, side, mark)
-            .unwrap_or_else(|| AdlRanking::of_all(self.adl_scored(&instrument, side, mark)));
+        let mut ranking = self.queue_ranking(&instrument, side, mark);
         let mut offered = Vec::new();
         let mut reached = Decimal::ZERO;
         let mut place = 0;
