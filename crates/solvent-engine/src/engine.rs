@@ -448,7 +448,8 @@ pub struct Engine {
     #[serde(skip)]
     adl_ranked: u64,
     /// ADL candidates bounded one by one from their accounts, in the groups the rankings took
-    /// (diagnostics, see [`Engine::adl_members_bounded`]).
+    /// (diagnostics, see [`Engine::adl_members_bounded`]; never hashed nor snapshotted).
+    #[serde(skip)]
     adl_bounded: u64,
     /// Per account, the bankrupt position its deficit claim will carry, found when that
     /// position closed at the mark earlier in the same event (see `engine/claims.rs`): a
@@ -495,6 +496,9 @@ struct SmileSummary {
     /// The highest volatility of any of its smiles (the bound of options' time decay, see
     /// `engine/bands.rs`).
     highest_volatility: f64,
+    /// The lowest volatility of any of its smiles (with the highest, the range every
+    /// volatility of the surface lies in: options' delta bounds, see `engine/bands.rs`).
+    lowest_volatility: f64,
     /// The latest expiry among its smiles (whether an option can be valued until it expires,
     /// see `engine/adl_index.rs`); `None` if no key reads as an expiry.
     latest_expiry: Option<Timestamp>,

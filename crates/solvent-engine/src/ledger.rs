@@ -12,6 +12,8 @@ use std::fmt;
 
 use compact_str::CompactString;
 use foldhash::fast::FixedState;
+
+use crate::engine::snapshot::sorted_entries;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
@@ -79,15 +81,31 @@ impl LedgerAccount {
 
 impl fmt::Display for LedgerAccount {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.name_parts()
+            .into_iter()
+            .try_for_each(|part| formatter.write_str(part))
+    }
+}
+
+impl LedgerAccount {
+    /// The pieces the account's name is made of, in order: its name is their concatenation.
+    fn name_parts(&self) -> [&str; 3] {
         match self {
-            Self::Wallet(id) => formatter.write_str(id),
-            Self::Isolated(id, instrument) => write!(formatter, "{id}/isolated/{instrument}"),
-            Self::InsuranceFund => formatter.write_str(INSURANCE_FUND),
-            Self::Fees => formatter.write_str(FEES),
-            Self::External => formatter.write_str(EXTERNAL),
-            Self::Clearing => formatter.write_str(CLEARING),
-            Self::PendingClaims => formatter.write_str(PENDING_CLAIMS),
+            Self::Wallet(id) => [id, "", ""],
+            Self::Isolated(id, instrument) => [id, "/isolated/", instrument],
+            Self::InsuranceFund => [INSURANCE_FUND, "", ""],
+            Self::Fees => [FEES, "", ""],
+            Self::External => [EXTERNAL, "", ""],
+            Self::Clearing => [CLEARING, "", ""],
+            Self::PendingClaims => [PENDING_CLAIMS, "", ""],
         }
+    }
+
+    /// The account's name as [`fmt::Display`] writes it, built without the formatter: every
+    /// transfer's effect names both sides, and a liquidation step makes several.
+    #[must_use]
+    pub fn name(&self) -> String {
+        self.name_parts().concat()
     }
 }
 
@@ -151,9 +169,12 @@ pub struct Ledger {
     /// sorted. A fixed hasher: the map is never iterated in its own order.
     #[serde(with = "crate::engine::snapshot::sorted_map")]
     wallets: HashMap<CompactString, Holdings, FixedState>,
-    /// Every other ledger account (isolated margins and the system accounts).
+    /// Every other ledger account (isolated margins and the system accounts), found by hashing
+    /// too: every liquidation step and trade moves money through the system accounts, which a
+    /// tree ordered by account would find only after comparing against the isolated margins'
+    /// names. Listed sorted.
     #[serde(with = "crate::engine::snapshot::ledger_accounts")]
-    others: BTreeMap<LedgerAccount, Holdings>,
+    others: HashMap<LedgerAccount, Holdings, FixedState>,
 }
 
 impl Ledger {
@@ -277,14 +298,11 @@ impl Ledger {
 
     /// Every non-zero balance, ordered by ledger account (wallets first, by id), then asset.
     pub fn balances(&self) -> impl Iterator<Item = (LedgerAccount, &str, Decimal)> {
-        let mut wallets: Vec<(&CompactString, &Holdings)> = self.wallets.iter().collect();
-        wallets.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let wallets = wallets
+        let wallets = sorted_entries(&self.wallets)
             .into_iter()
             .map(|(id, assets)| (LedgerAccount::Wallet(id.clone()), assets));
-        let others = self
-            .others
-            .iter()
+        let others = sorted_entries(&self.others)
+            .into_iter()
             .map(|(account, assets)| (account.clone(), assets));
         wallets.chain(others).flat_map(|(account, assets)| {
             assets
@@ -312,6 +330,59 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use rust_decimal_macros::dec;
+
+    /// The names effects carry are the ones `Display` writes (and the snapshot's, `parse`).
+    #[test]
+    fn every_ledger_account_is_named_as_displayed() {
+        for account in [
+            LedgerAccount::Wallet("alice".into()),
+            LedgerAccount::Isolated("bob".into(), "BTCUSDT".into()),
+            LedgerAccount::InsuranceFund,
+            LedgerAccount::Fees,
+            LedgerAccount::External,
+            LedgerAccount::Clearing,
+            LedgerAccount::PendingClaims,
+        ] {
+            assert_eq!(account.name(), account.to_string());
+        }
+        assert_eq!(
+            LedgerAccount::Isolated("bob".into(), "BTCUSDT".into()).name(),
+            "bob/isolated/BTCUSDT"
+        );
+    }
+
+    /// Balances list system accounts and isolated margins in account order, however the
+    /// ledger came to hold them.
+    #[test]
+    fn balances_are_listed_in_account_order() {
+        let mut ledger = Ledger::default();
+        let accounts = [
+            LedgerAccount::Clearing,
+            LedgerAccount::Isolated("zed".into(), "BTCUSDT".into()),
+            LedgerAccount::InsuranceFund,
+            LedgerAccount::Isolated("amy".into(), "ETHUSDT".into()),
+            LedgerAccount::Wallet("carl".into()),
+            LedgerAccount::Fees,
+        ];
+        for account in &accounts {
+            ledger
+                .transfer(&LedgerAccount::External, account, "USDT", dec!(1))
+                .unwrap();
+        }
+        let listed: Vec<LedgerAccount> = ledger.balances().map(|(a, _, _)| a).collect();
+        let mut others: Vec<LedgerAccount> = accounts
+            .iter()
+            .filter(|a| !matches!(a, LedgerAccount::Wallet(_)))
+            .cloned()
+            .chain([LedgerAccount::External])
+            .collect();
+        others.sort();
+        let expected: Vec<LedgerAccount> = [LedgerAccount::Wallet("carl".into())]
+            .into_iter()
+            .chain(others)
+            .collect();
+        assert_eq!(listed, expected);
+    }
 
     #[test]
     fn transfers_move_money_between_two_accounts() {

@@ -357,6 +357,17 @@ fn crowded_fall_at(
         "the restored engine deleverages the same way"
     );
     assert_eq!(engine.state_hash(), restored.state_hash());
+    // The rankings' counts are diagnostics of one engine's life, not state: a snapshot taken
+    // after they counted does not carry them.
+    assert!(
+        engine.adl_members_bounded() > 0,
+        "precondition: candidates bounded"
+    );
+    let again = Engine::restore(&engine.snapshot().unwrap()).unwrap();
+    assert_eq!(
+        (again.adl_members_bounded(), again.adl_candidates_scored()),
+        (0, 0)
+    );
 }
 
 /// Compares the engine's ADL queue of each contract of `contracts`, for both sides and at each

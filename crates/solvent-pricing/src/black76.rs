@@ -408,6 +408,14 @@ fn norm_cdf(z: f64) -> f64 {
     0.5 * DefaultSpecialFn::erfc(-z * FRAC_1_SQRT_2)
 }
 
+/// The standard normal distribution function `N(z) = erfc(-z / sqrt(2)) / 2`, the one the
+/// pricer's deltas are made of (`N(d1)`), for callers that bound a delta over a range of inputs
+/// without pricing; `N(-inf) = 0`, `N(inf) = 1`.
+#[must_use]
+pub fn standard_normal_cdf(z: f64) -> f64 {
+    norm_cdf(z)
+}
+
 /// `(odd, even)` parts of the Taylor series of `Y(h + t) = sum_k Y^(k)(h) t^k / k!`, so that
 /// `Y(h + t) = even + odd` and `Y(h - t) = even - odd`, from `y0 = Y(h)` and the recurrence
 /// `Y^(1) = 1 + h Y`, `Y^(k+1) = h Y^(k) + k Y^(k-1)`. Eleven derivatives: for `t < 0.1` the

@@ -280,6 +280,78 @@ pub(super) struct TimeDecay {
 /// `1 / sqrt(2 pi)`, the largest value of the standard normal density.
 pub(super) const INV_ROOT_TWO_PI: f64 = 0.398_942_280_401_432_7;
 
+/// How far past the half-width a band was first given the bounds on options' deltas are
+/// taken ([`Engine::option_deltas`]): the band is then widened by what the bounds save, up to
+/// this many times its first half-width.
+const DELTA_REACH: f64 = 2.0;
+
+/// Where the inputs of an account's options priced at their index may go while its bands
+/// hold: what bounds their deltas ([`Engine::option_deltas`]).
+#[derive(Debug)]
+pub(super) struct OptionReach<'a> {
+    /// `(underlying, lowest, highest)`: the range each underlying's index stays in.
+    prices: Vec<(&'a str, f64, f64)>,
+    /// How far any volatility of the smiles may move (the bands' volatility tolerance).
+    vol_tolerance: f64,
+    /// When the bands expire: times to expiry shorten until then.
+    expires_ms: i64,
+}
+
+/// Bounds `[low, high]` on a call's Black-76 delta `N(d1)`, `d1 = ln(F / K) / v + v / 2`, for
+/// every forward in `forwards` and total standard deviation `v = sigma sqrt(T)` with `sigma` in
+/// `vols` and `sqrt(T)` in `root_years` (a put's delta is the call's less one).
+///
+/// `d1` rises with `F`, so `high` is at the highest forward and `low` at the lowest. In `v`, for
+/// `x = ln(F / K) <= 0`, `d1` rises (`dd1/dv = -x / v^2 + 1/2 > 0`); for `x > 0` it is convex,
+/// lowest at `v = sqrt(2 x)`: its largest value is at an end of the range, its smallest at that
+/// point clamped into the range. At `v = 0` (an option at expiry, or a volatility that may fall
+/// to nothing) `d1` is `+-inf` (0 at the money). Widened by `1e-9` for the arithmetic; `(0, 1)`
+/// where an input is not a number or the range of `v` is empty (smiles without a volatility).
+pub(super) fn call_delta_range(
+    forwards: (f64, f64),
+    strike: f64,
+    root_years: (f64, f64),
+    vols: (f64, f64),
+) -> (f64, f64) {
+    let d1 = |x: f64, v: f64| {
+        if v > 0.0 {
+            (x / v + v / 2.0).clamp(-40.0, 40.0)
+        } else if x > 0.0 {
+            40.0
+        } else if x < 0.0 {
+            -40.0
+        } else {
+            0.0
+        }
+    };
+    let (v_low, v_high) = (vols.0 * root_years.0, vols.1 * root_years.1);
+    // Checked before the range is used as one (`clamp` below panics on an empty or NaN range).
+    if v_low
+        .partial_cmp(&v_high)
+        .is_none_or(std::cmp::Ordering::is_gt)
+    {
+        return (0.0, 1.0);
+    }
+    let x_high = (forwards.1 / strike).ln();
+    let highest = if x_high > 0.0 {
+        d1(x_high, v_low).max(d1(x_high, v_high))
+    } else {
+        d1(x_high, v_high)
+    };
+    let x_low = (forwards.0 / strike).ln();
+    let lowest = if x_low > 0.0 {
+        d1(x_low, (2.0 * x_low).sqrt().clamp(v_low, v_high))
+    } else {
+        d1(x_low, v_low)
+    };
+    if !(highest.is_finite() && lowest.is_finite()) {
+        return (0.0, 1.0);
+    }
+    let low = solvent_pricing::black76::standard_normal_cdf(lowest) - 1e-9;
+    let high = solvent_pricing::black76::standard_normal_cdf(highest) + 1e-9;
+    (low.max(0.0), high.min(1.0))
+}
+
 /// Milliseconds in the year options' times to expiry are counted in.
 pub(super) const MS_PER_YEAR: f64 = solvent_risk::valuation::SECONDS_PER_YEAR * 1_000.0;
 
@@ -573,10 +645,58 @@ impl Engine {
         vol_tolerance
     }
 
+    /// What a cross position banded on `source` alone (no ratio to its mark) adds to its
+    /// exposure there: the interval of its equity slope and the bound of its requirement's
+    /// ([`Self::coin_exposures_within`]).
+    fn position_slopes(
+        &self,
+        position: &PositionState,
+        source: Source<'_>,
+        reach: Option<&OptionReach<'_>>,
+    ) -> ((Decimal, Decimal), Decimal) {
+        let instrument = &position.instrument;
+        let price = self.source_price(source).unwrap_or(Decimal::ZERO);
+        let (coins, rate) = self.position_sensitivity(position, price);
+        let on_index = self.equity_coins(position);
+        let deltas = reach.and_then(|reach| self.option_deltas(position, source, reach));
+        // A short option's requirement (`rate S + C`, `max(rate S, rate C) + C`) moves by at
+        // most `rate` plus the size of its delta per coin.
+        let rate = match (deltas, instrument.margin.as_ref(), &instrument.terms) {
+            (
+                Some((low, high)),
+                solvent_core::venue::MarginRule::DeribitOption { maintenance, .. },
+                Terms::Option { right, .. },
+            ) if position.size.is_sign_negative() => {
+                *maintenance
+                    + match right {
+                        solvent_core::instrument::OptionRight::Call => high,
+                        solvent_core::instrument::OptionRight::Put => Decimal::ONE - low,
+                    }
+            }
+            _ => rate,
+        };
+        (
+            self.equity_slopes(position, source, coins, on_index, deltas),
+            self.requirement_coins(position, coins, rate, on_index.is_some()),
+        )
+    }
+
     /// Per price source an account is exposed to: its price and the bound `S_u` of how fast
     /// `E - h MM` moves with it (the sums `S_u` is made of, with the `h r_max` term added in
     /// [`Self::band_widths`]).
     pub(super) fn coin_exposures<'a>(&'a self, account: &'a Account) -> Vec<Exposure<'a>> {
+        self.coin_exposures_within(account, None)
+    }
+
+    /// [`Self::coin_exposures`], with the slopes of the options priced at an index bounded by
+    /// their deltas where `reach` says how far their inputs may go ([`Self::option_deltas`]);
+    /// by their largest possible delta, one, without it. The same sources in the same order
+    /// either way.
+    fn coin_exposures_within<'a>(
+        &'a self,
+        account: &'a Account,
+        reach: Option<&OptionReach<'_>>,
+    ) -> Vec<Exposure<'a>> {
         let mut exposures: Vec<Exposure<'a>> = Vec::new();
         // `(low, high)`: an interval holding the equity's slope in the source (USD per dollar);
         // `at_rate`: a bound on the maintenance margin's.
@@ -620,15 +740,8 @@ impl Engine {
                     add(parts.ratio, parts.ratio_slopes, parts.ratio_at_rate, false);
                 }
                 None => {
-                    let price = self.source_price(source).unwrap_or(Decimal::ZERO);
-                    let (coins, rate) = self.position_sensitivity(position, price);
-                    let on_index = self.equity_coins(position);
-                    add(
-                        source,
-                        self.equity_slopes(position, source, coins, on_index),
-                        self.requirement_coins(position, coins, rate, on_index.is_some()),
-                        false,
-                    );
+                    let (slopes, at_rate) = self.position_slopes(position, source, reach);
+                    add(source, slopes, at_rate, false);
                 }
             }
             if let Some(coin) = self.third_coin_index(position) {
@@ -985,6 +1098,16 @@ impl Engine {
         let BandWidths {
             halves: mut widths, ..
         } = self.share_slack(exposures, slack, top, expires_ms, None);
+        if let Some(expires_ms) = expires_ms {
+            widths = self.widths_by_option_deltas(
+                account,
+                exposures,
+                widths,
+                (slack, top),
+                expires_ms,
+                vol_tolerance,
+            );
+        }
         // Each isolated position: its own health against the liquidation threshold and its
         // top-up triggers, over its own sensitivity (an isolated option's time decay is not
         // bounded here: `time_decay` refuses it).
@@ -1244,10 +1367,7 @@ impl Engine {
             else {
                 return None;
             };
-            if position.isolated
-                || self.market.rate != 0.0
-                || self.market.mark.contains_key(instrument.name.as_str())
-            {
+            if !self.valued_by_smiles(position) {
                 return None;
             }
             let until_ms = expiry.as_millisecond();
@@ -1291,6 +1411,148 @@ impl Engine {
         Some(decay.filter(|d| d.per_root_year > 0.0))
     }
 
+    /// Half-widths `widths` (given to `exposures` by [`Self::share_slack`] with every option's
+    /// delta taken as one) widened by bounds on the deltas of the account's options priced at
+    /// their index: each such index may move up to [`DELTA_REACH`] times its half-width, and over
+    /// that range, the smiles within `vol_tolerance` and the time until `expires_ms`, an
+    /// option's value moves by at most its largest delta per coin ([`call_delta_range`]), a short
+    /// one's requirement by its rate plus that delta. The slack (`slack_top`: the slack and
+    /// its highest level) is shared out again over those tighter slopes, and each band
+    /// on such an index kept inside the range its deltas were bounded over, so the moves the
+    /// bands allow still add up to no more than the slack. A near-the-money option's delta is
+    /// about a half: its holder's band about doubles, which spares it most re-examinations.
+    fn widths_by_option_deltas(
+        &self,
+        account: &Account,
+        exposures: &[Exposure<'_>],
+        widths: Vec<f64>,
+        (slack, top): (f64, f64),
+        expires_ms: i64,
+        vol_tolerance: f64,
+    ) -> Vec<f64> {
+        let prices: Vec<(&str, f64, f64)> = exposures
+            .iter()
+            .zip(&widths)
+            .filter_map(|(exposure, half)| {
+                let Source::Index(underlying) = exposure.source else {
+                    return None;
+                };
+                account
+                    .positions
+                    .values()
+                    .any(|p| {
+                        matches!(p.instrument.terms, Terms::Option { .. })
+                            && p.instrument.underlying == underlying
+                    })
+                    .then(|| {
+                        let price = exposure.price_f64;
+                        (
+                            underlying,
+                            (price - DELTA_REACH * half).max(price * (1.0 - BAND_REACH)),
+                            (price + DELTA_REACH * half).min(price * (1.0 + BAND_REACH)),
+                        )
+                    })
+            })
+            .collect();
+        if prices.is_empty() {
+            return widths;
+        }
+        let reach = OptionReach {
+            prices,
+            vol_tolerance,
+            expires_ms,
+        };
+        let refined = self.coin_exposures_within(account, Some(&reach));
+        if refined.len() != exposures.len()
+            || refined
+                .iter()
+                .zip(exposures)
+                .any(|(refined, exposure)| refined.source != exposure.source)
+        {
+            return widths;
+        }
+        let BandWidths { halves, .. } =
+            self.share_slack(&refined, slack, top, Some(expires_ms), None);
+        halves
+            .into_iter()
+            .zip(&refined)
+            .map(|(half, exposure)| {
+                let range = reach
+                    .prices
+                    .iter()
+                    .find(|(underlying, ..)| exposure.source == Source::Index(underlying));
+                match range {
+                    Some((_, low, high)) => half
+                        .min(high - exposure.price_f64)
+                        .min(exposure.price_f64 - low),
+                    None => half,
+                }
+            })
+            .collect()
+    }
+
+    /// Whether an option `position` is one the bands bound by the smiles (its time decay, its
+    /// delta): held in the cross pool, with no given mark (whose implied volatility follows the
+    /// index), at a zero rate (the forward is the index, and neither it nor discounting drifts
+    /// with time).
+    fn valued_by_smiles(&self, position: &PositionState) -> bool {
+        !position.isolated
+            && self.market.rate == 0.0
+            && !self
+                .market
+                .mark
+                .contains_key(position.instrument.name.as_str())
+    }
+
+    /// Bounds on the delta of `position`'s option as a call ([`call_delta_range`]) while its
+    /// index stays in `reach` (rounded outward to a millionth), for an option priced at its index
+    /// by the smiles ([`Self::valued_by_smiles`]) and banded on that index (`source`). `None`
+    /// for anything else, or an underlying `reach` does not cover.
+    fn option_deltas(
+        &self,
+        position: &PositionState,
+        source: Source<'_>,
+        reach: &OptionReach<'_>,
+    ) -> Option<(Decimal, Decimal)> {
+        let instrument = &position.instrument;
+        let Terms::Option { expiry, strike, .. } = &instrument.terms else {
+            return None;
+        };
+        if !self.valued_by_smiles(position) || source != Source::Index(&instrument.underlying) {
+            return None;
+        }
+        let &(_, lowest, highest) = reach
+            .prices
+            .iter()
+            .find(|(underlying, ..)| *underlying == instrument.underlying)?;
+        let summary = self.smile_summary(&instrument.underlying)?;
+        // Every volatility of the surface lies between its smiles' lowest and highest (linear in
+        // strike, flat beyond, a weighted root-mean-square between expiries); the smiles move by
+        // at most the tolerance while the bands hold.
+        let vols = (
+            (summary.lowest_volatility - reach.vol_tolerance).max(0.0),
+            summary.highest_volatility + reach.vol_tolerance,
+        );
+        let expiry_ms = expiry.as_millisecond();
+        #[allow(clippy::cast_precision_loss)]
+        let root_years = |at_ms: i64| ((expiry_ms - at_ms) as f64 / MS_PER_YEAR).max(0.0).sqrt();
+        let (low, high) = call_delta_range(
+            (lowest, highest),
+            band_f64(strike.value()),
+            (
+                root_years(reach.expires_ms),
+                root_years(self.now.as_millisecond()),
+            ),
+            vols,
+        );
+        #[allow(clippy::cast_possible_truncation)]
+        let millionths = |value: f64| Decimal::new(value as i64, 6);
+        Some((
+            millionths((low * 1e6).floor()),
+            millionths((high * 1e6).ceil()),
+        ))
+    }
+
     /// The highest volatility of `underlying`'s smiles; `None` without any. Read once per
     /// generation of the smiles for every underlying: each examination of an option holder
     /// asks it for each option held.
@@ -1310,10 +1572,12 @@ impl Engine {
                 .vol
                 .iter()
                 .map(|(name, smiles)| {
-                    let highest_volatility = smiles
+                    let (lowest_volatility, highest_volatility) = smiles
                         .values()
                         .flat_map(|smile| smile.vols.iter().copied())
-                        .fold(0.0_f64, f64::max);
+                        .fold((f64::INFINITY, 0.0_f64), |(lowest, highest), vol| {
+                            (lowest.min(vol), highest.max(vol))
+                        });
                     let latest_expiry = smiles
                         .keys()
                         .filter_map(|key| {
@@ -1323,6 +1587,7 @@ impl Engine {
                         .max();
                     let summary = SmileSummary {
                         highest_volatility,
+                        lowest_volatility,
                         latest_expiry,
                     };
                     (name.clone(), summary)
@@ -1577,6 +1842,7 @@ impl Engine {
         source: Source<'_>,
         coins: Decimal,
         on_index: Option<Decimal>,
+        call_deltas: Option<(Decimal, Decimal)>,
     ) -> (Decimal, Decimal) {
         let instrument = &position.instrument;
         let either_way = (-coins, coins);
@@ -1617,16 +1883,20 @@ impl Engine {
                 {
                     return either_way;
                 }
-                let rising = match right {
-                    solvent_core::instrument::OptionRight::Call => {
-                        !position.size.is_sign_negative()
+                // Per coin held, a call's value moves by its delta `N(d1)` in `[0, 1]`, a
+                // put's by `N(d1) - 1`: inside `[low, high]` and `[low - 1, high - 1]` where
+                // the deltas are bounded, else anywhere in those unit intervals.
+                let (low, high) = call_deltas.unwrap_or((Decimal::ZERO, Decimal::ONE));
+                let (low, high) = match right {
+                    solvent_core::instrument::OptionRight::Call => (low, high),
+                    solvent_core::instrument::OptionRight::Put => {
+                        (low - Decimal::ONE, high - Decimal::ONE)
                     }
-                    solvent_core::instrument::OptionRight::Put => position.size.is_sign_negative(),
                 };
-                if rising {
-                    (Decimal::ZERO, coins)
+                if position.size.is_sign_negative() {
+                    (-coins * high, -coins * low)
                 } else {
-                    (-coins, Decimal::ZERO)
+                    (coins * low, coins * high)
                 }
             }
         }
@@ -1913,6 +2183,112 @@ impl Engine {
         let examined = self.ids_of(examined.into_iter());
         for id in examined {
             self.evaluate(&id, Figures::Unreported, effects);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use solvent_pricing::black76::{Black76, OptionType};
+
+    /// Black-76's call delta at a zero rate, from the pricer itself (an oracle apart from the
+    /// bound's own arithmetic).
+    fn call_delta(forward: f64, strike: f64, years: f64, vol: f64) -> f64 {
+        Black76::new_checked(forward, strike, years, vol, 1.0)
+            .map(|model| model.greeks(OptionType::Call).delta)
+            .unwrap_or(f64::NAN)
+    }
+
+    /// A near-the-money call a week out, the index free to move 2% either way, the smiles
+    /// between 40% and 80%, the bands holding for a day: the deltas at the corners the bound
+    /// names, worked out by the pricer, are its ends.
+    #[test]
+    fn a_calls_delta_bounds_are_its_deltas_at_the_corners() {
+        let (day, week): (f64, f64) = (1.0 / 365.0, 7.0 / 365.0);
+        let root_years = ((week - day).sqrt(), week.sqrt());
+        let (low, high) = call_delta_range((58_800.0, 61_200.0), 60_000.0, root_years, (0.4, 0.8));
+        // Out of the money at the lowest forward: d1 rises with v, lowest at the least.
+        let expected_low = call_delta(58_800.0, 60_000.0, week - day, 0.4);
+        // In the money at the highest forward: d1 is convex in v, highest at an end.
+        let expected_high = call_delta(61_200.0, 60_000.0, week - day, 0.4)
+            .max(call_delta(61_200.0, 60_000.0, week, 0.8));
+        assert!((low - expected_low).abs() < 1e-8, "{low} vs {expected_low}");
+        assert!(
+            (high - expected_high).abs() < 1e-8,
+            "{high} vs {expected_high}"
+        );
+        assert!(low > 0.25 && high < 0.75, "({low}, {high})");
+    }
+
+    /// Deep in the money at the lowest forward, the lowest `d1` is inside the range of `v`
+    /// (at `sqrt(2 ln(F / K))`), not at an end.
+    #[test]
+    fn a_deep_calls_lowest_delta_can_be_inside_the_volatility_range() {
+        let x = (2.0_f64).ln();
+        let inside = (2.0 * x).sqrt();
+        let (low, _) = call_delta_range((2.0, 2.5), 1.0, (1.0, 1.0), (0.5, 1.5));
+        let at_inside = call_delta(2.0, 1.0, 1.0, inside);
+        assert!((low - at_inside).abs() < 1e-8, "{low} vs {at_inside}");
+        assert!(at_inside < call_delta(2.0, 1.0, 1.0, 0.5));
+        assert!(at_inside < call_delta(2.0, 1.0, 1.0, 1.5));
+    }
+
+    /// A volatility that may fall to nothing, or an option at expiry, leaves the delta
+    /// anywhere an option's can be on that side of the strike.
+    #[test]
+    fn without_volatility_the_bounds_open_to_the_ends() {
+        assert_eq!(
+            call_delta_range((90.0, 110.0), 100.0, (0.0, 0.5), (0.3, 0.6)),
+            (0.0, 1.0)
+        );
+        let (low, high) = call_delta_range((80.0, 90.0), 100.0, (0.0, 0.5), (0.3, 0.6));
+        assert_eq!(low, 0.0);
+        assert!(high < 0.5);
+        assert_eq!(
+            call_delta_range((90.0, f64::NAN), 100.0, (0.1, 0.5), (0.3, 0.6)),
+            (0.0, 1.0)
+        );
+        // Smiles without a volatility summarise as lowest infinite, highest zero: an empty
+        // range, at expiry a NaN one; in the money at the lowest forward, where the range is
+        // clamped into.
+        for root_years in [(0.1, 0.5), (0.0, 0.5)] {
+            assert_eq!(
+                call_delta_range((110.0, 120.0), 100.0, root_years, (f64::INFINITY, 0.0)),
+                (0.0, 1.0)
+            );
+        }
+    }
+
+    proptest! {
+        /// Every delta inside the box (forward, time, volatility) lies within the bounds.
+        #[test]
+        fn every_delta_in_the_box_lies_within_the_bounds(
+            price in 1.0f64..100_000.0,
+            reach in 0.0f64..0.5,
+            moneyness in 0.3f64..3.0,
+            years in (1.0 / 365.0)..2.0f64,
+            elapsed in 0.0f64..1.0,
+            vols in (0.05f64..2.0, 0.0f64..1.0),
+            draws in proptest::collection::vec((0.0f64..=1.0, 0.0f64..=1.0, 0.0f64..=1.0), 1..40),
+        ) {
+            let forwards = (price * (1.0 - reach), price * (1.0 + reach));
+            let strike = price * moneyness;
+            let earliest = years * (1.0 - elapsed);
+            let vols = (vols.0, vols.0 + vols.1);
+            let (low, high) =
+                call_delta_range(forwards, strike, (earliest.sqrt(), years.sqrt()), vols);
+            for (f, t, v) in draws {
+                let forward = forwards.0 + f * (forwards.1 - forwards.0);
+                let time = earliest + t * (years - earliest);
+                let vol = vols.0 + v * (vols.1 - vols.0);
+                let delta = call_delta(forward, strike, time, vol);
+                prop_assert!(
+                    low <= delta && delta <= high,
+                    "delta {delta} at ({forward}, {time}, {vol}) outside ({low}, {high})"
+                );
+            }
         }
     }
 }

@@ -168,8 +168,8 @@ impl Engine {
         self.touch_holder(from);
         self.touch_holder(to);
         effects.push(Effect::TransferApplied {
-            from: from.to_string(),
-            to: to.to_string(),
+            from: from.name(),
+            to: to.name(),
             asset: asset.to_owned(),
             amount: Amount(amount),
             reason,

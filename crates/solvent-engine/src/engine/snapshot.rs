@@ -35,8 +35,9 @@ use crate::ledger::LedgerAccount;
 /// 6: instruments carry their price tick (`tick_size`). 7: the venue carries its withdrawal rule
 /// (`withdrawal`). 8: perpetuals held before their first mark are banded on it
 /// (`awaiting_mark`). 9: so are inverse perpetuals (on the ratio of their index to their
-/// mark, a kind of band format 8 lacks) and futures.
-pub const SNAPSHOT_FORMAT: u32 = 9;
+/// mark, a kind of band format 8 lacks) and futures. 10: the count of ADL candidates bounded,
+/// a diagnostic, is no longer written.
+pub const SNAPSHOT_FORMAT: u32 = 10;
 
 /// Why a snapshot could not be taken or restored.
 #[derive(Debug, thiserror::Error)]
@@ -259,7 +260,8 @@ enum LedgerAccountDef {
 
 /// The ledger's map keyed by [`LedgerAccount`], as a sequence of pairs.
 pub(crate) mod ledger_accounts {
-    use std::collections::BTreeMap;
+    use std::collections::HashMap;
+    use std::hash::BuildHasher;
 
     use super::{
         Deserialize, Deserializer, LedgerAccount, LedgerAccountDef, Serialize, Serializer,
@@ -276,22 +278,41 @@ pub(crate) mod ledger_accounts {
     #[derive(Deserialize)]
     struct OwnedKey(#[serde(with = "LedgerAccountDef")] LedgerAccount);
 
-    pub(crate) fn serialize<V: Serialize, S: Serializer>(
-        map: &BTreeMap<LedgerAccount, V>,
+    /// Written in key order, whatever order the map holds them in (as `sorted_map`).
+    pub(crate) fn serialize<V: Serialize, H, S: Serializer>(
+        map: &HashMap<LedgerAccount, V, H>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(map.iter().map(|(key, value)| (Key(key), value)))
+        serializer.collect_seq(
+            super::sorted_entries(map)
+                .into_iter()
+                .map(|(key, value)| (Key(key), value)),
+        )
     }
 
-    pub(crate) fn deserialize<'de, V: Deserialize<'de>, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<
+        'de,
+        V: Deserialize<'de>,
+        H: BuildHasher + Default,
+        D: Deserializer<'de>,
+    >(
         deserializer: D,
-    ) -> Result<BTreeMap<LedgerAccount, V>, D::Error> {
+    ) -> Result<HashMap<LedgerAccount, V, H>, D::Error> {
         let pairs: Vec<(OwnedKey, V)> = Vec::deserialize(deserializer)?;
-        Ok(pairs
-            .into_iter()
-            .map(|(key, value)| (key.0, value))
-            .collect())
+        let mut map = HashMap::with_capacity_and_hasher(pairs.len(), H::default());
+        map.extend(pairs.into_iter().map(|(key, value)| (key.0, value)));
+        Ok(map)
     }
+}
+
+/// A hashed map's entries in key order: how every listing, snapshot and hash of one is made,
+/// whatever order it was filled in.
+pub(crate) fn sorted_entries<K: Ord, V, H>(
+    map: &std::collections::HashMap<K, V, H>,
+) -> Vec<(&K, &V)> {
+    let mut entries: Vec<(&K, &V)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    entries
 }
 
 /// A hashed map written in key order: its own order depends on the order of insertion, and the
@@ -311,9 +332,7 @@ pub(crate) mod sorted_map {
         V: Serialize,
         S: Serializer,
     {
-        let mut pairs: Vec<(&K, &V)> = map.iter().collect();
-        pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        serializer.collect_seq(pairs)
+        serializer.collect_seq(super::sorted_entries(map))
     }
 
     pub(crate) fn deserialize<'de, K, V, H, D>(
