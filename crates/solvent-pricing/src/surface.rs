@@ -83,6 +83,19 @@ pub fn smile_distance(before: (&[f64], &[f64]), after: (&[f64], &[f64])) -> f64 
         return f64::INFINITY;
     }
     let mut largest = 0.0_f64;
+    if before.0 == after.0 {
+        // A re-quote on the same strikes (the usual change): at its own strike a smile gives
+        // its own volatility exactly (the weight is 0), so the kinks' differences are the
+        // volatilities' own, the same figure as the search below without its look-ups.
+        for (after, before) in after.1.iter().zip(before.1) {
+            let difference = (after - before).abs();
+            if !difference.is_finite() {
+                return f64::INFINITY;
+            }
+            largest = largest.max(difference);
+        }
+        return largest;
+    }
     for &strike in before.0.iter().chain(after.0) {
         let difference = (smile_volatility(after.0, after.1, strike)
             - smile_volatility(before.0, before.1, strike))

@@ -195,6 +195,37 @@ fn smile_distance_is_reached_at_a_strike_of_either_smile() {
 }
 
 proptest::proptest! {
+    /// A re-quote on the same strikes (the distance's quick path) measures what the general
+    /// search measures: the same smile with one more strike past its last, at its last
+    /// volatility, is the same function (flat beyond), and its distance is taken by the search.
+    #[test]
+    fn a_requote_on_the_same_strikes_is_measured_as_the_search_measures_it(
+        points in proptest::collection::vec((50.0_f64..150.0, 0.2_f64..1.5, 0.2_f64..1.5), 1..8),
+    ) {
+        use solvent_pricing::surface::smile_distance;
+        let mut points = points;
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        points.dedup_by(|a, b| (a.0 - b.0).abs() < 1e-6);
+        let strikes: Vec<f64> = points.iter().map(|p| p.0).collect();
+        let before: Vec<f64> = points.iter().map(|p| p.1).collect();
+        let after: Vec<f64> = points.iter().map(|p| p.2).collect();
+        let quick = smile_distance((&strikes, &before), (&strikes, &after));
+        let mut longer_strikes = strikes.clone();
+        longer_strikes.push(200.0);
+        let mut longer_after = after.clone();
+        longer_after.push(*after.last().unwrap());
+        let searched = smile_distance((&strikes, &before), (&longer_strikes, &longer_after));
+        proptest::prop_assert_eq!(quick.to_bits(), searched.to_bits());
+        let largest = before
+            .iter()
+            .zip(&after)
+            .map(|(b, a)| (a - b).abs())
+            .fold(0.0_f64, f64::max);
+        proptest::prop_assert_eq!(quick.to_bits(), largest.to_bits());
+    }
+}
+
+proptest::proptest! {
     /// The distance of two smiles bounds the change of the surface's volatility at every strike
     /// and every time, between and beyond the expiries (the engine's volatility bands rest on
     /// it): two expiries, each re-quoted on strikes of its own.

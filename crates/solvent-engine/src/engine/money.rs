@@ -147,6 +147,10 @@ impl Engine {
         reason: TransferReason,
         effects: &mut Vec<Effect>,
     ) {
+        // Most fills and liquidation steps carry no premium: nothing to look up or round.
+        if received.is_zero() {
+            return;
+        }
         let precision = self.venue.asset(asset).map_or(8, |a| a.precision);
         let rounded = rounding::credit(received, precision);
         if let Ok(Some((from, to, amount))) = self.ledger.settle(counter, holder, asset, rounded) {

@@ -216,9 +216,9 @@ impl Engine {
         price: Decimal,
         effects: &mut Vec<Effect>,
     ) {
-        let old = self.external.get(instrument.name.as_str()).cloned();
-        let (old_size, old_entry) = old
-            .as_ref()
+        let (old_size, old_entry) = self
+            .external
+            .get(instrument.name.as_str())
             .map_or((Decimal::ZERO, price), |p| (p.size, p.entry));
         let outcome = trade_position(instrument, old_size, old_entry, signed, price);
         set_position(&mut self.external, instrument, &outcome, false);
