@@ -9,7 +9,9 @@
 //! updates that produced liquidation effects (`liquidation`, `adl`, `deficit_beyond_fund`). The
 //! engine is synchronous, so a liquidation effect is out when the update that caused it returns:
 //! the latency from the price event to each liquidation effect is that update's time, and a
-//! histogram weighted by liquidation effects gives it per effect.
+//! histogram weighted by liquidation effects gives it per effect. Each update with liquidation
+//! effects is also printed with the minor page faults taken during it (a transparent huge
+//! page's first touch can stall an update for milliseconds on a VM; see docs/benchmarks.md).
 //!
 //! Most accounts run 1.5-12x, far from any threshold; a small share (`hot`, default 0.1%) run
 //! at 60-90x (BTC) or 30-45x (ETH), health about 2.2-3.3, a fraction of a percent from the
@@ -149,6 +151,19 @@ impl Profiler {
     }
 }
 
+/// The process's minor page faults so far (`/proc/self/stat`, field 10); 0 where it cannot be
+/// read. A fault of a transparent huge page zeroes 2 MiB, which on a VM can take milliseconds:
+/// counted per update, it tells such a stall from the engine's own work.
+fn minor_faults() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            let (_, fields) = stat.rsplit_once(')')?;
+            fields.split_whitespace().nth(7)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let accounts: usize = args.next().map_or(Ok(1_000_000), |a| a.parse())?;
@@ -229,9 +244,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if is_large {
             profiler.enable()?;
         }
+        let faults_before = minor_faults();
         let start = Instant::now();
         let effects = engine.apply(&envelope);
         let elapsed = start.elapsed();
+        let faults = minor_faults().saturating_sub(faults_before);
         if is_large {
             profiler.disable()?;
         }
@@ -261,7 +278,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if liquidation_effects > 0 {
             liquidating.record(ns)?;
             per_effect.record_n(ns, liquidation_effects as u64)?;
-            liquidating_updates.push((tick, change, elapsed, liquidation_effects, bounded, scored));
+            liquidating_updates.push((
+                tick,
+                change,
+                elapsed,
+                liquidation_effects,
+                bounded,
+                scored,
+                faults,
+            ));
         } else {
             quiet.record(ns)?;
         }
@@ -326,9 +351,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "updates with liquidation effects (liquidation, adl, deficit_beyond_fund), one by one:"
     );
-    for (tick, change, elapsed, count, bounded, scored) in &liquidating_updates {
+    for (tick, change, elapsed, count, bounded, scored, faults) in &liquidating_updates {
         println!(
-            "  update {tick:>5} {:+.3}%  {:>10.1} us  liquidation effects {count:>5}  ADL bounded {bounded:>6}, scored {scored:>6}",
+            "  update {tick:>5} {:+.3}%  {:>10.1} us  liquidation effects {count:>5}  ADL bounded {bounded:>6}, scored {scored:>6}  page faults {faults:>5}",
             change * 100.0,
             micros(*elapsed)
         );

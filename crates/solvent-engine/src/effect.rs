@@ -322,9 +322,11 @@ pub enum Effect {
         resolution: DeficitResolution,
         /// With a claim (resolution `claimed` or `remainder_claimed`), the bankrupt position
         /// it asks the system shard to deleverage; none when nothing can be (the loss was
-        /// found only once every position had closed, or the venue socialises).
+        /// found only once every position had closed, or the venue socialises). Boxed: the
+        /// largest variant sets every effect's size, and a large move writes thousands of
+        /// effects into memory the process has not touched yet (see [`EFFECT_SIZE`]).
         #[serde(skip_serializing_if = "Option::is_none")]
-        position: Option<ClaimedPosition>,
+        position: Option<Box<ClaimedPosition>>,
     },
     /// A price update a guard held or adjusted.
     PriceGuarded {
@@ -347,6 +349,16 @@ pub enum Effect {
         detail: String,
     },
 }
+
+/// The size in bytes an [`Effect`] may take at most. A large price move returns thousands of
+/// effects in one vector, which grows into memory the process has not touched before: each new
+/// page costs a fault, and a transparent huge page's first touch stalls the engine for
+/// milliseconds on a VM (docs/benchmarks.md, "Transparent huge pages"). At 184 bytes (the
+/// deficit's claimed position inline) the 4,964 effects of `tick_latency`'s -0.99% move took
+/// about 700 page faults of 4 KiB; at 112, about 500.
+pub const EFFECT_SIZE: usize = 112;
+
+const _: () = assert!(std::mem::size_of::<Effect>() <= EFFECT_SIZE);
 
 /// An effect with the sequence number of the event that caused it.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -713,14 +713,14 @@ mod tests {
                 deficit: amount,
                 fund: Amount::ZERO,
                 resolution,
-                position: Some(ClaimedPosition {
+                position: Some(Box::new(ClaimedPosition {
                     instrument: "BTC-PERPETUAL".to_owned(),
                     size: Quantity(-number),
                     mark: price,
                     bankruptcy_price: price,
                     isolated: true,
                     fee: amount,
-                }),
+                })),
             });
         }
         for reason in [

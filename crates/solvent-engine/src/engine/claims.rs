@@ -173,7 +173,7 @@ impl Engine {
             deficit: Amount(deficit),
             fund: Amount::ZERO,
             resolution: DeficitResolution::Claimed,
-            position,
+            position: position.map(Box::new),
         });
     }
 
@@ -489,7 +489,7 @@ impl Engine {
             deficit: Amount(unpaid),
             fund: Amount::ZERO,
             resolution: DeficitResolution::RemainderClaimed,
-            position: Some(ClaimedPosition {
+            position: Some(Box::new(ClaimedPosition {
                 instrument: instrument.name.clone(),
                 // The bankrupt account's closing trade is the counterparties' opposite.
                 size: Quantity(
@@ -499,7 +499,7 @@ impl Engine {
                 bankruptcy_price: Price(assignment.price),
                 isolated: false,
                 fee: Amount::ZERO,
-            }),
+            })),
         });
     }
 
