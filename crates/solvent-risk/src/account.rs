@@ -1099,7 +1099,8 @@ fn line_figures(
     let upnl_settle =
         standard::unrealized_pnl(instrument, size, position.entry_price.value(), mark);
     let contribution_settle = line.equity_at(mark);
-    let convert = |amount: Decimal| view.convert(amount, settle, report_asset);
+    let conversion = view.conversion(settle, report_asset);
+    let convert = |amount: Decimal| conversion.convert(amount);
     let initial = rounding::requirement(convert(requirement.initial)?, decimals);
     let maintenance = rounding::requirement(convert(requirement.maintenance)?, decimals);
     let signed_value = if line.is_option() {

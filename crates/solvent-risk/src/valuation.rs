@@ -71,6 +71,49 @@ pub struct MarketView<'a> {
     books: Option<&'a crate::portfolio_margin::SharedBooks>,
 }
 
+/// Amounts of one asset converted into another at one market's USD prices
+/// ([`MarketView::conversion`]): the same figures as [`MarketView::convert`], the prices read once.
+#[derive(Clone, Copy, Debug)]
+pub struct Conversion<'a> {
+    from: &'a Asset,
+    to: &'a Asset,
+    /// Each asset's USD price (`None` where it has none); `None` from an asset into itself.
+    prices: Option<(Option<Decimal>, Option<Decimal>)>,
+}
+
+impl Conversion<'_> {
+    /// `amount` of the first asset in the second: `amount x from_usd / to_usd`, unchanged into
+    /// the same asset or when zero.
+    ///
+    /// # Errors
+    /// As [`MarketView::convert`]: [`RiskError::MissingIndex`] for a missing price (the first
+    /// asset's first), [`RiskError::Overflow`] beyond `Decimal`'s range.
+    pub fn convert(&self, amount: Decimal) -> Result<Decimal, RiskError> {
+        let Some((from_usd, to_usd)) = self.prices else {
+            return Ok(amount);
+        };
+        if amount.is_zero() {
+            return Ok(amount);
+        }
+        let from_usd = from_usd.ok_or_else(|| missing_asset_index(self.from))?;
+        let to_usd = to_usd.ok_or_else(|| missing_asset_index(self.to))?;
+        amount
+            .checked_mul(from_usd)
+            .and_then(|usd| usd.checked_div(to_usd))
+            .ok_or_else(|| RiskError::Overflow {
+                what: format!("{amount} {} in {}", self.from.symbol, self.to.symbol),
+            })
+    }
+}
+
+/// The error of an asset valued without a price: its index missing and no peg.
+fn missing_asset_index(asset: &Asset) -> RiskError {
+    RiskError::MissingIndex {
+        name: asset.index.to_string(),
+        needed_for: format!("valuing {}", asset.symbol),
+    }
+}
+
 /// Each underlying's smiles turned into a volatility surface at the market's time; smiles that
 /// expired at or before it are left out.
 ///
@@ -274,12 +317,15 @@ impl<'a> MarketView<'a> {
     /// # Errors
     /// [`RiskError::MissingIndex`] when neither exists.
     pub fn asset_usd(&self, asset: &Asset) -> Result<Decimal, RiskError> {
+        self.asset_usd_if_priced(asset)
+            .ok_or_else(|| missing_asset_index(asset))
+    }
+
+    /// [`Self::asset_usd`], `None` where the asset has neither an index price nor a peg.
+    fn asset_usd_if_priced(&self, asset: &Asset) -> Option<Decimal> {
         match self.market.index.get(asset.index.as_str()) {
-            Some(price) => Ok(price.value()),
-            None => asset.usd_peg.ok_or_else(|| RiskError::MissingIndex {
-                name: asset.index.to_string(),
-                needed_for: format!("valuing {}", asset.symbol),
-            }),
+            Some(price) => Some(price.value()),
+            None => asset.usd_peg,
         }
     }
 
@@ -290,17 +336,17 @@ impl<'a> MarketView<'a> {
     /// converted amount leaves `Decimal`'s range (an amount in a coin priced near the largest
     /// accepted price, converted into one priced near the smallest).
     pub fn convert(&self, amount: Decimal, from: &Asset, to: &Asset) -> Result<Decimal, RiskError> {
-        if from.symbol == to.symbol || amount.is_zero() {
-            return Ok(amount);
-        }
-        let overflow = || RiskError::Overflow {
-            what: format!("{amount} {} in {}", from.symbol, to.symbol),
-        };
-        let (from_usd, to_usd) = (self.asset_usd(from)?, self.asset_usd(to)?);
-        amount
-            .checked_mul(from_usd)
-            .and_then(|usd| usd.checked_div(to_usd))
-            .ok_or_else(overflow)
+        self.conversion(from, to).convert(amount)
+    }
+
+    /// The conversion from `from` into `to` at this market, both USD prices read once: a
+    /// position's figures (its requirement, value, P&L, equity) are all converted between the
+    /// same two assets, and each [`Self::convert`] would look both up again.
+    #[must_use]
+    pub fn conversion<'b>(&self, from: &'b Asset, to: &'b Asset) -> Conversion<'b> {
+        let prices = (from.symbol != to.symbol)
+            .then(|| (self.asset_usd_if_priced(from), self.asset_usd_if_priced(to)));
+        Conversion { from, to, prices }
     }
 
     /// Years from the snapshot to `expiry` (negative once expired).
