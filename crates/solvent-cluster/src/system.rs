@@ -202,7 +202,7 @@ pub fn ready(
 ///
 /// While another system shard holds the lease, [`SystemConfig::lease_wait`] decides: refused
 /// after one lease period, or, as a standby, waiting until the lease lapses or is given up and
-/// then running on from the fund it kept up to date while it waited ([`stand_by`]), as the
+/// then running on from the fund it kept up to date while it waited (`stand_by`), as the
 /// holder would have. A standby stopped while it waits returns `Ok` with a report of what it
 /// read, whose [`SystemReport::standby`] says it did not take over: it published nothing,
 /// which is not an error.

@@ -21,7 +21,7 @@
 //!   `max(0, -min P&L)` (DESIGN.md 6.5);
 //! - the requirement is the scan with the venue's floors and add-ons (minimum delta, short
 //!   options, roll, delta shock, liquidity, concentration) on the book's delta at `S_d`, as
-//!   portfolio margin counts them ([`crate::portfolio_margin::single_underlying_margin`]),
+//!   portfolio margin counts them (`portfolio_margin::single_underlying_margin`, crate-private),
 //!   rounded up to the cent: see [`backtest_book`];
 //! - the realised P&L is `sum_i [V_i(S_{d+h}, sigma_i at DVOL_{d+h}) - V_i(S_d, sigma_i)] +
 //!   q (S_{d+h} - S_d)`, the strikes those of day `d`;
