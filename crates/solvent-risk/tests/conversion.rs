@@ -8,15 +8,12 @@
     reason = "test helpers: a failed unwrap is a failed test"
 )]
 
+mod support;
+
 use rust_decimal_macros::dec;
 use solvent_core::market::Market;
-use solvent_core::venue::Venue;
 use solvent_risk::{MarketView, RiskError};
-
-fn default_venue() -> Venue {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
-    Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
-}
+use support::default_venue;
 
 /// BTC at 100,000 and ETH at 2,500 by index; USDT has no index and counts at its peg of 1;
 /// USDe has neither.

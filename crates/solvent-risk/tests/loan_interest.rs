@@ -6,16 +6,13 @@
     reason = "test helpers: a failed unwrap is a failed test"
 )]
 
+mod support;
+
 use rust_decimal_macros::dec;
 use solvent_core::market::Market;
 use solvent_core::portfolio::Portfolio;
-use solvent_core::venue::Venue;
 use solvent_risk::{MarketView, margin_report};
-
-fn default_venue() -> Venue {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
-    Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
-}
+use support::default_venue;
 
 const MARKET: &str = r#"{"timestamp":"2026-01-06T08:00:00Z","index":{"BTC":"100000","USDT":"1"}}"#;
 

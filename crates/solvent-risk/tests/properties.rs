@@ -7,19 +7,16 @@
     reason = "test helpers: a failed unwrap is a failed test"
 )]
 
+mod support;
+
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use solvent_core::market::Market;
 use solvent_core::portfolio::Portfolio;
-use solvent_core::venue::Venue;
 use solvent_risk::standard::{Exposure, requirement};
 use solvent_risk::{MarketView, margin_report};
-
-fn default_venue() -> Venue {
-    let path = format!("{}/../../venues/default.toml", env!("CARGO_MANIFEST_DIR"));
-    Venue::from_toml(&path, &std::fs::read_to_string(&path).unwrap()).unwrap()
-}
+use support::default_venue;
 
 const INSTRUMENTS: [(&str, Decimal); 7] = [
     ("BTCUSDT", dec!(0.001)),

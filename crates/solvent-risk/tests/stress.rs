@@ -5,6 +5,8 @@
     reason = "test helpers: a failed unwrap is a failed test"
 )]
 
+mod support;
+
 use rust_decimal_macros::dec;
 use solvent_core::market::Market;
 use solvent_core::portfolio::Portfolio;
@@ -12,11 +14,7 @@ use solvent_core::shock::{Shock, read_shocks};
 use solvent_core::venue::Venue;
 use solvent_risk::stress::{reverse, run, shocked_market, shocked_report};
 use solvent_risk::{MarketView, margin_report};
-
-fn default_venue() -> Venue {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../venues/default.toml");
-    Venue::from_toml(path, &std::fs::read_to_string(path).unwrap()).unwrap()
-}
+use support::default_venue;
 
 const MARKET: &str = r#"{"timestamp":"2026-01-06T08:00:00Z","index":{"BTC":"100000","ETH":"4000","USDT":"1","USDC":"1"},
   "mark":{"BTCUSDT":"100000","BTC-27DEC26-120000-C":"0.05"},
