@@ -12,12 +12,12 @@ use std::fmt;
 
 use compact_str::CompactString;
 use foldhash::fast::FixedState;
-
-use crate::engine::snapshot::sorted_entries;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use thiserror::Error;
+
+use crate::engine::snapshot::sorted_entries;
 
 /// The ledger account for money entering and leaving the system, and for counterparties outside it.
 pub const EXTERNAL: &str = "external";
@@ -77,17 +77,7 @@ impl LedgerAccount {
             other => Self::Wallet(other.into()),
         }
     }
-}
 
-impl fmt::Display for LedgerAccount {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.name_parts()
-            .into_iter()
-            .try_for_each(|part| formatter.write_str(part))
-    }
-}
-
-impl LedgerAccount {
     /// The pieces the account's name is made of, in order: its name is their concatenation.
     fn name_parts(&self) -> [&str; 3] {
         match self {
@@ -106,6 +96,14 @@ impl LedgerAccount {
     #[must_use]
     pub fn name(&self) -> String {
         self.name_parts().concat()
+    }
+}
+
+impl fmt::Display for LedgerAccount {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.name_parts()
+            .into_iter()
+            .try_for_each(|part| formatter.write_str(part))
     }
 }
 
