@@ -68,7 +68,8 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "serve bench on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "data under $work: $(df -h "$work" | awk 'NR==2 {print $1, $4, "free"}'); $(findmnt -no FSTYPE --target "$work" 2>/dev/null || true)"
 
-solvent=./target/release/solvent
+# SOLVENT names another build of `solvent` to measure (alternating two builds on one machine).
+solvent="${SOLVENT:-./target/release/solvent}"
 feeder="$($solvent keys add --data "$work/data" --scope feeder | head -n1)"
 viewer="$($solvent keys add --data "$work/data" --scope viewer | head -n1)"
 

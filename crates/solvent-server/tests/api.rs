@@ -1087,6 +1087,30 @@ async fn the_stream_sends_a_snapshot_then_every_effect_numbered_and_resumes_with
     running.stop().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_stream_request_longer_than_the_read_buffer_is_read_whole() {
+    // The server reads a socket 4 KiB at a time; a request of about 13 KiB must still arrive
+    // whole, be answered, and leave the connection usable.
+    let (running, keys) = start_with(Box::new(MemoryJournal::default()), local()).await;
+    post_events(&running, &keys.admin, opening()).await;
+    let url = format!("ws://{}/v1/ws?api_key={}", running.addr, keys.a1);
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let names: Vec<String> = (0..1000).map(|i| format!("account.a{i:04}")).collect();
+    let request = json!({"op": "unsubscribe", "args": names});
+    assert!(request.to_string().len() > 12 * 1024);
+    let answer = subscribe(&mut socket, request).await;
+    assert_eq!(answer["op"], "unsubscribed", "{answer}");
+    assert_eq!(answer["args"], json!(names));
+    let subscribed = subscribe(
+        &mut socket,
+        json!({"op": "subscribe", "args": ["account.a1"]}),
+    )
+    .await;
+    assert_eq!(subscribed["op"], "subscribed", "{subscribed}");
+    assert_eq!(subscribed["snapshots"]["account.a1"]["equity"], "9994");
+    running.stop().await.unwrap();
+}
+
 /// Where a [`HeldJournal`]'s appends wait until [`open`] lets them through.
 type Gate = Arc<(Mutex<bool>, Condvar)>;
 
