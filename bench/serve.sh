@@ -109,4 +109,4 @@ for task in /proc/"$server_pid"/task/*; do
 done | awk '{cpu[$1] += $2; waited[$1] += $3; preempted[$1] += $4}
   END {for (name in cpu) printf "  thread %-16s %7.2f s CPU, waited %7d times, switched out %7d times\n", name, cpu[name], waited[name], preempted[name]}' | sort
 curl -s --max-time 5 "http://$addr/metrics" 2>/dev/null |
-  grep -E '^solvent_(events_(applied|durable)_total|journal_commit_(events|seconds)_(sum|count)|effects_total|accounts)' || true
+  grep -E '^solvent_(events_(applied|durable)_total|events_ack_seconds|journal_commit_(events|seconds)_(sum|count)|effects_total|accounts)' || true
