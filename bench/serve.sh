@@ -21,6 +21,8 @@
 #          [--ingest-events N (1000000)] [--query-rate Q (1000)] [--subscribers N (1000)]
 #          [--accounts N (10000)] [--server-cpus LIST] [--client-cpus LIST] [--nice N]
 #          [--huge-pages on|off (the server's default, on)] [load options...]
+# SOLVENT=path times that build of `solvent` instead of target/release/solvent (to alternate two
+# builds on one machine; the load generator is built from the working tree either way).
 # --server-cpus / --client-cpus pin either side with taskset (e.g. --server-cpus 1
 # --client-cpus 0); by default both float over the machine's cores. --nice N runs both with
 # `nice -n N` (a negative N needs root: on a shared machine, it measures the code with less
@@ -39,7 +41,7 @@ while [ $# -gt 0 ]; do
     --client-cpus) client_cpus="$2"; shift 2 ;;
     --nice) niceness="$2"; shift 2 ;;
     --huge-pages) huge_pages=(--huge-pages "$2"); shift 2 ;;
-    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) load_args+=("$1" "$2"); shift 2 ;;
   esac
 done

@@ -31,8 +31,8 @@ const BURST: usize = 256;
 
 /// The socket's read buffer. The WebSocket library zeroes the whole buffer before every read
 /// attempt, one that finds nothing to read included, and the serving loop tries a read each time
-/// it wakes to send: at the library's 128 KiB default that zeroing took about a tenth of the
-/// machine's CPU with 1,000 subscribers. A subscriber sends small requests (a longer one grows
+/// it wakes to send: at the library's 128 KiB default that zeroing took about 8% of the
+/// machine's CPU with 1,000 subscribers (docs/benchmarks.md, "The WebSocket read buffer"). A subscriber sends small requests (a longer one grows
 /// the buffer for itself, up to the message limit).
 const READ_BUFFER: usize = 4 * 1024;
 
